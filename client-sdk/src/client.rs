@@ -1,0 +1,338 @@
+//! The client: a builder for the mutual-TLS connection and one typed method per RPC.
+
+use std::{
+    future::Future,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use telesub_proto::v1::{self as pb, members_client::MembersClient};
+use tonic::{
+    Status,
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
+};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+use crate::Error;
+
+/// How read-only calls are retried when the hub is unavailable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included; 1 turns retries off.
+    pub max_attempts: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries.
+    pub fn none() -> Self {
+        Self {
+            max_attempts: 1,
+            ..Self::default()
+        }
+    }
+}
+
+/// Sets up a [`Client`].
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    endpoint: String,
+    identity: Option<(Vec<u8>, Vec<u8>)>,
+    ca: Option<Vec<u8>>,
+    domain_name: Option<String>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    retry: RetryPolicy,
+}
+
+fn read(path: &Path, what: &str) -> Result<Vec<u8>, Error> {
+    std::fs::read(path)
+        .map_err(|e| Error::Config(format!("cannot read the {what} {}: {e}", path.display())))
+}
+
+impl ClientBuilder {
+    /// The client certificate and key, PEM encoded.
+    pub fn identity_pem(mut self, cert: impl Into<Vec<u8>>, key: impl Into<Vec<u8>>) -> Self {
+        self.identity = Some((cert.into(), key.into()));
+        self
+    }
+
+    pub fn identity_files(
+        self,
+        cert: impl AsRef<Path>,
+        key: impl AsRef<Path>,
+    ) -> Result<Self, Error> {
+        let cert = read(cert.as_ref(), "client certificate")?;
+        let key = read(key.as_ref(), "client key")?;
+        Ok(self.identity_pem(cert, key))
+    }
+
+    /// The CA that issued the hub's certificate, PEM encoded.
+    pub fn ca_pem(mut self, ca: impl Into<Vec<u8>>) -> Self {
+        self.ca = Some(ca.into());
+        self
+    }
+
+    pub fn ca_file(self, ca: impl AsRef<Path>) -> Result<Self, Error> {
+        let ca = read(ca.as_ref(), "CA certificate")?;
+        Ok(self.ca_pem(ca))
+    }
+
+    /// For a development folder written by `telesub pki init`: `DIR/ca.crt` and the
+    /// certificate and key of `org` in `DIR/clients/`.
+    pub fn dev_folder(self, dir: impl AsRef<Path>, org: &str) -> Result<Self, Error> {
+        let dir = dir.as_ref();
+        let client = |ext: &str| -> PathBuf { dir.join("clients").join(format!("{org}.{ext}")) };
+        self.ca_file(dir.join("ca.crt"))?
+            .identity_files(client("crt"), client("key"))
+    }
+
+    /// The name the hub's certificate must carry; by default the endpoint's host.
+    pub fn domain_name(mut self, name: impl Into<String>) -> Self {
+        self.domain_name = Some(name.into());
+        self
+    }
+
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Deadline of each call (sent to the hub as `grpc-timeout`).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    fn endpoint(&self) -> Result<Endpoint, Error> {
+        let mut tls = ClientTlsConfig::new();
+        if let Some(ca) = &self.ca {
+            tls = tls.ca_certificate(Certificate::from_pem(ca));
+        }
+        if let Some((cert, key)) = &self.identity {
+            tls = tls.identity(Identity::from_pem(cert, key));
+        }
+        if let Some(name) = &self.domain_name {
+            tls = tls.domain_name(name.clone());
+        }
+        Endpoint::from_shared(self.endpoint.clone())
+            .map_err(|e| {
+                Error::Config(format!("{:?} is not a valid endpoint: {e}", self.endpoint))
+            })?
+            .tls_config(tls)
+            .map_err(|e| Error::Config(format!("TLS configuration: {e}")))
+            .map(|e| {
+                e.connect_timeout(self.connect_timeout)
+                    .timeout(self.request_timeout)
+                    .tcp_nodelay(true)
+                    .http2_keep_alive_interval(Duration::from_secs(30))
+                    .keep_alive_timeout(Duration::from_secs(20))
+            })
+    }
+
+    /// Connects now, failing when the hub cannot be reached.
+    pub async fn connect(self) -> Result<Client, Error> {
+        let endpoint = self.endpoint()?;
+        let channel = endpoint.connect().await.map_err(|e| Error::Connect {
+            endpoint: self.endpoint.clone(),
+            reason: error_chain(&e),
+        })?;
+        Ok(Client::new(channel, self))
+    }
+
+    /// Connects on the first call (and reconnects after failures).
+    pub fn connect_lazy(self) -> Result<Client, Error> {
+        let channel = self.endpoint()?.connect_lazy();
+        Ok(Client::new(channel, self))
+    }
+}
+
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A connection to the hub. Cheap to clone; clones share the connection.
+#[derive(Debug, Clone)]
+pub struct Client {
+    members: MembersClient<Channel>,
+    health: HealthClient<Channel>,
+    retry: RetryPolicy,
+    request_timeout: Duration,
+}
+
+impl Client {
+    /// Starts configuring a client for `endpoint`, e.g. `https://hub.example.vn:50051`.
+    pub fn builder(endpoint: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            endpoint: endpoint.into(),
+            identity: None,
+            ca: None,
+            domain_name: None,
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    fn new(channel: Channel, builder: ClientBuilder) -> Self {
+        Self {
+            members: MembersClient::new(channel.clone()),
+            health: HealthClient::new(channel),
+            retry: builder.retry,
+            request_timeout: builder.request_timeout,
+        }
+    }
+
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(self.request_timeout);
+        request
+    }
+
+    /// Runs a call that changes nothing, retrying while the hub is unavailable.
+    async fn read_only<T, F, Fut>(&self, mut call: F) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let mut backoff = self.retry.initial_backoff;
+        let mut attempt = 1;
+        loop {
+            let err = match call().await {
+                Ok(value) => return Ok(value),
+                Err(status) => Error::from(status),
+            };
+            if attempt >= self.retry.max_attempts.max(1) || !err.is_retryable() {
+                return Err(err);
+            }
+            tracing::debug!(attempt, error = %err, "retrying");
+            tokio::time::sleep(jitter(backoff)).await;
+            backoff = (backoff * 2).min(self.retry.max_backoff);
+            attempt += 1;
+        }
+    }
+
+    /// Whether the hub says it is serving (`grpc.health.v1.Health/Check`).
+    pub async fn health(&self) -> Result<bool, Error> {
+        self.read_only(|| {
+            let mut health = self.health.clone();
+            let request = self.request(HealthCheckRequest {
+                service: String::new(),
+            });
+            async move { health.check(request).await }
+        })
+        .await
+        .map(|r| r.into_inner().status == ServingStatus::Serving as i32)
+    }
+
+    /// Who the hub takes this client to be.
+    pub async fn who_am_i(&self) -> Result<pb::WhoAmIResponse, Error> {
+        self.read_only(|| {
+            let mut members = self.members.clone();
+            let request = self.request(pb::WhoAmIRequest {});
+            async move { members.who_am_i(request).await }
+        })
+        .await
+        .map(tonic::Response::into_inner)
+    }
+
+    /// One page of members (ICT only).
+    pub async fn list_members(
+        &self,
+        query: pb::ListMembersRequest,
+    ) -> Result<pb::ListMembersResponse, Error> {
+        self.read_only(|| {
+            let mut members = self.members.clone();
+            let request = self.request(query.clone());
+            async move { members.list_members(request).await }
+        })
+        .await
+        .map(tonic::Response::into_inner)
+    }
+
+    /// Adds a member (ICT only).
+    pub async fn register_member(
+        &self,
+        member: pb::RegisterMemberRequest,
+    ) -> Result<pb::Member, Error> {
+        let response = self
+            .members
+            .clone()
+            .register_member(self.request(member))
+            .await?;
+        response.into_inner().member.ok_or_else(missing_member)
+    }
+
+    /// Changes a member (ICT only).
+    pub async fn update_member(
+        &self,
+        update: pb::UpdateMemberRequest,
+    ) -> Result<pb::Member, Error> {
+        let response = self
+            .members
+            .clone()
+            .update_member(self.request(update))
+            .await?;
+        response.into_inner().member.ok_or_else(missing_member)
+    }
+
+    /// Suspends a member (ICT only); `reason` is required.
+    pub async fn suspend_member(&self, code: &str, reason: &str) -> Result<pb::Member, Error> {
+        let request = pb::SuspendMemberRequest {
+            code: code.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let response = self
+            .members
+            .clone()
+            .suspend_member(self.request(request))
+            .await?;
+        response.into_inner().member.ok_or_else(missing_member)
+    }
+}
+
+fn missing_member() -> Error {
+    Error::Other {
+        code: tonic::Code::Internal,
+        rejection: crate::Rejection {
+            message: "the hub's answer carried no member".to_owned(),
+            request_id: None,
+            violations: Vec::new(),
+        },
+    }
+}
+
+/// The backoff, spread by ±20 % so that many clients do not retry in step.
+fn jitter(backoff: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    let factor = 0.8 + f64::from(nanos % 1_000) / 2_500.0;
+    backoff.mul_f64(factor)
+}

@@ -1,0 +1,31 @@
+//! Client SDK for the telesub hub.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), telesub_client::Error> {
+//! use telesub_client::Client;
+//!
+//! let client = Client::builder("https://hub.example.vn:50051")
+//!     .identity_files("vnpt.crt", "vnpt.key")?
+//!     .ca_file("province-ca.crt")?
+//!     .connect()
+//!     .await?;
+//! let me = client.who_am_i().await?;
+//! println!("connected as {}", me.member.map(|m| m.code).unwrap_or_default());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Every call returns [`Error`] on failure, with one variant per gRPC status a caller can act
+//! on, the field violations of a rejected request, and the hub's request id to quote when
+//! reporting a problem. Read-only calls are retried with backoff when the hub is unavailable;
+//! calls that change data are never retried by the SDK.
+
+mod client;
+mod error;
+
+pub use client::{Client, ClientBuilder, RetryPolicy};
+pub use error::{Error, FieldViolation, Rejection};
+/// The protobuf messages of the hub's API (`telesub.v1`).
+pub use telesub_proto::v1 as proto;
+/// gRPC status codes, as found in [`Error::code`].
+pub use tonic::Code;

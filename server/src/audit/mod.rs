@@ -1,0 +1,345 @@
+//! The audit trail: one append-only, hash-chained record per RPC, allowed or denied.
+//!
+//! Each record carries the hash of the one before it, so changing, removing or reordering a
+//! stored record breaks the chain at that point; [`verify`] walks the chain and names the
+//! first record where it breaks.
+
+mod writer;
+
+use std::fmt;
+
+use time::OffsetDateTime;
+
+use crate::storage::{StorageError, Store};
+
+pub use writer::{AuditLog, AuditWriteError};
+
+/// The `prev_hash` of the first record.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What the hub records about one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// When the call arrived, to the microsecond (what both databases store exactly).
+    pub at: OffsetDateTime,
+    pub request_id: String,
+    /// The organisation the certificate names, also when it is not a member.
+    pub org_code: Option<String>,
+    pub cert_fingerprint: Option<String>,
+    /// The gRPC path, e.g. `/telesub.v1.Members/WhoAmI`.
+    pub method: String,
+    /// The gRPC status code name of the outcome, e.g. `OK`, `PERMISSION_DENIED`.
+    pub outcome: String,
+    /// Why a call was refused; empty otherwise.
+    pub detail: String,
+    /// Lower-case hex SHA-256 of the request bytes the hub read (the gRPC frames).
+    pub request_digest: String,
+}
+
+/// A stored entry with its place in the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub seq: i64,
+    pub entry: AuditEntry,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Truncates a time to whole microseconds, the precision both backends keep.
+pub fn to_micros(t: OffsetDateTime) -> OffsetDateTime {
+    let nanos = t.nanosecond();
+    t.replace_nanosecond(nanos - nanos % 1_000)
+        .expect("a smaller nanosecond is always valid")
+}
+
+/// The hash of record `seq` holding `entry`, following the record whose hash is `prev_hash`.
+///
+/// Every field is length-prefixed so that no two different records encode alike.
+pub fn chain_hash(prev_hash: &str, seq: i64, entry: &AuditEntry) -> String {
+    let micros = entry.at.unix_timestamp_nanos() / 1_000;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut field = |bytes: &[u8]| {
+        ctx.update(&(bytes.len() as u64).to_be_bytes());
+        ctx.update(bytes);
+    };
+    field(b"telesub-audit-v1");
+    field(prev_hash.as_bytes());
+    field(&seq.to_be_bytes());
+    field(&micros.to_be_bytes());
+    field(entry.request_id.as_bytes());
+    field(entry.org_code.as_deref().unwrap_or("").as_bytes());
+    field(entry.cert_fingerprint.as_deref().unwrap_or("").as_bytes());
+    field(entry.method.as_bytes());
+    field(entry.outcome.as_bytes());
+    field(entry.detail.as_bytes());
+    field(entry.request_digest.as_bytes());
+    crate::hex(ctx.finish().as_ref())
+}
+
+/// Links entries onto the chain whose last record is (`last_seq`, `last_hash`).
+pub fn link(last_seq: i64, last_hash: &str, entries: &[AuditEntry]) -> Vec<AuditRecord> {
+    let mut prev = last_hash.to_owned();
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let seq = last_seq + 1 + i as i64;
+            let hash = chain_hash(&prev, seq, entry);
+            let record = AuditRecord {
+                seq,
+                entry: entry.clone(),
+                prev_hash: std::mem::replace(&mut prev, hash.clone()),
+                hash,
+            };
+            record
+        })
+        .collect()
+}
+
+/// Where and how the chain is broken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainBreak {
+    /// A record is missing or out of place: `expected` should have come next.
+    Gap { expected: i64, found: i64 },
+    /// The record does not point at the hash of the record before it.
+    PrevHash { seq: i64 },
+    /// The record's content does not match its stored hash: it was changed.
+    Content { seq: i64 },
+    /// The chain's recorded head does not match its last record: records at the end were
+    /// removed, or the head was changed.
+    Head { head_seq: i64, last_seq: i64 },
+}
+
+impl ChainBreak {
+    /// The sequence number of the first broken record.
+    pub fn seq(&self) -> i64 {
+        match *self {
+            ChainBreak::Gap { expected, .. } => expected,
+            ChainBreak::PrevHash { seq } | ChainBreak::Content { seq } => seq,
+            ChainBreak::Head { last_seq, .. } => last_seq + 1,
+        }
+    }
+}
+
+impl fmt::Display for ChainBreak {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChainBreak::Gap { expected, found } => {
+                write!(
+                    f,
+                    "record {expected} is missing (the next record stored is {found})"
+                )
+            }
+            ChainBreak::PrevHash { seq } => {
+                write!(
+                    f,
+                    "record {seq} does not follow the record before it (its previous hash differs)"
+                )
+            }
+            ChainBreak::Content { seq } => {
+                write!(
+                    f,
+                    "record {seq} was changed after it was written (its hash does not match its content)"
+                )
+            }
+            ChainBreak::Head { head_seq, last_seq } => write!(
+                f,
+                "the chain head says the last record is {head_seq}, but the last record stored is {last_seq}"
+            ),
+        }
+    }
+}
+
+/// The result of walking the whole chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainReport {
+    pub records: u64,
+    pub last_seq: i64,
+    pub last_hash: String,
+    /// `None` when the chain is intact.
+    pub first_break: Option<ChainBreak>,
+}
+
+/// Checks records one at a time, in sequence order.
+#[derive(Debug)]
+pub struct ChainVerifier {
+    next_seq: i64,
+    prev_hash: String,
+    records: u64,
+}
+
+impl Default for ChainVerifier {
+    fn default() -> Self {
+        Self {
+            next_seq: 1,
+            prev_hash: GENESIS_HASH.to_owned(),
+            records: 0,
+        }
+    }
+}
+
+impl ChainVerifier {
+    pub fn push(&mut self, record: &AuditRecord) -> Result<(), ChainBreak> {
+        if record.seq != self.next_seq {
+            return Err(ChainBreak::Gap {
+                expected: self.next_seq,
+                found: record.seq,
+            });
+        }
+        if record.prev_hash != self.prev_hash {
+            return Err(ChainBreak::PrevHash { seq: record.seq });
+        }
+        if chain_hash(&record.prev_hash, record.seq, &record.entry) != record.hash {
+            return Err(ChainBreak::Content { seq: record.seq });
+        }
+        self.next_seq += 1;
+        self.prev_hash.clone_from(&record.hash);
+        self.records += 1;
+        Ok(())
+    }
+
+    /// Compares the end of the walk with the chain head the store keeps.
+    pub fn finish(self, head_seq: i64, head_hash: &str) -> ChainReport {
+        let last_seq = self.next_seq - 1;
+        let first_break = (head_seq != last_seq || head_hash != self.prev_hash)
+            .then_some(ChainBreak::Head { head_seq, last_seq });
+        ChainReport {
+            records: self.records,
+            last_seq,
+            last_hash: self.prev_hash,
+            first_break,
+        }
+    }
+}
+
+/// Walks the stored chain from its first record and reports the first break, if any.
+pub async fn verify(store: &dyn Store) -> Result<ChainReport, StorageError> {
+    const PAGE: u32 = 2_000;
+    let mut verifier = ChainVerifier::default();
+    let mut after = 0;
+    loop {
+        let page = store.audit_records(after, PAGE).await?;
+        for record in &page {
+            if let Err(brk) = verifier.push(record) {
+                return Ok(ChainReport {
+                    records: verifier.records,
+                    last_seq: verifier.next_seq - 1,
+                    last_hash: verifier.prev_hash,
+                    first_break: Some(brk),
+                });
+            }
+        }
+        match page.last() {
+            Some(last) if page.len() == PAGE as usize => after = last.seq,
+            _ => break,
+        }
+    }
+    let (head_seq, head_hash) = store.audit_head().await?;
+    Ok(verifier.finish(head_seq, &head_hash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(n: u32) -> AuditEntry {
+        AuditEntry {
+            at: to_micros(
+                OffsetDateTime::from_unix_timestamp(1_700_000_000 + i64::from(n)).unwrap(),
+            ),
+            request_id: format!("req-{n}"),
+            org_code: Some("DOICT".into()),
+            cert_fingerprint: Some("ab".repeat(32)),
+            method: "/telesub.v1.Members/WhoAmI".into(),
+            outcome: "OK".into(),
+            detail: String::new(),
+            request_digest: "cd".repeat(32),
+        }
+    }
+
+    fn chain(n: u32) -> Vec<AuditRecord> {
+        let entries: Vec<_> = (1..=n).map(entry).collect();
+        link(0, GENESIS_HASH, &entries)
+    }
+
+    fn walk(records: &[AuditRecord]) -> Result<(), ChainBreak> {
+        let mut v = ChainVerifier::default();
+        records.iter().try_for_each(|r| v.push(r))
+    }
+
+    #[test]
+    fn an_intact_chain_verifies() {
+        let records = chain(5);
+        assert_eq!(walk(&records), Ok(()));
+        let mut v = ChainVerifier::default();
+        records.iter().for_each(|r| v.push(r).unwrap());
+        let report = v.finish(5, &records[4].hash);
+        assert_eq!(report.first_break, None);
+        assert_eq!(report.records, 5);
+    }
+
+    #[test]
+    fn a_changed_field_is_caught_at_its_record() {
+        let mut records = chain(5);
+        records[2].entry.outcome = "PERMISSION_DENIED".into();
+        assert_eq!(walk(&records), Err(ChainBreak::Content { seq: 3 }));
+    }
+
+    #[test]
+    fn a_removed_record_is_caught() {
+        let mut records = chain(5);
+        records.remove(1);
+        assert_eq!(
+            walk(&records),
+            Err(ChainBreak::Gap {
+                expected: 2,
+                found: 3
+            })
+        );
+    }
+
+    #[test]
+    fn a_rehashed_record_is_caught_by_its_successor() {
+        let mut records = chain(5);
+        records[1].entry.org_code = Some("VNPT".into());
+        records[1].hash = chain_hash(&records[1].prev_hash, 2, &records[1].entry);
+        assert_eq!(walk(&records), Err(ChainBreak::PrevHash { seq: 3 }));
+    }
+
+    #[test]
+    fn a_truncated_tail_is_caught_by_the_head() {
+        let records = chain(5);
+        let mut v = ChainVerifier::default();
+        records[..4].iter().for_each(|r| v.push(r).unwrap());
+        let report = v.finish(5, &records[4].hash);
+        assert_eq!(
+            report.first_break,
+            Some(ChainBreak::Head {
+                head_seq: 5,
+                last_seq: 4
+            })
+        );
+    }
+
+    #[test]
+    fn every_field_is_in_the_hash() {
+        let base = entry(1);
+        let h = chain_hash(GENESIS_HASH, 1, &base);
+        let variants: Vec<Box<dyn Fn(&mut AuditEntry)>> = vec![
+            Box::new(|e| e.at += time::Duration::microseconds(1)),
+            Box::new(|e| e.request_id.push('x')),
+            Box::new(|e| e.org_code = None),
+            Box::new(|e| e.cert_fingerprint = None),
+            Box::new(|e| e.method.push('x')),
+            Box::new(|e| e.outcome.push('x')),
+            Box::new(|e| e.detail.push('x')),
+            Box::new(|e| e.request_digest.push('x')),
+        ];
+        for change in variants {
+            let mut e = base.clone();
+            change(&mut e);
+            assert_ne!(chain_hash(GENESIS_HASH, 1, &e), h);
+        }
+        assert_ne!(chain_hash(GENESIS_HASH, 2, &base), h);
+    }
+}

@@ -1,0 +1,72 @@
+//! Appends audit entries with group commit: entries that arrive while a write is under way
+//! go into the next transaction together, so the chain costs one database write per batch,
+//! not per call, and every caller still waits until its record is stored.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::AuditEntry;
+use crate::storage::Store;
+
+const MAX_BATCH: usize = 512;
+const QUEUE: usize = 8_192;
+
+struct Pending {
+    entry: AuditEntry,
+    done: oneshot::Sender<Result<i64, AuditWriteError>>,
+}
+
+/// The audit record could not be stored.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("audit trail unavailable: {0}")]
+pub struct AuditWriteError(String);
+
+/// Handle to the audit writer task. Cloning is cheap; the task ends when the last handle is
+/// dropped, after storing everything already queued.
+#[derive(Clone, Debug)]
+pub struct AuditLog {
+    tx: mpsc::Sender<Pending>,
+}
+
+impl AuditLog {
+    /// Starts the writer task on the current runtime.
+    pub fn start(store: Arc<dyn Store>) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let task = tokio::spawn(run(store, rx));
+        (Self { tx }, task)
+    }
+
+    /// Appends one entry and returns its sequence number once it is stored.
+    pub async fn append(&self, entry: AuditEntry) -> Result<i64, AuditWriteError> {
+        let (done, stored) = oneshot::channel();
+        self.tx
+            .send(Pending { entry, done })
+            .await
+            .map_err(|_| AuditWriteError("the audit writer has stopped".into()))?;
+        stored
+            .await
+            .map_err(|_| AuditWriteError("the audit writer has stopped".into()))?
+    }
+}
+
+async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Pending>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let entries: Vec<AuditEntry> = batch.iter().map(|p| p.entry.clone()).collect();
+        match store.append_audit(&entries).await {
+            Ok(first_seq) => {
+                for (i, pending) in batch.drain(..).enumerate() {
+                    let _ = pending.done.send(Ok(first_seq + i as i64));
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %crate::ErrorChain(&err), records = entries.len(), "could not store audit records");
+                let failure = AuditWriteError(err.to_string());
+                for pending in batch.drain(..) {
+                    let _ = pending.done.send(Err(failure.clone()));
+                }
+            }
+        }
+    }
+}

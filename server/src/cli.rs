@@ -1,0 +1,235 @@
+//! The `telesub` command line. Tests and tooling rely on these command and flag names.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::{
+    ErrorChain, audit,
+    config::{LogFormat, Overrides, Settings, TlsOverrides},
+    demo,
+    domain::{
+        identity::Identities,
+        member::{DisplayName, NewMember, OrgCode, Role},
+        members::MemberRegistry,
+    },
+    pki::{self, OrgSpec},
+    startup::{self, Hub},
+    telemetry,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "telesub",
+    version,
+    about = "The data-exchange hub of the telecom subsidy programme"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the hub over mutual TLS until Ctrl-C or SIGTERM (SIGHUP rereads certificates and CRLs).
+    Serve(ServeArgs),
+    /// Apply the database migrations and exit.
+    Migrate(StoreArgs),
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Development certificates (in production the province's CA issues them).
+    #[command(subcommand)]
+    Pki(PkiCommand),
+    /// Create the hub's first ICT member; later members are registered through the API.
+    Bootstrap(BootstrapArgs),
+    /// Set up and run a hub in a fresh folder, drive it through the client SDK, print a summary.
+    Demo(DemoArgs),
+}
+
+/// Where the configuration and the database are.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "TELESUB_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Database URL: sqlite://PATH (created when missing) or postgres://USER:PASSWORD@HOST/DB.
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Log format.
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address to listen on, e.g. 0.0.0.0:50051 (port 0 picks a free port).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Certificate folder from `telesub pki init`: its CA, server certificate and CRL are
+    /// used, and the members it lists are registered when missing.
+    #[arg(long)]
+    pub tls_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain from the first record; name the first broken record. Exit 1 if broken.
+    Verify(StoreArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PkiCommand {
+    /// Write a development CA, a server certificate and client certificates into DIR.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        /// An organisation as CODE:ROLE[:UNIT], e.g. DOICT:ICT or GIANGHIA:LOCALITY:660. Repeat per organisation.
+        #[arg(long = "org", required = true)]
+        orgs: Vec<OrgSpec>,
+    },
+    /// Revoke organisations' client certificates: adds them to DIR/crl.pem.
+    Revoke {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Organisation code whose certificate in DIR/clients/ is revoked. Repeatable.
+        #[arg(long = "org", required = true)]
+        orgs: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Organisation code of the ICT department, as in its certificate.
+    #[arg(long)]
+    pub code: String,
+    /// Display name, e.g. "Sở Thông tin và Truyền thông tỉnh Đắk Nông".
+    #[arg(long)]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Working folder (created; must not exist yet). Default: a new folder under the system's temp folder.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+fn settings(
+    store: &StoreArgs,
+    overrides: Overrides,
+) -> Result<Settings, Box<dyn std::error::Error>> {
+    let overrides = Overrides {
+        database_url: store.database.clone(),
+        log_format: store.log_format,
+        ..overrides
+    };
+    let settings = Settings::load(store.config.as_deref(), &overrides)?;
+    telemetry::init(settings.log_format, &settings.log_filter);
+    Ok(settings)
+}
+
+/// Runs a parsed command line; the exit code is 0 on success, 1 on failure.
+pub async fn run(cli: Cli) -> ExitCode {
+    match dispatch(cli.command).await {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("telesub: {}", ErrorChain(&*err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    match command {
+        Command::Serve(args) => {
+            let overrides = Overrides {
+                listen: args.listen,
+                tls: args.tls_dir.map(|dir| TlsOverrides { dir }),
+                ..Overrides::default()
+            };
+            let settings = settings(&args.store, overrides)?;
+            let hub = Hub::build(settings).await?;
+            println!("telesub listening on {}", hub.local_addr());
+            hub.run(startup::shutdown_signal()).await?;
+        }
+        Command::Migrate(args) => {
+            let settings = settings(&args, Overrides::default())?;
+            let store = startup::open_store(&settings).await?;
+            println!(
+                "migrations applied ({} at {})",
+                store.backend(),
+                settings.database_url
+            );
+        }
+        Command::Audit(AuditCommand::Verify(args)) => {
+            let settings = settings(&args, Overrides::default())?;
+            let store = startup::open_store(&settings).await?;
+            let report = audit::verify(store.as_ref()).await?;
+            match report.first_break {
+                None => println!(
+                    "audit trail intact: {} records, last record {}, last hash {}",
+                    report.records, report.last_seq, report.last_hash
+                ),
+                Some(brk) => {
+                    println!("audit trail BROKEN at record {}: {brk}", brk.seq());
+                    println!("records before it verified: {}", report.records);
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        Command::Pki(PkiCommand::Init { dir, orgs }) => {
+            let report = pki::init(&dir, &orgs)?;
+            let ca = if report.created_ca { "created" } else { "kept" };
+            println!(
+                "{}: CA {ca}; certificates issued for: {}",
+                dir.display(),
+                list(&report.issued)
+            );
+            if !report.kept.is_empty() {
+                println!("already present, kept: {}", list(&report.kept));
+            }
+        }
+        Command::Pki(PkiCommand::Revoke { dir, orgs }) => {
+            let crl = pki::revoke(&dir, &orgs)?;
+            println!(
+                "{} now revokes: {} (send SIGHUP to a running hub to reload)",
+                crl.display(),
+                orgs.join(", ")
+            );
+        }
+        Command::Bootstrap(args) => {
+            let settings = settings(&args.store, Overrides::default())?;
+            let store = startup::open_store(&settings).await?;
+            let identities = Arc::new(Identities::new(store.clone(), Duration::ZERO));
+            let new = NewMember {
+                code: OrgCode::parse(&args.code).map_err(|e| format!("--code: {e}"))?,
+                display_name: DisplayName::parse(&args.name).map_err(|e| format!("--name: {e}"))?,
+                role: Role::Ict,
+                unit: None,
+            };
+            let member = MemberRegistry::new(store, identities)
+                .bootstrap(new)
+                .await?;
+            println!(
+                "created ICT member {} ({})",
+                member.code,
+                member.display_name.as_str()
+            );
+        }
+        Command::Demo(args) => demo::run(args.dir).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(", ")
+    }
+}

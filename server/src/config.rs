@@ -1,0 +1,312 @@
+//! Configuration in layers: built-in defaults, then a TOML file (`--config` or
+//! `TELESUB_CONFIG`), then environment variables (`TELESUB_LISTEN`, `TELESUB_TLS__CA_FILE`, …:
+//! `__` separates levels), then command-line flags.
+
+use std::{
+    fmt,
+    net::{Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{pki::PkiDir, storage::redact_url, tls::TlsPaths};
+
+/// A database URL: `sqlite://PATH` or `postgres://…`. Shown with its password hidden.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(pub String);
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", redact_url(&self.0))
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Where the hub listens (TLS only; there is no plaintext listener).
+    pub listen: SocketAddr,
+    /// `sqlite://PATH` (created when missing) or `postgres://USER:PASSWORD@HOST/DB`.
+    pub database_url: DatabaseUrl,
+    /// Connections in the database pool (readers, for SQLite).
+    pub database_max_connections: u32,
+    pub log_format: LogFormat,
+    /// A `tracing` filter such as `info` or `telesub_server=debug,info`; `RUST_LOG` wins.
+    pub log_filter: String,
+    /// How long a member record is cached before the database is read again.
+    pub identity_cache_ms: u64,
+    pub tls: TlsSettings,
+    pub limits: Limits,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 50051)),
+            database_url: DatabaseUrl("sqlite://telesub.db".to_owned()),
+            database_max_connections: 8,
+            log_format: LogFormat::Text,
+            log_filter: "info".to_owned(),
+            identity_cache_ms: 5_000,
+            tls: TlsSettings::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSettings {
+    /// A folder as `telesub pki init` writes it: `ca.crt`, `server.crt`, `server.key`, and
+    /// `crl.pem` when present. Files named below take precedence.
+    pub dir: Option<PathBuf>,
+    /// PEM bundle of the CAs whose client certificates are accepted.
+    pub client_ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// PEM CRLs; reread with the rest on SIGHUP.
+    pub crl_files: Vec<PathBuf>,
+    /// Milliseconds a client has to complete the TLS handshake (0 means 10 000).
+    pub handshake_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest message, either way, in bytes.
+    pub max_message_bytes: usize,
+    /// Longest a call may take before its response starts; a shorter client deadline wins.
+    pub request_timeout_ms: u64,
+    /// Calls in progress across all connections; beyond it calls get `UNAVAILABLE`.
+    pub max_concurrent_requests: usize,
+    /// HTTP/2 streams one connection may have open.
+    pub max_concurrent_streams_per_connection: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 4 * 1024 * 1024,
+            request_timeout_ms: 30_000,
+            max_concurrent_requests: 1_024,
+            max_concurrent_streams_per_connection: 256,
+        }
+    }
+}
+
+/// Flags given on the command line; only those set override the other layers.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsOverrides>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TlsOverrides {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("the configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "listen",
+    "database_url",
+    "database_max_connections",
+    "log_format",
+    "log_filter",
+    "identity_cache_ms",
+    "tls",
+    "limits",
+];
+
+impl Settings {
+    /// Reads the layers in order: defaults, `file`, `TELESUB_*` environment, `overrides`.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::MissingFile(file.to_owned()));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let env = Env::prefixed("TELESUB_").split("__").filter(|key| {
+            TOP_LEVEL_KEYS.contains(&key.as_str().split('.').next().unwrap_or_default())
+        });
+        let settings: Settings = figment
+            .merge(env)
+            .merge(Serialized::globals(overrides))
+            .extract()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        let positive = [
+            ("limits.max_message_bytes", l.max_message_bytes as u64),
+            ("limits.request_timeout_ms", l.request_timeout_ms),
+            (
+                "limits.max_concurrent_requests",
+                l.max_concurrent_requests as u64,
+            ),
+            (
+                "limits.max_concurrent_streams_per_connection",
+                u64::from(l.max_concurrent_streams_per_connection),
+            ),
+            (
+                "database_max_connections",
+                u64::from(self.database_max_connections),
+            ),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} must be greater than 0"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.limits.request_timeout_ms)
+    }
+
+    pub fn handshake_timeout(&self) -> Duration {
+        match self.tls.handshake_timeout_ms {
+            0 => Duration::from_secs(10),
+            ms => Duration::from_millis(ms),
+        }
+    }
+
+    /// The TLS files to serve with: each named file, or its default in `tls.dir`.
+    pub fn tls_paths(&self) -> Result<TlsPaths, ConfigError> {
+        let dir = self.tls.dir.as_ref().map(PkiDir::new);
+        let pick = |file: &Option<PathBuf>, key: &str, default: fn(&PkiDir) -> PathBuf| {
+            file.clone().or_else(|| dir.as_ref().map(default)).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "no TLS {key}: the hub only serves mutual TLS; give --tls-dir DIR (see `telesub pki init`) \
+                     or set tls.client_ca_file, tls.cert_file and tls.key_file"
+                ))
+            })
+        };
+        let mut crls = self.tls.crl_files.clone();
+        if crls.is_empty() {
+            crls.extend(dir.as_ref().map(PkiDir::crl).filter(|p| p.exists()));
+        }
+        Ok(TlsPaths {
+            client_ca: pick(
+                &self.tls.client_ca_file,
+                "client CA (tls.client_ca_file)",
+                PkiDir::ca_cert,
+            )?,
+            cert: pick(
+                &self.tls.cert_file,
+                "certificate (tls.cert_file)",
+                PkiDir::server_cert,
+            )?,
+            key: pick(&self.tls.key_file, "key (tls.key_file)", PkiDir::server_key)?,
+            crls,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("telesub.toml");
+        std::fs::write(
+            &file,
+            "listen = \"0.0.0.0:6000\"\nlog_format = \"json\"\n[limits]\nrequest_timeout_ms = 5000\n[tls]\ndir = \"/etc/telesub/tls\"\n",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            listen: Some("127.0.0.1:7000".parse().unwrap()),
+            ..Overrides::default()
+        };
+        let s = Settings::load(Some(&file), &overrides).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.limits.request_timeout_ms, 5000);
+        assert_eq!(
+            s.limits.max_concurrent_requests,
+            Limits::default().max_concurrent_requests
+        );
+        let paths = s.tls_paths().unwrap();
+        assert_eq!(paths.client_ca, Path::new("/etc/telesub/tls/ca.crt"));
+    }
+
+    #[test]
+    fn bad_files_are_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let missing = tmp.path().join("nope.toml");
+        assert!(matches!(
+            Settings::load(Some(&missing), &Overrides::default()),
+            Err(ConfigError::MissingFile(_))
+        ));
+        let typo = tmp.path().join("typo.toml");
+        std::fs::write(&typo, "lisen = \"0.0.0.0:1\"\n").unwrap();
+        let err = Settings::load(Some(&typo), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lisen"), "{err}");
+        let zero = tmp.path().join("zero.toml");
+        std::fs::write(&zero, "[limits]\nmax_concurrent_requests = 0\n").unwrap();
+        let err = Settings::load(Some(&zero), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("limits.max_concurrent_requests"), "{err}");
+    }
+
+    #[test]
+    fn tls_is_required_to_serve() {
+        let err = Settings::default().tls_paths().unwrap_err().to_string();
+        assert!(err.contains("--tls-dir"), "{err}");
+    }
+
+    #[test]
+    fn passwords_stay_out_of_debug_output() {
+        let mut s = Settings::default();
+        s.database_url = DatabaseUrl("postgres://hub:s3cret@db/telesub".into());
+        assert!(!format!("{s:?}").contains("s3cret"));
+    }
+}

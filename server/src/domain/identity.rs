@@ -1,0 +1,116 @@
+//! Who is calling: from the organisation code a certificate names to an active member.
+//!
+//! Member records are cached for a short time so that a call does not cost a database read;
+//! writes through [`crate::domain::members::MemberRegistry`] drop the cached entry at once, and
+//! other hubs sharing a PostgreSQL database see a change within the cache lifetime.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use time::OffsetDateTime;
+
+use super::member::{Member, MemberStatus, OrgCode};
+use crate::storage::{StorageError, Store};
+
+/// How often the last use of a certificate is written back at most.
+const CERTIFICATE_USE_INTERVAL: Duration = Duration::from_secs(3_600);
+
+/// Why a certificate's organisation may not call.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("organisation {0} is not a member of the hub")]
+    Unknown(OrgCode),
+    #[error("member {0} is suspended")]
+    Suspended(OrgCode),
+    #[error("could not look up the member")]
+    Storage(#[from] StorageError),
+}
+
+#[derive(Debug)]
+pub struct Identities {
+    store: Arc<dyn Store>,
+    ttl: Duration,
+    members: Mutex<HashMap<OrgCode, (Instant, Option<Member>)>>,
+    certificate_uses: Mutex<HashMap<(OrgCode, String), Instant>>,
+}
+
+impl Identities {
+    pub fn new(store: Arc<dyn Store>, ttl: Duration) -> Self {
+        Self {
+            store,
+            ttl,
+            members: Mutex::default(),
+            certificate_uses: Mutex::default(),
+        }
+    }
+
+    /// The active member for `code`, noting the certificate it called with.
+    pub async fn resolve(
+        &self,
+        code: &OrgCode,
+        fingerprint: &str,
+    ) -> Result<Member, IdentityError> {
+        let member = match self.cached(code) {
+            Some(found) => found,
+            None => {
+                let found = self.store.get_member(code).await?;
+                self.members
+                    .lock()
+                    .expect("identity cache")
+                    .insert(code.clone(), (Instant::now(), found.clone()));
+                found
+            }
+        };
+        let member = member.ok_or_else(|| IdentityError::Unknown(code.clone()))?;
+        if member.status == MemberStatus::Suspended {
+            return Err(IdentityError::Suspended(code.clone()));
+        }
+        self.note_certificate(code, fingerprint).await?;
+        Ok(member)
+    }
+
+    /// Forgets what is cached about `code`; the next call reads the database.
+    pub fn invalidate(&self, code: &OrgCode) {
+        self.members.lock().expect("identity cache").remove(code);
+    }
+
+    fn cached(&self, code: &OrgCode) -> Option<Option<Member>> {
+        let cache = self.members.lock().expect("identity cache");
+        cache
+            .get(code)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, m)| m.clone())
+    }
+
+    async fn note_certificate(
+        &self,
+        code: &OrgCode,
+        fingerprint: &str,
+    ) -> Result<(), StorageError> {
+        let key = (code.clone(), fingerprint.to_owned());
+        let due = {
+            let uses = self.certificate_uses.lock().expect("certificate use cache");
+            uses.get(&key)
+                .is_none_or(|at| at.elapsed() >= CERTIFICATE_USE_INTERVAL)
+        };
+        if due {
+            self.store
+                .record_certificate_use(code, fingerprint, crate::now())
+                .await?;
+            self.certificate_uses
+                .lock()
+                .expect("certificate use cache")
+                .insert(key, Instant::now());
+            self.invalidate(code);
+        }
+        Ok(())
+    }
+}
+
+/// The current time, in UTC, to the microsecond.
+pub fn now() -> OffsetDateTime {
+    crate::audit::to_micros(OffsetDateTime::now_utc())
+}

@@ -1,0 +1,9 @@
+//! The hub's rules, apart from transport and storage. Nothing here knows about gRPC; inputs
+//! arrive as validated types and failures leave as [`DomainError`].
+
+pub mod error;
+pub mod identity;
+pub mod member;
+pub mod members;
+
+pub use error::{DomainError, FieldViolation, Violations};

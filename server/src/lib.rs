@@ -1,0 +1,47 @@
+//! telesub: the data-exchange hub of the provincial programme that subsidises telecom services
+//! and devices for poor households.
+//!
+//! Layers, from the outside in: [`transport`] (gRPC services and the hub layer), [`domain`]
+//! (the programme's rules, no gRPC), [`storage`] (one interface, SQLite and PostgreSQL).
+
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod domain;
+pub mod pki;
+pub mod startup;
+pub mod storage;
+pub mod telemetry;
+pub mod tls;
+pub mod transport;
+
+use std::fmt;
+
+pub use domain::identity::now;
+
+/// Lower-case hexadecimal.
+pub fn hex(bytes: &[u8]) -> String {
+    use fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// Shows an error with its chain of causes: `outer: cause: root cause`.
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,264 @@
+//! Building and running the hub. `Hub::build` binds the listener (port 0 works: tests read
+//! the port back), opens the store and loads TLS; `Hub::run` serves until the shutdown future
+//! completes, then lets calls in flight finish and stores their audit records.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use telesub_proto::v1::members_server::MembersServer;
+use tokio::net::TcpListener;
+use tonic::transport::Server;
+
+use crate::{
+    audit::AuditLog,
+    config::Settings,
+    domain::{
+        DomainError,
+        identity::Identities,
+        member::{DisplayName, NewMember},
+        members::MemberRegistry,
+    },
+    pki::{self, PkiDir},
+    storage::{self, Store, StoreOptions},
+    tls::{self, ReloadableTls},
+    transport::{HubLayer, HubState, MembersApi},
+};
+
+/// Why the hub could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("cannot open the database {url}")]
+    Storage {
+        url: String,
+        #[source]
+        source: storage::StorageError,
+    },
+    #[error("cannot load the TLS files")]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot register the members of the certificate folder")]
+    Members(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("server reflection cannot be set up")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("the gRPC server failed")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// Opens the store the settings name, running migrations.
+pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartupError> {
+    let options = StoreOptions {
+        max_connections: settings.database_max_connections,
+        ..StoreOptions::default()
+    };
+    storage::open(&settings.database_url.0, &options)
+        .await
+        .map_err(|source| StartupError::Storage {
+            url: settings.database_url.to_string(),
+            source,
+        })
+}
+
+/// A hub ready to serve.
+#[derive(Debug)]
+pub struct Hub {
+    settings: Settings,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    tls: ReloadableTls,
+    store: Arc<dyn Store>,
+    identities: Arc<Identities>,
+}
+
+impl Hub {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let tls = ReloadableTls::new(settings.tls_paths()?)?;
+        let store = open_store(&settings).await?;
+        let identities = Arc::new(Identities::new(
+            store.clone(),
+            Duration::from_millis(settings.identity_cache_ms),
+        ));
+        if let Some(dir) = &settings.tls.dir {
+            register_folder_members(
+                &MemberRegistry::new(store.clone(), identities.clone()),
+                &PkiDir::new(dir),
+            )
+            .await?;
+        }
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: settings.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: settings.listen,
+            source,
+        })?;
+        Ok(Self {
+            settings,
+            listener,
+            local_addr,
+            tls,
+            store,
+            identities,
+        })
+    }
+
+    /// The address the hub listens on (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    /// The TLS configuration; `reload()` rereads certificates and CRLs.
+    pub fn tls(&self) -> ReloadableTls {
+        self.tls.clone()
+    }
+
+    /// Serves until `shutdown` completes; then stops accepting, lets calls in flight finish,
+    /// and waits until their audit records are stored.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartupError> {
+        let Hub {
+            settings,
+            listener,
+            local_addr,
+            tls,
+            store,
+            identities,
+        } = self;
+        let limits = &settings.limits;
+        let (audit, audit_writer) = AuditLog::start(store.clone());
+        let registry = MemberRegistry::new(store.clone(), identities.clone());
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<MembersServer<MembersApi>>().await;
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(telesub_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let members = MembersServer::new(MembersApi::new(registry))
+            .max_decoding_message_size(limits.max_message_bytes)
+            .max_encoding_message_size(limits.max_message_bytes);
+        let layer = HubLayer::new(HubState::new(
+            identities,
+            audit.clone(),
+            limits.max_concurrent_requests,
+            settings.request_timeout(),
+        ));
+
+        let reload = tokio::spawn(reload_on_hangup(tls.clone()));
+        let incoming = tls::incoming(listener, tls, settings.handshake_timeout());
+        tracing::info!(addr = %local_addr, database = %settings.database_url, backend = store.backend(), "telesub listening");
+        let stopping = async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing calls in flight");
+            health.set_not_serving::<MembersServer<MembersApi>>().await;
+        };
+        let served = Server::builder()
+            .max_concurrent_streams(Some(limits.max_concurrent_streams_per_connection))
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+            .layer(layer)
+            .add_service(health_service)
+            .add_service(reflection().build_v1()?)
+            .add_service(reflection().build_v1alpha()?)
+            .add_service(members)
+            .serve_with_incoming_shutdown(incoming, stopping)
+            .await;
+        reload.abort();
+        drop(audit);
+        if tokio::time::timeout(Duration::from_secs(30), audit_writer)
+            .await
+            .is_err()
+        {
+            tracing::error!("the audit writer did not finish within 30 s");
+        }
+        tracing::info!("telesub stopped");
+        Ok(served?)
+    }
+}
+
+/// Registers the members `telesub pki init` recorded in the folder, when they are missing.
+async fn register_folder_members(
+    registry: &MemberRegistry,
+    dir: &PkiDir,
+) -> Result<(), StartupError> {
+    let specs = pki::read_manifest(dir).map_err(|e| StartupError::Members(Box::new(e)))?;
+    for spec in specs {
+        let org = spec.parse().map_err(|e| {
+            StartupError::Members(format!("{}: {spec}: {e}", dir.manifest().display()).into())
+        })?;
+        let new = NewMember {
+            display_name: DisplayName::parse(&org.display_name)
+                .map_err(|e| StartupError::Members(e.into()))?,
+            code: org.code,
+            role: org.role,
+            unit: org.unit,
+        };
+        let code = new.code.clone();
+        match registry.ensure(new).await {
+            Ok(true) => {
+                tracing::info!(member = %code, "registered member from the certificate folder")
+            }
+            Ok(false) => {}
+            Err(DomainError::Internal(e)) => return Err(StartupError::Members(e)),
+            Err(e) => return Err(StartupError::Members(Box::new(e))),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+async fn reload_on_hangup(tls: ReloadableTls) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match tls.reload() {
+            Ok(()) => tracing::info!("reloaded TLS certificates and CRLs"),
+            Err(err) => {
+                tracing::error!(error = %crate::ErrorChain(&err), "TLS reload failed; keeping the configuration in force")
+            }
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn reload_on_hangup(_tls: ReloadableTls) {}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,183 @@
+//! Storage: one interface, [`Store`], with an SQLite implementation (the embedded default) and
+//! a PostgreSQL one (production and scale-out). Both run the same conformance tests.
+//!
+//! SQL that reads the same in both dialects is written once (`shared.rs`); migrations, bulk
+//! writes and locking differ and live in each backend's module.
+
+mod postgres;
+mod shared;
+mod sqlite;
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::{
+    audit::{AuditEntry, AuditRecord},
+    domain::member::{
+        DisplayName, Member, MemberFilter, MemberStatus, NewMember, OrgCode, Role, UnitCode,
+    },
+};
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// Why a storage call failed. `NotFound`, `AlreadyExists` and `Precondition` are answers the
+/// domain turns into a caller's error; the rest are faults.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("not found")]
+    NotFound,
+    #[error("already exists")]
+    AlreadyExists,
+    /// A guarded write found the guard false; the text says which guard.
+    #[error("precondition failed: {0}")]
+    Precondition(&'static str),
+    #[error("the database URL {0:?} is not understood: use sqlite://PATH or postgres://…")]
+    BadUrl(String),
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value does not parse back; the database was changed outside the hub.
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+}
+
+impl StorageError {
+    /// Maps a unique-constraint violation to `AlreadyExists`; keeps every other error.
+    fn from_insert(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StorageError::AlreadyExists,
+            _ => StorageError::Database(err),
+        }
+    }
+}
+
+/// The guard text of [`Store::update_member`] when the change would leave no active ICT member.
+pub const LAST_ACTIVE_ICT: &str = "the last active ICT member";
+
+/// The complete new state of a member, written by [`Store::update_member`].
+#[derive(Debug, Clone)]
+pub struct MemberWrite {
+    pub code: OrgCode,
+    pub display_name: DisplayName,
+    pub role: Role,
+    pub unit: Option<UnitCode>,
+    pub status: MemberStatus,
+    pub status_reason: Option<String>,
+    pub updated_at: OffsetDateTime,
+}
+
+/// Connection settings shared by both backends.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Everything the hub keeps. Implementations must give the same answers for the same calls;
+/// the conformance suite in `tests/` checks that.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug + 'static {
+    /// `"sqlite"` or `"postgres"`.
+    fn backend(&self) -> &'static str;
+
+    /// Applies the embedded migrations that have not run yet.
+    async fn migrate(&self) -> Result<(), StorageError>;
+
+    async fn get_member(&self, code: &OrgCode) -> Result<Option<Member>, StorageError>;
+
+    /// Members in code order after `after`, at most `limit` of them.
+    async fn list_members(
+        &self,
+        filter: &MemberFilter,
+        after: Option<&OrgCode>,
+        limit: u32,
+    ) -> Result<Vec<Member>, StorageError>;
+
+    /// Fails with `AlreadyExists` when the code is taken.
+    async fn insert_member(
+        &self,
+        member: &NewMember,
+        at: OffsetDateTime,
+    ) -> Result<Member, StorageError>;
+
+    /// Overwrites a member's state. Fails with `NotFound`, or with
+    /// `Precondition(LAST_ACTIVE_ICT)` when the write would leave no active ICT member.
+    async fn update_member(&self, write: &MemberWrite) -> Result<Member, StorageError>;
+
+    /// Notes that a member used the certificate with this fingerprint at `at`.
+    async fn record_certificate_use(
+        &self,
+        code: &OrgCode,
+        fingerprint: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StorageError>;
+
+    /// Whether any member has the role `ICT` (active or not): the hub is bootstrapped.
+    async fn has_ict_member(&self) -> Result<bool, StorageError>;
+
+    /// Appends entries to the audit chain in one transaction; returns the first new sequence
+    /// number. Safe against concurrent appenders (several hubs on one PostgreSQL database).
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<i64, StorageError>;
+
+    /// Stored audit records with sequence numbers above `after`, in order, at most `limit`.
+    async fn audit_records(&self, after: i64, limit: u32)
+    -> Result<Vec<AuditRecord>, StorageError>;
+
+    /// The chain head: the last sequence number and its hash (0 and the genesis hash when empty).
+    async fn audit_head(&self) -> Result<(i64, String), StorageError>;
+}
+
+/// Opens the store a database URL names, creating an SQLite file when it is missing, and runs
+/// the migrations.
+pub async fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>, StorageError> {
+    let store: Arc<dyn Store> = if let Some(path) = url.strip_prefix("sqlite://") {
+        Arc::new(SqliteStore::open(path, options).await?)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Arc::new(PgStore::open(url, options).await?)
+    } else {
+        return Err(StorageError::BadUrl(redact_url(url)));
+    };
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// The URL with any password replaced, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_reach_logs() {
+        assert_eq!(
+            redact_url("postgres://hub:s3cret@db:5432/telesub"),
+            "postgres://hub:***@db:5432/telesub"
+        );
+        assert_eq!(redact_url("sqlite://telesub.db"), "sqlite://telesub.db");
+    }
+}

@@ -1,0 +1,315 @@
+//! SQL that reads the same in SQLite and PostgreSQL, and the rows it returns.
+//!
+//! `shared_queries!` writes the functions once for a pool type; each backend instantiates it
+//! and calls them from its `Store` implementation. Only the pool type differs between the two
+//! copies, so the dialects cannot drift apart here.
+
+use time::OffsetDateTime;
+
+use super::StorageError;
+use crate::{
+    audit::{AuditEntry, AuditRecord},
+    domain::member::{CertificateUse, DisplayName, Member, MemberStatus, OrgCode, Role, UnitCode},
+};
+
+pub(super) const GET_MEMBER: &str = "SELECT code, display_name, role, unit_code, status, status_reason, \
+     created_at, updated_at FROM members WHERE code = $1";
+
+pub(super) const LIST_MEMBERS: &str = "SELECT code, display_name, role, unit_code, status, status_reason, \
+     created_at, updated_at FROM members \
+     WHERE code > $1 AND ($2 IS NULL OR role = $2) AND ($3 IS NULL OR status = $3) \
+     ORDER BY code LIMIT $4";
+
+pub(super) const CERTIFICATES_BETWEEN: &str = "SELECT member_code, fingerprint, first_seen, last_seen \
+     FROM member_certificates WHERE member_code >= $1 AND member_code <= $2 \
+     ORDER BY member_code, first_seen, fingerprint";
+
+pub(super) const INSERT_MEMBER: &str = "INSERT INTO members \
+     (code, display_name, role, unit_code, status, status_reason, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, 'ACTIVE', NULL, $5, $5)";
+
+/// Writes the new state unless it would leave no active ICT member.
+pub(super) const UPDATE_MEMBER: &str = "UPDATE members SET display_name = $2, role = $3, unit_code = $4, \
+     status = $5, status_reason = $6, updated_at = $7 \
+     WHERE code = $1 AND ( ($3 = 'ICT' AND $5 = 'ACTIVE') \
+        OR NOT (role = 'ICT' AND status = 'ACTIVE') \
+        OR EXISTS (SELECT 1 FROM members o WHERE o.role = 'ICT' AND o.status = 'ACTIVE' AND o.code <> $1) )";
+
+pub(super) const COUNT_MEMBER: &str = "SELECT COUNT(*) FROM members WHERE code = $1";
+
+pub(super) const COUNT_ICT: &str = "SELECT COUNT(*) FROM members WHERE role = 'ICT'";
+
+pub(super) const RECORD_CERTIFICATE: &str = "INSERT INTO member_certificates \
+     (member_code, fingerprint, first_seen, last_seen) VALUES ($1, $2, $3, $3) \
+     ON CONFLICT (member_code, fingerprint) DO UPDATE SET last_seen = excluded.last_seen";
+
+pub(super) const AUDIT_COLUMNS: &str = "seq, at, request_id, org_code, cert_fingerprint, method, outcome, detail, request_digest, prev_hash, hash";
+
+pub(super) const AUDIT_RECORDS: &str = "SELECT seq, at, request_id, org_code, cert_fingerprint, method, \
+     outcome, detail, request_digest, prev_hash, hash FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2";
+
+pub(super) const AUDIT_HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
+
+pub(super) const SET_AUDIT_HEAD: &str = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct MemberRow {
+    code: String,
+    display_name: String,
+    role: String,
+    unit_code: Option<String>,
+    status: String,
+    status_reason: Option<String>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct CertificateRow {
+    pub(super) member_code: String,
+    fingerprint: String,
+    first_seen: OffsetDateTime,
+    last_seen: OffsetDateTime,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct AuditRow {
+    seq: i64,
+    at: OffsetDateTime,
+    request_id: String,
+    org_code: Option<String>,
+    cert_fingerprint: Option<String>,
+    method: String,
+    outcome: String,
+    detail: String,
+    request_digest: String,
+    prev_hash: String,
+    hash: String,
+}
+
+fn corrupt(what: &str, value: &str, err: String) -> StorageError {
+    StorageError::Corrupt(format!("{what} {value:?}: {err}"))
+}
+
+impl MemberRow {
+    pub(super) fn into_member(
+        self,
+        certificates: Vec<CertificateUse>,
+    ) -> Result<Member, StorageError> {
+        let code = OrgCode::parse(&self.code).map_err(|e| corrupt("member code", &self.code, e))?;
+        Ok(Member {
+            display_name: DisplayName::parse(&self.display_name)
+                .map_err(|e| corrupt("display name of", &self.code, e))?,
+            role: Role::parse(&self.role).map_err(|e| corrupt("role of", &self.code, e))?,
+            unit: self
+                .unit_code
+                .as_deref()
+                .map(UnitCode::parse)
+                .transpose()
+                .map_err(|e| corrupt("unit of", &self.code, e))?,
+            status: MemberStatus::parse(&self.status)
+                .map_err(|e| corrupt("status of", &self.code, e))?,
+            status_reason: self.status_reason,
+            certificates,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            code,
+        })
+    }
+
+    pub(super) fn code(&self) -> &str {
+        &self.code
+    }
+}
+
+impl CertificateRow {
+    pub(super) fn into_use(self) -> CertificateUse {
+        CertificateUse {
+            fingerprint: self.fingerprint,
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
+        }
+    }
+}
+
+/// Joins a page of member rows with the certificate rows of the same codes (both in code order).
+pub(super) fn assemble(
+    rows: Vec<MemberRow>,
+    certificates: Vec<CertificateRow>,
+) -> Result<Vec<Member>, StorageError> {
+    let mut certificates = certificates.into_iter().peekable();
+    rows.into_iter()
+        .map(|row| {
+            let mut uses = Vec::new();
+            while let Some(c) = certificates.next_if(|c| c.member_code.as_str() <= row.code()) {
+                if c.member_code == row.code() {
+                    uses.push(c.into_use());
+                }
+            }
+            row.into_member(uses)
+        })
+        .collect()
+}
+
+impl From<AuditRow> for AuditRecord {
+    fn from(r: AuditRow) -> Self {
+        AuditRecord {
+            seq: r.seq,
+            entry: AuditEntry {
+                at: r.at,
+                request_id: r.request_id,
+                org_code: r.org_code,
+                cert_fingerprint: r.cert_fingerprint,
+                method: r.method,
+                outcome: r.outcome,
+                detail: r.detail,
+                request_digest: r.request_digest,
+            },
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
+}
+
+/// Writes the queries whose SQL both dialects share, for the pool type `$pool`.
+macro_rules! shared_queries {
+    ($pool:ty) => {
+        use $crate::storage::shared::{self as sql, AuditRow, CertificateRow, MemberRow};
+
+        pub(super) async fn get_member(
+            pool: &$pool,
+            code: &$crate::domain::member::OrgCode,
+        ) -> Result<Option<$crate::domain::member::Member>, StorageError> {
+            let Some(row) = sqlx::query_as::<_, MemberRow>(sql::GET_MEMBER)
+                .bind(code.as_str())
+                .fetch_optional(pool)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let certificates = sqlx::query_as::<_, CertificateRow>(sql::CERTIFICATES_BETWEEN)
+                .bind(code.as_str())
+                .bind(code.as_str())
+                .fetch_all(pool)
+                .await?;
+            Ok(Some(
+                row.into_member(
+                    certificates
+                        .into_iter()
+                        .map(CertificateRow::into_use)
+                        .collect(),
+                )?,
+            ))
+        }
+
+        pub(super) async fn list_members(
+            pool: &$pool,
+            filter: &$crate::domain::member::MemberFilter,
+            after: Option<&$crate::domain::member::OrgCode>,
+            limit: u32,
+        ) -> Result<Vec<$crate::domain::member::Member>, StorageError> {
+            let rows = sqlx::query_as::<_, MemberRow>(sql::LIST_MEMBERS)
+                .bind(after.map_or("", |c| c.as_str()))
+                .bind(filter.role.map(|r| r.as_str()))
+                .bind(filter.status.map(|s| s.as_str()))
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?;
+            let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+                return Ok(Vec::new());
+            };
+            let certificates = sqlx::query_as::<_, CertificateRow>(sql::CERTIFICATES_BETWEEN)
+                .bind(first.code())
+                .bind(last.code())
+                .fetch_all(pool)
+                .await?;
+            sql::assemble(rows, certificates)
+        }
+
+        pub(super) async fn insert_member(
+            pool: &$pool,
+            member: &$crate::domain::member::NewMember,
+            at: time::OffsetDateTime,
+        ) -> Result<(), StorageError> {
+            sqlx::query(sql::INSERT_MEMBER)
+                .bind(member.code.as_str())
+                .bind(member.display_name.as_str())
+                .bind(member.role.as_str())
+                .bind(member.unit.as_ref().map(|u| u.as_str()))
+                .bind(at)
+                .execute(pool)
+                .await
+                .map_err(StorageError::from_insert)?;
+            Ok(())
+        }
+
+        pub(super) async fn update_member(
+            pool: &$pool,
+            w: &$crate::storage::MemberWrite,
+        ) -> Result<(), StorageError> {
+            let done = sqlx::query(sql::UPDATE_MEMBER)
+                .bind(w.code.as_str())
+                .bind(w.display_name.as_str())
+                .bind(w.role.as_str())
+                .bind(w.unit.as_ref().map(|u| u.as_str()))
+                .bind(w.status.as_str())
+                .bind(w.status_reason.as_deref())
+                .bind(w.updated_at)
+                .execute(pool)
+                .await?;
+            if done.rows_affected() == 1 {
+                return Ok(());
+            }
+            let exists: i64 = sqlx::query_scalar(sql::COUNT_MEMBER)
+                .bind(w.code.as_str())
+                .fetch_one(pool)
+                .await?;
+            Err(if exists == 0 {
+                StorageError::NotFound
+            } else {
+                StorageError::Precondition($crate::storage::LAST_ACTIVE_ICT)
+            })
+        }
+
+        pub(super) async fn record_certificate_use(
+            pool: &$pool,
+            code: &$crate::domain::member::OrgCode,
+            fingerprint: &str,
+            at: time::OffsetDateTime,
+        ) -> Result<(), StorageError> {
+            sqlx::query(sql::RECORD_CERTIFICATE)
+                .bind(code.as_str())
+                .bind(fingerprint)
+                .bind(at)
+                .execute(pool)
+                .await?;
+            Ok(())
+        }
+
+        pub(super) async fn has_ict_member(pool: &$pool) -> Result<bool, StorageError> {
+            let n: i64 = sqlx::query_scalar(sql::COUNT_ICT).fetch_one(pool).await?;
+            Ok(n > 0)
+        }
+
+        pub(super) async fn audit_records(
+            pool: &$pool,
+            after: i64,
+            limit: u32,
+        ) -> Result<Vec<$crate::audit::AuditRecord>, StorageError> {
+            let rows = sqlx::query_as::<_, AuditRow>(sql::AUDIT_RECORDS)
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?;
+            Ok(rows.into_iter().map(Into::into).collect())
+        }
+
+        pub(super) async fn audit_head(pool: &$pool) -> Result<(i64, String), StorageError> {
+            Ok(sqlx::query_as::<_, (i64, String)>(sql::AUDIT_HEAD)
+                .fetch_one(pool)
+                .await?)
+        }
+    };
+}
+
+pub(super) use shared_queries;

@@ -1,0 +1,92 @@
+//! Who may call what: the one table from RPC to the roles allowed, enforced by the hub layer
+//! for every call before any handler runs. A method missing from the table is refused.
+
+use crate::domain::member::Role;
+
+use Role::*;
+
+/// What a call needs besides a client certificate the TLS layer accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Nothing more: a verified certificate suffices (health checks from load balancers).
+    Certificate,
+    /// The certificate's organisation must be an active member, of any role.
+    AnyMember,
+    /// An active member with one of these roles.
+    Roles(&'static [Role]),
+}
+
+impl Access {
+    /// Whether a member with `role` may call a method with this access.
+    pub fn allows(self, role: Role) -> bool {
+        match self {
+            Access::Certificate | Access::AnyMember => true,
+            Access::Roles(roles) => roles.contains(&role),
+        }
+    }
+}
+
+/// One row of the table: a gRPC path and the access it needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Rule {
+    pub method: &'static str,
+    pub access: Access,
+}
+
+const fn rule(method: &'static str, access: Access) -> Rule {
+    Rule { method, access }
+}
+
+const ICT_ONLY: Access = Access::Roles(&[Ict]);
+
+/// Every method the hub serves.
+pub const RULES: &[Rule] = &[
+    rule("/grpc.health.v1.Health/Check", Access::Certificate),
+    rule("/grpc.health.v1.Health/Watch", Access::Certificate),
+    rule(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        Access::AnyMember,
+    ),
+    rule(
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        Access::AnyMember,
+    ),
+    rule("/telesub.v1.Members/WhoAmI", Access::AnyMember),
+    rule("/telesub.v1.Members/ListMembers", ICT_ONLY),
+    rule("/telesub.v1.Members/RegisterMember", ICT_ONLY),
+    rule("/telesub.v1.Members/UpdateMember", ICT_ONLY),
+    rule("/telesub.v1.Members/SuspendMember", ICT_ONLY),
+];
+
+/// The rule for a gRPC path, if the hub serves it.
+pub fn rule_for(method: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|r| r.method == method)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn each_method_appears_once() {
+        let mut seen = HashSet::new();
+        for r in RULES {
+            assert!(seen.insert(r.method), "{} appears twice", r.method);
+            assert!(
+                r.method.starts_with('/') && r.method.matches('/').count() == 2,
+                "{} is not a gRPC path",
+                r.method
+            );
+        }
+    }
+
+    #[test]
+    fn ict_administers_members_and_no_one_else_does() {
+        let rule = rule_for("/telesub.v1.Members/RegisterMember").unwrap();
+        for role in Role::ALL {
+            assert_eq!(rule.access.allows(role), role == Ict, "{role}");
+        }
+        assert!(rule_for("/telesub.v1.Members/Nope").is_none());
+    }
+}

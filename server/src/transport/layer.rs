@@ -1,0 +1,696 @@
+//! The hub layer: wraps every gRPC call, before any handler runs.
+//!
+//! For each call it gives a request id, reads the caller's organisation from its certificate,
+//! resolves the member, applies the authorization table, enforces the deadline and the
+//! concurrency limit, and appends one audit record with the outcome. The record is stored
+//! before the caller sees the call's final status, also for streaming calls; a call the
+//! client abandons is recorded as `CANCELLED`.
+
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::{Context, Poll, ready},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, Response};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::{
+    Code, Status,
+    body::Body,
+    transport::server::{TcpConnectInfo, TlsConnectInfo},
+};
+use tower::{Layer, Service, ServiceExt};
+use tracing::Instrument;
+
+use super::{
+    CallContext,
+    authz::{self, Access},
+    status,
+};
+use crate::{
+    audit::{AuditEntry, AuditLog},
+    domain::{
+        identity::{Identities, IdentityError},
+        member::{Caller, OrgCode, certificate_fingerprint},
+    },
+};
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// The header that carries the request id, both ways.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The SAN URI prefix that names a member organisation in its certificate.
+pub const ORG_URI_PREFIX: &str = "urn:telesub:org:";
+
+/// What the layer needs, shared by every connection.
+#[derive(Debug)]
+pub struct HubState {
+    identities: Arc<Identities>,
+    audit: AuditLog,
+    limiter: Arc<Semaphore>,
+    request_timeout: Duration,
+    orgs: Mutex<HashMap<String, Result<OrgCode, String>>>,
+}
+
+impl HubState {
+    pub fn new(
+        identities: Arc<Identities>,
+        audit: AuditLog,
+        max_concurrent_requests: usize,
+        request_timeout: Duration,
+    ) -> Self {
+        Self {
+            identities,
+            audit,
+            limiter: Arc::new(Semaphore::new(max_concurrent_requests)),
+            request_timeout,
+            orgs: Mutex::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HubLayer(Arc<HubState>);
+
+impl HubLayer {
+    pub fn new(state: HubState) -> Self {
+        Self(Arc::new(state))
+    }
+}
+
+impl<S> Layer<S> for HubLayer {
+    type Service = Hub<S>;
+
+    fn layer(&self, inner: S) -> Hub<S> {
+        Hub {
+            inner,
+            state: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Hub<S> {
+    inner: S,
+    state: Arc<HubState>,
+}
+
+impl<S> Service<Request<Body>> for Hub<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        // The clone that was polled ready serves this call; a fresh clone waits for the next.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let state = self.state.clone();
+        Box::pin(async move { Ok(state.handle(req, inner).await) })
+    }
+}
+
+/// A refusal by the layer itself: the status code and the reason recorded in the audit trail.
+struct Refusal {
+    code: Code,
+    reason: String,
+}
+
+impl Refusal {
+    fn new(code: Code, reason: impl Into<String>) -> Self {
+        Self {
+            code,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl HubState {
+    async fn handle<S>(self: Arc<Self>, mut req: Request<Body>, inner: S) -> Response<Body>
+    where
+        S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Send + 'static,
+        S::Future: Send + 'static,
+    {
+        let method = req.uri().path().to_owned();
+        let request_id = request_id_from(req.headers()).unwrap_or_else(new_request_id);
+        let certificate = req
+            .extensions()
+            .get::<TlsConnectInfo<TcpConnectInfo>>()
+            .and_then(|info| info.peer_certs())
+            .and_then(|certs| certs.first().cloned());
+        let fingerprint = certificate.as_ref().map(|c| certificate_fingerprint(c));
+        let org = certificate
+            .as_ref()
+            .zip(fingerprint.as_ref())
+            .map(|(c, fp)| self.org_of(fp, c));
+        let org_text = match &org {
+            Some(Ok(code)) => Some(code.as_str().to_owned()),
+            _ => None,
+        };
+        let span = tracing::info_span!(
+            "rpc",
+            method = %method,
+            org = org_text.as_deref().unwrap_or("-"),
+            request_id = %request_id,
+        );
+        let mut call = CallRecord::new(
+            self.clone(),
+            AuditEntry {
+                at: crate::now(),
+                request_id: request_id.clone(),
+                org_code: org_text,
+                cert_fingerprint: fingerprint.clone(),
+                method: method.clone(),
+                outcome: String::new(),
+                detail: String::new(),
+                request_digest: String::new(),
+            },
+            span.clone(),
+        );
+
+        async move {
+            let caller = match self.authorize(&method, org, fingerprint).await {
+                Ok(caller) => caller,
+                Err(refusal) => return call.refuse(refusal).await,
+            };
+            let Ok(permit) = self.limiter.clone().try_acquire_owned() else {
+                return call
+                    .refuse(Refusal::new(
+                        Code::Unavailable,
+                        "the hub is at capacity; retry shortly",
+                    ))
+                    .await;
+            };
+            call.permit = Some(permit);
+
+            let timeout = grpc_timeout(req.headers())
+                .map_or(self.request_timeout, |t| t.min(self.request_timeout));
+            let digest = call.digest.clone();
+            req.extensions_mut().insert(CallContext {
+                request_id: request_id.clone(),
+                caller: caller.map(Arc::new),
+            });
+            let req = req.map(|body| {
+                Body::new(DigestingBody {
+                    inner: body,
+                    digest,
+                })
+            });
+
+            let mut response = match tokio::time::timeout(timeout, inner.oneshot(req)).await {
+                Ok(Ok(response)) => response,
+                Err(_elapsed) => {
+                    let reason = format!("no answer within {} ms", timeout.as_millis());
+                    return call
+                        .refuse(Refusal::new(Code::DeadlineExceeded, reason))
+                        .await;
+                }
+            };
+            set_request_id(response.headers_mut(), &request_id);
+            if let Some((code, message)) = grpc_status(response.headers()) {
+                // A trailers-only response: the outcome is known now.
+                call.complete(code, message).await;
+                return response;
+            }
+            response.map(|body| {
+                Body::new(AuditedBody {
+                    inner: body,
+                    call: Some(call),
+                    pending: None,
+                })
+            })
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Decides whether the call may go ahead, and who is calling.
+    async fn authorize(
+        &self,
+        method: &str,
+        org: Option<Result<OrgCode, String>>,
+        fingerprint: Option<String>,
+    ) -> Result<Option<Caller>, Refusal> {
+        let Some(rule) = authz::rule_for(method) else {
+            return Err(Refusal::new(
+                Code::Unimplemented,
+                format!("the hub has no method {method}"),
+            ));
+        };
+        if rule.access == Access::Certificate {
+            return Ok(None);
+        }
+        let (Some(org), Some(fingerprint)) = (org, fingerprint) else {
+            return Err(Refusal::new(Code::Unauthenticated, "no client certificate"));
+        };
+        let org = org.map_err(|reason| Refusal::new(Code::Unauthenticated, reason))?;
+        let member = self
+            .identities
+            .resolve(&org, &fingerprint)
+            .await
+            .map_err(|e| match e {
+                IdentityError::Unknown(_) => Refusal::new(Code::Unauthenticated, e.to_string()),
+                IdentityError::Suspended(_) => Refusal::new(Code::PermissionDenied, e.to_string()),
+                IdentityError::Storage(cause) => {
+                    tracing::error!(error = %crate::ErrorChain(&cause), "member lookup failed");
+                    Refusal::new(Code::Internal, "member lookup failed")
+                }
+            })?;
+        if !rule.access.allows(member.role) {
+            return Err(Refusal::new(
+                Code::PermissionDenied,
+                format!(
+                    "member {} has role {}, which may not call {method}",
+                    member.code, member.role
+                ),
+            ));
+        }
+        Ok(Some(Caller {
+            member,
+            fingerprint,
+        }))
+    }
+
+    /// The organisation a certificate names, cached by fingerprint (a certificate never changes).
+    fn org_of(&self, fingerprint: &str, der: &[u8]) -> Result<OrgCode, String> {
+        if let Some(known) = self.orgs.lock().expect("org cache").get(fingerprint) {
+            return known.clone();
+        }
+        let parsed = org_from_certificate(der);
+        let mut orgs = self.orgs.lock().expect("org cache");
+        if orgs.len() >= 10_000 {
+            orgs.clear();
+        }
+        orgs.insert(fingerprint.to_owned(), parsed.clone());
+        parsed
+    }
+}
+
+/// Reads the organisation code from the certificate's `urn:telesub:org:<CODE>` SAN URI.
+pub fn org_from_certificate(der: &[u8]) -> Result<OrgCode, String> {
+    use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(der)
+        .map_err(|e| format!("the client certificate does not parse: {e}"))?;
+    let san = cert.subject_alternative_name().map_err(|e| {
+        format!("the client certificate's subject alternative names do not parse: {e}")
+    })?;
+    let mut codes = san
+        .into_iter()
+        .flat_map(|ext| ext.value.general_names.iter())
+        .filter_map(|name| match name {
+            GeneralName::URI(uri) => uri.strip_prefix(ORG_URI_PREFIX),
+            _ => None,
+        });
+    match (codes.next(), codes.next()) {
+        (Some(code), None) => {
+            OrgCode::parse(code).map_err(|e| format!("the client certificate names {e}"))
+        }
+        (None, _) => Err(format!(
+            "the client certificate has no {ORG_URI_PREFIX}<CODE> subject alternative name"
+        )),
+        (Some(_), Some(_)) => {
+            Err("the client certificate names more than one organisation".to_owned())
+        }
+    }
+}
+
+/// One call's audit record, from arrival to final status. Dropped unfinished (the client went
+/// away), it records the call as `CANCELLED`.
+struct CallRecord {
+    state: Arc<HubState>,
+    entry: Option<AuditEntry>,
+    digest: Arc<Mutex<ring::digest::Context>>,
+    started: Instant,
+    span: tracing::Span,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl CallRecord {
+    fn new(state: Arc<HubState>, entry: AuditEntry, span: tracing::Span) -> Self {
+        Self {
+            state,
+            entry: Some(entry),
+            digest: Arc::new(Mutex::new(ring::digest::Context::new(
+                &ring::digest::SHA256,
+            ))),
+            started: Instant::now(),
+            span,
+            permit: None,
+        }
+    }
+
+    /// Answers the call with the layer's own refusal, once its audit record is stored.
+    async fn refuse(mut self, refusal: Refusal) -> Response<Body> {
+        let request_id = self
+            .entry
+            .as_ref()
+            .map(|e| e.request_id.clone())
+            .unwrap_or_default();
+        let message = refusal.reason.clone();
+        let mut response = if refusal.code == Code::Internal {
+            status::internal(&request_id)
+        } else {
+            status::status(refusal.code, message, &request_id)
+        }
+        .into_http::<Body>();
+        set_request_id(response.headers_mut(), &request_id);
+        self.finish(refusal.code, refusal.reason).await;
+        response
+    }
+
+    async fn complete(mut self, code: Code, message: String) {
+        self.finish(
+            code,
+            if code == Code::Ok {
+                String::new()
+            } else {
+                message
+            },
+        )
+        .await;
+    }
+
+    /// Stores the audit record (and logs the call) exactly once.
+    fn finish(&mut self, code: Code, detail: String) -> impl Future<Output = ()> + Send + use<> {
+        let prepared = self.entry.take().map(|mut entry| {
+            entry.outcome = code_name(code).to_owned();
+            entry.detail = truncate(detail, 500);
+            let digest = self.digest.lock().expect("request digest").clone().finish();
+            entry.request_digest = crate::hex(digest.as_ref());
+            let elapsed_ms = self.started.elapsed().as_secs_f64() * 1e3;
+            let _enter = self.span.enter();
+            if matches!(code, Code::Ok) {
+                tracing::info!(outcome = entry.outcome, elapsed_ms, "rpc finished");
+            } else {
+                tracing::info!(
+                    outcome = entry.outcome,
+                    detail = entry.detail,
+                    elapsed_ms,
+                    "rpc finished"
+                );
+            }
+            (entry, self.state.audit.clone(), self.span.clone())
+        });
+        let permit = self.permit.take();
+        async move {
+            if let Some((entry, audit, span)) = prepared {
+                if let Err(err) = audit.append(entry).await {
+                    let _enter = span.enter();
+                    tracing::error!(error = %err, "the call's audit record was not stored");
+                }
+            }
+            drop(permit);
+        }
+    }
+}
+
+impl Drop for CallRecord {
+    fn drop(&mut self) {
+        if self.entry.is_some() {
+            let store = self.finish(
+                Code::Cancelled,
+                "the client went away before the call finished".to_owned(),
+            );
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(store);
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Feeds the request bytes the handler reads into the call's digest.
+    struct DigestingBody {
+        #[pin]
+        inner: Body,
+        digest: Arc<Mutex<ring::digest::Context>>,
+    }
+}
+
+impl HttpBody for DigestingBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let this = self.project();
+        let frame = ready!(this.inner.poll_frame(cx));
+        if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref)) {
+            if let Some(bytes) = data {
+                this.digest.lock().expect("request digest").update(bytes);
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Holds back a response's trailers (its final status) until the audit record is stored.
+    struct AuditedBody {
+        #[pin]
+        inner: Body,
+        call: Option<CallRecord>,
+        pending: Option<(BoxFuture<()>, Frame<Bytes>)>,
+    }
+}
+
+impl HttpBody for AuditedBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let mut this = self.project();
+        loop {
+            if let Some((store, _)) = this.pending.as_mut() {
+                ready!(store.as_mut().poll(cx));
+                let (_, trailers) = this.pending.take().expect("pending trailers");
+                return Poll::Ready(Some(Ok(trailers)));
+            }
+            match ready!(this.inner.as_mut().poll_frame(cx)) {
+                Some(Ok(frame)) => {
+                    let status = frame.trailers_ref().and_then(grpc_status);
+                    if let (Some((code, message)), Some(mut call)) = (status, this.call.take()) {
+                        let store = call.finish(
+                            code,
+                            if code == Code::Ok {
+                                String::new()
+                            } else {
+                                message
+                            },
+                        );
+                        *this.pending = Some((Box::pin(store), frame));
+                        continue;
+                    }
+                    return Poll::Ready(Some(Ok(frame)));
+                }
+                Some(Err(status)) => {
+                    if let Some(mut call) = this.call.take() {
+                        tokio::spawn(call.finish(status.code(), status.message().to_owned()));
+                    }
+                    return Poll::Ready(Some(Err(status)));
+                }
+                None => {
+                    if let Some(mut call) = this.call.take() {
+                        tokio::spawn(call.finish(
+                            Code::Unknown,
+                            "the response ended without a status".to_owned(),
+                        ));
+                    }
+                    return Poll::Ready(None);
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.call.is_none() && self.pending.is_none() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// `grpc-status` and the decoded `grpc-message` of a header or trailer map.
+fn grpc_status(headers: &HeaderMap) -> Option<(Code, String)> {
+    let code = Code::from_bytes(headers.get("grpc-status")?.as_bytes());
+    let message = headers
+        .get("grpc-message")
+        .map(|m| percent_decode(m.as_bytes()))
+        .unwrap_or_default();
+    Some((code, message))
+}
+
+fn percent_decode(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The deadline the client asked for (`grpc-timeout`), if any.
+fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3_600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// A request id the client chose, when it is a reasonable one.
+fn request_id_from(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(REQUEST_ID_HEADER)?.to_str().ok()?;
+    let ok = (8..=64).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    ok.then(|| value.to_owned())
+}
+
+fn new_request_id() -> String {
+    use ring::rand::{SecureRandom, SystemRandom};
+    let mut bytes = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the system random source works");
+    crate::hex(&bytes)
+}
+
+fn set_request_id(headers: &mut HeaderMap, request_id: &str) {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert(REQUEST_ID_HEADER, value);
+    }
+}
+
+fn truncate(mut s: String, max_chars: usize) -> String {
+    if let Some((cut, _)) = s.char_indices().nth(max_chars) {
+        s.truncate(cut);
+    }
+    s
+}
+
+/// The canonical gRPC name of a status code, as stored in the audit trail.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts() {
+        let mut h = HeaderMap::new();
+        h.insert("grpc-timeout", HeaderValue::from_static("250m"));
+        assert_eq!(grpc_timeout(&h), Some(Duration::from_millis(250)));
+        h.insert("grpc-timeout", HeaderValue::from_static("3S"));
+        assert_eq!(grpc_timeout(&h), Some(Duration::from_secs(3)));
+        h.insert("grpc-timeout", HeaderValue::from_static("x"));
+        assert_eq!(grpc_timeout(&h), None);
+        h.insert("grpc-timeout", HeaderValue::from_static("123456789S"));
+        assert_eq!(grpc_timeout(&h), None);
+    }
+
+    #[test]
+    fn grpc_messages_are_decoded() {
+        assert_eq!(
+            percent_decode(b"member%20VNPT%20is%20suspended"),
+            "member VNPT is suspended"
+        );
+        assert_eq!(percent_decode("S%E1%BB%9F".as_bytes()), "Sở");
+        assert_eq!(percent_decode(b"100%"), "100%");
+    }
+
+    #[test]
+    fn client_request_ids_are_checked() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            REQUEST_ID_HEADER,
+            HeaderValue::from_static("batch-2024-03.17"),
+        );
+        assert_eq!(request_id_from(&h).as_deref(), Some("batch-2024-03.17"));
+        h.insert(REQUEST_ID_HEADER, HeaderValue::from_static("a b"));
+        assert_eq!(request_id_from(&h), None);
+        assert_eq!(new_request_id().len(), 32);
+    }
+
+    #[test]
+    fn long_details_are_cut_on_a_character_boundary() {
+        assert_eq!(truncate("Sở Thông tin".to_owned(), 2), "Sở");
+        assert_eq!(truncate("abc".to_owned(), 5), "abc");
+    }
+}
