@@ -12,15 +12,10 @@ use telesub_client::{Client, Error};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let (Some(endpoint), Some(dir), Some(org)) = (args.next(), args.next(), args.next()) else {
-        eprintln!(
-            "usage: whoami ENDPOINT TLS_DIR ORG   (e.g. whoami https://localhost:50051 ./dev-tls VNPT)"
-        );
+        eprintln!("usage: whoami ENDPOINT TLS_DIR ORG   (e.g. whoami https://localhost:50051 ./dev-tls VNPT)");
         std::process::exit(2);
     };
-    let client = Client::builder(endpoint)
-        .dev_folder(dir, &org)?
-        .connect()
-        .await?;
+    let client = Client::builder(endpoint).dev_folder(dir, &org)?.connect().await?;
     match client.who_am_i().await {
         Ok(me) => {
             let member = me.member.unwrap_or_default();

@@ -11,9 +11,7 @@ use tonic::{
     Status,
     transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
 };
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
 use crate::Error;
 
@@ -28,21 +26,14 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self {
-            max_attempts: 4,
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(2),
-        }
+        Self { max_attempts: 4, initial_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(2) }
     }
 }
 
 impl RetryPolicy {
     /// No retries.
     pub fn none() -> Self {
-        Self {
-            max_attempts: 1,
-            ..Self::default()
-        }
+        Self { max_attempts: 1, ..Self::default() }
     }
 }
 
@@ -59,8 +50,7 @@ pub struct ClientBuilder {
 }
 
 fn read(path: &Path, what: &str) -> Result<Vec<u8>, Error> {
-    std::fs::read(path)
-        .map_err(|e| Error::Config(format!("cannot read the {what} {}: {e}", path.display())))
+    std::fs::read(path).map_err(|e| Error::Config(format!("cannot read the {what} {}: {e}", path.display())))
 }
 
 impl ClientBuilder {
@@ -70,11 +60,7 @@ impl ClientBuilder {
         self
     }
 
-    pub fn identity_files(
-        self,
-        cert: impl AsRef<Path>,
-        key: impl AsRef<Path>,
-    ) -> Result<Self, Error> {
+    pub fn identity_files(self, cert: impl AsRef<Path>, key: impl AsRef<Path>) -> Result<Self, Error> {
         let cert = read(cert.as_ref(), "client certificate")?;
         let key = read(key.as_ref(), "client key")?;
         Ok(self.identity_pem(cert, key))
@@ -96,8 +82,7 @@ impl ClientBuilder {
     pub fn dev_folder(self, dir: impl AsRef<Path>, org: &str) -> Result<Self, Error> {
         let dir = dir.as_ref();
         let client = |ext: &str| -> PathBuf { dir.join("clients").join(format!("{org}.{ext}")) };
-        self.ca_file(dir.join("ca.crt"))?
-            .identity_files(client("crt"), client("key"))
+        self.ca_file(dir.join("ca.crt"))?.identity_files(client("crt"), client("key"))
     }
 
     /// The name the hub's certificate must carry; by default the endpoint's host.
@@ -134,9 +119,7 @@ impl ClientBuilder {
             tls = tls.domain_name(name.clone());
         }
         Endpoint::from_shared(self.endpoint.clone())
-            .map_err(|e| {
-                Error::Config(format!("{:?} is not a valid endpoint: {e}", self.endpoint))
-            })?
+            .map_err(|e| Error::Config(format!("{:?} is not a valid endpoint: {e}", self.endpoint)))?
             .tls_config(tls)
             .map_err(|e| Error::Config(format!("TLS configuration: {e}")))
             .map(|e| {
@@ -151,10 +134,10 @@ impl ClientBuilder {
     /// Connects now, failing when the hub cannot be reached.
     pub async fn connect(self) -> Result<Client, Error> {
         let endpoint = self.endpoint()?;
-        let channel = endpoint.connect().await.map_err(|e| Error::Connect {
-            endpoint: self.endpoint.clone(),
-            reason: error_chain(&e),
-        })?;
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| Error::Connect { endpoint: self.endpoint.clone(), reason: error_chain(&e) })?;
         Ok(Client::new(channel, self))
     }
 
@@ -241,9 +224,7 @@ impl Client {
     pub async fn health(&self) -> Result<bool, Error> {
         self.read_only(|| {
             let mut health = self.health.clone();
-            let request = self.request(HealthCheckRequest {
-                service: String::new(),
-            });
+            let request = self.request(HealthCheckRequest { service: String::new() });
             async move { health.check(request).await }
         })
         .await
@@ -262,10 +243,7 @@ impl Client {
     }
 
     /// One page of members (ICT only).
-    pub async fn list_members(
-        &self,
-        query: pb::ListMembersRequest,
-    ) -> Result<pb::ListMembersResponse, Error> {
+    pub async fn list_members(&self, query: pb::ListMembersRequest) -> Result<pb::ListMembersResponse, Error> {
         self.read_only(|| {
             let mut members = self.members.clone();
             let request = self.request(query.clone());
@@ -276,42 +254,21 @@ impl Client {
     }
 
     /// Adds a member (ICT only).
-    pub async fn register_member(
-        &self,
-        member: pb::RegisterMemberRequest,
-    ) -> Result<pb::Member, Error> {
-        let response = self
-            .members
-            .clone()
-            .register_member(self.request(member))
-            .await?;
+    pub async fn register_member(&self, member: pb::RegisterMemberRequest) -> Result<pb::Member, Error> {
+        let response = self.members.clone().register_member(self.request(member)).await?;
         response.into_inner().member.ok_or_else(missing_member)
     }
 
     /// Changes a member (ICT only).
-    pub async fn update_member(
-        &self,
-        update: pb::UpdateMemberRequest,
-    ) -> Result<pb::Member, Error> {
-        let response = self
-            .members
-            .clone()
-            .update_member(self.request(update))
-            .await?;
+    pub async fn update_member(&self, update: pb::UpdateMemberRequest) -> Result<pb::Member, Error> {
+        let response = self.members.clone().update_member(self.request(update)).await?;
         response.into_inner().member.ok_or_else(missing_member)
     }
 
     /// Suspends a member (ICT only); `reason` is required.
     pub async fn suspend_member(&self, code: &str, reason: &str) -> Result<pb::Member, Error> {
-        let request = pb::SuspendMemberRequest {
-            code: code.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let response = self
-            .members
-            .clone()
-            .suspend_member(self.request(request))
-            .await?;
+        let request = pb::SuspendMemberRequest { code: code.to_owned(), reason: reason.to_owned() };
+        let response = self.members.clone().suspend_member(self.request(request)).await?;
         response.into_inner().member.ok_or_else(missing_member)
     }
 }

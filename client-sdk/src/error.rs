@@ -145,28 +145,19 @@ impl From<Status> for Error {
             request_id: details
                 .request_info()
                 .map(|r| r.request_id.clone())
-                .or_else(|| {
-                    status
-                        .metadata()
-                        .get("x-request-id")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned)
-                }),
+                .or_else(|| status.metadata().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned)),
             violations: details
                 .bad_request()
                 .map(|b| {
                     b.field_violations
                         .iter()
-                        .map(|v| FieldViolation {
-                            field: v.field.clone(),
-                            description: v.description.clone(),
-                        })
+                        .map(|v| FieldViolation { field: v.field.clone(), description: v.description.clone() })
                         .collect()
                 })
                 .unwrap_or_default(),
         };
         match status.code() {
-            Code::InvalidArgument | Code::OutOfRange => Error::InvalidArgument(rejection),
+            Code::InvalidArgument => Error::InvalidArgument(rejection),
             Code::NotFound => Error::NotFound(rejection),
             Code::AlreadyExists => Error::AlreadyExists(rejection),
             Code::FailedPrecondition => Error::FailedPrecondition(rejection),
@@ -189,8 +180,7 @@ mod tests {
 
     #[test]
     fn statuses_become_variants_with_details() {
-        let mut details =
-            ErrorDetails::with_bad_request_violation("code", "is not an organisation code");
+        let mut details = ErrorDetails::with_bad_request_violation("code", "is not an organisation code");
         details.set_request_info("abc123", "");
         let status = Status::with_error_details(Code::InvalidArgument, "invalid request", details);
         let err = Error::from(status);
@@ -199,9 +189,6 @@ mod tests {
         assert_eq!(err.violations()[0].field, "code");
         assert!(!err.is_retryable());
         assert!(Error::from(Status::unavailable("down")).is_retryable());
-        assert_eq!(
-            Error::from(Status::permission_denied("no")).code(),
-            Some(Code::PermissionDenied)
-        );
+        assert_eq!(Error::from(Status::permission_denied("no")).code(), Some(Code::PermissionDenied));
     }
 }

@@ -1,6 +1,6 @@
 //! The `telesub` command line. Tests and tooling rely on these command and flag names.
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+use std::{io::Write, net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -19,11 +19,7 @@ use crate::{
 };
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "telesub",
-    version,
-    about = "The data-exchange hub of the telecom subsidy programme"
-)]
+#[command(name = "telesub", version, about = "The data-exchange hub of the telecom subsidy programme")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -119,23 +115,22 @@ pub struct DemoArgs {
     pub dir: Option<PathBuf>,
 }
 
-fn settings(
-    store: &StoreArgs,
-    overrides: Overrides,
-) -> Result<Settings, Box<dyn std::error::Error>> {
-    let overrides = Overrides {
-        database_url: store.database.clone(),
-        log_format: store.log_format,
-        ..overrides
-    };
+fn settings(store: &StoreArgs, overrides: Overrides) -> Result<Settings, Box<dyn std::error::Error>> {
+    let overrides = Overrides { database_url: store.database.clone(), log_format: store.log_format, ..overrides };
     let settings = Settings::load(store.config.as_deref(), &overrides)?;
     telemetry::init(settings.log_format, &settings.log_filter);
     Ok(settings)
 }
 
-/// Runs a parsed command line; the exit code is 0 on success, 1 on failure.
+/// Runs a parsed command line, printing to standard output; the exit code is 0 on success,
+/// 1 on failure (a broken audit chain included).
 pub async fn run(cli: Cli) -> ExitCode {
-    match dispatch(cli.command).await {
+    run_with(cli, &mut std::io::stdout()).await
+}
+
+/// Runs a parsed command line, printing results to `out` and errors to standard error.
+pub async fn run_with(cli: Cli, out: &mut (dyn Write + Send)) -> ExitCode {
+    match dispatch(cli.command, out).await {
         Ok(code) => code,
         Err(err) => {
             eprintln!("telesub: {}", ErrorChain(&*err));
@@ -144,7 +139,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-async fn dispatch(command: Command) -> Result<ExitCode, Box<dyn std::error::Error>> {
+async fn dispatch(command: Command, out: &mut (dyn Write + Send)) -> Result<ExitCode, Box<dyn std::error::Error>> {
     match command {
         Command::Serve(args) => {
             let overrides = Overrides {
@@ -154,30 +149,28 @@ async fn dispatch(command: Command) -> Result<ExitCode, Box<dyn std::error::Erro
             };
             let settings = settings(&args.store, overrides)?;
             let hub = Hub::build(settings).await?;
-            println!("telesub listening on {}", hub.local_addr());
+            writeln!(out, "telesub listening on {}", hub.local_addr())?;
+            out.flush()?;
             hub.run(startup::shutdown_signal()).await?;
         }
         Command::Migrate(args) => {
             let settings = settings(&args, Overrides::default())?;
             let store = startup::open_store(&settings).await?;
-            println!(
-                "migrations applied ({} at {})",
-                store.backend(),
-                settings.database_url
-            );
+            writeln!(out, "migrations applied ({} at {})", store.backend(), settings.database_url)?;
         }
         Command::Audit(AuditCommand::Verify(args)) => {
             let settings = settings(&args, Overrides::default())?;
             let store = startup::open_store(&settings).await?;
             let report = audit::verify(store.as_ref()).await?;
             match report.first_break {
-                None => println!(
+                None => writeln!(
+                    out,
                     "audit trail intact: {} records, last record {}, last hash {}",
                     report.records, report.last_seq, report.last_hash
-                ),
+                )?,
                 Some(brk) => {
-                    println!("audit trail BROKEN at record {}: {brk}", brk.seq());
-                    println!("records before it verified: {}", report.records);
+                    writeln!(out, "audit trail BROKEN at record {}: {brk}", brk.seq())?;
+                    writeln!(out, "records before it verified: {}", report.records)?;
                     return Ok(ExitCode::FAILURE);
                 }
             }
@@ -185,22 +178,19 @@ async fn dispatch(command: Command) -> Result<ExitCode, Box<dyn std::error::Erro
         Command::Pki(PkiCommand::Init { dir, orgs }) => {
             let report = pki::init(&dir, &orgs)?;
             let ca = if report.created_ca { "created" } else { "kept" };
-            println!(
-                "{}: CA {ca}; certificates issued for: {}",
-                dir.display(),
-                list(&report.issued)
-            );
+            writeln!(out, "{}: CA {ca}; certificates issued for: {}", dir.display(), list(&report.issued))?;
             if !report.kept.is_empty() {
-                println!("already present, kept: {}", list(&report.kept));
+                writeln!(out, "already present, kept: {}", list(&report.kept))?;
             }
         }
         Command::Pki(PkiCommand::Revoke { dir, orgs }) => {
             let crl = pki::revoke(&dir, &orgs)?;
-            println!(
+            writeln!(
+                out,
                 "{} now revokes: {} (send SIGHUP to a running hub to reload)",
                 crl.display(),
                 orgs.join(", ")
-            );
+            )?;
         }
         Command::Bootstrap(args) => {
             let settings = settings(&args.store, Overrides::default())?;
@@ -212,24 +202,14 @@ async fn dispatch(command: Command) -> Result<ExitCode, Box<dyn std::error::Erro
                 role: Role::Ict,
                 unit: None,
             };
-            let member = MemberRegistry::new(store, identities)
-                .bootstrap(new)
-                .await?;
-            println!(
-                "created ICT member {} ({})",
-                member.code,
-                member.display_name.as_str()
-            );
+            let member = MemberRegistry::new(store, identities).bootstrap(new).await?;
+            writeln!(out, "created ICT member {} ({})", member.code, member.display_name.as_str())?;
         }
-        Command::Demo(args) => demo::run(args.dir).await?,
+        Command::Demo(args) => demo::run(args.dir, out).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn list(items: &[String]) -> String {
-    if items.is_empty() {
-        "none".to_owned()
-    } else {
-        items.join(", ")
-    }
+    if items.is_empty() { "none".to_owned() } else { items.join(", ") }
 }

@@ -57,6 +57,8 @@ pub struct Settings {
     pub log_filter: String,
     /// How long a member record is cached before the database is read again.
     pub identity_cache_ms: u64,
+    /// After Ctrl-C or SIGTERM, how long calls in flight may take to finish.
+    pub shutdown_grace_ms: u64,
     pub tls: TlsSettings,
     pub limits: Limits,
 }
@@ -70,6 +72,7 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             log_filter: "info".to_owned(),
             identity_cache_ms: 5_000,
+            shutdown_grace_ms: 30_000,
             tls: TlsSettings::default(),
             limits: Limits::default(),
         }
@@ -149,6 +152,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "log_format",
     "log_filter",
     "identity_cache_ms",
+    "shutdown_grace_ms",
     "tls",
     "limits",
 ];
@@ -163,9 +167,9 @@ impl Settings {
             }
             figment = figment.merge(Toml::file_exact(file));
         }
-        let env = Env::prefixed("TELESUB_").split("__").filter(|key| {
-            TOP_LEVEL_KEYS.contains(&key.as_str().split('.').next().unwrap_or_default())
-        });
+        let env = Env::prefixed("TELESUB_")
+            .split("__")
+            .filter(|key| TOP_LEVEL_KEYS.contains(&key.as_str().split('.').next().unwrap_or_default()));
         let settings: Settings = figment
             .merge(env)
             .merge(Serialized::globals(overrides))
@@ -180,24 +184,13 @@ impl Settings {
         let positive = [
             ("limits.max_message_bytes", l.max_message_bytes as u64),
             ("limits.request_timeout_ms", l.request_timeout_ms),
-            (
-                "limits.max_concurrent_requests",
-                l.max_concurrent_requests as u64,
-            ),
-            (
-                "limits.max_concurrent_streams_per_connection",
-                u64::from(l.max_concurrent_streams_per_connection),
-            ),
-            (
-                "database_max_connections",
-                u64::from(self.database_max_connections),
-            ),
+            ("limits.max_concurrent_requests", l.max_concurrent_requests as u64),
+            ("limits.max_concurrent_streams_per_connection", u64::from(l.max_concurrent_streams_per_connection)),
+            ("database_max_connections", u64::from(self.database_max_connections)),
         ];
         for (key, value) in positive {
             if value == 0 {
-                return Err(ConfigError::Invalid(format!(
-                    "{key} must be greater than 0"
-                )));
+                return Err(ConfigError::Invalid(format!("{key} must be greater than 0")));
             }
         }
         Ok(())
@@ -205,6 +198,10 @@ impl Settings {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.limits.request_timeout_ms)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
     }
 
     pub fn handshake_timeout(&self) -> Duration {
@@ -225,23 +222,12 @@ impl Settings {
                 ))
             })
         };
-        let mut crls = self.tls.crl_files.clone();
-        if crls.is_empty() {
-            crls.extend(dir.as_ref().map(PkiDir::crl).filter(|p| p.exists()));
-        }
         Ok(TlsPaths {
-            client_ca: pick(
-                &self.tls.client_ca_file,
-                "client CA (tls.client_ca_file)",
-                PkiDir::ca_cert,
-            )?,
-            cert: pick(
-                &self.tls.cert_file,
-                "certificate (tls.cert_file)",
-                PkiDir::server_cert,
-            )?,
+            client_ca: pick(&self.tls.client_ca_file, "client CA (tls.client_ca_file)", PkiDir::ca_cert)?,
+            cert: pick(&self.tls.cert_file, "certificate (tls.cert_file)", PkiDir::server_cert)?,
             key: pick(&self.tls.key_file, "key (tls.key_file)", PkiDir::server_key)?,
-            crls,
+            crls: self.tls.crl_files.clone(),
+            optional_crl: dir.as_ref().filter(|_| self.tls.crl_files.is_empty()).map(PkiDir::crl),
         })
     }
 }
@@ -259,18 +245,12 @@ mod tests {
             "listen = \"0.0.0.0:6000\"\nlog_format = \"json\"\n[limits]\nrequest_timeout_ms = 5000\n[tls]\ndir = \"/etc/telesub/tls\"\n",
         )
         .unwrap();
-        let overrides = Overrides {
-            listen: Some("127.0.0.1:7000".parse().unwrap()),
-            ..Overrides::default()
-        };
+        let overrides = Overrides { listen: Some("127.0.0.1:7000".parse().unwrap()), ..Overrides::default() };
         let s = Settings::load(Some(&file), &overrides).unwrap();
         assert_eq!(s.listen, "127.0.0.1:7000".parse().unwrap());
         assert_eq!(s.log_format, LogFormat::Json);
         assert_eq!(s.limits.request_timeout_ms, 5000);
-        assert_eq!(
-            s.limits.max_concurrent_requests,
-            Limits::default().max_concurrent_requests
-        );
+        assert_eq!(s.limits.max_concurrent_requests, Limits::default().max_concurrent_requests);
         let paths = s.tls_paths().unwrap();
         assert_eq!(paths.client_ca, Path::new("/etc/telesub/tls/ca.crt"));
     }
@@ -279,21 +259,14 @@ mod tests {
     fn bad_files_are_named() {
         let tmp = tempfile::tempdir().unwrap();
         let missing = tmp.path().join("nope.toml");
-        assert!(matches!(
-            Settings::load(Some(&missing), &Overrides::default()),
-            Err(ConfigError::MissingFile(_))
-        ));
+        assert!(matches!(Settings::load(Some(&missing), &Overrides::default()), Err(ConfigError::MissingFile(_))));
         let typo = tmp.path().join("typo.toml");
         std::fs::write(&typo, "lisen = \"0.0.0.0:1\"\n").unwrap();
-        let err = Settings::load(Some(&typo), &Overrides::default())
-            .unwrap_err()
-            .to_string();
+        let err = Settings::load(Some(&typo), &Overrides::default()).unwrap_err().to_string();
         assert!(err.contains("lisen"), "{err}");
         let zero = tmp.path().join("zero.toml");
         std::fs::write(&zero, "[limits]\nmax_concurrent_requests = 0\n").unwrap();
-        let err = Settings::load(Some(&zero), &Overrides::default())
-            .unwrap_err()
-            .to_string();
+        let err = Settings::load(Some(&zero), &Overrides::default()).unwrap_err().to_string();
         assert!(err.contains("limits.max_concurrent_requests"), "{err}");
     }
 
@@ -305,8 +278,8 @@ mod tests {
 
     #[test]
     fn passwords_stay_out_of_debug_output() {
-        let mut s = Settings::default();
-        s.database_url = DatabaseUrl("postgres://hub:s3cret@db/telesub".into());
+        let s =
+            Settings { database_url: DatabaseUrl("postgres://hub:s3cret@db/telesub".into()), ..Settings::default() };
         assert!(!format!("{s:?}").contains("s3cret"));
     }
 }

@@ -4,6 +4,7 @@
 //! stops it, verifies the audit trail and prints what happened.
 
 use std::{
+    io::Write,
     path::{Path, PathBuf},
     time::Instant,
 };
@@ -13,7 +14,7 @@ use tokio::sync::oneshot;
 
 use crate::{
     audit,
-    config::{LogFormat, Settings},
+    config::{DatabaseUrl, LogFormat, Settings},
     pki::{self, OrgSpec},
     startup::Hub,
     telemetry,
@@ -21,14 +22,8 @@ use crate::{
 
 /// The organisations of the demo: the ICT and labour departments, two operators, the city of
 /// Gia Nghĩa (district 660) and the education department.
-const ORGS: &[&str] = &[
-    "DOICT:ICT",
-    "DOLISA:LABOUR",
-    "VNPT:OPERATOR",
-    "VIETTEL:OPERATOR",
-    "GIANGHIA:LOCALITY:660",
-    "DOET:EDUCATION",
-];
+const ORGS: &[&str] =
+    &["DOICT:ICT", "DOLISA:LABOUR", "VNPT:OPERATOR", "VIETTEL:OPERATOR", "GIANGHIA:LOCALITY:660", "DOET:EDUCATION"];
 
 fn working_folder(dir: Option<PathBuf>) -> Result<PathBuf, Box<dyn std::error::Error>> {
     let dir = dir.unwrap_or_else(|| {
@@ -36,47 +31,34 @@ fn working_folder(dir: Option<PathBuf>) -> Result<PathBuf, Box<dyn std::error::E
         std::env::temp_dir().join(format!("telesub-demo-{stamp}-{}", std::process::id()))
     });
     if dir.exists() {
-        return Err(format!(
-            "{} exists already; the demo starts from an empty folder",
-            dir.display()
-        )
-        .into());
+        return Err(format!("{} exists already; the demo starts from an empty folder", dir.display()).into());
     }
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
 
-async fn client(
-    addr: std::net::SocketAddr,
-    tls_dir: &Path,
-    org: &str,
-) -> Result<Client, ClientError> {
-    Client::builder(format!("https://localhost:{}", addr.port()))
-        .dev_folder(tls_dir, org)?
-        .connect()
-        .await
+async fn client(addr: std::net::SocketAddr, tls_dir: &Path, org: &str) -> Result<Client, ClientError> {
+    Client::builder(format!("https://localhost:{}", addr.port())).dev_folder(tls_dir, org)?.connect().await
 }
 
 fn role_name(role: proto::Role) -> &'static str {
     role.as_str_name().trim_start_matches("ROLE_")
 }
 
-pub async fn run(dir: Option<PathBuf>) -> Result<(), Box<dyn std::error::Error>> {
+pub async fn run(dir: Option<PathBuf>, out: &mut (dyn Write + Send)) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     telemetry::init(LogFormat::Text, "error");
     let dir = working_folder(dir)?;
     let tls_dir = dir.join("tls");
     let orgs: Vec<OrgSpec> = ORGS.iter().map(|o| o.parse()).collect::<Result<_, _>>()?;
     pki::init(&tls_dir, &orgs)?;
-    println!(
-        "1. Development certificates for {} organisations in {}",
-        orgs.len(),
-        tls_dir.display()
-    );
+    writeln!(out, "1. Development certificates for {} organisations in {}", orgs.len(), tls_dir.display())?;
 
-    let mut settings = Settings::default();
-    settings.listen = "127.0.0.1:0".parse()?;
-    settings.database_url.0 = format!("sqlite://{}", dir.join("telesub.db").display());
+    let mut settings = Settings {
+        listen: "127.0.0.1:0".parse()?,
+        database_url: DatabaseUrl(format!("sqlite://{}", dir.join("telesub.db").display())),
+        ..Settings::default()
+    };
     settings.tls.dir = Some(tls_dir.clone());
     let hub = Hub::build(settings.clone()).await?;
     let addr = hub.local_addr();
@@ -85,51 +67,31 @@ pub async fn run(dir: Option<PathBuf>) -> Result<(), Box<dyn std::error::Error>>
     let serving = tokio::spawn(hub.run(async {
         let _ = stopped.await;
     }));
-    println!(
-        "2. Hub listening on {addr} (mutual TLS), database {}",
-        settings.database_url
-    );
+    writeln!(out, "2. Hub listening on {addr} (mutual TLS), database {}", settings.database_url)?;
 
     let ict = client(addr, &tls_dir, "DOICT").await?;
-    println!(
-        "3. Health check: {}",
-        if ict.health().await? {
-            "SERVING"
-        } else {
-            "NOT SERVING"
-        }
-    );
+    writeln!(out, "3. Health check: {}", if ict.health().await? { "SERVING" } else { "NOT SERVING" })?;
 
-    println!("4. Each member asks the hub who it is:");
+    writeln!(out, "4. Each member asks the hub who it is:")?;
     for org in &orgs {
         let me = client(addr, &tls_dir, &org.code).await?.who_am_i().await?;
         let m = me.member.unwrap_or_default();
-        let unit = if m.unit_code.is_empty() {
-            String::new()
-        } else {
-            format!("unit {}", m.unit_code)
-        };
-        println!(
+        let unit = if m.unit_code.is_empty() { String::new() } else { format!("unit {}", m.unit_code) };
+        writeln!(
+            out,
             "   {:<9} {:<10} {:<9} cert {}…",
             m.code,
             role_name(m.role()),
             unit,
             &me.certificate_fingerprint[..16]
-        );
+        )?;
     }
 
     let operator = client(addr, &tls_dir, "VNPT").await?;
-    match operator
-        .list_members(proto::ListMembersRequest::default())
-        .await
-    {
-        Err(ClientError::PermissionDenied(r)) => {
-            println!("5. VNPT lists the members: refused, {}", r.message)
-        }
+    match operator.list_members(proto::ListMembersRequest::default()).await {
+        Err(ClientError::PermissionDenied(r)) => writeln!(out, "5. VNPT lists the members: refused, {}", r.message)?,
         other => {
-            return Err(
-                format!("an operator listing members should be refused, got {other:?}").into(),
-            );
+            return Err(format!("an operator listing members should be refused, got {other:?}").into());
         }
     }
 
@@ -141,7 +103,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<(), Box<dyn std::error::Error>>
             unit_code: String::new(),
         })
         .await?;
-    println!("6. DOICT registers {} ({})", added.code, added.display_name);
+    writeln!(out, "6. DOICT registers {} ({})", added.code, added.display_name)?;
     match ict
         .register_member(proto::RegisterMemberRequest {
             code: "bad code".into(),
@@ -152,61 +114,47 @@ pub async fn run(dir: Option<PathBuf>) -> Result<(), Box<dyn std::error::Error>>
         .await
     {
         Err(ClientError::InvalidArgument(r)) => {
-            println!(
-                "7. DOICT registers a malformed member: refused, {} problems:",
-                r.violations.len()
-            );
+            writeln!(out, "7. DOICT registers a malformed member: refused, {} problems:", r.violations.len())?;
             for v in &r.violations {
-                println!("   {}: {}", v.field, v.description);
+                writeln!(out, "   {}: {}", v.field, v.description)?;
             }
         }
         other => {
             return Err(format!("a malformed registration should be refused, got {other:?}").into());
         }
     }
-    ict.suspend_member("VIETTEL", "certificate reported lost")
-        .await?;
+    ict.suspend_member("VIETTEL", "certificate reported lost").await?;
     match client(addr, &tls_dir, "VIETTEL").await?.who_am_i().await {
-        Err(ClientError::PermissionDenied(r)) => println!(
-            "8. DOICT suspends VIETTEL; VIETTEL's next call: refused, {}",
-            r.message
-        ),
+        Err(ClientError::PermissionDenied(r)) => {
+            writeln!(out, "8. DOICT suspends VIETTEL; VIETTEL's next call: refused, {}", r.message)?
+        }
         other => return Err(format!("a suspended member should be refused, got {other:?}").into()),
     }
-    let listed = ict
-        .list_members(proto::ListMembersRequest::default())
-        .await?;
-    println!("9. Members now:");
+    let listed = ict.list_members(proto::ListMembersRequest::default()).await?;
+    writeln!(out, "9. Members now:")?;
     for m in &listed.members {
-        let status = m
-            .status()
-            .as_str_name()
-            .trim_start_matches("MEMBER_STATUS_");
-        println!(
-            "   {:<9} {:<10} {:<9} {}",
-            m.code,
-            role_name(m.role()),
-            status,
-            m.display_name
-        );
+        let status = m.status().as_str_name().trim_start_matches("MEMBER_STATUS_");
+        writeln!(out, "   {:<9} {:<10} {:<9} {}", m.code, role_name(m.role()), status, m.display_name)?;
     }
 
     let _ = stop.send(());
     serving.await??;
     let report = audit::verify(store.as_ref()).await?;
     match &report.first_break {
-        None => println!(
+        None => writeln!(
+            out,
             "10. Hub stopped. Audit trail: {} records, chain intact (last hash {}…)",
             report.records,
             &report.last_hash[..16]
-        ),
+        )?,
         Some(brk) => return Err(format!("the audit trail is broken: {brk}").into()),
     }
-    println!(
+    writeln!(
+        out,
         "\nDone in {:.1} s. To serve this folder again:\n  telesub serve --tls-dir {} --database {}",
         started.elapsed().as_secs_f64(),
         tls_dir.display(),
         settings.database_url
-    );
+    )?;
     Ok(())
 }

@@ -4,10 +4,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = telesub_server::cli::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("telesub: cannot start the async runtime: {err}");

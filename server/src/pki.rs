@@ -11,9 +11,9 @@ use std::{
 };
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
-    RevocationReason, RevokedCertParams, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason, RevokedCertParams,
+    SanType, SerialNumber,
 };
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
@@ -39,11 +39,7 @@ pub enum PkiError {
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> PkiError + 'a {
-    move |source| PkiError::Io {
-        action,
-        path: path.to_owned(),
-        source,
-    }
+    move |source| PkiError::Io { action, path: path.to_owned(), source }
 }
 
 /// One organisation to issue a certificate for: `CODE:ROLE[:UNIT]` on the command line.
@@ -72,16 +68,8 @@ impl OrgSpec {
         let role = Role::parse(&self.role)?;
         let unit = self.unit.as_deref().map(UnitCode::parse).transpose()?;
         check_scope(role, unit.as_ref())?;
-        let display_name = self
-            .display_name
-            .clone()
-            .unwrap_or_else(|| code.as_str().to_owned());
-        Ok(ParsedOrg {
-            code,
-            role,
-            unit,
-            display_name,
-        })
+        let display_name = self.display_name.clone().unwrap_or_else(|| code.as_str().to_owned());
+        Ok(ParsedOrg { code, role, unit, display_name })
     }
 }
 
@@ -97,12 +85,7 @@ impl FromStr for OrgSpec {
         if parts.next().is_some() {
             return Err(format!("{s:?} is not CODE:ROLE[:UNIT]"));
         }
-        let spec = OrgSpec {
-            code: code.to_owned(),
-            role: role.to_uppercase(),
-            unit,
-            display_name: None,
-        };
+        let spec = OrgSpec { code: code.to_owned(), role: role.to_uppercase(), unit, display_name: None };
         spec.parse()?;
         Ok(spec)
     }
@@ -129,10 +112,7 @@ impl Validity {
     /// From an hour ago (clocks differ) for `days`.
     pub fn days(days: i64) -> Self {
         let now = OffsetDateTime::now_utc();
-        Self {
-            not_before: now - Duration::hours(1),
-            not_after: now + Duration::days(days),
-        }
+        Self { not_before: now - Duration::hours(1), not_after: now + Duration::days(days) }
     }
 }
 
@@ -160,9 +140,7 @@ impl fmt::Debug for DevCa {
 fn random_serial() -> Vec<u8> {
     use ring::rand::{SecureRandom, SystemRandom};
     let mut bytes = vec![0u8; 16];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .expect("the system random source works");
+    SystemRandom::new().fill(&mut bytes).expect("the system random source works");
     bytes[0] &= 0x7f; // positive
     bytes[0] |= 0x01; // and no leading zero byte to strip
     bytes
@@ -182,33 +160,22 @@ impl DevCa {
         let mut params = CertificateParams::default();
         params.distinguished_name = name(common_name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         params.serial_number = Some(SerialNumber::from_slice(&random_serial()));
         let validity = Validity::days(3_650);
         params.not_before = validity.not_before;
         params.not_after = validity.not_after;
         let cert_pem = params.self_signed(&key)?.pem();
         let key_pem = key.serialize_pem();
-        Ok(Self {
-            issuer: Issuer::new(params, key),
-            cert_pem,
-            key_pem,
-        })
+        Ok(Self { issuer: Issuer::new(params, key), cert_pem, key_pem })
     }
 
     /// A CA from its PEM certificate and key.
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
         let key = KeyPair::from_pem(key_pem)?;
         let issuer = Issuer::from_ca_cert_pem(cert_pem, key)?;
-        Ok(Self {
-            issuer,
-            cert_pem: cert_pem.to_owned(),
-            key_pem: key_pem.to_owned(),
-        })
+        Ok(Self { issuer, cert_pem: cert_pem.to_owned(), key_pem: key_pem.to_owned() })
     }
 
     pub fn cert_pem(&self) -> &str {
@@ -228,11 +195,7 @@ impl DevCa {
         params.use_authority_key_identifier_extension = true;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(Issued {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            serial,
-        })
+        Ok(Issued { cert_pem: cert.pem(), key_pem: key.serialize_pem(), serial })
     }
 
     /// The hub's certificate, for the given DNS names and IP addresses.
@@ -333,8 +296,8 @@ pub fn read_manifest(dir: &PkiDir) -> Result<Vec<OrgSpec>, PkiError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(io_err("read", &path)(e)),
     };
-    let manifest: Manifest = toml::from_str(&text)
-        .map_err(|e| PkiError::Invalid(format!("{} is not valid: {e}", path.display())))?;
+    let manifest: Manifest =
+        toml::from_str(&text).map_err(|e| PkiError::Invalid(format!("{} is not valid: {e}", path.display())))?;
     Ok(manifest.members)
 }
 
@@ -352,8 +315,7 @@ fn write_file(path: &Path, contents: &str, secret: bool) -> Result<(), PkiError>
     #[cfg(not(unix))]
     let _ = secret;
     let mut file = options.open(path).map_err(io_err("write", path))?;
-    file.write_all(contents.as_bytes())
-        .map_err(io_err("write", path))
+    file.write_all(contents.as_bytes()).map_err(io_err("write", path))
 }
 
 /// What `init` did.
@@ -371,8 +333,7 @@ pub fn init(dir: &Path, orgs: &[OrgSpec]) -> Result<InitReport, PkiError> {
     let dir = PkiDir::new(dir);
     let mut report = InitReport::default();
     for org in orgs {
-        org.parse()
-            .map_err(|e| PkiError::Invalid(format!("--org {org}: {e}")))?;
+        org.parse().map_err(|e| PkiError::Invalid(format!("--org {org}: {e}")))?;
     }
     let ca = if dir.ca_cert().exists() && dir.ca_key().exists() {
         let read = |p: PathBuf| fs::read_to_string(&p).map_err(io_err("read", &p));
@@ -385,17 +346,12 @@ pub fn init(dir: &Path, orgs: &[OrgSpec]) -> Result<InitReport, PkiError> {
         ca
     };
     if report.created_ca || !dir.server_cert().exists() || !dir.server_key().exists() {
-        let server = ca.server_certificate(&[
-            "localhost",
-            &Ipv4Addr::LOCALHOST.to_string(),
-            &Ipv6Addr::LOCALHOST.to_string(),
-        ])?;
+        let server =
+            ca.server_certificate(&["localhost", &Ipv4Addr::LOCALHOST.to_string(), &Ipv6Addr::LOCALHOST.to_string()])?;
         write_file(&dir.server_key(), &server.key_pem, true)?;
         write_file(&dir.server_cert(), &server.cert_pem, false)?;
     }
-    let mut manifest = Manifest {
-        members: read_manifest(&dir)?,
-    };
+    let mut manifest = Manifest { members: read_manifest(&dir)? };
     for org in orgs {
         let (cert, key) = (dir.client_cert(&org.code), dir.client_key(&org.code));
         if report.created_ca || !cert.exists() || !key.exists() {
@@ -428,8 +384,7 @@ pub fn serial_of(cert_pem: &str) -> Result<Vec<u8>, PkiError> {
     use x509_parser::prelude::{FromDer, X509Certificate};
     let der = CertificateDer::from_pem_slice(cert_pem.as_bytes())
         .map_err(|e| PkiError::Invalid(format!("not a PEM certificate: {e}")))?;
-    let (_, cert) = X509Certificate::from_der(&der)
-        .map_err(|e| PkiError::Invalid(format!("certificate: {e}")))?;
+    let (_, cert) = X509Certificate::from_der(&der).map_err(|e| PkiError::Invalid(format!("certificate: {e}")))?;
     Ok(cert.tbs_certificate.raw_serial().to_vec())
 }
 
@@ -438,12 +393,8 @@ fn revoked_serials(crl_pem: &str) -> Result<Vec<Vec<u8>>, PkiError> {
     use x509_parser::prelude::{CertificateRevocationList, FromDer};
     let der = CertificateRevocationListDer::from_pem_slice(crl_pem.as_bytes())
         .map_err(|e| PkiError::Invalid(format!("not a PEM CRL: {e}")))?;
-    let (_, crl) = CertificateRevocationList::from_der(&der)
-        .map_err(|e| PkiError::Invalid(format!("CRL: {e}")))?;
-    Ok(crl
-        .iter_revoked_certificates()
-        .map(|r| r.raw_serial().to_vec())
-        .collect())
+    let (_, crl) = CertificateRevocationList::from_der(&der).map_err(|e| PkiError::Invalid(format!("CRL: {e}")))?;
+    Ok(crl.iter_revoked_certificates().map(|r| r.raw_serial().to_vec()).collect())
 }
 
 /// Adds the client certificates of `codes` to the folder's CRL (`crl.pem`), keeping what it
@@ -452,11 +403,7 @@ pub fn revoke(dir: &Path, codes: &[String]) -> Result<PathBuf, PkiError> {
     let dir = PkiDir::new(dir);
     let read = |p: PathBuf| fs::read_to_string(&p).map_err(io_err("read", &p));
     let ca = DevCa::from_pem(&read(dir.ca_cert())?, &read(dir.ca_key())?)?;
-    let mut serials = if dir.crl().exists() {
-        revoked_serials(&read(dir.crl())?)?
-    } else {
-        Vec::new()
-    };
+    let mut serials = if dir.crl().exists() { revoked_serials(&read(dir.crl())?)? } else { Vec::new() };
     for code in codes {
         let serial = serial_of(&read(dir.client_cert(code))?)?;
         if !serials.contains(&serial) {
@@ -488,10 +435,7 @@ mod tests {
     #[test]
     fn init_writes_everything_and_reuses_the_ca() {
         let tmp = tempfile::tempdir().unwrap();
-        let orgs: Vec<OrgSpec> = vec![
-            "DOICT:ICT".parse().unwrap(),
-            "VNPT:OPERATOR".parse().unwrap(),
-        ];
+        let orgs: Vec<OrgSpec> = vec!["DOICT:ICT".parse().unwrap(), "VNPT:OPERATOR".parse().unwrap()];
         let first = init(tmp.path(), &orgs).unwrap();
         assert!(first.created_ca);
         assert_eq!(first.issued, ["DOICT", "VNPT"]);
@@ -517,25 +461,14 @@ mod tests {
         assert!(!second.created_ca);
         assert_eq!(second.issued, ["VIETTEL"]);
         assert_eq!(fs::read(dir.ca_cert()).unwrap(), ca_before);
-        let codes: Vec<String> = read_manifest(&dir)
-            .unwrap()
-            .into_iter()
-            .map(|m| m.code)
-            .collect();
+        let codes: Vec<String> = read_manifest(&dir).unwrap().into_iter().map(|m| m.code).collect();
         assert_eq!(codes, ["DOICT", "VIETTEL", "VNPT"]);
     }
 
     #[test]
     fn revoke_accumulates_serials() {
         let tmp = tempfile::tempdir().unwrap();
-        init(
-            tmp.path(),
-            &[
-                "A1:OPERATOR".parse().unwrap(),
-                "B1:OPERATOR".parse().unwrap(),
-            ],
-        )
-        .unwrap();
+        init(tmp.path(), &["A1:OPERATOR".parse().unwrap(), "B1:OPERATOR".parse().unwrap()]).unwrap();
         let crl = revoke(tmp.path(), &["A1".to_owned()]).unwrap();
         revoke(tmp.path(), &["B1".to_owned()]).unwrap();
         let serials = revoked_serials(&fs::read_to_string(crl).unwrap()).unwrap();

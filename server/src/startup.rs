@@ -5,8 +5,9 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use telesub_proto::v1::members_server::MembersServer;
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::oneshot};
 use tonic::transport::Server;
+use tonic_health::ServingStatus;
 
 use crate::{
     audit::AuditLog,
@@ -52,16 +53,10 @@ pub enum StartupError {
 
 /// Opens the store the settings name, running migrations.
 pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartupError> {
-    let options = StoreOptions {
-        max_connections: settings.database_max_connections,
-        ..StoreOptions::default()
-    };
+    let options = StoreOptions { max_connections: settings.database_max_connections, ..StoreOptions::default() };
     storage::open(&settings.database_url.0, &options)
         .await
-        .map_err(|source| StartupError::Storage {
-            url: settings.database_url.to_string(),
-            source,
-        })
+        .map_err(|source| StartupError::Storage { url: settings.database_url.to_string(), source })
 }
 
 /// A hub ready to serve.
@@ -79,36 +74,16 @@ impl Hub {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let tls = ReloadableTls::new(settings.tls_paths()?)?;
         let store = open_store(&settings).await?;
-        let identities = Arc::new(Identities::new(
-            store.clone(),
-            Duration::from_millis(settings.identity_cache_ms),
-        ));
+        let identities = Arc::new(Identities::new(store.clone(), Duration::from_millis(settings.identity_cache_ms)));
         if let Some(dir) = &settings.tls.dir {
-            register_folder_members(
-                &MemberRegistry::new(store.clone(), identities.clone()),
-                &PkiDir::new(dir),
-            )
-            .await?;
+            register_folder_members(&MemberRegistry::new(store.clone(), identities.clone()), &PkiDir::new(dir)).await?;
         }
-        let listener =
-            TcpListener::bind(settings.listen)
-                .await
-                .map_err(|source| StartupError::Bind {
-                    addr: settings.listen,
-                    source,
-                })?;
-        let local_addr = listener.local_addr().map_err(|source| StartupError::Bind {
-            addr: settings.listen,
-            source,
-        })?;
-        Ok(Self {
-            settings,
-            listener,
-            local_addr,
-            tls,
-            store,
-            identities,
-        })
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| StartupError::Bind { addr: settings.listen, source })?;
+        let local_addr =
+            listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.listen, source })?;
+        Ok(Self { settings, listener, local_addr, tls, store, identities })
     }
 
     /// The address the hub listens on (with the real port when 0 was asked for).
@@ -127,18 +102,8 @@ impl Hub {
 
     /// Serves until `shutdown` completes; then stops accepting, lets calls in flight finish,
     /// and waits until their audit records are stored.
-    pub async fn run(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), StartupError> {
-        let Hub {
-            settings,
-            listener,
-            local_addr,
-            tls,
-            store,
-            identities,
-        } = self;
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartupError> {
+        let Hub { settings, listener, local_addr, tls, store, identities } = self;
         let limits = &settings.limits;
         let (audit, audit_writer) = AuditLog::start(store.clone());
         let registry = MemberRegistry::new(store.clone(), identities.clone());
@@ -163,12 +128,16 @@ impl Hub {
         let reload = tokio::spawn(reload_on_hangup(tls.clone()));
         let incoming = tls::incoming(listener, tls, settings.handshake_timeout());
         tracing::info!(addr = %local_addr, database = %settings.database_url, backend = store.backend(), "telesub listening");
+        let (signalled, on_signal) = oneshot::channel();
         let stopping = async move {
             shutdown.await;
             tracing::info!("shutting down: finishing calls in flight");
             health.set_not_serving::<MembersServer<MembersApi>>().await;
+            health.set_service_status("", ServingStatus::NotServing).await;
+            let _ = signalled.send(());
         };
-        let served = Server::builder()
+        let grace = settings.shutdown_grace();
+        let serve = Server::builder()
             .max_concurrent_streams(Some(limits.max_concurrent_streams_per_connection))
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(20)))
@@ -177,34 +146,39 @@ impl Hub {
             .add_service(reflection().build_v1()?)
             .add_service(reflection().build_v1alpha()?)
             .add_service(members)
-            .serve_with_incoming_shutdown(incoming, stopping)
-            .await;
+            .serve_with_incoming_shutdown(incoming, stopping);
+        // Calls in flight get `grace` to finish; a stream that never ends must not hold the
+        // hub up for ever.
+        let grace_over = async move {
+            match on_signal.await {
+                Ok(()) => tokio::time::sleep(grace).await,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        let served = tokio::select! {
+            served = serve => served,
+            () = grace_over => {
+                tracing::warn!(grace_ms = grace.as_millis() as u64, "calls still in flight after the shutdown grace period; closing them");
+                Ok(())
+            }
+        };
         reload.abort();
         drop(audit);
-        if tokio::time::timeout(Duration::from_secs(30), audit_writer)
-            .await
-            .is_err()
-        {
-            tracing::error!("the audit writer did not finish within 30 s");
-        }
+        audit_writer.finish(Duration::from_secs(30)).await;
         tracing::info!("telesub stopped");
         Ok(served?)
     }
 }
 
 /// Registers the members `telesub pki init` recorded in the folder, when they are missing.
-async fn register_folder_members(
-    registry: &MemberRegistry,
-    dir: &PkiDir,
-) -> Result<(), StartupError> {
+async fn register_folder_members(registry: &MemberRegistry, dir: &PkiDir) -> Result<(), StartupError> {
     let specs = pki::read_manifest(dir).map_err(|e| StartupError::Members(Box::new(e)))?;
     for spec in specs {
-        let org = spec.parse().map_err(|e| {
-            StartupError::Members(format!("{}: {spec}: {e}", dir.manifest().display()).into())
-        })?;
+        let org = spec
+            .parse()
+            .map_err(|e| StartupError::Members(format!("{}: {spec}: {e}", dir.manifest().display()).into()))?;
         let new = NewMember {
-            display_name: DisplayName::parse(&org.display_name)
-                .map_err(|e| StartupError::Members(e.into()))?,
+            display_name: DisplayName::parse(&org.display_name).map_err(|e| StartupError::Members(e.into()))?,
             code: org.code,
             role: org.role,
             unit: org.unit,

@@ -17,9 +17,7 @@ use rustls::{
     crypto::{CryptoProvider, ring as ring_provider},
     server::WebPkiClientVerifier,
 };
-use rustls_pki_types::{
-    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, pem::PemObject,
-};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, pem::PemObject};
 use tokio::{
     net::{TcpListener, TcpStream},
     sync::mpsc,
@@ -38,6 +36,9 @@ pub struct TlsPaths {
     pub key: PathBuf,
     /// PEM certificate revocation lists, one or more per file.
     pub crls: Vec<PathBuf>,
+    /// A CRL file read when it exists, e.g. the `crl.pem` of a certificate folder that may be
+    /// written later, by `telesub pki revoke`, and picked up on reload.
+    pub optional_crl: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,16 +86,9 @@ fn provider() -> Arc<CryptoProvider> {
 fn read_all<T: PemObject>(what: &'static str, path: &Path) -> Result<Vec<T>, TlsError> {
     let items = T::pem_file_iter(path)
         .and_then(|iter| iter.collect::<Result<Vec<T>, _>>())
-        .map_err(|source| TlsError::Read {
-            what,
-            path: path.to_owned(),
-            source,
-        })?;
+        .map_err(|source| TlsError::Read { what, path: path.to_owned(), source })?;
     if items.is_empty() {
-        return Err(TlsError::Empty {
-            what,
-            path: path.to_owned(),
-        });
+        return Err(TlsError::Empty { what, path: path.to_owned() });
     }
     Ok(items)
 }
@@ -105,13 +99,10 @@ pub fn server_config(paths: &TlsPaths) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = provider();
     let mut roots = RootCertStore::empty();
     for ca in read_all::<CertificateDer<'static>>("CA certificates", &paths.client_ca)? {
-        roots.add(ca).map_err(|source| TlsError::BadCa {
-            path: paths.client_ca.clone(),
-            source,
-        })?;
+        roots.add(ca).map_err(|source| TlsError::BadCa { path: paths.client_ca.clone(), source })?;
     }
     let mut crls: Vec<CertificateRevocationListDer<'static>> = Vec::new();
-    for path in &paths.crls {
+    for path in paths.crls.iter().chain(paths.optional_crl.iter().filter(|p| p.exists())) {
         crls.extend(read_all("certificate revocation lists", path)?);
     }
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
@@ -147,10 +138,7 @@ pub struct ReloadableTls {
 impl ReloadableTls {
     pub fn new(paths: TlsPaths) -> Result<Self, TlsError> {
         let config = server_config(&paths)?;
-        Ok(Self {
-            paths,
-            current: Arc::new(RwLock::new(config)),
-        })
+        Ok(Self { paths, current: Arc::new(RwLock::new(config)) })
     }
 
     /// Reads the files again. On error the configuration in force stays.

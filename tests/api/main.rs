@@ -1,1 +1,13 @@
-fn main() {}
+//! End-to-end tests: each starts a real hub on port 0 with its own certificates and database
+//! (SQLite, or PostgreSQL when `TELESUB_TEST_POSTGRES_URL` is set) and drives it through the
+//! client SDK, as a member organisation would.
+
+mod audit;
+mod authz;
+mod cli;
+mod identity;
+mod lifecycle;
+mod limits;
+mod members;
+mod storage;
+mod tls;

@@ -1,1 +1,344 @@
-//! placeholder
+//! Test support: a fresh database per test (SQLite file, or a new database on the PostgreSQL
+//! server named by `TELESUB_TEST_POSTGRES_URL`), and a real hub on port 0 with real
+//! certificates, driven through the client SDK.
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
+
+use sqlx::{AssertSqlSafe, Connection};
+use telesub_client::{Client, ClientBuilder};
+use telesub_server::{
+    audit::AuditRecord,
+    config::{DatabaseUrl, Settings},
+    pki::{self, DevCa, PkiDir, Validity},
+    startup::{Hub, StartupError},
+    storage::Store,
+    tls::ReloadableTls,
+};
+use tempfile::TempDir;
+use tokio::{sync::oneshot, task::JoinHandle};
+
+/// The environment variable naming a PostgreSQL server (an admin URL) to run the suite on.
+pub const POSTGRES_ENV: &str = "TELESUB_TEST_POSTGRES_URL";
+
+/// The organisations every test hub starts with: one per role.
+pub const ORGS: &[&str] = &[
+    "DOICT:ICT",
+    "DOLISA:LABOUR",
+    "VNPT:OPERATOR",
+    "VIETTEL:OPERATOR",
+    "UBND:PROVINCE_COMMITTEE",
+    "GIANGHIA:LOCALITY:660",
+    "DOET:EDUCATION",
+    "DOH:HEALTH",
+];
+
+/// A database of its own for one test.
+#[derive(Debug)]
+pub enum TestDb {
+    Sqlite { _dir: TempDir, path: PathBuf },
+    Postgres { url: String },
+}
+
+fn unique_name() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("t_{}_{}_{}", std::process::id(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+impl TestDb {
+    /// A new, empty database on the backend under test.
+    pub async fn new() -> Self {
+        match std::env::var(POSTGRES_ENV) {
+            Ok(admin_url) => {
+                let name = unique_name();
+                let mut admin = sqlx::PgConnection::connect(&admin_url)
+                    .await
+                    .unwrap_or_else(|e| panic!("{POSTGRES_ENV} is set but the server cannot be reached: {e}"));
+                sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut admin)
+                    .await
+                    .expect("create the test database");
+                let (base, _) = admin_url.rsplit_once('/').expect("the admin URL names a database");
+                TestDb::Postgres { url: format!("{base}/{name}") }
+            }
+            Err(_) => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let path = dir.path().join("telesub.db");
+                TestDb::Sqlite { _dir: dir, path }
+            }
+        }
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            TestDb::Sqlite { path, .. } => format!("sqlite://{}", path.display()),
+            TestDb::Postgres { url } => url.clone(),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, TestDb::Postgres { .. })
+    }
+
+    /// Runs SQL on the database directly, around the hub: for tests that tamper with it.
+    pub async fn execute(&self, sql: &str) -> Result<u64, sqlx::Error> {
+        match self {
+            TestDb::Sqlite { path, .. } => {
+                let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await?;
+                Ok(sqlx::raw_sql(AssertSqlSafe(sql.to_owned())).execute(&mut c).await?.rows_affected())
+            }
+            TestDb::Postgres { url } => {
+                let mut c = sqlx::PgConnection::connect(url).await?;
+                Ok(sqlx::raw_sql(AssertSqlSafe(sql.to_owned())).execute(&mut c).await?.rows_affected())
+            }
+        }
+    }
+
+    /// Opens the hub's store on this database (migrated).
+    pub async fn store(&self) -> Arc<dyn Store> {
+        telesub_server::storage::open(&self.url(), &Default::default()).await.expect("open store")
+    }
+}
+
+/// A running hub with its certificate folder and database.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub tls_dir: TempDir,
+    pub ca: DevCa,
+    pub db: TestDb,
+    pub store: Arc<dyn Store>,
+    pub tls: ReloadableTls,
+    stop: Option<oneshot::Sender<()>>,
+    serving: Option<JoinHandle<Result<(), StartupError>>>,
+}
+
+impl TestApp {
+    /// A hub with the members of [`ORGS`] and default settings.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// A hub whose settings `tweak` may change before it starts.
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> Self {
+        let tls_dir = tempfile::tempdir().expect("temp dir");
+        let orgs: Vec<pki::OrgSpec> = ORGS.iter().map(|o| o.parse().expect("org spec")).collect();
+        pki::init(tls_dir.path(), &orgs).expect("pki init");
+        let dir = PkiDir::new(tls_dir.path());
+        let ca = DevCa::from_pem(&read(dir.ca_cert()), &read(dir.ca_key())).expect("load CA");
+        let db = TestDb::new().await;
+
+        let mut settings = Settings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database_url: DatabaseUrl(db.url()),
+            database_max_connections: 4,
+            ..Settings::default()
+        };
+        settings.tls.dir = Some(tls_dir.path().to_owned());
+        tweak(&mut settings);
+
+        let hub = Hub::build(settings).await.expect("build the hub");
+        let addr = hub.local_addr();
+        let store = hub.store();
+        let tls = hub.tls();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let serving = tokio::spawn(hub.run(async {
+            let _ = stopped.await;
+        }));
+        TestApp { addr, tls_dir, ca, db, store, tls, stop: Some(stop), serving: Some(serving) }
+    }
+
+    pub fn dir(&self) -> PkiDir {
+        PkiDir::new(self.tls_dir.path())
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("https://localhost:{}", self.addr.port())
+    }
+
+    /// A client builder that trusts the hub's CA, with no client certificate yet.
+    pub fn anonymous(&self) -> ClientBuilder {
+        Client::builder(self.endpoint())
+            .ca_pem(read(self.dir().ca_cert()))
+            .connect_timeout(Duration::from_secs(5))
+            .request_timeout(Duration::from_secs(10))
+            .retry(telesub_client::RetryPolicy::none())
+    }
+
+    /// A client builder with `org`'s certificate from the folder.
+    pub fn builder(&self, org: &str) -> ClientBuilder {
+        let dir = self.dir();
+        self.anonymous().identity_pem(read(dir.client_cert(org)), read(dir.client_key(org)))
+    }
+
+    /// A connected client for `org`.
+    pub async fn client(&self, org: &str) -> Client {
+        self.builder(org).connect().await.unwrap_or_else(|e| panic!("{org} cannot connect: {e}"))
+    }
+
+    /// A client whose certificate the hub's CA issues now for `org`, valid as given.
+    pub async fn client_with_new_certificate(
+        &self,
+        org: &str,
+        validity: Validity,
+    ) -> Result<Client, telesub_client::Error> {
+        let issued = self.ca.client_certificate(org, validity).expect("issue certificate");
+        self.anonymous().identity_pem(issued.cert_pem, issued.key_pem).connect().await
+    }
+
+    /// Every audit record so far, in order.
+    pub async fn audit(&self) -> Vec<AuditRecord> {
+        self.store.audit_records(0, u32::MAX).await.expect("read audit records")
+    }
+
+    /// Waits until the audit trail holds at least `n` records (a call that the client abandons,
+    /// such as a watch stream, is recorded when the hub notices it is gone).
+    pub async fn wait_for_audit(&self, n: usize) -> Vec<AuditRecord> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let records = self.audit().await;
+            if records.len() >= n || tokio::time::Instant::now() > deadline {
+                return records;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The audit record of the call with this request id.
+    pub async fn audit_record(&self, request_id: &str) -> AuditRecord {
+        let records = self.audit().await;
+        records
+            .into_iter()
+            .find(|r| r.entry.request_id == request_id)
+            .unwrap_or_else(|| panic!("no audit record for request {request_id}"))
+    }
+
+    /// Stops the hub gracefully and waits for it.
+    pub async fn stop(mut self) -> Result<(), StartupError> {
+        self.stop_in_place().await
+    }
+
+    async fn stop_in_place(&mut self) -> Result<(), StartupError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.serving.take() {
+            Some(serving) => serving.await.expect("the hub task panicked"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Reads a file the test set up; panics with its name when missing.
+pub fn read(path: PathBuf) -> String {
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// The SHA-256 fingerprint of a PEM certificate, computed apart from the hub's own code.
+pub fn fingerprint_of(pem: &str) -> String {
+    use rustls_pki_types::{CertificateDer, pem::PemObject};
+    sha256_hex(&CertificateDer::from_pem_slice(pem.as_bytes()).expect("a PEM certificate"))
+}
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    telesub_server::hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+}
+
+pub mod raw {
+    //! gRPC calls by path with raw message bytes, for tests that walk every method of the hub
+    //! whatever its message types.
+
+    use bytes::{Buf, BufMut};
+    use tonic::{
+        Code, Request, Status, Streaming,
+        codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
+        transport::{Certificate, Channel, ClientTlsConfig, Identity},
+    };
+
+    use super::{TestApp, read};
+
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct RawCodec;
+
+    impl Codec for RawCodec {
+        type Encode = Vec<u8>;
+        type Decode = Vec<u8>;
+        type Encoder = RawCodec;
+        type Decoder = RawCodec;
+
+        fn encoder(&mut self) -> Self::Encoder {
+            RawCodec
+        }
+
+        fn decoder(&mut self) -> Self::Decoder {
+            RawCodec
+        }
+    }
+
+    impl Encoder for RawCodec {
+        type Item = Vec<u8>;
+        type Error = Status;
+
+        fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+            dst.put_slice(&item);
+            Ok(())
+        }
+    }
+
+    impl Decoder for RawCodec {
+        type Item = Vec<u8>;
+        type Error = Status;
+
+        fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+            let bytes = src.chunk().to_vec();
+            src.advance(bytes.len());
+            Ok(Some(bytes))
+        }
+    }
+
+    /// A channel to the hub with `org`'s certificate.
+    pub async fn channel(app: &TestApp, org: &str) -> Channel {
+        let dir = app.dir();
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(read(dir.ca_cert())))
+            .identity(Identity::from_pem(read(dir.client_cert(org)), read(dir.client_key(org))))
+            .domain_name("localhost");
+        Channel::from_shared(app.endpoint()).unwrap().tls_config(tls).unwrap().connect().await.expect("connect")
+    }
+
+    /// Opens a call to `method` sending one message, `body`, and returns the response stream
+    /// (or the status the call was refused with).
+    pub async fn open(channel: Channel, method: &str, body: Vec<u8>) -> Result<Streaming<Vec<u8>>, Status> {
+        let mut grpc = tonic::client::Grpc::new(channel);
+        grpc.ready().await.map_err(|e| Status::unavailable(e.to_string()))?;
+        let path = http::uri::PathAndQuery::try_from(method).expect("a gRPC path");
+        grpc.server_streaming(Request::new(body), path, RawCodec).await.map(tonic::Response::into_inner)
+    }
+
+    /// Calls `method` with an empty message and returns the status code of the first answer.
+    pub async fn call(channel: Channel, method: &str) -> Code {
+        match open(channel, method, Vec::new()).await {
+            Err(status) => status.code(),
+            Ok(mut stream) => match stream.message().await {
+                Ok(_) => Code::Ok,
+                Err(status) => status.code(),
+            },
+        }
+    }
+}

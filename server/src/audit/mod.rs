@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use crate::storage::{StorageError, Store};
 
-pub use writer::{AuditLog, AuditWriteError};
+pub use writer::{AuditLog, AuditWriteError, AuditWriter};
 
 /// The `prev_hash` of the first record.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -48,8 +48,7 @@ pub struct AuditRecord {
 /// Truncates a time to whole microseconds, the precision both backends keep.
 pub fn to_micros(t: OffsetDateTime) -> OffsetDateTime {
     let nanos = t.nanosecond();
-    t.replace_nanosecond(nanos - nanos % 1_000)
-        .expect("a smaller nanosecond is always valid")
+    t.replace_nanosecond(nanos - nanos % 1_000).expect("a smaller nanosecond is always valid")
 }
 
 /// The hash of record `seq` holding `entry`, following the record whose hash is `prev_hash`.
@@ -85,13 +84,7 @@ pub fn link(last_seq: i64, last_hash: &str, entries: &[AuditEntry]) -> Vec<Audit
         .map(|(i, entry)| {
             let seq = last_seq + 1 + i as i64;
             let hash = chain_hash(&prev, seq, entry);
-            let record = AuditRecord {
-                seq,
-                entry: entry.clone(),
-                prev_hash: std::mem::replace(&mut prev, hash.clone()),
-                hash,
-            };
-            record
+            AuditRecord { seq, entry: entry.clone(), prev_hash: std::mem::replace(&mut prev, hash.clone()), hash }
         })
         .collect()
 }
@@ -125,27 +118,17 @@ impl fmt::Display for ChainBreak {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ChainBreak::Gap { expected, found } => {
-                write!(
-                    f,
-                    "record {expected} is missing (the next record stored is {found})"
-                )
+                write!(f, "record {expected} is missing (the next record stored is {found})")
             }
             ChainBreak::PrevHash { seq } => {
-                write!(
-                    f,
-                    "record {seq} does not follow the record before it (its previous hash differs)"
-                )
+                write!(f, "record {seq} does not follow the record before it (its previous hash differs)")
             }
             ChainBreak::Content { seq } => {
-                write!(
-                    f,
-                    "record {seq} was changed after it was written (its hash does not match its content)"
-                )
+                write!(f, "record {seq} was changed after it was written (its hash does not match its content)")
             }
-            ChainBreak::Head { head_seq, last_seq } => write!(
-                f,
-                "the chain head says the last record is {head_seq}, but the last record stored is {last_seq}"
-            ),
+            ChainBreak::Head { head_seq, last_seq } => {
+                write!(f, "the chain head says the last record is {head_seq}, but the last record stored is {last_seq}")
+            }
         }
     }
 }
@@ -170,21 +153,14 @@ pub struct ChainVerifier {
 
 impl Default for ChainVerifier {
     fn default() -> Self {
-        Self {
-            next_seq: 1,
-            prev_hash: GENESIS_HASH.to_owned(),
-            records: 0,
-        }
+        Self { next_seq: 1, prev_hash: GENESIS_HASH.to_owned(), records: 0 }
     }
 }
 
 impl ChainVerifier {
     pub fn push(&mut self, record: &AuditRecord) -> Result<(), ChainBreak> {
         if record.seq != self.next_seq {
-            return Err(ChainBreak::Gap {
-                expected: self.next_seq,
-                found: record.seq,
-            });
+            return Err(ChainBreak::Gap { expected: self.next_seq, found: record.seq });
         }
         if record.prev_hash != self.prev_hash {
             return Err(ChainBreak::PrevHash { seq: record.seq });
@@ -201,14 +177,9 @@ impl ChainVerifier {
     /// Compares the end of the walk with the chain head the store keeps.
     pub fn finish(self, head_seq: i64, head_hash: &str) -> ChainReport {
         let last_seq = self.next_seq - 1;
-        let first_break = (head_seq != last_seq || head_hash != self.prev_hash)
-            .then_some(ChainBreak::Head { head_seq, last_seq });
-        ChainReport {
-            records: self.records,
-            last_seq,
-            last_hash: self.prev_hash,
-            first_break,
-        }
+        let first_break =
+            (head_seq != last_seq || head_hash != self.prev_hash).then_some(ChainBreak::Head { head_seq, last_seq });
+        ChainReport { records: self.records, last_seq, last_hash: self.prev_hash, first_break }
     }
 }
 
@@ -244,9 +215,7 @@ mod tests {
 
     fn entry(n: u32) -> AuditEntry {
         AuditEntry {
-            at: to_micros(
-                OffsetDateTime::from_unix_timestamp(1_700_000_000 + i64::from(n)).unwrap(),
-            ),
+            at: to_micros(OffsetDateTime::from_unix_timestamp(1_700_000_000 + i64::from(n)).unwrap()),
             request_id: format!("req-{n}"),
             org_code: Some("DOICT".into()),
             cert_fingerprint: Some("ab".repeat(32)),
@@ -289,13 +258,7 @@ mod tests {
     fn a_removed_record_is_caught() {
         let mut records = chain(5);
         records.remove(1);
-        assert_eq!(
-            walk(&records),
-            Err(ChainBreak::Gap {
-                expected: 2,
-                found: 3
-            })
-        );
+        assert_eq!(walk(&records), Err(ChainBreak::Gap { expected: 2, found: 3 }));
     }
 
     #[test]
@@ -312,20 +275,15 @@ mod tests {
         let mut v = ChainVerifier::default();
         records[..4].iter().for_each(|r| v.push(r).unwrap());
         let report = v.finish(5, &records[4].hash);
-        assert_eq!(
-            report.first_break,
-            Some(ChainBreak::Head {
-                head_seq: 5,
-                last_seq: 4
-            })
-        );
+        assert_eq!(report.first_break, Some(ChainBreak::Head { head_seq: 5, last_seq: 4 }));
     }
 
     #[test]
     fn every_field_is_in_the_hash() {
         let base = entry(1);
         let h = chain_hash(GENESIS_HASH, 1, &base);
-        let variants: Vec<Box<dyn Fn(&mut AuditEntry)>> = vec![
+        type Change = Box<dyn Fn(&mut AuditEntry)>;
+        let variants: Vec<Change> = vec![
             Box::new(|e| e.at += time::Duration::microseconds(1)),
             Box::new(|e| e.request_id.push('x')),
             Box::new(|e| e.org_code = None),

@@ -22,19 +22,36 @@ struct Pending {
 #[error("audit trail unavailable: {0}")]
 pub struct AuditWriteError(String);
 
-/// Handle to the audit writer task. Cloning is cheap; the task ends when the last handle is
-/// dropped, after storing everything already queued.
+/// Handle to the audit writer task, for appending. Cloning is cheap.
 #[derive(Clone, Debug)]
 pub struct AuditLog {
     tx: mpsc::Sender<Pending>,
 }
 
+/// Owner of the writer task: stops it once the records already queued are stored.
+#[derive(Debug)]
+pub struct AuditWriter {
+    task: tokio::task::JoinHandle<()>,
+    stop: oneshot::Sender<()>,
+}
+
+impl AuditWriter {
+    /// Stores what is queued, refuses what comes later, and waits up to `timeout` for the task.
+    pub async fn finish(self, timeout: std::time::Duration) {
+        let _ = self.stop.send(());
+        if tokio::time::timeout(timeout, self.task).await.is_err() {
+            tracing::error!("the audit writer did not finish in time");
+        }
+    }
+}
+
 impl AuditLog {
     /// Starts the writer task on the current runtime.
-    pub fn start(store: Arc<dyn Store>) -> (Self, tokio::task::JoinHandle<()>) {
+    pub fn start(store: Arc<dyn Store>) -> (Self, AuditWriter) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(run(store, rx));
-        (Self { tx }, task)
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(run(store, rx, stopped));
+        (Self { tx }, AuditWriter { task, stop })
     }
 
     /// Appends one entry and returns its sequence number once it is stored.
@@ -44,15 +61,24 @@ impl AuditLog {
             .send(Pending { entry, done })
             .await
             .map_err(|_| AuditWriteError("the audit writer has stopped".into()))?;
-        stored
-            .await
-            .map_err(|_| AuditWriteError("the audit writer has stopped".into()))?
+        stored.await.map_err(|_| AuditWriteError("the audit writer has stopped".into()))?
     }
 }
 
-async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Pending>) {
+async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Pending>, mut stop: oneshot::Receiver<()>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            biased;
+            received = rx.recv_many(&mut batch, MAX_BATCH) => if received == 0 { break },
+            _ = &mut stop, if !stopping => {
+                // What is queued still gets stored; recv_many then reports the end.
+                stopping = true;
+                rx.close();
+                continue;
+            }
+        }
         let entries: Vec<AuditEntry> = batch.iter().map(|p| p.entry.clone()).collect();
         match store.append_audit(&entries).await {
             Ok(first_seq) => {

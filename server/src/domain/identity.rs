@@ -39,28 +39,16 @@ pub struct Identities {
 
 impl Identities {
     pub fn new(store: Arc<dyn Store>, ttl: Duration) -> Self {
-        Self {
-            store,
-            ttl,
-            members: Mutex::default(),
-            certificate_uses: Mutex::default(),
-        }
+        Self { store, ttl, members: Mutex::default(), certificate_uses: Mutex::default() }
     }
 
     /// The active member for `code`, noting the certificate it called with.
-    pub async fn resolve(
-        &self,
-        code: &OrgCode,
-        fingerprint: &str,
-    ) -> Result<Member, IdentityError> {
+    pub async fn resolve(&self, code: &OrgCode, fingerprint: &str) -> Result<Member, IdentityError> {
         let member = match self.cached(code) {
             Some(found) => found,
             None => {
                 let found = self.store.get_member(code).await?;
-                self.members
-                    .lock()
-                    .expect("identity cache")
-                    .insert(code.clone(), (Instant::now(), found.clone()));
+                self.members.lock().expect("identity cache").insert(code.clone(), (Instant::now(), found.clone()));
                 found
             }
         };
@@ -79,31 +67,18 @@ impl Identities {
 
     fn cached(&self, code: &OrgCode) -> Option<Option<Member>> {
         let cache = self.members.lock().expect("identity cache");
-        cache
-            .get(code)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, m)| m.clone())
+        cache.get(code).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, m)| m.clone())
     }
 
-    async fn note_certificate(
-        &self,
-        code: &OrgCode,
-        fingerprint: &str,
-    ) -> Result<(), StorageError> {
+    async fn note_certificate(&self, code: &OrgCode, fingerprint: &str) -> Result<(), StorageError> {
         let key = (code.clone(), fingerprint.to_owned());
         let due = {
             let uses = self.certificate_uses.lock().expect("certificate use cache");
-            uses.get(&key)
-                .is_none_or(|at| at.elapsed() >= CERTIFICATE_USE_INTERVAL)
+            uses.get(&key).is_none_or(|at| at.elapsed() >= CERTIFICATE_USE_INTERVAL)
         };
         if due {
-            self.store
-                .record_certificate_use(code, fingerprint, crate::now())
-                .await?;
-            self.certificate_uses
-                .lock()
-                .expect("certificate use cache")
-                .insert(key, Instant::now());
+            self.store.record_certificate_use(code, fingerprint, crate::now()).await?;
+            self.certificate_uses.lock().expect("certificate use cache").insert(key, Instant::now());
             self.invalidate(code);
         }
         Ok(())

@@ -14,9 +14,7 @@ impl OrgCode {
     pub fn parse(s: &str) -> Result<Self, String> {
         let ok_len = (2..=32).contains(&s.len());
         let ok_first = s.starts_with(|c: char| c.is_ascii_uppercase());
-        let ok_chars = s
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        let ok_chars = s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-' || c == '_');
         if ok_len && ok_first && ok_chars {
             Ok(Self(s.to_owned()))
         } else {
@@ -74,13 +72,10 @@ impl Role {
     }
 
     pub fn parse(s: &str) -> Result<Self, String> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                let names: Vec<_> = Role::ALL.iter().map(|r| r.as_str()).collect();
-                format!("{s:?} is not a role; roles are {}", names.join(", "))
-            })
+        Role::ALL.into_iter().find(|r| r.as_str().eq_ignore_ascii_case(s)).ok_or_else(|| {
+            let names: Vec<_> = Role::ALL.iter().map(|r| r.as_str()).collect();
+            format!("{s:?} is not a role; roles are {}", names.join(", "))
+        })
     }
 }
 
@@ -238,13 +233,9 @@ pub struct MemberChanges {
 /// other role is scoped.
 pub fn check_scope(role: Role, unit: Option<&UnitCode>) -> Result<(), String> {
     match (role, unit) {
-        (Role::Locality, None) => {
-            Err("a LOCALITY member must be scoped to an administrative unit".to_owned())
-        }
+        (Role::Locality, None) => Err("a LOCALITY member must be scoped to an administrative unit".to_owned()),
         (Role::Locality, Some(_)) | (_, None) => Ok(()),
-        (other, Some(_)) => Err(format!(
-            "only LOCALITY members are scoped to a unit, not {other}"
-        )),
+        (other, Some(_)) => Err(format!("only LOCALITY members are scoped to a unit, not {other}")),
     }
 }
 

@@ -5,10 +5,7 @@ use std::sync::Arc;
 use super::{
     DomainError, Violations,
     identity::Identities,
-    member::{
-        Member, MemberChanges, MemberFilter, MemberStatus, NewMember, OrgCode, Reason, Role,
-        check_scope,
-    },
+    member::{Member, MemberChanges, MemberFilter, MemberStatus, NewMember, OrgCode, Reason, Role, check_scope},
 };
 use crate::storage::{LAST_ACTIVE_ICT, MemberWrite, StorageError, Store};
 
@@ -36,10 +33,7 @@ impl MemberRegistry {
     }
 
     pub async fn get(&self, code: &OrgCode) -> Result<Member, DomainError> {
-        self.store
-            .get_member(code)
-            .await?
-            .ok_or_else(|| not_found(code))
+        self.store.get_member(code).await?.ok_or_else(|| not_found(code))
     }
 
     pub async fn list(
@@ -50,30 +44,16 @@ impl MemberRegistry {
     ) -> Result<Page<Member>, DomainError> {
         let mut v = Violations::new();
         if page_size > MAX_PAGE {
-            v.add(
-                "page_size",
-                format!("is {page_size}; at most {MAX_PAGE} members come in one page"),
-            );
+            v.add("page_size", format!("is {page_size}; at most {MAX_PAGE} members come in one page"));
         }
         let after = if page_token.is_empty() {
             None
         } else {
-            v.check(
-                "page_token",
-                OrgCode::parse(page_token)
-                    .map_err(|_| "is not a token this hub gave out".to_owned()),
-            )
+            v.check("page_token", OrgCode::parse(page_token).map_err(|_| "is not a token this hub gave out".to_owned()))
         };
         v.finish()?;
-        let limit = if page_size == 0 {
-            DEFAULT_PAGE
-        } else {
-            page_size
-        };
-        let mut items = self
-            .store
-            .list_members(filter, after.as_ref(), limit + 1)
-            .await?;
+        let limit = if page_size == 0 { DEFAULT_PAGE } else { page_size };
+        let mut items = self.store.list_members(filter, after.as_ref(), limit + 1).await?;
         let next = if items.len() > limit as usize {
             items.truncate(limit as usize);
             items.last().map(|m| m.code.as_str().to_owned())
@@ -84,41 +64,24 @@ impl MemberRegistry {
     }
 
     pub async fn register(&self, new: NewMember) -> Result<Member, DomainError> {
-        check_scope(new.role, new.unit.as_ref())
-            .map_err(|e| DomainError::invalid("unit_code", e))?;
-        let member = self
-            .store
-            .insert_member(&new, crate::now())
-            .await
-            .map_err(|e| match e {
-                StorageError::AlreadyExists => {
-                    DomainError::AlreadyExists(format!("member {} is already registered", new.code))
-                }
-                other => other.into(),
-            })?;
+        check_scope(new.role, new.unit.as_ref()).map_err(|e| DomainError::invalid("unit_code", e))?;
+        let member = self.store.insert_member(&new, crate::now()).await.map_err(|e| match e {
+            StorageError::AlreadyExists => {
+                DomainError::AlreadyExists(format!("member {} is already registered", new.code))
+            }
+            other => other.into(),
+        })?;
         self.identities.invalidate(&member.code);
         tracing::info!(member = %member.code, role = %member.role, "member registered");
         Ok(member)
     }
 
-    pub async fn update(
-        &self,
-        code: &OrgCode,
-        changes: MemberChanges,
-    ) -> Result<Member, DomainError> {
+    pub async fn update(&self, code: &OrgCode, changes: MemberChanges) -> Result<Member, DomainError> {
         let current = self.get(code).await?;
         let role = changes.role.unwrap_or(current.role);
         let unit = changes.unit.clone().unwrap_or_else(|| current.unit.clone());
-        check_scope(role, unit.as_ref()).map_err(|e| {
-            DomainError::invalid(
-                if changes.unit.is_some() {
-                    "unit_code"
-                } else {
-                    "role"
-                },
-                e,
-            )
-        })?;
+        check_scope(role, unit.as_ref())
+            .map_err(|e| DomainError::invalid(if changes.unit.is_some() { "unit_code" } else { "role" }, e))?;
         let (status, status_reason) = if changes.reinstate {
             (MemberStatus::Active, None)
         } else {
@@ -141,9 +104,7 @@ impl MemberRegistry {
     pub async fn suspend(&self, code: &OrgCode, reason: Reason) -> Result<Member, DomainError> {
         let current = self.get(code).await?;
         if current.status == MemberStatus::Suspended {
-            return Err(DomainError::FailedPrecondition(format!(
-                "member {code} is already suspended"
-            )));
+            return Err(DomainError::FailedPrecondition(format!("member {code} is already suspended")));
         }
         let write = MemberWrite {
             code: code.clone(),
@@ -163,15 +124,11 @@ impl MemberRegistry {
     /// at set-up. Refused when an ICT member exists already.
     pub async fn bootstrap(&self, new: NewMember) -> Result<Member, DomainError> {
         if new.role != Role::Ict {
-            return Err(DomainError::invalid(
-                "role",
-                "the first member must have the ICT role",
-            ));
+            return Err(DomainError::invalid("role", "the first member must have the ICT role"));
         }
         if self.store.has_ict_member().await? {
             return Err(DomainError::FailedPrecondition(
-                "the hub already has an ICT member; register further members through the API"
-                    .to_owned(),
+                "the hub already has an ICT member; register further members through the API".to_owned(),
             ));
         }
         self.register(new).await

@@ -15,9 +15,7 @@ use time::OffsetDateTime;
 
 use crate::{
     audit::{AuditEntry, AuditRecord},
-    domain::member::{
-        DisplayName, Member, MemberFilter, MemberStatus, NewMember, OrgCode, Role, UnitCode,
-    },
+    domain::member::{DisplayName, Member, MemberFilter, MemberStatus, NewMember, OrgCode, Role, UnitCode},
 };
 
 pub use postgres::PgStore;
@@ -79,10 +77,7 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self {
-            max_connections: 8,
-            acquire_timeout: Duration::from_secs(10),
-        }
+        Self { max_connections: 8, acquire_timeout: Duration::from_secs(10) }
     }
 }
 
@@ -107,11 +102,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     ) -> Result<Vec<Member>, StorageError>;
 
     /// Fails with `AlreadyExists` when the code is taken.
-    async fn insert_member(
-        &self,
-        member: &NewMember,
-        at: OffsetDateTime,
-    ) -> Result<Member, StorageError>;
+    async fn insert_member(&self, member: &NewMember, at: OffsetDateTime) -> Result<Member, StorageError>;
 
     /// Overwrites a member's state. Fails with `NotFound`, or with
     /// `Precondition(LAST_ACTIVE_ICT)` when the write would leave no active ICT member.
@@ -133,8 +124,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn append_audit(&self, entries: &[AuditEntry]) -> Result<i64, StorageError>;
 
     /// Stored audit records with sequence numbers above `after`, in order, at most `limit`.
-    async fn audit_records(&self, after: i64, limit: u32)
-    -> Result<Vec<AuditRecord>, StorageError>;
+    async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StorageError>;
 
     /// The chain head: the last sequence number and its hash (0 and the genesis hash when empty).
     async fn audit_head(&self) -> Result<(i64, String), StorageError>;
@@ -174,10 +164,7 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_logs() {
-        assert_eq!(
-            redact_url("postgres://hub:s3cret@db:5432/telesub"),
-            "postgres://hub:***@db:5432/telesub"
-        );
+        assert_eq!(redact_url("postgres://hub:s3cret@db:5432/telesub"), "postgres://hub:***@db:5432/telesub");
         assert_eq!(redact_url("sqlite://telesub.db"), "sqlite://telesub.db");
     }
 }

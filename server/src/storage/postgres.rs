@@ -49,9 +49,7 @@ impl Store for PgStore {
     }
 
     async fn migrate(&self) -> Result<(), StorageError> {
-        sqlx::migrate!("./migrations/postgres")
-            .run(&self.pool)
-            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&self.pool).await?;
         Ok(())
     }
 
@@ -68,22 +66,14 @@ impl Store for PgStore {
         list_members(&self.pool, filter, after, limit).await
     }
 
-    async fn insert_member(
-        &self,
-        member: &NewMember,
-        at: OffsetDateTime,
-    ) -> Result<Member, StorageError> {
+    async fn insert_member(&self, member: &NewMember, at: OffsetDateTime) -> Result<Member, StorageError> {
         insert_member(&self.pool, member, at).await?;
-        get_member(&self.pool, &member.code)
-            .await?
-            .ok_or(StorageError::NotFound)
+        get_member(&self.pool, &member.code).await?.ok_or(StorageError::NotFound)
     }
 
     async fn update_member(&self, write: &MemberWrite) -> Result<Member, StorageError> {
         update_member(&self.pool, write).await?;
-        get_member(&self.pool, &write.code)
-            .await?
-            .ok_or(StorageError::NotFound)
+        get_member(&self.pool, &write.code).await?.ok_or(StorageError::NotFound)
     }
 
     async fn record_certificate_use(
@@ -101,12 +91,10 @@ impl Store for PgStore {
 
     async fn append_audit(&self, entries: &[AuditEntry]) -> Result<i64, StorageError> {
         let mut tx = self.pool.begin().await?;
-        let (seq, hash): (i64, String) =
-            sqlx::query_as(LOCK_AUDIT_HEAD).fetch_one(&mut *tx).await?;
+        let (seq, hash): (i64, String) = sqlx::query_as(LOCK_AUDIT_HEAD).fetch_one(&mut *tx).await?;
         let records = audit::link(seq, &hash, entries);
         let column = |f: fn(&AuditRecord) -> String| records.iter().map(f).collect::<Vec<_>>();
-        let optional =
-            |f: fn(&AuditRecord) -> Option<String>| records.iter().map(f).collect::<Vec<_>>();
+        let optional = |f: fn(&AuditRecord) -> Option<String>| records.iter().map(f).collect::<Vec<_>>();
         sqlx::query(INSERT_AUDIT)
             .bind(records.iter().map(|r| r.seq).collect::<Vec<_>>())
             .bind(records.iter().map(|r| r.entry.at).collect::<Vec<_>>())
@@ -122,21 +110,13 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         if let Some(last) = records.last() {
-            sqlx::query(sql::SET_AUDIT_HEAD)
-                .bind(last.seq)
-                .bind(&last.hash)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(sql::SET_AUDIT_HEAD).bind(last.seq).bind(&last.hash).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(seq + 1)
     }
 
-    async fn audit_records(
-        &self,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<AuditRecord>, StorageError> {
+    async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StorageError> {
         audit_records(&self.pool, after, limit).await
     }
 

@@ -3,6 +3,10 @@
 //! `shared_queries!` writes the functions once for a pool type; each backend instantiates it
 //! and calls them from its `Store` implementation. Only the pool type differs between the two
 //! copies, so the dialects cannot drift apart here.
+//!
+//! Single-row reads use `fetch_all`, never `fetch_one`/`fetch_optional`: on SQLite a statement
+//! that is not stepped to its end keeps its read snapshot open on the pooled connection, and
+//! that connection would go on serving data older than later commits.
 
 use time::OffsetDateTime;
 
@@ -43,7 +47,8 @@ pub(super) const RECORD_CERTIFICATE: &str = "INSERT INTO member_certificates \
      (member_code, fingerprint, first_seen, last_seen) VALUES ($1, $2, $3, $3) \
      ON CONFLICT (member_code, fingerprint) DO UPDATE SET last_seen = excluded.last_seen";
 
-pub(super) const AUDIT_COLUMNS: &str = "seq, at, request_id, org_code, cert_fingerprint, method, outcome, detail, request_digest, prev_hash, hash";
+pub(super) const AUDIT_COLUMNS: &str =
+    "seq, at, request_id, org_code, cert_fingerprint, method, outcome, detail, request_digest, prev_hash, hash";
 
 pub(super) const AUDIT_RECORDS: &str = "SELECT seq, at, request_id, org_code, cert_fingerprint, method, \
      outcome, detail, request_digest, prev_hash, hash FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2";
@@ -92,10 +97,7 @@ fn corrupt(what: &str, value: &str, err: String) -> StorageError {
 }
 
 impl MemberRow {
-    pub(super) fn into_member(
-        self,
-        certificates: Vec<CertificateUse>,
-    ) -> Result<Member, StorageError> {
+    pub(super) fn into_member(self, certificates: Vec<CertificateUse>) -> Result<Member, StorageError> {
         let code = OrgCode::parse(&self.code).map_err(|e| corrupt("member code", &self.code, e))?;
         Ok(Member {
             display_name: DisplayName::parse(&self.display_name)
@@ -107,8 +109,7 @@ impl MemberRow {
                 .map(UnitCode::parse)
                 .transpose()
                 .map_err(|e| corrupt("unit of", &self.code, e))?,
-            status: MemberStatus::parse(&self.status)
-                .map_err(|e| corrupt("status of", &self.code, e))?,
+            status: MemberStatus::parse(&self.status).map_err(|e| corrupt("status of", &self.code, e))?,
             status_reason: self.status_reason,
             certificates,
             created_at: self.created_at,
@@ -124,19 +125,12 @@ impl MemberRow {
 
 impl CertificateRow {
     pub(super) fn into_use(self) -> CertificateUse {
-        CertificateUse {
-            fingerprint: self.fingerprint,
-            first_seen: self.first_seen,
-            last_seen: self.last_seen,
-        }
+        CertificateUse { fingerprint: self.fingerprint, first_seen: self.first_seen, last_seen: self.last_seen }
     }
 }
 
 /// Joins a page of member rows with the certificate rows of the same codes (both in code order).
-pub(super) fn assemble(
-    rows: Vec<MemberRow>,
-    certificates: Vec<CertificateRow>,
-) -> Result<Vec<Member>, StorageError> {
+pub(super) fn assemble(rows: Vec<MemberRow>, certificates: Vec<CertificateRow>) -> Result<Vec<Member>, StorageError> {
     let mut certificates = certificates.into_iter().peekable();
     rows.into_iter()
         .map(|row| {
@@ -180,10 +174,8 @@ macro_rules! shared_queries {
             pool: &$pool,
             code: &$crate::domain::member::OrgCode,
         ) -> Result<Option<$crate::domain::member::Member>, StorageError> {
-            let Some(row) = sqlx::query_as::<_, MemberRow>(sql::GET_MEMBER)
-                .bind(code.as_str())
-                .fetch_optional(pool)
-                .await?
+            let Some(row) =
+                sqlx::query_as::<_, MemberRow>(sql::GET_MEMBER).bind(code.as_str()).fetch_all(pool).await?.pop()
             else {
                 return Ok(None);
             };
@@ -192,14 +184,7 @@ macro_rules! shared_queries {
                 .bind(code.as_str())
                 .fetch_all(pool)
                 .await?;
-            Ok(Some(
-                row.into_member(
-                    certificates
-                        .into_iter()
-                        .map(CertificateRow::into_use)
-                        .collect(),
-                )?,
-            ))
+            Ok(Some(row.into_member(certificates.into_iter().map(CertificateRow::into_use).collect())?))
         }
 
         pub(super) async fn list_members(
@@ -243,10 +228,7 @@ macro_rules! shared_queries {
             Ok(())
         }
 
-        pub(super) async fn update_member(
-            pool: &$pool,
-            w: &$crate::storage::MemberWrite,
-        ) -> Result<(), StorageError> {
+        pub(super) async fn update_member(pool: &$pool, w: &$crate::storage::MemberWrite) -> Result<(), StorageError> {
             let done = sqlx::query(sql::UPDATE_MEMBER)
                 .bind(w.code.as_str())
                 .bind(w.display_name.as_str())
@@ -260,10 +242,7 @@ macro_rules! shared_queries {
             if done.rows_affected() == 1 {
                 return Ok(());
             }
-            let exists: i64 = sqlx::query_scalar(sql::COUNT_MEMBER)
-                .bind(w.code.as_str())
-                .fetch_one(pool)
-                .await?;
+            let exists: i64 = sqlx::query_scalar(sql::COUNT_MEMBER).bind(w.code.as_str()).fetch_one(pool).await?;
             Err(if exists == 0 {
                 StorageError::NotFound
             } else {
@@ -277,18 +256,13 @@ macro_rules! shared_queries {
             fingerprint: &str,
             at: time::OffsetDateTime,
         ) -> Result<(), StorageError> {
-            sqlx::query(sql::RECORD_CERTIFICATE)
-                .bind(code.as_str())
-                .bind(fingerprint)
-                .bind(at)
-                .execute(pool)
-                .await?;
+            sqlx::query(sql::RECORD_CERTIFICATE).bind(code.as_str()).bind(fingerprint).bind(at).execute(pool).await?;
             Ok(())
         }
 
         pub(super) async fn has_ict_member(pool: &$pool) -> Result<bool, StorageError> {
-            let n: i64 = sqlx::query_scalar(sql::COUNT_ICT).fetch_one(pool).await?;
-            Ok(n > 0)
+            let n: Vec<i64> = sqlx::query_scalar(sql::COUNT_ICT).fetch_all(pool).await?;
+            Ok(n.first().is_some_and(|n| *n > 0))
         }
 
         pub(super) async fn audit_records(
@@ -305,9 +279,7 @@ macro_rules! shared_queries {
         }
 
         pub(super) async fn audit_head(pool: &$pool) -> Result<(i64, String), StorageError> {
-            Ok(sqlx::query_as::<_, (i64, String)>(sql::AUDIT_HEAD)
-                .fetch_one(pool)
-                .await?)
+            Ok(sqlx::query_as::<_, (i64, String)>(sql::AUDIT_HEAD).fetch_one(pool).await?)
         }
     };
 }

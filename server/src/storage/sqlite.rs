@@ -54,11 +54,7 @@ impl SqliteStore {
             .acquire_timeout(options.acquire_timeout)
             .connect_with(base.read_only(true))
             .await?;
-        Ok(Self {
-            read,
-            write,
-            path: PathBuf::from(path),
-        })
+        Ok(Self { read, write, path: PathBuf::from(path) })
     }
 
     /// The database file.
@@ -74,9 +70,7 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> Result<(), StorageError> {
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&self.write)
-            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&self.write).await?;
         Ok(())
     }
 
@@ -93,22 +87,14 @@ impl Store for SqliteStore {
         list_members(&self.read, filter, after, limit).await
     }
 
-    async fn insert_member(
-        &self,
-        member: &NewMember,
-        at: OffsetDateTime,
-    ) -> Result<Member, StorageError> {
+    async fn insert_member(&self, member: &NewMember, at: OffsetDateTime) -> Result<Member, StorageError> {
         insert_member(&self.write, member, at).await?;
-        get_member(&self.write, &member.code)
-            .await?
-            .ok_or(StorageError::NotFound)
+        get_member(&self.write, &member.code).await?.ok_or(StorageError::NotFound)
     }
 
     async fn update_member(&self, write: &MemberWrite) -> Result<Member, StorageError> {
         update_member(&self.write, write).await?;
-        get_member(&self.write, &write.code)
-            .await?
-            .ok_or(StorageError::NotFound)
+        get_member(&self.write, &write.code).await?.ok_or(StorageError::NotFound)
     }
 
     async fn record_certificate_use(
@@ -125,9 +111,8 @@ impl Store for SqliteStore {
     }
 
     async fn append_audit(&self, entries: &[AuditEntry]) -> Result<i64, StorageError> {
-        let mut tx = self.write.begin().await?;
-        let (seq, hash): (i64, String) =
-            sqlx::query_as(sql::AUDIT_HEAD).fetch_one(&mut *tx).await?;
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let (seq, hash): (i64, String) = sqlx::query_as(sql::AUDIT_HEAD).fetch_one(&mut *tx).await?;
         let records = audit::link(seq, &hash, entries);
         for chunk in records.chunks(ROWS_PER_INSERT) {
             let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO audit_log (");
@@ -148,21 +133,13 @@ impl Store for SqliteStore {
             insert.build().execute(&mut *tx).await?;
         }
         if let Some(last) = records.last() {
-            sqlx::query(sql::SET_AUDIT_HEAD)
-                .bind(last.seq)
-                .bind(&last.hash)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(sql::SET_AUDIT_HEAD).bind(last.seq).bind(&last.hash).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(seq + 1)
     }
 
-    async fn audit_records(
-        &self,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<AuditRecord>, StorageError> {
+    async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StorageError> {
         audit_records(&self.read, after, limit).await
     }
 

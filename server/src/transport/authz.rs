@@ -43,14 +43,8 @@ const ICT_ONLY: Access = Access::Roles(&[Ict]);
 pub const RULES: &[Rule] = &[
     rule("/grpc.health.v1.Health/Check", Access::Certificate),
     rule("/grpc.health.v1.Health/Watch", Access::Certificate),
-    rule(
-        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-        Access::AnyMember,
-    ),
-    rule(
-        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-        Access::AnyMember,
-    ),
+    rule("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", Access::AnyMember),
+    rule("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", Access::AnyMember),
     rule("/telesub.v1.Members/WhoAmI", Access::AnyMember),
     rule("/telesub.v1.Members/ListMembers", ICT_ONLY),
     rule("/telesub.v1.Members/RegisterMember", ICT_ONLY),
@@ -73,11 +67,7 @@ mod tests {
         let mut seen = HashSet::new();
         for r in RULES {
             assert!(seen.insert(r.method), "{} appears twice", r.method);
-            assert!(
-                r.method.starts_with('/') && r.method.matches('/').count() == 2,
-                "{} is not a gRPC path",
-                r.method
-            );
+            assert!(r.method.starts_with('/') && r.method.matches('/').count() == 2, "{} is not a gRPC path", r.method);
         }
     }
 

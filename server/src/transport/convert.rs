@@ -6,10 +6,7 @@ use time::OffsetDateTime;
 use crate::domain::member::{Member, MemberStatus, Role};
 
 pub(super) fn timestamp(t: OffsetDateTime) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.unix_timestamp(),
-        nanos: t.nanosecond() as i32,
-    }
+    prost_types::Timestamp { seconds: t.unix_timestamp(), nanos: t.nanosecond() as i32 }
 }
 
 pub(super) fn role_to_pb(role: Role) -> pb::Role {
@@ -60,11 +57,7 @@ pub(super) fn member_to_pb(m: &Member) -> pb::Member {
         code: m.code.as_str().to_owned(),
         display_name: m.display_name.as_str().to_owned(),
         role: role_to_pb(m.role).into(),
-        unit_code: m
-            .unit
-            .as_ref()
-            .map(|u| u.as_str().to_owned())
-            .unwrap_or_default(),
+        unit_code: m.unit.as_ref().map(|u| u.as_str().to_owned()).unwrap_or_default(),
         status: status_to_pb(m.status).into(),
         status_reason: m.status_reason.clone().unwrap_or_default(),
         certificates: m

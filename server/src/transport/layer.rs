@@ -89,10 +89,7 @@ impl<S> Layer<S> for HubLayer {
     type Service = Hub<S>;
 
     fn layer(&self, inner: S) -> Hub<S> {
-        Hub {
-            inner,
-            state: self.0.clone(),
-        }
+        Hub { inner, state: self.0.clone() }
     }
 }
 
@@ -104,10 +101,7 @@ pub struct Hub<S> {
 
 impl<S> Service<Request<Body>> for Hub<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
     type Response = Response<Body>;
@@ -135,10 +129,7 @@ struct Refusal {
 
 impl Refusal {
     fn new(code: Code, reason: impl Into<String>) -> Self {
-        Self {
-            code,
-            reason: reason.into(),
-        }
+        Self { code, reason: reason.into() }
     }
 }
 
@@ -156,10 +147,7 @@ impl HubState {
             .and_then(|info| info.peer_certs())
             .and_then(|certs| certs.first().cloned());
         let fingerprint = certificate.as_ref().map(|c| certificate_fingerprint(c));
-        let org = certificate
-            .as_ref()
-            .zip(fingerprint.as_ref())
-            .map(|(c, fp)| self.org_of(fp, c));
+        let org = certificate.as_ref().zip(fingerprint.as_ref()).map(|(c, fp)| self.org_of(fp, c));
         let org_text = match &org {
             Some(Ok(code)) => Some(code.as_str().to_owned()),
             _ => None,
@@ -191,36 +179,20 @@ impl HubState {
                 Err(refusal) => return call.refuse(refusal).await,
             };
             let Ok(permit) = self.limiter.clone().try_acquire_owned() else {
-                return call
-                    .refuse(Refusal::new(
-                        Code::Unavailable,
-                        "the hub is at capacity; retry shortly",
-                    ))
-                    .await;
+                return call.refuse(Refusal::new(Code::Unavailable, "the hub is at capacity; retry shortly")).await;
             };
             call.permit = Some(permit);
 
-            let timeout = grpc_timeout(req.headers())
-                .map_or(self.request_timeout, |t| t.min(self.request_timeout));
+            let timeout = grpc_timeout(req.headers()).map_or(self.request_timeout, |t| t.min(self.request_timeout));
             let digest = call.digest.clone();
-            req.extensions_mut().insert(CallContext {
-                request_id: request_id.clone(),
-                caller: caller.map(Arc::new),
-            });
-            let req = req.map(|body| {
-                Body::new(DigestingBody {
-                    inner: body,
-                    digest,
-                })
-            });
+            req.extensions_mut().insert(CallContext { request_id: request_id.clone(), caller: caller.map(Arc::new) });
+            let req = req.map(|body| Body::new(DigestingBody { inner: body, digest }));
 
             let mut response = match tokio::time::timeout(timeout, inner.oneshot(req)).await {
                 Ok(Ok(response)) => response,
                 Err(_elapsed) => {
                     let reason = format!("no answer within {} ms", timeout.as_millis());
-                    return call
-                        .refuse(Refusal::new(Code::DeadlineExceeded, reason))
-                        .await;
+                    return call.refuse(Refusal::new(Code::DeadlineExceeded, reason)).await;
                 }
             };
             set_request_id(response.headers_mut(), &request_id);
@@ -229,13 +201,7 @@ impl HubState {
                 call.complete(code, message).await;
                 return response;
             }
-            response.map(|body| {
-                Body::new(AuditedBody {
-                    inner: body,
-                    call: Some(call),
-                    pending: None,
-                })
-            })
+            response.map(|body| Body::new(AuditedBody { inner: body, call: Some(call), pending: None }))
         }
         .instrument(span)
         .await
@@ -249,10 +215,7 @@ impl HubState {
         fingerprint: Option<String>,
     ) -> Result<Option<Caller>, Refusal> {
         let Some(rule) = authz::rule_for(method) else {
-            return Err(Refusal::new(
-                Code::Unimplemented,
-                format!("the hub has no method {method}"),
-            ));
+            return Err(Refusal::new(Code::Unimplemented, format!("the hub has no method {method}")));
         };
         if rule.access == Access::Certificate {
             return Ok(None);
@@ -261,31 +224,21 @@ impl HubState {
             return Err(Refusal::new(Code::Unauthenticated, "no client certificate"));
         };
         let org = org.map_err(|reason| Refusal::new(Code::Unauthenticated, reason))?;
-        let member = self
-            .identities
-            .resolve(&org, &fingerprint)
-            .await
-            .map_err(|e| match e {
-                IdentityError::Unknown(_) => Refusal::new(Code::Unauthenticated, e.to_string()),
-                IdentityError::Suspended(_) => Refusal::new(Code::PermissionDenied, e.to_string()),
-                IdentityError::Storage(cause) => {
-                    tracing::error!(error = %crate::ErrorChain(&cause), "member lookup failed");
-                    Refusal::new(Code::Internal, "member lookup failed")
-                }
-            })?;
+        let member = self.identities.resolve(&org, &fingerprint).await.map_err(|e| match e {
+            IdentityError::Unknown(_) => Refusal::new(Code::Unauthenticated, e.to_string()),
+            IdentityError::Suspended(_) => Refusal::new(Code::PermissionDenied, e.to_string()),
+            IdentityError::Storage(cause) => {
+                tracing::error!(error = %crate::ErrorChain(&cause), "member lookup failed");
+                Refusal::new(Code::Internal, "member lookup failed")
+            }
+        })?;
         if !rule.access.allows(member.role) {
             return Err(Refusal::new(
                 Code::PermissionDenied,
-                format!(
-                    "member {} has role {}, which may not call {method}",
-                    member.code, member.role
-                ),
+                format!("member {} has role {}, which may not call {method}", member.code, member.role),
             ));
         }
-        Ok(Some(Caller {
-            member,
-            fingerprint,
-        }))
+        Ok(Some(Caller { member, fingerprint }))
     }
 
     /// The organisation a certificate names, cached by fingerprint (a certificate never changes).
@@ -306,28 +259,19 @@ impl HubState {
 /// Reads the organisation code from the certificate's `urn:telesub:org:<CODE>` SAN URI.
 pub fn org_from_certificate(der: &[u8]) -> Result<OrgCode, String> {
     use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
-    let (_, cert) = X509Certificate::from_der(der)
-        .map_err(|e| format!("the client certificate does not parse: {e}"))?;
-    let san = cert.subject_alternative_name().map_err(|e| {
-        format!("the client certificate's subject alternative names do not parse: {e}")
-    })?;
-    let mut codes = san
-        .into_iter()
-        .flat_map(|ext| ext.value.general_names.iter())
-        .filter_map(|name| match name {
-            GeneralName::URI(uri) => uri.strip_prefix(ORG_URI_PREFIX),
-            _ => None,
-        });
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| format!("the client certificate does not parse: {e}"))?;
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|e| format!("the client certificate's subject alternative names do not parse: {e}"))?;
+    let mut codes = san.into_iter().flat_map(|ext| ext.value.general_names.iter()).filter_map(|name| match name {
+        GeneralName::URI(uri) => uri.strip_prefix(ORG_URI_PREFIX),
+        _ => None,
+    });
     match (codes.next(), codes.next()) {
-        (Some(code), None) => {
-            OrgCode::parse(code).map_err(|e| format!("the client certificate names {e}"))
-        }
-        (None, _) => Err(format!(
-            "the client certificate has no {ORG_URI_PREFIX}<CODE> subject alternative name"
-        )),
-        (Some(_), Some(_)) => {
-            Err("the client certificate names more than one organisation".to_owned())
-        }
+        (Some(code), None) => OrgCode::parse(code).map_err(|e| format!("the client certificate names {e}")),
+        (None, _) => Err(format!("the client certificate has no {ORG_URI_PREFIX}<CODE> subject alternative name")),
+        (Some(_), Some(_)) => Err("the client certificate names more than one organisation".to_owned()),
     }
 }
 
@@ -347,9 +291,7 @@ impl CallRecord {
         Self {
             state,
             entry: Some(entry),
-            digest: Arc::new(Mutex::new(ring::digest::Context::new(
-                &ring::digest::SHA256,
-            ))),
+            digest: Arc::new(Mutex::new(ring::digest::Context::new(&ring::digest::SHA256))),
             started: Instant::now(),
             span,
             permit: None,
@@ -358,11 +300,7 @@ impl CallRecord {
 
     /// Answers the call with the layer's own refusal, once its audit record is stored.
     async fn refuse(mut self, refusal: Refusal) -> Response<Body> {
-        let request_id = self
-            .entry
-            .as_ref()
-            .map(|e| e.request_id.clone())
-            .unwrap_or_default();
+        let request_id = self.entry.as_ref().map(|e| e.request_id.clone()).unwrap_or_default();
         let message = refusal.reason.clone();
         let mut response = if refusal.code == Code::Internal {
             status::internal(&request_id)
@@ -376,15 +314,7 @@ impl CallRecord {
     }
 
     async fn complete(mut self, code: Code, message: String) {
-        self.finish(
-            code,
-            if code == Code::Ok {
-                String::new()
-            } else {
-                message
-            },
-        )
-        .await;
+        self.finish(code, if code == Code::Ok { String::new() } else { message }).await;
     }
 
     /// Stores the audit record (and logs the call) exactly once.
@@ -399,22 +329,17 @@ impl CallRecord {
             if matches!(code, Code::Ok) {
                 tracing::info!(outcome = entry.outcome, elapsed_ms, "rpc finished");
             } else {
-                tracing::info!(
-                    outcome = entry.outcome,
-                    detail = entry.detail,
-                    elapsed_ms,
-                    "rpc finished"
-                );
+                tracing::info!(outcome = entry.outcome, detail = entry.detail, elapsed_ms, "rpc finished");
             }
             (entry, self.state.audit.clone(), self.span.clone())
         });
         let permit = self.permit.take();
         async move {
-            if let Some((entry, audit, span)) = prepared {
-                if let Err(err) = audit.append(entry).await {
-                    let _enter = span.enter();
-                    tracing::error!(error = %err, "the call's audit record was not stored");
-                }
+            if let Some((entry, audit, span)) = prepared
+                && let Err(err) = audit.append(entry).await
+            {
+                let _enter = span.enter();
+                tracing::error!(error = %err, "the call's audit record was not stored");
             }
             drop(permit);
         }
@@ -424,10 +349,7 @@ impl CallRecord {
 impl Drop for CallRecord {
     fn drop(&mut self) {
         if self.entry.is_some() {
-            let store = self.finish(
-                Code::Cancelled,
-                "the client went away before the call finished".to_owned(),
-            );
+            let store = self.finish(Code::Cancelled, "the client went away before the call finished".to_owned());
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 runtime.spawn(store);
             }
@@ -448,16 +370,11 @@ impl HttpBody for DigestingBody {
     type Data = Bytes;
     type Error = Status;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         let this = self.project();
         let frame = ready!(this.inner.poll_frame(cx));
-        if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref)) {
-            if let Some(bytes) = data {
-                this.digest.lock().expect("request digest").update(bytes);
-            }
+        if let Some(Ok(Some(bytes))) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref)) {
+            this.digest.lock().expect("request digest").update(bytes);
         }
         Poll::Ready(frame)
     }
@@ -485,10 +402,7 @@ impl HttpBody for AuditedBody {
     type Data = Bytes;
     type Error = Status;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         let mut this = self.project();
         loop {
             if let Some((store, _)) = this.pending.as_mut() {
@@ -498,16 +412,10 @@ impl HttpBody for AuditedBody {
             }
             match ready!(this.inner.as_mut().poll_frame(cx)) {
                 Some(Ok(frame)) => {
-                    let status = frame.trailers_ref().and_then(grpc_status);
-                    if let (Some((code, message)), Some(mut call)) = (status, this.call.take()) {
-                        let store = call.finish(
-                            code,
-                            if code == Code::Ok {
-                                String::new()
-                            } else {
-                                message
-                            },
-                        );
+                    if let Some((code, message)) = frame.trailers_ref().and_then(grpc_status)
+                        && let Some(mut call) = this.call.take()
+                    {
+                        let store = call.finish(code, if code == Code::Ok { String::new() } else { message });
                         *this.pending = Some((Box::pin(store), frame));
                         continue;
                     }
@@ -521,10 +429,7 @@ impl HttpBody for AuditedBody {
                 }
                 None => {
                     if let Some(mut call) = this.call.take() {
-                        tokio::spawn(call.finish(
-                            Code::Unknown,
-                            "the response ended without a status".to_owned(),
-                        ));
+                        tokio::spawn(call.finish(Code::Unknown, "the response ended without a status".to_owned()));
                     }
                     return Poll::Ready(None);
                 }
@@ -544,10 +449,7 @@ impl HttpBody for AuditedBody {
 /// `grpc-status` and the decoded `grpc-message` of a header or trailer map.
 fn grpc_status(headers: &HeaderMap) -> Option<(Code, String)> {
     let code = Code::from_bytes(headers.get("grpc-status")?.as_bytes());
-    let message = headers
-        .get("grpc-message")
-        .map(|m| percent_decode(m.as_bytes()))
-        .unwrap_or_default();
+    let message = headers.get("grpc-message").map(|m| percent_decode(m.as_bytes())).unwrap_or_default();
     Some((code, message))
 }
 
@@ -556,11 +458,7 @@ fn percent_decode(bytes: &[u8]) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
             (b'%', Some(hi), Some(lo)) => {
                 out.push((hi * 16 + lo) as u8);
                 i += 3;
@@ -597,18 +495,14 @@ fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
 fn request_id_from(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(REQUEST_ID_HEADER)?.to_str().ok()?;
     let ok = (8..=64).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     ok.then(|| value.to_owned())
 }
 
 fn new_request_id() -> String {
     use ring::rand::{SecureRandom, SystemRandom};
     let mut bytes = [0u8; 16];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .expect("the system random source works");
+    SystemRandom::new().fill(&mut bytes).expect("the system random source works");
     crate::hex(&bytes)
 }
 
@@ -667,10 +561,7 @@ mod tests {
 
     #[test]
     fn grpc_messages_are_decoded() {
-        assert_eq!(
-            percent_decode(b"member%20VNPT%20is%20suspended"),
-            "member VNPT is suspended"
-        );
+        assert_eq!(percent_decode(b"member%20VNPT%20is%20suspended"), "member VNPT is suspended");
         assert_eq!(percent_decode("S%E1%BB%9F".as_bytes()), "Sở");
         assert_eq!(percent_decode(b"100%"), "100%");
     }
@@ -678,10 +569,7 @@ mod tests {
     #[test]
     fn client_request_ids_are_checked() {
         let mut h = HeaderMap::new();
-        h.insert(
-            REQUEST_ID_HEADER,
-            HeaderValue::from_static("batch-2024-03.17"),
-        );
+        h.insert(REQUEST_ID_HEADER, HeaderValue::from_static("batch-2024-03.17"));
         assert_eq!(request_id_from(&h).as_deref(), Some("batch-2024-03.17"));
         h.insert(REQUEST_ID_HEADER, HeaderValue::from_static("a b"));
         assert_eq!(request_id_from(&h), None);

@@ -14,9 +14,7 @@ use tonic::Status;
 
 use crate::domain::{DomainError, member::Caller};
 
-pub use layer::{
-    HubLayer, HubState, ORG_URI_PREFIX, REQUEST_ID_HEADER, code_name, org_from_certificate,
-};
+pub use layer::{HubLayer, HubState, ORG_URI_PREFIX, REQUEST_ID_HEADER, code_name, org_from_certificate};
 pub use members::MembersApi;
 
 /// What the hub layer hands every handler: the request id, and the caller unless the method
@@ -39,9 +37,7 @@ impl CallContext {
 
     /// The authenticated member; methods that need one always have one.
     pub fn caller(&self) -> Result<&Caller, Status> {
-        self.caller
-            .as_deref()
-            .ok_or_else(|| status::internal(&self.request_id))
+        self.caller.as_deref().ok_or_else(|| status::internal(&self.request_id))
     }
 
     /// Maps a domain error to the caller's status, with this call's request id.

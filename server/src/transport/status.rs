@@ -11,11 +11,7 @@ pub const MAX_VIOLATIONS: usize = 100;
 
 /// A status with the request id attached as `RequestInfo`.
 pub fn status(code: Code, message: impl Into<String>, request_id: &str) -> Status {
-    Status::with_error_details(
-        code,
-        message,
-        ErrorDetails::with_request_info(request_id, ""),
-    )
+    Status::with_error_details(code, message, ErrorDetails::with_request_info(request_id, ""))
 }
 
 pub fn to_status(err: DomainError, request_id: &str) -> Status {

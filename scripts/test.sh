@@ -1,0 +1,372 @@
+#!/usr/bin/env bash
+# The project's single test command; CI runs it through .ci/run.
+#
+#   1. formatting          cargo fmt --check
+#   2. lints               cargo clippy, warnings are errors
+#   3. tests on SQLite     cargo test --workspace
+#   4. tests on PostgreSQL the same tests against a throwaway local cluster
+#   5. interoperability    a real hub driven by Python grpcio and by the Rust example
+#
+# Steps 4 and 5 need tools outside Rust (PostgreSQL's initdb/pg_ctl; python3 with venv
+# and pip). When those are missing the step is skipped with a loud warning rather than
+# failing, so the script still works on a bare Rust machine; the closing summary says what
+# was skipped. Any failure stops the script with a non-zero exit status, and everything it
+# started (database cluster, hub, temp folders) is cleaned up on the way out.
+#
+# Runs from any working directory. `scripts/test.sh interop` (or any list of fmt, clippy,
+# sqlite, postgres, interop) runs only those steps, for a quicker loop while developing.
+# Uses the network only for `pip install` of the pinned packages in
+# scripts/interop/requirements.txt (cached under target/ after the first run).
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+case $TARGET_DIR in /*) ;; *) TARGET_DIR=$ROOT/$TARGET_DIR ;; esac
+
+# What ran and what was skipped, for the summary; the step under way, for failure messages.
+RAN=()
+SKIPPED=()
+CURRENT_STEP="setup"
+
+# Things to clean up on exit. Set as soon as they exist, so the trap sees them.
+PG_TMP=""            # temp folder holding the PostgreSQL cluster
+PG_CTL=""            # pg_ctl that started it
+PG_STARTED=0
+INTEROP_TMP=""       # temp folder holding the hub's certificates and database
+SERVER_PID=""        # the hub started for the interoperability checks
+
+# ---------------------------------------------------------------------------------------
+# Helpers
+
+# Colours only on a terminal, so CI logs stay plain text.
+if [[ -t 1 ]]; then
+    BOLD=$'\033[1m' RED=$'\033[1;31m' GREEN=$'\033[1;32m' PLAIN=$'\033[0m'
+else
+    BOLD="" RED="" GREEN="" PLAIN=""
+fi
+
+banner() {
+    CURRENT_STEP=$1
+    printf '\n%s==== %s ====%s\n' "$BOLD" "$1" "$PLAIN"
+}
+
+# A warning that is hard to miss in a long CI log: a skipped step means less was tested.
+warn_loudly() {
+    local line
+    {
+        printf '\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n'
+        for line in "$@"; do printf '!!! WARNING: %s\n' "$line"; done
+        printf '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\n'
+    } >&2
+}
+
+fail() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+# A free TCP port on 127.0.0.1. Another process could take it before we use it, but
+# nothing else on a test machine is racing for random high ports.
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' \
+        2>/dev/null || echo $((20000 + RANDOM % 40000))
+}
+
+cleanup() {
+    local status=$?
+    set +e
+    [[ -n $SERVER_PID ]] && terminate_hub
+    if [[ $status -ne 0 && -n $INTEROP_TMP && -s $INTEROP_TMP/serve.err ]]; then
+        echo "---- last lines of the hub's log ----" >&2
+        tail -n 30 "$INTEROP_TMP/serve.err" >&2
+    fi
+    if [[ $PG_STARTED -eq 1 ]]; then
+        # Immediate: the cluster is thrown away, no need for a clean checkpoint.
+        as_postgres "$PG_CTL" -D "$PG_TMP/data" -m immediate stop >/dev/null 2>&1
+    fi
+    if [[ $status -ne 0 && -n $PG_TMP && -s $PG_TMP/log ]]; then
+        echo "---- last lines of the PostgreSQL log ----" >&2
+        tail -n 20 "$PG_TMP/log" >&2
+    fi
+    [[ -n $PG_TMP ]] && rm -rf "$PG_TMP"
+    [[ -n $INTEROP_TMP ]] && rm -rf "$INTEROP_TMP"
+    if [[ $status -ne 0 ]]; then
+        printf '\n%sFAILED%s during: %s (exit status %d)\n' "$RED" "$PLAIN" "$CURRENT_STEP" "$status" >&2
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+# Make Ctrl-C and SIGTERM go through the EXIT trap too.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------------------------------
+# 1-3: the Rust checks
+
+check_format() {
+    banner "1/5 formatting: cargo fmt --check"
+    cargo fmt --all -- --check
+    RAN+=("fmt")
+}
+
+check_lints() {
+    banner "2/5 lints: cargo clippy -D warnings"
+    cargo clippy --workspace --all-targets -- -D warnings
+    RAN+=("clippy")
+}
+
+test_sqlite() {
+    banner "3/5 tests on SQLite: cargo test --workspace"
+    # The tests use PostgreSQL only when this is set; make sure it isn't inherited here.
+    env -u TELESUB_TEST_POSTGRES_URL cargo test --workspace
+    RAN+=("tests(sqlite)")
+}
+
+# ---------------------------------------------------------------------------------------
+# 4: the same tests against PostgreSQL
+
+# PostgreSQL refuses to run as root, so as root its tools run as the `postgres` user.
+as_postgres() {
+    if [[ $EUID -eq 0 ]]; then
+        # From a folder postgres can read: the tools complain when they cannot stat the cwd.
+        (cd "$PG_TMP" && runuser -u postgres -- "$@")
+    else
+        "$@"
+    fi
+}
+
+# Sets PG_BIN to a folder with initdb and pg_ctl: PATH first, else the newest Debian install.
+find_postgres() {
+    PG_BIN=""
+    local initdb dir
+    if initdb=$(command -v initdb 2>/dev/null) && [[ -x $(dirname "$initdb")/pg_ctl ]]; then
+        PG_BIN=$(dirname "$initdb")
+        return 0
+    fi
+    # Unmatched, the glob stays literal and fails the -x test below.
+    for dir in $(printf "%s\n" /usr/lib/postgresql/*/bin | sort -V -r); do
+        if [[ -x $dir/initdb && -x $dir/pg_ctl ]]; then
+            PG_BIN=$dir
+            return 0
+        fi
+    done
+    return 1
+}
+
+test_postgres() {
+    banner "4/5 tests on PostgreSQL: cargo test --workspace with TELESUB_TEST_POSTGRES_URL"
+    if ! find_postgres; then
+        warn_loudly "PostgreSQL (initdb, pg_ctl) not found on PATH or in /usr/lib/postgresql/*/bin." \
+            "The PostgreSQL store is NOT tested. Install PostgreSQL to run these tests."
+        SKIPPED+=("tests(postgres): PostgreSQL not installed")
+        return 0
+    fi
+    if [[ $EUID -eq 0 ]] && ! { id postgres >/dev/null 2>&1 && command -v runuser >/dev/null 2>&1; }; then
+        warn_loudly "Running as root, and PostgreSQL will not: it needs a 'postgres' user and runuser." \
+            "The PostgreSQL store is NOT tested. Run as a normal user or create the postgres user."
+        SKIPPED+=("tests(postgres): root without a postgres user")
+        return 0
+    fi
+    PG_CTL=$PG_BIN/pg_ctl
+    echo "using PostgreSQL from $PG_BIN ($("$PG_BIN/initdb" --version))"
+
+    PG_TMP=$(mktemp -d "${TMPDIR:-/tmp}/telesub-pg.XXXXXX")
+    if [[ $EUID -eq 0 ]]; then
+        chown postgres: "$PG_TMP"
+        as_postgres test -w "$PG_TMP" ||
+            fail "$PG_TMP is not reachable by the postgres user; set TMPDIR to a folder it can reach"
+    fi
+
+    # A scratch cluster: trust auth on loopback (the tests connect as the superuser to
+    # CREATE DATABASE), no fsync (nothing here needs to survive a crash).
+    local initdb_args=(-D "$PG_TMP/data" -A trust -U postgres --no-sync -E UTF8)
+    if ! as_postgres "$PG_BIN/initdb" "${initdb_args[@]}" --locale=C.UTF-8 >"$PG_TMP/initdb.log" 2>&1; then
+        echo "initdb with --locale=C.UTF-8 failed; retrying with --locale=C"
+        rm -rf "$PG_TMP/data"
+        as_postgres "$PG_BIN/initdb" "${initdb_args[@]}" --locale=C >"$PG_TMP/initdb.log" 2>&1 ||
+            { cat "$PG_TMP/initdb.log" >&2; fail "initdb failed"; }
+    fi
+
+    local port
+    port=$(free_port)
+    # Mark as started before the attempt, so a half-started cluster is stopped too.
+    PG_STARTED=1
+    as_postgres "$PG_CTL" -D "$PG_TMP/data" -l "$PG_TMP/log" -w -t 60 \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_TMP -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+        start >/dev/null || fail "could not start PostgreSQL (log: $PG_TMP/log)"
+    echo "PostgreSQL listening on 127.0.0.1:$port"
+
+    TELESUB_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres" cargo test --workspace
+
+    as_postgres "$PG_CTL" -D "$PG_TMP/data" -m immediate stop >/dev/null 2>&1 || true
+    PG_STARTED=0
+    rm -rf "$PG_TMP"
+    PG_TMP=""
+    RAN+=("tests(postgres)")
+}
+
+# ---------------------------------------------------------------------------------------
+# 5: interoperability — a real hub, driven by a client that shares no code with it
+
+# Sets VENV_PY to a Python with the pinned interop packages. The virtual environment is
+# kept under target/ keyed by the requirements and the interpreter, so re-runs skip pip
+# (and work offline); a half-built one (no .complete marker) is rebuilt.
+# Returns 1 when python3 cannot make a virtual environment (e.g. Debian without
+# python3-venv); a failing `pip install` is an error, not a skip. Called as an `if`
+# condition, where `set -e` is off, so every command's failure is handled explicitly.
+interop_venv() {
+    local requirements=$ROOT/scripts/interop/requirements.txt key venv
+    command -v python3 >/dev/null 2>&1 || return 1
+    key=$( { cat "$requirements"; command -v python3; python3 --version; } 2>&1 | python3 -c \
+        'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:16])') ||
+        return 1
+    venv=$TARGET_DIR/interop-venv/$key
+    if [[ ! -f $venv/.complete ]]; then
+        echo "creating the Python environment in $venv"
+        rm -rf "$venv"
+        mkdir -p "$TARGET_DIR/interop-venv" || fail "cannot create $TARGET_DIR/interop-venv"
+        if ! python3 -m venv "$venv" || ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
+            rm -rf "$venv"
+            return 1
+        fi
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements" ||
+            fail "pip install -r scripts/interop/requirements.txt failed (no access to PyPI?)"
+        touch "$venv/.complete" || fail "cannot write $venv/.complete"
+    fi
+    VENV_PY=$venv/bin/python
+    echo "Python environment: $("$VENV_PY" -m pip freeze --disable-pip-version-check | tr '\n' ' ')"
+}
+
+# Starts `telesub serve` on a free port and sets SERVER_PORT from the line it prints.
+start_hub() {
+    local telesub=$1 tls=$2 database=$3 line="" _
+    # NO_COLOR: the log goes to a file, to be shown if something fails.
+    NO_COLOR=1 "$telesub" serve --tls-dir "$tls" --listen 127.0.0.1:0 --database "$database" \
+        >"$INTEROP_TMP/serve.out" 2>"$INTEROP_TMP/serve.err" &
+    SERVER_PID=$!
+    for _ in $(seq 300); do
+        line=$(grep -m1 -E '^telesub listening on ' "$INTEROP_TMP/serve.out" || true)
+        [[ -n $line ]] && break
+        kill -0 "$SERVER_PID" 2>/dev/null || fail "the hub exited before it was listening"
+        sleep 0.1
+    done
+    [[ -n $line ]] || fail "the hub did not print 'telesub listening on' within 30 s"
+    SERVER_PORT=${line##*:}
+    [[ $SERVER_PORT =~ ^[0-9]+$ ]] || fail "cannot read the port from: $line"
+    echo "hub listening on 127.0.0.1:$SERVER_PORT (pid $SERVER_PID)"
+}
+
+# Sends SIGTERM, as a service manager would, and waits up to 15 s for the hub to exit;
+# then SIGKILL. Returns the hub's exit status (137 when it had to be killed).
+terminate_hub() {
+    local pid=$SERVER_PID status=0 _
+    SERVER_PID=""
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 150); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        echo "the hub did not stop within 15 s of SIGTERM; killing it" >&2
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || status=$?
+    return "$status"
+}
+
+stop_hub() {
+    local status=0
+    terminate_hub || status=$?
+    [[ $status -eq 0 ]] || fail "the hub exited with status $status after SIGTERM"
+    echo "hub stopped cleanly after SIGTERM"
+}
+
+test_interop() {
+    banner "5/5 interoperability: Python grpcio and the Rust example against a running hub"
+    if ! interop_venv; then
+        warn_loudly "python3 with the venv and pip modules is not available." \
+            "The interoperability checks with Python grpcio are NOT run." \
+            "Install python3 and python3-venv to run them."
+        SKIPPED+=("interop: python3 venv/pip missing")
+        return 0
+    fi
+
+    # The hub binary and the example; built here because `cargo test` need not build them.
+    cargo build --workspace --bins
+    local telesub=$TARGET_DIR/debug/telesub
+    [[ -x $telesub ]] || fail "$telesub was not built"
+
+    INTEROP_TMP=$(mktemp -d "${TMPDIR:-/tmp}/telesub-interop.XXXXXX")
+    local tls=$INTEROP_TMP/tls foreign=$INTEROP_TMP/foreign-tls database="sqlite://$INTEROP_TMP/hub.db"
+    "$telesub" pki init --dir "$tls" --org DOICT:ICT --org VNPT:OPERATOR
+    # A second, unrelated CA with a certificate for the same organisation: the hub must
+    # refuse it even though it names a registered member.
+    "$telesub" pki init --dir "$foreign" --org VNPT:OPERATOR
+
+    start_hub "$telesub" "$tls" "$database"
+
+    echo "-- Python grpcio"
+    "$VENV_PY" "$ROOT/scripts/interop/interop.py" --port "$SERVER_PORT" --tls-dir "$tls" \
+        --proto-dir "$ROOT/proto" --foreign-tls-dir "$foreign"
+    RAN+=("interop(python grpcio)")
+
+    echo "-- Rust example: whoami"
+    local out
+    out=$(cargo run -q -p telesub-examples --bin whoami -- "https://localhost:$SERVER_PORT" "$tls" VNPT)
+    echo "$out"
+    grep -qw VNPT <<<"$out" || fail "whoami did not report VNPT"
+    RAN+=("interop(rust whoami)")
+
+    stop_hub
+    echo "-- audit trail"
+    "$telesub" audit verify --database "$database"
+    RAN+=("audit verify")
+}
+
+# ---------------------------------------------------------------------------------------
+
+summary() {
+    CURRENT_STEP="summary"
+    local ran="nothing" skipped="none"
+    [[ ${#RAN[@]} -eq 0 ]] || ran=$(IFS=,; echo "${RAN[*]}")
+    if [[ ${#SKIPPED[@]} -gt 0 ]]; then
+        skipped=$(IFS=';'; echo "${SKIPPED[*]}")
+        warn_loudly "Some checks were SKIPPED: $skipped"
+    fi
+    printf '\n%sPASSED%s ran: %s | skipped: %s\n' "$GREEN" "$PLAIN" "${ran//,/, }" "${skipped//;/; }"
+}
+
+usage() {
+    cat <<'USAGE'
+usage: scripts/test.sh [STEP...]
+Runs every step when none is named. Steps: fmt clippy sqlite postgres interop
+USAGE
+}
+
+main() {
+    local step steps=("$@")
+    [[ $# -gt 0 ]] || steps=(fmt clippy sqlite postgres interop)
+    # Check all names before running anything, so a typo fails fast.
+    for step in "${steps[@]}"; do
+        case $step in
+            fmt | clippy | sqlite | postgres | interop) ;;
+            -h | --help) usage; exit 0 ;;
+            *) usage >&2; exit 2 ;;
+        esac
+    done
+    for step in "${steps[@]}"; do
+        case $step in
+            fmt) check_format ;;
+            clippy) check_lints ;;
+            sqlite) test_sqlite ;;
+            postgres) test_postgres ;;
+            interop) test_interop ;;
+        esac
+    done
+    summary
+}
+
+main "$@"

@@ -1,0 +1,125 @@
+//! The `telesub` command line, run in-process through its real argument parser.
+
+use clap::Parser;
+use telesub_server::cli::{Cli, run_with};
+use telesub_tests::TestApp;
+
+async fn telesub(args: &[&str]) -> (bool, String) {
+    let cli = Cli::try_parse_from(std::iter::once("telesub").chain(args.iter().copied())).expect("valid arguments");
+    let mut out = Vec::new();
+    let code = run_with(cli, &mut out).await;
+    (code == std::process::ExitCode::SUCCESS, String::from_utf8(out).unwrap())
+}
+
+#[tokio::test]
+async fn audit_verify_reports_an_intact_chain_and_names_a_tampered_record() {
+    let app = TestApp::spawn().await;
+    let client = app.client("DOLISA").await;
+    for _ in 0..4 {
+        client.who_am_i().await.unwrap();
+    }
+    let url = app.db.url();
+    let (ok, out) = telesub(&["audit", "verify", "--database", &url]).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("intact: 4 records"), "{out}");
+
+    super::audit::disable_guard(&app.db).await;
+    app.db.execute("UPDATE audit_log SET org_code = 'DOICT' WHERE seq = 2").await.unwrap();
+    let (ok, out) = telesub(&["audit", "verify", "--database", &url]).await;
+    assert!(!ok, "a broken chain must fail the command");
+    assert!(out.contains("BROKEN at record 2"), "{out}");
+}
+
+#[tokio::test]
+async fn migrate_creates_the_schema_once() {
+    let db = telesub_tests::TestDb::new().await;
+    let url = db.url();
+    for _ in 0..2 {
+        let (ok, out) = telesub(&["migrate", "--database", &url]).await;
+        assert!(ok, "{out}");
+        assert!(out.contains("migrations applied"), "{out}");
+    }
+    let (ok, out) = telesub(&["audit", "verify", "--database", &url]).await;
+    assert!(ok && out.contains("intact: 0 records"), "{out}");
+}
+
+#[tokio::test]
+async fn bootstrap_creates_the_first_ict_member_once() {
+    let db = telesub_tests::TestDb::new().await;
+    let url = db.url();
+    let (ok, out) =
+        telesub(&["bootstrap", "--database", &url, "--code", "DOICT", "--name", "Sở Thông tin và Truyền thông"]).await;
+    assert!(ok, "{out}");
+    let store = db.store().await;
+    let member = store
+        .get_member(&telesub_server::domain::member::OrgCode::parse("DOICT").unwrap())
+        .await
+        .unwrap()
+        .expect("bootstrapped");
+    assert_eq!(member.role, telesub_server::domain::member::Role::Ict);
+    assert_eq!(member.display_name.as_str(), "Sở Thông tin và Truyền thông");
+
+    let (ok, _) = telesub(&["bootstrap", "--database", &url, "--code", "OTHER", "--name", "Other"]).await;
+    assert!(!ok, "a second bootstrap must be refused");
+    assert!(
+        store.get_member(&telesub_server::domain::member::OrgCode::parse("OTHER").unwrap()).await.unwrap().is_none()
+    );
+}
+
+#[tokio::test]
+async fn pki_init_and_revoke_write_the_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let (ok, out) = telesub(&["pki", "init", "--dir", path, "--org", "DOICT:ICT", "--org", "XA:LOCALITY:24611"]).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("DOICT, XA"), "{out}");
+    for file in ["ca.crt", "ca.key", "server.crt", "server.key", "clients/DOICT.crt", "clients/XA.key", "members.toml"]
+    {
+        assert!(dir.path().join(file).exists(), "{file} missing");
+    }
+    let (ok, out) = telesub(&["pki", "revoke", "--dir", path, "--org", "XA"]).await;
+    assert!(ok, "{out}");
+    assert!(dir.path().join("crl.pem").exists());
+    assert!(Cli::try_parse_from(["telesub", "pki", "init", "--dir", path, "--org", "XA:LOCALITY"]).is_err());
+}
+
+#[tokio::test]
+async fn serve_refuses_to_start_without_tls() {
+    let db = telesub_tests::TestDb::new().await;
+    let (ok, out) = telesub(&["serve", "--database", &db.url(), "--listen", "127.0.0.1:0"]).await;
+    assert!(!ok);
+    assert!(out.is_empty(), "{out}");
+}
+
+#[tokio::test]
+async fn a_bad_database_url_is_refused() {
+    let (ok, _) = telesub(&["migrate", "--database", "mysql://localhost/telesub"]).await;
+    assert!(!ok);
+}
+
+#[tokio::test]
+async fn examples_and_the_demo_share_the_certificate_folder_layout() {
+    // The folder `telesub pki init` writes is what `Client::builder().dev_folder()` reads.
+    let app = TestApp::spawn().await;
+    let client = telesub_client::Client::builder(app.endpoint())
+        .dev_folder(app.tls_dir.path(), "DOET")
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(client.who_am_i().await.unwrap().member.unwrap().code, "DOET");
+}
+
+#[tokio::test]
+async fn the_demo_runs_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("demo");
+    let (ok, out) = telesub(&["demo", "--dir", work.to_str().unwrap()]).await;
+    assert!(ok, "{out}");
+    for step in ["Health check: SERVING", "VNPT lists the members: refused", "registers MOBIFONE", "chain intact"] {
+        assert!(out.contains(step), "missing {step:?} in:\n{out}");
+    }
+    assert!(work.join("telesub.db").exists());
+    let (ok, _) = telesub(&["demo", "--dir", work.to_str().unwrap()]).await;
+    assert!(!ok, "the demo refuses a folder that exists");
+}

@@ -1,0 +1,210 @@
+//! The storage contract, checked on the backend under test (SQLite, or PostgreSQL when
+//! `TELESUB_TEST_POSTGRES_URL` is set). Both backends must pass the same assertions.
+
+use std::sync::Arc;
+
+use telesub_server::{
+    audit::{self, AuditEntry, GENESIS_HASH},
+    domain::member::{DisplayName, MemberFilter, MemberStatus, NewMember, OrgCode, Role, UnitCode},
+    storage::{LAST_ACTIVE_ICT, MemberWrite, StorageError, Store},
+};
+use telesub_tests::TestDb;
+use time::{OffsetDateTime, macros::datetime};
+
+fn code(s: &str) -> OrgCode {
+    OrgCode::parse(s).unwrap()
+}
+
+fn new_member(c: &str, role: Role, unit: Option<&str>) -> NewMember {
+    NewMember {
+        code: code(c),
+        display_name: DisplayName::parse(&format!("Member {c}")).unwrap(),
+        role,
+        unit: unit.map(|u| UnitCode::parse(u).unwrap()),
+    }
+}
+
+const AT: OffsetDateTime = datetime!(2026-03-01 08:30:15.123456 UTC);
+
+fn entry(n: usize) -> AuditEntry {
+    AuditEntry {
+        at: AT + time::Duration::seconds(n as i64),
+        request_id: format!("request-{n:04}"),
+        org_code: (!n.is_multiple_of(3)).then(|| "VNPT".to_owned()),
+        cert_fingerprint: Some("0f".repeat(32)),
+        method: "/telesub.v1.Members/WhoAmI".to_owned(),
+        outcome: "OK".to_owned(),
+        detail: if n.is_multiple_of(2) { String::new() } else { "thành phố Gia Nghĩa".to_owned() },
+        request_digest: "e3".repeat(32),
+    }
+}
+
+#[tokio::test]
+async fn members_round_trip_exactly() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let stored = store.insert_member(&new_member("XA24611", Role::Locality, Some("24611")), AT).await.unwrap();
+    assert_eq!(stored.code, code("XA24611"));
+    assert_eq!(stored.unit.as_ref().map(UnitCode::as_str), Some("24611"));
+    assert_eq!(stored.status, MemberStatus::Active);
+    assert_eq!((stored.created_at, stored.updated_at), (AT, AT));
+    assert_eq!(store.get_member(&code("XA24611")).await.unwrap(), Some(stored));
+    assert_eq!(store.get_member(&code("NOBODY")).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_second_insert_of_a_code_is_already_exists() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    store.insert_member(&new_member("VNPT", Role::Operator, None), AT).await.unwrap();
+    let err = store.insert_member(&new_member("VNPT", Role::Labour, None), AT).await.unwrap_err();
+    assert!(matches!(err, StorageError::AlreadyExists), "{err:?}");
+    assert_eq!(store.get_member(&code("VNPT")).await.unwrap().unwrap().role, Role::Operator);
+}
+
+#[tokio::test]
+async fn listing_pages_filters_and_attaches_certificates() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    for (c, role) in [("A1", Role::Operator), ("B1", Role::Labour), ("C1", Role::Operator), ("D1", Role::Ict)] {
+        store.insert_member(&new_member(c, role, None), AT).await.unwrap();
+    }
+    store.record_certificate_use(&code("C1"), &"aa".repeat(32), AT).await.unwrap();
+    store.record_certificate_use(&code("C1"), &"bb".repeat(32), AT + time::Duration::hours(1)).await.unwrap();
+    store.record_certificate_use(&code("C1"), &"aa".repeat(32), AT + time::Duration::hours(2)).await.unwrap();
+    store.record_certificate_use(&code("A1"), &"cc".repeat(32), AT).await.unwrap();
+
+    let all = store.list_members(&MemberFilter::default(), None, 10).await.unwrap();
+    let codes: Vec<_> = all.iter().map(|m| m.code.as_str()).collect();
+    assert_eq!(codes, ["A1", "B1", "C1", "D1"]);
+    let c1 = &all[2];
+    assert_eq!(c1.certificates.len(), 2);
+    assert_eq!(c1.certificates[0].fingerprint, "aa".repeat(32));
+    assert_eq!(c1.certificates[0].first_seen, AT);
+    assert_eq!(c1.certificates[0].last_seen, AT + time::Duration::hours(2));
+    assert_eq!(all[0].certificates.len(), 1);
+    assert!(all[1].certificates.is_empty());
+    assert_eq!(store.get_member(&code("C1")).await.unwrap().unwrap().certificates, c1.certificates);
+
+    let after_b = store.list_members(&MemberFilter::default(), Some(&code("B1")), 1).await.unwrap();
+    assert_eq!(after_b.iter().map(|m| m.code.as_str()).collect::<Vec<_>>(), ["C1"]);
+    assert_eq!(after_b[0].certificates.len(), 2);
+
+    let operators = MemberFilter { role: Some(Role::Operator), status: None };
+    let codes: Vec<_> =
+        store.list_members(&operators, None, 10).await.unwrap().into_iter().map(|m| m.code.to_string()).collect();
+    assert_eq!(codes, ["A1", "C1"]);
+    let suspended = MemberFilter { role: None, status: Some(MemberStatus::Suspended) };
+    assert!(store.list_members(&suspended, None, 10).await.unwrap().is_empty());
+}
+
+fn write_of(m: &telesub_server::domain::member::Member) -> MemberWrite {
+    MemberWrite {
+        code: m.code.clone(),
+        display_name: m.display_name.clone(),
+        role: m.role,
+        unit: m.unit.clone(),
+        status: m.status,
+        status_reason: m.status_reason.clone(),
+        updated_at: AT + time::Duration::days(1),
+    }
+}
+
+#[tokio::test]
+async fn updates_keep_one_active_ict_member() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let ict = store.insert_member(&new_member("DOICT", Role::Ict, None), AT).await.unwrap();
+    let mut suspend = write_of(&ict);
+    suspend.status = MemberStatus::Suspended;
+    suspend.status_reason = Some("test".into());
+    let err = store.update_member(&suspend).await.unwrap_err();
+    assert!(matches!(err, StorageError::Precondition(LAST_ACTIVE_ICT)), "{err:?}");
+    let mut demote = write_of(&ict);
+    demote.role = Role::Labour;
+    assert!(matches!(store.update_member(&demote).await, Err(StorageError::Precondition(_))));
+    assert_eq!(store.get_member(&ict.code).await.unwrap().unwrap(), ict, "nothing changed");
+
+    // A rename of the only ICT member is fine.
+    let mut rename = write_of(&ict);
+    rename.display_name = DisplayName::parse("Sở TT&TT").unwrap();
+    let renamed = store.update_member(&rename).await.unwrap();
+    assert_eq!(renamed.display_name.as_str(), "Sở TT&TT");
+    assert_eq!(renamed.updated_at, AT + time::Duration::days(1));
+    assert_eq!(renamed.created_at, AT);
+
+    store.insert_member(&new_member("DOICT2", Role::Ict, None), AT).await.unwrap();
+    let suspended = store.update_member(&suspend).await.unwrap();
+    assert_eq!(suspended.status, MemberStatus::Suspended);
+    assert_eq!(suspended.status_reason.as_deref(), Some("test"));
+
+    let mut ghost = write_of(&ict);
+    ghost.code = code("GHOST");
+    assert!(matches!(store.update_member(&ghost).await, Err(StorageError::NotFound)));
+}
+
+#[tokio::test]
+async fn the_schema_rejects_a_locality_without_a_unit() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let err = store.insert_member(&new_member("XA", Role::Locality, None), AT).await.unwrap_err();
+    assert!(matches!(err, StorageError::Database(_)), "{err:?}");
+    assert!(!store.has_ict_member().await.unwrap());
+    store.insert_member(&new_member("DOICT", Role::Ict, None), AT).await.unwrap();
+    assert!(store.has_ict_member().await.unwrap());
+}
+
+#[tokio::test]
+async fn audit_records_round_trip_and_chain() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    assert_eq!(store.audit_head().await.unwrap(), (0, GENESIS_HASH.to_owned()));
+    let entries: Vec<AuditEntry> = (1..=150).map(entry).collect();
+    assert_eq!(store.append_audit(&entries[..100]).await.unwrap(), 1);
+    assert_eq!(store.append_audit(&entries[100..]).await.unwrap(), 101);
+
+    let stored = store.audit_records(0, 1_000).await.unwrap();
+    assert_eq!(stored.len(), 150);
+    assert_eq!(stored.iter().map(|r| r.entry.clone()).collect::<Vec<_>>(), entries, "every field round-trips");
+    let expected = audit::link(0, GENESIS_HASH, &entries);
+    assert_eq!(stored, expected, "the store chains exactly as the hub computes");
+    assert_eq!(store.audit_head().await.unwrap(), (150, expected[149].hash.clone()));
+    let page = store.audit_records(140, 5).await.unwrap();
+    assert_eq!(page.iter().map(|r| r.seq).collect::<Vec<_>>(), [141, 142, 143, 144, 145]);
+    assert_eq!(audit::verify(store.as_ref()).await.unwrap().first_break, None);
+}
+
+/// Several hubs share one PostgreSQL database (or one SQLite file): their appends interleave
+/// into a single unbroken chain.
+#[tokio::test]
+async fn concurrent_appenders_extend_one_chain() {
+    let db = TestDb::new().await;
+    let stores: Vec<Arc<dyn Store>> = vec![db.store().await, db.store().await, db.store().await];
+    let mut tasks = Vec::new();
+    for (i, store) in stores.iter().enumerate() {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for batch in 0..10 {
+                let entries: Vec<AuditEntry> = (0..7).map(|k| entry(i * 1_000 + batch * 10 + k)).collect();
+                store.append_audit(&entries).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let report = audit::verify(stores[0].as_ref()).await.unwrap();
+    assert_eq!(report.first_break, None);
+    assert_eq!(report.records, 3 * 10 * 7);
+}
+
+#[tokio::test]
+async fn migrations_run_once_and_again_without_harm() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    store.insert_member(&new_member("DOICT", Role::Ict, None), AT).await.unwrap();
+    store.migrate().await.unwrap();
+    let again = db.store().await;
+    assert!(again.get_member(&code("DOICT")).await.unwrap().is_some());
+    assert_eq!(again.backend(), if db.is_postgres() { "postgres" } else { "sqlite" });
+}
