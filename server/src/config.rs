@@ -256,6 +256,14 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_is_valid() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/telesub.example.toml");
+        let s = Settings::load(Some(&example), &Overrides::default()).unwrap();
+        assert_eq!(s.limits.max_message_bytes, Limits::default().max_message_bytes);
+        assert_eq!(s.tls_paths().unwrap().client_ca, Path::new("/etc/telesub/province-ca.crt"));
+    }
+
+    #[test]
     fn bad_files_are_named() {
         let tmp = tempfile::tempdir().unwrap();
         let missing = tmp.path().join("nope.toml");

@@ -5,6 +5,8 @@ use telesub_server::cli::{Cli, run_with};
 use telesub_tests::TestApp;
 
 async fn telesub(args: &[&str]) -> (bool, String) {
+    // The first subscriber installed wins: keep the commands under test quiet.
+    telesub_server::telemetry::init(telesub_server::config::LogFormat::Text, "error");
     let cli = Cli::try_parse_from(std::iter::once("telesub").chain(args.iter().copied())).expect("valid arguments");
     let mut out = Vec::new();
     let code = run_with(cli, &mut out).await;

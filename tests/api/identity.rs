@@ -107,3 +107,23 @@ async fn a_member_outside_its_role_is_denied_and_the_denial_is_audited() {
     assert_eq!(record.entry.cert_fingerprint.as_deref(), Some(fingerprint.as_str()));
     assert!(record.entry.detail.contains("OPERATOR"), "{}", record.entry.detail);
 }
+
+/// A fault inside the hub reaches the caller as a generic message with the request id, never
+/// as database text; the log and the audit trail have the rest.
+#[tokio::test]
+async fn an_internal_fault_is_reported_without_its_cause() {
+    let app = TestApp::spawn().await;
+    app.client("DOICT").await.who_am_i().await.unwrap();
+    app.db.execute("ALTER TABLE member_certificates RENAME TO member_certificates_gone").await.unwrap();
+
+    // DOLISA has not called yet: the hub must read and write the member's certificates.
+    let err = app.client("DOLISA").await.who_am_i().await.unwrap_err();
+    let Error::Internal(r) = &err else { panic!("expected INTERNAL, got {err:?}") };
+    let request_id = err.request_id().expect("a request id to quote");
+    assert!(r.message.contains(request_id), "{}", r.message);
+    for leak in ["member_certificates", "no such table", "relation", "sqlx", "SQL"] {
+        assert!(!r.message.contains(leak), "the message leaks {leak:?}: {}", r.message);
+    }
+    let record = app.audit_record(request_id).await;
+    assert_eq!(record.entry.outcome, "INTERNAL");
+}
