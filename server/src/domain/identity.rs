@@ -42,22 +42,27 @@ impl Identities {
         Self { store, ttl, members: Mutex::default(), certificate_uses: Mutex::default() }
     }
 
-    /// The active member for `code`, noting the certificate it called with.
+    /// The active member for `code`, noting the certificate it called with. The member
+    /// returned lists that certificate among the ones it has used.
     pub async fn resolve(&self, code: &OrgCode, fingerprint: &str) -> Result<Member, IdentityError> {
-        let member = match self.cached(code) {
-            Some(found) => found,
-            None => {
-                let found = self.store.get_member(code).await?;
-                self.members.lock().expect("identity cache").insert(code.clone(), (Instant::now(), found.clone()));
-                found
-            }
-        };
-        let member = member.ok_or_else(|| IdentityError::Unknown(code.clone()))?;
+        let member = self.member(code).await?.ok_or_else(|| IdentityError::Unknown(code.clone()))?;
         if member.status == MemberStatus::Suspended {
             return Err(IdentityError::Suspended(code.clone()));
         }
-        self.note_certificate(code, fingerprint).await?;
+        if self.note_certificate(code, fingerprint).await? {
+            // Read again, so that the record shows this certificate's use.
+            return self.member(code).await?.ok_or_else(|| IdentityError::Unknown(code.clone()));
+        }
         Ok(member)
+    }
+
+    async fn member(&self, code: &OrgCode) -> Result<Option<Member>, StorageError> {
+        if let Some(found) = self.cached(code) {
+            return Ok(found);
+        }
+        let found = self.store.get_member(code).await?;
+        self.members.lock().expect("identity cache").insert(code.clone(), (Instant::now(), found.clone()));
+        Ok(found)
     }
 
     /// Forgets what is cached about `code`; the next call reads the database.
@@ -70,7 +75,8 @@ impl Identities {
         cache.get(code).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, m)| m.clone())
     }
 
-    async fn note_certificate(&self, code: &OrgCode, fingerprint: &str) -> Result<(), StorageError> {
+    /// Records the use of a certificate at most once per interval; returns whether it wrote.
+    async fn note_certificate(&self, code: &OrgCode, fingerprint: &str) -> Result<bool, StorageError> {
         let key = (code.clone(), fingerprint.to_owned());
         let due = {
             let uses = self.certificate_uses.lock().expect("certificate use cache");
@@ -81,7 +87,7 @@ impl Identities {
             self.certificate_uses.lock().expect("certificate use cache").insert(key, Instant::now());
             self.invalidate(code);
         }
-        Ok(())
+        Ok(due)
     }
 }
 

@@ -41,6 +41,8 @@ impl SqliteStore {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            // Every commit reaches the disk: the audit trail must survive a power cut. (NORMAL
+            // was measured 1.6 times faster for single calls; see docs/BENCHMARKS.md.)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));

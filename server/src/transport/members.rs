@@ -68,10 +68,11 @@ fn parse_changes(r: &pb::UpdateMemberRequest) -> Result<(OrgCode, MemberChanges)
 impl Members for MembersApi {
     async fn who_am_i(&self, request: Request<pb::WhoAmIRequest>) -> Result<Response<pb::WhoAmIResponse>, Status> {
         let ctx = CallContext::of(&request)?;
+        // The hub layer resolved the caller moments ago (from the member cache, which every
+        // change through the registry clears).
         let caller = ctx.caller()?;
-        let member = self.registry.get(&caller.member.code).await.map_err(|e| ctx.fail(e))?;
         Ok(Response::new(pb::WhoAmIResponse {
-            member: Some(member_to_pb(&member)),
+            member: Some(member_to_pb(&caller.member)),
             certificate_fingerprint: caller.fingerprint.clone(),
             request_id: ctx.request_id.clone(),
         }))
