@@ -6,7 +6,11 @@ use std::{
     time::Duration,
 };
 
-use telesub_proto::v1::{self as pb, members_client::MembersClient};
+use futures_util::{Stream, StreamExt};
+use telesub_proto::v1::{
+    self as pb, administrative_units_client::AdministrativeUnitsClient,
+    household_registry_client::HouseholdRegistryClient, members_client::MembersClient,
+};
 use tonic::{
     Status,
     transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
@@ -163,6 +167,8 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 #[derive(Debug, Clone)]
 pub struct Client {
     members: MembersClient<Channel>,
+    households: HouseholdRegistryClient<Channel>,
+    units: AdministrativeUnitsClient<Channel>,
     health: HealthClient<Channel>,
     retry: RetryPolicy,
     request_timeout: Duration,
@@ -185,6 +191,10 @@ impl Client {
     fn new(channel: Channel, builder: ClientBuilder) -> Self {
         Self {
             members: MembersClient::new(channel.clone()),
+            households: HouseholdRegistryClient::new(channel.clone())
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+            units: AdministrativeUnitsClient::new(channel.clone()),
             health: HealthClient::new(channel),
             retry: builder.retry,
             request_timeout: builder.request_timeout,
@@ -270,6 +280,115 @@ impl Client {
         let request = pb::SuspendMemberRequest { code: code.to_owned(), reason: reason.to_owned() };
         let response = self.members.clone().suspend_member(self.request(request)).await?;
         response.into_inner().member.ok_or_else(missing_member)
+    }
+}
+
+/// Records per message of a pushed batch: large enough to amortise framing, small enough to
+/// stay far below the hub's message size limit.
+pub const RECORDS_PER_CHUNK: usize = 500;
+const MAX_MESSAGE: usize = 4 * 1024 * 1024;
+
+impl Client {
+    /// Pushes a batch of household records (LABOUR only): the header, then the records in
+    /// chunks, streamed as `records` yields them. Applied whole or not at all; pushing the
+    /// same batch id with the same content again returns the first receipt (`replayed`).
+    ///
+    /// Not retried by the SDK: the stream cannot be replayed. Pushing again with the same
+    /// batch id is safe.
+    pub async fn push_batch<S>(&self, header: pb::BatchHeader, records: S) -> Result<pb::BatchReceipt, Error>
+    where
+        S: Stream<Item = pb::HouseholdRecord> + Send + 'static,
+    {
+        let first = futures_util::stream::once(async move {
+            pb::PushBatchRequest { item: Some(pb::push_batch_request::Item::Header(header)) }
+        });
+        let chunks = records.chunks(RECORDS_PER_CHUNK).map(|records| pb::PushBatchRequest {
+            item: Some(pb::push_batch_request::Item::Records(pb::RecordChunk { records })),
+        });
+        // A large batch takes longer than one ordinary call; the hub's own limit applies.
+        let request = tonic::Request::new(first.chain(chunks));
+        Ok(self.households.clone().push_batch(request).await?.into_inner())
+    }
+
+    /// The receipt of a batch.
+    pub async fn get_batch(&self, batch_id: &str) -> Result<pb::BatchReceipt, Error> {
+        self.read_only(|| {
+            let mut households = self.households.clone();
+            let request = self.request(pb::GetBatchRequest { batch_id: batch_id.to_owned() });
+            async move { households.get_batch(request).await }
+        })
+        .await
+        .map(tonic::Response::into_inner)
+    }
+
+    /// Batch receipts, newest first, a page at a time.
+    pub async fn list_batches(&self, query: pb::ListBatchesRequest) -> Result<pb::ListBatchesResponse, Error> {
+        self.read_only(|| {
+            let mut households = self.households.clone();
+            let request = self.request(query.clone());
+            async move { households.list_batches(request).await }
+        })
+        .await
+        .map(tonic::Response::into_inner)
+    }
+
+    /// A household as it was on `as_of` (`YYYY-MM-DD`; empty for today).
+    pub async fn get_household(&self, code: &str, as_of: &str) -> Result<pb::HouseholdVersion, Error> {
+        self.read_only(|| {
+            let mut households = self.households.clone();
+            let request = self.request(pb::GetHouseholdRequest { household_code: code.to_owned(), as_of: as_of.to_owned() });
+            async move { households.get_household(request).await }
+        })
+        .await
+        .map(tonic::Response::into_inner)
+    }
+
+    /// Every state a household has been in, oldest first.
+    pub async fn household_history(&self, code: &str) -> Result<pb::HouseholdHistory, Error> {
+        self.read_only(|| {
+            let mut households = self.households.clone();
+            let request = self.request(pb::GetHouseholdHistoryRequest { household_code: code.to_owned() });
+            async move { households.get_household_history(request).await }
+        })
+        .await
+        .map(tonic::Response::into_inner)
+    }
+
+    /// Households with a member with this citizen ID, as on `as_of` (empty for today).
+    pub async fn find_by_citizen_id(&self, citizen_id: &str, as_of: &str) -> Result<Vec<pb::HouseholdVersion>, Error> {
+        self.find(pb::find_households_request::Key::CitizenId(citizen_id.to_owned()), as_of).await
+    }
+
+    /// Households holding this certificate, as on `as_of` (empty for today).
+    pub async fn find_by_certificate(&self, number: &str, as_of: &str) -> Result<Vec<pb::HouseholdVersion>, Error> {
+        self.find(pb::find_households_request::Key::CertificateNumber(number.to_owned()), as_of).await
+    }
+
+    async fn find(&self, key: pb::find_households_request::Key, as_of: &str) -> Result<Vec<pb::HouseholdVersion>, Error> {
+        self.read_only(|| {
+            let mut households = self.households.clone();
+            let request = self.request(pb::FindHouseholdsRequest { key: Some(key.clone()), as_of: as_of.to_owned() });
+            async move { households.find_households(request).await }
+        })
+        .await
+        .map(|r| r.into_inner().households)
+    }
+
+    /// Administrative units valid on `as_of` (all when empty).
+    pub async fn list_units(&self, query: pb::ListUnitsRequest) -> Result<Vec<pb::AdministrativeUnit>, Error> {
+        self.read_only(|| {
+            let mut units = self.units.clone();
+            let request = self.request(query.clone());
+            async move { units.list_units(request).await }
+        })
+        .await
+        .map(|r| r.into_inner().units)
+    }
+
+    /// Records new units and changes to existing ones, all or nothing (ICT only).
+    pub async fn record_units(&self, units: Vec<pb::AdministrativeUnit>) -> Result<pb::RecordUnitsResponse, Error> {
+        let request = self.request(pb::RecordUnitsRequest { units });
+        Ok(self.units.clone().record_units(request).await?.into_inner())
     }
 }
 

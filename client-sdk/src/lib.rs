@@ -23,7 +23,7 @@
 mod client;
 mod error;
 
-pub use client::{Client, ClientBuilder, RetryPolicy};
+pub use client::{Client, ClientBuilder, RECORDS_PER_CHUNK, RetryPolicy};
 pub use error::{Error, FieldViolation, Rejection};
 /// The protobuf messages of the hub's API (`telesub.v1`).
 pub use telesub_proto::v1 as proto;

@@ -2,8 +2,10 @@
 //! arrive as validated types and failures leave as [`DomainError`].
 
 pub mod error;
+pub mod household;
 pub mod identity;
 pub mod member;
 pub mod members;
+pub mod units;
 
 pub use error::{DomainError, FieldViolation, Violations};
