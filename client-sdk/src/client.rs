@@ -100,7 +100,7 @@ impl ClientBuilder {
         self
     }
 
-    /// Deadline of each call (sent to the hub as `grpc-timeout`).
+    /// Deadline of each call but batch pushes (sent to the hub as `grpc-timeout`).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self
@@ -127,8 +127,9 @@ impl ClientBuilder {
             .tls_config(tls)
             .map_err(|e| Error::Config(format!("TLS configuration: {e}")))
             .map(|e| {
+                // Deadlines go with each call (`grpc-timeout`), not on the channel: a batch push
+                // streams for as long as its records take.
                 e.connect_timeout(self.connect_timeout)
-                    .timeout(self.request_timeout)
                     .tcp_nodelay(true)
                     .http2_keep_alive_interval(Duration::from_secs(30))
                     .keep_alive_timeout(Duration::from_secs(20))
@@ -336,7 +337,8 @@ impl Client {
     pub async fn get_household(&self, code: &str, as_of: &str) -> Result<pb::HouseholdVersion, Error> {
         self.read_only(|| {
             let mut households = self.households.clone();
-            let request = self.request(pb::GetHouseholdRequest { household_code: code.to_owned(), as_of: as_of.to_owned() });
+            let request =
+                self.request(pb::GetHouseholdRequest { household_code: code.to_owned(), as_of: as_of.to_owned() });
             async move { households.get_household(request).await }
         })
         .await
@@ -364,7 +366,11 @@ impl Client {
         self.find(pb::find_households_request::Key::CertificateNumber(number.to_owned()), as_of).await
     }
 
-    async fn find(&self, key: pb::find_households_request::Key, as_of: &str) -> Result<Vec<pb::HouseholdVersion>, Error> {
+    async fn find(
+        &self,
+        key: pb::find_households_request::Key,
+        as_of: &str,
+    ) -> Result<Vec<pb::HouseholdVersion>, Error> {
         self.read_only(|| {
             let mut households = self.households.clone();
             let request = self.request(pb::FindHouseholdsRequest { key: Some(key.clone()), as_of: as_of.to_owned() });

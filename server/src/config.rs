@@ -102,6 +102,8 @@ pub struct Limits {
     pub max_message_bytes: usize,
     /// Longest a call may take before its response starts; a shorter client deadline wins.
     pub request_timeout_ms: u64,
+    /// Longest a batch push (a client stream of records) may take.
+    pub batch_timeout_ms: u64,
     /// Calls in progress across all connections; beyond it calls get `UNAVAILABLE`.
     pub max_concurrent_requests: usize,
     /// HTTP/2 streams one connection may have open.
@@ -113,6 +115,7 @@ impl Default for Limits {
         Self {
             max_message_bytes: 4 * 1024 * 1024,
             request_timeout_ms: 30_000,
+            batch_timeout_ms: 3_600_000,
             max_concurrent_requests: 1_024,
             max_concurrent_streams_per_connection: 256,
         }
@@ -184,6 +187,7 @@ impl Settings {
         let positive = [
             ("limits.max_message_bytes", l.max_message_bytes as u64),
             ("limits.request_timeout_ms", l.request_timeout_ms),
+            ("limits.batch_timeout_ms", l.batch_timeout_ms),
             ("limits.max_concurrent_requests", l.max_concurrent_requests as u64),
             ("limits.max_concurrent_streams_per_connection", u64::from(l.max_concurrent_streams_per_connection)),
             ("database_max_connections", u64::from(self.database_max_connections)),

@@ -4,7 +4,10 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use telesub_proto::v1::members_server::MembersServer;
+use telesub_proto::v1::{
+    administrative_units_server::AdministrativeUnitsServer, household_registry_server::HouseholdRegistryServer,
+    members_server::MembersServer,
+};
 use tokio::{net::TcpListener, sync::oneshot};
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
@@ -17,11 +20,13 @@ use crate::{
         identity::Identities,
         member::{DisplayName, NewMember},
         members::MemberRegistry,
+        registry::HouseholdRegistry,
+        unit_registry::UnitRegistry,
     },
     pki::{self, PkiDir},
     storage::{self, Store, StoreOptions},
     tls::{self, ReloadableTls},
-    transport::{HubLayer, HubState, MembersApi},
+    transport::{HouseholdsApi, HubLayer, HubState, MembersApi, UnitsApi},
 };
 
 /// Why the hub could not start or stopped with an error.
@@ -45,6 +50,8 @@ pub enum StartupError {
     },
     #[error("cannot register the members of the certificate folder")]
     Members(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("cannot load the administrative units")]
+    Units(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("server reflection cannot be set up")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("the gRPC server failed")]
@@ -68,6 +75,7 @@ pub struct Hub {
     tls: ReloadableTls,
     store: Arc<dyn Store>,
     identities: Arc<Identities>,
+    units: Arc<UnitRegistry>,
 }
 
 impl Hub {
@@ -75,6 +83,8 @@ impl Hub {
         let tls = ReloadableTls::new(settings.tls_paths()?)?;
         let store = open_store(&settings).await?;
         let identities = Arc::new(Identities::new(store.clone(), Duration::from_millis(settings.identity_cache_ms)));
+        let units = Arc::new(UnitRegistry::new(store.clone()));
+        units.seed().await.map_err(|e| StartupError::Units(Box::new(e)))?;
         if let Some(dir) = &settings.tls.dir {
             register_folder_members(&MemberRegistry::new(store.clone(), identities.clone()), &PkiDir::new(dir)).await?;
         }
@@ -83,7 +93,7 @@ impl Hub {
             .map_err(|source| StartupError::Bind { addr: settings.listen, source })?;
         let local_addr =
             listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.listen, source })?;
-        Ok(Self { settings, listener, local_addr, tls, store, identities })
+        Ok(Self { settings, listener, local_addr, tls, store, identities, units })
     }
 
     /// The address the hub listens on (with the real port when 0 was asked for).
@@ -103,13 +113,15 @@ impl Hub {
     /// Serves until `shutdown` completes; then stops accepting, lets calls in flight finish,
     /// and waits until their audit records are stored.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartupError> {
-        let Hub { settings, listener, local_addr, tls, store, identities } = self;
+        let Hub { settings, listener, local_addr, tls, store, identities, units } = self;
         let limits = &settings.limits;
         let (audit, audit_writer) = AuditLog::start(store.clone());
         let registry = MemberRegistry::new(store.clone(), identities.clone());
 
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<MembersServer<MembersApi>>().await;
+        health.set_serving::<HouseholdRegistryServer<HouseholdsApi>>().await;
+        health.set_serving::<AdministrativeUnitsServer<UnitsApi>>().await;
         let reflection = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(telesub_proto::FILE_DESCRIPTOR_SET)
@@ -118,11 +130,18 @@ impl Hub {
         let members = MembersServer::new(MembersApi::new(registry))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
+        let households = HouseholdRegistryServer::new(HouseholdsApi::new(HouseholdRegistry::new(store.clone(), units.clone())))
+            .max_decoding_message_size(limits.max_message_bytes)
+            .max_encoding_message_size(limits.max_message_bytes);
+        let unit_service = AdministrativeUnitsServer::new(UnitsApi::new(units))
+            .max_decoding_message_size(limits.max_message_bytes)
+            .max_encoding_message_size(limits.max_message_bytes);
         let layer = HubLayer::new(HubState::new(
             identities,
             audit.clone(),
             limits.max_concurrent_requests,
             settings.request_timeout(),
+            Duration::from_millis(limits.batch_timeout_ms),
         ));
 
         let reload = tokio::spawn(reload_on_hangup(tls.clone()));
@@ -133,6 +152,8 @@ impl Hub {
             shutdown.await;
             tracing::info!("shutting down: finishing calls in flight");
             health.set_not_serving::<MembersServer<MembersApi>>().await;
+            health.set_not_serving::<HouseholdRegistryServer<HouseholdsApi>>().await;
+            health.set_not_serving::<AdministrativeUnitsServer<UnitsApi>>().await;
             health.set_service_status("", ServingStatus::NotServing).await;
             let _ = signalled.send(());
         };
@@ -146,6 +167,8 @@ impl Hub {
             .add_service(reflection().build_v1()?)
             .add_service(reflection().build_v1alpha()?)
             .add_service(members)
+            .add_service(households)
+            .add_service(unit_service)
             .serve_with_incoming_shutdown(incoming, stopping);
         // Calls in flight get `grace` to finish; a stream that never ends must not hold the
         // hub up for ever.

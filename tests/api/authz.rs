@@ -24,7 +24,14 @@ fn expected(method: &str) -> Option<&'static [Role]> {
         "/telesub.v1.Members/ListMembers"
         | "/telesub.v1.Members/RegisterMember"
         | "/telesub.v1.Members/UpdateMember"
-        | "/telesub.v1.Members/SuspendMember" => Some(&[Ict]),
+        | "/telesub.v1.Members/SuspendMember"
+        | "/telesub.v1.AdministrativeUnits/RecordUnits" => Some(&[Ict]),
+        "/telesub.v1.AdministrativeUnits/ListUnits" => Some(EVERY_MEMBER),
+        "/telesub.v1.HouseholdRegistry/PushBatch" => Some(&[Labour]),
+        "/telesub.v1.HouseholdRegistry/GetBatch" | "/telesub.v1.HouseholdRegistry/ListBatches" => Some(&[Labour, Ict]),
+        "/telesub.v1.HouseholdRegistry/GetHousehold"
+        | "/telesub.v1.HouseholdRegistry/GetHouseholdHistory"
+        | "/telesub.v1.HouseholdRegistry/FindHouseholds" => Some(&[Labour, Ict, Locality]),
         other => panic!("{other} has no expected roles in this test; add it"),
     }
 }

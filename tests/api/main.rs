@@ -5,6 +5,7 @@
 mod audit;
 mod authz;
 mod cli;
+mod households;
 mod identity;
 mod lifecycle;
 mod limits;

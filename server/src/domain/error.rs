@@ -68,6 +68,9 @@ pub enum DomainError {
     /// The caller may call the method but not act on this object.
     #[error("{0}")]
     PermissionDenied(String),
+    /// The caller went away or broke off its stream; nothing was changed.
+    #[error("{0}")]
+    Cancelled(String),
     /// Something the caller cannot fix; logged with its cause, reported with the request id.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),

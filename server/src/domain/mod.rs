@@ -6,6 +6,8 @@ pub mod household;
 pub mod identity;
 pub mod member;
 pub mod members;
+pub mod registry;
+pub mod unit_registry;
 pub mod units;
 
 pub use error::{DomainError, FieldViolation, Violations};

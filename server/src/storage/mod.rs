@@ -5,6 +5,7 @@
 //! writes and locking differ and live in each backend's module.
 
 mod postgres;
+pub mod registry;
 mod shared;
 mod sqlite;
 
@@ -15,8 +16,13 @@ use time::OffsetDateTime;
 
 use crate::{
     audit::{AuditEntry, AuditRecord},
-    domain::member::{DisplayName, Member, MemberFilter, MemberStatus, NewMember, OrgCode, Role, UnitCode},
+    domain::{
+        household::BatchKind,
+        member::{DisplayName, Member, MemberFilter, MemberStatus, NewMember, OrgCode, Role, UnitCode},
+        units::AdminUnit,
+    },
 };
+use registry::{ApplyCounts, ApplyProblem, BatchRow, NewBatch, StagedRecord, VersionRow};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -128,6 +134,62 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// The chain head: the last sequence number and its hash (0 and the genesis hash when empty).
     async fn audit_head(&self) -> Result<(i64, String), StorageError>;
+
+    // Administrative units.
+
+    /// Every unit, in code order.
+    async fn units(&self) -> Result<Vec<AdminUnit>, StorageError>;
+
+    /// Loads `units` when the table is empty (the reference data, on first start); returns
+    /// whether it did.
+    async fn seed_units(&self, units: &[AdminUnit]) -> Result<bool, StorageError>;
+
+    /// In one transaction: inserts `new` units and writes name, end date and successor of
+    /// every unit in `all` (new and changed ones).
+    async fn save_units(&self, new: &[AdminUnit], all: &[AdminUnit]) -> Result<(), StorageError>;
+
+    // Household batches.
+
+    async fn batch(&self, batch_id: &str) -> Result<Option<BatchRow>, StorageError>;
+
+    /// Applied batches, newest first, with sequence numbers below `before`.
+    async fn list_batches(&self, before: Option<i64>, limit: u32) -> Result<Vec<BatchRow>, StorageError>;
+
+    /// Records a batch as being received, dropping what an interrupted earlier attempt with
+    /// the same id left. `AlreadyExists` when the id belongs to an applied batch.
+    async fn begin_batch(&self, batch: &NewBatch<'_>) -> Result<(), StorageError>;
+
+    /// Stages records of a batch being received (committed, but not yet in the register).
+    async fn stage_records(&self, batch_id: &str, records: &[StagedRecord]) -> Result<(), StorageError>;
+
+    /// Forgets a batch being received and its staged records.
+    async fn discard_batch(&self, batch_id: &str) -> Result<(), StorageError>;
+
+    /// Applies a staged batch to the register in one transaction, or changes nothing and
+    /// returns the problems that prevent it.
+    async fn apply_batch(
+        &self,
+        batch_id: &str,
+        kind: BatchKind,
+        effective: time::Date,
+        digest: &str,
+        records: i64,
+        at: OffsetDateTime,
+    ) -> Result<Result<ApplyCounts, Vec<ApplyProblem>>, StorageError>;
+
+    // Households.
+
+    /// Every state of a household, oldest first.
+    async fn household_versions(&self, code: &str) -> Result<Vec<VersionRow>, StorageError>;
+
+    /// The state of a household on a date.
+    async fn household_on(&self, code: &str, date: time::Date) -> Result<Option<VersionRow>, StorageError>;
+
+    /// The states, on a date, of households with a member with this citizen ID.
+    async fn find_by_citizen(&self, citizen_id: &str, date: time::Date) -> Result<Vec<VersionRow>, StorageError>;
+
+    /// The states, on a date, of households holding this certificate number.
+    async fn find_by_certificate(&self, number: &str, date: time::Date) -> Result<Vec<VersionRow>, StorageError>;
 }
 
 /// Opens the store a database URL names, creating an SQLite file when it is missing, and runs

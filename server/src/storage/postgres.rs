@@ -6,12 +6,19 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 use std::str::FromStr;
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 
-use super::{MemberWrite, StorageError, Store, StoreOptions};
+use super::{
+    MemberWrite, StorageError, Store, StoreOptions,
+    registry::{ApplyCounts, ApplyProblem, BatchRow, NewBatch, StagedRecord, VersionRow},
+};
 use crate::{
     audit::{self, AuditEntry, AuditRecord},
-    domain::member::{Member, MemberFilter, NewMember, OrgCode},
+    domain::{
+        household::BatchKind,
+        member::{Member, MemberFilter, NewMember, OrgCode},
+        units::AdminUnit,
+    },
 };
 
 shared::shared_queries!(PgPool);
@@ -123,4 +130,139 @@ impl Store for PgStore {
     async fn audit_head(&self) -> Result<(i64, String), StorageError> {
         audit_head(&self.pool).await
     }
+
+    async fn units(&self) -> Result<Vec<AdminUnit>, StorageError> {
+        households::units(&mut *self.pool.acquire().await?).await
+    }
+
+    async fn seed_units(&self, units: &[AdminUnit]) -> Result<bool, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        // Several hubs may start at once on one database: one of them seeds.
+        sqlx::query("LOCK TABLE admin_units IN EXCLUSIVE MODE").execute(&mut *tx).await?;
+        if households::count_units(&mut tx).await? > 0 {
+            return Ok(false);
+        }
+        households::save_units(&mut tx, units, units).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn save_units(&self, new: &[AdminUnit], all: &[AdminUnit]) -> Result<(), StorageError> {
+        let mut tx = self.pool.begin().await?;
+        households::save_units(&mut tx, new, all).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn batch(&self, batch_id: &str) -> Result<Option<BatchRow>, StorageError> {
+        households::batch(&mut *self.pool.acquire().await?, batch_id).await
+    }
+
+    async fn list_batches(&self, before: Option<i64>, limit: u32) -> Result<Vec<BatchRow>, StorageError> {
+        households::list_batches(&mut *self.pool.acquire().await?, before, limit).await
+    }
+
+    async fn begin_batch(&self, batch: &NewBatch<'_>) -> Result<(), StorageError> {
+        let mut tx = self.pool.begin().await?;
+        households::begin_batch(&mut tx, batch).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn stage_records(&self, batch_id: &str, records: &[StagedRecord]) -> Result<(), StorageError> {
+        let text = |f: fn(&StagedRecord) -> Option<String>| records.iter().map(f).collect::<Vec<_>>();
+        sqlx::query(INSERT_STAGING)
+            .bind(batch_id)
+            .bind(records.iter().map(|r| r.idx).collect::<Vec<_>>())
+            .bind(records.iter().map(|r| r.household_code.clone()).collect::<Vec<_>>())
+            .bind(records.iter().map(|r| r.effective).collect::<Vec<_>>())
+            .bind(text(|r| r.removal_reason.clone()))
+            .bind(text(|r| r.removal_note.clone()))
+            .bind(text(|r| r.data.clone()))
+            .bind(text(|r| r.content_hash.clone()))
+            .bind(text(|r| r.commune_code.clone()))
+            .bind(text(|r| r.certificate_number.clone()))
+            .bind(text(|r| r.citizen_ids.clone()))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn discard_batch(&self, batch_id: &str) -> Result<(), StorageError> {
+        let mut tx = self.pool.begin().await?;
+        households::discard_batch(&mut tx, batch_id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn apply_batch(
+        &self,
+        batch_id: &str,
+        kind: BatchKind,
+        effective: Date,
+        digest: &str,
+        records: i64,
+        at: OffsetDateTime,
+    ) -> Result<Result<ApplyCounts, Vec<ApplyProblem>>, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        // One batch at a time across every hub on this database: outcomes are decided
+        // against the register as the previous batch left it.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(APPLY_LOCK).execute(&mut *tx).await?;
+        let applied =
+            households::apply_shared(&mut tx, batch_id, kind, effective, at, CONFLICTS, INSERT_NEW_CITIZENS).await?;
+        match applied {
+            Ok(counts) => {
+                households::finish_batch(&mut tx, batch_id, digest, records, &counts, at).await?;
+                tx.commit().await?;
+                Ok(Ok(counts))
+            }
+            Err(problems) => Ok(Err(problems)),
+        }
+    }
+
+    async fn household_versions(&self, code: &str) -> Result<Vec<VersionRow>, StorageError> {
+        households::versions_of(&mut *self.pool.acquire().await?, code).await
+    }
+
+    async fn household_on(&self, code: &str, date: Date) -> Result<Option<VersionRow>, StorageError> {
+        households::version_on(&mut *self.pool.acquire().await?, code, date).await
+    }
+
+    async fn find_by_citizen(&self, citizen_id: &str, date: Date) -> Result<Vec<VersionRow>, StorageError> {
+        households::find_by_citizen(&mut *self.pool.acquire().await?, citizen_id, date).await
+    }
+
+    async fn find_by_certificate(&self, number: &str, date: Date) -> Result<Vec<VersionRow>, StorageError> {
+        households::find_by_certificate(&mut *self.pool.acquire().await?, number, date).await
+    }
 }
+
+mod households {
+    use super::StorageError;
+    crate::storage::registry::registry_queries!(sqlx::Postgres, sqlx::PgConnection);
+}
+
+/// The advisory lock that serialises applying batches.
+const APPLY_LOCK: i64 = 0x7465_6c65_7375_6201;
+
+const INSERT_STAGING: &str = "INSERT INTO batch_staging (batch_id, idx, household_code, effective_date, \
+     removal_reason, removal_note, data, content_hash, commune_code, certificate_number, citizen_ids) \
+     SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::date[], $5::text[], $6::text[], $7::text[], \
+     $8::text[], $9::text[], $10::text[], $11::text[])";
+
+/// A member's citizen ID that belongs to a household on the list outside the batch.
+const CONFLICTS: &str = "SELECT s.idx, s.household_code, (j.n - 1)::bigint, j.value, c.household_code \
+     FROM batch_staging s \
+     CROSS JOIN LATERAL jsonb_array_elements_text(s.citizen_ids::jsonb) WITH ORDINALITY AS j(value, n) \
+     JOIN household_citizens c ON c.citizen_id = j.value AND c.valid_to IS NULL AND c.active \
+       AND c.household_code <> s.household_code \
+     WHERE s.batch_id = $1 AND s.citizen_ids IS NOT NULL \
+       AND NOT EXISTS (SELECT 1 FROM batch_staging o WHERE o.batch_id = $1 AND o.household_code = c.household_code) \
+     ORDER BY s.idx LIMIT $2";
+
+const INSERT_NEW_CITIZENS: &str = "INSERT INTO household_citizens \
+     (citizen_id, household_code, valid_from, valid_to, active) \
+     SELECT j.value, s.household_code, s.effective_date, NULL, true \
+     FROM batch_outcomes o JOIN batch_staging s ON s.batch_id = o.batch_id AND s.idx = o.idx \
+     CROSS JOIN LATERAL jsonb_array_elements_text(s.citizen_ids::jsonb) AS j(value) \
+     WHERE o.batch_id = $1 AND o.outcome IN ('ADDED', 'CHANGED')";

@@ -10,12 +10,19 @@ use sqlx::{
     QueryBuilder, Sqlite, SqlitePool,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 
-use super::{MemberWrite, StorageError, Store, StoreOptions};
+use super::{
+    MemberWrite, StorageError, Store, StoreOptions,
+    registry::{self, ApplyCounts, ApplyProblem, BatchRow, NewBatch, StagedRecord, VersionRow},
+};
 use crate::{
     audit::{self, AuditEntry, AuditRecord},
-    domain::member::{Member, MemberFilter, NewMember, OrgCode},
+    domain::{
+        household::BatchKind,
+        member::{Member, MemberFilter, NewMember, OrgCode},
+        units::AdminUnit,
+    },
 };
 
 shared::shared_queries!(SqlitePool);
@@ -148,4 +155,131 @@ impl Store for SqliteStore {
     async fn audit_head(&self) -> Result<(i64, String), StorageError> {
         audit_head(&self.read).await
     }
+
+    async fn units(&self) -> Result<Vec<AdminUnit>, StorageError> {
+        households::units(&mut *self.read.acquire().await?).await
+    }
+
+    async fn seed_units(&self, units: &[AdminUnit]) -> Result<bool, StorageError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        if households::count_units(&mut tx).await? > 0 {
+            return Ok(false);
+        }
+        households::save_units(&mut tx, units, units).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn save_units(&self, new: &[AdminUnit], all: &[AdminUnit]) -> Result<(), StorageError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        households::save_units(&mut tx, new, all).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn batch(&self, batch_id: &str) -> Result<Option<BatchRow>, StorageError> {
+        households::batch(&mut *self.read.acquire().await?, batch_id).await
+    }
+
+    async fn list_batches(&self, before: Option<i64>, limit: u32) -> Result<Vec<BatchRow>, StorageError> {
+        households::list_batches(&mut *self.read.acquire().await?, before, limit).await
+    }
+
+    async fn begin_batch(&self, batch: &NewBatch<'_>) -> Result<(), StorageError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        households::begin_batch(&mut tx, batch).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn stage_records(&self, batch_id: &str, records: &[StagedRecord]) -> Result<(), StorageError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        for chunk in records.chunks(ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO batch_staging (");
+            insert.push(registry::STAGING_COLUMNS).push(") ");
+            insert.push_values(chunk, |mut row, r: &StagedRecord| {
+                row.push_bind(batch_id.to_owned())
+                    .push_bind(r.idx)
+                    .push_bind(r.household_code.clone())
+                    .push_bind(r.effective)
+                    .push_bind(r.removal_reason.clone())
+                    .push_bind(r.removal_note.clone())
+                    .push_bind(r.data.clone())
+                    .push_bind(r.content_hash.clone())
+                    .push_bind(r.commune_code.clone())
+                    .push_bind(r.certificate_number.clone())
+                    .push_bind(r.citizen_ids.clone());
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn discard_batch(&self, batch_id: &str) -> Result<(), StorageError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        households::discard_batch(&mut tx, batch_id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn apply_batch(
+        &self,
+        batch_id: &str,
+        kind: BatchKind,
+        effective: Date,
+        digest: &str,
+        records: i64,
+        at: OffsetDateTime,
+    ) -> Result<Result<ApplyCounts, Vec<ApplyProblem>>, StorageError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let applied =
+            households::apply_shared(&mut tx, batch_id, kind, effective, at, CONFLICTS, INSERT_NEW_CITIZENS).await?;
+        match applied {
+            Ok(counts) => {
+                households::finish_batch(&mut tx, batch_id, digest, records, &counts, at).await?;
+                tx.commit().await?;
+                Ok(Ok(counts))
+            }
+            // Dropping the transaction rolls back whatever was written.
+            Err(problems) => Ok(Err(problems)),
+        }
+    }
+
+    async fn household_versions(&self, code: &str) -> Result<Vec<VersionRow>, StorageError> {
+        households::versions_of(&mut *self.read.acquire().await?, code).await
+    }
+
+    async fn household_on(&self, code: &str, date: Date) -> Result<Option<VersionRow>, StorageError> {
+        households::version_on(&mut *self.read.acquire().await?, code, date).await
+    }
+
+    async fn find_by_citizen(&self, citizen_id: &str, date: Date) -> Result<Vec<VersionRow>, StorageError> {
+        households::find_by_citizen(&mut *self.read.acquire().await?, citizen_id, date).await
+    }
+
+    async fn find_by_certificate(&self, number: &str, date: Date) -> Result<Vec<VersionRow>, StorageError> {
+        households::find_by_certificate(&mut *self.read.acquire().await?, number, date).await
+    }
 }
+
+mod households {
+    use super::StorageError;
+    crate::storage::registry::registry_queries!(sqlx::Sqlite, sqlx::SqliteConnection);
+}
+
+/// A member's citizen ID that belongs to a household on the list outside the batch.
+const CONFLICTS: &str = "SELECT s.idx, s.household_code, CAST(j.key AS INTEGER), j.value, c.household_code \
+     FROM batch_staging s, json_each(s.citizen_ids) j \
+     JOIN household_citizens c ON c.citizen_id = j.value AND c.valid_to IS NULL AND c.active \
+       AND c.household_code <> s.household_code \
+     WHERE s.batch_id = $1 AND s.citizen_ids IS NOT NULL \
+       AND NOT EXISTS (SELECT 1 FROM batch_staging o WHERE o.batch_id = $1 AND o.household_code = c.household_code) \
+     ORDER BY s.idx LIMIT $2";
+
+const INSERT_NEW_CITIZENS: &str = "INSERT INTO household_citizens \
+     (citizen_id, household_code, valid_from, valid_to, active) \
+     SELECT j.value, s.household_code, s.effective_date, NULL, 1 \
+     FROM batch_outcomes o JOIN batch_staging s ON s.batch_id = o.batch_id AND s.idx = o.idx, json_each(s.citizen_ids) j \
+     WHERE o.batch_id = $1 AND o.outcome IN ('ADDED', 'CHANGED')";
+

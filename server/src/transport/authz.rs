@@ -38,6 +38,10 @@ const fn rule(method: &'static str, access: Access) -> Rule {
 }
 
 const ICT_ONLY: Access = Access::Roles(&[Ict]);
+const LABOUR_ONLY: Access = Access::Roles(&[Labour]);
+const BATCH_READERS: Access = Access::Roles(&[Labour, Ict]);
+/// Localities read only households in their unit; the domain enforces the scope.
+const HOUSEHOLD_READERS: Access = Access::Roles(&[Labour, Ict, Locality]);
 
 /// Every method the hub serves.
 pub const RULES: &[Rule] = &[
@@ -50,6 +54,14 @@ pub const RULES: &[Rule] = &[
     rule("/telesub.v1.Members/RegisterMember", ICT_ONLY),
     rule("/telesub.v1.Members/UpdateMember", ICT_ONLY),
     rule("/telesub.v1.Members/SuspendMember", ICT_ONLY),
+    rule("/telesub.v1.HouseholdRegistry/PushBatch", LABOUR_ONLY),
+    rule("/telesub.v1.HouseholdRegistry/GetBatch", BATCH_READERS),
+    rule("/telesub.v1.HouseholdRegistry/ListBatches", BATCH_READERS),
+    rule("/telesub.v1.HouseholdRegistry/GetHousehold", HOUSEHOLD_READERS),
+    rule("/telesub.v1.HouseholdRegistry/GetHouseholdHistory", HOUSEHOLD_READERS),
+    rule("/telesub.v1.HouseholdRegistry/FindHouseholds", HOUSEHOLD_READERS),
+    rule("/telesub.v1.AdministrativeUnits/ListUnits", Access::AnyMember),
+    rule("/telesub.v1.AdministrativeUnits/RecordUnits", ICT_ONLY),
 ];
 
 /// The rule for a gRPC path, if the hub serves it.

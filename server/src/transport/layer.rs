@@ -43,6 +43,9 @@ use crate::{
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
+/// Methods whose duration grows with the data they carry: they get the batch time limit.
+const LONG_RUNNING: &[&str] = &["/telesub.v1.HouseholdRegistry/PushBatch"];
+
 /// The header that carries the request id, both ways.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -56,6 +59,7 @@ pub struct HubState {
     audit: AuditLog,
     limiter: Arc<Semaphore>,
     request_timeout: Duration,
+    batch_timeout: Duration,
     orgs: Mutex<HashMap<String, Result<OrgCode, String>>>,
 }
 
@@ -65,12 +69,14 @@ impl HubState {
         audit: AuditLog,
         max_concurrent_requests: usize,
         request_timeout: Duration,
+        batch_timeout: Duration,
     ) -> Self {
         Self {
             identities,
             audit,
             limiter: Arc::new(Semaphore::new(max_concurrent_requests)),
             request_timeout,
+            batch_timeout,
             orgs: Mutex::default(),
         }
     }
@@ -183,7 +189,8 @@ impl HubState {
             };
             call.permit = Some(permit);
 
-            let timeout = grpc_timeout(req.headers()).map_or(self.request_timeout, |t| t.min(self.request_timeout));
+            let limit = if LONG_RUNNING.contains(&method.as_str()) { self.batch_timeout } else { self.request_timeout };
+            let timeout = grpc_timeout(req.headers()).map_or(limit, |t| t.min(limit));
             let digest = call.digest.clone();
             req.extensions_mut().insert(CallContext { request_id: request_id.clone(), caller: caller.map(Arc::new) });
             let req = req.map(|body| Body::new(DigestingBody { inner: body, digest }));

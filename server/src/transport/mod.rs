@@ -4,6 +4,7 @@
 
 pub mod authz;
 mod convert;
+mod households;
 mod layer;
 mod members;
 pub mod status;
@@ -15,6 +16,7 @@ use tonic::Status;
 use crate::domain::{DomainError, member::Caller};
 
 pub use layer::{HubLayer, HubState, ORG_URI_PREFIX, REQUEST_ID_HEADER, code_name, org_from_certificate};
+pub use households::{HouseholdsApi, UnitsApi};
 pub use members::MembersApi;
 
 /// What the hub layer hands every handler: the request id, and the caller unless the method

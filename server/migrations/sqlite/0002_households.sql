@@ -1,0 +1,111 @@
+-- Administrative units, household batches and the household register with its history.
+
+CREATE TABLE admin_units (
+    code           TEXT PRIMARY KEY NOT NULL,
+    level          TEXT NOT NULL CHECK (level IN ('PROVINCE', 'DISTRICT', 'COMMUNE')),
+    name           TEXT NOT NULL,
+    parent_code    TEXT REFERENCES admin_units (code),
+    valid_from     TEXT,
+    valid_to       TEXT,
+    successor_code TEXT REFERENCES admin_units (code),
+    CHECK (valid_to IS NULL OR valid_from IS NULL OR valid_from < valid_to)
+) STRICT;
+
+-- One row per batch; RECEIVING while its records are staged, APPLIED once in the register.
+CREATE TABLE household_batches (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    batch_id       TEXT NOT NULL UNIQUE,
+    kind           TEXT NOT NULL CHECK (kind IN ('DELTA', 'SNAPSHOT')),
+    review_period  TEXT NOT NULL,
+    effective_date TEXT NOT NULL,
+    note           TEXT NOT NULL,
+    status         TEXT NOT NULL CHECK (status IN ('RECEIVING', 'APPLIED')),
+    content_digest TEXT,
+    records        INTEGER NOT NULL DEFAULT 0,
+    added          INTEGER NOT NULL DEFAULT 0,
+    changed        INTEGER NOT NULL DEFAULT 0,
+    removed        INTEGER NOT NULL DEFAULT 0,
+    unchanged      INTEGER NOT NULL DEFAULT 0,
+    pushed_by      TEXT NOT NULL,
+    received_at    TEXT NOT NULL,
+    applied_at     TEXT
+) STRICT;
+
+-- Records of a batch being received; emptied when the batch is applied or discarded.
+CREATE TABLE batch_staging (
+    batch_id           TEXT NOT NULL,
+    idx                INTEGER NOT NULL,
+    household_code     TEXT NOT NULL,
+    effective_date     TEXT NOT NULL,
+    removal_reason     TEXT,
+    removal_note       TEXT,
+    data               TEXT,
+    content_hash       TEXT,
+    commune_code       TEXT,
+    certificate_number TEXT,
+    citizen_ids        TEXT,
+    PRIMARY KEY (batch_id, idx)
+) STRICT;
+
+CREATE INDEX batch_staging_household ON batch_staging (batch_id, household_code);
+
+-- What applying a batch does to each household, decided before anything is written.
+CREATE TABLE batch_outcomes (
+    batch_id       TEXT NOT NULL,
+    idx            INTEGER NOT NULL,
+    household_code TEXT NOT NULL,
+    effective_date TEXT NOT NULL,
+    open_from      TEXT,
+    outcome        TEXT NOT NULL,
+    PRIMARY KEY (batch_id, idx)
+) STRICT;
+
+-- Every state of every household: valid from `valid_from` to the day before `valid_to`
+-- (open-ended when NULL). A removal is a state too: `removal_reason` set, `data` the last
+-- data the household had.
+CREATE TABLE household_versions (
+    household_code     TEXT NOT NULL,
+    valid_from         TEXT NOT NULL,
+    valid_to           TEXT,
+    removal_reason     TEXT,
+    removal_note       TEXT,
+    data               TEXT NOT NULL,
+    content_hash       TEXT NOT NULL,
+    commune_code       TEXT NOT NULL,
+    certificate_number TEXT,
+    batch_id           TEXT NOT NULL,
+    recorded_at        TEXT NOT NULL,
+    PRIMARY KEY (household_code, valid_from)
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX household_versions_certificate ON household_versions (certificate_number)
+    WHERE certificate_number IS NOT NULL;
+
+-- States replaced by a later batch that recorded a different state for the same day:
+-- kept, so that what the register said before stays answerable.
+CREATE TABLE household_versions_superseded (
+    household_code     TEXT NOT NULL,
+    valid_from         TEXT NOT NULL,
+    valid_to           TEXT,
+    removal_reason     TEXT,
+    removal_note       TEXT,
+    data               TEXT NOT NULL,
+    content_hash       TEXT NOT NULL,
+    batch_id           TEXT NOT NULL,
+    recorded_at        TEXT NOT NULL,
+    superseded_by      TEXT NOT NULL,
+    superseded_at      TEXT NOT NULL
+) STRICT;
+
+-- Members' citizen IDs per household state, for lookups and the one-household rule.
+-- `active` is 0 for removal states.
+CREATE TABLE household_citizens (
+    citizen_id     TEXT NOT NULL,
+    household_code TEXT NOT NULL,
+    valid_from     TEXT NOT NULL,
+    valid_to       TEXT,
+    active         INTEGER NOT NULL,
+    PRIMARY KEY (citizen_id, household_code, valid_from)
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX household_citizens_household ON household_citizens (household_code, valid_from);

@@ -1,0 +1,592 @@
+//! The household register: receiving batches from the labour department, and answering
+//! what a household was on a date.
+//!
+//! A batch is checked record by record as it streams in and staged in the database in
+//! chunks; nothing reaches the register until the last record has arrived and every check
+//! has passed, and then the whole batch is applied in one transaction. A batch interrupted
+//! on the way (the client goes away, the hub stops) leaves only staged rows, which the next
+//! attempt with the same batch id replaces.
+
+use std::{collections::HashMap, sync::Arc};
+
+use futures_util::{Stream, StreamExt};
+use time::{Date, OffsetDateTime, UtcOffset};
+
+use super::{
+    DomainError, FieldViolation, Violations,
+    household::{
+        BatchHeader, BatchId, BatchKind, Change, CheckContext, HouseholdCode, HouseholdData, RecordInput,
+        RemovalReason, ReviewPeriod, check_record, free_text, parse_date,
+    },
+    member::{Caller, OrgCode, Role},
+    members::Page,
+    unit_registry::UnitRegistry,
+    units::UnitTable,
+};
+use crate::storage::{
+    StorageError, Store,
+    registry::{ApplyProblem, BatchRow, NewBatch, StagedRecord, VersionRow},
+};
+
+/// Field violations reported for one batch, the last one giving the total when there are more.
+pub const MAX_REPORTED: usize = 99;
+/// Records staged per database write.
+const STAGE_CHUNK: usize = 2_000;
+
+/// The province keeps Vietnam's time (UTC+7): "today" is its date.
+pub fn today() -> Date {
+    OffsetDateTime::now_utc().to_offset(UtcOffset::from_hms(7, 0, 0).expect("a valid offset")).date()
+}
+
+/// A batch header as it arrives.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderInput {
+    pub batch_id: String,
+    pub kind: Option<BatchKind>,
+    pub review_period: String,
+    pub effective_date: String,
+    pub note: String,
+}
+
+/// What the register says about a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub batch: BatchRow,
+    /// This push repeated an applied batch and changed nothing.
+    pub replayed: bool,
+}
+
+/// One state of a household, with where its commune lies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HouseholdView {
+    pub code: String,
+    pub valid_from: Date,
+    pub valid_to: Option<Date>,
+    pub removal: Option<(RemovalReason, String)>,
+    pub data: HouseholdData,
+    pub commune_name: String,
+    pub district_code: Option<String>,
+    pub province_code: Option<String>,
+    pub batch_id: String,
+    pub recorded_at: OffsetDateTime,
+}
+
+/// How to find households.
+#[derive(Debug, Clone)]
+pub enum FindKey {
+    CitizenId(String),
+    CertificateNumber(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct HouseholdRegistry {
+    store: Arc<dyn Store>,
+    units: Arc<UnitRegistry>,
+}
+
+/// A stream of record chunks as the transport decodes them.
+pub type RecordStream<'a> = std::pin::Pin<Box<dyn Stream<Item = Result<Vec<RecordInput>, DomainError>> + Send + 'a>>;
+
+impl HouseholdRegistry {
+    pub fn new(store: Arc<dyn Store>, units: Arc<UnitRegistry>) -> Self {
+        Self { store, units }
+    }
+
+    /// Checks a batch header.
+    pub fn check_header(&self, h: &HeaderInput) -> Result<BatchHeader, DomainError> {
+        let mut v = Violations::new();
+        let batch_id = v.check("header.batch_id", BatchId::parse(&h.batch_id));
+        let kind = h.kind.or_else(|| {
+            v.add("header.kind", "DELTA or SNAPSHOT is required");
+            None
+        });
+        let review_period = v.check("header.review_period", ReviewPeriod::parse(&h.review_period));
+        let effective = v.check(
+            "header.effective_date",
+            parse_date(&h.effective_date).and_then(|d| {
+                if d > today() + time::Duration::days(super::household::MAX_DAYS_AHEAD) {
+                    Err(format!("{d} is more than a year ahead"))
+                } else if d.year() < 2000 {
+                    Err(format!("{d} is before the programme's records begin (2000)"))
+                } else {
+                    Ok(d)
+                }
+            }),
+        );
+        let note = v.check("header.note", free_text(&h.note, 500));
+        v.finish()?;
+        Ok(BatchHeader {
+            batch_id: batch_id.expect("checked"),
+            kind: kind.expect("checked"),
+            review_period: review_period.expect("checked"),
+            effective: effective.expect("checked"),
+            note: note.expect("checked"),
+        })
+    }
+
+    /// Receives, checks and applies one batch.
+    pub async fn push(
+        &self,
+        header: BatchHeader,
+        pushed_by: &OrgCode,
+        mut records: RecordStream<'_>,
+    ) -> Result<Receipt, DomainError> {
+        let id = header.batch_id.as_str();
+        let mut digest = BatchDigest::new(&header);
+        if let Some(existing) = self.store.batch(id).await?
+            && existing.status == "APPLIED"
+        {
+            while let Some(chunk) = records.next().await {
+                chunk?.iter().for_each(|r| digest.record(r));
+            }
+            return if existing.content_digest.as_deref() == Some(digest.finish().as_str()) {
+                Ok(Receipt { batch: existing, replayed: true })
+            } else {
+                Err(DomainError::AlreadyExists(format!(
+                    "batch {id} was applied on {} with different content; push changed content under a new batch id",
+                    existing.applied_at.map(|t| t.date().to_string()).unwrap_or_default()
+                )))
+            };
+        }
+        let received_at = crate::now();
+        let new = NewBatch {
+            batch_id: id,
+            kind: header.kind,
+            review_period: header.review_period.as_str(),
+            effective: header.effective,
+            note: &header.note,
+            pushed_by: pushed_by.as_str(),
+            received_at,
+        };
+        self.store.begin_batch(&new).await.map_err(|e| match e {
+            StorageError::AlreadyExists => DomainError::FailedPrecondition(format!(
+                "batch {id} is being applied by another push right now; retry in a moment"
+            )),
+            other => other.into(),
+        })?;
+        let result = self.receive_and_apply(&header, &mut records, &mut digest).await;
+        if result.is_err()
+            && let Err(e) = self.store.discard_batch(id).await
+        {
+            tracing::warn!(batch = id, error = %crate::ErrorChain(&e), "could not discard the staged records");
+        }
+        let counts = result?;
+        tracing::info!(
+            batch = id,
+            kind = header.kind.as_str(),
+            records = counts,
+            "household batch applied"
+        );
+        let batch = self.store.batch(id).await?.ok_or_else(|| DomainError::Internal("the applied batch vanished".into()))?;
+        Ok(Receipt { batch, replayed: false })
+    }
+
+    async fn receive_and_apply(
+        &self,
+        header: &BatchHeader,
+        records: &mut RecordStream<'_>,
+        digest: &mut BatchDigest,
+    ) -> Result<i64, DomainError> {
+        let id = header.batch_id.as_str();
+        let units = self.units.table().await?;
+        let mut check = BatchCheck::new(&units, header);
+
+        // Staging runs beside the checks: the next chunk is checked while the last is written.
+        let (to_stage, mut staging) = tokio::sync::mpsc::channel::<Vec<StagedRecord>>(2);
+        let store = self.store.clone();
+        let batch_id = id.to_owned();
+        let stager = tokio::spawn(async move {
+            while let Some(chunk) = staging.recv().await {
+                store.stage_records(&batch_id, &chunk).await?;
+            }
+            Ok::<_, StorageError>(())
+        });
+        let mut buffer = Vec::with_capacity(STAGE_CHUNK);
+        let received = async {
+            while let Some(chunk) = records.next().await {
+                for input in chunk? {
+                    digest.record(&input);
+                    if let Some(staged) = check.record(&input) {
+                        buffer.push(staged);
+                        if buffer.len() == STAGE_CHUNK
+                            && to_stage.send(std::mem::replace(&mut buffer, Vec::with_capacity(STAGE_CHUNK))).await.is_err()
+                        {
+                            return Ok(()); // the stager failed; its error is reported below
+                        }
+                    }
+                }
+            }
+            if !buffer.is_empty() {
+                let _ = to_stage.send(std::mem::take(&mut buffer)).await;
+            }
+            Ok::<_, DomainError>(())
+        }
+        .await;
+        drop(to_stage);
+        let staged = stager.await.map_err(|e| DomainError::Internal(Box::new(e)))?;
+        received?;
+        staged?;
+        let total = check.index as i64;
+        check.finish()?;
+
+        let applied = self
+            .store
+            .apply_batch(id, header.kind, header.effective, &digest.finish(), total, crate::now())
+            .await?;
+        match applied {
+            Ok(_) => Ok(total),
+            Err(problems) => Err(problems_to_error(&problems, header.effective)),
+        }
+    }
+
+    pub async fn batch(&self, batch_id: &str) -> Result<Receipt, DomainError> {
+        let id = BatchId::parse(batch_id).map_err(|e| DomainError::invalid("batch_id", e))?;
+        match self.store.batch(id.as_str()).await? {
+            Some(batch) if batch.status == "APPLIED" => Ok(Receipt { batch, replayed: false }),
+            _ => Err(DomainError::NotFound(format!("no batch {id} has been applied"))),
+        }
+    }
+
+    pub async fn list_batches(&self, page_size: u32, page_token: &str) -> Result<Page<Receipt>, DomainError> {
+        let mut v = Violations::new();
+        if page_size > 500 {
+            v.add("page_size", format!("is {page_size}; at most 500 batches come in one page"));
+        }
+        let before = if page_token.is_empty() {
+            None
+        } else {
+            v.check("page_token", page_token.parse::<i64>().map_err(|_| "is not a token this hub gave out".to_owned()))
+        };
+        v.finish()?;
+        let limit = if page_size == 0 { 50 } else { page_size };
+        let mut rows = self.store.list_batches(before, limit + 1).await?;
+        let next = if rows.len() > limit as usize {
+            rows.truncate(limit as usize);
+            rows.last().map(|r| r.seq.to_string())
+        } else {
+            None
+        };
+        Ok(Page { items: rows.into_iter().map(|batch| Receipt { batch, replayed: false }).collect(), next })
+    }
+
+    /// A household on a date (today when `None`).
+    pub async fn household(&self, caller: &Caller, code: &str, as_of: Option<Date>) -> Result<HouseholdView, DomainError> {
+        let code = HouseholdCode::parse(code).map_err(|e| DomainError::invalid("household_code", e))?;
+        let date = as_of.unwrap_or_else(today);
+        let units = self.units.table().await?;
+        let Some(row) = self.store.household_on(code.as_str(), date).await? else {
+            let known = !self.store.household_versions(code.as_str()).await?.is_empty();
+            return Err(DomainError::NotFound(if known {
+                format!("household {code} was not yet on the register on {date}")
+            } else {
+                format!("household {code} is not on the register")
+            }));
+        };
+        let view = view(row, &units)?;
+        check_scope(caller, &view, &units)?;
+        Ok(view)
+    }
+
+    /// Every state of a household, oldest first.
+    pub async fn history(&self, caller: &Caller, code: &str) -> Result<Vec<HouseholdView>, DomainError> {
+        let code = HouseholdCode::parse(code).map_err(|e| DomainError::invalid("household_code", e))?;
+        let units = self.units.table().await?;
+        let rows = self.store.household_versions(code.as_str()).await?;
+        if rows.is_empty() {
+            return Err(DomainError::NotFound(format!("household {code} is not on the register")));
+        }
+        let views: Vec<HouseholdView> = rows.into_iter().map(|r| view(r, &units)).collect::<Result<_, _>>()?;
+        // A locality may read a household that lies, or lay, in its unit.
+        if caller.member.role == Role::Locality && !views.iter().any(|v| check_scope(caller, v, &units).is_ok()) {
+            return Err(outside_scope(caller, code.as_str()));
+        }
+        Ok(views)
+    }
+
+    /// Households by a member's citizen ID or by certificate number, on a date; a locality
+    /// sees only those in its unit.
+    pub async fn find(&self, caller: &Caller, key: FindKey, as_of: Option<Date>) -> Result<Vec<HouseholdView>, DomainError> {
+        let date = as_of.unwrap_or_else(today);
+        let units = self.units.table().await?;
+        let rows = match &key {
+            FindKey::CitizenId(id) => {
+                let id = super::household::CitizenId::parse(id, &units).map_err(|e| DomainError::invalid("citizen_id", e))?;
+                self.store.find_by_citizen(id.as_str(), date).await?
+            }
+            FindKey::CertificateNumber(n) => {
+                let n = free_text(n, 60).map_err(|e| DomainError::invalid("certificate_number", e))?;
+                if n.is_empty() {
+                    return Err(DomainError::invalid("certificate_number", "a certificate number is required"));
+                }
+                self.store.find_by_certificate(&n, date).await?
+            }
+        };
+        let views: Vec<HouseholdView> = rows.into_iter().map(|r| view(r, &units)).collect::<Result<_, _>>()?;
+        Ok(views.into_iter().filter(|v| check_scope(caller, v, &units).is_ok()).collect())
+    }
+}
+
+fn outside_scope(caller: &Caller, code: &str) -> DomainError {
+    DomainError::PermissionDenied(format!(
+        "household {code} lies outside unit {}, the scope of member {}",
+        caller.member.unit.as_ref().map(|u| u.as_str()).unwrap_or("-"),
+        caller.member.code
+    ))
+}
+
+/// A locality reads only households whose commune lies in its unit.
+fn check_scope(caller: &Caller, view: &HouseholdView, units: &UnitTable) -> Result<(), DomainError> {
+    match (&caller.member.role, &caller.member.unit) {
+        (Role::Locality, Some(scope)) if !units.within(&view.data.commune_code, scope) => {
+            Err(outside_scope(caller, &view.code))
+        }
+        (Role::Locality, None) => Err(DomainError::PermissionDenied("a locality member without a unit reads nothing".into())),
+        _ => Ok(()),
+    }
+}
+
+fn view(row: VersionRow, units: &UnitTable) -> Result<HouseholdView, DomainError> {
+    let corrupt = |e: String| DomainError::Internal(format!("household {}: {e}", row.household_code).into());
+    let data = HouseholdData::from_stored(&row.data).map_err(corrupt)?;
+    let removal = match &row.removal_reason {
+        Some(r) => Some((RemovalReason::parse(r).map_err(corrupt)?, row.removal_note.clone().unwrap_or_default())),
+        None => None,
+    };
+    let (province, district) = units.province_and_district(&row.commune_code);
+    Ok(HouseholdView {
+        commune_name: units.get(&row.commune_code).map(|u| u.name.clone()).unwrap_or_default(),
+        district_code: district.map(|u| u.code.as_str().to_owned()),
+        province_code: province.map(|u| u.code.as_str().to_owned()),
+        code: row.household_code,
+        valid_from: row.valid_from,
+        valid_to: row.valid_to,
+        removal,
+        data,
+        batch_id: row.batch_id,
+        recorded_at: row.recorded_at,
+    })
+}
+
+fn problems_to_error(problems: &[ApplyProblem], effective: Date) -> DomainError {
+    if let Some(ApplyProblem::SnapshotBeforeRecorded { household_code, valid_from }) = problems.first() {
+        return DomainError::FailedPrecondition(format!(
+            "the register holds states dated after this snapshot's effective date {effective} \
+             (household {household_code} from {valid_from}); a snapshot must be the newest list"
+        ));
+    }
+    let mut violations: Vec<FieldViolation> = problems
+        .iter()
+        .take(MAX_REPORTED)
+        .map(|p| match p {
+            ApplyProblem::CitizenElsewhere { idx, household_code, member, citizen_id, other_household } => {
+                FieldViolation::new(
+                    format!("records[{idx}] ({household_code}).upsert.members[{member}].citizen_id"),
+                    format!(
+                        "{citizen_id} is a member of household {other_household}, which is on the list; \
+                         a person belongs to one household at a time (move them out of {other_household} first)"
+                    ),
+                )
+            }
+            ApplyProblem::NotOnList { idx, household_code } => FieldViolation::new(
+                format!("records[{idx}] ({household_code}).removal"),
+                format!("household {household_code} is not on the list on that date"),
+            ),
+            ApplyProblem::SnapshotBeforeRecorded { household_code, valid_from } => FieldViolation::new(
+                "header.effective_date",
+                format!("household {household_code} has a state from {valid_from}, after this snapshot"),
+            ),
+        })
+        .collect();
+    if problems.len() > MAX_REPORTED {
+        violations.push(FieldViolation::new("records", format!("{} problems in all; the first {MAX_REPORTED} are listed", problems.len())));
+    }
+    DomainError::Invalid(violations)
+}
+
+/// The checks that span a batch: repeated household codes and citizen IDs, and the count.
+struct BatchCheck<'a> {
+    cx: CheckContext<'a>,
+    index: usize,
+    codes: HashMap<Box<str>, u32>,
+    citizens: HashMap<u64, u32>,
+    violations: Vec<FieldViolation>,
+    problems: usize,
+}
+
+impl<'a> BatchCheck<'a> {
+    fn new(units: &'a UnitTable, header: &BatchHeader) -> Self {
+        Self {
+            cx: CheckContext { units, today: today(), batch_effective: header.effective, kind: header.kind },
+            index: 0,
+            codes: HashMap::new(),
+            citizens: HashMap::new(),
+            violations: Vec::new(),
+            problems: 0,
+        }
+    }
+
+    fn report(&mut self, v: FieldViolation) {
+        self.problems += 1;
+        if self.violations.len() < MAX_REPORTED {
+            self.violations.push(v);
+        }
+    }
+
+    fn code_at(&self, idx: u32) -> &str {
+        self.codes.iter().find(|(_, i)| **i == idx).map_or("?", |(c, _)| c)
+    }
+
+    /// Checks one record; returns its staged form while the batch has no problems so far.
+    fn record(&mut self, input: &RecordInput) -> Option<StagedRecord> {
+        let idx = self.index;
+        self.index += 1;
+        let record = match check_record(idx, input, &self.cx) {
+            Ok(r) => r,
+            Err(vs) => {
+                vs.into_iter().for_each(|v| self.report(v));
+                return None;
+            }
+        };
+        let prefix = format!("records[{idx}] ({})", record.code);
+        if let Some(first) = self.codes.get(record.code.as_str()).copied() {
+            self.report(FieldViolation::new(
+                format!("{prefix}.household_code"),
+                format!("{} appears again; it was first at records[{first}]", record.code),
+            ));
+        } else {
+            self.codes.insert(record.code.as_str().into(), idx as u32);
+        }
+        if let Change::Upsert(data) = &record.change {
+            for (m, member) in data.members.iter().enumerate() {
+                let key: u64 = member.citizen_id.parse().expect("checked: 12 digits");
+                if let Some(other) = self.citizens.get(&key).copied() {
+                    let other_code = self.code_at(other).to_owned();
+                    self.report(FieldViolation::new(
+                        format!("{prefix}.upsert.members[{m}].citizen_id"),
+                        format!(
+                            "{} is also a member of records[{other}] ({other_code}); a person belongs to one household",
+                            member.citizen_id
+                        ),
+                    ));
+                } else {
+                    self.citizens.insert(key, idx as u32);
+                }
+            }
+        }
+        (self.problems == 0).then(|| staged(idx, record))
+    }
+
+    fn finish(self) -> Result<(), DomainError> {
+        if self.index == 0 && self.cx.kind == BatchKind::Snapshot {
+            return Err(DomainError::invalid(
+                "records",
+                "a snapshot without households would take every household off the list",
+            ));
+        }
+        if self.problems == 0 {
+            return Ok(());
+        }
+        let mut violations = self.violations;
+        if self.problems > MAX_REPORTED {
+            violations.push(FieldViolation::new(
+                "records",
+                format!("{} problems in all; the first {MAX_REPORTED} are listed", self.problems),
+            ));
+        }
+        Err(DomainError::Invalid(violations))
+    }
+}
+
+fn staged(idx: usize, record: super::household::HouseholdRecord) -> StagedRecord {
+    let mut staged = StagedRecord {
+        idx: idx as i64,
+        household_code: record.code.as_str().to_owned(),
+        effective: record.effective,
+        removal_reason: None,
+        removal_note: None,
+        data: None,
+        content_hash: None,
+        commune_code: None,
+        certificate_number: None,
+        citizen_ids: None,
+    };
+    match record.change {
+        Change::Upsert(data) => {
+            let (json, hash) = data.stored_form();
+            let ids: Vec<&str> = data.members.iter().map(|m| m.citizen_id.as_str()).collect();
+            staged.citizen_ids = Some(serde_json::to_string(&ids).expect("strings serialise"));
+            staged.commune_code = Some(data.commune_code.clone());
+            staged.certificate_number = data.certificate.as_ref().map(|c| c.number.clone());
+            staged.data = Some(json);
+            staged.content_hash = Some(hash);
+        }
+        Change::Remove { reason, note } => {
+            staged.removal_reason = Some(reason.as_str().to_owned());
+            staged.removal_note = Some(note);
+        }
+    }
+    staged
+}
+
+/// SHA-256 over a batch's content as sent: the header and every record, field by field,
+/// length-prefixed, so that chunking does not matter and different content never collides.
+struct BatchDigest(ring::digest::Context);
+
+impl BatchDigest {
+    fn new(h: &BatchHeader) -> Self {
+        let mut d = Self(ring::digest::Context::new(&ring::digest::SHA256));
+        d.field(b"telesub-batch-v1");
+        d.field(h.kind.as_str().as_bytes());
+        d.field(h.review_period.as_str().as_bytes());
+        d.field(h.effective.to_string().as_bytes());
+        d.field(h.note.as_bytes());
+        d
+    }
+
+    fn field(&mut self, bytes: &[u8]) {
+        self.0.update(&(bytes.len() as u64).to_be_bytes());
+        self.0.update(bytes);
+    }
+
+    fn record(&mut self, r: &RecordInput) {
+        self.field(b"record");
+        self.field(r.household_code.as_bytes());
+        self.field(r.effective_date.as_bytes());
+        if let Some(d) = &r.upsert {
+            self.field(b"upsert");
+            self.field(d.category.map_or("", |c| c.as_str()).as_bytes());
+            self.field(d.head_name.as_bytes());
+            self.field(d.commune_code.as_bytes());
+            self.field(d.address.as_bytes());
+            if let Some(c) = &d.certificate {
+                self.field(b"certificate");
+                self.field(c.number.as_bytes());
+                self.field(c.issued_on.as_bytes());
+                self.field(c.issuing_unit.as_bytes());
+            }
+            let f = d.flags;
+            self.field(&[
+                u8::from(f.earlier_programme_device),
+                u8::from(f.wants_device),
+                u8::from(f.meritorious_service_family),
+                u8::from(f.social_policy_family),
+            ]);
+            for m in &d.members {
+                self.field(b"member");
+                self.field(m.citizen_id.as_bytes());
+                self.field(m.full_name.as_bytes());
+                self.field(m.relationship.map_or("", |r| r.as_str()).as_bytes());
+                self.field(&m.birth_year.to_be_bytes());
+            }
+        }
+        if let Some(removal) = &r.removal {
+            self.field(b"removal");
+            self.field(removal.reason.map_or("", |r| r.as_str()).as_bytes());
+            self.field(removal.note.as_bytes());
+        }
+    }
+
+    fn finish(&self) -> String {
+        crate::hex(self.0.clone().finish().as_ref())
+    }
+}

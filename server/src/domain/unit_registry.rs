@@ -1,0 +1,202 @@
+//! The administrative unit table as the hub keeps it: seeded from the reference data on
+//! first start, changed by ICT through the API, cached for checking records.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
+};
+
+use time::Date;
+use unicode_normalization::UnicodeNormalization;
+
+use super::{
+    DomainError, Violations,
+    household::parse_date,
+    member::UnitCode,
+    units::{AdminUnit, UnitLevel, UnitTable, reference_units},
+};
+use crate::storage::{StorageError, Store};
+
+/// How long the cached table is used before it is read again (other hubs may change it).
+const CACHE_TTL: Duration = Duration::from_secs(10);
+
+/// A unit as ICT sends it: every field as text, checked here.
+#[derive(Debug, Clone, Default)]
+pub struct UnitInput {
+    pub code: String,
+    pub level: Option<UnitLevel>,
+    pub name: String,
+    pub parent_code: String,
+    pub valid_from: String,
+    pub valid_to: String,
+    pub successor_code: String,
+}
+
+#[derive(Debug)]
+pub struct UnitRegistry {
+    store: Arc<dyn Store>,
+    cached: RwLock<Option<(Instant, Arc<UnitTable>)>>,
+}
+
+impl UnitRegistry {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store, cached: RwLock::new(None) }
+    }
+
+    /// Loads the reference units into an empty table.
+    pub async fn seed(&self) -> Result<(), DomainError> {
+        let units = reference_units().map_err(|e| DomainError::Internal(e.into()))?;
+        if self.store.seed_units(&units).await? {
+            tracing::info!(units = units.len(), "loaded the reference administrative units");
+        }
+        Ok(())
+    }
+
+    /// The unit table, at most a few seconds old.
+    pub async fn table(&self) -> Result<Arc<UnitTable>, StorageError> {
+        if let Some((at, table)) = self.cached.read().expect("unit cache").as_ref()
+            && at.elapsed() < CACHE_TTL
+        {
+            return Ok(table.clone());
+        }
+        let table = Arc::new(UnitTable::new(self.store.units().await?));
+        *self.cached.write().expect("unit cache") = Some((Instant::now(), table.clone()));
+        Ok(table)
+    }
+
+    /// Units valid on `as_of` (all when `None`), of a level and under a parent when given.
+    pub async fn list(
+        &self,
+        as_of: Option<Date>,
+        level: Option<UnitLevel>,
+        parent: Option<&UnitCode>,
+    ) -> Result<Vec<AdminUnit>, DomainError> {
+        let table = self.table().await?;
+        let mut units: Vec<AdminUnit> = table
+            .iter()
+            .filter(|u| as_of.is_none_or(|d| u.valid_on(d)))
+            .filter(|u| level.is_none_or(|l| u.level == l))
+            .filter(|u| parent.is_none_or(|p| u.parent.as_ref() == Some(p)))
+            .cloned()
+            .collect();
+        units.sort_by(|a, b| a.code.cmp(&b.code));
+        Ok(units)
+    }
+
+    /// Checks and records units: new ones, and new names, end dates and successors of
+    /// existing ones. All or nothing. Returns (added, changed).
+    pub async fn record(&self, inputs: &[UnitInput]) -> Result<(usize, usize), DomainError> {
+        let table = UnitTable::new(self.store.units().await?);
+        let (new, all) = check_units(inputs, &table)?;
+        self.store.save_units(&new, &all).await?;
+        *self.cached.write().expect("unit cache") = None;
+        tracing::info!(added = new.len(), changed = all.len() - new.len(), "administrative units recorded");
+        Ok((new.len(), all.len() - new.len()))
+    }
+}
+
+fn check_units(inputs: &[UnitInput], table: &UnitTable) -> Result<(Vec<AdminUnit>, Vec<AdminUnit>), DomainError> {
+    let mut v = Violations::new();
+    if inputs.is_empty() {
+        v.add("units", "no units given");
+    }
+    let mut seen = HashSet::new();
+    let mut parsed: Vec<AdminUnit> = Vec::new();
+    for (i, u) in inputs.iter().enumerate() {
+        let f = |name: &str| format!("units[{i}].{name}");
+        let Some(code) = v.check(&f("code"), UnitCode::parse(&u.code)) else { continue };
+        if !seen.insert(code.clone()) {
+            v.add(f("code"), format!("{code} appears twice in this request"));
+        }
+        let level = u.level.or_else(|| {
+            v.add(f("level"), "a level is required: PROVINCE, DISTRICT or COMMUNE");
+            None
+        });
+        let expected_len = match level {
+            Some(UnitLevel::Province) => 2,
+            Some(UnitLevel::District) => 3,
+            Some(UnitLevel::Commune) => 5,
+            None => code.as_str().len(),
+        };
+        if code.as_str().len() != expected_len {
+            v.add(f("code"), format!("a {} code has {expected_len} digits", level.map_or("", |l| l.as_str())));
+        }
+        let name: String = u.name.trim().nfc().collect();
+        if name.is_empty() || name.chars().count() > 200 {
+            v.add(f("name"), "a name of 1 to 200 characters is required");
+        }
+        let date = |v: &mut Violations, field: &str, s: &str| -> Option<Date> {
+            if s.is_empty() { None } else { v.check(&f(field), parse_date(s)) }
+        };
+        let valid_from = date(&mut v, "valid_from", &u.valid_from);
+        let valid_to = date(&mut v, "valid_to", &u.valid_to);
+        if let (Some(from), Some(to)) = (valid_from, valid_to)
+            && to <= from
+        {
+            v.add(f("valid_to"), format!("{to} is not after valid_from {from}"));
+        }
+        let parent = if u.parent_code.is_empty() { None } else { v.check(&f("parent_code"), UnitCode::parse(&u.parent_code)) };
+        let successor =
+            if u.successor_code.is_empty() { None } else { v.check(&f("successor_code"), UnitCode::parse(&u.successor_code)) };
+        if successor.is_some() && valid_to.is_none() {
+            v.add(f("successor_code"), "only a unit that ends (valid_to) has a successor");
+        }
+        if successor.as_ref() == Some(&code) {
+            v.add(f("successor_code"), "a unit does not succeed itself");
+        }
+        if let Some(existing) = table.get(code.as_str()) {
+            if level.is_some_and(|l| l != existing.level) || parent != existing.parent || valid_from != existing.valid_from {
+                v.add(
+                    f("code"),
+                    format!(
+                        "{code} is {} ({}); its level, parent and start date never change, and codes are never reused",
+                        existing.name, existing.level
+                    ),
+                );
+            }
+        }
+        if let Some(level) = level {
+            parsed.push(AdminUnit { code, level, name, parent, valid_from, valid_to, successor });
+        }
+    }
+    v.finish()?;
+
+    // References: parents and successors exist (in the table or in this request) at the right level.
+    let in_request: HashMap<&str, &AdminUnit> = parsed.iter().map(|u| (u.code.as_str(), u)).collect();
+    let level_of = |code: &UnitCode| in_request.get(code.as_str()).map(|u| u.level).or(table.get(code.as_str()).map(|u| u.level));
+    let mut v = Violations::new();
+    for (i, u) in parsed.iter().enumerate() {
+        let allowed: &[UnitLevel] = match u.level {
+            UnitLevel::Province => &[],
+            UnitLevel::District => &[UnitLevel::Province],
+            UnitLevel::Commune => &[UnitLevel::District, UnitLevel::Province],
+        };
+        match (&u.parent, level_of_opt(&u.parent, &level_of)) {
+            (None, _) if allowed.is_empty() => {}
+            (None, _) => v.add(format!("units[{i}].parent_code"), format!("a {} needs a parent", u.level.as_str().to_lowercase())),
+            (Some(p), None) => v.add(format!("units[{i}].parent_code"), format!("{p} is not a known unit")),
+            (Some(p), Some(l)) if !allowed.contains(&l) => v.add(
+                format!("units[{i}].parent_code"),
+                format!("{p} is a {}, which cannot contain a {}", l.as_str().to_lowercase(), u.level.as_str().to_lowercase()),
+            ),
+            _ => {}
+        }
+        if let Some(s) = &u.successor {
+            match level_of(s) {
+                None => v.add(format!("units[{i}].successor_code"), format!("{s} is not a known unit")),
+                Some(l) if l != u.level => {
+                    v.add(format!("units[{i}].successor_code"), format!("{s} is a {}, not a {}", l, u.level))
+                }
+                _ => {}
+            }
+        }
+    }
+    v.finish()?;
+    let new = parsed.iter().filter(|u| table.get(u.code.as_str()).is_none()).cloned().collect();
+    Ok((new, parsed))
+}
+
+fn level_of_opt(code: &Option<UnitCode>, level_of: &impl Fn(&UnitCode) -> Option<UnitLevel>) -> Option<UnitLevel> {
+    code.as_ref().and_then(level_of)
+}

@@ -1,0 +1,671 @@
+//! Storage of the household register: units, batches, staging and applying a batch, and the
+//! history of every household.
+//!
+//! Applying a batch happens in one transaction, mostly in set-based SQL over the staged
+//! rows: the hub decides each record's outcome (added, changed, removed, unchanged) against
+//! the household's open state, checks what must hold across the register, then writes.
+//! Records that land before a household's latest state (late changes) or on the same day as
+//! it (corrections) are rare and take a row-by-row path that splits the history.
+
+use time::{Date, OffsetDateTime};
+
+use crate::domain::{
+    household::BatchKind,
+    member::UnitCode,
+    units::{AdminUnit, UnitLevel},
+};
+
+use super::StorageError;
+
+/// One record of a batch as staged: the household's stored form, or a removal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedRecord {
+    pub idx: i64,
+    pub household_code: String,
+    pub effective: Date,
+    pub removal_reason: Option<String>,
+    pub removal_note: Option<String>,
+    /// The stored form (JSON) of the household's data, for upserts.
+    pub data: Option<String>,
+    pub content_hash: Option<String>,
+    pub commune_code: Option<String>,
+    pub certificate_number: Option<String>,
+    /// The members' citizen IDs, as a JSON array of strings.
+    pub citizen_ids: Option<String>,
+}
+
+/// A batch's row: its header, status and, once applied, its counts.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct BatchRow {
+    pub seq: i64,
+    pub batch_id: String,
+    pub kind: String,
+    pub review_period: String,
+    pub effective_date: Date,
+    pub note: String,
+    pub status: String,
+    pub content_digest: Option<String>,
+    pub records: i64,
+    pub added: i64,
+    pub changed: i64,
+    pub removed: i64,
+    pub unchanged: i64,
+    pub pushed_by: String,
+    pub received_at: OffsetDateTime,
+    pub applied_at: Option<OffsetDateTime>,
+}
+
+/// A new batch, as `begin_batch` records it.
+#[derive(Debug, Clone)]
+pub struct NewBatch<'a> {
+    pub batch_id: &'a str,
+    pub kind: BatchKind,
+    pub review_period: &'a str,
+    pub effective: Date,
+    pub note: &'a str,
+    pub pushed_by: &'a str,
+    pub received_at: OffsetDateTime,
+}
+
+/// One state of a household, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct VersionRow {
+    pub household_code: String,
+    pub valid_from: Date,
+    pub valid_to: Option<Date>,
+    pub removal_reason: Option<String>,
+    pub removal_note: Option<String>,
+    pub data: String,
+    pub content_hash: String,
+    pub commune_code: String,
+    pub certificate_number: Option<String>,
+    pub batch_id: String,
+    pub recorded_at: OffsetDateTime,
+}
+
+/// What applying a batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyCounts {
+    pub added: i64,
+    pub changed: i64,
+    pub removed: i64,
+    pub unchanged: i64,
+}
+
+/// Why a batch cannot be applied to the register as it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApplyProblem {
+    /// A member's citizen ID belongs to another household on the list, not in this batch.
+    CitizenElsewhere { idx: i64, household_code: String, member: i64, citizen_id: String, other_household: String },
+    /// A removal of a household that is not on the list on that date.
+    NotOnList { idx: i64, household_code: String },
+    /// A snapshot dated before states the register already holds.
+    SnapshotBeforeRecorded { household_code: String, valid_from: Date },
+}
+
+/// At most this many problems are collected before applying gives up.
+pub const MAX_PROBLEMS: i64 = 1_000;
+
+#[derive(sqlx::FromRow)]
+pub(super) struct UnitRow {
+    code: String,
+    level: String,
+    name: String,
+    parent_code: Option<String>,
+    valid_from: Option<Date>,
+    valid_to: Option<Date>,
+    successor_code: Option<String>,
+}
+
+impl UnitRow {
+    pub(super) fn into_unit(self) -> Result<AdminUnit, StorageError> {
+        let corrupt = |e: String| StorageError::Corrupt(format!("unit {}: {e}", self.code));
+        Ok(AdminUnit {
+            code: UnitCode::parse(&self.code).map_err(corrupt)?,
+            level: UnitLevel::parse(&self.level).map_err(corrupt)?,
+            name: self.name.clone(),
+            parent: self.parent_code.as_deref().map(UnitCode::parse).transpose().map_err(corrupt)?,
+            valid_from: self.valid_from,
+            valid_to: self.valid_to,
+            successor: self.successor_code.as_deref().map(UnitCode::parse).transpose().map_err(corrupt)?,
+        })
+    }
+}
+
+pub(super) const UNITS: &str =
+    "SELECT code, level, name, parent_code, valid_from, valid_to, successor_code FROM admin_units ORDER BY code";
+
+pub(super) const COUNT_UNITS: &str = "SELECT COUNT(*) FROM admin_units";
+
+pub(super) const INSERT_UNIT: &str = "INSERT INTO admin_units \
+     (code, level, name, parent_code, valid_from, valid_to, successor_code) VALUES ($1, $2, $3, $4, $5, $6, NULL)";
+
+/// Successors are set in a second pass: a successor may be a unit of the same request.
+pub(super) const UPDATE_UNIT: &str =
+    "UPDATE admin_units SET name = $2, valid_to = $3, successor_code = $4 WHERE code = $1";
+
+pub(super) const GET_BATCH: &str = "SELECT seq, batch_id, kind, review_period, effective_date, note, status, \
+     content_digest, records, added, changed, removed, unchanged, pushed_by, received_at, applied_at \
+     FROM household_batches WHERE batch_id = $1";
+
+pub(super) const LIST_BATCHES: &str = "SELECT seq, batch_id, kind, review_period, effective_date, note, status, \
+     content_digest, records, added, changed, removed, unchanged, pushed_by, received_at, applied_at \
+     FROM household_batches WHERE status = 'APPLIED' AND seq < $1 ORDER BY seq DESC LIMIT $2";
+
+pub(super) const DELETE_RECEIVING: &str = "DELETE FROM household_batches WHERE batch_id = $1 AND status = 'RECEIVING'";
+pub(super) const DELETE_STAGING: &str = "DELETE FROM batch_staging WHERE batch_id = $1";
+pub(super) const DELETE_OUTCOMES: &str = "DELETE FROM batch_outcomes WHERE batch_id = $1";
+
+pub(super) const INSERT_BATCH: &str = "INSERT INTO household_batches \
+     (batch_id, kind, review_period, effective_date, note, status, pushed_by, received_at) \
+     VALUES ($1, $2, $3, $4, $5, 'RECEIVING', $6, $7)";
+
+pub(super) const STAGING_COLUMNS: &str = "batch_id, idx, household_code, effective_date, removal_reason, \
+     removal_note, data, content_hash, commune_code, certificate_number, citizen_ids";
+
+/// For a snapshot: every household on the list that the snapshot leaves out is removed.
+pub(super) const STAGE_SNAPSHOT_REMOVALS: &str = "INSERT INTO batch_staging \
+     (batch_id, idx, household_code, effective_date, removal_reason, removal_note) \
+     SELECT $1, -ROW_NUMBER() OVER (ORDER BY v.household_code), v.household_code, $2, 'NOT_IN_REVIEW', '' \
+     FROM household_versions v \
+     WHERE v.valid_to IS NULL AND v.removal_reason IS NULL \
+       AND NOT EXISTS (SELECT 1 FROM batch_staging s WHERE s.batch_id = $1 AND s.household_code = v.household_code)";
+
+/// Each record's outcome against the household's open (latest) state.
+pub(super) const DECIDE_OUTCOMES: &str = "INSERT INTO batch_outcomes \
+     (batch_id, idx, household_code, effective_date, open_from, outcome) \
+     SELECT s.batch_id, s.idx, s.household_code, s.effective_date, v.valid_from, \
+       CASE \
+         WHEN v.valid_from IS NOT NULL AND v.valid_from > s.effective_date THEN 'LATE' \
+         WHEN s.removal_reason IS NULL AND v.valid_from IS NOT NULL AND v.removal_reason IS NULL \
+              AND v.content_hash = s.content_hash THEN 'UNCHANGED' \
+         WHEN v.valid_from = s.effective_date THEN 'SAME_DAY' \
+         WHEN s.removal_reason IS NOT NULL AND (v.valid_from IS NULL OR v.removal_reason IS NOT NULL) THEN 'NOT_ON_LIST' \
+         WHEN s.removal_reason IS NOT NULL THEN 'REMOVED' \
+         WHEN v.valid_from IS NULL THEN 'ADDED' \
+         ELSE 'CHANGED' \
+       END \
+     FROM batch_staging s \
+     LEFT JOIN household_versions v ON v.household_code = s.household_code AND v.valid_to IS NULL \
+     WHERE s.batch_id = $1";
+
+pub(super) const NOT_ON_LIST: &str = "SELECT idx, household_code FROM batch_outcomes \
+     WHERE batch_id = $1 AND outcome = 'NOT_ON_LIST' ORDER BY idx LIMIT $2";
+
+pub(super) const RECORDED_AFTER: &str =
+    "SELECT household_code, valid_from FROM household_versions WHERE valid_from > $1 ORDER BY valid_from LIMIT $2";
+
+pub(super) const CLOSE_OPEN_VERSIONS: &str = "UPDATE household_versions SET valid_to = o.effective_date \
+     FROM batch_outcomes o \
+     WHERE o.batch_id = $1 AND o.outcome IN ('CHANGED', 'REMOVED') \
+       AND household_versions.household_code = o.household_code AND household_versions.valid_to IS NULL";
+
+pub(super) const CLOSE_OPEN_CITIZENS: &str = "UPDATE household_citizens SET valid_to = o.effective_date \
+     FROM batch_outcomes o \
+     WHERE o.batch_id = $1 AND o.outcome IN ('CHANGED', 'REMOVED') \
+       AND household_citizens.household_code = o.household_code AND household_citizens.valid_to IS NULL";
+
+pub(super) const INSERT_NEW_VERSIONS: &str = "INSERT INTO household_versions \
+     (household_code, valid_from, valid_to, removal_reason, removal_note, data, content_hash, commune_code, \
+      certificate_number, batch_id, recorded_at) \
+     SELECT s.household_code, s.effective_date, NULL, NULL, NULL, s.data, s.content_hash, s.commune_code, \
+       s.certificate_number, s.batch_id, $2 \
+     FROM batch_outcomes o JOIN batch_staging s ON s.batch_id = o.batch_id AND s.idx = o.idx \
+     WHERE o.batch_id = $1 AND o.outcome IN ('ADDED', 'CHANGED')";
+
+/// A removal keeps the last data the household had (the state just closed).
+pub(super) const INSERT_REMOVAL_VERSIONS: &str = "INSERT INTO household_versions \
+     (household_code, valid_from, valid_to, removal_reason, removal_note, data, content_hash, commune_code, \
+      certificate_number, batch_id, recorded_at) \
+     SELECT s.household_code, s.effective_date, NULL, s.removal_reason, s.removal_note, v.data, v.content_hash, \
+       v.commune_code, v.certificate_number, s.batch_id, $2 \
+     FROM batch_outcomes o \
+     JOIN batch_staging s ON s.batch_id = o.batch_id AND s.idx = o.idx \
+     JOIN household_versions v ON v.household_code = o.household_code AND v.valid_from = o.open_from \
+     WHERE o.batch_id = $1 AND o.outcome = 'REMOVED'";
+
+/// The members of a removed household stay findable, marked inactive.
+pub(super) const INSERT_REMOVAL_CITIZENS: &str = "INSERT INTO household_citizens \
+     (citizen_id, household_code, valid_from, valid_to, active) \
+     SELECT c.citizen_id, c.household_code, o.effective_date, NULL, c.active AND (1 = 0) \
+     FROM batch_outcomes o \
+     JOIN household_citizens c ON c.household_code = o.household_code AND c.valid_from = o.open_from \
+     WHERE o.batch_id = $1 AND o.outcome = 'REMOVED'";
+
+pub(super) const SLOW_PATH: &str = "SELECT s.idx, s.household_code, s.effective_date, s.removal_reason, \
+     s.removal_note, s.data, s.content_hash, s.commune_code, s.certificate_number, s.citizen_ids \
+     FROM batch_outcomes o JOIN batch_staging s ON s.batch_id = o.batch_id AND s.idx = o.idx \
+     WHERE o.batch_id = $1 AND o.outcome IN ('LATE', 'SAME_DAY') ORDER BY o.idx";
+
+pub(super) const SET_OUTCOME: &str = "UPDATE batch_outcomes SET outcome = $3 WHERE batch_id = $1 AND idx = $2";
+
+pub(super) const COUNT_OUTCOMES: &str =
+    "SELECT outcome, COUNT(*) FROM batch_outcomes WHERE batch_id = $1 GROUP BY outcome";
+
+pub(super) const MARK_APPLIED: &str = "UPDATE household_batches SET status = 'APPLIED', content_digest = $2, \
+     records = $3, added = $4, changed = $5, removed = $6, unchanged = $7, applied_at = $8 WHERE batch_id = $1";
+
+pub(super) const VERSIONS_OF: &str = "SELECT household_code, valid_from, valid_to, removal_reason, removal_note, \
+     data, content_hash, commune_code, certificate_number, batch_id, recorded_at \
+     FROM household_versions WHERE household_code = $1 ORDER BY valid_from";
+
+pub(super) const VERSION_ON: &str = "SELECT household_code, valid_from, valid_to, removal_reason, removal_note, \
+     data, content_hash, commune_code, certificate_number, batch_id, recorded_at \
+     FROM household_versions WHERE household_code = $1 AND valid_from <= $2 AND (valid_to IS NULL OR valid_to > $2)";
+
+pub(super) const FIND_BY_CITIZEN: &str = "SELECT v.household_code, v.valid_from, v.valid_to, v.removal_reason, \
+     v.removal_note, v.data, v.content_hash, v.commune_code, v.certificate_number, v.batch_id, v.recorded_at \
+     FROM household_citizens c \
+     JOIN household_versions v ON v.household_code = c.household_code AND v.valid_from = c.valid_from \
+     WHERE c.citizen_id = $1 AND c.valid_from <= $2 AND (c.valid_to IS NULL OR c.valid_to > $2) \
+     ORDER BY v.household_code";
+
+pub(super) const FIND_BY_CERTIFICATE: &str = "SELECT household_code, valid_from, valid_to, removal_reason, \
+     removal_note, data, content_hash, commune_code, certificate_number, batch_id, recorded_at \
+     FROM household_versions \
+     WHERE certificate_number = $1 AND valid_from <= $2 AND (valid_to IS NULL OR valid_to > $2) \
+     ORDER BY household_code";
+
+pub(super) const SUPERSEDE_VERSION: &str = "INSERT INTO household_versions_superseded \
+     (household_code, valid_from, valid_to, removal_reason, removal_note, data, content_hash, batch_id, \
+      recorded_at, superseded_by, superseded_at) \
+     SELECT household_code, valid_from, valid_to, removal_reason, removal_note, data, content_hash, batch_id, \
+       recorded_at, $3, $4 FROM household_versions WHERE household_code = $1 AND valid_from = $2";
+
+pub(super) const DELETE_VERSION: &str = "DELETE FROM household_versions WHERE household_code = $1 AND valid_from = $2";
+pub(super) const DELETE_VERSION_CITIZENS: &str =
+    "DELETE FROM household_citizens WHERE household_code = $1 AND valid_from = $2";
+
+pub(super) const SET_VERSION_END: &str =
+    "UPDATE household_versions SET valid_to = $3 WHERE household_code = $1 AND valid_from = $2";
+pub(super) const SET_CITIZENS_END: &str =
+    "UPDATE household_citizens SET valid_to = $3 WHERE household_code = $1 AND valid_from = $2";
+
+pub(super) const INSERT_VERSION: &str = "INSERT INTO household_versions \
+     (household_code, valid_from, valid_to, removal_reason, removal_note, data, content_hash, commune_code, \
+      certificate_number, batch_id, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+
+pub(super) const INSERT_CITIZEN: &str = "INSERT INTO household_citizens \
+     (citizen_id, household_code, valid_from, valid_to, active) VALUES ($1, $2, $3, $4, $5)";
+
+/// A staged row taken through the row-by-row path.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(super) struct SlowRow {
+    pub(super) idx: i64,
+    pub(super) household_code: String,
+    pub(super) effective_date: Date,
+    pub(super) removal_reason: Option<String>,
+    pub(super) removal_note: Option<String>,
+    pub(super) data: Option<String>,
+    pub(super) content_hash: Option<String>,
+    pub(super) commune_code: Option<String>,
+    pub(super) certificate_number: Option<String>,
+    pub(super) citizen_ids: Option<String>,
+}
+
+/// What the row-by-row path decided for one record, and the writes it needs.
+#[derive(Debug)]
+pub(super) enum SlowPlan {
+    Unchanged,
+    Problem(ApplyProblem),
+    Write {
+        outcome: &'static str,
+        /// A state recorded for the same day, replaced by this one (kept as superseded).
+        supersede: Option<Date>,
+        /// The state before, which now ends on the record's date.
+        close: Option<Date>,
+        version: VersionRow,
+        valid_to: Option<Date>,
+        citizens: Vec<String>,
+        active: bool,
+    },
+}
+
+/// Decides what a late or same-day record does to a household's history (`versions`, in
+/// date order).
+pub(super) fn plan_slow_row(row: &SlowRow, versions: &[VersionRow], batch_id: &str, at: OffsetDateTime) -> SlowPlan {
+    let d = row.effective_date;
+    let prev = versions.iter().rev().find(|v| v.valid_from <= d);
+    let next_from = versions.iter().find(|v| v.valid_from > d).map(|v| v.valid_from);
+    let citizens_of = |json: Option<&str>| -> Vec<String> {
+        json.and_then(|j| serde_json::from_str::<Vec<String>>(j).ok()).unwrap_or_default()
+    };
+    let (outcome, version, citizens, active) = match &row.removal_reason {
+        None => {
+            if prev.is_some_and(|p| p.removal_reason.is_none() && Some(&p.content_hash) == row.content_hash.as_ref()) {
+                return SlowPlan::Unchanged;
+            }
+            let version = VersionRow {
+                household_code: row.household_code.clone(),
+                valid_from: d,
+                valid_to: None,
+                removal_reason: None,
+                removal_note: None,
+                data: row.data.clone().unwrap_or_default(),
+                content_hash: row.content_hash.clone().unwrap_or_default(),
+                commune_code: row.commune_code.clone().unwrap_or_default(),
+                certificate_number: row.certificate_number.clone(),
+                batch_id: batch_id.to_owned(),
+                recorded_at: at,
+            };
+            let outcome = if versions.is_empty() { "ADDED" } else { "CHANGED" };
+            (outcome, version, citizens_of(row.citizen_ids.as_deref()), true)
+        }
+        Some(reason) => {
+            let Some(p) = prev.filter(|p| p.removal_reason.is_none()) else {
+                return SlowPlan::Problem(ApplyProblem::NotOnList {
+                    idx: row.idx,
+                    household_code: row.household_code.clone(),
+                });
+            };
+            let citizens: Vec<String> = crate::domain::household::HouseholdData::from_stored(&p.data)
+                .map(|data| data.members.into_iter().map(|m| m.citizen_id).collect())
+                .unwrap_or_default();
+            let version = VersionRow {
+                household_code: row.household_code.clone(),
+                valid_from: d,
+                valid_to: None,
+                removal_reason: Some(reason.clone()),
+                removal_note: row.removal_note.clone(),
+                data: p.data.clone(),
+                content_hash: p.content_hash.clone(),
+                commune_code: p.commune_code.clone(),
+                certificate_number: p.certificate_number.clone(),
+                batch_id: batch_id.to_owned(),
+                recorded_at: at,
+            };
+            ("REMOVED", version, citizens, false)
+        }
+    };
+    match prev {
+        Some(p) if p.valid_from == d => SlowPlan::Write {
+            outcome,
+            supersede: Some(d),
+            close: None,
+            version,
+            valid_to: p.valid_to,
+            citizens,
+            active,
+        },
+        Some(p) => SlowPlan::Write {
+            outcome,
+            supersede: None,
+            close: Some(p.valid_from),
+            version,
+            valid_to: p.valid_to,
+            citizens,
+            active,
+        },
+        None => SlowPlan::Write { outcome, supersede: None, close: None, version, valid_to: next_from, citizens, active },
+    }
+}
+
+/// Adds one outcome's count to the totals.
+pub(super) fn count(counts: &mut ApplyCounts, outcome: &str, n: i64) {
+    match outcome {
+        "ADDED" => counts.added += n,
+        "CHANGED" => counts.changed += n,
+        "REMOVED" => counts.removed += n,
+        "UNCHANGED" => counts.unchanged += n,
+        _ => {}
+    }
+}
+
+/// Writes the registry queries whose SQL both dialects share, for a connection type.
+macro_rules! registry_queries {
+    ($db:ty, $conn:ty) => {
+        use $crate::storage::registry::{self as reg, ApplyProblem, BatchRow, SlowPlan, SlowRow, UnitRow, VersionRow};
+
+        pub(super) async fn units(conn: &mut $conn) -> Result<Vec<$crate::domain::units::AdminUnit>, StorageError> {
+            let rows: Vec<UnitRow> = sqlx::query_as(reg::UNITS).fetch_all(&mut *conn).await?;
+            rows.into_iter().map(UnitRow::into_unit).collect()
+        }
+
+        /// Inserts units (parents before children), then sets successors and changes.
+        pub(super) async fn save_units(
+            conn: &mut $conn,
+            new: &[$crate::domain::units::AdminUnit],
+            all: &[$crate::domain::units::AdminUnit],
+        ) -> Result<(), StorageError> {
+            let mut ordered: Vec<&$crate::domain::units::AdminUnit> = new.iter().collect();
+            ordered.sort_by_key(|u| u.level);
+            for u in ordered {
+                sqlx::query(reg::INSERT_UNIT)
+                    .bind(u.code.as_str())
+                    .bind(u.level.as_str())
+                    .bind(&u.name)
+                    .bind(u.parent.as_ref().map(|p| p.as_str()))
+                    .bind(u.valid_from)
+                    .bind(u.valid_to)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(StorageError::from_insert)?;
+            }
+            for u in all {
+                sqlx::query(reg::UPDATE_UNIT)
+                    .bind(u.code.as_str())
+                    .bind(&u.name)
+                    .bind(u.valid_to)
+                    .bind(u.successor.as_ref().map(|s| s.as_str()))
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ok(())
+        }
+
+        pub(super) async fn count_units(conn: &mut $conn) -> Result<i64, StorageError> {
+            let n: Vec<i64> = sqlx::query_scalar(reg::COUNT_UNITS).fetch_all(&mut *conn).await?;
+            Ok(n.first().copied().unwrap_or_default())
+        }
+
+        pub(super) async fn batch(conn: &mut $conn, batch_id: &str) -> Result<Option<BatchRow>, StorageError> {
+            Ok(sqlx::query_as(reg::GET_BATCH).bind(batch_id).fetch_all(&mut *conn).await?.pop())
+        }
+
+        pub(super) async fn list_batches(
+            conn: &mut $conn,
+            before: Option<i64>,
+            limit: u32,
+        ) -> Result<Vec<BatchRow>, StorageError> {
+            Ok(sqlx::query_as(reg::LIST_BATCHES)
+                .bind(before.unwrap_or(i64::MAX))
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await?)
+        }
+
+        pub(super) async fn begin_batch(conn: &mut $conn, b: &reg::NewBatch<'_>) -> Result<(), StorageError> {
+            discard_batch(&mut *conn, b.batch_id).await?;
+            sqlx::query(reg::INSERT_BATCH)
+                .bind(b.batch_id)
+                .bind(b.kind.as_str())
+                .bind(b.review_period)
+                .bind(b.effective)
+                .bind(b.note)
+                .bind(b.pushed_by)
+                .bind(b.received_at)
+                .execute(&mut *conn)
+                .await
+                .map_err(StorageError::from_insert)?;
+            Ok(())
+        }
+
+        pub(super) async fn discard_batch(conn: &mut $conn, batch_id: &str) -> Result<(), StorageError> {
+            sqlx::query(reg::DELETE_STAGING).bind(batch_id).execute(&mut *conn).await?;
+            sqlx::query(reg::DELETE_OUTCOMES).bind(batch_id).execute(&mut *conn).await?;
+            sqlx::query(reg::DELETE_RECEIVING).bind(batch_id).execute(&mut *conn).await?;
+            Ok(())
+        }
+
+        pub(super) async fn versions_of(conn: &mut $conn, code: &str) -> Result<Vec<VersionRow>, StorageError> {
+            Ok(sqlx::query_as(reg::VERSIONS_OF).bind(code).fetch_all(&mut *conn).await?)
+        }
+
+        pub(super) async fn version_on(
+            conn: &mut $conn,
+            code: &str,
+            date: time::Date,
+        ) -> Result<Option<VersionRow>, StorageError> {
+            Ok(sqlx::query_as(reg::VERSION_ON).bind(code).bind(date).fetch_all(&mut *conn).await?.pop())
+        }
+
+        pub(super) async fn find_by_citizen(
+            conn: &mut $conn,
+            citizen_id: &str,
+            date: time::Date,
+        ) -> Result<Vec<VersionRow>, StorageError> {
+            Ok(sqlx::query_as(reg::FIND_BY_CITIZEN).bind(citizen_id).bind(date).fetch_all(&mut *conn).await?)
+        }
+
+        pub(super) async fn find_by_certificate(
+            conn: &mut $conn,
+            number: &str,
+            date: time::Date,
+        ) -> Result<Vec<VersionRow>, StorageError> {
+            Ok(sqlx::query_as(reg::FIND_BY_CERTIFICATE).bind(number).bind(date).fetch_all(&mut *conn).await?)
+        }
+
+        /// Everything of applying a batch that both dialects write alike; `citizens_sql`
+        /// expands the staged citizen IDs, which the dialects do differently.
+        pub(super) async fn apply_shared(
+            conn: &mut $conn,
+            batch_id: &str,
+            kind: $crate::domain::household::BatchKind,
+            effective: time::Date,
+            at: time::OffsetDateTime,
+            conflicts_sql: &'static str,
+            citizens_sql: &'static str,
+        ) -> Result<Result<reg::ApplyCounts, Vec<ApplyProblem>>, StorageError> {
+            use $crate::domain::household::BatchKind;
+            let mut problems = Vec::new();
+            if kind == BatchKind::Snapshot {
+                let later: Vec<(String, time::Date)> =
+                    sqlx::query_as(reg::RECORDED_AFTER).bind(effective).bind(reg::MAX_PROBLEMS).fetch_all(&mut *conn).await?;
+                problems.extend(later.into_iter().map(|(household_code, valid_from)| {
+                    ApplyProblem::SnapshotBeforeRecorded { household_code, valid_from }
+                }));
+                if !problems.is_empty() {
+                    return Ok(Err(problems));
+                }
+                sqlx::query(reg::STAGE_SNAPSHOT_REMOVALS).bind(batch_id).bind(effective).execute(&mut *conn).await?;
+            }
+            sqlx::query(reg::DECIDE_OUTCOMES).bind(batch_id).execute(&mut *conn).await?;
+            let not_on_list: Vec<(i64, String)> =
+                sqlx::query_as(reg::NOT_ON_LIST).bind(batch_id).bind(reg::MAX_PROBLEMS).fetch_all(&mut *conn).await?;
+            problems.extend(
+                not_on_list.into_iter().map(|(idx, household_code)| ApplyProblem::NotOnList { idx, household_code }),
+            );
+            if kind == BatchKind::Delta {
+                let elsewhere: Vec<(i64, String, i64, String, String)> = sqlx::query_as(conflicts_sql)
+                    .bind(batch_id)
+                    .bind(reg::MAX_PROBLEMS)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                problems.extend(elsewhere.into_iter().map(
+                    |(idx, household_code, member, citizen_id, other_household)| ApplyProblem::CitizenElsewhere {
+                        idx,
+                        household_code,
+                        member,
+                        citizen_id,
+                        other_household,
+                    },
+                ));
+            }
+            if !problems.is_empty() {
+                return Ok(Err(problems));
+            }
+
+            sqlx::query(reg::CLOSE_OPEN_VERSIONS).bind(batch_id).execute(&mut *conn).await?;
+            sqlx::query(reg::CLOSE_OPEN_CITIZENS).bind(batch_id).execute(&mut *conn).await?;
+            sqlx::query(reg::INSERT_NEW_VERSIONS).bind(batch_id).bind(at).execute(&mut *conn).await?;
+            sqlx::query(reg::INSERT_REMOVAL_VERSIONS).bind(batch_id).bind(at).execute(&mut *conn).await?;
+            sqlx::query(citizens_sql).bind(batch_id).execute(&mut *conn).await?;
+            sqlx::query(reg::INSERT_REMOVAL_CITIZENS).bind(batch_id).execute(&mut *conn).await?;
+
+            let slow: Vec<SlowRow> = sqlx::query_as(reg::SLOW_PATH).bind(batch_id).fetch_all(&mut *conn).await?;
+            for row in slow {
+                let versions = versions_of(&mut *conn, &row.household_code).await?;
+                match reg::plan_slow_row(&row, &versions, batch_id, at) {
+                    SlowPlan::Unchanged => {
+                        sqlx::query(reg::SET_OUTCOME).bind(batch_id).bind(row.idx).bind("UNCHANGED").execute(&mut *conn).await?;
+                    }
+                    SlowPlan::Problem(p) => problems.push(p),
+                    SlowPlan::Write { outcome, supersede, close, version, valid_to, citizens, active } => {
+                        let code = version.household_code.as_str();
+                        if let Some(day) = supersede {
+                            sqlx::query(reg::SUPERSEDE_VERSION).bind(code).bind(day).bind(batch_id).bind(at).execute(&mut *conn).await?;
+                            sqlx::query(reg::DELETE_VERSION_CITIZENS).bind(code).bind(day).execute(&mut *conn).await?;
+                            sqlx::query(reg::DELETE_VERSION).bind(code).bind(day).execute(&mut *conn).await?;
+                        }
+                        if let Some(from) = close {
+                            sqlx::query(reg::SET_VERSION_END).bind(code).bind(from).bind(version.valid_from).execute(&mut *conn).await?;
+                            sqlx::query(reg::SET_CITIZENS_END).bind(code).bind(from).bind(version.valid_from).execute(&mut *conn).await?;
+                        }
+                        sqlx::query(reg::INSERT_VERSION)
+                            .bind(code)
+                            .bind(version.valid_from)
+                            .bind(valid_to)
+                            .bind(version.removal_reason.as_deref())
+                            .bind(version.removal_note.as_deref())
+                            .bind(&version.data)
+                            .bind(&version.content_hash)
+                            .bind(&version.commune_code)
+                            .bind(version.certificate_number.as_deref())
+                            .bind(batch_id)
+                            .bind(at)
+                            .execute(&mut *conn)
+                            .await?;
+                        for citizen in &citizens {
+                            sqlx::query(reg::INSERT_CITIZEN)
+                                .bind(citizen)
+                                .bind(code)
+                                .bind(version.valid_from)
+                                .bind(valid_to)
+                                .bind(active)
+                                .execute(&mut *conn)
+                                .await?;
+                        }
+                        sqlx::query(reg::SET_OUTCOME).bind(batch_id).bind(row.idx).bind(outcome).execute(&mut *conn).await?;
+                    }
+                }
+            }
+            if !problems.is_empty() {
+                return Ok(Err(problems));
+            }
+
+            let mut counts = reg::ApplyCounts::default();
+            let by_outcome: Vec<(String, i64)> =
+                sqlx::query_as(reg::COUNT_OUTCOMES).bind(batch_id).fetch_all(&mut *conn).await?;
+            for (outcome, n) in by_outcome {
+                reg::count(&mut counts, &outcome, n);
+            }
+            Ok(Ok(counts))
+        }
+
+        pub(super) async fn finish_batch(
+            conn: &mut $conn,
+            batch_id: &str,
+            digest: &str,
+            records: i64,
+            counts: &reg::ApplyCounts,
+            at: time::OffsetDateTime,
+        ) -> Result<(), StorageError> {
+            sqlx::query(reg::MARK_APPLIED)
+                .bind(batch_id)
+                .bind(digest)
+                .bind(records)
+                .bind(counts.added)
+                .bind(counts.changed)
+                .bind(counts.removed)
+                .bind(counts.unchanged)
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query(reg::DELETE_STAGING).bind(batch_id).execute(&mut *conn).await?;
+            sqlx::query(reg::DELETE_OUTCOMES).bind(batch_id).execute(&mut *conn).await?;
+            Ok(())
+        }
+    };
+}
+
+pub(super) use registry_queries;
