@@ -130,9 +130,10 @@ impl Hub {
         let members = MembersServer::new(MembersApi::new(registry))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
-        let households = HouseholdRegistryServer::new(HouseholdsApi::new(HouseholdRegistry::new(store.clone(), units.clone())))
-            .max_decoding_message_size(limits.max_message_bytes)
-            .max_encoding_message_size(limits.max_message_bytes);
+        let households =
+            HouseholdRegistryServer::new(HouseholdsApi::new(HouseholdRegistry::new(store.clone(), units.clone())))
+                .max_decoding_message_size(limits.max_message_bytes)
+                .max_encoding_message_size(limits.max_message_bytes);
         let unit_service = AdministrativeUnitsServer::new(UnitsApi::new(units))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);

@@ -43,7 +43,10 @@ pub(crate) fn removal(code: &str, reason: proto::RemovalReason, date: &str) -> p
     proto::HouseholdRecord {
         household_code: code.into(),
         effective_date: date.into(),
-        change: Some(proto::household_record::Change::Removal(proto::Removal { reason: reason.into(), note: String::new() })),
+        change: Some(proto::household_record::Change::Removal(proto::Removal {
+            reason: reason.into(),
+            note: String::new(),
+        })),
     }
 }
 
@@ -127,7 +130,8 @@ async fn changes_and_removals_build_the_history() {
     assert_eq!((receipt.added, receipt.changed, receipt.removed, receipt.unchanged), (0, 1, 1, 1));
 
     let history = labour.household_history("HH-1").await.unwrap();
-    let spans: Vec<(&str, &str)> = history.versions.iter().map(|v| (v.valid_from.as_str(), v.valid_to.as_str())).collect();
+    let spans: Vec<(&str, &str)> =
+        history.versions.iter().map(|v| (v.valid_from.as_str(), v.valid_to.as_str())).collect();
     assert_eq!(spans, [("2024-01-01", "2024-02-01"), ("2024-02-01", "")]);
     assert_eq!(data(&history.versions[0]).category(), proto::Category::Poor);
     assert_eq!(data(&history.versions[1]).category(), proto::Category::NearPoor);
@@ -141,12 +145,17 @@ async fn changes_and_removals_build_the_history() {
     assert_eq!(before.removal_reason(), proto::RemovalReason::Unspecified);
 
     // Removing it again: it is not on the list any more.
-    let err = push(&labour, header("b3", DELTA, "2024-04", "2024-04-01"), vec![removal("HH-3", proto::RemovalReason::Deceased, "")])
-        .await
-        .unwrap_err();
+    let err = push(
+        &labour,
+        header("b3", DELTA, "2024-04", "2024-04-01"),
+        vec![removal("HH-3", proto::RemovalReason::Deceased, "")],
+    )
+    .await
+    .unwrap_err();
     assert_eq!(fields(&err), ["records[0] (HH-3).removal"]);
     // Back on the list.
-    let back = push(&labour, header("b4", DELTA, "2024-05", "2024-05-01"), vec![household("HH-3", "24611", 3)]).await.unwrap();
+    let back =
+        push(&labour, header("b4", DELTA, "2024-05", "2024-05-01"), vec![household("HH-3", "24611", 3)]).await.unwrap();
     assert_eq!((back.added, back.changed), (0, 1));
     assert_eq!(labour.household_history("HH-3").await.unwrap().versions.len(), 3);
 }
@@ -166,12 +175,12 @@ async fn a_late_change_is_placed_in_the_history() {
     assert_eq!(receipt.changed, 1);
 
     let history = labour.household_history("HH-1").await.unwrap();
-    let spans: Vec<(&str, &str, &str)> = history
-        .versions
-        .iter()
-        .map(|v| (v.valid_from.as_str(), v.valid_to.as_str(), v.batch_id.as_str()))
-        .collect();
-    assert_eq!(spans, [("2024-01-01", "2024-02-01", "b1"), ("2024-02-01", "2024-03-01", "b3"), ("2024-03-01", "", "b2")]);
+    let spans: Vec<(&str, &str, &str)> =
+        history.versions.iter().map(|v| (v.valid_from.as_str(), v.valid_to.as_str(), v.batch_id.as_str())).collect();
+    assert_eq!(
+        spans,
+        [("2024-01-01", "2024-02-01", "b1"), ("2024-02-01", "2024-03-01", "b3"), ("2024-03-01", "", "b2")]
+    );
     let feb = labour.get_household("HH-1", "2024-02-15").await.unwrap();
     assert_eq!(data(&feb).category(), proto::Category::NearPoor);
     let march = labour.get_household("HH-1", "2024-03-15").await.unwrap();
@@ -201,10 +210,7 @@ async fn a_snapshot_computes_the_delta_itself() {
         household("HH-4", "24611", 4),
     ];
     let receipt = push(&labour, header("review-2024", SNAPSHOT, "2024", "2025-01-01"), next).await.unwrap();
-    assert_eq!(
-        (receipt.records, receipt.added, receipt.changed, receipt.removed, receipt.unchanged),
-        (3, 1, 1, 1, 1)
-    );
+    assert_eq!((receipt.records, receipt.added, receipt.changed, receipt.removed, receipt.unchanged), (3, 1, 1, 1, 1));
     let gone = labour.get_household("HH-3", "2025-01-01").await.unwrap();
     assert_eq!(gone.removal_reason(), proto::RemovalReason::NotInReview);
 
@@ -214,9 +220,13 @@ async fn a_snapshot_computes_the_delta_itself() {
         .unwrap_err();
     assert!(matches!(err, Error::FailedPrecondition(_)), "{err:?}");
     // A snapshot takes no removals, and no empty list.
-    let err = push(&labour, header("s-bad", SNAPSHOT, "2025", "2026-01-01"), vec![removal("HH-1", proto::RemovalReason::Deceased, "")])
-        .await
-        .unwrap_err();
+    let err = push(
+        &labour,
+        header("s-bad", SNAPSHOT, "2025", "2026-01-01"),
+        vec![removal("HH-1", proto::RemovalReason::Deceased, "")],
+    )
+    .await
+    .unwrap_err();
     assert_eq!(fields(&err), ["records[0] (HH-1).removal"]);
     let err = push(&labour, header("s-empty", SNAPSHOT, "2025", "2026-01-01"), vec![]).await.unwrap_err();
     assert_eq!(fields(&err), ["records"]);
@@ -279,8 +289,9 @@ async fn a_batch_with_a_bad_record_changes_nothing_and_names_every_problem() {
 async fn the_problems_listed_are_capped_and_counted() {
     let app = TestApp::spawn().await;
     let labour = app.client("DOLISA").await;
-    let records: Vec<_> =
-        (0..150).map(|i| with(household(&format!("HH-{i}"), "24611", i), |d| d.commune_code = "00000".into())).collect();
+    let records: Vec<_> = (0..150)
+        .map(|i| with(household(&format!("HH-{i}"), "24611", i), |d| d.commune_code = "00000".into()))
+        .collect();
     let err = push(&labour, header("many", DELTA, "2024-01", "2024-01-01"), records).await.unwrap_err();
     let violations = err.violations();
     assert_eq!(violations.len(), 100);
@@ -295,7 +306,9 @@ async fn a_person_belongs_to_one_household_on_the_list() {
     let labour = app.client("DOLISA").await;
     push(&labour, header("b1", DELTA, "2024-01", "2024-01-01"), vec![household("HH-1", "24611", 1)]).await.unwrap();
     // The spouse of HH-1 heads a new household, but is still a member of HH-1.
-    let split = with(household("HH-2", "24611", 2), |d| d.members[1] = member(cid(1, 1985, true), "Trần Thị Bình", proto::Relationship::Spouse, 1985));
+    let split = with(household("HH-2", "24611", 2), |d| {
+        d.members[1] = member(cid(1, 1985, true), "Trần Thị Bình", proto::Relationship::Spouse, 1985)
+    });
     let err = push(&labour, header("b2", DELTA, "2024-02", "2024-02-01"), vec![split.clone()]).await.unwrap_err();
     assert_eq!(fields(&err), ["records[0] (HH-2).upsert.members[1].citizen_id"]);
     assert!(err.violations()[0].description.contains("HH-1"), "{:?}", err.violations()[0]);
@@ -316,9 +329,13 @@ async fn a_person_belongs_to_one_household_on_the_list() {
 async fn households_are_found_by_citizen_id_and_certificate() {
     let app = TestApp::spawn().await;
     let labour = app.client("DOLISA").await;
-    push(&labour, header("b1", DELTA, "2024-01", "2024-01-01"), vec![household("HH-1", "24611", 1), household("HH-2", "24616", 2)])
-        .await
-        .unwrap();
+    push(
+        &labour,
+        header("b1", DELTA, "2024-01", "2024-01-01"),
+        vec![household("HH-1", "24611", 1), household("HH-2", "24616", 2)],
+    )
+    .await
+    .unwrap();
     let by_id = labour.find_by_citizen_id(&cid(2, 1985, true), "").await.unwrap();
     assert_eq!(by_id.len(), 1);
     assert_eq!(by_id[0].household_code, "HH-2");
@@ -335,9 +352,13 @@ async fn a_locality_reads_only_its_own_unit() {
     let app = TestApp::spawn().await;
     let labour = app.client("DOLISA").await;
     // 24611 lies in Gia Nghĩa (660), the locality's unit; 24616 in Đắk Song (661).
-    push(&labour, header("b1", DELTA, "2024-01", "2024-01-01"), vec![household("HH-1", "24611", 1), household("HH-2", "24616", 2)])
-        .await
-        .unwrap();
+    push(
+        &labour,
+        header("b1", DELTA, "2024-01", "2024-01-01"),
+        vec![household("HH-1", "24611", 1), household("HH-2", "24616", 2)],
+    )
+    .await
+    .unwrap();
     let locality = app.client("GIANGHIA").await;
     assert_eq!(locality.get_household("HH-1", "").await.unwrap().household_code, "HH-1");
     assert_eq!(locality.household_history("HH-1").await.unwrap().versions.len(), 1);
@@ -356,13 +377,21 @@ async fn batches_are_listed_newest_first() {
     let app = TestApp::spawn().await;
     let labour = app.client("DOLISA").await;
     for i in 1..=5 {
-        push(&labour, header(&format!("b{i}"), DELTA, "2024-01", "2024-01-01"), vec![household(&format!("HH-{i}"), "24611", i)])
-            .await
-            .unwrap();
+        push(
+            &labour,
+            header(&format!("b{i}"), DELTA, "2024-01", "2024-01-01"),
+            vec![household(&format!("HH-{i}"), "24611", i)],
+        )
+        .await
+        .unwrap();
     }
-    let page = labour.list_batches(proto::ListBatchesRequest { page_size: 3, page_token: String::new() }).await.unwrap();
+    let page =
+        labour.list_batches(proto::ListBatchesRequest { page_size: 3, page_token: String::new() }).await.unwrap();
     assert_eq!(page.batches.iter().map(|b| b.batch_id.as_str()).collect::<Vec<_>>(), ["b5", "b4", "b3"]);
-    let page = labour.list_batches(proto::ListBatchesRequest { page_size: 3, page_token: page.next_page_token }).await.unwrap();
+    let page = labour
+        .list_batches(proto::ListBatchesRequest { page_size: 3, page_token: page.next_page_token })
+        .await
+        .unwrap();
     assert_eq!(page.batches.iter().map(|b| b.batch_id.as_str()).collect::<Vec<_>>(), ["b2", "b1"]);
     assert!(page.next_page_token.is_empty());
 }
@@ -374,5 +403,8 @@ async fn a_bad_header_is_refused_before_any_record() {
     let mut h = header("bad id!", proto::BatchKind::Unspecified, "2024-13", "2024-02-30");
     h.note = "x".repeat(600);
     let err = push(&labour, h, vec![household("HH-1", "24611", 1)]).await.unwrap_err();
-    assert_eq!(fields(&err), ["header.batch_id", "header.kind", "header.review_period", "header.effective_date", "header.note"]);
+    assert_eq!(
+        fields(&err),
+        ["header.batch_id", "header.kind", "header.review_period", "header.effective_date", "header.note"]
+    );
 }

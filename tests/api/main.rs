@@ -12,3 +12,4 @@ mod limits;
 mod members;
 mod storage;
 mod tls;
+mod units;

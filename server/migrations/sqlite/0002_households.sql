@@ -1,13 +1,18 @@
 -- Administrative units, household batches and the household register with its history.
 
+-- One row per version of a unit: a code keeps its identity for ever, while its name or
+-- parent may change from a date (as when communes kept their codes in the 2025 merger).
+-- `valid_from` NULL: since before the hub's records; `valid_to` NULL: still valid.
 CREATE TABLE admin_units (
-    code           TEXT PRIMARY KEY NOT NULL,
+    id             INTEGER PRIMARY KEY,
+    code           TEXT NOT NULL,
     level          TEXT NOT NULL CHECK (level IN ('PROVINCE', 'DISTRICT', 'COMMUNE')),
     name           TEXT NOT NULL,
-    parent_code    TEXT REFERENCES admin_units (code),
+    parent_code    TEXT,
     valid_from     TEXT,
     valid_to       TEXT,
-    successor_code TEXT REFERENCES admin_units (code),
+    successor_code TEXT,
+    UNIQUE (code, valid_from),
     CHECK (valid_to IS NULL OR valid_from IS NULL OR valid_from < valid_to)
 ) STRICT;
 

@@ -306,8 +306,13 @@ pub struct BatchId(String);
 
 impl BatchId {
     pub fn parse(s: &str) -> Result<Self, String> {
-        let ok = (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
-        if ok { Ok(Self(s.to_owned())) } else { Err(format!("{s:?} is not a batch id: use 1 to 64 letters, digits, '.', '-' or '_'")) }
+        let ok = (1..=64).contains(&s.len())
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!("{s:?} is not a batch id: use 1 to 64 letters, digits, '.', '-' or '_'"))
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -390,14 +395,19 @@ pub struct CheckContext<'a> {
 
 /// Checks one record; every problem is reported, each against its field, prefixed with
 /// `records[INDEX] (CODE)` so that the labour department finds the row.
-pub fn check_record(index: usize, input: &RecordInput, cx: &CheckContext<'_>) -> Result<HouseholdRecord, Vec<FieldViolation>> {
+pub fn check_record(
+    index: usize,
+    input: &RecordInput,
+    cx: &CheckContext<'_>,
+) -> Result<HouseholdRecord, Vec<FieldViolation>> {
     let prefix = if input.household_code.is_empty() {
         format!("records[{index}]")
     } else {
         format!("records[{index}] ({})", input.household_code.chars().take(40).collect::<String>())
     };
     let mut v: Vec<FieldViolation> = Vec::new();
-    let mut bad = |field: &str, description: String| v.push(FieldViolation::new(format!("{prefix}.{field}"), description));
+    let mut bad =
+        |field: &str, description: String| v.push(FieldViolation::new(format!("{prefix}.{field}"), description));
 
     let code = HouseholdCode::parse(&input.household_code).map_err(|e| bad("household_code", e)).ok();
     let effective = if input.effective_date.is_empty() {
@@ -416,12 +426,18 @@ pub fn check_record(index: usize, input: &RecordInput, cx: &CheckContext<'_>) ->
     let change = match (&input.upsert, &input.removal) {
         (Some(data), None) => check_data(data, date, cx, &mut bad).map(Change::Upsert),
         (None, Some(_)) if cx.kind == BatchKind::Snapshot => {
-            bad("removal", "a snapshot lists the households on the list; leave a household out to remove it".to_owned());
+            bad(
+                "removal",
+                "a snapshot lists the households on the list; leave a household out to remove it".to_owned(),
+            );
             None
         }
         (None, Some(removal)) => match removal.reason {
             Some(RemovalReason::NotInReview) | None => {
-                bad("removal.reason", "a reason is required: OUT_OF_POVERTY, MOVED_AWAY, DECEASED or RECORDED_IN_ERROR".to_owned());
+                bad(
+                    "removal.reason",
+                    "a reason is required: OUT_OF_POVERTY, MOVED_AWAY, DECEASED or RECORDED_IN_ERROR".to_owned(),
+                );
                 None
             }
             Some(reason) => free_text(&removal.note, 500)
@@ -462,7 +478,10 @@ fn check_data(
         bad(field, e);
     };
     let category = d.category.or_else(|| {
-        fail("upsert.category", "a category is required: POOR, NEAR_POOR, SOCIAL_POLICY, MERITORIOUS_SERVICE or OTHER".to_owned());
+        fail(
+            "upsert.category",
+            "a category is required: POOR, NEAR_POOR, SOCIAL_POLICY, MERITORIOUS_SERVICE or OTHER".to_owned(),
+        );
         None
     });
     let head_name = person_name(&d.head_name).map_err(|e| fail("upsert.head_name", e)).unwrap_or_default();
@@ -476,8 +495,12 @@ fn check_data(
             fail("upsert.certificate.number", "a certificate needs its number".to_owned());
         }
         match parse_date(&c.issued_on) {
-            Ok(issued) if issued > cx.today => fail("upsert.certificate.issued_on", format!("{issued} is in the future")),
-            Ok(issued) if issued.year() < 2000 => fail("upsert.certificate.issued_on", format!("{issued} is before 2000")),
+            Ok(issued) if issued > cx.today => {
+                fail("upsert.certificate.issued_on", format!("{issued} is in the future"))
+            }
+            Ok(issued) if issued.year() < 2000 => {
+                fail("upsert.certificate.issued_on", format!("{issued} is before 2000"))
+            }
             Ok(_) => {}
             Err(e) => fail("upsert.certificate.issued_on", e),
         }
@@ -514,7 +537,10 @@ fn check_data(
         } else if let Some(id) = &id
             && id.birth_year() != m.birth_year
         {
-            fail(&field("birth_year"), format!("{} does not match the citizen ID, which says {}", m.birth_year, id.birth_year()));
+            fail(
+                &field("birth_year"),
+                format!("{} does not match the citizen ID, which says {}", m.birth_year, id.birth_year()),
+            );
         }
         members.push(HouseholdMember {
             citizen_id: m.citizen_id.clone(),
@@ -541,7 +567,6 @@ fn check_data(
         None
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -583,7 +608,12 @@ mod tests {
     }
 
     fn cx(units: &UnitTable) -> CheckContext<'_> {
-        CheckContext { units, today: date!(2026 - 11 - 25), batch_effective: date!(2026 - 11 - 01), kind: BatchKind::Delta }
+        CheckContext {
+            units,
+            today: date!(2026 - 11 - 25),
+            batch_effective: date!(2026 - 11 - 01),
+            kind: BatchKind::Delta,
+        }
     }
 
     fn fields(r: Result<HouseholdRecord, Vec<FieldViolation>>) -> Vec<String> {

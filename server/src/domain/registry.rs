@@ -64,6 +64,8 @@ pub struct HouseholdView {
     pub valid_to: Option<Date>,
     pub removal: Option<(RemovalReason, String)>,
     pub data: HouseholdData,
+    /// The date the commune's name, district and province are given for.
+    pub located_on: Date,
     pub commune_name: String,
     pub district_code: Option<String>,
     pub province_code: Option<String>,
@@ -171,13 +173,9 @@ impl HouseholdRegistry {
             tracing::warn!(batch = id, error = %crate::ErrorChain(&e), "could not discard the staged records");
         }
         let counts = result?;
-        tracing::info!(
-            batch = id,
-            kind = header.kind.as_str(),
-            records = counts,
-            "household batch applied"
-        );
-        let batch = self.store.batch(id).await?.ok_or_else(|| DomainError::Internal("the applied batch vanished".into()))?;
+        tracing::info!(batch = id, kind = header.kind.as_str(), records = counts, "household batch applied");
+        let batch =
+            self.store.batch(id).await?.ok_or_else(|| DomainError::Internal("the applied batch vanished".into()))?;
         Ok(Receipt { batch, replayed: false })
     }
 
@@ -209,7 +207,10 @@ impl HouseholdRegistry {
                     if let Some(staged) = check.record(&input) {
                         buffer.push(staged);
                         if buffer.len() == STAGE_CHUNK
-                            && to_stage.send(std::mem::replace(&mut buffer, Vec::with_capacity(STAGE_CHUNK))).await.is_err()
+                            && to_stage
+                                .send(std::mem::replace(&mut buffer, Vec::with_capacity(STAGE_CHUNK)))
+                                .await
+                                .is_err()
                         {
                             return Ok(()); // the stager failed; its error is reported below
                         }
@@ -229,10 +230,8 @@ impl HouseholdRegistry {
         let total = check.index as i64;
         check.finish()?;
 
-        let applied = self
-            .store
-            .apply_batch(id, header.kind, header.effective, &digest.finish(), total, crate::now())
-            .await?;
+        let applied =
+            self.store.apply_batch(id, header.kind, header.effective, &digest.finish(), total, crate::now()).await?;
         match applied {
             Ok(_) => Ok(total),
             Err(problems) => Err(problems_to_error(&problems, header.effective)),
@@ -270,7 +269,12 @@ impl HouseholdRegistry {
     }
 
     /// A household on a date (today when `None`).
-    pub async fn household(&self, caller: &Caller, code: &str, as_of: Option<Date>) -> Result<HouseholdView, DomainError> {
+    pub async fn household(
+        &self,
+        caller: &Caller,
+        code: &str,
+        as_of: Option<Date>,
+    ) -> Result<HouseholdView, DomainError> {
         let code = HouseholdCode::parse(code).map_err(|e| DomainError::invalid("household_code", e))?;
         let date = as_of.unwrap_or_else(today);
         let units = self.units.table().await?;
@@ -282,7 +286,7 @@ impl HouseholdRegistry {
                 format!("household {code} is not on the register")
             }));
         };
-        let view = view(row, &units)?;
+        let view = view(row, &units, Some(date))?;
         check_scope(caller, &view, &units)?;
         Ok(view)
     }
@@ -295,7 +299,7 @@ impl HouseholdRegistry {
         if rows.is_empty() {
             return Err(DomainError::NotFound(format!("household {code} is not on the register")));
         }
-        let views: Vec<HouseholdView> = rows.into_iter().map(|r| view(r, &units)).collect::<Result<_, _>>()?;
+        let views: Vec<HouseholdView> = rows.into_iter().map(|r| view(r, &units, None)).collect::<Result<_, _>>()?;
         // A locality may read a household that lies, or lay, in its unit.
         if caller.member.role == Role::Locality && !views.iter().any(|v| check_scope(caller, v, &units).is_ok()) {
             return Err(outside_scope(caller, code.as_str()));
@@ -305,12 +309,18 @@ impl HouseholdRegistry {
 
     /// Households by a member's citizen ID or by certificate number, on a date; a locality
     /// sees only those in its unit.
-    pub async fn find(&self, caller: &Caller, key: FindKey, as_of: Option<Date>) -> Result<Vec<HouseholdView>, DomainError> {
+    pub async fn find(
+        &self,
+        caller: &Caller,
+        key: FindKey,
+        as_of: Option<Date>,
+    ) -> Result<Vec<HouseholdView>, DomainError> {
         let date = as_of.unwrap_or_else(today);
         let units = self.units.table().await?;
         let rows = match &key {
             FindKey::CitizenId(id) => {
-                let id = super::household::CitizenId::parse(id, &units).map_err(|e| DomainError::invalid("citizen_id", e))?;
+                let id = super::household::CitizenId::parse(id, &units)
+                    .map_err(|e| DomainError::invalid("citizen_id", e))?;
                 self.store.find_by_citizen(id.as_str(), date).await?
             }
             FindKey::CertificateNumber(n) => {
@@ -321,7 +331,8 @@ impl HouseholdRegistry {
                 self.store.find_by_certificate(&n, date).await?
             }
         };
-        let views: Vec<HouseholdView> = rows.into_iter().map(|r| view(r, &units)).collect::<Result<_, _>>()?;
+        let views: Vec<HouseholdView> =
+            rows.into_iter().map(|r| view(r, &units, Some(date))).collect::<Result<_, _>>()?;
         Ok(views.into_iter().filter(|v| check_scope(caller, v, &units).is_ok()).collect())
     }
 }
@@ -337,24 +348,33 @@ fn outside_scope(caller: &Caller, code: &str) -> DomainError {
 /// A locality reads only households whose commune lies in its unit.
 fn check_scope(caller: &Caller, view: &HouseholdView, units: &UnitTable) -> Result<(), DomainError> {
     match (&caller.member.role, &caller.member.unit) {
-        (Role::Locality, Some(scope)) if !units.within(&view.data.commune_code, scope) => {
+        (Role::Locality, Some(scope)) if !units.within_on(&view.data.commune_code, scope, view.located_on) => {
             Err(outside_scope(caller, &view.code))
         }
-        (Role::Locality, None) => Err(DomainError::PermissionDenied("a locality member without a unit reads nothing".into())),
+        (Role::Locality, None) => {
+            Err(DomainError::PermissionDenied("a locality member without a unit reads nothing".into()))
+        }
         _ => Ok(()),
     }
 }
 
-fn view(row: VersionRow, units: &UnitTable) -> Result<HouseholdView, DomainError> {
+/// A stored state, with its commune placed as it was on `on` (the version's start when `None`).
+fn view(row: VersionRow, units: &UnitTable, on: Option<Date>) -> Result<HouseholdView, DomainError> {
     let corrupt = |e: String| DomainError::Internal(format!("household {}: {e}", row.household_code).into());
     let data = HouseholdData::from_stored(&row.data).map_err(corrupt)?;
     let removal = match &row.removal_reason {
         Some(r) => Some((RemovalReason::parse(r).map_err(corrupt)?, row.removal_note.clone().unwrap_or_default())),
         None => None,
     };
-    let (province, district) = units.province_and_district(&row.commune_code);
+    let located_on = on.unwrap_or(row.valid_from);
+    let (province, district) = units.province_and_district_on(&row.commune_code, located_on);
     Ok(HouseholdView {
-        commune_name: units.get(&row.commune_code).map(|u| u.name.clone()).unwrap_or_default(),
+        located_on,
+        commune_name: units
+            .on(&row.commune_code, located_on)
+            .or_else(|| units.get(&row.commune_code))
+            .map(|u| u.name.clone())
+            .unwrap_or_default(),
         district_code: district.map(|u| u.code.as_str().to_owned()),
         province_code: province.map(|u| u.code.as_str().to_owned()),
         code: row.household_code,
@@ -398,7 +418,10 @@ fn problems_to_error(problems: &[ApplyProblem], effective: Date) -> DomainError 
         })
         .collect();
     if problems.len() > MAX_REPORTED {
-        violations.push(FieldViolation::new("records", format!("{} problems in all; the first {MAX_REPORTED} are listed", problems.len())));
+        violations.push(FieldViolation::new(
+            "records",
+            format!("{} problems in all; the first {MAX_REPORTED} are listed", problems.len()),
+        ));
     }
     DomainError::Invalid(violations)
 }

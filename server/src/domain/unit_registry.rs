@@ -84,18 +84,20 @@ impl UnitRegistry {
         Ok(units)
     }
 
-    /// Checks and records units: new ones, and new names, end dates and successors of
-    /// existing ones. All or nothing. Returns (added, changed).
+    /// Checks and records unit versions: new units, new versions of existing units (a new
+    /// name or parent from a date; the version before ends that day), and new names, end
+    /// dates and successors of existing versions. All or nothing. Returns (added, changed).
     pub async fn record(&self, inputs: &[UnitInput]) -> Result<(usize, usize), DomainError> {
         let table = UnitTable::new(self.store.units().await?);
-        let (new, all) = check_units(inputs, &table)?;
-        self.store.save_units(&new, &all).await?;
+        let (new, changed) = check_units(inputs, &table)?;
+        self.store.save_units(&new, &changed).await?;
         *self.cached.write().expect("unit cache") = None;
-        tracing::info!(added = new.len(), changed = all.len() - new.len(), "administrative units recorded");
-        Ok((new.len(), all.len() - new.len()))
+        tracing::info!(added = new.len(), changed = changed.len(), "administrative units recorded");
+        Ok((new.len(), changed.len()))
     }
 }
 
+/// Checks a request; returns the versions to insert and the versions to rewrite.
 fn check_units(inputs: &[UnitInput], table: &UnitTable) -> Result<(Vec<AdminUnit>, Vec<AdminUnit>), DomainError> {
     let mut v = Violations::new();
     if inputs.is_empty() {
@@ -136,24 +138,43 @@ fn check_units(inputs: &[UnitInput], table: &UnitTable) -> Result<(Vec<AdminUnit
         {
             v.add(f("valid_to"), format!("{to} is not after valid_from {from}"));
         }
-        let parent = if u.parent_code.is_empty() { None } else { v.check(&f("parent_code"), UnitCode::parse(&u.parent_code)) };
-        let successor =
-            if u.successor_code.is_empty() { None } else { v.check(&f("successor_code"), UnitCode::parse(&u.successor_code)) };
+        let parent =
+            if u.parent_code.is_empty() { None } else { v.check(&f("parent_code"), UnitCode::parse(&u.parent_code)) };
+        let successor = if u.successor_code.is_empty() {
+            None
+        } else {
+            v.check(&f("successor_code"), UnitCode::parse(&u.successor_code))
+        };
         if successor.is_some() && valid_to.is_none() {
             v.add(f("successor_code"), "only a unit that ends (valid_to) has a successor");
         }
         if successor.as_ref() == Some(&code) {
             v.add(f("successor_code"), "a unit does not succeed itself");
         }
-        if let Some(existing) = table.get(code.as_str()) {
-            if level.is_some_and(|l| l != existing.level) || parent != existing.parent || valid_from != existing.valid_from {
-                v.add(
-                    f("code"),
+        let versions = table.versions(code.as_str());
+        if versions.is_empty() && valid_from.is_none() {
+            v.add(f("valid_from"), "a new unit needs the date it starts");
+        }
+        if let Some(existing) = versions.last() {
+            if level.is_some_and(|l| l != existing.level) {
+                v.add(f("level"), format!("{code} is a {}; a unit's level never changes", existing.level));
+            }
+            match versions.iter().find(|e| e.valid_from == valid_from) {
+                Some(same) if same.parent != parent => v.add(
+                    f("parent_code"),
+                    "to move a unit under another parent, record a new version from the date it moves",
+                ),
+                Some(_) => {}
+                None if valid_from
+                    .is_some_and(|from| versions.iter().all(|e| e.valid_from.is_none_or(|s| s < from))) => {}
+                None => v.add(
+                    f("valid_from"),
                     format!(
-                        "{code} is {} ({}); its level, parent and start date never change, and codes are never reused",
-                        existing.name, existing.level
+                        "{code} ({}) has versions from {}; a new version starts after the latest",
+                        existing.name,
+                        existing.valid_from.map_or("the beginning".to_owned(), |d| d.to_string())
                     ),
-                );
+                ),
             }
         }
         if let Some(level) = level {
@@ -164,7 +185,8 @@ fn check_units(inputs: &[UnitInput], table: &UnitTable) -> Result<(Vec<AdminUnit
 
     // References: parents and successors exist (in the table or in this request) at the right level.
     let in_request: HashMap<&str, &AdminUnit> = parsed.iter().map(|u| (u.code.as_str(), u)).collect();
-    let level_of = |code: &UnitCode| in_request.get(code.as_str()).map(|u| u.level).or(table.get(code.as_str()).map(|u| u.level));
+    let level_of =
+        |code: &UnitCode| in_request.get(code.as_str()).map(|u| u.level).or(table.get(code.as_str()).map(|u| u.level));
     let mut v = Violations::new();
     for (i, u) in parsed.iter().enumerate() {
         let allowed: &[UnitLevel] = match u.level {
@@ -174,11 +196,18 @@ fn check_units(inputs: &[UnitInput], table: &UnitTable) -> Result<(Vec<AdminUnit
         };
         match (&u.parent, level_of_opt(&u.parent, &level_of)) {
             (None, _) if allowed.is_empty() => {}
-            (None, _) => v.add(format!("units[{i}].parent_code"), format!("a {} needs a parent", u.level.as_str().to_lowercase())),
+            (None, _) => v.add(
+                format!("units[{i}].parent_code"),
+                format!("a {} needs a parent", u.level.as_str().to_lowercase()),
+            ),
             (Some(p), None) => v.add(format!("units[{i}].parent_code"), format!("{p} is not a known unit")),
             (Some(p), Some(l)) if !allowed.contains(&l) => v.add(
                 format!("units[{i}].parent_code"),
-                format!("{p} is a {}, which cannot contain a {}", l.as_str().to_lowercase(), u.level.as_str().to_lowercase()),
+                format!(
+                    "{p} is a {}, which cannot contain a {}",
+                    l.as_str().to_lowercase(),
+                    u.level.as_str().to_lowercase()
+                ),
             ),
             _ => {}
         }
@@ -193,8 +222,26 @@ fn check_units(inputs: &[UnitInput], table: &UnitTable) -> Result<(Vec<AdminUnit
         }
     }
     v.finish()?;
-    let new = parsed.iter().filter(|u| table.get(u.code.as_str()).is_none()).cloned().collect();
-    Ok((new, parsed))
+    // New versions, changed versions, and the open version each new version closes.
+    let mut new = Vec::new();
+    let mut changed: Vec<AdminUnit> = Vec::new();
+    for u in parsed {
+        let versions = table.versions(u.code.as_str());
+        if versions.iter().any(|e| e.valid_from == u.valid_from) {
+            changed.push(u);
+            continue;
+        }
+        if let (Some(latest), Some(from)) = (versions.last(), u.valid_from)
+            && latest.valid_to.is_none_or(|to| to > from)
+            && !changed.iter().any(|c| c.code == latest.code && c.valid_from == latest.valid_from)
+        {
+            let mut closed = latest.clone();
+            closed.valid_to = Some(from);
+            changed.push(closed);
+        }
+        new.push(u);
+    }
+    Ok((new, changed))
 }
 
 fn level_of_opt(code: &Option<UnitCode>, level_of: &impl Fn(&UnitCode) -> Option<UnitLevel>) -> Option<UnitLevel> {

@@ -63,31 +63,53 @@ impl AdminUnit {
     }
 }
 
-/// All units, in memory: the registry checks every record's commune against it.
+/// All units with all their versions, in memory: the registry checks every record's commune
+/// against it.
 #[derive(Debug, Clone, Default)]
 pub struct UnitTable {
-    units: HashMap<String, AdminUnit>,
+    /// Each code's versions, oldest first.
+    units: HashMap<String, Vec<AdminUnit>>,
 }
 
 impl UnitTable {
     pub fn new(units: impl IntoIterator<Item = AdminUnit>) -> Self {
-        Self { units: units.into_iter().map(|u| (u.code.as_str().to_owned(), u)).collect() }
+        let mut map: HashMap<String, Vec<AdminUnit>> = HashMap::new();
+        for u in units {
+            map.entry(u.code.as_str().to_owned()).or_default().push(u);
+        }
+        for versions in map.values_mut() {
+            versions.sort_by_key(|u| u.valid_from);
+        }
+        Self { units: map }
     }
 
+    /// The latest version of a unit.
     pub fn get(&self, code: &str) -> Option<&AdminUnit> {
-        self.units.get(code)
+        self.units.get(code).and_then(|v| v.last())
     }
 
+    /// Every version of a unit, oldest first.
+    pub fn versions(&self, code: &str) -> &[AdminUnit] {
+        self.units.get(code).map_or(&[], Vec::as_slice)
+    }
+
+    /// The version of a unit valid on `date`.
+    pub fn on(&self, code: &str, date: Date) -> Option<&AdminUnit> {
+        self.versions(code).iter().find(|u| u.valid_on(date))
+    }
+
+    /// How many versions the table holds.
     pub fn len(&self) -> usize {
-        self.units.len()
+        self.units.values().map(Vec::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
         self.units.is_empty()
     }
 
+    /// Every version of every unit.
     pub fn iter(&self) -> impl Iterator<Item = &AdminUnit> {
-        self.units.values()
+        self.units.values().flatten()
     }
 
     /// Whether `code` is a province code (citizen IDs open with one, whether or not the
@@ -99,44 +121,51 @@ impl UnitTable {
     /// Checks that `code` is a commune that exists on `date`; the error says why not, and
     /// names the successor of a commune that has ended.
     pub fn commune_on(&self, code: &str, date: Date) -> Result<&AdminUnit, String> {
-        let Some(unit) = self.get(code) else {
+        let Some(latest) = self.get(code) else {
             return Err(format!("{code:?} is not a known administrative unit"));
         };
-        if unit.level != UnitLevel::Commune {
-            return Err(format!("{code} is a {}, not a commune", unit.level.as_str().to_lowercase()));
+        if latest.level != UnitLevel::Commune {
+            return Err(format!("{code} is a {}, not a commune", latest.level.as_str().to_lowercase()));
         }
-        if let Some(from) = unit.valid_from.filter(|from| date < *from) {
-            return Err(format!("commune {code} ({}) exists only from {from}", unit.name));
+        if let Some(unit) = self.on(code, date) {
+            return Ok(unit);
         }
-        if let Some(to) = unit.valid_to.filter(|to| date >= *to) {
-            let successor = unit.successor.as_ref().map(|s| format!("; its successor is {s}")).unwrap_or_default();
-            return Err(format!("commune {code} ({}) ceased to exist on {to}{successor}", unit.name));
+        let first = &self.versions(code)[0];
+        if let Some(from) = first.valid_from.filter(|from| date < *from) {
+            return Err(format!("commune {code} ({}) exists only from {from}", first.name));
         }
-        Ok(unit)
+        let ended =
+            self.versions(code).iter().rev().find(|u| u.valid_to.is_some_and(|to| to <= date)).unwrap_or(latest);
+        let successor = ended.successor.as_ref().map(|s| format!("; its successor is {s}")).unwrap_or_default();
+        Err(format!(
+            "commune {code} ({}) ceased to exist on {}{successor}",
+            ended.name,
+            ended.valid_to.map(|d| d.to_string()).unwrap_or_default()
+        ))
     }
 
-    /// The unit and its parents, nearest first.
-    pub fn ancestry(&self, code: &str) -> Vec<&AdminUnit> {
+    /// The unit and its parents on `date`, nearest first.
+    pub fn ancestry_on(&self, code: &str, date: Date) -> Vec<&AdminUnit> {
         let mut chain = Vec::new();
-        let mut next = self.get(code);
+        let mut next = self.on(code, date).or_else(|| self.get(code));
         while let Some(unit) = next {
             if chain.len() > 4 {
-                break; // a cycle in bad data; the table forbids it, but never loop for ever
+                break; // a cycle in bad data; the checks forbid it, but never loop for ever
             }
             chain.push(unit);
-            next = unit.parent.as_ref().and_then(|p| self.get(p.as_str()));
+            next = unit.parent.as_ref().and_then(|p| self.on(p.as_str(), date).or_else(|| self.get(p.as_str())));
         }
         chain
     }
 
-    /// Whether the unit `code` is `scope` or lies within it.
-    pub fn within(&self, code: &str, scope: &UnitCode) -> bool {
-        self.ancestry(code).iter().any(|u| u.code == *scope)
+    /// Whether the unit `code` is `scope` or lay within it on `date`.
+    pub fn within_on(&self, code: &str, scope: &UnitCode, date: Date) -> bool {
+        self.ancestry_on(code, date).iter().any(|u| u.code == *scope)
     }
 
-    /// The province and district (where there was one) of a unit.
-    pub fn province_and_district(&self, code: &str) -> (Option<&AdminUnit>, Option<&AdminUnit>) {
-        let chain = self.ancestry(code);
+    /// The province and district (where there was one) of a unit on `date`.
+    pub fn province_and_district_on(&self, code: &str, date: Date) -> (Option<&AdminUnit>, Option<&AdminUnit>) {
+        let chain = self.ancestry_on(code, date);
         let find = |level| chain.iter().copied().find(|u| u.level == level);
         (find(UnitLevel::Province), find(UnitLevel::District))
     }
@@ -195,12 +224,13 @@ mod tests {
         let table = UnitTable::new(units);
         let nghia_duc = table.commune_on("24611", date!(2024 - 01 - 01)).unwrap();
         assert_eq!(nghia_duc.name, "Phường Nghĩa Đức");
-        let (province, district) = table.province_and_district("24611");
+        let day = date!(2024 - 01 - 01);
+        let (province, district) = table.province_and_district_on("24611", day);
         assert_eq!(province.unwrap().code.as_str(), "67");
         assert_eq!(district.unwrap().code.as_str(), "660");
-        assert!(table.within("24611", &UnitCode::parse("660").unwrap()));
-        assert!(table.within("24611", &UnitCode::parse("67").unwrap()));
-        assert!(!table.within("24611", &UnitCode::parse("661").unwrap()));
+        assert!(table.within_on("24611", &UnitCode::parse("660").unwrap(), day));
+        assert!(table.within_on("24611", &UnitCode::parse("67").unwrap(), day));
+        assert!(!table.within_on("24611", &UnitCode::parse("661").unwrap(), day));
         assert!(table.is_province("01") && !table.is_province("660"));
         assert!(table.commune_on("660", date!(2024 - 01 - 01)).unwrap_err().contains("district"));
     }
@@ -215,5 +245,27 @@ mod tests {
         assert!(table.commune_on("24611", date!(2025 - 06 - 30)).is_ok());
         let err = table.commune_on("24611", date!(2025 - 07 - 01)).unwrap_err();
         assert!(err.contains("2025-07-01") && err.contains("24612"), "{err}");
+    }
+
+    #[test]
+    fn a_commune_that_keeps_its_code_changes_parent_from_a_date() {
+        let mut units = reference_units().unwrap();
+        let old = units.iter_mut().find(|u| u.code.as_str() == "24611").unwrap();
+        old.valid_to = Some(date!(2025 - 07 - 01));
+        let mut merged = old.clone();
+        merged.name = "Phường Bắc Gia Nghĩa".into();
+        merged.parent = Some(UnitCode::parse("68").unwrap());
+        merged.valid_from = Some(date!(2025 - 07 - 01));
+        merged.valid_to = None;
+        units.push(merged);
+        let table = UnitTable::new(units);
+        let before = date!(2025 - 06 - 30);
+        let after = date!(2025 - 07 - 01);
+        assert_eq!(table.province_and_district_on("24611", before).1.unwrap().code.as_str(), "660");
+        assert_eq!(table.province_and_district_on("24611", after).0.unwrap().code.as_str(), "68");
+        assert_eq!(table.province_and_district_on("24611", after).1, None);
+        assert_eq!(table.commune_on("24611", after).unwrap().name, "Phường Bắc Gia Nghĩa");
+        assert!(table.within_on("24611", &UnitCode::parse("660").unwrap(), before));
+        assert!(!table.within_on("24611", &UnitCode::parse("660").unwrap(), after));
     }
 }

@@ -144,9 +144,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// whether it did.
     async fn seed_units(&self, units: &[AdminUnit]) -> Result<bool, StorageError>;
 
-    /// In one transaction: inserts `new` units and writes name, end date and successor of
-    /// every unit in `all` (new and changed ones).
-    async fn save_units(&self, new: &[AdminUnit], all: &[AdminUnit]) -> Result<(), StorageError>;
+    /// In one transaction: inserts `new` unit versions, and writes the name, end date and
+    /// successor of the `changed` versions (found by code and start date).
+    async fn save_units(&self, new: &[AdminUnit], changed: &[AdminUnit]) -> Result<(), StorageError>;
 
     // Household batches.
 

@@ -142,14 +142,14 @@ impl Store for PgStore {
         if households::count_units(&mut tx).await? > 0 {
             return Ok(false);
         }
-        households::save_units(&mut tx, units, units).await?;
+        households::save_units(&mut tx, units, &[]).await?;
         tx.commit().await?;
         Ok(true)
     }
 
-    async fn save_units(&self, new: &[AdminUnit], all: &[AdminUnit]) -> Result<(), StorageError> {
+    async fn save_units(&self, new: &[AdminUnit], changed: &[AdminUnit]) -> Result<(), StorageError> {
         let mut tx = self.pool.begin().await?;
-        households::save_units(&mut tx, new, all).await?;
+        households::save_units(&mut tx, new, changed).await?;
         tx.commit().await?;
         Ok(())
     }

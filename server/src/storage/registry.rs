@@ -132,17 +132,17 @@ impl UnitRow {
     }
 }
 
-pub(super) const UNITS: &str =
-    "SELECT code, level, name, parent_code, valid_from, valid_to, successor_code FROM admin_units ORDER BY code";
+pub(super) const UNITS: &str = "SELECT code, level, name, parent_code, valid_from, valid_to, successor_code \
+     FROM admin_units ORDER BY code, valid_from";
 
 pub(super) const COUNT_UNITS: &str = "SELECT COUNT(*) FROM admin_units";
 
 pub(super) const INSERT_UNIT: &str = "INSERT INTO admin_units \
-     (code, level, name, parent_code, valid_from, valid_to, successor_code) VALUES ($1, $2, $3, $4, $5, $6, NULL)";
+     (code, level, name, parent_code, valid_from, valid_to, successor_code) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
-/// Successors are set in a second pass: a successor may be a unit of the same request.
-pub(super) const UPDATE_UNIT: &str =
-    "UPDATE admin_units SET name = $2, valid_to = $3, successor_code = $4 WHERE code = $1";
+/// A version is found by its code and start (`IS NOT DISTINCT FROM`: the start may be NULL).
+pub(super) const UPDATE_UNIT: &str = "UPDATE admin_units SET name = $3, valid_to = $4, successor_code = $5 \
+     WHERE code = $1 AND valid_from IS NOT DISTINCT FROM $2";
 
 pub(super) const GET_BATCH: &str = "SELECT seq, batch_id, kind, review_period, effective_date, note, status, \
      content_digest, records, added, changed, removed, unchanged, pushed_by, received_at, applied_at \
@@ -396,7 +396,9 @@ pub(super) fn plan_slow_row(row: &SlowRow, versions: &[VersionRow], batch_id: &s
             citizens,
             active,
         },
-        None => SlowPlan::Write { outcome, supersede: None, close: None, version, valid_to: next_from, citizens, active },
+        None => {
+            SlowPlan::Write { outcome, supersede: None, close: None, version, valid_to: next_from, citizens, active }
+        }
     }
 }
 
@@ -421,15 +423,13 @@ macro_rules! registry_queries {
             rows.into_iter().map(UnitRow::into_unit).collect()
         }
 
-        /// Inserts units (parents before children), then sets successors and changes.
+        /// Inserts new unit versions and rewrites the name, end and successor of changed ones.
         pub(super) async fn save_units(
             conn: &mut $conn,
             new: &[$crate::domain::units::AdminUnit],
-            all: &[$crate::domain::units::AdminUnit],
+            changed: &[$crate::domain::units::AdminUnit],
         ) -> Result<(), StorageError> {
-            let mut ordered: Vec<&$crate::domain::units::AdminUnit> = new.iter().collect();
-            ordered.sort_by_key(|u| u.level);
-            for u in ordered {
+            for u in new {
                 sqlx::query(reg::INSERT_UNIT)
                     .bind(u.code.as_str())
                     .bind(u.level.as_str())
@@ -437,13 +437,15 @@ macro_rules! registry_queries {
                     .bind(u.parent.as_ref().map(|p| p.as_str()))
                     .bind(u.valid_from)
                     .bind(u.valid_to)
+                    .bind(u.successor.as_ref().map(|s| s.as_str()))
                     .execute(&mut *conn)
                     .await
                     .map_err(StorageError::from_insert)?;
             }
-            for u in all {
+            for u in changed {
                 sqlx::query(reg::UPDATE_UNIT)
                     .bind(u.code.as_str())
+                    .bind(u.valid_from)
                     .bind(&u.name)
                     .bind(u.valid_to)
                     .bind(u.successor.as_ref().map(|s| s.as_str()))
@@ -539,8 +541,11 @@ macro_rules! registry_queries {
             use $crate::domain::household::BatchKind;
             let mut problems = Vec::new();
             if kind == BatchKind::Snapshot {
-                let later: Vec<(String, time::Date)> =
-                    sqlx::query_as(reg::RECORDED_AFTER).bind(effective).bind(reg::MAX_PROBLEMS).fetch_all(&mut *conn).await?;
+                let later: Vec<(String, time::Date)> = sqlx::query_as(reg::RECORDED_AFTER)
+                    .bind(effective)
+                    .bind(reg::MAX_PROBLEMS)
+                    .fetch_all(&mut *conn)
+                    .await?;
                 problems.extend(later.into_iter().map(|(household_code, valid_from)| {
                     ApplyProblem::SnapshotBeforeRecorded { household_code, valid_from }
                 }));
@@ -556,11 +561,8 @@ macro_rules! registry_queries {
                 not_on_list.into_iter().map(|(idx, household_code)| ApplyProblem::NotOnList { idx, household_code }),
             );
             if kind == BatchKind::Delta {
-                let elsewhere: Vec<(i64, String, i64, String, String)> = sqlx::query_as(conflicts_sql)
-                    .bind(batch_id)
-                    .bind(reg::MAX_PROBLEMS)
-                    .fetch_all(&mut *conn)
-                    .await?;
+                let elsewhere: Vec<(i64, String, i64, String, String)> =
+                    sqlx::query_as(conflicts_sql).bind(batch_id).bind(reg::MAX_PROBLEMS).fetch_all(&mut *conn).await?;
                 problems.extend(elsewhere.into_iter().map(
                     |(idx, household_code, member, citizen_id, other_household)| ApplyProblem::CitizenElsewhere {
                         idx,
@@ -587,19 +589,40 @@ macro_rules! registry_queries {
                 let versions = versions_of(&mut *conn, &row.household_code).await?;
                 match reg::plan_slow_row(&row, &versions, batch_id, at) {
                     SlowPlan::Unchanged => {
-                        sqlx::query(reg::SET_OUTCOME).bind(batch_id).bind(row.idx).bind("UNCHANGED").execute(&mut *conn).await?;
+                        sqlx::query(reg::SET_OUTCOME)
+                            .bind(batch_id)
+                            .bind(row.idx)
+                            .bind("UNCHANGED")
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     SlowPlan::Problem(p) => problems.push(p),
                     SlowPlan::Write { outcome, supersede, close, version, valid_to, citizens, active } => {
                         let code = version.household_code.as_str();
                         if let Some(day) = supersede {
-                            sqlx::query(reg::SUPERSEDE_VERSION).bind(code).bind(day).bind(batch_id).bind(at).execute(&mut *conn).await?;
+                            sqlx::query(reg::SUPERSEDE_VERSION)
+                                .bind(code)
+                                .bind(day)
+                                .bind(batch_id)
+                                .bind(at)
+                                .execute(&mut *conn)
+                                .await?;
                             sqlx::query(reg::DELETE_VERSION_CITIZENS).bind(code).bind(day).execute(&mut *conn).await?;
                             sqlx::query(reg::DELETE_VERSION).bind(code).bind(day).execute(&mut *conn).await?;
                         }
                         if let Some(from) = close {
-                            sqlx::query(reg::SET_VERSION_END).bind(code).bind(from).bind(version.valid_from).execute(&mut *conn).await?;
-                            sqlx::query(reg::SET_CITIZENS_END).bind(code).bind(from).bind(version.valid_from).execute(&mut *conn).await?;
+                            sqlx::query(reg::SET_VERSION_END)
+                                .bind(code)
+                                .bind(from)
+                                .bind(version.valid_from)
+                                .execute(&mut *conn)
+                                .await?;
+                            sqlx::query(reg::SET_CITIZENS_END)
+                                .bind(code)
+                                .bind(from)
+                                .bind(version.valid_from)
+                                .execute(&mut *conn)
+                                .await?;
                         }
                         sqlx::query(reg::INSERT_VERSION)
                             .bind(code)
@@ -625,7 +648,12 @@ macro_rules! registry_queries {
                                 .execute(&mut *conn)
                                 .await?;
                         }
-                        sqlx::query(reg::SET_OUTCOME).bind(batch_id).bind(row.idx).bind(outcome).execute(&mut *conn).await?;
+                        sqlx::query(reg::SET_OUTCOME)
+                            .bind(batch_id)
+                            .bind(row.idx)
+                            .bind(outcome)
+                            .execute(&mut *conn)
+                            .await?;
                     }
                 }
             }

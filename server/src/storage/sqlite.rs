@@ -165,14 +165,14 @@ impl Store for SqliteStore {
         if households::count_units(&mut tx).await? > 0 {
             return Ok(false);
         }
-        households::save_units(&mut tx, units, units).await?;
+        households::save_units(&mut tx, units, &[]).await?;
         tx.commit().await?;
         Ok(true)
     }
 
-    async fn save_units(&self, new: &[AdminUnit], all: &[AdminUnit]) -> Result<(), StorageError> {
+    async fn save_units(&self, new: &[AdminUnit], changed: &[AdminUnit]) -> Result<(), StorageError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        households::save_units(&mut tx, new, all).await?;
+        households::save_units(&mut tx, new, changed).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -282,4 +282,3 @@ const INSERT_NEW_CITIZENS: &str = "INSERT INTO household_citizens \
      SELECT j.value, s.household_code, s.effective_date, NULL, 1 \
      FROM batch_outcomes o JOIN batch_staging s ON s.batch_id = o.batch_id AND s.idx = o.idx, json_each(s.citizen_ids) j \
      WHERE o.batch_id = $1 AND o.outcome IN ('ADDED', 'CHANGED')";
-

@@ -186,7 +186,11 @@ fn version_to_pb(v: &HouseholdView) -> pb::HouseholdVersion {
         household_code: v.code.clone(),
         valid_from: format_date(v.valid_from),
         valid_to: v.valid_to.map(format_date).unwrap_or_default(),
-        removal_reason: v.removal.as_ref().map_or(pb::RemovalReason::Unspecified, |(r, _)| removal_reason_to_pb(*r)).into(),
+        removal_reason: v
+            .removal
+            .as_ref()
+            .map_or(pb::RemovalReason::Unspecified, |(r, _)| removal_reason_to_pb(*r))
+            .into(),
         removal_note: v.removal.as_ref().map(|(_, n)| n.clone()).unwrap_or_default(),
         data: Some(data_to_pb(&v.data)),
         district_code: v.district_code.clone().unwrap_or_default(),
@@ -228,7 +232,10 @@ fn optional_date(field: &str, s: &str) -> Result<Option<time::Date>, DomainError
 
 #[tonic::async_trait]
 impl HouseholdRegistry for HouseholdsApi {
-    async fn push_batch(&self, request: Request<Streaming<pb::PushBatchRequest>>) -> Result<Response<pb::BatchReceipt>, Status> {
+    async fn push_batch(
+        &self,
+        request: Request<Streaming<pb::PushBatchRequest>>,
+    ) -> Result<Response<pb::BatchReceipt>, Status> {
         let ctx = CallContext::of(&request)?;
         let caller = ctx.caller()?.member.code.clone();
         let mut stream = request.into_inner();
@@ -269,7 +276,8 @@ impl HouseholdRegistry for HouseholdsApi {
     ) -> Result<Response<pb::ListBatchesResponse>, Status> {
         let ctx = CallContext::of(&request)?;
         let r = request.get_ref();
-        let size = u32::try_from(r.page_size).map_err(|_| ctx.fail(DomainError::invalid("page_size", "must not be negative")))?;
+        let size = u32::try_from(r.page_size)
+            .map_err(|_| ctx.fail(DomainError::invalid("page_size", "must not be negative")))?;
         let page = self.registry.list_batches(size, &r.page_token).await.map_err(|e| ctx.fail(e))?;
         Ok(Response::new(pb::ListBatchesResponse {
             batches: page.items.iter().map(receipt_to_pb).collect(),
@@ -358,7 +366,10 @@ fn unit_to_pb(u: &AdminUnit) -> pb::AdministrativeUnit {
 
 #[tonic::async_trait]
 impl AdministrativeUnits for UnitsApi {
-    async fn list_units(&self, request: Request<pb::ListUnitsRequest>) -> Result<Response<pb::ListUnitsResponse>, Status> {
+    async fn list_units(
+        &self,
+        request: Request<pb::ListUnitsRequest>,
+    ) -> Result<Response<pb::ListUnitsResponse>, Status> {
         let ctx = CallContext::of(&request)?;
         let r = request.get_ref();
         let as_of = optional_date("as_of", &r.as_of).map_err(|e| ctx.fail(e))?;

@@ -15,8 +15,8 @@ use tonic::Status;
 
 use crate::domain::{DomainError, member::Caller};
 
-pub use layer::{HubLayer, HubState, ORG_URI_PREFIX, REQUEST_ID_HEADER, code_name, org_from_certificate};
 pub use households::{HouseholdsApi, UnitsApi};
+pub use layer::{HubLayer, HubState, ORG_URI_PREFIX, REQUEST_ID_HEADER, code_name, org_from_certificate};
 pub use members::MembersApi;
 
 /// What the hub layer hands every handler: the request id, and the caller unless the method
