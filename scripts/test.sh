@@ -301,7 +301,7 @@ test_interop() {
 
     INTEROP_TMP=$(mktemp -d "${TMPDIR:-/tmp}/telesub-interop.XXXXXX")
     local tls=$INTEROP_TMP/tls foreign=$INTEROP_TMP/foreign-tls database="sqlite://$INTEROP_TMP/hub.db"
-    "$telesub" pki init --dir "$tls" --org DOICT:ICT --org VNPT:OPERATOR
+    "$telesub" pki init --dir "$tls" --org DOICT:ICT --org VNPT:OPERATOR --org DOLISA:LABOUR
     # A second, unrelated CA with a certificate for the same organisation: the hub must
     # refuse it even though it names a registered member.
     "$telesub" pki init --dir "$foreign" --org VNPT:OPERATOR
@@ -319,6 +319,15 @@ test_interop() {
     echo "$out"
     grep -qw VNPT <<<"$out" || fail "whoami did not report VNPT"
     RAN+=("interop(rust whoami)")
+
+    echo "-- Rust example: labour_push (twice: the second run must replay, not re-apply)"
+    out=$(cargo run -q -p telesub-examples --bin labour_push -- "https://localhost:$SERVER_PORT" "$tls" DOLISA)
+    echo "$out"
+    grep -q "example-2024-02: applied: 2 records, 0 added, 1 changed, 1 removed" <<<"$out" ||
+        fail "labour_push did not apply February's changes"
+    out=$(cargo run -q -p telesub-examples --bin labour_push -- "https://localhost:$SERVER_PORT" "$tls" DOLISA)
+    grep -q "example-2024-02: already applied, nothing changed" <<<"$out" || fail "labour_push's second run was not a replay"
+    RAN+=("interop(rust labour_push)")
 
     stop_hub
     echo "-- audit trail"
