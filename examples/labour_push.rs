@@ -71,7 +71,9 @@ async fn push(client: &Client, header: proto::BatchHeader, records: Vec<proto::H
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let (Some(endpoint), Some(dir), Some(org)) = (args.next(), args.next(), args.next()) else {
-        eprintln!("usage: labour_push ENDPOINT TLS_DIR ORG   (e.g. labour_push https://localhost:50051 ./dev-tls DOLISA)");
+        eprintln!(
+            "usage: labour_push ENDPOINT TLS_DIR ORG   (e.g. labour_push https://localhost:50051 ./dev-tls DOLISA)"
+        );
         std::process::exit(2);
     };
     let client = Client::builder(endpoint).dev_folder(dir, &org)?.connect().await?;

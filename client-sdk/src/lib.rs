@@ -21,8 +21,10 @@
 //! calls that change data are never retried by the SDK.
 
 mod client;
+pub mod csv;
 mod error;
 
+pub use crate::csv::{CsvError, CsvReader, CsvWriter};
 pub use client::{Client, ClientBuilder, RECORDS_PER_CHUNK, RetryPolicy};
 pub use error::{Error, FieldViolation, Rejection};
 /// The protobuf messages of the hub's API (`telesub.v1`).

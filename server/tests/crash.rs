@@ -22,10 +22,16 @@ use telesub_client::{Client, Error, proto};
 fn database_url(dir: &Path) -> String {
     match std::env::var("TELESUB_TEST_POSTGRES_URL") {
         Ok(admin) => {
-            let name = format!("crash_{}_{}", std::process::id(), time::OffsetDateTime::now_utc().unix_timestamp_nanos() % 1_000_000_007);
+            let name = format!(
+                "crash_{}_{}",
+                std::process::id(),
+                time::OffsetDateTime::now_utc().unix_timestamp_nanos() % 1_000_000_007
+            );
             tokio::task::block_in_place(|| {
                 tokio::runtime::Handle::current().block_on(async {
-                    let mut c = sqlx::PgConnection::connect(&admin).await.expect("TELESUB_TEST_POSTGRES_URL is set but unreachable");
+                    let mut c = sqlx::PgConnection::connect(&admin)
+                        .await
+                        .expect("TELESUB_TEST_POSTGRES_URL is set but unreachable");
                     sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut c).await.unwrap();
                 })
             });
@@ -47,7 +53,8 @@ fn serve(tls: &Path, database: &str) -> (Child, u16) {
         .expect("start telesub");
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("no port in {line:?}"));
+    let port =
+        line.trim().rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("no port in {line:?}"));
     (child, port)
 }
 
@@ -119,7 +126,11 @@ async fn killed_during(kill_after_sent: usize) {
     hub.kill().unwrap(); // SIGKILL: no shutdown, no cleanup
     hub.wait().unwrap();
     let outcome = push.await.unwrap();
-    assert!(outcome.is_err(), "the push cannot have succeeded: the hub was killed ({} sent)", sent.load(Ordering::Relaxed));
+    assert!(
+        outcome.is_err(),
+        "the push cannot have succeeded: the hub was killed ({} sent)",
+        sent.load(Ordering::Relaxed)
+    );
 
     let (mut hub, port) = serve(&tls, &database);
     let labour = client(port, &tls).await;

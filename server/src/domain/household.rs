@@ -489,7 +489,7 @@ fn check_data(
         fail("upsert.commune_code", e);
     }
     let address = free_text(&d.address, 200).map_err(|e| fail("upsert.address", e)).unwrap_or_default();
-    let certificate = d.certificate.as_ref().and_then(|c| {
+    let certificate = d.certificate.as_ref().map(|c| {
         let number = free_text(&c.number, 60).map_err(|e| fail("upsert.certificate.number", e)).unwrap_or_default();
         if number.is_empty() {
             fail("upsert.certificate.number", "a certificate needs its number".to_owned());
@@ -509,7 +509,7 @@ fn check_data(
         }) {
             fail("upsert.certificate.issuing_unit", e);
         }
-        Some(Certificate { number, issued_on: c.issued_on.clone(), issuing_unit: c.issuing_unit.clone() })
+        Certificate { number, issued_on: c.issued_on.clone(), issuing_unit: c.issuing_unit.clone() }
     });
 
     if d.members.is_empty() {

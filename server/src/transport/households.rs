@@ -110,7 +110,7 @@ fn batch_kind(n: i32) -> Option<BatchKind> {
 
 /// A record as the domain checks it. Unknown enum numbers become "missing", which the
 /// checks report against the field.
-pub(crate) fn record_input(r: pb::HouseholdRecord) -> RecordInput {
+pub fn record_input(r: pb::HouseholdRecord) -> RecordInput {
     use pb::household_record::Change;
     let (upsert, removal) = match r.change {
         Some(Change::Upsert(d)) => (Some(data_input(d)), None),

@@ -15,7 +15,7 @@ use tonic::Status;
 
 use crate::domain::{DomainError, member::Caller};
 
-pub use households::{HouseholdsApi, UnitsApi};
+pub use households::{HouseholdsApi, UnitsApi, record_input};
 pub use layer::{HubLayer, HubState, ORG_URI_PREFIX, REQUEST_ID_HEADER, code_name, org_from_certificate};
 pub use members::MembersApi;
 

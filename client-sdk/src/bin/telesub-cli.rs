@@ -1,0 +1,328 @@
+//! `telesub-cli`: the labour department's command-line client for the telesub hub.
+//!
+//! ```text
+//! telesub-cli --tls-dir ./dev-tls --org DOLISA households push --file march.csv \
+//!     --batch-id 2024-03-dolisa --kind delta --period 2024-03 --effective-date 2024-03-01
+//! telesub-cli --cert dolisa.crt --key dolisa.key --ca province-ca.crt households get 0066000123
+//! ```
+//!
+//! The CSV format is described in `docs/CSV.md`. Exit status: 0 done, 1 refused or failed,
+//! 2 bad command line.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum, error::ErrorKind};
+use telesub_client::{Client, Error, proto};
+
+#[path = "telesub_cli/push.rs"]
+mod push;
+#[path = "telesub_cli/show.rs"]
+mod show;
+
+/// The labour department's client for the telesub hub: push household lists, look
+/// households and batches up.
+#[derive(Parser)]
+#[command(name = "telesub-cli", version)]
+struct Cli {
+    #[command(flatten)]
+    connection: Connection,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the hub is and which certificate to show it: either `--tls-dir` and `--org`, or
+/// `--cert`, `--key` and `--ca`.
+#[derive(Args)]
+#[command(next_help_heading = "Connection")]
+struct Connection {
+    /// The hub's address.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "TELESUB_ENDPOINT",
+        default_value = "https://localhost:50051"
+    )]
+    endpoint: String,
+    /// A certificate folder written by `telesub pki init` (DIR/ca.crt, DIR/clients/CODE.crt and .key).
+    #[arg(long, global = true, value_name = "DIR")]
+    tls_dir: Option<PathBuf>,
+    /// The organisation whose certificate in --tls-dir to use.
+    #[arg(long, global = true, value_name = "CODE")]
+    org: Option<String>,
+    /// This organisation's client certificate (PEM).
+    #[arg(long, global = true, value_name = "FILE")]
+    cert: Option<PathBuf>,
+    /// The key of --cert (PEM).
+    #[arg(long, global = true, value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// The CA that issued the hub's certificate (PEM).
+    #[arg(long, global = true, value_name = "FILE")]
+    ca: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The household register.
+    #[command(subcommand)]
+    Households(HouseholdCommand),
+    /// Batches pushed to the register.
+    #[command(subcommand)]
+    Batches(BatchCommand),
+    /// Who the hub takes this certificate to be.
+    Whoami,
+}
+
+#[derive(Subcommand)]
+enum HouseholdCommand {
+    /// Pushes a CSV file of household records as one batch, applied whole or not at all.
+    Push(push::PushArgs),
+    /// A household as it was on a date.
+    Get {
+        /// The household code.
+        code: String,
+        /// YYYY-MM-DD; today when left out.
+        #[arg(long, value_name = "DATE")]
+        as_of: Option<String>,
+    },
+    /// Every state a household has been in, oldest first.
+    History {
+        /// The household code.
+        code: String,
+    },
+    /// Households by a member's citizen ID or by certificate number.
+    Find {
+        #[command(flatten)]
+        key: FindKey,
+        /// YYYY-MM-DD; today when left out.
+        #[arg(long, value_name = "DATE")]
+        as_of: Option<String>,
+    },
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct FindKey {
+    /// A member's 12-digit citizen ID (CCCD).
+    #[arg(long, value_name = "ID")]
+    citizen_id: Option<String>,
+    /// The poor / near-poor household certificate number, as printed.
+    #[arg(long, value_name = "NUMBER")]
+    certificate: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum BatchCommand {
+    /// The receipt of a batch.
+    Get {
+        /// The batch id given when it was pushed.
+        id: String,
+    },
+    /// Receipts, newest first.
+    List {
+        /// How many to show at most.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+}
+
+/// A batch's kind, as typed on the command line.
+#[derive(Clone, Copy, ValueEnum)]
+enum Kind {
+    /// Changes to some households.
+    Delta,
+    /// The complete list of a review: households missing from it are removed.
+    Snapshot,
+}
+
+impl From<Kind> for proto::BatchKind {
+    fn from(kind: Kind) -> Self {
+        match kind {
+            Kind::Delta => proto::BatchKind::Delta,
+            Kind::Snapshot => proto::BatchKind::Snapshot,
+        }
+    }
+}
+
+/// Why a command failed.
+enum Failure {
+    /// The hub refused or failed the call, or could not be reached.
+    Hub(Error),
+    /// Anything else, worded for the user.
+    Message(String),
+    /// Already printed.
+    Reported,
+}
+
+impl From<Error> for Failure {
+    fn from(err: Error) -> Self {
+        Failure::Hub(err)
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            match failure {
+                Failure::Hub(err) => report(&err, |_| None),
+                Failure::Message(message) => eprintln!("error: {message}"),
+                Failure::Reported => {}
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let connection = cli.connection;
+    match cli.command {
+        Command::Households(HouseholdCommand::Push(args)) => push::run(&connection, args).await,
+        Command::Households(HouseholdCommand::Get { code, as_of }) => {
+            let version =
+                connect(&connection).await?.get_household(&code, as_of.as_deref().unwrap_or("")).await?;
+            show::version(&version);
+            Ok(())
+        }
+        Command::Households(HouseholdCommand::History { code }) => {
+            let history = connect(&connection).await?.household_history(&code).await?;
+            show::history(&history);
+            Ok(())
+        }
+        Command::Households(HouseholdCommand::Find { key, as_of }) => {
+            let client = connect(&connection).await?;
+            let as_of = as_of.as_deref().unwrap_or("");
+            let found = match (&key.citizen_id, &key.certificate) {
+                (Some(id), _) => client.find_by_citizen_id(id, as_of).await?,
+                (None, Some(number)) => client.find_by_certificate(number, as_of).await?,
+                (None, None) => unreachable!("clap requires one of the two"),
+            };
+            show::found(&found);
+            Ok(())
+        }
+        Command::Batches(BatchCommand::Get { id }) => {
+            show::receipt(&connect(&connection).await?.get_batch(&id).await?);
+            Ok(())
+        }
+        Command::Batches(BatchCommand::List { limit }) => list_batches(&connect(&connection).await?, limit).await,
+        Command::Whoami => {
+            show::who_am_i(&connect(&connection).await?.who_am_i().await?);
+            Ok(())
+        }
+    }
+}
+
+async fn list_batches(client: &Client, limit: usize) -> Result<(), Failure> {
+    let mut batches = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page_size = i32::try_from(limit - batches.len()).unwrap_or(i32::MAX);
+        let page = client.list_batches(proto::ListBatchesRequest { page_size, page_token }).await?;
+        batches.extend(page.batches);
+        page_token = page.next_page_token;
+        if page_token.is_empty() || batches.len() >= limit {
+            break;
+        }
+    }
+    batches.truncate(limit);
+    show::batches(&batches, !page_token.is_empty());
+    Ok(())
+}
+
+/// Connects with the certificate the command line names; `timeout` replaces the SDK's
+/// per-call deadline.
+async fn connect(c: &Connection) -> Result<Client, Failure> {
+    let builder = Client::builder(&c.endpoint);
+    let builder = match (&c.tls_dir, &c.org, &c.cert, &c.key, &c.ca) {
+        (Some(dir), Some(org), None, None, None) => builder.dev_folder(dir, org)?,
+        (None, None, Some(cert), Some(key), Some(ca)) => builder.identity_files(cert, key)?.ca_file(ca)?,
+        _ => Cli::command()
+            .error(
+                ErrorKind::ArgumentConflict,
+                "give either --tls-dir DIR --org CODE, or --cert FILE --key FILE --ca FILE",
+            )
+            .exit(),
+    };
+    Ok(builder.connect().await?)
+}
+
+/// Prints what the hub said: for a rejected request every field violation on a line of its
+/// own, `line_of` giving the CSV line of `records[INDEX]` where known, then the total.
+fn report(err: &Error, line_of: impl Fn(usize) -> Option<u64>) {
+    let violations = err.violations();
+    if !matches!(err, Error::InvalidArgument(_)) || violations.is_empty() {
+        eprintln!("error: {err}");
+        return;
+    }
+    for violation in violations {
+        match record_index(&violation.field).and_then(&line_of) {
+            Some(line) => eprintln!("line {line}: {}: {}", violation.field, violation.description),
+            None => eprintln!("{}: {}", violation.field, violation.description),
+        }
+    }
+    let message = err.rejection().map_or("", |r| r.message.as_str());
+    let total = total_problems(message).unwrap_or(violations.len()).max(violations.len());
+    eprintln!("invalid request: {total} problem{}; nothing was changed", if total == 1 { "" } else { "s" });
+    if let Some(id) = err.request_id() {
+        eprintln!("request id: {id}");
+    }
+}
+
+/// The number of problems in the hub's summary `invalid request: F1: D1; F2: D2; F3: D3; and
+/// N more`, which lists the first three.
+fn total_problems(message: &str) -> Option<usize> {
+    let (_, tail) = message.rsplit_once("; and ")?;
+    Some(tail.strip_suffix(" more")?.parse::<usize>().ok()? + 3)
+}
+
+/// `INDEX` of a field path `records[INDEX] (CODE).field`.
+fn record_index(field: &str) -> Option<usize> {
+    let rest = field.strip_prefix("records[")?;
+    rest[..rest.find(']')?].parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn total_comes_from_the_summary() {
+        assert_eq!(total_problems("invalid request: a: x; b: y; c: z; and 140 more"), Some(143));
+        assert_eq!(total_problems("invalid request: a: x"), None);
+    }
+
+    #[test]
+    fn violations_name_their_record() {
+        assert_eq!(record_index("records[12] (0066000123).members[0].citizen_id"), Some(12));
+        assert_eq!(record_index("header.effective_date"), None);
+        assert_eq!(record_index("records[x]"), None);
+    }
+
+    #[test]
+    fn connection_flags_go_anywhere() {
+        let cli = Cli::try_parse_from([
+            "telesub-cli",
+            "households",
+            "find",
+            "--citizen-id",
+            "067080001234",
+            "--tls-dir",
+            "dev-tls",
+            "--org",
+            "DOLISA",
+        ])
+        .unwrap();
+        assert_eq!(cli.connection.org.as_deref(), Some("DOLISA"));
+        assert!(
+            Cli::try_parse_from(["telesub-cli", "households", "find", "--citizen-id", "1", "--certificate", "2"])
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,183 @@
+//! How the hub's answers are printed: a label column, then the value; tables for lists.
+
+use telesub_client::proto;
+
+const LABEL: usize = 12;
+
+fn field(label: &str, value: impl std::fmt::Display) {
+    println!("{label:<LABEL$} {value}");
+}
+
+/// `POOR` for `CATEGORY_POOR`: the names the CSV file uses.
+fn short<'a>(name: &'a str, prefix: &str) -> &'a str {
+    name.strip_prefix(prefix).unwrap_or(name)
+}
+
+fn timestamp(t: Option<&prost_types::Timestamp>) -> String {
+    t.map(ToString::to_string).unwrap_or_default()
+}
+
+pub(crate) fn receipt(r: &proto::BatchReceipt) {
+    field("batch", &r.batch_id);
+    field("kind", short(r.kind().as_str_name(), "BATCH_KIND_").to_lowercase());
+    field("period", &r.review_period);
+    field("effective", &r.effective_date);
+    if !r.note.is_empty() {
+        field("note", &r.note);
+    }
+    field("records", r.records);
+    field("added", r.added);
+    field("changed", r.changed);
+    field("removed", r.removed);
+    field("unchanged", r.unchanged);
+    field("digest", &r.content_digest);
+    field("pushed by", &r.pushed_by);
+    field("applied at", timestamp(r.applied_at.as_ref()));
+    if r.replayed {
+        field("replayed", "yes: this batch had been pushed before with the same content; nothing changed");
+    }
+}
+
+pub(crate) fn batches(batches: &[proto::BatchReceipt], more: bool) {
+    if batches.is_empty() {
+        println!("no batches");
+        return;
+    }
+    let rows = batches
+        .iter()
+        .map(|b| {
+            vec![
+                b.batch_id.clone(),
+                short(b.kind().as_str_name(), "BATCH_KIND_").to_lowercase(),
+                b.review_period.clone(),
+                b.effective_date.clone(),
+                b.records.to_string(),
+                b.added.to_string(),
+                b.changed.to_string(),
+                b.removed.to_string(),
+                b.unchanged.to_string(),
+                timestamp(b.applied_at.as_ref()),
+            ]
+        })
+        .collect();
+    let header =
+        ["BATCH", "KIND", "PERIOD", "EFFECTIVE", "RECORDS", "ADDED", "CHANGED", "REMOVED", "UNCHANGED", "APPLIED AT"];
+    table(&header, rows, "");
+    if more {
+        println!("(more batches: raise --limit)");
+    }
+}
+
+/// One state of a household.
+pub(crate) fn version(v: &proto::HouseholdVersion) {
+    let data = v.data.clone().unwrap_or_default();
+    field("household", &v.household_code);
+    let until =
+        if v.valid_to.is_empty() { ", still in force".to_owned() } else { format!(" to {} (exclusive)", v.valid_to) };
+    field("valid", format!("from {}{until}", v.valid_from));
+    if v.removal_reason() != proto::RemovalReason::Unspecified {
+        let reason = short(v.removal_reason().as_str_name(), "REMOVAL_REASON_");
+        let note = if v.removal_note.is_empty() { String::new() } else { format!(": {}", v.removal_note) };
+        field("removed", format!("{reason}{note} (the data below is the last it had)"));
+    }
+    field("category", short(data.category().as_str_name(), "CATEGORY_"));
+    field("head", &data.head_name);
+    let mut commune = format!("{} {}", data.commune_code, v.commune_name);
+    if !v.district_code.is_empty() {
+        commune.push_str(&format!(", district {}", v.district_code));
+    }
+    if !v.province_code.is_empty() {
+        commune.push_str(&format!(", province {}", v.province_code));
+    }
+    field("commune", commune.trim());
+    if !data.address.is_empty() {
+        field("address", &data.address);
+    }
+    match &data.certificate {
+        Some(c) => field("certificate", format!("{}, issued {} by {}", c.number, c.issued_on, c.issuing_unit_code)),
+        None => field("certificate", "none"),
+    }
+    let flags = data.flags.unwrap_or_default();
+    let set: Vec<&str> = [
+        (flags.earlier_programme_device, "device from an earlier programme"),
+        (flags.wants_device, "wants a device"),
+        (flags.meritorious_service_family, "meritorious-service family"),
+        (flags.social_policy_family, "social-policy family"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect();
+    field("flags", if set.is_empty() { "none".to_owned() } else { set.join(", ") });
+    field("recorded", format!("batch {} at {}", v.batch_id, timestamp(v.recorded_at.as_ref())));
+    let rows = data
+        .members
+        .iter()
+        .map(|m| {
+            vec![
+                m.citizen_id.clone(),
+                m.full_name.clone(),
+                short(m.relationship().as_str_name(), "RELATIONSHIP_").to_owned(),
+                m.birth_year.to_string(),
+            ]
+        })
+        .collect::<Vec<_>>();
+    if rows.is_empty() {
+        field("members", "none");
+    } else {
+        println!("members");
+        table(&["CITIZEN ID", "NAME", "RELATIONSHIP", "BORN"], rows, "  ");
+    }
+}
+
+pub(crate) fn history(h: &proto::HouseholdHistory) {
+    for (i, v) in h.versions.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        println!("# state {} of {}", i + 1, h.versions.len());
+        version(v);
+    }
+}
+
+pub(crate) fn found(versions: &[proto::HouseholdVersion]) {
+    if versions.is_empty() {
+        println!("no household found");
+    }
+    for (i, v) in versions.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        version(v);
+    }
+}
+
+pub(crate) fn who_am_i(me: &proto::WhoAmIResponse) {
+    let member = me.member.clone().unwrap_or_default();
+    field("organisation", &member.code);
+    field("name", &member.display_name);
+    field("role", short(member.role().as_str_name(), "ROLE_"));
+    if !member.unit_code.is_empty() {
+        field("unit", &member.unit_code);
+    }
+    field("status", short(member.status().as_str_name(), "MEMBER_STATUS_"));
+    field("certificate", &me.certificate_fingerprint);
+    field("request id", &me.request_id);
+}
+
+/// Left-aligned columns, padded by characters (names carry diacritics: bytes would misalign).
+fn table(header: &[&str], rows: Vec<Vec<String>>, indent: &str) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(cell, &width)| format!("{cell:<width$}")).collect();
+        println!("{indent}{}", padded.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
