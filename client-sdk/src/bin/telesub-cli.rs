@@ -181,8 +181,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Households(HouseholdCommand::Push(args)) => push::run(&connection, args).await,
         Command::Households(HouseholdCommand::Get { code, as_of }) => {
-            let version =
-                connect(&connection).await?.get_household(&code, as_of.as_deref().unwrap_or("")).await?;
+            let version = connect(&connection).await?.get_household(&code, as_of.as_deref().unwrap_or("")).await?;
             show::version(&version);
             Ok(())
         }

@@ -520,7 +520,8 @@ impl<'a> BatchCheck<'a> {
     }
 }
 
-fn staged(idx: usize, record: super::household::HouseholdRecord) -> StagedRecord {
+/// The staged (stored) form of a checked record: what the register writes for it.
+pub fn staged(idx: usize, record: super::household::HouseholdRecord) -> StagedRecord {
     let mut staged = StagedRecord {
         idx: idx as i64,
         household_code: record.code.as_str().to_owned(),
