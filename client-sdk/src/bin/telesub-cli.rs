@@ -261,19 +261,21 @@ fn report(err: &Error, line_of: impl Fn(usize) -> Option<u64>) {
             None => eprintln!("{}: {}", violation.field, violation.description),
         }
     }
-    let message = err.rejection().map_or("", |r| r.message.as_str());
-    let total = total_problems(message).unwrap_or(violations.len()).max(violations.len());
+    let total = violations
+        .iter()
+        .find_map(|v| total_problems(&v.description))
+        .unwrap_or(violations.len())
+        .max(violations.len());
     eprintln!("invalid request: {total} problem{}; nothing was changed", if total == 1 { "" } else { "s" });
     if let Some(id) = err.request_id() {
         eprintln!("request id: {id}");
     }
 }
 
-/// The number of problems in the hub's summary `invalid request: F1: D1; F2: D2; F3: D3; and
-/// N more`, which lists the first three.
-fn total_problems(message: &str) -> Option<usize> {
-    let (_, tail) = message.rsplit_once("; and ")?;
-    Some(tail.strip_suffix(" more")?.parse::<usize>().ok()? + 3)
+/// The total in the hub's last violation when it could not list them all:
+/// `N problems in all; the first K are listed`.
+fn total_problems(description: &str) -> Option<usize> {
+    description.split_once(" problems in all")?.0.parse().ok()
 }
 
 /// `INDEX` of a field path `records[INDEX] (CODE).field`.
@@ -293,8 +295,8 @@ mod tests {
 
     #[test]
     fn total_comes_from_the_summary() {
-        assert_eq!(total_problems("invalid request: a: x; b: y; c: z; and 140 more"), Some(143));
-        assert_eq!(total_problems("invalid request: a: x"), None);
+        assert_eq!(total_problems("143 problems in all; the first 68 are listed"), Some(143));
+        assert_eq!(total_problems("\"00000\" is not a known administrative unit"), None);
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub enum DomainError {
     /// The request itself is malformed: one entry per bad field.
     #[error("invalid request: {}", summary(.0))]
     Invalid(Vec<FieldViolation>),
+    /// A batch with many bad records: the first violations found, and how many there are.
+    #[error("invalid batch: {total} problems: {}", summary(.violations))]
+    InvalidBatch { violations: Vec<FieldViolation>, total: usize },
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]

@@ -28,7 +28,7 @@ use crate::storage::{
     registry::{ApplyProblem, BatchRow, NewBatch, StagedRecord, VersionRow},
 };
 
-/// Field violations reported for one batch, the last one giving the total when there are more.
+/// Field violations kept for one batch; the transport reports as many as fit in a status.
 pub const MAX_REPORTED: usize = 99;
 /// Records staged per database write.
 const STAGE_CHUNK: usize = 2_000;
@@ -394,7 +394,7 @@ fn problems_to_error(problems: &[ApplyProblem], effective: Date) -> DomainError 
              (household {household_code} from {valid_from}); a snapshot must be the newest list"
         ));
     }
-    let mut violations: Vec<FieldViolation> = problems
+    let violations: Vec<FieldViolation> = problems
         .iter()
         .take(MAX_REPORTED)
         .map(|p| match p {
@@ -417,13 +417,7 @@ fn problems_to_error(problems: &[ApplyProblem], effective: Date) -> DomainError 
             ),
         })
         .collect();
-    if problems.len() > MAX_REPORTED {
-        violations.push(FieldViolation::new(
-            "records",
-            format!("{} problems in all; the first {MAX_REPORTED} are listed", problems.len()),
-        ));
-    }
-    DomainError::Invalid(violations)
+    DomainError::InvalidBatch { violations, total: problems.len() }
 }
 
 /// The checks that span a batch: repeated household codes and citizen IDs, and the count.
@@ -509,14 +503,7 @@ impl<'a> BatchCheck<'a> {
         if self.problems == 0 {
             return Ok(());
         }
-        let mut violations = self.violations;
-        if self.problems > MAX_REPORTED {
-            violations.push(FieldViolation::new(
-                "records",
-                format!("{} problems in all; the first {MAX_REPORTED} are listed", self.problems),
-            ));
-        }
-        Err(DomainError::Invalid(violations))
+        Err(DomainError::InvalidBatch { violations: self.violations, total: self.problems })
     }
 }
 

@@ -6,8 +6,13 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::domain::DomainError;
 
-/// At most this many field violations go back in one status; the message gives the total.
+/// At most this many field violations go back in one status, the last of them giving the
+/// total when there are more.
 pub const MAX_VIOLATIONS: usize = 100;
+
+/// Bytes of field paths and descriptions one status may carry: error details travel in a
+/// trailer, and gRPC clients commonly refuse metadata over 8 KiB.
+pub const MAX_DETAIL_BYTES: usize = 6 * 1024;
 
 /// A status with the request id attached as `RequestInfo`.
 pub fn status(code: Code, message: impl Into<String>, request_id: &str) -> Status {
@@ -17,16 +22,9 @@ pub fn status(code: Code, message: impl Into<String>, request_id: &str) -> Statu
 pub fn to_status(err: DomainError, request_id: &str) -> Status {
     let message = err.to_string();
     match err {
-        DomainError::Invalid(violations) => {
-            let mut details = ErrorDetails::with_bad_request(
-                violations
-                    .into_iter()
-                    .take(MAX_VIOLATIONS)
-                    .map(|v| tonic_types::FieldViolation::new(v.field, v.description))
-                    .collect::<Vec<_>>(),
-            );
-            details.set_request_info(request_id, "");
-            Status::with_error_details(Code::InvalidArgument, message, details)
+        DomainError::Invalid(violations) => bad_request(message, violations, None, "request", request_id),
+        DomainError::InvalidBatch { violations, total } => {
+            bad_request(message, violations, Some(total), "records", request_id)
         }
         DomainError::NotFound(_) => status(Code::NotFound, message, request_id),
         DomainError::AlreadyExists(_) => status(Code::AlreadyExists, message, request_id),
@@ -47,4 +45,36 @@ pub fn internal(request_id: &str) -> Status {
         format!("internal error in the hub; quote request id {request_id} when reporting it"),
         request_id,
     )
+}
+
+/// `INVALID_ARGUMENT` with as many field violations as fit, and a last one giving the total
+/// (under `summary_field`) when not all could be listed.
+fn bad_request(
+    message: String,
+    violations: Vec<crate::domain::FieldViolation>,
+    total: Option<usize>,
+    summary_field: &str,
+    request_id: &str,
+) -> Status {
+    let total = total.unwrap_or(violations.len()).max(violations.len());
+    let mut listed = Vec::new();
+    let mut bytes = 0;
+    for v in violations {
+        let size = v.field.len() + v.description.len();
+        if listed.len() + 1 >= MAX_VIOLATIONS || bytes + size > MAX_DETAIL_BYTES {
+            break;
+        }
+        bytes += size;
+        listed.push(tonic_types::FieldViolation::new(v.field, v.description));
+    }
+    if listed.len() < total {
+        let shown = listed.len();
+        listed.push(tonic_types::FieldViolation::new(
+            summary_field,
+            format!("{total} problems in all; the first {shown} are listed"),
+        ));
+    }
+    let mut details = ErrorDetails::with_bad_request(listed);
+    details.set_request_info(request_id, "");
+    Status::with_error_details(Code::InvalidArgument, message, details)
 }
