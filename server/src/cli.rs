@@ -1,8 +1,18 @@
 //! The `telesub` command line. Tests and tooling rely on these command and flag names.
 
-use std::{io::Write, net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+use std::{
+    fs::File,
+    io::{self, BufWriter, Write},
+    net::SocketAddr,
+    path::PathBuf,
+    process::ExitCode,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use clap::{Args, Parser, Subcommand};
+use telesub_client::CsvWriter;
+use telesub_proto::v1 as proto;
 
 use crate::{
     ErrorChain, audit,
@@ -13,6 +23,7 @@ use crate::{
         member::{DisplayName, NewMember, OrgCode, Role},
         members::MemberRegistry,
     },
+    generator::HouseholdGenerator,
     pki::{self, OrgSpec},
     startup::{self, Hub},
     telemetry,
@@ -41,6 +52,9 @@ pub enum Command {
     Bootstrap(BootstrapArgs),
     /// Set up and run a hub in a fresh folder, drive it through the client SDK, print a summary.
     Demo(DemoArgs),
+    /// Synthetic data for demos, tests and benchmarks.
+    #[command(subcommand)]
+    Gen(GenCommand),
 }
 
 /// Where the configuration and the database are.
@@ -113,6 +127,26 @@ pub struct DemoArgs {
     /// Working folder (created; must not exist yet). Default: a new folder under the system's temp folder.
     #[arg(long)]
     pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenCommand {
+    /// Realistic synthetic households of Đắk Nông's communes as a CSV household list (docs/CSV.md);
+    /// the same count and seed always give the same file.
+    Households(GenHouseholdsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenHouseholdsArgs {
+    /// How many households.
+    #[arg(long)]
+    pub count: usize,
+    /// Seed of the generator.
+    #[arg(long)]
+    pub seed: u64,
+    /// CSV file to write (replaced when present). Default: standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 fn settings(store: &StoreArgs, overrides: Overrides) -> Result<Settings, Box<dyn std::error::Error>> {
@@ -206,8 +240,44 @@ async fn dispatch(command: Command, out: &mut (dyn Write + Send)) -> Result<Exit
             writeln!(out, "created ICT member {} ({})", member.code, member.display_name.as_str())?;
         }
         Command::Demo(args) => demo::run(args.dir, out).await?,
+        Command::Gen(GenCommand::Households(args)) => gen_households(&args, out)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the households as CSV to `--out` or `out`, and a summary to standard error.
+fn gen_households(args: &GenHouseholdsArgs, out: &mut (dyn Write + Send)) -> Result<(), Box<dyn std::error::Error>> {
+    let started = Instant::now();
+    let households = HouseholdGenerator::reference(args.seed).take(args.count);
+    let (members, to) = match &args.out {
+        Some(path) => {
+            let file = File::create(path).map_err(|e| format!("--out {}: {e}", path.display()))?;
+            let members = write_households(households, file).map_err(|e| format!("--out {}: {e}", path.display()))?;
+            (members, path.display().to_string())
+        }
+        None => (write_households(households, out)?, "standard output".to_owned()),
+    };
+    eprintln!(
+        "telesub: {} households ({members} members, seed {}) written to {to} in {:.1} s",
+        args.count,
+        args.seed,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Writes records as CSV through a buffer; returns the number of member rows.
+fn write_households(records: impl Iterator<Item = proto::HouseholdRecord>, w: impl Write) -> io::Result<u64> {
+    let mut csv = CsvWriter::new(BufWriter::with_capacity(1 << 16, w))?;
+    let mut members = 0;
+    for record in records {
+        if let Some(proto::household_record::Change::Upsert(data)) = &record.change {
+            members += data.members.len() as u64;
+        }
+        csv.write(&record)?;
+    }
+    csv.finish()?.flush()?;
+    Ok(members)
 }
 
 fn list(items: &[String]) -> String {

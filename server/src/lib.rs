@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod generator;
 pub mod pki;
 pub mod startup;
 pub mod storage;

@@ -82,6 +82,10 @@ impl Hub {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let tls = ReloadableTls::new(settings.tls_paths()?)?;
         let store = open_store(&settings).await?;
+        store
+            .prepare_to_serve()
+            .await
+            .map_err(|source| StartupError::Storage { url: settings.database_url.to_string(), source })?;
         let identities = Arc::new(Identities::new(store.clone(), Duration::from_millis(settings.identity_cache_ms)));
         let units = Arc::new(UnitRegistry::new(store.clone()));
         units.seed().await.map_err(|e| StartupError::Units(Box::new(e)))?;

@@ -49,7 +49,6 @@ CREATE UNLOGGED TABLE batch_staging (
     content_hash       TEXT,
     commune_code       TEXT,
     certificate_number TEXT,
-    citizen_ids        TEXT,
     PRIMARY KEY (batch_id, idx)
 );
 
@@ -66,10 +65,13 @@ CREATE UNLOGGED TABLE batch_outcomes (
     PRIMARY KEY (batch_id, idx)
 );
 
+CREATE INDEX batch_outcomes_outcome ON batch_outcomes (batch_id, outcome);
+
 -- Every state of every household: valid from `valid_from` to the day before `valid_to`
 -- (open-ended when NULL). A removal is a state too: `removal_reason` set, `data` the last
 -- data the household had.
 CREATE TABLE household_versions (
+    id                 BIGSERIAL PRIMARY KEY,
     household_code     TEXT NOT NULL,
     valid_from         DATE NOT NULL,
     valid_to           DATE,
@@ -81,7 +83,7 @@ CREATE TABLE household_versions (
     certificate_number TEXT,
     batch_id           TEXT NOT NULL,
     recorded_at        TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (household_code, valid_from)
+    UNIQUE (household_code, valid_from)
 );
 
 CREATE INDEX household_versions_open ON household_versions (household_code) WHERE valid_to IS NULL;
@@ -104,15 +106,11 @@ CREATE TABLE household_versions_superseded (
     superseded_at      TIMESTAMPTZ NOT NULL
 );
 
--- Members' citizen IDs per household state, for lookups and the one-household rule.
--- `active` is false for removal states.
+-- Members' citizen IDs, one row per member of each household state (removal states too, so
+-- that a removed household is found with its removal). A row's dates are its state's.
 CREATE TABLE household_citizens (
-    citizen_id     TEXT NOT NULL,
-    household_code TEXT NOT NULL,
-    valid_from     DATE NOT NULL,
-    valid_to       DATE,
-    active         BOOLEAN NOT NULL,
-    PRIMARY KEY (citizen_id, household_code, valid_from)
+    citizen_id TEXT NOT NULL,
+    version_id BIGINT NOT NULL,
+    PRIMARY KEY (citizen_id, version_id)
 );
 
-CREATE INDEX household_citizens_household ON household_citizens (household_code, valid_from);

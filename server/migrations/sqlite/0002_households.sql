@@ -36,39 +36,14 @@ CREATE TABLE household_batches (
     applied_at     TEXT
 ) STRICT;
 
--- Records of a batch being received; emptied when the batch is applied or discarded.
-CREATE TABLE batch_staging (
-    batch_id           TEXT NOT NULL,
-    idx                INTEGER NOT NULL,
-    household_code     TEXT NOT NULL,
-    effective_date     TEXT NOT NULL,
-    removal_reason     TEXT,
-    removal_note       TEXT,
-    data               TEXT,
-    content_hash       TEXT,
-    commune_code       TEXT,
-    certificate_number TEXT,
-    citizen_ids        TEXT,
-    PRIMARY KEY (batch_id, idx)
-) STRICT;
-
-CREATE INDEX batch_staging_household ON batch_staging (batch_id, household_code);
-
--- What applying a batch does to each household, decided before anything is written.
-CREATE TABLE batch_outcomes (
-    batch_id       TEXT NOT NULL,
-    idx            INTEGER NOT NULL,
-    household_code TEXT NOT NULL,
-    effective_date TEXT NOT NULL,
-    open_from      TEXT,
-    outcome        TEXT NOT NULL,
-    PRIMARY KEY (batch_id, idx)
-) STRICT;
+-- The records of batches being received (batch_staging, batch_outcomes) live in a separate
+-- file attached to the writing connection: see storage/sqlite.rs.
 
 -- Every state of every household: valid from `valid_from` to the day before `valid_to`
 -- (open-ended when NULL). A removal is a state too: `removal_reason` set, `data` the last
 -- data the household had.
 CREATE TABLE household_versions (
+    id                 INTEGER PRIMARY KEY,
     household_code     TEXT NOT NULL,
     valid_from         TEXT NOT NULL,
     valid_to           TEXT,
@@ -79,9 +54,11 @@ CREATE TABLE household_versions (
     commune_code       TEXT NOT NULL,
     certificate_number TEXT,
     batch_id           TEXT NOT NULL,
-    recorded_at        TEXT NOT NULL,
-    PRIMARY KEY (household_code, valid_from)
-) STRICT, WITHOUT ROWID;
+    recorded_at        TEXT NOT NULL
+) STRICT;
+
+-- Rows are wide (a household's data): kept in a rowid table, found through this index.
+CREATE UNIQUE INDEX household_versions_key ON household_versions (household_code, valid_from);
 
 CREATE INDEX household_versions_certificate ON household_versions (certificate_number)
     WHERE certificate_number IS NOT NULL;
@@ -102,15 +79,11 @@ CREATE TABLE household_versions_superseded (
     superseded_at      TEXT NOT NULL
 ) STRICT;
 
--- Members' citizen IDs per household state, for lookups and the one-household rule.
--- `active` is 0 for removal states.
+-- Members' citizen IDs, one row per member of each household state (removal states too, so
+-- that a removed household is found with its removal). A row's dates are its state's.
 CREATE TABLE household_citizens (
-    citizen_id     TEXT NOT NULL,
-    household_code TEXT NOT NULL,
-    valid_from     TEXT NOT NULL,
-    valid_to       TEXT,
-    active         INTEGER NOT NULL,
-    PRIMARY KEY (citizen_id, household_code, valid_from)
+    citizen_id TEXT NOT NULL,
+    version_id INTEGER NOT NULL,
+    PRIMARY KEY (citizen_id, version_id)
 ) STRICT, WITHOUT ROWID;
 
-CREATE INDEX household_citizens_household ON household_citizens (household_code, valid_from);

@@ -102,7 +102,7 @@ impl fmt::Display for HouseholdCode {
 /// A person's name: trimmed, Unicode NFC, inner spaces collapsed, 1 to 100 characters,
 /// letters, spaces and a few marks only.
 pub fn person_name(s: &str) -> Result<String, String> {
-    let nfc: String = s.split_whitespace().collect::<Vec<_>>().join(" ").nfc().collect();
+    let nfc = nfc_single_spaced(s);
     let len = nfc.chars().count();
     if len == 0 {
         return Err("a name is required".to_owned());
@@ -116,9 +116,28 @@ pub fn person_name(s: &str) -> Result<String, String> {
     Ok(nfc)
 }
 
+/// `s` trimmed, with inner runs of white space made one space, in NFC. Most names arrive in
+/// that form already; they are then copied once, not rebuilt.
+fn nfc_single_spaced(s: &str) -> String {
+    use unicode_normalization::{IsNormalized, is_nfc_quick};
+    let trimmed = s.trim();
+    let spaced = !trimmed.contains("  ") && !trimmed.chars().any(|c| c.is_whitespace() && c != ' ');
+    match (spaced, is_nfc_quick(trimmed.chars())) {
+        (true, IsNormalized::Yes) => trimmed.to_owned(),
+        (true, _) => trimmed.nfc().collect(),
+        (false, _) => s.split_whitespace().collect::<Vec<_>>().join(" ").nfc().collect(),
+    }
+}
+
 /// Free text (an address line, a note): trimmed NFC, no control characters, at most `max`.
 pub fn free_text(s: &str, max: usize) -> Result<String, String> {
-    let nfc: String = s.trim().nfc().collect();
+    let trimmed = s.trim();
+    let nfc: String =
+        if unicode_normalization::is_nfc_quick(trimmed.chars()) == unicode_normalization::IsNormalized::Yes {
+            trimmed.to_owned()
+        } else {
+            trimmed.nfc().collect()
+        };
     let len = nfc.chars().count();
     if len > max {
         return Err(format!("is {len} characters long; at most {max} are allowed"));
@@ -206,12 +225,27 @@ name_enum! {
     }
 }
 
+/// Stored as `[citizen_id, full_name, relationship, birth_year]`: a million households carry
+/// some four million members, and the field names would be a third of the bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "(String, String, Relationship, i32)", into = "(String, String, Relationship, i32)")]
 pub struct HouseholdMember {
     pub citizen_id: String,
     pub full_name: String,
     pub relationship: Relationship,
     pub birth_year: i32,
+}
+
+impl From<(String, String, Relationship, i32)> for HouseholdMember {
+    fn from((citizen_id, full_name, relationship, birth_year): (String, String, Relationship, i32)) -> Self {
+        Self { citizen_id, full_name, relationship, birth_year }
+    }
+}
+
+impl From<HouseholdMember> for (String, String, Relationship, i32) {
+    fn from(m: HouseholdMember) -> Self {
+        (m.citizen_id, m.full_name, m.relationship, m.birth_year)
+    }
 }
 
 /// The poor / near-poor household certificate.
@@ -222,17 +256,25 @@ pub struct Certificate {
     pub issuing_unit: String,
 }
 
-/// Facts the programme's rules use besides the category.
+/// Facts the programme's rules use besides the category; stored only when set.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HouseholdFlags {
     /// Received a device from an earlier programme ("Sóng và máy tính cho em").
+    #[serde(default, skip_serializing_if = "is_false")]
     pub earlier_programme_device: bool,
     /// Wants a device from this programme.
+    #[serde(default, skip_serializing_if = "is_false")]
     pub wants_device: bool,
     /// A family of people with meritorious service (device priority 1).
+    #[serde(default, skip_serializing_if = "is_false")]
     pub meritorious_service_family: bool,
     /// A social-policy family (device priority 2).
+    #[serde(default, skip_serializing_if = "is_false")]
     pub social_policy_family: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// A household's state: what one version of its history holds. Serialised as the stored

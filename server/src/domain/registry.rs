@@ -519,13 +519,10 @@ pub fn staged(idx: usize, record: super::household::HouseholdRecord) -> StagedRe
         content_hash: None,
         commune_code: None,
         certificate_number: None,
-        citizen_ids: None,
     };
     match record.change {
         Change::Upsert(data) => {
             let (json, hash) = data.stored_form();
-            let ids: Vec<&str> = data.members.iter().map(|m| m.citizen_id.as_str()).collect();
-            staged.citizen_ids = Some(serde_json::to_string(&ids).expect("strings serialise"));
             staged.commune_code = Some(data.commune_code.clone());
             staged.certificate_number = data.certificate.as_ref().map(|c| c.number.clone());
             staged.data = Some(json);

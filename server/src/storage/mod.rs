@@ -97,6 +97,11 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Applies the embedded migrations that have not run yet.
     async fn migrate(&self) -> Result<(), StorageError>;
 
+    /// Called once by a hub before it serves: clears what only a serving process may clear.
+    async fn prepare_to_serve(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
     async fn get_member(&self, code: &OrgCode) -> Result<Option<Member>, StorageError>;
 
     /// Members in code order after `after`, at most `limit` of them.

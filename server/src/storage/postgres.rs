@@ -10,7 +10,7 @@ use time::{Date, OffsetDateTime};
 
 use super::{
     MemberWrite, StorageError, Store, StoreOptions,
-    registry::{ApplyCounts, ApplyProblem, BatchRow, NewBatch, StagedRecord, VersionRow},
+    registry::{self, ApplyCounts, ApplyProblem, BatchRow, NewBatch, StagedRecord, VersionRow},
 };
 use crate::{
     audit::{self, AuditEntry, AuditRecord},
@@ -182,7 +182,6 @@ impl Store for PgStore {
             .bind(text(|r| r.content_hash.clone()))
             .bind(text(|r| r.commune_code.clone()))
             .bind(text(|r| r.certificate_number.clone()))
-            .bind(text(|r| r.citizen_ids.clone()))
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -208,8 +207,7 @@ impl Store for PgStore {
         // One batch at a time across every hub on this database: outcomes are decided
         // against the register as the previous batch left it.
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(APPLY_LOCK).execute(&mut *tx).await?;
-        let applied =
-            households::apply_shared(&mut tx, batch_id, kind, effective, at, CONFLICTS, INSERT_NEW_CITIZENS).await?;
+        let applied = households::apply_shared(&mut tx, batch_id, kind, effective, at, MEMBER_SQL).await?;
         match applied {
             Ok(counts) => {
                 households::finish_batch(&mut tx, batch_id, digest, records, &counts, at).await?;
@@ -239,6 +237,8 @@ impl Store for PgStore {
 
 mod households {
     use super::StorageError;
+    /// Other hubs may begin batches at any moment: always delete by batch id.
+    const EMPTY_WHEN_ALONE: bool = false;
     crate::storage::registry::registry_queries!(sqlx::Postgres, sqlx::PgConnection);
 }
 
@@ -246,23 +246,26 @@ mod households {
 const APPLY_LOCK: i64 = 0x7465_6c65_7375_6201;
 
 const INSERT_STAGING: &str = "INSERT INTO batch_staging (batch_id, idx, household_code, effective_date, \
-     removal_reason, removal_note, data, content_hash, commune_code, certificate_number, citizen_ids) \
+     removal_reason, removal_note, data, content_hash, commune_code, certificate_number) \
      SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::date[], $5::text[], $6::text[], $7::text[], \
-     $8::text[], $9::text[], $10::text[], $11::text[])";
+     $8::text[], $9::text[], $10::text[])";
 
 /// A member's citizen ID that belongs to a household on the list outside the batch.
-const CONFLICTS: &str = "SELECT s.idx, s.household_code, (j.n - 1)::bigint, j.value, c.household_code \
+const CONFLICTS: &str = "SELECT s.idx, s.household_code, (j.n - 1)::bigint, j.m ->> 0, v.household_code \
      FROM batch_staging s \
-     CROSS JOIN LATERAL jsonb_array_elements_text(s.citizen_ids::jsonb) WITH ORDINALITY AS j(value, n) \
-     JOIN household_citizens c ON c.citizen_id = j.value AND c.valid_to IS NULL AND c.active \
-       AND c.household_code <> s.household_code \
-     WHERE s.batch_id = $1 AND s.citizen_ids IS NOT NULL \
-       AND NOT EXISTS (SELECT 1 FROM batch_staging o WHERE o.batch_id = $1 AND o.household_code = c.household_code) \
+     CROSS JOIN LATERAL jsonb_array_elements(s.data::jsonb -> 'members') WITH ORDINALITY AS j(m, n) \
+     JOIN household_citizens c ON c.citizen_id = j.m ->> 0 \
+     JOIN household_versions v ON v.id = c.version_id AND v.valid_to IS NULL AND v.removal_reason IS NULL \
+       AND v.household_code <> s.household_code \
+     WHERE s.batch_id = $1 AND s.data IS NOT NULL \
+       AND NOT EXISTS (SELECT 1 FROM batch_staging o WHERE o.batch_id = $1 AND o.household_code = v.household_code) \
      ORDER BY s.idx LIMIT $2";
 
-const INSERT_NEW_CITIZENS: &str = "INSERT INTO household_citizens \
-     (citizen_id, household_code, valid_from, valid_to, active) \
-     SELECT j.value, s.household_code, s.effective_date, NULL, true \
-     FROM batch_outcomes o JOIN batch_staging s ON s.batch_id = o.batch_id AND s.idx = o.idx \
-     CROSS JOIN LATERAL jsonb_array_elements_text(s.citizen_ids::jsonb) AS j(value) \
-     WHERE o.batch_id = $1 AND o.outcome IN ('ADDED', 'CHANGED')";
+/// One index row per member of every state the batch adds.
+const INSERT_NEW_CITIZENS: &str = "INSERT INTO household_citizens (citizen_id, version_id) \
+     SELECT j.m ->> 0, v.id FROM batch_outcomes o \
+     JOIN household_versions v ON v.household_code = o.household_code AND v.valid_from = o.effective_date \
+     CROSS JOIN LATERAL jsonb_array_elements(v.data::jsonb -> 'members') AS j(m) \
+     WHERE o.batch_id = $1 AND o.outcome IN ('ADDED', 'CHANGED', 'REMOVED') ORDER BY 1";
+
+const MEMBER_SQL: registry::MemberSql = registry::MemberSql { conflicts: CONFLICTS, new_citizens: INSERT_NEW_CITIZENS };

@@ -30,8 +30,6 @@ pub struct StagedRecord {
     pub content_hash: Option<String>,
     pub commune_code: Option<String>,
     pub certificate_number: Option<String>,
-    /// The members' citizen IDs, as a JSON array of strings.
-    pub citizen_ids: Option<String>,
 }
 
 /// A batch's row: its header, status and, once applied, its counts.
@@ -70,6 +68,7 @@ pub struct NewBatch<'a> {
 /// One state of a household, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct VersionRow {
+    pub id: i64,
     pub household_code: String,
     pub valid_from: Date,
     pub valid_to: Option<Date>,
@@ -101,6 +100,16 @@ pub enum ApplyProblem {
     NotOnList { idx: i64, household_code: String },
     /// A snapshot dated before states the register already holds.
     SnapshotBeforeRecorded { household_code: String, valid_from: Date },
+}
+
+/// The statements of applying a batch that read members out of the stored JSON, which the
+/// dialects do differently.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct MemberSql {
+    /// Citizen IDs in a batch that belong to households on the list outside it.
+    pub(super) conflicts: &'static str,
+    /// Index the members of the states the batch adds (new data, and removals).
+    pub(super) new_citizens: &'static str,
 }
 
 /// At most this many problems are collected before applying gives up.
@@ -155,13 +164,17 @@ pub(super) const LIST_BATCHES: &str = "SELECT seq, batch_id, kind, review_period
 pub(super) const DELETE_RECEIVING: &str = "DELETE FROM household_batches WHERE batch_id = $1 AND status = 'RECEIVING'";
 pub(super) const DELETE_STAGING: &str = "DELETE FROM batch_staging WHERE batch_id = $1";
 pub(super) const DELETE_OUTCOMES: &str = "DELETE FROM batch_outcomes WHERE batch_id = $1";
+pub(super) const COUNT_RECEIVING: &str = "SELECT COUNT(*) FROM household_batches WHERE status = 'RECEIVING'";
+/// Without a WHERE clause SQLite empties a table without visiting its rows.
+pub(super) const EMPTY_STAGING: &str = "DELETE FROM batch_staging";
+pub(super) const EMPTY_OUTCOMES: &str = "DELETE FROM batch_outcomes";
 
 pub(super) const INSERT_BATCH: &str = "INSERT INTO household_batches \
      (batch_id, kind, review_period, effective_date, note, status, pushed_by, received_at) \
      VALUES ($1, $2, $3, $4, $5, 'RECEIVING', $6, $7)";
 
 pub(super) const STAGING_COLUMNS: &str = "batch_id, idx, household_code, effective_date, removal_reason, \
-     removal_note, data, content_hash, commune_code, certificate_number, citizen_ids";
+     removal_note, data, content_hash, commune_code, certificate_number";
 
 /// For a snapshot: every household on the list that the snapshot leaves out is removed.
 pub(super) const STAGE_SNAPSHOT_REMOVALS: &str = "INSERT INTO batch_staging \
@@ -200,11 +213,6 @@ pub(super) const CLOSE_OPEN_VERSIONS: &str = "UPDATE household_versions SET vali
      WHERE o.batch_id = $1 AND o.outcome IN ('CHANGED', 'REMOVED') \
        AND household_versions.household_code = o.household_code AND household_versions.valid_to IS NULL";
 
-pub(super) const CLOSE_OPEN_CITIZENS: &str = "UPDATE household_citizens SET valid_to = o.effective_date \
-     FROM batch_outcomes o \
-     WHERE o.batch_id = $1 AND o.outcome IN ('CHANGED', 'REMOVED') \
-       AND household_citizens.household_code = o.household_code AND household_citizens.valid_to IS NULL";
-
 pub(super) const INSERT_NEW_VERSIONS: &str = "INSERT INTO household_versions \
      (household_code, valid_from, valid_to, removal_reason, removal_note, data, content_hash, commune_code, \
       certificate_number, batch_id, recorded_at) \
@@ -224,16 +232,8 @@ pub(super) const INSERT_REMOVAL_VERSIONS: &str = "INSERT INTO household_versions
      JOIN household_versions v ON v.household_code = o.household_code AND v.valid_from = o.open_from \
      WHERE o.batch_id = $1 AND o.outcome = 'REMOVED'";
 
-/// The members of a removed household stay findable, marked inactive.
-pub(super) const INSERT_REMOVAL_CITIZENS: &str = "INSERT INTO household_citizens \
-     (citizen_id, household_code, valid_from, valid_to, active) \
-     SELECT c.citizen_id, c.household_code, o.effective_date, NULL, c.active AND (1 = 0) \
-     FROM batch_outcomes o \
-     JOIN household_citizens c ON c.household_code = o.household_code AND c.valid_from = o.open_from \
-     WHERE o.batch_id = $1 AND o.outcome = 'REMOVED'";
-
 pub(super) const SLOW_PATH: &str = "SELECT s.idx, s.household_code, s.effective_date, s.removal_reason, \
-     s.removal_note, s.data, s.content_hash, s.commune_code, s.certificate_number, s.citizen_ids \
+     s.removal_note, s.data, s.content_hash, s.commune_code, s.certificate_number \
      FROM batch_outcomes o JOIN batch_staging s ON s.batch_id = o.batch_id AND s.idx = o.idx \
      WHERE o.batch_id = $1 AND o.outcome IN ('LATE', 'SAME_DAY') ORDER BY o.idx";
 
@@ -245,22 +245,22 @@ pub(super) const COUNT_OUTCOMES: &str =
 pub(super) const MARK_APPLIED: &str = "UPDATE household_batches SET status = 'APPLIED', content_digest = $2, \
      records = $3, added = $4, changed = $5, removed = $6, unchanged = $7, applied_at = $8 WHERE batch_id = $1";
 
-pub(super) const VERSIONS_OF: &str = "SELECT household_code, valid_from, valid_to, removal_reason, removal_note, \
+pub(super) const VERSIONS_OF: &str = "SELECT id, household_code, valid_from, valid_to, removal_reason, removal_note, \
      data, content_hash, commune_code, certificate_number, batch_id, recorded_at \
      FROM household_versions WHERE household_code = $1 ORDER BY valid_from";
 
-pub(super) const VERSION_ON: &str = "SELECT household_code, valid_from, valid_to, removal_reason, removal_note, \
+pub(super) const VERSION_ON: &str = "SELECT id, household_code, valid_from, valid_to, removal_reason, removal_note, \
      data, content_hash, commune_code, certificate_number, batch_id, recorded_at \
      FROM household_versions WHERE household_code = $1 AND valid_from <= $2 AND (valid_to IS NULL OR valid_to > $2)";
 
-pub(super) const FIND_BY_CITIZEN: &str = "SELECT v.household_code, v.valid_from, v.valid_to, v.removal_reason, \
-     v.removal_note, v.data, v.content_hash, v.commune_code, v.certificate_number, v.batch_id, v.recorded_at \
-     FROM household_citizens c \
-     JOIN household_versions v ON v.household_code = c.household_code AND v.valid_from = c.valid_from \
-     WHERE c.citizen_id = $1 AND c.valid_from <= $2 AND (c.valid_to IS NULL OR c.valid_to > $2) \
+pub(super) const FIND_BY_CITIZEN: &str = "SELECT v.id, v.household_code, v.valid_from, v.valid_to, \
+     v.removal_reason, v.removal_note, v.data, v.content_hash, v.commune_code, v.certificate_number, v.batch_id, \
+     v.recorded_at \
+     FROM household_citizens c JOIN household_versions v ON v.id = c.version_id \
+     WHERE c.citizen_id = $1 AND v.valid_from <= $2 AND (v.valid_to IS NULL OR v.valid_to > $2) \
      ORDER BY v.household_code";
 
-pub(super) const FIND_BY_CERTIFICATE: &str = "SELECT household_code, valid_from, valid_to, removal_reason, \
+pub(super) const FIND_BY_CERTIFICATE: &str = "SELECT id, household_code, valid_from, valid_to, removal_reason, \
      removal_note, data, content_hash, commune_code, certificate_number, batch_id, recorded_at \
      FROM household_versions \
      WHERE certificate_number = $1 AND valid_from <= $2 AND (valid_to IS NULL OR valid_to > $2) \
@@ -273,20 +273,16 @@ pub(super) const SUPERSEDE_VERSION: &str = "INSERT INTO household_versions_super
        recorded_at, $3, $4 FROM household_versions WHERE household_code = $1 AND valid_from = $2";
 
 pub(super) const DELETE_VERSION: &str = "DELETE FROM household_versions WHERE household_code = $1 AND valid_from = $2";
-pub(super) const DELETE_VERSION_CITIZENS: &str =
-    "DELETE FROM household_citizens WHERE household_code = $1 AND valid_from = $2";
+pub(super) const DELETE_CITIZEN: &str = "DELETE FROM household_citizens WHERE citizen_id = $1 AND version_id = $2";
 
 pub(super) const SET_VERSION_END: &str =
     "UPDATE household_versions SET valid_to = $3 WHERE household_code = $1 AND valid_from = $2";
-pub(super) const SET_CITIZENS_END: &str =
-    "UPDATE household_citizens SET valid_to = $3 WHERE household_code = $1 AND valid_from = $2";
 
 pub(super) const INSERT_VERSION: &str = "INSERT INTO household_versions \
      (household_code, valid_from, valid_to, removal_reason, removal_note, data, content_hash, commune_code, \
-      certificate_number, batch_id, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+      certificate_number, batch_id, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id";
 
-pub(super) const INSERT_CITIZEN: &str = "INSERT INTO household_citizens \
-     (citizen_id, household_code, valid_from, valid_to, active) VALUES ($1, $2, $3, $4, $5)";
+pub(super) const INSERT_CITIZEN: &str = "INSERT INTO household_citizens (citizen_id, version_id) VALUES ($1, $2)";
 
 /// A staged row taken through the row-by-row path.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -300,7 +296,6 @@ pub(super) struct SlowRow {
     pub(super) content_hash: Option<String>,
     pub(super) commune_code: Option<String>,
     pub(super) certificate_number: Option<String>,
-    pub(super) citizen_ids: Option<String>,
 }
 
 /// What the row-by-row path decided for one record, and the writes it needs.
@@ -317,7 +312,6 @@ pub(super) enum SlowPlan {
         version: VersionRow,
         valid_to: Option<Date>,
         citizens: Vec<String>,
-        active: bool,
     },
 }
 
@@ -327,15 +321,13 @@ pub(super) fn plan_slow_row(row: &SlowRow, versions: &[VersionRow], batch_id: &s
     let d = row.effective_date;
     let prev = versions.iter().rev().find(|v| v.valid_from <= d);
     let next_from = versions.iter().find(|v| v.valid_from > d).map(|v| v.valid_from);
-    let citizens_of = |json: Option<&str>| -> Vec<String> {
-        json.and_then(|j| serde_json::from_str::<Vec<String>>(j).ok()).unwrap_or_default()
-    };
-    let (outcome, version, citizens, active) = match &row.removal_reason {
+    let (outcome, version, citizens) = match &row.removal_reason {
         None => {
             if prev.is_some_and(|p| p.removal_reason.is_none() && Some(&p.content_hash) == row.content_hash.as_ref()) {
                 return SlowPlan::Unchanged;
             }
             let version = VersionRow {
+                id: 0,
                 household_code: row.household_code.clone(),
                 valid_from: d,
                 valid_to: None,
@@ -349,7 +341,8 @@ pub(super) fn plan_slow_row(row: &SlowRow, versions: &[VersionRow], batch_id: &s
                 recorded_at: at,
             };
             let outcome = if versions.is_empty() { "ADDED" } else { "CHANGED" };
-            (outcome, version, citizens_of(row.citizen_ids.as_deref()), true)
+            let citizens = citizens_of(&version.data);
+            (outcome, version, citizens)
         }
         Some(reason) => {
             let Some(p) = prev.filter(|p| p.removal_reason.is_none()) else {
@@ -358,10 +351,9 @@ pub(super) fn plan_slow_row(row: &SlowRow, versions: &[VersionRow], batch_id: &s
                     household_code: row.household_code.clone(),
                 });
             };
-            let citizens: Vec<String> = crate::domain::household::HouseholdData::from_stored(&p.data)
-                .map(|data| data.members.into_iter().map(|m| m.citizen_id).collect())
-                .unwrap_or_default();
+            let citizens = citizens_of(&p.data);
             let version = VersionRow {
+                id: 0,
                 household_code: row.household_code.clone(),
                 valid_from: d,
                 valid_to: None,
@@ -374,19 +366,13 @@ pub(super) fn plan_slow_row(row: &SlowRow, versions: &[VersionRow], batch_id: &s
                 batch_id: batch_id.to_owned(),
                 recorded_at: at,
             };
-            ("REMOVED", version, citizens, false)
+            ("REMOVED", version, citizens)
         }
     };
     match prev {
-        Some(p) if p.valid_from == d => SlowPlan::Write {
-            outcome,
-            supersede: Some(d),
-            close: None,
-            version,
-            valid_to: p.valid_to,
-            citizens,
-            active,
-        },
+        Some(p) if p.valid_from == d => {
+            SlowPlan::Write { outcome, supersede: Some(d), close: None, version, valid_to: p.valid_to, citizens }
+        }
         Some(p) => SlowPlan::Write {
             outcome,
             supersede: None,
@@ -394,12 +380,16 @@ pub(super) fn plan_slow_row(row: &SlowRow, versions: &[VersionRow], batch_id: &s
             version,
             valid_to: p.valid_to,
             citizens,
-            active,
         },
-        None => {
-            SlowPlan::Write { outcome, supersede: None, close: None, version, valid_to: next_from, citizens, active }
-        }
+        None => SlowPlan::Write { outcome, supersede: None, close: None, version, valid_to: next_from, citizens },
     }
+}
+
+/// The members' citizen IDs in a stored state.
+pub(super) fn citizens_of(json: &str) -> Vec<String> {
+    crate::domain::household::HouseholdData::from_stored(json)
+        .map(|data| data.members.into_iter().map(|m| m.citizen_id).collect())
+        .unwrap_or_default()
 }
 
 /// Adds one outcome's count to the totals.
@@ -493,9 +483,21 @@ macro_rules! registry_queries {
         }
 
         pub(super) async fn discard_batch(conn: &mut $conn, batch_id: &str) -> Result<(), StorageError> {
-            sqlx::query(reg::DELETE_STAGING).bind(batch_id).execute(&mut *conn).await?;
-            sqlx::query(reg::DELETE_OUTCOMES).bind(batch_id).execute(&mut *conn).await?;
             sqlx::query(reg::DELETE_RECEIVING).bind(batch_id).execute(&mut *conn).await?;
+            clear_staging(&mut *conn, batch_id).await
+        }
+
+        /// Drops a batch's staged rows; when no other batch is being received (and the
+        /// backend can empty tables cheaply, `EMPTY_WHEN_ALONE`), the whole staging area.
+        pub(super) async fn clear_staging(conn: &mut $conn, batch_id: &str) -> Result<(), StorageError> {
+            let receiving: Vec<i64> = sqlx::query_scalar(reg::COUNT_RECEIVING).fetch_all(&mut *conn).await?;
+            if EMPTY_WHEN_ALONE && receiving.first().is_none_or(|n| *n == 0) {
+                sqlx::query(reg::EMPTY_STAGING).execute(&mut *conn).await?;
+                sqlx::query(reg::EMPTY_OUTCOMES).execute(&mut *conn).await?;
+            } else {
+                sqlx::query(reg::DELETE_STAGING).bind(batch_id).execute(&mut *conn).await?;
+                sqlx::query(reg::DELETE_OUTCOMES).bind(batch_id).execute(&mut *conn).await?;
+            }
             Ok(())
         }
 
@@ -535,8 +537,7 @@ macro_rules! registry_queries {
             kind: $crate::domain::household::BatchKind,
             effective: time::Date,
             at: time::OffsetDateTime,
-            conflicts_sql: &'static str,
-            citizens_sql: &'static str,
+            sql: reg::MemberSql,
         ) -> Result<Result<reg::ApplyCounts, Vec<ApplyProblem>>, StorageError> {
             use $crate::domain::household::BatchKind;
             let mut problems = Vec::new();
@@ -562,7 +563,7 @@ macro_rules! registry_queries {
             );
             if kind == BatchKind::Delta {
                 let elsewhere: Vec<(i64, String, i64, String, String)> =
-                    sqlx::query_as(conflicts_sql).bind(batch_id).bind(reg::MAX_PROBLEMS).fetch_all(&mut *conn).await?;
+                    sqlx::query_as(sql.conflicts).bind(batch_id).bind(reg::MAX_PROBLEMS).fetch_all(&mut *conn).await?;
                 problems.extend(elsewhere.into_iter().map(
                     |(idx, household_code, member, citizen_id, other_household)| ApplyProblem::CitizenElsewhere {
                         idx,
@@ -577,12 +578,26 @@ macro_rules! registry_queries {
                 return Ok(Err(problems));
             }
 
-            sqlx::query(reg::CLOSE_OPEN_VERSIONS).bind(batch_id).execute(&mut *conn).await?;
-            sqlx::query(reg::CLOSE_OPEN_CITIZENS).bind(batch_id).execute(&mut *conn).await?;
-            sqlx::query(reg::INSERT_NEW_VERSIONS).bind(batch_id).bind(at).execute(&mut *conn).await?;
-            sqlx::query(reg::INSERT_REMOVAL_VERSIONS).bind(batch_id).bind(at).execute(&mut *conn).await?;
-            sqlx::query(citizens_sql).bind(batch_id).execute(&mut *conn).await?;
-            sqlx::query(reg::INSERT_REMOVAL_CITIZENS).bind(batch_id).execute(&mut *conn).await?;
+            // Statements with nothing to do are skipped: with no rows to start from, planners
+            // may still walk the whole register.
+            let mut planned = reg::ApplyCounts::default();
+            let by_outcome: Vec<(String, i64)> =
+                sqlx::query_as(reg::COUNT_OUTCOMES).bind(batch_id).fetch_all(&mut *conn).await?;
+            for (outcome, n) in by_outcome {
+                reg::count(&mut planned, &outcome, n);
+            }
+            if planned.changed + planned.removed > 0 {
+                sqlx::query(reg::CLOSE_OPEN_VERSIONS).bind(batch_id).execute(&mut *conn).await?;
+            }
+            if planned.added + planned.changed > 0 {
+                sqlx::query(reg::INSERT_NEW_VERSIONS).bind(batch_id).bind(at).execute(&mut *conn).await?;
+            }
+            if planned.removed > 0 {
+                sqlx::query(reg::INSERT_REMOVAL_VERSIONS).bind(batch_id).bind(at).execute(&mut *conn).await?;
+            }
+            if planned.added + planned.changed + planned.removed > 0 {
+                sqlx::query(sql.new_citizens).bind(batch_id).execute(&mut *conn).await?;
+            }
 
             let slow: Vec<SlowRow> = sqlx::query_as(reg::SLOW_PATH).bind(batch_id).fetch_all(&mut *conn).await?;
             for row in slow {
@@ -597,18 +612,24 @@ macro_rules! registry_queries {
                             .await?;
                     }
                     SlowPlan::Problem(p) => problems.push(p),
-                    SlowPlan::Write { outcome, supersede, close, version, valid_to, citizens, active } => {
+                    SlowPlan::Write { outcome, supersede, close, version, valid_to, citizens } => {
                         let code = version.household_code.as_str();
-                        if let Some(day) = supersede {
+                        if let Some(old) = supersede.and_then(|day| versions.iter().find(|v| v.valid_from == day)) {
+                            for citizen in reg::citizens_of(&old.data) {
+                                sqlx::query(reg::DELETE_CITIZEN).bind(citizen).bind(old.id).execute(&mut *conn).await?;
+                            }
                             sqlx::query(reg::SUPERSEDE_VERSION)
                                 .bind(code)
-                                .bind(day)
+                                .bind(old.valid_from)
                                 .bind(batch_id)
                                 .bind(at)
                                 .execute(&mut *conn)
                                 .await?;
-                            sqlx::query(reg::DELETE_VERSION_CITIZENS).bind(code).bind(day).execute(&mut *conn).await?;
-                            sqlx::query(reg::DELETE_VERSION).bind(code).bind(day).execute(&mut *conn).await?;
+                            sqlx::query(reg::DELETE_VERSION)
+                                .bind(code)
+                                .bind(old.valid_from)
+                                .execute(&mut *conn)
+                                .await?;
                         }
                         if let Some(from) = close {
                             sqlx::query(reg::SET_VERSION_END)
@@ -617,14 +638,8 @@ macro_rules! registry_queries {
                                 .bind(version.valid_from)
                                 .execute(&mut *conn)
                                 .await?;
-                            sqlx::query(reg::SET_CITIZENS_END)
-                                .bind(code)
-                                .bind(from)
-                                .bind(version.valid_from)
-                                .execute(&mut *conn)
-                                .await?;
                         }
-                        sqlx::query(reg::INSERT_VERSION)
+                        let id: i64 = sqlx::query_scalar(reg::INSERT_VERSION)
                             .bind(code)
                             .bind(version.valid_from)
                             .bind(valid_to)
@@ -636,17 +651,10 @@ macro_rules! registry_queries {
                             .bind(version.certificate_number.as_deref())
                             .bind(batch_id)
                             .bind(at)
-                            .execute(&mut *conn)
+                            .fetch_one(&mut *conn)
                             .await?;
                         for citizen in &citizens {
-                            sqlx::query(reg::INSERT_CITIZEN)
-                                .bind(citizen)
-                                .bind(code)
-                                .bind(version.valid_from)
-                                .bind(valid_to)
-                                .bind(active)
-                                .execute(&mut *conn)
-                                .await?;
+                            sqlx::query(reg::INSERT_CITIZEN).bind(citizen).bind(id).execute(&mut *conn).await?;
                         }
                         sqlx::query(reg::SET_OUTCOME)
                             .bind(batch_id)
@@ -689,9 +697,7 @@ macro_rules! registry_queries {
                 .bind(at)
                 .execute(&mut *conn)
                 .await?;
-            sqlx::query(reg::DELETE_STAGING).bind(batch_id).execute(&mut *conn).await?;
-            sqlx::query(reg::DELETE_OUTCOMES).bind(batch_id).execute(&mut *conn).await?;
-            Ok(())
+            clear_staging(&mut *conn, batch_id).await
         }
     };
 }

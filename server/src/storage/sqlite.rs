@@ -52,17 +52,35 @@ impl SqliteStore {
             // was measured 1.6 times faster for single calls; see docs/BENCHMARKS.md.)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(Duration::from_secs(30))
+            // 64 MiB of page cache per connection (the default is 2 MiB): applying a large batch
+            // builds indexes over millions of rows.
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "MEMORY");
+        // The writer builds the indexes of a million-household batch in one transaction: it
+        // gets a larger page cache than the readers, and the staging file.
+        let staging = staging_path(path);
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(base.clone())
+            .after_connect(move |conn, _| {
+                let staging = staging.clone();
+                Box::pin(async move { attach_staging(conn, &staging).await })
+            })
+            .connect_with(
+                base.clone()
+                    .pragma("cache_size", "-262144")
+                    // Checkpoints run beside the writer (below), not inside its commits.
+                    .pragma("wal_autocheckpoint", "0"),
+            )
             .await?;
         let read = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(base.read_only(true))
+            .connect_with(base.clone().read_only(true))
             .await?;
+        let checkpointer = SqlitePoolOptions::new().max_connections(1).connect_with(base.clone()).await?;
+        tokio::spawn(checkpoint_while_open(checkpointer, write.clone()));
         Ok(Self { read, write, path: PathBuf::from(path) })
     }
 
@@ -80,6 +98,15 @@ impl Store for SqliteStore {
 
     async fn migrate(&self) -> Result<(), StorageError> {
         sqlx::migrate!("./migrations/sqlite").run(&self.write).await?;
+        Ok(())
+    }
+
+    /// Empties the staging file: staged records never outlive the process that received
+    /// them (their batches stay RECEIVING until pushed again).
+    async fn prepare_to_serve(&self) -> Result<(), StorageError> {
+        let mut conn = self.write.acquire().await?;
+        sqlx::query("DELETE FROM staging.batch_staging").execute(&mut *conn).await?;
+        sqlx::query("DELETE FROM staging.batch_outcomes").execute(&mut *conn).await?;
         Ok(())
     }
 
@@ -193,27 +220,7 @@ impl Store for SqliteStore {
     }
 
     async fn stage_records(&self, batch_id: &str, records: &[StagedRecord]) -> Result<(), StorageError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        for chunk in records.chunks(ROWS_PER_INSERT) {
-            let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO batch_staging (");
-            insert.push(registry::STAGING_COLUMNS).push(") ");
-            insert.push_values(chunk, |mut row, r: &StagedRecord| {
-                row.push_bind(batch_id.to_owned())
-                    .push_bind(r.idx)
-                    .push_bind(r.household_code.clone())
-                    .push_bind(r.effective)
-                    .push_bind(r.removal_reason.clone())
-                    .push_bind(r.removal_note.clone())
-                    .push_bind(r.data.clone())
-                    .push_bind(r.content_hash.clone())
-                    .push_bind(r.commune_code.clone())
-                    .push_bind(r.certificate_number.clone())
-                    .push_bind(r.citizen_ids.clone());
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        stage(&mut *self.write.acquire().await?, batch_id, records).await
     }
 
     async fn discard_batch(&self, batch_id: &str) -> Result<(), StorageError> {
@@ -233,8 +240,7 @@ impl Store for SqliteStore {
         at: OffsetDateTime,
     ) -> Result<Result<ApplyCounts, Vec<ApplyProblem>>, StorageError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let applied =
-            households::apply_shared(&mut tx, batch_id, kind, effective, at, CONFLICTS, INSERT_NEW_CITIZENS).await?;
+        let applied = households::apply_shared(&mut tx, batch_id, kind, effective, at, MEMBER_SQL).await?;
         match applied {
             Ok(counts) => {
                 households::finish_batch(&mut tx, batch_id, digest, records, &counts, at).await?;
@@ -265,20 +271,112 @@ impl Store for SqliteStore {
 
 mod households {
     use super::StorageError;
+    /// One process writes at a time (the write lock is held): no other hub can begin a batch
+    /// between the count and the emptying.
+    const EMPTY_WHEN_ALONE: bool = true;
     crate::storage::registry::registry_queries!(sqlx::Sqlite, sqlx::SqliteConnection);
 }
 
 /// A member's citizen ID that belongs to a household on the list outside the batch.
-const CONFLICTS: &str = "SELECT s.idx, s.household_code, CAST(j.key AS INTEGER), j.value, c.household_code \
-     FROM batch_staging s, json_each(s.citizen_ids) j \
-     JOIN household_citizens c ON c.citizen_id = j.value AND c.valid_to IS NULL AND c.active \
-       AND c.household_code <> s.household_code \
-     WHERE s.batch_id = $1 AND s.citizen_ids IS NOT NULL \
-       AND NOT EXISTS (SELECT 1 FROM batch_staging o WHERE o.batch_id = $1 AND o.household_code = c.household_code) \
+const CONFLICTS: &str = "SELECT s.idx, s.household_code, CAST(j.key AS INTEGER), j.value ->> 0, v.household_code \
+     FROM batch_staging s, json_each(s.data, '$.members') j \
+     JOIN household_citizens c ON c.citizen_id = j.value ->> 0 \
+     JOIN household_versions v ON v.id = c.version_id AND v.valid_to IS NULL AND v.removal_reason IS NULL \
+       AND v.household_code <> s.household_code \
+     WHERE s.batch_id = $1 AND s.data IS NOT NULL \
+       AND NOT EXISTS (SELECT 1 FROM batch_staging o WHERE o.batch_id = $1 AND o.household_code = v.household_code) \
      ORDER BY s.idx LIMIT $2";
 
-const INSERT_NEW_CITIZENS: &str = "INSERT INTO household_citizens \
-     (citizen_id, household_code, valid_from, valid_to, active) \
-     SELECT j.value, s.household_code, s.effective_date, NULL, 1 \
-     FROM batch_outcomes o JOIN batch_staging s ON s.batch_id = o.batch_id AND s.idx = o.idx, json_each(s.citizen_ids) j \
-     WHERE o.batch_id = $1 AND o.outcome IN ('ADDED', 'CHANGED')";
+/// One index row per member of every state the batch adds; in citizen ID order, so the index
+/// grows at its end.
+const INSERT_NEW_CITIZENS: &str = "INSERT INTO household_citizens (citizen_id, version_id) \
+     SELECT j.value ->> 0, v.id FROM batch_outcomes o \
+     JOIN household_versions v ON v.household_code = o.household_code AND v.valid_from = o.effective_date, \
+       json_each(v.data, '$.members') j \
+     WHERE o.batch_id = $1 AND o.outcome IN ('ADDED', 'CHANGED', 'REMOVED') ORDER BY 1";
+
+const MEMBER_SQL: registry::MemberSql = registry::MemberSql { conflicts: CONFLICTS, new_citizens: INSERT_NEW_CITIZENS };
+
+async fn stage(
+    conn: &mut sqlx::SqliteConnection,
+    batch_id: &str,
+    records: &[StagedRecord],
+) -> Result<(), StorageError> {
+    use sqlx::Connection;
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    for chunk in records.chunks(ROWS_PER_INSERT) {
+        let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO batch_staging (");
+        insert.push(registry::STAGING_COLUMNS).push(") ");
+        insert.push_values(chunk, |mut row, r: &StagedRecord| {
+            row.push_bind(batch_id.to_owned())
+                .push_bind(r.idx)
+                .push_bind(r.household_code.clone())
+                .push_bind(r.effective)
+                .push_bind(r.removal_reason.clone())
+                .push_bind(r.removal_note.clone())
+                .push_bind(r.data.clone())
+                .push_bind(r.content_hash.clone())
+                .push_bind(r.commune_code.clone())
+                .push_bind(r.certificate_number.clone());
+        });
+        insert.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Copies the write-ahead log into the database every few seconds, on a connection of its
+/// own, so that a writer's commit never waits for it (the commit of a million-household batch
+/// would otherwise copy a gigabyte first). Stops when the store is closed.
+async fn checkpoint_while_open(checkpointer: SqlitePool, write: SqlitePool) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        ticks.tick().await;
+        if write.is_closed() {
+            break;
+        }
+        // PASSIVE: copies what it can without waiting for readers or the writer; TRUNCATE
+        // when that left nothing behind, so the log file does not stay large.
+        match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)").fetch_all(&checkpointer).await {
+            Ok(rows) if rows.first().is_some_and(|(busy, log, done)| *busy == 0 && *log > 0 && log == done) => {
+                let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&checkpointer).await;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %crate::ErrorChain(&e), "WAL checkpoint failed"),
+        }
+    }
+    checkpointer.close().await;
+}
+
+/// Staged records go to a file of their own beside the database, attached to the writing
+/// connection: without a write-ahead log or fsync, receiving a million records costs a few
+/// seconds instead of rewriting them through the database's log. Losing it (a crash, a power
+/// cut) loses only batches not yet applied, which their senders push again.
+fn staging_path(path: &str) -> String {
+    format!("{path}-staging")
+}
+
+const STAGING_SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS staging.batch_staging (
+        batch_id TEXT NOT NULL, idx INTEGER NOT NULL, household_code TEXT NOT NULL,
+        effective_date TEXT NOT NULL, removal_reason TEXT, removal_note TEXT, data TEXT,
+        content_hash TEXT, commune_code TEXT, certificate_number TEXT,
+        PRIMARY KEY (batch_id, idx)) STRICT",
+    "CREATE INDEX IF NOT EXISTS staging.batch_staging_household ON batch_staging (batch_id, household_code)",
+    "CREATE TABLE IF NOT EXISTS staging.batch_outcomes (
+        batch_id TEXT NOT NULL, idx INTEGER NOT NULL, household_code TEXT NOT NULL,
+        effective_date TEXT NOT NULL, open_from TEXT, outcome TEXT NOT NULL,
+        PRIMARY KEY (batch_id, idx)) STRICT",
+    "CREATE INDEX IF NOT EXISTS staging.batch_outcomes_outcome ON batch_outcomes (batch_id, outcome)",
+];
+
+async fn attach_staging(conn: &mut sqlx::SqliteConnection, path: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("ATTACH DATABASE $1 AS staging").bind(path).execute(&mut *conn).await?;
+    // A rollback journal in memory keeps ROLLBACK working; no fsync.
+    sqlx::query("PRAGMA staging.journal_mode = MEMORY").execute(&mut *conn).await?;
+    sqlx::query("PRAGMA staging.synchronous = OFF").execute(&mut *conn).await?;
+    for statement in STAGING_SCHEMA {
+        sqlx::query(*statement).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
