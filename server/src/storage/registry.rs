@@ -213,13 +213,15 @@ pub(super) const CLOSE_OPEN_VERSIONS: &str = "UPDATE household_versions SET vali
      WHERE o.batch_id = $1 AND o.outcome IN ('CHANGED', 'REMOVED') \
        AND household_versions.household_code = o.household_code AND household_versions.valid_to IS NULL";
 
+/// Reads the staged rows in the order they were written (the outcomes are small and cached).
 pub(super) const INSERT_NEW_VERSIONS: &str = "INSERT INTO household_versions \
      (household_code, valid_from, valid_to, removal_reason, removal_note, data, content_hash, commune_code, \
       certificate_number, batch_id, recorded_at) \
      SELECT s.household_code, s.effective_date, NULL, NULL, NULL, s.data, s.content_hash, s.commune_code, \
        s.certificate_number, s.batch_id, $2 \
-     FROM batch_outcomes o JOIN batch_staging s ON s.batch_id = o.batch_id AND s.idx = o.idx \
-     WHERE o.batch_id = $1 AND o.outcome IN ('ADDED', 'CHANGED')";
+     FROM batch_staging s \
+     WHERE s.batch_id = $1 AND EXISTS (SELECT 1 FROM batch_outcomes o \
+       WHERE o.batch_id = s.batch_id AND o.idx = s.idx AND o.outcome IN ('ADDED', 'CHANGED'))";
 
 /// A removal keeps the last data the household had (the state just closed).
 pub(super) const INSERT_REMOVAL_VERSIONS: &str = "INSERT INTO household_versions \

@@ -3,7 +3,7 @@
 //! All writes go through a pool of one connection, so writers queue in the hub instead of
 //! failing with `SQLITE_BUSY`; reads use a separate pool and run beside the writer.
 
-use std::{path::PathBuf, str::FromStr, time::Duration};
+use std::{path::PathBuf, str::FromStr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use sqlx::{
@@ -29,13 +29,26 @@ shared::shared_queries!(SqlitePool);
 use super::shared;
 
 /// Rows per multi-row `INSERT`: what measured fastest here, far below SQLite's variable limit.
-const ROWS_PER_INSERT: usize = 64;
+const ROWS_PER_INSERT: usize = 256;
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
     path: PathBuf,
+    /// Stops the checkpointer when the last clone of the store is dropped.
+    _checkpoints: Arc<StopOnDrop>,
+}
+
+#[derive(Debug)]
+struct StopOnDrop(Option<tokio::sync::oneshot::Sender<()>>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(stop) = self.0.take() {
+            let _ = stop.send(());
+        }
+    }
 }
 
 impl SqliteStore {
@@ -80,8 +93,9 @@ impl SqliteStore {
             .connect_with(base.clone().read_only(true))
             .await?;
         let checkpointer = SqlitePoolOptions::new().max_connections(1).connect_with(base.clone()).await?;
-        tokio::spawn(checkpoint_while_open(checkpointer, write.clone()));
-        Ok(Self { read, write, path: PathBuf::from(path) })
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        tokio::spawn(checkpoint_while_open(checkpointer, stopped));
+        Ok(Self { read, write, path: PathBuf::from(path), _checkpoints: Arc::new(StopOnDrop(Some(stop))) })
     }
 
     /// The database file.
@@ -328,12 +342,12 @@ async fn stage(
 /// Copies the write-ahead log into the database every few seconds, on a connection of its
 /// own, so that a writer's commit never waits for it (the commit of a million-household batch
 /// would otherwise copy a gigabyte first). Stops when the store is closed.
-async fn checkpoint_while_open(checkpointer: SqlitePool, write: SqlitePool) {
+async fn checkpoint_while_open(checkpointer: SqlitePool, mut stopped: tokio::sync::oneshot::Receiver<()>) {
     let mut ticks = tokio::time::interval(Duration::from_secs(2));
     loop {
-        ticks.tick().await;
-        if write.is_closed() {
-            break;
+        tokio::select! {
+            _ = &mut stopped => break,
+            _ = ticks.tick() => {}
         }
         // PASSIVE: copies what it can without waiting for readers or the writer; TRUNCATE
         // when that left nothing behind, so the log file does not stay large.
