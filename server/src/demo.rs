@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 use crate::{
     audit,
     config::{DatabaseUrl, LogFormat, Settings},
+    generator::HouseholdGenerator,
     pki::{self, OrgSpec},
     startup::Hub,
     telemetry,
@@ -137,13 +138,15 @@ pub async fn run(dir: Option<PathBuf>, out: &mut (dyn Write + Send)) -> Result<(
         writeln!(out, "   {:<9} {:<10} {:<9} {}", m.code, role_name(m.role()), status, m.display_name)?;
     }
 
+    households(addr, &tls_dir, out).await?;
+
     let _ = stop.send(());
     serving.await??;
     let report = audit::verify(store.as_ref()).await?;
     match &report.first_break {
         None => writeln!(
             out,
-            "10. Hub stopped. Audit trail: {} records, chain intact (last hash {}…)",
+            "12. Hub stopped. Audit trail: {} records, chain intact (last hash {}…)",
             report.records,
             &report.last_hash[..16]
         )?,
@@ -155,6 +158,71 @@ pub async fn run(dir: Option<PathBuf>, out: &mut (dyn Write + Send)) -> Result<(
         started.elapsed().as_secs_f64(),
         tls_dir.display(),
         settings.database_url
+    )?;
+    Ok(())
+}
+
+/// Households in the demo's yearly review.
+const REVIEW: usize = 2_000;
+
+/// The labour department pushes the yearly review and a month of changes; a locality reads
+/// what lies in its district.
+async fn households(
+    addr: std::net::SocketAddr,
+    tls_dir: &Path,
+    out: &mut (dyn Write + Send),
+) -> Result<(), Box<dyn std::error::Error>> {
+    use futures_util::stream;
+    let labour = client(addr, tls_dir, "DOLISA").await?;
+    let header = |id: &str, kind: proto::BatchKind, period: &str, date: &str| proto::BatchHeader {
+        batch_id: id.into(),
+        kind: kind.into(),
+        review_period: period.into(),
+        effective_date: date.into(),
+        note: "demo".into(),
+    };
+    let review = HouseholdGenerator::reference(7).take(REVIEW);
+    let started = Instant::now();
+    let r = labour
+        .push_batch(header("review-2024", proto::BatchKind::Snapshot, "2024", "2025-01-01"), stream::iter(review))
+        .await?;
+    writeln!(
+        out,
+        "10. DOLISA pushes the 2024 review: {} households added in {:.2} s",
+        r.added,
+        started.elapsed().as_secs_f64()
+    )?;
+
+    // February: 10 new households, 20 that moved within their commune, 5 out of poverty.
+    let mut changes: Vec<proto::HouseholdRecord> = HouseholdGenerator::reference(7).skip(REVIEW).take(10).collect();
+    for mut record in HouseholdGenerator::reference(7).take(20) {
+        if let Some(proto::household_record::Change::Upsert(d)) = record.change.as_mut() {
+            d.address = "Tổ dân phố 12 (chuyển đến tháng 2)".into();
+        }
+        changes.push(record);
+    }
+    for record in HouseholdGenerator::reference(7).skip(20).take(5) {
+        changes.push(proto::HouseholdRecord {
+            household_code: record.household_code,
+            effective_date: "2025-02-15".into(),
+            change: Some(proto::household_record::Change::Removal(proto::Removal {
+                reason: proto::RemovalReason::OutOfPoverty.into(),
+                note: "commune review".into(),
+            })),
+        });
+    }
+    let first = changes[10].household_code.clone();
+    let r = labour
+        .push_batch(header("2025-02", proto::BatchKind::Delta, "2025-02", "2025-02-01"), stream::iter(changes))
+        .await?;
+    writeln!(
+        out,
+        "11. DOLISA pushes February's changes: {} added, {} changed, {} removed; {} has {} states",
+        r.added,
+        r.changed,
+        r.removed,
+        first,
+        labour.household_history(&first).await?.versions.len()
     )?;
     Ok(())
 }

@@ -118,10 +118,32 @@ async fn the_demo_runs_end_to_end() {
     let work = dir.path().join("demo");
     let (ok, out) = telesub(&["demo", "--dir", work.to_str().unwrap()]).await;
     assert!(ok, "{out}");
-    for step in ["Health check: SERVING", "VNPT lists the members: refused", "registers MOBIFONE", "chain intact"] {
+    for step in [
+        "Health check: SERVING",
+        "VNPT lists the members: refused",
+        "registers MOBIFONE",
+        "2000 households added",
+        "10 added, 20 changed, 5 removed",
+        "has 2 states",
+        "chain intact",
+    ] {
         assert!(out.contains(step), "missing {step:?} in:\n{out}");
     }
     assert!(work.join("telesub.db").exists());
     let (ok, _) = telesub(&["demo", "--dir", work.to_str().unwrap()]).await;
     assert!(!ok, "the demo refuses a folder that exists");
+}
+
+#[tokio::test]
+async fn gen_writes_households_the_csv_reader_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("households.csv");
+    let (ok, out) =
+        telesub(&["gen", "households", "--count", "50", "--seed", "3", "--out", file.to_str().unwrap()]).await;
+    assert!(ok, "{out}");
+    let reader = telesub_client::csv::CsvReader::new(std::fs::File::open(&file).unwrap()).unwrap();
+    let records: Vec<_> = reader.collect::<Result<_, _>>().unwrap();
+    assert_eq!(records.len(), 50);
+    let again: Vec<_> = telesub_server::generator::HouseholdGenerator::reference(3).take(50).collect();
+    assert_eq!(records, again, "the file holds exactly what the generator makes");
 }

@@ -203,6 +203,9 @@ impl Store for PgStore {
         records: i64,
         at: OffsetDateTime,
     ) -> Result<Result<ApplyCounts, Vec<ApplyProblem>>, StorageError> {
+        // The planner needs to know how many rows were staged (autovacuum has not seen them):
+        // without it, joins against a large register go row by row through all of it.
+        sqlx::query("ANALYZE batch_staging").execute(&self.pool).await?;
         let mut tx = self.pool.begin().await?;
         // One batch at a time across every hub on this database: outcomes are decided
         // against the register as the previous batch left it.
@@ -212,6 +215,11 @@ impl Store for PgStore {
             Ok(counts) => {
                 households::finish_batch(&mut tx, batch_id, digest, records, &counts, at).await?;
                 tx.commit().await?;
+                // After a large batch, refresh the register's statistics now rather than when
+                // autovacuum comes round, so the next batch is planned on what is there.
+                if counts.added + counts.changed + counts.removed > LARGE_BATCH {
+                    sqlx::query("ANALYZE household_versions, household_citizens").execute(&self.pool).await?;
+                }
                 Ok(Ok(counts))
             }
             Err(problems) => Ok(Err(problems)),
@@ -241,6 +249,9 @@ mod households {
     const EMPTY_WHEN_ALONE: bool = false;
     crate::storage::registry::registry_queries!(sqlx::Postgres, sqlx::PgConnection);
 }
+
+/// Batches that change more households than this refresh the planner's statistics.
+const LARGE_BATCH: i64 = 10_000;
 
 /// The advisory lock that serialises applying batches.
 const APPLY_LOCK: i64 = 0x7465_6c65_7375_6201;
