@@ -5,8 +5,8 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use telesub_proto::v1::{
-    administrative_units_server::AdministrativeUnitsServer, household_registry_server::HouseholdRegistryServer,
-    members_server::MembersServer,
+    administrative_units_server::AdministrativeUnitsServer, eligibility_server::EligibilityServer,
+    household_registry_server::HouseholdRegistryServer, members_server::MembersServer, policy_server::PolicyServer,
 };
 use tokio::{net::TcpListener, sync::oneshot};
 use tonic::transport::Server;
@@ -17,16 +17,18 @@ use crate::{
     config::Settings,
     domain::{
         DomainError,
+        eligibility::EligibilityService,
         identity::Identities,
         member::{DisplayName, NewMember},
         members::MemberRegistry,
+        policy::PolicyRegistry,
         registry::HouseholdRegistry,
         unit_registry::UnitRegistry,
     },
     pki::{self, PkiDir},
     storage::{self, Store, StoreOptions},
     tls::{self, ReloadableTls},
-    transport::{HouseholdsApi, HubLayer, HubState, MembersApi, UnitsApi},
+    transport::{EligibilityApi, HouseholdsApi, HubLayer, HubState, MembersApi, PolicyApi, UnitsApi},
 };
 
 /// Why the hub could not start or stopped with an error.
@@ -52,6 +54,8 @@ pub enum StartupError {
     Members(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("cannot load the administrative units")]
     Units(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("cannot load the programme's policy")]
+    Policy(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("server reflection cannot be set up")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("the gRPC server failed")]
@@ -76,6 +80,7 @@ pub struct Hub {
     store: Arc<dyn Store>,
     identities: Arc<Identities>,
     units: Arc<UnitRegistry>,
+    policy: Arc<PolicyRegistry>,
 }
 
 impl Hub {
@@ -89,6 +94,9 @@ impl Hub {
         let identities = Arc::new(Identities::new(store.clone(), Duration::from_millis(settings.identity_cache_ms)));
         let units = Arc::new(UnitRegistry::new(store.clone()));
         units.seed().await.map_err(|e| StartupError::Units(Box::new(e)))?;
+        let policy = Arc::new(PolicyRegistry::new(store.clone()));
+        let unit_table = units.table().await.map_err(|e| StartupError::Units(Box::new(e)))?;
+        policy.seed(&unit_table).await.map_err(|e| StartupError::Policy(Box::new(e)))?;
         if let Some(dir) = &settings.tls.dir {
             register_folder_members(&MemberRegistry::new(store.clone(), identities.clone()), &PkiDir::new(dir)).await?;
         }
@@ -97,7 +105,7 @@ impl Hub {
             .map_err(|source| StartupError::Bind { addr: settings.listen, source })?;
         let local_addr =
             listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.listen, source })?;
-        Ok(Self { settings, listener, local_addr, tls, store, identities, units })
+        Ok(Self { settings, listener, local_addr, tls, store, identities, units, policy })
     }
 
     /// The address the hub listens on (with the real port when 0 was asked for).
@@ -117,7 +125,7 @@ impl Hub {
     /// Serves until `shutdown` completes; then stops accepting, lets calls in flight finish,
     /// and waits until their audit records are stored.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartupError> {
-        let Hub { settings, listener, local_addr, tls, store, identities, units } = self;
+        let Hub { settings, listener, local_addr, tls, store, identities, units, policy } = self;
         let limits = &settings.limits;
         let (audit, audit_writer) = AuditLog::start(store.clone());
         let registry = MemberRegistry::new(store.clone(), identities.clone());
@@ -126,6 +134,8 @@ impl Hub {
         health.set_serving::<MembersServer<MembersApi>>().await;
         health.set_serving::<HouseholdRegistryServer<HouseholdsApi>>().await;
         health.set_serving::<AdministrativeUnitsServer<UnitsApi>>().await;
+        health.set_serving::<PolicyServer<PolicyApi>>().await;
+        health.set_serving::<EligibilityServer<EligibilityApi>>().await;
         let reflection = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(telesub_proto::FILE_DESCRIPTOR_SET)
@@ -138,6 +148,13 @@ impl Hub {
             HouseholdRegistryServer::new(HouseholdsApi::new(HouseholdRegistry::new(store.clone(), units.clone())))
                 .max_decoding_message_size(limits.max_message_bytes)
                 .max_encoding_message_size(limits.max_message_bytes);
+        let eligibility = EligibilityService::new(store.clone(), units.clone(), policy);
+        let policy_service = PolicyServer::new(PolicyApi::new(eligibility.clone(), units.clone()))
+            .max_decoding_message_size(limits.max_message_bytes)
+            .max_encoding_message_size(limits.max_message_bytes);
+        let eligibility_service = EligibilityServer::new(EligibilityApi::new(eligibility))
+            .max_decoding_message_size(limits.max_message_bytes)
+            .max_encoding_message_size(limits.max_message_bytes);
         let unit_service = AdministrativeUnitsServer::new(UnitsApi::new(units))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
@@ -159,6 +176,8 @@ impl Hub {
             health.set_not_serving::<MembersServer<MembersApi>>().await;
             health.set_not_serving::<HouseholdRegistryServer<HouseholdsApi>>().await;
             health.set_not_serving::<AdministrativeUnitsServer<UnitsApi>>().await;
+            health.set_not_serving::<PolicyServer<PolicyApi>>().await;
+            health.set_not_serving::<EligibilityServer<EligibilityApi>>().await;
             health.set_service_status("", ServingStatus::NotServing).await;
             let _ = signalled.send(());
         };
@@ -174,6 +193,8 @@ impl Hub {
             .add_service(members)
             .add_service(households)
             .add_service(unit_service)
+            .add_service(policy_service)
+            .add_service(eligibility_service)
             .serve_with_incoming_shutdown(incoming, stopping);
         // Calls in flight get `grace` to finish; a stream that never ends must not hold the
         // hub up for ever.

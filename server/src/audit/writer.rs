@@ -7,13 +7,15 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::AuditEntry;
-use crate::storage::Store;
+use crate::storage::{Store, eligibility::DecisionRow};
 
 const MAX_BATCH: usize = 512;
 const QUEUE: usize = 8_192;
 
 struct Pending {
     entry: AuditEntry,
+    /// Decisions the call gave, stored in the same transaction as its record.
+    decisions: Vec<DecisionRow>,
     done: oneshot::Sender<Result<i64, AuditWriteError>>,
 }
 
@@ -56,9 +58,14 @@ impl AuditLog {
 
     /// Appends one entry and returns its sequence number once it is stored.
     pub async fn append(&self, entry: AuditEntry) -> Result<i64, AuditWriteError> {
+        self.append_with(entry, Vec::new()).await
+    }
+
+    /// Appends one entry and, in the same transaction, the decisions its call gave.
+    pub async fn append_with(&self, entry: AuditEntry, decisions: Vec<DecisionRow>) -> Result<i64, AuditWriteError> {
         let (done, stored) = oneshot::channel();
         self.tx
-            .send(Pending { entry, done })
+            .send(Pending { entry, decisions, done })
             .await
             .map_err(|_| AuditWriteError("the audit writer has stopped".into()))?;
         stored.await.map_err(|_| AuditWriteError("the audit writer has stopped".into()))?
@@ -80,7 +87,8 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Pending>, mut stop: o
             }
         }
         let entries: Vec<AuditEntry> = batch.iter().map(|p| p.entry.clone()).collect();
-        match store.append_audit(&entries).await {
+        let decisions: Vec<DecisionRow> = batch.iter_mut().flat_map(|p| std::mem::take(&mut p.decisions)).collect();
+        match store.append_audit(&entries, &decisions).await {
             Ok(first_seq) => {
                 for (i, pending) in batch.drain(..).enumerate() {
                     let _ = pending.done.send(Ok(first_seq + i as i64));

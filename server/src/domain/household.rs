@@ -180,6 +180,8 @@ macro_rules! name_enum {
     };
 }
 
+pub(crate) use name_enum;
+
 name_enum! {
     /// Why a household is supported.
     Category {

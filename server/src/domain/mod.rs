@@ -1,11 +1,13 @@
 //! The hub's rules, apart from transport and storage. Nothing here knows about gRPC; inputs
 //! arrive as validated types and failures leave as [`DomainError`].
 
+pub mod eligibility;
 pub mod error;
 pub mod household;
 pub mod identity;
 pub mod member;
 pub mod members;
+pub mod policy;
 pub mod registry;
 pub mod unit_registry;
 pub mod units;

@@ -4,6 +4,7 @@
 //! SQL that reads the same in both dialects is written once (`shared.rs`); migrations, bulk
 //! writes and locking differ and live in each backend's module.
 
+pub mod eligibility;
 mod postgres;
 pub mod registry;
 mod shared;
@@ -17,11 +18,13 @@ use time::OffsetDateTime;
 use crate::{
     audit::{AuditEntry, AuditRecord},
     domain::{
+        eligibility::QueryKind,
         household::BatchKind,
         member::{DisplayName, Member, MemberFilter, MemberStatus, NewMember, OrgCode, Role, UnitCode},
         units::AdminUnit,
     },
 };
+use eligibility::{DecisionRow, PolicyRow, StateRow};
 use registry::{ApplyCounts, ApplyProblem, BatchRow, NewBatch, StagedRecord, VersionRow};
 
 pub use postgres::PgStore;
@@ -130,9 +133,10 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Whether any member has the role `ICT` (active or not): the hub is bootstrapped.
     async fn has_ict_member(&self) -> Result<bool, StorageError>;
 
-    /// Appends entries to the audit chain in one transaction; returns the first new sequence
-    /// number. Safe against concurrent appenders (several hubs on one PostgreSQL database).
-    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<i64, StorageError>;
+    /// Appends entries to the audit chain in one transaction, with the decisions the calls
+    /// gave; returns the first new sequence number. Safe against concurrent appenders (several
+    /// hubs on one PostgreSQL database).
+    async fn append_audit(&self, entries: &[AuditEntry], decisions: &[DecisionRow]) -> Result<i64, StorageError>;
 
     /// Stored audit records with sequence numbers above `after`, in order, at most `limit`.
     async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StorageError>;
@@ -195,6 +199,28 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// The states, on a date, of households holding this certificate number.
     async fn find_by_certificate(&self, number: &str, date: time::Date) -> Result<Vec<VersionRow>, StorageError>;
+
+    /// Every state of every household that any of `values` (of one kind) ever matched, in
+    /// order of value, household and date.
+    async fn states_matching(&self, kind: QueryKind, values: &[String]) -> Result<Vec<StateRow>, StorageError>;
+
+    // Policy and decisions.
+
+    /// Every policy version, oldest first.
+    async fn policy_versions(&self) -> Result<Vec<PolicyRow>, StorageError>;
+
+    /// Loads `rows` when no version is stored; returns whether it did.
+    async fn seed_policy(&self, rows: &[PolicyRow]) -> Result<bool, StorageError>;
+
+    /// Adds a version. `Precondition` when it does not follow every stored version (by number
+    /// and date); `AlreadyExists` when another was added with its number meanwhile.
+    async fn add_policy_version(&self, row: &PolicyRow) -> Result<(), StorageError>;
+
+    /// Stores decisions in one transaction.
+    async fn record_decisions(&self, rows: &[DecisionRow]) -> Result<(), StorageError>;
+
+    /// A stored decision.
+    async fn decision(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRow>, StorageError>;
 }
 
 /// Opens the store a database URL names, creating an SQLite file when it is missing, and runs

@@ -10,11 +10,13 @@ use time::{Date, OffsetDateTime};
 
 use super::{
     MemberWrite, StorageError, Store, StoreOptions,
+    eligibility::{DecisionRow, PolicyRow, StateRow},
     registry::{self, ApplyCounts, ApplyProblem, BatchRow, NewBatch, StagedRecord, VersionRow},
 };
 use crate::{
     audit::{self, AuditEntry, AuditRecord},
     domain::{
+        eligibility::QueryKind,
         household::BatchKind,
         member::{Member, MemberFilter, NewMember, OrgCode},
         units::AdminUnit,
@@ -96,8 +98,10 @@ impl Store for PgStore {
         has_ict_member(&self.pool).await
     }
 
-    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<i64, StorageError> {
+    async fn append_audit(&self, entries: &[AuditEntry], decisions: &[DecisionRow]) -> Result<i64, StorageError> {
         let mut tx = self.pool.begin().await?;
+        // Before the chain head is locked, so that other hubs wait only for the chain itself.
+        insert_decisions(&mut tx, decisions).await?;
         let (seq, hash): (i64, String) = sqlx::query_as(LOCK_AUDIT_HEAD).fetch_one(&mut *tx).await?;
         let records = audit::link(seq, &hash, entries);
         let column = |f: fn(&AuditRecord) -> String| records.iter().map(f).collect::<Vec<_>>();
@@ -220,6 +224,11 @@ impl Store for PgStore {
                 if counts.added + counts.changed + counts.removed > LARGE_BATCH {
                     sqlx::query("ANALYZE household_versions, household_citizens").execute(&self.pool).await?;
                 }
+                // The staged rows are deleted: reclaim them, or every later batch's reads of
+                // the staging tables step over them until autovacuum comes round.
+                if records > LARGE_BATCH {
+                    sqlx::query("VACUUM batch_staging, batch_outcomes").execute(&self.pool).await?;
+                }
                 Ok(Ok(counts))
             }
             Err(problems) => Ok(Err(problems)),
@@ -241,6 +250,82 @@ impl Store for PgStore {
     async fn find_by_certificate(&self, number: &str, date: Date) -> Result<Vec<VersionRow>, StorageError> {
         households::find_by_certificate(&mut *self.pool.acquire().await?, number, date).await
     }
+
+    async fn states_matching(&self, kind: QueryKind, values: &[String]) -> Result<Vec<StateRow>, StorageError> {
+        let sql = match kind {
+            QueryKind::CitizenId => MATCHING.citizen_id,
+            QueryKind::HouseholdCode => MATCHING.household_code,
+            QueryKind::CertificateNumber => MATCHING.certificate_number,
+        };
+        Ok(sqlx::query_as(sql).bind(values).fetch_all(&self.pool).await?)
+    }
+
+    async fn policy_versions(&self) -> Result<Vec<PolicyRow>, StorageError> {
+        decisions::policy_versions(&mut *self.pool.acquire().await?).await
+    }
+
+    async fn seed_policy(&self, rows: &[PolicyRow]) -> Result<bool, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        // Hubs starting together on an empty database seed once.
+        sqlx::query("LOCK TABLE policy_versions IN EXCLUSIVE MODE").execute(&mut *tx).await?;
+        let seeded = decisions::seed_policy(&mut tx, rows).await?;
+        tx.commit().await?;
+        Ok(seeded)
+    }
+
+    async fn add_policy_version(&self, row: &PolicyRow) -> Result<(), StorageError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("LOCK TABLE policy_versions IN EXCLUSIVE MODE").execute(&mut *tx).await?;
+        decisions::add_policy_version(&mut tx, row).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_decisions(&self, rows: &[DecisionRow]) -> Result<(), StorageError> {
+        let mut tx = self.pool.begin().await?;
+        insert_decisions(&mut tx, rows).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn decision(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRow>, StorageError> {
+        decisions::decision(&mut *self.pool.acquire().await?, call_id, idx).await
+    }
+}
+
+mod decisions {
+    use super::StorageError;
+    crate::storage::eligibility::eligibility_queries!(sqlx::PgConnection);
+}
+
+const MATCHING: super::eligibility::MatchingSql = super::eligibility::matching_sql!("unnest($1::text[]) AS j(value)");
+
+const INSERT_DECISIONS: &str = "INSERT INTO eligibility_decisions (call_id, idx, request_id, asked_by, decided_at, \
+     query_kind, query_value, as_of, household_code, eligible, policy_version, body) \
+     SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], \
+     $7::text[], $8::date[], $9::text[], $10::boolean[], $11::bigint[], $12::text[])";
+
+async fn insert_decisions(conn: &mut sqlx::PgConnection, rows: &[DecisionRow]) -> Result<(), StorageError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let text = |f: fn(&DecisionRow) -> String| rows.iter().map(f).collect::<Vec<_>>();
+    sqlx::query(INSERT_DECISIONS)
+        .bind(text(|d| d.call_id.clone()))
+        .bind(rows.iter().map(|d| d.idx).collect::<Vec<_>>())
+        .bind(text(|d| d.request_id.clone()))
+        .bind(text(|d| d.asked_by.clone()))
+        .bind(rows.iter().map(|d| d.decided_at).collect::<Vec<_>>())
+        .bind(text(|d| d.query_kind.clone()))
+        .bind(text(|d| d.query_value.clone()))
+        .bind(rows.iter().map(|d| d.as_of).collect::<Vec<_>>())
+        .bind(rows.iter().map(|d| d.household_code.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|d| d.eligible).collect::<Vec<_>>())
+        .bind(rows.iter().map(|d| d.policy_version).collect::<Vec<_>>())
+        .bind(text(|d| d.body.clone()))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 mod households {

@@ -14,11 +14,13 @@ use time::{Date, OffsetDateTime};
 
 use super::{
     MemberWrite, StorageError, Store, StoreOptions,
+    eligibility::{DecisionRow, PolicyRow, StateRow},
     registry::{self, ApplyCounts, ApplyProblem, BatchRow, NewBatch, StagedRecord, VersionRow},
 };
 use crate::{
     audit::{self, AuditEntry, AuditRecord},
     domain::{
+        eligibility::QueryKind,
         household::BatchKind,
         member::{Member, MemberFilter, NewMember, OrgCode},
         units::AdminUnit,
@@ -160,8 +162,9 @@ impl Store for SqliteStore {
         has_ict_member(&self.read).await
     }
 
-    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<i64, StorageError> {
+    async fn append_audit(&self, entries: &[AuditEntry], decisions: &[DecisionRow]) -> Result<i64, StorageError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        insert_decisions(&mut tx, decisions).await?;
         let (seq, hash): (i64, String) = sqlx::query_as(sql::AUDIT_HEAD).fetch_one(&mut *tx).await?;
         let records = audit::link(seq, &hash, entries);
         for chunk in records.chunks(ROWS_PER_INSERT) {
@@ -281,6 +284,74 @@ impl Store for SqliteStore {
     async fn find_by_certificate(&self, number: &str, date: Date) -> Result<Vec<VersionRow>, StorageError> {
         households::find_by_certificate(&mut *self.read.acquire().await?, number, date).await
     }
+
+    async fn states_matching(&self, kind: QueryKind, values: &[String]) -> Result<Vec<StateRow>, StorageError> {
+        let sql = match kind {
+            QueryKind::CitizenId => MATCHING.citizen_id,
+            QueryKind::HouseholdCode => MATCHING.household_code,
+            QueryKind::CertificateNumber => MATCHING.certificate_number,
+        };
+        let values = serde_json::to_string(values).expect("strings serialise");
+        Ok(sqlx::query_as(sql).bind(values).fetch_all(&self.read).await?)
+    }
+
+    async fn policy_versions(&self) -> Result<Vec<PolicyRow>, StorageError> {
+        decisions::policy_versions(&mut *self.read.acquire().await?).await
+    }
+
+    async fn seed_policy(&self, rows: &[PolicyRow]) -> Result<bool, StorageError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let seeded = decisions::seed_policy(&mut tx, rows).await?;
+        tx.commit().await?;
+        Ok(seeded)
+    }
+
+    async fn add_policy_version(&self, row: &PolicyRow) -> Result<(), StorageError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        decisions::add_policy_version(&mut tx, row).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_decisions(&self, rows: &[DecisionRow]) -> Result<(), StorageError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        insert_decisions(&mut tx, rows).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn decision(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRow>, StorageError> {
+        decisions::decision(&mut *self.read.acquire().await?, call_id, idx).await
+    }
+}
+
+mod decisions {
+    use super::StorageError;
+    crate::storage::eligibility::eligibility_queries!(sqlx::SqliteConnection);
+}
+
+const MATCHING: super::eligibility::MatchingSql = super::eligibility::matching_sql!("json_each($1) AS j");
+
+async fn insert_decisions(conn: &mut sqlx::SqliteConnection, rows: &[DecisionRow]) -> Result<(), StorageError> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut insert = QueryBuilder::<Sqlite>::new(super::eligibility::DECISION_INSERT);
+        insert.push_values(chunk, |mut row, d: &DecisionRow| {
+            row.push_bind(d.call_id.clone())
+                .push_bind(d.idx)
+                .push_bind(d.request_id.clone())
+                .push_bind(d.asked_by.clone())
+                .push_bind(d.decided_at)
+                .push_bind(d.query_kind.clone())
+                .push_bind(d.query_value.clone())
+                .push_bind(d.as_of)
+                .push_bind(d.household_code.clone())
+                .push_bind(d.eligible)
+                .push_bind(d.policy_version)
+                .push_bind(d.body.clone());
+        });
+        insert.build().execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 mod households {

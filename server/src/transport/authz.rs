@@ -43,6 +43,9 @@ const BATCH_READERS: Access = Access::Roles(&[Labour, Ict]);
 /// Localities read only households in their unit; the domain enforces the scope.
 const HOUSEHOLD_READERS: Access = Access::Roles(&[Labour, Ict, Locality]);
 
+/// Operators ask for decisions; ICT supervises.
+const DECISION_ASKERS: Access = Access::Roles(&[Operator, Ict]);
+
 /// Every method the hub serves.
 pub const RULES: &[Rule] = &[
     rule("/grpc.health.v1.Health/Check", Access::Certificate),
@@ -62,6 +65,12 @@ pub const RULES: &[Rule] = &[
     rule("/telesub.v1.HouseholdRegistry/FindHouseholds", HOUSEHOLD_READERS),
     rule("/telesub.v1.AdministrativeUnits/ListUnits", Access::AnyMember),
     rule("/telesub.v1.AdministrativeUnits/RecordUnits", ICT_ONLY),
+    rule("/telesub.v1.Policy/GetPolicy", Access::AnyMember),
+    rule("/telesub.v1.Policy/ListPolicyVersions", Access::AnyMember),
+    rule("/telesub.v1.Policy/AddPolicyVersion", ICT_ONLY),
+    rule("/telesub.v1.Eligibility/CheckEligibility", DECISION_ASKERS),
+    rule("/telesub.v1.Eligibility/CheckEligibilityBatch", DECISION_ASKERS),
+    rule("/telesub.v1.Eligibility/GetDecision", DECISION_ASKERS),
 ];
 
 /// The rule for a gRPC path, if the hub serves it.

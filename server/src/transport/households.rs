@@ -31,7 +31,7 @@ impl HouseholdsApi {
     }
 }
 
-fn category(n: i32) -> Option<Category> {
+pub(super) fn category(n: i32) -> Option<Category> {
     match pb::Category::try_from(n).ok()? {
         pb::Category::Unspecified => None,
         pb::Category::Poor => Some(Category::Poor),
@@ -42,7 +42,7 @@ fn category(n: i32) -> Option<Category> {
     }
 }
 
-fn category_to_pb(c: Category) -> pb::Category {
+pub(super) fn category_to_pb(c: Category) -> pb::Category {
     match c {
         Category::Poor => pb::Category::Poor,
         Category::NearPoor => pb::Category::NearPoor,
@@ -79,7 +79,7 @@ fn relationship_to_pb(r: Relationship) -> pb::Relationship {
     }
 }
 
-fn removal_reason(n: i32) -> Option<RemovalReason> {
+pub(super) fn removal_reason(n: i32) -> Option<RemovalReason> {
     Some(match pb::RemovalReason::try_from(n).ok()? {
         pb::RemovalReason::Unspecified => return None,
         pb::RemovalReason::OutOfPoverty => RemovalReason::OutOfPoverty,
@@ -90,7 +90,7 @@ fn removal_reason(n: i32) -> Option<RemovalReason> {
     })
 }
 
-fn removal_reason_to_pb(r: RemovalReason) -> pb::RemovalReason {
+pub(super) fn removal_reason_to_pb(r: RemovalReason) -> pb::RemovalReason {
     match r {
         RemovalReason::OutOfPoverty => pb::RemovalReason::OutOfPoverty,
         RemovalReason::MovedAway => pb::RemovalReason::MovedAway,
@@ -226,7 +226,7 @@ fn receipt_to_pb(r: &Receipt) -> pb::BatchReceipt {
     }
 }
 
-fn optional_date(field: &str, s: &str) -> Result<Option<time::Date>, DomainError> {
+pub(super) fn optional_date(field: &str, s: &str) -> Result<Option<time::Date>, DomainError> {
     if s.is_empty() { Ok(None) } else { parse_date(s).map(Some).map_err(|e| DomainError::invalid(field, e)) }
 }
 

@@ -39,12 +39,14 @@ use crate::{
         identity::{Identities, IdentityError},
         member::{Caller, OrgCode, certificate_fingerprint},
     },
+    storage::eligibility::DecisionRow,
 };
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// Methods whose duration grows with the data they carry: they get the batch time limit.
-const LONG_RUNNING: &[&str] = &["/telesub.v1.HouseholdRegistry/PushBatch"];
+const LONG_RUNNING: &[&str] =
+    &["/telesub.v1.HouseholdRegistry/PushBatch", "/telesub.v1.Eligibility/CheckEligibilityBatch"];
 
 /// The header that carries the request id, both ways.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -192,7 +194,11 @@ impl HubState {
             let limit = if LONG_RUNNING.contains(&method.as_str()) { self.batch_timeout } else { self.request_timeout };
             let timeout = grpc_timeout(req.headers()).map_or(limit, |t| t.min(limit));
             let digest = call.digest.clone();
-            req.extensions_mut().insert(CallContext { request_id: request_id.clone(), caller: caller.map(Arc::new) });
+            req.extensions_mut().insert(CallContext {
+                request_id: request_id.clone(),
+                caller: caller.map(Arc::new),
+                decisions: call.decisions.clone(),
+            });
             let req = req.map(|body| Body::new(DigestingBody { inner: body, digest }));
 
             let mut response = match tokio::time::timeout(timeout, inner.oneshot(req)).await {
@@ -291,6 +297,8 @@ struct CallRecord {
     started: Instant,
     span: tracing::Span,
     permit: Option<OwnedSemaphorePermit>,
+    /// What the handler asked to store with the record.
+    decisions: Arc<Mutex<Vec<DecisionRow>>>,
 }
 
 impl CallRecord {
@@ -302,6 +310,7 @@ impl CallRecord {
             started: Instant::now(),
             span,
             permit: None,
+            decisions: Arc::default(),
         }
     }
 
@@ -338,12 +347,13 @@ impl CallRecord {
             } else {
                 tracing::info!(outcome = entry.outcome, detail = entry.detail, elapsed_ms, "rpc finished");
             }
-            (entry, self.state.audit.clone(), self.span.clone())
+            let decisions = std::mem::take(&mut *self.decisions.lock().expect("call decisions"));
+            (entry, decisions, self.state.audit.clone(), self.span.clone())
         });
         let permit = self.permit.take();
         async move {
-            if let Some((entry, audit, span)) = prepared
-                && let Err(err) = audit.append(entry).await
+            if let Some((entry, decisions, audit, span)) = prepared
+                && let Err(err) = audit.append_with(entry, decisions).await
             {
                 let _enter = span.enter();
                 tracing::error!(error = %err, "the call's audit record was not stored");

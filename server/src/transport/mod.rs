@@ -4,17 +4,22 @@
 
 pub mod authz;
 mod convert;
+mod eligibility;
 mod households;
 mod layer;
 mod members;
 pub mod status;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tonic::Status;
 
-use crate::domain::{DomainError, member::Caller};
+use crate::{
+    domain::{DomainError, member::Caller},
+    storage::eligibility::DecisionRow,
+};
 
+pub use eligibility::{EligibilityApi, MAX_CHECKS_PER_MESSAGE, PolicyApi};
 pub use households::{HouseholdsApi, UnitsApi, record_input};
 pub use layer::{HubLayer, HubState, ORG_URI_PREFIX, REQUEST_ID_HEADER, code_name, org_from_certificate};
 pub use members::MembersApi;
@@ -25,6 +30,8 @@ pub use members::MembersApi;
 pub struct CallContext {
     pub request_id: String,
     pub caller: Option<Arc<Caller>>,
+    /// Decisions the handler gave, stored by the layer with the call's audit record.
+    decisions: Arc<Mutex<Vec<DecisionRow>>>,
 }
 
 impl CallContext {
@@ -40,6 +47,12 @@ impl CallContext {
     /// The authenticated member; methods that need one always have one.
     pub fn caller(&self) -> Result<&Caller, Status> {
         self.caller.as_deref().ok_or_else(|| status::internal(&self.request_id))
+    }
+
+    /// Has decisions stored with the call's audit record, in the same transaction, before the
+    /// caller sees the call's final status.
+    pub fn store_with_audit(&self, rows: impl IntoIterator<Item = DecisionRow>) {
+        self.decisions.lock().expect("call decisions").extend(rows);
     }
 
     /// Maps a domain error to the caller's status, with this call's request id.

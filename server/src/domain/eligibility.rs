@@ -1,0 +1,767 @@
+//! Eligibility decisions: whether the household a citizen ID, household code or certificate
+//! number identifies is entitled to support on a date, under the policy in force then, and
+//! why not when it is not. Every decision is stored with who asked; [`decide`] is a pure
+//! function of the household's history and the policy, so it is tested without a database.
+
+use std::{collections::HashMap, fmt, sync::Arc};
+
+use serde::{Deserialize, Serialize};
+use time::{Date, OffsetDateTime};
+
+use super::{
+    DomainError, FieldViolation,
+    household::{Category, CitizenId, HouseholdCode, HouseholdData, RemovalReason, format_date, name_enum, parse_date},
+    member::{Caller, Role},
+    policy::{PolicyRegistry, PolicyTable, PolicyVersion, Service},
+    registry::today,
+    unit_registry::UnitRegistry,
+    units::UnitTable,
+};
+use crate::storage::{
+    Store,
+    eligibility::{DecisionRow, StateRow},
+};
+
+/// How far ahead of today a decision may be asked for.
+const MAX_DAYS_AHEAD: i64 = 31;
+
+name_enum! {
+    /// What a question identifies the household by.
+    QueryKind {
+        CitizenId = "CITIZEN_ID",
+        HouseholdCode = "HOUSEHOLD_CODE",
+        CertificateNumber = "CERTIFICATE_NUMBER",
+    }
+}
+
+name_enum! {
+    /// Why a household is not eligible.
+    ReasonCode {
+        NotFound = "NOT_FOUND",
+        Removed = "REMOVED",
+        CategoryNotCovered = "CATEGORY_NOT_COVERED",
+        NotYetValid = "NOT_YET_VALID",
+        NoLongerMember = "NO_LONGER_MEMBER",
+        AlreadyEnrolledElsewhere = "ALREADY_ENROLLED_ELSEWHERE",
+        InvalidQuery = "INVALID_QUERY",
+    }
+}
+
+/// A question as it arrives.
+#[derive(Debug, Clone, Default)]
+pub struct QueryInput {
+    pub kind: Option<QueryKind>,
+    pub value: String,
+    pub as_of: String,
+}
+
+/// A checked question.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    pub kind: QueryKind,
+    pub value: String,
+    pub as_of: Date,
+}
+
+/// What a household is entitled to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entitlement {
+    pub service: Service,
+    pub monthly_amount: i64,
+    pub subscriptions_allowed: u32,
+    pub valid_from: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_to: Option<String>,
+}
+
+/// One reason a household is not eligible.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    pub code: ReasonCode,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removal_reason: Option<RemovalReason>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub support_ended: Option<String>,
+}
+
+impl Reason {
+    fn new(code: ReasonCode, message: String, date: Option<Date>) -> Self {
+        Self { code, message, date: date.map(format_date), removal_reason: None, support_ended: None }
+    }
+}
+
+/// The answer to one question: stored as given (JSON), so that it reads back the same.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Answer {
+    pub eligible: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub household_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<Category>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub head_name_masked: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entitlements: Vec<Entitlement>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<Reason>,
+    pub policy_version: i64,
+}
+
+/// A decision as given: the question, who asked, when, and the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// `<call id>-<index in the call>`.
+    pub id: String,
+    pub decided_at: OffsetDateTime,
+    pub asked_by: String,
+    pub query: Query,
+    pub answer: Answer,
+}
+
+/// A batch answer: a decision, or why the question could not be asked.
+#[derive(Debug, Clone)]
+pub enum BatchAnswer {
+    Decided(Box<Decision>),
+    Invalid { input: QueryInput, violations: Vec<FieldViolation> },
+}
+
+/// One state of a household, as the decision reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct State {
+    pub valid_from: Date,
+    pub valid_to: Option<Date>,
+    pub removal: Option<RemovalReason>,
+    pub data: HouseholdData,
+}
+
+impl State {
+    fn holds_on(&self, date: Date) -> bool {
+        self.valid_from <= date && self.valid_to.is_none_or(|to| date < to)
+    }
+}
+
+/// Every state of one household, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct History {
+    pub code: String,
+    pub states: Vec<State>,
+}
+
+/// The head's family name and the initials of the other names: `Nguyễn Văn An` → `Nguyễn V. A.`.
+pub fn mask_name(full: &str) -> String {
+    let mut words = full.split_whitespace();
+    let Some(family) = words.next() else { return String::new() };
+    let mut masked = family.to_owned();
+    for word in words {
+        if let Some(first) = word.chars().next() {
+            masked.push(' ');
+            masked.extend(first.to_uppercase());
+            masked.push('.');
+        }
+    }
+    masked
+}
+
+/// Whether a state carries what the question asks about.
+fn matches(state: &State, kind: QueryKind, value: &str) -> bool {
+    match kind {
+        QueryKind::CitizenId => state.data.members.iter().any(|m| m.citizen_id == value),
+        QueryKind::HouseholdCode => true,
+        QueryKind::CertificateNumber => state.data.certificate.as_ref().is_some_and(|c| c.number == value),
+    }
+}
+
+fn what(kind: QueryKind) -> &'static str {
+    match kind {
+        QueryKind::CitizenId => "citizen ID",
+        QueryKind::HouseholdCode => "household code",
+        QueryKind::CertificateNumber => "certificate number",
+    }
+}
+
+fn january_first(year: i32) -> Option<Date> {
+    Date::from_calendar_date(year, time::Month::January, 1).ok()
+}
+
+fn earlier(a: Option<Date>, b: Option<Date>) -> Option<Date> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Decides a question from the histories of the households its value ever matched, under the
+/// policy in force on the question's date. `operator`: the asking operator's code, for the
+/// amounts the Ministry set per operator.
+pub fn decide(query: &Query, histories: &[History], policy: &PolicyVersion, operator: Option<&str>) -> Answer {
+    let as_of = query.as_of;
+    let no = |reasons: Vec<Reason>, household: Option<&History>| Answer {
+        eligible: false,
+        household_code: household.map(|h| h.code.clone()),
+        reasons,
+        policy_version: policy.version,
+        ..Answer::default()
+    };
+
+    // The household the value identifies on the date: a state holding then that carries the
+    // value; one on the list rather than one taken off it.
+    let mut found: Option<(&History, usize)> = None;
+    for h in histories {
+        if let Some(i) = h.states.iter().position(|s| s.holds_on(as_of))
+            && matches(&h.states[i], query.kind, &query.value)
+            && found.is_none_or(|(fh, fi)| fh.states[fi].removal.is_some() && h.states[i].removal.is_none())
+        {
+            found = Some((h, i));
+        }
+    }
+    let Some((household, i)) = found else {
+        // Not on the date: perhaps before, perhaps later.
+        let mut reasons = Vec::new();
+        let mut household = None;
+        let past = histories
+            .iter()
+            .flat_map(|h| h.states.iter().map(move |s| (h, s)))
+            .filter(|(_, s)| s.valid_to.is_some_and(|to| to <= as_of) && matches(s, query.kind, &query.value))
+            .max_by_key(|(_, s)| s.valid_to);
+        if let Some((h, s)) = past {
+            let until = s.valid_to.expect("filtered on valid_to");
+            reasons.push(Reason::new(
+                ReasonCode::NoLongerMember,
+                format!("the {} belonged to household {} until {until}, not on {as_of}", what(query.kind), h.code),
+                Some(until),
+            ));
+            household = Some(h);
+        }
+        let later = histories
+            .iter()
+            .flat_map(|h| h.states.iter().map(move |s| (h, s)))
+            .filter(|(_, s)| s.valid_from > as_of && matches(s, query.kind, &query.value))
+            .min_by_key(|(_, s)| s.valid_from);
+        if let Some((h, s)) = later {
+            reasons.push(Reason::new(
+                ReasonCode::NotYetValid,
+                format!("household {} is on the list for this {} only from {}", h.code, what(query.kind), s.valid_from),
+                Some(s.valid_from),
+            ));
+            household = household.or(Some(h));
+        }
+        if reasons.is_empty() {
+            reasons.push(Reason::new(
+                ReasonCode::NotFound,
+                format!("no household on the register has this {}", what(query.kind)),
+                None,
+            ));
+        }
+        return no(reasons, household);
+    };
+
+    let states = &household.states;
+    let covered = |s: &State| s.removal.is_none() && policy.covers(s.data.category);
+    // The first day of the unbroken run of covered states that ends with state `k`.
+    let run_start = |k: usize| {
+        let mut j = k;
+        while j > 0 && covered(&states[j - 1]) {
+            j -= 1;
+        }
+        states[j].valid_from
+    };
+    let state = &states[i];
+    let (start, end) = if covered(state) {
+        // Supported until the household stops qualifying, if a later state already says so.
+        let end = states[i + 1..].iter().find(|s| !covered(s)).map(|s| policy.support_end(s.valid_from, s.removal));
+        (run_start(i), end)
+    } else {
+        // Not qualifying on the date: since when, and whether a grace period still runs.
+        let mut j = i;
+        while j > 0 && !covered(&states[j - 1]) {
+            j -= 1;
+        }
+        let stopped = &states[j];
+        let ended = (j > 0).then(|| policy.support_end(stopped.valid_from, stopped.removal));
+        match ended {
+            Some(end) if as_of < end => (run_start(j - 1), Some(end)),
+            _ => {
+                let mut reason = match state.removal {
+                    Some(removal) => {
+                        let mut r = Reason::new(
+                            ReasonCode::Removed,
+                            format!(
+                                "household {} was taken off the list on {} ({removal})",
+                                household.code, state.valid_from
+                            ),
+                            Some(state.valid_from),
+                        );
+                        r.removal_reason = Some(removal);
+                        r
+                    }
+                    None => Reason::new(
+                        ReasonCode::CategoryNotCovered,
+                        format!(
+                            "household {} is in category {} since {}, which the policy does not support",
+                            household.code, state.data.category, stopped.valid_from
+                        ),
+                        Some(stopped.valid_from),
+                    ),
+                };
+                if let Some(end) = ended {
+                    reason.support_ended = Some(format_date(end));
+                    reason.message.push_str(&format!("; support ended on {end}"));
+                }
+                let mut answer = no(vec![reason], Some(household));
+                answer.category = Some(state.data.category);
+                answer.head_name_masked = mask_name(&state.data.head_name);
+                return answer;
+            }
+        }
+    };
+
+    let year_start = january_first(as_of.year());
+    let next_year = january_first(as_of.year() + 1);
+    let entitlements = policy
+        .rules
+        .services
+        .iter()
+        .filter(|rule| !rule.listed_communes_only || policy.rules.broadband_communes.contains(&state.data.commune_code))
+        .map(|rule| {
+            let mut from = start.max(policy.valid_from);
+            let mut to = earlier(end, policy.valid_to);
+            if policy.yearly_amounts(rule.service) {
+                from = year_start.map_or(from, |y| from.max(y));
+                to = earlier(to, next_year);
+            }
+            Entitlement {
+                service: rule.service,
+                monthly_amount: policy.monthly_amount(rule, operator, as_of.year()),
+                subscriptions_allowed: policy.rules.subscriptions_per_household,
+                valid_from: format_date(from),
+                valid_to: to.map(format_date),
+            }
+        })
+        .collect();
+    Answer {
+        eligible: true,
+        household_code: Some(household.code.clone()),
+        category: Some(state.data.category),
+        head_name_masked: mask_name(&state.data.head_name),
+        entitlements,
+        reasons: Vec::new(),
+        policy_version: policy.version,
+    }
+}
+
+/// Gives and records eligibility decisions.
+#[derive(Debug, Clone)]
+pub struct EligibilityService {
+    store: Arc<dyn Store>,
+    units: Arc<UnitRegistry>,
+    policy: Arc<PolicyRegistry>,
+}
+
+/// A new call's id: 32 hex digits; decisions of the call are `<call id>-<index>`.
+pub fn new_call_id() -> String {
+    use ring::rand::{SecureRandom, SystemRandom};
+    let mut bytes = [0u8; 16];
+    SystemRandom::new().fill(&mut bytes).expect("the system random source works");
+    crate::hex(&bytes)
+}
+
+/// What the checks of one question need.
+#[derive(Debug)]
+pub struct QueryContext {
+    units: Arc<UnitTable>,
+    policy: Arc<PolicyTable>,
+    today: Date,
+}
+
+impl EligibilityService {
+    pub fn new(store: Arc<dyn Store>, units: Arc<UnitRegistry>, policy: Arc<PolicyRegistry>) -> Self {
+        Self { store, units, policy }
+    }
+
+    pub fn policy(&self) -> &Arc<PolicyRegistry> {
+        &self.policy
+    }
+
+    pub async fn context(&self) -> Result<QueryContext, DomainError> {
+        Ok(QueryContext { units: self.units.table().await?, policy: self.policy.table().await?, today: today() })
+    }
+
+    /// Checks a question; `field` prefixes the names of bad fields.
+    pub fn check_query(cx: &QueryContext, input: &QueryInput, field: &str) -> Result<Query, Vec<FieldViolation>> {
+        let mut v = Vec::new();
+        let f = |name: &str| if field.is_empty() { name.to_owned() } else { format!("{field}.{name}") };
+        let value = match input.kind {
+            None => {
+                v.push(FieldViolation::new(f("key"), "give one of citizen_id, household_code or certificate_number"));
+                None
+            }
+            Some(kind) => {
+                let field = f(&kind.as_str().to_ascii_lowercase());
+                let parsed = match kind {
+                    QueryKind::CitizenId => CitizenId::parse(&input.value, &cx.units).map(|c| c.as_str().to_owned()),
+                    QueryKind::HouseholdCode => HouseholdCode::parse(&input.value).map(|c| c.as_str().to_owned()),
+                    QueryKind::CertificateNumber => {
+                        let n = input.value.trim();
+                        if n.is_empty() || n.chars().count() > 100 {
+                            Err("a certificate number of 1 to 100 characters is required".to_owned())
+                        } else {
+                            Ok(n.to_owned())
+                        }
+                    }
+                };
+                parsed.map_err(|e| v.push(FieldViolation::new(field, e))).ok().map(|value| (kind, value))
+            }
+        };
+        let as_of = if input.as_of.is_empty() {
+            Some(cx.today)
+        } else {
+            match parse_date(&input.as_of) {
+                Err(e) => {
+                    v.push(FieldViolation::new(f("as_of"), e));
+                    None
+                }
+                Ok(d) => {
+                    let first = cx.policy.first_day();
+                    if first.is_none_or(|first| d < first) {
+                        let since = first.map_or("no policy is recorded".to_owned(), |f| format!("the first from {f}"));
+                        v.push(FieldViolation::new(
+                            f("as_of"),
+                            format!("{d} is before the programme's rules ({since})"),
+                        ));
+                        None
+                    } else if d > cx.today + time::Duration::days(MAX_DAYS_AHEAD) {
+                        v.push(FieldViolation::new(
+                            f("as_of"),
+                            format!("{d} is more than {MAX_DAYS_AHEAD} days after today ({})", cx.today),
+                        ));
+                        None
+                    } else {
+                        Some(d)
+                    }
+                }
+            }
+        };
+        match (value, as_of) {
+            (Some((kind, value)), Some(as_of)) if v.is_empty() => Ok(Query { kind, value, as_of }),
+            _ => Err(v),
+        }
+    }
+
+    /// Decides checked questions; decision `i` is numbered `<call_id>-<numbers[i]>`. Nothing
+    /// is stored here: the caller stores the decisions before the asker sees them.
+    pub async fn decide_all(
+        &self,
+        cx: &QueryContext,
+        queries: &[Query],
+        caller: &Caller,
+        call_id: &str,
+        numbers: &[usize],
+    ) -> Result<Vec<Decision>, DomainError> {
+        let mut by_kind: HashMap<QueryKind, Vec<String>> = HashMap::new();
+        for q in queries {
+            by_kind.entry(q.kind).or_default().push(q.value.clone());
+        }
+        let mut histories: HashMap<(QueryKind, String), Vec<History>> = HashMap::new();
+        for (kind, mut values) in by_kind {
+            values.sort_unstable();
+            values.dedup();
+            let rows = self.store.states_matching(kind, &values).await?;
+            for (value, found) in group_histories(rows)? {
+                histories.insert((kind, value), found);
+            }
+        }
+        let operator = (caller.member.role == Role::Operator).then(|| caller.member.code.as_str());
+        let decided_at = crate::audit::to_micros(crate::now());
+        let empty = Vec::new();
+        queries
+            .iter()
+            .enumerate()
+            .map(|(i, q)| {
+                let policy = cx
+                    .policy
+                    .in_force(q.as_of)
+                    .ok_or_else(|| DomainError::FailedPrecondition(format!("no policy was in force on {}", q.as_of)))?;
+                let found = histories.get(&(q.kind, q.value.clone())).unwrap_or(&empty);
+                Ok(Decision {
+                    id: format!("{call_id}-{}", numbers[i]),
+                    decided_at,
+                    asked_by: caller.member.code.as_str().to_owned(),
+                    query: q.clone(),
+                    answer: decide(q, found, policy, operator),
+                })
+            })
+            .collect()
+    }
+
+    /// Stores decisions (for batch calls, chunk by chunk; single checks are stored with the
+    /// call's audit record).
+    pub async fn record(&self, decisions: &[Decision], request_id: &str) -> Result<(), DomainError> {
+        let rows: Vec<DecisionRow> = decisions.iter().map(|d| d.to_row(request_id)).collect();
+        self.store.record_decisions(&rows).await?;
+        Ok(())
+    }
+
+    /// A decision given earlier. An operator reads only the decisions it asked for.
+    pub async fn get(&self, id: &str, caller: &Caller) -> Result<Decision, DomainError> {
+        let not_found = || DomainError::NotFound(format!("no decision {id:?}"));
+        let Some((call_id, idx)) = id.rsplit_once('-') else {
+            return Err(DomainError::invalid("decision_id", format!("{id:?} is not a decision id")));
+        };
+        let Ok(idx) = idx.parse::<i64>() else {
+            return Err(DomainError::invalid("decision_id", format!("{id:?} is not a decision id")));
+        };
+        let row = self.store.decision(call_id, idx).await?.ok_or_else(not_found)?;
+        if caller.member.role == Role::Operator && row.asked_by != caller.member.code.as_str() {
+            // Not "permission denied": whether a decision exists is not another operator's business.
+            return Err(not_found());
+        }
+        Decision::from_row(row).map_err(|e| DomainError::Internal(e.into()))
+    }
+}
+
+/// Groups the matched states by the value looked up and the household.
+fn group_histories(rows: Vec<StateRow>) -> Result<Vec<(String, Vec<History>)>, DomainError> {
+    let mut out: Vec<(String, Vec<History>)> = Vec::new();
+    for row in rows {
+        let data = HouseholdData::from_stored(&row.data).map_err(|e| {
+            DomainError::Internal(format!("stored state of {} from {}: {e}", row.household_code, row.valid_from).into())
+        })?;
+        let removal = row
+            .removal_reason
+            .as_deref()
+            .map(RemovalReason::parse)
+            .transpose()
+            .map_err(|e| DomainError::Internal(e.into()))?;
+        let state = State { valid_from: row.valid_from, valid_to: row.valid_to, removal, data };
+        if out.last().is_none_or(|(v, _)| *v != row.matched) {
+            out.push((row.matched.clone(), Vec::new()));
+        }
+        let histories = &mut out.last_mut().expect("pushed above").1;
+        if histories.last().is_none_or(|h| h.code != row.household_code) {
+            histories.push(History { code: row.household_code.clone(), states: Vec::new() });
+        }
+        histories.last_mut().expect("pushed above").states.push(state);
+    }
+    Ok(out)
+}
+
+impl Decision {
+    pub fn to_row(&self, request_id: &str) -> DecisionRow {
+        let (call_id, idx) = self.id.rsplit_once('-').expect("decision ids are <call>-<index>");
+        DecisionRow {
+            call_id: call_id.to_owned(),
+            idx: idx.parse().expect("decision ids end with an index"),
+            request_id: request_id.to_owned(),
+            asked_by: self.asked_by.clone(),
+            decided_at: self.decided_at,
+            query_kind: self.query.kind.as_str().to_owned(),
+            query_value: self.query.value.clone(),
+            as_of: self.query.as_of,
+            household_code: self.answer.household_code.clone(),
+            eligible: self.answer.eligible,
+            policy_version: self.answer.policy_version,
+            body: serde_json::to_string(&self.answer).expect("answers serialise"),
+        }
+    }
+
+    fn from_row(row: DecisionRow) -> Result<Self, String> {
+        let answer: Answer = serde_json::from_str(&row.body).map_err(|e| format!("stored decision: {e}"))?;
+        Ok(Self {
+            id: format!("{}-{}", row.call_id, row.idx),
+            decided_at: row.decided_at,
+            asked_by: row.asked_by,
+            query: Query { kind: QueryKind::parse(&row.query_kind)?, value: row.query_value, as_of: row.as_of },
+            answer,
+        })
+    }
+}
+
+impl fmt::Display for Query {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} as of {}", self.kind, self.value, self.as_of)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{
+        household::{HouseholdFlags, HouseholdMember, Relationship},
+        policy::{AmountRule, reference_policy},
+    };
+    use time::macros::date;
+
+    const HEAD: &str = "067080001234";
+    const CHILD: &str = "067210004321";
+
+    fn policy() -> PolicyVersion {
+        PolicyVersion {
+            version: 1,
+            valid_from: date!(2022 - 12 - 12),
+            valid_to: None,
+            rules: reference_policy().unwrap().remove(0),
+            recorded_by: None,
+            recorded_at: None,
+        }
+    }
+
+    fn data(category: Category, members: &[&str]) -> HouseholdData {
+        HouseholdData {
+            category,
+            head_name: "Nguyễn Văn An".into(),
+            commune_code: "24611".into(),
+            address: String::new(),
+            certificate: None,
+            flags: HouseholdFlags::default(),
+            members: members
+                .iter()
+                .map(|id| HouseholdMember {
+                    citizen_id: (*id).into(),
+                    full_name: "Nguyễn Văn An".into(),
+                    relationship: Relationship::Head,
+                    birth_year: 1980,
+                })
+                .collect(),
+        }
+    }
+
+    fn state(from: Date, to: Option<Date>, removal: Option<RemovalReason>, data: HouseholdData) -> State {
+        State { valid_from: from, valid_to: to, removal, data }
+    }
+
+    fn ask(value: &str, as_of: Date, histories: &[History], policy: &PolicyVersion) -> Answer {
+        decide(&Query { kind: QueryKind::CitizenId, value: value.into(), as_of }, histories, policy, Some("VNPT"))
+    }
+
+    fn removed_on(day: Date, reason: RemovalReason) -> Vec<History> {
+        vec![History {
+            code: "HH-1".into(),
+            states: vec![
+                state(date!(2024 - 01 - 01), Some(day), None, data(Category::Poor, &[HEAD])),
+                state(day, None, Some(reason), data(Category::Poor, &[HEAD])),
+            ],
+        }]
+    }
+
+    #[test]
+    fn a_member_of_a_poor_household_is_entitled_to_mobile_support() {
+        let h = vec![History {
+            code: "HH-1".into(),
+            states: vec![state(date!(2024 - 01 - 01), None, None, data(Category::Poor, &[HEAD, CHILD]))],
+        }];
+        let a = ask(CHILD, date!(2025 - 02 - 01), &h, &policy());
+        assert!(a.eligible, "{a:?}");
+        assert_eq!(a.household_code.as_deref(), Some("HH-1"));
+        assert_eq!(a.head_name_masked, "Nguyễn V. A.");
+        assert_eq!(
+            a.entitlements,
+            [Entitlement {
+                service: Service::Mobile,
+                monthly_amount: 60_000,
+                subscriptions_allowed: 1,
+                valid_from: "2024-01-01".into(),
+                valid_to: None,
+            }]
+        );
+    }
+
+    #[test]
+    fn a_household_out_of_poverty_keeps_support_to_the_end_of_the_year() {
+        let h = removed_on(date!(2025 - 03 - 15), RemovalReason::OutOfPoverty);
+        let a = ask(HEAD, date!(2025 - 06 - 01), &h, &policy());
+        assert!(a.eligible, "{a:?}");
+        assert_eq!(a.entitlements[0].valid_to.as_deref(), Some("2026-01-01"));
+        // Before the removal, the end is already known.
+        let a = ask(HEAD, date!(2025 - 02 - 01), &h, &policy());
+        assert_eq!(a.entitlements[0].valid_to.as_deref(), Some("2026-01-01"));
+
+        let a = ask(HEAD, date!(2026 - 01 - 01), &h, &policy());
+        assert!(!a.eligible);
+        let r = &a.reasons[0];
+        assert_eq!(r.code, ReasonCode::Removed);
+        assert_eq!(r.date.as_deref(), Some("2025-03-15"));
+        assert_eq!(r.removal_reason, Some(RemovalReason::OutOfPoverty));
+        assert_eq!(r.support_ended.as_deref(), Some("2026-01-01"));
+    }
+
+    #[test]
+    fn a_household_removed_for_a_death_loses_support_on_the_day() {
+        let h = removed_on(date!(2025 - 03 - 15), RemovalReason::Deceased);
+        assert!(ask(HEAD, date!(2025 - 03 - 14), &h, &policy()).eligible);
+        let a = ask(HEAD, date!(2025 - 03 - 15), &h, &policy());
+        assert!(!a.eligible);
+        assert_eq!(a.reasons[0].code, ReasonCode::Removed);
+        assert_eq!(a.reasons[0].support_ended.as_deref(), Some("2025-03-15"));
+    }
+
+    #[test]
+    fn a_category_the_policy_does_not_cover_is_named() {
+        let h = vec![History {
+            code: "HH-1".into(),
+            states: vec![state(date!(2024 - 01 - 01), None, None, data(Category::Other, &[HEAD]))],
+        }];
+        let a = ask(HEAD, date!(2025 - 02 - 01), &h, &policy());
+        assert!(!a.eligible);
+        assert_eq!(a.reasons[0].code, ReasonCode::CategoryNotCovered);
+        assert_eq!(a.reasons[0].support_ended, None);
+    }
+
+    #[test]
+    fn unknown_later_and_former_members_get_their_own_reasons() {
+        let h = vec![History {
+            code: "HH-1".into(),
+            states: vec![
+                state(date!(2024 - 01 - 01), Some(date!(2025 - 01 - 01)), None, data(Category::Poor, &[HEAD, CHILD])),
+                state(date!(2025 - 01 - 01), None, None, data(Category::Poor, &[HEAD])),
+            ],
+        }];
+        let a = ask(CHILD, date!(2025 - 02 - 01), &h, &policy());
+        assert_eq!(a.reasons[0].code, ReasonCode::NoLongerMember);
+        assert_eq!(a.reasons[0].date.as_deref(), Some("2025-01-01"));
+        let a = ask(HEAD, date!(2023 - 06 - 01), &h, &policy());
+        assert_eq!(a.reasons[0].code, ReasonCode::NotYetValid);
+        assert_eq!(a.reasons[0].date.as_deref(), Some("2024-01-01"));
+        let a = ask("067080009999", date!(2025 - 02 - 01), &[], &policy());
+        assert_eq!(a.reasons[0].code, ReasonCode::NotFound);
+        assert_eq!(a.household_code, None);
+    }
+
+    #[test]
+    fn broadband_communes_and_operator_amounts_come_from_the_policy() {
+        let mut p = policy();
+        p.rules.broadband_communes = vec!["24611".into()];
+        p.rules.amounts.push(AmountRule {
+            operator: "VNPT".into(),
+            year: 2025,
+            service: Service::Mobile,
+            monthly_amount: 55_000,
+        });
+        let h = vec![History {
+            code: "HH-1".into(),
+            states: vec![state(date!(2024 - 01 - 01), None, None, data(Category::NearPoor, &[HEAD]))],
+        }];
+        let a = ask(HEAD, date!(2025 - 02 - 01), &h, &p);
+        let got: Vec<(Service, i64, &str, Option<&str>)> = a
+            .entitlements
+            .iter()
+            .map(|e| (e.service, e.monthly_amount, e.valid_from.as_str(), e.valid_to.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Service::Mobile, 55_000, "2025-01-01", Some("2026-01-01")),
+                (Service::FixedBroadband, 130_000, "2024-01-01", None),
+            ]
+        );
+    }
+
+    #[test]
+    fn names_are_masked_to_family_name_and_initials() {
+        assert_eq!(mask_name("Nguyễn Văn An"), "Nguyễn V. A.");
+        assert_eq!(mask_name("Đặng thị  Ánh Ngọc"), "Đặng T. Á. N.");
+        assert_eq!(mask_name(""), "");
+    }
+}

@@ -1,0 +1,184 @@
+//! Storage of the policy versions and of the eligibility decisions given: rows, and the SQL
+//! both dialects share. Bulk inserts of decisions and the set lookups of households differ by
+//! dialect and live in each backend's module.
+
+use time::{Date, OffsetDateTime};
+
+use super::StorageError;
+use crate::domain::policy::{PolicyRules, PolicyVersion};
+
+/// A stored policy version.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PolicyRow {
+    pub version: i64,
+    pub valid_from: Date,
+    pub rules: String,
+    pub recorded_by: Option<String>,
+    pub recorded_at: Option<OffsetDateTime>,
+}
+
+impl PolicyRow {
+    pub fn new(
+        version: i64,
+        valid_from: Date,
+        rules: &PolicyRules,
+        recorded_by: Option<String>,
+        recorded_at: Option<OffsetDateTime>,
+    ) -> Self {
+        let rules = serde_json::to_string(rules).expect("policy rules serialise");
+        Self { version, valid_from, rules, recorded_by, recorded_at }
+    }
+
+    pub fn into_version(self) -> Result<PolicyVersion, StorageError> {
+        let rules: PolicyRules = serde_json::from_str(&self.rules)
+            .map_err(|e| StorageError::Corrupt(format!("policy version {}: {e}", self.version)))?;
+        Ok(PolicyVersion {
+            version: self.version,
+            valid_from: self.valid_from,
+            valid_to: None,
+            rules,
+            recorded_by: self.recorded_by,
+            recorded_at: self.recorded_at,
+        })
+    }
+}
+
+/// One decision as stored: what identifies it and who asked, and the answer as given.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DecisionRow {
+    pub call_id: String,
+    pub idx: i64,
+    pub request_id: String,
+    pub asked_by: String,
+    pub decided_at: OffsetDateTime,
+    /// `CITIZEN_ID`, `HOUSEHOLD_CODE` or `CERTIFICATE_NUMBER`.
+    pub query_kind: String,
+    pub query_value: String,
+    pub as_of: Date,
+    pub household_code: Option<String>,
+    pub eligible: bool,
+    pub policy_version: i64,
+    /// The answer (JSON).
+    pub body: String,
+}
+
+/// One state of a household that matched a lookup value at some time: every state of every
+/// household the value ever matched.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StateRow {
+    /// The value looked up.
+    pub matched: String,
+    pub household_code: String,
+    pub valid_from: Date,
+    pub valid_to: Option<Date>,
+    pub removal_reason: Option<String>,
+    pub data: String,
+}
+
+/// How each backend finds the states for a list of values (its own way of passing a list).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct MatchingSql {
+    pub(super) citizen_id: &'static str,
+    pub(super) household_code: &'static str,
+    pub(super) certificate_number: &'static str,
+}
+
+/// The three lookups for a dialect, given how it turns parameter `$1` into rows of `value`.
+macro_rules! matching_sql {
+    ($values:literal) => {
+        $crate::storage::eligibility::MatchingSql {
+            citizen_id: concat!(
+                "SELECT q.value AS matched, v.household_code, v.valid_from, v.valid_to, v.removal_reason, v.data \
+                 FROM (SELECT DISTINCT j.value AS value, h.household_code AS code FROM ",
+                $values,
+                " JOIN household_citizens c ON c.citizen_id = j.value \
+                 JOIN household_versions h ON h.id = c.version_id) q \
+                 JOIN household_versions v ON v.household_code = q.code \
+                 ORDER BY q.value, v.household_code, v.valid_from"
+            ),
+            household_code: concat!(
+                "SELECT v.household_code AS matched, v.household_code, v.valid_from, v.valid_to, v.removal_reason, \
+                 v.data FROM ",
+                $values,
+                " JOIN household_versions v ON v.household_code = j.value \
+                 ORDER BY v.household_code, v.valid_from"
+            ),
+            certificate_number: concat!(
+                "SELECT q.value AS matched, v.household_code, v.valid_from, v.valid_to, v.removal_reason, v.data \
+                 FROM (SELECT DISTINCT j.value AS value, h.household_code AS code FROM ",
+                $values,
+                " JOIN household_versions h ON h.certificate_number = j.value) q \
+                 JOIN household_versions v ON v.household_code = q.code \
+                 ORDER BY q.value, v.household_code, v.valid_from"
+            ),
+        }
+    };
+}
+pub(super) use matching_sql;
+
+pub(super) const POLICY_VERSIONS: &str =
+    "SELECT version, valid_from, rules, recorded_by, recorded_at FROM policy_versions ORDER BY version";
+
+pub(super) const COUNT_POLICY: &str = "SELECT COUNT(*) FROM policy_versions";
+
+/// Inserts a version only when it follows every stored one.
+pub(super) const INSERT_POLICY: &str = "INSERT INTO policy_versions (version, valid_from, rules, recorded_by, \
+     recorded_at) SELECT $1, $2, $3, $4, $5 \
+     WHERE NOT EXISTS (SELECT 1 FROM policy_versions WHERE version >= $1 OR valid_from >= $2)";
+
+/// The start of a multi-row insert of decisions; `VALUES` follow.
+pub(super) const DECISION_INSERT: &str = "INSERT INTO eligibility_decisions (call_id, idx, request_id, asked_by, \
+     decided_at, query_kind, query_value, as_of, household_code, eligible, policy_version, body) ";
+
+pub(super) const DECISION: &str = "SELECT call_id, idx, request_id, asked_by, decided_at, query_kind, query_value, \
+     as_of, household_code, eligible, policy_version, body FROM eligibility_decisions \
+     WHERE call_id = $1 AND idx = $2";
+
+/// Writes the policy and decision queries whose SQL both dialects share, for a connection type.
+macro_rules! eligibility_queries {
+    ($conn:ty) => {
+        use $crate::storage::eligibility::{self as elig, DecisionRow, PolicyRow};
+
+        pub(super) async fn policy_versions(conn: &mut $conn) -> Result<Vec<PolicyRow>, StorageError> {
+            Ok(sqlx::query_as(elig::POLICY_VERSIONS).fetch_all(&mut *conn).await?)
+        }
+
+        /// Inserts `rows` when no version is stored; returns whether it did.
+        pub(super) async fn seed_policy(conn: &mut $conn, rows: &[PolicyRow]) -> Result<bool, StorageError> {
+            let (n,): (i64,) = sqlx::query_as(elig::COUNT_POLICY).fetch_one(&mut *conn).await?;
+            if n > 0 {
+                return Ok(false);
+            }
+            for row in rows {
+                add_policy_version(&mut *conn, row).await?;
+            }
+            Ok(true)
+        }
+
+        /// `Precondition` when the version does not follow every stored one.
+        pub(super) async fn add_policy_version(conn: &mut $conn, row: &PolicyRow) -> Result<(), StorageError> {
+            let done = sqlx::query(elig::INSERT_POLICY)
+                .bind(row.version)
+                .bind(row.valid_from)
+                .bind(&row.rules)
+                .bind(row.recorded_by.as_deref())
+                .bind(row.recorded_at)
+                .execute(&mut *conn)
+                .await
+                .map_err(StorageError::from_insert)?;
+            if done.rows_affected() == 0 {
+                return Err(StorageError::Precondition("a later policy version"));
+            }
+            Ok(())
+        }
+
+        pub(super) async fn decision(
+            conn: &mut $conn,
+            call_id: &str,
+            idx: i64,
+        ) -> Result<Option<DecisionRow>, StorageError> {
+            Ok(sqlx::query_as(elig::DECISION).bind(call_id).bind(idx).fetch_all(&mut *conn).await?.pop())
+        }
+    };
+}
+pub(super) use eligibility_queries;

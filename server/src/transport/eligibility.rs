@@ -1,0 +1,425 @@
+//! `telesub.v1.Policy` and `telesub.v1.Eligibility`: convert messages to domain inputs and
+//! back; the domain does every check.
+
+use std::{pin::Pin, sync::Arc};
+
+use futures_util::{Stream, StreamExt};
+use telesub_proto::v1::{self as pb, eligibility_server::Eligibility, policy_server::Policy};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{
+    CallContext,
+    convert::timestamp,
+    households::{category, category_to_pb, optional_date, removal_reason, removal_reason_to_pb},
+};
+use crate::domain::{
+    DomainError, FieldViolation,
+    eligibility::{Answer, BatchAnswer, Decision, EligibilityService, QueryInput, QueryKind, ReasonCode, new_call_id},
+    household::format_date,
+    policy::{AmountRule, GraceRule, PolicyRules, PolicyVersion, Service, ServiceRule},
+    registry::today,
+    unit_registry::UnitRegistry,
+};
+
+/// The most questions one message of a batch call may carry.
+pub const MAX_CHECKS_PER_MESSAGE: usize = 10_000;
+/// Answer chunks decided ahead of a client that reads slowly.
+const ANSWERS_AHEAD: usize = 2;
+
+#[derive(Debug, Clone)]
+pub struct PolicyApi {
+    service: EligibilityService,
+    units: Arc<UnitRegistry>,
+}
+
+impl PolicyApi {
+    pub fn new(service: EligibilityService, units: Arc<UnitRegistry>) -> Self {
+        Self { service, units }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EligibilityApi {
+    service: EligibilityService,
+}
+
+impl EligibilityApi {
+    pub fn new(service: EligibilityService) -> Self {
+        Self { service }
+    }
+}
+
+fn service_from_pb(n: i32) -> Option<Service> {
+    match pb::SupportedService::try_from(n).ok()? {
+        pb::SupportedService::Unspecified => None,
+        pb::SupportedService::Mobile => Some(Service::Mobile),
+        pb::SupportedService::FixedBroadband => Some(Service::FixedBroadband),
+    }
+}
+
+fn service_to_pb(s: Service) -> pb::SupportedService {
+    match s {
+        Service::Mobile => pb::SupportedService::Mobile,
+        Service::FixedBroadband => pb::SupportedService::FixedBroadband,
+    }
+}
+
+fn reason_code_to_pb(c: ReasonCode) -> pb::ReasonCode {
+    match c {
+        ReasonCode::NotFound => pb::ReasonCode::NotFound,
+        ReasonCode::Removed => pb::ReasonCode::Removed,
+        ReasonCode::CategoryNotCovered => pb::ReasonCode::CategoryNotCovered,
+        ReasonCode::NotYetValid => pb::ReasonCode::NotYetValid,
+        ReasonCode::NoLongerMember => pb::ReasonCode::NoLongerMember,
+        ReasonCode::AlreadyEnrolledElsewhere => pb::ReasonCode::AlreadyEnrolledElsewhere,
+        ReasonCode::InvalidQuery => pb::ReasonCode::InvalidQuery,
+    }
+}
+
+fn policy_to_pb(v: &PolicyVersion) -> pb::PolicyVersion {
+    let r = &v.rules;
+    pb::PolicyVersion {
+        version: v.version,
+        valid_from: format_date(v.valid_from),
+        valid_to: v.valid_to.map(format_date).unwrap_or_default(),
+        note: r.note.clone(),
+        categories: r.categories.iter().map(|c| category_to_pb(*c).into()).collect(),
+        services: r
+            .services
+            .iter()
+            .map(|s| pb::ServiceRule {
+                service: service_to_pb(s.service).into(),
+                monthly_amount: s.monthly_amount,
+                listed_communes_only: s.listed_communes_only,
+            })
+            .collect(),
+        amounts: r
+            .amounts
+            .iter()
+            .map(|a| pb::AmountRule {
+                operator: a.operator.clone(),
+                year: a.year,
+                service: service_to_pb(a.service).into(),
+                monthly_amount: a.monthly_amount,
+            })
+            .collect(),
+        subscriptions_per_household: r.subscriptions_per_household as i32,
+        broadband_communes: r.broadband_communes.clone(),
+        grace: Some(pb::GraceRule {
+            until_end_of_year: r.grace.until_end_of_year,
+            removal_reasons: r.grace.removal_reasons.iter().map(|x| removal_reason_to_pb(*x).into()).collect(),
+            on_category_change: r.grace.on_category_change,
+        }),
+        non_usage_months: r.non_usage_months as i32,
+        recorded_by: v.recorded_by.clone().unwrap_or_default(),
+        recorded_at: v.recorded_at.map(timestamp),
+    }
+}
+
+/// The rules a request carries; enum numbers that mean nothing are reported by field.
+fn rules_from_pb(v: pb::PolicyVersion) -> Result<PolicyRules, DomainError> {
+    fn known<T>(bad: &mut Vec<FieldViolation>, field: String, value: Option<T>, what: &str) -> Option<T> {
+        if value.is_none() {
+            bad.push(FieldViolation::new(field, format!("a {what} is required")));
+        }
+        value
+    }
+    let mut bad = Vec::new();
+    let categories = v
+        .categories
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| known(&mut bad, format!("version.categories[{i}]"), category(*c), "category"))
+        .collect();
+    let services = v
+        .services
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            known(&mut bad, format!("version.services[{i}].service"), service_from_pb(s.service), "service").map(
+                |service| ServiceRule {
+                    service,
+                    monthly_amount: s.monthly_amount,
+                    listed_communes_only: s.listed_communes_only,
+                },
+            )
+        })
+        .collect();
+    let amounts = v
+        .amounts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| {
+            known(&mut bad, format!("version.amounts[{i}].service"), service_from_pb(a.service), "service").map(
+                |service| AmountRule {
+                    operator: a.operator.clone(),
+                    year: a.year,
+                    service,
+                    monthly_amount: a.monthly_amount,
+                },
+            )
+        })
+        .collect();
+    let grace = v.grace.unwrap_or_default();
+    let removal_reasons = grace
+        .removal_reasons
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            known(&mut bad, format!("version.grace.removal_reasons[{i}]"), removal_reason(*r), "removal reason")
+        })
+        .collect();
+    if !bad.is_empty() {
+        return Err(DomainError::Invalid(bad));
+    }
+    Ok(PolicyRules {
+        valid_from: v.valid_from,
+        note: v.note,
+        categories,
+        services,
+        amounts,
+        subscriptions_per_household: u32::try_from(v.subscriptions_per_household).unwrap_or(0),
+        broadband_communes: v.broadband_communes,
+        grace: GraceRule {
+            until_end_of_year: grace.until_end_of_year,
+            removal_reasons,
+            on_category_change: grace.on_category_change,
+        },
+        non_usage_months: u32::try_from(v.non_usage_months).unwrap_or(0),
+    })
+}
+
+fn query_input(r: &pb::CheckEligibilityRequest) -> QueryInput {
+    use pb::check_eligibility_request::Key;
+    let (kind, value) = match &r.key {
+        Some(Key::CitizenId(v)) => (Some(QueryKind::CitizenId), v.clone()),
+        Some(Key::HouseholdCode(v)) => (Some(QueryKind::HouseholdCode), v.clone()),
+        Some(Key::CertificateNumber(v)) => (Some(QueryKind::CertificateNumber), v.clone()),
+        None => (None, String::new()),
+    };
+    QueryInput { kind, value, as_of: r.as_of.clone() }
+}
+
+fn query_to_pb(kind: Option<QueryKind>, value: &str, as_of: String) -> pb::CheckEligibilityRequest {
+    use pb::check_eligibility_request::Key;
+    let key = kind.map(|k| match k {
+        QueryKind::CitizenId => Key::CitizenId(value.to_owned()),
+        QueryKind::HouseholdCode => Key::HouseholdCode(value.to_owned()),
+        QueryKind::CertificateNumber => Key::CertificateNumber(value.to_owned()),
+    });
+    pb::CheckEligibilityRequest { key, as_of }
+}
+
+fn answer_fields(d: &mut pb::EligibilityDecision, a: &Answer) {
+    d.eligible = a.eligible;
+    d.household_code = a.household_code.clone().unwrap_or_default();
+    d.category = a.category.map_or(pb::Category::Unspecified, category_to_pb).into();
+    d.head_name_masked = a.head_name_masked.clone();
+    d.entitlements = a
+        .entitlements
+        .iter()
+        .map(|e| pb::Entitlement {
+            service: service_to_pb(e.service).into(),
+            monthly_amount: e.monthly_amount,
+            subscriptions_allowed: e.subscriptions_allowed as i32,
+            valid_from: e.valid_from.clone(),
+            valid_to: e.valid_to.clone().unwrap_or_default(),
+        })
+        .collect();
+    d.reasons = a
+        .reasons
+        .iter()
+        .map(|r| pb::DecisionReason {
+            code: reason_code_to_pb(r.code).into(),
+            message: r.message.clone(),
+            date: r.date.clone().unwrap_or_default(),
+            removal_reason: r.removal_reason.map_or(pb::RemovalReason::Unspecified, removal_reason_to_pb).into(),
+            support_ended: r.support_ended.clone().unwrap_or_default(),
+        })
+        .collect();
+    d.policy_version = a.policy_version;
+}
+
+fn decision_to_pb(d: &Decision) -> pb::EligibilityDecision {
+    let as_of = format_date(d.query.as_of);
+    let mut out = pb::EligibilityDecision {
+        decision_id: d.id.clone(),
+        decided_at: Some(timestamp(d.decided_at)),
+        asked_by: d.asked_by.clone(),
+        query: Some(query_to_pb(Some(d.query.kind), &d.query.value, as_of.clone())),
+        as_of,
+        ..Default::default()
+    };
+    answer_fields(&mut out, &d.answer);
+    out
+}
+
+fn batch_answer_to_pb(a: &BatchAnswer) -> pb::EligibilityDecision {
+    match a {
+        BatchAnswer::Decided(d) => decision_to_pb(d),
+        BatchAnswer::Invalid { input, violations } => pb::EligibilityDecision {
+            query: Some(query_to_pb(input.kind, &input.value, input.as_of.clone())),
+            as_of: input.as_of.clone(),
+            reasons: violations
+                .iter()
+                .map(|v| pb::DecisionReason {
+                    code: pb::ReasonCode::InvalidQuery.into(),
+                    message: format!("{}: {}", v.field, v.description),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        },
+    }
+}
+
+#[tonic::async_trait]
+impl Policy for PolicyApi {
+    async fn get_policy(&self, request: Request<pb::GetPolicyRequest>) -> Result<Response<pb::PolicyVersion>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let as_of = optional_date("as_of", &request.get_ref().as_of).map_err(|e| ctx.fail(e))?.unwrap_or_else(today);
+        let version = self.service.policy().on(as_of).await.map_err(|e| ctx.fail(e))?;
+        Ok(Response::new(policy_to_pb(&version)))
+    }
+
+    async fn list_policy_versions(
+        &self,
+        request: Request<pb::ListPolicyVersionsRequest>,
+    ) -> Result<Response<pb::ListPolicyVersionsResponse>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let table = self.service.policy().table().await.map_err(|e| ctx.fail(e.into()))?;
+        Ok(Response::new(pb::ListPolicyVersionsResponse { versions: table.iter().map(|v| policy_to_pb(v)).collect() }))
+    }
+
+    async fn add_policy_version(
+        &self,
+        request: Request<pb::AddPolicyVersionRequest>,
+    ) -> Result<Response<pb::PolicyVersion>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let caller = ctx.caller()?.member.code.clone();
+        let Some(version) = request.into_inner().version else {
+            return Err(ctx.fail(DomainError::invalid("version", "the version's rules are required")));
+        };
+        let rules = rules_from_pb(version).map_err(|e| ctx.fail(e))?;
+        let units = self.units.table().await.map_err(|e| ctx.fail(e.into()))?;
+        let added = self.service.policy().add(rules, &units, &caller, crate::now()).await.map_err(|e| ctx.fail(e))?;
+        Ok(Response::new(policy_to_pb(&added)))
+    }
+}
+
+type AnswerStream = Pin<Box<dyn Stream<Item = Result<pb::CheckEligibilityBatchResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Eligibility for EligibilityApi {
+    async fn check_eligibility(
+        &self,
+        request: Request<pb::CheckEligibilityRequest>,
+    ) -> Result<Response<pb::EligibilityDecision>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let caller = ctx.caller()?;
+        let input = query_input(request.get_ref());
+        let cx = self.service.context().await.map_err(|e| ctx.fail(e))?;
+        let query = EligibilityService::check_query(&cx, &input, "").map_err(|v| ctx.fail(DomainError::Invalid(v)))?;
+        let decision = self
+            .service
+            .decide_all(&cx, std::slice::from_ref(&query), caller, &new_call_id(), &[0])
+            .await
+            .map_err(|e| ctx.fail(e))?
+            .pop()
+            .ok_or_else(|| ctx.fail(DomainError::Internal("no decision for one question".into())))?;
+        ctx.store_with_audit([decision.to_row(&ctx.request_id)]);
+        Ok(Response::new(decision_to_pb(&decision)))
+    }
+
+    type CheckEligibilityBatchStream = AnswerStream;
+
+    async fn check_eligibility_batch(
+        &self,
+        request: Request<Streaming<pb::CheckEligibilityBatchRequest>>,
+    ) -> Result<Response<AnswerStream>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let caller = ctx.caller()?.clone();
+        let mut questions = request.into_inner();
+        let service = self.service.clone();
+        let (answers, rx) = mpsc::channel(ANSWERS_AHEAD);
+        let call_id = new_call_id();
+        tokio::spawn(async move {
+            let mut next = 0usize;
+            let fail = |e: DomainError| Err(ctx.fail(e));
+            while let Some(message) = questions.next().await {
+                let chunk = match message {
+                    Ok(chunk) => chunk,
+                    // The client broke off: what was answered stays answered.
+                    Err(_) => return,
+                };
+                if chunk.checks.len() > MAX_CHECKS_PER_MESSAGE {
+                    let e = DomainError::invalid(
+                        "checks",
+                        format!(
+                            "a message carries {} questions; send at most {MAX_CHECKS_PER_MESSAGE} per message",
+                            chunk.checks.len()
+                        ),
+                    );
+                    let _ = answers.send(fail(e)).await;
+                    return;
+                }
+                let answered = answer_chunk(&service, &caller, &call_id, &ctx.request_id, next, &chunk.checks).await;
+                next += chunk.checks.len();
+                let reply = answered.map(|a| pb::CheckEligibilityBatchResponse {
+                    decisions: a.iter().map(batch_answer_to_pb).collect(),
+                });
+                let stop = reply.is_err();
+                if answers.send(reply.or_else(fail)).await.is_err() || stop {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx)) as AnswerStream))
+    }
+
+    async fn get_decision(
+        &self,
+        request: Request<pb::GetDecisionRequest>,
+    ) -> Result<Response<pb::EligibilityDecision>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let decision =
+            self.service.get(&request.get_ref().decision_id, ctx.caller()?).await.map_err(|e| ctx.fail(e))?;
+        Ok(Response::new(decision_to_pb(&decision)))
+    }
+}
+
+/// Checks, decides and stores one chunk of a batch call; decisions are numbered from `first`.
+async fn answer_chunk(
+    service: &EligibilityService,
+    caller: &crate::domain::member::Caller,
+    call_id: &str,
+    request_id: &str,
+    first: usize,
+    checks: &[pb::CheckEligibilityRequest],
+) -> Result<Vec<BatchAnswer>, DomainError> {
+    let cx = service.context().await?;
+    let mut answers: Vec<Option<BatchAnswer>> = Vec::with_capacity(checks.len());
+    let mut valid = Vec::with_capacity(checks.len());
+    let mut places = Vec::with_capacity(checks.len());
+    for (i, check) in checks.iter().enumerate() {
+        let input = query_input(check);
+        match EligibilityService::check_query(&cx, &input, &format!("checks[{}]", first + i)) {
+            Ok(q) => {
+                valid.push(q);
+                places.push(i);
+                answers.push(None);
+            }
+            Err(violations) => answers.push(Some(BatchAnswer::Invalid { input, violations })),
+        }
+    }
+    // Decisions are numbered by their question's place in the whole call.
+    let numbers: Vec<usize> = places.iter().map(|p| first + p).collect();
+    let decided = service.decide_all(&cx, &valid, caller, call_id, &numbers).await?;
+    service.record(&decided, request_id).await?;
+    for (place, d) in places.into_iter().zip(decided) {
+        answers[place] = Some(BatchAnswer::Decided(Box::new(d)));
+    }
+    Ok(answers.into_iter().map(|a| a.expect("every question answered")).collect())
+}
