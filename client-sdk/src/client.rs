@@ -8,8 +8,8 @@ use std::{
 
 use futures_util::{Stream, StreamExt};
 use telesub_proto::v1::{
-    self as pb, administrative_units_client::AdministrativeUnitsClient,
-    household_registry_client::HouseholdRegistryClient, members_client::MembersClient,
+    self as pb, administrative_units_client::AdministrativeUnitsClient, eligibility_client::EligibilityClient,
+    household_registry_client::HouseholdRegistryClient, members_client::MembersClient, policy_client::PolicyClient,
 };
 use tonic::{
     Status,
@@ -170,6 +170,8 @@ pub struct Client {
     members: MembersClient<Channel>,
     households: HouseholdRegistryClient<Channel>,
     units: AdministrativeUnitsClient<Channel>,
+    policy: PolicyClient<Channel>,
+    eligibility: EligibilityClient<Channel>,
     health: HealthClient<Channel>,
     retry: RetryPolicy,
     request_timeout: Duration,
@@ -196,6 +198,10 @@ impl Client {
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
             units: AdministrativeUnitsClient::new(channel.clone()),
+            policy: PolicyClient::new(channel.clone()),
+            eligibility: EligibilityClient::new(channel.clone())
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
             health: HealthClient::new(channel),
             retry: builder.retry,
             request_timeout: builder.request_timeout,
@@ -395,6 +401,97 @@ impl Client {
     pub async fn record_units(&self, units: Vec<pb::AdministrativeUnit>) -> Result<pb::RecordUnitsResponse, Error> {
         let request = self.request(pb::RecordUnitsRequest { units });
         Ok(self.units.clone().record_units(request).await?.into_inner())
+    }
+}
+
+/// Questions sent per message of [`Client::check_eligibility_batch`].
+pub const CHECKS_PER_CHUNK: usize = 2_000;
+
+/// The programme's rules (`telesub.v1.Policy`).
+impl Client {
+    /// The policy version in force on `as_of` (`YYYY-MM-DD`; empty for today).
+    pub async fn get_policy(&self, as_of: &str) -> Result<pb::PolicyVersion, Error> {
+        self.read_only(|| {
+            let mut policy = self.policy.clone();
+            let request = self.request(pb::GetPolicyRequest { as_of: as_of.to_owned() });
+            async move { policy.get_policy(request).await }
+        })
+        .await
+        .map(tonic::Response::into_inner)
+    }
+
+    /// Every policy version, oldest first.
+    pub async fn list_policy_versions(&self) -> Result<Vec<pb::PolicyVersion>, Error> {
+        self.read_only(|| {
+            let mut policy = self.policy.clone();
+            let request = self.request(pb::ListPolicyVersionsRequest {});
+            async move { policy.list_policy_versions(request).await }
+        })
+        .await
+        .map(|r| r.into_inner().versions)
+    }
+
+    /// Records a new policy version (ICT only).
+    pub async fn add_policy_version(&self, version: pb::PolicyVersion) -> Result<pb::PolicyVersion, Error> {
+        let request = self.request(pb::AddPolicyVersionRequest { version: Some(version) });
+        Ok(self.policy.clone().add_policy_version(request).await?.into_inner())
+    }
+}
+
+/// Eligibility decisions (`telesub.v1.Eligibility`).
+impl Client {
+    /// Whether the household `key` identifies is entitled to support on `as_of` (`YYYY-MM-DD`;
+    /// empty for today). Asking again is harmless, so the call is retried like a read.
+    pub async fn check_eligibility(
+        &self,
+        key: pb::check_eligibility_request::Key,
+        as_of: &str,
+    ) -> Result<pb::EligibilityDecision, Error> {
+        self.read_only(|| {
+            let mut eligibility = self.eligibility.clone();
+            let request = self.request(pb::CheckEligibilityRequest { key: Some(key.clone()), as_of: as_of.to_owned() });
+            async move { eligibility.check_eligibility(request).await }
+        })
+        .await
+        .map(tonic::Response::into_inner)
+    }
+
+    /// [`Client::check_eligibility`] by a member's citizen ID.
+    pub async fn check_citizen(&self, citizen_id: &str, as_of: &str) -> Result<pb::EligibilityDecision, Error> {
+        self.check_eligibility(pb::check_eligibility_request::Key::CitizenId(citizen_id.to_owned()), as_of).await
+    }
+
+    /// Many questions in one call: sent in chunks of [`CHECKS_PER_CHUNK`], answered in the
+    /// same order, one decision per question (a malformed question gets a decision with
+    /// reason `INVALID_QUERY`). Answers arrive while later questions are still being sent.
+    pub async fn check_eligibility_batch<S>(
+        &self,
+        questions: S,
+    ) -> Result<impl Stream<Item = Result<pb::EligibilityDecision, Error>> + Send + 'static, Error>
+    where
+        S: Stream<Item = pb::CheckEligibilityRequest> + Send + 'static,
+    {
+        let chunks = questions.chunks(CHECKS_PER_CHUNK).map(|checks| pb::CheckEligibilityBatchRequest { checks });
+        // Long-running: the hub's own batch limit applies, not the per-call timeout.
+        let answers = self.eligibility.clone().check_eligibility_batch(tonic::Request::new(chunks)).await?.into_inner();
+        Ok(answers.flat_map(|chunk| {
+            let decisions: Vec<Result<pb::EligibilityDecision, Error>> = match chunk {
+                Ok(chunk) => chunk.decisions.into_iter().map(Ok).collect(),
+                Err(status) => vec![Err(Error::from(status))],
+            };
+            futures_util::stream::iter(decisions)
+        }))
+    }
+
+    /// A decision given earlier, by its id.
+    pub async fn get_decision(&self, decision_id: &str) -> Result<pb::EligibilityDecision, Error> {
+        self.read_only(|| {
+            let mut eligibility = self.eligibility.clone();
+            let request = self.request(pb::GetDecisionRequest { decision_id: decision_id.to_owned() });
+            async move { eligibility.get_decision(request).await }
+        })
+        .await
+        .map(tonic::Response::into_inner)
     }
 }
 

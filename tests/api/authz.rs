@@ -32,6 +32,11 @@ fn expected(method: &str) -> Option<&'static [Role]> {
         "/telesub.v1.HouseholdRegistry/GetHousehold"
         | "/telesub.v1.HouseholdRegistry/GetHouseholdHistory"
         | "/telesub.v1.HouseholdRegistry/FindHouseholds" => Some(&[Labour, Ict, Locality]),
+        "/telesub.v1.Policy/GetPolicy" | "/telesub.v1.Policy/ListPolicyVersions" => Some(EVERY_MEMBER),
+        "/telesub.v1.Policy/AddPolicyVersion" => Some(&[Ict]),
+        "/telesub.v1.Eligibility/CheckEligibility"
+        | "/telesub.v1.Eligibility/CheckEligibilityBatch"
+        | "/telesub.v1.Eligibility/GetDecision" => Some(&[Operator, Ict]),
         other => panic!("{other} has no expected roles in this test; add it"),
     }
 }

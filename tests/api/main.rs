@@ -5,6 +5,7 @@
 mod audit;
 mod authz;
 mod cli;
+mod eligibility;
 mod households;
 mod identity;
 mod lifecycle;

@@ -88,6 +88,21 @@ impl TestDb {
         matches!(self, TestDb::Postgres { .. })
     }
 
+    /// The number a `SELECT COUNT(*) …` gives, read around the hub.
+    pub async fn count(&self, sql: &str) -> Result<i64, sqlx::Error> {
+        let sql = AssertSqlSafe(sql.to_owned());
+        match self {
+            TestDb::Sqlite { path, .. } => {
+                let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await?;
+                Ok(sqlx::query_scalar(sql).fetch_one(&mut c).await?)
+            }
+            TestDb::Postgres { url } => {
+                let mut c = sqlx::PgConnection::connect(url).await?;
+                Ok(sqlx::query_scalar(sql).fetch_one(&mut c).await?)
+            }
+        }
+    }
+
     /// Runs SQL on the database directly, around the hub: for tests that tamper with it.
     pub async fn execute(&self, sql: &str) -> Result<u64, sqlx::Error> {
         match self {

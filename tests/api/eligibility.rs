@@ -1,0 +1,325 @@
+//! Eligibility decisions and the policy through the API: an operator asks about a citizen,
+//! a household or a certificate on a date, and gets an explained decision that is stored with
+//! who asked and can be read again.
+
+use futures_util::{StreamExt, stream};
+use telesub_client::{Client, Code, proto};
+use telesub_tests::TestApp;
+
+use crate::households::{cid, header, household, push, removal};
+
+/// A decision's field violations, as `field` strings.
+fn fields(err: &telesub_client::Error) -> Vec<String> {
+    err.violations().iter().map(|v| v.field.clone()).collect()
+}
+
+fn citizen(id: &str, as_of: &str) -> proto::CheckEligibilityRequest {
+    proto::CheckEligibilityRequest {
+        key: Some(proto::check_eligibility_request::Key::CitizenId(id.into())),
+        as_of: as_of.into(),
+    }
+}
+
+fn reason(d: &proto::EligibilityDecision) -> proto::ReasonCode {
+    d.reasons.first().map_or(proto::ReasonCode::Unspecified, |r| r.code())
+}
+
+/// Two poor households on the list from 1 January 2025.
+async fn with_register(app: &TestApp) -> Client {
+    let labour = app.client("DOLISA").await;
+    push(
+        &labour,
+        header("review-2024", proto::BatchKind::Snapshot, "2024", "2025-01-01"),
+        vec![household("HH-1", "24611", 1), household("HH-2", "24616", 2)],
+    )
+    .await
+    .unwrap();
+    labour
+}
+
+#[tokio::test]
+async fn a_counter_check_is_explained_and_can_be_read_again() {
+    let app = TestApp::spawn().await;
+    with_register(&app).await;
+    let vnpt = app.client("VNPT").await;
+
+    // The spouse's ID finds the household.
+    let d = vnpt.check_citizen(&cid(1, 1985, true), "2025-02-01").await.unwrap();
+    assert!(d.eligible, "{d:?}");
+    assert_eq!(d.household_code, "HH-1");
+    assert_eq!(d.category(), proto::Category::Poor);
+    assert_eq!(d.head_name_masked, "Nguyễn V. A.");
+    assert_eq!(d.asked_by, "VNPT");
+    assert_eq!(d.as_of, "2025-02-01");
+    assert_eq!(d.policy_version, 1);
+    assert!(d.reasons.is_empty());
+    let e = &d.entitlements[..];
+    assert_eq!(e.len(), 1, "no broadband commune is listed by default: {e:?}");
+    assert_eq!(e[0].service(), proto::SupportedService::Mobile);
+    assert_eq!((e[0].monthly_amount, e[0].subscriptions_allowed), (60_000, 1));
+    assert_eq!((e[0].valid_from.as_str(), e[0].valid_to.as_str()), ("2025-01-01", ""));
+
+    // By household code and by certificate number: the same household.
+    let by_code = vnpt
+        .check_eligibility(proto::check_eligibility_request::Key::HouseholdCode("HH-2".into()), "2025-02-01")
+        .await
+        .unwrap();
+    assert!(by_code.eligible);
+    let by_cert = vnpt
+        .check_eligibility(proto::check_eligibility_request::Key::CertificateNumber("2/GCN-HN.HCN".into()), "")
+        .await
+        .unwrap();
+    assert_eq!(by_cert.household_code, "HH-2");
+
+    // Read again: the same decision, also for ICT; another operator learns nothing.
+    let again = vnpt.get_decision(&d.decision_id).await.unwrap();
+    assert_eq!(again, d);
+    assert_eq!(app.client("DOICT").await.get_decision(&d.decision_id).await.unwrap(), d);
+    let err = app.client("VIETTEL").await.get_decision(&d.decision_id).await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::NotFound), "{err}");
+    let err = vnpt.get_decision("0123abcd-7").await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::NotFound), "{err}");
+    let err = vnpt.get_decision("not-a-decision").await.unwrap_err();
+    assert_eq!((err.code(), fields(&err)), (Some(Code::InvalidArgument), vec!["decision_id".to_owned()]), "{err}");
+}
+
+#[tokio::test]
+async fn every_lookup_is_stored_with_who_asked_and_its_audit_record() {
+    let app = TestApp::spawn().await;
+    with_register(&app).await;
+    let vnpt = app.client("VNPT").await;
+    let looked_up = cid(2, 1980, false);
+    let d = vnpt.check_citizen(&looked_up, "2025-02-01").await.unwrap();
+
+    let (call_id, idx) = d.decision_id.rsplit_once('-').unwrap();
+    let row = app.store.decision(call_id, idx.parse().unwrap()).await.unwrap().expect("the decision is stored");
+    assert_eq!(row.asked_by, "VNPT");
+    assert_eq!((row.query_kind.as_str(), row.query_value.as_str()), ("CITIZEN_ID", looked_up.as_str()));
+    assert_eq!(row.household_code.as_deref(), Some("HH-2"));
+    assert!(row.eligible);
+    let audit = app.audit_record(&row.request_id).await;
+    assert_eq!(audit.entry.method, "/telesub.v1.Eligibility/CheckEligibility");
+    assert_eq!(audit.entry.org_code.as_deref(), Some("VNPT"));
+    assert_eq!(audit.entry.outcome, "OK");
+}
+
+#[tokio::test]
+async fn removals_end_support_by_the_policy_s_grace_rule() {
+    let app = TestApp::spawn().await;
+    let labour = with_register(&app).await;
+    push(
+        &labour,
+        header("2025-03", proto::BatchKind::Delta, "2025-03", "2025-03-15"),
+        vec![
+            removal("HH-1", proto::RemovalReason::OutOfPoverty, "2025-03-15"),
+            removal("HH-2", proto::RemovalReason::Deceased, "2025-03-15"),
+        ],
+    )
+    .await
+    .unwrap();
+    let vnpt = app.client("VNPT").await;
+
+    // Out of poverty: supported to the end of the year.
+    let d = vnpt.check_citizen(&cid(1, 1980, false), "2025-06-01").await.unwrap();
+    assert!(d.eligible, "{d:?}");
+    assert_eq!(d.entitlements[0].valid_to, "2026-01-01");
+    let d = vnpt.check_citizen(&cid(1, 1980, false), "2026-01-01").await.unwrap();
+    assert!(!d.eligible);
+    assert_eq!(reason(&d), proto::ReasonCode::Removed);
+    let r = &d.reasons[0];
+    assert_eq!((r.date.as_str(), r.support_ended.as_str()), ("2025-03-15", "2026-01-01"));
+    assert_eq!(r.removal_reason(), proto::RemovalReason::OutOfPoverty);
+
+    // Deceased: support ends on the day.
+    let d = vnpt.check_citizen(&cid(2, 1980, false), "2025-03-15").await.unwrap();
+    assert_eq!(reason(&d), proto::ReasonCode::Removed);
+    assert_eq!(d.reasons[0].support_ended, "2025-03-15");
+
+    // Before the list: not yet valid. Unknown: not found.
+    let d = vnpt.check_citizen(&cid(1, 1980, false), "2024-06-01").await.unwrap();
+    assert_eq!((reason(&d), d.reasons[0].date.as_str()), (proto::ReasonCode::NotYetValid, "2025-01-01"));
+    let d = vnpt.check_citizen(&cid(9, 1980, false), "2025-06-01").await.unwrap();
+    assert_eq!(reason(&d), proto::ReasonCode::NotFound);
+    assert_eq!(d.household_code, "");
+}
+
+#[tokio::test]
+async fn bad_questions_are_refused_naming_the_field() {
+    let app = TestApp::spawn().await;
+    let vnpt = app.client("VNPT").await;
+    let cases: [(&str, &str, &str); 5] = [
+        ("06708000123", "", "citizen_id"),
+        ("999080001234", "", "citizen_id"),
+        (&cid(1, 1980, false), "2025-02-30", "as_of"),
+        (&cid(1, 1980, false), "2020-01-01", "as_of"),
+        (&cid(1, 1980, false), "2099-01-01", "as_of"),
+    ];
+    for (id, as_of, field) in cases {
+        let err = vnpt.check_citizen(id, as_of).await.unwrap_err();
+        assert_eq!(err.code(), Some(Code::InvalidArgument), "{id} {as_of}: {err}");
+        assert_eq!(fields(&err), [field], "{id} {as_of}: {err}");
+    }
+    let err = vnpt.check_eligibility(proto::check_eligibility_request::Key::HouseholdCode(String::new()), "").await;
+    assert_eq!(fields(&err.unwrap_err()), ["household_code"]);
+    // Nothing was stored for refused questions.
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM eligibility_decisions").await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_batch_answers_every_question_in_order() {
+    let app = TestApp::spawn().await;
+    with_register(&app).await;
+    let vnpt = app.client("VNPT").await;
+    // 5,001 questions over three chunks: the two households' members, unknown IDs, and a
+    // malformed one in the middle.
+    let questions: Vec<proto::CheckEligibilityRequest> = (0..5_001u32)
+        .map(|i| match i {
+            2_500 => citizen("12345", "2025-02-01"),
+            i if i % 3 == 0 => citizen(&cid(1, 1980, false), "2025-02-01"),
+            i if i % 3 == 1 => citizen(&cid(2, 1985, true), "2025-02-01"),
+            i => citizen(&cid(100 + i, 1990, false), "2025-02-01"),
+        })
+        .collect();
+    let answers: Vec<proto::EligibilityDecision> = vnpt
+        .check_eligibility_batch(stream::iter(questions.clone()))
+        .await
+        .unwrap()
+        .map(|a| a.unwrap())
+        .collect()
+        .await;
+    assert_eq!(answers.len(), questions.len());
+    let mut call = None;
+    for (i, (q, a)) in questions.iter().zip(&answers).enumerate() {
+        assert_eq!(a.query.as_ref(), Some(q), "answer {i} is for its question");
+        if i == 2_500 {
+            assert_eq!(reason(a), proto::ReasonCode::InvalidQuery);
+            assert!(a.decision_id.is_empty());
+            assert!(a.reasons[0].message.contains("checks[2500].citizen_id"), "{:?}", a.reasons);
+            continue;
+        }
+        let (call_id, idx) = a.decision_id.rsplit_once('-').unwrap();
+        assert_eq!(idx, i.to_string());
+        assert_eq!(*call.get_or_insert(call_id.to_owned()), call_id, "one call id for the whole batch");
+        match i % 3 {
+            0 => assert_eq!((a.eligible, a.household_code.as_str()), (true, "HH-1")),
+            1 => assert_eq!((a.eligible, a.household_code.as_str()), (true, "HH-2")),
+            _ => assert_eq!(reason(a), proto::ReasonCode::NotFound),
+        }
+    }
+    // Batch decisions are stored like single ones.
+    let last = answers.last().unwrap();
+    assert_eq!(&vnpt.get_decision(&last.decision_id).await.unwrap(), last);
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM eligibility_decisions").await.unwrap(), 5_000);
+}
+
+fn version(valid_from: &str, mobile: i64) -> proto::PolicyVersion {
+    proto::PolicyVersion {
+        valid_from: valid_from.into(),
+        note: "Decision 1234/QĐ-BTTTT".into(),
+        categories: vec![
+            proto::Category::MeritoriousService.into(),
+            proto::Category::SocialPolicy.into(),
+            proto::Category::Poor.into(),
+            proto::Category::NearPoor.into(),
+        ],
+        services: vec![
+            proto::ServiceRule {
+                service: proto::SupportedService::Mobile.into(),
+                monthly_amount: mobile,
+                listed_communes_only: false,
+            },
+            proto::ServiceRule {
+                service: proto::SupportedService::FixedBroadband.into(),
+                monthly_amount: 130_000,
+                listed_communes_only: true,
+            },
+        ],
+        amounts: vec![proto::AmountRule {
+            operator: "VIETTEL".into(),
+            year: 2026,
+            service: proto::SupportedService::Mobile.into(),
+            monthly_amount: 65_000,
+        }],
+        subscriptions_per_household: 1,
+        broadband_communes: vec!["24611".into()],
+        grace: Some(proto::GraceRule {
+            until_end_of_year: true,
+            removal_reasons: vec![proto::RemovalReason::OutOfPoverty.into(), proto::RemovalReason::NotInReview.into()],
+            on_category_change: true,
+        }),
+        non_usage_months: 2,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_new_policy_version_applies_from_its_date_and_old_dates_keep_the_old_rules() {
+    let app = TestApp::spawn().await;
+    with_register(&app).await;
+    let ict = app.client("DOICT").await;
+    let added = ict.add_policy_version(version("2026-01-01", 70_000)).await.unwrap();
+    assert_eq!((added.version, added.recorded_by.as_str()), (2, "DOICT"));
+    let versions = app.client("VNPT").await.list_policy_versions().await.unwrap();
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[0].valid_to, "2026-01-01");
+    assert_eq!(ict.get_policy("2025-12-31").await.unwrap().version, 1);
+    assert_eq!(ict.get_policy("2026-01-01").await.unwrap(), versions[1]);
+
+    let vnpt = app.client("VNPT").await;
+    let head = cid(1, 1980, false);
+    let old = vnpt.check_citizen(&head, "2025-06-01").await.unwrap();
+    assert_eq!((old.policy_version, old.entitlements.len()), (1, 1));
+    assert_eq!((old.entitlements[0].monthly_amount, old.entitlements[0].valid_to.as_str()), (60_000, "2026-01-01"));
+    let new = vnpt.check_citizen(&head, "2026-02-01").await.unwrap();
+    assert_eq!(new.policy_version, 2);
+    let got: Vec<(proto::SupportedService, i64)> =
+        new.entitlements.iter().map(|e| (e.service(), e.monthly_amount)).collect();
+    assert_eq!(got, [(proto::SupportedService::Mobile, 70_000), (proto::SupportedService::FixedBroadband, 130_000)]);
+    // The Ministry's figure for one operator and year.
+    let viettel = app.client("VIETTEL").await.check_citizen(&head, "2026-02-01").await.unwrap();
+    assert_eq!(viettel.entitlements[0].monthly_amount, 65_000);
+    assert_eq!(viettel.entitlements[0].valid_to, "2027-01-01");
+    // HH-2's commune is not listed for broadband.
+    let other = vnpt.check_citizen(&cid(2, 1980, false), "2026-02-01").await.unwrap();
+    assert_eq!(other.entitlements.len(), 1);
+}
+
+#[tokio::test]
+async fn a_bad_policy_version_is_refused_field_by_field_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let ict = app.client("DOICT").await;
+    let err = ict.add_policy_version(version("2022-01-01", 70_000)).await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::InvalidArgument), "{err}");
+    assert_eq!(fields(&err), ["version.valid_from"]);
+
+    let mut bad = version("2026-01-01", 0);
+    bad.categories.push(0);
+    bad.broadband_communes.push("99999".into());
+    bad.amounts[0].operator = "not a code".into();
+    let err = ict.add_policy_version(bad).await.unwrap_err();
+    assert_eq!(fields(&err), ["version.categories[4]"], "enum numbers are checked first: {err}");
+    let mut bad = version("2026-01-01", 0);
+    bad.broadband_communes.push("99999".into());
+    bad.amounts[0].operator = "not a code".into();
+    let err = ict.add_policy_version(bad).await.unwrap_err();
+    assert_eq!(
+        fields(&err),
+        ["version.services[0].monthly_amount", "version.amounts[0].operator", "version.broadband_communes[1]"]
+    );
+    assert_eq!(ict.list_policy_versions().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn households_of_a_category_the_policy_does_not_cover_are_told_so() {
+    let app = TestApp::spawn().await;
+    let labour = app.client("DOLISA").await;
+    let mut other = household("HH-9", "24611", 9);
+    if let Some(proto::household_record::Change::Upsert(d)) = other.change.as_mut() {
+        d.category = proto::Category::Other.into();
+    }
+    push(&labour, header("b1", proto::BatchKind::Delta, "2025-01", "2025-01-01"), vec![other]).await.unwrap();
+    let d = app.client("DOICT").await.check_citizen(&cid(9, 1980, false), "2025-02-01").await.unwrap();
+    assert!(!d.eligible);
+    assert_eq!(reason(&d), proto::ReasonCode::CategoryNotCovered);
+    assert_eq!(d.category(), proto::Category::Other);
+}
