@@ -1100,24 +1100,4 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), all);
     }
-
-    /// `cargo test --release -p telesub-server --lib gen::tests::speed -- --ignored --nocapture`
-    #[test]
-    #[ignore = "a timing, for release builds"]
-    fn speed() {
-        let started = std::time::Instant::now();
-        let mut members = 0;
-        let mut generator = HouseholdGenerator::reference(1);
-        for record in generator.by_ref().take(1_000_000) {
-            members += data(&record).members.len();
-        }
-        let elapsed = started.elapsed();
-        println!("1,000,000 households ({members} members) in {:.3} s", elapsed.as_secs_f64());
-        let (fullest, count) = generator.cells.iter().enumerate().max_by_key(|&(_, n)| *n).unwrap();
-        let (province, sex, year) = (fullest / YEARS / 2, fullest / YEARS % 2, fullest % YEARS);
-        println!("fullest cell: 0{} sex {sex} born {}: {count} people", PROVINCES[province], FIRST_YEAR + year as i32);
-        let started = std::time::Instant::now();
-        HouseholdGenerator::reference(1).nth(1_000_000);
-        println!("skipping 1,000,000 households: {:.3} s", started.elapsed().as_secs_f64());
-    }
 }

@@ -1,9 +1,10 @@
-//! `telesub-cli`: the labour department's command-line client for the telesub hub.
+//! `telesub-cli`: the command-line client for the telesub hub.
 //!
 //! ```text
 //! telesub-cli --tls-dir ./dev-tls --org DOLISA households push --file march.csv \
 //!     --batch-id 2024-03-dolisa --kind delta --period 2024-03 --effective-date 2024-03-01
 //! telesub-cli --cert dolisa.crt --key dolisa.key --ca province-ca.crt households get 0066000123
+//! telesub-cli --tls-dir ./dev-tls --org VNPT eligibility check 067080001234 --as-of 2025-02-01
 //! ```
 //!
 //! The CSV format is described in `docs/CSV.md`. Exit status: 0 done, 1 refused or failed,
@@ -19,8 +20,8 @@ mod push;
 #[path = "telesub_cli/show.rs"]
 mod show;
 
-/// The labour department's client for the telesub hub: push household lists, look
-/// households and batches up.
+/// The command-line client for the telesub hub: push household lists, look households and
+/// batches up, ask for eligibility decisions, read the programme's rules.
 #[derive(Parser)]
 #[command(name = "telesub-cli", version)]
 struct Cli {
@@ -69,8 +70,57 @@ enum Command {
     /// Batches pushed to the register.
     #[command(subcommand)]
     Batches(BatchCommand),
+    /// Eligibility decisions (operators and ICT).
+    #[command(subcommand)]
+    Eligibility(EligibilityCommand),
+    /// The programme's rules, version by version.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Who the hub takes this certificate to be.
     Whoami,
+}
+
+#[derive(Subcommand)]
+enum EligibilityCommand {
+    /// Whether a household is entitled to support on a date, and why not when it is not.
+    Check {
+        #[command(flatten)]
+        key: CheckKey,
+        /// YYYY-MM-DD; today when left out.
+        #[arg(long, value_name = "DATE")]
+        as_of: Option<String>,
+    },
+    /// A decision given earlier, by its id.
+    Decision {
+        /// The id the decision was given with.
+        id: String,
+    },
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct CheckKey {
+    /// A member's 12-digit citizen ID (CCCD).
+    #[arg(value_name = "CITIZEN_ID")]
+    citizen_id: Option<String>,
+    /// The household code instead.
+    #[arg(long, value_name = "CODE")]
+    household: Option<String>,
+    /// The poor / near-poor household certificate number instead, as printed.
+    #[arg(long, value_name = "NUMBER")]
+    certificate: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// The version in force on a date.
+    Show {
+        /// YYYY-MM-DD; today when left out.
+        #[arg(long, value_name = "DATE")]
+        as_of: Option<String>,
+    },
+    /// Every version, oldest first.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -206,6 +256,30 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Batches(BatchCommand::List { limit }) => list_batches(&connect(&connection).await?, limit).await,
+        Command::Eligibility(EligibilityCommand::Check { key, as_of }) => {
+            use proto::check_eligibility_request::Key;
+            let key = match (key.citizen_id, key.household, key.certificate) {
+                (Some(id), _, _) => Key::CitizenId(id),
+                (None, Some(code), _) => Key::HouseholdCode(code),
+                (None, None, Some(number)) => Key::CertificateNumber(number),
+                (None, None, None) => unreachable!("clap requires one of the three"),
+            };
+            let client = connect(&connection).await?;
+            show::decision(&client.check_eligibility(key, as_of.as_deref().unwrap_or("")).await?);
+            Ok(())
+        }
+        Command::Eligibility(EligibilityCommand::Decision { id }) => {
+            show::decision(&connect(&connection).await?.get_decision(&id).await?);
+            Ok(())
+        }
+        Command::Policy(PolicyCommand::Show { as_of }) => {
+            show::policy(&connect(&connection).await?.get_policy(as_of.as_deref().unwrap_or("")).await?);
+            Ok(())
+        }
+        Command::Policy(PolicyCommand::List) => {
+            show::policies(&connect(&connection).await?.list_policy_versions().await?);
+            Ok(())
+        }
         Command::Whoami => {
             show::who_am_i(&connect(&connection).await?.who_am_i().await?);
             Ok(())

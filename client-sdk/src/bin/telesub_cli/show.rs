@@ -181,3 +181,128 @@ fn table(header: &[&str], rows: Vec<Vec<String>>, indent: &str) {
         line(row.iter().map(String::as_str).collect());
     }
 }
+
+/// `60,000` for 60000: amounts in đồng are read at a counter.
+fn vnd(amount: i64) -> String {
+    let digits = amount.unsigned_abs().to_string();
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    format!("{}{grouped} VND", if amount < 0 { "-" } else { "" })
+}
+
+pub(crate) fn decision(d: &proto::EligibilityDecision) {
+    field("eligible", if d.eligible { "yes" } else { "no" });
+    field("as of", &d.as_of);
+    if !d.household_code.is_empty() {
+        field("household", &d.household_code);
+    }
+    if d.category() != proto::Category::Unspecified {
+        field("category", short(d.category().as_str_name(), "CATEGORY_"));
+    }
+    if !d.head_name_masked.is_empty() {
+        field("head", &d.head_name_masked);
+    }
+    if !d.entitlements.is_empty() {
+        println!("entitlements:");
+        let rows = d
+            .entitlements
+            .iter()
+            .map(|e| {
+                vec![
+                    short(e.service().as_str_name(), "SUPPORTED_SERVICE_").to_owned(),
+                    format!("{}/month", vnd(e.monthly_amount)),
+                    e.subscriptions_allowed.to_string(),
+                    e.valid_from.clone(),
+                    if e.valid_to.is_empty() { "-".to_owned() } else { e.valid_to.clone() },
+                ]
+            })
+            .collect();
+        table(&["SERVICE", "AMOUNT", "SUBSCRIPTIONS", "FROM", "UNTIL (EXCLUSIVE)"], rows, "  ");
+    }
+    for r in &d.reasons {
+        field("reason", format!("{}: {}", short(r.code().as_str_name(), "REASON_CODE_"), r.message));
+    }
+    field("policy", d.policy_version);
+    if !d.decision_id.is_empty() {
+        field("decision", &d.decision_id);
+        field("asked by", &d.asked_by);
+        field("decided at", timestamp(d.decided_at.as_ref()));
+    }
+}
+
+pub(crate) fn policy(v: &proto::PolicyVersion) {
+    field("version", v.version);
+    if v.valid_to.is_empty() {
+        field("valid", format!("from {}", v.valid_from));
+    } else {
+        field("valid", format!("from {} until {} (exclusive)", v.valid_from, v.valid_to));
+    }
+    if !v.note.is_empty() {
+        field("note", &v.note);
+    }
+    let categories: Vec<&str> = v.categories().map(|c| short(c.as_str_name(), "CATEGORY_")).collect();
+    field("categories", categories.join(", "));
+    for s in &v.services {
+        let only = if s.listed_communes_only { " (listed communes only)" } else { "" };
+        field(
+            "service",
+            format!("{} {}/month{only}", short(s.service().as_str_name(), "SUPPORTED_SERVICE_"), vnd(s.monthly_amount)),
+        );
+    }
+    for a in &v.amounts {
+        field(
+            "amount",
+            format!(
+                "{} {} {}: {}/month",
+                a.operator,
+                a.year,
+                short(a.service().as_str_name(), "SUPPORTED_SERVICE_"),
+                vnd(a.monthly_amount)
+            ),
+        );
+    }
+    field("per household", format!("{} subscription(s)", v.subscriptions_per_household));
+    field(
+        "broadband in",
+        if v.broadband_communes.is_empty() { "no commune listed".to_owned() } else { v.broadband_communes.join(", ") },
+    );
+    if let Some(g) = &v.grace {
+        let reasons: Vec<&str> = g.removal_reasons().map(|r| short(r.as_str_name(), "REMOVAL_REASON_")).collect();
+        field(
+            "grace",
+            if g.until_end_of_year {
+                format!(
+                    "to 1 January after stopping, for {}{}",
+                    reasons.join(", "),
+                    if g.on_category_change { " and category changes" } else { "" }
+                )
+            } else {
+                "none: support ends the day a household stops qualifying".to_owned()
+            },
+        );
+    }
+    field("non-usage", format!("support stops after {} months without traffic", v.non_usage_months));
+    if !v.recorded_by.is_empty() {
+        field("recorded by", format!("{} at {}", v.recorded_by, timestamp(v.recorded_at.as_ref())));
+    }
+}
+
+pub(crate) fn policies(versions: &[proto::PolicyVersion]) {
+    let rows = versions
+        .iter()
+        .map(|v| {
+            vec![
+                v.version.to_string(),
+                v.valid_from.clone(),
+                if v.valid_to.is_empty() { "-".to_owned() } else { v.valid_to.clone() },
+                v.note.clone(),
+            ]
+        })
+        .collect();
+    table(&["VERSION", "FROM", "UNTIL (EXCLUSIVE)", "NOTE"], rows, "");
+}
