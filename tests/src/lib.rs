@@ -2,6 +2,8 @@
 //! server named by `TELESUB_TEST_POSTGRES_URL`), and a real hub on port 0 with real
 //! certificates, driven through the client SDK.
 
+pub mod bench;
+
 use std::{
     net::SocketAddr,
     path::PathBuf,
@@ -356,4 +358,52 @@ pub mod raw {
             },
         }
     }
+}
+
+/// Puts `n` generated households (seed `seed`) on the register straight through the storage
+/// layer, as one applied snapshot effective on `effective`: how benchmarks load a large
+/// register quickly. Returns the head's citizen ID of every household, in order.
+pub async fn load_generated(store: &dyn Store, seed: u64, n: usize, effective: time::Date) -> Vec<String> {
+    use telesub_server::{
+        domain::{
+            household::{BatchKind, CheckContext, check_record},
+            registry::{staged, today},
+            units::UnitTable,
+        },
+        generator::HouseholdGenerator,
+        storage::registry::NewBatch,
+        transport::record_input,
+    };
+    let units = UnitTable::new(store.units().await.expect("units"));
+    let cx = CheckContext { units: &units, today: today(), batch_effective: effective, kind: BatchKind::Snapshot };
+    let batch_id = format!("generated-{seed}-{n}");
+    let batch = NewBatch {
+        batch_id: &batch_id,
+        kind: BatchKind::Snapshot,
+        review_period: "2024",
+        effective,
+        note: "generated",
+        pushed_by: "DOLISA",
+        received_at: telesub_server::now(),
+    };
+    store.begin_batch(&batch).await.expect("begin");
+    let mut heads = Vec::with_capacity(n);
+    let mut chunk = Vec::with_capacity(2_000);
+    for (idx, record) in HouseholdGenerator::reference(seed).take(n).enumerate() {
+        if let Some(telesub_client::proto::household_record::Change::Upsert(d)) = &record.change {
+            heads.push(d.members[0].citizen_id.clone());
+        }
+        chunk.push(staged(idx, check_record(idx, &record_input(record), &cx).expect("generated records are valid")));
+        if chunk.len() == 2_000 {
+            store.stage_records(&batch_id, &chunk).await.expect("stage");
+            chunk.clear();
+        }
+    }
+    store.stage_records(&batch_id, &chunk).await.expect("stage");
+    store
+        .apply_batch(&batch_id, BatchKind::Snapshot, effective, "-", n as i64, telesub_server::now())
+        .await
+        .expect("apply")
+        .expect("generated households apply");
+    heads
 }

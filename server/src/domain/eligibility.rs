@@ -358,13 +358,94 @@ pub struct EligibilityService {
     store: Arc<dyn Store>,
     units: Arc<UnitRegistry>,
     policy: Arc<PolicyRegistry>,
+    lookups: Lookups,
 }
 
-/// A new call's id: 32 hex digits; decisions of the call are `<call id>-<index>`.
+/// Lookups waiting to be read together.
+const LOOKUPS_PER_READ: usize = 256;
+/// Reads of the register under way at once for single questions.
+const CONCURRENT_READS: usize = 2;
+
+/// Single questions asked at the same time are read together: questions that arrive while a
+/// read is under way wait for the next one, which looks all of them up in one statement (as
+/// the audit trail commits many calls at once). A question asked alone is read at once.
+#[derive(Debug, Clone)]
+struct Lookups {
+    queue: tokio::sync::mpsc::Sender<Lookup>,
+}
+
+struct Lookup {
+    kind: QueryKind,
+    value: String,
+    found: tokio::sync::oneshot::Sender<Result<Vec<History>, String>>,
+}
+
+impl Lookups {
+    fn start(store: Arc<dyn Store>) -> Self {
+        let (queue, waiting) = tokio::sync::mpsc::channel(4 * LOOKUPS_PER_READ);
+        tokio::spawn(read_together(store, waiting));
+        Self { queue }
+    }
+
+    async fn histories(&self, kind: QueryKind, value: String) -> Result<Vec<History>, DomainError> {
+        let (found, answer) = tokio::sync::oneshot::channel();
+        let gone = || DomainError::Internal("the register reader has stopped".into());
+        self.queue.send(Lookup { kind, value, found }).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?.map_err(|e| DomainError::Internal(e.into()))
+    }
+}
+
+async fn read_together(store: Arc<dyn Store>, mut waiting: tokio::sync::mpsc::Receiver<Lookup>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_READS));
+    loop {
+        // Wait for a free read first: questions arriving meanwhile join the next read.
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let mut lookups = Vec::with_capacity(LOOKUPS_PER_READ);
+        if waiting.recv_many(&mut lookups, LOOKUPS_PER_READ).await == 0 {
+            return;
+        }
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut by_kind: HashMap<QueryKind, Vec<Lookup>> = HashMap::new();
+            for lookup in lookups {
+                by_kind.entry(lookup.kind).or_default().push(lookup);
+            }
+            for (kind, lookups) in by_kind {
+                let mut values: Vec<String> = lookups.iter().map(|l| l.value.clone()).collect();
+                values.sort_unstable();
+                values.dedup();
+                let found = match store.states_matching(kind, &values).await {
+                    Ok(rows) => group_histories(rows).map_err(|e| e.to_string()),
+                    Err(e) => Err(crate::ErrorChain(&e).to_string()),
+                };
+                match found {
+                    Ok(found) => {
+                        let found: HashMap<String, Vec<History>> = found.into_iter().collect();
+                        for lookup in lookups {
+                            let _ = lookup.found.send(Ok(found.get(&lookup.value).cloned().unwrap_or_default()));
+                        }
+                    }
+                    Err(e) => {
+                        for lookup in lookups {
+                            let _ = lookup.found.send(Err(e.clone()));
+                        }
+                    }
+                }
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// A new call's id: 32 hex digits, the first 12 the time in milliseconds and the rest random,
+/// so that ids sort by time and the index on them grows at its end. Decisions of the call
+/// are `<call id>-<index>`.
 pub fn new_call_id() -> String {
     use ring::rand::{SecureRandom, SystemRandom};
+    let millis = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as u64;
     let mut bytes = [0u8; 16];
-    SystemRandom::new().fill(&mut bytes).expect("the system random source works");
+    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    SystemRandom::new().fill(&mut bytes[6..]).expect("the system random source works");
     crate::hex(&bytes)
 }
 
@@ -377,8 +458,34 @@ pub struct QueryContext {
 }
 
 impl EligibilityService {
+    /// Starts the reader of single questions on the current runtime.
     pub fn new(store: Arc<dyn Store>, units: Arc<UnitRegistry>, policy: Arc<PolicyRegistry>) -> Self {
-        Self { store, units, policy }
+        let lookups = Lookups::start(store.clone());
+        Self { store, units, policy, lookups }
+    }
+
+    /// Decides one checked question, read together with the questions asked at the same time.
+    pub async fn decide_one(
+        &self,
+        cx: &QueryContext,
+        query: Query,
+        caller: &Caller,
+        call_id: &str,
+    ) -> Result<Decision, DomainError> {
+        let histories = self.lookups.histories(query.kind, query.value.clone()).await?;
+        let policy = cx
+            .policy
+            .in_force(query.as_of)
+            .ok_or_else(|| DomainError::FailedPrecondition(format!("no policy was in force on {}", query.as_of)))?;
+        let operator = (caller.member.role == Role::Operator).then(|| caller.member.code.as_str());
+        let answer = decide(&query, &histories, policy, operator);
+        Ok(Decision {
+            id: format!("{call_id}-0"),
+            decided_at: crate::audit::to_micros(crate::now()),
+            asked_by: caller.member.code.as_str().to_owned(),
+            query,
+            answer,
+        })
     }
 
     pub fn policy(&self) -> &Arc<PolicyRegistry> {

@@ -322,13 +322,7 @@ impl Eligibility for EligibilityApi {
         let input = query_input(request.get_ref());
         let cx = self.service.context().await.map_err(|e| ctx.fail(e))?;
         let query = EligibilityService::check_query(&cx, &input, "").map_err(|v| ctx.fail(DomainError::Invalid(v)))?;
-        let decision = self
-            .service
-            .decide_all(&cx, std::slice::from_ref(&query), caller, &new_call_id(), &[0])
-            .await
-            .map_err(|e| ctx.fail(e))?
-            .pop()
-            .ok_or_else(|| ctx.fail(DomainError::Internal("no decision for one question".into())))?;
+        let decision = self.service.decide_one(&cx, query, caller, &new_call_id()).await.map_err(|e| ctx.fail(e))?;
         ctx.store_with_audit([decision.to_row(&ctx.request_id)]);
         Ok(Response::new(decision_to_pb(&decision)))
     }

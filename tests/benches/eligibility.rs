@@ -1,0 +1,91 @@
+//! Eligibility decisions on a register of 1,000,000 households: single checks over mutual TLS
+//! against the hub's own health check on the same connections (both audited), and a batch
+//! call of 1,000,000 questions.
+//!
+//! `cargo bench -p telesub-tests --bench eligibility` (SQLite); with
+//! `TELESUB_TEST_POSTGRES_URL` set, on PostgreSQL. `BENCH_HOUSEHOLDS` sets the register's size
+//! (default 1,000,000), `BENCH_SECONDS` each rate measurement's length (default 3).
+
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use telesub_client::proto;
+use telesub_tests::{
+    TestApp,
+    bench::{self, clients},
+    load_generated,
+};
+use time::macros::date;
+
+const CONNECTIONS: usize = 4;
+const IN_FLIGHT_PER_CONNECTION: usize = 16;
+const SEED: u64 = 2024;
+
+fn main() {
+    let n: usize = std::env::var("BENCH_HOUSEHOLDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async move {
+        let seconds = bench::seconds();
+        let app = TestApp::spawn().await;
+        let backend = app.store.backend();
+        println!("eligibility benchmark: {n} households, {backend} store, client and server in one process");
+        let started = Instant::now();
+        let heads = std::sync::Arc::new(load_generated(app.store.as_ref(), SEED, n, date!(2025 - 01 - 01)).await);
+        eprintln!("  register loaded in {:.1} s", started.elapsed().as_secs_f64());
+
+        println!();
+        println!("| in flight | call | calls/s | ratio to hub Health/Check | p50 ms | p99 ms |");
+        println!("|---|---|---:|---:|---:|---:|");
+        for (label, connections, in_flight) in
+            [("1", 1, 1), ("64 over 4 connections", CONNECTIONS, IN_FLIGHT_PER_CONNECTION)]
+        {
+            let hub = clients(&app, &app.endpoint(), "VNPT", connections).await;
+            let health = bench::measure(&hub, in_flight, seconds, |client, _| async move {
+                assert!(client.health().await.expect("health"));
+            })
+            .await;
+            let ids = heads.clone();
+            let check = bench::measure(&hub, in_flight, seconds, move |client, i| {
+                // Spread over the register: a different household each time.
+                let id = ids[(i.wrapping_mul(2_654_435_761) % ids.len() as u64) as usize].clone();
+                async move {
+                    let d = client.check_citizen(&id, "2025-06-01").await.expect("check");
+                    assert!(!d.decision_id.is_empty());
+                }
+            })
+            .await;
+            for (name, m) in [("hub Health/Check (audited)", &health), ("CheckEligibility by citizen ID", &check)] {
+                println!(
+                    "| {label} | {name} | {:.0} | {:.2} | {:.2} | {:.2} |",
+                    m.rate,
+                    m.rate / health.rate,
+                    m.p50_ms,
+                    m.p99_ms
+                );
+            }
+        }
+
+        // Every head's ID, once, in one batch call.
+        let client = app.client("VNPT").await;
+        let questions = heads.iter().map(|id| proto::CheckEligibilityRequest {
+            key: Some(proto::check_eligibility_request::Key::CitizenId(id.clone())),
+            as_of: "2025-06-01".into(),
+        });
+        let questions: Vec<_> = questions.collect();
+        let started = Instant::now();
+        let mut answers = client.check_eligibility_batch(futures_util::stream::iter(questions)).await.unwrap();
+        let (mut count, mut eligible) = (0usize, 0usize);
+        while let Some(answer) = answers.next().await {
+            let answer = answer.expect("an answer");
+            count += 1;
+            eligible += usize::from(answer.eligible);
+        }
+        let batch_s = started.elapsed().as_secs_f64();
+        assert_eq!(count, n);
+        println!();
+        println!(
+            "CheckEligibilityBatch of {n} citizen IDs: {batch_s:.1} s ({:.0} decisions/s; {eligible} eligible)",
+            n as f64 / batch_s
+        );
+    });
+}

@@ -1,0 +1,87 @@
+//! What the benchmarks share: many calls in flight over a few connections, timed.
+
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use telesub_client::Client;
+
+use crate::{TestApp, read};
+
+/// Calls per second and latency percentiles of one measurement.
+#[derive(Debug, Clone, Copy)]
+pub struct Measurement {
+    pub rate: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// Runs `call` with `in_flight` calls at a time on each of `clients` for `seconds`, after a
+/// short warm-up. `call` gets the client and a running number (to vary what it asks).
+pub async fn measure<F, Fut>(clients: &[Client], in_flight: usize, seconds: f64, call: F) -> Measurement
+where
+    F: Fn(Client, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let call = Arc::new(call);
+    for client in clients {
+        for i in 0..20 {
+            call(client.clone(), i).await;
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for client in clients {
+        for _ in 0..in_flight {
+            let (client, stop, count, call) = (client.clone(), stop.clone(), count.clone(), call.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(1 << 16);
+                while !stop.load(Ordering::Relaxed) {
+                    let n = count.fetch_add(1, Ordering::Relaxed);
+                    let started = Instant::now();
+                    call(client.clone(), n).await;
+                    latencies.push(started.elapsed());
+                }
+                latencies
+            }));
+        }
+    }
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut latencies: Vec<Duration> = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.expect("a measuring task"));
+    }
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)].as_secs_f64() * 1e3;
+    Measurement { rate: latencies.len() as f64 / elapsed, p50_ms: pct(0.50), p99_ms: pct(0.99) }
+}
+
+/// `n` separate connections to `endpoint` with `org`'s certificate from the app's folder.
+pub async fn clients(app: &TestApp, endpoint: &str, org: &str, n: usize) -> Vec<Client> {
+    let mut clients = Vec::new();
+    for _ in 0..n {
+        let dir = app.dir();
+        let client = Client::builder(endpoint)
+            .ca_pem(read(dir.ca_cert()))
+            .identity_pem(read(dir.client_cert(org)), read(dir.client_key(org)))
+            .connect()
+            .await
+            .expect("connect");
+        clients.push(client);
+    }
+    clients
+}
+
+/// The seconds each measurement runs: `BENCH_SECONDS`, 3 by default.
+pub fn seconds() -> f64 {
+    std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0)
+}
