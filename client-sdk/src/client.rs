@@ -9,7 +9,8 @@ use std::{
 use futures_util::{Stream, StreamExt};
 use telesub_proto::v1::{
     self as pb, administrative_units_client::AdministrativeUnitsClient, eligibility_client::EligibilityClient,
-    household_registry_client::HouseholdRegistryClient, members_client::MembersClient, policy_client::PolicyClient,
+    enrollments_client::EnrollmentsClient, household_registry_client::HouseholdRegistryClient,
+    members_client::MembersClient, policy_client::PolicyClient,
 };
 use tonic::{
     Status,
@@ -172,6 +173,7 @@ pub struct Client {
     units: AdministrativeUnitsClient<Channel>,
     policy: PolicyClient<Channel>,
     eligibility: EligibilityClient<Channel>,
+    enrollments: EnrollmentsClient<Channel>,
     health: HealthClient<Channel>,
     retry: RetryPolicy,
     request_timeout: Duration,
@@ -202,6 +204,7 @@ impl Client {
             eligibility: EligibilityClient::new(channel.clone())
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
+            enrollments: EnrollmentsClient::new(channel.clone()),
             health: HealthClient::new(channel),
             retry: builder.retry,
             request_timeout: builder.request_timeout,
@@ -489,6 +492,42 @@ impl Client {
             let mut eligibility = self.eligibility.clone();
             let request = self.request(pb::GetDecisionRequest { decision_id: decision_id.to_owned() });
             async move { eligibility.get_decision(request).await }
+        })
+        .await
+        .map(tonic::Response::into_inner)
+    }
+}
+
+/// The enrolment register (`telesub.v1.Enrollments`). Writes carry the caller's idempotency
+/// key, so a write whose answer was lost may be sent again with the same key.
+impl Client {
+    /// Enrols a subsidised line (operators).
+    pub async fn enroll(&self, request: pb::EnrollRequest) -> Result<pb::Enrollment, Error> {
+        let request = self.request(request);
+        Ok(self.enrollments.clone().enroll(request).await?.into_inner())
+    }
+
+    /// Ends one of the caller's enrolments (operators).
+    pub async fn deenroll(&self, request: pb::DeenrollRequest) -> Result<pb::Enrollment, Error> {
+        let request = self.request(request);
+        Ok(self.enrollments.clone().deenroll(request).await?.into_inner())
+    }
+
+    /// Takes a household's line over from another operator on its written request (operators).
+    pub async fn transfer(&self, request: pb::TransferRequest) -> Result<pb::TransferResponse, Error> {
+        let request = self.request(request);
+        Ok(self.enrollments.clone().transfer(request).await?.into_inner())
+    }
+
+    /// Enrolments, a page at a time: the caller's own, or (ICT) anyone's.
+    pub async fn list_enrollments(
+        &self,
+        query: pb::ListEnrollmentsRequest,
+    ) -> Result<pb::ListEnrollmentsResponse, Error> {
+        self.read_only(|| {
+            let mut enrollments = self.enrollments.clone();
+            let request = self.request(query.clone());
+            async move { enrollments.list_enrollments(request).await }
         })
         .await
         .map(tonic::Response::into_inner)

@@ -6,7 +6,8 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use telesub_proto::v1::{
     administrative_units_server::AdministrativeUnitsServer, eligibility_server::EligibilityServer,
-    household_registry_server::HouseholdRegistryServer, members_server::MembersServer, policy_server::PolicyServer,
+    enrollments_server::EnrollmentsServer, household_registry_server::HouseholdRegistryServer,
+    members_server::MembersServer, policy_server::PolicyServer,
 };
 use tokio::{net::TcpListener, sync::oneshot};
 use tonic::transport::Server;
@@ -18,6 +19,7 @@ use crate::{
     domain::{
         DomainError,
         eligibility::EligibilityService,
+        enrollments::EnrollmentService,
         identity::Identities,
         member::{DisplayName, NewMember},
         members::MemberRegistry,
@@ -28,7 +30,7 @@ use crate::{
     pki::{self, PkiDir},
     storage::{self, Store, StoreOptions},
     tls::{self, ReloadableTls},
-    transport::{EligibilityApi, HouseholdsApi, HubLayer, HubState, MembersApi, PolicyApi, UnitsApi},
+    transport::{EligibilityApi, EnrollmentsApi, HouseholdsApi, HubLayer, HubState, MembersApi, PolicyApi, UnitsApi},
 };
 
 /// Why the hub could not start or stopped with an error.
@@ -136,6 +138,7 @@ impl Hub {
         health.set_serving::<AdministrativeUnitsServer<UnitsApi>>().await;
         health.set_serving::<PolicyServer<PolicyApi>>().await;
         health.set_serving::<EligibilityServer<EligibilityApi>>().await;
+        health.set_serving::<EnrollmentsServer<EnrollmentsApi>>().await;
         let reflection = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(telesub_proto::FILE_DESCRIPTOR_SET)
@@ -152,6 +155,10 @@ impl Hub {
         let policy_service = PolicyServer::new(PolicyApi::new(eligibility.clone(), units.clone()))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
+        let enrollment_service =
+            EnrollmentsServer::new(EnrollmentsApi::new(EnrollmentService::new(store.clone(), eligibility.clone())))
+                .max_decoding_message_size(limits.max_message_bytes)
+                .max_encoding_message_size(limits.max_message_bytes);
         let eligibility_service = EligibilityServer::new(EligibilityApi::new(eligibility))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
@@ -178,6 +185,7 @@ impl Hub {
             health.set_not_serving::<AdministrativeUnitsServer<UnitsApi>>().await;
             health.set_not_serving::<PolicyServer<PolicyApi>>().await;
             health.set_not_serving::<EligibilityServer<EligibilityApi>>().await;
+            health.set_not_serving::<EnrollmentsServer<EnrollmentsApi>>().await;
             health.set_service_status("", ServingStatus::NotServing).await;
             let _ = signalled.send(());
         };
@@ -195,6 +203,7 @@ impl Hub {
             .add_service(unit_service)
             .add_service(policy_service)
             .add_service(eligibility_service)
+            .add_service(enrollment_service)
             .serve_with_incoming_shutdown(incoming, stopping);
         // Calls in flight get `grace` to finish; a stream that never ends must not hold the
         // hub up for ever.

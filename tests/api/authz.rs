@@ -36,7 +36,11 @@ fn expected(method: &str) -> Option<&'static [Role]> {
         "/telesub.v1.Policy/AddPolicyVersion" => Some(&[Ict]),
         "/telesub.v1.Eligibility/CheckEligibility"
         | "/telesub.v1.Eligibility/CheckEligibilityBatch"
-        | "/telesub.v1.Eligibility/GetDecision" => Some(&[Operator, Ict]),
+        | "/telesub.v1.Eligibility/GetDecision"
+        | "/telesub.v1.Enrollments/ListEnrollments" => Some(&[Operator, Ict]),
+        "/telesub.v1.Enrollments/Enroll" | "/telesub.v1.Enrollments/Deenroll" | "/telesub.v1.Enrollments/Transfer" => {
+            Some(&[Operator])
+        }
         other => panic!("{other} has no expected roles in this test; add it"),
     }
 }

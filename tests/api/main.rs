@@ -6,6 +6,7 @@ mod audit;
 mod authz;
 mod cli;
 mod eligibility;
+mod enrollments;
 mod households;
 mod identity;
 mod lifecycle;

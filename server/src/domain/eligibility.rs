@@ -18,8 +18,9 @@ use super::{
     units::UnitTable,
 };
 use crate::storage::{
-    Store,
+    StorageError, Store,
     eligibility::{DecisionRow, StateRow},
+    enrollments::EnrollmentRow,
 };
 
 /// How far ahead of today a decision may be asked for.
@@ -143,11 +144,12 @@ impl State {
     }
 }
 
-/// Every state of one household, oldest first.
+/// Every state of one household, oldest first, and its enrolments with any operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct History {
     pub code: String,
     pub states: Vec<State>,
+    pub enrollments: Vec<EnrollmentRow>,
 }
 
 /// The head's family name and the initials of the other names: `Nguyễn Văn An` → `Nguyễn V. A.`.
@@ -341,7 +343,7 @@ pub fn decide(query: &Query, histories: &[History], policy: &PolicyVersion, oper
             }
         })
         .collect();
-    Answer {
+    let mut answer = Answer {
         eligible: true,
         household_code: Some(household.code.clone()),
         category: Some(state.data.category),
@@ -349,7 +351,25 @@ pub fn decide(query: &Query, histories: &[History], policy: &PolicyVersion, oper
         entitlements,
         reasons: Vec::new(),
         policy_version: policy.version,
+    };
+    // An operator is told when the household's lines are all taken elsewhere, not by whom.
+    if let Some(asker) = operator {
+        let allowed = policy.rules.subscriptions_per_household as usize;
+        let elsewhere = household.enrollments.iter().filter(|e| e.operator != asker && e.runs_on(as_of)).count();
+        if elsewhere >= allowed {
+            answer.eligible = false;
+            answer.entitlements.clear();
+            answer.reasons.push(Reason::new(
+                ReasonCode::AlreadyEnrolledElsewhere,
+                format!(
+                    "household {} already holds its {allowed} subsidised subscription(s) with another operator",
+                    household.code
+                ),
+                None,
+            ));
+        }
     }
+    answer
 }
 
 /// Gives and records eligibility decisions.
@@ -415,7 +435,12 @@ async fn read_together(store: Arc<dyn Store>, mut waiting: tokio::sync::mpsc::Re
                 values.sort_unstable();
                 values.dedup();
                 let found = match store.states_matching(kind, &values).await {
-                    Ok(rows) => group_histories(rows).map_err(|e| e.to_string()),
+                    Ok(rows) => match group_histories(rows) {
+                        Ok(found) => {
+                            with_enrollments(store.as_ref(), found).await.map_err(|e| crate::ErrorChain(&e).to_string())
+                        }
+                        Err(e) => Err(e.to_string()),
+                    },
                     Err(e) => Err(crate::ErrorChain(&e).to_string()),
                 };
                 match found {
@@ -457,7 +482,26 @@ pub struct QueryContext {
     today: Date,
 }
 
+impl QueryContext {
+    pub fn units(&self) -> &UnitTable {
+        &self.units
+    }
+
+    /// The first day the programme had rules.
+    pub fn first_policy_day(&self) -> Option<Date> {
+        self.policy.first_day()
+    }
+}
+
 impl EligibilityService {
+    /// The citizen IDs of a household's members on a date.
+    pub async fn members_on(&self, code: &str, date: Date) -> Result<Vec<String>, DomainError> {
+        let Some(row) = self.store.household_on(code, date).await? else { return Ok(Vec::new()) };
+        let data = HouseholdData::from_stored(&row.data)
+            .map_err(|e| DomainError::Internal(format!("stored state of {code}: {e}").into()))?;
+        Ok(data.members.into_iter().map(|m| m.citizen_id).collect())
+    }
+
     /// Starts the reader of single questions on the current runtime.
     pub fn new(store: Arc<dyn Store>, units: Arc<UnitRegistry>, policy: Arc<PolicyRegistry>) -> Self {
         let lookups = Lookups::start(store.clone());
@@ -472,7 +516,23 @@ impl EligibilityService {
         caller: &Caller,
         call_id: &str,
     ) -> Result<Decision, DomainError> {
-        let histories = self.lookups.histories(query.kind, query.value.clone()).await?;
+        self.decide_one_with(cx, query, caller, call_id, true).await
+    }
+
+    /// [`Self::decide_one`]; without `enrollments`, whatever lines the household holds do not
+    /// count (a transfer takes one over).
+    pub async fn decide_one_with(
+        &self,
+        cx: &QueryContext,
+        query: Query,
+        caller: &Caller,
+        call_id: &str,
+        enrollments: bool,
+    ) -> Result<Decision, DomainError> {
+        let mut histories = self.lookups.histories(query.kind, query.value.clone()).await?;
+        if !enrollments {
+            histories.iter_mut().for_each(|h| h.enrollments.clear());
+        }
         let policy = cx
             .policy
             .in_force(query.as_of)
@@ -576,7 +636,8 @@ impl EligibilityService {
             values.sort_unstable();
             values.dedup();
             let rows = self.store.states_matching(kind, &values).await?;
-            for (value, found) in group_histories(rows)? {
+            let found = with_enrollments(self.store.as_ref(), group_histories(rows)?).await?;
+            for (value, found) in found {
                 histories.insert((kind, value), found);
             }
         }
@@ -629,6 +690,31 @@ impl EligibilityService {
     }
 }
 
+/// Reads the enrolments of the households found and gives each history its own.
+async fn with_enrollments(
+    store: &dyn Store,
+    mut found: Vec<(String, Vec<History>)>,
+) -> Result<Vec<(String, Vec<History>)>, StorageError> {
+    let mut codes: Vec<String> = found.iter().flat_map(|(_, hs)| hs.iter().map(|h| h.code.clone())).collect();
+    if codes.is_empty() {
+        return Ok(found);
+    }
+    codes.sort_unstable();
+    codes.dedup();
+    let mut by_code: HashMap<String, Vec<EnrollmentRow>> = HashMap::new();
+    for e in store.enrollments_of(&codes).await? {
+        by_code.entry(e.household_code.clone()).or_default().push(e);
+    }
+    for (_, histories) in &mut found {
+        for h in histories {
+            if let Some(es) = by_code.get(&h.code) {
+                h.enrollments = es.clone();
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// Groups the matched states by the value looked up and the household.
 fn group_histories(rows: Vec<StateRow>) -> Result<Vec<(String, Vec<History>)>, DomainError> {
     let mut out: Vec<(String, Vec<History>)> = Vec::new();
@@ -648,7 +734,7 @@ fn group_histories(rows: Vec<StateRow>) -> Result<Vec<(String, Vec<History>)>, D
         }
         let histories = &mut out.last_mut().expect("pushed above").1;
         if histories.last().is_none_or(|h| h.code != row.household_code) {
-            histories.push(History { code: row.household_code.clone(), states: Vec::new() });
+            histories.push(History { code: row.household_code.clone(), states: Vec::new(), enrollments: Vec::new() });
         }
         histories.last_mut().expect("pushed above").states.push(state);
     }
@@ -750,6 +836,7 @@ mod tests {
                 state(date!(2024 - 01 - 01), Some(day), None, data(Category::Poor, &[HEAD])),
                 state(day, None, Some(reason), data(Category::Poor, &[HEAD])),
             ],
+            enrollments: Vec::new(),
         }]
     }
 
@@ -758,6 +845,7 @@ mod tests {
         let h = vec![History {
             code: "HH-1".into(),
             states: vec![state(date!(2024 - 01 - 01), None, None, data(Category::Poor, &[HEAD, CHILD]))],
+            enrollments: Vec::new(),
         }];
         let a = ask(CHILD, date!(2025 - 02 - 01), &h, &policy());
         assert!(a.eligible, "{a:?}");
@@ -809,6 +897,7 @@ mod tests {
         let h = vec![History {
             code: "HH-1".into(),
             states: vec![state(date!(2024 - 01 - 01), None, None, data(Category::Other, &[HEAD]))],
+            enrollments: Vec::new(),
         }];
         let a = ask(HEAD, date!(2025 - 02 - 01), &h, &policy());
         assert!(!a.eligible);
@@ -824,6 +913,7 @@ mod tests {
                 state(date!(2024 - 01 - 01), Some(date!(2025 - 01 - 01)), None, data(Category::Poor, &[HEAD, CHILD])),
                 state(date!(2025 - 01 - 01), None, None, data(Category::Poor, &[HEAD])),
             ],
+            enrollments: Vec::new(),
         }];
         let a = ask(CHILD, date!(2025 - 02 - 01), &h, &policy());
         assert_eq!(a.reasons[0].code, ReasonCode::NoLongerMember);
@@ -849,6 +939,7 @@ mod tests {
         let h = vec![History {
             code: "HH-1".into(),
             states: vec![state(date!(2024 - 01 - 01), None, None, data(Category::NearPoor, &[HEAD]))],
+            enrollments: Vec::new(),
         }];
         let a = ask(HEAD, date!(2025 - 02 - 01), &h, &p);
         let got: Vec<(Service, i64, &str, Option<&str>)> = a

@@ -2,6 +2,7 @@
 //! arrive as validated types and failures leave as [`DomainError`].
 
 pub mod eligibility;
+pub mod enrollments;
 pub mod error;
 pub mod household;
 pub mod identity;

@@ -62,6 +62,13 @@ pub struct DecisionRow {
     pub body: String,
 }
 
+impl DecisionRow {
+    /// `<call id>-<index>`.
+    pub fn decision_id(&self) -> String {
+        format!("{}-{}", self.call_id, self.idx)
+    }
+}
+
 /// One state of a household that matched a lookup value at some time: every state of every
 /// household the value ever matched.
 #[derive(Debug, Clone, sqlx::FromRow)]

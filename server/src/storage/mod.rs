@@ -5,6 +5,7 @@
 //! writes and locking differ and live in each backend's module.
 
 pub mod eligibility;
+pub mod enrollments;
 mod postgres;
 pub mod registry;
 mod shared;
@@ -25,6 +26,7 @@ use crate::{
     },
 };
 use eligibility::{DecisionRow, PolicyRow, StateRow};
+use enrollments::{DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, NewEnrollment, WriteKey};
 use registry::{ApplyCounts, ApplyProblem, BatchRow, NewBatch, StagedRecord, VersionRow};
 
 pub use postgres::PgStore;
@@ -221,6 +223,32 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// A stored decision.
     async fn decision(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRow>, StorageError>;
+
+    // Enrolments.
+
+    /// Enrols a line (with `transfer`: takes over the household's line from another
+    /// operator), with the decision it rests on, in one transaction; or says why not.
+    async fn enroll(
+        &self,
+        new: &NewEnrollment,
+        key: &WriteKey<'_>,
+        allowed: u32,
+        transfer: bool,
+    ) -> Result<EnrollOutcome, StorageError>;
+
+    /// Ends one of `key.operator`'s enrolments.
+    async fn deenroll(&self, key: &WriteKey<'_>, ending: &Ending<'_>) -> Result<DeenrollOutcome, StorageError>;
+
+    /// Enrolments in id order after `after`, at most `limit`.
+    async fn list_enrollments(
+        &self,
+        filter: &EnrollmentFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<EnrollmentRow>, StorageError>;
+
+    /// Every enrolment of these households, in household and id order.
+    async fn enrollments_of(&self, household_codes: &[String]) -> Result<Vec<EnrollmentRow>, StorageError>;
 }
 
 /// Opens the store a database URL names, creating an SQLite file when it is missing, and runs

@@ -11,6 +11,7 @@ use time::{Date, OffsetDateTime};
 use super::{
     MemberWrite, StorageError, Store, StoreOptions,
     eligibility::{DecisionRow, PolicyRow, StateRow},
+    enrollments::{DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, NewEnrollment, WriteKey},
     registry::{self, ApplyCounts, ApplyProblem, BatchRow, NewBatch, StagedRecord, VersionRow},
 };
 use crate::{
@@ -291,12 +292,64 @@ impl Store for PgStore {
     async fn decision(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRow>, StorageError> {
         decisions::decision(&mut *self.pool.acquire().await?, call_id, idx).await
     }
+
+    async fn enroll(
+        &self,
+        new: &NewEnrollment,
+        key: &WriteKey<'_>,
+        allowed: u32,
+        transfer: bool,
+    ) -> Result<EnrollOutcome, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let outcome = enrolling::enroll_in(&mut tx, new, key, allowed, transfer).await?;
+        if matches!(outcome, EnrollOutcome::Created { .. }) {
+            tx.commit().await?;
+        }
+        Ok(outcome)
+    }
+
+    async fn deenroll(&self, key: &WriteKey<'_>, ending: &Ending<'_>) -> Result<DeenrollOutcome, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let outcome = enrolling::deenroll_in(&mut tx, key, ending).await?;
+        if matches!(outcome, DeenrollOutcome::Ended(_)) {
+            tx.commit().await?;
+        }
+        Ok(outcome)
+    }
+
+    async fn list_enrollments(
+        &self,
+        filter: &EnrollmentFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<EnrollmentRow>, StorageError> {
+        enrolling::list_enrollments(&mut *self.pool.acquire().await?, filter, after, limit).await
+    }
+
+    async fn enrollments_of(&self, household_codes: &[String]) -> Result<Vec<EnrollmentRow>, StorageError> {
+        Ok(sqlx::query_as(ENROLLMENTS_OF).bind(household_codes).fetch_all(&self.pool).await?)
+    }
 }
 
 mod decisions {
     use super::StorageError;
     crate::storage::eligibility::eligibility_queries!(sqlx::PgConnection);
 }
+
+mod enrolling {
+    use super::StorageError;
+    /// Writers of the same household or phone number (on any hub) wait for each other.
+    async fn lock(conn: &mut sqlx::PgConnection, key: &str) -> Result<(), StorageError> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(key).execute(&mut *conn).await?;
+        Ok(())
+    }
+    crate::storage::enrollments::enrollment_queries!(sqlx::PgConnection, lock, super::insert_decisions);
+}
+
+const ENROLLMENTS_OF: &str = "SELECT e.id, e.operator, e.household_code, e.subscriber_citizen_id, e.phone_number, \
+     e.service, e.start_date, e.end_date, e.end_reason, e.end_note, e.decision_id, e.transfer_reference, \
+     e.recorded_at, e.ended_at FROM unnest($1::text[]) AS j(value) JOIN enrollments e ON e.household_code = j.value \
+     ORDER BY e.household_code, e.id";
 
 const MATCHING: super::eligibility::MatchingSql = super::eligibility::matching_sql!("unnest($1::text[]) AS j(value)");
 

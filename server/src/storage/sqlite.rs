@@ -15,6 +15,7 @@ use time::{Date, OffsetDateTime};
 use super::{
     MemberWrite, StorageError, Store, StoreOptions,
     eligibility::{DecisionRow, PolicyRow, StateRow},
+    enrollments::{DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, NewEnrollment, WriteKey},
     registry::{self, ApplyCounts, ApplyProblem, BatchRow, NewBatch, StagedRecord, VersionRow},
 };
 use crate::{
@@ -323,12 +324,64 @@ impl Store for SqliteStore {
     async fn decision(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRow>, StorageError> {
         decisions::decision(&mut *self.read.acquire().await?, call_id, idx).await
     }
+
+    async fn enroll(
+        &self,
+        new: &NewEnrollment,
+        key: &WriteKey<'_>,
+        allowed: u32,
+        transfer: bool,
+    ) -> Result<EnrollOutcome, StorageError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let outcome = enrolling::enroll_in(&mut tx, new, key, allowed, transfer).await?;
+        if matches!(outcome, EnrollOutcome::Created { .. }) {
+            tx.commit().await?;
+        }
+        Ok(outcome)
+    }
+
+    async fn deenroll(&self, key: &WriteKey<'_>, ending: &Ending<'_>) -> Result<DeenrollOutcome, StorageError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let outcome = enrolling::deenroll_in(&mut tx, key, ending).await?;
+        if matches!(outcome, DeenrollOutcome::Ended(_)) {
+            tx.commit().await?;
+        }
+        Ok(outcome)
+    }
+
+    async fn list_enrollments(
+        &self,
+        filter: &EnrollmentFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<EnrollmentRow>, StorageError> {
+        enrolling::list_enrollments(&mut *self.read.acquire().await?, filter, after, limit).await
+    }
+
+    async fn enrollments_of(&self, household_codes: &[String]) -> Result<Vec<EnrollmentRow>, StorageError> {
+        let codes = serde_json::to_string(household_codes).expect("strings serialise");
+        Ok(sqlx::query_as(ENROLLMENTS_OF).bind(codes).fetch_all(&self.read).await?)
+    }
 }
 
 mod decisions {
     use super::StorageError;
     crate::storage::eligibility::eligibility_queries!(sqlx::SqliteConnection);
 }
+
+mod enrolling {
+    use super::StorageError;
+    /// One writer at a time (`BEGIN IMMEDIATE`): nothing more to lock.
+    async fn no_lock(_: &mut sqlx::SqliteConnection, _: &str) -> Result<(), StorageError> {
+        Ok(())
+    }
+    crate::storage::enrollments::enrollment_queries!(sqlx::SqliteConnection, no_lock, super::insert_decisions);
+}
+
+const ENROLLMENTS_OF: &str = "SELECT e.id, e.operator, e.household_code, e.subscriber_citizen_id, e.phone_number, \
+     e.service, e.start_date, e.end_date, e.end_reason, e.end_note, e.decision_id, e.transfer_reference, \
+     e.recorded_at, e.ended_at FROM json_each($1) AS j JOIN enrollments e ON e.household_code = j.value \
+     ORDER BY e.household_code, e.id";
 
 const MATCHING: super::eligibility::MatchingSql = super::eligibility::matching_sql!("json_each($1) AS j");
 

@@ -43,6 +43,7 @@ const BATCH_READERS: Access = Access::Roles(&[Labour, Ict]);
 /// Localities read only households in their unit; the domain enforces the scope.
 const HOUSEHOLD_READERS: Access = Access::Roles(&[Labour, Ict, Locality]);
 
+const OPERATOR_ONLY: Access = Access::Roles(&[Operator]);
 /// Operators ask for decisions; ICT supervises.
 const DECISION_ASKERS: Access = Access::Roles(&[Operator, Ict]);
 
@@ -71,6 +72,10 @@ pub const RULES: &[Rule] = &[
     rule("/telesub.v1.Eligibility/CheckEligibility", DECISION_ASKERS),
     rule("/telesub.v1.Eligibility/CheckEligibilityBatch", DECISION_ASKERS),
     rule("/telesub.v1.Eligibility/GetDecision", DECISION_ASKERS),
+    rule("/telesub.v1.Enrollments/Enroll", OPERATOR_ONLY),
+    rule("/telesub.v1.Enrollments/Deenroll", OPERATOR_ONLY),
+    rule("/telesub.v1.Enrollments/Transfer", OPERATOR_ONLY),
+    rule("/telesub.v1.Enrollments/ListEnrollments", DECISION_ASKERS),
 ];
 
 /// The rule for a gRPC path, if the hub serves it.

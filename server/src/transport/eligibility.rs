@@ -51,7 +51,7 @@ impl EligibilityApi {
     }
 }
 
-fn service_from_pb(n: i32) -> Option<Service> {
+pub(super) fn service_from_pb(n: i32) -> Option<Service> {
     match pb::SupportedService::try_from(n).ok()? {
         pb::SupportedService::Unspecified => None,
         pb::SupportedService::Mobile => Some(Service::Mobile),
@@ -59,7 +59,7 @@ fn service_from_pb(n: i32) -> Option<Service> {
     }
 }
 
-fn service_to_pb(s: Service) -> pb::SupportedService {
+pub(super) fn service_to_pb(s: Service) -> pb::SupportedService {
     match s {
         Service::Mobile => pb::SupportedService::Mobile,
         Service::FixedBroadband => pb::SupportedService::FixedBroadband,

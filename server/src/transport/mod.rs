@@ -5,6 +5,7 @@
 pub mod authz;
 mod convert;
 mod eligibility;
+mod enrollments;
 mod households;
 mod layer;
 mod members;
@@ -20,6 +21,7 @@ use crate::{
 };
 
 pub use eligibility::{EligibilityApi, MAX_CHECKS_PER_MESSAGE, PolicyApi};
+pub use enrollments::EnrollmentsApi;
 pub use households::{HouseholdsApi, UnitsApi, record_input};
 pub use layer::{HubLayer, HubState, ORG_URI_PREFIX, REQUEST_ID_HEADER, code_name, org_from_certificate};
 pub use members::MembersApi;

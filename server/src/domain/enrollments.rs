@@ -1,0 +1,331 @@
+//! The enrolment register: operators enrol subsidised lines for eligible households, end
+//! them, and take them over from another operator on the household's written request. A
+//! household never holds more lines than the policy allows, across all operators; every
+//! write is idempotent by the operator's key.
+
+use std::sync::Arc;
+
+use time::{Date, OffsetDateTime};
+
+use super::{
+    DomainError, Violations,
+    eligibility::{Decision, EligibilityService, Query, QueryKind, new_call_id},
+    household::{CitizenId, HouseholdCode, format_date, free_text, name_enum, parse_date},
+    member::{Caller, Role},
+    policy::Service,
+    registry::today,
+};
+use crate::storage::{
+    Store,
+    enrollments::{DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, NewEnrollment, WriteKey},
+};
+
+name_enum! {
+    /// Why an enrolment ended.
+    EndReason {
+        HouseholdRequest = "HOUSEHOLD_REQUEST",
+        NoLongerEligible = "NO_LONGER_ELIGIBLE",
+        NonUsage = "NON_USAGE",
+        Other = "OTHER",
+        /// Set by the hub when another operator took the line over.
+        Transferred = "TRANSFERRED",
+    }
+}
+
+/// How far ahead of today an enrolment may start or end.
+const MAX_DAYS_AHEAD: i64 = 31;
+
+/// A phone number in its one normal form: `0` and 9 digits (10 or 11 digits for a fixed
+/// line). Spaces, dots and dashes are ignored; `+84` stands for the leading `0`.
+pub fn normal_phone(s: &str, service: Option<Service>) -> Result<String, String> {
+    let compact: String = s.chars().filter(|c| !matches!(c, ' ' | '.' | '-')).collect();
+    let national = match compact.strip_prefix("+84") {
+        Some(rest) => format!("0{rest}"),
+        None => compact,
+    };
+    let ok_digits = national.starts_with('0') && national.bytes().all(|b| b.is_ascii_digit());
+    let ok = match service {
+        Some(Service::FixedBroadband) => ok_digits && (10..=11).contains(&national.len()),
+        // Mobile numbers since the 2018 renumbering: 03, 05, 07, 08, 09 and 8 more digits.
+        _ => ok_digits && national.len() == 10 && matches!(national.as_bytes()[1], b'3' | b'5' | b'7' | b'8' | b'9'),
+    };
+    if ok {
+        Ok(national)
+    } else {
+        Err(format!(
+            "{s:?} is not a {} number: use 10 digits starting with 0 (or +84 and 9 digits)",
+            if service == Some(Service::FixedBroadband) { "subscriber" } else { "mobile" }
+        ))
+    }
+}
+
+fn idempotency_key(s: &str) -> Result<String, String> {
+    let key = s.trim();
+    if key.is_empty() || key.chars().count() > 100 || key.chars().any(char::is_control) {
+        return Err("an idempotency key of 1 to 100 printable characters is required".to_owned());
+    }
+    Ok(key.to_owned())
+}
+
+/// An enrolment or transfer as it arrives.
+#[derive(Debug, Clone, Default)]
+pub struct EnrollInput {
+    pub idempotency_key: String,
+    pub household_code: String,
+    pub subscriber_citizen_id: String,
+    pub phone_number: String,
+    pub service: Option<Service>,
+    pub start_date: String,
+    /// Transfers only.
+    pub request_reference: String,
+}
+
+/// The end of an enrolment as it arrives.
+#[derive(Debug, Clone, Default)]
+pub struct DeenrollInput {
+    pub idempotency_key: String,
+    pub enrollment_id: String,
+    pub end_date: String,
+    pub reason: Option<EndReason>,
+    pub note: String,
+}
+
+/// What an enrolment or a transfer gives back.
+#[derive(Debug, Clone)]
+pub struct Enrolled {
+    pub enrollment: EnrollmentRow,
+    /// Transfers: the first day without support of the line taken over.
+    pub previous_end: Option<Date>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EnrollmentService {
+    store: Arc<dyn Store>,
+    eligibility: EligibilityService,
+}
+
+fn sha256_of(parts: &[&str]) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for p in parts {
+        ctx.update(&(p.len() as u64).to_be_bytes());
+        ctx.update(p.as_bytes());
+    }
+    crate::hex(ctx.finish().as_ref())
+}
+
+fn date_within(v: &mut Violations, field: &str, s: &str, first: Option<Date>) -> Option<Date> {
+    let today = today();
+    let date = if s.is_empty() { Some(today) } else { v.check(field, parse_date(s)) }?;
+    if first.is_some_and(|f| date < f) {
+        v.add(field, format!("{date} is before the programme's rules (from {})", first.expect("checked")));
+        return None;
+    }
+    if date > today + time::Duration::days(MAX_DAYS_AHEAD) {
+        v.add(field, format!("{date} is more than {MAX_DAYS_AHEAD} days after today ({today})"));
+        return None;
+    }
+    Some(date)
+}
+
+impl EnrollmentService {
+    pub fn new(store: Arc<dyn Store>, eligibility: EligibilityService) -> Self {
+        Self { store, eligibility }
+    }
+
+    fn operator(caller: &Caller) -> Result<&str, DomainError> {
+        if caller.member.role != Role::Operator {
+            return Err(DomainError::PermissionDenied("only operators enrol subscribers".into()));
+        }
+        Ok(caller.member.code.as_str())
+    }
+
+    /// Enrols a line (`transfer`: takes it over from another operator).
+    pub async fn enroll(&self, input: &EnrollInput, caller: &Caller, transfer: bool) -> Result<Enrolled, DomainError> {
+        let operator = Self::operator(caller)?;
+        let cx = self.eligibility.context().await?;
+        let mut v = Violations::new();
+        let key = v.check("idempotency_key", idempotency_key(&input.idempotency_key));
+        let household = v.check("household_code", HouseholdCode::parse(&input.household_code));
+        let subscriber = v.check("subscriber_citizen_id", CitizenId::parse(&input.subscriber_citizen_id, cx.units()));
+        let service = input.service.or_else(|| {
+            v.add("service", "a service is required: MOBILE or FIXED_BROADBAND");
+            None
+        });
+        let phone = v.check("phone_number", normal_phone(&input.phone_number, service));
+        let start = date_within(&mut v, "start_date", &input.start_date, cx.first_policy_day());
+        let reference = if transfer {
+            let r = v.check("request_reference", free_text(&input.request_reference, 200));
+            if r.as_deref().is_some_and(str::is_empty) {
+                v.add("request_reference", "the reference of the household's written request is required");
+            }
+            r
+        } else {
+            None
+        };
+        v.finish()?;
+        let (key, household, subscriber, service, phone, start) = (
+            key.expect("checked"),
+            household.expect("checked"),
+            subscriber.expect("checked"),
+            service.expect("checked"),
+            phone.expect("checked"),
+            start.expect("checked"),
+        );
+
+        // Eligible on the start date, the subscriber a member then, the service available.
+        let query = Query { kind: QueryKind::HouseholdCode, value: household.as_str().to_owned(), as_of: start };
+        let decision: Decision =
+            self.eligibility.decide_one_with(&cx, query, caller, &new_call_id(), !transfer).await?;
+        if !decision.answer.eligible {
+            let why: Vec<&str> = decision.answer.reasons.iter().map(|r| r.message.as_str()).collect();
+            return Err(DomainError::FailedPrecondition(format!(
+                "household {household} is not eligible on {start}: {}",
+                why.join("; ")
+            )));
+        }
+        let members = self.eligibility.members_on(household.as_str(), start).await?;
+        if !members.iter().any(|m| m == subscriber.as_str()) {
+            return Err(DomainError::invalid(
+                "subscriber_citizen_id",
+                format!("{} is not a member of household {household} on {start}", subscriber.as_str()),
+            ));
+        }
+        if !decision.answer.entitlements.iter().any(|e| e.service == service) {
+            return Err(DomainError::FailedPrecondition(format!(
+                "household {household} is not entitled to {service} on {start} (fixed broadband only in the communes the policy lists)"
+            )));
+        }
+        let allowed = decision.answer.entitlements.iter().map(|e| e.subscriptions_allowed).max().unwrap_or(1);
+
+        let digest = sha256_of(&[
+            if transfer { "TRANSFER" } else { "ENROLL" },
+            household.as_str(),
+            subscriber.as_str(),
+            &phone,
+            service.as_str(),
+            &format_date(start),
+            reference.as_deref().unwrap_or(""),
+        ]);
+        let new = NewEnrollment {
+            operator: operator.to_owned(),
+            household_code: household.as_str().to_owned(),
+            subscriber_citizen_id: subscriber.as_str().to_owned(),
+            phone_number: phone,
+            service: service.as_str().to_owned(),
+            start_date: start,
+            transfer_reference: reference,
+            recorded_at: crate::audit::to_micros(crate::now()),
+            decision: decision.to_row(""),
+        };
+        let write = WriteKey { operator, key: &key, digest: &digest };
+        match self.store.enroll(&new, &write, allowed, transfer).await? {
+            EnrollOutcome::Created { enrollment, ended } => {
+                tracing::info!(enrollment = enrollment.id, household = %household, transfer, "enrolled");
+                Ok(Enrolled { enrollment: *enrollment, previous_end: ended.and_then(|e| e.end_date) })
+            }
+            EnrollOutcome::Replayed { enrollment, previous_end } => {
+                Ok(Enrolled { enrollment: *enrollment, previous_end })
+            }
+            EnrollOutcome::KeyReused => {
+                Err(DomainError::AlreadyExists(format!("idempotency key {key:?} was used for a different request")))
+            }
+            EnrollOutcome::HouseholdFull { own, others } => Err(DomainError::FailedPrecondition(match own.first() {
+                Some(mine) => format!("household {household} is already enrolled with you (enrolment {})", mine.id),
+                None => format!(
+                    "household {household} already holds its {allowed} subsidised subscription(s) with another operator ({others} running)"
+                ),
+            })),
+            EnrollOutcome::PhoneTaken => Err(DomainError::FailedPrecondition(format!(
+                "phone number {} already has a subsidised line running on {start}",
+                new.phone_number
+            ))),
+            EnrollOutcome::NothingToTransfer => Err(DomainError::FailedPrecondition(format!(
+                "household {household} holds no line with another operator on {start}: enrol it instead"
+            ))),
+            EnrollOutcome::TransferTooEarly { started } => Err(DomainError::FailedPrecondition(format!(
+                "the household's line with the other operator started on {started}: a transfer must start after it"
+            ))),
+        }
+    }
+
+    /// Ends one of the caller's enrolments.
+    pub async fn deenroll(&self, input: &DeenrollInput, caller: &Caller) -> Result<EnrollmentRow, DomainError> {
+        let operator = Self::operator(caller)?;
+        let mut v = Violations::new();
+        let key = v.check("idempotency_key", idempotency_key(&input.idempotency_key));
+        let id = v.check(
+            "enrollment_id",
+            input
+                .enrollment_id
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| format!("{:?} is not an enrolment id", input.enrollment_id)),
+        );
+        let end = date_within(&mut v, "end_date", &input.end_date, None);
+        let reason = match input.reason {
+            Some(EndReason::Transferred) => {
+                v.add("reason", "TRANSFERRED is set by the hub; the receiving operator asks for a transfer");
+                None
+            }
+            Some(r) => Some(r),
+            None => {
+                v.add("reason", "a reason is required: HOUSEHOLD_REQUEST, NO_LONGER_ELIGIBLE, NON_USAGE or OTHER");
+                None
+            }
+        };
+        let note = v.check("note", free_text(&input.note, 500));
+        v.finish()?;
+        let (key, id, end, reason, note) = (
+            key.expect("checked"),
+            id.expect("checked"),
+            end.expect("checked"),
+            reason.expect("checked"),
+            note.expect("checked"),
+        );
+        let digest = sha256_of(&["DEENROLL", &id.to_string(), &format_date(end), reason.as_str(), &note]);
+        let write = WriteKey { operator, key: &key, digest: &digest };
+        let ending = Ending {
+            id,
+            end_date: end,
+            reason: reason.as_str(),
+            note: (!note.is_empty()).then_some(note.as_str()),
+            at: crate::audit::to_micros(OffsetDateTime::now_utc()),
+        };
+        match self.store.deenroll(&write, &ending).await? {
+            DeenrollOutcome::Ended(row) | DeenrollOutcome::Replayed(row) => Ok(*row),
+            DeenrollOutcome::KeyReused => {
+                Err(DomainError::AlreadyExists(format!("idempotency key {key:?} was used for a different request")))
+            }
+            DeenrollOutcome::NotFound => Err(DomainError::NotFound(format!("you have no enrolment {id}"))),
+            DeenrollOutcome::AlreadyEnded(row) => Err(DomainError::FailedPrecondition(format!(
+                "enrolment {id} already ended on {}",
+                row.end_date.map(format_date).unwrap_or_default()
+            ))),
+            DeenrollOutcome::BeforeStart(row) => Err(DomainError::invalid(
+                "end_date",
+                format!("{end} is not after the enrolment's start date {}", row.start_date),
+            )),
+        }
+    }
+
+    /// Enrolments in id order after `after`: an operator's own, or (ICT) anyone's.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        mut filter: EnrollmentFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<EnrollmentRow>, DomainError> {
+        match caller.member.role {
+            Role::Operator => {
+                if filter.operator.as_deref().is_some_and(|o| o != caller.member.code.as_str()) {
+                    return Err(DomainError::PermissionDenied("an operator reads only its own enrolments".into()));
+                }
+                filter.operator = Some(caller.member.code.as_str().to_owned());
+            }
+            Role::Ict => {}
+            _ => return Err(DomainError::PermissionDenied("only operators and ICT read enrolments".into())),
+        }
+        Ok(self.store.list_enrollments(&filter, after, limit).await?)
+    }
+}

@@ -1,0 +1,326 @@
+//! Storage of the enrolment register: rows, the SQL both dialects share, and the one
+//! transaction that decides whether a line may be enrolled. Each backend runs it with its own
+//! way of keeping two writers apart (SQLite: the single writer; PostgreSQL: advisory locks on
+//! the household and the phone number).
+
+use time::{Date, OffsetDateTime};
+
+use super::eligibility::DecisionRow;
+
+/// A stored enrolment.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct EnrollmentRow {
+    pub id: i64,
+    pub operator: String,
+    pub household_code: String,
+    pub subscriber_citizen_id: String,
+    pub phone_number: String,
+    pub service: String,
+    pub start_date: Date,
+    pub end_date: Option<Date>,
+    pub end_reason: Option<String>,
+    pub end_note: Option<String>,
+    pub decision_id: String,
+    pub transfer_reference: Option<String>,
+    pub recorded_at: OffsetDateTime,
+    pub ended_at: Option<OffsetDateTime>,
+}
+
+impl EnrollmentRow {
+    /// Whether the enrolment runs on some day from `date` on.
+    pub fn runs_from(&self, date: Date) -> bool {
+        self.end_date.is_none_or(|end| end > date)
+    }
+
+    /// Whether the enrolment runs on `date`.
+    pub fn runs_on(&self, date: Date) -> bool {
+        self.start_date <= date && self.runs_from(date)
+    }
+}
+
+/// A write by an operator, identified by its idempotency key.
+#[derive(Debug, Clone)]
+pub struct WriteKey<'a> {
+    pub operator: &'a str,
+    pub key: &'a str,
+    /// SHA-256 of the request's content: the same key with other content is refused.
+    pub digest: &'a str,
+}
+
+/// A line to enrol (or to take over, for a transfer).
+#[derive(Debug, Clone)]
+pub struct NewEnrollment {
+    pub operator: String,
+    pub household_code: String,
+    pub subscriber_citizen_id: String,
+    pub phone_number: String,
+    pub service: String,
+    pub start_date: Date,
+    pub transfer_reference: Option<String>,
+    pub recorded_at: OffsetDateTime,
+    /// The decision the enrolment rests on, stored with it.
+    pub decision: DecisionRow,
+}
+
+/// What an enrolment or transfer did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnrollOutcome {
+    /// Enrolled; for a transfer, with the enrolment it ended.
+    Created { enrollment: Box<EnrollmentRow>, ended: Option<Box<EnrollmentRow>> },
+    /// The key was used before for the same request: what it did then, as it stands now.
+    Replayed { enrollment: Box<EnrollmentRow>, previous_end: Option<Date> },
+    /// The key was used before for another request.
+    KeyReused,
+    /// The household holds its allowed lines from the start date on: the caller's own
+    /// enrolments among them, and how many with other operators.
+    HouseholdFull { own: Vec<EnrollmentRow>, others: usize },
+    /// The phone number has a subsidised line running from the start date on.
+    PhoneTaken,
+    /// A transfer found no enrolment with another operator to take over.
+    NothingToTransfer,
+    /// A transfer would end the other operator's enrolment on or before the day it started.
+    TransferTooEarly { started: Date },
+}
+
+/// What ending an enrolment did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeenrollOutcome {
+    Ended(Box<EnrollmentRow>),
+    Replayed(Box<EnrollmentRow>),
+    KeyReused,
+    /// No enrolment of this operator has the id.
+    NotFound,
+    AlreadyEnded(Box<EnrollmentRow>),
+    /// The end date is not after the start date.
+    BeforeStart(Box<EnrollmentRow>),
+}
+
+/// How to end an enrolment.
+#[derive(Debug, Clone)]
+pub struct Ending<'a> {
+    pub id: i64,
+    pub end_date: Date,
+    pub reason: &'a str,
+    pub note: Option<&'a str>,
+    pub at: OffsetDateTime,
+}
+
+/// Which enrolments to list.
+#[derive(Debug, Clone, Default)]
+pub struct EnrollmentFilter {
+    pub operator: Option<String>,
+    pub household_code: Option<String>,
+    pub active_on: Option<Date>,
+}
+
+pub(super) const BY_ID: &str = "SELECT id, operator, household_code, subscriber_citizen_id, phone_number, service, \
+     start_date, end_date, end_reason, end_note, decision_id, transfer_reference, recorded_at, ended_at \
+     FROM enrollments WHERE id = $1";
+
+pub(super) const OF_HOUSEHOLD: &str = "SELECT id, operator, household_code, subscriber_citizen_id, phone_number, \
+     service, start_date, end_date, end_reason, end_note, decision_id, transfer_reference, recorded_at, ended_at \
+     FROM enrollments WHERE household_code = $1 ORDER BY id";
+
+pub(super) const RUNNING_ON_PHONE: &str = "SELECT COUNT(*) FROM enrollments \
+     WHERE phone_number = $1 AND (end_date IS NULL OR end_date > $2) AND id <> $3";
+
+pub(super) const WRITE: &str = "SELECT request_digest, enrollment_id, previous_end_date FROM enrollment_writes WHERE operator = $1 AND idempotency_key = $2";
+
+pub(super) const INSERT_WRITE: &str = "INSERT INTO enrollment_writes \
+     (operator, idempotency_key, request_digest, enrollment_id, previous_end_date) VALUES ($1, $2, $3, $4, $5)";
+
+pub(super) const INSERT: &str = "INSERT INTO enrollments (operator, household_code, subscriber_citizen_id, \
+     phone_number, service, start_date, decision_id, transfer_reference, recorded_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id";
+
+pub(super) const END: &str = "UPDATE enrollments SET end_date = $2, end_reason = $3, end_note = $4, ended_at = $5 \
+     WHERE id = $1";
+
+pub(super) const LIST: &str = "SELECT id, operator, household_code, subscriber_citizen_id, phone_number, service, \
+     start_date, end_date, end_reason, end_note, decision_id, transfer_reference, recorded_at, ended_at \
+     FROM enrollments WHERE id > $1 AND ($2 IS NULL OR operator = $2) AND ($3 IS NULL OR household_code = $3) \
+     AND ($4 IS NULL OR (start_date <= $4 AND (end_date IS NULL OR end_date > $4))) ORDER BY id LIMIT $5";
+
+/// Writes the enrolment queries and transactions both dialects share, for a connection type.
+/// `$lock` is an async fn locking a household code or phone number for the transaction.
+macro_rules! enrollment_queries {
+    ($conn:ty, $lock:path, $insert_decisions:path) => {
+        use $crate::storage::enrollments::{
+            self as enr, DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, NewEnrollment,
+            WriteKey,
+        };
+
+        async fn by_id(conn: &mut $conn, id: i64) -> Result<Option<EnrollmentRow>, StorageError> {
+            Ok(sqlx::query_as(enr::BY_ID).bind(id).fetch_all(&mut *conn).await?.pop())
+        }
+
+        pub(super) async fn of_household(conn: &mut $conn, code: &str) -> Result<Vec<EnrollmentRow>, StorageError> {
+            Ok(sqlx::query_as(enr::OF_HOUSEHOLD).bind(code).fetch_all(&mut *conn).await?)
+        }
+
+        /// What an earlier write with the key did: `Err` when it asked something else.
+        async fn earlier_write(
+            conn: &mut $conn,
+            key: &WriteKey<'_>,
+        ) -> Result<Option<Result<(EnrollmentRow, Option<time::Date>), ()>>, StorageError> {
+            let found: Option<(String, i64, Option<time::Date>)> =
+                sqlx::query_as(enr::WRITE).bind(key.operator).bind(key.key).fetch_all(&mut *conn).await?.pop();
+            let Some((digest, id, previous_end)) = found else { return Ok(None) };
+            if digest != key.digest {
+                return Ok(Some(Err(())));
+            }
+            let row = by_id(&mut *conn, id).await?.ok_or_else(|| {
+                StorageError::Corrupt(format!("enrolment write names enrolment {id}, which is missing"))
+            })?;
+            Ok(Some(Ok((row, previous_end))))
+        }
+
+        async fn record_write(
+            conn: &mut $conn,
+            key: &WriteKey<'_>,
+            id: i64,
+            previous_end: Option<time::Date>,
+        ) -> Result<(), StorageError> {
+            sqlx::query(enr::INSERT_WRITE)
+                .bind(key.operator)
+                .bind(key.key)
+                .bind(key.digest)
+                .bind(id)
+                .bind(previous_end)
+                .execute(&mut *conn)
+                .await
+                .map_err(StorageError::from_insert)?;
+            Ok(())
+        }
+
+        /// Enrols (or, with `transfer`, takes over) a line, inside the caller's transaction.
+        pub(super) async fn enroll_in(
+            conn: &mut $conn,
+            new: &NewEnrollment,
+            key: &WriteKey<'_>,
+            allowed: u32,
+            transfer: bool,
+        ) -> Result<EnrollOutcome, StorageError> {
+            $lock(&mut *conn, &new.household_code).await?;
+            $lock(&mut *conn, &new.phone_number).await?;
+            match earlier_write(&mut *conn, key).await? {
+                Some(Ok((enrollment, previous_end))) => {
+                    return Ok(EnrollOutcome::Replayed { enrollment: Box::new(enrollment), previous_end });
+                }
+                Some(Err(())) => return Ok(EnrollOutcome::KeyReused),
+                None => {}
+            }
+            let running: Vec<EnrollmentRow> = of_household(&mut *conn, &new.household_code)
+                .await?
+                .into_iter()
+                .filter(|e| e.runs_from(new.start_date))
+                .collect();
+            let (own, others): (Vec<EnrollmentRow>, Vec<EnrollmentRow>) =
+                running.into_iter().partition(|e| e.operator == new.operator);
+            let mut ended = None;
+            if transfer {
+                if !own.is_empty() {
+                    return Ok(EnrollOutcome::HouseholdFull { own, others: others.len() });
+                }
+                let Some(old) = others.into_iter().min_by_key(|e| e.start_date) else {
+                    return Ok(EnrollOutcome::NothingToTransfer);
+                };
+                if old.start_date >= new.start_date {
+                    return Ok(EnrollOutcome::TransferTooEarly { started: old.start_date });
+                }
+                ended = Some(old);
+            } else if own.len() + others.len() >= allowed as usize {
+                return Ok(EnrollOutcome::HouseholdFull { own, others: others.len() });
+            }
+            let (taken,): (i64,) = sqlx::query_as(enr::RUNNING_ON_PHONE)
+                .bind(&new.phone_number)
+                .bind(new.start_date)
+                .bind(ended.as_ref().map_or(-1, |e| e.id))
+                .fetch_one(&mut *conn)
+                .await?;
+            if taken > 0 {
+                return Ok(EnrollOutcome::PhoneTaken);
+            }
+            if let Some(old) = &ended {
+                sqlx::query(enr::END)
+                    .bind(old.id)
+                    .bind(new.start_date)
+                    .bind("TRANSFERRED")
+                    .bind(new.transfer_reference.as_deref())
+                    .bind(new.recorded_at)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            $insert_decisions(&mut *conn, std::slice::from_ref(&new.decision)).await?;
+            let (id,): (i64,) = sqlx::query_as(enr::INSERT)
+                .bind(&new.operator)
+                .bind(&new.household_code)
+                .bind(&new.subscriber_citizen_id)
+                .bind(&new.phone_number)
+                .bind(&new.service)
+                .bind(new.start_date)
+                .bind(new.decision.decision_id())
+                .bind(new.transfer_reference.as_deref())
+                .bind(new.recorded_at)
+                .fetch_one(&mut *conn)
+                .await?;
+            record_write(&mut *conn, key, id, ended.as_ref().map(|_| new.start_date)).await?;
+            let enrollment = Box::new(by_id(&mut *conn, id).await?.expect("inserted above"));
+            let ended = match ended {
+                Some(old) => by_id(&mut *conn, old.id).await?.map(Box::new),
+                None => None,
+            };
+            Ok(EnrollOutcome::Created { enrollment, ended })
+        }
+
+        /// Ends one of `key.operator`'s enrolments, inside the caller's transaction.
+        pub(super) async fn deenroll_in(
+            conn: &mut $conn,
+            key: &WriteKey<'_>,
+            ending: &Ending<'_>,
+        ) -> Result<DeenrollOutcome, StorageError> {
+            match earlier_write(&mut *conn, key).await? {
+                Some(Ok((row, _))) => return Ok(DeenrollOutcome::Replayed(Box::new(row))),
+                Some(Err(())) => return Ok(DeenrollOutcome::KeyReused),
+                None => {}
+            }
+            let Some(row) = by_id(&mut *conn, ending.id).await?.filter(|r| r.operator == key.operator) else {
+                return Ok(DeenrollOutcome::NotFound);
+            };
+            $lock(&mut *conn, &row.household_code).await?;
+            if row.end_date.is_some() {
+                return Ok(DeenrollOutcome::AlreadyEnded(Box::new(row)));
+            }
+            if ending.end_date <= row.start_date {
+                return Ok(DeenrollOutcome::BeforeStart(Box::new(row)));
+            }
+            sqlx::query(enr::END)
+                .bind(row.id)
+                .bind(ending.end_date)
+                .bind(ending.reason)
+                .bind(ending.note)
+                .bind(ending.at)
+                .execute(&mut *conn)
+                .await?;
+            record_write(&mut *conn, key, row.id, None).await?;
+            Ok(DeenrollOutcome::Ended(Box::new(by_id(&mut *conn, row.id).await?.expect("updated above"))))
+        }
+
+        pub(super) async fn list_enrollments(
+            conn: &mut $conn,
+            filter: &EnrollmentFilter,
+            after: i64,
+            limit: u32,
+        ) -> Result<Vec<EnrollmentRow>, StorageError> {
+            Ok(sqlx::query_as(enr::LIST)
+                .bind(after)
+                .bind(filter.operator.as_deref())
+                .bind(filter.household_code.as_deref())
+                .bind(filter.active_on)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await?)
+        }
+    };
+}
+pub(super) use enrollment_queries;
