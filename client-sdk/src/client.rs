@@ -8,9 +8,9 @@ use std::{
 
 use futures_util::{Stream, StreamExt};
 use telesub_proto::v1::{
-    self as pb, administrative_units_client::AdministrativeUnitsClient, eligibility_client::EligibilityClient,
-    enrollments_client::EnrollmentsClient, household_registry_client::HouseholdRegistryClient,
-    members_client::MembersClient, policy_client::PolicyClient,
+    self as pb, administrative_units_client::AdministrativeUnitsClient, change_feed_client::ChangeFeedClient,
+    eligibility_client::EligibilityClient, enrollments_client::EnrollmentsClient,
+    household_registry_client::HouseholdRegistryClient, members_client::MembersClient, policy_client::PolicyClient,
 };
 use tonic::{
     Status,
@@ -174,6 +174,7 @@ pub struct Client {
     policy: PolicyClient<Channel>,
     eligibility: EligibilityClient<Channel>,
     enrollments: EnrollmentsClient<Channel>,
+    feed: ChangeFeedClient<Channel>,
     health: HealthClient<Channel>,
     retry: RetryPolicy,
     request_timeout: Duration,
@@ -205,6 +206,7 @@ impl Client {
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
             enrollments: EnrollmentsClient::new(channel.clone()),
+            feed: ChangeFeedClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE),
             health: HealthClient::new(channel),
             retry: builder.retry,
             request_timeout: builder.request_timeout,
@@ -531,6 +533,24 @@ impl Client {
         })
         .await
         .map(tonic::Response::into_inner)
+    }
+}
+
+/// The operators' change feed (`telesub.v1.ChangeFeed`).
+impl Client {
+    /// Events about the caller's enrolled households after `cursor` (empty: from the
+    /// beginning), then new ones as they happen, with heartbeats every `heartbeat_seconds`
+    /// (0: the hub's default) while there are none. The stream ends only when the connection
+    /// does: keep the cursor of the last event processed and call again with it.
+    pub async fn watch_changes(
+        &self,
+        cursor: &str,
+        heartbeat_seconds: i32,
+    ) -> Result<impl Stream<Item = Result<pb::WatchChangesResponse, Error>> + Send + 'static, Error> {
+        // No deadline: the stream is meant to stay open.
+        let request = tonic::Request::new(pb::WatchChangesRequest { cursor: cursor.to_owned(), heartbeat_seconds });
+        let stream = self.feed.clone().watch_changes(request).await?.into_inner();
+        Ok(stream.map(|item| item.map_err(Error::from)))
     }
 }
 

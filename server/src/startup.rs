@@ -5,9 +5,9 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use telesub_proto::v1::{
-    administrative_units_server::AdministrativeUnitsServer, eligibility_server::EligibilityServer,
-    enrollments_server::EnrollmentsServer, household_registry_server::HouseholdRegistryServer,
-    members_server::MembersServer, policy_server::PolicyServer,
+    administrative_units_server::AdministrativeUnitsServer, change_feed_server::ChangeFeedServer,
+    eligibility_server::EligibilityServer, enrollments_server::EnrollmentsServer,
+    household_registry_server::HouseholdRegistryServer, members_server::MembersServer, policy_server::PolicyServer,
 };
 use tokio::{net::TcpListener, sync::oneshot};
 use tonic::transport::Server;
@@ -20,6 +20,7 @@ use crate::{
         DomainError,
         eligibility::EligibilityService,
         enrollments::EnrollmentService,
+        feed::ChangeFeed,
         identity::Identities,
         member::{DisplayName, NewMember},
         members::MemberRegistry,
@@ -30,7 +31,9 @@ use crate::{
     pki::{self, PkiDir},
     storage::{self, Store, StoreOptions},
     tls::{self, ReloadableTls},
-    transport::{EligibilityApi, EnrollmentsApi, HouseholdsApi, HubLayer, HubState, MembersApi, PolicyApi, UnitsApi},
+    transport::{
+        EligibilityApi, EnrollmentsApi, FeedApi, HouseholdsApi, HubLayer, HubState, MembersApi, PolicyApi, UnitsApi,
+    },
 };
 
 /// Why the hub could not start or stopped with an error.
@@ -139,6 +142,7 @@ impl Hub {
         health.set_serving::<PolicyServer<PolicyApi>>().await;
         health.set_serving::<EligibilityServer<EligibilityApi>>().await;
         health.set_serving::<EnrollmentsServer<EnrollmentsApi>>().await;
+        health.set_serving::<ChangeFeedServer<FeedApi>>().await;
         let reflection = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(telesub_proto::FILE_DESCRIPTOR_SET)
@@ -147,18 +151,24 @@ impl Hub {
         let members = MembersServer::new(MembersApi::new(registry))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
-        let households =
-            HouseholdRegistryServer::new(HouseholdsApi::new(HouseholdRegistry::new(store.clone(), units.clone())))
-                .max_decoding_message_size(limits.max_message_bytes)
-                .max_encoding_message_size(limits.max_message_bytes);
+        let feed = ChangeFeed::new(store.clone(), policy.clone());
+        let households = HouseholdRegistryServer::new(HouseholdsApi::new(
+            HouseholdRegistry::new(store.clone(), units.clone()).with_feed(feed.written()),
+        ))
+        .max_decoding_message_size(limits.max_message_bytes)
+        .max_encoding_message_size(limits.max_message_bytes);
         let eligibility = EligibilityService::new(store.clone(), units.clone(), policy);
         let policy_service = PolicyServer::new(PolicyApi::new(eligibility.clone(), units.clone()))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
-        let enrollment_service =
-            EnrollmentsServer::new(EnrollmentsApi::new(EnrollmentService::new(store.clone(), eligibility.clone())))
-                .max_decoding_message_size(limits.max_message_bytes)
-                .max_encoding_message_size(limits.max_message_bytes);
+        let enrollment_service = EnrollmentsServer::new(EnrollmentsApi::new(
+            EnrollmentService::new(store.clone(), eligibility.clone()).with_feed(feed.written()),
+        ))
+        .max_decoding_message_size(limits.max_message_bytes)
+        .max_encoding_message_size(limits.max_message_bytes);
+        let feed_service = ChangeFeedServer::new(FeedApi::new(feed))
+            .max_decoding_message_size(limits.max_message_bytes)
+            .max_encoding_message_size(limits.max_message_bytes);
         let eligibility_service = EligibilityServer::new(EligibilityApi::new(eligibility))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
@@ -186,6 +196,7 @@ impl Hub {
             health.set_not_serving::<PolicyServer<PolicyApi>>().await;
             health.set_not_serving::<EligibilityServer<EligibilityApi>>().await;
             health.set_not_serving::<EnrollmentsServer<EnrollmentsApi>>().await;
+            health.set_not_serving::<ChangeFeedServer<FeedApi>>().await;
             health.set_service_status("", ServingStatus::NotServing).await;
             let _ = signalled.send(());
         };
@@ -204,6 +215,7 @@ impl Hub {
             .add_service(policy_service)
             .add_service(eligibility_service)
             .add_service(enrollment_service)
+            .add_service(feed_service)
             .serve_with_incoming_shutdown(incoming, stopping);
         // Calls in flight get `grace` to finish; a stream that never ends must not hold the
         // hub up for ever.

@@ -38,9 +38,10 @@ fn expected(method: &str) -> Option<&'static [Role]> {
         | "/telesub.v1.Eligibility/CheckEligibilityBatch"
         | "/telesub.v1.Eligibility/GetDecision"
         | "/telesub.v1.Enrollments/ListEnrollments" => Some(&[Operator, Ict]),
-        "/telesub.v1.Enrollments/Enroll" | "/telesub.v1.Enrollments/Deenroll" | "/telesub.v1.Enrollments/Transfer" => {
-            Some(&[Operator])
-        }
+        "/telesub.v1.Enrollments/Enroll"
+        | "/telesub.v1.Enrollments/Deenroll"
+        | "/telesub.v1.Enrollments/Transfer"
+        | "/telesub.v1.ChangeFeed/WatchChanges" => Some(&[Operator]),
         other => panic!("{other} has no expected roles in this test; add it"),
     }
 }

@@ -7,6 +7,7 @@ mod authz;
 mod cli;
 mod eligibility;
 mod enrollments;
+mod feed;
 mod households;
 mod identity;
 mod lifecycle;

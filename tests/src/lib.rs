@@ -237,6 +237,39 @@ impl TestApp {
             .unwrap_or_else(|| panic!("no audit record for request {request_id}"))
     }
 
+    /// A second hub on the same database and certificate folder (several hubs sharing one
+    /// PostgreSQL database, as in production).
+    pub async fn spawn_beside(&self) -> ExtraHub {
+        let mut settings = Settings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database_url: DatabaseUrl(self.db.url()),
+            database_max_connections: 4,
+            ..Settings::default()
+        };
+        settings.tls.dir = Some(self.tls_dir.path().to_owned());
+        let hub = Hub::build(settings).await.expect("build the second hub");
+        let addr = hub.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let serving = tokio::spawn(hub.run(async {
+            let _ = stopped.await;
+        }));
+        ExtraHub { addr, stop: Some(stop), _serving: serving }
+    }
+
+    /// A connected client for `org` to another hub sharing this one's folder.
+    pub async fn client_of(&self, hub: &ExtraHub, org: &str) -> Client {
+        let dir = self.dir();
+        Client::builder(format!("https://localhost:{}", hub.addr.port()))
+            .ca_pem(read(dir.ca_cert()))
+            .identity_pem(read(dir.client_cert(org)), read(dir.client_key(org)))
+            .connect_timeout(Duration::from_secs(5))
+            .request_timeout(Duration::from_secs(10))
+            .retry(telesub_client::RetryPolicy::none())
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("{org} cannot connect to the second hub: {e}"))
+    }
+
     /// Stops the hub gracefully and waits for it.
     pub async fn stop(mut self) -> Result<(), StartupError> {
         self.stop_in_place().await
@@ -249,6 +282,21 @@ impl TestApp {
         match self.serving.take() {
             Some(serving) => serving.await.expect("the hub task panicked"),
             None => Ok(()),
+        }
+    }
+}
+
+/// Another hub on a [`TestApp`]'s database; stops when dropped.
+pub struct ExtraHub {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    _serving: JoinHandle<Result<(), StartupError>>,
+}
+
+impl Drop for ExtraHub {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
     }
 }

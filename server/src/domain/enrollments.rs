@@ -102,6 +102,8 @@ pub struct Enrolled {
 pub struct EnrollmentService {
     store: Arc<dyn Store>,
     eligibility: EligibilityService,
+    /// Woken after a transfer wrote a feed event.
+    feed: Option<Arc<tokio::sync::Notify>>,
 }
 
 fn sha256_of(parts: &[&str]) -> String {
@@ -129,7 +131,13 @@ fn date_within(v: &mut Violations, field: &str, s: &str, first: Option<Date>) ->
 
 impl EnrollmentService {
     pub fn new(store: Arc<dyn Store>, eligibility: EligibilityService) -> Self {
-        Self { store, eligibility }
+        Self { store, eligibility, feed: None }
+    }
+
+    /// Wakes `feed`'s waiting readers after every transfer.
+    pub fn with_feed(mut self, feed: Arc<tokio::sync::Notify>) -> Self {
+        self.feed = Some(feed);
+        self
     }
 
     fn operator(caller: &Caller) -> Result<&str, DomainError> {
@@ -221,6 +229,9 @@ impl EnrollmentService {
         match self.store.enroll(&new, &write, allowed, transfer).await? {
             EnrollOutcome::Created { enrollment, ended } => {
                 tracing::info!(enrollment = enrollment.id, household = %household, transfer, "enrolled");
+                if let (true, Some(feed)) = (transfer, &self.feed) {
+                    feed.notify_waiters();
+                }
                 Ok(Enrolled { enrollment: *enrollment, previous_end: ended.and_then(|e| e.end_date) })
             }
             EnrollOutcome::Replayed { enrollment, previous_end } => {

@@ -4,6 +4,7 @@
 pub mod eligibility;
 pub mod enrollments;
 pub mod error;
+pub mod feed;
 pub mod household;
 pub mod identity;
 pub mod member;

@@ -84,6 +84,8 @@ pub enum FindKey {
 pub struct HouseholdRegistry {
     store: Arc<dyn Store>,
     units: Arc<UnitRegistry>,
+    /// Woken when a batch may have written feed events.
+    feed: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// A stream of record chunks as the transport decodes them.
@@ -91,7 +93,13 @@ pub type RecordStream<'a> = std::pin::Pin<Box<dyn Stream<Item = Result<Vec<Recor
 
 impl HouseholdRegistry {
     pub fn new(store: Arc<dyn Store>, units: Arc<UnitRegistry>) -> Self {
-        Self { store, units }
+        Self { store, units, feed: None }
+    }
+
+    /// Wakes `feed`'s waiting readers after every applied batch.
+    pub fn with_feed(mut self, feed: Arc<tokio::sync::Notify>) -> Self {
+        self.feed = Some(feed);
+        self
     }
 
     /// Checks a batch header.
@@ -233,7 +241,12 @@ impl HouseholdRegistry {
         let applied =
             self.store.apply_batch(id, header.kind, header.effective, &digest.finish(), total, crate::now()).await?;
         match applied {
-            Ok(_) => Ok(total),
+            Ok(_) => {
+                if let Some(feed) = &self.feed {
+                    feed.notify_waiters();
+                }
+                Ok(total)
+            }
             Err(problems) => Err(problems_to_error(&problems, header.effective)),
         }
     }

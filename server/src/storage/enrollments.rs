@@ -136,6 +136,32 @@ pub(super) const INSERT: &str = "INSERT INTO enrollments (operator, household_co
 pub(super) const END: &str = "UPDATE enrollments SET end_date = $2, end_reason = $3, end_note = $4, ended_at = $5 \
      WHERE id = $1";
 
+/// One event of the operators' change feed.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct FeedRow {
+    pub seq: i64,
+    pub operator: String,
+    pub enrollment_id: i64,
+    pub household_code: String,
+    pub kind: String,
+    pub effective_date: Date,
+    pub category: Option<String>,
+    pub previous_category: Option<String>,
+    pub removal_reason: Option<String>,
+    pub batch_id: Option<String>,
+    pub recorded_at: OffsetDateTime,
+}
+
+pub(super) const EVENTS_AFTER: &str = "SELECT seq, operator, enrollment_id, household_code, kind, effective_date, \
+     category, previous_category, removal_reason, batch_id, recorded_at FROM feed_events \
+     WHERE operator = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+
+/// The name of the lock feed writers hold until they commit.
+pub(super) const FEED_LOCK: &str = "telesub:feed";
+
+pub(super) const INSERT_TRANSFER_EVENT: &str = "INSERT INTO feed_events (operator, enrollment_id, household_code, \
+     kind, effective_date, recorded_at) VALUES ($1, $2, $3, 'TRANSFERRED_AWAY', $4, $5)";
+
 pub(super) const LIST: &str = "SELECT id, operator, household_code, subscriber_citizen_id, phone_number, service, \
      start_date, end_date, end_reason, end_note, decision_id, transfer_reference, recorded_at, ended_at \
      FROM enrollments WHERE id > $1 AND ($2 IS NULL OR operator = $2) AND ($3 IS NULL OR household_code = $3) \
@@ -250,6 +276,16 @@ macro_rules! enrollment_queries {
                     .bind(new.recorded_at)
                     .execute(&mut *conn)
                     .await?;
+                // The other operator learns from its feed that the line has gone.
+                $lock(&mut *conn, enr::FEED_LOCK).await?;
+                sqlx::query(enr::INSERT_TRANSFER_EVENT)
+                    .bind(&old.operator)
+                    .bind(old.id)
+                    .bind(&old.household_code)
+                    .bind(new.start_date)
+                    .bind(new.recorded_at)
+                    .execute(&mut *conn)
+                    .await?;
             }
             $insert_decisions(&mut *conn, std::slice::from_ref(&new.decision)).await?;
             let (id,): (i64,) = sqlx::query_as(enr::INSERT)
@@ -304,6 +340,20 @@ macro_rules! enrollment_queries {
                 .await?;
             record_write(&mut *conn, key, row.id, None).await?;
             Ok(DeenrollOutcome::Ended(Box::new(by_id(&mut *conn, row.id).await?.expect("updated above"))))
+        }
+
+        pub(super) async fn events_after(
+            conn: &mut $conn,
+            operator: &str,
+            after: i64,
+            limit: u32,
+        ) -> Result<Vec<enr::FeedRow>, StorageError> {
+            Ok(sqlx::query_as(enr::EVENTS_AFTER)
+                .bind(operator)
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await?)
         }
 
         pub(super) async fn list_enrollments(

@@ -26,7 +26,9 @@ use crate::{
     },
 };
 use eligibility::{DecisionRow, PolicyRow, StateRow};
-use enrollments::{DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, NewEnrollment, WriteKey};
+use enrollments::{
+    DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, FeedRow, NewEnrollment, WriteKey,
+};
 use registry::{ApplyCounts, ApplyProblem, BatchRow, NewBatch, StagedRecord, VersionRow};
 
 pub use postgres::PgStore;
@@ -249,6 +251,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Every enrolment of these households, in household and id order.
     async fn enrollments_of(&self, household_codes: &[String]) -> Result<Vec<EnrollmentRow>, StorageError>;
+
+    /// An operator's feed events after `after`, in order, at most `limit`.
+    async fn feed_events(&self, operator: &str, after: i64, limit: u32) -> Result<Vec<FeedRow>, StorageError>;
 }
 
 /// Opens the store a database URL names, creating an SQLite file when it is missing, and runs

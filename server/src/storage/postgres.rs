@@ -11,7 +11,9 @@ use time::{Date, OffsetDateTime};
 use super::{
     MemberWrite, StorageError, Store, StoreOptions,
     eligibility::{DecisionRow, PolicyRow, StateRow},
-    enrollments::{DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, NewEnrollment, WriteKey},
+    enrollments::{
+        DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, FeedRow, NewEnrollment, WriteKey,
+    },
     registry::{self, ApplyCounts, ApplyProblem, BatchRow, NewBatch, StagedRecord, VersionRow},
 };
 use crate::{
@@ -329,6 +331,10 @@ impl Store for PgStore {
     async fn enrollments_of(&self, household_codes: &[String]) -> Result<Vec<EnrollmentRow>, StorageError> {
         Ok(sqlx::query_as(ENROLLMENTS_OF).bind(household_codes).fetch_all(&self.pool).await?)
     }
+
+    async fn feed_events(&self, operator: &str, after: i64, limit: u32) -> Result<Vec<FeedRow>, StorageError> {
+        enrolling::events_after(&mut *self.pool.acquire().await?, operator, after, limit).await
+    }
 }
 
 mod decisions {
@@ -417,4 +423,25 @@ const INSERT_NEW_CITIZENS: &str = "INSERT INTO household_citizens (citizen_id, v
      CROSS JOIN LATERAL jsonb_array_elements(v.data::jsonb -> 'members') AS j(m) \
      WHERE o.batch_id = $1 AND o.outcome IN ('ADDED', 'CHANGED', 'REMOVED') ORDER BY 1";
 
-const MEMBER_SQL: registry::MemberSql = registry::MemberSql { conflicts: CONFLICTS, new_citizens: INSERT_NEW_CITIZENS };
+/// Events for the operators whose enrolled households the batch changed or removed.
+const FEED_EVENTS: &str = "INSERT INTO feed_events (operator, enrollment_id, household_code, kind, effective_date, \
+     category, previous_category, removal_reason, batch_id, recorded_at) \
+     SELECT e.operator, e.id, o.household_code, \
+       CASE WHEN n.removal_reason IS NOT NULL THEN 'REMOVED' \
+            WHEN p.data IS NOT NULL AND (n.data::jsonb ->> 'category') <> (p.data::jsonb ->> 'category') THEN 'CATEGORY_CHANGED' \
+            ELSE 'DETAILS_CHANGED' END, \
+       o.effective_date, (n.data::jsonb ->> 'category'), (p.data::jsonb ->> 'category'), n.removal_reason, o.batch_id, $2 \
+     FROM batch_outcomes o \
+     JOIN enrollments e ON e.household_code = o.household_code \
+       AND (e.end_date IS NULL OR e.end_date > o.effective_date) \
+     JOIN household_versions n ON n.household_code = o.household_code AND n.valid_from = o.effective_date \
+     LEFT JOIN household_versions p ON p.household_code = o.household_code AND p.valid_to = n.valid_from \
+     WHERE o.batch_id = $1 AND o.outcome IN ('CHANGED', 'REMOVED') \
+     ORDER BY o.idx, e.id";
+
+const MEMBER_SQL: registry::MemberSql = registry::MemberSql {
+    conflicts: CONFLICTS,
+    new_citizens: INSERT_NEW_CITIZENS,
+    feed_events: FEED_EVENTS,
+    feed_lock: "SELECT pg_advisory_xact_lock(hashtextextended('telesub:feed', 0))",
+};

@@ -110,6 +110,10 @@ pub(super) struct MemberSql {
     pub(super) conflicts: &'static str,
     /// Index the members of the states the batch adds (new data, and removals).
     pub(super) new_citizens: &'static str,
+    /// Feed events for the enrolled households the batch changed or removed.
+    pub(super) feed_events: &'static str,
+    /// Keeps feed writers in `seq` order across hubs (empty when writers are serial anyway).
+    pub(super) feed_lock: &'static str,
 }
 
 /// At most this many problems are collected before applying gives up.
@@ -676,6 +680,12 @@ macro_rules! registry_queries {
                 sqlx::query_as(reg::COUNT_OUTCOMES).bind(batch_id).fetch_all(&mut *conn).await?;
             for (outcome, n) in by_outcome {
                 reg::count(&mut counts, &outcome, n);
+            }
+            if counts.changed + counts.removed > 0 {
+                if !sql.feed_lock.is_empty() {
+                    sqlx::query(sql.feed_lock).execute(&mut *conn).await?;
+                }
+                sqlx::query(sql.feed_events).bind(batch_id).bind(at).execute(&mut *conn).await?;
             }
             Ok(Ok(counts))
         }

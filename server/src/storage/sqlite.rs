@@ -15,7 +15,9 @@ use time::{Date, OffsetDateTime};
 use super::{
     MemberWrite, StorageError, Store, StoreOptions,
     eligibility::{DecisionRow, PolicyRow, StateRow},
-    enrollments::{DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, NewEnrollment, WriteKey},
+    enrollments::{
+        DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, FeedRow, NewEnrollment, WriteKey,
+    },
     registry::{self, ApplyCounts, ApplyProblem, BatchRow, NewBatch, StagedRecord, VersionRow},
 };
 use crate::{
@@ -362,6 +364,10 @@ impl Store for SqliteStore {
         let codes = serde_json::to_string(household_codes).expect("strings serialise");
         Ok(sqlx::query_as(ENROLLMENTS_OF).bind(codes).fetch_all(&self.read).await?)
     }
+
+    async fn feed_events(&self, operator: &str, after: i64, limit: u32) -> Result<Vec<FeedRow>, StorageError> {
+        enrolling::events_after(&mut *self.read.acquire().await?, operator, after, limit).await
+    }
 }
 
 mod decisions {
@@ -433,7 +439,28 @@ const INSERT_NEW_CITIZENS: &str = "INSERT INTO household_citizens (citizen_id, v
        json_each(v.data, '$.members') j \
      WHERE o.batch_id = $1 AND o.outcome IN ('ADDED', 'CHANGED', 'REMOVED') ORDER BY 1";
 
-const MEMBER_SQL: registry::MemberSql = registry::MemberSql { conflicts: CONFLICTS, new_citizens: INSERT_NEW_CITIZENS };
+/// Events for the operators whose enrolled households the batch changed or removed.
+const FEED_EVENTS: &str = "INSERT INTO feed_events (operator, enrollment_id, household_code, kind, effective_date, \
+     category, previous_category, removal_reason, batch_id, recorded_at) \
+     SELECT e.operator, e.id, o.household_code, \
+       CASE WHEN n.removal_reason IS NOT NULL THEN 'REMOVED' \
+            WHEN p.data IS NOT NULL AND (n.data ->> '$.category') <> (p.data ->> '$.category') THEN 'CATEGORY_CHANGED' \
+            ELSE 'DETAILS_CHANGED' END, \
+       o.effective_date, (n.data ->> '$.category'), (p.data ->> '$.category'), n.removal_reason, o.batch_id, $2 \
+     FROM batch_outcomes o \
+     JOIN enrollments e ON e.household_code = o.household_code \
+       AND (e.end_date IS NULL OR e.end_date > o.effective_date) \
+     JOIN household_versions n ON n.household_code = o.household_code AND n.valid_from = o.effective_date \
+     LEFT JOIN household_versions p ON p.household_code = o.household_code AND p.valid_to = n.valid_from \
+     WHERE o.batch_id = $1 AND o.outcome IN ('CHANGED', 'REMOVED') \
+     ORDER BY o.idx, e.id";
+
+const MEMBER_SQL: registry::MemberSql = registry::MemberSql {
+    conflicts: CONFLICTS,
+    new_citizens: INSERT_NEW_CITIZENS,
+    feed_events: FEED_EVENTS,
+    feed_lock: "",
+};
 
 async fn stage(
     conn: &mut sqlx::SqliteConnection,

@@ -76,6 +76,7 @@ pub const RULES: &[Rule] = &[
     rule("/telesub.v1.Enrollments/Deenroll", OPERATOR_ONLY),
     rule("/telesub.v1.Enrollments/Transfer", OPERATOR_ONLY),
     rule("/telesub.v1.Enrollments/ListEnrollments", DECISION_ASKERS),
+    rule("/telesub.v1.ChangeFeed/WatchChanges", OPERATOR_ONLY),
 ];
 
 /// The rule for a gRPC path, if the hub serves it.

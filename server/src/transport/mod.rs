@@ -6,6 +6,7 @@ pub mod authz;
 mod convert;
 mod eligibility;
 mod enrollments;
+mod feed;
 mod households;
 mod layer;
 mod members;
@@ -22,6 +23,7 @@ use crate::{
 
 pub use eligibility::{EligibilityApi, MAX_CHECKS_PER_MESSAGE, PolicyApi};
 pub use enrollments::EnrollmentsApi;
+pub use feed::FeedApi;
 pub use households::{HouseholdsApi, UnitsApi, record_input};
 pub use layer::{HubLayer, HubState, ORG_URI_PREFIX, REQUEST_ID_HEADER, code_name, org_from_certificate};
 pub use members::MembersApi;

@@ -1,0 +1,235 @@
+//! The operators' change feed: a household the labour department removes or changes reaches
+//! the operators that support it, in order, exactly once from any cursor, on any hub.
+
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
+use telesub_client::{Client, Code, proto};
+use telesub_tests::TestApp;
+
+use crate::households::{cid, header, household, push, removal};
+
+fn enroll(key: &str, code: &str, n: u32, phone: &str) -> proto::EnrollRequest {
+    proto::EnrollRequest {
+        idempotency_key: key.into(),
+        household_code: code.into(),
+        subscriber_citizen_id: cid(n, 1980, false),
+        phone_number: phone.into(),
+        service: proto::SupportedService::Mobile.into(),
+        start_date: "2025-02-01".into(),
+    }
+}
+
+fn category(mut r: proto::HouseholdRecord, c: proto::Category, date: &str) -> proto::HouseholdRecord {
+    r.effective_date = date.into();
+    if let Some(proto::household_record::Change::Upsert(d)) = r.change.as_mut() {
+        d.category = c.into();
+    }
+    r
+}
+
+/// The next `n` events of a feed, skipping heartbeats; fails after `wait`.
+async fn next_events(
+    feed: &mut (impl Stream<Item = Result<proto::WatchChangesResponse, telesub_client::Error>> + Unpin),
+    n: usize,
+    wait: Duration,
+) -> Vec<proto::ChangeEvent> {
+    let mut events = Vec::new();
+    tokio::time::timeout(wait, async {
+        while events.len() < n {
+            let message = feed.next().await.expect("the feed stays open").expect("a feed message");
+            events.extend(message.events);
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("only {} of {n} events within {wait:?}: {events:?}", events.len()));
+    events
+}
+
+/// HH-1, HH-2, HH-3 on the list from 1 January 2025; VNPT supports HH-1 and HH-2.
+async fn setup(app: &TestApp) -> (Client, Client) {
+    let labour = app.client("DOLISA").await;
+    push(
+        &labour,
+        header("review-2024", proto::BatchKind::Snapshot, "2024", "2025-01-01"),
+        vec![household("HH-1", "24611", 1), household("HH-2", "24616", 2), household("HH-3", "24616", 3)],
+    )
+    .await
+    .unwrap();
+    let vnpt = app.client("VNPT").await;
+    vnpt.enroll(enroll("e1", "HH-1", 1, "0912345671")).await.unwrap();
+    vnpt.enroll(enroll("e2", "HH-2", 2, "0912345672")).await.unwrap();
+    (labour, vnpt)
+}
+
+#[tokio::test]
+async fn removals_and_changes_reach_the_operator_in_order_with_the_end_of_support() {
+    let app = TestApp::spawn().await;
+    let (labour, vnpt) = setup(&app).await;
+    push(
+        &labour,
+        header("2025-03", proto::BatchKind::Delta, "2025-03", "2025-03-15"),
+        vec![
+            removal("HH-1", proto::RemovalReason::OutOfPoverty, "2025-03-15"),
+            category(household("HH-2", "24616", 2), proto::Category::NearPoor, "2025-03-15"),
+            category(household("HH-3", "24616", 3), proto::Category::Other, "2025-03-15"),
+        ],
+    )
+    .await
+    .unwrap();
+    push(
+        &labour,
+        header("2025-04", proto::BatchKind::Delta, "2025-04", "2025-04-01"),
+        vec![category(household("HH-2", "24616", 2), proto::Category::Other, "2025-04-01")],
+    )
+    .await
+    .unwrap();
+
+    let mut feed = vnpt.watch_changes("", 0).await.unwrap();
+    let events = next_events(&mut feed, 3, Duration::from_secs(10)).await;
+    let got: Vec<(proto::ChangeKind, &str, &str, &str)> = events
+        .iter()
+        .map(|e| (e.kind(), e.household_code.as_str(), e.effective_date.as_str(), e.support_ends.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (proto::ChangeKind::Removed, "HH-1", "2025-03-15", "2026-01-01"),
+            (proto::ChangeKind::CategoryChanged, "HH-2", "2025-03-15", ""),
+            (proto::ChangeKind::CategoryChanged, "HH-2", "2025-04-01", "2026-01-01"),
+        ]
+    );
+    assert_eq!(events[0].removal_reason(), proto::RemovalReason::OutOfPoverty);
+    assert_eq!(
+        (events[2].previous_category(), events[2].category()),
+        (proto::Category::NearPoor, proto::Category::Other)
+    );
+    assert_eq!(events[2].batch_id, "2025-04");
+    // HH-3 is nobody's: no event. Another operator sees none of these.
+    let mut other = app.client("VIETTEL").await.watch_changes("", 1).await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), other.next()).await.unwrap().unwrap().unwrap();
+    assert!(first.events.is_empty() && first.heartbeat_at.is_some(), "{first:?}");
+
+    // Resuming from a cursor gives what follows it, once.
+    let mut resumed = vnpt.watch_changes(&events[0].cursor, 0).await.unwrap();
+    assert_eq!(next_events(&mut resumed, 2, Duration::from_secs(5)).await, events[1..]);
+    let mut done = vnpt.watch_changes(&events[2].cursor, 1).await.unwrap();
+    let beat = tokio::time::timeout(Duration::from_secs(5), done.next()).await.unwrap().unwrap().unwrap();
+    assert!(beat.events.is_empty(), "nothing after the last cursor: {beat:?}");
+}
+
+#[tokio::test]
+async fn a_change_pushed_while_the_operator_watches_arrives_at_once() {
+    let app = TestApp::spawn().await;
+    let (labour, vnpt) = setup(&app).await;
+    let mut feed = vnpt.watch_changes("", 60).await.unwrap();
+    push(
+        &labour,
+        header("2025-05", proto::BatchKind::Delta, "2025-05", "2025-05-01"),
+        vec![removal("HH-2", proto::RemovalReason::Deceased, "2025-05-01")],
+    )
+    .await
+    .unwrap();
+    let events = next_events(&mut feed, 1, Duration::from_secs(5)).await;
+    assert_eq!((events[0].kind(), events[0].support_ends.as_str()), (proto::ChangeKind::Removed, "2025-05-01"));
+
+    // A transfer tells the operator that lost the line.
+    let viettel = app.client("VIETTEL").await;
+    viettel
+        .transfer(proto::TransferRequest {
+            idempotency_key: "t".into(),
+            household_code: "HH-1".into(),
+            subscriber_citizen_id: cid(1, 1980, false),
+            phone_number: "0912345671".into(),
+            service: proto::SupportedService::Mobile.into(),
+            start_date: "2025-06-01".into(),
+            request_reference: "ĐƠN 7".into(),
+        })
+        .await
+        .unwrap();
+    let events = next_events(&mut feed, 1, Duration::from_secs(5)).await;
+    assert_eq!((events[0].kind(), events[0].household_code.as_str()), (proto::ChangeKind::TransferredAway, "HH-1"));
+    assert_eq!(events[0].support_ends, "2025-06-01");
+}
+
+#[tokio::test]
+async fn a_bad_cursor_or_heartbeat_is_refused() {
+    let app = TestApp::spawn().await;
+    let vnpt = app.client("VNPT").await;
+    for (cursor, beat, field) in [("nope", 0, "cursor"), ("f-1", 0, "cursor"), ("", 301, "heartbeat_seconds")] {
+        let err = match vnpt.watch_changes(cursor, beat).await {
+            Ok(mut s) => s.next().await.unwrap().unwrap_err(),
+            Err(e) => e,
+        };
+        assert_eq!(err.code(), Some(Code::InvalidArgument), "{cursor} {beat}: {err}");
+        assert_eq!(err.violations()[0].field, field);
+    }
+}
+
+/// Two hubs on one database: a client that reads part of its feed from one and the rest from
+/// the other, while changes keep arriving through both, misses and repeats nothing.
+#[tokio::test]
+async fn a_client_switching_hubs_misses_and_repeats_nothing() {
+    let app = TestApp::spawn().await;
+    let second = app.spawn_beside().await;
+    let labour = app.client("DOLISA").await;
+    let labour_b = app.client_of(&second, "DOLISA").await;
+    let households: Vec<proto::HouseholdRecord> = (1..=20).map(|n| household(&format!("HH-{n}"), "24611", n)).collect();
+    push(&labour, header("review", proto::BatchKind::Snapshot, "2024", "2025-01-01"), households).await.unwrap();
+    let vnpt_a = app.client("VNPT").await;
+    let vnpt_b = app.client_of(&second, "VNPT").await;
+    for n in 1..=20u32 {
+        let client = if n % 2 == 0 { &vnpt_a } else { &vnpt_b };
+        client.enroll(enroll(&format!("e{n}"), &format!("HH-{n}"), n, &format!("09123456{n:02}"))).await.unwrap();
+    }
+    // Twenty months of changes, pushed alternately through both hubs, while the feed is read.
+    let pushing = tokio::spawn(async move {
+        for month in 1..=10u32 {
+            let date = format!("2025-{:02}-01", month + 1);
+            for (i, labour) in [&labour, &labour_b].into_iter().enumerate() {
+                let n = month * 2 - 1 + i as u32;
+                let c = if month % 2 == 0 { proto::Category::Poor } else { proto::Category::NearPoor };
+                let records: Vec<_> = (1..=20)
+                    .filter(|h| h % 2 == n % 2)
+                    .map(|h| category(household(&format!("HH-{h}"), "24611", h), c, &date))
+                    .collect();
+                push(labour, header(&format!("b{n}"), proto::BatchKind::Delta, "2025", &date), records).await.unwrap();
+            }
+        }
+    });
+    let mut seen: Vec<proto::ChangeEvent> = Vec::new();
+    let mut cursor = String::new();
+    let expected = 10 * 20;
+    let mut round = 0;
+    while seen.len() < expected {
+        // Read a little from one hub, then reconnect to the other from the last cursor.
+        let client = if round % 2 == 0 { &vnpt_a } else { &vnpt_b };
+        let mut feed = client.watch_changes(&cursor, 1).await.unwrap();
+        let took = tokio::time::timeout(Duration::from_secs(20), async {
+            let mut took = 0;
+            while took < 15 {
+                let message = feed.next().await.unwrap().unwrap();
+                for e in message.events {
+                    cursor = e.cursor.clone();
+                    seen.push(e);
+                    took += 1;
+                }
+                if seen.len() >= expected {
+                    break;
+                }
+            }
+        })
+        .await;
+        assert!(took.is_ok(), "stalled after {} events", seen.len());
+        round += 1;
+    }
+    pushing.await.unwrap();
+    assert_eq!(seen.len(), expected, "no repeats");
+    let seqs: Vec<i64> = seen.iter().map(|e| e.cursor[1..].parse().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order");
+    // Every household got one event per batch that changed it.
+    for h in 1..=20 {
+        let code = format!("HH-{h}");
+        assert_eq!(seen.iter().filter(|e| e.household_code == code).count(), 10, "{code}");
+    }
+}
