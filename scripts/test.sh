@@ -329,6 +329,33 @@ test_interop() {
     grep -q "example-2024-02: already applied, nothing changed" <<<"$out" || fail "labour_push's second run was not a replay"
     RAN+=("interop(rust labour_push)")
 
+    echo "-- Rust example: operator_sync (twice: the second run replays the enrolment)"
+    local cursor=$INTEROP_TMP/operator_sync.cursor
+    out=$(cargo run -q -p telesub-examples --bin operator_sync -- "https://localhost:$SERVER_PORT" "$tls" VNPT 067075000101 "$cursor")
+    echo "$out"
+    grep -q "eligible: household EX-0001" <<<"$out" || fail "operator_sync did not find EX-0001 eligible"
+    grep -q "enrolled: enrolment" <<<"$out" || fail "operator_sync did not enrol"
+    grep -q "feed: caught up" <<<"$out" || fail "operator_sync did not catch up with the feed"
+    local first_enrolment
+    first_enrolment=$(grep -o "enrolled: enrolment [0-9]*" <<<"$out")
+    out=$(cargo run -q -p telesub-examples --bin operator_sync -- "https://localhost:$SERVER_PORT" "$tls" VNPT 067075000101 "$cursor")
+    grep -q "$first_enrolment" <<<"$out" || fail "operator_sync's second run did not replay the enrolment"
+    RAN+=("interop(rust operator_sync)")
+
+    echo "-- telesub-cli: eligibility check and policy"
+    local cli=$TARGET_DIR/debug/telesub-cli
+    out=$("$cli" --endpoint "https://localhost:$SERVER_PORT" --tls-dir "$tls" --org VNPT eligibility check 067075000101)
+    echo "$out"
+    grep -Eq "^household +EX-0001" <<<"$out" || fail "telesub-cli eligibility check did not name EX-0001"
+    grep -Eq "^reason +ALREADY_ENROLLED_ELSEWHERE" <<<"$out" &&
+        fail "telesub-cli: the operator's own enrolment was taken for another operator's"
+    if "$cli" --endpoint "https://localhost:$SERVER_PORT" --tls-dir "$tls" --org VNPT eligibility check 12345 2>/dev/null; then
+        fail "telesub-cli accepted a malformed citizen ID"
+    fi
+    "$cli" --endpoint "https://localhost:$SERVER_PORT" --tls-dir "$tls" --org VNPT policy show | grep -Eq "^version +1" ||
+        fail "telesub-cli policy show did not show version 1"
+    RAN+=("interop(telesub-cli)")
+
     stop_hub
     echo "-- audit trail"
     "$telesub" audit verify --database "$database"

@@ -146,7 +146,7 @@ pub async fn run(dir: Option<PathBuf>, out: &mut (dyn Write + Send)) -> Result<(
     match &report.first_break {
         None => writeln!(
             out,
-            "12. Hub stopped. Audit trail: {} records, chain intact (last hash {}…)",
+            "14. Hub stopped. Audit trail: {} records, chain intact (last hash {}…)",
             report.records,
             &report.last_hash[..16]
         )?,
@@ -172,7 +172,7 @@ async fn households(
     tls_dir: &Path,
     out: &mut (dyn Write + Send),
 ) -> Result<(), Box<dyn std::error::Error>> {
-    use futures_util::stream;
+    use futures_util::{StreamExt, stream};
     let labour = client(addr, tls_dir, "DOLISA").await?;
     let header = |id: &str, kind: proto::BatchKind, period: &str, date: &str| proto::BatchHeader {
         batch_id: id.into(),
@@ -211,18 +211,74 @@ async fn households(
             })),
         });
     }
+    // VNPT supports one of the households that will leave the list in February.
+    let vnpt = client(addr, tls_dir, "VNPT").await?;
+    let leaving = HouseholdGenerator::reference(7)
+        .skip(20)
+        .take(5)
+        .find_map(|r| match r.change {
+            Some(proto::household_record::Change::Upsert(d))
+                if d.category() != proto::Category::Other && !d.members.is_empty() =>
+            {
+                Some((r.household_code, d.members[0].citizen_id.clone()))
+            }
+            _ => None,
+        })
+        .ok_or("the demo's households 20 to 24 are none of them supported")?;
+    let decision = vnpt.check_citizen(&leaving.1, "2025-01-15").await?;
+    let enrolled = vnpt
+        .enroll(proto::EnrollRequest {
+            idempotency_key: "demo-1".into(),
+            household_code: leaving.0.clone(),
+            subscriber_citizen_id: leaving.1.clone(),
+            phone_number: "0912 345 678".into(),
+            service: proto::SupportedService::Mobile.into(),
+            start_date: "2025-01-15".into(),
+        })
+        .await?;
+    writeln!(
+        out,
+        "11. VNPT checks {} ({}): {}; enrols {} for number {} from {}",
+        leaving.1,
+        decision.head_name_masked,
+        if decision.eligible { "eligible" } else { "not eligible" },
+        enrolled.household_code,
+        enrolled.phone_number,
+        enrolled.start_date
+    )?;
+
     let first = changes[10].household_code.clone();
     let r = labour
         .push_batch(header("2025-02", proto::BatchKind::Delta, "2025-02", "2025-02-01"), stream::iter(changes))
         .await?;
     writeln!(
         out,
-        "11. DOLISA pushes February's changes: {} added, {} changed, {} removed; {} has {} states",
+        "12. DOLISA pushes February's changes: {} added, {} changed, {} removed; {} has {} states",
         r.added,
         r.changed,
         r.removed,
         first,
         labour.household_history(&first).await?.versions.len()
     )?;
+
+    // The removal reaches VNPT through its feed.
+    let mut feed = vnpt.watch_changes("", 0).await?;
+    while let Some(message) = feed.next().await {
+        let message = message?;
+        if message.events.is_empty() {
+            break;
+        }
+        for e in message.events {
+            writeln!(
+                out,
+                "13. VNPT's feed: {} {} from {} ({}); support ends {}",
+                e.kind().as_str_name().trim_start_matches("CHANGE_KIND_"),
+                e.household_code,
+                e.effective_date,
+                e.removal_reason().as_str_name().trim_start_matches("REMOVAL_REASON_"),
+                e.support_ends
+            )?;
+        }
+    }
     Ok(())
 }

@@ -125,6 +125,9 @@ async fn the_demo_runs_end_to_end() {
         "2000 households added",
         "10 added, 20 changed, 5 removed",
         "has 2 states",
+        ": eligible; enrols HH-",
+        "VNPT's feed: REMOVED HH-",
+        "(OUT_OF_POVERTY); support ends 2026-01-01",
         "chain intact",
     ] {
         assert!(out.contains(step), "missing {step:?} in:\n{out}");

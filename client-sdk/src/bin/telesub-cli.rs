@@ -76,6 +76,21 @@ enum Command {
     /// The programme's rules, version by version.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Subsidised lines (operators; ICT reads).
+    #[command(subcommand)]
+    Enrollments(EnrollmentCommand),
+    /// Follows the change feed of this operator's enrolled households.
+    Watch {
+        /// Start after this cursor (default: the one saved in --cursor-file, or the beginning).
+        #[arg(long)]
+        cursor: Option<String>,
+        /// Keep the cursor of the last event printed in this file, and start from it.
+        #[arg(long, value_name = "FILE")]
+        cursor_file: Option<PathBuf>,
+        /// Stop once caught up instead of following new events.
+        #[arg(long)]
+        once: bool,
+    },
     /// Who the hub takes this certificate to be.
     Whoami,
 }
@@ -109,6 +124,101 @@ struct CheckKey {
     /// The poor / near-poor household certificate number instead, as printed.
     #[arg(long, value_name = "NUMBER")]
     certificate: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum EnrollmentCommand {
+    /// Enrols a subsidised line for an eligible household.
+    Enroll {
+        #[command(flatten)]
+        line: Line,
+    },
+    /// Takes a household's line over from another operator, on its written request.
+    Transfer {
+        #[command(flatten)]
+        line: Line,
+        /// The reference of the household's written request.
+        #[arg(long)]
+        reference: String,
+    },
+    /// Ends one of this operator's enrolments.
+    End {
+        /// The enrolment id.
+        id: String,
+        /// First day without support (YYYY-MM-DD); today when left out.
+        #[arg(long, value_name = "DATE")]
+        date: Option<String>,
+        #[arg(long, value_enum)]
+        reason: EndReasonArg,
+        #[arg(long, default_value = "")]
+        note: String,
+        /// Idempotency key: the same key repeats the write harmlessly.
+        #[arg(long)]
+        key: String,
+    },
+    /// Enrolments: this operator's own (ICT: everyone's).
+    List {
+        #[arg(long, value_name = "CODE")]
+        household: Option<String>,
+        /// Only enrolments running on this date.
+        #[arg(long, value_name = "DATE")]
+        active_on: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+}
+
+#[derive(Args)]
+struct Line {
+    #[arg(long, value_name = "CODE")]
+    household: String,
+    /// The subscriber's citizen ID (a member of the household).
+    #[arg(long, value_name = "ID")]
+    subscriber: String,
+    #[arg(long)]
+    phone: String,
+    #[arg(long, value_enum, default_value = "mobile")]
+    service: ServiceArg,
+    /// First day of support (YYYY-MM-DD); today when left out.
+    #[arg(long, value_name = "DATE")]
+    start: Option<String>,
+    /// Idempotency key: the same key repeats the write harmlessly.
+    #[arg(long)]
+    key: String,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ServiceArg {
+    Mobile,
+    FixedBroadband,
+}
+
+impl From<ServiceArg> for proto::SupportedService {
+    fn from(s: ServiceArg) -> Self {
+        match s {
+            ServiceArg::Mobile => proto::SupportedService::Mobile,
+            ServiceArg::FixedBroadband => proto::SupportedService::FixedBroadband,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EndReasonArg {
+    HouseholdRequest,
+    NoLongerEligible,
+    NonUsage,
+    Other,
+}
+
+impl From<EndReasonArg> for proto::EnrollmentEndReason {
+    fn from(r: EndReasonArg) -> Self {
+        match r {
+            EndReasonArg::HouseholdRequest => proto::EnrollmentEndReason::HouseholdRequest,
+            EndReasonArg::NoLongerEligible => proto::EnrollmentEndReason::NoLongerEligible,
+            EndReasonArg::NonUsage => proto::EnrollmentEndReason::NonUsage,
+            EndReasonArg::Other => proto::EnrollmentEndReason::Other,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -280,11 +390,108 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             show::policies(&connect(&connection).await?.list_policy_versions().await?);
             Ok(())
         }
+        Command::Enrollments(command) => enrollments(&connect(&connection).await?, command).await,
+        Command::Watch { cursor, cursor_file, once } => {
+            watch(&connect(&connection).await?, cursor, cursor_file, once).await
+        }
         Command::Whoami => {
             show::who_am_i(&connect(&connection).await?.who_am_i().await?);
             Ok(())
         }
     }
+}
+
+async fn enrollments(client: &Client, command: EnrollmentCommand) -> Result<(), Failure> {
+    match command {
+        EnrollmentCommand::Enroll { line } => {
+            let e = client
+                .enroll(proto::EnrollRequest {
+                    idempotency_key: line.key,
+                    household_code: line.household,
+                    subscriber_citizen_id: line.subscriber,
+                    phone_number: line.phone,
+                    service: proto::SupportedService::from(line.service).into(),
+                    start_date: line.start.unwrap_or_default(),
+                })
+                .await?;
+            show::enrollments(&[e]);
+        }
+        EnrollmentCommand::Transfer { line, reference } => {
+            let moved = client
+                .transfer(proto::TransferRequest {
+                    idempotency_key: line.key,
+                    household_code: line.household,
+                    subscriber_citizen_id: line.subscriber,
+                    phone_number: line.phone,
+                    service: proto::SupportedService::from(line.service).into(),
+                    start_date: line.start.unwrap_or_default(),
+                    request_reference: reference,
+                })
+                .await?;
+            show::enrollments(moved.enrollment.as_slice());
+            println!("the line with the other operator ends on {}", moved.previous_end_date);
+        }
+        EnrollmentCommand::End { id, date, reason, note, key } => {
+            let e = client
+                .deenroll(proto::DeenrollRequest {
+                    idempotency_key: key,
+                    enrollment_id: id,
+                    end_date: date.unwrap_or_default(),
+                    reason: proto::EnrollmentEndReason::from(reason).into(),
+                    note,
+                })
+                .await?;
+            show::enrollments(&[e]);
+        }
+        EnrollmentCommand::List { household, active_on, limit } => {
+            let mut all = Vec::new();
+            let mut page_token = String::new();
+            loop {
+                let page = client
+                    .list_enrollments(proto::ListEnrollmentsRequest {
+                        household_code: household.clone().unwrap_or_default(),
+                        active_on: active_on.clone().unwrap_or_default(),
+                        operator: String::new(),
+                        page_size: i32::try_from(limit - all.len()).unwrap_or(i32::MAX),
+                        page_token,
+                    })
+                    .await?;
+                all.extend(page.enrollments);
+                page_token = page.next_page_token;
+                if page_token.is_empty() || all.len() >= limit {
+                    break;
+                }
+            }
+            show::enrollments(&all);
+        }
+    }
+    Ok(())
+}
+
+async fn watch(client: &Client, cursor: Option<String>, file: Option<PathBuf>, once: bool) -> Result<(), Failure> {
+    use futures_util::StreamExt;
+    let saved = file.as_ref().and_then(|f| std::fs::read_to_string(f).ok()).map(|s| s.trim().to_owned());
+    let mut cursor = cursor.or(saved).unwrap_or_default();
+    let mut feed = client.watch_changes(&cursor, 0).await?;
+    while let Some(message) = feed.next().await {
+        let message = message?;
+        if message.events.is_empty() {
+            if once {
+                break;
+            }
+            continue;
+        }
+        for e in &message.events {
+            show::change(e);
+            cursor.clone_from(&e.cursor);
+        }
+        if let Some(f) = &file {
+            std::fs::write(f, &cursor)
+                .map_err(|e| Failure::Message(format!("cannot save the cursor in {}: {e}", f.display())))?;
+        }
+    }
+    eprintln!("cursor: {cursor}");
+    Ok(())
 }
 
 async fn list_batches(client: &Client, limit: usize) -> Result<(), Failure> {

@@ -306,3 +306,50 @@ pub(crate) fn policies(versions: &[proto::PolicyVersion]) {
         .collect();
     table(&["VERSION", "FROM", "UNTIL (EXCLUSIVE)", "NOTE"], rows, "");
 }
+
+pub(crate) fn enrollments(list: &[proto::Enrollment]) {
+    let rows = list
+        .iter()
+        .map(|e| {
+            vec![
+                e.enrollment_id.clone(),
+                e.operator.clone(),
+                e.household_code.clone(),
+                e.phone_number.clone(),
+                short(e.service().as_str_name(), "SUPPORTED_SERVICE_").to_owned(),
+                e.start_date.clone(),
+                if e.end_date.is_empty() { "-".to_owned() } else { e.end_date.clone() },
+                short(e.end_reason().as_str_name(), "ENROLLMENT_END_REASON_").replace("UNSPECIFIED", ""),
+            ]
+        })
+        .collect();
+    table(
+        &["ID", "OPERATOR", "HOUSEHOLD", "NUMBER", "SERVICE", "FROM", "UNTIL (EXCLUSIVE)", "ENDED BECAUSE"],
+        rows,
+        "",
+    );
+}
+
+pub(crate) fn change(e: &proto::ChangeEvent) {
+    let mut line = format!(
+        "{}  {}  {}  from {}",
+        e.cursor,
+        short(e.kind().as_str_name(), "CHANGE_KIND_"),
+        e.household_code,
+        e.effective_date
+    );
+    if e.previous_category() != proto::Category::Unspecified {
+        line.push_str(&format!(
+            "  {} -> {}",
+            short(e.previous_category().as_str_name(), "CATEGORY_"),
+            short(e.category().as_str_name(), "CATEGORY_")
+        ));
+    }
+    if e.removal_reason() != proto::RemovalReason::Unspecified {
+        line.push_str(&format!("  ({})", short(e.removal_reason().as_str_name(), "REMOVAL_REASON_")));
+    }
+    if !e.support_ends.is_empty() {
+        line.push_str(&format!("  support ends {}", e.support_ends));
+    }
+    println!("{line}  enrolment {}", e.enrollment_id);
+}
