@@ -81,6 +81,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             events += 1;
         }
     }
-    println!("feed: caught up after {events} new event(s); cursor {cursor:?} saved in {}", cursor_file.display());
+    if events == 0 {
+        println!("feed: caught up, nothing new");
+    } else {
+        println!("feed: caught up after {events} new event(s); cursor {cursor} saved in {}", cursor_file.display());
+    }
     Ok(())
 }

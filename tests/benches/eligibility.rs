@@ -87,5 +87,36 @@ fn main() {
             "CheckEligibilityBatch of {n} citizen IDs: {batch_s:.1} s ({:.0} decisions/s; {eligible} eligible)",
             n as f64 / batch_s
         );
+
+        // A feed of one event per household (as if every one had been removed), caught up
+        // from the beginning. The events are written straight into the table.
+        let inserted = app
+            .db
+            .execute(
+                "INSERT INTO feed_events (operator, enrollment_id, household_code, kind, effective_date, \
+                 removal_reason, batch_id, recorded_at) \
+                 SELECT 'VNPT', id, household_code, 'REMOVED', valid_from, 'OUT_OF_POVERTY', 'bench', \
+                 '2025-03-01T00:00:00Z' FROM household_versions",
+            )
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let mut feed = client.watch_changes("", 30).await.unwrap();
+        let mut events = 0u64;
+        let mut last = String::new();
+        while let Some(message) = feed.next().await {
+            let message = message.unwrap();
+            if message.events.is_empty() {
+                break;
+            }
+            events += message.events.len() as u64;
+            last = message.events.last().unwrap().cursor.clone();
+        }
+        let feed_s = started.elapsed().as_secs_f64();
+        assert_eq!(events, inserted);
+        println!(
+            "WatchChanges catching up {events} events: {feed_s:.1} s ({:.0} events/s; last cursor {last})",
+            events as f64 / feed_s
+        );
     });
 }

@@ -667,6 +667,14 @@ impl EligibilityService {
     /// Stores decisions (for batch calls, chunk by chunk; single checks are stored with the
     /// call's audit record).
     pub async fn record(&self, decisions: &[Decision], request_id: &str) -> Result<(), DomainError> {
+        self.record_refs(&decisions.iter().collect::<Vec<_>>(), request_id).await
+    }
+
+    /// [`Self::record`], for decisions held elsewhere.
+    pub async fn record_refs(&self, decisions: &[&Decision], request_id: &str) -> Result<(), DomainError> {
+        if decisions.is_empty() {
+            return Ok(());
+        }
         let rows: Vec<DecisionRow> = decisions.iter().map(|d| d.to_row(request_id)).collect();
         self.store.record_decisions(&rows).await?;
         Ok(())

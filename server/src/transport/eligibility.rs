@@ -13,6 +13,7 @@ use super::{
     CallContext,
     convert::timestamp,
     households::{category, category_to_pb, optional_date, removal_reason, removal_reason_to_pb},
+    status,
 };
 use crate::domain::{
     DomainError, FieldViolation,
@@ -27,6 +28,10 @@ use crate::domain::{
 pub const MAX_CHECKS_PER_MESSAGE: usize = 10_000;
 /// Answer chunks decided ahead of a client that reads slowly.
 const ANSWERS_AHEAD: usize = 2;
+/// Chunks decided ahead of the recording.
+const DECIDED_AHEAD: usize = 8;
+/// Decisions of a batch call stored in one transaction, at most (about).
+const DECISIONS_PER_WRITE: usize = 16_000;
 
 #[derive(Debug, Clone)]
 pub struct PolicyApi {
@@ -338,34 +343,84 @@ impl Eligibility for EligibilityApi {
         let mut questions = request.into_inner();
         let service = self.service.clone();
         let (answers, rx) = mpsc::channel(ANSWERS_AHEAD);
+        let (decided, mut to_record) = mpsc::channel::<Result<Vec<BatchAnswer>, Status>>(DECIDED_AHEAD);
         let call_id = new_call_id();
+        let request_id = ctx.request_id.clone();
+        // Deciding: questions are checked and decided chunk by chunk, ahead of the recording.
+        let deciding = {
+            let service = service.clone();
+            tokio::spawn(async move {
+                let mut next = 0usize;
+                while let Some(message) = questions.next().await {
+                    let chunk = match message {
+                        Ok(chunk) => chunk,
+                        // The client broke off: what was answered stays answered.
+                        Err(_) => return,
+                    };
+                    let answered = if chunk.checks.len() > MAX_CHECKS_PER_MESSAGE {
+                        Err(DomainError::invalid(
+                            "checks",
+                            format!(
+                                "a message carries {} questions; send at most {MAX_CHECKS_PER_MESSAGE} per message",
+                                chunk.checks.len()
+                            ),
+                        ))
+                    } else {
+                        answer_chunk(&service, &caller, &call_id, next, &chunk.checks).await
+                    };
+                    next += chunk.checks.len();
+                    let stop = answered.is_err();
+                    if decided.send(answered.map_err(|e| ctx.fail(e))).await.is_err() || stop {
+                        return;
+                    }
+                }
+            })
+        };
+        // Recording: the decisions of several chunks are stored in one transaction, then their
+        // answers are sent, in order.
         tokio::spawn(async move {
-            let mut next = 0usize;
-            let fail = |e: DomainError| Err(ctx.fail(e));
-            while let Some(message) = questions.next().await {
-                let chunk = match message {
-                    Ok(chunk) => chunk,
-                    // The client broke off: what was answered stays answered.
-                    Err(_) => return,
+            let mut pending: Vec<Vec<BatchAnswer>> = Vec::new();
+            let mut failure = None;
+            loop {
+                let received = match to_record.recv().await {
+                    Some(r) => r,
+                    None => break,
                 };
-                if chunk.checks.len() > MAX_CHECKS_PER_MESSAGE {
-                    let e = DomainError::invalid(
-                        "checks",
-                        format!(
-                            "a message carries {} questions; send at most {MAX_CHECKS_PER_MESSAGE} per message",
-                            chunk.checks.len()
-                        ),
-                    );
-                    let _ = answers.send(fail(e)).await;
+                match received {
+                    Ok(chunk) => pending.push(chunk),
+                    Err(status) => failure = Some(status),
+                }
+                // Take what else is ready, up to a transaction's worth.
+                while failure.is_none() && pending.iter().map(Vec::len).sum::<usize>() < DECISIONS_PER_WRITE {
+                    match to_record.try_recv() {
+                        Ok(Ok(chunk)) => pending.push(chunk),
+                        Ok(Err(status)) => failure = Some(status),
+                        Err(_) => break,
+                    }
+                }
+                let decisions: Vec<&Decision> = pending
+                    .iter()
+                    .flatten()
+                    .filter_map(|a| match a {
+                        BatchAnswer::Decided(d) => Some(d.as_ref()),
+                        BatchAnswer::Invalid { .. } => None,
+                    })
+                    .collect();
+                if let Err(e) = service.record_refs(&decisions, &request_id).await {
+                    let _ = answers.send(Err(status::to_status(e, &request_id))).await;
+                    deciding.abort();
                     return;
                 }
-                let answered = answer_chunk(&service, &caller, &call_id, &ctx.request_id, next, &chunk.checks).await;
-                next += chunk.checks.len();
-                let reply = answered.map(|a| pb::CheckEligibilityBatchResponse {
-                    decisions: a.iter().map(batch_answer_to_pb).collect(),
-                });
-                let stop = reply.is_err();
-                if answers.send(reply.or_else(fail)).await.is_err() || stop {
+                for chunk in pending.drain(..) {
+                    let reply =
+                        pb::CheckEligibilityBatchResponse { decisions: chunk.iter().map(batch_answer_to_pb).collect() };
+                    if answers.send(Ok(reply)).await.is_err() {
+                        deciding.abort();
+                        return;
+                    }
+                }
+                if let Some(status) = failure.take() {
+                    let _ = answers.send(Err(status)).await;
                     return;
                 }
             }
@@ -384,12 +439,11 @@ impl Eligibility for EligibilityApi {
     }
 }
 
-/// Checks, decides and stores one chunk of a batch call; decisions are numbered from `first`.
+/// Checks and decides one chunk of a batch call (the caller stores the decisions); decisions are numbered from `first`.
 async fn answer_chunk(
     service: &EligibilityService,
     caller: &crate::domain::member::Caller,
     call_id: &str,
-    request_id: &str,
     first: usize,
     checks: &[pb::CheckEligibilityRequest],
 ) -> Result<Vec<BatchAnswer>, DomainError> {
@@ -411,7 +465,6 @@ async fn answer_chunk(
     // Decisions are numbered by their question's place in the whole call.
     let numbers: Vec<usize> = places.iter().map(|p| first + p).collect();
     let decided = service.decide_all(&cx, &valid, caller, call_id, &numbers).await?;
-    service.record(&decided, request_id).await?;
     for (place, d) in places.into_iter().zip(decided) {
         answers[place] = Some(BatchAnswer::Decided(Box::new(d)));
     }
