@@ -354,6 +354,17 @@ test_interop() {
     fi
     "$cli" --endpoint "https://localhost:$SERVER_PORT" --tls-dir "$tls" --org VNPT policy show | grep -Eq "^version +1" ||
         fail "telesub-cli policy show did not show version 1"
+    out=$("$cli" --endpoint "https://localhost:$SERVER_PORT" --tls-dir "$tls" --org VNPT enrollments list --household EX-0001)
+    echo "$out"
+    grep -Eq "^[0-9]+ +VNPT +EX-0001 +0912000101 +MOBILE" <<<"$out" || fail "telesub-cli enrollments list did not show the enrolment"
+    # ICT sees every operator's enrolments.
+    if out=$("$cli" --endpoint "https://localhost:$SERVER_PORT" --tls-dir "$tls" --org DOICT enrollments list 2>&1); then
+        grep -q "EX-0001" <<<"$out" || fail "telesub-cli: ICT does not see the enrolment"
+    else
+        fail "telesub-cli enrollments list as ICT failed: $out"
+    fi
+    out=$("$cli" --endpoint "https://localhost:$SERVER_PORT" --tls-dir "$tls" --org VNPT watch --once --cursor-file "$INTEROP_TMP/cli.cursor" 2>&1)
+    grep -q "^cursor: " <<<"$out" || fail "telesub-cli watch --once did not stop when caught up: $out"
     RAN+=("interop(telesub-cli)")
 
     stop_hub

@@ -212,7 +212,11 @@ impl Store for PgStore {
     ) -> Result<Result<ApplyCounts, Vec<ApplyProblem>>, StorageError> {
         // The planner needs to know how many rows were staged (autovacuum has not seen them):
         // without it, joins against a large register go row by row through all of it.
-        sqlx::query("ANALYZE batch_staging").execute(&self.pool).await?;
+        // Only the columns joins and filters use: statistics of the wide data column cost
+        // more than they help.
+        sqlx::query("ANALYZE batch_staging (batch_id, idx, household_code, effective_date)")
+            .execute(&self.pool)
+            .await?;
         let mut tx = self.pool.begin().await?;
         // One batch at a time across every hub on this database: outcomes are decided
         // against the register as the previous batch left it.
@@ -225,7 +229,12 @@ impl Store for PgStore {
                 // After a large batch, refresh the register's statistics now rather than when
                 // autovacuum comes round, so the next batch is planned on what is there.
                 if counts.added + counts.changed + counts.removed > LARGE_BATCH {
-                    sqlx::query("ANALYZE household_versions, household_citizens").execute(&self.pool).await?;
+                    sqlx::query(
+                        "ANALYZE household_versions (id, household_code, valid_from, valid_to, removal_reason, \
+                         certificate_number, commune_code), household_citizens",
+                    )
+                    .execute(&self.pool)
+                    .await?;
                 }
                 // The staged rows are deleted: reclaim them, or every later batch's reads of
                 // the staging tables step over them until autovacuum comes round.
