@@ -233,3 +233,39 @@ async fn a_client_switching_hubs_misses_and_repeats_nothing() {
         assert_eq!(seen.iter().filter(|e| e.household_code == code).count(), 10, "{code}");
     }
 }
+
+#[tokio::test]
+async fn a_change_that_arrives_late_still_reaches_the_feed() {
+    let app = TestApp::spawn().await;
+    let (labour, vnpt) = setup(&app).await;
+    push(
+        &labour,
+        header("2025-05", proto::BatchKind::Delta, "2025-05", "2025-05-01"),
+        vec![category(household("HH-1", "24611", 1), proto::Category::NearPoor, "2025-05-01")],
+    )
+    .await
+    .unwrap();
+    // Recorded later, effective earlier: placed before the May state in the history.
+    push(
+        &labour,
+        header("2025-03-late", proto::BatchKind::Delta, "2025-03", "2025-03-01"),
+        vec![category(household("HH-1", "24611", 1), proto::Category::Other, "2025-03-01")],
+    )
+    .await
+    .unwrap();
+    let mut feed = vnpt.watch_changes("", 0).await.unwrap();
+    let events = next_events(&mut feed, 2, Duration::from_secs(10)).await;
+    let got: Vec<(proto::ChangeKind, &str, proto::Category, &str)> = events
+        .iter()
+        .map(|e| (e.kind(), e.effective_date.as_str(), e.category(), e.batch_id.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (proto::ChangeKind::CategoryChanged, "2025-05-01", proto::Category::NearPoor, "2025-05"),
+            (proto::ChangeKind::CategoryChanged, "2025-03-01", proto::Category::Other, "2025-03-late"),
+        ]
+    );
+    assert_eq!(events[1].previous_category(), proto::Category::Poor);
+    assert_eq!(events[1].support_ends, "2026-01-01");
+}
