@@ -255,10 +255,8 @@ async fn a_change_that_arrives_late_still_reaches_the_feed() {
     .unwrap();
     let mut feed = vnpt.watch_changes("", 0).await.unwrap();
     let events = next_events(&mut feed, 2, Duration::from_secs(10)).await;
-    let got: Vec<(proto::ChangeKind, &str, proto::Category, &str)> = events
-        .iter()
-        .map(|e| (e.kind(), e.effective_date.as_str(), e.category(), e.batch_id.as_str()))
-        .collect();
+    let got: Vec<(proto::ChangeKind, &str, proto::Category, &str)> =
+        events.iter().map(|e| (e.kind(), e.effective_date.as_str(), e.category(), e.batch_id.as_str())).collect();
     assert_eq!(
         got,
         [
