@@ -144,6 +144,13 @@ impl State {
     }
 }
 
+impl History {
+    /// The household's state on a date, if it had one.
+    pub fn state_on(&self, date: Date) -> Option<&State> {
+        self.states.iter().find(|s| s.holds_on(date))
+    }
+}
+
 /// Every state of one household, oldest first, and its enrolments with any operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct History {
@@ -494,14 +501,6 @@ impl QueryContext {
 }
 
 impl EligibilityService {
-    /// The citizen IDs of a household's members on a date.
-    pub async fn members_on(&self, code: &str, date: Date) -> Result<Vec<String>, DomainError> {
-        let Some(row) = self.store.household_on(code, date).await? else { return Ok(Vec::new()) };
-        let data = HouseholdData::from_stored(&row.data)
-            .map_err(|e| DomainError::Internal(format!("stored state of {code}: {e}").into()))?;
-        Ok(data.members.into_iter().map(|m| m.citizen_id).collect())
-    }
-
     /// Starts the reader of single questions on the current runtime.
     pub fn new(store: Arc<dyn Store>, units: Arc<UnitRegistry>, policy: Arc<PolicyRegistry>) -> Self {
         let lookups = Lookups::start(store.clone());
@@ -516,19 +515,19 @@ impl EligibilityService {
         caller: &Caller,
         call_id: &str,
     ) -> Result<Decision, DomainError> {
-        self.decide_one_with(cx, query, caller, call_id, true).await
+        Ok(self.decide_with_histories(cx, query, caller, call_id, true).await?.0)
     }
 
-    /// [`Self::decide_one`]; without `enrollments`, whatever lines the household holds do not
-    /// count (a transfer takes one over).
-    pub async fn decide_one_with(
+    /// [`Self::decide_one`], with the histories it read; without `enrollments`, whatever
+    /// lines the household holds do not count (a transfer takes one over).
+    pub async fn decide_with_histories(
         &self,
         cx: &QueryContext,
         query: Query,
         caller: &Caller,
         call_id: &str,
         enrollments: bool,
-    ) -> Result<Decision, DomainError> {
+    ) -> Result<(Decision, Vec<History>), DomainError> {
         let mut histories = self.lookups.histories(query.kind, query.value.clone()).await?;
         if !enrollments {
             histories.iter_mut().for_each(|h| h.enrollments.clear());
@@ -539,13 +538,14 @@ impl EligibilityService {
             .ok_or_else(|| DomainError::FailedPrecondition(format!("no policy was in force on {}", query.as_of)))?;
         let operator = (caller.member.role == Role::Operator).then(|| caller.member.code.as_str());
         let answer = decide(&query, &histories, policy, operator);
-        Ok(Decision {
+        let decision = Decision {
             id: format!("{call_id}-0"),
             decided_at: crate::audit::to_micros(crate::now()),
             asked_by: caller.member.code.as_str().to_owned(),
             query,
             answer,
-        })
+        };
+        Ok((decision, histories))
     }
 
     pub fn policy(&self) -> &Arc<PolicyRegistry> {

@@ -9,7 +9,7 @@ use time::{Date, OffsetDateTime};
 
 use super::{
     DomainError, Violations,
-    eligibility::{Decision, EligibilityService, Query, QueryKind, new_call_id},
+    eligibility::{EligibilityService, Query, QueryKind, new_call_id},
     household::{CitizenId, HouseholdCode, format_date, free_text, name_enum, parse_date},
     member::{Caller, Role},
     policy::Service,
@@ -182,8 +182,8 @@ impl EnrollmentService {
 
         // Eligible on the start date, the subscriber a member then, the service available.
         let query = Query { kind: QueryKind::HouseholdCode, value: household.as_str().to_owned(), as_of: start };
-        let decision: Decision =
-            self.eligibility.decide_one_with(&cx, query, caller, &new_call_id(), !transfer).await?;
+        let (decision, histories) =
+            self.eligibility.decide_with_histories(&cx, query, caller, &new_call_id(), !transfer).await?;
         if !decision.answer.eligible {
             let why: Vec<&str> = decision.answer.reasons.iter().map(|r| r.message.as_str()).collect();
             return Err(DomainError::FailedPrecondition(format!(
@@ -191,8 +191,13 @@ impl EnrollmentService {
                 why.join("; ")
             )));
         }
-        let members = self.eligibility.members_on(household.as_str(), start).await?;
-        if !members.iter().any(|m| m == subscriber.as_str()) {
+        // The subscriber must be a member then (the decision read the household's history).
+        let member = histories
+            .iter()
+            .filter(|h| h.code == household.as_str())
+            .filter_map(|h| h.state_on(start))
+            .any(|s| s.data.members.iter().any(|m| m.citizen_id == subscriber.as_str()));
+        if !member {
             return Err(DomainError::invalid(
                 "subscriber_citizen_id",
                 format!("{} is not a member of household {household} on {start}", subscriber.as_str()),
