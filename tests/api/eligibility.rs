@@ -206,10 +206,24 @@ async fn a_batch_answers_every_question_in_order() {
             _ => assert_eq!(reason(a), proto::ReasonCode::NotFound),
         }
     }
-    // Batch decisions are stored like single ones.
-    let last = answers.last().unwrap();
-    assert_eq!(&vnpt.get_decision(&last.decision_id).await.unwrap(), last);
-    assert_eq!(app.db.count("SELECT COUNT(*) FROM eligibility_decisions").await.unwrap(), 5_000);
+    // Every decision of the batch reads back as given, wherever it is in the call.
+    for i in [0, 1, 1_023, 1_024, 1_999, 2_000, 2_499, 2_501, 4_095, 5_000] {
+        let a = &answers[i];
+        assert_eq!(&vnpt.get_decision(&a.decision_id).await.unwrap(), a, "decision {i}");
+    }
+    // The malformed question has no decision; another operator does not see VNPT's.
+    let call = call.unwrap();
+    let err = vnpt.get_decision(&format!("{call}-2500")).await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::NotFound), "{err}");
+    let err = vnpt.get_decision(&format!("{call}-5001")).await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::NotFound), "{err}");
+    let viettel = app.client("VIETTEL").await;
+    let err = viettel.get_decision(&answers[10].decision_id).await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::NotFound), "{err}");
+    // Stored run by run: 5,000 decisions, none of them in the table of single checks.
+    let stored = app.db.count("SELECT CAST(SUM(decisions) AS BIGINT) FROM eligibility_decision_runs").await.unwrap();
+    assert_eq!(stored, 5_000);
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM eligibility_decisions").await.unwrap(), 0);
 }
 
 fn version(valid_from: &str, mobile: i64) -> proto::PolicyVersion {

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::storage::{
     StorageError, Store,
-    eligibility::{DecisionRow, StateRow},
+    eligibility::{DecisionRow, DecisionRunRow, StateRow},
     enrollments::EnrollmentRow,
 };
 
@@ -664,19 +664,14 @@ impl EligibilityService {
             .collect()
     }
 
-    /// Stores decisions (for batch calls, chunk by chunk; single checks are stored with the
-    /// call's audit record).
-    pub async fn record(&self, decisions: &[Decision], request_id: &str) -> Result<(), DomainError> {
-        self.record_refs(&decisions.iter().collect::<Vec<_>>(), request_id).await
-    }
-
-    /// [`Self::record`], for decisions held elsewhere.
-    pub async fn record_refs(&self, decisions: &[&Decision], request_id: &str) -> Result<(), DomainError> {
+    /// Stores the decisions of a batch call, run by run (single checks are stored with the
+    /// call's audit record). `decisions` are in the order of the call.
+    pub async fn record_batch(&self, decisions: &[&Decision], request_id: &str) -> Result<(), DomainError> {
         if decisions.is_empty() {
             return Ok(());
         }
-        let rows: Vec<DecisionRow> = decisions.iter().map(|d| d.to_row(request_id)).collect();
-        self.store.record_decisions(&rows).await?;
+        let runs = decision_runs(decisions, request_id).map_err(|e| DomainError::Internal(e.into()))?;
+        self.store.record_decision_runs(&runs).await?;
         Ok(())
     }
 
@@ -689,13 +684,99 @@ impl EligibilityService {
         let Ok(idx) = idx.parse::<i64>() else {
             return Err(DomainError::invalid("decision_id", format!("{id:?} is not a decision id")));
         };
-        let row = self.store.decision(call_id, idx).await?.ok_or_else(not_found)?;
-        if caller.member.role == Role::Operator && row.asked_by != caller.member.code.as_str() {
+        let decision = match self.store.decision(call_id, idx).await? {
+            Some(row) => Decision::from_row(row),
+            None => match self.store.decision_run(call_id, idx).await? {
+                Some(run) => match Decision::from_run(run, idx) {
+                    Ok(Some(d)) => Ok(d),
+                    // The run holds no decision at idx: the question there could not be asked.
+                    Ok(None) => return Err(not_found()),
+                    Err(e) => Err(e),
+                },
+                None => return Err(not_found()),
+            },
+        }
+        .map_err(|e| DomainError::Internal(e.into()))?;
+        if caller.member.role == Role::Operator && decision.asked_by != caller.member.code.as_str() {
             // Not "permission denied": whether a decision exists is not another operator's business.
             return Err(not_found());
         }
-        Decision::from_row(row).map_err(|e| DomainError::Internal(e.into()))
+        Ok(decision)
     }
+}
+
+/// Decisions of a batch call stored in one row at most.
+const DECISIONS_PER_RUN: usize = 1_024;
+
+/// One decision in a stored run: what the row does not say for all of them.
+#[derive(Serialize)]
+struct RunEntry<'a> {
+    idx: i64,
+    kind: &'static str,
+    value: &'a str,
+    as_of: String,
+    answer: &'a Answer,
+}
+
+#[derive(Deserialize)]
+struct StoredRunEntry {
+    idx: i64,
+    kind: String,
+    value: String,
+    as_of: String,
+    answer: Answer,
+}
+
+/// Splits a batch call's decisions (in order) into runs decided together.
+fn decision_runs(decisions: &[&Decision], request_id: &str) -> Result<Vec<DecisionRunRow>, String> {
+    let mut runs = Vec::new();
+    let mut rest = decisions;
+    while let Some(first) = rest.first() {
+        let (call_id, _) = split_id(&first.id)?;
+        let len = rest
+            .iter()
+            .take(DECISIONS_PER_RUN)
+            .take_while(|d| {
+                d.decided_at == first.decided_at
+                    && d.asked_by == first.asked_by
+                    && split_id(&d.id).is_ok_and(|(c, _)| c == call_id)
+            })
+            .count();
+        let (run, next) = rest.split_at(len);
+        let mut entries = Vec::with_capacity(run.len());
+        for d in run {
+            entries.push(RunEntry {
+                idx: split_id(&d.id)?.1,
+                kind: d.query.kind.as_str(),
+                value: &d.query.value,
+                as_of: format_date(d.query.as_of),
+                answer: &d.answer,
+            });
+        }
+        let (first_idx, last_idx) = (entries[0].idx, entries[entries.len() - 1].idx);
+        if entries.windows(2).any(|w| w[0].idx >= w[1].idx) {
+            return Err(format!("the decisions of call {call_id} are not in order"));
+        }
+        runs.push(DecisionRunRow {
+            call_id: call_id.to_owned(),
+            first_idx,
+            last_idx,
+            request_id: request_id.to_owned(),
+            asked_by: first.asked_by.clone(),
+            decided_at: first.decided_at,
+            decisions: entries.len() as i64,
+            body: serde_json::to_string(&entries).expect("answers serialise"),
+        });
+        rest = next;
+    }
+    Ok(runs)
+}
+
+/// `<call id>-<index>`.
+fn split_id(id: &str) -> Result<(&str, i64), String> {
+    id.rsplit_once('-')
+        .and_then(|(call, idx)| Some((call, idx.parse().ok()?)))
+        .ok_or_else(|| format!("{id:?} is not a decision id"))
 }
 
 /// Reads the enrolments of the households found and gives each history its own.
@@ -766,6 +847,20 @@ impl Decision {
             policy_version: self.answer.policy_version,
             body: serde_json::to_string(&self.answer).expect("answers serialise"),
         }
+    }
+
+    /// Decision `idx` of a stored run, when the run holds one.
+    fn from_run(run: DecisionRunRow, idx: i64) -> Result<Option<Self>, String> {
+        let entries: Vec<StoredRunEntry> =
+            serde_json::from_str(&run.body).map_err(|e| format!("stored decisions of call {}: {e}", run.call_id))?;
+        let Some(e) = entries.into_iter().find(|e| e.idx == idx) else { return Ok(None) };
+        Ok(Some(Self {
+            id: format!("{}-{}", run.call_id, e.idx),
+            decided_at: run.decided_at,
+            asked_by: run.asked_by,
+            query: Query { kind: QueryKind::parse(&e.kind)?, value: e.value, as_of: parse_date(&e.as_of)? },
+            answer: e.answer,
+        }))
     }
 
     fn from_row(row: DecisionRow) -> Result<Self, String> {

@@ -69,6 +69,21 @@ impl DecisionRow {
     }
 }
 
+/// A run of consecutive decisions of one batch call, decided together, stored in one row.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DecisionRunRow {
+    pub call_id: String,
+    pub first_idx: i64,
+    pub last_idx: i64,
+    pub request_id: String,
+    pub asked_by: String,
+    pub decided_at: OffsetDateTime,
+    /// How many decisions the run holds (questions that could not be asked have none).
+    pub decisions: i64,
+    /// The decisions (JSON array).
+    pub body: String,
+}
+
 /// One state of a household that matched a lookup value at some time: every state of every
 /// household the value ever matched.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -141,10 +156,19 @@ pub(super) const DECISION: &str = "SELECT call_id, idx, request_id, asked_by, de
      as_of, household_code, eligible, policy_version, body FROM eligibility_decisions \
      WHERE call_id = $1 AND idx = $2";
 
+/// The start of a multi-row insert of decision runs; `VALUES` follow.
+pub(super) const RUN_INSERT: &str = "INSERT INTO eligibility_decision_runs (call_id, first_idx, last_idx, request_id, \
+     asked_by, decided_at, decisions, body) ";
+
+/// The run of a call that starts last at or before an index (it holds the index when it ends
+/// at or after it).
+pub(super) const RUN_AT: &str = "SELECT call_id, first_idx, last_idx, request_id, asked_by, decided_at, decisions, \
+     body FROM eligibility_decision_runs WHERE call_id = $1 AND first_idx <= $2 ORDER BY first_idx DESC LIMIT 1";
+
 /// Writes the policy and decision queries whose SQL both dialects share, for a connection type.
 macro_rules! eligibility_queries {
     ($conn:ty) => {
-        use $crate::storage::eligibility::{self as elig, DecisionRow, PolicyRow};
+        use $crate::storage::eligibility::{self as elig, DecisionRow, DecisionRunRow, PolicyRow};
 
         pub(super) async fn policy_versions(conn: &mut $conn) -> Result<Vec<PolicyRow>, StorageError> {
             Ok(sqlx::query_as(elig::POLICY_VERSIONS).fetch_all(&mut *conn).await?)
@@ -185,6 +209,35 @@ macro_rules! eligibility_queries {
             idx: i64,
         ) -> Result<Option<DecisionRow>, StorageError> {
             Ok(sqlx::query_as(elig::DECISION).bind(call_id).bind(idx).fetch_all(&mut *conn).await?.pop())
+        }
+
+        pub(super) async fn decision_run(
+            conn: &mut $conn,
+            call_id: &str,
+            idx: i64,
+        ) -> Result<Option<DecisionRunRow>, StorageError> {
+            let run: Option<DecisionRunRow> =
+                sqlx::query_as(elig::RUN_AT).bind(call_id).bind(idx).fetch_all(&mut *conn).await?.pop();
+            Ok(run.filter(|r| r.last_idx >= idx))
+        }
+
+        /// Stores runs of batch decisions, a few hundred rows per statement.
+        pub(super) async fn insert_runs(conn: &mut $conn, runs: &[DecisionRunRow]) -> Result<(), StorageError> {
+            for chunk in runs.chunks(64) {
+                let mut insert = sqlx::QueryBuilder::new(elig::RUN_INSERT);
+                insert.push_values(chunk, |mut row, r: &DecisionRunRow| {
+                    row.push_bind(r.call_id.as_str())
+                        .push_bind(r.first_idx)
+                        .push_bind(r.last_idx)
+                        .push_bind(r.request_id.as_str())
+                        .push_bind(r.asked_by.as_str())
+                        .push_bind(r.decided_at)
+                        .push_bind(r.decisions)
+                        .push_bind(r.body.as_str());
+                });
+                insert.build().execute(&mut *conn).await?;
+            }
+            Ok(())
         }
     };
 }

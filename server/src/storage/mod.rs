@@ -25,7 +25,7 @@ use crate::{
         units::AdminUnit,
     },
 };
-use eligibility::{DecisionRow, PolicyRow, StateRow};
+use eligibility::{DecisionRow, DecisionRunRow, PolicyRow, StateRow};
 use enrollments::{
     DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, FeedRow, NewEnrollment, WriteKey,
 };
@@ -220,11 +220,14 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// and date); `AlreadyExists` when another was added with its number meanwhile.
     async fn add_policy_version(&self, row: &PolicyRow) -> Result<(), StorageError>;
 
-    /// Stores decisions in one transaction.
-    async fn record_decisions(&self, rows: &[DecisionRow]) -> Result<(), StorageError>;
+    /// Stores runs of a batch call's decisions in one transaction.
+    async fn record_decision_runs(&self, runs: &[DecisionRunRow]) -> Result<(), StorageError>;
 
-    /// A stored decision.
+    /// A stored single decision.
     async fn decision(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRow>, StorageError>;
+
+    /// The run of a batch call that holds decision `idx`, if any.
+    async fn decision_run(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRunRow>, StorageError>;
 
     // Enrolments.
 

@@ -10,7 +10,7 @@ use time::{Date, OffsetDateTime};
 
 use super::{
     MemberWrite, StorageError, Store, StoreOptions,
-    eligibility::{DecisionRow, PolicyRow, StateRow},
+    eligibility::{DecisionRow, DecisionRunRow, PolicyRow, StateRow},
     enrollments::{
         DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, FeedRow, NewEnrollment, WriteKey,
     },
@@ -293,15 +293,19 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn record_decisions(&self, rows: &[DecisionRow]) -> Result<(), StorageError> {
+    async fn record_decision_runs(&self, runs: &[DecisionRunRow]) -> Result<(), StorageError> {
         let mut tx = self.pool.begin().await?;
-        insert_decisions(&mut tx, rows).await?;
+        decisions::insert_runs(&mut tx, runs).await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn decision(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRow>, StorageError> {
         decisions::decision(&mut *self.pool.acquire().await?, call_id, idx).await
+    }
+
+    async fn decision_run(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRunRow>, StorageError> {
+        decisions::decision_run(&mut *self.pool.acquire().await?, call_id, idx).await
     }
 
     async fn enroll(

@@ -28,6 +28,8 @@ use crate::domain::{
 pub const MAX_CHECKS_PER_MESSAGE: usize = 10_000;
 /// Answer chunks decided ahead of a client that reads slowly.
 const ANSWERS_AHEAD: usize = 2;
+/// Chunks of one batch call decided at the same time.
+const CHUNKS_DECIDED_AT_ONCE: usize = 2;
 /// Chunks decided ahead of the recording.
 const DECIDED_AHEAD: usize = 8;
 /// Decisions of a batch call stored in one transaction, at most (about).
@@ -340,35 +342,44 @@ impl Eligibility for EligibilityApi {
     ) -> Result<Response<AnswerStream>, Status> {
         let ctx = CallContext::of(&request)?;
         let caller = ctx.caller()?.clone();
-        let mut questions = request.into_inner();
+        let questions = request.into_inner();
         let service = self.service.clone();
         let (answers, rx) = mpsc::channel(ANSWERS_AHEAD);
         let (decided, mut to_record) = mpsc::channel::<Result<Vec<BatchAnswer>, Status>>(DECIDED_AHEAD);
         let call_id = new_call_id();
         let request_id = ctx.request_id.clone();
-        // Deciding: questions are checked and decided chunk by chunk, ahead of the recording.
+        // Deciding: questions are checked and decided chunk by chunk, several chunks at once
+        // (each on its own task, so that both the reading and the deciding use every core),
+        // ahead of the recording and in order.
         let deciding = {
             let service = service.clone();
             tokio::spawn(async move {
                 let mut next = 0usize;
-                while let Some(message) = questions.next().await {
-                    let chunk = match message {
-                        Ok(chunk) => chunk,
-                        // The client broke off: what was answered stays answered.
-                        Err(_) => return,
-                    };
-                    let answered = if chunk.checks.len() > MAX_CHECKS_PER_MESSAGE {
-                        Err(DomainError::invalid(
-                            "checks",
-                            format!(
-                                "a message carries {} questions; send at most {MAX_CHECKS_PER_MESSAGE} per message",
-                                chunk.checks.len()
-                            ),
-                        ))
-                    } else {
-                        answer_chunk(&service, &caller, &call_id, next, &chunk.checks).await
-                    };
-                    next += chunk.checks.len();
+                let mut chunks = questions
+                    .take_while(|m| std::future::ready(m.is_ok()))
+                    .filter_map(|m| std::future::ready(m.ok()))
+                    .map(|chunk| {
+                        let first = next;
+                        next += chunk.checks.len();
+                        let (service, caller, call_id) = (service.clone(), caller.clone(), call_id.clone());
+                        tokio::spawn(async move {
+                            if chunk.checks.len() > MAX_CHECKS_PER_MESSAGE {
+                                return Err(DomainError::invalid(
+                                    "checks",
+                                    format!(
+                                        "a message carries {} questions; send at most {MAX_CHECKS_PER_MESSAGE} per \
+                                         message",
+                                        chunk.checks.len()
+                                    ),
+                                ));
+                            }
+                            answer_chunk(&service, &caller, &call_id, first, &chunk.checks).await
+                        })
+                    })
+                    .buffered(CHUNKS_DECIDED_AT_ONCE);
+                // A client that breaks off ends the stream: what was answered stays answered.
+                while let Some(answered) = chunks.next().await {
+                    let answered = answered.unwrap_or_else(|e| Err(DomainError::Internal(e.into())));
                     let stop = answered.is_err();
                     if decided.send(answered.map_err(|e| ctx.fail(e))).await.is_err() || stop {
                         return;
@@ -406,7 +417,7 @@ impl Eligibility for EligibilityApi {
                         BatchAnswer::Invalid { .. } => None,
                     })
                     .collect();
-                if let Err(e) = service.record_refs(&decisions, &request_id).await {
+                if let Err(e) = service.record_batch(&decisions, &request_id).await {
                     let _ = answers.send(Err(status::to_status(e, &request_id))).await;
                     deciding.abort();
                     return;
