@@ -135,7 +135,71 @@ pub struct State {
     pub valid_from: Date,
     pub valid_to: Option<Date>,
     pub removal: Option<RemovalReason>,
-    pub data: HouseholdData,
+    pub facts: Facts,
+}
+
+/// What decisions read of a household's state: read from the stored form without what no
+/// decision uses (members' names, the address, the flags), which a batch call of a million
+/// questions would otherwise parse and drop a million times.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "StoredFacts")]
+pub struct Facts {
+    pub category: Category,
+    pub head_name: String,
+    pub commune_code: String,
+    pub certificate_number: Option<String>,
+    /// The members' citizen IDs.
+    pub citizen_ids: Vec<String>,
+}
+
+impl Facts {
+    pub fn from_stored(json: &str) -> Result<Self, String> {
+        serde_json::from_str(json).map_err(|e| e.to_string())
+    }
+}
+
+impl From<&HouseholdData> for Facts {
+    fn from(d: &HouseholdData) -> Self {
+        Self {
+            category: d.category,
+            head_name: d.head_name.clone(),
+            commune_code: d.commune_code.clone(),
+            certificate_number: d.certificate.as_ref().map(|c| c.number.clone()),
+            citizen_ids: d.members.iter().map(|m| m.citizen_id.clone()).collect(),
+        }
+    }
+}
+
+/// The stored form of [`HouseholdData`], as far as [`Facts`] go; other fields are skipped.
+#[derive(Deserialize)]
+struct StoredFacts {
+    category: Category,
+    head_name: String,
+    commune_code: String,
+    #[serde(default)]
+    certificate: Option<StoredCertificate>,
+    members: Vec<StoredMember>,
+}
+
+#[derive(Deserialize)]
+struct StoredCertificate {
+    number: String,
+}
+
+/// A member as stored: `[citizen_id, full_name, relationship, birth_year]`.
+#[derive(Deserialize)]
+struct StoredMember(String, serde::de::IgnoredAny, serde::de::IgnoredAny, serde::de::IgnoredAny);
+
+impl From<StoredFacts> for Facts {
+    fn from(s: StoredFacts) -> Self {
+        Self {
+            category: s.category,
+            head_name: s.head_name,
+            commune_code: s.commune_code,
+            certificate_number: s.certificate.map(|c| c.number),
+            citizen_ids: s.members.into_iter().map(|m| m.0).collect(),
+        }
+    }
 }
 
 impl State {
@@ -177,9 +241,9 @@ pub fn mask_name(full: &str) -> String {
 /// Whether a state carries what the question asks about.
 fn matches(state: &State, kind: QueryKind, value: &str) -> bool {
     match kind {
-        QueryKind::CitizenId => state.data.members.iter().any(|m| m.citizen_id == value),
+        QueryKind::CitizenId => state.facts.citizen_ids.iter().any(|id| id == value),
         QueryKind::HouseholdCode => true,
-        QueryKind::CertificateNumber => state.data.certificate.as_ref().is_some_and(|c| c.number == value),
+        QueryKind::CertificateNumber => state.facts.certificate_number.as_deref() == Some(value),
     }
 }
 
@@ -268,7 +332,7 @@ pub fn decide(query: &Query, histories: &[History], policy: &PolicyVersion, oper
     };
 
     let states = &household.states;
-    let covered = |s: &State| s.removal.is_none() && policy.covers(s.data.category);
+    let covered = |s: &State| s.removal.is_none() && policy.covers(s.facts.category);
     // The first day of the unbroken run of covered states that ends with state `k`.
     let run_start = |k: usize| {
         let mut j = k;
@@ -310,7 +374,7 @@ pub fn decide(query: &Query, histories: &[History], policy: &PolicyVersion, oper
                         ReasonCode::CategoryNotCovered,
                         format!(
                             "household {} is in category {} since {}, which the policy does not support",
-                            household.code, state.data.category, stopped.valid_from
+                            household.code, state.facts.category, stopped.valid_from
                         ),
                         Some(stopped.valid_from),
                     ),
@@ -320,8 +384,8 @@ pub fn decide(query: &Query, histories: &[History], policy: &PolicyVersion, oper
                     reason.message.push_str(&format!("; support ended on {end}"));
                 }
                 let mut answer = no(vec![reason], Some(household));
-                answer.category = Some(state.data.category);
-                answer.head_name_masked = mask_name(&state.data.head_name);
+                answer.category = Some(state.facts.category);
+                answer.head_name_masked = mask_name(&state.facts.head_name);
                 return answer;
             }
         }
@@ -333,7 +397,9 @@ pub fn decide(query: &Query, histories: &[History], policy: &PolicyVersion, oper
         .rules
         .services
         .iter()
-        .filter(|rule| !rule.listed_communes_only || policy.rules.broadband_communes.contains(&state.data.commune_code))
+        .filter(|rule| {
+            !rule.listed_communes_only || policy.rules.broadband_communes.contains(&state.facts.commune_code)
+        })
         .map(|rule| {
             let mut from = start.max(policy.valid_from);
             let mut to = earlier(end, policy.valid_to);
@@ -353,8 +419,8 @@ pub fn decide(query: &Query, histories: &[History], policy: &PolicyVersion, oper
     let mut answer = Answer {
         eligible: true,
         household_code: Some(household.code.clone()),
-        category: Some(state.data.category),
-        head_name_masked: mask_name(&state.data.head_name),
+        category: Some(state.facts.category),
+        head_name_masked: mask_name(&state.facts.head_name),
         entitlements,
         reasons: Vec::new(),
         policy_version: policy.version,
@@ -631,15 +697,13 @@ impl EligibilityService {
         for q in queries {
             by_kind.entry(q.kind).or_default().push(q.value.clone());
         }
-        let mut histories: HashMap<(QueryKind, String), Vec<History>> = HashMap::new();
+        let mut histories: HashMap<QueryKind, HashMap<String, Vec<History>>> = HashMap::new();
         for (kind, mut values) in by_kind {
             values.sort_unstable();
             values.dedup();
             let rows = self.store.states_matching(kind, &values).await?;
             let found = with_enrollments(self.store.as_ref(), group_histories(rows)?).await?;
-            for (value, found) in found {
-                histories.insert((kind, value), found);
-            }
+            histories.entry(kind).or_default().extend(found);
         }
         let operator = (caller.member.role == Role::Operator).then(|| caller.member.code.as_str());
         let decided_at = crate::audit::to_micros(crate::now());
@@ -652,7 +716,7 @@ impl EligibilityService {
                     .policy
                     .in_force(q.as_of)
                     .ok_or_else(|| DomainError::FailedPrecondition(format!("no policy was in force on {}", q.as_of)))?;
-                let found = histories.get(&(q.kind, q.value.clone())).unwrap_or(&empty);
+                let found = histories.get(&q.kind).and_then(|h| h.get(q.value.as_str())).unwrap_or(&empty);
                 Ok(Decision {
                     id: format!("{call_id}-{}", numbers[i]),
                     decided_at,
@@ -805,10 +869,13 @@ async fn with_enrollments(
 }
 
 /// Groups the matched states by the value looked up and the household.
-fn group_histories(rows: Vec<StateRow>) -> Result<Vec<(String, Vec<History>)>, DomainError> {
+fn group_histories(mut rows: Vec<StateRow>) -> Result<Vec<(String, Vec<History>)>, DomainError> {
+    rows.sort_unstable_by(|a, b| {
+        (&a.matched, &a.household_code, a.valid_from).cmp(&(&b.matched, &b.household_code, b.valid_from))
+    });
     let mut out: Vec<(String, Vec<History>)> = Vec::new();
     for row in rows {
-        let data = HouseholdData::from_stored(&row.data).map_err(|e| {
+        let facts = Facts::from_stored(&row.data).map_err(|e| {
             DomainError::Internal(format!("stored state of {} from {}: {e}", row.household_code, row.valid_from).into())
         })?;
         let removal = row
@@ -817,13 +884,13 @@ fn group_histories(rows: Vec<StateRow>) -> Result<Vec<(String, Vec<History>)>, D
             .map(RemovalReason::parse)
             .transpose()
             .map_err(|e| DomainError::Internal(e.into()))?;
-        let state = State { valid_from: row.valid_from, valid_to: row.valid_to, removal, data };
+        let state = State { valid_from: row.valid_from, valid_to: row.valid_to, removal, facts };
         if out.last().is_none_or(|(v, _)| *v != row.matched) {
-            out.push((row.matched.clone(), Vec::new()));
+            out.push((row.matched, Vec::new()));
         }
         let histories = &mut out.last_mut().expect("pushed above").1;
         if histories.last().is_none_or(|h| h.code != row.household_code) {
-            histories.push(History { code: row.household_code.clone(), states: Vec::new(), enrollments: Vec::new() });
+            histories.push(History { code: row.household_code, states: Vec::new(), enrollments: Vec::new() });
         }
         histories.last_mut().expect("pushed above").states.push(state);
     }
@@ -925,7 +992,7 @@ mod tests {
     }
 
     fn state(from: Date, to: Option<Date>, removal: Option<RemovalReason>, data: HouseholdData) -> State {
-        State { valid_from: from, valid_to: to, removal, data }
+        State { valid_from: from, valid_to: to, removal, facts: Facts::from(&data) }
     }
 
     fn ask(value: &str, as_of: Date, histories: &[History], policy: &PolicyVersion) -> Answer {
@@ -1057,6 +1124,26 @@ mod tests {
                 (Service::FixedBroadband, 130_000, "2024-01-01", None),
             ]
         );
+    }
+
+    #[test]
+    fn facts_read_from_the_stored_form_are_the_data_s() {
+        let mut d = data(Category::NearPoor, &[HEAD, CHILD]);
+        d.address = "Thôn 5".into();
+        d.certificate = Some(crate::domain::household::Certificate {
+            number: "12/GCN".into(),
+            issued_on: "2024-01-02".into(),
+            issuing_unit: "24611".into(),
+        });
+        d.flags.wants_device = true;
+        let (stored, _) = d.stored_form();
+        let facts = Facts::from_stored(&stored).unwrap();
+        assert_eq!(facts, Facts::from(&d));
+        assert_eq!(facts.citizen_ids, [HEAD, CHILD]);
+        assert_eq!(facts.certificate_number.as_deref(), Some("12/GCN"));
+        d.certificate = None;
+        assert_eq!(Facts::from_stored(&d.stored_form().0).unwrap().certificate_number, None);
+        assert!(Facts::from_stored(r#"{"category":"POOR"}"#).is_err());
     }
 
     #[test]

@@ -196,7 +196,7 @@ impl EnrollmentService {
             .iter()
             .filter(|h| h.code == household.as_str())
             .filter_map(|h| h.state_on(start))
-            .any(|s| s.data.members.iter().any(|m| m.citizen_id == subscriber.as_str()));
+            .any(|s| s.facts.citizen_ids.iter().any(|id| id == subscriber.as_str()));
         if !member {
             return Err(DomainError::invalid(
                 "subscriber_citizen_id",

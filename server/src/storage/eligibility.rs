@@ -97,46 +97,14 @@ pub struct StateRow {
     pub data: String,
 }
 
-/// How each backend finds the states for a list of values (its own way of passing a list).
+/// How each backend finds, for a list of values (passed its own way), every state of every
+/// household each value ever matched: rows of [`StateRow`], in no particular order.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct MatchingSql {
     pub(super) citizen_id: &'static str,
     pub(super) household_code: &'static str,
     pub(super) certificate_number: &'static str,
 }
-
-/// The three lookups for a dialect, given how it turns parameter `$1` into rows of `value`.
-macro_rules! matching_sql {
-    ($values:literal) => {
-        $crate::storage::eligibility::MatchingSql {
-            citizen_id: concat!(
-                "SELECT q.value AS matched, v.household_code, v.valid_from, v.valid_to, v.removal_reason, v.data \
-                 FROM (SELECT DISTINCT j.value AS value, h.household_code AS code FROM ",
-                $values,
-                " JOIN household_citizens c ON c.citizen_id = j.value \
-                 JOIN household_versions h ON h.id = c.version_id) q \
-                 JOIN household_versions v ON v.household_code = q.code \
-                 ORDER BY q.value, v.household_code, v.valid_from"
-            ),
-            household_code: concat!(
-                "SELECT v.household_code AS matched, v.household_code, v.valid_from, v.valid_to, v.removal_reason, \
-                 v.data FROM ",
-                $values,
-                " JOIN household_versions v ON v.household_code = j.value \
-                 ORDER BY v.household_code, v.valid_from"
-            ),
-            certificate_number: concat!(
-                "SELECT q.value AS matched, v.household_code, v.valid_from, v.valid_to, v.removal_reason, v.data \
-                 FROM (SELECT DISTINCT j.value AS value, h.household_code AS code FROM ",
-                $values,
-                " JOIN household_versions h ON h.certificate_number = j.value) q \
-                 JOIN household_versions v ON v.household_code = q.code \
-                 ORDER BY q.value, v.household_code, v.valid_from"
-            ),
-        }
-    };
-}
-pub(super) use matching_sql;
 
 pub(super) const POLICY_VERSIONS: &str =
     "SELECT version, valid_from, rules, recorded_by, recorded_at FROM policy_versions ORDER BY version";

@@ -204,8 +204,8 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// The states, on a date, of households holding this certificate number.
     async fn find_by_certificate(&self, number: &str, date: time::Date) -> Result<Vec<VersionRow>, StorageError>;
 
-    /// Every state of every household that any of `values` (of one kind) ever matched, in
-    /// order of value, household and date.
+    /// Every state of every household that any of `values` (of one kind) ever matched, in no
+    /// particular order.
     async fn states_matching(&self, kind: QueryKind, values: &[String]) -> Result<Vec<StateRow>, StorageError>;
 
     // Policy and decisions.

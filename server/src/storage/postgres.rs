@@ -370,7 +370,19 @@ const ENROLLMENTS_OF: &str = "SELECT e.id, e.operator, e.household_code, e.subsc
      e.recorded_at, e.ended_at FROM unnest($1::text[]) AS j(value) JOIN enrollments e ON e.household_code = j.value \
      ORDER BY e.household_code, e.id";
 
-const MATCHING: super::eligibility::MatchingSql = super::eligibility::matching_sql!("unnest($1::text[]) AS j(value)");
+const MATCHING: super::eligibility::MatchingSql = super::eligibility::MatchingSql {
+    citizen_id: "SELECT q.value AS matched, v.household_code, v.valid_from, v.valid_to, v.removal_reason, v.data \
+         FROM (SELECT DISTINCT j.value AS value, h.household_code AS code FROM unnest($1::text[]) AS j(value) \
+         JOIN household_citizens c ON c.citizen_id = j.value JOIN household_versions h ON h.id = c.version_id) q \
+         JOIN household_versions v ON v.household_code = q.code",
+    household_code: "SELECT v.household_code AS matched, v.household_code, v.valid_from, v.valid_to, \
+         v.removal_reason, v.data FROM unnest($1::text[]) AS j(value) \
+         JOIN household_versions v ON v.household_code = j.value",
+    certificate_number: "SELECT q.value AS matched, v.household_code, v.valid_from, v.valid_to, v.removal_reason, \
+         v.data FROM (SELECT DISTINCT j.value AS value, h.household_code AS code FROM unnest($1::text[]) AS j(value) \
+         JOIN household_versions h ON h.certificate_number = j.value) q \
+         JOIN household_versions v ON v.household_code = q.code",
+};
 
 const INSERT_DECISIONS: &str = "INSERT INTO eligibility_decisions (call_id, idx, request_id, asked_by, decided_at, \
      query_kind, query_value, as_of, household_code, eligible, policy_version, body) \

@@ -36,6 +36,9 @@ use super::shared;
 /// Rows per multi-row `INSERT`: what measured fastest here, far below SQLite's variable limit.
 const ROWS_PER_INSERT: usize = 256;
 
+/// How much of the database file readers map into memory (SQLite caps it at 2 GiB).
+const READ_MMAP_BYTES: u64 = 2 << 30;
+
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     read: SqlitePool,
@@ -92,10 +95,12 @@ impl SqliteStore {
                     .pragma("wal_autocheckpoint", "0"),
             )
             .await?;
+        // Readers map the file into memory: a lookup touches a few pages of a large register,
+        // and reading them from the mapping saves copying each into the page cache.
         let read = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(base.clone().read_only(true))
+            .connect_with(base.clone().read_only(true).pragma("mmap_size", READ_MMAP_BYTES.to_string()))
             .await?;
         let checkpointer = SqlitePoolOptions::new().max_connections(1).connect_with(base.clone()).await?;
         let (stop, stopped) = tokio::sync::oneshot::channel();
@@ -393,7 +398,20 @@ const ENROLLMENTS_OF: &str = "SELECT e.id, e.operator, e.household_code, e.subsc
      e.recorded_at, e.ended_at FROM json_each($1) AS j JOIN enrollments e ON e.household_code = j.value \
      ORDER BY e.household_code, e.id";
 
-const MATCHING: super::eligibility::MatchingSql = super::eligibility::matching_sql!("json_each($1) AS j");
+/// For each value, the states of every household it ever matched: the households through a
+/// list subquery, so that a household's states are read once per value without a sort (the
+/// caller puts the rows in order).
+const MATCHING: super::eligibility::MatchingSql = super::eligibility::MatchingSql {
+    citizen_id: "SELECT j.value AS matched, v.household_code, v.valid_from, v.valid_to, v.removal_reason, v.data \
+         FROM json_each($1) AS j JOIN household_versions v ON v.household_code IN \
+         (SELECT h.household_code FROM household_citizens c JOIN household_versions h ON h.id = c.version_id \
+          WHERE c.citizen_id = j.value)",
+    household_code: "SELECT v.household_code AS matched, v.household_code, v.valid_from, v.valid_to, \
+         v.removal_reason, v.data FROM json_each($1) AS j JOIN household_versions v ON v.household_code = j.value",
+    certificate_number: "SELECT j.value AS matched, v.household_code, v.valid_from, v.valid_to, v.removal_reason, \
+         v.data FROM json_each($1) AS j JOIN household_versions v ON v.household_code IN \
+         (SELECT h.household_code FROM household_versions h WHERE h.certificate_number = j.value)",
+};
 
 async fn insert_decisions(conn: &mut sqlx::SqliteConnection, rows: &[DecisionRow]) -> Result<(), StorageError> {
     for chunk in rows.chunks(ROWS_PER_INSERT) {

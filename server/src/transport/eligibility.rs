@@ -29,7 +29,7 @@ pub const MAX_CHECKS_PER_MESSAGE: usize = 10_000;
 /// Answer chunks decided ahead of a client that reads slowly.
 const ANSWERS_AHEAD: usize = 2;
 /// Chunks of one batch call decided at the same time.
-const CHUNKS_DECIDED_AT_ONCE: usize = 2;
+const CHUNKS_DECIDED_AT_ONCE: usize = 4;
 /// Chunks decided ahead of the recording.
 const DECIDED_AHEAD: usize = 8;
 /// Decisions of a batch call stored in one transaction, at most (about).
@@ -464,13 +464,20 @@ async fn answer_chunk(
     let mut places = Vec::with_capacity(checks.len());
     for (i, check) in checks.iter().enumerate() {
         let input = query_input(check);
-        match EligibilityService::check_query(&cx, &input, &format!("checks[{}]", first + i)) {
+        match EligibilityService::check_query(&cx, &input, "") {
             Ok(q) => {
                 valid.push(q);
                 places.push(i);
                 answers.push(None);
             }
-            Err(violations) => answers.push(Some(BatchAnswer::Invalid { input, violations })),
+            Err(violations) => {
+                // Named by the question's place in the whole call.
+                let violations = violations
+                    .into_iter()
+                    .map(|v| FieldViolation::new(format!("checks[{}].{}", first + i, v.field), v.description))
+                    .collect();
+                answers.push(Some(BatchAnswer::Invalid { input, violations }));
+            }
         }
     }
     // Decisions are numbered by their question's place in the whole call.
