@@ -29,6 +29,10 @@ use telesub_server::{
 };
 use time::macros::date;
 
+/// The hub binary's allocator, so that the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: telesub_server::Allocator = telesub_server::Allocator;
+
 const SEED: u64 = 2024;
 
 fn database_url(dir: &Path, name: &str) -> String {

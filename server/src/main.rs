@@ -2,6 +2,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+#[global_allocator]
+static ALLOCATOR: telesub_server::Allocator = telesub_server::Allocator;
+
 fn main() -> ExitCode {
     let cli = telesub_server::cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

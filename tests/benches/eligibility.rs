@@ -18,6 +18,10 @@ use telesub_tests::{
 };
 use time::macros::date;
 
+/// The hub binary's allocator, so that the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: telesub_server::Allocator = telesub_server::Allocator;
+
 const CONNECTIONS: usize = 4;
 const IN_FLIGHT_PER_CONNECTION: usize = 16;
 const SEED: u64 = 2024;

@@ -17,6 +17,10 @@ use telesub_tests::{
 };
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
+/// The hub binary's allocator, so that the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: telesub_server::Allocator = telesub_server::Allocator;
+
 const CONNECTIONS: usize = 4;
 const IN_FLIGHT_PER_CONNECTION: usize = 16;
 

@@ -18,9 +18,8 @@ use super::{
     units::UnitTable,
 };
 use crate::storage::{
-    StorageError, Store,
+    Store,
     eligibility::{DecisionRow, DecisionRunRow, StateRow},
-    enrollments::EnrollmentRow,
 };
 
 /// How far ahead of today a decision may be asked for.
@@ -220,7 +219,33 @@ impl History {
 pub struct History {
     pub code: String,
     pub states: Vec<State>,
-    pub enrollments: Vec<EnrollmentRow>,
+    /// Its subsidised lines with any operator, ever.
+    pub enrollments: Vec<Holding>,
+}
+
+/// A subsidised line a household holds or held: with which operator, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "(String, String, Option<String>)")]
+pub struct Holding {
+    pub operator: String,
+    pub start_date: Date,
+    /// The first day without the line; `None` while it runs.
+    pub end_date: Option<Date>,
+}
+
+impl Holding {
+    /// Whether the line runs on `date`.
+    pub fn runs_on(&self, date: Date) -> bool {
+        self.start_date <= date && self.end_date.is_none_or(|end| end > date)
+    }
+}
+
+impl TryFrom<(String, String, Option<String>)> for Holding {
+    type Error = String;
+
+    fn try_from((operator, start, end): (String, String, Option<String>)) -> Result<Self, String> {
+        Ok(Self { operator, start_date: parse_date(&start)?, end_date: end.as_deref().map(parse_date).transpose()? })
+    }
 }
 
 /// The head's family name and the initials of the other names: `Nguyễn Văn An` → `Nguyễn V. A.`.
@@ -457,7 +482,7 @@ pub struct EligibilityService {
 /// Lookups waiting to be read together.
 const LOOKUPS_PER_READ: usize = 256;
 /// Reads of the register under way at once for single questions.
-const CONCURRENT_READS: usize = 2;
+const CONCURRENT_READS: usize = 4;
 
 /// Single questions asked at the same time are read together: questions that arrive while a
 /// read is under way wait for the next one, which looks all of them up in one statement (as
@@ -507,13 +532,8 @@ async fn read_together(store: Arc<dyn Store>, mut waiting: tokio::sync::mpsc::Re
                 let mut values: Vec<String> = lookups.iter().map(|l| l.value.clone()).collect();
                 values.sort_unstable();
                 values.dedup();
-                let found = match store.states_matching(kind, &values).await {
-                    Ok(rows) => match group_histories(rows) {
-                        Ok(found) => {
-                            with_enrollments(store.as_ref(), found).await.map_err(|e| crate::ErrorChain(&e).to_string())
-                        }
-                        Err(e) => Err(e.to_string()),
-                    },
+                let found = match store.states_matching(kind, &values, false).await {
+                    Ok(rows) => group_histories(rows).map_err(|e| e.to_string()),
                     Err(e) => Err(crate::ErrorChain(&e).to_string()),
                 };
                 match found {
@@ -701,8 +721,8 @@ impl EligibilityService {
         for (kind, mut values) in by_kind {
             values.sort_unstable();
             values.dedup();
-            let rows = self.store.states_matching(kind, &values).await?;
-            let found = with_enrollments(self.store.as_ref(), group_histories(rows)?).await?;
+            let rows = self.store.states_matching(kind, &values, true).await?;
+            let found = group_histories(rows)?;
             histories.entry(kind).or_default().extend(found);
         }
         let operator = (caller.member.role == Role::Operator).then(|| caller.member.code.as_str());
@@ -843,31 +863,6 @@ fn split_id(id: &str) -> Result<(&str, i64), String> {
         .ok_or_else(|| format!("{id:?} is not a decision id"))
 }
 
-/// Reads the enrolments of the households found and gives each history its own.
-async fn with_enrollments(
-    store: &dyn Store,
-    mut found: Vec<(String, Vec<History>)>,
-) -> Result<Vec<(String, Vec<History>)>, StorageError> {
-    let mut codes: Vec<String> = found.iter().flat_map(|(_, hs)| hs.iter().map(|h| h.code.clone())).collect();
-    if codes.is_empty() {
-        return Ok(found);
-    }
-    codes.sort_unstable();
-    codes.dedup();
-    let mut by_code: HashMap<String, Vec<EnrollmentRow>> = HashMap::new();
-    for e in store.enrollments_of(&codes).await? {
-        by_code.entry(e.household_code.clone()).or_default().push(e);
-    }
-    for (_, histories) in &mut found {
-        for h in histories {
-            if let Some(es) = by_code.get(&h.code) {
-                h.enrollments = es.clone();
-            }
-        }
-    }
-    Ok(found)
-}
-
 /// Groups the matched states by the value looked up and the household.
 fn group_histories(mut rows: Vec<StateRow>) -> Result<Vec<(String, Vec<History>)>, DomainError> {
     rows.sort_unstable_by(|a, b| {
@@ -890,7 +885,13 @@ fn group_histories(mut rows: Vec<StateRow>) -> Result<Vec<(String, Vec<History>)
         }
         let histories = &mut out.last_mut().expect("pushed above").1;
         if histories.last().is_none_or(|h| h.code != row.household_code) {
-            histories.push(History { code: row.household_code, states: Vec::new(), enrollments: Vec::new() });
+            let enrollments = match row.holdings.as_deref() {
+                None | Some("[]") => Vec::new(),
+                Some(json) => serde_json::from_str(json).map_err(|e| {
+                    DomainError::Internal(format!("enrolments of household {}: {e}", row.household_code).into())
+                })?,
+            };
+            histories.push(History { code: row.household_code, states: Vec::new(), enrollments });
         }
         histories.last_mut().expect("pushed above").states.push(state);
     }

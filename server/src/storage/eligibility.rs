@@ -95,6 +95,9 @@ pub struct StateRow {
     pub valid_to: Option<Date>,
     pub removal_reason: Option<String>,
     pub data: String,
+    /// The household's enrolments with any operator, ever: a JSON array of
+    /// `[operator, start_date, end_date]` (`end_date` null while open); empty or NULL for none.
+    pub holdings: Option<String>,
 }
 
 /// How each backend finds, for a list of values (passed its own way), every state of every

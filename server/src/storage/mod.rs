@@ -206,7 +206,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Every state of every household that any of `values` (of one kind) ever matched, in no
     /// particular order.
-    async fn states_matching(&self, kind: QueryKind, values: &[String]) -> Result<Vec<StateRow>, StorageError>;
+    /// `bulk`: for a large call (a batch), which the backend may read its own way.
+    async fn states_matching(
+        &self,
+        kind: QueryKind,
+        values: &[String],
+        bulk: bool,
+    ) -> Result<Vec<StateRow>, StorageError>;
 
     // Policy and decisions.
 
@@ -251,9 +257,6 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         after: i64,
         limit: u32,
     ) -> Result<Vec<EnrollmentRow>, StorageError>;
-
-    /// Every enrolment of these households, in household and id order.
-    async fn enrollments_of(&self, household_codes: &[String]) -> Result<Vec<EnrollmentRow>, StorageError>;
 
     /// An operator's feed events after `after`, in order, at most `limit`.
     async fn feed_events(&self, operator: &str, after: i64, limit: u32) -> Result<Vec<FeedRow>, StorageError>;

@@ -263,7 +263,12 @@ impl Store for PgStore {
         households::find_by_certificate(&mut *self.pool.acquire().await?, number, date).await
     }
 
-    async fn states_matching(&self, kind: QueryKind, values: &[String]) -> Result<Vec<StateRow>, StorageError> {
+    async fn states_matching(
+        &self,
+        kind: QueryKind,
+        values: &[String],
+        _bulk: bool,
+    ) -> Result<Vec<StateRow>, StorageError> {
         let sql = match kind {
             QueryKind::CitizenId => MATCHING.citizen_id,
             QueryKind::HouseholdCode => MATCHING.household_code,
@@ -341,10 +346,6 @@ impl Store for PgStore {
         enrolling::list_enrollments(&mut *self.pool.acquire().await?, filter, after, limit).await
     }
 
-    async fn enrollments_of(&self, household_codes: &[String]) -> Result<Vec<EnrollmentRow>, StorageError> {
-        Ok(sqlx::query_as(ENROLLMENTS_OF).bind(household_codes).fetch_all(&self.pool).await?)
-    }
-
     async fn feed_events(&self, operator: &str, after: i64, limit: u32) -> Result<Vec<FeedRow>, StorageError> {
         enrolling::events_after(&mut *self.pool.acquire().await?, operator, after, limit).await
     }
@@ -365,21 +366,21 @@ mod enrolling {
     crate::storage::enrollments::enrollment_queries!(sqlx::PgConnection, lock, super::insert_decisions);
 }
 
-const ENROLLMENTS_OF: &str = "SELECT e.id, e.operator, e.household_code, e.subscriber_citizen_id, e.phone_number, \
-     e.service, e.start_date, e.end_date, e.end_reason, e.end_note, e.decision_id, e.transfer_reference, \
-     e.recorded_at, e.ended_at FROM unnest($1::text[]) AS j(value) JOIN enrollments e ON e.household_code = j.value \
-     ORDER BY e.household_code, e.id";
-
 const MATCHING: super::eligibility::MatchingSql = super::eligibility::MatchingSql {
-    citizen_id: "SELECT q.value AS matched, v.household_code, v.valid_from, v.valid_to, v.removal_reason, v.data \
+    citizen_id: "SELECT q.value AS matched, v.household_code, v.valid_from, v.valid_to, v.removal_reason, v.data, \
+         (SELECT json_agg(json_build_array(e.operator, e.start_date, e.end_date))::text FROM enrollments e \
+         WHERE e.household_code = v.household_code) AS holdings \
          FROM (SELECT DISTINCT j.value AS value, h.household_code AS code FROM unnest($1::text[]) AS j(value) \
          JOIN household_citizens c ON c.citizen_id = j.value JOIN household_versions h ON h.id = c.version_id) q \
          JOIN household_versions v ON v.household_code = q.code",
     household_code: "SELECT v.household_code AS matched, v.household_code, v.valid_from, v.valid_to, \
-         v.removal_reason, v.data FROM unnest($1::text[]) AS j(value) \
+         v.removal_reason, v.data, \
+         (SELECT json_agg(json_build_array(e.operator, e.start_date, e.end_date))::text FROM enrollments e \
+         WHERE e.household_code = v.household_code) AS holdings FROM unnest($1::text[]) AS j(value) \
          JOIN household_versions v ON v.household_code = j.value",
     certificate_number: "SELECT q.value AS matched, v.household_code, v.valid_from, v.valid_to, v.removal_reason, \
-         v.data FROM (SELECT DISTINCT j.value AS value, h.household_code AS code FROM unnest($1::text[]) AS j(value) \
+         v.data, (SELECT json_agg(json_build_array(e.operator, e.start_date, e.end_date))::text FROM enrollments e \
+         WHERE e.household_code = v.household_code) AS holdings FROM (SELECT DISTINCT j.value AS value, h.household_code AS code FROM unnest($1::text[]) AS j(value) \
          JOIN household_versions h ON h.certificate_number = j.value) q \
          JOIN household_versions v ON v.household_code = q.code",
 };

@@ -36,12 +36,20 @@ use super::shared;
 /// Rows per multi-row `INSERT`: what measured fastest here, far below SQLite's variable limit.
 const ROWS_PER_INSERT: usize = 256;
 
-/// How much of the database file readers map into memory (SQLite caps it at 2 GiB).
-const READ_MMAP_BYTES: u64 = 2 << 30;
+/// The size the write-ahead log file is cut back to when the writer starts it over.
+const WAL_SIZE_LIMIT_BYTES: u64 = 64 << 20;
+
+/// How much of the database file readers of large calls map into memory (SQLite caps it at
+/// 2 GiB).
+const BULK_MMAP_BYTES: u64 = 2 << 30;
+/// Readers of large calls at once: as many as one batch call decides chunks at the same time.
+const BULK_READERS: u32 = 4;
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     read: SqlitePool,
+    /// Readers of large calls (a batch of eligibility questions), which map the file.
+    bulk: SqlitePool,
     write: SqlitePool,
     path: PathBuf,
     /// Stops the checkpointer when the last clone of the store is dropped.
@@ -81,8 +89,11 @@ impl SqliteStore {
         // The writer builds the indexes of a million-household batch in one transaction: it
         // gets a larger page cache than the readers, and the staging file.
         let staging = staging_path(path);
+        // A connection to a local file cannot have gone away: no pool pings one before use
+        // (a round trip to its thread on every call).
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(options.acquire_timeout)
             .after_connect(move |conn, _| {
                 let staging = staging.clone();
@@ -91,21 +102,33 @@ impl SqliteStore {
             .connect_with(
                 base.clone()
                     .pragma("cache_size", "-262144")
-                    // Checkpoints run beside the writer (below), not inside its commits.
-                    .pragma("wal_autocheckpoint", "0"),
+                    // Checkpoints run beside the writer (below), not inside its commits; when the
+                    // writer starts the log over, it cuts the file back to this size.
+                    .pragma("wal_autocheckpoint", "0")
+                    .pragma("journal_size_limit", WAL_SIZE_LIMIT_BYTES.to_string()),
             )
             .await?;
-        // Readers map the file into memory: a lookup touches a few pages of a large register,
-        // and reading them from the mapping saves copying each into the page cache.
         let read = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
+            .test_before_acquire(false)
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(base.clone().read_only(true).pragma("mmap_size", READ_MMAP_BYTES.to_string()))
+            .connect_with(base.clone().read_only(true))
             .await?;
-        let checkpointer = SqlitePoolOptions::new().max_connections(1).connect_with(base.clone()).await?;
+        // Large calls read a few pages of each of thousands of households: from a mapping of
+        // the file, which saves copying every page into a page cache that would not hold them
+        // anyway. (Point reads keep the page cache: the pages near the top of the indexes stay
+        // in it, ready to use, where a mapping makes each read prepare them again.)
+        let bulk = SqlitePoolOptions::new()
+            .max_connections(BULK_READERS)
+            .test_before_acquire(false)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(base.clone().read_only(true).pragma("mmap_size", BULK_MMAP_BYTES.to_string()))
+            .await?;
+        let checkpointer =
+            SqlitePoolOptions::new().max_connections(1).test_before_acquire(false).connect_with(base.clone()).await?;
         let (stop, stopped) = tokio::sync::oneshot::channel();
         tokio::spawn(checkpoint_while_open(checkpointer, stopped));
-        Ok(Self { read, write, path: PathBuf::from(path), _checkpoints: Arc::new(StopOnDrop(Some(stop))) })
+        Ok(Self { read, bulk, write, path: PathBuf::from(path), _checkpoints: Arc::new(StopOnDrop(Some(stop))) })
     }
 
     /// The database file.
@@ -293,14 +316,20 @@ impl Store for SqliteStore {
         households::find_by_certificate(&mut *self.read.acquire().await?, number, date).await
     }
 
-    async fn states_matching(&self, kind: QueryKind, values: &[String]) -> Result<Vec<StateRow>, StorageError> {
+    async fn states_matching(
+        &self,
+        kind: QueryKind,
+        values: &[String],
+        bulk: bool,
+    ) -> Result<Vec<StateRow>, StorageError> {
         let sql = match kind {
             QueryKind::CitizenId => MATCHING.citizen_id,
             QueryKind::HouseholdCode => MATCHING.household_code,
             QueryKind::CertificateNumber => MATCHING.certificate_number,
         };
         let values = serde_json::to_string(values).expect("strings serialise");
-        Ok(sqlx::query_as(sql).bind(values).fetch_all(&self.read).await?)
+        let pool = if bulk { &self.bulk } else { &self.read };
+        Ok(sqlx::query_as(sql).bind(values).fetch_all(pool).await?)
     }
 
     async fn policy_versions(&self) -> Result<Vec<PolicyRow>, StorageError> {
@@ -369,11 +398,6 @@ impl Store for SqliteStore {
         enrolling::list_enrollments(&mut *self.read.acquire().await?, filter, after, limit).await
     }
 
-    async fn enrollments_of(&self, household_codes: &[String]) -> Result<Vec<EnrollmentRow>, StorageError> {
-        let codes = serde_json::to_string(household_codes).expect("strings serialise");
-        Ok(sqlx::query_as(ENROLLMENTS_OF).bind(codes).fetch_all(&self.read).await?)
-    }
-
     async fn feed_events(&self, operator: &str, after: i64, limit: u32) -> Result<Vec<FeedRow>, StorageError> {
         enrolling::events_after(&mut *self.read.acquire().await?, operator, after, limit).await
     }
@@ -393,23 +417,23 @@ mod enrolling {
     crate::storage::enrollments::enrollment_queries!(sqlx::SqliteConnection, no_lock, super::insert_decisions);
 }
 
-const ENROLLMENTS_OF: &str = "SELECT e.id, e.operator, e.household_code, e.subscriber_citizen_id, e.phone_number, \
-     e.service, e.start_date, e.end_date, e.end_reason, e.end_note, e.decision_id, e.transfer_reference, \
-     e.recorded_at, e.ended_at FROM json_each($1) AS j JOIN enrollments e ON e.household_code = j.value \
-     ORDER BY e.household_code, e.id";
-
 /// For each value, the states of every household it ever matched: the households through a
 /// list subquery, so that a household's states are read once per value without a sort (the
 /// caller puts the rows in order).
 const MATCHING: super::eligibility::MatchingSql = super::eligibility::MatchingSql {
-    citizen_id: "SELECT j.value AS matched, v.household_code, v.valid_from, v.valid_to, v.removal_reason, v.data \
+    citizen_id: "SELECT j.value AS matched, v.household_code, v.valid_from, v.valid_to, v.removal_reason, v.data, \
+         (SELECT json_group_array(json_array(e.operator, e.start_date, e.end_date)) FROM enrollments e \
+         WHERE e.household_code = v.household_code) AS holdings \
          FROM json_each($1) AS j JOIN household_versions v ON v.household_code IN \
          (SELECT h.household_code FROM household_citizens c JOIN household_versions h ON h.id = c.version_id \
           WHERE c.citizen_id = j.value)",
     household_code: "SELECT v.household_code AS matched, v.household_code, v.valid_from, v.valid_to, \
-         v.removal_reason, v.data FROM json_each($1) AS j JOIN household_versions v ON v.household_code = j.value",
+         v.removal_reason, v.data, \
+         (SELECT json_group_array(json_array(e.operator, e.start_date, e.end_date)) FROM enrollments e \
+         WHERE e.household_code = v.household_code) AS holdings FROM json_each($1) AS j JOIN household_versions v ON v.household_code = j.value",
     certificate_number: "SELECT j.value AS matched, v.household_code, v.valid_from, v.valid_to, v.removal_reason, \
-         v.data FROM json_each($1) AS j JOIN household_versions v ON v.household_code IN \
+         v.data, (SELECT json_group_array(json_array(e.operator, e.start_date, e.end_date)) FROM enrollments e \
+         WHERE e.household_code = v.household_code) AS holdings FROM json_each($1) AS j JOIN household_versions v ON v.household_code IN \
          (SELECT h.household_code FROM household_versions h WHERE h.certificate_number = j.value)",
 };
 
@@ -522,14 +546,12 @@ async fn checkpoint_while_open(checkpointer: SqlitePool, mut stopped: tokio::syn
             _ = &mut stopped => break,
             _ = ticks.tick() => {}
         }
-        // PASSIVE: copies what it can without waiting for readers or the writer; TRUNCATE
-        // when that left nothing behind, so the log file does not stay large.
-        match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)").fetch_all(&checkpointer).await {
-            Ok(rows) if rows.first().is_some_and(|(busy, log, done)| *busy == 0 && *log > 0 && log == done) => {
-                let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&checkpointer).await;
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %crate::ErrorChain(&e), "WAL checkpoint failed"),
+        // PASSIVE: copies what it can without waiting for readers or the writer, and never
+        // makes them wait (a TRUNCATE checkpoint holds writers off while readers finish). Once
+        // all of the log is copied, the next write starts it over and cuts the file back to
+        // WAL_SIZE_LIMIT_BYTES.
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&checkpointer).await {
+            tracing::warn!(error = %crate::ErrorChain(&e), "WAL checkpoint failed");
         }
     }
     checkpointer.close().await;
