@@ -51,6 +51,22 @@ fn database_url(dir: &Path, name: &str) -> String {
     }
 }
 
+/// Removes a database [`database_url`] created on the PostgreSQL server: they are large.
+fn drop_database(url: &str) {
+    let (Ok(admin), Some((_, name))) = (std::env::var("TELESUB_TEST_POSTGRES_URL"), url.rsplit_once('/')) else {
+        return;
+    };
+    if !url.starts_with("postgres") {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let mut c = sqlx::PgConnection::connect(&admin).await.expect("TELESUB_TEST_POSTGRES_URL is unreachable");
+        let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        sqlx::query(AssertSqlSafe(drop)).execute(&mut c).await.unwrap();
+    });
+}
+
 fn serve(tls: &Path, database: &str) -> (Child, u16) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_telesub"))
         .args(["serve", "--listen", "127.0.0.1:0", "--database", database, "--tls-dir"])
@@ -191,6 +207,8 @@ fn main() {
     let peak = peak_mib(hub.id());
     hub.kill().ok();
     hub.wait().ok();
+    drop_database(&ceiling_db);
+    drop_database(&hub_db);
     let d = receipt.expect("the delta applies");
     assert_eq!((d.added, d.changed, d.removed), (4_000, 4_000, 2_000));
 

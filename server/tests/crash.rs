@@ -41,6 +41,19 @@ fn database_url(dir: &Path) -> String {
     }
 }
 
+/// Removes a database [`database_url`] created on the PostgreSQL server.
+async fn drop_database(url: &str) {
+    let (Ok(admin), Some((_, name))) = (std::env::var("TELESUB_TEST_POSTGRES_URL"), url.rsplit_once('/')) else {
+        return;
+    };
+    if url.starts_with("postgres") {
+        let mut c =
+            sqlx::PgConnection::connect(&admin).await.expect("TELESUB_TEST_POSTGRES_URL is set but unreachable");
+        let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        sqlx::query(AssertSqlSafe(drop)).execute(&mut c).await.unwrap();
+    }
+}
+
 /// Starts `telesub serve` and returns it with its port.
 fn serve(tls: &Path, database: &str) -> (Child, u16) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_telesub"))
@@ -149,6 +162,7 @@ async fn killed_during(kill_after_sent: usize) {
     assert_eq!(labour.household_history("HH-0000000").await.unwrap().versions.len(), 1);
     hub.kill().unwrap();
     hub.wait().unwrap();
+    drop_database(&database).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

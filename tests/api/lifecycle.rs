@@ -53,6 +53,7 @@ async fn shutdown_without_open_calls_is_immediate_and_keeps_every_record() {
     }
     drop(client);
     let store = app.store.clone();
+    let _database = app.db.keep();
     let started = Instant::now();
     app.stop().await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(10));

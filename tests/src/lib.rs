@@ -42,11 +42,36 @@ pub const ORGS: &[&str] = &[
     "DOH:HEALTH",
 ];
 
-/// A database of its own for one test.
+/// A database of its own for one test, removed when the test is done (a PostgreSQL server
+/// used for tests does not fill up with them).
 #[derive(Debug)]
 pub enum TestDb {
     Sqlite { _dir: TempDir, path: PathBuf },
-    Postgres { url: String },
+    Postgres { url: String, guard: Arc<DatabaseGuard> },
+}
+
+/// Removes a test's PostgreSQL database when the last holder lets go of it.
+#[derive(Debug)]
+pub struct DatabaseGuard {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for DatabaseGuard {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // From a thread of its own: a drop cannot wait on the test's runtime. FORCE ends the
+        // connections of hubs the test left running.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async {
+                let mut admin = sqlx::PgConnection::connect(&admin_url).await.ok()?;
+                let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                sqlx::query(AssertSqlSafe(drop)).execute(&mut admin).await.ok()
+            })
+        });
+        let _ = dropped.join();
+    }
 }
 
 fn unique_name() -> String {
@@ -69,7 +94,7 @@ impl TestDb {
                     .await
                     .expect("create the test database");
                 let (base, _) = admin_url.rsplit_once('/').expect("the admin URL names a database");
-                TestDb::Postgres { url: format!("{base}/{name}") }
+                TestDb::Postgres { url: format!("{base}/{name}"), guard: Arc::new(DatabaseGuard { admin_url, name }) }
             }
             Err(_) => {
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -82,7 +107,15 @@ impl TestDb {
     pub fn url(&self) -> String {
         match self {
             TestDb::Sqlite { path, .. } => format!("sqlite://{}", path.display()),
-            TestDb::Postgres { url } => url.clone(),
+            TestDb::Postgres { url, .. } => url.clone(),
+        }
+    }
+
+    /// Keeps the database after the test's hub is gone, as long as the value is held.
+    pub fn keep(&self) -> Option<Arc<DatabaseGuard>> {
+        match self {
+            TestDb::Sqlite { .. } => None,
+            TestDb::Postgres { guard, .. } => Some(guard.clone()),
         }
     }
 
@@ -98,7 +131,7 @@ impl TestDb {
                 let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await?;
                 Ok(sqlx::query_scalar(sql).fetch_one(&mut c).await?)
             }
-            TestDb::Postgres { url } => {
+            TestDb::Postgres { url, .. } => {
                 let mut c = sqlx::PgConnection::connect(url).await?;
                 Ok(sqlx::query_scalar(sql).fetch_one(&mut c).await?)
             }
@@ -112,7 +145,7 @@ impl TestDb {
                 let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await?;
                 Ok(sqlx::raw_sql(AssertSqlSafe(sql.to_owned())).execute(&mut c).await?.rows_affected())
             }
-            TestDb::Postgres { url } => {
+            TestDb::Postgres { url, .. } => {
                 let mut c = sqlx::PgConnection::connect(url).await?;
                 Ok(sqlx::raw_sql(AssertSqlSafe(sql.to_owned())).execute(&mut c).await?.rows_affected())
             }
