@@ -762,12 +762,7 @@ impl EligibilityService {
     /// A decision given earlier. An operator reads only the decisions it asked for.
     pub async fn get(&self, id: &str, caller: &Caller) -> Result<Decision, DomainError> {
         let not_found = || DomainError::NotFound(format!("no decision {id:?}"));
-        let Some((call_id, idx)) = id.rsplit_once('-') else {
-            return Err(DomainError::invalid("decision_id", format!("{id:?} is not a decision id")));
-        };
-        let Ok(idx) = idx.parse::<i64>() else {
-            return Err(DomainError::invalid("decision_id", format!("{id:?} is not a decision id")));
-        };
+        let (call_id, idx) = split_id(id).map_err(|e| DomainError::invalid("decision_id", e))?;
         let decision = match self.store.decision(call_id, idx).await? {
             Some(row) => Decision::from_row(row),
             None => match self.store.decision_run(call_id, idx).await? {
@@ -813,45 +808,44 @@ struct StoredRunEntry {
 
 /// Splits a batch call's decisions (in order) into runs decided together.
 fn decision_runs(decisions: &[&Decision], request_id: &str) -> Result<Vec<DecisionRunRow>, String> {
+    // Each id read once: (call id, index) beside its decision.
+    let ids = decisions.iter().map(|d| split_id(&d.id)).collect::<Result<Vec<_>, _>>()?;
     let mut runs = Vec::new();
-    let mut rest = decisions;
-    while let Some(first) = rest.first() {
-        let (call_id, _) = split_id(&first.id)?;
-        let len = rest
+    let mut start = 0;
+    while start < decisions.len() {
+        let (first, (call_id, _)) = (decisions[start], ids[start]);
+        let len = decisions[start..]
             .iter()
+            .zip(&ids[start..])
             .take(DECISIONS_PER_RUN)
-            .take_while(|d| {
-                d.decided_at == first.decided_at
-                    && d.asked_by == first.asked_by
-                    && split_id(&d.id).is_ok_and(|(c, _)| c == call_id)
-            })
+            .take_while(|(d, (c, _))| d.decided_at == first.decided_at && d.asked_by == first.asked_by && *c == call_id)
             .count();
-        let (run, next) = rest.split_at(len);
-        let mut entries = Vec::with_capacity(run.len());
-        for d in run {
-            entries.push(RunEntry {
-                idx: split_id(&d.id)?.1,
+        let end = start + len;
+        if ids[start..end].windows(2).any(|w| w[0].1 >= w[1].1) {
+            return Err(format!("the decisions of call {call_id} are not in order"));
+        }
+        let entries: Vec<RunEntry> = decisions[start..end]
+            .iter()
+            .zip(&ids[start..end])
+            .map(|(d, (_, idx))| RunEntry {
+                idx: *idx,
                 kind: d.query.kind.as_str(),
                 value: &d.query.value,
                 as_of: format_date(d.query.as_of),
                 answer: &d.answer,
-            });
-        }
-        let (first_idx, last_idx) = (entries[0].idx, entries[entries.len() - 1].idx);
-        if entries.windows(2).any(|w| w[0].idx >= w[1].idx) {
-            return Err(format!("the decisions of call {call_id} are not in order"));
-        }
+            })
+            .collect();
         runs.push(DecisionRunRow {
             call_id: call_id.to_owned(),
-            first_idx,
-            last_idx,
+            first_idx: ids[start].1,
+            last_idx: ids[end - 1].1,
             request_id: request_id.to_owned(),
             asked_by: first.asked_by.clone(),
             decided_at: first.decided_at,
-            decisions: entries.len() as i64,
+            decisions: len as i64,
             body: serde_json::to_string(&entries).expect("answers serialise"),
         });
-        rest = next;
+        start = end;
     }
     Ok(runs)
 }
@@ -900,10 +894,10 @@ fn group_histories(mut rows: Vec<StateRow>) -> Result<Vec<(String, Vec<History>)
 
 impl Decision {
     pub fn to_row(&self, request_id: &str) -> DecisionRow {
-        let (call_id, idx) = self.id.rsplit_once('-').expect("decision ids are <call>-<index>");
+        let (call_id, idx) = split_id(&self.id).expect("decision ids are <call>-<index>");
         DecisionRow {
             call_id: call_id.to_owned(),
-            idx: idx.parse().expect("decision ids end with an index"),
+            idx,
             request_id: request_id.to_owned(),
             asked_by: self.asked_by.clone(),
             decided_at: self.decided_at,
