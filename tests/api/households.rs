@@ -328,6 +328,17 @@ async fn a_person_belongs_to_one_household_on_the_list() {
     assert_eq!(found.iter().map(|h| h.household_code.as_str()).collect::<Vec<_>>(), ["HH-2"]);
     let found = labour.find_by_citizen_id(&cid(1, 1985, true), "2024-01-15").await.unwrap();
     assert_eq!(found.iter().map(|h| h.household_code.as_str()).collect::<Vec<_>>(), ["HH-1"]);
+
+    // HH-1, still on the list, once listed her: only HH-2, which lists her now, is in the way.
+    let third = with(household("HH-3", "24611", 3), |d| {
+        d.members[1] = member(cid(1, 1985, true), "Trần Thị Bình", proto::Relationship::Spouse, 1985)
+    });
+    let err = push(&labour, header("b3", DELTA, "2024-03", "2024-03-01"), vec![third]).await.unwrap_err();
+    assert_eq!(fields(&err), ["records[0] (HH-3).upsert.members[1].citizen_id"]);
+    assert!(err.violations()[0].description.contains("HH-2"), "{:?}", err.violations()[0]);
+    assert!(!err.violations()[0].description.contains("HH-1"), "{:?}", err.violations()[0]);
+    let found = labour.find_by_citizen_id(&cid(1, 1985, true), "2024-03-01").await.unwrap();
+    assert_eq!(found.iter().map(|h| h.household_code.as_str()).collect::<Vec<_>>(), ["HH-2"]);
 }
 
 #[tokio::test]

@@ -532,12 +532,15 @@ pub fn staged(idx: usize, record: super::household::HouseholdRecord) -> StagedRe
         content_hash: None,
         commune_code: None,
         certificate_number: None,
+        member_ids: None,
     };
     match record.change {
         Change::Upsert(data) => {
             let (json, hash) = data.stored_form();
             staged.commune_code = Some(data.commune_code.clone());
             staged.certificate_number = data.certificate.as_ref().map(|c| c.number.clone());
+            let ids: Vec<&str> = data.members.iter().map(|m| m.citizen_id.as_str()).collect();
+            staged.member_ids = Some(ids.join(" "));
             staged.data = Some(json);
             staged.content_hash = Some(hash);
         }

@@ -189,6 +189,7 @@ impl Store for PgStore {
             .bind(text(|r| r.content_hash.clone()))
             .bind(text(|r| r.commune_code.clone()))
             .bind(text(|r| r.certificate_number.clone()))
+            .bind(text(|r| r.member_ids.clone()))
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -231,7 +232,7 @@ impl Store for PgStore {
                 if counts.added + counts.changed + counts.removed > LARGE_BATCH {
                     sqlx::query(
                         "ANALYZE household_versions (id, household_code, valid_from, valid_to, removal_reason, \
-                         certificate_number, commune_code), household_citizens",
+                         certificate_number, commune_code), citizen_households",
                     )
                     .execute(&self.pool)
                     .await?;
@@ -370,8 +371,8 @@ const MATCHING: super::eligibility::MatchingSql = super::eligibility::MatchingSq
     citizen_id: "SELECT q.value AS matched, v.household_code, v.valid_from, v.valid_to, v.removal_reason, v.data, \
          (SELECT json_agg(json_build_array(e.operator, e.start_date, e.end_date))::text FROM enrollments e \
          WHERE e.household_code = v.household_code) AS holdings \
-         FROM (SELECT DISTINCT j.value AS value, h.household_code AS code FROM unnest($1::text[]) AS j(value) \
-         JOIN household_citizens c ON c.citizen_id = j.value JOIN household_versions h ON h.id = c.version_id) q \
+         FROM (SELECT DISTINCT j.value AS value, c.household_code AS code FROM unnest($1::text[]) AS j(value) \
+         JOIN citizen_households c ON c.citizen_id = j.value) q \
          JOIN household_versions v ON v.household_code = q.code",
     household_code: "SELECT v.household_code AS matched, v.household_code, v.valid_from, v.valid_to, \
          v.removal_reason, v.data, \
@@ -427,27 +428,32 @@ const LARGE_BATCH: i64 = 10_000;
 const APPLY_LOCK: i64 = 0x7465_6c65_7375_6201;
 
 const INSERT_STAGING: &str = "INSERT INTO batch_staging (batch_id, idx, household_code, effective_date, \
-     removal_reason, removal_note, data, content_hash, commune_code, certificate_number) \
+     removal_reason, removal_note, data, content_hash, commune_code, certificate_number, member_ids) \
      SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::date[], $5::text[], $6::text[], $7::text[], \
-     $8::text[], $9::text[], $10::text[])";
+     $8::text[], $9::text[], $10::text[], $11::text[])";
 
-/// A member's citizen ID that belongs to a household on the list outside the batch.
-const CONFLICTS: &str = "SELECT s.idx, s.household_code, (j.n - 1)::bigint, j.m ->> 0, v.household_code \
+/// A member's citizen ID that a household on the list outside the batch lists now.
+const CONFLICTS: &str = "SELECT s.idx, s.household_code, (j.n - 1)::bigint, j.id, v.household_code \
      FROM batch_staging s \
-     CROSS JOIN LATERAL jsonb_array_elements(s.data::jsonb -> 'members') WITH ORDINALITY AS j(m, n) \
-     JOIN household_citizens c ON c.citizen_id = j.m ->> 0 \
-     JOIN household_versions v ON v.id = c.version_id AND v.valid_to IS NULL AND v.removal_reason IS NULL \
-       AND v.household_code <> s.household_code \
+     CROSS JOIN LATERAL unnest(string_to_array(s.member_ids, ' ')) WITH ORDINALITY AS j(id, n) \
+     JOIN citizen_households c ON c.citizen_id = j.id AND c.household_code <> s.household_code \
+     JOIN household_versions v ON v.household_code = c.household_code AND v.valid_to IS NULL \
+       AND v.removal_reason IS NULL \
      WHERE s.batch_id = $1 AND s.data IS NOT NULL \
+       AND EXISTS (SELECT 1 FROM jsonb_array_elements(v.data::jsonb -> 'members') AS o(m) \
+         WHERE o.m ->> 0 = c.citizen_id) \
        AND NOT EXISTS (SELECT 1 FROM batch_staging o WHERE o.batch_id = $1 AND o.household_code = v.household_code) \
      ORDER BY s.idx LIMIT $2";
 
-/// One index row per member of every state the batch adds.
-const INSERT_NEW_CITIZENS: &str = "INSERT INTO household_citizens (citizen_id, version_id) \
-     SELECT j.m ->> 0, v.id FROM batch_outcomes o \
-     JOIN household_versions v ON v.household_code = o.household_code AND v.valid_from = o.effective_date \
-     CROSS JOIN LATERAL jsonb_array_elements(v.data::jsonb -> 'members') AS j(m) \
-     WHERE o.batch_id = $1 AND o.outcome IN ('ADDED', 'CHANGED', 'REMOVED') ORDER BY 1";
+/// The members of the households the batch adds or changes that their households did not
+/// list before (a household added has no rows yet: it never had a state).
+const INSERT_NEW_CITIZENS: &str = "INSERT INTO citizen_households (citizen_id, household_code) \
+     SELECT j.id, s.household_code FROM batch_outcomes o \
+     JOIN batch_staging s ON s.batch_id = o.batch_id AND s.idx = o.idx \
+     CROSS JOIN LATERAL unnest(string_to_array(s.member_ids, ' ')) AS j(id) \
+     WHERE o.batch_id = $1 AND (o.outcome = 'ADDED' OR o.outcome = 'CHANGED' AND NOT EXISTS \
+       (SELECT 1 FROM citizen_households c WHERE c.citizen_id = j.id AND c.household_code = s.household_code)) \
+     ORDER BY 1";
 
 /// Events for the operators whose enrolled households the batch changed or removed.
 const FEED_EVENTS: &str = "INSERT INTO feed_events (operator, enrollment_id, household_code, kind, effective_date, \

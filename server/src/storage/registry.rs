@@ -30,6 +30,8 @@ pub struct StagedRecord {
     pub content_hash: Option<String>,
     pub commune_code: Option<String>,
     pub certificate_number: Option<String>,
+    /// The members' citizen IDs of an upsert, separated by spaces.
+    pub member_ids: Option<String>,
 }
 
 /// A batch's row: its header, status and, once applied, its counts.
@@ -108,7 +110,8 @@ pub enum ApplyProblem {
 pub(super) struct MemberSql {
     /// Citizen IDs in a batch that belong to households on the list outside it.
     pub(super) conflicts: &'static str,
-    /// Index the members of the states the batch adds (new data, and removals).
+    /// Index the members of the states the batch adds that their households did not list
+    /// before (removal states list the members of the state they end).
     pub(super) new_citizens: &'static str,
     /// Feed events for the enrolled households the batch changed or removed.
     pub(super) feed_events: &'static str,
@@ -259,10 +262,12 @@ pub(super) const VERSION_ON: &str = "SELECT id, household_code, valid_from, vali
      data, content_hash, commune_code, certificate_number, batch_id, recorded_at \
      FROM household_versions WHERE household_code = $1 AND valid_from <= $2 AND (valid_to IS NULL OR valid_to > $2)";
 
+/// The states on a date of every household the citizen ID was ever recorded in; the caller
+/// keeps those that list it.
 pub(super) const FIND_BY_CITIZEN: &str = "SELECT v.id, v.household_code, v.valid_from, v.valid_to, \
      v.removal_reason, v.removal_note, v.data, v.content_hash, v.commune_code, v.certificate_number, v.batch_id, \
      v.recorded_at \
-     FROM household_citizens c JOIN household_versions v ON v.id = c.version_id \
+     FROM citizen_households c JOIN household_versions v ON v.household_code = c.household_code \
      WHERE c.citizen_id = $1 AND v.valid_from <= $2 AND (v.valid_to IS NULL OR v.valid_to > $2) \
      ORDER BY v.household_code";
 
@@ -279,16 +284,16 @@ pub(super) const SUPERSEDE_VERSION: &str = "INSERT INTO household_versions_super
        recorded_at, $3, $4 FROM household_versions WHERE household_code = $1 AND valid_from = $2";
 
 pub(super) const DELETE_VERSION: &str = "DELETE FROM household_versions WHERE household_code = $1 AND valid_from = $2";
-pub(super) const DELETE_CITIZEN: &str = "DELETE FROM household_citizens WHERE citizen_id = $1 AND version_id = $2";
 
 pub(super) const SET_VERSION_END: &str =
     "UPDATE household_versions SET valid_to = $3 WHERE household_code = $1 AND valid_from = $2";
 
 pub(super) const INSERT_VERSION: &str = "INSERT INTO household_versions \
      (household_code, valid_from, valid_to, removal_reason, removal_note, data, content_hash, commune_code, \
-      certificate_number, batch_id, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id";
+      certificate_number, batch_id, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
-pub(super) const INSERT_CITIZEN: &str = "INSERT INTO household_citizens (citizen_id, version_id) VALUES ($1, $2)";
+pub(super) const INSERT_CITIZEN: &str =
+    "INSERT INTO citizen_households (citizen_id, household_code) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 
 /// A staged row taken through the row-by-row path.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -317,6 +322,7 @@ pub(super) enum SlowPlan {
         close: Option<Date>,
         version: VersionRow,
         valid_to: Option<Date>,
+        /// Members to index for the household (those it may not have listed before).
         citizens: Vec<String>,
     },
 }
@@ -357,7 +363,8 @@ pub(super) fn plan_slow_row(row: &SlowRow, versions: &[VersionRow], batch_id: &s
                     household_code: row.household_code.clone(),
                 });
             };
-            let citizens = citizens_of(&p.data);
+            // The same members as the state it ends: indexed for this household already.
+            let citizens = Vec::new();
             let version = VersionRow {
                 id: 0,
                 household_code: row.household_code.clone(),
@@ -524,7 +531,9 @@ macro_rules! registry_queries {
             citizen_id: &str,
             date: time::Date,
         ) -> Result<Vec<VersionRow>, StorageError> {
-            Ok(sqlx::query_as(reg::FIND_BY_CITIZEN).bind(citizen_id).bind(date).fetch_all(&mut *conn).await?)
+            let candidates: Vec<VersionRow> =
+                sqlx::query_as(reg::FIND_BY_CITIZEN).bind(citizen_id).bind(date).fetch_all(&mut *conn).await?;
+            Ok(candidates.into_iter().filter(|v| reg::citizens_of(&v.data).iter().any(|c| c == citizen_id)).collect())
         }
 
         pub(super) async fn find_by_certificate(
@@ -601,7 +610,7 @@ macro_rules! registry_queries {
             if planned.removed > 0 {
                 sqlx::query(reg::INSERT_REMOVAL_VERSIONS).bind(batch_id).bind(at).execute(&mut *conn).await?;
             }
-            if planned.added + planned.changed + planned.removed > 0 {
+            if planned.added + planned.changed > 0 {
                 sqlx::query(sql.new_citizens).bind(batch_id).execute(&mut *conn).await?;
             }
 
@@ -621,9 +630,6 @@ macro_rules! registry_queries {
                     SlowPlan::Write { outcome, supersede, close, version, valid_to, citizens } => {
                         let code = version.household_code.as_str();
                         if let Some(old) = supersede.and_then(|day| versions.iter().find(|v| v.valid_from == day)) {
-                            for citizen in reg::citizens_of(&old.data) {
-                                sqlx::query(reg::DELETE_CITIZEN).bind(citizen).bind(old.id).execute(&mut *conn).await?;
-                            }
                             sqlx::query(reg::SUPERSEDE_VERSION)
                                 .bind(code)
                                 .bind(old.valid_from)
@@ -645,7 +651,7 @@ macro_rules! registry_queries {
                                 .execute(&mut *conn)
                                 .await?;
                         }
-                        let id: i64 = sqlx::query_scalar(reg::INSERT_VERSION)
+                        sqlx::query(reg::INSERT_VERSION)
                             .bind(code)
                             .bind(version.valid_from)
                             .bind(valid_to)
@@ -657,10 +663,10 @@ macro_rules! registry_queries {
                             .bind(version.certificate_number.as_deref())
                             .bind(batch_id)
                             .bind(at)
-                            .fetch_one(&mut *conn)
+                            .execute(&mut *conn)
                             .await?;
                         for citizen in &citizens {
-                            sqlx::query(reg::INSERT_CITIZEN).bind(citizen).bind(id).execute(&mut *conn).await?;
+                            sqlx::query(reg::INSERT_CITIZEN).bind(citizen).bind(code).execute(&mut *conn).await?;
                         }
                         sqlx::query(reg::SET_OUTCOME)
                             .bind(batch_id)

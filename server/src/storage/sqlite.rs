@@ -425,8 +425,7 @@ const MATCHING: super::eligibility::MatchingSql = super::eligibility::MatchingSq
          (SELECT json_group_array(json_array(e.operator, e.start_date, e.end_date)) FROM enrollments e \
          WHERE e.household_code = v.household_code) AS holdings \
          FROM json_each($1) AS j JOIN household_versions v ON v.household_code IN \
-         (SELECT h.household_code FROM household_citizens c JOIN household_versions h ON h.id = c.version_id \
-          WHERE c.citizen_id = j.value)",
+         (SELECT c.household_code FROM citizen_households c WHERE c.citizen_id = j.value)",
     household_code: "SELECT v.household_code AS matched, v.household_code, v.valid_from, v.valid_to, \
          v.removal_reason, v.data, \
          (SELECT json_group_array(json_array(e.operator, e.start_date, e.end_date)) FROM enrollments e \
@@ -467,23 +466,25 @@ mod households {
     crate::storage::registry::registry_queries!(sqlx::Sqlite, sqlx::SqliteConnection);
 }
 
-/// A member's citizen ID that belongs to a household on the list outside the batch.
+/// A member's citizen ID that a household on the list outside the batch lists now.
 const CONFLICTS: &str = "SELECT s.idx, s.household_code, CAST(j.key AS INTEGER), j.value ->> 0, v.household_code \
      FROM batch_staging s, json_each(s.data, '$.members') j \
-     JOIN household_citizens c ON c.citizen_id = j.value ->> 0 \
-     JOIN household_versions v ON v.id = c.version_id AND v.valid_to IS NULL AND v.removal_reason IS NULL \
-       AND v.household_code <> s.household_code \
+     JOIN citizen_households c ON c.citizen_id = j.value ->> 0 AND c.household_code <> s.household_code \
+     JOIN household_versions v ON v.household_code = c.household_code AND v.valid_to IS NULL \
+       AND v.removal_reason IS NULL \
      WHERE s.batch_id = $1 AND s.data IS NOT NULL \
+       AND EXISTS (SELECT 1 FROM json_each(v.data, '$.members') o WHERE o.value ->> 0 = c.citizen_id) \
        AND NOT EXISTS (SELECT 1 FROM batch_staging o WHERE o.batch_id = $1 AND o.household_code = v.household_code) \
      ORDER BY s.idx LIMIT $2";
 
-/// One index row per member of every state the batch adds; in citizen ID order, so the index
-/// grows at its end.
-const INSERT_NEW_CITIZENS: &str = "INSERT INTO household_citizens (citizen_id, version_id) \
-     SELECT j.value ->> 0, v.id FROM batch_outcomes o \
-     JOIN household_versions v ON v.household_code = o.household_code AND v.valid_from = o.effective_date, \
-       json_each(v.data, '$.members') j \
-     WHERE o.batch_id = $1 AND o.outcome IN ('ADDED', 'CHANGED', 'REMOVED') ORDER BY 1";
+/// The members of the households the batch adds or changes that their households did not
+/// list before (a household added has no rows yet: it never had a state); in citizen ID order.
+const INSERT_NEW_CITIZENS: &str = "INSERT INTO citizen_households (citizen_id, household_code) \
+     SELECT j.value ->> 0, s.household_code FROM batch_outcomes o \
+     JOIN batch_staging s ON s.batch_id = o.batch_id AND s.idx = o.idx, json_each(s.data, '$.members') j \
+     WHERE o.batch_id = $1 AND (o.outcome = 'ADDED' OR o.outcome = 'CHANGED' AND NOT EXISTS \
+       (SELECT 1 FROM citizen_households c WHERE c.citizen_id = j.value ->> 0 AND c.household_code = s.household_code)) \
+     ORDER BY 1";
 
 /// Events for the operators whose enrolled households the batch changed or removed.
 const FEED_EVENTS: &str = "INSERT INTO feed_events (operator, enrollment_id, household_code, kind, effective_date, \
