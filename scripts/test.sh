@@ -352,8 +352,16 @@ test_interop() {
     if "$cli" --endpoint "https://localhost:$SERVER_PORT" --tls-dir "$tls" --org VNPT eligibility check 12345 2>/dev/null; then
         fail "telesub-cli accepted a malformed citizen ID"
     fi
-    "$cli" --endpoint "https://localhost:$SERVER_PORT" --tls-dir "$tls" --org VNPT policy show | grep -Eq "^version +1" ||
+    out=$("$cli" --endpoint "https://localhost:$SERVER_PORT" --tls-dir "$tls" --org VNPT policy show)
+    grep -Eq "^version +1" <<<"$out" ||
         fail "telesub-cli policy show did not show version 1"
+    # A reader that stops early (`| head`, `| grep -q`) ends the command quietly, not with a panic.
+    "$cli" --endpoint "https://localhost:$SERVER_PORT" --tls-dir "$tls" --org VNPT policy show \
+        2>"$INTEROP_TMP/cli-stderr" | true ||
+        fail "telesub-cli failed when its reader went away: $(cat "$INTEROP_TMP/cli-stderr")"
+    if [[ -s $INTEROP_TMP/cli-stderr ]]; then
+        fail "telesub-cli complained when its reader went away: $(cat "$INTEROP_TMP/cli-stderr")"
+    fi
     out=$("$cli" --endpoint "https://localhost:$SERVER_PORT" --tls-dir "$tls" --org VNPT enrollments list --household EX-0001)
     echo "$out"
     grep -Eq "^[0-9]+ +VNPT +EX-0001 +0912000101 +MOBILE" <<<"$out" || fail "telesub-cli enrollments list did not show the enrolment"

@@ -15,6 +15,28 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum, error::ErrorKind};
 use telesub_client::{Client, Error, proto};
 
+/// Prints a line on standard output, like `println!`, except that a reader that has gone
+/// (`telesub-cli … | head`) ends the program quietly instead of with a panic.
+macro_rules! outln {
+    () => {
+        crate::write_out(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        crate::write_out(format_args!($($arg)*))
+    };
+}
+
+fn write_out(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{line}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
 #[path = "telesub_cli/push.rs"]
 mod push;
 #[path = "telesub_cli/show.rs"]
@@ -429,7 +451,7 @@ async fn enrollments(client: &Client, command: EnrollmentCommand) -> Result<(), 
                 })
                 .await?;
             show::enrollments(moved.enrollment.as_slice());
-            println!("the line with the other operator ends on {}", moved.previous_end_date);
+            outln!("the line with the other operator ends on {}", moved.previous_end_date);
         }
         EnrollmentCommand::End { id, date, reason, note, key } => {
             let e = client

@@ -5,7 +5,7 @@ use telesub_client::proto;
 const LABEL: usize = 12;
 
 fn field(label: &str, value: impl std::fmt::Display) {
-    println!("{label:<LABEL$} {value}");
+    outln!("{label:<LABEL$} {value}");
 }
 
 /// `POOR` for `CATEGORY_POOR`: the names the CSV file uses.
@@ -40,7 +40,7 @@ pub(crate) fn receipt(r: &proto::BatchReceipt) {
 
 pub(crate) fn batches(batches: &[proto::BatchReceipt], more: bool) {
     if batches.is_empty() {
-        println!("no batches");
+        outln!("no batches");
         return;
     }
     let rows = batches
@@ -64,7 +64,7 @@ pub(crate) fn batches(batches: &[proto::BatchReceipt], more: bool) {
         ["BATCH", "KIND", "PERIOD", "EFFECTIVE", "RECORDS", "ADDED", "CHANGED", "REMOVED", "UNCHANGED", "APPLIED AT"];
     table(&header, rows, "");
     if more {
-        println!("(more batches: raise --limit)");
+        outln!("(more batches: raise --limit)");
     }
 }
 
@@ -124,7 +124,7 @@ pub(crate) fn version(v: &proto::HouseholdVersion) {
     if rows.is_empty() {
         field("members", "none");
     } else {
-        println!("members");
+        outln!("members");
         table(&["CITIZEN ID", "NAME", "RELATIONSHIP", "BORN"], rows, "  ");
     }
 }
@@ -132,20 +132,20 @@ pub(crate) fn version(v: &proto::HouseholdVersion) {
 pub(crate) fn history(h: &proto::HouseholdHistory) {
     for (i, v) in h.versions.iter().enumerate() {
         if i > 0 {
-            println!();
+            outln!();
         }
-        println!("# state {} of {}", i + 1, h.versions.len());
+        outln!("# state {} of {}", i + 1, h.versions.len());
         version(v);
     }
 }
 
 pub(crate) fn found(versions: &[proto::HouseholdVersion]) {
     if versions.is_empty() {
-        println!("no household found");
+        outln!("no household found");
     }
     for (i, v) in versions.iter().enumerate() {
         if i > 0 {
-            println!();
+            outln!();
         }
         version(v);
     }
@@ -174,7 +174,7 @@ fn table(header: &[&str], rows: Vec<Vec<String>>, indent: &str) {
     }
     let line = |cells: Vec<&str>| {
         let padded: Vec<String> = cells.iter().zip(&widths).map(|(cell, &width)| format!("{cell:<width$}")).collect();
-        println!("{indent}{}", padded.join("  ").trim_end());
+        outln!("{indent}{}", padded.join("  ").trim_end());
     };
     line(header.to_vec());
     for row in &rows {
@@ -208,7 +208,7 @@ pub(crate) fn decision(d: &proto::EligibilityDecision) {
         field("head", &d.head_name_masked);
     }
     if !d.entitlements.is_empty() {
-        println!("entitlements:");
+        outln!("entitlements:");
         let rows = d
             .entitlements
             .iter()
@@ -351,5 +351,5 @@ pub(crate) fn change(e: &proto::ChangeEvent) {
     if !e.support_ends.is_empty() {
         line.push_str(&format!("  support ends {}", e.support_ends));
     }
-    println!("{line}  enrolment {}", e.enrollment_id);
+    outln!("{line}  enrolment {}", e.enrollment_id);
 }
