@@ -143,6 +143,28 @@ async fn bad_enrolments_are_refused_with_the_field_and_store_nothing() {
 }
 
 #[tokio::test]
+async fn a_refused_enrolment_names_its_decision_which_is_on_record() {
+    let app = TestApp::spawn().await;
+    with_register(&app).await;
+    let (vnpt, viettel) = (app.client("VNPT").await, app.client("VIETTEL").await);
+    let err = vnpt.enroll(enroll_request("a", "HH-3", 3, "0912345678", "2025-03-01")).await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::FailedPrecondition), "{err}");
+    let message = err.to_string();
+    let id = message
+        .split("(decision ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no decision named in {message:?}"));
+    let d = vnpt.get_decision(id).await.unwrap();
+    assert!(!d.eligible);
+    assert_eq!(d.household_code, "HH-3");
+    assert_eq!(d.asked_by, "VNPT");
+    assert_eq!(d.reasons[0].code(), proto::ReasonCode::Removed);
+    // Like any decision, it is the asker's own.
+    assert_eq!(viettel.get_decision(id).await.unwrap_err().code(), Some(Code::NotFound));
+}
+
+#[tokio::test]
 async fn a_transfer_ends_the_other_operators_line_the_day_the_new_one_starts() {
     let app = TestApp::spawn().await;
     with_register(&app).await;

@@ -9,7 +9,7 @@ use time::{Date, OffsetDateTime};
 
 use super::{
     DomainError, Violations,
-    eligibility::{EligibilityService, Query, QueryKind, new_call_id},
+    eligibility::{Decision, EligibilityService, Query, QueryKind, new_call_id},
     household::{CitizenId, HouseholdCode, format_date, free_text, name_enum, parse_date},
     member::{Caller, Role},
     policy::Service,
@@ -98,6 +98,21 @@ pub struct Enrolled {
     pub previous_end: Option<Date>,
 }
 
+/// An enrolment or transfer the hub refused; once the household's eligibility was decided,
+/// with that decision, which the caller stores with the call's audit record so that the
+/// lookup is on record like any other.
+#[derive(Debug)]
+pub struct Refused {
+    pub error: DomainError,
+    pub decision: Option<Box<Decision>>,
+}
+
+impl From<DomainError> for Refused {
+    fn from(error: DomainError) -> Self {
+        Self { error, decision: None }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct EnrollmentService {
     store: Arc<dyn Store>,
@@ -148,7 +163,7 @@ impl EnrollmentService {
     }
 
     /// Enrols a line (`transfer`: takes it over from another operator).
-    pub async fn enroll(&self, input: &EnrollInput, caller: &Caller, transfer: bool) -> Result<Enrolled, DomainError> {
+    pub async fn enroll(&self, input: &EnrollInput, caller: &Caller, transfer: bool) -> Result<Enrolled, Refused> {
         let operator = Self::operator(caller)?;
         let cx = self.eligibility.context().await?;
         let mut v = Violations::new();
@@ -184,84 +199,97 @@ impl EnrollmentService {
         let query = Query { kind: QueryKind::HouseholdCode, value: household.as_str().to_owned(), as_of: start };
         let (decision, histories) =
             self.eligibility.decide_with_histories(&cx, query, caller, &new_call_id(), !transfer).await?;
-        if !decision.answer.eligible {
-            let why: Vec<&str> = decision.answer.reasons.iter().map(|r| r.message.as_str()).collect();
-            return Err(DomainError::FailedPrecondition(format!(
-                "household {household} is not eligible on {start}: {}",
-                why.join("; ")
-            )));
-        }
-        // The subscriber must be a member then (the decision read the household's history).
-        let member = histories
-            .iter()
-            .filter(|h| h.code == household.as_str())
-            .filter_map(|h| h.state_on(start))
-            .any(|s| s.facts.citizen_ids.iter().any(|id| id == subscriber.as_str()));
-        if !member {
-            return Err(DomainError::invalid(
-                "subscriber_citizen_id",
-                format!("{} is not a member of household {household} on {start}", subscriber.as_str()),
-            ));
-        }
-        if !decision.answer.entitlements.iter().any(|e| e.service == service) {
-            return Err(DomainError::FailedPrecondition(format!(
-                "household {household} is not entitled to {service} on {start} (fixed broadband only in the communes the policy lists)"
-            )));
-        }
-        let allowed = decision.answer.entitlements.iter().map(|e| e.subscriptions_allowed).max().unwrap_or(1);
+        // From here on a refusal rests on the decision: it goes on record with the refusal.
+        let decided = async {
+            if !decision.answer.eligible {
+                let why: Vec<&str> = decision.answer.reasons.iter().map(|r| r.message.as_str()).collect();
+                return Err(DomainError::FailedPrecondition(format!(
+                    "household {household} is not eligible on {start}: {} (decision {})",
+                    why.join("; "),
+                    decision.id
+                )));
+            }
+            // The subscriber must be a member then (the decision read the household's history).
+            let member = histories
+                .iter()
+                .filter(|h| h.code == household.as_str())
+                .filter_map(|h| h.state_on(start))
+                .any(|s| s.facts.citizen_ids.iter().any(|id| id == subscriber.as_str()));
+            if !member {
+                return Err(DomainError::invalid(
+                    "subscriber_citizen_id",
+                    format!("{} is not a member of household {household} on {start}", subscriber.as_str()),
+                ));
+            }
+            if !decision.answer.entitlements.iter().any(|e| e.service == service) {
+                return Err(DomainError::FailedPrecondition(format!(
+                    "household {household} is not entitled to {service} on {start} (fixed broadband only in \
+                 the communes the policy lists; decision {})",
+                    decision.id
+                )));
+            }
+            let allowed = decision.answer.entitlements.iter().map(|e| e.subscriptions_allowed).max().unwrap_or(1);
 
-        let digest = sha256_of(&[
-            if transfer { "TRANSFER" } else { "ENROLL" },
-            household.as_str(),
-            subscriber.as_str(),
-            &phone,
-            service.as_str(),
-            &format_date(start),
-            reference.as_deref().unwrap_or(""),
-        ]);
-        let new = NewEnrollment {
-            operator: operator.to_owned(),
-            household_code: household.as_str().to_owned(),
-            subscriber_citizen_id: subscriber.as_str().to_owned(),
-            phone_number: phone,
-            service: service.as_str().to_owned(),
-            start_date: start,
-            transfer_reference: reference,
-            recorded_at: crate::audit::to_micros(crate::now()),
-            decision: decision.to_row(""),
-        };
-        let write = WriteKey { operator, key: &key, digest: &digest };
-        match self.store.enroll(&new, &write, allowed, transfer).await? {
-            EnrollOutcome::Created { enrollment, ended } => {
-                tracing::info!(enrollment = enrollment.id, household = %household, transfer, "enrolled");
-                if let (true, Some(feed)) = (transfer, &self.feed) {
-                    feed.notify_waiters();
+            let digest = sha256_of(&[
+                if transfer { "TRANSFER" } else { "ENROLL" },
+                household.as_str(),
+                subscriber.as_str(),
+                &phone,
+                service.as_str(),
+                &format_date(start),
+                reference.as_deref().unwrap_or(""),
+            ]);
+            let new = NewEnrollment {
+                operator: operator.to_owned(),
+                household_code: household.as_str().to_owned(),
+                subscriber_citizen_id: subscriber.as_str().to_owned(),
+                phone_number: phone,
+                service: service.as_str().to_owned(),
+                start_date: start,
+                transfer_reference: reference,
+                recorded_at: crate::audit::to_micros(crate::now()),
+                decision: decision.to_row(""),
+            };
+            let write = WriteKey { operator, key: &key, digest: &digest };
+            match self.store.enroll(&new, &write, allowed, transfer).await? {
+                EnrollOutcome::Created { enrollment, ended } => {
+                    tracing::info!(enrollment = enrollment.id, household = %household, transfer, "enrolled");
+                    if let (true, Some(feed)) = (transfer, &self.feed) {
+                        feed.notify_waiters();
+                    }
+                    Ok(Enrolled { enrollment: *enrollment, previous_end: ended.and_then(|e| e.end_date) })
                 }
-                Ok(Enrolled { enrollment: *enrollment, previous_end: ended.and_then(|e| e.end_date) })
+                EnrollOutcome::Replayed { enrollment, previous_end } => {
+                    Ok(Enrolled { enrollment: *enrollment, previous_end })
+                }
+                EnrollOutcome::KeyReused => {
+                    Err(DomainError::AlreadyExists(format!("idempotency key {key:?} was used for a different request")))
+                }
+                EnrollOutcome::HouseholdFull { own, others } => {
+                    Err(DomainError::FailedPrecondition(match own.first() {
+                        Some(mine) => {
+                            format!("household {household} is already enrolled with you (enrolment {})", mine.id)
+                        }
+                        None => format!(
+                            "household {household} already holds its {allowed} subsidised subscription(s) with \
+                     another operator ({others} running)"
+                        ),
+                    }))
+                }
+                EnrollOutcome::PhoneTaken => Err(DomainError::FailedPrecondition(format!(
+                    "phone number {} already has a subsidised line running on {start}",
+                    new.phone_number
+                ))),
+                EnrollOutcome::NothingToTransfer => Err(DomainError::FailedPrecondition(format!(
+                    "household {household} holds no line with another operator on {start}: enrol it instead"
+                ))),
+                EnrollOutcome::TransferTooEarly { started } => Err(DomainError::FailedPrecondition(format!(
+                    "the household's line with the other operator started on {started}: a transfer must start after it"
+                ))),
             }
-            EnrollOutcome::Replayed { enrollment, previous_end } => {
-                Ok(Enrolled { enrollment: *enrollment, previous_end })
-            }
-            EnrollOutcome::KeyReused => {
-                Err(DomainError::AlreadyExists(format!("idempotency key {key:?} was used for a different request")))
-            }
-            EnrollOutcome::HouseholdFull { own, others } => Err(DomainError::FailedPrecondition(match own.first() {
-                Some(mine) => format!("household {household} is already enrolled with you (enrolment {})", mine.id),
-                None => format!(
-                    "household {household} already holds its {allowed} subsidised subscription(s) with another operator ({others} running)"
-                ),
-            })),
-            EnrollOutcome::PhoneTaken => Err(DomainError::FailedPrecondition(format!(
-                "phone number {} already has a subsidised line running on {start}",
-                new.phone_number
-            ))),
-            EnrollOutcome::NothingToTransfer => Err(DomainError::FailedPrecondition(format!(
-                "household {household} holds no line with another operator on {start}: enrol it instead"
-            ))),
-            EnrollOutcome::TransferTooEarly { started } => Err(DomainError::FailedPrecondition(format!(
-                "the household's line with the other operator started on {started}: a transfer must start after it"
-            ))),
         }
+        .await;
+        decided.map_err(|error| Refused { error, decision: Some(Box::new(decision)) })
     }
 
     /// Ends one of the caller's enrolments.

@@ -13,7 +13,7 @@ use super::{
 use crate::{
     domain::{
         DomainError,
-        enrollments::{DeenrollInput, EndReason, EnrollInput, EnrollmentService},
+        enrollments::{DeenrollInput, EndReason, EnrollInput, EnrollmentService, Refused},
         household::format_date,
         policy::Service,
     },
@@ -103,7 +103,7 @@ impl Enrollments for EnrollmentsApi {
             start_date: r.start_date.clone(),
             request_reference: String::new(),
         };
-        let done = self.service.enroll(&input, ctx.caller()?, false).await.map_err(|e| ctx.fail(e))?;
+        let done = self.service.enroll(&input, ctx.caller()?, false).await.map_err(|r| refused(&ctx, r))?;
         Ok(Response::new(enrollment_to_pb(&done.enrollment)))
     }
 
@@ -133,7 +133,7 @@ impl Enrollments for EnrollmentsApi {
             start_date: r.start_date.clone(),
             request_reference: r.request_reference.clone(),
         };
-        let done = self.service.enroll(&input, ctx.caller()?, true).await.map_err(|e| ctx.fail(e))?;
+        let done = self.service.enroll(&input, ctx.caller()?, true).await.map_err(|r| refused(&ctx, r))?;
         Ok(Response::new(pb::TransferResponse {
             enrollment: Some(enrollment_to_pb(&done.enrollment)),
             previous_end_date: done.previous_end.map(format_date).unwrap_or_default(),
@@ -166,4 +166,13 @@ impl Enrollments for EnrollmentsApi {
             },
         }))
     }
+}
+
+/// A refused enrolment's status; the decision it rests on, if any, is stored with the call's
+/// audit record.
+fn refused(ctx: &CallContext, refusal: Refused) -> Status {
+    if let Some(decision) = &refusal.decision {
+        ctx.store_with_audit([decision.to_row(&ctx.request_id)]);
+    }
+    ctx.fail(refusal.error)
 }
