@@ -787,16 +787,64 @@ impl EligibilityService {
 /// Decisions of a batch call stored in one row at most.
 const DECISIONS_PER_RUN: usize = 1_024;
 
-/// One decision in a stored run: what the row does not say for all of them.
+/// A run's decisions as stored: the question's kind and date said once for the run (an entry
+/// says its own only where it differs), and each distinct answer once, without the
+/// household's code and masked name, which each entry carries. A million decisions take some
+/// 70 bytes each instead of 300.
 #[derive(Serialize)]
-struct RunEntry<'a> {
-    idx: i64,
+struct RunBody<'a> {
     kind: &'static str,
-    value: &'a str,
     as_of: String,
-    answer: &'a Answer,
+    answers: Vec<Answer>,
+    entries: Vec<RunEntry<'a>>,
 }
 
+#[derive(Serialize)]
+struct RunEntry<'a> {
+    #[serde(rename = "i")]
+    idx: i64,
+    #[serde(rename = "v")]
+    value: &'a str,
+    /// Index into the run's answers.
+    #[serde(rename = "a")]
+    answer: usize,
+    #[serde(rename = "h", skip_serializing_if = "Option::is_none")]
+    household_code: Option<&'a str>,
+    #[serde(rename = "m", skip_serializing_if = "str::is_empty")]
+    head_name_masked: &'a str,
+    #[serde(rename = "k", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    #[serde(rename = "d", skip_serializing_if = "Option::is_none")]
+    as_of: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct StoredRunBody {
+    kind: String,
+    as_of: String,
+    answers: Vec<Answer>,
+    entries: Vec<StoredRunItem>,
+}
+
+#[derive(Deserialize)]
+struct StoredRunItem {
+    #[serde(rename = "i")]
+    idx: i64,
+    #[serde(rename = "v")]
+    value: String,
+    #[serde(rename = "a")]
+    answer: usize,
+    #[serde(rename = "h", default)]
+    household_code: Option<String>,
+    #[serde(rename = "m", default)]
+    head_name_masked: String,
+    #[serde(rename = "k", default)]
+    kind: Option<String>,
+    #[serde(rename = "d", default)]
+    as_of: Option<String>,
+}
+
+/// The first form of a run (before the compact one): every decision whole.
 #[derive(Deserialize)]
 struct StoredRunEntry {
     idx: i64,
@@ -804,6 +852,36 @@ struct StoredRunEntry {
     value: String,
     as_of: String,
     answer: Answer,
+}
+
+/// A run's body: the decisions of `decisions` (one run, in order) with their indexes.
+fn run_body(decisions: &[&Decision], ids: &[(&str, i64)]) -> String {
+    let first = decisions[0];
+    let (kind, as_of) = (first.query.kind.as_str(), first.query.as_of);
+    let mut answers: Vec<Answer> = Vec::new();
+    let mut known: HashMap<String, usize> = HashMap::new();
+    let entries = decisions
+        .iter()
+        .zip(ids)
+        .map(|(d, (_, idx))| {
+            let shared = Answer { household_code: None, head_name_masked: String::new(), ..d.answer.clone() };
+            let key = serde_json::to_string(&shared).expect("answers serialise");
+            let answer = *known.entry(key).or_insert_with(|| {
+                answers.push(shared);
+                answers.len() - 1
+            });
+            RunEntry {
+                idx: *idx,
+                value: &d.query.value,
+                answer,
+                household_code: d.answer.household_code.as_deref(),
+                head_name_masked: &d.answer.head_name_masked,
+                kind: (d.query.kind.as_str() != kind).then(|| d.query.kind.as_str()),
+                as_of: (d.query.as_of != as_of).then(|| format_date(d.query.as_of)),
+            }
+        })
+        .collect();
+    serde_json::to_string(&RunBody { kind, as_of: format_date(as_of), answers, entries }).expect("answers serialise")
 }
 
 /// Splits a batch call's decisions (in order) into runs decided together.
@@ -824,17 +902,6 @@ fn decision_runs(decisions: &[&Decision], request_id: &str) -> Result<Vec<Decisi
         if ids[start..end].windows(2).any(|w| w[0].1 >= w[1].1) {
             return Err(format!("the decisions of call {call_id} are not in order"));
         }
-        let entries: Vec<RunEntry> = decisions[start..end]
-            .iter()
-            .zip(&ids[start..end])
-            .map(|(d, (_, idx))| RunEntry {
-                idx: *idx,
-                kind: d.query.kind.as_str(),
-                value: &d.query.value,
-                as_of: format_date(d.query.as_of),
-                answer: &d.answer,
-            })
-            .collect();
         runs.push(DecisionRunRow {
             call_id: call_id.to_owned(),
             first_idx: ids[start].1,
@@ -843,7 +910,7 @@ fn decision_runs(decisions: &[&Decision], request_id: &str) -> Result<Vec<Decisi
             asked_by: first.asked_by.clone(),
             decided_at: first.decided_at,
             decisions: len as i64,
-            body: serde_json::to_string(&entries).expect("answers serialise"),
+            body: run_body(&decisions[start..end], &ids[start..end]),
         });
         start = end;
     }
@@ -913,15 +980,31 @@ impl Decision {
 
     /// Decision `idx` of a stored run, when the run holds one.
     fn from_run(run: DecisionRunRow, idx: i64) -> Result<Option<Self>, String> {
-        let entries: Vec<StoredRunEntry> =
-            serde_json::from_str(&run.body).map_err(|e| format!("stored decisions of call {}: {e}", run.call_id))?;
-        let Some(e) = entries.into_iter().find(|e| e.idx == idx) else { return Ok(None) };
+        let bad = |e: serde_json::Error| format!("stored decisions of call {}: {e}", run.call_id);
+        let (kind, value, as_of, answer) = if run.body.starts_with('[') {
+            let entries: Vec<StoredRunEntry> = serde_json::from_str(&run.body).map_err(bad)?;
+            let Some(e) = entries.into_iter().find(|e| e.idx == idx) else { return Ok(None) };
+            (e.kind, e.value, e.as_of, e.answer)
+        } else {
+            let mut body: StoredRunBody = serde_json::from_str(&run.body).map_err(bad)?;
+            let Some(e) = body.entries.into_iter().find(|e| e.idx == idx) else { return Ok(None) };
+            let count = body.answers.len();
+            let shared = body.answers.get_mut(e.answer).ok_or_else(|| {
+                format!("stored decisions of call {}: decision {idx} names answer {} of {count}", run.call_id, e.answer)
+            })?;
+            let answer = Answer {
+                household_code: e.household_code,
+                head_name_masked: e.head_name_masked,
+                ..std::mem::take(shared)
+            };
+            (e.kind.unwrap_or(body.kind), e.value, e.as_of.unwrap_or(body.as_of), answer)
+        };
         Ok(Some(Self {
-            id: format!("{}-{}", run.call_id, e.idx),
+            id: format!("{}-{idx}", run.call_id),
             decided_at: run.decided_at,
             asked_by: run.asked_by,
-            query: Query { kind: QueryKind::parse(&e.kind)?, value: e.value, as_of: parse_date(&e.as_of)? },
-            answer: e.answer,
+            query: Query { kind: QueryKind::parse(&kind)?, value, as_of: parse_date(&as_of)? },
+            answer,
         }))
     }
 
@@ -1139,6 +1222,66 @@ mod tests {
         d.certificate = None;
         assert_eq!(Facts::from_stored(&d.stored_form().0).unwrap().certificate_number, None);
         assert!(Facts::from_stored(r#"{"category":"POOR"}"#).is_err());
+    }
+
+    #[test]
+    fn a_run_reads_back_every_decision_as_given_in_either_stored_form() {
+        let eligible = |code: &str, name: &str| Answer {
+            eligible: true,
+            household_code: Some(code.into()),
+            category: Some(Category::Poor),
+            head_name_masked: name.into(),
+            entitlements: vec![Entitlement {
+                service: Service::Mobile,
+                monthly_amount: 60_000,
+                subscriptions_allowed: 1,
+                valid_from: "2025-01-01".into(),
+                valid_to: None,
+            }],
+            reasons: Vec::new(),
+            policy_version: 1,
+        };
+        let not_found = Answer {
+            reasons: vec![Reason::new(ReasonCode::NotFound, "no household on the list".into(), None)],
+            policy_version: 1,
+            ..Answer::default()
+        };
+        let decision = |idx: i64, kind: QueryKind, value: &str, as_of: Date, answer: Answer| Decision {
+            id: format!("c1-{idx}"),
+            decided_at: OffsetDateTime::UNIX_EPOCH,
+            asked_by: "VNPT".into(),
+            query: Query { kind, value: value.into(), as_of },
+            answer,
+        };
+        let asked = [
+            decision(0, QueryKind::CitizenId, HEAD, date!(2025 - 06 - 01), eligible("HH-1", "Nguyễn V. A.")),
+            decision(1, QueryKind::CitizenId, CHILD, date!(2025 - 06 - 01), eligible("HH-2", "Trần T. B.")),
+            // Index 2 was a malformed question: no decision.
+            decision(3, QueryKind::HouseholdCode, "HH-9", date!(2024 - 01 - 01), not_found),
+        ];
+        let runs = decision_runs(&asked.iter().collect::<Vec<_>>(), "r1").unwrap();
+        assert_eq!(runs.len(), 1);
+        let run = &runs[0];
+        assert_eq!((run.first_idx, run.last_idx, run.decisions), (0, 3, 3));
+        // The two eligible answers differ only in the household: stored once.
+        assert_eq!(run.body.matches("\"entitlements\"").count(), 1, "{}", run.body);
+        for d in &asked {
+            let idx = split_id(&d.id).unwrap().1;
+            assert_eq!(Decision::from_run(run.clone(), idx).unwrap().as_ref(), Some(d));
+        }
+        assert_eq!(Decision::from_run(run.clone(), 2).unwrap(), None);
+
+        // Runs stored before the compact form: every decision whole.
+        let whole: Vec<serde_json::Value> = asked
+            .iter()
+            .map(|d| {
+                serde_json::json!({"idx": split_id(&d.id).unwrap().1, "kind": d.query.kind.as_str(),
+                    "value": d.query.value, "as_of": format_date(d.query.as_of), "answer": d.answer})
+            })
+            .collect();
+        let old = DecisionRunRow { body: serde_json::to_string(&whole).unwrap(), ..run.clone() };
+        assert_eq!(Decision::from_run(old.clone(), 3).unwrap().as_ref(), Some(&asked[2]));
+        assert_eq!(Decision::from_run(old, 2).unwrap(), None);
     }
 
     #[test]
