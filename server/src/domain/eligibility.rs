@@ -64,7 +64,7 @@ pub struct Query {
 }
 
 /// What a household is entitled to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Entitlement {
     pub service: Service,
     pub monthly_amount: i64,
@@ -75,7 +75,7 @@ pub struct Entitlement {
 }
 
 /// One reason a household is not eligible.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Reason {
     pub code: ReasonCode,
     pub message: String,
@@ -94,7 +94,7 @@ impl Reason {
 }
 
 /// The answer to one question: stored as given (JSON), so that it reads back the same.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct Answer {
     pub eligible: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -859,17 +859,20 @@ fn run_body(decisions: &[&Decision], ids: &[(&str, i64)]) -> String {
     let first = decisions[0];
     let (kind, as_of) = (first.query.kind.as_str(), first.query.as_of);
     let mut answers: Vec<Answer> = Vec::new();
-    let mut known: HashMap<String, usize> = HashMap::new();
+    let mut known: HashMap<Answer, usize> = HashMap::new();
     let entries = decisions
         .iter()
         .zip(ids)
         .map(|(d, (_, idx))| {
             let shared = Answer { household_code: None, head_name_masked: String::new(), ..d.answer.clone() };
-            let key = serde_json::to_string(&shared).expect("answers serialise");
-            let answer = *known.entry(key).or_insert_with(|| {
-                answers.push(shared);
-                answers.len() - 1
-            });
+            let answer = match known.get(&shared) {
+                Some(&i) => i,
+                None => {
+                    answers.push(shared.clone());
+                    known.insert(shared, answers.len() - 1);
+                    answers.len() - 1
+                }
+            };
             RunEntry {
                 idx: *idx,
                 value: &d.query.value,
