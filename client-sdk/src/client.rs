@@ -11,6 +11,7 @@ use telesub_proto::v1::{
     self as pb, administrative_units_client::AdministrativeUnitsClient, change_feed_client::ChangeFeedClient,
     eligibility_client::EligibilityClient, enrollments_client::EnrollmentsClient,
     household_registry_client::HouseholdRegistryClient, members_client::MembersClient, policy_client::PolicyClient,
+    reconciliation_client::ReconciliationClient,
 };
 use tonic::{
     Status,
@@ -175,6 +176,7 @@ pub struct Client {
     eligibility: EligibilityClient<Channel>,
     enrollments: EnrollmentsClient<Channel>,
     feed: ChangeFeedClient<Channel>,
+    reconciliation: ReconciliationClient<Channel>,
     health: HealthClient<Channel>,
     retry: RetryPolicy,
     request_timeout: Duration,
@@ -207,6 +209,9 @@ impl Client {
                 .max_encoding_message_size(MAX_MESSAGE),
             enrollments: EnrollmentsClient::new(channel.clone()),
             feed: ChangeFeedClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE),
+            reconciliation: ReconciliationClient::new(channel.clone())
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
             health: HealthClient::new(channel),
             retry: builder.retry,
             request_timeout: builder.request_timeout,
@@ -573,4 +578,102 @@ fn jitter(backoff: Duration) -> Duration {
         .unwrap_or_default();
     let factor = 0.8 + f64::from(nanos % 1_000) / 2_500.0;
     backoff.mul_f64(factor)
+}
+
+/// Lines per message of a monthly list.
+pub const LINES_PER_CHUNK: usize = 1_000;
+
+/// Monthly lists and their reconciliation (`telesub.v1.Reconciliation`).
+impl Client {
+    /// Submits a month's list (OPERATOR): the header, then the lines in chunks of
+    /// [`LINES_PER_CHUNK`]; answers when the hub has reconciled it. Sending the same list again
+    /// under the same `update_id` is harmless (the answer says `replayed`).
+    pub async fn submit_monthly_update<S>(
+        &self,
+        header: pb::MonthlyUpdateHeader,
+        lines: S,
+    ) -> Result<pb::MonthlyReconciliation, Error>
+    where
+        S: Stream<Item = pb::MonthlyLine> + Send + 'static,
+    {
+        let first = futures_util::stream::once(async move {
+            pb::SubmitMonthlyUpdateRequest { item: Some(pb::submit_monthly_update_request::Item::Header(header)) }
+        });
+        let chunks = lines.chunks(LINES_PER_CHUNK).map(|lines| pb::SubmitMonthlyUpdateRequest {
+            item: Some(pb::submit_monthly_update_request::Item::Lines(pb::MonthlyLines { lines })),
+        });
+        // A large list takes longer than one ordinary call; the hub's own limit applies.
+        let request = tonic::Request::new(first.chain(chunks));
+        Ok(self.reconciliation.clone().submit_monthly_update(request).await?.into_inner())
+    }
+
+    /// Lists, newest first, a page at a time: an operator's own, or any for ICT.
+    pub async fn list_reconciliations(
+        &self,
+        query: pb::ListReconciliationsRequest,
+    ) -> Result<pb::ListReconciliationsResponse, Error> {
+        self.read_only(|| {
+            let mut reconciliation = self.reconciliation.clone();
+            let request = self.request(query.clone());
+            async move { reconciliation.list_reconciliations(request).await }
+        })
+        .await
+        .map(tonic::Response::into_inner)
+    }
+
+    /// One list's status and figures; `operator` may be empty for an operator's own list.
+    pub async fn get_reconciliation(
+        &self,
+        operator: &str,
+        update_id: &str,
+    ) -> Result<pb::MonthlyReconciliation, Error> {
+        self.read_only(|| {
+            let mut reconciliation = self.reconciliation.clone();
+            let request = self.request(pb::GetReconciliationRequest {
+                operator: operator.to_owned(),
+                update_id: update_id.to_owned(),
+            });
+            async move { reconciliation.get_reconciliation(request).await }
+        })
+        .await
+        .map(tonic::Response::into_inner)
+    }
+
+    /// A list's lines with their outcome, a page at a time.
+    pub async fn list_discrepancies(
+        &self,
+        query: pb::ListDiscrepanciesRequest,
+    ) -> Result<pb::ListDiscrepanciesResponse, Error> {
+        self.read_only(|| {
+            let mut reconciliation = self.reconciliation.clone();
+            let request = self.request(query.clone());
+            async move { reconciliation.list_discrepancies(request).await }
+        })
+        .await
+        .map(tonic::Response::into_inner)
+    }
+
+    /// Confirms a reconciled list (ICT).
+    pub async fn confirm_reconciliation(
+        &self,
+        confirm: pb::ConfirmRequest,
+    ) -> Result<pb::MonthlyReconciliation, Error> {
+        // Confirming reads every line of the list: allow it the hub's own limit.
+        Ok(self.reconciliation.clone().confirm(tonic::Request::new(confirm)).await?.into_inner())
+    }
+
+    /// Rejects a reconciled list with a note (ICT).
+    pub async fn reject_reconciliation(
+        &self,
+        operator: &str,
+        update_id: &str,
+        note: &str,
+    ) -> Result<pb::MonthlyReconciliation, Error> {
+        let request = self.request(pb::RejectRequest {
+            operator: operator.to_owned(),
+            update_id: update_id.to_owned(),
+            note: note.to_owned(),
+        });
+        Ok(self.reconciliation.clone().reject(request).await?.into_inner())
+    }
 }

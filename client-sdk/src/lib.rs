@@ -25,7 +25,7 @@ pub mod csv;
 mod error;
 
 pub use crate::csv::{CsvError, CsvReader, CsvWriter};
-pub use client::{CHECKS_PER_CHUNK, Client, ClientBuilder, RECORDS_PER_CHUNK, RetryPolicy};
+pub use client::{CHECKS_PER_CHUNK, Client, ClientBuilder, LINES_PER_CHUNK, RECORDS_PER_CHUNK, RetryPolicy};
 pub use error::{Error, FieldViolation, Rejection};
 /// The protobuf messages of the hub's API (`telesub.v1`).
 pub use telesub_proto::v1 as proto;

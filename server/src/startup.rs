@@ -8,6 +8,7 @@ use telesub_proto::v1::{
     administrative_units_server::AdministrativeUnitsServer, change_feed_server::ChangeFeedServer,
     eligibility_server::EligibilityServer, enrollments_server::EnrollmentsServer,
     household_registry_server::HouseholdRegistryServer, members_server::MembersServer, policy_server::PolicyServer,
+    reconciliation_server::ReconciliationServer,
 };
 use tokio::{net::TcpListener, sync::oneshot};
 use tonic::transport::Server;
@@ -25,6 +26,7 @@ use crate::{
         member::{DisplayName, NewMember},
         members::MemberRegistry,
         policy::PolicyRegistry,
+        reconciliation::ReconciliationService,
         registry::HouseholdRegistry,
         unit_registry::UnitRegistry,
     },
@@ -32,7 +34,8 @@ use crate::{
     storage::{self, Store, StoreOptions},
     tls::{self, ReloadableTls},
     transport::{
-        EligibilityApi, EnrollmentsApi, FeedApi, HouseholdsApi, HubLayer, HubState, MembersApi, PolicyApi, UnitsApi,
+        EligibilityApi, EnrollmentsApi, FeedApi, HouseholdsApi, HubLayer, HubState, MembersApi, PolicyApi,
+        ReconciliationApi, UnitsApi,
     },
 };
 
@@ -143,6 +146,7 @@ impl Hub {
         health.set_serving::<EligibilityServer<EligibilityApi>>().await;
         health.set_serving::<EnrollmentsServer<EnrollmentsApi>>().await;
         health.set_serving::<ChangeFeedServer<FeedApi>>().await;
+        health.set_serving::<ReconciliationServer<ReconciliationApi>>().await;
         let reflection = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(telesub_proto::FILE_DESCRIPTOR_SET)
@@ -152,8 +156,15 @@ impl Hub {
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
         let feed = ChangeFeed::new(store.clone(), policy.clone());
+        let reconciliation = ReconciliationService::new(store.clone(), units.clone(), policy.clone());
+        // Lists a hub left half reconciled again are reconciled again now.
+        if let Err(e) = reconciliation.resume().await {
+            tracing::error!(error = %crate::ErrorChain(&e), "monthly lists left stale could not be reconciled again");
+        }
         let households = HouseholdRegistryServer::new(HouseholdsApi::new(
-            HouseholdRegistry::new(store.clone(), units.clone()).with_feed(feed.written()),
+            HouseholdRegistry::new(store.clone(), units.clone())
+                .with_feed(feed.written())
+                .with_reconciliation(reconciliation.clone()),
         ))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
@@ -170,6 +181,9 @@ impl Hub {
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
         let eligibility_service = EligibilityServer::new(EligibilityApi::new(eligibility))
+            .max_decoding_message_size(limits.max_message_bytes)
+            .max_encoding_message_size(limits.max_message_bytes);
+        let reconciliation_service = ReconciliationServer::new(ReconciliationApi::new(reconciliation))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
         let unit_service = AdministrativeUnitsServer::new(UnitsApi::new(units))
@@ -197,6 +211,7 @@ impl Hub {
             health.set_not_serving::<EligibilityServer<EligibilityApi>>().await;
             health.set_not_serving::<EnrollmentsServer<EnrollmentsApi>>().await;
             health.set_not_serving::<ChangeFeedServer<FeedApi>>().await;
+            health.set_not_serving::<ReconciliationServer<ReconciliationApi>>().await;
             health.set_service_status("", ServingStatus::NotServing).await;
             let _ = signalled.send(());
         };
@@ -216,6 +231,7 @@ impl Hub {
             .add_service(eligibility_service)
             .add_service(enrollment_service)
             .add_service(feed_service)
+            .add_service(reconciliation_service)
             .serve_with_incoming_shutdown(incoming, stopping);
         // Calls in flight get `grace` to finish; a stream that never ends must not hold the
         // hub up for ever.

@@ -37,11 +37,16 @@ fn expected(method: &str) -> Option<&'static [Role]> {
         "/telesub.v1.Eligibility/CheckEligibility"
         | "/telesub.v1.Eligibility/CheckEligibilityBatch"
         | "/telesub.v1.Eligibility/GetDecision"
-        | "/telesub.v1.Enrollments/ListEnrollments" => Some(&[Operator, Ict]),
+        | "/telesub.v1.Enrollments/ListEnrollments"
+        | "/telesub.v1.Reconciliation/ListReconciliations"
+        | "/telesub.v1.Reconciliation/GetReconciliation"
+        | "/telesub.v1.Reconciliation/ListDiscrepancies" => Some(&[Operator, Ict]),
+        "/telesub.v1.Reconciliation/Confirm" | "/telesub.v1.Reconciliation/Reject" => Some(&[Ict]),
         "/telesub.v1.Enrollments/Enroll"
         | "/telesub.v1.Enrollments/Deenroll"
         | "/telesub.v1.Enrollments/Transfer"
-        | "/telesub.v1.ChangeFeed/WatchChanges" => Some(&[Operator]),
+        | "/telesub.v1.ChangeFeed/WatchChanges"
+        | "/telesub.v1.Reconciliation/SubmitMonthlyUpdate" => Some(&[Operator]),
         other => panic!("{other} has no expected roles in this test; add it"),
     }
 }

@@ -13,6 +13,7 @@ mod identity;
 mod lifecycle;
 mod limits;
 mod members;
+mod reconciliation;
 mod storage;
 mod tls;
 mod units;

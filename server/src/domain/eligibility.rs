@@ -580,6 +580,10 @@ impl QueryContext {
         &self.units
     }
 
+    pub fn policy(&self) -> &PolicyTable {
+        &self.policy
+    }
+
     /// The first day the programme had rules.
     pub fn first_policy_day(&self) -> Option<Date> {
         self.policy.first_day()
@@ -928,7 +932,7 @@ fn split_id(id: &str) -> Result<(&str, i64), String> {
 }
 
 /// Groups the matched states by the value looked up and the household.
-fn group_histories(mut rows: Vec<StateRow>) -> Result<Vec<(String, Vec<History>)>, DomainError> {
+pub(crate) fn group_histories(mut rows: Vec<StateRow>) -> Result<Vec<(String, Vec<History>)>, DomainError> {
     rows.sort_unstable_by(|a, b| {
         (&a.matched, &a.household_code, a.valid_from).cmp(&(&b.matched, &b.household_code, b.valid_from))
     });

@@ -10,6 +10,7 @@ pub mod identity;
 pub mod member;
 pub mod members;
 pub mod policy;
+pub mod reconciliation;
 pub mod registry;
 pub mod unit_registry;
 pub mod units;

@@ -86,6 +86,8 @@ pub struct HouseholdRegistry {
     units: Arc<UnitRegistry>,
     /// Woken when a batch may have written feed events.
     feed: Option<Arc<tokio::sync::Notify>>,
+    /// Reconciles again the monthly lists a change touches.
+    reconciliation: Option<super::reconciliation::ReconciliationService>,
 }
 
 /// A stream of record chunks as the transport decodes them.
@@ -93,10 +95,16 @@ pub type RecordStream<'a> = std::pin::Pin<Box<dyn Stream<Item = Result<Vec<Recor
 
 impl HouseholdRegistry {
     pub fn new(store: Arc<dyn Store>, units: Arc<UnitRegistry>) -> Self {
-        Self { store, units, feed: None }
+        Self { store, units, feed: None, reconciliation: None }
     }
 
     /// Wakes `feed`'s waiting readers after every applied batch.
+    /// Has monthly lists the change touches reconciled again after every applied batch.
+    pub fn with_reconciliation(mut self, reconciliation: super::reconciliation::ReconciliationService) -> Self {
+        self.reconciliation = Some(reconciliation);
+        self
+    }
+
     pub fn with_feed(mut self, feed: Arc<tokio::sync::Notify>) -> Self {
         self.feed = Some(feed);
         self
@@ -244,6 +252,11 @@ impl HouseholdRegistry {
             Ok(_) => {
                 if let Some(feed) = &self.feed {
                     feed.notify_waiters();
+                }
+                if let Some(reconciliation) = &self.reconciliation
+                    && let Err(e) = reconciliation.register_changed(header.effective).await
+                {
+                    tracing::error!(batch = id, error = %crate::ErrorChain(&e), "monthly lists could not be marked for reconciling again");
                 }
                 Ok(total)
             }

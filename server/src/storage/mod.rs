@@ -7,6 +7,7 @@
 pub mod eligibility;
 pub mod enrollments;
 mod postgres;
+pub mod reconciliation;
 pub mod registry;
 mod shared;
 mod sqlite;
@@ -29,6 +30,7 @@ use eligibility::{DecisionRow, DecisionRunRow, PolicyRow, StateRow};
 use enrollments::{
     DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, FeedRow, NewEnrollment, WriteKey,
 };
+use reconciliation::{LineFilter, LineRow, NewUpdate, UpdateDecision, UpdateFilter, UpdateRow};
 use registry::{ApplyCounts, ApplyProblem, BatchRow, NewBatch, StagedRecord, VersionRow};
 
 pub use postgres::PgStore;
@@ -260,6 +262,90 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// An operator's feed events after `after`, in order, at most `limit`.
     async fn feed_events(&self, operator: &str, after: i64, limit: u32) -> Result<Vec<FeedRow>, StorageError>;
+
+    /// Enrolments with these ids, in no particular order.
+    async fn enrollments_by_ids(&self, ids: &[i64]) -> Result<Vec<EnrollmentRow>, StorageError>;
+
+    /// The ids of an operator's enrolments running on some day of `[from, until)`.
+    async fn enrollments_running(
+        &self,
+        operator: &str,
+        from: time::Date,
+        until: time::Date,
+    ) -> Result<Vec<i64>, StorageError>;
+
+    // Monthly lists and their reconciliation.
+
+    async fn monthly_update(&self, operator: &str, update_id: &str) -> Result<Option<UpdateRow>, StorageError>;
+
+    async fn monthly_update_by_ref(&self, id: i64) -> Result<Option<UpdateRow>, StorageError>;
+
+    /// The operator's lists for a period that are being received, reconciled or confirmed.
+    async fn open_monthly_updates(&self, operator: &str, period: &str) -> Result<Vec<UpdateRow>, StorageError>;
+
+    /// Lists with internal ids below `before`, newest first, at most `limit`.
+    async fn list_monthly_updates(
+        &self,
+        filter: &UpdateFilter,
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<UpdateRow>, StorageError>;
+
+    /// Records a list as being received (dropping what an interrupted attempt with the same
+    /// key left); returns its internal id. `AlreadyExists` when the key is taken.
+    async fn begin_monthly_update(&self, new: &NewUpdate<'_>) -> Result<i64, StorageError>;
+
+    /// Stores reconciled lines of a list being received.
+    async fn store_monthly_lines(&self, id: i64, lines: &[LineRow]) -> Result<(), StorageError>;
+
+    /// Forgets a list being received and its lines.
+    async fn discard_monthly_update(&self, id: i64) -> Result<(), StorageError>;
+
+    /// In one transaction: the list being received becomes the operator's reconciled list for
+    /// its period, and `replaces` (reconciled, not decided) is superseded. `Precondition` when
+    /// either changed meanwhile, or another list for the period arrived.
+    async fn finish_monthly_update(
+        &self,
+        id: i64,
+        digest: &str,
+        figures: &str,
+        at: OffsetDateTime,
+        replaces: Option<i64>,
+    ) -> Result<(), StorageError>;
+
+    /// Rewrites the outcome of lines of a reconciled list, marking it stale until
+    /// [`Store::refigure_monthly_update`]; `false` when the list is no longer open.
+    async fn rewrite_line_outcomes(&self, id: i64, lines: &[LineRow]) -> Result<bool, StorageError>;
+
+    /// Stores the figures of a list reconciled again and clears its stale mark; `false` when
+    /// the list is no longer open.
+    async fn refigure_monthly_update(&self, id: i64, figures: &str, at: OffsetDateTime) -> Result<bool, StorageError>;
+
+    /// Marks the reconciled lists of periods from `first_period` on as stale; returns their ids.
+    async fn mark_stale_updates(&self, first_period: &str) -> Result<Vec<i64>, StorageError>;
+
+    /// The reconciled lists marked stale.
+    async fn stale_monthly_updates(&self) -> Result<Vec<i64>, StorageError>;
+
+    /// Confirms or rejects a list as reconciled in `decision.revision`; `Precondition` when it
+    /// is not reconciled, or was reconciled again meanwhile.
+    async fn decide_monthly_update(&self, id: i64, decision: &UpdateDecision<'_>) -> Result<(), StorageError>;
+
+    /// Lines of a list after line `after`, in order, at most `limit`.
+    async fn monthly_lines(
+        &self,
+        id: i64,
+        filter: &LineFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<LineRow>, StorageError>;
+
+    /// Households that other operators' reconciled or confirmed lists claim for a period, with
+    /// the list claiming each.
+    async fn claimed_elsewhere(&self, period: &str, operator: &str) -> Result<Vec<(String, i64)>, StorageError>;
+
+    /// The phone numbers of a list with their months without traffic.
+    async fn idle_months(&self, id: i64) -> Result<Vec<(String, i64)>, StorageError>;
 }
 
 /// Opens the store a database URL names, creating an SQLite file when it is missing, and runs

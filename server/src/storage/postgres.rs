@@ -14,6 +14,7 @@ use super::{
     enrollments::{
         DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, FeedRow, NewEnrollment, WriteKey,
     },
+    reconciliation::{LineFilter, LineRow, NewUpdate, UpdateDecision, UpdateFilter, UpdateRow},
     registry::{self, ApplyCounts, ApplyProblem, BatchRow, NewBatch, StagedRecord, VersionRow},
 };
 use crate::{
@@ -350,6 +351,145 @@ impl Store for PgStore {
     async fn feed_events(&self, operator: &str, after: i64, limit: u32) -> Result<Vec<FeedRow>, StorageError> {
         enrolling::events_after(&mut *self.pool.acquire().await?, operator, after, limit).await
     }
+
+    async fn enrollments_by_ids(&self, ids: &[i64]) -> Result<Vec<EnrollmentRow>, StorageError> {
+        Ok(sqlx::query_as(
+            "SELECT id, operator, household_code, subscriber_citizen_id, phone_number, service, start_date, end_date, \
+             end_reason, end_note, decision_id, transfer_reference, recorded_at, ended_at \
+             FROM enrollments WHERE id = ANY($1)",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn enrollments_running(&self, operator: &str, from: Date, until: Date) -> Result<Vec<i64>, StorageError> {
+        monthly::running_between(&mut *self.pool.acquire().await?, operator, from, until).await
+    }
+
+    async fn monthly_update(&self, operator: &str, update_id: &str) -> Result<Option<UpdateRow>, StorageError> {
+        monthly::by_key(&mut *self.pool.acquire().await?, operator, update_id).await
+    }
+
+    async fn monthly_update_by_ref(&self, id: i64) -> Result<Option<UpdateRow>, StorageError> {
+        monthly::by_ref(&mut *self.pool.acquire().await?, id).await
+    }
+
+    async fn open_monthly_updates(&self, operator: &str, period: &str) -> Result<Vec<UpdateRow>, StorageError> {
+        monthly::open_for_period(&mut *self.pool.acquire().await?, operator, period).await
+    }
+
+    async fn list_monthly_updates(
+        &self,
+        filter: &UpdateFilter,
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<UpdateRow>, StorageError> {
+        monthly::list(&mut *self.pool.acquire().await?, filter, before, limit).await
+    }
+
+    async fn begin_monthly_update(&self, new: &NewUpdate<'_>) -> Result<i64, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let id = monthly::begin(&mut tx, new).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn store_monthly_lines(&self, id: i64, lines: &[LineRow]) -> Result<(), StorageError> {
+        let text = |f: fn(&LineRow) -> String| lines.iter().map(f).collect::<Vec<_>>();
+        let opt = |f: fn(&LineRow) -> Option<String>| lines.iter().map(f).collect::<Vec<_>>();
+        let num = |f: fn(&LineRow) -> i64| lines.iter().map(f).collect::<Vec<_>>();
+        sqlx::query(
+            "INSERT INTO monthly_lines (update_ref, line_no, household_code, phone_number, commune_code, line, codes, \
+             detail, amount_claimed, amount_confirmable, idle_months) \
+             SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+             $8::text[], $9::bigint[], $10::bigint[], $11::bigint[])",
+        )
+        .bind(id)
+        .bind(num(|l| l.line_no))
+        .bind(text(|l| l.household_code.clone()))
+        .bind(text(|l| l.phone_number.clone()))
+        .bind(opt(|l| l.commune_code.clone()))
+        .bind(text(|l| l.line.clone()))
+        .bind(text(|l| l.codes.clone()))
+        .bind(opt(|l| l.detail.clone()))
+        .bind(num(|l| l.amount_claimed))
+        .bind(num(|l| l.amount_confirmable))
+        .bind(num(|l| l.idle_months))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn discard_monthly_update(&self, id: i64) -> Result<(), StorageError> {
+        let mut tx = self.pool.begin().await?;
+        monthly::discard(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn finish_monthly_update(
+        &self,
+        id: i64,
+        digest: &str,
+        figures: &str,
+        at: OffsetDateTime,
+        replaces: Option<i64>,
+    ) -> Result<(), StorageError> {
+        let mut tx = self.pool.begin().await?;
+        monthly::finish(&mut tx, id, digest, figures, at, replaces).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn rewrite_line_outcomes(&self, id: i64, lines: &[LineRow]) -> Result<bool, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let open = monthly::rewrite_outcomes(&mut tx, id, lines).await?;
+        tx.commit().await?;
+        Ok(open)
+    }
+
+    async fn refigure_monthly_update(&self, id: i64, figures: &str, at: OffsetDateTime) -> Result<bool, StorageError> {
+        monthly::refigure(&mut *self.pool.acquire().await?, id, figures, at).await
+    }
+
+    async fn mark_stale_updates(&self, first_period: &str) -> Result<Vec<i64>, StorageError> {
+        monthly::mark_stale(&mut *self.pool.acquire().await?, first_period).await
+    }
+
+    async fn stale_monthly_updates(&self) -> Result<Vec<i64>, StorageError> {
+        monthly::stale_lists(&mut *self.pool.acquire().await?).await
+    }
+
+    async fn decide_monthly_update(&self, id: i64, decision: &UpdateDecision<'_>) -> Result<(), StorageError> {
+        let mut tx = self.pool.begin().await?;
+        monthly::decide(&mut tx, id, decision).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn monthly_lines(
+        &self,
+        id: i64,
+        filter: &LineFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<LineRow>, StorageError> {
+        monthly::lines(&mut *self.pool.acquire().await?, id, filter, after, limit).await
+    }
+
+    async fn claimed_elsewhere(&self, period: &str, operator: &str) -> Result<Vec<(String, i64)>, StorageError> {
+        monthly::claimed_elsewhere(&mut *self.pool.acquire().await?, period, operator).await
+    }
+
+    async fn idle_months(&self, id: i64) -> Result<Vec<(String, i64)>, StorageError> {
+        monthly::idle_months(&mut *self.pool.acquire().await?, id).await
+    }
+}
+
+mod monthly {
+    use super::StorageError;
+    crate::storage::reconciliation::reconciliation_queries!(sqlx::PgConnection);
 }
 
 mod decisions {

@@ -18,6 +18,7 @@ use super::{
     enrollments::{
         DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, FeedRow, NewEnrollment, WriteKey,
     },
+    reconciliation::{self, LineFilter, LineRow, NewUpdate, UpdateDecision, UpdateFilter, UpdateRow},
     registry::{self, ApplyCounts, ApplyProblem, BatchRow, NewBatch, StagedRecord, VersionRow},
 };
 use crate::{
@@ -401,6 +402,144 @@ impl Store for SqliteStore {
     async fn feed_events(&self, operator: &str, after: i64, limit: u32) -> Result<Vec<FeedRow>, StorageError> {
         enrolling::events_after(&mut *self.read.acquire().await?, operator, after, limit).await
     }
+
+    async fn enrollments_by_ids(&self, ids: &[i64]) -> Result<Vec<EnrollmentRow>, StorageError> {
+        let ids = serde_json::to_string(ids).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        Ok(sqlx::query_as(
+            "SELECT e.id, e.operator, e.household_code, e.subscriber_citizen_id, e.phone_number, e.service, \
+             e.start_date, e.end_date, e.end_reason, e.end_note, e.decision_id, e.transfer_reference, e.recorded_at, \
+             e.ended_at FROM json_each($1) AS j JOIN enrollments e ON e.id = j.value",
+        )
+        .bind(ids)
+        .fetch_all(&self.bulk)
+        .await?)
+    }
+
+    async fn enrollments_running(&self, operator: &str, from: Date, until: Date) -> Result<Vec<i64>, StorageError> {
+        monthly::running_between(&mut *self.bulk.acquire().await?, operator, from, until).await
+    }
+
+    async fn monthly_update(&self, operator: &str, update_id: &str) -> Result<Option<UpdateRow>, StorageError> {
+        monthly::by_key(&mut *self.read.acquire().await?, operator, update_id).await
+    }
+
+    async fn monthly_update_by_ref(&self, id: i64) -> Result<Option<UpdateRow>, StorageError> {
+        monthly::by_ref(&mut *self.read.acquire().await?, id).await
+    }
+
+    async fn open_monthly_updates(&self, operator: &str, period: &str) -> Result<Vec<UpdateRow>, StorageError> {
+        monthly::open_for_period(&mut *self.read.acquire().await?, operator, period).await
+    }
+
+    async fn list_monthly_updates(
+        &self,
+        filter: &UpdateFilter,
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<UpdateRow>, StorageError> {
+        monthly::list(&mut *self.read.acquire().await?, filter, before, limit).await
+    }
+
+    async fn begin_monthly_update(&self, new: &NewUpdate<'_>) -> Result<i64, StorageError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let id = monthly::begin(&mut tx, new).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn store_monthly_lines(&self, id: i64, lines: &[LineRow]) -> Result<(), StorageError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        for chunk in lines.chunks(ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO monthly_lines (update_ref, ");
+            insert.push(reconciliation::LINE_COLUMNS).push(") ");
+            insert.push_values(chunk, |mut row, l: &LineRow| {
+                row.push_bind(id)
+                    .push_bind(l.line_no)
+                    .push_bind(l.household_code.clone())
+                    .push_bind(l.phone_number.clone())
+                    .push_bind(l.commune_code.clone())
+                    .push_bind(l.line.clone())
+                    .push_bind(l.codes.clone())
+                    .push_bind(l.detail.clone())
+                    .push_bind(l.amount_claimed)
+                    .push_bind(l.amount_confirmable)
+                    .push_bind(l.idle_months);
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn discard_monthly_update(&self, id: i64) -> Result<(), StorageError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        monthly::discard(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn finish_monthly_update(
+        &self,
+        id: i64,
+        digest: &str,
+        figures: &str,
+        at: OffsetDateTime,
+        replaces: Option<i64>,
+    ) -> Result<(), StorageError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        monthly::finish(&mut tx, id, digest, figures, at, replaces).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn rewrite_line_outcomes(&self, id: i64, lines: &[LineRow]) -> Result<bool, StorageError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let open = monthly::rewrite_outcomes(&mut tx, id, lines).await?;
+        tx.commit().await?;
+        Ok(open)
+    }
+
+    async fn refigure_monthly_update(&self, id: i64, figures: &str, at: OffsetDateTime) -> Result<bool, StorageError> {
+        monthly::refigure(&mut *self.write.acquire().await?, id, figures, at).await
+    }
+
+    async fn mark_stale_updates(&self, first_period: &str) -> Result<Vec<i64>, StorageError> {
+        monthly::mark_stale(&mut *self.write.acquire().await?, first_period).await
+    }
+
+    async fn stale_monthly_updates(&self) -> Result<Vec<i64>, StorageError> {
+        monthly::stale_lists(&mut *self.read.acquire().await?).await
+    }
+
+    async fn decide_monthly_update(&self, id: i64, decision: &UpdateDecision<'_>) -> Result<(), StorageError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        monthly::decide(&mut tx, id, decision).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn monthly_lines(
+        &self,
+        id: i64,
+        filter: &LineFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<LineRow>, StorageError> {
+        monthly::lines(&mut *self.bulk.acquire().await?, id, filter, after, limit).await
+    }
+
+    async fn claimed_elsewhere(&self, period: &str, operator: &str) -> Result<Vec<(String, i64)>, StorageError> {
+        monthly::claimed_elsewhere(&mut *self.bulk.acquire().await?, period, operator).await
+    }
+
+    async fn idle_months(&self, id: i64) -> Result<Vec<(String, i64)>, StorageError> {
+        monthly::idle_months(&mut *self.bulk.acquire().await?, id).await
+    }
+}
+
+mod monthly {
+    use super::StorageError;
+    crate::storage::reconciliation::reconciliation_queries!(sqlx::SqliteConnection);
 }
 
 mod decisions {

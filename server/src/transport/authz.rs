@@ -44,7 +44,7 @@ const BATCH_READERS: Access = Access::Roles(&[Labour, Ict]);
 const HOUSEHOLD_READERS: Access = Access::Roles(&[Labour, Ict, Locality]);
 
 const OPERATOR_ONLY: Access = Access::Roles(&[Operator]);
-/// Operators ask for decisions; ICT supervises.
+/// Operators ask for decisions and read their own lists; ICT supervises.
 const DECISION_ASKERS: Access = Access::Roles(&[Operator, Ict]);
 
 /// Every method the hub serves.
@@ -77,6 +77,12 @@ pub const RULES: &[Rule] = &[
     rule("/telesub.v1.Enrollments/Transfer", OPERATOR_ONLY),
     rule("/telesub.v1.Enrollments/ListEnrollments", DECISION_ASKERS),
     rule("/telesub.v1.ChangeFeed/WatchChanges", OPERATOR_ONLY),
+    rule("/telesub.v1.Reconciliation/SubmitMonthlyUpdate", OPERATOR_ONLY),
+    rule("/telesub.v1.Reconciliation/ListReconciliations", DECISION_ASKERS),
+    rule("/telesub.v1.Reconciliation/GetReconciliation", DECISION_ASKERS),
+    rule("/telesub.v1.Reconciliation/ListDiscrepancies", DECISION_ASKERS),
+    rule("/telesub.v1.Reconciliation/Confirm", ICT_ONLY),
+    rule("/telesub.v1.Reconciliation/Reject", ICT_ONLY),
 ];
 
 /// The rule for a gRPC path, if the hub serves it.

@@ -10,6 +10,7 @@ mod feed;
 mod households;
 mod layer;
 mod members;
+mod reconciliation;
 pub mod status;
 
 use std::sync::{Arc, Mutex};
@@ -27,6 +28,7 @@ pub use feed::FeedApi;
 pub use households::{HouseholdsApi, UnitsApi, record_input};
 pub use layer::{HubLayer, HubState, ORG_URI_PREFIX, REQUEST_ID_HEADER, code_name, org_from_certificate};
 pub use members::MembersApi;
+pub use reconciliation::ReconciliationApi;
 
 /// What the hub layer hands every handler: the request id, and the caller unless the method
 /// needs only a certificate.

@@ -1,0 +1,327 @@
+//! `telesub.v1.Reconciliation`: convert messages to domain inputs and back; the domain does
+//! every check.
+
+use futures_util::StreamExt;
+use telesub_proto::v1::{self as pb, reconciliation_server::Reconciliation};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{
+    CallContext,
+    convert::timestamp,
+    eligibility::{service_from_pb, service_to_pb},
+};
+use crate::{
+    domain::{
+        DomainError,
+        reconciliation::{
+            Change, Code, Discrepancy, Figures, HeaderInput, Line, LineInput, ReconciledLine, ReconciliationService,
+            Scope, Summary, UnclaimedReason, status_name,
+        },
+    },
+    storage::reconciliation::{LineFilter, UpdateFilter},
+};
+
+#[derive(Debug, Clone)]
+pub struct ReconciliationApi {
+    service: ReconciliationService,
+}
+
+impl ReconciliationApi {
+    pub fn new(service: ReconciliationService) -> Self {
+        Self { service }
+    }
+}
+
+// Domain names and protobuf enum names differ only by the enum's prefix.
+
+fn change_from_pb(n: i32) -> Option<Change> {
+    let name = pb::SupportChange::try_from(n).ok()?.as_str_name();
+    Change::parse(name.strip_prefix("SUPPORT_CHANGE_")?).ok()
+}
+
+fn change_to_pb(c: Option<Change>) -> i32 {
+    c.and_then(|c| pb::SupportChange::from_str_name(&format!("SUPPORT_CHANGE_{c}"))).unwrap_or_default().into()
+}
+
+fn unclaimed_from_pb(n: i32) -> Option<UnclaimedReason> {
+    let name = pb::UnclaimedReason::try_from(n).ok()?.as_str_name();
+    UnclaimedReason::parse(name.strip_prefix("UNCLAIMED_REASON_")?).ok()
+}
+
+fn unclaimed_to_pb(r: Option<UnclaimedReason>) -> i32 {
+    r.and_then(|r| pb::UnclaimedReason::from_str_name(&format!("UNCLAIMED_REASON_{r}"))).unwrap_or_default().into()
+}
+
+fn code_from_pb(n: i32) -> Option<Code> {
+    let name = pb::DiscrepancyCode::try_from(n).ok()?.as_str_name();
+    Code::parse(name.strip_prefix("DISCREPANCY_CODE_")?).ok()
+}
+
+fn code_to_pb(c: Code) -> i32 {
+    pb::DiscrepancyCode::from_str_name(&format!("DISCREPANCY_CODE_{c}")).unwrap_or_default().into()
+}
+
+fn status_to_pb(stored: &str) -> i32 {
+    pb::ReconciliationStatus::from_str_name(&format!("RECONCILIATION_STATUS_{}", status_name(stored)))
+        .unwrap_or_default()
+        .into()
+}
+
+/// The stored status a filter names (`RECEIVED` is stored as `RECEIVING`).
+fn status_from_pb(n: i32) -> Result<Option<String>, DomainError> {
+    let status = pb::ReconciliationStatus::try_from(n)
+        .map_err(|_| DomainError::invalid("status", format!("{n} is not a reconciliation status")))?;
+    Ok(match status {
+        pb::ReconciliationStatus::Unspecified => None,
+        pb::ReconciliationStatus::Received => Some("RECEIVING".to_owned()),
+        other => other.as_str_name().strip_prefix("RECONCILIATION_STATUS_").map(str::to_owned),
+    })
+}
+
+fn line_input(l: pb::MonthlyLine) -> LineInput {
+    LineInput {
+        phone_number: l.phone_number,
+        subscriber_citizen_id: l.subscriber_citizen_id,
+        household_code: l.household_code,
+        enrollment_id: l.enrollment_id,
+        change: change_from_pb(l.change),
+        service: service_from_pb(l.service),
+        package_code: l.package_code,
+        tariff: l.tariff,
+        amount_claimed: l.amount_claimed,
+        days_of_service: l.days_of_service,
+        used: l.used,
+        unclaimed_reason: unclaimed_from_pb(l.unclaimed_reason),
+    }
+}
+
+fn line_to_pb(l: &Line) -> pb::MonthlyLine {
+    pb::MonthlyLine {
+        phone_number: l.phone_number.clone(),
+        subscriber_citizen_id: l.subscriber_citizen_id.clone(),
+        household_code: l.household_code.clone(),
+        enrollment_id: l.enrollment_id.map(|id| id.to_string()).unwrap_or_default(),
+        change: change_to_pb(l.change),
+        service: service_to_pb(l.service).into(),
+        package_code: l.package_code.clone(),
+        tariff: l.tariff,
+        amount_claimed: l.amount_claimed,
+        days_of_service: i32::try_from(l.days_of_service).unwrap_or(i32::MAX),
+        used: l.used,
+        unclaimed_reason: unclaimed_to_pb(l.unclaimed_reason),
+    }
+}
+
+fn discrepancy_to_pb(d: &Discrepancy) -> pb::Discrepancy {
+    pb::Discrepancy {
+        code: code_to_pb(d.code),
+        message: d.message.clone(),
+        date: d.date.clone().unwrap_or_default(),
+        allowed_amount: d.allowed_amount.unwrap_or_default(),
+    }
+}
+
+fn reconciled_line_to_pb(l: &ReconciledLine) -> pb::ReconciledLine {
+    pb::ReconciledLine {
+        line_number: l.line_no,
+        line: Some(line_to_pb(&l.line)),
+        discrepancies: l.discrepancies.iter().map(discrepancy_to_pb).collect(),
+        commune_code: l.commune_code.clone().unwrap_or_default(),
+    }
+}
+
+fn figures_to_pb(f: &Figures) -> pb::ReconciliationFigures {
+    pb::ReconciliationFigures {
+        lines: f.lines,
+        claims: f.claims,
+        unclaimed: f.unclaimed,
+        lines_ok: f.lines_ok,
+        amount_claimed: f.amount_claimed,
+        amount_confirmable: f.amount_confirmable,
+        by_code: f.by_code.iter().map(|(c, n)| pb::CodeCount { code: code_to_pb(*c), lines: *n }).collect(),
+        by_unclaimed_reason: f
+            .by_unclaimed_reason
+            .iter()
+            .map(|(r, n)| pb::UnclaimedCount { reason: unclaimed_to_pb(Some(*r)), lines: *n })
+            .collect(),
+        missing_stops: f.missing_stops,
+        enrollments_not_reported: f.enrollments_not_reported,
+    }
+}
+
+fn summary_to_pb(s: &Summary) -> pb::MonthlyReconciliation {
+    let r = &s.row;
+    let decided = |status: &str| (r.status == status).then_some(());
+    pb::MonthlyReconciliation {
+        operator: r.operator.clone(),
+        update_id: r.update_id.clone(),
+        period: r.period.clone(),
+        status: status_to_pb(&r.status),
+        note: r.note.clone(),
+        figures: r.figures.is_some().then(|| figures_to_pb(&s.figures)),
+        received_at: Some(timestamp(r.received_at)),
+        reconciled_at: r.reconciled_at.map(timestamp),
+        superseded_by: r.superseded_by.clone().unwrap_or_default(),
+        confirmation: decided("CONFIRMED").map(|()| pb::Confirmation {
+            scope: r.confirmed_scope.clone().unwrap_or_default(),
+            confirmed_by: r.decided_by.clone().unwrap_or_default(),
+            confirmed_at: r.decided_at.map(timestamp),
+            lines: r.confirmed_lines.unwrap_or_default(),
+            amount: r.confirmed_amount.unwrap_or_default(),
+            lines_digest: r.confirmed_digest.clone().unwrap_or_default(),
+            note: r.decision_note.clone().unwrap_or_default(),
+        }),
+        rejected_by: decided("REJECTED").and(r.decided_by.clone()).unwrap_or_default(),
+        rejected_at: decided("REJECTED").and(r.decided_at).map(timestamp),
+        rejection_note: decided("REJECTED").and(r.decision_note.clone()).unwrap_or_default(),
+        content_digest: r.content_digest.clone().unwrap_or_default(),
+        replayed: s.replayed,
+        stale: r.stale,
+    }
+}
+
+fn page_size(n: i32) -> Result<u32, DomainError> {
+    u32::try_from(n).map_err(|_| DomainError::invalid("page_size", format!("{n} is not a page size")))
+}
+
+fn text(s: &str) -> Option<String> {
+    let s = s.trim();
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+#[tonic::async_trait]
+impl Reconciliation for ReconciliationApi {
+    async fn submit_monthly_update(
+        &self,
+        request: Request<Streaming<pb::SubmitMonthlyUpdateRequest>>,
+    ) -> Result<Response<pb::MonthlyReconciliation>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let caller = ctx.caller()?.clone();
+        let mut stream = request.into_inner();
+        let header = match stream.message().await? {
+            Some(pb::SubmitMonthlyUpdateRequest { item: Some(pb::submit_monthly_update_request::Item::Header(h)) }) => {
+                h
+            }
+            _ => return Err(ctx.fail(DomainError::invalid("header", "the first message of a list is its header"))),
+        };
+        let header = self
+            .service
+            .check_header(&HeaderInput {
+                period: header.period,
+                update_id: header.update_id,
+                replaces_earlier: header.replaces_earlier,
+                note: header.note,
+            })
+            .await
+            .map_err(|e| ctx.fail(e))?;
+        let lines = stream.map(|message| match message {
+            Ok(pb::SubmitMonthlyUpdateRequest {
+                item: Some(pb::submit_monthly_update_request::Item::Lines(chunk)),
+            }) => Ok(chunk.lines.into_iter().map(line_input).collect()),
+            Ok(_) => Err(DomainError::invalid("header", "a list has one header, in its first message")),
+            Err(status) => Err(DomainError::Cancelled(format!("the list's stream broke: {}", status.message()))),
+        });
+        let summary =
+            self.service.submit(header, &caller, &ctx.request_id, Box::pin(lines)).await.map_err(|e| ctx.fail(e))?;
+        Ok(Response::new(summary_to_pb(&summary)))
+    }
+
+    async fn list_reconciliations(
+        &self,
+        request: Request<pb::ListReconciliationsRequest>,
+    ) -> Result<Response<pb::ListReconciliationsResponse>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.get_ref();
+        let page = async {
+            let filter = UpdateFilter {
+                period: text(&r.period),
+                operator: text(&r.operator),
+                status: status_from_pb(r.status)?,
+            };
+            self.service
+                .list(
+                    ctx.caller().map_err(|_| DomainError::Internal("no caller".into()))?,
+                    filter,
+                    page_size(r.page_size)?,
+                    &r.page_token,
+                )
+                .await
+        }
+        .await
+        .map_err(|e| ctx.fail(e))?;
+        Ok(Response::new(pb::ListReconciliationsResponse {
+            reconciliations: page.items.iter().map(summary_to_pb).collect(),
+            next_page_token: page.next.unwrap_or_default(),
+        }))
+    }
+
+    async fn get_reconciliation(
+        &self,
+        request: Request<pb::GetReconciliationRequest>,
+    ) -> Result<Response<pb::MonthlyReconciliation>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.get_ref();
+        let summary = self.service.get(ctx.caller()?, &r.operator, &r.update_id).await.map_err(|e| ctx.fail(e))?;
+        Ok(Response::new(summary_to_pb(&summary)))
+    }
+
+    async fn list_discrepancies(
+        &self,
+        request: Request<pb::ListDiscrepanciesRequest>,
+    ) -> Result<Response<pb::ListDiscrepanciesResponse>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.get_ref();
+        let caller = ctx.caller()?;
+        let page = async {
+            let code = match r.code {
+                0 => None,
+                n => Some(
+                    code_from_pb(n)
+                        .ok_or_else(|| DomainError::invalid("code", format!("{n} is not a discrepancy code")))?
+                        .as_str()
+                        .to_owned(),
+                ),
+            };
+            let filter = LineFilter {
+                code,
+                commune_code: text(&r.unit),
+                household_code: text(&r.household_code),
+                include_ok: r.include_ok,
+            };
+            self.service.lines(caller, &r.operator, &r.update_id, filter, page_size(r.page_size)?, &r.page_token).await
+        }
+        .await
+        .map_err(|e| ctx.fail(e))?;
+        Ok(Response::new(pb::ListDiscrepanciesResponse {
+            lines: page.items.iter().map(reconciled_line_to_pb).collect(),
+            next_page_token: page.next.unwrap_or_default(),
+        }))
+    }
+
+    async fn confirm(
+        &self,
+        request: Request<pb::ConfirmRequest>,
+    ) -> Result<Response<pb::MonthlyReconciliation>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.get_ref();
+        let scope = match pb::ConfirmationScope::try_from(r.scope) {
+            Ok(pb::ConfirmationScope::WholeList) => Some(Scope::WholeList),
+            Ok(pb::ConfirmationScope::OkLines) => Some(Scope::OkLines),
+            _ => None,
+        };
+        let summary = self
+            .service
+            .confirm(ctx.caller()?, &r.operator, &r.update_id, scope, &r.note)
+            .await
+            .map_err(|e| ctx.fail(e))?;
+        Ok(Response::new(summary_to_pb(&summary)))
+    }
+
+    async fn reject(&self, request: Request<pb::RejectRequest>) -> Result<Response<pb::MonthlyReconciliation>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.get_ref();
+        let summary =
+            self.service.reject(ctx.caller()?, &r.operator, &r.update_id, &r.note).await.map_err(|e| ctx.fail(e))?;
+        Ok(Response::new(summary_to_pb(&summary)))
+    }
+}
