@@ -441,4 +441,53 @@ async fn support_stops_after_the_months_without_traffic_and_register_changes_rec
     // Earlier months are not touched by a change from 16 March.
     let feb = ict.get_reconciliation("VNPT", "vn-2025-02").await.unwrap();
     assert_eq!((figures(&feb).lines_ok, feb.stale), (2, false));
+
+    // Once confirmed, March is frozen: a later change is reported against it, line by line.
+    let confirmed = ict
+        .confirm_reconciliation(proto::ConfirmRequest {
+            operator: "VNPT".into(),
+            update_id: "vn-2025-03".into(),
+            scope: proto::ConfirmationScope::WholeList.into(),
+            note: String::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(confirmed.confirmation.as_ref().map(|c| (c.lines, c.amount)), Some((2, 120_000)));
+    push(
+        &labour,
+        header("2025-03-c", proto::BatchKind::Delta, "2025-03", "2025-03-21"),
+        vec![removal("HH-1", proto::RemovalReason::Deceased, "2025-03-21")],
+    )
+    .await
+    .unwrap();
+    let mut checked = None;
+    for _ in 0..200 {
+        let r = ict.get_reconciliation("VNPT", "vn-2025-03").await.unwrap();
+        if r.exceptions_checked_at.is_some() {
+            checked = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let checked = checked.expect("the confirmed list is checked against the change");
+    assert_eq!(checked.exceptions, 1, "{checked:?}");
+    assert_eq!(
+        (checked.status(), &checked.confirmation, &checked.figures),
+        (proto::ReconciliationStatus::Confirmed, &confirmed.confirmation, &confirmed.figures)
+    );
+    let exceptions = vnpt
+        .list_discrepancies(proto::ListDiscrepanciesRequest {
+            update_id: "vn-2025-03".into(),
+            exceptions_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .lines;
+    assert_eq!(exceptions.len(), 1);
+    let line = &exceptions[0];
+    assert_eq!((line.line_number, line.exception), (1, true));
+    assert_eq!(codes(line), [C::NonUsage], "the confirmed outcome stands");
+    let later: Vec<_> = line.later_discrepancies.iter().map(|d| (d.code(), d.date.as_str())).collect();
+    assert!(later.contains(&(C::EligibilityEnded, "2025-03-21")), "{later:?}");
 }

@@ -27,6 +27,9 @@ CREATE TABLE monthly_updates (
     confirmed_lines  BIGINT,
     confirmed_amount BIGINT,
     confirmed_digest TEXT,
+    -- Confirmed lists: lines whose outcome a later change would alter (the confirmation stands).
+    exceptions       BIGINT NOT NULL DEFAULT 0,
+    exceptions_at    TIMESTAMPTZ,
     request_id       TEXT NOT NULL,
     UNIQUE (operator, update_id)
 );
@@ -35,7 +38,8 @@ CREATE INDEX monthly_updates_period ON monthly_updates (period, operator);
 
 -- The lines of a list as received, with the outcome of their reconciliation: `codes` holds
 -- the discrepancy codes separated by spaces ('' when the line is OK), `detail` their messages.
--- `idle_months`: months without traffic up to and including this one.
+-- `idle_months`: months without traffic up to and including this one. `later_detail`, on a
+-- confirmed list, is the outcome the line would have now, when a later change altered it.
 CREATE TABLE monthly_lines (
     update_ref         BIGINT NOT NULL REFERENCES monthly_updates (id) ON DELETE CASCADE,
     line_no            BIGINT NOT NULL,
@@ -48,5 +52,6 @@ CREATE TABLE monthly_lines (
     amount_claimed     BIGINT NOT NULL,
     amount_confirmable BIGINT NOT NULL,
     idle_months        BIGINT NOT NULL,
+    later_detail       TEXT,
     PRIMARY KEY (update_ref, line_no)
 );

@@ -27,6 +27,9 @@ CREATE TABLE monthly_updates (
     confirmed_lines  INTEGER,
     confirmed_amount INTEGER,
     confirmed_digest TEXT,
+    -- Confirmed lists: lines whose outcome a later change would alter (the confirmation stands).
+    exceptions       INTEGER NOT NULL DEFAULT 0,
+    exceptions_at    TEXT,
     request_id       TEXT NOT NULL,
     UNIQUE (operator, update_id)
 ) STRICT;
@@ -35,7 +38,8 @@ CREATE INDEX monthly_updates_period ON monthly_updates (period, operator);
 
 -- The lines of a list as received, with the outcome of their reconciliation: `codes` holds
 -- the discrepancy codes separated by spaces ('' when the line is OK), `detail` their messages.
--- `idle_months`: months without traffic up to and including this one.
+-- `idle_months`: months without traffic up to and including this one. `later_detail`, on a
+-- confirmed list, is the outcome the line would have now, when a later change altered it.
 CREATE TABLE monthly_lines (
     update_ref         INTEGER NOT NULL REFERENCES monthly_updates (id) ON DELETE CASCADE,
     line_no            INTEGER NOT NULL,
@@ -48,5 +52,6 @@ CREATE TABLE monthly_lines (
     amount_claimed     INTEGER NOT NULL,
     amount_confirmable INTEGER NOT NULL,
     idle_months        INTEGER NOT NULL,
+    later_detail       TEXT,
     PRIMARY KEY (update_ref, line_no)
 ) STRICT, WITHOUT ROWID;

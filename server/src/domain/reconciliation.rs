@@ -183,6 +183,9 @@ pub struct ReconciledLine {
     pub commune_code: Option<String>,
     /// Months without traffic up to and including this one.
     pub idle_months: i64,
+    /// Confirmed lists: the discrepancies the line would have now, when a later change
+    /// altered them (the confirmed outcome stands).
+    pub later: Option<Vec<Discrepancy>>,
 }
 
 /// A list's figures.
@@ -487,6 +490,7 @@ impl Run {
                 discrepancies: found,
                 commune_code,
                 idle_months: idle,
+                later: None,
             };
         }
         self.figures.claims += 1;
@@ -653,7 +657,14 @@ impl Run {
         if found.iter().any(|d| d.code == Code::EligibilityEnded) && line.change != Some(Change::Stopped) {
             self.figures.missing_stops += 1;
         }
-        ReconciledLine { line_no, line: line.clone(), discrepancies: found, commune_code, idle_months: idle }
+        ReconciledLine {
+            line_no,
+            line: line.clone(),
+            discrepancies: found,
+            commune_code,
+            idle_months: idle,
+            later: None,
+        }
     }
 
     fn finish(&mut self, running: &[i64]) -> Figures {
@@ -707,6 +718,7 @@ impl ReconciledLine {
             amount_claimed: self.line.amount_claimed,
             amount_confirmable: if self.discrepancies.is_empty() { self.line.amount_claimed } else { 0 },
             idle_months: self.idle_months,
+            later_detail: None,
         })
     }
 
@@ -723,6 +735,10 @@ impl ReconciledLine {
             },
             commune_code: row.commune_code.clone(),
             idle_months: row.idle_months,
+            later: match row.later_detail.as_deref() {
+                Some(d) => Some(serde_json::from_str(d).map_err(|e| bad("later discrepancies", e))?),
+                None => None,
+            },
         })
     }
 }
@@ -1055,20 +1071,24 @@ impl ReconciliationService {
     }
 
     /// Reconciles lists again (after another list or the register changed), one after the
-    /// other; marks them stale first so that none is confirmed meanwhile.
+    /// other: an open list is marked stale first, so that none is confirmed meanwhile, and its
+    /// outcome rewritten; a confirmed list keeps its outcome, and the lines the change alters
+    /// are noted against it as exceptions.
     pub async fn reconcile_again(&self, ids: Vec<i64>) -> Result<(), DomainError> {
-        let mut open = Vec::new();
+        let mut lists = Vec::new();
         for id in ids {
-            if self.store.rewrite_line_outcomes(id, &[]).await? {
-                open.push(id);
+            // Marks an open list stale; `false` for any other.
+            let open = self.store.rewrite_line_outcomes(id, &[]).await?;
+            if open || self.store.monthly_update_by_ref(id).await?.is_some_and(|r| r.status == "CONFIRMED") {
+                lists.push(id);
             }
         }
-        if open.is_empty() {
+        if lists.is_empty() {
             return Ok(());
         }
         let this = self.clone();
         tokio::spawn(async move {
-            for id in open {
+            for id in lists {
                 if let Err(e) = this.rerun(id).await {
                     tracing::error!(list = id, error = %crate::ErrorChain(&e), "a monthly list could not be reconciled again");
                 }
@@ -1081,7 +1101,8 @@ impl ReconciliationService {
     /// register that takes effect then (earlier months are not touched by it).
     pub async fn register_changed(&self, effective: Date) -> Result<(), DomainError> {
         let period = format!("{:04}-{:02}", effective.year(), u8::from(effective.month()));
-        let ids = self.store.mark_stale_updates(&period).await?;
+        let mut ids = self.store.mark_stale_updates(&period).await?;
+        ids.extend(self.store.confirmed_updates_since(&period).await?);
         self.reconcile_again(ids).await
     }
 
@@ -1092,14 +1113,17 @@ impl ReconciliationService {
     }
 
     async fn rerun(&self, id: i64) -> Result<(), DomainError> {
-        let Some(list) = self.store.monthly_update_by_ref(id).await?.filter(|r| r.status == "RECONCILED") else {
+        let Some(list) =
+            self.store.monthly_update_by_ref(id).await?.filter(|r| r.status == "RECONCILED" || r.status == "CONFIRMED")
+        else {
             return Ok(());
         };
+        let confirmed = list.status == "CONFIRMED";
         let (first, next) = period_bounds(&list.period)
             .ok_or_else(|| DomainError::Internal(format!("stored period {:?}", list.period).into()))?;
         let mut run = self.run_for(&list.operator, &list.period, first, next).await?;
         let all = LineFilter { include_ok: true, ..LineFilter::default() };
-        let mut after = 0;
+        let (mut after, mut exceptions) = (0, 0i64);
         loop {
             let rows = self.store.monthly_lines(id, &all, after, CHUNK as u32).await?;
             let Some(last) = rows.last() else { break };
@@ -1109,9 +1133,28 @@ impl ReconciliationService {
                 .map(|r| ReconciledLine::from_row(r).map(|l| (l.line_no, l.line)))
                 .collect::<Result<_, _>>()?;
             let redone = self.reconcile_chunk(&mut run, &lines).await?;
-            if !self.store.rewrite_line_outcomes(id, &redone).await? {
-                return Ok(()); // decided meanwhile: frozen
+            let still_open = if confirmed {
+                let mut changed = Vec::new();
+                for (old, new) in rows.iter().zip(&redone) {
+                    let later =
+                        (new.detail != old.detail).then(|| new.detail.clone().unwrap_or_else(|| "[]".to_owned()));
+                    exceptions += i64::from(later.is_some());
+                    if later != old.later_detail {
+                        changed.push((old.line_no, later));
+                    }
+                }
+                self.store.note_line_exceptions(id, &changed).await?
+            } else {
+                self.store.rewrite_line_outcomes(id, &redone).await?
+            };
+            if !still_open {
+                return Ok(()); // decided or replaced meanwhile
             }
+        }
+        if confirmed {
+            self.store.count_exceptions(id, exceptions, crate::now()).await?;
+            tracing::info!(operator = %list.operator, update = %list.update_id, exceptions, "confirmed monthly list checked against later changes");
+            return Ok(());
         }
         let running = self.store.enrollments_running(&list.operator, first, next).await?;
         let figures = serde_json::to_string(&run.finish(&running)).map_err(|e| DomainError::Internal(e.into()))?;

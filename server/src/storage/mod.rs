@@ -321,6 +321,17 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// the list is no longer open.
     async fn refigure_monthly_update(&self, id: i64, figures: &str, at: OffsetDateTime) -> Result<bool, StorageError>;
 
+    /// Notes, in one transaction, on a confirmed list, the lines a later change alters
+    /// (`Some(discrepancies as JSON)`) or no longer alters (`None`); `false` when the list is not
+    /// confirmed.
+    async fn note_line_exceptions(&self, id: i64, lines: &[(i64, Option<String>)]) -> Result<bool, StorageError>;
+
+    /// Stores how many lines of a confirmed list a later change alters.
+    async fn count_exceptions(&self, id: i64, count: i64, at: OffsetDateTime) -> Result<(), StorageError>;
+
+    /// The confirmed lists of periods from `first_period` on.
+    async fn confirmed_updates_since(&self, first_period: &str) -> Result<Vec<i64>, StorageError>;
+
     /// Marks the reconciled lists of periods from `first_period` on as stale; returns their ids.
     async fn mark_stale_updates(&self, first_period: &str) -> Result<Vec<i64>, StorageError>;
 

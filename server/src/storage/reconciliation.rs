@@ -30,6 +30,9 @@ pub struct UpdateRow {
     pub confirmed_lines: Option<i64>,
     pub confirmed_amount: Option<i64>,
     pub confirmed_digest: Option<String>,
+    /// Confirmed lists: lines whose outcome a later change would alter.
+    pub exceptions: i64,
+    pub exceptions_at: Option<OffsetDateTime>,
     pub request_id: String,
 }
 
@@ -61,6 +64,9 @@ pub struct LineRow {
     pub amount_claimed: i64,
     pub amount_confirmable: i64,
     pub idle_months: i64,
+    /// Confirmed lists: the discrepancies the line would have now (JSON, `[]` for none), when
+    /// a later change altered them.
+    pub later_detail: Option<String>,
 }
 
 /// Which lists to list.
@@ -79,6 +85,8 @@ pub struct LineFilter {
     pub household_code: Option<String>,
     /// Lines without a discrepancy too.
     pub include_ok: bool,
+    /// Only lines a later change would alter.
+    pub exceptions_only: bool,
 }
 
 /// What ICT decided about a reconciled list.
@@ -111,7 +119,8 @@ macro_rules! select_updates {
         concat!(
             "SELECT id, operator, update_id, period, replaces_earlier, note, status, content_digest, revision, \
              stale, figures, received_at, reconciled_at, superseded_by, decided_by, decided_at, decision_note, \
-             confirmed_scope, confirmed_lines, confirmed_amount, confirmed_digest, request_id \
+             confirmed_scope, confirmed_lines, confirmed_amount, confirmed_digest, exceptions, exceptions_at, \
+             request_id \
              FROM monthly_updates WHERE ",
             $condition
         )
@@ -359,6 +368,58 @@ macro_rules! reconciliation_queries {
             }
         }
 
+        /// Notes, on a confirmed list, the lines a later change alters (`Some`) or no longer
+        /// alters (`None`), inside the caller's transaction; `false` when the list is not confirmed.
+        pub(super) async fn note_exceptions(
+            conn: &mut $conn,
+            id: i64,
+            lines: &[(i64, Option<String>)],
+        ) -> Result<bool, StorageError> {
+            let confirmed =
+                sqlx::query("UPDATE monthly_updates SET exceptions = exceptions WHERE id = $1 AND status = 'CONFIRMED'")
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+            if confirmed.rows_affected() != 1 {
+                return Ok(false);
+            }
+            for (line_no, later) in lines {
+                sqlx::query("UPDATE monthly_lines SET later_detail = $3 WHERE update_ref = $1 AND line_no = $2")
+                    .bind(id)
+                    .bind(line_no)
+                    .bind(later.as_deref())
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ok(true)
+        }
+
+        pub(super) async fn count_exceptions(
+            conn: &mut $conn,
+            id: i64,
+            count: i64,
+            at: time::OffsetDateTime,
+        ) -> Result<(), StorageError> {
+            sqlx::query(
+                "UPDATE monthly_updates SET exceptions = $2, exceptions_at = $3 WHERE id = $1 AND status = 'CONFIRMED'",
+            )
+            .bind(id)
+            .bind(count)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
+        pub(super) async fn confirmed_since(conn: &mut $conn, first_period: &str) -> Result<Vec<i64>, StorageError> {
+            let ids: Vec<(i64,)> =
+                sqlx::query_as("SELECT id FROM monthly_updates WHERE status = 'CONFIRMED' AND period >= $1 ORDER BY id")
+                    .bind(first_period)
+                    .fetch_all(&mut *conn)
+                    .await?;
+            Ok(ids.into_iter().map(|(id,)| id).collect())
+        }
+
         pub(super) async fn lines(
             conn: &mut $conn,
             id: i64,
@@ -368,10 +429,11 @@ macro_rules! reconciliation_queries {
         ) -> Result<Vec<LineRow>, StorageError> {
             Ok(sqlx::query_as(
                 "SELECT line_no, household_code, phone_number, commune_code, line, codes, detail, amount_claimed, \
-                 amount_confirmable, idle_months FROM monthly_lines WHERE update_ref = $1 AND line_no > $2 \
+                 amount_confirmable, idle_months, later_detail FROM monthly_lines WHERE update_ref = $1 AND line_no > $2 \
                  AND (CAST($3 AS TEXT) IS NULL OR (' ' || codes || ' ') LIKE ('% ' || CAST($3 AS TEXT) || ' %')) \
                  AND (CAST($4 AS TEXT) IS NULL OR commune_code = $4) \
-                 AND (CAST($5 AS TEXT) IS NULL OR household_code = $5) AND ($6 OR codes <> '') \
+                 AND (CAST($5 AS TEXT) IS NULL OR household_code = $5) \
+                 AND ($6 OR codes <> '' OR later_detail IS NOT NULL) AND (NOT $8 OR later_detail IS NOT NULL) \
                  ORDER BY line_no LIMIT $7",
             )
             .bind(id)
@@ -381,6 +443,7 @@ macro_rules! reconciliation_queries {
             .bind(filter.household_code.as_deref())
             .bind(filter.include_ok)
             .bind(i64::from(limit))
+            .bind(filter.exceptions_only)
             .fetch_all(&mut *conn)
             .await?)
         }

@@ -503,6 +503,21 @@ impl Store for SqliteStore {
         monthly::refigure(&mut *self.write.acquire().await?, id, figures, at).await
     }
 
+    async fn note_line_exceptions(&self, id: i64, lines: &[(i64, Option<String>)]) -> Result<bool, StorageError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let confirmed = monthly::note_exceptions(&mut tx, id, lines).await?;
+        tx.commit().await?;
+        Ok(confirmed)
+    }
+
+    async fn count_exceptions(&self, id: i64, count: i64, at: OffsetDateTime) -> Result<(), StorageError> {
+        monthly::count_exceptions(&mut *self.write.acquire().await?, id, count, at).await
+    }
+
+    async fn confirmed_updates_since(&self, first_period: &str) -> Result<Vec<i64>, StorageError> {
+        monthly::confirmed_since(&mut *self.read.acquire().await?, first_period).await
+    }
+
     async fn mark_stale_updates(&self, first_period: &str) -> Result<Vec<i64>, StorageError> {
         monthly::mark_stale(&mut *self.write.acquire().await?, first_period).await
     }

@@ -127,6 +127,8 @@ fn reconciled_line_to_pb(l: &ReconciledLine) -> pb::ReconciledLine {
         line: Some(line_to_pb(&l.line)),
         discrepancies: l.discrepancies.iter().map(discrepancy_to_pb).collect(),
         commune_code: l.commune_code.clone().unwrap_or_default(),
+        exception: l.later.is_some(),
+        later_discrepancies: l.later.iter().flatten().map(discrepancy_to_pb).collect(),
     }
 }
 
@@ -177,6 +179,8 @@ fn summary_to_pb(s: &Summary) -> pb::MonthlyReconciliation {
         content_digest: r.content_digest.clone().unwrap_or_default(),
         replayed: s.replayed,
         stale: r.stale,
+        exceptions: r.exceptions,
+        exceptions_checked_at: r.exceptions_at.map(timestamp),
     }
 }
 
@@ -287,6 +291,7 @@ impl Reconciliation for ReconciliationApi {
                 commune_code: text(&r.unit),
                 household_code: text(&r.household_code),
                 include_ok: r.include_ok,
+                exceptions_only: r.exceptions_only,
             };
             self.service.lines(caller, &r.operator, &r.update_id, filter, page_size(r.page_size)?, &r.page_token).await
         }
