@@ -10,9 +10,10 @@
 //!   `BEFORE_START`: the household is not entitled to the line's service on any day of the
 //!   month, for the reason the eligibility decision gives; `ELIGIBILITY_ENDED` also when support
 //!   ends during the month and the line is not a stop.
-//! - `NOT_ENROLLED`: the line names no enrolment, or its enrolment did not run in the month
-//!   (`BEFORE_START` when it started after it); `ENROLMENT_MISMATCH`: the enrolment is for
-//!   another household, subscriber, number or service.
+//! - `NOT_ENROLLED`: the line names no enrolment and the operator has no enrolment of its
+//!   number running in the month, or its enrolment did not run in the month (`BEFORE_START`
+//!   when it started after it); `ENROLMENT_MISMATCH`: the enrolment is for another household,
+//!   subscriber, number or service.
 //! - `OVER_CAP`: more than the monthly amount for the operator and year, in proportion to the
 //!   days the line was both enrolled and entitled (and served), rounded down to whole VND.
 //! - `NON_USAGE`: no traffic this month and in the policy's number of months before it (read
@@ -544,16 +545,23 @@ impl Run {
         };
 
         // Enrolled on which days.
+        if let Some(e) = enrollment {
+            self.reported.insert(e.id);
+        }
         let enrolled = match (line.enrollment_id, enrollment) {
-            (None, _) => {
-                found.push(Discrepancy::new(Code::NotEnrolled, "the line names no enrolment".to_owned()));
+            (None, None) => {
+                found.push(Discrepancy::new(
+                    Code::NotEnrolled,
+                    format!("the line names no enrolment, and you have none of {} in {month}", line.phone_number),
+                ));
                 None
             }
             (Some(id), None) => {
                 found.push(Discrepancy::new(Code::NotEnrolled, format!("enrolment {id} is not on the register")));
                 None
             }
-            (Some(id), Some(e)) => {
+            (_, Some(e)) => {
+                let id = e.id;
                 let mut differs = Vec::new();
                 if e.household_code != line.household_code {
                     differs.push(format!("household {}", e.household_code));
@@ -980,10 +988,31 @@ impl ReconciliationService {
         } else {
             self.store.enrollments_by_ids(&ids).await?.into_iter().map(|e| (e.id, e)).collect()
         };
+        // A line that names no enrolment is matched by its number: the operator's enrolment of
+        // the number that ran in the month (the latest, if several did).
+        let phones: Vec<String> =
+            lines.iter().filter(|(_, l)| l.enrollment_id.is_none()).map(|(_, l)| l.phone_number.clone()).collect();
+        let mut by_phone: HashMap<String, EnrollmentRow> = HashMap::new();
+        if !phones.is_empty() {
+            for e in self.store.enrollments_by_phones(&run.operator, &phones).await? {
+                if run.clip(e.start_date, e.end_date).is_none() {
+                    continue;
+                }
+                match by_phone.get(&e.phone_number) {
+                    Some(kept) if kept.start_date >= e.start_date => {}
+                    _ => {
+                        by_phone.insert(e.phone_number.clone(), e);
+                    }
+                }
+            }
+        }
         lines
             .iter()
             .map(|(n, line)| {
-                let enrollment = line.enrollment_id.and_then(|id| enrollments.get(&id));
+                let enrollment = match line.enrollment_id {
+                    Some(id) => enrollments.get(&id),
+                    None => by_phone.get(&line.phone_number),
+                };
                 run.reconcile(*n, line, histories.get(&line.household_code), enrollment).to_row()
             })
             .collect()

@@ -266,6 +266,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Enrolments with these ids, in no particular order.
     async fn enrollments_by_ids(&self, ids: &[i64]) -> Result<Vec<EnrollmentRow>, StorageError>;
 
+    /// An operator's enrolments of these phone numbers, in no particular order.
+    async fn enrollments_by_phones(
+        &self,
+        operator: &str,
+        phones: &[String],
+    ) -> Result<Vec<EnrollmentRow>, StorageError>;
+
     /// The ids of an operator's enrolments running on some day of `[from, until)`.
     async fn enrollments_running(
         &self,

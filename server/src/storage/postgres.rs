@@ -363,6 +363,22 @@ impl Store for PgStore {
         .await?)
     }
 
+    async fn enrollments_by_phones(
+        &self,
+        operator: &str,
+        phones: &[String],
+    ) -> Result<Vec<EnrollmentRow>, StorageError> {
+        Ok(sqlx::query_as(
+            "SELECT id, operator, household_code, subscriber_citizen_id, phone_number, service, start_date, end_date, \
+             end_reason, end_note, decision_id, transfer_reference, recorded_at, ended_at \
+             FROM enrollments WHERE phone_number = ANY($2) AND operator = $1",
+        )
+        .bind(operator)
+        .bind(phones)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn enrollments_running(&self, operator: &str, from: Date, until: Date) -> Result<Vec<i64>, StorageError> {
         monthly::running_between(&mut *self.pool.acquire().await?, operator, from, until).await
     }

@@ -415,6 +415,23 @@ impl Store for SqliteStore {
         .await?)
     }
 
+    async fn enrollments_by_phones(
+        &self,
+        operator: &str,
+        phones: &[String],
+    ) -> Result<Vec<EnrollmentRow>, StorageError> {
+        let phones = serde_json::to_string(phones).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        Ok(sqlx::query_as(
+            "SELECT e.id, e.operator, e.household_code, e.subscriber_citizen_id, e.phone_number, e.service, \
+             e.start_date, e.end_date, e.end_reason, e.end_note, e.decision_id, e.transfer_reference, e.recorded_at, \
+             e.ended_at FROM json_each($2) AS j JOIN enrollments e ON e.phone_number = j.value WHERE e.operator = $1",
+        )
+        .bind(operator)
+        .bind(phones)
+        .fetch_all(&self.bulk)
+        .await?)
+    }
+
     async fn enrollments_running(&self, operator: &str, from: Date, until: Date) -> Result<Vec<i64>, StorageError> {
         monthly::running_between(&mut *self.bulk.acquire().await?, operator, from, until).await
     }
