@@ -40,7 +40,8 @@ fn expected(method: &str) -> Option<&'static [Role]> {
         | "/telesub.v1.Enrollments/ListEnrollments"
         | "/telesub.v1.Reconciliation/ListReconciliations"
         | "/telesub.v1.Reconciliation/GetReconciliation"
-        | "/telesub.v1.Reconciliation/ListDiscrepancies" => Some(&[Operator, Ict]),
+        | "/telesub.v1.Reconciliation/ListDiscrepancies"
+        | "/telesub.v1.Reconciliation/ExportReconciliation" => Some(&[Operator, Ict]),
         "/telesub.v1.Reconciliation/Confirm" | "/telesub.v1.Reconciliation/Reject" => Some(&[Ict]),
         "/telesub.v1.Enrollments/Enroll"
         | "/telesub.v1.Enrollments/Deenroll"

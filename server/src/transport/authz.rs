@@ -83,6 +83,7 @@ pub const RULES: &[Rule] = &[
     rule("/telesub.v1.Reconciliation/ListDiscrepancies", DECISION_ASKERS),
     rule("/telesub.v1.Reconciliation/Confirm", ICT_ONLY),
     rule("/telesub.v1.Reconciliation/Reject", ICT_ONLY),
+    rule("/telesub.v1.Reconciliation/ExportReconciliation", DECISION_ASKERS),
 ];
 
 /// The rule for a gRPC path, if the hub serves it.

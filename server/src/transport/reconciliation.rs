@@ -195,6 +195,16 @@ fn text(s: &str) -> Option<String> {
 
 #[tonic::async_trait]
 impl Reconciliation for ReconciliationApi {
+    type ExportReconciliationStream =
+        std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<pb::FileChunk, Status>> + Send + 'static>>;
+
+    async fn export_reconciliation(
+        &self,
+        _request: Request<pb::ExportReconciliationRequest>,
+    ) -> Result<Response<Self::ExportReconciliationStream>, Status> {
+        Err(Status::unimplemented("exports are not served yet"))
+    }
+
     async fn submit_monthly_update(
         &self,
         request: Request<Streaming<pb::SubmitMonthlyUpdateRequest>>,
