@@ -491,3 +491,46 @@ async fn support_stops_after_the_months_without_traffic_and_register_changes_rec
     let later: Vec<_> = line.later_discrepancies.iter().map(|d| (d.code(), d.date.as_str())).collect();
     assert!(later.contains(&(C::EligibilityEnded, "2025-03-21")), "{later:?}");
 }
+
+#[tokio::test]
+async fn a_generated_month_comes_back_with_the_figures_planted_in_it() {
+    use telesub_server::monthly_generator::{MonthGenerator, Shares};
+    let app = TestApp::spawn().await;
+    let start = time::Date::from_calendar_date(2025, time::Month::January, 1).unwrap();
+    telesub_tests::load_generated(app.store.as_ref(), 11, 3_000, start).await;
+    let shares = Shares {
+        over_cap: 20,
+        not_enrolled: 20,
+        unknown_subscriber: 20,
+        duplicate_within: 20,
+        duplicate_across: 20,
+        unclaimed: 20,
+    };
+    let month = MonthGenerator::new(11, 3_000, vec!["VNPT".into(), "VIETTEL".into()], MARCH, start, shares).unwrap();
+    telesub_tests::load_enrollments(&app.db, month.enrollments()).await.unwrap();
+    for operator in ["VNPT", "VIETTEL"] {
+        let client = app.client(operator).await;
+        let lines: Vec<_> = month.lines(operator).collect();
+        let r = submit(&client, list_header(&format!("{operator}-gen"), MARCH, false), lines).await.unwrap();
+        assert_eq!(r.status(), proto::ReconciliationStatus::Reconciled);
+    }
+    let ict = app.client("DOICT").await;
+    for operator in ["VNPT", "VIETTEL"] {
+        let r = settled(&ict, operator, &format!("{operator}-gen")).await;
+        let f = figures(&r);
+        let e = month.expected(operator);
+        assert_eq!(
+            (f.lines, f.claims, f.unclaimed, f.lines_ok, f.amount_claimed, f.amount_confirmable),
+            (e.lines, e.claims, e.unclaimed, e.lines_ok, e.amount_claimed, e.amount_confirmable),
+            "{operator}"
+        );
+        let found: std::collections::BTreeMap<&str, i64> = f
+            .by_code
+            .iter()
+            .map(|c| (c.code().as_str_name().trim_start_matches("DISCREPANCY_CODE_"), c.lines))
+            .collect();
+        assert_eq!(found, e.by_code, "{operator}");
+        assert_eq!(f.enrollments_not_reported, e.enrollments_not_reported, "{operator}");
+        assert!(e.by_code.len() >= 7, "every kind is planted: {:?}", e.by_code);
+    }
+}

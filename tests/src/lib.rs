@@ -488,3 +488,68 @@ pub async fn load_generated(store: &dyn Store, seed: u64, n: usize, effective: t
         .expect("generated households apply");
     heads
 }
+
+/// Puts enrolments on the register straight into the database, around the hub: how tests and
+/// benchmarks give a large generated register its subsidised lines quickly. Each rests on a
+/// decision id of `imported`.
+pub async fn load_enrollments(
+    db: &TestDb,
+    enrollments: impl Iterator<Item = telesub_server::monthly_generator::PlannedEnrollment>,
+) -> Result<u64, sqlx::Error> {
+    use sqlx::{Connection, QueryBuilder};
+    let at = telesub_server::now();
+    let mut loaded = 0;
+    let mut rows = enrollments.peekable();
+    match db {
+        TestDb::Sqlite { path, .. } => {
+            let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await?;
+            let mut tx = c.begin().await?;
+            while rows.peek().is_some() {
+                let chunk: Vec<_> = rows.by_ref().take(500).collect();
+                let mut insert = QueryBuilder::<sqlx::Sqlite>::new(
+                    "INSERT INTO enrollments (operator, household_code, subscriber_citizen_id, phone_number, service, \
+                     start_date, decision_id, recorded_at) ",
+                );
+                insert.push_values(&chunk, |mut row, e| {
+                    row.push_bind(e.operator.clone())
+                        .push_bind(e.household_code.clone())
+                        .push_bind(e.subscriber_citizen_id.clone())
+                        .push_bind(e.phone_number.clone())
+                        .push_bind("MOBILE")
+                        .push_bind(e.start_date)
+                        .push_bind("imported")
+                        .push_bind(at);
+                });
+                loaded += insert.build().execute(&mut *tx).await?.rows_affected();
+            }
+            tx.commit().await?;
+        }
+        TestDb::Postgres { url, .. } => {
+            let mut c = sqlx::PgConnection::connect(url).await?;
+            let mut tx = c.begin().await?;
+            while rows.peek().is_some() {
+                let chunk: Vec<_> = rows.by_ref().take(10_000).collect();
+                let column = |f: fn(&telesub_server::monthly_generator::PlannedEnrollment) -> String| {
+                    chunk.iter().map(f).collect::<Vec<_>>()
+                };
+                loaded += sqlx::query(
+                    "INSERT INTO enrollments (operator, household_code, subscriber_citizen_id, phone_number, service, \
+                     start_date, decision_id, recorded_at) \
+                     SELECT o, h, s, p, 'MOBILE', d, 'imported', $6 \
+                     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[]) AS t(o, h, s, p, d)",
+                )
+                .bind(column(|e| e.operator.clone()))
+                .bind(column(|e| e.household_code.clone()))
+                .bind(column(|e| e.subscriber_citizen_id.clone()))
+                .bind(column(|e| e.phone_number.clone()))
+                .bind(chunk.iter().map(|e| e.start_date).collect::<Vec<_>>())
+                .bind(at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            tx.commit().await?;
+        }
+    }
+    Ok(loaded)
+}

@@ -464,7 +464,7 @@ impl Run {
         enrollment: Option<&EnrollmentRow>,
     ) -> ReconciledLine {
         let mut found = Vec::new();
-        if let Some(id) = line.enrollment_id {
+        if let Some(id) = line.enrollment_id.or(enrollment.map(|e| e.id)) {
             self.reported.insert(id);
         }
         let idle = if line.used { 0 } else { self.idle_before.get(&line.phone_number).copied().unwrap_or(0) + 1 };
@@ -545,9 +545,6 @@ impl Run {
         };
 
         // Enrolled on which days.
-        if let Some(e) = enrollment {
-            self.reported.insert(e.id);
-        }
         let enrolled = match (line.enrollment_id, enrollment) {
             (None, None) => {
                 found.push(Discrepancy::new(
@@ -697,10 +694,12 @@ fn not_entitled(answer: &eligibility::Answer, code: &str, service: Service, mont
             d.date = reason.and_then(|r| r.date.clone());
             d
         }
-        Some(ReasonCode::Removed | ReasonCode::CategoryNotCovered | ReasonCode::NoLongerMember) => {
-            let r = reason.expect("matched");
+        // Supported once, and no longer: the decision says when support ended.
+        Some(ReasonCode::Removed | ReasonCode::CategoryNotCovered)
+            if reason.is_some_and(|r| r.support_ended.is_some()) =>
+        {
             let mut d = Discrepancy::new(Code::EligibilityEnded, message);
-            d.date = r.support_ended.clone().or_else(|| r.date.clone());
+            d.date = reason.and_then(|r| r.support_ended.clone());
             d
         }
         _ => Discrepancy::new(Code::NotEligible, message),
@@ -748,6 +747,41 @@ impl ReconciledLine {
                 None => None,
             },
         })
+    }
+}
+
+/// Reads a list's lines in order, a chunk at a time.
+#[derive(Debug)]
+pub struct LineReader {
+    store: Arc<dyn Store>,
+    id: i64,
+    after: i64,
+    /// Only the lines without a discrepancy.
+    ok_only: bool,
+    done: bool,
+}
+
+impl LineReader {
+    /// The next lines; `None` after the last.
+    pub async fn next(&mut self) -> Result<Option<Vec<ReconciledLine>>, DomainError> {
+        while !self.done {
+            let all = LineFilter { include_ok: true, ..LineFilter::default() };
+            let rows = self.store.monthly_lines(self.id, &all, self.after, CHUNK as u32).await?;
+            let Some(last) = rows.last() else {
+                self.done = true;
+                break;
+            };
+            self.after = last.line_no;
+            let lines: Vec<ReconciledLine> = rows
+                .iter()
+                .filter(|r| !self.ok_only || r.codes.is_empty())
+                .map(ReconciledLine::from_row)
+                .collect::<Result<_, _>>()?;
+            if !lines.is_empty() {
+                return Ok(Some(lines));
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -1291,6 +1325,38 @@ impl ReconciliationService {
             format!("l{}", rows.last().map_or(0, |r| r.line_no))
         });
         Ok(Page { items: rows.iter().map(ReconciledLine::from_row).collect::<Result<_, _>>()?, next })
+    }
+
+    /// A list and a reader of its lines in order, for an export: every line, or, with
+    /// `confirmed_only`, the lines its confirmation covers.
+    pub async fn export(
+        &self,
+        caller: &Caller,
+        operator: &str,
+        update_id: &str,
+        confirmed_only: bool,
+    ) -> Result<(Summary, LineReader), DomainError> {
+        let list = self.find(caller, operator, update_id).await?;
+        if list.status == "RECEIVING" {
+            return Err(DomainError::FailedPrecondition(format!(
+                "list {} is still being received; export it once it is reconciled",
+                list.update_id
+            )));
+        }
+        let ok_only = match (confirmed_only, list.confirmed_scope.as_deref()) {
+            (false, _) => false,
+            (true, Some(scope)) => scope == Scope::OkLines.as_str(),
+            (true, None) => {
+                return Err(DomainError::FailedPrecondition(format!(
+                    "list {} of {} is {}, not confirmed: it has no confirmed lines",
+                    list.update_id,
+                    list.operator,
+                    status_name(&list.status)
+                )));
+            }
+        };
+        let reader = LineReader { store: self.store.clone(), id: list.id, after: 0, ok_only, done: false };
+        Ok((Summary::of(list)?, reader))
     }
 
     fn ict(caller: &Caller) -> Result<(), DomainError> {

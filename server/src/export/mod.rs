@@ -1,0 +1,312 @@
+//! Files the hub hands out: a monthly list with its reconciliation as CSV (one row per line)
+//! or as an XLSX workbook (a summary sheet and a lines sheet, with Vietnamese headings for
+//! the province's staff). Both are produced a piece at a time, so that a list of a million
+//! lines is never held in memory.
+
+pub mod xlsx;
+
+use crate::domain::reconciliation::{Code, ReconciledLine, Summary, status_name};
+use xlsx::{Cell, XlsxWriter};
+
+/// The format of an export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Xlsx,
+}
+
+impl Format {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Xlsx => "xlsx",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Csv => "text/csv; charset=utf-8",
+            Format::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        }
+    }
+}
+
+/// The CSV columns of a reconciled line: the line as the operator sent it, then the outcome.
+pub const CSV_COLUMNS: [&str; 19] = [
+    "line_number",
+    "phone_number",
+    "subscriber_citizen_id",
+    "household_code",
+    "enrollment_id",
+    "change",
+    "service",
+    "package_code",
+    "tariff",
+    "amount_claimed",
+    "days_of_service",
+    "used",
+    "unclaimed_reason",
+    "commune_code",
+    "discrepancies",
+    "messages",
+    "amount_confirmable",
+    "exception",
+    "later_discrepancies",
+];
+
+/// What a discrepancy code is called on the province's paperwork.
+pub fn code_label(code: Code) -> &'static str {
+    match code {
+        Code::NotEligible => "Không đủ điều kiện",
+        Code::EligibilityEnded => "Đã hết điều kiện hỗ trợ",
+        Code::BeforeStart => "Trước thời điểm bắt đầu",
+        Code::OverCap => "Vượt mức hỗ trợ",
+        Code::NotEnrolled => "Chưa đăng ký thuê bao",
+        Code::EnrolmentMismatch => "Sai thông tin đăng ký",
+        Code::DuplicateWithinOperator => "Trùng trong doanh nghiệp",
+        Code::DuplicateAcrossOperators => "Trùng giữa các doanh nghiệp",
+        Code::NonUsage => "Không phát sinh lưu lượng",
+        Code::UnknownSubscriber => "Không xác định được thuê bao",
+    }
+}
+
+fn status_label(stored: &str) -> &'static str {
+    match status_name(stored) {
+        "RECEIVED" => "Đã nhận",
+        "RECONCILED" => "Đã đối soát",
+        "CONFIRMED" => "Đã xác nhận",
+        "REJECTED" => "Bị từ chối",
+        "SUPERSEDED" => "Đã được thay thế",
+        _ => "Không rõ",
+    }
+}
+
+fn codes(line: &ReconciledLine) -> String {
+    line.discrepancies.iter().map(|d| d.code.as_str()).collect::<Vec<_>>().join(" ")
+}
+
+fn messages(line: &ReconciledLine) -> String {
+    line.discrepancies.iter().map(|d| d.message.as_str()).collect::<Vec<_>>().join("; ")
+}
+
+fn confirmable(line: &ReconciledLine) -> i64 {
+    if line.discrepancies.is_empty() { line.line.amount_claimed } else { 0 }
+}
+
+fn later(line: &ReconciledLine) -> String {
+    line.later.iter().flatten().map(|d| d.code.as_str()).collect::<Vec<_>>().join(" ")
+}
+
+fn csv_writer() -> csv::Writer<Vec<u8>> {
+    csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::new())
+}
+
+/// Turns a list and its lines into a file's bytes, a piece at a time.
+pub struct Renderer {
+    inner: Inner,
+}
+
+enum Inner {
+    Csv(Box<csv::Writer<Vec<u8>>>),
+    Xlsx(Box<XlsxWriter>),
+}
+
+/// Column widths of the lines sheet.
+const LINE_WIDTHS: [f64; 18] =
+    [7.0, 13.0, 15.0, 18.0, 10.0, 14.0, 16.0, 12.0, 11.0, 13.0, 9.0, 9.0, 22.0, 9.0, 40.0, 60.0, 13.0, 30.0];
+
+impl Renderer {
+    /// Starts a file: the CSV header, or the workbook's summary sheet and the lines sheet's
+    /// headings.
+    pub fn start(format: Format, summary: &Summary) -> Result<Self, std::io::Error> {
+        match format {
+            Format::Csv => {
+                let mut w = csv_writer();
+                w.write_record(CSV_COLUMNS)?;
+                Ok(Self { inner: Inner::Csv(Box::new(w)) })
+            }
+            Format::Xlsx => {
+                let mut w = Box::new(XlsxWriter::new());
+                summary_sheet(&mut w, summary);
+                w.start_sheet("Chi tiết", &LINE_WIDTHS);
+                let headings = [
+                    "STT",
+                    "Số thuê bao",
+                    "Số CCCD thuê bao",
+                    "Mã hộ",
+                    "Mã đăng ký",
+                    "Thay đổi",
+                    "Dịch vụ",
+                    "Mã gói cước",
+                    "Giá gói (đồng)",
+                    "Số tiền đề nghị (đồng)",
+                    "Số ngày hỗ trợ",
+                    "Có lưu lượng",
+                    "Lý do không đề nghị",
+                    "Mã xã",
+                    "Kết quả đối soát",
+                    "Ghi chú",
+                    "Số tiền xác nhận được (đồng)",
+                    "Thay đổi sau xác nhận",
+                ];
+                w.row(&headings.map(Cell::Text), true);
+                Ok(Self { inner: Inner::Xlsx(w) })
+            }
+        }
+    }
+
+    pub fn line(&mut self, l: &ReconciledLine) -> Result<(), std::io::Error> {
+        let line = &l.line;
+        let enrollment = line.enrollment_id.map(|id| id.to_string()).unwrap_or_default();
+        let change = line.change.map_or("", |c| c.as_str());
+        let unclaimed = line.unclaimed_reason.map_or("", |r| r.as_str());
+        let (codes, messages, later) = (codes(l), messages(l), later(l));
+        let commune = l.commune_code.as_deref().unwrap_or("");
+        match &mut self.inner {
+            Inner::Csv(w) => w.write_record([
+                l.line_no.to_string().as_str(),
+                &line.phone_number,
+                &line.subscriber_citizen_id,
+                &line.household_code,
+                &enrollment,
+                change,
+                line.service.as_str(),
+                &line.package_code,
+                &line.tariff.to_string(),
+                &line.amount_claimed.to_string(),
+                &line.days_of_service.to_string(),
+                if line.used { "true" } else { "false" },
+                unclaimed,
+                commune,
+                &codes,
+                &messages,
+                &confirmable(l).to_string(),
+                if l.later.is_some() { "true" } else { "false" },
+                &later,
+            ])?,
+            Inner::Xlsx(w) => {
+                let outcome = if l.discrepancies.is_empty() {
+                    "Hợp lệ".to_owned()
+                } else {
+                    l.discrepancies.iter().map(|d| code_label(d.code)).collect::<Vec<_>>().join("; ")
+                };
+                let later_text = match &l.later {
+                    None => String::new(),
+                    Some(ds) if ds.is_empty() => "Hợp lệ".to_owned(),
+                    Some(ds) => ds.iter().map(|d| code_label(d.code)).collect::<Vec<_>>().join("; "),
+                };
+                w.row(
+                    &[
+                        Cell::Number(l.line_no),
+                        Cell::Text(&line.phone_number),
+                        Cell::Text(&line.subscriber_citizen_id),
+                        Cell::Text(&line.household_code),
+                        Cell::Text(&enrollment),
+                        Cell::Text(change),
+                        Cell::Text(line.service.as_str()),
+                        Cell::Text(&line.package_code),
+                        Cell::Number(line.tariff),
+                        Cell::Number(line.amount_claimed),
+                        Cell::Number(line.days_of_service),
+                        Cell::Text(if line.used { "Có" } else { "Không" }),
+                        Cell::Text(unclaimed),
+                        Cell::Text(commune),
+                        Cell::Text(&outcome),
+                        Cell::Text(&messages),
+                        Cell::Number(confirmable(l)),
+                        Cell::Text(&later_text),
+                    ],
+                    false,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The bytes produced since the last call.
+    pub fn take(&mut self) -> Result<Vec<u8>, std::io::Error> {
+        match &mut self.inner {
+            Inner::Csv(w) => std::mem::replace(w.as_mut(), csv_writer()).into_inner().map_err(|e| e.into_error()),
+            Inner::Xlsx(w) => Ok(w.take()),
+        }
+    }
+
+    /// Ends the file; returns its last bytes.
+    pub fn finish(self) -> Result<Vec<u8>, std::io::Error> {
+        match self.inner {
+            Inner::Csv(w) => w.into_inner().map_err(|e| e.into_error()),
+            Inner::Xlsx(mut w) => {
+                w.end_sheet();
+                Ok(w.finish())
+            }
+        }
+    }
+}
+
+fn summary_sheet(w: &mut XlsxWriter, s: &Summary) {
+    let r = &s.row;
+    let f = &s.figures;
+    w.start_sheet("Tổng hợp", &[42.0, 70.0]);
+    w.row(&[Cell::Text("Danh sách thuê bao được hỗ trợ"), Cell::Text("")], true);
+    let text_rows = [
+        ("Doanh nghiệp viễn thông", r.operator.clone()),
+        ("Mã danh sách", r.update_id.clone()),
+        ("Kỳ", r.period.clone()),
+        ("Trạng thái", status_label(&r.status).to_owned()),
+        ("Ghi chú của doanh nghiệp", r.note.clone()),
+        ("Thời điểm nhận", r.received_at.to_string()),
+        ("Thời điểm đối soát", r.reconciled_at.map(|t| t.to_string()).unwrap_or_default()),
+        ("Mã băm nội dung (SHA-256)", r.content_digest.clone().unwrap_or_default()),
+    ];
+    for (label, value) in &text_rows {
+        w.row(&[Cell::Text(label), Cell::Text(value)], false);
+    }
+    let number_rows = [
+        ("Số dòng", f.lines),
+        ("Số dòng đề nghị hỗ trợ", f.claims),
+        ("Số dòng không đề nghị", f.unclaimed),
+        ("Số dòng hợp lệ", f.lines_ok),
+        ("Số tiền đề nghị (đồng)", f.amount_claimed),
+        ("Số tiền xác nhận được (đồng)", f.amount_confirmable),
+        ("Hộ đã hết điều kiện nhưng chưa dừng hỗ trợ", f.missing_stops),
+        ("Thuê bao đã đăng ký không có trong danh sách", f.enrollments_not_reported),
+    ];
+    for (label, value) in number_rows {
+        w.row(&[Cell::Text(label), Cell::Number(value)], false);
+    }
+    for (code, n) in &f.by_code {
+        w.row(&[Cell::Text(&format!("Sai lệch: {}", code_label(*code))), Cell::Number(*n)], false);
+    }
+    match r.status.as_str() {
+        "CONFIRMED" => {
+            let scope = match r.confirmed_scope.as_deref() {
+                Some("OK_LINES") => "Chỉ các dòng hợp lệ",
+                _ => "Toàn bộ danh sách",
+            };
+            w.row(&[Cell::Text("Xác nhận"), Cell::Text("")], true);
+            let rows = [
+                ("Người xác nhận", r.decided_by.clone().unwrap_or_default()),
+                ("Thời điểm xác nhận", r.decided_at.map(|t| t.to_string()).unwrap_or_default()),
+                ("Phạm vi xác nhận", scope.to_owned()),
+                ("Ghi chú xác nhận", r.decision_note.clone().unwrap_or_default()),
+                ("Mã băm các dòng được xác nhận (SHA-256)", r.confirmed_digest.clone().unwrap_or_default()),
+            ];
+            for (label, value) in &rows {
+                w.row(&[Cell::Text(label), Cell::Text(value)], false);
+            }
+            w.row(&[Cell::Text("Số dòng được xác nhận"), Cell::Number(r.confirmed_lines.unwrap_or_default())], false);
+            w.row(
+                &[Cell::Text("Số tiền được xác nhận (đồng)"), Cell::Number(r.confirmed_amount.unwrap_or_default())],
+                false,
+            );
+            w.row(&[Cell::Text("Số dòng thay đổi sau xác nhận"), Cell::Number(r.exceptions)], false);
+        }
+        "REJECTED" => {
+            w.row(&[Cell::Text("Từ chối"), Cell::Text("")], true);
+            w.row(&[Cell::Text("Người từ chối"), Cell::Text(r.decided_by.as_deref().unwrap_or(""))], false);
+            w.row(&[Cell::Text("Lý do"), Cell::Text(r.decision_note.as_deref().unwrap_or(""))], false);
+        }
+        _ => {}
+    }
+    w.end_sheet();
+}
