@@ -676,4 +676,17 @@ impl Client {
         });
         Ok(self.reconciliation.clone().reject(request).await?.into_inner())
     }
+
+    /// A list as a file (CSV or XLSX), in chunks (OPERATOR its own, ICT): the first names the
+    /// file and its media type; the chunks' data in order make the file.
+    pub async fn export_reconciliation(
+        &self,
+        request: pb::ExportReconciliationRequest,
+    ) -> Result<impl Stream<Item = Result<pb::FileChunk, Error>> + Send + 'static, Error> {
+        // No deadline: a large list takes longer than one ordinary call; the hub's own limit
+        // applies.
+        let request = tonic::Request::new(request);
+        let stream = self.reconciliation.clone().export_reconciliation(request).await?.into_inner();
+        Ok(stream.map(|item| item.map_err(Error::from)))
+    }
 }

@@ -23,8 +23,10 @@
 mod client;
 pub mod csv;
 mod error;
+pub mod monthly_csv;
 
 pub use crate::csv::{CsvError, CsvReader, CsvWriter};
+pub use crate::monthly_csv::{MonthlyLineReader, MonthlyLineWriter};
 pub use client::{CHECKS_PER_CHUNK, Client, ClientBuilder, LINES_PER_CHUNK, RECORDS_PER_CHUNK, RetryPolicy};
 pub use error::{Error, FieldViolation, Rejection};
 /// The protobuf messages of the hub's API (`telesub.v1`).

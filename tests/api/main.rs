@@ -13,6 +13,7 @@ mod identity;
 mod lifecycle;
 mod limits;
 mod members;
+mod monthly_cli;
 mod reconciliation;
 mod storage;
 mod tls;

@@ -93,6 +93,56 @@ async fn all_lines(client: &Client, operator: &str, id: &str, include_ok: bool) 
     }
 }
 
+/// A list exported as a file: its suggested name and its bytes.
+async fn export(
+    client: &Client,
+    operator: &str,
+    id: &str,
+    format: proto::ExportFormat,
+    confirmed_only: bool,
+) -> (String, Vec<u8>) {
+    use futures_util::StreamExt;
+    let request = proto::ExportReconciliationRequest {
+        operator: operator.into(),
+        update_id: id.into(),
+        format: format.into(),
+        confirmed_lines_only: confirmed_only,
+    };
+    let mut chunks = std::pin::pin!(client.export_reconciliation(request).await.unwrap());
+    let (mut name, mut bytes) = (String::new(), Vec::new());
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.unwrap();
+        if name.is_empty() {
+            name = chunk.file_name;
+        }
+        bytes.extend(chunk.data);
+    }
+    (name, bytes)
+}
+
+async fn export_err(client: &Client, operator: &str, id: &str, format: proto::ExportFormat) -> Error {
+    use futures_util::StreamExt;
+    let request = proto::ExportReconciliationRequest {
+        operator: operator.into(),
+        update_id: id.into(),
+        format: format.into(),
+        confirmed_lines_only: false,
+    };
+    match client.export_reconciliation(request).await {
+        Err(e) => e,
+        Ok(chunks) => {
+            let mut chunks = std::pin::pin!(chunks);
+            loop {
+                match chunks.next().await {
+                    Some(Err(e)) => return e,
+                    Some(Ok(_)) => {}
+                    None => panic!("the export of {id} succeeded"),
+                }
+            }
+        }
+    }
+}
+
 /// Waits until a list is no longer being reconciled again, and returns it.
 async fn settled(client: &Client, operator: &str, id: &str) -> proto::MonthlyReconciliation {
     for _ in 0..200 {
@@ -271,6 +321,33 @@ async fn every_line_is_checked_against_the_month_and_ict_confirms_the_ok_lines()
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some(Code::FailedPrecondition), "{err}");
+
+    // The confirmation and its lines as files: CSV of the confirmed lines, and a workbook.
+    let (name, csv) = export(&ict, "VNPT", "vn-2025-03", proto::ExportFormat::Csv, true).await;
+    assert_eq!(name, "2025-03-VNPT-vn-2025-03.csv");
+    let csv = String::from_utf8(csv).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 3, "the header and the two OK lines: {csv}");
+    assert!(rows[0].starts_with("line_number,phone_number,"), "{csv}");
+    assert!(rows[1].starts_with("1,0912000001,") && rows[2].starts_with("7,0912000006,"), "{csv}");
+    let (name, all) = export(&vnpt, "", "vn-2025-03", proto::ExportFormat::Csv, false).await;
+    assert!(name.ends_with(".csv"));
+    let all = String::from_utf8(all).unwrap();
+    assert_eq!(all.lines().count(), 10);
+    let over = all.lines().nth(2).unwrap();
+    assert!(over.starts_with("2,") && over.contains("OVER_CAP") && over.contains("40645 VND are allowed"), "{over}");
+    let (name, xlsx) = export(&ict, "VNPT", "vn-2025-03", proto::ExportFormat::Xlsx, false).await;
+    assert!(name.ends_with(".xlsx"));
+    assert!(xlsx.starts_with(b"PK\x03\x04"), "a ZIP archive");
+    assert_eq!(&xlsx[xlsx.len() - 22..xlsx.len() - 18], b"PK\x05\x06", "ending with its directory");
+    // The parts are stored uncompressed: the sheets' text is readable in the bytes.
+    let text = String::from_utf8_lossy(&xlsx);
+    for expected in ["Tổng hợp", "Chi tiết", "Vượt mức hỗ trợ", "Đã xác nhận", "0912000002", "Biên bản 03/2025"]
+    {
+        assert!(text.contains(expected), "{expected} missing from the workbook");
+    }
+    let err = export_err(&vnpt, "VIETTEL", "vt-2025-03", proto::ExportFormat::Csv).await;
+    assert_eq!(err.code(), Some(Code::NotFound), "another operator's list: {err}");
     let err = ict.reject_reconciliation("VIETTEL", "vt-2025-03", " ").await.unwrap_err();
     assert_eq!(err.code(), Some(Code::InvalidArgument), "{err}");
     let rejected = ict.reject_reconciliation("VIETTEL", "vt-2025-03", "household claimed twice").await.unwrap();

@@ -5,6 +5,8 @@
 //!     --batch-id 2024-03-dolisa --kind delta --period 2024-03 --effective-date 2024-03-01
 //! telesub-cli --cert dolisa.crt --key dolisa.key --ca province-ca.crt households get 0066000123
 //! telesub-cli --tls-dir ./dev-tls --org VNPT eligibility check 067080001234 --as-of 2025-02-01
+//! telesub-cli --tls-dir ./dev-tls --org VNPT reports submit --period 2025-03 --file vnpt-2025-03.csv
+//! telesub-cli --tls-dir ./dev-tls --org DOICT reconciliation status --period 2025-03
 //! ```
 //!
 //! The CSV format is described in `docs/CSV.md`. Exit status: 0 done, 1 refused or failed,
@@ -39,11 +41,14 @@ fn write_out(line: std::fmt::Arguments<'_>) {
 
 #[path = "telesub_cli/push.rs"]
 mod push;
+#[path = "telesub_cli/reports.rs"]
+mod reports;
 #[path = "telesub_cli/show.rs"]
 mod show;
 
 /// The command-line client for the telesub hub: push household lists, look households and
-/// batches up, ask for eligibility decisions, read the programme's rules.
+/// batches up, ask for eligibility decisions, read the programme's rules, submit monthly lists
+/// and follow their reconciliation.
 #[derive(Parser)]
 #[command(name = "telesub-cli", version)]
 struct Cli {
@@ -101,6 +106,12 @@ enum Command {
     /// Subsidised lines (operators; ICT reads).
     #[command(subcommand)]
     Enrollments(EnrollmentCommand),
+    /// Monthly lists of supported lines (operators).
+    #[command(subcommand)]
+    Reports(reports::ReportsCommand),
+    /// Monthly lists after submission: figures, discrepancies, confirmation (ICT), export.
+    #[command(subcommand)]
+    Reconciliation(reports::ReconciliationCommand),
     /// Follows the change feed of this operator's enrolled households.
     Watch {
         /// Start after this cursor (default: the one saved in --cursor-file, or the beginning).
@@ -413,6 +424,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Enrollments(command) => enrollments(&connect(&connection).await?, command).await,
+        Command::Reports(command) => reports::reports(&connection, command).await,
+        Command::Reconciliation(command) => reports::reconciliation(&connect(&connection).await?, command).await,
         Command::Watch { cursor, cursor_file, once } => {
             watch(&connect(&connection).await?, cursor, cursor_file, once).await
         }

@@ -243,7 +243,8 @@ pub type LineStream<'a> = std::pin::Pin<Box<dyn Stream<Item = Result<Vec<LineInp
 struct Intake<'a> {
     units: &'a super::units::UnitTable,
     days_in_month: i64,
-    phones: HashMap<String, i64>,
+    /// Numbers seen so far (as [`phone_key`]), with their line.
+    phones: HashMap<u64, i64>,
     violations: Vec<FieldViolation>,
     total: usize,
 }
@@ -327,9 +328,9 @@ impl Intake<'_> {
             v.add(f("days_of_service"), "a claim with an amount needs at least one day of service");
         }
         if let Some(phone) = &phone
-            && let Some(first) = self.phones.insert(phone.clone(), n)
+            && let Some(first) = self.phones.insert(phone_key(phone), n)
         {
-            self.phones.insert(phone.clone(), first);
+            self.phones.insert(phone_key(phone), first);
             v.add(f("phone_number"), format!("{phone} is already on line {first}; one line per number"));
         }
         if let Err(DomainError::Invalid(problems)) = v.finish() {
@@ -353,6 +354,11 @@ impl Intake<'_> {
             unclaimed_reason: input.unclaimed_reason,
         })
     }
+}
+
+/// A number in normal form (`0` and 9 or 10 digits) as a small key: its value and its length.
+fn phone_key(phone: &str) -> u64 {
+    phone.bytes().fold(phone.len() as u64, |key, b| key * 10 + u64::from(b - b'0'))
 }
 
 /// SHA-256 over a list's header and lines, as received.
@@ -401,7 +407,7 @@ struct Run {
     /// Months without traffic of each number in the operator's list for the month before.
     idle_before: HashMap<String, i64>,
     /// Households claimed so far, with their line.
-    claimed: HashMap<String, i64>,
+    claimed: HashMap<Box<str>, i64>,
     reported: HashSet<i64>,
     /// Other operators' lists this one shares a household with.
     touched: HashSet<i64>,
@@ -635,13 +641,13 @@ impl Run {
 
         // Claimed twice.
         if line.amount_claimed > 0 {
-            if let Some(first) = self.claimed.get(code) {
+            if let Some(first) = self.claimed.get(code.as_str()) {
                 found.push(Discrepancy::new(
                     Code::DuplicateWithinOperator,
                     format!("household {code} is claimed on line {first} too"),
                 ));
             } else {
-                self.claimed.insert(code.clone(), line_no);
+                self.claimed.insert(code.as_str().into(), line_no);
             }
             if let Some(lists) = self.elsewhere.get(code) {
                 self.touched.extend(lists.iter().copied());
@@ -747,6 +753,33 @@ impl ReconciledLine {
                 None => None,
             },
         })
+    }
+}
+
+/// A chunk of lines with the reads it needs, under way.
+type Ahead = tokio::task::JoinHandle<(Vec<(i64, Line)>, Result<Fetched, DomainError>)>;
+
+/// What reconciling a chunk of lines read.
+struct Fetched {
+    histories: HashMap<String, History>,
+    /// Enrolments the lines name, by id.
+    named: HashMap<i64, EnrollmentRow>,
+    /// The operator's enrolments running in the month, by number.
+    by_phone: HashMap<String, EnrollmentRow>,
+}
+
+impl Fetched {
+    fn apply(&self, run: &mut Run, lines: &[(i64, Line)]) -> Result<Vec<LineRow>, DomainError> {
+        lines
+            .iter()
+            .map(|(n, line)| {
+                let enrollment = match line.enrollment_id {
+                    Some(id) => self.named.get(&id),
+                    None => self.by_phone.get(&line.phone_number),
+                };
+                run.reconcile(*n, line, self.histories.get(&line.household_code), enrollment).to_row()
+            })
+            .collect()
     }
 }
 
@@ -1008,48 +1041,55 @@ impl ReconciliationService {
 
     /// Reconciles lines: reads their households and enrolments at once.
     async fn reconcile_chunk(&self, run: &mut Run, lines: &[(i64, Line)]) -> Result<Vec<LineRow>, DomainError> {
+        let fetched = self.fetch(&run.operator, run.first, run.next, lines).await?;
+        fetched.apply(run, lines)
+    }
+
+    /// What reconciling lines reads: their households' histories, the enrolments they name,
+    /// and the operator's enrolments of the numbers of the others; the three reads run at once.
+    async fn fetch(
+        &self,
+        operator: &str,
+        first: Date,
+        next: Date,
+        lines: &[(i64, Line)],
+    ) -> Result<Fetched, DomainError> {
         let mut codes: Vec<String> = lines.iter().map(|(_, l)| l.household_code.clone()).collect();
         codes.sort_unstable();
         codes.dedup();
-        let rows = self.store.states_matching(QueryKind::HouseholdCode, &codes, true).await?;
-        let histories: HashMap<String, History> = eligibility::group_histories(rows)?
+        let ids: Vec<i64> = lines.iter().filter_map(|(_, l)| l.enrollment_id).collect();
+        let phones: Vec<String> =
+            lines.iter().filter(|(_, l)| l.enrollment_id.is_none()).map(|(_, l)| l.phone_number.clone()).collect();
+        let (states, named, numbered) = tokio::try_join!(
+            self.store.states_matching(QueryKind::HouseholdCode, &codes, true),
+            async { if ids.is_empty() { Ok(Vec::new()) } else { self.store.enrollments_by_ids(&ids).await } },
+            async {
+                if phones.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    self.store.enrollments_by_phones(operator, &phones).await
+                }
+            },
+        )?;
+        let histories = eligibility::group_histories(states)?
             .into_iter()
             .filter_map(|(code, mut found)| Some((code, found.pop()?)))
             .collect();
-        let ids: Vec<i64> = lines.iter().filter_map(|(_, l)| l.enrollment_id).collect();
-        let enrollments: HashMap<i64, EnrollmentRow> = if ids.is_empty() {
-            HashMap::new()
-        } else {
-            self.store.enrollments_by_ids(&ids).await?.into_iter().map(|e| (e.id, e)).collect()
-        };
         // A line that names no enrolment is matched by its number: the operator's enrolment of
         // the number that ran in the month (the latest, if several did).
-        let phones: Vec<String> =
-            lines.iter().filter(|(_, l)| l.enrollment_id.is_none()).map(|(_, l)| l.phone_number.clone()).collect();
         let mut by_phone: HashMap<String, EnrollmentRow> = HashMap::new();
-        if !phones.is_empty() {
-            for e in self.store.enrollments_by_phones(&run.operator, &phones).await? {
-                if run.clip(e.start_date, e.end_date).is_none() {
-                    continue;
-                }
-                match by_phone.get(&e.phone_number) {
-                    Some(kept) if kept.start_date >= e.start_date => {}
-                    _ => {
-                        by_phone.insert(e.phone_number.clone(), e);
-                    }
+        for e in numbered {
+            if e.start_date >= next || e.end_date.is_some_and(|end| end <= first) {
+                continue;
+            }
+            match by_phone.get(&e.phone_number) {
+                Some(kept) if kept.start_date >= e.start_date => {}
+                _ => {
+                    by_phone.insert(e.phone_number.clone(), e);
                 }
             }
         }
-        lines
-            .iter()
-            .map(|(n, line)| {
-                let enrollment = match line.enrollment_id {
-                    Some(id) => enrollments.get(&id),
-                    None => by_phone.get(&line.phone_number),
-                };
-                run.reconcile(*n, line, histories.get(&line.household_code), enrollment).to_row()
-            })
-            .collect()
+        Ok(Fetched { histories, named: named.into_iter().map(|e| (e.id, e)).collect(), by_phone })
     }
 
     async fn receive(
@@ -1069,23 +1109,52 @@ impl ReconciliationService {
             total: 0,
         };
         let mut run = self.run_for(operator, &header.period, header.first, header.next).await?;
+
+        // Three things overlap: the reads of the next chunk of lines, the reconciliation of
+        // this one, and the writing of the last one.
+        let (to_store, mut storing) = tokio::sync::mpsc::channel::<Vec<LineRow>>(2);
+        let store = self.store.clone();
+        let stager = tokio::spawn(async move {
+            while let Some(rows) = storing.recv().await {
+                store.store_monthly_lines(id, &rows).await?;
+            }
+            Ok::<_, StorageError>(())
+        });
+        let mut ahead: Option<Ahead> = None;
         let mut pending: Vec<(i64, Line)> = Vec::with_capacity(CHUNK);
         let mut n = 0i64;
-        while let Some(chunk) = lines.next().await {
-            for input in chunk? {
-                n += 1;
-                digest.line(&input);
-                if let Some(line) = intake.line(n, &input) {
-                    pending.push((n, line));
+        let received = async {
+            while let Some(chunk) = lines.next().await {
+                for input in chunk? {
+                    n += 1;
+                    digest.line(&input);
+                    if let Some(line) = intake.line(n, &input) {
+                        pending.push((n, line));
+                    }
+                }
+                if pending.len() >= CHUNK {
+                    let next = self.fetch_ahead(&run, std::mem::take(&mut pending));
+                    if let Some(done) = ahead.replace(next) {
+                        self.settle(done, &mut run, &mut intake, &to_store).await?;
+                    }
                 }
             }
-            if pending.len() >= CHUNK {
-                self.settle(id, operator, &mut run, &mut intake, std::mem::take(&mut pending)).await?;
+            if !pending.is_empty() {
+                let next = self.fetch_ahead(&run, std::mem::take(&mut pending));
+                if let Some(done) = ahead.replace(next) {
+                    self.settle(done, &mut run, &mut intake, &to_store).await?;
+                }
             }
+            if let Some(done) = ahead.take() {
+                self.settle(done, &mut run, &mut intake, &to_store).await?;
+            }
+            Ok::<_, DomainError>(())
         }
-        if !pending.is_empty() {
-            self.settle(id, operator, &mut run, &mut intake, pending).await?;
-        }
+        .await;
+        drop(to_store);
+        let stored = stager.await.map_err(|e| DomainError::Internal(Box::new(e)))?;
+        received?;
+        stored?;
         if n == 0 {
             intake.problem("lines".to_owned(), "a list has at least one line".to_owned());
         }
@@ -1097,39 +1166,40 @@ impl ReconciliationService {
         Ok((figures, run.touched))
     }
 
-    /// Checks the enrolments of checked lines, and reconciles and stores them while the list
-    /// has no problems so far.
+    /// Starts reading what a chunk of checked lines needs.
+    fn fetch_ahead(&self, run: &Run, lines: Vec<(i64, Line)>) -> Ahead {
+        let this = self.clone();
+        let (operator, first, next) = (run.operator.clone(), run.first, run.next);
+        tokio::spawn(async move {
+            let fetched = this.fetch(&operator, first, next, &lines).await;
+            (lines, fetched)
+        })
+    }
+
+    /// Checks that the enrolments a chunk of lines names are the operator's, and, while the
+    /// list has no problems so far, reconciles the lines and hands them to be stored.
     async fn settle(
         &self,
-        id: i64,
-        operator: &str,
+        ahead: Ahead,
         run: &mut Run,
         intake: &mut Intake<'_>,
-        lines: Vec<(i64, Line)>,
+        to_store: &tokio::sync::mpsc::Sender<Vec<LineRow>>,
     ) -> Result<(), DomainError> {
-        let ids: Vec<i64> = lines.iter().filter_map(|(_, l)| l.enrollment_id).collect();
-        if !ids.is_empty() {
-            let own: HashSet<i64> = self
-                .store
-                .enrollments_by_ids(&ids)
-                .await?
-                .into_iter()
-                .filter(|e| e.operator == operator)
-                .map(|e| e.id)
-                .collect();
-            for (n, line) in &lines {
-                if let Some(e) = line.enrollment_id
-                    && !own.contains(&e)
-                {
-                    intake.problem(format!("lines[{n}].enrollment_id"), format!("{e} is not one of your enrolments"));
-                }
+        let (lines, fetched) = ahead.await.map_err(|e| DomainError::Internal(Box::new(e)))?;
+        let fetched = fetched?;
+        for (n, line) in &lines {
+            if let Some(e) = line.enrollment_id
+                && fetched.named.get(&e).is_none_or(|row| row.operator != run.operator)
+            {
+                intake.problem(format!("lines[{n}].enrollment_id"), format!("{e} is not one of your enrolments"));
             }
         }
         if intake.total > 0 {
             return Ok(()); // the list will be refused; the rest is only checked
         }
-        let rows = self.reconcile_chunk(run, &lines).await?;
-        self.store.store_monthly_lines(id, &rows).await?;
+        let rows = fetched.apply(run, &lines)?;
+        // A closed channel means the writer failed; its error is reported when it is joined.
+        let _ = to_store.send(rows).await;
         Ok(())
     }
 

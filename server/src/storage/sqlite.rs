@@ -408,7 +408,7 @@ impl Store for SqliteStore {
         Ok(sqlx::query_as(
             "SELECT e.id, e.operator, e.household_code, e.subscriber_citizen_id, e.phone_number, e.service, \
              e.start_date, e.end_date, e.end_reason, e.end_note, e.decision_id, e.transfer_reference, e.recorded_at, \
-             e.ended_at FROM json_each($1) AS j JOIN enrollments e ON e.id = j.value",
+             e.ended_at FROM json_each($1) AS j CROSS JOIN enrollments e ON e.id = j.value",
         )
         .bind(ids)
         .fetch_all(&self.bulk)
@@ -424,7 +424,7 @@ impl Store for SqliteStore {
         Ok(sqlx::query_as(
             "SELECT e.id, e.operator, e.household_code, e.subscriber_citizen_id, e.phone_number, e.service, \
              e.start_date, e.end_date, e.end_reason, e.end_note, e.decision_id, e.transfer_reference, e.recorded_at, \
-             e.ended_at FROM json_each($2) AS j JOIN enrollments e ON e.phone_number = j.value WHERE e.operator = $1",
+             e.ended_at FROM json_each($2) AS j CROSS JOIN enrollments e ON e.phone_number = j.value WHERE +e.operator = $1",
         )
         .bind(operator)
         .bind(phones)

@@ -45,8 +45,14 @@ use crate::{
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// Methods whose duration grows with the data they carry: they get the batch time limit.
-const LONG_RUNNING: &[&str] =
-    &["/telesub.v1.HouseholdRegistry/PushBatch", "/telesub.v1.Eligibility/CheckEligibilityBatch"];
+const LONG_RUNNING: &[&str] = &[
+    "/telesub.v1.HouseholdRegistry/PushBatch",
+    "/telesub.v1.Eligibility/CheckEligibilityBatch",
+    "/telesub.v1.Reconciliation/SubmitMonthlyUpdate",
+    // Reads every line of the list.
+    "/telesub.v1.Reconciliation/Confirm",
+    "/telesub.v1.Reconciliation/ExportReconciliation",
+];
 
 /// The header that carries the request id, both ways.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
