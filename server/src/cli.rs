@@ -11,7 +11,7 @@ use std::{
 };
 
 use clap::{Args, Parser, Subcommand};
-use telesub_client::CsvWriter;
+use telesub_client::{CsvWriter, MonthlyLineWriter};
 use telesub_proto::v1 as proto;
 
 use crate::{
@@ -24,6 +24,7 @@ use crate::{
         members::MemberRegistry,
     },
     generator::HouseholdGenerator,
+    monthly_generator::{MonthGenerator, Shares},
     pki::{self, OrgSpec},
     startup::{self, Hub},
     telemetry,
@@ -134,6 +135,58 @@ pub enum GenCommand {
     /// Realistic synthetic households of Đắk Nông's communes as a CSV household list (docs/CSV.md);
     /// the same count and seed always give the same file.
     Households(GenHouseholdsArgs),
+    /// One operator's monthly list (docs/CSV.md) for the households `gen households` gives with
+    /// the same count and seed, with a chosen share of each kind of discrepancy; prints the
+    /// figures the hub must find in it.
+    Month(GenMonthArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenMonthArgs {
+    /// How many households the register has (as given to `gen households`).
+    #[arg(long)]
+    pub households: usize,
+    /// Seed of the register (as given to `gen households`).
+    #[arg(long)]
+    pub seed: u64,
+    /// The month, YYYY-MM.
+    #[arg(long)]
+    pub period: String,
+    /// The operators the households are spread over, in order (household i goes to operator
+    /// i mod their number).
+    #[arg(long, value_delimiter = ',', default_value = "VNPT,VIETTEL")]
+    pub operators: Vec<String>,
+    /// Whose list to write.
+    #[arg(long)]
+    pub operator: String,
+    /// The day the register and its enrolments start (before the month).
+    #[arg(long, default_value = "2025-01-01")]
+    pub register_start: String,
+    /// Per thousand covered households: claims over the monthly amount.
+    #[arg(long, default_value_t = 10)]
+    pub over_cap: u32,
+    /// … claims from a number no enrolment holds.
+    #[arg(long, default_value_t = 10)]
+    pub not_enrolled: u32,
+    /// … claims naming someone who is not a member.
+    #[arg(long, default_value_t = 10)]
+    pub unknown_subscriber: u32,
+    /// … households claimed twice in the list.
+    #[arg(long, default_value_t = 10)]
+    pub duplicate_within: u32,
+    /// … households claimed by the next operator too.
+    #[arg(long, default_value_t = 10)]
+    pub duplicate_across: u32,
+    /// … enrolled subscribers not claimed, with a reason.
+    #[arg(long, default_value_t = 20)]
+    pub unclaimed: u32,
+    /// CSV file to write (replaced when present). Default: standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Also write the enrolments the lines assume (operator, household, subscriber, number,
+    /// start) as CSV to this file, for loading them into a hub.
+    #[arg(long, value_name = "FILE")]
+    pub enrollments: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -241,6 +294,7 @@ async fn dispatch(command: Command, out: &mut (dyn Write + Send)) -> Result<Exit
         }
         Command::Demo(args) => demo::run(args.dir, out).await?,
         Command::Gen(GenCommand::Households(args)) => gen_households(&args, out)?,
+        Command::Gen(GenCommand::Month(args)) => gen_month(&args, out)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -262,6 +316,73 @@ fn gen_households(args: &GenHouseholdsArgs, out: &mut (dyn Write + Send)) -> Res
         args.count,
         args.seed,
         started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Writes one operator's month as CSV to `--out` or `out`, and the figures the hub must find
+/// to standard error.
+fn gen_month(args: &GenMonthArgs, out: &mut (dyn Write + Send)) -> Result<(), Box<dyn std::error::Error>> {
+    let start =
+        crate::domain::household::parse_date(&args.register_start).map_err(|e| format!("--register-start: {e}"))?;
+    let shares = Shares {
+        over_cap: args.over_cap,
+        not_enrolled: args.not_enrolled,
+        unknown_subscriber: args.unknown_subscriber,
+        duplicate_within: args.duplicate_within,
+        duplicate_across: args.duplicate_across,
+        unclaimed: args.unclaimed,
+    };
+    let month = MonthGenerator::new(args.seed, args.households, args.operators.clone(), &args.period, start, shares)?;
+    if !args.operators.contains(&args.operator) {
+        return Err(
+            format!("--operator {} is not among --operators {}", args.operator, args.operators.join(",")).into()
+        );
+    }
+    let write = |w: &mut dyn Write| -> io::Result<()> {
+        let mut csv = MonthlyLineWriter::new(BufWriter::with_capacity(1 << 16, w))?;
+        for line in month.lines(&args.operator) {
+            csv.write(&line)?;
+        }
+        csv.finish()?.flush()
+    };
+    match &args.out {
+        Some(path) => {
+            let mut file = File::create(path).map_err(|e| format!("--out {}: {e}", path.display()))?;
+            write(&mut file).map_err(|e| format!("--out {}: {e}", path.display()))?;
+        }
+        None => write(out)?,
+    }
+    if let Some(path) = &args.enrollments {
+        let failed = |e: &dyn std::fmt::Display| format!("--enrollments {}: {e}", path.display());
+        let file = File::create(path).map_err(|e| failed(&e))?;
+        let mut w = BufWriter::new(file);
+        writeln!(w, "operator,household_code,subscriber_citizen_id,phone_number,start_date\r")
+            .map_err(|e| failed(&e))?;
+        for e in month.enrollments() {
+            writeln!(
+                w,
+                "{},{},{},{},{}\r",
+                e.operator, e.household_code, e.subscriber_citizen_id, e.phone_number, e.start_date
+            )
+            .map_err(|e| failed(&e))?;
+        }
+        w.flush().map_err(|e| failed(&e))?;
+    }
+    let e = month.expected(&args.operator);
+    eprintln!(
+        "telesub: {} lines of {} for {} ({} claims, {} unclaimed); the hub must find {} OK, {} VND claimed, {} VND \
+         confirmable, {} enrolments not reported, and by code: {}",
+        e.lines,
+        args.operator,
+        args.period,
+        e.claims,
+        e.unclaimed,
+        e.lines_ok,
+        e.amount_claimed,
+        e.amount_confirmable,
+        e.enrollments_not_reported,
+        e.by_code.iter().map(|(c, n)| format!("{c} {n}")).collect::<Vec<_>>().join(", ")
     );
     Ok(())
 }

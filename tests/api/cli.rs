@@ -150,3 +150,47 @@ async fn gen_writes_households_the_csv_reader_reads_back() {
     let again: Vec<_> = telesub_server::generator::HouseholdGenerator::reference(3).take(50).collect();
     assert_eq!(records, again, "the file holds exactly what the generator makes");
 }
+
+#[tokio::test]
+async fn gen_month_writes_an_operators_list_as_the_generator_plans_it() {
+    use telesub_server::monthly_generator::{MonthGenerator, Shares};
+    let dir = tempfile::tempdir().unwrap();
+    let (lines, enrolments) = (dir.path().join("vnpt.csv"), dir.path().join("enrolments.csv"));
+    let (ok, out) = telesub(&[
+        "gen",
+        "month",
+        "--households",
+        "800",
+        "--seed",
+        "3",
+        "--period",
+        "2025-03",
+        "--operator",
+        "VIETTEL",
+        "--over-cap",
+        "50",
+        "--out",
+        lines.to_str().unwrap(),
+        "--enrollments",
+        enrolments.to_str().unwrap(),
+    ])
+    .await;
+    assert!(ok, "{out}");
+    let read: Vec<_> = telesub_client::MonthlyLineReader::new(std::fs::File::open(&lines).unwrap())
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let start = time::Date::from_calendar_date(2025, time::Month::January, 1).unwrap();
+    let shares = Shares { over_cap: 50, ..Shares::default() };
+    let month = MonthGenerator::new(3, 800, vec!["VNPT".into(), "VIETTEL".into()], "2025-03", start, shares).unwrap();
+    let planned: Vec<_> = month.lines("VIETTEL").collect();
+    assert_eq!(read, planned);
+    assert!(read.iter().any(|l| l.amount_claimed == 65_000), "over-cap claims are planted");
+    let enrolled = std::fs::read_to_string(&enrolments).unwrap();
+    assert_eq!(enrolled.lines().count(), 1 + month.enrollments().count());
+    assert!(enrolled.starts_with("operator,household_code,subscriber_citizen_id,phone_number,start_date"));
+    let (ok, _) =
+        telesub(&["gen", "month", "--households", "10", "--seed", "3", "--period", "2025-13", "--operator", "VNPT"])
+            .await;
+    assert!(!ok, "a malformed period is refused");
+}
