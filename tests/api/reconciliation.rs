@@ -401,7 +401,28 @@ async fn bad_lists_are_refused_whole_with_each_line_and_field() {
     let theirs = claim("HH-4", 4, "0912000004", &e4);
     let mut both = claim("HH-8", 8, "0912000008", "");
     both.unclaimed_reason = proto::UnclaimedReason::Other.into();
-    let lines = vec![ok(), bad_phone, negative, above_tariff, no_service, twice, theirs, both];
+    // From March the policy lists VNPT's packages.
+    let mut rules = ict.get_policy("").await.unwrap();
+    rules.valid_from = "2025-03-01".into();
+    let package = |code: &str, service: proto::SupportedService| proto::PackageRule {
+        operator: "VNPT".into(),
+        code: code.into(),
+        service: service.into(),
+    };
+    rules.packages = vec![package("ASXH 60", proto::SupportedService::Mobile)];
+    let err = ict.add_policy_version(rules.clone()).await.unwrap_err();
+    assert_eq!(err.violations()[0].field, "version.packages[0].code", "{err}");
+    rules.packages = vec![
+        package("ASXH60", proto::SupportedService::Mobile),
+        package("FTTH130", proto::SupportedService::FixedBroadband),
+    ];
+    ict.add_policy_version(rules).await.unwrap();
+    let mut unknown_package = claim("HH-5", 5, "0912000015", "");
+    unknown_package.package_code = "ZZZ".into();
+    let mut other_service = claim("HH-6", 6, "0912000016", "");
+    other_service.package_code = "FTTH130".into();
+    let lines =
+        vec![ok(), bad_phone, negative, above_tariff, no_service, twice, theirs, both, unknown_package, other_service];
     let err = submit(&vnpt, list_header("vn-bad", MARCH, false), lines).await.unwrap_err();
     assert_eq!(err.code(), Some(Code::InvalidArgument), "{err}");
     let fields: Vec<&str> = err.violations().iter().map(|v| v.field.as_str()).collect();
@@ -414,10 +435,16 @@ async fn bad_lists_are_refused_whole_with_each_line_and_field() {
         "lines[6].phone_number",
         "lines[7].enrollment_id",
         "lines[8].unclaimed_reason",
+        "lines[9].package_code",
+        "lines[10].package_code",
     ] {
         assert!(fields.contains(&field), "{field} missing from {fields:?}");
     }
     assert!(!fields.iter().any(|f| f.starts_with("lines[1].")), "{fields:?}");
+    let package = err.violations().iter().find(|v| v.field == "lines[9].package_code").unwrap();
+    assert!(package.description.contains("not one of VNPT's packages"), "{package:?}");
+    let package = err.violations().iter().find(|v| v.field == "lines[10].package_code").unwrap();
+    assert!(package.description.contains("FIXED_BROADBAND package"), "{package:?}");
     let theirs = err.violations().iter().find(|v| v.field == "lines[7].enrollment_id").unwrap();
     assert!(theirs.description.contains("not one of your enrolments"), "{theirs:?}");
     // Nothing was stored.

@@ -54,6 +54,16 @@ pub struct AmountRule {
     pub monthly_amount: i64,
 }
 
+/// A package an operator offers subscribers under the programme.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageRule {
+    pub operator: String,
+    /// The operator's package code, as on its monthly lists.
+    pub code: String,
+    pub service: Service,
+}
+
 /// What happens when a household stops qualifying.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,6 +91,9 @@ pub struct PolicyRules {
     pub services: Vec<ServiceRule>,
     #[serde(default)]
     pub amounts: Vec<AmountRule>,
+    /// The packages operators may claim for; an operator with none listed may claim any.
+    #[serde(default)]
+    pub packages: Vec<PackageRule>,
     pub subscriptions_per_household: u32,
     #[serde(default)]
     pub broadband_communes: Vec<String>,
@@ -114,6 +127,22 @@ impl PolicyVersion {
                 self.rules.amounts.iter().find(|a| a.operator == op && a.year == year && a.service == service.service)
             })
             .map_or(service.monthly_amount, |a| a.monthly_amount)
+    }
+
+    /// Whether an operator may claim support for a package and service: when the version lists
+    /// packages for the operator, it must be one of them, for that service.
+    pub fn package_allowed(&self, operator: &str, code: &str, service: Service) -> Result<(), String> {
+        let listed: Vec<&PackageRule> = self.rules.packages.iter().filter(|p| p.operator == operator).collect();
+        if listed.is_empty() || listed.iter().any(|p| p.code == code && p.service == service) {
+            return Ok(());
+        }
+        match listed.iter().find(|p| p.code == code) {
+            Some(p) => Err(format!("package {code} is a {} package, not {service}", p.service)),
+            None => Err(format!(
+                "{code:?} is not one of {operator}'s packages in {self}: {}",
+                listed.iter().map(|p| p.code.as_str()).collect::<Vec<_>>().join(", ")
+            )),
+        }
     }
 
     /// Whether amounts of a service are set year by year (then an entitlement ends with the year).
@@ -231,6 +260,25 @@ pub fn check_rules(rules: &PolicyRules, units: &UnitTable, field: &str) -> Resul
         amount(&mut v, format!("{at}.monthly_amount"), a.monthly_amount);
         if !overrides.insert((&a.operator, a.year, a.service)) {
             v.add(at, format!("{} {} {} is given twice", a.operator, a.year, a.service));
+        }
+    }
+    let mut packages = HashSet::new();
+    for (i, p) in rules.packages.iter().enumerate() {
+        let at = format!("{}[{i}]", f("packages"));
+        v.check(&format!("{at}.operator"), OrgCode::parse(&p.operator));
+        let code_ok = (1..=30).contains(&p.code.len())
+            && p.code.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !code_ok {
+            v.add(
+                format!("{at}.code"),
+                format!("{:?} is not a package code: use 1 to 30 letters, digits, '-', '_', '.'", p.code),
+            );
+        }
+        if !services.contains(&p.service) {
+            v.add(format!("{at}.service"), format!("{} is not among this version's services", p.service));
+        }
+        if !packages.insert((&p.operator, &p.code)) {
+            v.add(at, format!("{} {} is listed twice", p.operator, p.code));
         }
     }
     if !(1..=10).contains(&rules.subscriptions_per_household) {

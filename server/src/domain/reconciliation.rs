@@ -242,6 +242,10 @@ pub type LineStream<'a> = std::pin::Pin<Box<dyn Stream<Item = Result<Vec<LineInp
 /// The checks a list's lines need across the list.
 struct Intake<'a> {
     units: &'a super::units::UnitTable,
+    /// The rules in force on the first day of the month, and whose list it is: for the
+    /// packages the operator may claim for.
+    policy: Option<Arc<super::policy::PolicyVersion>>,
+    operator: &'a str,
     days_in_month: i64,
     /// Numbers seen so far (as [`phone_key`]), with their line.
     phones: HashMap<u64, i64>,
@@ -304,6 +308,10 @@ impl Intake<'_> {
             );
         } else if package.is_empty() && claim == Some(true) {
             v.add(f("package_code"), "a claim names the package it supports");
+        } else if let (Some(true), Some(policy), Some(service)) = (claim, &self.policy, service)
+            && let Err(e) = policy.package_allowed(self.operator, package, service)
+        {
+            v.add(f("package_code"), e);
         }
         if !(0..=MAX_AMOUNT).contains(&input.tariff) {
             v.add(f("tariff"), format!("{} VND is not a monthly tariff: use 0 to {MAX_AMOUNT}", input.tariff));
@@ -1101,8 +1109,11 @@ impl ReconciliationService {
         digest: &mut ContentDigest,
     ) -> Result<(Figures, HashSet<i64>), DomainError> {
         let units = self.units.table().await?;
+        let policy = self.policy.table().await?.in_force(header.first).cloned();
         let mut intake = Intake {
             units: &units,
+            policy,
+            operator,
             days_in_month: days_between(header.first, header.next),
             phones: HashMap::new(),
             violations: Vec::new(),

@@ -19,7 +19,7 @@ use crate::domain::{
     DomainError, FieldViolation,
     eligibility::{Answer, BatchAnswer, Decision, EligibilityService, QueryInput, QueryKind, ReasonCode, new_call_id},
     household::format_date,
-    policy::{AmountRule, GraceRule, PolicyRules, PolicyVersion, Service, ServiceRule},
+    policy::{AmountRule, GraceRule, PackageRule, PolicyRules, PolicyVersion, Service, ServiceRule},
     registry::today,
     unit_registry::UnitRegistry,
 };
@@ -112,6 +112,15 @@ fn policy_to_pb(v: &PolicyVersion) -> pb::PolicyVersion {
                 monthly_amount: a.monthly_amount,
             })
             .collect(),
+        packages: r
+            .packages
+            .iter()
+            .map(|p| pb::PackageRule {
+                operator: p.operator.clone(),
+                code: p.code.clone(),
+                service: service_to_pb(p.service).into(),
+            })
+            .collect(),
         subscriptions_per_household: r.subscriptions_per_household as i32,
         broadband_communes: r.broadband_communes.clone(),
         grace: Some(pb::GraceRule {
@@ -169,6 +178,15 @@ fn rules_from_pb(v: pb::PolicyVersion) -> Result<PolicyRules, DomainError> {
             )
         })
         .collect();
+    let packages = v
+        .packages
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| {
+            known(&mut bad, format!("version.packages[{i}].service"), service_from_pb(p.service), "service")
+                .map(|service| PackageRule { operator: p.operator.clone(), code: p.code.clone(), service })
+        })
+        .collect();
     let grace = v.grace.unwrap_or_default();
     let removal_reasons = grace
         .removal_reasons
@@ -187,6 +205,7 @@ fn rules_from_pb(v: pb::PolicyVersion) -> Result<PolicyRules, DomainError> {
         categories,
         services,
         amounts,
+        packages,
         subscriptions_per_household: u32::try_from(v.subscriptions_per_household).unwrap_or(0),
         broadband_communes: v.broadband_communes,
         grace: GraceRule {
