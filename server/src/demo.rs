@@ -2,6 +2,11 @@
 //! development certificates and an SQLite database into a fresh folder, starts the hub with
 //! mutual TLS on a free port, drives it through the client SDK as each kind of member,
 //! stops it, verifies the audit trail and prints what happened.
+//!
+//! The last part is a month end: VNPT and VIETTEL each submit their list of supported
+//! subscribers for March 2025 (after the review of 1 January and February's changes), one
+//! household is claimed by both, the hub flags it on both lists, and the ICT department
+//! confirms the OK lines of one list and rejects the other.
 
 use std::{
     io::Write,
@@ -138,7 +143,8 @@ pub async fn run(dir: Option<PathBuf>, out: &mut (dyn Write + Send)) -> Result<(
         writeln!(out, "   {:<9} {:<10} {:<9} {}", m.code, role_name(m.role()), status, m.display_name)?;
     }
 
-    households(addr, &tls_dir, out).await?;
+    let enrolled = households(addr, &tls_dir, out).await?;
+    monthly_lists(addr, &tls_dir, &enrolled, out).await?;
 
     let _ = stop.send(());
     serving.await??;
@@ -146,7 +152,7 @@ pub async fn run(dir: Option<PathBuf>, out: &mut (dyn Write + Send)) -> Result<(
     match &report.first_break {
         None => writeln!(
             out,
-            "14. Hub stopped. Audit trail: {} records, chain intact (last hash {}…)",
+            "21. Hub stopped. Audit trail: {} records, chain intact (last hash {}…)",
             report.records,
             &report.last_hash[..16]
         )?,
@@ -165,13 +171,20 @@ pub async fn run(dir: Option<PathBuf>, out: &mut (dyn Write + Send)) -> Result<(
 /// Households in the demo's yearly review.
 const REVIEW: usize = 2_000;
 
+/// A subsidised line an operator enrolled.
+struct Line {
+    household: String,
+    subscriber: String,
+    phone: String,
+}
+
 /// The labour department pushes the yearly review and a month of changes; a locality reads
-/// what lies in its district.
+/// what lies in its district. Returns the line VNPT enrols on the way.
 async fn households(
     addr: std::net::SocketAddr,
     tls_dir: &Path,
     out: &mut (dyn Write + Send),
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> Result<Line, Box<dyn std::error::Error>> {
     use futures_util::{StreamExt, stream};
     let labour = client(addr, tls_dir, "DOLISA").await?;
     let header = |id: &str, kind: proto::BatchKind, period: &str, date: &str| proto::BatchHeader {
@@ -280,5 +293,222 @@ async fn households(
             )?;
         }
     }
+    Ok(Line { household: enrolled.household_code, subscriber: leaving.1, phone: enrolled.phone_number })
+}
+
+/// The month of the demo's monthly lists: after the review of 1 January and February's
+/// changes, and long past.
+const PERIOD: &str = "2025-03";
+
+/// A claim of the full 60,000 VND for the 31 days of March; matched to the operator's
+/// enrolment by its number.
+fn claim(household: &str, subscriber: &str, phone: &str) -> proto::MonthlyLine {
+    proto::MonthlyLine {
+        phone_number: phone.into(),
+        subscriber_citizen_id: subscriber.into(),
+        household_code: household.into(),
+        enrollment_id: String::new(),
+        change: proto::SupportChange::Continuing.into(),
+        service: proto::SupportedService::Mobile.into(),
+        package_code: "ASXH70".into(),
+        tariff: 70_000,
+        amount_claimed: 60_000,
+        days_of_service: 31,
+        used: true,
+        unclaimed_reason: 0,
+    }
+}
+
+/// An amount as `1,234,567 VND`.
+fn vnd(amount: i64) -> String {
+    let digits = amount.unsigned_abs().to_string();
+    let mut text = String::new();
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            text.push(',');
+        }
+        text.push(d);
+    }
+    format!("{}{text} VND", if amount < 0 { "-" } else { "" })
+}
+
+fn status_name(r: &proto::MonthlyReconciliation) -> &'static str {
+    r.status().as_str_name().trim_start_matches("RECONCILIATION_STATUS_")
+}
+
+/// A list's status and figures in a few words.
+fn figures(r: &proto::MonthlyReconciliation) -> String {
+    let f = r.figures.clone().unwrap_or_default();
+    format!(
+        "{}, {} lines, {} OK, {} claimed, {} confirmable",
+        status_name(r),
+        f.lines,
+        f.lines_ok,
+        vnd(f.amount_claimed),
+        vnd(f.amount_confirmable)
+    )
+}
+
+/// The lines of a list with a discrepancy, each as `line N (household): CODE, CODE`.
+async fn flagged(client: &Client, operator: &str, update_id: &str) -> Result<Vec<String>, ClientError> {
+    let page = client
+        .list_discrepancies(proto::ListDiscrepanciesRequest {
+            operator: operator.into(),
+            update_id: update_id.into(),
+            ..Default::default()
+        })
+        .await?;
+    Ok(page
+        .lines
+        .iter()
+        .map(|l| {
+            let codes: Vec<&str> = l
+                .discrepancies
+                .iter()
+                .map(|d| d.code().as_str_name().trim_start_matches("DISCREPANCY_CODE_"))
+                .collect();
+            let household = l.line.as_ref().map(|l| l.household_code.as_str()).unwrap_or_default();
+            format!("line {} ({household}): {}", l.line_number, codes.join(", "))
+        })
+        .collect())
+}
+
+/// Month end: both operators submit their March list, one household is claimed by both, and
+/// the ICT department decides.
+async fn monthly_lists(
+    addr: std::net::SocketAddr,
+    tls_dir: &Path,
+    first: &Line,
+    out: &mut (dyn Write + Send),
+) -> Result<(), Box<dyn std::error::Error>> {
+    use futures_util::stream;
+    let ict = client(addr, tls_dir, "DOICT").await?;
+    ict.update_member(proto::UpdateMemberRequest {
+        code: "VIETTEL".into(),
+        status: Some(proto::MemberStatus::Active.into()),
+        ..Default::default()
+    })
+    .await?;
+    let (vnpt, viettel) = (client(addr, tls_dir, "VNPT").await?, client(addr, tls_dir, "VIETTEL").await?);
+
+    // Two more supported households, untouched by February's changes: one for each operator.
+    let mut supported = HouseholdGenerator::reference(7).take(REVIEW).skip(100).filter_map(|r| match r.change {
+        Some(proto::household_record::Change::Upsert(d))
+            if d.category() != proto::Category::Other && !d.members.is_empty() =>
+        {
+            Some((r.household_code, d.members[0].citizen_id.clone()))
+        }
+        _ => None,
+    });
+    let (Some(second), Some(third)) = (supported.next(), supported.next()) else {
+        return Err("the demo's review has too few supported households".into());
+    };
+    let enroll = |key: &str, (household, subscriber): &(String, String), phone: &str| proto::EnrollRequest {
+        idempotency_key: key.into(),
+        household_code: household.clone(),
+        subscriber_citizen_id: subscriber.clone(),
+        phone_number: phone.into(),
+        service: proto::SupportedService::Mobile.into(),
+        start_date: "2025-02-01".into(),
+    };
+    let second = vnpt.enroll(enroll("demo-2", &second, "0914 222 333")).await?;
+    let third = viettel.enroll(enroll("demo-3", &third, "0987 654 321")).await?;
+    writeln!(out, "14. DOICT reinstates VIETTEL; each operator enrols one more household from {}:", second.start_date)?;
+    writeln!(
+        out,
+        "    VNPT {} for number {}, VIETTEL {} for number {}",
+        second.household_code, second.phone_number, third.household_code, third.phone_number
+    )?;
+
+    let header = |id: &str| proto::MonthlyUpdateHeader {
+        period: PERIOD.into(),
+        update_id: id.into(),
+        replaces_earlier: false,
+        note: "demo".into(),
+    };
+    let ours = vec![
+        claim(&first.household, &first.subscriber, &first.phone),
+        claim(&second.household_code, &second.subscriber_citizen_id, &second.phone_number),
+    ];
+    let r = vnpt.submit_monthly_update(header("vnpt-2025-03"), stream::iter(ours)).await?;
+    writeln!(
+        out,
+        "15. VNPT submits its {PERIOD} list: {} (removed in February; grace to the end of the year) and {}, \
+         60,000 VND each",
+        first.household, second.household_code
+    )?;
+    writeln!(out, "    hub: {}", figures(&r))?;
+
+    // VIETTEL's billing still holds a subscriber of VNPT's household.
+    let theirs = vec![
+        claim(&third.household_code, &third.subscriber_citizen_id, &third.phone_number),
+        claim(&second.household_code, &second.subscriber_citizen_id, "0961234567"),
+    ];
+    let r = viettel.submit_monthly_update(header("viettel-2025-03"), stream::iter(theirs)).await?;
+    writeln!(
+        out,
+        "16. VIETTEL submits its {PERIOD} list: {}, and {} under a number of its own",
+        third.household_code, second.household_code
+    )?;
+    writeln!(out, "    hub: {}", figures(&r))?;
+    for line in flagged(&viettel, "", "viettel-2025-03").await? {
+        writeln!(out, "    {line}")?;
+    }
+
+    // VNPT's list is reconciled again in the background; it cannot be decided until then.
+    let waited = Instant::now();
+    let mut r = ict.get_reconciliation("VNPT", "vnpt-2025-03").await?;
+    let was_stale = r.stale;
+    while r.stale {
+        if waited.elapsed().as_secs() > 60 {
+            return Err("VNPT's list stayed stale for a minute".into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        r = ict.get_reconciliation("VNPT", "vnpt-2025-03").await?;
+    }
+    let stale = if was_stale { format!(" (stale for {:.2} s)", waited.elapsed().as_secs_f64()) } else { String::new() };
+    writeln!(out, "17. VNPT's list is reconciled again in the background{stale}")?;
+    writeln!(out, "    hub: {}", figures(&r))?;
+    for line in flagged(&vnpt, "", "vnpt-2025-03").await? {
+        writeln!(out, "    {line}")?;
+    }
+
+    let month = ict
+        .list_reconciliations(proto::ListReconciliationsRequest { period: PERIOD.into(), ..Default::default() })
+        .await?;
+    writeln!(out, "18. DOICT lists {PERIOD}:")?;
+    for r in &month.reconciliations {
+        writeln!(out, "    {:<8} {:<16} {}", r.operator, r.update_id, figures(r))?;
+    }
+
+    let confirmed = ict
+        .confirm_reconciliation(proto::ConfirmRequest {
+            operator: "VNPT".into(),
+            update_id: "vnpt-2025-03".into(),
+            scope: proto::ConfirmationScope::OkLines.into(),
+            note: "Biên bản đối soát tháng 03/2025".into(),
+        })
+        .await?;
+    let c = confirmed.confirmation.clone().unwrap_or_default();
+    writeln!(
+        out,
+        "19. DOICT confirms VNPT's OK lines: {}, {} line{}, {}, lines digest {}…",
+        status_name(&confirmed),
+        c.lines,
+        if c.lines == 1 { "" } else { "s" },
+        vnd(c.amount),
+        c.lines_digest.get(..16).unwrap_or_default()
+    )?;
+
+    let note = "line 2: a household you have not enrolled, claimed by another operator too; send the list again \
+                without it";
+    let rejected = ict.reject_reconciliation("VIETTEL", "viettel-2025-03", note).await?;
+    writeln!(
+        out,
+        "20. DOICT rejects VIETTEL's list: {} by {}: \"{}\"",
+        status_name(&rejected),
+        rejected.rejected_by,
+        rejected.rejection_note
+    )?;
     Ok(())
 }

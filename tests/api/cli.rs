@@ -128,10 +128,22 @@ async fn the_demo_runs_end_to_end() {
         ": eligible; enrols HH-",
         "VNPT's feed: REMOVED HH-",
         "(OUT_OF_POVERTY); support ends 2026-01-01",
+        "DOICT reinstates VIETTEL",
+        "VNPT submits its 2025-03 list",
+        "hub: RECONCILED, 2 lines, 2 OK, 120,000 VND claimed, 120,000 VND confirmable",
+        "VIETTEL submits its 2025-03 list",
+        "hub: RECONCILED, 2 lines, 1 OK, 120,000 VND claimed, 60,000 VND confirmable",
+        "): NOT_ENROLLED, DUPLICATE_ACROSS_OPERATORS",
+        "VNPT's list is reconciled again",
+        "): DUPLICATE_ACROSS_OPERATORS\n",
+        "DOICT confirms VNPT's OK lines: CONFIRMED, 1 line, 60,000 VND, lines digest ",
+        "DOICT rejects VIETTEL's list: REJECTED by DOICT: \"line 2:",
         "chain intact",
     ] {
         assert!(out.contains(step), "missing {step:?} in:\n{out}");
     }
+    // VIETTEL's list, and VNPT's once reconciled again: the duplicate costs each an OK line.
+    assert_eq!(out.matches("hub: RECONCILED, 2 lines, 1 OK,").count(), 2, "{out}");
     assert!(work.join("telesub.db").exists());
     let (ok, _) = telesub(&["demo", "--dir", work.to_str().unwrap()]).await;
     assert!(!ok, "the demo refuses a folder that exists");
