@@ -638,3 +638,44 @@ async fn a_generated_month_comes_back_with_the_figures_planted_in_it() {
         assert!(e.by_code.len() >= 7, "every kind is planted: {:?}", e.by_code);
     }
 }
+
+#[tokio::test]
+async fn two_lists_received_at_the_same_time_still_find_the_household_they_share() {
+    use futures_util::StreamExt;
+    let app = TestApp::spawn().await;
+    with_register(&app).await;
+    let (vnpt, viettel, ict) = (app.client("VNPT").await, app.client("VIETTEL").await, app.client("DOICT").await);
+    let e1 = vnpt.enroll(enroll("e1", "HH-1", 1, "0912000001", "2025-02-01")).await.unwrap().enrollment_id;
+    let e2 = viettel.enroll(enroll("v2", "HH-2", 2, "0981000002", "2025-02-01")).await.unwrap().enrollment_id;
+
+    // VNPT's list stays open (received, not reconciled) until `release` fires.
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let held = stream::iter(vec![claim("HH-1", 1, "0912000001", &e1), claim("HH-2", 2, "0912000002", "")])
+        .chain(stream::once(async move { released.await.ok() }).filter_map(|_| async { None }));
+    let sending = tokio::spawn({
+        let vnpt = vnpt.clone();
+        async move { vnpt.submit_monthly_update(list_header("vn", MARCH, false), held).await }
+    });
+    let mut open = false;
+    for _ in 0..200 {
+        let lists = ict.list_reconciliations(proto::ListReconciliationsRequest::default()).await.unwrap();
+        if lists.reconciliations.iter().any(|r| r.status() == proto::ReconciliationStatus::Received) {
+            open = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(open, "VNPT's list is being received");
+    // VIETTEL's list, claiming HH-2 too, is reconciled meanwhile: VNPT's is not counted yet.
+    let theirs =
+        submit(&viettel, list_header("vt", MARCH, false), vec![claim("HH-2", 2, "0981000002", &e2)]).await.unwrap();
+    assert_eq!(count(&theirs, proto::DiscrepancyCode::DuplicateAcrossOperators), 0);
+    release.send(()).unwrap();
+    let ours = sending.await.unwrap().unwrap();
+    assert_eq!(ours.status(), proto::ReconciliationStatus::Reconciled);
+    // Each was received before the other was reconciled: both are reconciled again.
+    for (operator, id) in [("VNPT", "vn"), ("VIETTEL", "vt")] {
+        let r = settled(&ict, operator, id).await;
+        assert_eq!(count(&r, proto::DiscrepancyCode::DuplicateAcrossOperators), 1, "{operator}: {r:?}");
+    }
+}

@@ -925,6 +925,7 @@ impl ReconciliationService {
             return Ok(summary);
         }
         let replaces = self.replaced(operator, &header).await?;
+        let received_at = crate::now();
         let id = self
             .store
             .begin_monthly_update(&NewUpdate {
@@ -933,7 +934,7 @@ impl ReconciliationService {
                 period: &header.period,
                 replaces_earlier: header.replaces_earlier,
                 note: &header.note,
-                received_at: crate::now(),
+                received_at,
                 request_id,
             })
             .await
@@ -975,6 +976,23 @@ impl ReconciliationService {
             for (_, list) in self.store.claimed_elsewhere(&header.period, operator).await? {
                 others.insert(list);
             }
+        }
+        // Lists of other operators for the month that were reconciled while this one was being
+        // received did not see it, nor it them: both are reconciled again.
+        let period = UpdateFilter {
+            period: Some(header.period.clone()),
+            status: Some("RECONCILED".to_owned()),
+            ..UpdateFilter::default()
+        };
+        let mut crossed = false;
+        for list in self.store.list_monthly_updates(&period, i64::MAX, 10_000).await? {
+            if list.operator != operator && list.reconciled_at.is_some_and(|at| at >= received_at) {
+                others.insert(list.id);
+                crossed = true;
+            }
+        }
+        if crossed {
+            others.insert(id);
         }
         self.reconcile_again(others.into_iter().collect()).await?;
         let row = self
