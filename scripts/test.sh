@@ -342,6 +342,25 @@ test_interop() {
     grep -q "$first_enrolment" <<<"$out" || fail "operator_sync's second run did not replay the enrolment"
     RAN+=("interop(rust operator_sync)")
 
+    echo "-- Rust examples: operator_monthly (twice: the second run replays) and ict_reconciliation"
+    # The month of the enrolment operator_sync made today (the hub's day is Vietnam's, UTC+7).
+    local period lines=$INTEROP_TMP/vnpt-month.csv
+    period=$(date -u -d '+7 hours' +%Y-%m)
+    printf '%s\r\n' \
+        "phone_number,subscriber_citizen_id,household_code,enrollment_id,change,service,package_code,tariff,amount_claimed,days_of_service,used,unclaimed_reason" \
+        "0912000101,067075000101,EX-0001,,STARTED,MOBILE,ASXH60,70000,0,0,true," >"$lines"
+    out=$(cargo run -q -p telesub-examples --bin operator_monthly -- "https://localhost:$SERVER_PORT" "$tls" VNPT "$period" "$lines" --out "$INTEROP_TMP")
+    echo "$out"
+    grep -q "$period: RECONCILED; lines: 1, of which 1 claims, 0 not claimed, 1 OK" <<<"$out" ||
+        fail "operator_monthly: the list was not reconciled with its line OK"
+    out=$(cargo run -q -p telesub-examples --bin operator_monthly -- "https://localhost:$SERVER_PORT" "$tls" VNPT "$period" "$lines" --out "$INTEROP_TMP")
+    grep -q "already sent" <<<"$out" || fail "operator_monthly's second run was not a replay"
+    out=$(cargo run -q -p telesub-examples --bin ict_reconciliation -- "https://localhost:$SERVER_PORT" "$tls" DOICT "$period" "$INTEROP_TMP/reviews")
+    echo "$out"
+    grep -q "^confirmed VNPT" <<<"$out" || fail "ict_reconciliation did not confirm VNPT's list"
+    compgen -G "$INTEROP_TMP/reviews/*.xlsx" >/dev/null || fail "ict_reconciliation saved no workbook"
+    RAN+=("interop(rust operator_monthly + ict_reconciliation)")
+
     echo "-- telesub-cli: eligibility check and policy"
     local cli=$TARGET_DIR/debug/telesub-cli
     out=$("$cli" --endpoint "https://localhost:$SERVER_PORT" --tls-dir "$tls" --org VNPT eligibility check 067075000101)
