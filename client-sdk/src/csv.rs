@@ -686,7 +686,7 @@ fn unknown(record: &proto::HouseholdRecord, what: &str, value: i32) -> io::Error
 /// Passes a reader through in the one shape whose line numbers the csv crate counts right:
 /// no UTF-8 byte order mark, every line break (CRLF, LF or CR) a single LF, and an LF after
 /// the last row.
-struct Normalize<R> {
+pub(crate) struct Normalize<R> {
     inner: R,
     /// The first bytes, read to look for the BOM, not yet passed on.
     head: [u8; 3],
@@ -701,7 +701,7 @@ struct Normalize<R> {
 }
 
 impl<R: Read> Normalize<R> {
-    fn new(inner: R) -> Self {
+    pub(crate) fn new(inner: R) -> Self {
         Self {
             inner,
             head: [0; 3],

@@ -29,7 +29,7 @@ use std::{
 };
 
 use crate::{
-    csv::CsvError,
+    csv::{CsvError, Normalize},
     proto::{self, SupportChange, SupportedService, UnclaimedReason},
 };
 
@@ -156,7 +156,7 @@ impl<R: Read> MonthlyLineReader<R> {
     }
 
     /// The line on which the row just read starts: the csv crate counts the LFs it has
-    /// consumed, of which the last ended the row (see [`Normalize`]) and some were in values.
+    /// consumed, of which the last ended the row (see [`crate::csv::Normalize`]) and some were in values.
     fn start_line(&self) -> u64 {
         let in_values = self.buffer.iter().flatten().filter(|&&b| b == b'\n').count() as u64;
         self.rows.position().line().saturating_sub(in_values + 1).max(1)
@@ -388,90 +388,6 @@ fn name_of<T: Copy + Into<i32>>(
             format!("line of {}: {value} is not a known {what}", line.phone_number),
         )
     })
-}
-
-/// Passes a reader through in the one shape whose line numbers the csv crate counts right:
-/// no UTF-8 byte order mark, every line break (CRLF, LF or CR) a single LF, and an LF after
-/// the last row.
-struct Normalize<R> {
-    inner: R,
-    /// Whether the start has been looked at for a BOM.
-    checked_bom: bool,
-    /// The first bytes, read to look for the BOM, not yet passed on.
-    head: Vec<u8>,
-    /// The last byte read was a CR: an LF right after it belongs to the same line break.
-    after_cr: bool,
-    /// The last byte passed on, to end the input with an LF.
-    last: Option<u8>,
-    ended: bool,
-}
-
-impl<R: Read> Normalize<R> {
-    fn new(inner: R) -> Self {
-        Self { inner, checked_bom: false, head: Vec::new(), after_cr: false, last: None, ended: false }
-    }
-
-    /// Raw bytes: what is left of the head, then the rest of the input.
-    fn fill(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if !self.checked_bom {
-            // A read may return fewer bytes than asked: the BOM may come in pieces.
-            let mut head = [0; 3];
-            let mut n = 0;
-            while n < head.len() {
-                match self.inner.read(&mut head[n..]) {
-                    Ok(0) => break,
-                    Ok(read) => n += read,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            self.checked_bom = true;
-            if head[..n] != *BOM {
-                self.head = head[..n].to_vec();
-            }
-        }
-        if !self.head.is_empty() {
-            let n = buf.len().min(self.head.len());
-            buf[..n].copy_from_slice(&self.head[..n]);
-            self.head.drain(..n);
-            return Ok(n);
-        }
-        self.inner.read(buf)
-    }
-}
-
-impl<R: Read> Read for Normalize<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() || self.ended {
-            return Ok(0);
-        }
-        loop {
-            let n = self.fill(buf)?;
-            if n == 0 {
-                self.ended = true;
-                if self.last.is_some_and(|b| b != b'\n') {
-                    buf[0] = b'\n';
-                    return Ok(1);
-                }
-                return Ok(0);
-            }
-            let mut out = 0;
-            for i in 0..n {
-                let byte = buf[i];
-                let after_cr = std::mem::replace(&mut self.after_cr, byte == b'\r');
-                if byte == b'\n' && after_cr {
-                    continue;
-                }
-                buf[out] = if byte == b'\r' { b'\n' } else { byte };
-                out += 1;
-            }
-            // All that came was the LF of a CRLF: 0 would mean the end, so read on.
-            if out > 0 {
-                self.last = Some(buf[out - 1]);
-                return Ok(out);
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -23,7 +23,10 @@ use telesub_client::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{Connection, Failure};
+use crate::{
+    Connection, Failure,
+    show::{grouped, short, table, timestamp},
+};
 
 #[derive(Subcommand)]
 pub(crate) enum ReportsCommand {
@@ -535,28 +538,6 @@ fn field(label: &str, value: impl std::fmt::Display) {
     outln!("{label:<LABEL$} {value}");
 }
 
-/// `OVER_CAP` for `DISCREPANCY_CODE_OVER_CAP`.
-fn short<'a>(name: &'a str, prefix: &str) -> &'a str {
-    name.strip_prefix(prefix).unwrap_or(name)
-}
-
-fn timestamp(t: Option<&prost_types::Timestamp>) -> String {
-    t.map(ToString::to_string).unwrap_or_default()
-}
-
-/// `60,000` for 60000.
-fn grouped(amount: i64) -> String {
-    let digits = amount.unsigned_abs().to_string();
-    let mut grouped = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    format!("{}{grouped}", if amount < 0 { "-" } else { "" })
-}
-
 fn list_status(r: &proto::MonthlyReconciliation) -> String {
     let status = short(r.status().as_str_name(), "RECONCILIATION_STATUS_");
     if r.stale { format!("{status} (stale)") } else { status.to_owned() }
@@ -657,7 +638,7 @@ fn show_lists(lists: &[proto::MonthlyReconciliation]) {
         })
         .collect();
     let header = ["PERIOD", "OPERATOR", "UPDATE ID", "STATUS", "LINES", "OK", "CLAIMED", "CONFIRMABLE", "EXCEPTIONS"];
-    table(&header, rows);
+    table(&header, rows, "");
 }
 
 fn show_lines(lines: &[proto::ReconciledLine], all: bool) {
@@ -693,26 +674,7 @@ fn show_lines(lines: &[proto::ReconciledLine], all: bool) {
             ]
         })
         .collect();
-    table(&["LINE", "NUMBER", "HOUSEHOLD", "COMMUNE", "CLAIMED", "OUTCOME"], rows);
-}
-
-/// Left-aligned columns, padded by characters (messages carry diacritics: bytes would
-/// misalign).
-fn table(header: &[&str], rows: Vec<Vec<String>>) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells.iter().zip(&widths).map(|(cell, &width)| format!("{cell:<width$}")).collect();
-        outln!("{}", padded.join("  ").trim_end());
-    };
-    line(header.to_vec());
-    for row in &rows {
-        line(row.iter().map(String::as_str).collect());
-    }
+    table(&["LINE", "NUMBER", "HOUSEHOLD", "COMMUNE", "CLAIMED", "OUTCOME"], rows, "");
 }
 
 /// SHA-256 of the file, for the default update id and to notice a file that changed between

@@ -9,11 +9,11 @@ fn field(label: &str, value: impl std::fmt::Display) {
 }
 
 /// `POOR` for `CATEGORY_POOR`: the names the CSV file uses.
-fn short<'a>(name: &'a str, prefix: &str) -> &'a str {
+pub(crate) fn short<'a>(name: &'a str, prefix: &str) -> &'a str {
     name.strip_prefix(prefix).unwrap_or(name)
 }
 
-fn timestamp(t: Option<&prost_types::Timestamp>) -> String {
+pub(crate) fn timestamp(t: Option<&prost_types::Timestamp>) -> String {
     t.map(ToString::to_string).unwrap_or_default()
 }
 
@@ -165,7 +165,7 @@ pub(crate) fn who_am_i(me: &proto::WhoAmIResponse) {
 }
 
 /// Left-aligned columns, padded by characters (names carry diacritics: bytes would misalign).
-fn table(header: &[&str], rows: Vec<Vec<String>>, indent: &str) {
+pub(crate) fn table(header: &[&str], rows: Vec<Vec<String>>, indent: &str) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -183,7 +183,7 @@ fn table(header: &[&str], rows: Vec<Vec<String>>, indent: &str) {
 }
 
 /// `60,000` for 60000: amounts in đồng are read at a counter.
-fn vnd(amount: i64) -> String {
+pub(crate) fn grouped(amount: i64) -> String {
     let digits = amount.unsigned_abs().to_string();
     let mut grouped = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -192,7 +192,11 @@ fn vnd(amount: i64) -> String {
         }
         grouped.push(c);
     }
-    format!("{}{grouped} VND", if amount < 0 { "-" } else { "" })
+    format!("{}{grouped}", if amount < 0 { "-" } else { "" })
+}
+
+fn vnd(amount: i64) -> String {
+    format!("{} VND", grouped(amount))
 }
 
 pub(crate) fn decision(d: &proto::EligibilityDecision) {
