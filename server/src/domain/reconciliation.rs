@@ -834,6 +834,22 @@ pub struct ReconciliationService {
     policy: Arc<super::policy::PolicyRegistry>,
 }
 
+/// A page's size (the default for 0) and where it starts (the number after `prefix` in a token
+/// this hub gave out; `None` for the first page); problems go to `v`.
+fn paging(v: &mut Violations, page_size: u32, token: &str, prefix: char) -> (u32, Option<i64>) {
+    if page_size > MAX_PAGE {
+        v.add("page_size", format!("is {page_size}; at most {MAX_PAGE}"));
+    }
+    let from = match token {
+        "" => None,
+        t => v.check(
+            "page_token",
+            t.strip_prefix(prefix).and_then(|n| n.parse().ok()).ok_or("is not a token this hub gave out".to_owned()),
+        ),
+    };
+    (if page_size == 0 { DEFAULT_PAGE } else { page_size }, from)
+}
+
 /// Whose lists a caller may read: an operator its own, ICT any.
 fn owner<'a>(caller: &'a Caller, asked: &'a str) -> Result<&'a str, DomainError> {
     match caller.member.role {
@@ -1364,22 +1380,9 @@ impl ReconciliationService {
         {
             v.add("period", format!("{p:?} is not a period: use YYYY-MM"));
         }
-        if page_size > MAX_PAGE {
-            v.add("page_size", format!("is {page_size}; at most {MAX_PAGE}"));
-        }
-        let before = match page_token {
-            "" => i64::MAX,
-            t => v
-                .check(
-                    "page_token",
-                    t.strip_prefix('r')
-                        .and_then(|n| n.parse().ok())
-                        .ok_or("is not a token this hub gave out".to_owned()),
-                )
-                .unwrap_or(0),
-        };
+        let (limit, before) = paging(&mut v, page_size, page_token, 'r');
+        let before = before.unwrap_or(i64::MAX);
         v.finish()?;
-        let limit = if page_size == 0 { DEFAULT_PAGE } else { page_size };
         let mut rows = self.store.list_monthly_updates(&filter, before, limit + 1).await?;
         let next = (rows.len() > limit as usize).then(|| {
             rows.truncate(limit as usize);
@@ -1399,25 +1402,12 @@ impl ReconciliationService {
     ) -> Result<Page<ReconciledLine>, DomainError> {
         let list = self.find(caller, operator, update_id).await?;
         let mut v = Violations::new();
-        if page_size > MAX_PAGE {
-            v.add("page_size", format!("is {page_size}; at most {MAX_PAGE}"));
-        }
         if let Some(h) = &filter.household_code {
             v.check("household_code", HouseholdCode::parse(h));
         }
-        let after = match page_token {
-            "" => 0,
-            t => v
-                .check(
-                    "page_token",
-                    t.strip_prefix('l')
-                        .and_then(|n| n.parse().ok())
-                        .ok_or("is not a token this hub gave out".to_owned()),
-                )
-                .unwrap_or(0),
-        };
+        let (limit, after) = paging(&mut v, page_size, page_token, 'l');
+        let after = after.unwrap_or(0);
         v.finish()?;
-        let limit = if page_size == 0 { DEFAULT_PAGE } else { page_size };
         let mut rows = self.store.monthly_lines(list.id, &filter, after, limit + 1).await?;
         let next = (rows.len() > limit as usize).then(|| {
             rows.truncate(limit as usize);
