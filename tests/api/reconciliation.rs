@@ -679,3 +679,41 @@ async fn two_lists_received_at_the_same_time_still_find_the_household_they_share
         assert_eq!(count(&r, proto::DiscrepancyCode::DuplicateAcrossOperators), 1, "{operator}: {r:?}");
     }
 }
+
+#[tokio::test]
+async fn a_list_left_half_reconciled_again_is_finished_by_the_next_hub_to_start() {
+    let app = TestApp::spawn().await;
+    with_register(&app).await;
+    let vnpt = app.client("VNPT").await;
+    let e1 = vnpt.enroll(enroll("e1", "HH-1", 1, "0912000001", "2025-02-01")).await.unwrap().enrollment_id;
+    let lines = vec![claim("HH-1", 1, "0912000001", &e1), claim("HH-3", 3, "0912000003", "")];
+    let list = submit(&vnpt, list_header("vn", MARCH, false), lines).await.unwrap();
+    assert_eq!(figures(&list).lines_ok, 1);
+    // As a hub leaves a list it was reconciling again when it stopped: marked stale, its
+    // lines' outcome half rewritten.
+    app.db.execute("UPDATE monthly_updates SET stale = TRUE").await.unwrap();
+    app.db
+        .execute("UPDATE monthly_lines SET codes = '', detail = NULL, amount_confirmable = amount_claimed")
+        .await
+        .unwrap();
+    let ict = app.client("DOICT").await;
+    let err = ict
+        .confirm_reconciliation(proto::ConfirmRequest {
+            operator: "VNPT".into(),
+            update_id: "vn".into(),
+            scope: proto::ConfirmationScope::OkLines.into(),
+            note: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(Code::FailedPrecondition), "a stale list is not confirmed: {err}");
+    assert!(err.to_string().contains("reconciled again"), "{err}");
+
+    let second = app.spawn_beside().await;
+    let ict = app.client_of(&second, "DOICT").await;
+    let again = settled(&ict, "VNPT", "vn").await;
+    assert_eq!(figures(&again).lines_ok, 1, "{again:?}");
+    let lines = all_lines(&ict, "VNPT", "vn", false).await;
+    assert_eq!(lines.iter().map(|l| l.line_number).collect::<Vec<_>>(), [2]);
+    assert!(codes(&lines[0]).contains(&proto::DiscrepancyCode::EligibilityEnded), "{:?}", lines[0]);
+}
