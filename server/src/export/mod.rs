@@ -31,28 +31,16 @@ impl Format {
     }
 }
 
-/// The CSV columns of a reconciled line: the line as the operator sent it, then the outcome.
-pub const CSV_COLUMNS: [&str; 19] = [
-    "line_number",
-    "phone_number",
-    "subscriber_citizen_id",
-    "household_code",
-    "enrollment_id",
-    "change",
-    "service",
-    "package_code",
-    "tariff",
-    "amount_claimed",
-    "days_of_service",
-    "used",
-    "unclaimed_reason",
-    "commune_code",
-    "discrepancies",
-    "messages",
-    "amount_confirmable",
-    "exception",
-    "later_discrepancies",
-];
+/// The CSV columns after a line's own (the monthly-lines columns of `docs/CSV.md`, preceded by
+/// `line_number`): the outcome of its reconciliation.
+pub const OUTCOME_COLUMNS: [&str; 6] =
+    ["commune_code", "discrepancies", "messages", "amount_confirmable", "exception", "later_discrepancies"];
+
+/// The CSV header of a reconciled line: its number, the line as the operator sent it (the same
+/// columns as the monthly-lines CSV), then the outcome.
+pub fn csv_columns() -> impl Iterator<Item = &'static str> {
+    std::iter::once("line_number").chain(telesub_client::monthly_csv::COLUMNS).chain(OUTCOME_COLUMNS)
+}
 
 /// What a discrepancy code is called on the province's paperwork.
 pub fn code_label(code: Code) -> &'static str {
@@ -122,7 +110,7 @@ impl Renderer {
         match format {
             Format::Csv => {
                 let mut w = csv_writer();
-                w.write_record(CSV_COLUMNS)?;
+                w.write_record(csv_columns())?;
                 Ok(Self { inner: Inner::Csv(Box::new(w)) })
             }
             Format::Xlsx => {
