@@ -9,9 +9,9 @@ use std::{
 use futures_util::{Stream, StreamExt};
 use telesub_proto::v1::{
     self as pb, administrative_units_client::AdministrativeUnitsClient, change_feed_client::ChangeFeedClient,
-    eligibility_client::EligibilityClient, enrollments_client::EnrollmentsClient,
-    household_registry_client::HouseholdRegistryClient, members_client::MembersClient, policy_client::PolicyClient,
-    reconciliation_client::ReconciliationClient,
+    device_allocation_client::DeviceAllocationClient, eligibility_client::EligibilityClient,
+    enrollments_client::EnrollmentsClient, household_registry_client::HouseholdRegistryClient,
+    members_client::MembersClient, policy_client::PolicyClient, reconciliation_client::ReconciliationClient,
 };
 use tonic::{
     Status,
@@ -177,6 +177,7 @@ pub struct Client {
     enrollments: EnrollmentsClient<Channel>,
     feed: ChangeFeedClient<Channel>,
     reconciliation: ReconciliationClient<Channel>,
+    devices: DeviceAllocationClient<Channel>,
     health: HealthClient<Channel>,
     retry: RetryPolicy,
     request_timeout: Duration,
@@ -210,6 +211,9 @@ impl Client {
             enrollments: EnrollmentsClient::new(channel.clone()),
             feed: ChangeFeedClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE),
             reconciliation: ReconciliationClient::new(channel.clone())
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+            devices: DeviceAllocationClient::new(channel.clone())
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
             health: HealthClient::new(channel),
@@ -688,5 +692,189 @@ impl Client {
         let request = tonic::Request::new(request);
         let stream = self.reconciliation.clone().export_reconciliation(request).await?.into_inner();
         Ok(stream.map(|item| item.map_err(Error::from)))
+    }
+}
+
+/// Recipients asked for per page by [`Client::all_allocation_recipients`] when the query
+/// leaves the page size to the SDK.
+const RECIPIENTS_PER_PAGE: i32 = 500;
+
+/// Tablets and smartphones for households (`telesub.v1.DeviceAllocation`): the Ministry's
+/// decision, the list of recipients, its approval by the provincial People's Committee, the
+/// hand-overs, and the list published for everyone. An allocation is named by the Ministry's
+/// decision number; dates are `YYYY-MM-DD`, amounts whole VND.
+impl Client {
+    /// Records the Ministry's decision: the quantities per device type, optionally split by
+    /// district or commune, and the cash alternative (ICT).
+    pub async fn record_allocation_decision(
+        &self,
+        decision: pb::RecordAllocationDecisionRequest,
+    ) -> Result<pb::Allocation, Error> {
+        let request = self.request(decision);
+        Ok(self.devices.clone().record_allocation_decision(request).await?.into_inner())
+    }
+
+    /// Nominates households for a device, with the reason (e.g. pupils at the commune's lower
+    /// secondary school), at most 10,000 at once (EDUCATION, ICT). Households nominated
+    /// before, by anyone, are left as they were and counted as `already_nominated`.
+    pub async fn nominate_households<I, S>(
+        &self,
+        decision_number: &str,
+        codes: I,
+        reason: &str,
+    ) -> Result<pb::NominateHouseholdsResponse, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let request = self.request(pb::NominateHouseholdsRequest {
+            decision_number: decision_number.to_owned(),
+            household_codes: codes.into_iter().map(Into::into).collect(),
+            reason: reason.to_owned(),
+        });
+        Ok(self.devices.clone().nominate_households(request).await?.into_inner())
+    }
+
+    /// Draws up the list from the register as of `as_of` (empty for today), replacing any
+    /// earlier draft (ICT). The same register gives the same list.
+    pub async fn propose_recipients(&self, decision_number: &str, as_of: &str) -> Result<pb::Allocation, Error> {
+        // No deadline: ranking a large register takes longer than one ordinary call; the
+        // hub's own limit applies.
+        let request = tonic::Request::new(pb::ProposeRecipientsRequest {
+            decision_number: decision_number.to_owned(),
+            as_of: as_of.to_owned(),
+        });
+        Ok(self.devices.clone().propose_recipients(request).await?.into_inner())
+    }
+
+    /// Adds a household to a draft list or takes one off, with a reason (ICT).
+    pub async fn amend_proposal(&self, amendment: pb::AmendProposalRequest) -> Result<pb::Allocation, Error> {
+        let request = self.request(amendment);
+        Ok(self.devices.clone().amend_proposal(request).await?.into_inner())
+    }
+
+    /// Submits the draft list to the People's Committee (ICT); `list_digest` in the answer
+    /// names the list submitted.
+    pub async fn submit_for_approval(&self, decision_number: &str) -> Result<pb::Allocation, Error> {
+        let request = self.request(pb::SubmitForApprovalRequest { decision_number: decision_number.to_owned() });
+        Ok(self.devices.clone().submit_for_approval(request).await?.into_inner())
+    }
+
+    /// Approves a submitted list with the committee's decision number, and freezes it
+    /// (PROVINCE_COMMITTEE). With `list_digest` set, only if the list is still that one.
+    pub async fn approve_allocation(&self, approval: pb::ApproveRequest) -> Result<pb::Allocation, Error> {
+        let request = self.request(approval);
+        Ok(self.devices.clone().approve(request).await?.into_inner())
+    }
+
+    /// Returns a submitted list to ICT with a note saying what to change (PROVINCE_COMMITTEE).
+    pub async fn return_allocation(&self, decision_number: &str, note: &str) -> Result<pb::Allocation, Error> {
+        let request = self.request(pb::ReturnForRevisionRequest {
+            decision_number: decision_number.to_owned(),
+            note: note.to_owned(),
+        });
+        Ok(self.devices.clone().return_for_revision(request).await?.into_inner())
+    }
+
+    /// Records that a household on an approved list received its device or the cash
+    /// alternative (ICT; LOCALITY for households of its unit).
+    pub async fn record_handover(&self, handover: pb::RecordHandoverRequest) -> Result<pb::Handover, Error> {
+        let request = self.request(handover);
+        Ok(self.devices.clone().record_handover(request).await?.into_inner())
+    }
+
+    /// One allocation with its progress per unit and its amendments.
+    pub async fn get_allocation(&self, decision_number: &str) -> Result<pb::Allocation, Error> {
+        self.read_only(|| {
+            let mut devices = self.devices.clone();
+            let request = self.request(pb::GetAllocationRequest { decision_number: decision_number.to_owned() });
+            async move { devices.get_allocation(request).await }
+        })
+        .await
+        .map(tonic::Response::into_inner)
+    }
+
+    /// Allocations, newest first, a page at a time (without progress and amendments);
+    /// `page_size` 0 for the hub's default, `page_token` empty for the first page.
+    pub async fn list_allocations(
+        &self,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<pb::ListAllocationsResponse, Error> {
+        self.read_only(|| {
+            let mut devices = self.devices.clone();
+            let request = self.request(pb::ListAllocationsRequest { page_size, page_token: page_token.to_owned() });
+            async move { devices.list_allocations(request).await }
+        })
+        .await
+        .map(tonic::Response::into_inner)
+    }
+
+    /// The households on an allocation's list, in rank order, a page at a time.
+    pub async fn list_allocation_recipients(
+        &self,
+        query: pb::ListAllocationRecipientsRequest,
+    ) -> Result<pb::ListAllocationRecipientsResponse, Error> {
+        self.read_only(|| {
+            let mut devices = self.devices.clone();
+            let request = self.request(query.clone());
+            async move { devices.list_allocation_recipients(request).await }
+        })
+        .await
+        .map(tonic::Response::into_inner)
+    }
+
+    /// Every household on an allocation's list that `query` selects, in rank order: each page
+    /// from `query.page_token` on (from the first when empty), `query.page_size` at a time
+    /// (500 when 0).
+    pub async fn all_allocation_recipients(
+        &self,
+        mut query: pb::ListAllocationRecipientsRequest,
+    ) -> Result<Vec<pb::AllocationRecipient>, Error> {
+        if query.page_size <= 0 {
+            query.page_size = RECIPIENTS_PER_PAGE;
+        }
+        let mut recipients = Vec::new();
+        loop {
+            let page = self.list_allocation_recipients(query.clone()).await?;
+            recipients.extend(page.recipients);
+            if page.next_page_token.is_empty() {
+                return Ok(recipients);
+            }
+            query.page_token = page.next_page_token;
+        }
+    }
+
+    /// An approved list as the public sees it, in chunks: CSV (every commune, or one), or an
+    /// HTML page for one commune's notice board. The first chunk names the file and its media
+    /// type; the chunks' data in order make the file.
+    pub async fn published_recipients(
+        &self,
+        request: pb::PublishedRecipientsRequest,
+    ) -> Result<impl Stream<Item = Result<pb::FileChunk, Error>> + Send + 'static, Error> {
+        // No deadline: a province's whole list takes longer than one ordinary call; the hub's
+        // own limit applies.
+        let request = tonic::Request::new(request);
+        let stream = self.devices.clone().published_recipients(request).await?.into_inner();
+        Ok(stream.map(|item| item.map_err(Error::from)))
+    }
+
+    /// [`Client::published_recipients`] held whole in memory: one chunk with the file's
+    /// name, its media type and all its bytes (all empty when the hub sends no chunk). Not
+    /// retried: call again on failure.
+    pub async fn published_recipients_file(
+        &self,
+        request: pb::PublishedRecipientsRequest,
+    ) -> Result<pb::FileChunk, Error> {
+        let mut chunks = std::pin::pin!(self.published_recipients(request).await?);
+        let mut file: Option<pb::FileChunk> = None;
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk?;
+            match file.as_mut() {
+                None => file = Some(chunk),
+                Some(whole) => whole.data.extend_from_slice(&chunk.data),
+            }
+        }
+        Ok(file.unwrap_or_default())
     }
 }

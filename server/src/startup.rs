@@ -6,9 +6,9 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use telesub_proto::v1::{
     administrative_units_server::AdministrativeUnitsServer, change_feed_server::ChangeFeedServer,
-    eligibility_server::EligibilityServer, enrollments_server::EnrollmentsServer,
-    household_registry_server::HouseholdRegistryServer, members_server::MembersServer, policy_server::PolicyServer,
-    reconciliation_server::ReconciliationServer,
+    device_allocation_server::DeviceAllocationServer, eligibility_server::EligibilityServer,
+    enrollments_server::EnrollmentsServer, household_registry_server::HouseholdRegistryServer,
+    members_server::MembersServer, policy_server::PolicyServer, reconciliation_server::ReconciliationServer,
 };
 use tokio::{net::TcpListener, sync::oneshot};
 use tonic::transport::Server;
@@ -19,6 +19,7 @@ use crate::{
     config::Settings,
     domain::{
         DomainError,
+        devices::DeviceService,
         eligibility::EligibilityService,
         enrollments::EnrollmentService,
         feed::ChangeFeed,
@@ -34,7 +35,7 @@ use crate::{
     storage::{self, Store, StoreOptions},
     tls::{self, ReloadableTls},
     transport::{
-        EligibilityApi, EnrollmentsApi, FeedApi, HouseholdsApi, HubLayer, HubState, MembersApi, PolicyApi,
+        DevicesApi, EligibilityApi, EnrollmentsApi, FeedApi, HouseholdsApi, HubLayer, HubState, MembersApi, PolicyApi,
         ReconciliationApi, UnitsApi,
     },
 };
@@ -147,6 +148,7 @@ impl Hub {
         health.set_serving::<EnrollmentsServer<EnrollmentsApi>>().await;
         health.set_serving::<ChangeFeedServer<FeedApi>>().await;
         health.set_serving::<ReconciliationServer<ReconciliationApi>>().await;
+        health.set_serving::<DeviceAllocationServer<DevicesApi>>().await;
         let reflection = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(telesub_proto::FILE_DESCRIPTOR_SET)
@@ -166,6 +168,13 @@ impl Hub {
                 .with_feed(feed.written())
                 .with_reconciliation(reconciliation.clone()),
         ))
+        .max_decoding_message_size(limits.max_message_bytes)
+        .max_encoding_message_size(limits.max_message_bytes);
+        let device_service = DeviceAllocationServer::new(DevicesApi::new(DeviceService::new(
+            store.clone(),
+            units.clone(),
+            policy.clone(),
+        )))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
         let eligibility = EligibilityService::new(store.clone(), units.clone(), policy);
@@ -212,6 +221,7 @@ impl Hub {
             health.set_not_serving::<EnrollmentsServer<EnrollmentsApi>>().await;
             health.set_not_serving::<ChangeFeedServer<FeedApi>>().await;
             health.set_not_serving::<ReconciliationServer<ReconciliationApi>>().await;
+            health.set_not_serving::<DeviceAllocationServer<DevicesApi>>().await;
             health.set_service_status("", ServingStatus::NotServing).await;
             let _ = signalled.send(());
         };
@@ -232,6 +242,7 @@ impl Hub {
             .add_service(enrollment_service)
             .add_service(feed_service)
             .add_service(reconciliation_service)
+            .add_service(device_service)
             .serve_with_incoming_shutdown(incoming, stopping);
         // Calls in flight get `grace` to finish; a stream that never ends must not hold the
         // hub up for ever.

@@ -7,6 +7,7 @@
 //! telesub-cli --tls-dir ./dev-tls --org VNPT eligibility check 067080001234 --as-of 2025-02-01
 //! telesub-cli --tls-dir ./dev-tls --org VNPT reports submit --period 2025-03 --file vnpt-2025-03.csv
 //! telesub-cli --tls-dir ./dev-tls --org DOICT reconciliation status --period 2025-03
+//! telesub-cli --tls-dir ./dev-tls --org DOICT devices show 1234/QĐ-BTTTT
 //! ```
 //!
 //! The CSV format is described in `docs/CSV.md`. Exit status: 0 done, 1 refused or failed,
@@ -39,6 +40,8 @@ fn write_out(line: std::fmt::Arguments<'_>) {
     }
 }
 
+#[path = "telesub_cli/devices.rs"]
+mod devices;
 #[path = "telesub_cli/push.rs"]
 mod push;
 #[path = "telesub_cli/reports.rs"]
@@ -48,7 +51,7 @@ mod show;
 
 /// The command-line client for the telesub hub: push household lists, look households and
 /// batches up, ask for eligibility decisions, read the programme's rules, submit monthly lists
-/// and follow their reconciliation.
+/// and follow their reconciliation, and allocate devices to households.
 #[derive(Parser)]
 #[command(name = "telesub-cli", version)]
 struct Cli {
@@ -112,6 +115,9 @@ enum Command {
     /// Monthly lists after submission: figures, discrepancies, confirmation (ICT), export.
     #[command(subcommand)]
     Reconciliation(reports::ReconciliationCommand),
+    /// Tablets and smartphones for households: the decision, the list, its approval, hand-overs.
+    #[command(subcommand)]
+    Devices(devices::DevicesCommand),
     /// Follows the change feed of this operator's enrolled households.
     Watch {
         /// Start after this cursor (default: the one saved in --cursor-file, or the beginning).
@@ -426,6 +432,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Enrollments(command) => enrollments(&connect(&connection).await?, command).await,
         Command::Reports(command) => reports::reports(&connection, command).await,
         Command::Reconciliation(command) => reports::reconciliation(&connect(&connection).await?, command).await,
+        Command::Devices(command) => devices::devices(&connection, command).await,
         Command::Watch { cursor, cursor_file, once } => {
             watch(&connect(&connection).await?, cursor, cursor_file, once).await
         }

@@ -1,6 +1,7 @@
 //! The hub's rules, apart from transport and storage. Nothing here knows about gRPC; inputs
 //! arrive as validated types and failures leave as [`DomainError`].
 
+pub mod devices;
 pub mod eligibility;
 pub mod enrollments;
 pub mod error;

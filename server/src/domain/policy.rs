@@ -14,7 +14,7 @@ use time::{Date, OffsetDateTime};
 
 use super::{
     DomainError, Violations,
-    household::{Category, RemovalReason, format_date, free_text, name_enum, parse_date},
+    household::{Category, HouseholdFlags, RemovalReason, format_date, free_text, name_enum, parse_date},
     member::OrgCode,
     units::{UnitLevel, UnitTable},
 };
@@ -79,6 +79,73 @@ pub struct GraceRule {
     pub on_category_change: bool,
 }
 
+name_enum! {
+    /// A priority group of the device rules: a household is in the first group of the
+    /// policy's order that it matches.
+    DevicePriority {
+        /// A family of people with meritorious service.
+        MeritoriousServiceFamily = "MERITORIOUS_SERVICE_FAMILY",
+        /// A social-policy family.
+        SocialPolicyFamily = "SOCIAL_POLICY_FAMILY",
+        Poor = "POOR",
+        NearPoor = "NEAR_POOR",
+    }
+}
+
+impl DevicePriority {
+    /// Whether a household of `category` with `flags` is in the group.
+    pub fn matches(self, category: Category, flags: &HouseholdFlags) -> bool {
+        match self {
+            DevicePriority::MeritoriousServiceFamily => flags.meritorious_service_family,
+            DevicePriority::SocialPolicyFamily => flags.social_policy_family,
+            DevicePriority::Poor => category == Category::Poor,
+            DevicePriority::NearPoor => category == Category::NearPoor,
+        }
+    }
+}
+
+/// Who may get a device, in which order, and the cash alternative (Circular 14/2022).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceRules {
+    /// Categories whose households may get a device.
+    pub categories: Vec<Category>,
+    /// Priority groups, highest first.
+    pub priority: Vec<DevicePriority>,
+    /// VND paid instead of a device to a household that bought its own phone.
+    pub cash_alternative: i64,
+    /// The earliest date such a phone may have been bought.
+    pub own_phone_bought_from: String,
+}
+
+impl Default for DeviceRules {
+    fn default() -> Self {
+        Self {
+            categories: vec![Category::Poor, Category::NearPoor],
+            priority: DevicePriority::ALL.to_vec(),
+            cash_alternative: 500_000,
+            own_phone_bought_from: "2022-12-12".to_owned(),
+        }
+    }
+}
+
+impl DeviceRules {
+    /// The priority group (0 highest) of a household that may get a device, or `None` when it
+    /// may not by category, because it already got one from the earlier programme, or because
+    /// it does not want one.
+    pub fn group(&self, category: Category, flags: &HouseholdFlags) -> Option<usize> {
+        if !self.categories.contains(&category) || flags.earlier_programme_device || !flags.wants_device {
+            return None;
+        }
+        self.priority.iter().position(|p| p.matches(category, flags)).or(Some(self.priority.len()))
+    }
+
+    /// The date of [`DeviceRules::own_phone_bought_from`] (checked when the version was added).
+    pub fn own_phone_from(&self) -> Date {
+        parse_date(&self.own_phone_bought_from).unwrap_or(time::macros::date!(2022 - 12 - 12))
+    }
+}
+
 /// One complete version of the rules, as written in the reference file and stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -100,6 +167,9 @@ pub struct PolicyRules {
     #[serde(default)]
     pub grace: GraceRule,
     pub non_usage_months: u32,
+    /// The device rules; the Circular's when a version does not give them.
+    #[serde(default)]
+    pub devices: DeviceRules,
 }
 
 /// A stored version: the rules, their number and dates, and who recorded them.
@@ -287,6 +357,19 @@ pub fn check_rules(rules: &PolicyRules, units: &UnitTable, field: &str) -> Resul
     if !(1..=12).contains(&rules.non_usage_months) {
         v.add(f("non_usage_months"), "use 1 to 12");
     }
+    let d = &rules.devices;
+    if d.categories.is_empty() {
+        v.add(format!("{}.categories", f("devices")), "at least one category is required");
+    }
+    for (i, p) in d.priority.iter().enumerate() {
+        if d.priority[..i].contains(p) {
+            v.add(format!("{}.priority[{i}]", f("devices")), format!("{p} is listed twice"));
+        }
+    }
+    if !(0..=MAX_MONTHLY_AMOUNT).contains(&d.cash_alternative) {
+        v.add(format!("{}.cash_alternative", f("devices")), format!("use 0 to {MAX_MONTHLY_AMOUNT} VND"));
+    }
+    v.check(&format!("{}.own_phone_bought_from", f("devices")), parse_date(&d.own_phone_bought_from));
     let mut communes = HashSet::new();
     for (i, code) in rules.broadband_communes.iter().enumerate() {
         let at = format!("{}[{i}]", f("broadband_communes"));

@@ -836,7 +836,7 @@ pub struct ReconciliationService {
 
 /// A page's size (the default for 0) and where it starts (the number after `prefix` in a token
 /// this hub gave out; `None` for the first page); problems go to `v`.
-fn paging(v: &mut Violations, page_size: u32, token: &str, prefix: char) -> (u32, Option<i64>) {
+pub(crate) fn paging(v: &mut Violations, page_size: u32, token: &str, prefix: char) -> (u32, Option<i64>) {
     if page_size > MAX_PAGE {
         v.add("page_size", format!("is {page_size}; at most {MAX_PAGE}"));
     }

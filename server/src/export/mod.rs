@@ -3,6 +3,7 @@
 //! the province's staff). Both are produced a piece at a time, so that a list of a million
 //! lines is never held in memory.
 
+pub mod published;
 pub mod xlsx;
 
 use crate::domain::reconciliation::{Code, ReconciledLine, Summary, status_name};

@@ -4,6 +4,7 @@
 //! SQL that reads the same in both dialects is written once (`shared.rs`); migrations, bulk
 //! writes and locking differ and live in each backend's module.
 
+pub mod devices;
 pub mod eligibility;
 pub mod enrollments;
 mod postgres;
@@ -99,7 +100,7 @@ impl Default for StoreOptions {
 /// Everything the hub keeps. Implementations must give the same answers for the same calls;
 /// the conformance suite in `tests/` checks that.
 #[async_trait]
-pub trait Store: Send + Sync + fmt::Debug + 'static {
+pub trait Store: devices::DeviceStore + Send + Sync + fmt::Debug + 'static {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
 

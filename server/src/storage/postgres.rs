@@ -518,6 +518,8 @@ impl Store for PgStore {
     }
 }
 
+crate::storage::devices::impl_device_store!(PgStore, sqlx::Postgres, read: pool, bulk: pool, write: pool, begin: "BEGIN");
+
 mod monthly {
     use super::StorageError;
     crate::storage::reconciliation::reconciliation_queries!(sqlx::PgConnection);

@@ -569,6 +569,8 @@ impl Store for SqliteStore {
     }
 }
 
+crate::storage::devices::impl_device_store!(SqliteStore, sqlx::Sqlite, read: read, bulk: bulk, write: write, begin: "BEGIN IMMEDIATE");
+
 mod monthly {
     use super::StorageError;
     crate::storage::reconciliation::reconciliation_queries!(sqlx::SqliteConnection);

@@ -47,6 +47,13 @@ const OPERATOR_ONLY: Access = Access::Roles(&[Operator]);
 /// Operators ask for decisions and read their own lists; ICT supervises.
 const DECISION_ASKERS: Access = Access::Roles(&[Operator, Ict]);
 
+/// Device allocations: ICT runs them, the People's Committee decides, coordinating
+/// departments and localities read; operators have no part.
+const ALLOCATION_READERS: Access = Access::Roles(&[Ict, ProvinceCommittee, Labour, Education, Locality]);
+const RECIPIENT_READERS: Access = Access::Roles(&[Ict, ProvinceCommittee, Labour, Locality]);
+const COMMITTEE_ONLY: Access = Access::Roles(&[ProvinceCommittee]);
+const PUBLIC_READERS: Access = Access::Roles(&[Labour, Ict, ProvinceCommittee, Locality, Education, Health]);
+
 /// Every method the hub serves.
 pub const RULES: &[Rule] = &[
     rule("/grpc.health.v1.Health/Check", Access::Certificate),
@@ -84,6 +91,19 @@ pub const RULES: &[Rule] = &[
     rule("/telesub.v1.Reconciliation/Confirm", ICT_ONLY),
     rule("/telesub.v1.Reconciliation/Reject", ICT_ONLY),
     rule("/telesub.v1.Reconciliation/ExportReconciliation", DECISION_ASKERS),
+    rule("/telesub.v1.DeviceAllocation/RecordAllocationDecision", ICT_ONLY),
+    rule("/telesub.v1.DeviceAllocation/NominateHouseholds", Access::Roles(&[Education, Ict])),
+    rule("/telesub.v1.DeviceAllocation/ProposeRecipients", ICT_ONLY),
+    rule("/telesub.v1.DeviceAllocation/AmendProposal", ICT_ONLY),
+    rule("/telesub.v1.DeviceAllocation/SubmitForApproval", ICT_ONLY),
+    rule("/telesub.v1.DeviceAllocation/Approve", COMMITTEE_ONLY),
+    rule("/telesub.v1.DeviceAllocation/ReturnForRevision", COMMITTEE_ONLY),
+    // A locality records hand-overs in its own unit only; the domain checks the household.
+    rule("/telesub.v1.DeviceAllocation/RecordHandover", Access::Roles(&[Ict, Locality])),
+    rule("/telesub.v1.DeviceAllocation/GetAllocation", ALLOCATION_READERS),
+    rule("/telesub.v1.DeviceAllocation/ListAllocations", ALLOCATION_READERS),
+    rule("/telesub.v1.DeviceAllocation/ListAllocationRecipients", RECIPIENT_READERS),
+    rule("/telesub.v1.DeviceAllocation/PublishedRecipients", PUBLIC_READERS),
 ];
 
 /// The rule for a gRPC path, if the hub serves it.

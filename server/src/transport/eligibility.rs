@@ -19,7 +19,10 @@ use crate::domain::{
     DomainError, FieldViolation,
     eligibility::{Answer, BatchAnswer, Decision, EligibilityService, QueryInput, QueryKind, ReasonCode, new_call_id},
     household::format_date,
-    policy::{AmountRule, GraceRule, PackageRule, PolicyRules, PolicyVersion, Service, ServiceRule},
+    policy::{
+        AmountRule, DevicePriority, DeviceRules, GraceRule, PackageRule, PolicyRules, PolicyVersion, Service,
+        ServiceRule,
+    },
     registry::today,
     unit_registry::UnitRegistry,
 };
@@ -131,7 +134,22 @@ fn policy_to_pb(v: &PolicyVersion) -> pb::PolicyVersion {
         non_usage_months: r.non_usage_months as i32,
         recorded_by: v.recorded_by.clone().unwrap_or_default(),
         recorded_at: v.recorded_at.map(timestamp),
+        devices: Some(pb::DeviceRules {
+            categories: r.devices.categories.iter().map(|c| category_to_pb(*c).into()).collect(),
+            priority: r.devices.priority.iter().map(|p| device_priority_to_pb(*p).into()).collect(),
+            cash_alternative_amount: r.devices.cash_alternative,
+            own_phone_bought_from: r.devices.own_phone_bought_from.clone(),
+        }),
     }
+}
+
+pub(super) fn device_priority_to_pb(p: DevicePriority) -> pb::DevicePriority {
+    pb::DevicePriority::from_str_name(&format!("DEVICE_PRIORITY_{p}")).unwrap_or_default()
+}
+
+fn device_priority_from_pb(n: i32) -> Option<DevicePriority> {
+    let name = pb::DevicePriority::try_from(n).ok()?.as_str_name();
+    DevicePriority::parse(name.strip_prefix("DEVICE_PRIORITY_")?).ok()
 }
 
 /// The rules a request carries; enum numbers that mean nothing are reported by field.
@@ -187,6 +205,29 @@ fn rules_from_pb(v: pb::PolicyVersion) -> Result<PolicyRules, DomainError> {
                 .map(|service| PackageRule { operator: p.operator.clone(), code: p.code.clone(), service })
         })
         .collect();
+    let devices = match v.devices {
+        None => DeviceRules::default(),
+        Some(d) => DeviceRules {
+            categories: d
+                .categories
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| {
+                    known(&mut bad, format!("version.devices.categories[{i}]"), category(*c), "category")
+                })
+                .collect(),
+            priority: d
+                .priority
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| {
+                    known(&mut bad, format!("version.devices.priority[{i}]"), device_priority_from_pb(*p), "priority")
+                })
+                .collect(),
+            cash_alternative: d.cash_alternative_amount,
+            own_phone_bought_from: d.own_phone_bought_from,
+        },
+    };
     let grace = v.grace.unwrap_or_default();
     let removal_reasons = grace
         .removal_reasons
@@ -214,6 +255,7 @@ fn rules_from_pb(v: pb::PolicyVersion) -> Result<PolicyRules, DomainError> {
             on_category_change: grace.on_category_change,
         },
         non_usage_months: u32::try_from(v.non_usage_months).unwrap_or(0),
+        devices,
     })
 }
 

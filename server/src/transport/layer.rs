@@ -52,6 +52,10 @@ const LONG_RUNNING: &[&str] = &[
     // Reads every line of the list.
     "/telesub.v1.Reconciliation/Confirm",
     "/telesub.v1.Reconciliation/ExportReconciliation",
+    // Reads and orders every household that wants a device.
+    "/telesub.v1.DeviceAllocation/ProposeRecipients",
+    "/telesub.v1.DeviceAllocation/SubmitForApproval",
+    "/telesub.v1.DeviceAllocation/PublishedRecipients",
 ];
 
 /// The header that carries the request id, both ways.

@@ -4,6 +4,7 @@
 
 pub mod authz;
 mod convert;
+mod devices;
 mod eligibility;
 mod enrollments;
 mod feed;
@@ -22,6 +23,7 @@ use crate::{
     storage::eligibility::DecisionRow,
 };
 
+pub use devices::DevicesApi;
 pub use eligibility::{EligibilityApi, MAX_CHECKS_PER_MESSAGE, PolicyApi};
 pub use enrollments::EnrollmentsApi;
 pub use feed::FeedApi;

@@ -480,9 +480,20 @@ async fn export(
 ) -> Result<(), Failure> {
     let extension = if request.format == proto::ExportFormat::Xlsx as i32 { "xlsx" } else { "csv" };
     let fallback = format!("{}.{extension}", request.update_id);
-    let mut chunks = client.export_reconciliation(request).await?;
+    let chunks = client.export_reconciliation(request).await?;
+    save_file(chunks, out, &fallback).await
+}
+
+/// Saves a file the hub sends in chunks under `out`, or by default under the name the first
+/// chunk suggests (`fallback` when it suggests none), in the current folder; prints where.
+pub(crate) async fn save_file(
+    chunks: impl futures_util::Stream<Item = Result<proto::FileChunk, Error>>,
+    out: Option<PathBuf>,
+    fallback: &str,
+) -> Result<(), Failure> {
+    let mut chunks = std::pin::pin!(chunks);
     let first = chunks.next().await.ok_or_else(|| Failure::Message("the hub sent no file".to_owned()))??;
-    let path = out.unwrap_or_else(|| PathBuf::from(file_name(&first.file_name, &fallback)));
+    let path = out.unwrap_or_else(|| PathBuf::from(file_name(&first.file_name, fallback)));
     let content_type = first.content_type.clone();
     // Written aside and renamed when complete: a file cut short never takes the name.
     let partial = PathBuf::from(format!("{}.part", path.display()));

@@ -195,7 +195,7 @@ pub(crate) fn grouped(amount: i64) -> String {
     format!("{}{grouped}", if amount < 0 { "-" } else { "" })
 }
 
-fn vnd(amount: i64) -> String {
+pub(crate) fn vnd(amount: i64) -> String {
     format!("{} VND", grouped(amount))
 }
 
