@@ -5,6 +5,7 @@
 mod audit;
 mod authz;
 mod cli;
+mod devices;
 mod eligibility;
 mod enrollments;
 mod feed;

@@ -136,6 +136,11 @@ pub enum HandoverKind {
     Cash { amount: i64, phone_bought_on: String, receipt_reference: String },
 }
 
+/// Now, to the microsecond both backends keep (an answer equals what is read back later).
+fn now() -> OffsetDateTime {
+    crate::audit::to_micros(OffsetDateTime::now_utc())
+}
+
 /// Whether `imei` is 15 digits whose last is the Luhn check digit of the first 14.
 pub fn check_imei(imei: &str) -> Result<(), String> {
     if imei.len() != 15 || !imei.bytes().all(|b| b.is_ascii_digit()) {
@@ -317,7 +322,7 @@ impl DeviceService {
             cash_amount: cash,
             note: note.as_deref().unwrap_or_default(),
             recorded_by: caller.member.code.as_str(),
-            recorded_at: OffsetDateTime::now_utc(),
+            recorded_at: now(),
         };
         match self.store.insert_allocation(&new).await {
             Ok(_) => {}
@@ -388,7 +393,7 @@ impl DeviceService {
                 &unique,
                 caller.member.code.as_str(),
                 &reason.expect("checked"),
-                OffsetDateTime::now_utc(),
+                now(),
             )
             .await?;
         Ok((added, unique.len() as u64 - added))
@@ -432,7 +437,7 @@ impl DeviceService {
         let meta = ProposalMeta {
             as_of,
             policy_version: version,
-            proposed_at: OffsetDateTime::now_utc(),
+            proposed_at: now(),
             eligible,
             digest: list_digest(&places),
         };
@@ -481,7 +486,7 @@ impl DeviceService {
             )));
         }
         let allocation = Self::allocation(row)?;
-        let note = AmendNote { reason: &reason, by: caller.member.code.as_str(), at: OffsetDateTime::now_utc() };
+        let note = AmendNote { reason: &reason, by: caller.member.code.as_str(), at: now() };
         let amend = match (action, device) {
             (Some(AmendAction::Remove), _) => Amend::Remove { household_code: code.as_str() },
             (_, Some(device)) => {
@@ -627,7 +632,7 @@ impl DeviceService {
         let digest = list_digest(places.iter().map(|p| &p.place));
         match self
             .store
-            .submit_allocation(row.id, row.revision, &digest, caller.member.code.as_str(), OffsetDateTime::now_utc())
+            .submit_allocation(row.id, row.revision, &digest, caller.member.code.as_str(), now())
             .await
         {
             Ok(()) => {}
@@ -667,7 +672,7 @@ impl DeviceService {
             approve: approval.is_some(),
             approval_number: approval.as_deref(),
             by: caller.member.code.as_str(),
-            at: OffsetDateTime::now_utc(),
+            at: now(),
             note: note.as_deref().unwrap_or_default(),
             expected_digest: (!digest.is_empty()).then_some(digest.as_str()),
         };
@@ -760,7 +765,7 @@ impl DeviceService {
             handed_over_on: on,
             received_by,
             recorded_by: caller.member.code.to_string(),
-            recorded_at: OffsetDateTime::now_utc(),
+            recorded_at: now(),
             request_id: request_id.to_owned(),
         };
         match input.kind.as_ref().expect("checked") {
@@ -792,7 +797,7 @@ impl DeviceService {
                         );
                     }
                     handover.serial_number = Some(serial.to_owned());
-                } else if imei.is_empty() {
+                } else if imei.is_empty() && place_device != DeviceType::Smartphone {
                     v.add("device.serial_number", "a device without IMEI needs its serial number");
                 }
                 handover.device_type = Some(place_device.as_str().to_owned());
