@@ -6,7 +6,9 @@
 //! The last part is a month end: VNPT and VIETTEL each submit their list of supported
 //! subscribers for March 2025 (after the review of 1 January and February's changes), one
 //! household is claimed by both, the hub flags it on both lists, and the ICT department
-//! confirms the OK lines of one list and rejects the other.
+//! confirms the OK lines of one list and rejects the other. Then the province allocates a
+//! small batch of donated devices: the hub proposes the households, the People's Committee
+//! approves the list, hand-overs are recorded and one commune's published list is printed.
 
 use std::{
     io::Write,
@@ -27,9 +29,16 @@ use crate::{
 };
 
 /// The organisations of the demo: the ICT and labour departments, two operators, the city of
-/// Gia Nghĩa (district 660) and the education department.
-const ORGS: &[&str] =
-    &["DOICT:ICT", "DOLISA:LABOUR", "VNPT:OPERATOR", "VIETTEL:OPERATOR", "GIANGHIA:LOCALITY:660", "DOET:EDUCATION"];
+/// Gia Nghĩa (district 660), the education department and the provincial People's Committee.
+const ORGS: &[&str] = &[
+    "DOICT:ICT",
+    "DOLISA:LABOUR",
+    "VNPT:OPERATOR",
+    "VIETTEL:OPERATOR",
+    "GIANGHIA:LOCALITY:660",
+    "DOET:EDUCATION",
+    "UBND:PROVINCE_COMMITTEE",
+];
 
 fn working_folder(dir: Option<PathBuf>) -> Result<PathBuf, Box<dyn std::error::Error>> {
     let dir = dir.unwrap_or_else(|| {
@@ -145,6 +154,7 @@ pub async fn run(dir: Option<PathBuf>, out: &mut (dyn Write + Send)) -> Result<(
 
     let enrolled = households(addr, &tls_dir, out).await?;
     monthly_lists(addr, &tls_dir, &enrolled, out).await?;
+    devices(addr, &tls_dir, &dir, out).await?;
 
     let _ = stop.send(());
     serving.await??;
@@ -152,7 +162,7 @@ pub async fn run(dir: Option<PathBuf>, out: &mut (dyn Write + Send)) -> Result<(
     match &report.first_break {
         None => writeln!(
             out,
-            "21. Hub stopped. Audit trail: {} records, chain intact (last hash {}…)",
+            "28. Hub stopped. Audit trail: {} records, chain intact (last hash {}…)",
             report.records,
             &report.last_hash[..16]
         )?,
@@ -510,5 +520,215 @@ async fn monthly_lists(
         rejected.rejected_by,
         rejected.rejection_note
     )?;
+    Ok(())
+}
+
+/// The demo's device allocation.
+const DECISION: &str = "DEMO-01/QĐ-BTTTT";
+
+/// DOICT records a decision of 14 devices for two districts, DOET nominates two households,
+/// the hub proposes the list, DOICT takes one household off and submits it, the People's
+/// Committee approves it, Gia Nghĩa records a hand-over and DOICT a cash payment, and the
+/// published list of one commune is printed (and its notice-board page saved).
+async fn devices(
+    addr: std::net::SocketAddr,
+    tls_dir: &Path,
+    dir: &Path,
+    out: &mut (dyn Write + Send),
+) -> Result<(), Box<dyn std::error::Error>> {
+    use crate::domain::{devices::luhn_digit, household::format_date, registry::today};
+    let ict = client(addr, tls_dir, "DOICT").await?;
+    let (doet, committee, locality) = (
+        client(addr, tls_dir, "DOET").await?,
+        client(addr, tls_dir, "UBND").await?,
+        client(addr, tls_dir, "GIANGHIA").await?,
+    );
+    let quota = |unit: &str, tablets, smartphones| proto::UnitQuota {
+        unit_code: unit.into(),
+        tablets,
+        smartphones,
+        unit_name: String::new(),
+    };
+    let recorded = ict
+        .record_allocation_decision(proto::RecordAllocationDecisionRequest {
+            decision_number: DECISION.into(),
+            decision_date: "2025-03-01".into(),
+            tablets: 4,
+            smartphones: 10,
+            unit_quotas: vec![quota("660", 2, 6), quota("661", 2, 4)],
+            cash_alternative_amount: 0,
+            note: "demo".into(),
+        })
+        .await?;
+    writeln!(
+        out,
+        "21. DOICT records the Ministry's decision {}: {} smartphones and {} tablets for {}; cash alternative {}",
+        recorded.decision_number,
+        recorded.smartphones,
+        recorded.tablets,
+        recorded.unit_quotas.iter().map(|q| q.unit_name.as_str()).collect::<Vec<_>>().join(" and "),
+        vnd(recorded.cash_alternative_amount)
+    )?;
+
+    // Two near-poor households that want a device: DOET has pupils of theirs.
+    let nominees: Vec<String> = HouseholdGenerator::reference(7)
+        .take(REVIEW)
+        .filter_map(|r| match r.change {
+            Some(proto::household_record::Change::Upsert(d))
+                if d.category() == proto::Category::NearPoor
+                    && d.flags.is_some_and(|f| f.wants_device && !f.earlier_programme_device)
+                    && d.commune_code.starts_with("246") =>
+            {
+                Some(r.household_code)
+            }
+            _ => None,
+        })
+        .take(2)
+        .collect();
+    let nominated = doet.nominate_households(DECISION, nominees.iter(), "học sinh đang đi học").await?;
+    writeln!(out, "22. DOET nominates {} households with pupils: {}", nominated.nominated, nominees.join(", "))?;
+
+    let proposed = ict.propose_recipients(DECISION, "2025-03-01").await?;
+    let list = ict
+        .all_allocation_recipients(proto::ListAllocationRecipientsRequest {
+            decision_number: DECISION.into(),
+            ..Default::default()
+        })
+        .await?;
+    writeln!(
+        out,
+        "23. The hub proposes {} of the {} households that qualify (digest {}…):",
+        proposed.recipients,
+        proposed.eligible_households,
+        proposed.proposal_digest.get(..16).unwrap_or_default()
+    )?;
+    for r in &list {
+        writeln!(
+            out,
+            "    {:>2}. {:<12} {} {:<13} {:<26} {}{}",
+            r.rank,
+            r.household_code,
+            r.commune_code,
+            r.head_name_masked,
+            r.priority().as_str_name().trim_start_matches("DEVICE_PRIORITY_"),
+            r.device_type().as_str_name().trim_start_matches("DEVICE_TYPE_"),
+            if r.nominated { " (nominated)" } else { "" }
+        )?;
+    }
+    let Some(last) = list.iter().rev().find(|r| r.unit_code == "660") else {
+        return Err("the demo's register has no household for a device in Gia Nghĩa".into());
+    };
+    ict.amend_proposal(proto::AmendProposalRequest {
+        decision_number: DECISION.into(),
+        action: proto::AmendAction::Remove.into(),
+        household_code: last.household_code.clone(),
+        device_type: 0,
+        reason: "đã chuyển khỏi địa bàn".into(),
+    })
+    .await?;
+    let submitted = ict.submit_for_approval(DECISION).await?;
+    writeln!(
+        out,
+        "24. DOICT takes {} off the list (moved away) and submits {} households; list digest {}…",
+        last.household_code,
+        submitted.recipients,
+        submitted.list_digest.get(..16).unwrap_or_default()
+    )?;
+    let approved = committee
+        .approve_allocation(proto::ApproveRequest {
+            decision_number: DECISION.into(),
+            approval_number: "DEMO-123/QĐ-UBND".into(),
+            note: String::new(),
+            list_digest: submitted.list_digest.clone(),
+        })
+        .await?;
+    writeln!(
+        out,
+        "25. UBND approves the list by decision {}: {}",
+        approved.approval_number,
+        approved.status().as_str_name().trim_start_matches("ALLOCATION_STATUS_")
+    )?;
+
+    // Gia Nghĩa hands a smartphone over; DOICT pays the cash alternative to a household that
+    // bought its own phone.
+    let in_660: Vec<&proto::AllocationRecipient> =
+        list.iter().filter(|r| r.unit_code == "660" && r.household_code != last.household_code).collect();
+    let (Some(phone_to), Some(cash_to)) = (
+        in_660.iter().find(|r| r.device_type() == proto::DeviceType::Smartphone),
+        in_660.iter().rev().find(|r| r.device_type() == proto::DeviceType::Smartphone),
+    ) else {
+        return Err("the demo's list has too few smartphones in Gia Nghĩa".into());
+    };
+    let prefix = "35209900176148";
+    let digits: Vec<u32> = prefix.bytes().map(|b| u32::from(b - b'0')).collect();
+    let imei = format!("{prefix}{}", luhn_digit(&digits));
+    let on = format_date(today());
+    let handed = locality
+        .record_handover(proto::RecordHandoverRequest {
+            decision_number: DECISION.into(),
+            household_code: phone_to.household_code.clone(),
+            handed_over_on: on.clone(),
+            received_by: "Nguyễn Văn Bình".into(),
+            kind: Some(proto::record_handover_request::Kind::Device(proto::DeviceHandover {
+                device_type: proto::DeviceType::Smartphone.into(),
+                serial_number: String::new(),
+                imei: imei.clone(),
+            })),
+        })
+        .await?;
+    ict.record_handover(proto::RecordHandoverRequest {
+        decision_number: DECISION.into(),
+        household_code: cash_to.household_code.clone(),
+        handed_over_on: on,
+        received_by: "Trần Thị Hoa".into(),
+        kind: Some(proto::record_handover_request::Kind::Cash(proto::CashPayment {
+            amount: approved.cash_alternative_amount,
+            phone_bought_on: "2024-09-02".into(),
+            receipt_reference: "PC-DEMO-001".into(),
+        })),
+    })
+    .await?;
+    writeln!(
+        out,
+        "26. {} hands a smartphone (IMEI {imei}) to {}; DOICT pays {} to {}, who bought a phone of their own",
+        handed.recorded_by,
+        handed.household_code,
+        vnd(approved.cash_alternative_amount),
+        cash_to.household_code
+    )?;
+    match ict
+        .record_handover(proto::RecordHandoverRequest {
+            decision_number: DECISION.into(),
+            household_code: phone_to.household_code.clone(),
+            handed_over_on: handed.handed_over_on.clone(),
+            received_by: "Nguyễn Văn Bình".into(),
+            kind: Some(proto::record_handover_request::Kind::Cash(proto::CashPayment {
+                amount: approved.cash_alternative_amount,
+                phone_bought_on: "2024-09-02".into(),
+                receipt_reference: "PC-DEMO-002".into(),
+            })),
+        })
+        .await
+    {
+        Err(ClientError::AlreadyExists(r)) => {
+            writeln!(out, "    a second hand-over to {}: refused, {}", phone_to.household_code, r.message)?
+        }
+        other => return Err(format!("a second hand-over should be refused, got {other:?}").into()),
+    }
+
+    let commune = phone_to.commune_code.clone();
+    let request = |format: proto::PublishFormat| proto::PublishedRecipientsRequest {
+        decision_number: DECISION.into(),
+        commune_code: commune.clone(),
+        format: format.into(),
+    };
+    let csv = ict.published_recipients_file(request(proto::PublishFormat::Csv)).await?;
+    let page = ict.published_recipients_file(request(proto::PublishFormat::Html)).await?;
+    let saved = dir.join(&page.file_name);
+    std::fs::write(&saved, &page.data)?;
+    writeln!(out, "27. The published list of commune {commune} (the notice-board page is {}):", saved.display())?;
+    for line in String::from_utf8_lossy(&csv.data).lines() {
+        writeln!(out, "    {line}")?;
+    }
     Ok(())
 }

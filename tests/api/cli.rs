@@ -138,6 +138,15 @@ async fn the_demo_runs_end_to_end() {
         "): DUPLICATE_ACROSS_OPERATORS\n",
         "DOICT confirms VNPT's OK lines: CONFIRMED, 1 line, 60,000 VND, lines digest ",
         "DOICT rejects VIETTEL's list: REJECTED by DOICT: \"line 2:",
+        "DOICT records the Ministry's decision DEMO-01/QĐ-BTTTT: 10 smartphones and 4 tablets",
+        "DOET nominates 2 households with pupils",
+        "The hub proposes 14 of the ",
+        "and submits 13 households; list digest ",
+        "UBND approves the list by decision DEMO-123/QĐ-UBND: APPROVED",
+        "GIANGHIA hands a smartphone (IMEI ",
+        "refused, household HH-",
+        "commune_code,commune,no,head_name,category,device_type,status,handed_over_on",
+        ",DEVICE_HANDED_OVER,",
         "chain intact",
     ] {
         assert!(out.contains(step), "missing {step:?} in:\n{out}");
@@ -145,6 +154,12 @@ async fn the_demo_runs_end_to_end() {
     // VIETTEL's list, and VNPT's once reconciled again: the duplicate costs each an OK line.
     assert_eq!(out.matches("hub: RECONCILED, 2 lines, 1 OK,").count(), 2, "{out}");
     assert!(work.join("telesub.db").exists());
+    let pages: Vec<_> = std::fs::read_dir(&work)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.ends_with(".html"))
+        .collect();
+    assert_eq!(pages.len(), 1, "the commune's notice-board page is saved: {pages:?}");
     let (ok, _) = telesub(&["demo", "--dir", work.to_str().unwrap()]).await;
     assert!(!ok, "the demo refuses a folder that exists");
 }

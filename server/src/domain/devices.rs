@@ -388,13 +388,7 @@ impl DeviceService {
         v.finish()?;
         let added = self
             .store
-            .nominate_households(
-                row.id,
-                &unique,
-                caller.member.code.as_str(),
-                &reason.expect("checked"),
-                now(),
-            )
+            .nominate_households(row.id, &unique, caller.member.code.as_str(), &reason.expect("checked"), now())
             .await?;
         Ok((added, unique.len() as u64 - added))
     }
@@ -434,13 +428,8 @@ impl DeviceService {
         .await
         .map_err(|e| DomainError::Internal(Box::new(e)))??;
         let (eligible, places) = places;
-        let meta = ProposalMeta {
-            as_of,
-            policy_version: version,
-            proposed_at: now(),
-            eligible,
-            digest: list_digest(&places),
-        };
+        let meta =
+            ProposalMeta { as_of, policy_version: version, proposed_at: now(), eligible, digest: list_digest(&places) };
         match self.store.save_proposal(allocation.row.id, &meta, &places).await {
             Ok(()) => {}
             Err(StorageError::Precondition(dev::PLACE_TAKEN)) => {
@@ -630,11 +619,7 @@ impl DeviceService {
             )));
         }
         let digest = list_digest(places.iter().map(|p| &p.place));
-        match self
-            .store
-            .submit_allocation(row.id, row.revision, &digest, caller.member.code.as_str(), now())
-            .await
-        {
+        match self.store.submit_allocation(row.id, row.revision, &digest, caller.member.code.as_str(), now()).await {
             Ok(()) => {}
             Err(StorageError::Precondition(_)) => {
                 return Err(DomainError::FailedPrecondition(format!(

@@ -75,6 +75,11 @@ pub fn csv(allocation: &Allocation, places: &[RecipientView], units: &UnitTable)
     w.into_inner().map_err(|e| e.into_error().into())
 }
 
+/// A date as Vietnamese documents write it: `02/04/2025`.
+fn vi_date(d: time::Date) -> String {
+    format!("{:02}/{:02}/{}", d.day(), u8::from(d.month()), d.year())
+}
+
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -126,12 +131,12 @@ pub fn html(allocation: &Allocation, commune: &str, places: &[RecipientView], un
             None => format!("{name} ({commune})"),
         }),
         decision = escape(&row.decision_number),
-        decision_date = format_date(row.decision_date),
+        decision_date = vi_date(row.decision_date),
         approval = escape(row.approval_number.as_deref().unwrap_or_default()),
-        approved_on = row.decided_at.map(|t| format!(" ngày {}", format_date(t.date()))).unwrap_or_default(),
+        approved_on = row.decided_at.map(|t| format!(" ngày {}", vi_date(t.date()))).unwrap_or_default(),
     );
     for (i, r) in places.iter().enumerate() {
-        let on = r.handover.as_ref().map(|h| format_date(h.handed_over_on)).unwrap_or_default();
+        let on = r.handover.as_ref().map(|h| vi_date(h.handed_over_on)).unwrap_or_default();
         let _ = writeln!(
             h,
             "<tr><td class=\"no\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
