@@ -301,7 +301,8 @@ test_interop() {
 
     INTEROP_TMP=$(mktemp -d "${TMPDIR:-/tmp}/telesub-interop.XXXXXX")
     local tls=$INTEROP_TMP/tls foreign=$INTEROP_TMP/foreign-tls database="sqlite://$INTEROP_TMP/hub.db"
-    "$telesub" pki init --dir "$tls" --org DOICT:ICT --org VNPT:OPERATOR --org DOLISA:LABOUR
+    "$telesub" pki init --dir "$tls" --org DOICT:ICT --org VNPT:OPERATOR --org DOLISA:LABOUR \
+        --org UBND:PROVINCE_COMMITTEE --org DOET:EDUCATION
     # A second, unrelated CA with a certificate for the same organisation: the hub must
     # refuse it even though it names a registered member.
     "$telesub" pki init --dir "$foreign" --org VNPT:OPERATOR
@@ -360,6 +361,15 @@ test_interop() {
     grep -q "^confirmed VNPT" <<<"$out" || fail "ict_reconciliation did not confirm VNPT's list"
     compgen -G "$INTEROP_TMP/reviews/*.xlsx" >/dev/null || fail "ict_reconciliation saved no workbook"
     RAN+=("interop(rust operator_monthly + ict_reconciliation)")
+
+    echo "-- Rust example: device_allocation (twice: the second decision finds no household left)"
+    out=$(cargo run -q -p telesub-examples --bin device_allocation -- "https://localhost:$SERVER_PORT" "$tls" DOICT UBND DOET --decision "EX-1/QĐ-BTTTT")
+    echo "$out"
+    grep -q "^handed over to EX-0001" <<<"$out" || fail "device_allocation did not hand a device over to EX-0001"
+    grep -q "<!DOCTYPE html>" <<<"$out" || fail "device_allocation did not fetch the published page"
+    out=$(cargo run -q -p telesub-examples --bin device_allocation -- "https://localhost:$SERVER_PORT" "$tls" DOICT UBND DOET --decision "EX-2/QĐ-BTTTT")
+    grep -q "no household on the list" <<<"$out" || fail "device_allocation: a household got a place on a second list"
+    RAN+=("interop(rust device_allocation)")
 
     echo "-- telesub-cli: eligibility check and policy"
     local cli=$TARGET_DIR/debug/telesub-cli
