@@ -6,6 +6,7 @@ mod audit;
 mod authz;
 mod cli;
 mod devices;
+mod devices_cli;
 mod eligibility;
 mod enrollments;
 mod feed;

@@ -55,32 +55,32 @@ fn cli() -> &'static Path {
 }
 
 /// What a run of the binary did.
-struct Run {
-    code: Option<i32>,
-    out: String,
-    err: String,
+pub(crate) struct Run {
+    pub(crate) code: Option<i32>,
+    pub(crate) out: String,
+    pub(crate) err: String,
 }
 
 impl Run {
     /// The value printed after `label` (`label   value`), when there is one.
-    fn value(&self, label: &str) -> Option<&str> {
+    pub(crate) fn value(&self, label: &str) -> Option<&str> {
         self.out.lines().find_map(|line| match line.split_once("  ") {
             Some((found, value)) if found.trim() == label => Some(value.trim()),
             _ => None,
         })
     }
 
-    fn field(&self, label: &str) -> &str {
+    pub(crate) fn field(&self, label: &str) -> &str {
         self.value(label).unwrap_or_else(|| panic!("no {label:?} in:\n{}", self.out))
     }
 
-    fn assert_ok(&self) {
+    pub(crate) fn assert_ok(&self) {
         assert_eq!(self.code, Some(0), "stdout:\n{}\nstderr:\n{}", self.out, self.err);
     }
 }
 
 /// Runs `telesub-cli` as `org` against the hub, in `dir`.
-async fn cli_run(app: &TestApp, org: &str, dir: &Path, args: &[&str]) -> Run {
+pub(crate) async fn cli_run(app: &TestApp, org: &str, dir: &Path, args: &[&str]) -> Run {
     let output = tokio::process::Command::new(cli())
         .arg("--endpoint")
         .arg(app.endpoint())

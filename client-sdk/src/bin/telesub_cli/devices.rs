@@ -443,7 +443,7 @@ async fn to_stdout(
 
 // How allocations are printed: a label column, then the value; tables for lists of them.
 
-const LABEL: usize = 15;
+const LABEL: usize = 16;
 
 fn field(label: &str, value: impl std::fmt::Display) {
     outln!("{label:<LABEL$} {value}");
