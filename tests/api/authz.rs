@@ -48,6 +48,23 @@ fn expected(method: &str) -> Option<&'static [Role]> {
         | "/telesub.v1.Enrollments/Transfer"
         | "/telesub.v1.ChangeFeed/WatchChanges"
         | "/telesub.v1.Reconciliation/SubmitMonthlyUpdate" => Some(&[Operator]),
+        // Device allocations: operators have no part.
+        "/telesub.v1.DeviceAllocation/RecordAllocationDecision"
+        | "/telesub.v1.DeviceAllocation/ProposeRecipients"
+        | "/telesub.v1.DeviceAllocation/AmendProposal"
+        | "/telesub.v1.DeviceAllocation/SubmitForApproval" => Some(&[Ict]),
+        "/telesub.v1.DeviceAllocation/NominateHouseholds" => Some(&[Ict, Education]),
+        "/telesub.v1.DeviceAllocation/Approve" | "/telesub.v1.DeviceAllocation/ReturnForRevision" => {
+            Some(&[ProvinceCommittee])
+        }
+        "/telesub.v1.DeviceAllocation/RecordHandover" => Some(&[Ict, Locality]),
+        "/telesub.v1.DeviceAllocation/GetAllocation" | "/telesub.v1.DeviceAllocation/ListAllocations" => {
+            Some(&[Labour, Ict, ProvinceCommittee, Locality, Education])
+        }
+        "/telesub.v1.DeviceAllocation/ListAllocationRecipients" => Some(&[Labour, Ict, ProvinceCommittee, Locality]),
+        "/telesub.v1.DeviceAllocation/PublishedRecipients" => {
+            Some(&[Labour, Ict, ProvinceCommittee, Locality, Education, Health])
+        }
         other => panic!("{other} has no expected roles in this test; add it"),
     }
 }
