@@ -478,6 +478,12 @@ async fn bad_decisions_and_requests_are_refused_and_nothing_is_stored() {
     assert_eq!(err.code(), Some(Code::AlreadyExists), "{err}");
     let err = refused(ict.propose_recipients("1/QĐ", "2099-01-01").await);
     assert_eq!(fields(&err), ["as_of"]);
+    let err = refused(ict.propose_recipients("1/QĐ", "2020-01-01").await);
+    assert_eq!(fields(&err), ["as_of"], "before the programme: {err}");
+    let mut early = decision("3/QĐ");
+    early.decision_date = "2021-05-01".into();
+    let err = refused(ict.record_allocation_decision(early).await);
+    assert_eq!(fields(&err), ["decision_date"], "{err}");
     let err = refused(ict.submit_for_approval("1/QĐ").await);
     assert_eq!(err.code(), Some(Code::FailedPrecondition), "nothing proposed yet: {err}");
     let err = refused(committee.return_allocation("1/QĐ", "").await);
@@ -494,4 +500,43 @@ async fn bad_decisions_and_requests_are_refused_and_nothing_is_stored() {
     let devices = policy.devices.expect("the policy's device rules");
     assert_eq!(devices.cash_alternative_amount, 500_000);
     assert_eq!(devices.priority[0], proto::DevicePriority::MeritoriousServiceFamily as i32);
+}
+
+#[tokio::test]
+async fn two_proposals_at_the_same_time_never_give_a_household_two_places() {
+    let app = TestApp::spawn().await;
+    with_register(&app).await;
+    let ict = app.client("DOICT").await;
+    let whole = |number: &str| proto::RecordAllocationDecisionRequest {
+        decision_number: number.into(),
+        decision_date: "2025-03-01".into(),
+        tablets: 0,
+        smartphones: 20,
+        unit_quotas: vec![],
+        cash_alternative_amount: 0,
+        note: String::new(),
+    };
+    ict.record_allocation_decision(whole("A/QĐ")).await.unwrap();
+    ict.record_allocation_decision(whole("B/QĐ")).await.unwrap();
+    let other = app.client("DOICT").await;
+    let (a, b) =
+        tokio::join!(ict.propose_recipients("A/QĐ", "2025-03-01"), other.propose_recipients("B/QĐ", "2025-03-01"));
+    // Each may take every qualifying household when it reads; the second to store finds them
+    // taken and is told to propose again, or it read after the first stored and took none.
+    let outcomes = [&a, &b];
+    for r in outcomes {
+        if let Err(e) = r {
+            assert_eq!(e.code(), Some(Code::FailedPrecondition), "{e}");
+        }
+    }
+    assert!(a.is_ok() || b.is_ok());
+    let (list_a, list_b) = (recipients(&ict, "A/QĐ").await, recipients(&ict, "B/QĐ").await);
+    let in_a: HashSet<&str> = codes(&list_a).into_iter().collect();
+    assert!(codes(&list_b).iter().all(|c| !in_a.contains(c)), "{:?} and {:?}", codes(&list_a), codes(&list_b));
+    assert_eq!(list_a.len() + list_b.len(), 9, "every qualifying household holds exactly one place");
+    if a.is_err() || b.is_err() {
+        let retried = if a.is_err() { "A/QĐ" } else { "B/QĐ" };
+        let again = ict.propose_recipients(retried, "2025-03-01").await.unwrap();
+        assert_eq!(again.recipients, 0, "nothing is left for the second list");
+    }
 }

@@ -281,13 +281,22 @@ impl DeviceService {
     /// Records the Ministry's decision. Recording the same decision again returns it.
     pub async fn record(&self, caller: &Caller, input: &DecisionInput) -> Result<Allocation, DomainError> {
         let units = self.units.table().await?;
+        let first_day = self.policy.table().await?.first_day();
         let mut v = Violations::new();
         let number = v.check("decision_number", decision_number(&input.decision_number));
         let date = v.check("decision_date", parse_date(input.decision_date.trim()));
-        if let Some(d) = date
-            && d > today()
-        {
-            v.add("decision_date", format!("{} is in the future", format_date(d)));
+        if let Some(d) = date {
+            if d > today() {
+                v.add("decision_date", format!("{} is in the future", format_date(d)));
+            }
+            if let Some(first) = first_day
+                && d < first
+            {
+                v.add(
+                    "decision_date",
+                    format!("{} is before the programme's rules (from {})", format_date(d), format_date(first)),
+                );
+            }
         }
         for (field, n) in [("tablets", input.tablets), ("smartphones", input.smartphones)] {
             if !(0..=MAX_DEVICES).contains(&n) {
@@ -401,6 +410,14 @@ impl DeviceService {
                 let d = parse_date(s).map_err(|e| DomainError::invalid("as_of", e))?;
                 if d > today() {
                     return Err(DomainError::invalid("as_of", format!("{} is in the future", format_date(d))));
+                }
+                if let Some(first) = self.policy.table().await?.first_day()
+                    && d < first
+                {
+                    return Err(DomainError::invalid(
+                        "as_of",
+                        format!("{} is before the programme's rules (from {})", format_date(d), format_date(first)),
+                    ));
                 }
                 d
             }
