@@ -12,6 +12,7 @@ use telesub_proto::v1::{
     device_allocation_client::DeviceAllocationClient, eligibility_client::EligibilityClient,
     enrollments_client::EnrollmentsClient, household_registry_client::HouseholdRegistryClient,
     members_client::MembersClient, policy_client::PolicyClient, reconciliation_client::ReconciliationClient,
+    supervision_client::SupervisionClient,
 };
 use tonic::{
     Status,
@@ -178,6 +179,7 @@ pub struct Client {
     feed: ChangeFeedClient<Channel>,
     reconciliation: ReconciliationClient<Channel>,
     devices: DeviceAllocationClient<Channel>,
+    supervision: SupervisionClient<Channel>,
     health: HealthClient<Channel>,
     retry: RetryPolicy,
     request_timeout: Duration,
@@ -216,6 +218,7 @@ impl Client {
             devices: DeviceAllocationClient::new(channel.clone())
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
+            supervision: SupervisionClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE),
             health: HealthClient::new(channel),
             retry: builder.retry,
             request_timeout: builder.request_timeout,
@@ -867,6 +870,53 @@ impl Client {
         request: pb::PublishedRecipientsRequest,
     ) -> Result<pb::FileChunk, Error> {
         let mut chunks = std::pin::pin!(self.published_recipients(request).await?);
+        let mut file: Option<pb::FileChunk> = None;
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk?;
+            match file.as_mut() {
+                None => file = Some(chunk),
+                Some(whole) => whole.data.extend_from_slice(&chunk.data),
+            }
+        }
+        Ok(file.unwrap_or_default())
+    }
+}
+
+/// The audit reader (ICT).
+impl Client {
+    /// Audit records in sequence order, filtered by caller, method, time and outcome, a page
+    /// at a time (`page_token` from the previous answer).
+    pub async fn query_audit(&self, query: pb::QueryAuditRequest) -> Result<pb::QueryAuditResponse, Error> {
+        self.read_only(|| {
+            let mut supervision = self.supervision.clone();
+            let request = self.request(query.clone());
+            async move { supervision.query_audit(request).await }
+        })
+        .await
+        .map(tonic::Response::into_inner)
+    }
+
+    /// Walks the whole audit chain on the hub and reports the first break, if any. No
+    /// deadline: a long trail takes longer than an ordinary call.
+    pub async fn verify_audit(&self) -> Result<pb::VerifyAuditResponse, Error> {
+        let request = tonic::Request::new(pb::VerifyAuditRequest {});
+        Ok(self.supervision.clone().verify_audit(request).await?.into_inner())
+    }
+
+    /// The records of a time range as CSV with their chain hashes, in chunks: the first names
+    /// the file and its media type; the chunks' data in order make the file.
+    pub async fn export_audit(
+        &self,
+        request: pb::ExportAuditRequest,
+    ) -> Result<impl Stream<Item = Result<pb::FileChunk, Error>> + Send + 'static, Error> {
+        let stream = self.supervision.clone().export_audit(tonic::Request::new(request)).await?.into_inner();
+        Ok(stream.map(|item| item.map_err(Error::from)))
+    }
+
+    /// [`Client::export_audit`] held whole in memory: one chunk with the file's name, media
+    /// type and all its bytes.
+    pub async fn export_audit_file(&self, request: pb::ExportAuditRequest) -> Result<pb::FileChunk, Error> {
+        let mut chunks = std::pin::pin!(self.export_audit(request).await?);
         let mut file: Option<pb::FileChunk> = None;
         while let Some(chunk) = chunks.next().await {
             let chunk = chunk?;

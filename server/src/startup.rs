@@ -9,6 +9,7 @@ use telesub_proto::v1::{
     device_allocation_server::DeviceAllocationServer, eligibility_server::EligibilityServer,
     enrollments_server::EnrollmentsServer, household_registry_server::HouseholdRegistryServer,
     members_server::MembersServer, policy_server::PolicyServer, reconciliation_server::ReconciliationServer,
+    supervision_server::SupervisionServer,
 };
 use tokio::{net::TcpListener, sync::oneshot};
 use tonic::transport::Server;
@@ -29,6 +30,7 @@ use crate::{
         policy::PolicyRegistry,
         reconciliation::ReconciliationService,
         registry::HouseholdRegistry,
+        supervision::SupervisionService,
         unit_registry::UnitRegistry,
     },
     pki::{self, PkiDir},
@@ -36,7 +38,7 @@ use crate::{
     tls::{self, ReloadableTls},
     transport::{
         DevicesApi, EligibilityApi, EnrollmentsApi, FeedApi, HouseholdsApi, HubLayer, HubState, MembersApi, PolicyApi,
-        ReconciliationApi, UnitsApi,
+        ReconciliationApi, SupervisionApi, UnitsApi,
     },
 };
 
@@ -149,6 +151,7 @@ impl Hub {
         health.set_serving::<ChangeFeedServer<FeedApi>>().await;
         health.set_serving::<ReconciliationServer<ReconciliationApi>>().await;
         health.set_serving::<DeviceAllocationServer<DevicesApi>>().await;
+        health.set_serving::<SupervisionServer<SupervisionApi>>().await;
         let reflection = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(telesub_proto::FILE_DESCRIPTOR_SET)
@@ -177,6 +180,9 @@ impl Hub {
         )))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
+        let supervision_service = SupervisionServer::new(SupervisionApi::new(SupervisionService::new(store.clone())))
+            .max_decoding_message_size(limits.max_message_bytes)
+            .max_encoding_message_size(limits.max_message_bytes);
         let eligibility = EligibilityService::new(store.clone(), units.clone(), policy);
         let policy_service = PolicyServer::new(PolicyApi::new(eligibility.clone(), units.clone()))
             .max_decoding_message_size(limits.max_message_bytes)
@@ -222,6 +228,7 @@ impl Hub {
             health.set_not_serving::<ChangeFeedServer<FeedApi>>().await;
             health.set_not_serving::<ReconciliationServer<ReconciliationApi>>().await;
             health.set_not_serving::<DeviceAllocationServer<DevicesApi>>().await;
+            health.set_not_serving::<SupervisionServer<SupervisionApi>>().await;
             health.set_service_status("", ServingStatus::NotServing).await;
             let _ = signalled.send(());
         };
@@ -243,6 +250,7 @@ impl Hub {
             .add_service(feed_service)
             .add_service(reconciliation_service)
             .add_service(device_service)
+            .add_service(supervision_service)
             .serve_with_incoming_shutdown(incoming, stopping);
         // Calls in flight get `grace` to finish; a stream that never ends must not hold the
         // hub up for ever.

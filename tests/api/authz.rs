@@ -65,6 +65,9 @@ fn expected(method: &str) -> Option<&'static [Role]> {
         "/telesub.v1.DeviceAllocation/PublishedRecipients" => {
             Some(&[Labour, Ict, ProvinceCommittee, Locality, Education, Health])
         }
+        "/telesub.v1.Supervision/QueryAudit"
+        | "/telesub.v1.Supervision/VerifyAudit"
+        | "/telesub.v1.Supervision/ExportAudit" => Some(&[Ict]),
         other => panic!("{other} has no expected roles in this test; add it"),
     }
 }

@@ -18,5 +18,6 @@ mod members;
 mod monthly_cli;
 mod reconciliation;
 mod storage;
+mod supervision;
 mod tls;
 mod units;

@@ -84,6 +84,19 @@ pub struct MemberWrite {
     pub updated_at: OffsetDateTime,
 }
 
+/// Which audit records to read. `from` and `until` (exclusive) are in UTC.
+#[derive(Debug, Clone)]
+pub struct AuditFilter {
+    pub from: OffsetDateTime,
+    pub until: OffsetDateTime,
+    pub org_code: Option<String>,
+    /// A full method path.
+    pub method: Option<String>,
+    /// The start of method paths (`/telesub.v1.Eligibility/`).
+    pub method_prefix: Option<String>,
+    pub outcome: Option<String>,
+}
+
 /// Connection settings shared by both backends.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -147,6 +160,11 @@ pub trait Store: devices::DeviceStore + Send + Sync + fmt::Debug + 'static {
 
     /// Stored audit records with sequence numbers above `after`, in order, at most `limit`.
     async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StorageError>;
+
+    /// Audit records with sequence numbers above `after` that pass `filter`, in order, at most
+    /// `limit`.
+    async fn query_audit(&self, filter: &AuditFilter, after: i64, limit: u32)
+    -> Result<Vec<AuditRecord>, StorageError>;
 
     /// The chain head: the last sequence number and its hash (0 and the genesis hash when empty).
     async fn audit_head(&self) -> Result<(i64, String), StorageError>;

@@ -135,6 +135,15 @@ impl Store for PgStore {
         audit_records(&self.pool, after, limit).await
     }
 
+    async fn query_audit(
+        &self,
+        filter: &crate::storage::AuditFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StorageError> {
+        query_audit(&self.pool, filter, after, limit).await
+    }
+
     async fn audit_head(&self) -> Result<(i64, String), StorageError> {
         audit_head(&self.pool).await
     }

@@ -53,6 +53,16 @@ pub(super) const AUDIT_COLUMNS: &str =
 pub(super) const AUDIT_RECORDS: &str = "SELECT seq, at, request_id, org_code, cert_fingerprint, method, \
      outcome, detail, request_digest, prev_hash, hash FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2";
 
+/// Audit records after a sequence number that pass a filter (see [`crate::storage::AuditFilter`]).
+pub(super) const QUERY_AUDIT: &str = "SELECT seq, at, request_id, org_code, cert_fingerprint, method, \
+     outcome, detail, request_digest, prev_hash, hash FROM audit_log \
+     WHERE seq > $1 AND at >= $2 AND at < $3 \
+     AND (CAST($4 AS TEXT) IS NULL OR org_code = $4) \
+     AND (CAST($5 AS TEXT) IS NULL OR method = $5) \
+     AND (CAST($6 AS TEXT) IS NULL OR substr(method, 1, length($6)) = $6) \
+     AND (CAST($7 AS TEXT) IS NULL OR outcome = $7) \
+     ORDER BY seq LIMIT $8";
+
 pub(super) const AUDIT_HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
 
 pub(super) const SET_AUDIT_HEAD: &str = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1";
@@ -272,6 +282,26 @@ macro_rules! shared_queries {
         ) -> Result<Vec<$crate::audit::AuditRecord>, StorageError> {
             let rows = sqlx::query_as::<_, AuditRow>(sql::AUDIT_RECORDS)
                 .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?;
+            Ok(rows.into_iter().map(Into::into).collect())
+        }
+
+        pub(super) async fn query_audit(
+            pool: &$pool,
+            filter: &$crate::storage::AuditFilter,
+            after: i64,
+            limit: u32,
+        ) -> Result<Vec<$crate::audit::AuditRecord>, StorageError> {
+            let rows = sqlx::query_as::<_, AuditRow>(sql::QUERY_AUDIT)
+                .bind(after)
+                .bind(filter.from)
+                .bind(filter.until)
+                .bind(filter.org_code.as_deref())
+                .bind(filter.method.as_deref())
+                .bind(filter.method_prefix.as_deref())
+                .bind(filter.outcome.as_deref())
                 .bind(i64::from(limit))
                 .fetch_all(pool)
                 .await?;

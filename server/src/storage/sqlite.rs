@@ -228,6 +228,15 @@ impl Store for SqliteStore {
         audit_records(&self.read, after, limit).await
     }
 
+    async fn query_audit(
+        &self,
+        filter: &crate::storage::AuditFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StorageError> {
+        query_audit(&self.read, filter, after, limit).await
+    }
+
     async fn audit_head(&self) -> Result<(i64, String), StorageError> {
         audit_head(&self.read).await
     }

@@ -104,6 +104,9 @@ pub const RULES: &[Rule] = &[
     rule("/telesub.v1.DeviceAllocation/ListAllocations", ALLOCATION_READERS),
     rule("/telesub.v1.DeviceAllocation/ListAllocationRecipients", RECIPIENT_READERS),
     rule("/telesub.v1.DeviceAllocation/PublishedRecipients", PUBLIC_READERS),
+    rule("/telesub.v1.Supervision/QueryAudit", ICT_ONLY),
+    rule("/telesub.v1.Supervision/VerifyAudit", ICT_ONLY),
+    rule("/telesub.v1.Supervision/ExportAudit", ICT_ONLY),
 ];
 
 /// The rule for a gRPC path, if the hub serves it.

@@ -56,6 +56,9 @@ const LONG_RUNNING: &[&str] = &[
     "/telesub.v1.DeviceAllocation/ProposeRecipients",
     "/telesub.v1.DeviceAllocation/SubmitForApproval",
     "/telesub.v1.DeviceAllocation/PublishedRecipients",
+    // Walk or export the whole audit trail.
+    "/telesub.v1.Supervision/VerifyAudit",
+    "/telesub.v1.Supervision/ExportAudit",
 ];
 
 /// The header that carries the request id, both ways.

@@ -13,6 +13,7 @@ mod layer;
 mod members;
 mod reconciliation;
 pub mod status;
+mod supervision;
 
 use std::sync::{Arc, Mutex};
 
@@ -31,6 +32,7 @@ pub use households::{HouseholdsApi, UnitsApi, record_input};
 pub use layer::{HubLayer, HubState, ORG_URI_PREFIX, REQUEST_ID_HEADER, code_name, org_from_certificate};
 pub use members::MembersApi;
 pub use reconciliation::ReconciliationApi;
+pub use supervision::SupervisionApi;
 
 /// What the hub layer hands every handler: the request id, and the caller unless the method
 /// needs only a certificate.

@@ -1,0 +1,171 @@
+//! The audit reader through the API: ICT queries the trail, verifies the chain, and exports a
+//! time range that an outside auditor checks without the hub's code.
+
+use telesub_client::{Client, Code, proto};
+use telesub_tests::TestApp;
+
+use crate::audit::disable_guard;
+
+fn ts(t: time::OffsetDateTime) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: t.unix_timestamp(), nanos: t.nanosecond() as i32 }
+}
+
+async fn all(client: &Client, query: proto::QueryAuditRequest) -> Vec<proto::AuditRecord> {
+    let mut out = Vec::new();
+    let mut query = proto::QueryAuditRequest { page_size: 2, ..query };
+    loop {
+        let page = client.query_audit(query.clone()).await.unwrap();
+        out.extend(page.records);
+        if page.next_page_token.is_empty() {
+            return out;
+        }
+        query.page_token = page.next_page_token;
+    }
+}
+
+/// The chain hash as the contract documents it, written here apart from the hub's code.
+fn chain_hash(prev: &str, seq: i64, micros: i128, fields: [&str; 7]) -> String {
+    let mut bytes = Vec::new();
+    let mut field = |b: &[u8]| {
+        bytes.extend_from_slice(&(b.len() as u64).to_be_bytes());
+        bytes.extend_from_slice(b);
+    };
+    field(b"telesub-audit-v1");
+    field(prev.as_bytes());
+    field(&seq.to_be_bytes());
+    field(&micros.to_be_bytes());
+    for f in fields {
+        field(f.as_bytes());
+    }
+    ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `2026-11-26T11:38:14.258760Z` as microseconds since 1970.
+fn micros(text: &str) -> i128 {
+    let format = time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::parse(text, &format).unwrap().unix_timestamp_nanos() / 1_000
+}
+
+#[tokio::test]
+async fn ict_finds_who_did_what_and_the_chain_checks_inside_and_outside_the_hub() {
+    let app = TestApp::spawn().await;
+    let (ict, vnpt, labour) = (app.client("DOICT").await, app.client("VNPT").await, app.client("DOLISA").await);
+    ict.who_am_i().await.unwrap(); // a record before the exported range
+    let started = time::OffsetDateTime::now_utc();
+    vnpt.who_am_i().await.unwrap();
+    let refused = vnpt.list_members(proto::ListMembersRequest::default()).await.unwrap_err();
+    assert_eq!(refused.code(), Some(Code::PermissionDenied));
+    vnpt.check_citizen("067080000001", "").await.unwrap();
+    labour.who_am_i().await.unwrap();
+    let middle = time::OffsetDateTime::now_utc();
+    vnpt.who_am_i().await.unwrap();
+
+    let by_vnpt = all(&ict, proto::QueryAuditRequest { caller: "VNPT".into(), ..Default::default() }).await;
+    let methods: Vec<&str> = by_vnpt.iter().map(|r| r.method.as_str()).collect();
+    assert_eq!(
+        methods,
+        [
+            "/telesub.v1.Members/WhoAmI",
+            "/telesub.v1.Members/ListMembers",
+            "/telesub.v1.Eligibility/CheckEligibility",
+            "/telesub.v1.Members/WhoAmI"
+        ]
+    );
+    assert!(by_vnpt.windows(2).all(|w| w[0].seq < w[1].seq && w[1].prev_hash.len() == 64));
+    let denied =
+        all(&ict, proto::QueryAuditRequest { outcome: "PERMISSION_DENIED".into(), ..Default::default() }).await;
+    assert_eq!(denied.len(), 1);
+    assert_eq!((denied[0].caller.as_str(), denied[0].request_id.as_str()), ("VNPT", refused.request_id().unwrap()));
+    let checks = all(&ict, proto::QueryAuditRequest { method: "Eligibility".into(), ..Default::default() }).await;
+    assert_eq!(checks.len(), 1);
+    let exact =
+        all(&ict, proto::QueryAuditRequest { method: "Eligibility/CheckEligibility".into(), ..Default::default() })
+            .await;
+    assert_eq!(exact, checks);
+    let window =
+        all(&ict, proto::QueryAuditRequest { from: Some(ts(started)), until: Some(ts(middle)), ..Default::default() })
+            .await;
+    assert_eq!(window.len(), 4, "{window:?}");
+    let later =
+        all(&ict, proto::QueryAuditRequest { from: Some(ts(middle)), caller: "VNPT".into(), ..Default::default() })
+            .await;
+    assert_eq!(later.len(), 1);
+
+    // Bad queries name their fields; only ICT reads the trail.
+    let err = ict
+        .query_audit(proto::QueryAuditRequest {
+            caller: "bad code".into(),
+            method: "a/b/c".into(),
+            outcome: "NOPE".into(),
+            from: Some(ts(middle)),
+            until: Some(ts(started)),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let fields: Vec<&str> = err.violations().iter().map(|v| v.field.as_str()).collect();
+    assert_eq!(fields, ["caller", "method", "outcome", "until"], "{err}");
+    for outsider in [&vnpt, &labour] {
+        let err = outsider.query_audit(proto::QueryAuditRequest::default()).await.unwrap_err();
+        assert_eq!(err.code(), Some(Code::PermissionDenied));
+        assert_eq!(outsider.verify_audit().await.unwrap_err().code(), Some(Code::PermissionDenied));
+    }
+
+    // The whole chain checks on the hub.
+    let report = ict.verify_audit().await.unwrap();
+    assert!(report.intact, "{report:?}");
+    assert!(report.records >= 10, "{report:?}");
+
+    // The export of a time range checks without the hub's code: every record's hash from its
+    // fields and the hash before it, starting from the record before the range.
+    let file = ict.export_audit_file(proto::ExportAuditRequest { from: Some(ts(started)), until: None }).await.unwrap();
+    assert!(file.file_name.ends_with(".csv"), "{}", file.file_name);
+    let text = String::from_utf8(file.data).unwrap();
+    let mut rows = text.split("\r\n").filter(|l| !l.is_empty());
+    assert_eq!(
+        rows.next().unwrap(),
+        "seq,at,request_id,caller,cert_fingerprint,method,outcome,detail,request_digest,prev_hash,hash"
+    );
+    let rows: Vec<Vec<String>> = rows.map(|r| split_csv(r)).collect();
+    assert!(rows.len() >= 6, "{text}");
+    let first_seq: i64 = rows[0][0].parse().unwrap();
+    let before = all(&ict, proto::QueryAuditRequest::default()).await;
+    assert!(first_seq > 1, "the range starts after the first record");
+    let anchor = before.iter().find(|r| r.seq == first_seq - 1).map(|r| r.hash.clone()).unwrap();
+    let mut prev = anchor;
+    for r in &rows {
+        assert_eq!(r[9], prev, "record {} follows the one before", r[0]);
+        let fields = [&*r[2], &r[3], &r[4], &r[5], &r[6], &r[7], &r[8]];
+        let hash = chain_hash(&r[9], r[0].parse().unwrap(), micros(&r[1]), fields);
+        assert_eq!(hash, r[10], "record {} recomputes", r[0]);
+        prev = hash;
+    }
+
+    // A changed record: the hub's check names it.
+    disable_guard(&app.db).await;
+    let seq = by_vnpt[1].seq;
+    app.db.execute(&format!("UPDATE audit_log SET outcome = 'OK' WHERE seq = {seq}")).await.unwrap();
+    let report = ict.verify_audit().await.unwrap();
+    assert!(!report.intact);
+    assert_eq!(report.first_broken_seq, seq);
+    assert!(report.problem.contains("changed"), "{}", report.problem);
+}
+
+/// Splits one CSV row (quoted fields may hold commas and doubled quotes).
+fn split_csv(row: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = row.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                out.last_mut().unwrap().push('"');
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => out.push(String::new()),
+            (c, _) => out.last_mut().unwrap().push(c),
+        }
+    }
+    out
+}
