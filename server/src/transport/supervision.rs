@@ -147,7 +147,6 @@ impl Supervision for SupervisionApi {
                     .map_or(Ok(()), |h| w.write_record(h))
                     .and_then(|()| page.iter().try_for_each(|r| csv_row(&mut w, r)));
                 let data = match written
-                    .map_err(csv::Error::from)
                     .and_then(|()| std::mem::replace(&mut w, writer()).into_inner().map_err(|e| e.into_error().into()))
                 {
                     Ok(data) => data,
