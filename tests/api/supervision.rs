@@ -126,7 +126,7 @@ async fn ict_finds_who_did_what_and_the_chain_checks_inside_and_outside_the_hub(
         rows.next().unwrap(),
         "seq,at,request_id,caller,cert_fingerprint,method,outcome,detail,request_digest,prev_hash,hash"
     );
-    let rows: Vec<Vec<String>> = rows.map(|r| split_csv(r)).collect();
+    let rows: Vec<Vec<String>> = rows.map(split_csv).collect();
     assert!(rows.len() >= 6, "{text}");
     let first_seq: i64 = rows[0][0].parse().unwrap();
     let before = all(&ict, proto::QueryAuditRequest::default()).await;
