@@ -169,3 +169,34 @@ fn split_csv(row: &str) -> Vec<String> {
     }
     out
 }
+
+#[tokio::test]
+async fn the_audit_reader_runs_from_the_command_line() {
+    use crate::monthly_cli::cli_run;
+    let app = TestApp::spawn().await;
+    app.client("VNPT").await.who_am_i().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let here = dir.path();
+
+    let run = cli_run(&app, "DOICT", here, &["audit", "query", "--caller", "VNPT", "--from", "2025-01-01"]).await;
+    run.assert_ok();
+    assert!(run.out.contains("Members/WhoAmI") && run.out.contains(" OK "), "{}", run.out);
+    let run = cli_run(&app, "DOICT", here, &["audit", "verify"]).await;
+    run.assert_ok();
+    assert!(run.out.starts_with("audit trail intact: "), "{}", run.out);
+    cli_run(&app, "DOICT", here, &["audit", "export", "-o", "audit.csv"]).await.assert_ok();
+    let csv = std::fs::read_to_string(here.join("audit.csv")).unwrap();
+    assert!(csv.starts_with("seq,at,request_id,caller,"), "{csv}");
+    assert!(csv.contains(",VNPT,") && csv.contains("/telesub.v1.Members/WhoAmI"), "{csv}");
+    let run = cli_run(&app, "VNPT", here, &["audit", "verify"]).await;
+    assert_eq!(run.code, Some(1), "only ICT reads the trail: {}{}", run.out, run.err);
+    let run = cli_run(&app, "DOICT", here, &["audit", "query", "--from", "yesterday"]).await;
+    assert_eq!(run.code, Some(2), "a bad time is a bad command line: {}", run.err);
+
+    // A broken chain is an error.
+    disable_guard(&app.db).await;
+    app.db.execute("UPDATE audit_log SET detail = 'x' WHERE seq = 1").await.unwrap();
+    let run = cli_run(&app, "DOICT", here, &["audit", "verify"]).await;
+    assert_eq!(run.code, Some(1));
+    assert!(run.err.contains("broken at record 1"), "{}", run.err);
+}

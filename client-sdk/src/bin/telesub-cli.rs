@@ -40,6 +40,8 @@ fn write_out(line: std::fmt::Arguments<'_>) {
     }
 }
 
+#[path = "telesub_cli/audit.rs"]
+mod audit;
 #[path = "telesub_cli/devices.rs"]
 mod devices;
 #[path = "telesub_cli/push.rs"]
@@ -51,7 +53,7 @@ mod show;
 
 /// The command-line client for the telesub hub: push household lists, look households and
 /// batches up, ask for eligibility decisions, read the programme's rules, submit monthly lists
-/// and follow their reconciliation, and allocate devices to households.
+/// and follow their reconciliation, allocate devices to households, and read the audit trail.
 #[derive(Parser)]
 #[command(name = "telesub-cli", version)]
 struct Cli {
@@ -118,6 +120,9 @@ enum Command {
     /// Tablets and smartphones for households: the decision, the list, its approval, hand-overs.
     #[command(subcommand)]
     Devices(devices::DevicesCommand),
+    /// The audit trail (ICT): who did what, the chain check, an export for outside auditors.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Follows the change feed of this operator's enrolled households.
     Watch {
         /// Start after this cursor (default: the one saved in --cursor-file, or the beginning).
@@ -433,6 +438,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Reports(command) => reports::reports(&connection, command).await,
         Command::Reconciliation(command) => reports::reconciliation(&connect(&connection).await?, command).await,
         Command::Devices(command) => devices::devices(&connection, command).await,
+        Command::Audit(command) => audit::audit(&connect(&connection).await?, command).await,
         Command::Watch { cursor, cursor_file, once } => {
             watch(&connect(&connection).await?, cursor, cursor_file, once).await
         }
