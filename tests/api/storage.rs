@@ -160,8 +160,8 @@ async fn audit_records_round_trip_and_chain() {
     let store = db.store().await;
     assert_eq!(store.audit_head().await.unwrap(), (0, GENESIS_HASH.to_owned()));
     let entries: Vec<AuditEntry> = (1..=150).map(entry).collect();
-    assert_eq!(store.append_audit(&entries[..100], &[]).await.unwrap(), 1);
-    assert_eq!(store.append_audit(&entries[100..], &[]).await.unwrap(), 101);
+    assert_eq!(store.append_audit(&entries[..100], &[], &[]).await.unwrap(), 1);
+    assert_eq!(store.append_audit(&entries[100..], &[], &[]).await.unwrap(), 101);
 
     let stored = store.audit_records(0, 1_000).await.unwrap();
     assert_eq!(stored.len(), 150);
@@ -186,7 +186,7 @@ async fn concurrent_appenders_extend_one_chain() {
         tasks.push(tokio::spawn(async move {
             for batch in 0..10 {
                 let entries: Vec<AuditEntry> = (0..7).map(|k| entry(i * 1_000 + batch * 10 + k)).collect();
-                store.append_audit(&entries, &[]).await.unwrap();
+                store.append_audit(&entries, &[], &[]).await.unwrap();
             }
         }));
     }

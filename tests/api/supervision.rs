@@ -181,6 +181,9 @@ async fn the_audit_reader_runs_from_the_command_line() {
     let run = cli_run(&app, "DOICT", here, &["audit", "query", "--caller", "VNPT", "--from", "2025-01-01"]).await;
     run.assert_ok();
     assert!(run.out.contains("Members/WhoAmI") && run.out.contains(" OK "), "{}", run.out);
+    let run = cli_run(&app, "DOICT", here, &["audit", "query", "--household", "HH-404"]).await;
+    run.assert_ok();
+    assert!(!run.out.contains("WhoAmI"), "nobody looked HH-404 up: {}", run.out);
     let run = cli_run(&app, "DOICT", here, &["audit", "verify"]).await;
     run.assert_ok();
     assert!(run.out.starts_with("audit trail intact: "), "{}", run.out);
@@ -199,4 +202,110 @@ async fn the_audit_reader_runs_from_the_command_line() {
     let run = cli_run(&app, "DOICT", here, &["audit", "verify"]).await;
     assert_eq!(run.code, Some(1));
     assert!(run.err.contains("broken at record 1"), "{}", run.err);
+}
+
+#[tokio::test]
+async fn an_auditor_finds_who_looked_up_a_citizen_or_a_household() {
+    use crate::households::{cid, header, household, push};
+    use futures_util::StreamExt;
+    let app = TestApp::spawn().await;
+    let labour = app.client("DOLISA").await;
+    let records = vec![household("HH-1", "24611", 1), household("HH-2", "24611", 2), household("HH_3", "24616", 3)];
+    push(&labour, header("review-2024", proto::BatchKind::Snapshot, "2024", "2025-01-01"), records).await.unwrap();
+    let (ict, vnpt, viettel, locality) = (
+        app.client("DOICT").await,
+        app.client("VNPT").await,
+        app.client("VIETTEL").await,
+        app.client("GIANGHIA").await,
+    );
+    let citizen = cid(1, 1980, false);
+
+    let single = vnpt.check_citizen(&citizen, "").await.unwrap();
+    let question = |key| proto::CheckEligibilityRequest { key: Some(key), as_of: String::new() };
+    use proto::check_eligibility_request::Key;
+    let batch = vec![
+        question(Key::CitizenId(cid(2, 1980, false))),
+        question(Key::CitizenId(citizen.clone())),
+        question(Key::HouseholdCode("HH-2".into())),
+    ];
+    let answers: Vec<_> =
+        viettel.check_eligibility_batch(futures_util::stream::iter(batch)).await.unwrap().collect().await;
+    assert_eq!(answers.len(), 3);
+    locality.get_household("HH-1", "").await.unwrap();
+    ict.find_by_citizen_id(&citizen, "").await.unwrap();
+    ict.get_household("HH-2", "").await.unwrap(); // not about HH-1
+    ict.get_household("HH_3", "").await.unwrap(); // "_" is not a wildcard
+    vnpt.enroll(proto::EnrollRequest {
+        idempotency_key: "e1".into(),
+        household_code: "HH-1".into(),
+        subscriber_citizen_id: citizen.clone(),
+        phone_number: "0912000001".into(),
+        service: proto::SupportedService::Mobile.into(),
+        start_date: "2025-02-01".into(),
+    })
+    .await
+    .unwrap();
+    // A locality reading a household outside its unit is refused, and recorded as looking.
+    let refused = locality.get_household("HH_3", "").await.unwrap_err();
+    assert_eq!(refused.code(), Some(Code::PermissionDenied));
+
+    let who = |records: &[proto::AuditRecord]| -> Vec<(String, String)> {
+        records.iter().map(|r| (r.caller.clone(), r.method.trim_start_matches("/telesub.v1.").to_owned())).collect()
+    };
+    let by_citizen = all(&ict, proto::QueryAuditRequest { citizen_id: citizen.clone(), ..Default::default() }).await;
+    let expected = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs.iter().map(|(c, m)| (c.to_string(), m.to_string())).collect()
+    };
+    assert_eq!(
+        who(&by_citizen),
+        expected(&[
+            ("VNPT", "Eligibility/CheckEligibility"),
+            ("VIETTEL", "Eligibility/CheckEligibilityBatch"),
+            ("DOICT", "HouseholdRegistry/FindHouseholds"),
+            ("VNPT", "Enrollments/Enroll"),
+        ])
+    );
+    assert!(single.decision_id.ends_with("-0"), "a single decision: {}", single.decision_id);
+    let by_household =
+        all(&ict, proto::QueryAuditRequest { household_code: "HH-1".into(), ..Default::default() }).await;
+    assert_eq!(
+        who(&by_household),
+        expected(&[
+            ("VNPT", "Eligibility/CheckEligibility"),
+            ("VIETTEL", "Eligibility/CheckEligibilityBatch"),
+            ("GIANGHIA", "HouseholdRegistry/GetHousehold"),
+            ("DOICT", "HouseholdRegistry/FindHouseholds"),
+            ("VNPT", "Enrollments/Enroll"),
+        ])
+    );
+    let odd = all(&ict, proto::QueryAuditRequest { household_code: "HH_3".into(), ..Default::default() }).await;
+    assert_eq!(
+        who(&odd),
+        expected(&[("DOICT", "HouseholdRegistry/GetHousehold"), ("GIANGHIA", "HouseholdRegistry/GetHousehold")])
+    );
+    assert_eq!(odd[1].outcome, "PERMISSION_DENIED");
+    // Both: the calls that looked up both; other filters apply too.
+    let both = all(
+        &ict,
+        proto::QueryAuditRequest {
+            citizen_id: citizen.clone(),
+            household_code: "HH-1".into(),
+            caller: "VNPT".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(who(&both), expected(&[("VNPT", "Eligibility/CheckEligibility"), ("VNPT", "Enrollments/Enroll")]));
+    let nobody = all(&ict, proto::QueryAuditRequest { citizen_id: cid(9, 1990, true), ..Default::default() }).await;
+    assert!(nobody.is_empty());
+    let err = ict
+        .query_audit(proto::QueryAuditRequest {
+            citizen_id: "123".into(),
+            household_code: "a b".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let fields: Vec<&str> = err.violations().iter().map(|v| v.field.as_str()).collect();
+    assert_eq!(fields, ["citizen_id", "household_code"]);
 }

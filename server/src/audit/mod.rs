@@ -36,6 +36,31 @@ pub struct AuditEntry {
     pub request_digest: String,
 }
 
+/// What an audit query can ask about: a value a call looked up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SubjectKind {
+    CitizenId,
+    HouseholdCode,
+}
+
+impl SubjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubjectKind::CitizenId => "CITIZEN_ID",
+            SubjectKind::HouseholdCode => "HOUSEHOLD_CODE",
+        }
+    }
+}
+
+/// A citizen ID or household code a call looked up (asked about, read, or acted on), stored
+/// beside the call's record so that an auditor can ask who looked at whom. Not part of the
+/// record's hash. Eligibility questions are found through their stored decisions instead.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Subject {
+    pub kind: SubjectKind,
+    pub value: String,
+}
+
 /// A stored entry with its place in the chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRecord {

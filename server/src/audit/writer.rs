@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::AuditEntry;
+use super::{AuditEntry, Subject};
 use crate::storage::{Store, eligibility::DecisionRow};
 
 const MAX_BATCH: usize = 512;
@@ -16,6 +16,8 @@ struct Pending {
     entry: AuditEntry,
     /// Decisions the call gave, stored in the same transaction as its record.
     decisions: Vec<DecisionRow>,
+    /// What the call looked up.
+    subjects: Vec<Subject>,
     done: oneshot::Sender<Result<i64, AuditWriteError>>,
 }
 
@@ -58,14 +60,20 @@ impl AuditLog {
 
     /// Appends one entry and returns its sequence number once it is stored.
     pub async fn append(&self, entry: AuditEntry) -> Result<i64, AuditWriteError> {
-        self.append_with(entry, Vec::new()).await
+        self.append_with(entry, Vec::new(), Vec::new()).await
     }
 
-    /// Appends one entry and, in the same transaction, the decisions its call gave.
-    pub async fn append_with(&self, entry: AuditEntry, decisions: Vec<DecisionRow>) -> Result<i64, AuditWriteError> {
+    /// Appends one entry and, in the same transaction, the decisions its call gave and what it
+    /// looked up.
+    pub async fn append_with(
+        &self,
+        entry: AuditEntry,
+        decisions: Vec<DecisionRow>,
+        subjects: Vec<Subject>,
+    ) -> Result<i64, AuditWriteError> {
         let (done, stored) = oneshot::channel();
         self.tx
-            .send(Pending { entry, decisions, done })
+            .send(Pending { entry, decisions, subjects, done })
             .await
             .map_err(|_| AuditWriteError("the audit writer has stopped".into()))?;
         stored.await.map_err(|_| AuditWriteError("the audit writer has stopped".into()))?
@@ -88,7 +96,12 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Pending>, mut stop: o
         }
         let entries: Vec<AuditEntry> = batch.iter().map(|p| p.entry.clone()).collect();
         let decisions: Vec<DecisionRow> = batch.iter_mut().flat_map(|p| std::mem::take(&mut p.decisions)).collect();
-        match store.append_audit(&entries, &decisions).await {
+        let subjects: Vec<(usize, Subject)> = batch
+            .iter_mut()
+            .enumerate()
+            .flat_map(|(i, p)| std::mem::take(&mut p.subjects).into_iter().map(move |s| (i, s)))
+            .collect();
+        match store.append_audit(&entries, &decisions, &subjects).await {
             Ok(first_seq) => {
                 for (i, pending) in batch.drain(..).enumerate() {
                     let _ = pending.done.send(Ok(first_seq + i as i64));

@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use time::{OffsetDateTime, UtcOffset, macros::datetime};
 
-use super::{DomainError, Violations, member::OrgCode, members::Page, reconciliation::paging};
+use super::{
+    DomainError, Violations, household::HouseholdCode, member::OrgCode, members::Page, reconciliation::paging,
+};
 use crate::{
-    audit::{self, AuditRecord, ChainReport},
+    audit::{self, AuditRecord, ChainReport, SubjectKind},
     storage::{AuditFilter, Store},
 };
 
@@ -58,6 +60,8 @@ pub struct AuditQuery {
     pub from: Option<OffsetDateTime>,
     pub until: Option<OffsetDateTime>,
     pub outcome: String,
+    pub citizen_id: String,
+    pub household_code: String,
 }
 
 /// The time bounds of a query: from the start of time to its end when left out.
@@ -142,12 +146,75 @@ impl SupervisionService {
         let mut v = Violations::new();
         let filter = self.filter(q, &mut v);
         let (limit, after) = paging(&mut v, page_size, token, 's');
+        let citizen = match q.citizen_id.trim() {
+            "" => None,
+            id if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) => Some(id.to_owned()),
+            id => {
+                v.add("citizen_id", format!("{id:?} is not a citizen ID: it must be 12 digits"));
+                None
+            }
+        };
+        let household = match q.household_code.trim() {
+            "" => None,
+            code => v.check("household_code", HouseholdCode::parse(code)).map(|c| c.as_str().to_owned()),
+        };
         v.finish()?;
-        let mut records = self.store.query_audit(&filter, after.unwrap_or(0), limit + 1).await?;
+        let after = after.unwrap_or(0);
+        let mut records = if citizen.is_some() || household.is_some() {
+            let mut seqs: Option<Vec<i64>> = None;
+            for (kind, value) in [(SubjectKind::CitizenId, citizen), (SubjectKind::HouseholdCode, household)] {
+                let Some(value) = value else { continue };
+                let found = self.looked_up(kind, &value, &filter).await?;
+                seqs = Some(match seqs {
+                    None => found,
+                    Some(before) => before.into_iter().filter(|s| found.binary_search(s).is_ok()).collect(),
+                });
+            }
+            self.records_at(seqs.unwrap_or_default(), &filter, after, limit + 1).await?
+        } else {
+            self.store.query_audit(&filter, after, limit + 1).await?
+        };
         let more = records.len() > limit as usize;
         records.truncate(limit as usize);
         let next = more.then(|| format!("s{}", records.last().map_or(0, |r| r.seq)));
         Ok(Page { items: records, next })
+    }
+
+    /// The sequence numbers, in order, of the calls that looked up a value.
+    async fn looked_up(&self, kind: SubjectKind, value: &str, filter: &AuditFilter) -> Result<Vec<i64>, DomainError> {
+        let mut seqs = self.store.subject_seqs(kind, value).await?;
+        let answered = kind == SubjectKind::HouseholdCode;
+        let mut calls = self.store.decision_calls(value, answered).await?;
+        calls.extend(self.store.run_calls(value, answered, filter.from, filter.until).await?);
+        for call in &calls {
+            if let Some(seq) = self.store.audit_seq_of(call).await? {
+                seqs.push(seq);
+            }
+        }
+        seqs.sort_unstable();
+        seqs.dedup();
+        Ok(seqs)
+    }
+
+    /// Up to `limit` records among `seqs` after `after` that pass the filter.
+    async fn records_at(
+        &self,
+        seqs: Vec<i64>,
+        filter: &AuditFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, DomainError> {
+        let mut out = Vec::new();
+        let candidates: Vec<i64> = seqs.into_iter().filter(|s| *s > after).collect();
+        for chunk in candidates.chunks(500) {
+            let records = self.store.audit_records_at(chunk).await?;
+            out.extend(records.into_iter().filter(|r| filter.matches(r)));
+            if out.len() >= limit as usize {
+                out.truncate(limit as usize);
+                break;
+            }
+        }
+        Ok(out)
     }
 
     pub async fn verify(&self) -> Result<ChainReport, DomainError> {

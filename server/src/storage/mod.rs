@@ -4,6 +4,7 @@
 //! SQL that reads the same in both dialects is written once (`shared.rs`); migrations, bulk
 //! writes and locking differ and live in each backend's module.
 
+pub mod audit_reader;
 pub mod devices;
 pub mod eligibility;
 pub mod enrollments;
@@ -19,7 +20,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::{
-    audit::{AuditEntry, AuditRecord},
+    audit::{AuditEntry, AuditRecord, Subject},
     domain::{
         eligibility::QueryKind,
         household::BatchKind,
@@ -97,6 +98,19 @@ pub struct AuditFilter {
     pub outcome: Option<String>,
 }
 
+impl AuditFilter {
+    /// Whether a record passes the filter.
+    pub fn matches(&self, r: &AuditRecord) -> bool {
+        let e = &r.entry;
+        e.at >= self.from
+            && e.at < self.until
+            && self.org_code.as_ref().is_none_or(|o| e.org_code.as_ref() == Some(o))
+            && self.method.as_ref().is_none_or(|m| &e.method == m)
+            && self.method_prefix.as_ref().is_none_or(|p| e.method.starts_with(p.as_str()))
+            && self.outcome.as_ref().is_none_or(|o| &e.outcome == o)
+    }
+}
+
 /// Connection settings shared by both backends.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -113,7 +127,7 @@ impl Default for StoreOptions {
 /// Everything the hub keeps. Implementations must give the same answers for the same calls;
 /// the conformance suite in `tests/` checks that.
 #[async_trait]
-pub trait Store: devices::DeviceStore + Send + Sync + fmt::Debug + 'static {
+pub trait Store: devices::DeviceStore + audit_reader::AuditReader + Send + Sync + fmt::Debug + 'static {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
 
@@ -154,9 +168,15 @@ pub trait Store: devices::DeviceStore + Send + Sync + fmt::Debug + 'static {
     async fn has_ict_member(&self) -> Result<bool, StorageError>;
 
     /// Appends entries to the audit chain in one transaction, with the decisions the calls
-    /// gave; returns the first new sequence number. Safe against concurrent appenders (several
-    /// hubs on one PostgreSQL database).
-    async fn append_audit(&self, entries: &[AuditEntry], decisions: &[DecisionRow]) -> Result<i64, StorageError>;
+    /// gave and what they looked up (`(index into entries, subject)`); returns the first new
+    /// sequence number. Safe against concurrent appenders (several hubs on one PostgreSQL
+    /// database).
+    async fn append_audit(
+        &self,
+        entries: &[AuditEntry],
+        decisions: &[DecisionRow],
+        subjects: &[(usize, Subject)],
+    ) -> Result<i64, StorageError>;
 
     /// Stored audit records with sequence numbers above `after`, in order, at most `limit`.
     async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StorageError>;

@@ -18,7 +18,7 @@ use super::{
     registry::{self, ApplyCounts, ApplyProblem, BatchRow, NewBatch, StagedRecord, VersionRow},
 };
 use crate::{
-    audit::{self, AuditEntry, AuditRecord},
+    audit::{self, AuditEntry, AuditRecord, Subject},
     domain::{
         eligibility::QueryKind,
         household::BatchKind,
@@ -102,7 +102,12 @@ impl Store for PgStore {
         has_ict_member(&self.pool).await
     }
 
-    async fn append_audit(&self, entries: &[AuditEntry], decisions: &[DecisionRow]) -> Result<i64, StorageError> {
+    async fn append_audit(
+        &self,
+        entries: &[AuditEntry],
+        decisions: &[DecisionRow],
+        subjects: &[(usize, Subject)],
+    ) -> Result<i64, StorageError> {
         let mut tx = self.pool.begin().await?;
         // Before the chain head is locked, so that other hubs wait only for the chain itself.
         insert_decisions(&mut tx, decisions).await?;
@@ -124,6 +129,17 @@ impl Store for PgStore {
             .bind(column(|r| r.hash.clone()))
             .execute(&mut *tx)
             .await?;
+        if !subjects.is_empty() {
+            sqlx::query(
+                "INSERT INTO audit_subjects (kind, value, seq) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[]) ON CONFLICT DO NOTHING",
+            )
+            .bind(subjects.iter().map(|(_, s)| s.kind.as_str()).collect::<Vec<_>>())
+            .bind(subjects.iter().map(|(_, s)| s.value.clone()).collect::<Vec<_>>())
+            .bind(subjects.iter().map(|(i, _)| seq + 1 + *i as i64).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
         if let Some(last) = records.last() {
             sqlx::query(sql::SET_AUDIT_HEAD).bind(last.seq).bind(&last.hash).execute(&mut *tx).await?;
         }
@@ -527,6 +543,7 @@ impl Store for PgStore {
     }
 }
 
+crate::storage::audit_reader::impl_audit_reader!(PgStore, sqlx::Postgres, read: pool);
 crate::storage::devices::impl_device_store!(PgStore, sqlx::Postgres, read: pool, bulk: pool, write: pool, begin: "BEGIN");
 
 mod monthly {

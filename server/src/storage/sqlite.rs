@@ -22,7 +22,7 @@ use super::{
     registry::{self, ApplyCounts, ApplyProblem, BatchRow, NewBatch, StagedRecord, VersionRow},
 };
 use crate::{
-    audit::{self, AuditEntry, AuditRecord},
+    audit::{self, AuditEntry, AuditRecord, Subject},
     domain::{
         eligibility::QueryKind,
         household::BatchKind,
@@ -194,7 +194,12 @@ impl Store for SqliteStore {
         has_ict_member(&self.read).await
     }
 
-    async fn append_audit(&self, entries: &[AuditEntry], decisions: &[DecisionRow]) -> Result<i64, StorageError> {
+    async fn append_audit(
+        &self,
+        entries: &[AuditEntry],
+        decisions: &[DecisionRow],
+        subjects: &[(usize, Subject)],
+    ) -> Result<i64, StorageError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         insert_decisions(&mut tx, decisions).await?;
         let (seq, hash): (i64, String) = sqlx::query_as(sql::AUDIT_HEAD).fetch_one(&mut *tx).await?;
@@ -215,6 +220,14 @@ impl Store for SqliteStore {
                     .push_bind(r.prev_hash.clone())
                     .push_bind(r.hash.clone());
             });
+            insert.build().execute(&mut *tx).await?;
+        }
+        for chunk in subjects.chunks(ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO audit_subjects (kind, value, seq) ");
+            insert.push_values(chunk, |mut row, (i, s): &(usize, Subject)| {
+                row.push_bind(s.kind.as_str()).push_bind(s.value.clone()).push_bind(seq + 1 + *i as i64);
+            });
+            insert.push(" ON CONFLICT DO NOTHING");
             insert.build().execute(&mut *tx).await?;
         }
         if let Some(last) = records.last() {
@@ -578,6 +591,7 @@ impl Store for SqliteStore {
     }
 }
 
+crate::storage::audit_reader::impl_audit_reader!(SqliteStore, sqlx::Sqlite, read: read);
 crate::storage::devices::impl_device_store!(SqliteStore, sqlx::Sqlite, read: read, bulk: bulk, write: write, begin: "BEGIN IMMEDIATE");
 
 mod monthly {

@@ -6,6 +6,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{CallContext, convert::timestamp, eligibility::device_priority_to_pb, households::category_to_pb};
+use crate::audit::SubjectKind;
 use crate::{
     domain::{
         DomainError,
@@ -209,6 +210,7 @@ impl DeviceAllocation for DevicesApi {
     ) -> Result<Response<pb::NominateHouseholdsResponse>, Status> {
         let ctx = CallContext::of(&request)?;
         let r = request.get_ref();
+        ctx.looked_up(SubjectKind::HouseholdCode, r.household_codes.iter().map(String::as_str));
         let (nominated, already) = self
             .service
             .nominate(ctx.caller()?, &r.decision_number, &r.household_codes, &r.reason)
@@ -241,6 +243,7 @@ impl DeviceAllocation for DevicesApi {
             Ok(pb::AmendAction::Remove) => Some(AmendAction::Remove),
             _ => None,
         };
+        ctx.looked_up(SubjectKind::HouseholdCode, [r.household_code.as_str()]);
         let a = self
             .service
             .amend(
@@ -294,6 +297,7 @@ impl DeviceAllocation for DevicesApi {
     ) -> Result<Response<pb::Handover>, Status> {
         let ctx = CallContext::of(&request)?;
         let r = request.into_inner();
+        ctx.looked_up(SubjectKind::HouseholdCode, [r.household_code.as_str()]);
         let input = HandoverInput {
             decision_number: r.decision_number,
             household_code: r.household_code,

@@ -10,6 +10,7 @@ use super::{
     eligibility::{service_from_pb, service_to_pb},
     households::optional_date,
 };
+use crate::audit::SubjectKind;
 use crate::{
     domain::{
         DomainError,
@@ -103,6 +104,8 @@ impl Enrollments for EnrollmentsApi {
             start_date: r.start_date.clone(),
             request_reference: String::new(),
         };
+        ctx.looked_up(SubjectKind::HouseholdCode, [input.household_code.as_str()]);
+        ctx.looked_up(SubjectKind::CitizenId, [input.subscriber_citizen_id.as_str()]);
         let done = self.service.enroll(&input, ctx.caller()?, false).await.map_err(|r| refused(&ctx, r))?;
         Ok(Response::new(enrollment_to_pb(&done.enrollment)))
     }
@@ -118,6 +121,7 @@ impl Enrollments for EnrollmentsApi {
             note: r.note.clone(),
         };
         let row = self.service.deenroll(&input, ctx.caller()?).await.map_err(|e| ctx.fail(e))?;
+        ctx.looked_up(SubjectKind::HouseholdCode, [row.household_code.as_str()]);
         Ok(Response::new(enrollment_to_pb(&row)))
     }
 
@@ -133,6 +137,8 @@ impl Enrollments for EnrollmentsApi {
             start_date: r.start_date.clone(),
             request_reference: r.request_reference.clone(),
         };
+        ctx.looked_up(SubjectKind::HouseholdCode, [input.household_code.as_str()]);
+        ctx.looked_up(SubjectKind::CitizenId, [input.subscriber_citizen_id.as_str()]);
         let done = self.service.enroll(&input, ctx.caller()?, true).await.map_err(|r| refused(&ctx, r))?;
         Ok(Response::new(pb::TransferResponse {
             enrollment: Some(enrollment_to_pb(&done.enrollment)),
@@ -154,6 +160,7 @@ impl Enrollments for EnrollmentsApi {
             household_code: (!r.household_code.is_empty()).then(|| r.household_code.clone()),
             active_on,
         };
+        ctx.looked_up(SubjectKind::HouseholdCode, [r.household_code.as_str()]);
         let rows = self.service.list(ctx.caller()?, filter, after, limit + 1).await.map_err(|e| ctx.fail(e))?;
         let more = rows.len() > limit as usize;
         let rows = &rows[..rows.len().min(limit as usize)];

@@ -8,6 +8,7 @@ use telesub_proto::v1::{
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{CallContext, convert::timestamp};
+use crate::audit::SubjectKind;
 use crate::domain::{
     DomainError,
     household::{
@@ -291,6 +292,7 @@ impl HouseholdRegistry for HouseholdsApi {
     ) -> Result<Response<pb::HouseholdVersion>, Status> {
         let ctx = CallContext::of(&request)?;
         let r = request.get_ref();
+        ctx.looked_up(SubjectKind::HouseholdCode, [r.household_code.as_str()]);
         let as_of = optional_date("as_of", &r.as_of).map_err(|e| ctx.fail(e))?;
         let view = self.registry.household(ctx.caller()?, &r.household_code, as_of).await.map_err(|e| ctx.fail(e))?;
         Ok(Response::new(version_to_pb(&view)))
@@ -302,6 +304,7 @@ impl HouseholdRegistry for HouseholdsApi {
     ) -> Result<Response<pb::HouseholdHistory>, Status> {
         let ctx = CallContext::of(&request)?;
         let code = &request.get_ref().household_code;
+        ctx.looked_up(SubjectKind::HouseholdCode, [code.as_str()]);
         let views = self.registry.history(ctx.caller()?, code).await.map_err(|e| ctx.fail(e))?;
         Ok(Response::new(pb::HouseholdHistory {
             household_code: code.clone(),
@@ -321,7 +324,12 @@ impl HouseholdRegistry for HouseholdsApi {
             Some(pb::find_households_request::Key::CertificateNumber(n)) => FindKey::CertificateNumber(n.clone()),
             None => return Err(ctx.fail(DomainError::invalid("key", "give a citizen_id or a certificate_number"))),
         };
+        if let FindKey::CitizenId(id) = &key {
+            ctx.looked_up(SubjectKind::CitizenId, [id.as_str()]);
+        }
         let views = self.registry.find(ctx.caller()?, key, as_of).await.map_err(|e| ctx.fail(e))?;
+        // The households found were looked at too.
+        ctx.looked_up(SubjectKind::HouseholdCode, views.iter().map(|v| v.code.as_str()));
         Ok(Response::new(pb::FindHouseholdsResponse { households: views.iter().map(version_to_pb).collect() }))
     }
 }

@@ -29,7 +29,7 @@ use tower::{Layer, Service, ServiceExt};
 use tracing::Instrument;
 
 use super::{
-    CallContext,
+    Attached, CallContext,
     authz::{self, Access},
     status,
 };
@@ -39,7 +39,6 @@ use crate::{
         identity::{Identities, IdentityError},
         member::{Caller, OrgCode, certificate_fingerprint},
     },
-    storage::eligibility::DecisionRow,
 };
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -210,7 +209,7 @@ impl HubState {
             req.extensions_mut().insert(CallContext {
                 request_id: request_id.clone(),
                 caller: caller.map(Arc::new),
-                decisions: call.decisions.clone(),
+                attached: call.attached.clone(),
             });
             let req = req.map(|body| Body::new(DigestingBody { inner: body, digest }));
 
@@ -311,7 +310,7 @@ struct CallRecord {
     span: tracing::Span,
     permit: Option<OwnedSemaphorePermit>,
     /// What the handler asked to store with the record.
-    decisions: Arc<Mutex<Vec<DecisionRow>>>,
+    attached: Arc<Mutex<Attached>>,
 }
 
 impl CallRecord {
@@ -323,7 +322,7 @@ impl CallRecord {
             started: Instant::now(),
             span,
             permit: None,
-            decisions: Arc::default(),
+            attached: Arc::default(),
         }
     }
 
@@ -360,13 +359,13 @@ impl CallRecord {
             } else {
                 tracing::info!(outcome = entry.outcome, detail = entry.detail, elapsed_ms, "rpc finished");
             }
-            let decisions = std::mem::take(&mut *self.decisions.lock().expect("call decisions"));
-            (entry, decisions, self.state.audit.clone(), self.span.clone())
+            let attached = std::mem::take(&mut *self.attached.lock().expect("call attachments"));
+            (entry, attached, self.state.audit.clone(), self.span.clone())
         });
         let permit = self.permit.take();
         async move {
-            if let Some((entry, decisions, audit, span)) = prepared
-                && let Err(err) = audit.append_with(entry, decisions).await
+            if let Some((entry, attached, audit, span)) = prepared
+                && let Err(err) = audit.append_with(entry, attached.decisions, attached.subjects).await
             {
                 let _enter = span.enter();
                 tracing::error!(error = %err, "the call's audit record was not stored");

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use tonic::Status;
 
 use crate::{
+    audit::{Subject, SubjectKind},
     domain::{DomainError, member::Caller},
     storage::eligibility::DecisionRow,
 };
@@ -40,8 +41,15 @@ pub use supervision::SupervisionApi;
 pub struct CallContext {
     pub request_id: String,
     pub caller: Option<Arc<Caller>>,
-    /// Decisions the handler gave, stored by the layer with the call's audit record.
-    decisions: Arc<Mutex<Vec<DecisionRow>>>,
+    /// What the handler gave and looked up, stored by the layer with the call's audit record.
+    attached: Arc<Mutex<Attached>>,
+}
+
+/// What a handler stores with its call's audit record, in the same transaction.
+#[derive(Debug, Default)]
+pub(crate) struct Attached {
+    pub(crate) decisions: Vec<DecisionRow>,
+    pub(crate) subjects: Vec<Subject>,
 }
 
 impl CallContext {
@@ -62,7 +70,24 @@ impl CallContext {
     /// Has decisions stored with the call's audit record, in the same transaction, before the
     /// caller sees the call's final status.
     pub fn store_with_audit(&self, rows: impl IntoIterator<Item = DecisionRow>) {
-        self.decisions.lock().expect("call decisions").extend(rows);
+        self.attached.lock().expect("call attachments").decisions.extend(rows);
+    }
+
+    /// Notes citizen IDs or household codes the call looked up, for the audit reader.
+    pub fn looked_up(&self, kind: SubjectKind, values: impl IntoIterator<Item = impl Into<String>>) {
+        let mut attached = self.attached.lock().expect("call attachments");
+        for value in values {
+            let value: String = value.into();
+            let value = value.trim();
+            // What cannot be a citizen ID or a household code is not worth an entry.
+            if value.is_empty() || value.len() > 64 {
+                continue;
+            }
+            let subject = Subject { kind, value: value.to_owned() };
+            if !attached.subjects.contains(&subject) {
+                attached.subjects.push(subject);
+            }
+        }
     }
 
     /// Maps a domain error to the caller's status, with this call's request id.

@@ -86,6 +86,8 @@ impl Supervision for SupervisionApi {
                 from: time_of("from", r.from.as_ref())?,
                 until: time_of("until", r.until.as_ref())?,
                 outcome: r.outcome.clone(),
+                citizen_id: r.citizen_id.clone(),
+                household_code: r.household_code.clone(),
             };
             let size =
                 u32::try_from(r.page_size).map_err(|_| DomainError::invalid("page_size", "is not a page size"))?;

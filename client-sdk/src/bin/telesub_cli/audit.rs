@@ -30,6 +30,12 @@ pub(crate) enum AuditCommand {
         /// A gRPC status code name, e.g. OK or PERMISSION_DENIED.
         #[arg(long)]
         outcome: Option<String>,
+        /// Calls that looked up this citizen ID (eligibility questions, searches, enrolments).
+        #[arg(long)]
+        citizen_id: Option<String>,
+        /// Calls that looked up this household (questions, reads, enrolments, device steps).
+        #[arg(long)]
+        household: Option<String>,
         /// Print at most this many records.
         #[arg(long, default_value_t = 100)]
         limit: usize,
@@ -57,13 +63,15 @@ fn parse_time(text: &str) -> Result<prost_types::Timestamp, String> {
 
 pub(crate) async fn audit(client: &Client, command: AuditCommand) -> Result<(), Failure> {
     match command {
-        AuditCommand::Query { caller, method, from, until, outcome, limit } => {
+        AuditCommand::Query { caller, method, from, until, outcome, citizen_id, household, limit } => {
             let mut query = proto::QueryAuditRequest {
                 caller: caller.unwrap_or_default(),
                 method: method.unwrap_or_default(),
                 from,
                 until,
                 outcome: outcome.unwrap_or_default(),
+                citizen_id: citizen_id.unwrap_or_default(),
+                household_code: household.unwrap_or_default(),
                 page_size: 500,
                 page_token: String::new(),
             };
