@@ -882,6 +882,105 @@ impl Client {
     }
 }
 
+/// Inspections (`telesub.v1.Supervision`): ICT records an inspection of localities and
+/// operators, from the yearly plan or on an authority's request, with its team, findings and
+/// their follow-up, and freezes samples of the hub's data for the team to check. ICT writes;
+/// ICT, PROVINCE_COMMITTEE, LABOUR, EDUCATION and HEALTH read, and LOCALITY the inspections of
+/// its own unit. Dates are `YYYY-MM-DD`.
+impl Client {
+    /// Records an inspection: its title, basis (`requested_by` is required for an authority's
+    /// request), subject units and operators, team and dates (ICT). The hub assigns its id.
+    pub async fn create_inspection(&self, inspection: pb::CreateInspectionRequest) -> Result<pb::Inspection, Error> {
+        let request = self.request(inspection);
+        Ok(self.supervision.clone().create_inspection(request).await?.into_inner())
+    }
+
+    /// Adds a finding to an inspection that is not closed (ICT); the hub numbers findings 1,
+    /// 2, … within the inspection.
+    pub async fn record_finding(&self, finding: pb::RecordFindingRequest) -> Result<pb::Finding, Error> {
+        let request = self.request(finding);
+        Ok(self.supervision.clone().record_finding(request).await?.into_inner())
+    }
+
+    /// Moves finding `number` of an inspection on (OPEN → IN_PROGRESS → RESOLVED, or straight
+    /// to RESOLVED), with a note saying what was done; also after the inspection is closed
+    /// (ICT).
+    pub async fn update_finding_status(
+        &self,
+        inspection_id: i64,
+        number: i64,
+        status: pb::FindingStatus,
+        note: &str,
+    ) -> Result<pb::Finding, Error> {
+        let request = self.request(pb::UpdateFindingStatusRequest {
+            inspection_id,
+            number,
+            status: status.into(),
+            note: note.to_owned(),
+        });
+        Ok(self.supervision.clone().update_finding_status(request).await?.into_inner())
+    }
+
+    /// Closes an inspection with its conclusion (required); no finding is added afterwards
+    /// (ICT).
+    pub async fn close_inspection(&self, inspection_id: i64, conclusion: &str) -> Result<pb::Inspection, Error> {
+        let request = self.request(pb::CloseInspectionRequest { inspection_id, conclusion: conclusion.to_owned() });
+        Ok(self.supervision.clone().close_inspection(request).await?.into_inner())
+    }
+
+    /// Freezes a random sample of households of a commune with an enrolment running on
+    /// `as_of` (empty for today), with their history and enrolments as the hub holds them now
+    /// (ICT). Each call freezes a new sample, numbered within the inspection.
+    pub async fn pull_sample(&self, sample: pb::PullSampleRequest) -> Result<pb::Sample, Error> {
+        let request = self.request(sample);
+        Ok(self.supervision.clone().pull_sample(request).await?.into_inner())
+    }
+
+    /// Inspections, newest first, a page at a time (without findings and samples): `status`
+    /// `Unspecified` for all, `page_size` 0 for the hub's default, `page_token` empty for the
+    /// first page.
+    pub async fn list_inspections(
+        &self,
+        status: pb::InspectionStatus,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<pb::ListInspectionsResponse, Error> {
+        self.read_only(|| {
+            let mut supervision = self.supervision.clone();
+            let request = self.request(pb::ListInspectionsRequest {
+                status: status.into(),
+                page_size,
+                page_token: page_token.to_owned(),
+            });
+            async move { supervision.list_inspections(request).await }
+        })
+        .await
+        .map(tonic::Response::into_inner)
+    }
+
+    /// One inspection with its findings (each with its updates) and the list of its samples.
+    pub async fn get_inspection(&self, inspection_id: i64) -> Result<pb::Inspection, Error> {
+        self.read_only(|| {
+            let mut supervision = self.supervision.clone();
+            let request = self.request(pb::GetInspectionRequest { inspection_id });
+            async move { supervision.get_inspection(request).await }
+        })
+        .await
+        .map(tonic::Response::into_inner)
+    }
+
+    /// Sample `number` of an inspection, as it was pulled.
+    pub async fn get_sample(&self, inspection_id: i64, number: i64) -> Result<pb::Sample, Error> {
+        self.read_only(|| {
+            let mut supervision = self.supervision.clone();
+            let request = self.request(pb::GetSampleRequest { inspection_id, number });
+            async move { supervision.get_sample(request).await }
+        })
+        .await
+        .map(tonic::Response::into_inner)
+    }
+}
+
 /// The audit reader (ICT).
 impl Client {
     /// Audit records in sequence order, filtered by caller, method, time and outcome, a page

@@ -25,6 +25,7 @@ use crate::{
         enrollments::EnrollmentService,
         feed::ChangeFeed,
         identity::Identities,
+        inspections::InspectionService,
         member::{DisplayName, NewMember},
         members::MemberRegistry,
         policy::PolicyRegistry,
@@ -180,9 +181,13 @@ impl Hub {
         )))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
-        let supervision_service = SupervisionServer::new(SupervisionApi::new(SupervisionService::new(store.clone())))
-            .max_decoding_message_size(limits.max_message_bytes)
-            .max_encoding_message_size(limits.max_message_bytes);
+        let supervision_service = SupervisionServer::new(SupervisionApi::new(
+            SupervisionService::new(store.clone()),
+            InspectionService::new(store.clone(), units.clone()),
+            units.clone(),
+        ))
+        .max_decoding_message_size(limits.max_message_bytes)
+        .max_encoding_message_size(limits.max_message_bytes);
         let eligibility = EligibilityService::new(store.clone(), units.clone(), policy);
         let policy_service = PolicyServer::new(PolicyApi::new(eligibility.clone(), units.clone()))
             .max_decoding_message_size(limits.max_message_bytes)

@@ -65,6 +65,14 @@ fn expected(method: &str) -> Option<&'static [Role]> {
         "/telesub.v1.DeviceAllocation/PublishedRecipients" => {
             Some(&[Labour, Ict, ProvinceCommittee, Locality, Education, Health])
         }
+        "/telesub.v1.Supervision/CreateInspection"
+        | "/telesub.v1.Supervision/RecordFinding"
+        | "/telesub.v1.Supervision/UpdateFindingStatus"
+        | "/telesub.v1.Supervision/CloseInspection"
+        | "/telesub.v1.Supervision/PullSample" => Some(&[Ict]),
+        "/telesub.v1.Supervision/ListInspections"
+        | "/telesub.v1.Supervision/GetInspection"
+        | "/telesub.v1.Supervision/GetSample" => Some(&[Labour, Ict, ProvinceCommittee, Locality, Education, Health]),
         "/telesub.v1.Supervision/QueryAudit"
         | "/telesub.v1.Supervision/VerifyAudit"
         | "/telesub.v1.Supervision/ExportAudit" => Some(&[Ict]),

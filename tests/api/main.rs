@@ -12,6 +12,7 @@ mod enrollments;
 mod feed;
 mod households;
 mod identity;
+mod inspections;
 mod lifecycle;
 mod limits;
 mod members;

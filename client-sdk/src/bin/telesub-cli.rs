@@ -8,6 +8,7 @@
 //! telesub-cli --tls-dir ./dev-tls --org VNPT reports submit --period 2025-03 --file vnpt-2025-03.csv
 //! telesub-cli --tls-dir ./dev-tls --org DOICT reconciliation status --period 2025-03
 //! telesub-cli --tls-dir ./dev-tls --org DOICT devices show 1234/QĐ-BTTTT
+//! telesub-cli --tls-dir ./dev-tls --org DOICT inspections show 7
 //! ```
 //!
 //! The CSV format is described in `docs/CSV.md`. Exit status: 0 done, 1 refused or failed,
@@ -44,6 +45,8 @@ fn write_out(line: std::fmt::Arguments<'_>) {
 mod audit;
 #[path = "telesub_cli/devices.rs"]
 mod devices;
+#[path = "telesub_cli/inspections.rs"]
+mod inspections;
 #[path = "telesub_cli/push.rs"]
 mod push;
 #[path = "telesub_cli/reports.rs"]
@@ -53,7 +56,8 @@ mod show;
 
 /// The command-line client for the telesub hub: push household lists, look households and
 /// batches up, ask for eligibility decisions, read the programme's rules, submit monthly lists
-/// and follow their reconciliation, allocate devices to households, and read the audit trail.
+/// and follow their reconciliation, allocate devices to households, record inspections, and
+/// read the audit trail.
 #[derive(Parser)]
 #[command(name = "telesub-cli", version)]
 struct Cli {
@@ -123,6 +127,9 @@ enum Command {
     /// The audit trail (ICT): who did what, the chain check, an export for outside auditors.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Inspections of localities and operators (ICT): team, findings and follow-up, samples.
+    #[command(subcommand)]
+    Inspections(inspections::InspectionsCommand),
     /// Follows the change feed of this operator's enrolled households.
     Watch {
         /// Start after this cursor (default: the one saved in --cursor-file, or the beginning).
@@ -439,6 +446,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Reconciliation(command) => reports::reconciliation(&connect(&connection).await?, command).await,
         Command::Devices(command) => devices::devices(&connection, command).await,
         Command::Audit(command) => audit::audit(&connect(&connection).await?, command).await,
+        Command::Inspections(command) => inspections::inspections(&connect(&connection).await?, command).await,
         Command::Watch { cursor, cursor_file, once } => {
             watch(&connect(&connection).await?, cursor, cursor_file, once).await
         }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod feed;
 pub mod household;
 pub mod identity;
+pub mod inspections;
 pub mod member;
 pub mod members;
 pub mod policy;

@@ -385,7 +385,7 @@ fn check_scope(caller: &Caller, view: &HouseholdView, units: &UnitTable) -> Resu
 }
 
 /// A stored state, with its commune placed as it was on `on` (the version's start when `None`).
-fn view(row: VersionRow, units: &UnitTable, on: Option<Date>) -> Result<HouseholdView, DomainError> {
+pub(crate) fn view(row: VersionRow, units: &UnitTable, on: Option<Date>) -> Result<HouseholdView, DomainError> {
     let corrupt = |e: String| DomainError::Internal(format!("household {}: {e}", row.household_code).into());
     let data = HouseholdData::from_stored(&row.data).map_err(corrupt)?;
     let removal = match &row.removal_reason {

@@ -8,6 +8,7 @@ pub mod audit_reader;
 pub mod devices;
 pub mod eligibility;
 pub mod enrollments;
+pub mod inspections;
 mod postgres;
 pub mod reconciliation;
 pub mod registry;
@@ -127,7 +128,9 @@ impl Default for StoreOptions {
 /// Everything the hub keeps. Implementations must give the same answers for the same calls;
 /// the conformance suite in `tests/` checks that.
 #[async_trait]
-pub trait Store: devices::DeviceStore + audit_reader::AuditReader + Send + Sync + fmt::Debug + 'static {
+pub trait Store:
+    devices::DeviceStore + audit_reader::AuditReader + inspections::InspectionStore + Send + Sync + fmt::Debug + 'static
+{
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
 

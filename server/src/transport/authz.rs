@@ -54,6 +54,9 @@ const RECIPIENT_READERS: Access = Access::Roles(&[Ict, ProvinceCommittee, Labour
 const COMMITTEE_ONLY: Access = Access::Roles(&[ProvinceCommittee]);
 const PUBLIC_READERS: Access = Access::Roles(&[Labour, Ict, ProvinceCommittee, Locality, Education, Health]);
 
+/// Inspections: ICT records them; the coordinating departments and the committee read them.
+const INSPECTION_READERS: Access = Access::Roles(&[Ict, ProvinceCommittee, Labour, Education, Health, Locality]);
+
 /// Every method the hub serves.
 pub const RULES: &[Rule] = &[
     rule("/grpc.health.v1.Health/Check", Access::Certificate),
@@ -104,6 +107,15 @@ pub const RULES: &[Rule] = &[
     rule("/telesub.v1.DeviceAllocation/ListAllocations", ALLOCATION_READERS),
     rule("/telesub.v1.DeviceAllocation/ListAllocationRecipients", RECIPIENT_READERS),
     rule("/telesub.v1.DeviceAllocation/PublishedRecipients", PUBLIC_READERS),
+    rule("/telesub.v1.Supervision/CreateInspection", ICT_ONLY),
+    rule("/telesub.v1.Supervision/RecordFinding", ICT_ONLY),
+    rule("/telesub.v1.Supervision/UpdateFindingStatus", ICT_ONLY),
+    rule("/telesub.v1.Supervision/CloseInspection", ICT_ONLY),
+    rule("/telesub.v1.Supervision/PullSample", ICT_ONLY),
+    // A locality reads the inspections of its unit; the domain checks which.
+    rule("/telesub.v1.Supervision/ListInspections", INSPECTION_READERS),
+    rule("/telesub.v1.Supervision/GetInspection", INSPECTION_READERS),
+    rule("/telesub.v1.Supervision/GetSample", INSPECTION_READERS),
     rule("/telesub.v1.Supervision/QueryAudit", ICT_ONLY),
     rule("/telesub.v1.Supervision/VerifyAudit", ICT_ONLY),
     rule("/telesub.v1.Supervision/ExportAudit", ICT_ONLY),

@@ -182,7 +182,7 @@ fn data_to_pb(d: &HouseholdData) -> pb::HouseholdData {
     }
 }
 
-fn version_to_pb(v: &HouseholdView) -> pb::HouseholdVersion {
+pub(super) fn version_to_pb(v: &HouseholdView) -> pb::HouseholdVersion {
     pb::HouseholdVersion {
         household_code: v.code.clone(),
         valid_from: format_date(v.valid_from),

@@ -58,6 +58,8 @@ const LONG_RUNNING: &[&str] = &[
     // Walk or export the whole audit trail.
     "/telesub.v1.Supervision/VerifyAudit",
     "/telesub.v1.Supervision/ExportAudit",
+    // Reads the commune's enrolled households.
+    "/telesub.v1.Supervision/PullSample",
 ];
 
 /// The header that carries the request id, both ways.

@@ -1,16 +1,31 @@
 //! `telesub.v1.Supervision`: the audit reader. Converts messages to domain inputs and back.
 
 use telesub_proto::v1::{self as pb, supervision_server::Supervision};
+
+use crate::audit::SubjectKind;
 use time::OffsetDateTime;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::{CallContext, convert::timestamp};
+use std::sync::Arc;
+
+use super::{CallContext, convert::timestamp, enrollments::enrollment_to_pb, households::version_to_pb};
 use crate::{
     audit::AuditRecord,
     domain::{
         DomainError,
+        household::format_date,
+        inspections::{
+            Basis, FindingInput, FindingStatus, Inspection, InspectionInput, InspectionService, Sample, Severity,
+            TeamMember,
+        },
+        registry::view,
         supervision::{AuditQuery, EXPORT_COLUMNS, SupervisionService, export_time},
+        unit_registry::UnitRegistry,
+    },
+    storage::{
+        StorageError,
+        inspections::{FindingRow, FindingUpdateRow, SampleRow},
     },
 };
 
@@ -20,11 +35,140 @@ const EXPORT_AHEAD: usize = 4;
 #[derive(Debug, Clone)]
 pub struct SupervisionApi {
     service: SupervisionService,
+    inspections: InspectionService,
+    units: Arc<UnitRegistry>,
 }
 
 impl SupervisionApi {
-    pub fn new(service: SupervisionService) -> Self {
-        Self { service }
+    pub fn new(service: SupervisionService, inspections: InspectionService, units: Arc<UnitRegistry>) -> Self {
+        Self { service, inspections, units }
+    }
+}
+
+fn basis_from_pb(n: i32) -> Option<Basis> {
+    match pb::InspectionBasis::try_from(n).ok()? {
+        pb::InspectionBasis::YearlyPlan => Some(Basis::YearlyPlan),
+        pb::InspectionBasis::AuthorityRequest => Some(Basis::AuthorityRequest),
+        pb::InspectionBasis::Unspecified => None,
+    }
+}
+
+fn severity_from_pb(n: i32) -> Option<Severity> {
+    let name = pb::FindingSeverity::try_from(n).ok()?.as_str_name();
+    Severity::parse(name.strip_prefix("FINDING_SEVERITY_")?).ok()
+}
+
+fn finding_status_from_pb(n: i32) -> Option<FindingStatus> {
+    let name = pb::FindingStatus::try_from(n).ok()?.as_str_name();
+    FindingStatus::parse(name.strip_prefix("FINDING_STATUS_")?).ok()
+}
+
+fn finding_status_to_pb(stored: &str) -> i32 {
+    pb::FindingStatus::from_str_name(&format!("FINDING_STATUS_{stored}")).unwrap_or_default().into()
+}
+
+fn finding_to_pb((f, updates): &(FindingRow, Vec<FindingUpdateRow>)) -> pb::Finding {
+    pb::Finding {
+        inspection_id: f.inspection_id,
+        number: f.number,
+        severity: pb::FindingSeverity::from_str_name(&format!("FINDING_SEVERITY_{}", f.severity))
+            .unwrap_or_default()
+            .into(),
+        subject: f.subject.clone(),
+        description: f.description.clone(),
+        evidence_reference: f.evidence_reference.clone(),
+        required_action: f.required_action.clone(),
+        due_on: format_date(f.due_on),
+        status: finding_status_to_pb(&f.status),
+        recorded_by: f.recorded_by.clone(),
+        recorded_at: Some(timestamp(f.recorded_at)),
+        updates: updates
+            .iter()
+            .map(|u| pb::FindingUpdate {
+                status: finding_status_to_pb(&u.status),
+                note: u.note.clone(),
+                updated_by: u.updated_by.clone(),
+                updated_at: Some(timestamp(u.updated_at)),
+            })
+            .collect(),
+    }
+}
+
+fn summary_to_pb(s: &SampleRow) -> pb::SampleSummary {
+    pb::SampleSummary {
+        number: s.number,
+        commune_code: s.commune_code.clone(),
+        as_of: format_date(s.as_of),
+        size: i32::try_from(s.size).unwrap_or(i32::MAX),
+        population: i32::try_from(s.population).unwrap_or(i32::MAX),
+        pulled_by: s.pulled_by.clone(),
+        pulled_at: Some(timestamp(s.pulled_at)),
+    }
+}
+
+fn inspection_to_pb(i: &Inspection) -> pb::Inspection {
+    let r = &i.row;
+    pb::Inspection {
+        id: r.id,
+        title: r.title.clone(),
+        basis: match r.basis.as_str() {
+            "YEARLY_PLAN" => pb::InspectionBasis::YearlyPlan.into(),
+            _ => pb::InspectionBasis::AuthorityRequest.into(),
+        },
+        requested_by: r.requested_by.clone(),
+        subject_units: i.subject_units.clone(),
+        subject_operators: i.subject_operators.clone(),
+        team: i
+            .team
+            .iter()
+            .map(|m| pb::TeamMember {
+                organisation: m.organisation.clone(),
+                name: m.name.clone(),
+                role: m.role.clone(),
+            })
+            .collect(),
+        starts_on: format_date(r.starts_on),
+        ends_on: format_date(r.ends_on),
+        note: r.note.clone(),
+        status: match r.status.as_str() {
+            "OPEN" => pb::InspectionStatus::Open.into(),
+            _ => pb::InspectionStatus::Closed.into(),
+        },
+        created_by: r.created_by.clone(),
+        created_at: Some(timestamp(r.created_at)),
+        conclusion: r.conclusion.clone().unwrap_or_default(),
+        closed_by: r.closed_by.clone().unwrap_or_default(),
+        closed_at: r.closed_at.map(timestamp),
+        findings: i.findings.iter().map(finding_to_pb).collect(),
+        samples: i.samples.iter().map(summary_to_pb).collect(),
+    }
+}
+
+impl SupervisionApi {
+    async fn sample_to_pb(&self, s: &Sample) -> Result<pb::Sample, DomainError> {
+        let units = self.units.table().await?;
+        let corrupt = |e: String| DomainError::from(StorageError::Corrupt(e));
+        let mut households = Vec::with_capacity(s.households.len());
+        for h in &s.households {
+            let mut versions = Vec::with_capacity(h.versions.len());
+            for v in &h.versions {
+                let row = v.to_row(&h.household_code).map_err(corrupt)?;
+                versions.push(version_to_pb(&view(row, &units, None)?));
+            }
+            let enrollments = h
+                .enrollments
+                .iter()
+                .map(|e| e.to_row(&h.household_code).map(|row| enrollment_to_pb(&row)))
+                .collect::<Result<_, _>>()
+                .map_err(corrupt)?;
+            households.push(pb::SampledHousehold { household_code: h.household_code.clone(), versions, enrollments });
+        }
+        Ok(pb::Sample {
+            inspection_id: s.row.inspection_id,
+            summary: Some(summary_to_pb(&s.row)),
+            seed: s.row.seed.clone(),
+            households,
+        })
     }
 }
 
@@ -72,6 +216,129 @@ fn csv_row(w: &mut csv::Writer<Vec<u8>>, r: &AuditRecord) -> csv::Result<()> {
 #[tonic::async_trait]
 impl Supervision for SupervisionApi {
     type ExportAuditStream = ReceiverStream<Result<pb::FileChunk, Status>>;
+
+    async fn create_inspection(
+        &self,
+        request: Request<pb::CreateInspectionRequest>,
+    ) -> Result<Response<pb::Inspection>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.into_inner();
+        let input = InspectionInput {
+            title: r.title,
+            basis: basis_from_pb(r.basis),
+            requested_by: r.requested_by,
+            subject_units: r.subject_units,
+            subject_operators: r.subject_operators,
+            team: r
+                .team
+                .into_iter()
+                .map(|m| TeamMember { organisation: m.organisation, name: m.name, role: m.role })
+                .collect(),
+            starts_on: r.starts_on,
+            ends_on: r.ends_on,
+            note: r.note,
+        };
+        let i = self.inspections.create(ctx.caller()?, &input).await.map_err(|e| ctx.fail(e))?;
+        Ok(Response::new(inspection_to_pb(&i)))
+    }
+
+    async fn record_finding(
+        &self,
+        request: Request<pb::RecordFindingRequest>,
+    ) -> Result<Response<pb::Finding>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.into_inner();
+        let input = FindingInput {
+            severity: severity_from_pb(r.severity),
+            subject: r.subject,
+            description: r.description,
+            evidence_reference: r.evidence_reference,
+            required_action: r.required_action,
+            due_on: r.due_on,
+        };
+        let f =
+            self.inspections.record_finding(ctx.caller()?, r.inspection_id, &input).await.map_err(|e| ctx.fail(e))?;
+        Ok(Response::new(finding_to_pb(&f)))
+    }
+
+    async fn update_finding_status(
+        &self,
+        request: Request<pb::UpdateFindingStatusRequest>,
+    ) -> Result<Response<pb::Finding>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.get_ref();
+        let f = self
+            .inspections
+            .update_finding(ctx.caller()?, r.inspection_id, r.number, finding_status_from_pb(r.status), &r.note)
+            .await
+            .map_err(|e| ctx.fail(e))?;
+        Ok(Response::new(finding_to_pb(&f)))
+    }
+
+    async fn close_inspection(
+        &self,
+        request: Request<pb::CloseInspectionRequest>,
+    ) -> Result<Response<pb::Inspection>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.get_ref();
+        let i = self.inspections.close(ctx.caller()?, r.inspection_id, &r.conclusion).await.map_err(|e| ctx.fail(e))?;
+        Ok(Response::new(inspection_to_pb(&i)))
+    }
+
+    async fn pull_sample(&self, request: Request<pb::PullSampleRequest>) -> Result<Response<pb::Sample>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.get_ref();
+        let sample = self
+            .inspections
+            .pull_sample(ctx.caller()?, r.inspection_id, &r.commune_code, r.size, &r.as_of)
+            .await
+            .map_err(|e| ctx.fail(e))?;
+        ctx.looked_up(SubjectKind::HouseholdCode, sample.households.iter().map(|h| h.household_code.as_str()));
+        Ok(Response::new(self.sample_to_pb(&sample).await.map_err(|e| ctx.fail(e))?))
+    }
+
+    async fn list_inspections(
+        &self,
+        request: Request<pb::ListInspectionsRequest>,
+    ) -> Result<Response<pb::ListInspectionsResponse>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.get_ref();
+        let status = match pb::InspectionStatus::try_from(r.status) {
+            Ok(pb::InspectionStatus::Open) => Some("OPEN"),
+            Ok(pb::InspectionStatus::Closed) => Some("CLOSED"),
+            _ => None,
+        };
+        let page = async {
+            let size =
+                u32::try_from(r.page_size).map_err(|_| DomainError::invalid("page_size", "is not a page size"))?;
+            let caller = ctx.caller().map_err(|_| DomainError::Internal("no caller".into()))?;
+            self.inspections.list(caller, status, size, &r.page_token).await
+        }
+        .await
+        .map_err(|e| ctx.fail(e))?;
+        Ok(Response::new(pb::ListInspectionsResponse {
+            inspections: page.items.iter().map(inspection_to_pb).collect(),
+            next_page_token: page.next.unwrap_or_default(),
+        }))
+    }
+
+    async fn get_inspection(
+        &self,
+        request: Request<pb::GetInspectionRequest>,
+    ) -> Result<Response<pb::Inspection>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let i = self.inspections.get(ctx.caller()?, request.get_ref().inspection_id).await.map_err(|e| ctx.fail(e))?;
+        Ok(Response::new(inspection_to_pb(&i)))
+    }
+
+    async fn get_sample(&self, request: Request<pb::GetSampleRequest>) -> Result<Response<pb::Sample>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.get_ref();
+        let sample =
+            self.inspections.sample(ctx.caller()?, r.inspection_id, r.number).await.map_err(|e| ctx.fail(e))?;
+        ctx.looked_up(SubjectKind::HouseholdCode, sample.households.iter().map(|h| h.household_code.as_str()));
+        Ok(Response::new(self.sample_to_pb(&sample).await.map_err(|e| ctx.fail(e))?))
+    }
 
     async fn query_audit(
         &self,

@@ -166,20 +166,26 @@ pub(crate) fn who_am_i(me: &proto::WhoAmIResponse) {
 
 /// Left-aligned columns, padded by characters (names carry diacritics: bytes would misalign).
 pub(crate) fn table(header: &[&str], rows: Vec<Vec<String>>, indent: &str) {
+    for line in table_lines(header, &rows, indent) {
+        outln!("{line}");
+    }
+}
+
+/// The lines [`table`] prints, the header's first, for a caller that prints more under a row.
+pub(crate) fn table_lines(header: &[&str], rows: &[Vec<String>], indent: &str) -> Vec<String> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in &rows {
+    for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
     let line = |cells: Vec<&str>| {
         let padded: Vec<String> = cells.iter().zip(&widths).map(|(cell, &width)| format!("{cell:<width$}")).collect();
-        outln!("{indent}{}", padded.join("  ").trim_end());
+        format!("{indent}{}", padded.join("  ").trim_end())
     };
-    line(header.to_vec());
-    for row in &rows {
-        line(row.iter().map(String::as_str).collect());
-    }
+    std::iter::once(line(header.to_vec()))
+        .chain(rows.iter().map(|row| line(row.iter().map(String::as_str).collect())))
+        .collect()
 }
 
 /// `60,000` for 60000: amounts in đồng are read at a counter.
