@@ -24,7 +24,7 @@ use super::{
 use crate::storage::{
     StorageError, Store,
     enrollments::{EnrollmentFilter, EnrollmentRow},
-    inspections::{FindingRow, FindingUpdateRow, InspectionRow, NewInspection, SampleRow},
+    inspections::{FindingChange, FindingRow, FindingUpdateRow, InspectionRow, NewInspection, SampleRow},
     registry::VersionRow,
 };
 
@@ -475,11 +475,13 @@ impl InspectionService {
             .update_finding(
                 id,
                 number,
-                from.as_str(),
-                to.as_str(),
-                &note.expect("checked"),
-                caller.member.code.as_str(),
-                now(),
+                &FindingChange {
+                    from: from.as_str(),
+                    to: to.as_str(),
+                    note: &note.expect("checked"),
+                    by: caller.member.code.as_str(),
+                    at: now(),
+                },
             )
             .await
         {

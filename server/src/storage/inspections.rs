@@ -86,6 +86,16 @@ pub struct SampleRow {
     pub pulled_at: OffsetDateTime,
 }
 
+/// A finding's move from one status to another.
+#[derive(Debug, Clone)]
+pub struct FindingChange<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    pub note: &'a str,
+    pub by: &'a str,
+    pub at: OffsetDateTime,
+}
+
 /// The guard texts.
 pub const CLOSED: &str = "the inspection is closed";
 pub const STATUS_CHANGED: &str = "the finding's status changed meanwhile";
@@ -118,16 +128,7 @@ pub trait InspectionStore: Send + Sync {
 
     /// Moves a finding from `from` to `to`, recording the change. `Precondition` when its
     /// status is no longer `from`; `NotFound`.
-    async fn update_finding(
-        &self,
-        id: i64,
-        number: i64,
-        from: &str,
-        to: &str,
-        note: &str,
-        by: &str,
-        at: OffsetDateTime,
-    ) -> Result<(), StorageError>;
+    async fn update_finding(&self, id: i64, number: i64, change: &FindingChange<'_>) -> Result<(), StorageError>;
 
     async fn findings(&self, id: i64) -> Result<Vec<FindingRow>, StorageError>;
 
@@ -284,11 +285,7 @@ macro_rules! impl_inspection_store {
                 &self,
                 id: i64,
                 number: i64,
-                from: &str,
-                to: &str,
-                note: &str,
-                by: &str,
-                at: time::OffsetDateTime,
+                c: &$crate::storage::inspections::FindingChange<'_>,
             ) -> Result<(), StorageError> {
                 let mut tx = self.$write.begin_with($begin).await?;
                 let done = sqlx::query(
@@ -296,8 +293,8 @@ macro_rules! impl_inspection_store {
                 )
                 .bind(id)
                 .bind(number)
-                .bind(from)
-                .bind(to)
+                .bind(c.from)
+                .bind(c.to)
                 .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() != 1 {
@@ -310,10 +307,10 @@ macro_rules! impl_inspection_store {
                 )
                 .bind(id)
                 .bind(number)
-                .bind(to)
-                .bind(note)
-                .bind(by)
-                .bind(at)
+                .bind(c.to)
+                .bind(c.note)
+                .bind(c.by)
+                .bind(c.at)
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
