@@ -1027,3 +1027,59 @@ impl Client {
         Ok(file.unwrap_or_default())
     }
 }
+
+/// The programme's statistics.
+impl Client {
+    /// The figures of a month for the province (`unit_code` empty), a district or a commune
+    /// (ICT and the coordinating departments; a locality its own unit).
+    pub async fn get_programme_statistics(
+        &self,
+        query: pb::GetProgrammeStatisticsRequest,
+    ) -> Result<pb::ProgrammeStatistics, Error> {
+        self.read_only(|| {
+            let mut supervision = self.supervision.clone();
+            // Counting a large register takes longer than an ordinary call.
+            let request = tonic::Request::new(query.clone());
+            async move { supervision.get_programme_statistics(request).await }
+        })
+        .await
+        .map(tonic::Response::into_inner)
+    }
+
+    /// The same figures with small counts suppressed (every member).
+    pub async fn public_statistics(
+        &self,
+        query: pb::PublicStatisticsRequest,
+    ) -> Result<pb::PublicStatisticsTable, Error> {
+        self.read_only(|| {
+            let mut supervision = self.supervision.clone();
+            let request = tonic::Request::new(query.clone());
+            async move { supervision.public_statistics(request).await }
+        })
+        .await
+        .map(tonic::Response::into_inner)
+    }
+
+    /// The figures as a file (an XLSX workbook, or the public CSV), in chunks.
+    pub async fn export_statistics(
+        &self,
+        request: pb::ExportStatisticsRequest,
+    ) -> Result<impl Stream<Item = Result<pb::FileChunk, Error>> + Send + 'static, Error> {
+        let stream = self.supervision.clone().export_statistics(tonic::Request::new(request)).await?.into_inner();
+        Ok(stream.map(|item| item.map_err(Error::from)))
+    }
+
+    /// [`Client::export_statistics`] held whole in memory.
+    pub async fn export_statistics_file(&self, request: pb::ExportStatisticsRequest) -> Result<pb::FileChunk, Error> {
+        let mut chunks = std::pin::pin!(self.export_statistics(request).await?);
+        let mut file: Option<pb::FileChunk> = None;
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk?;
+            match file.as_mut() {
+                None => file = Some(chunk),
+                Some(whole) => whole.data.extend_from_slice(&chunk.data),
+            }
+        }
+        Ok(file.unwrap_or_default())
+    }
+}

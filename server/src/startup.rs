@@ -31,6 +31,7 @@ use crate::{
         policy::PolicyRegistry,
         reconciliation::ReconciliationService,
         registry::HouseholdRegistry,
+        statistics::StatisticsService,
         supervision::SupervisionService,
         unit_registry::UnitRegistry,
     },
@@ -184,6 +185,7 @@ impl Hub {
         let supervision_service = SupervisionServer::new(SupervisionApi::new(
             SupervisionService::new(store.clone()),
             InspectionService::new(store.clone(), units.clone()),
+            StatisticsService::new(store.clone(), units.clone(), policy.clone()),
             units.clone(),
         ))
         .max_decoding_message_size(limits.max_message_bytes)

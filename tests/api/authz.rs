@@ -65,6 +65,10 @@ fn expected(method: &str) -> Option<&'static [Role]> {
         "/telesub.v1.DeviceAllocation/PublishedRecipients" => {
             Some(&[Labour, Ict, ProvinceCommittee, Locality, Education, Health])
         }
+        "/telesub.v1.Supervision/GetProgrammeStatistics" => {
+            Some(&[Labour, Ict, ProvinceCommittee, Locality, Education, Health])
+        }
+        "/telesub.v1.Supervision/PublicStatistics" | "/telesub.v1.Supervision/ExportStatistics" => Some(EVERY_MEMBER),
         "/telesub.v1.Supervision/CreateInspection"
         | "/telesub.v1.Supervision/RecordFinding"
         | "/telesub.v1.Supervision/UpdateFindingStatus"

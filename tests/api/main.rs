@@ -18,6 +18,7 @@ mod limits;
 mod members;
 mod monthly_cli;
 mod reconciliation;
+mod statistics;
 mod storage;
 mod supervision;
 mod tls;

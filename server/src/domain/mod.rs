@@ -14,6 +14,7 @@ pub mod members;
 pub mod policy;
 pub mod reconciliation;
 pub mod registry;
+pub mod statistics;
 pub mod supervision;
 pub mod unit_registry;
 pub mod units;

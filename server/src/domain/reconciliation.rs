@@ -869,7 +869,7 @@ fn update_id(s: &str) -> Result<String, String> {
 }
 
 /// A period `YYYY-MM` in the programme, not after this month.
-fn check_period(s: &str, first_policy_day: Option<Date>) -> Result<(String, Date, Date), String> {
+pub(crate) fn check_period(s: &str, first_policy_day: Option<Date>) -> Result<(String, Date, Date), String> {
     let bounds = (s.len() == 7 && s.as_bytes()[4] == b'-').then(|| period_bounds(s)).flatten();
     let Some((first, next)) = bounds else {
         return Err(format!("{s:?} is not a period: use YYYY-MM"));

@@ -4,6 +4,7 @@
 //! lines is never held in memory.
 
 pub mod published;
+pub mod statistics;
 pub mod xlsx;
 
 use crate::domain::reconciliation::{Code, ReconciledLine, Summary, status_name};

@@ -18,7 +18,7 @@ use crate::{
 pub const CSV_COLUMNS: [&str; 8] =
     ["commune_code", "commune", "no", "head_name", "category", "device_type", "status", "handed_over_on"];
 
-fn category_label(code: &str) -> String {
+pub(crate) fn category_label(code: &str) -> String {
     match Category::parse(code) {
         Ok(Category::Poor) => "Hộ nghèo".to_owned(),
         Ok(Category::NearPoor) => "Hộ cận nghèo".to_owned(),

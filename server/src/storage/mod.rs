@@ -14,6 +14,7 @@ pub mod reconciliation;
 pub mod registry;
 mod shared;
 mod sqlite;
+pub mod statistics;
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -129,7 +130,14 @@ impl Default for StoreOptions {
 /// the conformance suite in `tests/` checks that.
 #[async_trait]
 pub trait Store:
-    devices::DeviceStore + audit_reader::AuditReader + inspections::InspectionStore + Send + Sync + fmt::Debug + 'static
+    devices::DeviceStore
+    + audit_reader::AuditReader
+    + inspections::InspectionStore
+    + statistics::StatisticsStore
+    + Send
+    + Sync
+    + fmt::Debug
+    + 'static
 {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;

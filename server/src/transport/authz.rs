@@ -57,6 +57,10 @@ const PUBLIC_READERS: Access = Access::Roles(&[Labour, Ict, ProvinceCommittee, L
 /// Inspections: ICT records them; the coordinating departments and the committee read them.
 const INSPECTION_READERS: Access = Access::Roles(&[Ict, ProvinceCommittee, Labour, Education, Health, Locality]);
 
+/// The programme's statistics: ICT and the coordinating departments; a locality its own unit
+/// (the domain checks which).
+pub const STATISTICS_READERS: Access = Access::Roles(&[Ict, ProvinceCommittee, Labour, Education, Health, Locality]);
+
 /// Every method the hub serves.
 pub const RULES: &[Rule] = &[
     rule("/grpc.health.v1.Health/Check", Access::Certificate),
@@ -107,6 +111,10 @@ pub const RULES: &[Rule] = &[
     rule("/telesub.v1.DeviceAllocation/ListAllocations", ALLOCATION_READERS),
     rule("/telesub.v1.DeviceAllocation/ListAllocationRecipients", RECIPIENT_READERS),
     rule("/telesub.v1.DeviceAllocation/PublishedRecipients", PUBLIC_READERS),
+    rule("/telesub.v1.Supervision/GetProgrammeStatistics", STATISTICS_READERS),
+    // The public figures are public: every member; the internal workbook is checked by role.
+    rule("/telesub.v1.Supervision/PublicStatistics", Access::AnyMember),
+    rule("/telesub.v1.Supervision/ExportStatistics", Access::AnyMember),
     rule("/telesub.v1.Supervision/CreateInspection", ICT_ONLY),
     rule("/telesub.v1.Supervision/RecordFinding", ICT_ONLY),
     rule("/telesub.v1.Supervision/UpdateFindingStatus", ICT_ONLY),

@@ -60,6 +60,10 @@ const LONG_RUNNING: &[&str] = &[
     "/telesub.v1.Supervision/ExportAudit",
     // Reads the commune's enrolled households.
     "/telesub.v1.Supervision/PullSample",
+    // Count the whole register and a month of lines.
+    "/telesub.v1.Supervision/GetProgrammeStatistics",
+    "/telesub.v1.Supervision/PublicStatistics",
+    "/telesub.v1.Supervision/ExportStatistics",
 ];
 
 /// The header that carries the request id, both ways.

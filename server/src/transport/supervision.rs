@@ -9,7 +9,13 @@ use tonic::{Request, Response, Status};
 
 use std::sync::Arc;
 
-use super::{CallContext, convert::timestamp, enrollments::enrollment_to_pb, households::version_to_pb};
+use super::{
+    CallContext,
+    authz::STATISTICS_READERS,
+    convert::timestamp,
+    enrollments::enrollment_to_pb,
+    households::{category_to_pb, version_to_pb},
+};
 use crate::{
     audit::AuditRecord,
     domain::{
@@ -20,6 +26,7 @@ use crate::{
             TeamMember,
         },
         registry::view,
+        statistics::{PublicTable, Statistics, StatisticsService},
         supervision::{AuditQuery, EXPORT_COLUMNS, SupervisionService, export_time},
         unit_registry::UnitRegistry,
     },
@@ -36,12 +43,89 @@ const EXPORT_AHEAD: usize = 4;
 pub struct SupervisionApi {
     service: SupervisionService,
     inspections: InspectionService,
+    statistics: StatisticsService,
     units: Arc<UnitRegistry>,
 }
 
 impl SupervisionApi {
-    pub fn new(service: SupervisionService, inspections: InspectionService, units: Arc<UnitRegistry>) -> Self {
-        Self { service, inspections, units }
+    pub fn new(
+        service: SupervisionService,
+        inspections: InspectionService,
+        statistics: StatisticsService,
+        units: Arc<UnitRegistry>,
+    ) -> Self {
+        Self { service, inspections, statistics, units }
+    }
+}
+
+fn statistics_to_pb(s: &Statistics) -> pb::ProgrammeStatistics {
+    pb::ProgrammeStatistics {
+        period: s.period.clone(),
+        previous_period: s.previous_period.clone(),
+        unit_code: s.unit_code.clone(),
+        unit_name: s.unit_name.clone(),
+        as_of: format_date(s.as_of),
+        policy_version: s.policy_version,
+        by_category: s
+            .by_category
+            .iter()
+            .map(|r| pb::CategoryFigures {
+                category: r.category.map(category_to_pb).unwrap_or_default().into(),
+                households: r.households,
+                eligible: r.eligible,
+                enrolled: r.enrolled,
+                devices_allocated: r.devices_allocated,
+                devices_handed_over: r.devices_handed_over,
+                households_before: r.households_before,
+                eligible_before: r.eligible_before,
+                enrolled_before: r.enrolled_before,
+            })
+            .collect(),
+        by_operator: s
+            .by_operator
+            .iter()
+            .map(|r| pb::OperatorFigures {
+                operator: r.operator.clone().unwrap_or_default(),
+                enrolled: r.enrolled,
+                subscribers_claimed: r.claimed,
+                amount_claimed: r.amount_claimed,
+                subscribers_confirmed: r.confirmed,
+                amount_confirmed: r.amount_confirmed,
+                discrepancies: r
+                    .discrepancies
+                    .iter()
+                    .map(|(code, n)| pb::CodeCount {
+                        code: pb::DiscrepancyCode::from_str_name(&format!("DISCREPANCY_CODE_{code}"))
+                            .unwrap_or_default()
+                            .into(),
+                        lines: *n,
+                    })
+                    .collect(),
+                enrolled_before: r.enrolled_before,
+                subscribers_claimed_before: r.claimed_before,
+                amount_claimed_before: r.amount_claimed_before,
+                subscribers_confirmed_before: r.confirmed_before,
+                amount_confirmed_before: r.amount_confirmed_before,
+                list_status: r
+                    .list_status
+                    .as_deref()
+                    .and_then(|st| pb::ReconciliationStatus::from_str_name(&format!("RECONCILIATION_STATUS_{st}")))
+                    .unwrap_or_default()
+                    .into(),
+            })
+            .collect(),
+        computed_at: Some(timestamp(s.computed_at)),
+    }
+}
+
+fn public_to_pb(s: &Statistics, t: &PublicTable) -> pb::PublicStatisticsTable {
+    pb::PublicStatisticsTable {
+        period: s.period.clone(),
+        unit_code: s.unit_code.clone(),
+        unit_name: s.unit_name.clone(),
+        threshold: i32::try_from(t.threshold).unwrap_or(i32::MAX),
+        columns: t.columns.iter().map(|c| (*c).to_owned()).collect(),
+        rows: t.rows.iter().map(|r| pb::PublicRow { cells: r.clone() }).collect(),
     }
 }
 
@@ -216,6 +300,76 @@ fn csv_row(w: &mut csv::Writer<Vec<u8>>, r: &AuditRecord) -> csv::Result<()> {
 #[tonic::async_trait]
 impl Supervision for SupervisionApi {
     type ExportAuditStream = ReceiverStream<Result<pb::FileChunk, Status>>;
+    type ExportStatisticsStream = ReceiverStream<Result<pb::FileChunk, Status>>;
+
+    async fn get_programme_statistics(
+        &self,
+        request: Request<pb::GetProgrammeStatisticsRequest>,
+    ) -> Result<Response<pb::ProgrammeStatistics>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.get_ref();
+        let s = self.statistics.compute(Some(ctx.caller()?), &r.period, &r.unit_code).await.map_err(|e| ctx.fail(e))?;
+        Ok(Response::new(statistics_to_pb(&s)))
+    }
+
+    async fn public_statistics(
+        &self,
+        request: Request<pb::PublicStatisticsRequest>,
+    ) -> Result<Response<pb::PublicStatisticsTable>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.get_ref();
+        let (s, t) = self.statistics.public(&r.period, &r.unit_code, r.threshold).await.map_err(|e| ctx.fail(e))?;
+        Ok(Response::new(public_to_pb(&s, &t)))
+    }
+
+    async fn export_statistics(
+        &self,
+        request: Request<pb::ExportStatisticsRequest>,
+    ) -> Result<Response<Self::ExportStatisticsStream>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.get_ref();
+        let caller = ctx.caller()?;
+        let (data, file_name, content_type) = match pb::StatisticsFormat::try_from(r.format) {
+            Ok(pb::StatisticsFormat::Xlsx) => {
+                if !STATISTICS_READERS.allows(caller.member.role) {
+                    return Err(ctx.fail(DomainError::PermissionDenied(format!(
+                        "{} reads the public statistics only: ask for PUBLIC_CSV",
+                        caller.member.code
+                    ))));
+                }
+                let s =
+                    self.statistics.compute(Some(caller), &r.period, &r.unit_code).await.map_err(|e| ctx.fail(e))?;
+                let unit = if s.unit_code.is_empty() { "tinh".to_owned() } else { s.unit_code.clone() };
+                (
+                    crate::export::statistics::xlsx(&s),
+                    format!("thong-ke-{}-{unit}.xlsx", s.period),
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                )
+            }
+            Ok(pb::StatisticsFormat::PublicCsv) => {
+                let (s, t) =
+                    self.statistics.public(&r.period, &r.unit_code, r.threshold).await.map_err(|e| ctx.fail(e))?;
+                let data = crate::export::statistics::public_csv(&t).map_err(|e| {
+                    tracing::error!(request_id = %ctx.request_id, error = %e, "a statistics export failed");
+                    super::status::internal(&ctx.request_id)
+                })?;
+                let unit = if s.unit_code.is_empty() { "tinh".to_owned() } else { s.unit_code.clone() };
+                (data, format!("thong-ke-cong-khai-{}-{unit}.csv", s.period), "text/csv; charset=utf-8")
+            }
+            _ => return Err(ctx.fail(DomainError::invalid("format", "choose XLSX or PUBLIC_CSV"))),
+        };
+        let (out, rx) = tokio::sync::mpsc::channel(EXPORT_AHEAD);
+        tokio::spawn(async move {
+            let mut named = Some((file_name, content_type.to_owned()));
+            for piece in data.chunks(256 * 1024) {
+                let (file_name, content_type) = named.take().unwrap_or_default();
+                if out.send(Ok(pb::FileChunk { file_name, content_type, data: piece.to_vec() })).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
 
     async fn create_inspection(
         &self,

@@ -1,0 +1,544 @@
+//! The programme's statistics for a month and a unit, computed from the stored data: by
+//! category of household (households on the list, eligible, lines running, device places
+//! and hand-overs) and by operator (lines running; subscribers and amounts claimed and
+//! confirmed from the month's lists; discrepancies by code), each with the month before.
+//! "On the list" and "running" are counted on the last day of each month; households and lines
+//! count in the commune of the household's state that day. A public form suppresses small
+//! counts.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use time::{Date, Duration, OffsetDateTime, UtcOffset};
+
+use super::{
+    DomainError, Violations,
+    household::{Category, format_date},
+    member::{Caller, Role, UnitCode},
+    policy::PolicyRegistry,
+    reconciliation::{Code, check_period},
+    unit_registry::UnitRegistry,
+    units::{UnitLevel, UnitTable},
+};
+use crate::storage::{
+    Store,
+    statistics::{DeviceCount, EnrolledCount, HouseholdCount, LineCount},
+};
+
+/// The public table's default threshold, and the least a caller may ask for.
+pub const DEFAULT_THRESHOLD: i64 = 10;
+pub const MIN_THRESHOLD: i64 = 5;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CategoryRow {
+    /// `None` for the totals.
+    pub category: Option<Category>,
+    pub households: i64,
+    pub eligible: i64,
+    pub enrolled: i64,
+    pub devices_allocated: i64,
+    pub devices_handed_over: i64,
+    pub households_before: i64,
+    pub eligible_before: i64,
+    pub enrolled_before: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OperatorRow {
+    /// `None` for the totals.
+    pub operator: Option<String>,
+    pub enrolled: i64,
+    pub claimed: i64,
+    pub amount_claimed: i64,
+    pub confirmed: i64,
+    pub amount_confirmed: i64,
+    pub discrepancies: BTreeMap<Code, i64>,
+    pub enrolled_before: i64,
+    pub claimed_before: i64,
+    pub amount_claimed_before: i64,
+    pub confirmed_before: i64,
+    pub amount_confirmed_before: i64,
+    /// `RECONCILED` or `CONFIRMED`: the operator's list for the month.
+    pub list_status: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Statistics {
+    pub period: String,
+    pub previous_period: String,
+    pub unit_code: String,
+    pub unit_name: String,
+    pub as_of: Date,
+    pub policy_version: i64,
+    pub by_category: Vec<CategoryRow>,
+    pub by_operator: Vec<OperatorRow>,
+    pub computed_at: OffsetDateTime,
+}
+
+/// The public table: column names and rows of text cells.
+#[derive(Debug, Clone)]
+pub struct PublicTable {
+    pub threshold: i64,
+    pub columns: Vec<&'static str>,
+    pub rows: Vec<Vec<String>>,
+}
+
+/// The public table's columns.
+pub const PUBLIC_COLUMNS: [&str; 12] = [
+    "view",
+    "name",
+    "households",
+    "eligible",
+    "enrolled",
+    "devices_allocated",
+    "devices_handed_over",
+    "subscribers_claimed",
+    "amount_claimed",
+    "subscribers_confirmed",
+    "amount_confirmed",
+    "enrolled_before",
+];
+
+fn line_codes(l: &LineCount) -> [(Code, i64); 10] {
+    [
+        (Code::NotEligible, l.not_eligible),
+        (Code::EligibilityEnded, l.eligibility_ended),
+        (Code::BeforeStart, l.before_start),
+        (Code::OverCap, l.over_cap),
+        (Code::NotEnrolled, l.not_enrolled),
+        (Code::EnrolmentMismatch, l.enrolment_mismatch),
+        (Code::DuplicateWithinOperator, l.duplicate_within_operator),
+        (Code::DuplicateAcrossOperators, l.duplicate_across_operators),
+        (Code::NonUsage, l.non_usage),
+        (Code::UnknownSubscriber, l.unknown_subscriber),
+    ]
+}
+
+/// The first day of the month before `first`.
+fn month_before(first: Date) -> Date {
+    let (y, m) = (first.year(), u8::from(first.month()));
+    let (y, m) = if m == 1 { (y - 1, 12) } else { (y, m - 1) };
+    Date::from_calendar_date(y, time::Month::try_from(m).expect("1 to 12"), 1).expect("a first day")
+}
+
+#[derive(Debug, Clone)]
+pub struct StatisticsService {
+    store: Arc<dyn Store>,
+    units: Arc<UnitRegistry>,
+    policy: Arc<PolicyRegistry>,
+}
+
+impl StatisticsService {
+    pub fn new(store: Arc<dyn Store>, units: Arc<UnitRegistry>, policy: Arc<PolicyRegistry>) -> Self {
+        Self { store, units, policy }
+    }
+
+    /// The unit a caller reads: a locality its own (or a unit within it) — its own when it
+    /// names none; `None` is the province.
+    fn scope(
+        caller: Option<&Caller>,
+        asked: Option<UnitCode>,
+        units: &UnitTable,
+        day: Date,
+    ) -> Result<Option<UnitCode>, DomainError> {
+        let Some(caller) = caller.filter(|c| c.member.role == Role::Locality) else { return Ok(asked) };
+        let Some(own) = caller.member.unit.clone() else {
+            return Err(DomainError::PermissionDenied(format!("{} has no unit to read", caller.member.code)));
+        };
+        match asked {
+            None => Ok(Some(own)),
+            Some(u) if units.within_on(u.as_str(), &own, day) => Ok(Some(u)),
+            Some(u) => Err(DomainError::PermissionDenied(format!(
+                "{} reads the statistics of its own unit {own} only, not {u}",
+                caller.member.code
+            ))),
+        }
+    }
+
+    /// The figures of `period` for `unit` (empty: the province). `caller` is `None` for the
+    /// public form, which any member reads for any unit.
+    pub async fn compute(&self, caller: Option<&Caller>, period: &str, unit: &str) -> Result<Statistics, DomainError> {
+        let policy = self.policy.table().await?;
+        let units = self.units.table().await?;
+        let mut v = Violations::new();
+        let bounds = v.check("period", check_period(period.trim(), policy.first_day()));
+        let asked = match unit.trim() {
+            "" => None,
+            u => v.check("unit_code", UnitCode::parse(u)),
+        };
+        v.finish()?;
+        let (period, first, next) = bounds.expect("checked");
+        let day = next - Duration::days(1);
+        let before_first = month_before(first);
+        let before_day = first - Duration::days(1);
+        let previous_period = format!("{:04}-{:02}", before_first.year(), u8::from(before_first.month()));
+        let unit_name = match &asked {
+            None => "Toàn tỉnh".to_owned(),
+            Some(u) => match units.on(u.as_str(), day) {
+                Some(found) if found.level != UnitLevel::Province => found.name.clone(),
+                Some(_) => {
+                    return Err(DomainError::invalid(
+                        "unit_code",
+                        format!("{u} is a province: leave the unit empty for the whole province"),
+                    ));
+                }
+                None => {
+                    return Err(DomainError::invalid(
+                        "unit_code",
+                        format!("{u} is not a district or commune on {}", format_date(day)),
+                    ));
+                }
+            },
+        };
+        let unit = Self::scope(caller, asked, &units, day)?;
+        let in_force = policy
+            .in_force(day)
+            .ok_or_else(|| DomainError::FailedPrecondition(format!("no policy is in force on {}", format_date(day))))?;
+        let covered_before = policy.in_force(before_day).map(|p| p.rules.categories.clone()).unwrap_or_default();
+        // The end of the month's last day in the province (UTC+7), in UTC.
+        let until =
+            (next.midnight().assume_offset(UtcOffset::from_hms(7, 0, 0).expect("an offset"))).to_offset(UtcOffset::UTC);
+        let (households, enrolled, lines, devices) = tokio::try_join!(
+            self.store.household_counts(day, before_day),
+            self.store.enrolled_counts(day, before_day),
+            self.store.line_counts(&period, &previous_period),
+            self.store.device_counts(day, until),
+        )?;
+        // Each commune is placed once: the communes of the unit among those counted.
+        let communes: std::collections::BTreeSet<&str> = households
+            .iter()
+            .map(|h| h.commune_code.as_str())
+            .chain(enrolled.iter().map(|e| e.commune_code.as_str()))
+            .chain(devices.iter().map(|d| d.commune_code.as_str()))
+            .chain(lines.iter().filter_map(|l| l.commune_code.as_deref()))
+            .filter(|c| unit.as_ref().is_none_or(|u| units.within_on(c, u, day) || units.within_on(c, u, before_day)))
+            .collect();
+        let inside = |commune: Option<&str>| -> bool {
+            match commune {
+                Some(c) => communes.contains(c),
+                None => unit.is_none(),
+            }
+        };
+        let by_category = category_rows(
+            households.iter().filter(|h| inside(Some(&h.commune_code))),
+            enrolled.iter().filter(|e| inside(Some(&e.commune_code))),
+            devices.iter().filter(|d| inside(Some(&d.commune_code))),
+            &in_force.rules.categories,
+            &covered_before,
+        );
+        let by_operator = operator_rows(
+            enrolled.iter().filter(|e| inside(Some(&e.commune_code))),
+            lines.iter().filter(|l| inside(l.commune_code.as_deref())),
+            &period,
+        );
+        Ok(Statistics {
+            period,
+            previous_period,
+            unit_code: unit.map(|u| u.to_string()).unwrap_or_default(),
+            unit_name,
+            as_of: day,
+            policy_version: in_force.version,
+            by_category,
+            by_operator,
+            computed_at: crate::audit::to_micros(OffsetDateTime::now_utc()),
+        })
+    }
+
+    /// The public form: the same figures with counts under `threshold` suppressed.
+    pub async fn public(
+        &self,
+        period: &str,
+        unit: &str,
+        threshold: i32,
+    ) -> Result<(Statistics, PublicTable), DomainError> {
+        let threshold = match i64::from(threshold) {
+            0 => DEFAULT_THRESHOLD,
+            t if t < MIN_THRESHOLD => {
+                return Err(DomainError::invalid(
+                    "threshold",
+                    format!(
+                        "{t} would show counts small enough to single a household out: use {MIN_THRESHOLD} or more"
+                    ),
+                ));
+            }
+            t => t,
+        };
+        let stats = self.compute(None, period, unit).await?;
+        let table = public_table(&stats, threshold);
+        Ok((stats, table))
+    }
+}
+
+fn category_rows<'a>(
+    households: impl Iterator<Item = &'a HouseholdCount>,
+    enrolled: impl Iterator<Item = &'a EnrolledCount>,
+    devices: impl Iterator<Item = &'a DeviceCount>,
+    covered: &[Category],
+    covered_before: &[Category],
+) -> Vec<CategoryRow> {
+    let mut rows: BTreeMap<Category, CategoryRow> = BTreeMap::new();
+    let row = |rows: &mut BTreeMap<Category, CategoryRow>, name: &str| -> Option<Category> {
+        let c = Category::parse(name).ok()?;
+        rows.entry(c).or_insert_with(|| CategoryRow { category: Some(c), ..Default::default() });
+        Some(c)
+    };
+    for h in households {
+        if let Some(c) = row(&mut rows, &h.category) {
+            let r = rows.get_mut(&c).expect("just added");
+            r.households += h.now;
+            r.households_before += h.before;
+            if covered.contains(&c) {
+                r.eligible += h.now;
+            }
+            if covered_before.contains(&c) {
+                r.eligible_before += h.before;
+            }
+        }
+    }
+    for e in enrolled {
+        if let Some(c) = row(&mut rows, &e.category) {
+            let r = rows.get_mut(&c).expect("just added");
+            r.enrolled += e.now;
+            r.enrolled_before += e.before;
+        }
+    }
+    for d in devices {
+        if let Some(c) = row(&mut rows, &d.category) {
+            let r = rows.get_mut(&c).expect("just added");
+            r.devices_allocated += d.allocated;
+            r.devices_handed_over += d.handed_over;
+        }
+    }
+    let mut out: Vec<CategoryRow> = rows.into_values().collect();
+    let total = out.iter().fold(CategoryRow::default(), |mut t, r| {
+        t.households += r.households;
+        t.eligible += r.eligible;
+        t.enrolled += r.enrolled;
+        t.devices_allocated += r.devices_allocated;
+        t.devices_handed_over += r.devices_handed_over;
+        t.households_before += r.households_before;
+        t.eligible_before += r.eligible_before;
+        t.enrolled_before += r.enrolled_before;
+        t
+    });
+    out.push(total);
+    out
+}
+
+fn operator_rows<'a>(
+    enrolled: impl Iterator<Item = &'a EnrolledCount>,
+    lines: impl Iterator<Item = &'a LineCount>,
+    period: &str,
+) -> Vec<OperatorRow> {
+    let mut rows: BTreeMap<String, OperatorRow> = BTreeMap::new();
+    fn row<'r>(rows: &'r mut BTreeMap<String, OperatorRow>, name: &str) -> &'r mut OperatorRow {
+        rows.entry(name.to_owned())
+            .or_insert_with(|| OperatorRow { operator: Some(name.to_owned()), ..Default::default() })
+    }
+    for e in enrolled {
+        let r = row(&mut rows, &e.operator);
+        r.enrolled += e.now;
+        r.enrolled_before += e.before;
+    }
+    for l in lines {
+        let (confirmed, amount_confirmed) = match (l.status.as_str(), l.confirmed_scope.as_deref()) {
+            ("CONFIRMED", Some("OK_LINES")) => (l.ok_claims, l.ok_amount),
+            ("CONFIRMED", _) => (l.claims, l.amount),
+            _ => (0, 0),
+        };
+        let r = row(&mut rows, &l.operator);
+        if l.period == period {
+            r.claimed += l.claims;
+            r.amount_claimed += l.amount;
+            r.confirmed += confirmed;
+            r.amount_confirmed += amount_confirmed;
+            for (code, n) in line_codes(l) {
+                if n > 0 {
+                    *r.discrepancies.entry(code).or_default() += n;
+                }
+            }
+            if r.list_status.as_deref() != Some("CONFIRMED") {
+                r.list_status = Some(l.status.clone());
+            }
+        } else {
+            r.claimed_before += l.claims;
+            r.amount_claimed_before += l.amount;
+            r.confirmed_before += confirmed;
+            r.amount_confirmed_before += amount_confirmed;
+        }
+    }
+    let mut out: Vec<OperatorRow> = rows.into_values().collect();
+    let mut total = OperatorRow::default();
+    for r in &out {
+        total.enrolled += r.enrolled;
+        total.claimed += r.claimed;
+        total.amount_claimed += r.amount_claimed;
+        total.confirmed += r.confirmed;
+        total.amount_confirmed += r.amount_confirmed;
+        total.enrolled_before += r.enrolled_before;
+        total.claimed_before += r.claimed_before;
+        total.amount_claimed_before += r.amount_claimed_before;
+        total.confirmed_before += r.confirmed_before;
+        total.amount_confirmed_before += r.amount_confirmed_before;
+        for (code, n) in &r.discrepancies {
+            *total.discrepancies.entry(*code).or_default() += n;
+        }
+    }
+    out.push(total);
+    out
+}
+
+/// A count and whether it is hidden; `None` where the row has no such figure.
+type Cell = Option<(i64, bool)>;
+
+/// A row of the public table being built: its cells, and for an amount the cell of the count
+/// it rests on.
+struct PublicLine {
+    view: &'static str,
+    name: String,
+    cells: Vec<Cell>,
+    rests_on: Vec<Option<usize>>,
+}
+
+/// The public table: one row per category and per operator (and their totals). A count under
+/// the threshold is shown as `< N`, and so is an amount built on it; where one row alone of a
+/// section hides a column's value, the next smallest is hidden too, so that the total does not
+/// give it away.
+pub fn public_table(s: &Statistics, threshold: i64) -> PublicTable {
+    // Each row: view, name, then 10 cells (count or amount with the count it rests on).
+    let mut sections: Vec<Vec<PublicLine>> = Vec::new();
+    let count = |n: i64| Some((n, false));
+    let mut categories = Vec::new();
+    for r in &s.by_category {
+        let name = r.category.map_or_else(|| "TOTAL".to_owned(), |c| c.as_str().to_owned());
+        let cells = vec![
+            count(r.households),
+            count(r.eligible),
+            count(r.enrolled),
+            count(r.devices_allocated),
+            count(r.devices_handed_over),
+            None,
+            None,
+            None,
+            None,
+            count(r.enrolled_before),
+        ];
+        categories.push(PublicLine { view: "category", name, cells, rests_on: vec![None; 10] });
+    }
+    sections.push(categories);
+    let mut operators = Vec::new();
+    for r in &s.by_operator {
+        let name = r.operator.clone().unwrap_or_else(|| "TOTAL".to_owned());
+        let cells = vec![
+            None,
+            None,
+            count(r.enrolled),
+            None,
+            None,
+            count(r.claimed),
+            count(r.amount_claimed),
+            count(r.confirmed),
+            count(r.amount_confirmed),
+            count(r.enrolled_before),
+        ];
+        // The amounts rest on the counts beside them.
+        let rests = vec![None, None, None, None, None, None, Some(5), None, Some(7), None];
+        operators.push(PublicLine { view: "operator", name, cells, rests_on: rests });
+    }
+    sections.push(operators);
+    for section in &mut sections {
+        let last = section.len().saturating_sub(1); // the totals
+        for col in 0..10 {
+            if section.iter().any(|row| row.rests_on[col].is_some()) {
+                continue; // amounts follow their counts below
+            }
+            let mut hidden = 0;
+            for (i, row) in section.iter_mut().enumerate() {
+                if let Some((n, h)) = &mut row.cells[col]
+                    && *n < threshold
+                {
+                    *h = true;
+                    if i != last {
+                        hidden += 1;
+                    }
+                }
+            }
+            if hidden == 1 {
+                // The next smallest shown value of the column, totals aside.
+                let next = section
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, row)| *i != last && row.cells[col].is_some_and(|(_, h)| !h))
+                    .min_by_key(|(_, row)| row.cells[col].map_or(i64::MAX, |(n, _)| n))
+                    .map(|(i, _)| i);
+                if let Some(i) = next
+                    && let Some((_, h)) = &mut section[i].cells[col]
+                {
+                    *h = true;
+                }
+            }
+        }
+        for row in section.iter_mut() {
+            for col in 0..10 {
+                if let Some(base) = row.rests_on[col]
+                    && let (Some((_, true)), Some((_, h))) = (row.cells[base], &mut row.cells[col])
+                {
+                    *h = true;
+                }
+            }
+        }
+    }
+    let rows = sections
+        .into_iter()
+        .flatten()
+        .map(|line| {
+            let mut out = vec![line.view.to_owned(), line.name];
+            out.extend(line.cells.into_iter().map(|c| match c {
+                None => String::new(),
+                Some((_, true)) => format!("< {threshold}"),
+                Some((n, false)) => n.to_string(),
+            }));
+            out
+        })
+        .collect();
+    PublicTable { threshold, columns: PUBLIC_COLUMNS.to_vec(), rows }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(households: &[(Category, i64)]) -> Statistics {
+        let mut by_category: Vec<CategoryRow> = households
+            .iter()
+            .map(|(c, n)| CategoryRow { category: Some(*c), households: *n, ..Default::default() })
+            .collect();
+        by_category.push(CategoryRow { households: households.iter().map(|(_, n)| n).sum(), ..Default::default() });
+        Statistics {
+            period: "2025-03".into(),
+            previous_period: "2025-02".into(),
+            unit_code: String::new(),
+            unit_name: String::new(),
+            as_of: time::macros::date!(2025 - 03 - 31),
+            policy_version: 1,
+            by_category,
+            by_operator: vec![OperatorRow::default()],
+            computed_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn small_counts_are_hidden_and_cannot_be_recovered_from_the_total() {
+        let s = stats(&[(Category::Poor, 120), (Category::NearPoor, 40), (Category::SocialPolicy, 3)]);
+        let t = public_table(&s, 10);
+        let households: Vec<&str> = t.rows.iter().take(4).map(|r| r[2].as_str()).collect();
+        // SOCIAL_POLICY's 3 is hidden; NEAR_POOR's 40, the next smallest, too: the total of 163
+        // then gives neither away.
+        assert_eq!(households, ["120", "< 10", "< 10", "163"]);
+    }
+
+    #[test]
+    fn months_before() {
+        assert_eq!(month_before(time::macros::date!(2025 - 01 - 01)), time::macros::date!(2024 - 12 - 01));
+        assert_eq!(month_before(time::macros::date!(2025 - 03 - 01)), time::macros::date!(2025 - 02 - 01));
+    }
+}
