@@ -9,6 +9,7 @@
 //! telesub-cli --tls-dir ./dev-tls --org DOICT reconciliation status --period 2025-03
 //! telesub-cli --tls-dir ./dev-tls --org DOICT devices show 1234/QĐ-BTTTT
 //! telesub-cli --tls-dir ./dev-tls --org DOICT inspections show 7
+//! telesub-cli --tls-dir ./dev-tls --org DOICT stats show --period 2025-03 --unit 24611
 //! ```
 //!
 //! The CSV format is described in `docs/CSV.md`. Exit status: 0 done, 1 refused or failed,
@@ -53,11 +54,13 @@ mod push;
 mod reports;
 #[path = "telesub_cli/show.rs"]
 mod show;
+#[path = "telesub_cli/stats.rs"]
+mod stats;
 
 /// The command-line client for the telesub hub: push household lists, look households and
 /// batches up, ask for eligibility decisions, read the programme's rules, submit monthly lists
-/// and follow their reconciliation, allocate devices to households, record inspections, and
-/// read the audit trail.
+/// and follow their reconciliation, allocate devices to households, record inspections, read
+/// the programme's statistics, and read the audit trail.
 #[derive(Parser)]
 #[command(name = "telesub-cli", version)]
 struct Cli {
@@ -130,6 +133,9 @@ enum Command {
     /// Inspections of localities and operators (ICT): team, findings and follow-up, samples.
     #[command(subcommand)]
     Inspections(inspections::InspectionsCommand),
+    /// The programme's figures for a month: by category and by operator, the public table, files.
+    #[command(subcommand)]
+    Stats(stats::StatsCommand),
     /// Follows the change feed of this operator's enrolled households.
     Watch {
         /// Start after this cursor (default: the one saved in --cursor-file, or the beginning).
@@ -447,6 +453,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Devices(command) => devices::devices(&connection, command).await,
         Command::Audit(command) => audit::audit(&connect(&connection).await?, command).await,
         Command::Inspections(command) => inspections::inspections(&connect(&connection).await?, command).await,
+        Command::Stats(command) => stats::stats(&connection, command).await,
         Command::Watch { cursor, cursor_file, once } => {
             watch(&connect(&connection).await?, cursor, cursor_file, once).await
         }

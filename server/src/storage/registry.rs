@@ -221,21 +221,24 @@ pub(super) const CLOSE_OPEN_VERSIONS: &str = "UPDATE household_versions SET vali
        AND household_versions.household_code = o.household_code AND household_versions.valid_to IS NULL";
 
 /// Reads the staged rows in the order they were written (the outcomes are small and cached).
-pub(super) const INSERT_NEW_VERSIONS: &str = "INSERT INTO household_versions \
+pub(super) const INSERT_NEW_VERSIONS: &str = concat!(
+    "INSERT INTO household_versions \
      (household_code, valid_from, valid_to, removal_reason, removal_note, data, content_hash, commune_code, \
-      certificate_number, batch_id, recorded_at) \
+      certificate_number, batch_id, recorded_at, category) \
      SELECT s.household_code, s.effective_date, NULL, NULL, NULL, s.data, s.content_hash, s.commune_code, \
-       s.certificate_number, s.batch_id, $2 \
-     FROM batch_staging s \
+       s.certificate_number, s.batch_id, $2, ",
+    crate::storage::statistics::category_of!("s.data"),
+    " FROM batch_staging s \
      WHERE s.batch_id = $1 AND EXISTS (SELECT 1 FROM batch_outcomes o \
-       WHERE o.batch_id = s.batch_id AND o.idx = s.idx AND o.outcome IN ('ADDED', 'CHANGED'))";
+       WHERE o.batch_id = s.batch_id AND o.idx = s.idx AND o.outcome IN ('ADDED', 'CHANGED'))"
+);
 
 /// A removal keeps the last data the household had (the state just closed).
 pub(super) const INSERT_REMOVAL_VERSIONS: &str = "INSERT INTO household_versions \
      (household_code, valid_from, valid_to, removal_reason, removal_note, data, content_hash, commune_code, \
-      certificate_number, batch_id, recorded_at) \
+      certificate_number, batch_id, recorded_at, category) \
      SELECT s.household_code, s.effective_date, NULL, s.removal_reason, s.removal_note, v.data, v.content_hash, \
-       v.commune_code, v.certificate_number, s.batch_id, $2 \
+       v.commune_code, v.certificate_number, s.batch_id, $2, v.category \
      FROM batch_outcomes o \
      JOIN batch_staging s ON s.batch_id = o.batch_id AND s.idx = o.idx \
      JOIN household_versions v ON v.household_code = o.household_code AND v.valid_from = o.open_from \
@@ -288,9 +291,13 @@ pub(super) const DELETE_VERSION: &str = "DELETE FROM household_versions WHERE ho
 pub(super) const SET_VERSION_END: &str =
     "UPDATE household_versions SET valid_to = $3 WHERE household_code = $1 AND valid_from = $2";
 
-pub(super) const INSERT_VERSION: &str = "INSERT INTO household_versions \
+pub(super) const INSERT_VERSION: &str = concat!(
+    "INSERT INTO household_versions \
      (household_code, valid_from, valid_to, removal_reason, removal_note, data, content_hash, commune_code, \
-      certificate_number, batch_id, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+      certificate_number, batch_id, recorded_at, category) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, ",
+    crate::storage::statistics::category_of!("$6"),
+    ")"
+);
 
 pub(super) const INSERT_CITIZEN: &str =
     "INSERT INTO citizen_households (citizen_id, household_code) VALUES ($1, $2) ON CONFLICT DO NOTHING";

@@ -79,7 +79,8 @@ pub trait StatisticsStore: Send + Sync {
 }
 
 /// The category of a stored household state, read from the start of its stored form (the
-/// category is its first field), as one SQL expression over `$data`.
+/// category is its first field), as one SQL expression over `$data`: what the register writes
+/// into `household_versions.category` beside the data.
 macro_rules! category_of {
     ($data:literal) => {
         concat!(
@@ -101,7 +102,7 @@ macro_rules! category_of {
 }
 pub(super) use category_of;
 
-/// Lines of one discrepancy code: codes are stored separated by spaces.
+/// Lines of one discrepancy code (codes are stored separated by spaces).
 macro_rules! with_code {
     ($code:literal, $column:literal) => {
         concat!(
@@ -123,18 +124,17 @@ macro_rules! impl_statistics_store {
                 day: time::Date,
                 before: time::Date,
             ) -> Result<Vec<$crate::storage::statistics::HouseholdCount>, StorageError> {
-                Ok(sqlx::query_as(concat!(
-                    "SELECT commune_code, ",
-                    $crate::storage::statistics::category_of!("data"),
-                    " AS category, \
-                     CAST(SUM(CASE WHEN valid_from <= $1 AND (valid_to IS NULL OR valid_to > $1) THEN 1 ELSE 0 END) \
-                          AS BIGINT) AS now, \
-                     CAST(SUM(CASE WHEN valid_from <= $2 AND (valid_to IS NULL OR valid_to > $2) THEN 1 ELSE 0 END) \
-                          AS BIGINT) AS before \
+                // The inner query (kept apart by its LIMIT) hands the grouping only the commune,
+                // the category and two flags.
+                Ok(sqlx::query_as(
+                    "SELECT commune_code, category, CAST(SUM(now) AS BIGINT) AS now, \
+                     CAST(SUM(before) AS BIGINT) AS before FROM (SELECT commune_code, category, \
+                     CASE WHEN valid_from <= $1 AND (valid_to IS NULL OR valid_to > $1) THEN 1 ELSE 0 END AS now, \
+                     CASE WHEN valid_from <= $2 AND (valid_to IS NULL OR valid_to > $2) THEN 1 ELSE 0 END AS before \
                      FROM household_versions \
                      WHERE removal_reason IS NULL AND valid_from <= $1 AND (valid_to IS NULL OR valid_to > $2) \
-                     GROUP BY commune_code, category"
-                ))
+                     LIMIT 1000000000000) s GROUP BY commune_code, category",
+                )
                 .bind(day)
                 .bind(before)
                 .fetch_all(&self.$bulk)
@@ -148,22 +148,21 @@ macro_rules! impl_statistics_store {
             ) -> Result<Vec<$crate::storage::statistics::EnrolledCount>, StorageError> {
                 // The states of the two days, each joined with the household's lines through the
                 // index that carries what the count needs.
-                Ok(sqlx::query_as(concat!(
-                    "SELECT e.operator, v.commune_code, ",
-                    $crate::storage::statistics::category_of!("v.data"),
-                    " AS category, \
-                     CAST(SUM(CASE WHEN v.valid_from <= $1 AND (v.valid_to IS NULL OR v.valid_to > $1) \
-                                   AND e.start_date <= $1 AND (e.end_date IS NULL OR e.end_date > $1) \
-                              THEN 1 ELSE 0 END) AS BIGINT) AS now, \
-                     CAST(SUM(CASE WHEN v.valid_from <= $2 AND (v.valid_to IS NULL OR v.valid_to > $2) \
-                                   AND e.start_date <= $2 AND (e.end_date IS NULL OR e.end_date > $2) \
-                              THEN 1 ELSE 0 END) AS BIGINT) AS before \
+                Ok(sqlx::query_as(
+                    "SELECT operator, commune_code, category, CAST(SUM(now) AS BIGINT) AS now, \
+                     CAST(SUM(before) AS BIGINT) AS before FROM (SELECT e.operator, v.commune_code, v.category, \
+                     CASE WHEN v.valid_from <= $1 AND (v.valid_to IS NULL OR v.valid_to > $1) \
+                               AND e.start_date <= $1 AND (e.end_date IS NULL OR e.end_date > $1) \
+                          THEN 1 ELSE 0 END AS now, \
+                     CASE WHEN v.valid_from <= $2 AND (v.valid_to IS NULL OR v.valid_to > $2) \
+                               AND e.start_date <= $2 AND (e.end_date IS NULL OR e.end_date > $2) \
+                          THEN 1 ELSE 0 END AS before \
                      FROM household_versions v CROSS JOIN enrollments e \
                      WHERE e.household_code = v.household_code \
                      AND v.valid_from <= $1 AND (v.valid_to IS NULL OR v.valid_to > $2) \
                      AND e.start_date <= $1 AND (e.end_date IS NULL OR e.end_date > $2) \
-                     GROUP BY e.operator, v.commune_code, category"
-                ))
+                     LIMIT 1000000000000) s GROUP BY operator, commune_code, category",
+                )
                 .bind(day)
                 .bind(before)
                 .fetch_all(&self.$bulk)
@@ -176,8 +175,13 @@ macro_rules! impl_statistics_store {
                 before: &str,
             ) -> Result<Vec<$crate::storage::statistics::LineCount>, StorageError> {
                 use $crate::storage::statistics::with_code;
+                // Grouped by list and commune first (the lists are few), then joined with the lists.
                 Ok(sqlx::query_as(concat!(
-                    "SELECT u.operator, u.period, l.commune_code, u.status, u.confirmed_scope, \
+                    "SELECT u.operator, u.period, g.commune_code, u.status, u.confirmed_scope, g.claims, g.amount, \
+                     g.ok_claims, g.ok_amount, g.not_eligible, g.eligibility_ended, g.before_start, g.over_cap, \
+                     g.not_enrolled, g.enrolment_mismatch, g.duplicate_within_operator, \
+                     g.duplicate_across_operators, g.non_usage, g.unknown_subscriber \
+                     FROM monthly_updates u CROSS JOIN (SELECT l.update_ref, l.commune_code, \
                      CAST(SUM(CASE WHEN l.amount_claimed > 0 THEN 1 ELSE 0 END) AS BIGINT) AS claims, \
                      CAST(SUM(l.amount_claimed) AS BIGINT) AS amount, \
                      CAST(SUM(CASE WHEN l.amount_claimed > 0 AND l.codes = '' THEN 1 ELSE 0 END) AS BIGINT) \
@@ -202,9 +206,10 @@ macro_rules! impl_statistics_store {
                     with_code!("NON_USAGE", "non_usage"),
                     ", ",
                     with_code!("UNKNOWN_SUBSCRIBER", "unknown_subscriber"),
-                    " FROM monthly_updates u CROSS JOIN monthly_lines l \
-                     WHERE l.update_ref = u.id AND u.period IN ($1, $2) AND u.status IN ('RECONCILED', 'CONFIRMED') \
-                     GROUP BY u.operator, u.period, l.commune_code, u.status, u.confirmed_scope"
+                    " FROM monthly_lines l WHERE l.update_ref IN (SELECT id FROM monthly_updates \
+                       WHERE period IN ($1, $2) AND status IN ('RECONCILED', 'CONFIRMED')) \
+                     GROUP BY l.update_ref, l.commune_code) g \
+                     WHERE u.id = g.update_ref"
                 ))
                 .bind(period)
                 .bind(before)
