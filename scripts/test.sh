@@ -371,6 +371,13 @@ test_interop() {
     grep -q "no household on the list" <<<"$out" || fail "device_allocation: a household got a place on a second list"
     RAN+=("interop(rust device_allocation)")
 
+    echo "-- Rust example: ict_dashboard_report (the month's overview)"
+    out=$(cargo run -q -p telesub-examples --bin ict_dashboard_report -- "https://localhost:$SERVER_PORT" "$tls" DOICT "$period")
+    echo "$out"
+    grep -q "^households on the list" <<<"$out" || fail "ict_dashboard_report printed no overview"
+    grep -Eq "VNPT +claimed 1 subscribers" <<<"$out" || fail "ict_dashboard_report did not count VNPT's claim"
+    RAN+=("interop(rust ict_dashboard_report)")
+
     echo "-- telesub-cli: eligibility check and policy"
     local cli=$TARGET_DIR/debug/telesub-cli
     out=$("$cli" --endpoint "https://localhost:$SERVER_PORT" --tls-dir "$tls" --org VNPT eligibility check 067075000101)
