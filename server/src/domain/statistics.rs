@@ -2,7 +2,8 @@
 //! category of household (households on the list, eligible, lines running, device places
 //! and hand-overs) and by operator (lines running; subscribers and amounts claimed and
 //! confirmed from the month's lists; discrepancies by code), each with the month before.
-//! "On the list" and "running" are counted on the last day of each month; households and lines
+//! "On the list" and "running" are counted on the last day of each month (today, for the month
+//! under way); households and lines
 //! count in the commune of the household's state that day. A public form suppresses small
 //! counts.
 
@@ -167,7 +168,8 @@ impl StatisticsService {
         };
         v.finish()?;
         let (period, first, next) = bounds.expect("checked");
-        let day = next - Duration::days(1);
+        // The month's last day, or today while the month runs.
+        let day = (next - Duration::days(1)).min(super::registry::today());
         let before_first = month_before(first);
         let before_day = first - Duration::days(1);
         let previous_period = format!("{:04}-{:02}", before_first.year(), u8::from(before_first.month()));
