@@ -215,6 +215,62 @@ async fn the_figures_of_a_generated_month_are_the_ones_planted() {
     let csv = vnpt_client.export_statistics_file(export(proto::StatisticsFormat::PublicCsv)).await.unwrap();
     assert!(String::from_utf8(csv.data).unwrap().starts_with("view,name,households,eligible,"));
 
+    // Devices: places on approved lists and hand-overs, counted in the month they happen.
+    let committee = app.client("UBND").await;
+    ict.record_allocation_decision(proto::RecordAllocationDecisionRequest {
+        decision_number: "STAT/QĐ".into(),
+        decision_date: "2025-03-01".into(),
+        tablets: 0,
+        smartphones: 5,
+        unit_quotas: vec![],
+        cash_alternative_amount: 0,
+        note: String::new(),
+    })
+    .await
+    .unwrap();
+    ict.propose_recipients("STAT/QĐ", "2025-03-01").await.unwrap();
+    let submitted = ict.submit_for_approval("STAT/QĐ").await.unwrap();
+    committee
+        .approve_allocation(proto::ApproveRequest {
+            decision_number: "STAT/QĐ".into(),
+            approval_number: "1/QĐ-UBND".into(),
+            note: String::new(),
+            list_digest: submitted.list_digest,
+        })
+        .await
+        .unwrap();
+    let places = ict
+        .all_allocation_recipients(proto::ListAllocationRecipientsRequest {
+            decision_number: "STAT/QĐ".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let today = telesub_server::domain::registry::today();
+    ict.record_handover(proto::RecordHandoverRequest {
+        decision_number: "STAT/QĐ".into(),
+        household_code: places[0].household_code.clone(),
+        handed_over_on: telesub_server::domain::household::format_date(today),
+        received_by: "Nguyễn Văn An".into(),
+        kind: Some(proto::record_handover_request::Kind::Cash(proto::CashPayment {
+            amount: 500_000,
+            phone_bought_on: "2024-01-02".into(),
+            receipt_reference: "PC-1".into(),
+        })),
+    })
+    .await
+    .unwrap();
+    let this_month = format!("{:04}-{:02}", today.year(), u8::from(today.month()));
+    let now = ict
+        .get_programme_statistics(proto::GetProgrammeStatisticsRequest { period: this_month, unit_code: String::new() })
+        .await
+        .unwrap();
+    let total = row(&now, proto::Category::Unspecified);
+    assert_eq!((total.devices_allocated, total.devices_handed_over), (5, 1));
+    let first = places[0].category();
+    assert!(row(&now, first).devices_handed_over == 1, "{first:?}");
+    assert_eq!(row(&s, proto::Category::Unspecified).devices_allocated, 0, "approved after March");
+
     // Bad requests.
     for (period, unit, field) in
         [("2025-13", "", "period"), ("2099-01", "", "period"), (MARCH, "999", "unit_code"), (MARCH, "67", "unit_code")]
