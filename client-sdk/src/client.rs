@@ -869,16 +869,7 @@ impl Client {
         &self,
         request: pb::PublishedRecipientsRequest,
     ) -> Result<pb::FileChunk, Error> {
-        let mut chunks = std::pin::pin!(self.published_recipients(request).await?);
-        let mut file: Option<pb::FileChunk> = None;
-        while let Some(chunk) = chunks.next().await {
-            let chunk = chunk?;
-            match file.as_mut() {
-                None => file = Some(chunk),
-                Some(whole) => whole.data.extend_from_slice(&chunk.data),
-            }
-        }
-        Ok(file.unwrap_or_default())
+        whole_file(self.published_recipients(request).await?).await
     }
 }
 
@@ -1015,16 +1006,7 @@ impl Client {
     /// [`Client::export_audit`] held whole in memory: one chunk with the file's name, media
     /// type and all its bytes.
     pub async fn export_audit_file(&self, request: pb::ExportAuditRequest) -> Result<pb::FileChunk, Error> {
-        let mut chunks = std::pin::pin!(self.export_audit(request).await?);
-        let mut file: Option<pb::FileChunk> = None;
-        while let Some(chunk) = chunks.next().await {
-            let chunk = chunk?;
-            match file.as_mut() {
-                None => file = Some(chunk),
-                Some(whole) => whole.data.extend_from_slice(&chunk.data),
-            }
-        }
-        Ok(file.unwrap_or_default())
+        whole_file(self.export_audit(request).await?).await
     }
 }
 
@@ -1071,15 +1053,21 @@ impl Client {
 
     /// [`Client::export_statistics`] held whole in memory.
     pub async fn export_statistics_file(&self, request: pb::ExportStatisticsRequest) -> Result<pb::FileChunk, Error> {
-        let mut chunks = std::pin::pin!(self.export_statistics(request).await?);
-        let mut file: Option<pb::FileChunk> = None;
-        while let Some(chunk) = chunks.next().await {
-            let chunk = chunk?;
-            match file.as_mut() {
-                None => file = Some(chunk),
-                Some(whole) => whole.data.extend_from_slice(&chunk.data),
-            }
-        }
-        Ok(file.unwrap_or_default())
+        whole_file(self.export_statistics(request).await?).await
     }
+}
+
+/// The chunks of a file held whole in memory: one chunk with the file's name, media type and
+/// all its bytes (all empty when the hub sends no chunk).
+async fn whole_file(chunks: impl Stream<Item = Result<pb::FileChunk, Error>>) -> Result<pb::FileChunk, Error> {
+    let mut chunks = std::pin::pin!(chunks);
+    let mut file: Option<pb::FileChunk> = None;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        match file.as_mut() {
+            None => file = Some(chunk),
+            Some(whole) => whole.data.extend_from_slice(&chunk.data),
+        }
+    }
+    Ok(file.unwrap_or_default())
 }
