@@ -3,9 +3,8 @@
 //! and hand-overs) and by operator (lines running; subscribers and amounts claimed and
 //! confirmed from the month's lists; discrepancies by code), each with the month before.
 //! "On the list" and "running" are counted on the last day of each month (today, for the month
-//! under way); households and lines
-//! count in the commune of the household's state that day. A public form suppresses small
-//! counts.
+//! under way); households and lines count in the commune of the household's state that day.
+//! The database counts for the unit's communes; a public form suppresses small counts.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -199,39 +198,31 @@ impl StatisticsService {
         // The end of the month's last day in the province (UTC+7), in UTC.
         let until =
             (next.midnight().assume_offset(UtcOffset::from_hms(7, 0, 0).expect("an offset"))).to_offset(UtcOffset::UTC);
+        // The unit's communes on either day (a commune's district may have changed).
+        let communes = unit.as_ref().map(|u| {
+            let codes: std::collections::BTreeSet<&str> = units
+                .iter()
+                .filter(|c| c.level == UnitLevel::Commune)
+                .map(|c| c.code.as_str())
+                .filter(|c| units.within_on(c, u, day) || units.within_on(c, u, before_day))
+                .collect();
+            serde_json::to_string(&codes).expect("codes serialise")
+        });
+        let communes = communes.as_deref();
         let (households, enrolled, lines, devices) = tokio::try_join!(
-            self.store.household_counts(day, before_day),
-            self.store.enrolled_counts(day, before_day),
-            self.store.line_counts(&period, &previous_period),
-            self.store.device_counts(day, until),
+            self.store.household_counts(day, before_day, communes),
+            self.store.enrolled_counts(day, before_day, communes),
+            self.store.line_counts(&period, &previous_period, communes),
+            self.store.device_counts(day, until, communes),
         )?;
-        // Each commune is placed once: the communes of the unit among those counted.
-        let communes: std::collections::BTreeSet<&str> = households
-            .iter()
-            .map(|h| h.commune_code.as_str())
-            .chain(enrolled.iter().map(|e| e.commune_code.as_str()))
-            .chain(devices.iter().map(|d| d.commune_code.as_str()))
-            .chain(lines.iter().filter_map(|l| l.commune_code.as_deref()))
-            .filter(|c| unit.as_ref().is_none_or(|u| units.within_on(c, u, day) || units.within_on(c, u, before_day)))
-            .collect();
-        let inside = |commune: Option<&str>| -> bool {
-            match commune {
-                Some(c) => communes.contains(c),
-                None => unit.is_none(),
-            }
-        };
         let by_category = category_rows(
-            households.iter().filter(|h| inside(Some(&h.commune_code))),
-            enrolled.iter().filter(|e| inside(Some(&e.commune_code))),
-            devices.iter().filter(|d| inside(Some(&d.commune_code))),
+            households.iter(),
+            enrolled.iter(),
+            devices.iter(),
             &in_force.rules.categories,
             &covered_before,
         );
-        let by_operator = operator_rows(
-            enrolled.iter().filter(|e| inside(Some(&e.commune_code))),
-            lines.iter().filter(|l| inside(l.commune_code.as_deref())),
-            &period,
-        );
+        let by_operator = operator_rows(enrolled.iter(), lines.iter(), &period);
         Ok(Statistics {
             period,
             previous_period,
@@ -310,7 +301,11 @@ fn category_rows<'a>(
             r.devices_handed_over += d.handed_over;
         }
     }
-    let mut out: Vec<CategoryRow> = rows.into_values().collect();
+    // Categories with nothing to show are left out.
+    let mut out: Vec<CategoryRow> = rows
+        .into_values()
+        .filter(|r| CategoryRow { category: None, ..r.clone() } != CategoryRow::default())
+        .collect();
     let total = out.iter().fold(CategoryRow::default(), |mut t, r| {
         t.households += r.households;
         t.eligible += r.eligible;

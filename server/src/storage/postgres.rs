@@ -545,7 +545,11 @@ impl Store for PgStore {
 
 crate::storage::audit_reader::impl_audit_reader!(PgStore, sqlx::Postgres, read: pool);
 crate::storage::inspections::impl_inspection_store!(PgStore, read: pool, bulk: pool, write: pool, begin: "BEGIN");
-crate::storage::statistics::impl_statistics_store!(PgStore, bulk: pool);
+crate::storage::statistics::impl_statistics_store!(
+    PgStore,
+    bulk: pool,
+    communes: "(SELECT jsonb_array_elements_text(CAST(", " AS jsonb)))"
+);
 crate::storage::devices::impl_device_store!(PgStore, sqlx::Postgres, read: pool, bulk: pool, write: pool, begin: "BEGIN");
 
 mod monthly {

@@ -593,7 +593,11 @@ impl Store for SqliteStore {
 
 crate::storage::audit_reader::impl_audit_reader!(SqliteStore, sqlx::Sqlite, read: read);
 crate::storage::inspections::impl_inspection_store!(SqliteStore, read: read, bulk: bulk, write: write, begin: "BEGIN IMMEDIATE");
-crate::storage::statistics::impl_statistics_store!(SqliteStore, bulk: bulk);
+crate::storage::statistics::impl_statistics_store!(
+    SqliteStore,
+    bulk: bulk,
+    communes: "(SELECT value FROM json_each(", "))"
+);
 crate::storage::devices::impl_device_store!(SqliteStore, sqlx::Sqlite, read: read, bulk: bulk, write: write, begin: "BEGIN IMMEDIATE");
 
 mod monthly {

@@ -1,14 +1,15 @@
 //! The programme's statistics, counted by the database: each query scans its table once for
-//! the month and the month before, grouped by commune, so that the caller sums the communes of
-//! any unit. Every statement reads the same in both dialects; [`impl_statistics_store!`]
-//! writes a backend's implementation from its bulk read pool.
+//! the month and the month before, for the communes of a unit (or all), and counts per
+//! category with one sum per category rather than grouping (SQLite groups by sorting every
+//! row). The statements differ between dialects only in how they read the list of communes;
+//! [`impl_statistics_store!`] writes a backend's implementation from its bulk read pool.
 
 use async_trait::async_trait;
 use time::{Date, OffsetDateTime};
 
 use super::StorageError;
 
-/// Households on the list per commune and category, on the two days.
+/// Households on the list per category in the unit (`commune_code` empty), on the two days.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct HouseholdCount {
     pub commune_code: String,
@@ -17,7 +18,8 @@ pub struct HouseholdCount {
     pub before: i64,
 }
 
-/// Lines running per operator, commune and category of the household, on the two days.
+/// Lines running per operator and category of the household in the unit (`commune_code`
+/// empty), on the two days.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct EnrolledCount {
     pub operator: String,
@@ -27,7 +29,8 @@ pub struct EnrolledCount {
     pub before: i64,
 }
 
-/// Lines of the operators' live lists for a period, per operator, commune and list.
+/// Lines in the unit of the operators' live lists for a period, per list (`commune_code`
+/// empty).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct LineCount {
     pub operator: String,
@@ -53,7 +56,8 @@ pub struct LineCount {
     pub unknown_subscriber: i64,
 }
 
-/// Places on approved device lists per commune and category, and those handed over.
+/// Places on approved device lists per category in the unit (`commune_code` empty), and those
+/// handed over.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct DeviceCount {
     pub commune_code: String,
@@ -62,21 +66,103 @@ pub struct DeviceCount {
     pub handed_over: i64,
 }
 
+/// Counts per category on the two days, one column each.
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+pub(super) struct CategoryColumns {
+    pub(super) poor_now: i64,
+    pub(super) near_poor_now: i64,
+    pub(super) social_policy_now: i64,
+    pub(super) meritorious_service_now: i64,
+    pub(super) other_now: i64,
+    pub(super) poor_before: i64,
+    pub(super) near_poor_before: i64,
+    pub(super) social_policy_before: i64,
+    pub(super) meritorious_service_before: i64,
+    pub(super) other_before: i64,
+}
+
+impl CategoryColumns {
+    /// `(category, now, before)` per category.
+    pub(super) fn rows(&self) -> [(&'static str, i64, i64); 5] {
+        [
+            ("POOR", self.poor_now, self.poor_before),
+            ("NEAR_POOR", self.near_poor_now, self.near_poor_before),
+            ("SOCIAL_POLICY", self.social_policy_now, self.social_policy_before),
+            ("MERITORIOUS_SERVICE", self.meritorious_service_now, self.meritorious_service_before),
+            ("OTHER", self.other_now, self.other_before),
+        ]
+    }
+}
+
+/// An operator's running lines per category.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(super) struct OperatorColumns {
+    pub(super) operator: String,
+    #[sqlx(flatten)]
+    pub(super) counts: CategoryColumns,
+}
+
 #[async_trait]
 pub trait StatisticsStore: Send + Sync {
-    /// On `day` and `before` (the earlier).
-    async fn household_counts(&self, day: Date, before: Date) -> Result<Vec<HouseholdCount>, StorageError>;
+    /// On `day` and `before` (the earlier), in the communes of `communes` (a JSON array of
+    /// codes; `None` for all).
+    async fn household_counts(
+        &self,
+        day: Date,
+        before: Date,
+        communes: Option<&str>,
+    ) -> Result<Vec<HouseholdCount>, StorageError>;
 
     /// On `day` and `before`; the household's commune and category are those of its state on
     /// that day.
-    async fn enrolled_counts(&self, day: Date, before: Date) -> Result<Vec<EnrolledCount>, StorageError>;
+    async fn enrolled_counts(
+        &self,
+        day: Date,
+        before: Date,
+        communes: Option<&str>,
+    ) -> Result<Vec<EnrolledCount>, StorageError>;
 
     /// The reconciled and confirmed lists of the two periods.
-    async fn line_counts(&self, period: &str, before: &str) -> Result<Vec<LineCount>, StorageError>;
+    async fn line_counts(
+        &self,
+        period: &str,
+        before: &str,
+        communes: Option<&str>,
+    ) -> Result<Vec<LineCount>, StorageError>;
 
     /// Lists approved before `until`, hand-overs on or before `day`.
-    async fn device_counts(&self, day: Date, until: OffsetDateTime) -> Result<Vec<DeviceCount>, StorageError>;
+    async fn device_counts(
+        &self,
+        day: Date,
+        until: OffsetDateTime,
+        communes: Option<&str>,
+    ) -> Result<Vec<DeviceCount>, StorageError>;
 }
+
+/// One sum per category and day: `$cat` the category column, `$now` and `$before` the
+/// conditions of each day.
+macro_rules! per_category {
+    ($cat:literal, $now:literal, $before:literal) => {
+        concat!(
+            "CAST(SUM(CASE WHEN ", $cat, " = 'POOR' AND ", $now, " THEN 1 ELSE 0 END) AS BIGINT) AS poor_now, ",
+            "CAST(SUM(CASE WHEN ", $cat, " = 'NEAR_POOR' AND ", $now, " THEN 1 ELSE 0 END) AS BIGINT) AS near_poor_now, ",
+            "CAST(SUM(CASE WHEN ", $cat, " = 'SOCIAL_POLICY' AND ", $now,
+            " THEN 1 ELSE 0 END) AS BIGINT) AS social_policy_now, ",
+            "CAST(SUM(CASE WHEN ", $cat, " = 'MERITORIOUS_SERVICE' AND ", $now,
+            " THEN 1 ELSE 0 END) AS BIGINT) AS meritorious_service_now, ",
+            "CAST(SUM(CASE WHEN ", $cat, " = 'OTHER' AND ", $now, " THEN 1 ELSE 0 END) AS BIGINT) AS other_now, ",
+            "CAST(SUM(CASE WHEN ", $cat, " = 'POOR' AND ", $before, " THEN 1 ELSE 0 END) AS BIGINT) AS poor_before, ",
+            "CAST(SUM(CASE WHEN ", $cat, " = 'NEAR_POOR' AND ", $before,
+            " THEN 1 ELSE 0 END) AS BIGINT) AS near_poor_before, ",
+            "CAST(SUM(CASE WHEN ", $cat, " = 'SOCIAL_POLICY' AND ", $before,
+            " THEN 1 ELSE 0 END) AS BIGINT) AS social_policy_before, ",
+            "CAST(SUM(CASE WHEN ", $cat, " = 'MERITORIOUS_SERVICE' AND ", $before,
+            " THEN 1 ELSE 0 END) AS BIGINT) AS meritorious_service_before, ",
+            "CAST(SUM(CASE WHEN ", $cat, " = 'OTHER' AND ", $before, " THEN 1 ELSE 0 END) AS BIGINT) AS other_before"
+        )
+    };
+}
+pub(super) use per_category;
 
 /// The category of a stored household state, read from the start of its stored form (the
 /// category is its first field), as one SQL expression over `$data`: what the register writes
@@ -84,18 +170,10 @@ pub trait StatisticsStore: Send + Sync {
 macro_rules! category_of {
     ($data:literal) => {
         concat!(
-            "CASE WHEN ",
-            $data,
-            " LIKE '{\"category\":\"POOR\"%' THEN 'POOR' ",
-            "WHEN ",
-            $data,
-            " LIKE '{\"category\":\"NEAR_POOR\"%' THEN 'NEAR_POOR' ",
-            "WHEN ",
-            $data,
-            " LIKE '{\"category\":\"SOCIAL_POLICY\"%' THEN 'SOCIAL_POLICY' ",
-            "WHEN ",
-            $data,
-            " LIKE '{\"category\":\"MERITORIOUS_SERVICE\"%' THEN 'MERITORIOUS_SERVICE' ",
+            "CASE WHEN ", $data, " LIKE '{\"category\":\"POOR\"%' THEN 'POOR' ",
+            "WHEN ", $data, " LIKE '{\"category\":\"NEAR_POOR\"%' THEN 'NEAR_POOR' ",
+            "WHEN ", $data, " LIKE '{\"category\":\"SOCIAL_POLICY\"%' THEN 'SOCIAL_POLICY' ",
+            "WHEN ", $data, " LIKE '{\"category\":\"MERITORIOUS_SERVICE\"%' THEN 'MERITORIOUS_SERVICE' ",
             "ELSE 'OTHER' END"
         )
     };
@@ -105,83 +183,117 @@ pub(super) use category_of;
 /// Lines of one discrepancy code (codes are stored separated by spaces).
 macro_rules! with_code {
     ($code:literal, $column:literal) => {
-        concat!(
-            "CAST(SUM(CASE WHEN ' ' || l.codes || ' ' LIKE '% ",
-            $code,
-            " %' THEN 1 ELSE 0 END) AS BIGINT) AS ",
-            $column
-        )
+        // No code is part of another's name; most lines have none.
+        concat!("CAST(SUM(CASE WHEN l.codes <> '' AND l.codes LIKE '%", $code, "%' THEN 1 ELSE 0 END) AS BIGINT) AS ", $column)
     };
 }
 pub(super) use with_code;
 
+/// The backend's implementation. `$open` and `$close` surround a parameter holding a JSON
+/// array of commune codes to make the list `IN` reads.
 macro_rules! impl_statistics_store {
-    ($store:ty, bulk: $bulk:ident) => {
+    ($store:ty, bulk: $bulk:ident, communes: $open:literal, $close:literal) => {
         #[async_trait::async_trait]
         impl $crate::storage::statistics::StatisticsStore for $store {
             async fn household_counts(
                 &self,
                 day: time::Date,
                 before: time::Date,
+                communes: Option<&str>,
             ) -> Result<Vec<$crate::storage::statistics::HouseholdCount>, StorageError> {
-                // The inner query (kept apart by its LIMIT) hands the grouping only the commune,
-                // the category and two flags.
-                Ok(sqlx::query_as(
-                    "SELECT commune_code, category, CAST(SUM(now) AS BIGINT) AS now, \
-                     CAST(SUM(before) AS BIGINT) AS before FROM (SELECT commune_code, category, \
-                     CASE WHEN valid_from <= $1 AND (valid_to IS NULL OR valid_to > $1) THEN 1 ELSE 0 END AS now, \
-                     CASE WHEN valid_from <= $2 AND (valid_to IS NULL OR valid_to > $2) THEN 1 ELSE 0 END AS before \
-                     FROM household_versions \
+                use $crate::storage::statistics::{CategoryColumns, HouseholdCount};
+                let c: CategoryColumns = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::storage::statistics::per_category!(
+                        "category",
+                        "(valid_from <= $1 AND (valid_to IS NULL OR valid_to > $1))",
+                        "(valid_from <= $2 AND (valid_to IS NULL OR valid_to > $2))"
+                    ),
+                    " FROM household_versions \
                      WHERE removal_reason IS NULL AND valid_from <= $1 AND (valid_to IS NULL OR valid_to > $2) \
-                     LIMIT 1000000000000) s GROUP BY commune_code, category",
-                )
+                     AND (CAST($3 AS TEXT) IS NULL OR commune_code IN ",
+                    $open,
+                    "$3",
+                    $close,
+                    ")"
+                ))
                 .bind(day)
                 .bind(before)
-                .fetch_all(&self.$bulk)
-                .await?)
+                .bind(communes)
+                .fetch_one(&self.$bulk)
+                .await?;
+                Ok(c.rows()
+                    .into_iter()
+                    .map(|(category, now, before)| HouseholdCount {
+                        commune_code: String::new(),
+                        category: category.to_owned(),
+                        now,
+                        before,
+                    })
+                    .collect())
             }
 
             async fn enrolled_counts(
                 &self,
                 day: time::Date,
                 before: time::Date,
+                communes: Option<&str>,
             ) -> Result<Vec<$crate::storage::statistics::EnrolledCount>, StorageError> {
+                use $crate::storage::statistics::{EnrolledCount, OperatorColumns};
                 // The states of the two days, each joined with the household's lines through the
-                // index that carries what the count needs.
-                Ok(sqlx::query_as(
-                    "SELECT operator, commune_code, category, CAST(SUM(now) AS BIGINT) AS now, \
-                     CAST(SUM(before) AS BIGINT) AS before FROM (SELECT e.operator, v.commune_code, v.category, \
-                     CASE WHEN v.valid_from <= $1 AND (v.valid_to IS NULL OR v.valid_to > $1) \
-                               AND e.start_date <= $1 AND (e.end_date IS NULL OR e.end_date > $1) \
-                          THEN 1 ELSE 0 END AS now, \
-                     CASE WHEN v.valid_from <= $2 AND (v.valid_to IS NULL OR v.valid_to > $2) \
-                               AND e.start_date <= $2 AND (e.end_date IS NULL OR e.end_date > $2) \
-                          THEN 1 ELSE 0 END AS before \
-                     FROM household_versions v CROSS JOIN enrollments e \
+                // index that carries what the count needs; grouped by operator only.
+                let rows: Vec<OperatorColumns> = sqlx::query_as(concat!(
+                    "SELECT e.operator, ",
+                    $crate::storage::statistics::per_category!(
+                        "v.category",
+                        "(v.valid_from <= $1 AND (v.valid_to IS NULL OR v.valid_to > $1) \
+                          AND e.start_date <= $1 AND (e.end_date IS NULL OR e.end_date > $1))",
+                        "(v.valid_from <= $2 AND (v.valid_to IS NULL OR v.valid_to > $2) \
+                          AND e.start_date <= $2 AND (e.end_date IS NULL OR e.end_date > $2))"
+                    ),
+                    " FROM household_versions v CROSS JOIN enrollments e \
                      WHERE e.household_code = v.household_code \
                      AND v.valid_from <= $1 AND (v.valid_to IS NULL OR v.valid_to > $2) \
                      AND e.start_date <= $1 AND (e.end_date IS NULL OR e.end_date > $2) \
-                     LIMIT 1000000000000) s GROUP BY operator, commune_code, category",
-                )
+                     AND (CAST($3 AS TEXT) IS NULL OR v.commune_code IN ",
+                    $open,
+                    "$3",
+                    $close,
+                    ") GROUP BY e.operator"
+                ))
                 .bind(day)
                 .bind(before)
+                .bind(communes)
                 .fetch_all(&self.$bulk)
-                .await?)
+                .await?;
+                Ok(rows
+                    .iter()
+                    .flat_map(|r| {
+                        r.counts.rows().into_iter().map(|(category, now, before)| EnrolledCount {
+                            operator: r.operator.clone(),
+                            commune_code: String::new(),
+                            category: category.to_owned(),
+                            now,
+                            before,
+                        })
+                    })
+                    .collect())
             }
 
             async fn line_counts(
                 &self,
                 period: &str,
                 before: &str,
+                communes: Option<&str>,
             ) -> Result<Vec<$crate::storage::statistics::LineCount>, StorageError> {
                 use $crate::storage::statistics::with_code;
-                // Grouped by list and commune first (the lists are few), then joined with the lists.
+                // Grouped by list (the order the lines are stored in), then joined with the lists.
                 Ok(sqlx::query_as(concat!(
-                    "SELECT u.operator, u.period, g.commune_code, u.status, u.confirmed_scope, g.claims, g.amount, \
-                     g.ok_claims, g.ok_amount, g.not_eligible, g.eligibility_ended, g.before_start, g.over_cap, \
-                     g.not_enrolled, g.enrolment_mismatch, g.duplicate_within_operator, \
+                    "SELECT u.operator, u.period, '' AS commune_code, u.status, u.confirmed_scope, g.claims, \
+                     g.amount, g.ok_claims, g.ok_amount, g.not_eligible, g.eligibility_ended, g.before_start, \
+                     g.over_cap, g.not_enrolled, g.enrolment_mismatch, g.duplicate_within_operator, \
                      g.duplicate_across_operators, g.non_usage, g.unknown_subscriber \
-                     FROM monthly_updates u CROSS JOIN (SELECT l.update_ref, l.commune_code, \
+                     FROM monthly_updates u CROSS JOIN (SELECT l.update_ref, \
                      CAST(SUM(CASE WHEN l.amount_claimed > 0 THEN 1 ELSE 0 END) AS BIGINT) AS claims, \
                      CAST(SUM(l.amount_claimed) AS BIGINT) AS amount, \
                      CAST(SUM(CASE WHEN l.amount_claimed > 0 AND l.codes = '' THEN 1 ELSE 0 END) AS BIGINT) \
@@ -208,11 +320,15 @@ macro_rules! impl_statistics_store {
                     with_code!("UNKNOWN_SUBSCRIBER", "unknown_subscriber"),
                     " FROM monthly_lines l WHERE l.update_ref IN (SELECT id FROM monthly_updates \
                        WHERE period IN ($1, $2) AND status IN ('RECONCILED', 'CONFIRMED')) \
-                     GROUP BY l.update_ref, l.commune_code) g \
-                     WHERE u.id = g.update_ref"
+                     AND (CAST($3 AS TEXT) IS NULL OR l.commune_code IN ",
+                    $open,
+                    "$3",
+                    $close,
+                    ") GROUP BY l.update_ref) g WHERE u.id = g.update_ref"
                 ))
                 .bind(period)
                 .bind(before)
+                .bind(communes)
                 .fetch_all(&self.$bulk)
                 .await?)
             }
@@ -221,18 +337,24 @@ macro_rules! impl_statistics_store {
                 &self,
                 day: time::Date,
                 until: time::OffsetDateTime,
+                communes: Option<&str>,
             ) -> Result<Vec<$crate::storage::statistics::DeviceCount>, StorageError> {
-                Ok(sqlx::query_as(
-                    "SELECT r.commune_code, r.category, CAST(COUNT(*) AS BIGINT) AS allocated, \
+                Ok(sqlx::query_as(concat!(
+                    "SELECT '' AS commune_code, r.category, CAST(COUNT(*) AS BIGINT) AS allocated, \
                      CAST(SUM(CASE WHEN h.handed_over_on <= $1 THEN 1 ELSE 0 END) AS BIGINT) AS handed_over \
                      FROM device_recipients r \
                      JOIN device_allocations a ON a.id = r.allocation_id \
                      LEFT JOIN device_handovers h ON h.household_code = r.household_code \
                      WHERE a.status = 'APPROVED' AND a.decided_at < $2 \
-                     GROUP BY r.commune_code, r.category",
-                )
+                     AND (CAST($3 AS TEXT) IS NULL OR r.commune_code IN ",
+                    $open,
+                    "$3",
+                    $close,
+                    ") GROUP BY r.category"
+                ))
                 .bind(day)
                 .bind(until)
+                .bind(communes)
                 .fetch_all(&self.$bulk)
                 .await?)
             }
