@@ -271,6 +271,29 @@ async fn the_figures_of_a_generated_month_are_the_ones_planted() {
     assert!(row(&now, first).devices_handed_over == 1, "{first:?}");
     assert_eq!(row(&s, proto::Category::Unspecified).devices_allocated, 0, "approved after March");
 
+    // The same from the command line.
+    {
+        use crate::monthly_cli::cli_run;
+        let dir = tempfile::tempdir().unwrap();
+        let here = dir.path();
+        let run = cli_run(&app, "DOICT", here, &["stats", "show", "--period", MARCH, "--unit", &commune]).await;
+        run.assert_ok();
+        assert_eq!(run.field("period"), MARCH);
+        assert!(run.out.contains("by category") && run.out.contains("by operator"), "{}", run.out);
+        let total_line = run.out.lines().find(|l| l.trim_start().starts_with("TOTAL")).unwrap_or_default();
+        assert!(total_line.contains(&there.to_string()), "{total_line:?} in\n{}", run.out);
+        let run = cli_run(&app, "VNPT", here, &["stats", "public", "--period", MARCH]).await;
+        run.assert_ok();
+        assert!(run.out.contains("< 10") || run.out.contains("TOTAL"), "{}", run.out);
+        let run =
+            cli_run(&app, "DOICT", here, &["stats", "export", "--period", MARCH, "--format", "xlsx", "-o", "s.xlsx"])
+                .await;
+        run.assert_ok();
+        assert!(std::fs::read(here.join("s.xlsx")).unwrap().starts_with(b"PK"));
+        let run = cli_run(&app, "VNPT", here, &["stats", "show", "--period", MARCH]).await;
+        assert_eq!(run.code, Some(1), "operators read the public figures only: {}", run.err);
+    }
+
     // Bad requests.
     for (period, unit, field) in
         [("2025-13", "", "period"), ("2099-01", "", "period"), (MARCH, "999", "unit_code"), (MARCH, "67", "unit_code")]

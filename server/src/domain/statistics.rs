@@ -302,10 +302,8 @@ fn category_rows<'a>(
         }
     }
     // Categories with nothing to show are left out.
-    let mut out: Vec<CategoryRow> = rows
-        .into_values()
-        .filter(|r| CategoryRow { category: None, ..r.clone() } != CategoryRow::default())
-        .collect();
+    let mut out: Vec<CategoryRow> =
+        rows.into_values().filter(|r| CategoryRow { category: None, ..r.clone() } != CategoryRow::default()).collect();
     let total = out.iter().fold(CategoryRow::default(), |mut t, r| {
         t.households += r.households;
         t.eligible += r.eligible;

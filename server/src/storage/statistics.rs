@@ -144,21 +144,56 @@ pub trait StatisticsStore: Send + Sync {
 macro_rules! per_category {
     ($cat:literal, $now:literal, $before:literal) => {
         concat!(
-            "CAST(SUM(CASE WHEN ", $cat, " = 'POOR' AND ", $now, " THEN 1 ELSE 0 END) AS BIGINT) AS poor_now, ",
-            "CAST(SUM(CASE WHEN ", $cat, " = 'NEAR_POOR' AND ", $now, " THEN 1 ELSE 0 END) AS BIGINT) AS near_poor_now, ",
-            "CAST(SUM(CASE WHEN ", $cat, " = 'SOCIAL_POLICY' AND ", $now,
+            "CAST(SUM(CASE WHEN ",
+            $cat,
+            " = 'POOR' AND ",
+            $now,
+            " THEN 1 ELSE 0 END) AS BIGINT) AS poor_now, ",
+            "CAST(SUM(CASE WHEN ",
+            $cat,
+            " = 'NEAR_POOR' AND ",
+            $now,
+            " THEN 1 ELSE 0 END) AS BIGINT) AS near_poor_now, ",
+            "CAST(SUM(CASE WHEN ",
+            $cat,
+            " = 'SOCIAL_POLICY' AND ",
+            $now,
             " THEN 1 ELSE 0 END) AS BIGINT) AS social_policy_now, ",
-            "CAST(SUM(CASE WHEN ", $cat, " = 'MERITORIOUS_SERVICE' AND ", $now,
+            "CAST(SUM(CASE WHEN ",
+            $cat,
+            " = 'MERITORIOUS_SERVICE' AND ",
+            $now,
             " THEN 1 ELSE 0 END) AS BIGINT) AS meritorious_service_now, ",
-            "CAST(SUM(CASE WHEN ", $cat, " = 'OTHER' AND ", $now, " THEN 1 ELSE 0 END) AS BIGINT) AS other_now, ",
-            "CAST(SUM(CASE WHEN ", $cat, " = 'POOR' AND ", $before, " THEN 1 ELSE 0 END) AS BIGINT) AS poor_before, ",
-            "CAST(SUM(CASE WHEN ", $cat, " = 'NEAR_POOR' AND ", $before,
+            "CAST(SUM(CASE WHEN ",
+            $cat,
+            " = 'OTHER' AND ",
+            $now,
+            " THEN 1 ELSE 0 END) AS BIGINT) AS other_now, ",
+            "CAST(SUM(CASE WHEN ",
+            $cat,
+            " = 'POOR' AND ",
+            $before,
+            " THEN 1 ELSE 0 END) AS BIGINT) AS poor_before, ",
+            "CAST(SUM(CASE WHEN ",
+            $cat,
+            " = 'NEAR_POOR' AND ",
+            $before,
             " THEN 1 ELSE 0 END) AS BIGINT) AS near_poor_before, ",
-            "CAST(SUM(CASE WHEN ", $cat, " = 'SOCIAL_POLICY' AND ", $before,
+            "CAST(SUM(CASE WHEN ",
+            $cat,
+            " = 'SOCIAL_POLICY' AND ",
+            $before,
             " THEN 1 ELSE 0 END) AS BIGINT) AS social_policy_before, ",
-            "CAST(SUM(CASE WHEN ", $cat, " = 'MERITORIOUS_SERVICE' AND ", $before,
+            "CAST(SUM(CASE WHEN ",
+            $cat,
+            " = 'MERITORIOUS_SERVICE' AND ",
+            $before,
             " THEN 1 ELSE 0 END) AS BIGINT) AS meritorious_service_before, ",
-            "CAST(SUM(CASE WHEN ", $cat, " = 'OTHER' AND ", $before, " THEN 1 ELSE 0 END) AS BIGINT) AS other_before"
+            "CAST(SUM(CASE WHEN ",
+            $cat,
+            " = 'OTHER' AND ",
+            $before,
+            " THEN 1 ELSE 0 END) AS BIGINT) AS other_before"
         )
     };
 }
@@ -170,10 +205,18 @@ pub(super) use per_category;
 macro_rules! category_of {
     ($data:literal) => {
         concat!(
-            "CASE WHEN ", $data, " LIKE '{\"category\":\"POOR\"%' THEN 'POOR' ",
-            "WHEN ", $data, " LIKE '{\"category\":\"NEAR_POOR\"%' THEN 'NEAR_POOR' ",
-            "WHEN ", $data, " LIKE '{\"category\":\"SOCIAL_POLICY\"%' THEN 'SOCIAL_POLICY' ",
-            "WHEN ", $data, " LIKE '{\"category\":\"MERITORIOUS_SERVICE\"%' THEN 'MERITORIOUS_SERVICE' ",
+            "CASE WHEN ",
+            $data,
+            " LIKE '{\"category\":\"POOR\"%' THEN 'POOR' ",
+            "WHEN ",
+            $data,
+            " LIKE '{\"category\":\"NEAR_POOR\"%' THEN 'NEAR_POOR' ",
+            "WHEN ",
+            $data,
+            " LIKE '{\"category\":\"SOCIAL_POLICY\"%' THEN 'SOCIAL_POLICY' ",
+            "WHEN ",
+            $data,
+            " LIKE '{\"category\":\"MERITORIOUS_SERVICE\"%' THEN 'MERITORIOUS_SERVICE' ",
             "ELSE 'OTHER' END"
         )
     };
@@ -184,7 +227,12 @@ pub(super) use category_of;
 macro_rules! with_code {
     ($code:literal, $column:literal) => {
         // No code is part of another's name; most lines have none.
-        concat!("CAST(SUM(CASE WHEN l.codes <> '' AND l.codes LIKE '%", $code, "%' THEN 1 ELSE 0 END) AS BIGINT) AS ", $column)
+        concat!(
+            "CAST(SUM(CASE WHEN l.codes <> '' AND l.codes LIKE '%",
+            $code,
+            "%' THEN 1 ELSE 0 END) AS BIGINT) AS ",
+            $column
+        )
     };
 }
 pub(super) use with_code;
