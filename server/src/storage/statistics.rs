@@ -9,33 +9,28 @@ use time::{Date, OffsetDateTime};
 
 use super::StorageError;
 
-/// Households on the list per category in the unit (`commune_code` empty), on the two days.
+/// Households on the list of a category in the unit, on the two days.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct HouseholdCount {
-    pub commune_code: String,
     pub category: String,
     pub now: i64,
     pub before: i64,
 }
 
-/// Lines running per operator and category of the household in the unit (`commune_code`
-/// empty), on the two days.
+/// Lines running of an operator for households of a category in the unit, on the two days.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct EnrolledCount {
     pub operator: String,
-    pub commune_code: String,
     pub category: String,
     pub now: i64,
     pub before: i64,
 }
 
-/// Lines in the unit of the operators' live lists for a period, per list (`commune_code`
-/// empty).
+/// Lines in the unit of one of the operators' live lists for a period.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct LineCount {
     pub operator: String,
     pub period: String,
-    pub commune_code: Option<String>,
     /// `RECONCILED` or `CONFIRMED`.
     pub status: String,
     pub confirmed_scope: Option<String>,
@@ -56,11 +51,10 @@ pub struct LineCount {
     pub unknown_subscriber: i64,
 }
 
-/// Places on approved device lists per category in the unit (`commune_code` empty), and those
-/// handed over.
+/// Places on approved device lists for households of a category in the unit, and those handed
+/// over.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct DeviceCount {
-    pub commune_code: String,
     pub category: String,
     pub allocated: i64,
     pub handed_over: i64,
@@ -273,7 +267,6 @@ macro_rules! impl_statistics_store {
                 Ok(c.rows()
                     .into_iter()
                     .map(|(category, now, before)| HouseholdCount {
-                        commune_code: String::new(),
                         category: category.to_owned(),
                         now,
                         before,
@@ -319,8 +312,7 @@ macro_rules! impl_statistics_store {
                     .flat_map(|r| {
                         r.counts.rows().into_iter().map(|(category, now, before)| EnrolledCount {
                             operator: r.operator.clone(),
-                            commune_code: String::new(),
-                            category: category.to_owned(),
+                                category: category.to_owned(),
                             now,
                             before,
                         })
@@ -337,7 +329,7 @@ macro_rules! impl_statistics_store {
                 use $crate::storage::statistics::with_code;
                 // Grouped by list (the order the lines are stored in), then joined with the lists.
                 Ok(sqlx::query_as(concat!(
-                    "SELECT u.operator, u.period, '' AS commune_code, u.status, u.confirmed_scope, g.claims, \
+                    "SELECT u.operator, u.period, u.status, u.confirmed_scope, g.claims, \
                      g.amount, g.ok_claims, g.ok_amount, g.not_eligible, g.eligibility_ended, g.before_start, \
                      g.over_cap, g.not_enrolled, g.enrolment_mismatch, g.duplicate_within_operator, \
                      g.duplicate_across_operators, g.non_usage, g.unknown_subscriber \
@@ -388,7 +380,7 @@ macro_rules! impl_statistics_store {
                 communes: Option<&str>,
             ) -> Result<Vec<$crate::storage::statistics::DeviceCount>, StorageError> {
                 Ok(sqlx::query_as(concat!(
-                    "SELECT '' AS commune_code, r.category, CAST(COUNT(*) AS BIGINT) AS allocated, \
+                    "SELECT r.category, CAST(COUNT(*) AS BIGINT) AS allocated, \
                      CAST(SUM(CASE WHEN h.handed_over_on <= $1 THEN 1 ELSE 0 END) AS BIGINT) AS handed_over \
                      FROM device_recipients r \
                      JOIN device_allocations a ON a.id = r.allocation_id \
