@@ -18,9 +18,6 @@ use crate::{
     storage::devices::{AllocationRow, HandoverRow, RecipientView},
 };
 
-/// Bytes per message of a published file.
-const CHUNK: usize = 256 * 1024;
-
 #[derive(Debug, Clone)]
 pub struct DevicesApi {
     service: DeviceService,
@@ -415,22 +412,7 @@ impl DeviceAllocation for DevicesApi {
             };
             (data, name, "text/csv; charset=utf-8")
         };
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tokio::spawn(async move {
-            let mut named = Some((file_name, content_type.to_owned()));
-            // An empty file still sends one chunk, which names it.
-            let mut pieces: Vec<&[u8]> = data.chunks(CHUNK).collect();
-            if pieces.is_empty() {
-                pieces.push(&[]);
-            }
-            for piece in pieces {
-                let (file_name, content_type) = named.take().unwrap_or_default();
-                if tx.send(Ok(pb::FileChunk { file_name, content_type, data: piece.to_vec() })).await.is_err() {
-                    return; // the caller went away
-                }
-            }
-        });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(super::file_stream(data, file_name, content_type)))
     }
 }
 

@@ -95,3 +95,32 @@ impl CallContext {
         status::to_status(err, &self.request_id)
     }
 }
+
+/// Bytes per message of a file held whole (a published list, the statistics).
+const FILE_CHUNK: usize = 256 * 1024;
+
+/// A file already in memory as a stream of chunks: the first names the file and its media type;
+/// an empty file still sends one chunk, which names it.
+pub(crate) fn file_stream(
+    data: Vec<u8>,
+    file_name: String,
+    content_type: &str,
+) -> tokio_stream::wrappers::ReceiverStream<Result<telesub_proto::v1::FileChunk, Status>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let content_type = content_type.to_owned();
+    tokio::spawn(async move {
+        let mut named = Some((file_name, content_type));
+        let mut pieces: Vec<&[u8]> = data.chunks(FILE_CHUNK).collect();
+        if pieces.is_empty() {
+            pieces.push(&[]);
+        }
+        for piece in pieces {
+            let (file_name, content_type) = named.take().unwrap_or_default();
+            let chunk = telesub_proto::v1::FileChunk { file_name, content_type, data: piece.to_vec() };
+            if tx.send(Ok(chunk)).await.is_err() {
+                return; // the caller went away
+            }
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}

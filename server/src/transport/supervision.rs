@@ -358,17 +358,7 @@ impl Supervision for SupervisionApi {
             }
             _ => return Err(ctx.fail(DomainError::invalid("format", "choose XLSX or PUBLIC_CSV"))),
         };
-        let (out, rx) = tokio::sync::mpsc::channel(EXPORT_AHEAD);
-        tokio::spawn(async move {
-            let mut named = Some((file_name, content_type.to_owned()));
-            for piece in data.chunks(256 * 1024) {
-                let (file_name, content_type) = named.take().unwrap_or_default();
-                if out.send(Ok(pb::FileChunk { file_name, content_type, data: piece.to_vec() })).await.is_err() {
-                    return;
-                }
-            }
-        });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(super::file_stream(data, file_name, content_type)))
     }
 
     async fn create_inspection(
