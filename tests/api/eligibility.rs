@@ -337,3 +337,103 @@ async fn households_of_a_category_the_policy_does_not_cover_are_told_so() {
     assert_eq!(reason(&d), proto::ReasonCode::CategoryNotCovered);
     assert_eq!(d.category(), proto::Category::Other);
 }
+
+/// What a store answers for every value of every kind: the histories of the households each
+/// value matches.
+async fn answers(
+    store: &dyn telesub_server::storage::Store,
+    values: &[(telesub_server::domain::eligibility::QueryKind, Vec<String>)],
+) -> Vec<(String, Vec<telesub_server::domain::eligibility::History>)> {
+    let mut out = Vec::new();
+    for (kind, values) in values {
+        let mut found = store.histories_matching(*kind, values, false).await.expect("histories");
+        // In no particular order.
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        out.extend(found);
+    }
+    out
+}
+
+/// Fails naming the first value answered differently, rather than printing thousands.
+fn assert_same_answers(
+    got: &[(String, Vec<telesub_server::domain::eligibility::History>)],
+    expected: &[(String, Vec<telesub_server::domain::eligibility::History>)],
+) {
+    for (g, e) in got.iter().zip(expected) {
+        assert_eq!(g, e, "the first value answered differently");
+    }
+    assert_eq!(got.len(), expected.len(), "values answered");
+}
+
+/// A hub on SQLite answers questions from the register it holds in memory. Whatever it
+/// answers must be what the database says: after a load, after changes pushed through the hub,
+/// and after changes made around it (enrolments written straight into the database, as
+/// another process on the same file would).
+#[tokio::test]
+async fn the_register_held_in_memory_answers_as_the_database_does() {
+    use telesub_server::domain::eligibility::QueryKind;
+    use time::macros::date;
+
+    let app = TestApp::spawn().await;
+    let heads = telesub_tests::load_generated(app.store.as_ref(), 11, 1_500, date!(2025 - 01 - 01)).await;
+    let month = telesub_server::monthly_generator::MonthGenerator::new(
+        11,
+        1_500,
+        vec!["VNPT".into(), "VIETTEL".into()],
+        "2025-03",
+        date!(2025 - 01 - 01),
+        Default::default(),
+    )
+    .unwrap();
+    let enrolled = telesub_tests::load_enrollments(&app.db, month.enrollments()).await.unwrap();
+    assert!(enrolled > 1_000, "{enrolled}");
+    // The database itself, read by a store that serves no hub and holds nothing.
+    let database = app.db.store().await;
+    assert_eq!(database.register_held(), None);
+
+    let found = database.histories_matching(QueryKind::CitizenId, &heads, false).await.unwrap();
+    let codes: Vec<String> = found.iter().flat_map(|(_, h)| h.iter().map(|h| h.code.clone())).collect();
+    let labour = app.client("DOLISA").await;
+    push(
+        &labour,
+        header("changes", proto::BatchKind::Delta, "2025", "2025-04-01"),
+        vec![
+            household("HH-1", "24611", 1),
+            household("HH-2", "24616", 2),
+            removal(&codes[0], proto::RemovalReason::OutOfPoverty, "2025-04-01"),
+            removal(&codes[1], proto::RemovalReason::Deceased, "2025-04-10"),
+        ],
+    )
+    .await
+    .unwrap();
+    let certificates: Vec<String> = found
+        .iter()
+        .flat_map(|(_, h)| h.iter().flat_map(|h| h.states.iter().filter_map(|s| s.facts.certificate_number.clone())))
+        .take(300)
+        .chain(["1/GCN-HN.HCN".to_owned(), "no such certificate".to_owned()])
+        .collect();
+    let mut citizens = heads.clone();
+    citizens.extend([cid(1, 1985, true), cid(2, 1980, false), cid(99, 1980, false)]);
+    let mut households = codes.clone();
+    households.extend(["HH-1".to_owned(), "HH-2".to_owned(), "HH-404".to_owned()]);
+    let values = [
+        (QueryKind::CitizenId, citizens),
+        (QueryKind::HouseholdCode, households),
+        (QueryKind::CertificateNumber, certificates),
+    ];
+
+    app.store.catch_up().await.unwrap();
+    if !app.db.is_postgres() {
+        assert_eq!(app.store.register_held(), Some(1_502), "a serving SQLite hub holds the register");
+    }
+    let expected = answers(database.as_ref(), &values).await;
+    assert!(expected.len() > 3_000, "{}", expected.len());
+    assert_same_answers(&answers(app.store.as_ref(), &values).await, &expected);
+
+    // Changed around the hub: its next answer already says so.
+    let ended = app.db.execute("UPDATE enrollments SET end_date = '2025-05-01' WHERE id % 3 = 0").await.unwrap();
+    assert!(ended > 300, "{ended}");
+    let expected_now = answers(database.as_ref(), &values).await;
+    assert_ne!(expected_now, expected);
+    assert_same_answers(&answers(app.store.as_ref(), &values).await, &expected_now);
+}

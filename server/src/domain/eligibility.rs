@@ -19,7 +19,7 @@ use super::{
 };
 use crate::storage::{
     Store,
-    eligibility::{DecisionRow, DecisionRunRow, StateRow},
+    eligibility::{DecisionRow, DecisionRunRow},
 };
 
 /// How far ahead of today a decision may be asked for.
@@ -532,8 +532,8 @@ async fn read_together(store: Arc<dyn Store>, mut waiting: tokio::sync::mpsc::Re
                 let mut values: Vec<String> = lookups.iter().map(|l| l.value.clone()).collect();
                 values.sort_unstable();
                 values.dedup();
-                let found = match store.states_matching(kind, &values, false).await {
-                    Ok(rows) => group_histories(rows).map_err(|e| e.to_string()),
+                let found = match store.histories_matching(kind, &values, false).await {
+                    Ok(found) => Ok(found),
                     Err(e) => Err(crate::ErrorChain(&e).to_string()),
                 };
                 match found {
@@ -725,8 +725,7 @@ impl EligibilityService {
         for (kind, mut values) in by_kind {
             values.sort_unstable();
             values.dedup();
-            let rows = self.store.states_matching(kind, &values, true).await?;
-            let found = group_histories(rows)?;
+            let found = self.store.histories_matching(kind, &values, true).await?;
             histories.entry(kind).or_default().extend(found);
         }
         let operator = (caller.member.role == Role::Operator).then(|| caller.member.code.as_str());
@@ -929,41 +928,6 @@ fn split_id(id: &str) -> Result<(&str, i64), String> {
     id.rsplit_once('-')
         .and_then(|(call, idx)| Some((call, idx.parse().ok()?)))
         .ok_or_else(|| format!("{id:?} is not a decision id"))
-}
-
-/// Groups the matched states by the value looked up and the household.
-pub(crate) fn group_histories(mut rows: Vec<StateRow>) -> Result<Vec<(String, Vec<History>)>, DomainError> {
-    rows.sort_unstable_by(|a, b| {
-        (&a.matched, &a.household_code, a.valid_from).cmp(&(&b.matched, &b.household_code, b.valid_from))
-    });
-    let mut out: Vec<(String, Vec<History>)> = Vec::new();
-    for row in rows {
-        let facts = Facts::from_stored(&row.data).map_err(|e| {
-            DomainError::Internal(format!("stored state of {} from {}: {e}", row.household_code, row.valid_from).into())
-        })?;
-        let removal = row
-            .removal_reason
-            .as_deref()
-            .map(RemovalReason::parse)
-            .transpose()
-            .map_err(|e| DomainError::Internal(e.into()))?;
-        let state = State { valid_from: row.valid_from, valid_to: row.valid_to, removal, facts };
-        if out.last().is_none_or(|(v, _)| *v != row.matched) {
-            out.push((row.matched, Vec::new()));
-        }
-        let histories = &mut out.last_mut().expect("pushed above").1;
-        if histories.last().is_none_or(|h| h.code != row.household_code) {
-            let enrollments = match row.holdings.as_deref() {
-                None | Some("[]") => Vec::new(),
-                Some(json) => serde_json::from_str(json).map_err(|e| {
-                    DomainError::Internal(format!("enrolments of household {}: {e}", row.household_code).into())
-                })?,
-            };
-            histories.push(History { code: row.household_code, states: Vec::new(), enrollments });
-        }
-        histories.last_mut().expect("pushed above").states.push(state);
-    }
-    Ok(out)
 }
 
 impl Decision {

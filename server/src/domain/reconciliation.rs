@@ -1103,7 +1103,7 @@ impl ReconciliationService {
         let phones: Vec<String> =
             lines.iter().filter(|(_, l)| l.enrollment_id.is_none()).map(|(_, l)| l.phone_number.clone()).collect();
         let (states, named, numbered) = tokio::try_join!(
-            self.store.states_matching(QueryKind::HouseholdCode, &codes, true),
+            self.store.histories_matching(QueryKind::HouseholdCode, &codes, true),
             async { if ids.is_empty() { Ok(Vec::new()) } else { self.store.enrollments_by_ids(&ids).await } },
             async {
                 if phones.is_empty() {
@@ -1113,10 +1113,7 @@ impl ReconciliationService {
                 }
             },
         )?;
-        let histories = eligibility::group_histories(states)?
-            .into_iter()
-            .filter_map(|(code, mut found)| Some((code, found.pop()?)))
-            .collect();
+        let histories = states.into_iter().filter_map(|(code, mut found)| Some((code, found.pop()?))).collect();
         // A line that names no enrolment is matched by its number: the operator's enrolment of
         // the number that ran in the month (the latest, if several did).
         let mut by_phone: HashMap<String, EnrollmentRow> = HashMap::new();

@@ -184,7 +184,7 @@ impl SupervisionService {
     async fn looked_up(&self, kind: SubjectKind, value: &str, filter: &AuditFilter) -> Result<Vec<i64>, DomainError> {
         let mut seqs = self.store.subject_seqs(kind, value).await?;
         let answered = kind == SubjectKind::HouseholdCode;
-        let mut calls = self.store.decision_calls(value, answered).await?;
+        let mut calls = self.store.decision_calls(value, answered, filter.from, filter.until).await?;
         calls.extend(self.store.run_calls(value, answered, filter.from, filter.until).await?);
         for call in &calls {
             if let Some(seq) = self.store.audit_seq_of(call).await? {

@@ -28,14 +28,29 @@ pub fn like_literal(text: &str) -> String {
     out
 }
 
+/// The smallest call id of a call that arrived at `at` or later: call ids begin with the time
+/// in milliseconds as 12 hex digits (see `new_call_id`).
+pub fn call_id_bound(at: OffsetDateTime) -> String {
+    let millis = (at.unix_timestamp_nanos() / 1_000_000).clamp(0, 0xffff_ffff_ffff) as u64;
+    crate::hex(&millis.to_be_bytes()[2..])
+}
+
 #[async_trait]
 pub trait AuditReader: Send + Sync {
     /// Sequence numbers of the calls that noted this subject.
     async fn subject_seqs(&self, kind: SubjectKind, value: &str) -> Result<Vec<i64>, StorageError>;
 
-    /// Calls whose single decisions were asked about `value` (any kind of question), or, with
-    /// `answered`, named household `value` in their answer.
-    async fn decision_calls(&self, value: &str, answered: bool) -> Result<Vec<DecisionCall>, StorageError>;
+    /// Calls in `[from, until)` whose single decisions were asked about `value` (any kind of
+    /// question), or, with `answered`, named household `value` in their answer. Decisions are
+    /// not indexed by value (see migration 0014): this reads the decisions of the range, found
+    /// by their call ids, which begin with the time the call arrived.
+    async fn decision_calls(
+        &self,
+        value: &str,
+        answered: bool,
+        from: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<Vec<DecisionCall>, StorageError>;
 
     /// Batch calls in `[from, until)` with a decision asked about `value` or answered with
     /// household `value` (`answered`).
@@ -75,26 +90,26 @@ macro_rules! impl_audit_reader {
                 &self,
                 value: &str,
                 answered: bool,
+                from: time::OffsetDateTime,
+                until: time::OffsetDateTime,
             ) -> Result<Vec<$crate::storage::audit_reader::DecisionCall>, StorageError> {
-                let mut calls: Vec<$crate::storage::audit_reader::DecisionCall> = sqlx::query_as(
-                    "SELECT DISTINCT request_id, asked_by, decided_at FROM eligibility_decisions WHERE query_value = $1",
+                use $crate::storage::audit_reader::call_id_bound;
+                // A call decides after it arrives, within a day.
+                let first = call_id_bound(from - time::Duration::days(1));
+                let last = call_id_bound(until + time::Duration::milliseconds(1));
+                Ok(sqlx::query_as(
+                    "SELECT DISTINCT request_id, asked_by, decided_at FROM eligibility_decisions \
+                     WHERE call_id >= $1 AND call_id < $2 AND decided_at >= $3 AND decided_at < $4 \
+                     AND (query_value = $5 OR ($6 AND household_code = $5))",
                 )
+                .bind(first)
+                .bind(last)
+                .bind(from)
+                .bind(until)
                 .bind(value)
+                .bind(answered)
                 .fetch_all(&self.$read)
-                .await?;
-                if answered {
-                    // Not indexed: decisions are found by what was asked; this reads them all.
-                    calls.extend(
-                        sqlx::query_as(
-                            "SELECT DISTINCT request_id, asked_by, decided_at FROM eligibility_decisions \
-                             WHERE household_code = $1",
-                        )
-                        .bind(value)
-                        .fetch_all(&self.$read)
-                        .await?,
-                    );
-                }
-                Ok(calls)
+                .await?)
             }
 
             async fn run_calls(
@@ -169,5 +184,16 @@ mod tests {
     fn like_patterns_match_their_text_only() {
         assert_eq!(like_literal("HH_1%\\"), "HH\\_1\\%\\\\");
         assert_eq!(like_literal("067080001234"), "067080001234");
+    }
+
+    #[test]
+    fn call_id_bounds_sort_with_the_ids_of_their_time() {
+        use time::macros::datetime;
+        let at = datetime!(2025-06-01 10:00:00.123 UTC);
+        let bound = super::call_id_bound(at);
+        assert_eq!(bound.len(), 12);
+        assert_eq!(u64::from_str_radix(&bound, 16).unwrap() as i128, at.unix_timestamp_nanos() / 1_000_000);
+        assert!(super::call_id_bound(at - time::Duration::milliseconds(1)) < bound);
+        assert_eq!(super::call_id_bound(datetime!(1960-01-01 0:00 UTC)), "000000000000");
     }
 }

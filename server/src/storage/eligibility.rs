@@ -5,7 +5,11 @@
 use time::{Date, OffsetDateTime};
 
 use super::StorageError;
-use crate::domain::policy::{PolicyRules, PolicyVersion};
+use crate::domain::{
+    eligibility::{Facts, History, State},
+    household::RemovalReason,
+    policy::{PolicyRules, PolicyVersion},
+};
 
 /// A stored policy version.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -98,6 +102,46 @@ pub struct StateRow {
     /// The household's enrolments with any operator, ever: a JSON array of
     /// `[operator, start_date, end_date]` (`end_date` null while open); empty or NULL for none.
     pub holdings: Option<String>,
+}
+
+/// Groups matched states by the value looked up and the household: for each value, the
+/// histories of its households, by code, each state oldest first.
+pub fn histories_from_rows(mut rows: Vec<StateRow>) -> Result<Vec<(String, Vec<History>)>, StorageError> {
+    rows.sort_unstable_by(|a, b| {
+        (&a.matched, &a.household_code, a.valid_from).cmp(&(&b.matched, &b.household_code, b.valid_from))
+    });
+    let mut out: Vec<(String, Vec<History>)> = Vec::new();
+    for row in rows {
+        if out.last().is_none_or(|(v, _)| *v != row.matched) {
+            out.push((row.matched.clone(), Vec::new()));
+        }
+        let histories = &mut out.last_mut().expect("pushed above").1;
+        add_state(histories, row)?;
+    }
+    Ok(out)
+}
+
+/// Adds a state row to the histories: to the last one when it is the row's household's, else to
+/// a new one. Rows of one household come together, oldest first.
+pub(super) fn add_state(histories: &mut Vec<History>, row: StateRow) -> Result<(), StorageError> {
+    let facts = Facts::from_stored(&row.data).map_err(|e| {
+        StorageError::Corrupt(format!("stored state of {} from {}: {e}", row.household_code, row.valid_from))
+    })?;
+    let removal =
+        row.removal_reason.as_deref().map(RemovalReason::parse).transpose().map_err(|e| {
+            StorageError::Corrupt(format!("state of {} from {}: {e}", row.household_code, row.valid_from))
+        })?;
+    let state = State { valid_from: row.valid_from, valid_to: row.valid_to, removal, facts };
+    if histories.last().is_none_or(|h| h.code != row.household_code) {
+        let enrollments = match row.holdings.as_deref() {
+            None | Some("[]") => Vec::new(),
+            Some(json) => serde_json::from_str(json)
+                .map_err(|e| StorageError::Corrupt(format!("enrolments of household {}: {e}", row.household_code)))?,
+        };
+        histories.push(History { code: row.household_code, states: Vec::new(), enrollments });
+    }
+    histories.last_mut().expect("pushed above").states.push(state);
+    Ok(())
 }
 
 /// How each backend finds, for a list of values (passed its own way), every state of every

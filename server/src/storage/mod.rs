@@ -8,9 +8,11 @@ pub mod audit_reader;
 pub mod devices;
 pub mod eligibility;
 pub mod enrollments;
+mod held_register;
 pub mod inspections;
 mod postgres;
 pub mod reconciliation;
+pub mod register_index;
 pub mod registry;
 mod shared;
 mod sqlite;
@@ -24,7 +26,7 @@ use time::OffsetDateTime;
 use crate::{
     audit::{AuditEntry, AuditRecord, Subject},
     domain::{
-        eligibility::QueryKind,
+        eligibility::{History, QueryKind},
         household::BatchKind,
         member::{DisplayName, Member, MemberFilter, MemberStatus, NewMember, OrgCode, Role, UnitCode},
         units::AdminUnit,
@@ -265,6 +267,31 @@ pub trait Store:
         values: &[String],
         bulk: bool,
     ) -> Result<Vec<StateRow>, StorageError>;
+
+    /// [`Self::states_matching`], grouped: for each value that matched anything, the histories
+    /// of its households (see [`eligibility::histories_from_rows`]). A backend holding the
+    /// register in memory answers from there.
+    async fn histories_matching(
+        &self,
+        kind: QueryKind,
+        values: &[String],
+        bulk: bool,
+    ) -> Result<Vec<(String, Vec<History>)>, StorageError> {
+        eligibility::histories_from_rows(self.states_matching(kind, values, bulk).await?)
+    }
+
+    /// Waits until what the store holds in memory reflects every change committed so far (an
+    /// SQLite hub's register index after a large load); nothing to do elsewhere. For benchmarks
+    /// and tests that load a register and then measure or compare.
+    async fn catch_up(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    /// How many households the store holds in memory, when it holds the register (a serving
+    /// SQLite hub whose index is ready).
+    fn register_held(&self) -> Option<usize> {
+        None
+    }
 
     // Policy and decisions.
 

@@ -18,13 +18,14 @@ use super::{
     enrollments::{
         DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, FeedRow, NewEnrollment, WriteKey,
     },
+    held_register::{self, HeldRegister, RegisterPools},
     reconciliation::{self, LineFilter, LineRow, NewUpdate, UpdateDecision, UpdateFilter, UpdateRow},
     registry::{self, ApplyCounts, ApplyProblem, BatchRow, NewBatch, StagedRecord, VersionRow},
 };
 use crate::{
     audit::{self, AuditEntry, AuditRecord, Subject},
     domain::{
-        eligibility::QueryKind,
+        eligibility::{History, QueryKind},
         household::BatchKind,
         member::{Member, MemberFilter, NewMember, OrgCode},
         units::AdminUnit,
@@ -53,6 +54,8 @@ pub struct SqliteStore {
     bulk: SqlitePool,
     write: SqlitePool,
     path: PathBuf,
+    /// The register in memory, once the store serves a hub.
+    register: Arc<HeldRegister>,
     /// Stops the checkpointer when the last clone of the store is dropped.
     _checkpoints: Arc<StopOnDrop>,
 }
@@ -129,7 +132,14 @@ impl SqliteStore {
             SqlitePoolOptions::new().max_connections(1).test_before_acquire(false).connect_with(base.clone()).await?;
         let (stop, stopped) = tokio::sync::oneshot::channel();
         tokio::spawn(checkpoint_while_open(checkpointer, stopped));
-        Ok(Self { read, bulk, write, path: PathBuf::from(path), _checkpoints: Arc::new(StopOnDrop(Some(stop))) })
+        Ok(Self {
+            read,
+            bulk,
+            write,
+            path: PathBuf::from(path),
+            register: Arc::default(),
+            _checkpoints: Arc::new(StopOnDrop(Some(stop))),
+        })
     }
 
     /// The database file.
@@ -150,12 +160,29 @@ impl Store for SqliteStore {
     }
 
     /// Empties the staging file: staged records never outlive the process that received
-    /// them (their batches stay RECEIVING until pushed again).
+    /// them (their batches stay RECEIVING until pushed again). Prunes the register's change
+    /// log and starts holding the register in memory.
     async fn prepare_to_serve(&self) -> Result<(), StorageError> {
         let mut conn = self.write.acquire().await?;
         sqlx::query("DELETE FROM staging.batch_staging").execute(&mut *conn).await?;
         sqlx::query("DELETE FROM staging.batch_outcomes").execute(&mut *conn).await?;
+        sqlx::query(held_register::PRUNE_CHANGES).bind(held_register::CHANGES_KEPT).execute(&mut *conn).await?;
+        drop(conn);
+        let changes = SqlitePoolOptions::new()
+            .max_connections(2)
+            .test_before_acquire(false)
+            .connect_with(self.read.connect_options().as_ref().clone().pragma("cache_size", "-256"))
+            .await?;
+        self.register.start(RegisterPools { changes, read: self.read.clone(), bulk: self.bulk.clone() });
         Ok(())
+    }
+
+    async fn catch_up(&self) -> Result<(), StorageError> {
+        self.register.wait_current().await
+    }
+
+    fn register_held(&self) -> Option<usize> {
+        self.register.held()
     }
 
     async fn get_member(&self, code: &OrgCode) -> Result<Option<Member>, StorageError> {
@@ -316,6 +343,15 @@ impl Store for SqliteStore {
             Ok(counts) => {
                 households::finish_batch(&mut tx, batch_id, digest, records, &counts, at).await?;
                 tx.commit().await?;
+                // The change log need not grow with every review pushed; a failure here loses
+                // nothing (the next batch prunes).
+                if let Err(e) = sqlx::query(held_register::PRUNE_CHANGES)
+                    .bind(held_register::CHANGES_KEPT)
+                    .execute(&self.write)
+                    .await
+                {
+                    tracing::warn!(error = %e, "the register's change log was not pruned");
+                }
                 Ok(Ok(counts))
             }
             // Dropping the transaction rolls back whatever was written.
@@ -353,6 +389,18 @@ impl Store for SqliteStore {
         let values = serde_json::to_string(values).expect("strings serialise");
         let pool = if bulk { &self.bulk } else { &self.read };
         Ok(sqlx::query_as(sql).bind(values).fetch_all(pool).await?)
+    }
+
+    async fn histories_matching(
+        &self,
+        kind: QueryKind,
+        values: &[String],
+        bulk: bool,
+    ) -> Result<Vec<(String, Vec<History>)>, StorageError> {
+        if let Some(found) = self.register.find(kind, values).await? {
+            return Ok(found);
+        }
+        super::eligibility::histories_from_rows(self.states_matching(kind, values, bulk).await?)
     }
 
     async fn policy_versions(&self) -> Result<Vec<PolicyRow>, StorageError> {
@@ -622,7 +670,7 @@ mod enrolling {
 /// For each value, the states of every household it ever matched: the households through a
 /// list subquery, so that a household's states are read once per value without a sort (the
 /// caller puts the rows in order).
-const MATCHING: super::eligibility::MatchingSql = super::eligibility::MatchingSql {
+pub(super) const MATCHING: super::eligibility::MatchingSql = super::eligibility::MatchingSql {
     citizen_id: "SELECT j.value AS matched, v.household_code, v.valid_from, v.valid_to, v.removal_reason, v.data, \
          (SELECT json_group_array(json_array(e.operator, e.start_date, e.end_date)) FROM enrollments e \
          WHERE e.household_code = v.household_code) AS holdings \
