@@ -618,7 +618,13 @@ impl EligibilityService {
         call_id: &str,
         enrollments: bool,
     ) -> Result<(Decision, Vec<History>), DomainError> {
-        let mut histories = self.lookups.histories(query.kind, query.value.clone()).await?;
+        let mut histories = if self.store.register_held().is_some() {
+            // Lookups in memory need no grouping: the store shares its reads of the change log.
+            let values = std::slice::from_ref(&query.value);
+            self.store.histories_matching(query.kind, values, false).await?.pop().map(|(_, h)| h).unwrap_or_default()
+        } else {
+            self.lookups.histories(query.kind, query.value.clone()).await?
+        };
         if !enrollments {
             histories.iter_mut().for_each(|h| h.enrollments.clear());
         }

@@ -58,8 +58,10 @@ pub(super) struct RegisterPools {
     pub(super) changes: SqlitePool,
     /// Reads the households that changed.
     pub(super) read: SqlitePool,
-    /// Reads the whole register to build the index.
-    pub(super) bulk: SqlitePool,
+    /// Reads the whole register to build the index: a connection of its own, opened for the
+    /// scan, with a small page cache and no mapping of the file (the scan reads each page once;
+    /// a mapping would count the whole register in the hub's resident memory).
+    pub(super) scan: sqlx::sqlite::SqliteConnectOptions,
 }
 
 #[derive(Debug, Default)]
@@ -116,6 +118,25 @@ impl HeldRegister {
                 })
                 .collect(),
         ))
+    }
+
+    /// After a large write: catches up now rather than at the next question (building the
+    /// index again when the write changed too much to patch), so that the next question finds
+    /// it ready.
+    pub(super) fn refresh_soon(self: &Arc<Self>) {
+        let Some(pools) = self.pools.get().cloned() else { return };
+        let this = self.clone();
+        tokio::spawn(async move {
+            if this.index.read().expect("register index lock").is_none() {
+                this.spawn_build();
+                return;
+            }
+            let _sync = this.sync.lock().await;
+            this.syncs.fetch_add(1, Ordering::SeqCst);
+            if let Err(e) = this.catch_up_locked(&pools).await {
+                tracing::warn!(error = %crate::ErrorChain(&e), "the register's index did not catch up");
+            }
+        });
     }
 
     /// Households held, when the index is ready.
@@ -207,7 +228,8 @@ impl HeldRegister {
     async fn build(self: &Arc<Self>, pools: &RegisterPools) -> Result<(), StorageError> {
         let started = Instant::now();
         // One read transaction: the scan sees the register as of the last change it notes.
-        let mut tx = pools.bulk.begin().await?;
+        let mut scan = sqlx::ConnectOptions::connect(&pools.scan).await?;
+        let mut tx = sqlx::Connection::begin(&mut scan).await?;
         let (seq,): (i64,) = sqlx::query_as("SELECT max(seq) FROM register_changes").fetch_one(&mut *tx).await?;
         let mut index = RegisterIndex::new(seq);
         let mut current: Vec<History> = Vec::with_capacity(1);
@@ -224,6 +246,7 @@ impl HeldRegister {
             }
         }
         tx.rollback().await?;
+        drop(scan);
         if let Some(h) = current.pop()
             && let Err(e) = index.put(&h)
         {

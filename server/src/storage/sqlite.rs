@@ -173,7 +173,8 @@ impl Store for SqliteStore {
             .test_before_acquire(false)
             .connect_with(self.read.connect_options().as_ref().clone().pragma("cache_size", "-256"))
             .await?;
-        self.register.start(RegisterPools { changes, read: self.read.clone(), bulk: self.bulk.clone() });
+        let scan = self.read.connect_options().as_ref().clone().pragma("cache_size", "-2048");
+        self.register.start(RegisterPools { changes, read: self.read.clone(), scan });
         Ok(())
     }
 
@@ -352,6 +353,7 @@ impl Store for SqliteStore {
                 {
                     tracing::warn!(error = %e, "the register's change log was not pruned");
                 }
+                self.register.refresh_soon();
                 Ok(Ok(counts))
             }
             // Dropping the transaction rolls back whatever was written.
