@@ -71,14 +71,31 @@ fn serve(tls: &Path, database: &str) -> (Child, u16) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_telesub"))
         .args(["serve", "--listen", "127.0.0.1:0", "--database", database, "--tls-dir"])
         .arg(tls)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "warn,telesub_server::storage=info")
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("start telesub");
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok()).expect("the listening line");
     (child, port)
+}
+
+/// Passes the hub's log on and tells, each time, that the hub holds the register in memory
+/// again (it builds its index after a large batch, in the background).
+fn watch_log(child: &mut Child) -> std::sync::mpsc::Receiver<()> {
+    let (held, rx) = std::sync::mpsc::channel();
+    let log = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in log.lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            if line.contains("the register is held in memory") {
+                let _ = held.send(());
+            }
+        }
+    });
+    rx
 }
 
 /// Peak resident memory of a process, in MiB (Linux).
@@ -161,6 +178,10 @@ fn main() {
     let ceiling_s = runtime.block_on(ceiling(&ceiling_db, n));
 
     let (mut hub, port) = serve(&tls, &hub_db);
+    let held = watch_log(&mut hub);
+    let hub_id = hub.id();
+    // Built from the empty register at start.
+    held.recv_timeout(std::time::Duration::from_secs(60)).expect("the hub holds the register");
     let (snapshot_s, delta_s, receipt) = runtime.block_on(async {
         let client = Client::builder(format!("https://localhost:{port}"))
             .dev_folder(&tls, "DOLISA")
@@ -176,6 +197,16 @@ fn main() {
             .unwrap();
         let snapshot_s = started.elapsed().as_secs_f64();
         assert_eq!(receipt.added, n as i64);
+        // The hub reads the new register into memory; the delta comes a month later.
+        let reading = Instant::now();
+        if let Some(mib) = peak_mib(hub_id) {
+            eprintln!("  hub peak resident memory after the snapshot: {mib:.0} MiB");
+        }
+        held.recv_timeout(std::time::Duration::from_secs(600)).expect("the hub holds the new register");
+        eprintln!("  the hub held the new register {:.1} s after the snapshot", reading.elapsed().as_secs_f64());
+        if let Some(mib) = peak_mib(hub_id) {
+            eprintln!("  hub peak resident memory once it holds the register: {mib:.0} MiB");
+        }
 
         // A month later: 10,000 records — new households, changed ones, and removals.
         let mut delta: Vec<proto::HouseholdRecord> = Vec::with_capacity(10_000);

@@ -26,6 +26,16 @@ const CONNECTIONS: usize = 4;
 const IN_FLIGHT_PER_CONNECTION: usize = 16;
 const SEED: u64 = 2024;
 
+/// This process's resident heap and its peak so far (all resident memory), in MiB (Linux).
+fn memory() -> Option<(f64, f64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<f64> {
+        let kb: f64 = status.lines().find(|l| l.starts_with(name))?.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb / 1024.0)
+    };
+    Some((field("RssAnon:")?, field("VmHWM:")?))
+}
+
 fn main() {
     let n: usize = std::env::var("BENCH_HOUSEHOLDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
@@ -51,8 +61,16 @@ fn main() {
         eprintln!("  settled in {:.1} s", settled.elapsed().as_secs_f64());
         // A serving SQLite hub holds the register in memory: let it finish reading the load.
         let caught_up = Instant::now();
+        let before = memory();
         app.store.catch_up().await.expect("the store catches up");
+        let after = memory();
         eprintln!("  register held by the hub in {:.1} s", caught_up.elapsed().as_secs_f64());
+        if let (Some(held), Some(before), Some(after)) = (app.store.register_held(), before, after) {
+            println!(
+                "register held in memory: {held} households; process heap {:.0} → {:.0} MiB (peak {:.0} MiB)",
+                before.0, after.0, after.1
+            );
+        }
 
         if part("single") {
             println!();

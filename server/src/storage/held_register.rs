@@ -1,9 +1,11 @@
 //! The SQLite store's register in memory ([`RegisterIndex`]), kept current with the register's
 //! change log.
 //!
-//! Every write to a household's states or enrolments adds a row to `register_changes` (SQLite
-//! triggers, migration 0014: no writer can skip it, whether this hub, another process on the
-//! same file or a hand-made change). Before answering, a lookup reads the rows added since the
+//! Every write to a household's states or enrolments adds a row to `register_changes`
+//! (migration 0014): a batch notes its households in its own transaction, or `*` for the whole
+//! register when it changed more than is worth patching; triggers note every enrolment written,
+//! by this hub, another on the same file, or by hand. (A state changed by hand, outside a
+//! batch, needs a row there too, or a restart of the hubs.) Before answering, a lookup reads the rows added since the
 //! index's last one and reads those households again; lookups that arrive while such a read is
 //! under way share the next one, as the audit trail shares commits. So a question asked after a
 //! change was committed is answered with the change, as when every question read the database.
@@ -32,7 +34,7 @@ use crate::domain::eligibility::{History, QueryKind};
 
 /// More changed households than this since the last look: build the index again rather than
 /// patch it.
-const MOST_CHANGES_PATCHED: usize = 50_000;
+pub(super) const MOST_CHANGES_PATCHED: usize = 50_000;
 
 /// Change-log rows kept: a hub whose index is older than the oldest row builds it again.
 pub(super) const CHANGES_KEPT: i64 = 200_000;
@@ -45,6 +47,13 @@ const SCAN: &str = "SELECT v.household_code AS matched, v.household_code, v.vali
      FROM household_versions v ORDER BY v.household_code, v.valid_from";
 
 const CHANGES_SINCE: &str = "SELECT seq, household_code FROM register_changes WHERE seq >= $1 ORDER BY seq LIMIT $2";
+
+/// The change-log entry that stands for every household.
+pub(super) const WHOLE_REGISTER: &str = "*";
+
+/// A batch's changed households, in its own transaction; a large batch notes the whole register.
+pub(super) const NOTE_BATCH_CHANGES: &str = "INSERT INTO register_changes (household_code) \
+     SELECT DISTINCT household_code FROM batch_outcomes WHERE batch_id = $1 AND outcome <> 'UNCHANGED'";
 
 pub(super) const PRUNE_CHANGES: &str =
     "DELETE FROM register_changes WHERE seq < (SELECT max(seq) FROM register_changes) - $1";
@@ -175,8 +184,12 @@ impl HeldRegister {
             .bind(MOST_CHANGES_PATCHED as i64 + 1)
             .fetch_all(&pools.changes)
             .await?;
-        // The index's own last change is gone: pruned, the index is too old to patch.
-        if rows.first().map(|r| r.0) != Some(seq) || rows.len() > MOST_CHANGES_PATCHED {
+        // The index's own last change is gone (pruned: the index is too old to patch), too
+        // many changed, or the whole register did ('*').
+        if rows.first().map(|r| r.0) != Some(seq)
+            || rows.len() > MOST_CHANGES_PATCHED
+            || rows.iter().skip(1).any(|r| r.1 == WHOLE_REGISTER)
+        {
             tracing::info!(changes_since = seq, "the register changed too much to patch: building its index again");
             *self.index.write().expect("register index lock") = None;
             self.spawn_build();

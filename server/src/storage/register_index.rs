@@ -41,11 +41,13 @@ const NO_DATE: i32 = i32::MIN;
 /// Every household's history, by slot, and the maps from what questions ask to slots.
 #[derive(Debug, Default)]
 pub struct RegisterIndex {
-    arena: Vec<u8>,
-    /// Where each slot's record starts in `arena`.
-    offsets: Vec<usize>,
-    /// Bytes of `arena` no slot points to any more (replaced records).
+    arena: Arena,
+    /// Where each slot's record starts in the arena.
+    offsets: Vec<Place>,
+    /// Bytes of the arena no slot points to any more (replaced records).
     garbage: usize,
+    /// The record being encoded.
+    scratch: Vec<u8>,
     operators: Vec<String>,
     operator_ids: HashMap<String, u16>,
     by_code: KeyMap,
@@ -80,8 +82,8 @@ impl RegisterIndex {
 
     /// Bytes held, about.
     pub fn bytes(&self) -> usize {
-        self.arena.capacity()
-            + self.offsets.capacity() * size_of::<usize>()
+        self.arena.bytes()
+            + self.offsets.capacity() * size_of::<Place>()
             + self.by_code.bytes()
             + self.by_citizen.bytes()
             + self.by_certificate.bytes()
@@ -90,24 +92,29 @@ impl RegisterIndex {
     /// Holds `history` in place of whatever was held for its household. Until [`Self::settle`]
     /// runs, lookups miss it, and no other history of the same household may be put.
     pub fn put(&mut self, history: &History) -> Result<(), Unindexable> {
-        let start = self.arena.len();
-        if let Err(what) = self.encode(history) {
-            self.arena.truncate(start);
-            return Err(Unindexable { code: history.code.clone(), what });
-        }
-        let slot = match self.slot_of(&history.code) {
+        let unindexable = |what: String| Unindexable { code: history.code.clone(), what };
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let encoded = self.encode(history, &mut scratch);
+        let slot = match encoded.and_then(|()| self.slot_to_put(&history.code)) {
+            Ok(slot) => slot,
+            Err(what) => {
+                self.scratch = scratch;
+                return Err(unindexable(what));
+            }
+        };
+        let place = self.arena.push(&scratch);
+        self.scratch = scratch;
+        let slot = match slot {
             Some(slot) => {
                 let old = self.offsets[slot as usize];
-                self.garbage += Reader::new(&self.arena[old..]).skip_record();
-                self.offsets[slot as usize] = start;
+                self.garbage += Reader::new(self.arena.at(old)).skip_record();
+                self.offsets[slot as usize] = place;
                 slot
             }
             None => {
-                let slot = u32::try_from(self.offsets.len()).map_err(|_| Unindexable {
-                    code: history.code.clone(),
-                    what: "more households than the index holds".into(),
-                })?;
-                self.offsets.push(start);
+                let slot = self.offsets.len() as u32;
+                self.offsets.push(place);
                 self.by_code.add(text_key(&history.code), slot);
                 slot
             }
@@ -125,19 +132,27 @@ impl RegisterIndex {
         Ok(())
     }
 
+    /// The slot of the household when it is held; `None` for a new one, when there is room.
+    fn slot_to_put(&self, code: &str) -> Result<Option<u32>, String> {
+        match self.slot_of(code) {
+            Some(slot) => Ok(Some(slot)),
+            None if self.offsets.len() < MAX_SLOTS => Ok(None),
+            None => Err(format!("more than {MAX_SLOTS} households: more than the index holds")),
+        }
+    }
+
     /// Makes every household put since the last call findable, and gives back the space of
     /// replaced records when they take more than the live ones.
     pub fn settle(&mut self) {
         self.by_code.merge();
         self.by_citizen.merge();
         self.by_certificate.merge();
-        if self.garbage > (64 << 20) && self.garbage > self.arena.len() / 2 {
-            let mut arena = Vec::with_capacity(self.arena.len() - self.garbage);
-            for offset in &mut self.offsets {
-                let len = Reader::new(&self.arena[*offset..]).skip_record();
-                let start = arena.len();
-                arena.extend_from_slice(&self.arena[*offset..*offset + len]);
-                *offset = start;
+        if self.garbage > (64 << 20) && self.garbage > self.arena.len / 2 {
+            let mut arena = Arena::default();
+            for place in &mut self.offsets {
+                let record = self.arena.at(*place);
+                let len = Reader::new(record).skip_record();
+                *place = arena.push(&record[..len]);
             }
             self.arena = arena;
             self.garbage = 0;
@@ -179,7 +194,7 @@ impl RegisterIndex {
     fn slot_of(&self, code: &str) -> Option<u32> {
         let mut slots = Vec::new();
         self.by_code.get(text_key(code), &mut slots);
-        slots.into_iter().find(|slot| Reader::new(&self.arena[self.offsets[*slot as usize]..]).str8() == code)
+        slots.into_iter().find(|slot| Reader::new(self.arena.at(self.offsets[*slot as usize])).str8() == code)
     }
 
     fn operator_id(&mut self, operator: &str) -> Result<u16, String> {
@@ -192,10 +207,9 @@ impl RegisterIndex {
         Ok(id)
     }
 
-    fn encode(&mut self, h: &History) -> Result<(), String> {
+    fn encode(&mut self, h: &History, out: &mut Vec<u8>) -> Result<(), String> {
         let operators: Vec<u16> =
             h.enrollments.iter().map(|e| self.operator_id(&e.operator)).collect::<Result<_, _>>()?;
-        let out = &mut self.arena;
         put_str8(out, &h.code, "household code")?;
         put_count16(out, h.enrollments.len(), "enrolments")?;
         for (e, operator) in h.enrollments.iter().zip(operators) {
@@ -235,7 +249,7 @@ impl RegisterIndex {
     }
 
     fn decode(&self, slot: u32) -> History {
-        let mut r = Reader::new(&self.arena[self.offsets[slot as usize]..]);
+        let mut r = Reader::new(self.arena.at(self.offsets[slot as usize]));
         let code = r.str8().to_owned();
         let enrollments = (0..r.u16())
             .map(|_| {
@@ -368,38 +382,95 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// A many-to-many map from keys to slots: two sorted columns, and the pairs added since they
-/// were last merged.
+/// The most households the index holds: a slot takes 24 bits of a key map's entry.
+const MAX_SLOTS: usize = (1 << SLOT_BITS) - 1;
+const SLOT_BITS: u32 = 24;
+/// A key map's entry: 40 bits of key, then the slot.
+const KEY_BITS: u32 = 64 - SLOT_BITS;
+
+/// Where a record is: its segment, and where it starts in it.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    segment: u32,
+    start: u32,
+}
+
+/// Records, in segments of a fixed size: the arena grows a segment at a time, never by
+/// copying everything into an allocation twice the size.
+#[derive(Debug, Default)]
+struct Arena {
+    segments: Vec<Vec<u8>>,
+    /// Bytes of records held.
+    len: usize,
+}
+
+/// Bytes in a segment (a larger record gets a segment of its own).
+const SEGMENT: usize = 4 << 20;
+
+impl Arena {
+    fn push(&mut self, record: &[u8]) -> Place {
+        let fits = self.segments.last().is_some_and(|s| s.capacity() - s.len() >= record.len());
+        if !fits {
+            self.segments.push(Vec::with_capacity(SEGMENT.max(record.len())));
+        }
+        let segment = self.segments.len() - 1;
+        let last = &mut self.segments[segment];
+        let start = last.len();
+        last.extend_from_slice(record);
+        self.len += record.len();
+        Place { segment: segment as u32, start: start as u32 }
+    }
+
+    /// The bytes from a record's start to its segment's end.
+    fn at(&self, place: Place) -> &[u8] {
+        &self.segments[place.segment as usize][place.start as usize..]
+    }
+
+    fn bytes(&self) -> usize {
+        self.segments.iter().map(Vec::capacity).sum()
+    }
+}
+
+/// A many-to-many map from keys (40 bits: a citizen ID's number, or a text's hash cut to 40
+/// bits) to slots, each pair packed in one `u64` and kept sorted; pairs added since the last
+/// merge wait beside.
 #[derive(Debug, Default)]
 struct KeyMap {
-    keys: Vec<u64>,
-    slots: Vec<u32>,
-    added: Vec<(u64, u32)>,
+    entries: Vec<u64>,
+    added: Vec<u64>,
+}
+
+fn entry(key: u64, slot: u32) -> u64 {
+    (key & ((1 << KEY_BITS) - 1)) << SLOT_BITS | u64::from(slot)
 }
 
 impl KeyMap {
     fn bytes(&self) -> usize {
-        self.keys.capacity() * 8 + self.slots.capacity() * 4 + self.added.capacity() * 16
+        (self.entries.capacity() + self.added.capacity()) * 8
     }
 
     fn add(&mut self, key: u64, slot: u32) {
-        self.added.push((key, slot));
+        self.added.push(entry(key, slot));
     }
 
-    /// Adds the pair unless the merged columns hold it already.
+    /// Adds the pair unless the merged entries hold it already.
     fn add_new(&mut self, key: u64, slot: u32) {
-        let from = self.keys.partition_point(|k| *k < key);
-        let held =
-            self.keys[from..].iter().zip(&self.slots[from..]).take_while(|(k, _)| **k == key).any(|(_, s)| *s == slot);
-        if !held {
-            self.added.push((key, slot));
+        let e = entry(key, slot);
+        if self.entries.binary_search(&e).is_err() {
+            self.added.push(e);
         }
     }
 
     /// The slots of a key, as of the last merge.
     fn get(&self, key: u64, out: &mut Vec<u32>) {
-        let from = self.keys.partition_point(|k| *k < key);
-        out.extend(self.keys[from..].iter().zip(&self.slots[from..]).take_while(|(k, _)| **k == key).map(|(_, s)| *s));
+        let first = entry(key, 0);
+        let from = self.entries.partition_point(|e| *e < first);
+        out.extend(
+            self.entries[from..]
+                .iter()
+                .take_while(|e| *e >> SLOT_BITS == first >> SLOT_BITS)
+                .map(|e| (*e & ((1 << SLOT_BITS) - 1)) as u32),
+        );
     }
 
     fn merge(&mut self) {
@@ -409,26 +480,26 @@ impl KeyMap {
         let mut added = std::mem::take(&mut self.added);
         added.sort_unstable();
         added.dedup();
-        let total = self.keys.len() + added.len();
-        let (mut keys, mut slots) = (Vec::with_capacity(total), Vec::with_capacity(total));
+        if self.entries.is_empty() {
+            // Building: the added pairs are the map.
+            self.entries = added;
+            return;
+        }
+        let mut merged = Vec::with_capacity(self.entries.len() + added.len());
         let (mut i, mut j) = (0, 0);
-        while i < self.keys.len() || j < added.len() {
-            let take_old = j == added.len() || (i < self.keys.len() && (self.keys[i], self.slots[i]) <= added[j]);
-            let (k, s) = if take_old {
+        while i < self.entries.len() || j < added.len() {
+            let e = if j == added.len() || (i < self.entries.len() && self.entries[i] <= added[j]) {
                 i += 1;
-                (self.keys[i - 1], self.slots[i - 1])
+                self.entries[i - 1]
             } else {
                 j += 1;
                 added[j - 1]
             };
-            if keys.last() == Some(&k) && slots.last() == Some(&s) {
-                continue;
+            if merged.last() != Some(&e) {
+                merged.push(e);
             }
-            keys.push(k);
-            slots.push(s);
         }
-        self.keys = keys;
-        self.slots = slots;
+        self.entries = merged;
     }
 }
 
@@ -542,8 +613,35 @@ mod tests {
             index.settle();
         }
         assert_eq!(index.len(), 1);
-        assert!(index.arena.len() < 64 << 20, "{}", index.arena.len());
+        assert!(index.arena.len < 64 << 20, "{}", index.arena.len);
         assert_eq!(index.find(QueryKind::HouseholdCode, "HH-1"), [h]);
+    }
+
+    #[test]
+    fn many_households_fill_several_segments_and_are_all_found() {
+        let mut index = RegisterIndex::new(0);
+        let households: Vec<History> = (0..40_000u64)
+            .map(|n| {
+                let mut s = state(date!(2025 - 01 - 01), None, Category::Poor, Some(&format!("{n}/GCN")), &[]);
+                s.facts.citizen_ids =
+                    vec![format!("{:012}", 67_000_000_000 + n), format!("{:012}", 68_000_000_000 + n)];
+                s.facts.head_name = format!("Nguyễn Văn {n} ").repeat(8);
+                history(&format!("HH-{n:07}"), vec![s], vec![])
+            })
+            .collect();
+        for h in &households {
+            index.put(h).unwrap();
+        }
+        index.settle();
+        assert!(index.arena.segments.len() > 2, "{}", index.arena.segments.len());
+        for (n, h) in households.iter().enumerate().step_by(997) {
+            assert_eq!(index.find(QueryKind::HouseholdCode, &h.code), std::slice::from_ref(h));
+            assert_eq!(
+                index.find(QueryKind::CitizenId, &format!("{:012}", 68_000_000_000 + n as u64)),
+                std::slice::from_ref(h)
+            );
+            assert_eq!(index.find(QueryKind::CertificateNumber, &format!("{n}/GCN")), std::slice::from_ref(h));
+        }
     }
 
     #[test]
@@ -553,6 +651,6 @@ mod tests {
         let err = index.put(&bad).unwrap_err();
         assert!(err.to_string().contains("HH-1") && err.to_string().contains("12345"), "{err}");
         assert!(index.is_empty());
-        assert!(index.arena.is_empty());
+        assert_eq!(index.arena.len, 0);
     }
 }

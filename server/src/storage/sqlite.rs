@@ -343,6 +343,15 @@ impl Store for SqliteStore {
         match applied {
             Ok(counts) => {
                 households::finish_batch(&mut tx, batch_id, digest, records, &counts, at).await?;
+                // What the batch changed, for hubs holding the register in memory.
+                if counts.added + counts.changed + counts.removed > held_register::MOST_CHANGES_PATCHED as i64 {
+                    sqlx::query("INSERT INTO register_changes (household_code) VALUES ($1)")
+                        .bind(held_register::WHOLE_REGISTER)
+                        .execute(&mut *tx)
+                        .await?;
+                } else {
+                    sqlx::query(held_register::NOTE_BATCH_CHANGES).bind(batch_id).execute(&mut *tx).await?;
+                }
                 tx.commit().await?;
                 // The change log need not grow with every review pushed; a failure here loses
                 // nothing (the next batch prunes).
