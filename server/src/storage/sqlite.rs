@@ -342,8 +342,8 @@ impl Store for SqliteStore {
         let applied = households::apply_shared(&mut tx, batch_id, kind, effective, at, MEMBER_SQL).await?;
         match applied {
             Ok(counts) => {
-                households::finish_batch(&mut tx, batch_id, digest, records, &counts, at).await?;
-                // What the batch changed, for hubs holding the register in memory.
+                // What the batch changed, for hubs holding the register in memory (before
+                // finishing the batch clears its outcomes).
                 if counts.added + counts.changed + counts.removed > held_register::MOST_CHANGES_PATCHED as i64 {
                     sqlx::query("INSERT INTO register_changes (household_code) VALUES ($1)")
                         .bind(held_register::WHOLE_REGISTER)
@@ -352,6 +352,7 @@ impl Store for SqliteStore {
                 } else {
                     sqlx::query(held_register::NOTE_BATCH_CHANGES).bind(batch_id).execute(&mut *tx).await?;
                 }
+                households::finish_batch(&mut tx, batch_id, digest, records, &counts, at).await?;
                 tx.commit().await?;
                 // The change log need not grow with every review pushed; a failure here loses
                 // nothing (the next batch prunes).
