@@ -57,6 +57,8 @@ fn main() {
         for statement in settle {
             app.db.execute(statement).await.expect("settle the loaded register");
         }
+        // A serving SQLite hub holds the register in memory: let it finish reading the load.
+        app.store.catch_up().await.expect("the store catches up");
 
         // 40 % tablets, 60 % smartphones, split evenly over the province's districts.
         let districts: Vec<String> = reference_units()

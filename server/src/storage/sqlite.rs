@@ -50,8 +50,12 @@ const BULK_READERS: u32 = 4;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     read: SqlitePool,
-    /// Readers of large calls (a batch of eligibility questions), which map the file.
+    /// Readers of large calls (a month's list, a device proposal, a batch of questions when
+    /// the register is not held in memory).
     bulk: SqlitePool,
+    /// Readers of the programme's statistics and of device proposals, which scan much of the
+    /// file: they map it.
+    mapped: SqlitePool,
     write: SqlitePool,
     path: PathBuf,
     /// The register in memory, once the store serves a hub.
@@ -116,13 +120,23 @@ impl SqliteStore {
             .max_connections(options.max_connections.max(1))
             .test_before_acquire(false)
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(base.clone().read_only(true))
+            // Point reads: eligibility questions are answered from the register held in memory
+            // (held_register.rs), so these readers need far less cache than the writer.
+            .connect_with(base.clone().read_only(true).pragma("cache_size", "-16384"))
             .await?;
-        // Large calls read a few pages of each of thousands of households: from a mapping of
-        // the file, which saves copying every page into a page cache that would not hold them
-        // anyway. (Point reads keep the page cache: the pages near the top of the indexes stay
-        // in it, ready to use, where a mapping makes each read prepare them again.)
+        // Large calls: a month's list reads enrolments and lines through a small page cache
+        // (every page read through a mapping would count in the hub's resident memory: some
+        // 230 MiB for a month of a million lines, measured); the statistics and device
+        // proposals, which scan the register, read from a mapping of the file, which saves
+        // copying every page. (Point reads keep the page cache: the pages near the top of the
+        // indexes stay in it, ready to use, where a mapping makes each read prepare them again.)
         let bulk = SqlitePoolOptions::new()
+            .max_connections(BULK_READERS)
+            .test_before_acquire(false)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(base.clone().read_only(true).pragma("cache_size", "-16384"))
+            .await?;
+        let mapped = SqlitePoolOptions::new()
             .max_connections(BULK_READERS)
             .test_before_acquire(false)
             .acquire_timeout(options.acquire_timeout)
@@ -135,6 +149,7 @@ impl SqliteStore {
         Ok(Self {
             read,
             bulk,
+            mapped,
             write,
             path: PathBuf::from(path),
             register: Arc::default(),
@@ -655,10 +670,10 @@ crate::storage::audit_reader::impl_audit_reader!(SqliteStore, sqlx::Sqlite, read
 crate::storage::inspections::impl_inspection_store!(SqliteStore, read: read, bulk: bulk, write: write, begin: "BEGIN IMMEDIATE");
 crate::storage::statistics::impl_statistics_store!(
     SqliteStore,
-    bulk: bulk,
+    bulk: mapped,
     communes: "(SELECT value FROM json_each(", "))"
 );
-crate::storage::devices::impl_device_store!(SqliteStore, sqlx::Sqlite, read: read, bulk: bulk, write: write, begin: "BEGIN IMMEDIATE");
+crate::storage::devices::impl_device_store!(SqliteStore, sqlx::Sqlite, read: read, bulk: mapped, write: write, begin: "BEGIN IMMEDIATE");
 
 mod monthly {
     use super::StorageError;
