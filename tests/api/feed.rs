@@ -172,12 +172,25 @@ async fn a_bad_cursor_or_heartbeat_is_refused() {
 async fn a_client_switching_hubs_misses_and_repeats_nothing() {
     let app = TestApp::spawn().await;
     let second = app.spawn_beside().await;
+    switch_hubs_while_changes_arrive(&app, &second).await;
+}
+
+/// The same with the second hub in a process of its own: two `telesub serve` processes on one
+/// database, as a province runs several behind a load balancer.
+#[tokio::test]
+async fn a_client_switching_between_hub_processes_misses_and_repeats_nothing() {
+    let app = TestApp::spawn().await;
+    let second = app.spawn_process_beside().await;
+    switch_hubs_while_changes_arrive(&app, &second).await;
+}
+
+async fn switch_hubs_while_changes_arrive(app: &TestApp, second: &impl telesub_tests::OtherHub) {
     let labour = app.client("DOLISA").await;
-    let labour_b = app.client_of(&second, "DOLISA").await;
+    let labour_b = app.client_of(second, "DOLISA").await;
     let households: Vec<proto::HouseholdRecord> = (1..=20).map(|n| household(&format!("HH-{n}"), "24611", n)).collect();
     push(&labour, header("review", proto::BatchKind::Snapshot, "2024", "2025-01-01"), households).await.unwrap();
     let vnpt_a = app.client("VNPT").await;
-    let vnpt_b = app.client_of(&second, "VNPT").await;
+    let vnpt_b = app.client_of(second, "VNPT").await;
     for n in 1..=20u32 {
         let client = if n % 2 == 0 { &vnpt_a } else { &vnpt_b };
         client.enroll(enroll(&format!("e{n}"), &format!("HH-{n}"), n, &format!("09123456{n:02}"))).await.unwrap();

@@ -6,7 +6,7 @@ pub mod bench;
 
 use std::{
     net::SocketAddr,
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{
         Arc,
         atomic::{AtomicU32, Ordering},
@@ -289,10 +289,35 @@ impl TestApp {
         ExtraHub { addr, stop: Some(stop), _serving: serving }
     }
 
+    /// A second hub in a process of its own (`telesub serve`, the binary a province runs) on
+    /// the same database and certificate folder.
+    pub async fn spawn_process_beside(&self) -> HubProcess {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(hub_binary())
+            .args(["serve", "--listen", "127.0.0.1:0", "--database", &self.db.url(), "--tls-dir"])
+            .arg(self.tls_dir.path())
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start telesub serve");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped");
+        let mut stdout = tokio::io::BufReader::new(stdout);
+        tokio::time::timeout(Duration::from_secs(60), stdout.read_line(&mut line))
+            .await
+            .expect("telesub serve says where it listens")
+            .expect("read its output");
+        let port: u16 = line.trim().rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_else(|| {
+            panic!("telesub serve printed {line:?}, not where it listens");
+        });
+        HubProcess { addr: SocketAddr::from(([127, 0, 0, 1], port)), _child: child, _stdout: stdout }
+    }
+
     /// A connected client for `org` to another hub sharing this one's folder.
-    pub async fn client_of(&self, hub: &ExtraHub, org: &str) -> Client {
+    pub async fn client_of(&self, hub: &impl OtherHub, org: &str) -> Client {
         let dir = self.dir();
-        Client::builder(format!("https://localhost:{}", hub.addr.port()))
+        Client::builder(format!("https://localhost:{}", hub.addr().port()))
             .ca_pem(read(dir.ca_cert()))
             .identity_pem(read(dir.client_cert(org)), read(dir.client_key(org)))
             .connect_timeout(Duration::from_secs(5))
@@ -324,6 +349,72 @@ pub struct ExtraHub {
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     _serving: JoinHandle<Result<(), StartupError>>,
+}
+
+/// A hub other than the test's own, on the same database and certificate folder.
+pub trait OtherHub {
+    fn addr(&self) -> SocketAddr;
+}
+
+impl OtherHub for ExtraHub {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+/// A hub in a process of its own, stopped when dropped.
+pub struct HubProcess {
+    pub addr: SocketAddr,
+    _child: tokio::process::Child,
+    /// Kept open: the hub writes to it.
+    _stdout: tokio::io::BufReader<tokio::process::ChildStdout>,
+}
+
+impl OtherHub for HubProcess {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+/// The hub's binary, `telesub`, built for the profile the tests run in (`TELESUB_BIN` names
+/// another).
+pub fn hub_binary() -> &'static Path {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(path) = std::env::var_os("TELESUB_BIN") {
+            return PathBuf::from(path);
+        }
+        // Tests run as TARGET/PROFILE/deps/NAME-HASH.
+        let exe = std::env::current_exe().expect("the test's own path");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("TARGET/PROFILE/deps");
+        let target_dir = profile_dir.parent().expect("TARGET");
+        let mut build = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        // What cargo sets for the test itself would reach build scripts that read it (ring's
+        // does), rebuilding them here and again in the next `cargo test`.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            let per_package = ["CARGO_PKG_", "CARGO_BIN_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_PRIMARY_"];
+            if per_package.iter().any(|prefix| name.starts_with(prefix)) || name == "CARGO_TARGET_TMPDIR" {
+                build.env_remove(&*name);
+            }
+        }
+        let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../server/Cargo.toml");
+        build.args(["build", "--quiet", "--manifest-path", manifest, "--bin", "telesub", "--target-dir"]);
+        build.arg(target_dir);
+        match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") => {}
+            Some("release") => {
+                build.arg("--release");
+            }
+            Some(other) => {
+                build.args(["--profile", other]);
+            }
+            None => panic!("no profile folder in {}", exe.display()),
+        }
+        let status = build.status().expect("run cargo to build telesub");
+        assert!(status.success(), "cargo could not build telesub: {status}");
+        profile_dir.join(format!("telesub{}", std::env::consts::EXE_SUFFIX))
+    })
 }
 
 impl Drop for ExtraHub {
