@@ -84,7 +84,12 @@ pub(super) struct HeldRegister {
     building: AtomicBool,
     /// The register holds a value the index cannot encode: it is not built again.
     unindexable: AtomicBool,
+    /// When a build last failed: the next waits a while rather than scan again at once.
+    failed_at: std::sync::Mutex<Option<Instant>>,
 }
+
+/// How long after a failed build the next may start.
+const RETRY_AFTER: Duration = Duration::from_secs(30);
 
 impl HeldRegister {
     /// Starts building the index; only a serving hub holds the register.
@@ -226,13 +231,19 @@ impl HeldRegister {
 
     fn spawn_build(self: &Arc<Self>) {
         let Some(pools) = self.pools.get().cloned() else { return };
-        if self.unindexable.load(Ordering::SeqCst) || self.building.swap(true, Ordering::SeqCst) {
+        let failed_lately = self.failed_at.lock().expect("failure time").is_some_and(|at| at.elapsed() < RETRY_AFTER);
+        if failed_lately || self.unindexable.load(Ordering::SeqCst) || self.building.swap(true, Ordering::SeqCst) {
             return;
         }
         let this = self.clone();
         tokio::spawn(async move {
             if let Err(e) = this.build(&pools).await {
                 tracing::warn!(error = %crate::ErrorChain(&e), "the register's index was not built: questions read the database");
+                // Stored data that does not read back will not read back next time either.
+                if matches!(e, StorageError::Corrupt(_)) {
+                    this.unindexable.store(true, Ordering::SeqCst);
+                }
+                *this.failed_at.lock().expect("failure time") = Some(Instant::now());
             }
             this.building.store(false, Ordering::SeqCst);
         });
