@@ -17,40 +17,9 @@ use crate::households::{cid, header, household, push, removal};
 /// instead.
 fn cli() -> &'static Path {
     static CLI: OnceLock<PathBuf> = OnceLock::new();
-    CLI.get_or_init(|| {
-        if let Some(path) = std::env::var_os("TELESUB_CLI") {
-            return PathBuf::from(path);
-        }
-        // This test runs as TARGET/PROFILE/deps/api-HASH.
-        let exe = std::env::current_exe().expect("the test's own path");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("TARGET/PROFILE/deps");
-        let target_dir = profile_dir.parent().expect("TARGET");
-        let mut build = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-        // What cargo sets for the test itself would reach build scripts that read it (ring's
-        // does), rebuilding them here and again in the next `cargo test`.
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy();
-            let per_package = ["CARGO_PKG_", "CARGO_BIN_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_PRIMARY_"];
-            if per_package.iter().any(|prefix| name.starts_with(prefix)) || name == "CARGO_TARGET_TMPDIR" {
-                build.env_remove(&*name);
-            }
-        }
-        let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../client-sdk/Cargo.toml");
-        build.args(["build", "--quiet", "--manifest-path", manifest, "--bin", "telesub-cli", "--target-dir"]);
-        build.arg(target_dir);
-        match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") => {}
-            Some("release") => {
-                build.arg("--release");
-            }
-            Some(other) => {
-                build.args(["--profile", other]);
-            }
-            None => panic!("no profile folder in {}", exe.display()),
-        }
-        let status = build.status().expect("run cargo to build telesub-cli");
-        assert!(status.success(), "cargo could not build telesub-cli: {status}");
-        profile_dir.join(format!("telesub-cli{}", std::env::consts::EXE_SUFFIX))
+    CLI.get_or_init(|| match std::env::var_os("TELESUB_CLI") {
+        Some(path) => PathBuf::from(path),
+        None => telesub_tests::built_binary("client-sdk", "telesub-cli"),
     })
 }
 

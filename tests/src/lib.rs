@@ -380,41 +380,45 @@ impl OtherHub for HubProcess {
 /// another).
 pub fn hub_binary() -> &'static Path {
     static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(path) = std::env::var_os("TELESUB_BIN") {
-            return PathBuf::from(path);
-        }
-        // Tests run as TARGET/PROFILE/deps/NAME-HASH.
-        let exe = std::env::current_exe().expect("the test's own path");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("TARGET/PROFILE/deps");
-        let target_dir = profile_dir.parent().expect("TARGET");
-        let mut build = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-        // What cargo sets for the test itself would reach build scripts that read it (ring's
-        // does), rebuilding them here and again in the next `cargo test`.
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy();
-            let per_package = ["CARGO_PKG_", "CARGO_BIN_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_PRIMARY_"];
-            if per_package.iter().any(|prefix| name.starts_with(prefix)) || name == "CARGO_TARGET_TMPDIR" {
-                build.env_remove(&*name);
-            }
-        }
-        let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../server/Cargo.toml");
-        build.args(["build", "--quiet", "--manifest-path", manifest, "--bin", "telesub", "--target-dir"]);
-        build.arg(target_dir);
-        match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") => {}
-            Some("release") => {
-                build.arg("--release");
-            }
-            Some(other) => {
-                build.args(["--profile", other]);
-            }
-            None => panic!("no profile folder in {}", exe.display()),
-        }
-        let status = build.status().expect("run cargo to build telesub");
-        assert!(status.success(), "cargo could not build telesub: {status}");
-        profile_dir.join(format!("telesub{}", std::env::consts::EXE_SUFFIX))
+    BIN.get_or_init(|| match std::env::var_os("TELESUB_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => built_binary("server", "telesub"),
     })
+}
+
+/// Builds binary `bin` of the workspace package in folder `package` for the profile the
+/// tests run in, into the tests' own target folder, and gives its path.
+pub fn built_binary(package: &str, bin: &str) -> PathBuf {
+    // Tests run as TARGET/PROFILE/deps/NAME-HASH.
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("TARGET/PROFILE/deps");
+    let target_dir = profile_dir.parent().expect("TARGET");
+    let mut build = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    // What cargo sets for the test itself would reach build scripts that read it (ring's
+    // does), rebuilding them here and again in the next `cargo test`.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let per_package = ["CARGO_PKG_", "CARGO_BIN_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_PRIMARY_"];
+        if per_package.iter().any(|prefix| name.starts_with(prefix)) || name == "CARGO_TARGET_TMPDIR" {
+            build.env_remove(&*name);
+        }
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(package).join("Cargo.toml");
+    build.args(["build", "--quiet", "--manifest-path"]).arg(manifest);
+    build.args(["--bin", bin, "--target-dir"]).arg(target_dir);
+    match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => {}
+        Some("release") => {
+            build.arg("--release");
+        }
+        Some(other) => {
+            build.args(["--profile", other]);
+        }
+        None => panic!("no profile folder in {}", exe.display()),
+    }
+    let status = build.status().unwrap_or_else(|e| panic!("run cargo to build {bin}: {e}"));
+    assert!(status.success(), "cargo could not build {bin}: {status}");
+    profile_dir.join(format!("{bin}{}", std::env::consts::EXE_SUFFIX))
 }
 
 impl Drop for ExtraHub {
