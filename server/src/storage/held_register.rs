@@ -79,8 +79,11 @@ pub(super) struct HeldRegister {
     index: RwLock<Option<RegisterIndex>>,
     /// Held while the index catches up with the change log.
     sync: tokio::sync::Mutex<()>,
-    /// Catch-ups started: a lookup that finds one started after it arrived needs no other.
+    /// Catch-ups started, numbered from 1.
     syncs: AtomicU64,
+    /// The number of the last catch-up that succeeded: a lookup that arrived before it
+    /// started needs no other.
+    synced: AtomicU64,
     building: AtomicBool,
     /// The register holds a value the index cannot encode: it is not built again.
     unindexable: AtomicBool,
@@ -114,11 +117,10 @@ impl HeldRegister {
         let ticket = self.syncs.load(Ordering::SeqCst);
         {
             let _sync = self.sync.lock().await;
-            // A catch-up that started after this lookup arrived has read every change
-            // committed before it; else this lookup reads them.
-            if self.syncs.load(Ordering::SeqCst) == ticket {
-                self.syncs.fetch_add(1, Ordering::SeqCst);
-                self.catch_up_locked(pools).await?;
+            // A catch-up that started after this lookup arrived, and succeeded, has read every
+            // change committed before it; else this lookup reads them.
+            if self.synced.load(Ordering::SeqCst) <= ticket {
+                self.catch_up_numbered(pools).await?;
             }
         }
         let index = self.index.read().expect("register index lock");
@@ -146,8 +148,7 @@ impl HeldRegister {
                 return;
             }
             let _sync = this.sync.lock().await;
-            this.syncs.fetch_add(1, Ordering::SeqCst);
-            if let Err(e) = this.catch_up_locked(&pools).await {
+            if let Err(e) = this.catch_up_numbered(&pools).await {
                 tracing::warn!(error = %crate::ErrorChain(&e), "the register's index did not catch up");
             }
         });
@@ -167,8 +168,7 @@ impl HeldRegister {
             }
             if !self.building.load(Ordering::SeqCst) {
                 let _sync = self.sync.lock().await;
-                self.syncs.fetch_add(1, Ordering::SeqCst);
-                if self.catch_up_locked(pools).await? {
+                if self.catch_up_numbered(pools).await? {
                     return Ok(());
                 }
                 drop(_sync);
@@ -176,6 +176,14 @@ impl HeldRegister {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// [`Self::catch_up_locked`], numbered, for the lookups that wait on it.
+    async fn catch_up_numbered(self: &Arc<Self>, pools: &RegisterPools) -> Result<bool, StorageError> {
+        let number = self.syncs.fetch_add(1, Ordering::SeqCst) + 1;
+        let caught_up = self.catch_up_locked(pools).await?;
+        self.synced.fetch_max(number, Ordering::SeqCst);
+        Ok(caught_up)
     }
 
     /// Reads the changes since the index's last one and the households they name; `false`
@@ -280,8 +288,7 @@ impl HeldRegister {
         let (households, bytes) = (index.len(), index.bytes());
         let _sync = self.sync.lock().await;
         *self.index.write().expect("register index lock") = Some(index);
-        self.syncs.fetch_add(1, Ordering::SeqCst);
-        self.catch_up_locked(pools).await?;
+        self.catch_up_numbered(pools).await?;
         tracing::info!(
             households,
             mib = bytes >> 20,
