@@ -1,7 +1,8 @@
 //! The register held in memory: every household's states and enrolments, each encoded as one
 //! compact record in fixed-size segments, found by household code, citizen ID or certificate
-//! number without asking the database. An eligibility question then costs a few lookups in memory instead of a read
-//! through the database's connection thread (see docs/BENCHMARKS.md, issue 4).
+//! number without asking the database. An eligibility question then costs a few lookups in
+//! memory instead of a read through the database's connection thread (see
+//! docs/BENCHMARKS.md, issue 4).
 //!
 //! [`RegisterIndex`] is the data structure alone; the SQLite store keeps one current with the
 //! register's change log (`register_changes`, written by triggers: migration 0014) and answers
