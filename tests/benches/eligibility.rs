@@ -28,12 +28,7 @@ const SEED: u64 = 2024;
 
 /// This process's resident heap and its peak so far (all resident memory), in MiB (Linux).
 fn memory() -> Option<(f64, f64)> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |name: &str| -> Option<f64> {
-        let kb: f64 = status.lines().find(|l| l.starts_with(name))?.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kb / 1024.0)
-    };
-    Some((field("RssAnon:")?, field("VmHWM:")?))
+    bench::status_mib(["RssAnon", "VmHWM"]).map(|[heap, peak]| (heap, peak))
 }
 
 fn main() {

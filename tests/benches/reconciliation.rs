@@ -25,19 +25,12 @@ const PERIOD: &str = "2025-03";
 
 /// Peak resident memory of this process since [`reset_peak`], in MiB (Linux).
 fn peak_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 = status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+    telesub_tests::bench::status_mib(["VmHWM"]).map(|[peak]| peak)
 }
 
 /// Resident memory now, in MiB: anonymous (the heap) and file-backed (mapped files).
 fn resident_mib() -> Option<(f64, f64)> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |name: &str| -> Option<f64> {
-        let kb: f64 = status.lines().find(|l| l.starts_with(name))?.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kb / 1024.0)
-    };
-    Some((field("RssAnon:")?, field("RssFile:")?))
+    telesub_tests::bench::status_mib(["RssAnon", "RssFile"]).map(|[heap, mapped]| (heap, mapped))
 }
 
 /// Starts the peak of [`peak_mib`] over from the current resident memory.

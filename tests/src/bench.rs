@@ -82,6 +82,22 @@ pub async fn clients(app: &TestApp, endpoint: &str, org: &str, n: usize) -> Vec<
 }
 
 /// The seconds each measurement runs: `BENCH_SECONDS`, 3 by default.
+/// Fields of this process's `/proc/self/status` (`VmHWM`, `RssAnon`, `RssFile`, …), in MiB,
+/// in the order named (Linux; `None` elsewhere).
+pub fn status_mib<const N: usize>(names: [&str; N]) -> Option<[f64; N]> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<f64> {
+        let line = status.lines().find(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(':')))?;
+        let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb / 1024.0)
+    };
+    let mut out = [0.0; N];
+    for (slot, name) in out.iter_mut().zip(names) {
+        *slot = field(name)?;
+    }
+    Some(out)
+}
+
 pub fn seconds() -> f64 {
     std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0)
 }
