@@ -232,6 +232,81 @@ async fn a_snapshot_computes_the_delta_itself() {
     assert_eq!(fields(&err), ["records"]);
 }
 
+/// A review snapshot is complete as of its date: a late delta dated before it cannot keep a
+/// household on the list that the review did not list, unless a later batch says so.
+#[tokio::test]
+async fn a_snapshot_settles_a_late_delta_dated_before_it() {
+    let app = TestApp::spawn().await;
+    let labour = app.client("DOLISA").await;
+    let year = vec![household("HH-1", "24611", 1), household("HH-2", "24611", 2), household("HH-3", "24611", 3)];
+    push(&labour, header("b0", DELTA, "2024-01", "2024-01-01"), year).await.unwrap();
+    push(
+        &labour,
+        header("b1", DELTA, "2024-02", "2024-02-01"),
+        vec![removal("HH-3", proto::RemovalReason::MovedAway, "2024-02-01")],
+    )
+    .await
+    .unwrap();
+    // The review lists HH-1 only: HH-2 is taken off the list.
+    push(&labour, header("review-2024", SNAPSHOT, "2024", "2025-01-01"), vec![household("HH-1", "24611", 1)])
+        .await
+        .unwrap();
+    // Late news about 2024: HH-9, new, from March; HH-3 back from April.
+    let mut new = household("HH-9", "24611", 9);
+    new.effective_date = "2024-03-01".into();
+    let mut back = household("HH-3", "24611", 3);
+    back.effective_date = "2024-04-01".into();
+    let receipt = push(&labour, header("late-2024", DELTA, "2024-03", "2024-03-01"), vec![new, back]).await.unwrap();
+    assert_eq!((receipt.added, receipt.changed), (1, 1), "{receipt:?}");
+
+    let spans = |h: &proto::HouseholdHistory| -> Vec<(String, String, proto::RemovalReason)> {
+        h.versions.iter().map(|v| (v.valid_from.clone(), v.valid_to.clone(), v.removal_reason())).collect()
+    };
+    let off = |from: &str, to: &str, r| (from.to_owned(), to.to_owned(), r);
+    use proto::RemovalReason as R;
+    assert_eq!(
+        spans(&labour.household_history("HH-9").await.unwrap()),
+        [off("2024-03-01", "2025-01-01", R::Unspecified), off("2025-01-01", "", R::NotInReview)]
+    );
+    assert_eq!(
+        spans(&labour.household_history("HH-3").await.unwrap()),
+        [
+            off("2024-01-01", "2024-02-01", R::Unspecified),
+            off("2024-02-01", "2024-04-01", R::MovedAway),
+            off("2024-04-01", "2025-01-01", R::Unspecified),
+            off("2025-01-01", "", R::NotInReview),
+        ]
+    );
+    let on = labour.get_household("HH-9", "2024-06-01").await.unwrap();
+    assert_eq!(on.removal_reason(), R::Unspecified);
+    let after = labour.get_household("HH-9", "2025-02-01").await.unwrap();
+    assert_eq!(after.removal_reason(), R::NotInReview);
+
+    // Every path answers for HH-9 as for HH-2, which the same review left out.
+    let vnpt = app.client("VNPT").await;
+    for day in ["2024-06-01", "2025-02-01", "2026-02-01"] {
+        let ask =
+            |code: &str| vnpt.check_eligibility(proto::check_eligibility_request::Key::HouseholdCode(code.into()), day);
+        let (nine, two) = (ask("HH-9").await.unwrap(), ask("HH-2").await.unwrap());
+        assert_eq!(nine.eligible, two.eligible, "{day}: {nine:?} / {two:?}");
+        let ends = |d: &proto::EligibilityDecision| {
+            d.entitlements
+                .iter()
+                .map(|e| e.valid_to.clone())
+                .chain(d.reasons.iter().map(|r| r.support_ended.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ends(&nine), ends(&two), "{day}");
+    }
+
+    // A later batch may put it back.
+    let mut again = household("HH-9", "24611", 9);
+    again.effective_date = "2025-03-01".into();
+    push(&labour, header("2025-03", DELTA, "2025-03", "2025-03-01"), vec![again]).await.unwrap();
+    let back = labour.get_household("HH-9", "2025-03-15").await.unwrap();
+    assert_eq!(back.removal_reason(), R::Unspecified);
+}
+
 #[tokio::test]
 async fn the_same_batch_twice_changes_nothing_and_other_content_is_refused() {
     let app = TestApp::spawn().await;

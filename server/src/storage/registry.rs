@@ -6,6 +6,12 @@
 //! the household's open state, checks what must hold across the register, then writes.
 //! Records that land before a household's latest state (late changes) or on the same day as
 //! it (corrections) are rare and take a row-by-row path that splits the history.
+//!
+//! A review snapshot is the complete list as of its date: a household it did not list is off
+//! the list from that date, whatever arrives later about earlier dates. A late record that
+//! puts a household on the list before a snapshot which did not list it therefore holds only
+//! up to the snapshot's date, and the household is off the list (`NOT_IN_REVIEW`) from then
+//! until its next state, if any ([`plan_slow_row`]).
 
 use time::{Date, OffsetDateTime};
 
@@ -191,12 +197,16 @@ pub(super) const STAGE_SNAPSHOT_REMOVALS: &str = "INSERT INTO batch_staging \
      WHERE v.valid_to IS NULL AND v.removal_reason IS NULL \
        AND NOT EXISTS (SELECT 1 FROM batch_staging s WHERE s.batch_id = $1 AND s.household_code = v.household_code)";
 
-/// Each record's outcome against the household's open (latest) state.
+/// Each record's outcome against the household's open (latest) state. `$2` is the date of the
+/// newest applied snapshot (NULL when there is none): a record putting a household that is off
+/// the list back on it before that date takes the row-by-row path, which ends it there.
 pub(super) const DECIDE_OUTCOMES: &str = "INSERT INTO batch_outcomes \
      (batch_id, idx, household_code, effective_date, open_from, outcome) \
      SELECT s.batch_id, s.idx, s.household_code, s.effective_date, v.valid_from, \
        CASE \
          WHEN v.valid_from IS NOT NULL AND v.valid_from > s.effective_date THEN 'LATE' \
+         WHEN s.removal_reason IS NULL AND (v.valid_from IS NULL OR v.removal_reason IS NOT NULL) \
+              AND s.effective_date < $2 THEN 'LATE' \
          WHEN s.removal_reason IS NULL AND v.valid_from IS NOT NULL AND v.removal_reason IS NULL \
               AND v.content_hash = s.content_hash THEN 'UNCHANGED' \
          WHEN v.valid_from = s.effective_date THEN 'SAME_DAY' \
@@ -208,6 +218,10 @@ pub(super) const DECIDE_OUTCOMES: &str = "INSERT INTO batch_outcomes \
      FROM batch_staging s \
      LEFT JOIN household_versions v ON v.household_code = s.household_code AND v.valid_to IS NULL \
      WHERE s.batch_id = $1";
+
+/// The dates of the applied review snapshots, oldest first.
+pub(super) const SNAPSHOT_DATES: &str = "SELECT DISTINCT effective_date FROM household_batches \
+     WHERE kind = 'SNAPSHOT' AND status = 'APPLIED' ORDER BY effective_date";
 
 pub(super) const NOT_ON_LIST: &str = "SELECT idx, household_code FROM batch_outcomes \
      WHERE batch_id = $1 AND outcome = 'NOT_ON_LIST' ORDER BY idx LIMIT $2";
@@ -331,12 +345,21 @@ pub(super) enum SlowPlan {
         valid_to: Option<Date>,
         /// Members to index for the household (those it may not have listed before).
         citizens: Vec<String>,
+        /// The household off the list from `valid_to` (a snapshot that did not list it) until
+        /// this removal's own `valid_to`.
+        then_off_list: Option<VersionRow>,
     },
 }
 
 /// Decides what a late or same-day record does to a household's history (`versions`, in
-/// date order).
-pub(super) fn plan_slow_row(row: &SlowRow, versions: &[VersionRow], batch_id: &str, at: OffsetDateTime) -> SlowPlan {
+/// date order), given the dates of the applied snapshots (`snapshots`, in order).
+pub(super) fn plan_slow_row(
+    row: &SlowRow,
+    versions: &[VersionRow],
+    snapshots: &[Date],
+    batch_id: &str,
+    at: OffsetDateTime,
+) -> SlowPlan {
     let d = row.effective_date;
     let prev = versions.iter().rev().find(|v| v.valid_from <= d);
     let next_from = versions.iter().find(|v| v.valid_from > d).map(|v| v.valid_from);
@@ -389,21 +412,39 @@ pub(super) fn plan_slow_row(row: &SlowRow, versions: &[VersionRow], batch_id: &s
             ("REMOVED", version, citizens)
         }
     };
-    match prev {
-        Some(p) if p.valid_from == d => {
-            SlowPlan::Write { outcome, supersede: Some(d), close: None, version, valid_to: p.valid_to, citizens }
-        }
-        Some(p) => SlowPlan::Write {
+    let (supersede, close, valid_to) = match prev {
+        Some(p) if p.valid_from == d => (Some(d), None, p.valid_to),
+        Some(p) => (None, Some(p.valid_from), p.valid_to),
+        None => (None, None, next_from),
+    };
+    // Off the list before this record (no state yet, or removed), the household was not on a
+    // snapshot taken in the span the record would now cover: the record holds until the first
+    // such snapshot, and the household is off the list from its date.
+    let was_off = prev.is_none_or(|p| p.removal_reason.is_some());
+    let cut = snapshots.iter().copied().find(|s| *s > d && valid_to.is_none_or(|end| *s < end));
+    if let (true, None, Some(cut)) = (was_off, &version.removal_reason, cut) {
+        let off = VersionRow {
+            valid_from: cut,
+            valid_to,
+            removal_reason: Some(NOT_IN_REVIEW.to_owned()),
+            removal_note: Some(String::new()),
+            ..version.clone()
+        };
+        return SlowPlan::Write {
             outcome,
-            supersede: None,
-            close: Some(p.valid_from),
+            supersede,
+            close,
             version,
-            valid_to: p.valid_to,
+            valid_to: Some(cut),
             citizens,
-        },
-        None => SlowPlan::Write { outcome, supersede: None, close: None, version, valid_to: next_from, citizens },
+            then_off_list: Some(off),
+        };
     }
+    SlowPlan::Write { outcome, supersede, close, version, valid_to, citizens, then_off_list: None }
 }
+
+/// The removal reason of a household a snapshot left out.
+pub(super) const NOT_IN_REVIEW: &str = "NOT_IN_REVIEW";
 
 /// The members' citizen IDs in a stored state.
 pub(super) fn citizens_of(json: &str) -> Vec<String> {
@@ -577,7 +618,12 @@ macro_rules! registry_queries {
                 }
                 sqlx::query(reg::STAGE_SNAPSHOT_REMOVALS).bind(batch_id).bind(effective).execute(&mut *conn).await?;
             }
-            sqlx::query(reg::DECIDE_OUTCOMES).bind(batch_id).execute(&mut *conn).await?;
+            let snapshots: Vec<time::Date> = sqlx::query_scalar(reg::SNAPSHOT_DATES).fetch_all(&mut *conn).await?;
+            sqlx::query(reg::DECIDE_OUTCOMES)
+                .bind(batch_id)
+                .bind(snapshots.last().copied())
+                .execute(&mut *conn)
+                .await?;
             let not_on_list: Vec<(i64, String)> =
                 sqlx::query_as(reg::NOT_ON_LIST).bind(batch_id).bind(reg::MAX_PROBLEMS).fetch_all(&mut *conn).await?;
             problems.extend(
@@ -624,7 +670,7 @@ macro_rules! registry_queries {
             let slow: Vec<SlowRow> = sqlx::query_as(reg::SLOW_PATH).bind(batch_id).fetch_all(&mut *conn).await?;
             for row in slow {
                 let versions = versions_of(&mut *conn, &row.household_code).await?;
-                match reg::plan_slow_row(&row, &versions, batch_id, at) {
+                match reg::plan_slow_row(&row, &versions, &snapshots, batch_id, at) {
                     SlowPlan::Unchanged => {
                         sqlx::query(reg::SET_OUTCOME)
                             .bind(batch_id)
@@ -634,7 +680,7 @@ macro_rules! registry_queries {
                             .await?;
                     }
                     SlowPlan::Problem(p) => problems.push(p),
-                    SlowPlan::Write { outcome, supersede, close, version, valid_to, citizens } => {
+                    SlowPlan::Write { outcome, supersede, close, version, valid_to, citizens, then_off_list } => {
                         let code = version.household_code.as_str();
                         if let Some(old) = supersede.and_then(|day| versions.iter().find(|v| v.valid_from == day)) {
                             sqlx::query(reg::SUPERSEDE_VERSION)
@@ -672,6 +718,22 @@ macro_rules! registry_queries {
                             .bind(at)
                             .execute(&mut *conn)
                             .await?;
+                        if let Some(off) = &then_off_list {
+                            sqlx::query(reg::INSERT_VERSION)
+                                .bind(code)
+                                .bind(off.valid_from)
+                                .bind(off.valid_to)
+                                .bind(off.removal_reason.as_deref())
+                                .bind(off.removal_note.as_deref())
+                                .bind(&off.data)
+                                .bind(&off.content_hash)
+                                .bind(&off.commune_code)
+                                .bind(off.certificate_number.as_deref())
+                                .bind(batch_id)
+                                .bind(at)
+                                .execute(&mut *conn)
+                                .await?;
+                        }
                         for citizen in &citizens {
                             sqlx::query(reg::INSERT_CITIZEN).bind(citizen).bind(code).execute(&mut *conn).await?;
                         }
