@@ -717,3 +717,34 @@ async fn a_list_left_half_reconciled_again_is_finished_by_the_next_hub_to_start(
     assert_eq!(lines.iter().map(|l| l.line_number).collect::<Vec<_>>(), [2]);
     assert!(codes(&lines[0]).contains(&proto::DiscrepancyCode::EligibilityEnded), "{:?}", lines[0]);
 }
+
+/// A line that claims nothing still says "this subscriber is enrolled with us": one the hub
+/// holds no enrolment for disagrees with the register and carries a code, not OK.
+#[tokio::test]
+async fn an_unclaimed_line_without_an_enrolment_is_not_ok() {
+    let app = TestApp::spawn().await;
+    with_register(&app).await;
+    let vnpt = app.client("VNPT").await;
+    let e1 = vnpt.enroll(enroll("e1", "HH-1", 1, "0912000001", "2025-02-01")).await.unwrap().enrollment_id;
+    let e6 = vnpt.enroll(enroll("e6", "HH-6", 6, "0912000006", "2025-02-01")).await.unwrap().enrollment_id;
+    let unclaimed = |mut line: proto::MonthlyLine| {
+        line.change = 0;
+        line.amount_claimed = 0;
+        line.unclaimed_reason = proto::UnclaimedReason::NoUsageYet.into();
+        line
+    };
+    let lines = vec![
+        claim("HH-1", 1, "0912000001", &e1),            // 1 OK
+        unclaimed(claim("HH-6", 6, "0912000006", &e6)), // 2 enrolled, not claimed: OK
+        unclaimed(claim("HH-2", 2, "0912000002", "")),  // 3 no enrolment of the number
+    ];
+    let r = submit(&vnpt, list_header("vn-2025-03", MARCH, false), lines).await.unwrap();
+    let f = figures(&r);
+    assert_eq!((f.lines, f.claims, f.unclaimed, f.lines_ok), (3, 1, 2, 2), "{f:?}");
+    assert_eq!((f.amount_claimed, f.amount_confirmable), (60_000, 60_000));
+    assert_eq!(count(&r, proto::DiscrepancyCode::NotEnrolled), 1);
+    let lines = all_lines(&vnpt, "", "vn-2025-03", false).await;
+    let flagged: Vec<(i64, Vec<proto::DiscrepancyCode>)> = lines.iter().map(|l| (l.line_number, codes(l))).collect();
+    use proto::DiscrepancyCode as C;
+    assert_eq!(flagged, [(3, vec![C::NotEnrolled])]);
+}

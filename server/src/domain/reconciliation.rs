@@ -3,7 +3,8 @@
 //! month; ICT then confirms or rejects the list, which freezes it.
 //!
 //! The rules, line by line (a claim is a line with a change; a line with an unclaimed reason
-//! claims nothing and is only counted):
+//! claims nothing, and is checked only against the enrolments: `NOT_ENROLLED`,
+//! `ENROLMENT_MISMATCH` and `BEFORE_START` as below):
 //! - `UNKNOWN_SUBSCRIBER`: the household is not on the register in the month, or the
 //!   subscriber is not one of its members then.
 //! - `NOT_ELIGIBLE`, `ELIGIBILITY_ENDED` (with the first day without support),
@@ -498,7 +499,15 @@ impl Run {
             if let Some(r) = line.unclaimed_reason {
                 *self.figures.by_unclaimed_reason.entry(r).or_default() += 1;
             }
-            self.figures.lines_ok += 1;
+            // An unclaimed line says "enrolled with us, not claimed this month": the enrolment
+            // must be one the hub holds.
+            self.enrolled(line, enrollment, &mut found);
+            if found.is_empty() {
+                self.figures.lines_ok += 1;
+            }
+            for d in &found {
+                *self.figures.by_code.entry(d.code).or_default() += 1;
+            }
             return ReconciledLine {
                 line_no,
                 line: line.clone(),
@@ -559,59 +568,7 @@ impl Run {
         };
 
         // Enrolled on which days.
-        let enrolled = match (line.enrollment_id, enrollment) {
-            (None, None) => {
-                found.push(Discrepancy::new(
-                    Code::NotEnrolled,
-                    format!("the line names no enrolment, and you have none of {} in {month}", line.phone_number),
-                ));
-                None
-            }
-            (Some(id), None) => {
-                found.push(Discrepancy::new(Code::NotEnrolled, format!("enrolment {id} is not on the register")));
-                None
-            }
-            (_, Some(e)) => {
-                let id = e.id;
-                let mut differs = Vec::new();
-                if e.household_code != line.household_code {
-                    differs.push(format!("household {}", e.household_code));
-                }
-                if e.subscriber_citizen_id != line.subscriber_citizen_id {
-                    differs.push(format!("subscriber {}", e.subscriber_citizen_id));
-                }
-                if e.phone_number != line.phone_number {
-                    differs.push(format!("number {}", e.phone_number));
-                }
-                if e.service != line.service.as_str() {
-                    differs.push(format!("service {}", e.service));
-                }
-                if !differs.is_empty() {
-                    found.push(Discrepancy::new(
-                        Code::EnrolmentMismatch,
-                        format!("enrolment {id} is for {}", differs.join(", ")),
-                    ));
-                }
-                let span = self.clip(e.start_date, e.end_date);
-                if span.is_none() {
-                    if e.start_date >= self.next {
-                        let mut d = Discrepancy::new(
-                            Code::BeforeStart,
-                            format!("enrolment {id} starts on {}, after {month}", e.start_date),
-                        );
-                        d.date = Some(format_date(e.start_date));
-                        found.push(d);
-                    } else {
-                        let end = e.end_date.map(format_date).unwrap_or_default();
-                        found.push(Discrepancy::new(
-                            Code::NotEnrolled,
-                            format!("enrolment {id} ended on {end}, before {month}"),
-                        ));
-                    }
-                }
-                span
-            }
-        };
+        let enrolled = self.enrolled(line, enrollment, &mut found);
 
         // How much the days allow.
         if let (Some(a), Some(b)) = (entitled, enrolled) {
@@ -683,6 +640,71 @@ impl Run {
             commune_code,
             idle_months: idle,
             later: None,
+        }
+    }
+
+    /// The days of the month the line's enrolment ran, or why it did not: the line names none
+    /// and the operator holds none of its number, it names one that does not exist, or one for
+    /// another household, subscriber, number or service, or one that did not run in the month.
+    fn enrolled(
+        &self,
+        line: &Line,
+        enrollment: Option<&EnrollmentRow>,
+        found: &mut Vec<Discrepancy>,
+    ) -> Option<(Date, Date)> {
+        let month = &self.period;
+        match (line.enrollment_id, enrollment) {
+            (None, None) => {
+                found.push(Discrepancy::new(
+                    Code::NotEnrolled,
+                    format!("the line names no enrolment, and you have none of {} in {month}", line.phone_number),
+                ));
+                None
+            }
+            (Some(id), None) => {
+                found.push(Discrepancy::new(Code::NotEnrolled, format!("enrolment {id} is not on the register")));
+                None
+            }
+            (_, Some(e)) => {
+                let id = e.id;
+                let mut differs = Vec::new();
+                if e.household_code != line.household_code {
+                    differs.push(format!("household {}", e.household_code));
+                }
+                if e.subscriber_citizen_id != line.subscriber_citizen_id {
+                    differs.push(format!("subscriber {}", e.subscriber_citizen_id));
+                }
+                if e.phone_number != line.phone_number {
+                    differs.push(format!("number {}", e.phone_number));
+                }
+                if e.service != line.service.as_str() {
+                    differs.push(format!("service {}", e.service));
+                }
+                if !differs.is_empty() {
+                    found.push(Discrepancy::new(
+                        Code::EnrolmentMismatch,
+                        format!("enrolment {id} is for {}", differs.join(", ")),
+                    ));
+                }
+                let span = self.clip(e.start_date, e.end_date);
+                if span.is_none() {
+                    if e.start_date >= self.next {
+                        let mut d = Discrepancy::new(
+                            Code::BeforeStart,
+                            format!("enrolment {id} starts on {}, after {month}", e.start_date),
+                        );
+                        d.date = Some(format_date(e.start_date));
+                        found.push(d);
+                    } else {
+                        let end = e.end_date.map(format_date).unwrap_or_default();
+                        found.push(Discrepancy::new(
+                            Code::NotEnrolled,
+                            format!("enrolment {id} ended on {end}, before {month}"),
+                        ));
+                    }
+                }
+                span
+            }
         }
     }
 
