@@ -8,7 +8,7 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use time::{Date, Duration, OffsetDateTime, UtcOffset};
+use time::{Date, Duration, OffsetDateTime};
 
 use super::{
     DomainError, Violations,
@@ -80,7 +80,13 @@ pub struct PublicTable {
     pub threshold: i64,
     pub columns: Vec<&'static str>,
     pub rows: Vec<Vec<String>>,
+    /// What the marks in the cells mean.
+    pub legend: String,
 }
+
+/// The mark of a cell hidden so that a small count cannot be worked out from the others (or
+/// an amount resting on a hidden count): it says nothing of its value.
+pub const HIDDEN: &str = "x";
 
 /// The public table's columns.
 pub const PUBLIC_COLUMNS: [&str; 12] = [
@@ -195,9 +201,6 @@ impl StatisticsService {
             .in_force(day)
             .ok_or_else(|| DomainError::FailedPrecondition(format!("no policy is in force on {}", format_date(day))))?;
         let covered_before = policy.in_force(before_day).map(|p| p.rules.categories.clone()).unwrap_or_default();
-        // The end of the month's last day in the province (UTC+7), in UTC.
-        let until =
-            (next.midnight().assume_offset(UtcOffset::from_hms(7, 0, 0).expect("an offset"))).to_offset(UtcOffset::UTC);
         // The unit's communes on either day (a commune's district may have changed).
         let communes = unit.as_ref().map(|u| {
             let codes: std::collections::BTreeSet<&str> = units
@@ -213,7 +216,7 @@ impl StatisticsService {
             self.store.household_counts(day, before_day, communes),
             self.store.enrolled_counts(day, before_day, communes),
             self.store.line_counts(&period, &previous_period, communes),
-            self.store.device_counts(day, until, communes),
+            self.store.device_counts(day, communes),
         )?;
         let by_category = category_rows(
             households.iter(),
@@ -382,8 +385,18 @@ fn operator_rows<'a>(
     out
 }
 
-/// A count and whether it is hidden; `None` where the row has no such figure.
-type Cell = Option<(i64, bool)>;
+/// How a cell of the public table is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    Value,
+    /// Under the threshold: `< N`, which is true of it.
+    Small,
+    /// Hidden to protect another cell: [`HIDDEN`].
+    Hidden,
+}
+
+/// A count or amount and how it is shown; `None` where the row has no such figure.
+type Cell = Option<(i64, Shown)>;
 
 /// A row of the public table being built: its cells, and for an amount the cell of the count
 /// it rests on.
@@ -395,13 +408,14 @@ struct PublicLine {
 }
 
 /// The public table: one row per category and per operator (and their totals). A count under
-/// the threshold is shown as `< N`, and so is an amount built on it; where one row alone of a
-/// section hides a column's value, the next smallest is hidden too, so that the total does not
-/// give it away.
+/// the threshold reads `< N`; where one row alone of a section is under it in a column, the
+/// next smallest is hidden too (`x`), so that the total does not give the small one away; an
+/// amount resting on a count that does not show reads `x` as well. No cell reads as a range its
+/// value is not in.
 pub fn public_table(s: &Statistics, threshold: i64) -> PublicTable {
     // Each row: view, name, then 10 cells (count or amount with the count it rests on).
     let mut sections: Vec<Vec<PublicLine>> = Vec::new();
-    let count = |n: i64| Some((n, false));
+    let count = |n: i64| Some((n, Shown::Value));
     let mut categories = Vec::new();
     for r in &s.by_category {
         let name = r.category.map_or_else(|| "TOTAL".to_owned(), |c| c.as_str().to_owned());
@@ -446,38 +460,39 @@ pub fn public_table(s: &Statistics, threshold: i64) -> PublicTable {
             if section.iter().any(|row| row.rests_on[col].is_some()) {
                 continue; // amounts follow their counts below
             }
-            let mut hidden = 0;
+            let mut small = 0;
             for (i, row) in section.iter_mut().enumerate() {
-                if let Some((n, h)) = &mut row.cells[col]
+                if let Some((n, shown)) = &mut row.cells[col]
                     && *n < threshold
                 {
-                    *h = true;
+                    *shown = Shown::Small;
                     if i != last {
-                        hidden += 1;
+                        small += 1;
                     }
                 }
             }
-            if hidden == 1 {
+            if small == 1 {
                 // The next smallest shown value of the column, totals aside.
                 let next = section
                     .iter()
                     .enumerate()
-                    .filter(|(i, row)| *i != last && row.cells[col].is_some_and(|(_, h)| !h))
+                    .filter(|(i, row)| *i != last && row.cells[col].is_some_and(|(_, s)| s == Shown::Value))
                     .min_by_key(|(_, row)| row.cells[col].map_or(i64::MAX, |(n, _)| n))
                     .map(|(i, _)| i);
                 if let Some(i) = next
-                    && let Some((_, h)) = &mut section[i].cells[col]
+                    && let Some((_, shown)) = &mut section[i].cells[col]
                 {
-                    *h = true;
+                    *shown = Shown::Hidden;
                 }
             }
         }
         for row in section.iter_mut() {
             for col in 0..10 {
                 if let Some(base) = row.rests_on[col]
-                    && let (Some((_, true)), Some((_, h))) = (row.cells[base], &mut row.cells[col])
+                    && let (Some((_, base_shown)), Some((_, shown))) = (row.cells[base], &mut row.cells[col])
+                    && base_shown != Shown::Value
                 {
-                    *h = true;
+                    *shown = Shown::Hidden;
                 }
             }
         }
@@ -489,13 +504,18 @@ pub fn public_table(s: &Statistics, threshold: i64) -> PublicTable {
             let mut out = vec![line.view.to_owned(), line.name];
             out.extend(line.cells.into_iter().map(|c| match c {
                 None => String::new(),
-                Some((_, true)) => format!("< {threshold}"),
-                Some((n, false)) => n.to_string(),
+                Some((_, Shown::Small)) => format!("< {threshold}"),
+                Some((_, Shown::Hidden)) => HIDDEN.to_owned(),
+                Some((n, Shown::Value)) => n.to_string(),
             }));
             out
         })
         .collect();
-    PublicTable { threshold, columns: PUBLIC_COLUMNS.to_vec(), rows }
+    let legend = format!(
+        "< {threshold}: fewer than {threshold}; {HIDDEN}: hidden so that a small figure cannot be worked out from \
+         the others (it says nothing of its value)"
+    );
+    PublicTable { threshold, columns: PUBLIC_COLUMNS.to_vec(), rows, legend }
 }
 
 #[cfg(test)]
@@ -526,9 +546,40 @@ mod tests {
         let s = stats(&[(Category::Poor, 120), (Category::NearPoor, 40), (Category::SocialPolicy, 3)]);
         let t = public_table(&s, 10);
         let households: Vec<&str> = t.rows.iter().take(4).map(|r| r[2].as_str()).collect();
-        // SOCIAL_POLICY's 3 is hidden; NEAR_POOR's 40, the next smallest, too: the total of 163
-        // then gives neither away.
-        assert_eq!(households, ["120", "< 10", "< 10", "163"]);
+        // SOCIAL_POLICY's 3 reads "< 10"; NEAR_POOR's 40, the next smallest, is hidden: the
+        // total of 163 then gives neither away, and no cell reads as a range it is not in.
+        assert_eq!(households, ["120", "x", "< 10", "163"]);
+        assert!(t.legend.contains("< 10: fewer than 10") && t.legend.contains("x: hidden"), "{}", t.legend);
+    }
+
+    #[test]
+    fn amounts_resting_on_a_count_that_does_not_show_are_hidden() {
+        let mut s = stats(&[(Category::Poor, 120)]);
+        let operator = |name: &str, claimed: i64| OperatorRow {
+            operator: Some(name.into()),
+            claimed,
+            amount_claimed: claimed * 60_000,
+            ..Default::default()
+        };
+        s.by_operator = vec![operator("VNPT", 500), operator("VIETTEL", 56), operator("MOBIFONE", 4), operator("", 0)];
+        s.by_operator[3] =
+            OperatorRow { operator: None, claimed: 560, amount_claimed: 560 * 60_000, ..Default::default() };
+        let t = public_table(&s, 10);
+        let operators: Vec<(&str, &str, &str)> = t
+            .rows
+            .iter()
+            .filter(|r| r[0] == "operator")
+            .map(|r| (r[1].as_str(), r[7].as_str(), r[8].as_str()))
+            .collect();
+        assert_eq!(
+            operators,
+            [
+                ("VNPT", "500", "30000000"),
+                ("VIETTEL", "x", "x"),
+                ("MOBIFONE", "< 10", "x"),
+                ("TOTAL", "560", "33600000"),
+            ]
+        );
     }
 
     #[test]

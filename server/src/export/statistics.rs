@@ -136,5 +136,9 @@ pub fn public_csv(t: &PublicTable) -> Result<Vec<u8>, csv::Error> {
     for row in &t.rows {
         w.write_record(row)?;
     }
+    // The legend, in the first cell of a row of its own.
+    let mut legend = vec![String::new(); t.columns.len()];
+    legend[0] = t.legend.clone();
+    w.write_record(&legend)?;
     w.into_inner().map_err(|e| e.into_error().into())
 }

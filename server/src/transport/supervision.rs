@@ -126,6 +126,7 @@ fn public_to_pb(s: &Statistics, t: &PublicTable) -> pb::PublicStatisticsTable {
         threshold: i32::try_from(t.threshold).unwrap_or(i32::MAX),
         columns: t.columns.iter().map(|c| (*c).to_owned()).collect(),
         rows: t.rows.iter().map(|r| pb::PublicRow { cells: r.clone() }).collect(),
+        legend: t.legend.clone(),
     }
 }
 
