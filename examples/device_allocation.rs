@@ -309,6 +309,7 @@ async fn run(args: Args) -> Result<(), String> {
             approval_number: format!("UBND-{}", now.as_secs()),
             note: "approved as submitted".to_owned(),
             list_digest: submitted.list_digest.clone(),
+            approved_on: String::new(),
         })
         .await
         .map_err(step("approving the list"))?;

@@ -640,6 +640,7 @@ async fn devices(
             approval_number: "DEMO-123/QĐ-UBND".into(),
             note: String::new(),
             list_digest: submitted.list_digest.clone(),
+            approved_on: String::new(),
         })
         .await?;
     writeln!(

@@ -269,29 +269,43 @@ async fn a_decision_is_proposed_by_the_rules_amended_approved_handed_over_and_pu
     assert_eq!(returned.status(), proto::AllocationStatus::Returned);
     let resubmitted = ict.submit_for_approval(DECISION).await.unwrap();
     assert_eq!(resubmitted.list_digest, submitted.list_digest);
-    let approve = |digest: &str| proto::ApproveRequest {
+    let approve = |digest: &str, on: &str| proto::ApproveRequest {
         decision_number: DECISION.into(),
         approval_number: "55/QĐ-UBND".into(),
         note: String::new(),
         list_digest: digest.into(),
+        approved_on: on.into(),
     };
-    let err = committee.approve_allocation(approve(&"0".repeat(64))).await.unwrap_err();
+    let err = committee.approve_allocation(approve(&"0".repeat(64), "")).await.unwrap_err();
     assert_eq!(err.code(), Some(Code::FailedPrecondition), "{err}");
-    let err = ict.approve_allocation(approve("")).await.unwrap_err();
+    let err = ict.approve_allocation(approve("", "")).await.unwrap_err();
     assert_eq!(err.code(), Some(Code::PermissionDenied), "{err}");
-    let approved = committee.approve_allocation(approve(&submitted.list_digest)).await.unwrap();
+    // The approving decision's date: not in the future, not before the allocation decision.
+    for bad in ["2099-01-01", "2025-02-28", "20.03.2025"] {
+        let err = committee.approve_allocation(approve(&submitted.list_digest, bad)).await.unwrap_err();
+        assert_eq!(fields(&err), ["approved_on"], "{bad}: {err}");
+    }
+    let approved = committee.approve_allocation(approve(&submitted.list_digest, "2025-03-20")).await.unwrap();
     assert_eq!(approved.status(), proto::AllocationStatus::Approved);
     assert_eq!((approved.approval_number.as_str(), approved.decided_by.as_str()), ("55/QĐ-UBND", "UBND"));
+    assert_eq!(approved.approved_on, "2025-03-20");
     let err = ict.amend_proposal(amend("N1", proto::AmendAction::Remove, Tablet, "nhầm")).await.unwrap_err();
     assert_eq!(err.code(), Some(Code::FailedPrecondition), "an approved list is frozen: {err}");
     let err = ict.propose_recipients(DECISION, "2025-03-01").await.unwrap_err();
     assert_eq!(err.code(), Some(Code::FailedPrecondition), "{err}");
 
-    // Hand-overs.
+    // Hand-overs, from the day of the approving decision (recorded today, long after it).
+    let early =
+        proto::RecordHandoverRequest { handed_over_on: "2025-03-19".into(), ..phone("M1", &imei("35000000000001")) };
+    let err = ict.record_handover(early).await.unwrap_err();
+    assert_eq!(fields(&err), ["handed_over_on"], "before the approval: {err}");
+    assert!(err.to_string().contains("approved on 2025-03-20"), "{err}");
     let m1 = ict.record_handover(phone("M1", &imei("35000000000001"))).await.unwrap();
     assert_eq!((m1.recorded_by.as_str(), m1.handed_over_on.clone()), ("DOICT", today()));
+    assert!(!m1.replayed);
     let replay = ict.record_handover(phone("M1", &imei("35000000000001"))).await.unwrap();
     assert_eq!(replay.recorded_at, m1.recorded_at, "the same hand-over recorded again");
+    assert!(replay.replayed, "the answer says it was recorded before");
     let err = ict.record_handover(phone("M1", &imei("35000000000002"))).await.unwrap_err();
     assert_eq!(err.code(), Some(Code::AlreadyExists), "one device per household: {err}");
     let err = ict.record_handover(phone("S1", &imei("35000000000001"))).await.unwrap_err();

@@ -649,17 +649,28 @@ impl DeviceService {
         Self::allocation(self.find(number).await?)
     }
 
-    /// The committee approves (`Some(approval number)`) or returns the submitted list.
+    /// The committee approves (`Some((approval number, its date))`, the date empty for today)
+    /// or returns the submitted list.
     pub async fn decide(
         &self,
         caller: &Caller,
         number: &str,
-        approval_number: Option<&str>,
+        approval_number: Option<(&str, &str)>,
         note: &str,
         expected_digest: &str,
     ) -> Result<Allocation, DomainError> {
         let mut v = Violations::new();
-        let approval = approval_number.and_then(|n| v.check("approval_number", decision_number(n)));
+        let approval = approval_number.and_then(|(n, _)| v.check("approval_number", decision_number(n)));
+        let approved_on = match approval_number.map(|(_, on)| on.trim()) {
+            None => None,
+            Some("") => Some(today()),
+            Some(on) => v.check("approved_on", parse_date(on)),
+        };
+        if let Some(on) = approved_on
+            && on > today()
+        {
+            v.add("approved_on", format!("{} is in the future", format_date(on)));
+        }
         let note = match approval_number {
             Some(_) => v.check("note", free_text(note, 500)),
             None => v.check("note", required_text(note, 500, "a note saying what to change")),
@@ -670,11 +681,25 @@ impl DeviceService {
         }
         v.finish()?;
         let row = self.find(number).await?;
+        if let Some(on) = approved_on
+            && on < row.decision_date
+        {
+            return Err(DomainError::invalid(
+                "approved_on",
+                format!(
+                    "{} is before the allocation decision {} of {}",
+                    format_date(on),
+                    row.decision_number,
+                    format_date(row.decision_date)
+                ),
+            ));
+        }
         let decision = CommitteeDecision {
             approve: approval.is_some(),
             approval_number: approval.as_deref(),
             by: caller.member.code.as_str(),
             at: now(),
+            approved_on: approved_on.filter(|_| approval.is_some()),
             note: note.as_deref().unwrap_or_default(),
             expected_digest: (!digest.is_empty()).then_some(digest.as_str()),
         };
@@ -748,10 +773,13 @@ impl DeviceService {
         }
         let (_, rules) = self.rules_on(on).await?;
         let mut v = Violations::new();
-        if let Some(approved) = row.decided_at
-            && on < approved.date()
+        if let Some(approved) = row.approved_on
+            && on < approved
         {
-            v.add("handed_over_on", format!("{} is before the list was approved", format_date(on)));
+            v.add(
+                "handed_over_on",
+                format!("{} is before the list was approved on {}", format_date(on), format_date(approved)),
+            );
         }
         let place_device = DeviceType::parse(&place.place.device_type).map_err(StorageError::Corrupt)?;
         let mut handover = HandoverRow {

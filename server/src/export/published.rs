@@ -133,7 +133,7 @@ pub fn html(allocation: &Allocation, commune: &str, places: &[RecipientView], un
         decision = escape(&row.decision_number),
         decision_date = vi_date(row.decision_date),
         approval = escape(row.approval_number.as_deref().unwrap_or_default()),
-        approved_on = row.decided_at.map(|t| format!(" ngày {}", vi_date(t.date()))).unwrap_or_default(),
+        approved_on = row.approved_on.map(|d| format!(" ngày {}", vi_date(d))).unwrap_or_default(),
     );
     for (i, r) in places.iter().enumerate() {
         let on = r.handover.as_ref().map(|h| vi_date(h.handed_over_on)).unwrap_or_default();

@@ -37,6 +37,8 @@ pub struct AllocationRow {
     pub decided_by: Option<String>,
     pub decided_at: Option<OffsetDateTime>,
     pub decision_note: Option<String>,
+    /// The date of the committee's approving decision.
+    pub approved_on: Option<Date>,
 }
 
 /// A decision being recorded.
@@ -169,6 +171,8 @@ pub struct CommitteeDecision<'a> {
     pub approval_number: Option<&'a str>,
     pub by: &'a str,
     pub at: OffsetDateTime,
+    /// The date of the approving decision (`None` when returning).
+    pub approved_on: Option<Date>,
     pub note: &'a str,
     /// When set, the submitted list must have this digest.
     pub expected_digest: Option<&'a str>,
@@ -288,7 +292,7 @@ macro_rules! select_allocations {
             "SELECT id, decision_number, decision_date, tablets, smartphones, quotas, cash_amount, note, status, \
              revision, recorded_by, recorded_at, proposal_as_of, policy_version, proposed_at, eligible, recipients, \
              proposal_digest, list_digest, submitted_by, submitted_at, approval_number, decided_by, decided_at, \
-             decision_note FROM device_allocations WHERE ",
+             decision_note, approved_on FROM device_allocations WHERE ",
             $condition
         )
     };
@@ -667,7 +671,7 @@ macro_rules! impl_device_store {
                 }
                 sqlx::query(
                     "UPDATE device_allocations SET status = $2, approval_number = $3, decided_by = $4, \
-                     decided_at = $5, decision_note = $6 WHERE id = $1 AND status = 'SUBMITTED'",
+                     decided_at = $5, decision_note = $6, approved_on = $7 WHERE id = $1 AND status = 'SUBMITTED'",
                 )
                 .bind(id)
                 .bind(if d.approve { "APPROVED" } else { "RETURNED" })
@@ -675,6 +679,7 @@ macro_rules! impl_device_store {
                 .bind(d.by)
                 .bind(d.at)
                 .bind(d.note)
+                .bind(d.approved_on)
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;

@@ -5,7 +5,7 @@
 //! [`impl_statistics_store!`] writes a backend's implementation from its bulk read pool.
 
 use async_trait::async_trait;
-use time::{Date, OffsetDateTime};
+use time::Date;
 
 use super::StorageError;
 
@@ -124,13 +124,8 @@ pub trait StatisticsStore: Send + Sync {
         communes: Option<&str>,
     ) -> Result<Vec<LineCount>, StorageError>;
 
-    /// Lists approved before `until`, hand-overs on or before `day`.
-    async fn device_counts(
-        &self,
-        day: Date,
-        until: OffsetDateTime,
-        communes: Option<&str>,
-    ) -> Result<Vec<DeviceCount>, StorageError>;
+    /// Places on lists approved on or before `day`, and their hand-overs by then.
+    async fn device_counts(&self, day: Date, communes: Option<&str>) -> Result<Vec<DeviceCount>, StorageError>;
 }
 
 /// One sum per category and day: `$cat` the category column, `$now` and `$before` the
@@ -376,7 +371,6 @@ macro_rules! impl_statistics_store {
             async fn device_counts(
                 &self,
                 day: time::Date,
-                until: time::OffsetDateTime,
                 communes: Option<&str>,
             ) -> Result<Vec<$crate::storage::statistics::DeviceCount>, StorageError> {
                 Ok(sqlx::query_as(concat!(
@@ -385,15 +379,14 @@ macro_rules! impl_statistics_store {
                      FROM device_recipients r \
                      JOIN device_allocations a ON a.id = r.allocation_id \
                      LEFT JOIN device_handovers h ON h.household_code = r.household_code \
-                     WHERE a.status = 'APPROVED' AND a.decided_at < $2 \
-                     AND (CAST($3 AS TEXT) IS NULL OR r.commune_code IN ",
+                     WHERE a.status = 'APPROVED' AND a.approved_on <= $1 \
+                     AND (CAST($2 AS TEXT) IS NULL OR r.commune_code IN ",
                     $open,
-                    "$3",
+                    "$2",
                     $close,
                     ") GROUP BY r.category"
                 ))
                 .bind(day)
-                .bind(until)
                 .bind(communes)
                 .fetch_all(&self.$bulk)
                 .await?)

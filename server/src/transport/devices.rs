@@ -86,6 +86,7 @@ fn allocation_to_pb(a: &crate::domain::devices::Allocation, unit_name: impl Fn(&
         decided_by: r.decided_by.clone().unwrap_or_default(),
         decided_at: r.decided_at.map(timestamp),
         decision_note: r.decision_note.clone().unwrap_or_default(),
+        approved_on: r.approved_on.map(format_date).unwrap_or_default(),
         progress: a
             .progress
             .iter()
@@ -145,6 +146,7 @@ fn handover_to_pb(decision_number: &str, h: &HandoverRow) -> pb::Handover {
         kind: Some(kind),
         recorded_by: h.recorded_by.clone(),
         recorded_at: Some(timestamp(h.recorded_at)),
+        replayed: false,
     }
 }
 
@@ -271,7 +273,13 @@ impl DeviceAllocation for DevicesApi {
         let r = request.get_ref();
         let a = self
             .service
-            .decide(ctx.caller()?, &r.decision_number, Some(&r.approval_number), &r.note, &r.list_digest)
+            .decide(
+                ctx.caller()?,
+                &r.decision_number,
+                Some((&r.approval_number, &r.approved_on)),
+                &r.note,
+                &r.list_digest,
+            )
             .await
             .map_err(|e| ctx.fail(e))?;
         Ok(Response::new(self.to_pb(&a).await))
@@ -315,7 +323,10 @@ impl DeviceAllocation for DevicesApi {
         };
         let (row, handover) =
             self.service.handover(ctx.caller()?, &ctx.request_id, &input).await.map_err(|e| ctx.fail(e))?;
-        Ok(Response::new(handover_to_pb(&row.decision_number, &handover)))
+        let mut pb = handover_to_pb(&row.decision_number, &handover);
+        // The same hand-over again answers with the first record, made by another call.
+        pb.replayed = handover.request_id != ctx.request_id;
+        Ok(Response::new(pb))
     }
 
     async fn get_allocation(

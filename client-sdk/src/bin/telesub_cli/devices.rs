@@ -8,7 +8,7 @@
 //! telesub-cli --tls-dir ./dev-tls --org DOICT devices propose 1234/QĐ-BTTTT
 //! telesub-cli --tls-dir ./dev-tls --org DOICT devices amend 1234/QĐ-BTTTT remove 0066000123 --reason "moved away"
 //! telesub-cli --tls-dir ./dev-tls --org DOICT devices submit 1234/QĐ-BTTTT
-//! telesub-cli --tls-dir ./dev-tls --org UBND devices approve 1234/QĐ-BTTTT --approval-number 567/QĐ-UBND
+//! telesub-cli --tls-dir ./dev-tls --org UBND devices approve 1234/QĐ-BTTTT --approval-number 567/QĐ-UBND --date 2025-03-20
 //! telesub-cli --tls-dir ./dev-tls --org DOICT devices handover 1234/QĐ-BTTTT 0066000124 --date 2025-04-02 \
 //!     --received-by "Hoàng Văn Sáng" --device smartphone --imei 356938035643809
 //! telesub-cli --tls-dir ./dev-tls --org DOICT devices publish 1234/QĐ-BTTTT --commune 24611 --format html
@@ -84,6 +84,9 @@ pub(crate) enum DevicesCommand {
         /// The committee's decision approving the list.
         #[arg(long, value_name = "NUMBER")]
         approval_number: String,
+        /// The date of that decision; hand-overs are recorded from it. Today when left out.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<String>,
         #[arg(long, value_name = "TEXT")]
         note: Option<String>,
         /// Approve only if the list is still this one: the list digest that was reviewed.
@@ -315,13 +318,14 @@ pub(crate) async fn devices(connection: &Connection, command: DevicesCommand) ->
             show_allocation(&allocation);
         }
         DevicesCommand::Submit { number } => show_allocation(&client.submit_for_approval(&number).await?),
-        DevicesCommand::Approve { number, approval_number, note, digest } => {
+        DevicesCommand::Approve { number, approval_number, date, note, digest } => {
             let allocation = client
                 .approve_allocation(proto::ApproveRequest {
                     decision_number: number,
                     approval_number,
                     note: note.unwrap_or_default(),
                     list_digest: digest.unwrap_or_default(),
+                    approved_on: date.unwrap_or_default(),
                 })
                 .await?;
             show_allocation(&allocation);
@@ -509,7 +513,15 @@ fn show_allocation(a: &proto::Allocation) {
         field("submitted", by_at(&a.submitted_by, a.submitted_at.as_ref()));
     }
     if a.status() == proto::AllocationStatus::Approved {
-        field("approved", format!("{} {}", a.approval_number, by_at(&a.decided_by, a.decided_at.as_ref())));
+        field(
+            "approved",
+            format!(
+                "{} of {} (recorded {})",
+                a.approval_number,
+                a.approved_on,
+                by_at(&a.decided_by, a.decided_at.as_ref())
+            ),
+        );
     } else if !a.decided_by.is_empty() {
         field("returned", by_at(&a.decided_by, a.decided_at.as_ref()));
     }
@@ -659,6 +671,9 @@ fn show_handover(h: &proto::Handover) {
         None => {}
     }
     field("recorded", by_at(&h.recorded_by, h.recorded_at.as_ref()));
+    if h.replayed {
+        outln!("already recorded: this is the hand-over recorded then; nothing changed");
+    }
 }
 
 #[cfg(test)]
