@@ -243,6 +243,7 @@ async fn dispatch(command: Command, out: &mut (dyn Write + Send)) -> Result<Exit
         Command::Migrate(args) => {
             let settings = settings(&args, Overrides::default())?;
             let store = startup::open_store(&settings).await?;
+            tracing::info!(backend = store.backend(), database = %settings.database_url, "migrations applied");
             writeln!(out, "migrations applied ({} at {})", store.backend(), settings.database_url)?;
         }
         Command::Audit(AuditCommand::Verify(args)) => {

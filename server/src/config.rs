@@ -170,14 +170,27 @@ impl Settings {
             }
             figment = figment.merge(Toml::file_exact(file));
         }
-        let env = Env::prefixed("TELESUB_")
-            .split("__")
-            .filter(|key| TOP_LEVEL_KEYS.contains(&key.as_str().split('.').next().unwrap_or_default()));
-        let settings: Settings = figment
+        // The filter sees the name as written (`DATABASE_URL`, `LIMITS__MAX_MESSAGE_BYTES`);
+        // other `TELESUB_` variables (`TELESUB_CONFIG`, the CLI's `TELESUB_ENDPOINT`) are not
+        // settings.
+        let env = Env::prefixed("TELESUB_").split("__").filter(|key| {
+            let key = key.as_str().to_ascii_lowercase();
+            let top = key.split("__").next().and_then(|k| k.split('.').next()).unwrap_or_default();
+            TOP_LEVEL_KEYS.contains(&top)
+        });
+        let mut settings: Settings = figment
             .merge(env)
             .merge(Serialized::globals(overrides))
             .extract()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if let Some(tls) = &overrides.tls {
+            // `--tls-dir` names the whole folder: files named in a lower layer do not mix in.
+            settings.tls = TlsSettings {
+                dir: Some(tls.dir.clone()),
+                handshake_timeout_ms: settings.tls.handshake_timeout_ms,
+                ..TlsSettings::default()
+            };
+        }
         settings.validate()?;
         Ok(settings)
     }
@@ -257,6 +270,18 @@ mod tests {
         assert_eq!(s.limits.max_concurrent_requests, Limits::default().max_concurrent_requests);
         let paths = s.tls_paths().unwrap();
         assert_eq!(paths.client_ca, Path::new("/etc/telesub/tls/ca.crt"));
+    }
+
+    #[test]
+    fn the_tls_dir_flag_wins_over_files_named_in_the_file() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/telesub.example.toml");
+        let flags = Overrides { tls: Some(TlsOverrides { dir: "/tmp/dev-tls".into() }), ..Overrides::default() };
+        let s = Settings::load(Some(&example), &flags).unwrap();
+        let paths = s.tls_paths().unwrap();
+        assert_eq!(paths.client_ca, Path::new("/tmp/dev-tls/ca.crt"));
+        assert_eq!(paths.cert, Path::new("/tmp/dev-tls/server.crt"));
+        assert!(paths.crls.is_empty());
+        assert_eq!(paths.optional_crl.as_deref(), Some(Path::new("/tmp/dev-tls/crl.pem")));
     }
 
     #[test]

@@ -1,0 +1,118 @@
+//! The configuration's layers, through the real `telesub` binary: built-in defaults, a TOML
+//! file, `TELESUB_…` environment variables, then flags, each validated alike.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Output,
+    sync::OnceLock,
+    time::Duration,
+};
+
+fn telesub() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| telesub_tests::built_binary("server", "telesub"))
+}
+
+/// Runs `telesub args` in `dir` with exactly the `TELESUB_` variables given.
+async fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut command = tokio::process::Command::new(telesub());
+    command.args(args).current_dir(dir).env_remove("RUST_LOG");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("TELESUB_") {
+            command.env_remove(name);
+        }
+    }
+    command.envs(env.iter().copied());
+    let output = tokio::time::timeout(Duration::from_secs(60), command.output()).await.expect("in time").unwrap();
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("panicked"), "{output:?}");
+    output
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+#[tokio::test]
+async fn each_layer_overrides_the_one_before_for_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("hub.toml"), "database_url = \"sqlite://from-file.db\"\n").unwrap();
+
+    let out = run(d, &[], &["migrate"]).await;
+    assert!(out.status.success() && text(&out).contains("sqlite://telesub.db"), "{}", text(&out));
+    let out = run(d, &[], &["migrate", "--config", "hub.toml"]).await;
+    assert!(text(&out).contains("sqlite://from-file.db"), "{}", text(&out));
+    let env = [("TELESUB_DATABASE_URL", "sqlite://from-env.db")];
+    let out = run(d, &env, &["migrate", "--config", "hub.toml"]).await;
+    assert!(text(&out).contains("sqlite://from-env.db"), "{}", text(&out));
+    // The file may come from the environment too.
+    let out = run(d, &[("TELESUB_CONFIG", "hub.toml")], &["migrate"]).await;
+    assert!(text(&out).contains("sqlite://from-file.db"), "{}", text(&out));
+    let out = run(d, &env, &["migrate", "--config", "hub.toml", "--database", "sqlite://from-flag.db"]).await;
+    assert!(text(&out).contains("sqlite://from-flag.db"), "{}", text(&out));
+    for file in ["telesub.db", "from-file.db", "from-env.db", "from-flag.db"] {
+        assert!(d.join(file).exists(), "{file} was not created");
+    }
+
+    // A bad value in any layer is refused, naming it, and nothing is opened.
+    std::fs::write(d.join("bad.toml"), "database_url = \"mysql://db\"\n").unwrap();
+    let out = run(d, &[], &["migrate", "--config", "bad.toml"]).await;
+    assert!(!out.status.success() && text(&out).contains("mysql://db"), "{}", text(&out));
+    let out = run(d, &[("TELESUB_DATABASE_URL", "mysql://db")], &["migrate"]).await;
+    assert!(!out.status.success() && text(&out).contains("mysql://db"), "{}", text(&out));
+    let out = run(d, &[], &["migrate", "--database", "mysql://db"]).await;
+    assert!(!out.status.success() && text(&out).contains("mysql://db"), "{}", text(&out));
+}
+
+#[tokio::test]
+async fn a_limit_is_validated_alike_in_every_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("zero.toml"), "[limits]\nmax_concurrent_requests = 0\n").unwrap();
+    std::fs::write(d.join("five.toml"), "[limits]\nmax_concurrent_requests = 5\n").unwrap();
+    let out = run(d, &[], &["migrate", "--config", "zero.toml"]).await;
+    assert!(!out.status.success() && text(&out).contains("limits.max_concurrent_requests"), "{}", text(&out));
+    let zero = [("TELESUB_LIMITS__MAX_CONCURRENT_REQUESTS", "0")];
+    let out = run(d, &zero, &["migrate"]).await;
+    assert!(!out.status.success() && text(&out).contains("limits.max_concurrent_requests"), "{}", text(&out));
+    // The environment's good value wins over the file's bad one, and its bad one over the
+    // file's good one.
+    let out = run(d, &[("TELESUB_LIMITS__MAX_CONCURRENT_REQUESTS", "3")], &["migrate", "--config", "zero.toml"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(d, &zero, &["migrate", "--config", "five.toml"]).await;
+    assert!(!out.status.success(), "{}", text(&out));
+    let out = run(d, &[("TELESUB_LIMITS__MAX_CONCURRENT_REQUESTS", "many")], &["migrate"]).await;
+    assert!(!out.status.success() && text(&out).contains("many"), "{}", text(&out));
+    // A misspelt key is an error in the environment as in the file.
+    let out = run(d, &[("TELESUB_LIMITS__MAX_CONCURENT_REQUESTS", "3")], &["migrate"]).await;
+    assert!(!out.status.success() && text(&out).contains("max_concurent_requests"), "{}", text(&out));
+}
+
+#[tokio::test]
+async fn the_log_format_comes_from_any_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("json.toml"), "log_format = \"json\"\n").unwrap();
+    std::fs::write(d.join("text.toml"), "log_format = \"text\"\n").unwrap();
+    // `migrate` logs the migrations it applies; a JSON line starts with `{`.
+    let is_json = |out: &Output| {
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        let lines: Vec<&str> = err.lines().filter(|l| !l.is_empty()).collect();
+        assert!(!lines.is_empty(), "nothing was logged");
+        lines.iter().all(|l| l.starts_with('{'))
+    };
+    let db = |n: &str| format!("sqlite://{n}.db");
+    let out = run(d, &[], &["migrate", "--database", &db("a")]).await;
+    assert!(out.status.success() && !is_json(&out), "{}", text(&out));
+    let out = run(d, &[], &["migrate", "--config", "json.toml", "--database", &db("b")]).await;
+    assert!(is_json(&out), "{}", text(&out));
+    let json = [("TELESUB_LOG_FORMAT", "json")];
+    let out = run(d, &json, &["migrate", "--config", "text.toml", "--database", &db("c")]).await;
+    assert!(is_json(&out), "{}", text(&out));
+    let out = run(d, &json, &["migrate", "--log-format", "text", "--database", &db("d")]).await;
+    assert!(!is_json(&out), "{}", text(&out));
+    // Written to a file, text has no colour codes.
+    assert!(!text(&out).contains('\u{1b}'), "{}", text(&out));
+    let out = run(d, &[("TELESUB_LOG_FORMAT", "yaml")], &["migrate"]).await;
+    assert!(!out.status.success() && text(&out).contains("yaml"), "{}", text(&out));
+}
