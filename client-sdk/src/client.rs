@@ -139,13 +139,36 @@ impl ClientBuilder {
             })
     }
 
+    /// Whether the hub accepts this certificate, found by a TLS handshake of its own: `Ok`, or
+    /// [`Error::CertificateRefused`] with the hub's reason. With TLS 1.3 a refusal can reach a
+    /// call as a mere closed connection; after a call failed so, this tells a refused
+    /// certificate from a connection that failed for another reason.
+    pub async fn check_certificate(&self) -> Result<(), Error> {
+        let (Some(ca), Some((cert, key))) = (&self.ca, &self.identity) else {
+            return Err(Error::Config("a CA and a client identity are needed to check a certificate".into()));
+        };
+        crate::probe::check_certificate(
+            &self.endpoint,
+            self.domain_name.as_deref(),
+            ca,
+            (cert, key),
+            self.connect_timeout.max(Duration::from_secs(2)),
+        )
+        .await
+    }
+
     /// Connects now, failing when the hub cannot be reached.
     pub async fn connect(self) -> Result<Client, Error> {
         let endpoint = self.endpoint()?;
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| Error::Connect { endpoint: self.endpoint.clone(), reason: error_chain(&e) })?;
+        let channel = endpoint.connect().await.map_err(|e| {
+            let reason = error_chain(&e);
+            match reason.split_once("received fatal alert: ") {
+                Some((_, alert)) => {
+                    Error::CertificateRefused { alert: alert.split(':').next().unwrap_or(alert).trim().to_owned() }
+                }
+                None => Error::Connect { endpoint: self.endpoint.clone(), reason },
+            }
+        })?;
         Ok(Client::new(channel, self))
     }
 

@@ -77,6 +77,13 @@ pub enum Error {
     /// The connection to the hub could not be set up.
     #[error("cannot connect to {endpoint}: {reason}")]
     Connect { endpoint: String, reason: String },
+    /// The hub refused this client's certificate during the TLS handshake, with this alert
+    /// (`CertificateRevoked`, `CertificateExpired`, `UnknownCA`, `BadCertificate`, …).
+    #[error(
+        "the hub refused this client certificate (TLS alert {alert}): it may be revoked, expired or not yet \
+         valid, or issued by a CA the hub does not trust; the hub's log says which"
+    )]
+    CertificateRefused { alert: String },
     /// The client was configured with something unusable (a missing file, a bad URL).
     #[error("client configuration: {0}")]
     Config(String),
@@ -98,7 +105,7 @@ impl Error {
             Error::ResourceExhausted(_) => Code::ResourceExhausted,
             Error::Internal(_) => Code::Internal,
             Error::Other { code, .. } => *code,
-            Error::Connect { .. } | Error::Config(_) => return None,
+            Error::Connect { .. } | Error::CertificateRefused { .. } | Error::Config(_) => return None,
         })
     }
 
@@ -117,7 +124,7 @@ impl Error {
             | Error::ResourceExhausted(r)
             | Error::Internal(r)
             | Error::Other { rejection: r, .. } => Some(r),
-            Error::Connect { .. } | Error::Config(_) => None,
+            Error::Connect { .. } | Error::CertificateRefused { .. } | Error::Config(_) => None,
         }
     }
 
@@ -137,8 +144,32 @@ impl Error {
     }
 }
 
+/// The causes of a status from the transport (tonic's `Unknown` "transport error"), joined.
+fn transport_causes(status: &Status) -> Option<Vec<String>> {
+    let mut cause = std::error::Error::source(status)?;
+    let mut causes = vec![cause.to_string()];
+    while let Some(next) = cause.source() {
+        causes.push(next.to_string());
+        cause = next;
+    }
+    Some(causes)
+}
+
 impl From<Status> for Error {
     fn from(status: Status) -> Self {
+        if matches!(status.code(), Code::Unknown | Code::Cancelled)
+            && let Some(causes) = transport_causes(&status)
+        {
+            // rustls: "received fatal alert: CertificateRevoked".
+            if let Some(alert) = causes.iter().find_map(|c| c.split_once("received fatal alert: ")).map(|(_, a)| a) {
+                return Error::CertificateRefused { alert: alert.trim().to_owned() };
+            }
+            return Error::Unavailable(Rejection {
+                message: format!("the connection to the hub failed: {}", causes.join(": ")),
+                request_id: None,
+                violations: Vec::new(),
+            });
+        }
         let details = status.get_error_details();
         let rejection = Rejection {
             message: status.message().to_owned(),

@@ -24,6 +24,7 @@ mod client;
 pub mod csv;
 mod error;
 pub mod monthly_csv;
+mod probe;
 
 pub use crate::csv::{CsvError, CsvReader, CsvWriter};
 pub use crate::monthly_csv::{MonthlyLineReader, MonthlyLineWriter};

@@ -181,17 +181,40 @@ pub fn incoming(
             let acceptor = tls.acceptor();
             let tx = tx.clone();
             tokio::spawn(async move {
-                match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+                match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp).into_fallible()).await {
                     Ok(Ok(stream)) => {
                         let _ = tx.send(Ok(stream)).await;
                     }
-                    Ok(Err(err)) => log_refused(peer, &err.to_string()),
+                    Ok(Err((err, tcp))) => {
+                        log_refused(peer, &err.to_string());
+                        close_after_alert(tcp).await;
+                    }
                     Err(_) => log_refused(peer, "handshake timed out"),
                 }
             });
         }
     });
     ReceiverStream::new(rx)
+}
+
+/// Closes a refused connection so that the client reads the alert saying why. With TLS 1.3
+/// a client sends its certificate and then its first request at once; closing a socket with
+/// that request unread makes the kernel reset the connection, and the reset discards the
+/// alert before the client reads it (seen as "broken pipe" or "connection closed" in about
+/// a third of refusals). So: end the sending side after the alert, read what the client
+/// still sends until it closes or a second passes, then close.
+async fn close_after_alert(mut tcp: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tcp.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let drain = async {
+        while let Ok(n) = tcp.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 }
 
 fn log_refused(peer: SocketAddr, reason: &str) {
