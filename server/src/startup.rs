@@ -142,6 +142,7 @@ impl Hub {
         let limits = &settings.limits;
         let (audit, audit_writer) = AuditLog::start(store.clone());
         let registry = MemberRegistry::new(store.clone(), identities.clone());
+        let registry_for_reload = registry.clone();
 
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<MembersServer<MembersApi>>().await;
@@ -219,7 +220,8 @@ impl Hub {
             Duration::from_millis(limits.batch_timeout_ms),
         ));
 
-        let reload = tokio::spawn(reload_on_hangup(tls.clone()));
+        let folder_members = settings.tls.dir.as_ref().map(|dir| (registry_for_reload, PkiDir::new(dir)));
+        let reload = tokio::spawn(reload_on_hangup(tls.clone(), folder_members));
         let incoming = tls::incoming(listener, tls, settings.handshake_timeout());
         tracing::info!(addr = %local_addr, database = %settings.database_url, backend = store.backend(), "telesub listening");
         let (signalled, on_signal) = oneshot::channel();
@@ -308,8 +310,10 @@ async fn register_folder_members(registry: &MemberRegistry, dir: &PkiDir) -> Res
     Ok(())
 }
 
+/// On SIGHUP: rereads the certificates and CRLs and, for a certificate folder, registers the
+/// members added to its `members.toml` since (`telesub pki init` run again).
 #[cfg(unix)]
-async fn reload_on_hangup(tls: ReloadableTls) {
+async fn reload_on_hangup(tls: ReloadableTls, folder_members: Option<(MemberRegistry, PkiDir)>) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hangups) = signal(SignalKind::hangup()) else {
         return;
@@ -321,11 +325,16 @@ async fn reload_on_hangup(tls: ReloadableTls) {
                 tracing::error!(error = %crate::ErrorChain(&err), "TLS reload failed; keeping the configuration in force")
             }
         }
+        if let Some((registry, dir)) = &folder_members
+            && let Err(err) = register_folder_members(registry, dir).await
+        {
+            tracing::error!(error = %crate::ErrorChain(&err), "the certificate folder's members were not registered");
+        }
     }
 }
 
 #[cfg(not(unix))]
-async fn reload_on_hangup(_tls: ReloadableTls) {}
+async fn reload_on_hangup(_tls: ReloadableTls, _folder_members: Option<(MemberRegistry, PkiDir)>) {}
 
 /// Completes on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {

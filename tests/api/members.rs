@@ -242,3 +242,36 @@ async fn updates_change_only_what_is_given() {
     assert!(matches!(err, Error::NotFound(_)), "{err:?}");
     assert_eq!(before.member.unwrap().code, "DOICT");
 }
+
+/// `telesub pki init` run again adds an organisation to the folder; a serving hub (the real
+/// process) registers it on SIGHUP, without a restart.
+#[tokio::test]
+async fn a_hub_registers_the_folders_new_members_on_sighup() {
+    let app = TestApp::spawn().await;
+    let hub = app.spawn_process_beside().await;
+    let spec: telesub_server::pki::OrgSpec = "MOBIFONE:OPERATOR".parse().unwrap();
+    let report = telesub_server::pki::init(app.tls_dir.path(), &[spec]).unwrap();
+    assert!(!report.created_ca && report.issued == ["MOBIFONE"], "{report:?}");
+    let mobifone = app.client_of(&hub, "MOBIFONE").await;
+    let err = mobifone.who_am_i().await.unwrap_err();
+    assert!(matches!(err, Error::Unauthenticated(_)), "{err:?}");
+
+    hub.signal("HUP");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        match mobifone.who_am_i().await {
+            Ok(me) => {
+                let member = me.member.unwrap();
+                assert_eq!((member.code.as_str(), member.role()), ("MOBIFONE", proto::Role::Operator));
+                break;
+            }
+            Err(Error::Unauthenticated(_)) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("MOBIFONE was not registered after SIGHUP: {e:?}"),
+        }
+    }
+    // The members already registered are left as they were.
+    let page = app.client("DOICT").await.list_members(proto::ListMembersRequest::default()).await.unwrap();
+    assert_eq!(page.members.iter().filter(|m| m.code == "MOBIFONE").count(), 1);
+}

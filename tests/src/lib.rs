@@ -370,6 +370,15 @@ pub struct HubProcess {
     _stdout: tokio::io::BufReader<tokio::process::ChildStdout>,
 }
 
+impl HubProcess {
+    /// Sends the hub's process a signal by name (`HUP`, `TERM`, `KILL`), with `kill(1)`.
+    pub fn signal(&self, name: &str) {
+        let pid = self._child.id().expect("the hub is running");
+        let status = std::process::Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{name} {pid} failed");
+    }
+}
+
 impl OtherHub for HubProcess {
     fn addr(&self) -> SocketAddr {
         self.addr
