@@ -1107,10 +1107,14 @@ mod tests {
     #[test]
     fn documented_example_reads_as_described() {
         let doc = include_str!("../../docs/CSV.md");
-        let example = doc.split("```csv\n").nth(1).and_then(|rest| rest.split("```").next()).expect("an example");
+        let example = doc
+            .split("```csv thang-03-2025.csv\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("an example");
         let records = read_ok(example.as_bytes());
         let codes: Vec<&str> = records.iter().map(|r| r.household_code.as_str()).collect();
-        assert_eq!(codes, ["HN-24611-0001", "HCN-24718-0032", "HN-24628-0007"]);
+        assert_eq!(codes, ["HN-24611-0001", "HCN-24718-0032", "HH-24628-0000237"]);
         let Some(Change::Upsert(data)) = &records[1].change else { panic!("an upsert") };
         assert_eq!((data.members.len(), data.address.as_str()), (2, "Bon Bu N'Drung, thôn 4"));
         assert!(data.certificate.is_none());

@@ -650,10 +650,14 @@ mod tests {
     fn documented_example_reads_as_described() {
         let doc = include_str!("../../docs/CSV.md");
         let section = doc.split("## Operators' monthly lists").nth(1).expect("the monthly lists section");
-        let example = section.split("```csv\n").nth(1).and_then(|rest| rest.split("```").next()).expect("an example");
+        let example = section
+            .split("```csv vnpt-2025-04.csv\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("an example");
         let lines = read_ok(example.as_bytes());
         let numbers: Vec<&str> = lines.iter().map(|l| l.phone_number.as_str()).collect();
-        assert_eq!(numbers, ["0912345678", "0987654321", "0911222333"]);
+        assert_eq!(numbers, ["0912345678", "0987654321", "0900000360"]);
         assert_eq!(lines[1].change(), SupportChange::Started);
         assert_eq!(lines[2].unclaimed_reason(), UnclaimedReason::NoUsageYet);
         // Written back, it is the same file.

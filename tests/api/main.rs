@@ -5,6 +5,7 @@
 mod audit;
 mod authz;
 mod cli;
+mod configuration;
 mod devices;
 mod devices_cli;
 mod eligibility;
@@ -17,6 +18,7 @@ mod lifecycle;
 mod limits;
 mod members;
 mod monthly_cli;
+mod readme;
 mod reconciliation;
 mod statistics;
 mod storage;

@@ -48,6 +48,8 @@ mod audit;
 mod devices;
 #[path = "telesub_cli/inspections.rs"]
 mod inspections;
+#[path = "telesub_cli/members.rs"]
+mod members;
 #[path = "telesub_cli/push.rs"]
 mod push;
 #[path = "telesub_cli/reports.rs"]
@@ -72,7 +74,7 @@ struct Cli {
 
 /// Where the hub is and which certificate to show it: either `--tls-dir` and `--org`, or
 /// `--cert`, `--key` and `--ca`.
-#[derive(Args)]
+#[derive(Args, Clone)]
 #[command(next_help_heading = "Connection")]
 struct Connection {
     /// The hub's address.
@@ -136,6 +138,9 @@ enum Command {
     /// The programme's figures for a month: by category and by operator, the public table, files.
     #[command(subcommand)]
     Stats(stats::StatsCommand),
+    /// The organisations that may use the hub (ICT): list, register, suspend, reinstate.
+    #[command(subcommand)]
+    Members(members::MembersCommand),
     /// Follows the change feed of this operator's enrolled households.
     Watch {
         /// Start after this cursor (default: the one saved in --cursor-file, or the beginning).
@@ -210,8 +215,17 @@ enum EnrollmentCommand {
         #[arg(long, default_value = "")]
         note: String,
         /// Idempotency key: the same key repeats the write harmlessly.
-        #[arg(long)]
-        key: String,
+        #[arg(long, value_name = "KEY")]
+        idempotency_key: String,
+    },
+    /// Enrols the lines of a CSV file of enrolments (docs/CSV.md), the rows of this operator;
+    /// a row enrolled before (the same row again) is harmless.
+    Import {
+        /// `operator,household_code,subscriber_citizen_id,phone_number,start_date`, as
+        /// `telesub gen month --enrollments FILE` writes it.
+        file: PathBuf,
+        #[arg(long, value_enum, default_value = "mobile")]
+        service: ServiceArg,
     },
     /// Enrolments: this operator's own (ICT: everyone's).
     List {
@@ -240,8 +254,8 @@ struct Line {
     #[arg(long, value_name = "DATE")]
     start: Option<String>,
     /// Idempotency key: the same key repeats the write harmlessly.
-    #[arg(long)]
-    key: String,
+    #[arg(long, value_name = "KEY")]
+    idempotency_key: String,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -380,11 +394,12 @@ impl From<Error> for Failure {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let connection = cli.connection.clone();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             match failure {
-                Failure::Hub(err) => report(&err, |_| None),
+                Failure::Hub(err) => report(&explained(err, &connection).await, |_| None),
                 Failure::Message(message) => eprintln!("error: {message}"),
                 Failure::Reported => {}
             }
@@ -454,6 +469,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Audit(command) => audit::audit(&connect(&connection).await?, command).await,
         Command::Inspections(command) => inspections::inspections(&connect(&connection).await?, command).await,
         Command::Stats(command) => stats::stats(&connection, command).await,
+        Command::Members(command) => members::members(&connect(&connection).await?, command).await,
         Command::Watch { cursor, cursor_file, once } => {
             watch(&connect(&connection).await?, cursor, cursor_file, once).await
         }
@@ -469,7 +485,7 @@ async fn enrollments(client: &Client, command: EnrollmentCommand) -> Result<(), 
         EnrollmentCommand::Enroll { line } => {
             let e = client
                 .enroll(proto::EnrollRequest {
-                    idempotency_key: line.key,
+                    idempotency_key: line.idempotency_key,
                     household_code: line.household,
                     subscriber_citizen_id: line.subscriber,
                     phone_number: line.phone,
@@ -482,7 +498,7 @@ async fn enrollments(client: &Client, command: EnrollmentCommand) -> Result<(), 
         EnrollmentCommand::Transfer { line, reference } => {
             let moved = client
                 .transfer(proto::TransferRequest {
-                    idempotency_key: line.key,
+                    idempotency_key: line.idempotency_key,
                     household_code: line.household,
                     subscriber_citizen_id: line.subscriber,
                     phone_number: line.phone,
@@ -494,10 +510,10 @@ async fn enrollments(client: &Client, command: EnrollmentCommand) -> Result<(), 
             show::enrollments(moved.enrollment.as_slice());
             outln!("the line with the other operator ends on {}", moved.previous_end_date);
         }
-        EnrollmentCommand::End { id, date, reason, note, key } => {
+        EnrollmentCommand::End { id, date, reason, note, idempotency_key } => {
             let e = client
                 .deenroll(proto::DeenrollRequest {
-                    idempotency_key: key,
+                    idempotency_key,
                     enrollment_id: id,
                     end_date: date.unwrap_or_default(),
                     reason: proto::EnrollmentEndReason::from(reason).into(),
@@ -506,6 +522,7 @@ async fn enrollments(client: &Client, command: EnrollmentCommand) -> Result<(), 
                 .await?;
             show::enrollments(&[e]);
         }
+        EnrollmentCommand::Import { file, service } => return import_enrollments(client, &file, service).await,
         EnrollmentCommand::List { household, active_on, limit } => {
             let mut all = Vec::new();
             let mut page_token = String::new();
@@ -531,10 +548,94 @@ async fn enrollments(client: &Client, command: EnrollmentCommand) -> Result<(), 
     Ok(())
 }
 
+/// The columns of a file of enrolments.
+const ENROLMENT_COLUMNS: [&str; 5] =
+    ["operator", "household_code", "subscriber_citizen_id", "phone_number", "start_date"];
+
+async fn import_enrollments(client: &Client, file: &std::path::Path, service: ServiceArg) -> Result<(), Failure> {
+    use futures_util::StreamExt;
+    let me = client.who_am_i().await?.member.unwrap_or_default().code;
+    let cannot = |e: &dyn std::fmt::Display| Failure::Message(format!("{}: {e}", file.display()));
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_path(file).map_err(|e| cannot(&e))?;
+    let header = reader.headers().map_err(|e| cannot(&e))?.clone();
+    if header.iter().collect::<Vec<_>>() != ENROLMENT_COLUMNS {
+        return Err(cannot(&format!("the header must be {}", ENROLMENT_COLUMNS.join(","))));
+    }
+    let mut mine = Vec::new();
+    let mut others = 0;
+    for (i, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| cannot(&e))?;
+        let line = i + 2;
+        let cell = |n: usize| record.get(n).unwrap_or_default().to_owned();
+        if cell(0) != me {
+            others += 1;
+            continue;
+        }
+        let (household, phone, start) = (cell(1), cell(3), cell(4));
+        let request = proto::EnrollRequest {
+            // The row itself is the key: importing the file again repeats nothing.
+            idempotency_key: format!("import:{household}:{phone}:{start}"),
+            household_code: household,
+            subscriber_citizen_id: cell(2),
+            phone_number: phone,
+            service: proto::SupportedService::from(service).into(),
+            start_date: start,
+        };
+        mine.push((line, request));
+    }
+    // Rows the operator already holds exactly (enrolled by hand, or an earlier import under
+    // another key) are left as they are.
+    let mut held = std::collections::HashSet::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_enrollments(proto::ListEnrollmentsRequest { page_size: 1000, page_token, ..Default::default() })
+            .await?;
+        for e in page.enrollments {
+            held.insert((e.household_code, e.subscriber_citizen_id, e.phone_number, e.start_date));
+        }
+        page_token = page.next_page_token;
+        if page_token.is_empty() {
+            break;
+        }
+    }
+    let before = mine.len();
+    mine.retain(|(_, r)| {
+        let key =
+            (r.household_code.clone(), r.subscriber_citizen_id.clone(), r.phone_number.clone(), r.start_date.clone());
+        !held.contains(&key)
+    });
+    let already = before - mine.len();
+    let total = mine.len();
+    let mut refused = Vec::new();
+    let mut results = futures_util::stream::iter(mine)
+        .map(|(line, request)| async move {
+            let household = request.household_code.clone();
+            (line, household, client.enroll(request).await)
+        })
+        .buffer_unordered(16);
+    while let Some((line, household, result)) = results.next().await {
+        if let Err(e) = result {
+            refused.push((line, household, e));
+        }
+    }
+    refused.sort_by_key(|(line, _, _)| *line);
+    for (line, household, e) in &refused {
+        eprintln!("line {line}: household {household}: {e}");
+    }
+    outln!(
+        "{} of {total} rows of {me} enrolled; {already} already enrolled, left as they were; {others} rows of \
+         other operators left out",
+        total - refused.len()
+    );
+    if refused.is_empty() { Ok(()) } else { Err(Failure::Message(format!("{} rows were refused", refused.len()))) }
+}
+
 async fn watch(client: &Client, cursor: Option<String>, file: Option<PathBuf>, once: bool) -> Result<(), Failure> {
     use futures_util::StreamExt;
     let saved = file.as_ref().and_then(|f| std::fs::read_to_string(f).ok()).map(|s| s.trim().to_owned());
-    let mut cursor = cursor.or(saved).unwrap_or_default();
+    let start = cursor.or(saved).unwrap_or_default();
+    let mut cursor = start.clone();
     let mut feed = client.watch_changes(&cursor, 0).await?;
     while let Some(message) = feed.next().await {
         let message = message?;
@@ -553,7 +654,14 @@ async fn watch(client: &Client, cursor: Option<String>, file: Option<PathBuf>, o
                 .map_err(|e| Failure::Message(format!("cannot save the cursor in {}: {e}", f.display())))?;
         }
     }
-    eprintln!("cursor: {cursor}");
+    match (cursor == start, start.is_empty()) {
+        (true, true) => eprintln!("nothing new: no event yet about this operator's enrolled households"),
+        (true, false) => eprintln!("nothing new since cursor {start}"),
+        (false, _) => match &file {
+            Some(f) => eprintln!("cursor: {cursor} (saved in {})", f.display()),
+            None => eprintln!("cursor: {cursor}"),
+        },
+    }
     Ok(())
 }
 
@@ -574,21 +682,44 @@ async fn list_batches(client: &Client, limit: usize) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Connects with the certificate the command line names; `timeout` replaces the SDK's
-/// per-call deadline.
-async fn connect(c: &Connection) -> Result<Client, Failure> {
+/// A connection that failed without a word from the hub may have been a refused
+/// certificate whose alert was lost: a handshake of its own finds out.
+async fn explained(err: Error, c: &Connection) -> Error {
+    let unexplained = match &err {
+        Error::Unavailable(r) => r.request_id.is_none(),
+        Error::Connect { .. } => true,
+        _ => false,
+    };
+    if !unexplained {
+        return err;
+    }
+    match builder(c) {
+        Ok(builder) => match builder.check_certificate().await {
+            Err(refused @ Error::CertificateRefused { .. }) => refused,
+            _ => err,
+        },
+        Err(_) => err,
+    }
+}
+
+fn builder(c: &Connection) -> Result<telesub_client::ClientBuilder, Error> {
     let builder = Client::builder(&c.endpoint);
-    let builder = match (&c.tls_dir, &c.org, &c.cert, &c.key, &c.ca) {
-        (Some(dir), Some(org), None, None, None) => builder.dev_folder(dir, org)?,
-        (None, None, Some(cert), Some(key), Some(ca)) => builder.identity_files(cert, key)?.ca_file(ca)?,
+    match (&c.tls_dir, &c.org, &c.cert, &c.key, &c.ca) {
+        (Some(dir), Some(org), None, None, None) => builder.dev_folder(dir, org),
+        (None, None, Some(cert), Some(key), Some(ca)) => builder.identity_files(cert, key)?.ca_file(ca),
         _ => Cli::command()
             .error(
                 ErrorKind::ArgumentConflict,
                 "give either --tls-dir DIR --org CODE, or --cert FILE --key FILE --ca FILE",
             )
             .exit(),
-    };
-    Ok(builder.connect().await?)
+    }
+}
+
+/// Connects with the certificate the command line names; `timeout` replaces the SDK's
+/// per-call deadline.
+async fn connect(c: &Connection) -> Result<Client, Failure> {
+    Ok(builder(c)?.connect().await?)
 }
 
 /// Prints what the hub said: for a rejected request every field violation on a line of its
@@ -648,6 +779,121 @@ mod tests {
         assert_eq!(record_index("records[12] (0066000123).members[0].citizen_id"), Some(12));
         assert_eq!(record_index("header.effective_date"), None);
         assert_eq!(record_index("records[x]"), None);
+    }
+
+    /// One command line per command, with its required arguments (and some optional ones).
+    const SAMPLES: &[&str] = &[
+        "households push --file h.csv --batch-id b1 --kind delta --period 2025-03 --effective-date 2025-03-01",
+        "households get HH-1 --as-of 2025-02-01",
+        "households history HH-1",
+        "households find --citizen-id 067080001234",
+        "batches get b1",
+        "batches list --limit 5",
+        "eligibility check 067080001234 --as-of 2025-02-01",
+        "eligibility check --household HH-1",
+        "eligibility decision d1",
+        "policy show --as-of 2025-01-01",
+        "policy list",
+        "enrollments enroll --household HH-1 --subscriber 067080001234 --phone 0912345678 --idempotency-key k1",
+        "enrollments transfer --household HH-1 --subscriber 067080001234 --phone 0912345678 --idempotency-key k2 \
+         --reference R1 --start 2025-03-01",
+        "enrollments end 7 --reason household-request --idempotency-key k3 --date 2025-04-01",
+        "enrollments import e.csv",
+        "enrollments list --household HH-1",
+        "reports submit --period 2025-03 --file m.csv",
+        "reconciliation status --period 2025-03",
+        "reconciliation show --update-id u1",
+        "reconciliation discrepancies --update-id u1 --code OVER_CAP",
+        "reconciliation confirm --operator VNPT --update-id u1 --scope ok-lines",
+        "reconciliation reject --operator VNPT --update-id u1 --note n",
+        "reconciliation export --update-id u1 --format xlsx",
+        "devices record 1/QĐ --date 2025-03-01 --tablets 1 --smartphones 2 --unit 660:1:2",
+        "devices nominate 1/QĐ --reason r HH-1",
+        "devices propose 1/QĐ --as-of 2025-03-01",
+        "devices amend 1/QĐ add HH-1 --device tablet --reason r",
+        "devices amend 1/QĐ remove HH-1 --reason r",
+        "devices submit 1/QĐ",
+        "devices approve 1/QĐ --approval-number 2/QĐ --date 2025-03-20",
+        "devices return 1/QĐ --note n",
+        "devices handover 1/QĐ HH-1 --date 2025-04-02 --received-by A --device smartphone --imei 352099001761481",
+        "devices handover 1/QĐ HH-1 --date 2025-04-02 --received-by A --cash 500000 --bought-on 2023-01-01 --receipt R",
+        "devices show 1/QĐ",
+        "devices list",
+        "devices recipients 1/QĐ --unit 660",
+        "devices publish 1/QĐ --commune 24611 --format html",
+        "audit query --caller VNPT",
+        "audit verify",
+        "audit export --from 2025-03-01 --until 2025-04-01 -o a.csv",
+        "inspections create --title t --basis plan --member DOICT:A:B --from 2025-04-01 --to 2025-04-15",
+        "inspections finding 1 --severity high --subject VNPT --description d --action a --due 2025-05-30",
+        "inspections update 1 1 --status resolved --note n",
+        "inspections close 1 --conclusion c",
+        "inspections sample 1 --commune 24611 --size 5",
+        "inspections show 1",
+        "inspections list",
+        "inspections show-sample 1 1",
+        "stats show --period 2025-03 --unit 660",
+        "stats public --period 2025-03",
+        "stats export --period 2025-03 --format public-csv",
+        "members list",
+        "members register MOBIFONE --role operator --name M",
+        "members register DAKMIL --role locality --unit 662 --name D",
+        "members suspend MOBIFONE --reason r",
+        "members reinstate MOBIFONE",
+        "watch --once --cursor-file c",
+        "whoami",
+    ];
+
+    /// The commands that take no further subcommand, as paths.
+    fn leaves(command: &clap::Command, path: &mut Vec<String>, out: &mut Vec<String>) {
+        let subs: Vec<&clap::Command> = command.get_subcommands().filter(|c| c.get_name() != "help").collect();
+        if subs.is_empty() {
+            out.push(path.join(" "));
+        }
+        for sub in subs {
+            path.push(sub.get_name().to_owned());
+            leaves(sub, path, out);
+            path.pop();
+        }
+    }
+
+    /// Every command parses, with the connection flags of either kind beside its own: a
+    /// command's argument colliding with a global one (both `--key`) fails here, not in a
+    /// user's hands.
+    #[test]
+    fn every_command_parses_with_the_connection_flags() {
+        let mut all = Vec::new();
+        leaves(&Cli::command(), &mut Vec::new(), &mut all);
+        for leaf in &all {
+            let covered = SAMPLES.iter().any(|s| {
+                let words: Vec<&str> = s.split_whitespace().collect();
+                let named: Vec<&str> = leaf.split(' ').collect();
+                // `devices amend NUMBER add`: the number sits between the two names.
+                let mut rest = words.iter();
+                named.iter().all(|n| rest.any(|w| w == n))
+            });
+            assert!(covered, "no sample command line for `{leaf}`");
+        }
+        let connections: [&[&str]; 2] =
+            [&["--tls-dir", "dev-tls", "--org", "VNPT"], &["--cert", "v.crt", "--key", "v.key", "--ca", "ca.crt"]];
+        for sample in SAMPLES {
+            for connection in connections {
+                let argv: Vec<&str> = ["telesub-cli"]
+                    .into_iter()
+                    .chain(sample.split_whitespace())
+                    .chain(connection.iter().copied())
+                    .collect();
+                // A definition that does not match its use panics inside the parser.
+                let parsed = std::panic::catch_unwind(|| Cli::try_parse_from(&argv).map(|_| ()));
+                match parsed {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => panic!("`{}` does not parse: {e}", argv.join(" ")),
+                    Err(_) => panic!("`{}` panics in the parser", argv.join(" ")),
+                }
+                let cli = Cli::try_parse_from(&argv).unwrap();
+                assert!(cli.connection.org.is_some() || cli.connection.key.is_some(), "{argv:?}");
+            }
+        }
     }
 
     #[test]

@@ -71,6 +71,10 @@ pub(crate) enum ReconciliationCommand {
     Show {
         #[command(flatten)]
         list: ListId,
+        /// While the list is being reconciled again (stale, after a change to the register or
+        /// another operator's list), wait until it is done, up to two minutes.
+        #[arg(long)]
+        wait: bool,
     },
     /// A list's lines with their outcome, in line order; by default those with a discrepancy.
     Discrepancies {
@@ -203,8 +207,15 @@ pub(crate) async fn reconciliation(client: &Client, command: ReconciliationComma
             }
             show_lists(&lists);
         }
-        ReconciliationCommand::Show { list } => {
-            show_list(&client.get_reconciliation(list.operator.as_deref().unwrap_or(""), &list.update_id).await?);
+        ReconciliationCommand::Show { list, wait } => {
+            let operator = list.operator.as_deref().unwrap_or("");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            let mut shown = client.get_reconciliation(operator, &list.update_id).await?;
+            while wait && shown.stale && std::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                shown = client.get_reconciliation(operator, &list.update_id).await?;
+            }
+            show_list(&shown);
         }
         ReconciliationCommand::Discrepancies { list, code, unit, household, all, exceptions } => {
             let mut lines = Vec::new();

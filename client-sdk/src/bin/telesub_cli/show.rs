@@ -4,7 +4,7 @@ use telesub_client::proto;
 
 const LABEL: usize = 12;
 
-fn field(label: &str, value: impl std::fmt::Display) {
+pub(crate) fn field(label: &str, value: impl std::fmt::Display) {
     outln!("{label:<LABEL$} {value}");
 }
 

@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Subcommand, ValueEnum, error::ErrorKind};
-use telesub_client::proto;
+use telesub_client::{Error, proto};
 
 use crate::{
     Cli, Connection, Failure,
@@ -162,7 +162,17 @@ pub(crate) async fn stats(connection: &Connection, command: StatsCommand) -> Res
             let request = export_request(scope, format, threshold)
                 .unwrap_or_else(|message| usage("export", ErrorKind::ArgumentConflict, message));
             let fallback = fallback_name(&request);
-            let chunks = crate::connect(connection).await?.export_statistics(request).await?;
+            let client = crate::connect(connection).await?;
+            let chunks = match client.export_statistics(request).await {
+                // The hub names the API's format; say it in this command's words.
+                Err(Error::PermissionDenied(r)) if format == StatsFormatArg::Xlsx => {
+                    let id = r.request_id.map(|id| format!(" (request id {id})")).unwrap_or_default();
+                    return Err(Failure::Message(format!(
+                        "this organisation may read only the public statistics: use --format public-csv{id}"
+                    )));
+                }
+                result => result?,
+            };
             save_file(chunks, out, &fallback).await
         }
     }
@@ -301,7 +311,7 @@ fn show_statistics(s: &proto::ProgrammeStatistics) {
 fn show_public(t: &proto::PublicStatisticsTable) {
     field("period", &t.period);
     field("unit", unit_text(&t.unit_code, &t.unit_name));
-    field("threshold", format!("counts under {} are shown as \"< {}\"", t.threshold, t.threshold));
+    field("threshold", t.threshold);
     let header: Vec<&str> = t.columns.iter().map(String::as_str).collect();
     let rows = t
         .rows
@@ -309,6 +319,7 @@ fn show_public(t: &proto::PublicStatisticsTable) {
         .map(|r| r.cells.iter().map(|c| if c.is_empty() { "-".to_owned() } else { c.clone() }).collect())
         .collect();
     table(&header, rows, "");
+    outln!("{}", t.legend);
 }
 
 #[cfg(test)]
