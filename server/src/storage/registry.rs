@@ -347,7 +347,7 @@ pub(super) enum SlowPlan {
         citizens: Vec<String>,
         /// The household off the list from `valid_to` (a snapshot that did not list it) until
         /// this removal's own `valid_to`.
-        then_off_list: Option<VersionRow>,
+        then_off_list: Option<Box<VersionRow>>,
     },
 }
 
@@ -437,7 +437,7 @@ pub(super) fn plan_slow_row(
             version,
             valid_to: Some(cut),
             citizens,
-            then_off_list: Some(off),
+            then_off_list: Some(Box::new(off)),
         };
     }
     SlowPlan::Write { outcome, supersede, close, version, valid_to, citizens, then_off_list: None }
