@@ -24,7 +24,10 @@ use telesub_server::{
         units::{UnitTable, reference_units},
     },
     generator::HouseholdGenerator,
-    storage::{self, registry::NewBatch},
+    storage::{
+        self,
+        registry::{NewBatch, Staged},
+    },
     transport::record_input,
 };
 use time::macros::date;
@@ -131,6 +134,7 @@ async fn ceiling(database: &str, n: usize) -> f64 {
         note: "",
         pushed_by: "DOLISA",
         received_at: telesub_server::now(),
+        receiver: "ceiling",
     };
     store.begin_batch(&batch).await.unwrap();
     let mut chunk = Vec::with_capacity(2_000);
@@ -140,19 +144,25 @@ async fn ceiling(database: &str, n: usize) -> f64 {
         chunk.push(staged(idx, checked));
         if chunk.len() == 2_000 {
             let t = Instant::now();
-            store.stage_records("ceiling", &chunk).await.unwrap();
+            store.stage_records("ceiling", "ceiling", &chunk).await.unwrap();
             writing += t.elapsed();
             chunk.clear();
         }
     }
-    store.stage_records("ceiling", &chunk).await.unwrap();
+    store.stage_records("ceiling", "ceiling", &chunk).await.unwrap();
     let staged_at = started.elapsed().as_secs_f64();
     eprintln!(
         "  ceiling: generated, checked and staged in {staged_at:.1} s, of which {:.1} s writing",
         writing.as_secs_f64()
     );
     let counts = store
-        .apply_batch("ceiling", BatchKind::Snapshot, effective, "-", n as i64, telesub_server::now())
+        .apply_batch(
+            &Staged { batch_id: "ceiling", receiver: "ceiling", records: n as i64 },
+            BatchKind::Snapshot,
+            effective,
+            "-",
+            telesub_server::now(),
+        )
         .await
         .unwrap()
         .expect("applies");

@@ -30,6 +30,14 @@ pub use domain::identity::now;
 pub use mimalloc::MiMalloc as Allocator;
 
 /// Lower-case hexadecimal.
+/// 128 random bits in hex: a token no other stream or call has.
+pub fn random_token() -> String {
+    use ring::rand::{SecureRandom, SystemRandom};
+    let mut bytes = [0u8; 16];
+    SystemRandom::new().fill(&mut bytes).expect("the system random source works");
+    hex(&bytes)
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);

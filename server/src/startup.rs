@@ -165,17 +165,23 @@ impl Hub {
             .max_encoding_message_size(limits.max_message_bytes);
         let feed = ChangeFeed::new(store.clone(), policy.clone());
         let reconciliation = ReconciliationService::new(store.clone(), units.clone(), policy.clone());
-        // Lists a hub left half reconciled again are reconciled again now.
+        let register = HouseholdRegistry::new(store.clone(), units.clone())
+            .with_feed(feed.written())
+            .with_reconciliation(reconciliation.clone());
+        // What streams of a hub that stopped left: batches and lists cut off are cleared, lists
+        // received whole are finished, lists left half reconciled are reconciled again.
+        if let Err(e) = register.recover().await {
+            tracing::error!(error = %crate::ErrorChain(&e), "batches left by a hub that stopped could not be cleared");
+        }
+        if let Err(e) = reconciliation.recover().await {
+            tracing::error!(error = %crate::ErrorChain(&e), "monthly lists left by a hub that stopped could not be settled");
+        }
         if let Err(e) = reconciliation.resume().await {
             tracing::error!(error = %crate::ErrorChain(&e), "monthly lists left stale could not be reconciled again");
         }
-        let households = HouseholdRegistryServer::new(HouseholdsApi::new(
-            HouseholdRegistry::new(store.clone(), units.clone())
-                .with_feed(feed.written())
-                .with_reconciliation(reconciliation.clone()),
-        ))
-        .max_decoding_message_size(limits.max_message_bytes)
-        .max_encoding_message_size(limits.max_message_bytes);
+        let households = HouseholdRegistryServer::new(HouseholdsApi::new(register))
+            .max_decoding_message_size(limits.max_message_bytes)
+            .max_encoding_message_size(limits.max_message_bytes);
         let device_service = DeviceAllocationServer::new(DevicesApi::new(DeviceService::new(
             store.clone(),
             units.clone(),

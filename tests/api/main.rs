@@ -10,6 +10,7 @@ mod devices;
 mod devices_cli;
 mod eligibility;
 mod enrollments;
+mod faults;
 mod feed;
 mod households;
 mod identity;

@@ -385,6 +385,106 @@ impl OtherHub for HubProcess {
     }
 }
 
+/// A `telesub serve` process of the test's own, on a certificate folder and database the
+/// test keeps: it can be killed (SIGKILL, no cleanup) and started again on the same data, and
+/// its log is in a file the test reads.
+pub struct ServeProcess {
+    child: tokio::process::Child,
+    pub addr: SocketAddr,
+    tls: PathBuf,
+    log: PathBuf,
+}
+
+impl ServeProcess {
+    /// Starts the hub; `Err` with the end of its log when it exits before it is listening.
+    pub async fn start(tls: &Path, database: &str, log: &Path, extra: &[&str]) -> Result<Self, String> {
+        use tokio::io::AsyncBufReadExt;
+        let file = std::fs::File::create(log).expect("the hub's log file");
+        let mut child = tokio::process::Command::new(hub_binary())
+            .args(["serve", "--listen", "127.0.0.1:0", "--database", database, "--tls-dir"])
+            .arg(tls)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(file)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start telesub serve");
+        let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("piped"));
+        let mut line = String::new();
+        let read = tokio::time::timeout(Duration::from_secs(120), stdout.read_line(&mut line)).await;
+        let log_tail = || {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(20)..].join("\n")
+        };
+        let port = match read {
+            Ok(Ok(n)) if n > 0 => line.trim().rsplit(':').next().and_then(|p| p.parse::<u16>().ok()),
+            _ => None,
+        };
+        let Some(port) = port else {
+            let _ = child.kill().await;
+            return Err(format!("telesub serve did not start: {line:?}\n{}", log_tail()));
+        };
+        // Keep reading what it prints, so that it never blocks on a full pipe.
+        tokio::spawn(async move {
+            let mut sink = String::new();
+            while stdout.read_line(&mut sink).await.is_ok_and(|n| n > 0) {
+                sink.clear();
+            }
+        });
+        Ok(Self { child, addr: SocketAddr::from(([127, 0, 0, 1], port)), tls: tls.to_owned(), log: log.to_owned() })
+    }
+
+    /// SIGKILL, and waits for the process to be gone.
+    pub async fn kill(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+
+    /// SIGTERM, and the exit status once it stopped.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("running");
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+        tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .expect("the hub stops within a minute of SIGTERM")
+            .expect("wait for the hub")
+    }
+
+    /// The hub's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log has a line containing `needle`; `false` after `timeout`.
+    pub async fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.log().lines().any(|l| l.contains(needle)) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// A client for `org` of the certificate folder, without retries.
+    pub async fn client(&self, org: &str) -> Client {
+        Client::builder(format!("https://localhost:{}", self.addr.port()))
+            .dev_folder(&self.tls, org)
+            .expect("the folder's certificate")
+            .request_timeout(Duration::from_secs(120))
+            .retry(telesub_client::RetryPolicy::none())
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("{org} cannot connect to the hub process: {e}"))
+    }
+}
+
 /// The hub's binary, `telesub`, built for the profile the tests run in (`TELESUB_BIN` names
 /// another).
 pub fn hub_binary() -> &'static Path {
@@ -556,7 +656,7 @@ pub async fn load_generated(store: &dyn Store, seed: u64, n: usize, effective: t
             units::UnitTable,
         },
         generator::HouseholdGenerator,
-        storage::registry::NewBatch,
+        storage::registry::{NewBatch, Staged},
         transport::record_input,
     };
     let units = UnitTable::new(store.units().await.expect("units"));
@@ -570,6 +670,7 @@ pub async fn load_generated(store: &dyn Store, seed: u64, n: usize, effective: t
         note: "generated",
         pushed_by: "DOLISA",
         received_at: telesub_server::now(),
+        receiver: "generated",
     };
     store.begin_batch(&batch).await.expect("begin");
     let mut heads = Vec::with_capacity(n);
@@ -580,13 +681,19 @@ pub async fn load_generated(store: &dyn Store, seed: u64, n: usize, effective: t
         }
         chunk.push(staged(idx, check_record(idx, &record_input(record), &cx).expect("generated records are valid")));
         if chunk.len() == 2_000 {
-            store.stage_records(&batch_id, &chunk).await.expect("stage");
+            store.stage_records(&batch_id, "generated", &chunk).await.expect("stage");
             chunk.clear();
         }
     }
-    store.stage_records(&batch_id, &chunk).await.expect("stage");
+    store.stage_records(&batch_id, "generated", &chunk).await.expect("stage");
     store
-        .apply_batch(&batch_id, BatchKind::Snapshot, effective, "-", n as i64, telesub_server::now())
+        .apply_batch(
+            &Staged { batch_id: &batch_id, receiver: "generated", records: n as i64 },
+            BatchKind::Snapshot,
+            effective,
+            "-",
+            telesub_server::now(),
+        )
         .await
         .expect("apply")
         .expect("generated households apply");

@@ -74,6 +74,10 @@ pub enum DomainError {
     /// The caller went away or broke off its stream; nothing was changed.
     #[error("{0}")]
     Cancelled(String),
+    /// Another call is doing the same thing right now (a second stream of a batch being
+    /// received); this one changed nothing and the other goes on.
+    #[error("{0}")]
+    Aborted(String),
     /// Something the caller cannot fix; logged with its cause, reported with the request id.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),

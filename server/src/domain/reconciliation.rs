@@ -108,6 +108,11 @@ const MAX_REPORTED: usize = 100;
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1_000;
 
+/// What a stream receiving a list claims ([`Store::claim`]).
+fn list_key(operator: &str, update_id: &str) -> String {
+    format!("list {operator} {update_id}")
+}
+
 /// A status as the API shows it (a list being received is `RECEIVED`).
 pub fn status_name(stored: &str) -> &str {
     if stored == "RECEIVING" { "RECEIVED" } else { stored }
@@ -931,6 +936,55 @@ impl ReconciliationService {
         })
     }
 
+    /// Settles what streams of hubs that stopped left: each list being received whose stream
+    /// is gone is finished when every line of it had been stored (and reconciled again in the
+    /// background), forgotten otherwise.
+    pub async fn recover(&self) -> Result<(), DomainError> {
+        let receiving = UpdateFilter { status: Some("RECEIVING".to_owned()), ..UpdateFilter::default() };
+        for row in self.store.list_monthly_updates(&receiving, i64::MAX, 10_000).await? {
+            self.settle_abandoned(&row).await?;
+        }
+        Ok(())
+    }
+
+    /// For a list being received: `false` while its stream lives; else settles it (see
+    /// [`Self::recover`]) and says `true`.
+    async fn settle_abandoned(&self, row: &UpdateRow) -> Result<bool, DomainError> {
+        if row.status != "RECEIVING" {
+            return Ok(false);
+        }
+        let Some(_claim) = self.store.claim(&list_key(&row.operator, &row.update_id)).await? else {
+            return Ok(false);
+        };
+        // The row may have moved on while the claim was being taken.
+        let Some(row) = self.store.monthly_update_by_ref(row.id).await?.filter(|r| r.status == "RECEIVING") else {
+            return Ok(true);
+        };
+        let finished = match &row.content_digest {
+            None => false,
+            Some(digest) => {
+                let open = self.store.open_monthly_updates(&row.operator, &row.period).await?;
+                let replaces =
+                    open.iter().find(|o| o.status == "RECONCILED").map(|o| o.id).filter(|_| row.replaces_earlier);
+                let figures =
+                    serde_json::to_string(&Figures::default()).map_err(|e| DomainError::Internal(e.into()))?;
+                match self.store.finish_monthly_update(row.id, digest, &figures, crate::now(), replaces).await {
+                    Ok(()) => true,
+                    Err(StorageError::Precondition(_)) => false,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        if finished {
+            tracing::warn!(operator = %row.operator, update = %row.update_id, "a monthly list received whole by a hub that stopped is finished: it is reconciled again now");
+            self.reconcile_again(vec![row.id]).await?;
+        } else {
+            self.store.discard_monthly_update(row.id).await?;
+            tracing::warn!(operator = %row.operator, update = %row.update_id, "a monthly list was cut off by a hub that stopped: it was discarded, and its period is free; submit it again");
+        }
+        Ok(true)
+    }
+
     /// Receives a list, reconciles it, and makes it the operator's list for its period.
     pub async fn submit(
         &self,
@@ -962,6 +1016,14 @@ impl ReconciliationService {
             summary.replayed = true;
             return Ok(summary);
         }
+        // One stream per list at a time, across the hubs of the database.
+        let Some(_claim) = self.store.claim(&list_key(operator, &header.update_id)).await? else {
+            return Err(DomainError::Aborted(format!(
+                "list {} is being received by another stream right now: this one is refused and changed nothing, \
+                 the other goes on; wait for its answer, or submit again once it has ended",
+                header.update_id
+            )));
+        };
         let replaces = self.replaced(operator, &header).await?;
         let received_at = crate::now();
         let id = self
@@ -984,6 +1046,14 @@ impl ReconciliationService {
                 other => other.into(),
             })?;
         let result = self.receive(id, &header, operator, &mut lines, &mut digest).await;
+        let content_digest = digest.finish();
+        let result = match result {
+            // Every line is stored: from here a hub that stops finishes the list on its start.
+            Ok(done) => {
+                self.store.mark_monthly_received(id, &content_digest).await.map(|()| done).map_err(DomainError::from)
+            }
+            Err(e) => Err(e),
+        };
         let (figures, touched) = match result {
             Ok(done) => done,
             Err(e) => {
@@ -993,9 +1063,10 @@ impl ReconciliationService {
                 return Err(e);
             }
         };
+        tracing::info!(operator, update = %header.update_id, "monthly list received; reconciling");
         let figures_json = serde_json::to_string(&figures).map_err(|e| DomainError::Internal(e.into()))?;
         let finished =
-            self.store.finish_monthly_update(id, &digest.finish(), &figures_json, crate::now(), replaces).await;
+            self.store.finish_monthly_update(id, &content_digest, &figures_json, crate::now(), replaces).await;
         if let Err(e) = finished {
             let _ = self.store.discard_monthly_update(id).await;
             return Err(match e {
@@ -1051,6 +1122,14 @@ impl ReconciliationService {
                 c.update_id,
                 c.decided_at.map(|t| t.date().to_string()).unwrap_or_default()
             )));
+        }
+        let mut open = open;
+        let mut settled = false;
+        for r in open.iter().filter(|o| o.status == "RECEIVING" && o.update_id != header.update_id) {
+            settled |= self.settle_abandoned(r).await?;
+        }
+        if settled {
+            open = self.store.open_monthly_updates(operator, &header.period).await?;
         }
         if let Some(r) = open.iter().find(|o| o.status == "RECEIVING" && o.update_id != header.update_id) {
             return Err(DomainError::FailedPrecondition(format!(
@@ -1366,10 +1445,13 @@ impl ReconciliationService {
         if id.is_empty() {
             return Err(DomainError::invalid("update_id", "name the list"));
         }
-        match self.store.monthly_update(operator, id).await? {
-            Some(row) => Ok(row),
-            None => Err(DomainError::NotFound(format!("operator {operator} has no list {id}"))),
+        let mut row = self.store.monthly_update(operator, id).await?;
+        if let Some(r) = &row
+            && self.settle_abandoned(r).await?
+        {
+            row = self.store.monthly_update(operator, id).await?;
         }
+        row.ok_or_else(|| DomainError::NotFound(format!("operator {operator} has no list {id}")))
     }
 
     pub async fn get(&self, caller: &Caller, operator: &str, update_id: &str) -> Result<Summary, DomainError> {
@@ -1403,6 +1485,13 @@ impl ReconciliationService {
         let before = before.unwrap_or(i64::MAX);
         v.finish()?;
         let mut rows = self.store.list_monthly_updates(&filter, before, limit + 1).await?;
+        let mut settled = false;
+        for row in &rows {
+            settled |= self.settle_abandoned(row).await?;
+        }
+        if settled {
+            rows = self.store.list_monthly_updates(&filter, before, limit + 1).await?;
+        }
         let next = (rows.len() > limit as usize).then(|| {
             rows.truncate(limit as usize);
             format!("r{}", rows.last().map_or(0, |r| r.id))

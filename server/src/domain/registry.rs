@@ -25,8 +25,13 @@ use super::{
 };
 use crate::storage::{
     StorageError, Store,
-    registry::{ApplyProblem, BatchRow, NewBatch, StagedRecord, VersionRow},
+    registry::{ApplyProblem, BatchRow, NewBatch, Staged, StagedRecord, VersionRow},
 };
+
+/// What a stream receiving a batch claims ([`Store::claim`]).
+fn batch_key(batch_id: &str) -> String {
+    format!("batch {batch_id}")
+}
 
 /// Field violations kept for one batch; the transport reports as many as fit in a status.
 pub const MAX_REPORTED: usize = 99;
@@ -142,6 +147,19 @@ impl HouseholdRegistry {
         })
     }
 
+    /// Clears what streams of hubs that stopped left: batches being received whose stream is
+    /// gone (its claim ended with it) are forgotten with what they staged. Batches of live
+    /// streams, on this hub's database through another hub, are left alone.
+    pub async fn recover(&self) -> Result<(), DomainError> {
+        for id in self.store.receiving_batches().await? {
+            if let Some(_claim) = self.store.claim(&batch_key(&id)).await? {
+                self.store.discard_batch(&id).await?;
+                tracing::warn!(batch = %id, "a batch was cut off by a hub that stopped: what it staged was discarded, the register is as before it; push it again");
+            }
+        }
+        Ok(())
+    }
+
     /// Receives, checks and applies one batch.
     pub async fn push(
         &self,
@@ -166,6 +184,15 @@ impl HouseholdRegistry {
                 )))
             };
         }
+        // One stream per batch id at a time, across the hubs of the database: a second one
+        // (a client retrying while its first stream is still open) is refused at once.
+        let Some(_claim) = self.store.claim(&batch_key(id)).await? else {
+            return Err(DomainError::Aborted(format!(
+                "batch {id} is being received by another stream right now: this one is refused and changed \
+                 nothing, the other goes on; wait for its receipt (GetBatch), or push again once it has ended"
+            )));
+        };
+        let receiver = crate::random_token();
         let received_at = crate::now();
         let new = NewBatch {
             batch_id: id,
@@ -175,6 +202,7 @@ impl HouseholdRegistry {
             note: &header.note,
             pushed_by: pushed_by.as_str(),
             received_at,
+            receiver: &receiver,
         };
         self.store.begin_batch(&new).await.map_err(|e| match e {
             StorageError::AlreadyExists => DomainError::FailedPrecondition(format!(
@@ -182,7 +210,7 @@ impl HouseholdRegistry {
             )),
             other => other.into(),
         })?;
-        let result = self.receive_and_apply(&header, &mut records, &mut digest).await;
+        let result = self.receive_and_apply(&header, &receiver, &mut records, &mut digest).await;
         if result.is_err()
             && let Err(e) = self.store.discard_batch(id).await
         {
@@ -198,6 +226,7 @@ impl HouseholdRegistry {
     async fn receive_and_apply(
         &self,
         header: &BatchHeader,
+        receiver: &str,
         records: &mut RecordStream<'_>,
         digest: &mut BatchDigest,
     ) -> Result<i64, DomainError> {
@@ -208,10 +237,10 @@ impl HouseholdRegistry {
         // Staging runs beside the checks: the next chunk is checked while the last is written.
         let (to_stage, mut staging) = tokio::sync::mpsc::channel::<Vec<StagedRecord>>(2);
         let store = self.store.clone();
-        let batch_id = id.to_owned();
+        let (batch_id, stager_token) = (id.to_owned(), receiver.to_owned());
         let stager = tokio::spawn(async move {
             while let Some(chunk) = staging.recv().await {
-                store.stage_records(&batch_id, &chunk).await?;
+                store.stage_records(&batch_id, &stager_token, &chunk).await?;
             }
             Ok::<_, StorageError>(())
         });
@@ -242,12 +271,27 @@ impl HouseholdRegistry {
         drop(to_stage);
         let staged = stager.await.map_err(|e| DomainError::Internal(Box::new(e)))?;
         received?;
-        staged?;
+        staged.map_err(|e| match e {
+            StorageError::Precondition(why) => {
+                DomainError::Aborted(format!("batch {id} was not received: {why}; nothing was changed: push it again"))
+            }
+            other => other.into(),
+        })?;
         let total = check.index as i64;
         check.finish()?;
 
-        let applied =
-            self.store.apply_batch(id, header.kind, header.effective, &digest.finish(), total, crate::now()).await?;
+        tracing::info!(batch = id, records = total, "applying household batch");
+        let staged = Staged { batch_id: id, receiver, records: total };
+        let applied = self
+            .store
+            .apply_batch(&staged, header.kind, header.effective, &digest.finish(), crate::now())
+            .await
+            .map_err(|e| match e {
+                StorageError::Precondition(why) => DomainError::Aborted(format!(
+                    "batch {id} was not applied: {why}; nothing was changed: push it again"
+                )),
+                other => other.into(),
+            })?;
         match applied {
             Ok(_) => {
                 if let Some(feed) = &self.feed {

@@ -128,6 +128,22 @@ impl Default for StoreOptions {
     }
 }
 
+/// The right to receive one thing (a batch, an operator's monthly list) while it is held; see
+/// [`Store::claim`]. Dropping it gives the right up.
+pub struct Claim(#[allow(dead_code)] Box<dyn Send + Sync>);
+
+impl fmt::Debug for Claim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Claim")
+    }
+}
+
+/// The 64 bits of SHA-256 of a claim's key that name it to the database.
+pub(crate) fn claim_hash(key: &str) -> [u8; 8] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
+    digest.as_ref()[..8].try_into().expect("8 bytes")
+}
+
 /// Everything the hub keeps. Implementations must give the same answers for the same calls;
 /// the conformance suite in `tests/` checks that.
 #[async_trait]
@@ -151,6 +167,13 @@ pub trait Store:
     async fn prepare_to_serve(&self) -> Result<(), StorageError> {
         Ok(())
     }
+
+    /// Takes the right to receive `key` for as long as the claim lives: `None` while a stream
+    /// of this hub or of another on the same database holds it. A process that is gone holds
+    /// nothing, whatever it left in the tables: its claims end with it (a lock on a file, a
+    /// PostgreSQL session's advisory lock), so a claim taken tells a live stream from the
+    /// remains of a dead one.
+    async fn claim(&self, key: &str) -> Result<Option<Claim>, StorageError>;
 
     async fn get_member(&self, code: &OrgCode) -> Result<Option<Member>, StorageError>;
 
@@ -226,21 +249,26 @@ pub trait Store:
     /// the same id left. `AlreadyExists` when the id belongs to an applied batch.
     async fn begin_batch(&self, batch: &NewBatch<'_>) -> Result<(), StorageError>;
 
-    /// Stages records of a batch being received (committed, but not yet in the register).
-    async fn stage_records(&self, batch_id: &str, records: &[StagedRecord]) -> Result<(), StorageError>;
+    /// Stages records of a batch being received by `receiver` (committed, but not yet in the
+    /// register); `Precondition(NOT_THE_RECEIVER)` when the batch is no longer its own.
+    async fn stage_records(&self, batch_id: &str, receiver: &str, records: &[StagedRecord])
+    -> Result<(), StorageError>;
 
     /// Forgets a batch being received and its staged records.
     async fn discard_batch(&self, batch_id: &str) -> Result<(), StorageError>;
 
+    /// The ids of the batches being received (by live streams, or left by dead ones).
+    async fn receiving_batches(&self) -> Result<Vec<String>, StorageError>;
+
     /// Applies a staged batch to the register in one transaction, or changes nothing and
-    /// returns the problems that prevent it.
+    /// returns the problems that prevent it. Fails whole (`Precondition`) unless what is
+    /// staged is exactly what the stream staged: its receiver and its number of records.
     async fn apply_batch(
         &self,
-        batch_id: &str,
+        batch: &registry::Staged<'_>,
         kind: BatchKind,
         effective: time::Date,
         digest: &str,
-        records: i64,
         at: OffsetDateTime,
     ) -> Result<Result<ApplyCounts, Vec<ApplyProblem>>, StorageError>;
 
@@ -384,6 +412,10 @@ pub trait Store:
 
     /// Forgets a list being received and its lines.
     async fn discard_monthly_update(&self, id: i64) -> Result<(), StorageError>;
+
+    /// Notes that every line of a list being received is stored, with the content's digest:
+    /// a list so marked is finished by the next hub to start if its own stops first.
+    async fn mark_monthly_received(&self, id: i64, digest: &str) -> Result<(), StorageError>;
 
     /// In one transaction: the list being received becomes the operator's reconciled list for
     /// its period, and `replaces` (reconciled, not decided) is superseded. `Precondition` when

@@ -57,6 +57,17 @@ impl PgStore {
 
 #[async_trait]
 impl Store for PgStore {
+    async fn claim(&self, key: &str) -> Result<Option<super::Claim>, StorageError> {
+        // A session-level advisory lock on a connection of the claim's own: it ends when the
+        // claim is dropped (the connection closes) or when this process dies.
+        let mut conn = self.pool.acquire().await?.detach();
+        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(i64::from_be_bytes(super::claim_hash(key)))
+            .fetch_one(&mut conn)
+            .await?;
+        Ok(taken.then(|| super::Claim(Box::new(conn))))
+    }
+
     fn backend(&self) -> &'static str {
         "postgres"
     }
@@ -202,8 +213,25 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn stage_records(&self, batch_id: &str, records: &[StagedRecord]) -> Result<(), StorageError> {
+    async fn stage_records(
+        &self,
+        batch_id: &str,
+        receiver: &str,
+        records: &[StagedRecord],
+    ) -> Result<(), StorageError> {
         let text = |f: fn(&StagedRecord) -> Option<String>| records.iter().map(f).collect::<Vec<_>>();
+        let mut tx = self.pool.begin().await?;
+        // The batch's row is held until the records are in: a takeover that would discard
+        // them waits, then finds them.
+        let current: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT receiver FROM household_batches WHERE batch_id = $1 AND status = 'RECEIVING' FOR SHARE",
+        )
+        .bind(batch_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if current.flatten().as_deref() != Some(receiver) {
+            return Err(StorageError::Precondition(crate::storage::registry::NOT_THE_RECEIVER));
+        }
         sqlx::query(INSERT_STAGING)
             .bind(batch_id)
             .bind(records.iter().map(|r| r.idx).collect::<Vec<_>>())
@@ -216,9 +244,14 @@ impl Store for PgStore {
             .bind(text(|r| r.commune_code.clone()))
             .bind(text(|r| r.certificate_number.clone()))
             .bind(text(|r| r.member_ids.clone()))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    async fn receiving_batches(&self) -> Result<Vec<String>, StorageError> {
+        Ok(sqlx::query_scalar(crate::storage::registry::RECEIVING_BATCHES).fetch_all(&self.pool).await?)
     }
 
     async fn discard_batch(&self, batch_id: &str) -> Result<(), StorageError> {
@@ -230,13 +263,13 @@ impl Store for PgStore {
 
     async fn apply_batch(
         &self,
-        batch_id: &str,
+        batch: &crate::storage::registry::Staged<'_>,
         kind: BatchKind,
         effective: Date,
         digest: &str,
-        records: i64,
         at: OffsetDateTime,
     ) -> Result<Result<ApplyCounts, Vec<ApplyProblem>>, StorageError> {
+        let (batch_id, records) = (batch.batch_id, batch.records);
         // The planner needs to know how many rows were staged (autovacuum has not seen them):
         // without it, joins against a large register go row by row through all of it.
         // Only the columns joins and filters use: statistics of the wide data column cost
@@ -248,7 +281,7 @@ impl Store for PgStore {
         // One batch at a time across every hub on this database: outcomes are decided
         // against the register as the previous batch left it.
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(APPLY_LOCK).execute(&mut *tx).await?;
-        let applied = households::apply_shared(&mut tx, batch_id, kind, effective, at, MEMBER_SQL).await?;
+        let applied = households::apply_shared(&mut tx, batch, kind, effective, at, MEMBER_SQL).await?;
         match applied {
             Ok(counts) => {
                 households::finish_batch(&mut tx, batch_id, digest, records, &counts, at).await?;
@@ -459,6 +492,11 @@ impl Store for PgStore {
         .bind(num(|l| l.idle_months))
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    async fn mark_monthly_received(&self, id: i64, digest: &str) -> Result<(), StorageError> {
+        sqlx::query(super::reconciliation::MARK_RECEIVED).bind(id).bind(digest).execute(&self.pool).await?;
         Ok(())
     }
 

@@ -106,6 +106,9 @@ pub struct UpdateDecision<'a> {
     pub note: &'a str,
 }
 
+pub(super) const MARK_RECEIVED: &str =
+    "UPDATE monthly_updates SET content_digest = $2 WHERE id = $1 AND status = 'RECEIVING'";
+
 /// The guard texts of the status changes.
 pub const NOT_RECEIVING: &str = "the list is no longer being received";
 pub const REPLACED_GONE: &str = "the list to replace is no longer open";

@@ -71,6 +71,18 @@ pub struct NewBatch<'a> {
     pub note: &'a str,
     pub pushed_by: &'a str,
     pub received_at: OffsetDateTime,
+    /// The receiving stream's token.
+    pub receiver: &'a str,
+}
+
+/// A batch staged by one stream: what applying it checks first.
+#[derive(Debug, Clone, Copy)]
+pub struct Staged<'a> {
+    pub batch_id: &'a str,
+    /// The stream's token ([`NewBatch::receiver`]).
+    pub receiver: &'a str,
+    /// The records it staged.
+    pub records: i64,
 }
 
 /// One state of a household, as stored.
@@ -183,8 +195,22 @@ pub(super) const EMPTY_STAGING: &str = "DELETE FROM batch_staging";
 pub(super) const EMPTY_OUTCOMES: &str = "DELETE FROM batch_outcomes";
 
 pub(super) const INSERT_BATCH: &str = "INSERT INTO household_batches \
-     (batch_id, kind, review_period, effective_date, note, status, pushed_by, received_at) \
-     VALUES ($1, $2, $3, $4, $5, 'RECEIVING', $6, $7)";
+     (batch_id, kind, review_period, effective_date, note, status, pushed_by, received_at, receiver) \
+     VALUES ($1, $2, $3, $4, $5, 'RECEIVING', $6, $7, $8)";
+
+/// The stream receiving a batch, while it is being received.
+pub(super) const RECEIVER_OF: &str =
+    "SELECT receiver FROM household_batches WHERE batch_id = $1 AND status = 'RECEIVING'";
+
+pub(super) const RECEIVING_BATCHES: &str =
+    "SELECT batch_id FROM household_batches WHERE status = 'RECEIVING' ORDER BY seq";
+
+pub(super) const COUNT_STAGED: &str = "SELECT COUNT(*) FROM batch_staging WHERE batch_id = $1";
+
+/// The batch is no longer this stream's (another took it over, or it was cleared).
+pub const NOT_THE_RECEIVER: &str = "the batch is no longer received by this stream";
+/// What is staged is not what the stream sent.
+pub const STAGED_OTHER: &str = "the records staged are not those this stream sent";
 
 pub(super) const STAGING_COLUMNS: &str = "batch_id, idx, household_code, effective_date, removal_reason, \
      removal_note, data, content_hash, commune_code, certificate_number";
@@ -537,6 +563,7 @@ macro_rules! registry_queries {
                 .bind(b.note)
                 .bind(b.pushed_by)
                 .bind(b.received_at)
+                .bind(b.receiver)
                 .execute(&mut *conn)
                 .await
                 .map_err(StorageError::from_insert)?;
@@ -594,15 +621,36 @@ macro_rules! registry_queries {
 
         /// Everything of applying a batch that both dialects write alike; `citizens_sql`
         /// expands the staged citizen IDs, which the dialects do differently.
-        pub(super) async fn apply_shared(
+        /// Fails unless the batch is still received by `receiver`.
+        pub(super) async fn check_receiver(
             conn: &mut $conn,
             batch_id: &str,
+            receiver: &str,
+        ) -> Result<(), StorageError> {
+            let current: Option<Option<String>> =
+                sqlx::query_scalar(reg::RECEIVER_OF).bind(batch_id).fetch_optional(&mut *conn).await?;
+            match current {
+                Some(Some(r)) if r == receiver => Ok(()),
+                _ => Err(StorageError::Precondition(reg::NOT_THE_RECEIVER)),
+            }
+        }
+
+        pub(super) async fn apply_shared(
+            conn: &mut $conn,
+            batch: &reg::Staged<'_>,
             kind: $crate::domain::household::BatchKind,
             effective: time::Date,
             at: time::OffsetDateTime,
             sql: reg::MemberSql,
         ) -> Result<Result<reg::ApplyCounts, Vec<ApplyProblem>>, StorageError> {
             use $crate::domain::household::BatchKind;
+            let batch_id = batch.batch_id;
+            // Only what this stream staged, all of it.
+            check_receiver(&mut *conn, batch_id, batch.receiver).await?;
+            let staged: i64 = sqlx::query_scalar(reg::COUNT_STAGED).bind(batch_id).fetch_one(&mut *conn).await?;
+            if staged != batch.records {
+                return Err(StorageError::Precondition(reg::STAGED_OTHER));
+            }
             let mut problems = Vec::new();
             if kind == BatchKind::Snapshot {
                 let later: Vec<(String, time::Date)> = sqlx::query_as(reg::RECORDED_AFTER)

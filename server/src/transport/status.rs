@@ -31,6 +31,7 @@ pub fn to_status(err: DomainError, request_id: &str) -> Status {
         DomainError::FailedPrecondition(_) => status(Code::FailedPrecondition, message, request_id),
         DomainError::PermissionDenied(_) => status(Code::PermissionDenied, message, request_id),
         DomainError::Cancelled(_) => status(Code::Cancelled, message, request_id),
+        DomainError::Aborted(_) => status(Code::Aborted, message, request_id),
         DomainError::Internal(cause) => {
             tracing::error!(request_id, error = %crate::ErrorChain(&*cause), "internal error");
             internal(request_id)

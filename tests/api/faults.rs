@@ -1,0 +1,319 @@
+//! Under faults: a batch applied whole or not at all, a hub killed at any moment starting again
+//! with nothing half-done, no call answered before its record is kept. The hub is the real
+//! `telesub serve` process where it is killed; the database is the backend under test.
+
+use std::time::Duration;
+
+use telesub_client::{Client, Code, Error, proto};
+use telesub_tests::{ServeProcess, TestApp, TestDb};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::households::{header, household};
+
+const DELTA: proto::BatchKind = proto::BatchKind::Delta;
+const SNAPSHOT: proto::BatchKind = proto::BatchKind::Snapshot;
+
+/// Households on the list now (open states that are not removals).
+const ON_LIST: &str = "SELECT COUNT(*) FROM household_versions WHERE valid_to IS NULL AND removal_reason IS NULL";
+
+fn records(range: std::ops::Range<u32>) -> Vec<proto::HouseholdRecord> {
+    range.map(|n| household(&format!("HH-{n:07}"), "24611", n)).collect()
+}
+
+/// A client stream the test feeds by hand.
+fn gate<T: Send + 'static>() -> (mpsc::Sender<T>, ReceiverStream<T>) {
+    let (tx, rx) = mpsc::channel(100_000);
+    (tx, ReceiverStream::new(rx))
+}
+
+#[tokio::test]
+async fn a_second_stream_of_a_batch_being_received_is_refused_and_the_first_applies_whole() {
+    let app = TestApp::spawn().await;
+    let labour = app.client("DOLISA").await;
+    labour
+        .push_batch(header("start", DELTA, "2024-12", "2024-12-01"), tokio_stream::iter(records(1..3001)))
+        .await
+        .unwrap();
+    assert_eq!(app.db.count(ON_LIST).await.unwrap(), 3000);
+
+    // A: the review, streamed in two halves.
+    let review = || header("review-2024", SNAPSHOT, "2024", "2025-01-01");
+    let (to_a, a_records) = gate();
+    let first = tokio::spawn({
+        let labour = labour.clone();
+        async move { labour.push_batch(review(), a_records).await }
+    });
+    for r in records(1..1001) {
+        to_a.send(r).await.unwrap();
+    }
+    // The hub holds A's first half (staged) before B opens.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // B: the same header, as a client retrying while its first stream is still open.
+    let started = std::time::Instant::now();
+    let err = labour.push_batch(review(), tokio_stream::iter(records(1001..2001))).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5), "refused at once, not after the stream");
+    assert_eq!(err.code(), Some(Code::Aborted), "{err:?}");
+    assert!(err.to_string().contains("review-2024"), "the refusal names the batch: {err}");
+
+    for r in records(1001..2001) {
+        to_a.send(r).await.unwrap();
+    }
+    drop(to_a);
+    let receipt = first.await.unwrap().expect("the first stream applies");
+    assert_eq!((receipt.records, receipt.unchanged, receipt.removed), (2000, 2000, 1000), "{receipt:?}");
+    assert_eq!(labour.get_batch("review-2024").await.unwrap().records, 2000);
+    assert_eq!(app.db.count(ON_LIST).await.unwrap(), 2000, "the review lists 2000 households");
+}
+
+/// One line of a month's list; the hub reconciles it whatever it finds.
+fn line(n: u32) -> proto::MonthlyLine {
+    proto::MonthlyLine {
+        phone_number: format!("091{n:07}"),
+        subscriber_citizen_id: crate::households::cid(n, 1980, false),
+        household_code: format!("HH-{n:07}"),
+        enrollment_id: String::new(),
+        change: proto::SupportChange::Continuing.into(),
+        service: proto::SupportedService::Mobile.into(),
+        package_code: "ASXH60".into(),
+        tariff: 70_000,
+        amount_claimed: 60_000,
+        days_of_service: 30,
+        used: true,
+        unclaimed_reason: 0,
+    }
+}
+
+fn month(update_id: &str) -> proto::MonthlyUpdateHeader {
+    in_period("2025-03", update_id)
+}
+
+fn in_period(period: &str, update_id: &str) -> proto::MonthlyUpdateHeader {
+    proto::MonthlyUpdateHeader {
+        period: period.into(),
+        update_id: update_id.into(),
+        replaces_earlier: false,
+        note: String::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_second_stream_of_a_monthly_list_being_received_is_refused() {
+    let app = TestApp::spawn().await;
+    let vnpt = app.client("VNPT").await;
+    let (to_a, a_lines) = gate();
+    let first = tokio::spawn({
+        let vnpt = vnpt.clone();
+        async move { vnpt.submit_monthly_update(month("vn-2025-03"), a_lines).await }
+    });
+    for n in 1..501 {
+        to_a.send(line(n)).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let err =
+        vnpt.submit_monthly_update(month("vn-2025-03"), tokio_stream::iter((501..1001).map(line))).await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::Aborted), "{err:?}");
+    assert!(err.to_string().contains("vn-2025-03"), "{err}");
+    for n in 501..1001 {
+        to_a.send(line(n)).await.unwrap();
+    }
+    drop(to_a);
+    let list = first.await.unwrap().expect("the first stream is reconciled");
+    assert_eq!(list.status(), proto::ReconciliationStatus::Reconciled);
+    assert_eq!(list.figures.unwrap().lines, 1000);
+}
+
+/// The register's households and the audit trail after a restart.
+async fn check_after_restart(db: &TestDb, allowed: &[i64]) {
+    let on_list = db.count(ON_LIST).await.unwrap();
+    assert!(allowed.contains(&on_list), "{on_list} households on the list: the register is half-changed");
+    if let TestDb::Sqlite { path, .. } = db {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+        let ok: String = sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&mut c).await.unwrap();
+        assert_eq!(ok, "ok");
+    }
+    let verify = tokio::process::Command::new(telesub_tests::hub_binary())
+        .args(["audit", "verify", "--database", &db.url()])
+        .env("RUST_LOG", "error")
+        .output()
+        .await
+        .unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+}
+
+const LARGE: u32 = 40_000;
+
+/// Kills the hub while a large batch is streamed, staged or applied, at each moment asked for,
+/// and starts it again every time: it starts unaided, with the register as before the batch
+/// or after it; the batch then goes through once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_killed_at_any_moment_of_a_batch_starts_again() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    telesub_server::pki::init(&tls, &["DOLISA:LABOUR".parse().unwrap()]).unwrap();
+    let log = |n: usize| dir.path().join(format!("hub-{n}.log"));
+    let mut hub = ServeProcess::start(&tls, &db.url(), &log(0), &[]).await.unwrap();
+    let labour = hub.client("DOLISA").await;
+    labour
+        .push_batch(header("before", DELTA, "2024-12", "2024-12-01"), tokio_stream::iter(records(0..5)))
+        .await
+        .unwrap();
+    let big = || header("big", DELTA, "2025-01", "2025-01-01");
+    let large = || tokio_stream::iter(records(1_000..1_000 + LARGE));
+
+    /// When to kill: after this many records are sent, or this long after the hub says it
+    /// is applying the batch.
+    enum Moment {
+        Sent(usize),
+        Applying(Duration),
+    }
+    let moments = [
+        Moment::Sent(LARGE as usize / 4),
+        Moment::Applying(Duration::ZERO),
+        Moment::Applying(Duration::from_millis(150)),
+        Moment::Applying(Duration::from_millis(600)),
+    ];
+    for (n, moment) in moments.iter().enumerate() {
+        let labour = hub.client("DOLISA").await;
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counting = {
+            let sent = sent.clone();
+            tokio_stream::StreamExt::map(large(), move |r| {
+                sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                r
+            })
+        };
+        let push = tokio::spawn(async move { labour.push_batch(big(), counting).await });
+        match moment {
+            Moment::Sent(count) => {
+                while sent.load(std::sync::atomic::Ordering::Relaxed) < *count && !push.is_finished() {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+            Moment::Applying(after) => {
+                assert!(
+                    hub.wait_for_log("applying household batch", Duration::from_secs(300)).await,
+                    "the hub never said it was applying the batch:\n{}",
+                    hub.log()
+                );
+                tokio::time::sleep(*after).await;
+            }
+        }
+        hub.kill().await;
+        let outcome = push.await.unwrap();
+        assert!(outcome.is_err(), "kill {n}: answered OK by a hub that was killed");
+
+        hub = match ServeProcess::start(&tls, &db.url(), &log(n + 1), &[]).await {
+            Ok(hub) => hub,
+            Err(why) => panic!("kill {n}: the hub does not start again: {why}"),
+        };
+        check_after_restart(&db, &[5, 5 + i64::from(LARGE)]).await;
+    }
+    let labour = hub.client("DOLISA").await;
+    let receipt = labour.push_batch(big(), large()).await.unwrap();
+    assert_eq!(receipt.records, i64::from(LARGE));
+    assert!(!receipt.replayed, "no kill let the batch through");
+    assert_eq!(db.count(ON_LIST).await.unwrap(), 5 + i64::from(LARGE));
+    assert!(hub.terminate().await.success());
+    check_after_restart(&db, &[5 + i64::from(LARGE)]).await;
+}
+
+async fn settled(client: &Client, update_id: &str) -> proto::MonthlyReconciliation {
+    for _ in 0..600 {
+        let list = client.get_reconciliation("", update_id).await.unwrap();
+        if !list.stale {
+            return list;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("list {update_id} stayed stale");
+}
+
+async fn lists_of(client: &Client, period: &str) -> Vec<proto::MonthlyReconciliation> {
+    client
+        .list_reconciliations(proto::ListReconciliationsRequest { period: period.into(), ..Default::default() })
+        .await
+        .unwrap()
+        .reconciliations
+}
+
+/// A monthly list whose hub was killed while receiving it never shows and never blocks its
+/// period; one killed after the last line is reconciled on start, or gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monthly_list_cut_off_by_a_kill_never_blocks_its_period() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    telesub_server::pki::init(&tls, &["VNPT:OPERATOR".parse().unwrap(), "DOICT:ICT".parse().unwrap()]).unwrap();
+    let log = |n: usize| dir.path().join(format!("hub-{n}.log"));
+    const LINES: u32 = 20_000;
+
+    for (n, (period, after_last_line)) in [("2025-03", false), ("2025-04", true)].into_iter().enumerate() {
+        let mut hub = ServeProcess::start(&tls, &db.url(), &log(2 * n), &[]).await.unwrap();
+        let vnpt = hub.client("VNPT").await;
+        let update = format!("cut-{n}");
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counting = {
+            let sent = sent.clone();
+            tokio_stream::StreamExt::map(tokio_stream::iter((1..=LINES).map(line)), move |l| {
+                sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                l
+            })
+        };
+        let submit = tokio::spawn({
+            let header = in_period(period, &update);
+            async move { vnpt.submit_monthly_update(header, counting).await }
+        });
+        if after_last_line {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+            while !hub.log().contains("monthly list received") {
+                assert!(!submit.is_finished(), "the list was answered before the kill:\n{}", hub.log());
+                assert!(tokio::time::Instant::now() < deadline, "the hub never said it had the whole list");
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        } else {
+            while sent.load(std::sync::atomic::Ordering::Relaxed) < LINES / 2 && !submit.is_finished() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        hub.kill().await;
+        assert!(submit.await.unwrap().is_err(), "answered by a hub that was killed");
+
+        let hub = match ServeProcess::start(&tls, &db.url(), &log(2 * n + 1), &[]).await {
+            Ok(hub) => hub,
+            Err(why) => panic!("the hub does not start again: {why}"),
+        };
+        let (vnpt, ict) = (hub.client("VNPT").await, hub.client("DOICT").await);
+        let said = if after_last_line { "received whole by a hub that stopped is finished" } else { "was cut off" };
+        assert!(hub.log().contains(said), "the hub did not say what it did with the list:\n{}", hub.log());
+        let shown = lists_of(&ict, period).await;
+        match vnpt.get_reconciliation("", &update).await {
+            Err(Error::NotFound(_)) => assert!(shown.iter().all(|l| l.update_id != update), "{shown:?}"),
+            Ok(list) => {
+                assert!(after_last_line, "a list cut off halfway shows: {list:?}");
+                let list = settled(&vnpt, &update).await;
+                assert_eq!(list.status(), proto::ReconciliationStatus::Reconciled, "{list:?}");
+                assert_eq!(list.figures.map(|f| f.lines), Some(i64::from(LINES)));
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+        for list in &shown {
+            assert_ne!(
+                list.status(),
+                proto::ReconciliationStatus::Received,
+                "a list left half received shows: {list:?}"
+            );
+        }
+        // The period is free: a list under another update id goes through (replacing the
+        // resumed one, if there is one).
+        let replaces = !shown.is_empty();
+        let next = proto::MonthlyUpdateHeader { replaces_earlier: replaces, ..in_period(period, &format!("next-{n}")) };
+        let list = vnpt.submit_monthly_update(next, tokio_stream::iter((1..=10).map(line))).await.unwrap();
+        assert_eq!(list.status(), proto::ReconciliationStatus::Reconciled);
+        let mut hub = hub;
+        hub.kill().await;
+    }
+}
