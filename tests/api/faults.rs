@@ -287,8 +287,10 @@ async fn a_monthly_list_cut_off_by_a_kill_never_blocks_its_period() {
             Err(why) => panic!("the hub does not start again: {why}"),
         };
         let (vnpt, ict) = (hub.client("VNPT").await, hub.client("DOICT").await);
-        let said = if after_last_line { "received whole by a hub that stopped is finished" } else { "was cut off" };
-        assert!(hub.log().contains(said), "the hub did not say what it did with the list:\n{}", hub.log());
+        // (Killed just after the last line, the list may also have been finished before the kill.)
+        if !after_last_line {
+            assert!(hub.log().contains("was cut off"), "the hub did not say it cleared the list:\n{}", hub.log());
+        }
         let shown = lists_of(&ict, period).await;
         match vnpt.get_reconciliation("", &update).await {
             Err(Error::NotFound(_)) => assert!(shown.iter().all(|l| l.update_id != update), "{shown:?}"),
