@@ -319,3 +319,111 @@ async fn a_monthly_list_cut_off_by_a_kill_never_blocks_its_period() {
         hub.kill().await;
     }
 }
+
+/// A small filesystem of the test's own (tmpfs), so that the database's disk can fill up.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// `None` (with a loud line) where mounting is not allowed: not root, or no tmpfs.
+    fn mount(mib: u32) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("!!! WARNING: cannot mount a tmpfs here (not root?): the disk-full test does not run");
+            return None;
+        }
+        Some(Self { dir })
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+fn is_refusal_for_room(err: &Error) -> bool {
+    matches!(err.code(), Some(Code::Unavailable | Code::ResourceExhausted))
+}
+
+/// SQLite on a disk that fills up and empties again, under the same running hub: while
+/// space is short, writes fail with UNAVAILABLE (or RESOURCE_EXHAUSTED) and nothing is
+/// half-written, no call is answered OK without its record and decision; once space is back,
+/// the next write succeeds without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_that_fills_up_and_empties_again() {
+    let Some(disk) = SmallDisk::mount(48) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    telesub_server::pki::init(&tls, &["DOLISA:LABOUR".parse().unwrap(), "VNPT:OPERATOR".parse().unwrap()]).unwrap();
+    let database = format!("sqlite://{}", disk.path().join("hub.db").display());
+    let hub = ServeProcess::start(&tls, &database, &dir.path().join("hub.log"), &[]).await.unwrap();
+    let (labour, vnpt) = (hub.client("DOLISA").await, hub.client("VNPT").await);
+    labour
+        .push_batch(header("first", DELTA, "2024-12", "2024-12-01"), tokio_stream::iter(records(0..100)))
+        .await
+        .unwrap();
+    // Most of the room goes to a file the test deletes later.
+    let used = disk.path().join("hub.db").metadata().unwrap().len() + 4 * 1024 * 1024;
+    let ballast = disk.path().join("ballast");
+    std::fs::write(&ballast, vec![0u8; (40 * 1024 * 1024 - used) as usize]).unwrap();
+
+    // Batches until the disk is full.
+    let mut full = None;
+    let mut applied = 0;
+    for n in 0..200u32 {
+        let batch = header(&format!("fill-{n}"), DELTA, "2025-01", "2025-01-01");
+        let from = 1_000 + n * 2_000;
+        match labour.push_batch(batch, tokio_stream::iter(records(from..from + 2_000))).await {
+            Ok(_) => applied += 1,
+            Err(e) => {
+                full = Some(e);
+                break;
+            }
+        }
+    }
+    let err = full.expect("the disk filled up");
+    assert!(is_refusal_for_room(&err), "a full disk is not a fault of the hub's: {err:?}");
+    assert!(err.request_id().is_some(), "{err:?}");
+    let on_list = |applied: i64| 100 + applied * 2_000;
+    // Calls that write go on failing honestly: never OK without their record.
+    let key = proto::check_eligibility_request::Key::HouseholdCode("HH-0000001".into());
+    let mut refused = 0;
+    for _ in 0..5 {
+        match vnpt.check_eligibility(key.clone(), "2025-02-01").await {
+            Ok(decision) => {
+                // Answered: then its decision is kept.
+                vnpt.get_decision(&decision.decision_id).await.expect("an answered decision is stored");
+            }
+            Err(e) => {
+                assert!(is_refusal_for_room(&e), "{e:?}");
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused > 0, "the disk is full, yet every decision was stored");
+
+    // Room again: the next write succeeds on the same hub.
+    std::fs::remove_file(&ballast).unwrap();
+    let batch = header("after", DELTA, "2025-02", "2025-02-01");
+    let receipt = labour.push_batch(batch, tokio_stream::iter(records(900_000..900_010))).await.unwrap();
+    assert_eq!(receipt.added, 10);
+    let decision = vnpt.check_eligibility(key, "2025-02-01").await.unwrap();
+    vnpt.get_decision(&decision.decision_id).await.unwrap();
+    vnpt.who_am_i().await.unwrap();
+
+    // Nothing half-written: the register holds whole batches only, and the trail is intact.
+    let db = TestDb::Sqlite { _dir: tempfile::tempdir().unwrap(), path: disk.path().join("hub.db") };
+    check_after_restart(&db, &[on_list(applied) + 10]).await;
+    drop(hub);
+}

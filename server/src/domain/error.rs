@@ -74,6 +74,10 @@ pub enum DomainError {
     /// The caller went away or broke off its stream; nothing was changed.
     #[error("{0}")]
     Cancelled(String),
+    /// The hub cannot keep what the call needs kept now (its database is out of reach or out
+    /// of room): nothing was changed, and the call may be made again later.
+    #[error("{0}")]
+    Unavailable(String),
     /// Another call is doing the same thing right now (a second stream of a batch being
     /// received); this one changed nothing and the other goes on.
     #[error("{0}")]
@@ -110,6 +114,12 @@ fn summary(violations: &[FieldViolation]) -> String {
 
 impl From<StorageError> for DomainError {
     fn from(err: StorageError) -> Self {
-        Self::Internal(Box::new(err))
+        match err {
+            StorageError::Unavailable(why) => {
+                tracing::warn!(reason = %why, "the database is unavailable");
+                Self::Unavailable(format!("the hub cannot store or read its data right now ({why}); nothing was changed: retry later"))
+            }
+            other => Self::Internal(Box::new(other)),
+        }
     }
 }

@@ -56,7 +56,11 @@ pub enum StorageError {
     #[error("the database URL {0:?} is not understood: use sqlite://PATH or postgres://…")]
     BadUrl(String),
     #[error("database error")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] sqlx::Error),
+    /// The database cannot be reached, answered too late, or has no room to write: nothing
+    /// was changed, and the same call may succeed later.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// A stored value does not parse back; the database was changed outside the hub.
@@ -64,12 +68,64 @@ pub enum StorageError {
     Corrupt(String),
 }
 
+impl From<sqlx::Error> for StorageError {
+    /// Faults of the database's reach or room become `Unavailable`; the rest are kept.
+    fn from(err: sqlx::Error) -> Self {
+        match unavailable(&err) {
+            Some(why) => StorageError::Unavailable(why),
+            None => StorageError::Database(err),
+        }
+    }
+}
+
+/// Whether a pooled connection may be handed out: not one left inside a transaction. When a
+/// statement fails for want of room (SQLITE_FULL), SQLite may roll the transaction back by
+/// itself; sqlx's own rollback then fails, and it goes on counting the transaction open, so
+/// that every later `BEGIN` on the connection is refused ("attempted to call begin_with at
+/// non-zero transaction depth"). Such a connection is closed and replaced.
+pub(crate) fn clean(conn: &impl sqlx::Connection) -> bool {
+    let clean = !conn.is_in_transaction();
+    if !clean {
+        tracing::warn!("a database connection was left inside a transaction by a failure: it is replaced");
+    }
+    clean
+}
+
+/// Why the database could not be used, when the fault is of its reach or room (the caller may
+/// retry) rather than of the statement.
+fn unavailable(err: &sqlx::Error) -> Option<String> {
+    match err {
+        sqlx::Error::PoolTimedOut => Some("no database connection within the database timeout".into()),
+        sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => Some("the database connection is closed".into()),
+        sqlx::Error::Io(e) => Some(format!("cannot reach the database: {e}")),
+        sqlx::Error::Tls(e) => Some(format!("cannot reach the database: {e}")),
+        sqlx::Error::Database(db) => {
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                let e = db;
+                // Primary result codes: SQLITE_BUSY 5, SQLITE_IOERR 10, SQLITE_FULL 13, SQLITE_CANTOPEN 14.
+                let code: i64 = e.code().and_then(|c| c.parse().ok()).unwrap_or(0);
+                return match code & 0xff {
+                    13 => Some("the database's disk is full".into()),
+                    5 | 10 | 14 => Some(format!("the database file cannot be used now: {}", e.message())),
+                    _ => None,
+                };
+            }
+            // SQLSTATE classes 08 (connection), 53 (insufficient resources: disk full, too many
+            // connections), 57P (the server shutting down or starting).
+            let state = db.code().unwrap_or_default();
+            (state.starts_with("08") || state.starts_with("53") || state.starts_with("57P"))
+                .then(|| format!("the database server cannot serve now ({state}): {}", db.message()))
+        }
+        _ => None,
+    }
+}
+
 impl StorageError {
     /// Maps a unique-constraint violation to `AlreadyExists`; keeps every other error.
     fn from_insert(err: sqlx::Error) -> Self {
         match &err {
             sqlx::Error::Database(db) if db.is_unique_violation() => StorageError::AlreadyExists,
-            _ => StorageError::Database(err),
+            _ => StorageError::from(err),
         }
     }
 }

@@ -49,6 +49,7 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
+            .before_acquire(|conn, _| Box::pin(async move { Ok(super::clean(conn)) }))
             .connect_with(connect)
             .await?;
         Ok(Self { pool })

@@ -112,6 +112,7 @@ impl SqliteStore {
             .max_connections(1)
             .test_before_acquire(false)
             .acquire_timeout(options.acquire_timeout)
+            .before_acquire(|conn, _| Box::pin(async move { Ok(super::clean(conn)) }))
             .after_connect(move |conn, _| {
                 let staging = staging.clone();
                 Box::pin(async move { attach_staging(conn, &staging).await })

@@ -229,10 +229,14 @@ impl HubState {
             set_request_id(response.headers_mut(), &request_id);
             if let Some((code, message)) = grpc_status(response.headers()) {
                 // A trailers-only response: the outcome is known now.
-                call.complete(code, message).await;
+                if !call.complete(code, message).await {
+                    let mut refused = status::unrecorded(&request_id).into_http::<Body>();
+                    set_request_id(refused.headers_mut(), &request_id);
+                    return refused;
+                }
                 return response;
             }
-            response.map(|body| Body::new(AuditedBody { inner: body, call: Some(call), pending: None }))
+            response.map(|body| Body::new(AuditedBody { inner: body, call: Some(call), pending: None, request_id }))
         }
         .instrument(span)
         .await
@@ -336,23 +340,26 @@ impl CallRecord {
     async fn refuse(mut self, refusal: Refusal) -> Response<Body> {
         let request_id = self.entry.as_ref().map(|e| e.request_id.clone()).unwrap_or_default();
         let message = refusal.reason.clone();
-        let mut response = if refusal.code == Code::Internal {
-            status::internal(&request_id)
-        } else {
-            status::status(refusal.code, message, &request_id)
-        }
-        .into_http::<Body>();
+        let code = refusal.code;
+        let recorded = self.finish(code, refusal.reason).await;
+        let status = match code {
+            _ if !recorded => status::unrecorded(&request_id),
+            Code::Internal => status::internal(&request_id),
+            _ => status::status(code, message, &request_id),
+        };
+        let mut response = status.into_http::<Body>();
         set_request_id(response.headers_mut(), &request_id);
-        self.finish(refusal.code, refusal.reason).await;
         response
     }
 
-    async fn complete(mut self, code: Code, message: String) {
-        self.finish(code, if code == Code::Ok { String::new() } else { message }).await;
+    /// Stores the record of a call answered with `code`; `false` when it could not be stored.
+    async fn complete(mut self, code: Code, message: String) -> bool {
+        self.finish(code, if code == Code::Ok { String::new() } else { message }).await
     }
 
-    /// Stores the audit record (and logs the call) exactly once.
-    fn finish(&mut self, code: Code, detail: String) -> impl Future<Output = ()> + Send + use<> {
+    /// Stores the audit record (and logs the call) exactly once; the future says whether the
+    /// record was stored (`true` when there was nothing left to store).
+    fn finish(&mut self, code: Code, detail: String) -> impl Future<Output = bool> + Send + use<> {
         let prepared = self.entry.take().map(|mut entry| {
             entry.outcome = code_name(code).to_owned();
             entry.detail = truncate(detail, 500);
@@ -370,13 +377,16 @@ impl CallRecord {
         });
         let permit = self.permit.take();
         async move {
+            let mut stored = true;
             if let Some((entry, attached, audit, span)) = prepared
                 && let Err(err) = audit.append_with(entry, attached.decisions, attached.subjects).await
             {
                 let _enter = span.enter();
-                tracing::error!(error = %err, "the call's audit record was not stored");
+                tracing::error!(error = %err, "the call's audit record was not stored: the caller gets UNAVAILABLE");
+                stored = false;
             }
             drop(permit);
+            stored
         }
     }
 }
@@ -386,7 +396,9 @@ impl Drop for CallRecord {
         if self.entry.is_some() {
             let store = self.finish(Code::Cancelled, "the client went away before the call finished".to_owned());
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(store);
+                runtime.spawn(async move {
+                    store.await;
+                });
             }
         }
     }
@@ -429,7 +441,8 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: Body,
         call: Option<CallRecord>,
-        pending: Option<(BoxFuture<()>, Frame<Bytes>)>,
+        pending: Option<(BoxFuture<bool>, Frame<Bytes>)>,
+        request_id: String,
     }
 }
 
@@ -441,9 +454,15 @@ impl HttpBody for AuditedBody {
         let mut this = self.project();
         loop {
             if let Some((store, _)) = this.pending.as_mut() {
-                ready!(store.as_mut().poll(cx));
+                let stored = ready!(store.as_mut().poll(cx));
                 let (_, trailers) = this.pending.take().expect("pending trailers");
-                return Poll::Ready(Some(Ok(trailers)));
+                if stored {
+                    return Poll::Ready(Some(Ok(trailers)));
+                }
+                // The outcome is withheld: the final status says the record is missing.
+                let mut headers = HeaderMap::new();
+                let _ = status::unrecorded(this.request_id).add_header(&mut headers);
+                return Poll::Ready(Some(Ok(Frame::trailers(headers))));
             }
             match ready!(this.inner.as_mut().poll_frame(cx)) {
                 Some(Ok(frame)) => {
@@ -458,13 +477,19 @@ impl HttpBody for AuditedBody {
                 }
                 Some(Err(status)) => {
                     if let Some(mut call) = this.call.take() {
-                        tokio::spawn(call.finish(status.code(), status.message().to_owned()));
+                        let store = call.finish(status.code(), status.message().to_owned());
+                        tokio::spawn(async move {
+                            store.await;
+                        });
                     }
                     return Poll::Ready(Some(Err(status)));
                 }
                 None => {
                     if let Some(mut call) = this.call.take() {
-                        tokio::spawn(call.finish(Code::Unknown, "the response ended without a status".to_owned()));
+                        let store = call.finish(Code::Unknown, "the response ended without a status".to_owned());
+                        tokio::spawn(async move {
+                            store.await;
+                        });
                     }
                     return Poll::Ready(None);
                 }

@@ -32,6 +32,7 @@ pub fn to_status(err: DomainError, request_id: &str) -> Status {
         DomainError::PermissionDenied(_) => status(Code::PermissionDenied, message, request_id),
         DomainError::Cancelled(_) => status(Code::Cancelled, message, request_id),
         DomainError::Aborted(_) => status(Code::Aborted, message, request_id),
+        DomainError::Unavailable(_) => status(Code::Unavailable, message, request_id),
         DomainError::Internal(cause) => {
             tracing::error!(request_id, error = %crate::ErrorChain(&*cause), "internal error");
             internal(request_id)
@@ -40,6 +41,16 @@ pub fn to_status(err: DomainError, request_id: &str) -> Status {
 }
 
 /// What a caller learns of a fault: that it happened, and the id to quote when reporting it.
+/// The answer to a call whose audit record could not be stored: its own outcome is withheld.
+pub fn unrecorded(request_id: &str) -> Status {
+    status(
+        Code::Unavailable,
+        "the hub could not keep the record of this call, so its outcome is not given; make the call again \
+         (a write under the same idempotency key is not made twice)",
+        request_id,
+    )
+}
+
 pub fn internal(request_id: &str) -> Status {
     status(
         Code::Internal,
