@@ -52,6 +52,9 @@ pub struct Settings {
     pub database_url: DatabaseUrl,
     /// Connections in the database pool (readers, for SQLite).
     pub database_max_connections: u32,
+    /// How long a call waits for the database (a connection, or the server coming back)
+    /// before it is answered `UNAVAILABLE`; never longer than the request deadline.
+    pub database_timeout_ms: u64,
     pub log_format: LogFormat,
     /// A `tracing` filter such as `info` or `telesub_server=debug,info`; `RUST_LOG` wins.
     pub log_filter: String,
@@ -69,6 +72,7 @@ impl Default for Settings {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 50051)),
             database_url: DatabaseUrl("sqlite://telesub.db".to_owned()),
             database_max_connections: 8,
+            database_timeout_ms: 2_000,
             log_format: LogFormat::Text,
             log_filter: "info".to_owned(),
             identity_cache_ms: 5_000,
@@ -152,6 +156,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "listen",
     "database_url",
     "database_max_connections",
+    "database_timeout_ms",
     "log_format",
     "log_filter",
     "identity_cache_ms",
@@ -204,6 +209,7 @@ impl Settings {
             ("limits.max_concurrent_requests", l.max_concurrent_requests as u64),
             ("limits.max_concurrent_streams_per_connection", u64::from(l.max_concurrent_streams_per_connection)),
             ("database_max_connections", u64::from(self.database_max_connections)),
+            ("database_timeout_ms", self.database_timeout_ms),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -211,6 +217,11 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// The database timeout, within the request deadline.
+    pub fn database_timeout(&self) -> Duration {
+        Duration::from_millis(self.database_timeout_ms).min(self.request_timeout())
     }
 
     pub fn request_timeout(&self) -> Duration {

@@ -77,7 +77,11 @@ pub enum StartupError {
 
 /// Opens the store the settings name, running migrations.
 pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartupError> {
-    let options = StoreOptions { max_connections: settings.database_max_connections, ..StoreOptions::default() };
+    let options = StoreOptions {
+        max_connections: settings.database_max_connections,
+        acquire_timeout: settings.database_timeout(),
+        write_wait: settings.request_timeout(),
+    };
     storage::open(&settings.database_url.0, &options)
         .await
         .map_err(|source| StartupError::Storage { url: settings.database_url.to_string(), source })
@@ -145,16 +149,7 @@ impl Hub {
         let registry_for_reload = registry.clone();
 
         let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_serving::<MembersServer<MembersApi>>().await;
-        health.set_serving::<HouseholdRegistryServer<HouseholdsApi>>().await;
-        health.set_serving::<AdministrativeUnitsServer<UnitsApi>>().await;
-        health.set_serving::<PolicyServer<PolicyApi>>().await;
-        health.set_serving::<EligibilityServer<EligibilityApi>>().await;
-        health.set_serving::<EnrollmentsServer<EnrollmentsApi>>().await;
-        health.set_serving::<ChangeFeedServer<FeedApi>>().await;
-        health.set_serving::<ReconciliationServer<ReconciliationApi>>().await;
-        health.set_serving::<DeviceAllocationServer<DevicesApi>>().await;
-        health.set_serving::<SupervisionServer<SupervisionApi>>().await;
+        set_health(&health, ServingStatus::Serving).await;
         let reflection = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(telesub_proto::FILE_DESCRIPTOR_SET)
@@ -218,33 +213,29 @@ impl Hub {
         let unit_service = AdministrativeUnitsServer::new(UnitsApi::new(units))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
-        let layer = HubLayer::new(HubState::new(
+        let state = HubState::new(
             identities,
             audit.clone(),
             limits.max_concurrent_requests,
             settings.request_timeout(),
             Duration::from_millis(limits.batch_timeout_ms),
-        ));
+        );
+        let database_up = state.database_up();
+        let layer = HubLayer::new(state);
 
         let folder_members = settings.tls.dir.as_ref().map(|dir| (registry_for_reload, PkiDir::new(dir)));
         let reload = tokio::spawn(reload_on_hangup(tls.clone(), folder_members));
+        let database_watch =
+            tokio::spawn(watch_database(store.clone(), health.clone(), database_up, settings.database_timeout()));
+        let stop_watching = database_watch.abort_handle();
         let incoming = tls::incoming(listener, tls, settings.handshake_timeout());
         tracing::info!(addr = %local_addr, database = %settings.database_url, backend = store.backend(), "telesub listening");
         let (signalled, on_signal) = oneshot::channel();
         let stopping = async move {
             shutdown.await;
             tracing::info!("shutting down: finishing calls in flight");
-            health.set_not_serving::<MembersServer<MembersApi>>().await;
-            health.set_not_serving::<HouseholdRegistryServer<HouseholdsApi>>().await;
-            health.set_not_serving::<AdministrativeUnitsServer<UnitsApi>>().await;
-            health.set_not_serving::<PolicyServer<PolicyApi>>().await;
-            health.set_not_serving::<EligibilityServer<EligibilityApi>>().await;
-            health.set_not_serving::<EnrollmentsServer<EnrollmentsApi>>().await;
-            health.set_not_serving::<ChangeFeedServer<FeedApi>>().await;
-            health.set_not_serving::<ReconciliationServer<ReconciliationApi>>().await;
-            health.set_not_serving::<DeviceAllocationServer<DevicesApi>>().await;
-            health.set_not_serving::<SupervisionServer<SupervisionApi>>().await;
-            health.set_service_status("", ServingStatus::NotServing).await;
+            stop_watching.abort();
+            set_health(&health, ServingStatus::NotServing).await;
             let _ = signalled.send(());
         };
         let grace = settings.shutdown_grace();
@@ -283,10 +274,69 @@ impl Hub {
             }
         };
         reload.abort();
+        database_watch.abort();
         drop(audit);
         audit_writer.finish(Duration::from_secs(30)).await;
         tracing::info!("telesub stopped");
         Ok(served?)
+    }
+}
+
+/// The names health reports: the whole hub (`""`) and each of its services.
+fn health_names() -> [&'static str; 11] {
+    use tonic::server::NamedService;
+    [
+        "",
+        MembersServer::<MembersApi>::NAME,
+        HouseholdRegistryServer::<HouseholdsApi>::NAME,
+        AdministrativeUnitsServer::<UnitsApi>::NAME,
+        PolicyServer::<PolicyApi>::NAME,
+        EligibilityServer::<EligibilityApi>::NAME,
+        EnrollmentsServer::<EnrollmentsApi>::NAME,
+        ChangeFeedServer::<FeedApi>::NAME,
+        ReconciliationServer::<ReconciliationApi>::NAME,
+        DeviceAllocationServer::<DevicesApi>::NAME,
+        SupervisionServer::<SupervisionApi>::NAME,
+    ]
+}
+
+async fn set_health(health: &tonic_health::server::HealthReporter, status: ServingStatus) {
+    for name in health_names() {
+        health.set_service_status(name, status).await;
+    }
+}
+
+/// Health follows the database: `NOT_SERVING` while it does not answer within the database
+/// timeout (every call would be `UNAVAILABLE`), `SERVING` again once it does. Checked every
+/// second, on a read of its own: health never waits on a write.
+async fn watch_database(
+    store: Arc<dyn Store>,
+    health: tonic_health::server::HealthReporter,
+    up_flag: Arc<std::sync::atomic::AtomicBool>,
+    timeout: Duration,
+) {
+    let mut serving = true;
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let answer = tokio::time::timeout(timeout, store.ping()).await;
+        let up = matches!(answer, Ok(Ok(())));
+        if up != serving {
+            serving = up;
+            up_flag.store(up, std::sync::atomic::Ordering::Relaxed);
+            if up {
+                tracing::info!("the database answers again: serving");
+                set_health(&health, ServingStatus::Serving).await;
+            } else {
+                let why = match answer {
+                    Ok(Err(e)) => crate::ErrorChain(&e).to_string(),
+                    _ => format!("no answer within {} ms", timeout.as_millis()),
+                };
+                tracing::error!(reason = %why, "the database does not answer: health says NOT_SERVING");
+                set_health(&health, ServingStatus::NotServing).await;
+            }
+        }
     }
 }
 

@@ -427,3 +427,147 @@ async fn a_disk_that_fills_up_and_empties_again() {
     check_after_restart(&db, &[on_list(applied) + 10]).await;
     drop(hub);
 }
+
+/// What one call of the traffic during an outage got.
+#[derive(Debug)]
+enum Answer {
+    /// Answered: a decision id, or the request id of a `WhoAmI`.
+    Kept(String),
+    /// Refused as it must be, after this long, with this request id.
+    Unavailable(Duration, String),
+    /// Anything else.
+    Wrong(Error),
+}
+
+/// PostgreSQL stopped under traffic and started again: calls are UNAVAILABLE within the
+/// database timeout, never OK without their record and decision; health says NOT_SERVING
+/// while the database is away and SERVING once it is back; the same hub serves again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stopped_under_traffic_and_started_again() {
+    if std::env::var(telesub_tests::POSTGRES_ENV).is_err() {
+        return; // a test of the PostgreSQL pass: its cluster is its own
+    }
+    let Some(mut cluster) = telesub_tests::PgCluster::start().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    telesub_server::pki::init(&tls, &["DOLISA:LABOUR".parse().unwrap(), "VNPT:OPERATOR".parse().unwrap()]).unwrap();
+    let hub = ServeProcess::start(&tls, &cluster.url(), &dir.path().join("hub.log"), &[]).await.unwrap();
+    let (labour, vnpt) = (hub.client("DOLISA").await, hub.client("VNPT").await);
+    labour
+        .push_batch(header("start", DELTA, "2024-12", "2024-12-01"), tokio_stream::iter(records(0..200)))
+        .await
+        .unwrap();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut traffic = Vec::new();
+    for worker in 0..4u32 {
+        let (vnpt, stop) = (vnpt.clone(), stop.clone());
+        traffic.push(tokio::spawn(async move {
+            let mut answers = Vec::new();
+            let mut n = worker;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n = (n + 7) % 200;
+                let started = std::time::Instant::now();
+                let outcome = if n % 2 == 0 {
+                    let key = proto::check_eligibility_request::Key::HouseholdCode(format!("HH-{n:07}"));
+                    vnpt.check_eligibility(key, "2025-01-15").await.map(|d| d.decision_id)
+                } else {
+                    vnpt.who_am_i().await.map(|me| format!("request {}", me.request_id))
+                };
+                answers.push(match outcome {
+                    Ok(kept) => Answer::Kept(kept),
+                    Err(e) if e.code() == Some(Code::Unavailable) => {
+                        Answer::Unavailable(started.elapsed(), e.request_id().unwrap_or_default().to_owned())
+                    }
+                    Err(e) => Answer::Wrong(e),
+                });
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            answers
+        }));
+    }
+    let health = |client: Client| async move {
+        let started = std::time::Instant::now();
+        let serving = client.health().await;
+        (serving, started.elapsed())
+    };
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.stop().await;
+    // Health follows within a few seconds, and answers at once.
+    let mut not_serving = false;
+    for _ in 0..50 {
+        let (serving, took) = health(vnpt.clone()).await;
+        assert!(took < Duration::from_secs(1), "health took {took:?}");
+        if serving.as_ref().is_ok_and(|s| !s) {
+            not_serving = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(not_serving, "health still says SERVING with the database stopped");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    cluster.start_again().await;
+    let mut serving_again = false;
+    for _ in 0..100 {
+        if health(vnpt.clone()).await.0.is_ok_and(|s| s) {
+            serving_again = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(serving_again, "health does not say SERVING once the database is back");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+
+    let mut answers = Vec::new();
+    for t in traffic {
+        answers.extend(t.await.unwrap());
+    }
+    for answer in &answers {
+        if let Answer::Wrong(e) = answer {
+            let id = e.request_id().unwrap_or("-");
+            let log: Vec<String> = hub.log().lines().filter(|l| l.contains(id)).map(str::to_owned).collect();
+            panic!("during the outage: {e:?}\n{}", log.join("\n"));
+        }
+    }
+    let refused: Vec<(Duration, &str)> = answers
+        .iter()
+        .filter_map(|a| if let Answer::Unavailable(d, id) = a { Some((*d, id.as_str())) } else { None })
+        .collect();
+    assert!(!refused.is_empty(), "no call was refused during the outage: {answers:?}");
+    let (slowest, id) = refused.iter().max().copied().unwrap_or_default();
+    // The database timeout is 2 s; a call waits on the database once at most.
+    let log: Vec<String> = hub.log().lines().filter(|l| !id.is_empty() && l.contains(id)).map(str::to_owned).collect();
+    assert!(
+        slowest < Duration::from_millis(3_000),
+        "a refusal took {slowest:?}, past the database timeout:\n{}",
+        log.join("\n")
+    );
+    // Every answered call's record is kept: its decision can be read, its audit record exists.
+    let mut c = {
+        use sqlx::Connection;
+        sqlx::PgConnection::connect(&cluster.url()).await.unwrap()
+    };
+    for answer in &answers {
+        if let Answer::Kept(kept) = answer {
+            match kept.strip_prefix("request ") {
+                Some(request_id) => {
+                    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE request_id = $1")
+                        .bind(request_id)
+                        .fetch_one(&mut c)
+                        .await
+                        .unwrap();
+                    assert_eq!(n, 1, "WhoAmI {request_id} was answered OK without its audit record");
+                }
+                None => {
+                    vnpt.get_decision(kept).await.unwrap_or_else(|e| panic!("decision {kept} was not kept: {e:?}"));
+                }
+            }
+        }
+    }
+    // The same hub serves on.
+    vnpt.who_am_i().await.unwrap();
+    let mut hub = hub;
+    assert!(hub.terminate().await.success());
+}

@@ -485,6 +485,142 @@ impl ServeProcess {
     }
 }
 
+/// A PostgreSQL cluster of the test's own (`initdb` and `pg_ctl`), which the test stops and
+/// starts again: the hub's database going away and coming back. As root, PostgreSQL's tools
+/// run as the `postgres` user.
+pub struct PgCluster {
+    dir: TempDir,
+    bin: PathBuf,
+    port: u16,
+    running: bool,
+}
+
+impl PgCluster {
+    /// A new cluster, started; `None` (with a loud line) where PostgreSQL's tools are missing.
+    pub async fn start() -> Option<Self> {
+        let bin = pg_bin()?;
+        let dir = tempfile::tempdir().expect("temp dir");
+        if is_root() {
+            let status = std::process::Command::new("chown").arg("postgres:").arg(dir.path()).status();
+            assert!(status.is_ok_and(|s| s.success()), "chown the cluster's folder to postgres");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut cluster = Self { dir, bin, port, running: false };
+        let data = cluster.data();
+        let data = data.to_str().unwrap();
+        cluster
+            .pg(&["initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C"])
+            .await;
+        cluster.start_again().await;
+        Some(cluster)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Runs one of PostgreSQL's tools from its folder, as `postgres` when root.
+    async fn pg(&self, args: &[&str]) {
+        let tool = self.bin.join(args[0]);
+        let mut command = if is_root() {
+            let mut c = tokio::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&tool);
+            c
+        } else {
+            tokio::process::Command::new(&tool)
+        };
+        let output =
+            command.args(&args[1..]).current_dir(self.dir.path()).output().await.expect("run PostgreSQL's tool");
+        assert!(
+            output.status.success(),
+            "{} failed: {}{}",
+            args[0],
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Starts the stopped cluster on its port.
+    pub async fn start_again(&mut self) {
+        let data = self.data();
+        let log = self.dir.path().join("log");
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=100",
+            self.port,
+            self.dir.path().display()
+        );
+        self.pg(&[
+            "pg_ctl",
+            "-D",
+            data.to_str().unwrap(),
+            "-l",
+            log.to_str().unwrap(),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            &options,
+            "start",
+        ])
+        .await;
+        self.running = true;
+    }
+
+    /// Stops it (fast: open sessions are ended), as an outage would.
+    pub async fn stop(&mut self) {
+        let data = self.data();
+        self.pg(&["pg_ctl", "-D", data.to_str().unwrap(), "-m", "fast", "-w", "stop"]).await;
+        self.running = false;
+    }
+
+    /// The URL of a database on it (`postgres`, the one initdb makes).
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        if self.running {
+            let data = self.data();
+            let tool = self.bin.join("pg_ctl");
+            let mut command = if is_root() {
+                let mut c = std::process::Command::new("runuser");
+                c.args(["-u", "postgres", "--"]).arg(&tool);
+                c
+            } else {
+                std::process::Command::new(&tool)
+            };
+            let _ = command.arg("-D").arg(data).args(["-m", "immediate", "stop"]).current_dir(self.dir.path()).output();
+        }
+    }
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+/// The folder of `initdb` and `pg_ctl`: `TELESUB_TEST_PG_BIN`, then `PATH`, then the newest
+/// Debian install.
+fn pg_bin() -> Option<PathBuf> {
+    let has_tools = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
+    let from_env = std::env::var_os("TELESUB_TEST_PG_BIN").map(PathBuf::from);
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .find(|d| has_tools(d));
+    let mut debian: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).collect())
+        .unwrap_or_default();
+    debian.sort();
+    let found = from_env.into_iter().chain(on_path).chain(debian.into_iter().rev()).find(|d| has_tools(d));
+    if found.is_none() {
+        eprintln!("!!! WARNING: PostgreSQL's initdb and pg_ctl were not found: the database-outage test does not run");
+    }
+    found
+}
+
 /// The hub's binary, `telesub`, built for the profile the tests run in (`TELESUB_BIN` names
 /// another).
 pub fn hub_binary() -> &'static Path {

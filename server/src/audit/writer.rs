@@ -113,6 +113,13 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Pending>, mut stop: o
                 for pending in batch.drain(..) {
                     let _ = pending.done.send(Err(failure.clone()));
                 }
+                // With the database out of reach, what queued during this attempt would only
+                // wait as long again to fail: it fails now, and its callers hear it at once.
+                if matches!(err, crate::storage::StorageError::Unavailable(_)) {
+                    while let Ok(pending) = rx.try_recv() {
+                        let _ = pending.done.send(Err(failure.clone()));
+                    }
+                }
             }
         }
     }

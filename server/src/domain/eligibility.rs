@@ -18,7 +18,7 @@ use super::{
     units::UnitTable,
 };
 use crate::storage::{
-    Store,
+    StorageError, Store,
     eligibility::{DecisionRow, DecisionRunRow},
 };
 
@@ -495,7 +495,15 @@ struct Lookups {
 struct Lookup {
     kind: QueryKind,
     value: String,
-    found: tokio::sync::oneshot::Sender<Result<Vec<History>, String>>,
+    found: tokio::sync::oneshot::Sender<Result<Vec<History>, ReadFailed>>,
+}
+
+/// Why a grouped read failed, for each question that joined it.
+#[derive(Debug, Clone)]
+enum ReadFailed {
+    /// The database is out of reach (`StorageError::Unavailable`).
+    Unavailable(String),
+    Other(String),
 }
 
 impl Lookups {
@@ -509,7 +517,10 @@ impl Lookups {
         let (found, answer) = tokio::sync::oneshot::channel();
         let gone = || DomainError::Internal("the register reader has stopped".into());
         self.queue.send(Lookup { kind, value, found }).await.map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?.map_err(|e| DomainError::Internal(e.into()))
+        answer.await.map_err(|_| gone())?.map_err(|e| match e {
+            ReadFailed::Unavailable(why) => StorageError::Unavailable(why).into(),
+            ReadFailed::Other(why) => DomainError::Internal(why.into()),
+        })
     }
 }
 
@@ -534,7 +545,8 @@ async fn read_together(store: Arc<dyn Store>, mut waiting: tokio::sync::mpsc::Re
                 values.dedup();
                 let found = match store.histories_matching(kind, &values, false).await {
                     Ok(found) => Ok(found),
-                    Err(e) => Err(crate::ErrorChain(&e).to_string()),
+                    Err(StorageError::Unavailable(why)) => Err(ReadFailed::Unavailable(why)),
+                    Err(e) => Err(ReadFailed::Other(crate::ErrorChain(&e).to_string())),
                 };
                 match found {
                     Ok(found) => {

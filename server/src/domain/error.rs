@@ -117,7 +117,9 @@ impl From<StorageError> for DomainError {
         match err {
             StorageError::Unavailable(why) => {
                 tracing::warn!(reason = %why, "the database is unavailable");
-                Self::Unavailable(format!("the hub cannot store or read its data right now ({why}); nothing was changed: retry later"))
+                Self::Unavailable(format!(
+                    "the hub cannot store or read its data right now ({why}); nothing was changed: retry later"
+                ))
             }
             other => Self::Internal(Box::new(other)),
         }

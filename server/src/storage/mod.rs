@@ -175,12 +175,16 @@ impl AuditFilter {
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     pub max_connections: u32,
+    /// How long a call waits for a connection (for PostgreSQL: for a server to answer at all).
     pub acquire_timeout: Duration,
+    /// How long a write waits for SQLite's one writer: queueing behind another write (a large
+    /// batch holds it for seconds) is no sign of a database out of reach.
+    pub write_wait: Duration,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { max_connections: 8, acquire_timeout: Duration::from_secs(10) }
+        Self { max_connections: 8, acquire_timeout: Duration::from_secs(2), write_wait: Duration::from_secs(30) }
     }
 }
 
@@ -223,6 +227,9 @@ pub trait Store:
     async fn prepare_to_serve(&self) -> Result<(), StorageError> {
         Ok(())
     }
+
+    /// Whether the database answers a trivial query.
+    async fn ping(&self) -> Result<(), StorageError>;
 
     /// Takes the right to receive `key` for as long as the claim lives: `None` while a stream
     /// of this hub or of another on the same database holds it. A process that is gone holds

@@ -41,6 +41,8 @@ const INSERT_AUDIT: &str = "INSERT INTO audit_log (seq, at, request_id, org_code
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// One connection of its own for [`Store::ping`]: a busy pool is not a database away.
+    ping: PgPool,
 }
 
 impl PgStore {
@@ -50,14 +52,21 @@ impl PgStore {
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
             .before_acquire(|conn, _| Box::pin(async move { Ok(super::clean(conn)) }))
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await?;
-        Ok(Self { pool })
+        let ping =
+            PgPoolOptions::new().max_connections(1).acquire_timeout(options.acquire_timeout).connect_lazy_with(connect);
+        Ok(Self { pool, ping })
     }
 }
 
 #[async_trait]
 impl Store for PgStore {
+    async fn ping(&self) -> Result<(), StorageError> {
+        sqlx::query("SELECT 1").execute(&self.ping).await?;
+        Ok(())
+    }
+
     async fn claim(&self, key: &str) -> Result<Option<super::Claim>, StorageError> {
         // A session-level advisory lock on a connection of the claim's own: it ends when the
         // claim is dropped (the connection closes) or when this process dies.

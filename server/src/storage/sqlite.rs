@@ -62,6 +62,8 @@ pub struct SqliteStore {
     /// file: they map it.
     mapped: SqlitePool,
     write: SqlitePool,
+    /// One connection of its own for [`Store::ping`]: busy readers are not a database away.
+    ping: SqlitePool,
     path: PathBuf,
     /// The register in memory, once the store serves a hub.
     register: Arc<HeldRegister>,
@@ -111,7 +113,7 @@ impl SqliteStore {
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
-            .acquire_timeout(options.acquire_timeout)
+            .acquire_timeout(options.write_wait)
             .before_acquire(|conn, _| Box::pin(async move { Ok(super::clean(conn)) }))
             .after_connect(move |conn, _| {
                 let staging = staging.clone();
@@ -152,6 +154,10 @@ impl SqliteStore {
             .acquire_timeout(options.acquire_timeout)
             .connect_with(base.clone().read_only(true).pragma("mmap_size", BULK_MMAP_BYTES.to_string()))
             .await?;
+        let ping = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_lazy_with(base.clone().read_only(true).pragma("cache_size", "-64"));
         let checkpointer =
             SqlitePoolOptions::new().max_connections(1).test_before_acquire(false).connect_with(base.clone()).await?;
         let (stop, stopped) = tokio::sync::oneshot::channel();
@@ -161,6 +167,7 @@ impl SqliteStore {
             bulk,
             mapped,
             write,
+            ping,
             path: PathBuf::from(path),
             register: Arc::default(),
             _checkpoints: Arc::new(StopOnDrop(Some(stop))),
@@ -176,6 +183,11 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StorageError> {
+        sqlx::query("SELECT 1").execute(&self.ping).await?;
+        Ok(())
+    }
+
     async fn claim(&self, key: &str) -> Result<Option<super::Claim>, StorageError> {
         // A lock on a file of the claim's own beside the database: the operating system ends it
         // when the claim is dropped or the process dies, also for other processes on the file.

@@ -11,7 +11,10 @@ use std::{
     convert::Infallible,
     future::Future,
     pin::Pin,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll, ready},
     time::{Duration, Instant},
 };
@@ -42,6 +45,9 @@ use crate::{
 };
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// The standard health service's methods.
+const HEALTH_PREFIX: &str = "/grpc.health.v1.Health/";
 
 /// Methods whose duration grows with the data they carry: they get the batch time limit.
 const LONG_RUNNING: &[&str] = &[
@@ -81,6 +87,8 @@ pub struct HubState {
     request_timeout: Duration,
     batch_timeout: Duration,
     orgs: Mutex<HashMap<String, Result<OrgCode, String>>>,
+    /// Whether the database answers, as the hub's watch on it last found.
+    database_up: Arc<AtomicBool>,
 }
 
 impl HubState {
@@ -98,7 +106,14 @@ impl HubState {
             request_timeout,
             batch_timeout,
             orgs: Mutex::default(),
+            database_up: Arc::new(AtomicBool::new(true)),
         }
+    }
+
+    /// The flag the hub's watch on the database keeps: while it is down, calls are refused at
+    /// once rather than after the database timeout.
+    pub fn database_up(&self) -> Arc<AtomicBool> {
+        self.database_up.clone()
     }
 }
 
@@ -166,6 +181,13 @@ impl HubState {
         S::Future: Send + 'static,
     {
         let method = req.uri().path().to_owned();
+        if method.starts_with(HEALTH_PREFIX) {
+            // Health is the hub's own state, for orchestrators and load balancers: answered at
+            // once, never refused for capacity and never waiting on a write (a database out of
+            // reach is what it must report). Not a member's act: not in the audit trail.
+            let Ok(response) = inner.oneshot(req).await;
+            return response;
+        }
         let request_id = request_id_from(req.headers()).unwrap_or_else(new_request_id);
         let certificate = req
             .extensions()
@@ -200,6 +222,10 @@ impl HubState {
         );
 
         async move {
+            if !self.database_up.load(Ordering::Relaxed) {
+                let reason = "the hub's database does not answer right now; nothing was done: retry later";
+                return call.refuse(Refusal::new(Code::Unavailable, reason)).await;
+            }
             let caller = match self.authorize(&method, org, fingerprint).await {
                 Ok(caller) => caller,
                 Err(refusal) => return call.refuse(refusal).await,
@@ -262,6 +288,13 @@ impl HubState {
         let member = self.identities.resolve(&org, &fingerprint).await.map_err(|e| match e {
             IdentityError::Unknown(_) => Refusal::new(Code::Unauthenticated, e.to_string()),
             IdentityError::Suspended(_) => Refusal::new(Code::PermissionDenied, e.to_string()),
+            IdentityError::Storage(crate::storage::StorageError::Unavailable(why)) => {
+                tracing::warn!(reason = %why, "member lookup failed: the database is unavailable");
+                Refusal::new(
+                    Code::Unavailable,
+                    format!("the hub cannot look its members up right now ({why}); retry later"),
+                )
+            }
             IdentityError::Storage(cause) => {
                 tracing::error!(error = %crate::ErrorChain(&cause), "member lookup failed");
                 Refusal::new(Code::Internal, "member lookup failed")
@@ -376,7 +409,10 @@ impl CallRecord {
             (entry, attached, self.state.audit.clone(), self.span.clone())
         });
         let permit = self.permit.take();
-        async move {
+        // A call answered UNAVAILABLE changed nothing and is answered so whether or not its
+        // record can be stored: it does not wait (the database is likely what is missing).
+        let wait = code != Code::Unavailable;
+        let store = async move {
             let mut stored = true;
             if let Some((entry, attached, audit, span)) = prepared
                 && let Err(err) = audit.append_with(entry, attached.decisions, attached.subjects).await
@@ -387,6 +423,14 @@ impl CallRecord {
             }
             drop(permit);
             stored
+        };
+        async move {
+            if wait {
+                store.await
+            } else {
+                tokio::spawn(store);
+                true
+            }
         }
     }
 }
