@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
+
 use telesub_client::{Code, Error, proto};
 use telesub_tests::{TestApp, raw};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
@@ -35,10 +37,14 @@ async fn a_message_over_the_limit_is_refused() {
 #[tokio::test]
 async fn calls_beyond_the_concurrency_limit_get_unavailable() {
     let app = TestApp::spawn_with(|s| s.limits.max_concurrent_requests = 1).await;
-    // A watch stream holds the one place for as long as it is open.
+    // A change feed holds the one place for as long as it is open.
+    let viettel = app.client("VIETTEL").await;
+    let mut watch = Box::pin(viettel.watch_changes("", 1).await.unwrap());
+    watch.next().await.unwrap().unwrap();
+    // Health is never refused for capacity.
     let mut health = HealthClient::new(raw::channel(&app, "DOICT").await);
-    let mut watch = health.watch(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
-    watch.message().await.unwrap();
+    let answer = health.check(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
+    assert_eq!(answer.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
 
     let client = app.client("VNPT").await;
     let err = client.who_am_i().await.unwrap_err();
@@ -50,6 +56,7 @@ async fn calls_beyond_the_concurrency_limit_get_unavailable() {
 
     drop(watch);
     drop(health);
+    drop(viettel);
     // Once the stream is gone, its place is free again.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
@@ -66,9 +73,9 @@ async fn calls_beyond_the_concurrency_limit_get_unavailable() {
 #[tokio::test]
 async fn the_sdk_retries_read_only_calls_while_the_hub_is_at_capacity() {
     let app = TestApp::spawn_with(|s| s.limits.max_concurrent_requests = 1).await;
-    let mut health = HealthClient::new(raw::channel(&app, "DOICT").await);
-    let mut watch = health.watch(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
-    watch.message().await.unwrap();
+    let viettel = app.client("VIETTEL").await;
+    let mut watch = Box::pin(viettel.watch_changes("", 1).await.unwrap());
+    watch.next().await.unwrap().unwrap();
 
     let patient = app
         .builder("VNPT")
@@ -85,6 +92,10 @@ async fn the_sdk_retries_read_only_calls_while_the_hub_is_at_capacity() {
     drop(watch);
     let me = call.await.unwrap().expect("the retried call succeeds once there is room");
     assert_eq!(me.member.unwrap().code, "VNPT");
-    let refused = app.audit().await.iter().filter(|r| r.entry.outcome == "UNAVAILABLE").count();
-    assert!(refused >= 1, "the first attempts were refused and audited");
+    // A refusal's record is stored after its answer (it waits for nothing).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while app.audit().await.iter().all(|r| r.entry.outcome != "UNAVAILABLE") {
+        assert!(tokio::time::Instant::now() < deadline, "the first attempts were refused and audited");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

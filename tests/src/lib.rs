@@ -262,12 +262,17 @@ impl TestApp {
     }
 
     /// The audit record of the call with this request id.
+    /// The audit record of a call; waits a little, as a call answered `UNAVAILABLE` is
+    /// recorded after its answer.
     pub async fn audit_record(&self, request_id: &str) -> AuditRecord {
-        let records = self.audit().await;
-        records
-            .into_iter()
-            .find(|r| r.entry.request_id == request_id)
-            .unwrap_or_else(|| panic!("no audit record for request {request_id}"))
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(found) = self.audit().await.into_iter().find(|r| r.entry.request_id == request_id) {
+                return found;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no audit record for request {request_id}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// A second hub on the same database and certificate folder (several hubs sharing one
@@ -808,6 +813,8 @@ pub async fn load_generated(store: &dyn Store, seed: u64, n: usize, effective: t
         received_at: telesub_server::now(),
         receiver: "generated",
     };
+    // A stream like any other: a hub starting meanwhile leaves the batch alone.
+    let _claim = store.claim(&telesub_server::domain::registry::batch_key(&batch_id)).await.unwrap().expect("claim");
     store.begin_batch(&batch).await.expect("begin");
     let mut heads = Vec::with_capacity(n);
     let mut chunk = Vec::with_capacity(2_000);

@@ -29,7 +29,7 @@ use crate::storage::{
 };
 
 /// What a stream receiving a batch claims ([`Store::claim`]).
-fn batch_key(batch_id: &str) -> String {
+pub fn batch_key(batch_id: &str) -> String {
     format!("batch {batch_id}")
 }
 
