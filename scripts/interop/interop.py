@@ -10,7 +10,9 @@ compiling the stubs from the repository's .proto files at run time, and checks:
   * telesub.v1.Members/WhoAmI names the organisation whose certificate was used;
   * server reflection lists the telesub and health services;
   * a call without a client certificate is refused;
-  * a call with a certificate from another CA is refused.
+  * a call with a certificate from another CA is refused;
+  * a batch with 151 bad records, pushed ten times, comes back INVALID_ARGUMENT with its
+    field violations every time (grpcio refuses trailers over 8 KiB by default).
 
 Usage (scripts/test.sh starts the hub and runs this):
 
@@ -105,6 +107,41 @@ def compile_protos(proto_dir: Path, out_dir: Path) -> None:
         raise SystemExit(f"interop: protoc failed on {', '.join(protos)}")
 
 
+# google.rpc.Status and BadRequest, the two messages of the hub's error details read here
+# (the repository does not vendor google/rpc, and grpcio-status would add a dependency).
+GOOGLE_RPC = {
+    "google/rpc/status.proto": """syntax = "proto3";
+package google.rpc;
+import "google/protobuf/any.proto";
+message Status { int32 code = 1; string message = 2; repeated google.protobuf.Any details = 3; }
+""",
+    "google/rpc/error_details.proto": """syntax = "proto3";
+package google.rpc;
+message BadRequest {
+  message FieldViolation { string field = 1; string description = 2; }
+  repeated FieldViolation field_violations = 1;
+}
+""",
+}
+
+
+def compile_google_rpc(out_dir: Path) -> None:
+    src = out_dir / "google-rpc-src"
+    for name, text in GOOGLE_RPC.items():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_text(text)
+    bundled = importlib.resources.files("grpc_tools") / "_proto"
+    args = [
+        "grpc_tools.protoc",
+        f"--proto_path={src}",
+        f"--proto_path={bundled}",
+        f"--python_out={out_dir}",
+        *GOOGLE_RPC,
+    ]
+    if protoc.main(args) != 0:
+        raise SystemExit("interop: protoc failed on google/rpc")
+
+
 def read(path: Path) -> bytes:
     try:
         return path.read_bytes()
@@ -181,6 +218,7 @@ def run_checks(
     args: argparse.Namespace, target: str, ca: bytes, key: bytes, cert: bytes, work: Path
 ) -> int:
     compile_protos(args.proto_dir.resolve(), work)
+    compile_google_rpc(work)
     sys.path.insert(0, str(work))
     members_pb2 = importlib.import_module("telesub.v1.members_pb2")
     members_pb2_grpc = importlib.import_module("telesub.v1.members_pb2_grpc")
@@ -247,6 +285,84 @@ def run_checks(
             f"{foreign_name} ({source})",
             lambda: expect_refused(channel(target, ca, foreign_key, foreign_cert)),
         )
+
+    def long_errors_reach_grpcio() -> str:
+        households_pb2 = importlib.import_module("telesub.v1.households_pb2")
+        households_pb2_grpc = importlib.import_module("telesub.v1.households_pb2_grpc")
+        status_pb2 = importlib.import_module("google.rpc.status_pb2")
+        error_details_pb2 = importlib.import_module("google.rpc.error_details_pb2")
+        clients = args.tls_dir / "clients"
+        labour = channel(target, ca, read(clients / "DOLISA.key"), read(clients / "DOLISA.crt"))
+        stub = households_pb2_grpc.HouseholdRegistryStub(labour)
+
+        def requests():
+            header = households_pb2.BatchHeader(
+                batch_id="interop-long-errors",
+                kind=households_pb2.BATCH_KIND_DELTA,
+                review_period="2025-03",
+                effective_date="2025-03-01",
+            )
+            yield households_pb2.PushBatchRequest(header=header)
+            records = []
+            for n in range(151):
+                # Two bad members each: a citizen ID with a letter, one with a birth year
+                # that does not match it; long codes and Vietnamese names make long details.
+                members = [
+                    households_pb2.HouseholdMember(
+                        citizen_id=f"06708{n:06d}X",
+                        full_name="Nguyễn Thị Hồng Nhung",
+                        relationship=households_pb2.RELATIONSHIP_HEAD,
+                        birth_year=1980,
+                    ),
+                    households_pb2.HouseholdMember(
+                        citizen_id=f"067199{n:06d}",
+                        full_name="Trần Văn Đức Thịnh",
+                        relationship=households_pb2.RELATIONSHIP_SPOUSE,
+                        birth_year=1982,
+                    ),
+                ]
+                data = households_pb2.HouseholdData(
+                    category=households_pb2.CATEGORY_POOR,
+                    head_name="Nguyễn Thị Hồng Nhung",
+                    commune_code="24611",
+                    address="Tổ dân phố 3",
+                    members=members,
+                )
+                code = f"HH-24611-BUÔN-JA-RÁH-{n:07d}"
+                records.append(households_pb2.HouseholdRecord(household_code=code, upsert=data))
+            yield households_pb2.PushBatchRequest(records=households_pb2.RecordChunk(records=records))
+
+        listed = set()
+        for attempt in range(10):
+            try:
+                stub.PushBatch(requests(), timeout=CALL_TIMEOUT)
+            except grpc.RpcError as err:
+                if err.code() != grpc.StatusCode.INVALID_ARGUMENT:
+                    raise CheckFailed(f"attempt {attempt + 1}: {describe(err)}") from None
+                trailers = dict(err.trailing_metadata() or ())
+                raw = trailers.get("grpc-status-details-bin")
+                if not raw:
+                    raise CheckFailed(f"attempt {attempt + 1}: no error details in the trailers") from None
+                status = status_pb2.Status.FromString(raw)
+                violations = []
+                for detail in status.details:
+                    if detail.type_url.endswith("google.rpc.BadRequest"):
+                        bad = error_details_pb2.BadRequest.FromString(detail.value)
+                        violations.extend(bad.field_violations)
+                if len(violations) < 20:
+                    raise CheckFailed(f"attempt {attempt + 1}: only {len(violations)} violations") from None
+                if "problems in all" not in violations[-1].description:
+                    raise CheckFailed(f"attempt {attempt + 1}: no total: {violations[-1]}") from None
+                listed.add(len(violations))
+            else:
+                raise CheckFailed(f"attempt {attempt + 1}: the bad batch was accepted")
+        labour.close()
+        return f"10 × INVALID_ARGUMENT with {sorted(listed)} violations listed, the last giving the total"
+
+    checks.run(
+        "a batch with 151 bad records comes back with its violations, ten times out of ten",
+        long_errors_reach_grpcio,
+    )
 
     mtls.close()
     summary = (

@@ -225,6 +225,17 @@ impl Hub {
 
         let folder_members = settings.tls.dir.as_ref().map(|dir| (registry_for_reload, PkiDir::new(dir)));
         let reload = tokio::spawn(reload_on_hangup(tls.clone(), folder_members));
+        // A certificate that expires while its connection is open: the connection is closed.
+        let expiry = tokio::spawn({
+            let tls = tls.clone();
+            async move {
+                let mut every = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    every.tick().await;
+                    tls.recheck();
+                }
+            }
+        });
         let database_watch =
             tokio::spawn(watch_database(store.clone(), health.clone(), database_up, settings.database_timeout()));
         let stop_watching = database_watch.abort_handle();
@@ -274,6 +285,7 @@ impl Hub {
             }
         };
         reload.abort();
+        expiry.abort();
         database_watch.abort();
         drop(audit);
         audit_writer.finish(Duration::from_secs(30)).await;

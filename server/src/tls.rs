@@ -2,23 +2,33 @@
 //! and the stream of accepted, handshaken connections that tonic serves.
 //!
 //! tonic's own `ServerTlsConfig` cannot take CRLs, so the rustls configuration is built here
-//! and the listener is wrapped by hand.
+//! and the listener is wrapped by hand. Every connection is kept in a registry with its client
+//! certificate: when the CRLs are read again (SIGHUP), and every minute for certificates that
+//! expire, each open connection's certificate is checked as at the handshake, and the
+//! connections it no longer passes are closed.
 
 use std::{
+    collections::HashMap,
     io,
     net::SocketAddr,
     path::{Path, PathBuf},
-    sync::{Arc, RwLock},
+    pin::Pin,
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    task::{Context, Poll, Waker},
     time::Duration,
 };
 
 use rustls::{
     RootCertStore, ServerConfig,
     crypto::{CryptoProvider, ring as ring_provider},
-    server::WebPkiClientVerifier,
+    server::{WebPkiClientVerifier, danger::ClientCertVerifier},
 };
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, pem::PemObject};
 use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
     sync::mpsc,
 };
@@ -96,6 +106,11 @@ fn read_all<T: PemObject>(what: &'static str, path: &Path) -> Result<Vec<T>, Tls
 /// Builds the server configuration from the files: every client must present a certificate
 /// that chains to the client CA and is not revoked by the CRLs.
 pub fn server_config(paths: &TlsPaths) -> Result<Arc<ServerConfig>, TlsError> {
+    Ok(configure(paths)?.0)
+}
+
+/// The configuration, and its client certificate verifier (to check open connections again).
+fn configure(paths: &TlsPaths) -> Result<(Arc<ServerConfig>, Arc<dyn ClientCertVerifier>), TlsError> {
     let provider = provider();
     let mut roots = RootCertStore::empty();
     for ca in read_all::<CertificateDer<'static>>("CA certificates", &paths.client_ca)? {
@@ -110,6 +125,7 @@ pub fn server_config(paths: &TlsPaths) -> Result<Arc<ServerConfig>, TlsError> {
         .only_check_end_entity_revocation()
         .build()
         .map_err(TlsError::Verifier)?;
+    let checker = verifier.clone();
     let chain = read_all::<CertificateDer<'static>>("certificates", &paths.cert)?;
     let key = PrivateKeyDer::from_pem_file(&paths.key).map_err(|source| TlsError::Read {
         what: "a private key",
@@ -124,34 +140,177 @@ pub fn server_config(paths: &TlsPaths) -> Result<Arc<ServerConfig>, TlsError> {
         .map_err(TlsError::Identity)?;
     // gRPC clients in other languages insist on ALPN h2.
     config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), checker))
 }
 
-/// The server configuration in force; `reload` swaps in a new one for connections accepted
-/// from then on (established connections keep theirs).
-#[derive(Debug, Clone)]
+/// The server configuration in force; `reload` swaps in a new one, and closes the open
+/// connections whose certificate it no longer accepts.
+#[derive(Clone)]
 pub struct ReloadableTls {
     paths: TlsPaths,
-    current: Arc<RwLock<Arc<ServerConfig>>>,
+    current: Arc<RwLock<(Arc<ServerConfig>, Arc<dyn ClientCertVerifier>)>>,
+    connections: Arc<Connections>,
+}
+
+impl std::fmt::Debug for ReloadableTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReloadableTls").field("paths", &self.paths).finish_non_exhaustive()
+    }
 }
 
 impl ReloadableTls {
     pub fn new(paths: TlsPaths) -> Result<Self, TlsError> {
-        let config = server_config(&paths)?;
-        Ok(Self { paths, current: Arc::new(RwLock::new(config)) })
+        let current = configure(&paths)?;
+        Ok(Self { paths, current: Arc::new(RwLock::new(current)), connections: Arc::default() })
     }
 
-    /// Reads the files again. On error the configuration in force stays.
+    /// Reads the files again, then closes the open connections whose certificate the new
+    /// configuration refuses (revoked, or no longer from a trusted CA). On error the
+    /// configuration in force stays.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let config = server_config(&self.paths)?;
-        *self.current.write().expect("tls config lock") = config;
+        let current = configure(&self.paths)?;
+        let verifier = current.1.clone();
+        *self.current.write().expect("tls config lock") = current;
+        self.recheck_with(&*verifier);
         Ok(())
     }
 
+    /// Checks every open connection's certificate as at its handshake, now (a certificate may
+    /// have expired since); closes those that fail. The number closed.
+    pub fn recheck(&self) -> usize {
+        let verifier = self.current.read().expect("tls config lock").1.clone();
+        self.recheck_with(&*verifier)
+    }
+
+    fn recheck_with(&self, verifier: &dyn ClientCertVerifier) -> usize {
+        let now = rustls_pki_types::UnixTime::now();
+        let mut closed = 0;
+        for (peer, chain, close) in self.connections.all() {
+            let Some((end, intermediates)) = chain.split_first() else { continue };
+            if let Err(e) = verifier.verify_client_cert(end, intermediates, now) {
+                tracing::info!(%peer, reason = %e, "closed a connection whose client certificate is no longer accepted");
+                close.close();
+                closed += 1;
+            }
+        }
+        closed
+    }
+
+    /// Connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.connections.live.lock().expect("connections").len()
+    }
+
     fn acceptor(&self) -> TlsAcceptor {
-        TlsAcceptor::from(self.current.read().expect("tls config lock").clone())
+        TlsAcceptor::from(self.current.read().expect("tls config lock").0.clone())
     }
 }
+
+/// The open connections, each with its client's certificate chain and what closes it.
+#[derive(Default)]
+struct Connections {
+    next: AtomicU64,
+    live: Mutex<HashMap<u64, (SocketAddr, Vec<CertificateDer<'static>>, Arc<CloseSignal>)>>,
+}
+
+impl Connections {
+    fn add(&self, peer: SocketAddr, chain: Vec<CertificateDer<'static>>) -> (u64, Arc<CloseSignal>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let close = Arc::new(CloseSignal::default());
+        self.live.lock().expect("connections").insert(id, (peer, chain, close.clone()));
+        (id, close)
+    }
+
+    fn all(&self) -> Vec<(SocketAddr, Vec<CertificateDer<'static>>, Arc<CloseSignal>)> {
+        self.live.lock().expect("connections").values().cloned().collect()
+    }
+}
+
+/// Closes one connection from outside its task: its next read ends it.
+#[derive(Default)]
+struct CloseSignal {
+    state: Mutex<(bool, Option<Waker>)>,
+}
+
+impl CloseSignal {
+    fn close(&self) {
+        let mut state = self.state.lock().expect("close signal");
+        state.0 = true;
+        if let Some(waker) = state.1.take() {
+            waker.wake();
+        }
+    }
+
+    /// Whether the connection is closed; else remembers who to wake when it is.
+    fn closed(&self, cx: &Context<'_>) -> bool {
+        let mut state = self.state.lock().expect("close signal");
+        if !state.0 {
+            state.1 = Some(cx.waker().clone());
+        }
+        state.0
+    }
+}
+
+/// A connection tonic serves: the TLS stream, the HTTP/2 preface already read from it (given
+/// back first), and its place in the registry.
+pub struct HubStream {
+    inner: TlsStream<TcpStream>,
+    preface: Vec<u8>,
+    given: usize,
+    close: Arc<CloseSignal>,
+    registry: Arc<Connections>,
+    id: u64,
+}
+
+impl Drop for HubStream {
+    fn drop(&mut self) {
+        self.registry.live.lock().expect("connections").remove(&self.id);
+    }
+}
+
+impl tonic::transport::server::Connected for HubStream {
+    type ConnectInfo = <TlsStream<TcpStream> as tonic::transport::server::Connected>::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.inner.connect_info()
+    }
+}
+
+impl AsyncRead for HubStream {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if self.close.closed(cx) {
+            return Poll::Ready(Ok(())); // the end of the stream: the server closes the connection
+        }
+        if self.given < self.preface.len() {
+            let n = (self.preface.len() - self.given).min(buf.remaining());
+            let from = self.given;
+            buf.put_slice(&self.preface[from..from + n]);
+            self.given += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for HubStream {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        if self.close.closed(cx) {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// What an HTTP/2 client sends first (RFC 9113, 3.4).
+const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Accepts TCP connections and completes their TLS handshakes concurrently, yielding only the
 /// connections whose client certificate was accepted. Refused handshakes are logged.
@@ -159,7 +318,7 @@ pub fn incoming(
     listener: TcpListener,
     tls: ReloadableTls,
     handshake_timeout: Duration,
-) -> ReceiverStream<Result<TlsStream<TcpStream>, io::Error>> {
+) -> ReceiverStream<Result<HubStream, io::Error>> {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         loop {
@@ -180,9 +339,30 @@ pub fn incoming(
             let _ = tcp.set_nodelay(true);
             let acceptor = tls.acceptor();
             let tx = tx.clone();
+            let registry = tls.connections.clone();
             tokio::spawn(async move {
+                // The handshake and the client's HTTP/2 preface, both within the handshake
+                // timeout: a client that connects and says nothing is not kept.
+                let started = tokio::time::Instant::now();
                 match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp).into_fallible()).await {
-                    Ok(Ok(stream)) => {
+                    Ok(Ok(mut stream)) => {
+                        use tokio::io::AsyncReadExt;
+                        let mut preface = vec![0u8; PREFACE.len()];
+                        let left = handshake_timeout.saturating_sub(started.elapsed());
+                        match tokio::time::timeout(left, stream.read_exact(&mut preface)).await {
+                            Ok(Ok(_)) if preface == PREFACE => {}
+                            Ok(Ok(_)) => return log_refused(peer, "not an HTTP/2 client (no preface)"),
+                            Ok(Err(e)) => return log_refused(peer, &format!("closed before its HTTP/2 preface: {e}")),
+                            Err(_) => return log_refused(peer, "no HTTP/2 preface within the handshake timeout"),
+                        }
+                        let chain: Vec<CertificateDer<'static>> = stream
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect())
+                            .unwrap_or_default();
+                        let (id, close) = registry.add(peer, chain);
+                        let stream = HubStream { inner: stream, preface, given: 0, close, registry, id };
                         let _ = tx.send(Ok(stream)).await;
                     }
                     Ok(Err((err, tcp))) => {

@@ -22,13 +22,13 @@ async fn a_message_over_the_limit_is_refused() {
         })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Some(Code::OutOfRange), "{err:?}");
+    assert_eq!(err.code(), Some(Code::ResourceExhausted), "{err:?}");
     assert!(err.to_string().contains("too large"), "{err}");
     let records = app.audit().await;
     let last = records.last().unwrap();
     assert_eq!(
         (last.entry.method.as_str(), last.entry.outcome.as_str()),
-        ("/telesub.v1.Members/RegisterMember", "OUT_OF_RANGE")
+        ("/telesub.v1.Members/RegisterMember", "RESOURCE_EXHAUSTED")
     );
     let listed = ict.list_members(proto::ListMembersRequest::default()).await.unwrap();
     assert!(listed.members.iter().all(|m| m.code != "BIG"));

@@ -8,6 +8,7 @@ mod cli;
 mod configuration;
 mod devices;
 mod devices_cli;
+mod edges;
 mod eligibility;
 mod enrollments;
 mod faults;

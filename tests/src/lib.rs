@@ -774,6 +774,29 @@ pub mod raw {
         grpc.server_streaming(Request::new(body), path, RawCodec).await.map(tonic::Response::into_inner)
     }
 
+    /// Opens a call to `method` sending each of `bodies` as a message of its own, whatever
+    /// kind of method it is.
+    pub async fn stream(channel: Channel, method: &str, bodies: Vec<Vec<u8>>) -> Result<Streaming<Vec<u8>>, Status> {
+        let mut grpc = tonic::client::Grpc::new(channel);
+        grpc.ready().await.map_err(|e| Status::unavailable(e.to_string()))?;
+        let path = http::uri::PathAndQuery::try_from(method).expect("a gRPC path");
+        grpc.streaming(Request::new(tokio_stream::iter(bodies)), path, RawCodec).await.map(tonic::Response::into_inner)
+    }
+
+    /// The status a call ends with: its first answer's, or the refusal.
+    pub async fn outcome(call: Result<Streaming<Vec<u8>>, Status>) -> Status {
+        match call {
+            Err(status) => status,
+            Ok(mut stream) => loop {
+                match stream.message().await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => break Status::ok(""),
+                    Err(status) => break status,
+                }
+            },
+        }
+    }
+
     /// Calls `method` with an empty message and returns the status code of the first answer.
     pub async fn call(channel: Channel, method: &str) -> Code {
         match open(channel, method, Vec::new()).await {

@@ -61,7 +61,7 @@ pub fn normal_phone(s: &str, service: Option<Service>) -> Result<String, String>
 
 fn idempotency_key(s: &str) -> Result<String, String> {
     let key = s.trim();
-    if key.is_empty() || key.chars().count() > 100 || key.chars().any(char::is_control) {
+    if key.is_empty() || key.chars().count() > 100 || super::household::hidden_character(key).is_some() {
         return Err("an idempotency key of 1 to 100 printable characters is required".to_owned());
     }
     Ok(key.to_owned())

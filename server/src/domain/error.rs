@@ -78,6 +78,9 @@ pub enum DomainError {
     /// of room): nothing was changed, and the call may be made again later.
     #[error("{0}")]
     Unavailable(String),
+    /// A message of the request is over the hub's size limit.
+    #[error("{0}")]
+    TooLarge(String),
     /// Another call is doing the same thing right now (a second stream of a batch being
     /// received); this one changed nothing and the other goes on.
     #[error("{0}")]

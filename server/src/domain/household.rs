@@ -129,6 +129,22 @@ fn nfc_single_spaced(s: &str) -> String {
     }
 }
 
+/// Why `s` may not be shown as it is stored, when it has a character that hides or reorders
+/// what a reader sees: a control character, or a bidirectional or zero-width formatting one
+/// (U+202E RIGHT-TO-LEFT OVERRIDE makes "Nguyễn", U+202E, "cba" read backwards on screen). Such text
+/// in a name, a note or a reason could show one thing to ICT and store another.
+pub fn hidden_character(s: &str) -> Option<String> {
+    let c = s.chars().find(|&c| {
+        c.is_control()
+            || matches!(c, '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}')
+            || matches!(c, '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+    })?;
+    Some(format!(
+        "contains U+{:04X}, a control or formatting character that hides or reorders what is shown; remove it",
+        u32::from(c)
+    ))
+}
+
 /// Free text (an address line, a note): trimmed NFC, no control characters, at most `max`.
 pub fn free_text(s: &str, max: usize) -> Result<String, String> {
     let trimmed = s.trim();
@@ -142,8 +158,8 @@ pub fn free_text(s: &str, max: usize) -> Result<String, String> {
     if len > max {
         return Err(format!("is {len} characters long; at most {max} are allowed"));
     }
-    if nfc.chars().any(char::is_control) {
-        return Err("must not contain control characters".to_owned());
+    if let Some(why) = hidden_character(&nfc) {
+        return Err(why);
     }
     Ok(nfc)
 }
@@ -620,6 +636,17 @@ mod tests {
 
     fn units() -> UnitTable {
         UnitTable::new(reference_units().unwrap())
+    }
+
+    #[test]
+    fn text_that_would_show_other_than_it_is_is_refused() {
+        for bad in ["Nguyễn\u{202E}cba", "thôn\u{200B}3", "a\u{2066}b", "x\u{0007}", "\u{FEFF}note"] {
+            let why = free_text(bad, 100).unwrap_err();
+            assert!(why.contains("U+"), "{bad:?}: {why}");
+            assert!(person_name(bad).is_err(), "{bad:?}");
+            assert!(crate::domain::member::DisplayName::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(free_text("Tổ dân phố 3, Bon N'Drung", 100).unwrap(), "Tổ dân phố 3, Bon N'Drung");
     }
 
     fn member(id: &str, name: &str, rel: Relationship, year: i32) -> MemberInput {

@@ -147,8 +147,8 @@ impl DisplayName {
             Err("must not be empty".to_owned())
         } else if len > 200 {
             Err(format!("is {len} characters long; at most 200 are allowed"))
-        } else if nfc.chars().any(char::is_control) {
-            Err("must not contain control characters".to_owned())
+        } else if let Some(why) = super::household::hidden_character(&nfc) {
+            Err(why)
         } else {
             Ok(Self(nfc))
         }

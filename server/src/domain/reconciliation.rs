@@ -889,7 +889,7 @@ fn owner<'a>(caller: &'a Caller, asked: &'a str) -> Result<&'a str, DomainError>
 
 fn update_id(s: &str) -> Result<String, String> {
     let id = s.trim();
-    if id.is_empty() || id.chars().count() > 100 || id.chars().any(char::is_control) {
+    if id.is_empty() || id.chars().count() > 100 || super::household::hidden_character(id).is_some() {
         return Err("an update id of 1 to 100 printable characters is required".to_owned());
     }
     Ok(id.to_owned())

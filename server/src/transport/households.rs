@@ -259,7 +259,7 @@ impl HouseholdRegistry for HouseholdsApi {
                 Ok(chunk.records.into_iter().map(record_input).collect())
             }
             Ok(_) => Err(DomainError::invalid("header", "a batch has one header, in its first message")),
-            Err(status) => Err(DomainError::Cancelled(format!("the batch stream broke: {}", status.message()))),
+            Err(status) => Err(super::status::stream_fault(&status, "the batch")),
         });
         let receipt = self.registry.push(header, &caller, Box::pin(records)).await.map_err(|e| ctx.fail(e))?;
         Ok(Response::new(receipt_to_pb(&receipt)))

@@ -46,6 +46,23 @@ use crate::{
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
+/// The paths of the hub's methods that take one request message (all but the client streams),
+/// from the contract's descriptors.
+fn unary_methods() -> std::collections::HashSet<String> {
+    use prost::Message;
+    let set = prost_types::FileDescriptorSet::decode(telesub_proto::FILE_DESCRIPTOR_SET)
+        .expect("the contract's descriptors decode");
+    let mut unary = std::collections::HashSet::new();
+    for file in &set.file {
+        for service in &file.service {
+            for method in service.method.iter().filter(|m| !m.client_streaming()) {
+                unary.insert(format!("/{}.{}/{}", file.package(), service.name(), method.name()));
+            }
+        }
+    }
+    unary
+}
+
 /// The standard health service's methods.
 const HEALTH_PREFIX: &str = "/grpc.health.v1.Health/";
 
@@ -89,6 +106,8 @@ pub struct HubState {
     orgs: Mutex<HashMap<String, Result<OrgCode, String>>>,
     /// Whether the database answers, as the hub's watch on it last found.
     database_up: Arc<AtomicBool>,
+    /// The methods that take one request message.
+    unary: std::collections::HashSet<String>,
 }
 
 impl HubState {
@@ -107,6 +126,7 @@ impl HubState {
             batch_timeout,
             orgs: Mutex::default(),
             database_up: Arc::new(AtomicBool::new(true)),
+            unary: unary_methods(),
         }
     }
 
@@ -243,7 +263,8 @@ impl HubState {
                 caller: caller.map(Arc::new),
                 attached: call.attached.clone(),
             });
-            let req = req.map(|body| Body::new(DigestingBody { inner: body, digest }));
+            let frames = Frames { one_message: self.unary.contains(method.as_str()), ..Frames::default() };
+            let req = req.map(|body| Body::new(DigestingBody { inner: body, digest, frames }));
 
             let mut response = match tokio::time::timeout(timeout, inner.oneshot(req)).await {
                 Ok(Ok(response)) => response,
@@ -255,6 +276,17 @@ impl HubState {
             set_request_id(response.headers_mut(), &request_id);
             if let Some((code, message)) = grpc_status(response.headers()) {
                 // A trailers-only response: the outcome is known now.
+                if let Some(honest) = status::request_fault(code, &message) {
+                    let recorded = call.complete(honest, message.clone()).await;
+                    let answer = if recorded {
+                        status::status(honest, message, &request_id)
+                    } else {
+                        status::unrecorded(&request_id)
+                    };
+                    let mut response = answer.into_http::<Body>();
+                    set_request_id(response.headers_mut(), &request_id);
+                    return response;
+                }
                 if !call.complete(code, message).await {
                     let mut refused = status::unrecorded(&request_id).into_http::<Body>();
                     set_request_id(refused.headers_mut(), &request_id);
@@ -449,11 +481,50 @@ impl Drop for CallRecord {
 }
 
 pin_project_lite::pin_project! {
-    /// Feeds the request bytes the handler reads into the call's digest.
+    /// Feeds the request bytes the handler reads into the call's digest, and counts the gRPC
+    /// messages they hold.
     struct DigestingBody {
         #[pin]
         inner: Body,
         digest: Arc<Mutex<ring::digest::Context>>,
+        frames: Frames,
+    }
+}
+
+/// Where the request's bytes stand in gRPC's framing (a flag byte and a 32-bit length, then
+/// the message), to tell how many messages a call carries.
+#[derive(Debug, Default)]
+struct Frames {
+    /// A unary method: a second message is refused.
+    one_message: bool,
+    header: [u8; 5],
+    header_len: usize,
+    body_left: usize,
+    messages: usize,
+}
+
+impl Frames {
+    /// Reads `bytes`; the number of messages begun so far.
+    fn read(&mut self, mut bytes: &[u8]) -> usize {
+        while !bytes.is_empty() {
+            if self.body_left > 0 {
+                let n = self.body_left.min(bytes.len());
+                self.body_left -= n;
+                bytes = &bytes[n..];
+                continue;
+            }
+            let n = (5 - self.header_len).min(bytes.len());
+            self.header[self.header_len..self.header_len + n].copy_from_slice(&bytes[..n]);
+            self.header_len += n;
+            bytes = &bytes[n..];
+            if self.header_len == 5 {
+                self.header_len = 0;
+                self.messages += 1;
+                let len = u32::from_be_bytes(self.header[1..5].try_into().expect("4 bytes"));
+                self.body_left = len as usize;
+            }
+        }
+        self.messages
     }
 }
 
@@ -466,6 +537,12 @@ impl HttpBody for DigestingBody {
         let frame = ready!(this.inner.poll_frame(cx));
         if let Some(Ok(Some(bytes))) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref)) {
             this.digest.lock().expect("request digest").update(bytes);
+            if this.frames.read(bytes) > 1 && this.frames.one_message {
+                // As gRPC implementations do: a unary call carries exactly one message.
+                return Poll::Ready(Some(Err(Status::invalid_argument(
+                    "a unary call carries exactly one request message; this one carries more",
+                ))));
+            }
         }
         Poll::Ready(frame)
     }
@@ -513,6 +590,16 @@ impl HttpBody for AuditedBody {
                     if let Some((code, message)) = frame.trailers_ref().and_then(grpc_status)
                         && let Some(mut call) = this.call.take()
                     {
+                        // A fault of the request, said as gRPC specifies (see `request_fault`).
+                        let (code, frame) = match status::request_fault(code, &message) {
+                            Some(honest) => {
+                                let mut headers = HeaderMap::new();
+                                let _ =
+                                    status::status(honest, message.clone(), this.request_id).add_header(&mut headers);
+                                (honest, Frame::trailers(headers))
+                            }
+                            None => (code, frame),
+                        };
                         let store = call.finish(code, if code == Code::Ok { String::new() } else { message });
                         *this.pending = Some((Box::pin(store), frame));
                         continue;
@@ -520,6 +607,10 @@ impl HttpBody for AuditedBody {
                     return Poll::Ready(Some(Ok(frame)));
                 }
                 Some(Err(status)) => {
+                    let status = match status::request_fault(status.code(), status.message()) {
+                        Some(honest) => status::status(honest, status.message().to_owned(), this.request_id),
+                        None => status,
+                    };
                     if let Some(mut call) = this.call.take() {
                         let store = call.finish(status.code(), status.message().to_owned());
                         tokio::spawn(async move {

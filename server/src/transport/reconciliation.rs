@@ -295,7 +295,7 @@ impl Reconciliation for ReconciliationApi {
                 item: Some(pb::submit_monthly_update_request::Item::Lines(chunk)),
             }) => Ok(chunk.lines.into_iter().map(line_input).collect()),
             Ok(_) => Err(DomainError::invalid("header", "a list has one header, in its first message")),
-            Err(status) => Err(DomainError::Cancelled(format!("the list's stream broke: {}", status.message()))),
+            Err(status) => Err(super::status::stream_fault(&status, "the list")),
         });
         let summary =
             self.service.submit(header, &caller, &ctx.request_id, Box::pin(lines)).await.map_err(|e| ctx.fail(e))?;

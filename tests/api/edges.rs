@@ -1,0 +1,187 @@
+//! The hub's edges: what a request that does not decode, one over the size limit, a unary call
+//! with two messages, text that hides what it says or a connection that never speaks HTTP/2
+//! gets; what revoking a certificate (or its expiry) does to a connection already open.
+
+use std::{sync::Arc, time::Duration};
+
+use prost::Message;
+use telesub_client::{Code, Error, proto};
+use telesub_server::pki::Validity;
+use telesub_tests::{TestApp, raw, read};
+
+use crate::households::{header, household};
+
+#[tokio::test]
+async fn a_body_that_does_not_decode_is_invalid_argument_and_audited_so() {
+    let app = TestApp::spawn().await;
+    let channel = raw::channel(&app, "DOICT").await;
+    // A field of wire type 7 (no such type) and a length running past the end.
+    let garbage = vec![0x0f, 0xff, 0xff, 0xff, 0x7f, 0x01];
+    let status =
+        raw::outcome(raw::open(channel.clone(), "/telesub.v1.Members/ListMembers", garbage.clone()).await).await;
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let records = app.wait_for_audit(1).await;
+    assert_eq!(records.last().unwrap().entry.outcome, "INVALID_ARGUMENT");
+
+    // In a client stream: a good header, then a message that does not decode.
+    let head = proto::PushBatchRequest {
+        item: Some(proto::push_batch_request::Item::Header(header(
+            "b1",
+            proto::BatchKind::Delta,
+            "2025-01",
+            "2025-01-01",
+        ))),
+    };
+    let labour = raw::channel(&app, "DOLISA").await;
+    let call =
+        raw::stream(labour, "/telesub.v1.HouseholdRegistry/PushBatch", vec![head.encode_to_vec(), garbage]).await;
+    let status = raw::outcome(call).await;
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let records = app.wait_for_audit(2).await;
+    assert_eq!(records.last().unwrap().entry.outcome, "INVALID_ARGUMENT");
+}
+
+#[tokio::test]
+async fn a_message_over_the_limit_is_resource_exhausted_in_every_kind_of_call() {
+    let app = TestApp::spawn_with(|s| s.limits.max_message_bytes = 2_048).await;
+    let err = app
+        .client("DOICT")
+        .await
+        .register_member(proto::RegisterMemberRequest {
+            code: "BIG".into(),
+            display_name: "x".repeat(3_000),
+            role: proto::Role::Operator.into(),
+            unit_code: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(Code::ResourceExhausted), "{err:?}");
+    // A record too large, inside a batch being pushed.
+    let mut big = household("HH-1", "24611", 1);
+    if let Some(proto::household_record::Change::Upsert(d)) = &mut big.change {
+        d.address = "Thôn ".repeat(600);
+    }
+    let labour = app.client("DOLISA").await;
+    let err = labour
+        .push_batch(header("big", proto::BatchKind::Delta, "2025-01", "2025-01-01"), tokio_stream::iter(vec![big]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(Code::ResourceExhausted), "{err:?}");
+    let outcomes: Vec<String> = app.wait_for_audit(2).await.into_iter().map(|r| r.entry.outcome).collect();
+    assert_eq!(outcomes[outcomes.len() - 2..], ["RESOURCE_EXHAUSTED", "RESOURCE_EXHAUSTED"]);
+    assert!(matches!(labour.get_batch("big").await.unwrap_err(), Error::NotFound(_)));
+}
+
+#[tokio::test]
+async fn a_unary_call_with_two_messages_is_refused() {
+    let app = TestApp::spawn().await;
+    let channel = raw::channel(&app, "VNPT").await;
+    let status =
+        raw::outcome(raw::stream(channel.clone(), "/telesub.v1.Members/WhoAmI", vec![vec![], vec![]]).await).await;
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("one request message"), "{}", status.message());
+    // No message at all is refused alike.
+    let status = raw::outcome(raw::stream(channel.clone(), "/telesub.v1.Members/WhoAmI", vec![]).await).await;
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    // One is answered.
+    let status = raw::outcome(raw::stream(channel, "/telesub.v1.Members/WhoAmI", vec![vec![]]).await).await;
+    assert_eq!(status.code(), Code::Ok, "{status:?}");
+}
+
+#[tokio::test]
+async fn text_that_would_show_other_than_it_is_is_refused_by_field() {
+    let app = TestApp::spawn().await;
+    let ict = app.client("DOICT").await;
+    let err = ict
+        .register_member(proto::RegisterMemberRequest {
+            code: "FAKE".into(),
+            display_name: "Sở Thông tin\u{202E}TTTT".into(),
+            role: proto::Role::Operator.into(),
+            unit_code: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(Code::InvalidArgument), "{err:?}");
+    assert_eq!(err.violations()[0].field, "display_name");
+    assert!(err.violations()[0].description.contains("U+202E"), "{:?}", err.violations());
+    let mut record = household("HH-1", "24611", 1);
+    if let Some(proto::household_record::Change::Upsert(d)) = &mut record.change {
+        d.address = "Thôn 3\u{2066}".into();
+    }
+    let err = app
+        .client("DOLISA")
+        .await
+        .push_batch(header("b1", proto::BatchKind::Delta, "2025-01", "2025-01-01"), tokio_stream::iter(vec![record]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(Code::InvalidArgument), "{err:?}");
+    assert!(err.violations()[0].field.ends_with("address"), "{:?}", err.violations());
+}
+
+/// A TLS client of the test's own, with the folder's certificate for `org`.
+fn tls_client(app: &TestApp, org: &str) -> tokio_rustls::TlsConnector {
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let dir = app.dir();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(read(dir.ca_cert()).as_bytes()).unwrap()).unwrap();
+    let chain = vec![CertificateDer::from_pem_slice(read(dir.client_cert(org)).as_bytes()).unwrap()];
+    let key = PrivateKeyDer::from_pem_slice(read(dir.client_key(org)).as_bytes()).unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+#[tokio::test]
+async fn a_connection_that_never_speaks_http2_is_closed_after_the_handshake_timeout() {
+    use tokio::io::AsyncReadExt;
+    let app = TestApp::spawn_with(|s| s.tls.handshake_timeout_ms = 800).await;
+    let tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tls_client(&app, "VNPT").connect(name, tcp).await.expect("the handshake completes");
+    // Says nothing: the hub hangs up once the handshake timeout has passed.
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf)).await;
+    let elapsed = started.elapsed();
+    match read {
+        Ok(Ok(0)) | Ok(Err(_)) => {}
+        Ok(Ok(n)) => panic!("the hub sent {n} bytes to a client that never spoke HTTP/2"),
+        Err(_) => panic!("the connection is still open after 5 s"),
+    }
+    assert!(elapsed < Duration::from_secs(3), "closed only after {elapsed:?}");
+    // A client that does speak is served as ever.
+    app.client("VNPT").await.who_am_i().await.unwrap();
+}
+
+#[tokio::test]
+async fn revoking_a_certificate_closes_its_open_connections() {
+    let app = TestApp::spawn().await;
+    let vnpt = app.builder("VNPT").retry(telesub_client::RetryPolicy::none()).connect().await.unwrap();
+    let ict = app.client("DOICT").await;
+    vnpt.who_am_i().await.expect("in before the revocation");
+    telesub_server::pki::revoke(app.tls_dir.path(), &["VNPT".to_owned()]).unwrap();
+    app.tls.reload().expect("reload");
+    // The open connection is gone; the client's reconnection is refused at its handshake.
+    let err = vnpt.who_am_i().await.expect_err("a revoked certificate still answered on its open connection");
+    assert!(err.request_id().is_none(), "the call reached the hub: {err:?}");
+    ict.who_am_i().await.expect("other members' connections stay open");
+}
+
+#[tokio::test]
+async fn a_certificate_that_expires_while_connected_loses_its_connection() {
+    let app = TestApp::spawn().await;
+    let now = time::OffsetDateTime::now_utc();
+    let short = Validity { not_before: now - time::Duration::hours(1), not_after: now + time::Duration::seconds(3) };
+    let vnpt = app.client_with_new_certificate("VNPT", short).await.unwrap();
+    vnpt.who_am_i().await.expect("valid for three seconds");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The hub checks open connections every minute; the test asks it now.
+    assert!(app.tls.recheck() >= 1, "no connection was closed");
+    let err = vnpt.who_am_i().await.expect_err("an expired certificate still answered");
+    assert!(err.request_id().is_none(), "the call reached the hub: {err:?}");
+}
