@@ -110,7 +110,7 @@ pub fn server_config(paths: &TlsPaths) -> Result<Arc<ServerConfig>, TlsError> {
 }
 
 /// The configuration, and its client certificate verifier (to check open connections again).
-fn configure(paths: &TlsPaths) -> Result<(Arc<ServerConfig>, Arc<dyn ClientCertVerifier>), TlsError> {
+fn configure(paths: &TlsPaths) -> Result<InForce, TlsError> {
     let provider = provider();
     let mut roots = RootCertStore::empty();
     for ca in read_all::<CertificateDer<'static>>("CA certificates", &paths.client_ca)? {
@@ -148,9 +148,16 @@ fn configure(paths: &TlsPaths) -> Result<(Arc<ServerConfig>, Arc<dyn ClientCertV
 #[derive(Clone)]
 pub struct ReloadableTls {
     paths: TlsPaths,
-    current: Arc<RwLock<(Arc<ServerConfig>, Arc<dyn ClientCertVerifier>)>>,
+    current: Arc<RwLock<InForce>>,
     connections: Arc<Connections>,
 }
+
+/// A server configuration and the client verifier inside it (kept apart to recheck
+/// connections already open).
+type InForce = (Arc<ServerConfig>, Arc<dyn ClientCertVerifier>);
+
+/// An open connection: its peer, its client's certificate chain, and what closes it.
+type OpenConnection = (SocketAddr, Vec<CertificateDer<'static>>, Arc<CloseSignal>);
 
 impl std::fmt::Debug for ReloadableTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -210,7 +217,7 @@ impl ReloadableTls {
 #[derive(Default)]
 struct Connections {
     next: AtomicU64,
-    live: Mutex<HashMap<u64, (SocketAddr, Vec<CertificateDer<'static>>, Arc<CloseSignal>)>>,
+    live: Mutex<HashMap<u64, OpenConnection>>,
 }
 
 impl Connections {
