@@ -130,16 +130,7 @@ def compile_google_rpc(out_dir: Path) -> None:
     for name, text in GOOGLE_RPC.items():
         (src / name).parent.mkdir(parents=True, exist_ok=True)
         (src / name).write_text(text)
-    bundled = importlib.resources.files("grpc_tools") / "_proto"
-    args = [
-        "grpc_tools.protoc",
-        f"--proto_path={src}",
-        f"--proto_path={bundled}",
-        f"--python_out={out_dir}",
-        *GOOGLE_RPC,
-    ]
-    if protoc.main(args) != 0:
-        raise SystemExit("interop: protoc failed on google/rpc")
+    compile_protos(src, out_dir)
 
 
 def read(path: Path) -> bytes:
