@@ -271,7 +271,9 @@ impl Client {
                 return Err(err);
             }
             tracing::debug!(attempt, error = %err, "retrying");
-            tokio::time::sleep(jitter(backoff)).await;
+            // Never sooner than the hub asked.
+            let asked = err.rejection().and_then(|r| r.retry_delay).unwrap_or_default();
+            tokio::time::sleep(jitter(backoff).max(asked)).await;
             backoff = (backoff * 2).min(self.retry.max_backoff);
             attempt += 1;
         }
@@ -596,6 +598,7 @@ fn missing_member() -> Error {
             message: "the hub's answer carried no member".to_owned(),
             request_id: None,
             violations: Vec::new(),
+            retry_delay: None,
         },
     }
 }

@@ -21,6 +21,9 @@ pub struct Rejection {
     pub request_id: Option<String>,
     /// For `InvalidArgument`: each bad field.
     pub violations: Vec<FieldViolation>,
+    /// When the hub asks for the call to be made again later (`google.rpc.RetryInfo`), after
+    /// how long: a member holding its whole share of the hub gets it with `ResourceExhausted`.
+    pub retry_delay: Option<std::time::Duration>,
 }
 
 impl fmt::Display for Rejection {
@@ -138,9 +141,14 @@ impl Error {
         self.rejection().map_or(&[], |r| &r.violations)
     }
 
-    /// Whether trying the same call again later may succeed.
+    /// Whether trying the same call again later may succeed: the hub or the connection was
+    /// unavailable, or the hub asked for a retry (a member at its share of the hub).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Unavailable(_) | Error::Connect { .. })
+        match self {
+            Error::Unavailable(_) | Error::Connect { .. } => true,
+            Error::ResourceExhausted(r) => r.retry_delay.is_some(),
+            _ => false,
+        }
     }
 }
 
@@ -168,6 +176,7 @@ impl From<Status> for Error {
                 message: format!("the connection to the hub failed: {}", causes.join(": ")),
                 request_id: None,
                 violations: Vec::new(),
+                retry_delay: None,
             });
         }
         let details = status.get_error_details();
@@ -186,6 +195,7 @@ impl From<Status> for Error {
                         .collect()
                 })
                 .unwrap_or_default(),
+            retry_delay: details.retry_info().and_then(|r| r.retry_delay),
         };
         match status.code() {
             Code::InvalidArgument => Error::InvalidArgument(rejection),
@@ -221,5 +231,16 @@ mod tests {
         assert!(!err.is_retryable());
         assert!(Error::from(Status::unavailable("down")).is_retryable());
         assert_eq!(Error::from(Status::permission_denied("no")).code(), Some(Code::PermissionDenied));
+    }
+
+    #[test]
+    fn a_refusal_asking_for_a_retry_is_retryable() {
+        let too_large = Error::from(Status::resource_exhausted("message too large"));
+        assert!(!too_large.is_retryable());
+        let mut details = ErrorDetails::with_retry_info(Some(std::time::Duration::from_millis(200)));
+        details.add_quota_failure_violation("member:VNPT", "share");
+        let share = Error::from(Status::with_error_details(Code::ResourceExhausted, "at its share", details));
+        assert!(share.is_retryable());
+        assert_eq!(share.rejection().unwrap().retry_delay, Some(std::time::Duration::from_millis(200)));
     }
 }

@@ -110,8 +110,30 @@ pub struct Limits {
     pub batch_timeout_ms: u64,
     /// Calls in progress across all connections; beyond it calls get `UNAVAILABLE`.
     pub max_concurrent_requests: usize,
+    /// Calls one member may have in progress; beyond it its calls get `RESOURCE_EXHAUSTED`.
+    /// Unset: a quarter of `max_concurrent_requests`.
+    pub max_requests_per_member: Option<usize>,
+    /// Change feeds (`WatchChanges`) open across all members; they hold no call place.
+    pub max_streams: usize,
+    /// Change feeds one member may hold open. Unset: a quarter of `max_streams`.
+    pub max_streams_per_member: Option<usize>,
+    /// Eligibility questions of batch calls being decided, stored or sent at one time, across
+    /// all calls: what bounds the memory batch calls take, whatever their number.
+    pub max_checks_in_flight: usize,
     /// HTTP/2 streams one connection may have open.
     pub max_concurrent_streams_per_connection: u32,
+}
+
+impl Limits {
+    /// The calls one member may have in progress.
+    pub fn requests_per_member(&self) -> usize {
+        self.max_requests_per_member.unwrap_or(self.max_concurrent_requests.div_ceil(4))
+    }
+
+    /// The change feeds one member may hold open.
+    pub fn streams_per_member(&self) -> usize {
+        self.max_streams_per_member.unwrap_or(self.max_streams.div_ceil(4))
+    }
 }
 
 impl Default for Limits {
@@ -121,6 +143,10 @@ impl Default for Limits {
             request_timeout_ms: 30_000,
             batch_timeout_ms: 3_600_000,
             max_concurrent_requests: 1_024,
+            max_requests_per_member: None,
+            max_streams: 1_024,
+            max_streams_per_member: None,
+            max_checks_in_flight: 200_000,
             max_concurrent_streams_per_connection: 256,
         }
     }
@@ -207,6 +233,10 @@ impl Settings {
             ("limits.request_timeout_ms", l.request_timeout_ms),
             ("limits.batch_timeout_ms", l.batch_timeout_ms),
             ("limits.max_concurrent_requests", l.max_concurrent_requests as u64),
+            ("limits.max_requests_per_member", l.requests_per_member() as u64),
+            ("limits.max_streams", l.max_streams as u64),
+            ("limits.max_streams_per_member", l.streams_per_member() as u64),
+            ("limits.max_checks_in_flight", l.max_checks_in_flight as u64),
             ("limits.max_concurrent_streams_per_connection", u64::from(l.max_concurrent_streams_per_connection)),
             ("database_max_connections", u64::from(self.database_max_connections)),
             ("database_timeout_ms", self.database_timeout_ms),
@@ -215,6 +245,29 @@ impl Settings {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!("{key} must be greater than 0")));
             }
+        }
+        let shares = [
+            (
+                "limits.max_requests_per_member",
+                l.requests_per_member(),
+                "limits.max_concurrent_requests",
+                l.max_concurrent_requests,
+            ),
+            ("limits.max_streams_per_member", l.streams_per_member(), "limits.max_streams", l.max_streams),
+        ];
+        for (key, share, total_key, total) in shares {
+            if share > total {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} ({share}) is more than {total_key} ({total}): a member's share is part of the whole"
+                )));
+            }
+        }
+        if l.max_checks_in_flight < crate::transport::MAX_CHECKS_PER_MESSAGE {
+            return Err(ConfigError::Invalid(format!(
+                "limits.max_checks_in_flight ({}) is less than the questions one message may carry ({})",
+                l.max_checks_in_flight,
+                crate::transport::MAX_CHECKS_PER_MESSAGE
+            )));
         }
         Ok(())
     }
@@ -316,6 +369,28 @@ mod tests {
         std::fs::write(&zero, "[limits]\nmax_concurrent_requests = 0\n").unwrap();
         let err = Settings::load(Some(&zero), &Overrides::default()).unwrap_err().to_string();
         assert!(err.contains("limits.max_concurrent_requests"), "{err}");
+    }
+
+    #[test]
+    fn a_members_share_is_a_quarter_of_the_whole_unless_set() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("shares.toml");
+        std::fs::write(&file, "[limits]\nmax_concurrent_requests = 10\nmax_streams = 8\n").unwrap();
+        let s = Settings::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!((s.limits.requests_per_member(), s.limits.streams_per_member()), (3, 2));
+        std::fs::write(&file, "[limits]\nmax_requests_per_member = 10\nmax_streams_per_member = 1\n").unwrap();
+        let s = Settings::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!((s.limits.requests_per_member(), s.limits.streams_per_member()), (10, 1));
+
+        for (text, key) in [
+            ("[limits]\nmax_requests_per_member = 0\n", "limits.max_requests_per_member must be greater than 0"),
+            ("[limits]\nmax_streams = 4\nmax_streams_per_member = 5\n", "limits.max_streams_per_member (5) is more"),
+            ("[limits]\nmax_checks_in_flight = 9999\n", "limits.max_checks_in_flight (9999) is less"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let err = Settings::load(Some(&file), &Overrides::default()).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
     }
 
     #[test]

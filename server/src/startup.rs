@@ -39,8 +39,8 @@ use crate::{
     storage::{self, Store, StoreOptions},
     tls::{self, ReloadableTls},
     transport::{
-        DevicesApi, EligibilityApi, EnrollmentsApi, FeedApi, HouseholdsApi, HubLayer, HubState, MembersApi, PolicyApi,
-        ReconciliationApi, SupervisionApi, UnitsApi,
+        AdmissionLimits, DevicesApi, EligibilityApi, EnrollmentsApi, FeedApi, HouseholdsApi, HubLayer, HubState,
+        MembersApi, PolicyApi, ReconciliationApi, SupervisionApi, UnitsApi,
     },
 };
 
@@ -204,7 +204,7 @@ impl Hub {
         let feed_service = ChangeFeedServer::new(FeedApi::new(feed))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
-        let eligibility_service = EligibilityServer::new(EligibilityApi::new(eligibility))
+        let eligibility_service = EligibilityServer::new(EligibilityApi::new(eligibility, limits.max_checks_in_flight))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
         let reconciliation_service = ReconciliationServer::new(ReconciliationApi::new(reconciliation))
@@ -216,7 +216,12 @@ impl Hub {
         let state = HubState::new(
             identities,
             audit.clone(),
-            limits.max_concurrent_requests,
+            AdmissionLimits {
+                calls: limits.max_concurrent_requests,
+                calls_per_member: limits.requests_per_member(),
+                streams: limits.max_streams,
+                streams_per_member: limits.streams_per_member(),
+            },
             settings.request_timeout(),
             Duration::from_millis(limits.batch_timeout_ms),
         );

@@ -86,6 +86,12 @@ async fn a_limit_is_validated_alike_in_every_layer() {
     // A misspelt key is an error in the environment as in the file.
     let out = run(d, &[("TELESUB_LIMITS__MAX_CONCURENT_REQUESTS", "3")], &["migrate"]).await;
     assert!(!out.status.success() && text(&out).contains("max_concurent_requests"), "{}", text(&out));
+    // A member's share is part of the whole, whichever layers name the two.
+    let share = [("TELESUB_LIMITS__MAX_REQUESTS_PER_MEMBER", "6")];
+    let out = run(d, &share, &["migrate", "--config", "five.toml"]).await;
+    assert!(!out.status.success() && text(&out).contains("limits.max_requests_per_member (6)"), "{}", text(&out));
+    let out = run(d, &[("TELESUB_LIMITS__MAX_REQUESTS_PER_MEMBER", "5")], &["migrate", "--config", "five.toml"]).await;
+    assert!(out.status.success(), "{}", text(&out));
 }
 
 #[tokio::test]

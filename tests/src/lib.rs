@@ -442,6 +442,11 @@ impl ServeProcess {
         Ok(Self { child, addr: SocketAddr::from(([127, 0, 0, 1], port)), tls: tls.to_owned(), log: log.to_owned() })
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
     /// SIGKILL, and waits for the process to be gone.
     pub async fn kill(&mut self) {
         let _ = self.child.start_kill();

@@ -1,11 +1,15 @@
 //! `telesub.v1.Policy` and `telesub.v1.Eligibility`: convert messages to domain inputs and
 //! back; the domain does every check.
 
-use std::{pin::Pin, sync::Arc};
+use std::{
+    collections::{HashMap, VecDeque},
+    pin::Pin,
+    sync::{Arc, Mutex},
+};
 
 use futures_util::{Stream, StreamExt};
 use telesub_proto::v1::{self as pb, eligibility_server::Eligibility, policy_server::Policy};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -34,7 +38,7 @@ const ANSWERS_AHEAD: usize = 2;
 /// Chunks of one batch call decided at the same time.
 const CHUNKS_DECIDED_AT_ONCE: usize = 4;
 /// Chunks decided ahead of the recording.
-const DECIDED_AHEAD: usize = 8;
+const DECIDED_AHEAD: usize = 4;
 /// Decisions of a batch call stored in one transaction, at most (about).
 const DECISIONS_PER_WRITE: usize = 16_000;
 
@@ -53,11 +57,69 @@ impl PolicyApi {
 #[derive(Debug, Clone)]
 pub struct EligibilityApi {
     service: EligibilityService,
+    budget: Arc<CheckBudget>,
 }
 
 impl EligibilityApi {
-    pub fn new(service: EligibilityService) -> Self {
-        Self { service }
+    /// `max_checks_in_flight`: the questions of batch calls held at one time, across all calls.
+    pub fn new(service: EligibilityService, max_checks_in_flight: usize) -> Self {
+        Self { service, budget: Arc::new(CheckBudget::new(max_checks_in_flight)) }
+    }
+}
+
+/// A chunk of a batch call being decided.
+type Deciding = AbortOnDrop<Result<(Vec<BatchAnswer>, Held), DomainError>>;
+
+/// A task that ends with whoever holds it.
+#[derive(Debug)]
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The questions of batch calls held at one time (decided, being stored, or waiting to be
+/// sent), in all and per member: what bounds the memory batch calls take, whatever their number
+/// and however slowly their clients read. A chunk takes its questions' worth before it is
+/// decided and gives it back once its answers are on their way to the client.
+#[derive(Debug)]
+struct CheckBudget {
+    total: Arc<Semaphore>,
+    per_member: usize,
+    members: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+/// A chunk's share of the budget, in the hub's and in its member's.
+#[derive(Debug)]
+struct Held {
+    _total: OwnedSemaphorePermit,
+    _member: OwnedSemaphorePermit,
+}
+
+impl CheckBudget {
+    fn new(total: usize) -> Self {
+        // Half for one member: a single large call runs at full speed, and another member's
+        // calls still find room when one member's clients stop reading.
+        let per_member = total.div_ceil(2).max(MAX_CHECKS_PER_MESSAGE);
+        Self { total: Arc::new(Semaphore::new(total)), per_member, members: Mutex::default() }
+    }
+
+    /// Waits for room for `questions` (counted as one at least, at most a message's worth).
+    async fn take(&self, member: &str, questions: usize) -> Held {
+        let n = questions.clamp(1, MAX_CHECKS_PER_MESSAGE) as u32;
+        let mine = self
+            .members
+            .lock()
+            .expect("check budget")
+            .entry(member.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_member)))
+            .clone();
+        // The semaphores are never closed.
+        let member = mine.acquire_many_owned(n).await.expect("the member's budget is open");
+        let total = self.total.clone().acquire_many_owned(n).await.expect("the hub's budget is open");
+        Held { _total: total, _member: member }
     }
 }
 
@@ -406,52 +468,66 @@ impl Eligibility for EligibilityApi {
         let questions = request.into_inner();
         let service = self.service.clone();
         let (answers, rx) = mpsc::channel(ANSWERS_AHEAD);
-        let (decided, mut to_record) = mpsc::channel::<Result<Vec<BatchAnswer>, Status>>(DECIDED_AHEAD);
+        let (decided, mut to_record) = mpsc::channel::<Result<(Vec<BatchAnswer>, Held), Status>>(DECIDED_AHEAD);
         let call_id = new_call_id();
         let request_id = ctx.request_id.clone();
         // Deciding: questions are checked and decided chunk by chunk, several chunks at once
         // (each on its own task, so that both the reading and the deciding use every core),
         // ahead of the recording and in order.
-        let deciding = {
+        let budget = self.budget.clone();
+        let member = caller.member.code.as_str().to_owned();
+        // Reading: each message waits for room in the budget, then is decided on a task of its
+        // own; several at once, so that both the reading and the deciding use every core.
+        let (started, mut deciding_queue) = mpsc::channel::<Deciding>(CHUNKS_DECIDED_AT_ONCE - 1);
+        let reading = {
             let service = service.clone();
+            let mut questions = questions;
             tokio::spawn(async move {
                 let mut next = 0usize;
-                let mut chunks = questions
-                    .take_while(|m| std::future::ready(m.is_ok()))
-                    .filter_map(|m| std::future::ready(m.ok()))
-                    .map(|chunk| {
-                        let first = next;
-                        next += chunk.checks.len();
-                        let (service, caller, call_id) = (service.clone(), caller.clone(), call_id.clone());
-                        tokio::spawn(async move {
-                            if chunk.checks.len() > MAX_CHECKS_PER_MESSAGE {
-                                return Err(DomainError::invalid(
-                                    "checks",
-                                    format!(
-                                        "a message carries {} questions; send at most {MAX_CHECKS_PER_MESSAGE} per \
-                                         message",
-                                        chunk.checks.len()
-                                    ),
-                                ));
-                            }
-                            answer_chunk(&service, &caller, &call_id, first, &chunk.checks).await
-                        })
-                    })
-                    .buffered(CHUNKS_DECIDED_AT_ONCE);
-                // A client that breaks off ends the stream: what was answered stays answered.
-                while let Some(answered) = chunks.next().await {
-                    let answered = answered.unwrap_or_else(|e| Err(DomainError::Internal(e.into())));
-                    let stop = answered.is_err();
-                    if decided.send(answered.map_err(|e| ctx.fail(e))).await.is_err() || stop {
+                // A message that does not arrive whole ends the questions.
+                while let Some(Ok(chunk)) = questions.next().await {
+                    let held = budget.take(&member, chunk.checks.len()).await;
+                    let first = next;
+                    next += chunk.checks.len();
+                    let (service, caller, call_id) = (service.clone(), caller.clone(), call_id.clone());
+                    let task = tokio::spawn(async move {
+                        if chunk.checks.len() > MAX_CHECKS_PER_MESSAGE {
+                            return Err(DomainError::invalid(
+                                "checks",
+                                format!(
+                                    "a message carries {} questions; send at most {MAX_CHECKS_PER_MESSAGE} per message",
+                                    chunk.checks.len()
+                                ),
+                            ));
+                        }
+                        let answers = answer_chunk(&service, &caller, &call_id, first, &chunk.checks).await?;
+                        Ok((answers, held))
+                    });
+                    if started.send(AbortOnDrop(task)).await.is_err() {
                         return;
                     }
                 }
             })
         };
+        // Deciding: the chunks' answers, in order, ahead of the recording.
+        let deciding = tokio::spawn(async move {
+            let _reading = AbortOnDrop(reading);
+            // A client that breaks off ends the stream: what was answered stays answered.
+            while let Some(mut task) = deciding_queue.recv().await {
+                let answered = (&mut task.0).await.unwrap_or_else(|e| Err(DomainError::Internal(e.into())));
+                let stop = answered.is_err();
+                if decided.send(answered.map_err(|e| ctx.fail(e))).await.is_err() || stop {
+                    return;
+                }
+            }
+        });
         // Recording: the decisions of several chunks are stored in one transaction, then their
         // answers are sent, in order.
         tokio::spawn(async move {
-            let mut pending: Vec<Vec<BatchAnswer>> = Vec::new();
+            let mut pending: Vec<(Vec<BatchAnswer>, Held)> = Vec::new();
+            // The budget of the answers the channel may still hold: given back once they are
+            // surely taken (the channel holds ANSWERS_AHEAD at most).
+            let mut sent: VecDeque<Held> = VecDeque::with_capacity(ANSWERS_AHEAD + 1);
             let mut failure = None;
             loop {
                 let received = match to_record.recv().await {
@@ -463,7 +539,7 @@ impl Eligibility for EligibilityApi {
                     Err(status) => failure = Some(status),
                 }
                 // Take what else is ready, up to a transaction's worth.
-                while failure.is_none() && pending.iter().map(Vec::len).sum::<usize>() < DECISIONS_PER_WRITE {
+                while failure.is_none() && pending.iter().map(|(c, _)| c.len()).sum::<usize>() < DECISIONS_PER_WRITE {
                     match to_record.try_recv() {
                         Ok(Ok(chunk)) => pending.push(chunk),
                         Ok(Err(status)) => failure = Some(status),
@@ -472,7 +548,7 @@ impl Eligibility for EligibilityApi {
                 }
                 let decisions: Vec<&Decision> = pending
                     .iter()
-                    .flatten()
+                    .flat_map(|(c, _)| c)
                     .filter_map(|a| match a {
                         BatchAnswer::Decided(d) => Some(d.as_ref()),
                         BatchAnswer::Invalid { .. } => None,
@@ -483,12 +559,17 @@ impl Eligibility for EligibilityApi {
                     deciding.abort();
                     return;
                 }
-                for chunk in pending.drain(..) {
+                for (chunk, held) in pending.drain(..) {
                     let reply =
                         pb::CheckEligibilityBatchResponse { decisions: chunk.iter().map(batch_answer_to_pb).collect() };
+                    drop(chunk);
                     if answers.send(Ok(reply)).await.is_err() {
                         deciding.abort();
                         return;
+                    }
+                    sent.push_back(held);
+                    if sent.len() > ANSWERS_AHEAD {
+                        sent.pop_front();
                     }
                 }
                 if let Some(status) = failure.take() {

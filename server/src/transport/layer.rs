@@ -22,7 +22,6 @@ use std::{
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{
     Code, Status,
     body::Body,
@@ -33,6 +32,7 @@ use tracing::Instrument;
 
 use super::{
     Attached, CallContext,
+    admission::{Admission, AdmissionLimits, Full, Place, PlaceKind},
     authz::{self, Access},
     status,
 };
@@ -65,6 +65,13 @@ fn unary_methods() -> std::collections::HashSet<String> {
 
 /// The standard health service's methods.
 const HEALTH_PREFIX: &str = "/grpc.health.v1.Health/";
+
+/// Server reflection (v1 and v1alpha): answered from the contract in memory, never refused for
+/// capacity.
+const REFLECTION_PREFIX: &str = "/grpc.reflection.";
+
+/// Streams that stay open as long as the client wants: they hold a stream place, not a call's.
+const LONG_LIVED: &[&str] = &["/telesub.v1.ChangeFeed/WatchChanges"];
 
 /// Methods whose duration grows with the data they carry: they get the batch time limit.
 const LONG_RUNNING: &[&str] = &[
@@ -100,7 +107,7 @@ pub const ORG_URI_PREFIX: &str = "urn:telesub:org:";
 pub struct HubState {
     identities: Arc<Identities>,
     audit: AuditLog,
-    limiter: Arc<Semaphore>,
+    admission: Admission,
     request_timeout: Duration,
     batch_timeout: Duration,
     orgs: Mutex<HashMap<String, Result<OrgCode, String>>>,
@@ -114,14 +121,14 @@ impl HubState {
     pub fn new(
         identities: Arc<Identities>,
         audit: AuditLog,
-        max_concurrent_requests: usize,
+        admission: AdmissionLimits,
         request_timeout: Duration,
         batch_timeout: Duration,
     ) -> Self {
         Self {
             identities,
             audit,
-            limiter: Arc::new(Semaphore::new(max_concurrent_requests)),
+            admission: Admission::new(admission),
             request_timeout,
             batch_timeout,
             orgs: Mutex::default(),
@@ -186,11 +193,18 @@ where
 struct Refusal {
     code: Code,
     reason: String,
+    /// The member whose share of the hub was used up, for a `QuotaFailure` detail.
+    quota_of: Option<String>,
 }
 
 impl Refusal {
     fn new(code: Code, reason: impl Into<String>) -> Self {
-        Self { code, reason: reason.into() }
+        Self { code, reason: reason.into(), quota_of: None }
+    }
+
+    fn with_quota(mut self, member: &str) -> Self {
+        self.quota_of = Some(member.to_owned());
+        self
     }
 }
 
@@ -250,10 +264,28 @@ impl HubState {
                 Ok(caller) => caller,
                 Err(refusal) => return call.refuse(refusal).await,
             };
-            let Ok(permit) = self.limiter.clone().try_acquire_owned() else {
-                return call.refuse(Refusal::new(Code::Unavailable, "the hub is at capacity; retry shortly")).await;
-            };
-            call.permit = Some(permit);
+            if !method.starts_with(REFLECTION_PREFIX) {
+                let kind = if LONG_LIVED.contains(&method.as_str()) { PlaceKind::Stream } else { PlaceKind::Call };
+                // A member's share is counted by its code; a caller known by certificate only,
+                // by what names it.
+                let holder = caller
+                    .as_ref()
+                    .map(|c| c.member.code.as_str().to_owned())
+                    .or_else(|| call.entry.as_ref().and_then(|e| e.org_code.clone().or(e.cert_fingerprint.clone())))
+                    .unwrap_or_default();
+                match self.admission.admit(&holder, kind) {
+                    Ok(place) => call.place = Some(place),
+                    Err(full) => {
+                        let refusal = match full {
+                            Full::Hub(_) => Refusal::new(Code::Unavailable, full.reason(&holder)),
+                            Full::Member { .. } => {
+                                Refusal::new(Code::ResourceExhausted, full.reason(&holder)).with_quota(&holder)
+                            }
+                        };
+                        return call.refuse(refusal).await;
+                    }
+                }
+            }
 
             let limit = if LONG_RUNNING.contains(&method.as_str()) { self.batch_timeout } else { self.request_timeout };
             let timeout = grpc_timeout(req.headers()).map_or(limit, |t| t.min(limit));
@@ -383,7 +415,8 @@ struct CallRecord {
     digest: Arc<Mutex<ring::digest::Context>>,
     started: Instant,
     span: tracing::Span,
-    permit: Option<OwnedSemaphorePermit>,
+    /// The admission place the call holds while it runs.
+    place: Option<Place>,
     /// What the handler asked to store with the record.
     attached: Arc<Mutex<Attached>>,
 }
@@ -396,7 +429,7 @@ impl CallRecord {
             digest: Arc::new(Mutex::new(ring::digest::Context::new(&ring::digest::SHA256))),
             started: Instant::now(),
             span,
-            permit: None,
+            place: None,
             attached: Arc::default(),
         }
     }
@@ -406,10 +439,12 @@ impl CallRecord {
         let request_id = self.entry.as_ref().map(|e| e.request_id.clone()).unwrap_or_default();
         let message = refusal.reason.clone();
         let code = refusal.code;
+        let quota_of = refusal.quota_of;
         let recorded = self.finish(code, refusal.reason).await;
-        let status = match code {
+        let status = match (code, quota_of) {
             _ if !recorded => status::unrecorded(&request_id),
-            Code::Internal => status::internal(&request_id),
+            (Code::Internal, _) => status::internal(&request_id),
+            (_, Some(member)) => status::share_used_up(message, &member, &request_id),
             _ => status::status(code, message, &request_id),
         };
         let mut response = status.into_http::<Body>();
@@ -440,7 +475,7 @@ impl CallRecord {
             let attached = std::mem::take(&mut *self.attached.lock().expect("call attachments"));
             (entry, attached, self.state.audit.clone(), self.span.clone())
         });
-        let permit = self.permit.take();
+        let place = self.place.take();
         // A call answered UNAVAILABLE changed nothing and is answered so whether or not its
         // record can be stored: it does not wait (the database is likely what is missing).
         let wait = code != Code::Unavailable;
@@ -453,7 +488,7 @@ impl CallRecord {
                 tracing::error!(error = %err, "the call's audit record was not stored: the caller gets UNAVAILABLE");
                 stored = false;
             }
-            drop(permit);
+            drop(place);
             stored
         };
         async move {

@@ -2,6 +2,7 @@
 //! implementations, which only convert between protobuf and domain types, and the mapping
 //! of domain errors to statuses.
 
+mod admission;
 pub mod authz;
 mod convert;
 mod devices;
@@ -25,6 +26,7 @@ use crate::{
     storage::eligibility::DecisionRow,
 };
 
+pub use admission::AdmissionLimits;
 pub use devices::DevicesApi;
 pub use eligibility::{EligibilityApi, MAX_CHECKS_PER_MESSAGE, PolicyApi};
 pub use enrollments::EnrollmentsApi;

@@ -104,6 +104,18 @@ pub fn stream_fault(status: &tonic::Status, what: &str) -> DomainError {
 }
 
 /// The answer to a call whose audit record could not be stored: its own outcome is withheld.
+/// `RESOURCE_EXHAUSTED` for a member holding its whole share of the hub: a `QuotaFailure`
+/// naming the member, and a `RetryInfo` (its places free as its own calls finish).
+pub fn share_used_up(message: impl Into<String>, member: &str, request_id: &str) -> Status {
+    let mut details = ErrorDetails::with_request_info(request_id, "");
+    details.add_quota_failure_violation(format!("member:{member}"), "the member's share of the hub's places");
+    details.set_retry_info(Some(std::time::Duration::from_millis(SHARE_RETRY_MS)));
+    Status::with_error_details(Code::ResourceExhausted, message, details)
+}
+
+/// How long a member at its share is asked to wait before trying again.
+const SHARE_RETRY_MS: u64 = 200;
+
 pub fn unrecorded(request_id: &str) -> Status {
     status(
         Code::Unavailable,
