@@ -224,6 +224,7 @@ impl Hub {
             },
             settings.request_timeout(),
             Duration::from_millis(limits.batch_timeout_ms),
+            limits.max_message_bytes,
         );
         let database_up = state.database_up();
         let layer = HubLayer::new(state);

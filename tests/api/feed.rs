@@ -278,5 +278,10 @@ async fn a_change_that_arrives_late_still_reaches_the_feed() {
         ]
     );
     assert_eq!(events[1].previous_category(), proto::Category::Poor);
-    assert_eq!(events[1].support_ends, "2026-01-01");
+    // The change to OTHER would earn a grace to 2026-01-01, but the household is covered again
+    // from May, within it: its support does not end, as every decision says.
+    assert_eq!(events[1].support_ends, "");
+    let later =
+        vnpt.check_eligibility(proto::check_eligibility_request::Key::HouseholdCode("HH-1".into()), "2025-04-15").await;
+    assert!(later.unwrap().eligible);
 }

@@ -453,9 +453,25 @@ async fn a_locality_reads_only_its_own_unit() {
     let locality = app.client("GIANGHIA").await;
     assert_eq!(locality.get_household("HH-1", "").await.unwrap().household_code, "HH-1");
     assert_eq!(locality.household_history("HH-1").await.unwrap().versions.len(), 1);
-    let err = locality.get_household("HH-2", "").await.unwrap_err();
-    assert!(matches!(err, Error::PermissionDenied(_)), "{err:?}");
-    assert!(matches!(locality.household_history("HH-2").await.unwrap_err(), Error::PermissionDenied(_)));
+    // A household of another unit reads exactly as one that does not exist (as seen: it was
+    // PERMISSION_DENIED naming the unit, so a locality could tell what exists elsewhere).
+    let answer = |err: Error, code: &str| (err.code(), err.rejection().unwrap().message.replace(code, "<code>"));
+    let elsewhere = answer(locality.get_household("HH-2", "").await.unwrap_err(), "HH-2");
+    let nowhere = answer(locality.get_household("HH-404", "").await.unwrap_err(), "HH-404");
+    assert_eq!(elsewhere, nowhere);
+    assert_eq!(elsewhere.0, Some(telesub_client::Code::NotFound));
+    let elsewhere = answer(locality.household_history("HH-2").await.unwrap_err(), "HH-2");
+    let nowhere = answer(locality.household_history("HH-404").await.unwrap_err(), "HH-404");
+    assert_eq!(elsewhere, nowhere);
+    // Not yet on the register on a date, elsewhere: still nothing to see.
+    let elsewhere = answer(locality.get_household("HH-2", "2023-12-01").await.unwrap_err(), "HH-2");
+    assert_eq!(elsewhere, nowhere);
+    assert!(locality.get_household("HH-1", "2023-12-01").await.unwrap_err().to_string().contains("not yet"));
+    // The audit trail keeps the real reason.
+    let records = app.audit().await;
+    let refused: Vec<_> = records.iter().filter(|r| r.entry.detail.contains("lies outside unit 660")).collect();
+    assert_eq!(refused.len(), 2, "{records:#?}");
+    assert!(refused.iter().all(|r| r.entry.outcome == "NOT_FOUND"));
     assert!(locality.find_by_citizen_id(&cid(2, 1980, false), "").await.unwrap().is_empty());
     assert_eq!(locality.find_by_citizen_id(&cid(1, 1980, false), "").await.unwrap().len(), 1);
     // Pushing is the labour department's alone.

@@ -174,7 +174,14 @@ async fn an_inspection_is_planned_followed_up_sampled_and_closed() {
     assert_eq!(theirs.samples.len(), 1);
     assert_eq!(vnpt.get_inspection(id).await.unwrap_err().code(), Some(Code::PermissionDenied));
     let elsewhere = ict.create_inspection(inspection(&["661"])).await.unwrap();
-    assert_eq!(locality.get_inspection(elsewhere.id).await.unwrap_err().code(), Some(Code::PermissionDenied));
+    // Another unit's inspection reads as one that does not exist.
+    let err = locality.get_inspection(elsewhere.id).await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::NotFound));
+    let missing = locality.get_inspection(9_999).await.unwrap_err();
+    assert_eq!(
+        err.rejection().unwrap().message.replace(&elsewhere.id.to_string(), "N"),
+        missing.rejection().unwrap().message.replace("9999", "N")
+    );
     let listed = locality.list_inspections(proto::InspectionStatus::Unspecified, 1, "").await.unwrap();
     assert_eq!(listed.inspections.iter().map(|i| i.id).collect::<Vec<_>>(), [id], "GIANGHIA sees 660's only");
     assert_eq!(ict.list_inspections(proto::InspectionStatus::Open, 0, "").await.unwrap().inspections.len(), 2);

@@ -247,7 +247,7 @@ async fn an_auditor_finds_who_looked_up_a_citizen_or_a_household() {
     .unwrap();
     // A locality reading a household outside its unit is refused, and recorded as looking.
     let refused = locality.get_household("HH_3", "").await.unwrap_err();
-    assert_eq!(refused.code(), Some(Code::PermissionDenied));
+    assert_eq!(refused.code(), Some(Code::NotFound), "outside its unit reads as not there");
 
     let who = |records: &[proto::AuditRecord]| -> Vec<(String, String)> {
         records.iter().map(|r| (r.caller.clone(), r.method.trim_start_matches("/telesub.v1.").to_owned())).collect()
@@ -283,7 +283,8 @@ async fn an_auditor_finds_who_looked_up_a_citizen_or_a_household() {
         who(&odd),
         expected(&[("DOICT", "HouseholdRegistry/GetHousehold"), ("GIANGHIA", "HouseholdRegistry/GetHousehold")])
     );
-    assert_eq!(odd[1].outcome, "PERMISSION_DENIED");
+    assert_eq!(odd[1].outcome, "NOT_FOUND");
+    assert!(odd[1].detail.contains("lies outside unit"), "the trail keeps the real reason: {}", odd[1].detail);
     // Both: the calls that looked up both; other filters apply too.
     let both = all(
         &ict,
@@ -308,4 +309,64 @@ async fn an_auditor_finds_who_looked_up_a_citizen_or_a_household() {
         .unwrap_err();
     let fields: Vec<&str> = err.violations().iter().map(|v| v.field.as_str()).collect();
     assert_eq!(fields, ["citizen_id", "household_code"]);
+}
+
+/// As seen: an operator refused `GetHousehold`, or the labour department refused
+/// `CheckEligibility`, was in the trail but not found by the household or citizen it named.
+/// Every call that names a citizen or household is found by it, whatever its outcome.
+#[tokio::test]
+async fn refused_and_failed_attempts_are_found_by_whom_they_named() {
+    use crate::households::{cid, header, household, push};
+    use proto::check_eligibility_request::Key;
+    use telesub_server::pki::Validity;
+    let app = TestApp::spawn().await;
+    let labour = app.client("DOLISA").await;
+    push(
+        &labour,
+        header("review-2024", proto::BatchKind::Snapshot, "2024", "2025-01-01"),
+        vec![household("HH-7", "24611", 7)],
+    )
+    .await
+    .unwrap();
+    let ict = app.client("DOICT").await;
+    let citizen = cid(7, 1980, false);
+    let other = cid(8, 1981, true);
+
+    // Refused by role.
+    let vnpt = app.client("VNPT").await;
+    assert_eq!(vnpt.get_household("HH-7", "").await.unwrap_err().code(), Some(Code::PermissionDenied));
+    assert_eq!(labour.check_citizen(&citizen, "").await.unwrap_err().code(), Some(Code::PermissionDenied));
+    // By an organisation that is no member.
+    let stranger = app.client_with_new_certificate("MOBIFONE", Validity::days(30)).await.unwrap();
+    let err = stranger.check_eligibility(Key::HouseholdCode("HH-7".into()), "").await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::Unauthenticated));
+    // A bad argument beside an ID that parses.
+    let err = vnpt.check_citizen(&other, "not-a-date").await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::InvalidArgument));
+    // Not found.
+    let err = ict.get_household("HH-404", "").await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::NotFound));
+
+    let found = |records: &[proto::AuditRecord]| -> Vec<(String, String, String)> {
+        records
+            .iter()
+            .map(|r| (r.caller.clone(), r.method.trim_start_matches("/telesub.v1.").to_owned(), r.outcome.clone()))
+            .collect()
+    };
+    let triple = |c: &str, m: &str, o: &str| (c.to_owned(), m.to_owned(), o.to_owned());
+    let by_household =
+        all(&ict, proto::QueryAuditRequest { household_code: "HH-7".into(), ..Default::default() }).await;
+    assert_eq!(
+        found(&by_household),
+        [
+            triple("VNPT", "HouseholdRegistry/GetHousehold", "PERMISSION_DENIED"),
+            triple("MOBIFONE", "Eligibility/CheckEligibility", "UNAUTHENTICATED"),
+        ]
+    );
+    let by_citizen = all(&ict, proto::QueryAuditRequest { citizen_id: citizen.clone(), ..Default::default() }).await;
+    assert_eq!(found(&by_citizen), [triple("DOLISA", "Eligibility/CheckEligibility", "PERMISSION_DENIED")]);
+    let by_other = all(&ict, proto::QueryAuditRequest { citizen_id: other, ..Default::default() }).await;
+    assert_eq!(found(&by_other), [triple("VNPT", "Eligibility/CheckEligibility", "INVALID_ARGUMENT")]);
+    let missing = all(&ict, proto::QueryAuditRequest { household_code: "HH-404".into(), ..Default::default() }).await;
+    assert_eq!(found(&missing), [triple("DOICT", "HouseholdRegistry/GetHousehold", "NOT_FOUND")]);
 }

@@ -100,7 +100,7 @@ async fn the_merger_is_recorded_and_earlier_addresses_keep_their_meaning() {
     // The district's locality still reads what lay in its unit then, not what lies elsewhere now.
     let locality = app.client("GIANGHIA").await;
     assert!(locality.get_household("HH-1", "2025-06-30").await.is_ok());
-    assert!(matches!(locality.get_household("HH-1", "2025-08-01").await.unwrap_err(), Error::PermissionDenied(_)));
+    assert!(matches!(locality.get_household("HH-1", "2025-08-01").await.unwrap_err(), Error::NotFound(_)));
 
     let now = ict
         .list_units(proto::ListUnitsRequest {

@@ -14,6 +14,7 @@ use super::{
     member::{Caller, Role},
     policy::{PolicyRegistry, PolicyTable, PolicyVersion, Service},
     registry::today,
+    support,
     unit_registry::UnitRegistry,
     units::UnitTable,
 };
@@ -294,7 +295,13 @@ fn earlier(a: Option<Date>, b: Option<Date>) -> Option<Date> {
 /// Decides a question from the histories of the households its value ever matched, under the
 /// policy in force on the question's date. `operator`: the asking operator's code, for the
 /// amounts the Ministry set per operator.
-pub fn decide(query: &Query, histories: &[History], policy: &PolicyVersion, operator: Option<&str>) -> Answer {
+pub fn decide(
+    query: &Query,
+    histories: &[History],
+    table: &PolicyTable,
+    policy: &PolicyVersion,
+    operator: Option<&str>,
+) -> Answer {
     let as_of = query.as_of;
     let no = |reasons: Vec<Reason>, household: Option<&History>| Answer {
         eligible: false,
@@ -356,63 +363,48 @@ pub fn decide(query: &Query, histories: &[History], policy: &PolicyVersion, oper
         return no(reasons, household);
     };
 
-    let states = &household.states;
-    let covered = |s: &State| s.removal.is_none() && policy.covers(s.facts.category);
-    // The first day of the unbroken run of covered states that ends with state `k`.
-    let run_start = |k: usize| {
-        let mut j = k;
-        while j > 0 && covered(&states[j - 1]) {
-            j -= 1;
-        }
-        states[j].valid_from
-    };
-    let state = &states[i];
-    let (start, end) = if covered(state) {
-        // Supported until the household stops qualifying, if a later state already says so.
-        let end = states[i + 1..].iter().find(|s| !covered(s)).map(|s| policy.support_end(s.valid_from, s.removal));
-        (run_start(i), end)
-    } else {
-        // Not qualifying on the date: since when, and whether a grace period still runs.
-        let mut j = i;
-        while j > 0 && !covered(&states[j - 1]) {
-            j -= 1;
-        }
-        let stopped = &states[j];
-        let ended = (j > 0).then(|| policy.support_end(stopped.valid_from, stopped.removal));
-        match ended {
-            Some(end) if as_of < end => (run_start(j - 1), Some(end)),
-            _ => {
-                let mut reason = match state.removal {
-                    Some(removal) => {
-                        let mut r = Reason::new(
-                            ReasonCode::Removed,
-                            format!(
-                                "household {} was taken off the list on {} ({removal})",
-                                household.code, state.valid_from
-                            ),
-                            Some(state.valid_from),
-                        );
-                        r.removal_reason = Some(removal);
-                        r
-                    }
-                    None => Reason::new(
+    let state = &household.states[i];
+    // When support runs is one function of the history and the policy's versions, whatever
+    // path asks (see `support`).
+    let periods = support::periods(&household.states, table);
+    let (start, end) = match support::on(&periods, as_of) {
+        Some(period) => (period.from, period.to),
+        None => {
+            // Not supported on the date: since when it does not qualify, and when support ended.
+            let ended = support::ended_by(&periods, as_of);
+            let mut reason = match state.removal {
+                Some(removal) => {
+                    let mut r = Reason::new(
+                        ReasonCode::Removed,
+                        format!(
+                            "household {} was taken off the list on {} ({removal})",
+                            household.code, state.valid_from
+                        ),
+                        Some(state.valid_from),
+                    );
+                    r.removal_reason = Some(removal);
+                    r
+                }
+                None => {
+                    let since = since_category(household, i);
+                    Reason::new(
                         ReasonCode::CategoryNotCovered,
                         format!(
-                            "household {} is in category {} since {}, which the policy does not support",
-                            household.code, state.facts.category, stopped.valid_from
+                            "household {} is in category {} since {since}, which the policy does not support",
+                            household.code, state.facts.category
                         ),
-                        Some(stopped.valid_from),
-                    ),
-                };
-                if let Some(end) = ended {
-                    reason.support_ended = Some(format_date(end));
-                    reason.message.push_str(&format!("; support ended on {end}"));
+                        Some(since),
+                    )
                 }
-                let mut answer = no(vec![reason], Some(household));
-                answer.category = Some(state.facts.category);
-                answer.head_name_masked = mask_name(&state.facts.head_name);
-                return answer;
+            };
+            if let Some(end) = ended {
+                reason.support_ended = Some(format_date(end));
+                reason.message.push_str(&format!("; support ended on {end}"));
             }
+            let mut answer = no(vec![reason], Some(household));
+            answer.category = Some(state.facts.category);
+            answer.head_name_masked = mask_name(&state.facts.head_name);
+            return answer;
         }
     };
 
@@ -468,6 +460,16 @@ pub fn decide(query: &Query, histories: &[History], policy: &PolicyVersion, oper
         }
     }
     answer
+}
+
+/// The first day of the unbroken run of states before and including `i` in `i`'s category.
+fn since_category(household: &History, i: usize) -> Date {
+    let states = &household.states;
+    let mut j = i;
+    while j > 0 && states[j - 1].facts.category == states[i].facts.category && states[j - 1].removal.is_none() {
+        j -= 1;
+    }
+    states[j].valid_from
 }
 
 /// Gives and records eligibility decisions.
@@ -645,7 +647,7 @@ impl EligibilityService {
             .in_force(query.as_of)
             .ok_or_else(|| DomainError::FailedPrecondition(format!("no policy was in force on {}", query.as_of)))?;
         let operator = (caller.member.role == Role::Operator).then(|| caller.member.code.as_str());
-        let answer = decide(&query, &histories, policy, operator);
+        let answer = decide(&query, &histories, &cx.policy, policy, operator);
         let decision = Decision {
             id: format!("{call_id}-0"),
             decided_at: crate::audit::to_micros(crate::now()),
@@ -763,7 +765,7 @@ impl EligibilityService {
                     decided_at,
                     asked_by: caller.member.code.as_str().to_owned(),
                     query: q.clone(),
-                    answer: decide(q, found, policy, operator),
+                    answer: decide(q, found, &cx.policy, policy, operator),
                 })
             })
             .collect()
@@ -1063,7 +1065,14 @@ mod tests {
     }
 
     fn ask(value: &str, as_of: Date, histories: &[History], policy: &PolicyVersion) -> Answer {
-        decide(&Query { kind: QueryKind::CitizenId, value: value.into(), as_of }, histories, policy, Some("VNPT"))
+        let table = PolicyTable::new(vec![policy.clone()]);
+        decide(
+            &Query { kind: QueryKind::CitizenId, value: value.into(), as_of },
+            histories,
+            &table,
+            policy,
+            Some("VNPT"),
+        )
     }
 
     fn removed_on(day: Date, reason: RemovalReason) -> Vec<History> {

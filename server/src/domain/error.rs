@@ -85,6 +85,11 @@ pub enum DomainError {
     /// received); this one changed nothing and the other goes on.
     #[error("{0}")]
     Aborted(String),
+    /// A scoped reader (a locality) asked about something outside its scope. It is told what it
+    /// would be told were the thing not there at all (`shown`, a not-found), so that it cannot
+    /// learn what exists elsewhere; the audit trail keeps the real `reason`.
+    #[error("{shown}")]
+    OutOfScope { shown: String, reason: String },
     /// Something the caller cannot fix; logged with its cause, reported with the request id.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),

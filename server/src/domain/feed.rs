@@ -1,17 +1,19 @@
 //! The operators' change feed: events about an operator's enrolled households, written in the
 //! transaction that causes them (a registry batch, a transfer) and read in order from a cursor.
-//! The day support ends is worked out when an event is read, under the policy in force on
-//! the day of the change.
+//! The day support ends is worked out when an event is read, by the one rule decisions follow
+//! (`support`).
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use time::Date;
 use tokio::sync::Notify;
 
 use super::{
     DomainError,
+    eligibility::{History, QueryKind},
     household::{Category, RemovalReason},
     policy::PolicyRegistry,
+    support,
 };
 use crate::storage::{Store, enrollments::FeedRow};
 
@@ -70,10 +72,28 @@ impl ChangeFeed {
         self.written.clone()
     }
 
-    /// The operator's events after `after`, in order, at most [`PAGE`].
+    /// The operator's events after `after`, in order, at most [`PAGE`]. The day support ends is
+    /// the one decisions give, from the household's history as the hub holds it now.
     pub async fn page(&self, operator: &str, after: i64) -> Result<Vec<FeedEvent>, DomainError> {
         let rows = self.store.feed_events(operator, after, PAGE).await?;
         let table = self.policy.table().await?;
+        let mut codes: Vec<String> = rows
+            .iter()
+            .filter(|r| matches!(r.kind.as_str(), "REMOVED" | "CATEGORY_CHANGED"))
+            .map(|r| r.household_code.clone())
+            .collect();
+        codes.sort_unstable();
+        codes.dedup();
+        let histories: HashMap<String, History> = if codes.is_empty() {
+            HashMap::new()
+        } else {
+            self.store
+                .histories_matching(QueryKind::HouseholdCode, &codes, false)
+                .await?
+                .into_iter()
+                .filter_map(|(code, found)| found.into_iter().find(|h| h.code == code).map(|h| (code, h)))
+                .collect()
+        };
         rows.into_iter()
             .map(|row| {
                 let parse = |s: &Option<String>| s.as_deref().map(Category::parse).transpose();
@@ -82,13 +102,22 @@ impl ChangeFeed {
                 let previous_category = parse(&row.previous_category).map_err(bad)?;
                 let removal_reason =
                     row.removal_reason.as_deref().map(RemovalReason::parse).transpose().map_err(bad)?;
-                let policy = table.in_force(row.effective_date);
+                let day = row.effective_date;
+                let history = histories.get(&row.household_code);
+                let ends = || match history {
+                    Some(h) => support::end_after(&support::periods(&h.states, &table), day),
+                    None => table.in_force(day).map(|p| p.support_end(day, removal_reason)),
+                };
                 let support_ends = match row.kind.as_str() {
-                    "REMOVED" => policy.map(|p| p.support_end(row.effective_date, removal_reason)),
-                    "CATEGORY_CHANGED" => policy
-                        .filter(|p| category.is_some_and(|c| !p.covers(c)))
-                        .map(|p| p.support_end(row.effective_date, None)),
-                    "TRANSFERRED_AWAY" => Some(row.effective_date),
+                    "REMOVED" => ends(),
+                    "CATEGORY_CHANGED" => {
+                        let qualifies = match history {
+                            Some(h) => support::qualifies_on(&h.states, &table, day),
+                            None => category.is_none_or(|c| table.in_force(day).is_none_or(|p| p.covers(c))),
+                        };
+                        if qualifies { None } else { ends() }
+                    }
+                    "TRANSFERRED_AWAY" => Some(day),
                     _ => None,
                 };
                 Ok(FeedEvent { row, category, previous_category, removal_reason, support_ends })

@@ -286,11 +286,7 @@ impl InspectionService {
     }
 
     async fn find(&self, id: i64) -> Result<Inspection, DomainError> {
-        let row = self
-            .store
-            .inspection(id)
-            .await?
-            .ok_or_else(|| DomainError::NotFound(format!("no inspection {id} is recorded")))?;
+        let row = self.store.inspection(id).await?.ok_or_else(|| DomainError::NotFound(not_recorded(id)))?;
         Self::inspection(row)
     }
 
@@ -667,8 +663,16 @@ fn closed(id: i64) -> DomainError {
     DomainError::FailedPrecondition(format!("inspection {id} is closed: no finding or sample is added to it"))
 }
 
+/// An inspection not about a locality's unit reads as one that does not exist.
 fn outside(caller: &Caller, id: i64) -> DomainError {
-    DomainError::PermissionDenied(format!("inspection {id} is not about {}'s unit", caller.member.code))
+    DomainError::OutOfScope {
+        shown: not_recorded(id),
+        reason: format!("inspection {id} is not about {}'s unit", caller.member.code),
+    }
+}
+
+fn not_recorded(id: i64) -> String {
+    format!("no inspection {id} is recorded")
 }
 
 #[cfg(test)]

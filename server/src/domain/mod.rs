@@ -16,6 +16,7 @@ pub mod reconciliation;
 pub mod registry;
 pub mod statistics;
 pub mod supervision;
+pub mod support;
 pub mod unit_registry;
 pub mod units;
 

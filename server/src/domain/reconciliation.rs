@@ -460,7 +460,7 @@ impl Run {
         for day in [self.first, last] {
             let Some(policy) = self.policy.in_force(day) else { continue };
             let query = Query { kind: QueryKind::HouseholdCode, value: history.code.clone(), as_of: day };
-            let answer = eligibility::decide(&query, std::slice::from_ref(history), policy, None);
+            let answer = eligibility::decide(&query, std::slice::from_ref(history), &self.policy, policy, None);
             let found = answer.eligible.then(|| answer.entitlements.iter().find(|e| e.service == service)).flatten();
             if let Some(e) = found {
                 let from = super::household::parse_date(&e.valid_from).unwrap_or(self.first);

@@ -349,11 +349,18 @@ impl HouseholdRegistry {
         let date = as_of.unwrap_or_else(today);
         let units = self.units.table().await?;
         let Some(row) = self.store.household_on(code.as_str(), date).await? else {
-            let known = !self.store.household_versions(code.as_str()).await?.is_empty();
+            // Known to the caller: it has a state the caller may read.
+            let known = self
+                .store
+                .household_versions(code.as_str())
+                .await?
+                .into_iter()
+                .map(|r| view(r, &units, None))
+                .any(|v| v.is_ok_and(|v| check_scope(caller, &v, &units).is_ok()));
             return Err(DomainError::NotFound(if known {
                 format!("household {code} was not yet on the register on {date}")
             } else {
-                format!("household {code} is not on the register")
+                not_on_register(&code)
             }));
         };
         let view = view(row, &units, Some(date))?;
@@ -367,7 +374,7 @@ impl HouseholdRegistry {
         let units = self.units.table().await?;
         let rows = self.store.household_versions(code.as_str()).await?;
         if rows.is_empty() {
-            return Err(DomainError::NotFound(format!("household {code} is not on the register")));
+            return Err(DomainError::NotFound(not_on_register(&code)));
         }
         let views: Vec<HouseholdView> = rows.into_iter().map(|r| view(r, &units, None)).collect::<Result<_, _>>()?;
         // A locality may read a household that lies, or lay, in its unit.
@@ -407,12 +414,20 @@ impl HouseholdRegistry {
     }
 }
 
+fn not_on_register(code: &impl std::fmt::Display) -> String {
+    format!("household {code} is not on the register")
+}
+
+/// A household outside a locality's unit reads as one that does not exist.
 fn outside_scope(caller: &Caller, code: &str) -> DomainError {
-    DomainError::PermissionDenied(format!(
-        "household {code} lies outside unit {}, the scope of member {}",
-        caller.member.unit.as_ref().map(|u| u.as_str()).unwrap_or("-"),
-        caller.member.code
-    ))
+    DomainError::OutOfScope {
+        shown: not_on_register(&code),
+        reason: format!(
+            "household {code} lies outside unit {}, the scope of member {}",
+            caller.member.unit.as_ref().map(|u| u.as_str()).unwrap_or("-"),
+            caller.member.code
+        ),
+    }
 }
 
 /// A locality reads only households whose commune lies in its unit.

@@ -34,7 +34,7 @@ use super::{
     Attached, CallContext,
     admission::{Admission, AdmissionLimits, Full, Place, PlaceKind},
     authz::{self, Access},
-    status,
+    status, subjects,
 };
 use crate::{
     audit::{AuditEntry, AuditLog},
@@ -115,6 +115,9 @@ pub struct HubState {
     database_up: Arc<AtomicBool>,
     /// The methods that take one request message.
     unary: std::collections::HashSet<String>,
+    /// The largest request message, read whole when a refused call's request names citizens
+    /// or households.
+    max_message_bytes: usize,
 }
 
 impl HubState {
@@ -124,6 +127,7 @@ impl HubState {
         admission: AdmissionLimits,
         request_timeout: Duration,
         batch_timeout: Duration,
+        max_message_bytes: usize,
     ) -> Self {
         Self {
             identities,
@@ -134,6 +138,7 @@ impl HubState {
             orgs: Mutex::default(),
             database_up: Arc::new(AtomicBool::new(true)),
             unary: unary_methods(),
+            max_message_bytes,
         }
     }
 
@@ -262,7 +267,10 @@ impl HubState {
             }
             let caller = match self.authorize(&method, org, fingerprint).await {
                 Ok(caller) => caller,
-                Err(refusal) => return call.refuse(refusal).await,
+                Err(refusal) => {
+                    call.read_named(req, self.max_message_bytes).await;
+                    return call.refuse(refusal).await;
+                }
             };
             if !method.starts_with(REFLECTION_PREFIX) {
                 let kind = if LONG_LIVED.contains(&method.as_str()) { PlaceKind::Stream } else { PlaceKind::Call };
@@ -282,6 +290,7 @@ impl HubState {
                                 Refusal::new(Code::ResourceExhausted, full.reason(&holder)).with_quota(&holder)
                             }
                         };
+                        call.read_named(req, self.max_message_bytes).await;
                         return call.refuse(refusal).await;
                     }
                 }
@@ -296,7 +305,8 @@ impl HubState {
                 attached: call.attached.clone(),
             });
             let frames = Frames { one_message: self.unary.contains(method.as_str()), ..Frames::default() };
-            let req = req.map(|body| Body::new(DigestingBody { inner: body, digest, frames }));
+            let keep = call.named.clone().map(|bytes| (bytes, self.max_message_bytes + 5));
+            let req = req.map(|body| Body::new(DigestingBody { inner: body, digest, frames, keep }));
 
             let mut response = match tokio::time::timeout(timeout, inner.oneshot(req)).await {
                 Ok(Ok(response)) => response,
@@ -419,11 +429,16 @@ struct CallRecord {
     place: Option<Place>,
     /// What the handler asked to store with the record.
     attached: Arc<Mutex<Attached>>,
+    /// The request's bytes, for a method whose requests name citizens or households: what
+    /// they name is recorded when the call does not succeed.
+    named: Option<Arc<Mutex<Vec<u8>>>>,
 }
 
 impl CallRecord {
     fn new(state: Arc<HubState>, entry: AuditEntry, span: tracing::Span) -> Self {
+        let named = subjects::names_subjects(&entry.method).then(Arc::default);
         Self {
+            named,
             state,
             entry: Some(entry),
             digest: Arc::new(Mutex::new(ring::digest::Context::new(&ring::digest::SHA256))),
@@ -431,6 +446,20 @@ impl CallRecord {
             span,
             place: None,
             attached: Arc::default(),
+        }
+    }
+
+    /// Reads a refused call's request, when it may name citizens or households, so that the
+    /// refusal is found by them; a client that does not send it within a second is not waited
+    /// for.
+    async fn read_named(&mut self, req: Request<Body>, limit: usize) {
+        use http_body_util::BodyExt;
+        let Some(named) = &self.named else { return };
+        let body = http_body_util::Limited::new(req.into_body(), limit + 5);
+        if let Ok(Ok(collected)) = tokio::time::timeout(Duration::from_secs(1), body.collect()).await {
+            let bytes = collected.to_bytes();
+            self.digest.lock().expect("request digest").update(&bytes);
+            named.lock().expect("request bytes").extend_from_slice(&bytes);
         }
     }
 
@@ -462,7 +491,8 @@ impl CallRecord {
     fn finish(&mut self, code: Code, detail: String) -> impl Future<Output = bool> + Send + use<> {
         let prepared = self.entry.take().map(|mut entry| {
             entry.outcome = code_name(code).to_owned();
-            entry.detail = truncate(detail, 500);
+            let kept = self.attached.lock().expect("call attachments").detail.take();
+            entry.detail = truncate(kept.map_or(detail, |real| format!("answered as not found: {real}")), 500);
             let digest = self.digest.lock().expect("request digest").clone().finish();
             entry.request_digest = crate::hex(digest.as_ref());
             let elapsed_ms = self.started.elapsed().as_secs_f64() * 1e3;
@@ -472,7 +502,18 @@ impl CallRecord {
             } else {
                 tracing::info!(outcome = entry.outcome, detail = entry.detail, elapsed_ms, "rpc finished");
             }
-            let attached = std::mem::take(&mut *self.attached.lock().expect("call attachments"));
+            let mut attached = std::mem::take(&mut *self.attached.lock().expect("call attachments"));
+            if code != Code::Ok
+                && let Some(bytes) = &self.named
+            {
+                let bytes = bytes.lock().expect("request bytes");
+                let named = subjects::message_of(&bytes).map(|m| subjects::named(&entry.method, m)).unwrap_or_default();
+                for subject in named {
+                    if !attached.subjects.contains(&subject) {
+                        attached.subjects.push(subject);
+                    }
+                }
+            }
             (entry, attached, self.state.audit.clone(), self.span.clone())
         });
         let place = self.place.take();
@@ -523,6 +564,8 @@ pin_project_lite::pin_project! {
         inner: Body,
         digest: Arc<Mutex<ring::digest::Context>>,
         frames: Frames,
+        // A copy of the request's bytes, up to a limit, for what it names.
+        keep: Option<(Arc<Mutex<Vec<u8>>>, usize)>,
     }
 }
 
@@ -572,6 +615,12 @@ impl HttpBody for DigestingBody {
         let frame = ready!(this.inner.poll_frame(cx));
         if let Some(Ok(Some(bytes))) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref)) {
             this.digest.lock().expect("request digest").update(bytes);
+            if let Some((kept, limit)) = this.keep {
+                let mut kept = kept.lock().expect("request bytes");
+                if kept.len() + bytes.len() <= *limit {
+                    kept.extend_from_slice(bytes);
+                }
+            }
             if this.frames.read(bytes) > 1 && this.frames.one_message {
                 // As gRPC implementations do: a unary call carries exactly one message.
                 return Poll::Ready(Some(Err(Status::invalid_argument(

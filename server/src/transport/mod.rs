@@ -14,6 +14,7 @@ mod layer;
 mod members;
 mod reconciliation;
 pub mod status;
+mod subjects;
 mod supervision;
 
 use std::sync::{Arc, Mutex};
@@ -52,6 +53,8 @@ pub struct CallContext {
 pub(crate) struct Attached {
     pub(crate) decisions: Vec<DecisionRow>,
     pub(crate) subjects: Vec<Subject>,
+    /// The audit record's detail when it is not the message the caller saw.
+    pub(crate) detail: Option<String>,
 }
 
 impl CallContext {
@@ -92,8 +95,12 @@ impl CallContext {
         }
     }
 
-    /// Maps a domain error to the caller's status, with this call's request id.
+    /// Maps a domain error to the caller's status, with this call's request id. What a scoped
+    /// reader is not told (why something is out of its sight) goes to the audit trail.
     pub fn fail(&self, err: DomainError) -> Status {
+        if let DomainError::OutOfScope { reason, .. } = &err {
+            self.attached.lock().expect("call attachments").detail = Some(reason.clone());
+        }
         status::to_status(err, &self.request_id)
     }
 }

@@ -53,7 +53,7 @@ pub fn to_status(err: DomainError, request_id: &str) -> Status {
         DomainError::InvalidBatch { violations, total } => {
             bad_request(message, violations, Some(total), "records", request_id)
         }
-        DomainError::NotFound(_) => status(Code::NotFound, message, request_id),
+        DomainError::NotFound(_) | DomainError::OutOfScope { .. } => status(Code::NotFound, message, request_id),
         DomainError::AlreadyExists(_) => status(Code::AlreadyExists, message, request_id),
         DomainError::FailedPrecondition(_) => status(Code::FailedPrecondition, message, request_id),
         DomainError::PermissionDenied(_) => status(Code::PermissionDenied, message, request_id),
