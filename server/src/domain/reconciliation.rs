@@ -43,6 +43,7 @@ use super::{
     members::Page,
     policy::{PolicyTable, Service},
     registry::today,
+    support,
     unit_registry::UnitRegistry,
 };
 use crate::storage::{
@@ -450,30 +451,42 @@ impl Run {
         (a < b).then_some((a, b))
     }
 
-    /// The days of the month the household is entitled to `service`, as the eligibility
-    /// decisions on the first and the last day of the month give them; with the decision that
-    /// explains why not when there are none.
-    fn entitled(&self, history: &History, service: Service) -> (Option<(Date, Date)>, eligibility::Answer) {
-        let last = self.next.previous_day().unwrap_or(self.first);
-        let mut span: Option<(Date, Date)> = None;
+    /// The days of the month the household is entitled to `service`: the month's days within
+    /// its periods of support (the one rule decisions follow, `support`), each stretch checked
+    /// by the decision on its first day for the service; with the decision that explains why not
+    /// when there are none.
+    fn entitled(&self, history: &History, service: Service) -> (Vec<(Date, Date)>, eligibility::Answer) {
+        let mut spans = Vec::new();
         let mut why = None;
-        for day in [self.first, last] {
-            let Some(policy) = self.policy.in_force(day) else { continue };
-            let query = Query { kind: QueryKind::HouseholdCode, value: history.code.clone(), as_of: day };
+        for period in support::periods(&history.states, &self.policy) {
+            let Some((a, b)) = self.clip(period.from, period.to) else { continue };
+            let Some(policy) = self.policy.in_force(a) else { continue };
+            let query = Query { kind: QueryKind::HouseholdCode, value: history.code.clone(), as_of: a };
             let answer = eligibility::decide(&query, std::slice::from_ref(history), &self.policy, policy, None);
             let found = answer.eligible.then(|| answer.entitlements.iter().find(|e| e.service == service)).flatten();
             if let Some(e) = found {
-                let from = super::household::parse_date(&e.valid_from).unwrap_or(self.first);
                 let until = e.valid_to.as_deref().and_then(|t| super::household::parse_date(t).ok());
-                if let Some((a, b)) = self.clip(from, until) {
-                    span = Some(span.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
+                if let Some(span) = self.clip(a, Some(until.map_or(b, |u| u.min(b)))) {
+                    spans.push(span);
                 }
             }
-            if why.is_none() || !answer.eligible {
-                why = Some(answer);
+            why.get_or_insert(answer);
+        }
+        if spans.is_empty() {
+            // Why not: the decision on the month's last day (or its first, before the policy).
+            let last = self.next.previous_day().unwrap_or(self.first);
+            for day in [last, self.first] {
+                if let Some(policy) = self.policy.in_force(day) {
+                    let query = Query { kind: QueryKind::HouseholdCode, value: history.code.clone(), as_of: day };
+                    let answer = eligibility::decide(&query, std::slice::from_ref(history), &self.policy, policy, None);
+                    if !answer.eligible || why.is_none() {
+                        why = Some(answer);
+                    }
+                    break;
+                }
             }
         }
-        (span, why.unwrap_or_default())
+        (spans, why.unwrap_or_default())
     }
 
     fn reconcile(
@@ -550,18 +563,18 @@ impl Run {
         // Entitled on which days.
         let entitled = match history {
             Some(h) if !states.is_empty() => {
-                let (span, answer) = self.entitled(h, line.service);
-                match span {
-                    Some(span) => {
-                        if span.1 < self.next && line.change != Some(Change::Stopped) {
+                let (spans, answer) = self.entitled(h, line.service);
+                match spans.last() {
+                    Some(&(_, until)) => {
+                        if until < self.next && line.change != Some(Change::Stopped) {
                             let mut d = Discrepancy::new(
                                 Code::EligibilityEnded,
-                                format!("support for household {code} ends on {} and the line does not stop", span.1),
+                                format!("support for household {code} ends on {until} and the line does not stop"),
                             );
-                            d.date = Some(format_date(span.1));
+                            d.date = Some(format_date(until));
                             found.push(d);
                         }
-                        Some(span)
+                        Some(spans)
                     }
                     None => {
                         found.push(not_entitled(&answer, code, line.service, month));
@@ -575,10 +588,12 @@ impl Run {
         // Enrolled on which days.
         let enrolled = self.enrolled(line, enrollment, &mut found);
 
-        // How much the days allow.
-        if let (Some(a), Some(b)) = (entitled, enrolled) {
-            let days = days_between(a.0.max(b.0), a.1.min(b.1)).min(line.days_of_service);
-            let policy = self.policy.in_force(self.first).or_else(|| self.policy.in_force(a.0));
+        // How much the days allow: the days both entitled and enrolled.
+        if let (Some(spans), Some(b)) = (entitled, enrolled) {
+            let both: i64 = spans.iter().map(|a| days_between(a.0.max(b.0), a.1.min(b.1))).sum();
+            let days = both.min(line.days_of_service);
+            let policy =
+                self.policy.in_force(self.first).or_else(|| spans.first().and_then(|a| self.policy.in_force(a.0)));
             let monthly = policy
                 .and_then(|p| {
                     let rule = p.rules.services.iter().find(|r| r.service == line.service)?;
