@@ -478,6 +478,12 @@ impl Client {
         let request = self.request(pb::AddPolicyVersionRequest { version: Some(version) });
         Ok(self.policy.clone().add_policy_version(request).await?.into_inner())
     }
+
+    /// Withdraws a version that has not yet taken effect, with the reason. ICT only.
+    pub async fn withdraw_policy_version(&self, version: i64, reason: &str) -> Result<pb::PolicyVersion, Error> {
+        let request = self.request(pb::WithdrawPolicyVersionRequest { version, reason: reason.to_owned() });
+        Ok(self.policy.clone().withdraw_policy_version(request).await?.into_inner())
+    }
 }
 
 /// Eligibility decisions (`telesub.v1.Eligibility`).

@@ -62,6 +62,8 @@ pub struct Settings {
     pub identity_cache_ms: u64,
     /// After Ctrl-C or SIGTERM, how long calls in flight may take to finish.
     pub shutdown_grace_ms: u64,
+    /// How many years ahead of today a new policy version may start.
+    pub policy_horizon_years: u32,
     pub tls: TlsSettings,
     pub limits: Limits,
 }
@@ -77,6 +79,7 @@ impl Default for Settings {
             log_filter: "info".to_owned(),
             identity_cache_ms: 5_000,
             shutdown_grace_ms: 30_000,
+            policy_horizon_years: crate::domain::policy::DEFAULT_HORIZON_YEARS,
             tls: TlsSettings::default(),
             limits: Limits::default(),
         }
@@ -187,6 +190,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "log_filter",
     "identity_cache_ms",
     "shutdown_grace_ms",
+    "policy_horizon_years",
     "tls",
     "limits",
 ];
@@ -240,6 +244,7 @@ impl Settings {
             ("limits.max_concurrent_streams_per_connection", u64::from(l.max_concurrent_streams_per_connection)),
             ("database_max_connections", u64::from(self.database_max_connections)),
             ("database_timeout_ms", self.database_timeout_ms),
+            ("policy_horizon_years", u64::from(self.policy_horizon_years)),
         ];
         for (key, value) in positive {
             if value == 0 {

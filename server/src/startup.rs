@@ -111,7 +111,7 @@ impl Hub {
         let identities = Arc::new(Identities::new(store.clone(), Duration::from_millis(settings.identity_cache_ms)));
         let units = Arc::new(UnitRegistry::new(store.clone()));
         units.seed().await.map_err(|e| StartupError::Units(Box::new(e)))?;
-        let policy = Arc::new(PolicyRegistry::new(store.clone()));
+        let policy = Arc::new(PolicyRegistry::new(store.clone()).with_horizon(settings.policy_horizon_years));
         let unit_table = units.table().await.map_err(|e| StartupError::Units(Box::new(e)))?;
         policy.seed(&unit_table).await.map_err(|e| StartupError::Policy(Box::new(e)))?;
         if let Some(dir) = &settings.tls.dir {

@@ -33,7 +33,7 @@ fn expected(method: &str) -> Option<&'static [Role]> {
         | "/telesub.v1.HouseholdRegistry/GetHouseholdHistory"
         | "/telesub.v1.HouseholdRegistry/FindHouseholds" => Some(&[Labour, Ict, Locality]),
         "/telesub.v1.Policy/GetPolicy" | "/telesub.v1.Policy/ListPolicyVersions" => Some(EVERY_MEMBER),
-        "/telesub.v1.Policy/AddPolicyVersion" => Some(&[Ict]),
+        "/telesub.v1.Policy/AddPolicyVersion" | "/telesub.v1.Policy/WithdrawPolicyVersion" => Some(&[Ict]),
         "/telesub.v1.Eligibility/CheckEligibility"
         | "/telesub.v1.Eligibility/CheckEligibilityBatch"
         | "/telesub.v1.Eligibility/GetDecision"

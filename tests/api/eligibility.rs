@@ -437,3 +437,55 @@ async fn the_register_held_in_memory_answers_as_the_database_does() {
     assert_ne!(expected_now, expected);
     assert_same_answers(&answers(app.store.as_ref(), &values).await, &expected_now);
 }
+
+/// As seen: a version from 9999-12-31 was accepted, and every later version was then refused
+/// for ever. A version starts within the horizon (five years ahead); one that has not taken
+/// effect may be withdrawn, with a reason, and is kept as withdrawn; one in force never is.
+#[tokio::test]
+async fn a_far_future_version_is_refused_and_one_not_yet_in_force_can_be_withdrawn() {
+    let app = TestApp::spawn().await;
+    let ict = app.client("DOICT").await;
+    let err = ict.add_policy_version(version("9999-12-31", 70_000)).await.unwrap_err();
+    assert_eq!(fields(&err), ["version.valid_from"], "{err}");
+    assert!(err.violations()[0].description.contains("more than 5 years ahead"), "{err}");
+
+    // Next year's version, recorded, then withdrawn before it takes effect.
+    let next_year = (time::OffsetDateTime::now_utc().year() + 1).to_string();
+    let planned = ict.add_policy_version(version(&format!("{next_year}-01-01"), 70_000)).await.unwrap();
+    let err = ict.withdraw_policy_version(planned.version, "  ").await.unwrap_err();
+    assert_eq!(fields(&err), ["reason"]);
+    let withdrawn = ict.withdraw_policy_version(planned.version, "ban hành nhầm").await.unwrap();
+    let w = withdrawn.withdrawal.expect("marked withdrawn");
+    assert_eq!((w.withdrawn_by.as_str(), w.reason.as_str()), ("DOICT", "ban hành nhầm"));
+    let again = ict.withdraw_policy_version(planned.version, "again").await.unwrap_err();
+    assert_eq!(again.code(), Some(Code::FailedPrecondition));
+    // It never holds; the version before holds on, and the date is free for another.
+    assert_eq!(ict.get_policy(&format!("{next_year}-06-01")).await.unwrap().version, 1);
+    let listed = ict.list_policy_versions().await.unwrap();
+    assert_eq!(listed.len(), 2, "kept in the history");
+    assert!(listed[1].withdrawal.is_some() && listed[0].withdrawal.is_none());
+    assert_eq!(listed[0].valid_to, "", "version 1 holds on");
+    let replacement = ict.add_policy_version(version(&format!("{next_year}-01-01"), 80_000)).await.unwrap();
+    assert_eq!(replacement.version, 3);
+    assert_eq!(ict.get_policy(&format!("{next_year}-06-01")).await.unwrap().version, 3);
+
+    // A version in force (or past) is never withdrawn; nor by anyone but ICT.
+    let err = ict.withdraw_policy_version(1, "no").await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::FailedPrecondition));
+    assert!(err.to_string().contains("never"), "{err}");
+    let err = app.client("VNPT").await.withdraw_policy_version(3, "no").await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::PermissionDenied));
+    let err = ict.withdraw_policy_version(42, "no").await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::NotFound));
+    // Audited, with the caller.
+    let records = app.audit().await;
+    let withdrawals: Vec<_> = records
+        .iter()
+        .filter(|r| r.entry.method == "/telesub.v1.Policy/WithdrawPolicyVersion")
+        .map(|r| r.entry.outcome.as_str())
+        .collect();
+    assert_eq!(
+        withdrawals,
+        ["INVALID_ARGUMENT", "OK", "FAILED_PRECONDITION", "FAILED_PRECONDITION", "PERMISSION_DENIED", "NOT_FOUND"]
+    );
+}

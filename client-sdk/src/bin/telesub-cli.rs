@@ -300,8 +300,15 @@ enum PolicyCommand {
         #[arg(long, value_name = "DATE")]
         as_of: Option<String>,
     },
-    /// Every version, oldest first.
+    /// Every version, oldest first, withdrawn ones too.
     List,
+    /// Withdraws a version that has not yet taken effect (ICT).
+    Withdraw {
+        version: i64,
+        /// Why, for the record.
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -460,6 +467,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Policy(PolicyCommand::List) => {
             show::policies(&connect(&connection).await?.list_policy_versions().await?);
+            Ok(())
+        }
+        Command::Policy(PolicyCommand::Withdraw { version, reason }) => {
+            let withdrawn = connect(&connection).await?.withdraw_policy_version(version, &reason).await?;
+            println!("version {} from {} withdrawn: {reason}", withdrawn.version, withdrawn.valid_from);
             Ok(())
         }
         Command::Enrollments(command) => enrollments(&connect(&connection).await?, command).await,
@@ -794,6 +806,7 @@ mod tests {
         "eligibility decision d1",
         "policy show --as-of 2025-01-01",
         "policy list",
+        "policy withdraw 3 --reason issued-in-error",
         "enrollments enroll --household HH-1 --subscriber 067080001234 --phone 0912345678 --idempotency-key k1",
         "enrollments transfer --household HH-1 --subscriber 067080001234 --phone 0912345678 --idempotency-key k2 \
          --reference R1 --start 2025-03-01",

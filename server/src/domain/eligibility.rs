@@ -1037,6 +1037,7 @@ mod tests {
             rules: reference_policy().unwrap().remove(0),
             recorded_by: None,
             recorded_at: None,
+            withdrawal: None,
         }
     }
 

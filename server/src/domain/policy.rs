@@ -182,6 +182,16 @@ pub struct PolicyVersion {
     pub rules: PolicyRules,
     pub recorded_by: Option<String>,
     pub recorded_at: Option<OffsetDateTime>,
+    /// Set when the version was withdrawn before it took effect: it never holds.
+    pub withdrawal: Option<Withdrawal>,
+}
+
+/// Who withdrew a version that had not taken effect, when and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Withdrawal {
+    pub by: String,
+    pub at: OffsetDateTime,
+    pub reason: String,
 }
 
 impl PolicyVersion {
@@ -238,20 +248,32 @@ impl PolicyVersion {
     }
 }
 
-/// Every version, oldest first.
+/// Every version that holds, oldest first; the withdrawn ones apart.
 #[derive(Debug, Clone, Default)]
 pub struct PolicyTable {
     versions: Vec<Arc<PolicyVersion>>,
+    withdrawn: Vec<Arc<PolicyVersion>>,
 }
 
 impl PolicyTable {
-    pub fn new(mut versions: Vec<PolicyVersion>) -> Self {
+    pub fn new(versions: Vec<PolicyVersion>) -> Self {
+        let (withdrawn, mut versions): (Vec<_>, Vec<_>) = versions.into_iter().partition(|v| v.withdrawal.is_some());
         versions.sort_by_key(|v| v.valid_from);
         let next: Vec<Option<Date>> = versions.iter().skip(1).map(|v| Some(v.valid_from)).chain([None]).collect();
         for (v, to) in versions.iter_mut().zip(next) {
             v.valid_to = to;
         }
-        Self { versions: versions.into_iter().map(Arc::new).collect() }
+        Self {
+            versions: versions.into_iter().map(Arc::new).collect(),
+            withdrawn: withdrawn.into_iter().map(Arc::new).collect(),
+        }
+    }
+
+    /// Every version recorded, withdrawn ones too, by number.
+    pub fn all(&self) -> Vec<&Arc<PolicyVersion>> {
+        let mut all: Vec<_> = self.versions.iter().chain(&self.withdrawn).collect();
+        all.sort_by_key(|v| v.version);
+        all
     }
 
     /// The version in force on a date, if the programme had rules then.
@@ -394,11 +416,22 @@ impl fmt::Display for PolicyVersion {
 pub struct PolicyRegistry {
     store: Arc<dyn Store>,
     cached: RwLock<Option<(Instant, Arc<PolicyTable>)>>,
+    /// How many years ahead of today a new version may start.
+    horizon_years: u32,
 }
+
+/// How many years ahead of today a new version may start, unless configured.
+pub const DEFAULT_HORIZON_YEARS: u32 = 5;
 
 impl PolicyRegistry {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store, cached: RwLock::new(None) }
+        Self { store, cached: RwLock::new(None), horizon_years: DEFAULT_HORIZON_YEARS }
+    }
+
+    /// New versions start at most `years` ahead of today.
+    pub fn with_horizon(mut self, years: u32) -> Self {
+        self.horizon_years = years;
+        self
     }
 
     /// Loads the reference versions into an empty table.
@@ -450,8 +483,22 @@ impl PolicyRegistry {
         at: OffsetDateTime,
     ) -> Result<PolicyVersion, DomainError> {
         let valid_from = check_rules(&rules, units, "version")?;
-        let latest = self.store.policy_versions().await?.into_iter().max_by_key(|r| r.version);
-        let version = latest.as_ref().map_or(1, |r| r.version + 1);
+        let today = super::registry::today();
+        let horizon =
+            Date::from_calendar_date(today.year() + self.horizon_years as i32, today.month(), 1).unwrap_or(today);
+        if valid_from > horizon {
+            return Err(DomainError::invalid(
+                "version.valid_from",
+                format!(
+                    "{valid_from} is more than {} years ahead (the latest start accepted now is {horizon}); \
+                     record the version closer to the day it takes effect",
+                    self.horizon_years
+                ),
+            ));
+        }
+        let stored = self.store.policy_versions().await?;
+        let version = stored.iter().map(|r| r.version).max().map_or(1, |v| v + 1);
+        let latest = stored.into_iter().filter(|r| r.withdrawn_at.is_none()).max_by_key(|r| r.valid_from);
         if let Some(last) = &latest
             && valid_from <= last.valid_from
         {
@@ -482,7 +529,56 @@ impl PolicyRegistry {
             rules,
             recorded_by: row.recorded_by,
             recorded_at: at.into(),
+            withdrawal: None,
         })
+    }
+
+    /// Withdraws a version that has not yet taken effect; one in force or past never is.
+    pub async fn withdraw(
+        &self,
+        version: i64,
+        reason: &str,
+        by: &OrgCode,
+        at: OffsetDateTime,
+    ) -> Result<PolicyVersion, DomainError> {
+        let reason = super::household::free_text(reason, 500).map_err(|e| DomainError::invalid("reason", e))?;
+        if reason.is_empty() {
+            return Err(DomainError::invalid("reason", "say why the version is withdrawn"));
+        }
+        let today = super::registry::today();
+        let Some(row) = self.store.policy_versions().await?.into_iter().find(|r| r.version == version) else {
+            return Err(DomainError::NotFound(format!("no policy version {version} is recorded")));
+        };
+        if row.withdrawn_at.is_some() {
+            return Err(DomainError::FailedPrecondition(format!("policy version {version} was withdrawn already")));
+        }
+        if row.valid_from <= today {
+            return Err(DomainError::FailedPrecondition(format!(
+                "policy version {version} holds from {}, today or before: a version in force or past is never \
+                 withdrawn; add a later version instead",
+                row.valid_from
+            )));
+        }
+        match self.store.withdraw_policy_version(version, by.as_str(), at, &reason, today).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(DomainError::FailedPrecondition(format!(
+                    "policy version {version} was withdrawn or took effect meanwhile; read the versions again"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        *self.cached.write().expect("policy cache") = None;
+        tracing::info!(version, reason, "policy version withdrawn");
+        let mut withdrawn = PolicyRow {
+            withdrawn_by: Some(by.as_str().to_owned()),
+            withdrawn_at: Some(at),
+            withdrawal_reason: Some(reason),
+            ..row
+        }
+        .into_version()?;
+        withdrawn.valid_to = None;
+        Ok(withdrawn)
     }
 }
 
@@ -515,6 +611,7 @@ mod tests {
             rules,
             recorded_by: None,
             recorded_at: None,
+            withdrawal: None,
         };
         let out = Some(RemovalReason::OutOfPoverty);
         assert_eq!(v.support_end(date!(2025 - 03 - 15), out), date!(2026 - 01 - 01));
@@ -563,6 +660,7 @@ mod tests {
             rules: reference_policy().unwrap().remove(0),
             recorded_by: None,
             recorded_at: None,
+            withdrawal: None,
         };
         let t = PolicyTable::new(vec![mk(2, date!(2025 - 01 - 01)), mk(1, date!(2022 - 12 - 12))]);
         assert!(t.in_force(date!(2022 - 12 - 11)).is_none());

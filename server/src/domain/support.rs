@@ -197,6 +197,7 @@ mod tests {
             rules: rules.clone(),
             recorded_by: None,
             recorded_at: None,
+            withdrawal: None,
         }];
         if let Some(from) = no_grace {
             let mut rules = rules;
@@ -208,6 +209,7 @@ mod tests {
                 rules,
                 recorded_by: None,
                 recorded_at: None,
+                withdrawal: None,
             });
         }
         PolicyTable::new(versions)
@@ -270,6 +272,7 @@ mod tests {
             rules: rules.clone(),
             recorded_by: None,
             recorded_at: None,
+            withdrawal: None,
         };
         rules.categories.retain(|c| *c != Category::NearPoor);
         let v2 = PolicyVersion { version: 2, valid_from: date!(2024 - 07 - 01), rules, ..v1.clone() };

@@ -8,7 +8,7 @@ use super::StorageError;
 use crate::domain::{
     eligibility::{Facts, History, State},
     household::RemovalReason,
-    policy::{PolicyRules, PolicyVersion},
+    policy::{PolicyRules, PolicyVersion, Withdrawal},
 };
 
 /// A stored policy version.
@@ -19,6 +19,9 @@ pub struct PolicyRow {
     pub rules: String,
     pub recorded_by: Option<String>,
     pub recorded_at: Option<OffsetDateTime>,
+    pub withdrawn_by: Option<String>,
+    pub withdrawn_at: Option<OffsetDateTime>,
+    pub withdrawal_reason: Option<String>,
 }
 
 impl PolicyRow {
@@ -30,7 +33,16 @@ impl PolicyRow {
         recorded_at: Option<OffsetDateTime>,
     ) -> Self {
         let rules = serde_json::to_string(rules).expect("policy rules serialise");
-        Self { version, valid_from, rules, recorded_by, recorded_at }
+        Self {
+            version,
+            valid_from,
+            rules,
+            recorded_by,
+            recorded_at,
+            withdrawn_by: None,
+            withdrawn_at: None,
+            withdrawal_reason: None,
+        }
     }
 
     pub fn into_version(self) -> Result<PolicyVersion, StorageError> {
@@ -43,6 +55,10 @@ impl PolicyRow {
             rules,
             recorded_by: self.recorded_by,
             recorded_at: self.recorded_at,
+            withdrawal: match (self.withdrawn_at, self.withdrawal_reason) {
+                (Some(at), Some(reason)) => Some(Withdrawal { by: self.withdrawn_by.unwrap_or_default(), at, reason }),
+                _ => None,
+            },
         })
     }
 }
@@ -153,15 +169,20 @@ pub(super) struct MatchingSql {
     pub(super) certificate_number: &'static str,
 }
 
-pub(super) const POLICY_VERSIONS: &str =
-    "SELECT version, valid_from, rules, recorded_by, recorded_at FROM policy_versions ORDER BY version";
+pub(super) const POLICY_VERSIONS: &str = "SELECT version, valid_from, rules, recorded_by, recorded_at, withdrawn_by, \
+     withdrawn_at, withdrawal_reason FROM policy_versions ORDER BY version";
+
+/// Withdraws a version that has not taken effect by `$5` (today) and is not withdrawn yet.
+pub(super) const WITHDRAW_POLICY: &str = "UPDATE policy_versions SET withdrawn_by = $2, withdrawn_at = $3, \
+     withdrawal_reason = $4 WHERE version = $1 AND withdrawn_at IS NULL AND valid_from > $5";
 
 pub(super) const COUNT_POLICY: &str = "SELECT COUNT(*) FROM policy_versions";
 
 /// Inserts a version only when it follows every stored one.
 pub(super) const INSERT_POLICY: &str = "INSERT INTO policy_versions (version, valid_from, rules, recorded_by, \
      recorded_at) SELECT $1, $2, $3, $4, $5 \
-     WHERE NOT EXISTS (SELECT 1 FROM policy_versions WHERE version >= $1 OR valid_from >= $2)";
+     WHERE NOT EXISTS (SELECT 1 FROM policy_versions WHERE version >= $1 \
+     OR (valid_from >= $2 AND withdrawn_at IS NULL))";
 
 /// The start of a multi-row insert of decisions; `VALUES` follow.
 pub(super) const DECISION_INSERT: &str = "INSERT INTO eligibility_decisions (call_id, idx, request_id, asked_by, \
@@ -216,6 +237,27 @@ macro_rules! eligibility_queries {
                 return Err(StorageError::Precondition("a later policy version"));
             }
             Ok(())
+        }
+
+        /// Whether the version was withdrawn (it had not taken effect by `today`, nor been
+        /// withdrawn before).
+        pub(super) async fn withdraw_policy_version(
+            conn: &mut $conn,
+            version: i64,
+            by: &str,
+            at: time::OffsetDateTime,
+            reason: &str,
+            today: time::Date,
+        ) -> Result<bool, StorageError> {
+            let done = sqlx::query(elig::WITHDRAW_POLICY)
+                .bind(version)
+                .bind(by)
+                .bind(at)
+                .bind(reason)
+                .bind(today)
+                .execute(&mut *conn)
+                .await?;
+            Ok(done.rows_affected() == 1)
         }
 
         pub(super) async fn decision(

@@ -396,6 +396,17 @@ pub trait Store:
     /// and date); `AlreadyExists` when another was added with its number meanwhile.
     async fn add_policy_version(&self, row: &PolicyRow) -> Result<(), StorageError>;
 
+    /// Marks version `version` withdrawn, if it has not taken effect by `today` and is not
+    /// withdrawn already; whether it did.
+    async fn withdraw_policy_version(
+        &self,
+        version: i64,
+        by: &str,
+        at: time::OffsetDateTime,
+        reason: &str,
+        today: time::Date,
+    ) -> Result<bool, StorageError>;
+
     /// Stores runs of a batch call's decisions in one transaction.
     async fn record_decision_runs(&self, runs: &[DecisionRunRow]) -> Result<(), StorageError>;
 

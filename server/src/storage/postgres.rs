@@ -368,6 +368,20 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn withdraw_policy_version(
+        &self,
+        version: i64,
+        by: &str,
+        at: time::OffsetDateTime,
+        reason: &str,
+        today: time::Date,
+    ) -> Result<bool, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let done = decisions::withdraw_policy_version(&mut tx, version, by, at, reason, today).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
     async fn record_decision_runs(&self, runs: &[DecisionRunRow]) -> Result<(), StorageError> {
         let mut tx = self.pool.begin().await?;
         decisions::insert_runs(&mut tx, runs).await?;

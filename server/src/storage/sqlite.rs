@@ -497,6 +497,20 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn withdraw_policy_version(
+        &self,
+        version: i64,
+        by: &str,
+        at: time::OffsetDateTime,
+        reason: &str,
+        today: time::Date,
+    ) -> Result<bool, StorageError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let done = decisions::withdraw_policy_version(&mut tx, version, by, at, reason, today).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
     async fn record_decision_runs(&self, runs: &[DecisionRunRow]) -> Result<(), StorageError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         decisions::insert_runs(&mut tx, runs).await?;

@@ -83,6 +83,7 @@ pub const RULES: &[Rule] = &[
     rule("/telesub.v1.Policy/GetPolicy", Access::AnyMember),
     rule("/telesub.v1.Policy/ListPolicyVersions", Access::AnyMember),
     rule("/telesub.v1.Policy/AddPolicyVersion", ICT_ONLY),
+    rule("/telesub.v1.Policy/WithdrawPolicyVersion", ICT_ONLY),
     rule("/telesub.v1.Eligibility/CheckEligibility", DECISION_ASKERS),
     rule("/telesub.v1.Eligibility/CheckEligibilityBatch", DECISION_ASKERS),
     rule("/telesub.v1.Eligibility/GetDecision", DECISION_ASKERS),

@@ -196,6 +196,11 @@ fn policy_to_pb(v: &PolicyVersion) -> pb::PolicyVersion {
         non_usage_months: r.non_usage_months as i32,
         recorded_by: v.recorded_by.clone().unwrap_or_default(),
         recorded_at: v.recorded_at.map(timestamp),
+        withdrawal: v.withdrawal.as_ref().map(|w| pb::PolicyWithdrawal {
+            withdrawn_by: w.by.clone(),
+            withdrawn_at: Some(timestamp(w.at)),
+            reason: w.reason.clone(),
+        }),
         devices: Some(pb::DeviceRules {
             categories: r.devices.categories.iter().map(|c| category_to_pb(*c).into()).collect(),
             priority: r.devices.priority.iter().map(|p| device_priority_to_pb(*p).into()).collect(),
@@ -420,7 +425,9 @@ impl Policy for PolicyApi {
     ) -> Result<Response<pb::ListPolicyVersionsResponse>, Status> {
         let ctx = CallContext::of(&request)?;
         let table = self.service.policy().table().await.map_err(|e| ctx.fail(e.into()))?;
-        Ok(Response::new(pb::ListPolicyVersionsResponse { versions: table.iter().map(|v| policy_to_pb(v)).collect() }))
+        Ok(Response::new(pb::ListPolicyVersionsResponse {
+            versions: table.all().into_iter().map(|v| policy_to_pb(v)).collect(),
+        }))
     }
 
     async fn add_policy_version(
@@ -436,6 +443,22 @@ impl Policy for PolicyApi {
         let units = self.units.table().await.map_err(|e| ctx.fail(e.into()))?;
         let added = self.service.policy().add(rules, &units, &caller, crate::now()).await.map_err(|e| ctx.fail(e))?;
         Ok(Response::new(policy_to_pb(&added)))
+    }
+
+    async fn withdraw_policy_version(
+        &self,
+        request: Request<pb::WithdrawPolicyVersionRequest>,
+    ) -> Result<Response<pb::PolicyVersion>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let caller = ctx.caller()?.member.code.clone();
+        let r = request.into_inner();
+        let withdrawn = self
+            .service
+            .policy()
+            .withdraw(r.version, &r.reason, &caller, crate::now())
+            .await
+            .map_err(|e| ctx.fail(e))?;
+        Ok(Response::new(policy_to_pb(&withdrawn)))
     }
 }
 

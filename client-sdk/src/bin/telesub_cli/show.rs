@@ -309,7 +309,11 @@ pub(crate) fn policies(versions: &[proto::PolicyVersion]) {
             vec![
                 v.version.to_string(),
                 v.valid_from.clone(),
-                if v.valid_to.is_empty() { "-".to_owned() } else { v.valid_to.clone() },
+                match &v.withdrawal {
+                    Some(w) => format!("withdrawn: {}", w.reason),
+                    None if v.valid_to.is_empty() => "-".to_owned(),
+                    None => v.valid_to.clone(),
+                },
                 v.note.clone(),
             ]
         })
