@@ -1,6 +1,7 @@
 //! The programme's statistics for a month and a unit, computed from the stored data: by
-//! category of household (households on the list, eligible, lines running, device places
-//! and hand-overs) and by operator (lines running; subscribers and amounts claimed and
+//! category of household (households on the list, eligible — supported that day by the rule
+//! decisions follow, so also households in a grace after they stopped qualifying —, lines
+//! running, device places and hand-overs) and by operator (lines running; subscribers and amounts claimed and
 //! confirmed from the month's lists; discrepancies by code), each with the month before.
 //! "On the list" and "running" are counted on the last day of each month (today, for the month
 //! under way); households and lines count in the commune of the household's state that day.
@@ -12,10 +13,12 @@ use time::{Date, Duration, OffsetDateTime};
 
 use super::{
     DomainError, Violations,
+    eligibility::QueryKind,
     household::{Category, format_date},
     member::{Caller, Role, UnitCode},
-    policy::PolicyRegistry,
+    policy::{PolicyRegistry, PolicyTable},
     reconciliation::{Code, check_period},
+    support,
     unit_registry::UnitRegistry,
     units::{UnitLevel, UnitTable},
 };
@@ -202,21 +205,23 @@ impl StatisticsService {
             .ok_or_else(|| DomainError::FailedPrecondition(format!("no policy is in force on {}", format_date(day))))?;
         let covered_before = policy.in_force(before_day).map(|p| p.rules.categories.clone()).unwrap_or_default();
         // The unit's communes on either day (a commune's district may have changed).
-        let communes = unit.as_ref().map(|u| {
-            let codes: std::collections::BTreeSet<&str> = units
+        let scope: Option<std::collections::BTreeSet<String>> = unit.as_ref().map(|u| {
+            units
                 .iter()
                 .filter(|c| c.level == UnitLevel::Commune)
-                .map(|c| c.code.as_str())
+                .map(|c| c.code.as_str().to_owned())
                 .filter(|c| units.within_on(c, u, day) || units.within_on(c, u, before_day))
-                .collect();
-            serde_json::to_string(&codes).expect("codes serialise")
+                .collect()
         });
+        let communes = scope.as_ref().map(|codes| serde_json::to_string(codes).expect("codes serialise"));
         let communes = communes.as_deref();
-        let (households, enrolled, lines, devices) = tokio::try_join!(
-            self.store.household_counts(day, before_day, communes),
-            self.store.enrolled_counts(day, before_day, communes),
-            self.store.line_counts(&period, &previous_period, communes),
-            self.store.device_counts(day, communes),
+        let (households, enrolled, lines, devices, grace, grace_before) = tokio::try_join!(
+            async { Ok::<_, DomainError>(self.store.household_counts(day, before_day, communes).await?) },
+            async { Ok(self.store.enrolled_counts(day, before_day, communes).await?) },
+            async { Ok(self.store.line_counts(&period, &previous_period, communes).await?) },
+            async { Ok(self.store.device_counts(day, communes).await?) },
+            self.in_grace(day, &policy, communes, scope.as_ref(), &units, unit.as_ref()),
+            self.in_grace(before_day, &policy, communes, scope.as_ref(), &units, unit.as_ref()),
         )?;
         let by_category = category_rows(
             households.iter(),
@@ -224,6 +229,7 @@ impl StatisticsService {
             devices.iter(),
             &in_force.rules.categories,
             &covered_before,
+            (&grace, &grace_before),
         );
         let by_operator = operator_rows(enrolled.iter(), lines.iter(), &period);
         Ok(Statistics {
@@ -237,6 +243,56 @@ impl StatisticsService {
             by_operator,
             computed_at: crate::audit::to_micros(OffsetDateTime::now_utc()),
         })
+    }
+
+    /// Households supported on `day` without qualifying that day (in a grace after they
+    /// stopped, by the one rule decisions follow), by the category of their state that day, in
+    /// the unit: what "eligible" counts beside the households on the list in covered categories.
+    async fn in_grace(
+        &self,
+        day: Date,
+        policy: &PolicyTable,
+        communes: Option<&str>,
+        scope: Option<&std::collections::BTreeSet<String>>,
+        units: &UnitTable,
+        unit: Option<&UnitCode>,
+    ) -> Result<BTreeMap<Category, i64>, DomainError> {
+        // A grace runs at most to the next 1 January: only a stop after this year's first day
+        // can still hold support on `day`.
+        let since = Date::from_calendar_date(day.year(), time::Month::January, 1).expect("a first day");
+        let covered_now = |c: &Category| policy.in_force(day).is_some_and(|p| p.covers(*c));
+        let mut dropped: Vec<Category> = policy
+            .iter()
+            .filter(|v| v.valid_from <= day && v.valid_to.is_none_or(|to| to > since))
+            .flat_map(|v| v.rules.categories.iter().copied())
+            .filter(|c| !covered_now(c))
+            .collect();
+        dropped.sort();
+        dropped.dedup();
+        let dropped = (!dropped.is_empty()).then(|| {
+            serde_json::to_string(&dropped.iter().map(|c| c.as_str()).collect::<Vec<_>>()).expect("names serialise")
+        });
+        let codes = self.store.grace_candidates(since, day, dropped.as_deref(), communes).await?;
+        let mut counts = BTreeMap::new();
+        for chunk in codes.chunks(10_000) {
+            for (code, histories) in self.store.histories_matching(QueryKind::HouseholdCode, chunk, true).await? {
+                let Some(h) = histories.iter().find(|h| h.code == code) else { continue };
+                if support::qualifies_on(&h.states, policy, day) {
+                    continue;
+                }
+                let Some(state) = h.state_on(day) else { continue };
+                let inside = match (scope, unit) {
+                    (Some(codes), Some(u)) => {
+                        codes.contains(&state.facts.commune_code) && units.within_on(&state.facts.commune_code, u, day)
+                    }
+                    _ => true,
+                };
+                if inside && support::on(&support::periods(&h.states, policy), day).is_some() {
+                    *counts.entry(state.facts.category).or_default() += 1;
+                }
+            }
+        }
+        Ok(counts)
     }
 
     /// The public form: the same figures with counts under `threshold` suppressed.
@@ -270,6 +326,7 @@ fn category_rows<'a>(
     devices: impl Iterator<Item = &'a DeviceCount>,
     covered: &[Category],
     covered_before: &[Category],
+    (grace, grace_before): (&BTreeMap<Category, i64>, &BTreeMap<Category, i64>),
 ) -> Vec<CategoryRow> {
     let mut rows: BTreeMap<Category, CategoryRow> = BTreeMap::new();
     let row = |rows: &mut BTreeMap<Category, CategoryRow>, name: &str| -> Option<Category> {
@@ -289,6 +346,13 @@ fn category_rows<'a>(
                 r.eligible_before += h.before;
             }
         }
+    }
+    // Supported in a grace, off the list or in a category no longer covered.
+    for (c, n) in grace {
+        rows.entry(*c).or_insert_with(|| CategoryRow { category: Some(*c), ..Default::default() }).eligible += n;
+    }
+    for (c, n) in grace_before {
+        rows.entry(*c).or_insert_with(|| CategoryRow { category: Some(*c), ..Default::default() }).eligible_before += n;
     }
     for e in enrolled {
         if let Some(c) = row(&mut rows, &e.category) {

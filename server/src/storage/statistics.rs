@@ -126,6 +126,18 @@ pub trait StatisticsStore: Send + Sync {
 
     /// Places on lists approved on or before `day`, and their hand-overs by then.
     async fn device_counts(&self, day: Date, communes: Option<&str>) -> Result<Vec<DeviceCount>, StorageError>;
+
+    /// The households that may be supported on `day` without qualifying that day (in a grace):
+    /// those with a state starting after `since` and by `day`, and those whose state on `day`
+    /// is in one of `categories` (a JSON array; a version that stopped covering them started
+    /// since), in `communes` (a JSON array of codes; `None` for all) on some state.
+    async fn grace_candidates(
+        &self,
+        since: Date,
+        day: Date,
+        categories: Option<&str>,
+        communes: Option<&str>,
+    ) -> Result<Vec<String>, StorageError>;
 }
 
 /// One sum per category and day: `$cat` the category column, `$now` and `$before` the
@@ -232,6 +244,36 @@ macro_rules! impl_statistics_store {
     ($store:ty, bulk: $bulk:ident, communes: $open:literal, $close:literal) => {
         #[async_trait::async_trait]
         impl $crate::storage::statistics::StatisticsStore for $store {
+            async fn grace_candidates(
+                &self,
+                since: time::Date,
+                day: time::Date,
+                categories: Option<&str>,
+                communes: Option<&str>,
+            ) -> Result<Vec<String>, StorageError> {
+                let rows: Vec<(String,)> = sqlx::query_as(concat!(
+                    "SELECT DISTINCT household_code FROM household_versions \
+                     WHERE ((valid_from > $1 AND valid_from <= $2) \
+                     OR (CAST($3 AS TEXT) IS NOT NULL AND category IN ",
+                    $open,
+                    "$3",
+                    $close,
+                    " AND valid_from <= $2 AND (valid_to IS NULL OR valid_to > $2))) \
+                     AND (CAST($4 AS TEXT) IS NULL OR commune_code IN ",
+                    $open,
+                    "$4",
+                    $close,
+                    ") ORDER BY household_code"
+                ))
+                .bind(since)
+                .bind(day)
+                .bind(categories)
+                .bind(communes)
+                .fetch_all(&self.$bulk)
+                .await?;
+                Ok(rows.into_iter().map(|(code,)| code).collect())
+            }
+
             async fn household_counts(
                 &self,
                 day: time::Date,
