@@ -13,6 +13,7 @@ mod eligibility;
 mod enrollments;
 mod faults;
 mod feed;
+mod histories;
 mod households;
 mod identity;
 mod inspections;
