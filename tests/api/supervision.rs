@@ -340,6 +340,19 @@ async fn refused_and_failed_attempts_are_found_by_whom_they_named() {
     let stranger = app.client_with_new_certificate("MOBIFONE", Validity::days(30)).await.unwrap();
     let err = stranger.check_eligibility(Key::HouseholdCode("HH-7".into()), "").await.unwrap_err();
     assert_eq!(err.code(), Some(Code::Unauthenticated));
+    // A batch of questions refused by role names its citizens too.
+    let asked = cid(9, 1990, true);
+    let questions =
+        vec![proto::CheckEligibilityRequest { key: Some(Key::CitizenId(asked.clone())), as_of: String::new() }];
+    let refused = match labour.check_eligibility_batch(futures_util::stream::iter(questions)).await {
+        Err(e) => e,
+        Ok(answers) => {
+            use futures_util::StreamExt;
+            let answers: Vec<_> = answers.collect().await;
+            answers.into_iter().find_map(Result::err).expect("refused")
+        }
+    };
+    assert_eq!(refused.code(), Some(Code::PermissionDenied));
     // A bad argument beside an ID that parses.
     let err = vnpt.check_citizen(&other, "not-a-date").await.unwrap_err();
     assert_eq!(err.code(), Some(Code::InvalidArgument));
@@ -367,6 +380,8 @@ async fn refused_and_failed_attempts_are_found_by_whom_they_named() {
     assert_eq!(found(&by_citizen), [triple("DOLISA", "Eligibility/CheckEligibility", "PERMISSION_DENIED")]);
     let by_other = all(&ict, proto::QueryAuditRequest { citizen_id: other, ..Default::default() }).await;
     assert_eq!(found(&by_other), [triple("VNPT", "Eligibility/CheckEligibility", "INVALID_ARGUMENT")]);
+    let by_asked = all(&ict, proto::QueryAuditRequest { citizen_id: asked, ..Default::default() }).await;
+    assert_eq!(found(&by_asked), [triple("DOLISA", "Eligibility/CheckEligibilityBatch", "PERMISSION_DENIED")]);
     let missing = all(&ict, proto::QueryAuditRequest { household_code: "HH-404".into(), ..Default::default() }).await;
     assert_eq!(found(&missing), [triple("DOICT", "HouseholdRegistry/GetHousehold", "NOT_FOUND")]);
 }

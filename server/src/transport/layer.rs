@@ -305,7 +305,13 @@ impl HubState {
                 attached: call.attached.clone(),
             });
             let frames = Frames { one_message: self.unary.contains(method.as_str()), ..Frames::default() };
-            let keep = call.named.clone().map(|bytes| (bytes, self.max_message_bytes + 5));
+            // A unary request is kept to read what it names should the call fail; a stream's
+            // questions are read only when it is refused before it starts.
+            let keep = call
+                .named
+                .clone()
+                .filter(|_| self.unary.contains(method.as_str()))
+                .map(|bytes| (bytes, self.max_message_bytes + 5));
             let req = req.map(|body| Body::new(DigestingBody { inner: body, digest, frames, keep }));
 
             let mut response = match tokio::time::timeout(timeout, inner.oneshot(req)).await {
@@ -454,13 +460,23 @@ impl CallRecord {
     /// for.
     async fn read_named(&mut self, req: Request<Body>, limit: usize) {
         use http_body_util::BodyExt;
-        let Some(named) = &self.named else { return };
-        let body = http_body_util::Limited::new(req.into_body(), limit + 5);
-        if let Ok(Ok(collected)) = tokio::time::timeout(Duration::from_secs(1), body.collect()).await {
-            let bytes = collected.to_bytes();
-            self.digest.lock().expect("request digest").update(&bytes);
-            named.lock().expect("request bytes").extend_from_slice(&bytes);
-        }
+        let Some(named) = self.named.clone() else { return };
+        let mut body = req.into_body();
+        // At most one message's worth (what a stream sends beyond it is not read), within a
+        // second.
+        let read = async {
+            while let Some(Ok(frame)) = body.frame().await {
+                if let Ok(bytes) = frame.into_data() {
+                    self.digest.lock().expect("request digest").update(&bytes);
+                    let mut kept = named.lock().expect("request bytes");
+                    kept.extend_from_slice(&bytes);
+                    if kept.len() > limit + 5 {
+                        return;
+                    }
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), read).await;
     }
 
     /// Answers the call with the layer's own refusal, once its audit record is stored.
@@ -507,7 +523,7 @@ impl CallRecord {
                 && let Some(bytes) = &self.named
             {
                 let bytes = bytes.lock().expect("request bytes");
-                let named = subjects::message_of(&bytes).map(|m| subjects::named(&entry.method, m)).unwrap_or_default();
+                let named = subjects::named_in_body(&entry.method, &bytes);
                 for subject in named {
                     if !attached.subjects.contains(&subject) {
                         attached.subjects.push(subject);

@@ -12,9 +12,11 @@ use crate::{
     domain::household::HouseholdCode,
 };
 
-/// The unary methods whose requests name citizens or households.
+/// The methods whose requests name citizens or households (all unary but the batch check,
+/// whose questions are read only when the call is refused before it starts).
 const NAMING: &[&str] = &[
     "/telesub.v1.Eligibility/CheckEligibility",
+    "/telesub.v1.Eligibility/CheckEligibilityBatch",
     "/telesub.v1.HouseholdRegistry/GetHousehold",
     "/telesub.v1.HouseholdRegistry/GetHouseholdHistory",
     "/telesub.v1.HouseholdRegistry/FindHouseholds",
@@ -44,6 +46,17 @@ pub(crate) fn named(method: &str, message: &[u8]) -> Vec<Subject> {
                     Some(pb::check_eligibility_request::Key::CitizenId(id)) => out.citizen(id),
                     Some(pb::check_eligibility_request::Key::HouseholdCode(code)) => out.household(code),
                     _ => {}
+                }
+            }
+        }
+        "/telesub.v1.Eligibility/CheckEligibilityBatch" => {
+            if let Ok(r) = pb::CheckEligibilityBatchRequest::decode(m) {
+                for check in r.checks {
+                    match check.key {
+                        Some(pb::check_eligibility_request::Key::CitizenId(id)) => out.citizen(id),
+                        Some(pb::check_eligibility_request::Key::HouseholdCode(code)) => out.household(code),
+                        _ => {}
+                    }
                 }
             }
         }
@@ -111,18 +124,36 @@ pub(crate) fn named(method: &str, message: &[u8]) -> Vec<Subject> {
 struct Subjects(Vec<Subject>);
 
 impl Subjects {
+    fn add(&mut self, subject: Subject) {
+        if !self.0.contains(&subject) {
+            self.0.push(subject);
+        }
+    }
+
     fn citizen(&mut self, id: String) {
         let id = id.trim();
         if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
-            self.0.push(Subject { kind: SubjectKind::CitizenId, value: id.to_owned() });
+            self.add(Subject { kind: SubjectKind::CitizenId, value: id.to_owned() });
         }
     }
 
     fn household(&mut self, code: String) {
         if let Ok(code) = HouseholdCode::parse(code.trim()) {
-            self.0.push(Subject { kind: SubjectKind::HouseholdCode, value: code.to_string() });
+            self.add(Subject { kind: SubjectKind::HouseholdCode, value: code.to_string() });
         }
     }
+}
+
+/// What every whole, uncompressed gRPC message of a request body names.
+pub(crate) fn named_in_body(method: &str, mut body: &[u8]) -> Vec<Subject> {
+    let mut out = Subjects::default();
+    while let Some(message) = message_of(body) {
+        for subject in named(method, message) {
+            out.add(subject);
+        }
+        body = &body[5 + message.len()..];
+    }
+    out.0
 }
 
 /// The message of a unary request's body: its one gRPC frame, uncompressed.
