@@ -70,6 +70,10 @@ const HEALTH_PREFIX: &str = "/grpc.health.v1.Health/";
 /// capacity.
 const REFLECTION_PREFIX: &str = "/grpc.reflection.";
 
+/// The most of a refused call's request read for what it names: enough for a lookup or a few
+/// thousand questions, and little for a hub refusing many calls at once to hold.
+const REFUSED_READ_LIMIT: usize = 256 * 1024;
+
 /// Streams that stay open as long as the client wants: they hold a stream place, not a call's.
 const LONG_LIVED: &[&str] = &["/telesub.v1.ChangeFeed/WatchChanges"];
 
@@ -268,7 +272,7 @@ impl HubState {
             let caller = match self.authorize(&method, org, fingerprint).await {
                 Ok(caller) => caller,
                 Err(refusal) => {
-                    call.read_named(req, self.max_message_bytes).await;
+                    call.read_named(req, self.max_message_bytes.min(REFUSED_READ_LIMIT)).await;
                     return call.refuse(refusal).await;
                 }
             };
@@ -290,7 +294,7 @@ impl HubState {
                                 Refusal::new(Code::ResourceExhausted, full.reason(&holder)).with_quota(&holder)
                             }
                         };
-                        call.read_named(req, self.max_message_bytes).await;
+                        call.read_named(req, self.max_message_bytes.min(REFUSED_READ_LIMIT)).await;
                         return call.refuse(refusal).await;
                     }
                 }
