@@ -23,18 +23,20 @@ async fn all(client: &Client, query: proto::QueryAuditRequest) -> Vec<proto::Aud
     }
 }
 
-/// The chain hash as the contract documents it, written here apart from the hub's code.
-fn chain_hash(prev: &str, seq: i64, micros: i128, fields: [&str; 7]) -> String {
+/// The chain hash as the contract documents it, written here apart from the hub's code: the
+/// last field is the attached digest, which a `telesub-audit-v1` record (empty) leaves out.
+fn chain_hash(prev: &str, seq: i64, micros: i128, fields: [&str; 8]) -> String {
     let mut bytes = Vec::new();
     let mut field = |b: &[u8]| {
         bytes.extend_from_slice(&(b.len() as u64).to_be_bytes());
         bytes.extend_from_slice(b);
     };
-    field(b"telesub-audit-v1");
+    let v2 = !fields[7].is_empty();
+    field(if v2 { b"telesub-audit-v2" } else { b"telesub-audit-v1" });
     field(prev.as_bytes());
     field(&seq.to_be_bytes());
     field(&micros.to_be_bytes());
-    for f in fields {
+    for f in &fields[..if v2 { 8 } else { 7 }] {
         field(f.as_bytes());
     }
     ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref().iter().map(|b| format!("{b:02x}")).collect()
@@ -124,7 +126,7 @@ async fn ict_finds_who_did_what_and_the_chain_checks_inside_and_outside_the_hub(
     let mut rows = text.split("\r\n").filter(|l| !l.is_empty());
     assert_eq!(
         rows.next().unwrap(),
-        "seq,at,request_id,caller,cert_fingerprint,method,outcome,detail,request_digest,prev_hash,hash"
+        "seq,at,request_id,caller,cert_fingerprint,method,outcome,detail,request_digest,attached,prev_hash,hash"
     );
     let rows: Vec<Vec<String>> = rows.map(split_csv).collect();
     assert!(rows.len() >= 6, "{text}");
@@ -134,10 +136,11 @@ async fn ict_finds_who_did_what_and_the_chain_checks_inside_and_outside_the_hub(
     let anchor = before.iter().find(|r| r.seq == first_seq - 1).map(|r| r.hash.clone()).unwrap();
     let mut prev = anchor;
     for r in &rows {
-        assert_eq!(r[9], prev, "record {} follows the one before", r[0]);
-        let fields = [&*r[2], &r[3], &r[4], &r[5], &r[6], &r[7], &r[8]];
-        let hash = chain_hash(&r[9], r[0].parse().unwrap(), micros(&r[1]), fields);
-        assert_eq!(hash, r[10], "record {} recomputes", r[0]);
+        assert_eq!(r[10], prev, "record {} follows the one before", r[0]);
+        assert_eq!(r[9].len(), 64, "record {} has its attached digest", r[0]);
+        let fields = [&*r[2], &r[3], &r[4], &r[5], &r[6], &r[7], &r[8], &r[9]];
+        let hash = chain_hash(&r[10], r[0].parse().unwrap(), micros(&r[1]), fields);
+        assert_eq!(hash, r[11], "record {} recomputes", r[0]);
         prev = hash;
     }
 

@@ -4,6 +4,8 @@
 //! stored record breaks the chain at that point; [`verify`] walks the chain and names the
 //! first record where it breaks.
 
+pub mod checkpoint;
+pub mod merkle;
 mod writer;
 
 use std::fmt;
@@ -34,6 +36,13 @@ pub struct AuditEntry {
     pub detail: String,
     /// Lower-case hex SHA-256 of the request bytes the hub read (the gRPC frames).
     pub request_digest: String,
+    /// Lower-case hex SHA-256 of what was stored with the record: the citizens and households
+    /// the call looked up and the decisions it gave ([`attached_digest`]). `None` in the
+    /// records written before it was kept (`telesub-audit-v1`).
+    pub attached: Option<String>,
+    /// The call id of the decisions stored for the call, by which they are found again (not
+    /// part of the record's bytes: the attached digest covers the decisions themselves).
+    pub decisions_call: Option<String>,
 }
 
 /// What an audit query can ask about: a value a call looked up.
@@ -76,17 +85,23 @@ pub fn to_micros(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_nanosecond(nanos - nanos % 1_000).expect("a smaller nanosecond is always valid")
 }
 
-/// The hash of record `seq` holding `entry`, following the record whose hash is `prev_hash`.
+/// The canonical bytes of record `seq` holding `entry` after the record whose hash is
+/// `prev_hash`: every field preceded by its length as a big-endian 64-bit number, so that no two
+/// different records encode alike. The record's chain hash is their SHA-256; its Merkle leaf is
+/// the SHA-256 of `0x00` and them (RFC 9162).
 ///
-/// Every field is length-prefixed so that no two different records encode alike.
-pub fn chain_hash(prev_hash: &str, seq: i64, entry: &AuditEntry) -> String {
+/// `telesub-audit-v1` records hold the text `telesub-audit-v1`, `prev_hash`, `seq` (big-endian
+/// i64), `at` (microseconds since 1970, big-endian i128), request id, caller, fingerprint,
+/// method, outcome, detail and request digest; `telesub-audit-v2` records start with
+/// `telesub-audit-v2` and add the attached digest at the end.
+pub fn record_bytes(prev_hash: &str, seq: i64, entry: &AuditEntry) -> Vec<u8> {
     let micros = entry.at.unix_timestamp_nanos() / 1_000;
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut out = Vec::with_capacity(256);
     let mut field = |bytes: &[u8]| {
-        ctx.update(&(bytes.len() as u64).to_be_bytes());
-        ctx.update(bytes);
+        out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+        out.extend_from_slice(bytes);
     };
-    field(b"telesub-audit-v1");
+    field(if entry.attached.is_some() { b"telesub-audit-v2" } else { b"telesub-audit-v1" });
     field(prev_hash.as_bytes());
     field(&seq.to_be_bytes());
     field(&micros.to_be_bytes());
@@ -97,7 +112,113 @@ pub fn chain_hash(prev_hash: &str, seq: i64, entry: &AuditEntry) -> String {
     field(entry.outcome.as_bytes());
     field(entry.detail.as_bytes());
     field(entry.request_digest.as_bytes());
+    if let Some(attached) = &entry.attached {
+        field(attached.as_bytes());
+    }
+    out
+}
+
+/// The hash of record `seq` holding `entry`, following the record whose hash is `prev_hash`:
+/// the SHA-256 of its [`record_bytes`].
+pub fn chain_hash(prev_hash: &str, seq: i64, entry: &AuditEntry) -> String {
+    crate::hex(ring::digest::digest(&ring::digest::SHA256, &record_bytes(prev_hash, seq, entry)).as_ref())
+}
+
+/// The Merkle leaf of a record.
+pub fn leaf_of(record: &AuditRecord) -> merkle::Hash {
+    merkle::leaf_hash(&record_bytes(&record.prev_hash, record.seq, &record.entry))
+}
+
+/// What a call stored beside its record, as the attached digest covers it.
+#[derive(Debug, Default)]
+pub struct Attachments<'a> {
+    pub subjects: Vec<&'a Subject>,
+    pub decisions: Vec<&'a crate::storage::eligibility::DecisionRow>,
+    pub runs: Vec<RunSummary>,
+}
+
+/// A stored run of a batch call's decisions, as the attached digest covers it: its place and
+/// the SHA-256 of its answers (the run itself may be large).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSummary {
+    pub call_id: String,
+    pub first_idx: i64,
+    pub last_idx: i64,
+    pub decisions: i64,
+    pub body_digest: String,
+}
+
+impl RunSummary {
+    pub fn of(run: &crate::storage::eligibility::DecisionRunRow) -> Self {
+        Self {
+            call_id: run.call_id.clone(),
+            first_idx: run.first_idx,
+            last_idx: run.last_idx,
+            decisions: run.decisions,
+            body_digest: crate::hex(ring::digest::digest(&ring::digest::SHA256, run.body.as_bytes()).as_ref()),
+        }
+    }
+}
+
+/// The SHA-256 (hex) of what a call stored beside its record, in a canonical order: the text
+/// `telesub-attached-v1`; the number of subjects, then each (kind, value), sorted; the number
+/// of single decisions, then each (call id, index, query kind, query value, as of, household
+/// code, eligible `1`/`0`, policy version, answer), by call id and index; the number of
+/// batch runs, then each (call id, first index, last index, decisions, SHA-256 of the answers
+/// in hex), likewise.
+/// Every field length-prefixed as in [`record_bytes`]; numbers as decimal text.
+pub fn attached_digest(mut a: Attachments<'_>) -> String {
+    use crate::domain::household::format_date;
+    a.subjects.sort_by(|x, y| (x.kind.as_str(), &x.value).cmp(&(y.kind.as_str(), &y.value)));
+    a.subjects.dedup();
+    a.decisions.sort_by(|x, y| (&x.call_id, x.idx).cmp(&(&y.call_id, y.idx)));
+    a.runs.sort_by(|x, y| (&x.call_id, x.first_idx).cmp(&(&y.call_id, y.first_idx)));
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut field = |bytes: &[u8]| {
+        ctx.update(&(bytes.len() as u64).to_be_bytes());
+        ctx.update(bytes);
+    };
+    field(b"telesub-attached-v1");
+    field(a.subjects.len().to_string().as_bytes());
+    for s in &a.subjects {
+        field(s.kind.as_str().as_bytes());
+        field(s.value.as_bytes());
+    }
+    field(a.decisions.len().to_string().as_bytes());
+    for d in &a.decisions {
+        field(d.call_id.as_bytes());
+        field(d.idx.to_string().as_bytes());
+        field(d.query_kind.as_bytes());
+        field(d.query_value.as_bytes());
+        field(format_date(d.as_of).as_bytes());
+        field(d.household_code.as_deref().unwrap_or("").as_bytes());
+        field(if d.eligible { b"1" } else { b"0" });
+        field(d.policy_version.to_string().as_bytes());
+        field(d.body.as_bytes());
+    }
+    field(a.runs.len().to_string().as_bytes());
+    for r in &a.runs {
+        field(r.call_id.as_bytes());
+        field(r.first_idx.to_string().as_bytes());
+        field(r.last_idx.to_string().as_bytes());
+        field(r.decisions.to_string().as_bytes());
+        field(r.body_digest.as_bytes());
+    }
     crate::hex(ctx.finish().as_ref())
+}
+
+/// Appends records' leaves to the tree's right edge; returns the perfect subtrees that
+/// completed at a stored level ([`merkle::stored_level`]), to be stored.
+pub fn extend_tree(range: &mut merkle::CompactRange, records: &[AuditRecord]) -> Vec<(u32, u64, String)> {
+    let mut nodes = Vec::new();
+    for record in records {
+        range.push(leaf_of(record), |level, index, hash| {
+            if merkle::stored_level(level) {
+                nodes.push((level, index, crate::hex(hash)));
+            }
+        });
+    }
+    nodes
 }
 
 /// Links entries onto the chain whose last record is (`last_seq`, `last_hash`).
@@ -248,6 +369,8 @@ mod tests {
             outcome: "OK".into(),
             detail: String::new(),
             request_digest: "cd".repeat(32),
+            attached: Some("ef".repeat(32)),
+            decisions_call: None,
         }
     }
 
@@ -317,6 +440,8 @@ mod tests {
             Box::new(|e| e.outcome.push('x')),
             Box::new(|e| e.detail.push('x')),
             Box::new(|e| e.request_digest.push('x')),
+            Box::new(|e| e.attached = Some("00".repeat(32))),
+            Box::new(|e| e.attached = None),
         ];
         for change in variants {
             let mut e = base.clone();

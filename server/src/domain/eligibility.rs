@@ -773,13 +773,18 @@ impl EligibilityService {
 
     /// Stores the decisions of a batch call, run by run (single checks are stored with the
     /// call's audit record). `decisions` are in the order of the call.
-    pub async fn record_batch(&self, decisions: &[&Decision], request_id: &str) -> Result<(), DomainError> {
+    /// Returns what the call's audit record covers of the runs stored.
+    pub async fn record_batch(
+        &self,
+        decisions: &[&Decision],
+        request_id: &str,
+    ) -> Result<Vec<crate::audit::RunSummary>, DomainError> {
         if decisions.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let runs = decision_runs(decisions, request_id).map_err(|e| DomainError::Internal(e.into()))?;
         self.store.record_decision_runs(&runs).await?;
-        Ok(())
+        Ok(runs.iter().map(crate::audit::RunSummary::of).collect())
     }
 
     /// A decision given earlier. An operator reads only the decisions it asked for.

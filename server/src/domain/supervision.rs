@@ -17,7 +17,7 @@ use crate::{
 pub const EXPORT_CHUNK: u32 = 5_000;
 
 /// The CSV columns of an export.
-pub const EXPORT_COLUMNS: [&str; 11] = [
+pub const EXPORT_COLUMNS: [&str; 12] = [
     "seq",
     "at",
     "request_id",
@@ -27,6 +27,7 @@ pub const EXPORT_COLUMNS: [&str; 11] = [
     "outcome",
     "detail",
     "request_digest",
+    "attached",
     "prev_hash",
     "hash",
 ];

@@ -31,12 +31,46 @@ shared::shared_queries!(PgPool);
 use super::shared;
 
 /// Locks the chain head so that concurrent appenders (other hubs) wait their turn.
-const LOCK_AUDIT_HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE";
+const LOCK_AUDIT_HEAD: &str = "SELECT seq, hash, tree FROM audit_head WHERE id = 1 FOR UPDATE";
 
 const INSERT_AUDIT: &str = "INSERT INTO audit_log (seq, at, request_id, org_code, cert_fingerprint, method, \
-     outcome, detail, request_digest, prev_hash, hash) \
+     outcome, detail, request_digest, prev_hash, hash, attached, decisions_call) \
      SELECT * FROM UNNEST($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], \
-     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])";
+     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])";
+
+const INSERT_TREE: &str = "INSERT INTO audit_tree (level, idx, hash) \
+     SELECT * FROM UNNEST($1::int[], $2::bigint[], $3::text[]) ON CONFLICT DO NOTHING";
+
+/// Stores perfect subtrees of the audit tree; one already stored is left as it is.
+async fn insert_tree_nodes(conn: &mut sqlx::PgConnection, nodes: &[(u32, u64, String)]) -> Result<(), StorageError> {
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(INSERT_TREE)
+        .bind(nodes.iter().map(|n| n.0 as i32).collect::<Vec<_>>())
+        .bind(nodes.iter().map(|n| n.1 as i64).collect::<Vec<_>>())
+        .bind(nodes.iter().map(|n| n.2.clone()).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Builds the audit tree's right edge (and its stored nodes) from the records, for a trail
+/// written before the tree was kept.
+async fn rebuild_tree(conn: &mut sqlx::PgConnection, seq: i64) -> Result<audit::merkle::CompactRange, StorageError> {
+    let mut range = audit::merkle::CompactRange::default();
+    let mut after = 0;
+    loop {
+        let rows: Vec<sql::AuditRow> =
+            sqlx::query_as(sql::AUDIT_RECORDS).bind(after).bind(10_000i64).fetch_all(&mut *conn).await?;
+        let Some(last) = rows.last().map(|r| r.seq()) else { break };
+        let records: Vec<AuditRecord> = rows.into_iter().map(Into::into).collect();
+        let nodes = audit::extend_tree(&mut range, &records);
+        insert_tree_nodes(conn, &nodes).await?;
+        after = last;
+    }
+    sql::tree_edge(&range.encode(), seq)
+}
 
 #[derive(Debug, Clone)]
 pub struct PgStore {
@@ -132,8 +166,14 @@ impl Store for PgStore {
         let mut tx = self.pool.begin().await?;
         // Before the chain head is locked, so that other hubs wait only for the chain itself.
         insert_decisions(&mut tx, decisions).await?;
-        let (seq, hash): (i64, String) = sqlx::query_as(LOCK_AUDIT_HEAD).fetch_one(&mut *tx).await?;
+        let (seq, hash, tree): (i64, String, Option<String>) =
+            sqlx::query_as(LOCK_AUDIT_HEAD).fetch_one(&mut *tx).await?;
+        let mut range = match tree {
+            Some(tree) => sql::tree_edge(&tree, seq)?,
+            None => rebuild_tree(&mut tx, seq).await?,
+        };
         let records = audit::link(seq, &hash, entries);
+        let nodes = audit::extend_tree(&mut range, &records);
         let column = |f: fn(&AuditRecord) -> String| records.iter().map(f).collect::<Vec<_>>();
         let optional = |f: fn(&AuditRecord) -> Option<String>| records.iter().map(f).collect::<Vec<_>>();
         sqlx::query(INSERT_AUDIT)
@@ -148,8 +188,11 @@ impl Store for PgStore {
             .bind(column(|r| r.entry.request_digest.clone()))
             .bind(column(|r| r.prev_hash.clone()))
             .bind(column(|r| r.hash.clone()))
+            .bind(optional(|r| r.entry.attached.clone()))
+            .bind(optional(|r| r.entry.decisions_call.clone()))
             .execute(&mut *tx)
             .await?;
+        insert_tree_nodes(&mut tx, &nodes).await?;
         if !subjects.is_empty() {
             sqlx::query(
                 "INSERT INTO audit_subjects (kind, value, seq) \
@@ -162,7 +205,12 @@ impl Store for PgStore {
             .await?;
         }
         if let Some(last) = records.last() {
-            sqlx::query(sql::SET_AUDIT_HEAD).bind(last.seq).bind(&last.hash).execute(&mut *tx).await?;
+            sqlx::query(sql::SET_AUDIT_HEAD)
+                .bind(last.seq)
+                .bind(&last.hash)
+                .bind(range.encode())
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(seq + 1)

@@ -47,15 +47,16 @@ pub(super) const RECORD_CERTIFICATE: &str = "INSERT INTO member_certificates \
      (member_code, fingerprint, first_seen, last_seen) VALUES ($1, $2, $3, $3) \
      ON CONFLICT (member_code, fingerprint) DO UPDATE SET last_seen = excluded.last_seen";
 
-pub(super) const AUDIT_COLUMNS: &str =
-    "seq, at, request_id, org_code, cert_fingerprint, method, outcome, detail, request_digest, prev_hash, hash";
+pub(super) const AUDIT_COLUMNS: &str = "seq, at, request_id, org_code, cert_fingerprint, method, outcome, detail, \
+     request_digest, prev_hash, hash, attached, decisions_call";
 
 pub(super) const AUDIT_RECORDS: &str = "SELECT seq, at, request_id, org_code, cert_fingerprint, method, \
-     outcome, detail, request_digest, prev_hash, hash FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2";
+     outcome, detail, request_digest, prev_hash, hash, attached, decisions_call FROM audit_log WHERE seq > $1 \
+     ORDER BY seq LIMIT $2";
 
 /// Audit records after a sequence number that pass a filter (see [`crate::storage::AuditFilter`]).
 pub(super) const QUERY_AUDIT: &str = "SELECT seq, at, request_id, org_code, cert_fingerprint, method, \
-     outcome, detail, request_digest, prev_hash, hash FROM audit_log \
+     outcome, detail, request_digest, prev_hash, hash, attached, decisions_call FROM audit_log \
      WHERE seq > $1 AND at >= $2 AND at < $3 \
      AND (CAST($4 AS TEXT) IS NULL OR org_code = $4) \
      AND (CAST($5 AS TEXT) IS NULL OR method = $5) \
@@ -65,7 +66,10 @@ pub(super) const QUERY_AUDIT: &str = "SELECT seq, at, request_id, org_code, cert
 
 pub(super) const AUDIT_HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
 
-pub(super) const SET_AUDIT_HEAD: &str = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1";
+/// The chain head with the tree's right edge.
+pub(super) const AUDIT_HEAD_TREE: &str = "SELECT seq, hash, tree FROM audit_head WHERE id = 1";
+
+pub(super) const SET_AUDIT_HEAD: &str = "UPDATE audit_head SET seq = $1, hash = $2, tree = $3 WHERE id = 1";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct MemberRow {
@@ -100,6 +104,27 @@ pub(super) struct AuditRow {
     request_digest: String,
     prev_hash: String,
     hash: String,
+    attached: Option<String>,
+    decisions_call: Option<String>,
+}
+
+impl AuditRow {
+    pub(super) fn seq(&self) -> i64 {
+        self.seq
+    }
+}
+
+/// The tree's right edge as the chain head stores it, checked against the head's record count.
+pub(super) fn tree_edge(text: &str, seq: i64) -> Result<crate::audit::merkle::CompactRange, StorageError> {
+    let range = crate::audit::merkle::CompactRange::decode(text)
+        .map_err(|e| StorageError::Corrupt(format!("the audit tree's edge: {e}")))?;
+    if range.size() != seq as u64 {
+        return Err(StorageError::Corrupt(format!(
+            "the audit tree's edge covers {} records, the chain head {seq}",
+            range.size()
+        )));
+    }
+    Ok(range)
 }
 
 fn corrupt(what: &str, value: &str, err: String) -> StorageError {
@@ -168,6 +193,8 @@ impl From<AuditRow> for AuditRecord {
                 outcome: r.outcome,
                 detail: r.detail,
                 request_digest: r.request_digest,
+                attached: r.attached,
+                decisions_call: r.decisions_call,
             },
             prev_hash: r.prev_hash,
             hash: r.hash,

@@ -285,8 +285,14 @@ impl Store for SqliteStore {
     ) -> Result<i64, StorageError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         insert_decisions(&mut tx, decisions).await?;
-        let (seq, hash): (i64, String) = sqlx::query_as(sql::AUDIT_HEAD).fetch_one(&mut *tx).await?;
+        let (seq, hash, tree): (i64, String, Option<String>) =
+            sqlx::query_as(sql::AUDIT_HEAD_TREE).fetch_one(&mut *tx).await?;
+        let mut range = match tree {
+            Some(tree) => sql::tree_edge(&tree, seq)?,
+            None => rebuild_tree(&mut tx, seq).await?,
+        };
         let records = audit::link(seq, &hash, entries);
+        let nodes = audit::extend_tree(&mut range, &records);
         for chunk in records.chunks(ROWS_PER_INSERT) {
             let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO audit_log (");
             insert.push(sql::AUDIT_COLUMNS).push(") ");
@@ -301,10 +307,13 @@ impl Store for SqliteStore {
                     .push_bind(r.entry.detail.clone())
                     .push_bind(r.entry.request_digest.clone())
                     .push_bind(r.prev_hash.clone())
-                    .push_bind(r.hash.clone());
+                    .push_bind(r.hash.clone())
+                    .push_bind(r.entry.attached.clone())
+                    .push_bind(r.entry.decisions_call.clone());
             });
             insert.build().execute(&mut *tx).await?;
         }
+        insert_tree_nodes(&mut tx, &nodes).await?;
         for chunk in subjects.chunks(ROWS_PER_INSERT) {
             let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO audit_subjects (kind, value, seq) ");
             insert.push_values(chunk, |mut row, (i, s): &(usize, Subject)| {
@@ -314,7 +323,12 @@ impl Store for SqliteStore {
             insert.build().execute(&mut *tx).await?;
         }
         if let Some(last) = records.last() {
-            sqlx::query(sql::SET_AUDIT_HEAD).bind(last.seq).bind(&last.hash).execute(&mut *tx).await?;
+            sqlx::query(sql::SET_AUDIT_HEAD)
+                .bind(last.seq)
+                .bind(&last.hash)
+                .bind(range.encode())
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(seq + 1)
@@ -736,6 +750,42 @@ impl Store for SqliteStore {
 
 crate::storage::audit_reader::impl_audit_reader!(SqliteStore, sqlx::Sqlite, read: read);
 crate::storage::inspections::impl_inspection_store!(SqliteStore, read: read, bulk: bulk, write: write, begin: "BEGIN IMMEDIATE");
+/// Stores perfect subtrees of the audit tree; one already stored is left as it is.
+async fn insert_tree_nodes(
+    conn: &mut sqlx::SqliteConnection,
+    nodes: &[(u32, u64, String)],
+) -> Result<(), StorageError> {
+    for chunk in nodes.chunks(ROWS_PER_INSERT) {
+        let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO audit_tree (level, idx, hash) ");
+        insert.push_values(chunk, |mut row, (level, idx, hash)| {
+            row.push_bind(i64::from(*level)).push_bind(*idx as i64).push_bind(hash.clone());
+        });
+        insert.push(" ON CONFLICT DO NOTHING");
+        insert.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Builds the audit tree's right edge (and its stored nodes) from the records, for a trail
+/// written before the tree was kept.
+async fn rebuild_tree(
+    conn: &mut sqlx::SqliteConnection,
+    seq: i64,
+) -> Result<audit::merkle::CompactRange, StorageError> {
+    let mut range = audit::merkle::CompactRange::default();
+    let mut after = 0;
+    loop {
+        let rows: Vec<sql::AuditRow> =
+            sqlx::query_as(sql::AUDIT_RECORDS).bind(after).bind(10_000i64).fetch_all(&mut *conn).await?;
+        let Some(last) = rows.last().map(|r| r.seq()) else { break };
+        let records: Vec<AuditRecord> = rows.into_iter().map(Into::into).collect();
+        let nodes = audit::extend_tree(&mut range, &records);
+        insert_tree_nodes(conn, &nodes).await?;
+        after = last;
+    }
+    sql::tree_edge(&range.encode(), seq)
+}
+
 crate::storage::statistics::impl_statistics_store!(
     SqliteStore,
     bulk: mapped,

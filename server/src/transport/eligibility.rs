@@ -494,6 +494,7 @@ impl Eligibility for EligibilityApi {
         let (decided, mut to_record) = mpsc::channel::<Result<(Vec<BatchAnswer>, Held), Status>>(DECIDED_AHEAD);
         let call_id = new_call_id();
         let request_id = ctx.request_id.clone();
+        let recorder = ctx.clone();
         // Deciding: questions are checked and decided chunk by chunk, several chunks at once
         // (each on its own task, so that both the reading and the deciding use every core),
         // ahead of the recording and in order.
@@ -577,10 +578,13 @@ impl Eligibility for EligibilityApi {
                         BatchAnswer::Invalid { .. } => None,
                     })
                     .collect();
-                if let Err(e) = service.record_batch(&decisions, &request_id).await {
-                    let _ = answers.send(Err(status::to_status(e, &request_id))).await;
-                    deciding.abort();
-                    return;
+                match service.record_batch(&decisions, &request_id).await {
+                    Ok(runs) => recorder.stored_runs(runs),
+                    Err(e) => {
+                        let _ = answers.send(Err(status::to_status(e, &request_id))).await;
+                        deciding.abort();
+                        return;
+                    }
                 }
                 for (chunk, held) in pending.drain(..) {
                     let reply =

@@ -260,6 +260,8 @@ impl HubState {
                 outcome: String::new(),
                 detail: String::new(),
                 request_digest: String::new(),
+                attached: None,
+                decisions_call: None,
             },
             span.clone(),
         );
@@ -534,6 +536,16 @@ impl CallRecord {
                     }
                 }
             }
+            entry.attached = Some(crate::audit::attached_digest(crate::audit::Attachments {
+                subjects: attached.subjects.iter().collect(),
+                decisions: attached.decisions.iter().collect(),
+                runs: attached.runs.clone(),
+            }));
+            entry.decisions_call = attached
+                .decisions
+                .first()
+                .map(|d| d.call_id.clone())
+                .or_else(|| attached.runs.first().map(|r| r.call_id.clone()));
             (entry, attached, self.state.audit.clone(), self.span.clone())
         });
         let place = self.place.take();

@@ -55,6 +55,8 @@ pub(crate) struct Attached {
     pub(crate) subjects: Vec<Subject>,
     /// The audit record's detail when it is not the message the caller saw.
     pub(crate) detail: Option<String>,
+    /// The runs of decisions a batch call stored, as its record covers them.
+    pub(crate) runs: Vec<crate::audit::RunSummary>,
 }
 
 impl CallContext {
@@ -76,6 +78,11 @@ impl CallContext {
     /// caller sees the call's final status.
     pub fn store_with_audit(&self, rows: impl IntoIterator<Item = DecisionRow>) {
         self.attached.lock().expect("call attachments").decisions.extend(rows);
+    }
+
+    /// Notes runs of decisions a batch call stored, for its record to cover.
+    pub(crate) fn stored_runs(&self, runs: impl IntoIterator<Item = crate::audit::RunSummary>) {
+        self.attached.lock().expect("call attachments").runs.extend(runs);
     }
 
     /// Notes citizen IDs or household codes the call looked up, for the audit reader.

@@ -279,6 +279,7 @@ fn record_to_pb(r: &AuditRecord) -> pb::AuditRecord {
         request_digest: r.entry.request_digest.clone(),
         prev_hash: r.prev_hash.clone(),
         hash: r.hash.clone(),
+        attached: r.entry.attached.clone().unwrap_or_default(),
     }
 }
 
@@ -293,6 +294,7 @@ fn csv_row(w: &mut csv::Writer<Vec<u8>>, r: &AuditRecord) -> csv::Result<()> {
         &r.entry.outcome,
         &r.entry.detail,
         &r.entry.request_digest,
+        r.entry.attached.as_deref().unwrap_or_default(),
         &r.prev_hash,
         &r.hash,
     ])
