@@ -1025,6 +1025,40 @@ impl Client {
         Ok(self.supervision.clone().verify_audit(request).await?.into_inner())
     }
 
+    /// A signed checkpoint of the audit tree: of `tree_size`, or the latest (`0`).
+    pub async fn get_audit_checkpoint(&self, tree_size: i64) -> Result<pb::AuditCheckpoint, Error> {
+        self.read_only(|| {
+            let mut supervision = self.supervision.clone();
+            let request = self.request(pb::GetAuditCheckpointRequest { tree_size });
+            async move { supervision.get_audit_checkpoint(request).await }
+        })
+        .await
+        .map(tonic::Response::into_inner)
+    }
+
+    /// Record `seq` with its proof of inclusion in checkpoint `tree_size` (`0`: the latest).
+    pub async fn get_inclusion_proof(&self, seq: i64, tree_size: i64) -> Result<pb::InclusionProof, Error> {
+        self.read_only(|| {
+            let mut supervision = self.supervision.clone();
+            let request = self.request(pb::GetInclusionProofRequest { seq, tree_size });
+            async move { supervision.get_inclusion_proof(request).await }
+        })
+        .await
+        .map(tonic::Response::into_inner)
+    }
+
+    /// The proof that the tree of `old_size` records is a prefix of checkpoint `new_size`
+    /// (`0`: the latest).
+    pub async fn get_consistency_proof(&self, old_size: i64, new_size: i64) -> Result<pb::ConsistencyProof, Error> {
+        self.read_only(|| {
+            let mut supervision = self.supervision.clone();
+            let request = self.request(pb::GetConsistencyProofRequest { old_size, new_size });
+            async move { supervision.get_consistency_proof(request).await }
+        })
+        .await
+        .map(tonic::Response::into_inner)
+    }
+
     /// The records of a time range as CSV with their chain hashes, in chunks: the first names
     /// the file and its media type; the chunks' data in order make the file.
     pub async fn export_audit(

@@ -73,6 +73,20 @@ pub struct StoreArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The hub's verifier key (`telesub audit public-key`); by default the configured signing
+    /// key's.
+    #[arg(long)]
+    pub public_key: Option<String>,
+    /// A checkpoint kept earlier (a signed note, as `telesub-cli audit checkpoint --save`
+    /// writes it): the records must still give its root. Repeatable.
+    #[arg(long = "checkpoint")]
+    pub checkpoints: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub store: StoreArgs,
@@ -87,8 +101,18 @@ pub struct ServeArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Walk the hash chain from the first record; name the first broken record. Exit 1 if broken.
-    Verify(StoreArgs),
+    /// Check the whole trail: the hash chain from the first record, what each call stored
+    /// beside its record, the Merkle tree, the signed checkpoints (stored, and any given), and
+    /// the append-only guards; name the first broken record. Exit 1 if anything fails.
+    Verify(VerifyArgs),
+    /// Print the verifier key checkpoints are checked with (`<name>+<key id>+<key>`).
+    PublicKey {
+        #[arg(long, env = "TELESUB_CONFIG")]
+        config: Option<PathBuf>,
+        /// The certificate folder whose audit-signing.key to read.
+        #[arg(long)]
+        tls_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -247,21 +271,45 @@ async fn dispatch(command: Command, out: &mut (dyn Write + Send)) -> Result<Exit
             writeln!(out, "migrations applied ({} at {})", store.backend(), settings.database_url)?;
         }
         Command::Audit(AuditCommand::Verify(args)) => {
-            let settings = settings(&args, Overrides::default())?;
+            let settings = settings(&args.store, Overrides::default())?;
+            let key = match &args.public_key {
+                Some(text) => Some(audit::checkpoint::VerifierKey::parse(text)?),
+                None => settings.audit_key().ok().map(|k| k.verifier()),
+            };
+            let mut kept = Vec::new();
+            for path in &args.checkpoints {
+                kept.push(std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?);
+            }
+            if !kept.is_empty() && key.is_none() {
+                return Err("a kept checkpoint is checked with the hub's verifier key: give --public-key".into());
+            }
             let store = startup::open_store(&settings).await?;
-            let report = audit::verify(store.as_ref()).await?;
-            match report.first_break {
-                None => writeln!(
+            let report = audit::verify_with(store.as_ref(), &audit::VerifyOptions { key, kept }).await?;
+            if !report.guards_missing.is_empty() {
+                writeln!(
                     out,
-                    "audit trail intact: {} records, last record {}, last hash {}",
-                    report.records, report.last_seq, report.last_hash
+                    "append-only guards MISSING or disabled: {} (the trail may have been changed)",
+                    report.guards_missing.join(", ")
+                )?;
+            }
+            match &report.first_break {
+                None if report.guards_missing.is_empty() => writeln!(
+                    out,
+                    "audit trail intact: {} records, last record {}, last hash {}, {} checkpoints checked",
+                    report.records, report.last_seq, report.last_hash, report.checkpoints
                 )?,
+                None => return Ok(ExitCode::FAILURE),
                 Some(brk) => {
                     writeln!(out, "audit trail BROKEN at record {}: {brk}", brk.seq())?;
                     writeln!(out, "records before it verified: {}", report.records)?;
                     return Ok(ExitCode::FAILURE);
                 }
             }
+        }
+        Command::Audit(AuditCommand::PublicKey { config, tls_dir }) => {
+            let overrides = Overrides { tls: tls_dir.map(|dir| TlsOverrides { dir }), ..Overrides::default() };
+            let settings = Settings::load(config.as_deref(), &overrides)?;
+            writeln!(out, "{}", settings.audit_key()?.verifier().to_text())?;
         }
         Command::Pki(PkiCommand::Init { dir, orgs }) => {
             let report = pki::init(&dir, &orgs)?;

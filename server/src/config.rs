@@ -66,6 +66,30 @@ pub struct Settings {
     pub policy_horizon_years: u32,
     pub tls: TlsSettings,
     pub limits: Limits,
+    pub audit: AuditSettings,
+}
+
+/// The audit trail's checkpoints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// The Ed25519 key checkpoints and receipts are signed with (PKCS#8 PEM); `audit-signing.key`
+    /// in `tls.dir` when left out.
+    pub signing_key_file: Option<PathBuf>,
+    /// The log's name: the first line of every checkpoint, and the key's name.
+    pub origin: String,
+    /// How often, while records are added, a checkpoint is signed (and once more on shutdown).
+    pub checkpoint_interval_ms: u64,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            signing_key_file: None,
+            origin: crate::audit::checkpoint::DEFAULT_ORIGIN.to_owned(),
+            checkpoint_interval_ms: 5_000,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -82,6 +106,7 @@ impl Default for Settings {
             policy_horizon_years: crate::domain::policy::DEFAULT_HORIZON_YEARS,
             tls: TlsSettings::default(),
             limits: Limits::default(),
+            audit: AuditSettings::default(),
         }
     }
 }
@@ -193,6 +218,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "policy_horizon_years",
     "tls",
     "limits",
+    "audit",
 ];
 
 impl Settings {
@@ -245,6 +271,7 @@ impl Settings {
             ("database_max_connections", u64::from(self.database_max_connections)),
             ("database_timeout_ms", self.database_timeout_ms),
             ("policy_horizon_years", u64::from(self.policy_horizon_years)),
+            ("audit.checkpoint_interval_ms", self.audit.checkpoint_interval_ms),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -275,6 +302,26 @@ impl Settings {
             )));
         }
         Ok(())
+    }
+
+    /// The audit signing key's file: the one named, or the TLS folder's.
+    pub fn audit_key_file(&self) -> Option<PathBuf> {
+        self.audit.signing_key_file.clone().or_else(|| self.tls.dir.as_ref().map(|d| PkiDir::new(d).audit_key()))
+    }
+
+    /// Reads the audit signing key.
+    pub fn audit_key(&self) -> Result<crate::audit::checkpoint::SigningKey, ConfigError> {
+        let Some(path) = self.audit_key_file() else {
+            return Err(ConfigError::Invalid(
+                "no audit signing key: set audit.signing_key_file, or give --tls-dir a folder `telesub pki init` \
+                 wrote (it writes audit-signing.key)"
+                    .into(),
+            ));
+        };
+        let pem = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError::Invalid(format!("the audit signing key {}: {e}", path.display())))?;
+        crate::audit::checkpoint::SigningKey::from_pem(&pem, &self.audit.origin)
+            .map_err(|e| ConfigError::Invalid(format!("the audit signing key {}: {e}", path.display())))
     }
 
     /// The database timeout, within the request deadline.

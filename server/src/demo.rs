@@ -158,13 +158,15 @@ pub async fn run(dir: Option<PathBuf>, out: &mut (dyn Write + Send)) -> Result<(
 
     let _ = stop.send(());
     serving.await??;
-    let report = audit::verify(store.as_ref()).await?;
+    let key = settings.audit_key().ok().map(|k| k.verifier());
+    let report = audit::verify_with(store.as_ref(), &audit::VerifyOptions { key, kept: Vec::new() }).await?;
     match &report.first_break {
         None => writeln!(
             out,
-            "28. Hub stopped. Audit trail: {} records, chain intact (last hash {}…)",
+            "28. Hub stopped. Audit trail: {} records, chain intact (last hash {}…), {} signed checkpoints hold",
             report.records,
-            &report.last_hash[..16]
+            &report.last_hash[..16],
+            report.checkpoints
         )?,
         Some(brk) => return Err(format!("the audit trail is broken: {brk}").into()),
     }

@@ -270,6 +270,10 @@ impl PkiDir {
     pub fn crl(&self) -> PathBuf {
         self.0.join("crl.pem")
     }
+    /// The key the hub signs audit checkpoints and receipts with.
+    pub fn audit_key(&self) -> PathBuf {
+        self.0.join("audit-signing.key")
+    }
     pub fn client_cert(&self, code: &str) -> PathBuf {
         self.0.join("clients").join(format!("{code}.crt"))
     }
@@ -350,6 +354,9 @@ pub fn init(dir: &Path, orgs: &[OrgSpec]) -> Result<InitReport, PkiError> {
             ca.server_certificate(&["localhost", &Ipv4Addr::LOCALHOST.to_string(), &Ipv6Addr::LOCALHOST.to_string()])?;
         write_file(&dir.server_key(), &server.key_pem, true)?;
         write_file(&dir.server_cert(), &server.cert_pem, false)?;
+    }
+    if !dir.audit_key().exists() {
+        write_file(&dir.audit_key(), &crate::audit::checkpoint::generate_pem(), true)?;
     }
     let mut manifest = Manifest { members: read_manifest(&dir)? };
     for org in orgs {

@@ -16,7 +16,7 @@ use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
 use crate::{
-    audit::AuditLog,
+    audit::{AuditLog, AuditTree},
     config::Settings,
     domain::{
         DomainError,
@@ -73,6 +73,11 @@ pub enum StartupError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("the gRPC server failed")]
     Serve(#[from] tonic::transport::Error),
+    #[error(
+        "the audit trail's append-only guards are missing or disabled: {0}; whoever removed them could have \
+         changed the trail. Check it with `telesub audit verify`, and restore the guards before serving"
+    )]
+    AuditGuards(String),
 }
 
 /// Opens the store the settings name, running migrations.
@@ -98,12 +103,22 @@ pub struct Hub {
     identities: Arc<Identities>,
     units: Arc<UnitRegistry>,
     policy: Arc<PolicyRegistry>,
+    tree: AuditTree,
 }
 
 impl Hub {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let tls = ReloadableTls::new(settings.tls_paths()?)?;
+        let key = Arc::new(settings.audit_key()?);
         let store = open_store(&settings).await?;
+        let missing = store
+            .missing_guards()
+            .await
+            .map_err(|source| StartupError::Storage { url: settings.database_url.to_string(), source })?;
+        if !missing.is_empty() {
+            return Err(StartupError::AuditGuards(missing.join(", ")));
+        }
+        let tree = AuditTree::new(store.clone(), Some(key), &settings.audit.origin);
         store
             .prepare_to_serve()
             .await
@@ -122,7 +137,7 @@ impl Hub {
             .map_err(|source| StartupError::Bind { addr: settings.listen, source })?;
         let local_addr =
             listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.listen, source })?;
-        Ok(Self { settings, listener, local_addr, tls, store, identities, units, policy })
+        Ok(Self { settings, listener, local_addr, tls, store, identities, units, policy, tree })
     }
 
     /// The address the hub listens on (with the real port when 0 was asked for).
@@ -142,7 +157,7 @@ impl Hub {
     /// Serves until `shutdown` completes; then stops accepting, lets calls in flight finish,
     /// and waits until their audit records are stored.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartupError> {
-        let Hub { settings, listener, local_addr, tls, store, identities, units, policy } = self;
+        let Hub { settings, listener, local_addr, tls, store, identities, units, policy, tree } = self;
         let limits = &settings.limits;
         let (audit, audit_writer) = AuditLog::start(store.clone());
         let registry = MemberRegistry::new(store.clone(), identities.clone());
@@ -188,6 +203,7 @@ impl Hub {
             SupervisionService::new(store.clone()),
             InspectionService::new(store.clone(), units.clone()),
             StatisticsService::new(store.clone(), units.clone(), policy.clone()),
+            tree.clone(),
             units.clone(),
         ))
         .max_decoding_message_size(limits.max_message_bytes)
@@ -244,6 +260,21 @@ impl Hub {
         });
         let database_watch =
             tokio::spawn(watch_database(store.clone(), health.clone(), database_up, settings.database_timeout()));
+        // A checkpoint every few seconds while records are added (none while the trail is idle).
+        let checkpoints = tokio::spawn({
+            let tree = tree.clone();
+            let every = Duration::from_millis(settings.audit.checkpoint_interval_ms);
+            async move {
+                let mut ticks = tokio::time::interval(every);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    ticks.tick().await;
+                    if let Err(e) = tree.sign_checkpoint().await {
+                        tracing::warn!(error = %crate::ErrorChain(&e), "could not sign an audit checkpoint");
+                    }
+                }
+            }
+        });
         let stop_watching = database_watch.abort_handle();
         let incoming = tls::incoming(listener, tls, settings.handshake_timeout());
         tracing::info!(addr = %local_addr, database = %settings.database_url, backend = store.backend(), "telesub listening");
@@ -293,8 +324,15 @@ impl Hub {
         reload.abort();
         expiry.abort();
         database_watch.abort();
+        checkpoints.abort();
         drop(audit);
         audit_writer.finish(Duration::from_secs(30)).await;
+        // The last records get a checkpoint of their own.
+        match tree.sign_checkpoint().await {
+            Ok(Some(c)) => tracing::info!(size = c.tree_size, "audit checkpoint signed on shutdown"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %crate::ErrorChain(&e), "could not sign the audit checkpoint on shutdown"),
+        }
         tracing::info!("telesub stopped");
         Ok(served?)
     }

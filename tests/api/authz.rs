@@ -80,6 +80,10 @@ fn expected(method: &str) -> Option<&'static [Role]> {
         "/telesub.v1.Supervision/QueryAudit"
         | "/telesub.v1.Supervision/VerifyAudit"
         | "/telesub.v1.Supervision/ExportAudit" => Some(&[Ict]),
+        // Proofs of the trail: every member (an inclusion proof of its own calls only).
+        "/telesub.v1.Supervision/GetAuditCheckpoint"
+        | "/telesub.v1.Supervision/GetInclusionProof"
+        | "/telesub.v1.Supervision/GetConsistencyProof" => Some(EVERY_MEMBER),
         other => panic!("{other} has no expected roles in this test; add it"),
     }
 }

@@ -36,7 +36,7 @@ fn entry(n: usize) -> AuditEntry {
         outcome: "OK".to_owned(),
         detail: if n.is_multiple_of(2) { String::new() } else { "thành phố Gia Nghĩa".to_owned() },
         request_digest: "e3".repeat(32),
-        attached: (!n.is_multiple_of(4)).then(|| "a1".repeat(32)),
+        attached: (!n.is_multiple_of(4)).then(|| audit::attached_digest(audit::Attachments::default())),
         decisions_call: None,
     }
 }

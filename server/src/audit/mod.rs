@@ -6,14 +6,15 @@
 
 pub mod checkpoint;
 pub mod merkle;
+pub mod trail;
+mod verify;
 mod writer;
 
 use std::fmt;
 
 use time::OffsetDateTime;
 
-use crate::storage::{StorageError, Store};
-
+pub use trail::{AuditTree, Consistency, Inclusion};
 pub use writer::{AuditLog, AuditWriteError, AuditWriter};
 
 /// The `prev_hash` of the first record.
@@ -247,6 +248,14 @@ pub enum ChainBreak {
     /// The chain's recorded head does not match its last record: records at the end were
     /// removed, or the head was changed.
     Head { head_seq: i64, last_seq: i64 },
+    /// What the record's call stored beside it (what it looked up, its decisions) is not what
+    /// its attached digest covers: rows were removed, added or changed.
+    Attached { seq: i64 },
+    /// The stored tree does not match the records (`what` says where).
+    Tree { seq: i64, what: String },
+    /// A signed checkpoint does not match the records: the history it signed was rewritten, or
+    /// records it covered were removed (`what` says which).
+    Checkpoint { size: i64, what: String },
 }
 
 impl ChainBreak {
@@ -256,6 +265,8 @@ impl ChainBreak {
             ChainBreak::Gap { expected, .. } => expected,
             ChainBreak::PrevHash { seq } | ChainBreak::Content { seq } => seq,
             ChainBreak::Head { last_seq, .. } => last_seq + 1,
+            ChainBreak::Attached { seq } | ChainBreak::Tree { seq, .. } => seq,
+            ChainBreak::Checkpoint { size, .. } => size,
         }
     }
 }
@@ -275,6 +286,14 @@ impl fmt::Display for ChainBreak {
             ChainBreak::Head { head_seq, last_seq } => {
                 write!(f, "the chain head says the last record is {head_seq}, but the last record stored is {last_seq}")
             }
+            ChainBreak::Attached { seq } => write!(
+                f,
+                "what record {seq}'s call stored beside it (what it looked up, its decisions) was changed or removed"
+            ),
+            ChainBreak::Tree { what, .. } => write!(f, "the audit tree does not match the records: {what}"),
+            ChainBreak::Checkpoint { size, what } => {
+                write!(f, "the checkpoint of {size} records does not hold: {what}")
+            }
         }
     }
 }
@@ -287,6 +306,17 @@ pub struct ChainReport {
     pub last_hash: String,
     /// `None` when the chain is intact.
     pub first_break: Option<ChainBreak>,
+    /// Checkpoints checked against the records (stored and given).
+    pub checkpoints: usize,
+    /// The append-only guards missing or disabled (the trail may then have been changed).
+    pub guards_missing: Vec<String>,
+}
+
+impl ChainReport {
+    /// Whether everything checked holds, the guards included.
+    pub fn intact(&self) -> bool {
+        self.first_break.is_none() && self.guards_missing.is_empty()
+    }
 }
 
 /// Checks records one at a time, in sequence order.
@@ -325,35 +355,18 @@ impl ChainVerifier {
         let last_seq = self.next_seq - 1;
         let first_break =
             (head_seq != last_seq || head_hash != self.prev_hash).then_some(ChainBreak::Head { head_seq, last_seq });
-        ChainReport { records: self.records, last_seq, last_hash: self.prev_hash, first_break }
+        ChainReport {
+            records: self.records,
+            last_seq,
+            last_hash: self.prev_hash,
+            first_break,
+            checkpoints: 0,
+            guards_missing: Vec::new(),
+        }
     }
 }
 
-/// Walks the stored chain from its first record and reports the first break, if any.
-pub async fn verify(store: &dyn Store) -> Result<ChainReport, StorageError> {
-    const PAGE: u32 = 2_000;
-    let mut verifier = ChainVerifier::default();
-    let mut after = 0;
-    loop {
-        let page = store.audit_records(after, PAGE).await?;
-        for record in &page {
-            if let Err(brk) = verifier.push(record) {
-                return Ok(ChainReport {
-                    records: verifier.records,
-                    last_seq: verifier.next_seq - 1,
-                    last_hash: verifier.prev_hash,
-                    first_break: Some(brk),
-                });
-            }
-        }
-        match page.last() {
-            Some(last) if page.len() == PAGE as usize => after = last.seq,
-            _ => break,
-        }
-    }
-    let (head_seq, head_hash) = store.audit_head().await?;
-    Ok(verifier.finish(head_seq, &head_hash))
-}
+pub use verify::{VerifyOptions, verify, verify_with};
 
 #[cfg(test)]
 mod tests {

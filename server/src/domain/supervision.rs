@@ -218,8 +218,9 @@ impl SupervisionService {
         Ok(out)
     }
 
-    pub async fn verify(&self) -> Result<ChainReport, DomainError> {
-        Ok(audit::verify(self.store.as_ref()).await?)
+    /// Checks the whole trail, the checkpoints' signatures with `key`.
+    pub async fn verify(&self, key: Option<audit::checkpoint::VerifierKey>) -> Result<ChainReport, DomainError> {
+        Ok(audit::verify_with(self.store.as_ref(), &audit::VerifyOptions { key, kept: Vec::new() }).await?)
     }
 
     /// The filter of an export; its records are read with [`SupervisionService::export_page`].

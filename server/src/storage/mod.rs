@@ -5,6 +5,7 @@
 //! writes and locking differ and live in each backend's module.
 
 pub mod audit_reader;
+pub mod audit_trail;
 pub mod devices;
 pub mod eligibility;
 pub mod enrollments;
@@ -210,6 +211,7 @@ pub(crate) fn claim_hash(key: &str) -> [u8; 8] {
 pub trait Store:
     devices::DeviceStore
     + audit_reader::AuditReader
+    + audit_trail::AuditTrail
     + inspections::InspectionStore
     + statistics::StatisticsStore
     + Send

@@ -654,6 +654,15 @@ impl Store for PgStore {
 }
 
 crate::storage::audit_reader::impl_audit_reader!(PgStore, sqlx::Postgres, read: pool);
+crate::storage::audit_trail::impl_audit_trail!(
+    PgStore,
+    read: pool,
+    write: pool,
+    guards: "SELECT c.relname::text, k.kind FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
+             JOIN pg_proc p ON p.oid = t.tgfoid CROSS JOIN (VALUES ('UPDATE', 16), ('DELETE', 8)) AS k(kind, bit) \
+             WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' AND (t.tgtype & k.bit) <> 0 \
+             AND p.proname IN ('audit_log_append_only', 'audit_append_only')"
+);
 crate::storage::inspections::impl_inspection_store!(PgStore, read: pool, bulk: pool, write: pool, begin: "BEGIN");
 crate::storage::statistics::impl_statistics_store!(
     PgStore,

@@ -749,6 +749,14 @@ impl Store for SqliteStore {
 }
 
 crate::storage::audit_reader::impl_audit_reader!(SqliteStore, sqlx::Sqlite, read: read);
+crate::storage::audit_trail::impl_audit_trail!(
+    SqliteStore,
+    read: read,
+    write: write,
+    guards: "SELECT tbl_name, CASE WHEN upper(sql) LIKE '%BEFORE UPDATE ON%' THEN 'UPDATE' \
+             WHEN upper(sql) LIKE '%BEFORE DELETE ON%' THEN 'DELETE' ELSE '' END \
+             FROM sqlite_master WHERE type = 'trigger' AND sql LIKE '%RAISE(ABORT%append-only%'"
+);
 crate::storage::inspections::impl_inspection_store!(SqliteStore, read: read, bulk: bulk, write: write, begin: "BEGIN IMMEDIATE");
 /// Stores perfect subtrees of the audit tree; one already stored is left as it is.
 async fn insert_tree_nodes(

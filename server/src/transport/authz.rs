@@ -128,6 +128,11 @@ pub const RULES: &[Rule] = &[
     rule("/telesub.v1.Supervision/QueryAudit", ICT_ONLY),
     rule("/telesub.v1.Supervision/VerifyAudit", ICT_ONLY),
     rule("/telesub.v1.Supervision/ExportAudit", ICT_ONLY),
+    // Checkpoints and consistency proofs say nothing of anyone; an inclusion proof is
+    // scoped to the caller's own records by the handler.
+    rule("/telesub.v1.Supervision/GetAuditCheckpoint", Access::AnyMember),
+    rule("/telesub.v1.Supervision/GetInclusionProof", Access::AnyMember),
+    rule("/telesub.v1.Supervision/GetConsistencyProof", Access::AnyMember),
 ];
 
 /// The rule for a gRPC path, if the hub serves it.

@@ -44,6 +44,7 @@ pub struct SupervisionApi {
     service: SupervisionService,
     inspections: InspectionService,
     statistics: StatisticsService,
+    tree: crate::audit::AuditTree,
     units: Arc<UnitRegistry>,
 }
 
@@ -52,9 +53,10 @@ impl SupervisionApi {
         service: SupervisionService,
         inspections: InspectionService,
         statistics: StatisticsService,
+        tree: crate::audit::AuditTree,
         units: Arc<UnitRegistry>,
     ) -> Self {
-        Self { service, inspections, statistics, units }
+        Self { service, inspections, statistics, tree, units }
     }
 }
 
@@ -280,6 +282,20 @@ fn record_to_pb(r: &AuditRecord) -> pb::AuditRecord {
         prev_hash: r.prev_hash.clone(),
         hash: r.hash.clone(),
         attached: r.entry.attached.clone().unwrap_or_default(),
+    }
+}
+
+fn checkpoint_to_pb(
+    c: &crate::storage::audit_trail::CheckpointRow,
+    tree: &crate::audit::AuditTree,
+) -> pb::AuditCheckpoint {
+    pb::AuditCheckpoint {
+        tree_size: c.tree_size,
+        root_hash: c.root_hash.clone(),
+        signed_at: Some(timestamp(c.signed_at)),
+        key_id: c.key_id.clone(),
+        note: c.note.clone(),
+        verifier_key: tree.verifier().map(|k| k.to_text()).unwrap_or_default(),
     }
 }
 
@@ -515,17 +531,58 @@ impl Supervision for SupervisionApi {
         }))
     }
 
+    async fn get_audit_checkpoint(
+        &self,
+        request: Request<pb::GetAuditCheckpointRequest>,
+    ) -> Result<Response<pb::AuditCheckpoint>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let found = self.tree.checkpoint(request.get_ref().tree_size).await.map_err(|e| ctx.fail(e))?;
+        Ok(Response::new(checkpoint_to_pb(&found, &self.tree)))
+    }
+
+    async fn get_inclusion_proof(
+        &self,
+        request: Request<pb::GetInclusionProofRequest>,
+    ) -> Result<Response<pb::InclusionProof>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.get_ref();
+        let found = self.tree.inclusion(r.seq, r.tree_size, ctx.caller()?).await.map_err(|e| ctx.fail(e))?;
+        Ok(Response::new(pb::InclusionProof {
+            record: Some(record_to_pb(&found.record)),
+            leaf_hash: crate::hex(&found.leaf),
+            hashes: found.proof.iter().map(|h| crate::hex(h)).collect(),
+            checkpoint: Some(checkpoint_to_pb(&found.checkpoint, &self.tree)),
+        }))
+    }
+
+    async fn get_consistency_proof(
+        &self,
+        request: Request<pb::GetConsistencyProofRequest>,
+    ) -> Result<Response<pb::ConsistencyProof>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.get_ref();
+        let found = self.tree.consistency(r.old_size, r.new_size).await.map_err(|e| ctx.fail(e))?;
+        Ok(Response::new(pb::ConsistencyProof {
+            old_size: found.old_size as i64,
+            hashes: found.proof.iter().map(|h| crate::hex(h)).collect(),
+            old_root_hash: crate::hex(&found.old_root),
+            checkpoint: Some(checkpoint_to_pb(&found.checkpoint, &self.tree)),
+        }))
+    }
+
     async fn verify_audit(
         &self,
         request: Request<pb::VerifyAuditRequest>,
     ) -> Result<Response<pb::VerifyAuditResponse>, Status> {
         let ctx = CallContext::of(&request)?;
-        let report = self.service.verify().await.map_err(|e| ctx.fail(e))?;
+        let report = self.service.verify(self.tree.verifier()).await.map_err(|e| ctx.fail(e))?;
         Ok(Response::new(pb::VerifyAuditResponse {
             records: report.records as i64,
             last_seq: report.last_seq,
             last_hash: report.last_hash.clone(),
-            intact: report.first_break.is_none(),
+            intact: report.intact(),
+            checkpoints: report.checkpoints as i64,
+            guards_missing: report.guards_missing.clone(),
             first_broken_seq: report.first_break.as_ref().map_or(0, |b| b.seq()),
             problem: report.first_break.as_ref().map(ToString::to_string).unwrap_or_default(),
         }))

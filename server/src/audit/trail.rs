@@ -1,0 +1,242 @@
+//! The audit tree's read side: roots, inclusion and consistency proofs from the stored nodes
+//! and records, and signing checkpoints.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use super::{
+    checkpoint::{Checkpoint, SigningKey, VerifierKey},
+    leaf_of,
+    merkle::{self, CompactRange, Hash, STRIDE, Span, Subtree},
+};
+use crate::storage::{StorageError, Store, audit_trail::CheckpointRow};
+
+/// Proofs and checkpoints over the stored trail.
+#[derive(Debug, Clone)]
+pub struct AuditTree {
+    store: Arc<dyn Store>,
+    key: Option<Arc<SigningKey>>,
+    origin: String,
+}
+
+fn corrupt(what: String) -> StorageError {
+    StorageError::Corrupt(what)
+}
+
+fn hash_of(hex: &str, what: &str) -> Result<Hash, StorageError> {
+    merkle::parse_hash(hex).map_err(|e| corrupt(format!("{what}: {e}")))
+}
+
+/// Folds `2^k` adjacent hashes into the root of their perfect subtree.
+fn reduce(mut level: Vec<Hash>) -> Hash {
+    while level.len() > 1 {
+        level = level.chunks(2).map(|pair| merkle::node_hash(&pair[0], &pair[1])).collect();
+    }
+    level.pop().unwrap_or_else(merkle::empty_root)
+}
+
+impl AuditTree {
+    pub fn new(store: Arc<dyn Store>, key: Option<Arc<SigningKey>>, origin: &str) -> Self {
+        Self { store, key, origin: origin.to_owned() }
+    }
+
+    /// The key checkpoints are checked with, when the hub signs them.
+    pub fn verifier(&self) -> Option<VerifierKey> {
+        self.key.as_ref().map(|k| k.verifier())
+    }
+
+    pub fn key(&self) -> Option<&Arc<SigningKey>> {
+        self.key.as_ref()
+    }
+
+    /// The records in the tree now, and its root.
+    pub async fn head(&self) -> Result<(u64, Hash), StorageError> {
+        let (seq, _, tree) = self.store.audit_edge().await?;
+        match tree {
+            Some(tree) => {
+                let range = CompactRange::decode(&tree).map_err(|e| corrupt(format!("the audit tree's edge: {e}")))?;
+                if range.size() != seq as u64 {
+                    return Err(corrupt(format!(
+                        "the audit tree's edge covers {} records, the chain head {seq}",
+                        range.size()
+                    )));
+                }
+                Ok((range.size(), range.root()))
+            }
+            None if seq == 0 => Ok((0, merkle::empty_root())),
+            None => Err(corrupt("the audit tree has not been built yet".into())),
+        }
+    }
+
+    /// The hash of a perfect subtree: a stored node, or the stored nodes (or records) of the
+    /// stored level below it combined.
+    async fn subtree(&self, s: Subtree) -> Result<Hash, StorageError> {
+        if merkle::stored_level(s.level) {
+            let found = self.store.audit_nodes(s.level, s.index, s.index + 1).await?;
+            let (_, hex) = found
+                .first()
+                .ok_or_else(|| corrupt(format!("the audit tree has no node {} at level {}", s.index, s.level)))?;
+            return hash_of(hex, "an audit tree node");
+        }
+        let base = s.level - s.level % STRIDE;
+        let count = 1u64 << (s.level - base);
+        let first = s.index * count;
+        let parts: Vec<Hash> = if base == 0 {
+            let records = self.store.audit_records(first as i64, count as u32).await?;
+            if records.len() as u64 != count || records.first().is_some_and(|r| r.seq != first as i64 + 1) {
+                return Err(corrupt(format!("audit records {} to {} are not all stored", first + 1, first + count)));
+            }
+            records.iter().map(leaf_of).collect()
+        } else {
+            let nodes = self.store.audit_nodes(base, first, first + count).await?;
+            if nodes.len() as u64 != count {
+                return Err(corrupt(format!("the audit tree lacks nodes of level {base} from {first}")));
+            }
+            nodes.iter().map(|(_, h)| hash_of(h, "an audit tree node")).collect::<Result<_, _>>()?
+        };
+        Ok(reduce(parts))
+    }
+
+    async fn span(&self, span: Span) -> Result<Hash, StorageError> {
+        let mut parts = Vec::new();
+        for s in span.subtrees() {
+            parts.push(self.subtree(s).await?);
+        }
+        Ok(merkle::combine(&parts))
+    }
+
+    /// The root of the tree of the first `size` records.
+    pub async fn root(&self, size: u64) -> Result<Hash, StorageError> {
+        self.span(Span { lo: 0, hi: size }).await
+    }
+
+    /// The inclusion proof of record `seq` in the tree of `size` records.
+    pub async fn inclusion_proof(&self, seq: i64, size: u64) -> Result<Vec<Hash>, StorageError> {
+        let mut out = Vec::new();
+        for span in merkle::inclusion_spans(seq as u64 - 1, size) {
+            out.push(self.span(span).await?);
+        }
+        Ok(out)
+    }
+
+    /// The consistency proof from the tree of `old` records to the tree of `new`.
+    pub async fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, StorageError> {
+        let mut out = Vec::new();
+        for span in merkle::consistency_spans(old, new) {
+            out.push(self.span(span).await?);
+        }
+        Ok(out)
+    }
+
+    /// Signs a checkpoint of the tree as it is now, unless the latest checkpoint is of the same
+    /// size; returns the checkpoint stored (by this hub or, at the same size, another).
+    pub async fn sign_checkpoint(&self) -> Result<Option<CheckpointRow>, StorageError> {
+        let Some(key) = &self.key else { return Ok(None) };
+        let (size, root) = self.head().await?;
+        if let Some(latest) = self.store.checkpoint(None).await?
+            && latest.tree_size as u64 >= size
+        {
+            return Ok(Some(latest));
+        }
+        let checkpoint = Checkpoint { origin: self.origin.clone(), size, root, time: OffsetDateTime::now_utc() };
+        let row = CheckpointRow {
+            tree_size: size as i64,
+            root_hash: crate::hex(&root),
+            signed_at: crate::audit::to_micros(checkpoint.time),
+            key_id: key.verifier().key_id_hex(),
+            note: key.sign_checkpoint(&checkpoint),
+        };
+        if self.store.insert_checkpoint(&row).await? {
+            tracing::debug!(size, "audit checkpoint signed");
+            return Ok(Some(row));
+        }
+        self.store.checkpoint(Some(size as i64)).await
+    }
+}
+
+/// A record with its proof of inclusion in a checkpoint's tree.
+#[derive(Debug, Clone)]
+pub struct Inclusion {
+    pub record: super::AuditRecord,
+    pub leaf: Hash,
+    pub proof: Vec<Hash>,
+    pub checkpoint: CheckpointRow,
+}
+
+/// A proof that an earlier tree is a prefix of a checkpoint's.
+#[derive(Debug, Clone)]
+pub struct Consistency {
+    pub old_size: u64,
+    pub old_root: Hash,
+    pub proof: Vec<Hash>,
+    pub checkpoint: CheckpointRow,
+}
+
+impl AuditTree {
+    /// A stored checkpoint: of `size`, or the latest (`0`).
+    pub async fn checkpoint(&self, size: i64) -> Result<CheckpointRow, crate::domain::DomainError> {
+        use crate::domain::DomainError;
+        if size < 0 {
+            return Err(DomainError::invalid("tree_size", format!("{size} is not a tree size")));
+        }
+        let found = self.store.checkpoint((size > 0).then_some(size)).await?;
+        found.ok_or_else(|| {
+            DomainError::NotFound(if size == 0 {
+                "no audit checkpoint has been signed yet; the first follows the first calls".to_owned()
+            } else {
+                format!("no audit checkpoint was signed at tree size {size}")
+            })
+        })
+    }
+
+    /// Record `seq` with its inclusion proof in the tree of checkpoint `size` (0: the latest).
+    /// A member other than ICT reads only the records of its own calls.
+    pub async fn inclusion(
+        &self,
+        seq: i64,
+        size: i64,
+        caller: &crate::domain::member::Caller,
+    ) -> Result<Inclusion, crate::domain::DomainError> {
+        use crate::domain::{DomainError, member::Role};
+        let checkpoint = self.checkpoint(size).await?;
+        if seq < 1 || seq > checkpoint.tree_size {
+            return Err(DomainError::invalid(
+                "seq",
+                format!("record {seq} is not in the tree of {} records", checkpoint.tree_size),
+            ));
+        }
+        let record = self
+            .store
+            .audit_records(seq - 1, 1)
+            .await?
+            .into_iter()
+            .find(|r| r.seq == seq)
+            .ok_or_else(|| DomainError::NotFound(format!("audit record {seq} is not stored")))?;
+        let own = record.entry.org_code.as_deref() == Some(caller.member.code.as_str());
+        if caller.member.role != Role::Ict && !own {
+            return Err(DomainError::PermissionDenied(format!(
+                "audit record {seq} is not of a call by {}: a member reads the proofs of its own calls",
+                caller.member.code
+            )));
+        }
+        let proof = self.inclusion_proof(seq, checkpoint.tree_size as u64).await?;
+        Ok(Inclusion { leaf: leaf_of(&record), record, proof, checkpoint })
+    }
+
+    /// The consistency proof from the tree of `old` records to checkpoint `new` (0: latest).
+    pub async fn consistency(&self, old: i64, new: i64) -> Result<Consistency, crate::domain::DomainError> {
+        use crate::domain::DomainError;
+        let checkpoint = self.checkpoint(new).await?;
+        if old < 1 || old > checkpoint.tree_size {
+            return Err(DomainError::invalid(
+                "old_size",
+                format!("{old} is not a tree size from 1 to {}", checkpoint.tree_size),
+            ));
+        }
+        let (old_size, new_size) = (old as u64, checkpoint.tree_size as u64);
+        let proof = self.consistency_proof(old_size, new_size).await?;
+        let old_root = self.root(old_size).await?;
+        Ok(Consistency { old_size, old_root, proof, checkpoint })
+    }
+}

@@ -1,0 +1,249 @@
+//! Checks the whole trail from its stored rows: the hash chain, what each call stored beside
+//! its record, the Merkle tree the hub keeps, the signed checkpoints (stored, and any a party
+//! kept), and the append-only guards.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::{
+    Attachments, AuditRecord, ChainBreak, ChainReport, ChainVerifier, RunSummary, Subject, SubjectKind,
+    attached_digest,
+    checkpoint::VerifierKey,
+    leaf_of,
+    merkle::{self, CompactRange},
+};
+use crate::storage::{StorageError, Store};
+
+/// Records read at a time.
+const PAGE: u32 = 2_000;
+
+/// What to check besides the stored rows.
+#[derive(Debug, Default, Clone)]
+pub struct VerifyOptions {
+    /// The key checkpoints are signed with; without it, only their roots are checked.
+    pub key: Option<VerifierKey>,
+    /// Checkpoints a party kept (signed notes), each checked against the records.
+    pub kept: Vec<String>,
+}
+
+/// Walks the stored trail from its first record and reports the first break, if any.
+pub async fn verify(store: &dyn Store) -> Result<ChainReport, StorageError> {
+    verify_with(store, &VerifyOptions::default()).await
+}
+
+/// A checkpoint to check: its size, root, and where it comes from.
+struct Expected {
+    size: u64,
+    root: merkle::Hash,
+    from: String,
+}
+
+/// [`verify`], checking the stored checkpoints' signatures with `options.key` and the kept
+/// checkpoints too.
+pub async fn verify_with(store: &dyn Store, options: &VerifyOptions) -> Result<ChainReport, StorageError> {
+    let guards_missing = store.missing_guards().await?;
+    let mut expected: Vec<Expected> = Vec::new();
+    let mut first_break = None;
+    for row in store.checkpoints().await? {
+        let from = format!("the stored checkpoint of {} records", row.tree_size);
+        if let Some(key) = &options.key {
+            match key.open(&row.note) {
+                Ok(c) if c.size == row.tree_size as u64 && crate::hex(&c.root) == row.root_hash => {}
+                Ok(_) => {
+                    first_break.get_or_insert(ChainBreak::Checkpoint {
+                        size: row.tree_size,
+                        what: "its signed note says another size or root than the row beside it".into(),
+                    });
+                }
+                Err(e) => {
+                    first_break.get_or_insert(ChainBreak::Checkpoint { size: row.tree_size, what: e });
+                }
+            }
+        }
+        match merkle::parse_hash(&row.root_hash) {
+            Ok(root) => expected.push(Expected { size: row.tree_size as u64, root, from }),
+            Err(e) => {
+                first_break.get_or_insert(ChainBreak::Checkpoint { size: row.tree_size, what: e });
+            }
+        }
+    }
+    for (n, note) in options.kept.iter().enumerate() {
+        let Some(key) = &options.key else {
+            return Err(StorageError::Corrupt("a kept checkpoint is checked with the hub's verifier key".into()));
+        };
+        let c = key.open(note).map_err(|e| StorageError::Corrupt(format!("kept checkpoint {}: {e}", n + 1)))?;
+        expected.push(Expected {
+            size: c.size,
+            root: c.root,
+            from: format!("the kept checkpoint of {} records", c.size),
+        });
+    }
+    expected.sort_by_key(|e| e.size);
+    let checkpoints = expected.len();
+
+    let mut verifier = ChainVerifier::default();
+    let mut range = CompactRange::default();
+    let mut nodes: BTreeMap<(u32, u64), String> = BTreeMap::new();
+    let mut pending = expected.into_iter().peekable();
+    let check_roots = |range: &CompactRange,
+                       pending: &mut std::iter::Peekable<std::vec::IntoIter<Expected>>,
+                       first_break: &mut Option<ChainBreak>| {
+        while let Some(e) = pending.next_if(|e| e.size <= range.size()) {
+            if e.size == range.size() && e.root != range.root() {
+                first_break.get_or_insert(ChainBreak::Checkpoint {
+                    size: e.size as i64,
+                    what: format!(
+                        "{} signed another history: a record up to {} was changed, removed or put in",
+                        e.from, e.size
+                    ),
+                });
+            }
+        }
+    };
+    check_roots(&range, &mut pending, &mut first_break);
+    let mut after = 0;
+    'pages: loop {
+        let page = store.audit_records(after, PAGE).await?;
+        for record in &page {
+            if let Err(brk) = verifier.push(record) {
+                first_break = Some(first_break.map_or(brk.clone(), |b| earlier(b, brk)));
+                break 'pages;
+            }
+            range.push(leaf_of(record), |level, index, hash| {
+                if merkle::stored_level(level) {
+                    nodes.insert((level, index), crate::hex(hash));
+                }
+            });
+            check_roots(&range, &mut pending, &mut first_break);
+        }
+        if let Some(seq) = attachments_break(store, &page).await? {
+            first_break =
+                Some(first_break.map_or(ChainBreak::Attached { seq }, |b| earlier(b, ChainBreak::Attached { seq })));
+        }
+        match page.last() {
+            Some(last) if page.len() == PAGE as usize => after = last.seq,
+            _ => break,
+        }
+    }
+    for e in pending {
+        first_break.get_or_insert(ChainBreak::Checkpoint {
+            size: e.size as i64,
+            what: format!("{} covers records the trail no longer holds ({} are stored)", e.from, range.size()),
+        });
+    }
+    let (head_seq, head_hash, tree) = store.audit_edge().await?;
+    let mut report = ChainReport {
+        records: verifier.records,
+        last_seq: verifier.next_seq - 1,
+        last_hash: verifier.prev_hash.clone(),
+        first_break: None,
+        checkpoints,
+        guards_missing,
+    };
+    if first_break.is_none() {
+        let ended = verifier.finish(head_seq, &head_hash);
+        first_break = ended.first_break;
+    }
+    if first_break.is_none()
+        && let Some(tree) = tree
+        && tree != range.encode()
+    {
+        first_break = Some(ChainBreak::Tree {
+            seq: report.last_seq,
+            what: "the tree's edge kept with the chain head is not the records' (it was set back or rewritten)".into(),
+        });
+    }
+    if first_break.is_none() {
+        first_break = nodes_break(store, &nodes).await?;
+    }
+    report.first_break = first_break;
+    Ok(report)
+}
+
+/// The earlier of two breaks, by the record they name.
+fn earlier(a: ChainBreak, b: ChainBreak) -> ChainBreak {
+    if b.seq() < a.seq() { b } else { a }
+}
+
+/// Compares the stored nodes with the ones the records give.
+async fn nodes_break(
+    store: &dyn Store,
+    computed: &BTreeMap<(u32, u64), String>,
+) -> Result<Option<ChainBreak>, StorageError> {
+    let mut stored = 0usize;
+    let mut after = (0u32, 0u64);
+    loop {
+        let page = store.audit_nodes_all(after, 10_000).await?;
+        for (level, index, hash) in &page {
+            let key = (*level as u32, *index as u64);
+            stored += 1;
+            if computed.get(&key) != Some(hash) {
+                return Ok(Some(ChainBreak::Tree {
+                    seq: (key.1 << key.0) as i64 + 1,
+                    what: format!("its stored node {} of level {} is not the records'", key.1, key.0),
+                }));
+            }
+            after = key;
+        }
+        if page.len() < 10_000 {
+            break;
+        }
+    }
+    if stored != computed.len() {
+        // Every stored node matched: some the records give are missing.
+        let missing = computed.keys().next().copied().unwrap_or((0, 0));
+        return Ok(Some(ChainBreak::Tree {
+            seq: (missing.1 << missing.0) as i64 + 1,
+            what: format!("{stored} nodes are stored, the records give {}", computed.len()),
+        }));
+    }
+    Ok(None)
+}
+
+/// The first record of a page whose attached digest does not match the rows stored beside it.
+async fn attachments_break(store: &dyn Store, page: &[AuditRecord]) -> Result<Option<i64>, StorageError> {
+    let (Some(first), Some(last)) = (page.first(), page.last()) else { return Ok(None) };
+    let mut subjects: HashMap<i64, Vec<Subject>> = HashMap::new();
+    for row in store.audit_subjects_between(first.seq - 1, last.seq).await? {
+        let kind = match row.kind.as_str() {
+            "CITIZEN_ID" => SubjectKind::CitizenId,
+            "HOUSEHOLD_CODE" => SubjectKind::HouseholdCode,
+            other => return Err(StorageError::Corrupt(format!("audit subject kind {other:?}"))),
+        };
+        subjects.entry(row.seq).or_default().push(Subject { kind, value: row.value });
+    }
+    let calls: Vec<&str> = page.iter().filter_map(|r| r.entry.decisions_call.as_deref()).collect();
+    let mut decisions: HashMap<String, Vec<crate::storage::eligibility::DecisionRow>> = HashMap::new();
+    if let (Some(lo), Some(hi)) = (calls.iter().min(), calls.iter().max()) {
+        for row in store.decisions_between(lo, hi).await? {
+            decisions.entry(row.call_id.clone()).or_default().push(row);
+        }
+    }
+    for record in page {
+        let Some(expected) = &record.entry.attached else { continue };
+        let call = record.entry.decisions_call.as_deref();
+        let single: Vec<&crate::storage::eligibility::DecisionRow> =
+            call.and_then(|c| decisions.get(c)).map(|rows| rows.iter().collect()).unwrap_or_default();
+        let mut runs = Vec::new();
+        if let Some(call) = call
+            && single.is_empty()
+        {
+            let mut after = -1;
+            loop {
+                let found = store.runs_of(call, after, 64).await?;
+                let Some(last) = found.last() else { break };
+                after = last.first_idx;
+                runs.extend(found.iter().map(RunSummary::of));
+            }
+        }
+        let empty = Vec::new();
+        let digest = attached_digest(Attachments {
+            subjects: subjects.get(&record.seq).unwrap_or(&empty).iter().collect(),
+            decisions: single,
+            runs,
+        });
+        if &digest != expected {
+            return Ok(Some(record.seq));
+        }
+    }
+    Ok(None)
+}
