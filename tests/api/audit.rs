@@ -75,12 +75,15 @@ async fn the_store_refuses_to_change_or_remove_records() {
 
 /// Disables the append-only triggers, as someone with full database access could.
 pub(crate) async fn disable_guard(db: &telesub_tests::TestDb) {
-    let sql = if db.is_postgres() {
-        "ALTER TABLE audit_log DISABLE TRIGGER USER"
-    } else {
-        "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete"
-    };
-    db.execute(sql).await.expect("disable the guard");
+    let tables = telesub_server::storage::audit_trail::GUARDED;
+    for table in tables {
+        let sql = if db.is_postgres() {
+            format!("ALTER TABLE {table} DISABLE TRIGGER USER")
+        } else {
+            format!("DROP TRIGGER IF EXISTS {table}_no_update; DROP TRIGGER IF EXISTS {table}_no_delete")
+        };
+        db.execute(&sql).await.expect("disable the guard");
+    }
 }
 
 #[tokio::test]

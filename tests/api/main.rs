@@ -3,6 +3,7 @@
 //! client SDK, as a member organisation would.
 
 mod audit;
+mod audit_tree;
 mod authz;
 mod cli;
 mod configuration;

@@ -692,6 +692,25 @@ impl Drop for TestApp {
     }
 }
 
+/// Runs the `telesub` binary and gives what it printed (both streams); panics on failure.
+pub fn run_telesub(args: &[&str]) -> String {
+    let (ok, out) = run_telesub_status(args);
+    assert!(ok, "telesub {args:?} failed: {out}");
+    out
+}
+
+/// Runs the `telesub` binary: whether it succeeded, and what it printed (both streams).
+pub fn run_telesub_status(args: &[&str]) -> (bool, String) {
+    let output = std::process::Command::new(hub_binary())
+        .args(args)
+        .env("RUST_LOG", "error")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run telesub");
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
+}
+
 /// Reads a file the test set up; panics with its name when missing.
 pub fn read(path: PathBuf) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))

@@ -1,0 +1,370 @@
+//! The audit trail anyone can check: signed checkpoints, inclusion and consistency proofs,
+//! checked here with an RFC 9162 implementation of the test's own; and tampering as an insider
+//! with write access to the database would do it, each caught.
+
+use std::time::Duration;
+
+use telesub_client::{Client, Code, proto};
+use telesub_server::audit;
+use telesub_tests::TestApp;
+
+use crate::audit::disable_guard;
+
+/// RFC 9162, written apart from the hub's code.
+mod rfc {
+    pub(super) type Hash = [u8; 32];
+
+    fn sha(parts: &[&[u8]]) -> Hash {
+        let mut c = ring::digest::Context::new(&ring::digest::SHA256);
+        parts.iter().for_each(|p| c.update(p));
+        c.finish().as_ref().try_into().unwrap()
+    }
+
+    pub(super) fn leaf(bytes: &[u8]) -> Hash {
+        sha(&[&[0], bytes])
+    }
+
+    pub(super) fn node(l: &Hash, r: &Hash) -> Hash {
+        sha(&[&[1], l, r])
+    }
+
+    pub(super) fn mth(leaves: &[Hash]) -> Hash {
+        match leaves.len() {
+            0 => sha(&[]),
+            1 => leaves[0],
+            n => {
+                let k = n.next_power_of_two() / 2;
+                let k = if k == n { n / 2 } else { k };
+                node(&mth(&leaves[..k]), &mth(&leaves[k..]))
+            }
+        }
+    }
+
+    /// RFC 9162 2.1.3.2.
+    pub(super) fn root_from_inclusion(index: u64, size: u64, leaf: Hash, path: &[Hash]) -> Option<Hash> {
+        if index >= size {
+            return None;
+        }
+        let (mut f, mut s, mut r) = (index, size - 1, leaf);
+        for p in path {
+            if s == 0 {
+                return None;
+            }
+            if f & 1 == 1 || f == s {
+                r = node(p, &r);
+                while f & 1 == 0 && f != 0 {
+                    f >>= 1;
+                    s >>= 1;
+                }
+            } else {
+                r = node(&r, p);
+            }
+            f >>= 1;
+            s >>= 1;
+        }
+        (s == 0).then_some(r)
+    }
+
+    /// RFC 9162 2.1.4.2: the two roots the proof leads to.
+    pub(super) fn roots_from_consistency(m: u64, n: u64, first: Hash, proof: &[Hash]) -> Option<(Hash, Hash)> {
+        let mut path = proof.to_vec();
+        if m.is_power_of_two() {
+            path.insert(0, first);
+        }
+        let (c0, rest) = path.split_first()?;
+        let (mut f, mut s) = (m - 1, n - 1);
+        while f & 1 == 1 {
+            f >>= 1;
+            s >>= 1;
+        }
+        let (mut fr, mut sr) = (*c0, *c0);
+        for c in rest {
+            if s == 0 {
+                return None;
+            }
+            if f & 1 == 1 || f == s {
+                fr = node(c, &fr);
+                sr = node(c, &sr);
+                while f & 1 == 0 && f != 0 {
+                    f >>= 1;
+                    s >>= 1;
+                }
+            } else {
+                sr = node(&sr, c);
+            }
+            f >>= 1;
+            s >>= 1;
+        }
+        (s == 0).then_some((fr, sr))
+    }
+
+    pub(super) fn unhex(s: &str) -> Hash {
+        let v: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap()).collect();
+        v.try_into().unwrap()
+    }
+}
+
+/// The record's bytes as the contract documents them.
+fn record_bytes(r: &proto::AuditRecord) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut field = |b: &[u8]| {
+        out.extend_from_slice(&(b.len() as u64).to_be_bytes());
+        out.extend_from_slice(b);
+    };
+    let at = r.at.unwrap();
+    let micros = i128::from(at.seconds) * 1_000_000 + i128::from(at.nanos / 1_000);
+    field(if r.attached.is_empty() { b"telesub-audit-v1" } else { b"telesub-audit-v2" });
+    field(r.prev_hash.as_bytes());
+    field(&r.seq.to_be_bytes());
+    field(&micros.to_be_bytes());
+    for f in [&r.request_id, &r.caller, &r.cert_fingerprint, &r.method, &r.outcome, &r.detail, &r.request_digest] {
+        field(f.as_bytes());
+    }
+    if !r.attached.is_empty() {
+        field(r.attached.as_bytes());
+    }
+    out
+}
+
+async fn checkpoint_of_at_least(client: &Client, size: i64) -> proto::AuditCheckpoint {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(c) = client.get_audit_checkpoint(0).await
+            && c.tree_size >= size
+        {
+            return c;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no checkpoint of {size} records was signed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn quick() -> impl FnOnce(&mut telesub_server::config::Settings) {
+    |s| s.audit.checkpoint_interval_ms = 100
+}
+
+#[tokio::test]
+async fn checkpoints_and_proofs_check_with_code_of_their_own() {
+    let app = TestApp::spawn_with(quick()).await;
+    let vnpt = app.client("VNPT").await;
+    let ict = app.client("DOICT").await;
+    for _ in 0..37 {
+        vnpt.who_am_i().await.unwrap();
+    }
+    let first = checkpoint_of_at_least(&vnpt, 37).await;
+    // The note is signed by the key the hub prints, and says what the fields say.
+    let key = audit::checkpoint::VerifierKey::parse(&first.verifier_key).unwrap();
+    let opened = key.open(&first.note).unwrap();
+    assert_eq!(opened.size as i64, first.tree_size);
+    assert_eq!(telesub_server::hex(&opened.root), first.root_hash);
+    let printed = telesub_tests::run_telesub(&["audit", "public-key", "--tls-dir", app.dir().root().to_str().unwrap()]);
+    assert_eq!(printed.trim(), first.verifier_key);
+
+    // Every record of the checkpoint: its inclusion proof leads to the signed root.
+    let root = rfc::unhex(&first.root_hash);
+    let records = ict.query_audit(proto::QueryAuditRequest { page_size: 1_000, ..Default::default() }).await.unwrap();
+    let mut leaves = Vec::new();
+    for r in records.records.iter().filter(|r| r.seq <= first.tree_size) {
+        leaves.push(rfc::leaf(&record_bytes(r)));
+    }
+    assert_eq!(rfc::mth(&leaves), root, "the root is the RFC 9162 tree of the records' bytes");
+    for seq in 1..=first.tree_size {
+        let proof = ict.get_inclusion_proof(seq, first.tree_size).await.unwrap();
+        let record = proof.record.as_ref().unwrap();
+        let leaf = rfc::leaf(&record_bytes(record));
+        assert_eq!(telesub_server::hex(&leaf), proof.leaf_hash);
+        let path: Vec<rfc::Hash> = proof.hashes.iter().map(|h| rfc::unhex(h)).collect();
+        assert_eq!(rfc::root_from_inclusion(seq as u64 - 1, first.tree_size as u64, leaf, &path), Some(root), "{seq}");
+        // A changed byte anywhere fails.
+        let mut bad = path.clone();
+        if let Some(h) = bad.last_mut() {
+            h[31] ^= 1;
+            assert_ne!(rfc::root_from_inclusion(seq as u64 - 1, first.tree_size as u64, leaf, &bad), Some(root));
+        }
+        let mut changed = record.clone();
+        changed.outcome.push('!');
+        let other = rfc::leaf(&record_bytes(&changed));
+        assert_ne!(rfc::root_from_inclusion(seq as u64 - 1, first.tree_size as u64, other, &path), Some(root));
+    }
+
+    // More calls, a later checkpoint: the earlier tree is a prefix of it.
+    for _ in 0..21 {
+        ict.who_am_i().await.unwrap();
+    }
+    let later = checkpoint_of_at_least(&vnpt, first.tree_size + 21).await;
+    let proof = vnpt.get_consistency_proof(first.tree_size, later.tree_size).await.unwrap();
+    let path: Vec<rfc::Hash> = proof.hashes.iter().map(|h| rfc::unhex(h)).collect();
+    let (old, new) = rfc::roots_from_consistency(first.tree_size as u64, later.tree_size as u64, root, &path).unwrap();
+    assert_eq!((old, new), (root, rfc::unhex(&later.root_hash)));
+    let mut bad = path.clone();
+    bad[0][0] ^= 1;
+    assert_ne!(
+        rfc::roots_from_consistency(first.tree_size as u64, later.tree_size as u64, root, &bad),
+        Some((root, rfc::unhex(&later.root_hash)))
+    );
+
+    // A member reads the proofs of its own calls only.
+    let all = ict.query_audit(proto::QueryAuditRequest { page_size: 1_000, ..Default::default() }).await.unwrap();
+    let in_tree = |caller: &str| {
+        all.records.iter().find(|r| r.caller == caller && r.seq <= later.tree_size).map(|r| r.seq).unwrap()
+    };
+    let proof = vnpt.get_inclusion_proof(in_tree("VNPT"), 0).await.unwrap();
+    assert_eq!(proof.record.unwrap().caller, "VNPT");
+    let err = vnpt.get_inclusion_proof(in_tree("DOICT"), 0).await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::PermissionDenied));
+}
+
+/// The kinds of tampering an insider with write access could try; each is caught by `telesub
+/// audit verify`, and the rewrites that leave the stored rows consistent by a checkpoint kept
+/// before.
+#[tokio::test]
+async fn tampering_is_caught_by_verify_and_by_a_kept_checkpoint() {
+    use crate::households::{cid, header, household, push};
+    let app = TestApp::spawn_with(quick()).await;
+    let labour = app.client("DOLISA").await;
+    push(&labour, header("b1", proto::BatchKind::Delta, "2024-12", "2024-12-01"), vec![household("HH-1", "24611", 1)])
+        .await
+        .unwrap();
+    let vnpt = app.client("VNPT").await;
+    vnpt.check_citizen(&cid(1, 1980, false), "").await.unwrap();
+    app.client("DOICT").await.get_household("HH-1", "").await.unwrap();
+    for _ in 0..20 {
+        vnpt.who_am_i().await.unwrap();
+    }
+    let kept = checkpoint_of_at_least(&vnpt, 24).await;
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["audit", "verify", "--database"];
+        let url = app.db.url();
+        let kept_file = app.dir().root().join("kept.note");
+        std::fs::write(&kept_file, &kept.note).unwrap();
+        let kept_path = kept_file.to_str().unwrap().to_owned();
+        args.push(&url);
+        args.extend(["--public-key", &kept.verifier_key, "--checkpoint", &kept_path]);
+        args.extend(extra);
+        telesub_tests::run_telesub_status(&args)
+    };
+    let (ok, out) = verify(&[]);
+    assert!(ok, "{out}");
+    assert!(out.contains("audit trail intact"), "{out}");
+
+    // Deleting who looked up whom: the subjects beside a record, or the decision it stored
+    // (each put back after).
+    disable_guard(&app.db).await;
+    let (ok, out) = verify(&[]);
+    assert!(!ok && out.contains("guards MISSING"), "dropped triggers are named: {out}");
+    for table in ["audit_subjects", "eligibility_decisions"] {
+        app.db.execute(&format!("CREATE TABLE saved_{table} AS SELECT * FROM {table}")).await.unwrap();
+        app.db.execute(&format!("DELETE FROM {table}")).await.unwrap();
+        let (ok, out) = verify(&[]);
+        assert!(!ok && out.contains("what record") && out.contains("stored beside it"), "{table}: {out}");
+        app.db.execute(&format!("INSERT INTO {table} SELECT * FROM saved_{table}")).await.unwrap();
+        let (_, out) = verify(&[]);
+        assert!(!out.contains("BROKEN"), "{table} put back: {out}");
+    }
+
+    // Truncating the tail and setting the head back, with the tree's edge and nodes made to
+    // match, and the stored checkpoints removed: only the kept checkpoint can tell.
+    let size = kept.tree_size;
+    let store = app.store.clone();
+    let records = store.audit_records(0, u32::MAX).await.unwrap();
+    let keep = (size - 3) as usize;
+    app.db.execute(&format!("DELETE FROM audit_log WHERE seq > {keep}")).await.unwrap();
+    app.db.execute("DELETE FROM audit_checkpoints").await.unwrap();
+    app.db.execute("DELETE FROM audit_tree").await.unwrap();
+    let mut range = audit::merkle::CompactRange::default();
+    let nodes = audit::extend_tree(&mut range, &records[..keep]);
+    for (level, idx, hash) in nodes {
+        app.db
+            .execute(&format!("INSERT INTO audit_tree (level, idx, hash) VALUES ({level}, {idx}, '{hash}')"))
+            .await
+            .unwrap();
+    }
+    let last = &records[keep - 1];
+    app.db
+        .execute(&format!(
+            "UPDATE audit_head SET seq = {}, hash = '{}', tree = '{}'",
+            last.seq,
+            last.hash,
+            range.encode()
+        ))
+        .await
+        .unwrap();
+    let (ok, out) = verify(&[]);
+    assert!(!ok, "{out}");
+    assert!(out.contains(&format!("the kept checkpoint of {size} records")), "{out}");
+    // Without the kept checkpoint the stored rows alone agree with each other.
+    let (_, alone) = telesub_tests::run_telesub_status(&["audit", "verify", "--database", &app.db.url()]);
+    assert!(!alone.contains("BROKEN"), "{alone}");
+}
+
+#[tokio::test]
+async fn a_rewritten_history_fails_the_kept_checkpoint_and_a_hub_without_guards_does_not_start() {
+    let app = TestApp::spawn_with(quick()).await;
+    let vnpt = app.client("VNPT").await;
+    for _ in 0..10 {
+        vnpt.who_am_i().await.unwrap();
+    }
+    let kept = checkpoint_of_at_least(&vnpt, 10).await;
+    let key = audit::checkpoint::VerifierKey::parse(&kept.verifier_key).unwrap();
+    disable_guard(&app.db).await;
+    // Two records swapped: the chain breaks where they stand.
+    let mut records = app.store.audit_records(0, u32::MAX).await.unwrap();
+    let swap = |a: &telesub_server::audit::AuditRecord, seq: i64| {
+        format!(
+            "UPDATE audit_log SET request_id = '{}', prev_hash = '{}', hash = '{}' WHERE seq = {seq}",
+            a.entry.request_id, a.prev_hash, a.hash
+        )
+    };
+    app.db.execute(&swap(&records[4], 4)).await.unwrap();
+    app.db.execute(&swap(&records[3], 5)).await.unwrap();
+    let report = audit::verify(app.store.as_ref()).await.unwrap();
+    assert_eq!(report.first_break.map(|b| b.seq()), Some(4), "swapped records are found");
+    app.db.execute(&swap(&records[3], 4)).await.unwrap();
+    app.db.execute(&swap(&records[4], 5)).await.unwrap();
+
+    // Record 3 changed and every later hash recomputed by the public rule; the tree too.
+    records[2].entry.outcome = "PERMISSION_DENIED".into();
+    let entries: Vec<_> = records.iter().map(|r| r.entry.clone()).collect();
+    let rewritten = audit::link(0, audit::GENESIS_HASH, &entries);
+    for r in &rewritten[2..] {
+        app.db
+            .execute(&format!(
+                "UPDATE audit_log SET outcome = '{}', prev_hash = '{}', hash = '{}' WHERE seq = {}",
+                r.entry.outcome, r.prev_hash, r.hash, r.seq
+            ))
+            .await
+            .unwrap();
+    }
+    let last = rewritten.last().unwrap();
+    let mut range = audit::merkle::CompactRange::default();
+    audit::extend_tree(&mut range, &rewritten);
+    app.db
+        .execute(&format!(
+            "UPDATE audit_head SET seq = {}, hash = '{}', tree = '{}'",
+            last.seq,
+            last.hash,
+            range.encode()
+        ))
+        .await
+        .unwrap();
+    app.db.execute("DELETE FROM audit_checkpoints").await.unwrap();
+    let report = audit::verify_with(
+        app.store.as_ref(),
+        &audit::VerifyOptions { key: Some(key.clone()), kept: vec![kept.note.clone()] },
+    )
+    .await
+    .unwrap();
+    let brk = report.first_break.expect("the rewrite is caught");
+    assert!(brk.to_string().contains("kept checkpoint"), "{brk}");
+    assert!(!report.guards_missing.is_empty());
+
+    // A hub will not serve on a database whose guards were dropped.
+    let settings = telesub_server::config::Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: telesub_server::config::DatabaseUrl(app.db.url()),
+        tls: telesub_server::config::TlsSettings { dir: Some(app.dir().root().to_owned()), ..Default::default() },
+        ..Default::default()
+    };
+    let err = telesub_server::startup::Hub::build(settings).await.err().expect("refused");
+    assert!(err.to_string().contains("append-only guards"), "{err}");
+}
