@@ -365,6 +365,6 @@ async fn a_rewritten_history_fails_the_kept_checkpoint_and_a_hub_without_guards_
         tls: telesub_server::config::TlsSettings { dir: Some(app.dir().root().to_owned()), ..Default::default() },
         ..Default::default()
     };
-    let err = telesub_server::startup::Hub::build(settings).await.err().expect("refused");
+    let Err(err) = telesub_server::startup::Hub::build(settings).await else { panic!("a hub without guards started") };
     assert!(err.to_string().contains("append-only guards"), "{err}");
 }
