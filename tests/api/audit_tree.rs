@@ -268,27 +268,22 @@ async fn tampering_is_caught_by_verify_and_by_a_kept_checkpoint() {
     let store = app.store.clone();
     let records = store.audit_records(0, u32::MAX).await.unwrap();
     let keep = (size - 3) as usize;
-    app.db.execute(&format!("DELETE FROM audit_log WHERE seq > {keep}")).await.unwrap();
-    app.db.execute("DELETE FROM audit_checkpoints").await.unwrap();
-    app.db.execute("DELETE FROM audit_tree").await.unwrap();
+    // One transaction, so that the still-running hub's checkpointer never reads it half-done.
     let mut range = audit::merkle::CompactRange::default();
-    let nodes = audit::extend_tree(&mut range, &records[..keep]);
-    for (level, idx, hash) in nodes {
-        app.db
-            .execute(&format!("INSERT INTO audit_tree (level, idx, hash) VALUES ({level}, {idx}, '{hash}')"))
-            .await
-            .unwrap();
+    let mut rewrite = format!(
+        "BEGIN; DELETE FROM audit_log WHERE seq > {keep}; DELETE FROM audit_checkpoints; DELETE FROM audit_tree;"
+    );
+    for (level, idx, hash) in audit::extend_tree(&mut range, &records[..keep]) {
+        rewrite += &format!(" INSERT INTO audit_tree (level, idx, hash) VALUES ({level}, {idx}, '{hash}');");
     }
     let last = &records[keep - 1];
-    app.db
-        .execute(&format!(
-            "UPDATE audit_head SET seq = {}, hash = '{}', tree = '{}'",
-            last.seq,
-            last.hash,
-            range.encode()
-        ))
-        .await
-        .unwrap();
+    rewrite += &format!(
+        " UPDATE audit_head SET seq = {}, hash = '{}', tree = '{}'; COMMIT;",
+        last.seq,
+        last.hash,
+        range.encode()
+    );
+    app.db.execute(&rewrite).await.unwrap();
     let (ok, out) = verify(&[]);
     assert!(!ok, "{out}");
     assert!(out.contains(&format!("the kept checkpoint of {size} records")), "{out}");

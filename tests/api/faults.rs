@@ -458,7 +458,8 @@ async fn a_disk_that_fills_up_and_empties_again() {
     vnpt.who_am_i().await.unwrap();
 
     // Nothing half-written: the register holds whole batches only, and the trail is intact.
-    let db = TestDb::Sqlite { _dir: tempfile::tempdir().unwrap(), path: disk.path().join("hub.db") };
+    let db =
+        TestDb::Sqlite { _dir: std::sync::Arc::new(tempfile::tempdir().unwrap()), path: disk.path().join("hub.db") };
     check_after_restart(&db, &[on_list(applied) + 10]).await;
     drop(hub);
 }

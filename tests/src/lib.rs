@@ -46,7 +46,7 @@ pub const ORGS: &[&str] = &[
 /// used for tests does not fill up with them).
 #[derive(Debug)]
 pub enum TestDb {
-    Sqlite { _dir: TempDir, path: PathBuf },
+    Sqlite { _dir: Arc<TempDir>, path: PathBuf },
     Postgres { url: String, guard: Arc<DatabaseGuard> },
 }
 
@@ -80,6 +80,12 @@ fn unique_name() -> String {
     format!("t_{}_{}_{}", std::process::id(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
+/// What keeps a [`TestDb`] from being removed: its folder, or its PostgreSQL database.
+pub enum Kept {
+    Folder(Arc<TempDir>),
+    Database(Arc<DatabaseGuard>),
+}
+
 impl TestDb {
     /// A new, empty database on the backend under test.
     pub async fn new() -> Self {
@@ -99,7 +105,7 @@ impl TestDb {
             Err(_) => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let path = dir.path().join("telesub.db");
-                TestDb::Sqlite { _dir: dir, path }
+                TestDb::Sqlite { _dir: Arc::new(dir), path }
             }
         }
     }
@@ -112,10 +118,10 @@ impl TestDb {
     }
 
     /// Keeps the database after the test's hub is gone, as long as the value is held.
-    pub fn keep(&self) -> Option<Arc<DatabaseGuard>> {
+    pub fn keep(&self) -> Kept {
         match self {
-            TestDb::Sqlite { .. } => None,
-            TestDb::Postgres { guard, .. } => Some(guard.clone()),
+            TestDb::Sqlite { _dir: dir, .. } => Kept::Folder(dir.clone()),
+            TestDb::Postgres { guard, .. } => Kept::Database(guard.clone()),
         }
     }
 

@@ -222,6 +222,33 @@ pub fn extend_tree(range: &mut merkle::CompactRange, records: &[AuditRecord]) ->
     nodes
 }
 
+/// [`link`] and [`extend_tree`] at once, each record's bytes built once for both hashes.
+pub fn link_into_tree(
+    last_seq: i64,
+    last_hash: &str,
+    entries: &[AuditEntry],
+    range: &mut merkle::CompactRange,
+) -> (Vec<AuditRecord>, Vec<(u32, u64, String)>) {
+    let mut prev = last_hash.to_owned();
+    let mut nodes = Vec::new();
+    let records = entries
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let seq = last_seq + 1 + i as i64;
+            let bytes = record_bytes(&prev, seq, entry);
+            let hash = crate::hex(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref());
+            range.push(merkle::leaf_hash(&bytes), |level, index, h| {
+                if merkle::stored_level(level) {
+                    nodes.push((level, index, crate::hex(h)));
+                }
+            });
+            AuditRecord { seq, entry: entry.clone(), prev_hash: std::mem::replace(&mut prev, hash.clone()), hash }
+        })
+        .collect();
+    (records, nodes)
+}
+
 /// Links entries onto the chain whose last record is (`last_seq`, `last_hash`).
 pub fn link(last_seq: i64, last_hash: &str, entries: &[AuditEntry]) -> Vec<AuditRecord> {
     let mut prev = last_hash.to_owned();

@@ -172,8 +172,7 @@ impl Store for PgStore {
             Some(tree) => sql::tree_edge(&tree, seq)?,
             None => rebuild_tree(&mut tx, seq).await?,
         };
-        let records = audit::link(seq, &hash, entries);
-        let nodes = audit::extend_tree(&mut range, &records);
+        let (records, nodes) = audit::link_into_tree(seq, &hash, entries, &mut range);
         let column = |f: fn(&AuditRecord) -> String| records.iter().map(f).collect::<Vec<_>>();
         let optional = |f: fn(&AuditRecord) -> Option<String>| records.iter().map(f).collect::<Vec<_>>();
         sqlx::query(INSERT_AUDIT)

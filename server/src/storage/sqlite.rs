@@ -291,8 +291,7 @@ impl Store for SqliteStore {
             Some(tree) => sql::tree_edge(&tree, seq)?,
             None => rebuild_tree(&mut tx, seq).await?,
         };
-        let records = audit::link(seq, &hash, entries);
-        let nodes = audit::extend_tree(&mut range, &records);
+        let (records, nodes) = audit::link_into_tree(seq, &hash, entries, &mut range);
         for chunk in records.chunks(ROWS_PER_INSERT) {
             let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO audit_log (");
             insert.push(sql::AUDIT_COLUMNS).push(") ");
