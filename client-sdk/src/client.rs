@@ -3,6 +3,7 @@
 use std::{
     future::Future,
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
@@ -54,6 +55,17 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     request_timeout: Duration,
     retry: RetryPolicy,
+    receipts: Option<ReceiptSink>,
+}
+
+/// Where the signed receipts of write answers go.
+#[derive(Clone)]
+struct ReceiptSink(Arc<dyn Fn(String) + Send + Sync>);
+
+impl std::fmt::Debug for ReceiptSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReceiptSink")
+    }
 }
 
 fn read(path: &Path, what: &str) -> Result<Vec<u8>, Error> {
@@ -106,6 +118,15 @@ impl ClientBuilder {
     /// Deadline of each call but batch pushes (sent to the hub as `grpc-timeout`).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
+        self
+    }
+
+    /// Hands every signed receipt a write answer carries (the text of a signed note, see
+    /// [`crate::audit::Receipt`]) to `keep`, e.g. to save it beside the business record it
+    /// proves. Each is the hub's signed promise that the call's audit record, with the digest
+    /// of the request sent, is in its trail.
+    pub fn on_receipt(mut self, keep: impl Fn(String) + Send + Sync + 'static) -> Self {
+        self.receipts = Some(ReceiptSink(Arc::new(keep)));
         self
     }
 
@@ -206,6 +227,7 @@ pub struct Client {
     health: HealthClient<Channel>,
     retry: RetryPolicy,
     request_timeout: Duration,
+    receipts: Option<ReceiptSink>,
 }
 
 impl Client {
@@ -219,6 +241,7 @@ impl Client {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
+            receipts: None,
         }
     }
 
@@ -245,7 +268,17 @@ impl Client {
             health: HealthClient::new(channel),
             retry: builder.retry,
             request_timeout: builder.request_timeout,
+            receipts: builder.receipts,
         }
+    }
+
+    /// A write's answer, its receipt handed to the sink set with
+    /// [`ClientBuilder::on_receipt`].
+    fn receipted<T>(&self, response: tonic::Response<T>) -> T {
+        if let (Some(sink), Some(receipt)) = (&self.receipts, crate::audit::receipt_in(response.metadata())) {
+            (sink.0)(receipt);
+        }
+        response.into_inner()
     }
 
     fn request<T>(&self, message: T) -> tonic::Request<T> {
@@ -315,20 +348,20 @@ impl Client {
     /// Adds a member (ICT only).
     pub async fn register_member(&self, member: pb::RegisterMemberRequest) -> Result<pb::Member, Error> {
         let response = self.members.clone().register_member(self.request(member)).await?;
-        response.into_inner().member.ok_or_else(missing_member)
+        self.receipted(response).member.ok_or_else(missing_member)
     }
 
     /// Changes a member (ICT only).
     pub async fn update_member(&self, update: pb::UpdateMemberRequest) -> Result<pb::Member, Error> {
         let response = self.members.clone().update_member(self.request(update)).await?;
-        response.into_inner().member.ok_or_else(missing_member)
+        self.receipted(response).member.ok_or_else(missing_member)
     }
 
     /// Suspends a member (ICT only); `reason` is required.
     pub async fn suspend_member(&self, code: &str, reason: &str) -> Result<pb::Member, Error> {
         let request = pb::SuspendMemberRequest { code: code.to_owned(), reason: reason.to_owned() };
         let response = self.members.clone().suspend_member(self.request(request)).await?;
-        response.into_inner().member.ok_or_else(missing_member)
+        self.receipted(response).member.ok_or_else(missing_member)
     }
 }
 
@@ -356,7 +389,7 @@ impl Client {
         });
         // A large batch takes longer than one ordinary call; the hub's own limit applies.
         let request = tonic::Request::new(first.chain(chunks));
-        Ok(self.households.clone().push_batch(request).await?.into_inner())
+        Ok(self.receipted(self.households.clone().push_batch(request).await?))
     }
 
     /// The receipt of a batch.
@@ -442,7 +475,7 @@ impl Client {
     /// Records new units and changes to existing ones, all or nothing (ICT only).
     pub async fn record_units(&self, units: Vec<pb::AdministrativeUnit>) -> Result<pb::RecordUnitsResponse, Error> {
         let request = self.request(pb::RecordUnitsRequest { units });
-        Ok(self.units.clone().record_units(request).await?.into_inner())
+        Ok(self.receipted(self.units.clone().record_units(request).await?))
     }
 }
 
@@ -476,13 +509,13 @@ impl Client {
     /// Records a new policy version (ICT only).
     pub async fn add_policy_version(&self, version: pb::PolicyVersion) -> Result<pb::PolicyVersion, Error> {
         let request = self.request(pb::AddPolicyVersionRequest { version: Some(version) });
-        Ok(self.policy.clone().add_policy_version(request).await?.into_inner())
+        Ok(self.receipted(self.policy.clone().add_policy_version(request).await?))
     }
 
     /// Withdraws a version that has not yet taken effect, with the reason. ICT only.
     pub async fn withdraw_policy_version(&self, version: i64, reason: &str) -> Result<pb::PolicyVersion, Error> {
         let request = self.request(pb::WithdrawPolicyVersionRequest { version, reason: reason.to_owned() });
-        Ok(self.policy.clone().withdraw_policy_version(request).await?.into_inner())
+        Ok(self.receipted(self.policy.clone().withdraw_policy_version(request).await?))
     }
 }
 
@@ -549,19 +582,19 @@ impl Client {
     /// Enrols a subsidised line (operators).
     pub async fn enroll(&self, request: pb::EnrollRequest) -> Result<pb::Enrollment, Error> {
         let request = self.request(request);
-        Ok(self.enrollments.clone().enroll(request).await?.into_inner())
+        Ok(self.receipted(self.enrollments.clone().enroll(request).await?))
     }
 
     /// Ends one of the caller's enrolments (operators).
     pub async fn deenroll(&self, request: pb::DeenrollRequest) -> Result<pb::Enrollment, Error> {
         let request = self.request(request);
-        Ok(self.enrollments.clone().deenroll(request).await?.into_inner())
+        Ok(self.receipted(self.enrollments.clone().deenroll(request).await?))
     }
 
     /// Takes a household's line over from another operator on its written request (operators).
     pub async fn transfer(&self, request: pb::TransferRequest) -> Result<pb::TransferResponse, Error> {
         let request = self.request(request);
-        Ok(self.enrollments.clone().transfer(request).await?.into_inner())
+        Ok(self.receipted(self.enrollments.clone().transfer(request).await?))
     }
 
     /// Enrolments, a page at a time: the caller's own, or (ICT) anyone's.
@@ -643,7 +676,7 @@ impl Client {
         });
         // A large list takes longer than one ordinary call; the hub's own limit applies.
         let request = tonic::Request::new(first.chain(chunks));
-        Ok(self.reconciliation.clone().submit_monthly_update(request).await?.into_inner())
+        Ok(self.receipted(self.reconciliation.clone().submit_monthly_update(request).await?))
     }
 
     /// Lists, newest first, a page at a time: an operator's own, or any for ICT.
@@ -698,7 +731,7 @@ impl Client {
         confirm: pb::ConfirmRequest,
     ) -> Result<pb::MonthlyReconciliation, Error> {
         // Confirming reads every line of the list: allow it the hub's own limit.
-        Ok(self.reconciliation.clone().confirm(tonic::Request::new(confirm)).await?.into_inner())
+        Ok(self.receipted(self.reconciliation.clone().confirm(tonic::Request::new(confirm)).await?))
     }
 
     /// Rejects a reconciled list with a note (ICT).
@@ -713,7 +746,7 @@ impl Client {
             update_id: update_id.to_owned(),
             note: note.to_owned(),
         });
-        Ok(self.reconciliation.clone().reject(request).await?.into_inner())
+        Ok(self.receipted(self.reconciliation.clone().reject(request).await?))
     }
 
     /// A list as a file (CSV or XLSX), in chunks (OPERATOR its own, ICT): the first names the
@@ -746,7 +779,7 @@ impl Client {
         decision: pb::RecordAllocationDecisionRequest,
     ) -> Result<pb::Allocation, Error> {
         let request = self.request(decision);
-        Ok(self.devices.clone().record_allocation_decision(request).await?.into_inner())
+        Ok(self.receipted(self.devices.clone().record_allocation_decision(request).await?))
     }
 
     /// Nominates households for a device, with the reason (e.g. pupils at the commune's lower
@@ -767,7 +800,7 @@ impl Client {
             household_codes: codes.into_iter().map(Into::into).collect(),
             reason: reason.to_owned(),
         });
-        Ok(self.devices.clone().nominate_households(request).await?.into_inner())
+        Ok(self.receipted(self.devices.clone().nominate_households(request).await?))
     }
 
     /// Draws up the list from the register as of `as_of` (empty for today), replacing any
@@ -779,27 +812,27 @@ impl Client {
             decision_number: decision_number.to_owned(),
             as_of: as_of.to_owned(),
         });
-        Ok(self.devices.clone().propose_recipients(request).await?.into_inner())
+        Ok(self.receipted(self.devices.clone().propose_recipients(request).await?))
     }
 
     /// Adds a household to a draft list or takes one off, with a reason (ICT).
     pub async fn amend_proposal(&self, amendment: pb::AmendProposalRequest) -> Result<pb::Allocation, Error> {
         let request = self.request(amendment);
-        Ok(self.devices.clone().amend_proposal(request).await?.into_inner())
+        Ok(self.receipted(self.devices.clone().amend_proposal(request).await?))
     }
 
     /// Submits the draft list to the People's Committee (ICT); `list_digest` in the answer
     /// names the list submitted.
     pub async fn submit_for_approval(&self, decision_number: &str) -> Result<pb::Allocation, Error> {
         let request = self.request(pb::SubmitForApprovalRequest { decision_number: decision_number.to_owned() });
-        Ok(self.devices.clone().submit_for_approval(request).await?.into_inner())
+        Ok(self.receipted(self.devices.clone().submit_for_approval(request).await?))
     }
 
     /// Approves a submitted list with the committee's decision number, and freezes it
     /// (PROVINCE_COMMITTEE). With `list_digest` set, only if the list is still that one.
     pub async fn approve_allocation(&self, approval: pb::ApproveRequest) -> Result<pb::Allocation, Error> {
         let request = self.request(approval);
-        Ok(self.devices.clone().approve(request).await?.into_inner())
+        Ok(self.receipted(self.devices.clone().approve(request).await?))
     }
 
     /// Returns a submitted list to ICT with a note saying what to change (PROVINCE_COMMITTEE).
@@ -808,14 +841,14 @@ impl Client {
             decision_number: decision_number.to_owned(),
             note: note.to_owned(),
         });
-        Ok(self.devices.clone().return_for_revision(request).await?.into_inner())
+        Ok(self.receipted(self.devices.clone().return_for_revision(request).await?))
     }
 
     /// Records that a household on an approved list received its device or the cash
     /// alternative (ICT; LOCALITY for households of its unit).
     pub async fn record_handover(&self, handover: pb::RecordHandoverRequest) -> Result<pb::Handover, Error> {
         let request = self.request(handover);
-        Ok(self.devices.clone().record_handover(request).await?.into_inner())
+        Ok(self.receipted(self.devices.clone().record_handover(request).await?))
     }
 
     /// One allocation with its progress per unit and its amendments.
@@ -915,14 +948,14 @@ impl Client {
     /// request), subject units and operators, team and dates (ICT). The hub assigns its id.
     pub async fn create_inspection(&self, inspection: pb::CreateInspectionRequest) -> Result<pb::Inspection, Error> {
         let request = self.request(inspection);
-        Ok(self.supervision.clone().create_inspection(request).await?.into_inner())
+        Ok(self.receipted(self.supervision.clone().create_inspection(request).await?))
     }
 
     /// Adds a finding to an inspection that is not closed (ICT); the hub numbers findings 1,
     /// 2, … within the inspection.
     pub async fn record_finding(&self, finding: pb::RecordFindingRequest) -> Result<pb::Finding, Error> {
         let request = self.request(finding);
-        Ok(self.supervision.clone().record_finding(request).await?.into_inner())
+        Ok(self.receipted(self.supervision.clone().record_finding(request).await?))
     }
 
     /// Moves finding `number` of an inspection on (OPEN → IN_PROGRESS → RESOLVED, or straight
@@ -941,14 +974,14 @@ impl Client {
             status: status.into(),
             note: note.to_owned(),
         });
-        Ok(self.supervision.clone().update_finding_status(request).await?.into_inner())
+        Ok(self.receipted(self.supervision.clone().update_finding_status(request).await?))
     }
 
     /// Closes an inspection with its conclusion (required); no finding is added afterwards
     /// (ICT).
     pub async fn close_inspection(&self, inspection_id: i64, conclusion: &str) -> Result<pb::Inspection, Error> {
         let request = self.request(pb::CloseInspectionRequest { inspection_id, conclusion: conclusion.to_owned() });
-        Ok(self.supervision.clone().close_inspection(request).await?.into_inner())
+        Ok(self.receipted(self.supervision.clone().close_inspection(request).await?))
     }
 
     /// Freezes a random sample of households of a commune with an enrolment running on
@@ -956,7 +989,7 @@ impl Client {
     /// (ICT). Each call freezes a new sample, numbered within the inspection.
     pub async fn pull_sample(&self, sample: pb::PullSampleRequest) -> Result<pb::Sample, Error> {
         let request = self.request(sample);
-        Ok(self.supervision.clone().pull_sample(request).await?.into_inner())
+        Ok(self.receipted(self.supervision.clone().pull_sample(request).await?))
     }
 
     /// Inspections, newest first, a page at a time (without findings and samples): `status`

@@ -20,6 +20,7 @@
 //! reporting a problem. Read-only calls are retried with backoff when the hub is unavailable;
 //! calls that change data are never retried by the SDK.
 
+pub mod audit;
 mod client;
 pub mod csv;
 mod error;

@@ -241,7 +241,8 @@ impl Hub {
             settings.request_timeout(),
             Duration::from_millis(limits.batch_timeout_ms),
             limits.max_message_bytes,
-        );
+        )
+        .with_receipts(tree.key().expect("the hub signs with its key").clone());
         let database_up = state.database_up();
         let layer = HubLayer::new(state);
 

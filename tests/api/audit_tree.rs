@@ -219,7 +219,10 @@ async fn checkpoints_and_proofs_check_with_code_of_their_own() {
 /// before.
 #[tokio::test]
 async fn tampering_is_caught_by_verify_and_by_a_kept_checkpoint() {
-    use crate::households::{cid, header, household, push};
+    use crate::{
+        households::{cid, header, household, push},
+        monthly_cli::cli_run,
+    };
     let app = TestApp::spawn_with(quick()).await;
     let labour = app.client("DOLISA").await;
     push(&labour, header("b1", proto::BatchKind::Delta, "2024-12", "2024-12-01"), vec![household("HH-1", "24611", 1)])
@@ -246,6 +249,18 @@ async fn tampering_is_caught_by_verify_and_by_a_kept_checkpoint() {
     let (ok, out) = verify(&[]);
     assert!(ok, "{out}");
     assert!(out.contains("audit trail intact"), "{out}");
+    // A member keeps the checkpoint with the CLI, and checks the trail against it later.
+    let here = tempfile::tempdir().unwrap();
+    let key_file = here.path().join("hub.pub");
+    std::fs::write(&key_file, &kept.verifier_key).unwrap();
+    let key_arg = key_file.to_str().unwrap().to_owned();
+    let size_arg = kept.tree_size.to_string();
+    let save = ["audit", "checkpoint", "--size", &size_arg, "--save", "kept-by-vnpt.note", "--public-key", &key_arg];
+    cli_run(&app, "VNPT", here.path(), &save).await.assert_ok();
+    let check = ["audit", "check", "--against", "kept-by-vnpt.note", "--public-key", &key_arg];
+    let run = cli_run(&app, "VNPT", here.path(), &check).await;
+    run.assert_ok();
+    assert!(run.out.contains("has only grown"), "{}", run.out);
 
     // Deleting who looked up whom: the subjects beside a record, or the decision it stored
     // (each put back after).
@@ -287,6 +302,12 @@ async fn tampering_is_caught_by_verify_and_by_a_kept_checkpoint() {
     let (ok, out) = verify(&[]);
     assert!(!ok, "{out}");
     assert!(out.contains(&format!("the kept checkpoint of {size} records")), "{out}");
+    // The hub goes on signing on the shortened trail; the kept checkpoint tells.
+    vnpt.who_am_i().await.unwrap();
+    checkpoint_of_at_least(&vnpt, keep as i64 + 1).await;
+    let run = cli_run(&app, "VNPT", here.path(), &check).await;
+    assert_eq!(run.code, Some(1), "{}{}", run.out, run.err);
+    assert!(run.err.contains(&format!("NOT the one of the kept checkpoint of {size} records")), "{}", run.err);
     // Without the kept checkpoint the stored rows alone agree with each other.
     let (_, alone) = telesub_tests::run_telesub_status(&["audit", "verify", "--database", &app.db.url()]);
     assert!(!alone.contains("BROKEN"), "{alone}");
@@ -352,6 +373,20 @@ async fn a_rewritten_history_fails_the_kept_checkpoint_and_a_hub_without_guards_
     let brk = report.first_break.expect("the rewrite is caught");
     assert!(brk.to_string().contains("kept checkpoint"), "{brk}");
     assert!(!report.guards_missing.is_empty());
+    // The hub signs the rewritten trail from now on; a member's kept checkpoint tells.
+    vnpt.who_am_i().await.unwrap();
+    checkpoint_of_at_least(&vnpt, last.seq + 1).await;
+    let here = tempfile::tempdir().unwrap();
+    std::fs::write(here.path().join("kept.note"), &kept.note).unwrap();
+    std::fs::write(here.path().join("hub.pub"), &kept.verifier_key).unwrap();
+    let check = ["audit", "check", "--against", "kept.note", "--public-key", "hub.pub"];
+    let run = crate::monthly_cli::cli_run(&app, "VNPT", here.path(), &check).await;
+    assert_eq!(run.code, Some(1), "{}{}", run.out, run.err);
+    assert!(
+        run.err.contains(&format!("NOT the one of the kept checkpoint of {} records", kept.tree_size)),
+        "{}",
+        run.err
+    );
 
     // A hub will not serve on a database whose guards were dropped.
     let settings = telesub_server::config::Settings {
@@ -362,4 +397,151 @@ async fn a_rewritten_history_fails_the_kept_checkpoint_and_a_hub_without_guards_
     };
     let Err(err) = telesub_server::startup::Hub::build(settings).await else { panic!("a hub without guards started") };
     assert!(err.to_string().contains("append-only guards"), "{err}");
+}
+
+/// A signed note checked as C2SP describes it, apart from the hub's and the SDK's code: the
+/// text before the blank line, then `— name base64(key id ‖ signature)`.
+fn note_text_if_signed(note: &str, verifier_key: &str) -> Option<String> {
+    use base64::{Engine, engine::general_purpose::STANDARD};
+    let mut parts = verifier_key.splitn(3, '+');
+    let (name, _, raw) = (parts.next()?, parts.next()?, parts.next()?);
+    let public = STANDARD.decode(raw).ok()?;
+    let (body, signatures) = note.split_once("\n\n")?;
+    let body = format!("{body}\n");
+    let line = signatures.lines().find(|l| l.starts_with(&format!("\u{2014} {name} ")))?;
+    let sig = STANDARD.decode(line.rsplit_once(' ')?.1).ok()?;
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &public[1..])
+        .verify(body.as_bytes(), &sig[4..])
+        .ok()?;
+    Some(body)
+}
+
+/// Every successful write's answer carries the hub's signed receipt; saved by `telesub-cli
+/// --receipts`, proven once a checkpoint is signed, and verified offline; a byte changed
+/// anywhere in it is caught.
+#[tokio::test]
+async fn a_write_answer_carries_a_receipt_that_proves_it_offline() {
+    use crate::{
+        households::{header, household, push},
+        monthly_cli::cli_run,
+    };
+    use std::sync::{Arc, Mutex};
+    let app = TestApp::spawn_with(quick()).await;
+    let receipts = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = receipts.clone();
+    let labour = app.builder("DOLISA").on_receipt(move |r| sink.lock().unwrap().push(r)).connect().await.unwrap();
+    push(&labour, header("b1", proto::BatchKind::Delta, "2024-12", "2024-12-01"), vec![household("HH-1", "24611", 1)])
+        .await
+        .unwrap();
+    // Reads, and writes refused, carry none.
+    labour.get_batch("b1").await.unwrap();
+    labour.who_am_i().await.unwrap();
+    let refused = push(&labour, header("b2", proto::BatchKind::Delta, "not-a-period", "2024-12-01"), vec![]).await;
+    assert!(refused.is_err());
+    let notes = receipts.lock().unwrap().clone();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let note = &notes[0];
+
+    // What the receipt says is the record of the push, and the hub's key signed it.
+    let ict = app.client("DOICT").await;
+    let query = proto::QueryAuditRequest {
+        method: "HouseholdRegistry/PushBatch".into(),
+        outcome: "OK".into(),
+        page_size: 10,
+        ..Default::default()
+    };
+    let record = ict.query_audit(query).await.unwrap().records.remove(0);
+    let checkpoint = checkpoint_of_at_least(&labour, record.seq).await;
+    let body = note_text_if_signed(note, &checkpoint.verifier_key).expect("the receipt is signed by the hub's key");
+    for line in [
+        format!("receipt {}", record.seq),
+        format!("record {}", record.hash),
+        format!("request {}", record.request_digest),
+        "method /telesub.v1.HouseholdRegistry/PushBatch".to_owned(),
+    ] {
+        assert!(body.lines().any(|l| l == line), "{line:?} in {body}");
+    }
+
+    // Saved by the CLI on a write of its own, proven, verified offline.
+    let dir = tempfile::tempdir().unwrap();
+    let here = dir.path();
+    let key_file = here.join("hub.pub");
+    std::fs::write(&key_file, &checkpoint.verifier_key).unwrap();
+    let key = key_file.to_str().unwrap();
+    let run = cli_run(
+        &app,
+        "DOICT",
+        here,
+        &["--receipts", "kept", "policy", "withdraw", "99", "--reason", "no such version"],
+    )
+    .await;
+    assert_eq!(run.code, Some(1), "a refused write: {}{}", run.out, run.err);
+    assert!(!here.join("kept").read_dir().unwrap().any(|_| true), "no receipt for a refused write");
+    let register = ["--receipts", "kept", "members", "register", "MOBIFONE", "--role", "operator", "--name", "M"];
+    let run = cli_run(&app, "DOICT", here, &register).await;
+    run.assert_ok();
+    let saved: Vec<_> = here.join("kept").read_dir().unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(saved.len(), 1, "{}", run.err);
+    assert!(run.err.contains("receipt saved"), "{}", run.err);
+    let saved = std::fs::read_to_string(&saved[0]).unwrap();
+    let body = note_text_if_signed(&saved, &checkpoint.verifier_key).expect("signed");
+    assert!(body.contains("method /telesub.v1.Members/RegisterMember"), "{body}");
+    let file = here.join("pushed.receipt");
+    std::fs::write(&file, note).unwrap();
+    let file = file.to_str().unwrap();
+    let run = cli_run(&app, "DOLISA", here, &["audit", "receipt", "verify", file, "--public-key", key]).await;
+    assert_eq!(run.code, Some(1), "{}{}", run.out, run.err);
+    assert!(run.err.contains("no inclusion proof yet"), "{}", run.err);
+    cli_run(&app, "DOLISA", here, &["audit", "receipt", "prove", file]).await.assert_ok();
+    let run = cli_run(&app, "DOLISA", here, &["audit", "receipt", "verify", file, "--public-key", key]).await;
+    run.assert_ok();
+    assert!(run.out.contains(&format!("receipt verified: record {}", record.seq)), "{}", run.out);
+
+    // The proof, checked with the test's own RFC 9162: the record's bytes hash to the
+    // receipt's record hash, and lead to the signed checkpoint's root.
+    let bundle = std::fs::read_to_string(file).unwrap();
+    let section = |name: &str| {
+        let start = bundle.find(&format!("-----BEGIN TELESUB {name}-----\n")).unwrap() + name.len() + 25;
+        let end = bundle.find(&format!("-----END TELESUB {name}-----")).unwrap();
+        bundle[start..end].to_owned()
+    };
+    use base64::{Engine, engine::general_purpose::STANDARD};
+    let bytes = STANDARD.decode(section("AUDIT RECORD").split_whitespace().collect::<String>()).unwrap();
+    assert_eq!(telesub_server::hex(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref()), record.hash);
+    let signed = note_text_if_signed(&section("CHECKPOINT"), &checkpoint.verifier_key).unwrap();
+    let lines: Vec<&str> = signed.lines().collect();
+    let size: u64 = lines[1].parse().unwrap();
+    let root: rfc::Hash = STANDARD.decode(lines[2]).unwrap().try_into().unwrap();
+    let path: Vec<rfc::Hash> = section("INCLUSION PROOF").lines().map(rfc::unhex).collect();
+    assert_eq!(rfc::root_from_inclusion(record.seq as u64 - 1, size, rfc::leaf(&bytes), &path), Some(root));
+
+    // A byte changed anywhere is caught: the record, the proof, the receipt's own text.
+    let flip = |from: &str, to: &str| {
+        assert!(bundle.contains(from), "{from:?}");
+        let changed = here.join("changed.receipt");
+        std::fs::write(&changed, bundle.replacen(from, to, 1)).unwrap();
+        changed
+    };
+    let digest_line = format!("request {}", record.request_digest);
+    let mut other_digest = record.request_digest.clone();
+    other_digest.replace_range(0..1, if other_digest.starts_with('0') { "1" } else { "0" });
+    let first_proof = &path.first().map(|h| telesub_server::hex(h)).unwrap_or_default();
+    let mut tampered = vec![flip(&digest_line, &format!("request {other_digest}"))];
+    if !first_proof.is_empty() {
+        let other = format!("{}{}", if first_proof.starts_with('0') { "1" } else { "0" }, &first_proof[1..]);
+        tampered.push(flip(first_proof, &other));
+    }
+    let record_b64 = section("AUDIT RECORD");
+    let mut other_record = STANDARD.decode(record_b64.split_whitespace().collect::<String>()).unwrap();
+    *other_record.last_mut().unwrap() ^= 1;
+    let other_b64 = STANDARD.encode(&other_record);
+    let wrapped: String =
+        other_b64.as_bytes().chunks(64).map(|c| format!("{}\n", std::str::from_utf8(c).unwrap())).collect();
+    tampered.push(flip(&record_b64, &wrapped));
+    for changed in tampered {
+        let changed = changed.to_str().unwrap();
+        let run = cli_run(&app, "DOLISA", here, &["audit", "receipt", "verify", changed, "--public-key", key]).await;
+        assert_eq!(run.code, Some(1), "{}: {}{}", std::fs::read_to_string(changed).unwrap(), run.out, run.err);
+        assert!(run.err.contains("NOT VERIFIED"), "{}", run.err);
+    }
 }

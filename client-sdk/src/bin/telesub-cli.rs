@@ -101,6 +101,10 @@ struct Connection {
     /// The CA that issued the hub's certificate (PEM).
     #[arg(long, global = true, value_name = "FILE")]
     ca: Option<PathBuf>,
+    /// Saves the hub's signed receipt of every write in DIR, as DIR/RECORD.receipt (the audit
+    /// record's number); `audit receipt prove` adds its proof, `audit receipt verify` checks it.
+    #[arg(long, global = true, value_name = "DIR", env = "TELESUB_RECEIPTS")]
+    receipts: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -129,7 +133,8 @@ enum Command {
     /// Tablets and smartphones for households: the decision, the list, its approval, hand-overs.
     #[command(subcommand)]
     Devices(devices::DevicesCommand),
-    /// The audit trail (ICT): who did what, the chain check, an export for outside auditors.
+    /// The audit trail: who did what, the chain check, an export for outside auditors (ICT);
+    /// checkpoints kept and checked, receipts proven and verified (every member).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
     /// Inspections of localities and operators (ICT): team, findings and follow-up, samples.
@@ -478,7 +483,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Reports(command) => reports::reports(&connection, command).await,
         Command::Reconciliation(command) => reports::reconciliation(&connect(&connection).await?, command).await,
         Command::Devices(command) => devices::devices(&connection, command).await,
-        Command::Audit(command) => audit::audit(&connect(&connection).await?, command).await,
+        Command::Audit(command) => audit::audit(&connection, command).await,
         Command::Inspections(command) => inspections::inspections(&connect(&connection).await?, command).await,
         Command::Stats(command) => stats::stats(&connection, command).await,
         Command::Members(command) => members::members(&connect(&connection).await?, command).await,
@@ -715,7 +720,12 @@ async fn explained(err: Error, c: &Connection) -> Error {
 }
 
 fn builder(c: &Connection) -> Result<telesub_client::ClientBuilder, Error> {
-    let builder = Client::builder(&c.endpoint);
+    let mut builder = Client::builder(&c.endpoint);
+    if let Some(dir) = c.receipts.clone() {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::Config(format!("cannot make the receipts folder {}: {e}", dir.display())))?;
+        builder = builder.on_receipt(move |note| audit::save_receipt(&dir, &note));
+    }
     match (&c.tls_dir, &c.org, &c.cert, &c.key, &c.ca) {
         (Some(dir), Some(org), None, None, None) => builder.dev_folder(dir, org),
         (None, None, Some(cert), Some(key), Some(ca)) => builder.identity_files(cert, key)?.ca_file(ca),
@@ -837,6 +847,10 @@ mod tests {
         "audit query --caller VNPT",
         "audit verify",
         "audit export --from 2025-03-01 --until 2025-04-01 -o a.csv",
+        "audit checkpoint --save kept.note",
+        "audit check --against kept.note --public-key k.pub",
+        "audit receipt prove 12.receipt",
+        "audit receipt verify 12.receipt --public-key k.pub",
         "inspections create --title t --basis plan --member DOICT:A:B --from 2025-04-01 --to 2025-04-15",
         "inspections finding 1 --severity high --subject VNPT --description d --action a --due 2025-05-30",
         "inspections update 1 1 --status resolved --note n",

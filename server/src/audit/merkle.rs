@@ -9,36 +9,12 @@
 //! subtrees of every fourth level (16, 256, 4096, … leaves) as they complete. Any subtree a
 //! proof needs is then one stored node, or at most sixteen stored nodes or records combined.
 
-use std::fmt;
-
-/// A SHA-256 hash.
-pub type Hash = [u8; 32];
+pub use telesub_client::audit::{
+    Hash, ProofError, empty_root, leaf_hash, node_hash, parse_hash, verify_consistency, verify_inclusion,
+};
 
 /// Levels whose perfect subtrees are stored: every `STRIDE`th (leaves are the records).
 pub const STRIDE: u32 = 4;
-
-fn sha256(parts: &[&[u8]]) -> Hash {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    for part in parts {
-        ctx.update(part);
-    }
-    ctx.finish().as_ref().try_into().expect("SHA-256 is 32 bytes")
-}
-
-/// `SHA-256(0x00 || leaf)`.
-pub fn leaf_hash(leaf: &[u8]) -> Hash {
-    sha256(&[&[0x00], leaf])
-}
-
-/// `SHA-256(0x01 || left || right)`.
-pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
-    sha256(&[&[0x01], left, right])
-}
-
-/// The root of the empty tree: `SHA-256()` of nothing.
-pub fn empty_root() -> Hash {
-    sha256(&[])
-}
 
 /// Whether a level's perfect subtrees are stored.
 pub fn stored_level(level: u32) -> bool {
@@ -102,18 +78,6 @@ impl CompactRange {
         }
         Ok(Self { size, nodes })
     }
-}
-
-/// A hash from lower-case hex.
-pub fn parse_hash(s: &str) -> Result<Hash, String> {
-    if s.len() != 64 {
-        return Err(format!("{s:?} is not 64 hex digits"));
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| format!("{s:?} is not hex"))?;
-    }
-    Ok(out)
 }
 
 /// A perfect subtree: `2^level` leaves from `index * 2^level`.
@@ -220,117 +184,6 @@ pub fn consistency_spans(m: u64, n: u64) -> Vec<Span> {
         subproof(m, 0, n, true, &mut out);
     }
     out
-}
-
-/// Why a proof does not hold.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProofError(pub String);
-
-impl fmt::Display for ProofError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Checks that `leaf` (its hash) is leaf `index` of the tree of `size` leaves whose root is
-/// `root` (RFC 9162 2.1.3.2).
-pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash], root: &Hash) -> Result<(), ProofError> {
-    if index >= size {
-        return Err(ProofError(format!("leaf {index} is not in a tree of {size} leaves")));
-    }
-    let (mut f_n, mut s_n) = (index, size - 1);
-    let mut r = *leaf;
-    for p in proof {
-        if s_n == 0 {
-            return Err(ProofError("the proof is longer than the tree is deep".into()));
-        }
-        if f_n & 1 == 1 || f_n == s_n {
-            r = node_hash(p, &r);
-            if f_n & 1 == 0 {
-                while f_n & 1 == 0 && f_n != 0 {
-                    f_n >>= 1;
-                    s_n >>= 1;
-                }
-            }
-        } else {
-            r = node_hash(&r, p);
-        }
-        f_n >>= 1;
-        s_n >>= 1;
-    }
-    if s_n != 0 {
-        return Err(ProofError("the proof is shorter than the tree is deep".into()));
-    }
-    if &r != root {
-        return Err(ProofError("the proof leads to another root".into()));
-    }
-    Ok(())
-}
-
-/// Checks that the tree of `size1` leaves with root `root1` is a prefix of the tree of
-/// `size2` leaves with root `root2` (RFC 9162 2.1.4.2).
-pub fn verify_consistency(
-    size1: u64,
-    size2: u64,
-    proof: &[Hash],
-    root1: &Hash,
-    root2: &Hash,
-) -> Result<(), ProofError> {
-    if size1 > size2 {
-        return Err(ProofError(format!("a tree of {size1} leaves cannot grow into one of {size2}")));
-    }
-    if size1 == size2 {
-        return if proof.is_empty() && root1 == root2 {
-            Ok(())
-        } else {
-            Err(ProofError("two trees of the same size have different roots".into()))
-        };
-    }
-    if size1 == 0 {
-        return if proof.is_empty() { Ok(()) } else { Err(ProofError("a proof from the empty tree is empty".into())) };
-    }
-    let mut path: Vec<Hash> = proof.to_vec();
-    if size1.is_power_of_two() {
-        path.insert(0, *root1);
-    }
-    let Some((first, rest)) = path.split_first() else {
-        return Err(ProofError("the proof is empty".into()));
-    };
-    let (mut f_n, mut s_n) = (size1 - 1, size2 - 1);
-    while f_n & 1 == 1 {
-        f_n >>= 1;
-        s_n >>= 1;
-    }
-    let (mut fr, mut sr) = (*first, *first);
-    for c in rest {
-        if s_n == 0 {
-            return Err(ProofError("the proof is longer than the tree is deep".into()));
-        }
-        if f_n & 1 == 1 || f_n == s_n {
-            fr = node_hash(c, &fr);
-            sr = node_hash(c, &sr);
-            if f_n & 1 == 0 {
-                while f_n & 1 == 0 && f_n != 0 {
-                    f_n >>= 1;
-                    s_n >>= 1;
-                }
-            }
-        } else {
-            sr = node_hash(&sr, c);
-        }
-        f_n >>= 1;
-        s_n >>= 1;
-    }
-    if s_n != 0 {
-        return Err(ProofError("the proof is shorter than the tree is deep".into()));
-    }
-    if &fr != root1 {
-        return Err(ProofError(format!("the proof does not lead to the root of the tree of {size1} leaves")));
-    }
-    if &sr != root2 {
-        return Err(ProofError(format!("the proof does not lead to the root of the tree of {size2} leaves")));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

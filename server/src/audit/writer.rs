@@ -18,7 +18,7 @@ struct Pending {
     decisions: Vec<DecisionRow>,
     /// What the call looked up.
     subjects: Vec<Subject>,
-    done: oneshot::Sender<Result<i64, AuditWriteError>>,
+    done: oneshot::Sender<Result<(i64, String), AuditWriteError>>,
 }
 
 /// The audit record could not be stored.
@@ -58,8 +58,8 @@ impl AuditLog {
         (Self { tx }, AuditWriter { task, stop })
     }
 
-    /// Appends one entry and returns its sequence number once it is stored.
-    pub async fn append(&self, entry: AuditEntry) -> Result<i64, AuditWriteError> {
+    /// Appends one entry and returns its sequence number and chain hash once it is stored.
+    pub async fn append(&self, entry: AuditEntry) -> Result<(i64, String), AuditWriteError> {
         self.append_with(entry, Vec::new(), Vec::new()).await
     }
 
@@ -70,7 +70,7 @@ impl AuditLog {
         entry: AuditEntry,
         decisions: Vec<DecisionRow>,
         subjects: Vec<Subject>,
-    ) -> Result<i64, AuditWriteError> {
+    ) -> Result<(i64, String), AuditWriteError> {
         let (done, stored) = oneshot::channel();
         self.tx
             .send(Pending { entry, decisions, subjects, done })
@@ -102,9 +102,9 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Pending>, mut stop: o
             .flat_map(|(i, p)| std::mem::take(&mut p.subjects).into_iter().map(move |s| (i, s)))
             .collect();
         match store.append_audit(&entries, &decisions, &subjects).await {
-            Ok(first_seq) => {
-                for (i, pending) in batch.drain(..).enumerate() {
-                    let _ = pending.done.send(Ok(first_seq + i as i64));
+            Ok(stored) => {
+                for (pending, record) in batch.drain(..).zip(stored) {
+                    let _ = pending.done.send(Ok(record));
                 }
             }
             Err(err) => {

@@ -269,15 +269,15 @@ pub trait Store:
     async fn has_ict_member(&self) -> Result<bool, StorageError>;
 
     /// Appends entries to the audit chain in one transaction, with the decisions the calls
-    /// gave and what they looked up (`(index into entries, subject)`); returns the first new
-    /// sequence number. Safe against concurrent appenders (several hubs on one PostgreSQL
+    /// gave and what they looked up (`(index into entries, subject)`); returns each entry's
+    /// sequence number and chain hash. Safe against concurrent appenders (several hubs on one PostgreSQL
     /// database).
     async fn append_audit(
         &self,
         entries: &[AuditEntry],
         decisions: &[DecisionRow],
         subjects: &[(usize, Subject)],
-    ) -> Result<i64, StorageError>;
+    ) -> Result<Vec<(i64, String)>, StorageError>;
 
     /// Stored audit records with sequence numbers above `after`, in order, at most `limit`.
     async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StorageError>;

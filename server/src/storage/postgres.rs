@@ -162,7 +162,7 @@ impl Store for PgStore {
         entries: &[AuditEntry],
         decisions: &[DecisionRow],
         subjects: &[(usize, Subject)],
-    ) -> Result<i64, StorageError> {
+    ) -> Result<Vec<(i64, String)>, StorageError> {
         let mut tx = self.pool.begin().await?;
         // Before the chain head is locked, so that other hubs wait only for the chain itself.
         insert_decisions(&mut tx, decisions).await?;
@@ -212,7 +212,7 @@ impl Store for PgStore {
                 .await?;
         }
         tx.commit().await?;
-        Ok(seq + 1)
+        Ok(records.into_iter().map(|r| (r.seq, r.hash)).collect())
     }
 
     async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StorageError> {

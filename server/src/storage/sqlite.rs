@@ -282,7 +282,7 @@ impl Store for SqliteStore {
         entries: &[AuditEntry],
         decisions: &[DecisionRow],
         subjects: &[(usize, Subject)],
-    ) -> Result<i64, StorageError> {
+    ) -> Result<Vec<(i64, String)>, StorageError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         insert_decisions(&mut tx, decisions).await?;
         let (seq, hash, tree): (i64, String, Option<String>) =
@@ -330,7 +330,7 @@ impl Store for SqliteStore {
                 .await?;
         }
         tx.commit().await?;
-        Ok(seq + 1)
+        Ok(records.into_iter().map(|r| (r.seq, r.hash)).collect())
     }
 
     async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StorageError> {

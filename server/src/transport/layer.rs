@@ -37,7 +37,10 @@ use super::{
     status, subjects,
 };
 use crate::{
-    audit::{AuditEntry, AuditLog},
+    audit::{
+        AuditEntry, AuditLog,
+        checkpoint::{Receipt, SigningKey},
+    },
     domain::{
         identity::{Identities, IdentityError},
         member::{Caller, OrgCode, certificate_fingerprint},
@@ -100,6 +103,38 @@ const LONG_RUNNING: &[&str] = &[
     "/telesub.v1.Supervision/ExportStatistics",
 ];
 
+/// The writes whose answers carry a signed receipt (trailer
+/// [`telesub_client::audit::RECEIPT_TRAILER`]): what a party may need to prove it did, and
+/// when.
+pub(crate) const RECEIPTED: &[&str] = &[
+    "/telesub.v1.Members/RegisterMember",
+    "/telesub.v1.Members/UpdateMember",
+    "/telesub.v1.Members/SuspendMember",
+    "/telesub.v1.HouseholdRegistry/PushBatch",
+    "/telesub.v1.AdministrativeUnits/RecordUnits",
+    "/telesub.v1.Policy/AddPolicyVersion",
+    "/telesub.v1.Policy/WithdrawPolicyVersion",
+    "/telesub.v1.Enrollments/Enroll",
+    "/telesub.v1.Enrollments/Deenroll",
+    "/telesub.v1.Enrollments/Transfer",
+    "/telesub.v1.Reconciliation/SubmitMonthlyUpdate",
+    "/telesub.v1.Reconciliation/Confirm",
+    "/telesub.v1.Reconciliation/Reject",
+    "/telesub.v1.DeviceAllocation/RecordAllocationDecision",
+    "/telesub.v1.DeviceAllocation/NominateHouseholds",
+    "/telesub.v1.DeviceAllocation/ProposeRecipients",
+    "/telesub.v1.DeviceAllocation/AmendProposal",
+    "/telesub.v1.DeviceAllocation/SubmitForApproval",
+    "/telesub.v1.DeviceAllocation/Approve",
+    "/telesub.v1.DeviceAllocation/ReturnForRevision",
+    "/telesub.v1.DeviceAllocation/RecordHandover",
+    "/telesub.v1.Supervision/CreateInspection",
+    "/telesub.v1.Supervision/RecordFinding",
+    "/telesub.v1.Supervision/UpdateFindingStatus",
+    "/telesub.v1.Supervision/CloseInspection",
+    "/telesub.v1.Supervision/PullSample",
+];
+
 /// The header that carries the request id, both ways.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -122,6 +157,8 @@ pub struct HubState {
     /// The largest request message, read whole when a refused call's request names citizens
     /// or households.
     max_message_bytes: usize,
+    /// The key write answers' receipts are signed with.
+    receipts: Option<Arc<SigningKey>>,
 }
 
 impl HubState {
@@ -143,7 +180,14 @@ impl HubState {
             database_up: Arc::new(AtomicBool::new(true)),
             unary: unary_methods(),
             max_message_bytes,
+            receipts: None,
         }
+    }
+
+    /// Signs a receipt for every successful call of the [`RECEIPTED`] methods.
+    pub fn with_receipts(mut self, key: Arc<SigningKey>) -> Self {
+        self.receipts = Some(key);
+        self
     }
 
     /// The flag the hub's watch on the database keeps: while it is down, calls are refused at
@@ -491,7 +535,7 @@ impl CallRecord {
         let message = refusal.reason.clone();
         let code = refusal.code;
         let quota_of = refusal.quota_of;
-        let recorded = self.finish(code, refusal.reason).await;
+        let recorded = self.finish(code, refusal.reason).await.is_stored();
         let status = match (code, quota_of) {
             _ if !recorded => status::unrecorded(&request_id),
             (Code::Internal, _) => status::internal(&request_id),
@@ -505,12 +549,13 @@ impl CallRecord {
 
     /// Stores the record of a call answered with `code`; `false` when it could not be stored.
     async fn complete(mut self, code: Code, message: String) -> bool {
-        self.finish(code, if code == Code::Ok { String::new() } else { message }).await
+        self.finish(code, if code == Code::Ok { String::new() } else { message }).await.is_stored()
     }
 
     /// Stores the audit record (and logs the call) exactly once; the future says whether the
-    /// record was stored (`true` when there was nothing left to store).
-    fn finish(&mut self, code: Code, detail: String) -> impl Future<Output = bool> + Send + use<> {
+    /// record was stored (also when there was nothing left to store), with the answer's signed
+    /// receipt when the call is a successful write of [`RECEIPTED`].
+    fn finish(&mut self, code: Code, detail: String) -> impl Future<Output = Kept> + Send + use<> {
         let prepared = self.entry.take().map(|mut entry| {
             entry.outcome = code_name(code).to_owned();
             let kept = self.attached.lock().expect("call attachments").detail.take();
@@ -546,32 +591,66 @@ impl CallRecord {
                 .first()
                 .map(|d| d.call_id.clone())
                 .or_else(|| attached.runs.first().map(|r| r.call_id.clone()));
-            (entry, attached, self.state.audit.clone(), self.span.clone())
+            let receipt = match &self.state.receipts {
+                Some(key) if code == Code::Ok && RECEIPTED.contains(&entry.method.as_str()) => {
+                    Some((key.clone(), entry.request_digest.clone(), entry.method.clone(), entry.at))
+                }
+                _ => None,
+            };
+            (entry, attached, receipt, self.state.audit.clone(), self.span.clone())
         });
         let place = self.place.take();
         // A call answered UNAVAILABLE changed nothing and is answered so whether or not its
         // record can be stored: it does not wait (the database is likely what is missing).
         let wait = code != Code::Unavailable;
         let store = async move {
-            let mut stored = true;
-            if let Some((entry, attached, audit, span)) = prepared
-                && let Err(err) = audit.append_with(entry, attached.decisions, attached.subjects).await
-            {
-                let _enter = span.enter();
-                tracing::error!(error = %err, "the call's audit record was not stored: the caller gets UNAVAILABLE");
-                stored = false;
+            let mut kept = Kept::Stored(None);
+            if let Some((entry, attached, receipt, audit, span)) = prepared {
+                match audit.append_with(entry, attached.decisions, attached.subjects).await {
+                    Ok((seq, hash)) => {
+                        kept = Kept::Stored(receipt.map(|(key, request_digest, method, time)| {
+                            key.sign_receipt(&Receipt {
+                                origin: key.name().to_owned(),
+                                seq,
+                                record_hash: hash,
+                                request_digest,
+                                method,
+                                time,
+                            })
+                        }));
+                    }
+                    Err(err) => {
+                        let _enter = span.enter();
+                        tracing::error!(error = %err, "the call's audit record was not stored: the caller gets UNAVAILABLE");
+                        kept = Kept::Lost;
+                    }
+                }
             }
             drop(place);
-            stored
+            kept
         };
         async move {
             if wait {
                 store.await
             } else {
                 tokio::spawn(store);
-                true
+                Kept::Stored(None)
             }
         }
+    }
+}
+
+/// What became of a call's audit record.
+enum Kept {
+    /// Stored (or nothing was left to store), with the answer's signed receipt when it gets one.
+    Stored(Option<String>),
+    /// It could not be stored: the caller is told so instead of the outcome.
+    Lost,
+}
+
+impl Kept {
+    fn is_stored(&self) -> bool {
+        matches!(self, Kept::Stored(_))
     }
 }
 
@@ -678,7 +757,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: Body,
         call: Option<CallRecord>,
-        pending: Option<(BoxFuture<bool>, Frame<Bytes>)>,
+        pending: Option<(BoxFuture<Kept>, Frame<Bytes>)>,
         request_id: String,
     }
 }
@@ -691,9 +770,17 @@ impl HttpBody for AuditedBody {
         let mut this = self.project();
         loop {
             if let Some((store, _)) = this.pending.as_mut() {
-                let stored = ready!(store.as_mut().poll(cx));
-                let (_, trailers) = this.pending.take().expect("pending trailers");
-                if stored {
+                let kept = ready!(store.as_mut().poll(cx));
+                let (_, mut trailers) = this.pending.take().expect("pending trailers");
+                if let Kept::Stored(receipt) = kept {
+                    if let (Some(note), Some(headers)) = (receipt, trailers.trailers_mut()) {
+                        let mut metadata = tonic::metadata::MetadataMap::from_headers(std::mem::take(headers));
+                        metadata.insert_bin(
+                            telesub_client::audit::RECEIPT_TRAILER,
+                            tonic::metadata::MetadataValue::from_bytes(note.as_bytes()),
+                        );
+                        *headers = metadata.into_headers();
+                    }
                     return Poll::Ready(Some(Ok(trailers)));
                 }
                 // The outcome is withheld: the final status says the record is missing.
@@ -856,6 +943,14 @@ pub fn code_name(code: Code) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_receipted_method_is_a_write_the_hub_serves() {
+        for method in RECEIPTED {
+            let rule = authz::rule_for(method).unwrap_or_else(|| panic!("{method} is not served"));
+            assert!(!matches!(rule.access, Access::AnyMember | Access::Certificate), "{method} is open to all");
+        }
+    }
 
     #[test]
     fn grpc_timeouts() {

@@ -1,13 +1,18 @@
 //! `telesub-cli audit`: the audit reader (ICT): who did what, the chain check, an export for
-//! an outside auditor.
+//! an outside auditor; and for every member, checkpoints kept and checked, receipts proven and
+//! verified without the hub's help.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use telesub_client::{Client, proto};
+use telesub_client::{
+    Client,
+    audit::{Receipt, ReceiptBundle, VerifierKey, record_bytes, verify_consistency},
+    proto,
+};
 
 use crate::{
-    Failure,
+    Connection, Failure, connect,
     show::{short, table, timestamp},
 };
 
@@ -52,6 +57,100 @@ pub(crate) enum AuditCommand {
         #[arg(short, long)]
         out: Option<PathBuf>,
     },
+    /// Fetches the hub's latest signed checkpoint (or the one of --size) and keeps it in a
+    /// file, to check later that the trail has only grown since (`audit check`).
+    Checkpoint {
+        /// Where to keep the checkpoint (its signed note).
+        #[arg(long, value_name = "FILE")]
+        save: Option<PathBuf>,
+        /// The tree size of an earlier checkpoint; the latest by default.
+        #[arg(long)]
+        size: Option<i64>,
+        /// Your copy of the hub's verifier key (`telesub audit public-key`), or a file holding
+        /// it; without it the key the hub serves is used, and printed for you to keep.
+        #[arg(long, value_name = "KEY")]
+        public_key: Option<String>,
+    },
+    /// Proves that the trail has only grown since a kept checkpoint: both signed by the hub's
+    /// key, and the kept tree a prefix of the latest (RFC 9162 consistency proof). Exits with
+    /// status 1, naming what is wrong, when it is not.
+    Check {
+        /// The checkpoint kept with `audit checkpoint --save`.
+        #[arg(long, value_name = "FILE")]
+        against: PathBuf,
+        /// The hub's verifier key, or a file holding it.
+        #[arg(long, value_name = "KEY")]
+        public_key: String,
+    },
+    /// Receipts of writes (saved with --receipts DIR): their proofs, and checking them.
+    #[command(subcommand)]
+    Receipt(ReceiptCommand),
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ReceiptCommand {
+    /// Fetches the record a receipt promises, its inclusion proof and the signed checkpoint it
+    /// leads to, and writes them into the receipt's file (or --out), for `receipt verify`.
+    Prove {
+        file: PathBuf,
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+    },
+    /// Checks a saved receipt offline with the hub's public key: its signature and, once
+    /// proven, that the record is the one promised and is in the signed checkpoint. Exits with
+    /// status 1 when it is not.
+    Verify {
+        file: PathBuf,
+        /// The hub's verifier key, or a file holding it.
+        #[arg(long, value_name = "KEY")]
+        public_key: String,
+    },
+}
+
+/// A verifier key given as text or as a file holding it.
+fn verifier_key(text_or_file: &str) -> Result<VerifierKey, Failure> {
+    let text = match std::fs::read_to_string(text_or_file) {
+        Ok(text) => text,
+        Err(_) => text_or_file.to_owned(),
+    };
+    VerifierKey::parse(&text).map_err(|e| Failure::Message(format!("the public key: {e}")))
+}
+
+fn read_file(path: &Path, what: &str) -> Result<String, Failure> {
+    std::fs::read_to_string(path)
+        .map_err(|e| Failure::Message(format!("cannot read the {what} {}: {e}", path.display())))
+}
+
+fn write_file(path: &Path, text: &str, what: &str) -> Result<(), Failure> {
+    std::fs::write(path, text).map_err(|e| Failure::Message(format!("cannot write the {what} {}: {e}", path.display())))
+}
+
+/// Keeps a write's receipt as `DIR/RECORD.receipt` (`--receipts DIR`).
+pub(crate) fn save_receipt(dir: &Path, note: &str) {
+    let name = note
+        .split_once("\n\n")
+        .and_then(|(body, _)| Receipt::parse_body(&format!("{body}\n")).ok())
+        .map_or_else(|| format!("unnumbered-{}", std::process::id()), |r| r.seq.to_string());
+    let path = dir.join(format!("{name}.receipt"));
+    match std::fs::write(&path, note) {
+        Ok(()) => eprintln!("receipt saved: {}", path.display()),
+        Err(e) => eprintln!("error: cannot save the receipt {}: {e}", path.display()),
+    }
+}
+
+async fn checkpoint(
+    client: &Client,
+    size: i64,
+    key: Option<&VerifierKey>,
+) -> Result<(proto::AuditCheckpoint, telesub_client::audit::Checkpoint), Failure> {
+    let checkpoint = client.get_audit_checkpoint(size).await?;
+    let key = match key {
+        Some(key) => key.clone(),
+        None => VerifierKey::parse(&checkpoint.verifier_key)
+            .map_err(|e| Failure::Message(format!("the hub's verifier key: {e}")))?,
+    };
+    let opened = key.open(&checkpoint.note).map_err(|e| Failure::Message(format!("the hub's checkpoint: {e}")))?;
+    Ok((checkpoint, opened))
 }
 
 /// RFC 3339, or a date taken as the start of that day in the province (UTC+7).
@@ -61,8 +160,123 @@ fn parse_time(text: &str) -> Result<prost_types::Timestamp, String> {
     full.parse().map_err(|_| format!("{text:?} is not a time: use RFC 3339 (2025-03-01T08:00:00+07:00) or a date"))
 }
 
-pub(crate) async fn audit(client: &Client, command: AuditCommand) -> Result<(), Failure> {
+pub(crate) async fn audit(connection: &Connection, command: AuditCommand) -> Result<(), Failure> {
     match command {
+        AuditCommand::Receipt(ReceiptCommand::Verify { file, public_key }) => {
+            let key = verifier_key(&public_key)?;
+            let bundle = ReceiptBundle::parse(&read_file(&file, "receipt")?).map_err(Failure::Message)?;
+            let proven =
+                bundle.verify(&key).map_err(|e| Failure::Message(format!("{}: NOT VERIFIED: {e}", file.display())))?;
+            let r = &proven.receipt;
+            match proven.checkpoint {
+                Some(c) => {
+                    outln!(
+                        "receipt verified: record {} ({} at {}), request digest {}, is in the checkpoint of {} records signed at {}",
+                        r.seq,
+                        short(&r.method, "/telesub.v1."),
+                        r.time,
+                        r.request_digest,
+                        c.size,
+                        c.time
+                    );
+                    Ok(())
+                }
+                None => Err(Failure::Message(format!(
+                    "{}: the hub's signature on record {} ({}) is good, but the file holds no inclusion proof yet: \
+                     run `telesub-cli audit receipt prove {}` once a checkpoint has been signed",
+                    file.display(),
+                    r.seq,
+                    short(&r.method, "/telesub.v1."),
+                    file.display()
+                ))),
+            }
+        }
+        AuditCommand::Check { against, public_key } => {
+            let key = verifier_key(&public_key)?;
+            let kept = key
+                .open(&read_file(&against, "kept checkpoint")?)
+                .map_err(|e| Failure::Message(format!("{}: {e}", against.display())))?;
+            let client = connect(connection).await?;
+            let (_, latest) = checkpoint(&client, 0, Some(&key)).await?;
+            if latest.size < kept.size {
+                return Err(Failure::Message(format!(
+                    "the audit trail is NOT the one of the kept checkpoint of {} records (signed at {}): \
+                     the latest checkpoint has only {} records",
+                    kept.size, kept.time, latest.size
+                )));
+            }
+            let proof = client.get_consistency_proof(kept.size as i64, latest.size as i64).await?;
+            let hashes = proof
+                .hashes
+                .iter()
+                .map(|h| telesub_client::audit::parse_hash(h))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| Failure::Message(format!("the hub's consistency proof: {e}")))?;
+            verify_consistency(kept.size, latest.size, &hashes, &kept.root, &latest.root).map_err(|e| {
+                Failure::Message(format!(
+                    "the audit trail is NOT the one of the kept checkpoint of {} records (signed at {}): \
+                     the latest checkpoint has {} records, and {e}",
+                    kept.size, kept.time, latest.size
+                ))
+            })?;
+            outln!(
+                "the audit trail has only grown: the kept checkpoint of {} records (signed at {}) is a prefix of the latest, {} records signed at {}",
+                kept.size,
+                kept.time,
+                latest.size,
+                latest.time
+            );
+            Ok(())
+        }
+        command => audit_online(&connect(connection).await?, command).await,
+    }
+}
+
+async fn audit_online(client: &Client, command: AuditCommand) -> Result<(), Failure> {
+    match command {
+        AuditCommand::Receipt(ReceiptCommand::Verify { .. }) | AuditCommand::Check { .. } => {
+            unreachable!("answered without the hub")
+        }
+        AuditCommand::Checkpoint { save, size, public_key } => {
+            let key = public_key.as_deref().map(verifier_key).transpose()?;
+            let (served, opened) = checkpoint(client, size.unwrap_or(0), key.as_ref()).await?;
+            outln!("checkpoint of {} records, root {}, signed at {}", opened.size, served.root_hash, opened.time);
+            if key.is_none() {
+                outln!("signed by {} (keep your own copy of this key)", served.verifier_key);
+            }
+            if let Some(path) = save {
+                write_file(&path, &served.note, "checkpoint")?;
+                outln!("kept in {}", path.display());
+            }
+            Ok(())
+        }
+        AuditCommand::Receipt(ReceiptCommand::Prove { file, out }) => {
+            let mut bundle = ReceiptBundle::parse(&read_file(&file, "receipt")?).map_err(Failure::Message)?;
+            let Some((body, _)) = bundle.receipt.split_once("\n\n") else {
+                return Err(Failure::Message(format!("{} does not hold a signed receipt", file.display())));
+            };
+            let receipt = Receipt::parse_body(&format!("{body}\n")).map_err(Failure::Message)?;
+            let proof = client.get_inclusion_proof(receipt.seq, 0).await?;
+            let checkpoint = proof.checkpoint.unwrap_or_default();
+            let record = proof.record.unwrap_or_default();
+            bundle.record = Some(record_bytes(&record));
+            bundle.proof = proof
+                .hashes
+                .iter()
+                .map(|h| telesub_client::audit::parse_hash(h))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| Failure::Message(format!("the hub's inclusion proof: {e}")))?;
+            bundle.checkpoint = Some(checkpoint.note);
+            let out = out.unwrap_or(file);
+            write_file(&out, &bundle.to_text(), "proven receipt")?;
+            outln!(
+                "record {} proven in the checkpoint of {} records: {} (check it with `audit receipt verify`)",
+                receipt.seq,
+                checkpoint.tree_size,
+                out.display()
+            );
+            Ok(())
+        }
         AuditCommand::Query { caller, method, from, until, outcome, citizen_id, household, limit } => {
             let mut query = proto::QueryAuditRequest {
                 caller: caller.unwrap_or_default(),
