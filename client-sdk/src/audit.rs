@@ -454,6 +454,43 @@ pub struct ProvenReceipt {
     pub checkpoint: Option<Checkpoint>,
 }
 
+/// The armoured sections of a text, `(name, body)` in order.
+fn sections(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let name = line
+            .strip_prefix("-----BEGIN TELESUB ")
+            .and_then(|r| r.strip_suffix("-----"))
+            .ok_or_else(|| format!("{line:?}: a section begins with -----BEGIN TELESUB …-----"))?;
+        let end = format!("-----END TELESUB {name}-----");
+        let mut body = String::new();
+        loop {
+            match lines.next() {
+                Some(l) if l == end => break,
+                Some(l) => {
+                    body.push_str(l);
+                    body.push('\n');
+                }
+                None => return Err(format!("the {name} section has no end line")),
+            }
+        }
+        out.push((name.to_owned(), body));
+    }
+    Ok(out)
+}
+
+fn proof_lines(body: &str) -> Result<Vec<Hash>, String> {
+    body.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| parse_hash(l.trim()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("the inclusion proof: {e}"))
+}
+
 fn armour(out: &mut String, name: &str, body: &str) {
     out.push_str(&format!("-----BEGIN TELESUB {name}-----\n"));
     out.push_str(body);
@@ -470,42 +507,15 @@ impl ReceiptBundle {
             return Ok(Self { receipt: text.to_owned(), ..Self::default() });
         }
         let mut bundle = Self::default();
-        let mut lines = text.lines();
-        while let Some(line) = lines.next() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let name = line
-                .strip_prefix("-----BEGIN TELESUB ")
-                .and_then(|r| r.strip_suffix("-----"))
-                .ok_or_else(|| format!("{line:?}: a section begins with -----BEGIN TELESUB …-----"))?;
-            let end = format!("-----END TELESUB {name}-----");
-            let mut body = String::new();
-            loop {
-                match lines.next() {
-                    Some(l) if l == end => break,
-                    Some(l) => {
-                        body.push_str(l);
-                        body.push('\n');
-                    }
-                    None => return Err(format!("the {name} section has no end line")),
-                }
-            }
-            match name {
+        for (name, body) in sections(text)? {
+            match name.as_str() {
                 "RECEIPT" => bundle.receipt = body,
                 "AUDIT RECORD" => {
                     let joined: String = body.split_whitespace().collect();
                     bundle.record =
                         Some(B64.decode(joined).map_err(|e| format!("the audit record is not base64: {e}"))?);
                 }
-                "INCLUSION PROOF" => {
-                    bundle.proof = body
-                        .lines()
-                        .filter(|l| !l.trim().is_empty())
-                        .map(|l| parse_hash(l.trim()))
-                        .collect::<Result<_, _>>()
-                        .map_err(|e| format!("the inclusion proof: {e}"))?;
-                }
+                "INCLUSION PROOF" => bundle.proof = proof_lines(&body)?,
                 "CHECKPOINT" => bundle.checkpoint = Some(body),
                 other => return Err(format!("unknown section {other:?}")),
             }
@@ -564,6 +574,60 @@ impl ReceiptBundle {
         verify_inclusion(seq as u64 - 1, checkpoint.size, &leaf_hash(record), &self.proof, &checkpoint.root)
             .map_err(|e| format!("record {seq} is not proven in the checkpoint of {} records: {e}", checkpoint.size))?;
         Ok(ProvenReceipt { receipt, checkpoint: Some(checkpoint) })
+    }
+}
+
+/// What proves an audit export (`ExportAudit` with `with_proof`): the inclusion proof of its
+/// last record in a signed checkpoint. The chain then ties every earlier record of the export
+/// to it. Saved as the armoured sections `INCLUSION PROOF` and `CHECKPOINT` of
+/// [`ReceiptBundle`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportProof {
+    pub proof: Vec<Hash>,
+    pub checkpoint: String,
+}
+
+impl ExportProof {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut out = Self::default();
+        for (name, body) in sections(text)? {
+            match name.as_str() {
+                "INCLUSION PROOF" => out.proof = proof_lines(&body)?,
+                "CHECKPOINT" => out.checkpoint = body,
+                other => return Err(format!("unknown section {other:?}")),
+            }
+        }
+        if out.checkpoint.is_empty() {
+            return Err("no CHECKPOINT section".into());
+        }
+        Ok(out)
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let proof: Vec<String> = self.proof.iter().map(|h| hex(h)).collect();
+        armour(&mut out, "INCLUSION PROOF", &proof.join("\n"));
+        armour(&mut out, "CHECKPOINT", &self.checkpoint);
+        out
+    }
+
+    /// Checks that `last`, the export's last record, is in the signed checkpoint.
+    pub fn verify(&self, key: &VerifierKey, last: &proto::AuditRecord) -> Result<Checkpoint, String> {
+        let checkpoint = key.open(&self.checkpoint)?;
+        if last.seq < 1 || checkpoint.size < last.seq as u64 {
+            return Err(format!("the checkpoint covers {} records, not record {}", checkpoint.size, last.seq));
+        }
+        verify_inclusion(
+            last.seq as u64 - 1,
+            checkpoint.size,
+            &leaf_hash(&record_bytes(last)),
+            &self.proof,
+            &checkpoint.root,
+        )
+        .map_err(|e| {
+            format!("record {} is not proven in the checkpoint of {} records: {e}", last.seq, checkpoint.size)
+        })?;
+        Ok(checkpoint)
     }
 }
 

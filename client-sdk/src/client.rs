@@ -1093,7 +1093,8 @@ impl Client {
     }
 
     /// The records of a time range as CSV with their chain hashes, in chunks: the first names
-    /// the file and its media type; the chunks' data in order make the file.
+    /// the file and its media type; the chunks' data in order make the file. Asked with
+    /// `with_proof`, a chunk naming the proof file follows the CSV's.
     pub async fn export_audit(
         &self,
         request: pb::ExportAuditRequest,
@@ -1103,9 +1104,15 @@ impl Client {
     }
 
     /// [`Client::export_audit`] held whole in memory: one chunk with the file's name, media
-    /// type and all its bytes.
+    /// type and all its bytes (the CSV).
     pub async fn export_audit_file(&self, request: pb::ExportAuditRequest) -> Result<pb::FileChunk, Error> {
         whole_file(self.export_audit(request).await?).await
+    }
+
+    /// [`Client::export_audit`] held whole in memory, file by file: the CSV and, asked with
+    /// `with_proof`, its proof ([`crate::audit::ExportProof`]).
+    pub async fn export_audit_files(&self, request: pb::ExportAuditRequest) -> Result<Vec<pb::FileChunk>, Error> {
+        whole_files(self.export_audit(request).await?).await
     }
 }
 
@@ -1159,14 +1166,19 @@ impl Client {
 /// The chunks of a file held whole in memory: one chunk with the file's name, media type and
 /// all its bytes (all empty when the hub sends no chunk).
 async fn whole_file(chunks: impl Stream<Item = Result<pb::FileChunk, Error>>) -> Result<pb::FileChunk, Error> {
+    Ok(whole_files(chunks).await?.into_iter().next().unwrap_or_default())
+}
+
+/// The files of a chunk stream, each held whole: a chunk that names a file begins the next.
+async fn whole_files(chunks: impl Stream<Item = Result<pb::FileChunk, Error>>) -> Result<Vec<pb::FileChunk>, Error> {
     let mut chunks = std::pin::pin!(chunks);
-    let mut file: Option<pb::FileChunk> = None;
+    let mut files: Vec<pb::FileChunk> = Vec::new();
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk?;
-        match file.as_mut() {
-            None => file = Some(chunk),
-            Some(whole) => whole.data.extend_from_slice(&chunk.data),
+        match files.last_mut() {
+            Some(whole) if chunk.file_name.is_empty() => whole.data.extend_from_slice(&chunk.data),
+            _ => files.push(chunk),
         }
     }
-    Ok(file.unwrap_or_default())
+    Ok(files)
 }

@@ -26,6 +26,12 @@ async fn all(client: &Client, query: proto::QueryAuditRequest) -> Vec<proto::Aud
 /// The chain hash as the contract documents it, written here apart from the hub's code: the
 /// last field is the attached digest, which a `telesub-audit-v1` record (empty) leaves out.
 fn chain_hash(prev: &str, seq: i64, micros: i128, fields: [&str; 8]) -> String {
+    let bytes = record_bytes(prev, seq, micros, fields);
+    ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A record's canonical bytes, as the README describes them.
+fn record_bytes(prev: &str, seq: i64, micros: i128, fields: [&str; 8]) -> Vec<u8> {
     let mut bytes = Vec::new();
     let mut field = |b: &[u8]| {
         bytes.extend_from_slice(&(b.len() as u64).to_be_bytes());
@@ -39,7 +45,7 @@ fn chain_hash(prev: &str, seq: i64, micros: i128, fields: [&str; 8]) -> String {
     for f in &fields[..if v2 { 8 } else { 7 }] {
         field(f.as_bytes());
     }
-    ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    bytes
 }
 
 /// `2026-11-26T11:38:14.258760Z` as microseconds since 1970.
@@ -120,8 +126,11 @@ async fn ict_finds_who_did_what_and_the_chain_checks_inside_and_outside_the_hub(
 
     // The export of a time range checks without the hub's code: every record's hash from its
     // fields and the hash before it, starting from the record before the range.
-    let file = ict.export_audit_file(proto::ExportAuditRequest { from: Some(ts(started)), until: None }).await.unwrap();
+    let request = proto::ExportAuditRequest { from: Some(ts(started)), until: None, with_proof: true };
+    let mut files = ict.export_audit_files(request).await.unwrap().into_iter();
+    let (file, proof) = (files.next().unwrap(), files.next().expect("the proof follows the CSV"));
     assert!(file.file_name.ends_with(".csv"), "{}", file.file_name);
+    assert_eq!(proof.file_name, format!("{}.proof", file.file_name));
     let text = String::from_utf8(file.data).unwrap();
     let mut rows = text.split("\r\n").filter(|l| !l.is_empty());
     assert_eq!(
@@ -143,6 +152,32 @@ async fn ict_finds_who_did_what_and_the_chain_checks_inside_and_outside_the_hub(
         assert_eq!(hash, r[11], "record {} recomputes", r[0]);
         prev = hash;
     }
+    // The last record is in the hub's signed tree (the chain ties the others to it): its
+    // bytes, folded up the proof, give the signed checkpoint's root.
+    let proof = String::from_utf8(proof.data).unwrap();
+    let section = |name: &str| {
+        let begin = format!("-----BEGIN TELESUB {name}-----\n");
+        let start = proof.find(&begin).unwrap() + begin.len();
+        proof[start..proof.find(&format!("-----END TELESUB {name}-----")).unwrap()].to_owned()
+    };
+    let key = ict.get_audit_checkpoint(0).await.unwrap().verifier_key;
+    let signed = crate::audit_tree::note_text_if_signed(&section("CHECKPOINT"), &key).expect("signed by the hub");
+    let lines: Vec<&str> = signed.lines().collect();
+    let size: u64 = lines[1].parse().unwrap();
+    use base64::{Engine, engine::general_purpose::STANDARD};
+    let root: crate::audit_tree::rfc::Hash = STANDARD.decode(lines[2]).unwrap().try_into().unwrap();
+    let path: Vec<_> = section("INCLUSION PROOF").lines().map(crate::audit_tree::rfc::unhex).collect();
+    let last = rows.last().unwrap();
+    let fields = [&*last[2], &last[3], &last[4], &last[5], &last[6], &last[7], &last[8], &last[9]];
+    let leaf =
+        crate::audit_tree::rfc::leaf(&record_bytes(&last[10], last[0].parse().unwrap(), micros(&last[1]), fields));
+    let seq: u64 = last[0].parse().unwrap();
+    assert_eq!(crate::audit_tree::rfc::root_from_inclusion(seq - 1, size, leaf, &path), Some(root));
+    let mut changed = fields.map(str::to_owned);
+    changed[4].push('!');
+    let changed = changed.each_ref().map(String::as_str);
+    let other = crate::audit_tree::rfc::leaf(&record_bytes(&last[10], seq as i64, micros(&last[1]), changed));
+    assert_ne!(crate::audit_tree::rfc::root_from_inclusion(seq - 1, size, other, &path), Some(root));
 
     // A changed record: the hub's check names it.
     disable_guard(&app.db).await;

@@ -190,6 +190,20 @@ impl AuditTree {
         })
     }
 
+    /// The proof that record `seq` (an export's last) is in a signed checkpoint: the latest, or
+    /// one signed now when the latest does not reach it.
+    pub async fn export_proof(&self, seq: i64) -> Result<telesub_client::audit::ExportProof, StorageError> {
+        let covering = match self.store.checkpoint(None).await? {
+            Some(latest) if latest.tree_size >= seq => Some(latest),
+            _ => self.sign_checkpoint().await?,
+        };
+        let checkpoint = covering
+            .filter(|c| c.tree_size >= seq)
+            .ok_or_else(|| corrupt(format!("no checkpoint covers audit record {seq}")))?;
+        let proof = self.inclusion_proof(seq, checkpoint.tree_size as u64).await?;
+        Ok(telesub_client::audit::ExportProof { proof, checkpoint: checkpoint.note })
+    }
+
     /// Record `seq` with its inclusion proof in the tree of checkpoint `size` (0: the latest).
     /// A member other than ICT reads only the records of its own calls.
     pub async fn inclusion(

@@ -602,8 +602,10 @@ impl Supervision for SupervisionApi {
         let file_name =
             format!("audit-{}-{}.csv", export_time(filter.from), export_time(filter.until)).replace(':', "");
         let service = self.service.clone();
+        let (tree, with_proof) = (self.tree.clone(), r.with_proof);
         let (out, rx) = tokio::sync::mpsc::channel(EXPORT_AHEAD);
         tokio::spawn(async move {
+            let proof_name = format!("{file_name}.proof");
             let mut named = Some((file_name, "text/csv; charset=utf-8".to_owned()));
             let writer = || csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::new());
             let mut w = writer();
@@ -634,8 +636,19 @@ impl Supervision for SupervisionApi {
                     return; // the caller went away
                 }
                 if last {
-                    return;
+                    break;
                 }
+            }
+            if with_proof && after > 0 {
+                let chunk = match tree.export_proof(after).await {
+                    Ok(proof) => Ok(pb::FileChunk {
+                        file_name: proof_name,
+                        content_type: "text/plain; charset=utf-8".to_owned(),
+                        data: proof.to_text().into_bytes(),
+                    }),
+                    Err(e) => Err(ctx.fail(crate::domain::DomainError::from(e))),
+                };
+                let _ = out.send(chunk).await;
             }
         });
         Ok(Response::new(ReceiverStream::new(rx)))

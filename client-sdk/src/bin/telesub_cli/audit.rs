@@ -56,6 +56,10 @@ pub(crate) enum AuditCommand {
         /// Where to save the file; by default the name the hub suggests, here.
         #[arg(short, long)]
         out: Option<PathBuf>,
+        /// Also saves FILE.proof: the proof that the hub's signed tree holds the records (see
+        /// the README's audit section for checking it without the hub).
+        #[arg(long)]
+        with_proof: bool,
     },
     /// Fetches the hub's latest signed checkpoint (or the one of --size) and keeps it in a
     /// file, to check later that the trail has only grown since (`audit check`).
@@ -205,7 +209,13 @@ pub(crate) async fn audit(connection: &Connection, command: AuditCommand) -> Res
                     kept.size, kept.time, latest.size
                 )));
             }
-            let proof = client.get_consistency_proof(kept.size as i64, latest.size as i64).await?;
+            let proof = client.get_consistency_proof(kept.size as i64, latest.size as i64).await.map_err(|e| {
+                Failure::Message(format!(
+                    "the hub could NOT prove that the audit trail has only grown since the kept checkpoint of {} \
+                     records (signed at {}): {e}",
+                    kept.size, kept.time
+                ))
+            })?;
             let hashes = proof
                 .hashes
                 .iter()
@@ -333,8 +343,8 @@ async fn audit_online(client: &Client, command: AuditCommand) -> Result<(), Fail
                 )))
             }
         }
-        AuditCommand::Export { from, until, out } => {
-            let chunks = client.export_audit(proto::ExportAuditRequest { from, until }).await?;
+        AuditCommand::Export { from, until, out, with_proof } => {
+            let chunks = client.export_audit(proto::ExportAuditRequest { from, until, with_proof }).await?;
             crate::reports::save_file(chunks, out, "audit.csv").await
         }
     }

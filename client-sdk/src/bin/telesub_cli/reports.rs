@@ -504,19 +504,52 @@ pub(crate) async fn save_file(
 ) -> Result<(), Failure> {
     let mut chunks = std::pin::pin!(chunks);
     let first = chunks.next().await.ok_or_else(|| Failure::Message("the hub sent no file".to_owned()))??;
-    let path = out.unwrap_or_else(|| PathBuf::from(file_name(&first.file_name, fallback)));
-    let content_type = first.content_type.clone();
+    let mut path = out.unwrap_or_else(|| PathBuf::from(file_name(&first.file_name, fallback)));
+    let mut chunk = Some(first);
+    // A chunk naming a file after the first begins another, saved beside the first.
+    while let Some(first) = chunk {
+        let content_type = first.content_type.clone();
+        let (bytes, next) = save_one(&mut chunks, first, &path).await?;
+        let kind = if content_type.is_empty() { String::new() } else { format!(", {content_type}") };
+        outln!("saved {}: {} bytes{kind}", path.display(), grouped(bytes as i64));
+        chunk = next;
+        if let Some(next) = &chunk {
+            let name = file_name(&next.file_name, "more");
+            // A proof goes beside the file it proves, under that file's name (the user's).
+            path = if name.ends_with(".proof") {
+                PathBuf::from(format!("{}.proof", path.display()))
+            } else {
+                path.parent().map_or_else(|| PathBuf::from(&name), |p| p.join(&name))
+            };
+        }
+    }
+    Ok(())
+}
+
+/// Writes one file, from `first` until the next chunk that names a file (returned) or the end.
+async fn save_one(
+    chunks: &mut std::pin::Pin<&mut impl futures_util::Stream<Item = Result<proto::FileChunk, Error>>>,
+    first: proto::FileChunk,
+    path: &std::path::Path,
+) -> Result<(usize, Option<proto::FileChunk>), Failure> {
     // Written aside and renamed when complete: a file cut short never takes the name.
     let partial = PathBuf::from(format!("{}.part", path.display()));
     let cannot_write = |e: std::io::Error| Failure::Message(format!("cannot write {}: {e}", partial.display()));
     let mut file = File::create(&partial).map_err(cannot_write)?;
     let mut bytes = 0;
     let mut chunk = Some(Ok(first));
+    let mut next = None;
+    let mut started = false;
     let result = loop {
         match chunk {
             None => break Ok(()),
             Some(Err(e)) => break Err(Failure::Hub(e)),
+            Some(Ok(c)) if started && !c.file_name.is_empty() => {
+                next = Some(c);
+                break Ok(());
+            }
             Some(Ok(c)) => {
+                started = true;
                 if let Err(e) = file.write_all(&c.data) {
                     break Err(cannot_write(e));
                 }
@@ -528,14 +561,12 @@ pub(crate) async fn save_file(
     let result = result.and_then(|()| file.sync_all().map_err(cannot_write));
     drop(file);
     if let Err(failure) = result.and_then(|()| {
-        std::fs::rename(&partial, &path).map_err(|e| Failure::Message(format!("cannot save {}: {e}", path.display())))
+        std::fs::rename(&partial, path).map_err(|e| Failure::Message(format!("cannot save {}: {e}", path.display())))
     }) {
         let _ = std::fs::remove_file(&partial);
         return Err(failure);
     }
-    let kind = if content_type.is_empty() { String::new() } else { format!(", {content_type}") };
-    outln!("saved {}: {} bytes{kind}", path.display(), grouped(bytes as i64));
-    Ok(())
+    Ok((bytes, next))
 }
 
 /// A name the hub suggests, reduced to a plain file name in the current folder.
