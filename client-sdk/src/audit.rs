@@ -209,6 +209,14 @@ impl VerifierKey {
         format!("{}+{}+{}", self.name, self.key_id_hex(), B64.encode(raw))
     }
 
+    /// A key given as its text, or as the name of a file holding it.
+    pub fn read(text_or_file: &str) -> Result<Self, String> {
+        match std::fs::read_to_string(text_or_file) {
+            Ok(text) => Self::parse(&text).map_err(|e| format!("{text_or_file}: {e}")),
+            Err(_) => Self::parse(text_or_file),
+        }
+    }
+
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
         // The name has no '+'; the key's base64 may.

@@ -76,8 +76,8 @@ pub struct StoreArgs {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub store: StoreArgs,
-    /// The hub's verifier key (`telesub audit public-key`); by default the configured signing
-    /// key's.
+    /// The hub's verifier key (`telesub audit public-key`), or a file holding it; by default
+    /// the configured signing key's.
     #[arg(long)]
     pub public_key: Option<String>,
     /// A checkpoint kept earlier (a signed note, as `telesub-cli audit checkpoint --save`
@@ -273,7 +273,7 @@ async fn dispatch(command: Command, out: &mut (dyn Write + Send)) -> Result<Exit
         Command::Audit(AuditCommand::Verify(args)) => {
             let settings = settings(&args.store, Overrides::default())?;
             let key = match &args.public_key {
-                Some(text) => Some(audit::checkpoint::VerifierKey::parse(text)?),
+                Some(text) => Some(audit::checkpoint::VerifierKey::read(text)?),
                 None => settings.audit_key().ok().map(|k| k.verifier()),
             };
             let mut kept = Vec::new();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use telesub_client::{
-    Client,
+    Client, Error,
     audit::{Receipt, ReceiptBundle, VerifierKey, record_bytes, verify_consistency},
     proto,
 };
@@ -113,11 +113,7 @@ pub(crate) enum ReceiptCommand {
 
 /// A verifier key given as text or as a file holding it.
 fn verifier_key(text_or_file: &str) -> Result<VerifierKey, Failure> {
-    let text = match std::fs::read_to_string(text_or_file) {
-        Ok(text) => text,
-        Err(_) => text_or_file.to_owned(),
-    };
-    VerifierKey::parse(&text).map_err(|e| Failure::Message(format!("the public key: {e}")))
+    VerifierKey::read(text_or_file).map_err(|e| Failure::Message(format!("the public key: {e}")))
 }
 
 fn read_file(path: &Path, what: &str) -> Result<String, Failure> {
@@ -266,7 +262,26 @@ async fn audit_online(client: &Client, command: AuditCommand) -> Result<(), Fail
                 return Err(Failure::Message(format!("{} does not hold a signed receipt", file.display())));
             };
             let receipt = Receipt::parse_body(&format!("{body}\n")).map_err(Failure::Message)?;
-            let proof = client.get_inclusion_proof(receipt.seq, 0).await?;
+            // The hub signs a checkpoint every few seconds of activity: wait for one that holds
+            // the record, a while.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            let size = loop {
+                let latest = client.get_audit_checkpoint(0).await;
+                match latest {
+                    Ok(c) if c.tree_size >= receipt.seq => break c.tree_size,
+                    Ok(_) | Err(Error::NotFound(_)) if std::time::Instant::now() < deadline => {
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    }
+                    Ok(c) => {
+                        return Err(Failure::Message(format!(
+                            "record {} is not in a signed checkpoint yet (the latest holds {} records): try again later",
+                            receipt.seq, c.tree_size
+                        )));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            };
+            let proof = client.get_inclusion_proof(receipt.seq, size).await?;
             let checkpoint = proof.checkpoint.unwrap_or_default();
             let record = proof.record.unwrap_or_default();
             bundle.record = Some(record_bytes(&record));
