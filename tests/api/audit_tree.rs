@@ -545,3 +545,76 @@ async fn a_write_answer_carries_a_receipt_that_proves_it_offline() {
         assert!(run.err.contains("NOT VERIFIED"), "{}", run.err);
     }
 }
+
+/// Proofs on a trail deep enough for the stored levels 4 and 8 and the records between them,
+/// every one checked against a tree the test builds from the records itself.
+#[tokio::test]
+async fn proofs_hold_across_the_stored_levels_of_a_longer_trail() {
+    let app = TestApp::spawn_with(quick()).await;
+    let entries: Vec<audit::AuditEntry> = (0..1_000)
+        .map(|n| audit::AuditEntry {
+            at: time::OffsetDateTime::from_unix_timestamp(1_760_000_000 + n).unwrap(),
+            request_id: format!("r{n}"),
+            org_code: Some("VNPT".into()),
+            cert_fingerprint: None,
+            method: "/telesub.v1.Members/WhoAmI".into(),
+            outcome: "OK".into(),
+            detail: String::new(),
+            request_digest: format!("{n:064x}"),
+            attached: Some(format!("{:064x}", n + 1)),
+            decisions_call: None,
+        })
+        .collect();
+    for chunk in entries.chunks(97) {
+        app.store.append_audit(chunk, &[], &[]).await.unwrap();
+    }
+    let ict = app.client("DOICT").await;
+    ict.who_am_i().await.unwrap();
+    let checkpoint = checkpoint_of_at_least(&ict, 1_001).await;
+    let size = checkpoint.tree_size as u64;
+    let mut records = Vec::new();
+    let mut query = proto::QueryAuditRequest { page_size: 1_000, ..Default::default() };
+    loop {
+        let page = ict.query_audit(query.clone()).await.unwrap();
+        records.extend(page.records);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        query.page_token = page.next_page_token;
+    }
+    let leaves: Vec<rfc::Hash> = records[..size as usize]
+        .iter()
+        .map(|r| {
+            let at = r.at.as_ref().unwrap();
+            let micros = at.seconds as i128 * 1_000_000 + (at.nanos / 1_000) as i128;
+            let f = [
+                &*r.request_id,
+                &r.caller,
+                &r.cert_fingerprint,
+                &r.method,
+                &r.outcome,
+                &r.detail,
+                &r.request_digest,
+                &r.attached,
+            ];
+            rfc::leaf(&crate::supervision::record_bytes(&r.prev_hash, r.seq, micros, f))
+        })
+        .collect();
+    let root = rfc::mth(&leaves);
+    assert_eq!(root, rfc::unhex(&checkpoint.root_hash));
+    for seq in [1, 2, 16, 17, 255, 256, 257, 511, 512, 700, 999, size - 1, size] {
+        let proof = ict.get_inclusion_proof(seq as i64, size as i64).await.unwrap();
+        let path: Vec<rfc::Hash> = proof.hashes.iter().map(|h| rfc::unhex(h)).collect();
+        assert_eq!(
+            rfc::root_from_inclusion(seq - 1, size, leaves[seq as usize - 1], &path),
+            Some(root),
+            "record {seq}"
+        );
+    }
+    for old in [1, 15, 16, 17, 256, 300, 513, size - 1] {
+        let proof = ict.get_consistency_proof(old as i64, size as i64).await.unwrap();
+        let path: Vec<rfc::Hash> = proof.hashes.iter().map(|h| rfc::unhex(h)).collect();
+        let old_root = rfc::mth(&leaves[..old as usize]);
+        assert_eq!(rfc::roots_from_consistency(old, size, old_root, &path), Some((old_root, root)), "from {old}");
+    }
+}

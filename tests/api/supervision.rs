@@ -31,7 +31,7 @@ fn chain_hash(prev: &str, seq: i64, micros: i128, fields: [&str; 8]) -> String {
 }
 
 /// A record's canonical bytes, as the README describes them.
-fn record_bytes(prev: &str, seq: i64, micros: i128, fields: [&str; 8]) -> Vec<u8> {
+pub(crate) fn record_bytes(prev: &str, seq: i64, micros: i128, fields: [&str; 8]) -> Vec<u8> {
     let mut bytes = Vec::new();
     let mut field = |b: &[u8]| {
         bytes.extend_from_slice(&(b.len() as u64).to_be_bytes());

@@ -69,64 +69,75 @@ impl AuditTree {
         }
     }
 
-    /// The hash of a perfect subtree: a stored node, or the stored nodes (or records) of the
-    /// stored level below it combined.
-    async fn subtree(&self, s: Subtree) -> Result<Hash, StorageError> {
-        if merkle::stored_level(s.level) {
-            let found = self.store.audit_nodes(s.level, s.index, s.index + 1).await?;
-            let (_, hex) = found
-                .first()
-                .ok_or_else(|| corrupt(format!("the audit tree has no node {} at level {}", s.index, s.level)))?;
-            return hash_of(hex, "an audit tree node");
-        }
-        let base = s.level - s.level % STRIDE;
-        let count = 1u64 << (s.level - base);
-        let first = s.index * count;
-        let parts: Vec<Hash> = if base == 0 {
-            let records = self.store.audit_records(first as i64, count as u32).await?;
-            if records.len() as u64 != count || records.first().is_some_and(|r| r.seq != first as i64 + 1) {
-                return Err(corrupt(format!("audit records {} to {} are not all stored", first + 1, first + count)));
+    /// The hashes of spans, from the stored nodes and records they need, read at once: one
+    /// read of nodes, and one of records per run of adjacent sixteen-record blocks.
+    async fn spans(&self, spans: &[Span]) -> Result<Vec<Hash>, StorageError> {
+        use std::collections::{BTreeSet, HashMap};
+        let parts: Vec<Vec<Subtree>> = spans.iter().map(|s| s.subtrees()).collect();
+        // What each subtree is made of: (level of the parts, first part, number of parts).
+        let made_of = |s: &Subtree| -> (u32, u64, u64) {
+            if merkle::stored_level(s.level) {
+                return (s.level, s.index, 1);
             }
-            records.iter().map(leaf_of).collect()
-        } else {
-            let nodes = self.store.audit_nodes(base, first, first + count).await?;
-            if nodes.len() as u64 != count {
-                return Err(corrupt(format!("the audit tree lacks nodes of level {base} from {first}")));
-            }
-            nodes.iter().map(|(_, h)| hash_of(h, "an audit tree node")).collect::<Result<_, _>>()?
+            let base = s.level - s.level % STRIDE;
+            let count = 1u64 << (s.level - base);
+            (base, s.index * count, count)
         };
-        Ok(reduce(parts))
-    }
-
-    async fn span(&self, span: Span) -> Result<Hash, StorageError> {
-        let mut parts = Vec::new();
-        for s in span.subtrees() {
-            parts.push(self.subtree(s).await?);
+        let mut node_ranges = Vec::new();
+        let mut blocks = BTreeSet::new();
+        for s in parts.iter().flatten() {
+            match made_of(s) {
+                (0, first, count) => blocks.extend((first >> STRIDE)..=((first + count - 1) >> STRIDE)),
+                (level, first, count) => node_ranges.push((level, first, first + count)),
+            }
         }
-        Ok(merkle::combine(&parts))
+        let mut known: HashMap<(u32, u64), Hash> = HashMap::new();
+        for (level, idx, hex) in self.store.audit_node_ranges(&node_ranges).await? {
+            known.insert((level as u32, idx as u64), hash_of(&hex, "an audit tree node")?);
+        }
+        // Records, a run of adjacent blocks at a time.
+        let blocks: Vec<u64> = blocks.into_iter().collect();
+        for run in blocks.chunk_by(|a, b| b == &(a + 1)) {
+            let first = run[0] << STRIDE;
+            let count = (run.len() as u64) << STRIDE;
+            for record in self.store.audit_records(first as i64, count as u32).await? {
+                known.insert((0, record.seq as u64 - 1), leaf_of(&record));
+            }
+        }
+        let mut out = Vec::with_capacity(spans.len());
+        for subtrees in &parts {
+            let mut hashes = Vec::with_capacity(subtrees.len());
+            for s in subtrees {
+                let (level, first, count) = made_of(s);
+                let found: Option<Vec<Hash>> =
+                    (first..first + count).map(|i| known.get(&(level, i)).copied()).collect();
+                let Some(found) = found else {
+                    return Err(corrupt(if level == 0 {
+                        format!("audit records {} to {} are not all stored", first + 1, first + count)
+                    } else {
+                        format!("the audit tree lacks nodes of level {level} from {first}")
+                    }));
+                };
+                hashes.push(reduce(found));
+            }
+            out.push(merkle::combine(&hashes));
+        }
+        Ok(out)
     }
 
     /// The root of the tree of the first `size` records.
     pub async fn root(&self, size: u64) -> Result<Hash, StorageError> {
-        self.span(Span { lo: 0, hi: size }).await
+        Ok(self.spans(&[Span { lo: 0, hi: size }]).await?.remove(0))
     }
 
     /// The inclusion proof of record `seq` in the tree of `size` records.
     pub async fn inclusion_proof(&self, seq: i64, size: u64) -> Result<Vec<Hash>, StorageError> {
-        let mut out = Vec::new();
-        for span in merkle::inclusion_spans(seq as u64 - 1, size) {
-            out.push(self.span(span).await?);
-        }
-        Ok(out)
+        self.spans(&merkle::inclusion_spans(seq as u64 - 1, size)).await
     }
 
     /// The consistency proof from the tree of `old` records to the tree of `new`.
     pub async fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, StorageError> {
-        let mut out = Vec::new();
-        for span in merkle::consistency_spans(old, new) {
-            out.push(self.span(span).await?);
-        }
-        Ok(out)
+        self.spans(&merkle::consistency_spans(old, new)).await
     }
 
     /// Signs a checkpoint of the tree as it is now, unless the latest checkpoint is of the same
