@@ -1069,6 +1069,22 @@ impl Client {
         .map(tonic::Response::into_inner)
     }
 
+    /// Signed checkpoints of trees larger than `after_size`, smallest first, a page of at most
+    /// `page_size` (0: 100); `next_after_size` names the next page.
+    pub async fn list_audit_checkpoints(
+        &self,
+        after_size: i64,
+        page_size: i32,
+    ) -> Result<pb::ListAuditCheckpointsResponse, Error> {
+        self.read_only(|| {
+            let mut supervision = self.supervision.clone();
+            let request = self.request(pb::ListAuditCheckpointsRequest { after_size, page_size });
+            async move { supervision.list_audit_checkpoints(request).await }
+        })
+        .await
+        .map(tonic::Response::into_inner)
+    }
+
     /// Record `seq` with its proof of inclusion in checkpoint `tree_size` (`0`: the latest).
     pub async fn get_inclusion_proof(&self, seq: i64, tree_size: i64) -> Result<pb::InclusionProof, Error> {
         self.read_only(|| {

@@ -618,3 +618,61 @@ async fn proofs_hold_across_the_stored_levels_of_a_longer_trail() {
         assert_eq!(rfc::roots_from_consistency(old, size, old_root, &path), Some((old_root, root)), "from {old}");
     }
 }
+
+/// Two hubs on one database write one trail and one tree: the checkpoints either signs are
+/// listed alike by both, each is consistent with the later ones, and the trail verifies.
+#[tokio::test]
+async fn two_hubs_on_one_database_write_one_tree() {
+    let app = TestApp::spawn_with(quick()).await;
+    let other = app.spawn_beside_with(quick()).await;
+    let (vnpt, ict) = (app.client("VNPT").await, app.client_of(&other, "DOICT").await);
+    for _ in 0..3 {
+        let calls: Vec<_> = (0..10)
+            .map(|_| {
+                let (vnpt, ict) = (vnpt.clone(), ict.clone());
+                tokio::spawn(async move {
+                    vnpt.who_am_i().await.unwrap();
+                    ict.who_am_i().await.unwrap();
+                })
+            })
+            .collect();
+        for call in calls {
+            call.await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let latest = checkpoint_of_at_least(&ict, 60).await;
+    let from_one = vnpt.list_audit_checkpoints(0, 0).await.unwrap().checkpoints;
+    let from_other = ict.list_audit_checkpoints(0, 0).await.unwrap().checkpoints;
+    let sizes = |list: &[proto::AuditCheckpoint]| list.iter().map(|c| c.tree_size).collect::<Vec<_>>();
+    let listed = sizes(&from_one);
+    assert!(listed.len() >= 2 && listed.windows(2).all(|w| w[0] < w[1]), "{listed:?}");
+    assert!(sizes(&from_other).starts_with(&listed[..listed.len() - 1]), "{:?} {listed:?}", sizes(&from_other));
+    let root = rfc::unhex(&latest.root_hash);
+    for earlier in from_one.iter().filter(|c| c.tree_size < latest.tree_size) {
+        let proof = ict.get_consistency_proof(earlier.tree_size, latest.tree_size).await.unwrap();
+        let path: Vec<rfc::Hash> = proof.hashes.iter().map(|h| rfc::unhex(h)).collect();
+        let old = rfc::unhex(&earlier.root_hash);
+        assert_eq!(
+            rfc::roots_from_consistency(earlier.tree_size as u64, latest.tree_size as u64, old, &path),
+            Some((old, root)),
+            "from {}",
+            earlier.tree_size
+        );
+    }
+    // A page at a time, from a size on.
+    let page = vnpt.list_audit_checkpoints(listed[0], 1).await.unwrap();
+    assert_eq!(sizes(&page.checkpoints), [listed[1]]);
+    assert_eq!(page.next_after_size, listed[1]);
+    let err = vnpt.list_audit_checkpoints(0, 5_000).await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::InvalidArgument));
+    let key = audit::checkpoint::VerifierKey::parse(&latest.verifier_key).unwrap();
+    let report = audit::verify_with(
+        app.store.as_ref(),
+        &audit::VerifyOptions { key: Some(key), kept: vec![latest.note.clone()] },
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.first_break, None, "{report:?}");
+    assert!(report.checkpoints >= listed.len(), "{report:?}");
+}

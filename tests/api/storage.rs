@@ -202,6 +202,36 @@ async fn concurrent_appenders_extend_one_chain() {
     assert_eq!(report.records, 3 * 10 * 7);
 }
 
+/// `verify` reads a long run of checkpoints a page at a time (a hub signs one every few seconds
+/// of activity) and still checks each: its signature, and its root against the records.
+#[tokio::test]
+async fn verify_checks_every_checkpoint_of_a_long_run() {
+    use telesub_server::audit::{
+        AuditTree, VerifyOptions,
+        checkpoint::{DEFAULT_ORIGIN, SigningKey, generate_pem},
+    };
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let key = Arc::new(SigningKey::from_pem(&generate_pem(), DEFAULT_ORIGIN).unwrap());
+    let tree = AuditTree::new(store.clone(), Some(key.clone()), DEFAULT_ORIGIN);
+    for n in 0..1_100 {
+        store.append_audit(&[entry(n)], &[], &[]).await.unwrap();
+        tree.sign_checkpoint().await.unwrap();
+    }
+    let options = VerifyOptions { key: Some(key.verifier()), kept: Vec::new() };
+    let report = audit::verify_with(store.as_ref(), &options).await.unwrap();
+    assert_eq!((report.first_break, report.checkpoints), (None, 1_100));
+
+    // A checkpoint of the second page given another root: its row no longer says what its
+    // signed note says.
+    crate::audit::disable_guard(&db).await;
+    let other = "ab".repeat(32);
+    db.execute(&format!("UPDATE audit_checkpoints SET root_hash = '{other}' WHERE tree_size = 1050")).await.unwrap();
+    let report = audit::verify_with(store.as_ref(), &options).await.unwrap();
+    let brk = report.first_break.expect("the changed checkpoint is caught");
+    assert_eq!(brk.seq(), 1_050, "{brk}");
+}
+
 #[tokio::test]
 async fn migrations_run_once_and_again_without_harm() {
     let db = TestDb::new().await;

@@ -284,6 +284,11 @@ impl TestApp {
     /// A second hub on the same database and certificate folder (several hubs sharing one
     /// PostgreSQL database, as in production).
     pub async fn spawn_beside(&self) -> ExtraHub {
+        self.spawn_beside_with(|_| {}).await
+    }
+
+    /// [`TestApp::spawn_beside`] with settings of its own.
+    pub async fn spawn_beside_with(&self, configure: impl FnOnce(&mut Settings)) -> ExtraHub {
         let mut settings = Settings {
             listen: "127.0.0.1:0".parse().unwrap(),
             database_url: DatabaseUrl(self.db.url()),
@@ -291,6 +296,7 @@ impl TestApp {
             ..Settings::default()
         };
         settings.tls.dir = Some(self.tls_dir.path().to_owned());
+        configure(&mut settings);
         let hub = Hub::build(settings).await.expect("build the second hub");
         let addr = hub.local_addr();
         let (stop, stopped) = oneshot::channel::<()>();

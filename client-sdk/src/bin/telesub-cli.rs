@@ -848,6 +848,7 @@ mod tests {
         "audit verify",
         "audit export --from 2025-03-01 --until 2025-04-01 -o a.csv",
         "audit checkpoint --save kept.note",
+        "audit checkpoints --after 100",
         "audit check --against kept.note --public-key k.pub",
         "audit receipt prove 12.receipt",
         "audit receipt verify 12.receipt --public-key k.pub",

@@ -201,6 +201,27 @@ impl AuditTree {
         })
     }
 
+    /// Signed checkpoints of trees larger than `after`, smallest first: a page of at most
+    /// `page_size` (0: 100; at most 1,000), and the `after` of the next page (0: none).
+    pub async fn list_checkpoints(
+        &self,
+        after: i64,
+        page_size: i32,
+    ) -> Result<(Vec<CheckpointRow>, i64), crate::domain::DomainError> {
+        use crate::domain::DomainError;
+        if after < 0 {
+            return Err(DomainError::invalid("after_size", format!("{after} is not a tree size")));
+        }
+        let limit = match page_size {
+            0 => 100,
+            1..=1_000 => page_size as u32,
+            _ => return Err(DomainError::invalid("page_size", format!("{page_size} is not from 1 to 1,000"))),
+        };
+        let page = self.store.checkpoints_after(after, limit).await?;
+        let next = if page.len() == limit as usize { page.last().map_or(0, |c| c.tree_size) } else { 0 };
+        Ok((page, next))
+    }
+
     /// The proof that record `seq` (an export's last) is in a signed checkpoint: the latest, or
     /// one signed now when the latest does not reach it.
     pub async fn export_proof(&self, seq: i64) -> Result<telesub_client::audit::ExportProof, StorageError> {

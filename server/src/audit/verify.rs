@@ -2,7 +2,7 @@
 //! its record, the Merkle tree the hub keeps, the signed checkpoints (stored, and any a party
 //! kept), and the append-only guards.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use super::{
     Attachments, AuditRecord, ChainBreak, ChainReport, ChainVerifier, RunSummary, Subject, SubjectKind,
@@ -37,72 +37,118 @@ struct Expected {
     from: String,
 }
 
+/// The checkpoints to hold the records to: the stored ones, read a page at a time as the
+/// records reach them (a hub signs one every few seconds of activity: years of them are not
+/// held in memory), each signature checked as it is read; and the kept ones given.
+struct Checkpoints<'a> {
+    store: &'a dyn Store,
+    key: Option<&'a VerifierKey>,
+    /// Stored checkpoints read and not yet reached by the records, smallest first.
+    stored: VecDeque<Expected>,
+    /// The largest size read.
+    after: i64,
+    exhausted: bool,
+    kept: VecDeque<Expected>,
+    count: usize,
+}
+
+/// Stored checkpoints read at a time.
+const CHECKPOINT_PAGE: u32 = 1_000;
+
+impl Checkpoints<'_> {
+    /// Reads the stored checkpoints up to the first beyond `size`, or to the last.
+    async fn read_through(&mut self, size: u64, first_break: &mut Option<ChainBreak>) -> Result<(), StorageError> {
+        while !self.exhausted && self.stored.back().is_none_or(|e| e.size <= size) {
+            let page = self.store.checkpoints_after(self.after, CHECKPOINT_PAGE).await?;
+            self.exhausted = page.len() < CHECKPOINT_PAGE as usize;
+            for row in page {
+                self.after = row.tree_size;
+                self.count += 1;
+                if let Some(key) = self.key {
+                    match key.open(&row.note) {
+                        Ok(c) if c.size == row.tree_size as u64 && crate::hex(&c.root) == row.root_hash => {}
+                        Ok(_) => {
+                            first_break.get_or_insert(ChainBreak::Checkpoint {
+                                size: row.tree_size,
+                                what: "its signed note says another size or root than the row beside it".into(),
+                            });
+                        }
+                        Err(e) => {
+                            first_break.get_or_insert(ChainBreak::Checkpoint { size: row.tree_size, what: e });
+                        }
+                    }
+                }
+                match merkle::parse_hash(&row.root_hash) {
+                    Ok(root) => self.stored.push_back(Expected {
+                        size: row.tree_size as u64,
+                        root,
+                        from: format!("the stored checkpoint of {} records", row.tree_size),
+                    }),
+                    Err(e) => {
+                        first_break.get_or_insert(ChainBreak::Checkpoint { size: row.tree_size, what: e });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Holds the tree of the records so far to the checkpoints of its size.
+    fn check(&mut self, range: &CompactRange, first_break: &mut Option<ChainBreak>) {
+        for queue in [&mut self.stored, &mut self.kept] {
+            while let Some(e) = queue.front()
+                && e.size <= range.size()
+            {
+                let e = queue.pop_front().expect("a front");
+                if e.size == range.size() && e.root != range.root() {
+                    first_break.get_or_insert(ChainBreak::Checkpoint {
+                        size: e.size as i64,
+                        what: format!(
+                            "{} signed another history: a record up to {} was changed, removed or put in",
+                            e.from, e.size
+                        ),
+                    });
+                }
+            }
+        }
+    }
+}
+
 /// [`verify`], checking the stored checkpoints' signatures with `options.key` and the kept
 /// checkpoints too.
 pub async fn verify_with(store: &dyn Store, options: &VerifyOptions) -> Result<ChainReport, StorageError> {
     let guards_missing = store.missing_guards().await?;
-    let mut expected: Vec<Expected> = Vec::new();
     let mut first_break = None;
-    for row in store.checkpoints().await? {
-        let from = format!("the stored checkpoint of {} records", row.tree_size);
-        if let Some(key) = &options.key {
-            match key.open(&row.note) {
-                Ok(c) if c.size == row.tree_size as u64 && crate::hex(&c.root) == row.root_hash => {}
-                Ok(_) => {
-                    first_break.get_or_insert(ChainBreak::Checkpoint {
-                        size: row.tree_size,
-                        what: "its signed note says another size or root than the row beside it".into(),
-                    });
-                }
-                Err(e) => {
-                    first_break.get_or_insert(ChainBreak::Checkpoint { size: row.tree_size, what: e });
-                }
-            }
-        }
-        match merkle::parse_hash(&row.root_hash) {
-            Ok(root) => expected.push(Expected { size: row.tree_size as u64, root, from }),
-            Err(e) => {
-                first_break.get_or_insert(ChainBreak::Checkpoint { size: row.tree_size, what: e });
-            }
-        }
-    }
+    let mut kept = Vec::new();
     for (n, note) in options.kept.iter().enumerate() {
         let Some(key) = &options.key else {
             return Err(StorageError::Corrupt("a kept checkpoint is checked with the hub's verifier key".into()));
         };
         let c = key.open(note).map_err(|e| StorageError::Corrupt(format!("kept checkpoint {}: {e}", n + 1)))?;
-        expected.push(Expected {
-            size: c.size,
-            root: c.root,
-            from: format!("the kept checkpoint of {} records", c.size),
-        });
+        kept.push(Expected { size: c.size, root: c.root, from: format!("the kept checkpoint of {} records", c.size) });
     }
-    expected.sort_by_key(|e| e.size);
-    let checkpoints = expected.len();
+    kept.sort_by_key(|e| e.size);
+    let mut checkpoints = Checkpoints {
+        store,
+        key: options.key.as_ref(),
+        stored: VecDeque::new(),
+        after: -1,
+        exhausted: false,
+        count: kept.len(),
+        kept: kept.into(),
+    };
 
     let mut verifier = ChainVerifier::default();
     let mut range = CompactRange::default();
     let mut nodes: BTreeMap<(u32, u64), String> = BTreeMap::new();
-    let mut pending = expected.into_iter().peekable();
-    let check_roots = |range: &CompactRange,
-                       pending: &mut std::iter::Peekable<std::vec::IntoIter<Expected>>,
-                       first_break: &mut Option<ChainBreak>| {
-        while let Some(e) = pending.next_if(|e| e.size <= range.size()) {
-            if e.size == range.size() && e.root != range.root() {
-                first_break.get_or_insert(ChainBreak::Checkpoint {
-                    size: e.size as i64,
-                    what: format!(
-                        "{} signed another history: a record up to {} was changed, removed or put in",
-                        e.from, e.size
-                    ),
-                });
-            }
-        }
-    };
-    check_roots(&range, &mut pending, &mut first_break);
+    checkpoints.read_through(0, &mut first_break).await?;
+    checkpoints.check(&range, &mut first_break);
     let mut after = 0;
     'pages: loop {
         let page = store.audit_records(after, PAGE).await?;
+        if let Some(last) = page.last() {
+            checkpoints.read_through(last.seq as u64, &mut first_break).await?;
+        }
         for record in &page {
             if let Err(brk) = verifier.push(record) {
                 first_break = Some(first_break.map_or(brk.clone(), |b| earlier(b, brk)));
@@ -113,7 +159,7 @@ pub async fn verify_with(store: &dyn Store, options: &VerifyOptions) -> Result<C
                     nodes.insert((level, index), crate::hex(hash));
                 }
             });
-            check_roots(&range, &mut pending, &mut first_break);
+            checkpoints.check(&range, &mut first_break);
         }
         if let Some(seq) = attachments_break(store, &page).await? {
             first_break =
@@ -124,7 +170,9 @@ pub async fn verify_with(store: &dyn Store, options: &VerifyOptions) -> Result<C
             _ => break,
         }
     }
-    for e in pending {
+    checkpoints.read_through(u64::MAX, &mut first_break).await?;
+    let checkpoint_count = checkpoints.count;
+    for e in checkpoints.stored.into_iter().chain(checkpoints.kept) {
         first_break.get_or_insert(ChainBreak::Checkpoint {
             size: e.size as i64,
             what: format!("{} covers records the trail no longer holds ({} are stored)", e.from, range.size()),
@@ -136,7 +184,7 @@ pub async fn verify_with(store: &dyn Store, options: &VerifyOptions) -> Result<C
         last_seq: verifier.next_seq - 1,
         last_hash: verifier.prev_hash.clone(),
         first_break: None,
-        checkpoints,
+        checkpoints: checkpoint_count,
         guards_missing,
     };
     if first_break.is_none() {

@@ -57,8 +57,8 @@ pub trait AuditTrail: Send + Sync {
     /// Runs of call `call_id` from the first index after `after`, in order, at most `limit`.
     async fn runs_of(&self, call_id: &str, after: i64, limit: u32) -> Result<Vec<DecisionRunRow>, StorageError>;
 
-    /// Every checkpoint, smallest tree first.
-    async fn checkpoints(&self) -> Result<Vec<CheckpointRow>, StorageError>;
+    /// Checkpoints of trees larger than `after` records, smallest first, at most `limit`.
+    async fn checkpoints_after(&self, after: i64, limit: u32) -> Result<Vec<CheckpointRow>, StorageError>;
 
     /// The checkpoint of a tree size, or the latest (`None`).
     async fn checkpoint(&self, size: Option<i64>) -> Result<Option<CheckpointRow>, StorageError>;
@@ -189,10 +189,17 @@ macro_rules! impl_audit_trail {
                 .await?)
             }
 
-            async fn checkpoints(&self) -> Result<Vec<$crate::storage::audit_trail::CheckpointRow>, StorageError> {
+            async fn checkpoints_after(
+                &self,
+                after: i64,
+                limit: u32,
+            ) -> Result<Vec<$crate::storage::audit_trail::CheckpointRow>, StorageError> {
                 Ok(sqlx::query_as(
-                    "SELECT tree_size, root_hash, signed_at, key_id, note FROM audit_checkpoints ORDER BY tree_size",
+                    "SELECT tree_size, root_hash, signed_at, key_id, note FROM audit_checkpoints \
+                     WHERE tree_size > $1 ORDER BY tree_size LIMIT $2",
                 )
+                .bind(after)
+                .bind(i64::from(limit))
                 .fetch_all(&self.$read)
                 .await?)
             }

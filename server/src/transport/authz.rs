@@ -133,6 +133,7 @@ pub const RULES: &[Rule] = &[
     rule("/telesub.v1.Supervision/GetAuditCheckpoint", Access::AnyMember),
     rule("/telesub.v1.Supervision/GetInclusionProof", Access::AnyMember),
     rule("/telesub.v1.Supervision/GetConsistencyProof", Access::AnyMember),
+    rule("/telesub.v1.Supervision/ListAuditCheckpoints", Access::AnyMember),
 ];
 
 /// The rule for a gRPC path, if the hub serves it.

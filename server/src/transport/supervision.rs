@@ -540,6 +540,19 @@ impl Supervision for SupervisionApi {
         Ok(Response::new(checkpoint_to_pb(&found, &self.tree)))
     }
 
+    async fn list_audit_checkpoints(
+        &self,
+        request: Request<pb::ListAuditCheckpointsRequest>,
+    ) -> Result<Response<pb::ListAuditCheckpointsResponse>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.get_ref();
+        let (page, next) = self.tree.list_checkpoints(r.after_size, r.page_size).await.map_err(|e| ctx.fail(e))?;
+        Ok(Response::new(pb::ListAuditCheckpointsResponse {
+            checkpoints: page.iter().map(|c| checkpoint_to_pb(c, &self.tree)).collect(),
+            next_after_size: next,
+        }))
+    }
+
     async fn get_inclusion_proof(
         &self,
         request: Request<pb::GetInclusionProofRequest>,

@@ -75,6 +75,15 @@ pub(crate) enum AuditCommand {
         #[arg(long, value_name = "KEY")]
         public_key: Option<String>,
     },
+    /// The hub's signed checkpoints, smallest tree first.
+    Checkpoints {
+        /// Those of trees larger than this.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        /// Print at most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
     /// Proves that the trail has only grown since a kept checkpoint: both signed by the hub's
     /// key, and the kept tree a prefix of the latest (RFC 9162 consistency proof). Exits with
     /// status 1, naming what is wrong, when it is not.
@@ -253,6 +262,30 @@ async fn audit_online(client: &Client, command: AuditCommand) -> Result<(), Fail
             if let Some(path) = save {
                 write_file(&path, &served.note, "checkpoint")?;
                 outln!("kept in {}", path.display());
+            }
+            Ok(())
+        }
+        AuditCommand::Checkpoints { mut after, limit } => {
+            let mut rows = Vec::new();
+            while rows.len() < limit {
+                let page = client.list_audit_checkpoints(after, (limit - rows.len()).min(1_000) as i32).await?;
+                rows.extend(page.checkpoints.iter().map(|c| {
+                    vec![
+                        c.tree_size.to_string(),
+                        timestamp(c.signed_at.as_ref()),
+                        c.root_hash.clone(),
+                        c.key_id.clone(),
+                    ]
+                }));
+                if page.next_after_size == 0 {
+                    break;
+                }
+                after = page.next_after_size;
+            }
+            if rows.is_empty() {
+                outln!("no checkpoint signed yet");
+            } else {
+                table(&["SIZE", "SIGNED AT", "ROOT", "KEY"], rows, "");
             }
             Ok(())
         }
