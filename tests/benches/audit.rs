@@ -16,9 +16,7 @@ use telesub_server::audit::AuditEntry;
 use telesub_tests::{
     TestApp,
     bench::{self, clients},
-    read,
 };
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 #[global_allocator]
 static ALLOCATOR: telesub_server::Allocator = telesub_server::Allocator;
@@ -47,20 +45,6 @@ fn entry(n: u64) -> AuditEntry {
         attached: Some(digest("attached")),
         decisions_call: None,
     }
-}
-
-async fn bare_tonic(app: &TestApp) -> std::net::SocketAddr {
-    let dir = app.dir();
-    let tls = ServerTlsConfig::new()
-        .identity(Identity::from_pem(read(dir.server_cert()), read(dir.server_key())))
-        .client_ca_root(Certificate::from_pem(read(dir.ca_cert())));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (_reporter, health) = tonic_health::server::health_reporter();
-    let server = Server::builder().tls_config(tls).unwrap().add_service(health);
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    tokio::spawn(server.serve_with_incoming(incoming));
-    addr
 }
 
 /// A pseudo-random number in `1..=n` from a running number.
@@ -110,7 +94,7 @@ fn main() {
             verify_inclusion(seq - 1, size, &leaf, &path, &signed.root).expect("a proof that checks");
         }
 
-        let ceiling_endpoint = format!("https://localhost:{}", bare_tonic(&app).await.port());
+        let ceiling_endpoint = format!("https://localhost:{}", bench::bare_tonic(&app).await.port());
         println!(
             "telesub audit proof benchmark: {backend} store, a trail of {size} records (written in {fill:.0} s), {seconds} s per measurement"
         );

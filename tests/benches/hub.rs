@@ -14,9 +14,7 @@ use telesub_client::Client;
 use telesub_tests::{
     TestApp,
     bench::{self, Measurement, clients},
-    read,
 };
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 /// The hub binary's allocator, so that the figures are the binary's.
 #[global_allocator]
@@ -43,21 +41,6 @@ async fn measure(clients: &[Client], in_flight: usize, call: Call, seconds: f64)
     .await
 }
 
-/// A bare tonic server with only the health service, on the hub's certificates.
-async fn bare_tonic(app: &TestApp) -> std::net::SocketAddr {
-    let dir = app.dir();
-    let tls = ServerTlsConfig::new()
-        .identity(Identity::from_pem(read(dir.server_cert()), read(dir.server_key())))
-        .client_ca_root(Certificate::from_pem(read(dir.ca_cert())));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (_reporter, health) = tonic_health::server::health_reporter();
-    let server = Server::builder().tls_config(tls).unwrap().add_service(health);
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    tokio::spawn(server.serve_with_incoming(incoming));
-    addr
-}
-
 fn main() {
     let workers = std::thread::available_parallelism().map_or(2, usize::from);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
@@ -65,7 +48,7 @@ fn main() {
         let seconds = bench::seconds();
         let app = TestApp::spawn().await;
         let backend = app.store.backend();
-        let ceiling_addr = bare_tonic(&app).await;
+        let ceiling_addr = bench::bare_tonic(&app).await;
         let ceiling_endpoint = format!("https://localhost:{}", ceiling_addr.port());
         let hub_endpoint = app.endpoint();
 

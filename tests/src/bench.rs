@@ -101,3 +101,20 @@ pub fn status_mib<const N: usize>(names: [&str; N]) -> Option<[f64; N]> {
 pub fn seconds() -> f64 {
     std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0)
 }
+
+/// The ceiling the benchmarks measure against: a bare tonic server with only the health
+/// service, on the app's certificates (no hub layer, no database, no audit).
+pub async fn bare_tonic(app: &TestApp) -> std::net::SocketAddr {
+    use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+    let dir = app.dir();
+    let tls = ServerTlsConfig::new()
+        .identity(Identity::from_pem(read(dir.server_cert()), read(dir.server_key())))
+        .client_ca_root(Certificate::from_pem(read(dir.ca_cert())));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    let server = Server::builder().tls_config(tls).unwrap().add_service(health);
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    tokio::spawn(server.serve_with_incoming(incoming));
+    addr
+}
