@@ -419,6 +419,21 @@ pub fn record_bytes(record: &proto::AuditRecord) -> Vec<u8> {
     out
 }
 
+/// The request digest a receipt and an audit record give for a request of `messages`: SHA-256
+/// of its gRPC messages as they travel, each a zero byte (not compressed), its length as a
+/// big-endian 32-bit number, then its protobuf bytes. A party checks with it that a receipt
+/// is for the request it sent.
+pub fn request_digest<M: prost::Message>(messages: &[M]) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for message in messages {
+        let bytes = message.encode_to_vec();
+        ctx.update(&[0]);
+        ctx.update(&(bytes.len() as u32).to_be_bytes());
+        ctx.update(&bytes);
+    }
+    hex(ctx.finish().as_ref())
+}
+
 /// SHA-256 of bytes, lower-case hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())

@@ -462,6 +462,21 @@ async fn a_write_answer_carries_a_receipt_that_proves_it_offline() {
         assert!(body.lines().any(|l| l == line), "{line:?} in {body}");
     }
 
+    // The receipt names the request sent: its digest is the SDK's of the message.
+    let sink = receipts.clone();
+    let ict_kept = app.builder("DOICT").on_receipt(move |r| sink.lock().unwrap().push(r)).connect().await.unwrap();
+    let request = proto::RegisterMemberRequest {
+        code: "VIETNAMOBILE".into(),
+        display_name: "Vietnamobile".into(),
+        role: proto::Role::Operator.into(),
+        unit_code: String::new(),
+    };
+    ict_kept.register_member(request.clone()).await.unwrap();
+    let ict_note = receipts.lock().unwrap().last().cloned().unwrap();
+    let digest = telesub_client::audit::request_digest(&[request]);
+    let body = note_text_if_signed(&ict_note, &checkpoint.verifier_key).unwrap();
+    assert!(body.lines().any(|l| l == format!("request {digest}")), "{digest} in {body}");
+
     // Saved by the CLI on a write of its own, proven, verified offline.
     let dir = tempfile::tempdir().unwrap();
     let here = dir.path();
