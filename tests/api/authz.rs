@@ -83,7 +83,8 @@ fn expected(method: &str) -> Option<&'static [Role]> {
         // Proofs of the trail: every member (an inclusion proof of its own calls only).
         "/telesub.v1.Supervision/GetAuditCheckpoint"
         | "/telesub.v1.Supervision/GetInclusionProof"
-        | "/telesub.v1.Supervision/GetConsistencyProof" => Some(EVERY_MEMBER),
+        | "/telesub.v1.Supervision/GetConsistencyProof"
+        | "/telesub.v1.Supervision/ListAuditCheckpoints" => Some(EVERY_MEMBER),
         other => panic!("{other} has no expected roles in this test; add it"),
     }
 }
