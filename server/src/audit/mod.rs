@@ -249,18 +249,10 @@ pub fn link_into_tree(
     (records, nodes)
 }
 
-/// Links entries onto the chain whose last record is (`last_seq`, `last_hash`).
+/// Links entries onto the chain whose last record is (`last_seq`, `last_hash`): the records
+/// [`link_into_tree`] gives, without the tree.
 pub fn link(last_seq: i64, last_hash: &str, entries: &[AuditEntry]) -> Vec<AuditRecord> {
-    let mut prev = last_hash.to_owned();
-    entries
-        .iter()
-        .enumerate()
-        .map(|(i, entry)| {
-            let seq = last_seq + 1 + i as i64;
-            let hash = chain_hash(&prev, seq, entry);
-            AuditRecord { seq, entry: entry.clone(), prev_hash: std::mem::replace(&mut prev, hash.clone()), hash }
-        })
-        .collect()
+    link_into_tree(last_seq, last_hash, entries, &mut merkle::CompactRange::default()).0
 }
 
 /// Where and how the chain is broken.
