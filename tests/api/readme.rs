@@ -113,7 +113,7 @@ fn binaries(example_names: &[String]) -> &'static Binaries {
     static BUILT: OnceLock<Binaries> = OnceLock::new();
     BUILT.get_or_init(|| {
         let telesub = built_binary("server", "telesub");
-        built_binary("client-sdk", "telesub-cli");
+        built_binary("client-sdk/cli", "telesub-cli");
         let examples = example_names.iter().map(|name| (name.clone(), built_binary("examples", name))).collect();
         Binaries { bin_dir: telesub.parent().expect("a folder").to_owned(), examples }
     })
@@ -133,7 +133,7 @@ fn rewrite(command: &str, binaries: &Binaries, port: u16) -> Option<String> {
             .replace(&format!("cargo run -p telesub-examples --bin {name} -- "), &format!("{} ", path.display()));
     }
     command = command
-        .replace("cargo run -p telesub-client --bin telesub-cli -- ", "telesub-cli ")
+        .replace("cargo run -p telesub-cli -- ", "telesub-cli ")
         .replace("cargo run -p telesub-server --bin telesub -- ", "telesub ")
         .replace("cargo run -- ", "telesub ")
         .replace("50051", &port.to_string());

@@ -24,7 +24,7 @@ use telesub_client::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{Connection, Failure, Kind, show};
+use crate::{Connection, Failure, households::Kind, show};
 
 #[derive(Args)]
 pub(crate) struct PushArgs {
