@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use telesub_proto::v1::{self as proto, household_record};
 use time::Date;
 
-use crate::{generator::HouseholdGenerator, storage::reconciliation::period_bounds};
+use crate::{domain::ports::monthly::period_bounds, generator::HouseholdGenerator};
 
 /// What a generated month plants, per thousand covered households.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -53,7 +53,7 @@ pub enum StartupError {
     Storage {
         url: String,
         #[source]
-        source: storage::StorageError,
+        source: storage::PortError,
     },
     #[error("cannot load the TLS files")]
     Tls(#[from] tls::TlsError),

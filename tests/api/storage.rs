@@ -6,7 +6,7 @@ use std::sync::Arc;
 use telesub_server::{
     audit::{self, AuditEntry, GENESIS_HASH},
     domain::member::{DisplayName, MemberFilter, MemberStatus, NewMember, OrgCode, Role, UnitCode},
-    storage::{LAST_ACTIVE_ICT, MemberWrite, StorageError, Store},
+    storage::{MemberWrite, PortError, Store},
 };
 use telesub_tests::TestDb;
 use time::{OffsetDateTime, macros::datetime};
@@ -60,7 +60,7 @@ async fn a_second_insert_of_a_code_is_already_exists() {
     let store = db.store().await;
     store.insert_member(&new_member("VNPT", Role::Operator, None), AT).await.unwrap();
     let err = store.insert_member(&new_member("VNPT", Role::Labour, None), AT).await.unwrap_err();
-    assert!(matches!(err, StorageError::AlreadyExists), "{err:?}");
+    assert!(matches!(err, PortError::AlreadyExists), "{err:?}");
     assert_eq!(store.get_member(&code("VNPT")).await.unwrap().unwrap().role, Role::Operator);
 }
 
@@ -121,10 +121,10 @@ async fn updates_keep_one_active_ict_member() {
     suspend.status = MemberStatus::Suspended;
     suspend.status_reason = Some("test".into());
     let err = store.update_member(&suspend).await.unwrap_err();
-    assert!(matches!(err, StorageError::Precondition(LAST_ACTIVE_ICT)), "{err:?}");
+    assert!(matches!(err, PortError::Conflict(telesub_server::domain::ports::Conflict::LastActiveIct)), "{err:?}");
     let mut demote = write_of(&ict);
     demote.role = Role::Labour;
-    assert!(matches!(store.update_member(&demote).await, Err(StorageError::Precondition(_))));
+    assert!(matches!(store.update_member(&demote).await, Err(PortError::Conflict(_))));
     assert_eq!(store.get_member(&ict.code).await.unwrap().unwrap(), ict, "nothing changed");
 
     // A rename of the only ICT member is fine.
@@ -142,7 +142,7 @@ async fn updates_keep_one_active_ict_member() {
 
     let mut ghost = write_of(&ict);
     ghost.code = code("GHOST");
-    assert!(matches!(store.update_member(&ghost).await, Err(StorageError::NotFound)));
+    assert!(matches!(store.update_member(&ghost).await, Err(PortError::NotFound)));
 }
 
 #[tokio::test]
@@ -150,7 +150,7 @@ async fn the_schema_rejects_a_locality_without_a_unit() {
     let db = TestDb::new().await;
     let store = db.store().await;
     let err = store.insert_member(&new_member("XA", Role::Locality, None), AT).await.unwrap_err();
-    assert!(matches!(err, StorageError::Database(_)), "{err:?}");
+    assert!(matches!(err, PortError::Fault(_)), "{err:?}");
     assert!(!store.has_ict_member().await.unwrap());
     store.insert_member(&new_member("DOICT", Role::Ict, None), AT).await.unwrap();
     assert!(store.has_ict_member().await.unwrap());

@@ -850,13 +850,13 @@ pub mod raw {
 /// register quickly. Returns the head's citizen ID of every household, in order.
 pub async fn load_generated(store: &dyn Store, seed: u64, n: usize, effective: time::Date) -> Vec<String> {
     use telesub_server::{
+        domain::ports::register::{NewBatch, Staged},
         domain::{
             household::{BatchKind, CheckContext, check_record},
             registry::{staged, today},
             units::UnitTable,
         },
         generator::HouseholdGenerator,
-        storage::registry::{NewBatch, Staged},
         transport::record_input,
     };
     let units = UnitTable::new(store.units().await.expect("units"));

@@ -10,7 +10,7 @@ use super::{
     leaf_of,
     merkle::{self, CompactRange, Hash, STRIDE, Span, Subtree},
 };
-use crate::storage::{StorageError, Store, audit_trail::CheckpointRow};
+use crate::domain::ports::{PortError, Store, audit::CheckpointRow};
 
 /// Proofs and checkpoints over the stored trail.
 #[derive(Debug, Clone)]
@@ -20,11 +20,11 @@ pub struct AuditTree {
     origin: String,
 }
 
-fn corrupt(what: String) -> StorageError {
-    StorageError::Corrupt(what)
+fn corrupt(what: String) -> PortError {
+    PortError::Corrupt(what)
 }
 
-fn hash_of(hex: &str, what: &str) -> Result<Hash, StorageError> {
+fn hash_of(hex: &str, what: &str) -> Result<Hash, PortError> {
     merkle::parse_hash(hex).map_err(|e| corrupt(format!("{what}: {e}")))
 }
 
@@ -51,7 +51,7 @@ impl AuditTree {
     }
 
     /// The records in the tree now, and its root.
-    pub async fn head(&self) -> Result<(u64, Hash), StorageError> {
+    pub async fn head(&self) -> Result<(u64, Hash), PortError> {
         let (seq, _, tree) = self.store.audit_edge().await?;
         match tree {
             Some(tree) => {
@@ -71,7 +71,7 @@ impl AuditTree {
 
     /// The hashes of spans, from the stored nodes and records they need, read at once: one
     /// read of nodes, and one of records per run of adjacent sixteen-record blocks.
-    async fn spans(&self, spans: &[Span]) -> Result<Vec<Hash>, StorageError> {
+    async fn spans(&self, spans: &[Span]) -> Result<Vec<Hash>, PortError> {
         use std::collections::{BTreeSet, HashMap};
         let parts: Vec<Vec<Subtree>> = spans.iter().map(|s| s.subtrees()).collect();
         // What each subtree is made of: (level of the parts, first part, number of parts).
@@ -126,23 +126,23 @@ impl AuditTree {
     }
 
     /// The root of the tree of the first `size` records.
-    pub async fn root(&self, size: u64) -> Result<Hash, StorageError> {
+    pub async fn root(&self, size: u64) -> Result<Hash, PortError> {
         Ok(self.spans(&[Span { lo: 0, hi: size }]).await?.remove(0))
     }
 
     /// The inclusion proof of record `seq` in the tree of `size` records.
-    pub async fn inclusion_proof(&self, seq: i64, size: u64) -> Result<Vec<Hash>, StorageError> {
+    pub async fn inclusion_proof(&self, seq: i64, size: u64) -> Result<Vec<Hash>, PortError> {
         self.spans(&merkle::inclusion_spans(seq as u64 - 1, size)).await
     }
 
     /// The consistency proof from the tree of `old` records to the tree of `new`.
-    pub async fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, StorageError> {
+    pub async fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, PortError> {
         self.spans(&merkle::consistency_spans(old, new)).await
     }
 
     /// Signs a checkpoint of the tree as it is now, unless the latest checkpoint is of the same
     /// size; returns the checkpoint stored (by this hub or, at the same size, another).
-    pub async fn sign_checkpoint(&self) -> Result<Option<CheckpointRow>, StorageError> {
+    pub async fn sign_checkpoint(&self) -> Result<Option<CheckpointRow>, PortError> {
         let Some(key) = &self.key else { return Ok(None) };
         let (size, root) = self.head().await?;
         if let Some(latest) = self.store.checkpoint(None).await?
@@ -224,7 +224,7 @@ impl AuditTree {
 
     /// The proof that record `seq` (an export's last) is in a signed checkpoint: the latest, or
     /// one signed now when the latest does not reach it.
-    pub async fn export_proof(&self, seq: i64) -> Result<telesub_client::audit::ExportProof, StorageError> {
+    pub async fn export_proof(&self, seq: i64) -> Result<telesub_client::audit::ExportProof, PortError> {
         let covering = match self.store.checkpoint(None).await? {
             Some(latest) if latest.tree_size >= seq => Some(latest),
             _ => self.sign_checkpoint().await?,

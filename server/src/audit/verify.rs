@@ -11,7 +11,7 @@ use super::{
     leaf_of,
     merkle::{self, CompactRange},
 };
-use crate::storage::{StorageError, Store};
+use crate::domain::ports::{PortError, Store};
 
 /// Records read at a time.
 const PAGE: u32 = 2_000;
@@ -26,7 +26,7 @@ pub struct VerifyOptions {
 }
 
 /// Walks the stored trail from its first record and reports the first break, if any.
-pub async fn verify(store: &dyn Store) -> Result<ChainReport, StorageError> {
+pub async fn verify(store: &dyn Store) -> Result<ChainReport, PortError> {
     verify_with(store, &VerifyOptions::default()).await
 }
 
@@ -57,7 +57,7 @@ const CHECKPOINT_PAGE: u32 = 1_000;
 
 impl Checkpoints<'_> {
     /// Reads the stored checkpoints up to the first beyond `size`, or to the last.
-    async fn read_through(&mut self, size: u64, first_break: &mut Option<ChainBreak>) -> Result<(), StorageError> {
+    async fn read_through(&mut self, size: u64, first_break: &mut Option<ChainBreak>) -> Result<(), PortError> {
         while !self.exhausted && self.stored.back().is_none_or(|e| e.size <= size) {
             let page = self.store.checkpoints_after(self.after, CHECKPOINT_PAGE).await?;
             self.exhausted = page.len() < CHECKPOINT_PAGE as usize;
@@ -116,15 +116,15 @@ impl Checkpoints<'_> {
 
 /// [`verify`], checking the stored checkpoints' signatures with `options.key` and the kept
 /// checkpoints too.
-pub async fn verify_with(store: &dyn Store, options: &VerifyOptions) -> Result<ChainReport, StorageError> {
+pub async fn verify_with(store: &dyn Store, options: &VerifyOptions) -> Result<ChainReport, PortError> {
     let guards_missing = store.missing_guards().await?;
     let mut first_break = None;
     let mut kept = Vec::new();
     for (n, note) in options.kept.iter().enumerate() {
         let Some(key) = &options.key else {
-            return Err(StorageError::Corrupt("a kept checkpoint is checked with the hub's verifier key".into()));
+            return Err(PortError::Corrupt("a kept checkpoint is checked with the hub's verifier key".into()));
         };
-        let c = key.open(note).map_err(|e| StorageError::Corrupt(format!("kept checkpoint {}: {e}", n + 1)))?;
+        let c = key.open(note).map_err(|e| PortError::Corrupt(format!("kept checkpoint {}: {e}", n + 1)))?;
         kept.push(Expected { size: c.size, root: c.root, from: format!("the kept checkpoint of {} records", c.size) });
     }
     kept.sort_by_key(|e| e.size);
@@ -216,7 +216,7 @@ fn earlier(a: ChainBreak, b: ChainBreak) -> ChainBreak {
 async fn nodes_break(
     store: &dyn Store,
     computed: &BTreeMap<(u32, u64), String>,
-) -> Result<Option<ChainBreak>, StorageError> {
+) -> Result<Option<ChainBreak>, PortError> {
     let mut stored = 0usize;
     let mut after = (0u32, 0u64);
     loop {
@@ -248,19 +248,19 @@ async fn nodes_break(
 }
 
 /// The first record of a page whose attached digest does not match the rows stored beside it.
-async fn attachments_break(store: &dyn Store, page: &[AuditRecord]) -> Result<Option<i64>, StorageError> {
+async fn attachments_break(store: &dyn Store, page: &[AuditRecord]) -> Result<Option<i64>, PortError> {
     let (Some(first), Some(last)) = (page.first(), page.last()) else { return Ok(None) };
     let mut subjects: HashMap<i64, Vec<Subject>> = HashMap::new();
     for row in store.audit_subjects_between(first.seq - 1, last.seq).await? {
         let kind = match row.kind.as_str() {
             "CITIZEN_ID" => SubjectKind::CitizenId,
             "HOUSEHOLD_CODE" => SubjectKind::HouseholdCode,
-            other => return Err(StorageError::Corrupt(format!("audit subject kind {other:?}"))),
+            other => return Err(PortError::Corrupt(format!("audit subject kind {other:?}"))),
         };
         subjects.entry(row.seq).or_default().push(Subject { kind, value: row.value });
     }
     let calls: Vec<&str> = page.iter().filter_map(|r| r.entry.decisions_call.as_deref()).collect();
-    let mut decisions: HashMap<String, Vec<crate::storage::eligibility::DecisionRow>> = HashMap::new();
+    let mut decisions: HashMap<String, Vec<crate::domain::ports::policy::DecisionRow>> = HashMap::new();
     if let (Some(lo), Some(hi)) = (calls.iter().min(), calls.iter().max()) {
         for row in store.decisions_between(lo, hi).await? {
             decisions.entry(row.call_id.clone()).or_default().push(row);
@@ -269,7 +269,7 @@ async fn attachments_break(store: &dyn Store, page: &[AuditRecord]) -> Result<Op
     for record in page {
         let Some(expected) = &record.entry.attached else { continue };
         let call = record.entry.decisions_call.as_deref();
-        let single: Vec<&crate::storage::eligibility::DecisionRow> =
+        let single: Vec<&crate::domain::ports::policy::DecisionRow> =
             call.and_then(|c| decisions.get(c)).map(|rows| rows.iter().collect()).unwrap_or_default();
         let mut runs = Vec::new();
         if let Some(call) = call

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{AuditEntry, Subject};
-use crate::storage::{Store, eligibility::DecisionRow};
+use crate::domain::ports::{Store, policy::DecisionRow};
 
 const MAX_BATCH: usize = 512;
 const QUEUE: usize = 8_192;
@@ -115,7 +115,7 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Pending>, mut stop: o
                 }
                 // With the database out of reach, what queued during this attempt would only
                 // wait as long again to fail: it fails now, and its callers hear it at once.
-                if matches!(err, crate::storage::StorageError::Unavailable(_)) {
+                if matches!(err, crate::domain::ports::PortError::Unavailable(_)) {
                     while let Ok(pending) = rx.try_recv() {
                         let _ = pending.done.send(Err(failure.clone()));
                     }

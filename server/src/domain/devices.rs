@@ -41,8 +41,8 @@ use super::{
     unit_registry::UnitRegistry,
     units::{UnitLevel, UnitTable},
 };
-use crate::storage::{
-    StorageError, Store,
+use crate::domain::ports::{
+    PortError, Store,
     devices::{
         self as dev, AllocationRow, Amend, AmendNote, AmendmentRow, CommitteeDecision, HandoverOutcome, HandoverRow,
         NewAllocation, PlaceRow, ProgressRow, ProposalMeta, RecipientFilter, RecipientView,
@@ -274,7 +274,7 @@ impl DeviceService {
 
     fn allocation(row: AllocationRow) -> Result<Allocation, DomainError> {
         let quotas = serde_json::from_str(&row.quotas)
-            .map_err(|e| StorageError::Corrupt(format!("quotas of allocation {}: {e}", row.decision_number)))?;
+            .map_err(|e| PortError::Corrupt(format!("quotas of allocation {}: {e}", row.decision_number)))?;
         Ok(Allocation { row, quotas, progress: Vec::new(), amendments: Vec::new() })
     }
 
@@ -335,7 +335,7 @@ impl DeviceService {
         };
         match self.store.insert_allocation(&new).await {
             Ok(_) => {}
-            Err(StorageError::AlreadyExists) => {
+            Err(PortError::AlreadyExists) => {
                 let row = self.find(&number).await?;
                 let same = row.decision_date == date
                     && row.tablets == new.tablets
@@ -449,12 +449,12 @@ impl DeviceService {
             ProposalMeta { as_of, policy_version: version, proposed_at: now(), eligible, digest: list_digest(&places) };
         match self.store.save_proposal(allocation.row.id, &meta, &places).await {
             Ok(()) => {}
-            Err(StorageError::Precondition(dev::PLACE_TAKEN)) => {
+            Err(PortError::Conflict(crate::domain::ports::Conflict::PlaceTaken)) => {
                 return Err(DomainError::FailedPrecondition(
                     "a household of the list was put on another allocation's list meanwhile: propose again".into(),
                 ));
             }
-            Err(StorageError::Precondition(_)) => {
+            Err(PortError::Conflict(_)) => {
                 return Err(DomainError::FailedPrecondition(format!(
                     "the list of decision {} was submitted meanwhile",
                     allocation.row.decision_number
@@ -504,16 +504,16 @@ impl DeviceService {
         let number = &allocation.row.decision_number;
         match self.store.amend_proposal(allocation.row.id, &amend, &note).await {
             Ok(_) => {}
-            Err(StorageError::NotFound) => {
+            Err(PortError::NotFound) => {
                 return Err(DomainError::NotFound(format!("household {code} is not on the list of decision {number}")));
             }
-            Err(StorageError::AlreadyExists) => {
+            Err(PortError::AlreadyExists) => {
                 let on = self.store.place_of(code.as_str()).await?.unwrap_or_default();
                 return Err(DomainError::AlreadyExists(format!(
                     "household {code} already holds a place on the list of decision {on}: one device per household"
                 )));
             }
-            Err(StorageError::Precondition(dev::QUOTA_FULL)) => {
+            Err(PortError::Conflict(crate::domain::ports::Conflict::QuotaFull)) => {
                 let Amend::Add { place, quota } = &amend else { unreachable!("only additions fill a unit") };
                 return Err(DomainError::FailedPrecondition(format!(
                     "all {quota} {} places of {} are taken: remove a household first",
@@ -521,7 +521,7 @@ impl DeviceService {
                     if place.unit_code.is_empty() { "the province" } else { &place.unit_code }
                 )));
             }
-            Err(StorageError::Precondition(_)) => {
+            Err(PortError::Conflict(_)) => {
                 return Err(DomainError::FailedPrecondition(format!(
                     "the list of decision {number} was submitted meanwhile: only a proposed or returned list can be amended"
                 )));
@@ -565,7 +565,7 @@ impl DeviceService {
             return refused(format!("left the list before {}", format_date(as_of)));
         }
         let facts: DeviceFacts =
-            serde_json::from_str(&state.data).map_err(|e| StorageError::Corrupt(format!("household {code}: {e}")))?;
+            serde_json::from_str(&state.data).map_err(|e| PortError::Corrupt(format!("household {code}: {e}")))?;
         if !rules.categories.contains(&facts.category) {
             return refused(format!("is {}: devices go to {}", facts.category, names(&rules.categories)));
         }
@@ -638,7 +638,7 @@ impl DeviceService {
         let digest = list_digest(places.iter().map(|p| &p.place));
         match self.store.submit_allocation(row.id, row.revision, &digest, caller.member.code.as_str(), now()).await {
             Ok(()) => {}
-            Err(StorageError::Precondition(_)) => {
+            Err(PortError::Conflict(_)) => {
                 return Err(DomainError::FailedPrecondition(format!(
                     "the list of decision {} changed while it was being submitted: submit again",
                     row.decision_number
@@ -705,13 +705,13 @@ impl DeviceService {
         };
         match self.store.decide_allocation(row.id, &decision).await {
             Ok(()) => {}
-            Err(StorageError::Precondition(dev::OTHER_DIGEST)) => {
+            Err(PortError::Conflict(crate::domain::ports::Conflict::OtherDigest)) => {
                 return Err(DomainError::FailedPrecondition(format!(
                     "the submitted list of decision {} is not the list with digest {digest}",
                     row.decision_number
                 )));
             }
-            Err(StorageError::Precondition(_)) => {
+            Err(PortError::Conflict(_)) => {
                 let now = self.find(number).await?;
                 return Err(DomainError::FailedPrecondition(format!(
                     "the list of decision {} is {}, not submitted: only a submitted list can be {}",
@@ -781,7 +781,7 @@ impl DeviceService {
                 format!("{} is before the list was approved on {}", format_date(on), format_date(approved)),
             );
         }
-        let place_device = DeviceType::parse(&place.place.device_type).map_err(StorageError::Corrupt)?;
+        let place_device = DeviceType::parse(&place.place.device_type).map_err(PortError::Corrupt)?;
         let mut handover = HandoverRow {
             household_code: code.to_string(),
             allocation_id: row.id,
@@ -1085,7 +1085,7 @@ fn select(
     let mut chosen = Vec::new();
     for c in candidates {
         let facts: DeviceFacts = serde_json::from_str(&c.data)
-            .map_err(|e| StorageError::Corrupt(format!("household {}: {e}", c.household_code)))?;
+            .map_err(|e| PortError::Corrupt(format!("household {}: {e}", c.household_code)))?;
         let Some(group) = rules.group(facts.category, &facts.flags) else { continue };
         let unit = *unit_of.entry(c.commune_code.clone()).or_insert_with(|| {
             quota_units.iter().position(|q| match q {

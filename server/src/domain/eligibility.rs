@@ -18,9 +18,9 @@ use super::{
     unit_registry::UnitRegistry,
     units::UnitTable,
 };
-use crate::storage::{
-    StorageError, Store,
-    eligibility::{DecisionRow, DecisionRunRow},
+use crate::domain::ports::{
+    PortError, Store,
+    policy::{DecisionRow, DecisionRunRow},
 };
 
 /// How far ahead of today a decision may be asked for.
@@ -503,7 +503,7 @@ struct Lookup {
 /// Why a grouped read failed, for each question that joined it.
 #[derive(Debug, Clone)]
 enum ReadFailed {
-    /// The database is out of reach (`StorageError::Unavailable`).
+    /// The database is out of reach (`PortError::Unavailable`).
     Unavailable(String),
     Other(String),
 }
@@ -520,7 +520,7 @@ impl Lookups {
         let gone = || DomainError::Internal("the register reader has stopped".into());
         self.queue.send(Lookup { kind, value, found }).await.map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?.map_err(|e| match e {
-            ReadFailed::Unavailable(why) => StorageError::Unavailable(why).into(),
+            ReadFailed::Unavailable(why) => PortError::Unavailable(why).into(),
             ReadFailed::Other(why) => DomainError::Internal(why.into()),
         })
     }
@@ -547,7 +547,7 @@ async fn read_together(store: Arc<dyn Store>, mut waiting: tokio::sync::mpsc::Re
                 values.dedup();
                 let found = match store.histories_matching(kind, &values, false).await {
                     Ok(found) => Ok(found),
-                    Err(StorageError::Unavailable(why)) => Err(ReadFailed::Unavailable(why)),
+                    Err(PortError::Unavailable(why)) => Err(ReadFailed::Unavailable(why)),
                     Err(e) => Err(ReadFailed::Other(crate::ErrorChain(&e).to_string())),
                 };
                 match found {

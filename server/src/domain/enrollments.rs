@@ -15,7 +15,7 @@ use super::{
     policy::Service,
     registry::today,
 };
-use crate::storage::{
+use crate::domain::ports::{
     Store,
     enrollments::{DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, NewEnrollment, WriteKey},
 };

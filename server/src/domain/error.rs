@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::storage::StorageError;
+use crate::domain::ports::PortError;
 
 /// One bad field of a request: the path of the field (e.g. `records[3].members[0].citizen_id`)
 /// and what is wrong with it, in words a caller's developer can act on.
@@ -120,10 +120,10 @@ fn summary(violations: &[FieldViolation]) -> String {
     Summary(violations).to_string()
 }
 
-impl From<StorageError> for DomainError {
-    fn from(err: StorageError) -> Self {
+impl From<PortError> for DomainError {
+    fn from(err: PortError) -> Self {
         match err {
-            StorageError::Unavailable(why) => {
+            PortError::Unavailable(why) => {
                 tracing::warn!(reason = %why, "the database is unavailable");
                 Self::Unavailable(format!(
                     "the hub cannot store or read its data right now ({why}); nothing was changed: retry later"

@@ -15,7 +15,7 @@ use super::{
     policy::PolicyRegistry,
     support,
 };
-use crate::storage::{Store, enrollments::FeedRow};
+use crate::domain::ports::{Store, enrollments::FeedRow};
 
 /// Events read per page.
 pub const PAGE: u32 = 1_000;

@@ -13,7 +13,7 @@ use std::{
 use time::OffsetDateTime;
 
 use super::member::{Member, MemberStatus, OrgCode};
-use crate::storage::{StorageError, Store};
+use crate::domain::ports::{PortError, Store};
 
 /// How often the last use of a certificate is written back at most.
 const CERTIFICATE_USE_INTERVAL: Duration = Duration::from_secs(3_600);
@@ -26,7 +26,7 @@ pub enum IdentityError {
     #[error("member {0} is suspended")]
     Suspended(OrgCode),
     #[error("could not look up the member")]
-    Storage(#[from] StorageError),
+    Storage(#[from] PortError),
 }
 
 #[derive(Debug)]
@@ -56,7 +56,7 @@ impl Identities {
         Ok(member)
     }
 
-    async fn member(&self, code: &OrgCode) -> Result<Option<Member>, StorageError> {
+    async fn member(&self, code: &OrgCode) -> Result<Option<Member>, PortError> {
         if let Some(found) = self.cached(code) {
             return Ok(found);
         }
@@ -76,7 +76,7 @@ impl Identities {
     }
 
     /// Records the use of a certificate at most once per interval; returns whether it wrote.
-    async fn note_certificate(&self, code: &OrgCode, fingerprint: &str) -> Result<bool, StorageError> {
+    async fn note_certificate(&self, code: &OrgCode, fingerprint: &str) -> Result<bool, PortError> {
         let key = (code.clone(), fingerprint.to_owned());
         let due = {
             let uses = self.certificate_uses.lock().expect("certificate use cache");

@@ -21,11 +21,11 @@ use super::{
     unit_registry::UnitRegistry,
     units::UnitLevel,
 };
-use crate::storage::{
-    StorageError, Store,
+use crate::domain::ports::{
+    PortError, Store,
     enrollments::{EnrollmentFilter, EnrollmentRow},
     inspections::{FindingChange, FindingRow, FindingUpdateRow, InspectionRow, NewInspection, SampleRow},
-    registry::VersionRow,
+    register::VersionRow,
 };
 
 /// The most households one sample takes.
@@ -274,7 +274,7 @@ impl InspectionService {
     }
 
     fn inspection(row: InspectionRow) -> Result<Inspection, DomainError> {
-        let corrupt = |e: serde_json::Error| StorageError::Corrupt(format!("inspection {}: {e}", row.id));
+        let corrupt = |e: serde_json::Error| PortError::Corrupt(format!("inspection {}: {e}", row.id));
         Ok(Inspection {
             subject_units: serde_json::from_str(&row.subject_units).map_err(corrupt)?,
             subject_operators: serde_json::from_str(&row.subject_operators).map_err(corrupt)?,
@@ -437,7 +437,7 @@ impl InspectionService {
         };
         let number = match self.store.add_finding(&row).await {
             Ok(n) => n,
-            Err(StorageError::Precondition(_)) => return Err(closed(id)),
+            Err(PortError::Conflict(_)) => return Err(closed(id)),
             Err(e) => return Err(e.into()),
         };
         Ok((FindingRow { number, ..row }, Vec::new()))
@@ -460,7 +460,7 @@ impl InspectionService {
         v.finish()?;
         self.find(id).await?;
         let (finding, _) = self.finding(id, number).await?;
-        let from = FindingStatus::parse(&finding.status).map_err(StorageError::Corrupt)?;
+        let from = FindingStatus::parse(&finding.status).map_err(PortError::Corrupt)?;
         if !from.may_become(to) {
             return Err(DomainError::FailedPrecondition(format!(
                 "finding {number} of inspection {id} is {from}: it cannot become {to}"
@@ -482,7 +482,7 @@ impl InspectionService {
             .await
         {
             Ok(()) => self.finding(id, number).await,
-            Err(StorageError::Precondition(_)) => Err(DomainError::FailedPrecondition(format!(
+            Err(PortError::Conflict(_)) => Err(DomainError::FailedPrecondition(format!(
                 "finding {number} of inspection {id} changed meanwhile: read it again"
             ))),
             Err(e) => Err(e.into()),
@@ -504,8 +504,8 @@ impl InspectionService {
             required(conclusion, 4000, "a conclusion").map_err(|e| DomainError::invalid("conclusion", e))?;
         match self.store.close_inspection(id, &conclusion, caller.member.code.as_str(), now()).await {
             Ok(()) => self.get(caller, id).await,
-            Err(StorageError::NotFound) => Err(DomainError::NotFound(format!("no inspection {id} is recorded"))),
-            Err(StorageError::Precondition(_)) => Err(closed(id)),
+            Err(PortError::NotFound) => Err(DomainError::NotFound(format!("no inspection {id} is recorded"))),
+            Err(PortError::Conflict(_)) => Err(closed(id)),
             Err(e) => Err(e.into()),
         }
     }
@@ -600,7 +600,7 @@ impl InspectionService {
             .await?
             .ok_or_else(|| DomainError::NotFound(format!("inspection {id} has no sample {number}")))?;
         let households = serde_json::from_str(&row.body)
-            .map_err(|e| StorageError::Corrupt(format!("sample {number} of inspection {id}: {e}")))?;
+            .map_err(|e| PortError::Corrupt(format!("sample {number} of inspection {id}: {e}")))?;
         Ok(Sample { row, households })
     }
 

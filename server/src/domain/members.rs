@@ -7,7 +7,7 @@ use super::{
     identity::Identities,
     member::{Member, MemberChanges, MemberFilter, MemberStatus, NewMember, OrgCode, Reason, Role, check_scope},
 };
-use crate::storage::{LAST_ACTIVE_ICT, MemberWrite, StorageError, Store};
+use crate::domain::ports::{MemberWrite, PortError, Store};
 
 /// Largest page `ListMembers` returns.
 pub const MAX_PAGE: u32 = 500;
@@ -66,7 +66,7 @@ impl MemberRegistry {
     pub async fn register(&self, new: NewMember) -> Result<Member, DomainError> {
         check_scope(new.role, new.unit.as_ref()).map_err(|e| DomainError::invalid("unit_code", e))?;
         let member = self.store.insert_member(&new, crate::now()).await.map_err(|e| match e {
-            StorageError::AlreadyExists => {
+            PortError::AlreadyExists => {
                 DomainError::AlreadyExists(format!("member {} is already registered", new.code))
             }
             other => other.into(),
@@ -149,10 +149,10 @@ impl MemberRegistry {
         let result = self.store.update_member(&write).await;
         self.identities.invalidate(&code);
         result.map_err(|e| match e {
-            StorageError::NotFound => not_found(&code),
-            StorageError::Precondition(LAST_ACTIVE_ICT) => DomainError::FailedPrecondition(format!(
-                "member {code} is the last active ICT member; register or reinstate another ICT member first"
-            )),
+            PortError::NotFound => not_found(&code),
+            PortError::Conflict(crate::domain::ports::Conflict::LastActiveIct) => DomainError::FailedPrecondition(
+                format!("member {code} is the last active ICT member; register or reinstate another ICT member first"),
+            ),
             other => other.into(),
         })
     }

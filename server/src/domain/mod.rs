@@ -12,6 +12,7 @@ pub mod inspections;
 pub mod member;
 pub mod members;
 pub mod policy;
+pub mod ports;
 pub mod reconciliation;
 pub mod registry;
 pub mod statistics;

@@ -18,7 +18,7 @@ use super::{
     member::OrgCode,
     units::{UnitLevel, UnitTable},
 };
-use crate::storage::{StorageError, Store, eligibility::PolicyRow};
+use crate::domain::ports::{PortError, Store, policy::PolicyRow};
 
 /// How long the cached versions are used before they are read again (other hubs may add one).
 const CACHE_TTL: Duration = Duration::from_secs(10);
@@ -450,7 +450,7 @@ impl PolicyRegistry {
     }
 
     /// Every version, at most a few seconds old.
-    pub async fn table(&self) -> Result<Arc<PolicyTable>, StorageError> {
+    pub async fn table(&self) -> Result<Arc<PolicyTable>, PortError> {
         if let Some((at, table)) = self.cached.read().expect("policy cache").as_ref()
             && at.elapsed() < CACHE_TTL
         {
@@ -513,7 +513,7 @@ impl PolicyRegistry {
         let row = PolicyRow::new(version, valid_from, &rules, Some(by.as_str().to_owned()), Some(at));
         match self.store.add_policy_version(&row).await {
             Ok(()) => {}
-            Err(StorageError::AlreadyExists | StorageError::Precondition(_)) => {
+            Err(PortError::AlreadyExists | PortError::Conflict(_)) => {
                 return Err(DomainError::FailedPrecondition(
                     "another policy version was recorded at the same time; read the versions and try again".into(),
                 ));

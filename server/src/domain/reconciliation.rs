@@ -46,12 +46,10 @@ use super::{
     support,
     unit_registry::UnitRegistry,
 };
-use crate::storage::{
-    StorageError, Store,
+use crate::domain::ports::{
+    PortError, Store,
     enrollments::EnrollmentRow,
-    reconciliation::{
-        self as rec, LineFilter, LineRow, NewUpdate, UpdateDecision, UpdateFilter, UpdateRow, Verdict, period_bounds,
-    },
+    monthly::{LineFilter, LineRow, NewUpdate, UpdateDecision, UpdateFilter, UpdateRow, Verdict, period_bounds},
 };
 
 name_enum! {
@@ -985,7 +983,7 @@ impl ReconciliationService {
                     serde_json::to_string(&Figures::default()).map_err(|e| DomainError::Internal(e.into()))?;
                 match self.store.finish_monthly_update(row.id, digest, &figures, crate::now(), replaces).await {
                     Ok(()) => true,
-                    Err(StorageError::Precondition(_)) => false,
+                    Err(PortError::Conflict(_)) => false,
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -1054,7 +1052,7 @@ impl ReconciliationService {
             })
             .await
             .map_err(|e| match e {
-                StorageError::AlreadyExists => DomainError::FailedPrecondition(format!(
+                PortError::AlreadyExists => DomainError::FailedPrecondition(format!(
                     "list {} is being received by another call right now; retry in a moment",
                     header.update_id
                 )),
@@ -1085,7 +1083,7 @@ impl ReconciliationService {
         if let Err(e) = finished {
             let _ = self.store.discard_monthly_update(id).await;
             return Err(match e {
-                StorageError::Precondition(why) => DomainError::FailedPrecondition(format!(
+                PortError::Conflict(why) => DomainError::FailedPrecondition(format!(
                     "list {} was not recorded: {why}; look at the period's lists and submit again",
                     header.update_id
                 )),
@@ -1276,7 +1274,7 @@ impl ReconciliationService {
             while let Some(rows) = storing.recv().await {
                 store.store_monthly_lines(id, &rows).await?;
             }
-            Ok::<_, StorageError>(())
+            Ok::<_, PortError>(())
         });
         let mut ahead: Option<Ahead> = None;
         let mut pending: Vec<(i64, Line)> = Vec::with_capacity(CHUNK);
@@ -1598,11 +1596,13 @@ impl ReconciliationService {
 
     async fn decide(&self, list: &UpdateRow, decision: UpdateDecision<'_>) -> Result<Summary, DomainError> {
         self.store.decide_monthly_update(list.id, &decision).await.map_err(|e| match e {
-            StorageError::Precondition(rec::RECONCILED_AGAIN) => DomainError::FailedPrecondition(format!(
-                "list {} of {} was reconciled again meanwhile; read it and decide again",
-                list.update_id, list.operator
-            )),
-            StorageError::Precondition(_) => DomainError::FailedPrecondition(format!(
+            PortError::Conflict(crate::domain::ports::Conflict::ReconciledAgain) => {
+                DomainError::FailedPrecondition(format!(
+                    "list {} of {} was reconciled again meanwhile; read it and decide again",
+                    list.update_id, list.operator
+                ))
+            }
+            PortError::Conflict(_) => DomainError::FailedPrecondition(format!(
                 "list {} of {} was decided or replaced meanwhile",
                 list.update_id, list.operator
             )),

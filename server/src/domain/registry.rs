@@ -23,9 +23,9 @@ use super::{
     unit_registry::UnitRegistry,
     units::UnitTable,
 };
-use crate::storage::{
-    StorageError, Store,
-    registry::{ApplyProblem, BatchRow, NewBatch, Staged, StagedRecord, VersionRow},
+use crate::domain::ports::{
+    PortError, Store,
+    register::{ApplyProblem, BatchRow, NewBatch, Staged, StagedRecord, VersionRow},
 };
 
 /// What a stream receiving a batch claims ([`Store::claim`]).
@@ -205,7 +205,7 @@ impl HouseholdRegistry {
             receiver: &receiver,
         };
         self.store.begin_batch(&new).await.map_err(|e| match e {
-            StorageError::AlreadyExists => DomainError::FailedPrecondition(format!(
+            PortError::AlreadyExists => DomainError::FailedPrecondition(format!(
                 "batch {id} is being applied by another push right now; retry in a moment"
             )),
             other => other.into(),
@@ -242,7 +242,7 @@ impl HouseholdRegistry {
             while let Some(chunk) = staging.recv().await {
                 store.stage_records(&batch_id, &stager_token, &chunk).await?;
             }
-            Ok::<_, StorageError>(())
+            Ok::<_, PortError>(())
         });
         let mut buffer = Vec::with_capacity(STAGE_CHUNK);
         let received = async {
@@ -272,7 +272,7 @@ impl HouseholdRegistry {
         let staged = stager.await.map_err(|e| DomainError::Internal(Box::new(e)))?;
         received?;
         staged.map_err(|e| match e {
-            StorageError::Precondition(why) => {
+            PortError::Conflict(why) => {
                 DomainError::Aborted(format!("batch {id} was not received: {why}; nothing was changed: push it again"))
             }
             other => other.into(),
@@ -287,7 +287,7 @@ impl HouseholdRegistry {
             .apply_batch(&staged, header.kind, header.effective, &digest.finish(), crate::now())
             .await
             .map_err(|e| match e {
-                StorageError::Precondition(why) => DomainError::Aborted(format!(
+                PortError::Conflict(why) => DomainError::Aborted(format!(
                     "batch {id} was not applied: {why}; nothing was changed: push it again"
                 )),
                 other => other.into(),

@@ -22,7 +22,7 @@ use super::{
     unit_registry::UnitRegistry,
     units::{UnitLevel, UnitTable},
 };
-use crate::storage::{
+use crate::domain::ports::{
     Store,
     statistics::{DeviceCount, EnrolledCount, HouseholdCount, LineCount},
 };

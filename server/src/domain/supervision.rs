@@ -10,7 +10,7 @@ use super::{
 };
 use crate::{
     audit::{self, AuditRecord, ChainReport, SubjectKind},
-    storage::{AuditFilter, Store},
+    domain::ports::{AuditFilter, Store},
 };
 
 /// Records read per database read of an export.

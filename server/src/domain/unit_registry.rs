@@ -16,7 +16,7 @@ use super::{
     member::UnitCode,
     units::{AdminUnit, UnitLevel, UnitTable, reference_units},
 };
-use crate::storage::{StorageError, Store};
+use crate::domain::ports::{PortError, Store};
 
 /// How long the cached table is used before it is read again (other hubs may change it).
 const CACHE_TTL: Duration = Duration::from_secs(10);
@@ -54,7 +54,7 @@ impl UnitRegistry {
     }
 
     /// The unit table, at most a few seconds old.
-    pub async fn table(&self) -> Result<Arc<UnitTable>, StorageError> {
+    pub async fn table(&self) -> Result<Arc<UnitTable>, PortError> {
         if let Some((at, table)) = self.cached.read().expect("unit cache").as_ref()
             && at.elapsed() < CACHE_TTL
         {

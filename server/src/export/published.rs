@@ -6,12 +6,12 @@
 use std::fmt::Write as _;
 
 use crate::{
+    domain::ports::devices::RecipientView,
     domain::{
         devices::{Allocation, DeviceType},
         household::{Category, format_date},
         units::UnitTable,
     },
-    storage::devices::RecipientView,
 };
 
 /// The CSV columns, in order.

@@ -2,19 +2,9 @@
 //! ID or a household code. Every statement reads the same in both dialects;
 //! [`impl_audit_reader!`] writes a backend's implementation from its read pool.
 
-use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::StorageError;
-use crate::audit::{AuditRecord, SubjectKind};
-
-/// A call that gave eligibility decisions: its request id, who asked, and when it decided.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct DecisionCall {
-    pub request_id: String,
-    pub asked_by: String,
-    pub decided_at: OffsetDateTime,
-}
+pub use crate::domain::ports::audit::{AuditReader, DecisionCall};
 
 /// `text` as a `LIKE` pattern that matches it exactly (with `ESCAPE '\'`).
 pub fn like_literal(text: &str) -> String {
@@ -35,41 +25,6 @@ pub fn call_id_bound(at: OffsetDateTime) -> String {
     crate::hex(&millis.to_be_bytes()[2..])
 }
 
-#[async_trait]
-pub trait AuditReader: Send + Sync {
-    /// Sequence numbers of the calls that noted this subject.
-    async fn subject_seqs(&self, kind: SubjectKind, value: &str) -> Result<Vec<i64>, StorageError>;
-
-    /// Calls in `[from, until)` whose single decisions were asked about `value` (any kind of
-    /// question), or, with `answered`, named household `value` in their answer. Decisions are
-    /// not indexed by value (see migration 0014): this reads the decisions of the range, found
-    /// by their call ids, which begin with the time the call arrived.
-    async fn decision_calls(
-        &self,
-        value: &str,
-        answered: bool,
-        from: OffsetDateTime,
-        until: OffsetDateTime,
-    ) -> Result<Vec<DecisionCall>, StorageError>;
-
-    /// Batch calls in `[from, until)` with a decision asked about `value` or answered with
-    /// household `value` (`answered`).
-    async fn run_calls(
-        &self,
-        value: &str,
-        answered: bool,
-        from: OffsetDateTime,
-        until: OffsetDateTime,
-    ) -> Result<Vec<DecisionCall>, StorageError>;
-
-    /// The sequence number of a call's audit record, found from who made it and a time after
-    /// it arrived (within a day).
-    async fn audit_seq_of(&self, call: &DecisionCall) -> Result<Option<i64>, StorageError>;
-
-    /// The records with these sequence numbers, in order.
-    async fn audit_records_at(&self, seqs: &[i64]) -> Result<Vec<AuditRecord>, StorageError>;
-}
-
 macro_rules! impl_audit_reader {
     ($store:ty, $db:ty, read: $read:ident) => {
         #[async_trait::async_trait]
@@ -78,7 +33,7 @@ macro_rules! impl_audit_reader {
                 &self,
                 kind: $crate::audit::SubjectKind,
                 value: &str,
-            ) -> Result<Vec<i64>, StorageError> {
+            ) -> Result<Vec<i64>, PortError> {
                 Ok(sqlx::query_scalar("SELECT seq FROM audit_subjects WHERE kind = $1 AND value = $2 ORDER BY seq")
                     .bind(kind.as_str())
                     .bind(value)
@@ -92,7 +47,7 @@ macro_rules! impl_audit_reader {
                 answered: bool,
                 from: time::OffsetDateTime,
                 until: time::OffsetDateTime,
-            ) -> Result<Vec<$crate::storage::audit_reader::DecisionCall>, StorageError> {
+            ) -> Result<Vec<$crate::storage::audit_reader::DecisionCall>, PortError> {
                 use $crate::storage::audit_reader::call_id_bound;
                 // A call decides after it arrives, within a day.
                 let first = call_id_bound(from - time::Duration::days(1));
@@ -118,7 +73,7 @@ macro_rules! impl_audit_reader {
                 answered: bool,
                 from: time::OffsetDateTime,
                 until: time::OffsetDateTime,
-            ) -> Result<Vec<$crate::storage::audit_reader::DecisionCall>, StorageError> {
+            ) -> Result<Vec<$crate::storage::audit_reader::DecisionCall>, PortError> {
                 use $crate::storage::audit_reader::like_literal;
                 // Entries carry the value asked as "v" and the household answered as "h".
                 let quoted = serde_json::to_string(value).expect("a string serialises");
@@ -140,7 +95,7 @@ macro_rules! impl_audit_reader {
             async fn audit_seq_of(
                 &self,
                 call: &$crate::storage::audit_reader::DecisionCall,
-            ) -> Result<Option<i64>, StorageError> {
+            ) -> Result<Option<i64>, PortError> {
                 Ok(sqlx::query_scalar(
                     "SELECT seq FROM audit_log WHERE org_code = $1 AND at <= $2 AND at >= $3 AND request_id = $4 \
                      ORDER BY at DESC LIMIT 1",
@@ -153,7 +108,7 @@ macro_rules! impl_audit_reader {
                 .await?)
             }
 
-            async fn audit_records_at(&self, seqs: &[i64]) -> Result<Vec<$crate::audit::AuditRecord>, StorageError> {
+            async fn audit_records_at(&self, seqs: &[i64]) -> Result<Vec<$crate::audit::AuditRecord>, PortError> {
                 let mut out = Vec::with_capacity(seqs.len());
                 for chunk in seqs.chunks(500) {
                     let mut select = sqlx::QueryBuilder::<$db>::new(

@@ -3,72 +3,7 @@
 //! whether the append-only guards are in place. [`impl_audit_trail!`] writes a backend's
 //! implementation; the statements read the same in both dialects but for the guards.
 
-use async_trait::async_trait;
-use time::OffsetDateTime;
-
-use super::{
-    StorageError,
-    eligibility::{DecisionRow, DecisionRunRow},
-};
-
-/// A signed checkpoint as stored.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct CheckpointRow {
-    pub tree_size: i64,
-    /// Lower-case hex.
-    pub root_hash: String,
-    pub signed_at: OffsetDateTime,
-    /// The signing key's id, 8 hex digits.
-    pub key_id: String,
-    /// The signed note.
-    pub note: String,
-}
-
-/// A subject noted beside a record.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct SubjectRow {
-    pub seq: i64,
-    pub kind: String,
-    pub value: String,
-}
-
-#[async_trait]
-pub trait AuditTrail: Send + Sync {
-    /// The chain head: its record count, last hash and the tree's right edge (`None` until
-    /// built).
-    async fn audit_edge(&self) -> Result<(i64, String, Option<String>), StorageError>;
-
-    /// Stored nodes of `level` with index in `[from, to)`, in order, as (index, hex hash).
-    async fn audit_nodes(&self, level: u32, from: u64, to: u64) -> Result<Vec<(i64, String)>, StorageError>;
-
-    /// Stored nodes of several `(level, from, to)` ranges (index in `[from, to)`), in one
-    /// read, as (level, index, hex hash).
-    async fn audit_node_ranges(&self, ranges: &[(u32, u64, u64)]) -> Result<Vec<(i64, i64, String)>, StorageError>;
-
-    /// Every stored node, by level and index.
-    async fn audit_nodes_all(&self, after: (u32, u64), limit: u32) -> Result<Vec<(i64, i64, String)>, StorageError>;
-
-    /// The subjects noted beside records `(after, last]`.
-    async fn audit_subjects_between(&self, after: i64, last: i64) -> Result<Vec<SubjectRow>, StorageError>;
-
-    /// The single decisions with call ids in `[first, last]`.
-    async fn decisions_between(&self, first: &str, last: &str) -> Result<Vec<DecisionRow>, StorageError>;
-
-    /// Runs of call `call_id` from the first index after `after`, in order, at most `limit`.
-    async fn runs_of(&self, call_id: &str, after: i64, limit: u32) -> Result<Vec<DecisionRunRow>, StorageError>;
-
-    /// Checkpoints of trees larger than `after` records, smallest first, at most `limit`.
-    async fn checkpoints_after(&self, after: i64, limit: u32) -> Result<Vec<CheckpointRow>, StorageError>;
-
-    /// The checkpoint of a tree size, or the latest (`None`).
-    async fn checkpoint(&self, size: Option<i64>) -> Result<Option<CheckpointRow>, StorageError>;
-
-    /// Stores a checkpoint; `false` when one of its size is stored already (another hub's).
-    async fn insert_checkpoint(&self, row: &CheckpointRow) -> Result<bool, StorageError>;
-
-    /// The append-only guards (triggers) that are missing or disabled.
-    async fn missing_guards(&self) -> Result<Vec<String>, StorageError>;
-}
+pub use crate::domain::ports::audit::{AuditTrail, CheckpointRow, SubjectRow};
 
 /// The tables whose rows the trail covers: each must refuse changes and removals.
 pub const GUARDED: [&str; 6] = [
@@ -87,7 +22,7 @@ macro_rules! impl_audit_trail {
     ($store:ty, read: $read:ident, write: $write:ident, guards: $guards:literal) => {
         #[async_trait::async_trait]
         impl $crate::storage::audit_trail::AuditTrail for $store {
-            async fn audit_edge(&self) -> Result<(i64, String, Option<String>), StorageError> {
+            async fn audit_edge(&self) -> Result<(i64, String, Option<String>), PortError> {
                 Ok(sqlx::query_as("SELECT seq, hash, tree FROM audit_head WHERE id = 1").fetch_one(&self.$read).await?)
             }
 
@@ -96,7 +31,7 @@ macro_rules! impl_audit_trail {
                 level: u32,
                 from: u64,
                 to: u64,
-            ) -> Result<Vec<(i64, String)>, StorageError> {
+            ) -> Result<Vec<(i64, String)>, PortError> {
                 Ok(sqlx::query_as(
                     "SELECT idx, hash FROM audit_tree WHERE level = $1 AND idx >= $2 AND idx < $3 ORDER BY idx",
                 )
@@ -110,7 +45,7 @@ macro_rules! impl_audit_trail {
             async fn audit_node_ranges(
                 &self,
                 ranges: &[(u32, u64, u64)],
-            ) -> Result<Vec<(i64, i64, String)>, StorageError> {
+            ) -> Result<Vec<(i64, i64, String)>, PortError> {
                 use std::fmt::Write as _;
                 if ranges.is_empty() {
                     return Ok(Vec::new());
@@ -130,7 +65,7 @@ macro_rules! impl_audit_trail {
                 &self,
                 after: (u32, u64),
                 limit: u32,
-            ) -> Result<Vec<(i64, i64, String)>, StorageError> {
+            ) -> Result<Vec<(i64, i64, String)>, PortError> {
                 Ok(sqlx::query_as(
                     "SELECT CAST(level AS BIGINT), idx, hash FROM audit_tree \
                      WHERE level > $1 OR (level = $1 AND idx > $2) ORDER BY level, idx LIMIT $3",
@@ -146,7 +81,7 @@ macro_rules! impl_audit_trail {
                 &self,
                 after: i64,
                 last: i64,
-            ) -> Result<Vec<$crate::storage::audit_trail::SubjectRow>, StorageError> {
+            ) -> Result<Vec<$crate::storage::audit_trail::SubjectRow>, PortError> {
                 Ok(sqlx::query_as(
                     "SELECT seq, kind, value FROM audit_subjects WHERE seq > $1 AND seq <= $2 ORDER BY seq",
                 )
@@ -160,7 +95,7 @@ macro_rules! impl_audit_trail {
                 &self,
                 first: &str,
                 last: &str,
-            ) -> Result<Vec<$crate::storage::eligibility::DecisionRow>, StorageError> {
+            ) -> Result<Vec<$crate::storage::eligibility::DecisionRow>, PortError> {
                 Ok(sqlx::query_as(
                     "SELECT call_id, idx, request_id, asked_by, decided_at, query_kind, query_value, as_of, \
                      household_code, eligible, policy_version, body FROM eligibility_decisions \
@@ -177,7 +112,7 @@ macro_rules! impl_audit_trail {
                 call_id: &str,
                 after: i64,
                 limit: u32,
-            ) -> Result<Vec<$crate::storage::eligibility::DecisionRunRow>, StorageError> {
+            ) -> Result<Vec<$crate::storage::eligibility::DecisionRunRow>, PortError> {
                 Ok(sqlx::query_as(
                     "SELECT call_id, first_idx, last_idx, request_id, asked_by, decided_at, decisions, body \
                      FROM eligibility_decision_runs WHERE call_id = $1 AND first_idx > $2 ORDER BY first_idx LIMIT $3",
@@ -193,7 +128,7 @@ macro_rules! impl_audit_trail {
                 &self,
                 after: i64,
                 limit: u32,
-            ) -> Result<Vec<$crate::storage::audit_trail::CheckpointRow>, StorageError> {
+            ) -> Result<Vec<$crate::storage::audit_trail::CheckpointRow>, PortError> {
                 Ok(sqlx::query_as(
                     "SELECT tree_size, root_hash, signed_at, key_id, note FROM audit_checkpoints \
                      WHERE tree_size > $1 ORDER BY tree_size LIMIT $2",
@@ -207,7 +142,7 @@ macro_rules! impl_audit_trail {
             async fn checkpoint(
                 &self,
                 size: Option<i64>,
-            ) -> Result<Option<$crate::storage::audit_trail::CheckpointRow>, StorageError> {
+            ) -> Result<Option<$crate::storage::audit_trail::CheckpointRow>, PortError> {
                 Ok(sqlx::query_as(
                     "SELECT tree_size, root_hash, signed_at, key_id, note FROM audit_checkpoints \
                      WHERE CAST($1 AS BIGINT) IS NULL OR tree_size = $1 ORDER BY tree_size DESC LIMIT 1",
@@ -220,7 +155,7 @@ macro_rules! impl_audit_trail {
             async fn insert_checkpoint(
                 &self,
                 row: &$crate::storage::audit_trail::CheckpointRow,
-            ) -> Result<bool, StorageError> {
+            ) -> Result<bool, PortError> {
                 let done = sqlx::query(
                     "INSERT INTO audit_checkpoints (tree_size, root_hash, signed_at, key_id, note) \
                      VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
@@ -235,7 +170,7 @@ macro_rules! impl_audit_trail {
                 Ok(done.rows_affected() == 1)
             }
 
-            async fn missing_guards(&self) -> Result<Vec<String>, StorageError> {
+            async fn missing_guards(&self) -> Result<Vec<String>, PortError> {
                 let found: Vec<(String, String)> = sqlx::query_as($guards).fetch_all(&self.$read).await?;
                 let mut missing = Vec::new();
                 for table in $crate::storage::audit_trail::GUARDED {

@@ -2,288 +2,12 @@
 //! Every statement reads the same in both dialects; [`impl_device_store!`] writes the
 //! [`DeviceStore`] implementation of a backend from the connection and transaction it uses.
 
-use async_trait::async_trait;
 use time::{Date, OffsetDateTime};
 
-use super::StorageError;
-
-/// A stored allocation decision with its list's status.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct AllocationRow {
-    pub id: i64,
-    pub decision_number: String,
-    pub decision_date: Date,
-    pub tablets: i64,
-    pub smartphones: i64,
-    /// The split by unit, as JSON.
-    pub quotas: String,
-    pub cash_amount: i64,
-    pub note: String,
-    /// `RECORDED`, `PROPOSED`, `SUBMITTED`, `RETURNED` or `APPROVED`.
-    pub status: String,
-    pub revision: i64,
-    pub recorded_by: String,
-    pub recorded_at: OffsetDateTime,
-    pub proposal_as_of: Option<Date>,
-    pub policy_version: Option<i64>,
-    pub proposed_at: Option<OffsetDateTime>,
-    pub eligible: i64,
-    pub recipients: i64,
-    pub proposal_digest: Option<String>,
-    pub list_digest: Option<String>,
-    pub submitted_by: Option<String>,
-    pub submitted_at: Option<OffsetDateTime>,
-    pub approval_number: Option<String>,
-    pub decided_by: Option<String>,
-    pub decided_at: Option<OffsetDateTime>,
-    pub decision_note: Option<String>,
-    /// The date of the committee's approving decision.
-    pub approved_on: Option<Date>,
-}
-
-/// A decision being recorded.
-#[derive(Debug, Clone)]
-pub struct NewAllocation<'a> {
-    pub decision_number: &'a str,
-    pub decision_date: Date,
-    pub tablets: i64,
-    pub smartphones: i64,
-    pub quotas: &'a str,
-    pub cash_amount: i64,
-    pub note: &'a str,
-    pub recorded_by: &'a str,
-    pub recorded_at: OffsetDateTime,
-}
-
-/// A household's state that may qualify for a device (the caller checks the data).
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct CandidateRow {
-    pub household_code: String,
-    pub commune_code: String,
-    pub data: String,
-}
-
-/// A place on a list.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct PlaceRow {
-    pub household_code: String,
-    pub rank: i64,
-    /// The unit of the split the place counts against (`""`: the whole province).
-    pub unit_code: String,
-    pub commune_code: String,
-    pub district_code: Option<String>,
-    pub category: String,
-    /// 0 for the policy's first priority group.
-    pub priority_group: i64,
-    pub nominated: bool,
-    /// `TABLET` or `SMARTPHONE`.
-    pub device_type: String,
-    pub head_name_masked: String,
-    /// Added by an amendment.
-    pub added: bool,
-}
-
-/// A hand-over: a device or the cash alternative.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct HandoverRow {
-    pub household_code: String,
-    pub allocation_id: i64,
-    /// `DEVICE` or `CASH`.
-    pub kind: String,
-    pub device_type: Option<String>,
-    pub serial_number: Option<String>,
-    pub imei: Option<String>,
-    pub cash_amount: Option<i64>,
-    pub phone_bought_on: Option<Date>,
-    pub receipt_reference: Option<String>,
-    pub handed_over_on: Date,
-    pub received_by: String,
-    pub recorded_by: String,
-    pub recorded_at: OffsetDateTime,
-    pub request_id: String,
-}
-
-/// A place with its hand-over, when there is one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecipientView {
-    pub place: PlaceRow,
-    pub handover: Option<HandoverRow>,
-}
-
-/// Places and hand-overs of one unit of the split.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct ProgressRow {
-    pub unit_code: String,
-    pub on_list: i64,
-    pub devices: i64,
-    pub cash: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct AmendmentRow {
-    pub id: i64,
-    pub revision: i64,
-    /// `ADD` or `REMOVE`.
-    pub action: String,
-    pub household_code: String,
-    pub device_type: Option<String>,
-    pub reason: String,
-    pub amended_by: String,
-    pub amended_at: OffsetDateTime,
-}
-
-/// What a proposal records about itself.
-#[derive(Debug, Clone)]
-pub struct ProposalMeta {
-    pub as_of: Date,
-    pub policy_version: i64,
-    pub proposed_at: OffsetDateTime,
-    pub eligible: i64,
-    pub digest: String,
-}
-
-/// One amendment of a draft.
-#[derive(Debug, Clone)]
-pub enum Amend<'a> {
-    /// A place for a household, counted against `quota` places of its unit and device type;
-    /// its rank is given by the store (after the last).
-    Add {
-        place: PlaceRow,
-        quota: i64,
-    },
-    Remove {
-        household_code: &'a str,
-    },
-}
-
-/// Who amended, why, when.
-#[derive(Debug, Clone)]
-pub struct AmendNote<'a> {
-    pub reason: &'a str,
-    pub by: &'a str,
-    pub at: OffsetDateTime,
-}
-
-/// The committee's answer to a submitted list.
-#[derive(Debug, Clone)]
-pub struct CommitteeDecision<'a> {
-    pub approve: bool,
-    pub approval_number: Option<&'a str>,
-    pub by: &'a str,
-    pub at: OffsetDateTime,
-    /// The date of the approving decision (`None` when returning).
-    pub approved_on: Option<Date>,
-    pub note: &'a str,
-    /// When set, the submitted list must have this digest.
-    pub expected_digest: Option<&'a str>,
-}
-
-/// Which places to read.
-#[derive(Debug, Clone, Default)]
-pub struct RecipientFilter {
-    /// A commune, district or unit of the split.
-    pub unit_code: Option<String>,
-    /// `Some(false)`: not handed over yet; `Some(true)`: handed over.
-    pub handed_over: Option<bool>,
-}
-
-/// What recording a hand-over did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HandoverOutcome {
-    Recorded,
-    /// The allocation's list is not approved.
-    NotApproved,
-    /// The household holds no place on the allocation's list.
-    NotOnList,
-    /// The household already received a device or the cash (this hand-over).
-    AlreadyHandedOver(Box<HandoverRow>),
-    /// The IMEI was recorded for another household's device.
-    ImeiUsed {
-        household_code: String,
-    },
-}
-
-/// The guard texts of the status changes.
-pub const NOT_AMENDABLE: &str = "the list is not a draft open to amendment";
-pub const NOT_PROPOSABLE: &str = "the list is with the committee or approved";
-pub const PLACE_TAKEN: &str = "a household of the list was put on another list meanwhile";
-pub const QUOTA_FULL: &str = "the unit's places for this device are all taken";
-pub const CHANGED_SINCE: &str = "the list changed since it was read";
-pub const NOT_SUBMITTED: &str = "the list is not submitted";
-pub const OTHER_DIGEST: &str = "the submitted list is not the one reviewed";
-
-/// Device allocations, for both backends.
-#[async_trait]
-pub trait DeviceStore: Send + Sync {
-    /// `AlreadyExists` when the decision number is taken.
-    async fn insert_allocation(&self, new: &NewAllocation<'_>) -> Result<i64, StorageError>;
-
-    async fn allocation(&self, decision_number: &str) -> Result<Option<AllocationRow>, StorageError>;
-
-    /// Allocations with ids below `before`, newest first.
-    async fn list_allocations(&self, before: i64, limit: u32) -> Result<Vec<AllocationRow>, StorageError>;
-
-    /// Nominates households not yet nominated for the allocation; returns how many it added.
-    async fn nominate_households(
-        &self,
-        id: i64,
-        codes: &[String],
-        by: &str,
-        reason: &str,
-        at: OffsetDateTime,
-    ) -> Result<u64, StorageError>;
-
-    async fn nominations(&self, id: i64) -> Result<Vec<String>, StorageError>;
-
-    /// States on `as_of` of households on the list that say they want a device, hold no place
-    /// on another allocation's list and never received a device or the cash.
-    async fn device_candidates(&self, id: i64, as_of: Date) -> Result<Vec<CandidateRow>, StorageError>;
-
-    /// Replaces the allocation's list, in one transaction. `Precondition` when the list is not
-    /// open to a proposal, or a household took a place on another list meanwhile.
-    async fn save_proposal(&self, id: i64, meta: &ProposalMeta, places: &[PlaceRow]) -> Result<(), StorageError>;
-
-    /// Amends a draft; returns the list's new revision. `Precondition` when it is not open to
-    /// amendment or the unit's places are taken; `NotFound` when removing a household not on
-    /// it; `AlreadyExists` when adding one that holds a place (on any list).
-    async fn amend_proposal(&self, id: i64, amend: &Amend<'_>, note: &AmendNote<'_>) -> Result<i64, StorageError>;
-
-    /// Submits the draft as it stood in `revision`, with its digest.
-    async fn submit_allocation(
-        &self,
-        id: i64,
-        revision: i64,
-        digest: &str,
-        by: &str,
-        at: OffsetDateTime,
-    ) -> Result<(), StorageError>;
-
-    async fn decide_allocation(&self, id: i64, decision: &CommitteeDecision<'_>) -> Result<(), StorageError>;
-
-    async fn record_handover(&self, row: &HandoverRow) -> Result<HandoverOutcome, StorageError>;
-
-    /// Places after rank `after`, in rank order, with their hand-overs.
-    async fn allocation_recipients(
-        &self,
-        id: i64,
-        filter: &RecipientFilter,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<RecipientView>, StorageError>;
-
-    /// A household's place on the allocation's list, with its hand-over.
-    async fn place(&self, id: i64, household_code: &str) -> Result<Option<RecipientView>, StorageError>;
-
-    async fn allocation_progress(&self, id: i64) -> Result<Vec<ProgressRow>, StorageError>;
-
-    async fn allocation_amendments(&self, id: i64) -> Result<Vec<AmendmentRow>, StorageError>;
-
-    /// The decision number of the allocation whose list holds the household, if any.
-    async fn place_of(&self, household_code: &str) -> Result<Option<String>, StorageError>;
-
-    /// The household's hand-over, if it had one.
-    async fn handover_of(&self, household_code: &str) -> Result<Option<HandoverRow>, StorageError>;
-}
+pub use crate::domain::ports::devices::{
+    AllocationRow, Amend, AmendNote, AmendmentRow, CandidateRow, CommitteeDecision, DeviceStore, HandoverOutcome,
+    HandoverRow, NewAllocation, PlaceRow, ProgressRow, ProposalMeta, RecipientFilter, RecipientView,
+};
 
 /// `SELECT` of every column of `device_allocations` with a condition, as one literal.
 macro_rules! select_allocations {
@@ -376,7 +100,7 @@ macro_rules! impl_device_store {
             async fn insert_allocation(
                 &self,
                 new: &$crate::storage::devices::NewAllocation<'_>,
-            ) -> Result<i64, StorageError> {
+            ) -> Result<i64, PortError> {
                 let mut tx = self.$write.begin_with($begin).await?;
                 let (id,): (i64,) = sqlx::query_as(
                     "INSERT INTO device_allocations (decision_number, decision_date, tablets, smartphones, quotas, \
@@ -394,7 +118,7 @@ macro_rules! impl_device_store {
                 .bind(new.recorded_at)
                 .fetch_one(&mut *tx)
                 .await
-                .map_err(StorageError::from_insert)?;
+                .map_err(PortError::from_insert)?;
                 tx.commit().await?;
                 Ok(id)
             }
@@ -402,7 +126,7 @@ macro_rules! impl_device_store {
             async fn allocation(
                 &self,
                 decision_number: &str,
-            ) -> Result<Option<$crate::storage::devices::AllocationRow>, StorageError> {
+            ) -> Result<Option<$crate::storage::devices::AllocationRow>, PortError> {
                 Ok(sqlx::query_as($crate::storage::devices::select_allocations!("decision_number = $1"))
                     .bind(decision_number)
                     .fetch_optional(&self.$read)
@@ -413,7 +137,7 @@ macro_rules! impl_device_store {
                 &self,
                 before: i64,
                 limit: u32,
-            ) -> Result<Vec<$crate::storage::devices::AllocationRow>, StorageError> {
+            ) -> Result<Vec<$crate::storage::devices::AllocationRow>, PortError> {
                 Ok(sqlx::query_as($crate::storage::devices::select_allocations!("id < $1 ORDER BY id DESC LIMIT $2"))
                     .bind(before)
                     .bind(i64::from(limit))
@@ -428,7 +152,7 @@ macro_rules! impl_device_store {
                 by: &str,
                 reason: &str,
                 at: time::OffsetDateTime,
-            ) -> Result<u64, StorageError> {
+            ) -> Result<u64, PortError> {
                 let mut tx = self.$write.begin_with($begin).await?;
                 let mut added = 0;
                 for chunk in codes.chunks($crate::storage::devices::PLACES_PER_INSERT) {
@@ -446,7 +170,7 @@ macro_rules! impl_device_store {
                 Ok(added)
             }
 
-            async fn nominations(&self, id: i64) -> Result<Vec<String>, StorageError> {
+            async fn nominations(&self, id: i64) -> Result<Vec<String>, PortError> {
                 let rows: Vec<(String,)> = sqlx::query_as(
                     "SELECT household_code FROM device_nominations WHERE allocation_id = $1 ORDER BY household_code",
                 )
@@ -460,7 +184,7 @@ macro_rules! impl_device_store {
                 &self,
                 id: i64,
                 as_of: time::Date,
-            ) -> Result<Vec<$crate::storage::devices::CandidateRow>, StorageError> {
+            ) -> Result<Vec<$crate::storage::devices::CandidateRow>, PortError> {
                 // The flag is stored only when set: the text test keeps the states to parse
                 // few; the caller decides on the parsed data.
                 Ok(sqlx::query_as(
@@ -482,7 +206,7 @@ macro_rules! impl_device_store {
                 id: i64,
                 meta: &$crate::storage::devices::ProposalMeta,
                 places: &[$crate::storage::devices::PlaceRow],
-            ) -> Result<(), StorageError> {
+            ) -> Result<(), PortError> {
                 use $crate::storage::devices as dev;
                 let mut tx = self.$write.begin_with($begin).await?;
                 let done = sqlx::query(
@@ -501,7 +225,7 @@ macro_rules! impl_device_store {
                 .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() != 1 {
-                    return Err(StorageError::Precondition(dev::NOT_PROPOSABLE));
+                    return Err(PortError::Conflict($crate::domain::ports::Conflict::NotProposable));
                 }
                 sqlx::query("DELETE FROM device_recipients WHERE allocation_id = $1").bind(id).execute(&mut *tx).await?;
                 for chunk in places.chunks(dev::PLACES_PER_INSERT) {
@@ -523,8 +247,8 @@ macro_rules! impl_device_store {
                             .push_bind(p.head_name_masked.clone())
                             .push_bind(p.added);
                     });
-                    insert.build().execute(&mut *tx).await.map_err(|e| match StorageError::from_insert(e) {
-                        StorageError::AlreadyExists => StorageError::Precondition(dev::PLACE_TAKEN),
+                    insert.build().execute(&mut *tx).await.map_err(|e| match PortError::from_insert(e) {
+                        PortError::AlreadyExists => PortError::Conflict($crate::domain::ports::Conflict::PlaceTaken),
                         other => other,
                     })?;
                 }
@@ -537,8 +261,8 @@ macro_rules! impl_device_store {
                 id: i64,
                 amend: &$crate::storage::devices::Amend<'_>,
                 note: &$crate::storage::devices::AmendNote<'_>,
-            ) -> Result<i64, StorageError> {
-                use $crate::storage::devices::{self as dev, Amend};
+            ) -> Result<i64, PortError> {
+                use $crate::storage::devices::Amend;
                 let mut tx = self.$write.begin_with($begin).await?;
                 let delta: i64 = if matches!(amend, Amend::Add { .. }) { 1 } else { -1 };
                 let revision: Option<(i64,)> = sqlx::query_as(
@@ -550,7 +274,7 @@ macro_rules! impl_device_store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 let Some((revision,)) = revision else {
-                    return Err(StorageError::Precondition(dev::NOT_AMENDABLE));
+                    return Err(PortError::Conflict($crate::domain::ports::Conflict::NotAmendable));
                 };
                 let (household, device_type) = match amend {
                     Amend::Remove { household_code } => {
@@ -561,7 +285,7 @@ macro_rules! impl_device_store {
                                 .execute(&mut *tx)
                                 .await?;
                         if done.rows_affected() != 1 {
-                            return Err(StorageError::NotFound);
+                            return Err(PortError::NotFound);
                         }
                         (household_code.to_string(), None)
                     }
@@ -577,7 +301,7 @@ macro_rules! impl_device_store {
                         .fetch_one(&mut *tx)
                         .await?;
                         if taken >= *quota {
-                            return Err(StorageError::Precondition(dev::QUOTA_FULL));
+                            return Err(PortError::Conflict($crate::domain::ports::Conflict::QuotaFull));
                         }
                         sqlx::query(
                             "INSERT INTO device_recipients (household_code, allocation_id, rank, unit_code, \
@@ -598,7 +322,7 @@ macro_rules! impl_device_store {
                         .bind(true)
                         .execute(&mut *tx)
                         .await
-                        .map_err(StorageError::from_insert)?;
+                        .map_err(PortError::from_insert)?;
                         (place.household_code.clone(), Some(place.device_type.clone()))
                     }
                 };
@@ -627,7 +351,7 @@ macro_rules! impl_device_store {
                 digest: &str,
                 by: &str,
                 at: time::OffsetDateTime,
-            ) -> Result<(), StorageError> {
+            ) -> Result<(), PortError> {
                 let mut tx = self.$write.begin_with($begin).await?;
                 let done = sqlx::query(
                     "UPDATE device_allocations SET status = 'SUBMITTED', list_digest = $3, submitted_by = $4, \
@@ -641,7 +365,7 @@ macro_rules! impl_device_store {
                 .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() != 1 {
-                    return Err(StorageError::Precondition($crate::storage::devices::CHANGED_SINCE));
+                    return Err(PortError::Conflict($crate::domain::ports::Conflict::ChangedSince));
                 }
                 tx.commit().await?;
                 Ok(())
@@ -651,8 +375,7 @@ macro_rules! impl_device_store {
                 &self,
                 id: i64,
                 d: &$crate::storage::devices::CommitteeDecision<'_>,
-            ) -> Result<(), StorageError> {
-                use $crate::storage::devices as dev;
+            ) -> Result<(), PortError> {
                 let mut tx = self.$write.begin_with($begin).await?;
                 let row: Option<(String, Option<String>)> =
                     sqlx::query_as("SELECT status, list_digest FROM device_allocations WHERE id = $1")
@@ -661,12 +384,12 @@ macro_rules! impl_device_store {
                         .await?;
                 match row {
                     Some((status, _)) if status != "SUBMITTED" => {
-                        return Err(StorageError::Precondition(dev::NOT_SUBMITTED));
+                        return Err(PortError::Conflict($crate::domain::ports::Conflict::NotSubmitted));
                     }
                     Some((_, digest)) if d.expected_digest.is_some_and(|e| Some(e) != digest.as_deref()) => {
-                        return Err(StorageError::Precondition(dev::OTHER_DIGEST));
+                        return Err(PortError::Conflict($crate::domain::ports::Conflict::OtherDigest));
                     }
-                    None => return Err(StorageError::NotFound),
+                    None => return Err(PortError::NotFound),
                     Some(_) => {}
                 }
                 sqlx::query(
@@ -689,7 +412,7 @@ macro_rules! impl_device_store {
             async fn record_handover(
                 &self,
                 h: &$crate::storage::devices::HandoverRow,
-            ) -> Result<$crate::storage::devices::HandoverOutcome, StorageError> {
+            ) -> Result<$crate::storage::devices::HandoverOutcome, PortError> {
                 use $crate::storage::devices::{HandoverOutcome, HandoverRow};
                 let mut tx = self.$write.begin_with($begin).await?;
                 let status: Option<(String,)> = sqlx::query_as("SELECT status FROM device_allocations WHERE id = $1")
@@ -752,7 +475,7 @@ macro_rules! impl_device_store {
                 .bind(&h.request_id)
                 .execute(&mut *tx)
                 .await
-                .map_err(StorageError::from_insert)?;
+                .map_err(PortError::from_insert)?;
                 tx.commit().await?;
                 Ok(HandoverOutcome::Recorded)
             }
@@ -763,7 +486,7 @@ macro_rules! impl_device_store {
                 filter: &$crate::storage::devices::RecipientFilter,
                 after: i64,
                 limit: u32,
-            ) -> Result<Vec<$crate::storage::devices::RecipientView>, StorageError> {
+            ) -> Result<Vec<$crate::storage::devices::RecipientView>, PortError> {
                 use $crate::storage::devices::{RecipientRead, RecipientView};
                 let state = match filter.handed_over {
                     None => 0_i64,
@@ -790,7 +513,7 @@ macro_rules! impl_device_store {
                 &self,
                 id: i64,
                 household_code: &str,
-            ) -> Result<Option<$crate::storage::devices::RecipientView>, StorageError> {
+            ) -> Result<Option<$crate::storage::devices::RecipientView>, PortError> {
                 use $crate::storage::devices::{RecipientRead, RecipientView};
                 let row: Option<RecipientRead> = sqlx::query_as($crate::storage::devices::select_recipients!(
                     "r.allocation_id = $1 AND r.household_code = $2"
@@ -805,7 +528,7 @@ macro_rules! impl_device_store {
             async fn allocation_progress(
                 &self,
                 id: i64,
-            ) -> Result<Vec<$crate::storage::devices::ProgressRow>, StorageError> {
+            ) -> Result<Vec<$crate::storage::devices::ProgressRow>, PortError> {
                 Ok(sqlx::query_as(
                     "SELECT r.unit_code, COUNT(*) AS on_list, \
                      SUM(CASE WHEN h.kind = 'DEVICE' THEN 1 ELSE 0 END) AS devices, \
@@ -822,7 +545,7 @@ macro_rules! impl_device_store {
             async fn allocation_amendments(
                 &self,
                 id: i64,
-            ) -> Result<Vec<$crate::storage::devices::AmendmentRow>, StorageError> {
+            ) -> Result<Vec<$crate::storage::devices::AmendmentRow>, PortError> {
                 Ok(sqlx::query_as(
                     "SELECT id, revision, action, household_code, device_type, reason, amended_by, amended_at \
                      FROM device_amendments WHERE allocation_id = $1 ORDER BY id",
@@ -832,7 +555,7 @@ macro_rules! impl_device_store {
                 .await?)
             }
 
-            async fn place_of(&self, household_code: &str) -> Result<Option<String>, StorageError> {
+            async fn place_of(&self, household_code: &str) -> Result<Option<String>, PortError> {
                 let row: Option<(String,)> = sqlx::query_as(
                     "SELECT a.decision_number FROM device_recipients r \
                      JOIN device_allocations a ON a.id = r.allocation_id WHERE r.household_code = $1",
@@ -846,7 +569,7 @@ macro_rules! impl_device_store {
             async fn handover_of(
                 &self,
                 household_code: &str,
-            ) -> Result<Option<$crate::storage::devices::HandoverRow>, StorageError> {
+            ) -> Result<Option<$crate::storage::devices::HandoverRow>, PortError> {
                 Ok(sqlx::query_as(
                     "SELECT household_code, allocation_id, kind, device_type, serial_number, imei, cash_amount, \
                      phone_bought_on, receipt_reference, handed_over_on, received_by, recorded_by, recorded_at, \

@@ -3,115 +3,9 @@
 //! way of keeping two writers apart (SQLite: the single writer; PostgreSQL: advisory locks on
 //! the household and the phone number).
 
-use time::{Date, OffsetDateTime};
-
-use super::eligibility::DecisionRow;
-
-/// A stored enrolment.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct EnrollmentRow {
-    pub id: i64,
-    pub operator: String,
-    pub household_code: String,
-    pub subscriber_citizen_id: String,
-    pub phone_number: String,
-    pub service: String,
-    pub start_date: Date,
-    pub end_date: Option<Date>,
-    pub end_reason: Option<String>,
-    pub end_note: Option<String>,
-    pub decision_id: String,
-    pub transfer_reference: Option<String>,
-    pub recorded_at: OffsetDateTime,
-    pub ended_at: Option<OffsetDateTime>,
-}
-
-impl EnrollmentRow {
-    /// Whether the enrolment runs on some day from `date` on.
-    pub fn runs_from(&self, date: Date) -> bool {
-        self.end_date.is_none_or(|end| end > date)
-    }
-
-    /// Whether the enrolment runs on `date`.
-    pub fn runs_on(&self, date: Date) -> bool {
-        self.start_date <= date && self.runs_from(date)
-    }
-}
-
-/// A write by an operator, identified by its idempotency key.
-#[derive(Debug, Clone)]
-pub struct WriteKey<'a> {
-    pub operator: &'a str,
-    pub key: &'a str,
-    /// SHA-256 of the request's content: the same key with other content is refused.
-    pub digest: &'a str,
-}
-
-/// A line to enrol (or to take over, for a transfer).
-#[derive(Debug, Clone)]
-pub struct NewEnrollment {
-    pub operator: String,
-    pub household_code: String,
-    pub subscriber_citizen_id: String,
-    pub phone_number: String,
-    pub service: String,
-    pub start_date: Date,
-    pub transfer_reference: Option<String>,
-    pub recorded_at: OffsetDateTime,
-    /// The decision the enrolment rests on, stored with it.
-    pub decision: DecisionRow,
-}
-
-/// What an enrolment or transfer did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EnrollOutcome {
-    /// Enrolled; for a transfer, with the enrolment it ended.
-    Created { enrollment: Box<EnrollmentRow>, ended: Option<Box<EnrollmentRow>> },
-    /// The key was used before for the same request: what it did then, as it stands now.
-    Replayed { enrollment: Box<EnrollmentRow>, previous_end: Option<Date> },
-    /// The key was used before for another request.
-    KeyReused,
-    /// The household holds its allowed lines from the start date on: the caller's own
-    /// enrolments among them, and how many with other operators.
-    HouseholdFull { own: Vec<EnrollmentRow>, others: usize },
-    /// The phone number has a subsidised line running from the start date on.
-    PhoneTaken,
-    /// A transfer found no enrolment with another operator to take over.
-    NothingToTransfer,
-    /// A transfer would end the other operator's enrolment on or before the day it started.
-    TransferTooEarly { started: Date },
-}
-
-/// What ending an enrolment did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeenrollOutcome {
-    Ended(Box<EnrollmentRow>),
-    Replayed(Box<EnrollmentRow>),
-    KeyReused,
-    /// No enrolment of this operator has the id.
-    NotFound,
-    AlreadyEnded(Box<EnrollmentRow>),
-    /// The end date is not after the start date.
-    BeforeStart(Box<EnrollmentRow>),
-}
-
-/// How to end an enrolment.
-#[derive(Debug, Clone)]
-pub struct Ending<'a> {
-    pub id: i64,
-    pub end_date: Date,
-    pub reason: &'a str,
-    pub note: Option<&'a str>,
-    pub at: OffsetDateTime,
-}
-
-/// Which enrolments to list.
-#[derive(Debug, Clone, Default)]
-pub struct EnrollmentFilter {
-    pub operator: Option<String>,
-    pub household_code: Option<String>,
-    pub active_on: Option<Date>,
-}
+pub use crate::domain::ports::enrollments::{
+    DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, FeedRow, NewEnrollment, WriteKey,
+};
 
 pub(super) const BY_ID: &str = "SELECT id, operator, household_code, subscriber_citizen_id, phone_number, service, \
      start_date, end_date, end_reason, end_note, decision_id, transfer_reference, recorded_at, ended_at \
@@ -135,22 +29,6 @@ pub(super) const INSERT: &str = "INSERT INTO enrollments (operator, household_co
 
 pub(super) const END: &str = "UPDATE enrollments SET end_date = $2, end_reason = $3, end_note = $4, ended_at = $5 \
      WHERE id = $1";
-
-/// One event of the operators' change feed.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct FeedRow {
-    pub seq: i64,
-    pub operator: String,
-    pub enrollment_id: i64,
-    pub household_code: String,
-    pub kind: String,
-    pub effective_date: Date,
-    pub category: Option<String>,
-    pub previous_category: Option<String>,
-    pub removal_reason: Option<String>,
-    pub batch_id: Option<String>,
-    pub recorded_at: OffsetDateTime,
-}
 
 pub(super) const EVENTS_AFTER: &str = "SELECT seq, operator, enrollment_id, household_code, kind, effective_date, \
      category, previous_category, removal_reason, batch_id, recorded_at FROM feed_events \
@@ -176,11 +54,11 @@ macro_rules! enrollment_queries {
             WriteKey,
         };
 
-        async fn by_id(conn: &mut $conn, id: i64) -> Result<Option<EnrollmentRow>, StorageError> {
+        async fn by_id(conn: &mut $conn, id: i64) -> Result<Option<EnrollmentRow>, PortError> {
             Ok(sqlx::query_as(enr::BY_ID).bind(id).fetch_all(&mut *conn).await?.pop())
         }
 
-        pub(super) async fn of_household(conn: &mut $conn, code: &str) -> Result<Vec<EnrollmentRow>, StorageError> {
+        pub(super) async fn of_household(conn: &mut $conn, code: &str) -> Result<Vec<EnrollmentRow>, PortError> {
             Ok(sqlx::query_as(enr::OF_HOUSEHOLD).bind(code).fetch_all(&mut *conn).await?)
         }
 
@@ -188,16 +66,16 @@ macro_rules! enrollment_queries {
         async fn earlier_write(
             conn: &mut $conn,
             key: &WriteKey<'_>,
-        ) -> Result<Option<Result<(EnrollmentRow, Option<time::Date>), ()>>, StorageError> {
+        ) -> Result<Option<Result<(EnrollmentRow, Option<time::Date>), ()>>, PortError> {
             let found: Option<(String, i64, Option<time::Date>)> =
                 sqlx::query_as(enr::WRITE).bind(key.operator).bind(key.key).fetch_all(&mut *conn).await?.pop();
             let Some((digest, id, previous_end)) = found else { return Ok(None) };
             if digest != key.digest {
                 return Ok(Some(Err(())));
             }
-            let row = by_id(&mut *conn, id).await?.ok_or_else(|| {
-                StorageError::Corrupt(format!("enrolment write names enrolment {id}, which is missing"))
-            })?;
+            let row = by_id(&mut *conn, id)
+                .await?
+                .ok_or_else(|| PortError::Corrupt(format!("enrolment write names enrolment {id}, which is missing")))?;
             Ok(Some(Ok((row, previous_end))))
         }
 
@@ -206,7 +84,7 @@ macro_rules! enrollment_queries {
             key: &WriteKey<'_>,
             id: i64,
             previous_end: Option<time::Date>,
-        ) -> Result<(), StorageError> {
+        ) -> Result<(), PortError> {
             sqlx::query(enr::INSERT_WRITE)
                 .bind(key.operator)
                 .bind(key.key)
@@ -215,7 +93,7 @@ macro_rules! enrollment_queries {
                 .bind(previous_end)
                 .execute(&mut *conn)
                 .await
-                .map_err(StorageError::from_insert)?;
+                .map_err(PortError::from_insert)?;
             Ok(())
         }
 
@@ -226,7 +104,7 @@ macro_rules! enrollment_queries {
             key: &WriteKey<'_>,
             allowed: u32,
             transfer: bool,
-        ) -> Result<EnrollOutcome, StorageError> {
+        ) -> Result<EnrollOutcome, PortError> {
             $lock(&mut *conn, &new.household_code).await?;
             $lock(&mut *conn, &new.phone_number).await?;
             match earlier_write(&mut *conn, key).await? {
@@ -314,7 +192,7 @@ macro_rules! enrollment_queries {
             conn: &mut $conn,
             key: &WriteKey<'_>,
             ending: &Ending<'_>,
-        ) -> Result<DeenrollOutcome, StorageError> {
+        ) -> Result<DeenrollOutcome, PortError> {
             match earlier_write(&mut *conn, key).await? {
                 Some(Ok((row, _))) => return Ok(DeenrollOutcome::Replayed(Box::new(row))),
                 Some(Err(())) => return Ok(DeenrollOutcome::KeyReused),
@@ -347,7 +225,7 @@ macro_rules! enrollment_queries {
             operator: &str,
             after: i64,
             limit: u32,
-        ) -> Result<Vec<enr::FeedRow>, StorageError> {
+        ) -> Result<Vec<enr::FeedRow>, PortError> {
             Ok(sqlx::query_as(enr::EVENTS_AFTER)
                 .bind(operator)
                 .bind(after)
@@ -361,7 +239,7 @@ macro_rules! enrollment_queries {
             filter: &EnrollmentFilter,
             after: i64,
             limit: u32,
-        ) -> Result<Vec<EnrollmentRow>, StorageError> {
+        ) -> Result<Vec<EnrollmentRow>, PortError> {
             Ok(sqlx::query_as(enr::LIST)
                 .bind(after)
                 .bind(filter.operator.as_deref())

@@ -26,7 +26,7 @@ use futures_util::TryStreamExt;
 use sqlx::SqlitePool;
 
 use super::{
-    StorageError,
+    PortError,
     eligibility::{StateRow, add_state, histories_from_rows},
     register_index::RegisterIndex,
 };
@@ -108,7 +108,7 @@ impl HeldRegister {
         self: &Arc<Self>,
         kind: QueryKind,
         values: &[String],
-    ) -> Result<Option<Vec<(String, Vec<History>)>>, StorageError> {
+    ) -> Result<Option<Vec<(String, Vec<History>)>>, PortError> {
         let Some(pools) = self.pools.get() else { return Ok(None) };
         if self.index.read().expect("register index lock").is_none() {
             self.spawn_build();
@@ -160,7 +160,7 @@ impl HeldRegister {
     }
 
     /// Waits until the index reflects every change committed so far, building it if need be.
-    pub(super) async fn wait_current(self: &Arc<Self>) -> Result<(), StorageError> {
+    pub(super) async fn wait_current(self: &Arc<Self>) -> Result<(), PortError> {
         let Some(pools) = self.pools.get() else { return Ok(()) };
         loop {
             if self.unindexable.load(Ordering::SeqCst) {
@@ -179,7 +179,7 @@ impl HeldRegister {
     }
 
     /// [`Self::catch_up_locked`], numbered, for the lookups that wait on it.
-    async fn catch_up_numbered(self: &Arc<Self>, pools: &RegisterPools) -> Result<bool, StorageError> {
+    async fn catch_up_numbered(self: &Arc<Self>, pools: &RegisterPools) -> Result<bool, PortError> {
         let number = self.syncs.fetch_add(1, Ordering::SeqCst) + 1;
         let caught_up = self.catch_up_locked(pools).await?;
         self.synced.fetch_max(number, Ordering::SeqCst);
@@ -188,7 +188,7 @@ impl HeldRegister {
 
     /// Reads the changes since the index's last one and the households they name; `false`
     /// when there is no index (any more): too much changed, and a new one is being built.
-    async fn catch_up_locked(self: &Arc<Self>, pools: &RegisterPools) -> Result<bool, StorageError> {
+    async fn catch_up_locked(self: &Arc<Self>, pools: &RegisterPools) -> Result<bool, PortError> {
         let Some(seq) = self.index.read().expect("register index lock").as_ref().map(|i| i.seq) else {
             return Ok(false);
         };
@@ -248,7 +248,7 @@ impl HeldRegister {
             if let Err(e) = this.build(&pools).await {
                 tracing::warn!(error = %crate::ErrorChain(&e), "the register's index was not built: questions read the database");
                 // Stored data that does not read back will not read back next time either.
-                if matches!(e, StorageError::Corrupt(_)) {
+                if matches!(e, PortError::Corrupt(_)) {
                     this.unindexable.store(true, Ordering::SeqCst);
                 }
                 *this.failed_at.lock().expect("failure time") = Some(Instant::now());
@@ -257,7 +257,7 @@ impl HeldRegister {
         });
     }
 
-    async fn build(self: &Arc<Self>, pools: &RegisterPools) -> Result<(), StorageError> {
+    async fn build(self: &Arc<Self>, pools: &RegisterPools) -> Result<(), PortError> {
         let started = Instant::now();
         // One read transaction: the scan sees the register as of the last change it notes.
         let mut scan = sqlx::ConnectOptions::connect(&pools.scan).await?;
@@ -298,8 +298,8 @@ impl HeldRegister {
         Ok(())
     }
 
-    fn cannot_hold(&self, e: super::register_index::Unindexable) -> StorageError {
+    fn cannot_hold(&self, e: super::register_index::Unindexable) -> PortError {
         self.unindexable.store(true, Ordering::SeqCst);
-        StorageError::Corrupt(format!("the register's index cannot hold it: {e}"))
+        PortError::Corrupt(format!("the register's index cannot hold it: {e}"))
     }
 }

@@ -2,149 +2,9 @@
 //! Every statement reads the same in both dialects; [`impl_inspection_store!`] writes a
 //! backend's implementation from its pools.
 
-use async_trait::async_trait;
-use time::{Date, OffsetDateTime};
-
-use super::StorageError;
-
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct InspectionRow {
-    pub id: i64,
-    pub title: String,
-    /// `YEARLY_PLAN` or `AUTHORITY_REQUEST`.
-    pub basis: String,
-    pub requested_by: String,
-    /// JSON arrays.
-    pub subject_units: String,
-    pub subject_operators: String,
-    pub team: String,
-    pub starts_on: Date,
-    pub ends_on: Date,
-    pub note: String,
-    /// `OPEN` or `CLOSED`.
-    pub status: String,
-    pub created_by: String,
-    pub created_at: OffsetDateTime,
-    pub conclusion: Option<String>,
-    pub closed_by: Option<String>,
-    pub closed_at: Option<OffsetDateTime>,
-}
-
-#[derive(Debug, Clone)]
-pub struct NewInspection<'a> {
-    pub title: &'a str,
-    pub basis: &'a str,
-    pub requested_by: &'a str,
-    pub subject_units: &'a str,
-    pub subject_operators: &'a str,
-    pub team: &'a str,
-    pub starts_on: Date,
-    pub ends_on: Date,
-    pub note: &'a str,
-    pub created_by: &'a str,
-    pub created_at: OffsetDateTime,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct FindingRow {
-    pub inspection_id: i64,
-    pub number: i64,
-    pub severity: String,
-    pub subject: String,
-    pub description: String,
-    pub evidence_reference: String,
-    pub required_action: String,
-    pub due_on: Date,
-    /// `OPEN`, `IN_PROGRESS` or `RESOLVED`.
-    pub status: String,
-    pub recorded_by: String,
-    pub recorded_at: OffsetDateTime,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct FindingUpdateRow {
-    pub number: i64,
-    pub seq: i64,
-    pub status: String,
-    pub note: String,
-    pub updated_by: String,
-    pub updated_at: OffsetDateTime,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct SampleRow {
-    pub inspection_id: i64,
-    pub number: i64,
-    pub commune_code: String,
-    pub as_of: Date,
-    pub size: i64,
-    pub population: i64,
-    pub seed: String,
-    /// The households as frozen, as JSON; empty in summaries.
-    pub body: String,
-    pub pulled_by: String,
-    pub pulled_at: OffsetDateTime,
-}
-
-/// A finding's move from one status to another.
-#[derive(Debug, Clone)]
-pub struct FindingChange<'a> {
-    pub from: &'a str,
-    pub to: &'a str,
-    pub note: &'a str,
-    pub by: &'a str,
-    pub at: OffsetDateTime,
-}
-
-/// The guard texts.
-pub const CLOSED: &str = "the inspection is closed";
-pub const STATUS_CHANGED: &str = "the finding's status changed meanwhile";
-
-#[async_trait]
-pub trait InspectionStore: Send + Sync {
-    async fn insert_inspection(&self, new: &NewInspection<'_>) -> Result<i64, StorageError>;
-
-    async fn inspection(&self, id: i64) -> Result<Option<InspectionRow>, StorageError>;
-
-    /// Inspections with ids below `before`, newest first, of a status when given.
-    async fn list_inspections(
-        &self,
-        status: Option<&str>,
-        before: i64,
-        limit: u32,
-    ) -> Result<Vec<InspectionRow>, StorageError>;
-
-    /// `Precondition(CLOSED)` when already closed; `NotFound`.
-    async fn close_inspection(
-        &self,
-        id: i64,
-        conclusion: &str,
-        by: &str,
-        at: OffsetDateTime,
-    ) -> Result<(), StorageError>;
-
-    /// Adds a finding numbered after the last; returns its number. `Precondition(CLOSED)`.
-    async fn add_finding(&self, finding: &FindingRow) -> Result<i64, StorageError>;
-
-    /// Moves a finding from `from` to `to`, recording the change. `Precondition` when its
-    /// status is no longer `from`; `NotFound`.
-    async fn update_finding(&self, id: i64, number: i64, change: &FindingChange<'_>) -> Result<(), StorageError>;
-
-    async fn findings(&self, id: i64) -> Result<Vec<FindingRow>, StorageError>;
-
-    async fn finding_updates(&self, id: i64) -> Result<Vec<FindingUpdateRow>, StorageError>;
-
-    /// Households of a commune on `as_of` (on the list) with an enrolment running that day.
-    async fn sample_population(&self, commune: &str, as_of: Date) -> Result<Vec<String>, StorageError>;
-
-    /// Stores a sample numbered after the last; returns its number.
-    async fn insert_sample(&self, sample: &SampleRow) -> Result<i64, StorageError>;
-
-    async fn sample(&self, id: i64, number: i64) -> Result<Option<SampleRow>, StorageError>;
-
-    /// The inspection's samples without their bodies.
-    async fn samples(&self, id: i64) -> Result<Vec<SampleRow>, StorageError>;
-}
+pub use crate::domain::ports::inspections::{
+    FindingChange, FindingRow, FindingUpdateRow, InspectionRow, InspectionStore, NewInspection, SampleRow,
+};
 
 macro_rules! select_inspections {
     ($condition:literal) => {
@@ -164,7 +24,7 @@ macro_rules! impl_inspection_store {
             async fn insert_inspection(
                 &self,
                 n: &$crate::storage::inspections::NewInspection<'_>,
-            ) -> Result<i64, StorageError> {
+            ) -> Result<i64, PortError> {
                 let mut tx = self.$write.begin_with($begin).await?;
                 let (id,): (i64,) = sqlx::query_as(
                     "INSERT INTO inspections (title, basis, requested_by, subject_units, subject_operators, team, \
@@ -191,7 +51,7 @@ macro_rules! impl_inspection_store {
             async fn inspection(
                 &self,
                 id: i64,
-            ) -> Result<Option<$crate::storage::inspections::InspectionRow>, StorageError> {
+            ) -> Result<Option<$crate::storage::inspections::InspectionRow>, PortError> {
                 Ok(sqlx::query_as($crate::storage::inspections::select_inspections!("id = $1"))
                     .bind(id)
                     .fetch_optional(&self.$read)
@@ -203,7 +63,7 @@ macro_rules! impl_inspection_store {
                 status: Option<&str>,
                 before: i64,
                 limit: u32,
-            ) -> Result<Vec<$crate::storage::inspections::InspectionRow>, StorageError> {
+            ) -> Result<Vec<$crate::storage::inspections::InspectionRow>, PortError> {
                 Ok(sqlx::query_as($crate::storage::inspections::select_inspections!(
                     "id < $1 AND (CAST($2 AS TEXT) IS NULL OR status = $2) ORDER BY id DESC LIMIT $3"
                 ))
@@ -220,7 +80,7 @@ macro_rules! impl_inspection_store {
                 conclusion: &str,
                 by: &str,
                 at: time::OffsetDateTime,
-            ) -> Result<(), StorageError> {
+            ) -> Result<(), PortError> {
                 let mut tx = self.$write.begin_with($begin).await?;
                 let done = sqlx::query(
                     "UPDATE inspections SET status = 'CLOSED', conclusion = $2, closed_by = $3, closed_at = $4 \
@@ -236,15 +96,15 @@ macro_rules! impl_inspection_store {
                     let exists: Option<(i64,)> =
                         sqlx::query_as("SELECT id FROM inspections WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
                     return Err(match exists {
-                        None => StorageError::NotFound,
-                        Some(_) => StorageError::Precondition($crate::storage::inspections::CLOSED),
+                        None => PortError::NotFound,
+                        Some(_) => PortError::Conflict($crate::domain::ports::Conflict::InspectionClosed),
                     });
                 }
                 tx.commit().await?;
                 Ok(())
             }
 
-            async fn add_finding(&self, f: &$crate::storage::inspections::FindingRow) -> Result<i64, StorageError> {
+            async fn add_finding(&self, f: &$crate::storage::inspections::FindingRow) -> Result<i64, PortError> {
                 let mut tx = self.$write.begin_with($begin).await?;
                 // Locks the inspection's row (PostgreSQL) and checks that it is open.
                 let open = sqlx::query("UPDATE inspections SET status = status WHERE id = $1 AND status = 'OPEN'")
@@ -252,7 +112,7 @@ macro_rules! impl_inspection_store {
                     .execute(&mut *tx)
                     .await?;
                 if open.rows_affected() != 1 {
-                    return Err(StorageError::Precondition($crate::storage::inspections::CLOSED));
+                    return Err(PortError::Conflict($crate::domain::ports::Conflict::InspectionClosed));
                 }
                 let (last,): (Option<i64>,) =
                     sqlx::query_as("SELECT MAX(number) FROM inspection_findings WHERE inspection_id = $1")
@@ -286,7 +146,7 @@ macro_rules! impl_inspection_store {
                 id: i64,
                 number: i64,
                 c: &$crate::storage::inspections::FindingChange<'_>,
-            ) -> Result<(), StorageError> {
+            ) -> Result<(), PortError> {
                 let mut tx = self.$write.begin_with($begin).await?;
                 let done = sqlx::query(
                     "UPDATE inspection_findings SET status = $4 WHERE inspection_id = $1 AND number = $2 AND status = $3",
@@ -298,7 +158,7 @@ macro_rules! impl_inspection_store {
                 .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() != 1 {
-                    return Err(StorageError::Precondition($crate::storage::inspections::STATUS_CHANGED));
+                    return Err(PortError::Conflict($crate::domain::ports::Conflict::StatusChanged));
                 }
                 sqlx::query(
                     "INSERT INTO inspection_finding_updates (inspection_id, number, seq, status, note, updated_by, \
@@ -317,7 +177,7 @@ macro_rules! impl_inspection_store {
                 Ok(())
             }
 
-            async fn findings(&self, id: i64) -> Result<Vec<$crate::storage::inspections::FindingRow>, StorageError> {
+            async fn findings(&self, id: i64) -> Result<Vec<$crate::storage::inspections::FindingRow>, PortError> {
                 Ok(sqlx::query_as(
                     "SELECT inspection_id, number, severity, subject, description, evidence_reference, \
                      required_action, due_on, status, recorded_by, recorded_at FROM inspection_findings \
@@ -331,7 +191,7 @@ macro_rules! impl_inspection_store {
             async fn finding_updates(
                 &self,
                 id: i64,
-            ) -> Result<Vec<$crate::storage::inspections::FindingUpdateRow>, StorageError> {
+            ) -> Result<Vec<$crate::storage::inspections::FindingUpdateRow>, PortError> {
                 Ok(sqlx::query_as(
                     "SELECT number, seq, status, note, updated_by, updated_at FROM inspection_finding_updates \
                      WHERE inspection_id = $1 ORDER BY number, seq",
@@ -341,7 +201,7 @@ macro_rules! impl_inspection_store {
                 .await?)
             }
 
-            async fn sample_population(&self, commune: &str, as_of: time::Date) -> Result<Vec<String>, StorageError> {
+            async fn sample_population(&self, commune: &str, as_of: time::Date) -> Result<Vec<String>, PortError> {
                 Ok(sqlx::query_scalar(
                     "SELECT DISTINCT v.household_code FROM household_versions v \
                      JOIN enrollments e ON e.household_code = v.household_code \
@@ -356,7 +216,7 @@ macro_rules! impl_inspection_store {
                 .await?)
             }
 
-            async fn insert_sample(&self, s: &$crate::storage::inspections::SampleRow) -> Result<i64, StorageError> {
+            async fn insert_sample(&self, s: &$crate::storage::inspections::SampleRow) -> Result<i64, PortError> {
                 let mut tx = self.$write.begin_with($begin).await?;
                 let (last,): (Option<i64>,) =
                     sqlx::query_as("SELECT MAX(number) FROM inspection_samples WHERE inspection_id = $1")
@@ -380,7 +240,7 @@ macro_rules! impl_inspection_store {
                 .bind(s.pulled_at)
                 .execute(&mut *tx)
                 .await
-                .map_err(StorageError::from_insert)?;
+                .map_err(PortError::from_insert)?;
                 tx.commit().await?;
                 Ok(number)
             }
@@ -389,7 +249,7 @@ macro_rules! impl_inspection_store {
                 &self,
                 id: i64,
                 number: i64,
-            ) -> Result<Option<$crate::storage::inspections::SampleRow>, StorageError> {
+            ) -> Result<Option<$crate::storage::inspections::SampleRow>, PortError> {
                 Ok(sqlx::query_as(
                     "SELECT inspection_id, number, commune_code, as_of, size, population, seed, body, pulled_by, \
                      pulled_at FROM inspection_samples WHERE inspection_id = $1 AND number = $2",
@@ -400,7 +260,7 @@ macro_rules! impl_inspection_store {
                 .await?)
             }
 
-            async fn samples(&self, id: i64) -> Result<Vec<$crate::storage::inspections::SampleRow>, StorageError> {
+            async fn samples(&self, id: i64) -> Result<Vec<$crate::storage::inspections::SampleRow>, PortError> {
                 Ok(sqlx::query_as(
                     "SELECT inspection_id, number, commune_code, as_of, size, population, seed, '' AS body, \
                      pulled_by, pulled_at FROM inspection_samples WHERE inspection_id = $1 ORDER BY number",

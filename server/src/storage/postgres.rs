@@ -9,7 +9,7 @@ use std::str::FromStr;
 use time::{Date, OffsetDateTime};
 
 use super::{
-    MemberWrite, StorageError, Store, StoreOptions,
+    MemberWrite, PortError, Store, StoreOptions,
     eligibility::{DecisionRow, DecisionRunRow, PolicyRow, StateRow},
     enrollments::{
         DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, FeedRow, NewEnrollment, WriteKey,
@@ -42,7 +42,7 @@ const INSERT_TREE: &str = "INSERT INTO audit_tree (level, idx, hash) \
      SELECT * FROM UNNEST($1::int[], $2::bigint[], $3::text[]) ON CONFLICT DO NOTHING";
 
 /// Stores perfect subtrees of the audit tree; one already stored is left as it is.
-async fn insert_tree_nodes(conn: &mut sqlx::PgConnection, nodes: &[(u32, u64, String)]) -> Result<(), StorageError> {
+async fn insert_tree_nodes(conn: &mut sqlx::PgConnection, nodes: &[(u32, u64, String)]) -> Result<(), PortError> {
     if nodes.is_empty() {
         return Ok(());
     }
@@ -57,7 +57,7 @@ async fn insert_tree_nodes(conn: &mut sqlx::PgConnection, nodes: &[(u32, u64, St
 
 /// Builds the audit tree's right edge (and its stored nodes) from the records, for a trail
 /// written before the tree was kept.
-async fn rebuild_tree(conn: &mut sqlx::PgConnection, seq: i64) -> Result<audit::merkle::CompactRange, StorageError> {
+async fn rebuild_tree(conn: &mut sqlx::PgConnection, seq: i64) -> Result<audit::merkle::CompactRange, PortError> {
     let mut range = audit::merkle::CompactRange::default();
     let mut after = 0;
     loop {
@@ -80,7 +80,7 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    pub async fn open(url: &str, options: &StoreOptions) -> Result<Self, StorageError> {
+    pub async fn open(url: &str, options: &StoreOptions) -> Result<Self, PortError> {
         let connect = PgConnectOptions::from_str(url)?.application_name("telesub");
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
@@ -96,12 +96,12 @@ impl PgStore {
 
 #[async_trait]
 impl Store for PgStore {
-    async fn ping(&self) -> Result<(), StorageError> {
+    async fn ping(&self) -> Result<(), PortError> {
         sqlx::query("SELECT 1").execute(&self.ping).await?;
         Ok(())
     }
 
-    async fn claim(&self, key: &str) -> Result<Option<super::Claim>, StorageError> {
+    async fn claim(&self, key: &str) -> Result<Option<super::Claim>, PortError> {
         // A session-level advisory lock on a connection of the claim's own: it ends when the
         // claim is dropped (the connection closes) or when this process dies.
         let mut conn = self.pool.acquire().await?.detach();
@@ -109,19 +109,19 @@ impl Store for PgStore {
             .bind(i64::from_be_bytes(super::claim_hash(key)))
             .fetch_one(&mut conn)
             .await?;
-        Ok(taken.then(|| super::Claim(Box::new(conn))))
+        Ok(taken.then(|| super::Claim::new(conn)))
     }
 
     fn backend(&self) -> &'static str {
         "postgres"
     }
 
-    async fn migrate(&self) -> Result<(), StorageError> {
+    async fn migrate(&self) -> Result<(), PortError> {
         sqlx::migrate!("./migrations/postgres").run(&self.pool).await?;
         Ok(())
     }
 
-    async fn get_member(&self, code: &OrgCode) -> Result<Option<Member>, StorageError> {
+    async fn get_member(&self, code: &OrgCode) -> Result<Option<Member>, PortError> {
         get_member(&self.pool, code).await
     }
 
@@ -130,18 +130,18 @@ impl Store for PgStore {
         filter: &MemberFilter,
         after: Option<&OrgCode>,
         limit: u32,
-    ) -> Result<Vec<Member>, StorageError> {
+    ) -> Result<Vec<Member>, PortError> {
         list_members(&self.pool, filter, after, limit).await
     }
 
-    async fn insert_member(&self, member: &NewMember, at: OffsetDateTime) -> Result<Member, StorageError> {
+    async fn insert_member(&self, member: &NewMember, at: OffsetDateTime) -> Result<Member, PortError> {
         insert_member(&self.pool, member, at).await?;
-        get_member(&self.pool, &member.code).await?.ok_or(StorageError::NotFound)
+        get_member(&self.pool, &member.code).await?.ok_or(PortError::NotFound)
     }
 
-    async fn update_member(&self, write: &MemberWrite) -> Result<Member, StorageError> {
+    async fn update_member(&self, write: &MemberWrite) -> Result<Member, PortError> {
         update_member(&self.pool, write).await?;
-        get_member(&self.pool, &write.code).await?.ok_or(StorageError::NotFound)
+        get_member(&self.pool, &write.code).await?.ok_or(PortError::NotFound)
     }
 
     async fn record_certificate_use(
@@ -149,11 +149,11 @@ impl Store for PgStore {
         code: &OrgCode,
         fingerprint: &str,
         at: OffsetDateTime,
-    ) -> Result<(), StorageError> {
+    ) -> Result<(), PortError> {
         record_certificate_use(&self.pool, code, fingerprint, at).await
     }
 
-    async fn has_ict_member(&self) -> Result<bool, StorageError> {
+    async fn has_ict_member(&self) -> Result<bool, PortError> {
         has_ict_member(&self.pool).await
     }
 
@@ -162,7 +162,7 @@ impl Store for PgStore {
         entries: &[AuditEntry],
         decisions: &[DecisionRow],
         subjects: &[(usize, Subject)],
-    ) -> Result<Vec<(i64, String)>, StorageError> {
+    ) -> Result<Vec<(i64, String)>, PortError> {
         let mut tx = self.pool.begin().await?;
         // Before the chain head is locked, so that other hubs wait only for the chain itself.
         insert_decisions(&mut tx, decisions).await?;
@@ -215,7 +215,7 @@ impl Store for PgStore {
         Ok(records.into_iter().map(|r| (r.seq, r.hash)).collect())
     }
 
-    async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StorageError> {
+    async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, PortError> {
         audit_records(&self.pool, after, limit).await
     }
 
@@ -224,19 +224,19 @@ impl Store for PgStore {
         filter: &crate::storage::AuditFilter,
         after: i64,
         limit: u32,
-    ) -> Result<Vec<AuditRecord>, StorageError> {
+    ) -> Result<Vec<AuditRecord>, PortError> {
         query_audit(&self.pool, filter, after, limit).await
     }
 
-    async fn audit_head(&self) -> Result<(i64, String), StorageError> {
+    async fn audit_head(&self) -> Result<(i64, String), PortError> {
         audit_head(&self.pool).await
     }
 
-    async fn units(&self) -> Result<Vec<AdminUnit>, StorageError> {
+    async fn units(&self) -> Result<Vec<AdminUnit>, PortError> {
         households::units(&mut *self.pool.acquire().await?).await
     }
 
-    async fn seed_units(&self, units: &[AdminUnit]) -> Result<bool, StorageError> {
+    async fn seed_units(&self, units: &[AdminUnit]) -> Result<bool, PortError> {
         let mut tx = self.pool.begin().await?;
         // Several hubs may start at once on one database: one of them seeds.
         sqlx::query("LOCK TABLE admin_units IN EXCLUSIVE MODE").execute(&mut *tx).await?;
@@ -248,34 +248,29 @@ impl Store for PgStore {
         Ok(true)
     }
 
-    async fn save_units(&self, new: &[AdminUnit], changed: &[AdminUnit]) -> Result<(), StorageError> {
+    async fn save_units(&self, new: &[AdminUnit], changed: &[AdminUnit]) -> Result<(), PortError> {
         let mut tx = self.pool.begin().await?;
         households::save_units(&mut tx, new, changed).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn batch(&self, batch_id: &str) -> Result<Option<BatchRow>, StorageError> {
+    async fn batch(&self, batch_id: &str) -> Result<Option<BatchRow>, PortError> {
         households::batch(&mut *self.pool.acquire().await?, batch_id).await
     }
 
-    async fn list_batches(&self, before: Option<i64>, limit: u32) -> Result<Vec<BatchRow>, StorageError> {
+    async fn list_batches(&self, before: Option<i64>, limit: u32) -> Result<Vec<BatchRow>, PortError> {
         households::list_batches(&mut *self.pool.acquire().await?, before, limit).await
     }
 
-    async fn begin_batch(&self, batch: &NewBatch<'_>) -> Result<(), StorageError> {
+    async fn begin_batch(&self, batch: &NewBatch<'_>) -> Result<(), PortError> {
         let mut tx = self.pool.begin().await?;
         households::begin_batch(&mut tx, batch).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn stage_records(
-        &self,
-        batch_id: &str,
-        receiver: &str,
-        records: &[StagedRecord],
-    ) -> Result<(), StorageError> {
+    async fn stage_records(&self, batch_id: &str, receiver: &str, records: &[StagedRecord]) -> Result<(), PortError> {
         let text = |f: fn(&StagedRecord) -> Option<String>| records.iter().map(f).collect::<Vec<_>>();
         let mut tx = self.pool.begin().await?;
         // The batch's row is held until the records are in: a takeover that would discard
@@ -287,7 +282,7 @@ impl Store for PgStore {
         .fetch_optional(&mut *tx)
         .await?;
         if current.flatten().as_deref() != Some(receiver) {
-            return Err(StorageError::Precondition(crate::storage::registry::NOT_THE_RECEIVER));
+            return Err(PortError::Conflict(crate::domain::ports::Conflict::NotTheReceiver));
         }
         sqlx::query(INSERT_STAGING)
             .bind(batch_id)
@@ -307,11 +302,11 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn receiving_batches(&self) -> Result<Vec<String>, StorageError> {
+    async fn receiving_batches(&self) -> Result<Vec<String>, PortError> {
         Ok(sqlx::query_scalar(crate::storage::registry::RECEIVING_BATCHES).fetch_all(&self.pool).await?)
     }
 
-    async fn discard_batch(&self, batch_id: &str) -> Result<(), StorageError> {
+    async fn discard_batch(&self, batch_id: &str) -> Result<(), PortError> {
         let mut tx = self.pool.begin().await?;
         households::discard_batch(&mut tx, batch_id).await?;
         tx.commit().await?;
@@ -325,7 +320,7 @@ impl Store for PgStore {
         effective: Date,
         digest: &str,
         at: OffsetDateTime,
-    ) -> Result<Result<ApplyCounts, Vec<ApplyProblem>>, StorageError> {
+    ) -> Result<Result<ApplyCounts, Vec<ApplyProblem>>, PortError> {
         let (batch_id, records) = (batch.batch_id, batch.records);
         // The planner needs to know how many rows were staged (autovacuum has not seen them):
         // without it, joins against a large register go row by row through all of it.
@@ -364,19 +359,19 @@ impl Store for PgStore {
         }
     }
 
-    async fn household_versions(&self, code: &str) -> Result<Vec<VersionRow>, StorageError> {
+    async fn household_versions(&self, code: &str) -> Result<Vec<VersionRow>, PortError> {
         households::versions_of(&mut *self.pool.acquire().await?, code).await
     }
 
-    async fn household_on(&self, code: &str, date: Date) -> Result<Option<VersionRow>, StorageError> {
+    async fn household_on(&self, code: &str, date: Date) -> Result<Option<VersionRow>, PortError> {
         households::version_on(&mut *self.pool.acquire().await?, code, date).await
     }
 
-    async fn find_by_citizen(&self, citizen_id: &str, date: Date) -> Result<Vec<VersionRow>, StorageError> {
+    async fn find_by_citizen(&self, citizen_id: &str, date: Date) -> Result<Vec<VersionRow>, PortError> {
         households::find_by_citizen(&mut *self.pool.acquire().await?, citizen_id, date).await
     }
 
-    async fn find_by_certificate(&self, number: &str, date: Date) -> Result<Vec<VersionRow>, StorageError> {
+    async fn find_by_certificate(&self, number: &str, date: Date) -> Result<Vec<VersionRow>, PortError> {
         households::find_by_certificate(&mut *self.pool.acquire().await?, number, date).await
     }
 
@@ -385,7 +380,7 @@ impl Store for PgStore {
         kind: QueryKind,
         values: &[String],
         _bulk: bool,
-    ) -> Result<Vec<StateRow>, StorageError> {
+    ) -> Result<Vec<StateRow>, PortError> {
         let sql = match kind {
             QueryKind::CitizenId => MATCHING.citizen_id,
             QueryKind::HouseholdCode => MATCHING.household_code,
@@ -394,11 +389,11 @@ impl Store for PgStore {
         Ok(sqlx::query_as(sql).bind(values).fetch_all(&self.pool).await?)
     }
 
-    async fn policy_versions(&self) -> Result<Vec<PolicyRow>, StorageError> {
+    async fn policy_versions(&self) -> Result<Vec<PolicyRow>, PortError> {
         decisions::policy_versions(&mut *self.pool.acquire().await?).await
     }
 
-    async fn seed_policy(&self, rows: &[PolicyRow]) -> Result<bool, StorageError> {
+    async fn seed_policy(&self, rows: &[PolicyRow]) -> Result<bool, PortError> {
         let mut tx = self.pool.begin().await?;
         // Hubs starting together on an empty database seed once.
         sqlx::query("LOCK TABLE policy_versions IN EXCLUSIVE MODE").execute(&mut *tx).await?;
@@ -407,7 +402,7 @@ impl Store for PgStore {
         Ok(seeded)
     }
 
-    async fn add_policy_version(&self, row: &PolicyRow) -> Result<(), StorageError> {
+    async fn add_policy_version(&self, row: &PolicyRow) -> Result<(), PortError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("LOCK TABLE policy_versions IN EXCLUSIVE MODE").execute(&mut *tx).await?;
         decisions::add_policy_version(&mut tx, row).await?;
@@ -422,25 +417,25 @@ impl Store for PgStore {
         at: time::OffsetDateTime,
         reason: &str,
         today: time::Date,
-    ) -> Result<bool, StorageError> {
+    ) -> Result<bool, PortError> {
         let mut tx = self.pool.begin().await?;
         let done = decisions::withdraw_policy_version(&mut tx, version, by, at, reason, today).await?;
         tx.commit().await?;
         Ok(done)
     }
 
-    async fn record_decision_runs(&self, runs: &[DecisionRunRow]) -> Result<(), StorageError> {
+    async fn record_decision_runs(&self, runs: &[DecisionRunRow]) -> Result<(), PortError> {
         let mut tx = self.pool.begin().await?;
         decisions::insert_runs(&mut tx, runs).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn decision(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRow>, StorageError> {
+    async fn decision(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRow>, PortError> {
         decisions::decision(&mut *self.pool.acquire().await?, call_id, idx).await
     }
 
-    async fn decision_run(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRunRow>, StorageError> {
+    async fn decision_run(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRunRow>, PortError> {
         decisions::decision_run(&mut *self.pool.acquire().await?, call_id, idx).await
     }
 
@@ -450,7 +445,7 @@ impl Store for PgStore {
         key: &WriteKey<'_>,
         allowed: u32,
         transfer: bool,
-    ) -> Result<EnrollOutcome, StorageError> {
+    ) -> Result<EnrollOutcome, PortError> {
         let mut tx = self.pool.begin().await?;
         let outcome = enrolling::enroll_in(&mut tx, new, key, allowed, transfer).await?;
         if matches!(outcome, EnrollOutcome::Created { .. }) {
@@ -459,7 +454,7 @@ impl Store for PgStore {
         Ok(outcome)
     }
 
-    async fn deenroll(&self, key: &WriteKey<'_>, ending: &Ending<'_>) -> Result<DeenrollOutcome, StorageError> {
+    async fn deenroll(&self, key: &WriteKey<'_>, ending: &Ending<'_>) -> Result<DeenrollOutcome, PortError> {
         let mut tx = self.pool.begin().await?;
         let outcome = enrolling::deenroll_in(&mut tx, key, ending).await?;
         if matches!(outcome, DeenrollOutcome::Ended(_)) {
@@ -473,15 +468,15 @@ impl Store for PgStore {
         filter: &EnrollmentFilter,
         after: i64,
         limit: u32,
-    ) -> Result<Vec<EnrollmentRow>, StorageError> {
+    ) -> Result<Vec<EnrollmentRow>, PortError> {
         enrolling::list_enrollments(&mut *self.pool.acquire().await?, filter, after, limit).await
     }
 
-    async fn feed_events(&self, operator: &str, after: i64, limit: u32) -> Result<Vec<FeedRow>, StorageError> {
+    async fn feed_events(&self, operator: &str, after: i64, limit: u32) -> Result<Vec<FeedRow>, PortError> {
         enrolling::events_after(&mut *self.pool.acquire().await?, operator, after, limit).await
     }
 
-    async fn enrollments_by_ids(&self, ids: &[i64]) -> Result<Vec<EnrollmentRow>, StorageError> {
+    async fn enrollments_by_ids(&self, ids: &[i64]) -> Result<Vec<EnrollmentRow>, PortError> {
         Ok(sqlx::query_as(
             "SELECT id, operator, household_code, subscriber_citizen_id, phone_number, service, start_date, end_date, \
              end_reason, end_note, decision_id, transfer_reference, recorded_at, ended_at \
@@ -492,11 +487,7 @@ impl Store for PgStore {
         .await?)
     }
 
-    async fn enrollments_by_phones(
-        &self,
-        operator: &str,
-        phones: &[String],
-    ) -> Result<Vec<EnrollmentRow>, StorageError> {
+    async fn enrollments_by_phones(&self, operator: &str, phones: &[String]) -> Result<Vec<EnrollmentRow>, PortError> {
         Ok(sqlx::query_as(
             "SELECT id, operator, household_code, subscriber_citizen_id, phone_number, service, start_date, end_date, \
              end_reason, end_note, decision_id, transfer_reference, recorded_at, ended_at \
@@ -508,19 +499,19 @@ impl Store for PgStore {
         .await?)
     }
 
-    async fn enrollments_running(&self, operator: &str, from: Date, until: Date) -> Result<Vec<i64>, StorageError> {
+    async fn enrollments_running(&self, operator: &str, from: Date, until: Date) -> Result<Vec<i64>, PortError> {
         monthly::running_between(&mut *self.pool.acquire().await?, operator, from, until).await
     }
 
-    async fn monthly_update(&self, operator: &str, update_id: &str) -> Result<Option<UpdateRow>, StorageError> {
+    async fn monthly_update(&self, operator: &str, update_id: &str) -> Result<Option<UpdateRow>, PortError> {
         monthly::by_key(&mut *self.pool.acquire().await?, operator, update_id).await
     }
 
-    async fn monthly_update_by_ref(&self, id: i64) -> Result<Option<UpdateRow>, StorageError> {
+    async fn monthly_update_by_ref(&self, id: i64) -> Result<Option<UpdateRow>, PortError> {
         monthly::by_ref(&mut *self.pool.acquire().await?, id).await
     }
 
-    async fn open_monthly_updates(&self, operator: &str, period: &str) -> Result<Vec<UpdateRow>, StorageError> {
+    async fn open_monthly_updates(&self, operator: &str, period: &str) -> Result<Vec<UpdateRow>, PortError> {
         monthly::open_for_period(&mut *self.pool.acquire().await?, operator, period).await
     }
 
@@ -529,18 +520,18 @@ impl Store for PgStore {
         filter: &UpdateFilter,
         before: i64,
         limit: u32,
-    ) -> Result<Vec<UpdateRow>, StorageError> {
+    ) -> Result<Vec<UpdateRow>, PortError> {
         monthly::list(&mut *self.pool.acquire().await?, filter, before, limit).await
     }
 
-    async fn begin_monthly_update(&self, new: &NewUpdate<'_>) -> Result<i64, StorageError> {
+    async fn begin_monthly_update(&self, new: &NewUpdate<'_>) -> Result<i64, PortError> {
         let mut tx = self.pool.begin().await?;
         let id = monthly::begin(&mut tx, new).await?;
         tx.commit().await?;
         Ok(id)
     }
 
-    async fn store_monthly_lines(&self, id: i64, lines: &[LineRow]) -> Result<(), StorageError> {
+    async fn store_monthly_lines(&self, id: i64, lines: &[LineRow]) -> Result<(), PortError> {
         let text = |f: fn(&LineRow) -> String| lines.iter().map(f).collect::<Vec<_>>();
         let opt = |f: fn(&LineRow) -> Option<String>| lines.iter().map(f).collect::<Vec<_>>();
         let num = |f: fn(&LineRow) -> i64| lines.iter().map(f).collect::<Vec<_>>();
@@ -566,12 +557,12 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn mark_monthly_received(&self, id: i64, digest: &str) -> Result<(), StorageError> {
+    async fn mark_monthly_received(&self, id: i64, digest: &str) -> Result<(), PortError> {
         sqlx::query(super::reconciliation::MARK_RECEIVED).bind(id).bind(digest).execute(&self.pool).await?;
         Ok(())
     }
 
-    async fn discard_monthly_update(&self, id: i64) -> Result<(), StorageError> {
+    async fn discard_monthly_update(&self, id: i64) -> Result<(), PortError> {
         let mut tx = self.pool.begin().await?;
         monthly::discard(&mut tx, id).await?;
         tx.commit().await?;
@@ -585,48 +576,48 @@ impl Store for PgStore {
         figures: &str,
         at: OffsetDateTime,
         replaces: Option<i64>,
-    ) -> Result<(), StorageError> {
+    ) -> Result<(), PortError> {
         let mut tx = self.pool.begin().await?;
         monthly::finish(&mut tx, id, digest, figures, at, replaces).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn rewrite_line_outcomes(&self, id: i64, lines: &[LineRow]) -> Result<bool, StorageError> {
+    async fn rewrite_line_outcomes(&self, id: i64, lines: &[LineRow]) -> Result<bool, PortError> {
         let mut tx = self.pool.begin().await?;
         let open = monthly::rewrite_outcomes(&mut tx, id, lines).await?;
         tx.commit().await?;
         Ok(open)
     }
 
-    async fn refigure_monthly_update(&self, id: i64, figures: &str, at: OffsetDateTime) -> Result<bool, StorageError> {
+    async fn refigure_monthly_update(&self, id: i64, figures: &str, at: OffsetDateTime) -> Result<bool, PortError> {
         monthly::refigure(&mut *self.pool.acquire().await?, id, figures, at).await
     }
 
-    async fn note_line_exceptions(&self, id: i64, lines: &[(i64, Option<String>)]) -> Result<bool, StorageError> {
+    async fn note_line_exceptions(&self, id: i64, lines: &[(i64, Option<String>)]) -> Result<bool, PortError> {
         let mut tx = self.pool.begin().await?;
         let confirmed = monthly::note_exceptions(&mut tx, id, lines).await?;
         tx.commit().await?;
         Ok(confirmed)
     }
 
-    async fn count_exceptions(&self, id: i64, count: i64, at: OffsetDateTime) -> Result<(), StorageError> {
+    async fn count_exceptions(&self, id: i64, count: i64, at: OffsetDateTime) -> Result<(), PortError> {
         monthly::count_exceptions(&mut *self.pool.acquire().await?, id, count, at).await
     }
 
-    async fn confirmed_updates_since(&self, first_period: &str) -> Result<Vec<i64>, StorageError> {
+    async fn confirmed_updates_since(&self, first_period: &str) -> Result<Vec<i64>, PortError> {
         monthly::confirmed_since(&mut *self.pool.acquire().await?, first_period).await
     }
 
-    async fn mark_stale_updates(&self, first_period: &str) -> Result<Vec<i64>, StorageError> {
+    async fn mark_stale_updates(&self, first_period: &str) -> Result<Vec<i64>, PortError> {
         monthly::mark_stale(&mut *self.pool.acquire().await?, first_period).await
     }
 
-    async fn stale_monthly_updates(&self) -> Result<Vec<i64>, StorageError> {
+    async fn stale_monthly_updates(&self) -> Result<Vec<i64>, PortError> {
         monthly::stale_lists(&mut *self.pool.acquire().await?).await
     }
 
-    async fn decide_monthly_update(&self, id: i64, decision: &UpdateDecision<'_>) -> Result<(), StorageError> {
+    async fn decide_monthly_update(&self, id: i64, decision: &UpdateDecision<'_>) -> Result<(), PortError> {
         let mut tx = self.pool.begin().await?;
         monthly::decide(&mut tx, id, decision).await?;
         tx.commit().await?;
@@ -639,15 +630,15 @@ impl Store for PgStore {
         filter: &LineFilter,
         after: i64,
         limit: u32,
-    ) -> Result<Vec<LineRow>, StorageError> {
+    ) -> Result<Vec<LineRow>, PortError> {
         monthly::lines(&mut *self.pool.acquire().await?, id, filter, after, limit).await
     }
 
-    async fn claimed_elsewhere(&self, period: &str, operator: &str) -> Result<Vec<(String, i64)>, StorageError> {
+    async fn claimed_elsewhere(&self, period: &str, operator: &str) -> Result<Vec<(String, i64)>, PortError> {
         monthly::claimed_elsewhere(&mut *self.pool.acquire().await?, period, operator).await
     }
 
-    async fn idle_months(&self, id: i64) -> Result<Vec<(String, i64)>, StorageError> {
+    async fn idle_months(&self, id: i64) -> Result<Vec<(String, i64)>, PortError> {
         monthly::idle_months(&mut *self.pool.acquire().await?, id).await
     }
 }
@@ -671,19 +662,19 @@ crate::storage::statistics::impl_statistics_store!(
 crate::storage::devices::impl_device_store!(PgStore, sqlx::Postgres, read: pool, bulk: pool, write: pool, begin: "BEGIN");
 
 mod monthly {
-    use super::StorageError;
+    use super::PortError;
     crate::storage::reconciliation::reconciliation_queries!(sqlx::PgConnection);
 }
 
 mod decisions {
-    use super::StorageError;
+    use super::PortError;
     crate::storage::eligibility::eligibility_queries!(sqlx::PgConnection);
 }
 
 mod enrolling {
-    use super::StorageError;
+    use super::PortError;
     /// Writers of the same household or phone number (on any hub) wait for each other.
-    async fn lock(conn: &mut sqlx::PgConnection, key: &str) -> Result<(), StorageError> {
+    async fn lock(conn: &mut sqlx::PgConnection, key: &str) -> Result<(), PortError> {
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(key).execute(&mut *conn).await?;
         Ok(())
     }
@@ -714,7 +705,7 @@ const INSERT_DECISIONS: &str = "INSERT INTO eligibility_decisions (call_id, idx,
      SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], \
      $7::text[], $8::date[], $9::text[], $10::boolean[], $11::bigint[], $12::text[])";
 
-async fn insert_decisions(conn: &mut sqlx::PgConnection, rows: &[DecisionRow]) -> Result<(), StorageError> {
+async fn insert_decisions(conn: &mut sqlx::PgConnection, rows: &[DecisionRow]) -> Result<(), PortError> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -738,7 +729,7 @@ async fn insert_decisions(conn: &mut sqlx::PgConnection, rows: &[DecisionRow]) -
 }
 
 mod households {
-    use super::StorageError;
+    use super::PortError;
     /// Other hubs may begin batches at any moment: always delete by batch id.
     const EMPTY_WHEN_ALONE: bool = false;
     crate::storage::registry::registry_queries!(sqlx::Postgres, sqlx::PgConnection);

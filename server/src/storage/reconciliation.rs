@@ -2,119 +2,12 @@
 //! dialects share, and the guarded status changes. Writing many lines at once differs per
 //! backend and lives in each backend's module.
 
-use time::{Date, OffsetDateTime};
-
-/// A stored monthly list (its lines are [`LineRow`]s).
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct UpdateRow {
-    pub id: i64,
-    pub operator: String,
-    pub update_id: String,
-    pub period: String,
-    pub replaces_earlier: bool,
-    pub note: String,
-    /// `RECEIVING`, `RECONCILED`, `CONFIRMED`, `REJECTED` or `SUPERSEDED`.
-    pub status: String,
-    pub content_digest: Option<String>,
-    pub revision: i64,
-    pub stale: bool,
-    /// The figures of the last reconciliation, as JSON.
-    pub figures: Option<String>,
-    pub received_at: OffsetDateTime,
-    pub reconciled_at: Option<OffsetDateTime>,
-    pub superseded_by: Option<String>,
-    pub decided_by: Option<String>,
-    pub decided_at: Option<OffsetDateTime>,
-    pub decision_note: Option<String>,
-    pub confirmed_scope: Option<String>,
-    pub confirmed_lines: Option<i64>,
-    pub confirmed_amount: Option<i64>,
-    pub confirmed_digest: Option<String>,
-    /// Confirmed lists: lines whose outcome a later change would alter.
-    pub exceptions: i64,
-    pub exceptions_at: Option<OffsetDateTime>,
-    pub request_id: String,
-}
-
-/// A list being received.
-#[derive(Debug, Clone)]
-pub struct NewUpdate<'a> {
-    pub operator: &'a str,
-    pub update_id: &'a str,
-    pub period: &'a str,
-    pub replaces_earlier: bool,
-    pub note: &'a str,
-    pub received_at: OffsetDateTime,
-    pub request_id: &'a str,
-}
-
-/// One line of a list with the outcome of its last reconciliation.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct LineRow {
-    pub line_no: i64,
-    pub household_code: String,
-    pub phone_number: String,
-    pub commune_code: Option<String>,
-    /// The line as received, in normal form, as JSON.
-    pub line: String,
-    /// Discrepancy codes separated by spaces; empty when the line is OK.
-    pub codes: String,
-    /// The discrepancies with their messages, as JSON; `None` when the line is OK.
-    pub detail: Option<String>,
-    pub amount_claimed: i64,
-    pub amount_confirmable: i64,
-    pub idle_months: i64,
-    /// Confirmed lists: the discrepancies the line would have now (JSON, `[]` for none), when
-    /// a later change altered them.
-    pub later_detail: Option<String>,
-}
-
-/// Which lists to list.
-#[derive(Debug, Clone, Default)]
-pub struct UpdateFilter {
-    pub period: Option<String>,
-    pub operator: Option<String>,
-    pub status: Option<String>,
-}
-
-/// Which lines of a list to read.
-#[derive(Debug, Clone, Default)]
-pub struct LineFilter {
-    pub code: Option<String>,
-    pub commune_code: Option<String>,
-    pub household_code: Option<String>,
-    /// Lines without a discrepancy too.
-    pub include_ok: bool,
-    /// Only lines a later change would alter.
-    pub exceptions_only: bool,
-}
-
-/// What ICT decided about a reconciled list.
-#[derive(Debug, Clone)]
-pub enum Verdict {
-    Confirmed { scope: String, lines: i64, amount: i64, digest: String },
-    Rejected,
-}
-
-/// A decision on the list as reconciled in `revision`.
-#[derive(Debug, Clone)]
-pub struct UpdateDecision<'a> {
-    pub revision: i64,
-    pub verdict: Verdict,
-    pub by: &'a str,
-    pub at: OffsetDateTime,
-    pub note: &'a str,
-}
+pub use crate::domain::ports::monthly::{
+    LineFilter, LineRow, NewUpdate, UpdateDecision, UpdateFilter, UpdateRow, Verdict, period_bounds,
+};
 
 pub(super) const MARK_RECEIVED: &str =
     "UPDATE monthly_updates SET content_digest = $2 WHERE id = $1 AND status = 'RECEIVING'";
-
-/// The guard texts of the status changes.
-pub const NOT_RECEIVING: &str = "the list is no longer being received";
-pub const REPLACED_GONE: &str = "the list to replace is no longer open";
-pub const OTHER_LIVE_LIST: &str = "another list for the period arrived meanwhile";
-pub const NOT_RECONCILED: &str = "the list is not reconciled";
-pub const RECONCILED_AGAIN: &str = "the list was reconciled again meanwhile";
 
 /// `SELECT` of every column of `monthly_updates` with a condition, as one literal.
 macro_rules! select_updates {
@@ -138,14 +31,14 @@ pub(super) const LINE_COLUMNS: &str = "line_no, household_code, phone_number, co
 macro_rules! reconciliation_queries {
     ($conn:ty) => {
         use $crate::storage::reconciliation::{
-            self as rec, LineFilter, LineRow, NewUpdate, UpdateDecision, UpdateFilter, UpdateRow, Verdict,
+            LineFilter, LineRow, NewUpdate, UpdateDecision, UpdateFilter, UpdateRow, Verdict,
         };
 
         pub(super) async fn by_key(
             conn: &mut $conn,
             operator: &str,
             update_id: &str,
-        ) -> Result<Option<UpdateRow>, StorageError> {
+        ) -> Result<Option<UpdateRow>, PortError> {
             Ok(sqlx::query_as($crate::storage::reconciliation::select_updates!("operator = $1 AND update_id = $2"))
                 .bind(operator)
                 .bind(update_id)
@@ -153,7 +46,7 @@ macro_rules! reconciliation_queries {
                 .await?)
         }
 
-        pub(super) async fn by_ref(conn: &mut $conn, id: i64) -> Result<Option<UpdateRow>, StorageError> {
+        pub(super) async fn by_ref(conn: &mut $conn, id: i64) -> Result<Option<UpdateRow>, PortError> {
             Ok(sqlx::query_as($crate::storage::reconciliation::select_updates!("id = $1")).bind(id).fetch_optional(&mut *conn).await?)
         }
 
@@ -162,7 +55,7 @@ macro_rules! reconciliation_queries {
             conn: &mut $conn,
             operator: &str,
             period: &str,
-        ) -> Result<Vec<UpdateRow>, StorageError> {
+        ) -> Result<Vec<UpdateRow>, PortError> {
             Ok(sqlx::query_as($crate::storage::reconciliation::select_updates!(
                 "operator = $1 AND period = $2 AND status IN ('RECEIVING', 'RECONCILED', 'CONFIRMED') ORDER BY id",
             ))
@@ -177,7 +70,7 @@ macro_rules! reconciliation_queries {
             filter: &UpdateFilter,
             before: i64,
             limit: u32,
-        ) -> Result<Vec<UpdateRow>, StorageError> {
+        ) -> Result<Vec<UpdateRow>, PortError> {
             Ok(sqlx::query_as($crate::storage::reconciliation::select_updates!(
                 "id < $1 AND (CAST($2 AS TEXT) IS NULL OR period = $2) AND (CAST($3 AS TEXT) IS NULL OR operator = $3) \
                  AND (CAST($4 AS TEXT) IS NULL OR status = $4) ORDER BY id DESC LIMIT $5",
@@ -193,7 +86,7 @@ macro_rules! reconciliation_queries {
 
         /// Drops what an interrupted earlier attempt with the key left, and records the list as
         /// being received. `AlreadyExists` when the key belongs to a received list.
-        pub(super) async fn begin(conn: &mut $conn, new: &NewUpdate<'_>) -> Result<i64, StorageError> {
+        pub(super) async fn begin(conn: &mut $conn, new: &NewUpdate<'_>) -> Result<i64, PortError> {
             sqlx::query("DELETE FROM monthly_updates WHERE operator = $1 AND update_id = $2 AND status = 'RECEIVING'")
                 .bind(new.operator)
                 .bind(new.update_id)
@@ -212,11 +105,11 @@ macro_rules! reconciliation_queries {
             .bind(new.request_id)
             .fetch_one(&mut *conn)
             .await
-            .map_err(StorageError::from_insert)?;
+            .map_err(PortError::from_insert)?;
             Ok(id)
         }
 
-        pub(super) async fn discard(conn: &mut $conn, id: i64) -> Result<(), StorageError> {
+        pub(super) async fn discard(conn: &mut $conn, id: i64) -> Result<(), PortError> {
             sqlx::query("DELETE FROM monthly_lines WHERE update_ref = $1").bind(id).execute(&mut *conn).await?;
             sqlx::query("DELETE FROM monthly_updates WHERE id = $1 AND status = 'RECEIVING'")
                 .bind(id)
@@ -234,13 +127,13 @@ macro_rules! reconciliation_queries {
             figures: &str,
             at: time::OffsetDateTime,
             replaces: Option<i64>,
-        ) -> Result<(), StorageError> {
+        ) -> Result<(), PortError> {
             let Some(row) = by_ref(&mut *conn, id).await?.filter(|r| r.status == "RECEIVING") else {
-                return Err(StorageError::Precondition(rec::NOT_RECEIVING));
+                return Err(PortError::Conflict($crate::domain::ports::Conflict::NotReceiving));
             };
             let open = open_for_period(&mut *conn, &row.operator, &row.period).await?;
             if open.iter().any(|o| o.id != id && Some(o.id) != replaces) {
-                return Err(StorageError::Precondition(rec::OTHER_LIVE_LIST));
+                return Err(PortError::Conflict($crate::domain::ports::Conflict::OtherLiveList));
             }
             if let Some(old) = replaces {
                 let done = sqlx::query(
@@ -252,7 +145,7 @@ macro_rules! reconciliation_queries {
                 .execute(&mut *conn)
                 .await?;
                 if done.rows_affected() != 1 {
-                    return Err(StorageError::Precondition(rec::REPLACED_GONE));
+                    return Err(PortError::Conflict($crate::domain::ports::Conflict::ReplacedGone));
                 }
             }
             sqlx::query(
@@ -271,7 +164,7 @@ macro_rules! reconciliation_queries {
         /// Rewrites the outcome of lines reconciled again, inside the caller's transaction, while
         /// the list is reconciled and not decided (it stays marked stale until its figures are
         /// stored); `false` when it no longer is.
-        pub(super) async fn rewrite_outcomes(conn: &mut $conn, id: i64, lines: &[LineRow]) -> Result<bool, StorageError> {
+        pub(super) async fn rewrite_outcomes(conn: &mut $conn, id: i64, lines: &[LineRow]) -> Result<bool, PortError> {
             let open = sqlx::query("UPDATE monthly_updates SET stale = TRUE WHERE id = $1 AND status = 'RECONCILED'")
                 .bind(id)
                 .execute(&mut *conn)
@@ -303,7 +196,7 @@ macro_rules! reconciliation_queries {
             id: i64,
             figures: &str,
             at: time::OffsetDateTime,
-        ) -> Result<bool, StorageError> {
+        ) -> Result<bool, PortError> {
             let done = sqlx::query(
                 "UPDATE monthly_updates SET figures = $2, reconciled_at = $3, revision = revision + 1, stale = FALSE \
                  WHERE id = $1 AND status = 'RECONCILED'",
@@ -317,7 +210,7 @@ macro_rules! reconciliation_queries {
         }
 
         /// Marks the open reconciled lists of periods from `first_period` on as stale; returns them.
-        pub(super) async fn mark_stale(conn: &mut $conn, first_period: &str) -> Result<Vec<i64>, StorageError> {
+        pub(super) async fn mark_stale(conn: &mut $conn, first_period: &str) -> Result<Vec<i64>, PortError> {
             let ids: Vec<(i64,)> = sqlx::query_as(
                 "UPDATE monthly_updates SET stale = TRUE WHERE status = 'RECONCILED' AND period >= $1 RETURNING id",
             )
@@ -327,7 +220,7 @@ macro_rules! reconciliation_queries {
             Ok(ids.into_iter().map(|(id,)| id).collect())
         }
 
-        pub(super) async fn stale_lists(conn: &mut $conn) -> Result<Vec<i64>, StorageError> {
+        pub(super) async fn stale_lists(conn: &mut $conn) -> Result<Vec<i64>, PortError> {
             let ids: Vec<(i64,)> =
                 sqlx::query_as("SELECT id FROM monthly_updates WHERE status = 'RECONCILED' AND stale ORDER BY id")
                     .fetch_all(&mut *conn)
@@ -336,7 +229,7 @@ macro_rules! reconciliation_queries {
         }
 
         /// Records ICT's decision on the list as reconciled in `d.revision`, unless it changed.
-        pub(super) async fn decide(conn: &mut $conn, id: i64, d: &UpdateDecision<'_>) -> Result<(), StorageError> {
+        pub(super) async fn decide(conn: &mut $conn, id: i64, d: &UpdateDecision<'_>) -> Result<(), PortError> {
             let (status, scope, lines, amount, digest) = match &d.verdict {
                 Verdict::Confirmed { scope, lines, amount, digest } => {
                     ("CONFIRMED", Some(scope.as_str()), Some(*lines), Some(*amount), Some(digest.as_str()))
@@ -366,8 +259,8 @@ macro_rules! reconciliation_queries {
                 return Ok(());
             }
             match by_ref(&mut *conn, id).await? {
-                Some(row) if row.status == "RECONCILED" => Err(StorageError::Precondition(rec::RECONCILED_AGAIN)),
-                _ => Err(StorageError::Precondition(rec::NOT_RECONCILED)),
+                Some(row) if row.status == "RECONCILED" => Err(PortError::Conflict($crate::domain::ports::Conflict::ReconciledAgain)),
+                _ => Err(PortError::Conflict($crate::domain::ports::Conflict::NotReconciled)),
             }
         }
 
@@ -377,7 +270,7 @@ macro_rules! reconciliation_queries {
             conn: &mut $conn,
             id: i64,
             lines: &[(i64, Option<String>)],
-        ) -> Result<bool, StorageError> {
+        ) -> Result<bool, PortError> {
             let confirmed =
                 sqlx::query("UPDATE monthly_updates SET exceptions = exceptions WHERE id = $1 AND status = 'CONFIRMED'")
                     .bind(id)
@@ -402,7 +295,7 @@ macro_rules! reconciliation_queries {
             id: i64,
             count: i64,
             at: time::OffsetDateTime,
-        ) -> Result<(), StorageError> {
+        ) -> Result<(), PortError> {
             sqlx::query(
                 "UPDATE monthly_updates SET exceptions = $2, exceptions_at = $3 WHERE id = $1 AND status = 'CONFIRMED'",
             )
@@ -414,7 +307,7 @@ macro_rules! reconciliation_queries {
             Ok(())
         }
 
-        pub(super) async fn confirmed_since(conn: &mut $conn, first_period: &str) -> Result<Vec<i64>, StorageError> {
+        pub(super) async fn confirmed_since(conn: &mut $conn, first_period: &str) -> Result<Vec<i64>, PortError> {
             let ids: Vec<(i64,)> =
                 sqlx::query_as("SELECT id FROM monthly_updates WHERE status = 'CONFIRMED' AND period >= $1 ORDER BY id")
                     .bind(first_period)
@@ -429,7 +322,7 @@ macro_rules! reconciliation_queries {
             filter: &LineFilter,
             after: i64,
             limit: u32,
-        ) -> Result<Vec<LineRow>, StorageError> {
+        ) -> Result<Vec<LineRow>, PortError> {
             Ok(sqlx::query_as(
                 "SELECT line_no, household_code, phone_number, commune_code, line, codes, detail, amount_claimed, \
                  amount_confirmable, idle_months, later_detail FROM monthly_lines WHERE update_ref = $1 AND line_no > $2 \
@@ -457,7 +350,7 @@ macro_rules! reconciliation_queries {
             conn: &mut $conn,
             period: &str,
             operator: &str,
-        ) -> Result<Vec<(String, i64)>, StorageError> {
+        ) -> Result<Vec<(String, i64)>, PortError> {
             Ok(sqlx::query_as(
                 "SELECT l.household_code, l.update_ref FROM monthly_updates u \
                  JOIN monthly_lines l ON l.update_ref = u.id \
@@ -471,7 +364,7 @@ macro_rules! reconciliation_queries {
         }
 
         /// Each line's phone number and months without traffic.
-        pub(super) async fn idle_months(conn: &mut $conn, id: i64) -> Result<Vec<(String, i64)>, StorageError> {
+        pub(super) async fn idle_months(conn: &mut $conn, id: i64) -> Result<Vec<(String, i64)>, PortError> {
             Ok(sqlx::query_as("SELECT phone_number, idle_months FROM monthly_lines WHERE update_ref = $1")
                 .bind(id)
                 .fetch_all(&mut *conn)
@@ -484,7 +377,7 @@ macro_rules! reconciliation_queries {
             operator: &str,
             from: time::Date,
             until: time::Date,
-        ) -> Result<Vec<i64>, StorageError> {
+        ) -> Result<Vec<i64>, PortError> {
             let ids: Vec<(i64,)> = sqlx::query_as(
                 "SELECT id FROM enrollments WHERE operator = $1 AND start_date < $3 \
                  AND (end_date IS NULL OR end_date > $2)",
@@ -499,16 +392,3 @@ macro_rules! reconciliation_queries {
     };
 }
 pub(super) use reconciliation_queries;
-
-/// The first day of a period `YYYY-MM` and of the month after it.
-pub fn period_bounds(period: &str) -> Option<(Date, Date)> {
-    let (y, m) = period.split_once('-')?;
-    let month = time::Month::try_from(m.parse::<u8>().ok()?).ok()?;
-    let first = Date::from_calendar_date(y.parse().ok()?, month, 1).ok()?;
-    let next = if month == time::Month::December {
-        Date::from_calendar_date(first.year() + 1, time::Month::January, 1).ok()?
-    } else {
-        Date::from_calendar_date(first.year(), month.next(), 1).ok()?
-    };
-    Some((first, next))
-}

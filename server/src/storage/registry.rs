@@ -16,111 +16,14 @@
 use time::{Date, OffsetDateTime};
 
 use crate::domain::{
-    household::BatchKind,
     member::UnitCode,
     units::{AdminUnit, UnitLevel},
 };
 
-use super::StorageError;
-
-/// One record of a batch as staged: the household's stored form, or a removal.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StagedRecord {
-    pub idx: i64,
-    pub household_code: String,
-    pub effective: Date,
-    pub removal_reason: Option<String>,
-    pub removal_note: Option<String>,
-    /// The stored form (JSON) of the household's data, for upserts.
-    pub data: Option<String>,
-    pub content_hash: Option<String>,
-    pub commune_code: Option<String>,
-    pub certificate_number: Option<String>,
-    /// The members' citizen IDs of an upsert, separated by spaces.
-    pub member_ids: Option<String>,
-}
-
-/// A batch's row: its header, status and, once applied, its counts.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct BatchRow {
-    pub seq: i64,
-    pub batch_id: String,
-    pub kind: String,
-    pub review_period: String,
-    pub effective_date: Date,
-    pub note: String,
-    pub status: String,
-    pub content_digest: Option<String>,
-    pub records: i64,
-    pub added: i64,
-    pub changed: i64,
-    pub removed: i64,
-    pub unchanged: i64,
-    pub pushed_by: String,
-    pub received_at: OffsetDateTime,
-    pub applied_at: Option<OffsetDateTime>,
-}
-
-/// A new batch, as `begin_batch` records it.
-#[derive(Debug, Clone)]
-pub struct NewBatch<'a> {
-    pub batch_id: &'a str,
-    pub kind: BatchKind,
-    pub review_period: &'a str,
-    pub effective: Date,
-    pub note: &'a str,
-    pub pushed_by: &'a str,
-    pub received_at: OffsetDateTime,
-    /// The receiving stream's token.
-    pub receiver: &'a str,
-}
-
-/// A batch staged by one stream: what applying it checks first.
-#[derive(Debug, Clone, Copy)]
-pub struct Staged<'a> {
-    pub batch_id: &'a str,
-    /// The stream's token ([`NewBatch::receiver`]).
-    pub receiver: &'a str,
-    /// The records it staged.
-    pub records: i64,
-}
-
-/// One state of a household, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct VersionRow {
-    pub id: i64,
-    pub household_code: String,
-    pub valid_from: Date,
-    pub valid_to: Option<Date>,
-    pub removal_reason: Option<String>,
-    pub removal_note: Option<String>,
-    pub data: String,
-    pub content_hash: String,
-    pub commune_code: String,
-    pub certificate_number: Option<String>,
-    pub batch_id: String,
-    pub recorded_at: OffsetDateTime,
-}
-
-/// What applying a batch did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ApplyCounts {
-    pub added: i64,
-    pub changed: i64,
-    pub removed: i64,
-    pub unchanged: i64,
-}
-
-/// Why a batch cannot be applied to the register as it stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApplyProblem {
-    /// A member's citizen ID belongs to another household on the list, not in this batch.
-    CitizenElsewhere { idx: i64, household_code: String, member: i64, citizen_id: String, other_household: String },
-    /// A removal of a household that is not on the list on that date.
-    NotOnList { idx: i64, household_code: String },
-    /// A snapshot dated before states the register already holds.
-    SnapshotBeforeRecorded { household_code: String, valid_from: Date },
-}
+use super::PortError;
+pub use crate::domain::ports::register::{
+    ApplyCounts, ApplyProblem, BatchRow, NewBatch, Staged, StagedRecord, VersionRow,
+};
 
 /// The statements of applying a batch that read members out of the stored JSON, which the
 /// dialects do differently.
@@ -152,8 +55,8 @@ pub(super) struct UnitRow {
 }
 
 impl UnitRow {
-    pub(super) fn into_unit(self) -> Result<AdminUnit, StorageError> {
-        let corrupt = |e: String| StorageError::Corrupt(format!("unit {}: {e}", self.code));
+    pub(super) fn into_unit(self) -> Result<AdminUnit, PortError> {
+        let corrupt = |e: String| PortError::Corrupt(format!("unit {}: {e}", self.code));
         Ok(AdminUnit {
             code: UnitCode::parse(&self.code).map_err(corrupt)?,
             level: UnitLevel::parse(&self.level).map_err(corrupt)?,
@@ -206,11 +109,6 @@ pub(super) const RECEIVING_BATCHES: &str =
     "SELECT batch_id FROM household_batches WHERE status = 'RECEIVING' ORDER BY seq";
 
 pub(super) const COUNT_STAGED: &str = "SELECT COUNT(*) FROM batch_staging WHERE batch_id = $1";
-
-/// The batch is no longer this stream's (another took it over, or it was cleared).
-pub const NOT_THE_RECEIVER: &str = "the batch is no longer received by this stream";
-/// What is staged is not what the stream sent.
-pub const STAGED_OTHER: &str = "the records staged are not those this stream sent";
 
 pub(super) const STAGING_COLUMNS: &str = "batch_id, idx, household_code, effective_date, removal_reason, \
      removal_note, data, content_hash, commune_code, certificate_number";
@@ -495,7 +393,7 @@ macro_rules! registry_queries {
     ($db:ty, $conn:ty) => {
         use $crate::storage::registry::{self as reg, ApplyProblem, BatchRow, SlowPlan, SlowRow, UnitRow, VersionRow};
 
-        pub(super) async fn units(conn: &mut $conn) -> Result<Vec<$crate::domain::units::AdminUnit>, StorageError> {
+        pub(super) async fn units(conn: &mut $conn) -> Result<Vec<$crate::domain::units::AdminUnit>, PortError> {
             let rows: Vec<UnitRow> = sqlx::query_as(reg::UNITS).fetch_all(&mut *conn).await?;
             rows.into_iter().map(UnitRow::into_unit).collect()
         }
@@ -505,7 +403,7 @@ macro_rules! registry_queries {
             conn: &mut $conn,
             new: &[$crate::domain::units::AdminUnit],
             changed: &[$crate::domain::units::AdminUnit],
-        ) -> Result<(), StorageError> {
+        ) -> Result<(), PortError> {
             for u in new {
                 sqlx::query(reg::INSERT_UNIT)
                     .bind(u.code.as_str())
@@ -517,7 +415,7 @@ macro_rules! registry_queries {
                     .bind(u.successor.as_ref().map(|s| s.as_str()))
                     .execute(&mut *conn)
                     .await
-                    .map_err(StorageError::from_insert)?;
+                    .map_err(PortError::from_insert)?;
             }
             for u in changed {
                 sqlx::query(reg::UPDATE_UNIT)
@@ -532,12 +430,12 @@ macro_rules! registry_queries {
             Ok(())
         }
 
-        pub(super) async fn count_units(conn: &mut $conn) -> Result<i64, StorageError> {
+        pub(super) async fn count_units(conn: &mut $conn) -> Result<i64, PortError> {
             let n: Vec<i64> = sqlx::query_scalar(reg::COUNT_UNITS).fetch_all(&mut *conn).await?;
             Ok(n.first().copied().unwrap_or_default())
         }
 
-        pub(super) async fn batch(conn: &mut $conn, batch_id: &str) -> Result<Option<BatchRow>, StorageError> {
+        pub(super) async fn batch(conn: &mut $conn, batch_id: &str) -> Result<Option<BatchRow>, PortError> {
             Ok(sqlx::query_as(reg::GET_BATCH).bind(batch_id).fetch_all(&mut *conn).await?.pop())
         }
 
@@ -545,7 +443,7 @@ macro_rules! registry_queries {
             conn: &mut $conn,
             before: Option<i64>,
             limit: u32,
-        ) -> Result<Vec<BatchRow>, StorageError> {
+        ) -> Result<Vec<BatchRow>, PortError> {
             Ok(sqlx::query_as(reg::LIST_BATCHES)
                 .bind(before.unwrap_or(i64::MAX))
                 .bind(i64::from(limit))
@@ -553,7 +451,7 @@ macro_rules! registry_queries {
                 .await?)
         }
 
-        pub(super) async fn begin_batch(conn: &mut $conn, b: &reg::NewBatch<'_>) -> Result<(), StorageError> {
+        pub(super) async fn begin_batch(conn: &mut $conn, b: &reg::NewBatch<'_>) -> Result<(), PortError> {
             discard_batch(&mut *conn, b.batch_id).await?;
             sqlx::query(reg::INSERT_BATCH)
                 .bind(b.batch_id)
@@ -566,18 +464,18 @@ macro_rules! registry_queries {
                 .bind(b.receiver)
                 .execute(&mut *conn)
                 .await
-                .map_err(StorageError::from_insert)?;
+                .map_err(PortError::from_insert)?;
             Ok(())
         }
 
-        pub(super) async fn discard_batch(conn: &mut $conn, batch_id: &str) -> Result<(), StorageError> {
+        pub(super) async fn discard_batch(conn: &mut $conn, batch_id: &str) -> Result<(), PortError> {
             sqlx::query(reg::DELETE_RECEIVING).bind(batch_id).execute(&mut *conn).await?;
             clear_staging(&mut *conn, batch_id).await
         }
 
         /// Drops a batch's staged rows; when no other batch is being received (and the
         /// backend can empty tables cheaply, `EMPTY_WHEN_ALONE`), the whole staging area.
-        pub(super) async fn clear_staging(conn: &mut $conn, batch_id: &str) -> Result<(), StorageError> {
+        pub(super) async fn clear_staging(conn: &mut $conn, batch_id: &str) -> Result<(), PortError> {
             let receiving: Vec<i64> = sqlx::query_scalar(reg::COUNT_RECEIVING).fetch_all(&mut *conn).await?;
             if EMPTY_WHEN_ALONE && receiving.first().is_none_or(|n| *n == 0) {
                 sqlx::query(reg::EMPTY_STAGING).execute(&mut *conn).await?;
@@ -589,7 +487,7 @@ macro_rules! registry_queries {
             Ok(())
         }
 
-        pub(super) async fn versions_of(conn: &mut $conn, code: &str) -> Result<Vec<VersionRow>, StorageError> {
+        pub(super) async fn versions_of(conn: &mut $conn, code: &str) -> Result<Vec<VersionRow>, PortError> {
             Ok(sqlx::query_as(reg::VERSIONS_OF).bind(code).fetch_all(&mut *conn).await?)
         }
 
@@ -597,7 +495,7 @@ macro_rules! registry_queries {
             conn: &mut $conn,
             code: &str,
             date: time::Date,
-        ) -> Result<Option<VersionRow>, StorageError> {
+        ) -> Result<Option<VersionRow>, PortError> {
             Ok(sqlx::query_as(reg::VERSION_ON).bind(code).bind(date).fetch_all(&mut *conn).await?.pop())
         }
 
@@ -605,7 +503,7 @@ macro_rules! registry_queries {
             conn: &mut $conn,
             citizen_id: &str,
             date: time::Date,
-        ) -> Result<Vec<VersionRow>, StorageError> {
+        ) -> Result<Vec<VersionRow>, PortError> {
             let candidates: Vec<VersionRow> =
                 sqlx::query_as(reg::FIND_BY_CITIZEN).bind(citizen_id).bind(date).fetch_all(&mut *conn).await?;
             Ok(candidates.into_iter().filter(|v| reg::citizens_of(&v.data).iter().any(|c| c == citizen_id)).collect())
@@ -615,23 +513,19 @@ macro_rules! registry_queries {
             conn: &mut $conn,
             number: &str,
             date: time::Date,
-        ) -> Result<Vec<VersionRow>, StorageError> {
+        ) -> Result<Vec<VersionRow>, PortError> {
             Ok(sqlx::query_as(reg::FIND_BY_CERTIFICATE).bind(number).bind(date).fetch_all(&mut *conn).await?)
         }
 
         /// Everything of applying a batch that both dialects write alike; `citizens_sql`
         /// expands the staged citizen IDs, which the dialects do differently.
         /// Fails unless the batch is still received by `receiver`.
-        pub(super) async fn check_receiver(
-            conn: &mut $conn,
-            batch_id: &str,
-            receiver: &str,
-        ) -> Result<(), StorageError> {
+        pub(super) async fn check_receiver(conn: &mut $conn, batch_id: &str, receiver: &str) -> Result<(), PortError> {
             let current: Option<Option<String>> =
                 sqlx::query_scalar(reg::RECEIVER_OF).bind(batch_id).fetch_optional(&mut *conn).await?;
             match current {
                 Some(Some(r)) if r == receiver => Ok(()),
-                _ => Err(StorageError::Precondition(reg::NOT_THE_RECEIVER)),
+                _ => Err(PortError::Conflict($crate::domain::ports::Conflict::NotTheReceiver)),
             }
         }
 
@@ -642,14 +536,14 @@ macro_rules! registry_queries {
             effective: time::Date,
             at: time::OffsetDateTime,
             sql: reg::MemberSql,
-        ) -> Result<Result<reg::ApplyCounts, Vec<ApplyProblem>>, StorageError> {
+        ) -> Result<Result<reg::ApplyCounts, Vec<ApplyProblem>>, PortError> {
             use $crate::domain::household::BatchKind;
             let batch_id = batch.batch_id;
             // Only what this stream staged, all of it.
             check_receiver(&mut *conn, batch_id, batch.receiver).await?;
             let staged: i64 = sqlx::query_scalar(reg::COUNT_STAGED).bind(batch_id).fetch_one(&mut *conn).await?;
             if staged != batch.records {
-                return Err(StorageError::Precondition(reg::STAGED_OTHER));
+                return Err(PortError::Conflict($crate::domain::ports::Conflict::StagedOther));
             }
             let mut problems = Vec::new();
             if kind == BatchKind::Snapshot {
@@ -820,7 +714,7 @@ macro_rules! registry_queries {
             records: i64,
             counts: &reg::ApplyCounts,
             at: time::OffsetDateTime,
-        ) -> Result<(), StorageError> {
+        ) -> Result<(), PortError> {
             sqlx::query(reg::MARK_APPLIED)
                 .bind(batch_id)
                 .bind(digest)

@@ -10,7 +10,7 @@
 
 use time::OffsetDateTime;
 
-use super::StorageError;
+use super::PortError;
 use crate::{
     audit::{AuditEntry, AuditRecord},
     domain::member::{CertificateUse, DisplayName, Member, MemberStatus, OrgCode, Role, UnitCode},
@@ -115,11 +115,11 @@ impl AuditRow {
 }
 
 /// The tree's right edge as the chain head stores it, checked against the head's record count.
-pub(super) fn tree_edge(text: &str, seq: i64) -> Result<crate::audit::merkle::CompactRange, StorageError> {
+pub(super) fn tree_edge(text: &str, seq: i64) -> Result<crate::audit::merkle::CompactRange, PortError> {
     let range = crate::audit::merkle::CompactRange::decode(text)
-        .map_err(|e| StorageError::Corrupt(format!("the audit tree's edge: {e}")))?;
+        .map_err(|e| PortError::Corrupt(format!("the audit tree's edge: {e}")))?;
     if range.size() != seq as u64 {
-        return Err(StorageError::Corrupt(format!(
+        return Err(PortError::Corrupt(format!(
             "the audit tree's edge covers {} records, the chain head {seq}",
             range.size()
         )));
@@ -127,12 +127,12 @@ pub(super) fn tree_edge(text: &str, seq: i64) -> Result<crate::audit::merkle::Co
     Ok(range)
 }
 
-fn corrupt(what: &str, value: &str, err: String) -> StorageError {
-    StorageError::Corrupt(format!("{what} {value:?}: {err}"))
+fn corrupt(what: &str, value: &str, err: String) -> PortError {
+    PortError::Corrupt(format!("{what} {value:?}: {err}"))
 }
 
 impl MemberRow {
-    pub(super) fn into_member(self, certificates: Vec<CertificateUse>) -> Result<Member, StorageError> {
+    pub(super) fn into_member(self, certificates: Vec<CertificateUse>) -> Result<Member, PortError> {
         let code = OrgCode::parse(&self.code).map_err(|e| corrupt("member code", &self.code, e))?;
         Ok(Member {
             display_name: DisplayName::parse(&self.display_name)
@@ -165,7 +165,7 @@ impl CertificateRow {
 }
 
 /// Joins a page of member rows with the certificate rows of the same codes (both in code order).
-pub(super) fn assemble(rows: Vec<MemberRow>, certificates: Vec<CertificateRow>) -> Result<Vec<Member>, StorageError> {
+pub(super) fn assemble(rows: Vec<MemberRow>, certificates: Vec<CertificateRow>) -> Result<Vec<Member>, PortError> {
     let mut certificates = certificates.into_iter().peekable();
     rows.into_iter()
         .map(|row| {
@@ -210,7 +210,7 @@ macro_rules! shared_queries {
         pub(super) async fn get_member(
             pool: &$pool,
             code: &$crate::domain::member::OrgCode,
-        ) -> Result<Option<$crate::domain::member::Member>, StorageError> {
+        ) -> Result<Option<$crate::domain::member::Member>, PortError> {
             let Some(row) =
                 sqlx::query_as::<_, MemberRow>(sql::GET_MEMBER).bind(code.as_str()).fetch_all(pool).await?.pop()
             else {
@@ -229,7 +229,7 @@ macro_rules! shared_queries {
             filter: &$crate::domain::member::MemberFilter,
             after: Option<&$crate::domain::member::OrgCode>,
             limit: u32,
-        ) -> Result<Vec<$crate::domain::member::Member>, StorageError> {
+        ) -> Result<Vec<$crate::domain::member::Member>, PortError> {
             let rows = sqlx::query_as::<_, MemberRow>(sql::LIST_MEMBERS)
                 .bind(after.map_or("", |c| c.as_str()))
                 .bind(filter.role.map(|r| r.as_str()))
@@ -252,7 +252,7 @@ macro_rules! shared_queries {
             pool: &$pool,
             member: &$crate::domain::member::NewMember,
             at: time::OffsetDateTime,
-        ) -> Result<(), StorageError> {
+        ) -> Result<(), PortError> {
             sqlx::query(sql::INSERT_MEMBER)
                 .bind(member.code.as_str())
                 .bind(member.display_name.as_str())
@@ -261,11 +261,11 @@ macro_rules! shared_queries {
                 .bind(at)
                 .execute(pool)
                 .await
-                .map_err(StorageError::from_insert)?;
+                .map_err(PortError::from_insert)?;
             Ok(())
         }
 
-        pub(super) async fn update_member(pool: &$pool, w: &$crate::storage::MemberWrite) -> Result<(), StorageError> {
+        pub(super) async fn update_member(pool: &$pool, w: &$crate::storage::MemberWrite) -> Result<(), PortError> {
             let done = sqlx::query(sql::UPDATE_MEMBER)
                 .bind(w.code.as_str())
                 .bind(w.display_name.as_str())
@@ -281,9 +281,9 @@ macro_rules! shared_queries {
             }
             let exists: i64 = sqlx::query_scalar(sql::COUNT_MEMBER).bind(w.code.as_str()).fetch_one(pool).await?;
             Err(if exists == 0 {
-                StorageError::NotFound
+                PortError::NotFound
             } else {
-                StorageError::Precondition($crate::storage::LAST_ACTIVE_ICT)
+                PortError::Conflict($crate::domain::ports::Conflict::LastActiveIct)
             })
         }
 
@@ -292,12 +292,12 @@ macro_rules! shared_queries {
             code: &$crate::domain::member::OrgCode,
             fingerprint: &str,
             at: time::OffsetDateTime,
-        ) -> Result<(), StorageError> {
+        ) -> Result<(), PortError> {
             sqlx::query(sql::RECORD_CERTIFICATE).bind(code.as_str()).bind(fingerprint).bind(at).execute(pool).await?;
             Ok(())
         }
 
-        pub(super) async fn has_ict_member(pool: &$pool) -> Result<bool, StorageError> {
+        pub(super) async fn has_ict_member(pool: &$pool) -> Result<bool, PortError> {
             let n: Vec<i64> = sqlx::query_scalar(sql::COUNT_ICT).fetch_all(pool).await?;
             Ok(n.first().is_some_and(|n| *n > 0))
         }
@@ -306,7 +306,7 @@ macro_rules! shared_queries {
             pool: &$pool,
             after: i64,
             limit: u32,
-        ) -> Result<Vec<$crate::audit::AuditRecord>, StorageError> {
+        ) -> Result<Vec<$crate::audit::AuditRecord>, PortError> {
             let rows = sqlx::query_as::<_, AuditRow>(sql::AUDIT_RECORDS)
                 .bind(after)
                 .bind(i64::from(limit))
@@ -320,7 +320,7 @@ macro_rules! shared_queries {
             filter: &$crate::storage::AuditFilter,
             after: i64,
             limit: u32,
-        ) -> Result<Vec<$crate::audit::AuditRecord>, StorageError> {
+        ) -> Result<Vec<$crate::audit::AuditRecord>, PortError> {
             let rows = sqlx::query_as::<_, AuditRow>(sql::QUERY_AUDIT)
                 .bind(after)
                 .bind(filter.from)
@@ -335,7 +335,7 @@ macro_rules! shared_queries {
             Ok(rows.into_iter().map(Into::into).collect())
         }
 
-        pub(super) async fn audit_head(pool: &$pool) -> Result<(i64, String), StorageError> {
+        pub(super) async fn audit_head(pool: &$pool) -> Result<(i64, String), PortError> {
             Ok(sqlx::query_as::<_, (i64, String)>(sql::AUDIT_HEAD).fetch_one(pool).await?)
         }
     };

@@ -18,7 +18,7 @@ use sqlx::{
 use time::{Date, OffsetDateTime};
 
 use super::{
-    MemberWrite, StorageError, Store, StoreOptions,
+    MemberWrite, PortError, Store, StoreOptions,
     eligibility::{DecisionRow, DecisionRunRow, PolicyRow, StateRow},
     enrollments::{
         DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, FeedRow, NewEnrollment, WriteKey,
@@ -86,9 +86,9 @@ impl Drop for StopOnDrop {
 
 impl SqliteStore {
     /// Opens (creating when missing) the database file at `path`.
-    pub async fn open(path: &str, options: &StoreOptions) -> Result<Self, StorageError> {
+    pub async fn open(path: &str, options: &StoreOptions) -> Result<Self, PortError> {
         if path.is_empty() || path == ":memory:" {
-            return Err(StorageError::BadUrl(format!("sqlite://{path}")));
+            return Err(PortError::fault(super::BadUrl(format!("sqlite://{path}"))));
         }
         let base = SqliteConnectOptions::from_str("sqlite:")?
             .filename(path)
@@ -105,8 +105,7 @@ impl SqliteStore {
             .pragma("temp_store", "MEMORY");
         // The writer builds the indexes of a million-household batch in one transaction: it
         // gets a larger page cache than the readers, and the staging file.
-        let staging_area =
-            StagingArea::open(Path::new(path)).map_err(|e| StorageError::Database(sqlx::Error::Io(e)))?;
+        let staging_area = StagingArea::open(Path::new(path)).map_err(|e| PortError::fault(sqlx::Error::Io(e)))?;
         let staging = staging_area.file.to_string_lossy().into_owned();
         // A connection to a local file cannot have gone away: no pool pings one before use
         // (a round trip to its thread on every call).
@@ -183,12 +182,12 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn ping(&self) -> Result<(), StorageError> {
+    async fn ping(&self) -> Result<(), PortError> {
         sqlx::query("SELECT 1").execute(&self.ping).await?;
         Ok(())
     }
 
-    async fn claim(&self, key: &str) -> Result<Option<super::Claim>, StorageError> {
+    async fn claim(&self, key: &str) -> Result<Option<super::Claim>, PortError> {
         // A lock on a file of the claim's own beside the database: the operating system ends it
         // when the claim is dropped or the process dies, also for other processes on the file.
         let dir = claims_path(&self.path);
@@ -198,28 +197,28 @@ impl Store for SqliteStore {
             std::fs::create_dir_all(&dir)?;
             let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
             match file.try_lock() {
-                Ok(()) => Ok(Some(super::Claim(Box::new(file)))),
+                Ok(()) => Ok(Some(super::Claim::new(file))),
                 Err(std::fs::TryLockError::WouldBlock) => Ok(None),
                 Err(std::fs::TryLockError::Error(e)) => Err(e),
             }
         })
         .await
-        .map_err(|e| StorageError::Database(sqlx::Error::Io(std::io::Error::other(e))))?
-        .map_err(|e| StorageError::Database(sqlx::Error::Io(e)))
+        .map_err(|e| PortError::fault(sqlx::Error::Io(std::io::Error::other(e))))?
+        .map_err(|e| PortError::fault(sqlx::Error::Io(e)))
     }
 
     fn backend(&self) -> &'static str {
         "sqlite"
     }
 
-    async fn migrate(&self) -> Result<(), StorageError> {
+    async fn migrate(&self) -> Result<(), PortError> {
         sqlx::migrate!("./migrations/sqlite").run(&self.write).await?;
         Ok(())
     }
 
     /// Prunes the register's change log and starts holding the register in memory. (The
     /// staging file is this process's own and new: see [`StagingArea`].)
-    async fn prepare_to_serve(&self) -> Result<(), StorageError> {
+    async fn prepare_to_serve(&self) -> Result<(), PortError> {
         let mut conn = self.write.acquire().await?;
         sqlx::query(held_register::PRUNE_CHANGES).bind(held_register::CHANGES_KEPT).execute(&mut *conn).await?;
         drop(conn);
@@ -233,7 +232,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn catch_up(&self) -> Result<(), StorageError> {
+    async fn catch_up(&self) -> Result<(), PortError> {
         self.register.wait_current().await
     }
 
@@ -241,7 +240,7 @@ impl Store for SqliteStore {
         self.register.held()
     }
 
-    async fn get_member(&self, code: &OrgCode) -> Result<Option<Member>, StorageError> {
+    async fn get_member(&self, code: &OrgCode) -> Result<Option<Member>, PortError> {
         get_member(&self.read, code).await
     }
 
@@ -250,18 +249,18 @@ impl Store for SqliteStore {
         filter: &MemberFilter,
         after: Option<&OrgCode>,
         limit: u32,
-    ) -> Result<Vec<Member>, StorageError> {
+    ) -> Result<Vec<Member>, PortError> {
         list_members(&self.read, filter, after, limit).await
     }
 
-    async fn insert_member(&self, member: &NewMember, at: OffsetDateTime) -> Result<Member, StorageError> {
+    async fn insert_member(&self, member: &NewMember, at: OffsetDateTime) -> Result<Member, PortError> {
         insert_member(&self.write, member, at).await?;
-        get_member(&self.write, &member.code).await?.ok_or(StorageError::NotFound)
+        get_member(&self.write, &member.code).await?.ok_or(PortError::NotFound)
     }
 
-    async fn update_member(&self, write: &MemberWrite) -> Result<Member, StorageError> {
+    async fn update_member(&self, write: &MemberWrite) -> Result<Member, PortError> {
         update_member(&self.write, write).await?;
-        get_member(&self.write, &write.code).await?.ok_or(StorageError::NotFound)
+        get_member(&self.write, &write.code).await?.ok_or(PortError::NotFound)
     }
 
     async fn record_certificate_use(
@@ -269,11 +268,11 @@ impl Store for SqliteStore {
         code: &OrgCode,
         fingerprint: &str,
         at: OffsetDateTime,
-    ) -> Result<(), StorageError> {
+    ) -> Result<(), PortError> {
         record_certificate_use(&self.write, code, fingerprint, at).await
     }
 
-    async fn has_ict_member(&self) -> Result<bool, StorageError> {
+    async fn has_ict_member(&self) -> Result<bool, PortError> {
         has_ict_member(&self.read).await
     }
 
@@ -282,7 +281,7 @@ impl Store for SqliteStore {
         entries: &[AuditEntry],
         decisions: &[DecisionRow],
         subjects: &[(usize, Subject)],
-    ) -> Result<Vec<(i64, String)>, StorageError> {
+    ) -> Result<Vec<(i64, String)>, PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         insert_decisions(&mut tx, decisions).await?;
         let (seq, hash, tree): (i64, String, Option<String>) =
@@ -333,7 +332,7 @@ impl Store for SqliteStore {
         Ok(records.into_iter().map(|r| (r.seq, r.hash)).collect())
     }
 
-    async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StorageError> {
+    async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, PortError> {
         audit_records(&self.read, after, limit).await
     }
 
@@ -342,19 +341,19 @@ impl Store for SqliteStore {
         filter: &crate::storage::AuditFilter,
         after: i64,
         limit: u32,
-    ) -> Result<Vec<AuditRecord>, StorageError> {
+    ) -> Result<Vec<AuditRecord>, PortError> {
         query_audit(&self.read, filter, after, limit).await
     }
 
-    async fn audit_head(&self) -> Result<(i64, String), StorageError> {
+    async fn audit_head(&self) -> Result<(i64, String), PortError> {
         audit_head(&self.read).await
     }
 
-    async fn units(&self) -> Result<Vec<AdminUnit>, StorageError> {
+    async fn units(&self) -> Result<Vec<AdminUnit>, PortError> {
         households::units(&mut *self.read.acquire().await?).await
     }
 
-    async fn seed_units(&self, units: &[AdminUnit]) -> Result<bool, StorageError> {
+    async fn seed_units(&self, units: &[AdminUnit]) -> Result<bool, PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         if households::count_units(&mut tx).await? > 0 {
             return Ok(false);
@@ -364,42 +363,37 @@ impl Store for SqliteStore {
         Ok(true)
     }
 
-    async fn save_units(&self, new: &[AdminUnit], changed: &[AdminUnit]) -> Result<(), StorageError> {
+    async fn save_units(&self, new: &[AdminUnit], changed: &[AdminUnit]) -> Result<(), PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         households::save_units(&mut tx, new, changed).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn batch(&self, batch_id: &str) -> Result<Option<BatchRow>, StorageError> {
+    async fn batch(&self, batch_id: &str) -> Result<Option<BatchRow>, PortError> {
         households::batch(&mut *self.read.acquire().await?, batch_id).await
     }
 
-    async fn list_batches(&self, before: Option<i64>, limit: u32) -> Result<Vec<BatchRow>, StorageError> {
+    async fn list_batches(&self, before: Option<i64>, limit: u32) -> Result<Vec<BatchRow>, PortError> {
         households::list_batches(&mut *self.read.acquire().await?, before, limit).await
     }
 
-    async fn begin_batch(&self, batch: &NewBatch<'_>) -> Result<(), StorageError> {
+    async fn begin_batch(&self, batch: &NewBatch<'_>) -> Result<(), PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         households::begin_batch(&mut tx, batch).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn stage_records(
-        &self,
-        batch_id: &str,
-        receiver: &str,
-        records: &[StagedRecord],
-    ) -> Result<(), StorageError> {
+    async fn stage_records(&self, batch_id: &str, receiver: &str, records: &[StagedRecord]) -> Result<(), PortError> {
         stage(&mut *self.write.acquire().await?, batch_id, receiver, records).await
     }
 
-    async fn receiving_batches(&self) -> Result<Vec<String>, StorageError> {
+    async fn receiving_batches(&self) -> Result<Vec<String>, PortError> {
         Ok(sqlx::query_scalar(registry::RECEIVING_BATCHES).fetch_all(&self.read).await?)
     }
 
-    async fn discard_batch(&self, batch_id: &str) -> Result<(), StorageError> {
+    async fn discard_batch(&self, batch_id: &str) -> Result<(), PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         households::discard_batch(&mut tx, batch_id).await?;
         tx.commit().await?;
@@ -413,7 +407,7 @@ impl Store for SqliteStore {
         effective: Date,
         digest: &str,
         at: OffsetDateTime,
-    ) -> Result<Result<ApplyCounts, Vec<ApplyProblem>>, StorageError> {
+    ) -> Result<Result<ApplyCounts, Vec<ApplyProblem>>, PortError> {
         let (batch_id, records) = (batch.batch_id, batch.records);
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         let applied = households::apply_shared(&mut tx, batch, kind, effective, at, MEMBER_SQL).await?;
@@ -448,19 +442,19 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn household_versions(&self, code: &str) -> Result<Vec<VersionRow>, StorageError> {
+    async fn household_versions(&self, code: &str) -> Result<Vec<VersionRow>, PortError> {
         households::versions_of(&mut *self.read.acquire().await?, code).await
     }
 
-    async fn household_on(&self, code: &str, date: Date) -> Result<Option<VersionRow>, StorageError> {
+    async fn household_on(&self, code: &str, date: Date) -> Result<Option<VersionRow>, PortError> {
         households::version_on(&mut *self.read.acquire().await?, code, date).await
     }
 
-    async fn find_by_citizen(&self, citizen_id: &str, date: Date) -> Result<Vec<VersionRow>, StorageError> {
+    async fn find_by_citizen(&self, citizen_id: &str, date: Date) -> Result<Vec<VersionRow>, PortError> {
         households::find_by_citizen(&mut *self.read.acquire().await?, citizen_id, date).await
     }
 
-    async fn find_by_certificate(&self, number: &str, date: Date) -> Result<Vec<VersionRow>, StorageError> {
+    async fn find_by_certificate(&self, number: &str, date: Date) -> Result<Vec<VersionRow>, PortError> {
         households::find_by_certificate(&mut *self.read.acquire().await?, number, date).await
     }
 
@@ -469,7 +463,7 @@ impl Store for SqliteStore {
         kind: QueryKind,
         values: &[String],
         bulk: bool,
-    ) -> Result<Vec<StateRow>, StorageError> {
+    ) -> Result<Vec<StateRow>, PortError> {
         let sql = match kind {
             QueryKind::CitizenId => MATCHING.citizen_id,
             QueryKind::HouseholdCode => MATCHING.household_code,
@@ -485,25 +479,25 @@ impl Store for SqliteStore {
         kind: QueryKind,
         values: &[String],
         bulk: bool,
-    ) -> Result<Vec<(String, Vec<History>)>, StorageError> {
+    ) -> Result<Vec<(String, Vec<History>)>, PortError> {
         if let Some(found) = self.register.find(kind, values).await? {
             return Ok(found);
         }
         super::eligibility::histories_from_rows(self.states_matching(kind, values, bulk).await?)
     }
 
-    async fn policy_versions(&self) -> Result<Vec<PolicyRow>, StorageError> {
+    async fn policy_versions(&self) -> Result<Vec<PolicyRow>, PortError> {
         decisions::policy_versions(&mut *self.read.acquire().await?).await
     }
 
-    async fn seed_policy(&self, rows: &[PolicyRow]) -> Result<bool, StorageError> {
+    async fn seed_policy(&self, rows: &[PolicyRow]) -> Result<bool, PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         let seeded = decisions::seed_policy(&mut tx, rows).await?;
         tx.commit().await?;
         Ok(seeded)
     }
 
-    async fn add_policy_version(&self, row: &PolicyRow) -> Result<(), StorageError> {
+    async fn add_policy_version(&self, row: &PolicyRow) -> Result<(), PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         decisions::add_policy_version(&mut tx, row).await?;
         tx.commit().await?;
@@ -517,25 +511,25 @@ impl Store for SqliteStore {
         at: time::OffsetDateTime,
         reason: &str,
         today: time::Date,
-    ) -> Result<bool, StorageError> {
+    ) -> Result<bool, PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         let done = decisions::withdraw_policy_version(&mut tx, version, by, at, reason, today).await?;
         tx.commit().await?;
         Ok(done)
     }
 
-    async fn record_decision_runs(&self, runs: &[DecisionRunRow]) -> Result<(), StorageError> {
+    async fn record_decision_runs(&self, runs: &[DecisionRunRow]) -> Result<(), PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         decisions::insert_runs(&mut tx, runs).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn decision(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRow>, StorageError> {
+    async fn decision(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRow>, PortError> {
         decisions::decision(&mut *self.read.acquire().await?, call_id, idx).await
     }
 
-    async fn decision_run(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRunRow>, StorageError> {
+    async fn decision_run(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRunRow>, PortError> {
         decisions::decision_run(&mut *self.read.acquire().await?, call_id, idx).await
     }
 
@@ -545,7 +539,7 @@ impl Store for SqliteStore {
         key: &WriteKey<'_>,
         allowed: u32,
         transfer: bool,
-    ) -> Result<EnrollOutcome, StorageError> {
+    ) -> Result<EnrollOutcome, PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         let outcome = enrolling::enroll_in(&mut tx, new, key, allowed, transfer).await?;
         if matches!(outcome, EnrollOutcome::Created { .. }) {
@@ -554,7 +548,7 @@ impl Store for SqliteStore {
         Ok(outcome)
     }
 
-    async fn deenroll(&self, key: &WriteKey<'_>, ending: &Ending<'_>) -> Result<DeenrollOutcome, StorageError> {
+    async fn deenroll(&self, key: &WriteKey<'_>, ending: &Ending<'_>) -> Result<DeenrollOutcome, PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         let outcome = enrolling::deenroll_in(&mut tx, key, ending).await?;
         if matches!(outcome, DeenrollOutcome::Ended(_)) {
@@ -568,16 +562,16 @@ impl Store for SqliteStore {
         filter: &EnrollmentFilter,
         after: i64,
         limit: u32,
-    ) -> Result<Vec<EnrollmentRow>, StorageError> {
+    ) -> Result<Vec<EnrollmentRow>, PortError> {
         enrolling::list_enrollments(&mut *self.read.acquire().await?, filter, after, limit).await
     }
 
-    async fn feed_events(&self, operator: &str, after: i64, limit: u32) -> Result<Vec<FeedRow>, StorageError> {
+    async fn feed_events(&self, operator: &str, after: i64, limit: u32) -> Result<Vec<FeedRow>, PortError> {
         enrolling::events_after(&mut *self.read.acquire().await?, operator, after, limit).await
     }
 
-    async fn enrollments_by_ids(&self, ids: &[i64]) -> Result<Vec<EnrollmentRow>, StorageError> {
-        let ids = serde_json::to_string(ids).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+    async fn enrollments_by_ids(&self, ids: &[i64]) -> Result<Vec<EnrollmentRow>, PortError> {
+        let ids = serde_json::to_string(ids).map_err(|e| PortError::Corrupt(e.to_string()))?;
         Ok(sqlx::query_as(
             "SELECT e.id, e.operator, e.household_code, e.subscriber_citizen_id, e.phone_number, e.service, \
              e.start_date, e.end_date, e.end_reason, e.end_note, e.decision_id, e.transfer_reference, e.recorded_at, \
@@ -588,12 +582,8 @@ impl Store for SqliteStore {
         .await?)
     }
 
-    async fn enrollments_by_phones(
-        &self,
-        operator: &str,
-        phones: &[String],
-    ) -> Result<Vec<EnrollmentRow>, StorageError> {
-        let phones = serde_json::to_string(phones).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+    async fn enrollments_by_phones(&self, operator: &str, phones: &[String]) -> Result<Vec<EnrollmentRow>, PortError> {
+        let phones = serde_json::to_string(phones).map_err(|e| PortError::Corrupt(e.to_string()))?;
         Ok(sqlx::query_as(
             "SELECT e.id, e.operator, e.household_code, e.subscriber_citizen_id, e.phone_number, e.service, \
              e.start_date, e.end_date, e.end_reason, e.end_note, e.decision_id, e.transfer_reference, e.recorded_at, \
@@ -605,19 +595,19 @@ impl Store for SqliteStore {
         .await?)
     }
 
-    async fn enrollments_running(&self, operator: &str, from: Date, until: Date) -> Result<Vec<i64>, StorageError> {
+    async fn enrollments_running(&self, operator: &str, from: Date, until: Date) -> Result<Vec<i64>, PortError> {
         monthly::running_between(&mut *self.bulk.acquire().await?, operator, from, until).await
     }
 
-    async fn monthly_update(&self, operator: &str, update_id: &str) -> Result<Option<UpdateRow>, StorageError> {
+    async fn monthly_update(&self, operator: &str, update_id: &str) -> Result<Option<UpdateRow>, PortError> {
         monthly::by_key(&mut *self.read.acquire().await?, operator, update_id).await
     }
 
-    async fn monthly_update_by_ref(&self, id: i64) -> Result<Option<UpdateRow>, StorageError> {
+    async fn monthly_update_by_ref(&self, id: i64) -> Result<Option<UpdateRow>, PortError> {
         monthly::by_ref(&mut *self.read.acquire().await?, id).await
     }
 
-    async fn open_monthly_updates(&self, operator: &str, period: &str) -> Result<Vec<UpdateRow>, StorageError> {
+    async fn open_monthly_updates(&self, operator: &str, period: &str) -> Result<Vec<UpdateRow>, PortError> {
         monthly::open_for_period(&mut *self.read.acquire().await?, operator, period).await
     }
 
@@ -626,18 +616,18 @@ impl Store for SqliteStore {
         filter: &UpdateFilter,
         before: i64,
         limit: u32,
-    ) -> Result<Vec<UpdateRow>, StorageError> {
+    ) -> Result<Vec<UpdateRow>, PortError> {
         monthly::list(&mut *self.read.acquire().await?, filter, before, limit).await
     }
 
-    async fn begin_monthly_update(&self, new: &NewUpdate<'_>) -> Result<i64, StorageError> {
+    async fn begin_monthly_update(&self, new: &NewUpdate<'_>) -> Result<i64, PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         let id = monthly::begin(&mut tx, new).await?;
         tx.commit().await?;
         Ok(id)
     }
 
-    async fn store_monthly_lines(&self, id: i64, lines: &[LineRow]) -> Result<(), StorageError> {
+    async fn store_monthly_lines(&self, id: i64, lines: &[LineRow]) -> Result<(), PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         for chunk in lines.chunks(ROWS_PER_INSERT) {
             let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO monthly_lines (update_ref, ");
@@ -661,12 +651,12 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn mark_monthly_received(&self, id: i64, digest: &str) -> Result<(), StorageError> {
+    async fn mark_monthly_received(&self, id: i64, digest: &str) -> Result<(), PortError> {
         sqlx::query(super::reconciliation::MARK_RECEIVED).bind(id).bind(digest).execute(&self.write).await?;
         Ok(())
     }
 
-    async fn discard_monthly_update(&self, id: i64) -> Result<(), StorageError> {
+    async fn discard_monthly_update(&self, id: i64) -> Result<(), PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         monthly::discard(&mut tx, id).await?;
         tx.commit().await?;
@@ -680,48 +670,48 @@ impl Store for SqliteStore {
         figures: &str,
         at: OffsetDateTime,
         replaces: Option<i64>,
-    ) -> Result<(), StorageError> {
+    ) -> Result<(), PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         monthly::finish(&mut tx, id, digest, figures, at, replaces).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn rewrite_line_outcomes(&self, id: i64, lines: &[LineRow]) -> Result<bool, StorageError> {
+    async fn rewrite_line_outcomes(&self, id: i64, lines: &[LineRow]) -> Result<bool, PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         let open = monthly::rewrite_outcomes(&mut tx, id, lines).await?;
         tx.commit().await?;
         Ok(open)
     }
 
-    async fn refigure_monthly_update(&self, id: i64, figures: &str, at: OffsetDateTime) -> Result<bool, StorageError> {
+    async fn refigure_monthly_update(&self, id: i64, figures: &str, at: OffsetDateTime) -> Result<bool, PortError> {
         monthly::refigure(&mut *self.write.acquire().await?, id, figures, at).await
     }
 
-    async fn note_line_exceptions(&self, id: i64, lines: &[(i64, Option<String>)]) -> Result<bool, StorageError> {
+    async fn note_line_exceptions(&self, id: i64, lines: &[(i64, Option<String>)]) -> Result<bool, PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         let confirmed = monthly::note_exceptions(&mut tx, id, lines).await?;
         tx.commit().await?;
         Ok(confirmed)
     }
 
-    async fn count_exceptions(&self, id: i64, count: i64, at: OffsetDateTime) -> Result<(), StorageError> {
+    async fn count_exceptions(&self, id: i64, count: i64, at: OffsetDateTime) -> Result<(), PortError> {
         monthly::count_exceptions(&mut *self.write.acquire().await?, id, count, at).await
     }
 
-    async fn confirmed_updates_since(&self, first_period: &str) -> Result<Vec<i64>, StorageError> {
+    async fn confirmed_updates_since(&self, first_period: &str) -> Result<Vec<i64>, PortError> {
         monthly::confirmed_since(&mut *self.read.acquire().await?, first_period).await
     }
 
-    async fn mark_stale_updates(&self, first_period: &str) -> Result<Vec<i64>, StorageError> {
+    async fn mark_stale_updates(&self, first_period: &str) -> Result<Vec<i64>, PortError> {
         monthly::mark_stale(&mut *self.write.acquire().await?, first_period).await
     }
 
-    async fn stale_monthly_updates(&self) -> Result<Vec<i64>, StorageError> {
+    async fn stale_monthly_updates(&self) -> Result<Vec<i64>, PortError> {
         monthly::stale_lists(&mut *self.read.acquire().await?).await
     }
 
-    async fn decide_monthly_update(&self, id: i64, decision: &UpdateDecision<'_>) -> Result<(), StorageError> {
+    async fn decide_monthly_update(&self, id: i64, decision: &UpdateDecision<'_>) -> Result<(), PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         monthly::decide(&mut tx, id, decision).await?;
         tx.commit().await?;
@@ -734,15 +724,15 @@ impl Store for SqliteStore {
         filter: &LineFilter,
         after: i64,
         limit: u32,
-    ) -> Result<Vec<LineRow>, StorageError> {
+    ) -> Result<Vec<LineRow>, PortError> {
         monthly::lines(&mut *self.bulk.acquire().await?, id, filter, after, limit).await
     }
 
-    async fn claimed_elsewhere(&self, period: &str, operator: &str) -> Result<Vec<(String, i64)>, StorageError> {
+    async fn claimed_elsewhere(&self, period: &str, operator: &str) -> Result<Vec<(String, i64)>, PortError> {
         monthly::claimed_elsewhere(&mut *self.bulk.acquire().await?, period, operator).await
     }
 
-    async fn idle_months(&self, id: i64) -> Result<Vec<(String, i64)>, StorageError> {
+    async fn idle_months(&self, id: i64) -> Result<Vec<(String, i64)>, PortError> {
         monthly::idle_months(&mut *self.bulk.acquire().await?, id).await
     }
 }
@@ -758,10 +748,7 @@ crate::storage::audit_trail::impl_audit_trail!(
 );
 crate::storage::inspections::impl_inspection_store!(SqliteStore, read: read, bulk: bulk, write: write, begin: "BEGIN IMMEDIATE");
 /// Stores perfect subtrees of the audit tree; one already stored is left as it is.
-async fn insert_tree_nodes(
-    conn: &mut sqlx::SqliteConnection,
-    nodes: &[(u32, u64, String)],
-) -> Result<(), StorageError> {
+async fn insert_tree_nodes(conn: &mut sqlx::SqliteConnection, nodes: &[(u32, u64, String)]) -> Result<(), PortError> {
     for chunk in nodes.chunks(ROWS_PER_INSERT) {
         let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO audit_tree (level, idx, hash) ");
         insert.push_values(chunk, |mut row, (level, idx, hash)| {
@@ -775,10 +762,7 @@ async fn insert_tree_nodes(
 
 /// Builds the audit tree's right edge (and its stored nodes) from the records, for a trail
 /// written before the tree was kept.
-async fn rebuild_tree(
-    conn: &mut sqlx::SqliteConnection,
-    seq: i64,
-) -> Result<audit::merkle::CompactRange, StorageError> {
+async fn rebuild_tree(conn: &mut sqlx::SqliteConnection, seq: i64) -> Result<audit::merkle::CompactRange, PortError> {
     let mut range = audit::merkle::CompactRange::default();
     let mut after = 0;
     loop {
@@ -801,19 +785,19 @@ crate::storage::statistics::impl_statistics_store!(
 crate::storage::devices::impl_device_store!(SqliteStore, sqlx::Sqlite, read: read, bulk: mapped, write: write, begin: "BEGIN IMMEDIATE");
 
 mod monthly {
-    use super::StorageError;
+    use super::PortError;
     crate::storage::reconciliation::reconciliation_queries!(sqlx::SqliteConnection);
 }
 
 mod decisions {
-    use super::StorageError;
+    use super::PortError;
     crate::storage::eligibility::eligibility_queries!(sqlx::SqliteConnection);
 }
 
 mod enrolling {
-    use super::StorageError;
+    use super::PortError;
     /// One writer at a time (`BEGIN IMMEDIATE`): nothing more to lock.
-    async fn no_lock(_: &mut sqlx::SqliteConnection, _: &str) -> Result<(), StorageError> {
+    async fn no_lock(_: &mut sqlx::SqliteConnection, _: &str) -> Result<(), PortError> {
         Ok(())
     }
     crate::storage::enrollments::enrollment_queries!(sqlx::SqliteConnection, no_lock, super::insert_decisions);
@@ -838,7 +822,7 @@ pub(super) const MATCHING: super::eligibility::MatchingSql = super::eligibility:
          (SELECT h.household_code FROM household_versions h WHERE h.certificate_number = j.value)",
 };
 
-async fn insert_decisions(conn: &mut sqlx::SqliteConnection, rows: &[DecisionRow]) -> Result<(), StorageError> {
+async fn insert_decisions(conn: &mut sqlx::SqliteConnection, rows: &[DecisionRow]) -> Result<(), PortError> {
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let mut insert = QueryBuilder::<Sqlite>::new(super::eligibility::DECISION_INSERT);
         insert.push_values(chunk, |mut row, d: &DecisionRow| {
@@ -861,7 +845,7 @@ async fn insert_decisions(conn: &mut sqlx::SqliteConnection, rows: &[DecisionRow
 }
 
 mod households {
-    use super::StorageError;
+    use super::PortError;
     /// One process writes at a time (the write lock is held): no other hub can begin a batch
     /// between the count and the emptying.
     const EMPTY_WHEN_ALONE: bool = true;
@@ -916,7 +900,7 @@ async fn stage(
     batch_id: &str,
     receiver: &str,
     records: &[StagedRecord],
-) -> Result<(), StorageError> {
+) -> Result<(), PortError> {
     use sqlx::Connection;
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
     households::check_receiver(&mut tx, batch_id, receiver).await?;

@@ -4,61 +4,7 @@
 //! row). The statements differ between dialects only in how they read the list of communes;
 //! [`impl_statistics_store!`] writes a backend's implementation from its bulk read pool.
 
-use async_trait::async_trait;
-use time::Date;
-
-use super::StorageError;
-
-/// Households on the list of a category in the unit, on the two days.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct HouseholdCount {
-    pub category: String,
-    pub now: i64,
-    pub before: i64,
-}
-
-/// Lines running of an operator for households of a category in the unit, on the two days.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct EnrolledCount {
-    pub operator: String,
-    pub category: String,
-    pub now: i64,
-    pub before: i64,
-}
-
-/// Lines in the unit of one of the operators' live lists for a period.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct LineCount {
-    pub operator: String,
-    pub period: String,
-    /// `RECONCILED` or `CONFIRMED`.
-    pub status: String,
-    pub confirmed_scope: Option<String>,
-    pub claims: i64,
-    pub amount: i64,
-    /// Claims without a discrepancy, and their amount.
-    pub ok_claims: i64,
-    pub ok_amount: i64,
-    pub not_eligible: i64,
-    pub eligibility_ended: i64,
-    pub before_start: i64,
-    pub over_cap: i64,
-    pub not_enrolled: i64,
-    pub enrolment_mismatch: i64,
-    pub duplicate_within_operator: i64,
-    pub duplicate_across_operators: i64,
-    pub non_usage: i64,
-    pub unknown_subscriber: i64,
-}
-
-/// Places on approved device lists for households of a category in the unit, and those handed
-/// over.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct DeviceCount {
-    pub category: String,
-    pub allocated: i64,
-    pub handed_over: i64,
-}
+pub use crate::domain::ports::statistics::{DeviceCount, EnrolledCount, HouseholdCount, LineCount, StatisticsStore};
 
 /// Counts per category on the two days, one column each.
 #[derive(Debug, Clone, Default, sqlx::FromRow)]
@@ -94,50 +40,6 @@ pub(super) struct OperatorColumns {
     pub(super) operator: String,
     #[sqlx(flatten)]
     pub(super) counts: CategoryColumns,
-}
-
-#[async_trait]
-pub trait StatisticsStore: Send + Sync {
-    /// On `day` and `before` (the earlier), in the communes of `communes` (a JSON array of
-    /// codes; `None` for all).
-    async fn household_counts(
-        &self,
-        day: Date,
-        before: Date,
-        communes: Option<&str>,
-    ) -> Result<Vec<HouseholdCount>, StorageError>;
-
-    /// On `day` and `before`; the household's commune and category are those of its state on
-    /// that day.
-    async fn enrolled_counts(
-        &self,
-        day: Date,
-        before: Date,
-        communes: Option<&str>,
-    ) -> Result<Vec<EnrolledCount>, StorageError>;
-
-    /// The reconciled and confirmed lists of the two periods.
-    async fn line_counts(
-        &self,
-        period: &str,
-        before: &str,
-        communes: Option<&str>,
-    ) -> Result<Vec<LineCount>, StorageError>;
-
-    /// Places on lists approved on or before `day`, and their hand-overs by then.
-    async fn device_counts(&self, day: Date, communes: Option<&str>) -> Result<Vec<DeviceCount>, StorageError>;
-
-    /// The households that may be supported on `day` without qualifying that day (in a grace):
-    /// those with a state starting after `since` and by `day`, and those whose state on `day`
-    /// is in one of `categories` (a JSON array; a version that stopped covering them started
-    /// since), in `communes` (a JSON array of codes; `None` for all) on some state.
-    async fn grace_candidates(
-        &self,
-        since: Date,
-        day: Date,
-        categories: Option<&str>,
-        communes: Option<&str>,
-    ) -> Result<Vec<String>, StorageError>;
 }
 
 /// One sum per category and day: `$cat` the category column, `$now` and `$before` the
@@ -250,7 +152,7 @@ macro_rules! impl_statistics_store {
                 day: time::Date,
                 categories: Option<&str>,
                 communes: Option<&str>,
-            ) -> Result<Vec<String>, StorageError> {
+            ) -> Result<Vec<String>, PortError> {
                 let rows: Vec<(String,)> = sqlx::query_as(concat!(
                     "SELECT DISTINCT household_code FROM household_versions \
                      WHERE ((valid_from > $1 AND valid_from <= $2) \
@@ -279,7 +181,7 @@ macro_rules! impl_statistics_store {
                 day: time::Date,
                 before: time::Date,
                 communes: Option<&str>,
-            ) -> Result<Vec<$crate::storage::statistics::HouseholdCount>, StorageError> {
+            ) -> Result<Vec<$crate::storage::statistics::HouseholdCount>, PortError> {
                 use $crate::storage::statistics::{CategoryColumns, HouseholdCount};
                 let c: CategoryColumns = sqlx::query_as(concat!(
                     "SELECT ",
@@ -316,7 +218,7 @@ macro_rules! impl_statistics_store {
                 day: time::Date,
                 before: time::Date,
                 communes: Option<&str>,
-            ) -> Result<Vec<$crate::storage::statistics::EnrolledCount>, StorageError> {
+            ) -> Result<Vec<$crate::storage::statistics::EnrolledCount>, PortError> {
                 use $crate::storage::statistics::{EnrolledCount, OperatorColumns};
                 // The states of the two days, each joined with the household's lines through the
                 // index that carries what the count needs; grouped by operator only.
@@ -362,7 +264,7 @@ macro_rules! impl_statistics_store {
                 period: &str,
                 before: &str,
                 communes: Option<&str>,
-            ) -> Result<Vec<$crate::storage::statistics::LineCount>, StorageError> {
+            ) -> Result<Vec<$crate::storage::statistics::LineCount>, PortError> {
                 use $crate::storage::statistics::with_code;
                 // Grouped by list (the order the lines are stored in), then joined with the lists.
                 Ok(sqlx::query_as(concat!(
@@ -414,7 +316,7 @@ macro_rules! impl_statistics_store {
                 &self,
                 day: time::Date,
                 communes: Option<&str>,
-            ) -> Result<Vec<$crate::storage::statistics::DeviceCount>, StorageError> {
+            ) -> Result<Vec<$crate::storage::statistics::DeviceCount>, PortError> {
                 Ok(sqlx::query_as(concat!(
                     "SELECT r.category, CAST(COUNT(*) AS BIGINT) AS allocated, \
                      CAST(SUM(CASE WHEN h.handed_over_on <= $1 THEN 1 ELSE 0 END) AS BIGINT) AS handed_over \

@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status};
 use super::{CallContext, convert::timestamp, eligibility::device_priority_to_pb, households::category_to_pb};
 use crate::audit::SubjectKind;
 use crate::{
+    domain::ports::devices::{AllocationRow, HandoverRow, RecipientView},
     domain::{
         DomainError,
         devices::{AmendAction, DecisionInput, DeviceService, DeviceType, HandoverInput, HandoverKind, Quota},
@@ -15,7 +16,6 @@ use crate::{
         policy::DevicePriority,
     },
     export::published,
-    storage::devices::{AllocationRow, HandoverRow, RecipientView},
 };
 
 #[derive(Debug, Clone)]

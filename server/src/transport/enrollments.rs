@@ -12,13 +12,13 @@ use super::{
 };
 use crate::audit::SubjectKind;
 use crate::{
+    domain::ports::enrollments::{EnrollmentFilter, EnrollmentRow},
     domain::{
         DomainError,
         enrollments::{DeenrollInput, EndReason, EnrollInput, EnrollmentService, Refused},
         household::format_date,
         policy::Service,
     },
-    storage::enrollments::{EnrollmentFilter, EnrollmentRow},
 };
 
 const DEFAULT_PAGE: u32 = 100;

@@ -418,7 +418,7 @@ impl HubState {
         let member = self.identities.resolve(&org, &fingerprint).await.map_err(|e| match e {
             IdentityError::Unknown(_) => Refusal::new(Code::Unauthenticated, e.to_string()),
             IdentityError::Suspended(_) => Refusal::new(Code::PermissionDenied, e.to_string()),
-            IdentityError::Storage(crate::storage::StorageError::Unavailable(why)) => {
+            IdentityError::Storage(crate::domain::ports::PortError::Unavailable(why)) => {
                 tracing::warn!(reason = %why, "member lookup failed: the database is unavailable");
                 Refusal::new(
                     Code::Unavailable,

@@ -23,8 +23,8 @@ use tonic::Status;
 
 use crate::{
     audit::{Subject, SubjectKind},
+    domain::ports::policy::DecisionRow,
     domain::{DomainError, member::Caller},
-    storage::eligibility::DecisionRow,
 };
 
 pub use admission::AdmissionLimits;

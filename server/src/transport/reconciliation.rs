@@ -13,6 +13,7 @@ use super::{
     eligibility::{service_from_pb, service_to_pb},
 };
 use crate::{
+    domain::ports::monthly::{LineFilter, UpdateFilter},
     domain::{
         DomainError,
         reconciliation::{
@@ -21,7 +22,6 @@ use crate::{
         },
     },
     export::{Format, Renderer},
-    storage::reconciliation::{LineFilter, UpdateFilter},
 };
 
 /// Chunks of an export the hub produces ahead of a slow reader.

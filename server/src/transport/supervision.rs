@@ -18,6 +18,10 @@ use super::{
 };
 use crate::{
     audit::AuditRecord,
+    domain::ports::{
+        PortError,
+        inspections::{FindingRow, FindingUpdateRow, SampleRow},
+    },
     domain::{
         DomainError,
         household::format_date,
@@ -29,10 +33,6 @@ use crate::{
         statistics::{PublicTable, Statistics, StatisticsService},
         supervision::{AuditQuery, EXPORT_COLUMNS, SupervisionService, export_time},
         unit_registry::UnitRegistry,
-    },
-    storage::{
-        StorageError,
-        inspections::{FindingRow, FindingUpdateRow, SampleRow},
     },
 };
 
@@ -234,7 +234,7 @@ fn inspection_to_pb(i: &Inspection) -> pb::Inspection {
 impl SupervisionApi {
     async fn sample_to_pb(&self, s: &Sample) -> Result<pb::Sample, DomainError> {
         let units = self.units.table().await?;
-        let corrupt = |e: String| DomainError::from(StorageError::Corrupt(e));
+        let corrupt = |e: String| DomainError::from(PortError::Corrupt(e));
         let mut households = Vec::with_capacity(s.households.len());
         for h in &s.households {
             let mut versions = Vec::with_capacity(h.versions.len());
@@ -286,7 +286,7 @@ fn record_to_pb(r: &AuditRecord) -> pb::AuditRecord {
 }
 
 fn checkpoint_to_pb(
-    c: &crate::storage::audit_trail::CheckpointRow,
+    c: &crate::domain::ports::audit::CheckpointRow,
     tree: &crate::audit::AuditTree,
 ) -> pb::AuditCheckpoint {
     pb::AuditCheckpoint {

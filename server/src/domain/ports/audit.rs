@@ -1,0 +1,109 @@
+//! The audit trail: records appended in a chain and a tree, what calls looked up, checkpoints.
+
+use super::{
+    PortError,
+    policy::{DecisionRow, DecisionRunRow},
+};
+use crate::audit::{AuditRecord, SubjectKind};
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+/// A call that gave eligibility decisions: its request id, who asked, and when it decided.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DecisionCall {
+    pub request_id: String,
+    pub asked_by: String,
+    pub decided_at: OffsetDateTime,
+}
+
+#[async_trait]
+pub trait AuditReader: Send + Sync {
+    /// Sequence numbers of the calls that noted this subject.
+    async fn subject_seqs(&self, kind: SubjectKind, value: &str) -> Result<Vec<i64>, PortError>;
+
+    /// Calls in `[from, until)` whose single decisions were asked about `value` (any kind of
+    /// question), or, with `answered`, named household `value` in their answer. Decisions are
+    /// not indexed by value (see migration 0014): this reads the decisions of the range, found
+    /// by their call ids, which begin with the time the call arrived.
+    async fn decision_calls(
+        &self,
+        value: &str,
+        answered: bool,
+        from: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<Vec<DecisionCall>, PortError>;
+
+    /// Batch calls in `[from, until)` with a decision asked about `value` or answered with
+    /// household `value` (`answered`).
+    async fn run_calls(
+        &self,
+        value: &str,
+        answered: bool,
+        from: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<Vec<DecisionCall>, PortError>;
+
+    /// The sequence number of a call's audit record, found from who made it and a time after
+    /// it arrived (within a day).
+    async fn audit_seq_of(&self, call: &DecisionCall) -> Result<Option<i64>, PortError>;
+
+    /// The records with these sequence numbers, in order.
+    async fn audit_records_at(&self, seqs: &[i64]) -> Result<Vec<AuditRecord>, PortError>;
+}
+
+/// A signed checkpoint as stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct CheckpointRow {
+    pub tree_size: i64,
+    /// Lower-case hex.
+    pub root_hash: String,
+    pub signed_at: OffsetDateTime,
+    /// The signing key's id, 8 hex digits.
+    pub key_id: String,
+    /// The signed note.
+    pub note: String,
+}
+/// A subject noted beside a record.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SubjectRow {
+    pub seq: i64,
+    pub kind: String,
+    pub value: String,
+}
+#[async_trait]
+pub trait AuditTrail: Send + Sync {
+    /// The chain head: its record count, last hash and the tree's right edge (`None` until
+    /// built).
+    async fn audit_edge(&self) -> Result<(i64, String, Option<String>), PortError>;
+
+    /// Stored nodes of `level` with index in `[from, to)`, in order, as (index, hex hash).
+    async fn audit_nodes(&self, level: u32, from: u64, to: u64) -> Result<Vec<(i64, String)>, PortError>;
+
+    /// Stored nodes of several `(level, from, to)` ranges (index in `[from, to)`), in one
+    /// read, as (level, index, hex hash).
+    async fn audit_node_ranges(&self, ranges: &[(u32, u64, u64)]) -> Result<Vec<(i64, i64, String)>, PortError>;
+
+    /// Every stored node, by level and index.
+    async fn audit_nodes_all(&self, after: (u32, u64), limit: u32) -> Result<Vec<(i64, i64, String)>, PortError>;
+
+    /// The subjects noted beside records `(after, last]`.
+    async fn audit_subjects_between(&self, after: i64, last: i64) -> Result<Vec<SubjectRow>, PortError>;
+
+    /// The single decisions with call ids in `[first, last]`.
+    async fn decisions_between(&self, first: &str, last: &str) -> Result<Vec<DecisionRow>, PortError>;
+
+    /// Runs of call `call_id` from the first index after `after`, in order, at most `limit`.
+    async fn runs_of(&self, call_id: &str, after: i64, limit: u32) -> Result<Vec<DecisionRunRow>, PortError>;
+
+    /// Checkpoints of trees larger than `after` records, smallest first, at most `limit`.
+    async fn checkpoints_after(&self, after: i64, limit: u32) -> Result<Vec<CheckpointRow>, PortError>;
+
+    /// The checkpoint of a tree size, or the latest (`None`).
+    async fn checkpoint(&self, size: Option<i64>) -> Result<Option<CheckpointRow>, PortError>;
+
+    /// Stores a checkpoint; `false` when one of its size is stored already (another hub's).
+    async fn insert_checkpoint(&self, row: &CheckpointRow) -> Result<bool, PortError>;
+
+    /// The append-only guards (triggers) that are missing or disabled.
+    async fn missing_guards(&self) -> Result<Vec<String>, PortError>;
+}

@@ -1,0 +1,126 @@
+//! The enrolment register and the operators' change feed.
+
+use super::policy::DecisionRow;
+use time::{Date, OffsetDateTime};
+
+/// A stored enrolment.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct EnrollmentRow {
+    pub id: i64,
+    pub operator: String,
+    pub household_code: String,
+    pub subscriber_citizen_id: String,
+    pub phone_number: String,
+    pub service: String,
+    pub start_date: Date,
+    pub end_date: Option<Date>,
+    pub end_reason: Option<String>,
+    pub end_note: Option<String>,
+    pub decision_id: String,
+    pub transfer_reference: Option<String>,
+    pub recorded_at: OffsetDateTime,
+    pub ended_at: Option<OffsetDateTime>,
+}
+
+impl EnrollmentRow {
+    /// Whether the enrolment runs on some day from `date` on.
+    pub fn runs_from(&self, date: Date) -> bool {
+        self.end_date.is_none_or(|end| end > date)
+    }
+
+    /// Whether the enrolment runs on `date`.
+    pub fn runs_on(&self, date: Date) -> bool {
+        self.start_date <= date && self.runs_from(date)
+    }
+}
+
+/// A write by an operator, identified by its idempotency key.
+#[derive(Debug, Clone)]
+pub struct WriteKey<'a> {
+    pub operator: &'a str,
+    pub key: &'a str,
+    /// SHA-256 of the request's content: the same key with other content is refused.
+    pub digest: &'a str,
+}
+
+/// A line to enrol (or to take over, for a transfer).
+#[derive(Debug, Clone)]
+pub struct NewEnrollment {
+    pub operator: String,
+    pub household_code: String,
+    pub subscriber_citizen_id: String,
+    pub phone_number: String,
+    pub service: String,
+    pub start_date: Date,
+    pub transfer_reference: Option<String>,
+    pub recorded_at: OffsetDateTime,
+    /// The decision the enrolment rests on, stored with it.
+    pub decision: DecisionRow,
+}
+
+/// What an enrolment or transfer did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnrollOutcome {
+    /// Enrolled; for a transfer, with the enrolment it ended.
+    Created { enrollment: Box<EnrollmentRow>, ended: Option<Box<EnrollmentRow>> },
+    /// The key was used before for the same request: what it did then, as it stands now.
+    Replayed { enrollment: Box<EnrollmentRow>, previous_end: Option<Date> },
+    /// The key was used before for another request.
+    KeyReused,
+    /// The household holds its allowed lines from the start date on: the caller's own
+    /// enrolments among them, and how many with other operators.
+    HouseholdFull { own: Vec<EnrollmentRow>, others: usize },
+    /// The phone number has a subsidised line running from the start date on.
+    PhoneTaken,
+    /// A transfer found no enrolment with another operator to take over.
+    NothingToTransfer,
+    /// A transfer would end the other operator's enrolment on or before the day it started.
+    TransferTooEarly { started: Date },
+}
+
+/// What ending an enrolment did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeenrollOutcome {
+    Ended(Box<EnrollmentRow>),
+    Replayed(Box<EnrollmentRow>),
+    KeyReused,
+    /// No enrolment of this operator has the id.
+    NotFound,
+    AlreadyEnded(Box<EnrollmentRow>),
+    /// The end date is not after the start date.
+    BeforeStart(Box<EnrollmentRow>),
+}
+
+/// How to end an enrolment.
+#[derive(Debug, Clone)]
+pub struct Ending<'a> {
+    pub id: i64,
+    pub end_date: Date,
+    pub reason: &'a str,
+    pub note: Option<&'a str>,
+    pub at: OffsetDateTime,
+}
+
+/// Which enrolments to list.
+#[derive(Debug, Clone, Default)]
+pub struct EnrollmentFilter {
+    pub operator: Option<String>,
+    pub household_code: Option<String>,
+    pub active_on: Option<Date>,
+}
+
+/// One event of the operators' change feed.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct FeedRow {
+    pub seq: i64,
+    pub operator: String,
+    pub enrollment_id: i64,
+    pub household_code: String,
+    pub kind: String,
+    pub effective_date: Date,
+    pub category: Option<String>,
+    pub previous_category: Option<String>,
+    pub removal_reason: Option<String>,
+    pub batch_id: Option<String>,
+    pub recorded_at: OffsetDateTime,
+}

@@ -1,0 +1,134 @@
+//! Inspections: the inspection, its findings and their follow-up, frozen samples.
+
+use super::PortError;
+use async_trait::async_trait;
+use time::{Date, OffsetDateTime};
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct InspectionRow {
+    pub id: i64,
+    pub title: String,
+    /// `YEARLY_PLAN` or `AUTHORITY_REQUEST`.
+    pub basis: String,
+    pub requested_by: String,
+    /// JSON arrays.
+    pub subject_units: String,
+    pub subject_operators: String,
+    pub team: String,
+    pub starts_on: Date,
+    pub ends_on: Date,
+    pub note: String,
+    /// `OPEN` or `CLOSED`.
+    pub status: String,
+    pub created_by: String,
+    pub created_at: OffsetDateTime,
+    pub conclusion: Option<String>,
+    pub closed_by: Option<String>,
+    pub closed_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewInspection<'a> {
+    pub title: &'a str,
+    pub basis: &'a str,
+    pub requested_by: &'a str,
+    pub subject_units: &'a str,
+    pub subject_operators: &'a str,
+    pub team: &'a str,
+    pub starts_on: Date,
+    pub ends_on: Date,
+    pub note: &'a str,
+    pub created_by: &'a str,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct FindingRow {
+    pub inspection_id: i64,
+    pub number: i64,
+    pub severity: String,
+    pub subject: String,
+    pub description: String,
+    pub evidence_reference: String,
+    pub required_action: String,
+    pub due_on: Date,
+    /// `OPEN`, `IN_PROGRESS` or `RESOLVED`.
+    pub status: String,
+    pub recorded_by: String,
+    pub recorded_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct FindingUpdateRow {
+    pub number: i64,
+    pub seq: i64,
+    pub status: String,
+    pub note: String,
+    pub updated_by: String,
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SampleRow {
+    pub inspection_id: i64,
+    pub number: i64,
+    pub commune_code: String,
+    pub as_of: Date,
+    pub size: i64,
+    pub population: i64,
+    pub seed: String,
+    /// The households as frozen, as JSON; empty in summaries.
+    pub body: String,
+    pub pulled_by: String,
+    pub pulled_at: OffsetDateTime,
+}
+
+/// A finding's move from one status to another.
+#[derive(Debug, Clone)]
+pub struct FindingChange<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    pub note: &'a str,
+    pub by: &'a str,
+    pub at: OffsetDateTime,
+}
+
+#[async_trait]
+pub trait InspectionStore: Send + Sync {
+    async fn insert_inspection(&self, new: &NewInspection<'_>) -> Result<i64, PortError>;
+
+    async fn inspection(&self, id: i64) -> Result<Option<InspectionRow>, PortError>;
+
+    /// Inspections with ids below `before`, newest first, of a status when given.
+    async fn list_inspections(
+        &self,
+        status: Option<&str>,
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<InspectionRow>, PortError>;
+
+    /// `PortError::Conflict(crate::domain::ports::Conflict::InspectionClosed)` when already closed; `NotFound`.
+    async fn close_inspection(&self, id: i64, conclusion: &str, by: &str, at: OffsetDateTime) -> Result<(), PortError>;
+
+    /// Adds a finding numbered after the last; returns its number. `PortError::Conflict(crate::domain::ports::Conflict::InspectionClosed)`.
+    async fn add_finding(&self, finding: &FindingRow) -> Result<i64, PortError>;
+
+    /// Moves a finding from `from` to `to`, recording the change. `Precondition` when its
+    /// status is no longer `from`; `NotFound`.
+    async fn update_finding(&self, id: i64, number: i64, change: &FindingChange<'_>) -> Result<(), PortError>;
+
+    async fn findings(&self, id: i64) -> Result<Vec<FindingRow>, PortError>;
+
+    async fn finding_updates(&self, id: i64) -> Result<Vec<FindingUpdateRow>, PortError>;
+
+    /// Households of a commune on `as_of` (on the list) with an enrolment running that day.
+    async fn sample_population(&self, commune: &str, as_of: Date) -> Result<Vec<String>, PortError>;
+
+    /// Stores a sample numbered after the last; returns its number.
+    async fn insert_sample(&self, sample: &SampleRow) -> Result<i64, PortError>;
+
+    async fn sample(&self, id: i64, number: i64) -> Result<Option<SampleRow>, PortError>;
+
+    /// The inspection's samples without their bodies.
+    async fn samples(&self, id: i64) -> Result<Vec<SampleRow>, PortError>;
+}
