@@ -2,7 +2,8 @@
 # The project's single test command; CI runs it through .ci/run.
 #
 #   1. formatting          cargo fmt --check
-#   2. lints               cargo clippy, warnings are errors
+#   2. lints               cargo clippy, warnings are errors; scripts/layering.sh (which layer
+#                          may use which, and each port's method count)
 #   3. tests on SQLite     cargo test --workspace
 #   4. tests on PostgreSQL the same tests against a throwaway local cluster
 #   5. interoperability    a real hub driven by Python grpcio and by the Rust example
@@ -113,9 +114,10 @@ check_format() {
 }
 
 check_lints() {
-    banner "2/5 lints: cargo clippy -D warnings"
+    banner "2/5 lints: cargo clippy -D warnings, and the layering check"
     cargo clippy --workspace --all-targets -- -D warnings
-    RAN+=("clippy")
+    "$ROOT/scripts/layering.sh"
+    RAN+=("clippy" "layering")
 }
 
 test_sqlite() {

@@ -1,8 +1,10 @@
 //! telesub: the data-exchange hub of the provincial programme that subsidises telecom services
 //! and devices for poor households.
 //!
-//! Layers, from the outside in: [`transport`] (gRPC services and the hub layer), [`domain`]
-//! (the programme's rules, no gRPC), [`storage`] (one interface, SQLite and PostgreSQL).
+//! Layers, from the outside in: [`transport`] (gRPC services and the hub layer; uses the
+//! domain, never storage), [`domain`] (the programme's rules and the ports it needs kept; no
+//! gRPC, no storage), [`storage`] (the ports implemented on SQLite and on PostgreSQL).
+//! `scripts/layering.sh` checks who uses whom.
 
 pub mod audit;
 pub mod cli;

@@ -1,5 +1,10 @@
 //! The hub's rules, apart from transport and storage. Nothing here knows about gRPC; inputs
 //! arrive as validated types and failures leave as [`DomainError`].
+//!
+//! The layer's rule: the domain uses nothing of `crate::storage`, `crate::transport`,
+//! `crate::export` or tonic. What it needs kept it asks of its ports ([`ports`]: one trait
+//! per concept, in domain types, failing with [`ports::PortError`]); storage implements them.
+//! `scripts/layering.sh` checks the rule and prints each port's method count.
 
 pub mod devices;
 pub mod eligibility;

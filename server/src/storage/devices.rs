@@ -1,12 +1,12 @@
 //! Storage of device allocations: the decision, the list of places, amendments, hand-overs.
 //! Every statement reads the same in both dialects; [`impl_device_store!`] writes the
-//! [`DeviceStore`] implementation of a backend from the connection and transaction it uses.
+//! [`AllocationStore`] and [`PlaceStore`] implementations of a backend from the connection and transaction it uses.
 
 use time::{Date, OffsetDateTime};
 
 pub use crate::domain::ports::devices::{
-    AllocationRow, Amend, AmendNote, AmendmentRow, CandidateRow, CommitteeDecision, DeviceStore, HandoverOutcome,
-    HandoverRow, NewAllocation, PlaceRow, ProgressRow, ProposalMeta, RecipientFilter, RecipientView,
+    AllocationRow, Amend, AmendNote, AmendmentRow, CandidateRow, CommitteeDecision, HandoverOutcome, HandoverRow,
+    NewAllocation, PlaceRow, ProgressRow, ProposalMeta, RecipientFilter, RecipientView,
 };
 
 /// `SELECT` of every column of `device_allocations` with a condition, as one literal.
@@ -91,12 +91,12 @@ impl From<RecipientRead> for RecipientView {
 /// Places written per statement (12 values each).
 pub(super) const PLACES_PER_INSERT: usize = 1_000;
 
-/// Writes the [`DeviceStore`] implementation of a backend: `$store` holds pools `$read`
+/// Writes the [`AllocationStore`] and [`PlaceStore`] implementations of a backend: `$store` holds pools `$read`
 /// (point reads), `$bulk` (large reads) and `$write`; transactions start with `$begin`.
 macro_rules! impl_device_store {
     ($store:ty, $db:ty, read: $read:ident, bulk: $bulk:ident, write: $write:ident, begin: $begin:literal) => {
         #[async_trait::async_trait]
-        impl $crate::storage::devices::DeviceStore for $store {
+        impl $crate::domain::ports::AllocationStore for $store {
             async fn insert_allocation(
                 &self,
                 new: &$crate::storage::devices::NewAllocation<'_>,
@@ -408,7 +408,10 @@ macro_rules! impl_device_store {
                 tx.commit().await?;
                 Ok(())
             }
+        }
 
+        #[async_trait::async_trait]
+        impl $crate::domain::ports::PlaceStore for $store {
             async fn record_handover(
                 &self,
                 h: &$crate::storage::devices::HandoverRow,

@@ -1,5 +1,10 @@
-//! Storage: one interface, [`Store`], with an SQLite implementation (the embedded default) and
-//! a PostgreSQL one (production and scale-out). Both run the same conformance tests.
+//! Storage: the domain's ports ([`crate::domain::ports`]) implemented twice, on SQLite (the
+//! embedded default) and on PostgreSQL (production and scale-out). Both run the same
+//! conformance tests.
+//!
+//! The layer's rule: storage implements the ports in their own types and errors; tables,
+//! statements, connections and sqlx stay here, and nothing but startup (which opens a store)
+//! reaches in.
 //!
 //! SQL that reads the same in both dialects is written once (`shared.rs`); migrations, bulk
 //! writes and locking differ and live in each backend's module.

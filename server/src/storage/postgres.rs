@@ -17,6 +17,7 @@ use super::{
     reconciliation::{LineFilter, LineRow, NewUpdate, UpdateDecision, UpdateFilter, UpdateRow},
     registry::{self, ApplyCounts, ApplyProblem, BatchRow, NewBatch, StagedRecord, VersionRow},
 };
+use crate::domain::ports;
 use crate::{
     audit::{self, AuditEntry, AuditRecord, Subject},
     domain::{
@@ -120,7 +121,10 @@ impl Store for PgStore {
         sqlx::migrate!("./migrations/postgres").run(&self.pool).await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl ports::MemberStore for PgStore {
     async fn get_member(&self, code: &OrgCode) -> Result<Option<Member>, PortError> {
         get_member(&self.pool, code).await
     }
@@ -156,7 +160,10 @@ impl Store for PgStore {
     async fn has_ict_member(&self) -> Result<bool, PortError> {
         has_ict_member(&self.pool).await
     }
+}
 
+#[async_trait]
+impl ports::AuditLog for PgStore {
     async fn append_audit(
         &self,
         entries: &[AuditEntry],
@@ -231,7 +238,10 @@ impl Store for PgStore {
     async fn audit_head(&self) -> Result<(i64, String), PortError> {
         audit_head(&self.pool).await
     }
+}
 
+#[async_trait]
+impl ports::UnitStore for PgStore {
     async fn units(&self) -> Result<Vec<AdminUnit>, PortError> {
         households::units(&mut *self.pool.acquire().await?).await
     }
@@ -254,7 +264,10 @@ impl Store for PgStore {
         tx.commit().await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl ports::BatchStore for PgStore {
     async fn batch(&self, batch_id: &str) -> Result<Option<BatchRow>, PortError> {
         households::batch(&mut *self.pool.acquire().await?, batch_id).await
     }
@@ -358,7 +371,10 @@ impl Store for PgStore {
             Err(problems) => Ok(Err(problems)),
         }
     }
+}
 
+#[async_trait]
+impl ports::RegisterStore for PgStore {
     async fn household_versions(&self, code: &str) -> Result<Vec<VersionRow>, PortError> {
         households::versions_of(&mut *self.pool.acquire().await?, code).await
     }
@@ -388,7 +404,10 @@ impl Store for PgStore {
         };
         Ok(sqlx::query_as(sql).bind(values).fetch_all(&self.pool).await?)
     }
+}
 
+#[async_trait]
+impl ports::PolicyStore for PgStore {
     async fn policy_versions(&self) -> Result<Vec<PolicyRow>, PortError> {
         decisions::policy_versions(&mut *self.pool.acquire().await?).await
     }
@@ -423,7 +442,10 @@ impl Store for PgStore {
         tx.commit().await?;
         Ok(done)
     }
+}
 
+#[async_trait]
+impl ports::DecisionStore for PgStore {
     async fn record_decision_runs(&self, runs: &[DecisionRunRow]) -> Result<(), PortError> {
         let mut tx = self.pool.begin().await?;
         decisions::insert_runs(&mut tx, runs).await?;
@@ -438,7 +460,10 @@ impl Store for PgStore {
     async fn decision_run(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRunRow>, PortError> {
         decisions::decision_run(&mut *self.pool.acquire().await?, call_id, idx).await
     }
+}
 
+#[async_trait]
+impl ports::EnrollmentStore for PgStore {
     async fn enroll(
         &self,
         new: &NewEnrollment,
@@ -502,7 +527,10 @@ impl Store for PgStore {
     async fn enrollments_running(&self, operator: &str, from: Date, until: Date) -> Result<Vec<i64>, PortError> {
         monthly::running_between(&mut *self.pool.acquire().await?, operator, from, until).await
     }
+}
 
+#[async_trait]
+impl ports::MonthlyListStore for PgStore {
     async fn monthly_update(&self, operator: &str, update_id: &str) -> Result<Option<UpdateRow>, PortError> {
         monthly::by_key(&mut *self.pool.acquire().await?, operator, update_id).await
     }
@@ -582,7 +610,10 @@ impl Store for PgStore {
         tx.commit().await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl ports::ReconciliationStore for PgStore {
     async fn rewrite_line_outcomes(&self, id: i64, lines: &[LineRow]) -> Result<bool, PortError> {
         let mut tx = self.pool.begin().await?;
         let open = monthly::rewrite_outcomes(&mut tx, id, lines).await?;

@@ -27,6 +27,7 @@ use super::{
     reconciliation::{self, LineFilter, LineRow, NewUpdate, UpdateDecision, UpdateFilter, UpdateRow},
     registry::{self, ApplyCounts, ApplyProblem, BatchRow, NewBatch, StagedRecord, VersionRow},
 };
+use crate::domain::ports;
 use crate::{
     audit::{self, AuditEntry, AuditRecord, Subject},
     domain::{
@@ -231,15 +232,10 @@ impl Store for SqliteStore {
         self.register.start(RegisterPools { changes, read: self.read.clone(), scan });
         Ok(())
     }
+}
 
-    async fn catch_up(&self) -> Result<(), PortError> {
-        self.register.wait_current().await
-    }
-
-    fn register_held(&self) -> Option<usize> {
-        self.register.held()
-    }
-
+#[async_trait]
+impl ports::MemberStore for SqliteStore {
     async fn get_member(&self, code: &OrgCode) -> Result<Option<Member>, PortError> {
         get_member(&self.read, code).await
     }
@@ -275,7 +271,10 @@ impl Store for SqliteStore {
     async fn has_ict_member(&self) -> Result<bool, PortError> {
         has_ict_member(&self.read).await
     }
+}
 
+#[async_trait]
+impl ports::AuditLog for SqliteStore {
     async fn append_audit(
         &self,
         entries: &[AuditEntry],
@@ -348,7 +347,10 @@ impl Store for SqliteStore {
     async fn audit_head(&self) -> Result<(i64, String), PortError> {
         audit_head(&self.read).await
     }
+}
 
+#[async_trait]
+impl ports::UnitStore for SqliteStore {
     async fn units(&self) -> Result<Vec<AdminUnit>, PortError> {
         households::units(&mut *self.read.acquire().await?).await
     }
@@ -369,7 +371,10 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl ports::BatchStore for SqliteStore {
     async fn batch(&self, batch_id: &str) -> Result<Option<BatchRow>, PortError> {
         households::batch(&mut *self.read.acquire().await?, batch_id).await
     }
@@ -441,6 +446,17 @@ impl Store for SqliteStore {
             Err(problems) => Ok(Err(problems)),
         }
     }
+}
+
+#[async_trait]
+impl ports::RegisterStore for SqliteStore {
+    async fn catch_up(&self) -> Result<(), PortError> {
+        self.register.wait_current().await
+    }
+
+    fn register_held(&self) -> Option<usize> {
+        self.register.held()
+    }
 
     async fn household_versions(&self, code: &str) -> Result<Vec<VersionRow>, PortError> {
         households::versions_of(&mut *self.read.acquire().await?, code).await
@@ -485,7 +501,10 @@ impl Store for SqliteStore {
         }
         super::eligibility::histories_from_rows(self.states_matching(kind, values, bulk).await?)
     }
+}
 
+#[async_trait]
+impl ports::PolicyStore for SqliteStore {
     async fn policy_versions(&self) -> Result<Vec<PolicyRow>, PortError> {
         decisions::policy_versions(&mut *self.read.acquire().await?).await
     }
@@ -517,7 +536,10 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(done)
     }
+}
 
+#[async_trait]
+impl ports::DecisionStore for SqliteStore {
     async fn record_decision_runs(&self, runs: &[DecisionRunRow]) -> Result<(), PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         decisions::insert_runs(&mut tx, runs).await?;
@@ -532,7 +554,10 @@ impl Store for SqliteStore {
     async fn decision_run(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRunRow>, PortError> {
         decisions::decision_run(&mut *self.read.acquire().await?, call_id, idx).await
     }
+}
 
+#[async_trait]
+impl ports::EnrollmentStore for SqliteStore {
     async fn enroll(
         &self,
         new: &NewEnrollment,
@@ -598,7 +623,10 @@ impl Store for SqliteStore {
     async fn enrollments_running(&self, operator: &str, from: Date, until: Date) -> Result<Vec<i64>, PortError> {
         monthly::running_between(&mut *self.bulk.acquire().await?, operator, from, until).await
     }
+}
 
+#[async_trait]
+impl ports::MonthlyListStore for SqliteStore {
     async fn monthly_update(&self, operator: &str, update_id: &str) -> Result<Option<UpdateRow>, PortError> {
         monthly::by_key(&mut *self.read.acquire().await?, operator, update_id).await
     }
@@ -676,7 +704,10 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl ports::ReconciliationStore for SqliteStore {
     async fn rewrite_line_outcomes(&self, id: i64, lines: &[LineRow]) -> Result<bool, PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         let open = monthly::rewrite_outcomes(&mut tx, id, lines).await?;

@@ -1,6 +1,10 @@
 //! gRPC transport: the hub layer (identity, authorization, audit, limits), the service
 //! implementations, which only convert between protobuf and domain types, and the mapping
 //! of domain errors to statuses.
+//!
+//! The layer's rule: transport uses the domain and the protobuf types, never storage (the
+//! services reach kept data only through the domain and its ports). `scripts/layering.sh`
+//! checks it.
 
 mod admission;
 pub mod authz;

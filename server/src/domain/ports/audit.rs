@@ -1,12 +1,13 @@
 //! The audit trail: records appended in a chain and a tree, what calls looked up, checkpoints.
 
-use super::{
-    PortError,
-    policy::{DecisionRow, DecisionRunRow},
-};
-use crate::audit::{AuditRecord, SubjectKind};
 use async_trait::async_trait;
 use time::OffsetDateTime;
+
+use super::PortError;
+use crate::audit::{AuditEntry, AuditRecord, Subject};
+
+use super::policy::{DecisionRow, DecisionRunRow};
+use crate::audit::SubjectKind;
 
 /// A call that gave eligibility decisions: its request id, who asked, and when it decided.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -106,4 +107,55 @@ pub trait AuditTrail: Send + Sync {
 
     /// The append-only guards (triggers) that are missing or disabled.
     async fn missing_guards(&self) -> Result<Vec<String>, PortError>;
+}
+
+/// The audit chain: records appended in order, read back and filtered.
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Appends entries to the audit chain in one transaction, with the decisions the calls
+    /// gave and what they looked up (`(index into entries, subject)`); returns each entry's
+    /// sequence number and chain hash. Safe against concurrent appenders (several hubs on one PostgreSQL
+    /// database).
+    async fn append_audit(
+        &self,
+        entries: &[AuditEntry],
+        decisions: &[DecisionRow],
+        subjects: &[(usize, Subject)],
+    ) -> Result<Vec<(i64, String)>, PortError>;
+
+    /// Stored audit records with sequence numbers above `after`, in order, at most `limit`.
+    async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, PortError>;
+
+    /// Audit records with sequence numbers above `after` that pass `filter`, in order, at most
+    /// `limit`.
+    async fn query_audit(&self, filter: &AuditFilter, after: i64, limit: u32) -> Result<Vec<AuditRecord>, PortError>;
+
+    /// The chain head: the last sequence number and its hash (0 and the genesis hash when empty).
+    async fn audit_head(&self) -> Result<(i64, String), PortError>;
+}
+
+/// Which audit records to read. `from` and `until` (exclusive) are in UTC.
+#[derive(Debug, Clone)]
+pub struct AuditFilter {
+    pub from: OffsetDateTime,
+    pub until: OffsetDateTime,
+    pub org_code: Option<String>,
+    /// A full method path.
+    pub method: Option<String>,
+    /// The start of method paths (`/telesub.v1.Eligibility/`).
+    pub method_prefix: Option<String>,
+    pub outcome: Option<String>,
+}
+
+impl AuditFilter {
+    /// Whether a record passes the filter.
+    pub fn matches(&self, r: &AuditRecord) -> bool {
+        let e = &r.entry;
+        e.at >= self.from
+            && e.at < self.until
+            && self.org_code.as_ref().is_none_or(|o| e.org_code.as_ref() == Some(o))
+            && self.method.as_ref().is_none_or(|m| &e.method == m)
+            && self.method_prefix.as_ref().is_none_or(|p| e.method.starts_with(p.as_str()))
+            && self.outcome.as_ref().is_none_or(|o| &e.outcome == o)
+    }
 }

@@ -200,9 +200,10 @@ pub enum HandoverOutcome {
     },
 }
 
-/// Device allocations, for both backends.
+/// Device allocations: the decision, its list of places as proposed and amended, the
+/// committee's decision.
 #[async_trait]
-pub trait DeviceStore: Send + Sync {
+pub trait AllocationStore: Send + Sync {
     /// `AlreadyExists` when the decision number is taken.
     async fn insert_allocation(&self, new: &NewAllocation<'_>) -> Result<i64, PortError>;
 
@@ -247,7 +248,11 @@ pub trait DeviceStore: Send + Sync {
     ) -> Result<(), PortError>;
 
     async fn decide_allocation(&self, id: i64, decision: &CommitteeDecision<'_>) -> Result<(), PortError>;
+}
 
+/// The places of approved lists and the devices handed over on them.
+#[async_trait]
+pub trait PlaceStore: Send + Sync {
     async fn record_handover(&self, row: &HandoverRow) -> Result<HandoverOutcome, PortError>;
 
     /// Places after rank `after`, in rank order, with their hand-overs.

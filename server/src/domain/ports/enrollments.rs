@@ -1,7 +1,11 @@
 //! The enrolment register and the operators' change feed.
 
-use super::policy::DecisionRow;
+use async_trait::async_trait;
 use time::{Date, OffsetDateTime};
+
+use super::PortError;
+
+use super::policy::DecisionRow;
 
 /// A stored enrolment.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -123,4 +127,46 @@ pub struct FeedRow {
     pub removal_reason: Option<String>,
     pub batch_id: Option<String>,
     pub recorded_at: OffsetDateTime,
+}
+
+/// The enrolment register and the operators' change feed.
+#[async_trait]
+pub trait EnrollmentStore: Send + Sync {
+    /// Enrols a line (with `transfer`: takes over the household's line from another
+    /// operator), with the decision it rests on, in one transaction; or says why not.
+    async fn enroll(
+        &self,
+        new: &NewEnrollment,
+        key: &WriteKey<'_>,
+        allowed: u32,
+        transfer: bool,
+    ) -> Result<EnrollOutcome, PortError>;
+
+    /// Ends one of `key.operator`'s enrolments.
+    async fn deenroll(&self, key: &WriteKey<'_>, ending: &Ending<'_>) -> Result<DeenrollOutcome, PortError>;
+
+    /// Enrolments in id order after `after`, at most `limit`.
+    async fn list_enrollments(
+        &self,
+        filter: &EnrollmentFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<EnrollmentRow>, PortError>;
+
+    /// An operator's feed events after `after`, in order, at most `limit`.
+    async fn feed_events(&self, operator: &str, after: i64, limit: u32) -> Result<Vec<FeedRow>, PortError>;
+
+    /// Enrolments with these ids, in no particular order.
+    async fn enrollments_by_ids(&self, ids: &[i64]) -> Result<Vec<EnrollmentRow>, PortError>;
+
+    /// An operator's enrolments of these phone numbers, in no particular order.
+    async fn enrollments_by_phones(&self, operator: &str, phones: &[String]) -> Result<Vec<EnrollmentRow>, PortError>;
+
+    /// The ids of an operator's enrolments running on some day of `[from, until)`.
+    async fn enrollments_running(
+        &self,
+        operator: &str,
+        from: time::Date,
+        until: time::Date,
+    ) -> Result<Vec<i64>, PortError>;
 }

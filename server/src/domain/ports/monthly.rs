@@ -1,6 +1,9 @@
 //! Operators' monthly lists and their reconciliation.
 
+use async_trait::async_trait;
 use time::{Date, OffsetDateTime};
+
+use super::PortError;
 
 /// A stored monthly list (its lines are [`LineRow`]s).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -115,4 +118,98 @@ pub fn period_bounds(period: &str) -> Option<(Date, Date)> {
         Date::from_calendar_date(first.year(), month.next(), 1).ok()?
     };
     Some((first, next))
+}
+
+/// Operators' monthly lists as they are received.
+#[async_trait]
+pub trait MonthlyListStore: Send + Sync {
+    async fn monthly_update(&self, operator: &str, update_id: &str) -> Result<Option<UpdateRow>, PortError>;
+
+    async fn monthly_update_by_ref(&self, id: i64) -> Result<Option<UpdateRow>, PortError>;
+
+    /// The operator's lists for a period that are being received, reconciled or confirmed.
+    async fn open_monthly_updates(&self, operator: &str, period: &str) -> Result<Vec<UpdateRow>, PortError>;
+
+    /// Lists with internal ids below `before`, newest first, at most `limit`.
+    async fn list_monthly_updates(
+        &self,
+        filter: &UpdateFilter,
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<UpdateRow>, PortError>;
+
+    /// Records a list as being received (dropping what an interrupted attempt with the same
+    /// key left); returns its internal id. `AlreadyExists` when the key is taken.
+    async fn begin_monthly_update(&self, new: &NewUpdate<'_>) -> Result<i64, PortError>;
+
+    /// Stores reconciled lines of a list being received.
+    async fn store_monthly_lines(&self, id: i64, lines: &[LineRow]) -> Result<(), PortError>;
+
+    /// Forgets a list being received and its lines.
+    async fn discard_monthly_update(&self, id: i64) -> Result<(), PortError>;
+
+    /// Notes that every line of a list being received is stored, with the content's digest:
+    /// a list so marked is finished by the next hub to start if its own stops first.
+    async fn mark_monthly_received(&self, id: i64, digest: &str) -> Result<(), PortError>;
+
+    /// In one transaction: the list being received becomes the operator's reconciled list for
+    /// its period, and `replaces` (reconciled, not decided) is superseded. `Precondition` when
+    /// either changed meanwhile, or another list for the period arrived.
+    async fn finish_monthly_update(
+        &self,
+        id: i64,
+        digest: &str,
+        figures: &str,
+        at: OffsetDateTime,
+        replaces: Option<i64>,
+    ) -> Result<(), PortError>;
+}
+
+/// Monthly lists after receipt: reconciled, confirmed or rejected, kept current.
+#[async_trait]
+pub trait ReconciliationStore: Send + Sync {
+    /// Rewrites the outcome of lines of a reconciled list, marking it stale until
+    /// [`Store::refigure_monthly_update`]; `false` when the list is no longer open.
+    async fn rewrite_line_outcomes(&self, id: i64, lines: &[LineRow]) -> Result<bool, PortError>;
+
+    /// Stores the figures of a list reconciled again and clears its stale mark; `false` when
+    /// the list is no longer open.
+    async fn refigure_monthly_update(&self, id: i64, figures: &str, at: OffsetDateTime) -> Result<bool, PortError>;
+
+    /// Notes, in one transaction, on a confirmed list, the lines a later change alters
+    /// (`Some(discrepancies as JSON)`) or no longer alters (`None`); `false` when the list is not
+    /// confirmed.
+    async fn note_line_exceptions(&self, id: i64, lines: &[(i64, Option<String>)]) -> Result<bool, PortError>;
+
+    /// Stores how many lines of a confirmed list a later change alters.
+    async fn count_exceptions(&self, id: i64, count: i64, at: OffsetDateTime) -> Result<(), PortError>;
+
+    /// The confirmed lists of periods from `first_period` on.
+    async fn confirmed_updates_since(&self, first_period: &str) -> Result<Vec<i64>, PortError>;
+
+    /// Marks the reconciled lists of periods from `first_period` on as stale; returns their ids.
+    async fn mark_stale_updates(&self, first_period: &str) -> Result<Vec<i64>, PortError>;
+
+    /// The reconciled lists marked stale.
+    async fn stale_monthly_updates(&self) -> Result<Vec<i64>, PortError>;
+
+    /// Confirms or rejects a list as reconciled in `decision.revision`; `Precondition` when it
+    /// is not reconciled, or was reconciled again meanwhile.
+    async fn decide_monthly_update(&self, id: i64, decision: &UpdateDecision<'_>) -> Result<(), PortError>;
+
+    /// Lines of a list after line `after`, in order, at most `limit`.
+    async fn monthly_lines(
+        &self,
+        id: i64,
+        filter: &LineFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<LineRow>, PortError>;
+
+    /// Households that other operators' reconciled or confirmed lists claim for a period, with
+    /// the list claiming each.
+    async fn claimed_elsewhere(&self, period: &str, operator: &str) -> Result<Vec<(String, i64)>, PortError>;
+
+    /// The phone numbers of a list with their months without traffic.
+    async fn idle_months(&self, id: i64) -> Result<Vec<(String, i64)>, PortError>;
 }

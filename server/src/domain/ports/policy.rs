@@ -1,12 +1,16 @@
 //! Policy versions and the eligibility decisions given.
 
+use async_trait::async_trait;
+use time::{Date, OffsetDateTime};
+
 use super::PortError;
+use crate::domain::eligibility::History;
+
 use crate::domain::{
-    eligibility::{Facts, History, State},
+    eligibility::{Facts, State},
     household::RemovalReason,
     policy::{PolicyRules, PolicyVersion, Withdrawal},
 };
-use time::{Date, OffsetDateTime};
 
 /// A stored policy version.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -157,4 +161,42 @@ pub fn add_state(histories: &mut Vec<History>, row: StateRow) -> Result<(), Port
     }
     histories.last_mut().expect("pushed above").states.push(state);
     Ok(())
+}
+
+/// The programme's rules, version by version.
+#[async_trait]
+pub trait PolicyStore: Send + Sync {
+    /// Every policy version, oldest first.
+    async fn policy_versions(&self) -> Result<Vec<PolicyRow>, PortError>;
+
+    /// Loads `rows` when no version is stored; returns whether it did.
+    async fn seed_policy(&self, rows: &[PolicyRow]) -> Result<bool, PortError>;
+
+    /// Adds a version. `Precondition` when it does not follow every stored version (by number
+    /// and date); `AlreadyExists` when another was added with its number meanwhile.
+    async fn add_policy_version(&self, row: &PolicyRow) -> Result<(), PortError>;
+
+    /// Marks version `version` withdrawn, if it has not taken effect by `today` and is not
+    /// withdrawn already; whether it did.
+    async fn withdraw_policy_version(
+        &self,
+        version: i64,
+        by: &str,
+        at: time::OffsetDateTime,
+        reason: &str,
+        today: time::Date,
+    ) -> Result<bool, PortError>;
+}
+
+/// The eligibility decisions given, kept to be shown again and audited.
+#[async_trait]
+pub trait DecisionStore: Send + Sync {
+    /// Stores runs of a batch call's decisions in one transaction.
+    async fn record_decision_runs(&self, runs: &[DecisionRunRow]) -> Result<(), PortError>;
+
+    /// A stored single decision.
+    async fn decision(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRow>, PortError>;
+
+    /// The run of a batch call that holds decision `idx`, if any.
+    async fn decision_run(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRunRow>, PortError>;
 }

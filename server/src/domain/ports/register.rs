@@ -1,7 +1,16 @@
 //! The household register: batches received and applied, and every state of every household.
 
-use crate::domain::household::BatchKind;
+use async_trait::async_trait;
 use time::{Date, OffsetDateTime};
+
+use super::PortError;
+use crate::domain::{
+    eligibility::{History, QueryKind},
+    household::BatchKind,
+    units::AdminUnit,
+};
+
+use super::policy::{self, StateRow};
 
 /// One record of a batch as staged: the household's stored form, or a removal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,4 +109,101 @@ pub enum ApplyProblem {
     NotOnList { idx: i64, household_code: String },
     /// A snapshot dated before states the register already holds.
     SnapshotBeforeRecorded { household_code: String, valid_from: Date },
+}
+
+/// The administrative units, version by version.
+#[async_trait]
+pub trait UnitStore: Send + Sync {
+    /// Every unit, in code order.
+    async fn units(&self) -> Result<Vec<AdminUnit>, PortError>;
+
+    /// Loads `units` when the table is empty (the reference data, on first start); returns
+    /// whether it did.
+    async fn seed_units(&self, units: &[AdminUnit]) -> Result<bool, PortError>;
+
+    /// In one transaction: inserts `new` unit versions, and writes the name, end date and
+    /// successor of the `changed` versions (found by code and start date).
+    async fn save_units(&self, new: &[AdminUnit], changed: &[AdminUnit]) -> Result<(), PortError>;
+}
+
+/// Batches of household records: received, staged, applied whole or not at all.
+#[async_trait]
+pub trait BatchStore: Send + Sync {
+    async fn batch(&self, batch_id: &str) -> Result<Option<BatchRow>, PortError>;
+
+    /// Applied batches, newest first, with sequence numbers below `before`.
+    async fn list_batches(&self, before: Option<i64>, limit: u32) -> Result<Vec<BatchRow>, PortError>;
+
+    /// Records a batch as being received, dropping what an interrupted earlier attempt with
+    /// the same id left. `AlreadyExists` when the id belongs to an applied batch.
+    async fn begin_batch(&self, batch: &NewBatch<'_>) -> Result<(), PortError>;
+
+    /// Stages records of a batch being received by `receiver` (committed, but not yet in the
+    /// register); `PortError::Conflict(crate::domain::ports::Conflict::NotTheReceiver)` when the batch is no longer its own.
+    async fn stage_records(&self, batch_id: &str, receiver: &str, records: &[StagedRecord]) -> Result<(), PortError>;
+
+    /// Forgets a batch being received and its staged records.
+    async fn discard_batch(&self, batch_id: &str) -> Result<(), PortError>;
+
+    /// The ids of the batches being received (by live streams, or left by dead ones).
+    async fn receiving_batches(&self) -> Result<Vec<String>, PortError>;
+
+    /// Applies a staged batch to the register in one transaction, or changes nothing and
+    /// returns the problems that prevent it. Fails whole (`Precondition`) unless what is
+    /// staged is exactly what the stream staged: its receiver and its number of records.
+    async fn apply_batch(
+        &self,
+        batch: &Staged<'_>,
+        kind: BatchKind,
+        effective: time::Date,
+        digest: &str,
+        at: OffsetDateTime,
+    ) -> Result<Result<ApplyCounts, Vec<ApplyProblem>>, PortError>;
+}
+
+/// The household register as read: every state of every household.
+#[async_trait]
+pub trait RegisterStore: Send + Sync {
+    /// Every state of a household, oldest first.
+    async fn household_versions(&self, code: &str) -> Result<Vec<VersionRow>, PortError>;
+
+    /// The state of a household on a date.
+    async fn household_on(&self, code: &str, date: time::Date) -> Result<Option<VersionRow>, PortError>;
+
+    /// The states, on a date, of households with a member with this citizen ID.
+    async fn find_by_citizen(&self, citizen_id: &str, date: time::Date) -> Result<Vec<VersionRow>, PortError>;
+
+    /// The states, on a date, of households holding this certificate number.
+    async fn find_by_certificate(&self, number: &str, date: time::Date) -> Result<Vec<VersionRow>, PortError>;
+
+    /// Every state of every household that any of `values` (of one kind) ever matched, in no
+    /// particular order.
+    /// `bulk`: for a large call (a batch), which the backend may read its own way.
+    async fn states_matching(&self, kind: QueryKind, values: &[String], bulk: bool)
+    -> Result<Vec<StateRow>, PortError>;
+
+    /// [`Self::states_matching`], grouped: for each value that matched anything, the histories
+    /// of its households (see [`policy::histories_from_rows`]). A backend holding the
+    /// register in memory answers from there.
+    async fn histories_matching(
+        &self,
+        kind: QueryKind,
+        values: &[String],
+        bulk: bool,
+    ) -> Result<Vec<(String, Vec<History>)>, PortError> {
+        policy::histories_from_rows(self.states_matching(kind, values, bulk).await?)
+    }
+
+    /// Waits until what the store holds in memory reflects every change committed so far (an
+    /// SQLite hub's register index after a large load); nothing to do elsewhere. For benchmarks
+    /// and tests that load a register and then measure or compare.
+    async fn catch_up(&self) -> Result<(), PortError> {
+        Ok(())
+    }
+
+    /// How many households the store holds in memory, when it holds the register (a serving
+    /// SQLite hub whose index is ready).
+    fn register_held(&self) -> Option<usize> {
+        None
+    }
 }
