@@ -18,9 +18,10 @@ use futures_util::stream;
 use sqlx::{AssertSqlSafe, Connection};
 use telesub_client::{Client, proto};
 use telesub_server::{
+    domain::clock::Clock,
     domain::{
         household::{BatchKind, CheckContext, check_record},
-        registry::{staged, today},
+        registry::staged,
         units::{UnitTable, reference_units},
     },
     generator::HouseholdGenerator,
@@ -124,7 +125,12 @@ async fn ceiling(database: &str, n: usize) -> f64 {
     store.seed_units(&reference_units().unwrap()).await.unwrap();
     let units = UnitTable::new(reference_units().unwrap());
     let effective = date!(2025 - 01 - 01);
-    let cx = CheckContext { units: &units, today: today(), batch_effective: effective, kind: BatchKind::Snapshot };
+    let cx = CheckContext {
+        units: &units,
+        today: Clock::system().today(),
+        batch_effective: effective,
+        kind: BatchKind::Snapshot,
+    };
     let started = Instant::now();
     let batch = NewBatch {
         batch_id: "ceiling",
@@ -133,7 +139,7 @@ async fn ceiling(database: &str, n: usize) -> f64 {
         effective,
         note: "",
         pushed_by: "DOLISA",
-        received_at: telesub_server::now(),
+        received_at: Clock::system().now(),
         receiver: "ceiling",
     };
     store.begin_batch(&batch).await.unwrap();
@@ -161,7 +167,7 @@ async fn ceiling(database: &str, n: usize) -> f64 {
             BatchKind::Snapshot,
             effective,
             "-",
-            telesub_server::now(),
+            Clock::system().now(),
         )
         .await
         .unwrap()

@@ -538,7 +538,7 @@ async fn devices(
     dir: &Path,
     out: &mut (dyn Write + Send),
 ) -> Result<(), Box<dyn std::error::Error>> {
-    use crate::domain::{devices::luhn_digit, household::format_date, registry::today};
+    use crate::domain::{clock::Clock, devices::luhn_digit, household::format_date};
     let ict = client(addr, tls_dir, "DOICT").await?;
     let (doet, committee, locality) = (
         client(addr, tls_dir, "DOET").await?,
@@ -665,7 +665,7 @@ async fn devices(
     let prefix = "35209900176148";
     let digits: Vec<u32> = prefix.bytes().map(|b| u32::from(b - b'0')).collect();
     let imei = format!("{prefix}{}", luhn_digit(&digits));
-    let on = format_date(today());
+    let on = format_date(Clock::system().today());
     let handed = locality
         .record_handover(proto::RecordHandoverRequest {
             decision_number: DECISION.into(),

@@ -23,8 +23,6 @@ pub mod transport;
 
 use std::fmt;
 
-pub use domain::identity::now;
-
 /// The allocator the hub runs with: a million-question batch call allocates and frees small
 /// values on every core, where it measured some 20 % faster than the system allocator (see
 /// docs/BENCHMARKS.md). The `telesub` binary and the benchmarks install it with

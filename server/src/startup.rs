@@ -20,6 +20,7 @@ use crate::{
     config::Settings,
     domain::{
         DomainError,
+        clock::Clock,
         devices::DeviceService,
         eligibility::EligibilityService,
         enrollments::EnrollmentService,
@@ -104,10 +105,16 @@ pub struct Hub {
     units: Arc<UnitRegistry>,
     policy: Arc<PolicyRegistry>,
     tree: AuditTree,
+    clock: Clock,
 }
 
 impl Hub {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        Self::build_on(settings, Clock::system()).await
+    }
+
+    /// A hub whose rules read the date and time from `clock` (a test sets it).
+    pub async fn build_on(settings: Settings, clock: Clock) -> Result<Self, StartupError> {
         let tls = ReloadableTls::new(settings.tls_paths()?)?;
         let key = Arc::new(settings.audit_key()?);
         let store = open_store(&settings).await?;
@@ -123,21 +130,29 @@ impl Hub {
             .prepare_to_serve()
             .await
             .map_err(|source| StartupError::Storage { url: settings.database_url.to_string(), source })?;
-        let identities = Arc::new(Identities::new(store.clone(), Duration::from_millis(settings.identity_cache_ms)));
+        let identities = Arc::new(
+            Identities::new(store.clone(), Duration::from_millis(settings.identity_cache_ms)).with_clock(clock.clone()),
+        );
         let units = Arc::new(UnitRegistry::new(store.clone()));
         units.seed().await.map_err(|e| StartupError::Units(Box::new(e)))?;
-        let policy = Arc::new(PolicyRegistry::new(store.clone()).with_horizon(settings.policy_horizon_years));
+        let policy = Arc::new(
+            PolicyRegistry::new(store.clone()).with_horizon(settings.policy_horizon_years).with_clock(clock.clone()),
+        );
         let unit_table = units.table().await.map_err(|e| StartupError::Units(Box::new(e)))?;
         policy.seed(&unit_table).await.map_err(|e| StartupError::Policy(Box::new(e)))?;
         if let Some(dir) = &settings.tls.dir {
-            register_folder_members(&MemberRegistry::new(store.clone(), identities.clone()), &PkiDir::new(dir)).await?;
+            register_folder_members(
+                &MemberRegistry::new(store.clone(), identities.clone()).with_clock(clock.clone()),
+                &PkiDir::new(dir),
+            )
+            .await?;
         }
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| StartupError::Bind { addr: settings.listen, source })?;
         let local_addr =
             listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.listen, source })?;
-        Ok(Self { settings, listener, local_addr, tls, store, identities, units, policy, tree })
+        Ok(Self { settings, listener, local_addr, tls, store, identities, units, policy, tree, clock })
     }
 
     /// The address the hub listens on (with the real port when 0 was asked for).
@@ -157,10 +172,10 @@ impl Hub {
     /// Serves until `shutdown` completes; then stops accepting, lets calls in flight finish,
     /// and waits until their audit records are stored.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartupError> {
-        let Hub { settings, listener, local_addr, tls, store, identities, units, policy, tree } = self;
+        let Hub { settings, listener, local_addr, tls, store, identities, units, policy, tree, clock } = self;
         let limits = &settings.limits;
         let (audit, audit_writer) = AuditLog::start(store.clone());
-        let registry = MemberRegistry::new(store.clone(), identities.clone());
+        let registry = MemberRegistry::new(store.clone(), identities.clone()).with_clock(clock.clone());
         let registry_for_reload = registry.clone();
 
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -173,9 +188,11 @@ impl Hub {
         let members = MembersServer::new(MembersApi::new(registry))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
-        let feed = ChangeFeed::new(store.clone(), policy.clone());
-        let reconciliation = ReconciliationService::new(store.clone(), units.clone(), policy.clone());
+        let feed = ChangeFeed::new(store.clone(), policy.clone()).with_clock(clock.clone());
+        let reconciliation =
+            ReconciliationService::new(store.clone(), units.clone(), policy.clone()).with_clock(clock.clone());
         let register = HouseholdRegistry::new(store.clone(), units.clone())
+            .with_clock(clock.clone())
             .with_feed(feed.written())
             .with_reconciliation(reconciliation.clone());
         // What streams of a hub that stopped left: batches and lists cut off are cleared, lists
@@ -192,28 +209,28 @@ impl Hub {
         let households = HouseholdRegistryServer::new(HouseholdsApi::new(register))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
-        let device_service = DeviceAllocationServer::new(DevicesApi::new(DeviceService::new(
-            store.clone(),
-            units.clone(),
-            policy.clone(),
-        )))
+        let device_service = DeviceAllocationServer::new(DevicesApi::new(
+            DeviceService::new(store.clone(), units.clone(), policy.clone()).with_clock(clock.clone()),
+        ))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
         let supervision_service = SupervisionServer::new(SupervisionApi::new(
             SupervisionService::new(store.clone()),
-            InspectionService::new(store.clone(), units.clone()),
-            StatisticsService::new(store.clone(), units.clone(), policy.clone()),
+            InspectionService::new(store.clone(), units.clone()).with_clock(clock.clone()),
+            StatisticsService::new(store.clone(), units.clone(), policy.clone()).with_clock(clock.clone()),
             tree.clone(),
             units.clone(),
         ))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
-        let eligibility = EligibilityService::new(store.clone(), units.clone(), policy);
+        let eligibility = EligibilityService::new(store.clone(), units.clone(), policy).with_clock(clock.clone());
         let policy_service = PolicyServer::new(PolicyApi::new(eligibility.clone(), units.clone()))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
         let enrollment_service = EnrollmentsServer::new(EnrollmentsApi::new(
-            EnrollmentService::new(store.clone(), eligibility.clone()).with_feed(feed.written()),
+            EnrollmentService::new(store.clone(), eligibility.clone())
+                .with_feed(feed.written())
+                .with_clock(clock.clone()),
         ))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
@@ -242,7 +259,8 @@ impl Hub {
             Duration::from_millis(limits.batch_timeout_ms),
             limits.max_message_bytes,
         )
-        .with_receipts(tree.key().expect("the hub signs with its key").clone());
+        .with_receipts(tree.key().expect("the hub signs with its key").clone())
+        .with_clock(clock);
         let database_up = state.database_up();
         let layer = HubLayer::new(state);
 

@@ -143,7 +143,7 @@ fn imei(prefix: &str) -> String {
 
 /// Today in the province: hand-overs follow the approval, which the tests make today.
 fn today() -> String {
-    telesub_server::domain::household::format_date(telesub_server::domain::registry::today())
+    telesub_server::domain::household::format_date(telesub_server::domain::clock::Clock::system().today())
 }
 
 fn phone(code: &str, imei: &str) -> proto::RecordHandoverRequest {

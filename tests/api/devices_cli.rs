@@ -60,7 +60,7 @@ async fn the_whole_allocation_runs_from_the_command_line() {
     run.assert_ok();
     assert!(run.field("status").starts_with("APPROVED"), "{}", run.out);
 
-    let today = telesub_server::domain::household::format_date(telesub_server::domain::registry::today());
+    let today = telesub_server::domain::household::format_date(telesub_server::domain::clock::Clock::system().today());
     let handover = [
         "devices",
         "handover",

@@ -6,6 +6,7 @@ mod audit;
 mod audit_tree;
 mod authz;
 mod cli;
+mod clock;
 mod configuration;
 mod devices;
 mod devices_cli;

@@ -248,7 +248,7 @@ async fn the_figures_of_a_generated_month_are_the_ones_planted() {
         })
         .await
         .unwrap();
-    let today = telesub_server::domain::registry::today();
+    let today = telesub_server::domain::clock::Clock::system().today();
     ict.record_handover(proto::RecordHandoverRequest {
         decision_number: "STAT/QĐ".into(),
         household_code: places[0].household_code.clone(),

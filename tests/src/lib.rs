@@ -19,6 +19,7 @@ use telesub_client::{Client, ClientBuilder};
 use telesub_server::{
     audit::AuditRecord,
     config::{DatabaseUrl, Settings},
+    domain::clock::Clock,
     pki::{self, DevCa, PkiDir, Validity},
     startup::{Hub, StartupError},
     storage::Store,
@@ -184,6 +185,15 @@ impl TestApp {
 
     /// A hub whose settings `tweak` may change before it starts.
     pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> Self {
+        Self::spawn_on_with(Clock::system(), tweak).await
+    }
+
+    /// A hub whose rules and records read the date and time from `clock`.
+    pub async fn spawn_on(clock: Clock) -> Self {
+        Self::spawn_on_with(clock, |_| {}).await
+    }
+
+    async fn spawn_on_with(clock: Clock, tweak: impl FnOnce(&mut Settings)) -> Self {
         let tls_dir = tempfile::tempdir().expect("temp dir");
         let orgs: Vec<pki::OrgSpec> = ORGS.iter().map(|o| o.parse().expect("org spec")).collect();
         pki::init(tls_dir.path(), &orgs).expect("pki init");
@@ -200,7 +210,7 @@ impl TestApp {
         settings.tls.dir = Some(tls_dir.path().to_owned());
         tweak(&mut settings);
 
-        let hub = Hub::build(settings).await.expect("build the hub");
+        let hub = Hub::build_on(settings, clock).await.expect("build the hub");
         let addr = hub.local_addr();
         let store = hub.store();
         let tls = hub.tls();
@@ -853,14 +863,19 @@ pub async fn load_generated(store: &dyn Store, seed: u64, n: usize, effective: t
         domain::ports::register::{NewBatch, Staged},
         domain::{
             household::{BatchKind, CheckContext, check_record},
-            registry::{staged, today},
+            registry::staged,
             units::UnitTable,
         },
         generator::HouseholdGenerator,
         transport::record_input,
     };
     let units = UnitTable::new(store.units().await.expect("units"));
-    let cx = CheckContext { units: &units, today: today(), batch_effective: effective, kind: BatchKind::Snapshot };
+    let cx = CheckContext {
+        units: &units,
+        today: Clock::system().today(),
+        batch_effective: effective,
+        kind: BatchKind::Snapshot,
+    };
     let batch_id = format!("generated-{seed}-{n}");
     let batch = NewBatch {
         batch_id: &batch_id,
@@ -869,7 +884,7 @@ pub async fn load_generated(store: &dyn Store, seed: u64, n: usize, effective: t
         effective,
         note: "generated",
         pushed_by: "DOLISA",
-        received_at: telesub_server::now(),
+        received_at: Clock::system().now(),
         receiver: "generated",
     };
     // A stream like any other: a hub starting meanwhile leaves the batch alone.
@@ -894,7 +909,7 @@ pub async fn load_generated(store: &dyn Store, seed: u64, n: usize, effective: t
             BatchKind::Snapshot,
             effective,
             "-",
-            telesub_server::now(),
+            Clock::system().now(),
         )
         .await
         .expect("apply")
@@ -910,7 +925,7 @@ pub async fn load_enrollments(
     enrollments: impl Iterator<Item = telesub_server::monthly_generator::PlannedEnrollment>,
 ) -> Result<u64, sqlx::Error> {
     use sqlx::{Connection, QueryBuilder};
-    let at = telesub_server::now();
+    let at = Clock::system().now();
     let mut loaded = 0;
     let mut rows = enrollments.peekable();
     match db {

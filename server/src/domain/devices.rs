@@ -27,8 +27,9 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
-use time::{Date, OffsetDateTime};
+use time::Date;
 
+use super::clock::Clock;
 use super::{
     DomainError, Violations,
     eligibility::mask_name,
@@ -37,7 +38,6 @@ use super::{
     members::Page,
     policy::{DeviceRules, PolicyRegistry},
     reconciliation::paging,
-    registry::today,
     unit_registry::UnitRegistry,
     units::{UnitLevel, UnitTable},
 };
@@ -136,11 +136,6 @@ pub enum HandoverKind {
     Cash { amount: i64, phone_bought_on: String, receipt_reference: String },
 }
 
-/// Now, to the microsecond both backends keep (an answer equals what is read back later).
-fn now() -> OffsetDateTime {
-    crate::audit::to_micros(OffsetDateTime::now_utc())
-}
-
 /// Whether `imei` is 15 digits whose last is the Luhn check digit of the first 14.
 pub fn check_imei(imei: &str) -> Result<(), String> {
     if imei.len() != 15 || !imei.bytes().all(|b| b.is_ascii_digit()) {
@@ -233,11 +228,18 @@ pub struct DeviceService {
     store: Arc<dyn Store>,
     units: Arc<UnitRegistry>,
     policy: Arc<PolicyRegistry>,
+    clock: Clock,
 }
 
 impl DeviceService {
     pub fn new(store: Arc<dyn Store>, units: Arc<UnitRegistry>, policy: Arc<PolicyRegistry>) -> Self {
-        Self { store, units, policy }
+        Self { store, units, policy, clock: Clock::system() }
+    }
+
+    /// The same, on `clock` (the system's by default).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     async fn rules_on(&self, date: Date) -> Result<(i64, DeviceRules), DomainError> {
@@ -286,7 +288,7 @@ impl DeviceService {
         let number = v.check("decision_number", decision_number(&input.decision_number));
         let date = v.check("decision_date", parse_date(input.decision_date.trim()));
         if let Some(d) = date {
-            if d > today() {
+            if d > self.clock.today() {
                 v.add("decision_date", format!("{} is in the future", format_date(d)));
             }
             if let Some(first) = first_day
@@ -331,7 +333,7 @@ impl DeviceService {
             cash_amount: cash,
             note: note.as_deref().unwrap_or_default(),
             recorded_by: caller.member.code.as_str(),
-            recorded_at: now(),
+            recorded_at: self.clock.now(),
         };
         match self.store.insert_allocation(&new).await {
             Ok(_) => {}
@@ -397,7 +399,13 @@ impl DeviceService {
         v.finish()?;
         let added = self
             .store
-            .nominate_households(row.id, &unique, caller.member.code.as_str(), &reason.expect("checked"), now())
+            .nominate_households(
+                row.id,
+                &unique,
+                caller.member.code.as_str(),
+                &reason.expect("checked"),
+                self.clock.now(),
+            )
             .await?;
         Ok((added, unique.len() as u64 - added))
     }
@@ -405,10 +413,10 @@ impl DeviceService {
     /// Draws up the list; see the module documentation for the rules.
     pub async fn propose(&self, number: &str, as_of: &str) -> Result<Allocation, DomainError> {
         let as_of = match as_of.trim() {
-            "" => today(),
+            "" => self.clock.today(),
             s => {
                 let d = parse_date(s).map_err(|e| DomainError::invalid("as_of", e))?;
-                if d > today() {
+                if d > self.clock.today() {
                     return Err(DomainError::invalid("as_of", format!("{} is in the future", format_date(d))));
                 }
                 if let Some(first) = self.policy.table().await?.first_day()
@@ -445,8 +453,13 @@ impl DeviceService {
         .await
         .map_err(|e| DomainError::Internal(Box::new(e)))??;
         let (eligible, places) = places;
-        let meta =
-            ProposalMeta { as_of, policy_version: version, proposed_at: now(), eligible, digest: list_digest(&places) };
+        let meta = ProposalMeta {
+            as_of,
+            policy_version: version,
+            proposed_at: self.clock.now(),
+            eligible,
+            digest: list_digest(&places),
+        };
         match self.store.save_proposal(allocation.row.id, &meta, &places).await {
             Ok(()) => {}
             Err(PortError::Conflict(crate::domain::ports::Conflict::PlaceTaken)) => {
@@ -492,7 +505,7 @@ impl DeviceService {
             )));
         }
         let allocation = Self::allocation(row)?;
-        let note = AmendNote { reason: &reason, by: caller.member.code.as_str(), at: now() };
+        let note = AmendNote { reason: &reason, by: caller.member.code.as_str(), at: self.clock.now() };
         let amend = match (action, device) {
             (Some(AmendAction::Remove), _) => Amend::Remove { household_code: code.as_str() },
             (_, Some(device)) => {
@@ -539,7 +552,7 @@ impl DeviceService {
         code: &HouseholdCode,
         device: DeviceType,
     ) -> Result<(PlaceRow, i64), DomainError> {
-        let as_of = allocation.row.proposal_as_of.unwrap_or_else(today);
+        let as_of = allocation.row.proposal_as_of.unwrap_or_else(|| self.clock.today());
         let (_, rules) = self.rules_on(as_of).await?;
         let units = self.units.table().await?;
         let refused = |why: String| Err(DomainError::FailedPrecondition(format!("household {code} {why}")));
@@ -636,7 +649,11 @@ impl DeviceService {
             )));
         }
         let digest = list_digest(places.iter().map(|p| &p.place));
-        match self.store.submit_allocation(row.id, row.revision, &digest, caller.member.code.as_str(), now()).await {
+        match self
+            .store
+            .submit_allocation(row.id, row.revision, &digest, caller.member.code.as_str(), self.clock.now())
+            .await
+        {
             Ok(()) => {}
             Err(PortError::Conflict(_)) => {
                 return Err(DomainError::FailedPrecondition(format!(
@@ -663,11 +680,11 @@ impl DeviceService {
         let approval = approval_number.and_then(|(n, _)| v.check("approval_number", decision_number(n)));
         let approved_on = match approval_number.map(|(_, on)| on.trim()) {
             None => None,
-            Some("") => Some(today()),
+            Some("") => Some(self.clock.today()),
             Some(on) => v.check("approved_on", parse_date(on)),
         };
         if let Some(on) = approved_on
-            && on > today()
+            && on > self.clock.today()
         {
             v.add("approved_on", format!("{} is in the future", format_date(on)));
         }
@@ -698,7 +715,7 @@ impl DeviceService {
             approve: approval.is_some(),
             approval_number: approval.as_deref(),
             by: caller.member.code.as_str(),
-            at: now(),
+            at: self.clock.now(),
             approved_on: approved_on.filter(|_| approval.is_some()),
             note: note.as_deref().unwrap_or_default(),
             expected_digest: (!digest.is_empty()).then_some(digest.as_str()),
@@ -735,7 +752,7 @@ impl DeviceService {
         let code = v.check("household_code", HouseholdCode::parse(input.household_code.trim()));
         let on = v.check("handed_over_on", parse_date(input.handed_over_on.trim()));
         if let Some(d) = on
-            && d > today()
+            && d > self.clock.today()
         {
             v.add("handed_over_on", format!("{} is in the future", format_date(d)));
         }
@@ -762,7 +779,7 @@ impl DeviceService {
             let units = self.units.table().await?;
             let inside = caller.member.unit.as_ref().is_some_and(|u| {
                 units.within_on(&place.place.commune_code, u, on)
-                    || units.within_on(&place.place.commune_code, u, today())
+                    || units.within_on(&place.place.commune_code, u, self.clock.today())
             });
             if !inside {
                 return Err(DomainError::PermissionDenied(format!(
@@ -795,7 +812,7 @@ impl DeviceService {
             handed_over_on: on,
             received_by,
             recorded_by: caller.member.code.to_string(),
-            recorded_at: now(),
+            recorded_at: self.clock.now(),
             request_id: request_id.to_owned(),
         };
         match input.kind.as_ref().expect("checked") {
@@ -959,7 +976,7 @@ impl DeviceService {
         };
         match asked {
             None => Ok(Some(own)),
-            Some(u) if self.units.table().await?.within_on(u.as_str(), &own, today()) => Ok(Some(u)),
+            Some(u) if self.units.table().await?.within_on(u.as_str(), &own, self.clock.today()) => Ok(Some(u)),
             Some(u) => Err(DomainError::PermissionDenied(format!(
                 "{} reads only its own unit {own}, not {u}",
                 caller.member.code

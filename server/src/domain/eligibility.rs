@@ -8,12 +8,12 @@ use std::{collections::HashMap, fmt, sync::Arc};
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 
+use super::clock::Clock;
 use super::{
     DomainError, FieldViolation,
     household::{Category, CitizenId, HouseholdCode, HouseholdData, RemovalReason, format_date, name_enum, parse_date},
     member::{Caller, Role},
     policy::{PolicyRegistry, PolicyTable, PolicyVersion, Service},
-    registry::today,
     support,
     unit_registry::UnitRegistry,
     units::UnitTable,
@@ -479,6 +479,7 @@ pub struct EligibilityService {
     units: Arc<UnitRegistry>,
     policy: Arc<PolicyRegistry>,
     lookups: Lookups,
+    clock: Clock,
 }
 
 /// Lookups waiting to be read together.
@@ -608,7 +609,18 @@ impl EligibilityService {
     /// Starts the reader of single questions on the current runtime.
     pub fn new(store: Arc<dyn Store>, units: Arc<UnitRegistry>, policy: Arc<PolicyRegistry>) -> Self {
         let lookups = Lookups::start(store.clone());
-        Self { store, units, policy, lookups }
+        Self { store, units, policy, lookups, clock: Clock::system() }
+    }
+
+    /// The clock the service reads today's date from.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The same, on `clock` (the system's by default).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Decides one checked question, read together with the questions asked at the same time.
@@ -650,7 +662,7 @@ impl EligibilityService {
         let answer = decide(&query, &histories, &cx.policy, policy, operator);
         let decision = Decision {
             id: format!("{call_id}-0"),
-            decided_at: crate::audit::to_micros(crate::now()),
+            decided_at: self.clock.now(),
             asked_by: caller.member.code.as_str().to_owned(),
             query,
             answer,
@@ -663,7 +675,11 @@ impl EligibilityService {
     }
 
     pub async fn context(&self) -> Result<QueryContext, DomainError> {
-        Ok(QueryContext { units: self.units.table().await?, policy: self.policy.table().await?, today: today() })
+        Ok(QueryContext {
+            units: self.units.table().await?,
+            policy: self.policy.table().await?,
+            today: self.clock.today(),
+        })
     }
 
     /// Checks a question; `field` prefixes the names of bad fields.
@@ -749,7 +765,7 @@ impl EligibilityService {
             histories.entry(kind).or_default().extend(found);
         }
         let operator = (caller.member.role == Role::Operator).then(|| caller.member.code.as_str());
-        let decided_at = crate::audit::to_micros(crate::now());
+        let decided_at = self.clock.now();
         let empty = Vec::new();
         queries
             .iter()

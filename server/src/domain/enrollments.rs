@@ -5,15 +5,15 @@
 
 use std::sync::Arc;
 
-use time::{Date, OffsetDateTime};
+use time::Date;
 
+use super::clock::Clock;
 use super::{
     DomainError, Violations,
     eligibility::{Decision, EligibilityService, Query, QueryKind, new_call_id},
     household::{CitizenId, HouseholdCode, format_date, free_text, name_enum, parse_date},
     member::{Caller, Role},
     policy::Service,
-    registry::today,
 };
 use crate::domain::ports::{
     Store,
@@ -119,6 +119,7 @@ pub struct EnrollmentService {
     eligibility: EligibilityService,
     /// Woken after a transfer wrote a feed event.
     feed: Option<Arc<tokio::sync::Notify>>,
+    clock: Clock,
 }
 
 fn sha256_of(parts: &[&str]) -> String {
@@ -130,8 +131,7 @@ fn sha256_of(parts: &[&str]) -> String {
     crate::hex(ctx.finish().as_ref())
 }
 
-fn date_within(v: &mut Violations, field: &str, s: &str, first: Option<Date>) -> Option<Date> {
-    let today = today();
+fn date_within(v: &mut Violations, field: &str, s: &str, first: Option<Date>, today: Date) -> Option<Date> {
     let date = if s.is_empty() { Some(today) } else { v.check(field, parse_date(s)) }?;
     if first.is_some_and(|f| date < f) {
         v.add(field, format!("{date} is before the programme's rules (from {})", first.expect("checked")));
@@ -146,7 +146,13 @@ fn date_within(v: &mut Violations, field: &str, s: &str, first: Option<Date>) ->
 
 impl EnrollmentService {
     pub fn new(store: Arc<dyn Store>, eligibility: EligibilityService) -> Self {
-        Self { store, eligibility, feed: None }
+        Self { store, eligibility, feed: None, clock: Clock::system() }
+    }
+
+    /// The same, on `clock` (the system's by default).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Wakes `feed`'s waiting readers after every transfer.
@@ -175,7 +181,7 @@ impl EnrollmentService {
             None
         });
         let phone = v.check("phone_number", normal_phone(&input.phone_number, service));
-        let start = date_within(&mut v, "start_date", &input.start_date, cx.first_policy_day());
+        let start = date_within(&mut v, "start_date", &input.start_date, cx.first_policy_day(), self.clock.today());
         let reference = if transfer {
             let r = v.check("request_reference", free_text(&input.request_reference, 200));
             if r.as_deref().is_some_and(str::is_empty) {
@@ -247,7 +253,7 @@ impl EnrollmentService {
                 service: service.as_str().to_owned(),
                 start_date: start,
                 transfer_reference: reference,
-                recorded_at: crate::audit::to_micros(crate::now()),
+                recorded_at: self.clock.now(),
                 decision: decision.to_row(""),
             };
             let write = WriteKey { operator, key: &key, digest: &digest };
@@ -305,7 +311,7 @@ impl EnrollmentService {
                 .parse::<i64>()
                 .map_err(|_| format!("{:?} is not an enrolment id", input.enrollment_id)),
         );
-        let end = date_within(&mut v, "end_date", &input.end_date, None);
+        let end = date_within(&mut v, "end_date", &input.end_date, None, self.clock.today());
         let reason = match input.reason {
             Some(EndReason::Transferred) => {
                 v.add("reason", "TRANSFERRED is set by the hub; the receiving operator asks for a transfer");
@@ -333,7 +339,7 @@ impl EnrollmentService {
             end_date: end,
             reason: reason.as_str(),
             note: (!note.is_empty()).then_some(note.as_str()),
-            at: crate::audit::to_micros(OffsetDateTime::now_utc()),
+            at: self.clock.now(),
         };
         match self.store.deenroll(&write, &ending).await? {
             DeenrollOutcome::Ended(row) | DeenrollOutcome::Replayed(row) => Ok(*row),

@@ -8,6 +8,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use time::Date;
 use tokio::sync::Notify;
 
+use super::clock::Clock;
 use super::{
     DomainError,
     eligibility::{History, QueryKind},
@@ -39,6 +40,7 @@ pub struct ChangeFeed {
     store: Arc<dyn Store>,
     policy: Arc<PolicyRegistry>,
     written: Arc<Notify>,
+    clock: Clock,
 }
 
 /// The cursor after an event.
@@ -59,7 +61,18 @@ pub fn parse_cursor(s: &str) -> Result<i64, DomainError> {
 
 impl ChangeFeed {
     pub fn new(store: Arc<dyn Store>, policy: Arc<PolicyRegistry>) -> Self {
-        Self { store, policy, written: Arc::new(Notify::new()) }
+        Self { store, policy, written: Arc::new(Notify::new()), clock: Clock::system() }
+    }
+
+    /// The same, on `clock` (the system's by default).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock the feed tells the time by (its heartbeats).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// Tells waiting readers that events were written.

@@ -10,8 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use time::OffsetDateTime;
-
+use super::clock::Clock;
 use super::member::{Member, MemberStatus, OrgCode};
 use crate::domain::ports::{PortError, Store};
 
@@ -35,11 +34,18 @@ pub struct Identities {
     ttl: Duration,
     members: Mutex<HashMap<OrgCode, (Instant, Option<Member>)>>,
     certificate_uses: Mutex<HashMap<(OrgCode, String), Instant>>,
+    clock: Clock,
 }
 
 impl Identities {
     pub fn new(store: Arc<dyn Store>, ttl: Duration) -> Self {
-        Self { store, ttl, members: Mutex::default(), certificate_uses: Mutex::default() }
+        Self { store, ttl, members: Mutex::default(), certificate_uses: Mutex::default(), clock: Clock::system() }
+    }
+
+    /// The same, on `clock` (the system's by default).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The active member for `code`, noting the certificate it called with. The member
@@ -83,15 +89,10 @@ impl Identities {
             uses.get(&key).is_none_or(|at| at.elapsed() >= CERTIFICATE_USE_INTERVAL)
         };
         if due {
-            self.store.record_certificate_use(code, fingerprint, crate::now()).await?;
+            self.store.record_certificate_use(code, fingerprint, self.clock.now()).await?;
             self.certificate_uses.lock().expect("certificate use cache").insert(key, Instant::now());
             self.invalidate(code);
         }
         Ok(due)
     }
-}
-
-/// The current time, in UTC, to the microsecond.
-pub fn now() -> OffsetDateTime {
-    crate::audit::to_micros(OffsetDateTime::now_utc())
 }

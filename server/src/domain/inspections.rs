@@ -11,13 +11,13 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::clock::Clock;
 use super::{
     DomainError, Violations,
     household::{format_date, free_text, name_enum, parse_date, person_name},
     member::{Caller, OrgCode, Role, UnitCode},
     members::Page,
     reconciliation::paging,
-    registry::today,
     unit_registry::UnitRegistry,
     units::UnitLevel,
 };
@@ -253,10 +253,6 @@ pub fn draw_key(seed: &str, household_code: &str) -> [u8; 32] {
     ctx.finish().as_ref().try_into().expect("SHA-256 is 32 bytes")
 }
 
-fn now() -> OffsetDateTime {
-    crate::audit::to_micros(OffsetDateTime::now_utc())
-}
-
 fn required(s: &str, max: usize, what: &str) -> Result<String, String> {
     let t = free_text(s, max)?;
     if t.is_empty() { Err(format!("{what} is required")) } else { Ok(t) }
@@ -266,11 +262,18 @@ fn required(s: &str, max: usize, what: &str) -> Result<String, String> {
 pub struct InspectionService {
     store: Arc<dyn Store>,
     units: Arc<UnitRegistry>,
+    clock: Clock,
 }
 
 impl InspectionService {
     pub fn new(store: Arc<dyn Store>, units: Arc<UnitRegistry>) -> Self {
-        Self { store, units }
+        Self { store, units, clock: Clock::system() }
+    }
+
+    /// The same, on `clock` (the system's by default).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     fn inspection(row: InspectionRow) -> Result<Inspection, DomainError> {
@@ -301,8 +304,8 @@ impl InspectionService {
         // Its unit among the subjects, a unit within it (a commune of its district), or the
         // unit it lies in (its district).
         Ok(inspection.subject_units.iter().any(|u| {
-            units.within_on(u, own, today())
-                || UnitCode::parse(u).is_ok_and(|u| units.within_on(own.as_str(), &u, today()))
+            units.within_on(u, own, self.clock.today())
+                || UnitCode::parse(u).is_ok_and(|u| units.within_on(own.as_str(), &u, self.clock.today()))
         }))
     }
 
@@ -391,7 +394,7 @@ impl InspectionService {
                 ends_on: ends.expect("checked"),
                 note: &note.unwrap_or_default(),
                 created_by: caller.member.code.as_str(),
-                created_at: now(),
+                created_at: self.clock.now(),
             })
             .await?;
         self.find(id).await
@@ -433,7 +436,7 @@ impl InspectionService {
             due_on: due.expect("checked"),
             status: FindingStatus::Open.as_str().to_owned(),
             recorded_by: caller.member.code.to_string(),
-            recorded_at: now(),
+            recorded_at: self.clock.now(),
         };
         let number = match self.store.add_finding(&row).await {
             Ok(n) => n,
@@ -476,7 +479,7 @@ impl InspectionService {
                     to: to.as_str(),
                     note: &note.expect("checked"),
                     by: caller.member.code.as_str(),
-                    at: now(),
+                    at: self.clock.now(),
                 },
             )
             .await
@@ -502,7 +505,7 @@ impl InspectionService {
     pub async fn close(&self, caller: &Caller, id: i64, conclusion: &str) -> Result<Inspection, DomainError> {
         let conclusion =
             required(conclusion, 4000, "a conclusion").map_err(|e| DomainError::invalid("conclusion", e))?;
-        match self.store.close_inspection(id, &conclusion, caller.member.code.as_str(), now()).await {
+        match self.store.close_inspection(id, &conclusion, caller.member.code.as_str(), self.clock.now()).await {
             Ok(()) => self.get(caller, id).await,
             Err(PortError::NotFound) => Err(DomainError::NotFound(format!("no inspection {id} is recorded"))),
             Err(PortError::Conflict(_)) => Err(closed(id)),
@@ -530,9 +533,9 @@ impl InspectionService {
             v.add("size", format!("{size} households: take 1 to {MAX_SAMPLE}"));
         }
         let as_of = match as_of.trim() {
-            "" => Some(today()),
+            "" => Some(self.clock.today()),
             s => match v.check("as_of", parse_date(s)) {
-                Some(d) if d > today() => {
+                Some(d) if d > self.clock.today() => {
                     v.add("as_of", format!("{} is in the future", format_date(d)));
                     None
                 }
@@ -544,7 +547,8 @@ impl InspectionService {
         let inspection = self.find(id).await?;
         let inside = |u: &String| {
             UnitCode::parse(u).is_ok_and(|u| {
-                units.within_on(commune.as_str(), &u, as_of) || units.within_on(commune.as_str(), &u, today())
+                units.within_on(commune.as_str(), &u, as_of)
+                    || units.within_on(commune.as_str(), &u, self.clock.today())
             })
         };
         if !inspection.subject_units.iter().any(inside) {
@@ -583,7 +587,7 @@ impl InspectionService {
             seed,
             body: serde_json::to_string(&households).expect("a sample serialises"),
             pulled_by: caller.member.code.to_string(),
-            pulled_at: now(),
+            pulled_at: self.clock.now(),
         };
         let number = self.store.insert_sample(&row).await?;
         Ok(Sample { row: SampleRow { number, ..row }, households })

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::clock::Clock;
 use super::{
     DomainError, Violations,
     identity::Identities,
@@ -25,11 +26,18 @@ pub struct Page<T> {
 pub struct MemberRegistry {
     store: Arc<dyn Store>,
     identities: Arc<Identities>,
+    clock: Clock,
 }
 
 impl MemberRegistry {
     pub fn new(store: Arc<dyn Store>, identities: Arc<Identities>) -> Self {
-        Self { store, identities }
+        Self { store, identities, clock: Clock::system() }
+    }
+
+    /// The same, on `clock` (the system's by default).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub async fn get(&self, code: &OrgCode) -> Result<Member, DomainError> {
@@ -65,7 +73,7 @@ impl MemberRegistry {
 
     pub async fn register(&self, new: NewMember) -> Result<Member, DomainError> {
         check_scope(new.role, new.unit.as_ref()).map_err(|e| DomainError::invalid("unit_code", e))?;
-        let member = self.store.insert_member(&new, crate::now()).await.map_err(|e| match e {
+        let member = self.store.insert_member(&new, self.clock.now()).await.map_err(|e| match e {
             PortError::AlreadyExists => {
                 DomainError::AlreadyExists(format!("member {} is already registered", new.code))
             }
@@ -94,7 +102,7 @@ impl MemberRegistry {
             unit,
             status,
             status_reason,
-            updated_at: crate::now(),
+            updated_at: self.clock.now(),
         };
         let member = self.write(write).await?;
         tracing::info!(member = %member.code, role = %member.role, status = member.status.as_str(), "member updated");
@@ -113,7 +121,7 @@ impl MemberRegistry {
             unit: current.unit,
             status: MemberStatus::Suspended,
             status_reason: Some(reason.into_string()),
-            updated_at: crate::now(),
+            updated_at: self.clock.now(),
         };
         let member = self.write(write).await?;
         tracing::warn!(member = %member.code, reason = member.status_reason.as_deref(), "member suspended");

@@ -6,6 +6,7 @@
 //! per concept, in domain types, failing with [`ports::PortError`]); storage implements them.
 //! `scripts/layering.sh` checks the rule and prints each port's method count.
 
+pub mod clock;
 pub mod devices;
 pub mod eligibility;
 pub mod enrollments;

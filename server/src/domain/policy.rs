@@ -12,6 +12,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 
+use super::clock::Clock;
 use super::{
     DomainError, Violations,
     household::{Category, HouseholdFlags, RemovalReason, format_date, free_text, name_enum, parse_date},
@@ -418,6 +419,7 @@ pub struct PolicyRegistry {
     cached: RwLock<Option<(Instant, Arc<PolicyTable>)>>,
     /// How many years ahead of today a new version may start.
     horizon_years: u32,
+    clock: Clock,
 }
 
 /// How many years ahead of today a new version may start, unless configured.
@@ -425,7 +427,13 @@ pub const DEFAULT_HORIZON_YEARS: u32 = 5;
 
 impl PolicyRegistry {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store, cached: RwLock::new(None), horizon_years: DEFAULT_HORIZON_YEARS }
+        Self { store, cached: RwLock::new(None), horizon_years: DEFAULT_HORIZON_YEARS, clock: Clock::system() }
+    }
+
+    /// The same, on `clock` (the system's by default).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// New versions start at most `years` ahead of today.
@@ -483,7 +491,7 @@ impl PolicyRegistry {
         at: OffsetDateTime,
     ) -> Result<PolicyVersion, DomainError> {
         let valid_from = check_rules(&rules, units, "version")?;
-        let today = super::registry::today();
+        let today = self.clock.today();
         let horizon =
             Date::from_calendar_date(today.year() + self.horizon_years as i32, today.month(), 1).unwrap_or(today);
         if valid_from > horizon {
@@ -545,7 +553,7 @@ impl PolicyRegistry {
         if reason.is_empty() {
             return Err(DomainError::invalid("reason", "say why the version is withdrawn"));
         }
-        let today = super::registry::today();
+        let today = self.clock.today();
         let Some(row) = self.store.policy_versions().await?.into_iter().find(|r| r.version == version) else {
             return Err(DomainError::NotFound(format!("no policy version {version} is recorded")));
         };

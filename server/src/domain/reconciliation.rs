@@ -34,6 +34,7 @@ use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use time::Date;
 
+use super::clock::Clock;
 use super::{
     DomainError, FieldViolation, Violations,
     eligibility::{self, History, Query, QueryKind, ReasonCode},
@@ -42,7 +43,6 @@ use super::{
     member::{Caller, Role},
     members::Page,
     policy::{PolicyTable, Service},
-    registry::today,
     support,
     unit_registry::UnitRegistry,
 };
@@ -872,6 +872,7 @@ pub struct ReconciliationService {
     store: Arc<dyn Store>,
     units: Arc<UnitRegistry>,
     policy: Arc<super::policy::PolicyRegistry>,
+    clock: Clock,
 }
 
 /// A page's size (the default for 0) and where it starts (the number after `prefix` in a token
@@ -909,12 +910,15 @@ fn update_id(s: &str) -> Result<String, String> {
 }
 
 /// A period `YYYY-MM` in the programme, not after this month.
-pub(crate) fn check_period(s: &str, first_policy_day: Option<Date>) -> Result<(String, Date, Date), String> {
+pub(crate) fn check_period(
+    s: &str,
+    first_policy_day: Option<Date>,
+    today: Date,
+) -> Result<(String, Date, Date), String> {
     let bounds = (s.len() == 7 && s.as_bytes()[4] == b'-').then(|| period_bounds(s)).flatten();
     let Some((first, next)) = bounds else {
         return Err(format!("{s:?} is not a period: use YYYY-MM"));
     };
-    let today = today();
     if first > today {
         return Err(format!("{s} is in the future (today is {today})"));
     }
@@ -928,13 +932,19 @@ pub(crate) fn check_period(s: &str, first_policy_day: Option<Date>) -> Result<(S
 
 impl ReconciliationService {
     pub fn new(store: Arc<dyn Store>, units: Arc<UnitRegistry>, policy: Arc<super::policy::PolicyRegistry>) -> Self {
-        Self { store, units, policy }
+        Self { store, units, policy, clock: Clock::system() }
+    }
+
+    /// The same, on `clock` (the system's by default).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub async fn check_header(&self, h: &HeaderInput) -> Result<Header, DomainError> {
         let policy = self.policy.table().await?;
         let mut v = Violations::new();
-        let period = v.check("header.period", check_period(h.period.trim(), policy.first_day()));
+        let period = v.check("header.period", check_period(h.period.trim(), policy.first_day(), self.clock.today()));
         let id = v.check("header.update_id", update_id(&h.update_id));
         let note = v.check("header.note", free_text(&h.note, 500));
         v.finish()?;
@@ -981,7 +991,7 @@ impl ReconciliationService {
                     open.iter().find(|o| o.status == "RECONCILED").map(|o| o.id).filter(|_| row.replaces_earlier);
                 let figures =
                     serde_json::to_string(&Figures::default()).map_err(|e| DomainError::Internal(e.into()))?;
-                match self.store.finish_monthly_update(row.id, digest, &figures, crate::now(), replaces).await {
+                match self.store.finish_monthly_update(row.id, digest, &figures, self.clock.now(), replaces).await {
                     Ok(()) => true,
                     Err(PortError::Conflict(_)) => false,
                     Err(e) => return Err(e.into()),
@@ -1038,7 +1048,7 @@ impl ReconciliationService {
             )));
         };
         let replaces = self.replaced(operator, &header).await?;
-        let received_at = crate::now();
+        let received_at = self.clock.now();
         let id = self
             .store
             .begin_monthly_update(&NewUpdate {
@@ -1079,7 +1089,7 @@ impl ReconciliationService {
         tracing::info!(operator, update = %header.update_id, "monthly list received; reconciling");
         let figures_json = serde_json::to_string(&figures).map_err(|e| DomainError::Internal(e.into()))?;
         let finished =
-            self.store.finish_monthly_update(id, &content_digest, &figures_json, crate::now(), replaces).await;
+            self.store.finish_monthly_update(id, &content_digest, &figures_json, self.clock.now(), replaces).await;
         if let Err(e) = finished {
             let _ = self.store.discard_monthly_update(id).await;
             return Err(match e {
@@ -1441,13 +1451,13 @@ impl ReconciliationService {
             }
         }
         if confirmed {
-            self.store.count_exceptions(id, exceptions, crate::now()).await?;
+            self.store.count_exceptions(id, exceptions, self.clock.now()).await?;
             tracing::info!(operator = %list.operator, update = %list.update_id, exceptions, "confirmed monthly list checked against later changes");
             return Ok(());
         }
         let running = self.store.enrollments_running(&list.operator, first, next).await?;
         let figures = serde_json::to_string(&run.finish(&running)).map_err(|e| DomainError::Internal(e.into()))?;
-        self.store.refigure_monthly_update(id, &figures, crate::now()).await?;
+        self.store.refigure_monthly_update(id, &figures, self.clock.now()).await?;
         tracing::info!(operator = %list.operator, update = %list.update_id, "monthly list reconciled again");
         Ok(())
     }
@@ -1659,7 +1669,7 @@ impl ReconciliationService {
         };
         let by = caller.member.code.as_str();
         let summary = self
-            .decide(&list, UpdateDecision { revision: list.revision, verdict, by, at: crate::now(), note: &note })
+            .decide(&list, UpdateDecision { revision: list.revision, verdict, by, at: self.clock.now(), note: &note })
             .await?;
         tracing::info!(operator = %list.operator, update = %list.update_id, scope = scope.as_str(), lines, amount, "monthly list confirmed");
         Ok(summary)
@@ -1682,7 +1692,13 @@ impl ReconciliationService {
         let by = caller.member.code.as_str();
         self.decide(
             &list,
-            UpdateDecision { revision: list.revision, verdict: Verdict::Rejected, by, at: crate::now(), note: &note },
+            UpdateDecision {
+                revision: list.revision,
+                verdict: Verdict::Rejected,
+                by,
+                at: self.clock.now(),
+                note: &note,
+            },
         )
         .await
     }
@@ -1696,11 +1712,13 @@ mod tests {
     fn periods_are_months_of_the_programme_up_to_this_one() {
         let date = |y, m, d| Date::from_calendar_date(y, time::Month::try_from(m).unwrap(), d).unwrap();
         let start = Some(date(2022, 12, 12));
-        assert!(check_period("2022-12", start).is_ok());
-        assert!(check_period("2022-11", start).unwrap_err().contains("before the programme"));
-        assert!(check_period("2024-13", start).unwrap_err().contains("YYYY-MM"));
-        assert!(check_period("2024-3", start).unwrap_err().contains("YYYY-MM"));
-        assert!(check_period("2999-01", start).unwrap_err().contains("future"));
+        let today = date(2025, 6, 15);
+        assert!(check_period("2022-12", start, today).is_ok());
+        assert!(check_period("2025-06", start, today).is_ok(), "this month is a period");
+        assert!(check_period("2022-11", start, today).unwrap_err().contains("before the programme"));
+        assert!(check_period("2024-13", start, today).unwrap_err().contains("YYYY-MM"));
+        assert!(check_period("2024-3", start, today).unwrap_err().contains("YYYY-MM"));
+        assert!(check_period("2025-07", start, today).unwrap_err().contains("future"));
         assert_eq!(previous_period(date(2024, 1, 1)), "2023-12");
         assert_eq!(period_bounds("2024-02").map(|(a, b)| days_between(a, b)), Some(29));
     }

@@ -10,8 +10,9 @@
 use std::{collections::HashMap, sync::Arc};
 
 use futures_util::{Stream, StreamExt};
-use time::{Date, OffsetDateTime, UtcOffset};
+use time::{Date, OffsetDateTime};
 
+use super::clock::Clock;
 use super::{
     DomainError, FieldViolation, Violations,
     household::{
@@ -37,11 +38,6 @@ pub fn batch_key(batch_id: &str) -> String {
 pub const MAX_REPORTED: usize = 99;
 /// Records staged per database write.
 const STAGE_CHUNK: usize = 2_000;
-
-/// The province keeps Vietnam's time (UTC+7): "today" is its date.
-pub fn today() -> Date {
-    OffsetDateTime::now_utc().to_offset(UtcOffset::from_hms(7, 0, 0).expect("a valid offset")).date()
-}
 
 /// A batch header as it arrives.
 #[derive(Debug, Clone, Default)]
@@ -93,6 +89,7 @@ pub struct HouseholdRegistry {
     feed: Option<Arc<tokio::sync::Notify>>,
     /// Reconciles again the monthly lists a change touches.
     reconciliation: Option<super::reconciliation::ReconciliationService>,
+    clock: Clock,
 }
 
 /// A stream of record chunks as the transport decodes them.
@@ -100,7 +97,13 @@ pub type RecordStream<'a> = std::pin::Pin<Box<dyn Stream<Item = Result<Vec<Recor
 
 impl HouseholdRegistry {
     pub fn new(store: Arc<dyn Store>, units: Arc<UnitRegistry>) -> Self {
-        Self { store, units, feed: None, reconciliation: None }
+        Self { store, units, feed: None, reconciliation: None, clock: Clock::system() }
+    }
+
+    /// The same, on `clock` (the system's by default).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Wakes `feed`'s waiting readers after every applied batch.
@@ -127,7 +130,7 @@ impl HouseholdRegistry {
         let effective = v.check(
             "header.effective_date",
             parse_date(&h.effective_date).and_then(|d| {
-                if d > today() + time::Duration::days(super::household::MAX_DAYS_AHEAD) {
+                if d > self.clock.today() + time::Duration::days(super::household::MAX_DAYS_AHEAD) {
                     Err(format!("{d} is more than a year ahead"))
                 } else if d.year() < 2000 {
                     Err(format!("{d} is before the programme's records begin (2000)"))
@@ -193,7 +196,7 @@ impl HouseholdRegistry {
             )));
         };
         let receiver = crate::random_token();
-        let received_at = crate::now();
+        let received_at = self.clock.now();
         let new = NewBatch {
             batch_id: id,
             kind: header.kind,
@@ -232,7 +235,7 @@ impl HouseholdRegistry {
     ) -> Result<i64, DomainError> {
         let id = header.batch_id.as_str();
         let units = self.units.table().await?;
-        let mut check = BatchCheck::new(&units, header);
+        let mut check = BatchCheck::new(&units, header, self.clock.today());
 
         // Staging runs beside the checks: the next chunk is checked while the last is written.
         let (to_stage, mut staging) = tokio::sync::mpsc::channel::<Vec<StagedRecord>>(2);
@@ -284,7 +287,7 @@ impl HouseholdRegistry {
         let staged = Staged { batch_id: id, receiver, records: total };
         let applied = self
             .store
-            .apply_batch(&staged, header.kind, header.effective, &digest.finish(), crate::now())
+            .apply_batch(&staged, header.kind, header.effective, &digest.finish(), self.clock.now())
             .await
             .map_err(|e| match e {
                 PortError::Conflict(why) => DomainError::Aborted(format!(
@@ -346,7 +349,7 @@ impl HouseholdRegistry {
         as_of: Option<Date>,
     ) -> Result<HouseholdView, DomainError> {
         let code = HouseholdCode::parse(code).map_err(|e| DomainError::invalid("household_code", e))?;
-        let date = as_of.unwrap_or_else(today);
+        let date = as_of.unwrap_or_else(|| self.clock.today());
         let units = self.units.table().await?;
         let Some(row) = self.store.household_on(code.as_str(), date).await? else {
             // Known to the caller: it has a state the caller may read.
@@ -396,7 +399,7 @@ impl HouseholdRegistry {
         key: FindKey,
         as_of: Option<Date>,
     ) -> Result<Vec<HouseholdView>, DomainError> {
-        let date = as_of.unwrap_or_else(today);
+        let date = as_of.unwrap_or_else(|| self.clock.today());
         let units = self.units.table().await?;
         let rows = match &key {
             FindKey::CitizenId(id) => {
@@ -520,9 +523,9 @@ struct BatchCheck<'a> {
 }
 
 impl<'a> BatchCheck<'a> {
-    fn new(units: &'a UnitTable, header: &BatchHeader) -> Self {
+    fn new(units: &'a UnitTable, header: &BatchHeader, today: Date) -> Self {
         Self {
-            cx: CheckContext { units, today: today(), batch_effective: header.effective, kind: header.kind },
+            cx: CheckContext { units, today, batch_effective: header.effective, kind: header.kind },
             index: 0,
             codes: HashMap::new(),
             citizens: HashMap::new(),

@@ -11,6 +11,7 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use time::{Date, Duration, OffsetDateTime};
 
+use super::clock::Clock;
 use super::{
     DomainError, Violations,
     eligibility::QueryKind,
@@ -134,11 +135,18 @@ pub struct StatisticsService {
     store: Arc<dyn Store>,
     units: Arc<UnitRegistry>,
     policy: Arc<PolicyRegistry>,
+    clock: Clock,
 }
 
 impl StatisticsService {
     pub fn new(store: Arc<dyn Store>, units: Arc<UnitRegistry>, policy: Arc<PolicyRegistry>) -> Self {
-        Self { store, units, policy }
+        Self { store, units, policy, clock: Clock::system() }
+    }
+
+    /// The same, on `clock` (the system's by default).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The unit a caller reads: a locality its own (or a unit within it) — its own when it
@@ -169,7 +177,7 @@ impl StatisticsService {
         let policy = self.policy.table().await?;
         let units = self.units.table().await?;
         let mut v = Violations::new();
-        let bounds = v.check("period", check_period(period.trim(), policy.first_day()));
+        let bounds = v.check("period", check_period(period.trim(), policy.first_day(), self.clock.today()));
         let asked = match unit.trim() {
             "" => None,
             u => v.check("unit_code", UnitCode::parse(u)),
@@ -177,7 +185,7 @@ impl StatisticsService {
         v.finish()?;
         let (period, first, next) = bounds.expect("checked");
         // The month's last day, or today while the month runs.
-        let day = (next - Duration::days(1)).min(super::registry::today());
+        let day = (next - Duration::days(1)).min(self.clock.today());
         let before_first = month_before(first);
         let before_day = first - Duration::days(1);
         let previous_period = format!("{:04}-{:02}", before_first.year(), u8::from(before_first.month()));
@@ -241,7 +249,7 @@ impl StatisticsService {
             policy_version: in_force.version,
             by_category,
             by_operator,
-            computed_at: crate::audit::to_micros(OffsetDateTime::now_utc()),
+            computed_at: self.clock.now(),
         })
     }
 

@@ -27,7 +27,6 @@ use crate::domain::{
         AmountRule, DevicePriority, DeviceRules, GraceRule, PackageRule, PolicyRules, PolicyVersion, Service,
         ServiceRule,
     },
-    registry::today,
     unit_registry::UnitRegistry,
 };
 
@@ -414,7 +413,9 @@ fn batch_answer_to_pb(a: &BatchAnswer) -> pb::EligibilityDecision {
 impl Policy for PolicyApi {
     async fn get_policy(&self, request: Request<pb::GetPolicyRequest>) -> Result<Response<pb::PolicyVersion>, Status> {
         let ctx = CallContext::of(&request)?;
-        let as_of = optional_date("as_of", &request.get_ref().as_of).map_err(|e| ctx.fail(e))?.unwrap_or_else(today);
+        let as_of = optional_date("as_of", &request.get_ref().as_of)
+            .map_err(|e| ctx.fail(e))?
+            .unwrap_or_else(|| self.service.clock().today());
         let version = self.service.policy().on(as_of).await.map_err(|e| ctx.fail(e))?;
         Ok(Response::new(policy_to_pb(&version)))
     }
@@ -441,7 +442,12 @@ impl Policy for PolicyApi {
         };
         let rules = rules_from_pb(version).map_err(|e| ctx.fail(e))?;
         let units = self.units.table().await.map_err(|e| ctx.fail(e.into()))?;
-        let added = self.service.policy().add(rules, &units, &caller, crate::now()).await.map_err(|e| ctx.fail(e))?;
+        let added = self
+            .service
+            .policy()
+            .add(rules, &units, &caller, self.service.clock().now())
+            .await
+            .map_err(|e| ctx.fail(e))?;
         Ok(Response::new(policy_to_pb(&added)))
     }
 
@@ -455,7 +461,7 @@ impl Policy for PolicyApi {
         let withdrawn = self
             .service
             .policy()
-            .withdraw(r.version, &r.reason, &caller, crate::now())
+            .withdraw(r.version, &r.reason, &caller, self.service.clock().now())
             .await
             .map_err(|e| ctx.fail(e))?;
         Ok(Response::new(policy_to_pb(&withdrawn)))

@@ -124,8 +124,10 @@ impl ChangeFeedService for FeedApi {
                     }
                 }
                 if tokio::time::Instant::now() >= beat_at {
-                    let beat =
-                        pb::WatchChangesResponse { events: Vec::new(), heartbeat_at: Some(timestamp(crate::now())) };
+                    let beat = pb::WatchChangesResponse {
+                        events: Vec::new(),
+                        heartbeat_at: Some(timestamp(feed.clock().now())),
+                    };
                     if out.send(Ok(beat)).await.is_err() {
                         return;
                     }

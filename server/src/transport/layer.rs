@@ -41,6 +41,7 @@ use crate::{
         AuditEntry, AuditLog,
         checkpoint::{Receipt, SigningKey},
     },
+    domain::clock::Clock,
     domain::{
         identity::{Identities, IdentityError},
         member::{Caller, OrgCode, certificate_fingerprint},
@@ -159,6 +160,8 @@ pub struct HubState {
     max_message_bytes: usize,
     /// The key write answers' receipts are signed with.
     receipts: Option<Arc<SigningKey>>,
+    /// What audit records are dated by.
+    clock: Clock,
 }
 
 impl HubState {
@@ -181,7 +184,14 @@ impl HubState {
             unary: unary_methods(),
             max_message_bytes,
             receipts: None,
+            clock: Clock::system(),
         }
+    }
+
+    /// Dates audit records by `clock` (the system's by default).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Signs a receipt for every successful call of the [`RECEIPTED`] methods.
@@ -296,7 +306,7 @@ impl HubState {
         let mut call = CallRecord::new(
             self.clone(),
             AuditEntry {
-                at: crate::now(),
+                at: self.clock.now(),
                 request_id: request_id.clone(),
                 org_code: org_text,
                 cert_fingerprint: fingerprint.clone(),
