@@ -49,6 +49,18 @@ use crate::domain::ports::{
     },
 };
 
+name_enum! {
+    /// Where an allocation's list is: the decision recorded, a list proposed, submitted to the
+    /// committee, returned by it, approved.
+    AllocationStatus {
+        Recorded = "RECORDED",
+        Proposed = "PROPOSED",
+        Submitted = "SUBMITTED",
+        Returned = "RETURNED",
+        Approved = "APPROVED",
+    }
+}
+
 /// The most household codes one nomination call takes.
 pub const MAX_NOMINATIONS: usize = 10_000;
 /// The most devices one decision gives (of each type).
@@ -382,7 +394,7 @@ impl DeviceService {
         }
         v.finish()?;
         let row = self.find(number).await?;
-        if row.status == "APPROVED" {
+        if row.status == AllocationStatus::Approved {
             return Err(DomainError::FailedPrecondition(format!(
                 "the list of decision {} is approved: nominations no longer change it",
                 row.decision_number
@@ -431,7 +443,7 @@ impl DeviceService {
             }
         };
         let row = self.find(number).await?;
-        if !matches!(row.status.as_str(), "RECORDED" | "PROPOSED" | "RETURNED") {
+        if !matches!(row.status, AllocationStatus::Recorded | AllocationStatus::Proposed | AllocationStatus::Returned) {
             return Err(DomainError::FailedPrecondition(format!(
                 "the list of decision {} is {}: it can no longer be proposed again",
                 row.decision_number, row.status
@@ -498,7 +510,7 @@ impl DeviceService {
         v.finish()?;
         let (code, reason) = (code.expect("checked"), reason.expect("checked"));
         let row = self.find(number).await?;
-        if !matches!(row.status.as_str(), "PROPOSED" | "RETURNED") {
+        if !matches!(row.status, AllocationStatus::Proposed | AllocationStatus::Returned) {
             return Err(DomainError::FailedPrecondition(format!(
                 "the list of decision {} is {}: only a proposed or returned list can be amended",
                 row.decision_number, row.status
@@ -635,7 +647,7 @@ impl DeviceService {
 
     pub async fn submit(&self, caller: &Caller, number: &str) -> Result<Allocation, DomainError> {
         let row = self.find(number).await?;
-        if !matches!(row.status.as_str(), "PROPOSED" | "RETURNED") {
+        if !matches!(row.status, AllocationStatus::Proposed | AllocationStatus::Returned) {
             return Err(DomainError::FailedPrecondition(format!(
                 "the list of decision {} is {}: only a proposed or returned list can be submitted",
                 row.decision_number, row.status
@@ -764,7 +776,7 @@ impl DeviceService {
         let (code, on, received_by) = (code.expect("checked"), on.expect("checked"), received_by.expect("checked"));
         let row = self.find(&input.decision_number).await?;
         let number = row.decision_number.clone();
-        if row.status != "APPROVED" {
+        if row.status != AllocationStatus::Approved {
             return Err(DomainError::FailedPrecondition(format!(
                 "the list of decision {number} is {}: hand-overs are recorded against an approved list",
                 row.status
@@ -1005,7 +1017,7 @@ impl DeviceService {
             }
         };
         let row = self.find(number).await?;
-        if row.status != "APPROVED" {
+        if row.status != AllocationStatus::Approved {
             return Err(DomainError::FailedPrecondition(format!(
                 "the list of decision {} is {}: only an approved list is published",
                 row.decision_number, row.status

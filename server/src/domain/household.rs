@@ -193,6 +193,15 @@ macro_rules! name_enum {
                 f.write_str(self.as_str())
             }
         }
+
+        /// The stored form read back (`#[sqlx(try_from = "String")]` on a record's field).
+        impl ::std::convert::TryFrom<String> for $name {
+            type Error = String;
+
+            fn try_from(s: String) -> Result<Self, String> {
+                Self::parse(&s)
+            }
+        }
     };
 }
 

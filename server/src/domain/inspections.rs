@@ -49,6 +49,14 @@ name_enum! {
 }
 
 name_enum! {
+    /// An inspection open for findings and samples, or closed with its conclusion.
+    InspectionStatus {
+        Open = "OPEN",
+        Closed = "CLOSED",
+    }
+}
+
+name_enum! {
     FindingStatus {
         Open = "OPEN",
         InProgress = "IN_PROGRESS",
@@ -422,19 +430,19 @@ impl InspectionService {
         let action = v.check("required_action", required(&input.required_action, 1000, "the action required"));
         let due = v.check("due_on", parse_date(input.due_on.trim()));
         v.finish()?;
-        if inspection.row.status == "CLOSED" {
+        if inspection.row.status == InspectionStatus::Closed {
             return Err(closed(id));
         }
         let row = FindingRow {
             inspection_id: id,
             number: 0,
-            severity: input.severity.expect("checked").as_str().to_owned(),
+            severity: input.severity.expect("checked"),
             subject: subject.to_owned(),
             description: description.expect("checked"),
             evidence_reference: evidence.unwrap_or_default(),
             required_action: action.expect("checked"),
             due_on: due.expect("checked"),
-            status: FindingStatus::Open.as_str().to_owned(),
+            status: FindingStatus::Open,
             recorded_by: caller.member.code.to_string(),
             recorded_at: self.clock.now(),
         };
@@ -463,7 +471,7 @@ impl InspectionService {
         v.finish()?;
         self.find(id).await?;
         let (finding, _) = self.finding(id, number).await?;
-        let from = FindingStatus::parse(&finding.status).map_err(PortError::Corrupt)?;
+        let from = finding.status;
         if !from.may_become(to) {
             return Err(DomainError::FailedPrecondition(format!(
                 "finding {number} of inspection {id} is {from}: it cannot become {to}"
@@ -475,8 +483,8 @@ impl InspectionService {
                 id,
                 number,
                 &FindingChange {
-                    from: from.as_str(),
-                    to: to.as_str(),
+                    from,
+                    to,
                     note: &note.expect("checked"),
                     by: caller.member.code.as_str(),
                     at: self.clock.now(),
@@ -557,7 +565,7 @@ impl InspectionService {
                 format!("{commune} is not among inspection {id}'s units ({})", inspection.subject_units.join(", ")),
             ));
         }
-        if inspection.row.status == "CLOSED" {
+        if inspection.row.status == InspectionStatus::Closed {
             return Err(closed(id));
         }
         let population = self.store.sample_population(commune.as_str(), as_of).await?;
@@ -629,7 +637,7 @@ impl InspectionService {
     pub async fn list(
         &self,
         caller: &Caller,
-        status: Option<&str>,
+        status: Option<InspectionStatus>,
         page_size: u32,
         token: &str,
     ) -> Result<Page<Inspection>, DomainError> {

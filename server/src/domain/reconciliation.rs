@@ -98,6 +98,18 @@ name_enum! {
     }
 }
 
+name_enum! {
+    /// Where an operator's monthly list is: being received, reconciled (figures ready), then
+    /// confirmed or rejected by ICT, or superseded by a later list for its period.
+    ListStatus {
+        Receiving = "RECEIVING",
+        Reconciled = "RECONCILED",
+        Confirmed = "CONFIRMED",
+        Rejected = "REJECTED",
+        Superseded = "SUPERSEDED",
+    }
+}
+
 /// The most a tariff or an amount may be: anything above is a typing error.
 const MAX_AMOUNT: i64 = 10_000_000;
 /// Lines reconciled together (one read of their households and enrolments).
@@ -113,8 +125,11 @@ fn list_key(operator: &str, update_id: &str) -> String {
 }
 
 /// A status as the API shows it (a list being received is `RECEIVED`).
-pub fn status_name(stored: &str) -> &str {
-    if stored == "RECEIVING" { "RECEIVED" } else { stored }
+pub fn status_name(status: ListStatus) -> &'static str {
+    match status {
+        ListStatus::Receiving => "RECEIVED",
+        other => other.as_str(),
+    }
 }
 
 /// A list's header as it arrives.
@@ -963,7 +978,7 @@ impl ReconciliationService {
     /// is gone is finished when every line of it had been stored (and reconciled again in the
     /// background), forgotten otherwise.
     pub async fn recover(&self) -> Result<(), DomainError> {
-        let receiving = UpdateFilter { status: Some("RECEIVING".to_owned()), ..UpdateFilter::default() };
+        let receiving = UpdateFilter { status: Some(ListStatus::Receiving), ..UpdateFilter::default() };
         for row in self.store.list_monthly_updates(&receiving, i64::MAX, 10_000).await? {
             self.settle_abandoned(&row).await?;
         }
@@ -973,22 +988,26 @@ impl ReconciliationService {
     /// For a list being received: `false` while its stream lives; else settles it (see
     /// [`Self::recover`]) and says `true`.
     async fn settle_abandoned(&self, row: &UpdateRow) -> Result<bool, DomainError> {
-        if row.status != "RECEIVING" {
+        if row.status != ListStatus::Receiving {
             return Ok(false);
         }
         let Some(_claim) = self.store.claim(&list_key(&row.operator, &row.update_id)).await? else {
             return Ok(false);
         };
         // The row may have moved on while the claim was being taken.
-        let Some(row) = self.store.monthly_update_by_ref(row.id).await?.filter(|r| r.status == "RECEIVING") else {
+        let Some(row) = self.store.monthly_update_by_ref(row.id).await?.filter(|r| r.status == ListStatus::Receiving)
+        else {
             return Ok(true);
         };
         let finished = match &row.content_digest {
             None => false,
             Some(digest) => {
                 let open = self.store.open_monthly_updates(&row.operator, &row.period).await?;
-                let replaces =
-                    open.iter().find(|o| o.status == "RECONCILED").map(|o| o.id).filter(|_| row.replaces_earlier);
+                let replaces = open
+                    .iter()
+                    .find(|o| o.status == ListStatus::Reconciled)
+                    .map(|o| o.id)
+                    .filter(|_| row.replaces_earlier);
                 let figures =
                     serde_json::to_string(&Figures::default()).map_err(|e| DomainError::Internal(e.into()))?;
                 match self.store.finish_monthly_update(row.id, digest, &figures, self.clock.now(), replaces).await {
@@ -1022,7 +1041,7 @@ impl ReconciliationService {
         let operator = caller.member.code.as_str();
         let mut digest = ContentDigest::new(&header);
         if let Some(existing) = self.store.monthly_update(operator, &header.update_id).await?
-            && existing.status != "RECEIVING"
+            && existing.status != ListStatus::Receiving
         {
             while let Some(chunk) = lines.next().await {
                 chunk?.iter().for_each(|l| digest.line(l));
@@ -1113,7 +1132,7 @@ impl ReconciliationService {
         // received did not see it, nor it them: both are reconciled again.
         let period = UpdateFilter {
             period: Some(header.period.clone()),
-            status: Some("RECONCILED".to_owned()),
+            status: Some(ListStatus::Reconciled),
             ..UpdateFilter::default()
         };
         let mut crossed = false;
@@ -1138,7 +1157,7 @@ impl ReconciliationService {
     /// The list a new one replaces, after checking that it may.
     async fn replaced(&self, operator: &str, header: &Header) -> Result<Option<i64>, DomainError> {
         let open = self.store.open_monthly_updates(operator, &header.period).await?;
-        if let Some(c) = open.iter().find(|o| o.status == "CONFIRMED") {
+        if let Some(c) = open.iter().find(|o| o.status == ListStatus::Confirmed) {
             return Err(DomainError::FailedPrecondition(format!(
                 "the list for {} ({}) was confirmed on {}; a confirmed list is final",
                 header.period,
@@ -1148,19 +1167,19 @@ impl ReconciliationService {
         }
         let mut open = open;
         let mut settled = false;
-        for r in open.iter().filter(|o| o.status == "RECEIVING" && o.update_id != header.update_id) {
+        for r in open.iter().filter(|o| o.status == ListStatus::Receiving && o.update_id != header.update_id) {
             settled |= self.settle_abandoned(r).await?;
         }
         if settled {
             open = self.store.open_monthly_updates(operator, &header.period).await?;
         }
-        if let Some(r) = open.iter().find(|o| o.status == "RECEIVING" && o.update_id != header.update_id) {
+        if let Some(r) = open.iter().find(|o| o.status == ListStatus::Receiving && o.update_id != header.update_id) {
             return Err(DomainError::FailedPrecondition(format!(
                 "list {} for {} is being received right now; wait for it, then replace it",
                 r.update_id, header.period
             )));
         }
-        match open.iter().find(|o| o.status == "RECONCILED") {
+        match open.iter().find(|o| o.status == ListStatus::Reconciled) {
             Some(old) if !header.replaces_earlier => Err(DomainError::FailedPrecondition(format!(
                 "the period {} has list {} already (reconciled, not confirmed); set replaces_earlier to replace it",
                 header.period, old.update_id
@@ -1185,7 +1204,7 @@ impl ReconciliationService {
             .open_monthly_updates(operator, &before)
             .await?
             .into_iter()
-            .rfind(|r| r.status != "RECEIVING")
+            .rfind(|r| r.status != ListStatus::Receiving)
         {
             Some(list) => self.store.idle_months(list.id).await?.into_iter().collect(),
             None => HashMap::new(),
@@ -1378,7 +1397,7 @@ impl ReconciliationService {
         for id in ids {
             // Marks an open list stale; `false` for any other.
             let open = self.store.rewrite_line_outcomes(id, &[]).await?;
-            if open || self.store.monthly_update_by_ref(id).await?.is_some_and(|r| r.status == "CONFIRMED") {
+            if open || self.store.monthly_update_by_ref(id).await?.is_some_and(|r| r.status == ListStatus::Confirmed) {
                 lists.push(id);
             }
         }
@@ -1412,12 +1431,15 @@ impl ReconciliationService {
     }
 
     async fn rerun(&self, id: i64) -> Result<(), DomainError> {
-        let Some(list) =
-            self.store.monthly_update_by_ref(id).await?.filter(|r| r.status == "RECONCILED" || r.status == "CONFIRMED")
+        let Some(list) = self
+            .store
+            .monthly_update_by_ref(id)
+            .await?
+            .filter(|r| r.status == ListStatus::Reconciled || r.status == ListStatus::Confirmed)
         else {
             return Ok(());
         };
-        let confirmed = list.status == "CONFIRMED";
+        let confirmed = list.status == ListStatus::Confirmed;
         let (first, next) = period_bounds(&list.period)
             .ok_or_else(|| DomainError::Internal(format!("stored period {:?}", list.period).into()))?;
         let mut run = self.run_for(&list.operator, &list.period, first, next).await?;
@@ -1557,7 +1579,7 @@ impl ReconciliationService {
         confirmed_only: bool,
     ) -> Result<(Summary, LineReader), DomainError> {
         let list = self.find(caller, operator, update_id).await?;
-        if list.status == "RECEIVING" {
+        if list.status == ListStatus::Receiving {
             return Err(DomainError::FailedPrecondition(format!(
                 "list {} is still being received; export it once it is reconciled",
                 list.update_id
@@ -1571,7 +1593,7 @@ impl ReconciliationService {
                     "list {} of {} is {}, not confirmed: it has no confirmed lines",
                     list.update_id,
                     list.operator,
-                    status_name(&list.status)
+                    status_name(list.status)
                 )));
             }
         };
@@ -1587,12 +1609,12 @@ impl ReconciliationService {
     }
 
     fn open_for_decision(list: &UpdateRow) -> Result<(), DomainError> {
-        if list.status != "RECONCILED" {
+        if list.status != ListStatus::Reconciled {
             return Err(DomainError::FailedPrecondition(format!(
                 "list {} of {} is {}; only a reconciled list is confirmed or rejected",
                 list.update_id,
                 list.operator,
-                status_name(&list.status)
+                status_name(list.status)
             )));
         }
         if list.stale {

@@ -17,7 +17,7 @@ use super::{
     DomainError, FieldViolation, Violations,
     household::{
         BatchHeader, BatchId, BatchKind, Change, CheckContext, HouseholdCode, HouseholdData, RecordInput,
-        RemovalReason, ReviewPeriod, check_record, free_text, parse_date,
+        RemovalReason, ReviewPeriod, check_record, free_text, name_enum, parse_date,
     },
     member::{Caller, OrgCode, Role},
     members::Page,
@@ -28,6 +28,14 @@ use crate::domain::ports::{
     PortError, Store,
     register::{ApplyProblem, BatchRow, NewBatch, Staged, StagedRecord, VersionRow},
 };
+
+name_enum! {
+    /// Where a batch is: being received (staged, not yet in the register), or applied.
+    BatchStatus {
+        Receiving = "RECEIVING",
+        Applied = "APPLIED",
+    }
+}
 
 /// What a stream receiving a batch claims ([`Store::claim`]).
 pub fn batch_key(batch_id: &str) -> String {
@@ -173,7 +181,7 @@ impl HouseholdRegistry {
         let id = header.batch_id.as_str();
         let mut digest = BatchDigest::new(&header);
         if let Some(existing) = self.store.batch(id).await?
-            && existing.status == "APPLIED"
+            && existing.status == BatchStatus::Applied
         {
             while let Some(chunk) = records.next().await {
                 chunk?.iter().for_each(|r| digest.record(r));
@@ -314,7 +322,7 @@ impl HouseholdRegistry {
     pub async fn batch(&self, batch_id: &str) -> Result<Receipt, DomainError> {
         let id = BatchId::parse(batch_id).map_err(|e| DomainError::invalid("batch_id", e))?;
         match self.store.batch(id.as_str()).await? {
-            Some(batch) if batch.status == "APPLIED" => Ok(Receipt { batch, replayed: false }),
+            Some(batch) if batch.status == BatchStatus::Applied => Ok(Receipt { batch, replayed: false }),
             _ => Err(DomainError::NotFound(format!("no batch {id} has been applied"))),
         }
     }

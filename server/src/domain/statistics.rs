@@ -18,7 +18,7 @@ use super::{
     household::{Category, format_date},
     member::{Caller, Role, UnitCode},
     policy::{PolicyRegistry, PolicyTable},
-    reconciliation::{Code, check_period},
+    reconciliation::{Code, ListStatus, check_period},
     support,
     unit_registry::UnitRegistry,
     units::{UnitLevel, UnitTable},
@@ -62,7 +62,7 @@ pub struct OperatorRow {
     pub confirmed_before: i64,
     pub amount_confirmed_before: i64,
     /// `RECONCILED` or `CONFIRMED`: the operator's list for the month.
-    pub list_status: Option<String>,
+    pub list_status: Option<ListStatus>,
 }
 
 #[derive(Debug, Clone)]
@@ -410,9 +410,9 @@ fn operator_rows<'a>(
         r.enrolled_before += e.before;
     }
     for l in lines {
-        let (confirmed, amount_confirmed) = match (l.status.as_str(), l.confirmed_scope.as_deref()) {
-            ("CONFIRMED", Some("OK_LINES")) => (l.ok_claims, l.ok_amount),
-            ("CONFIRMED", _) => (l.claims, l.amount),
+        let (confirmed, amount_confirmed) = match (l.status, l.confirmed_scope.as_deref()) {
+            (ListStatus::Confirmed, Some("OK_LINES")) => (l.ok_claims, l.ok_amount),
+            (ListStatus::Confirmed, _) => (l.claims, l.amount),
             _ => (0, 0),
         };
         let r = row(&mut rows, &l.operator);
@@ -426,8 +426,8 @@ fn operator_rows<'a>(
                     *r.discrepancies.entry(code).or_default() += n;
                 }
             }
-            if r.list_status.as_deref() != Some("CONFIRMED") {
-                r.list_status = Some(l.status.clone());
+            if r.list_status != Some(ListStatus::Confirmed) {
+                r.list_status = Some(l.status);
             }
         } else {
             r.claimed_before += l.claims;

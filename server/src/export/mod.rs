@@ -7,7 +7,7 @@ pub mod published;
 pub mod statistics;
 pub mod xlsx;
 
-use crate::domain::reconciliation::{Code, ReconciledLine, Summary, status_name};
+use crate::domain::reconciliation::{Code, ListStatus, ReconciledLine, Summary};
 use xlsx::{Cell, XlsxWriter};
 
 /// The format of an export.
@@ -60,14 +60,13 @@ pub fn code_label(code: Code) -> &'static str {
     }
 }
 
-fn status_label(stored: &str) -> &'static str {
-    match status_name(stored) {
-        "RECEIVED" => "Đã nhận",
-        "RECONCILED" => "Đã đối soát",
-        "CONFIRMED" => "Đã xác nhận",
-        "REJECTED" => "Bị từ chối",
-        "SUPERSEDED" => "Đã được thay thế",
-        _ => "Không rõ",
+fn status_label(status: ListStatus) -> &'static str {
+    match status {
+        ListStatus::Receiving => "Đã nhận",
+        ListStatus::Reconciled => "Đã đối soát",
+        ListStatus::Confirmed => "Đã xác nhận",
+        ListStatus::Rejected => "Bị từ chối",
+        ListStatus::Superseded => "Đã được thay thế",
     }
 }
 
@@ -242,7 +241,7 @@ fn summary_sheet(w: &mut XlsxWriter, s: &Summary) {
         ("Doanh nghiệp viễn thông", r.operator.clone()),
         ("Mã danh sách", r.update_id.clone()),
         ("Kỳ", r.period.clone()),
-        ("Trạng thái", status_label(&r.status).to_owned()),
+        ("Trạng thái", status_label(r.status).to_owned()),
         ("Ghi chú của doanh nghiệp", r.note.clone()),
         ("Thời điểm nhận", r.received_at.to_string()),
         ("Thời điểm đối soát", r.reconciled_at.map(|t| t.to_string()).unwrap_or_default()),
@@ -267,8 +266,8 @@ fn summary_sheet(w: &mut XlsxWriter, s: &Summary) {
     for (code, n) in &f.by_code {
         w.row(&[Cell::Text(&format!("Sai lệch: {}", code_label(*code))), Cell::Number(*n)], false);
     }
-    match r.status.as_str() {
-        "CONFIRMED" => {
+    match r.status {
+        ListStatus::Confirmed => {
             let scope = match r.confirmed_scope.as_deref() {
                 Some("OK_LINES") => "Chỉ các dòng hợp lệ",
                 _ => "Toàn bộ danh sách",
@@ -291,7 +290,7 @@ fn summary_sheet(w: &mut XlsxWriter, s: &Summary) {
             );
             w.row(&[Cell::Text("Số dòng thay đổi sau xác nhận"), Cell::Number(r.exceptions)], false);
         }
-        "REJECTED" => {
+        ListStatus::Rejected => {
             w.row(&[Cell::Text("Từ chối"), Cell::Text("")], true);
             w.row(&[Cell::Text("Người từ chối"), Cell::Text(r.decided_by.as_deref().unwrap_or(""))], false);
             w.row(&[Cell::Text("Lý do"), Cell::Text(r.decision_note.as_deref().unwrap_or(""))], false);

@@ -7,6 +7,7 @@ use super::{
 };
 use crate::domain::{
     household::format_date,
+    reconciliation::ListStatus,
     statistics::{PublicTable, Statistics},
 };
 
@@ -86,8 +87,8 @@ pub fn xlsx(s: &Statistics) -> Vec<u8> {
         true,
     );
     for r in &s.by_operator {
-        let status = match r.list_status.as_deref() {
-            Some("CONFIRMED") => "Đã xác nhận",
+        let status = match r.list_status {
+            Some(ListStatus::Confirmed) => "Đã xác nhận",
             Some(_) => "Đã đối soát",
             None => "",
         };

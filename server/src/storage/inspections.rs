@@ -60,7 +60,7 @@ macro_rules! impl_inspection_store {
 
             async fn list_inspections(
                 &self,
-                status: Option<&str>,
+                status: Option<$crate::domain::inspections::InspectionStatus>,
                 before: i64,
                 limit: u32,
             ) -> Result<Vec<$crate::storage::inspections::InspectionRow>, PortError> {
@@ -68,7 +68,7 @@ macro_rules! impl_inspection_store {
                     "id < $1 AND (CAST($2 AS TEXT) IS NULL OR status = $2) ORDER BY id DESC LIMIT $3"
                 ))
                 .bind(before)
-                .bind(status)
+                .bind(status.map(|s| s.as_str()))
                 .bind(i64::from(limit))
                 .fetch_all(&self.$read)
                 .await?)
@@ -127,7 +127,7 @@ macro_rules! impl_inspection_store {
                 )
                 .bind(f.inspection_id)
                 .bind(number)
-                .bind(&f.severity)
+                .bind(f.severity.as_str())
                 .bind(&f.subject)
                 .bind(&f.description)
                 .bind(&f.evidence_reference)
@@ -153,8 +153,8 @@ macro_rules! impl_inspection_store {
                 )
                 .bind(id)
                 .bind(number)
-                .bind(c.from)
-                .bind(c.to)
+                .bind(c.from.as_str())
+                .bind(c.to.as_str())
                 .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() != 1 {
@@ -167,7 +167,7 @@ macro_rules! impl_inspection_store {
                 )
                 .bind(id)
                 .bind(number)
-                .bind(c.to)
+                .bind(c.to.as_str())
                 .bind(c.note)
                 .bind(c.by)
                 .bind(c.at)

@@ -43,8 +43,12 @@ impl From<sqlx::migrate::MigrateError> for PortError {
 }
 
 impl From<sqlx::Error> for PortError {
-    /// Faults of the database's reach or room become `Unavailable`; the rest are kept.
+    /// Faults of the database's reach or room become `Unavailable`; a stored value that does
+    /// not read back as its type (a status no rule knows) is `Corrupt`; the rest are kept.
     fn from(err: sqlx::Error) -> Self {
+        if let sqlx::Error::ColumnDecode { index, source } = &err {
+            return PortError::Corrupt(format!("column {index}: {source}"));
+        }
         match unavailable(&err) {
             Some(why) => PortError::Unavailable(why),
             None => PortError::fault(err),

@@ -78,7 +78,7 @@ macro_rules! reconciliation_queries {
             .bind(before)
             .bind(filter.period.as_deref())
             .bind(filter.operator.as_deref())
-            .bind(filter.status.as_deref())
+            .bind(filter.status.map(|s| s.as_str()))
             .bind(i64::from(limit))
             .fetch_all(&mut *conn)
             .await?)
@@ -128,7 +128,7 @@ macro_rules! reconciliation_queries {
             at: time::OffsetDateTime,
             replaces: Option<i64>,
         ) -> Result<(), PortError> {
-            let Some(row) = by_ref(&mut *conn, id).await?.filter(|r| r.status == "RECEIVING") else {
+            let Some(row) = by_ref(&mut *conn, id).await?.filter(|r| r.status == $crate::domain::reconciliation::ListStatus::Receiving) else {
                 return Err(PortError::Conflict($crate::domain::ports::Conflict::NotReceiving));
             };
             let open = open_for_period(&mut *conn, &row.operator, &row.period).await?;
@@ -259,7 +259,7 @@ macro_rules! reconciliation_queries {
                 return Ok(());
             }
             match by_ref(&mut *conn, id).await? {
-                Some(row) if row.status == "RECONCILED" => Err(PortError::Conflict($crate::domain::ports::Conflict::ReconciledAgain)),
+                Some(row) if row.status == $crate::domain::reconciliation::ListStatus::Reconciled => Err(PortError::Conflict($crate::domain::ports::Conflict::ReconciledAgain)),
                 _ => Err(PortError::Conflict($crate::domain::ports::Conflict::NotReconciled)),
             }
         }

@@ -11,7 +11,9 @@ use crate::{
     domain::ports::devices::{AllocationRow, HandoverRow, RecipientView},
     domain::{
         DomainError,
-        devices::{AmendAction, DecisionInput, DeviceService, DeviceType, HandoverInput, HandoverKind, Quota},
+        devices::{
+            AllocationStatus, AmendAction, DecisionInput, DeviceService, DeviceType, HandoverInput, HandoverKind, Quota,
+        },
         household::{Category, format_date},
         policy::DevicePriority,
     },
@@ -45,8 +47,15 @@ fn device_to_pb(stored: Option<&str>) -> i32 {
     }
 }
 
-fn status_to_pb(stored: &str) -> i32 {
-    pb::AllocationStatus::from_str_name(&format!("ALLOCATION_STATUS_{stored}")).unwrap_or_default().into()
+fn status_to_pb(status: AllocationStatus) -> i32 {
+    match status {
+        AllocationStatus::Recorded => pb::AllocationStatus::Recorded,
+        AllocationStatus::Proposed => pb::AllocationStatus::Proposed,
+        AllocationStatus::Submitted => pb::AllocationStatus::Submitted,
+        AllocationStatus::Returned => pb::AllocationStatus::Returned,
+        AllocationStatus::Approved => pb::AllocationStatus::Approved,
+    }
+    .into()
 }
 
 fn allocation_to_pb(a: &crate::domain::devices::Allocation, unit_name: impl Fn(&str) -> String) -> pb::Allocation {
@@ -69,7 +78,7 @@ fn allocation_to_pb(a: &crate::domain::devices::Allocation, unit_name: impl Fn(&
             .collect(),
         cash_alternative_amount: r.cash_amount,
         note: r.note.clone(),
-        status: status_to_pb(&r.status),
+        status: status_to_pb(r.status),
         revision: r.revision,
         recorded_by: r.recorded_by.clone(),
         recorded_at: Some(timestamp(r.recorded_at)),

@@ -663,3 +663,17 @@ async fn answer_chunk(
     }
     Ok(answers.into_iter().map(|a| a.expect("every question answered")).collect())
 }
+
+#[cfg(test)]
+mod mapping_tests {
+    use super::*;
+
+    #[test]
+    fn every_device_priority_has_its_protobuf_value_and_back() {
+        for &p in DevicePriority::ALL {
+            let pb = device_priority_to_pb(p);
+            assert_ne!(pb, pb::DevicePriority::Unspecified, "{p} maps to UNSPECIFIED");
+            assert_eq!(device_priority_from_pb(pb.into()), Some(p));
+        }
+    }
+}

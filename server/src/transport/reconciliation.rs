@@ -17,8 +17,8 @@ use crate::{
     domain::{
         DomainError,
         reconciliation::{
-            Change, Code, Discrepancy, Figures, HeaderInput, Line, LineInput, ReconciledLine, ReconciliationService,
-            Scope, Summary, UnclaimedReason, status_name,
+            Change, Code, Discrepancy, Figures, HeaderInput, Line, LineInput, ListStatus, ReconciledLine,
+            ReconciliationService, Scope, Summary, UnclaimedReason,
         },
     },
     export::{Format, Renderer},
@@ -38,7 +38,8 @@ impl ReconciliationApi {
     }
 }
 
-// Domain names and protobuf enum names differ only by the enum's prefix.
+// Domain names and protobuf enum names differ only by the enum's prefix; the tests below map
+// every domain value both ways, so that no value can fall to UNSPECIFIED.
 
 fn change_from_pb(n: i32) -> Option<Change> {
     let name = pb::SupportChange::try_from(n).ok()?.as_str_name();
@@ -63,24 +64,32 @@ fn code_from_pb(n: i32) -> Option<Code> {
     Code::parse(name.strip_prefix("DISCREPANCY_CODE_")?).ok()
 }
 
-fn code_to_pb(c: Code) -> i32 {
+pub(super) fn code_to_pb(c: Code) -> i32 {
     pb::DiscrepancyCode::from_str_name(&format!("DISCREPANCY_CODE_{c}")).unwrap_or_default().into()
 }
 
-fn status_to_pb(stored: &str) -> i32 {
-    pb::ReconciliationStatus::from_str_name(&format!("RECONCILIATION_STATUS_{}", status_name(stored)))
-        .unwrap_or_default()
-        .into()
+pub(super) fn status_to_pb(status: ListStatus) -> i32 {
+    match status {
+        ListStatus::Receiving => pb::ReconciliationStatus::Received,
+        ListStatus::Reconciled => pb::ReconciliationStatus::Reconciled,
+        ListStatus::Confirmed => pb::ReconciliationStatus::Confirmed,
+        ListStatus::Rejected => pb::ReconciliationStatus::Rejected,
+        ListStatus::Superseded => pb::ReconciliationStatus::Superseded,
+    }
+    .into()
 }
 
 /// The stored status a filter names (`RECEIVED` is stored as `RECEIVING`).
-fn status_from_pb(n: i32) -> Result<Option<String>, DomainError> {
+fn status_from_pb(n: i32) -> Result<Option<ListStatus>, DomainError> {
     let status = pb::ReconciliationStatus::try_from(n)
         .map_err(|_| DomainError::invalid("status", format!("{n} is not a reconciliation status")))?;
     Ok(match status {
         pb::ReconciliationStatus::Unspecified => None,
-        pb::ReconciliationStatus::Received => Some("RECEIVING".to_owned()),
-        other => other.as_str_name().strip_prefix("RECONCILIATION_STATUS_").map(str::to_owned),
+        pb::ReconciliationStatus::Received => Some(ListStatus::Receiving),
+        pb::ReconciliationStatus::Reconciled => Some(ListStatus::Reconciled),
+        pb::ReconciliationStatus::Confirmed => Some(ListStatus::Confirmed),
+        pb::ReconciliationStatus::Rejected => Some(ListStatus::Rejected),
+        pb::ReconciliationStatus::Superseded => Some(ListStatus::Superseded),
     })
 }
 
@@ -159,18 +168,18 @@ fn figures_to_pb(f: &Figures) -> pb::ReconciliationFigures {
 
 fn summary_to_pb(s: &Summary) -> pb::MonthlyReconciliation {
     let r = &s.row;
-    let decided = |status: &str| (r.status == status).then_some(());
+    let decided = |status: ListStatus| (r.status == status).then_some(());
     pb::MonthlyReconciliation {
         operator: r.operator.clone(),
         update_id: r.update_id.clone(),
         period: r.period.clone(),
-        status: status_to_pb(&r.status),
+        status: status_to_pb(r.status),
         note: r.note.clone(),
         figures: r.figures.is_some().then(|| figures_to_pb(&s.figures)),
         received_at: Some(timestamp(r.received_at)),
         reconciled_at: r.reconciled_at.map(timestamp),
         superseded_by: r.superseded_by.clone().unwrap_or_default(),
-        confirmation: decided("CONFIRMED").map(|()| pb::Confirmation {
+        confirmation: decided(ListStatus::Confirmed).map(|()| pb::Confirmation {
             scope: r.confirmed_scope.clone().unwrap_or_default(),
             confirmed_by: r.decided_by.clone().unwrap_or_default(),
             confirmed_at: r.decided_at.map(timestamp),
@@ -179,9 +188,9 @@ fn summary_to_pb(s: &Summary) -> pb::MonthlyReconciliation {
             lines_digest: r.confirmed_digest.clone().unwrap_or_default(),
             note: r.decision_note.clone().unwrap_or_default(),
         }),
-        rejected_by: decided("REJECTED").and(r.decided_by.clone()).unwrap_or_default(),
-        rejected_at: decided("REJECTED").and(r.decided_at).map(timestamp),
-        rejection_note: decided("REJECTED").and(r.decision_note.clone()).unwrap_or_default(),
+        rejected_by: decided(ListStatus::Rejected).and(r.decided_by.clone()).unwrap_or_default(),
+        rejected_at: decided(ListStatus::Rejected).and(r.decided_at).map(timestamp),
+        rejection_note: decided(ListStatus::Rejected).and(r.decision_note.clone()).unwrap_or_default(),
         content_digest: r.content_digest.clone().unwrap_or_default(),
         replayed: s.replayed,
         stale: r.stale,
@@ -400,5 +409,35 @@ impl Reconciliation for ReconciliationApi {
         let summary =
             self.service.reject(ctx.caller()?, &r.operator, &r.update_id, &r.note).await.map_err(|e| ctx.fail(e))?;
         Ok(Response::new(summary_to_pb(&summary)))
+    }
+}
+
+#[cfg(test)]
+mod mapping_tests {
+    use super::*;
+
+    #[test]
+    fn every_domain_value_has_its_protobuf_value_and_back() {
+        for &c in Change::ALL {
+            let n = change_to_pb(Some(c));
+            assert_ne!(n, 0, "{c} maps to UNSPECIFIED");
+            assert_eq!(change_from_pb(n), Some(c));
+        }
+        for &r in UnclaimedReason::ALL {
+            let n = unclaimed_to_pb(Some(r));
+            assert_ne!(n, 0, "{r} maps to UNSPECIFIED");
+            assert_eq!(unclaimed_from_pb(n), Some(r));
+        }
+        for &c in Code::ALL {
+            let n = code_to_pb(c);
+            assert_ne!(n, 0, "{c} maps to UNSPECIFIED");
+            assert_eq!(code_from_pb(n), Some(c));
+        }
+        for &s in ListStatus::ALL {
+            let n = status_to_pb(s);
+            assert_eq!(status_from_pb(n).unwrap(), Some(s));
+        }
+        assert_eq!(change_to_pb(None), 0);
+        assert_eq!(unclaimed_to_pb(None), 0);
     }
 }

@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status};
 
 use std::sync::Arc;
 
+use super::reconciliation::{code_to_pb, status_to_pb};
 use super::{
     CallContext,
     authz::STATISTICS_READERS,
@@ -26,8 +27,8 @@ use crate::{
         DomainError,
         household::format_date,
         inspections::{
-            Basis, FindingInput, FindingStatus, Inspection, InspectionInput, InspectionService, Sample, Severity,
-            TeamMember,
+            Basis, FindingInput, FindingStatus, Inspection, InspectionInput, InspectionService, InspectionStatus,
+            Sample, Severity, TeamMember,
         },
         registry::view,
         statistics::{PublicTable, Statistics, StatisticsService},
@@ -96,24 +97,14 @@ fn statistics_to_pb(s: &Statistics) -> pb::ProgrammeStatistics {
                 discrepancies: r
                     .discrepancies
                     .iter()
-                    .map(|(code, n)| pb::CodeCount {
-                        code: pb::DiscrepancyCode::from_str_name(&format!("DISCREPANCY_CODE_{code}"))
-                            .unwrap_or_default()
-                            .into(),
-                        lines: *n,
-                    })
+                    .map(|(code, n)| pb::CodeCount { code: code_to_pb(*code), lines: *n })
                     .collect(),
                 enrolled_before: r.enrolled_before,
                 subscribers_claimed_before: r.claimed_before,
                 amount_claimed_before: r.amount_claimed_before,
                 subscribers_confirmed_before: r.confirmed_before,
                 amount_confirmed_before: r.amount_confirmed_before,
-                list_status: r
-                    .list_status
-                    .as_deref()
-                    .and_then(|st| pb::ReconciliationStatus::from_str_name(&format!("RECONCILIATION_STATUS_{st}")))
-                    .unwrap_or_default()
-                    .into(),
+                list_status: r.list_status.map_or(pb::ReconciliationStatus::Unspecified.into(), status_to_pb),
             })
             .collect(),
         computed_at: Some(timestamp(s.computed_at)),
@@ -141,38 +132,60 @@ fn basis_from_pb(n: i32) -> Option<Basis> {
 }
 
 fn severity_from_pb(n: i32) -> Option<Severity> {
-    let name = pb::FindingSeverity::try_from(n).ok()?.as_str_name();
-    Severity::parse(name.strip_prefix("FINDING_SEVERITY_")?).ok()
+    match pb::FindingSeverity::try_from(n).ok()? {
+        pb::FindingSeverity::Unspecified => None,
+        pb::FindingSeverity::Low => Some(Severity::Low),
+        pb::FindingSeverity::Medium => Some(Severity::Medium),
+        pb::FindingSeverity::High => Some(Severity::High),
+        pb::FindingSeverity::Critical => Some(Severity::Critical),
+    }
+}
+
+fn severity_to_pb(severity: Severity) -> i32 {
+    match severity {
+        Severity::Low => pb::FindingSeverity::Low,
+        Severity::Medium => pb::FindingSeverity::Medium,
+        Severity::High => pb::FindingSeverity::High,
+        Severity::Critical => pb::FindingSeverity::Critical,
+    }
+    .into()
 }
 
 fn finding_status_from_pb(n: i32) -> Option<FindingStatus> {
-    let name = pb::FindingStatus::try_from(n).ok()?.as_str_name();
-    FindingStatus::parse(name.strip_prefix("FINDING_STATUS_")?).ok()
+    match pb::FindingStatus::try_from(n).ok()? {
+        pb::FindingStatus::Unspecified => None,
+        pb::FindingStatus::Open => Some(FindingStatus::Open),
+        pb::FindingStatus::InProgress => Some(FindingStatus::InProgress),
+        pb::FindingStatus::Resolved => Some(FindingStatus::Resolved),
+    }
 }
 
-fn finding_status_to_pb(stored: &str) -> i32 {
-    pb::FindingStatus::from_str_name(&format!("FINDING_STATUS_{stored}")).unwrap_or_default().into()
+fn finding_status_to_pb(status: FindingStatus) -> i32 {
+    match status {
+        FindingStatus::Open => pb::FindingStatus::Open,
+        FindingStatus::InProgress => pb::FindingStatus::InProgress,
+        FindingStatus::Resolved => pb::FindingStatus::Resolved,
+    }
+    .into()
 }
 
 fn finding_to_pb((f, updates): &(FindingRow, Vec<FindingUpdateRow>)) -> pb::Finding {
     pb::Finding {
         inspection_id: f.inspection_id,
         number: f.number,
-        severity: pb::FindingSeverity::from_str_name(&format!("FINDING_SEVERITY_{}", f.severity))
-            .unwrap_or_default()
-            .into(),
+        severity: severity_to_pb(f.severity),
         subject: f.subject.clone(),
         description: f.description.clone(),
         evidence_reference: f.evidence_reference.clone(),
         required_action: f.required_action.clone(),
         due_on: format_date(f.due_on),
-        status: finding_status_to_pb(&f.status),
+        status: finding_status_to_pb(f.status),
         recorded_by: f.recorded_by.clone(),
         recorded_at: Some(timestamp(f.recorded_at)),
         updates: updates
             .iter()
             .map(|u| pb::FindingUpdate {
-                status: finding_status_to_pb(&u.status),
+                status: finding_status_to_pb(u.status),
                 note: u.note.clone(),
                 updated_by: u.updated_by.clone(),
                 updated_at: Some(timestamp(u.updated_at)),
@@ -217,9 +230,9 @@ fn inspection_to_pb(i: &Inspection) -> pb::Inspection {
         starts_on: format_date(r.starts_on),
         ends_on: format_date(r.ends_on),
         note: r.note.clone(),
-        status: match r.status.as_str() {
-            "OPEN" => pb::InspectionStatus::Open.into(),
-            _ => pb::InspectionStatus::Closed.into(),
+        status: match r.status {
+            InspectionStatus::Open => pb::InspectionStatus::Open.into(),
+            InspectionStatus::Closed => pb::InspectionStatus::Closed.into(),
         },
         created_by: r.created_by.clone(),
         created_at: Some(timestamp(r.created_at)),
@@ -467,8 +480,8 @@ impl Supervision for SupervisionApi {
         let ctx = CallContext::of(&request)?;
         let r = request.get_ref();
         let status = match pb::InspectionStatus::try_from(r.status) {
-            Ok(pb::InspectionStatus::Open) => Some("OPEN"),
-            Ok(pb::InspectionStatus::Closed) => Some("CLOSED"),
+            Ok(pb::InspectionStatus::Open) => Some(InspectionStatus::Open),
+            Ok(pb::InspectionStatus::Closed) => Some(InspectionStatus::Closed),
             _ => None,
         };
         let page = async {

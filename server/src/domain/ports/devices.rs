@@ -1,6 +1,7 @@
 //! Device allocations: the decision, the list of places, amendments, hand-overs.
 
 use super::PortError;
+use crate::domain::devices::AllocationStatus;
 use async_trait::async_trait;
 use time::{Date, OffsetDateTime};
 
@@ -16,8 +17,8 @@ pub struct AllocationRow {
     pub quotas: String,
     pub cash_amount: i64,
     pub note: String,
-    /// `RECORDED`, `PROPOSED`, `SUBMITTED`, `RETURNED` or `APPROVED`.
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: AllocationStatus,
     pub revision: i64,
     pub recorded_by: String,
     pub recorded_at: OffsetDateTime,

@@ -1,6 +1,7 @@
 //! Inspections: the inspection, its findings and their follow-up, frozen samples.
 
 use super::PortError;
+use crate::domain::inspections::{FindingStatus, InspectionStatus, Severity};
 use async_trait::async_trait;
 use time::{Date, OffsetDateTime};
 
@@ -18,8 +19,8 @@ pub struct InspectionRow {
     pub starts_on: Date,
     pub ends_on: Date,
     pub note: String,
-    /// `OPEN` or `CLOSED`.
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: InspectionStatus,
     pub created_by: String,
     pub created_at: OffsetDateTime,
     pub conclusion: Option<String>,
@@ -46,14 +47,15 @@ pub struct NewInspection<'a> {
 pub struct FindingRow {
     pub inspection_id: i64,
     pub number: i64,
-    pub severity: String,
+    #[sqlx(try_from = "String")]
+    pub severity: Severity,
     pub subject: String,
     pub description: String,
     pub evidence_reference: String,
     pub required_action: String,
     pub due_on: Date,
-    /// `OPEN`, `IN_PROGRESS` or `RESOLVED`.
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: FindingStatus,
     pub recorded_by: String,
     pub recorded_at: OffsetDateTime,
 }
@@ -62,7 +64,8 @@ pub struct FindingRow {
 pub struct FindingUpdateRow {
     pub number: i64,
     pub seq: i64,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: FindingStatus,
     pub note: String,
     pub updated_by: String,
     pub updated_at: OffsetDateTime,
@@ -86,8 +89,8 @@ pub struct SampleRow {
 /// A finding's move from one status to another.
 #[derive(Debug, Clone)]
 pub struct FindingChange<'a> {
-    pub from: &'a str,
-    pub to: &'a str,
+    pub from: FindingStatus,
+    pub to: FindingStatus,
     pub note: &'a str,
     pub by: &'a str,
     pub at: OffsetDateTime,
@@ -102,7 +105,7 @@ pub trait InspectionStore: Send + Sync {
     /// Inspections with ids below `before`, newest first, of a status when given.
     async fn list_inspections(
         &self,
-        status: Option<&str>,
+        status: Option<InspectionStatus>,
         before: i64,
         limit: u32,
     ) -> Result<Vec<InspectionRow>, PortError>;

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use time::{Date, OffsetDateTime};
 
 use super::PortError;
+use crate::domain::reconciliation::ListStatus;
 
 /// A stored monthly list (its lines are [`LineRow`]s).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -14,8 +15,8 @@ pub struct UpdateRow {
     pub period: String,
     pub replaces_earlier: bool,
     pub note: String,
-    /// `RECEIVING`, `RECONCILED`, `CONFIRMED`, `REJECTED` or `SUPERSEDED`.
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: ListStatus,
     pub content_digest: Option<String>,
     pub revision: i64,
     pub stale: bool,
@@ -75,7 +76,7 @@ pub struct LineRow {
 pub struct UpdateFilter {
     pub period: Option<String>,
     pub operator: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<ListStatus>,
 }
 
 /// Which lines of a list to read.

@@ -11,6 +11,7 @@ use crate::domain::{
 };
 
 use super::policy::{self, StateRow};
+use crate::domain::registry::BatchStatus;
 
 /// One record of a batch as staged: the household's stored form, or a removal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +39,8 @@ pub struct BatchRow {
     pub review_period: String,
     pub effective_date: Date,
     pub note: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: BatchStatus,
     pub content_digest: Option<String>,
     pub records: i64,
     pub added: i64,

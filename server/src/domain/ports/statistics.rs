@@ -1,6 +1,7 @@
 //! The programme's statistics, counted where the data is kept.
 
 use super::PortError;
+use crate::domain::reconciliation::ListStatus;
 use async_trait::async_trait;
 use time::Date;
 
@@ -26,8 +27,9 @@ pub struct EnrolledCount {
 pub struct LineCount {
     pub operator: String,
     pub period: String,
-    /// `RECONCILED` or `CONFIRMED`.
-    pub status: String,
+    /// Reconciled or confirmed.
+    #[sqlx(try_from = "String")]
+    pub status: ListStatus,
     pub confirmed_scope: Option<String>,
     pub claims: i64,
     pub amount: i64,
