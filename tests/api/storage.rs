@@ -145,6 +145,38 @@ async fn updates_keep_one_active_ict_member() {
     assert!(matches!(store.update_member(&ghost).await, Err(PortError::NotFound)));
 }
 
+/// Two ICT members suspend each other at the same moment (two hubs on one PostgreSQL database,
+/// or two calls on one): one of them must stay active, whichever write comes first.
+#[tokio::test]
+async fn two_ict_members_suspended_at_once_leave_one_active() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let active = MemberFilter { role: Some(Role::Ict), status: Some(MemberStatus::Active) };
+    let mut survivor = None;
+    for round in 0..25 {
+        let a = store.insert_member(&new_member(&format!("ICTA{round}"), Role::Ict, None), AT).await.unwrap();
+        let b = store.insert_member(&new_member(&format!("ICTB{round}"), Role::Ict, None), AT).await.unwrap();
+        // The last round's survivor steps down: A and B are the only active ICT members.
+        if let Some(last) = survivor.take() {
+            let mut retire = write_of(&last);
+            retire.role = Role::Labour;
+            store.update_member(&retire).await.unwrap();
+        }
+        let (mut sa, mut sb) = (write_of(&a), write_of(&b));
+        for s in [&mut sa, &mut sb] {
+            s.status = MemberStatus::Suspended;
+            s.status_reason = Some("race".into());
+        }
+        let (ra, rb) = tokio::join!(store.update_member(&sa), store.update_member(&sb));
+        let left = store.list_members(&active, None, 10).await.unwrap();
+        assert_eq!(left.len(), 1, "round {round}: {ra:?} {rb:?} left {left:?}");
+        let refused = [&ra, &rb].iter().filter(|r| matches!(r, Err(PortError::Conflict(_)))).count();
+        assert_eq!(refused, 1, "round {round}: exactly one suspension is refused: {ra:?} {rb:?}");
+        // The survivor, as the writes' own answers tell it.
+        survivor = Some(if ra.is_ok() { b.clone() } else { a.clone() });
+    }
+}
+
 #[tokio::test]
 async fn the_schema_rejects_a_locality_without_a_unit() {
     let db = TestDb::new().await;

@@ -42,7 +42,7 @@ use super::{
     units::{UnitLevel, UnitTable},
 };
 use crate::domain::ports::{
-    PortError, Store,
+    AllocationStore, PlaceStore, PortError, RegisterStore, Store,
     devices::{
         self as dev, AllocationRow, Amend, AmendNote, AmendmentRow, CommitteeDecision, HandoverOutcome, HandoverRow,
         NewAllocation, PlaceRow, ProgressRow, ProposalMeta, RecipientFilter, RecipientView,
@@ -237,7 +237,9 @@ struct Candidate {
 
 #[derive(Debug, Clone)]
 pub struct DeviceService {
-    store: Arc<dyn Store>,
+    allocation_store: Arc<dyn AllocationStore>,
+    place_store: Arc<dyn PlaceStore>,
+    register_store: Arc<dyn RegisterStore>,
     units: Arc<UnitRegistry>,
     policy: Arc<PolicyRegistry>,
     clock: Clock,
@@ -245,7 +247,14 @@ pub struct DeviceService {
 
 impl DeviceService {
     pub fn new(store: Arc<dyn Store>, units: Arc<UnitRegistry>, policy: Arc<PolicyRegistry>) -> Self {
-        Self { store, units, policy, clock: Clock::system() }
+        Self {
+            allocation_store: store.clone(),
+            place_store: store.clone(),
+            register_store: store.clone(),
+            units,
+            policy,
+            clock: Clock::system(),
+        }
     }
 
     /// The same, on `clock` (the system's by default).
@@ -280,7 +289,7 @@ impl DeviceService {
     /// The allocation a decision number names.
     async fn find(&self, number: &str) -> Result<AllocationRow, DomainError> {
         let number = decision_number(number).map_err(|e| DomainError::invalid("decision_number", e))?;
-        self.store
+        self.allocation_store
             .allocation(&number)
             .await?
             .ok_or_else(|| DomainError::NotFound(format!("no allocation decision {number} is recorded")))
@@ -347,7 +356,7 @@ impl DeviceService {
             recorded_by: caller.member.code.as_str(),
             recorded_at: self.clock.now(),
         };
-        match self.store.insert_allocation(&new).await {
+        match self.allocation_store.insert_allocation(&new).await {
             Ok(_) => {}
             Err(PortError::AlreadyExists) => {
                 let row = self.find(&number).await?;
@@ -400,7 +409,8 @@ impl DeviceService {
                 row.decision_number
             )));
         }
-        let known = self.store.states_matching(super::eligibility::QueryKind::HouseholdCode, &unique, false).await?;
+        let known =
+            self.register_store.states_matching(super::eligibility::QueryKind::HouseholdCode, &unique, false).await?;
         let known: HashSet<&str> = known.iter().map(|s| s.household_code.as_str()).collect();
         let mut v = Violations::new();
         for (i, c) in codes.iter().enumerate() {
@@ -410,7 +420,7 @@ impl DeviceService {
         }
         v.finish()?;
         let added = self
-            .store
+            .allocation_store
             .nominate_households(
                 row.id,
                 &unique,
@@ -453,8 +463,8 @@ impl DeviceService {
         let (version, rules) = self.rules_on(as_of).await?;
         let units = self.units.table().await?;
         let (candidates, nominations) = tokio::try_join!(
-            self.store.device_candidates(allocation.row.id, as_of),
-            self.store.nominations(allocation.row.id)
+            self.allocation_store.device_candidates(allocation.row.id, as_of),
+            self.allocation_store.nominations(allocation.row.id)
         )?;
         let number = allocation.row.decision_number.clone();
         let quotas = allocation.quotas.clone();
@@ -472,7 +482,7 @@ impl DeviceService {
             eligible,
             digest: list_digest(&places),
         };
-        match self.store.save_proposal(allocation.row.id, &meta, &places).await {
+        match self.allocation_store.save_proposal(allocation.row.id, &meta, &places).await {
             Ok(()) => {}
             Err(PortError::Conflict(crate::domain::ports::Conflict::PlaceTaken)) => {
                 return Err(DomainError::FailedPrecondition(
@@ -527,13 +537,13 @@ impl DeviceService {
             _ => unreachable!("checked above"),
         };
         let number = &allocation.row.decision_number;
-        match self.store.amend_proposal(allocation.row.id, &amend, &note).await {
+        match self.allocation_store.amend_proposal(allocation.row.id, &amend, &note).await {
             Ok(_) => {}
             Err(PortError::NotFound) => {
                 return Err(DomainError::NotFound(format!("household {code} is not on the list of decision {number}")));
             }
             Err(PortError::AlreadyExists) => {
-                let on = self.store.place_of(code.as_str()).await?.unwrap_or_default();
+                let on = self.place_store.place_of(code.as_str()).await?.unwrap_or_default();
                 return Err(DomainError::AlreadyExists(format!(
                     "household {code} already holds a place on the list of decision {on}: one device per household"
                 )));
@@ -568,19 +578,19 @@ impl DeviceService {
         let (_, rules) = self.rules_on(as_of).await?;
         let units = self.units.table().await?;
         let refused = |why: String| Err(DomainError::FailedPrecondition(format!("household {code} {why}")));
-        if let Some(on) = self.store.place_of(code.as_str()).await? {
+        if let Some(on) = self.place_store.place_of(code.as_str()).await? {
             return Err(DomainError::AlreadyExists(format!(
                 "household {code} already holds a place on the list of decision {on}: one device per household"
             )));
         }
-        if let Some(h) = self.store.handover_of(code.as_str()).await? {
+        if let Some(h) = self.place_store.handover_of(code.as_str()).await? {
             return refused(format!(
                 "already received {} on {}: one device per household",
                 if h.kind == "CASH" { "the cash alternative" } else { "a device" },
                 format_date(h.handed_over_on)
             ));
         }
-        let Some(state) = self.store.household_on(code.as_str(), as_of).await? else {
+        let Some(state) = self.register_store.household_on(code.as_str(), as_of).await? else {
             return Err(DomainError::NotFound(format!(
                 "household {code} is not on the register on {}",
                 format_date(as_of)
@@ -608,7 +618,8 @@ impl DeviceService {
         else {
             return refused(format!("lives in {}, outside the units of the decision's split", state.commune_code));
         };
-        let nominated = self.store.nominations(allocation.row.id).await?.binary_search(&code.to_string()).is_ok();
+        let nominated =
+            self.allocation_store.nominations(allocation.row.id).await?.binary_search(&code.to_string()).is_ok();
         let group = rules.group(facts.category, &facts.flags).unwrap_or(rules.priority.len());
         let (_, district) = units.province_and_district_on(&state.commune_code, as_of);
         Ok((
@@ -635,7 +646,7 @@ impl DeviceService {
         let mut out = Vec::new();
         let mut after = 0;
         loop {
-            let page = self.store.allocation_recipients(id, filter, after, CHUNK).await?;
+            let page = self.place_store.allocation_recipients(id, filter, after, CHUNK).await?;
             let done = page.len() < CHUNK as usize;
             after = page.last().map_or(after, |r| r.place.rank);
             out.extend(page);
@@ -662,7 +673,7 @@ impl DeviceService {
         }
         let digest = list_digest(places.iter().map(|p| &p.place));
         match self
-            .store
+            .allocation_store
             .submit_allocation(row.id, row.revision, &digest, caller.member.code.as_str(), self.clock.now())
             .await
         {
@@ -732,7 +743,7 @@ impl DeviceService {
             note: note.as_deref().unwrap_or_default(),
             expected_digest: (!digest.is_empty()).then_some(digest.as_str()),
         };
-        match self.store.decide_allocation(row.id, &decision).await {
+        match self.allocation_store.decide_allocation(row.id, &decision).await {
             Ok(()) => {}
             Err(PortError::Conflict(crate::domain::ports::Conflict::OtherDigest)) => {
                 return Err(DomainError::FailedPrecondition(format!(
@@ -782,7 +793,7 @@ impl DeviceService {
                 row.status
             )));
         }
-        let Some(place) = self.store.place(row.id, code.as_str()).await? else {
+        let Some(place) = self.place_store.place(row.id, code.as_str()).await? else {
             return Err(DomainError::FailedPrecondition(format!(
                 "household {code} is not on the approved list of decision {number}"
             )));
@@ -891,7 +902,7 @@ impl DeviceService {
             }
         }
         v.finish()?;
-        match self.store.record_handover(&handover).await? {
+        match self.place_store.record_handover(&handover).await? {
             HandoverOutcome::Recorded => Ok((row, handover)),
             HandoverOutcome::AlreadyHandedOver(earlier) => {
                 let same = |a: &HandoverRow, b: &HandoverRow| {
@@ -931,8 +942,8 @@ impl DeviceService {
         let row = self.find(number).await?;
         let mut allocation = Self::allocation(row)?;
         let (progress, amendments) = tokio::try_join!(
-            self.store.allocation_progress(allocation.row.id),
-            self.store.allocation_amendments(allocation.row.id)
+            self.place_store.allocation_progress(allocation.row.id),
+            self.place_store.allocation_amendments(allocation.row.id)
         )?;
         allocation.progress = progress;
         allocation.amendments = amendments;
@@ -943,7 +954,7 @@ impl DeviceService {
         let mut v = Violations::new();
         let (limit, from) = paging(&mut v, page_size, token, 'a');
         v.finish()?;
-        let rows = self.store.list_allocations(from.unwrap_or(i64::MAX), limit + 1).await?;
+        let rows = self.allocation_store.list_allocations(from.unwrap_or(i64::MAX), limit + 1).await?;
         let more = rows.len() > limit as usize;
         let items: Vec<Allocation> =
             rows.into_iter().take(limit as usize).map(Self::allocation).collect::<Result<_, _>>()?;
@@ -971,7 +982,7 @@ impl DeviceService {
         let unit = self.scope(caller, unit).await?;
         let row = self.find(number).await?;
         let filter = RecipientFilter { unit_code: unit.map(|u| u.to_string()), handed_over };
-        let mut rows = self.store.allocation_recipients(row.id, &filter, from.unwrap_or(0), limit + 1).await?;
+        let mut rows = self.place_store.allocation_recipients(row.id, &filter, from.unwrap_or(0), limit + 1).await?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let next = more.then(|| format!("r{}", rows.last().map_or(0, |r| r.place.rank)));

@@ -19,7 +19,7 @@ use super::{
     units::UnitTable,
 };
 use crate::domain::ports::{
-    PortError, Store,
+    DecisionStore, PortError, RegisterStore, Store,
     policy::{DecisionRow, DecisionRunRow},
 };
 
@@ -475,7 +475,8 @@ fn since_category(household: &History, i: usize) -> Date {
 /// Gives and records eligibility decisions.
 #[derive(Debug, Clone)]
 pub struct EligibilityService {
-    store: Arc<dyn Store>,
+    decision_store: Arc<dyn DecisionStore>,
+    register_store: Arc<dyn RegisterStore>,
     units: Arc<UnitRegistry>,
     policy: Arc<PolicyRegistry>,
     lookups: Lookups,
@@ -609,7 +610,14 @@ impl EligibilityService {
     /// Starts the reader of single questions on the current runtime.
     pub fn new(store: Arc<dyn Store>, units: Arc<UnitRegistry>, policy: Arc<PolicyRegistry>) -> Self {
         let lookups = Lookups::start(store.clone());
-        Self { store, units, policy, lookups, clock: Clock::system() }
+        Self {
+            decision_store: store.clone(),
+            register_store: store.clone(),
+            units,
+            policy,
+            lookups,
+            clock: Clock::system(),
+        }
     }
 
     /// The clock the service reads today's date from.
@@ -644,10 +652,15 @@ impl EligibilityService {
         call_id: &str,
         enrollments: bool,
     ) -> Result<(Decision, Vec<History>), DomainError> {
-        let mut histories = if self.store.register_held().is_some() {
+        let mut histories = if self.register_store.register_held().is_some() {
             // Lookups in memory need no grouping: the store shares its reads of the change log.
             let values = std::slice::from_ref(&query.value);
-            self.store.histories_matching(query.kind, values, false).await?.pop().map(|(_, h)| h).unwrap_or_default()
+            self.register_store
+                .histories_matching(query.kind, values, false)
+                .await?
+                .pop()
+                .map(|(_, h)| h)
+                .unwrap_or_default()
         } else {
             self.lookups.histories(query.kind, query.value.clone()).await?
         };
@@ -761,7 +774,7 @@ impl EligibilityService {
         for (kind, mut values) in by_kind {
             values.sort_unstable();
             values.dedup();
-            let found = self.store.histories_matching(kind, &values, true).await?;
+            let found = self.register_store.histories_matching(kind, &values, true).await?;
             histories.entry(kind).or_default().extend(found);
         }
         let operator = (caller.member.role == Role::Operator).then(|| caller.member.code.as_str());
@@ -799,7 +812,7 @@ impl EligibilityService {
             return Ok(Vec::new());
         }
         let runs = decision_runs(decisions, request_id).map_err(|e| DomainError::Internal(e.into()))?;
-        self.store.record_decision_runs(&runs).await?;
+        self.decision_store.record_decision_runs(&runs).await?;
         Ok(runs.iter().map(crate::audit::RunSummary::of).collect())
     }
 
@@ -807,9 +820,9 @@ impl EligibilityService {
     pub async fn get(&self, id: &str, caller: &Caller) -> Result<Decision, DomainError> {
         let not_found = || DomainError::NotFound(format!("no decision {id:?}"));
         let (call_id, idx) = split_id(id).map_err(|e| DomainError::invalid("decision_id", e))?;
-        let decision = match self.store.decision(call_id, idx).await? {
+        let decision = match self.decision_store.decision(call_id, idx).await? {
             Some(row) => Decision::from_row(row),
-            None => match self.store.decision_run(call_id, idx).await? {
+            None => match self.decision_store.decision_run(call_id, idx).await? {
                 Some(run) => match Decision::from_run(run, idx) {
                     Ok(Some(d)) => Ok(d),
                     // The run holds no decision at idx: the question there could not be asked.

@@ -16,7 +16,7 @@ use super::{
     policy::Service,
 };
 use crate::domain::ports::{
-    Store,
+    EnrollmentStore,
     enrollments::{DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, NewEnrollment, WriteKey},
 };
 
@@ -115,7 +115,7 @@ impl From<DomainError> for Refused {
 
 #[derive(Debug, Clone)]
 pub struct EnrollmentService {
-    store: Arc<dyn Store>,
+    enrollment_store: Arc<dyn EnrollmentStore>,
     eligibility: EligibilityService,
     /// Woken after a transfer wrote a feed event.
     feed: Option<Arc<tokio::sync::Notify>>,
@@ -145,8 +145,8 @@ fn date_within(v: &mut Violations, field: &str, s: &str, first: Option<Date>, to
 }
 
 impl EnrollmentService {
-    pub fn new(store: Arc<dyn Store>, eligibility: EligibilityService) -> Self {
-        Self { store, eligibility, feed: None, clock: Clock::system() }
+    pub fn new(store: Arc<dyn EnrollmentStore>, eligibility: EligibilityService) -> Self {
+        Self { enrollment_store: store, eligibility, feed: None, clock: Clock::system() }
     }
 
     /// The same, on `clock` (the system's by default).
@@ -257,7 +257,7 @@ impl EnrollmentService {
                 decision: decision.to_row(""),
             };
             let write = WriteKey { operator, key: &key, digest: &digest };
-            match self.store.enroll(&new, &write, allowed, transfer).await? {
+            match self.enrollment_store.enroll(&new, &write, allowed, transfer).await? {
                 EnrollOutcome::Created { enrollment, ended } => {
                     tracing::info!(enrollment = enrollment.id, household = %household, transfer, "enrolled");
                     if let (true, Some(feed)) = (transfer, &self.feed) {
@@ -341,7 +341,7 @@ impl EnrollmentService {
             note: (!note.is_empty()).then_some(note.as_str()),
             at: self.clock.now(),
         };
-        match self.store.deenroll(&write, &ending).await? {
+        match self.enrollment_store.deenroll(&write, &ending).await? {
             DeenrollOutcome::Ended(row) | DeenrollOutcome::Replayed(row) => Ok(*row),
             DeenrollOutcome::KeyReused => {
                 Err(DomainError::AlreadyExists(format!("idempotency key {key:?} was used for a different request")))
@@ -376,6 +376,6 @@ impl EnrollmentService {
             Role::Ict => {}
             _ => return Err(DomainError::PermissionDenied("only operators and ICT read enrolments".into())),
         }
-        Ok(self.store.list_enrollments(&filter, after, limit).await?)
+        Ok(self.enrollment_store.list_enrollments(&filter, after, limit).await?)
     }
 }

@@ -16,7 +16,7 @@ use super::{
     policy::PolicyRegistry,
     support,
 };
-use crate::domain::ports::{Store, enrollments::FeedRow};
+use crate::domain::ports::{EnrollmentStore, RegisterStore, Store, enrollments::FeedRow};
 
 /// Events read per page.
 pub const PAGE: u32 = 1_000;
@@ -37,7 +37,8 @@ pub struct FeedEvent {
 /// Reads the feed, and wakes readers when this hub writes events.
 #[derive(Debug, Clone)]
 pub struct ChangeFeed {
-    store: Arc<dyn Store>,
+    enrollment_store: Arc<dyn EnrollmentStore>,
+    register_store: Arc<dyn RegisterStore>,
     policy: Arc<PolicyRegistry>,
     written: Arc<Notify>,
     clock: Clock,
@@ -61,7 +62,13 @@ pub fn parse_cursor(s: &str) -> Result<i64, DomainError> {
 
 impl ChangeFeed {
     pub fn new(store: Arc<dyn Store>, policy: Arc<PolicyRegistry>) -> Self {
-        Self { store, policy, written: Arc::new(Notify::new()), clock: Clock::system() }
+        Self {
+            enrollment_store: store.clone(),
+            register_store: store.clone(),
+            policy,
+            written: Arc::new(Notify::new()),
+            clock: Clock::system(),
+        }
     }
 
     /// The same, on `clock` (the system's by default).
@@ -88,7 +95,7 @@ impl ChangeFeed {
     /// The operator's events after `after`, in order, at most [`PAGE`]. The day support ends is
     /// the one decisions give, from the household's history as the hub holds it now.
     pub async fn page(&self, operator: &str, after: i64) -> Result<Vec<FeedEvent>, DomainError> {
-        let rows = self.store.feed_events(operator, after, PAGE).await?;
+        let rows = self.enrollment_store.feed_events(operator, after, PAGE).await?;
         let table = self.policy.table().await?;
         let mut codes: Vec<String> = rows
             .iter()
@@ -100,7 +107,7 @@ impl ChangeFeed {
         let histories: HashMap<String, History> = if codes.is_empty() {
             HashMap::new()
         } else {
-            self.store
+            self.register_store
                 .histories_matching(QueryKind::HouseholdCode, &codes, false)
                 .await?
                 .into_iter()

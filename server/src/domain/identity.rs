@@ -12,7 +12,7 @@ use std::{
 
 use super::clock::Clock;
 use super::member::{Member, MemberStatus, OrgCode};
-use crate::domain::ports::{PortError, Store};
+use crate::domain::ports::{MemberStore, PortError};
 
 /// How often the last use of a certificate is written back at most.
 const CERTIFICATE_USE_INTERVAL: Duration = Duration::from_secs(3_600);
@@ -30,7 +30,7 @@ pub enum IdentityError {
 
 #[derive(Debug)]
 pub struct Identities {
-    store: Arc<dyn Store>,
+    member_store: Arc<dyn MemberStore>,
     ttl: Duration,
     members: Mutex<HashMap<OrgCode, (Instant, Option<Member>)>>,
     certificate_uses: Mutex<HashMap<(OrgCode, String), Instant>>,
@@ -38,8 +38,14 @@ pub struct Identities {
 }
 
 impl Identities {
-    pub fn new(store: Arc<dyn Store>, ttl: Duration) -> Self {
-        Self { store, ttl, members: Mutex::default(), certificate_uses: Mutex::default(), clock: Clock::system() }
+    pub fn new(store: Arc<dyn MemberStore>, ttl: Duration) -> Self {
+        Self {
+            member_store: store,
+            ttl,
+            members: Mutex::default(),
+            certificate_uses: Mutex::default(),
+            clock: Clock::system(),
+        }
     }
 
     /// The same, on `clock` (the system's by default).
@@ -66,7 +72,7 @@ impl Identities {
         if let Some(found) = self.cached(code) {
             return Ok(found);
         }
-        let found = self.store.get_member(code).await?;
+        let found = self.member_store.get_member(code).await?;
         self.members.lock().expect("identity cache").insert(code.clone(), (Instant::now(), found.clone()));
         Ok(found)
     }
@@ -89,7 +95,7 @@ impl Identities {
             uses.get(&key).is_none_or(|at| at.elapsed() >= CERTIFICATE_USE_INTERVAL)
         };
         if due {
-            self.store.record_certificate_use(code, fingerprint, self.clock.now()).await?;
+            self.member_store.record_certificate_use(code, fingerprint, self.clock.now()).await?;
             self.certificate_uses.lock().expect("certificate use cache").insert(key, Instant::now());
             self.invalidate(code);
         }

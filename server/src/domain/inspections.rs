@@ -22,7 +22,7 @@ use super::{
     units::UnitLevel,
 };
 use crate::domain::ports::{
-    PortError, Store,
+    EnrollmentStore, InspectionStore, MemberStore, PortError, RegisterStore, Store,
     enrollments::{EnrollmentFilter, EnrollmentRow},
     inspections::{FindingChange, FindingRow, FindingUpdateRow, InspectionRow, NewInspection, SampleRow},
     register::VersionRow,
@@ -268,14 +268,24 @@ fn required(s: &str, max: usize, what: &str) -> Result<String, String> {
 
 #[derive(Debug, Clone)]
 pub struct InspectionService {
-    store: Arc<dyn Store>,
+    enrollment_store: Arc<dyn EnrollmentStore>,
+    inspection_store: Arc<dyn InspectionStore>,
+    member_store: Arc<dyn MemberStore>,
+    register_store: Arc<dyn RegisterStore>,
     units: Arc<UnitRegistry>,
     clock: Clock,
 }
 
 impl InspectionService {
     pub fn new(store: Arc<dyn Store>, units: Arc<UnitRegistry>) -> Self {
-        Self { store, units, clock: Clock::system() }
+        Self {
+            enrollment_store: store.clone(),
+            inspection_store: store.clone(),
+            member_store: store.clone(),
+            register_store: store.clone(),
+            units,
+            clock: Clock::system(),
+        }
     }
 
     /// The same, on `clock` (the system's by default).
@@ -297,7 +307,7 @@ impl InspectionService {
     }
 
     async fn find(&self, id: i64) -> Result<Inspection, DomainError> {
-        let row = self.store.inspection(id).await?.ok_or_else(|| DomainError::NotFound(not_recorded(id)))?;
+        let row = self.inspection_store.inspection(id).await?.ok_or_else(|| DomainError::NotFound(not_recorded(id)))?;
         Self::inspection(row)
     }
 
@@ -355,7 +365,7 @@ impl InspectionService {
         for (i, o) in input.subject_operators.iter().enumerate() {
             let field = format!("subject_operators[{i}]");
             let Some(code) = v.check(&field, OrgCode::parse(o.trim())) else { continue };
-            match self.store.get_member(&code).await? {
+            match self.member_store.get_member(&code).await? {
                 Some(m) if m.role == Role::Operator => {
                     if subject_operators.contains(&code.to_string()) {
                         v.add(field, format!("{code} is listed twice"));
@@ -374,7 +384,7 @@ impl InspectionService {
         for (i, m) in input.team.iter().enumerate() {
             let org = v.check(&format!("team[{i}].organisation"), OrgCode::parse(m.organisation.trim()));
             if let Some(org) = &org
-                && self.store.get_member(org).await?.is_none()
+                && self.member_store.get_member(org).await?.is_none()
             {
                 v.add(format!("team[{i}].organisation"), format!("{org} is not a member"));
             }
@@ -390,7 +400,7 @@ impl InspectionService {
         let operators_json = serde_json::to_string(&subject_operators).expect("codes serialise");
         let team_json = serde_json::to_string(&team).expect("a team serialises");
         let id = self
-            .store
+            .inspection_store
             .insert_inspection(&NewInspection {
                 title: &title.expect("checked"),
                 basis: input.basis.expect("checked").as_str(),
@@ -446,7 +456,7 @@ impl InspectionService {
             recorded_by: caller.member.code.to_string(),
             recorded_at: self.clock.now(),
         };
-        let number = match self.store.add_finding(&row).await {
+        let number = match self.inspection_store.add_finding(&row).await {
             Ok(n) => n,
             Err(PortError::Conflict(_)) => return Err(closed(id)),
             Err(e) => return Err(e.into()),
@@ -478,7 +488,7 @@ impl InspectionService {
             )));
         }
         match self
-            .store
+            .inspection_store
             .update_finding(
                 id,
                 number,
@@ -501,19 +511,24 @@ impl InspectionService {
     }
 
     async fn finding(&self, id: i64, number: i64) -> Result<(FindingRow, Vec<FindingUpdateRow>), DomainError> {
-        let findings = self.store.findings(id).await?;
+        let findings = self.inspection_store.findings(id).await?;
         let finding = findings
             .into_iter()
             .find(|f| f.number == number)
             .ok_or_else(|| DomainError::NotFound(format!("inspection {id} has no finding {number}")))?;
-        let updates = self.store.finding_updates(id).await?.into_iter().filter(|u| u.number == number).collect();
+        let updates =
+            self.inspection_store.finding_updates(id).await?.into_iter().filter(|u| u.number == number).collect();
         Ok((finding, updates))
     }
 
     pub async fn close(&self, caller: &Caller, id: i64, conclusion: &str) -> Result<Inspection, DomainError> {
         let conclusion =
             required(conclusion, 4000, "a conclusion").map_err(|e| DomainError::invalid("conclusion", e))?;
-        match self.store.close_inspection(id, &conclusion, caller.member.code.as_str(), self.clock.now()).await {
+        match self
+            .inspection_store
+            .close_inspection(id, &conclusion, caller.member.code.as_str(), self.clock.now())
+            .await
+        {
             Ok(()) => self.get(caller, id).await,
             Err(PortError::NotFound) => Err(DomainError::NotFound(format!("no inspection {id} is recorded"))),
             Err(PortError::Conflict(_)) => Err(closed(id)),
@@ -568,7 +583,7 @@ impl InspectionService {
         if inspection.row.status == InspectionStatus::Closed {
             return Err(closed(id));
         }
-        let population = self.store.sample_population(commune.as_str(), as_of).await?;
+        let population = self.inspection_store.sample_population(commune.as_str(), as_of).await?;
         let seed = {
             let mut bytes = [0u8; 16];
             ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
@@ -579,10 +594,16 @@ impl InspectionService {
         drawn.sort_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
         let mut households = Vec::new();
         for (code, _) in drawn.into_iter().take(size as usize) {
-            let versions = self.store.household_versions(code).await?.into_iter().map(FrozenVersion::from).collect();
+            let versions =
+                self.register_store.household_versions(code).await?.into_iter().map(FrozenVersion::from).collect();
             let filter = EnrollmentFilter { operator: None, household_code: Some(code.clone()), active_on: None };
-            let enrollments =
-                self.store.list_enrollments(&filter, 0, 1_000).await?.into_iter().map(FrozenEnrollment::from).collect();
+            let enrollments = self
+                .enrollment_store
+                .list_enrollments(&filter, 0, 1_000)
+                .await?
+                .into_iter()
+                .map(FrozenEnrollment::from)
+                .collect();
             households.push(FrozenHousehold { household_code: code.clone(), versions, enrollments });
         }
         let row = SampleRow {
@@ -597,7 +618,7 @@ impl InspectionService {
             pulled_by: caller.member.code.to_string(),
             pulled_at: self.clock.now(),
         };
-        let number = self.store.insert_sample(&row).await?;
+        let number = self.inspection_store.insert_sample(&row).await?;
         Ok(Sample { row: SampleRow { number, ..row }, households })
     }
 
@@ -607,7 +628,7 @@ impl InspectionService {
             return Err(outside(caller, id));
         }
         let row = self
-            .store
+            .inspection_store
             .sample(id, number)
             .await?
             .ok_or_else(|| DomainError::NotFound(format!("inspection {id} has no sample {number}")))?;
@@ -621,8 +642,11 @@ impl InspectionService {
         if !self.may_read(caller, &inspection).await? {
             return Err(outside(caller, id));
         }
-        let (findings, updates, samples) =
-            tokio::try_join!(self.store.findings(id), self.store.finding_updates(id), self.store.samples(id))?;
+        let (findings, updates, samples) = tokio::try_join!(
+            self.inspection_store.findings(id),
+            self.inspection_store.finding_updates(id),
+            self.inspection_store.samples(id)
+        )?;
         inspection.findings = findings
             .into_iter()
             .map(|f| {
@@ -648,7 +672,7 @@ impl InspectionService {
         let mut before = before.unwrap_or(i64::MAX);
         // A locality's page skips the inspections it may not read.
         loop {
-            let rows = self.store.list_inspections(status, before, limit + 1).await?;
+            let rows = self.inspection_store.list_inspections(status, before, limit + 1).await?;
             let exhausted = rows.len() <= limit as usize;
             for row in rows {
                 before = row.id;

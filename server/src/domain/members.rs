@@ -8,7 +8,7 @@ use super::{
     identity::Identities,
     member::{Member, MemberChanges, MemberFilter, MemberStatus, NewMember, OrgCode, Reason, Role, check_scope},
 };
-use crate::domain::ports::{MemberWrite, PortError, Store};
+use crate::domain::ports::{MemberStore, MemberWrite, PortError};
 
 /// Largest page `ListMembers` returns.
 pub const MAX_PAGE: u32 = 500;
@@ -24,14 +24,14 @@ pub struct Page<T> {
 
 #[derive(Debug, Clone)]
 pub struct MemberRegistry {
-    store: Arc<dyn Store>,
+    member_store: Arc<dyn MemberStore>,
     identities: Arc<Identities>,
     clock: Clock,
 }
 
 impl MemberRegistry {
-    pub fn new(store: Arc<dyn Store>, identities: Arc<Identities>) -> Self {
-        Self { store, identities, clock: Clock::system() }
+    pub fn new(store: Arc<dyn MemberStore>, identities: Arc<Identities>) -> Self {
+        Self { member_store: store, identities, clock: Clock::system() }
     }
 
     /// The same, on `clock` (the system's by default).
@@ -41,7 +41,7 @@ impl MemberRegistry {
     }
 
     pub async fn get(&self, code: &OrgCode) -> Result<Member, DomainError> {
-        self.store.get_member(code).await?.ok_or_else(|| not_found(code))
+        self.member_store.get_member(code).await?.ok_or_else(|| not_found(code))
     }
 
     pub async fn list(
@@ -61,7 +61,7 @@ impl MemberRegistry {
         };
         v.finish()?;
         let limit = if page_size == 0 { DEFAULT_PAGE } else { page_size };
-        let mut items = self.store.list_members(filter, after.as_ref(), limit + 1).await?;
+        let mut items = self.member_store.list_members(filter, after.as_ref(), limit + 1).await?;
         let next = if items.len() > limit as usize {
             items.truncate(limit as usize);
             items.last().map(|m| m.code.as_str().to_owned())
@@ -73,7 +73,7 @@ impl MemberRegistry {
 
     pub async fn register(&self, new: NewMember) -> Result<Member, DomainError> {
         check_scope(new.role, new.unit.as_ref()).map_err(|e| DomainError::invalid("unit_code", e))?;
-        let member = self.store.insert_member(&new, self.clock.now()).await.map_err(|e| match e {
+        let member = self.member_store.insert_member(&new, self.clock.now()).await.map_err(|e| match e {
             PortError::AlreadyExists => {
                 DomainError::AlreadyExists(format!("member {} is already registered", new.code))
             }
@@ -134,7 +134,7 @@ impl MemberRegistry {
         if new.role != Role::Ict {
             return Err(DomainError::invalid("role", "the first member must have the ICT role"));
         }
-        if self.store.has_ict_member().await? {
+        if self.member_store.has_ict_member().await? {
             return Err(DomainError::FailedPrecondition(
                 "the hub already has an ICT member; register further members through the API".to_owned(),
             ));
@@ -154,7 +154,7 @@ impl MemberRegistry {
 
     async fn write(&self, write: MemberWrite) -> Result<Member, DomainError> {
         let code = write.code.clone();
-        let result = self.store.update_member(&write).await;
+        let result = self.member_store.update_member(&write).await;
         self.identities.invalidate(&code);
         result.map_err(|e| match e {
             PortError::NotFound => not_found(&code),
@@ -168,4 +168,38 @@ impl MemberRegistry {
 
 fn not_found(code: &OrgCode) -> DomainError {
     DomainError::NotFound(format!("member {code} is not registered"))
+}
+
+/// The rule a member write is checked against inside its transaction: the hub keeps at least
+/// one active ICT member, who can register and reinstate the others. A write keeps one when the
+/// member stays (or becomes) an active ICT member, when it was not one, or when another is.
+/// `(role, status)` before and after the write; `other_active_ict`: how many other members are
+/// active ICT members now.
+pub fn keeps_an_active_ict(before: (Role, MemberStatus), after: (Role, MemberStatus), other_active_ict: u64) -> bool {
+    let active_ict = |(role, status): (Role, MemberStatus)| role == Role::Ict && status == MemberStatus::Active;
+    active_ict(after) || !active_ict(before) || other_active_ict > 0
+}
+
+#[cfg(test)]
+mod rule_tests {
+    use super::*;
+
+    const ACTIVE_ICT: (Role, MemberStatus) = (Role::Ict, MemberStatus::Active);
+    const SUSPENDED_ICT: (Role, MemberStatus) = (Role::Ict, MemberStatus::Suspended);
+    const ACTIVE_LABOUR: (Role, MemberStatus) = (Role::Labour, MemberStatus::Active);
+
+    #[test]
+    fn the_last_active_ict_member_is_neither_suspended_nor_given_another_role() {
+        assert!(!keeps_an_active_ict(ACTIVE_ICT, SUSPENDED_ICT, 0));
+        assert!(!keeps_an_active_ict(ACTIVE_ICT, ACTIVE_LABOUR, 0));
+        assert!(keeps_an_active_ict(ACTIVE_ICT, SUSPENDED_ICT, 1), "another one stays");
+        assert!(keeps_an_active_ict(ACTIVE_ICT, ACTIVE_ICT, 0), "a rename of the last one");
+    }
+
+    #[test]
+    fn members_that_are_not_active_ict_change_freely() {
+        assert!(keeps_an_active_ict(SUSPENDED_ICT, (Role::Operator, MemberStatus::Suspended), 0));
+        assert!(keeps_an_active_ict(ACTIVE_LABOUR, (Role::Labour, MemberStatus::Suspended), 0));
+        assert!(keeps_an_active_ict(SUSPENDED_ICT, ACTIVE_ICT, 0), "a reinstated ICT member");
+    }
 }

@@ -19,7 +19,7 @@ use super::{
     member::OrgCode,
     units::{UnitLevel, UnitTable},
 };
-use crate::domain::ports::{PortError, Store, policy::PolicyRow};
+use crate::domain::ports::{PolicyStore, PortError, policy::PolicyRow};
 
 /// How long the cached versions are used before they are read again (other hubs may add one).
 const CACHE_TTL: Duration = Duration::from_secs(10);
@@ -415,7 +415,7 @@ impl fmt::Display for PolicyVersion {
 /// The rules as the hub keeps them: seeded from the reference file, added to by ICT, cached.
 #[derive(Debug)]
 pub struct PolicyRegistry {
-    store: Arc<dyn Store>,
+    policy_store: Arc<dyn PolicyStore>,
     cached: RwLock<Option<(Instant, Arc<PolicyTable>)>>,
     /// How many years ahead of today a new version may start.
     horizon_years: u32,
@@ -426,8 +426,13 @@ pub struct PolicyRegistry {
 pub const DEFAULT_HORIZON_YEARS: u32 = 5;
 
 impl PolicyRegistry {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store, cached: RwLock::new(None), horizon_years: DEFAULT_HORIZON_YEARS, clock: Clock::system() }
+    pub fn new(store: Arc<dyn PolicyStore>) -> Self {
+        Self {
+            policy_store: store,
+            cached: RwLock::new(None),
+            horizon_years: DEFAULT_HORIZON_YEARS,
+            clock: Clock::system(),
+        }
     }
 
     /// The same, on `clock` (the system's by default).
@@ -451,7 +456,7 @@ impl PolicyRegistry {
                 .map_err(|e| DomainError::Internal(format!("server/data/policy.toml: {e}").into()))?;
             rows.push(PolicyRow::new(i as i64 + 1, valid_from, rules, None, None));
         }
-        if self.store.seed_policy(&rows).await? {
+        if self.policy_store.seed_policy(&rows).await? {
             tracing::info!(versions = rows.len(), "loaded the reference policy");
         }
         Ok(())
@@ -464,7 +469,7 @@ impl PolicyRegistry {
         {
             return Ok(table.clone());
         }
-        let rows = self.store.policy_versions().await?;
+        let rows = self.policy_store.policy_versions().await?;
         let versions = rows.into_iter().map(PolicyRow::into_version).collect::<Result<Vec<_>, _>>()?;
         let table = Arc::new(PolicyTable::new(versions));
         *self.cached.write().expect("policy cache") = Some((Instant::now(), table.clone()));
@@ -504,7 +509,7 @@ impl PolicyRegistry {
                 ),
             ));
         }
-        let stored = self.store.policy_versions().await?;
+        let stored = self.policy_store.policy_versions().await?;
         let version = stored.iter().map(|r| r.version).max().map_or(1, |v| v + 1);
         let latest = stored.into_iter().filter(|r| r.withdrawn_at.is_none()).max_by_key(|r| r.valid_from);
         if let Some(last) = &latest
@@ -519,7 +524,7 @@ impl PolicyRegistry {
             ));
         }
         let row = PolicyRow::new(version, valid_from, &rules, Some(by.as_str().to_owned()), Some(at));
-        match self.store.add_policy_version(&row).await {
+        match self.policy_store.add_policy_version(&row).await {
             Ok(()) => {}
             Err(PortError::AlreadyExists | PortError::Conflict(_)) => {
                 return Err(DomainError::FailedPrecondition(
@@ -554,7 +559,7 @@ impl PolicyRegistry {
             return Err(DomainError::invalid("reason", "say why the version is withdrawn"));
         }
         let today = self.clock.today();
-        let Some(row) = self.store.policy_versions().await?.into_iter().find(|r| r.version == version) else {
+        let Some(row) = self.policy_store.policy_versions().await?.into_iter().find(|r| r.version == version) else {
             return Err(DomainError::NotFound(format!("no policy version {version} is recorded")));
         };
         if row.withdrawn_at.is_some() {
@@ -567,7 +572,7 @@ impl PolicyRegistry {
                 row.valid_from
             )));
         }
-        match self.store.withdraw_policy_version(version, by.as_str(), at, &reason, today).await {
+        match self.policy_store.withdraw_policy_version(version, by.as_str(), at, &reason, today).await {
             Ok(true) => {}
             Ok(false) => {
                 return Err(DomainError::FailedPrecondition(format!(

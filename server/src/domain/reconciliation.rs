@@ -47,7 +47,7 @@ use super::{
     unit_registry::UnitRegistry,
 };
 use crate::domain::ports::{
-    PortError, Store,
+    EnrollmentStore, MonthlyListStore, PortError, ReconciliationStore, RegisterStore, Store,
     enrollments::EnrollmentRow,
     monthly::{LineFilter, LineRow, NewUpdate, UpdateDecision, UpdateFilter, UpdateRow, Verdict, period_bounds},
 };
@@ -849,7 +849,7 @@ impl Fetched {
 /// Reads a list's lines in order, a chunk at a time.
 #[derive(Debug)]
 pub struct LineReader {
-    store: Arc<dyn Store>,
+    lists: Arc<dyn ReconciliationStore>,
     id: i64,
     after: i64,
     /// Only the lines without a discrepancy.
@@ -862,7 +862,7 @@ impl LineReader {
     pub async fn next(&mut self) -> Result<Option<Vec<ReconciledLine>>, DomainError> {
         while !self.done {
             let all = LineFilter { include_ok: true, ..LineFilter::default() };
-            let rows = self.store.monthly_lines(self.id, &all, self.after, CHUNK as u32).await?;
+            let rows = self.lists.monthly_lines(self.id, &all, self.after, CHUNK as u32).await?;
             let Some(last) = rows.last() else {
                 self.done = true;
                 break;
@@ -885,6 +885,10 @@ impl LineReader {
 #[derive(Debug, Clone)]
 pub struct ReconciliationService {
     store: Arc<dyn Store>,
+    enrollment_store: Arc<dyn EnrollmentStore>,
+    monthly_list_store: Arc<dyn MonthlyListStore>,
+    reconciliation_store: Arc<dyn ReconciliationStore>,
+    register_store: Arc<dyn RegisterStore>,
     units: Arc<UnitRegistry>,
     policy: Arc<super::policy::PolicyRegistry>,
     clock: Clock,
@@ -947,7 +951,16 @@ pub(crate) fn check_period(
 
 impl ReconciliationService {
     pub fn new(store: Arc<dyn Store>, units: Arc<UnitRegistry>, policy: Arc<super::policy::PolicyRegistry>) -> Self {
-        Self { store, units, policy, clock: Clock::system() }
+        Self {
+            store: store.clone(),
+            enrollment_store: store.clone(),
+            monthly_list_store: store.clone(),
+            reconciliation_store: store.clone(),
+            register_store: store.clone(),
+            units,
+            policy,
+            clock: Clock::system(),
+        }
     }
 
     /// The same, on `clock` (the system's by default).
@@ -979,7 +992,7 @@ impl ReconciliationService {
     /// background), forgotten otherwise.
     pub async fn recover(&self) -> Result<(), DomainError> {
         let receiving = UpdateFilter { status: Some(ListStatus::Receiving), ..UpdateFilter::default() };
-        for row in self.store.list_monthly_updates(&receiving, i64::MAX, 10_000).await? {
+        for row in self.monthly_list_store.list_monthly_updates(&receiving, i64::MAX, 10_000).await? {
             self.settle_abandoned(&row).await?;
         }
         Ok(())
@@ -995,14 +1008,15 @@ impl ReconciliationService {
             return Ok(false);
         };
         // The row may have moved on while the claim was being taken.
-        let Some(row) = self.store.monthly_update_by_ref(row.id).await?.filter(|r| r.status == ListStatus::Receiving)
+        let Some(row) =
+            self.monthly_list_store.monthly_update_by_ref(row.id).await?.filter(|r| r.status == ListStatus::Receiving)
         else {
             return Ok(true);
         };
         let finished = match &row.content_digest {
             None => false,
             Some(digest) => {
-                let open = self.store.open_monthly_updates(&row.operator, &row.period).await?;
+                let open = self.monthly_list_store.open_monthly_updates(&row.operator, &row.period).await?;
                 let replaces = open
                     .iter()
                     .find(|o| o.status == ListStatus::Reconciled)
@@ -1010,7 +1024,11 @@ impl ReconciliationService {
                     .filter(|_| row.replaces_earlier);
                 let figures =
                     serde_json::to_string(&Figures::default()).map_err(|e| DomainError::Internal(e.into()))?;
-                match self.store.finish_monthly_update(row.id, digest, &figures, self.clock.now(), replaces).await {
+                match self
+                    .monthly_list_store
+                    .finish_monthly_update(row.id, digest, &figures, self.clock.now(), replaces)
+                    .await
+                {
                     Ok(()) => true,
                     Err(PortError::Conflict(_)) => false,
                     Err(e) => return Err(e.into()),
@@ -1021,7 +1039,7 @@ impl ReconciliationService {
             tracing::warn!(operator = %row.operator, update = %row.update_id, "a monthly list received whole by a hub that stopped is finished: it is reconciled again now");
             self.reconcile_again(vec![row.id]).await?;
         } else {
-            self.store.discard_monthly_update(row.id).await?;
+            self.monthly_list_store.discard_monthly_update(row.id).await?;
             tracing::warn!(operator = %row.operator, update = %row.update_id, "a monthly list was cut off by a hub that stopped: it was discarded, and its period is free; submit it again");
         }
         Ok(true)
@@ -1040,7 +1058,7 @@ impl ReconciliationService {
         }
         let operator = caller.member.code.as_str();
         let mut digest = ContentDigest::new(&header);
-        if let Some(existing) = self.store.monthly_update(operator, &header.update_id).await?
+        if let Some(existing) = self.monthly_list_store.monthly_update(operator, &header.update_id).await?
             && existing.status != ListStatus::Receiving
         {
             while let Some(chunk) = lines.next().await {
@@ -1069,7 +1087,7 @@ impl ReconciliationService {
         let replaces = self.replaced(operator, &header).await?;
         let received_at = self.clock.now();
         let id = self
-            .store
+            .monthly_list_store
             .begin_monthly_update(&NewUpdate {
                 operator,
                 update_id: &header.update_id,
@@ -1091,15 +1109,18 @@ impl ReconciliationService {
         let content_digest = digest.finish();
         let result = match result {
             // Every line is stored: from here a hub that stops finishes the list on its start.
-            Ok(done) => {
-                self.store.mark_monthly_received(id, &content_digest).await.map(|()| done).map_err(DomainError::from)
-            }
+            Ok(done) => self
+                .monthly_list_store
+                .mark_monthly_received(id, &content_digest)
+                .await
+                .map(|()| done)
+                .map_err(DomainError::from),
             Err(e) => Err(e),
         };
         let (figures, touched) = match result {
             Ok(done) => done,
             Err(e) => {
-                if let Err(d) = self.store.discard_monthly_update(id).await {
+                if let Err(d) = self.monthly_list_store.discard_monthly_update(id).await {
                     tracing::warn!(update = %header.update_id, error = %crate::ErrorChain(&d), "could not discard the received lines");
                 }
                 return Err(e);
@@ -1107,10 +1128,12 @@ impl ReconciliationService {
         };
         tracing::info!(operator, update = %header.update_id, "monthly list received; reconciling");
         let figures_json = serde_json::to_string(&figures).map_err(|e| DomainError::Internal(e.into()))?;
-        let finished =
-            self.store.finish_monthly_update(id, &content_digest, &figures_json, self.clock.now(), replaces).await;
+        let finished = self
+            .monthly_list_store
+            .finish_monthly_update(id, &content_digest, &figures_json, self.clock.now(), replaces)
+            .await;
         if let Err(e) = finished {
-            let _ = self.store.discard_monthly_update(id).await;
+            let _ = self.monthly_list_store.discard_monthly_update(id).await;
             return Err(match e {
                 PortError::Conflict(why) => DomainError::FailedPrecondition(format!(
                     "list {} was not recorded: {why}; look at the period's lists and submit again",
@@ -1124,7 +1147,7 @@ impl ReconciliationService {
         // replaced) are reconciled again.
         let mut others: HashSet<i64> = touched;
         if replaces.is_some() {
-            for (_, list) in self.store.claimed_elsewhere(&header.period, operator).await? {
+            for (_, list) in self.reconciliation_store.claimed_elsewhere(&header.period, operator).await? {
                 others.insert(list);
             }
         }
@@ -1136,7 +1159,7 @@ impl ReconciliationService {
             ..UpdateFilter::default()
         };
         let mut crossed = false;
-        for list in self.store.list_monthly_updates(&period, i64::MAX, 10_000).await? {
+        for list in self.monthly_list_store.list_monthly_updates(&period, i64::MAX, 10_000).await? {
             if list.operator != operator && list.reconciled_at.is_some_and(|at| at >= received_at) {
                 others.insert(list.id);
                 crossed = true;
@@ -1147,7 +1170,7 @@ impl ReconciliationService {
         }
         self.reconcile_again(others.into_iter().collect()).await?;
         let row = self
-            .store
+            .monthly_list_store
             .monthly_update_by_ref(id)
             .await?
             .ok_or_else(|| DomainError::Internal("the list vanished".into()))?;
@@ -1156,7 +1179,7 @@ impl ReconciliationService {
 
     /// The list a new one replaces, after checking that it may.
     async fn replaced(&self, operator: &str, header: &Header) -> Result<Option<i64>, DomainError> {
-        let open = self.store.open_monthly_updates(operator, &header.period).await?;
+        let open = self.monthly_list_store.open_monthly_updates(operator, &header.period).await?;
         if let Some(c) = open.iter().find(|o| o.status == ListStatus::Confirmed) {
             return Err(DomainError::FailedPrecondition(format!(
                 "the list for {} ({}) was confirmed on {}; a confirmed list is final",
@@ -1171,7 +1194,7 @@ impl ReconciliationService {
             settled |= self.settle_abandoned(r).await?;
         }
         if settled {
-            open = self.store.open_monthly_updates(operator, &header.period).await?;
+            open = self.monthly_list_store.open_monthly_updates(operator, &header.period).await?;
         }
         if let Some(r) = open.iter().find(|o| o.status == ListStatus::Receiving && o.update_id != header.update_id) {
             return Err(DomainError::FailedPrecondition(format!(
@@ -1192,7 +1215,7 @@ impl ReconciliationService {
     /// What a list's reconciliation needs besides its lines.
     async fn run_for(&self, operator: &str, period: &str, first: Date, next: Date) -> Result<Run, DomainError> {
         let mut elsewhere: HashMap<String, Vec<i64>> = HashMap::new();
-        for (household, list) in self.store.claimed_elsewhere(period, operator).await? {
+        for (household, list) in self.reconciliation_store.claimed_elsewhere(period, operator).await? {
             let lists = elsewhere.entry(household).or_default();
             if !lists.contains(&list) {
                 lists.push(list);
@@ -1200,13 +1223,13 @@ impl ReconciliationService {
         }
         let before = previous_period(first);
         let idle_before = match self
-            .store
+            .monthly_list_store
             .open_monthly_updates(operator, &before)
             .await?
             .into_iter()
             .rfind(|r| r.status != ListStatus::Receiving)
         {
-            Some(list) => self.store.idle_months(list.id).await?.into_iter().collect(),
+            Some(list) => self.reconciliation_store.idle_months(list.id).await?.into_iter().collect(),
             None => HashMap::new(),
         };
         Ok(Run {
@@ -1246,13 +1269,15 @@ impl ReconciliationService {
         let phones: Vec<String> =
             lines.iter().filter(|(_, l)| l.enrollment_id.is_none()).map(|(_, l)| l.phone_number.clone()).collect();
         let (states, named, numbered) = tokio::try_join!(
-            self.store.histories_matching(QueryKind::HouseholdCode, &codes, true),
-            async { if ids.is_empty() { Ok(Vec::new()) } else { self.store.enrollments_by_ids(&ids).await } },
+            self.register_store.histories_matching(QueryKind::HouseholdCode, &codes, true),
+            async {
+                if ids.is_empty() { Ok(Vec::new()) } else { self.enrollment_store.enrollments_by_ids(&ids).await }
+            },
             async {
                 if phones.is_empty() {
                     Ok(Vec::new())
                 } else {
-                    self.store.enrollments_by_phones(operator, &phones).await
+                    self.enrollment_store.enrollments_by_phones(operator, &phones).await
                 }
             },
         )?;
@@ -1346,7 +1371,7 @@ impl ReconciliationService {
         if intake.total > 0 {
             return Err(DomainError::InvalidBatch { violations: intake.violations, total: intake.total });
         }
-        let running = self.store.enrollments_running(operator, header.first, header.next).await?;
+        let running = self.enrollment_store.enrollments_running(operator, header.first, header.next).await?;
         let figures = run.finish(&running);
         Ok((figures, run.touched))
     }
@@ -1396,8 +1421,14 @@ impl ReconciliationService {
         let mut lists = Vec::new();
         for id in ids {
             // Marks an open list stale; `false` for any other.
-            let open = self.store.rewrite_line_outcomes(id, &[]).await?;
-            if open || self.store.monthly_update_by_ref(id).await?.is_some_and(|r| r.status == ListStatus::Confirmed) {
+            let open = self.reconciliation_store.rewrite_line_outcomes(id, &[]).await?;
+            if open
+                || self
+                    .monthly_list_store
+                    .monthly_update_by_ref(id)
+                    .await?
+                    .is_some_and(|r| r.status == ListStatus::Confirmed)
+            {
                 lists.push(id);
             }
         }
@@ -1419,20 +1450,20 @@ impl ReconciliationService {
     /// register that takes effect then (earlier months are not touched by it).
     pub async fn register_changed(&self, effective: Date) -> Result<(), DomainError> {
         let period = format!("{:04}-{:02}", effective.year(), u8::from(effective.month()));
-        let mut ids = self.store.mark_stale_updates(&period).await?;
-        ids.extend(self.store.confirmed_updates_since(&period).await?);
+        let mut ids = self.reconciliation_store.mark_stale_updates(&period).await?;
+        ids.extend(self.reconciliation_store.confirmed_updates_since(&period).await?);
         self.reconcile_again(ids).await
     }
 
     /// Reconciles the lists marked stale (a hub stopped while it reconciled them).
     pub async fn resume(&self) -> Result<(), DomainError> {
-        let stale = self.store.stale_monthly_updates().await?;
+        let stale = self.reconciliation_store.stale_monthly_updates().await?;
         self.reconcile_again(stale).await
     }
 
     async fn rerun(&self, id: i64) -> Result<(), DomainError> {
         let Some(list) = self
-            .store
+            .monthly_list_store
             .monthly_update_by_ref(id)
             .await?
             .filter(|r| r.status == ListStatus::Reconciled || r.status == ListStatus::Confirmed)
@@ -1446,7 +1477,7 @@ impl ReconciliationService {
         let all = LineFilter { include_ok: true, ..LineFilter::default() };
         let (mut after, mut exceptions) = (0, 0i64);
         loop {
-            let rows = self.store.monthly_lines(id, &all, after, CHUNK as u32).await?;
+            let rows = self.reconciliation_store.monthly_lines(id, &all, after, CHUNK as u32).await?;
             let Some(last) = rows.last() else { break };
             after = last.line_no;
             let lines: Vec<(i64, Line)> = rows
@@ -1464,22 +1495,22 @@ impl ReconciliationService {
                         changed.push((old.line_no, later));
                     }
                 }
-                self.store.note_line_exceptions(id, &changed).await?
+                self.reconciliation_store.note_line_exceptions(id, &changed).await?
             } else {
-                self.store.rewrite_line_outcomes(id, &redone).await?
+                self.reconciliation_store.rewrite_line_outcomes(id, &redone).await?
             };
             if !still_open {
                 return Ok(()); // decided or replaced meanwhile
             }
         }
         if confirmed {
-            self.store.count_exceptions(id, exceptions, self.clock.now()).await?;
+            self.reconciliation_store.count_exceptions(id, exceptions, self.clock.now()).await?;
             tracing::info!(operator = %list.operator, update = %list.update_id, exceptions, "confirmed monthly list checked against later changes");
             return Ok(());
         }
-        let running = self.store.enrollments_running(&list.operator, first, next).await?;
+        let running = self.enrollment_store.enrollments_running(&list.operator, first, next).await?;
         let figures = serde_json::to_string(&run.finish(&running)).map_err(|e| DomainError::Internal(e.into()))?;
-        self.store.refigure_monthly_update(id, &figures, self.clock.now()).await?;
+        self.reconciliation_store.refigure_monthly_update(id, &figures, self.clock.now()).await?;
         tracing::info!(operator = %list.operator, update = %list.update_id, "monthly list reconciled again");
         Ok(())
     }
@@ -1490,11 +1521,11 @@ impl ReconciliationService {
         if id.is_empty() {
             return Err(DomainError::invalid("update_id", "name the list"));
         }
-        let mut row = self.store.monthly_update(operator, id).await?;
+        let mut row = self.monthly_list_store.monthly_update(operator, id).await?;
         if let Some(r) = &row
             && self.settle_abandoned(r).await?
         {
-            row = self.store.monthly_update(operator, id).await?;
+            row = self.monthly_list_store.monthly_update(operator, id).await?;
         }
         row.ok_or_else(|| DomainError::NotFound(format!("operator {operator} has no list {id}")))
     }
@@ -1529,13 +1560,13 @@ impl ReconciliationService {
         let (limit, before) = paging(&mut v, page_size, page_token, 'r');
         let before = before.unwrap_or(i64::MAX);
         v.finish()?;
-        let mut rows = self.store.list_monthly_updates(&filter, before, limit + 1).await?;
+        let mut rows = self.monthly_list_store.list_monthly_updates(&filter, before, limit + 1).await?;
         let mut settled = false;
         for row in &rows {
             settled |= self.settle_abandoned(row).await?;
         }
         if settled {
-            rows = self.store.list_monthly_updates(&filter, before, limit + 1).await?;
+            rows = self.monthly_list_store.list_monthly_updates(&filter, before, limit + 1).await?;
         }
         let next = (rows.len() > limit as usize).then(|| {
             rows.truncate(limit as usize);
@@ -1561,7 +1592,7 @@ impl ReconciliationService {
         let (limit, after) = paging(&mut v, page_size, page_token, 'l');
         let after = after.unwrap_or(0);
         v.finish()?;
-        let mut rows = self.store.monthly_lines(list.id, &filter, after, limit + 1).await?;
+        let mut rows = self.reconciliation_store.monthly_lines(list.id, &filter, after, limit + 1).await?;
         let next = (rows.len() > limit as usize).then(|| {
             rows.truncate(limit as usize);
             format!("l{}", rows.last().map_or(0, |r| r.line_no))
@@ -1597,7 +1628,8 @@ impl ReconciliationService {
                 )));
             }
         };
-        let reader = LineReader { store: self.store.clone(), id: list.id, after: 0, ok_only, done: false };
+        let reader =
+            LineReader { lists: self.reconciliation_store.clone(), id: list.id, after: 0, ok_only, done: false };
         Ok((Summary::of(list)?, reader))
     }
 
@@ -1627,7 +1659,7 @@ impl ReconciliationService {
     }
 
     async fn decide(&self, list: &UpdateRow, decision: UpdateDecision<'_>) -> Result<Summary, DomainError> {
-        self.store.decide_monthly_update(list.id, &decision).await.map_err(|e| match e {
+        self.reconciliation_store.decide_monthly_update(list.id, &decision).await.map_err(|e| match e {
             PortError::Conflict(crate::domain::ports::Conflict::ReconciledAgain) => {
                 DomainError::FailedPrecondition(format!(
                     "list {} of {} was reconciled again meanwhile; read it and decide again",
@@ -1641,7 +1673,7 @@ impl ReconciliationService {
             other => other.into(),
         })?;
         let row = self
-            .store
+            .monthly_list_store
             .monthly_update_by_ref(list.id)
             .await?
             .ok_or_else(|| DomainError::Internal("the list vanished".into()))?;
@@ -1672,7 +1704,7 @@ impl ReconciliationService {
         let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
         let (mut lines, mut amount, mut after) = (0i64, 0i64, 0i64);
         loop {
-            let rows = self.store.monthly_lines(list.id, &filter, after, CHUNK as u32).await?;
+            let rows = self.reconciliation_store.monthly_lines(list.id, &filter, after, CHUNK as u32).await?;
             let Some(last) = rows.last() else { break };
             after = last.line_no;
             for r in rows.iter().filter(|r| scope == Scope::WholeList || r.codes.is_empty()) {

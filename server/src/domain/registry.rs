@@ -25,7 +25,7 @@ use super::{
     units::UnitTable,
 };
 use crate::domain::ports::{
-    PortError, Store,
+    BatchStore, PortError, RegisterStore, Store,
     register::{ApplyProblem, BatchRow, NewBatch, Staged, StagedRecord, VersionRow},
 };
 
@@ -92,6 +92,8 @@ pub enum FindKey {
 #[derive(Debug, Clone)]
 pub struct HouseholdRegistry {
     store: Arc<dyn Store>,
+    batch_store: Arc<dyn BatchStore>,
+    register_store: Arc<dyn RegisterStore>,
     units: Arc<UnitRegistry>,
     /// Woken when a batch may have written feed events.
     feed: Option<Arc<tokio::sync::Notify>>,
@@ -105,7 +107,15 @@ pub type RecordStream<'a> = std::pin::Pin<Box<dyn Stream<Item = Result<Vec<Recor
 
 impl HouseholdRegistry {
     pub fn new(store: Arc<dyn Store>, units: Arc<UnitRegistry>) -> Self {
-        Self { store, units, feed: None, reconciliation: None, clock: Clock::system() }
+        Self {
+            store: store.clone(),
+            batch_store: store.clone(),
+            register_store: store.clone(),
+            units,
+            feed: None,
+            reconciliation: None,
+            clock: Clock::system(),
+        }
     }
 
     /// The same, on `clock` (the system's by default).
@@ -162,9 +172,9 @@ impl HouseholdRegistry {
     /// gone (its claim ended with it) are forgotten with what they staged. Batches of live
     /// streams, on this hub's database through another hub, are left alone.
     pub async fn recover(&self) -> Result<(), DomainError> {
-        for id in self.store.receiving_batches().await? {
+        for id in self.batch_store.receiving_batches().await? {
             if let Some(_claim) = self.store.claim(&batch_key(&id)).await? {
-                self.store.discard_batch(&id).await?;
+                self.batch_store.discard_batch(&id).await?;
                 tracing::warn!(batch = %id, "a batch was cut off by a hub that stopped: what it staged was discarded, the register is as before it; push it again");
             }
         }
@@ -180,7 +190,7 @@ impl HouseholdRegistry {
     ) -> Result<Receipt, DomainError> {
         let id = header.batch_id.as_str();
         let mut digest = BatchDigest::new(&header);
-        if let Some(existing) = self.store.batch(id).await?
+        if let Some(existing) = self.batch_store.batch(id).await?
             && existing.status == BatchStatus::Applied
         {
             while let Some(chunk) = records.next().await {
@@ -215,7 +225,7 @@ impl HouseholdRegistry {
             received_at,
             receiver: &receiver,
         };
-        self.store.begin_batch(&new).await.map_err(|e| match e {
+        self.batch_store.begin_batch(&new).await.map_err(|e| match e {
             PortError::AlreadyExists => DomainError::FailedPrecondition(format!(
                 "batch {id} is being applied by another push right now; retry in a moment"
             )),
@@ -223,14 +233,17 @@ impl HouseholdRegistry {
         })?;
         let result = self.receive_and_apply(&header, &receiver, &mut records, &mut digest).await;
         if result.is_err()
-            && let Err(e) = self.store.discard_batch(id).await
+            && let Err(e) = self.batch_store.discard_batch(id).await
         {
             tracing::warn!(batch = id, error = %crate::ErrorChain(&e), "could not discard the staged records");
         }
         let counts = result?;
         tracing::info!(batch = id, kind = header.kind.as_str(), records = counts, "household batch applied");
-        let batch =
-            self.store.batch(id).await?.ok_or_else(|| DomainError::Internal("the applied batch vanished".into()))?;
+        let batch = self
+            .batch_store
+            .batch(id)
+            .await?
+            .ok_or_else(|| DomainError::Internal("the applied batch vanished".into()))?;
         Ok(Receipt { batch, replayed: false })
     }
 
@@ -294,7 +307,7 @@ impl HouseholdRegistry {
         tracing::info!(batch = id, records = total, "applying household batch");
         let staged = Staged { batch_id: id, receiver, records: total };
         let applied = self
-            .store
+            .batch_store
             .apply_batch(&staged, header.kind, header.effective, &digest.finish(), self.clock.now())
             .await
             .map_err(|e| match e {
@@ -321,7 +334,7 @@ impl HouseholdRegistry {
 
     pub async fn batch(&self, batch_id: &str) -> Result<Receipt, DomainError> {
         let id = BatchId::parse(batch_id).map_err(|e| DomainError::invalid("batch_id", e))?;
-        match self.store.batch(id.as_str()).await? {
+        match self.batch_store.batch(id.as_str()).await? {
             Some(batch) if batch.status == BatchStatus::Applied => Ok(Receipt { batch, replayed: false }),
             _ => Err(DomainError::NotFound(format!("no batch {id} has been applied"))),
         }
@@ -339,7 +352,7 @@ impl HouseholdRegistry {
         };
         v.finish()?;
         let limit = if page_size == 0 { 50 } else { page_size };
-        let mut rows = self.store.list_batches(before, limit + 1).await?;
+        let mut rows = self.batch_store.list_batches(before, limit + 1).await?;
         let next = if rows.len() > limit as usize {
             rows.truncate(limit as usize);
             rows.last().map(|r| r.seq.to_string())
@@ -359,10 +372,10 @@ impl HouseholdRegistry {
         let code = HouseholdCode::parse(code).map_err(|e| DomainError::invalid("household_code", e))?;
         let date = as_of.unwrap_or_else(|| self.clock.today());
         let units = self.units.table().await?;
-        let Some(row) = self.store.household_on(code.as_str(), date).await? else {
+        let Some(row) = self.register_store.household_on(code.as_str(), date).await? else {
             // Known to the caller: it has a state the caller may read.
             let known = self
-                .store
+                .register_store
                 .household_versions(code.as_str())
                 .await?
                 .into_iter()
@@ -377,7 +390,7 @@ impl HouseholdRegistry {
         let view = view(row, &units, Some(date))?;
         if let Err(outside) = check_scope(caller, &view, &units) {
             // The same reads as for a household not there, so that the answer takes as long.
-            self.store.household_versions(code.as_str()).await?;
+            self.register_store.household_versions(code.as_str()).await?;
             return Err(outside);
         }
         Ok(view)
@@ -387,7 +400,7 @@ impl HouseholdRegistry {
     pub async fn history(&self, caller: &Caller, code: &str) -> Result<Vec<HouseholdView>, DomainError> {
         let code = HouseholdCode::parse(code).map_err(|e| DomainError::invalid("household_code", e))?;
         let units = self.units.table().await?;
-        let rows = self.store.household_versions(code.as_str()).await?;
+        let rows = self.register_store.household_versions(code.as_str()).await?;
         if rows.is_empty() {
             return Err(DomainError::NotFound(not_on_register(&code)));
         }
@@ -413,14 +426,14 @@ impl HouseholdRegistry {
             FindKey::CitizenId(id) => {
                 let id = super::household::CitizenId::parse(id, &units)
                     .map_err(|e| DomainError::invalid("citizen_id", e))?;
-                self.store.find_by_citizen(id.as_str(), date).await?
+                self.register_store.find_by_citizen(id.as_str(), date).await?
             }
             FindKey::CertificateNumber(n) => {
                 let n = free_text(n, 60).map_err(|e| DomainError::invalid("certificate_number", e))?;
                 if n.is_empty() {
                     return Err(DomainError::invalid("certificate_number", "a certificate number is required"));
                 }
-                self.store.find_by_certificate(&n, date).await?
+                self.register_store.find_by_certificate(&n, date).await?
             }
         };
         let views: Vec<HouseholdView> =

@@ -24,7 +24,7 @@ use super::{
     units::{UnitLevel, UnitTable},
 };
 use crate::domain::ports::{
-    Store,
+    RegisterStore, StatisticsStore, Store,
     statistics::{DeviceCount, EnrolledCount, HouseholdCount, LineCount},
 };
 
@@ -132,7 +132,8 @@ fn month_before(first: Date) -> Date {
 
 #[derive(Debug, Clone)]
 pub struct StatisticsService {
-    store: Arc<dyn Store>,
+    register_store: Arc<dyn RegisterStore>,
+    statistics_store: Arc<dyn StatisticsStore>,
     units: Arc<UnitRegistry>,
     policy: Arc<PolicyRegistry>,
     clock: Clock,
@@ -140,7 +141,7 @@ pub struct StatisticsService {
 
 impl StatisticsService {
     pub fn new(store: Arc<dyn Store>, units: Arc<UnitRegistry>, policy: Arc<PolicyRegistry>) -> Self {
-        Self { store, units, policy, clock: Clock::system() }
+        Self { register_store: store.clone(), statistics_store: store.clone(), units, policy, clock: Clock::system() }
     }
 
     /// The same, on `clock` (the system's by default).
@@ -224,10 +225,10 @@ impl StatisticsService {
         let communes = scope.as_ref().map(|codes| serde_json::to_string(codes).expect("codes serialise"));
         let communes = communes.as_deref();
         let (households, enrolled, lines, devices, grace, grace_before) = tokio::try_join!(
-            async { Ok::<_, DomainError>(self.store.household_counts(day, before_day, communes).await?) },
-            async { Ok(self.store.enrolled_counts(day, before_day, communes).await?) },
-            async { Ok(self.store.line_counts(&period, &previous_period, communes).await?) },
-            async { Ok(self.store.device_counts(day, communes).await?) },
+            async { Ok::<_, DomainError>(self.statistics_store.household_counts(day, before_day, communes).await?) },
+            async { Ok(self.statistics_store.enrolled_counts(day, before_day, communes).await?) },
+            async { Ok(self.statistics_store.line_counts(&period, &previous_period, communes).await?) },
+            async { Ok(self.statistics_store.device_counts(day, communes).await?) },
             self.in_grace(day, &policy, communes, scope.as_ref(), &units, unit.as_ref()),
             self.in_grace(before_day, &policy, communes, scope.as_ref(), &units, unit.as_ref()),
         )?;
@@ -280,10 +281,12 @@ impl StatisticsService {
         let dropped = (!dropped.is_empty()).then(|| {
             serde_json::to_string(&dropped.iter().map(|c| c.as_str()).collect::<Vec<_>>()).expect("names serialise")
         });
-        let codes = self.store.grace_candidates(since, day, dropped.as_deref(), communes).await?;
+        let codes = self.statistics_store.grace_candidates(since, day, dropped.as_deref(), communes).await?;
         let mut counts = BTreeMap::new();
         for chunk in codes.chunks(10_000) {
-            for (code, histories) in self.store.histories_matching(QueryKind::HouseholdCode, chunk, true).await? {
+            for (code, histories) in
+                self.register_store.histories_matching(QueryKind::HouseholdCode, chunk, true).await?
+            {
                 let Some(h) = histories.iter().find(|h| h.code == code) else { continue };
                 if support::qualifies_on(&h.states, policy, day) {
                     continue;

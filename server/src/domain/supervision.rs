@@ -10,7 +10,7 @@ use super::{
 };
 use crate::{
     audit::{self, AuditRecord, ChainReport, SubjectKind},
-    domain::ports::{AuditFilter, Store},
+    domain::ports::{AuditFilter, AuditLog, AuditReader, Store},
 };
 
 /// Records read per database read of an export.
@@ -118,11 +118,13 @@ pub fn export_time(t: OffsetDateTime) -> String {
 #[derive(Debug, Clone)]
 pub struct SupervisionService {
     store: Arc<dyn Store>,
+    audit_log: Arc<dyn AuditLog>,
+    audit_reader: Arc<dyn AuditReader>,
 }
 
 impl SupervisionService {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self { store: store.clone(), audit_log: store.clone(), audit_reader: store.clone() }
     }
 
     fn filter(&self, q: &AuditQuery, v: &mut Violations) -> AuditFilter {
@@ -173,7 +175,7 @@ impl SupervisionService {
             }
             self.records_at(seqs.unwrap_or_default(), &filter, after, limit + 1).await?
         } else {
-            self.store.query_audit(&filter, after, limit + 1).await?
+            self.audit_log.query_audit(&filter, after, limit + 1).await?
         };
         let more = records.len() > limit as usize;
         records.truncate(limit as usize);
@@ -183,12 +185,12 @@ impl SupervisionService {
 
     /// The sequence numbers, in order, of the calls that looked up a value.
     async fn looked_up(&self, kind: SubjectKind, value: &str, filter: &AuditFilter) -> Result<Vec<i64>, DomainError> {
-        let mut seqs = self.store.subject_seqs(kind, value).await?;
+        let mut seqs = self.audit_reader.subject_seqs(kind, value).await?;
         let answered = kind == SubjectKind::HouseholdCode;
-        let mut calls = self.store.decision_calls(value, answered, filter.from, filter.until).await?;
-        calls.extend(self.store.run_calls(value, answered, filter.from, filter.until).await?);
+        let mut calls = self.audit_reader.decision_calls(value, answered, filter.from, filter.until).await?;
+        calls.extend(self.audit_reader.run_calls(value, answered, filter.from, filter.until).await?);
         for call in &calls {
-            if let Some(seq) = self.store.audit_seq_of(call).await? {
+            if let Some(seq) = self.audit_reader.audit_seq_of(call).await? {
                 seqs.push(seq);
             }
         }
@@ -208,7 +210,7 @@ impl SupervisionService {
         let mut out = Vec::new();
         let candidates: Vec<i64> = seqs.into_iter().filter(|s| *s > after).collect();
         for chunk in candidates.chunks(500) {
-            let records = self.store.audit_records_at(chunk).await?;
+            let records = self.audit_reader.audit_records_at(chunk).await?;
             out.extend(records.into_iter().filter(|r| filter.matches(r)));
             if out.len() >= limit as usize {
                 out.truncate(limit as usize);
@@ -236,7 +238,7 @@ impl SupervisionService {
     }
 
     pub async fn export_page(&self, filter: &AuditFilter, after: i64) -> Result<Vec<AuditRecord>, DomainError> {
-        Ok(self.store.query_audit(filter, after, EXPORT_CHUNK).await?)
+        Ok(self.audit_log.query_audit(filter, after, EXPORT_CHUNK).await?)
     }
 }
 

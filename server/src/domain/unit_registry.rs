@@ -16,7 +16,7 @@ use super::{
     member::UnitCode,
     units::{AdminUnit, UnitLevel, UnitTable, reference_units},
 };
-use crate::domain::ports::{PortError, Store};
+use crate::domain::ports::{PortError, UnitStore};
 
 /// How long the cached table is used before it is read again (other hubs may change it).
 const CACHE_TTL: Duration = Duration::from_secs(10);
@@ -35,19 +35,19 @@ pub struct UnitInput {
 
 #[derive(Debug)]
 pub struct UnitRegistry {
-    store: Arc<dyn Store>,
+    unit_store: Arc<dyn UnitStore>,
     cached: RwLock<Option<(Instant, Arc<UnitTable>)>>,
 }
 
 impl UnitRegistry {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store, cached: RwLock::new(None) }
+    pub fn new(store: Arc<dyn UnitStore>) -> Self {
+        Self { unit_store: store, cached: RwLock::new(None) }
     }
 
     /// Loads the reference units into an empty table.
     pub async fn seed(&self) -> Result<(), DomainError> {
         let units = reference_units().map_err(|e| DomainError::Internal(e.into()))?;
-        if self.store.seed_units(&units).await? {
+        if self.unit_store.seed_units(&units).await? {
             tracing::info!(units = units.len(), "loaded the reference administrative units");
         }
         Ok(())
@@ -60,7 +60,7 @@ impl UnitRegistry {
         {
             return Ok(table.clone());
         }
-        let table = Arc::new(UnitTable::new(self.store.units().await?));
+        let table = Arc::new(UnitTable::new(self.unit_store.units().await?));
         *self.cached.write().expect("unit cache") = Some((Instant::now(), table.clone()));
         Ok(table)
     }
@@ -88,9 +88,9 @@ impl UnitRegistry {
     /// name or parent from a date; the version before ends that day), and new names, end
     /// dates and successors of existing versions. All or nothing. Returns (added, changed).
     pub async fn record(&self, inputs: &[UnitInput]) -> Result<(usize, usize), DomainError> {
-        let table = UnitTable::new(self.store.units().await?);
+        let table = UnitTable::new(self.unit_store.units().await?);
         let (new, changed) = check_units(inputs, &table)?;
-        self.store.save_units(&new, &changed).await?;
+        self.unit_store.save_units(&new, &changed).await?;
         *self.cached.write().expect("unit cache") = None;
         tracing::info!(added = new.len(), changed = changed.len(), "administrative units recorded");
         Ok((new.len(), changed.len()))

@@ -32,14 +32,17 @@ pub(super) const INSERT_MEMBER: &str = "INSERT INTO members \
      (code, display_name, role, unit_code, status, status_reason, created_at, updated_at) \
      VALUES ($1, $2, $3, $4, 'ACTIVE', NULL, $5, $5)";
 
-/// Writes the new state unless it would leave no active ICT member.
+/// Writes a member's new state; the rule it must keep ([`keeps_an_active_ict`]) is checked
+/// before, in the same transaction.
+///
+/// [`keeps_an_active_ict`]: crate::domain::members::keeps_an_active_ict
 pub(super) const UPDATE_MEMBER: &str = "UPDATE members SET display_name = $2, role = $3, unit_code = $4, \
-     status = $5, status_reason = $6, updated_at = $7 \
-     WHERE code = $1 AND ( ($3 = 'ICT' AND $5 = 'ACTIVE') \
-        OR NOT (role = 'ICT' AND status = 'ACTIVE') \
-        OR EXISTS (SELECT 1 FROM members o WHERE o.role = 'ICT' AND o.status = 'ACTIVE' AND o.code <> $1) )";
+     status = $5, status_reason = $6, updated_at = $7 WHERE code = $1";
 
-pub(super) const COUNT_MEMBER: &str = "SELECT COUNT(*) FROM members WHERE code = $1";
+pub(super) const MEMBER_ROLE_STATUS: &str = "SELECT role, status FROM members WHERE code = $1";
+
+pub(super) const OTHER_ACTIVE_ICT: &str =
+    "SELECT COUNT(*) FROM members WHERE role = 'ICT' AND status = 'ACTIVE' AND code <> $1";
 
 pub(super) const COUNT_ICT: &str = "SELECT COUNT(*) FROM members WHERE role = 'ICT'";
 
@@ -265,8 +268,28 @@ macro_rules! shared_queries {
             Ok(())
         }
 
+        /// Checks and writes a member's new state in one transaction, serialised with every
+        /// other member write (`<$pool as Dialect>::LOCK_MEMBERS`): two ICT members suspended
+        /// at once cannot each count on the other.
         pub(super) async fn update_member(pool: &$pool, w: &$crate::storage::MemberWrite) -> Result<(), PortError> {
-            let done = sqlx::query(sql::UPDATE_MEMBER)
+            use $crate::domain::member::{MemberStatus, Role};
+            let mut tx = pool.begin().await?;
+            sqlx::query(<$pool as $crate::storage::Dialect>::LOCK_MEMBERS).execute(&mut *tx).await?;
+            let before: Option<(String, String)> =
+                sqlx::query_as(sql::MEMBER_ROLE_STATUS).bind(w.code.as_str()).fetch_optional(&mut *tx).await?;
+            let Some((role, status)) = before else {
+                return Err(PortError::NotFound);
+            };
+            let before = (
+                Role::parse(&role).map_err(PortError::Corrupt)?,
+                MemberStatus::parse(&status).map_err(PortError::Corrupt)?,
+            );
+            let others: i64 =
+                sqlx::query_scalar(sql::OTHER_ACTIVE_ICT).bind(w.code.as_str()).fetch_one(&mut *tx).await?;
+            if !$crate::domain::members::keeps_an_active_ict(before, (w.role, w.status), others.max(0) as u64) {
+                return Err(PortError::Conflict($crate::domain::ports::Conflict::LastActiveIct));
+            }
+            sqlx::query(sql::UPDATE_MEMBER)
                 .bind(w.code.as_str())
                 .bind(w.display_name.as_str())
                 .bind(w.role.as_str())
@@ -274,17 +297,10 @@ macro_rules! shared_queries {
                 .bind(w.status.as_str())
                 .bind(w.status_reason.as_deref())
                 .bind(w.updated_at)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
-            if done.rows_affected() == 1 {
-                return Ok(());
-            }
-            let exists: i64 = sqlx::query_scalar(sql::COUNT_MEMBER).bind(w.code.as_str()).fetch_one(pool).await?;
-            Err(if exists == 0 {
-                PortError::NotFound
-            } else {
-                PortError::Conflict($crate::domain::ports::Conflict::LastActiveIct)
-            })
+            tx.commit().await?;
+            Ok(())
         }
 
         pub(super) async fn record_certificate_use(

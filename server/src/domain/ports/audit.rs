@@ -18,7 +18,7 @@ pub struct DecisionCall {
 }
 
 #[async_trait]
-pub trait AuditReader: Send + Sync {
+pub trait AuditReader: Send + Sync + std::fmt::Debug {
     /// Sequence numbers of the calls that noted this subject.
     async fn subject_seqs(&self, kind: SubjectKind, value: &str) -> Result<Vec<i64>, PortError>;
 
@@ -72,7 +72,7 @@ pub struct SubjectRow {
     pub value: String,
 }
 #[async_trait]
-pub trait AuditTrail: Send + Sync {
+pub trait AuditTrail: Send + Sync + std::fmt::Debug {
     /// The chain head: its record count, last hash and the tree's right edge (`None` until
     /// built).
     async fn audit_edge(&self) -> Result<(i64, String, Option<String>), PortError>;
@@ -111,7 +111,7 @@ pub trait AuditTrail: Send + Sync {
 
 /// The audit chain: records appended in order, read back and filtered.
 #[async_trait]
-pub trait AuditLog: Send + Sync {
+pub trait AuditLog: Send + Sync + std::fmt::Debug {
     /// Appends entries to the audit chain in one transaction, with the decisions the calls
     /// gave and what they looked up (`(index into entries, subject)`); returns each entry's
     /// sequence number and chain hash. Safe against concurrent appenders (several hubs on one PostgreSQL

@@ -204,7 +204,7 @@ pub enum HandoverOutcome {
 /// Device allocations: the decision, its list of places as proposed and amended, the
 /// committee's decision.
 #[async_trait]
-pub trait AllocationStore: Send + Sync {
+pub trait AllocationStore: Send + Sync + std::fmt::Debug {
     /// `AlreadyExists` when the decision number is taken.
     async fn insert_allocation(&self, new: &NewAllocation<'_>) -> Result<i64, PortError>;
 
@@ -253,7 +253,7 @@ pub trait AllocationStore: Send + Sync {
 
 /// The places of approved lists and the devices handed over on them.
 #[async_trait]
-pub trait PlaceStore: Send + Sync {
+pub trait PlaceStore: Send + Sync + std::fmt::Debug {
     async fn record_handover(&self, row: &HandoverRow) -> Result<HandoverOutcome, PortError>;
 
     /// Places after rank `after`, in rank order, with their hand-overs.

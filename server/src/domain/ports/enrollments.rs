@@ -131,7 +131,7 @@ pub struct FeedRow {
 
 /// The enrolment register and the operators' change feed.
 #[async_trait]
-pub trait EnrollmentStore: Send + Sync {
+pub trait EnrollmentStore: Send + Sync + std::fmt::Debug {
     /// Enrols a line (with `transfer`: takes over the household's line from another
     /// operator), with the decision it rests on, in one transaction; or says why not.
     async fn enroll(

@@ -97,7 +97,7 @@ pub struct FindingChange<'a> {
 }
 
 #[async_trait]
-pub trait InspectionStore: Send + Sync {
+pub trait InspectionStore: Send + Sync + std::fmt::Debug {
     async fn insert_inspection(&self, new: &NewInspection<'_>) -> Result<i64, PortError>;
 
     async fn inspection(&self, id: i64) -> Result<Option<InspectionRow>, PortError>;

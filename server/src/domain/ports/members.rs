@@ -8,7 +8,7 @@ use crate::domain::member::{DisplayName, Member, MemberFilter, MemberStatus, New
 
 /// The organisations that may use the hub.
 #[async_trait]
-pub trait MemberStore: Send + Sync {
+pub trait MemberStore: Send + Sync + std::fmt::Debug {
     async fn get_member(&self, code: &OrgCode) -> Result<Option<Member>, PortError>;
 
     /// Members in code order after `after`, at most `limit` of them.

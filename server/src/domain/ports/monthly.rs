@@ -123,7 +123,7 @@ pub fn period_bounds(period: &str) -> Option<(Date, Date)> {
 
 /// Operators' monthly lists as they are received.
 #[async_trait]
-pub trait MonthlyListStore: Send + Sync {
+pub trait MonthlyListStore: Send + Sync + std::fmt::Debug {
     async fn monthly_update(&self, operator: &str, update_id: &str) -> Result<Option<UpdateRow>, PortError>;
 
     async fn monthly_update_by_ref(&self, id: i64) -> Result<Option<UpdateRow>, PortError>;
@@ -168,7 +168,7 @@ pub trait MonthlyListStore: Send + Sync {
 
 /// Monthly lists after receipt: reconciled, confirmed or rejected, kept current.
 #[async_trait]
-pub trait ReconciliationStore: Send + Sync {
+pub trait ReconciliationStore: Send + Sync + std::fmt::Debug {
     /// Rewrites the outcome of lines of a reconciled list, marking it stale until
     /// [`Store::refigure_monthly_update`]; `false` when the list is no longer open.
     async fn rewrite_line_outcomes(&self, id: i64, lines: &[LineRow]) -> Result<bool, PortError>;

@@ -165,7 +165,7 @@ pub fn add_state(histories: &mut Vec<History>, row: StateRow) -> Result<(), Port
 
 /// The programme's rules, version by version.
 #[async_trait]
-pub trait PolicyStore: Send + Sync {
+pub trait PolicyStore: Send + Sync + std::fmt::Debug {
     /// Every policy version, oldest first.
     async fn policy_versions(&self) -> Result<Vec<PolicyRow>, PortError>;
 
@@ -190,7 +190,7 @@ pub trait PolicyStore: Send + Sync {
 
 /// The eligibility decisions given, kept to be shown again and audited.
 #[async_trait]
-pub trait DecisionStore: Send + Sync {
+pub trait DecisionStore: Send + Sync + std::fmt::Debug {
     /// Stores runs of a batch call's decisions in one transaction.
     async fn record_decision_runs(&self, runs: &[DecisionRunRow]) -> Result<(), PortError>;
 

@@ -115,7 +115,7 @@ pub enum ApplyProblem {
 
 /// The administrative units, version by version.
 #[async_trait]
-pub trait UnitStore: Send + Sync {
+pub trait UnitStore: Send + Sync + std::fmt::Debug {
     /// Every unit, in code order.
     async fn units(&self) -> Result<Vec<AdminUnit>, PortError>;
 
@@ -130,7 +130,7 @@ pub trait UnitStore: Send + Sync {
 
 /// Batches of household records: received, staged, applied whole or not at all.
 #[async_trait]
-pub trait BatchStore: Send + Sync {
+pub trait BatchStore: Send + Sync + std::fmt::Debug {
     async fn batch(&self, batch_id: &str) -> Result<Option<BatchRow>, PortError>;
 
     /// Applied batches, newest first, with sequence numbers below `before`.
@@ -165,7 +165,7 @@ pub trait BatchStore: Send + Sync {
 
 /// The household register as read: every state of every household.
 #[async_trait]
-pub trait RegisterStore: Send + Sync {
+pub trait RegisterStore: Send + Sync + std::fmt::Debug {
     /// Every state of a household, oldest first.
     async fn household_versions(&self, code: &str) -> Result<Vec<VersionRow>, PortError>;
 

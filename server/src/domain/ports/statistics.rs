@@ -58,7 +58,7 @@ pub struct DeviceCount {
 }
 
 #[async_trait]
-pub trait StatisticsStore: Send + Sync {
+pub trait StatisticsStore: Send + Sync + std::fmt::Debug {
     /// On `day` and `before` (the earlier), in the communes of `communes` (a JSON array of
     /// codes; `None` for all).
     async fn household_counts(
