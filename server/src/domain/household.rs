@@ -319,6 +319,13 @@ pub struct HouseholdData {
     pub members: Vec<HouseholdMember>,
 }
 
+/// What is kept beside a household state's stored form, so that counting by category and
+/// finding device candidates need not read it: its category and whether it asks for a device.
+pub fn stored_traits(stored: &str) -> Result<(Category, bool), String> {
+    let data: HouseholdData = serde_json::from_str(stored).map_err(|e| format!("stored household data: {e}"))?;
+    Ok((data.category, data.flags.wants_device))
+}
+
 impl HouseholdData {
     /// The stored form (JSON), and its SHA-256: equal states have equal hashes.
     pub fn stored_form(&self) -> (String, String) {
@@ -793,6 +800,21 @@ mod tests {
         c.flags.wants_device = false;
         assert_ne!(a.stored_form().1, c.stored_form().1);
         assert_eq!(HouseholdData::from_stored(&a.stored_form().0).unwrap(), a);
+    }
+
+    #[test]
+    fn what_is_kept_beside_a_state_is_read_from_the_state_itself() {
+        let units = units();
+        let record = check_record(0, &good(), &cx(&units)).unwrap();
+        let Change::Upsert(mut data) = record.change else { panic!() };
+        assert_eq!(stored_traits(&data.stored_form().0), Ok((Category::Poor, true)));
+        data.category = Category::NearPoor;
+        data.flags.wants_device = false;
+        assert_eq!(stored_traits(&data.stored_form().0), Ok((Category::NearPoor, false)));
+        // Field order in the stored form does not matter, unlike a test on its text.
+        let reordered = r#"{"flags":{"wants_device":true},"members":[],"head_name":"A","commune_code":"24611","category":"SOCIAL_POLICY"}"#;
+        assert_eq!(stored_traits(reordered), Ok((Category::SocialPolicy, true)));
+        assert!(stored_traits("{}").is_err());
     }
 
     #[test]

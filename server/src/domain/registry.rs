@@ -633,10 +633,14 @@ pub fn staged(idx: usize, record: super::household::HouseholdRecord) -> StagedRe
         commune_code: None,
         certificate_number: None,
         member_ids: None,
+        category: None,
+        wants_device: false,
     };
     match record.change {
         Change::Upsert(data) => {
             let (json, hash) = data.stored_form();
+            staged.category = Some(data.category);
+            staged.wants_device = data.flags.wants_device;
             staged.commune_code = Some(data.commune_code.clone());
             staged.certificate_number = data.certificate.as_ref().map(|c| c.number.clone());
             let ids: Vec<&str> = data.members.iter().map(|m| m.citizen_id.as_str()).collect();

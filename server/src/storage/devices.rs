@@ -185,12 +185,12 @@ macro_rules! impl_device_store {
                 id: i64,
                 as_of: time::Date,
             ) -> Result<Vec<$crate::storage::devices::CandidateRow>, PortError> {
-                // The flag is stored only when set: the text test keeps the states to parse
-                // few; the caller decides on the parsed data.
+                // The flag kept beside each state keeps the states to parse few; the caller
+                // decides on the parsed data.
                 Ok(sqlx::query_as(
                     "SELECT v.household_code, v.commune_code, v.data FROM household_versions v \
                      WHERE v.valid_from <= $1 AND (v.valid_to IS NULL OR v.valid_to > $1) \
-                     AND v.removal_reason IS NULL AND v.data LIKE '%\"wants_device\":true%' \
+                     AND v.removal_reason IS NULL AND v.wants_device \
                      AND NOT EXISTS (SELECT 1 FROM device_recipients r \
                                      WHERE r.household_code = v.household_code AND r.allocation_id <> $2) \
                      AND NOT EXISTS (SELECT 1 FROM device_handovers h WHERE h.household_code = v.household_code)",

@@ -309,6 +309,8 @@ impl ports::BatchStore for PgStore {
             .bind(text(|r| r.commune_code.clone()))
             .bind(text(|r| r.certificate_number.clone()))
             .bind(text(|r| r.member_ids.clone()))
+            .bind(text(|r| r.category.map(|c| c.as_str().to_owned())))
+            .bind(records.iter().map(|r| r.wants_device).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -773,9 +775,10 @@ const LARGE_BATCH: i64 = 10_000;
 const APPLY_LOCK: i64 = 0x7465_6c65_7375_6201;
 
 const INSERT_STAGING: &str = "INSERT INTO batch_staging (batch_id, idx, household_code, effective_date, \
-     removal_reason, removal_note, data, content_hash, commune_code, certificate_number, member_ids) \
+     removal_reason, removal_note, data, content_hash, commune_code, certificate_number, member_ids, category, \
+     wants_device) \
      SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::date[], $5::text[], $6::text[], $7::text[], \
-     $8::text[], $9::text[], $10::text[], $11::text[])";
+     $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::boolean[])";
 
 /// A member's citizen ID that a household on the list outside the batch lists now.
 const CONFLICTS: &str = "SELECT s.idx, s.household_code, (j.n - 1)::bigint, j.id, v.household_code \
@@ -800,25 +803,9 @@ const INSERT_NEW_CITIZENS: &str = "INSERT INTO citizen_households (citizen_id, h
        (SELECT 1 FROM citizen_households c WHERE c.citizen_id = j.id AND c.household_code = s.household_code)) \
      ORDER BY 1";
 
-/// Events for the operators whose enrolled households the batch changed or removed.
-const FEED_EVENTS: &str = "INSERT INTO feed_events (operator, enrollment_id, household_code, kind, effective_date, \
-     category, previous_category, removal_reason, batch_id, recorded_at) \
-     SELECT e.operator, e.id, o.household_code, \
-       CASE WHEN n.removal_reason IS NOT NULL THEN 'REMOVED' \
-            WHEN p.data IS NOT NULL AND (n.data::jsonb ->> 'category') <> (p.data::jsonb ->> 'category') THEN 'CATEGORY_CHANGED' \
-            ELSE 'DETAILS_CHANGED' END, \
-       o.effective_date, (n.data::jsonb ->> 'category'), (p.data::jsonb ->> 'category'), n.removal_reason, o.batch_id, $2 \
-     FROM batch_outcomes o \
-     JOIN enrollments e ON e.household_code = o.household_code \
-       AND (e.end_date IS NULL OR e.end_date > o.effective_date) \
-     JOIN household_versions n ON n.household_code = o.household_code AND n.valid_from = o.effective_date \
-     LEFT JOIN household_versions p ON p.household_code = o.household_code AND p.valid_to = n.valid_from \
-     WHERE o.batch_id = $1 AND o.outcome IN ('CHANGED', 'REMOVED') \
-     ORDER BY o.idx, e.id";
-
 const MEMBER_SQL: registry::MemberSql = registry::MemberSql {
     conflicts: CONFLICTS,
     new_citizens: INSERT_NEW_CITIZENS,
-    feed_events: FEED_EVENTS,
+    feed_events: registry::FEED_EVENTS,
     feed_lock: "SELECT pg_advisory_xact_lock(hashtextextended('telesub:feed', 0))",
 };

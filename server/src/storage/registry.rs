@@ -16,6 +16,7 @@
 use time::{Date, OffsetDateTime};
 
 use crate::domain::{
+    household::{Category, stored_traits},
     member::UnitCode,
     units::{AdminUnit, UnitLevel},
 };
@@ -39,6 +40,28 @@ pub(super) struct MemberSql {
     /// Keeps feed writers in `seq` order across hubs (empty when writers are serial anyway).
     pub(super) feed_lock: &'static str,
 }
+
+/// A stored state's category and device wish ([`stored_traits`]), for the row-by-row path.
+pub(super) fn traits(data: &str) -> Result<(Category, bool), PortError> {
+    stored_traits(data).map_err(PortError::Corrupt)
+}
+
+/// Feed events for the enrolled households a batch changed or removed: removed, category
+/// changed (the categories kept beside the states differ) or details changed.
+pub(super) const FEED_EVENTS: &str = "INSERT INTO feed_events (operator, enrollment_id, household_code, kind, \
+     effective_date, category, previous_category, removal_reason, batch_id, recorded_at) \
+     SELECT e.operator, e.id, o.household_code, \
+       CASE WHEN n.removal_reason IS NOT NULL THEN 'REMOVED' \
+            WHEN p.category IS NOT NULL AND n.category <> p.category THEN 'CATEGORY_CHANGED' \
+            ELSE 'DETAILS_CHANGED' END, \
+       o.effective_date, n.category, p.category, n.removal_reason, o.batch_id, $2 \
+     FROM batch_outcomes o \
+     JOIN enrollments e ON e.household_code = o.household_code \
+       AND (e.end_date IS NULL OR e.end_date > o.effective_date) \
+     JOIN household_versions n ON n.household_code = o.household_code AND n.valid_from = o.effective_date \
+     LEFT JOIN household_versions p ON p.household_code = o.household_code AND p.valid_to = n.valid_from \
+     WHERE o.batch_id = $1 AND o.outcome IN ('CHANGED', 'REMOVED') \
+     ORDER BY o.idx, e.id";
 
 /// At most this many problems are collected before applying gives up.
 pub const MAX_PROBLEMS: i64 = 1_000;
@@ -111,7 +134,7 @@ pub(super) const RECEIVING_BATCHES: &str =
 pub(super) const COUNT_STAGED: &str = "SELECT COUNT(*) FROM batch_staging WHERE batch_id = $1";
 
 pub(super) const STAGING_COLUMNS: &str = "batch_id, idx, household_code, effective_date, removal_reason, \
-     removal_note, data, content_hash, commune_code, certificate_number";
+     removal_note, data, content_hash, commune_code, certificate_number, category, wants_device";
 
 /// For a snapshot: every household on the list that the snapshot leaves out is removed.
 pub(super) const STAGE_SNAPSHOT_REMOVALS: &str = "INSERT INTO batch_staging \
@@ -159,24 +182,21 @@ pub(super) const CLOSE_OPEN_VERSIONS: &str = "UPDATE household_versions SET vali
        AND household_versions.household_code = o.household_code AND household_versions.valid_to IS NULL";
 
 /// Reads the staged rows in the order they were written (the outcomes are small and cached).
-pub(super) const INSERT_NEW_VERSIONS: &str = concat!(
-    "INSERT INTO household_versions \
+pub(super) const INSERT_NEW_VERSIONS: &str = "INSERT INTO household_versions \
      (household_code, valid_from, valid_to, removal_reason, removal_note, data, content_hash, commune_code, \
-      certificate_number, batch_id, recorded_at, category) \
+      certificate_number, batch_id, recorded_at, category, wants_device) \
      SELECT s.household_code, s.effective_date, NULL, NULL, NULL, s.data, s.content_hash, s.commune_code, \
-       s.certificate_number, s.batch_id, $2, ",
-    crate::storage::statistics::category_of!("s.data"),
-    " FROM batch_staging s \
+       s.certificate_number, s.batch_id, $2, s.category, s.wants_device \
+     FROM batch_staging s \
      WHERE s.batch_id = $1 AND EXISTS (SELECT 1 FROM batch_outcomes o \
-       WHERE o.batch_id = s.batch_id AND o.idx = s.idx AND o.outcome IN ('ADDED', 'CHANGED'))"
-);
+       WHERE o.batch_id = s.batch_id AND o.idx = s.idx AND o.outcome IN ('ADDED', 'CHANGED'))";
 
 /// A removal keeps the last data the household had (the state just closed).
 pub(super) const INSERT_REMOVAL_VERSIONS: &str = "INSERT INTO household_versions \
      (household_code, valid_from, valid_to, removal_reason, removal_note, data, content_hash, commune_code, \
-      certificate_number, batch_id, recorded_at, category) \
+      certificate_number, batch_id, recorded_at, category, wants_device) \
      SELECT s.household_code, s.effective_date, NULL, s.removal_reason, s.removal_note, v.data, v.content_hash, \
-       v.commune_code, v.certificate_number, s.batch_id, $2, v.category \
+       v.commune_code, v.certificate_number, s.batch_id, $2, v.category, v.wants_device \
      FROM batch_outcomes o \
      JOIN batch_staging s ON s.batch_id = o.batch_id AND s.idx = o.idx \
      JOIN household_versions v ON v.household_code = o.household_code AND v.valid_from = o.open_from \
@@ -229,13 +249,12 @@ pub(super) const DELETE_VERSION: &str = "DELETE FROM household_versions WHERE ho
 pub(super) const SET_VERSION_END: &str =
     "UPDATE household_versions SET valid_to = $3 WHERE household_code = $1 AND valid_from = $2";
 
-pub(super) const INSERT_VERSION: &str = concat!(
-    "INSERT INTO household_versions \
+/// One state written by the row-by-row path; `$12` and `$13` are the state's category and
+/// whether it asks for a device ([`crate::domain::household::stored_traits`]).
+pub(super) const INSERT_VERSION: &str = "INSERT INTO household_versions \
      (household_code, valid_from, valid_to, removal_reason, removal_note, data, content_hash, commune_code, \
-      certificate_number, batch_id, recorded_at, category) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, ",
-    crate::storage::statistics::category_of!("$6"),
-    ")"
-);
+      certificate_number, batch_id, recorded_at, category, wants_device) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 
 pub(super) const INSERT_CITIZEN: &str =
     "INSERT INTO citizen_households (citizen_id, household_code) VALUES ($1, $2) ON CONFLICT DO NOTHING";
@@ -646,6 +665,7 @@ macro_rules! registry_queries {
                                 .execute(&mut *conn)
                                 .await?;
                         }
+                        let (category, wants_device) = reg::traits(&version.data)?;
                         sqlx::query(reg::INSERT_VERSION)
                             .bind(code)
                             .bind(version.valid_from)
@@ -658,9 +678,12 @@ macro_rules! registry_queries {
                             .bind(version.certificate_number.as_deref())
                             .bind(batch_id)
                             .bind(at)
+                            .bind(category.as_str())
+                            .bind(wants_device)
                             .execute(&mut *conn)
                             .await?;
                         if let Some(off) = &then_off_list {
+                            let (category, wants_device) = reg::traits(&off.data)?;
                             sqlx::query(reg::INSERT_VERSION)
                                 .bind(code)
                                 .bind(off.valid_from)
@@ -673,6 +696,8 @@ macro_rules! registry_queries {
                                 .bind(off.certificate_number.as_deref())
                                 .bind(batch_id)
                                 .bind(at)
+                                .bind(category.as_str())
+                                .bind(wants_device)
                                 .execute(&mut *conn)
                                 .await?;
                         }

@@ -903,26 +903,10 @@ const INSERT_NEW_CITIZENS: &str = "INSERT INTO citizen_households (citizen_id, h
        (SELECT 1 FROM citizen_households c WHERE c.citizen_id = j.value ->> 0 AND c.household_code = s.household_code)) \
      ORDER BY 1";
 
-/// Events for the operators whose enrolled households the batch changed or removed.
-const FEED_EVENTS: &str = "INSERT INTO feed_events (operator, enrollment_id, household_code, kind, effective_date, \
-     category, previous_category, removal_reason, batch_id, recorded_at) \
-     SELECT e.operator, e.id, o.household_code, \
-       CASE WHEN n.removal_reason IS NOT NULL THEN 'REMOVED' \
-            WHEN p.data IS NOT NULL AND (n.data ->> '$.category') <> (p.data ->> '$.category') THEN 'CATEGORY_CHANGED' \
-            ELSE 'DETAILS_CHANGED' END, \
-       o.effective_date, (n.data ->> '$.category'), (p.data ->> '$.category'), n.removal_reason, o.batch_id, $2 \
-     FROM batch_outcomes o \
-     JOIN enrollments e ON e.household_code = o.household_code \
-       AND (e.end_date IS NULL OR e.end_date > o.effective_date) \
-     JOIN household_versions n ON n.household_code = o.household_code AND n.valid_from = o.effective_date \
-     LEFT JOIN household_versions p ON p.household_code = o.household_code AND p.valid_to = n.valid_from \
-     WHERE o.batch_id = $1 AND o.outcome IN ('CHANGED', 'REMOVED') \
-     ORDER BY o.idx, e.id";
-
 const MEMBER_SQL: registry::MemberSql = registry::MemberSql {
     conflicts: CONFLICTS,
     new_citizens: INSERT_NEW_CITIZENS,
-    feed_events: FEED_EVENTS,
+    feed_events: registry::FEED_EVENTS,
     feed_lock: "",
 };
 
@@ -948,7 +932,9 @@ async fn stage(
                 .push_bind(r.data.clone())
                 .push_bind(r.content_hash.clone())
                 .push_bind(r.commune_code.clone())
-                .push_bind(r.certificate_number.clone());
+                .push_bind(r.certificate_number.clone())
+                .push_bind(r.category.map(|c| c.as_str()))
+                .push_bind(r.wants_device);
         });
         insert.build().execute(&mut *tx).await?;
     }
@@ -1058,6 +1044,7 @@ const STAGING_SCHEMA: &[&str] = &[
         batch_id TEXT NOT NULL, idx INTEGER NOT NULL, household_code TEXT NOT NULL,
         effective_date TEXT NOT NULL, removal_reason TEXT, removal_note TEXT, data TEXT,
         content_hash TEXT, commune_code TEXT, certificate_number TEXT,
+        category TEXT, wants_device INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (batch_id, idx)) STRICT",
     "CREATE INDEX IF NOT EXISTS staging.batch_staging_household ON batch_staging (batch_id, household_code)",
     "CREATE TABLE IF NOT EXISTS staging.batch_outcomes (

@@ -102,30 +102,6 @@ macro_rules! per_category {
 }
 pub(super) use per_category;
 
-/// The category of a stored household state, read from the start of its stored form (the
-/// category is its first field), as one SQL expression over `$data`: what the register writes
-/// into `household_versions.category` beside the data.
-macro_rules! category_of {
-    ($data:literal) => {
-        concat!(
-            "CASE WHEN ",
-            $data,
-            " LIKE '{\"category\":\"POOR\"%' THEN 'POOR' ",
-            "WHEN ",
-            $data,
-            " LIKE '{\"category\":\"NEAR_POOR\"%' THEN 'NEAR_POOR' ",
-            "WHEN ",
-            $data,
-            " LIKE '{\"category\":\"SOCIAL_POLICY\"%' THEN 'SOCIAL_POLICY' ",
-            "WHEN ",
-            $data,
-            " LIKE '{\"category\":\"MERITORIOUS_SERVICE\"%' THEN 'MERITORIOUS_SERVICE' ",
-            "ELSE 'OTHER' END"
-        )
-    };
-}
-pub(super) use category_of;
-
 /// Lines of one discrepancy code (codes are stored separated by spaces).
 macro_rules! with_code {
     ($code:literal, $column:literal) => {

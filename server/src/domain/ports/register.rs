@@ -11,6 +11,7 @@ use crate::domain::{
 };
 
 use super::policy::{self, StateRow};
+use crate::domain::household::Category;
 use crate::domain::registry::BatchStatus;
 
 /// One record of a batch as staged: the household's stored form, or a removal.
@@ -28,6 +29,10 @@ pub struct StagedRecord {
     pub certificate_number: Option<String>,
     /// The members' citizen IDs of an upsert, separated by spaces.
     pub member_ids: Option<String>,
+    /// The category of an upsert, kept beside its stored form.
+    pub category: Option<Category>,
+    /// Whether an upsert asks for a device, kept beside its stored form.
+    pub wants_device: bool,
 }
 
 /// A batch's row: its header, status and, once applied, its counts.
