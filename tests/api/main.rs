@@ -23,6 +23,7 @@ mod lifecycle;
 mod limits;
 mod members;
 mod monthly_cli;
+mod ports;
 mod readme;
 mod reconciliation;
 mod statistics;

@@ -229,11 +229,11 @@ pub trait AllocationStore: Send + Sync + std::fmt::Debug {
     /// on another allocation's list and never received a device or the cash.
     async fn device_candidates(&self, id: i64, as_of: Date) -> Result<Vec<CandidateRow>, PortError>;
 
-    /// Replaces the allocation's list, in one transaction. `Precondition` when the list is not
+    /// Replaces the allocation's list, in one transaction. `Conflict` when the list is not
     /// open to a proposal, or a household took a place on another list meanwhile.
     async fn save_proposal(&self, id: i64, meta: &ProposalMeta, places: &[PlaceRow]) -> Result<(), PortError>;
 
-    /// Amends a draft; returns the list's new revision. `Precondition` when it is not open to
+    /// Amends a draft; returns the list's new revision. `Conflict` when it is not open to
     /// amendment or the unit's places are taken; `NotFound` when removing a household not on
     /// it; `AlreadyExists` when adding one that holds a place (on any list).
     async fn amend_proposal(&self, id: i64, amend: &Amend<'_>, note: &AmendNote<'_>) -> Result<i64, PortError>;

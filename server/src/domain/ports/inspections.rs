@@ -110,13 +110,13 @@ pub trait InspectionStore: Send + Sync + std::fmt::Debug {
         limit: u32,
     ) -> Result<Vec<InspectionRow>, PortError>;
 
-    /// `PortError::Conflict(crate::domain::ports::Conflict::InspectionClosed)` when already closed; `NotFound`.
+    /// `Conflict(InspectionClosed)` when already closed; `NotFound`.
     async fn close_inspection(&self, id: i64, conclusion: &str, by: &str, at: OffsetDateTime) -> Result<(), PortError>;
 
-    /// Adds a finding numbered after the last; returns its number. `PortError::Conflict(crate::domain::ports::Conflict::InspectionClosed)`.
+    /// Adds a finding numbered after the last; returns its number. `Conflict(InspectionClosed)`.
     async fn add_finding(&self, finding: &FindingRow) -> Result<i64, PortError>;
 
-    /// Moves a finding from `from` to `to`, recording the change. `Precondition` when its
+    /// Moves a finding from `from` to `to`, recording the change. `Conflict` when its
     /// status is no longer `from`; `NotFound`.
     async fn update_finding(&self, id: i64, number: i64, change: &FindingChange<'_>) -> Result<(), PortError>;
 

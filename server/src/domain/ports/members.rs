@@ -23,7 +23,7 @@ pub trait MemberStore: Send + Sync + std::fmt::Debug {
     async fn insert_member(&self, member: &NewMember, at: OffsetDateTime) -> Result<Member, PortError>;
 
     /// Overwrites a member's state. Fails with `NotFound`, or with
-    /// `PortError::Conflict(crate::domain::ports::Conflict::LastActiveIct)` when the write would leave no active ICT member.
+    /// `Conflict(LastActiveIct)` when the write would leave no active ICT member.
     async fn update_member(&self, write: &MemberWrite) -> Result<Member, PortError>;
 
     /// Notes that a member used the certificate with this fingerprint at `at`.

@@ -154,7 +154,7 @@ pub trait MonthlyListStore: Send + Sync + std::fmt::Debug {
     async fn mark_monthly_received(&self, id: i64, digest: &str) -> Result<(), PortError>;
 
     /// In one transaction: the list being received becomes the operator's reconciled list for
-    /// its period, and `replaces` (reconciled, not decided) is superseded. `Precondition` when
+    /// its period, and `replaces` (reconciled, not decided) is superseded. `Conflict` when
     /// either changed meanwhile, or another list for the period arrived.
     async fn finish_monthly_update(
         &self,
@@ -194,7 +194,7 @@ pub trait ReconciliationStore: Send + Sync + std::fmt::Debug {
     /// The reconciled lists marked stale.
     async fn stale_monthly_updates(&self) -> Result<Vec<i64>, PortError>;
 
-    /// Confirms or rejects a list as reconciled in `decision.revision`; `Precondition` when it
+    /// Confirms or rejects a list as reconciled in `decision.revision`; `Conflict` when it
     /// is not reconciled, or was reconciled again meanwhile.
     async fn decide_monthly_update(&self, id: i64, decision: &UpdateDecision<'_>) -> Result<(), PortError>;
 

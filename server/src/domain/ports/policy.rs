@@ -172,7 +172,7 @@ pub trait PolicyStore: Send + Sync + std::fmt::Debug {
     /// Loads `rows` when no version is stored; returns whether it did.
     async fn seed_policy(&self, rows: &[PolicyRow]) -> Result<bool, PortError>;
 
-    /// Adds a version. `Precondition` when it does not follow every stored version (by number
+    /// Adds a version. `Conflict` when it does not follow every stored version (by number
     /// and date); `AlreadyExists` when another was added with its number meanwhile.
     async fn add_policy_version(&self, row: &PolicyRow) -> Result<(), PortError>;
 

@@ -146,7 +146,7 @@ pub trait BatchStore: Send + Sync + std::fmt::Debug {
     async fn begin_batch(&self, batch: &NewBatch<'_>) -> Result<(), PortError>;
 
     /// Stages records of a batch being received by `receiver` (committed, but not yet in the
-    /// register); `PortError::Conflict(crate::domain::ports::Conflict::NotTheReceiver)` when the batch is no longer its own.
+    /// register); `Conflict(NotTheReceiver)` when the batch is no longer its own.
     async fn stage_records(&self, batch_id: &str, receiver: &str, records: &[StagedRecord]) -> Result<(), PortError>;
 
     /// Forgets a batch being received and its staged records.
@@ -156,7 +156,7 @@ pub trait BatchStore: Send + Sync + std::fmt::Debug {
     async fn receiving_batches(&self) -> Result<Vec<String>, PortError>;
 
     /// Applies a staged batch to the register in one transaction, or changes nothing and
-    /// returns the problems that prevent it. Fails whole (`Precondition`) unless what is
+    /// returns the problems that prevent it. Fails whole (`Conflict`) unless what is
     /// staged is exactly what the stream staged: its receiver and its number of records.
     async fn apply_batch(
         &self,

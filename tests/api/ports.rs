@@ -1,0 +1,186 @@
+//! Conformance of the storage ports, one test per port, each through the port's own trait
+//! only: what a backend must do for the domain, checked on SQLite and (with
+//! `TELESUB_TEST_POSTGRES_URL`) on PostgreSQL alike. The member and audit-log ports are
+//! checked in `storage.rs`.
+
+use std::sync::Arc;
+
+use telesub_server::{
+    audit::AuditEntry,
+    domain::{
+        member::UnitCode,
+        policy::reference_policy,
+        ports::{
+            AuditLog, Conflict, DecisionStore, PolicyStore, PortError, UnitStore,
+            policy::{DecisionRow, DecisionRunRow, PolicyRow},
+        },
+        units::{AdminUnit, UnitLevel, reference_units},
+    },
+};
+use telesub_tests::TestDb;
+use time::{
+    OffsetDateTime,
+    macros::{date, datetime},
+};
+
+const AT: OffsetDateTime = datetime!(2026-03-01 08:30:15.123456 UTC);
+
+#[tokio::test]
+async fn the_unit_port_seeds_once_and_saves_new_and_changed_versions_together() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let units: Arc<dyn UnitStore> = store;
+    assert!(units.units().await.unwrap().is_empty());
+
+    let mut reference = reference_units().unwrap();
+    reference.sort_by(|a, b| a.code.cmp(&b.code));
+    assert!(units.seed_units(&reference).await.unwrap(), "an empty table is seeded");
+    assert!(!units.seed_units(&reference[..1]).await.unwrap(), "a seeded table is left alone");
+    assert_eq!(units.units().await.unwrap(), reference, "every unit, in code order, exactly");
+
+    // A commune merged into a new one: the new version and the old one's end, at once.
+    let commune = reference.iter().find(|u| u.level == UnitLevel::Commune).unwrap().clone();
+    let merged = AdminUnit {
+        code: UnitCode::parse("99991").unwrap(),
+        level: UnitLevel::Commune,
+        name: "Xã Hợp Nhất".into(),
+        parent: commune.parent.clone(),
+        valid_from: Some(date!(2026 - 07 - 01)),
+        valid_to: None,
+        successor: None,
+    };
+    let ended = AdminUnit {
+        valid_to: Some(date!(2026 - 07 - 01)),
+        successor: Some(merged.code.clone()),
+        name: format!("{} (cũ)", commune.name),
+        ..commune.clone()
+    };
+    units.save_units(std::slice::from_ref(&merged), std::slice::from_ref(&ended)).await.unwrap();
+    let now = units.units().await.unwrap();
+    assert_eq!(now.len(), reference.len() + 1);
+    assert_eq!(now.iter().find(|u| u.code == merged.code), Some(&merged));
+    assert_eq!(now.iter().find(|u| u.code == commune.code), Some(&ended));
+
+    // A new version whose code and start are taken changes nothing, the change included.
+    let again = AdminUnit { name: "Xã Khác".into(), ..merged.clone() };
+    let renamed = AdminUnit { name: "Tên khác".into(), ..ended.clone() };
+    assert!(units.save_units(&[again], &[renamed]).await.is_err());
+    assert_eq!(units.units().await.unwrap(), now, "nothing of a failed save is kept");
+}
+
+fn policy_rows() -> Vec<PolicyRow> {
+    reference_policy()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, rules)| {
+            PolicyRow::new(i as i64 + 1, date!(2023 - 01 - 01) + time::Duration::days(i as i64), rules, None, None)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_policy_port_keeps_versions_in_order_and_withdraws_only_what_has_not_begun() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let policy: Arc<dyn PolicyStore> = store;
+    assert!(policy.policy_versions().await.unwrap().is_empty());
+    let seed = policy_rows();
+    assert!(policy.seed_policy(&seed).await.unwrap());
+    assert!(!policy.seed_policy(&seed).await.unwrap(), "seeded once");
+    let kept = policy.policy_versions().await.unwrap();
+    let key = |r: &PolicyRow| (r.version, r.valid_from, r.rules.clone(), r.withdrawn_at);
+    assert_eq!(kept.iter().map(key).collect::<Vec<_>>(), seed.iter().map(key).collect::<Vec<_>>());
+
+    // A later version follows; one that does not follow every stored version is a conflict.
+    let last = seed.last().unwrap();
+    let mut next = PolicyRow::new(
+        last.version + 1,
+        date!(2027 - 01 - 01),
+        &reference_policy().unwrap()[0],
+        Some("DOICT".into()),
+        Some(AT),
+    );
+    policy.add_policy_version(&next).await.unwrap();
+    let mut earlier = next.clone();
+    earlier.version += 1;
+    earlier.valid_from = date!(2026 - 12 - 31);
+    let err = policy.add_policy_version(&earlier).await.unwrap_err();
+    assert!(matches!(err, PortError::Conflict(Conflict::LaterPolicyVersion)), "{err:?}");
+    let err = policy.add_policy_version(&next).await.unwrap_err();
+    assert!(matches!(err, PortError::Conflict(_) | PortError::AlreadyExists), "the same number again: {err:?}");
+
+    // Withdrawn once, before it takes effect; never a version in force.
+    let today = date!(2026 - 12 - 06);
+    assert!(!policy.withdraw_policy_version(last.version, "DOICT", AT, "in force", today).await.unwrap());
+    assert!(policy.withdraw_policy_version(next.version, "DOICT", AT, "sai số", today).await.unwrap());
+    assert!(!policy.withdraw_policy_version(next.version, "DOICT", AT, "again", today).await.unwrap());
+    let withdrawn = policy.policy_versions().await.unwrap().pop().unwrap();
+    assert_eq!(withdrawn.version, next.version);
+    assert_eq!((withdrawn.withdrawn_by.as_deref(), withdrawn.withdrawn_at), (Some("DOICT"), Some(AT)));
+    assert_eq!(withdrawn.withdrawal_reason.as_deref(), Some("sai số"));
+    // A withdrawn version's date is free again for a later number.
+    next.version += 1;
+    policy.add_policy_version(&next).await.unwrap();
+}
+
+fn decision(call: &str, idx: i64) -> DecisionRow {
+    DecisionRow {
+        call_id: call.into(),
+        idx,
+        request_id: format!("req-{call}"),
+        asked_by: "VNPT".into(),
+        decided_at: AT,
+        query_kind: "CITIZEN_ID".into(),
+        query_value: "067080001234".into(),
+        as_of: date!(2026 - 03 - 01),
+        household_code: Some("HN-24611-0001".into()),
+        eligible: true,
+        policy_version: 1,
+        body: r#"{"eligible":true}"#.into(),
+    }
+}
+
+#[tokio::test]
+async fn the_decision_port_reads_back_single_decisions_and_the_run_holding_an_index() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let log: Arc<dyn AuditLog> = store.clone();
+    let decisions: Arc<dyn DecisionStore> = store;
+
+    // Single decisions are kept with the audit record of the call that gave them.
+    let entry = AuditEntry {
+        at: AT,
+        request_id: "req-c1".into(),
+        org_code: Some("VNPT".into()),
+        cert_fingerprint: None,
+        method: "/telesub.v1.Eligibility/CheckEligibility".into(),
+        outcome: "OK".into(),
+        detail: String::new(),
+        request_digest: "e3".repeat(32),
+        attached: None,
+        decisions_call: Some("c1".into()),
+    };
+    let single = decision("c1", 0);
+    log.append_audit(&[entry], std::slice::from_ref(&single), &[]).await.unwrap();
+    assert_eq!(decisions.decision("c1", 0).await.unwrap(), Some(single));
+    assert_eq!(decisions.decision("c1", 1).await.unwrap(), None);
+    assert_eq!(decisions.decision("c2", 0).await.unwrap(), None);
+
+    let run = |first: i64, last: i64| DecisionRunRow {
+        call_id: "b1".into(),
+        first_idx: first,
+        last_idx: last,
+        request_id: "req-b1".into(),
+        asked_by: "VIETTEL".into(),
+        decided_at: AT,
+        decisions: last - first + 1,
+        body: "[]".into(),
+    };
+    decisions.record_decision_runs(&[run(0, 499), run(500, 999)]).await.unwrap();
+    assert_eq!(decisions.decision_run("b1", 0).await.unwrap(), Some(run(0, 499)));
+    assert_eq!(decisions.decision_run("b1", 499).await.unwrap(), Some(run(0, 499)));
+    assert_eq!(decisions.decision_run("b1", 500).await.unwrap(), Some(run(500, 999)));
+    assert_eq!(decisions.decision_run("b1", 1000).await.unwrap(), None);
+    assert_eq!(decisions.decision_run("b2", 0).await.unwrap(), None);
+}
