@@ -8,10 +8,12 @@ use std::sync::Arc;
 use telesub_server::{
     audit::AuditEntry,
     domain::{
+        inspections::{FindingStatus, InspectionStatus, Severity},
         member::UnitCode,
         policy::reference_policy,
         ports::{
-            AuditLog, Conflict, DecisionStore, PolicyStore, PortError, UnitStore,
+            AuditLog, Conflict, DecisionStore, InspectionStore, PolicyStore, PortError, UnitStore,
+            inspections::{FindingChange, FindingRow, NewInspection, SampleRow},
             policy::{DecisionRow, DecisionRunRow, PolicyRow},
         },
         units::{AdminUnit, UnitLevel, reference_units},
@@ -183,4 +185,91 @@ async fn the_decision_port_reads_back_single_decisions_and_the_run_holding_an_in
     assert_eq!(decisions.decision_run("b1", 500).await.unwrap(), Some(run(500, 999)));
     assert_eq!(decisions.decision_run("b1", 1000).await.unwrap(), None);
     assert_eq!(decisions.decision_run("b2", 0).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn the_inspection_port_numbers_findings_and_samples_and_freezes_a_closed_inspection() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let port: Arc<dyn InspectionStore> = store;
+    let new = |title: &'static str| NewInspection {
+        title,
+        basis: "YEARLY_PLAN",
+        requested_by: "",
+        subject_units: r#"["660"]"#,
+        subject_operators: r#"["VNPT"]"#,
+        team: "[]",
+        starts_on: date!(2026 - 03 - 02),
+        ends_on: date!(2026 - 03 - 20),
+        note: "",
+        created_by: "DOICT",
+        created_at: AT,
+    };
+    let first = port.insert_inspection(&new("Kiểm tra 1")).await.unwrap();
+    let second = port.insert_inspection(&new("Kiểm tra 2")).await.unwrap();
+    assert!(second > first);
+    let row = port.inspection(first).await.unwrap().unwrap();
+    assert_eq!((row.title.as_str(), row.status, row.created_at), ("Kiểm tra 1", InspectionStatus::Open, AT));
+    assert_eq!(port.inspection(second + 100).await.unwrap(), None);
+
+    let finding = |n: i64| FindingRow {
+        inspection_id: first,
+        number: n,
+        severity: Severity::High,
+        subject: "VNPT".into(),
+        description: format!("phát hiện {n}"),
+        evidence_reference: String::new(),
+        required_action: "sửa".into(),
+        due_on: date!(2026 - 04 - 30),
+        status: FindingStatus::Open,
+        recorded_by: "DOICT".into(),
+        recorded_at: AT,
+    };
+    assert_eq!(port.add_finding(&finding(0)).await.unwrap(), 1, "numbered after the last");
+    assert_eq!(port.add_finding(&finding(0)).await.unwrap(), 2);
+    let change = |from, to| FindingChange { from, to, note: "đang sửa", by: "DOICT", at: AT };
+    port.update_finding(first, 1, &change(FindingStatus::Open, FindingStatus::InProgress)).await.unwrap();
+    let err = port.update_finding(first, 1, &change(FindingStatus::Open, FindingStatus::Resolved)).await.unwrap_err();
+    assert!(matches!(err, PortError::Conflict(Conflict::StatusChanged)), "{err:?}");
+    let found = port.findings(first).await.unwrap();
+    assert_eq!(
+        found.iter().map(|f| (f.number, f.status)).collect::<Vec<_>>(),
+        [(1, FindingStatus::InProgress), (2, FindingStatus::Open)]
+    );
+    let updates = port.finding_updates(first).await.unwrap();
+    assert_eq!(updates.len(), 1);
+    assert_eq!((updates[0].number, updates[0].seq, updates[0].status), (1, 1, FindingStatus::InProgress));
+
+    assert!(port.sample_population("24611", date!(2026 - 03 - 01)).await.unwrap().is_empty(), "no register yet");
+    let sample = SampleRow {
+        inspection_id: first,
+        number: 0,
+        commune_code: "24611".into(),
+        as_of: date!(2026 - 03 - 01),
+        size: 0,
+        population: 0,
+        seed: "ab".repeat(16),
+        body: "[]".into(),
+        pulled_by: "DOICT".into(),
+        pulled_at: AT,
+    };
+    assert_eq!(port.insert_sample(&sample).await.unwrap(), 1);
+    assert_eq!(port.sample(first, 1).await.unwrap(), Some(SampleRow { number: 1, ..sample.clone() }));
+    let listed = port.samples(first).await.unwrap();
+    assert_eq!((listed.len(), listed[0].body.as_str()), (1, ""), "summaries without bodies");
+
+    port.close_inspection(first, "đã xong", "DOICT", AT).await.unwrap();
+    let err = port.close_inspection(first, "again", "DOICT", AT).await.unwrap_err();
+    assert!(matches!(err, PortError::Conflict(Conflict::InspectionClosed)), "{err:?}");
+    let err = port.add_finding(&finding(0)).await.unwrap_err();
+    assert!(matches!(err, PortError::Conflict(Conflict::InspectionClosed)), "{err:?}");
+    assert!(matches!(port.close_inspection(second + 100, "x", "DOICT", AT).await, Err(PortError::NotFound)));
+
+    let open = port.list_inspections(Some(InspectionStatus::Open), i64::MAX, 10).await.unwrap();
+    assert_eq!(open.iter().map(|r| r.id).collect::<Vec<_>>(), [second]);
+    let all = port.list_inspections(None, i64::MAX, 10).await.unwrap();
+    assert_eq!(all.iter().map(|r| r.id).collect::<Vec<_>>(), [second, first], "newest first");
+    let closed = &all[1];
+    assert_eq!((closed.status, closed.conclusion.as_deref()), (InspectionStatus::Closed, Some("đã xong")));
+    assert!(port.list_inspections(None, first, 10).await.unwrap().is_empty(), "ids below the first: none");
 }
