@@ -8,16 +8,23 @@ use std::sync::Arc;
 use telesub_server::{
     audit::AuditEntry,
     domain::{
+        eligibility::QueryKind,
+        household::{BatchKind, CheckContext, check_record},
         inspections::{FindingStatus, InspectionStatus, Severity},
         member::UnitCode,
         policy::reference_policy,
         ports::{
-            AuditLog, Conflict, DecisionStore, InspectionStore, PolicyStore, PortError, UnitStore,
+            AuditLog, BatchStore, Conflict, DecisionStore, InspectionStore, PolicyStore, PortError, RegisterStore,
+            UnitStore,
             inspections::{FindingChange, FindingRow, NewInspection, SampleRow},
             policy::{DecisionRow, DecisionRunRow, PolicyRow},
+            register::{NewBatch, Staged, StagedRecord},
         },
-        units::{AdminUnit, UnitLevel, reference_units},
+        registry::{BatchStatus, staged},
+        units::{AdminUnit, UnitLevel, UnitTable, reference_units},
     },
+    generator::HouseholdGenerator,
+    transport::record_input,
 };
 use telesub_tests::TestDb;
 use time::{
@@ -272,4 +279,95 @@ async fn the_inspection_port_numbers_findings_and_samples_and_freezes_a_closed_i
     let closed = &all[1];
     assert_eq!((closed.status, closed.conclusion.as_deref()), (InspectionStatus::Closed, Some("đã xong")));
     assert!(port.list_inspections(None, first, 10).await.unwrap().is_empty(), "ids below the first: none");
+}
+
+/// `n` generated households, checked and staged as the register stages them.
+fn generated(units: &UnitTable, n: usize, effective: time::Date) -> Vec<StagedRecord> {
+    let cx =
+        CheckContext { units, today: date!(2026 - 12 - 06), batch_effective: effective, kind: BatchKind::Snapshot };
+    HouseholdGenerator::reference(7)
+        .take(n)
+        .enumerate()
+        .map(|(i, record)| staged(i, check_record(i, &record_input(record), &cx).expect("a generated record is valid")))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_batch_and_register_ports_stage_apply_whole_and_read_every_state() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let units_port: Arc<dyn UnitStore> = store.clone();
+    let batches: Arc<dyn BatchStore> = store.clone();
+    let register: Arc<dyn RegisterStore> = store;
+    units_port.seed_units(&reference_units().unwrap()).await.unwrap();
+    let units = UnitTable::new(units_port.units().await.unwrap());
+    let effective = date!(2026 - 01 - 01);
+    let records = generated(&units, 5, effective);
+    let new = |id: &'static str, receiver: &'static str| NewBatch {
+        batch_id: id,
+        kind: BatchKind::Snapshot,
+        review_period: "2025",
+        effective,
+        note: "",
+        pushed_by: "DOLISA",
+        received_at: AT,
+        receiver,
+    };
+
+    // Staged, then given up: nothing stays.
+    batches.begin_batch(&new("b1", "stream-1")).await.unwrap();
+    batches.stage_records("b1", "stream-1", &records[..2]).await.unwrap();
+    assert_eq!(batches.receiving_batches().await.unwrap(), ["b1"]);
+    let err = batches.stage_records("b1", "stream-2", &records[2..]).await.unwrap_err();
+    assert!(matches!(err, PortError::Conflict(Conflict::NotTheReceiver)), "{err:?}");
+    batches.discard_batch("b1").await.unwrap();
+    assert!(batches.receiving_batches().await.unwrap().is_empty());
+    assert_eq!(batches.batch("b1").await.unwrap(), None);
+
+    // Begun again by another stream, which stages everything; applying checks the count.
+    batches.begin_batch(&new("b1", "stream-2")).await.unwrap();
+    batches.stage_records("b1", "stream-2", &records).await.unwrap();
+    let short = Staged { batch_id: "b1", receiver: "stream-2", records: 4 };
+    let err = batches.apply_batch(&short, BatchKind::Snapshot, effective, "d", AT).await.unwrap_err();
+    assert!(matches!(err, PortError::Conflict(Conflict::StagedOther)), "{err:?}");
+    let whole = Staged { batch_id: "b1", receiver: "stream-2", records: 5 };
+    let counts = batches.apply_batch(&whole, BatchKind::Snapshot, effective, "d", AT).await.unwrap().unwrap();
+    assert_eq!((counts.added, counts.changed, counts.removed, counts.unchanged), (5, 0, 0, 0));
+    let applied = batches.batch("b1").await.unwrap().unwrap();
+    assert_eq!(
+        (applied.status, applied.records, applied.content_digest.as_deref()),
+        (BatchStatus::Applied, 5, Some("d"))
+    );
+    assert_eq!(batches.list_batches(None, 10).await.unwrap(), std::slice::from_ref(&applied));
+    assert!(batches.list_batches(Some(applied.seq), 10).await.unwrap().is_empty());
+    let err = batches.begin_batch(&new("b1", "stream-3")).await.unwrap_err();
+    assert!(matches!(err, PortError::AlreadyExists), "an applied batch's id is taken: {err:?}");
+
+    // Every state reads back by code, by date, by member and by certificate.
+    let first = &records[0];
+    let code = first.household_code.as_str();
+    let versions = register.household_versions(code).await.unwrap();
+    assert_eq!(versions.len(), 1);
+    assert_eq!(
+        (versions[0].valid_from, versions[0].valid_to, versions[0].data.as_str()),
+        (effective, None, first.data.as_deref().unwrap())
+    );
+    assert_eq!(register.household_on(code, date!(2026 - 06 - 01)).await.unwrap().as_ref(), Some(&versions[0]));
+    assert_eq!(register.household_on(code, date!(2025 - 12 - 31)).await.unwrap(), None, "before its state");
+    let citizen = first.member_ids.as_deref().unwrap().split(' ').next().unwrap();
+    let by_citizen = register.find_by_citizen(citizen, date!(2026 - 06 - 01)).await.unwrap();
+    assert_eq!(by_citizen.iter().map(|v| v.household_code.as_str()).collect::<Vec<_>>(), [code]);
+    if let Some(number) = &first.certificate_number {
+        let by_certificate = register.find_by_certificate(number, date!(2026 - 06 - 01)).await.unwrap();
+        assert_eq!(by_certificate.iter().map(|v| v.household_code.as_str()).collect::<Vec<_>>(), [code]);
+    }
+    let states =
+        register.states_matching(QueryKind::HouseholdCode, &[code.to_owned(), "NONE".into()], false).await.unwrap();
+    assert_eq!(states.len(), 1);
+    let histories = register
+        .histories_matching(QueryKind::CitizenId, &[citizen.to_owned(), "000000000000".into()], false)
+        .await
+        .unwrap();
+    assert_eq!(histories.len(), 1, "only the value that matched");
+    assert_eq!(histories[0].0, citizen);
 }
