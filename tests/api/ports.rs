@@ -14,8 +14,9 @@ use telesub_server::{
         member::UnitCode,
         policy::reference_policy,
         ports::{
-            AuditLog, BatchStore, Conflict, DecisionStore, InspectionStore, PolicyStore, PortError, RegisterStore,
-            UnitStore,
+            AuditLog, BatchStore, Conflict, DecisionStore, EnrollmentStore, InspectionStore, PolicyStore, PortError,
+            RegisterStore, UnitStore,
+            enrollments::{DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, NewEnrollment, WriteKey},
             inspections::{FindingChange, FindingRow, NewInspection, SampleRow},
             policy::{DecisionRow, DecisionRunRow, PolicyRow},
             register::{NewBatch, Staged, StagedRecord},
@@ -370,4 +371,101 @@ async fn the_batch_and_register_ports_stage_apply_whole_and_read_every_state() {
         .unwrap();
     assert_eq!(histories.len(), 1, "only the value that matched");
     assert_eq!(histories[0].0, citizen);
+}
+
+fn line(operator: &str, household: &str, phone: &str, start: time::Date, call: &str) -> NewEnrollment {
+    NewEnrollment {
+        operator: operator.into(),
+        household_code: household.into(),
+        subscriber_citizen_id: "067080001234".into(),
+        phone_number: phone.into(),
+        service: "MOBILE".into(),
+        start_date: start,
+        transfer_reference: None,
+        recorded_at: AT,
+        decision: decision(call, 0),
+    }
+}
+
+#[tokio::test]
+async fn the_enrolment_port_keeps_the_cap_the_phone_and_transfers_and_replays_by_key() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let port: Arc<dyn EnrollmentStore> = store;
+    let key = |operator: &'static str, key: &'static str, digest: &'static str| WriteKey { operator, key, digest };
+    let march = date!(2025 - 03 - 01);
+
+    let EnrollOutcome::Created { enrollment: first, ended: None } = port
+        .enroll(&line("VNPT", "HH-1", "0911000001", march, "e1"), &key("VNPT", "k1", "d1"), 1, false)
+        .await
+        .unwrap()
+    else {
+        panic!("enrolled")
+    };
+    // The same key and request: what it did; the same key, another request: refused.
+    let again =
+        port.enroll(&line("VNPT", "HH-1", "0911000001", march, "e1b"), &key("VNPT", "k1", "d1"), 1, false).await;
+    assert!(
+        matches!(again.unwrap(), EnrollOutcome::Replayed { enrollment, previous_end: None } if enrollment == first)
+    );
+    let other =
+        port.enroll(&line("VNPT", "HH-1", "0911000009", march, "e1c"), &key("VNPT", "k1", "d2"), 1, false).await;
+    assert_eq!(other.unwrap(), EnrollOutcome::KeyReused);
+    // The household's one line is held; the phone is taken for another household.
+    let full =
+        port.enroll(&line("VIETTEL", "HH-1", "0981000001", march, "e2"), &key("VIETTEL", "k2", "d"), 1, false).await;
+    assert_eq!(full.unwrap(), EnrollOutcome::HouseholdFull { own: vec![], others: 1 });
+    let phone =
+        port.enroll(&line("VIETTEL", "HH-2", "0911000001", march, "e3"), &key("VIETTEL", "k3", "d"), 1, false).await;
+    assert_eq!(phone.unwrap(), EnrollOutcome::PhoneTaken);
+
+    // VIETTEL takes the line over from April: VNPT's ends, and VNPT's feed says so.
+    let april = date!(2025 - 04 - 01);
+    let nothing =
+        port.enroll(&line("VIETTEL", "HH-3", "0981000003", april, "e4"), &key("VIETTEL", "k4", "d"), 1, true).await;
+    assert_eq!(nothing.unwrap(), EnrollOutcome::NothingToTransfer);
+    let mut take = line("VIETTEL", "HH-1", "0981000001", april, "e5");
+    take.transfer_reference = Some("ĐN-01".into());
+    let EnrollOutcome::Created { enrollment: taken, ended: Some(ended) } =
+        port.enroll(&take, &key("VIETTEL", "k5", "d"), 1, true).await.unwrap()
+    else {
+        panic!("transferred")
+    };
+    assert_eq!((ended.id, ended.end_date, ended.end_reason.as_deref()), (first.id, Some(april), Some("TRANSFERRED")));
+    let feed = port.feed_events("VNPT", 0, 10).await.unwrap();
+    assert_eq!(
+        feed.iter().map(|e| (e.kind.as_str(), e.enrollment_id)).collect::<Vec<_>>(),
+        [("TRANSFERRED_AWAY", first.id)]
+    );
+    assert!(port.feed_events("VNPT", feed[0].seq, 10).await.unwrap().is_empty());
+
+    // Ending: once, after its start, by its own operator only.
+    let ending = |id, end_date| Ending { id, end_date, reason: "HOUSEHOLD_REQUEST", note: None, at: AT };
+    let early = port.deenroll(&key("VIETTEL", "k6", "d"), &ending(taken.id, april)).await.unwrap();
+    assert!(matches!(early, DeenrollOutcome::BeforeStart(_)), "{early:?}");
+    let foreign = port.deenroll(&key("VNPT", "k7", "d"), &ending(taken.id, date!(2025 - 05 - 01))).await.unwrap();
+    assert_eq!(foreign, DeenrollOutcome::NotFound);
+    let done = port.deenroll(&key("VIETTEL", "k8", "d"), &ending(taken.id, date!(2025 - 05 - 01))).await.unwrap();
+    assert!(matches!(&done, DeenrollOutcome::Ended(e) if e.end_date == Some(date!(2025 - 05 - 01))), "{done:?}");
+    let twice = port.deenroll(&key("VIETTEL", "k9", "d"), &ending(taken.id, date!(2025 - 06 - 01))).await.unwrap();
+    assert!(matches!(twice, DeenrollOutcome::AlreadyEnded(_)), "{twice:?}");
+
+    // Reads.
+    let filter = |operator: Option<&str>, active_on| EnrollmentFilter {
+        operator: operator.map(str::to_owned),
+        household_code: Some("HH-1".into()),
+        active_on,
+    };
+    assert_eq!(port.list_enrollments(&filter(None, None), 0, 10).await.unwrap().len(), 2);
+    let in_april = port.list_enrollments(&filter(None, Some(april)), 0, 10).await.unwrap();
+    assert_eq!(in_april.iter().map(|e| e.id).collect::<Vec<_>>(), [taken.id]);
+    assert_eq!(port.list_enrollments(&filter(Some("VNPT"), None), 0, 10).await.unwrap().len(), 1);
+    let mut by_ids = port.enrollments_by_ids(&[taken.id, first.id, 999]).await.unwrap();
+    by_ids.sort_by_key(|e| e.id);
+    assert_eq!(by_ids.iter().map(|e| e.id).collect::<Vec<_>>(), [first.id, taken.id]);
+    let by_phone = port.enrollments_by_phones("VNPT", &["0911000001".into(), "0981000001".into()]).await.unwrap();
+    assert_eq!(by_phone.iter().map(|e| e.id).collect::<Vec<_>>(), [first.id], "an operator's own lines only");
+    assert_eq!(port.enrollments_running("VNPT", march, april).await.unwrap(), [first.id]);
+    assert!(port.enrollments_running("VNPT", april, date!(2025 - 05 - 01)).await.unwrap().is_empty());
+    assert_eq!(port.enrollments_running("VIETTEL", april, date!(2025 - 05 - 01)).await.unwrap(), [taken.id]);
 }

@@ -379,3 +379,110 @@ impl EnrollmentService {
         Ok(self.enrollment_store.list_enrollments(&filter, after, limit).await?)
     }
 }
+
+/// Whether a line may be enrolled (or, with `transfer`, taken over), by the household's
+/// enrolments running from its start date on: the rule storage runs inside the enrolment's
+/// transaction, with the household and the phone number locked. A phone number taken by
+/// another line is checked after, in the same transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Enrol; for a transfer, ending this enrolment of another operator on the start date.
+    Enrol { ending: Option<Box<EnrollmentRow>> },
+    /// The household holds its allowed lines: the operator's own among them, and how many
+    /// with other operators.
+    HouseholdFull { own: Vec<EnrollmentRow>, others: usize },
+    /// A transfer found no enrolment with another operator to take over.
+    NothingToTransfer,
+    /// A transfer would end the other operator's enrolment on or before the day it started.
+    TransferTooEarly { started: Date },
+}
+
+/// [`Admission`] of a new line of `operator` from `start`, given the household's enrolments
+/// (`running`: those running on some day from `start` on) and the subscriptions `allowed`.
+/// A transfer takes over the earliest other operator's line and is refused while the
+/// operator holds one of its own.
+pub fn admit(operator: &str, start: Date, running: Vec<EnrollmentRow>, allowed: u32, transfer: bool) -> Admission {
+    let (own, others): (Vec<EnrollmentRow>, Vec<EnrollmentRow>) =
+        running.into_iter().filter(|e| e.runs_from(start)).partition(|e| e.operator == operator);
+    if transfer {
+        if !own.is_empty() {
+            return Admission::HouseholdFull { own, others: others.len() };
+        }
+        let Some(old) = others.into_iter().min_by_key(|e| e.start_date) else {
+            return Admission::NothingToTransfer;
+        };
+        if old.start_date >= start {
+            return Admission::TransferTooEarly { started: old.start_date };
+        }
+        return Admission::Enrol { ending: Some(Box::new(old)) };
+    }
+    if own.len() + others.len() >= allowed as usize {
+        return Admission::HouseholdFull { own, others: others.len() };
+    }
+    Admission::Enrol { ending: None }
+}
+
+#[cfg(test)]
+mod admission_tests {
+    use time::macros::{date, datetime};
+
+    use super::*;
+
+    fn line(id: i64, operator: &str, start: Date, end: Option<Date>) -> EnrollmentRow {
+        EnrollmentRow {
+            id,
+            operator: operator.into(),
+            household_code: "HH-1".into(),
+            subscriber_citizen_id: "067080001234".into(),
+            phone_number: format!("09{id:08}"),
+            service: "MOBILE".into(),
+            start_date: start,
+            end_date: end,
+            end_reason: None,
+            end_note: None,
+            decision_id: "d-0".into(),
+            transfer_reference: None,
+            recorded_at: datetime!(2025-01-01 00:00 UTC),
+            ended_at: None,
+        }
+    }
+
+    #[test]
+    fn a_household_holds_its_allowed_lines_counting_every_operator() {
+        let start = date!(2025 - 03 - 01);
+        assert_eq!(admit("VNPT", start, vec![], 1, false), Admission::Enrol { ending: None });
+        let viettel = line(1, "VIETTEL", date!(2025 - 01 - 01), None);
+        assert_eq!(
+            admit("VNPT", start, vec![viettel.clone()], 1, false),
+            Admission::HouseholdFull { own: vec![], others: 1 }
+        );
+        assert_eq!(admit("VNPT", start, vec![viettel.clone()], 2, false), Admission::Enrol { ending: None });
+        // A line that ends by the start date no longer counts.
+        let ended = line(2, "VNPT", date!(2025 - 01 - 01), Some(start));
+        assert_eq!(admit("VNPT", start, vec![ended], 1, false), Admission::Enrol { ending: None });
+        let own = line(3, "VNPT", date!(2025 - 01 - 01), Some(date!(2025 - 03 - 02)));
+        assert_eq!(
+            admit("VNPT", start, vec![own.clone()], 1, false),
+            Admission::HouseholdFull { own: vec![own], others: 0 }
+        );
+    }
+
+    #[test]
+    fn a_transfer_takes_over_the_earliest_other_line_after_it_began() {
+        let start = date!(2025 - 03 - 01);
+        let older = line(1, "VIETTEL", date!(2024 - 06 - 01), None);
+        let newer = line(2, "MOBIFONE", date!(2025 - 01 - 01), None);
+        assert_eq!(
+            admit("VNPT", start, vec![newer.clone(), older.clone()], 2, true),
+            Admission::Enrol { ending: Some(Box::new(older)) }
+        );
+        assert_eq!(admit("VNPT", start, vec![], 1, true), Admission::NothingToTransfer);
+        let same_day = line(3, "VIETTEL", start, None);
+        assert_eq!(admit("VNPT", start, vec![same_day], 1, true), Admission::TransferTooEarly { started: start });
+        let own = line(4, "VNPT", date!(2025 - 01 - 01), None);
+        assert_eq!(
+            admit("VNPT", start, vec![own.clone(), newer], 2, true),
+            Admission::HouseholdFull { own: vec![own], others: 1 }
+        );
+    }
+}

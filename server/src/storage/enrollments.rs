@@ -114,28 +114,14 @@ macro_rules! enrollment_queries {
                 Some(Err(())) => return Ok(EnrollOutcome::KeyReused),
                 None => {}
             }
-            let running: Vec<EnrollmentRow> = of_household(&mut *conn, &new.household_code)
-                .await?
-                .into_iter()
-                .filter(|e| e.runs_from(new.start_date))
-                .collect();
-            let (own, others): (Vec<EnrollmentRow>, Vec<EnrollmentRow>) =
-                running.into_iter().partition(|e| e.operator == new.operator);
-            let mut ended = None;
-            if transfer {
-                if !own.is_empty() {
-                    return Ok(EnrollOutcome::HouseholdFull { own, others: others.len() });
-                }
-                let Some(old) = others.into_iter().min_by_key(|e| e.start_date) else {
-                    return Ok(EnrollOutcome::NothingToTransfer);
-                };
-                if old.start_date >= new.start_date {
-                    return Ok(EnrollOutcome::TransferTooEarly { started: old.start_date });
-                }
-                ended = Some(old);
-            } else if own.len() + others.len() >= allowed as usize {
-                return Ok(EnrollOutcome::HouseholdFull { own, others: others.len() });
-            }
+            use $crate::domain::enrollments::{Admission, admit};
+            let running = of_household(&mut *conn, &new.household_code).await?;
+            let ended = match admit(&new.operator, new.start_date, running, allowed, transfer) {
+                Admission::Enrol { ending } => ending.map(|old| *old),
+                Admission::HouseholdFull { own, others } => return Ok(EnrollOutcome::HouseholdFull { own, others }),
+                Admission::NothingToTransfer => return Ok(EnrollOutcome::NothingToTransfer),
+                Admission::TransferTooEarly { started } => return Ok(EnrollOutcome::TransferTooEarly { started }),
+            };
             let (taken,): (i64,) = sqlx::query_as(enr::RUNNING_ON_PHONE)
                 .bind(&new.phone_number)
                 .bind(new.start_date)
