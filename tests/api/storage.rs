@@ -177,6 +177,37 @@ async fn two_ict_members_suspended_at_once_leave_one_active() {
     }
 }
 
+/// What a write returned is what the next read sees, also while other readers are busy (the
+/// SQLite store reads on a pool of its own).
+#[tokio::test]
+async fn a_read_after_a_write_sees_it_while_others_read() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for _ in 0..6 {
+        let (store, stop) = (store.clone(), stop.clone());
+        readers.push(tokio::spawn(async move {
+            let all = MemberFilter { role: None, status: None };
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = store.list_members(&all, None, 5).await.unwrap();
+                let _ = store.get_member(&code("NONE")).await.unwrap();
+            }
+        }));
+    }
+    let active = MemberFilter { role: Some(Role::Operator), status: Some(MemberStatus::Active) };
+    for i in 0..300 {
+        let m = store.insert_member(&new_member(&format!("OP{i:04}"), Role::Operator, None), AT).await.unwrap();
+        assert_eq!(store.get_member(&m.code).await.unwrap().as_ref(), Some(&m), "write {i} read back by code");
+        let listed = store.list_members(&active, None, 1000).await.unwrap();
+        assert_eq!(listed.len(), i + 1, "write {i} listed");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        r.await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn the_schema_rejects_a_locality_without_a_unit() {
     let db = TestDb::new().await;
