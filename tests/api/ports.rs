@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use telesub_server::{
-    audit::AuditEntry,
+    audit::{AuditEntry, AuditRecord, Subject, SubjectKind},
     domain::{
         eligibility::QueryKind,
         household::{BatchKind, CheckContext, check_record},
@@ -14,8 +14,8 @@ use telesub_server::{
         member::UnitCode,
         policy::reference_policy,
         ports::{
-            AuditLog, BatchStore, Conflict, DecisionStore, EnrollmentStore, InspectionStore, PolicyStore, PortError,
-            RegisterStore, UnitStore,
+            AuditFilter, AuditLog, AuditReader, BatchStore, Conflict, DecisionStore, EnrollmentStore, InspectionStore,
+            PolicyStore, PortError, RegisterStore, UnitStore,
             enrollments::{DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, NewEnrollment, WriteKey},
             inspections::{FindingChange, FindingRow, NewInspection, SampleRow},
             policy::{DecisionRow, DecisionRunRow, PolicyRow},
@@ -25,6 +25,7 @@ use telesub_server::{
         units::{AdminUnit, UnitLevel, UnitTable, reference_units},
     },
     generator::HouseholdGenerator,
+    storage::audit_reader::call_id_bound,
     transport::record_input,
 };
 use telesub_tests::TestDb;
@@ -468,4 +469,103 @@ async fn the_enrolment_port_keeps_the_cap_the_phone_and_transfers_and_replays_by
     assert_eq!(port.enrollments_running("VNPT", march, april).await.unwrap(), [first.id]);
     assert!(port.enrollments_running("VNPT", april, date!(2025 - 05 - 01)).await.unwrap().is_empty());
     assert_eq!(port.enrollments_running("VIETTEL", april, date!(2025 - 05 - 01)).await.unwrap(), [taken.id]);
+}
+
+#[tokio::test]
+async fn the_audit_ports_filter_records_and_find_who_looked_up_a_value() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let log: Arc<dyn AuditLog> = store.clone();
+    let reader: Arc<dyn AuditReader> = store.clone();
+    let decisions: Arc<dyn DecisionStore> = store;
+    let call = |n: u8| format!("{}{}", call_id_bound(AT), format!("{n:02x}").repeat(10));
+    let entry = |org: &str, request: &str, method: &str, outcome: &str, decisions_call: Option<String>| AuditEntry {
+        at: AT,
+        request_id: request.into(),
+        org_code: Some(org.into()),
+        cert_fingerprint: None,
+        method: method.into(),
+        outcome: outcome.into(),
+        detail: String::new(),
+        request_digest: "e3".repeat(32),
+        attached: None,
+        decisions_call,
+    };
+    let check = "/telesub.v1.Eligibility/CheckEligibility";
+    let single = DecisionRow { call_id: call(1), request_id: "r-vnpt".into(), ..decision("x", 0) };
+    let seqs = log
+        .append_audit(
+            &[
+                entry("DOLISA", "r-dolisa", "/telesub.v1.HouseholdRegistry/GetHousehold", "NOT_FOUND", None),
+                entry("VNPT", "r-vnpt", check, "OK", Some(call(1))),
+                entry("VIETTEL", "r-viettel", "/telesub.v1.Eligibility/CheckEligibilityBatch", "OK", Some(call(2))),
+            ],
+            std::slice::from_ref(&single),
+            &[(0, Subject { kind: SubjectKind::HouseholdCode, value: "HH-1".into() })],
+        )
+        .await
+        .unwrap();
+    let seq = |i: usize| seqs[i].0;
+    decisions
+        .record_decision_runs(&[DecisionRunRow {
+            call_id: call(2),
+            first_idx: 0,
+            last_idx: 0,
+            request_id: "r-viettel".into(),
+            asked_by: "VIETTEL".into(),
+            decided_at: AT,
+            decisions: 1,
+            body: r#"[{"v":"067080001234","h":"HH-1"}]"#.into(),
+        }])
+        .await
+        .unwrap();
+
+    // Records by filter.
+    let day = AuditFilter {
+        from: AT - time::Duration::hours(1),
+        until: AT + time::Duration::hours(1),
+        org_code: None,
+        method: None,
+        method_prefix: None,
+        outcome: None,
+    };
+    let seqs_of = |records: Vec<AuditRecord>| records.into_iter().map(|r| r.seq).collect::<Vec<_>>();
+    assert_eq!(seqs_of(log.query_audit(&day, 0, 10).await.unwrap()), [seq(0), seq(1), seq(2)]);
+    assert_eq!(seqs_of(log.query_audit(&day, seq(0), 1).await.unwrap()), [seq(1)], "after, at most");
+    let vnpt = AuditFilter { org_code: Some("VNPT".into()), ..day.clone() };
+    assert_eq!(seqs_of(log.query_audit(&vnpt, 0, 10).await.unwrap()), [seq(1)]);
+    let eligibility = AuditFilter { method_prefix: Some("/telesub.v1.Eligibility/".into()), ..day.clone() };
+    assert_eq!(seqs_of(log.query_audit(&eligibility, 0, 10).await.unwrap()), [seq(1), seq(2)]);
+    let exact = AuditFilter { method: Some(check.into()), outcome: Some("OK".into()), ..day.clone() };
+    assert_eq!(seqs_of(log.query_audit(&exact, 0, 10).await.unwrap()), [seq(1)]);
+    let later = AuditFilter { from: AT + time::Duration::seconds(1), ..day.clone() };
+    assert!(log.query_audit(&later, 0, 10).await.unwrap().is_empty());
+
+    // Who looked a value up: subjects, single decisions and runs, then their records.
+    assert_eq!(reader.subject_seqs(SubjectKind::HouseholdCode, "HH-1").await.unwrap(), [seq(0)]);
+    assert!(reader.subject_seqs(SubjectKind::CitizenId, "HH-1").await.unwrap().is_empty());
+    let (from, until) = (day.from, day.until);
+    let asked = reader.decision_calls("067080001234", false, from, until).await.unwrap();
+    assert_eq!(asked.iter().map(|c| c.request_id.as_str()).collect::<Vec<_>>(), ["r-vnpt"]);
+    assert!(reader.decision_calls("HN-24611-0001", false, from, until).await.unwrap().is_empty());
+    assert_eq!(reader.decision_calls("HN-24611-0001", true, from, until).await.unwrap(), asked, "named in the answer");
+    assert!(
+        reader
+            .decision_calls("067080001234", false, from + time::Duration::hours(2), until + time::Duration::hours(2))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let batch = reader.run_calls("067080001234", false, from, until).await.unwrap();
+    assert_eq!(
+        batch.iter().map(|c| (c.request_id.as_str(), c.asked_by.as_str())).collect::<Vec<_>>(),
+        [("r-viettel", "VIETTEL")]
+    );
+    assert_eq!(reader.run_calls("HH-1", true, from, until).await.unwrap(), batch);
+    assert!(reader.run_calls("HH-1", false, from, until).await.unwrap().is_empty(), "not asked about");
+    assert_eq!(reader.audit_seq_of(&asked[0]).await.unwrap(), Some(seq(1)));
+    assert_eq!(reader.audit_seq_of(&batch[0]).await.unwrap(), Some(seq(2)));
+    let records = reader.audit_records_at(&[seq(2), seq(0)]).await.unwrap();
+    assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), [seq(0), seq(2)], "in order");
+    assert_eq!(records[1].entry.decisions_call, Some(call(2)));
 }
