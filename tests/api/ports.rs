@@ -15,12 +15,14 @@ use telesub_server::{
         policy::reference_policy,
         ports::{
             AuditFilter, AuditLog, AuditReader, BatchStore, Conflict, DecisionStore, EnrollmentStore, InspectionStore,
-            PolicyStore, PortError, RegisterStore, UnitStore,
+            MonthlyListStore, PolicyStore, PortError, ReconciliationStore, RegisterStore, UnitStore,
             enrollments::{DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, NewEnrollment, WriteKey},
             inspections::{FindingChange, FindingRow, NewInspection, SampleRow},
+            monthly::{LineFilter, LineRow, NewUpdate, UpdateDecision, UpdateFilter, Verdict},
             policy::{DecisionRow, DecisionRunRow, PolicyRow},
             register::{NewBatch, Staged, StagedRecord},
         },
+        reconciliation::ListStatus,
         registry::{BatchStatus, staged},
         units::{AdminUnit, UnitLevel, UnitTable, reference_units},
     },
@@ -568,4 +570,129 @@ async fn the_audit_ports_filter_records_and_find_who_looked_up_a_value() {
     let records = reader.audit_records_at(&[seq(2), seq(0)]).await.unwrap();
     assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), [seq(0), seq(2)], "in order");
     assert_eq!(records[1].entry.decisions_call, Some(call(2)));
+}
+
+fn list_line(n: i64, household: &str, codes: &str) -> LineRow {
+    LineRow {
+        line_no: n,
+        household_code: household.into(),
+        phone_number: format!("09110000{n:02}"),
+        commune_code: Some("24611".into()),
+        line: "{}".into(),
+        codes: codes.into(),
+        detail: (!codes.is_empty()).then(|| "[]".into()),
+        amount_claimed: 60_000,
+        amount_confirmable: if codes.is_empty() { 60_000 } else { 0 },
+        idle_months: n,
+        later_detail: None,
+    }
+}
+
+#[tokio::test]
+async fn the_monthly_list_ports_receive_replace_decide_and_keep_lists_current() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let lists: Arc<dyn MonthlyListStore> = store.clone();
+    let rec: Arc<dyn ReconciliationStore> = store;
+    let new = |operator: &'static str, update_id: &'static str, replaces_earlier| NewUpdate {
+        operator,
+        update_id,
+        period: "2025-03",
+        replaces_earlier,
+        note: "",
+        received_at: AT,
+        request_id: "r",
+    };
+
+    // Received, given up, received again: the key is free until the list is finished.
+    let id = lists.begin_monthly_update(&new("VNPT", "u1", false)).await.unwrap();
+    lists.store_monthly_lines(id, &[list_line(1, "HH-1", "")]).await.unwrap();
+    lists.discard_monthly_update(id).await.unwrap();
+    assert_eq!(lists.monthly_update("VNPT", "u1").await.unwrap(), None);
+    let first = lists.begin_monthly_update(&new("VNPT", "u1", false)).await.unwrap();
+    assert_eq!(lists.monthly_update_by_ref(first).await.unwrap().unwrap().status, ListStatus::Receiving);
+    lists.store_monthly_lines(first, &[list_line(1, "HH-1", ""), list_line(2, "HH-2", "NOT_ELIGIBLE")]).await.unwrap();
+    lists.mark_monthly_received(first, "digest-1").await.unwrap();
+    lists.finish_monthly_update(first, "digest-1", "{}", AT, None).await.unwrap();
+    let err = lists.begin_monthly_update(&new("VNPT", "u1", false)).await.unwrap_err();
+    assert!(matches!(err, PortError::AlreadyExists), "{err:?}");
+    let err = lists.finish_monthly_update(first, "digest-1", "{}", AT, None).await.unwrap_err();
+    assert!(matches!(err, PortError::Conflict(Conflict::NotReceiving)), "{err:?}");
+    let row = lists.monthly_update("VNPT", "u1").await.unwrap().unwrap();
+    assert_eq!(
+        (row.status, row.content_digest.as_deref(), row.figures.as_deref()),
+        (ListStatus::Reconciled, Some("digest-1"), Some("{}"))
+    );
+
+    // A later list replaces the reconciled one, which is superseded.
+    let second = lists.begin_monthly_update(&new("VNPT", "u2", true)).await.unwrap();
+    lists.store_monthly_lines(second, &[list_line(1, "HH-1", ""), list_line(3, "HH-3", "")]).await.unwrap();
+    lists.finish_monthly_update(second, "digest-2", "{}", AT, Some(first)).await.unwrap();
+    assert_eq!(lists.monthly_update_by_ref(first).await.unwrap().unwrap().status, ListStatus::Superseded);
+    let open = lists.open_monthly_updates("VNPT", "2025-03").await.unwrap();
+    assert_eq!(open.iter().map(|u| u.id).collect::<Vec<_>>(), [second]);
+    let filter = UpdateFilter { operator: Some("VNPT".into()), ..UpdateFilter::default() };
+    let all = lists.list_monthly_updates(&filter, i64::MAX, 10).await.unwrap();
+    assert_eq!(all.iter().map(|u| u.id).collect::<Vec<_>>(), [second, first], "newest first");
+    let reconciled = UpdateFilter { status: Some(ListStatus::Reconciled), ..filter.clone() };
+    assert_eq!(lists.list_monthly_updates(&reconciled, i64::MAX, 10).await.unwrap().len(), 1);
+
+    // Another operator's list claims HH-3 too.
+    let other = lists.begin_monthly_update(&new("VIETTEL", "v1", false)).await.unwrap();
+    lists.store_monthly_lines(other, &[list_line(1, "HH-3", "")]).await.unwrap();
+    lists.finish_monthly_update(other, "digest-v", "{}", AT, None).await.unwrap();
+    assert_eq!(rec.claimed_elsewhere("2025-03", "VNPT").await.unwrap(), [("HH-3".to_owned(), other)]);
+
+    // Lines, filtered; months without traffic; outcomes rewritten, which marks the list stale.
+    let only_bad = LineFilter::default();
+    assert!(rec.monthly_lines(second, &only_bad, 0, 10).await.unwrap().is_empty(), "both lines are OK");
+    let every = LineFilter { include_ok: true, ..LineFilter::default() };
+    assert_eq!(
+        rec.monthly_lines(second, &every, 1, 10).await.unwrap().iter().map(|l| l.line_no).collect::<Vec<_>>(),
+        [3]
+    );
+    let mut idle = rec.idle_months(second).await.unwrap();
+    idle.sort();
+    assert_eq!(idle, [("0911000001".to_owned(), 1), ("0911000003".to_owned(), 3)]);
+    assert!(rec.rewrite_line_outcomes(second, &[list_line(3, "HH-3", "DUPLICATE_ACROSS_OPERATORS")]).await.unwrap());
+    assert_eq!(rec.monthly_lines(second, &only_bad, 0, 10).await.unwrap()[0].codes, "DUPLICATE_ACROSS_OPERATORS");
+    assert_eq!(rec.stale_monthly_updates().await.unwrap(), [second]);
+    assert!(rec.refigure_monthly_update(second, r#"{"lines":2}"#, AT).await.unwrap());
+    assert!(rec.stale_monthly_updates().await.unwrap().is_empty());
+    let stale = rec.mark_stale_updates("2025-03").await.unwrap();
+    assert_eq!(stale.len(), 2, "VNPT's and VIETTEL's reconciled lists: {stale:?}");
+    rec.refigure_monthly_update(second, "{}", AT).await.unwrap();
+
+    // Confirmed as reconciled in its revision; a stale revision is refused.
+    let revision = lists.monthly_update_by_ref(second).await.unwrap().unwrap().revision;
+    let confirm = |revision| UpdateDecision {
+        revision,
+        verdict: Verdict::Confirmed { scope: "ALL_LINES".into(), lines: 2, amount: 120_000, digest: "c".into() },
+        by: "DOICT",
+        at: AT,
+        note: "",
+    };
+    let err = rec.decide_monthly_update(second, &confirm(revision - 1)).await.unwrap_err();
+    assert!(matches!(err, PortError::Conflict(Conflict::ReconciledAgain)), "{err:?}");
+    rec.decide_monthly_update(second, &confirm(revision)).await.unwrap();
+    let err = rec.decide_monthly_update(second, &confirm(revision)).await.unwrap_err();
+    assert!(matches!(err, PortError::Conflict(Conflict::NotReconciled)), "{err:?}");
+    assert_eq!(rec.confirmed_updates_since("2025-01").await.unwrap(), [second]);
+    assert!(rec.confirmed_updates_since("2025-04").await.unwrap().is_empty());
+    assert!(!rec.rewrite_line_outcomes(second, &[list_line(1, "HH-1", "")]).await.unwrap(), "no longer open");
+
+    // A later change noted on the confirmed list, and counted.
+    assert!(rec.note_line_exceptions(second, &[(1, Some("[]".into()))]).await.unwrap());
+    let exceptions = LineFilter { include_ok: true, exceptions_only: true, ..LineFilter::default() };
+    assert_eq!(
+        rec.monthly_lines(second, &exceptions, 0, 10).await.unwrap().iter().map(|l| l.line_no).collect::<Vec<_>>(),
+        [1]
+    );
+    rec.count_exceptions(second, 1, AT).await.unwrap();
+    let confirmed = lists.monthly_update_by_ref(second).await.unwrap().unwrap();
+    assert_eq!(
+        (confirmed.status, confirmed.exceptions, confirmed.confirmed_amount),
+        (ListStatus::Confirmed, 1, Some(120_000))
+    );
+    assert!(!rec.note_line_exceptions(other, &[(1, None)]).await.unwrap(), "only a confirmed list");
 }
