@@ -8,14 +8,20 @@ use std::sync::Arc;
 use telesub_server::{
     audit::{AuditEntry, AuditRecord, Subject, SubjectKind},
     domain::{
+        devices::AllocationStatus,
         eligibility::QueryKind,
         household::{BatchKind, CheckContext, check_record},
         inspections::{FindingStatus, InspectionStatus, Severity},
         member::UnitCode,
         policy::reference_policy,
         ports::{
-            AuditFilter, AuditLog, AuditReader, BatchStore, Conflict, DecisionStore, EnrollmentStore, InspectionStore,
-            MonthlyListStore, PolicyStore, PortError, ReconciliationStore, RegisterStore, UnitStore,
+            AllocationStore, AuditFilter, AuditLog, AuditReader, BatchStore, Conflict, DecisionStore, EnrollmentStore,
+            InspectionStore, MonthlyListStore, PlaceStore, PolicyStore, PortError, ReconciliationStore, RegisterStore,
+            UnitStore,
+            devices::{
+                Amend, AmendNote, CommitteeDecision, HandoverOutcome, HandoverRow, NewAllocation, PlaceRow,
+                ProposalMeta, RecipientFilter,
+            },
             enrollments::{DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, NewEnrollment, WriteKey},
             inspections::{FindingChange, FindingRow, NewInspection, SampleRow},
             monthly::{LineFilter, LineRow, NewUpdate, UpdateDecision, UpdateFilter, Verdict},
@@ -695,4 +701,189 @@ async fn the_monthly_list_ports_receive_replace_decide_and_keep_lists_current() 
         (ListStatus::Confirmed, 1, Some(120_000))
     );
     assert!(!rec.note_line_exceptions(other, &[(1, None)]).await.unwrap(), "only a confirmed list");
+}
+
+fn place(code: &str, rank: i64, device_type: &str) -> PlaceRow {
+    PlaceRow {
+        household_code: code.into(),
+        rank,
+        unit_code: "660".into(),
+        commune_code: "24611".into(),
+        district_code: Some("660".into()),
+        category: "POOR".into(),
+        priority_group: 2,
+        nominated: false,
+        device_type: device_type.into(),
+        head_name_masked: "Nguyễn V. A.".into(),
+        added: false,
+    }
+}
+
+fn handover(code: &str, allocation_id: i64, imei: &str) -> HandoverRow {
+    HandoverRow {
+        household_code: code.into(),
+        allocation_id,
+        kind: "DEVICE".into(),
+        device_type: Some("TABLET".into()),
+        serial_number: Some("SN-1".into()),
+        imei: Some(imei.into()),
+        cash_amount: None,
+        phone_bought_on: None,
+        receipt_reference: None,
+        handed_over_on: date!(2025 - 05 - 02),
+        received_by: "Nguyễn Văn An".into(),
+        recorded_by: "GIANGHIA".into(),
+        recorded_at: AT,
+        request_id: "r".into(),
+    }
+}
+
+#[tokio::test]
+async fn the_allocation_and_place_ports_carry_a_list_from_proposal_to_hand_over() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let units_port: Arc<dyn UnitStore> = store.clone();
+    let batches: Arc<dyn BatchStore> = store.clone();
+    let allocations: Arc<dyn AllocationStore> = store.clone();
+    let places: Arc<dyn PlaceStore> = store;
+
+    // A register of generated households, some of which want a device.
+    units_port.seed_units(&reference_units().unwrap()).await.unwrap();
+    let units = UnitTable::new(units_port.units().await.unwrap());
+    let effective = date!(2025 - 01 - 01);
+    let records = generated(&units, 40, effective);
+    let batch = NewBatch {
+        batch_id: "b",
+        kind: BatchKind::Snapshot,
+        review_period: "2024",
+        effective,
+        note: "",
+        pushed_by: "DOLISA",
+        received_at: AT,
+        receiver: "s",
+    };
+    batches.begin_batch(&batch).await.unwrap();
+    batches.stage_records("b", "s", &records).await.unwrap();
+    let staged = Staged { batch_id: "b", receiver: "s", records: records.len() as i64 };
+    batches.apply_batch(&staged, BatchKind::Snapshot, effective, "d", AT).await.unwrap().unwrap();
+    let mut wanting: Vec<&str> = records.iter().filter(|r| r.wants_device).map(|r| r.household_code.as_str()).collect();
+    wanting.sort();
+    assert!(wanting.len() >= 3, "the generator gives some households that want a device");
+
+    let decision = |number: &'static str| NewAllocation {
+        decision_number: number,
+        decision_date: date!(2025 - 02 - 01),
+        tablets: 10,
+        smartphones: 0,
+        quotas: "[]",
+        cash_amount: 1_500_000,
+        note: "",
+        recorded_by: "DOICT",
+        recorded_at: AT,
+    };
+    let id = allocations.insert_allocation(&decision("1/QĐ")).await.unwrap();
+    let err = allocations.insert_allocation(&decision("1/QĐ")).await.unwrap_err();
+    assert!(matches!(err, PortError::AlreadyExists), "{err:?}");
+    let other = allocations.insert_allocation(&decision("2/QĐ")).await.unwrap();
+    let row = allocations.allocation("1/QĐ").await.unwrap().unwrap();
+    assert_eq!((row.id, row.status, row.tablets), (id, AllocationStatus::Recorded, 10));
+    let listed = allocations.list_allocations(i64::MAX, 10).await.unwrap();
+    assert_eq!(listed.iter().map(|a| a.id).collect::<Vec<_>>(), [other, id]);
+
+    // Candidates read the flag kept beside each state.
+    let mut candidates: Vec<String> = allocations
+        .device_candidates(id, date!(2025 - 03 - 01))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.household_code)
+        .collect();
+    candidates.sort();
+    assert_eq!(candidates, wanting);
+    let (a, b, c) = (wanting[0], wanting[1], wanting[2]);
+    assert_eq!(
+        allocations.nominate_households(id, &[a.into(), b.into()], "GIANGHIA", "hộ khó khăn", AT).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        allocations.nominate_households(id, &[a.into(), c.into()], "GIANGHIA", "hộ khó khăn", AT).await.unwrap(),
+        1
+    );
+    let mut nominated = allocations.nominations(id).await.unwrap();
+    nominated.sort();
+    assert_eq!(nominated, [a, b, c]);
+
+    // Proposed, amended, submitted, approved against the digest reviewed.
+    let meta = ProposalMeta {
+        as_of: date!(2025 - 03 - 01),
+        policy_version: 1,
+        proposed_at: AT,
+        eligible: 3,
+        digest: "p".into(),
+    };
+    allocations.save_proposal(id, &meta, &[place(a, 1, "TABLET"), place(b, 2, "TABLET")]).await.unwrap();
+    assert_eq!(allocations.allocation("1/QĐ").await.unwrap().unwrap().status, AllocationStatus::Proposed);
+    let note = AmendNote { reason: "bổ sung", by: "DOICT", at: AT };
+    let added = Amend::Add { place: PlaceRow { added: true, ..place(c, 0, "TABLET") }, quota: 10 };
+    let r1 = allocations.amend_proposal(id, &added, &note).await.unwrap();
+    let r2 = allocations.amend_proposal(id, &Amend::Remove { household_code: a }, &note).await.unwrap();
+    assert!(r2 > r1);
+    let err = allocations.amend_proposal(id, &Amend::Remove { household_code: "NONE" }, &note).await.unwrap_err();
+    assert!(matches!(err, PortError::NotFound), "{err:?}");
+    let amendments = places.allocation_amendments(id).await.unwrap();
+    assert_eq!(
+        amendments.iter().map(|m| (m.action.as_str(), m.household_code.as_str())).collect::<Vec<_>>(),
+        [("ADD", c), ("REMOVE", a)]
+    );
+    allocations.submit_allocation(id, r2, "list-digest", "DOICT", AT).await.unwrap();
+    let err = allocations.amend_proposal(id, &Amend::Remove { household_code: b }, &note).await.unwrap_err();
+    assert!(matches!(err, PortError::Conflict(Conflict::NotAmendable)), "{err:?}");
+    let decide = |expected_digest| CommitteeDecision {
+        approve: true,
+        approval_number: Some("99/QĐ-UBND"),
+        by: "UBND",
+        at: AT,
+        approved_on: Some(date!(2025 - 04 - 01)),
+        note: "",
+        expected_digest,
+    };
+    let err = allocations.decide_allocation(id, &decide(Some("another"))).await.unwrap_err();
+    assert!(matches!(err, PortError::Conflict(Conflict::OtherDigest)), "{err:?}");
+    allocations.decide_allocation(id, &decide(Some("list-digest"))).await.unwrap();
+    assert_eq!(allocations.allocation("1/QĐ").await.unwrap().unwrap().status, AllocationStatus::Approved);
+
+    // Hand-overs: once per household, an IMEI once, only on an approved list's places.
+    assert_eq!(places.record_handover(&handover(b, id, "356938035643809")).await.unwrap(), HandoverOutcome::Recorded);
+    assert!(matches!(
+        places.record_handover(&handover(b, id, "356938035643817")).await.unwrap(),
+        HandoverOutcome::AlreadyHandedOver(_)
+    ));
+    assert_eq!(places.record_handover(&handover(a, id, "356938035643825")).await.unwrap(), HandoverOutcome::NotOnList);
+    assert_eq!(
+        places.record_handover(&handover(c, id, "356938035643809")).await.unwrap(),
+        HandoverOutcome::ImeiUsed { household_code: b.into() }
+    );
+    assert_eq!(
+        places.record_handover(&handover(c, other, "356938035643833")).await.unwrap(),
+        HandoverOutcome::NotApproved
+    );
+
+    let handed = RecipientFilter { unit_code: None, handed_over: Some(true) };
+    let given = places.allocation_recipients(id, &handed, 0, 10).await.unwrap();
+    assert_eq!(given.iter().map(|r| r.place.household_code.as_str()).collect::<Vec<_>>(), [b]);
+    let waiting = RecipientFilter { unit_code: Some("660".into()), handed_over: Some(false) };
+    let not_yet = places.allocation_recipients(id, &waiting, 0, 10).await.unwrap();
+    assert_eq!(not_yet.iter().map(|r| r.place.household_code.as_str()).collect::<Vec<_>>(), [c]);
+    let at_b = places.place(id, b).await.unwrap().unwrap();
+    assert_eq!(at_b.handover.as_ref().and_then(|h| h.imei.as_deref()), Some("356938035643809"));
+    assert_eq!(places.place(id, a).await.unwrap(), None, "removed from the list");
+    let progress = places.allocation_progress(id).await.unwrap();
+    assert_eq!(
+        progress.iter().map(|p| (p.unit_code.as_str(), p.on_list, p.devices, p.cash)).collect::<Vec<_>>(),
+        [("660", 2, 1, 0)]
+    );
+    assert_eq!(places.place_of(b).await.unwrap().as_deref(), Some("1/QĐ"));
+    assert_eq!(places.place_of(a).await.unwrap(), None);
+    assert_eq!(places.handover_of(b).await.unwrap().map(|h| h.allocation_id), Some(id));
+    assert_eq!(places.handover_of(c).await.unwrap(), None);
 }
