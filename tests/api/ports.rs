@@ -17,7 +17,7 @@ use telesub_server::{
         ports::{
             AllocationStore, AuditFilter, AuditLog, AuditReader, BatchStore, Conflict, DecisionStore, EnrollmentStore,
             InspectionStore, MonthlyListStore, PlaceStore, PolicyStore, PortError, ReconciliationStore, RegisterStore,
-            UnitStore,
+            StatisticsStore, UnitStore,
             devices::{
                 Amend, AmendNote, CommitteeDecision, HandoverOutcome, HandoverRow, NewAllocation, PlaceRow,
                 ProposalMeta, RecipientFilter,
@@ -27,6 +27,7 @@ use telesub_server::{
             monthly::{LineFilter, LineRow, NewUpdate, UpdateDecision, UpdateFilter, Verdict},
             policy::{DecisionRow, DecisionRunRow, PolicyRow},
             register::{NewBatch, Staged, StagedRecord},
+            statistics::HouseholdCount,
         },
         reconciliation::ListStatus,
         registry::{BatchStatus, staged},
@@ -886,4 +887,110 @@ async fn the_allocation_and_place_ports_carry_a_list_from_proposal_to_hand_over(
     assert_eq!(places.place_of(a).await.unwrap(), None);
     assert_eq!(places.handover_of(b).await.unwrap().map(|h| h.allocation_id), Some(id));
     assert_eq!(places.handover_of(c).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn the_statistics_port_counts_by_the_category_kept_beside_each_state() {
+    use std::collections::BTreeMap;
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let units_port: Arc<dyn UnitStore> = store.clone();
+    let batches: Arc<dyn BatchStore> = store.clone();
+    let enrolments: Arc<dyn EnrollmentStore> = store.clone();
+    let lists: Arc<dyn MonthlyListStore> = store.clone();
+    let stats: Arc<dyn StatisticsStore> = store;
+    units_port.seed_units(&reference_units().unwrap()).await.unwrap();
+    let units = UnitTable::new(units_port.units().await.unwrap());
+    let effective = date!(2025 - 01 - 01);
+    let records = generated(&units, 60, effective);
+    let batch = NewBatch {
+        batch_id: "b",
+        kind: BatchKind::Snapshot,
+        review_period: "2024",
+        effective,
+        note: "",
+        pushed_by: "DOLISA",
+        received_at: AT,
+        receiver: "s",
+    };
+    batches.begin_batch(&batch).await.unwrap();
+    batches.stage_records("b", "s", &records).await.unwrap();
+    let staged = Staged { batch_id: "b", receiver: "s", records: records.len() as i64 };
+    batches.apply_batch(&staged, BatchKind::Snapshot, effective, "d", AT).await.unwrap().unwrap();
+
+    let expected = |commune: Option<&str>| {
+        let mut by: BTreeMap<String, i64> = BTreeMap::new();
+        for r in records.iter().filter(|r| commune.is_none_or(|c| r.commune_code.as_deref() == Some(c))) {
+            *by.entry(r.category.unwrap().as_str().to_owned()).or_default() += 1;
+        }
+        by
+    };
+    let counted = |rows: Vec<HouseholdCount>, now: bool| -> BTreeMap<String, i64> {
+        rows.into_iter().map(|r| (r.category, if now { r.now } else { r.before })).filter(|(_, n)| *n > 0).collect()
+    };
+    let (march, december) = (date!(2025 - 03 - 01), date!(2024 - 12 - 01));
+    let all = stats.household_counts(march, december, None).await.unwrap();
+    assert_eq!(counted(all.clone(), true), expected(None));
+    assert!(counted(all, false).is_empty(), "nothing on the list before the review");
+    let commune = records[0].commune_code.clone().unwrap();
+    let one = format!("[\"{commune}\"]");
+    assert_eq!(
+        counted(stats.household_counts(march, december, Some(&one)).await.unwrap(), true),
+        expected(Some(&commune))
+    );
+
+    // Every household's state began after the last day of 2024: all are grace candidates.
+    let mut grace = stats.grace_candidates(december, march, None, None).await.unwrap();
+    grace.sort();
+    let mut codes: Vec<String> = records.iter().map(|r| r.household_code.clone()).collect();
+    codes.sort();
+    assert_eq!(grace, codes);
+    assert!(stats.grace_candidates(march, march, Some("[]"), None).await.unwrap().is_empty());
+
+    // One line running from February, counted on its household's category.
+    let first = &records[0];
+    let mut new = line("VNPT", &first.household_code, "0911000001", date!(2025 - 02 - 01), "s1");
+    new.subscriber_citizen_id = first.member_ids.clone().unwrap().split(' ').next().unwrap().into();
+    enrolments.enroll(&new, &WriteKey { operator: "VNPT", key: "k", digest: "d" }, 1, false).await.unwrap();
+    let enrolled = stats.enrolled_counts(march, december, None).await.unwrap();
+    let running: Vec<_> = enrolled.iter().filter(|e| e.now > 0 || e.before > 0).collect();
+    assert_eq!(running.len(), 1, "{enrolled:?}");
+    assert_eq!(
+        (running[0].operator.as_str(), running[0].category.as_str(), running[0].now, running[0].before),
+        ("VNPT", first.category.unwrap().as_str(), 1, 0)
+    );
+
+    // A reconciled list of two lines, one with a discrepancy, in the first household's commune.
+    let id = lists
+        .begin_monthly_update(&NewUpdate {
+            operator: "VNPT",
+            update_id: "u",
+            period: "2025-03",
+            replaces_earlier: false,
+            note: "",
+            received_at: AT,
+            request_id: "r",
+        })
+        .await
+        .unwrap();
+    let in_commune = |mut l: LineRow| {
+        l.commune_code = Some(commune.clone());
+        l
+    };
+    lists
+        .store_monthly_lines(id, &[in_commune(list_line(1, "A", "")), in_commune(list_line(2, "B", "NON_USAGE"))])
+        .await
+        .unwrap();
+    lists.finish_monthly_update(id, "d", "{}", AT, None).await.unwrap();
+    let lines = stats.line_counts("2025-03", "2025-02", Some(&one)).await.unwrap();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let l = &lines[0];
+    assert_eq!(
+        (l.status, l.claims, l.amount, l.ok_claims, l.ok_amount, l.non_usage),
+        (ListStatus::Reconciled, 2, 120_000, 1, 60_000, 1)
+    );
+    assert!(stats.line_counts("2025-03", "2025-02", Some("[\"00000\"]")).await.unwrap().is_empty(), "another commune");
+
+    // No approved device list yet: nothing allocated.
+    assert!(stats.device_counts(march, None).await.unwrap().iter().all(|d| d.allocated == 0 && d.handed_over == 0));
 }
