@@ -15,9 +15,10 @@ use telesub_server::{
         member::UnitCode,
         policy::reference_policy,
         ports::{
-            AllocationStore, AuditFilter, AuditLog, AuditReader, BatchStore, Conflict, DecisionStore, EnrollmentStore,
-            InspectionStore, MonthlyListStore, PlaceStore, PolicyStore, PortError, ReconciliationStore, RegisterStore,
-            StatisticsStore, UnitStore,
+            AllocationStore, AuditFilter, AuditLog, AuditReader, AuditTrail, BatchStore, Conflict, DecisionStore,
+            EnrollmentStore, InspectionStore, MonthlyListStore, PlaceStore, PolicyStore, PortError,
+            ReconciliationStore, RegisterStore, StatisticsStore, UnitStore,
+            audit::CheckpointRow,
             devices::{
                 Amend, AmendNote, CommitteeDecision, HandoverOutcome, HandoverRow, NewAllocation, PlaceRow,
                 ProposalMeta, RecipientFilter,
@@ -993,4 +994,130 @@ async fn the_statistics_port_counts_by_the_category_kept_beside_each_state() {
 
     // No approved device list yet: nothing allocated.
     assert!(stats.device_counts(march, None).await.unwrap().iter().all(|d| d.allocated == 0 && d.handed_over == 0));
+}
+
+#[tokio::test]
+async fn the_store_claims_while_held_and_holds_the_register_where_it_can() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    store.ping().await.unwrap();
+    let claim = store.claim("batch b1").await.unwrap().expect("free");
+    assert!(store.claim("batch b1").await.unwrap().is_none(), "held by the first");
+    assert!(store.claim("batch b2").await.unwrap().is_some(), "another key is free");
+    drop(claim);
+    assert!(store.claim("batch b1").await.unwrap().is_some(), "given up with the claim");
+
+    let units_port: Arc<dyn UnitStore> = store.clone();
+    let batches: Arc<dyn BatchStore> = store.clone();
+    units_port.seed_units(&reference_units().unwrap()).await.unwrap();
+    let units = UnitTable::new(units_port.units().await.unwrap());
+    let effective = date!(2025 - 01 - 01);
+    let records = generated(&units, 12, effective);
+    let batch = NewBatch {
+        batch_id: "b",
+        kind: BatchKind::Snapshot,
+        review_period: "2024",
+        effective,
+        note: "",
+        pushed_by: "DOLISA",
+        received_at: AT,
+        receiver: "s",
+    };
+    batches.begin_batch(&batch).await.unwrap();
+    batches.stage_records("b", "s", &records).await.unwrap();
+    store.prepare_to_serve().await.unwrap();
+    let staged = Staged { batch_id: "b", receiver: "s", records: 12 };
+    batches.apply_batch(&staged, BatchKind::Snapshot, effective, "d", AT).await.unwrap().unwrap();
+    store.catch_up().await.unwrap();
+    let expected = (store.backend() == "sqlite").then_some(12);
+    assert_eq!(store.register_held(), expected, "an SQLite hub holds the register; PostgreSQL reads it");
+    let register: Arc<dyn RegisterStore> = store;
+    let citizen = records[3].member_ids.clone().unwrap().split(' ').next().unwrap().to_owned();
+    let found = register.histories_matching(QueryKind::CitizenId, std::slice::from_ref(&citizen), false).await.unwrap();
+    assert_eq!(found.len(), 1, "read from where it is held");
+}
+
+#[tokio::test]
+async fn the_audit_trail_port_keeps_the_tree_beside_the_chain_and_its_checkpoints() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let log: Arc<dyn AuditLog> = store.clone();
+    let decisions: Arc<dyn DecisionStore> = store.clone();
+    let trail: Arc<dyn AuditTrail> = store;
+    assert!(trail.missing_guards().await.unwrap().is_empty(), "the append-only guards are in place");
+    let entry = |n: i64, call: Option<String>| AuditEntry {
+        at: AT + time::Duration::seconds(n),
+        request_id: format!("r{n}"),
+        org_code: Some("VNPT".into()),
+        cert_fingerprint: None,
+        method: "/telesub.v1.Eligibility/CheckEligibility".into(),
+        outcome: "OK".into(),
+        detail: String::new(),
+        request_digest: "e3".repeat(32),
+        attached: None,
+        decisions_call: call,
+    };
+    let call = |n: u8| format!("{}{}", call_id_bound(AT), format!("{n:02x}").repeat(10));
+    let first = DecisionRow { call_id: call(1), ..decision("x", 0) };
+    // 40 records: the tree keeps its nodes of every fourth level (here level 4, whole
+    // subtrees of 16 records: two of them); the leaves are the records themselves.
+    let entries: Vec<AuditEntry> = (0..40).map(|n| entry(n, (n == 0).then(|| call(1)))).collect();
+    let seqs = log
+        .append_audit(
+            &entries,
+            std::slice::from_ref(&first),
+            &[(1, Subject { kind: SubjectKind::CitizenId, value: "067080001234".into() })],
+        )
+        .await
+        .unwrap();
+    let (size, head, edge) = trail.audit_edge().await.unwrap();
+    assert_eq!((size, head.as_str()), (40, seqs[39].1.as_str()));
+    assert!(edge.is_some(), "the tree's right edge is kept with the head");
+    let stored = trail.audit_nodes(4, 0, 3).await.unwrap();
+    assert_eq!(stored.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 1]);
+    assert!(trail.audit_nodes(0, 0, 40).await.unwrap().is_empty(), "leaves are not stored apart");
+    let mut ranges = trail.audit_node_ranges(&[(4, 1, 2), (4, 0, 1), (8, 0, 1)]).await.unwrap();
+    ranges.sort();
+    assert_eq!(ranges.iter().map(|(l, i, _)| (*l, *i)).collect::<Vec<_>>(), [(4, 0), (4, 1)]);
+    assert_eq!(ranges[0].2, stored[0].1);
+    assert_eq!(trail.audit_nodes_all((0, 0), 100).await.unwrap().len(), 2);
+    assert_eq!(trail.audit_nodes_all((4, 0), 100).await.unwrap().len(), 1, "after node (4, 0)");
+
+    // What calls stored beside their records.
+    let subjects = trail.audit_subjects_between(0, 40).await.unwrap();
+    assert_eq!(subjects.iter().map(|s| (s.seq, s.kind.as_str())).collect::<Vec<_>>(), [(seqs[1].0, "CITIZEN_ID")]);
+    assert!(trail.audit_subjects_between(seqs[1].0, 40).await.unwrap().is_empty());
+    assert_eq!(trail.decisions_between(&call(0), &call(9)).await.unwrap(), [first]);
+    assert!(trail.decisions_between(&call(2), &call(9)).await.unwrap().is_empty());
+    let run = |first_idx: i64| DecisionRunRow {
+        call_id: call(7),
+        first_idx,
+        last_idx: first_idx + 9,
+        request_id: "rb".into(),
+        asked_by: "VNPT".into(),
+        decided_at: AT,
+        decisions: 10,
+        body: "[]".into(),
+    };
+    decisions.record_decision_runs(&[run(0), run(10), run(20)]).await.unwrap();
+    let runs = trail.runs_of(&call(7), 0, 2).await.unwrap();
+    assert_eq!(runs.iter().map(|r| r.first_idx).collect::<Vec<_>>(), [10, 20], "from the first index after 0");
+
+    // Checkpoints: one per size, the latest by default.
+    let checkpoint = |size: i64| CheckpointRow {
+        tree_size: size,
+        root_hash: "ab".repeat(32),
+        signed_at: AT,
+        key_id: "0a0b0c0d".into(),
+        note: format!("note {size}"),
+    };
+    assert_eq!(trail.checkpoint(None).await.unwrap(), None);
+    assert!(trail.insert_checkpoint(&checkpoint(3)).await.unwrap());
+    assert!(trail.insert_checkpoint(&checkpoint(5)).await.unwrap());
+    assert!(!trail.insert_checkpoint(&checkpoint(5)).await.unwrap(), "another hub's of the same size");
+    assert_eq!(trail.checkpoint(None).await.unwrap(), Some(checkpoint(5)));
+    assert_eq!(trail.checkpoint(Some(3)).await.unwrap(), Some(checkpoint(3)));
+    assert_eq!(trail.checkpoint(Some(4)).await.unwrap(), None);
+    assert_eq!(trail.checkpoints_after(3, 10).await.unwrap(), [checkpoint(5)]);
+    assert_eq!(trail.checkpoints_after(0, 1).await.unwrap(), [checkpoint(3)]);
 }
