@@ -304,6 +304,34 @@ fn generated(units: &UnitTable, n: usize, effective: time::Date) -> Vec<StagedRe
         .collect()
 }
 
+/// `n` generated households (seed 7) on the register from 1 January 2025, applied as one
+/// snapshot through the unit and batch ports; their staged form.
+async fn applied_register(
+    units_port: &Arc<dyn UnitStore>,
+    batches: &Arc<dyn BatchStore>,
+    n: usize,
+) -> Vec<StagedRecord> {
+    units_port.seed_units(&reference_units().unwrap()).await.unwrap();
+    let units = UnitTable::new(units_port.units().await.unwrap());
+    let effective = date!(2025 - 01 - 01);
+    let records = generated(&units, n, effective);
+    let batch = NewBatch {
+        batch_id: "b",
+        kind: BatchKind::Snapshot,
+        review_period: "2024",
+        effective,
+        note: "",
+        pushed_by: "DOLISA",
+        received_at: AT,
+        receiver: "s",
+    };
+    batches.begin_batch(&batch).await.unwrap();
+    batches.stage_records("b", "s", &records).await.unwrap();
+    let staged = Staged { batch_id: "b", receiver: "s", records: n as i64 };
+    batches.apply_batch(&staged, BatchKind::Snapshot, effective, "d", AT).await.unwrap().unwrap();
+    records
+}
+
 #[tokio::test]
 async fn the_batch_and_register_ports_stage_apply_whole_and_read_every_state() {
     let db = TestDb::new().await;
@@ -750,24 +778,7 @@ async fn the_allocation_and_place_ports_carry_a_list_from_proposal_to_hand_over(
     let places: Arc<dyn PlaceStore> = store;
 
     // A register of generated households, some of which want a device.
-    units_port.seed_units(&reference_units().unwrap()).await.unwrap();
-    let units = UnitTable::new(units_port.units().await.unwrap());
-    let effective = date!(2025 - 01 - 01);
-    let records = generated(&units, 40, effective);
-    let batch = NewBatch {
-        batch_id: "b",
-        kind: BatchKind::Snapshot,
-        review_period: "2024",
-        effective,
-        note: "",
-        pushed_by: "DOLISA",
-        received_at: AT,
-        receiver: "s",
-    };
-    batches.begin_batch(&batch).await.unwrap();
-    batches.stage_records("b", "s", &records).await.unwrap();
-    let staged = Staged { batch_id: "b", receiver: "s", records: records.len() as i64 };
-    batches.apply_batch(&staged, BatchKind::Snapshot, effective, "d", AT).await.unwrap().unwrap();
+    let records = applied_register(&units_port, &batches, 40).await;
     let mut wanting: Vec<&str> = records.iter().filter(|r| r.wants_device).map(|r| r.household_code.as_str()).collect();
     wanting.sort();
     assert!(wanting.len() >= 3, "the generator gives some households that want a device");
@@ -900,24 +911,7 @@ async fn the_statistics_port_counts_by_the_category_kept_beside_each_state() {
     let enrolments: Arc<dyn EnrollmentStore> = store.clone();
     let lists: Arc<dyn MonthlyListStore> = store.clone();
     let stats: Arc<dyn StatisticsStore> = store;
-    units_port.seed_units(&reference_units().unwrap()).await.unwrap();
-    let units = UnitTable::new(units_port.units().await.unwrap());
-    let effective = date!(2025 - 01 - 01);
-    let records = generated(&units, 60, effective);
-    let batch = NewBatch {
-        batch_id: "b",
-        kind: BatchKind::Snapshot,
-        review_period: "2024",
-        effective,
-        note: "",
-        pushed_by: "DOLISA",
-        received_at: AT,
-        receiver: "s",
-    };
-    batches.begin_batch(&batch).await.unwrap();
-    batches.stage_records("b", "s", &records).await.unwrap();
-    let staged = Staged { batch_id: "b", receiver: "s", records: records.len() as i64 };
-    batches.apply_batch(&staged, BatchKind::Snapshot, effective, "d", AT).await.unwrap().unwrap();
+    let records = applied_register(&units_port, &batches, 60).await;
 
     let expected = |commune: Option<&str>| {
         let mut by: BTreeMap<String, i64> = BTreeMap::new();
