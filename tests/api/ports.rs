@@ -293,6 +293,45 @@ async fn the_inspection_port_numbers_findings_and_samples_and_freezes_a_closed_i
     assert!(port.list_inspections(None, first, 10).await.unwrap().is_empty(), "ids below the first: none");
 }
 
+/// A status no rule knows, written around the hub, is read back as corrupt data naming the
+/// column (and never taken for another status), through any port that reads it.
+#[tokio::test]
+async fn a_stored_status_no_rule_knows_reads_back_as_corrupt_naming_the_column() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let port: Arc<dyn InspectionStore> = store;
+    let id = port
+        .insert_inspection(&NewInspection {
+            title: "Kiểm tra",
+            basis: "YEARLY_PLAN",
+            requested_by: "",
+            subject_units: "[]",
+            subject_operators: "[]",
+            team: "[]",
+            starts_on: date!(2026 - 03 - 02),
+            ends_on: date!(2026 - 03 - 20),
+            note: "",
+            created_by: "DOICT",
+            created_at: AT,
+        })
+        .await
+        .unwrap();
+    assert_eq!(port.inspection(id).await.unwrap().unwrap().status, InspectionStatus::Open);
+    // The table's CHECK constraint is passed by, as an insider with write access could.
+    let pass_the_check = if db.is_postgres() {
+        "ALTER TABLE inspections DROP CONSTRAINT inspections_status_check;"
+    } else {
+        "PRAGMA ignore_check_constraints = ON;"
+    };
+    db.execute(&format!("{pass_the_check} UPDATE inspections SET status = 'PAUSED' WHERE id = {id}")).await.unwrap();
+    for err in [port.inspection(id).await.unwrap_err(), port.list_inspections(None, i64::MAX, 10).await.unwrap_err()] {
+        match err {
+            PortError::Corrupt(what) => assert!(what.contains("status") && what.contains("PAUSED"), "{what}"),
+            other => panic!("expected corrupt data, got {other:?}"),
+        }
+    }
+}
+
 /// `n` generated households, checked and staged as the register stages them.
 fn generated(units: &UnitTable, n: usize, effective: time::Date) -> Vec<StagedRecord> {
     let cx =

@@ -194,7 +194,7 @@ macro_rules! name_enum {
             }
         }
 
-        /// The stored form read back (`#[sqlx(try_from = "String")]` on a record's field).
+        /// The stored form read back (storage parses a stored status with it).
         impl ::std::convert::TryFrom<String> for $name {
             type Error = String;
 

@@ -20,6 +20,7 @@ mod postgres;
 pub mod reconciliation;
 pub mod register_index;
 pub mod registry;
+mod rows;
 mod shared;
 mod sqlite;
 pub mod statistics;

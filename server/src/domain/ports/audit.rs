@@ -10,7 +10,7 @@ use super::policy::{DecisionRow, DecisionRunRow};
 use crate::audit::SubjectKind;
 
 /// A call that gave eligibility decisions: its request id, who asked, and when it decided.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecisionCall {
     pub request_id: String,
     pub asked_by: String,
@@ -53,7 +53,7 @@ pub trait AuditReader: Send + Sync + std::fmt::Debug {
 }
 
 /// A signed checkpoint as stored.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckpointRow {
     pub tree_size: i64,
     /// Lower-case hex.
@@ -65,7 +65,7 @@ pub struct CheckpointRow {
     pub note: String,
 }
 /// A subject noted beside a record.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubjectRow {
     pub seq: i64,
     pub kind: String,

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use time::{Date, OffsetDateTime};
 
 /// A stored allocation decision with its list's status.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AllocationRow {
     pub id: i64,
     pub decision_number: String,
@@ -17,7 +17,6 @@ pub struct AllocationRow {
     pub quotas: String,
     pub cash_amount: i64,
     pub note: String,
-    #[sqlx(try_from = "String")]
     pub status: AllocationStatus,
     pub revision: i64,
     pub recorded_by: String,
@@ -54,7 +53,7 @@ pub struct NewAllocation<'a> {
 }
 
 /// A household's state that may qualify for a device (the caller checks the data).
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CandidateRow {
     pub household_code: String,
     pub commune_code: String,
@@ -62,7 +61,7 @@ pub struct CandidateRow {
 }
 
 /// A place on a list.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlaceRow {
     pub household_code: String,
     pub rank: i64,
@@ -82,7 +81,7 @@ pub struct PlaceRow {
 }
 
 /// A hand-over: a device or the cash alternative.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HandoverRow {
     pub household_code: String,
     pub allocation_id: i64,
@@ -109,7 +108,7 @@ pub struct RecipientView {
 }
 
 /// Places and hand-overs of one unit of the split.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProgressRow {
     pub unit_code: String,
     pub on_list: i64,
@@ -117,7 +116,7 @@ pub struct ProgressRow {
     pub cash: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AmendmentRow {
     pub id: i64,
     pub revision: i64,

@@ -8,7 +8,7 @@ use super::PortError;
 use super::policy::DecisionRow;
 
 /// A stored enrolment.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnrollmentRow {
     pub id: i64,
     pub operator: String,
@@ -114,7 +114,7 @@ pub struct EnrollmentFilter {
 }
 
 /// One event of the operators' change feed.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedRow {
     pub seq: i64,
     pub operator: String,

@@ -5,7 +5,7 @@ use crate::domain::inspections::{FindingStatus, InspectionStatus, Severity};
 use async_trait::async_trait;
 use time::{Date, OffsetDateTime};
 
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InspectionRow {
     pub id: i64,
     pub title: String,
@@ -19,7 +19,6 @@ pub struct InspectionRow {
     pub starts_on: Date,
     pub ends_on: Date,
     pub note: String,
-    #[sqlx(try_from = "String")]
     pub status: InspectionStatus,
     pub created_by: String,
     pub created_at: OffsetDateTime,
@@ -43,35 +42,32 @@ pub struct NewInspection<'a> {
     pub created_at: OffsetDateTime,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FindingRow {
     pub inspection_id: i64,
     pub number: i64,
-    #[sqlx(try_from = "String")]
     pub severity: Severity,
     pub subject: String,
     pub description: String,
     pub evidence_reference: String,
     pub required_action: String,
     pub due_on: Date,
-    #[sqlx(try_from = "String")]
     pub status: FindingStatus,
     pub recorded_by: String,
     pub recorded_at: OffsetDateTime,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FindingUpdateRow {
     pub number: i64,
     pub seq: i64,
-    #[sqlx(try_from = "String")]
     pub status: FindingStatus,
     pub note: String,
     pub updated_by: String,
     pub updated_at: OffsetDateTime,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SampleRow {
     pub inspection_id: i64,
     pub number: i64,

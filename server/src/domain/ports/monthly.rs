@@ -7,7 +7,7 @@ use super::PortError;
 use crate::domain::reconciliation::ListStatus;
 
 /// A stored monthly list (its lines are [`LineRow`]s).
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpdateRow {
     pub id: i64,
     pub operator: String,
@@ -15,7 +15,6 @@ pub struct UpdateRow {
     pub period: String,
     pub replaces_earlier: bool,
     pub note: String,
-    #[sqlx(try_from = "String")]
     pub status: ListStatus,
     pub content_digest: Option<String>,
     pub revision: i64,
@@ -51,7 +50,7 @@ pub struct NewUpdate<'a> {
 }
 
 /// One line of a list with the outcome of its last reconciliation.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineRow {
     pub line_no: i64,
     pub household_code: String,

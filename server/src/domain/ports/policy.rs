@@ -13,7 +13,7 @@ use crate::domain::{
 };
 
 /// A stored policy version.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct PolicyRow {
     pub version: i64,
     pub valid_from: Date,
@@ -65,7 +65,7 @@ impl PolicyRow {
 }
 
 /// One decision as stored: what identifies it and who asked, and the answer as given.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecisionRow {
     pub call_id: String,
     pub idx: i64,
@@ -91,7 +91,7 @@ impl DecisionRow {
 }
 
 /// A run of consecutive decisions of one batch call, decided together, stored in one row.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecisionRunRow {
     pub call_id: String,
     pub first_idx: i64,
@@ -107,7 +107,7 @@ pub struct DecisionRunRow {
 
 /// One state of a household that matched a lookup value at some time: every state of every
 /// household the value ever matched.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct StateRow {
     /// The value looked up.
     pub matched: String,

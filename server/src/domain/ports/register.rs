@@ -36,7 +36,7 @@ pub struct StagedRecord {
 }
 
 /// A batch's row: its header, status and, once applied, its counts.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchRow {
     pub seq: i64,
     pub batch_id: String,
@@ -44,7 +44,6 @@ pub struct BatchRow {
     pub review_period: String,
     pub effective_date: Date,
     pub note: String,
-    #[sqlx(try_from = "String")]
     pub status: BatchStatus,
     pub content_digest: Option<String>,
     pub records: i64,
@@ -82,7 +81,7 @@ pub struct Staged<'a> {
 }
 
 /// One state of a household, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionRow {
     pub id: i64,
     pub household_code: String,

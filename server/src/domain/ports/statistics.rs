@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use time::Date;
 
 /// Households on the list of a category in the unit, on the two days.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HouseholdCount {
     pub category: String,
     pub now: i64,
@@ -14,7 +14,7 @@ pub struct HouseholdCount {
 }
 
 /// Lines running of an operator for households of a category in the unit, on the two days.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnrolledCount {
     pub operator: String,
     pub category: String,
@@ -23,12 +23,11 @@ pub struct EnrolledCount {
 }
 
 /// Lines in the unit of one of the operators' live lists for a period.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineCount {
     pub operator: String,
     pub period: String,
     /// Reconciled or confirmed.
-    #[sqlx(try_from = "String")]
     pub status: ListStatus,
     pub confirmed_scope: Option<String>,
     pub claims: i64,
@@ -50,7 +49,7 @@ pub struct LineCount {
 
 /// Places on approved device lists for households of a category in the unit, and those handed
 /// over.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceCount {
     pub category: String,
     pub allocated: i64,
