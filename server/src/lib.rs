@@ -7,13 +7,9 @@
 //! `scripts/layering.sh` checks who uses whom.
 
 pub mod audit;
-pub mod cli;
 pub mod config;
-pub mod demo;
 pub mod domain;
 pub mod export;
-pub mod generator;
-pub mod monthly_generator;
 pub mod pki;
 pub mod startup;
 pub mod storage;

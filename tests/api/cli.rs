@@ -1,8 +1,8 @@
 //! The `telesub` command line, run in-process through its real argument parser.
 
 use clap::Parser;
-use telesub_server::cli::{Cli, run_with};
 use telesub_tests::TestApp;
+use telesub_tools::cli::{Cli, run_with};
 
 async fn telesub(args: &[&str]) -> (bool, String) {
     // The first subscriber installed wins: keep the commands under test quiet.
@@ -174,13 +174,13 @@ async fn gen_writes_households_the_csv_reader_reads_back() {
     let reader = telesub_client::csv::CsvReader::new(std::fs::File::open(&file).unwrap()).unwrap();
     let records: Vec<_> = reader.collect::<Result<_, _>>().unwrap();
     assert_eq!(records.len(), 50);
-    let again: Vec<_> = telesub_server::generator::HouseholdGenerator::reference(3).take(50).collect();
+    let again: Vec<_> = telesub_tools::generator::HouseholdGenerator::reference(3).take(50).collect();
     assert_eq!(records, again, "the file holds exactly what the generator makes");
 }
 
 #[tokio::test]
 async fn gen_month_writes_an_operators_list_as_the_generator_plans_it() {
-    use telesub_server::monthly_generator::{MonthGenerator, Shares};
+    use telesub_tools::monthly_generator::{MonthGenerator, Shares};
     let dir = tempfile::tempdir().unwrap();
     let (lines, enrolments) = (dir.path().join("vnpt.csv"), dir.path().join("enrolments.csv"));
     let (ok, out) = telesub(&[

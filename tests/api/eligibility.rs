@@ -376,7 +376,7 @@ async fn the_register_held_in_memory_answers_as_the_database_does() {
 
     let app = TestApp::spawn().await;
     let heads = telesub_tests::load_generated(app.store.as_ref(), 11, 1_500, date!(2025 - 01 - 01)).await;
-    let month = telesub_server::monthly_generator::MonthGenerator::new(
+    let month = telesub_tools::monthly_generator::MonthGenerator::new(
         11,
         1_500,
         vec!["VNPT".into(), "VIETTEL".into()],

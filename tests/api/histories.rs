@@ -213,7 +213,7 @@ async fn one_seed(seed: u64) {
     let rounds = plans.iter().map(Vec::len).max().unwrap_or(0);
     let round = |r: usize| plans.iter().filter_map(|p| p.get(r).cloned()).collect::<Vec<_>>();
     push(&labour, "g-0", round(0)).await;
-    let lines = (1..=HOUSEHOLDS).map(|h| telesub_server::monthly_generator::PlannedEnrollment {
+    let lines = (1..=HOUSEHOLDS).map(|h| telesub_tools::monthly_generator::PlannedEnrollment {
         operator: "VNPT".into(),
         household_code: code(h),
         subscriber_citizen_id: cid(h, 1980, false),
@@ -430,7 +430,7 @@ async fn a_later_removal_ends_a_grace_and_a_later_version_keeps_an_earned_one() 
         vec![upsert(1, proto::Category::Poor, FIRST_DAY), upsert(2, proto::Category::Poor, FIRST_DAY)],
     )
     .await;
-    let lines = (1..=2).map(|h| telesub_server::monthly_generator::PlannedEnrollment {
+    let lines = (1..=2).map(|h| telesub_tools::monthly_generator::PlannedEnrollment {
         operator: "VNPT".into(),
         household_code: code(h),
         subscriber_citizen_id: cid(h, 1980, false),

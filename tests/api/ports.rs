@@ -34,11 +34,11 @@ use telesub_server::{
         registry::{BatchStatus, staged},
         units::{AdminUnit, UnitLevel, UnitTable, reference_units},
     },
-    generator::HouseholdGenerator,
     storage::audit_reader::call_id_bound,
     transport::record_input,
 };
 use telesub_tests::TestDb;
+use telesub_tools::generator::HouseholdGenerator;
 use time::{
     OffsetDateTime,
     macros::{date, datetime},

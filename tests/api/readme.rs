@@ -112,7 +112,7 @@ struct Binaries {
 fn binaries(example_names: &[String]) -> &'static Binaries {
     static BUILT: OnceLock<Binaries> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let telesub = built_binary("server", "telesub");
+        let telesub = built_binary("server/cli", "telesub");
         built_binary("client-sdk/cli", "telesub-cli");
         let examples = example_names.iter().map(|name| (name.clone(), built_binary("examples", name))).collect();
         Binaries { bin_dir: telesub.parent().expect("a folder").to_owned(), examples }
@@ -134,7 +134,7 @@ fn rewrite(command: &str, binaries: &Binaries, port: u16) -> Option<String> {
     }
     command = command
         .replace("cargo run -p telesub-cli -- ", "telesub-cli ")
-        .replace("cargo run -p telesub-server --bin telesub -- ", "telesub ")
+        .replace("cargo run -p telesub --bin telesub -- ", "telesub ")
         .replace("cargo run -- ", "telesub ")
         .replace("50051", &port.to_string());
     assert!(!command.contains("cargo run"), "the runner does not know how to run: {command}");
@@ -317,6 +317,6 @@ fn commands_are_read_as_a_shell_reads_them() {
         Some("/b/whoami https://localhost:7 ./dev-tls VNPT".into())
     );
     assert_eq!(rewrite("cargo run -- demo", &binaries, 7), Some("telesub demo".into()));
-    assert_eq!(rewrite("cargo install --path server", &binaries, 7), None);
+    assert_eq!(rewrite("cargo install --path server/cli", &binaries, 7), None);
     assert_eq!(rewrite("scripts/test.sh", &binaries, 7), None);
 }

@@ -598,7 +598,7 @@ async fn support_stops_after_the_months_without_traffic_and_register_changes_rec
 
 #[tokio::test]
 async fn a_generated_month_comes_back_with_the_figures_planted_in_it() {
-    use telesub_server::monthly_generator::{MonthGenerator, Shares};
+    use telesub_tools::monthly_generator::{MonthGenerator, Shares};
     let app = TestApp::spawn().await;
     let start = time::Date::from_calendar_date(2025, time::Month::January, 1).unwrap();
     telesub_tests::load_generated(app.store.as_ref(), 11, 3_000, start).await;

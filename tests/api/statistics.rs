@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 
 use telesub_client::{Code, proto};
-use telesub_server::{
+use telesub_tests::TestApp;
+use telesub_tools::{
     generator::HouseholdGenerator,
     monthly_generator::{MonthGenerator, Shares},
 };
-use telesub_tests::TestApp;
 
 const SEED: u64 = 11;
 const HOUSEHOLDS: usize = 3_000;

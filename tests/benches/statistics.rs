@@ -10,8 +10,8 @@
 use std::time::Instant;
 
 use telesub_client::proto;
-use telesub_server::monthly_generator::{MonthGenerator, Shares};
 use telesub_tests::{TestApp, load_enrollments, load_generated};
+use telesub_tools::monthly_generator::{MonthGenerator, Shares};
 use time::macros::date;
 
 /// The hub binary's allocator, so that the figures are the binary's.

@@ -659,7 +659,7 @@ pub fn hub_binary() -> &'static Path {
     static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BIN.get_or_init(|| match std::env::var_os("TELESUB_BIN") {
         Some(path) => PathBuf::from(path),
-        None => built_binary("server", "telesub"),
+        None => built_binary("server/cli", "telesub"),
     })
 }
 
@@ -866,9 +866,9 @@ pub async fn load_generated(store: &dyn Store, seed: u64, n: usize, effective: t
             registry::staged,
             units::UnitTable,
         },
-        generator::HouseholdGenerator,
         transport::record_input,
     };
+    use telesub_tools::generator::HouseholdGenerator;
     let units = UnitTable::new(store.units().await.expect("units"));
     let cx = CheckContext {
         units: &units,
@@ -922,7 +922,7 @@ pub async fn load_generated(store: &dyn Store, seed: u64, n: usize, effective: t
 /// decision id of `imported`.
 pub async fn load_enrollments(
     db: &TestDb,
-    enrollments: impl Iterator<Item = telesub_server::monthly_generator::PlannedEnrollment>,
+    enrollments: impl Iterator<Item = telesub_tools::monthly_generator::PlannedEnrollment>,
 ) -> Result<u64, sqlx::Error> {
     use sqlx::{Connection, QueryBuilder};
     let at = Clock::system().now();
@@ -957,7 +957,7 @@ pub async fn load_enrollments(
             let mut tx = c.begin().await?;
             while rows.peek().is_some() {
                 let chunk: Vec<_> = rows.by_ref().take(10_000).collect();
-                let column = |f: fn(&telesub_server::monthly_generator::PlannedEnrollment) -> String| {
+                let column = |f: fn(&telesub_tools::monthly_generator::PlannedEnrollment) -> String| {
                     chunk.iter().map(f).collect::<Vec<_>>()
                 };
                 loaded += sqlx::query(

@@ -38,7 +38,7 @@ use std::iter::FusedIterator;
 
 use telesub_proto::v1::{self as proto, household_record};
 
-use crate::domain::units::{UnitLevel, reference_units};
+use telesub_server::domain::units::{UnitLevel, reference_units};
 
 /// The generator's idea of the current year: nobody is born after it.
 pub const CURRENT_YEAR: i32 = 2026;
@@ -744,7 +744,7 @@ mod tests {
     use unicode_normalization::UnicodeNormalization;
 
     use super::*;
-    use crate::domain::{
+    use telesub_server::domain::{
         household::{
             BatchKind, Category, CertificateInput, CheckContext, DataInput, HouseholdFlags, MemberInput, RecordInput,
             Relationship, check_record,
@@ -865,7 +865,7 @@ mod tests {
                 text += &format!("  {}|{}|{}|{}\n", m.citizen_id, m.full_name, m.relationship, m.birth_year);
             }
         }
-        crate::hex(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref())
+        telesub_server::hex(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref())
     }
 
     #[test]
@@ -1087,7 +1087,7 @@ mod tests {
         assert_eq!(generator.cells[cell], CELL_CAPACITY);
     }
 
-    /// `cargo test --release -p telesub-server --lib gen::tests::two_million -- --ignored`
+    /// `cargo test --release -p telesub --lib generator::tests::two_million -- --ignored`
     #[test]
     #[ignore = "takes a while in debug builds"]
     fn two_million_households_never_share_a_citizen_id() {

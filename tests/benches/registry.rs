@@ -4,7 +4,7 @@
 //! same records checked and written straight through the storage layer, no gRPC. Then a
 //! 10,000-record monthly delta on top.
 //!
-//! `cargo bench -p telesub-server --bench registry` (SQLite); with `TELESUB_TEST_POSTGRES_URL`
+//! `cargo bench -p telesub-tests --bench registry` (SQLite); with `TELESUB_TEST_POSTGRES_URL`
 //! set, on PostgreSQL. `BENCH_HOUSEHOLDS` sets N.
 
 use std::{
@@ -24,13 +24,13 @@ use telesub_server::{
         registry::staged,
         units::{UnitTable, reference_units},
     },
-    generator::HouseholdGenerator,
     storage::{
         self,
         registry::{NewBatch, Staged},
     },
     transport::record_input,
 };
+use telesub_tools::generator::HouseholdGenerator;
 use time::macros::date;
 
 /// The hub binary's allocator, so that the figures are the binary's.
@@ -72,7 +72,7 @@ fn drop_database(url: &str) {
 }
 
 fn serve(tls: &Path, database: &str) -> (Child, u16) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_telesub"))
+    let mut child = Command::new(telesub_tests::hub_binary())
         .args(["serve", "--listen", "127.0.0.1:0", "--database", database, "--tls-dir"])
         .arg(tls)
         .env("RUST_LOG", "warn,telesub_server::storage=info")

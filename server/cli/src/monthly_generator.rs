@@ -30,7 +30,9 @@ use std::collections::BTreeMap;
 use telesub_proto::v1::{self as proto, household_record};
 use time::Date;
 
-use crate::{domain::ports::monthly::period_bounds, generator::HouseholdGenerator};
+use telesub_server::domain::ports::monthly::period_bounds;
+
+use crate::generator::HouseholdGenerator;
 
 /// What a generated month plants, per thousand covered households.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,14 +19,15 @@ use std::{
 use telesub_client::{Client, Error as ClientError, proto};
 use tokio::sync::oneshot;
 
-use crate::{
+use telesub_server::{
     audit,
     config::{DatabaseUrl, LogFormat, Settings},
-    generator::HouseholdGenerator,
     pki::{self, OrgSpec},
     startup::Hub,
     telemetry,
 };
+
+use crate::generator::HouseholdGenerator;
 
 /// The organisations of the demo: the ICT and labour departments, two operators, the city of
 /// Gia Nghĩa (district 660), the education department and the provincial People's Committee.
@@ -538,7 +539,7 @@ async fn devices(
     dir: &Path,
     out: &mut (dyn Write + Send),
 ) -> Result<(), Box<dyn std::error::Error>> {
-    use crate::domain::{clock::Clock, devices::luhn_digit, household::format_date};
+    use telesub_server::domain::{clock::Clock, devices::luhn_digit, household::format_date};
     let ict = client(addr, tls_dir, "DOICT").await?;
     let (doet, committee, locality) = (
         client(addr, tls_dir, "DOET").await?,

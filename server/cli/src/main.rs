@@ -6,7 +6,7 @@ use clap::Parser;
 static ALLOCATOR: telesub_server::Allocator = telesub_server::Allocator;
 
 fn main() -> ExitCode {
-    let cli = telesub_server::cli::Cli::parse();
+    let cli = telesub_tools::cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -14,5 +14,5 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    runtime.block_on(telesub_server::cli::run(cli))
+    runtime.block_on(telesub_tools::cli::run(cli))
 }

@@ -14,20 +14,23 @@ use clap::{Args, Parser, Subcommand};
 use telesub_client::{CsvWriter, MonthlyLineWriter};
 use telesub_proto::v1 as proto;
 
-use crate::{
+use telesub_server::{
     ErrorChain, audit,
     config::{LogFormat, Overrides, Settings, TlsOverrides},
-    demo,
     domain::{
         identity::Identities,
         member::{DisplayName, NewMember, OrgCode, Role},
         members::MemberRegistry,
     },
-    generator::HouseholdGenerator,
-    monthly_generator::{MonthGenerator, Shares},
     pki::{self, OrgSpec},
     startup::{self, Hub},
     telemetry,
+};
+
+use crate::{
+    demo,
+    generator::HouseholdGenerator,
+    monthly_generator::{MonthGenerator, Shares},
 };
 
 #[derive(Debug, Parser)]
@@ -372,8 +375,8 @@ fn gen_households(args: &GenHouseholdsArgs, out: &mut (dyn Write + Send)) -> Res
 /// Writes one operator's month as CSV to `--out` or `out`, and the figures the hub must find
 /// to standard error.
 fn gen_month(args: &GenMonthArgs, out: &mut (dyn Write + Send)) -> Result<(), Box<dyn std::error::Error>> {
-    let start =
-        crate::domain::household::parse_date(&args.register_start).map_err(|e| format!("--register-start: {e}"))?;
+    let start = telesub_server::domain::household::parse_date(&args.register_start)
+        .map_err(|e| format!("--register-start: {e}"))?;
     let shares = Shares {
         over_cap: args.over_cap,
         not_enrolled: args.not_enrolled,
