@@ -11,12 +11,55 @@ use tokio::sync::Notify;
 use super::clock::Clock;
 use super::{
     DomainError,
+    decision::{Rule, Table},
     eligibility::{History, QueryKind},
-    household::{Category, RemovalReason},
+    household::{Category, RemovalReason, name_enum},
     policy::PolicyRegistry,
     support,
 };
 use crate::domain::ports::{EnrollmentStore, RegisterStore, Store, enrollments::FeedRow};
+
+name_enum! {
+    /// What happened to an operator's enrolled household.
+    FeedKind {
+        /// The household left the list.
+        Removed = "REMOVED",
+        /// The household's category changed (it may no longer be covered).
+        CategoryChanged = "CATEGORY_CHANGED",
+        /// Other details changed.
+        DetailsChanged = "DETAILS_CHANGED",
+        /// The subscriber moved the line to another operator.
+        TransferredAway = "TRANSFERRED_AWAY",
+    }
+}
+
+/// The facts about a household's new state that decide the kind of its feed event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedFact {
+    /// The new state removes the household.
+    Removes,
+    /// The state before had a category and the new state's differs.
+    CategoryChanged,
+}
+
+/// The kind of event a batch's change or removal gives, first rule that holds. Storage runs
+/// this table over a whole batch as one SQL `CASE`; [`feed_kind`] evaluates it on one change.
+pub const FEED_KINDS: Table<FeedFact, FeedKind> = Table {
+    rules: &[
+        Rule { when: &[(FeedFact::Removes, true)], then: FeedKind::Removed },
+        Rule { when: &[(FeedFact::CategoryChanged, true)], then: FeedKind::CategoryChanged },
+    ],
+    otherwise: FeedKind::DetailsChanged,
+};
+
+/// The kind of event for a change to a household: `removes` the new state's, with its category
+/// and the previous state's (none where there was no state before).
+pub fn feed_kind(removes: bool, category: Category, previous: Option<Category>) -> FeedKind {
+    FEED_KINDS.decide(|fact| match fact {
+        FeedFact::Removes => removes,
+        FeedFact::CategoryChanged => previous.is_some_and(|p| p != category),
+    })
+}
 
 /// Events read per page.
 pub const PAGE: u32 = 1_000;
@@ -99,7 +142,7 @@ impl ChangeFeed {
         let table = self.policy.table().await?;
         let mut codes: Vec<String> = rows
             .iter()
-            .filter(|r| matches!(r.kind.as_str(), "REMOVED" | "CATEGORY_CHANGED"))
+            .filter(|r| matches!(r.kind, FeedKind::Removed | FeedKind::CategoryChanged))
             .map(|r| r.household_code.clone())
             .collect();
         codes.sort_unstable();
@@ -128,20 +171,35 @@ impl ChangeFeed {
                     Some(h) => support::end_after(&support::periods(&h.states, &table), day),
                     None => table.in_force(day).map(|p| p.support_end(day, removal_reason)),
                 };
-                let support_ends = match row.kind.as_str() {
-                    "REMOVED" => ends(),
-                    "CATEGORY_CHANGED" => {
+                let support_ends = match row.kind {
+                    FeedKind::Removed => ends(),
+                    FeedKind::CategoryChanged => {
                         let qualifies = match history {
                             Some(h) => support::qualifies_on(&h.states, &table, day),
                             None => category.is_none_or(|c| table.in_force(day).is_none_or(|p| p.covers(c))),
                         };
                         if qualifies { None } else { ends() }
                     }
-                    "TRANSFERRED_AWAY" => Some(day),
-                    _ => None,
+                    FeedKind::TransferredAway => Some(day),
+                    FeedKind::DetailsChanged => None,
                 };
                 Ok(FeedEvent { row, category, previous_category, removal_reason, support_ends })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_removal_is_removed_a_new_category_is_a_category_change_and_the_rest_details() {
+        let (poor, near_poor) = (Category::Poor, Category::NearPoor);
+        assert_eq!(feed_kind(true, poor, Some(near_poor)), FeedKind::Removed);
+        assert_eq!(feed_kind(true, poor, Some(poor)), FeedKind::Removed);
+        assert_eq!(feed_kind(false, poor, Some(near_poor)), FeedKind::CategoryChanged);
+        assert_eq!(feed_kind(false, poor, Some(poor)), FeedKind::DetailsChanged);
+        assert_eq!(feed_kind(false, poor, None), FeedKind::DetailsChanged, "no state before: nothing to compare");
     }
 }

@@ -6,7 +6,9 @@
 //! per concept, in domain types, failing with [`ports::PortError`]); storage implements them.
 //! `scripts/layering.sh` checks the rule and prints each port's method count.
 
+pub mod batch_rules;
 pub mod clock;
+pub mod decision;
 pub mod devices;
 pub mod eligibility;
 pub mod enrollments;

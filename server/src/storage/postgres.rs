@@ -806,6 +806,5 @@ const INSERT_NEW_CITIZENS: &str = "INSERT INTO citizen_households (citizen_id, h
 const MEMBER_SQL: registry::MemberSql = registry::MemberSql {
     conflicts: CONFLICTS,
     new_citizens: INSERT_NEW_CITIZENS,
-    feed_events: registry::FEED_EVENTS,
     feed_lock: "SELECT pg_advisory_xact_lock(hashtextextended('telesub:feed', 0))",
 };

@@ -5,17 +5,18 @@
 //! rows: the hub decides each record's outcome (added, changed, removed, unchanged) against
 //! the household's open state, checks what must hold across the register, then writes.
 //! Records that land before a household's latest state (late changes) or on the same day as
-//! it (corrections) are rare and take a row-by-row path that splits the history.
-//!
-//! A review snapshot is the complete list as of its date: a household it did not list is off
-//! the list from that date, whatever arrives later about earlier dates. A late record that
-//! puts a household on the list before a snapshot which did not list it therefore holds only
-//! up to the snapshot's date, and the household is off the list (`NOT_IN_REVIEW`) from then
-//! until its next state, if any ([`plan_slow_row`]).
+//! it (corrections) are rare and take a row-by-row path that splits the history. The rules of
+//! both paths are the domain's ([`crate::domain::batch_rules`]): the set-based outcomes are its
+//! decision table rendered as one SQL `CASE`, the row-by-row path calls its plan.
 
-use time::{Date, OffsetDateTime};
+use std::sync::LazyLock;
 
+use time::Date;
+
+use super::shared::case_sql;
 use crate::domain::{
+    batch_rules::{OUTCOMES, RecordFact},
+    feed::{FEED_KINDS, FeedFact},
     household::{Category, stored_traits},
     member::UnitCode,
     units::{AdminUnit, UnitLevel},
@@ -23,7 +24,7 @@ use crate::domain::{
 
 use super::PortError;
 pub use crate::domain::ports::register::{
-    ApplyCounts, ApplyProblem, BatchRow, NewBatch, Staged, StagedRecord, VersionRow,
+    ApplyCounts, ApplyProblem, BatchRow, LateRecord, NewBatch, Staged, StagedRecord, VersionRow,
 };
 
 /// The statements of applying a batch that read members out of the stored JSON, which the
@@ -35,8 +36,6 @@ pub(super) struct MemberSql {
     /// Index the members of the states the batch adds that their households did not list
     /// before (removal states list the members of the state they end).
     pub(super) new_citizens: &'static str,
-    /// Feed events for the enrolled households the batch changed or removed.
-    pub(super) feed_events: &'static str,
     /// Keeps feed writers in `seq` order across hubs (empty when writers are serial anyway).
     pub(super) feed_lock: &'static str,
 }
@@ -46,22 +45,31 @@ pub(super) fn traits(data: &str) -> Result<(Category, bool), PortError> {
     stored_traits(data).map_err(PortError::Corrupt)
 }
 
-/// Feed events for the enrolled households a batch changed or removed: removed, category
-/// changed (the categories kept beside the states differ) or details changed.
-pub(super) const FEED_EVENTS: &str = "INSERT INTO feed_events (operator, enrollment_id, household_code, kind, \
-     effective_date, category, previous_category, removal_reason, batch_id, recorded_at) \
-     SELECT e.operator, e.id, o.household_code, \
-       CASE WHEN n.removal_reason IS NOT NULL THEN 'REMOVED' \
-            WHEN p.category IS NOT NULL AND n.category <> p.category THEN 'CATEGORY_CHANGED' \
-            ELSE 'DETAILS_CHANGED' END, \
-       o.effective_date, n.category, p.category, n.removal_reason, o.batch_id, $2 \
-     FROM batch_outcomes o \
-     JOIN enrollments e ON e.household_code = o.household_code \
-       AND (e.end_date IS NULL OR e.end_date > o.effective_date) \
-     JOIN household_versions n ON n.household_code = o.household_code AND n.valid_from = o.effective_date \
-     LEFT JOIN household_versions p ON p.household_code = o.household_code AND p.valid_to = n.valid_from \
-     WHERE o.batch_id = $1 AND o.outcome IN ('CHANGED', 'REMOVED') \
-     ORDER BY o.idx, e.id";
+/// Feed events for the enrolled households a batch changed or removed, of the kind the
+/// domain's table [`FEED_KINDS`] gives (`n` is the new state, `p` the one it follows).
+pub(super) static FEED_EVENTS: LazyLock<String> = LazyLock::new(|| {
+    let kind = case_sql(
+        &FEED_KINDS,
+        |fact| match fact {
+            FeedFact::Removes => "n.removal_reason IS NOT NULL",
+            FeedFact::CategoryChanged => "p.category IS NOT NULL AND n.category <> p.category",
+        },
+        |kind| kind.as_str(),
+    );
+    format!(
+        "INSERT INTO feed_events (operator, enrollment_id, household_code, kind, \
+         effective_date, category, previous_category, removal_reason, batch_id, recorded_at) \
+         SELECT e.operator, e.id, o.household_code, {kind}, \
+           o.effective_date, n.category, p.category, n.removal_reason, o.batch_id, $2 \
+         FROM batch_outcomes o \
+         JOIN enrollments e ON e.household_code = o.household_code \
+           AND (e.end_date IS NULL OR e.end_date > o.effective_date) \
+         JOIN household_versions n ON n.household_code = o.household_code AND n.valid_from = o.effective_date \
+         LEFT JOIN household_versions p ON p.household_code = o.household_code AND p.valid_to = n.valid_from \
+         WHERE o.batch_id = $1 AND o.outcome IN ('CHANGED', 'REMOVED') \
+         ORDER BY o.idx, e.id"
+    )
+});
 
 /// At most this many problems are collected before applying gives up.
 pub const MAX_PROBLEMS: i64 = 1_000;
@@ -144,27 +152,30 @@ pub(super) const STAGE_SNAPSHOT_REMOVALS: &str = "INSERT INTO batch_staging \
      WHERE v.valid_to IS NULL AND v.removal_reason IS NULL \
        AND NOT EXISTS (SELECT 1 FROM batch_staging s WHERE s.batch_id = $1 AND s.household_code = v.household_code)";
 
-/// Each record's outcome against the household's open (latest) state. `$2` is the date of the
-/// newest applied snapshot (NULL when there is none): a record putting a household that is off
-/// the list back on it before that date takes the row-by-row path, which ends it there.
-pub(super) const DECIDE_OUTCOMES: &str = "INSERT INTO batch_outcomes \
-     (batch_id, idx, household_code, effective_date, open_from, outcome) \
-     SELECT s.batch_id, s.idx, s.household_code, s.effective_date, v.valid_from, \
-       CASE \
-         WHEN v.valid_from IS NOT NULL AND v.valid_from > s.effective_date THEN 'LATE' \
-         WHEN s.removal_reason IS NULL AND (v.valid_from IS NULL OR v.removal_reason IS NOT NULL) \
-              AND s.effective_date < $2 THEN 'LATE' \
-         WHEN s.removal_reason IS NULL AND v.valid_from IS NOT NULL AND v.removal_reason IS NULL \
-              AND v.content_hash = s.content_hash THEN 'UNCHANGED' \
-         WHEN v.valid_from = s.effective_date THEN 'SAME_DAY' \
-         WHEN s.removal_reason IS NOT NULL AND (v.valid_from IS NULL OR v.removal_reason IS NOT NULL) THEN 'NOT_ON_LIST' \
-         WHEN s.removal_reason IS NOT NULL THEN 'REMOVED' \
-         WHEN v.valid_from IS NULL THEN 'ADDED' \
-         ELSE 'CHANGED' \
-       END \
-     FROM batch_staging s \
-     LEFT JOIN household_versions v ON v.household_code = s.household_code AND v.valid_to IS NULL \
-     WHERE s.batch_id = $1";
+/// Each record's outcome against the household's open (latest) state (`v`), by the domain's
+/// table [`OUTCOMES`]. `$2` is the date of the newest applied snapshot (NULL when there is none).
+pub(super) static DECIDE_OUTCOMES: LazyLock<String> = LazyLock::new(|| {
+    let outcome = case_sql(
+        &OUTCOMES,
+        |fact| match fact {
+            RecordFact::Removes => "s.removal_reason IS NOT NULL",
+            RecordFact::Known => "v.valid_from IS NOT NULL",
+            RecordFact::OnList => "v.valid_from IS NOT NULL AND v.removal_reason IS NULL",
+            RecordFact::OpenLater => "v.valid_from > s.effective_date",
+            RecordFact::OpenSameDay => "v.valid_from = s.effective_date",
+            RecordFact::SameContent => "v.content_hash = s.content_hash",
+            RecordFact::BeforeNewestSnapshot => "s.effective_date < $2",
+        },
+        |outcome| outcome.as_str(),
+    );
+    format!(
+        "INSERT INTO batch_outcomes (batch_id, idx, household_code, effective_date, open_from, outcome) \
+         SELECT s.batch_id, s.idx, s.household_code, s.effective_date, v.valid_from, {outcome} \
+         FROM batch_staging s \
+         LEFT JOIN household_versions v ON v.household_code = s.household_code AND v.valid_to IS NULL \
+         WHERE s.batch_id = $1"
+    )
+});
 
 /// The dates of the applied review snapshots, oldest first.
 pub(super) const SNAPSHOT_DATES: &str = "SELECT DISTINCT effective_date FROM household_batches \
@@ -259,158 +270,11 @@ pub(super) const INSERT_VERSION: &str = "INSERT INTO household_versions \
 pub(super) const INSERT_CITIZEN: &str =
     "INSERT INTO citizen_households (citizen_id, household_code) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 
-/// A staged row taken through the row-by-row path.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub(super) struct SlowRow {
-    pub(super) idx: i64,
-    pub(super) household_code: String,
-    pub(super) effective_date: Date,
-    pub(super) removal_reason: Option<String>,
-    pub(super) removal_note: Option<String>,
-    pub(super) data: Option<String>,
-    pub(super) content_hash: Option<String>,
-    pub(super) commune_code: Option<String>,
-    pub(super) certificate_number: Option<String>,
-}
-
-/// What the row-by-row path decided for one record, and the writes it needs.
-#[derive(Debug)]
-pub(super) enum SlowPlan {
-    Unchanged,
-    Problem(ApplyProblem),
-    Write {
-        outcome: &'static str,
-        /// A state recorded for the same day, replaced by this one (kept as superseded).
-        supersede: Option<Date>,
-        /// The state before, which now ends on the record's date.
-        close: Option<Date>,
-        version: VersionRow,
-        valid_to: Option<Date>,
-        /// Members to index for the household (those it may not have listed before).
-        citizens: Vec<String>,
-        /// The household off the list from `valid_to` (a snapshot that did not list it) until
-        /// this removal's own `valid_to`.
-        then_off_list: Option<Box<VersionRow>>,
-    },
-}
-
-/// Decides what a late or same-day record does to a household's history (`versions`, in
-/// date order), given the dates of the applied snapshots (`snapshots`, in order).
-pub(super) fn plan_slow_row(
-    row: &SlowRow,
-    versions: &[VersionRow],
-    snapshots: &[Date],
-    batch_id: &str,
-    at: OffsetDateTime,
-) -> SlowPlan {
-    let d = row.effective_date;
-    let prev = versions.iter().rev().find(|v| v.valid_from <= d);
-    let next_from = versions.iter().find(|v| v.valid_from > d).map(|v| v.valid_from);
-    let (outcome, version, citizens) = match &row.removal_reason {
-        None => {
-            if prev.is_some_and(|p| p.removal_reason.is_none() && Some(&p.content_hash) == row.content_hash.as_ref()) {
-                return SlowPlan::Unchanged;
-            }
-            let version = VersionRow {
-                id: 0,
-                household_code: row.household_code.clone(),
-                valid_from: d,
-                valid_to: None,
-                removal_reason: None,
-                removal_note: None,
-                data: row.data.clone().unwrap_or_default(),
-                content_hash: row.content_hash.clone().unwrap_or_default(),
-                commune_code: row.commune_code.clone().unwrap_or_default(),
-                certificate_number: row.certificate_number.clone(),
-                batch_id: batch_id.to_owned(),
-                recorded_at: at,
-            };
-            let outcome = if versions.is_empty() { "ADDED" } else { "CHANGED" };
-            let citizens = citizens_of(&version.data);
-            (outcome, version, citizens)
-        }
-        Some(reason) => {
-            let Some(p) = prev.filter(|p| p.removal_reason.is_none()) else {
-                return SlowPlan::Problem(ApplyProblem::NotOnList {
-                    idx: row.idx,
-                    household_code: row.household_code.clone(),
-                });
-            };
-            // The same members as the state it ends: indexed for this household already.
-            let citizens = Vec::new();
-            let version = VersionRow {
-                id: 0,
-                household_code: row.household_code.clone(),
-                valid_from: d,
-                valid_to: None,
-                removal_reason: Some(reason.clone()),
-                removal_note: row.removal_note.clone(),
-                data: p.data.clone(),
-                content_hash: p.content_hash.clone(),
-                commune_code: p.commune_code.clone(),
-                certificate_number: p.certificate_number.clone(),
-                batch_id: batch_id.to_owned(),
-                recorded_at: at,
-            };
-            ("REMOVED", version, citizens)
-        }
-    };
-    let (supersede, close, valid_to) = match prev {
-        Some(p) if p.valid_from == d => (Some(d), None, p.valid_to),
-        Some(p) => (None, Some(p.valid_from), p.valid_to),
-        None => (None, None, next_from),
-    };
-    // Off the list before this record (no state yet, or removed), the household was not on a
-    // snapshot taken in the span the record would now cover: the record holds until the first
-    // such snapshot, and the household is off the list from its date.
-    let was_off = prev.is_none_or(|p| p.removal_reason.is_some());
-    let cut = snapshots.iter().copied().find(|s| *s > d && valid_to.is_none_or(|end| *s < end));
-    if let (true, None, Some(cut)) = (was_off, &version.removal_reason, cut) {
-        let off = VersionRow {
-            valid_from: cut,
-            valid_to,
-            removal_reason: Some(NOT_IN_REVIEW.to_owned()),
-            removal_note: Some(String::new()),
-            ..version.clone()
-        };
-        return SlowPlan::Write {
-            outcome,
-            supersede,
-            close,
-            version,
-            valid_to: Some(cut),
-            citizens,
-            then_off_list: Some(Box::new(off)),
-        };
-    }
-    SlowPlan::Write { outcome, supersede, close, version, valid_to, citizens, then_off_list: None }
-}
-
-/// The removal reason of a household a snapshot left out.
-pub(super) const NOT_IN_REVIEW: &str = "NOT_IN_REVIEW";
-
-/// The members' citizen IDs in a stored state.
-pub(super) fn citizens_of(json: &str) -> Vec<String> {
-    crate::domain::household::HouseholdData::from_stored(json)
-        .map(|data| data.members.into_iter().map(|m| m.citizen_id).collect())
-        .unwrap_or_default()
-}
-
-/// Adds one outcome's count to the totals.
-pub(super) fn count(counts: &mut ApplyCounts, outcome: &str, n: i64) {
-    match outcome {
-        "ADDED" => counts.added += n,
-        "CHANGED" => counts.changed += n,
-        "REMOVED" => counts.removed += n,
-        "UNCHANGED" => counts.unchanged += n,
-        _ => {}
-    }
-}
-
 /// Writes the registry queries whose SQL both dialects share, for a connection type.
 macro_rules! registry_queries {
     ($db:ty, $conn:ty) => {
-        use $crate::storage::registry::{self as reg, ApplyProblem, BatchRow, SlowPlan, SlowRow, UnitRow, VersionRow};
+        use $crate::domain::batch_rules::{LatePlan, RecordOutcome, citizens_of, plan_late_record};
+        use $crate::storage::registry::{self as reg, ApplyProblem, BatchRow, LateRecord, UnitRow, VersionRow};
 
         pub(super) async fn units(conn: &mut $conn) -> Result<Vec<$crate::domain::units::AdminUnit>, PortError> {
             let rows: Vec<UnitRow> = sqlx::query_as(reg::UNITS).fetch_all(&mut *conn).await?;
@@ -525,7 +389,7 @@ macro_rules! registry_queries {
         ) -> Result<Vec<VersionRow>, PortError> {
             let candidates: Vec<VersionRow> =
                 sqlx::query_as(reg::FIND_BY_CITIZEN).bind(citizen_id).bind(date).fetch_all(&mut *conn).await?;
-            Ok(candidates.into_iter().filter(|v| reg::citizens_of(&v.data).iter().any(|c| c == citizen_id)).collect())
+            Ok(candidates.into_iter().filter(|v| citizens_of(&v.data).iter().any(|c| c == citizen_id)).collect())
         }
 
         pub(super) async fn find_by_certificate(
@@ -580,7 +444,7 @@ macro_rules! registry_queries {
                 sqlx::query(reg::STAGE_SNAPSHOT_REMOVALS).bind(batch_id).bind(effective).execute(&mut *conn).await?;
             }
             let snapshots: Vec<time::Date> = sqlx::query_scalar(reg::SNAPSHOT_DATES).fetch_all(&mut *conn).await?;
-            sqlx::query(reg::DECIDE_OUTCOMES)
+            sqlx::query(reg::DECIDE_OUTCOMES.as_str())
                 .bind(batch_id)
                 .bind(snapshots.last().copied())
                 .execute(&mut *conn)
@@ -610,10 +474,8 @@ macro_rules! registry_queries {
             // Statements with nothing to do are skipped: with no rows to start from, planners
             // may still walk the whole register.
             let mut planned = reg::ApplyCounts::default();
-            let by_outcome: Vec<(String, i64)> =
-                sqlx::query_as(reg::COUNT_OUTCOMES).bind(batch_id).fetch_all(&mut *conn).await?;
-            for (outcome, n) in by_outcome {
-                reg::count(&mut planned, &outcome, n);
+            for (outcome, n) in outcome_counts(&mut *conn, batch_id).await? {
+                planned.add(outcome, n);
             }
             if planned.changed + planned.removed > 0 {
                 sqlx::query(reg::CLOSE_OPEN_VERSIONS).bind(batch_id).execute(&mut *conn).await?;
@@ -628,20 +490,20 @@ macro_rules! registry_queries {
                 sqlx::query(sql.new_citizens).bind(batch_id).execute(&mut *conn).await?;
             }
 
-            let slow: Vec<SlowRow> = sqlx::query_as(reg::SLOW_PATH).bind(batch_id).fetch_all(&mut *conn).await?;
-            for row in slow {
+            let late: Vec<LateRecord> = sqlx::query_as(reg::SLOW_PATH).bind(batch_id).fetch_all(&mut *conn).await?;
+            for row in late {
                 let versions = versions_of(&mut *conn, &row.household_code).await?;
-                match reg::plan_slow_row(&row, &versions, &snapshots, batch_id, at) {
-                    SlowPlan::Unchanged => {
+                match plan_late_record(&row, &versions, &snapshots, batch_id, at) {
+                    LatePlan::Unchanged => {
                         sqlx::query(reg::SET_OUTCOME)
                             .bind(batch_id)
                             .bind(row.idx)
-                            .bind("UNCHANGED")
+                            .bind(RecordOutcome::Unchanged.as_str())
                             .execute(&mut *conn)
                             .await?;
                     }
-                    SlowPlan::Problem(p) => problems.push(p),
-                    SlowPlan::Write { outcome, supersede, close, version, valid_to, citizens, then_off_list } => {
+                    LatePlan::Problem(p) => problems.push(p),
+                    LatePlan::Write { outcome, supersede, close, version, valid_to, citizens, then_off_list } => {
                         let code = version.household_code.as_str();
                         if let Some(old) = supersede.and_then(|day| versions.iter().find(|v| v.valid_from == day)) {
                             sqlx::query(reg::SUPERSEDE_VERSION)
@@ -707,7 +569,7 @@ macro_rules! registry_queries {
                         sqlx::query(reg::SET_OUTCOME)
                             .bind(batch_id)
                             .bind(row.idx)
-                            .bind(outcome)
+                            .bind(outcome.as_str())
                             .execute(&mut *conn)
                             .await?;
                     }
@@ -718,18 +580,25 @@ macro_rules! registry_queries {
             }
 
             let mut counts = reg::ApplyCounts::default();
-            let by_outcome: Vec<(String, i64)> =
-                sqlx::query_as(reg::COUNT_OUTCOMES).bind(batch_id).fetch_all(&mut *conn).await?;
-            for (outcome, n) in by_outcome {
-                reg::count(&mut counts, &outcome, n);
+            for (outcome, n) in outcome_counts(&mut *conn, batch_id).await? {
+                counts.add(outcome, n);
             }
             if counts.changed + counts.removed > 0 {
                 if !sql.feed_lock.is_empty() {
                     sqlx::query(sql.feed_lock).execute(&mut *conn).await?;
                 }
-                sqlx::query(sql.feed_events).bind(batch_id).bind(at).execute(&mut *conn).await?;
+                sqlx::query(reg::FEED_EVENTS.as_str()).bind(batch_id).bind(at).execute(&mut *conn).await?;
             }
             Ok(Ok(counts))
+        }
+
+        /// How many of a batch's records have each outcome.
+        async fn outcome_counts(conn: &mut $conn, batch_id: &str) -> Result<Vec<(RecordOutcome, i64)>, PortError> {
+            let rows: Vec<(String, i64)> =
+                sqlx::query_as(reg::COUNT_OUTCOMES).bind(batch_id).fetch_all(&mut *conn).await?;
+            rows.into_iter()
+                .map(|(outcome, n)| Ok((RecordOutcome::parse(&outcome).map_err(PortError::Corrupt)?, n)))
+                .collect()
         }
 
         pub(super) async fn finish_batch(

@@ -13,7 +13,7 @@ use crate::domain::ports::{
     inspections::{FindingRow, FindingUpdateRow, InspectionRow, SampleRow},
     monthly::{LineRow, UpdateRow},
     policy::{DecisionRow, DecisionRunRow, PolicyRow, StateRow},
-    register::{BatchRow, VersionRow},
+    register::{BatchRow, LateRecord, VersionRow},
     statistics::{DeviceCount, EnrolledCount, HouseholdCount, LineCount},
 };
 
@@ -60,7 +60,7 @@ from_rows! {
     ProgressRow { unit_code, on_list, devices, cash }
     AmendmentRow { id, revision, action, household_code, device_type, reason, amended_by, amended_at }
     EnrollmentRow { id, operator, household_code, subscriber_citizen_id, phone_number, service, start_date, end_date, end_reason, end_note, decision_id, transfer_reference, recorded_at, ended_at }
-    FeedRow { seq, operator, enrollment_id, household_code, kind, effective_date, category, previous_category, removal_reason, batch_id, recorded_at }
+    FeedRow { seq, operator, enrollment_id, household_code, kind: String, effective_date, category, previous_category, removal_reason, batch_id, recorded_at }
     InspectionRow { id, title, basis, requested_by, subject_units, subject_operators, team, starts_on, ends_on, note, status: String, created_by, created_at, conclusion, closed_by, closed_at }
     FindingRow { inspection_id, number, severity: String, subject, description, evidence_reference, required_action, due_on, status: String, recorded_by, recorded_at }
     FindingUpdateRow { number, seq, status: String, note, updated_by, updated_at }
@@ -77,4 +77,5 @@ from_rows! {
     EnrolledCount { operator, category, now, before }
     LineCount { operator, period, status: String, confirmed_scope, claims, amount, ok_claims, ok_amount, not_eligible, eligibility_ended, before_start, over_cap, not_enrolled, enrolment_mismatch, duplicate_within_operator, duplicate_across_operators, non_usage, unknown_subscriber }
     DeviceCount { category, allocated, handed_over }
+    LateRecord { idx, household_code, effective_date, removal_reason, removal_note, data, content_hash, commune_code, certificate_number }
 }

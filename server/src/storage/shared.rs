@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use super::PortError;
 use crate::{
     audit::{AuditEntry, AuditRecord},
+    domain::decision::Table,
     domain::member::{CertificateUse, DisplayName, Member, MemberStatus, OrgCode, Role, UnitCode},
 };
 
@@ -118,6 +119,28 @@ impl AuditRow {
 }
 
 /// The tree's right edge as the chain head stores it, checked against the head's record count.
+/// A decision table ([`Table`]) as one SQL `CASE` giving the outcome's stored name, so that
+/// storage runs over a whole set the very rule the domain evaluates on one case. `fact` gives
+/// each fact's SQL condition; a condition that is NULL (a column of a row not joined) counts as
+/// false, as [`Table::decide`] would take a fact it cannot tell.
+pub(super) fn case_sql<F: Copy, O: Copy>(
+    table: &Table<F, O>,
+    fact: impl Fn(F) -> &'static str,
+    name: impl Fn(O) -> &'static str,
+) -> String {
+    let mut sql = String::from("CASE");
+    for rule in table.rules {
+        let conditions: Vec<String> = rule
+            .when
+            .iter()
+            .map(|&(f, value)| format!("{}COALESCE(({}), FALSE)", if value { "" } else { "NOT " }, fact(f)))
+            .collect();
+        sql.push_str(&format!(" WHEN {} THEN '{}'", conditions.join(" AND "), name(rule.then)));
+    }
+    sql.push_str(&format!(" ELSE '{}' END", name(table.otherwise)));
+    sql
+}
+
 pub(super) fn tree_edge(text: &str, seq: i64) -> Result<crate::audit::merkle::CompactRange, PortError> {
     let range = crate::audit::merkle::CompactRange::decode(text)
         .map_err(|e| PortError::Corrupt(format!("the audit tree's edge: {e}")))?;
@@ -358,3 +381,44 @@ macro_rules! shared_queries {
 }
 
 pub(super) use shared_queries;
+
+#[cfg(test)]
+mod tests {
+    use sqlx::AssertSqlSafe;
+
+    use super::case_sql;
+    use crate::domain::batch_rules::{OUTCOMES, RecordFact};
+
+    /// Every fact of the table, each standing for a column `f0`, `f1`, … of the test's row.
+    const FACTS: [RecordFact; 7] = [
+        RecordFact::Removes,
+        RecordFact::Known,
+        RecordFact::OnList,
+        RecordFact::OpenLater,
+        RecordFact::OpenSameDay,
+        RecordFact::SameContent,
+        RecordFact::BeforeNewestSnapshot,
+    ];
+    const COLUMNS: [&str; 7] = ["f0", "f1", "f2", "f3", "f4", "f5", "f6"];
+
+    fn position(fact: RecordFact) -> usize {
+        FACTS.iter().position(|f| *f == fact).expect("every fact is listed")
+    }
+
+    #[tokio::test]
+    async fn a_rendered_table_decides_in_sql_as_the_domain_does_taking_null_for_false() {
+        let case = case_sql(&OUTCOMES, |f| COLUMNS[position(f)], |o| o.as_str());
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+        for bits in 0u32..1 << FACTS.len() {
+            let holds = |i: usize| bits >> i & 1 == 1;
+            let want = OUTCOMES.decide(|f| holds(position(f)));
+            for false_is in ["0", "NULL"] {
+                let row: Vec<String> =
+                    (0..FACTS.len()).map(|i| format!("{} AS f{i}", if holds(i) { "1" } else { false_is })).collect();
+                let sql = format!("SELECT {case} FROM (SELECT {})", row.join(", "));
+                let got: String = sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(&pool).await.unwrap();
+                assert_eq!(got, want.as_str(), "facts {bits:07b}, false as {false_is}");
+            }
+        }
+    }
+}

@@ -903,12 +903,8 @@ const INSERT_NEW_CITIZENS: &str = "INSERT INTO citizen_households (citizen_id, h
        (SELECT 1 FROM citizen_households c WHERE c.citizen_id = j.value ->> 0 AND c.household_code = s.household_code)) \
      ORDER BY 1";
 
-const MEMBER_SQL: registry::MemberSql = registry::MemberSql {
-    conflicts: CONFLICTS,
-    new_citizens: INSERT_NEW_CITIZENS,
-    feed_events: registry::FEED_EVENTS,
-    feed_lock: "",
-};
+const MEMBER_SQL: registry::MemberSql =
+    registry::MemberSql { conflicts: CONFLICTS, new_citizens: INSERT_NEW_CITIZENS, feed_lock: "" };
 
 async fn stage(
     conn: &mut sqlx::SqliteConnection,

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::domain::{
     DomainError,
-    feed::{ChangeFeed, FeedEvent, POLL, cursor, parse_cursor},
+    feed::{ChangeFeed, FeedEvent, FeedKind, POLL, cursor, parse_cursor},
     household::format_date,
 };
 
@@ -37,13 +37,12 @@ impl FeedApi {
     }
 }
 
-fn kind_to_pb(kind: &str) -> pb::ChangeKind {
+fn kind_to_pb(kind: FeedKind) -> pb::ChangeKind {
     match kind {
-        "REMOVED" => pb::ChangeKind::Removed,
-        "CATEGORY_CHANGED" => pb::ChangeKind::CategoryChanged,
-        "DETAILS_CHANGED" => pb::ChangeKind::DetailsChanged,
-        "TRANSFERRED_AWAY" => pb::ChangeKind::TransferredAway,
-        _ => pb::ChangeKind::Unspecified,
+        FeedKind::Removed => pb::ChangeKind::Removed,
+        FeedKind::CategoryChanged => pb::ChangeKind::CategoryChanged,
+        FeedKind::DetailsChanged => pb::ChangeKind::DetailsChanged,
+        FeedKind::TransferredAway => pb::ChangeKind::TransferredAway,
     }
 }
 
@@ -51,7 +50,7 @@ fn event_to_pb(e: &FeedEvent) -> pb::ChangeEvent {
     let r = &e.row;
     pb::ChangeEvent {
         cursor: cursor(r.seq),
-        kind: kind_to_pb(&r.kind).into(),
+        kind: kind_to_pb(r.kind).into(),
         household_code: r.household_code.clone(),
         enrollment_id: r.enrollment_id.to_string(),
         effective_date: format_date(r.effective_date),

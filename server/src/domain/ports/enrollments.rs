@@ -6,6 +6,7 @@ use time::{Date, OffsetDateTime};
 use super::PortError;
 
 use super::policy::DecisionRow;
+use crate::domain::feed::FeedKind;
 
 /// A stored enrolment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +121,7 @@ pub struct FeedRow {
     pub operator: String,
     pub enrollment_id: i64,
     pub household_code: String,
-    pub kind: String,
+    pub kind: FeedKind,
     pub effective_date: Date,
     pub category: Option<String>,
     pub previous_category: Option<String>,

@@ -12,7 +12,7 @@ use crate::domain::{
 
 use super::policy::{self, StateRow};
 use crate::domain::household::Category;
-use crate::domain::registry::BatchStatus;
+use crate::domain::{batch_rules::RecordOutcome, registry::BatchStatus};
 
 /// One record of a batch as staged: the household's stored form, or a removal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +104,35 @@ pub struct ApplyCounts {
     pub changed: i64,
     pub removed: i64,
     pub unchanged: i64,
+}
+
+impl ApplyCounts {
+    /// Counts `n` records of one outcome (those not applied, late or not on the list, count
+    /// nowhere).
+    pub fn add(&mut self, outcome: RecordOutcome, n: i64) {
+        match outcome {
+            RecordOutcome::Added => self.added += n,
+            RecordOutcome::Changed => self.changed += n,
+            RecordOutcome::Removed => self.removed += n,
+            RecordOutcome::Unchanged => self.unchanged += n,
+            RecordOutcome::Late | RecordOutcome::SameDay | RecordOutcome::NotOnList => {}
+        }
+    }
+}
+
+/// A staged record that lands before its household's latest state or on its day, read back
+/// for [`plan_late_record`](crate::domain::batch_rules::plan_late_record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LateRecord {
+    pub idx: i64,
+    pub household_code: String,
+    pub effective_date: Date,
+    pub removal_reason: Option<String>,
+    pub removal_note: Option<String>,
+    pub data: Option<String>,
+    pub content_hash: Option<String>,
+    pub commune_code: Option<String>,
+    pub certificate_number: Option<String>,
 }
 
 /// Why a batch cannot be applied to the register as it stands.
