@@ -120,8 +120,8 @@ pub enum LatePlan {
         supersede: Option<Date>,
         /// The state before, which now ends on the record's date.
         close: Option<Date>,
+        /// The new state, with the day it ends (where the next begins, or a snapshot cuts it).
         version: VersionRow,
-        valid_to: Option<Date>,
         /// Members to index for the household (those it may not have listed before).
         citizens: Vec<String>,
         /// The household off the list from `valid_to` (a snapshot that did not list it) until
@@ -209,17 +209,11 @@ pub fn plan_late_record(
             removal_note: Some(String::new()),
             ..version.clone()
         };
-        return LatePlan::Write {
-            outcome,
-            supersede,
-            close,
-            version,
-            valid_to: Some(cut),
-            citizens,
-            then_off_list: Some(Box::new(off)),
-        };
+        let version = VersionRow { valid_to: Some(cut), ..version };
+        return LatePlan::Write { outcome, supersede, close, version, citizens, then_off_list: Some(Box::new(off)) };
     }
-    LatePlan::Write { outcome, supersede, close, version, valid_to, citizens, then_off_list: None }
+    let version = VersionRow { valid_to, ..version };
+    LatePlan::Write { outcome, supersede, close, version, citizens, then_off_list: None }
 }
 
 /// The members' citizen IDs in a stored state.
@@ -332,13 +326,16 @@ mod tests {
             state(date!(2026 - 01 - 01), Some(date!(2026 - 05 - 01)), None, "h1"),
             state(date!(2026 - 05 - 01), None, None, "h3"),
         ];
-        let LatePlan::Write { outcome, supersede, close, version, valid_to, then_off_list, .. } =
+        let LatePlan::Write { outcome, supersede, close, version, then_off_list, .. } =
             plan_late_record(&late(date!(2026 - 03 - 01), None, "h2"), &history, &[], "B1", AT)
         else {
             panic!("a write")
         };
         assert_eq!(outcome, RecordOutcome::Changed);
-        assert_eq!((supersede, close, valid_to), (None, Some(date!(2026 - 01 - 01)), Some(date!(2026 - 05 - 01))));
+        assert_eq!(
+            (supersede, close, version.valid_to),
+            (None, Some(date!(2026 - 01 - 01)), Some(date!(2026 - 05 - 01)))
+        );
         assert_eq!(
             (version.valid_from, version.content_hash.as_str(), version.batch_id.as_str()),
             (date!(2026 - 03 - 01), "h2", "B1")
@@ -350,8 +347,8 @@ mod tests {
     fn a_same_day_record_supersedes_and_the_same_details_change_nothing() {
         let history = [state(date!(2026 - 03 - 01), None, None, "h1")];
         let plan = plan_late_record(&late(date!(2026 - 03 - 01), None, "h2"), &history, &[], "B1", AT);
-        let LatePlan::Write { supersede, close, valid_to, .. } = plan else { panic!("a write") };
-        assert_eq!((supersede, close, valid_to), (Some(date!(2026 - 03 - 01)), None, None));
+        let LatePlan::Write { supersede, close, version, .. } = plan else { panic!("a write") };
+        assert_eq!((supersede, close, version.valid_to), (Some(date!(2026 - 03 - 01)), None, None));
         assert_eq!(
             plan_late_record(&late(date!(2026 - 03 - 01), None, "h1"), &history, &[], "B1", AT),
             LatePlan::Unchanged
@@ -383,12 +380,12 @@ mod tests {
     fn a_household_put_back_before_a_snapshot_that_left_it_out_is_off_the_list_from_the_snapshot() {
         let history = [state(date!(2026 - 01 - 01), None, Some("MOVED_AWAY"), "h1")];
         let snapshots = [date!(2025 - 12 - 31), date!(2026 - 06 - 30)];
-        let LatePlan::Write { valid_to, then_off_list, .. } =
+        let LatePlan::Write { version, then_off_list, .. } =
             plan_late_record(&late(date!(2026 - 03 - 01), None, "h2"), &history, &snapshots, "B1", AT)
         else {
             panic!("a write")
         };
-        assert_eq!(valid_to, Some(date!(2026 - 06 - 30)), "holds up to the snapshot");
+        assert_eq!(version.valid_to, Some(date!(2026 - 06 - 30)), "holds up to the snapshot");
         let off = then_off_list.expect("off the list from the snapshot");
         assert_eq!(
             (off.valid_from, off.valid_to, off.removal_reason.as_deref()),

@@ -35,9 +35,8 @@ use super::{
     eligibility::mask_name,
     household::{Category, HouseholdCode, HouseholdFlags, format_date, free_text, name_enum, parse_date, person_name},
     member::{Caller, Role, UnitCode},
-    members::Page,
+    paging::{Page, paging},
     policy::{DeviceRules, PolicyRegistry},
-    reconciliation::paging,
     unit_registry::UnitRegistry,
     units::{UnitLevel, UnitTable},
 };
@@ -955,11 +954,7 @@ impl DeviceService {
         let (limit, from) = paging(&mut v, page_size, token, 'a');
         v.finish()?;
         let rows = self.allocation_store.list_allocations(from.unwrap_or(i64::MAX), limit + 1).await?;
-        let more = rows.len() > limit as usize;
-        let items: Vec<Allocation> =
-            rows.into_iter().take(limit as usize).map(Self::allocation).collect::<Result<_, _>>()?;
-        let next = more.then(|| format!("a{}", items.last().map_or(0, |a| a.row.id)));
-        Ok(Page { items, next })
+        Page::cut(rows, limit, |r| format!("a{}", r.id)).try_map(Self::allocation)
     }
 
     /// Places of a list in rank order; a locality sees its own unit's.
@@ -982,11 +977,8 @@ impl DeviceService {
         let unit = self.scope(caller, unit).await?;
         let row = self.find(number).await?;
         let filter = RecipientFilter { unit_code: unit.map(|u| u.to_string()), handed_over };
-        let mut rows = self.place_store.allocation_recipients(row.id, &filter, from.unwrap_or(0), limit + 1).await?;
-        let more = rows.len() > limit as usize;
-        rows.truncate(limit as usize);
-        let next = more.then(|| format!("r{}", rows.last().map_or(0, |r| r.place.rank)));
-        Ok(Page { items: rows, next })
+        let rows = self.place_store.allocation_recipients(row.id, &filter, from.unwrap_or(0), limit + 1).await?;
+        Ok(Page::cut(rows, limit, |r| format!("r{}", r.place.rank)))
     }
 
     /// The unit a caller reads: a locality its own (or a unit within it), others any.

@@ -16,8 +16,7 @@ use super::{
     DomainError, Violations,
     household::{format_date, free_text, name_enum, parse_date, person_name},
     member::{Caller, OrgCode, Role, UnitCode},
-    members::Page,
-    reconciliation::paging,
+    paging::{Page, paging},
     unit_registry::UnitRegistry,
     units::UnitLevel,
 };
@@ -688,10 +687,7 @@ impl InspectionService {
                 break;
             }
         }
-        let more = items.len() > limit as usize;
-        items.truncate(limit as usize);
-        let next = more.then(|| format!("i{}", items.last().map_or(0, |i| i.row.id)));
-        Ok(Page { items, next })
+        Ok(Page::cut(items, limit, |i| format!("i{}", i.row.id)))
     }
 }
 

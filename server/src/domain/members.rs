@@ -15,12 +15,7 @@ pub const MAX_PAGE: u32 = 500;
 /// Page size when the caller gives none.
 pub const DEFAULT_PAGE: u32 = 100;
 
-/// One page of a listing and the key to continue after it.
-#[derive(Debug, Clone)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub next: Option<String>,
-}
+pub use super::paging::Page;
 
 #[derive(Debug, Clone)]
 pub struct MemberRegistry {
@@ -61,14 +56,8 @@ impl MemberRegistry {
         };
         v.finish()?;
         let limit = if page_size == 0 { DEFAULT_PAGE } else { page_size };
-        let mut items = self.member_store.list_members(filter, after.as_ref(), limit + 1).await?;
-        let next = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(|m| m.code.as_str().to_owned())
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        let items = self.member_store.list_members(filter, after.as_ref(), limit + 1).await?;
+        Ok(Page::cut(items, limit, |m| m.code.as_str().to_owned()))
     }
 
     pub async fn register(&self, new: NewMember) -> Result<Member, DomainError> {

@@ -19,6 +19,7 @@ pub mod identity;
 pub mod inspections;
 pub mod member;
 pub mod members;
+pub mod paging;
 pub mod policy;
 pub mod ports;
 pub mod reconciliation;

@@ -41,7 +41,7 @@ use super::{
     enrollments::normal_phone,
     household::{CitizenId, HouseholdCode, format_date, free_text, name_enum},
     member::{Caller, Role},
-    members::Page,
+    paging::{Page, paging},
     policy::{PolicyTable, Service},
     support,
     unit_registry::UnitRegistry,
@@ -116,8 +116,6 @@ const MAX_AMOUNT: i64 = 10_000_000;
 const CHUNK: usize = 2_000;
 /// Problems reported when a list is refused.
 const MAX_REPORTED: usize = 100;
-const DEFAULT_PAGE: u32 = 100;
-const MAX_PAGE: u32 = 1_000;
 
 /// What a stream receiving a list claims ([`Store::claim`]).
 fn list_key(operator: &str, update_id: &str) -> String {
@@ -894,22 +892,6 @@ pub struct ReconciliationService {
     clock: Clock,
 }
 
-/// A page's size (the default for 0) and where it starts (the number after `prefix` in a token
-/// this hub gave out; `None` for the first page); problems go to `v`.
-pub(crate) fn paging(v: &mut Violations, page_size: u32, token: &str, prefix: char) -> (u32, Option<i64>) {
-    if page_size > MAX_PAGE {
-        v.add("page_size", format!("is {page_size}; at most {MAX_PAGE}"));
-    }
-    let from = match token {
-        "" => None,
-        t => v.check(
-            "page_token",
-            t.strip_prefix(prefix).and_then(|n| n.parse().ok()).ok_or("is not a token this hub gave out".to_owned()),
-        ),
-    };
-    (if page_size == 0 { DEFAULT_PAGE } else { page_size }, from)
-}
-
 /// Whose lists a caller may read: an operator its own, ICT any.
 fn owner<'a>(caller: &'a Caller, asked: &'a str) -> Result<&'a str, DomainError> {
     match caller.member.role {
@@ -1568,11 +1550,7 @@ impl ReconciliationService {
         if settled {
             rows = self.monthly_list_store.list_monthly_updates(&filter, before, limit + 1).await?;
         }
-        let next = (rows.len() > limit as usize).then(|| {
-            rows.truncate(limit as usize);
-            format!("r{}", rows.last().map_or(0, |r| r.id))
-        });
-        Ok(Page { items: rows.into_iter().map(Summary::of).collect::<Result<_, _>>()?, next })
+        Page::cut(rows, limit, |r| format!("r{}", r.id)).try_map(Summary::of)
     }
 
     pub async fn lines(
@@ -1592,12 +1570,8 @@ impl ReconciliationService {
         let (limit, after) = paging(&mut v, page_size, page_token, 'l');
         let after = after.unwrap_or(0);
         v.finish()?;
-        let mut rows = self.reconciliation_store.monthly_lines(list.id, &filter, after, limit + 1).await?;
-        let next = (rows.len() > limit as usize).then(|| {
-            rows.truncate(limit as usize);
-            format!("l{}", rows.last().map_or(0, |r| r.line_no))
-        });
-        Ok(Page { items: rows.iter().map(ReconciledLine::from_row).collect::<Result<_, _>>()?, next })
+        let rows = self.reconciliation_store.monthly_lines(list.id, &filter, after, limit + 1).await?;
+        Page::cut(rows, limit, |r| format!("l{}", r.line_no)).try_map(|r| ReconciledLine::from_row(&r))
     }
 
     /// A list and a reader of its lines in order, for an export: every line, or, with

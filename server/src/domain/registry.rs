@@ -20,7 +20,7 @@ use super::{
         RemovalReason, ReviewPeriod, check_record, free_text, name_enum, parse_date,
     },
     member::{Caller, OrgCode, Role},
-    members::Page,
+    paging::Page,
     unit_registry::UnitRegistry,
     units::UnitTable,
 };
@@ -352,14 +352,8 @@ impl HouseholdRegistry {
         };
         v.finish()?;
         let limit = if page_size == 0 { 50 } else { page_size };
-        let mut rows = self.batch_store.list_batches(before, limit + 1).await?;
-        let next = if rows.len() > limit as usize {
-            rows.truncate(limit as usize);
-            rows.last().map(|r| r.seq.to_string())
-        } else {
-            None
-        };
-        Ok(Page { items: rows.into_iter().map(|batch| Receipt { batch, replayed: false }).collect(), next })
+        let rows = self.batch_store.list_batches(before, limit + 1).await?;
+        Ok(Page::cut(rows, limit, |r| r.seq.to_string()).map(|batch| Receipt { batch, replayed: false }))
     }
 
     /// A household on a date (today when `None`).

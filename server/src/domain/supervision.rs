@@ -6,7 +6,10 @@ use std::sync::Arc;
 use time::{OffsetDateTime, UtcOffset, macros::datetime};
 
 use super::{
-    DomainError, Violations, household::HouseholdCode, member::OrgCode, members::Page, reconciliation::paging,
+    DomainError, Violations,
+    household::HouseholdCode,
+    member::OrgCode,
+    paging::{Page, paging},
 };
 use crate::{
     audit::{self, AuditRecord, ChainReport, SubjectKind},
@@ -163,7 +166,7 @@ impl SupervisionService {
         };
         v.finish()?;
         let after = after.unwrap_or(0);
-        let mut records = if citizen.is_some() || household.is_some() {
+        let records = if citizen.is_some() || household.is_some() {
             let mut seqs: Option<Vec<i64>> = None;
             for (kind, value) in [(SubjectKind::CitizenId, citizen), (SubjectKind::HouseholdCode, household)] {
                 let Some(value) = value else { continue };
@@ -177,10 +180,7 @@ impl SupervisionService {
         } else {
             self.audit_log.query_audit(&filter, after, limit + 1).await?
         };
-        let more = records.len() > limit as usize;
-        records.truncate(limit as usize);
-        let next = more.then(|| format!("s{}", records.last().map_or(0, |r| r.seq)));
-        Ok(Page { items: records, next })
+        Ok(Page::cut(records, limit, |r| format!("s{}", r.seq)))
     }
 
     /// The sequence numbers, in order, of the calls that looked up a value.

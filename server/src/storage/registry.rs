@@ -503,7 +503,7 @@ macro_rules! registry_queries {
                             .await?;
                     }
                     LatePlan::Problem(p) => problems.push(p),
-                    LatePlan::Write { outcome, supersede, close, version, valid_to, citizens, then_off_list } => {
+                    LatePlan::Write { outcome, supersede, close, version, citizens, then_off_list } => {
                         let code = version.household_code.as_str();
                         if let Some(old) = supersede.and_then(|day| versions.iter().find(|v| v.valid_from == day)) {
                             sqlx::query(reg::SUPERSEDE_VERSION)
@@ -527,41 +527,9 @@ macro_rules! registry_queries {
                                 .execute(&mut *conn)
                                 .await?;
                         }
-                        let (category, wants_device) = reg::traits(&version.data)?;
-                        sqlx::query(reg::INSERT_VERSION)
-                            .bind(code)
-                            .bind(version.valid_from)
-                            .bind(valid_to)
-                            .bind(version.removal_reason.as_deref())
-                            .bind(version.removal_note.as_deref())
-                            .bind(&version.data)
-                            .bind(&version.content_hash)
-                            .bind(&version.commune_code)
-                            .bind(version.certificate_number.as_deref())
-                            .bind(batch_id)
-                            .bind(at)
-                            .bind(category.as_str())
-                            .bind(wants_device)
-                            .execute(&mut *conn)
-                            .await?;
+                        insert_version(&mut *conn, &version).await?;
                         if let Some(off) = &then_off_list {
-                            let (category, wants_device) = reg::traits(&off.data)?;
-                            sqlx::query(reg::INSERT_VERSION)
-                                .bind(code)
-                                .bind(off.valid_from)
-                                .bind(off.valid_to)
-                                .bind(off.removal_reason.as_deref())
-                                .bind(off.removal_note.as_deref())
-                                .bind(&off.data)
-                                .bind(&off.content_hash)
-                                .bind(&off.commune_code)
-                                .bind(off.certificate_number.as_deref())
-                                .bind(batch_id)
-                                .bind(at)
-                                .bind(category.as_str())
-                                .bind(wants_device)
-                                .execute(&mut *conn)
-                                .await?;
+                            insert_version(&mut *conn, off).await?;
                         }
                         for citizen in &citizens {
                             sqlx::query(reg::INSERT_CITIZEN).bind(citizen).bind(code).execute(&mut *conn).await?;
@@ -590,6 +558,29 @@ macro_rules! registry_queries {
                 sqlx::query(reg::FEED_EVENTS.as_str()).bind(batch_id).bind(at).execute(&mut *conn).await?;
             }
             Ok(Ok(counts))
+        }
+
+        /// One state written by the row-by-row path, with the category and device wish the
+        /// domain reads from its data.
+        async fn insert_version(conn: &mut $conn, v: &VersionRow) -> Result<(), PortError> {
+            let (category, wants_device) = reg::traits(&v.data)?;
+            sqlx::query(reg::INSERT_VERSION)
+                .bind(&v.household_code)
+                .bind(v.valid_from)
+                .bind(v.valid_to)
+                .bind(v.removal_reason.as_deref())
+                .bind(v.removal_note.as_deref())
+                .bind(&v.data)
+                .bind(&v.content_hash)
+                .bind(&v.commune_code)
+                .bind(v.certificate_number.as_deref())
+                .bind(&v.batch_id)
+                .bind(v.recorded_at)
+                .bind(category.as_str())
+                .bind(wants_device)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
         }
 
         /// How many of a batch's records have each outcome.

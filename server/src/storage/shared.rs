@@ -122,7 +122,8 @@ impl AuditRow {
 /// A decision table ([`Table`]) as one SQL `CASE` giving the outcome's stored name, so that
 /// storage runs over a whole set the very rule the domain evaluates on one case. `fact` gives
 /// each fact's SQL condition; a condition that is NULL (a column of a row not joined) counts as
-/// false, as [`Table::decide`] would take a fact it cannot tell.
+/// false, as [`Table::decide`] would take a fact it cannot tell (hence `IS NOT TRUE`, never
+/// `NOT`, for a fact that must not hold).
 pub(super) fn case_sql<F: Copy, O: Copy>(
     table: &Table<F, O>,
     fact: impl Fn(F) -> &'static str,
@@ -133,7 +134,7 @@ pub(super) fn case_sql<F: Copy, O: Copy>(
         let conditions: Vec<String> = rule
             .when
             .iter()
-            .map(|&(f, value)| format!("{}COALESCE(({}), FALSE)", if value { "" } else { "NOT " }, fact(f)))
+            .map(|&(f, value)| if value { format!("({})", fact(f)) } else { format!("({}) IS NOT TRUE", fact(f)) })
             .collect();
         sql.push_str(&format!(" WHEN {} THEN '{}'", conditions.join(" AND "), name(rule.then)));
     }

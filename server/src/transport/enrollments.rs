@@ -17,12 +17,10 @@ use crate::{
         DomainError,
         enrollments::{DeenrollInput, EndReason, EnrollInput, EnrollmentService, Refused},
         household::format_date,
+        paging::{DEFAULT_PAGE, MAX_PAGE, Page},
         policy::Service,
     },
 };
-
-const DEFAULT_PAGE: u32 = 100;
-const MAX_PAGE: u32 = 1_000;
 
 #[derive(Debug, Clone)]
 pub struct EnrollmentsApi {
@@ -162,15 +160,10 @@ impl Enrollments for EnrollmentsApi {
         };
         ctx.looked_up(SubjectKind::HouseholdCode, [r.household_code.as_str()]);
         let rows = self.service.list(ctx.caller()?, filter, after, limit + 1).await.map_err(|e| ctx.fail(e))?;
-        let more = rows.len() > limit as usize;
-        let rows = &rows[..rows.len().min(limit as usize)];
+        let page = Page::cut(rows, limit, |e| page_token(e.id));
         Ok(Response::new(pb::ListEnrollmentsResponse {
-            enrollments: rows.iter().map(enrollment_to_pb).collect(),
-            next_page_token: if more {
-                rows.last().map(|e| page_token(e.id)).unwrap_or_default()
-            } else {
-                String::new()
-            },
+            enrollments: page.items.iter().map(enrollment_to_pb).collect(),
+            next_page_token: page.next.unwrap_or_default(),
         }))
     }
 }
