@@ -26,6 +26,7 @@ pub mod csv;
 mod error;
 pub mod monthly_csv;
 mod probe;
+mod rows;
 
 pub use crate::csv::{CsvError, CsvReader, CsvWriter};
 pub use crate::monthly_csv::{MonthlyLineReader, MonthlyLineWriter};

@@ -29,8 +29,9 @@ use std::{
 };
 
 use crate::{
-    csv::{CsvError, Normalize},
+    csv::CsvError,
     proto::{self, SupportChange, SupportedService, UnclaimedReason},
+    rows::{self, RowReader, RowWriter},
 };
 
 /// The header row: exactly these columns, in this order.
@@ -81,11 +82,9 @@ const UNCLAIMED_REASONS: [(&str, UnclaimedReason); 6] = [
     ("OTHER", UnclaimedReason::Other),
 ];
 
-const BOM: &[u8] = b"\xEF\xBB\xBF";
-
 /// An error about line `line`, naming the column at index `column` when there is one.
 fn error(line: u64, column: Option<usize>, message: impl Into<String>) -> CsvError {
-    CsvError { line, column: column.map(|c| COLUMNS[c].to_owned()), message: message.into() }
+    rows::at(&COLUMNS, line, column, message)
 }
 
 /// Reads monthly lines from CSV: one item per row, in file order.
@@ -94,8 +93,7 @@ fn error(line: u64, column: Option<usize>, message: impl Into<String>) -> CsvErr
 /// row reading goes on with the next, and a caller may list every error of a file; after a
 /// failure to read the file itself (I/O), the iterator ends.
 pub struct MonthlyLineReader<R: Read> {
-    rows: csv::Reader<Normalize<R>>,
-    buffer: csv::ByteRecord,
+    rows: RowReader<R>,
     line: u64,
     done: bool,
 }
@@ -103,63 +101,13 @@ pub struct MonthlyLineReader<R: Read> {
 impl<R: Read> MonthlyLineReader<R> {
     /// Starts reading, checking the header row (after an optional UTF-8 BOM).
     pub fn new(reader: R) -> Result<Self, CsvError> {
-        let rows = csv::ReaderBuilder::new()
-            .has_headers(false)
-            // Rows of the wrong length are reported by line here, not by the csv crate.
-            .flexible(true)
-            .terminator(csv::Terminator::Any(b'\n'))
-            .from_reader(Normalize::new(reader));
-        let mut reader = Self { rows, buffer: csv::ByteRecord::new(), line: 1, done: false };
-        reader.header()?;
-        Ok(reader)
+        Ok(Self { rows: RowReader::new(reader, &COLUMNS)?, line: 1, done: false })
     }
 
     /// The line on which the row last returned (or the error last returned) starts; 1, the
     /// header, before the first.
     pub fn line(&self) -> u64 {
         self.line
-    }
-
-    fn header(&mut self) -> Result<(), CsvError> {
-        let columns = match self.rows.read_byte_record(&mut self.buffer) {
-            Ok(true) => decode(&self.buffer, 1)?,
-            Ok(false) => return Err(error(1, None, "the file is empty; the first line must be the header row")),
-            Err(e) => return Err(csv_error(e, 1).0),
-        };
-        let columns = without_trailing_empty(columns);
-        if columns.len() == 1 && columns[0].contains(';') {
-            return Err(error(
-                1,
-                None,
-                "the columns are separated by semicolons; they must be separated by commas \
-                 (Excel uses the list separator of the Windows regional settings)",
-            ));
-        }
-        for (i, expected) in COLUMNS.iter().enumerate() {
-            let message = match columns.get(i) {
-                Some(found) if found == expected => continue,
-                Some(found) if COLUMNS.contains(&found.as_str()) => {
-                    format!(
-                        "found column {found} where {expected} belongs; the columns must be in the documented order"
-                    )
-                }
-                Some(found) => format!("found unknown column {found:?} where {expected} belongs"),
-                None => "missing column".to_owned(),
-            };
-            return Err(error(1, Some(i), message));
-        }
-        if let Some(extra) = columns.get(COLUMNS.len()) {
-            let message = format!("unexpected column {extra:?} after the last column, unclaimed_reason");
-            return Err(CsvError { line: 1, column: Some(extra.clone()), message });
-        }
-        Ok(())
-    }
-
-    /// The line on which the row just read starts: the csv crate counts the LFs it has
-    /// consumed, of which the last ended the row (see [`crate::csv::Normalize`]) and some were in values.
-    fn start_line(&self) -> u64 {
-        let in_values = self.buffer.iter().flatten().filter(|&&b| b == b'\n').count() as u64;
-        self.rows.position().line().saturating_sub(in_values + 1).max(1)
     }
 }
 
@@ -170,34 +118,20 @@ impl<R: Read> Iterator for MonthlyLineReader<R> {
         if self.done {
             return None;
         }
-        loop {
-            match self.rows.read_byte_record(&mut self.buffer) {
-                Ok(true) => {}
-                Ok(false) => {
-                    self.done = true;
-                    return None;
-                }
-                Err(e) => {
-                    let (error, fatal) = csv_error(e, self.line);
-                    self.done = fatal;
-                    self.line = error.line;
-                    return Some(Err(error));
-                }
+        match self.rows.next_row(self.line) {
+            None => {
+                self.done = true;
+                None
             }
-            self.line = self.start_line();
-            let fields = match decode(&self.buffer, self.line) {
-                Ok(fields) => without_trailing_empty(fields),
-                Err(error) => return Some(Err(error)),
-            };
-            // Spreadsheets leave rows of empty cells behind.
-            if fields.iter().all(String::is_empty) {
-                continue;
+            Some(Ok(row)) => {
+                self.line = row.line;
+                Some(Row { line: row.line, fields: row.fields }.parse())
             }
-            if fields.len() != COLUMNS.len() {
-                let message = format!("the row has {} values; every row must have {}", fields.len(), COLUMNS.len());
-                return Some(Err(error(self.line, None, message)));
+            Some(Err(failure)) => {
+                self.done = failure.fatal;
+                self.line = failure.error.line;
+                Some(Err(failure.error))
             }
-            return Some(Row { line: self.line, fields }.parse());
         }
     }
 }
@@ -284,61 +218,22 @@ impl Row {
     }
 }
 
-/// The values of a row as text, trimmed; or the error naming the first that is not UTF-8.
-fn decode(record: &csv::ByteRecord, line: u64) -> Result<Vec<String>, CsvError> {
-    let mut fields = Vec::with_capacity(COLUMNS.len());
-    for (i, raw) in record.iter().enumerate() {
-        match std::str::from_utf8(raw) {
-            Ok(text) => fields.push(text.trim().to_owned()),
-            Err(_) => {
-                let message = "is not valid UTF-8; save the file as \"CSV UTF-8\"";
-                return Err(if i < COLUMNS.len() {
-                    error(line, Some(i), message)
-                } else {
-                    error(line, None, format!("value {} {message}", i + 1))
-                });
-            }
-        }
-    }
-    Ok(fields)
-}
-
-fn without_trailing_empty(mut fields: Vec<String>) -> Vec<String> {
-    // Spreadsheets write empty cells past the last column when cells there were ever touched.
-    while fields.len() > COLUMNS.len() && fields.last().is_some_and(String::is_empty) {
-        fields.pop();
-    }
-    fields
-}
-
-/// The error, and whether the file cannot be read further.
-fn csv_error(e: csv::Error, line: u64) -> (CsvError, bool) {
-    let line = e.position().map_or(line, csv::Position::line);
-    match e.kind() {
-        csv::ErrorKind::Io(io) => (error(line, None, format!("cannot read the file: {io}")), true),
-        _ => (error(line, None, e.to_string()), false),
-    }
-}
-
 /// Writes monthly lines as CSV rows, header first, one row per line. Lines end in CRLF
 /// (RFC 4180).
 pub struct MonthlyLineWriter<W: Write> {
-    rows: csv::Writer<W>,
+    rows: RowWriter<W>,
 }
 
 impl<W: Write> MonthlyLineWriter<W> {
     /// Starts a file and writes the header.
     pub fn new(w: W) -> io::Result<Self> {
-        let mut rows = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(w);
-        rows.write_record(COLUMNS)?;
-        Ok(Self { rows })
+        Ok(Self { rows: RowWriter::new(w, &COLUMNS, false)? })
     }
 
     /// Like [`MonthlyLineWriter::new`], after a UTF-8 byte order mark, for files meant to be
     /// opened in Excel.
-    pub fn with_bom(mut w: W) -> io::Result<Self> {
-        w.write_all(BOM)?;
-        Self::new(w)
+    pub fn with_bom(w: W) -> io::Result<Self> {
+        Ok(Self { rows: RowWriter::new(w, &COLUMNS, true)? })
     }
 
     /// Writes the row of one line. Enum values the format has no name for are refused
@@ -362,13 +257,12 @@ impl<W: Write> MonthlyLineWriter<W> {
         row[DAYS_OF_SERVICE] = &days;
         row[USED] = if line.used { "true" } else { "false" };
         row[UNCLAIMED_REASON] = reason;
-        self.rows.write_record(row)?;
-        Ok(())
+        self.rows.write(&row)
     }
 
     /// Flushes the rows written and returns the writer.
     pub fn finish(self) -> io::Result<W> {
-        self.rows.into_inner().map_err(csv::IntoInnerError::into_error)
+        self.rows.finish()
     }
 }
 
@@ -393,6 +287,7 @@ fn name_of<T: Copy + Into<i32>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rows::BOM;
 
     const HEADER: &str = "phone_number,subscriber_citizen_id,household_code,enrollment_id,change,service,\
         package_code,tariff,amount_claimed,days_of_service,used,unclaimed_reason";
@@ -508,54 +403,17 @@ mod tests {
         assert!(with.starts_with(BOM));
         assert!(!write(&lines(), false).starts_with(BOM));
         assert_eq!(read_ok(&with), lines());
-
-        // A reader that hands out one byte at a time splits the BOM.
-        struct Trickle<'a>(&'a [u8]);
-        impl Read for Trickle<'_> {
-            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                let Some((first, rest)) = self.0.split_first() else { return Ok(0) };
-                buf[0] = *first;
-                self.0 = rest;
-                Ok(1)
-            }
-        }
-        let read: Vec<_> = MonthlyLineReader::new(Trickle(&with)).unwrap().collect::<Result<_, _>>().unwrap();
-        assert_eq!(read, lines());
-        // Short files are not mistaken for a BOM.
-        assert_eq!(MonthlyLineReader::new(&b"p"[..]).err().unwrap().column.as_deref(), Some("phone_number"));
     }
 
     #[test]
     fn header_must_be_exact() {
+        // How the header is checked is the rows' (see `rows.rs`); here, that it is this one.
         let error = |header: &str| MonthlyLineReader::new(format!("{header}\n").as_bytes()).err().expect("an error");
-
         let e = error(&HEADER.replace(",unclaimed_reason", ""));
         assert_eq!(e.to_string(), "line 1, column unclaimed_reason: missing column");
-
-        let e = error(&HEADER.replace("tariff,amount_claimed", "amount_claimed,tariff"));
-        assert_eq!(e.column.as_deref(), Some("tariff"));
-        assert!(e.message.contains("found column amount_claimed"), "{e}");
-
-        let e = error(&HEADER.replace("phone_number", "msisdn"));
-        assert_eq!(
-            e.to_string(),
-            "line 1, column phone_number: found unknown column \"msisdn\" where phone_number belongs"
-        );
-
-        let e = error(&format!("{HEADER},note"));
-        assert_eq!((e.line, e.column.as_deref()), (1, Some("note")));
-        // Empty cells past the last column are not columns.
-        assert!(MonthlyLineReader::new(format!("{HEADER},,\n").as_bytes()).is_ok());
-
-        let e = error(&HEADER.replace(',', ";"));
-        assert!(e.message.contains("semicolons"), "{e}");
-
         // The household list's header is not this one.
         let e = error(&crate::csv::COLUMNS.join(","));
         assert_eq!(e.column.as_deref(), Some("phone_number"));
-
-        let e = MonthlyLineReader::new(&b""[..]).err().unwrap();
-        assert_eq!(e.to_string(), "line 1: the file is empty; the first line must be the header row");
     }
 
     #[test]
