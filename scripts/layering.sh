@@ -6,6 +6,8 @@
 #     records are plain types; storage says how a row fills them);
 #   - nothing under server/src/transport/ uses crate::storage: services reach storage only
 #     through the domain's ports;
+#   - server/src/read_model.rs (what sits in front of a backend's register port) uses the
+#     ports alone: no crate::storage, crate::transport, tonic or sqlx;
 #   - each port (a trait under server/src/domain/ports/) has at most 15 methods; their
 #     counts are printed.
 #
@@ -75,6 +77,7 @@ sub check_layer {
 
 check_layer("domain", "crate::storage", "crate::transport", "crate::export", "tonic", "sqlx");
 check_layer("transport", "crate::storage");
+check_layer("read_model.rs", "crate::storage", "crate::transport", "tonic", "sqlx");
 
 print "ports (traits under server/src/domain/ports/) and their methods:\n";
 for my $file (split /\n/, `find domain/ports -name "*.rs" | sort`) {

@@ -11,6 +11,7 @@ pub mod config;
 pub mod domain;
 pub mod export;
 pub mod pki;
+pub mod read_model;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;

@@ -37,6 +37,7 @@ use crate::{
         unit_registry::UnitRegistry,
     },
     pki::{self, PkiDir},
+    read_model::GroupedRegister,
     storage::{self, Store, StoreOptions},
     tls::{self, ReloadableTls},
     transport::{
@@ -223,7 +224,9 @@ impl Hub {
         ))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
-        let eligibility = EligibilityService::new(store.clone(), units.clone(), policy).with_clock(clock.clone());
+        let register = Arc::new(GroupedRegister::start(store.clone()));
+        let eligibility =
+            EligibilityService::new(store.clone(), register, units.clone(), policy).with_clock(clock.clone());
         let policy_service = PolicyServer::new(PolicyApi::new(eligibility.clone(), units.clone()))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);

@@ -19,7 +19,7 @@ use super::{
     units::UnitTable,
 };
 use crate::domain::ports::{
-    DecisionStore, PortError, RegisterStore, Store,
+    DecisionStore, RegisterStore,
     policy::{DecisionRow, DecisionRunRow},
 };
 
@@ -479,96 +479,7 @@ pub struct EligibilityService {
     register_store: Arc<dyn RegisterStore>,
     units: Arc<UnitRegistry>,
     policy: Arc<PolicyRegistry>,
-    lookups: Lookups,
     clock: Clock,
-}
-
-/// Lookups waiting to be read together.
-const LOOKUPS_PER_READ: usize = 256;
-/// Reads of the register under way at once for single questions.
-const CONCURRENT_READS: usize = 4;
-
-/// Single questions asked at the same time are read together: questions that arrive while a
-/// read is under way wait for the next one, which looks all of them up in one statement (as
-/// the audit trail commits many calls at once). A question asked alone is read at once.
-#[derive(Debug, Clone)]
-struct Lookups {
-    queue: tokio::sync::mpsc::Sender<Lookup>,
-}
-
-struct Lookup {
-    kind: QueryKind,
-    value: String,
-    found: tokio::sync::oneshot::Sender<Result<Vec<History>, ReadFailed>>,
-}
-
-/// Why a grouped read failed, for each question that joined it.
-#[derive(Debug, Clone)]
-enum ReadFailed {
-    /// The database is out of reach (`PortError::Unavailable`).
-    Unavailable(String),
-    Other(String),
-}
-
-impl Lookups {
-    fn start(store: Arc<dyn Store>) -> Self {
-        let (queue, waiting) = tokio::sync::mpsc::channel(4 * LOOKUPS_PER_READ);
-        tokio::spawn(read_together(store, waiting));
-        Self { queue }
-    }
-
-    async fn histories(&self, kind: QueryKind, value: String) -> Result<Vec<History>, DomainError> {
-        let (found, answer) = tokio::sync::oneshot::channel();
-        let gone = || DomainError::Internal("the register reader has stopped".into());
-        self.queue.send(Lookup { kind, value, found }).await.map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?.map_err(|e| match e {
-            ReadFailed::Unavailable(why) => PortError::Unavailable(why).into(),
-            ReadFailed::Other(why) => DomainError::Internal(why.into()),
-        })
-    }
-}
-
-async fn read_together(store: Arc<dyn Store>, mut waiting: tokio::sync::mpsc::Receiver<Lookup>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_READS));
-    loop {
-        // Wait for a free read first: questions arriving meanwhile join the next read.
-        let Ok(slot) = slots.clone().acquire_owned().await else { return };
-        let mut lookups = Vec::with_capacity(LOOKUPS_PER_READ);
-        if waiting.recv_many(&mut lookups, LOOKUPS_PER_READ).await == 0 {
-            return;
-        }
-        let store = store.clone();
-        tokio::spawn(async move {
-            let mut by_kind: HashMap<QueryKind, Vec<Lookup>> = HashMap::new();
-            for lookup in lookups {
-                by_kind.entry(lookup.kind).or_default().push(lookup);
-            }
-            for (kind, lookups) in by_kind {
-                let mut values: Vec<String> = lookups.iter().map(|l| l.value.clone()).collect();
-                values.sort_unstable();
-                values.dedup();
-                let found = match store.histories_matching(kind, &values, false).await {
-                    Ok(found) => Ok(found),
-                    Err(PortError::Unavailable(why)) => Err(ReadFailed::Unavailable(why)),
-                    Err(e) => Err(ReadFailed::Other(crate::ErrorChain(&e).to_string())),
-                };
-                match found {
-                    Ok(found) => {
-                        let found: HashMap<String, Vec<History>> = found.into_iter().collect();
-                        for lookup in lookups {
-                            let _ = lookup.found.send(Ok(found.get(&lookup.value).cloned().unwrap_or_default()));
-                        }
-                    }
-                    Err(e) => {
-                        for lookup in lookups {
-                            let _ = lookup.found.send(Err(e.clone()));
-                        }
-                    }
-                }
-            }
-            drop(slot);
-        });
-    }
 }
 
 /// A new call's id: 32 hex digits, the first 12 the time in milliseconds and the rest random,
@@ -607,17 +518,16 @@ impl QueryContext {
 }
 
 impl EligibilityService {
-    /// Starts the reader of single questions on the current runtime.
-    pub fn new(store: Arc<dyn Store>, units: Arc<UnitRegistry>, policy: Arc<PolicyRegistry>) -> Self {
-        let lookups = Lookups::start(store.clone());
-        Self {
-            decision_store: store.clone(),
-            register_store: store.clone(),
-            units,
-            policy,
-            lookups,
-            clock: Clock::system(),
-        }
+    /// The service over its ports. Single questions read the register one at a time through
+    /// `register_store`; a hub puts a read model in front that reads those asked at the same
+    /// time together (`read_model::GroupedRegister`).
+    pub fn new(
+        decision_store: Arc<dyn DecisionStore>,
+        register_store: Arc<dyn RegisterStore>,
+        units: Arc<UnitRegistry>,
+        policy: Arc<PolicyRegistry>,
+    ) -> Self {
+        Self { decision_store, register_store, units, policy, clock: Clock::system() }
     }
 
     /// The clock the service reads today's date from.
@@ -652,18 +562,14 @@ impl EligibilityService {
         call_id: &str,
         enrollments: bool,
     ) -> Result<(Decision, Vec<History>), DomainError> {
-        let mut histories = if self.register_store.register_held().is_some() {
-            // Lookups in memory need no grouping: the store shares its reads of the change log.
-            let values = std::slice::from_ref(&query.value);
-            self.register_store
-                .histories_matching(query.kind, values, false)
-                .await?
-                .pop()
-                .map(|(_, h)| h)
-                .unwrap_or_default()
-        } else {
-            self.lookups.histories(query.kind, query.value.clone()).await?
-        };
+        let values = std::slice::from_ref(&query.value);
+        let mut histories = self
+            .register_store
+            .histories_matching(query.kind, values, false)
+            .await?
+            .pop()
+            .map(|(_, h)| h)
+            .unwrap_or_default();
         if !enrollments {
             histories.iter_mut().for_each(|h| h.enrollments.clear());
         }
