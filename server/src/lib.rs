@@ -3,7 +3,8 @@
 //!
 //! Layers, from the outside in: [`transport`] (gRPC services and the hub layer; uses the
 //! domain, never storage), [`domain`] (the programme's rules and the ports it needs kept; no
-//! gRPC, no storage), [`storage`] (the ports implemented on SQLite and on PostgreSQL).
+//! gRPC, no storage), [`read_model`] (what sits in front of a backend's register port: grouped
+//! reads; ports only), [`storage`] (the ports implemented on SQLite and on PostgreSQL).
 //! `scripts/layering.sh` checks who uses whom.
 
 pub mod audit;
