@@ -20,7 +20,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::domain::{
     eligibility::{History, QueryKind},
-    ports::{PortError, RegisterStore, policy::StateRow, register::VersionRow},
+    ports::{PortError, RegisterMemory, RegisterStore, policy::StateRow, register::VersionRow},
 };
 
 /// Questions waiting to be read together.
@@ -32,6 +32,7 @@ const CONCURRENT_READS: usize = 4;
 #[derive(Debug, Clone)]
 pub struct GroupedRegister {
     inner: Arc<dyn RegisterStore>,
+    memory: Arc<dyn RegisterMemory>,
     queue: mpsc::Sender<Lookup>,
 }
 
@@ -43,11 +44,12 @@ struct Lookup {
 }
 
 impl GroupedRegister {
-    /// Starts the reader of single questions on the current runtime.
-    pub fn start(inner: Arc<dyn RegisterStore>) -> Self {
+    /// Starts the reader of single questions on the current runtime, in front of a backend's
+    /// register (`inner`) and what it tells of holding it in memory (`memory`).
+    pub fn start(inner: Arc<dyn RegisterStore>, memory: Arc<dyn RegisterMemory>) -> Self {
         let (queue, waiting) = mpsc::channel(4 * LOOKUPS_PER_READ);
         tokio::spawn(read_together(inner.clone(), waiting));
-        Self { inner, queue }
+        Self { inner, memory, queue }
     }
 
     async fn one(&self, kind: QueryKind, value: String) -> Result<Vec<(String, Vec<History>)>, PortError> {
@@ -145,17 +147,9 @@ impl RegisterStore for GroupedRegister {
         bulk: bool,
     ) -> Result<Vec<(String, Vec<History>)>, PortError> {
         match values {
-            [value] if !bulk && self.inner.register_held().is_none() => self.one(kind, value.clone()).await,
+            [value] if !bulk && self.memory.register_held().is_none() => self.one(kind, value.clone()).await,
             _ => self.inner.histories_matching(kind, values, bulk).await,
         }
-    }
-
-    async fn catch_up(&self) -> Result<(), PortError> {
-        self.inner.catch_up().await
-    }
-
-    fn register_held(&self) -> Option<usize> {
-        self.inner.register_held()
     }
 }
 
@@ -172,6 +166,8 @@ mod tests {
         reads: Mutex<Vec<Vec<String>>>,
         unavailable: bool,
     }
+
+    impl RegisterMemory for Recorded {}
 
     #[async_trait]
     impl RegisterStore for Recorded {
@@ -223,7 +219,7 @@ mod tests {
     #[tokio::test]
     async fn single_questions_asked_at_once_are_read_together_and_each_gets_its_own_answer() {
         let inner = Arc::new(Recorded::default());
-        let register = GroupedRegister::start(inner.clone());
+        let register = GroupedRegister::start(inner.clone(), inner.clone());
         let answers = ask_at_once(&register, 40).await;
         for (i, answer) in answers.into_iter().enumerate() {
             let found = answer.unwrap();
@@ -251,7 +247,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_that_fails_fails_every_question_that_joined_it_the_same_way() {
-        let register = GroupedRegister::start(Arc::new(Recorded { unavailable: true, ..Recorded::default() }));
+        let inner = Arc::new(Recorded { unavailable: true, ..Recorded::default() });
+        let register = GroupedRegister::start(inner.clone(), inner);
         for answer in ask_at_once(&register, 10).await {
             assert!(matches!(answer, Err(PortError::Unavailable(why)) if why == "stopped"));
         }

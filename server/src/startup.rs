@@ -224,7 +224,7 @@ impl Hub {
         ))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
-        let register = Arc::new(GroupedRegister::start(store.clone()));
+        let register = Arc::new(GroupedRegister::start(store.clone(), store.clone()));
         let eligibility =
             EligibilityService::new(store.clone(), register, units.clone(), policy).with_clock(clock.clone());
         let policy_service = PolicyServer::new(PolicyApi::new(eligibility.clone(), units.clone()))

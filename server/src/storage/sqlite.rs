@@ -449,7 +449,7 @@ impl ports::BatchStore for SqliteStore {
 }
 
 #[async_trait]
-impl ports::RegisterStore for SqliteStore {
+impl ports::RegisterMemory for SqliteStore {
     async fn catch_up(&self) -> Result<(), PortError> {
         self.register.wait_current().await
     }
@@ -457,7 +457,10 @@ impl ports::RegisterStore for SqliteStore {
     fn register_held(&self) -> Option<usize> {
         self.register.held()
     }
+}
 
+#[async_trait]
+impl ports::RegisterStore for SqliteStore {
     async fn household_versions(&self, code: &str) -> Result<Vec<VersionRow>, PortError> {
         households::versions_of(&mut *self.read.acquire().await?, code).await
     }

@@ -20,7 +20,7 @@ pub use inspections::InspectionStore;
 pub use members::{MemberStore, MemberWrite};
 pub use monthly::{MonthlyListStore, ReconciliationStore};
 pub use policy::{DecisionStore, PolicyStore};
-pub use register::{BatchStore, RegisterStore, UnitStore};
+pub use register::{BatchStore, RegisterMemory, RegisterStore, UnitStore};
 pub use statistics::StatisticsStore;
 
 use std::fmt;
@@ -150,6 +150,7 @@ pub trait Store:
     + register::UnitStore
     + register::BatchStore
     + register::RegisterStore
+    + register::RegisterMemory
     + policy::PolicyStore
     + policy::DecisionStore
     + enrollments::EnrollmentStore

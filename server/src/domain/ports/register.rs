@@ -228,16 +228,21 @@ pub trait RegisterStore: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<(String, Vec<History>)>, PortError> {
         policy::histories_from_rows(self.states_matching(kind, values, bulk).await?)
     }
+}
 
+/// Whether a backend holds the register in memory (a serving SQLite hub does; PostgreSQL does
+/// not): for the read model in front of the register port, and for benchmarks and tests that
+/// load a register and then measure or compare. The domain does not ask.
+#[async_trait]
+pub trait RegisterMemory: Send + Sync + std::fmt::Debug {
     /// Waits until what the store holds in memory reflects every change committed so far (an
-    /// SQLite hub's register index after a large load); nothing to do elsewhere. For benchmarks
-    /// and tests that load a register and then measure or compare.
+    /// SQLite hub's register index after a large load); nothing to do elsewhere.
     async fn catch_up(&self) -> Result<(), PortError> {
         Ok(())
     }
 
-    /// How many households the store holds in memory, when it holds the register (a serving
-    /// SQLite hub whose index is ready).
+    /// How many households the store holds in memory, when it holds the register and its
+    /// index is ready.
     fn register_held(&self) -> Option<usize> {
         None
     }
