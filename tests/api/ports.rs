@@ -1040,27 +1040,11 @@ async fn the_store_claims_while_held_and_holds_the_register_where_it_can() {
     drop(claim);
     assert!(store.claim("batch b1").await.unwrap().is_some(), "given up with the claim");
 
+    // Serving first: the register held in memory then follows the batch applied after.
+    store.prepare_to_serve().await.unwrap();
     let units_port: Arc<dyn UnitStore> = store.clone();
     let batches: Arc<dyn BatchStore> = store.clone();
-    units_port.seed_units(&reference_units().unwrap()).await.unwrap();
-    let units = UnitTable::new(units_port.units().await.unwrap());
-    let effective = date!(2025 - 01 - 01);
-    let records = generated(&units, 12, effective);
-    let batch = NewBatch {
-        batch_id: "b",
-        kind: BatchKind::Snapshot,
-        review_period: "2024",
-        effective,
-        note: "",
-        pushed_by: "DOLISA",
-        received_at: AT,
-        receiver: "s",
-    };
-    batches.begin_batch(&batch).await.unwrap();
-    batches.stage_records("b", "s", &records).await.unwrap();
-    store.prepare_to_serve().await.unwrap();
-    let staged = Staged { batch_id: "b", receiver: "s", records: 12 };
-    batches.apply_batch(&staged, BatchKind::Snapshot, effective, "d", AT).await.unwrap().unwrap();
+    let records = applied_register(&units_port, &batches, 12).await;
     store.catch_up().await.unwrap();
     let expected = (store.backend() == "sqlite").then_some(12);
     assert_eq!(store.register_held(), expected, "an SQLite hub holds the register; PostgreSQL reads it");

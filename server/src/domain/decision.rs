@@ -1,6 +1,6 @@
 //! Decision tables: a rule written once as data, so that the domain can evaluate it on one
 //! case (in unit tests, on the row-by-row paths) and storage can run the same table over a
-//! whole set at once (rendered as one SQL `CASE`, see `storage::shared::case_sql`).
+//! whole set at once (storage renders it as one SQL `CASE`).
 //!
 //! A table is a list of rules tried in order; the first whose conditions all hold gives the
 //! outcome, and when none holds the table's `otherwise` does. A condition is a fact of the
