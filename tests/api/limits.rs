@@ -295,3 +295,63 @@ async fn many_heavy_batch_calls_keep_the_hub_under_a_bounded_memory() {
     drop(clients);
     hub.terminate().await;
 }
+
+/// As seen on PostgreSQL under CI: while 64 batch calls kept every pooled connection busy, a
+/// new call was refused because "the hub cannot look its members up right now". Bulk work
+/// (a batch's reads and the storing of its decisions) takes a bounded share of the database's
+/// connections; the rest stays for everyone else's calls, which are answered meanwhile, and
+/// the batches still finish, waiting their turn rather than failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_calls_leave_database_connections_for_other_callers() {
+    const BATCHES: usize = 12;
+    const QUESTIONS: usize = 25_000;
+    let app = TestApp::spawn_with(|s| {
+        // Every call reads its member from the database, and a call that waits for a
+        // connection longer than this is refused: what a busy hub meets after the cache expires.
+        s.identity_cache_ms = 0;
+        s.database_timeout_ms = 1_000;
+        s.database_max_connections = 4;
+    })
+    .await;
+    let heads = Arc::new(
+        telesub_tests::load_generated(app.store.as_ref(), 11, 2_000, time::macros::date!(2025 - 01 - 01)).await,
+    );
+    let mut batches = Vec::new();
+    for n in 0..BATCHES {
+        let client = app.client(if n % 2 == 0 { "VNPT" } else { "VIETTEL" }).await;
+        let heads = heads.clone();
+        batches.push(tokio::spawn(async move {
+            let questions = futures_util::stream::iter((0..QUESTIONS).map(move |i| proto::CheckEligibilityRequest {
+                key: Some(proto::check_eligibility_request::Key::CitizenId(heads[(i * 7 + n) % heads.len()].clone())),
+                as_of: "2025-03-01".into(),
+            }));
+            let mut answers = Box::pin(client.check_eligibility_batch(questions).await?);
+            let mut answered = 0;
+            while let Some(answer) = answers.next().await {
+                answer?;
+                answered += 1;
+            }
+            Ok::<usize, Error>(answered)
+        }));
+    }
+    let ict = app.client("DOICT").await;
+    let (mut asked, mut refused) = (0, Vec::new());
+    while batches.iter().any(|b| !b.is_finished()) {
+        asked += 1;
+        if let Err(e) = ict.who_am_i().await {
+            refused.push(e.to_string());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut finished = Vec::new();
+    for done in batches {
+        finished.push(done.await.unwrap().map_err(|e| e.to_string()));
+    }
+    eprintln!("{asked} calls while {BATCHES} batches ran; refused: {}; batches: {finished:?}", refused.len());
+    assert!(refused.is_empty(), "{} of {asked} calls refused while batches ran, first: {}", refused.len(), refused[0]);
+    assert!(
+        finished.iter().all(|f| f.as_ref().is_ok_and(|n| *n == QUESTIONS)),
+        "every batch is answered whole: {finished:?}"
+    );
+    assert!(asked >= 3, "the batches ran long enough to matter ({asked} calls beside them)");
+}

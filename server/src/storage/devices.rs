@@ -92,7 +92,8 @@ impl From<RecipientRead> for RecipientView {
 pub(super) const PLACES_PER_INSERT: usize = 1_000;
 
 /// Writes the [`AllocationStore`] and [`PlaceStore`] implementations of a backend: `$store` holds pools `$read`
-/// (point reads), `$bulk` (large reads) and `$write`; transactions start with `$begin`.
+/// (point reads) and `$write`, and gives connections for large reads from its method `$bulk`;
+/// transactions start with `$begin`.
 macro_rules! impl_device_store {
     ($store:ty, $db:ty, read: $read:ident, bulk: $bulk:ident, write: $write:ident, begin: $begin:literal) => {
         #[async_trait::async_trait]
@@ -197,7 +198,7 @@ macro_rules! impl_device_store {
                 )
                 .bind(as_of)
                 .bind(id)
-                .fetch_all(&self.$bulk)
+                .fetch_all(&mut *self.$bulk().await?)
                 .await?)
             }
 
@@ -507,7 +508,7 @@ macro_rules! impl_device_store {
                 .bind(filter.unit_code.as_deref())
                 .bind(state)
                 .bind(i64::from(limit))
-                .fetch_all(&self.$bulk)
+                .fetch_all(&mut *self.$bulk().await?)
                 .await?;
                 Ok(rows.into_iter().map(RecipientView::from).collect())
             }

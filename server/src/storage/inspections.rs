@@ -212,7 +212,7 @@ macro_rules! impl_inspection_store {
                 )
                 .bind(commune)
                 .bind(as_of)
-                .fetch_all(&self.$bulk)
+                .fetch_all(&mut *self.$bulk().await?)
                 .await?)
             }
 

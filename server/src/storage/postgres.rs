@@ -78,20 +78,84 @@ pub struct PgStore {
     pool: PgPool,
     /// One connection of its own for [`Store::ping`]: a busy pool is not a database away.
     ping: PgPool,
+    /// Large work takes a turn before it takes a connection of the pool (see [`BulkTurns`]).
+    bulk: BulkTurns,
 }
 
 impl PgStore {
     pub async fn open(url: &str, options: &StoreOptions) -> Result<Self, PortError> {
         let connect = PgConnectOptions::from_str(url)?.application_name("telesub");
+        let connections = options.max_connections.max(1);
         let pool = PgPoolOptions::new()
-            .max_connections(options.max_connections.max(1))
+            .max_connections(connections)
             .acquire_timeout(options.acquire_timeout)
             .before_acquire(|conn, _| Box::pin(async move { Ok(super::clean(conn)) }))
             .connect_with(connect.clone())
             .await?;
         let ping =
             PgPoolOptions::new().max_connections(1).acquire_timeout(options.acquire_timeout).connect_lazy_with(connect);
-        Ok(Self { pool, ping })
+        Ok(Self { pool, ping, bulk: BulkTurns::new(connections, options.write_wait) })
+    }
+
+    /// A connection for large work, once it is its turn.
+    async fn bulk(&self) -> Result<BulkConnection, PortError> {
+        self.bulk.connection(&self.pool).await
+    }
+}
+
+/// Turns at large work: a batch call's reads and the storing of its decisions, the statistics,
+/// device proposals, a monthly list's checks. Large work takes a turn before it takes a
+/// connection, and there are fewer turns than connections, so that large work never holds the
+/// whole pool: a call that needs a connection for a moment (its member looked up, its audit
+/// record kept, a single question) always finds one within the database timeout, however many
+/// batches run. Large work waits for its turn in order, up to the write wait (the request
+/// timeout), rather than failing after the database timeout as it did when it queued for
+/// connections with everyone else. (SQLite's store has connections of its own for large reads.)
+#[derive(Debug, Clone)]
+struct BulkTurns {
+    turns: std::sync::Arc<tokio::sync::Semaphore>,
+    wait: std::time::Duration,
+}
+
+impl BulkTurns {
+    /// Turns for a pool of `connections`: a quarter of them (at least one) is kept for short
+    /// calls; a pool of one connection shares it.
+    fn new(connections: u32, wait: std::time::Duration) -> Self {
+        let kept = (connections / 4).max(1);
+        let turns = connections.saturating_sub(kept).max(1);
+        Self { turns: std::sync::Arc::new(tokio::sync::Semaphore::new(turns as usize)), wait }
+    }
+
+    async fn connection(&self, pool: &PgPool) -> Result<BulkConnection, PortError> {
+        let turn = tokio::time::timeout(self.wait, self.turns.clone().acquire_owned())
+            .await
+            .map_err(|_| {
+                PortError::Unavailable(format!(
+                    "no turn at the database for large work within {} ms: other large work holds every turn",
+                    self.wait.as_millis()
+                ))
+            })?
+            .map_err(PortError::fault)?;
+        Ok(BulkConnection { conn: pool.acquire().await?, _turn: turn })
+    }
+}
+
+/// A pooled connection held with a turn at large work; both are given back when it is dropped.
+struct BulkConnection {
+    conn: sqlx::pool::PoolConnection<sqlx::Postgres>,
+    _turn: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl std::ops::Deref for BulkConnection {
+    type Target = sqlx::PgConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for BulkConnection {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.conn
     }
 }
 
@@ -399,14 +463,15 @@ impl ports::RegisterStore for PgStore {
         &self,
         kind: QueryKind,
         values: &[String],
-        _bulk: bool,
+        bulk: bool,
     ) -> Result<Vec<StateRow>, PortError> {
         let sql = match kind {
             QueryKind::CitizenId => MATCHING.citizen_id,
             QueryKind::HouseholdCode => MATCHING.household_code,
             QueryKind::CertificateNumber => MATCHING.certificate_number,
         };
-        Ok(sqlx::query_as(sql).bind(values).fetch_all(&self.pool).await?)
+        let query = sqlx::query_as(sql).bind(values);
+        Ok(if bulk { query.fetch_all(&mut *self.bulk().await?).await? } else { query.fetch_all(&self.pool).await? })
     }
 }
 
@@ -451,7 +516,9 @@ impl ports::PolicyStore for PgStore {
 #[async_trait]
 impl ports::DecisionStore for PgStore {
     async fn record_decision_runs(&self, runs: &[DecisionRunRow]) -> Result<(), PortError> {
-        let mut tx = self.pool.begin().await?;
+        // A batch call's decisions: large work.
+        let mut conn = self.bulk().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         decisions::insert_runs(&mut tx, runs).await?;
         tx.commit().await?;
         Ok(())
@@ -512,7 +579,7 @@ impl ports::EnrollmentStore for PgStore {
              FROM enrollments WHERE id = ANY($1)",
         )
         .bind(ids)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.bulk().await?)
         .await?)
     }
 
@@ -524,12 +591,12 @@ impl ports::EnrollmentStore for PgStore {
         )
         .bind(operator)
         .bind(phones)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.bulk().await?)
         .await?)
     }
 
     async fn enrollments_running(&self, operator: &str, from: Date, until: Date) -> Result<Vec<i64>, PortError> {
-        monthly::running_between(&mut *self.pool.acquire().await?, operator, from, until).await
+        monthly::running_between(&mut *self.bulk().await?, operator, from, until).await
     }
 }
 
@@ -670,11 +737,11 @@ impl ports::ReconciliationStore for PgStore {
     }
 
     async fn claimed_elsewhere(&self, period: &str, operator: &str) -> Result<Vec<(String, i64)>, PortError> {
-        monthly::claimed_elsewhere(&mut *self.pool.acquire().await?, period, operator).await
+        monthly::claimed_elsewhere(&mut *self.bulk().await?, period, operator).await
     }
 
     async fn idle_months(&self, id: i64) -> Result<Vec<(String, i64)>, PortError> {
-        monthly::idle_months(&mut *self.pool.acquire().await?, id).await
+        monthly::idle_months(&mut *self.bulk().await?, id).await
     }
 }
 
@@ -688,13 +755,13 @@ crate::storage::audit_trail::impl_audit_trail!(
              WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' AND (t.tgtype & k.bit) <> 0 \
              AND p.proname IN ('audit_log_append_only', 'audit_append_only')"
 );
-crate::storage::inspections::impl_inspection_store!(PgStore, read: pool, bulk: pool, write: pool, begin: "BEGIN");
+crate::storage::inspections::impl_inspection_store!(PgStore, read: pool, bulk: bulk, write: pool, begin: "BEGIN");
 crate::storage::statistics::impl_statistics_store!(
     PgStore,
-    bulk: pool,
+    bulk: bulk,
     communes: "(SELECT jsonb_array_elements_text(CAST(", " AS jsonb)))"
 );
-crate::storage::devices::impl_device_store!(PgStore, sqlx::Postgres, read: pool, bulk: pool, write: pool, begin: "BEGIN");
+crate::storage::devices::impl_device_store!(PgStore, sqlx::Postgres, read: pool, bulk: bulk, write: pool, begin: "BEGIN");
 
 mod monthly {
     use super::PortError;

@@ -86,6 +86,16 @@ impl Drop for StopOnDrop {
 }
 
 impl SqliteStore {
+    /// A connection for large reads through a small page cache.
+    async fn bulk_reader(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, PortError> {
+        Ok(self.bulk.acquire().await?)
+    }
+
+    /// A connection for large reads through a mapping of the file.
+    async fn mapped_reader(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, PortError> {
+        Ok(self.mapped.acquire().await?)
+    }
+
     /// Opens (creating when missing) the database file at `path`.
     pub async fn open(path: &str, options: &StoreOptions) -> Result<Self, PortError> {
         if path.is_empty() || path == ":memory:" {
@@ -780,7 +790,7 @@ crate::storage::audit_trail::impl_audit_trail!(
              WHEN upper(sql) LIKE '%BEFORE DELETE ON%' THEN 'DELETE' ELSE '' END \
              FROM sqlite_master WHERE type = 'trigger' AND sql LIKE '%RAISE(ABORT%append-only%'"
 );
-crate::storage::inspections::impl_inspection_store!(SqliteStore, read: read, bulk: bulk, write: write, begin: "BEGIN IMMEDIATE");
+crate::storage::inspections::impl_inspection_store!(SqliteStore, read: read, bulk: bulk_reader, write: write, begin: "BEGIN IMMEDIATE");
 /// Stores perfect subtrees of the audit tree; one already stored is left as it is.
 async fn insert_tree_nodes(conn: &mut sqlx::SqliteConnection, nodes: &[(u32, u64, String)]) -> Result<(), PortError> {
     for chunk in nodes.chunks(ROWS_PER_INSERT) {
@@ -813,10 +823,10 @@ async fn rebuild_tree(conn: &mut sqlx::SqliteConnection, seq: i64) -> Result<aud
 
 crate::storage::statistics::impl_statistics_store!(
     SqliteStore,
-    bulk: mapped,
+    bulk: mapped_reader,
     communes: "(SELECT value FROM json_each(", "))"
 );
-crate::storage::devices::impl_device_store!(SqliteStore, sqlx::Sqlite, read: read, bulk: mapped, write: write, begin: "BEGIN IMMEDIATE");
+crate::storage::devices::impl_device_store!(SqliteStore, sqlx::Sqlite, read: read, bulk: mapped_reader, write: write, begin: "BEGIN IMMEDIATE");
 
 mod monthly {
     use super::PortError;

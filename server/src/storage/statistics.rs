@@ -2,7 +2,8 @@
 //! the month and the month before, for the communes of a unit (or all), and counts per
 //! category with one sum per category rather than grouping (SQLite groups by sorting every
 //! row). The statements differ between dialects only in how they read the list of communes;
-//! [`impl_statistics_store!`] writes a backend's implementation from its bulk read pool.
+//! [`impl_statistics_store!`] writes a backend's implementation over its connections for large
+//! reads (the method named `bulk`).
 
 pub use crate::domain::ports::statistics::{DeviceCount, EnrolledCount, HouseholdCount, LineCount, StatisticsStore};
 
@@ -147,7 +148,7 @@ macro_rules! impl_statistics_store {
                 .bind(day)
                 .bind(categories)
                 .bind(communes)
-                .fetch_all(&self.$bulk)
+                .fetch_all(&mut *self.$bulk().await?)
                 .await?;
                 Ok(rows.into_iter().map(|(code,)| code).collect())
             }
@@ -177,7 +178,7 @@ macro_rules! impl_statistics_store {
                 .bind(day)
                 .bind(before)
                 .bind(communes)
-                .fetch_one(&self.$bulk)
+                .fetch_one(&mut *self.$bulk().await?)
                 .await?;
                 Ok(c.rows()
                     .into_iter()
@@ -220,7 +221,7 @@ macro_rules! impl_statistics_store {
                 .bind(day)
                 .bind(before)
                 .bind(communes)
-                .fetch_all(&self.$bulk)
+                .fetch_all(&mut *self.$bulk().await?)
                 .await?;
                 Ok(rows
                     .iter()
@@ -284,7 +285,7 @@ macro_rules! impl_statistics_store {
                 .bind(period)
                 .bind(before)
                 .bind(communes)
-                .fetch_all(&self.$bulk)
+                .fetch_all(&mut *self.$bulk().await?)
                 .await?)
             }
 
@@ -308,7 +309,7 @@ macro_rules! impl_statistics_store {
                 ))
                 .bind(day)
                 .bind(communes)
-                .fetch_all(&self.$bulk)
+                .fetch_all(&mut *self.$bulk().await?)
                 .await?)
             }
         }
