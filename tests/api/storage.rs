@@ -305,3 +305,40 @@ async fn migrations_run_once_and_again_without_harm() {
     assert!(again.get_member(&code("DOICT")).await.unwrap().is_some());
     assert_eq!(again.backend(), if db.is_postgres() { "postgres" } else { "sqlite" });
 }
+
+/// Large reads (here the statistics' count of the register) asked for at once by more callers
+/// than there are connections for them wait their turn, however long the database timeout is
+/// short: none is refused because the others held the connections. (SQLite keeps connections
+/// of its own for large reads; PostgreSQL gives large work turns at its pool.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_reads_asked_at_once_wait_their_turn() {
+    use telesub_server::{
+        domain::ports::{UnitStore as _, statistics::StatisticsStore as _},
+        storage::StoreOptions,
+    };
+    const READS: usize = 32;
+    let db = TestDb::new().await;
+    let options = StoreOptions {
+        max_connections: 4,
+        acquire_timeout: std::time::Duration::from_millis(100),
+        write_wait: std::time::Duration::from_secs(60),
+    };
+    let store = telesub_server::storage::open(&db.url(), &options).await.unwrap();
+    store.seed_units(&telesub_server::domain::units::reference_units().unwrap()).await.unwrap();
+    telesub_tests::load_generated(store.as_ref(), 11, 20_000, time::macros::date!(2025 - 01 - 01)).await;
+    let (day, before) = (time::macros::date!(2025 - 03 - 01), time::macros::date!(2025 - 02 - 01));
+    let reads: Vec<_> = (0..READS)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.household_counts(day, before, None).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for read in reads {
+        answers.push(read.await.unwrap().map_err(|e| e.to_string()));
+    }
+    let refused: Vec<&String> = answers.iter().filter_map(|a| a.as_ref().err()).collect();
+    assert!(refused.is_empty(), "{} of {READS} large reads refused, first: {}", refused.len(), refused[0]);
+    let first = format!("{:?}", answers[0]);
+    assert!(answers.iter().all(|a| format!("{a:?}") == first), "every read counts the same");
+}

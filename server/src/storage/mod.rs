@@ -132,8 +132,9 @@ pub struct StoreOptions {
     pub max_connections: u32,
     /// How long a call waits for a connection (for PostgreSQL: for a server to answer at all).
     pub acquire_timeout: Duration,
-    /// How long a write waits for SQLite's one writer: queueing behind another write (a large
-    /// batch holds it for seconds) is no sign of a database out of reach.
+    /// How long a write waits for SQLite's one writer, and large work for its turn (SQLite's
+    /// readers of large calls, PostgreSQL's turns at its pool): queueing behind other work (a
+    /// large batch holds the writer for seconds) is no sign of a database out of reach.
     pub write_wait: Duration,
 }
 

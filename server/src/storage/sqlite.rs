@@ -152,16 +152,20 @@ impl SqliteStore {
         // proposals, which scan the register, read from a mapping of the file, which saves
         // copying every page. (Point reads keep the page cache: the pages near the top of the
         // indexes stay in it, ready to use, where a mapping makes each read prepare them again.)
+        //
+        // Large reads wait for one of these connections in order, up to the write wait: a
+        // reader of a local file is never out of reach, so waiting for one is queueing behind
+        // other large reads (each may take seconds), not a database away.
         let bulk = SqlitePoolOptions::new()
             .max_connections(BULK_READERS)
             .test_before_acquire(false)
-            .acquire_timeout(options.acquire_timeout)
+            .acquire_timeout(options.write_wait)
             .connect_with(base.clone().read_only(true).pragma("cache_size", "-16384"))
             .await?;
         let mapped = SqlitePoolOptions::new()
             .max_connections(BULK_READERS)
             .test_before_acquire(false)
-            .acquire_timeout(options.acquire_timeout)
+            .acquire_timeout(options.write_wait)
             .connect_with(base.clone().read_only(true).pragma("mmap_size", BULK_MMAP_BYTES.to_string()))
             .await?;
         let ping = SqlitePoolOptions::new()
