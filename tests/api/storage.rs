@@ -312,10 +312,7 @@ async fn migrations_run_once_and_again_without_harm() {
 /// of its own for large reads; PostgreSQL gives large work turns at its pool.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_reads_asked_at_once_wait_their_turn() {
-    use telesub_server::{
-        domain::ports::{UnitStore as _, statistics::StatisticsStore as _},
-        storage::StoreOptions,
-    };
+    use telesub_server::storage::StoreOptions;
     const READS: usize = 32;
     let db = TestDb::new().await;
     let options = StoreOptions {
