@@ -6,7 +6,7 @@
 #     records are plain types; storage says how a row fills them);
 #   - nothing under server/src/transport/ uses crate::storage: services reach storage only
 #     through the domain's ports;
-#   - server/src/read_model.rs (what sits in front of a backend's register port) uses the
+#   - server/src/read_model.rs and read_model/ (what sits in front of a backend's register port) use the
 #     ports alone: no crate::storage, crate::transport, tonic or sqlx;
 #   - each port (a trait under server/src/domain/ports/) has at most 15 methods; their
 #     counts are printed.
@@ -78,6 +78,7 @@ sub check_layer {
 check_layer("domain", "crate::storage", "crate::transport", "crate::export", "tonic", "sqlx");
 check_layer("transport", "crate::storage");
 check_layer("read_model.rs", "crate::storage", "crate::transport", "tonic", "sqlx");
+check_layer("read_model", "crate::storage", "crate::transport", "tonic", "sqlx");
 
 print "ports (traits under server/src/domain/ports/) and their methods:\n";
 for my $file (split /\n/, `find domain/ports -name "*.rs" | sort`) {

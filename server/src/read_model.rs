@@ -2,15 +2,17 @@
 //! itself behind the same port, so that the domain asks its questions one way whatever answers
 //! them.
 //!
-//! [`GroupedRegister`] reads single questions asked at the same time together: questions that
-//! arrive while a read is under way wait for the next one, which looks all of them up in one
-//! statement (as the audit trail commits many calls at once). A question asked alone is read at
-//! once. Where the backend holds the register in memory (a serving SQLite hub,
-//! `storage::held_register`), questions go straight to it: it shares its reads of the change
-//! log already.
+//! [`RegisterReadModel`] answers from the register held in memory ([`held`]) where the backend
+//! keeps a change log to follow (SQLite), once its index is ready. Otherwise it reads single
+//! questions asked at the same time together: questions that arrive while a read is under way
+//! wait for the next one, which looks all of them up in one statement (as the audit trail
+//! commits many calls at once). A question asked alone is read at once.
 //!
 //! The layer's rule: a read model uses the domain's ports and types, nothing of storage or
 //! transport.
+
+pub mod held;
+pub mod index;
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -20,19 +22,21 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::domain::{
     eligibility::{History, QueryKind},
-    ports::{PortError, RegisterMemory, RegisterStore, policy::StateRow, register::VersionRow},
+    ports::{PortError, RegisterChanges, RegisterStore, policy::StateRow, register::VersionRow},
 };
+use held::HeldRegister;
 
 /// Questions waiting to be read together.
 const LOOKUPS_PER_READ: usize = 256;
 /// Reads of the register under way at once for single questions.
 const CONCURRENT_READS: usize = 4;
 
-/// A register port that reads single questions asked at the same time together.
+/// The register port as the domain's services read it: from memory where it is held, else
+/// from the backend, single questions read together.
 #[derive(Debug, Clone)]
-pub struct GroupedRegister {
+pub struct RegisterReadModel {
     inner: Arc<dyn RegisterStore>,
-    memory: Arc<dyn RegisterMemory>,
+    held: Option<Arc<HeldRegister>>,
     queue: mpsc::Sender<Lookup>,
 }
 
@@ -43,13 +47,28 @@ struct Lookup {
     found: oneshot::Sender<Result<Vec<History>, PortError>>,
 }
 
-impl GroupedRegister {
-    /// Starts the reader of single questions on the current runtime, in front of a backend's
-    /// register (`inner`) and what it tells of holding it in memory (`memory`).
-    pub fn start(inner: Arc<dyn RegisterStore>, memory: Arc<dyn RegisterMemory>) -> Self {
+impl RegisterReadModel {
+    /// Starts the read model on the current runtime in front of a backend's register
+    /// (`inner`), holding the register in memory when the backend has a change log to follow.
+    pub fn start(inner: Arc<dyn RegisterStore>, changes: Option<Arc<dyn RegisterChanges>>) -> Self {
         let (queue, waiting) = mpsc::channel(4 * LOOKUPS_PER_READ);
         tokio::spawn(read_together(inner.clone(), waiting));
-        Self { inner, memory, queue }
+        Self { inner, held: changes.map(HeldRegister::start), queue }
+    }
+
+    /// Waits until the register held in memory reflects every change committed so far
+    /// (building its index if need be); at once where it is not held. For benchmarks and tests
+    /// that load a register, then measure or compare.
+    pub async fn catch_up(&self) -> Result<(), PortError> {
+        match &self.held {
+            Some(held) => held.wait_current().await,
+            None => Ok(()),
+        }
+    }
+
+    /// How many households are held in memory, when the register is held and its index ready.
+    pub fn held(&self) -> Option<usize> {
+        self.held.as_ref().and_then(|h| h.held())
     }
 
     async fn one(&self, kind: QueryKind, value: String) -> Result<Vec<(String, Vec<History>)>, PortError> {
@@ -112,7 +131,7 @@ async fn read_together(inner: Arc<dyn RegisterStore>, mut waiting: mpsc::Receive
 }
 
 #[async_trait]
-impl RegisterStore for GroupedRegister {
+impl RegisterStore for RegisterReadModel {
     async fn household_versions(&self, code: &str) -> Result<Vec<VersionRow>, PortError> {
         self.inner.household_versions(code).await
     }
@@ -138,16 +157,21 @@ impl RegisterStore for GroupedRegister {
         self.inner.states_matching(kind, values, bulk).await
     }
 
-    /// A single question (not a batch's) joins the next grouped read, unless the backend holds
-    /// the register in memory.
+    /// From memory where the register is held and its index ready; else a single question
+    /// (not a batch's) joins the next grouped read.
     async fn histories_matching(
         &self,
         kind: QueryKind,
         values: &[String],
         bulk: bool,
     ) -> Result<Vec<(String, Vec<History>)>, PortError> {
+        if let Some(held) = &self.held
+            && let Some(found) = held.find(kind, values).await?
+        {
+            return Ok(found);
+        }
         match values {
-            [value] if !bulk && self.memory.register_held().is_none() => self.one(kind, value.clone()).await,
+            [value] if !bulk => self.one(kind, value.clone()).await,
             _ => self.inner.histories_matching(kind, values, bulk).await,
         }
     }
@@ -166,8 +190,6 @@ mod tests {
         reads: Mutex<Vec<Vec<String>>>,
         unavailable: bool,
     }
-
-    impl RegisterMemory for Recorded {}
 
     #[async_trait]
     impl RegisterStore for Recorded {
@@ -203,7 +225,10 @@ mod tests {
         }
     }
 
-    async fn ask_at_once(register: &GroupedRegister, n: usize) -> Vec<Result<Vec<(String, Vec<History>)>, PortError>> {
+    async fn ask_at_once(
+        register: &RegisterReadModel,
+        n: usize,
+    ) -> Vec<Result<Vec<(String, Vec<History>)>, PortError>> {
         let asks = (0..n).map(|i| {
             let register = register.clone();
             let value = if i == 3 { "none".to_owned() } else { format!("v{i}") };
@@ -219,7 +244,7 @@ mod tests {
     #[tokio::test]
     async fn single_questions_asked_at_once_are_read_together_and_each_gets_its_own_answer() {
         let inner = Arc::new(Recorded::default());
-        let register = GroupedRegister::start(inner.clone(), inner.clone());
+        let register = RegisterReadModel::start(inner.clone(), None);
         let answers = ask_at_once(&register, 40).await;
         for (i, answer) in answers.into_iter().enumerate() {
             let found = answer.unwrap();
@@ -248,7 +273,7 @@ mod tests {
     #[tokio::test]
     async fn a_read_that_fails_fails_every_question_that_joined_it_the_same_way() {
         let inner = Arc::new(Recorded { unavailable: true, ..Recorded::default() });
-        let register = GroupedRegister::start(inner.clone(), inner);
+        let register = RegisterReadModel::start(inner, None);
         for answer in ask_at_once(&register, 10).await {
             assert!(matches!(answer, Err(PortError::Unavailable(why)) if why == "stopped"));
         }

@@ -37,7 +37,7 @@ use crate::{
         unit_registry::UnitRegistry,
     },
     pki::{self, PkiDir},
-    read_model::GroupedRegister,
+    read_model::RegisterReadModel,
     storage::{self, Store, StoreOptions},
     tls::{self, ReloadableTls},
     transport::{
@@ -106,6 +106,9 @@ pub struct Hub {
     units: Arc<UnitRegistry>,
     policy: Arc<PolicyRegistry>,
     tree: AuditTree,
+    /// The register as the services read it: held in memory where the backend keeps a change
+    /// log (SQLite), single questions read together otherwise.
+    read_model: RegisterReadModel,
     clock: Clock,
 }
 
@@ -153,7 +156,8 @@ impl Hub {
             .map_err(|source| StartupError::Bind { addr: settings.listen, source })?;
         let local_addr =
             listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.listen, source })?;
-        Ok(Self { settings, listener, local_addr, tls, store, identities, units, policy, tree, clock })
+        let read_model = RegisterReadModel::start(store.clone(), store.register_changes());
+        Ok(Self { settings, listener, local_addr, tls, store, identities, units, policy, tree, read_model, clock })
     }
 
     /// The address the hub listens on (with the real port when 0 was asked for).
@@ -165,6 +169,11 @@ impl Hub {
         self.store.clone()
     }
 
+    /// The register as the hub's services read it (see [`RegisterReadModel`]).
+    pub fn register(&self) -> RegisterReadModel {
+        self.read_model.clone()
+    }
+
     /// The TLS configuration; `reload()` rereads certificates and CRLs.
     pub fn tls(&self) -> ReloadableTls {
         self.tls.clone()
@@ -173,7 +182,8 @@ impl Hub {
     /// Serves until `shutdown` completes; then stops accepting, lets calls in flight finish,
     /// and waits until their audit records are stored.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartupError> {
-        let Hub { settings, listener, local_addr, tls, store, identities, units, policy, tree, clock } = self;
+        let Hub { settings, listener, local_addr, tls, store, identities, units, policy, tree, read_model, clock } =
+            self;
         let limits = &settings.limits;
         let (audit, audit_writer) = AuditLog::start(store.clone());
         let registry = MemberRegistry::new(store.clone(), identities.clone()).with_clock(clock.clone());
@@ -189,9 +199,13 @@ impl Hub {
         let members = MembersServer::new(MembersApi::new(registry))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
-        let feed = ChangeFeed::new(store.clone(), policy.clone()).with_clock(clock.clone());
-        let reconciliation =
-            ReconciliationService::new(store.clone(), units.clone(), policy.clone()).with_clock(clock.clone());
+        let read_register: Arc<dyn crate::domain::ports::RegisterStore> = Arc::new(read_model.clone());
+        let feed = ChangeFeed::new(store.clone(), policy.clone())
+            .with_register(read_register.clone())
+            .with_clock(clock.clone());
+        let reconciliation = ReconciliationService::new(store.clone(), units.clone(), policy.clone())
+            .with_register(read_register.clone())
+            .with_clock(clock.clone());
         let register = HouseholdRegistry::new(store.clone(), units.clone())
             .with_clock(clock.clone())
             .with_feed(feed.written())
@@ -218,15 +232,16 @@ impl Hub {
         let supervision_service = SupervisionServer::new(SupervisionApi::new(
             SupervisionService::new(store.clone()),
             InspectionService::new(store.clone(), units.clone()).with_clock(clock.clone()),
-            StatisticsService::new(store.clone(), units.clone(), policy.clone()).with_clock(clock.clone()),
+            StatisticsService::new(store.clone(), units.clone(), policy.clone())
+                .with_register(read_register.clone())
+                .with_clock(clock.clone()),
             tree.clone(),
             units.clone(),
         ))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
-        let register = Arc::new(GroupedRegister::start(store.clone(), store.clone()));
         let eligibility =
-            EligibilityService::new(store.clone(), register, units.clone(), policy).with_clock(clock.clone());
+            EligibilityService::new(store.clone(), read_register, units.clone(), policy).with_clock(clock.clone());
         let policy_service = PolicyServer::new(PolicyApi::new(eligibility.clone(), units.clone()))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);

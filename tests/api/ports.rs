@@ -27,13 +27,14 @@ use telesub_server::{
             inspections::{FindingChange, FindingRow, NewInspection, SampleRow},
             monthly::{LineFilter, LineRow, NewUpdate, UpdateDecision, UpdateFilter, Verdict},
             policy::{DecisionRow, DecisionRunRow, PolicyRow},
-            register::{NewBatch, Staged, StagedRecord},
+            register::{NewBatch, Staged, StagedRecord, WHOLE_REGISTER},
             statistics::HouseholdCount,
         },
         reconciliation::ListStatus,
         registry::{BatchStatus, staged},
         units::{AdminUnit, UnitLevel, UnitTable, reference_units},
     },
+    read_model::RegisterReadModel,
     storage::audit_reader::call_id_bound,
     transport::record_input,
 };
@@ -1042,13 +1043,41 @@ async fn the_store_claims_while_held_and_holds_the_register_where_it_can() {
 
     // Serving first: the register held in memory then follows the batch applied after.
     store.prepare_to_serve().await.unwrap();
+    let changes = store.register_changes();
+    assert_eq!(changes.is_some(), store.backend() == "sqlite", "SQLite keeps a change log in commit order");
+    let held = RegisterReadModel::start(store.clone(), changes.clone());
+    let mut written = changes.as_ref().map(|c| c.written());
     let units_port: Arc<dyn UnitStore> = store.clone();
     let batches: Arc<dyn BatchStore> = store.clone();
     let records = applied_register(&units_port, &batches, 12).await;
-    store.catch_up().await.unwrap();
+    held.catch_up().await.unwrap();
     let expected = (store.backend() == "sqlite").then_some(12);
-    assert_eq!(store.register_held(), expected, "an SQLite hub holds the register; PostgreSQL reads it");
-    let register: Arc<dyn RegisterStore> = store;
+    assert_eq!(held.held(), expected, "an SQLite hub holds the register; PostgreSQL reads it");
+    if let (Some(changes), Some(written)) = (&changes, &mut written) {
+        assert!(written.has_changed().unwrap(), "told of the batch applied");
+        // The whole register in one scan, as of the last change noted.
+        let mut scanned = Vec::new();
+        let last = changes
+            .scan_register(&mut |h| {
+                scanned.push(h.code);
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(scanned.len(), 12);
+        assert!(scanned.is_sorted(), "in household order");
+        let noted = changes.changes_from(0, 100).await.unwrap();
+        assert_eq!(noted.last().map(|c| c.0), Some(last), "the scan reflects the last change noted");
+        // The log starts with a change noting nothing, where a register built empty starts.
+        assert_eq!(noted.first().map(|c| c.1.as_str()), Some(""));
+        let codes: Vec<String> = noted.iter().skip(1).map(|c| c.1.clone()).filter(|c| c != WHOLE_REGISTER).collect();
+        assert_eq!(codes.len(), 12, "the batch noted each household: {noted:?}");
+        assert_eq!(changes.changes_from(last + 1, 100).await.unwrap(), []);
+        let mut now = changes.households_now(&[codes[0].clone(), "HH-404".into()]).await.unwrap();
+        assert_eq!(now.len(), 1, "a household with no state is absent");
+        assert_eq!(now.pop().unwrap().code, codes[0]);
+    }
+    let register: Arc<dyn RegisterStore> = Arc::new(held);
     let citizen = records[3].member_ids.clone().unwrap().split(' ').next().unwrap().to_owned();
     let found = register.histories_matching(QueryKind::CitizenId, std::slice::from_ref(&citizen), false).await.unwrap();
     assert_eq!(found.len(), 1, "read from where it is held");

@@ -58,7 +58,7 @@ fn main() {
             app.db.execute(statement).await.expect("settle the loaded register");
         }
         // A serving SQLite hub holds the register in memory: let it finish reading the load.
-        app.store.catch_up().await.expect("the store catches up");
+        app.register.catch_up().await.expect("the register held in memory catches up");
 
         // 40 % tablets, 60 % smartphones, split evenly over the province's districts.
         let districts: Vec<String> = reference_units()

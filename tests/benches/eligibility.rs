@@ -58,10 +58,10 @@ fn main() {
         // A serving SQLite hub holds the register in memory: let it finish reading the load.
         let caught_up = Instant::now();
         let before = memory();
-        app.store.catch_up().await.expect("the store catches up");
+        app.register.catch_up().await.expect("the register held in memory catches up");
         let after = memory();
         eprintln!("  register held by the hub in {:.1} s", caught_up.elapsed().as_secs_f64());
-        if let (Some(held), Some(before), Some(after)) = (app.store.register_held(), before, after) {
+        if let (Some(held), Some(before), Some(after)) = (app.register.held(), before, after) {
             println!(
                 "register held in memory: {held} households; process heap {:.0} → {:.0} MiB (peak {:.0} MiB)",
                 before.0, after.0, after.1

@@ -59,7 +59,7 @@ fn main() {
         }
         // A serving SQLite hub holds the register in memory: let it finish reading the load.
         let caught_up = Instant::now();
-        app.store.catch_up().await.expect("the store catches up");
+        app.register.catch_up().await.expect("the register held in memory catches up");
         eprintln!("  register held by the hub in {:.1} s", caught_up.elapsed().as_secs_f64());
         let expected = month.expected("VNPT");
 

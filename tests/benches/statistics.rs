@@ -63,7 +63,7 @@ fn main() {
             app.db.execute(statement).await.expect("settle");
         }
         // A serving SQLite hub holds the register in memory: let it finish reading the load.
-        app.store.catch_up().await.expect("the store catches up");
+        app.register.catch_up().await.expect("the register held in memory catches up");
         if let (Ok(to), telesub_tests::TestDb::Sqlite { path, .. }) = (std::env::var("BENCH_SAVE_DB"), &app.db) {
             std::fs::copy(path, &to).expect("save the database");
         }

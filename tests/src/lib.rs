@@ -21,6 +21,7 @@ use telesub_server::{
     config::{DatabaseUrl, Settings},
     domain::clock::Clock,
     pki::{self, DevCa, PkiDir, Validity},
+    read_model::RegisterReadModel,
     startup::{Hub, StartupError},
     storage::Store,
     tls::ReloadableTls,
@@ -172,6 +173,8 @@ pub struct TestApp {
     pub ca: DevCa,
     pub db: TestDb,
     pub store: Arc<dyn Store>,
+    /// The register as the hub's services read it (held in memory on SQLite).
+    pub register: RegisterReadModel,
     pub tls: ReloadableTls,
     stop: Option<oneshot::Sender<()>>,
     serving: Option<JoinHandle<Result<(), StartupError>>>,
@@ -213,12 +216,13 @@ impl TestApp {
         let hub = Hub::build_on(settings, clock).await.expect("build the hub");
         let addr = hub.local_addr();
         let store = hub.store();
+        let register = hub.register();
         let tls = hub.tls();
         let (stop, stopped) = oneshot::channel::<()>();
         let serving = tokio::spawn(hub.run(async {
             let _ = stopped.await;
         }));
-        TestApp { addr, tls_dir, ca, db, store, tls, stop: Some(stop), serving: Some(serving) }
+        TestApp { addr, tls_dir, ca, db, store, register, tls, stop: Some(stop), serving: Some(serving) }
     }
 
     pub fn dir(&self) -> PkiDir {

@@ -520,7 +520,7 @@ impl QueryContext {
 impl EligibilityService {
     /// The service over its ports. Single questions read the register one at a time through
     /// `register_store`; a hub puts a read model in front that reads those asked at the same
-    /// time together (`read_model::GroupedRegister`).
+    /// time together (`read_model::RegisterReadModel`).
     pub fn new(
         decision_store: Arc<dyn DecisionStore>,
         register_store: Arc<dyn RegisterStore>,

@@ -144,6 +144,13 @@ impl StatisticsService {
         Self { register_store: store.clone(), statistics_store: store.clone(), units, policy, clock: Clock::system() }
     }
 
+    /// Reads households' histories through `register` (the hub's read model, in front of the
+    /// store's register port) rather than the store's own port.
+    pub fn with_register(mut self, register: Arc<dyn RegisterStore>) -> Self {
+        self.register_store = register;
+        self
+    }
+
     /// The same, on `clock` (the system's by default).
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;

@@ -439,8 +439,6 @@ impl ports::BatchStore for PgStore {
     }
 }
 
-impl ports::RegisterMemory for PgStore {}
-
 #[async_trait]
 impl ports::RegisterStore for PgStore {
     async fn household_versions(&self, code: &str) -> Result<Vec<VersionRow>, PortError> {

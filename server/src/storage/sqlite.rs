@@ -23,7 +23,6 @@ use super::{
     enrollments::{
         DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, FeedRow, NewEnrollment, WriteKey,
     },
-    held_register::{self, HeldRegister, RegisterPools},
     reconciliation::{self, LineFilter, LineRow, NewUpdate, UpdateDecision, UpdateFilter, UpdateRow},
     registry::{self, ApplyCounts, ApplyProblem, BatchRow, NewBatch, StagedRecord, VersionRow},
 };
@@ -34,6 +33,7 @@ use crate::{
         eligibility::{History, QueryKind},
         household::BatchKind,
         member::{Member, MemberFilter, NewMember, OrgCode},
+        ports::register::{MOST_CHANGES_PATCHED, WHOLE_REGISTER},
         units::AdminUnit,
     },
 };
@@ -53,6 +53,25 @@ const BULK_MMAP_BYTES: u64 = 2 << 30;
 /// Readers of large calls at once: as many as one batch call decides chunks at the same time.
 const BULK_READERS: u32 = 4;
 
+/// Change-log rows kept: a hub whose register index is older than the oldest row builds it
+/// again.
+const CHANGES_KEPT: i64 = 200_000;
+
+/// Every state of every household, by household and date, with the household's enrolments.
+const SCAN: &str = "SELECT v.household_code AS matched, v.household_code, v.valid_from, v.valid_to, \
+     v.removal_reason, v.data, \
+     (SELECT json_group_array(json_array(e.operator, e.start_date, e.end_date)) FROM enrollments e \
+     WHERE e.household_code = v.household_code) AS holdings \
+     FROM household_versions v ORDER BY v.household_code, v.valid_from";
+
+const CHANGES_FROM: &str = "SELECT seq, household_code FROM register_changes WHERE seq >= $1 ORDER BY seq LIMIT $2";
+
+/// A batch's changed households, in its own transaction; a large batch notes the whole register.
+const NOTE_BATCH_CHANGES: &str = "INSERT INTO register_changes (household_code) \
+     SELECT DISTINCT household_code FROM batch_outcomes WHERE batch_id = $1 AND outcome <> 'UNCHANGED'";
+
+const PRUNE_CHANGES: &str = "DELETE FROM register_changes WHERE seq < (SELECT max(seq) FROM register_changes) - $1";
+
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     read: SqlitePool,
@@ -66,8 +85,16 @@ pub struct SqliteStore {
     /// One connection of its own for [`Store::ping`]: busy readers are not a database away.
     ping: SqlitePool,
     path: PathBuf,
-    /// The register in memory, once the store serves a hub.
-    register: Arc<HeldRegister>,
+    /// Reads the register's change log before every question answered from memory:
+    /// connections with a small page cache, which SQLite empties whenever another connection
+    /// has committed (every audit commit), at a cost that grows with the cache's size.
+    changes: SqlitePool,
+    /// Reads the whole register to hold it in memory: a connection of its own, opened for the
+    /// scan, with a small page cache and no mapping of the file (the scan reads each page once;
+    /// a mapping would count the whole register in the hub's resident memory).
+    scan: SqliteConnectOptions,
+    /// Bumped after this process committed a batch that noted changes.
+    written: Arc<tokio::sync::watch::Sender<i64>>,
     /// Stops the checkpointer when the last clone of the store is dropped.
     _checkpoints: Arc<StopOnDrop>,
     /// This process's staging file, kept while the store lives.
@@ -143,7 +170,7 @@ impl SqliteStore {
             .test_before_acquire(false)
             .acquire_timeout(options.acquire_timeout)
             // Point reads: eligibility questions are answered from the register held in memory
-            // (held_register.rs), so these readers need far less cache than the writer.
+            // (read_model/held.rs), so these readers need far less cache than the writer.
             .connect_with(base.clone().read_only(true).pragma("cache_size", "-16384"))
             .await?;
         // Large calls: a month's list reads enrolments and lines through a small page cache
@@ -172,6 +199,12 @@ impl SqliteStore {
             .max_connections(1)
             .acquire_timeout(options.acquire_timeout)
             .connect_lazy_with(base.clone().read_only(true).pragma("cache_size", "-64"));
+        let changes = SqlitePoolOptions::new()
+            .max_connections(2)
+            .test_before_acquire(false)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_lazy_with(base.clone().read_only(true).pragma("cache_size", "-256"));
+        let scan = base.clone().read_only(true).pragma("cache_size", "-2048");
         let checkpointer =
             SqlitePoolOptions::new().max_connections(1).test_before_acquire(false).connect_with(base.clone()).await?;
         let (stop, stopped) = tokio::sync::oneshot::channel();
@@ -183,7 +216,9 @@ impl SqliteStore {
             write,
             ping,
             path: PathBuf::from(path),
-            register: Arc::default(),
+            changes,
+            scan,
+            written: Arc::new(tokio::sync::watch::Sender::new(0)),
             _checkpoints: Arc::new(StopOnDrop(Some(stop))),
             _staging: Arc::new(staging_area),
         })
@@ -234,17 +269,12 @@ impl Store for SqliteStore {
     /// Prunes the register's change log and starts holding the register in memory. (The
     /// staging file is this process's own and new: see [`StagingArea`].)
     async fn prepare_to_serve(&self) -> Result<(), PortError> {
-        let mut conn = self.write.acquire().await?;
-        sqlx::query(held_register::PRUNE_CHANGES).bind(held_register::CHANGES_KEPT).execute(&mut *conn).await?;
-        drop(conn);
-        let changes = SqlitePoolOptions::new()
-            .max_connections(2)
-            .test_before_acquire(false)
-            .connect_with(self.read.connect_options().as_ref().clone().pragma("cache_size", "-256"))
-            .await?;
-        let scan = self.read.connect_options().as_ref().clone().pragma("cache_size", "-2048");
-        self.register.start(RegisterPools { changes, read: self.read.clone(), scan });
+        sqlx::query(PRUNE_CHANGES).bind(CHANGES_KEPT).execute(&self.write).await?;
         Ok(())
+    }
+
+    fn register_changes(&self) -> Option<Arc<dyn ports::RegisterChanges>> {
+        Some(Arc::new(self.clone()))
     }
 }
 
@@ -434,26 +464,22 @@ impl ports::BatchStore for SqliteStore {
             Ok(counts) => {
                 // What the batch changed, for hubs holding the register in memory (before
                 // finishing the batch clears its outcomes).
-                if counts.added + counts.changed + counts.removed > held_register::MOST_CHANGES_PATCHED as i64 {
+                if counts.added + counts.changed + counts.removed > MOST_CHANGES_PATCHED as i64 {
                     sqlx::query("INSERT INTO register_changes (household_code) VALUES ($1)")
-                        .bind(held_register::WHOLE_REGISTER)
+                        .bind(WHOLE_REGISTER)
                         .execute(&mut *tx)
                         .await?;
                 } else {
-                    sqlx::query(held_register::NOTE_BATCH_CHANGES).bind(batch_id).execute(&mut *tx).await?;
+                    sqlx::query(NOTE_BATCH_CHANGES).bind(batch_id).execute(&mut *tx).await?;
                 }
                 households::finish_batch(&mut tx, batch_id, digest, records, &counts, at).await?;
                 tx.commit().await?;
                 // The change log need not grow with every review pushed; a failure here loses
                 // nothing (the next batch prunes).
-                if let Err(e) = sqlx::query(held_register::PRUNE_CHANGES)
-                    .bind(held_register::CHANGES_KEPT)
-                    .execute(&self.write)
-                    .await
-                {
+                if let Err(e) = sqlx::query(PRUNE_CHANGES).bind(CHANGES_KEPT).execute(&self.write).await {
                     tracing::warn!(error = %e, "the register's change log was not pruned");
                 }
-                self.register.refresh_soon();
+                self.written.send_modify(|n| *n += 1);
                 Ok(Ok(counts))
             }
             // Dropping the transaction rolls back whatever was written.
@@ -463,13 +489,44 @@ impl ports::BatchStore for SqliteStore {
 }
 
 #[async_trait]
-impl ports::RegisterMemory for SqliteStore {
-    async fn catch_up(&self) -> Result<(), PortError> {
-        self.register.wait_current().await
+impl ports::RegisterChanges for SqliteStore {
+    async fn scan_register(
+        &self,
+        each: &mut (dyn FnMut(History) -> Result<(), PortError> + Send),
+    ) -> Result<i64, PortError> {
+        use futures_util::TryStreamExt;
+        // One read transaction: the scan sees the register as of the last change it notes.
+        let mut scan = sqlx::ConnectOptions::connect(&self.scan).await?;
+        let mut tx = sqlx::Connection::begin(&mut scan).await?;
+        let (seq,): (i64,) = sqlx::query_as("SELECT max(seq) FROM register_changes").fetch_one(&mut *tx).await?;
+        let mut current: Vec<History> = Vec::with_capacity(1);
+        {
+            let mut rows = sqlx::query_as::<_, StateRow>(SCAN).fetch(&mut *tx);
+            while let Some(row) = rows.try_next().await? {
+                if current.last().is_some_and(|h| h.code != row.household_code) {
+                    each(current.pop().expect("checked above"))?;
+                }
+                ports::policy::add_state(&mut current, row)?;
+            }
+        }
+        tx.rollback().await?;
+        if let Some(last) = current.pop() {
+            each(last)?;
+        }
+        Ok(seq)
     }
 
-    fn register_held(&self) -> Option<usize> {
-        self.register.held()
+    async fn changes_from(&self, from: i64, limit: u32) -> Result<Vec<(i64, String)>, PortError> {
+        Ok(sqlx::query_as(CHANGES_FROM).bind(from).bind(i64::from(limit)).fetch_all(&self.changes).await?)
+    }
+
+    async fn households_now(&self, codes: &[String]) -> Result<Vec<History>, PortError> {
+        let found = ports::RegisterStore::histories_matching(self, QueryKind::HouseholdCode, codes, false).await?;
+        Ok(found.into_iter().filter_map(|(_, mut histories)| histories.pop()).collect())
+    }
+
+    fn written(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.written.subscribe()
     }
 }
 
@@ -505,18 +562,6 @@ impl ports::RegisterStore for SqliteStore {
         let values = serde_json::to_string(values).expect("strings serialise");
         let pool = if bulk { &self.bulk } else { &self.read };
         Ok(sqlx::query_as(sql).bind(values).fetch_all(pool).await?)
-    }
-
-    async fn histories_matching(
-        &self,
-        kind: QueryKind,
-        values: &[String],
-        bulk: bool,
-    ) -> Result<Vec<(String, Vec<History>)>, PortError> {
-        if let Some(found) = self.register.find(kind, values).await? {
-            return Ok(found);
-        }
-        super::eligibility::histories_from_rows(self.states_matching(kind, values, bulk).await?)
     }
 }
 

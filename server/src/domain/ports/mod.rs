@@ -20,10 +20,10 @@ pub use inspections::InspectionStore;
 pub use members::{MemberStore, MemberWrite};
 pub use monthly::{MonthlyListStore, ReconciliationStore};
 pub use policy::{DecisionStore, PolicyStore};
-pub use register::{BatchStore, RegisterMemory, RegisterStore, UnitStore};
+pub use register::{BatchStore, RegisterChanges, RegisterStore, UnitStore};
 pub use statistics::StatisticsStore;
 
-use std::fmt;
+use std::{fmt, sync::Arc};
 
 use async_trait::async_trait;
 
@@ -150,7 +150,6 @@ pub trait Store:
     + register::UnitStore
     + register::BatchStore
     + register::RegisterStore
-    + register::RegisterMemory
     + policy::PolicyStore
     + policy::DecisionStore
     + enrollments::EnrollmentStore
@@ -176,6 +175,12 @@ pub trait Store:
     /// Called once by a hub before it serves: clears what only a serving process may clear.
     async fn prepare_to_serve(&self) -> Result<(), PortError> {
         Ok(())
+    }
+
+    /// The register's change log, where the backend keeps one in commit order (SQLite); a
+    /// serving hub then holds the register in memory (`read_model::HeldRegister`).
+    fn register_changes(&self) -> Option<Arc<dyn register::RegisterChanges>> {
+        None
     }
 
     /// Whether the database answers a trivial query.

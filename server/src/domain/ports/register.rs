@@ -230,20 +230,43 @@ pub trait RegisterStore: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// Whether a backend holds the register in memory (a serving SQLite hub does; PostgreSQL does
-/// not): for the read model in front of the register port, and for benchmarks and tests that
-/// load a register and then measure or compare. The domain does not ask.
-#[async_trait]
-pub trait RegisterMemory: Send + Sync + std::fmt::Debug {
-    /// Waits until what the store holds in memory reflects every change committed so far (an
-    /// SQLite hub's register index after a large load); nothing to do elsewhere.
-    async fn catch_up(&self) -> Result<(), PortError> {
-        Ok(())
-    }
+/// The change-log entry that stands for every household: a write that changed more than is
+/// worth noting one by one.
+pub const WHOLE_REGISTER: &str = "*";
 
-    /// How many households the store holds in memory, when it holds the register and its
-    /// index is ready.
-    fn register_held(&self) -> Option<usize> {
-        None
-    }
+/// More changed households than this, noted at once: a reader holding the register builds it
+/// again rather than patch it, and a writer may note [`WHOLE_REGISTER`] instead.
+pub const MOST_CHANGES_PATCHED: usize = 50_000;
+
+/// The register's change log, where a backend numbers its changes in the order they were
+/// committed (SQLite, whose one writer commits one transaction at a time; PostgreSQL's
+/// sequences do not promise that, so it has none): what a read model that holds the register
+/// in memory (`read_model::HeldRegister`) follows. Every write to a household's states or
+/// enrolments notes the household, or [`WHOLE_REGISTER`], under the next number, in its own
+/// transaction, whichever process wrote it.
+#[async_trait]
+pub trait RegisterChanges: Send + Sync + std::fmt::Debug {
+    /// Every history of the register, in household order, given to `each` one at a time, read
+    /// in one transaction; returns the number of the last change it reflects. A failure of
+    /// `each` ends the scan with that failure.
+    async fn scan_register(
+        &self,
+        each: &mut (dyn FnMut(History) -> Result<(), PortError> + Send),
+    ) -> Result<i64, PortError>;
+
+    /// Up to `limit` changes numbered `from` or later, in order: the number and the household
+    /// noted ([`WHOLE_REGISTER`] for all). Changes are kept for a while, then pruned: when
+    /// `from` itself is no longer kept, the first change returned is a later one. The log
+    /// starts with a change noting no household (an empty code), where a register built
+    /// empty starts.
+    async fn changes_from(&self, from: i64, limit: u32) -> Result<Vec<(i64, String)>, PortError>;
+
+    /// The histories of these households as they are now, read for the change log's sake
+    /// (through connections suited to it); a household with no state left is absent.
+    async fn households_now(&self, codes: &[String]) -> Result<Vec<History>, PortError>;
+
+    /// Told, with the latest change's number, after a write that noted changes committed in
+    /// this process (a batch applied): the read model catches up then rather than at the next
+    /// question.
+    fn written(&self) -> tokio::sync::watch::Receiver<i64>;
 }

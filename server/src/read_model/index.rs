@@ -4,9 +4,9 @@
 //! memory instead of a read through the database's connection thread (see
 //! docs/BENCHMARKS.md, issue 4).
 //!
-//! [`RegisterIndex`] is the data structure alone; the SQLite store keeps one current with the
-//! register's change log (`register_changes`, written by triggers: migration 0014) and answers
-//! from it what it would otherwise read with `states_matching`. A lookup gives exactly the
+//! [`RegisterIndex`] is the data structure alone; the held register (`held.rs`) keeps one
+//! current with the backend's change log and answers from it what the backend would otherwise
+//! read with `states_matching`. A lookup gives exactly the
 //! histories the database gives: every state of every household the value matched, and every
 //! enrolment of those households.
 //!
