@@ -1161,6 +1161,10 @@ async fn the_audit_trail_port_keeps_the_tree_beside_the_chain_and_its_checkpoint
     assert!(trail.insert_checkpoint(&checkpoint(3)).await.unwrap());
     assert!(trail.insert_checkpoint(&checkpoint(5)).await.unwrap());
     assert!(!trail.insert_checkpoint(&checkpoint(5)).await.unwrap(), "another hub's of the same size");
+    // A checkpoint signed before the trail was cut short (by whoever could write the database)
+    // is not stored over records the trail no longer holds.
+    assert!(!trail.insert_checkpoint(&checkpoint(41)).await.unwrap(), "the trail holds 40 records");
+    assert_eq!(trail.checkpoint(Some(41)).await.unwrap(), None);
     assert_eq!(trail.checkpoint(None).await.unwrap(), Some(checkpoint(5)));
     assert_eq!(trail.checkpoint(Some(3)).await.unwrap(), Some(checkpoint(3)));
     assert_eq!(trail.checkpoint(Some(4)).await.unwrap(), None);

@@ -162,7 +162,15 @@ impl AuditTree {
             tracing::debug!(size, "audit checkpoint signed");
             return Ok(Some(row));
         }
-        self.store.checkpoint(Some(size as i64)).await
+        let stored = self.store.checkpoint(Some(size as i64)).await?;
+        if stored.is_none() {
+            tracing::error!(
+                size,
+                "the audit trail holds fewer records than when its root was read: no checkpoint stored \
+                 (run `telesub audit verify`)"
+            );
+        }
+        Ok(stored)
     }
 }
 

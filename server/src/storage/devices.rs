@@ -1,8 +1,12 @@
 //! Storage of device allocations: the decision, the list of places, amendments, hand-overs.
-//! Every statement reads the same in both dialects; [`impl_device_store!`] writes the
-//! [`AllocationStore`] and [`PlaceStore`] implementations of a backend from the connection and transaction it uses.
+//! Every statement reads the same in both dialects: one implementation of the
+//! [`AllocationStore`] and [`PlaceStore`] ports serves both backends.
 
+use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Type};
 use time::{Date, OffsetDateTime};
+
+use super::backend::{Column, Param, Record, SqlStore};
+use crate::domain::ports::PortError;
 
 pub use crate::domain::ports::devices::{
     AllocationRow, Amend, AmendNote, AmendmentRow, CandidateRow, CommitteeDecision, HandoverOutcome, HandoverRow,
@@ -21,7 +25,6 @@ macro_rules! select_allocations {
         )
     };
 }
-pub(super) use select_allocations;
 
 /// Places joined with their hand-overs (columns prefixed `h_`), with a condition.
 macro_rules! select_recipients {
@@ -41,7 +44,6 @@ macro_rules! select_recipients {
         )
     };
 }
-pub(super) use select_recipients;
 
 /// A place with the columns of its hand-over, as read by [`select_recipients!`].
 #[derive(Debug, sqlx::FromRow)]
@@ -91,499 +93,495 @@ impl From<RecipientRead> for RecipientView {
 /// Places written per statement (12 values each).
 pub(super) const PLACES_PER_INSERT: usize = 1_000;
 
-/// Writes the [`AllocationStore`] and [`PlaceStore`] implementations of a backend: `$store` holds pools `$read`
-/// (point reads) and `$write`, and gives connections for large reads from its method `$bulk`;
-/// transactions start with `$begin`.
-macro_rules! impl_device_store {
-    ($store:ty, $db:ty, read: $read:ident, bulk: $bulk:ident, write: $write:ident, begin: $begin:literal) => {
-        #[async_trait::async_trait]
-        impl $crate::domain::ports::AllocationStore for $store {
-            async fn insert_allocation(
-                &self,
-                new: &$crate::storage::devices::NewAllocation<'_>,
-            ) -> Result<i64, PortError> {
-                let mut tx = self.$write.begin_with($begin).await?;
-                let (id,): (i64,) = sqlx::query_as(
-                    "INSERT INTO device_allocations (decision_number, decision_date, tablets, smartphones, quotas, \
-                     cash_amount, note, status, recorded_by, recorded_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'RECORDED', $8, $9) RETURNING id",
-                )
-                .bind(new.decision_number)
-                .bind(new.decision_date)
-                .bind(new.tablets)
-                .bind(new.smartphones)
-                .bind(new.quotas)
-                .bind(new.cash_amount)
-                .bind(new.note)
-                .bind(new.recorded_by)
-                .bind(new.recorded_at)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(PortError::from_insert)?;
-                tx.commit().await?;
-                Ok(id)
-            }
+/// One implementation for both backends: every statement reads the same in both dialects.
+#[async_trait::async_trait]
+impl<S> crate::domain::ports::AllocationStore for S
+where
+    S: SqlStore,
+    for<'c> &'c mut <S::Db as Database>::Connection: Executor<'c, Database = S::Db>,
+    <S::Db as Database>::Arguments: IntoArguments<S::Db>,
+    usize: ColumnIndex<<S::Db as Database>::Row>,
+    for<'q> &'q str: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> Option<&'q str>: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> &'q String: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> Option<&'q String>: Encode<'q, S::Db> + Type<S::Db>,
+    i64: Param<S::Db> + Column<S::Db>,
+    String: Param<S::Db> + Column<S::Db>,
+    bool: Param<S::Db>,
+    Date: Param<S::Db> + Column<S::Db>,
+    OffsetDateTime: Param<S::Db> + Column<S::Db>,
+    for<'a> &'a str: ColumnIndex<<S::Db as Database>::Row>,
+    AllocationRow: Record<S::Db>,
+    AmendmentRow: Record<S::Db>,
+    CandidateRow: Record<S::Db>,
+    HandoverRow: Record<S::Db>,
+    PlaceRow: Record<S::Db>,
+    ProgressRow: Record<S::Db>,
+    Option<i64>: Param<S::Db>,
+    Option<String>: Param<S::Db>,
+    Option<Date>: Param<S::Db>,
+{
+    async fn insert_allocation(&self, new: &NewAllocation<'_>) -> Result<i64, PortError> {
+        let mut tx = self.begin_write().await?;
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO device_allocations (decision_number, decision_date, tablets, smartphones, quotas, \
+             cash_amount, note, status, recorded_by, recorded_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'RECORDED', $8, $9) RETURNING id",
+        )
+        .bind(new.decision_number)
+        .bind(new.decision_date)
+        .bind(new.tablets)
+        .bind(new.smartphones)
+        .bind(new.quotas)
+        .bind(new.cash_amount)
+        .bind(new.note)
+        .bind(new.recorded_by)
+        .bind(new.recorded_at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(PortError::from_insert)?;
+        tx.commit().await?;
+        Ok(id)
+    }
 
-            async fn allocation(
-                &self,
-                decision_number: &str,
-            ) -> Result<Option<$crate::storage::devices::AllocationRow>, PortError> {
-                Ok(sqlx::query_as($crate::storage::devices::select_allocations!("decision_number = $1"))
-                    .bind(decision_number)
-                    .fetch_optional(&self.$read)
-                    .await?)
-            }
+    async fn allocation(&self, decision_number: &str) -> Result<Option<AllocationRow>, PortError> {
+        Ok(sqlx::query_as(select_allocations!("decision_number = $1"))
+            .bind(decision_number)
+            .fetch_optional(self.reader())
+            .await?)
+    }
 
-            async fn list_allocations(
-                &self,
-                before: i64,
-                limit: u32,
-            ) -> Result<Vec<$crate::storage::devices::AllocationRow>, PortError> {
-                Ok(sqlx::query_as($crate::storage::devices::select_allocations!("id < $1 ORDER BY id DESC LIMIT $2"))
-                    .bind(before)
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.$read)
-                    .await?)
-            }
+    async fn list_allocations(&self, before: i64, limit: u32) -> Result<Vec<AllocationRow>, PortError> {
+        Ok(sqlx::query_as(select_allocations!("id < $1 ORDER BY id DESC LIMIT $2"))
+            .bind(before)
+            .bind(i64::from(limit))
+            .fetch_all(self.reader())
+            .await?)
+    }
 
-            async fn nominate_households(
-                &self,
-                id: i64,
-                codes: &[String],
-                by: &str,
-                reason: &str,
-                at: time::OffsetDateTime,
-            ) -> Result<u64, PortError> {
-                let mut tx = self.$write.begin_with($begin).await?;
-                let mut added = 0;
-                for chunk in codes.chunks($crate::storage::devices::PLACES_PER_INSERT) {
-                    let mut insert = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO device_nominations (allocation_id, household_code, nominated_by, reason, \
-                         nominated_at) ",
-                    );
-                    insert.push_values(chunk, |mut row, code| {
-                        row.push_bind(id).push_bind(code.clone()).push_bind(by).push_bind(reason).push_bind(at);
-                    });
-                    insert.push(" ON CONFLICT DO NOTHING");
-                    added += insert.build().execute(&mut *tx).await?.rows_affected();
-                }
-                tx.commit().await?;
-                Ok(added)
-            }
+    async fn nominate_households(
+        &self,
+        id: i64,
+        codes: &[String],
+        by: &str,
+        reason: &str,
+        at: time::OffsetDateTime,
+    ) -> Result<u64, PortError> {
+        let mut tx = self.begin_write().await?;
+        let mut added = 0;
+        for chunk in codes.chunks(PLACES_PER_INSERT) {
+            let mut insert = sqlx::QueryBuilder::<S::Db>::new(
+                "INSERT INTO device_nominations (allocation_id, household_code, nominated_by, reason, \
+                 nominated_at) ",
+            );
+            insert.push_values(chunk, |mut row, code| {
+                row.push_bind(id).push_bind(code.clone()).push_bind(by).push_bind(reason).push_bind(at);
+            });
+            insert.push(" ON CONFLICT DO NOTHING");
+            added += S::rows_affected(&insert.build().execute(&mut *tx).await?);
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
 
-            async fn nominations(&self, id: i64) -> Result<Vec<String>, PortError> {
-                let rows: Vec<(String,)> = sqlx::query_as(
-                    "SELECT household_code FROM device_nominations WHERE allocation_id = $1 ORDER BY household_code",
-                )
-                .bind(id)
-                .fetch_all(&self.$read)
-                .await?;
-                Ok(rows.into_iter().map(|(c,)| c).collect())
-            }
+    async fn nominations(&self, id: i64) -> Result<Vec<String>, PortError> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT household_code FROM device_nominations WHERE allocation_id = $1 ORDER BY household_code",
+        )
+        .bind(id)
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows.into_iter().map(|(c,)| c).collect())
+    }
 
-            async fn device_candidates(
-                &self,
-                id: i64,
-                as_of: time::Date,
-            ) -> Result<Vec<$crate::storage::devices::CandidateRow>, PortError> {
-                // The flag kept beside each state keeps the states to parse few; the caller
-                // decides on the parsed data.
-                Ok(sqlx::query_as(
-                    "SELECT v.household_code, v.commune_code, v.data FROM household_versions v \
-                     WHERE v.valid_from <= $1 AND (v.valid_to IS NULL OR v.valid_to > $1) \
-                     AND v.removal_reason IS NULL AND v.wants_device \
-                     AND NOT EXISTS (SELECT 1 FROM device_recipients r \
-                                     WHERE r.household_code = v.household_code AND r.allocation_id <> $2) \
-                     AND NOT EXISTS (SELECT 1 FROM device_handovers h WHERE h.household_code = v.household_code)",
-                )
-                .bind(as_of)
-                .bind(id)
-                .fetch_all(&mut *self.$bulk().await?)
-                .await?)
-            }
+    async fn device_candidates(&self, id: i64, as_of: time::Date) -> Result<Vec<CandidateRow>, PortError> {
+        // The flag kept beside each state keeps the states to parse few; the caller
+        // decides on the parsed data.
+        Ok(sqlx::query_as(
+            "SELECT v.household_code, v.commune_code, v.data FROM household_versions v \
+             WHERE v.valid_from <= $1 AND (v.valid_to IS NULL OR v.valid_to > $1) \
+             AND v.removal_reason IS NULL AND v.wants_device \
+             AND NOT EXISTS (SELECT 1 FROM device_recipients r \
+                             WHERE r.household_code = v.household_code AND r.allocation_id <> $2) \
+             AND NOT EXISTS (SELECT 1 FROM device_handovers h WHERE h.household_code = v.household_code)",
+        )
+        .bind(as_of)
+        .bind(id)
+        .fetch_all(&mut *self.scan().await?)
+        .await?)
+    }
 
-            async fn save_proposal(
-                &self,
-                id: i64,
-                meta: &$crate::storage::devices::ProposalMeta,
-                places: &[$crate::storage::devices::PlaceRow],
-            ) -> Result<(), PortError> {
-                use $crate::storage::devices as dev;
-                let mut tx = self.$write.begin_with($begin).await?;
-                let done = sqlx::query(
-                    "UPDATE device_allocations SET status = 'PROPOSED', revision = revision + 1, \
-                     proposal_as_of = $2, policy_version = $3, proposed_at = $4, eligible = $5, recipients = $6, \
-                     proposal_digest = $7, list_digest = NULL, submitted_by = NULL, submitted_at = NULL \
-                     WHERE id = $1 AND status IN ('RECORDED', 'PROPOSED', 'RETURNED')",
-                )
-                .bind(id)
-                .bind(meta.as_of)
-                .bind(meta.policy_version)
-                .bind(meta.proposed_at)
-                .bind(meta.eligible)
-                .bind(places.len() as i64)
-                .bind(&meta.digest)
-                .execute(&mut *tx)
-                .await?;
-                if done.rows_affected() != 1 {
-                    return Err(PortError::Conflict($crate::domain::ports::Conflict::NotProposable));
-                }
-                sqlx::query("DELETE FROM device_recipients WHERE allocation_id = $1").bind(id).execute(&mut *tx).await?;
-                for chunk in places.chunks(dev::PLACES_PER_INSERT) {
-                    let mut insert = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO device_recipients (household_code, allocation_id, rank, unit_code, commune_code, \
-                         district_code, category, priority_group, nominated, device_type, head_name_masked, added) ",
-                    );
-                    insert.push_values(chunk, |mut row, p: &dev::PlaceRow| {
-                        row.push_bind(p.household_code.clone())
-                            .push_bind(id)
-                            .push_bind(p.rank)
-                            .push_bind(p.unit_code.clone())
-                            .push_bind(p.commune_code.clone())
-                            .push_bind(p.district_code.clone())
-                            .push_bind(p.category.clone())
-                            .push_bind(p.priority_group)
-                            .push_bind(p.nominated)
-                            .push_bind(p.device_type.clone())
-                            .push_bind(p.head_name_masked.clone())
-                            .push_bind(p.added);
-                    });
-                    insert.build().execute(&mut *tx).await.map_err(|e| match PortError::from_insert(e) {
-                        PortError::AlreadyExists => PortError::Conflict($crate::domain::ports::Conflict::PlaceTaken),
-                        other => other,
-                    })?;
-                }
-                tx.commit().await?;
-                Ok(())
-            }
+    async fn save_proposal(&self, id: i64, meta: &ProposalMeta, places: &[PlaceRow]) -> Result<(), PortError> {
+        use crate::storage::devices as dev;
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE device_allocations SET status = 'PROPOSED', revision = revision + 1, \
+             proposal_as_of = $2, policy_version = $3, proposed_at = $4, eligible = $5, recipients = $6, \
+             proposal_digest = $7, list_digest = NULL, submitted_by = NULL, submitted_at = NULL \
+             WHERE id = $1 AND status IN ('RECORDED', 'PROPOSED', 'RETURNED')",
+        )
+        .bind(id)
+        .bind(meta.as_of)
+        .bind(meta.policy_version)
+        .bind(meta.proposed_at)
+        .bind(meta.eligible)
+        .bind(places.len() as i64)
+        .bind(&meta.digest)
+        .execute(&mut *tx)
+        .await?;
+        if S::rows_affected(&done) != 1 {
+            return Err(PortError::Conflict(crate::domain::ports::Conflict::NotProposable));
+        }
+        sqlx::query("DELETE FROM device_recipients WHERE allocation_id = $1").bind(id).execute(&mut *tx).await?;
+        for chunk in places.chunks(dev::PLACES_PER_INSERT) {
+            let mut insert = sqlx::QueryBuilder::<S::Db>::new(
+                "INSERT INTO device_recipients (household_code, allocation_id, rank, unit_code, commune_code, \
+                 district_code, category, priority_group, nominated, device_type, head_name_masked, added) ",
+            );
+            insert.push_values(chunk, |mut row, p: &dev::PlaceRow| {
+                row.push_bind(p.household_code.clone())
+                    .push_bind(id)
+                    .push_bind(p.rank)
+                    .push_bind(p.unit_code.clone())
+                    .push_bind(p.commune_code.clone())
+                    .push_bind(p.district_code.clone())
+                    .push_bind(p.category.clone())
+                    .push_bind(p.priority_group)
+                    .push_bind(p.nominated)
+                    .push_bind(p.device_type.clone())
+                    .push_bind(p.head_name_masked.clone())
+                    .push_bind(p.added);
+            });
+            insert.build().execute(&mut *tx).await.map_err(|e| match PortError::from_insert(e) {
+                PortError::AlreadyExists => PortError::Conflict(crate::domain::ports::Conflict::PlaceTaken),
+                other => other,
+            })?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
 
-            async fn amend_proposal(
-                &self,
-                id: i64,
-                amend: &$crate::storage::devices::Amend<'_>,
-                note: &$crate::storage::devices::AmendNote<'_>,
-            ) -> Result<i64, PortError> {
-                use $crate::storage::devices::Amend;
-                let mut tx = self.$write.begin_with($begin).await?;
-                let delta: i64 = if matches!(amend, Amend::Add { .. }) { 1 } else { -1 };
-                let revision: Option<(i64,)> = sqlx::query_as(
-                    "UPDATE device_allocations SET revision = revision + 1, recipients = recipients + $2, \
-                     list_digest = NULL WHERE id = $1 AND status IN ('PROPOSED', 'RETURNED') RETURNING revision",
-                )
-                .bind(id)
-                .bind(delta)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some((revision,)) = revision else {
-                    return Err(PortError::Conflict($crate::domain::ports::Conflict::NotAmendable));
-                };
-                let (household, device_type) = match amend {
-                    Amend::Remove { household_code } => {
-                        let done =
-                            sqlx::query("DELETE FROM device_recipients WHERE allocation_id = $1 AND household_code = $2")
-                                .bind(id)
-                                .bind(*household_code)
-                                .execute(&mut *tx)
-                                .await?;
-                        if done.rows_affected() != 1 {
-                            return Err(PortError::NotFound);
-                        }
-                        (household_code.to_string(), None)
-                    }
-                    Amend::Add { place, quota } => {
-                        let (taken, last): (i64, Option<i64>) = sqlx::query_as(
-                            "SELECT (SELECT COUNT(*) FROM device_recipients \
-                                     WHERE allocation_id = $1 AND unit_code = $2 AND device_type = $3), \
-                                    (SELECT MAX(rank) FROM device_recipients WHERE allocation_id = $1)",
-                        )
+    async fn amend_proposal(&self, id: i64, amend: &Amend<'_>, note: &AmendNote<'_>) -> Result<i64, PortError> {
+        use Amend;
+        let mut tx = self.begin_write().await?;
+        let delta: i64 = if matches!(amend, Amend::Add { .. }) { 1 } else { -1 };
+        let revision: Option<(i64,)> = sqlx::query_as(
+            "UPDATE device_allocations SET revision = revision + 1, recipients = recipients + $2, \
+             list_digest = NULL WHERE id = $1 AND status IN ('PROPOSED', 'RETURNED') RETURNING revision",
+        )
+        .bind(id)
+        .bind(delta)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((revision,)) = revision else {
+            return Err(PortError::Conflict(crate::domain::ports::Conflict::NotAmendable));
+        };
+        let (household, device_type) = match amend {
+            Amend::Remove { household_code } => {
+                let done =
+                    sqlx::query("DELETE FROM device_recipients WHERE allocation_id = $1 AND household_code = $2")
                         .bind(id)
-                        .bind(&place.unit_code)
-                        .bind(&place.device_type)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                        if taken >= *quota {
-                            return Err(PortError::Conflict($crate::domain::ports::Conflict::QuotaFull));
-                        }
-                        sqlx::query(
-                            "INSERT INTO device_recipients (household_code, allocation_id, rank, unit_code, \
-                             commune_code, district_code, category, priority_group, nominated, device_type, \
-                             head_name_masked, added) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                        )
-                        .bind(&place.household_code)
-                        .bind(id)
-                        .bind(last.unwrap_or(0) + 1)
-                        .bind(&place.unit_code)
-                        .bind(&place.commune_code)
-                        .bind(&place.district_code)
-                        .bind(&place.category)
-                        .bind(place.priority_group)
-                        .bind(place.nominated)
-                        .bind(&place.device_type)
-                        .bind(&place.head_name_masked)
-                        .bind(true)
+                        .bind(*household_code)
                         .execute(&mut *tx)
-                        .await
-                        .map_err(PortError::from_insert)?;
-                        (place.household_code.clone(), Some(place.device_type.clone()))
-                    }
-                };
-                sqlx::query(
-                    "INSERT INTO device_amendments (allocation_id, revision, action, household_code, device_type, \
-                     reason, amended_by, amended_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(id)
-                .bind(revision)
-                .bind(if delta > 0 { "ADD" } else { "REMOVE" })
-                .bind(household)
-                .bind(device_type)
-                .bind(note.reason)
-                .bind(note.by)
-                .bind(note.at)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(revision)
-            }
-
-            async fn submit_allocation(
-                &self,
-                id: i64,
-                revision: i64,
-                digest: &str,
-                by: &str,
-                at: time::OffsetDateTime,
-            ) -> Result<(), PortError> {
-                let mut tx = self.$write.begin_with($begin).await?;
-                let done = sqlx::query(
-                    "UPDATE device_allocations SET status = 'SUBMITTED', list_digest = $3, submitted_by = $4, \
-                     submitted_at = $5 WHERE id = $1 AND revision = $2 AND status IN ('PROPOSED', 'RETURNED')",
-                )
-                .bind(id)
-                .bind(revision)
-                .bind(digest)
-                .bind(by)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
-                if done.rows_affected() != 1 {
-                    return Err(PortError::Conflict($crate::domain::ports::Conflict::ChangedSince));
-                }
-                tx.commit().await?;
-                Ok(())
-            }
-
-            async fn decide_allocation(
-                &self,
-                id: i64,
-                d: &$crate::storage::devices::CommitteeDecision<'_>,
-            ) -> Result<(), PortError> {
-                let mut tx = self.$write.begin_with($begin).await?;
-                let row: Option<(String, Option<String>)> =
-                    sqlx::query_as("SELECT status, list_digest FROM device_allocations WHERE id = $1")
-                        .bind(id)
-                        .fetch_optional(&mut *tx)
                         .await?;
-                match row {
-                    Some((status, _)) if status != "SUBMITTED" => {
-                        return Err(PortError::Conflict($crate::domain::ports::Conflict::NotSubmitted));
-                    }
-                    Some((_, digest)) if d.expected_digest.is_some_and(|e| Some(e) != digest.as_deref()) => {
-                        return Err(PortError::Conflict($crate::domain::ports::Conflict::OtherDigest));
-                    }
-                    None => return Err(PortError::NotFound),
-                    Some(_) => {}
+                if S::rows_affected(&done) != 1 {
+                    return Err(PortError::NotFound);
                 }
-                sqlx::query(
-                    "UPDATE device_allocations SET status = $2, approval_number = $3, decided_by = $4, \
-                     decided_at = $5, decision_note = $6, approved_on = $7 WHERE id = $1 AND status = 'SUBMITTED'",
+                (household_code.to_string(), None)
+            }
+            Amend::Add { place, quota } => {
+                let (taken, last): (i64, Option<i64>) = sqlx::query_as(
+                    "SELECT (SELECT COUNT(*) FROM device_recipients \
+                             WHERE allocation_id = $1 AND unit_code = $2 AND device_type = $3), \
+                            (SELECT MAX(rank) FROM device_recipients WHERE allocation_id = $1)",
                 )
                 .bind(id)
-                .bind(if d.approve { "APPROVED" } else { "RETURNED" })
-                .bind(d.approval_number)
-                .bind(d.by)
-                .bind(d.at)
-                .bind(d.note)
-                .bind(d.approved_on)
-                .execute(&mut *tx)
+                .bind(&place.unit_code)
+                .bind(&place.device_type)
+                .fetch_one(&mut *tx)
                 .await?;
-                tx.commit().await?;
-                Ok(())
-            }
-        }
-
-        #[async_trait::async_trait]
-        impl $crate::domain::ports::PlaceStore for $store {
-            async fn record_handover(
-                &self,
-                h: &$crate::storage::devices::HandoverRow,
-            ) -> Result<$crate::storage::devices::HandoverOutcome, PortError> {
-                use $crate::storage::devices::{HandoverOutcome, HandoverRow};
-                let mut tx = self.$write.begin_with($begin).await?;
-                let status: Option<(String,)> = sqlx::query_as("SELECT status FROM device_allocations WHERE id = $1")
-                    .bind(h.allocation_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if status.is_none_or(|(s,)| s != "APPROVED") {
-                    return Ok(HandoverOutcome::NotApproved);
-                }
-                let earlier: Option<HandoverRow> = sqlx::query_as(
-                    "SELECT household_code, allocation_id, kind, device_type, serial_number, imei, cash_amount, \
-                     phone_bought_on, receipt_reference, handed_over_on, received_by, recorded_by, recorded_at, \
-                     request_id FROM device_handovers WHERE household_code = $1",
-                )
-                .bind(&h.household_code)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some(earlier) = earlier {
-                    return Ok(HandoverOutcome::AlreadyHandedOver(Box::new(earlier)));
-                }
-                let place: Option<(i64,)> = sqlx::query_as(
-                    "SELECT rank FROM device_recipients WHERE allocation_id = $1 AND household_code = $2",
-                )
-                .bind(h.allocation_id)
-                .bind(&h.household_code)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if place.is_none() {
-                    return Ok(HandoverOutcome::NotOnList);
-                }
-                if let Some(imei) = &h.imei {
-                    let used: Option<(String,)> =
-                        sqlx::query_as("SELECT household_code FROM device_handovers WHERE imei = $1")
-                            .bind(imei)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                    if let Some((household_code,)) = used {
-                        return Ok(HandoverOutcome::ImeiUsed { household_code });
-                    }
+                if taken >= *quota {
+                    return Err(PortError::Conflict(crate::domain::ports::Conflict::QuotaFull));
                 }
                 sqlx::query(
-                    "INSERT INTO device_handovers (household_code, allocation_id, kind, device_type, serial_number, \
-                     imei, cash_amount, phone_bought_on, receipt_reference, handed_over_on, received_by, \
-                     recorded_by, recorded_at, request_id) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                    "INSERT INTO device_recipients (household_code, allocation_id, rank, unit_code, \
+                     commune_code, district_code, category, priority_group, nominated, device_type, \
+                     head_name_masked, added) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 )
-                .bind(&h.household_code)
-                .bind(h.allocation_id)
-                .bind(&h.kind)
-                .bind(&h.device_type)
-                .bind(&h.serial_number)
-                .bind(&h.imei)
-                .bind(h.cash_amount)
-                .bind(h.phone_bought_on)
-                .bind(&h.receipt_reference)
-                .bind(h.handed_over_on)
-                .bind(&h.received_by)
-                .bind(&h.recorded_by)
-                .bind(h.recorded_at)
-                .bind(&h.request_id)
+                .bind(&place.household_code)
+                .bind(id)
+                .bind(last.unwrap_or(0) + 1)
+                .bind(&place.unit_code)
+                .bind(&place.commune_code)
+                .bind(&place.district_code)
+                .bind(&place.category)
+                .bind(place.priority_group)
+                .bind(place.nominated)
+                .bind(&place.device_type)
+                .bind(&place.head_name_masked)
+                .bind(true)
                 .execute(&mut *tx)
                 .await
                 .map_err(PortError::from_insert)?;
-                tx.commit().await?;
-                Ok(HandoverOutcome::Recorded)
+                (place.household_code.clone(), Some(place.device_type.clone()))
             }
+        };
+        sqlx::query(
+            "INSERT INTO device_amendments (allocation_id, revision, action, household_code, device_type, \
+             reason, amended_by, amended_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(id)
+        .bind(revision)
+        .bind(if delta > 0 { "ADD" } else { "REMOVE" })
+        .bind(household)
+        .bind(device_type)
+        .bind(note.reason)
+        .bind(note.by)
+        .bind(note.at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(revision)
+    }
 
-            async fn allocation_recipients(
-                &self,
-                id: i64,
-                filter: &$crate::storage::devices::RecipientFilter,
-                after: i64,
-                limit: u32,
-            ) -> Result<Vec<$crate::storage::devices::RecipientView>, PortError> {
-                use $crate::storage::devices::{RecipientRead, RecipientView};
-                let state = match filter.handed_over {
-                    None => 0_i64,
-                    Some(false) => 1,
-                    Some(true) => 2,
-                };
-                let rows: Vec<RecipientRead> = sqlx::query_as($crate::storage::devices::select_recipients!(
-                    "r.allocation_id = $1 AND r.rank > $2 \
-                     AND (CAST($3 AS TEXT) IS NULL OR r.commune_code = $3 OR r.unit_code = $3 OR r.district_code = $3) \
-                     AND ($4 = 0 OR ($4 = 1 AND h.household_code IS NULL) OR ($4 = 2 AND h.household_code IS NOT NULL)) \
-                     ORDER BY r.rank LIMIT $5"
-                ))
+    async fn submit_allocation(
+        &self,
+        id: i64,
+        revision: i64,
+        digest: &str,
+        by: &str,
+        at: time::OffsetDateTime,
+    ) -> Result<(), PortError> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE device_allocations SET status = 'SUBMITTED', list_digest = $3, submitted_by = $4, \
+             submitted_at = $5 WHERE id = $1 AND revision = $2 AND status IN ('PROPOSED', 'RETURNED')",
+        )
+        .bind(id)
+        .bind(revision)
+        .bind(digest)
+        .bind(by)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        if S::rows_affected(&done) != 1 {
+            return Err(PortError::Conflict(crate::domain::ports::Conflict::ChangedSince));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn decide_allocation(&self, id: i64, d: &CommitteeDecision<'_>) -> Result<(), PortError> {
+        let mut tx = self.begin_write().await?;
+        let row: Option<(String, Option<String>)> =
+            sqlx::query_as("SELECT status, list_digest FROM device_allocations WHERE id = $1")
                 .bind(id)
-                .bind(after)
-                .bind(filter.unit_code.as_deref())
-                .bind(state)
-                .bind(i64::from(limit))
-                .fetch_all(&mut *self.$bulk().await?)
+                .fetch_optional(&mut *tx)
                 .await?;
-                Ok(rows.into_iter().map(RecipientView::from).collect())
+        match row {
+            Some((status, _)) if status != "SUBMITTED" => {
+                return Err(PortError::Conflict(crate::domain::ports::Conflict::NotSubmitted));
             }
+            Some((_, digest)) if d.expected_digest.is_some_and(|e| Some(e) != digest.as_deref()) => {
+                return Err(PortError::Conflict(crate::domain::ports::Conflict::OtherDigest));
+            }
+            None => return Err(PortError::NotFound),
+            Some(_) => {}
+        }
+        sqlx::query(
+            "UPDATE device_allocations SET status = $2, approval_number = $3, decided_by = $4, \
+             decided_at = $5, decision_note = $6, approved_on = $7 WHERE id = $1 AND status = 'SUBMITTED'",
+        )
+        .bind(id)
+        .bind(if d.approve { "APPROVED" } else { "RETURNED" })
+        .bind(d.approval_number)
+        .bind(d.by)
+        .bind(d.at)
+        .bind(d.note)
+        .bind(d.approved_on)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
 
-            async fn place(
-                &self,
-                id: i64,
-                household_code: &str,
-            ) -> Result<Option<$crate::storage::devices::RecipientView>, PortError> {
-                use $crate::storage::devices::{RecipientRead, RecipientView};
-                let row: Option<RecipientRead> = sqlx::query_as($crate::storage::devices::select_recipients!(
-                    "r.allocation_id = $1 AND r.household_code = $2"
-                ))
-                .bind(id)
-                .bind(household_code)
-                .fetch_optional(&self.$read)
+#[async_trait::async_trait]
+impl<S> crate::domain::ports::PlaceStore for S
+where
+    S: SqlStore,
+    for<'c> &'c mut <S::Db as Database>::Connection: Executor<'c, Database = S::Db>,
+    <S::Db as Database>::Arguments: IntoArguments<S::Db>,
+    usize: ColumnIndex<<S::Db as Database>::Row>,
+    for<'q> &'q str: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> Option<&'q str>: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> &'q String: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> Option<&'q String>: Encode<'q, S::Db> + Type<S::Db>,
+    i64: Param<S::Db> + Column<S::Db>,
+    String: Param<S::Db> + Column<S::Db>,
+    bool: Param<S::Db>,
+    Date: Param<S::Db> + Column<S::Db>,
+    OffsetDateTime: Param<S::Db> + Column<S::Db>,
+    for<'a> &'a str: ColumnIndex<<S::Db as Database>::Row>,
+    AllocationRow: Record<S::Db>,
+    AmendmentRow: Record<S::Db>,
+    CandidateRow: Record<S::Db>,
+    HandoverRow: Record<S::Db>,
+    PlaceRow: Record<S::Db>,
+    ProgressRow: Record<S::Db>,
+    Option<i64>: Param<S::Db>,
+    Option<String>: Param<S::Db>,
+    Option<Date>: Param<S::Db>,
+{
+    async fn record_handover(&self, h: &HandoverRow) -> Result<HandoverOutcome, PortError> {
+        use {HandoverOutcome, HandoverRow};
+        let mut tx = self.begin_write().await?;
+        let status: Option<(String,)> = sqlx::query_as("SELECT status FROM device_allocations WHERE id = $1")
+            .bind(h.allocation_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if status.is_none_or(|(s,)| s != "APPROVED") {
+            return Ok(HandoverOutcome::NotApproved);
+        }
+        let earlier: Option<HandoverRow> = sqlx::query_as(
+            "SELECT household_code, allocation_id, kind, device_type, serial_number, imei, cash_amount, \
+             phone_bought_on, receipt_reference, handed_over_on, received_by, recorded_by, recorded_at, \
+             request_id FROM device_handovers WHERE household_code = $1",
+        )
+        .bind(&h.household_code)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(earlier) = earlier {
+            return Ok(HandoverOutcome::AlreadyHandedOver(Box::new(earlier)));
+        }
+        let place: Option<(i64,)> =
+            sqlx::query_as("SELECT rank FROM device_recipients WHERE allocation_id = $1 AND household_code = $2")
+                .bind(h.allocation_id)
+                .bind(&h.household_code)
+                .fetch_optional(&mut *tx)
                 .await?;
-                Ok(row.map(RecipientView::from))
-            }
-
-            async fn allocation_progress(
-                &self,
-                id: i64,
-            ) -> Result<Vec<$crate::storage::devices::ProgressRow>, PortError> {
-                Ok(sqlx::query_as(
-                    "SELECT r.unit_code, COUNT(*) AS on_list, \
-                     SUM(CASE WHEN h.kind = 'DEVICE' THEN 1 ELSE 0 END) AS devices, \
-                     SUM(CASE WHEN h.kind = 'CASH' THEN 1 ELSE 0 END) AS cash \
-                     FROM device_recipients r \
-                     LEFT JOIN device_handovers h ON h.household_code = r.household_code \
-                     WHERE r.allocation_id = $1 GROUP BY r.unit_code ORDER BY r.unit_code",
-                )
-                .bind(id)
-                .fetch_all(&self.$read)
-                .await?)
-            }
-
-            async fn allocation_amendments(
-                &self,
-                id: i64,
-            ) -> Result<Vec<$crate::storage::devices::AmendmentRow>, PortError> {
-                Ok(sqlx::query_as(
-                    "SELECT id, revision, action, household_code, device_type, reason, amended_by, amended_at \
-                     FROM device_amendments WHERE allocation_id = $1 ORDER BY id",
-                )
-                .bind(id)
-                .fetch_all(&self.$read)
-                .await?)
-            }
-
-            async fn place_of(&self, household_code: &str) -> Result<Option<String>, PortError> {
-                let row: Option<(String,)> = sqlx::query_as(
-                    "SELECT a.decision_number FROM device_recipients r \
-                     JOIN device_allocations a ON a.id = r.allocation_id WHERE r.household_code = $1",
-                )
-                .bind(household_code)
-                .fetch_optional(&self.$read)
+        if place.is_none() {
+            return Ok(HandoverOutcome::NotOnList);
+        }
+        if let Some(imei) = &h.imei {
+            let used: Option<(String,)> = sqlx::query_as("SELECT household_code FROM device_handovers WHERE imei = $1")
+                .bind(imei)
+                .fetch_optional(&mut *tx)
                 .await?;
-                Ok(row.map(|(n,)| n))
-            }
-
-            async fn handover_of(
-                &self,
-                household_code: &str,
-            ) -> Result<Option<$crate::storage::devices::HandoverRow>, PortError> {
-                Ok(sqlx::query_as(
-                    "SELECT household_code, allocation_id, kind, device_type, serial_number, imei, cash_amount, \
-                     phone_bought_on, receipt_reference, handed_over_on, received_by, recorded_by, recorded_at, \
-                     request_id FROM device_handovers WHERE household_code = $1",
-                )
-                .bind(household_code)
-                .fetch_optional(&self.$read)
-                .await?)
+            if let Some((household_code,)) = used {
+                return Ok(HandoverOutcome::ImeiUsed { household_code });
             }
         }
-    };
+        sqlx::query(
+            "INSERT INTO device_handovers (household_code, allocation_id, kind, device_type, serial_number, \
+             imei, cash_amount, phone_bought_on, receipt_reference, handed_over_on, received_by, \
+             recorded_by, recorded_at, request_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(&h.household_code)
+        .bind(h.allocation_id)
+        .bind(&h.kind)
+        .bind(&h.device_type)
+        .bind(&h.serial_number)
+        .bind(&h.imei)
+        .bind(h.cash_amount)
+        .bind(h.phone_bought_on)
+        .bind(&h.receipt_reference)
+        .bind(h.handed_over_on)
+        .bind(&h.received_by)
+        .bind(&h.recorded_by)
+        .bind(h.recorded_at)
+        .bind(&h.request_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(PortError::from_insert)?;
+        tx.commit().await?;
+        Ok(HandoverOutcome::Recorded)
+    }
+
+    async fn allocation_recipients(
+        &self,
+        id: i64,
+        filter: &RecipientFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<RecipientView>, PortError> {
+        use {RecipientRead, RecipientView};
+        let state = match filter.handed_over {
+            None => 0_i64,
+            Some(false) => 1,
+            Some(true) => 2,
+        };
+        let rows: Vec<RecipientRead> = sqlx::query_as(select_recipients!(
+            "r.allocation_id = $1 AND r.rank > $2 \
+             AND (CAST($3 AS TEXT) IS NULL OR r.commune_code = $3 OR r.unit_code = $3 OR r.district_code = $3) \
+             AND ($4 = 0 OR ($4 = 1 AND h.household_code IS NULL) OR ($4 = 2 AND h.household_code IS NOT NULL)) \
+             ORDER BY r.rank LIMIT $5"
+        ))
+        .bind(id)
+        .bind(after)
+        .bind(filter.unit_code.as_deref())
+        .bind(state)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.scan().await?)
+        .await?;
+        Ok(rows.into_iter().map(RecipientView::from).collect())
+    }
+
+    async fn place(&self, id: i64, household_code: &str) -> Result<Option<RecipientView>, PortError> {
+        use {RecipientRead, RecipientView};
+        let row: Option<RecipientRead> =
+            sqlx::query_as(select_recipients!("r.allocation_id = $1 AND r.household_code = $2"))
+                .bind(id)
+                .bind(household_code)
+                .fetch_optional(self.reader())
+                .await?;
+        Ok(row.map(RecipientView::from))
+    }
+
+    async fn allocation_progress(&self, id: i64) -> Result<Vec<ProgressRow>, PortError> {
+        Ok(sqlx::query_as(
+            "SELECT r.unit_code, COUNT(*) AS on_list, \
+             SUM(CASE WHEN h.kind = 'DEVICE' THEN 1 ELSE 0 END) AS devices, \
+             SUM(CASE WHEN h.kind = 'CASH' THEN 1 ELSE 0 END) AS cash \
+             FROM device_recipients r \
+             LEFT JOIN device_handovers h ON h.household_code = r.household_code \
+             WHERE r.allocation_id = $1 GROUP BY r.unit_code ORDER BY r.unit_code",
+        )
+        .bind(id)
+        .fetch_all(self.reader())
+        .await?)
+    }
+
+    async fn allocation_amendments(&self, id: i64) -> Result<Vec<AmendmentRow>, PortError> {
+        Ok(sqlx::query_as(
+            "SELECT id, revision, action, household_code, device_type, reason, amended_by, amended_at \
+             FROM device_amendments WHERE allocation_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(self.reader())
+        .await?)
+    }
+
+    async fn place_of(&self, household_code: &str) -> Result<Option<String>, PortError> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT a.decision_number FROM device_recipients r \
+             JOIN device_allocations a ON a.id = r.allocation_id WHERE r.household_code = $1",
+        )
+        .bind(household_code)
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(row.map(|(n,)| n))
+    }
+
+    async fn handover_of(&self, household_code: &str) -> Result<Option<HandoverRow>, PortError> {
+        Ok(sqlx::query_as(
+            "SELECT household_code, allocation_id, kind, device_type, serial_number, imei, cash_amount, \
+             phone_bought_on, receipt_reference, handed_over_on, received_by, recorded_by, recorded_at, \
+             request_id FROM device_handovers WHERE household_code = $1",
+        )
+        .bind(household_code)
+        .fetch_optional(self.reader())
+        .await?)
+    }
 }
-pub(super) use impl_device_store;

@@ -1,6 +1,11 @@
 //! Storage of inspections: the inspection, its findings and their follow-up, frozen samples.
-//! Every statement reads the same in both dialects; [`impl_inspection_store!`] writes a
-//! backend's implementation from its pools.
+//! Every statement reads the same in both dialects: one implementation serves both backends.
+
+use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Type};
+use time::{Date, OffsetDateTime};
+
+use super::backend::{Column, Param, Record, SqlStore};
+use crate::domain::ports::PortError;
 
 pub use crate::domain::ports::inspections::{
     FindingChange, FindingRow, FindingUpdateRow, InspectionRow, InspectionStore, NewInspection, SampleRow,
@@ -15,261 +20,254 @@ macro_rules! select_inspections {
         )
     };
 }
-pub(super) use select_inspections;
 
-macro_rules! impl_inspection_store {
-    ($store:ty, read: $read:ident, bulk: $bulk:ident, write: $write:ident, begin: $begin:literal) => {
-        #[async_trait::async_trait]
-        impl $crate::storage::inspections::InspectionStore for $store {
-            async fn insert_inspection(
-                &self,
-                n: &$crate::storage::inspections::NewInspection<'_>,
-            ) -> Result<i64, PortError> {
-                let mut tx = self.$write.begin_with($begin).await?;
-                let (id,): (i64,) = sqlx::query_as(
-                    "INSERT INTO inspections (title, basis, requested_by, subject_units, subject_operators, team, \
-                     starts_on, ends_on, note, status, created_by, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'OPEN', $10, $11) RETURNING id",
-                )
-                .bind(n.title)
-                .bind(n.basis)
-                .bind(n.requested_by)
-                .bind(n.subject_units)
-                .bind(n.subject_operators)
-                .bind(n.team)
-                .bind(n.starts_on)
-                .bind(n.ends_on)
-                .bind(n.note)
-                .bind(n.created_by)
-                .bind(n.created_at)
+/// One implementation for both backends: every statement reads the same in both dialects.
+#[async_trait::async_trait]
+impl<S> InspectionStore for S
+where
+    S: SqlStore,
+    for<'c> &'c mut <S::Db as Database>::Connection: Executor<'c, Database = S::Db>,
+    <S::Db as Database>::Arguments: IntoArguments<S::Db>,
+    for<'q> &'q str: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> Option<&'q str>: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> &'q String: Encode<'q, S::Db> + Type<S::Db>,
+    String: Column<S::Db>,
+    i64: Param<S::Db> + Column<S::Db>,
+    Date: Param<S::Db>,
+    OffsetDateTime: Param<S::Db>,
+    usize: ColumnIndex<<S::Db as Database>::Row>,
+    (i64,): Record<S::Db>,
+    (Option<i64>,): Record<S::Db>,
+    InspectionRow: Record<S::Db>,
+    FindingRow: Record<S::Db>,
+    FindingUpdateRow: Record<S::Db>,
+    SampleRow: Record<S::Db>,
+{
+    async fn insert_inspection(&self, n: &NewInspection<'_>) -> Result<i64, PortError> {
+        let mut tx = self.begin_write().await?;
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO inspections (title, basis, requested_by, subject_units, subject_operators, team, \
+             starts_on, ends_on, note, status, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'OPEN', $10, $11) RETURNING id",
+        )
+        .bind(n.title)
+        .bind(n.basis)
+        .bind(n.requested_by)
+        .bind(n.subject_units)
+        .bind(n.subject_operators)
+        .bind(n.team)
+        .bind(n.starts_on)
+        .bind(n.ends_on)
+        .bind(n.note)
+        .bind(n.created_by)
+        .bind(n.created_at)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn inspection(&self, id: i64) -> Result<Option<InspectionRow>, PortError> {
+        Ok(sqlx::query_as(select_inspections!("id = $1")).bind(id).fetch_optional(self.reader()).await?)
+    }
+
+    async fn list_inspections(
+        &self,
+        status: Option<crate::domain::inspections::InspectionStatus>,
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<InspectionRow>, PortError> {
+        Ok(sqlx::query_as(select_inspections!(
+            "id < $1 AND (CAST($2 AS TEXT) IS NULL OR status = $2) ORDER BY id DESC LIMIT $3"
+        ))
+        .bind(before)
+        .bind(status.map(|s| s.as_str()))
+        .bind(i64::from(limit))
+        .fetch_all(self.reader())
+        .await?)
+    }
+
+    async fn close_inspection(
+        &self,
+        id: i64,
+        conclusion: &str,
+        by: &str,
+        at: time::OffsetDateTime,
+    ) -> Result<(), PortError> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE inspections SET status = 'CLOSED', conclusion = $2, closed_by = $3, closed_at = $4 \
+             WHERE id = $1 AND status = 'OPEN'",
+        )
+        .bind(id)
+        .bind(conclusion)
+        .bind(by)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        if S::rows_affected(&done) != 1 {
+            let exists: Option<(i64,)> =
+                sqlx::query_as("SELECT id FROM inspections WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
+            return Err(match exists {
+                None => PortError::NotFound,
+                Some(_) => PortError::Conflict(crate::domain::ports::Conflict::InspectionClosed),
+            });
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn add_finding(&self, f: &FindingRow) -> Result<i64, PortError> {
+        let mut tx = self.begin_write().await?;
+        // Locks the inspection's row (PostgreSQL) and checks that it is open.
+        let open = sqlx::query("UPDATE inspections SET status = status WHERE id = $1 AND status = 'OPEN'")
+            .bind(f.inspection_id)
+            .execute(&mut *tx)
+            .await?;
+        if S::rows_affected(&open) != 1 {
+            return Err(PortError::Conflict(crate::domain::ports::Conflict::InspectionClosed));
+        }
+        let (last,): (Option<i64>,) =
+            sqlx::query_as("SELECT MAX(number) FROM inspection_findings WHERE inspection_id = $1")
+                .bind(f.inspection_id)
                 .fetch_one(&mut *tx)
                 .await?;
-                tx.commit().await?;
-                Ok(id)
-            }
+        let number = last.unwrap_or(0) + 1;
+        sqlx::query(
+            "INSERT INTO inspection_findings (inspection_id, number, severity, subject, description, \
+             evidence_reference, required_action, due_on, status, recorded_by, recorded_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'OPEN', $9, $10)",
+        )
+        .bind(f.inspection_id)
+        .bind(number)
+        .bind(f.severity.as_str())
+        .bind(&f.subject)
+        .bind(&f.description)
+        .bind(&f.evidence_reference)
+        .bind(&f.required_action)
+        .bind(f.due_on)
+        .bind(&f.recorded_by)
+        .bind(f.recorded_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(number)
+    }
 
-            async fn inspection(
-                &self,
-                id: i64,
-            ) -> Result<Option<$crate::storage::inspections::InspectionRow>, PortError> {
-                Ok(sqlx::query_as($crate::storage::inspections::select_inspections!("id = $1"))
-                    .bind(id)
-                    .fetch_optional(&self.$read)
-                    .await?)
-            }
-
-            async fn list_inspections(
-                &self,
-                status: Option<$crate::domain::inspections::InspectionStatus>,
-                before: i64,
-                limit: u32,
-            ) -> Result<Vec<$crate::storage::inspections::InspectionRow>, PortError> {
-                Ok(sqlx::query_as($crate::storage::inspections::select_inspections!(
-                    "id < $1 AND (CAST($2 AS TEXT) IS NULL OR status = $2) ORDER BY id DESC LIMIT $3"
-                ))
-                .bind(before)
-                .bind(status.map(|s| s.as_str()))
-                .bind(i64::from(limit))
-                .fetch_all(&self.$read)
-                .await?)
-            }
-
-            async fn close_inspection(
-                &self,
-                id: i64,
-                conclusion: &str,
-                by: &str,
-                at: time::OffsetDateTime,
-            ) -> Result<(), PortError> {
-                let mut tx = self.$write.begin_with($begin).await?;
-                let done = sqlx::query(
-                    "UPDATE inspections SET status = 'CLOSED', conclusion = $2, closed_by = $3, closed_at = $4 \
-                     WHERE id = $1 AND status = 'OPEN'",
-                )
-                .bind(id)
-                .bind(conclusion)
-                .bind(by)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
-                if done.rows_affected() != 1 {
-                    let exists: Option<(i64,)> =
-                        sqlx::query_as("SELECT id FROM inspections WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
-                    return Err(match exists {
-                        None => PortError::NotFound,
-                        Some(_) => PortError::Conflict($crate::domain::ports::Conflict::InspectionClosed),
-                    });
-                }
-                tx.commit().await?;
-                Ok(())
-            }
-
-            async fn add_finding(&self, f: &$crate::storage::inspections::FindingRow) -> Result<i64, PortError> {
-                let mut tx = self.$write.begin_with($begin).await?;
-                // Locks the inspection's row (PostgreSQL) and checks that it is open.
-                let open = sqlx::query("UPDATE inspections SET status = status WHERE id = $1 AND status = 'OPEN'")
-                    .bind(f.inspection_id)
-                    .execute(&mut *tx)
-                    .await?;
-                if open.rows_affected() != 1 {
-                    return Err(PortError::Conflict($crate::domain::ports::Conflict::InspectionClosed));
-                }
-                let (last,): (Option<i64>,) =
-                    sqlx::query_as("SELECT MAX(number) FROM inspection_findings WHERE inspection_id = $1")
-                        .bind(f.inspection_id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                let number = last.unwrap_or(0) + 1;
-                sqlx::query(
-                    "INSERT INTO inspection_findings (inspection_id, number, severity, subject, description, \
-                     evidence_reference, required_action, due_on, status, recorded_by, recorded_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'OPEN', $9, $10)",
-                )
-                .bind(f.inspection_id)
-                .bind(number)
-                .bind(f.severity.as_str())
-                .bind(&f.subject)
-                .bind(&f.description)
-                .bind(&f.evidence_reference)
-                .bind(&f.required_action)
-                .bind(f.due_on)
-                .bind(&f.recorded_by)
-                .bind(f.recorded_at)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(number)
-            }
-
-            async fn update_finding(
-                &self,
-                id: i64,
-                number: i64,
-                c: &$crate::storage::inspections::FindingChange<'_>,
-            ) -> Result<(), PortError> {
-                let mut tx = self.$write.begin_with($begin).await?;
-                let done = sqlx::query(
-                    "UPDATE inspection_findings SET status = $4 WHERE inspection_id = $1 AND number = $2 AND status = $3",
-                )
-                .bind(id)
-                .bind(number)
-                .bind(c.from.as_str())
-                .bind(c.to.as_str())
-                .execute(&mut *tx)
-                .await?;
-                if done.rows_affected() != 1 {
-                    return Err(PortError::Conflict($crate::domain::ports::Conflict::StatusChanged));
-                }
-                sqlx::query(
-                    "INSERT INTO inspection_finding_updates (inspection_id, number, seq, status, note, updated_by, \
-                     updated_at) SELECT $1, $2, COUNT(*) + 1, $3, $4, $5, $6 FROM inspection_finding_updates \
-                     WHERE inspection_id = $1 AND number = $2",
-                )
-                .bind(id)
-                .bind(number)
-                .bind(c.to.as_str())
-                .bind(c.note)
-                .bind(c.by)
-                .bind(c.at)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(())
-            }
-
-            async fn findings(&self, id: i64) -> Result<Vec<$crate::storage::inspections::FindingRow>, PortError> {
-                Ok(sqlx::query_as(
-                    "SELECT inspection_id, number, severity, subject, description, evidence_reference, \
-                     required_action, due_on, status, recorded_by, recorded_at FROM inspection_findings \
-                     WHERE inspection_id = $1 ORDER BY number",
-                )
-                .bind(id)
-                .fetch_all(&self.$read)
-                .await?)
-            }
-
-            async fn finding_updates(
-                &self,
-                id: i64,
-            ) -> Result<Vec<$crate::storage::inspections::FindingUpdateRow>, PortError> {
-                Ok(sqlx::query_as(
-                    "SELECT number, seq, status, note, updated_by, updated_at FROM inspection_finding_updates \
-                     WHERE inspection_id = $1 ORDER BY number, seq",
-                )
-                .bind(id)
-                .fetch_all(&self.$read)
-                .await?)
-            }
-
-            async fn sample_population(&self, commune: &str, as_of: time::Date) -> Result<Vec<String>, PortError> {
-                Ok(sqlx::query_scalar(
-                    "SELECT DISTINCT v.household_code FROM household_versions v \
-                     JOIN enrollments e ON e.household_code = v.household_code \
-                     WHERE v.commune_code = $1 AND v.valid_from <= $2 AND (v.valid_to IS NULL OR v.valid_to > $2) \
-                     AND v.removal_reason IS NULL \
-                     AND e.start_date <= $2 AND (e.end_date IS NULL OR e.end_date > $2) \
-                     ORDER BY v.household_code",
-                )
-                .bind(commune)
-                .bind(as_of)
-                .fetch_all(&mut *self.$bulk().await?)
-                .await?)
-            }
-
-            async fn insert_sample(&self, s: &$crate::storage::inspections::SampleRow) -> Result<i64, PortError> {
-                let mut tx = self.$write.begin_with($begin).await?;
-                let (last,): (Option<i64>,) =
-                    sqlx::query_as("SELECT MAX(number) FROM inspection_samples WHERE inspection_id = $1")
-                        .bind(s.inspection_id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                let number = last.unwrap_or(0) + 1;
-                sqlx::query(
-                    "INSERT INTO inspection_samples (inspection_id, number, commune_code, as_of, size, population, \
-                     seed, body, pulled_by, pulled_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind(s.inspection_id)
-                .bind(number)
-                .bind(&s.commune_code)
-                .bind(s.as_of)
-                .bind(s.size)
-                .bind(s.population)
-                .bind(&s.seed)
-                .bind(&s.body)
-                .bind(&s.pulled_by)
-                .bind(s.pulled_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(PortError::from_insert)?;
-                tx.commit().await?;
-                Ok(number)
-            }
-
-            async fn sample(
-                &self,
-                id: i64,
-                number: i64,
-            ) -> Result<Option<$crate::storage::inspections::SampleRow>, PortError> {
-                Ok(sqlx::query_as(
-                    "SELECT inspection_id, number, commune_code, as_of, size, population, seed, body, pulled_by, \
-                     pulled_at FROM inspection_samples WHERE inspection_id = $1 AND number = $2",
-                )
-                .bind(id)
-                .bind(number)
-                .fetch_optional(&self.$read)
-                .await?)
-            }
-
-            async fn samples(&self, id: i64) -> Result<Vec<$crate::storage::inspections::SampleRow>, PortError> {
-                Ok(sqlx::query_as(
-                    "SELECT inspection_id, number, commune_code, as_of, size, population, seed, '' AS body, \
-                     pulled_by, pulled_at FROM inspection_samples WHERE inspection_id = $1 ORDER BY number",
-                )
-                .bind(id)
-                .fetch_all(&self.$read)
-                .await?)
-            }
+    async fn update_finding(&self, id: i64, number: i64, c: &FindingChange<'_>) -> Result<(), PortError> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE inspection_findings SET status = $4 WHERE inspection_id = $1 AND number = $2 AND status = $3",
+        )
+        .bind(id)
+        .bind(number)
+        .bind(c.from.as_str())
+        .bind(c.to.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if S::rows_affected(&done) != 1 {
+            return Err(PortError::Conflict(crate::domain::ports::Conflict::StatusChanged));
         }
-    };
+        sqlx::query(
+            "INSERT INTO inspection_finding_updates (inspection_id, number, seq, status, note, updated_by, \
+             updated_at) SELECT $1, $2, COUNT(*) + 1, $3, $4, $5, $6 FROM inspection_finding_updates \
+             WHERE inspection_id = $1 AND number = $2",
+        )
+        .bind(id)
+        .bind(number)
+        .bind(c.to.as_str())
+        .bind(c.note)
+        .bind(c.by)
+        .bind(c.at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn findings(&self, id: i64) -> Result<Vec<FindingRow>, PortError> {
+        Ok(sqlx::query_as(
+            "SELECT inspection_id, number, severity, subject, description, evidence_reference, \
+             required_action, due_on, status, recorded_by, recorded_at FROM inspection_findings \
+             WHERE inspection_id = $1 ORDER BY number",
+        )
+        .bind(id)
+        .fetch_all(self.reader())
+        .await?)
+    }
+
+    async fn finding_updates(&self, id: i64) -> Result<Vec<FindingUpdateRow>, PortError> {
+        Ok(sqlx::query_as(
+            "SELECT number, seq, status, note, updated_by, updated_at FROM inspection_finding_updates \
+             WHERE inspection_id = $1 ORDER BY number, seq",
+        )
+        .bind(id)
+        .fetch_all(self.reader())
+        .await?)
+    }
+
+    async fn sample_population(&self, commune: &str, as_of: time::Date) -> Result<Vec<String>, PortError> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT v.household_code FROM household_versions v \
+             JOIN enrollments e ON e.household_code = v.household_code \
+             WHERE v.commune_code = $1 AND v.valid_from <= $2 AND (v.valid_to IS NULL OR v.valid_to > $2) \
+             AND v.removal_reason IS NULL \
+             AND e.start_date <= $2 AND (e.end_date IS NULL OR e.end_date > $2) \
+             ORDER BY v.household_code",
+        )
+        .bind(commune)
+        .bind(as_of)
+        .fetch_all(&mut *self.bulk().await?)
+        .await?)
+    }
+
+    async fn insert_sample(&self, s: &SampleRow) -> Result<i64, PortError> {
+        let mut tx = self.begin_write().await?;
+        let (last,): (Option<i64>,) =
+            sqlx::query_as("SELECT MAX(number) FROM inspection_samples WHERE inspection_id = $1")
+                .bind(s.inspection_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        let number = last.unwrap_or(0) + 1;
+        sqlx::query(
+            "INSERT INTO inspection_samples (inspection_id, number, commune_code, as_of, size, population, \
+             seed, body, pulled_by, pulled_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(s.inspection_id)
+        .bind(number)
+        .bind(&s.commune_code)
+        .bind(s.as_of)
+        .bind(s.size)
+        .bind(s.population)
+        .bind(&s.seed)
+        .bind(&s.body)
+        .bind(&s.pulled_by)
+        .bind(s.pulled_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(PortError::from_insert)?;
+        tx.commit().await?;
+        Ok(number)
+    }
+
+    async fn sample(&self, id: i64, number: i64) -> Result<Option<SampleRow>, PortError> {
+        Ok(sqlx::query_as(
+            "SELECT inspection_id, number, commune_code, as_of, size, population, seed, body, pulled_by, \
+             pulled_at FROM inspection_samples WHERE inspection_id = $1 AND number = $2",
+        )
+        .bind(id)
+        .bind(number)
+        .fetch_optional(self.reader())
+        .await?)
+    }
+
+    async fn samples(&self, id: i64) -> Result<Vec<SampleRow>, PortError> {
+        Ok(sqlx::query_as(
+            "SELECT inspection_id, number, commune_code, as_of, size, population, seed, '' AS body, \
+             pulled_by, pulled_at FROM inspection_samples WHERE inspection_id = $1 ORDER BY number",
+        )
+        .bind(id)
+        .fetch_all(self.reader())
+        .await?)
+    }
 }
-pub(super) use impl_inspection_store;

@@ -6,11 +6,16 @@
 //! statements, connections and sqlx stay here, and nothing but startup (which opens a store)
 //! reaches in.
 //!
-//! SQL that reads the same in both dialects is written once (`shared.rs`); migrations, bulk
-//! writes and locking differ and live in each backend's module.
+//! SQL that reads the same in both dialects is written once: a port whose statements are the
+//! same on both is implemented once, generically over [`backend::SqlStore`] (what such SQL
+//! needs of a store: its pools, connections for large work, the few dialect differences), with
+//! bounds naming the parameter and column types it uses; the rest is shared as functions or
+//! macros (`shared.rs` and the concept modules). Migrations, bulk writes and locking differ and
+//! live in each backend's module.
 
 pub mod audit_reader;
 pub mod audit_trail;
+pub(crate) mod backend;
 pub mod devices;
 pub mod eligibility;
 pub mod enrollments;

@@ -187,6 +187,40 @@ impl Store for PgStore {
     }
 }
 
+impl super::backend::SqlStore for PgStore {
+    type Db = sqlx::Postgres;
+
+    const AUDIT_GUARDS: &'static str = "SELECT c.relname::text, k.kind FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
+        JOIN pg_proc p ON p.oid = t.tgfoid CROSS JOIN (VALUES ('UPDATE', 16), ('DELETE', 8)) AS k(kind, bit) \
+        WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' AND (t.tgtype & k.bit) <> 0 \
+        AND p.proname IN ('audit_log_append_only', 'audit_append_only')";
+    const JSON_LIST: (&'static str, &'static str) = ("(SELECT jsonb_array_elements_text(CAST(", " AS jsonb)))");
+
+    fn rows_affected(done: &sqlx::postgres::PgQueryResult) -> u64 {
+        done.rows_affected()
+    }
+
+    fn reader(&self) -> &sqlx::PgPool {
+        &self.pool
+    }
+
+    async fn bulk(&self) -> Result<impl std::ops::DerefMut<Target = sqlx::PgConnection> + Send, PortError> {
+        self.bulk.connection(&self.pool).await
+    }
+
+    async fn scan(&self) -> Result<impl std::ops::DerefMut<Target = sqlx::PgConnection> + Send, PortError> {
+        self.bulk.connection(&self.pool).await
+    }
+
+    fn writer(&self) -> &sqlx::PgPool {
+        &self.pool
+    }
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, PortError> {
+        Ok(self.pool.begin().await?)
+    }
+}
+
 #[async_trait]
 impl ports::MemberStore for PgStore {
     async fn get_member(&self, code: &OrgCode) -> Result<Option<Member>, PortError> {
@@ -742,24 +776,6 @@ impl ports::ReconciliationStore for PgStore {
         monthly::idle_months(&mut *self.bulk().await?, id).await
     }
 }
-
-crate::storage::audit_reader::impl_audit_reader!(PgStore, sqlx::Postgres, read: pool);
-crate::storage::audit_trail::impl_audit_trail!(
-    PgStore,
-    read: pool,
-    write: pool,
-    guards: "SELECT c.relname::text, k.kind FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
-             JOIN pg_proc p ON p.oid = t.tgfoid CROSS JOIN (VALUES ('UPDATE', 16), ('DELETE', 8)) AS k(kind, bit) \
-             WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' AND (t.tgtype & k.bit) <> 0 \
-             AND p.proname IN ('audit_log_append_only', 'audit_append_only')"
-);
-crate::storage::inspections::impl_inspection_store!(PgStore, read: pool, bulk: bulk, write: pool, begin: "BEGIN");
-crate::storage::statistics::impl_statistics_store!(
-    PgStore,
-    bulk: bulk,
-    communes: "(SELECT jsonb_array_elements_text(CAST(", " AS jsonb)))"
-);
-crate::storage::devices::impl_device_store!(PgStore, sqlx::Postgres, read: pool, bulk: bulk, write: pool, begin: "BEGIN");
 
 mod monthly {
     use super::PortError;

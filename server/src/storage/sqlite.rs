@@ -488,6 +488,39 @@ impl ports::BatchStore for SqliteStore {
     }
 }
 
+impl super::backend::SqlStore for SqliteStore {
+    type Db = sqlx::Sqlite;
+
+    const AUDIT_GUARDS: &'static str = "SELECT tbl_name, CASE WHEN upper(sql) LIKE '%BEFORE UPDATE ON%' THEN 'UPDATE' \
+        WHEN upper(sql) LIKE '%BEFORE DELETE ON%' THEN 'DELETE' ELSE '' END \
+        FROM sqlite_master WHERE type = 'trigger' AND sql LIKE '%RAISE(ABORT%append-only%'";
+    const JSON_LIST: (&'static str, &'static str) = ("(SELECT value FROM json_each(", "))");
+
+    fn rows_affected(done: &sqlx::sqlite::SqliteQueryResult) -> u64 {
+        done.rows_affected()
+    }
+
+    fn reader(&self) -> &sqlx::SqlitePool {
+        &self.read
+    }
+
+    async fn bulk(&self) -> Result<impl std::ops::DerefMut<Target = sqlx::SqliteConnection> + Send, PortError> {
+        self.bulk_reader().await
+    }
+
+    async fn scan(&self) -> Result<impl std::ops::DerefMut<Target = sqlx::SqliteConnection> + Send, PortError> {
+        self.mapped_reader().await
+    }
+
+    fn writer(&self) -> &sqlx::SqlitePool {
+        &self.write
+    }
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, PortError> {
+        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
 #[async_trait]
 impl ports::RegisterChanges for SqliteStore {
     async fn scan_register(
@@ -830,16 +863,6 @@ impl ports::ReconciliationStore for SqliteStore {
     }
 }
 
-crate::storage::audit_reader::impl_audit_reader!(SqliteStore, sqlx::Sqlite, read: read);
-crate::storage::audit_trail::impl_audit_trail!(
-    SqliteStore,
-    read: read,
-    write: write,
-    guards: "SELECT tbl_name, CASE WHEN upper(sql) LIKE '%BEFORE UPDATE ON%' THEN 'UPDATE' \
-             WHEN upper(sql) LIKE '%BEFORE DELETE ON%' THEN 'DELETE' ELSE '' END \
-             FROM sqlite_master WHERE type = 'trigger' AND sql LIKE '%RAISE(ABORT%append-only%'"
-);
-crate::storage::inspections::impl_inspection_store!(SqliteStore, read: read, bulk: bulk_reader, write: write, begin: "BEGIN IMMEDIATE");
 /// Stores perfect subtrees of the audit tree; one already stored is left as it is.
 async fn insert_tree_nodes(conn: &mut sqlx::SqliteConnection, nodes: &[(u32, u64, String)]) -> Result<(), PortError> {
     for chunk in nodes.chunks(ROWS_PER_INSERT) {
@@ -869,13 +892,6 @@ async fn rebuild_tree(conn: &mut sqlx::SqliteConnection, seq: i64) -> Result<aud
     }
     sql::tree_edge(&range.encode(), seq)
 }
-
-crate::storage::statistics::impl_statistics_store!(
-    SqliteStore,
-    bulk: mapped_reader,
-    communes: "(SELECT value FROM json_each(", "))"
-);
-crate::storage::devices::impl_device_store!(SqliteStore, sqlx::Sqlite, read: read, bulk: mapped_reader, write: write, begin: "BEGIN IMMEDIATE");
 
 mod monthly {
     use super::PortError;

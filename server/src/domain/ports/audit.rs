@@ -102,7 +102,9 @@ pub trait AuditTrail: Send + Sync + std::fmt::Debug {
     /// The checkpoint of a tree size, or the latest (`None`).
     async fn checkpoint(&self, size: Option<i64>) -> Result<Option<CheckpointRow>, PortError>;
 
-    /// Stores a checkpoint; `false` when one of its size is stored already (another hub's).
+    /// Stores a checkpoint; `false` when one of its size is stored already (another hub's), or
+    /// when the trail no longer holds as many records (it was cut short after the root was
+    /// read).
     async fn insert_checkpoint(&self, row: &CheckpointRow) -> Result<bool, PortError>;
 
     /// The append-only guards (triggers) that are missing or disabled.

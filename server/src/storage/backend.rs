@@ -1,0 +1,62 @@
+//! What the statements written once for both backends need of a store: its pools, a
+//! connection for large work, and how a write transaction begins. A port whose SQL reads the
+//! same in both dialects is implemented once, generically over [`SqlStore`]; the bounds of
+//! such an implementation name the column and parameter types its statements use, and the
+//! compiler checks them for each backend where the store is handed out as the port.
+
+use std::{future::Future, ops::DerefMut};
+
+use sqlx::{Database, Decode, Encode, FromRow, Pool, Transaction, Type};
+
+use crate::domain::ports::PortError;
+
+/// A store whose backend runs the statements shared by both dialects.
+pub(crate) trait SqlStore: Send + Sync + std::fmt::Debug + 'static {
+    /// The backend's sqlx database.
+    type Db: Database;
+
+    /// A statement listing (table, kind) of the enabled row triggers that refuse changes,
+    /// one row for each kind a trigger refuses (`UPDATE`, `DELETE`), as the backend's
+    /// catalogue says.
+    const AUDIT_GUARDS: &'static str;
+
+    /// What surrounds a parameter holding a JSON array of text to make it a list `IN` reads.
+    const JSON_LIST: (&'static str, &'static str);
+
+    /// How many rows a statement changed.
+    fn rows_affected(done: &<Self::Db as Database>::QueryResult) -> u64;
+
+    /// Short reads.
+    fn reader(&self) -> &Pool<Self::Db>;
+
+    /// A connection for a large read or a long piece of work, taken in turn with other such
+    /// work so that short calls always find a connection.
+    fn bulk(
+        &self,
+    ) -> impl Future<Output = Result<impl DerefMut<Target = <Self::Db as Database>::Connection> + Send, PortError>> + Send;
+
+    /// A connection for a large read that scans much of a table (on SQLite, through a
+    /// mapping of the file), taken in turn like [`SqlStore::bulk`].
+    fn scan(
+        &self,
+    ) -> impl Future<Output = Result<impl DerefMut<Target = <Self::Db as Database>::Connection> + Send, PortError>> + Send;
+
+    /// Writes outside a transaction.
+    fn writer(&self) -> &Pool<Self::Db>;
+
+    /// A write transaction: SQLite's one writer begins it `IMMEDIATE`, so that two writers
+    /// queue instead of failing on the upgrade of a read lock.
+    fn begin_write(&self) -> impl Future<Output = Result<Transaction<'static, Self::Db>, PortError>> + Send;
+}
+
+/// A value a statement takes as a parameter, on backend `DB`.
+pub(crate) trait Param<DB: Database>: for<'q> Encode<'q, DB> + Type<DB> {}
+impl<DB: Database, T: for<'q> Encode<'q, DB> + Type<DB>> Param<DB> for T {}
+
+/// A value read from a column, on backend `DB`.
+pub(crate) trait Column<DB: Database>: for<'r> Decode<'r, DB> + Type<DB> {}
+impl<DB: Database, T: for<'r> Decode<'r, DB> + Type<DB>> Column<DB> for T {}
+
+/// A row read whole into a record, on backend `DB`.
+pub(crate) trait Record<DB: Database>: for<'r> FromRow<'r, DB::Row> {}
+impl<DB: Database, T: for<'r> FromRow<'r, DB::Row>> Record<DB> for T {}
