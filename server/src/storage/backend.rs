@@ -20,6 +20,18 @@ pub(crate) trait SqlStore: Send + Sync + std::fmt::Debug + 'static {
     /// catalogue says.
     const AUDIT_GUARDS: &'static str;
 
+    /// How a write transaction begins.
+    const BEGIN: &'static str;
+
+    /// Serialises member writes within a transaction (the rule of
+    /// [`MemberStore::update_member`](crate::domain::ports::MemberStore::update_member) reads
+    /// other members).
+    const LOCK_MEMBERS: &'static str;
+
+    /// A statement that serialises writes to `table` within a transaction, where the backend
+    /// has more than one writer.
+    fn lock_table(table: &str) -> Option<String>;
+
     /// What surrounds a parameter holding a JSON array of text to make it a list `IN` reads.
     const JSON_LIST: (&'static str, &'static str);
 
@@ -38,6 +50,12 @@ pub(crate) trait SqlStore: Send + Sync + std::fmt::Debug + 'static {
     /// A connection for a large read that scans much of a table (on SQLite, through a
     /// mapping of the file), taken in turn like [`SqlStore::bulk`].
     fn scan(
+        &self,
+    ) -> impl Future<Output = Result<impl DerefMut<Target = <Self::Db as Database>::Connection> + Send, PortError>> + Send;
+
+    /// A connection for a large write (a transaction begun with [`SqlStore::BEGIN`]), taken
+    /// in turn like [`SqlStore::bulk`] where the backend has more than one writer.
+    fn large_writer(
         &self,
     ) -> impl Future<Output = Result<impl DerefMut<Target = <Self::Db as Database>::Connection> + Send, PortError>> + Send;
 

@@ -2,9 +2,14 @@
 //! both dialects share. Bulk inserts of decisions and the set lookups of households differ by
 //! dialect and live in each backend's module.
 
+use sqlx::{Database, Encode, Executor, IntoArguments, Type};
+use time::{Date, OffsetDateTime};
+
+use super::backend::{Param, Record, SqlStore};
 pub use crate::domain::ports::policy::{
     DecisionRow, DecisionRunRow, PolicyRow, StateRow, add_state, histories_from_rows,
 };
+use crate::domain::ports::{Conflict, DecisionStore, PolicyStore, PortError};
 
 /// How each backend finds, for a list of values (passed its own way), every state of every
 /// household each value ever matched: rows of [`StateRow`], in no particular order.
@@ -47,101 +52,154 @@ pub(super) const RUN_INSERT: &str = "INSERT INTO eligibility_decision_runs (call
 pub(super) const RUN_AT: &str = "SELECT call_id, first_idx, last_idx, request_id, asked_by, decided_at, decisions, \
      body FROM eligibility_decision_runs WHERE call_id = $1 AND first_idx <= $2 ORDER BY first_idx DESC LIMIT 1";
 
-/// Writes the policy and decision queries whose SQL both dialects share, for a connection type.
-macro_rules! eligibility_queries {
-    ($conn:ty) => {
-        use $crate::storage::eligibility::{self as elig, DecisionRow, DecisionRunRow, PolicyRow};
+/// One implementation for both backends; only whether a write must lock the versions' table
+/// first differs ([`SqlStore::lock_table`]).
+#[async_trait::async_trait]
+impl<S> PolicyStore for S
+where
+    S: SqlStore,
+    for<'c> &'c mut <S::Db as Database>::Connection: Executor<'c, Database = S::Db>,
+    <S::Db as Database>::Arguments: IntoArguments<S::Db>,
+    for<'q> &'q str: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> &'q String: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> Option<&'q str>: Encode<'q, S::Db> + Type<S::Db>,
+    i64: Param<S::Db>,
+    Date: Param<S::Db>,
+    OffsetDateTime: Param<S::Db>,
+    Option<OffsetDateTime>: Param<S::Db>,
+    (i64,): Record<S::Db>,
+    PolicyRow: Record<S::Db>,
+{
+    async fn policy_versions(&self) -> Result<Vec<PolicyRow>, PortError> {
+        Ok(sqlx::query_as(POLICY_VERSIONS).fetch_all(self.reader()).await?)
+    }
 
-        pub(super) async fn policy_versions(conn: &mut $conn) -> Result<Vec<PolicyRow>, PortError> {
-            Ok(sqlx::query_as(elig::POLICY_VERSIONS).fetch_all(&mut *conn).await?)
+    async fn seed_policy(&self, rows: &[PolicyRow]) -> Result<bool, PortError> {
+        let mut tx = self.begin_write().await?;
+        // Hubs starting together on an empty database seed once.
+        lock_versions::<S>(&mut tx).await?;
+        let (n,): (i64,) = sqlx::query_as(COUNT_POLICY).fetch_one(&mut *tx).await?;
+        if n > 0 {
+            return Ok(false);
         }
+        for row in rows {
+            add_version::<S>(&mut tx, row).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
 
-        /// Inserts `rows` when no version is stored; returns whether it did.
-        pub(super) async fn seed_policy(conn: &mut $conn, rows: &[PolicyRow]) -> Result<bool, PortError> {
-            let (n,): (i64,) = sqlx::query_as(elig::COUNT_POLICY).fetch_one(&mut *conn).await?;
-            if n > 0 {
-                return Ok(false);
-            }
-            for row in rows {
-                add_policy_version(&mut *conn, row).await?;
-            }
-            Ok(true)
-        }
+    async fn add_policy_version(&self, row: &PolicyRow) -> Result<(), PortError> {
+        let mut tx = self.begin_write().await?;
+        lock_versions::<S>(&mut tx).await?;
+        add_version::<S>(&mut tx, row).await?;
+        tx.commit().await?;
+        Ok(())
+    }
 
-        /// `Precondition` when the version does not follow every stored one.
-        pub(super) async fn add_policy_version(conn: &mut $conn, row: &PolicyRow) -> Result<(), PortError> {
-            let done = sqlx::query(elig::INSERT_POLICY)
-                .bind(row.version)
-                .bind(row.valid_from)
-                .bind(&row.rules)
-                .bind(row.recorded_by.as_deref())
-                .bind(row.recorded_at)
-                .execute(&mut *conn)
-                .await
-                .map_err(PortError::from_insert)?;
-            if done.rows_affected() == 0 {
-                return Err(PortError::Conflict($crate::domain::ports::Conflict::LaterPolicyVersion));
-            }
-            Ok(())
-        }
-
-        /// Whether the version was withdrawn (it had not taken effect by `today`, nor been
-        /// withdrawn before).
-        pub(super) async fn withdraw_policy_version(
-            conn: &mut $conn,
-            version: i64,
-            by: &str,
-            at: time::OffsetDateTime,
-            reason: &str,
-            today: time::Date,
-        ) -> Result<bool, PortError> {
-            let done = sqlx::query(elig::WITHDRAW_POLICY)
-                .bind(version)
-                .bind(by)
-                .bind(at)
-                .bind(reason)
-                .bind(today)
-                .execute(&mut *conn)
-                .await?;
-            Ok(done.rows_affected() == 1)
-        }
-
-        pub(super) async fn decision(
-            conn: &mut $conn,
-            call_id: &str,
-            idx: i64,
-        ) -> Result<Option<DecisionRow>, PortError> {
-            Ok(sqlx::query_as(elig::DECISION).bind(call_id).bind(idx).fetch_all(&mut *conn).await?.pop())
-        }
-
-        pub(super) async fn decision_run(
-            conn: &mut $conn,
-            call_id: &str,
-            idx: i64,
-        ) -> Result<Option<DecisionRunRow>, PortError> {
-            let run: Option<DecisionRunRow> =
-                sqlx::query_as(elig::RUN_AT).bind(call_id).bind(idx).fetch_all(&mut *conn).await?.pop();
-            Ok(run.filter(|r| r.last_idx >= idx))
-        }
-
-        /// Stores runs of batch decisions, a few hundred rows per statement.
-        pub(super) async fn insert_runs(conn: &mut $conn, runs: &[DecisionRunRow]) -> Result<(), PortError> {
-            for chunk in runs.chunks(64) {
-                let mut insert = sqlx::QueryBuilder::new(elig::RUN_INSERT);
-                insert.push_values(chunk, |mut row, r: &DecisionRunRow| {
-                    row.push_bind(r.call_id.as_str())
-                        .push_bind(r.first_idx)
-                        .push_bind(r.last_idx)
-                        .push_bind(r.request_id.as_str())
-                        .push_bind(r.asked_by.as_str())
-                        .push_bind(r.decided_at)
-                        .push_bind(r.decisions)
-                        .push_bind(r.body.as_str());
-                });
-                insert.build().execute(&mut *conn).await?;
-            }
-            Ok(())
-        }
-    };
+    async fn withdraw_policy_version(
+        &self,
+        version: i64,
+        by: &str,
+        at: OffsetDateTime,
+        reason: &str,
+        today: Date,
+    ) -> Result<bool, PortError> {
+        let done = sqlx::query(WITHDRAW_POLICY)
+            .bind(version)
+            .bind(by)
+            .bind(at)
+            .bind(reason)
+            .bind(today)
+            .execute(self.writer())
+            .await?;
+        Ok(S::rows_affected(&done) == 1)
+    }
 }
-pub(super) use eligibility_queries;
+
+/// Serialises writes of policy versions where the backend has more than one writer.
+async fn lock_versions<S>(conn: &mut <S::Db as Database>::Connection) -> Result<(), PortError>
+where
+    S: SqlStore,
+    for<'c> &'c mut <S::Db as Database>::Connection: Executor<'c, Database = S::Db>,
+    <S::Db as Database>::Arguments: IntoArguments<S::Db>,
+{
+    if let Some(lock) = S::lock_table("policy_versions") {
+        sqlx::query(sqlx::AssertSqlSafe(lock)).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// `Conflict` when the version does not follow every stored one.
+async fn add_version<S>(conn: &mut <S::Db as Database>::Connection, row: &PolicyRow) -> Result<(), PortError>
+where
+    S: SqlStore,
+    for<'c> &'c mut <S::Db as Database>::Connection: Executor<'c, Database = S::Db>,
+    <S::Db as Database>::Arguments: IntoArguments<S::Db>,
+    for<'q> &'q String: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> Option<&'q str>: Encode<'q, S::Db> + Type<S::Db>,
+    i64: Param<S::Db>,
+    Date: Param<S::Db>,
+    Option<OffsetDateTime>: Param<S::Db>,
+{
+    let done = sqlx::query(INSERT_POLICY)
+        .bind(row.version)
+        .bind(row.valid_from)
+        .bind(&row.rules)
+        .bind(row.recorded_by.as_deref())
+        .bind(row.recorded_at)
+        .execute(&mut *conn)
+        .await
+        .map_err(PortError::from_insert)?;
+    if S::rows_affected(&done) == 0 {
+        return Err(PortError::Conflict(Conflict::LaterPolicyVersion));
+    }
+    Ok(())
+}
+
+/// One implementation for both backends; a batch call's decisions are large work, written on
+/// a connection taken in turn ([`SqlStore::large_writer`]).
+#[async_trait::async_trait]
+impl<S> DecisionStore for S
+where
+    S: SqlStore,
+    for<'c> &'c mut <S::Db as Database>::Connection: Executor<'c, Database = S::Db>,
+    <S::Db as Database>::Arguments: IntoArguments<S::Db>,
+    for<'q> &'q str: Encode<'q, S::Db> + Type<S::Db>,
+    i64: Param<S::Db>,
+    OffsetDateTime: Param<S::Db>,
+    DecisionRow: Record<S::Db>,
+    DecisionRunRow: Record<S::Db>,
+{
+    async fn record_decision_runs(&self, runs: &[DecisionRunRow]) -> Result<(), PortError> {
+        let mut conn = self.large_writer().await?;
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, S::BEGIN).await?;
+        // A few hundred rows per statement.
+        for chunk in runs.chunks(64) {
+            let mut insert = sqlx::QueryBuilder::new(RUN_INSERT);
+            insert.push_values(chunk, |mut row, r: &DecisionRunRow| {
+                row.push_bind(r.call_id.as_str())
+                    .push_bind(r.first_idx)
+                    .push_bind(r.last_idx)
+                    .push_bind(r.request_id.as_str())
+                    .push_bind(r.asked_by.as_str())
+                    .push_bind(r.decided_at)
+                    .push_bind(r.decisions)
+                    .push_bind(r.body.as_str());
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn decision(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRow>, PortError> {
+        Ok(sqlx::query_as(DECISION).bind(call_id).bind(idx).fetch_all(self.reader()).await?.pop())
+    }
+
+    async fn decision_run(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRunRow>, PortError> {
+        let run: Option<DecisionRunRow> =
+            sqlx::query_as(RUN_AT).bind(call_id).bind(idx).fetch_all(self.reader()).await?.pop();
+        Ok(run.filter(|r| r.last_idx >= idx))
+    }
+}

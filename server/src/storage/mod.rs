@@ -20,6 +20,7 @@ pub mod devices;
 pub mod eligibility;
 pub mod enrollments;
 pub mod inspections;
+mod members;
 mod postgres;
 pub mod reconciliation;
 pub mod registry;
@@ -34,23 +35,6 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 pub use crate::domain::ports::{AuditFilter, Claim, Conflict, MemberWrite, PortError, Store};
-
-/// What differs between the dialects where the SQL written once needs it.
-pub(crate) trait Dialect {
-    /// Serialises member writes within a transaction (the rule of [`MemberStore::update_member`]
-    /// reads other members). SQLite's one writer serialises them already.
-    ///
-    /// [`MemberStore::update_member`]: crate::domain::ports::MemberStore::update_member
-    const LOCK_MEMBERS: &'static str;
-}
-
-impl Dialect for sqlx::SqlitePool {
-    const LOCK_MEMBERS: &'static str = "SELECT 1";
-}
-
-impl Dialect for sqlx::PgPool {
-    const LOCK_MEMBERS: &'static str = "SELECT pg_advisory_xact_lock(hashtextextended('telesub:members', 0))";
-}
 
 /// A database URL of neither backend.
 #[derive(Debug, thiserror::Error)]

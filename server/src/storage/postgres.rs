@@ -9,8 +9,8 @@ use std::str::FromStr;
 use time::{Date, OffsetDateTime};
 
 use super::{
-    MemberWrite, PortError, Store, StoreOptions,
-    eligibility::{DecisionRow, DecisionRunRow, PolicyRow, StateRow},
+    PortError, Store, StoreOptions,
+    eligibility::{DecisionRow, StateRow},
     enrollments::{
         DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, FeedRow, NewEnrollment, WriteKey,
     },
@@ -20,16 +20,10 @@ use super::{
 use crate::domain::ports;
 use crate::{
     audit::{self, AuditEntry, AuditRecord, Subject},
-    domain::{
-        eligibility::QueryKind,
-        household::BatchKind,
-        member::{Member, MemberFilter, NewMember, OrgCode},
-        units::AdminUnit,
-    },
+    domain::{eligibility::QueryKind, household::BatchKind, units::AdminUnit},
 };
 
-shared::shared_queries!(PgPool);
-use super::shared;
+use super::shared as sql;
 
 /// Locks the chain head so that concurrent appenders (other hubs) wait their turn.
 const LOCK_AUDIT_HEAD: &str = "SELECT seq, hash, tree FROM audit_head WHERE id = 1 FOR UPDATE";
@@ -190,6 +184,9 @@ impl Store for PgStore {
 impl super::backend::SqlStore for PgStore {
     type Db = sqlx::Postgres;
 
+    const BEGIN: &'static str = "BEGIN";
+    const LOCK_MEMBERS: &'static str = "SELECT pg_advisory_xact_lock(hashtextextended('telesub:members', 0))";
+
     const AUDIT_GUARDS: &'static str = "SELECT c.relname::text, k.kind FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
         JOIN pg_proc p ON p.oid = t.tgfoid CROSS JOIN (VALUES ('UPDATE', 16), ('DELETE', 8)) AS k(kind, bit) \
         WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' AND (t.tgtype & k.bit) <> 0 \
@@ -212,51 +209,20 @@ impl super::backend::SqlStore for PgStore {
         self.bulk.connection(&self.pool).await
     }
 
+    fn lock_table(table: &str) -> Option<String> {
+        Some(format!("LOCK TABLE {table} IN EXCLUSIVE MODE"))
+    }
+
+    async fn large_writer(&self) -> Result<impl std::ops::DerefMut<Target = sqlx::PgConnection> + Send, PortError> {
+        self.bulk.connection(&self.pool).await
+    }
+
     fn writer(&self) -> &sqlx::PgPool {
         &self.pool
     }
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, PortError> {
         Ok(self.pool.begin().await?)
-    }
-}
-
-#[async_trait]
-impl ports::MemberStore for PgStore {
-    async fn get_member(&self, code: &OrgCode) -> Result<Option<Member>, PortError> {
-        get_member(&self.pool, code).await
-    }
-
-    async fn list_members(
-        &self,
-        filter: &MemberFilter,
-        after: Option<&OrgCode>,
-        limit: u32,
-    ) -> Result<Vec<Member>, PortError> {
-        list_members(&self.pool, filter, after, limit).await
-    }
-
-    async fn insert_member(&self, member: &NewMember, at: OffsetDateTime) -> Result<Member, PortError> {
-        insert_member(&self.pool, member, at).await?;
-        get_member(&self.pool, &member.code).await?.ok_or(PortError::NotFound)
-    }
-
-    async fn update_member(&self, write: &MemberWrite) -> Result<Member, PortError> {
-        update_member(&self.pool, write).await?;
-        get_member(&self.pool, &write.code).await?.ok_or(PortError::NotFound)
-    }
-
-    async fn record_certificate_use(
-        &self,
-        code: &OrgCode,
-        fingerprint: &str,
-        at: OffsetDateTime,
-    ) -> Result<(), PortError> {
-        record_certificate_use(&self.pool, code, fingerprint, at).await
-    }
-
-    async fn has_ict_member(&self) -> Result<bool, PortError> {
-        has_ict_member(&self.pool).await
     }
 }
 
@@ -321,7 +287,7 @@ impl ports::AuditLog for PgStore {
     }
 
     async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, PortError> {
-        audit_records(&self.pool, after, limit).await
+        sql::AuditReads::records(&self.pool, after, limit).await
     }
 
     async fn query_audit(
@@ -330,11 +296,11 @@ impl ports::AuditLog for PgStore {
         after: i64,
         limit: u32,
     ) -> Result<Vec<AuditRecord>, PortError> {
-        query_audit(&self.pool, filter, after, limit).await
+        sql::AuditReads::query(&self.pool, filter, after, limit).await
     }
 
     async fn audit_head(&self) -> Result<(i64, String), PortError> {
-        audit_head(&self.pool).await
+        sql::AuditReads::head(&self.pool).await
     }
 }
 
@@ -504,64 +470,6 @@ impl ports::RegisterStore for PgStore {
         };
         let query = sqlx::query_as(sql).bind(values);
         Ok(if bulk { query.fetch_all(&mut *self.bulk().await?).await? } else { query.fetch_all(&self.pool).await? })
-    }
-}
-
-#[async_trait]
-impl ports::PolicyStore for PgStore {
-    async fn policy_versions(&self) -> Result<Vec<PolicyRow>, PortError> {
-        decisions::policy_versions(&mut *self.pool.acquire().await?).await
-    }
-
-    async fn seed_policy(&self, rows: &[PolicyRow]) -> Result<bool, PortError> {
-        let mut tx = self.pool.begin().await?;
-        // Hubs starting together on an empty database seed once.
-        sqlx::query("LOCK TABLE policy_versions IN EXCLUSIVE MODE").execute(&mut *tx).await?;
-        let seeded = decisions::seed_policy(&mut tx, rows).await?;
-        tx.commit().await?;
-        Ok(seeded)
-    }
-
-    async fn add_policy_version(&self, row: &PolicyRow) -> Result<(), PortError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("LOCK TABLE policy_versions IN EXCLUSIVE MODE").execute(&mut *tx).await?;
-        decisions::add_policy_version(&mut tx, row).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn withdraw_policy_version(
-        &self,
-        version: i64,
-        by: &str,
-        at: time::OffsetDateTime,
-        reason: &str,
-        today: time::Date,
-    ) -> Result<bool, PortError> {
-        let mut tx = self.pool.begin().await?;
-        let done = decisions::withdraw_policy_version(&mut tx, version, by, at, reason, today).await?;
-        tx.commit().await?;
-        Ok(done)
-    }
-}
-
-#[async_trait]
-impl ports::DecisionStore for PgStore {
-    async fn record_decision_runs(&self, runs: &[DecisionRunRow]) -> Result<(), PortError> {
-        // A batch call's decisions: large work.
-        let mut conn = self.bulk().await?;
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        decisions::insert_runs(&mut tx, runs).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn decision(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRow>, PortError> {
-        decisions::decision(&mut *self.pool.acquire().await?, call_id, idx).await
-    }
-
-    async fn decision_run(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRunRow>, PortError> {
-        decisions::decision_run(&mut *self.pool.acquire().await?, call_id, idx).await
     }
 }
 
@@ -780,11 +688,6 @@ impl ports::ReconciliationStore for PgStore {
 mod monthly {
     use super::PortError;
     crate::storage::reconciliation::reconciliation_queries!(sqlx::PgConnection);
-}
-
-mod decisions {
-    use super::PortError;
-    crate::storage::eligibility::eligibility_queries!(sqlx::PgConnection);
 }
 
 mod enrolling {

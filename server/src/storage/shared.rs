@@ -1,8 +1,7 @@
 //! SQL that reads the same in SQLite and PostgreSQL, and the rows it returns.
 //!
-//! `shared_queries!` writes the functions once for a pool type; each backend instantiates it
-//! and calls them from its `Store` implementation. Only the pool type differs between the two
-//! copies, so the dialects cannot drift apart here.
+//! The statements are constants both backends run; what runs them the same way on both is
+//! generic over the backend (here the audit log's reads, [`AuditReads`]).
 //!
 //! Single-row reads use `fetch_all`, never `fetch_one`/`fetch_optional`: on SQLite a statement
 //! that is not stepped to its end keeps its read snapshot open on the pooled connection, and
@@ -10,7 +9,10 @@
 
 use time::OffsetDateTime;
 
-use super::PortError;
+use super::{
+    PortError,
+    backend::{Param, Record},
+};
 use crate::{
     audit::{AuditEntry, AuditRecord},
     domain::decision::Table,
@@ -229,159 +231,53 @@ impl From<AuditRow> for AuditRecord {
     }
 }
 
-/// Writes the queries whose SQL both dialects share, for the pool type `$pool`.
-macro_rules! shared_queries {
-    ($pool:ty) => {
-        use $crate::storage::shared::{self as sql, AuditRow, CertificateRow, MemberRow};
+/// The audit log's reads, the same in both dialects: each backend's [`AuditLog`] (whose
+/// writes differ) answers with them, through the pool it reads from.
+///
+/// [`AuditLog`]: crate::domain::ports::AuditLog
+pub(super) struct AuditReads<DB>(std::marker::PhantomData<DB>);
 
-        pub(super) async fn get_member(
-            pool: &$pool,
-            code: &$crate::domain::member::OrgCode,
-        ) -> Result<Option<$crate::domain::member::Member>, PortError> {
-            let Some(row) =
-                sqlx::query_as::<_, MemberRow>(sql::GET_MEMBER).bind(code.as_str()).fetch_all(pool).await?.pop()
-            else {
-                return Ok(None);
-            };
-            let certificates = sqlx::query_as::<_, CertificateRow>(sql::CERTIFICATES_BETWEEN)
-                .bind(code.as_str())
-                .bind(code.as_str())
-                .fetch_all(pool)
-                .await?;
-            Ok(Some(row.into_member(certificates.into_iter().map(CertificateRow::into_use).collect())?))
-        }
+impl<DB> AuditReads<DB>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: Param<DB>,
+    OffsetDateTime: Param<DB>,
+    AuditRow: Record<DB>,
+    (i64, String): Record<DB>,
+{
+    pub(super) async fn records(pool: &sqlx::Pool<DB>, after: i64, limit: u32) -> Result<Vec<AuditRecord>, PortError> {
+        let rows =
+            sqlx::query_as::<_, AuditRow>(AUDIT_RECORDS).bind(after).bind(i64::from(limit)).fetch_all(pool).await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
 
-        pub(super) async fn list_members(
-            pool: &$pool,
-            filter: &$crate::domain::member::MemberFilter,
-            after: Option<&$crate::domain::member::OrgCode>,
-            limit: u32,
-        ) -> Result<Vec<$crate::domain::member::Member>, PortError> {
-            let rows = sqlx::query_as::<_, MemberRow>(sql::LIST_MEMBERS)
-                .bind(after.map_or("", |c| c.as_str()))
-                .bind(filter.role.map(|r| r.as_str()))
-                .bind(filter.status.map(|s| s.as_str()))
-                .bind(i64::from(limit))
-                .fetch_all(pool)
-                .await?;
-            let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
-                return Ok(Vec::new());
-            };
-            let certificates = sqlx::query_as::<_, CertificateRow>(sql::CERTIFICATES_BETWEEN)
-                .bind(first.code())
-                .bind(last.code())
-                .fetch_all(pool)
-                .await?;
-            sql::assemble(rows, certificates)
-        }
+    pub(super) async fn query(
+        pool: &sqlx::Pool<DB>,
+        filter: &crate::storage::AuditFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, PortError> {
+        let rows = sqlx::query_as::<_, AuditRow>(QUERY_AUDIT)
+            .bind(after)
+            .bind(filter.from)
+            .bind(filter.until)
+            .bind(filter.org_code.as_deref())
+            .bind(filter.method.as_deref())
+            .bind(filter.method_prefix.as_deref())
+            .bind(filter.outcome.as_deref())
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
 
-        pub(super) async fn insert_member(
-            pool: &$pool,
-            member: &$crate::domain::member::NewMember,
-            at: time::OffsetDateTime,
-        ) -> Result<(), PortError> {
-            sqlx::query(sql::INSERT_MEMBER)
-                .bind(member.code.as_str())
-                .bind(member.display_name.as_str())
-                .bind(member.role.as_str())
-                .bind(member.unit.as_ref().map(|u| u.as_str()))
-                .bind(at)
-                .execute(pool)
-                .await
-                .map_err(PortError::from_insert)?;
-            Ok(())
-        }
-
-        /// Checks and writes a member's new state in one transaction, serialised with every
-        /// other member write (`<$pool as Dialect>::LOCK_MEMBERS`): two ICT members suspended
-        /// at once cannot each count on the other.
-        pub(super) async fn update_member(pool: &$pool, w: &$crate::storage::MemberWrite) -> Result<(), PortError> {
-            use $crate::domain::member::{MemberStatus, Role};
-            let mut tx = pool.begin().await?;
-            sqlx::query(<$pool as $crate::storage::Dialect>::LOCK_MEMBERS).execute(&mut *tx).await?;
-            let before: Option<(String, String)> =
-                sqlx::query_as(sql::MEMBER_ROLE_STATUS).bind(w.code.as_str()).fetch_optional(&mut *tx).await?;
-            let Some((role, status)) = before else {
-                return Err(PortError::NotFound);
-            };
-            let before = (
-                Role::parse(&role).map_err(PortError::Corrupt)?,
-                MemberStatus::parse(&status).map_err(PortError::Corrupt)?,
-            );
-            let others: i64 =
-                sqlx::query_scalar(sql::OTHER_ACTIVE_ICT).bind(w.code.as_str()).fetch_one(&mut *tx).await?;
-            if !$crate::domain::members::keeps_an_active_ict(before, (w.role, w.status), others.max(0) as u64) {
-                return Err(PortError::Conflict($crate::domain::ports::Conflict::LastActiveIct));
-            }
-            sqlx::query(sql::UPDATE_MEMBER)
-                .bind(w.code.as_str())
-                .bind(w.display_name.as_str())
-                .bind(w.role.as_str())
-                .bind(w.unit.as_ref().map(|u| u.as_str()))
-                .bind(w.status.as_str())
-                .bind(w.status_reason.as_deref())
-                .bind(w.updated_at)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(())
-        }
-
-        pub(super) async fn record_certificate_use(
-            pool: &$pool,
-            code: &$crate::domain::member::OrgCode,
-            fingerprint: &str,
-            at: time::OffsetDateTime,
-        ) -> Result<(), PortError> {
-            sqlx::query(sql::RECORD_CERTIFICATE).bind(code.as_str()).bind(fingerprint).bind(at).execute(pool).await?;
-            Ok(())
-        }
-
-        pub(super) async fn has_ict_member(pool: &$pool) -> Result<bool, PortError> {
-            let n: Vec<i64> = sqlx::query_scalar(sql::COUNT_ICT).fetch_all(pool).await?;
-            Ok(n.first().is_some_and(|n| *n > 0))
-        }
-
-        pub(super) async fn audit_records(
-            pool: &$pool,
-            after: i64,
-            limit: u32,
-        ) -> Result<Vec<$crate::audit::AuditRecord>, PortError> {
-            let rows = sqlx::query_as::<_, AuditRow>(sql::AUDIT_RECORDS)
-                .bind(after)
-                .bind(i64::from(limit))
-                .fetch_all(pool)
-                .await?;
-            Ok(rows.into_iter().map(Into::into).collect())
-        }
-
-        pub(super) async fn query_audit(
-            pool: &$pool,
-            filter: &$crate::storage::AuditFilter,
-            after: i64,
-            limit: u32,
-        ) -> Result<Vec<$crate::audit::AuditRecord>, PortError> {
-            let rows = sqlx::query_as::<_, AuditRow>(sql::QUERY_AUDIT)
-                .bind(after)
-                .bind(filter.from)
-                .bind(filter.until)
-                .bind(filter.org_code.as_deref())
-                .bind(filter.method.as_deref())
-                .bind(filter.method_prefix.as_deref())
-                .bind(filter.outcome.as_deref())
-                .bind(i64::from(limit))
-                .fetch_all(pool)
-                .await?;
-            Ok(rows.into_iter().map(Into::into).collect())
-        }
-
-        pub(super) async fn audit_head(pool: &$pool) -> Result<(i64, String), PortError> {
-            Ok(sqlx::query_as::<_, (i64, String)>(sql::AUDIT_HEAD).fetch_one(pool).await?)
-        }
-    };
+    pub(super) async fn head(pool: &sqlx::Pool<DB>) -> Result<(i64, String), PortError> {
+        Ok(sqlx::query_as::<_, (i64, String)>(AUDIT_HEAD).fetch_one(pool).await?)
+    }
 }
-
-pub(super) use shared_queries;
 
 #[cfg(test)]
 mod tests {

@@ -18,8 +18,8 @@ use sqlx::{
 use time::{Date, OffsetDateTime};
 
 use super::{
-    MemberWrite, PortError, Store, StoreOptions,
-    eligibility::{DecisionRow, DecisionRunRow, PolicyRow, StateRow},
+    PortError, Store, StoreOptions,
+    eligibility::{DecisionRow, StateRow},
     enrollments::{
         DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, FeedRow, NewEnrollment, WriteKey,
     },
@@ -32,14 +32,12 @@ use crate::{
     domain::{
         eligibility::{History, QueryKind},
         household::BatchKind,
-        member::{Member, MemberFilter, NewMember, OrgCode},
         ports::register::{MOST_CHANGES_PATCHED, WHOLE_REGISTER},
         units::AdminUnit,
     },
 };
 
-shared::shared_queries!(SqlitePool);
-use super::shared;
+use super::shared as sql;
 
 /// Rows per multi-row `INSERT`: what measured fastest here, far below SQLite's variable limit.
 const ROWS_PER_INSERT: usize = 256;
@@ -279,45 +277,6 @@ impl Store for SqliteStore {
 }
 
 #[async_trait]
-impl ports::MemberStore for SqliteStore {
-    async fn get_member(&self, code: &OrgCode) -> Result<Option<Member>, PortError> {
-        get_member(&self.read, code).await
-    }
-
-    async fn list_members(
-        &self,
-        filter: &MemberFilter,
-        after: Option<&OrgCode>,
-        limit: u32,
-    ) -> Result<Vec<Member>, PortError> {
-        list_members(&self.read, filter, after, limit).await
-    }
-
-    async fn insert_member(&self, member: &NewMember, at: OffsetDateTime) -> Result<Member, PortError> {
-        insert_member(&self.write, member, at).await?;
-        get_member(&self.write, &member.code).await?.ok_or(PortError::NotFound)
-    }
-
-    async fn update_member(&self, write: &MemberWrite) -> Result<Member, PortError> {
-        update_member(&self.write, write).await?;
-        get_member(&self.write, &write.code).await?.ok_or(PortError::NotFound)
-    }
-
-    async fn record_certificate_use(
-        &self,
-        code: &OrgCode,
-        fingerprint: &str,
-        at: OffsetDateTime,
-    ) -> Result<(), PortError> {
-        record_certificate_use(&self.write, code, fingerprint, at).await
-    }
-
-    async fn has_ict_member(&self) -> Result<bool, PortError> {
-        has_ict_member(&self.read).await
-    }
-}
-
-#[async_trait]
 impl ports::AuditLog for SqliteStore {
     async fn append_audit(
         &self,
@@ -376,7 +335,7 @@ impl ports::AuditLog for SqliteStore {
     }
 
     async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, PortError> {
-        audit_records(&self.read, after, limit).await
+        sql::AuditReads::records(&self.read, after, limit).await
     }
 
     async fn query_audit(
@@ -385,11 +344,11 @@ impl ports::AuditLog for SqliteStore {
         after: i64,
         limit: u32,
     ) -> Result<Vec<AuditRecord>, PortError> {
-        query_audit(&self.read, filter, after, limit).await
+        sql::AuditReads::query(&self.read, filter, after, limit).await
     }
 
     async fn audit_head(&self) -> Result<(i64, String), PortError> {
-        audit_head(&self.read).await
+        sql::AuditReads::head(&self.read).await
     }
 }
 
@@ -491,6 +450,10 @@ impl ports::BatchStore for SqliteStore {
 impl super::backend::SqlStore for SqliteStore {
     type Db = sqlx::Sqlite;
 
+    const BEGIN: &'static str = "BEGIN IMMEDIATE";
+    // The one writer serialises member writes already.
+    const LOCK_MEMBERS: &'static str = "SELECT 1";
+
     const AUDIT_GUARDS: &'static str = "SELECT tbl_name, CASE WHEN upper(sql) LIKE '%BEFORE UPDATE ON%' THEN 'UPDATE' \
         WHEN upper(sql) LIKE '%BEFORE DELETE ON%' THEN 'DELETE' ELSE '' END \
         FROM sqlite_master WHERE type = 'trigger' AND sql LIKE '%RAISE(ABORT%append-only%'";
@@ -512,12 +475,20 @@ impl super::backend::SqlStore for SqliteStore {
         self.mapped_reader().await
     }
 
+    fn lock_table(_: &str) -> Option<String> {
+        None
+    }
+
+    async fn large_writer(&self) -> Result<impl std::ops::DerefMut<Target = sqlx::SqliteConnection> + Send, PortError> {
+        Ok(self.write.acquire().await?)
+    }
+
     fn writer(&self) -> &sqlx::SqlitePool {
         &self.write
     }
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, PortError> {
-        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.write.begin_with(Self::BEGIN).await?)
     }
 }
 
@@ -595,59 +566,6 @@ impl ports::RegisterStore for SqliteStore {
         let values = serde_json::to_string(values).expect("strings serialise");
         let pool = if bulk { &self.bulk } else { &self.read };
         Ok(sqlx::query_as(sql).bind(values).fetch_all(pool).await?)
-    }
-}
-
-#[async_trait]
-impl ports::PolicyStore for SqliteStore {
-    async fn policy_versions(&self) -> Result<Vec<PolicyRow>, PortError> {
-        decisions::policy_versions(&mut *self.read.acquire().await?).await
-    }
-
-    async fn seed_policy(&self, rows: &[PolicyRow]) -> Result<bool, PortError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let seeded = decisions::seed_policy(&mut tx, rows).await?;
-        tx.commit().await?;
-        Ok(seeded)
-    }
-
-    async fn add_policy_version(&self, row: &PolicyRow) -> Result<(), PortError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        decisions::add_policy_version(&mut tx, row).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn withdraw_policy_version(
-        &self,
-        version: i64,
-        by: &str,
-        at: time::OffsetDateTime,
-        reason: &str,
-        today: time::Date,
-    ) -> Result<bool, PortError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let done = decisions::withdraw_policy_version(&mut tx, version, by, at, reason, today).await?;
-        tx.commit().await?;
-        Ok(done)
-    }
-}
-
-#[async_trait]
-impl ports::DecisionStore for SqliteStore {
-    async fn record_decision_runs(&self, runs: &[DecisionRunRow]) -> Result<(), PortError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        decisions::insert_runs(&mut tx, runs).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn decision(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRow>, PortError> {
-        decisions::decision(&mut *self.read.acquire().await?, call_id, idx).await
-    }
-
-    async fn decision_run(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRunRow>, PortError> {
-        decisions::decision_run(&mut *self.read.acquire().await?, call_id, idx).await
     }
 }
 
@@ -896,11 +814,6 @@ async fn rebuild_tree(conn: &mut sqlx::SqliteConnection, seq: i64) -> Result<aud
 mod monthly {
     use super::PortError;
     crate::storage::reconciliation::reconciliation_queries!(sqlx::SqliteConnection);
-}
-
-mod decisions {
-    use super::PortError;
-    crate::storage::eligibility::eligibility_queries!(sqlx::SqliteConnection);
 }
 
 mod enrolling {
