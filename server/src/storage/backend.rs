@@ -20,6 +20,11 @@ pub(crate) trait SqlStore: Send + Sync + std::fmt::Debug + 'static {
     /// catalogue says.
     const AUDIT_GUARDS: &'static str;
 
+    /// Whether staging tables may be emptied whole when no batch is being received: true where
+    /// one process writes at a time (no other hub can begin a batch between the count and the
+    /// emptying); elsewhere rows are always deleted by batch id.
+    const EMPTY_WHEN_ALONE: bool;
+
     /// How a write transaction begins.
     const BEGIN: &'static str;
 
@@ -31,6 +36,19 @@ pub(crate) trait SqlStore: Send + Sync + std::fmt::Debug + 'static {
     /// A statement that serialises writes to `table` within a transaction, where the backend
     /// has more than one writer.
     fn lock_table(table: &str) -> Option<String>;
+
+    /// Locks a household code or phone number for the rest of the transaction, so that writers
+    /// of the same one wait for each other where the backend has more than one writer.
+    fn lock_key(
+        conn: &mut <Self::Db as Database>::Connection,
+        key: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Stores eligibility decisions, many rows at a time, the backend's way.
+    fn insert_decisions(
+        conn: &mut <Self::Db as Database>::Connection,
+        rows: &[crate::domain::ports::policy::DecisionRow],
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
 
     /// What surrounds a parameter holding a JSON array of text to make it a list `IN` reads.
     const JSON_LIST: (&'static str, &'static str);

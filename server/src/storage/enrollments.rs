@@ -3,6 +3,12 @@
 //! way of keeping two writers apart (SQLite: the single writer; PostgreSQL: advisory locks on
 //! the household and the phone number).
 
+use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Type};
+use time::{Date, OffsetDateTime};
+
+use super::backend::{Column, Param, Record, SqlStore};
+use crate::domain::ports::PortError;
+
 pub use crate::domain::ports::enrollments::{
     DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, FeedRow, NewEnrollment, WriteKey,
 };
@@ -45,196 +51,211 @@ pub(super) const LIST: &str = "SELECT id, operator, household_code, subscriber_c
      FROM enrollments WHERE id > $1 AND ($2 IS NULL OR operator = $2) AND ($3 IS NULL OR household_code = $3) \
      AND ($4 IS NULL OR (start_date <= $4 AND (end_date IS NULL OR end_date > $4))) ORDER BY id LIMIT $5";
 
-/// Writes the enrolment queries and transactions both dialects share, for a connection type.
-/// `$lock` is an async fn locking a household code or phone number for the transaction.
-macro_rules! enrollment_queries {
-    ($conn:ty, $lock:path, $insert_decisions:path) => {
-        use $crate::storage::enrollments::{
-            self as enr, DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, NewEnrollment,
-            WriteKey,
+/// The enrolment queries and transactions both dialects share; the backend locks a household
+/// code or phone number for the transaction ([`SqlStore::lock_key`]) and stores the decision its
+/// way ([`SqlStore::insert_decisions`]).
+pub(super) struct EnrolmentQueries<S>(std::marker::PhantomData<S>);
+
+impl<S> EnrolmentQueries<S>
+where
+    S: SqlStore,
+    for<'c> &'c mut <S::Db as Database>::Connection: Executor<'c, Database = S::Db>,
+    <S::Db as Database>::Arguments: IntoArguments<S::Db>,
+    usize: ColumnIndex<<S::Db as Database>::Row>,
+    for<'a> &'a str: ColumnIndex<<S::Db as Database>::Row>,
+    for<'q> &'q str: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> Option<&'q str>: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> &'q String: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> Option<&'q String>: Encode<'q, S::Db> + Type<S::Db>,
+    i64: Param<S::Db> + Column<S::Db>,
+    String: Param<S::Db> + Column<S::Db>,
+    bool: Param<S::Db> + Column<S::Db>,
+    Date: Param<S::Db> + Column<S::Db>,
+    OffsetDateTime: Param<S::Db> + Column<S::Db>,
+    Option<i64>: Param<S::Db>,
+    Option<String>: Param<S::Db>,
+    Option<Date>: Param<S::Db>,
+    Option<OffsetDateTime>: Param<S::Db>,
+    EnrollmentRow: Record<S::Db>,
+    FeedRow: Record<S::Db>,
+{
+    async fn by_id(conn: &mut <S::Db as Database>::Connection, id: i64) -> Result<Option<EnrollmentRow>, PortError> {
+        Ok(sqlx::query_as(BY_ID).bind(id).fetch_all(&mut *conn).await?.pop())
+    }
+
+    pub(super) async fn of_household(
+        conn: &mut <S::Db as Database>::Connection,
+        code: &str,
+    ) -> Result<Vec<EnrollmentRow>, PortError> {
+        Ok(sqlx::query_as(OF_HOUSEHOLD).bind(code).fetch_all(&mut *conn).await?)
+    }
+
+    /// What an earlier write with the key did: `Err` when it asked something else.
+    async fn earlier_write(
+        conn: &mut <S::Db as Database>::Connection,
+        key: &WriteKey<'_>,
+    ) -> Result<Option<Result<(EnrollmentRow, Option<time::Date>), ()>>, PortError> {
+        let found: Option<(String, i64, Option<time::Date>)> =
+            sqlx::query_as(WRITE).bind(key.operator).bind(key.key).fetch_all(&mut *conn).await?.pop();
+        let Some((digest, id, previous_end)) = found else { return Ok(None) };
+        if digest != key.digest {
+            return Ok(Some(Err(())));
+        }
+        let row = Self::by_id(&mut *conn, id)
+            .await?
+            .ok_or_else(|| PortError::Corrupt(format!("enrolment write names enrolment {id}, which is missing")))?;
+        Ok(Some(Ok((row, previous_end))))
+    }
+
+    async fn record_write(
+        conn: &mut <S::Db as Database>::Connection,
+        key: &WriteKey<'_>,
+        id: i64,
+        previous_end: Option<time::Date>,
+    ) -> Result<(), PortError> {
+        sqlx::query(INSERT_WRITE)
+            .bind(key.operator)
+            .bind(key.key)
+            .bind(key.digest)
+            .bind(id)
+            .bind(previous_end)
+            .execute(&mut *conn)
+            .await
+            .map_err(PortError::from_insert)?;
+        Ok(())
+    }
+
+    /// Enrols (or, with `transfer`, takes over) a line, inside the caller's transaction.
+    pub(super) async fn enroll_in(
+        conn: &mut <S::Db as Database>::Connection,
+        new: &NewEnrollment,
+        key: &WriteKey<'_>,
+        allowed: u32,
+        transfer: bool,
+    ) -> Result<EnrollOutcome, PortError> {
+        S::lock_key(&mut *conn, &new.household_code).await?;
+        S::lock_key(&mut *conn, &new.phone_number).await?;
+        match Self::earlier_write(&mut *conn, key).await? {
+            Some(Ok((enrollment, previous_end))) => {
+                return Ok(EnrollOutcome::Replayed { enrollment: Box::new(enrollment), previous_end });
+            }
+            Some(Err(())) => return Ok(EnrollOutcome::KeyReused),
+            None => {}
+        }
+        use crate::domain::enrollments::{Admission, admit};
+        let running = Self::of_household(&mut *conn, &new.household_code).await?;
+        let ended = match admit(&new.operator, new.start_date, running, allowed, transfer) {
+            Admission::Enrol { ending } => ending.map(|old| *old),
+            Admission::HouseholdFull { own, others } => return Ok(EnrollOutcome::HouseholdFull { own, others }),
+            Admission::NothingToTransfer => return Ok(EnrollOutcome::NothingToTransfer),
+            Admission::TransferTooEarly { started } => return Ok(EnrollOutcome::TransferTooEarly { started }),
         };
-
-        async fn by_id(conn: &mut $conn, id: i64) -> Result<Option<EnrollmentRow>, PortError> {
-            Ok(sqlx::query_as(enr::BY_ID).bind(id).fetch_all(&mut *conn).await?.pop())
+        let (taken,): (i64,) = sqlx::query_as(RUNNING_ON_PHONE)
+            .bind(&new.phone_number)
+            .bind(new.start_date)
+            .bind(ended.as_ref().map_or(-1, |e| e.id))
+            .fetch_one(&mut *conn)
+            .await?;
+        if taken > 0 {
+            return Ok(EnrollOutcome::PhoneTaken);
         }
-
-        pub(super) async fn of_household(conn: &mut $conn, code: &str) -> Result<Vec<EnrollmentRow>, PortError> {
-            Ok(sqlx::query_as(enr::OF_HOUSEHOLD).bind(code).fetch_all(&mut *conn).await?)
-        }
-
-        /// What an earlier write with the key did: `Err` when it asked something else.
-        async fn earlier_write(
-            conn: &mut $conn,
-            key: &WriteKey<'_>,
-        ) -> Result<Option<Result<(EnrollmentRow, Option<time::Date>), ()>>, PortError> {
-            let found: Option<(String, i64, Option<time::Date>)> =
-                sqlx::query_as(enr::WRITE).bind(key.operator).bind(key.key).fetch_all(&mut *conn).await?.pop();
-            let Some((digest, id, previous_end)) = found else { return Ok(None) };
-            if digest != key.digest {
-                return Ok(Some(Err(())));
-            }
-            let row = by_id(&mut *conn, id)
-                .await?
-                .ok_or_else(|| PortError::Corrupt(format!("enrolment write names enrolment {id}, which is missing")))?;
-            Ok(Some(Ok((row, previous_end))))
-        }
-
-        async fn record_write(
-            conn: &mut $conn,
-            key: &WriteKey<'_>,
-            id: i64,
-            previous_end: Option<time::Date>,
-        ) -> Result<(), PortError> {
-            sqlx::query(enr::INSERT_WRITE)
-                .bind(key.operator)
-                .bind(key.key)
-                .bind(key.digest)
-                .bind(id)
-                .bind(previous_end)
-                .execute(&mut *conn)
-                .await
-                .map_err(PortError::from_insert)?;
-            Ok(())
-        }
-
-        /// Enrols (or, with `transfer`, takes over) a line, inside the caller's transaction.
-        pub(super) async fn enroll_in(
-            conn: &mut $conn,
-            new: &NewEnrollment,
-            key: &WriteKey<'_>,
-            allowed: u32,
-            transfer: bool,
-        ) -> Result<EnrollOutcome, PortError> {
-            $lock(&mut *conn, &new.household_code).await?;
-            $lock(&mut *conn, &new.phone_number).await?;
-            match earlier_write(&mut *conn, key).await? {
-                Some(Ok((enrollment, previous_end))) => {
-                    return Ok(EnrollOutcome::Replayed { enrollment: Box::new(enrollment), previous_end });
-                }
-                Some(Err(())) => return Ok(EnrollOutcome::KeyReused),
-                None => {}
-            }
-            use $crate::domain::enrollments::{Admission, admit};
-            let running = of_household(&mut *conn, &new.household_code).await?;
-            let ended = match admit(&new.operator, new.start_date, running, allowed, transfer) {
-                Admission::Enrol { ending } => ending.map(|old| *old),
-                Admission::HouseholdFull { own, others } => return Ok(EnrollOutcome::HouseholdFull { own, others }),
-                Admission::NothingToTransfer => return Ok(EnrollOutcome::NothingToTransfer),
-                Admission::TransferTooEarly { started } => return Ok(EnrollOutcome::TransferTooEarly { started }),
-            };
-            let (taken,): (i64,) = sqlx::query_as(enr::RUNNING_ON_PHONE)
-                .bind(&new.phone_number)
+        if let Some(old) = &ended {
+            sqlx::query(END)
+                .bind(old.id)
                 .bind(new.start_date)
-                .bind(ended.as_ref().map_or(-1, |e| e.id))
-                .fetch_one(&mut *conn)
-                .await?;
-            if taken > 0 {
-                return Ok(EnrollOutcome::PhoneTaken);
-            }
-            if let Some(old) = &ended {
-                sqlx::query(enr::END)
-                    .bind(old.id)
-                    .bind(new.start_date)
-                    .bind("TRANSFERRED")
-                    .bind(new.transfer_reference.as_deref())
-                    .bind(new.recorded_at)
-                    .execute(&mut *conn)
-                    .await?;
-                // The other operator learns from its feed that the line has gone.
-                $lock(&mut *conn, enr::FEED_LOCK).await?;
-                sqlx::query(enr::INSERT_TRANSFER_EVENT)
-                    .bind(&old.operator)
-                    .bind(old.id)
-                    .bind(&old.household_code)
-                    .bind(new.start_date)
-                    .bind(new.recorded_at)
-                    .execute(&mut *conn)
-                    .await?;
-            }
-            $insert_decisions(&mut *conn, std::slice::from_ref(&new.decision)).await?;
-            let (id,): (i64,) = sqlx::query_as(enr::INSERT)
-                .bind(&new.operator)
-                .bind(&new.household_code)
-                .bind(&new.subscriber_citizen_id)
-                .bind(&new.phone_number)
-                .bind(&new.service)
-                .bind(new.start_date)
-                .bind(new.decision.decision_id())
+                .bind("TRANSFERRED")
                 .bind(new.transfer_reference.as_deref())
                 .bind(new.recorded_at)
-                .fetch_one(&mut *conn)
-                .await?;
-            record_write(&mut *conn, key, id, ended.as_ref().map(|_| new.start_date)).await?;
-            let enrollment = Box::new(by_id(&mut *conn, id).await?.expect("inserted above"));
-            let ended = match ended {
-                Some(old) => by_id(&mut *conn, old.id).await?.map(Box::new),
-                None => None,
-            };
-            Ok(EnrollOutcome::Created { enrollment, ended })
-        }
-
-        /// Ends one of `key.operator`'s enrolments, inside the caller's transaction.
-        pub(super) async fn deenroll_in(
-            conn: &mut $conn,
-            key: &WriteKey<'_>,
-            ending: &Ending<'_>,
-        ) -> Result<DeenrollOutcome, PortError> {
-            match earlier_write(&mut *conn, key).await? {
-                Some(Ok((row, _))) => return Ok(DeenrollOutcome::Replayed(Box::new(row))),
-                Some(Err(())) => return Ok(DeenrollOutcome::KeyReused),
-                None => {}
-            }
-            let Some(row) = by_id(&mut *conn, ending.id).await?.filter(|r| r.operator == key.operator) else {
-                return Ok(DeenrollOutcome::NotFound);
-            };
-            $lock(&mut *conn, &row.household_code).await?;
-            if row.end_date.is_some() {
-                return Ok(DeenrollOutcome::AlreadyEnded(Box::new(row)));
-            }
-            if ending.end_date <= row.start_date {
-                return Ok(DeenrollOutcome::BeforeStart(Box::new(row)));
-            }
-            sqlx::query(enr::END)
-                .bind(row.id)
-                .bind(ending.end_date)
-                .bind(ending.reason)
-                .bind(ending.note)
-                .bind(ending.at)
                 .execute(&mut *conn)
                 .await?;
-            record_write(&mut *conn, key, row.id, None).await?;
-            Ok(DeenrollOutcome::Ended(Box::new(by_id(&mut *conn, row.id).await?.expect("updated above"))))
+            // The other operator learns from its feed that the line has gone.
+            S::lock_key(&mut *conn, FEED_LOCK).await?;
+            sqlx::query(INSERT_TRANSFER_EVENT)
+                .bind(&old.operator)
+                .bind(old.id)
+                .bind(&old.household_code)
+                .bind(new.start_date)
+                .bind(new.recorded_at)
+                .execute(&mut *conn)
+                .await?;
         }
+        S::insert_decisions(&mut *conn, std::slice::from_ref(&new.decision)).await?;
+        let (id,): (i64,) = sqlx::query_as(INSERT)
+            .bind(&new.operator)
+            .bind(&new.household_code)
+            .bind(&new.subscriber_citizen_id)
+            .bind(&new.phone_number)
+            .bind(&new.service)
+            .bind(new.start_date)
+            .bind(new.decision.decision_id())
+            .bind(new.transfer_reference.as_deref())
+            .bind(new.recorded_at)
+            .fetch_one(&mut *conn)
+            .await?;
+        Self::record_write(&mut *conn, key, id, ended.as_ref().map(|_| new.start_date)).await?;
+        let enrollment = Box::new(Self::by_id(&mut *conn, id).await?.expect("inserted above"));
+        let ended = match ended {
+            Some(old) => Self::by_id(&mut *conn, old.id).await?.map(Box::new),
+            None => None,
+        };
+        Ok(EnrollOutcome::Created { enrollment, ended })
+    }
 
-        pub(super) async fn events_after(
-            conn: &mut $conn,
-            operator: &str,
-            after: i64,
-            limit: u32,
-        ) -> Result<Vec<enr::FeedRow>, PortError> {
-            Ok(sqlx::query_as(enr::EVENTS_AFTER)
-                .bind(operator)
-                .bind(after)
-                .bind(i64::from(limit))
-                .fetch_all(&mut *conn)
-                .await?)
+    /// Ends one of `key.operator`'s enrolments, inside the caller's transaction.
+    pub(super) async fn deenroll_in(
+        conn: &mut <S::Db as Database>::Connection,
+        key: &WriteKey<'_>,
+        ending: &Ending<'_>,
+    ) -> Result<DeenrollOutcome, PortError> {
+        match Self::earlier_write(&mut *conn, key).await? {
+            Some(Ok((row, _))) => return Ok(DeenrollOutcome::Replayed(Box::new(row))),
+            Some(Err(())) => return Ok(DeenrollOutcome::KeyReused),
+            None => {}
         }
+        let Some(row) = Self::by_id(&mut *conn, ending.id).await?.filter(|r| r.operator == key.operator) else {
+            return Ok(DeenrollOutcome::NotFound);
+        };
+        S::lock_key(&mut *conn, &row.household_code).await?;
+        if row.end_date.is_some() {
+            return Ok(DeenrollOutcome::AlreadyEnded(Box::new(row)));
+        }
+        if ending.end_date <= row.start_date {
+            return Ok(DeenrollOutcome::BeforeStart(Box::new(row)));
+        }
+        sqlx::query(END)
+            .bind(row.id)
+            .bind(ending.end_date)
+            .bind(ending.reason)
+            .bind(ending.note)
+            .bind(ending.at)
+            .execute(&mut *conn)
+            .await?;
+        Self::record_write(&mut *conn, key, row.id, None).await?;
+        Ok(DeenrollOutcome::Ended(Box::new(Self::by_id(&mut *conn, row.id).await?.expect("updated above"))))
+    }
 
-        pub(super) async fn list_enrollments(
-            conn: &mut $conn,
-            filter: &EnrollmentFilter,
-            after: i64,
-            limit: u32,
-        ) -> Result<Vec<EnrollmentRow>, PortError> {
-            Ok(sqlx::query_as(enr::LIST)
-                .bind(after)
-                .bind(filter.operator.as_deref())
-                .bind(filter.household_code.as_deref())
-                .bind(filter.active_on)
-                .bind(i64::from(limit))
-                .fetch_all(&mut *conn)
-                .await?)
-        }
-    };
+    pub(super) async fn events_after(
+        conn: &mut <S::Db as Database>::Connection,
+        operator: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<FeedRow>, PortError> {
+        Ok(sqlx::query_as(EVENTS_AFTER).bind(operator).bind(after).bind(i64::from(limit)).fetch_all(&mut *conn).await?)
+    }
+
+    pub(super) async fn list_enrollments(
+        conn: &mut <S::Db as Database>::Connection,
+        filter: &EnrollmentFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<EnrollmentRow>, PortError> {
+        Ok(sqlx::query_as(LIST)
+            .bind(after)
+            .bind(filter.operator.as_deref())
+            .bind(filter.household_code.as_deref())
+            .bind(filter.active_on)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await?)
+    }
 }
-pub(super) use enrollment_queries;

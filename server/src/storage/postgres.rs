@@ -184,6 +184,7 @@ impl Store for PgStore {
 impl super::backend::SqlStore for PgStore {
     type Db = sqlx::Postgres;
 
+    const EMPTY_WHEN_ALONE: bool = false;
     const BEGIN: &'static str = "BEGIN";
     const LOCK_MEMBERS: &'static str = "SELECT pg_advisory_xact_lock(hashtextextended('telesub:members', 0))";
 
@@ -215,6 +216,15 @@ impl super::backend::SqlStore for PgStore {
 
     async fn large_writer(&self) -> Result<impl std::ops::DerefMut<Target = sqlx::PgConnection> + Send, PortError> {
         self.bulk.connection(&self.pool).await
+    }
+
+    async fn lock_key(conn: &mut sqlx::PgConnection, key: &str) -> Result<(), PortError> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(key).execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    async fn insert_decisions(conn: &mut sqlx::PgConnection, rows: &[DecisionRow]) -> Result<(), PortError> {
+        insert_decisions(conn, rows).await
     }
 
     fn writer(&self) -> &sqlx::PgPool {
@@ -307,24 +317,24 @@ impl ports::AuditLog for PgStore {
 #[async_trait]
 impl ports::UnitStore for PgStore {
     async fn units(&self) -> Result<Vec<AdminUnit>, PortError> {
-        households::units(&mut *self.pool.acquire().await?).await
+        Households::units(&mut *self.pool.acquire().await?).await
     }
 
     async fn seed_units(&self, units: &[AdminUnit]) -> Result<bool, PortError> {
         let mut tx = self.pool.begin().await?;
         // Several hubs may start at once on one database: one of them seeds.
         sqlx::query("LOCK TABLE admin_units IN EXCLUSIVE MODE").execute(&mut *tx).await?;
-        if households::count_units(&mut tx).await? > 0 {
+        if Households::count_units(&mut tx).await? > 0 {
             return Ok(false);
         }
-        households::save_units(&mut tx, units, &[]).await?;
+        Households::save_units(&mut tx, units, &[]).await?;
         tx.commit().await?;
         Ok(true)
     }
 
     async fn save_units(&self, new: &[AdminUnit], changed: &[AdminUnit]) -> Result<(), PortError> {
         let mut tx = self.pool.begin().await?;
-        households::save_units(&mut tx, new, changed).await?;
+        Households::save_units(&mut tx, new, changed).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -333,16 +343,16 @@ impl ports::UnitStore for PgStore {
 #[async_trait]
 impl ports::BatchStore for PgStore {
     async fn batch(&self, batch_id: &str) -> Result<Option<BatchRow>, PortError> {
-        households::batch(&mut *self.pool.acquire().await?, batch_id).await
+        Households::batch(&mut *self.pool.acquire().await?, batch_id).await
     }
 
     async fn list_batches(&self, before: Option<i64>, limit: u32) -> Result<Vec<BatchRow>, PortError> {
-        households::list_batches(&mut *self.pool.acquire().await?, before, limit).await
+        Households::list_batches(&mut *self.pool.acquire().await?, before, limit).await
     }
 
     async fn begin_batch(&self, batch: &NewBatch<'_>) -> Result<(), PortError> {
         let mut tx = self.pool.begin().await?;
-        households::begin_batch(&mut tx, batch).await?;
+        Households::begin_batch(&mut tx, batch).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -387,7 +397,7 @@ impl ports::BatchStore for PgStore {
 
     async fn discard_batch(&self, batch_id: &str) -> Result<(), PortError> {
         let mut tx = self.pool.begin().await?;
-        households::discard_batch(&mut tx, batch_id).await?;
+        Households::discard_batch(&mut tx, batch_id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -412,10 +422,10 @@ impl ports::BatchStore for PgStore {
         // One batch at a time across every hub on this database: outcomes are decided
         // against the register as the previous batch left it.
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(APPLY_LOCK).execute(&mut *tx).await?;
-        let applied = households::apply_shared(&mut tx, batch, kind, effective, at, MEMBER_SQL).await?;
+        let applied = Households::apply_shared(&mut tx, batch, kind, effective, at, MEMBER_SQL).await?;
         match applied {
             Ok(counts) => {
-                households::finish_batch(&mut tx, batch_id, digest, records, &counts, at).await?;
+                Households::finish_batch(&mut tx, batch_id, digest, records, &counts, at).await?;
                 tx.commit().await?;
                 // After a large batch, refresh the register's statistics now rather than when
                 // autovacuum comes round, so the next batch is planned on what is there.
@@ -442,19 +452,19 @@ impl ports::BatchStore for PgStore {
 #[async_trait]
 impl ports::RegisterStore for PgStore {
     async fn household_versions(&self, code: &str) -> Result<Vec<VersionRow>, PortError> {
-        households::versions_of(&mut *self.pool.acquire().await?, code).await
+        Households::versions_of(&mut *self.pool.acquire().await?, code).await
     }
 
     async fn household_on(&self, code: &str, date: Date) -> Result<Option<VersionRow>, PortError> {
-        households::version_on(&mut *self.pool.acquire().await?, code, date).await
+        Households::version_on(&mut *self.pool.acquire().await?, code, date).await
     }
 
     async fn find_by_citizen(&self, citizen_id: &str, date: Date) -> Result<Vec<VersionRow>, PortError> {
-        households::find_by_citizen(&mut *self.pool.acquire().await?, citizen_id, date).await
+        Households::find_by_citizen(&mut *self.pool.acquire().await?, citizen_id, date).await
     }
 
     async fn find_by_certificate(&self, number: &str, date: Date) -> Result<Vec<VersionRow>, PortError> {
-        households::find_by_certificate(&mut *self.pool.acquire().await?, number, date).await
+        Households::find_by_certificate(&mut *self.pool.acquire().await?, number, date).await
     }
 
     async fn states_matching(
@@ -483,7 +493,7 @@ impl ports::EnrollmentStore for PgStore {
         transfer: bool,
     ) -> Result<EnrollOutcome, PortError> {
         let mut tx = self.pool.begin().await?;
-        let outcome = enrolling::enroll_in(&mut tx, new, key, allowed, transfer).await?;
+        let outcome = Enrolling::enroll_in(&mut tx, new, key, allowed, transfer).await?;
         if matches!(outcome, EnrollOutcome::Created { .. }) {
             tx.commit().await?;
         }
@@ -492,7 +502,7 @@ impl ports::EnrollmentStore for PgStore {
 
     async fn deenroll(&self, key: &WriteKey<'_>, ending: &Ending<'_>) -> Result<DeenrollOutcome, PortError> {
         let mut tx = self.pool.begin().await?;
-        let outcome = enrolling::deenroll_in(&mut tx, key, ending).await?;
+        let outcome = Enrolling::deenroll_in(&mut tx, key, ending).await?;
         if matches!(outcome, DeenrollOutcome::Ended(_)) {
             tx.commit().await?;
         }
@@ -505,11 +515,11 @@ impl ports::EnrollmentStore for PgStore {
         after: i64,
         limit: u32,
     ) -> Result<Vec<EnrollmentRow>, PortError> {
-        enrolling::list_enrollments(&mut *self.pool.acquire().await?, filter, after, limit).await
+        Enrolling::list_enrollments(&mut *self.pool.acquire().await?, filter, after, limit).await
     }
 
     async fn feed_events(&self, operator: &str, after: i64, limit: u32) -> Result<Vec<FeedRow>, PortError> {
-        enrolling::events_after(&mut *self.pool.acquire().await?, operator, after, limit).await
+        Enrolling::events_after(&mut *self.pool.acquire().await?, operator, after, limit).await
     }
 
     async fn enrollments_by_ids(&self, ids: &[i64]) -> Result<Vec<EnrollmentRow>, PortError> {
@@ -536,22 +546,22 @@ impl ports::EnrollmentStore for PgStore {
     }
 
     async fn enrollments_running(&self, operator: &str, from: Date, until: Date) -> Result<Vec<i64>, PortError> {
-        monthly::running_between(&mut *self.bulk().await?, operator, from, until).await
+        Monthly::running_between(&mut *self.bulk().await?, operator, from, until).await
     }
 }
 
 #[async_trait]
 impl ports::MonthlyListStore for PgStore {
     async fn monthly_update(&self, operator: &str, update_id: &str) -> Result<Option<UpdateRow>, PortError> {
-        monthly::by_key(&mut *self.pool.acquire().await?, operator, update_id).await
+        Monthly::by_key(&mut *self.pool.acquire().await?, operator, update_id).await
     }
 
     async fn monthly_update_by_ref(&self, id: i64) -> Result<Option<UpdateRow>, PortError> {
-        monthly::by_ref(&mut *self.pool.acquire().await?, id).await
+        Monthly::by_ref(&mut *self.pool.acquire().await?, id).await
     }
 
     async fn open_monthly_updates(&self, operator: &str, period: &str) -> Result<Vec<UpdateRow>, PortError> {
-        monthly::open_for_period(&mut *self.pool.acquire().await?, operator, period).await
+        Monthly::open_for_period(&mut *self.pool.acquire().await?, operator, period).await
     }
 
     async fn list_monthly_updates(
@@ -560,12 +570,12 @@ impl ports::MonthlyListStore for PgStore {
         before: i64,
         limit: u32,
     ) -> Result<Vec<UpdateRow>, PortError> {
-        monthly::list(&mut *self.pool.acquire().await?, filter, before, limit).await
+        Monthly::list(&mut *self.pool.acquire().await?, filter, before, limit).await
     }
 
     async fn begin_monthly_update(&self, new: &NewUpdate<'_>) -> Result<i64, PortError> {
         let mut tx = self.pool.begin().await?;
-        let id = monthly::begin(&mut tx, new).await?;
+        let id = Monthly::begin(&mut tx, new).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -603,7 +613,7 @@ impl ports::MonthlyListStore for PgStore {
 
     async fn discard_monthly_update(&self, id: i64) -> Result<(), PortError> {
         let mut tx = self.pool.begin().await?;
-        monthly::discard(&mut tx, id).await?;
+        Monthly::discard(&mut tx, id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -617,7 +627,7 @@ impl ports::MonthlyListStore for PgStore {
         replaces: Option<i64>,
     ) -> Result<(), PortError> {
         let mut tx = self.pool.begin().await?;
-        monthly::finish(&mut tx, id, digest, figures, at, replaces).await?;
+        Monthly::finish(&mut tx, id, digest, figures, at, replaces).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -627,41 +637,41 @@ impl ports::MonthlyListStore for PgStore {
 impl ports::ReconciliationStore for PgStore {
     async fn rewrite_line_outcomes(&self, id: i64, lines: &[LineRow]) -> Result<bool, PortError> {
         let mut tx = self.pool.begin().await?;
-        let open = monthly::rewrite_outcomes(&mut tx, id, lines).await?;
+        let open = Monthly::rewrite_outcomes(&mut tx, id, lines).await?;
         tx.commit().await?;
         Ok(open)
     }
 
     async fn refigure_monthly_update(&self, id: i64, figures: &str, at: OffsetDateTime) -> Result<bool, PortError> {
-        monthly::refigure(&mut *self.pool.acquire().await?, id, figures, at).await
+        Monthly::refigure(&mut *self.pool.acquire().await?, id, figures, at).await
     }
 
     async fn note_line_exceptions(&self, id: i64, lines: &[(i64, Option<String>)]) -> Result<bool, PortError> {
         let mut tx = self.pool.begin().await?;
-        let confirmed = monthly::note_exceptions(&mut tx, id, lines).await?;
+        let confirmed = Monthly::note_exceptions(&mut tx, id, lines).await?;
         tx.commit().await?;
         Ok(confirmed)
     }
 
     async fn count_exceptions(&self, id: i64, count: i64, at: OffsetDateTime) -> Result<(), PortError> {
-        monthly::count_exceptions(&mut *self.pool.acquire().await?, id, count, at).await
+        Monthly::count_exceptions(&mut *self.pool.acquire().await?, id, count, at).await
     }
 
     async fn confirmed_updates_since(&self, first_period: &str) -> Result<Vec<i64>, PortError> {
-        monthly::confirmed_since(&mut *self.pool.acquire().await?, first_period).await
+        Monthly::confirmed_since(&mut *self.pool.acquire().await?, first_period).await
     }
 
     async fn mark_stale_updates(&self, first_period: &str) -> Result<Vec<i64>, PortError> {
-        monthly::mark_stale(&mut *self.pool.acquire().await?, first_period).await
+        Monthly::mark_stale(&mut *self.pool.acquire().await?, first_period).await
     }
 
     async fn stale_monthly_updates(&self) -> Result<Vec<i64>, PortError> {
-        monthly::stale_lists(&mut *self.pool.acquire().await?).await
+        Monthly::stale_lists(&mut *self.pool.acquire().await?).await
     }
 
     async fn decide_monthly_update(&self, id: i64, decision: &UpdateDecision<'_>) -> Result<(), PortError> {
         let mut tx = self.pool.begin().await?;
-        monthly::decide(&mut tx, id, decision).await?;
+        Monthly::decide(&mut tx, id, decision).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -673,32 +683,23 @@ impl ports::ReconciliationStore for PgStore {
         after: i64,
         limit: u32,
     ) -> Result<Vec<LineRow>, PortError> {
-        monthly::lines(&mut *self.pool.acquire().await?, id, filter, after, limit).await
+        Monthly::lines(&mut *self.pool.acquire().await?, id, filter, after, limit).await
     }
 
     async fn claimed_elsewhere(&self, period: &str, operator: &str) -> Result<Vec<(String, i64)>, PortError> {
-        monthly::claimed_elsewhere(&mut *self.bulk().await?, period, operator).await
+        Monthly::claimed_elsewhere(&mut *self.bulk().await?, period, operator).await
     }
 
     async fn idle_months(&self, id: i64) -> Result<Vec<(String, i64)>, PortError> {
-        monthly::idle_months(&mut *self.bulk().await?, id).await
+        Monthly::idle_months(&mut *self.bulk().await?, id).await
     }
 }
 
-mod monthly {
-    use super::PortError;
-    crate::storage::reconciliation::reconciliation_queries!(sqlx::PgConnection);
-}
+/// The monthly-list queries both dialects share.
+type Monthly = super::reconciliation::MonthlyQueries<PgStore>;
 
-mod enrolling {
-    use super::PortError;
-    /// Writers of the same household or phone number (on any hub) wait for each other.
-    async fn lock(conn: &mut sqlx::PgConnection, key: &str) -> Result<(), PortError> {
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(key).execute(&mut *conn).await?;
-        Ok(())
-    }
-    crate::storage::enrollments::enrollment_queries!(sqlx::PgConnection, lock, super::insert_decisions);
-}
+/// The enrolment queries both dialects share.
+type Enrolling = super::enrollments::EnrolmentQueries<PgStore>;
 
 const MATCHING: super::eligibility::MatchingSql = super::eligibility::MatchingSql {
     citizen_id: "SELECT q.value AS matched, v.household_code, v.valid_from, v.valid_to, v.removal_reason, v.data, \
@@ -747,12 +748,8 @@ async fn insert_decisions(conn: &mut sqlx::PgConnection, rows: &[DecisionRow]) -
     Ok(())
 }
 
-mod households {
-    use super::PortError;
-    /// Other hubs may begin batches at any moment: always delete by batch id.
-    const EMPTY_WHEN_ALONE: bool = false;
-    crate::storage::registry::registry_queries!(sqlx::Postgres, sqlx::PgConnection);
-}
+/// The registry queries both dialects share.
+type Households = super::registry::RegistryQueries<PgStore>;
 
 /// Batches that change more households than this refresh the planner's statistics.
 const LARGE_BATCH: i64 = 10_000;

@@ -11,18 +11,22 @@
 
 use std::sync::LazyLock;
 
-use time::Date;
+use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Type};
+use time::{Date, OffsetDateTime};
 
-use super::shared::case_sql;
+use super::{
+    PortError,
+    backend::{Column, Param, Record, SqlStore},
+    shared::case_sql,
+};
 use crate::domain::{
-    batch_rules::{OUTCOMES, RecordFact},
+    batch_rules::{LatePlan, OUTCOMES, RecordFact, RecordOutcome, citizens_of, plan_late_record},
     feed::{FEED_KINDS, FeedFact},
     household::{Category, stored_traits},
     member::UnitCode,
     units::{AdminUnit, UnitLevel},
 };
 
-use super::PortError;
 pub use crate::domain::ports::register::{
     ApplyCounts, ApplyProblem, BatchRow, LateRecord, NewBatch, Staged, StagedRecord, VersionRow,
 };
@@ -270,350 +274,380 @@ pub(super) const INSERT_VERSION: &str = "INSERT INTO household_versions \
 pub(super) const INSERT_CITIZEN: &str =
     "INSERT INTO citizen_households (citizen_id, household_code) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 
-/// Writes the registry queries whose SQL both dialects share, for a connection type.
-macro_rules! registry_queries {
-    ($db:ty, $conn:ty) => {
-        use $crate::domain::batch_rules::{LatePlan, RecordOutcome, citizens_of, plan_late_record};
-        use $crate::storage::registry::{self as reg, ApplyProblem, BatchRow, LateRecord, UnitRow, VersionRow};
+/// The registry queries both dialects share; whether a backend may empty the staging tables
+/// when no batch is being received is [`SqlStore::EMPTY_WHEN_ALONE`].
+pub(super) struct RegistryQueries<S>(std::marker::PhantomData<S>);
 
-        pub(super) async fn units(conn: &mut $conn) -> Result<Vec<$crate::domain::units::AdminUnit>, PortError> {
-            let rows: Vec<UnitRow> = sqlx::query_as(reg::UNITS).fetch_all(&mut *conn).await?;
-            rows.into_iter().map(UnitRow::into_unit).collect()
-        }
+impl<S> RegistryQueries<S>
+where
+    S: SqlStore,
+    for<'c> &'c mut <S::Db as Database>::Connection: Executor<'c, Database = S::Db>,
+    <S::Db as Database>::Arguments: IntoArguments<S::Db>,
+    usize: ColumnIndex<<S::Db as Database>::Row>,
+    for<'a> &'a str: ColumnIndex<<S::Db as Database>::Row>,
+    for<'q> &'q str: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> Option<&'q str>: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> &'q String: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> Option<&'q String>: Encode<'q, S::Db> + Type<S::Db>,
+    i64: Param<S::Db> + Column<S::Db>,
+    String: Param<S::Db> + Column<S::Db>,
+    bool: Param<S::Db> + Column<S::Db>,
+    Date: Param<S::Db> + Column<S::Db>,
+    OffsetDateTime: Param<S::Db> + Column<S::Db>,
+    Option<i64>: Param<S::Db>,
+    Option<String>: Param<S::Db>,
+    Option<Date>: Param<S::Db>,
+    Option<OffsetDateTime>: Param<S::Db>,
+    VersionRow: Record<S::Db>,
+    BatchRow: Record<S::Db>,
+    LateRecord: Record<S::Db>,
+    UnitRow: Record<S::Db>,
+{
+    pub(super) async fn units(
+        conn: &mut <S::Db as Database>::Connection,
+    ) -> Result<Vec<crate::domain::units::AdminUnit>, PortError> {
+        let rows: Vec<UnitRow> = sqlx::query_as(UNITS).fetch_all(&mut *conn).await?;
+        rows.into_iter().map(UnitRow::into_unit).collect()
+    }
 
-        /// Inserts new unit versions and rewrites the name, end and successor of changed ones.
-        pub(super) async fn save_units(
-            conn: &mut $conn,
-            new: &[$crate::domain::units::AdminUnit],
-            changed: &[$crate::domain::units::AdminUnit],
-        ) -> Result<(), PortError> {
-            for u in new {
-                sqlx::query(reg::INSERT_UNIT)
-                    .bind(u.code.as_str())
-                    .bind(u.level.as_str())
-                    .bind(&u.name)
-                    .bind(u.parent.as_ref().map(|p| p.as_str()))
-                    .bind(u.valid_from)
-                    .bind(u.valid_to)
-                    .bind(u.successor.as_ref().map(|s| s.as_str()))
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(PortError::from_insert)?;
-            }
-            for u in changed {
-                sqlx::query(reg::UPDATE_UNIT)
-                    .bind(u.code.as_str())
-                    .bind(u.valid_from)
-                    .bind(&u.name)
-                    .bind(u.valid_to)
-                    .bind(u.successor.as_ref().map(|s| s.as_str()))
-                    .execute(&mut *conn)
-                    .await?;
-            }
-            Ok(())
-        }
-
-        pub(super) async fn count_units(conn: &mut $conn) -> Result<i64, PortError> {
-            let n: Vec<i64> = sqlx::query_scalar(reg::COUNT_UNITS).fetch_all(&mut *conn).await?;
-            Ok(n.first().copied().unwrap_or_default())
-        }
-
-        pub(super) async fn batch(conn: &mut $conn, batch_id: &str) -> Result<Option<BatchRow>, PortError> {
-            Ok(sqlx::query_as(reg::GET_BATCH).bind(batch_id).fetch_all(&mut *conn).await?.pop())
-        }
-
-        pub(super) async fn list_batches(
-            conn: &mut $conn,
-            before: Option<i64>,
-            limit: u32,
-        ) -> Result<Vec<BatchRow>, PortError> {
-            Ok(sqlx::query_as(reg::LIST_BATCHES)
-                .bind(before.unwrap_or(i64::MAX))
-                .bind(i64::from(limit))
-                .fetch_all(&mut *conn)
-                .await?)
-        }
-
-        pub(super) async fn begin_batch(conn: &mut $conn, b: &reg::NewBatch<'_>) -> Result<(), PortError> {
-            discard_batch(&mut *conn, b.batch_id).await?;
-            sqlx::query(reg::INSERT_BATCH)
-                .bind(b.batch_id)
-                .bind(b.kind.as_str())
-                .bind(b.review_period)
-                .bind(b.effective)
-                .bind(b.note)
-                .bind(b.pushed_by)
-                .bind(b.received_at)
-                .bind(b.receiver)
+    /// Inserts new unit versions and rewrites the name, end and successor of changed ones.
+    pub(super) async fn save_units(
+        conn: &mut <S::Db as Database>::Connection,
+        new: &[crate::domain::units::AdminUnit],
+        changed: &[crate::domain::units::AdminUnit],
+    ) -> Result<(), PortError> {
+        for u in new {
+            sqlx::query(INSERT_UNIT)
+                .bind(u.code.as_str())
+                .bind(u.level.as_str())
+                .bind(&u.name)
+                .bind(u.parent.as_ref().map(|p| p.as_str()))
+                .bind(u.valid_from)
+                .bind(u.valid_to)
+                .bind(u.successor.as_ref().map(|s| s.as_str()))
                 .execute(&mut *conn)
                 .await
                 .map_err(PortError::from_insert)?;
-            Ok(())
         }
-
-        pub(super) async fn discard_batch(conn: &mut $conn, batch_id: &str) -> Result<(), PortError> {
-            sqlx::query(reg::DELETE_RECEIVING).bind(batch_id).execute(&mut *conn).await?;
-            clear_staging(&mut *conn, batch_id).await
-        }
-
-        /// Drops a batch's staged rows; when no other batch is being received (and the
-        /// backend can empty tables cheaply, `EMPTY_WHEN_ALONE`), the whole staging area.
-        pub(super) async fn clear_staging(conn: &mut $conn, batch_id: &str) -> Result<(), PortError> {
-            let receiving: Vec<i64> = sqlx::query_scalar(reg::COUNT_RECEIVING).fetch_all(&mut *conn).await?;
-            if EMPTY_WHEN_ALONE && receiving.first().is_none_or(|n| *n == 0) {
-                sqlx::query(reg::EMPTY_STAGING).execute(&mut *conn).await?;
-                sqlx::query(reg::EMPTY_OUTCOMES).execute(&mut *conn).await?;
-            } else {
-                sqlx::query(reg::DELETE_STAGING).bind(batch_id).execute(&mut *conn).await?;
-                sqlx::query(reg::DELETE_OUTCOMES).bind(batch_id).execute(&mut *conn).await?;
-            }
-            Ok(())
-        }
-
-        pub(super) async fn versions_of(conn: &mut $conn, code: &str) -> Result<Vec<VersionRow>, PortError> {
-            Ok(sqlx::query_as(reg::VERSIONS_OF).bind(code).fetch_all(&mut *conn).await?)
-        }
-
-        pub(super) async fn version_on(
-            conn: &mut $conn,
-            code: &str,
-            date: time::Date,
-        ) -> Result<Option<VersionRow>, PortError> {
-            Ok(sqlx::query_as(reg::VERSION_ON).bind(code).bind(date).fetch_all(&mut *conn).await?.pop())
-        }
-
-        pub(super) async fn find_by_citizen(
-            conn: &mut $conn,
-            citizen_id: &str,
-            date: time::Date,
-        ) -> Result<Vec<VersionRow>, PortError> {
-            let candidates: Vec<VersionRow> =
-                sqlx::query_as(reg::FIND_BY_CITIZEN).bind(citizen_id).bind(date).fetch_all(&mut *conn).await?;
-            Ok(candidates.into_iter().filter(|v| citizens_of(&v.data).iter().any(|c| c == citizen_id)).collect())
-        }
-
-        pub(super) async fn find_by_certificate(
-            conn: &mut $conn,
-            number: &str,
-            date: time::Date,
-        ) -> Result<Vec<VersionRow>, PortError> {
-            Ok(sqlx::query_as(reg::FIND_BY_CERTIFICATE).bind(number).bind(date).fetch_all(&mut *conn).await?)
-        }
-
-        /// Everything of applying a batch that both dialects write alike; `citizens_sql`
-        /// expands the staged citizen IDs, which the dialects do differently.
-        /// Fails unless the batch is still received by `receiver`.
-        pub(super) async fn check_receiver(conn: &mut $conn, batch_id: &str, receiver: &str) -> Result<(), PortError> {
-            let current: Option<Option<String>> =
-                sqlx::query_scalar(reg::RECEIVER_OF).bind(batch_id).fetch_optional(&mut *conn).await?;
-            match current {
-                Some(Some(r)) if r == receiver => Ok(()),
-                _ => Err(PortError::Conflict($crate::domain::ports::Conflict::NotTheReceiver)),
-            }
-        }
-
-        pub(super) async fn apply_shared(
-            conn: &mut $conn,
-            batch: &reg::Staged<'_>,
-            kind: $crate::domain::household::BatchKind,
-            effective: time::Date,
-            at: time::OffsetDateTime,
-            sql: reg::MemberSql,
-        ) -> Result<Result<reg::ApplyCounts, Vec<ApplyProblem>>, PortError> {
-            use $crate::domain::household::BatchKind;
-            let batch_id = batch.batch_id;
-            // Only what this stream staged, all of it.
-            check_receiver(&mut *conn, batch_id, batch.receiver).await?;
-            let staged: i64 = sqlx::query_scalar(reg::COUNT_STAGED).bind(batch_id).fetch_one(&mut *conn).await?;
-            if staged != batch.records {
-                return Err(PortError::Conflict($crate::domain::ports::Conflict::StagedOther));
-            }
-            let mut problems = Vec::new();
-            if kind == BatchKind::Snapshot {
-                let later: Vec<(String, time::Date)> = sqlx::query_as(reg::RECORDED_AFTER)
-                    .bind(effective)
-                    .bind(reg::MAX_PROBLEMS)
-                    .fetch_all(&mut *conn)
-                    .await?;
-                problems.extend(later.into_iter().map(|(household_code, valid_from)| {
-                    ApplyProblem::SnapshotBeforeRecorded { household_code, valid_from }
-                }));
-                if !problems.is_empty() {
-                    return Ok(Err(problems));
-                }
-                sqlx::query(reg::STAGE_SNAPSHOT_REMOVALS).bind(batch_id).bind(effective).execute(&mut *conn).await?;
-            }
-            let snapshots: Vec<time::Date> = sqlx::query_scalar(reg::SNAPSHOT_DATES).fetch_all(&mut *conn).await?;
-            sqlx::query(reg::DECIDE_OUTCOMES.as_str())
-                .bind(batch_id)
-                .bind(snapshots.last().copied())
+        for u in changed {
+            sqlx::query(UPDATE_UNIT)
+                .bind(u.code.as_str())
+                .bind(u.valid_from)
+                .bind(&u.name)
+                .bind(u.valid_to)
+                .bind(u.successor.as_ref().map(|s| s.as_str()))
                 .execute(&mut *conn)
                 .await?;
-            let not_on_list: Vec<(i64, String)> =
-                sqlx::query_as(reg::NOT_ON_LIST).bind(batch_id).bind(reg::MAX_PROBLEMS).fetch_all(&mut *conn).await?;
-            problems.extend(
-                not_on_list.into_iter().map(|(idx, household_code)| ApplyProblem::NotOnList { idx, household_code }),
-            );
-            if kind == BatchKind::Delta {
-                let elsewhere: Vec<(i64, String, i64, String, String)> =
-                    sqlx::query_as(sql.conflicts).bind(batch_id).bind(reg::MAX_PROBLEMS).fetch_all(&mut *conn).await?;
-                problems.extend(elsewhere.into_iter().map(
-                    |(idx, household_code, member, citizen_id, other_household)| ApplyProblem::CitizenElsewhere {
-                        idx,
-                        household_code,
-                        member,
-                        citizen_id,
-                        other_household,
-                    },
-                ));
-            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn count_units(conn: &mut <S::Db as Database>::Connection) -> Result<i64, PortError> {
+        let n: Vec<i64> = sqlx::query_scalar(COUNT_UNITS).fetch_all(&mut *conn).await?;
+        Ok(n.first().copied().unwrap_or_default())
+    }
+
+    pub(super) async fn batch(
+        conn: &mut <S::Db as Database>::Connection,
+        batch_id: &str,
+    ) -> Result<Option<BatchRow>, PortError> {
+        Ok(sqlx::query_as(GET_BATCH).bind(batch_id).fetch_all(&mut *conn).await?.pop())
+    }
+
+    pub(super) async fn list_batches(
+        conn: &mut <S::Db as Database>::Connection,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<BatchRow>, PortError> {
+        Ok(sqlx::query_as(LIST_BATCHES)
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await?)
+    }
+
+    pub(super) async fn begin_batch(
+        conn: &mut <S::Db as Database>::Connection,
+        b: &NewBatch<'_>,
+    ) -> Result<(), PortError> {
+        Self::discard_batch(&mut *conn, b.batch_id).await?;
+        sqlx::query(INSERT_BATCH)
+            .bind(b.batch_id)
+            .bind(b.kind.as_str())
+            .bind(b.review_period)
+            .bind(b.effective)
+            .bind(b.note)
+            .bind(b.pushed_by)
+            .bind(b.received_at)
+            .bind(b.receiver)
+            .execute(&mut *conn)
+            .await
+            .map_err(PortError::from_insert)?;
+        Ok(())
+    }
+
+    pub(super) async fn discard_batch(
+        conn: &mut <S::Db as Database>::Connection,
+        batch_id: &str,
+    ) -> Result<(), PortError> {
+        sqlx::query(DELETE_RECEIVING).bind(batch_id).execute(&mut *conn).await?;
+        Self::clear_staging(&mut *conn, batch_id).await
+    }
+
+    /// Drops a batch's staged rows; when no other batch is being received (and the
+    /// backend can empty tables cheaply, `EMPTY_WHEN_ALONE`), the whole staging area.
+    pub(super) async fn clear_staging(
+        conn: &mut <S::Db as Database>::Connection,
+        batch_id: &str,
+    ) -> Result<(), PortError> {
+        let receiving: Vec<i64> = sqlx::query_scalar(COUNT_RECEIVING).fetch_all(&mut *conn).await?;
+        if S::EMPTY_WHEN_ALONE && receiving.first().is_none_or(|n| *n == 0) {
+            sqlx::query(EMPTY_STAGING).execute(&mut *conn).await?;
+            sqlx::query(EMPTY_OUTCOMES).execute(&mut *conn).await?;
+        } else {
+            sqlx::query(DELETE_STAGING).bind(batch_id).execute(&mut *conn).await?;
+            sqlx::query(DELETE_OUTCOMES).bind(batch_id).execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn versions_of(
+        conn: &mut <S::Db as Database>::Connection,
+        code: &str,
+    ) -> Result<Vec<VersionRow>, PortError> {
+        Ok(sqlx::query_as(VERSIONS_OF).bind(code).fetch_all(&mut *conn).await?)
+    }
+
+    pub(super) async fn version_on(
+        conn: &mut <S::Db as Database>::Connection,
+        code: &str,
+        date: time::Date,
+    ) -> Result<Option<VersionRow>, PortError> {
+        Ok(sqlx::query_as(VERSION_ON).bind(code).bind(date).fetch_all(&mut *conn).await?.pop())
+    }
+
+    pub(super) async fn find_by_citizen(
+        conn: &mut <S::Db as Database>::Connection,
+        citizen_id: &str,
+        date: time::Date,
+    ) -> Result<Vec<VersionRow>, PortError> {
+        let candidates: Vec<VersionRow> =
+            sqlx::query_as(FIND_BY_CITIZEN).bind(citizen_id).bind(date).fetch_all(&mut *conn).await?;
+        Ok(candidates.into_iter().filter(|v| citizens_of(&v.data).iter().any(|c| c == citizen_id)).collect())
+    }
+
+    pub(super) async fn find_by_certificate(
+        conn: &mut <S::Db as Database>::Connection,
+        number: &str,
+        date: time::Date,
+    ) -> Result<Vec<VersionRow>, PortError> {
+        Ok(sqlx::query_as(FIND_BY_CERTIFICATE).bind(number).bind(date).fetch_all(&mut *conn).await?)
+    }
+
+    /// Everything of applying a batch that both dialects write alike; `citizens_sql`
+    /// expands the staged citizen IDs, which the dialects do differently.
+    /// Fails unless the batch is still received by `receiver`.
+    pub(super) async fn check_receiver(
+        conn: &mut <S::Db as Database>::Connection,
+        batch_id: &str,
+        receiver: &str,
+    ) -> Result<(), PortError> {
+        let current: Option<Option<String>> =
+            sqlx::query_scalar(RECEIVER_OF).bind(batch_id).fetch_optional(&mut *conn).await?;
+        match current {
+            Some(Some(r)) if r == receiver => Ok(()),
+            _ => Err(PortError::Conflict(crate::domain::ports::Conflict::NotTheReceiver)),
+        }
+    }
+
+    pub(super) async fn apply_shared(
+        conn: &mut <S::Db as Database>::Connection,
+        batch: &Staged<'_>,
+        kind: crate::domain::household::BatchKind,
+        effective: time::Date,
+        at: time::OffsetDateTime,
+        sql: MemberSql,
+    ) -> Result<Result<ApplyCounts, Vec<ApplyProblem>>, PortError> {
+        use crate::domain::household::BatchKind;
+        let batch_id = batch.batch_id;
+        // Only what this stream staged, all of it.
+        Self::check_receiver(&mut *conn, batch_id, batch.receiver).await?;
+        let staged: i64 = sqlx::query_scalar(COUNT_STAGED).bind(batch_id).fetch_one(&mut *conn).await?;
+        if staged != batch.records {
+            return Err(PortError::Conflict(crate::domain::ports::Conflict::StagedOther));
+        }
+        let mut problems = Vec::new();
+        if kind == BatchKind::Snapshot {
+            let later: Vec<(String, time::Date)> =
+                sqlx::query_as(RECORDED_AFTER).bind(effective).bind(MAX_PROBLEMS).fetch_all(&mut *conn).await?;
+            problems.extend(later.into_iter().map(|(household_code, valid_from)| {
+                ApplyProblem::SnapshotBeforeRecorded { household_code, valid_from }
+            }));
             if !problems.is_empty() {
                 return Ok(Err(problems));
             }
+            sqlx::query(STAGE_SNAPSHOT_REMOVALS).bind(batch_id).bind(effective).execute(&mut *conn).await?;
+        }
+        let snapshots: Vec<time::Date> = sqlx::query_scalar(SNAPSHOT_DATES).fetch_all(&mut *conn).await?;
+        sqlx::query(DECIDE_OUTCOMES.as_str())
+            .bind(batch_id)
+            .bind(snapshots.last().copied())
+            .execute(&mut *conn)
+            .await?;
+        let not_on_list: Vec<(i64, String)> =
+            sqlx::query_as(NOT_ON_LIST).bind(batch_id).bind(MAX_PROBLEMS).fetch_all(&mut *conn).await?;
+        problems.extend(
+            not_on_list.into_iter().map(|(idx, household_code)| ApplyProblem::NotOnList { idx, household_code }),
+        );
+        if kind == BatchKind::Delta {
+            let elsewhere: Vec<(i64, String, i64, String, String)> =
+                sqlx::query_as(sql.conflicts).bind(batch_id).bind(MAX_PROBLEMS).fetch_all(&mut *conn).await?;
+            problems.extend(elsewhere.into_iter().map(|(idx, household_code, member, citizen_id, other_household)| {
+                ApplyProblem::CitizenElsewhere { idx, household_code, member, citizen_id, other_household }
+            }));
+        }
+        if !problems.is_empty() {
+            return Ok(Err(problems));
+        }
 
-            // Statements with nothing to do are skipped: with no rows to start from, planners
-            // may still walk the whole register.
-            let mut planned = reg::ApplyCounts::default();
-            for (outcome, n) in outcome_counts(&mut *conn, batch_id).await? {
-                planned.add(outcome, n);
-            }
-            if planned.changed + planned.removed > 0 {
-                sqlx::query(reg::CLOSE_OPEN_VERSIONS).bind(batch_id).execute(&mut *conn).await?;
-            }
-            if planned.added + planned.changed > 0 {
-                sqlx::query(reg::INSERT_NEW_VERSIONS).bind(batch_id).bind(at).execute(&mut *conn).await?;
-            }
-            if planned.removed > 0 {
-                sqlx::query(reg::INSERT_REMOVAL_VERSIONS).bind(batch_id).bind(at).execute(&mut *conn).await?;
-            }
-            if planned.added + planned.changed > 0 {
-                sqlx::query(sql.new_citizens).bind(batch_id).execute(&mut *conn).await?;
-            }
+        // Statements with nothing to do are skipped: with no rows to start from, planners
+        // may still walk the whole register.
+        let mut planned = ApplyCounts::default();
+        for (outcome, n) in Self::outcome_counts(&mut *conn, batch_id).await? {
+            planned.add(outcome, n);
+        }
+        if planned.changed + planned.removed > 0 {
+            sqlx::query(CLOSE_OPEN_VERSIONS).bind(batch_id).execute(&mut *conn).await?;
+        }
+        if planned.added + planned.changed > 0 {
+            sqlx::query(INSERT_NEW_VERSIONS).bind(batch_id).bind(at).execute(&mut *conn).await?;
+        }
+        if planned.removed > 0 {
+            sqlx::query(INSERT_REMOVAL_VERSIONS).bind(batch_id).bind(at).execute(&mut *conn).await?;
+        }
+        if planned.added + planned.changed > 0 {
+            sqlx::query(sql.new_citizens).bind(batch_id).execute(&mut *conn).await?;
+        }
 
-            let late: Vec<LateRecord> = sqlx::query_as(reg::SLOW_PATH).bind(batch_id).fetch_all(&mut *conn).await?;
-            for row in late {
-                let versions = versions_of(&mut *conn, &row.household_code).await?;
-                match plan_late_record(&row, &versions, &snapshots, batch_id, at) {
-                    LatePlan::Unchanged => {
-                        sqlx::query(reg::SET_OUTCOME)
+        let late: Vec<LateRecord> = sqlx::query_as(SLOW_PATH).bind(batch_id).fetch_all(&mut *conn).await?;
+        for row in late {
+            let versions = Self::versions_of(&mut *conn, &row.household_code).await?;
+            match plan_late_record(&row, &versions, &snapshots, batch_id, at) {
+                LatePlan::Unchanged => {
+                    sqlx::query(SET_OUTCOME)
+                        .bind(batch_id)
+                        .bind(row.idx)
+                        .bind(RecordOutcome::Unchanged.as_str())
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                LatePlan::Problem(p) => problems.push(p),
+                LatePlan::Write { outcome, supersede, close, version, citizens, then_off_list } => {
+                    let code = version.household_code.as_str();
+                    if let Some(old) = supersede.and_then(|day| versions.iter().find(|v| v.valid_from == day)) {
+                        sqlx::query(SUPERSEDE_VERSION)
+                            .bind(code)
+                            .bind(old.valid_from)
                             .bind(batch_id)
-                            .bind(row.idx)
-                            .bind(RecordOutcome::Unchanged.as_str())
+                            .bind(at)
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query(DELETE_VERSION).bind(code).bind(old.valid_from).execute(&mut *conn).await?;
+                    }
+                    if let Some(from) = close {
+                        sqlx::query(SET_VERSION_END)
+                            .bind(code)
+                            .bind(from)
+                            .bind(version.valid_from)
                             .execute(&mut *conn)
                             .await?;
                     }
-                    LatePlan::Problem(p) => problems.push(p),
-                    LatePlan::Write { outcome, supersede, close, version, citizens, then_off_list } => {
-                        let code = version.household_code.as_str();
-                        if let Some(old) = supersede.and_then(|day| versions.iter().find(|v| v.valid_from == day)) {
-                            sqlx::query(reg::SUPERSEDE_VERSION)
-                                .bind(code)
-                                .bind(old.valid_from)
-                                .bind(batch_id)
-                                .bind(at)
-                                .execute(&mut *conn)
-                                .await?;
-                            sqlx::query(reg::DELETE_VERSION)
-                                .bind(code)
-                                .bind(old.valid_from)
-                                .execute(&mut *conn)
-                                .await?;
-                        }
-                        if let Some(from) = close {
-                            sqlx::query(reg::SET_VERSION_END)
-                                .bind(code)
-                                .bind(from)
-                                .bind(version.valid_from)
-                                .execute(&mut *conn)
-                                .await?;
-                        }
-                        insert_version(&mut *conn, &version).await?;
-                        if let Some(off) = &then_off_list {
-                            insert_version(&mut *conn, off).await?;
-                        }
-                        for citizen in &citizens {
-                            sqlx::query(reg::INSERT_CITIZEN).bind(citizen).bind(code).execute(&mut *conn).await?;
-                        }
-                        sqlx::query(reg::SET_OUTCOME)
-                            .bind(batch_id)
-                            .bind(row.idx)
-                            .bind(outcome.as_str())
-                            .execute(&mut *conn)
-                            .await?;
+                    Self::insert_version(&mut *conn, &version).await?;
+                    if let Some(off) = &then_off_list {
+                        Self::insert_version(&mut *conn, off).await?;
                     }
+                    for citizen in &citizens {
+                        sqlx::query(INSERT_CITIZEN).bind(citizen).bind(code).execute(&mut *conn).await?;
+                    }
+                    sqlx::query(SET_OUTCOME)
+                        .bind(batch_id)
+                        .bind(row.idx)
+                        .bind(outcome.as_str())
+                        .execute(&mut *conn)
+                        .await?;
                 }
             }
-            if !problems.is_empty() {
-                return Ok(Err(problems));
+        }
+        if !problems.is_empty() {
+            return Ok(Err(problems));
+        }
+
+        let mut counts = ApplyCounts::default();
+        for (outcome, n) in Self::outcome_counts(&mut *conn, batch_id).await? {
+            counts.add(outcome, n);
+        }
+        if counts.changed + counts.removed > 0 {
+            if !sql.feed_lock.is_empty() {
+                sqlx::query(sql.feed_lock).execute(&mut *conn).await?;
             }
-
-            let mut counts = reg::ApplyCounts::default();
-            for (outcome, n) in outcome_counts(&mut *conn, batch_id).await? {
-                counts.add(outcome, n);
-            }
-            if counts.changed + counts.removed > 0 {
-                if !sql.feed_lock.is_empty() {
-                    sqlx::query(sql.feed_lock).execute(&mut *conn).await?;
-                }
-                sqlx::query(reg::FEED_EVENTS.as_str()).bind(batch_id).bind(at).execute(&mut *conn).await?;
-            }
-            Ok(Ok(counts))
+            sqlx::query(FEED_EVENTS.as_str()).bind(batch_id).bind(at).execute(&mut *conn).await?;
         }
+        Ok(Ok(counts))
+    }
 
-        /// One state written by the row-by-row path, with the category and device wish the
-        /// domain reads from its data.
-        async fn insert_version(conn: &mut $conn, v: &VersionRow) -> Result<(), PortError> {
-            let (category, wants_device) = reg::traits(&v.data)?;
-            sqlx::query(reg::INSERT_VERSION)
-                .bind(&v.household_code)
-                .bind(v.valid_from)
-                .bind(v.valid_to)
-                .bind(v.removal_reason.as_deref())
-                .bind(v.removal_note.as_deref())
-                .bind(&v.data)
-                .bind(&v.content_hash)
-                .bind(&v.commune_code)
-                .bind(v.certificate_number.as_deref())
-                .bind(&v.batch_id)
-                .bind(v.recorded_at)
-                .bind(category.as_str())
-                .bind(wants_device)
-                .execute(&mut *conn)
-                .await?;
-            Ok(())
-        }
+    /// One state written by the row-by-row path, with the category and device wish the
+    /// domain reads from its data.
+    async fn insert_version(conn: &mut <S::Db as Database>::Connection, v: &VersionRow) -> Result<(), PortError> {
+        let (category, wants_device) = traits(&v.data)?;
+        sqlx::query(INSERT_VERSION)
+            .bind(&v.household_code)
+            .bind(v.valid_from)
+            .bind(v.valid_to)
+            .bind(v.removal_reason.as_deref())
+            .bind(v.removal_note.as_deref())
+            .bind(&v.data)
+            .bind(&v.content_hash)
+            .bind(&v.commune_code)
+            .bind(v.certificate_number.as_deref())
+            .bind(&v.batch_id)
+            .bind(v.recorded_at)
+            .bind(category.as_str())
+            .bind(wants_device)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
 
-        /// How many of a batch's records have each outcome.
-        async fn outcome_counts(conn: &mut $conn, batch_id: &str) -> Result<Vec<(RecordOutcome, i64)>, PortError> {
-            let rows: Vec<(String, i64)> =
-                sqlx::query_as(reg::COUNT_OUTCOMES).bind(batch_id).fetch_all(&mut *conn).await?;
-            rows.into_iter()
-                .map(|(outcome, n)| Ok((RecordOutcome::parse(&outcome).map_err(PortError::Corrupt)?, n)))
-                .collect()
-        }
+    /// How many of a batch's records have each outcome.
+    async fn outcome_counts(
+        conn: &mut <S::Db as Database>::Connection,
+        batch_id: &str,
+    ) -> Result<Vec<(RecordOutcome, i64)>, PortError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(COUNT_OUTCOMES).bind(batch_id).fetch_all(&mut *conn).await?;
+        rows.into_iter()
+            .map(|(outcome, n)| Ok((RecordOutcome::parse(&outcome).map_err(PortError::Corrupt)?, n)))
+            .collect()
+    }
 
-        pub(super) async fn finish_batch(
-            conn: &mut $conn,
-            batch_id: &str,
-            digest: &str,
-            records: i64,
-            counts: &reg::ApplyCounts,
-            at: time::OffsetDateTime,
-        ) -> Result<(), PortError> {
-            sqlx::query(reg::MARK_APPLIED)
-                .bind(batch_id)
-                .bind(digest)
-                .bind(records)
-                .bind(counts.added)
-                .bind(counts.changed)
-                .bind(counts.removed)
-                .bind(counts.unchanged)
-                .bind(at)
-                .execute(&mut *conn)
-                .await?;
-            clear_staging(&mut *conn, batch_id).await
-        }
-    };
+    pub(super) async fn finish_batch(
+        conn: &mut <S::Db as Database>::Connection,
+        batch_id: &str,
+        digest: &str,
+        records: i64,
+        counts: &ApplyCounts,
+        at: time::OffsetDateTime,
+    ) -> Result<(), PortError> {
+        sqlx::query(MARK_APPLIED)
+            .bind(batch_id)
+            .bind(digest)
+            .bind(records)
+            .bind(counts.added)
+            .bind(counts.changed)
+            .bind(counts.removed)
+            .bind(counts.unchanged)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        Self::clear_staging(&mut *conn, batch_id).await
+    }
 }
-
-pub(super) use registry_queries;

@@ -355,22 +355,22 @@ impl ports::AuditLog for SqliteStore {
 #[async_trait]
 impl ports::UnitStore for SqliteStore {
     async fn units(&self) -> Result<Vec<AdminUnit>, PortError> {
-        households::units(&mut *self.read.acquire().await?).await
+        Households::units(&mut *self.read.acquire().await?).await
     }
 
     async fn seed_units(&self, units: &[AdminUnit]) -> Result<bool, PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        if households::count_units(&mut tx).await? > 0 {
+        if Households::count_units(&mut tx).await? > 0 {
             return Ok(false);
         }
-        households::save_units(&mut tx, units, &[]).await?;
+        Households::save_units(&mut tx, units, &[]).await?;
         tx.commit().await?;
         Ok(true)
     }
 
     async fn save_units(&self, new: &[AdminUnit], changed: &[AdminUnit]) -> Result<(), PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        households::save_units(&mut tx, new, changed).await?;
+        Households::save_units(&mut tx, new, changed).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -379,16 +379,16 @@ impl ports::UnitStore for SqliteStore {
 #[async_trait]
 impl ports::BatchStore for SqliteStore {
     async fn batch(&self, batch_id: &str) -> Result<Option<BatchRow>, PortError> {
-        households::batch(&mut *self.read.acquire().await?, batch_id).await
+        Households::batch(&mut *self.read.acquire().await?, batch_id).await
     }
 
     async fn list_batches(&self, before: Option<i64>, limit: u32) -> Result<Vec<BatchRow>, PortError> {
-        households::list_batches(&mut *self.read.acquire().await?, before, limit).await
+        Households::list_batches(&mut *self.read.acquire().await?, before, limit).await
     }
 
     async fn begin_batch(&self, batch: &NewBatch<'_>) -> Result<(), PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        households::begin_batch(&mut tx, batch).await?;
+        Households::begin_batch(&mut tx, batch).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -403,7 +403,7 @@ impl ports::BatchStore for SqliteStore {
 
     async fn discard_batch(&self, batch_id: &str) -> Result<(), PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        households::discard_batch(&mut tx, batch_id).await?;
+        Households::discard_batch(&mut tx, batch_id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -418,7 +418,7 @@ impl ports::BatchStore for SqliteStore {
     ) -> Result<Result<ApplyCounts, Vec<ApplyProblem>>, PortError> {
         let (batch_id, records) = (batch.batch_id, batch.records);
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let applied = households::apply_shared(&mut tx, batch, kind, effective, at, MEMBER_SQL).await?;
+        let applied = Households::apply_shared(&mut tx, batch, kind, effective, at, MEMBER_SQL).await?;
         match applied {
             Ok(counts) => {
                 // What the batch changed, for hubs holding the register in memory (before
@@ -431,7 +431,7 @@ impl ports::BatchStore for SqliteStore {
                 } else {
                     sqlx::query(NOTE_BATCH_CHANGES).bind(batch_id).execute(&mut *tx).await?;
                 }
-                households::finish_batch(&mut tx, batch_id, digest, records, &counts, at).await?;
+                Households::finish_batch(&mut tx, batch_id, digest, records, &counts, at).await?;
                 tx.commit().await?;
                 // The change log need not grow with every review pushed; a failure here loses
                 // nothing (the next batch prunes).
@@ -450,6 +450,7 @@ impl ports::BatchStore for SqliteStore {
 impl super::backend::SqlStore for SqliteStore {
     type Db = sqlx::Sqlite;
 
+    const EMPTY_WHEN_ALONE: bool = true;
     const BEGIN: &'static str = "BEGIN IMMEDIATE";
     // The one writer serialises member writes already.
     const LOCK_MEMBERS: &'static str = "SELECT 1";
@@ -481,6 +482,16 @@ impl super::backend::SqlStore for SqliteStore {
 
     async fn large_writer(&self) -> Result<impl std::ops::DerefMut<Target = sqlx::SqliteConnection> + Send, PortError> {
         Ok(self.write.acquire().await?)
+    }
+
+    async fn lock_key(conn: &mut sqlx::SqliteConnection, key: &str) -> Result<(), PortError> {
+        // One writer at a time (`BEGIN IMMEDIATE`): nothing more to lock.
+        let _ = (conn, key);
+        Ok(())
+    }
+
+    async fn insert_decisions(conn: &mut sqlx::SqliteConnection, rows: &[DecisionRow]) -> Result<(), PortError> {
+        insert_decisions(conn, rows).await
     }
 
     fn writer(&self) -> &sqlx::SqlitePool {
@@ -537,19 +548,19 @@ impl ports::RegisterChanges for SqliteStore {
 #[async_trait]
 impl ports::RegisterStore for SqliteStore {
     async fn household_versions(&self, code: &str) -> Result<Vec<VersionRow>, PortError> {
-        households::versions_of(&mut *self.read.acquire().await?, code).await
+        Households::versions_of(&mut *self.read.acquire().await?, code).await
     }
 
     async fn household_on(&self, code: &str, date: Date) -> Result<Option<VersionRow>, PortError> {
-        households::version_on(&mut *self.read.acquire().await?, code, date).await
+        Households::version_on(&mut *self.read.acquire().await?, code, date).await
     }
 
     async fn find_by_citizen(&self, citizen_id: &str, date: Date) -> Result<Vec<VersionRow>, PortError> {
-        households::find_by_citizen(&mut *self.read.acquire().await?, citizen_id, date).await
+        Households::find_by_citizen(&mut *self.read.acquire().await?, citizen_id, date).await
     }
 
     async fn find_by_certificate(&self, number: &str, date: Date) -> Result<Vec<VersionRow>, PortError> {
-        households::find_by_certificate(&mut *self.read.acquire().await?, number, date).await
+        Households::find_by_certificate(&mut *self.read.acquire().await?, number, date).await
     }
 
     async fn states_matching(
@@ -579,7 +590,7 @@ impl ports::EnrollmentStore for SqliteStore {
         transfer: bool,
     ) -> Result<EnrollOutcome, PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let outcome = enrolling::enroll_in(&mut tx, new, key, allowed, transfer).await?;
+        let outcome = Enrolling::enroll_in(&mut tx, new, key, allowed, transfer).await?;
         if matches!(outcome, EnrollOutcome::Created { .. }) {
             tx.commit().await?;
         }
@@ -588,7 +599,7 @@ impl ports::EnrollmentStore for SqliteStore {
 
     async fn deenroll(&self, key: &WriteKey<'_>, ending: &Ending<'_>) -> Result<DeenrollOutcome, PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let outcome = enrolling::deenroll_in(&mut tx, key, ending).await?;
+        let outcome = Enrolling::deenroll_in(&mut tx, key, ending).await?;
         if matches!(outcome, DeenrollOutcome::Ended(_)) {
             tx.commit().await?;
         }
@@ -601,11 +612,11 @@ impl ports::EnrollmentStore for SqliteStore {
         after: i64,
         limit: u32,
     ) -> Result<Vec<EnrollmentRow>, PortError> {
-        enrolling::list_enrollments(&mut *self.read.acquire().await?, filter, after, limit).await
+        Enrolling::list_enrollments(&mut *self.read.acquire().await?, filter, after, limit).await
     }
 
     async fn feed_events(&self, operator: &str, after: i64, limit: u32) -> Result<Vec<FeedRow>, PortError> {
-        enrolling::events_after(&mut *self.read.acquire().await?, operator, after, limit).await
+        Enrolling::events_after(&mut *self.read.acquire().await?, operator, after, limit).await
     }
 
     async fn enrollments_by_ids(&self, ids: &[i64]) -> Result<Vec<EnrollmentRow>, PortError> {
@@ -634,22 +645,22 @@ impl ports::EnrollmentStore for SqliteStore {
     }
 
     async fn enrollments_running(&self, operator: &str, from: Date, until: Date) -> Result<Vec<i64>, PortError> {
-        monthly::running_between(&mut *self.bulk.acquire().await?, operator, from, until).await
+        Monthly::running_between(&mut *self.bulk.acquire().await?, operator, from, until).await
     }
 }
 
 #[async_trait]
 impl ports::MonthlyListStore for SqliteStore {
     async fn monthly_update(&self, operator: &str, update_id: &str) -> Result<Option<UpdateRow>, PortError> {
-        monthly::by_key(&mut *self.read.acquire().await?, operator, update_id).await
+        Monthly::by_key(&mut *self.read.acquire().await?, operator, update_id).await
     }
 
     async fn monthly_update_by_ref(&self, id: i64) -> Result<Option<UpdateRow>, PortError> {
-        monthly::by_ref(&mut *self.read.acquire().await?, id).await
+        Monthly::by_ref(&mut *self.read.acquire().await?, id).await
     }
 
     async fn open_monthly_updates(&self, operator: &str, period: &str) -> Result<Vec<UpdateRow>, PortError> {
-        monthly::open_for_period(&mut *self.read.acquire().await?, operator, period).await
+        Monthly::open_for_period(&mut *self.read.acquire().await?, operator, period).await
     }
 
     async fn list_monthly_updates(
@@ -658,12 +669,12 @@ impl ports::MonthlyListStore for SqliteStore {
         before: i64,
         limit: u32,
     ) -> Result<Vec<UpdateRow>, PortError> {
-        monthly::list(&mut *self.read.acquire().await?, filter, before, limit).await
+        Monthly::list(&mut *self.read.acquire().await?, filter, before, limit).await
     }
 
     async fn begin_monthly_update(&self, new: &NewUpdate<'_>) -> Result<i64, PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let id = monthly::begin(&mut tx, new).await?;
+        let id = Monthly::begin(&mut tx, new).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -699,7 +710,7 @@ impl ports::MonthlyListStore for SqliteStore {
 
     async fn discard_monthly_update(&self, id: i64) -> Result<(), PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        monthly::discard(&mut tx, id).await?;
+        Monthly::discard(&mut tx, id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -713,7 +724,7 @@ impl ports::MonthlyListStore for SqliteStore {
         replaces: Option<i64>,
     ) -> Result<(), PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        monthly::finish(&mut tx, id, digest, figures, at, replaces).await?;
+        Monthly::finish(&mut tx, id, digest, figures, at, replaces).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -723,41 +734,41 @@ impl ports::MonthlyListStore for SqliteStore {
 impl ports::ReconciliationStore for SqliteStore {
     async fn rewrite_line_outcomes(&self, id: i64, lines: &[LineRow]) -> Result<bool, PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let open = monthly::rewrite_outcomes(&mut tx, id, lines).await?;
+        let open = Monthly::rewrite_outcomes(&mut tx, id, lines).await?;
         tx.commit().await?;
         Ok(open)
     }
 
     async fn refigure_monthly_update(&self, id: i64, figures: &str, at: OffsetDateTime) -> Result<bool, PortError> {
-        monthly::refigure(&mut *self.write.acquire().await?, id, figures, at).await
+        Monthly::refigure(&mut *self.write.acquire().await?, id, figures, at).await
     }
 
     async fn note_line_exceptions(&self, id: i64, lines: &[(i64, Option<String>)]) -> Result<bool, PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let confirmed = monthly::note_exceptions(&mut tx, id, lines).await?;
+        let confirmed = Monthly::note_exceptions(&mut tx, id, lines).await?;
         tx.commit().await?;
         Ok(confirmed)
     }
 
     async fn count_exceptions(&self, id: i64, count: i64, at: OffsetDateTime) -> Result<(), PortError> {
-        monthly::count_exceptions(&mut *self.write.acquire().await?, id, count, at).await
+        Monthly::count_exceptions(&mut *self.write.acquire().await?, id, count, at).await
     }
 
     async fn confirmed_updates_since(&self, first_period: &str) -> Result<Vec<i64>, PortError> {
-        monthly::confirmed_since(&mut *self.read.acquire().await?, first_period).await
+        Monthly::confirmed_since(&mut *self.read.acquire().await?, first_period).await
     }
 
     async fn mark_stale_updates(&self, first_period: &str) -> Result<Vec<i64>, PortError> {
-        monthly::mark_stale(&mut *self.write.acquire().await?, first_period).await
+        Monthly::mark_stale(&mut *self.write.acquire().await?, first_period).await
     }
 
     async fn stale_monthly_updates(&self) -> Result<Vec<i64>, PortError> {
-        monthly::stale_lists(&mut *self.read.acquire().await?).await
+        Monthly::stale_lists(&mut *self.read.acquire().await?).await
     }
 
     async fn decide_monthly_update(&self, id: i64, decision: &UpdateDecision<'_>) -> Result<(), PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        monthly::decide(&mut tx, id, decision).await?;
+        Monthly::decide(&mut tx, id, decision).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -769,15 +780,15 @@ impl ports::ReconciliationStore for SqliteStore {
         after: i64,
         limit: u32,
     ) -> Result<Vec<LineRow>, PortError> {
-        monthly::lines(&mut *self.bulk.acquire().await?, id, filter, after, limit).await
+        Monthly::lines(&mut *self.bulk.acquire().await?, id, filter, after, limit).await
     }
 
     async fn claimed_elsewhere(&self, period: &str, operator: &str) -> Result<Vec<(String, i64)>, PortError> {
-        monthly::claimed_elsewhere(&mut *self.bulk.acquire().await?, period, operator).await
+        Monthly::claimed_elsewhere(&mut *self.bulk.acquire().await?, period, operator).await
     }
 
     async fn idle_months(&self, id: i64) -> Result<Vec<(String, i64)>, PortError> {
-        monthly::idle_months(&mut *self.bulk.acquire().await?, id).await
+        Monthly::idle_months(&mut *self.bulk.acquire().await?, id).await
     }
 }
 
@@ -811,19 +822,11 @@ async fn rebuild_tree(conn: &mut sqlx::SqliteConnection, seq: i64) -> Result<aud
     sql::tree_edge(&range.encode(), seq)
 }
 
-mod monthly {
-    use super::PortError;
-    crate::storage::reconciliation::reconciliation_queries!(sqlx::SqliteConnection);
-}
+/// The monthly-list queries both dialects share.
+type Monthly = reconciliation::MonthlyQueries<SqliteStore>;
 
-mod enrolling {
-    use super::PortError;
-    /// One writer at a time (`BEGIN IMMEDIATE`): nothing more to lock.
-    async fn no_lock(_: &mut sqlx::SqliteConnection, _: &str) -> Result<(), PortError> {
-        Ok(())
-    }
-    crate::storage::enrollments::enrollment_queries!(sqlx::SqliteConnection, no_lock, super::insert_decisions);
-}
+/// The enrolment queries both dialects share.
+type Enrolling = super::enrollments::EnrolmentQueries<SqliteStore>;
 
 /// For each value, the states of every household it ever matched: the households through a
 /// list subquery, so that a household's states are read once per value without a sort (the
@@ -866,13 +869,8 @@ async fn insert_decisions(conn: &mut sqlx::SqliteConnection, rows: &[DecisionRow
     Ok(())
 }
 
-mod households {
-    use super::PortError;
-    /// One process writes at a time (the write lock is held): no other hub can begin a batch
-    /// between the count and the emptying.
-    const EMPTY_WHEN_ALONE: bool = true;
-    crate::storage::registry::registry_queries!(sqlx::Sqlite, sqlx::SqliteConnection);
-}
+/// The registry queries both dialects share.
+type Households = super::registry::RegistryQueries<SqliteStore>;
 
 /// A member's citizen ID that a household on the list outside the batch lists now.
 const CONFLICTS: &str = "SELECT s.idx, s.household_code, CAST(j.key AS INTEGER), j.value ->> 0, v.household_code \
@@ -905,7 +903,7 @@ async fn stage(
 ) -> Result<(), PortError> {
     use sqlx::Connection;
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    households::check_receiver(&mut tx, batch_id, receiver).await?;
+    Households::check_receiver(&mut tx, batch_id, receiver).await?;
     for chunk in records.chunks(ROWS_PER_INSERT) {
         let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO batch_staging (");
         insert.push(registry::STAGING_COLUMNS).push(") ");
