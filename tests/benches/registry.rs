@@ -75,7 +75,7 @@ fn serve(tls: &Path, database: &str) -> (Child, u16) {
     let mut child = Command::new(telesub_tests::hub_binary())
         .args(["serve", "--listen", "127.0.0.1:0", "--database", database, "--tls-dir"])
         .arg(tls)
-        .env("RUST_LOG", "warn,telesub_server::storage=info")
+        .env("RUST_LOG", "warn,telesub_server::storage=info,telesub_server::read_model=info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
