@@ -23,6 +23,7 @@ use crate::{
     domain::{eligibility::QueryKind, household::BatchKind, units::AdminUnit},
 };
 
+use super::backend::SqlStore;
 use super::shared as sql;
 
 /// Locks the chain head so that concurrent appenders (other hubs) wait their turn.
@@ -89,11 +90,6 @@ impl PgStore {
         let ping =
             PgPoolOptions::new().max_connections(1).acquire_timeout(options.acquire_timeout).connect_lazy_with(connect);
         Ok(Self { pool, ping, bulk: BulkTurns::new(connections, options.write_wait) })
-    }
-
-    /// A connection for large work, once it is its turn.
-    async fn bulk(&self) -> Result<BulkConnection, PortError> {
-        self.bulk.connection(&self.pool).await
     }
 }
 
@@ -181,7 +177,7 @@ impl Store for PgStore {
     }
 }
 
-impl super::backend::SqlStore for PgStore {
+impl SqlStore for PgStore {
     type Db = sqlx::Postgres;
 
     const EMPTY_WHEN_ALONE: bool = false;
@@ -206,8 +202,9 @@ impl super::backend::SqlStore for PgStore {
         self.bulk.connection(&self.pool).await
     }
 
+    /// Scans are large work like any other: one turn.
     async fn scan(&self) -> Result<impl std::ops::DerefMut<Target = sqlx::PgConnection> + Send, PortError> {
-        self.bulk.connection(&self.pool).await
+        self.bulk().await
     }
 
     fn lock_table(table: &str) -> Option<String> {
@@ -215,7 +212,7 @@ impl super::backend::SqlStore for PgStore {
     }
 
     async fn large_writer(&self) -> Result<impl std::ops::DerefMut<Target = sqlx::PgConnection> + Send, PortError> {
-        self.bulk.connection(&self.pool).await
+        self.bulk().await
     }
 
     async fn lock_key(conn: &mut sqlx::PgConnection, key: &str) -> Result<(), PortError> {

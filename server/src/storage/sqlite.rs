@@ -111,16 +111,6 @@ impl Drop for StopOnDrop {
 }
 
 impl SqliteStore {
-    /// A connection for large reads through a small page cache.
-    async fn bulk_reader(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, PortError> {
-        Ok(self.bulk.acquire().await?)
-    }
-
-    /// A connection for large reads through a mapping of the file.
-    async fn mapped_reader(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, PortError> {
-        Ok(self.mapped.acquire().await?)
-    }
-
     /// Opens (creating when missing) the database file at `path`.
     pub async fn open(path: &str, options: &StoreOptions) -> Result<Self, PortError> {
         if path.is_empty() || path == ":memory:" {
@@ -468,12 +458,14 @@ impl super::backend::SqlStore for SqliteStore {
         &self.read
     }
 
+    /// Large reads through a small page cache.
     async fn bulk(&self) -> Result<impl std::ops::DerefMut<Target = sqlx::SqliteConnection> + Send, PortError> {
-        self.bulk_reader().await
+        Ok(self.bulk.acquire().await?)
     }
 
+    /// Scans through a mapping of the file.
     async fn scan(&self) -> Result<impl std::ops::DerefMut<Target = sqlx::SqliteConnection> + Send, PortError> {
-        self.mapped_reader().await
+        Ok(self.mapped.acquire().await?)
     }
 
     fn lock_table(_: &str) -> Option<String> {
