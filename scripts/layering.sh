@@ -8,6 +8,9 @@
 #     through the domain's ports;
 #   - server/src/read_model.rs and read_model/ (what sits in front of a backend's register port) use the
 #     ports alone: no crate::storage, crate::transport, tonic or sqlx;
+#   - nothing under server/src/ uses telesub_client: the hub shares formats with its clients
+#     through telesub_proto, and never depends on the client SDK (nor does server/Cargo.toml
+#     name it);
 #   - each port (a trait under server/src/domain/ports/) has at most 15 methods; their
 #     counts are printed.
 #
@@ -56,7 +59,7 @@ sub paths_of {
     my ($code) = @_;
     my @paths;
     while ($code =~ /\buse\s+([^;]+);/g) { push @paths, expand("", $1) }
-    while ($code =~ /\b((?:crate|tonic|sqlx)(?:::\w+)+)/g) { push @paths, $1 }
+    while ($code =~ /\b((?:crate|tonic|sqlx|telesub_client)(?:::\w+)+)/g) { push @paths, $1 }
     return @paths;
 }
 
@@ -68,7 +71,9 @@ sub check_layer {
             $path =~ s/\s+as\s+\w+\s*$//; $path =~ s/\s+//g;
             for my $f (@forbidden) {
                 if (($path eq $f || index($path, "${f}::") == 0) && !$seen{$f}++) {
-                    push @offences, "server/src/$file uses $f ($path): the $dir layer must not";
+                    (my $shown = "server/src/$file") =~ s{/\./}{/};
+                    my $layer = $dir eq "." ? "hub" : $dir;
+                    push @offences, "$shown uses $f ($path): the $layer layer must not";
                 }
             }
         }
@@ -79,6 +84,9 @@ check_layer("domain", "crate::storage", "crate::transport", "crate::export", "to
 check_layer("transport", "crate::storage");
 check_layer("read_model.rs", "crate::storage", "crate::transport", "tonic", "sqlx");
 check_layer("read_model", "crate::storage", "crate::transport", "tonic", "sqlx");
+check_layer(".", "telesub_client");
+push @offences, "server/Cargo.toml names telesub-client: the hub must not depend on the client SDK"
+    if `grep -c "telesub-client" ../Cargo.toml` > 0;
 
 print "ports (traits under server/src/domain/ports/) and their methods:\n";
 for my $file (split /\n/, `find domain/ports -name "*.rs" | sort`) {

@@ -20,13 +20,15 @@
 //! reporting a problem. Read-only calls are retried with backoff when the hub is unavailable;
 //! calls that change data are never retried by the SDK.
 
-pub mod audit;
 mod client;
 pub mod csv;
 mod error;
 pub mod monthly_csv;
 mod probe;
 mod rows;
+
+/// Checking the hub's audit trail without the hub's help (proofs, checkpoints, receipts).
+pub use telesub_proto::audit;
 
 pub use crate::csv::{CsvError, CsvReader, CsvWriter};
 pub use crate::monthly_csv::{MonthlyLineReader, MonthlyLineWriter};

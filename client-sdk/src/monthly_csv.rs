@@ -35,20 +35,7 @@ use crate::{
 };
 
 /// The header row: exactly these columns, in this order.
-pub const COLUMNS: [&str; 12] = [
-    "phone_number",
-    "subscriber_citizen_id",
-    "household_code",
-    "enrollment_id",
-    "change",
-    "service",
-    "package_code",
-    "tariff",
-    "amount_claimed",
-    "days_of_service",
-    "used",
-    "unclaimed_reason",
-];
+pub use telesub_proto::MONTHLY_LIST_COLUMNS as COLUMNS;
 
 const PHONE_NUMBER: usize = 0;
 const SUBSCRIBER_CITIZEN_ID: usize = 1;

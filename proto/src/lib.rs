@@ -1,5 +1,10 @@
-//! The telesub gRPC contract: messages and services of package `telesub.v1`, generated at
-//! build time from the `.proto` files beside this crate.
+//! The telesub contract, shared by the hub and its clients: the messages and services of
+//! package `telesub.v1`, generated at build time from the `.proto` files beside this crate,
+//! and the formats both sides read and write outside protobuf: the audit trail's proofs,
+//! checkpoints and receipts ([`audit`]) and the columns of an operator's monthly list as CSV
+//! ([`MONTHLY_LIST_COLUMNS`]). The hub depends on this crate, never on the client SDK.
+
+pub mod audit;
 
 /// Package `telesub.v1`.
 pub mod v1 {
@@ -10,3 +15,21 @@ pub mod v1 {
 /// The encoded `FileDescriptorSet` of every telesub service, for server reflection and for
 /// tests that walk every method.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("telesub_descriptor");
+
+/// The header row of an operator's monthly list as CSV (`docs/CSV.md`): exactly these
+/// columns, in this order. The SDK reads and writes the list in this form; the hub's exports
+/// of a reconciled list begin with the same columns.
+pub const MONTHLY_LIST_COLUMNS: [&str; 12] = [
+    "phone_number",
+    "subscriber_citizen_id",
+    "household_code",
+    "enrollment_id",
+    "change",
+    "service",
+    "package_code",
+    "tariff",
+    "amount_claimed",
+    "days_of_service",
+    "used",
+    "unclaimed_reason",
+];

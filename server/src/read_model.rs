@@ -22,7 +22,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::domain::{
     eligibility::{History, QueryKind},
-    ports::{PortError, RegisterChanges, RegisterStore, policy::StateRow, register::VersionRow},
+    ports::{PortError, RegisterChanges, RegisterStore, policy::MatchedState, register::HouseholdVersion},
 };
 use held::HeldRegister;
 
@@ -132,19 +132,19 @@ async fn read_together(inner: Arc<dyn RegisterStore>, mut waiting: mpsc::Receive
 
 #[async_trait]
 impl RegisterStore for RegisterReadModel {
-    async fn household_versions(&self, code: &str) -> Result<Vec<VersionRow>, PortError> {
+    async fn household_versions(&self, code: &str) -> Result<Vec<HouseholdVersion>, PortError> {
         self.inner.household_versions(code).await
     }
 
-    async fn household_on(&self, code: &str, date: Date) -> Result<Option<VersionRow>, PortError> {
+    async fn household_on(&self, code: &str, date: Date) -> Result<Option<HouseholdVersion>, PortError> {
         self.inner.household_on(code, date).await
     }
 
-    async fn find_by_citizen(&self, citizen_id: &str, date: Date) -> Result<Vec<VersionRow>, PortError> {
+    async fn find_by_citizen(&self, citizen_id: &str, date: Date) -> Result<Vec<HouseholdVersion>, PortError> {
         self.inner.find_by_citizen(citizen_id, date).await
     }
 
-    async fn find_by_certificate(&self, number: &str, date: Date) -> Result<Vec<VersionRow>, PortError> {
+    async fn find_by_certificate(&self, number: &str, date: Date) -> Result<Vec<HouseholdVersion>, PortError> {
         self.inner.find_by_certificate(number, date).await
     }
 
@@ -153,7 +153,7 @@ impl RegisterStore for RegisterReadModel {
         kind: QueryKind,
         values: &[String],
         bulk: bool,
-    ) -> Result<Vec<StateRow>, PortError> {
+    ) -> Result<Vec<MatchedState>, PortError> {
         self.inner.states_matching(kind, values, bulk).await
     }
 
@@ -193,19 +193,19 @@ mod tests {
 
     #[async_trait]
     impl RegisterStore for Recorded {
-        async fn household_versions(&self, _: &str) -> Result<Vec<VersionRow>, PortError> {
+        async fn household_versions(&self, _: &str) -> Result<Vec<HouseholdVersion>, PortError> {
             Ok(Vec::new())
         }
-        async fn household_on(&self, _: &str, _: Date) -> Result<Option<VersionRow>, PortError> {
+        async fn household_on(&self, _: &str, _: Date) -> Result<Option<HouseholdVersion>, PortError> {
             Ok(None)
         }
-        async fn find_by_citizen(&self, _: &str, _: Date) -> Result<Vec<VersionRow>, PortError> {
+        async fn find_by_citizen(&self, _: &str, _: Date) -> Result<Vec<HouseholdVersion>, PortError> {
             Ok(Vec::new())
         }
-        async fn find_by_certificate(&self, _: &str, _: Date) -> Result<Vec<VersionRow>, PortError> {
+        async fn find_by_certificate(&self, _: &str, _: Date) -> Result<Vec<HouseholdVersion>, PortError> {
             Ok(Vec::new())
         }
-        async fn states_matching(&self, _: QueryKind, _: &[String], _: bool) -> Result<Vec<StateRow>, PortError> {
+        async fn states_matching(&self, _: QueryKind, _: &[String], _: bool) -> Result<Vec<MatchedState>, PortError> {
             Ok(Vec::new())
         }
         async fn histories_matching(

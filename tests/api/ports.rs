@@ -18,15 +18,15 @@ use telesub_server::{
             AllocationStore, AuditFilter, AuditLog, AuditReader, AuditTrail, BatchStore, Conflict, DecisionStore,
             EnrollmentStore, InspectionStore, MonthlyListStore, PlaceStore, PolicyStore, PortError,
             ReconciliationStore, RegisterStore, StatisticsStore, UnitStore,
-            audit::CheckpointRow,
+            audit::StoredCheckpoint,
             devices::{
-                Amend, AmendNote, CommitteeDecision, HandoverOutcome, HandoverRow, NewAllocation, PlaceRow,
-                ProposalMeta, RecipientFilter,
+                Amend, AmendNote, CommitteeDecision, Handover, HandoverOutcome, ListPlace, NewAllocation, ProposalMeta,
+                RecipientFilter,
             },
             enrollments::{DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, NewEnrollment, WriteKey},
-            inspections::{FindingChange, FindingRow, NewInspection, SampleRow},
-            monthly::{LineFilter, LineRow, NewUpdate, UpdateDecision, UpdateFilter, Verdict},
-            policy::{DecisionRow, DecisionRunRow, PolicyRow},
+            inspections::{Finding, FindingChange, NewInspection, SampledHousehold},
+            monthly::{LineFilter, ListLine, NewUpdate, UpdateDecision, UpdateFilter, Verdict},
+            policy::{DecisionRun, StoredDecision, StoredPolicy},
             register::{NewBatch, Staged, StagedRecord, WHOLE_REGISTER},
             statistics::HouseholdCount,
         },
@@ -90,13 +90,13 @@ async fn the_unit_port_seeds_once_and_saves_new_and_changed_versions_together() 
     assert_eq!(units.units().await.unwrap(), now, "nothing of a failed save is kept");
 }
 
-fn policy_rows() -> Vec<PolicyRow> {
+fn policy_rows() -> Vec<StoredPolicy> {
     reference_policy()
         .unwrap()
         .iter()
         .enumerate()
         .map(|(i, rules)| {
-            PolicyRow::new(i as i64 + 1, date!(2023 - 01 - 01) + time::Duration::days(i as i64), rules, None, None)
+            StoredPolicy::new(i as i64 + 1, date!(2023 - 01 - 01) + time::Duration::days(i as i64), rules, None, None)
         })
         .collect()
 }
@@ -111,12 +111,12 @@ async fn the_policy_port_keeps_versions_in_order_and_withdraws_only_what_has_not
     assert!(policy.seed_policy(&seed).await.unwrap());
     assert!(!policy.seed_policy(&seed).await.unwrap(), "seeded once");
     let kept = policy.policy_versions().await.unwrap();
-    let key = |r: &PolicyRow| (r.version, r.valid_from, r.rules.clone(), r.withdrawn_at);
+    let key = |r: &StoredPolicy| (r.version, r.valid_from, r.rules.clone(), r.withdrawn_at);
     assert_eq!(kept.iter().map(key).collect::<Vec<_>>(), seed.iter().map(key).collect::<Vec<_>>());
 
     // A later version follows; one that does not follow every stored version is a conflict.
     let last = seed.last().unwrap();
-    let mut next = PolicyRow::new(
+    let mut next = StoredPolicy::new(
         last.version + 1,
         date!(2027 - 01 - 01),
         &reference_policy().unwrap()[0],
@@ -146,8 +146,8 @@ async fn the_policy_port_keeps_versions_in_order_and_withdraws_only_what_has_not
     policy.add_policy_version(&next).await.unwrap();
 }
 
-fn decision(call: &str, idx: i64) -> DecisionRow {
-    DecisionRow {
+fn decision(call: &str, idx: i64) -> StoredDecision {
+    StoredDecision {
         call_id: call.into(),
         idx,
         request_id: format!("req-{call}"),
@@ -189,7 +189,7 @@ async fn the_decision_port_reads_back_single_decisions_and_the_run_holding_an_in
     assert_eq!(decisions.decision("c1", 1).await.unwrap(), None);
     assert_eq!(decisions.decision("c2", 0).await.unwrap(), None);
 
-    let run = |first: i64, last: i64| DecisionRunRow {
+    let run = |first: i64, last: i64| DecisionRun {
         call_id: "b1".into(),
         first_idx: first,
         last_idx: last,
@@ -232,7 +232,7 @@ async fn the_inspection_port_numbers_findings_and_samples_and_freezes_a_closed_i
     assert_eq!((row.title.as_str(), row.status, row.created_at), ("Kiểm tra 1", InspectionStatus::Open, AT));
     assert_eq!(port.inspection(second + 100).await.unwrap(), None);
 
-    let finding = |n: i64| FindingRow {
+    let finding = |n: i64| Finding {
         inspection_id: first,
         number: n,
         severity: Severity::High,
@@ -261,7 +261,7 @@ async fn the_inspection_port_numbers_findings_and_samples_and_freezes_a_closed_i
     assert_eq!((updates[0].number, updates[0].seq, updates[0].status), (1, 1, FindingStatus::InProgress));
 
     assert!(port.sample_population("24611", date!(2026 - 03 - 01)).await.unwrap().is_empty(), "no register yet");
-    let sample = SampleRow {
+    let sample = SampledHousehold {
         inspection_id: first,
         number: 0,
         commune_code: "24611".into(),
@@ -274,7 +274,7 @@ async fn the_inspection_port_numbers_findings_and_samples_and_freezes_a_closed_i
         pulled_at: AT,
     };
     assert_eq!(port.insert_sample(&sample).await.unwrap(), 1);
-    assert_eq!(port.sample(first, 1).await.unwrap(), Some(SampleRow { number: 1, ..sample.clone() }));
+    assert_eq!(port.sample(first, 1).await.unwrap(), Some(SampledHousehold { number: 1, ..sample.clone() }));
     let listed = port.samples(first).await.unwrap();
     assert_eq!((listed.len(), listed[0].body.as_str()), (1, ""), "summaries without bodies");
 
@@ -570,7 +570,7 @@ async fn the_audit_ports_filter_records_and_find_who_looked_up_a_value() {
         decisions_call,
     };
     let check = "/telesub.v1.Eligibility/CheckEligibility";
-    let single = DecisionRow { call_id: call(1), request_id: "r-vnpt".into(), ..decision("x", 0) };
+    let single = StoredDecision { call_id: call(1), request_id: "r-vnpt".into(), ..decision("x", 0) };
     let seqs = log
         .append_audit(
             &[
@@ -585,7 +585,7 @@ async fn the_audit_ports_filter_records_and_find_who_looked_up_a_value() {
         .unwrap();
     let seq = |i: usize| seqs[i].0;
     decisions
-        .record_decision_runs(&[DecisionRunRow {
+        .record_decision_runs(&[DecisionRun {
             call_id: call(2),
             first_idx: 0,
             last_idx: 0,
@@ -648,8 +648,8 @@ async fn the_audit_ports_filter_records_and_find_who_looked_up_a_value() {
     assert_eq!(records[1].entry.decisions_call, Some(call(2)));
 }
 
-fn list_line(n: i64, household: &str, codes: &str) -> LineRow {
-    LineRow {
+fn list_line(n: i64, household: &str, codes: &str) -> ListLine {
+    ListLine {
         line_no: n,
         household_code: household.into(),
         phone_number: format!("09110000{n:02}"),
@@ -773,8 +773,8 @@ async fn the_monthly_list_ports_receive_replace_decide_and_keep_lists_current() 
     assert!(!rec.note_line_exceptions(other, &[(1, None)]).await.unwrap(), "only a confirmed list");
 }
 
-fn place(code: &str, rank: i64, device_type: &str) -> PlaceRow {
-    PlaceRow {
+fn place(code: &str, rank: i64, device_type: &str) -> ListPlace {
+    ListPlace {
         household_code: code.into(),
         rank,
         unit_code: "660".into(),
@@ -789,8 +789,8 @@ fn place(code: &str, rank: i64, device_type: &str) -> PlaceRow {
     }
 }
 
-fn handover(code: &str, allocation_id: i64, imei: &str) -> HandoverRow {
-    HandoverRow {
+fn handover(code: &str, allocation_id: i64, imei: &str) -> Handover {
+    Handover {
         household_code: code.into(),
         allocation_id,
         kind: "DEVICE".into(),
@@ -877,7 +877,7 @@ async fn the_allocation_and_place_ports_carry_a_list_from_proposal_to_hand_over(
     allocations.save_proposal(id, &meta, &[place(a, 1, "TABLET"), place(b, 2, "TABLET")]).await.unwrap();
     assert_eq!(allocations.allocation("1/QĐ").await.unwrap().unwrap().status, AllocationStatus::Proposed);
     let note = AmendNote { reason: "bổ sung", by: "DOICT", at: AT };
-    let added = Amend::Add { place: PlaceRow { added: true, ..place(c, 0, "TABLET") }, quota: 10 };
+    let added = Amend::Add { place: ListPlace { added: true, ..place(c, 0, "TABLET") }, quota: 10 };
     let r1 = allocations.amend_proposal(id, &added, &note).await.unwrap();
     let r2 = allocations.amend_proposal(id, &Amend::Remove { household_code: a }, &note).await.unwrap();
     assert!(r2 > r1);
@@ -1008,7 +1008,7 @@ async fn the_statistics_port_counts_by_the_category_kept_beside_each_state() {
         })
         .await
         .unwrap();
-    let in_commune = |mut l: LineRow| {
+    let in_commune = |mut l: ListLine| {
         l.commune_code = Some(commune.clone());
         l
     };
@@ -1104,7 +1104,7 @@ async fn the_audit_trail_port_keeps_the_tree_beside_the_chain_and_its_checkpoint
         decisions_call: call,
     };
     let call = |n: u8| format!("{}{}", call_id_bound(AT), format!("{n:02x}").repeat(10));
-    let first = DecisionRow { call_id: call(1), ..decision("x", 0) };
+    let first = StoredDecision { call_id: call(1), ..decision("x", 0) };
     // 40 records: the tree keeps its nodes of every fourth level (here level 4, whole
     // subtrees of 16 records: two of them); the leaves are the records themselves.
     let entries: Vec<AuditEntry> = (0..40).map(|n| entry(n, (n == 0).then(|| call(1)))).collect();
@@ -1135,7 +1135,7 @@ async fn the_audit_trail_port_keeps_the_tree_beside_the_chain_and_its_checkpoint
     assert!(trail.audit_subjects_between(seqs[1].0, 40).await.unwrap().is_empty());
     assert_eq!(trail.decisions_between(&call(0), &call(9)).await.unwrap(), [first]);
     assert!(trail.decisions_between(&call(2), &call(9)).await.unwrap().is_empty());
-    let run = |first_idx: i64| DecisionRunRow {
+    let run = |first_idx: i64| DecisionRun {
         call_id: call(7),
         first_idx,
         last_idx: first_idx + 9,
@@ -1150,7 +1150,7 @@ async fn the_audit_trail_port_keeps_the_tree_beside_the_chain_and_its_checkpoint
     assert_eq!(runs.iter().map(|r| r.first_idx).collect::<Vec<_>>(), [10, 20], "from the first index after 0");
 
     // Checkpoints: one per size, the latest by default.
-    let checkpoint = |size: i64| CheckpointRow {
+    let checkpoint = |size: i64| StoredCheckpoint {
         tree_size: size,
         root_hash: "ab".repeat(32),
         signed_at: AT,

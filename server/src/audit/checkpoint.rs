@@ -17,7 +17,7 @@
 
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
 use ring::signature::{Ed25519KeyPair, KeyPair};
-pub use telesub_client::audit::{Checkpoint, Receipt, VerifierKey, key_id};
+pub use telesub_proto::audit::{Checkpoint, Receipt, VerifierKey, key_id};
 
 /// The log's name, first line of every checkpoint, unless configured.
 pub const DEFAULT_ORIGIN: &str = "telesub audit";

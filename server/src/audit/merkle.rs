@@ -9,7 +9,7 @@
 //! subtrees of every fourth level (16, 256, 4096, … leaves) as they complete. Any subtree a
 //! proof needs is then one stored node, or at most sixteen stored nodes or records combined.
 
-pub use telesub_client::audit::{
+pub use telesub_proto::audit::{
     Hash, ProofError, empty_root, leaf_hash, node_hash, parse_hash, verify_consistency, verify_inclusion,
 };
 

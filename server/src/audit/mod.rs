@@ -134,7 +134,7 @@ pub fn leaf_of(record: &AuditRecord) -> merkle::Hash {
 #[derive(Debug, Default)]
 pub struct Attachments<'a> {
     pub subjects: Vec<&'a Subject>,
-    pub decisions: Vec<&'a crate::domain::ports::policy::DecisionRow>,
+    pub decisions: Vec<&'a crate::domain::ports::policy::StoredDecision>,
     pub runs: Vec<RunSummary>,
 }
 
@@ -150,7 +150,7 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
-    pub fn of(run: &crate::domain::ports::policy::DecisionRunRow) -> Self {
+    pub fn of(run: &crate::domain::ports::policy::DecisionRun) -> Self {
         Self {
             call_id: run.call_id.clone(),
             first_idx: run.first_idx,

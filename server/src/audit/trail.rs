@@ -10,7 +10,7 @@ use super::{
     leaf_of,
     merkle::{self, CompactRange, Hash, STRIDE, Span, Subtree},
 };
-use crate::domain::ports::{PortError, Store, audit::CheckpointRow};
+use crate::domain::ports::{PortError, Store, audit::StoredCheckpoint};
 
 /// Proofs and checkpoints over the stored trail.
 #[derive(Debug, Clone)]
@@ -142,7 +142,7 @@ impl AuditTree {
 
     /// Signs a checkpoint of the tree as it is now, unless the latest checkpoint is of the same
     /// size; returns the checkpoint stored (by this hub or, at the same size, another).
-    pub async fn sign_checkpoint(&self) -> Result<Option<CheckpointRow>, PortError> {
+    pub async fn sign_checkpoint(&self) -> Result<Option<StoredCheckpoint>, PortError> {
         let Some(key) = &self.key else { return Ok(None) };
         let (size, root) = self.head().await?;
         if let Some(latest) = self.store.checkpoint(None).await?
@@ -151,7 +151,7 @@ impl AuditTree {
             return Ok(Some(latest));
         }
         let checkpoint = Checkpoint { origin: self.origin.clone(), size, root, time: OffsetDateTime::now_utc() };
-        let row = CheckpointRow {
+        let row = StoredCheckpoint {
             tree_size: size as i64,
             root_hash: crate::hex(&root),
             signed_at: crate::audit::to_micros(checkpoint.time),
@@ -180,7 +180,7 @@ pub struct Inclusion {
     pub record: super::AuditRecord,
     pub leaf: Hash,
     pub proof: Vec<Hash>,
-    pub checkpoint: CheckpointRow,
+    pub checkpoint: StoredCheckpoint,
 }
 
 /// A proof that an earlier tree is a prefix of a checkpoint's.
@@ -189,12 +189,12 @@ pub struct Consistency {
     pub old_size: u64,
     pub old_root: Hash,
     pub proof: Vec<Hash>,
-    pub checkpoint: CheckpointRow,
+    pub checkpoint: StoredCheckpoint,
 }
 
 impl AuditTree {
     /// A stored checkpoint: of `size`, or the latest (`0`).
-    pub async fn checkpoint(&self, size: i64) -> Result<CheckpointRow, crate::domain::DomainError> {
+    pub async fn checkpoint(&self, size: i64) -> Result<StoredCheckpoint, crate::domain::DomainError> {
         use crate::domain::DomainError;
         if size < 0 {
             return Err(DomainError::invalid("tree_size", format!("{size} is not a tree size")));
@@ -215,7 +215,7 @@ impl AuditTree {
         &self,
         after: i64,
         page_size: i32,
-    ) -> Result<(Vec<CheckpointRow>, i64), crate::domain::DomainError> {
+    ) -> Result<(Vec<StoredCheckpoint>, i64), crate::domain::DomainError> {
         use crate::domain::DomainError;
         if after < 0 {
             return Err(DomainError::invalid("after_size", format!("{after} is not a tree size")));
@@ -232,7 +232,7 @@ impl AuditTree {
 
     /// The proof that record `seq` (an export's last) is in a signed checkpoint: the latest, or
     /// one signed now when the latest does not reach it.
-    pub async fn export_proof(&self, seq: i64) -> Result<telesub_client::audit::ExportProof, PortError> {
+    pub async fn export_proof(&self, seq: i64) -> Result<telesub_proto::audit::ExportProof, PortError> {
         let covering = match self.store.checkpoint(None).await? {
             Some(latest) if latest.tree_size >= seq => Some(latest),
             _ => self.sign_checkpoint().await?,
@@ -241,7 +241,7 @@ impl AuditTree {
             .filter(|c| c.tree_size >= seq)
             .ok_or_else(|| corrupt(format!("no checkpoint covers audit record {seq}")))?;
         let proof = self.inclusion_proof(seq, checkpoint.tree_size as u64).await?;
-        Ok(telesub_client::audit::ExportProof { proof, checkpoint: checkpoint.note })
+        Ok(telesub_proto::audit::ExportProof { proof, checkpoint: checkpoint.note })
     }
 
     /// Record `seq` with its inclusion proof in the tree of checkpoint `size` (0: the latest).

@@ -260,7 +260,7 @@ async fn attachments_break(store: &dyn Store, page: &[AuditRecord]) -> Result<Op
         subjects.entry(row.seq).or_default().push(Subject { kind, value: row.value });
     }
     let calls: Vec<&str> = page.iter().filter_map(|r| r.entry.decisions_call.as_deref()).collect();
-    let mut decisions: HashMap<String, Vec<crate::domain::ports::policy::DecisionRow>> = HashMap::new();
+    let mut decisions: HashMap<String, Vec<crate::domain::ports::policy::StoredDecision>> = HashMap::new();
     if let (Some(lo), Some(hi)) = (calls.iter().min(), calls.iter().max()) {
         for row in store.decisions_between(lo, hi).await? {
             decisions.entry(row.call_id.clone()).or_default().push(row);
@@ -269,7 +269,7 @@ async fn attachments_break(store: &dyn Store, page: &[AuditRecord]) -> Result<Op
     for record in page {
         let Some(expected) = &record.entry.attached else { continue };
         let call = record.entry.decisions_call.as_deref();
-        let single: Vec<&crate::domain::ports::policy::DecisionRow> =
+        let single: Vec<&crate::domain::ports::policy::StoredDecision> =
             call.and_then(|c| decisions.get(c)).map(|rows| rows.iter().collect()).unwrap_or_default();
         let mut runs = Vec::new();
         if let Some(call) = call

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{AuditEntry, Subject};
-use crate::domain::ports::{Store, policy::DecisionRow};
+use crate::domain::ports::{Store, policy::StoredDecision};
 
 const MAX_BATCH: usize = 512;
 const QUEUE: usize = 8_192;
@@ -15,7 +15,7 @@ const QUEUE: usize = 8_192;
 struct Pending {
     entry: AuditEntry,
     /// Decisions the call gave, stored in the same transaction as its record.
-    decisions: Vec<DecisionRow>,
+    decisions: Vec<StoredDecision>,
     /// What the call looked up.
     subjects: Vec<Subject>,
     done: oneshot::Sender<Result<(i64, String), AuditWriteError>>,
@@ -68,7 +68,7 @@ impl AuditLog {
     pub async fn append_with(
         &self,
         entry: AuditEntry,
-        decisions: Vec<DecisionRow>,
+        decisions: Vec<StoredDecision>,
         subjects: Vec<Subject>,
     ) -> Result<(i64, String), AuditWriteError> {
         let (done, stored) = oneshot::channel();
@@ -95,7 +95,7 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Pending>, mut stop: o
             }
         }
         let entries: Vec<AuditEntry> = batch.iter().map(|p| p.entry.clone()).collect();
-        let decisions: Vec<DecisionRow> = batch.iter_mut().flat_map(|p| std::mem::take(&mut p.decisions)).collect();
+        let decisions: Vec<StoredDecision> = batch.iter_mut().flat_map(|p| std::mem::take(&mut p.decisions)).collect();
         let subjects: Vec<(usize, Subject)> = batch
             .iter_mut()
             .enumerate()

@@ -19,7 +19,7 @@ use time::{Date, OffsetDateTime};
 use super::{
     decision::{Rule, Table},
     household::{HouseholdData, RemovalReason, name_enum},
-    ports::register::{ApplyProblem, LateRecord, VersionRow},
+    ports::register::{ApplyProblem, HouseholdVersion, LateRecord},
 };
 
 name_enum! {
@@ -121,12 +121,12 @@ pub enum LatePlan {
         /// The state before, which now ends on the record's date.
         close: Option<Date>,
         /// The new state, with the day it ends (where the next begins, or a snapshot cuts it).
-        version: VersionRow,
+        version: HouseholdVersion,
         /// Members to index for the household (those it may not have listed before).
         citizens: Vec<String>,
         /// The household off the list from `valid_to` (a snapshot that did not list it) until
         /// this removal's own `valid_to`.
-        then_off_list: Option<Box<VersionRow>>,
+        then_off_list: Option<Box<HouseholdVersion>>,
     },
 }
 
@@ -134,7 +134,7 @@ pub enum LatePlan {
 /// date order), given the dates of the applied snapshots (`snapshots`, in order).
 pub fn plan_late_record(
     record: &LateRecord,
-    versions: &[VersionRow],
+    versions: &[HouseholdVersion],
     snapshots: &[Date],
     batch_id: &str,
     at: OffsetDateTime,
@@ -148,7 +148,7 @@ pub fn plan_late_record(
             {
                 return LatePlan::Unchanged;
             }
-            let version = VersionRow {
+            let version = HouseholdVersion {
                 id: 0,
                 household_code: record.household_code.clone(),
                 valid_from: d,
@@ -174,7 +174,7 @@ pub fn plan_late_record(
                 });
             };
             // The same members as the state it ends: indexed for this household already.
-            let version = VersionRow {
+            let version = HouseholdVersion {
                 id: 0,
                 household_code: record.household_code.clone(),
                 valid_from: d,
@@ -202,17 +202,17 @@ pub fn plan_late_record(
     let was_off = prev.is_none_or(|p| p.removal_reason.is_some());
     let cut = snapshots.iter().copied().find(|s| *s > d && valid_to.is_none_or(|end| *s < end));
     if let (true, None, Some(cut)) = (was_off, &version.removal_reason, cut) {
-        let off = VersionRow {
+        let off = HouseholdVersion {
             valid_from: cut,
             valid_to,
             removal_reason: Some(RemovalReason::NotInReview.as_str().to_owned()),
             removal_note: Some(String::new()),
             ..version.clone()
         };
-        let version = VersionRow { valid_to: Some(cut), ..version };
+        let version = HouseholdVersion { valid_to: Some(cut), ..version };
         return LatePlan::Write { outcome, supersede, close, version, citizens, then_off_list: Some(Box::new(off)) };
     }
-    let version = VersionRow { valid_to, ..version };
+    let version = HouseholdVersion { valid_to, ..version };
     LatePlan::Write { outcome, supersede, close, version, citizens, then_off_list: None }
 }
 
@@ -289,8 +289,8 @@ mod tests {
         assert_eq!(outcome(record(date!(2026 - 07 - 01), Some("h1")), None, snapshot), RecordOutcome::Added);
     }
 
-    fn state(from: Date, to: Option<Date>, removal: Option<&str>, hash: &str) -> VersionRow {
-        VersionRow {
+    fn state(from: Date, to: Option<Date>, removal: Option<&str>, hash: &str) -> HouseholdVersion {
+        HouseholdVersion {
             id: 1,
             household_code: "H1".into(),
             valid_from: from,

@@ -43,8 +43,8 @@ use super::{
 use crate::domain::ports::{
     AllocationStore, PlaceStore, PortError, RegisterStore, Store,
     devices::{
-        self as dev, AllocationRow, Amend, AmendNote, AmendmentRow, CommitteeDecision, HandoverOutcome, HandoverRow,
-        NewAllocation, PlaceRow, ProgressRow, ProposalMeta, RecipientFilter, RecipientView,
+        self as dev, AllocationDecision, Amend, AmendNote, Amendment, CommitteeDecision, Handover, HandoverOutcome,
+        ListPlace, NewAllocation, ProposalMeta, RecipientFilter, RecipientView, UnitProgress,
     },
 };
 
@@ -117,11 +117,11 @@ pub struct DecisionInput {
 /// An allocation as callers see it.
 #[derive(Debug, Clone)]
 pub struct Allocation {
-    pub row: AllocationRow,
+    pub row: AllocationDecision,
     pub quotas: Vec<Quota>,
     /// GetAllocation only.
-    pub progress: Vec<ProgressRow>,
-    pub amendments: Vec<AmendmentRow>,
+    pub progress: Vec<UnitProgress>,
+    pub amendments: Vec<Amendment>,
 }
 
 /// What an amendment does.
@@ -196,7 +196,7 @@ fn required_text(s: &str, max: usize, what: &str) -> Result<String, String> {
 }
 
 /// The digest of a list: see the module documentation.
-pub fn list_digest<'a>(places: impl IntoIterator<Item = &'a PlaceRow>) -> String {
+pub fn list_digest<'a>(places: impl IntoIterator<Item = &'a ListPlace>) -> String {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     for p in places {
         ctx.update(format!("{}\t{}\t{}\t{}\n", p.rank, p.household_code, p.unit_code, p.device_type).as_bytes());
@@ -286,7 +286,7 @@ impl DeviceService {
     }
 
     /// The allocation a decision number names.
-    async fn find(&self, number: &str) -> Result<AllocationRow, DomainError> {
+    async fn find(&self, number: &str) -> Result<AllocationDecision, DomainError> {
         let number = decision_number(number).map_err(|e| DomainError::invalid("decision_number", e))?;
         self.allocation_store
             .allocation(&number)
@@ -294,7 +294,7 @@ impl DeviceService {
             .ok_or_else(|| DomainError::NotFound(format!("no allocation decision {number} is recorded")))
     }
 
-    fn allocation(row: AllocationRow) -> Result<Allocation, DomainError> {
+    fn allocation(row: AllocationDecision) -> Result<Allocation, DomainError> {
         let quotas = serde_json::from_str(&row.quotas)
             .map_err(|e| PortError::Corrupt(format!("quotas of allocation {}: {e}", row.decision_number)))?;
         Ok(Allocation { row, quotas, progress: Vec::new(), amendments: Vec::new() })
@@ -572,7 +572,7 @@ impl DeviceService {
         allocation: &Allocation,
         code: &HouseholdCode,
         device: DeviceType,
-    ) -> Result<(PlaceRow, i64), DomainError> {
+    ) -> Result<(ListPlace, i64), DomainError> {
         let as_of = allocation.row.proposal_as_of.unwrap_or_else(|| self.clock.today());
         let (_, rules) = self.rules_on(as_of).await?;
         let units = self.units.table().await?;
@@ -622,7 +622,7 @@ impl DeviceService {
         let group = rules.group(facts.category, &facts.flags).unwrap_or(rules.priority.len());
         let (_, district) = units.province_and_district_on(&state.commune_code, as_of);
         Ok((
-            PlaceRow {
+            ListPlace {
                 household_code: code.to_string(),
                 rank: 0,
                 unit_code: unit,
@@ -769,7 +769,7 @@ impl DeviceService {
         caller: &Caller,
         request_id: &str,
         input: &HandoverInput,
-    ) -> Result<(AllocationRow, HandoverRow), DomainError> {
+    ) -> Result<(AllocationDecision, Handover), DomainError> {
         let mut v = Violations::new();
         let code = v.check("household_code", HouseholdCode::parse(input.household_code.trim()));
         let on = v.check("handed_over_on", parse_date(input.handed_over_on.trim()));
@@ -821,7 +821,7 @@ impl DeviceService {
             );
         }
         let place_device = DeviceType::parse(&place.place.device_type).map_err(PortError::Corrupt)?;
-        let mut handover = HandoverRow {
+        let mut handover = Handover {
             household_code: code.to_string(),
             allocation_id: row.id,
             kind: String::new(),
@@ -904,7 +904,7 @@ impl DeviceService {
         match self.place_store.record_handover(&handover).await? {
             HandoverOutcome::Recorded => Ok((row, handover)),
             HandoverOutcome::AlreadyHandedOver(earlier) => {
-                let same = |a: &HandoverRow, b: &HandoverRow| {
+                let same = |a: &Handover, b: &Handover| {
                     (&a.kind, &a.device_type, &a.serial_number, &a.imei, a.cash_amount, a.phone_bought_on)
                         == (&b.kind, &b.device_type, &b.serial_number, &b.imei, b.cash_amount, b.phone_bought_on)
                         && (&a.receipt_reference, a.handed_over_on, &a.received_by, a.allocation_id)
@@ -1106,9 +1106,9 @@ fn select(
     rules: &DeviceRules,
     units: &UnitTable,
     as_of: Date,
-    candidates: Vec<dev::CandidateRow>,
+    candidates: Vec<dev::CandidateState>,
     nominated: &HashSet<String>,
-) -> Result<(i64, Vec<PlaceRow>), DomainError> {
+) -> Result<(i64, Vec<ListPlace>), DomainError> {
     let quota_units: Vec<Option<UnitCode>> =
         quotas.iter().map(|q| (!q.unit.is_empty()).then(|| unit_code(&q.unit))).collect();
     // Communes repeat: find each one's unit once.
@@ -1157,7 +1157,7 @@ fn select(
             continue;
         };
         taken[c.unit] += 1;
-        places.push(PlaceRow {
+        places.push(ListPlace {
             household_code: c.code,
             rank: places.len() as i64 + 1,
             unit_code: q.unit.clone(),
@@ -1204,7 +1204,7 @@ mod tests {
 
     #[test]
     fn the_digest_covers_rank_household_unit_and_device() {
-        let place = |rank, code: &str, device: &str| PlaceRow {
+        let place = |rank, code: &str, device: &str| ListPlace {
             household_code: code.into(),
             rank,
             unit_code: "660".into(),

@@ -20,7 +20,7 @@ use super::{
 };
 use crate::domain::ports::{
     DecisionStore, RegisterStore,
-    policy::{DecisionRow, DecisionRunRow},
+    policy::{DecisionRun, StoredDecision},
 };
 
 /// How far ahead of today a decision may be asked for.
@@ -851,7 +851,7 @@ fn run_body(decisions: &[&Decision], ids: &[(&str, i64)]) -> String {
 }
 
 /// Splits a batch call's decisions (in order) into runs decided together.
-fn decision_runs(decisions: &[&Decision], request_id: &str) -> Result<Vec<DecisionRunRow>, String> {
+fn decision_runs(decisions: &[&Decision], request_id: &str) -> Result<Vec<DecisionRun>, String> {
     // Each id read once: (call id, index) beside its decision.
     let ids = decisions.iter().map(|d| split_id(&d.id)).collect::<Result<Vec<_>, _>>()?;
     let mut runs = Vec::new();
@@ -868,7 +868,7 @@ fn decision_runs(decisions: &[&Decision], request_id: &str) -> Result<Vec<Decisi
         if ids[start..end].windows(2).any(|w| w[0].1 >= w[1].1) {
             return Err(format!("the decisions of call {call_id} are not in order"));
         }
-        runs.push(DecisionRunRow {
+        runs.push(DecisionRun {
             call_id: call_id.to_owned(),
             first_idx: ids[start].1,
             last_idx: ids[end - 1].1,
@@ -891,9 +891,9 @@ fn split_id(id: &str) -> Result<(&str, i64), String> {
 }
 
 impl Decision {
-    pub fn to_row(&self, request_id: &str) -> DecisionRow {
+    pub fn to_row(&self, request_id: &str) -> StoredDecision {
         let (call_id, idx) = split_id(&self.id).expect("decision ids are <call>-<index>");
-        DecisionRow {
+        StoredDecision {
             call_id: call_id.to_owned(),
             idx,
             request_id: request_id.to_owned(),
@@ -910,7 +910,7 @@ impl Decision {
     }
 
     /// Decision `idx` of a stored run, when the run holds one.
-    fn from_run(run: DecisionRunRow, idx: i64) -> Result<Option<Self>, String> {
+    fn from_run(run: DecisionRun, idx: i64) -> Result<Option<Self>, String> {
         let bad = |e: serde_json::Error| format!("stored decisions of call {}: {e}", run.call_id);
         let (kind, value, as_of, answer) = if run.body.starts_with('[') {
             let entries: Vec<StoredRunEntry> = serde_json::from_str(&run.body).map_err(bad)?;
@@ -939,7 +939,7 @@ impl Decision {
         }))
     }
 
-    fn from_row(row: DecisionRow) -> Result<Self, String> {
+    fn from_row(row: StoredDecision) -> Result<Self, String> {
         let answer: Answer = serde_json::from_str(&row.body).map_err(|e| format!("stored decision: {e}"))?;
         Ok(Self {
             id: format!("{}-{}", row.call_id, row.idx),
@@ -1218,7 +1218,7 @@ mod tests {
                     "value": d.query.value, "as_of": format_date(d.query.as_of), "answer": d.answer})
             })
             .collect();
-        let old = DecisionRunRow { body: serde_json::to_string(&whole).unwrap(), ..run.clone() };
+        let old = DecisionRun { body: serde_json::to_string(&whole).unwrap(), ..run.clone() };
         assert_eq!(Decision::from_run(old.clone(), 3).unwrap().as_ref(), Some(&asked[2]));
         assert_eq!(Decision::from_run(old, 2).unwrap(), None);
     }

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::domain::ports::{
     EnrollmentStore,
-    enrollments::{DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, NewEnrollment, WriteKey},
+    enrollments::{DeenrollOutcome, Ending, EnrollOutcome, Enrollment, EnrollmentFilter, NewEnrollment, WriteKey},
 };
 
 name_enum! {
@@ -93,7 +93,7 @@ pub struct DeenrollInput {
 /// What an enrolment or a transfer gives back.
 #[derive(Debug, Clone)]
 pub struct Enrolled {
-    pub enrollment: EnrollmentRow,
+    pub enrollment: Enrollment,
     /// Transfers: the first day without support of the line taken over.
     pub previous_end: Option<Date>,
 }
@@ -299,7 +299,7 @@ impl EnrollmentService {
     }
 
     /// Ends one of the caller's enrolments.
-    pub async fn deenroll(&self, input: &DeenrollInput, caller: &Caller) -> Result<EnrollmentRow, DomainError> {
+    pub async fn deenroll(&self, input: &DeenrollInput, caller: &Caller) -> Result<Enrollment, DomainError> {
         let operator = Self::operator(caller)?;
         let mut v = Violations::new();
         let key = v.check("idempotency_key", idempotency_key(&input.idempotency_key));
@@ -365,7 +365,7 @@ impl EnrollmentService {
         mut filter: EnrollmentFilter,
         after: i64,
         limit: u32,
-    ) -> Result<Vec<EnrollmentRow>, DomainError> {
+    ) -> Result<Vec<Enrollment>, DomainError> {
         match caller.member.role {
             Role::Operator => {
                 if filter.operator.as_deref().is_some_and(|o| o != caller.member.code.as_str()) {
@@ -387,10 +387,10 @@ impl EnrollmentService {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
     /// Enrol; for a transfer, ending this enrolment of another operator on the start date.
-    Enrol { ending: Option<Box<EnrollmentRow>> },
+    Enrol { ending: Option<Box<Enrollment>> },
     /// The household holds its allowed lines: the operator's own among them, and how many
     /// with other operators.
-    HouseholdFull { own: Vec<EnrollmentRow>, others: usize },
+    HouseholdFull { own: Vec<Enrollment>, others: usize },
     /// A transfer found no enrolment with another operator to take over.
     NothingToTransfer,
     /// A transfer would end the other operator's enrolment on or before the day it started.
@@ -401,8 +401,8 @@ pub enum Admission {
 /// (`running`: those running on some day from `start` on) and the subscriptions `allowed`.
 /// A transfer takes over the earliest other operator's line and is refused while the
 /// operator holds one of its own.
-pub fn admit(operator: &str, start: Date, running: Vec<EnrollmentRow>, allowed: u32, transfer: bool) -> Admission {
-    let (own, others): (Vec<EnrollmentRow>, Vec<EnrollmentRow>) =
+pub fn admit(operator: &str, start: Date, running: Vec<Enrollment>, allowed: u32, transfer: bool) -> Admission {
+    let (own, others): (Vec<Enrollment>, Vec<Enrollment>) =
         running.into_iter().filter(|e| e.runs_from(start)).partition(|e| e.operator == operator);
     if transfer {
         if !own.is_empty() {
@@ -428,8 +428,8 @@ mod admission_tests {
 
     use super::*;
 
-    fn line(id: i64, operator: &str, start: Date, end: Option<Date>) -> EnrollmentRow {
-        EnrollmentRow {
+    fn line(id: i64, operator: &str, start: Date, end: Option<Date>) -> Enrollment {
+        Enrollment {
             id,
             operator: operator.into(),
             household_code: "HH-1".into(),

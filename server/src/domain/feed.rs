@@ -17,7 +17,7 @@ use super::{
     policy::PolicyRegistry,
     support,
 };
-use crate::domain::ports::{EnrollmentStore, RegisterStore, Store, enrollments::FeedRow};
+use crate::domain::ports::{EnrollmentStore, RegisterStore, Store, enrollments::FeedEntry};
 
 name_enum! {
     /// What happened to an operator's enrolled household.
@@ -69,7 +69,7 @@ pub const POLL: Duration = Duration::from_secs(1);
 /// An event as an operator reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedEvent {
-    pub row: FeedRow,
+    pub row: FeedEntry,
     pub category: Option<Category>,
     pub previous_category: Option<Category>,
     pub removal_reason: Option<RemovalReason>,

@@ -22,9 +22,9 @@ use super::{
 };
 use crate::domain::ports::{
     EnrollmentStore, InspectionStore, MemberStore, PortError, RegisterStore, Store,
-    enrollments::{EnrollmentFilter, EnrollmentRow},
-    inspections::{FindingChange, FindingRow, FindingUpdateRow, InspectionRow, NewInspection, SampleRow},
-    register::VersionRow,
+    enrollments::{Enrollment, EnrollmentFilter},
+    inspections::{Finding, FindingChange, FindingUpdate, NewInspection, SampledHousehold, StoredInspection},
+    register::HouseholdVersion,
 };
 
 /// The most households one sample takes.
@@ -112,13 +112,13 @@ pub struct FindingInput {
 /// An inspection as callers see it.
 #[derive(Debug, Clone)]
 pub struct Inspection {
-    pub row: InspectionRow,
+    pub row: StoredInspection,
     pub subject_units: Vec<String>,
     pub subject_operators: Vec<String>,
     pub team: Vec<TeamMember>,
     /// GetInspection only.
-    pub findings: Vec<(FindingRow, Vec<FindingUpdateRow>)>,
-    pub samples: Vec<SampleRow>,
+    pub findings: Vec<(Finding, Vec<FindingUpdate>)>,
+    pub samples: Vec<SampledHousehold>,
 }
 
 /// One state of a sampled household, as the register held it.
@@ -168,8 +168,8 @@ fn from_nanos(n: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(n)).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-impl From<VersionRow> for FrozenVersion {
-    fn from(v: VersionRow) -> Self {
+impl From<HouseholdVersion> for FrozenVersion {
+    fn from(v: HouseholdVersion) -> Self {
         Self {
             valid_from: format_date(v.valid_from),
             valid_to: v.valid_to.map(format_date),
@@ -185,8 +185,8 @@ impl From<VersionRow> for FrozenVersion {
 
 impl FrozenVersion {
     /// Back to the register's row form, for the views the transport knows.
-    pub fn to_row(&self, household_code: &str) -> Result<VersionRow, String> {
-        Ok(VersionRow {
+    pub fn to_row(&self, household_code: &str) -> Result<HouseholdVersion, String> {
+        Ok(HouseholdVersion {
             id: 0,
             household_code: household_code.to_owned(),
             valid_from: parse_date(&self.valid_from)?,
@@ -203,8 +203,8 @@ impl FrozenVersion {
     }
 }
 
-impl From<EnrollmentRow> for FrozenEnrollment {
-    fn from(e: EnrollmentRow) -> Self {
+impl From<Enrollment> for FrozenEnrollment {
+    fn from(e: Enrollment) -> Self {
         Self {
             id: e.id,
             operator: e.operator,
@@ -224,8 +224,8 @@ impl From<EnrollmentRow> for FrozenEnrollment {
 }
 
 impl FrozenEnrollment {
-    pub fn to_row(&self, household_code: &str) -> Result<EnrollmentRow, String> {
-        Ok(EnrollmentRow {
+    pub fn to_row(&self, household_code: &str) -> Result<Enrollment, String> {
+        Ok(Enrollment {
             id: self.id,
             operator: self.operator.clone(),
             household_code: household_code.to_owned(),
@@ -247,7 +247,7 @@ impl FrozenEnrollment {
 /// A sample with its households.
 #[derive(Debug, Clone)]
 pub struct Sample {
-    pub row: SampleRow,
+    pub row: SampledHousehold,
     pub households: Vec<FrozenHousehold>,
 }
 
@@ -293,7 +293,7 @@ impl InspectionService {
         self
     }
 
-    fn inspection(row: InspectionRow) -> Result<Inspection, DomainError> {
+    fn inspection(row: StoredInspection) -> Result<Inspection, DomainError> {
         let corrupt = |e: serde_json::Error| PortError::Corrupt(format!("inspection {}: {e}", row.id));
         Ok(Inspection {
             subject_units: serde_json::from_str(&row.subject_units).map_err(corrupt)?,
@@ -422,7 +422,7 @@ impl InspectionService {
         caller: &Caller,
         id: i64,
         input: &FindingInput,
-    ) -> Result<(FindingRow, Vec<FindingUpdateRow>), DomainError> {
+    ) -> Result<(Finding, Vec<FindingUpdate>), DomainError> {
         let inspection = self.find(id).await?;
         let mut v = Violations::new();
         if input.severity.is_none() {
@@ -442,7 +442,7 @@ impl InspectionService {
         if inspection.row.status == InspectionStatus::Closed {
             return Err(closed(id));
         }
-        let row = FindingRow {
+        let row = Finding {
             inspection_id: id,
             number: 0,
             severity: input.severity.expect("checked"),
@@ -460,7 +460,7 @@ impl InspectionService {
             Err(PortError::Conflict(_)) => return Err(closed(id)),
             Err(e) => return Err(e.into()),
         };
-        Ok((FindingRow { number, ..row }, Vec::new()))
+        Ok((Finding { number, ..row }, Vec::new()))
     }
 
     pub async fn update_finding(
@@ -470,7 +470,7 @@ impl InspectionService {
         number: i64,
         to: Option<FindingStatus>,
         note: &str,
-    ) -> Result<(FindingRow, Vec<FindingUpdateRow>), DomainError> {
+    ) -> Result<(Finding, Vec<FindingUpdate>), DomainError> {
         let mut v = Violations::new();
         let note = v.check("note", required(note, 1000, "a note on what was done"));
         let Some(to) = to else {
@@ -509,7 +509,7 @@ impl InspectionService {
         }
     }
 
-    async fn finding(&self, id: i64, number: i64) -> Result<(FindingRow, Vec<FindingUpdateRow>), DomainError> {
+    async fn finding(&self, id: i64, number: i64) -> Result<(Finding, Vec<FindingUpdate>), DomainError> {
         let findings = self.inspection_store.findings(id).await?;
         let finding = findings
             .into_iter()
@@ -605,7 +605,7 @@ impl InspectionService {
                 .collect();
             households.push(FrozenHousehold { household_code: code.clone(), versions, enrollments });
         }
-        let row = SampleRow {
+        let row = SampledHousehold {
             inspection_id: id,
             number: 0,
             commune_code: commune.to_string(),
@@ -618,7 +618,7 @@ impl InspectionService {
             pulled_at: self.clock.now(),
         };
         let number = self.inspection_store.insert_sample(&row).await?;
-        Ok(Sample { row: SampleRow { number, ..row }, households })
+        Ok(Sample { row: SampledHousehold { number, ..row }, households })
     }
 
     pub async fn sample(&self, caller: &Caller, id: i64, number: i64) -> Result<Sample, DomainError> {

@@ -19,7 +19,7 @@ use super::{
     member::OrgCode,
     units::{UnitLevel, UnitTable},
 };
-use crate::domain::ports::{PolicyStore, PortError, policy::PolicyRow};
+use crate::domain::ports::{PolicyStore, PortError, policy::StoredPolicy};
 
 /// How long the cached versions are used before they are read again (other hubs may add one).
 const CACHE_TTL: Duration = Duration::from_secs(10);
@@ -454,7 +454,7 @@ impl PolicyRegistry {
         for (i, rules) in versions.iter().enumerate() {
             let valid_from = check_rules(rules, units, &format!("version[{i}]"))
                 .map_err(|e| DomainError::Internal(format!("server/data/policy.toml: {e}").into()))?;
-            rows.push(PolicyRow::new(i as i64 + 1, valid_from, rules, None, None));
+            rows.push(StoredPolicy::new(i as i64 + 1, valid_from, rules, None, None));
         }
         if self.policy_store.seed_policy(&rows).await? {
             tracing::info!(versions = rows.len(), "loaded the reference policy");
@@ -470,7 +470,7 @@ impl PolicyRegistry {
             return Ok(table.clone());
         }
         let rows = self.policy_store.policy_versions().await?;
-        let versions = rows.into_iter().map(PolicyRow::into_version).collect::<Result<Vec<_>, _>>()?;
+        let versions = rows.into_iter().map(StoredPolicy::into_version).collect::<Result<Vec<_>, _>>()?;
         let table = Arc::new(PolicyTable::new(versions));
         *self.cached.write().expect("policy cache") = Some((Instant::now(), table.clone()));
         Ok(table)
@@ -523,7 +523,7 @@ impl PolicyRegistry {
                 ),
             ));
         }
-        let row = PolicyRow::new(version, valid_from, &rules, Some(by.as_str().to_owned()), Some(at));
+        let row = StoredPolicy::new(version, valid_from, &rules, Some(by.as_str().to_owned()), Some(at));
         match self.policy_store.add_policy_version(&row).await {
             Ok(()) => {}
             Err(PortError::AlreadyExists | PortError::Conflict(_)) => {
@@ -583,7 +583,7 @@ impl PolicyRegistry {
         }
         *self.cached.write().expect("policy cache") = None;
         tracing::info!(version, reason, "policy version withdrawn");
-        let mut withdrawn = PolicyRow {
+        let mut withdrawn = StoredPolicy {
             withdrawn_by: Some(by.as_str().to_owned()),
             withdrawn_at: Some(at),
             withdrawal_reason: Some(reason),

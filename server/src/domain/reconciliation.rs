@@ -48,8 +48,8 @@ use super::{
 };
 use crate::domain::ports::{
     EnrollmentStore, MonthlyListStore, PortError, ReconciliationStore, RegisterStore, Store,
-    enrollments::EnrollmentRow,
-    monthly::{LineFilter, LineRow, NewUpdate, UpdateDecision, UpdateFilter, UpdateRow, Verdict, period_bounds},
+    enrollments::Enrollment,
+    monthly::{LineFilter, ListLine, MonthlyList, NewUpdate, UpdateDecision, UpdateFilter, Verdict, period_bounds},
 };
 
 name_enum! {
@@ -225,13 +225,13 @@ pub struct Figures {
 /// A list as the API shows it.
 #[derive(Debug, Clone)]
 pub struct Summary {
-    pub row: UpdateRow,
+    pub row: MonthlyList,
     pub figures: Figures,
     pub replayed: bool,
 }
 
 impl Summary {
-    fn of(row: UpdateRow) -> Result<Self, DomainError> {
+    fn of(row: MonthlyList) -> Result<Self, DomainError> {
         let figures = match row.figures.as_deref() {
             Some(json) => serde_json::from_str(json).map_err(|e| {
                 DomainError::Internal(format!("figures of list {} of {}: {e}", row.update_id, row.operator).into())
@@ -505,7 +505,7 @@ impl Run {
         line_no: i64,
         line: &Line,
         history: Option<&History>,
-        enrollment: Option<&EnrollmentRow>,
+        enrollment: Option<&Enrollment>,
     ) -> ReconciledLine {
         let mut found = Vec::new();
         if let Some(id) = line.enrollment_id.or(enrollment.map(|e| e.id)) {
@@ -680,7 +680,7 @@ impl Run {
     fn enrolled(
         &self,
         line: &Line,
-        enrollment: Option<&EnrollmentRow>,
+        enrollment: Option<&Enrollment>,
         found: &mut Vec<Discrepancy>,
     ) -> Option<(Date, Date)> {
         let month = &self.period;
@@ -774,10 +774,10 @@ fn not_entitled(answer: &eligibility::Answer, code: &str, service: Service, mont
 }
 
 impl ReconciledLine {
-    fn to_row(&self) -> Result<LineRow, DomainError> {
+    fn to_row(&self) -> Result<ListLine, DomainError> {
         let internal = |e: serde_json::Error| DomainError::Internal(e.into());
         let codes: Vec<&str> = self.discrepancies.iter().map(|d| d.code.as_str()).collect();
-        Ok(LineRow {
+        Ok(ListLine {
             line_no: self.line_no,
             household_code: self.line.household_code.clone(),
             phone_number: self.line.phone_number.clone(),
@@ -796,7 +796,7 @@ impl ReconciledLine {
         })
     }
 
-    fn from_row(row: &LineRow) -> Result<Self, DomainError> {
+    fn from_row(row: &ListLine) -> Result<Self, DomainError> {
         let bad = |what: &str, e: serde_json::Error| {
             DomainError::Internal(format!("stored {what} of line {}: {e}", row.line_no).into())
         };
@@ -824,13 +824,13 @@ type Ahead = tokio::task::JoinHandle<(Vec<(i64, Line)>, Result<Fetched, DomainEr
 struct Fetched {
     histories: HashMap<String, History>,
     /// Enrolments the lines name, by id.
-    named: HashMap<i64, EnrollmentRow>,
+    named: HashMap<i64, Enrollment>,
     /// The operator's enrolments running in the month, by number.
-    by_phone: HashMap<String, EnrollmentRow>,
+    by_phone: HashMap<String, Enrollment>,
 }
 
 impl Fetched {
-    fn apply(&self, run: &mut Run, lines: &[(i64, Line)]) -> Result<Vec<LineRow>, DomainError> {
+    fn apply(&self, run: &mut Run, lines: &[(i64, Line)]) -> Result<Vec<ListLine>, DomainError> {
         lines
             .iter()
             .map(|(n, line)| {
@@ -989,7 +989,7 @@ impl ReconciliationService {
 
     /// For a list being received: `false` while its stream lives; else settles it (see
     /// [`Self::recover`]) and says `true`.
-    async fn settle_abandoned(&self, row: &UpdateRow) -> Result<bool, DomainError> {
+    async fn settle_abandoned(&self, row: &MonthlyList) -> Result<bool, DomainError> {
         if row.status != ListStatus::Receiving {
             return Ok(false);
         }
@@ -1237,7 +1237,7 @@ impl ReconciliationService {
     }
 
     /// Reconciles lines: reads their households and enrolments at once.
-    async fn reconcile_chunk(&self, run: &mut Run, lines: &[(i64, Line)]) -> Result<Vec<LineRow>, DomainError> {
+    async fn reconcile_chunk(&self, run: &mut Run, lines: &[(i64, Line)]) -> Result<Vec<ListLine>, DomainError> {
         let fetched = self.fetch(&run.operator, run.first, run.next, lines).await?;
         fetched.apply(run, lines)
     }
@@ -1273,7 +1273,7 @@ impl ReconciliationService {
         let histories = states.into_iter().filter_map(|(code, mut found)| Some((code, found.pop()?))).collect();
         // A line that names no enrolment is matched by its number: the operator's enrolment of
         // the number that ran in the month (the latest, if several did).
-        let mut by_phone: HashMap<String, EnrollmentRow> = HashMap::new();
+        let mut by_phone: HashMap<String, Enrollment> = HashMap::new();
         for e in numbered {
             if e.start_date >= next || e.end_date.is_some_and(|end| end <= first) {
                 continue;
@@ -1311,7 +1311,7 @@ impl ReconciliationService {
 
         // Three things overlap: the reads of the next chunk of lines, the reconciliation of
         // this one, and the writing of the last one.
-        let (to_store, mut storing) = tokio::sync::mpsc::channel::<Vec<LineRow>>(2);
+        let (to_store, mut storing) = tokio::sync::mpsc::channel::<Vec<ListLine>>(2);
         let store = self.store.clone();
         let stager = tokio::spawn(async move {
             while let Some(rows) = storing.recv().await {
@@ -1382,7 +1382,7 @@ impl ReconciliationService {
         ahead: Ahead,
         run: &mut Run,
         intake: &mut Intake<'_>,
-        to_store: &tokio::sync::mpsc::Sender<Vec<LineRow>>,
+        to_store: &tokio::sync::mpsc::Sender<Vec<ListLine>>,
     ) -> Result<(), DomainError> {
         let (lines, fetched) = ahead.await.map_err(|e| DomainError::Internal(Box::new(e)))?;
         let fetched = fetched?;
@@ -1504,7 +1504,7 @@ impl ReconciliationService {
         Ok(())
     }
 
-    async fn find(&self, caller: &Caller, operator: &str, update_id: &str) -> Result<UpdateRow, DomainError> {
+    async fn find(&self, caller: &Caller, operator: &str, update_id: &str) -> Result<MonthlyList, DomainError> {
         let operator = owner(caller, operator)?;
         let id = update_id.trim();
         if id.is_empty() {
@@ -1621,7 +1621,7 @@ impl ReconciliationService {
         Ok(())
     }
 
-    fn open_for_decision(list: &UpdateRow) -> Result<(), DomainError> {
+    fn open_for_decision(list: &MonthlyList) -> Result<(), DomainError> {
         if list.status != ListStatus::Reconciled {
             return Err(DomainError::FailedPrecondition(format!(
                 "list {} of {} is {}; only a reconciled list is confirmed or rejected",
@@ -1639,7 +1639,7 @@ impl ReconciliationService {
         Ok(())
     }
 
-    async fn decide(&self, list: &UpdateRow, decision: UpdateDecision<'_>) -> Result<Summary, DomainError> {
+    async fn decide(&self, list: &MonthlyList, decision: UpdateDecision<'_>) -> Result<Summary, DomainError> {
         self.reconciliation_store.decide_monthly_update(list.id, &decision).await.map_err(|e| match e {
             PortError::Conflict(crate::domain::ports::Conflict::ReconciledAgain) => {
                 DomainError::FailedPrecondition(format!(

@@ -26,7 +26,7 @@ use super::{
 };
 use crate::domain::ports::{
     BatchStore, PortError, RegisterStore, Store,
-    register::{ApplyProblem, BatchRow, NewBatch, Staged, StagedRecord, VersionRow},
+    register::{ApplyProblem, Batch, HouseholdVersion, NewBatch, Staged, StagedRecord},
 };
 
 name_enum! {
@@ -60,7 +60,7 @@ pub struct HeaderInput {
 /// What the register says about a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
-    pub batch: BatchRow,
+    pub batch: Batch,
     /// This push repeated an applied batch and changed nothing.
     pub replayed: bool,
 }
@@ -466,7 +466,7 @@ fn check_scope(caller: &Caller, view: &HouseholdView, units: &UnitTable) -> Resu
 }
 
 /// A stored state, with its commune placed as it was on `on` (the version's start when `None`).
-pub(crate) fn view(row: VersionRow, units: &UnitTable, on: Option<Date>) -> Result<HouseholdView, DomainError> {
+pub(crate) fn view(row: HouseholdVersion, units: &UnitTable, on: Option<Date>) -> Result<HouseholdView, DomainError> {
     let corrupt = |e: String| DomainError::Internal(format!("household {}: {e}", row.household_code).into());
     let data = HouseholdData::from_stored(&row.data).map_err(corrupt)?;
     let removal = match &row.removal_reason {

@@ -33,7 +33,7 @@ pub const DEFAULT_THRESHOLD: i64 = 10;
 pub const MIN_THRESHOLD: i64 = 5;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CategoryRow {
+pub struct CategoryFigures {
     /// `None` for the totals.
     pub category: Option<Category>,
     pub households: i64,
@@ -47,7 +47,7 @@ pub struct CategoryRow {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OperatorRow {
+pub struct OperatorFigures {
     /// `None` for the totals.
     pub operator: Option<String>,
     pub enrolled: i64,
@@ -73,8 +73,8 @@ pub struct Statistics {
     pub unit_name: String,
     pub as_of: Date,
     pub policy_version: i64,
-    pub by_category: Vec<CategoryRow>,
-    pub by_operator: Vec<OperatorRow>,
+    pub by_category: Vec<CategoryFigures>,
+    pub by_operator: Vec<OperatorFigures>,
     pub computed_at: OffsetDateTime,
 }
 
@@ -345,11 +345,11 @@ fn category_rows<'a>(
     covered: &[Category],
     covered_before: &[Category],
     (grace, grace_before): (&BTreeMap<Category, i64>, &BTreeMap<Category, i64>),
-) -> Vec<CategoryRow> {
-    let mut rows: BTreeMap<Category, CategoryRow> = BTreeMap::new();
-    let row = |rows: &mut BTreeMap<Category, CategoryRow>, name: &str| -> Option<Category> {
+) -> Vec<CategoryFigures> {
+    let mut rows: BTreeMap<Category, CategoryFigures> = BTreeMap::new();
+    let row = |rows: &mut BTreeMap<Category, CategoryFigures>, name: &str| -> Option<Category> {
         let c = Category::parse(name).ok()?;
-        rows.entry(c).or_insert_with(|| CategoryRow { category: Some(c), ..Default::default() });
+        rows.entry(c).or_insert_with(|| CategoryFigures { category: Some(c), ..Default::default() });
         Some(c)
     };
     for h in households {
@@ -367,10 +367,12 @@ fn category_rows<'a>(
     }
     // Supported in a grace, off the list or in a category no longer covered.
     for (c, n) in grace {
-        rows.entry(*c).or_insert_with(|| CategoryRow { category: Some(*c), ..Default::default() }).eligible += n;
+        rows.entry(*c).or_insert_with(|| CategoryFigures { category: Some(*c), ..Default::default() }).eligible += n;
     }
     for (c, n) in grace_before {
-        rows.entry(*c).or_insert_with(|| CategoryRow { category: Some(*c), ..Default::default() }).eligible_before += n;
+        rows.entry(*c)
+            .or_insert_with(|| CategoryFigures { category: Some(*c), ..Default::default() })
+            .eligible_before += n;
     }
     for e in enrolled {
         if let Some(c) = row(&mut rows, &e.category) {
@@ -387,9 +389,11 @@ fn category_rows<'a>(
         }
     }
     // Categories with nothing to show are left out.
-    let mut out: Vec<CategoryRow> =
-        rows.into_values().filter(|r| CategoryRow { category: None, ..r.clone() } != CategoryRow::default()).collect();
-    let total = out.iter().fold(CategoryRow::default(), |mut t, r| {
+    let mut out: Vec<CategoryFigures> = rows
+        .into_values()
+        .filter(|r| CategoryFigures { category: None, ..r.clone() } != CategoryFigures::default())
+        .collect();
+    let total = out.iter().fold(CategoryFigures::default(), |mut t, r| {
         t.households += r.households;
         t.eligible += r.eligible;
         t.enrolled += r.enrolled;
@@ -408,11 +412,11 @@ fn operator_rows<'a>(
     enrolled: impl Iterator<Item = &'a EnrolledCount>,
     lines: impl Iterator<Item = &'a LineCount>,
     period: &str,
-) -> Vec<OperatorRow> {
-    let mut rows: BTreeMap<String, OperatorRow> = BTreeMap::new();
-    fn row<'r>(rows: &'r mut BTreeMap<String, OperatorRow>, name: &str) -> &'r mut OperatorRow {
+) -> Vec<OperatorFigures> {
+    let mut rows: BTreeMap<String, OperatorFigures> = BTreeMap::new();
+    fn row<'r>(rows: &'r mut BTreeMap<String, OperatorFigures>, name: &str) -> &'r mut OperatorFigures {
         rows.entry(name.to_owned())
-            .or_insert_with(|| OperatorRow { operator: Some(name.to_owned()), ..Default::default() })
+            .or_insert_with(|| OperatorFigures { operator: Some(name.to_owned()), ..Default::default() })
     }
     for e in enrolled {
         let r = row(&mut rows, &e.operator);
@@ -446,8 +450,8 @@ fn operator_rows<'a>(
             r.amount_confirmed_before += amount_confirmed;
         }
     }
-    let mut out: Vec<OperatorRow> = rows.into_values().collect();
-    let mut total = OperatorRow::default();
+    let mut out: Vec<OperatorFigures> = rows.into_values().collect();
+    let mut total = OperatorFigures::default();
     for r in &out {
         total.enrolled += r.enrolled;
         total.claimed += r.claimed;
@@ -605,11 +609,11 @@ mod tests {
     use super::*;
 
     fn stats(households: &[(Category, i64)]) -> Statistics {
-        let mut by_category: Vec<CategoryRow> = households
+        let mut by_category: Vec<CategoryFigures> = households
             .iter()
-            .map(|(c, n)| CategoryRow { category: Some(*c), households: *n, ..Default::default() })
+            .map(|(c, n)| CategoryFigures { category: Some(*c), households: *n, ..Default::default() })
             .collect();
-        by_category.push(CategoryRow { households: households.iter().map(|(_, n)| n).sum(), ..Default::default() });
+        by_category.push(CategoryFigures { households: households.iter().map(|(_, n)| n).sum(), ..Default::default() });
         Statistics {
             period: "2025-03".into(),
             previous_period: "2025-02".into(),
@@ -618,7 +622,7 @@ mod tests {
             as_of: time::macros::date!(2025 - 03 - 31),
             policy_version: 1,
             by_category,
-            by_operator: vec![OperatorRow::default()],
+            by_operator: vec![OperatorFigures::default()],
             computed_at: OffsetDateTime::UNIX_EPOCH,
         }
     }
@@ -637,7 +641,7 @@ mod tests {
     #[test]
     fn amounts_resting_on_a_count_that_does_not_show_are_hidden() {
         let mut s = stats(&[(Category::Poor, 120)]);
-        let operator = |name: &str, claimed: i64| OperatorRow {
+        let operator = |name: &str, claimed: i64| OperatorFigures {
             operator: Some(name.into()),
             claimed,
             amount_claimed: claimed * 60_000,
@@ -645,7 +649,7 @@ mod tests {
         };
         s.by_operator = vec![operator("VNPT", 500), operator("VIETTEL", 56), operator("MOBIFONE", 4), operator("", 0)];
         s.by_operator[3] =
-            OperatorRow { operator: None, claimed: 560, amount_claimed: 560 * 60_000, ..Default::default() };
+            OperatorFigures { operator: None, claimed: 560, amount_claimed: 560 * 60_000, ..Default::default() };
         let t = public_table(&s, 10);
         let operators: Vec<(&str, &str, &str)> = t
             .rows

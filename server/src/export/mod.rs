@@ -41,7 +41,7 @@ pub const OUTCOME_COLUMNS: [&str; 6] =
 /// The CSV header of a reconciled line: its number, the line as the operator sent it (the same
 /// columns as the monthly-lines CSV), then the outcome.
 pub fn csv_columns() -> impl Iterator<Item = &'static str> {
-    std::iter::once("line_number").chain(telesub_client::monthly_csv::COLUMNS).chain(OUTCOME_COLUMNS)
+    std::iter::once("line_number").chain(telesub_proto::MONTHLY_LIST_COLUMNS).chain(OUTCOME_COLUMNS)
 }
 
 /// What a discrepancy code is called on the province's paperwork.

@@ -9,7 +9,7 @@ use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Type};
 use super::backend::{Column, Param, Record, SqlStore};
 use crate::domain::ports::PortError;
 
-pub use crate::domain::ports::audit::{AuditTrail, CheckpointRow, SubjectRow};
+pub use crate::domain::ports::audit::{AuditTrail, NotedSubject, StoredCheckpoint};
 
 /// The tables whose rows the trail covers: each must refuse changes and removals.
 pub const GUARDED: [&str; 6] = [
@@ -36,10 +36,10 @@ where
     (i64, String, Option<String>): Record<S::Db>,
     (i64, i64, String): Record<S::Db>,
     (String, String): Record<S::Db>,
-    CheckpointRow: Record<S::Db>,
-    SubjectRow: Record<S::Db>,
-    crate::domain::ports::policy::DecisionRow: Record<S::Db>,
-    crate::domain::ports::policy::DecisionRunRow: Record<S::Db>,
+    StoredCheckpoint: Record<S::Db>,
+    NotedSubject: Record<S::Db>,
+    crate::domain::ports::policy::StoredDecision: Record<S::Db>,
+    crate::domain::ports::policy::DecisionRun: Record<S::Db>,
     Option<i64>: Param<S::Db>,
     time::OffsetDateTime: Param<S::Db>,
 {
@@ -84,7 +84,7 @@ where
         .await?)
     }
 
-    async fn audit_subjects_between(&self, after: i64, last: i64) -> Result<Vec<SubjectRow>, PortError> {
+    async fn audit_subjects_between(&self, after: i64, last: i64) -> Result<Vec<NotedSubject>, PortError> {
         Ok(sqlx::query_as("SELECT seq, kind, value FROM audit_subjects WHERE seq > $1 AND seq <= $2 ORDER BY seq")
             .bind(after)
             .bind(last)
@@ -96,7 +96,7 @@ where
         &self,
         first: &str,
         last: &str,
-    ) -> Result<Vec<crate::storage::eligibility::DecisionRow>, PortError> {
+    ) -> Result<Vec<crate::storage::eligibility::StoredDecision>, PortError> {
         Ok(sqlx::query_as(
             "SELECT call_id, idx, request_id, asked_by, decided_at, query_kind, query_value, as_of, \
              household_code, eligible, policy_version, body FROM eligibility_decisions \
@@ -113,7 +113,7 @@ where
         call_id: &str,
         after: i64,
         limit: u32,
-    ) -> Result<Vec<crate::storage::eligibility::DecisionRunRow>, PortError> {
+    ) -> Result<Vec<crate::storage::eligibility::DecisionRun>, PortError> {
         Ok(sqlx::query_as(
             "SELECT call_id, first_idx, last_idx, request_id, asked_by, decided_at, decisions, body \
              FROM eligibility_decision_runs WHERE call_id = $1 AND first_idx > $2 ORDER BY first_idx LIMIT $3",
@@ -125,7 +125,7 @@ where
         .await?)
     }
 
-    async fn checkpoints_after(&self, after: i64, limit: u32) -> Result<Vec<CheckpointRow>, PortError> {
+    async fn checkpoints_after(&self, after: i64, limit: u32) -> Result<Vec<StoredCheckpoint>, PortError> {
         Ok(sqlx::query_as(
             "SELECT tree_size, root_hash, signed_at, key_id, note FROM audit_checkpoints \
              WHERE tree_size > $1 ORDER BY tree_size LIMIT $2",
@@ -136,7 +136,7 @@ where
         .await?)
     }
 
-    async fn checkpoint(&self, size: Option<i64>) -> Result<Option<CheckpointRow>, PortError> {
+    async fn checkpoint(&self, size: Option<i64>) -> Result<Option<StoredCheckpoint>, PortError> {
         Ok(sqlx::query_as(
             "SELECT tree_size, root_hash, signed_at, key_id, note FROM audit_checkpoints \
              WHERE CAST($1 AS BIGINT) IS NULL OR tree_size = $1 ORDER BY tree_size DESC LIMIT 1",
@@ -146,7 +146,7 @@ where
         .await?)
     }
 
-    async fn insert_checkpoint(&self, row: &CheckpointRow) -> Result<bool, PortError> {
+    async fn insert_checkpoint(&self, row: &StoredCheckpoint) -> Result<bool, PortError> {
         // Only over records the trail still holds: the head is read again in the statement
         // that stores it, so a trail cut short after the root was read gets no checkpoint.
         let done = sqlx::query(

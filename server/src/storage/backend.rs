@@ -47,7 +47,7 @@ pub(crate) trait SqlStore: Send + Sync + std::fmt::Debug + 'static {
     /// Stores eligibility decisions, many rows at a time, the backend's way.
     fn insert_decisions(
         conn: &mut <Self::Db as Database>::Connection,
-        rows: &[crate::domain::ports::policy::DecisionRow],
+        rows: &[crate::domain::ports::policy::StoredDecision],
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 
     /// What surrounds a parameter holding a JSON array of text to make it a list `IN` reads.

@@ -9,8 +9,8 @@ use super::backend::{Column, Param, Record, SqlStore};
 use crate::domain::ports::PortError;
 
 pub use crate::domain::ports::devices::{
-    AllocationRow, Amend, AmendNote, AmendmentRow, CandidateRow, CommitteeDecision, HandoverOutcome, HandoverRow,
-    NewAllocation, PlaceRow, ProgressRow, ProposalMeta, RecipientFilter, RecipientView,
+    AllocationDecision, Amend, AmendNote, Amendment, CandidateState, CommitteeDecision, Handover, HandoverOutcome,
+    ListPlace, NewAllocation, ProposalMeta, RecipientFilter, RecipientView, UnitProgress,
 };
 
 /// `SELECT` of every column of `device_allocations` with a condition, as one literal.
@@ -49,7 +49,7 @@ macro_rules! select_recipients {
 #[derive(Debug, sqlx::FromRow)]
 pub(super) struct RecipientRead {
     #[sqlx(flatten)]
-    place: PlaceRow,
+    place: ListPlace,
     h_allocation_id: Option<i64>,
     h_kind: Option<String>,
     h_device_type: Option<String>,
@@ -68,7 +68,7 @@ pub(super) struct RecipientRead {
 impl From<RecipientRead> for RecipientView {
     fn from(r: RecipientRead) -> Self {
         let handover = match (r.h_allocation_id, r.h_kind, r.h_handed_over_on, r.h_recorded_at) {
-            (Some(allocation_id), Some(kind), Some(handed_over_on), Some(recorded_at)) => Some(HandoverRow {
+            (Some(allocation_id), Some(kind), Some(handed_over_on), Some(recorded_at)) => Some(Handover {
                 household_code: r.place.household_code.clone(),
                 allocation_id,
                 kind,
@@ -111,12 +111,12 @@ where
     Date: Param<S::Db> + Column<S::Db>,
     OffsetDateTime: Param<S::Db> + Column<S::Db>,
     for<'a> &'a str: ColumnIndex<<S::Db as Database>::Row>,
-    AllocationRow: Record<S::Db>,
-    AmendmentRow: Record<S::Db>,
-    CandidateRow: Record<S::Db>,
-    HandoverRow: Record<S::Db>,
-    PlaceRow: Record<S::Db>,
-    ProgressRow: Record<S::Db>,
+    AllocationDecision: Record<S::Db>,
+    Amendment: Record<S::Db>,
+    CandidateState: Record<S::Db>,
+    Handover: Record<S::Db>,
+    ListPlace: Record<S::Db>,
+    UnitProgress: Record<S::Db>,
     Option<i64>: Param<S::Db>,
     Option<String>: Param<S::Db>,
     Option<Date>: Param<S::Db>,
@@ -144,14 +144,14 @@ where
         Ok(id)
     }
 
-    async fn allocation(&self, decision_number: &str) -> Result<Option<AllocationRow>, PortError> {
+    async fn allocation(&self, decision_number: &str) -> Result<Option<AllocationDecision>, PortError> {
         Ok(sqlx::query_as(select_allocations!("decision_number = $1"))
             .bind(decision_number)
             .fetch_optional(self.reader())
             .await?)
     }
 
-    async fn list_allocations(&self, before: i64, limit: u32) -> Result<Vec<AllocationRow>, PortError> {
+    async fn list_allocations(&self, before: i64, limit: u32) -> Result<Vec<AllocationDecision>, PortError> {
         Ok(sqlx::query_as(select_allocations!("id < $1 ORDER BY id DESC LIMIT $2"))
             .bind(before)
             .bind(i64::from(limit))
@@ -194,7 +194,7 @@ where
         Ok(rows.into_iter().map(|(c,)| c).collect())
     }
 
-    async fn device_candidates(&self, id: i64, as_of: time::Date) -> Result<Vec<CandidateRow>, PortError> {
+    async fn device_candidates(&self, id: i64, as_of: time::Date) -> Result<Vec<CandidateState>, PortError> {
         // The flag kept beside each state keeps the states to parse few; the caller
         // decides on the parsed data.
         Ok(sqlx::query_as(
@@ -211,7 +211,7 @@ where
         .await?)
     }
 
-    async fn save_proposal(&self, id: i64, meta: &ProposalMeta, places: &[PlaceRow]) -> Result<(), PortError> {
+    async fn save_proposal(&self, id: i64, meta: &ProposalMeta, places: &[ListPlace]) -> Result<(), PortError> {
         use crate::storage::devices as dev;
         let mut tx = self.begin_write().await?;
         let done = sqlx::query(
@@ -238,7 +238,7 @@ where
                 "INSERT INTO device_recipients (household_code, allocation_id, rank, unit_code, commune_code, \
                  district_code, category, priority_group, nominated, device_type, head_name_masked, added) ",
             );
-            insert.push_values(chunk, |mut row, p: &dev::PlaceRow| {
+            insert.push_values(chunk, |mut row, p: &dev::ListPlace| {
                 row.push_bind(p.household_code.clone())
                     .push_bind(id)
                     .push_bind(p.rank)
@@ -423,18 +423,18 @@ where
     Date: Param<S::Db> + Column<S::Db>,
     OffsetDateTime: Param<S::Db> + Column<S::Db>,
     for<'a> &'a str: ColumnIndex<<S::Db as Database>::Row>,
-    AllocationRow: Record<S::Db>,
-    AmendmentRow: Record<S::Db>,
-    CandidateRow: Record<S::Db>,
-    HandoverRow: Record<S::Db>,
-    PlaceRow: Record<S::Db>,
-    ProgressRow: Record<S::Db>,
+    AllocationDecision: Record<S::Db>,
+    Amendment: Record<S::Db>,
+    CandidateState: Record<S::Db>,
+    Handover: Record<S::Db>,
+    ListPlace: Record<S::Db>,
+    UnitProgress: Record<S::Db>,
     Option<i64>: Param<S::Db>,
     Option<String>: Param<S::Db>,
     Option<Date>: Param<S::Db>,
 {
-    async fn record_handover(&self, h: &HandoverRow) -> Result<HandoverOutcome, PortError> {
-        use {HandoverOutcome, HandoverRow};
+    async fn record_handover(&self, h: &Handover) -> Result<HandoverOutcome, PortError> {
+        use {Handover, HandoverOutcome};
         let mut tx = self.begin_write().await?;
         let status: Option<(String,)> = sqlx::query_as("SELECT status FROM device_allocations WHERE id = $1")
             .bind(h.allocation_id)
@@ -443,7 +443,7 @@ where
         if status.is_none_or(|(s,)| s != "APPROVED") {
             return Ok(HandoverOutcome::NotApproved);
         }
-        let earlier: Option<HandoverRow> = sqlx::query_as(
+        let earlier: Option<Handover> = sqlx::query_as(
             "SELECT household_code, allocation_id, kind, device_type, serial_number, imei, cash_amount, \
              phone_bought_on, receipt_reference, handed_over_on, received_by, recorded_by, recorded_at, \
              request_id FROM device_handovers WHERE household_code = $1",
@@ -539,7 +539,7 @@ where
         Ok(row.map(RecipientView::from))
     }
 
-    async fn allocation_progress(&self, id: i64) -> Result<Vec<ProgressRow>, PortError> {
+    async fn allocation_progress(&self, id: i64) -> Result<Vec<UnitProgress>, PortError> {
         Ok(sqlx::query_as(
             "SELECT r.unit_code, COUNT(*) AS on_list, \
              SUM(CASE WHEN h.kind = 'DEVICE' THEN 1 ELSE 0 END) AS devices, \
@@ -553,7 +553,7 @@ where
         .await?)
     }
 
-    async fn allocation_amendments(&self, id: i64) -> Result<Vec<AmendmentRow>, PortError> {
+    async fn allocation_amendments(&self, id: i64) -> Result<Vec<Amendment>, PortError> {
         Ok(sqlx::query_as(
             "SELECT id, revision, action, household_code, device_type, reason, amended_by, amended_at \
              FROM device_amendments WHERE allocation_id = $1 ORDER BY id",
@@ -574,7 +574,7 @@ where
         Ok(row.map(|(n,)| n))
     }
 
-    async fn handover_of(&self, household_code: &str) -> Result<Option<HandoverRow>, PortError> {
+    async fn handover_of(&self, household_code: &str) -> Result<Option<Handover>, PortError> {
         Ok(sqlx::query_as(
             "SELECT household_code, allocation_id, kind, device_type, serial_number, imei, cash_amount, \
              phone_bought_on, receipt_reference, handed_over_on, received_by, recorded_by, recorded_at, \

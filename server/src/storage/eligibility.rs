@@ -7,12 +7,12 @@ use time::{Date, OffsetDateTime};
 
 use super::backend::{Param, Record, SqlStore};
 pub use crate::domain::ports::policy::{
-    DecisionRow, DecisionRunRow, PolicyRow, StateRow, add_state, histories_from_rows,
+    DecisionRun, MatchedState, StoredDecision, StoredPolicy, add_state, histories_from_states,
 };
 use crate::domain::ports::{Conflict, DecisionStore, PolicyStore, PortError};
 
 /// How each backend finds, for a list of values (passed its own way), every state of every
-/// household each value ever matched: rows of [`StateRow`], in no particular order.
+/// household each value ever matched: rows of [`MatchedState`], in no particular order.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct MatchingSql {
     pub(super) citizen_id: &'static str,
@@ -68,13 +68,13 @@ where
     OffsetDateTime: Param<S::Db>,
     Option<OffsetDateTime>: Param<S::Db>,
     (i64,): Record<S::Db>,
-    PolicyRow: Record<S::Db>,
+    StoredPolicy: Record<S::Db>,
 {
-    async fn policy_versions(&self) -> Result<Vec<PolicyRow>, PortError> {
+    async fn policy_versions(&self) -> Result<Vec<StoredPolicy>, PortError> {
         Ok(sqlx::query_as(POLICY_VERSIONS).fetch_all(self.reader()).await?)
     }
 
-    async fn seed_policy(&self, rows: &[PolicyRow]) -> Result<bool, PortError> {
+    async fn seed_policy(&self, rows: &[StoredPolicy]) -> Result<bool, PortError> {
         let mut tx = self.begin_write().await?;
         // Hubs starting together on an empty database seed once.
         lock_versions::<S>(&mut tx).await?;
@@ -89,7 +89,7 @@ where
         Ok(true)
     }
 
-    async fn add_policy_version(&self, row: &PolicyRow) -> Result<(), PortError> {
+    async fn add_policy_version(&self, row: &StoredPolicy) -> Result<(), PortError> {
         let mut tx = self.begin_write().await?;
         lock_versions::<S>(&mut tx).await?;
         add_version::<S>(&mut tx, row).await?;
@@ -131,7 +131,7 @@ where
 }
 
 /// `Conflict` when the version does not follow every stored one.
-async fn add_version<S>(conn: &mut <S::Db as Database>::Connection, row: &PolicyRow) -> Result<(), PortError>
+async fn add_version<S>(conn: &mut <S::Db as Database>::Connection, row: &StoredPolicy) -> Result<(), PortError>
 where
     S: SqlStore,
     for<'c> &'c mut <S::Db as Database>::Connection: Executor<'c, Database = S::Db>,
@@ -168,16 +168,16 @@ where
     for<'q> &'q str: Encode<'q, S::Db> + Type<S::Db>,
     i64: Param<S::Db>,
     OffsetDateTime: Param<S::Db>,
-    DecisionRow: Record<S::Db>,
-    DecisionRunRow: Record<S::Db>,
+    StoredDecision: Record<S::Db>,
+    DecisionRun: Record<S::Db>,
 {
-    async fn record_decision_runs(&self, runs: &[DecisionRunRow]) -> Result<(), PortError> {
+    async fn record_decision_runs(&self, runs: &[DecisionRun]) -> Result<(), PortError> {
         let mut conn = self.large_writer().await?;
         let mut tx = sqlx::Connection::begin_with(&mut *conn, S::BEGIN).await?;
         // A few hundred rows per statement.
         for chunk in runs.chunks(64) {
             let mut insert = sqlx::QueryBuilder::new(RUN_INSERT);
-            insert.push_values(chunk, |mut row, r: &DecisionRunRow| {
+            insert.push_values(chunk, |mut row, r: &DecisionRun| {
                 row.push_bind(r.call_id.as_str())
                     .push_bind(r.first_idx)
                     .push_bind(r.last_idx)
@@ -193,12 +193,12 @@ where
         Ok(())
     }
 
-    async fn decision(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRow>, PortError> {
+    async fn decision(&self, call_id: &str, idx: i64) -> Result<Option<StoredDecision>, PortError> {
         Ok(sqlx::query_as(DECISION).bind(call_id).bind(idx).fetch_all(self.reader()).await?.pop())
     }
 
-    async fn decision_run(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRunRow>, PortError> {
-        let run: Option<DecisionRunRow> =
+    async fn decision_run(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRun>, PortError> {
+        let run: Option<DecisionRun> =
             sqlx::query_as(RUN_AT).bind(call_id).bind(idx).fetch_all(self.reader()).await?.pop();
         Ok(run.filter(|r| r.last_idx >= idx))
     }

@@ -10,7 +10,7 @@ use super::backend::{Column, Param, Record, SqlStore};
 use crate::domain::ports::PortError;
 
 pub use crate::domain::ports::enrollments::{
-    DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, FeedRow, NewEnrollment, WriteKey,
+    DeenrollOutcome, Ending, EnrollOutcome, Enrollment, EnrollmentFilter, FeedEntry, NewEnrollment, WriteKey,
 };
 
 pub(super) const BY_ID: &str = "SELECT id, operator, household_code, subscriber_citizen_id, phone_number, service, \
@@ -76,17 +76,17 @@ where
     Option<String>: Param<S::Db>,
     Option<Date>: Param<S::Db>,
     Option<OffsetDateTime>: Param<S::Db>,
-    EnrollmentRow: Record<S::Db>,
-    FeedRow: Record<S::Db>,
+    Enrollment: Record<S::Db>,
+    FeedEntry: Record<S::Db>,
 {
-    async fn by_id(conn: &mut <S::Db as Database>::Connection, id: i64) -> Result<Option<EnrollmentRow>, PortError> {
+    async fn by_id(conn: &mut <S::Db as Database>::Connection, id: i64) -> Result<Option<Enrollment>, PortError> {
         Ok(sqlx::query_as(BY_ID).bind(id).fetch_all(&mut *conn).await?.pop())
     }
 
     pub(super) async fn of_household(
         conn: &mut <S::Db as Database>::Connection,
         code: &str,
-    ) -> Result<Vec<EnrollmentRow>, PortError> {
+    ) -> Result<Vec<Enrollment>, PortError> {
         Ok(sqlx::query_as(OF_HOUSEHOLD).bind(code).fetch_all(&mut *conn).await?)
     }
 
@@ -94,7 +94,7 @@ where
     async fn earlier_write(
         conn: &mut <S::Db as Database>::Connection,
         key: &WriteKey<'_>,
-    ) -> Result<Option<Result<(EnrollmentRow, Option<time::Date>), ()>>, PortError> {
+    ) -> Result<Option<Result<(Enrollment, Option<time::Date>), ()>>, PortError> {
         let found: Option<(String, i64, Option<time::Date>)> =
             sqlx::query_as(WRITE).bind(key.operator).bind(key.key).fetch_all(&mut *conn).await?.pop();
         let Some((digest, id, previous_end)) = found else { return Ok(None) };
@@ -239,7 +239,7 @@ where
         operator: &str,
         after: i64,
         limit: u32,
-    ) -> Result<Vec<FeedRow>, PortError> {
+    ) -> Result<Vec<FeedEntry>, PortError> {
         Ok(sqlx::query_as(EVENTS_AFTER).bind(operator).bind(after).bind(i64::from(limit)).fetch_all(&mut *conn).await?)
     }
 
@@ -248,7 +248,7 @@ where
         filter: &EnrollmentFilter,
         after: i64,
         limit: u32,
-    ) -> Result<Vec<EnrollmentRow>, PortError> {
+    ) -> Result<Vec<Enrollment>, PortError> {
         Ok(sqlx::query_as(LIST)
             .bind(after)
             .bind(filter.operator.as_deref())

@@ -8,7 +8,7 @@ use super::backend::{Column, Param, Record, SqlStore};
 use crate::domain::ports::PortError;
 
 pub use crate::domain::ports::inspections::{
-    FindingChange, FindingRow, FindingUpdateRow, InspectionRow, InspectionStore, NewInspection, SampleRow,
+    Finding, FindingChange, FindingUpdate, InspectionStore, NewInspection, SampledHousehold, StoredInspection,
 };
 
 macro_rules! select_inspections {
@@ -38,10 +38,10 @@ where
     usize: ColumnIndex<<S::Db as Database>::Row>,
     (i64,): Record<S::Db>,
     (Option<i64>,): Record<S::Db>,
-    InspectionRow: Record<S::Db>,
-    FindingRow: Record<S::Db>,
-    FindingUpdateRow: Record<S::Db>,
-    SampleRow: Record<S::Db>,
+    StoredInspection: Record<S::Db>,
+    Finding: Record<S::Db>,
+    FindingUpdate: Record<S::Db>,
+    SampledHousehold: Record<S::Db>,
 {
     async fn insert_inspection(&self, n: &NewInspection<'_>) -> Result<i64, PortError> {
         let mut tx = self.begin_write().await?;
@@ -67,7 +67,7 @@ where
         Ok(id)
     }
 
-    async fn inspection(&self, id: i64) -> Result<Option<InspectionRow>, PortError> {
+    async fn inspection(&self, id: i64) -> Result<Option<StoredInspection>, PortError> {
         Ok(sqlx::query_as(select_inspections!("id = $1")).bind(id).fetch_optional(self.reader()).await?)
     }
 
@@ -76,7 +76,7 @@ where
         status: Option<crate::domain::inspections::InspectionStatus>,
         before: i64,
         limit: u32,
-    ) -> Result<Vec<InspectionRow>, PortError> {
+    ) -> Result<Vec<StoredInspection>, PortError> {
         Ok(sqlx::query_as(select_inspections!(
             "id < $1 AND (CAST($2 AS TEXT) IS NULL OR status = $2) ORDER BY id DESC LIMIT $3"
         ))
@@ -117,7 +117,7 @@ where
         Ok(())
     }
 
-    async fn add_finding(&self, f: &FindingRow) -> Result<i64, PortError> {
+    async fn add_finding(&self, f: &Finding) -> Result<i64, PortError> {
         let mut tx = self.begin_write().await?;
         // Locks the inspection's row (PostgreSQL) and checks that it is open.
         let open = sqlx::query("UPDATE inspections SET status = status WHERE id = $1 AND status = 'OPEN'")
@@ -185,7 +185,7 @@ where
         Ok(())
     }
 
-    async fn findings(&self, id: i64) -> Result<Vec<FindingRow>, PortError> {
+    async fn findings(&self, id: i64) -> Result<Vec<Finding>, PortError> {
         Ok(sqlx::query_as(
             "SELECT inspection_id, number, severity, subject, description, evidence_reference, \
              required_action, due_on, status, recorded_by, recorded_at FROM inspection_findings \
@@ -196,7 +196,7 @@ where
         .await?)
     }
 
-    async fn finding_updates(&self, id: i64) -> Result<Vec<FindingUpdateRow>, PortError> {
+    async fn finding_updates(&self, id: i64) -> Result<Vec<FindingUpdate>, PortError> {
         Ok(sqlx::query_as(
             "SELECT number, seq, status, note, updated_by, updated_at FROM inspection_finding_updates \
              WHERE inspection_id = $1 ORDER BY number, seq",
@@ -221,7 +221,7 @@ where
         .await?)
     }
 
-    async fn insert_sample(&self, s: &SampleRow) -> Result<i64, PortError> {
+    async fn insert_sample(&self, s: &SampledHousehold) -> Result<i64, PortError> {
         let mut tx = self.begin_write().await?;
         let (last,): (Option<i64>,) =
             sqlx::query_as("SELECT MAX(number) FROM inspection_samples WHERE inspection_id = $1")
@@ -250,7 +250,7 @@ where
         Ok(number)
     }
 
-    async fn sample(&self, id: i64, number: i64) -> Result<Option<SampleRow>, PortError> {
+    async fn sample(&self, id: i64, number: i64) -> Result<Option<SampledHousehold>, PortError> {
         Ok(sqlx::query_as(
             "SELECT inspection_id, number, commune_code, as_of, size, population, seed, body, pulled_by, \
              pulled_at FROM inspection_samples WHERE inspection_id = $1 AND number = $2",
@@ -261,7 +261,7 @@ where
         .await?)
     }
 
-    async fn samples(&self, id: i64) -> Result<Vec<SampleRow>, PortError> {
+    async fn samples(&self, id: i64) -> Result<Vec<SampledHousehold>, PortError> {
         Ok(sqlx::query_as(
             "SELECT inspection_id, number, commune_code, as_of, size, population, seed, '' AS body, \
              pulled_by, pulled_at FROM inspection_samples WHERE inspection_id = $1 ORDER BY number",

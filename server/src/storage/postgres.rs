@@ -10,12 +10,12 @@ use time::{Date, OffsetDateTime};
 
 use super::{
     PortError, Store, StoreOptions,
-    eligibility::{DecisionRow, StateRow},
+    eligibility::{MatchedState, StoredDecision},
     enrollments::{
-        DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, FeedRow, NewEnrollment, WriteKey,
+        DeenrollOutcome, Ending, EnrollOutcome, Enrollment, EnrollmentFilter, FeedEntry, NewEnrollment, WriteKey,
     },
-    reconciliation::{LineFilter, LineRow, NewUpdate, UpdateDecision, UpdateFilter, UpdateRow},
-    registry::{self, ApplyCounts, ApplyProblem, BatchRow, NewBatch, StagedRecord, VersionRow},
+    reconciliation::{LineFilter, ListLine, MonthlyList, NewUpdate, UpdateDecision, UpdateFilter},
+    registry::{self, ApplyCounts, ApplyProblem, Batch, HouseholdVersion, NewBatch, StagedRecord},
 };
 use crate::domain::ports;
 use crate::{
@@ -220,7 +220,7 @@ impl SqlStore for PgStore {
         Ok(())
     }
 
-    async fn insert_decisions(conn: &mut sqlx::PgConnection, rows: &[DecisionRow]) -> Result<(), PortError> {
+    async fn insert_decisions(conn: &mut sqlx::PgConnection, rows: &[StoredDecision]) -> Result<(), PortError> {
         insert_decisions(conn, rows).await
     }
 
@@ -238,7 +238,7 @@ impl ports::AuditLog for PgStore {
     async fn append_audit(
         &self,
         entries: &[AuditEntry],
-        decisions: &[DecisionRow],
+        decisions: &[StoredDecision],
         subjects: &[(usize, Subject)],
     ) -> Result<Vec<(i64, String)>, PortError> {
         let mut tx = self.pool.begin().await?;
@@ -339,11 +339,11 @@ impl ports::UnitStore for PgStore {
 
 #[async_trait]
 impl ports::BatchStore for PgStore {
-    async fn batch(&self, batch_id: &str) -> Result<Option<BatchRow>, PortError> {
+    async fn batch(&self, batch_id: &str) -> Result<Option<Batch>, PortError> {
         Households::batch(&mut *self.pool.acquire().await?, batch_id).await
     }
 
-    async fn list_batches(&self, before: Option<i64>, limit: u32) -> Result<Vec<BatchRow>, PortError> {
+    async fn list_batches(&self, before: Option<i64>, limit: u32) -> Result<Vec<Batch>, PortError> {
         Households::list_batches(&mut *self.pool.acquire().await?, before, limit).await
     }
 
@@ -448,19 +448,19 @@ impl ports::BatchStore for PgStore {
 
 #[async_trait]
 impl ports::RegisterStore for PgStore {
-    async fn household_versions(&self, code: &str) -> Result<Vec<VersionRow>, PortError> {
+    async fn household_versions(&self, code: &str) -> Result<Vec<HouseholdVersion>, PortError> {
         Households::versions_of(&mut *self.pool.acquire().await?, code).await
     }
 
-    async fn household_on(&self, code: &str, date: Date) -> Result<Option<VersionRow>, PortError> {
+    async fn household_on(&self, code: &str, date: Date) -> Result<Option<HouseholdVersion>, PortError> {
         Households::version_on(&mut *self.pool.acquire().await?, code, date).await
     }
 
-    async fn find_by_citizen(&self, citizen_id: &str, date: Date) -> Result<Vec<VersionRow>, PortError> {
+    async fn find_by_citizen(&self, citizen_id: &str, date: Date) -> Result<Vec<HouseholdVersion>, PortError> {
         Households::find_by_citizen(&mut *self.pool.acquire().await?, citizen_id, date).await
     }
 
-    async fn find_by_certificate(&self, number: &str, date: Date) -> Result<Vec<VersionRow>, PortError> {
+    async fn find_by_certificate(&self, number: &str, date: Date) -> Result<Vec<HouseholdVersion>, PortError> {
         Households::find_by_certificate(&mut *self.pool.acquire().await?, number, date).await
     }
 
@@ -469,7 +469,7 @@ impl ports::RegisterStore for PgStore {
         kind: QueryKind,
         values: &[String],
         bulk: bool,
-    ) -> Result<Vec<StateRow>, PortError> {
+    ) -> Result<Vec<MatchedState>, PortError> {
         let sql = match kind {
             QueryKind::CitizenId => MATCHING.citizen_id,
             QueryKind::HouseholdCode => MATCHING.household_code,
@@ -511,15 +511,15 @@ impl ports::EnrollmentStore for PgStore {
         filter: &EnrollmentFilter,
         after: i64,
         limit: u32,
-    ) -> Result<Vec<EnrollmentRow>, PortError> {
+    ) -> Result<Vec<Enrollment>, PortError> {
         Enrolling::list_enrollments(&mut *self.pool.acquire().await?, filter, after, limit).await
     }
 
-    async fn feed_events(&self, operator: &str, after: i64, limit: u32) -> Result<Vec<FeedRow>, PortError> {
+    async fn feed_events(&self, operator: &str, after: i64, limit: u32) -> Result<Vec<FeedEntry>, PortError> {
         Enrolling::events_after(&mut *self.pool.acquire().await?, operator, after, limit).await
     }
 
-    async fn enrollments_by_ids(&self, ids: &[i64]) -> Result<Vec<EnrollmentRow>, PortError> {
+    async fn enrollments_by_ids(&self, ids: &[i64]) -> Result<Vec<Enrollment>, PortError> {
         Ok(sqlx::query_as(
             "SELECT id, operator, household_code, subscriber_citizen_id, phone_number, service, start_date, end_date, \
              end_reason, end_note, decision_id, transfer_reference, recorded_at, ended_at \
@@ -530,7 +530,7 @@ impl ports::EnrollmentStore for PgStore {
         .await?)
     }
 
-    async fn enrollments_by_phones(&self, operator: &str, phones: &[String]) -> Result<Vec<EnrollmentRow>, PortError> {
+    async fn enrollments_by_phones(&self, operator: &str, phones: &[String]) -> Result<Vec<Enrollment>, PortError> {
         Ok(sqlx::query_as(
             "SELECT id, operator, household_code, subscriber_citizen_id, phone_number, service, start_date, end_date, \
              end_reason, end_note, decision_id, transfer_reference, recorded_at, ended_at \
@@ -549,15 +549,15 @@ impl ports::EnrollmentStore for PgStore {
 
 #[async_trait]
 impl ports::MonthlyListStore for PgStore {
-    async fn monthly_update(&self, operator: &str, update_id: &str) -> Result<Option<UpdateRow>, PortError> {
+    async fn monthly_update(&self, operator: &str, update_id: &str) -> Result<Option<MonthlyList>, PortError> {
         Monthly::by_key(&mut *self.pool.acquire().await?, operator, update_id).await
     }
 
-    async fn monthly_update_by_ref(&self, id: i64) -> Result<Option<UpdateRow>, PortError> {
+    async fn monthly_update_by_ref(&self, id: i64) -> Result<Option<MonthlyList>, PortError> {
         Monthly::by_ref(&mut *self.pool.acquire().await?, id).await
     }
 
-    async fn open_monthly_updates(&self, operator: &str, period: &str) -> Result<Vec<UpdateRow>, PortError> {
+    async fn open_monthly_updates(&self, operator: &str, period: &str) -> Result<Vec<MonthlyList>, PortError> {
         Monthly::open_for_period(&mut *self.pool.acquire().await?, operator, period).await
     }
 
@@ -566,7 +566,7 @@ impl ports::MonthlyListStore for PgStore {
         filter: &UpdateFilter,
         before: i64,
         limit: u32,
-    ) -> Result<Vec<UpdateRow>, PortError> {
+    ) -> Result<Vec<MonthlyList>, PortError> {
         Monthly::list(&mut *self.pool.acquire().await?, filter, before, limit).await
     }
 
@@ -577,10 +577,10 @@ impl ports::MonthlyListStore for PgStore {
         Ok(id)
     }
 
-    async fn store_monthly_lines(&self, id: i64, lines: &[LineRow]) -> Result<(), PortError> {
-        let text = |f: fn(&LineRow) -> String| lines.iter().map(f).collect::<Vec<_>>();
-        let opt = |f: fn(&LineRow) -> Option<String>| lines.iter().map(f).collect::<Vec<_>>();
-        let num = |f: fn(&LineRow) -> i64| lines.iter().map(f).collect::<Vec<_>>();
+    async fn store_monthly_lines(&self, id: i64, lines: &[ListLine]) -> Result<(), PortError> {
+        let text = |f: fn(&ListLine) -> String| lines.iter().map(f).collect::<Vec<_>>();
+        let opt = |f: fn(&ListLine) -> Option<String>| lines.iter().map(f).collect::<Vec<_>>();
+        let num = |f: fn(&ListLine) -> i64| lines.iter().map(f).collect::<Vec<_>>();
         sqlx::query(
             "INSERT INTO monthly_lines (update_ref, line_no, household_code, phone_number, commune_code, line, codes, \
              detail, amount_claimed, amount_confirmable, idle_months) \
@@ -632,7 +632,7 @@ impl ports::MonthlyListStore for PgStore {
 
 #[async_trait]
 impl ports::ReconciliationStore for PgStore {
-    async fn rewrite_line_outcomes(&self, id: i64, lines: &[LineRow]) -> Result<bool, PortError> {
+    async fn rewrite_line_outcomes(&self, id: i64, lines: &[ListLine]) -> Result<bool, PortError> {
         let mut tx = self.pool.begin().await?;
         let open = Monthly::rewrite_outcomes(&mut tx, id, lines).await?;
         tx.commit().await?;
@@ -679,7 +679,7 @@ impl ports::ReconciliationStore for PgStore {
         filter: &LineFilter,
         after: i64,
         limit: u32,
-    ) -> Result<Vec<LineRow>, PortError> {
+    ) -> Result<Vec<ListLine>, PortError> {
         Monthly::lines(&mut *self.pool.acquire().await?, id, filter, after, limit).await
     }
 
@@ -722,11 +722,11 @@ const INSERT_DECISIONS: &str = "INSERT INTO eligibility_decisions (call_id, idx,
      SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], \
      $7::text[], $8::date[], $9::text[], $10::boolean[], $11::bigint[], $12::text[])";
 
-async fn insert_decisions(conn: &mut sqlx::PgConnection, rows: &[DecisionRow]) -> Result<(), PortError> {
+async fn insert_decisions(conn: &mut sqlx::PgConnection, rows: &[StoredDecision]) -> Result<(), PortError> {
     if rows.is_empty() {
         return Ok(());
     }
-    let text = |f: fn(&DecisionRow) -> String| rows.iter().map(f).collect::<Vec<_>>();
+    let text = |f: fn(&StoredDecision) -> String| rows.iter().map(f).collect::<Vec<_>>();
     sqlx::query(INSERT_DECISIONS)
         .bind(text(|d| d.call_id.clone()))
         .bind(rows.iter().map(|d| d.idx).collect::<Vec<_>>())

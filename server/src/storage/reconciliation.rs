@@ -8,7 +8,7 @@ use time::{Date, OffsetDateTime};
 use super::backend::{Column, Param, Record, SqlStore};
 use crate::domain::ports::PortError;
 pub use crate::domain::ports::monthly::{
-    LineFilter, LineRow, NewUpdate, UpdateDecision, UpdateFilter, UpdateRow, Verdict, period_bounds,
+    LineFilter, ListLine, MonthlyList, NewUpdate, UpdateDecision, UpdateFilter, Verdict, period_bounds,
 };
 
 pub(super) const MARK_RECEIVED: &str =
@@ -55,14 +55,14 @@ where
     Option<String>: Param<S::Db>,
     Option<Date>: Param<S::Db>,
     Option<OffsetDateTime>: Param<S::Db>,
-    UpdateRow: Record<S::Db>,
-    LineRow: Record<S::Db>,
+    MonthlyList: Record<S::Db>,
+    ListLine: Record<S::Db>,
 {
     pub(super) async fn by_key(
         conn: &mut <S::Db as Database>::Connection,
         operator: &str,
         update_id: &str,
-    ) -> Result<Option<UpdateRow>, PortError> {
+    ) -> Result<Option<MonthlyList>, PortError> {
         Ok(sqlx::query_as(select_updates!("operator = $1 AND update_id = $2"))
             .bind(operator)
             .bind(update_id)
@@ -73,7 +73,7 @@ where
     pub(super) async fn by_ref(
         conn: &mut <S::Db as Database>::Connection,
         id: i64,
-    ) -> Result<Option<UpdateRow>, PortError> {
+    ) -> Result<Option<MonthlyList>, PortError> {
         Ok(sqlx::query_as(select_updates!("id = $1")).bind(id).fetch_optional(&mut *conn).await?)
     }
 
@@ -82,7 +82,7 @@ where
         conn: &mut <S::Db as Database>::Connection,
         operator: &str,
         period: &str,
-    ) -> Result<Vec<UpdateRow>, PortError> {
+    ) -> Result<Vec<MonthlyList>, PortError> {
         Ok(sqlx::query_as(select_updates!(
             "operator = $1 AND period = $2 AND status IN ('RECEIVING', 'RECONCILED', 'CONFIRMED') ORDER BY id",
         ))
@@ -97,7 +97,7 @@ where
         filter: &UpdateFilter,
         before: i64,
         limit: u32,
-    ) -> Result<Vec<UpdateRow>, PortError> {
+    ) -> Result<Vec<MonthlyList>, PortError> {
         Ok(sqlx::query_as(select_updates!(
             "id < $1 AND (CAST($2 AS TEXT) IS NULL OR period = $2) AND (CAST($3 AS TEXT) IS NULL OR operator = $3) \
              AND (CAST($4 AS TEXT) IS NULL OR status = $4) ORDER BY id DESC LIMIT $5",
@@ -200,7 +200,7 @@ where
     pub(super) async fn rewrite_outcomes(
         conn: &mut <S::Db as Database>::Connection,
         id: i64,
-        lines: &[LineRow],
+        lines: &[ListLine],
     ) -> Result<bool, PortError> {
         let open = sqlx::query("UPDATE monthly_updates SET stale = TRUE WHERE id = $1 AND status = 'RECONCILED'")
             .bind(id)
@@ -371,7 +371,7 @@ where
         filter: &LineFilter,
         after: i64,
         limit: u32,
-    ) -> Result<Vec<LineRow>, PortError> {
+    ) -> Result<Vec<ListLine>, PortError> {
         Ok(sqlx::query_as(
             "SELECT line_no, household_code, phone_number, commune_code, line, codes, detail, amount_claimed, \
              amount_confirmable, idle_months, later_detail FROM monthly_lines WHERE update_ref = $1 AND line_no > $2 \

@@ -28,7 +28,7 @@ use crate::domain::{
 };
 
 pub use crate::domain::ports::register::{
-    ApplyCounts, ApplyProblem, BatchRow, LateRecord, NewBatch, Staged, StagedRecord, VersionRow,
+    ApplyCounts, ApplyProblem, Batch, HouseholdVersion, LateRecord, NewBatch, Staged, StagedRecord,
 };
 
 /// The statements of applying a batch that read members out of the stored JSON, which the
@@ -298,8 +298,8 @@ where
     Option<String>: Param<S::Db>,
     Option<Date>: Param<S::Db>,
     Option<OffsetDateTime>: Param<S::Db>,
-    VersionRow: Record<S::Db>,
-    BatchRow: Record<S::Db>,
+    HouseholdVersion: Record<S::Db>,
+    Batch: Record<S::Db>,
     LateRecord: Record<S::Db>,
     UnitRow: Record<S::Db>,
 {
@@ -350,7 +350,7 @@ where
     pub(super) async fn batch(
         conn: &mut <S::Db as Database>::Connection,
         batch_id: &str,
-    ) -> Result<Option<BatchRow>, PortError> {
+    ) -> Result<Option<Batch>, PortError> {
         Ok(sqlx::query_as(GET_BATCH).bind(batch_id).fetch_all(&mut *conn).await?.pop())
     }
 
@@ -358,7 +358,7 @@ where
         conn: &mut <S::Db as Database>::Connection,
         before: Option<i64>,
         limit: u32,
-    ) -> Result<Vec<BatchRow>, PortError> {
+    ) -> Result<Vec<Batch>, PortError> {
         Ok(sqlx::query_as(LIST_BATCHES)
             .bind(before.unwrap_or(i64::MAX))
             .bind(i64::from(limit))
@@ -414,7 +414,7 @@ where
     pub(super) async fn versions_of(
         conn: &mut <S::Db as Database>::Connection,
         code: &str,
-    ) -> Result<Vec<VersionRow>, PortError> {
+    ) -> Result<Vec<HouseholdVersion>, PortError> {
         Ok(sqlx::query_as(VERSIONS_OF).bind(code).fetch_all(&mut *conn).await?)
     }
 
@@ -422,7 +422,7 @@ where
         conn: &mut <S::Db as Database>::Connection,
         code: &str,
         date: time::Date,
-    ) -> Result<Option<VersionRow>, PortError> {
+    ) -> Result<Option<HouseholdVersion>, PortError> {
         Ok(sqlx::query_as(VERSION_ON).bind(code).bind(date).fetch_all(&mut *conn).await?.pop())
     }
 
@@ -430,8 +430,8 @@ where
         conn: &mut <S::Db as Database>::Connection,
         citizen_id: &str,
         date: time::Date,
-    ) -> Result<Vec<VersionRow>, PortError> {
-        let candidates: Vec<VersionRow> =
+    ) -> Result<Vec<HouseholdVersion>, PortError> {
+        let candidates: Vec<HouseholdVersion> =
             sqlx::query_as(FIND_BY_CITIZEN).bind(citizen_id).bind(date).fetch_all(&mut *conn).await?;
         Ok(candidates.into_iter().filter(|v| citizens_of(&v.data).iter().any(|c| c == citizen_id)).collect())
     }
@@ -440,7 +440,7 @@ where
         conn: &mut <S::Db as Database>::Connection,
         number: &str,
         date: time::Date,
-    ) -> Result<Vec<VersionRow>, PortError> {
+    ) -> Result<Vec<HouseholdVersion>, PortError> {
         Ok(sqlx::query_as(FIND_BY_CERTIFICATE).bind(number).bind(date).fetch_all(&mut *conn).await?)
     }
 
@@ -597,7 +597,7 @@ where
 
     /// One state written by the row-by-row path, with the category and device wish the
     /// domain reads from its data.
-    async fn insert_version(conn: &mut <S::Db as Database>::Connection, v: &VersionRow) -> Result<(), PortError> {
+    async fn insert_version(conn: &mut <S::Db as Database>::Connection, v: &HouseholdVersion) -> Result<(), PortError> {
         let (category, wants_device) = traits(&v.data)?;
         sqlx::query(INSERT_VERSION)
             .bind(&v.household_code)

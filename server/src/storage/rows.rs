@@ -7,13 +7,13 @@
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::domain::ports::{
-    audit::{CheckpointRow, DecisionCall, SubjectRow},
-    devices::{AllocationRow, AmendmentRow, CandidateRow, HandoverRow, PlaceRow, ProgressRow},
-    enrollments::{EnrollmentRow, FeedRow},
-    inspections::{FindingRow, FindingUpdateRow, InspectionRow, SampleRow},
-    monthly::{LineRow, UpdateRow},
-    policy::{DecisionRow, DecisionRunRow, PolicyRow, StateRow},
-    register::{BatchRow, LateRecord, VersionRow},
+    audit::{DecisionCall, NotedSubject, StoredCheckpoint},
+    devices::{AllocationDecision, Amendment, CandidateState, Handover, ListPlace, UnitProgress},
+    enrollments::{Enrollment, FeedEntry},
+    inspections::{Finding, FindingUpdate, SampledHousehold, StoredInspection},
+    monthly::{ListLine, MonthlyList},
+    policy::{DecisionRun, MatchedState, StoredDecision, StoredPolicy},
+    register::{Batch, HouseholdVersion, LateRecord},
     statistics::{DeviceCount, EnrolledCount, HouseholdCount, LineCount},
 };
 
@@ -51,28 +51,28 @@ macro_rules! from_rows {
 
 from_rows! {
     DecisionCall { request_id, asked_by, decided_at }
-    CheckpointRow { tree_size, root_hash, signed_at, key_id, note }
-    SubjectRow { seq, kind, value }
-    AllocationRow { id, decision_number, decision_date, tablets, smartphones, quotas, cash_amount, note, status: String, revision, recorded_by, recorded_at, proposal_as_of, policy_version, proposed_at, eligible, recipients, proposal_digest, list_digest, submitted_by, submitted_at, approval_number, decided_by, decided_at, decision_note, approved_on }
-    CandidateRow { household_code, commune_code, data }
-    PlaceRow { household_code, rank, unit_code, commune_code, district_code, category, priority_group, nominated, device_type, head_name_masked, added }
-    HandoverRow { household_code, allocation_id, kind, device_type, serial_number, imei, cash_amount, phone_bought_on, receipt_reference, handed_over_on, received_by, recorded_by, recorded_at, request_id }
-    ProgressRow { unit_code, on_list, devices, cash }
-    AmendmentRow { id, revision, action, household_code, device_type, reason, amended_by, amended_at }
-    EnrollmentRow { id, operator, household_code, subscriber_citizen_id, phone_number, service, start_date, end_date, end_reason, end_note, decision_id, transfer_reference, recorded_at, ended_at }
-    FeedRow { seq, operator, enrollment_id, household_code, kind: String, effective_date, category, previous_category, removal_reason, batch_id, recorded_at }
-    InspectionRow { id, title, basis, requested_by, subject_units, subject_operators, team, starts_on, ends_on, note, status: String, created_by, created_at, conclusion, closed_by, closed_at }
-    FindingRow { inspection_id, number, severity: String, subject, description, evidence_reference, required_action, due_on, status: String, recorded_by, recorded_at }
-    FindingUpdateRow { number, seq, status: String, note, updated_by, updated_at }
-    SampleRow { inspection_id, number, commune_code, as_of, size, population, seed, body, pulled_by, pulled_at }
-    UpdateRow { id, operator, update_id, period, replaces_earlier, note, status: String, content_digest, revision, stale, figures, received_at, reconciled_at, superseded_by, decided_by, decided_at, decision_note, confirmed_scope, confirmed_lines, confirmed_amount, confirmed_digest, exceptions, exceptions_at, request_id }
-    LineRow { line_no, household_code, phone_number, commune_code, line, codes, detail, amount_claimed, amount_confirmable, idle_months, later_detail }
-    PolicyRow { version, valid_from, rules, recorded_by, recorded_at, withdrawn_by, withdrawn_at, withdrawal_reason }
-    DecisionRow { call_id, idx, request_id, asked_by, decided_at, query_kind, query_value, as_of, household_code, eligible, policy_version, body }
-    DecisionRunRow { call_id, first_idx, last_idx, request_id, asked_by, decided_at, decisions, body }
-    StateRow { matched, household_code, valid_from, valid_to, removal_reason, data, holdings }
-    BatchRow { seq, batch_id, kind, review_period, effective_date, note, status: String, content_digest, records, added, changed, removed, unchanged, pushed_by, received_at, applied_at }
-    VersionRow { id, household_code, valid_from, valid_to, removal_reason, removal_note, data, content_hash, commune_code, certificate_number, batch_id, recorded_at }
+    StoredCheckpoint { tree_size, root_hash, signed_at, key_id, note }
+    NotedSubject { seq, kind, value }
+    AllocationDecision { id, decision_number, decision_date, tablets, smartphones, quotas, cash_amount, note, status: String, revision, recorded_by, recorded_at, proposal_as_of, policy_version, proposed_at, eligible, recipients, proposal_digest, list_digest, submitted_by, submitted_at, approval_number, decided_by, decided_at, decision_note, approved_on }
+    CandidateState { household_code, commune_code, data }
+    ListPlace { household_code, rank, unit_code, commune_code, district_code, category, priority_group, nominated, device_type, head_name_masked, added }
+    Handover { household_code, allocation_id, kind, device_type, serial_number, imei, cash_amount, phone_bought_on, receipt_reference, handed_over_on, received_by, recorded_by, recorded_at, request_id }
+    UnitProgress { unit_code, on_list, devices, cash }
+    Amendment { id, revision, action, household_code, device_type, reason, amended_by, amended_at }
+    Enrollment { id, operator, household_code, subscriber_citizen_id, phone_number, service, start_date, end_date, end_reason, end_note, decision_id, transfer_reference, recorded_at, ended_at }
+    FeedEntry { seq, operator, enrollment_id, household_code, kind: String, effective_date, category, previous_category, removal_reason, batch_id, recorded_at }
+    StoredInspection { id, title, basis, requested_by, subject_units, subject_operators, team, starts_on, ends_on, note, status: String, created_by, created_at, conclusion, closed_by, closed_at }
+    Finding { inspection_id, number, severity: String, subject, description, evidence_reference, required_action, due_on, status: String, recorded_by, recorded_at }
+    FindingUpdate { number, seq, status: String, note, updated_by, updated_at }
+    SampledHousehold { inspection_id, number, commune_code, as_of, size, population, seed, body, pulled_by, pulled_at }
+    MonthlyList { id, operator, update_id, period, replaces_earlier, note, status: String, content_digest, revision, stale, figures, received_at, reconciled_at, superseded_by, decided_by, decided_at, decision_note, confirmed_scope, confirmed_lines, confirmed_amount, confirmed_digest, exceptions, exceptions_at, request_id }
+    ListLine { line_no, household_code, phone_number, commune_code, line, codes, detail, amount_claimed, amount_confirmable, idle_months, later_detail }
+    StoredPolicy { version, valid_from, rules, recorded_by, recorded_at, withdrawn_by, withdrawn_at, withdrawal_reason }
+    StoredDecision { call_id, idx, request_id, asked_by, decided_at, query_kind, query_value, as_of, household_code, eligible, policy_version, body }
+    DecisionRun { call_id, first_idx, last_idx, request_id, asked_by, decided_at, decisions, body }
+    MatchedState { matched, household_code, valid_from, valid_to, removal_reason, data, holdings }
+    Batch { seq, batch_id, kind, review_period, effective_date, note, status: String, content_digest, records, added, changed, removed, unchanged, pushed_by, received_at, applied_at }
+    HouseholdVersion { id, household_code, valid_from, valid_to, removal_reason, removal_note, data, content_hash, commune_code, certificate_number, batch_id, recorded_at }
     HouseholdCount { category, now, before }
     EnrolledCount { operator, category, now, before }
     LineCount { operator, period, status: String, confirmed_scope, claims, amount, ok_claims, ok_amount, not_eligible, eligibility_ended, before_start, over_cap, not_enrolled, enrolment_mismatch, duplicate_within_operator, duplicate_across_operators, non_usage, unknown_subscriber }

@@ -19,12 +19,12 @@ use time::{Date, OffsetDateTime};
 
 use super::{
     PortError, Store, StoreOptions,
-    eligibility::{DecisionRow, StateRow},
+    eligibility::{MatchedState, StoredDecision},
     enrollments::{
-        DeenrollOutcome, Ending, EnrollOutcome, EnrollmentFilter, EnrollmentRow, FeedRow, NewEnrollment, WriteKey,
+        DeenrollOutcome, Ending, EnrollOutcome, Enrollment, EnrollmentFilter, FeedEntry, NewEnrollment, WriteKey,
     },
-    reconciliation::{self, LineFilter, LineRow, NewUpdate, UpdateDecision, UpdateFilter, UpdateRow},
-    registry::{self, ApplyCounts, ApplyProblem, BatchRow, NewBatch, StagedRecord, VersionRow},
+    reconciliation::{self, LineFilter, ListLine, MonthlyList, NewUpdate, UpdateDecision, UpdateFilter},
+    registry::{self, ApplyCounts, ApplyProblem, Batch, HouseholdVersion, NewBatch, StagedRecord},
 };
 use crate::domain::ports;
 use crate::{
@@ -271,7 +271,7 @@ impl ports::AuditLog for SqliteStore {
     async fn append_audit(
         &self,
         entries: &[AuditEntry],
-        decisions: &[DecisionRow],
+        decisions: &[StoredDecision],
         subjects: &[(usize, Subject)],
     ) -> Result<Vec<(i64, String)>, PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
@@ -368,11 +368,11 @@ impl ports::UnitStore for SqliteStore {
 
 #[async_trait]
 impl ports::BatchStore for SqliteStore {
-    async fn batch(&self, batch_id: &str) -> Result<Option<BatchRow>, PortError> {
+    async fn batch(&self, batch_id: &str) -> Result<Option<Batch>, PortError> {
         Households::batch(&mut *self.read.acquire().await?, batch_id).await
     }
 
-    async fn list_batches(&self, before: Option<i64>, limit: u32) -> Result<Vec<BatchRow>, PortError> {
+    async fn list_batches(&self, before: Option<i64>, limit: u32) -> Result<Vec<Batch>, PortError> {
         Households::list_batches(&mut *self.read.acquire().await?, before, limit).await
     }
 
@@ -482,7 +482,7 @@ impl super::backend::SqlStore for SqliteStore {
         Ok(())
     }
 
-    async fn insert_decisions(conn: &mut sqlx::SqliteConnection, rows: &[DecisionRow]) -> Result<(), PortError> {
+    async fn insert_decisions(conn: &mut sqlx::SqliteConnection, rows: &[StoredDecision]) -> Result<(), PortError> {
         insert_decisions(conn, rows).await
     }
 
@@ -508,7 +508,7 @@ impl ports::RegisterChanges for SqliteStore {
         let (seq,): (i64,) = sqlx::query_as("SELECT max(seq) FROM register_changes").fetch_one(&mut *tx).await?;
         let mut current: Vec<History> = Vec::with_capacity(1);
         {
-            let mut rows = sqlx::query_as::<_, StateRow>(SCAN).fetch(&mut *tx);
+            let mut rows = sqlx::query_as::<_, MatchedState>(SCAN).fetch(&mut *tx);
             while let Some(row) = rows.try_next().await? {
                 if current.last().is_some_and(|h| h.code != row.household_code) {
                     each(current.pop().expect("checked above"))?;
@@ -539,19 +539,19 @@ impl ports::RegisterChanges for SqliteStore {
 
 #[async_trait]
 impl ports::RegisterStore for SqliteStore {
-    async fn household_versions(&self, code: &str) -> Result<Vec<VersionRow>, PortError> {
+    async fn household_versions(&self, code: &str) -> Result<Vec<HouseholdVersion>, PortError> {
         Households::versions_of(&mut *self.read.acquire().await?, code).await
     }
 
-    async fn household_on(&self, code: &str, date: Date) -> Result<Option<VersionRow>, PortError> {
+    async fn household_on(&self, code: &str, date: Date) -> Result<Option<HouseholdVersion>, PortError> {
         Households::version_on(&mut *self.read.acquire().await?, code, date).await
     }
 
-    async fn find_by_citizen(&self, citizen_id: &str, date: Date) -> Result<Vec<VersionRow>, PortError> {
+    async fn find_by_citizen(&self, citizen_id: &str, date: Date) -> Result<Vec<HouseholdVersion>, PortError> {
         Households::find_by_citizen(&mut *self.read.acquire().await?, citizen_id, date).await
     }
 
-    async fn find_by_certificate(&self, number: &str, date: Date) -> Result<Vec<VersionRow>, PortError> {
+    async fn find_by_certificate(&self, number: &str, date: Date) -> Result<Vec<HouseholdVersion>, PortError> {
         Households::find_by_certificate(&mut *self.read.acquire().await?, number, date).await
     }
 
@@ -560,7 +560,7 @@ impl ports::RegisterStore for SqliteStore {
         kind: QueryKind,
         values: &[String],
         bulk: bool,
-    ) -> Result<Vec<StateRow>, PortError> {
+    ) -> Result<Vec<MatchedState>, PortError> {
         let sql = match kind {
             QueryKind::CitizenId => MATCHING.citizen_id,
             QueryKind::HouseholdCode => MATCHING.household_code,
@@ -603,15 +603,15 @@ impl ports::EnrollmentStore for SqliteStore {
         filter: &EnrollmentFilter,
         after: i64,
         limit: u32,
-    ) -> Result<Vec<EnrollmentRow>, PortError> {
+    ) -> Result<Vec<Enrollment>, PortError> {
         Enrolling::list_enrollments(&mut *self.read.acquire().await?, filter, after, limit).await
     }
 
-    async fn feed_events(&self, operator: &str, after: i64, limit: u32) -> Result<Vec<FeedRow>, PortError> {
+    async fn feed_events(&self, operator: &str, after: i64, limit: u32) -> Result<Vec<FeedEntry>, PortError> {
         Enrolling::events_after(&mut *self.read.acquire().await?, operator, after, limit).await
     }
 
-    async fn enrollments_by_ids(&self, ids: &[i64]) -> Result<Vec<EnrollmentRow>, PortError> {
+    async fn enrollments_by_ids(&self, ids: &[i64]) -> Result<Vec<Enrollment>, PortError> {
         let ids = serde_json::to_string(ids).map_err(|e| PortError::Corrupt(e.to_string()))?;
         Ok(sqlx::query_as(
             "SELECT e.id, e.operator, e.household_code, e.subscriber_citizen_id, e.phone_number, e.service, \
@@ -623,7 +623,7 @@ impl ports::EnrollmentStore for SqliteStore {
         .await?)
     }
 
-    async fn enrollments_by_phones(&self, operator: &str, phones: &[String]) -> Result<Vec<EnrollmentRow>, PortError> {
+    async fn enrollments_by_phones(&self, operator: &str, phones: &[String]) -> Result<Vec<Enrollment>, PortError> {
         let phones = serde_json::to_string(phones).map_err(|e| PortError::Corrupt(e.to_string()))?;
         Ok(sqlx::query_as(
             "SELECT e.id, e.operator, e.household_code, e.subscriber_citizen_id, e.phone_number, e.service, \
@@ -643,15 +643,15 @@ impl ports::EnrollmentStore for SqliteStore {
 
 #[async_trait]
 impl ports::MonthlyListStore for SqliteStore {
-    async fn monthly_update(&self, operator: &str, update_id: &str) -> Result<Option<UpdateRow>, PortError> {
+    async fn monthly_update(&self, operator: &str, update_id: &str) -> Result<Option<MonthlyList>, PortError> {
         Monthly::by_key(&mut *self.read.acquire().await?, operator, update_id).await
     }
 
-    async fn monthly_update_by_ref(&self, id: i64) -> Result<Option<UpdateRow>, PortError> {
+    async fn monthly_update_by_ref(&self, id: i64) -> Result<Option<MonthlyList>, PortError> {
         Monthly::by_ref(&mut *self.read.acquire().await?, id).await
     }
 
-    async fn open_monthly_updates(&self, operator: &str, period: &str) -> Result<Vec<UpdateRow>, PortError> {
+    async fn open_monthly_updates(&self, operator: &str, period: &str) -> Result<Vec<MonthlyList>, PortError> {
         Monthly::open_for_period(&mut *self.read.acquire().await?, operator, period).await
     }
 
@@ -660,7 +660,7 @@ impl ports::MonthlyListStore for SqliteStore {
         filter: &UpdateFilter,
         before: i64,
         limit: u32,
-    ) -> Result<Vec<UpdateRow>, PortError> {
+    ) -> Result<Vec<MonthlyList>, PortError> {
         Monthly::list(&mut *self.read.acquire().await?, filter, before, limit).await
     }
 
@@ -671,12 +671,12 @@ impl ports::MonthlyListStore for SqliteStore {
         Ok(id)
     }
 
-    async fn store_monthly_lines(&self, id: i64, lines: &[LineRow]) -> Result<(), PortError> {
+    async fn store_monthly_lines(&self, id: i64, lines: &[ListLine]) -> Result<(), PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         for chunk in lines.chunks(ROWS_PER_INSERT) {
             let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO monthly_lines (update_ref, ");
             insert.push(reconciliation::LINE_COLUMNS).push(") ");
-            insert.push_values(chunk, |mut row, l: &LineRow| {
+            insert.push_values(chunk, |mut row, l: &ListLine| {
                 row.push_bind(id)
                     .push_bind(l.line_no)
                     .push_bind(l.household_code.clone())
@@ -724,7 +724,7 @@ impl ports::MonthlyListStore for SqliteStore {
 
 #[async_trait]
 impl ports::ReconciliationStore for SqliteStore {
-    async fn rewrite_line_outcomes(&self, id: i64, lines: &[LineRow]) -> Result<bool, PortError> {
+    async fn rewrite_line_outcomes(&self, id: i64, lines: &[ListLine]) -> Result<bool, PortError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         let open = Monthly::rewrite_outcomes(&mut tx, id, lines).await?;
         tx.commit().await?;
@@ -771,7 +771,7 @@ impl ports::ReconciliationStore for SqliteStore {
         filter: &LineFilter,
         after: i64,
         limit: u32,
-    ) -> Result<Vec<LineRow>, PortError> {
+    ) -> Result<Vec<ListLine>, PortError> {
         Monthly::lines(&mut *self.bulk.acquire().await?, id, filter, after, limit).await
     }
 
@@ -839,10 +839,10 @@ pub(super) const MATCHING: super::eligibility::MatchingSql = super::eligibility:
          (SELECT h.household_code FROM household_versions h WHERE h.certificate_number = j.value)",
 };
 
-async fn insert_decisions(conn: &mut sqlx::SqliteConnection, rows: &[DecisionRow]) -> Result<(), PortError> {
+async fn insert_decisions(conn: &mut sqlx::SqliteConnection, rows: &[StoredDecision]) -> Result<(), PortError> {
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let mut insert = QueryBuilder::<Sqlite>::new(super::eligibility::DECISION_INSERT);
-        insert.push_values(chunk, |mut row, d: &DecisionRow| {
+        insert.push_values(chunk, |mut row, d: &StoredDecision| {
             row.push_bind(d.call_id.clone())
                 .push_bind(d.idx)
                 .push_bind(d.request_id.clone())

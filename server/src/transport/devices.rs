@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 use super::{CallContext, convert::timestamp, eligibility::device_priority_to_pb, households::category_to_pb};
 use crate::audit::SubjectKind;
 use crate::{
-    domain::ports::devices::{AllocationRow, HandoverRow, RecipientView},
+    domain::ports::devices::{AllocationDecision, Handover, RecipientView},
     domain::{
         DomainError,
         devices::{
@@ -59,7 +59,7 @@ fn status_to_pb(status: AllocationStatus) -> i32 {
 }
 
 fn allocation_to_pb(a: &crate::domain::devices::Allocation, unit_name: impl Fn(&str) -> String) -> pb::Allocation {
-    let r: &AllocationRow = &a.row;
+    let r: &AllocationDecision = &a.row;
     let quota_of = |unit: &str| a.quotas.iter().find(|q| q.unit == unit);
     pb::Allocation {
         decision_number: r.decision_number.clone(),
@@ -133,7 +133,7 @@ fn allocation_to_pb(a: &crate::domain::devices::Allocation, unit_name: impl Fn(&
     }
 }
 
-fn handover_to_pb(decision_number: &str, h: &HandoverRow) -> pb::Handover {
+fn handover_to_pb(decision_number: &str, h: &Handover) -> pb::Handover {
     let kind = if h.kind == "CASH" {
         pb::handover::Kind::Cash(pb::CashPayment {
             amount: h.cash_amount.unwrap_or_default(),

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::audit::SubjectKind;
 use crate::{
-    domain::ports::enrollments::{EnrollmentFilter, EnrollmentRow},
+    domain::ports::enrollments::{Enrollment, EnrollmentFilter},
     domain::{
         DomainError,
         enrollments::{DeenrollInput, EndReason, EnrollInput, EnrollmentService, Refused},
@@ -55,7 +55,7 @@ fn end_reason_to_pb(r: Option<&str>) -> pb::EnrollmentEndReason {
     }
 }
 
-pub(super) fn enrollment_to_pb(e: &EnrollmentRow) -> pb::Enrollment {
+pub(super) fn enrollment_to_pb(e: &Enrollment) -> pb::Enrollment {
     pb::Enrollment {
         enrollment_id: e.id.to_string(),
         operator: e.operator.clone(),

@@ -105,7 +105,7 @@ const LONG_RUNNING: &[&str] = &[
 ];
 
 /// The writes whose answers carry a signed receipt (trailer
-/// [`telesub_client::audit::RECEIPT_TRAILER`]): what a party may need to prove it did, and
+/// [`telesub_proto::audit::RECEIPT_TRAILER`]): what a party may need to prove it did, and
 /// when.
 pub(crate) const RECEIPTED: &[&str] = &[
     "/telesub.v1.Members/RegisterMember",
@@ -786,7 +786,7 @@ impl HttpBody for AuditedBody {
                     if let (Some(note), Some(headers)) = (receipt, trailers.trailers_mut()) {
                         let mut metadata = tonic::metadata::MetadataMap::from_headers(std::mem::take(headers));
                         metadata.insert_bin(
-                            telesub_client::audit::RECEIPT_TRAILER,
+                            telesub_proto::audit::RECEIPT_TRAILER,
                             tonic::metadata::MetadataValue::from_bytes(note.as_bytes()),
                         );
                         *headers = metadata.into_headers();

@@ -27,7 +27,7 @@ use tonic::Status;
 
 use crate::{
     audit::{Subject, SubjectKind},
-    domain::ports::policy::DecisionRow,
+    domain::ports::policy::StoredDecision,
     domain::{DomainError, member::Caller},
 };
 
@@ -55,7 +55,7 @@ pub struct CallContext {
 /// What a handler stores with its call's audit record, in the same transaction.
 #[derive(Debug, Default)]
 pub(crate) struct Attached {
-    pub(crate) decisions: Vec<DecisionRow>,
+    pub(crate) decisions: Vec<StoredDecision>,
     pub(crate) subjects: Vec<Subject>,
     /// The audit record's detail when it is not the message the caller saw.
     pub(crate) detail: Option<String>,
@@ -80,7 +80,7 @@ impl CallContext {
 
     /// Has decisions stored with the call's audit record, in the same transaction, before the
     /// caller sees the call's final status.
-    pub fn store_with_audit(&self, rows: impl IntoIterator<Item = DecisionRow>) {
+    pub fn store_with_audit(&self, rows: impl IntoIterator<Item = StoredDecision>) {
         self.attached.lock().expect("call attachments").decisions.extend(rows);
     }
 

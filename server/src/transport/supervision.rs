@@ -21,7 +21,7 @@ use crate::{
     audit::AuditRecord,
     domain::ports::{
         PortError,
-        inspections::{FindingRow, FindingUpdateRow, SampleRow},
+        inspections::{Finding, FindingUpdate, SampledHousehold},
     },
     domain::{
         DomainError,
@@ -169,7 +169,7 @@ fn finding_status_to_pb(status: FindingStatus) -> i32 {
     .into()
 }
 
-fn finding_to_pb((f, updates): &(FindingRow, Vec<FindingUpdateRow>)) -> pb::Finding {
+fn finding_to_pb((f, updates): &(Finding, Vec<FindingUpdate>)) -> pb::Finding {
     pb::Finding {
         inspection_id: f.inspection_id,
         number: f.number,
@@ -194,7 +194,7 @@ fn finding_to_pb((f, updates): &(FindingRow, Vec<FindingUpdateRow>)) -> pb::Find
     }
 }
 
-fn summary_to_pb(s: &SampleRow) -> pb::SampleSummary {
+fn summary_to_pb(s: &SampledHousehold) -> pb::SampleSummary {
     pb::SampleSummary {
         number: s.number,
         commune_code: s.commune_code.clone(),
@@ -299,7 +299,7 @@ fn record_to_pb(r: &AuditRecord) -> pb::AuditRecord {
 }
 
 fn checkpoint_to_pb(
-    c: &crate::domain::ports::audit::CheckpointRow,
+    c: &crate::domain::ports::audit::StoredCheckpoint,
     tree: &crate::audit::AuditTree,
 ) -> pb::AuditCheckpoint {
     pb::AuditCheckpoint {

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use super::PortError;
 use crate::audit::{AuditEntry, AuditRecord, Subject};
 
-use super::policy::{DecisionRow, DecisionRunRow};
+use super::policy::{DecisionRun, StoredDecision};
 use crate::audit::SubjectKind;
 
 /// A call that gave eligibility decisions: its request id, who asked, and when it decided.
@@ -54,7 +54,7 @@ pub trait AuditReader: Send + Sync + std::fmt::Debug {
 
 /// A signed checkpoint as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckpointRow {
+pub struct StoredCheckpoint {
     pub tree_size: i64,
     /// Lower-case hex.
     pub root_hash: String,
@@ -66,7 +66,7 @@ pub struct CheckpointRow {
 }
 /// A subject noted beside a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SubjectRow {
+pub struct NotedSubject {
     pub seq: i64,
     pub kind: String,
     pub value: String,
@@ -88,24 +88,24 @@ pub trait AuditTrail: Send + Sync + std::fmt::Debug {
     async fn audit_nodes_all(&self, after: (u32, u64), limit: u32) -> Result<Vec<(i64, i64, String)>, PortError>;
 
     /// The subjects noted beside records `(after, last]`.
-    async fn audit_subjects_between(&self, after: i64, last: i64) -> Result<Vec<SubjectRow>, PortError>;
+    async fn audit_subjects_between(&self, after: i64, last: i64) -> Result<Vec<NotedSubject>, PortError>;
 
     /// The single decisions with call ids in `[first, last]`.
-    async fn decisions_between(&self, first: &str, last: &str) -> Result<Vec<DecisionRow>, PortError>;
+    async fn decisions_between(&self, first: &str, last: &str) -> Result<Vec<StoredDecision>, PortError>;
 
     /// Runs of call `call_id` from the first index after `after`, in order, at most `limit`.
-    async fn runs_of(&self, call_id: &str, after: i64, limit: u32) -> Result<Vec<DecisionRunRow>, PortError>;
+    async fn runs_of(&self, call_id: &str, after: i64, limit: u32) -> Result<Vec<DecisionRun>, PortError>;
 
     /// Checkpoints of trees larger than `after` records, smallest first, at most `limit`.
-    async fn checkpoints_after(&self, after: i64, limit: u32) -> Result<Vec<CheckpointRow>, PortError>;
+    async fn checkpoints_after(&self, after: i64, limit: u32) -> Result<Vec<StoredCheckpoint>, PortError>;
 
     /// The checkpoint of a tree size, or the latest (`None`).
-    async fn checkpoint(&self, size: Option<i64>) -> Result<Option<CheckpointRow>, PortError>;
+    async fn checkpoint(&self, size: Option<i64>) -> Result<Option<StoredCheckpoint>, PortError>;
 
     /// Stores a checkpoint; `false` when one of its size is stored already (another hub's), or
     /// when the trail no longer holds as many records (it was cut short after the root was
     /// read).
-    async fn insert_checkpoint(&self, row: &CheckpointRow) -> Result<bool, PortError>;
+    async fn insert_checkpoint(&self, row: &StoredCheckpoint) -> Result<bool, PortError>;
 
     /// The append-only guards (triggers) that are missing or disabled.
     async fn missing_guards(&self) -> Result<Vec<String>, PortError>;
@@ -121,7 +121,7 @@ pub trait AuditLog: Send + Sync + std::fmt::Debug {
     async fn append_audit(
         &self,
         entries: &[AuditEntry],
-        decisions: &[DecisionRow],
+        decisions: &[StoredDecision],
         subjects: &[(usize, Subject)],
     ) -> Result<Vec<(i64, String)>, PortError>;
 

@@ -7,7 +7,7 @@ use time::{Date, OffsetDateTime};
 
 /// A stored allocation decision with its list's status.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AllocationRow {
+pub struct AllocationDecision {
     pub id: i64,
     pub decision_number: String,
     pub decision_date: Date,
@@ -54,7 +54,7 @@ pub struct NewAllocation<'a> {
 
 /// A household's state that may qualify for a device (the caller checks the data).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CandidateRow {
+pub struct CandidateState {
     pub household_code: String,
     pub commune_code: String,
     pub data: String,
@@ -62,7 +62,7 @@ pub struct CandidateRow {
 
 /// A place on a list.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlaceRow {
+pub struct ListPlace {
     pub household_code: String,
     pub rank: i64,
     /// The unit of the split the place counts against (`""`: the whole province).
@@ -82,7 +82,7 @@ pub struct PlaceRow {
 
 /// A hand-over: a device or the cash alternative.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HandoverRow {
+pub struct Handover {
     pub household_code: String,
     pub allocation_id: i64,
     /// `DEVICE` or `CASH`.
@@ -103,13 +103,13 @@ pub struct HandoverRow {
 /// A place with its hand-over, when there is one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecipientView {
-    pub place: PlaceRow,
-    pub handover: Option<HandoverRow>,
+    pub place: ListPlace,
+    pub handover: Option<Handover>,
 }
 
 /// Places and hand-overs of one unit of the split.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProgressRow {
+pub struct UnitProgress {
     pub unit_code: String,
     pub on_list: i64,
     pub devices: i64,
@@ -117,7 +117,7 @@ pub struct ProgressRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AmendmentRow {
+pub struct Amendment {
     pub id: i64,
     pub revision: i64,
     /// `ADD` or `REMOVE`.
@@ -145,7 +145,7 @@ pub enum Amend<'a> {
     /// A place for a household, counted against `quota` places of its unit and device type;
     /// its rank is given by the store (after the last).
     Add {
-        place: PlaceRow,
+        place: ListPlace,
         quota: i64,
     },
     Remove {
@@ -193,7 +193,7 @@ pub enum HandoverOutcome {
     /// The household holds no place on the allocation's list.
     NotOnList,
     /// The household already received a device or the cash (this hand-over).
-    AlreadyHandedOver(Box<HandoverRow>),
+    AlreadyHandedOver(Box<Handover>),
     /// The IMEI was recorded for another household's device.
     ImeiUsed {
         household_code: String,
@@ -207,10 +207,10 @@ pub trait AllocationStore: Send + Sync + std::fmt::Debug {
     /// `AlreadyExists` when the decision number is taken.
     async fn insert_allocation(&self, new: &NewAllocation<'_>) -> Result<i64, PortError>;
 
-    async fn allocation(&self, decision_number: &str) -> Result<Option<AllocationRow>, PortError>;
+    async fn allocation(&self, decision_number: &str) -> Result<Option<AllocationDecision>, PortError>;
 
     /// Allocations with ids below `before`, newest first.
-    async fn list_allocations(&self, before: i64, limit: u32) -> Result<Vec<AllocationRow>, PortError>;
+    async fn list_allocations(&self, before: i64, limit: u32) -> Result<Vec<AllocationDecision>, PortError>;
 
     /// Nominates households not yet nominated for the allocation; returns how many it added.
     async fn nominate_households(
@@ -226,11 +226,11 @@ pub trait AllocationStore: Send + Sync + std::fmt::Debug {
 
     /// States on `as_of` of households on the list that say they want a device, hold no place
     /// on another allocation's list and never received a device or the cash.
-    async fn device_candidates(&self, id: i64, as_of: Date) -> Result<Vec<CandidateRow>, PortError>;
+    async fn device_candidates(&self, id: i64, as_of: Date) -> Result<Vec<CandidateState>, PortError>;
 
     /// Replaces the allocation's list, in one transaction. `Conflict` when the list is not
     /// open to a proposal, or a household took a place on another list meanwhile.
-    async fn save_proposal(&self, id: i64, meta: &ProposalMeta, places: &[PlaceRow]) -> Result<(), PortError>;
+    async fn save_proposal(&self, id: i64, meta: &ProposalMeta, places: &[ListPlace]) -> Result<(), PortError>;
 
     /// Amends a draft; returns the list's new revision. `Conflict` when it is not open to
     /// amendment or the unit's places are taken; `NotFound` when removing a household not on
@@ -253,7 +253,7 @@ pub trait AllocationStore: Send + Sync + std::fmt::Debug {
 /// The places of approved lists and the devices handed over on them.
 #[async_trait]
 pub trait PlaceStore: Send + Sync + std::fmt::Debug {
-    async fn record_handover(&self, row: &HandoverRow) -> Result<HandoverOutcome, PortError>;
+    async fn record_handover(&self, row: &Handover) -> Result<HandoverOutcome, PortError>;
 
     /// Places after rank `after`, in rank order, with their hand-overs.
     async fn allocation_recipients(
@@ -267,13 +267,13 @@ pub trait PlaceStore: Send + Sync + std::fmt::Debug {
     /// A household's place on the allocation's list, with its hand-over.
     async fn place(&self, id: i64, household_code: &str) -> Result<Option<RecipientView>, PortError>;
 
-    async fn allocation_progress(&self, id: i64) -> Result<Vec<ProgressRow>, PortError>;
+    async fn allocation_progress(&self, id: i64) -> Result<Vec<UnitProgress>, PortError>;
 
-    async fn allocation_amendments(&self, id: i64) -> Result<Vec<AmendmentRow>, PortError>;
+    async fn allocation_amendments(&self, id: i64) -> Result<Vec<Amendment>, PortError>;
 
     /// The decision number of the allocation whose list holds the household, if any.
     async fn place_of(&self, household_code: &str) -> Result<Option<String>, PortError>;
 
     /// The household's hand-over, if it had one.
-    async fn handover_of(&self, household_code: &str) -> Result<Option<HandoverRow>, PortError>;
+    async fn handover_of(&self, household_code: &str) -> Result<Option<Handover>, PortError>;
 }

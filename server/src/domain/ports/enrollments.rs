@@ -5,12 +5,12 @@ use time::{Date, OffsetDateTime};
 
 use super::PortError;
 
-use super::policy::DecisionRow;
+use super::policy::StoredDecision;
 use crate::domain::feed::FeedKind;
 
 /// A stored enrolment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnrollmentRow {
+pub struct Enrollment {
     pub id: i64,
     pub operator: String,
     pub household_code: String,
@@ -27,7 +27,7 @@ pub struct EnrollmentRow {
     pub ended_at: Option<OffsetDateTime>,
 }
 
-impl EnrollmentRow {
+impl Enrollment {
     /// Whether the enrolment runs on some day from `date` on.
     pub fn runs_from(&self, date: Date) -> bool {
         self.end_date.is_none_or(|end| end > date)
@@ -60,21 +60,21 @@ pub struct NewEnrollment {
     pub transfer_reference: Option<String>,
     pub recorded_at: OffsetDateTime,
     /// The decision the enrolment rests on, stored with it.
-    pub decision: DecisionRow,
+    pub decision: StoredDecision,
 }
 
 /// What an enrolment or transfer did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnrollOutcome {
     /// Enrolled; for a transfer, with the enrolment it ended.
-    Created { enrollment: Box<EnrollmentRow>, ended: Option<Box<EnrollmentRow>> },
+    Created { enrollment: Box<Enrollment>, ended: Option<Box<Enrollment>> },
     /// The key was used before for the same request: what it did then, as it stands now.
-    Replayed { enrollment: Box<EnrollmentRow>, previous_end: Option<Date> },
+    Replayed { enrollment: Box<Enrollment>, previous_end: Option<Date> },
     /// The key was used before for another request.
     KeyReused,
     /// The household holds its allowed lines from the start date on: the caller's own
     /// enrolments among them, and how many with other operators.
-    HouseholdFull { own: Vec<EnrollmentRow>, others: usize },
+    HouseholdFull { own: Vec<Enrollment>, others: usize },
     /// The phone number has a subsidised line running from the start date on.
     PhoneTaken,
     /// A transfer found no enrolment with another operator to take over.
@@ -86,14 +86,14 @@ pub enum EnrollOutcome {
 /// What ending an enrolment did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeenrollOutcome {
-    Ended(Box<EnrollmentRow>),
-    Replayed(Box<EnrollmentRow>),
+    Ended(Box<Enrollment>),
+    Replayed(Box<Enrollment>),
     KeyReused,
     /// No enrolment of this operator has the id.
     NotFound,
-    AlreadyEnded(Box<EnrollmentRow>),
+    AlreadyEnded(Box<Enrollment>),
     /// The end date is not after the start date.
-    BeforeStart(Box<EnrollmentRow>),
+    BeforeStart(Box<Enrollment>),
 }
 
 /// How to end an enrolment.
@@ -116,7 +116,7 @@ pub struct EnrollmentFilter {
 
 /// One event of the operators' change feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeedRow {
+pub struct FeedEntry {
     pub seq: i64,
     pub operator: String,
     pub enrollment_id: i64,
@@ -152,16 +152,16 @@ pub trait EnrollmentStore: Send + Sync + std::fmt::Debug {
         filter: &EnrollmentFilter,
         after: i64,
         limit: u32,
-    ) -> Result<Vec<EnrollmentRow>, PortError>;
+    ) -> Result<Vec<Enrollment>, PortError>;
 
     /// An operator's feed events after `after`, in order, at most `limit`.
-    async fn feed_events(&self, operator: &str, after: i64, limit: u32) -> Result<Vec<FeedRow>, PortError>;
+    async fn feed_events(&self, operator: &str, after: i64, limit: u32) -> Result<Vec<FeedEntry>, PortError>;
 
     /// Enrolments with these ids, in no particular order.
-    async fn enrollments_by_ids(&self, ids: &[i64]) -> Result<Vec<EnrollmentRow>, PortError>;
+    async fn enrollments_by_ids(&self, ids: &[i64]) -> Result<Vec<Enrollment>, PortError>;
 
     /// An operator's enrolments of these phone numbers, in no particular order.
-    async fn enrollments_by_phones(&self, operator: &str, phones: &[String]) -> Result<Vec<EnrollmentRow>, PortError>;
+    async fn enrollments_by_phones(&self, operator: &str, phones: &[String]) -> Result<Vec<Enrollment>, PortError>;
 
     /// The ids of an operator's enrolments running on some day of `[from, until)`.
     async fn enrollments_running(

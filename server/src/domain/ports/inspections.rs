@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use time::{Date, OffsetDateTime};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InspectionRow {
+pub struct StoredInspection {
     pub id: i64,
     pub title: String,
     /// `YEARLY_PLAN` or `AUTHORITY_REQUEST`.
@@ -43,7 +43,7 @@ pub struct NewInspection<'a> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FindingRow {
+pub struct Finding {
     pub inspection_id: i64,
     pub number: i64,
     pub severity: Severity,
@@ -58,7 +58,7 @@ pub struct FindingRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FindingUpdateRow {
+pub struct FindingUpdate {
     pub number: i64,
     pub seq: i64,
     pub status: FindingStatus,
@@ -68,7 +68,7 @@ pub struct FindingUpdateRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SampleRow {
+pub struct SampledHousehold {
     pub inspection_id: i64,
     pub number: i64,
     pub commune_code: String,
@@ -96,7 +96,7 @@ pub struct FindingChange<'a> {
 pub trait InspectionStore: Send + Sync + std::fmt::Debug {
     async fn insert_inspection(&self, new: &NewInspection<'_>) -> Result<i64, PortError>;
 
-    async fn inspection(&self, id: i64) -> Result<Option<InspectionRow>, PortError>;
+    async fn inspection(&self, id: i64) -> Result<Option<StoredInspection>, PortError>;
 
     /// Inspections with ids below `before`, newest first, of a status when given.
     async fn list_inspections(
@@ -104,30 +104,30 @@ pub trait InspectionStore: Send + Sync + std::fmt::Debug {
         status: Option<InspectionStatus>,
         before: i64,
         limit: u32,
-    ) -> Result<Vec<InspectionRow>, PortError>;
+    ) -> Result<Vec<StoredInspection>, PortError>;
 
     /// `Conflict(InspectionClosed)` when already closed; `NotFound`.
     async fn close_inspection(&self, id: i64, conclusion: &str, by: &str, at: OffsetDateTime) -> Result<(), PortError>;
 
     /// Adds a finding numbered after the last; returns its number. `Conflict(InspectionClosed)`.
-    async fn add_finding(&self, finding: &FindingRow) -> Result<i64, PortError>;
+    async fn add_finding(&self, finding: &Finding) -> Result<i64, PortError>;
 
     /// Moves a finding from `from` to `to`, recording the change. `Conflict` when its
     /// status is no longer `from`; `NotFound`.
     async fn update_finding(&self, id: i64, number: i64, change: &FindingChange<'_>) -> Result<(), PortError>;
 
-    async fn findings(&self, id: i64) -> Result<Vec<FindingRow>, PortError>;
+    async fn findings(&self, id: i64) -> Result<Vec<Finding>, PortError>;
 
-    async fn finding_updates(&self, id: i64) -> Result<Vec<FindingUpdateRow>, PortError>;
+    async fn finding_updates(&self, id: i64) -> Result<Vec<FindingUpdate>, PortError>;
 
     /// Households of a commune on `as_of` (on the list) with an enrolment running that day.
     async fn sample_population(&self, commune: &str, as_of: Date) -> Result<Vec<String>, PortError>;
 
     /// Stores a sample numbered after the last; returns its number.
-    async fn insert_sample(&self, sample: &SampleRow) -> Result<i64, PortError>;
+    async fn insert_sample(&self, sample: &SampledHousehold) -> Result<i64, PortError>;
 
-    async fn sample(&self, id: i64, number: i64) -> Result<Option<SampleRow>, PortError>;
+    async fn sample(&self, id: i64, number: i64) -> Result<Option<SampledHousehold>, PortError>;
 
     /// The inspection's samples without their bodies.
-    async fn samples(&self, id: i64) -> Result<Vec<SampleRow>, PortError>;
+    async fn samples(&self, id: i64) -> Result<Vec<SampledHousehold>, PortError>;
 }

@@ -6,9 +6,9 @@ use time::{Date, OffsetDateTime};
 use super::PortError;
 use crate::domain::reconciliation::ListStatus;
 
-/// A stored monthly list (its lines are [`LineRow`]s).
+/// A stored monthly list (its lines are [`ListLine`]s).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpdateRow {
+pub struct MonthlyList {
     pub id: i64,
     pub operator: String,
     pub update_id: String,
@@ -51,7 +51,7 @@ pub struct NewUpdate<'a> {
 
 /// One line of a list with the outcome of its last reconciliation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LineRow {
+pub struct ListLine {
     pub line_no: i64,
     pub household_code: String,
     pub phone_number: String,
@@ -123,12 +123,12 @@ pub fn period_bounds(period: &str) -> Option<(Date, Date)> {
 /// Operators' monthly lists as they are received.
 #[async_trait]
 pub trait MonthlyListStore: Send + Sync + std::fmt::Debug {
-    async fn monthly_update(&self, operator: &str, update_id: &str) -> Result<Option<UpdateRow>, PortError>;
+    async fn monthly_update(&self, operator: &str, update_id: &str) -> Result<Option<MonthlyList>, PortError>;
 
-    async fn monthly_update_by_ref(&self, id: i64) -> Result<Option<UpdateRow>, PortError>;
+    async fn monthly_update_by_ref(&self, id: i64) -> Result<Option<MonthlyList>, PortError>;
 
     /// The operator's lists for a period that are being received, reconciled or confirmed.
-    async fn open_monthly_updates(&self, operator: &str, period: &str) -> Result<Vec<UpdateRow>, PortError>;
+    async fn open_monthly_updates(&self, operator: &str, period: &str) -> Result<Vec<MonthlyList>, PortError>;
 
     /// Lists with internal ids below `before`, newest first, at most `limit`.
     async fn list_monthly_updates(
@@ -136,14 +136,14 @@ pub trait MonthlyListStore: Send + Sync + std::fmt::Debug {
         filter: &UpdateFilter,
         before: i64,
         limit: u32,
-    ) -> Result<Vec<UpdateRow>, PortError>;
+    ) -> Result<Vec<MonthlyList>, PortError>;
 
     /// Records a list as being received (dropping what an interrupted attempt with the same
     /// key left); returns its internal id. `AlreadyExists` when the key is taken.
     async fn begin_monthly_update(&self, new: &NewUpdate<'_>) -> Result<i64, PortError>;
 
     /// Stores reconciled lines of a list being received.
-    async fn store_monthly_lines(&self, id: i64, lines: &[LineRow]) -> Result<(), PortError>;
+    async fn store_monthly_lines(&self, id: i64, lines: &[ListLine]) -> Result<(), PortError>;
 
     /// Forgets a list being received and its lines.
     async fn discard_monthly_update(&self, id: i64) -> Result<(), PortError>;
@@ -170,7 +170,7 @@ pub trait MonthlyListStore: Send + Sync + std::fmt::Debug {
 pub trait ReconciliationStore: Send + Sync + std::fmt::Debug {
     /// Rewrites the outcome of lines of a reconciled list, marking it stale until
     /// [`Store::refigure_monthly_update`]; `false` when the list is no longer open.
-    async fn rewrite_line_outcomes(&self, id: i64, lines: &[LineRow]) -> Result<bool, PortError>;
+    async fn rewrite_line_outcomes(&self, id: i64, lines: &[ListLine]) -> Result<bool, PortError>;
 
     /// Stores the figures of a list reconciled again and clears its stale mark; `false` when
     /// the list is no longer open.
@@ -204,7 +204,7 @@ pub trait ReconciliationStore: Send + Sync + std::fmt::Debug {
         filter: &LineFilter,
         after: i64,
         limit: u32,
-    ) -> Result<Vec<LineRow>, PortError>;
+    ) -> Result<Vec<ListLine>, PortError>;
 
     /// Households that other operators' reconciled or confirmed lists claim for a period, with
     /// the list claiming each.

@@ -14,7 +14,7 @@ use crate::domain::{
 
 /// A stored policy version.
 #[derive(Debug, Clone)]
-pub struct PolicyRow {
+pub struct StoredPolicy {
     pub version: i64,
     pub valid_from: Date,
     pub rules: String,
@@ -25,7 +25,7 @@ pub struct PolicyRow {
     pub withdrawal_reason: Option<String>,
 }
 
-impl PolicyRow {
+impl StoredPolicy {
     pub fn new(
         version: i64,
         valid_from: Date,
@@ -66,7 +66,7 @@ impl PolicyRow {
 
 /// One decision as stored: what identifies it and who asked, and the answer as given.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DecisionRow {
+pub struct StoredDecision {
     pub call_id: String,
     pub idx: i64,
     pub request_id: String,
@@ -83,7 +83,7 @@ pub struct DecisionRow {
     pub body: String,
 }
 
-impl DecisionRow {
+impl StoredDecision {
     /// `<call id>-<index>`.
     pub fn decision_id(&self) -> String {
         format!("{}-{}", self.call_id, self.idx)
@@ -92,7 +92,7 @@ impl DecisionRow {
 
 /// A run of consecutive decisions of one batch call, decided together, stored in one row.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DecisionRunRow {
+pub struct DecisionRun {
     pub call_id: String,
     pub first_idx: i64,
     pub last_idx: i64,
@@ -108,7 +108,7 @@ pub struct DecisionRunRow {
 /// One state of a household that matched a lookup value at some time: every state of every
 /// household the value ever matched.
 #[derive(Debug, Clone)]
-pub struct StateRow {
+pub struct MatchedState {
     /// The value looked up.
     pub matched: String,
     pub household_code: String,
@@ -123,7 +123,7 @@ pub struct StateRow {
 
 /// Groups matched states by the value looked up and the household: for each value, the
 /// histories of its households, by code, each state oldest first.
-pub fn histories_from_rows(mut rows: Vec<StateRow>) -> Result<Vec<(String, Vec<History>)>, PortError> {
+pub fn histories_from_states(mut rows: Vec<MatchedState>) -> Result<Vec<(String, Vec<History>)>, PortError> {
     rows.sort_unstable_by(|a, b| {
         (&a.matched, &a.household_code, a.valid_from).cmp(&(&b.matched, &b.household_code, b.valid_from))
     });
@@ -140,7 +140,7 @@ pub fn histories_from_rows(mut rows: Vec<StateRow>) -> Result<Vec<(String, Vec<H
 
 /// Adds a state row to the histories: to the last one when it is the row's household's, else to
 /// a new one. Rows of one household come together, oldest first.
-pub fn add_state(histories: &mut Vec<History>, row: StateRow) -> Result<(), PortError> {
+pub fn add_state(histories: &mut Vec<History>, row: MatchedState) -> Result<(), PortError> {
     let facts = Facts::from_stored(&row.data).map_err(|e| {
         PortError::Corrupt(format!("stored state of {} from {}: {e}", row.household_code, row.valid_from))
     })?;
@@ -167,14 +167,14 @@ pub fn add_state(histories: &mut Vec<History>, row: StateRow) -> Result<(), Port
 #[async_trait]
 pub trait PolicyStore: Send + Sync + std::fmt::Debug {
     /// Every policy version, oldest first.
-    async fn policy_versions(&self) -> Result<Vec<PolicyRow>, PortError>;
+    async fn policy_versions(&self) -> Result<Vec<StoredPolicy>, PortError>;
 
     /// Loads `rows` when no version is stored; returns whether it did.
-    async fn seed_policy(&self, rows: &[PolicyRow]) -> Result<bool, PortError>;
+    async fn seed_policy(&self, rows: &[StoredPolicy]) -> Result<bool, PortError>;
 
     /// Adds a version. `Conflict` when it does not follow every stored version (by number
     /// and date); `AlreadyExists` when another was added with its number meanwhile.
-    async fn add_policy_version(&self, row: &PolicyRow) -> Result<(), PortError>;
+    async fn add_policy_version(&self, row: &StoredPolicy) -> Result<(), PortError>;
 
     /// Marks version `version` withdrawn, if it has not taken effect by `today` and is not
     /// withdrawn already; whether it did.
@@ -192,11 +192,11 @@ pub trait PolicyStore: Send + Sync + std::fmt::Debug {
 #[async_trait]
 pub trait DecisionStore: Send + Sync + std::fmt::Debug {
     /// Stores runs of a batch call's decisions in one transaction.
-    async fn record_decision_runs(&self, runs: &[DecisionRunRow]) -> Result<(), PortError>;
+    async fn record_decision_runs(&self, runs: &[DecisionRun]) -> Result<(), PortError>;
 
     /// A stored single decision.
-    async fn decision(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRow>, PortError>;
+    async fn decision(&self, call_id: &str, idx: i64) -> Result<Option<StoredDecision>, PortError>;
 
     /// The run of a batch call that holds decision `idx`, if any.
-    async fn decision_run(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRunRow>, PortError>;
+    async fn decision_run(&self, call_id: &str, idx: i64) -> Result<Option<DecisionRun>, PortError>;
 }

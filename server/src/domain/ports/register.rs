@@ -10,7 +10,7 @@ use crate::domain::{
     units::AdminUnit,
 };
 
-use super::policy::{self, StateRow};
+use super::policy::{self, MatchedState};
 use crate::domain::household::Category;
 use crate::domain::{batch_rules::RecordOutcome, registry::BatchStatus};
 
@@ -37,7 +37,7 @@ pub struct StagedRecord {
 
 /// A batch's row: its header, status and, once applied, its counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BatchRow {
+pub struct Batch {
     pub seq: i64,
     pub batch_id: String,
     pub kind: String,
@@ -82,7 +82,7 @@ pub struct Staged<'a> {
 
 /// One state of a household, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VersionRow {
+pub struct HouseholdVersion {
     pub id: i64,
     pub household_code: String,
     pub valid_from: Date,
@@ -164,10 +164,10 @@ pub trait UnitStore: Send + Sync + std::fmt::Debug {
 /// Batches of household records: received, staged, applied whole or not at all.
 #[async_trait]
 pub trait BatchStore: Send + Sync + std::fmt::Debug {
-    async fn batch(&self, batch_id: &str) -> Result<Option<BatchRow>, PortError>;
+    async fn batch(&self, batch_id: &str) -> Result<Option<Batch>, PortError>;
 
     /// Applied batches, newest first, with sequence numbers below `before`.
-    async fn list_batches(&self, before: Option<i64>, limit: u32) -> Result<Vec<BatchRow>, PortError>;
+    async fn list_batches(&self, before: Option<i64>, limit: u32) -> Result<Vec<Batch>, PortError>;
 
     /// Records a batch as being received, dropping what an interrupted earlier attempt with
     /// the same id left. `AlreadyExists` when the id belongs to an applied batch.
@@ -200,25 +200,29 @@ pub trait BatchStore: Send + Sync + std::fmt::Debug {
 #[async_trait]
 pub trait RegisterStore: Send + Sync + std::fmt::Debug {
     /// Every state of a household, oldest first.
-    async fn household_versions(&self, code: &str) -> Result<Vec<VersionRow>, PortError>;
+    async fn household_versions(&self, code: &str) -> Result<Vec<HouseholdVersion>, PortError>;
 
     /// The state of a household on a date.
-    async fn household_on(&self, code: &str, date: time::Date) -> Result<Option<VersionRow>, PortError>;
+    async fn household_on(&self, code: &str, date: time::Date) -> Result<Option<HouseholdVersion>, PortError>;
 
     /// The states, on a date, of households with a member with this citizen ID.
-    async fn find_by_citizen(&self, citizen_id: &str, date: time::Date) -> Result<Vec<VersionRow>, PortError>;
+    async fn find_by_citizen(&self, citizen_id: &str, date: time::Date) -> Result<Vec<HouseholdVersion>, PortError>;
 
     /// The states, on a date, of households holding this certificate number.
-    async fn find_by_certificate(&self, number: &str, date: time::Date) -> Result<Vec<VersionRow>, PortError>;
+    async fn find_by_certificate(&self, number: &str, date: time::Date) -> Result<Vec<HouseholdVersion>, PortError>;
 
     /// Every state of every household that any of `values` (of one kind) ever matched, in no
     /// particular order.
     /// `bulk`: for a large call (a batch), which the backend may read its own way.
-    async fn states_matching(&self, kind: QueryKind, values: &[String], bulk: bool)
-    -> Result<Vec<StateRow>, PortError>;
+    async fn states_matching(
+        &self,
+        kind: QueryKind,
+        values: &[String],
+        bulk: bool,
+    ) -> Result<Vec<MatchedState>, PortError>;
 
     /// [`Self::states_matching`], grouped: for each value that matched anything, the histories
-    /// of its households (see [`policy::histories_from_rows`]). A backend holding the
+    /// of its households (see [`policy::histories_from_states`]). A backend holding the
     /// register in memory answers from there.
     async fn histories_matching(
         &self,
@@ -226,7 +230,7 @@ pub trait RegisterStore: Send + Sync + std::fmt::Debug {
         values: &[String],
         bulk: bool,
     ) -> Result<Vec<(String, Vec<History>)>, PortError> {
-        policy::histories_from_rows(self.states_matching(kind, values, bulk).await?)
+        policy::histories_from_states(self.states_matching(kind, values, bulk).await?)
     }
 }
 

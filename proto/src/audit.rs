@@ -16,7 +16,7 @@ use base64::{Engine, engine::general_purpose::STANDARD as B64};
 use ring::signature::{ED25519, UnparsedPublicKey};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
-use crate::proto;
+use crate::v1 as proto;
 
 /// A SHA-256 hash.
 pub type Hash = [u8; 32];
