@@ -1,7 +1,10 @@
 //! The programme's statistics, counted by the database: each query scans its table once for
 //! the month and the month before, for the communes of a unit (or all), and counts per
-//! category with one sum per category rather than grouping (SQLite groups by sorting every
-//! row). The statements differ between dialects only in how they read the list of communes
+//! category with one filtered count per category rather than grouping (SQLite groups by
+//! sorting every row). A count's `FILTER (WHERE …)` skips the count for a row that does not
+//! match, where a `SUM(CASE …)` steps every one of the ten sums for every row: the join of a
+//! million states with their enrolments took 1.50 s instead of 1.74 s in the `sqlite3` shell,
+//! the day's states 0.54 s instead of 0.71 s (both dialects read `FILTER`). The statements differ between dialects only in how they read the list of communes
 //! ([`SqlStore::JSON_LIST`]); one implementation serves both backends, over their connections
 //! for large reads ([`SqlStore::scan`]).
 
@@ -50,8 +53,8 @@ pub(super) struct OperatorColumns {
     pub(super) counts: CategoryColumns,
 }
 
-/// One sum per category and day: `cat` the category column, `now` and `before` the conditions
-/// of each day.
+/// One count per category and day: `cat` the category column, `now` and `before` the
+/// conditions of each day.
 fn per_category(cat: &str, now: &str, before: &str) -> String {
     let mut out = String::new();
     for (day, condition) in [("now", now), ("before", before)] {
@@ -65,8 +68,7 @@ fn per_category(cat: &str, now: &str, before: &str) -> String {
             let comma = if out.is_empty() { "" } else { ", " };
             let _ = write!(
                 out,
-                "{comma}CAST(SUM(CASE WHEN {cat} = '{category}' AND {condition} THEN 1 ELSE 0 END) AS BIGINT) \
-                 AS {column}_{day}"
+                "{comma}CAST(COUNT(*) FILTER (WHERE {cat} = '{category}' AND {condition}) AS BIGINT) AS {column}_{day}"
             );
         }
     }
@@ -78,7 +80,7 @@ fn with_codes(codes: &[(&str, &str)]) -> String {
     // No code is part of another's name; most lines have none.
     let sums = codes.iter().map(|(code, column)| {
         format!(
-            "CAST(SUM(CASE WHEN l.codes <> '' AND l.codes LIKE '%{code}%' THEN 1 ELSE 0 END) AS BIGINT) AS {column}"
+            "CAST(COUNT(*) FILTER (WHERE l.codes <> '' AND l.codes LIKE '%{code}%') AS BIGINT) AS {column}"
         )
     });
     sums.collect::<Vec<_>>().join(", ")
@@ -171,10 +173,11 @@ where
         before: Date,
         communes: Option<&str>,
     ) -> Result<Vec<EnrolledCount>, PortError> {
-        // The states of the two days, each joined with the household's lines through the
-        // index that carries what the count needs; grouped by operator only.
+        // The running lines, in the order of their operator (so grouped without a sort), each
+        // joined with the household's states through the register's key (SQLite keeps the
+        // order a CROSS JOIN names: 1.39 s instead of 1.50 s the other way round).
         let sql = format!(
-            "SELECT e.operator, {} FROM household_versions v CROSS JOIN enrollments e \
+            "SELECT e.operator, {} FROM enrollments e CROSS JOIN household_versions v \
              WHERE e.household_code = v.household_code \
              AND v.valid_from <= $1 AND (v.valid_to IS NULL OR v.valid_to > $2) \
              AND e.start_date <= $1 AND (e.end_date IS NULL OR e.end_date > $2) \
@@ -220,9 +223,9 @@ where
              g.over_cap, g.not_enrolled, g.enrolment_mismatch, g.duplicate_within_operator, \
              g.duplicate_across_operators, g.non_usage, g.unknown_subscriber \
              FROM monthly_updates u CROSS JOIN (SELECT l.update_ref, \
-             CAST(SUM(CASE WHEN l.amount_claimed > 0 THEN 1 ELSE 0 END) AS BIGINT) AS claims, \
+             CAST(COUNT(*) FILTER (WHERE l.amount_claimed > 0) AS BIGINT) AS claims, \
              CAST(SUM(l.amount_claimed) AS BIGINT) AS amount, \
-             CAST(SUM(CASE WHEN l.amount_claimed > 0 AND l.codes = '' THEN 1 ELSE 0 END) AS BIGINT) AS ok_claims, \
+             CAST(COUNT(*) FILTER (WHERE l.amount_claimed > 0 AND l.codes = '') AS BIGINT) AS ok_claims, \
              CAST(SUM(CASE WHEN l.codes = '' THEN l.amount_claimed ELSE 0 END) AS BIGINT) AS ok_amount, {} \
              FROM monthly_lines l WHERE l.update_ref IN (SELECT id FROM monthly_updates \
                WHERE period IN ($1, $2) AND status IN ('RECONCILED', 'CONFIRMED')) \
@@ -252,7 +255,7 @@ where
     async fn device_counts(&self, day: Date, communes: Option<&str>) -> Result<Vec<DeviceCount>, PortError> {
         let sql = format!(
             "SELECT r.category, CAST(COUNT(*) AS BIGINT) AS allocated, \
-             CAST(SUM(CASE WHEN h.handed_over_on <= $1 THEN 1 ELSE 0 END) AS BIGINT) AS handed_over \
+             CAST(COUNT(*) FILTER (WHERE h.handed_over_on <= $1) AS BIGINT) AS handed_over \
              FROM device_recipients r \
              JOIN device_allocations a ON a.id = r.allocation_id \
              LEFT JOIN device_handovers h ON h.household_code = r.household_code \
