@@ -21,6 +21,7 @@ use crate::{
     domain::{
         DomainError,
         clock::Clock,
+        context::ServiceContext,
         devices::DeviceService,
         eligibility::EligibilityService,
         enrollments::EnrollmentService,
@@ -134,19 +135,17 @@ impl Hub {
             .prepare_to_serve()
             .await
             .map_err(|source| StartupError::Storage { url: settings.database_url.to_string(), source })?;
-        let identities = Arc::new(
-            Identities::new(store.clone(), Duration::from_millis(settings.identity_cache_ms)).with_clock(clock.clone()),
-        );
+        let identities =
+            Arc::new(Identities::new(store.clone(), Duration::from_millis(settings.identity_cache_ms), clock.clone()));
         let units = Arc::new(UnitRegistry::new(store.clone()));
         units.seed().await.map_err(|e| StartupError::Units(Box::new(e)))?;
-        let policy = Arc::new(
-            PolicyRegistry::new(store.clone()).with_horizon(settings.policy_horizon_years).with_clock(clock.clone()),
-        );
+        let policy =
+            Arc::new(PolicyRegistry::new(store.clone(), clock.clone()).with_horizon(settings.policy_horizon_years));
         let unit_table = units.table().await.map_err(|e| StartupError::Units(Box::new(e)))?;
         policy.seed(&unit_table).await.map_err(|e| StartupError::Policy(Box::new(e)))?;
         if let Some(dir) = &settings.tls.dir {
             register_folder_members(
-                &MemberRegistry::new(store.clone(), identities.clone()).with_clock(clock.clone()),
+                &MemberRegistry::new(store.clone(), identities.clone(), clock.clone()),
                 &PkiDir::new(dir),
             )
             .await?;
@@ -186,7 +185,7 @@ impl Hub {
             self;
         let limits = &settings.limits;
         let (audit, audit_writer) = AuditLog::start(store.clone());
-        let registry = MemberRegistry::new(store.clone(), identities.clone()).with_clock(clock.clone());
+        let registry = MemberRegistry::new(store.clone(), identities.clone(), clock.clone());
         let registry_for_reload = registry.clone();
 
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -199,17 +198,14 @@ impl Hub {
         let members = MembersServer::new(MembersApi::new(registry))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
-        let read_register: Arc<dyn crate::domain::ports::RegisterStore> = Arc::new(read_model.clone());
-        let feed = ChangeFeed::new(store.clone(), policy.clone())
-            .with_register(read_register.clone())
+        // The services: those that only read the register read it through the read model.
+        let context = ServiceContext::new(store.clone(), units.clone(), policy)
+            .with_register(Arc::new(read_model.clone()))
             .with_clock(clock.clone());
-        let reconciliation = ReconciliationService::new(store.clone(), units.clone(), policy.clone())
-            .with_register(read_register.clone())
-            .with_clock(clock.clone());
-        let register = HouseholdRegistry::new(store.clone(), units.clone())
-            .with_clock(clock.clone())
-            .with_feed(feed.written())
-            .with_reconciliation(reconciliation.clone());
+        let feed = ChangeFeed::new(&context);
+        let reconciliation = ReconciliationService::new(&context);
+        let register =
+            HouseholdRegistry::new(&context).with_feed(feed.written()).with_reconciliation(reconciliation.clone());
         // What streams of a hub that stopped left: batches and lists cut off are cleared, lists
         // received whole are finished, lists left half reconciled are reconciled again.
         if let Err(e) = register.recover().await {
@@ -224,31 +220,24 @@ impl Hub {
         let households = HouseholdRegistryServer::new(HouseholdsApi::new(register))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
-        let device_service = DeviceAllocationServer::new(DevicesApi::new(
-            DeviceService::new(store.clone(), units.clone(), policy.clone()).with_clock(clock.clone()),
-        ))
-        .max_decoding_message_size(limits.max_message_bytes)
-        .max_encoding_message_size(limits.max_message_bytes);
+        let device_service = DeviceAllocationServer::new(DevicesApi::new(DeviceService::new(&context)))
+            .max_decoding_message_size(limits.max_message_bytes)
+            .max_encoding_message_size(limits.max_message_bytes);
         let supervision_service = SupervisionServer::new(SupervisionApi::new(
             SupervisionService::new(store.clone()),
-            InspectionService::new(store.clone(), units.clone()).with_clock(clock.clone()),
-            StatisticsService::new(store.clone(), units.clone(), policy.clone())
-                .with_register(read_register.clone())
-                .with_clock(clock.clone()),
+            InspectionService::new(&context),
+            StatisticsService::new(&context),
             tree.clone(),
             units.clone(),
         ))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
-        let eligibility =
-            EligibilityService::new(store.clone(), read_register, units.clone(), policy).with_clock(clock.clone());
+        let eligibility = EligibilityService::new(&context);
         let policy_service = PolicyServer::new(PolicyApi::new(eligibility.clone(), units.clone()))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
         let enrollment_service = EnrollmentsServer::new(EnrollmentsApi::new(
-            EnrollmentService::new(store.clone(), eligibility.clone())
-                .with_feed(feed.written())
-                .with_clock(clock.clone()),
+            EnrollmentService::new(&context, eligibility.clone()).with_feed(feed.written()),
         ))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);

@@ -18,6 +18,7 @@ use telesub_server::{
     ErrorChain, audit,
     config::{LogFormat, Overrides, Settings, TlsOverrides},
     domain::{
+        clock::Clock,
         identity::Identities,
         member::{DisplayName, NewMember, OrgCode, Role},
         members::MemberRegistry,
@@ -334,14 +335,14 @@ async fn dispatch(command: Command, out: &mut (dyn Write + Send)) -> Result<Exit
         Command::Bootstrap(args) => {
             let settings = settings(&args.store, Overrides::default())?;
             let store = startup::open_store(&settings).await?;
-            let identities = Arc::new(Identities::new(store.clone(), Duration::ZERO));
+            let identities = Arc::new(Identities::new(store.clone(), Duration::ZERO, Clock::system()));
             let new = NewMember {
                 code: OrgCode::parse(&args.code).map_err(|e| format!("--code: {e}"))?,
                 display_name: DisplayName::parse(&args.name).map_err(|e| format!("--name: {e}"))?,
                 role: Role::Ict,
                 unit: None,
             };
-            let member = MemberRegistry::new(store, identities).bootstrap(new).await?;
+            let member = MemberRegistry::new(store, identities, Clock::system()).bootstrap(new).await?;
             writeln!(out, "created ICT member {} ({})", member.code, member.display_name.as_str())?;
         }
         Command::Demo(args) => demo::run(args.dir, out).await?,

@@ -21,6 +21,7 @@
 //! The list's digest is the SHA-256 of one line per place in rank order:
 //! `rank TAB household TAB unit TAB device LF`.
 
+use super::context::ServiceContext;
 use std::{
     collections::{HashMap, HashSet},
     sync::Arc,
@@ -41,7 +42,7 @@ use super::{
     units::{UnitLevel, UnitTable},
 };
 use crate::domain::ports::{
-    AllocationStore, PlaceStore, PortError, RegisterStore, Store,
+    AllocationStore, PlaceStore, PortError, RegisterStore,
     devices::{
         self as dev, AllocationDecision, Amend, AmendNote, Amendment, CommitteeDecision, Handover, HandoverOutcome,
         ListPlace, NewAllocation, ProposalMeta, RecipientFilter, RecipientView, UnitProgress,
@@ -245,21 +246,15 @@ pub struct DeviceService {
 }
 
 impl DeviceService {
-    pub fn new(store: Arc<dyn Store>, units: Arc<UnitRegistry>, policy: Arc<PolicyRegistry>) -> Self {
+    pub fn new(context: &ServiceContext) -> Self {
         Self {
-            allocation_store: store.clone(),
-            place_store: store.clone(),
-            register_store: store.clone(),
-            units,
-            policy,
-            clock: Clock::system(),
+            allocation_store: context.store.clone(),
+            place_store: context.store.clone(),
+            register_store: context.store.clone(),
+            units: context.units.clone(),
+            policy: context.policy.clone(),
+            clock: context.clock.clone(),
         }
-    }
-
-    /// The same, on `clock` (the system's by default).
-    pub fn with_clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
-        self
     }
 
     async fn rules_on(&self, date: Date) -> Result<(i64, DeviceRules), DomainError> {

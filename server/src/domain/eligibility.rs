@@ -3,6 +3,7 @@
 //! why not when it is not. Every decision is stored with who asked; [`decide`] is a pure
 //! function of the household's history and the policy, so it is tested without a database.
 
+use super::context::ServiceContext;
 use std::{collections::HashMap, fmt, sync::Arc};
 
 use serde::{Deserialize, Serialize};
@@ -521,24 +522,20 @@ impl EligibilityService {
     /// The service over its ports. Single questions read the register one at a time through
     /// `register_store`; a hub puts a read model in front that reads those asked at the same
     /// time together (`read_model::RegisterReadModel`).
-    pub fn new(
-        decision_store: Arc<dyn DecisionStore>,
-        register_store: Arc<dyn RegisterStore>,
-        units: Arc<UnitRegistry>,
-        policy: Arc<PolicyRegistry>,
-    ) -> Self {
-        Self { decision_store, register_store, units, policy, clock: Clock::system() }
+    /// Reads households' histories through the context's register (the hub's read model).
+    pub fn new(context: &ServiceContext) -> Self {
+        Self {
+            decision_store: context.store.clone(),
+            register_store: context.register.clone(),
+            units: context.units.clone(),
+            policy: context.policy.clone(),
+            clock: context.clock.clone(),
+        }
     }
 
     /// The clock the service reads today's date from.
     pub fn clock(&self) -> &Clock {
         &self.clock
-    }
-
-    /// The same, on `clock` (the system's by default).
-    pub fn with_clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
-        self
     }
 
     /// Decides one checked question, read together with the questions asked at the same time.

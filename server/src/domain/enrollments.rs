@@ -3,6 +3,7 @@
 //! household never holds more lines than the policy allows, across all operators; every
 //! write is idempotent by the operator's key.
 
+use super::context::ServiceContext;
 use std::sync::Arc;
 
 use time::Date;
@@ -145,14 +146,9 @@ fn date_within(v: &mut Violations, field: &str, s: &str, first: Option<Date>, to
 }
 
 impl EnrollmentService {
-    pub fn new(store: Arc<dyn EnrollmentStore>, eligibility: EligibilityService) -> Self {
-        Self { enrollment_store: store, eligibility, feed: None, clock: Clock::system() }
-    }
-
-    /// The same, on `clock` (the system's by default).
-    pub fn with_clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
-        self
+    /// Admits enrolments by `eligibility`'s decisions.
+    pub fn new(context: &ServiceContext, eligibility: EligibilityService) -> Self {
+        Self { enrollment_store: context.store.clone(), eligibility, feed: None, clock: context.clock.clone() }
     }
 
     /// Wakes `feed`'s waiting readers after every transfer.

@@ -3,6 +3,7 @@
 //! The day support ends is worked out when an event is read, by the one rule decisions follow
 //! (`support`).
 
+use super::context::ServiceContext;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use time::Date;
@@ -17,7 +18,7 @@ use super::{
     policy::PolicyRegistry,
     support,
 };
-use crate::domain::ports::{EnrollmentStore, RegisterStore, Store, enrollments::FeedEntry};
+use crate::domain::ports::{EnrollmentStore, RegisterStore, enrollments::FeedEntry};
 
 name_enum! {
     /// What happened to an operator's enrolled household.
@@ -104,27 +105,15 @@ pub fn parse_cursor(s: &str) -> Result<i64, DomainError> {
 }
 
 impl ChangeFeed {
-    pub fn new(store: Arc<dyn Store>, policy: Arc<PolicyRegistry>) -> Self {
+    /// Reads households' histories through the context's register (the hub's read model).
+    pub fn new(context: &ServiceContext) -> Self {
         Self {
-            enrollment_store: store.clone(),
-            register_store: store.clone(),
-            policy,
+            enrollment_store: context.store.clone(),
+            register_store: context.register.clone(),
+            policy: context.policy.clone(),
             written: Arc::new(Notify::new()),
-            clock: Clock::system(),
+            clock: context.clock.clone(),
         }
-    }
-
-    /// Reads households' histories through `register` (the hub's read model, in front of the
-    /// store's register port) rather than the store's own port.
-    pub fn with_register(mut self, register: Arc<dyn RegisterStore>) -> Self {
-        self.register_store = register;
-        self
-    }
-
-    /// The same, on `clock` (the system's by default).
-    pub fn with_clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
-        self
     }
 
     /// The clock the feed tells the time by (its heartbeats).

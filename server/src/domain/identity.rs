@@ -38,20 +38,9 @@ pub struct Identities {
 }
 
 impl Identities {
-    pub fn new(store: Arc<dyn MemberStore>, ttl: Duration) -> Self {
-        Self {
-            member_store: store,
-            ttl,
-            members: Mutex::default(),
-            certificate_uses: Mutex::default(),
-            clock: Clock::system(),
-        }
-    }
-
-    /// The same, on `clock` (the system's by default).
-    pub fn with_clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
-        self
+    /// Members are kept `ttl` after they were read; `clock` dates the uses of a certificate.
+    pub fn new(store: Arc<dyn MemberStore>, ttl: Duration, clock: Clock) -> Self {
+        Self { member_store: store, ttl, members: Mutex::default(), certificate_uses: Mutex::default(), clock }
     }
 
     /// The active member for `code`, noting the certificate it called with. The member

@@ -6,6 +6,7 @@
 //! random bytes, in hex), a line feed and the household code, and the first `size` taken. The
 //! seed is kept with the sample, so anyone can check the draw.
 
+use super::context::ServiceContext;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -21,7 +22,7 @@ use super::{
     units::UnitLevel,
 };
 use crate::domain::ports::{
-    EnrollmentStore, InspectionStore, MemberStore, PortError, RegisterStore, Store,
+    EnrollmentStore, InspectionStore, MemberStore, PortError, RegisterStore,
     enrollments::{Enrollment, EnrollmentFilter},
     inspections::{Finding, FindingChange, FindingUpdate, NewInspection, SampledHousehold, StoredInspection},
     register::HouseholdVersion,
@@ -276,21 +277,15 @@ pub struct InspectionService {
 }
 
 impl InspectionService {
-    pub fn new(store: Arc<dyn Store>, units: Arc<UnitRegistry>) -> Self {
+    pub fn new(context: &ServiceContext) -> Self {
         Self {
-            enrollment_store: store.clone(),
-            inspection_store: store.clone(),
-            member_store: store.clone(),
-            register_store: store.clone(),
-            units,
-            clock: Clock::system(),
+            enrollment_store: context.store.clone(),
+            inspection_store: context.store.clone(),
+            member_store: context.store.clone(),
+            register_store: context.store.clone(),
+            units: context.units.clone(),
+            clock: context.clock.clone(),
         }
-    }
-
-    /// The same, on `clock` (the system's by default).
-    pub fn with_clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
-        self
     }
 
     fn inspection(row: StoredInspection) -> Result<Inspection, DomainError> {

@@ -25,14 +25,9 @@ pub struct MemberRegistry {
 }
 
 impl MemberRegistry {
-    pub fn new(store: Arc<dyn MemberStore>, identities: Arc<Identities>) -> Self {
-        Self { member_store: store, identities, clock: Clock::system() }
-    }
-
-    /// The same, on `clock` (the system's by default).
-    pub fn with_clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
-        self
+    /// `clock` dates registrations and changes of members.
+    pub fn new(store: Arc<dyn MemberStore>, identities: Arc<Identities>, clock: Clock) -> Self {
+        Self { member_store: store, identities, clock }
     }
 
     pub async fn get(&self, code: &OrgCode) -> Result<Member, DomainError> {

@@ -8,6 +8,7 @@
 
 pub mod batch_rules;
 pub mod clock;
+pub mod context;
 pub mod decision;
 pub mod devices;
 pub mod eligibility;

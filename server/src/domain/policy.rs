@@ -426,19 +426,9 @@ pub struct PolicyRegistry {
 pub const DEFAULT_HORIZON_YEARS: u32 = 5;
 
 impl PolicyRegistry {
-    pub fn new(store: Arc<dyn PolicyStore>) -> Self {
-        Self {
-            policy_store: store,
-            cached: RwLock::new(None),
-            horizon_years: DEFAULT_HORIZON_YEARS,
-            clock: Clock::system(),
-        }
-    }
-
-    /// The same, on `clock` (the system's by default).
-    pub fn with_clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
-        self
+    /// `clock` says which version is in force today and how far ahead a new one may start.
+    pub fn new(store: Arc<dyn PolicyStore>, clock: Clock) -> Self {
+        Self { policy_store: store, cached: RwLock::new(None), horizon_years: DEFAULT_HORIZON_YEARS, clock }
     }
 
     /// New versions start at most `years` ahead of today.

@@ -25,6 +25,7 @@
 //!
 //! A line with no discrepancy is OK and its amount confirmable.
 
+use super::context::ServiceContext;
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     sync::Arc,
@@ -932,30 +933,19 @@ pub(crate) fn check_period(
 }
 
 impl ReconciliationService {
-    pub fn new(store: Arc<dyn Store>, units: Arc<UnitRegistry>, policy: Arc<super::policy::PolicyRegistry>) -> Self {
+    /// Reads households' histories through the context's register (the hub's read model).
+    pub fn new(context: &ServiceContext) -> Self {
+        let store = &context.store;
         Self {
             store: store.clone(),
             enrollment_store: store.clone(),
             monthly_list_store: store.clone(),
             reconciliation_store: store.clone(),
-            register_store: store.clone(),
-            units,
-            policy,
-            clock: Clock::system(),
+            register_store: context.register.clone(),
+            units: context.units.clone(),
+            policy: context.policy.clone(),
+            clock: context.clock.clone(),
         }
-    }
-
-    /// Reads households' histories through `register` (the hub's read model, in front of the
-    /// store's register port) rather than the store's own port.
-    pub fn with_register(mut self, register: Arc<dyn RegisterStore>) -> Self {
-        self.register_store = register;
-        self
-    }
-
-    /// The same, on `clock` (the system's by default).
-    pub fn with_clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
-        self
     }
 
     pub async fn check_header(&self, h: &HeaderInput) -> Result<Header, DomainError> {

@@ -7,6 +7,7 @@
 //! on the way (the client goes away, the hub stops) leaves only staged rows, which the next
 //! attempt with the same batch id replaces.
 
+use super::context::ServiceContext;
 use std::{collections::HashMap, sync::Arc};
 
 use futures_util::{Stream, StreamExt};
@@ -106,22 +107,19 @@ pub struct HouseholdRegistry {
 pub type RecordStream<'a> = std::pin::Pin<Box<dyn Stream<Item = Result<Vec<RecordInput>, DomainError>> + Send + 'a>>;
 
 impl HouseholdRegistry {
-    pub fn new(store: Arc<dyn Store>, units: Arc<UnitRegistry>) -> Self {
+    /// Reads and writes the register through the store's own port: what a batch wrote is read
+    /// back in its transaction, not through the read model.
+    pub fn new(context: &ServiceContext) -> Self {
+        let store = &context.store;
         Self {
             store: store.clone(),
             batch_store: store.clone(),
             register_store: store.clone(),
-            units,
+            units: context.units.clone(),
             feed: None,
             reconciliation: None,
-            clock: Clock::system(),
+            clock: context.clock.clone(),
         }
-    }
-
-    /// The same, on `clock` (the system's by default).
-    pub fn with_clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
-        self
     }
 
     /// Wakes `feed`'s waiting readers after every applied batch.

@@ -7,6 +7,7 @@
 //! under way); households and lines count in the commune of the household's state that day.
 //! The database counts for the unit's communes; a public form suppresses small counts.
 
+use super::context::ServiceContext;
 use std::{collections::BTreeMap, sync::Arc};
 
 use time::{Date, Duration, OffsetDateTime};
@@ -24,7 +25,7 @@ use super::{
     units::{UnitLevel, UnitTable},
 };
 use crate::domain::ports::{
-    RegisterStore, StatisticsStore, Store,
+    RegisterStore, StatisticsStore,
     statistics::{DeviceCount, EnrolledCount, HouseholdCount, LineCount},
 };
 
@@ -140,21 +141,15 @@ pub struct StatisticsService {
 }
 
 impl StatisticsService {
-    pub fn new(store: Arc<dyn Store>, units: Arc<UnitRegistry>, policy: Arc<PolicyRegistry>) -> Self {
-        Self { register_store: store.clone(), statistics_store: store.clone(), units, policy, clock: Clock::system() }
-    }
-
-    /// Reads households' histories through `register` (the hub's read model, in front of the
-    /// store's register port) rather than the store's own port.
-    pub fn with_register(mut self, register: Arc<dyn RegisterStore>) -> Self {
-        self.register_store = register;
-        self
-    }
-
-    /// The same, on `clock` (the system's by default).
-    pub fn with_clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
-        self
+    /// Reads households' histories through the context's register (the hub's read model).
+    pub fn new(context: &ServiceContext) -> Self {
+        Self {
+            register_store: context.register.clone(),
+            statistics_store: context.store.clone(),
+            units: context.units.clone(),
+            policy: context.policy.clone(),
+            clock: context.clock.clone(),
+        }
     }
 
     /// The unit a caller reads: a locality its own (or a unit within it) — its own when it
