@@ -4,8 +4,8 @@
 #   - nothing under server/src/domain/ uses crate::storage, crate::transport, crate::export,
 #     tonic or sqlx: the domain knows neither how data is kept nor how calls arrive (its
 #     records are plain types; storage says how a row fills them);
-#   - nothing under server/src/transport/ uses crate::storage: services reach storage only
-#     through the domain's ports;
+#   - nothing under server/src/transport/ or server/src/console/ uses crate::storage: calls and
+#     pages reach storage only through the domain's services and ports;
 #   - server/src/read_model.rs and read_model/ (what sits in front of a backend's register port) use the
 #     ports alone: no crate::storage, crate::transport, tonic or sqlx;
 #   - nothing under server/src/ uses telesub_client: the hub shares formats with its clients
@@ -82,6 +82,7 @@ sub check_layer {
 
 check_layer("domain", "crate::storage", "crate::transport", "crate::export", "tonic", "sqlx");
 check_layer("transport", "crate::storage");
+check_layer("console", "crate::storage");
 check_layer("read_model.rs", "crate::storage", "crate::transport", "tonic", "sqlx");
 check_layer("read_model", "crate::storage", "crate::transport", "tonic", "sqlx");
 check_layer(".", "telesub_client");

@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod export;
 pub mod pki;

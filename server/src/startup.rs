@@ -247,6 +247,13 @@ impl Hub {
         let eligibility_service = EligibilityServer::new(EligibilityApi::new(eligibility, limits.max_checks_in_flight))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
+        // The console's pages, beside the gRPC services on the same port (an HTTP/1.1 or HTTP/2
+        // request for a path under /console; see `console`).
+        let console = crate::console::router(crate::console::Console {
+            reconciliation: reconciliation.clone(),
+            clock: clock.clone(),
+        });
+        let routes = tonic::service::Routes::from(tonic::service::Routes::default().into_axum_router().merge(console));
         let reconciliation_service = ReconciliationServer::new(ReconciliationApi::new(reconciliation))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
@@ -317,7 +324,9 @@ impl Hub {
             .max_concurrent_streams(Some(limits.max_concurrent_streams_per_connection))
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+            .accept_http1(true)
             .layer(layer)
+            .add_routes(routes)
             .add_service(health_service)
             .add_service(reflection().build_v1()?)
             .add_service(reflection().build_v1alpha()?)

@@ -138,8 +138,9 @@ fn configure(paths: &TlsPaths) -> Result<InForce, TlsError> {
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
         .map_err(TlsError::Identity)?;
-    // gRPC clients in other languages insist on ALPN h2.
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    // gRPC clients in other languages insist on ALPN h2; browsers may also speak HTTP/1.1 to
+    // the console.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok((Arc::new(config), checker))
 }
 
@@ -258,8 +259,9 @@ impl CloseSignal {
     }
 }
 
-/// A connection tonic serves: the TLS stream, the HTTP/2 preface already read from it (given
-/// back first), and its place in the registry.
+/// A connection tonic serves: the TLS stream, the first bytes already read from it (the HTTP/2
+/// preface, or the start of an HTTP/1.1 request line; given back first), and its place in the
+/// registry.
 pub struct HubStream {
     inner: TlsStream<TcpStream>,
     preface: Vec<u8>,
@@ -319,6 +321,10 @@ impl AsyncWrite for HubStream {
 /// What an HTTP/2 client sends first (RFC 9113, 3.4).
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
+/// How much of an HTTP/1.1 request line is read before a connection is served: the first
+/// letters of its method (`GET `, `POST`, `HEAD`).
+const REQUEST_LINE_START: usize = 4;
+
 /// Accepts TCP connections and completes their TLS handshakes concurrently, yielding only the
 /// connections whose client certificate was accepted. Refused handshakes are logged.
 pub fn incoming(
@@ -348,19 +354,24 @@ pub fn incoming(
             let tx = tx.clone();
             let registry = tls.connections.clone();
             tokio::spawn(async move {
-                // The handshake and the client's HTTP/2 preface, both within the handshake
-                // timeout: a client that connects and says nothing is not kept.
+                // The handshake and the client's first words, both within the handshake
+                // timeout: a client that connects and says nothing is not kept. A gRPC client
+                // begins with HTTP/2's preface; a browser that chose HTTP/1.1 for the console
+                // by ALPN, with a request line.
                 let started = tokio::time::Instant::now();
                 match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp).into_fallible()).await {
                     Ok(Ok(mut stream)) => {
                         use tokio::io::AsyncReadExt;
-                        let mut preface = vec![0u8; PREFACE.len()];
+                        let http1 = stream.get_ref().1.alpn_protocol() == Some(b"http/1.1");
+                        let mut preface = vec![0u8; if http1 { REQUEST_LINE_START } else { PREFACE.len() }];
                         let left = handshake_timeout.saturating_sub(started.elapsed());
                         match tokio::time::timeout(left, stream.read_exact(&mut preface)).await {
-                            Ok(Ok(_)) if preface == PREFACE => {}
+                            Ok(Ok(_)) if !http1 && preface == PREFACE => {}
+                            Ok(Ok(_)) if http1 && preface.iter().all(|b| b.is_ascii_uppercase() || *b == b' ') => {}
+                            Ok(Ok(_)) if http1 => return log_refused(peer, "not an HTTP/1.1 client (no request line)"),
                             Ok(Ok(_)) => return log_refused(peer, "not an HTTP/2 client (no preface)"),
-                            Ok(Err(e)) => return log_refused(peer, &format!("closed before its HTTP/2 preface: {e}")),
-                            Err(_) => return log_refused(peer, "no HTTP/2 preface within the handshake timeout"),
+                            Ok(Err(e)) => return log_refused(peer, &format!("closed before its first request: {e}")),
+                            Err(_) => return log_refused(peer, "no request within the handshake timeout"),
                         }
                         let chain: Vec<CertificateDer<'static>> = stream
                             .get_ref()

@@ -8,6 +8,7 @@ mod authz;
 mod cli;
 mod clock;
 mod configuration;
+mod console;
 mod devices;
 mod devices_cli;
 mod edges;

@@ -12,7 +12,7 @@ use crate::households::{cid, header, household, push, removal};
 
 const MARCH: &str = "2025-03";
 
-fn enroll(key: &str, code: &str, n: u32, phone: &str, start: &str) -> proto::EnrollRequest {
+pub(crate) fn enroll(key: &str, code: &str, n: u32, phone: &str, start: &str) -> proto::EnrollRequest {
     proto::EnrollRequest {
         idempotency_key: key.into(),
         household_code: code.into(),
@@ -24,7 +24,7 @@ fn enroll(key: &str, code: &str, n: u32, phone: &str, start: &str) -> proto::Enr
 }
 
 /// A continuing claim of 60,000 VND for the whole of March by the head of household `n`.
-fn claim(code: &str, n: u32, phone: &str, enrollment: &str) -> proto::MonthlyLine {
+pub(crate) fn claim(code: &str, n: u32, phone: &str, enrollment: &str) -> proto::MonthlyLine {
     proto::MonthlyLine {
         phone_number: phone.into(),
         subscriber_citizen_id: cid(n, 1980, false),
@@ -41,7 +41,7 @@ fn claim(code: &str, n: u32, phone: &str, enrollment: &str) -> proto::MonthlyLin
     }
 }
 
-fn list_header(id: &str, period: &str, replaces: bool) -> proto::MonthlyUpdateHeader {
+pub(crate) fn list_header(id: &str, period: &str, replaces: bool) -> proto::MonthlyUpdateHeader {
     proto::MonthlyUpdateHeader {
         period: period.into(),
         update_id: id.into(),
@@ -50,7 +50,7 @@ fn list_header(id: &str, period: &str, replaces: bool) -> proto::MonthlyUpdateHe
     }
 }
 
-async fn submit(
+pub(crate) async fn submit(
     client: &Client,
     header: proto::MonthlyUpdateHeader,
     lines: Vec<proto::MonthlyLine>,
@@ -158,7 +158,7 @@ async fn settled(client: &Client, operator: &str, id: &str) -> proto::MonthlyRec
 /// HH-1 … HH-6 and HH-8 poor from 1 January 2025 (HH-5 in commune 24616, the others in
 /// 24611); HH-3 removed (deceased) on 1 February; HH-4 out of poverty from 1 March (supported
 /// to the end of the year); HH-7 on the list only from 1 April.
-async fn with_register(app: &TestApp) {
+pub(crate) async fn with_register(app: &TestApp) {
     let labour = app.client("DOLISA").await;
     let mut records: Vec<_> = [1, 2, 3, 4, 6, 8].iter().map(|n| household(&format!("HH-{n}"), "24611", *n)).collect();
     records.push(household("HH-5", "24616", 5));

@@ -30,6 +30,8 @@ use tonic::{
 use tower::{Layer, Service, ServiceExt};
 use tracing::Instrument;
 
+mod console;
+
 use super::{
     Attached, CallContext,
     admission::{Admission, AdmissionLimits, Full, Place, PlaceKind},
@@ -285,18 +287,11 @@ impl HubState {
             let Ok(response) = inner.oneshot(req).await;
             return response;
         }
+        if let Some(needs) = crate::console::permission(req.method(), &method) {
+            return self.console_page(req, inner, needs).await;
+        }
         let request_id = request_id_from(req.headers()).unwrap_or_else(new_request_id);
-        let certificate = req
-            .extensions()
-            .get::<TlsConnectInfo<TcpConnectInfo>>()
-            .and_then(|info| info.peer_certs())
-            .and_then(|certs| certs.first().cloned());
-        let fingerprint = certificate.as_ref().map(|c| certificate_fingerprint(c));
-        let org = certificate.as_ref().zip(fingerprint.as_ref()).map(|(c, fp)| self.org_of(fp, c));
-        let org_text = match &org {
-            Some(Ok(code)) => Some(code.as_str().to_owned()),
-            _ => None,
-        };
+        let (fingerprint, org, org_text) = self.identify(&req);
         let span = tracing::info_span!(
             "rpc",
             method = %method,
@@ -406,6 +401,22 @@ impl HubState {
         }
         .instrument(span)
         .await
+    }
+
+    /// The client certificate's fingerprint, the organisation it names, and that code as text.
+    fn identify(&self, req: &Request<Body>) -> (Option<String>, Option<Result<OrgCode, String>>, Option<String>) {
+        let certificate = req
+            .extensions()
+            .get::<TlsConnectInfo<TcpConnectInfo>>()
+            .and_then(|info| info.peer_certs())
+            .and_then(|certs| certs.first().cloned());
+        let fingerprint = certificate.as_ref().map(|c| certificate_fingerprint(c));
+        let org = certificate.as_ref().zip(fingerprint.as_ref()).map(|(c, fp)| self.org_of(fp, c));
+        let org_text = match &org {
+            Some(Ok(code)) => Some(code.as_str().to_owned()),
+            _ => None,
+        };
+        (fingerprint, org, org_text)
     }
 
     /// Decides whether the call may go ahead, and who is calling.

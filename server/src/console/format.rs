@@ -1,0 +1,67 @@
+//! How the console writes numbers, amounts, dates and times: as people in Vietnam read them
+//! (`1.009.726`, `60.000 ₫`, `31/03/2025`, times in the province's time, +07:00).
+
+use time::{Date, OffsetDateTime};
+
+use crate::domain::clock::PROVINCE_OFFSET;
+
+/// A whole number with dots between thousands: `1.009.726`, `-5.000`.
+pub fn number(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push('.');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// An amount of đồng: `60.000 ₫`.
+pub fn vnd(amount: i64) -> String {
+    format!("{} ₫", number(amount))
+}
+
+/// `dd/mm/yyyy`.
+pub fn date(d: Date) -> String {
+    format!("{:02}/{:02}/{:04}", d.day(), u8::from(d.month()), d.year())
+}
+
+/// `dd/mm/yyyy HH:MM` in the province's time.
+pub fn time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(PROVINCE_OFFSET);
+    format!("{} {:02}:{:02}", date(t.date()), t.hour(), t.minute())
+}
+
+/// A period `YYYY-MM` as `MM/YYYY`.
+pub fn period(p: &str) -> String {
+    match p.split_once('-') {
+        Some((y, m)) => format!("{m}/{y}"),
+        None => p.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::{date, datetime};
+
+    use super::*;
+
+    #[test]
+    fn numbers_amounts_and_dates_read_as_in_vietnam() {
+        assert_eq!(number(0), "0");
+        assert_eq!(number(999), "999");
+        assert_eq!(number(1_000), "1.000");
+        assert_eq!(number(1_009_726), "1.009.726");
+        assert_eq!(number(-5_000), "-5.000");
+        assert_eq!(vnd(60_000), "60.000 ₫");
+        assert_eq!(date(date!(2025 - 03 - 01)), "01/03/2025");
+        // 23:30 UTC on 31 March is 06:30 on 1 April in the province.
+        assert_eq!(time(datetime!(2025-03-31 23:30 UTC)), "01/04/2025 06:30");
+        assert_eq!(period("2025-03"), "03/2025");
+    }
+}

@@ -1,0 +1,79 @@
+//! The console: pages for the programme's people in a browser, on the hub's own port and behind
+//! the same mutual TLS (the browser presents the member's client certificate).
+//!
+//! The hub layer treats a console request as it treats a call: it identifies the member from
+//! the certificate, checks the permission of the RPC the page maps to ([`permission`]: one
+//! authorization table for both), admits it within the member's share of the hub, and keeps
+//! its audit record before the page is answered. The pages call the domain's services and
+//! repeat none of their rules: an operator reads only its own lists because the reconciliation
+//! service says so, here as over gRPC.
+//!
+//! The layer's rule: the console uses the domain (and the transport's call context), never
+//! storage. Pages are rendered on the server from templates checked at compile time
+//! (`server/templates/console/`, every value escaped); they need no script, and every answer
+//! carries a Content-Security-Policy that allows none ([`SECURITY_HEADERS`]).
+
+pub mod format;
+mod pages;
+
+pub use pages::Detail;
+
+use std::sync::Arc;
+
+use axum::{Router, response::Redirect, routing::get};
+
+use crate::domain::{clock::Clock, reconciliation::ReconciliationService};
+
+/// Where the console is served.
+pub const PREFIX: &str = "/console";
+
+/// What every console answer carries: no script, no frames, nothing from elsewhere, forms
+/// posted only here, nothing kept by caches, no referrer sent on.
+pub const SECURITY_HEADERS: &[(&str, &str)] = &[
+    (
+        "content-security-policy",
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+    ("cache-control", "no-store"),
+];
+
+/// The RPC whose permission a console request needs, for a path under [`PREFIX`]; `None` for
+/// any other path. A page no one has written needs only membership (its answer is "no such
+/// page").
+pub fn permission(method: &http::Method, path: &str) -> Option<&'static str> {
+    if path != PREFIX && !path.starts_with("/console/") {
+        return None;
+    }
+    Some(match (method.as_str(), path) {
+        ("GET", "/console/reconciliation") => "/telesub.v1.Reconciliation/ListReconciliations",
+        _ => "/telesub.v1.Members/WhoAmI",
+    })
+}
+
+/// A page for a request the hub layer refused before any page ran (no certificate of a
+/// member, a role without the page's permission, the hub full or its database away).
+pub fn refusal(status: http::StatusCode, message: &str) -> axum::response::Response {
+    pages::refusal(status, message)
+}
+
+/// The domain services the pages call.
+#[derive(Debug, Clone)]
+pub struct Console {
+    pub reconciliation: ReconciliationService,
+    pub clock: Clock,
+}
+
+/// The console's routes, to be served beside the gRPC services.
+pub fn router(console: Console) -> Router {
+    Router::new()
+        .route(PREFIX, get(|| async { Redirect::permanent("/console/") }))
+        .route("/console/", get(pages::home))
+        .route("/console/reconciliation", get(pages::reconciliation))
+        .route("/console/static/console.css", get(pages::stylesheet))
+        .route("/console/{*rest}", get(pages::not_found).post(pages::not_found))
+        .with_state(Arc::new(console))
+}

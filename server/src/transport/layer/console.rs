@@ -1,0 +1,169 @@
+//! Console pages through the hub layer: the same identification, authorization, admission and
+//! audit record as a call, answered as HTML. The record's method is the page asked for
+//! (`GET /console/reconciliation?period=2025-03`); its outcome is the gRPC code the page's
+//! HTTP status stands for, so that the trail reads the same for a page and for a call.
+
+use std::{sync::Arc, sync::atomic::Ordering};
+
+use axum::http::StatusCode;
+use http::{HeaderValue, Request, Response};
+use tonic::{Code, body::Body};
+use tower::ServiceExt;
+use tracing::Instrument;
+
+use super::{CallRecord, HubState, Refusal, new_request_id, set_request_id, truncate};
+use crate::{
+    audit::AuditEntry,
+    console::{self, Detail},
+    transport::{
+        CallContext,
+        admission::{Full, PlaceKind},
+    },
+};
+
+/// The HTTP status a refusal with `code` is shown with.
+fn status_of(code: Code) -> StatusCode {
+    match code {
+        Code::Ok => StatusCode::OK,
+        Code::InvalidArgument | Code::OutOfRange => StatusCode::BAD_REQUEST,
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        Code::NotFound | Code::Unimplemented => StatusCode::NOT_FOUND,
+        Code::AlreadyExists | Code::FailedPrecondition | Code::Aborted => StatusCode::CONFLICT,
+        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The gRPC code a page's HTTP status stands for in the audit trail.
+fn code_of(status: StatusCode) -> Code {
+    match status.as_u16() {
+        200..=399 => Code::Ok,
+        400 => Code::InvalidArgument,
+        401 => Code::Unauthenticated,
+        403 => Code::PermissionDenied,
+        404 => Code::NotFound,
+        409 => Code::FailedPrecondition,
+        429 => Code::ResourceExhausted,
+        503 => Code::Unavailable,
+        504 => Code::DeadlineExceeded,
+        _ => Code::Internal,
+    }
+}
+
+/// What every console answer carries: the request id and the console's security headers.
+fn finish(mut response: Response<Body>, request_id: &str) -> Response<Body> {
+    set_request_id(response.headers_mut(), request_id);
+    for (name, value) in console::SECURITY_HEADERS {
+        response.headers_mut().insert(*name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// A page for a request the layer refused, once its record is kept (else the page says the
+/// hub could not keep it).
+async fn refused(call: CallRecord, refusal: Refusal, request_id: &str) -> Response<Body> {
+    let (code, reason) = (refusal.code, refusal.reason);
+    let page = if call.complete(code, reason.clone()).await {
+        let shown = if code == Code::Internal { "internal error".to_owned() } else { reason };
+        console::refusal(status_of(code), &shown)
+    } else {
+        console::refusal(StatusCode::SERVICE_UNAVAILABLE, UNRECORDED)
+    };
+    finish(page.map(Body::new), request_id)
+}
+
+const UNRECORDED: &str = "the hub could not keep the record of this request, so it was not answered: retry later";
+
+impl HubState {
+    pub(super) async fn console_page<S>(
+        self: Arc<Self>,
+        mut req: Request<Body>,
+        inner: S,
+        needs: &'static str,
+    ) -> Response<Body>
+    where
+        S: tower::Service<Request<Body>, Response = Response<Body>, Error = std::convert::Infallible> + Send + 'static,
+        S::Future: Send + 'static,
+    {
+        // Browsers send no request id: each page gets its own.
+        let request_id = new_request_id();
+        let (fingerprint, org, org_text) = self.identify(&req);
+        let page = truncate(
+            match req.uri().path_and_query() {
+                Some(pq) => format!("{} {}", req.method(), pq.as_str()),
+                None => format!("{} {}", req.method(), req.uri().path()),
+            },
+            500,
+        );
+        let span = tracing::info_span!(
+            "console",
+            page = %page,
+            org = org_text.as_deref().unwrap_or("-"),
+            request_id = %request_id,
+        );
+        let mut call = CallRecord::new(
+            self.clone(),
+            AuditEntry {
+                at: self.clock.now(),
+                request_id: request_id.clone(),
+                org_code: org_text,
+                cert_fingerprint: fingerprint.clone(),
+                method: page,
+                outcome: String::new(),
+                detail: String::new(),
+                request_digest: String::new(),
+                attached: None,
+                decisions_call: None,
+            },
+            span.clone(),
+        );
+        async move {
+            if !self.database_up.load(Ordering::Relaxed) {
+                let reason = "the hub's database does not answer right now; nothing was done: retry later";
+                return refused(call, Refusal::new(Code::Unavailable, reason), &request_id).await;
+            }
+            let caller = match self.authorize(needs, org, fingerprint).await {
+                Ok(caller) => caller,
+                Err(refusal) => return refused(call, refusal, &request_id).await,
+            };
+            let holder = caller.as_ref().map(|c| c.member.code.as_str().to_owned()).unwrap_or_default();
+            match self.admission.admit(&holder, PlaceKind::Call) {
+                Ok(place) => call.place = Some(place),
+                Err(full) => {
+                    let code = match full {
+                        Full::Hub(_) => Code::Unavailable,
+                        Full::Member { .. } => Code::ResourceExhausted,
+                    };
+                    return refused(call, Refusal::new(code, full.reason(&holder)), &request_id).await;
+                }
+            }
+            req.extensions_mut().insert(CallContext {
+                request_id: request_id.clone(),
+                caller: caller.map(Arc::new),
+                attached: call.attached.clone(),
+            });
+            let response = match tokio::time::timeout(self.request_timeout, inner.oneshot(req)).await {
+                Ok(Ok(response)) => response,
+                Err(_elapsed) => {
+                    let reason = format!("no answer within {} ms", self.request_timeout.as_millis());
+                    return refused(call, Refusal::new(Code::DeadlineExceeded, reason), &request_id).await;
+                }
+            };
+            let code = code_of(response.status());
+            let detail = response.extensions().get::<Detail>().map(|d| d.0.clone()).unwrap_or_default();
+            // The page is whole (rendered before it is returned): it leaves once its record is kept.
+            if !call.complete(code, detail).await {
+                return finish(
+                    console::refusal(StatusCode::SERVICE_UNAVAILABLE, UNRECORDED).map(Body::new),
+                    &request_id,
+                );
+            }
+            finish(response, &request_id)
+        }
+        .instrument(span)
+        .await
+    }
+}

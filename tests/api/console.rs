@@ -1,0 +1,180 @@
+//! The console as a browser reaches it: HTTPS requests to the hub's own port with a member's
+//! client certificate (the folder's), read with hyper's HTTP/1.1 client. What a page shows is
+//! what the domain says; who may see it is the authorization table's; every page asked for is
+//! in the audit trail before it is answered.
+
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use telesub_client::proto;
+use telesub_tests::TestApp;
+
+use crate::reconciliation::{claim, enroll, list_header, submit, with_register};
+
+/// A page as a browser gets it.
+#[derive(Debug)]
+struct Page {
+    status: u16,
+    headers: http::HeaderMap,
+    body: String,
+}
+
+fn read(path: std::path::PathBuf) -> Vec<u8> {
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// TLS as a browser speaks it to the console: HTTP/1.1 by ALPN, with `org`'s certificate
+/// (none when `org` is `None`).
+fn tls(app: &TestApp, org: Option<&str>) -> tokio_rustls::TlsConnector {
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let dir = app.dir();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(&read(dir.ca_cert())).unwrap()).unwrap();
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let mut config = match org {
+        Some(org) => builder
+            .with_client_auth_cert(
+                vec![CertificateDer::from_pem_slice(&read(dir.client_cert(org))).unwrap()],
+                PrivateKeyDer::from_pem_slice(&read(dir.client_key(org))).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+async fn get_as(app: &TestApp, org: Option<&str>, path: &str) -> Result<Page, String> {
+    let tcp = tokio::net::TcpStream::connect(app.addr).await.map_err(|e| e.to_string())?;
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let stream = tls(app, org).connect(name, tcp).await.map_err(|e| format!("handshake: {e}"))?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| format!("http: {e}"))?;
+    tokio::spawn(connection);
+    let request = http::Request::get(path).header("host", "localhost").body(Empty::<Bytes>::new()).unwrap();
+    let response = sender.send_request(request).await.map_err(|e| format!("request: {e}"))?;
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.map_err(|e| format!("body: {e}"))?.to_bytes();
+    Ok(Page { status: parts.status.as_u16(), headers: parts.headers, body: String::from_utf8(body.to_vec()).unwrap() })
+}
+
+async fn get(app: &TestApp, org: &str, path: &str) -> Page {
+    get_as(app, Some(org), path).await.unwrap_or_else(|e| panic!("{org} GET {path}: {e}"))
+}
+
+/// March's lists: VIETTEL's of one line, VNPT's of two (one OK, one for a household removed in
+/// February).
+async fn march(app: &TestApp) {
+    with_register(app).await;
+    let (vnpt, viettel) = (app.client("VNPT").await, app.client("VIETTEL").await);
+    let e1 = vnpt.enroll(enroll("e1", "HH-1", 1, "0912000001", "2025-02-01")).await.unwrap().enrollment_id;
+    let e4 = viettel.enroll(enroll("v4", "HH-4", 4, "0981000004", "2025-02-01")).await.unwrap().enrollment_id;
+    let theirs =
+        submit(&viettel, list_header("vt-2025-03", "2025-03", false), vec![claim("HH-4", 4, "0981000004", &e4)]);
+    assert_eq!(theirs.await.unwrap().status(), proto::ReconciliationStatus::Reconciled);
+    let lines = vec![claim("HH-1", 1, "0912000001", &e1), claim("HH-3", 3, "0912000003", "")];
+    let ours = submit(&vnpt, list_header("vn-2025-03", "2025-03", false), lines).await.unwrap();
+    assert_eq!(ours.status(), proto::ReconciliationStatus::Reconciled);
+}
+
+#[tokio::test]
+async fn ict_reads_a_months_lists_by_operator_with_their_figures_and_the_page_is_audited() {
+    let app = TestApp::spawn().await;
+    march(&app).await;
+    let page = get(&app, "DOICT", "/console/reconciliation?period=2025-03").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.headers["content-type"].to_str().unwrap().starts_with("text/html"), "{:?}", page.headers);
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'") && !csp.contains("script-src"), "{csp}");
+    assert_eq!(page.headers["x-content-type-options"], "nosniff");
+    let body = &page.body;
+    assert!(body.contains("Đối soát tháng 03/2025"), "{body}");
+    for shown in ["VNPT", "vn-2025-03", "VIETTEL", "vt-2025-03", "Đã đối soát, chờ xác nhận"] {
+        assert!(body.contains(shown), "{shown} is not on the page: {body}");
+    }
+    // Three claims of 60.000 ₫ in all; two of them confirmable (VNPT's second line is for a
+    // household removed in February).
+    assert!(body.contains("180.000 ₫") && body.contains("120.000 ₫"), "{body}");
+    assert!(body.contains("NOT_ELIGIBLE"), "{body}");
+
+    let request_id = page.headers["x-request-id"].to_str().unwrap().to_owned();
+    let record = app.audit_record(&request_id).await;
+    assert_eq!(record.entry.method, "GET /console/reconciliation?period=2025-03");
+    assert_eq!((record.entry.org_code.as_deref(), record.entry.outcome.as_str()), (Some("DOICT"), "OK"));
+}
+
+#[tokio::test]
+async fn an_operator_sees_its_own_lists_only_and_other_roles_are_refused() {
+    let app = TestApp::spawn().await;
+    march(&app).await;
+    let page = get(&app, "VNPT", "/console/reconciliation?period=2025-03").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("vn-2025-03"), "{}", page.body);
+    assert!(!page.body.contains("vt-2025-03") && !page.body.contains("VIETTEL"), "{}", page.body);
+
+    // The labour department may not read monthly lists, over gRPC or here.
+    let refused = get(&app, "DOLISA", "/console/reconciliation?period=2025-03").await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("ListReconciliations"), "{}", refused.body);
+    assert!(!refused.body.contains("vn-2025-03"), "{}", refused.body);
+    let record = app.audit_record(refused.headers["x-request-id"].to_str().unwrap()).await;
+    assert_eq!(
+        (record.entry.org_code.as_deref(), record.entry.outcome.as_str()),
+        (Some("DOLISA"), "PERMISSION_DENIED")
+    );
+    // Its home page does not offer the page it may not open.
+    let home = get(&app, "DOLISA", "/console/").await;
+    assert_eq!(home.status, 200, "{}", home.body);
+    assert!(!home.body.contains("/console/reconciliation"), "{}", home.body);
+}
+
+#[tokio::test]
+async fn a_bad_month_is_named_on_the_page_and_unknown_pages_are_not_found() {
+    let app = TestApp::spawn().await;
+    let page = get(&app, "DOICT", "/console/reconciliation?period=2025-13").await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.body.contains("<code>period</code>") && page.body.contains("2025-13"), "{}", page.body);
+    let missing = get(&app, "DOICT", "/console/nothing-here").await;
+    assert_eq!(missing.status, 404, "{}", missing.body);
+    // What a caller typed comes back as text, never as markup.
+    let typed = get(&app, "DOICT", "/console/reconciliation?period=%3Cscript%3Ealert(1)%3C/script%3E").await;
+    assert_eq!(typed.status, 400, "{}", typed.body);
+    assert!(!typed.body.contains("<script>") && typed.body.contains("&#60;script&#62;"), "{}", typed.body);
+}
+
+#[tokio::test]
+async fn a_browser_without_a_members_certificate_gets_no_page() {
+    let app = TestApp::spawn().await;
+    let err = get_as(&app, None, "/console/").await.expect_err("a page without a certificate");
+    assert!(!err.contains("status"), "{err}");
+    let member = get(&app, "DOICT", "/console/").await;
+    assert_eq!(member.status, 200, "{}", member.body);
+    assert!(member.body.contains("Sở Thông tin và Truyền thông"), "{}", member.body);
+    // gRPC on the same port is served as before.
+    app.client("VNPT").await.who_am_i().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_browser_connection_that_sends_no_request_is_closed_after_the_handshake_timeout() {
+    use tokio::io::AsyncReadExt;
+    let app = TestApp::spawn_with(|s| s.tls.handshake_timeout_ms = 800).await;
+    let tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut stream = tls(&app, Some("DOICT")).connect(name, tcp).await.expect("the handshake completes");
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    match tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf)).await {
+        Ok(Ok(0)) | Ok(Err(_)) => {}
+        Ok(Ok(n)) => panic!("the hub sent {n} bytes to a client that never asked"),
+        Err(_) => panic!("the connection is still open after 5 s"),
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(3), "closed only after {:?}", started.elapsed());
+    // One that asks is served.
+    assert_eq!(get(&app, "DOICT", "/console/").await.status, 200);
+}
