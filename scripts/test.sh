@@ -4,20 +4,22 @@
 #   1. formatting          cargo fmt --check
 #   2. lints               cargo clippy, warnings are errors; scripts/layering.sh (which layer
 #                          may use which, and each port's method count)
-#   3. tests on SQLite     cargo test --workspace
+#   3. tests on SQLite     cargo test --workspace, then the console in a real browser
 #   4. tests on PostgreSQL the same tests against a throwaway local cluster
 #   5. interoperability    a real hub driven by Python grpcio and by the Rust example
 #
-# Steps 4 and 5 need tools outside Rust (PostgreSQL's initdb/pg_ctl; python3 with venv
-# and pip). When those are missing the step is skipped with a loud warning rather than
-# failing, so the script still works on a bare Rust machine; the closing summary says what
-# was skipped. Any failure stops the script with a non-zero exit status, and everything it
+# Steps 4 and 5 and the browser tests need tools outside Rust (PostgreSQL's initdb/pg_ctl;
+# python3 with venv and pip; Debian's chromium, which is installed with apt-get when it is
+# missing and the script runs as root). When those are missing the step is skipped with a
+# loud warning rather than failing, so the script still works on a bare Rust machine; the
+# closing summary says what was skipped. Any failure stops the script with a non-zero exit status, and everything it
 # started (database cluster, hub, temp folders) is cleaned up on the way out.
 #
 # Runs from any working directory. `scripts/test.sh interop` (or any list of fmt, clippy,
 # sqlite, postgres, interop) runs only those steps, for a quicker loop while developing.
 # Uses the network only for `pip install` of the pinned packages in
-# scripts/interop/requirements.txt (cached under target/ after the first run).
+# scripts/interop/requirements.txt and scripts/console/requirements.txt (cached under target/
+# after the first run), and for `apt-get install chromium` when it is missing.
 
 set -euo pipefail
 
@@ -125,6 +127,56 @@ test_sqlite() {
     # The tests use PostgreSQL only when this is set; make sure it isn't inherited here.
     env -u TELESUB_TEST_POSTGRES_URL cargo test --workspace
     RAN+=("tests(sqlite)")
+    run_browser sqlite env -u TELESUB_TEST_POSTGRES_URL
+}
+
+# ---------------------------------------------------------------------------------------
+# The console in a real browser (in steps 3 and 4): Debian's Chromium driven by Playwright,
+# presenting members' client certificates to a hub the test starts and fills.
+
+BROWSER=""           # "ready", or why the browser tests cannot run
+
+# Sets TELESUB_BROWSER_PYTHON to a Python with Playwright and makes sure Chromium is there,
+# installing it from Debian's packages when missing (as root, with apt-get); else BROWSER says
+# why not. Playwright never downloads a browser of its own.
+prepare_browser() {
+    [[ -z $BROWSER ]] || return 0
+    if ! command -v chromium >/dev/null 2>&1; then
+        if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+            echo "installing Debian's chromium for the console's browser tests"
+            if ! apt-get install -y chromium >/dev/null 2>&1; then
+                { apt-get update >/dev/null 2>&1 && apt-get install -y chromium >/dev/null 2>&1; } ||
+                    fail "apt-get install chromium failed (no access to Debian's mirrors?)"
+            fi
+        else
+            BROWSER="chromium is not installed, and this script cannot install it (not root, or no apt-get)"
+            return 0
+        fi
+    fi
+    if ! python_venv "$ROOT/scripts/console/requirements.txt" browser-venv; then
+        BROWSER="python3 with the venv and pip modules is not available"
+        return 0
+    fi
+    export TELESUB_BROWSER_PYTHON=$VENV_PY CHROMIUM
+    CHROMIUM=$(command -v chromium)
+    BROWSER="ready"
+}
+
+# The browser scenarios against a hub on one backend: `run_browser NAME COMMAND-PREFIX...`
+# (the prefix sets the backend's environment for cargo).
+run_browser() {
+    local backend=$1
+    shift
+    prepare_browser
+    if [[ $BROWSER != ready ]]; then
+        warn_loudly "The console's browser tests are NOT run on $backend: $BROWSER."
+        SKIPPED+=("browser($backend): $BROWSER")
+        return 0
+    fi
+    echo "-- the console in Chromium ($("$CHROMIUM" --version 2>/dev/null)), on $backend"
+    "$@" cargo test -p telesub-tests --test api -- --ignored --exact \
+        console::in_a_real_browser_members_see_what_their_certificates_allow
+    RAN+=("browser($backend)")
 }
 
 # ---------------------------------------------------------------------------------------
@@ -202,6 +254,7 @@ test_postgres() {
     echo "PostgreSQL listening on 127.0.0.1:$port"
 
     TELESUB_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres" cargo test --workspace
+    run_browser postgres env TELESUB_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
 
     as_postgres "$PG_CTL" -D "$PG_TMP/data" -m immediate stop >/dev/null 2>&1 || true
     PG_STARTED=0
@@ -213,29 +266,30 @@ test_postgres() {
 # ---------------------------------------------------------------------------------------
 # 5: interoperability — a real hub, driven by a client that shares no code with it
 
-# Sets VENV_PY to a Python with the pinned interop packages. The virtual environment is
-# kept under target/ keyed by the requirements and the interpreter, so re-runs skip pip
-# (and work offline); a half-built one (no .complete marker) is rebuilt.
+# Sets VENV_PY to a Python with the packages pinned in REQUIREMENTS: `python_venv
+# REQUIREMENTS FOLDER`. The virtual environment is kept under target/FOLDER keyed by the
+# requirements and the interpreter, so re-runs skip pip (and work offline); a half-built one
+# (no .complete marker) is rebuilt.
 # Returns 1 when python3 cannot make a virtual environment (e.g. Debian without
 # python3-venv); a failing `pip install` is an error, not a skip. Called as an `if`
 # condition, where `set -e` is off, so every command's failure is handled explicitly.
-interop_venv() {
-    local requirements=$ROOT/scripts/interop/requirements.txt key venv
+python_venv() {
+    local requirements=$1 folder=$2 key venv
     command -v python3 >/dev/null 2>&1 || return 1
     key=$( { cat "$requirements"; command -v python3; python3 --version; } 2>&1 | python3 -c \
         'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:16])') ||
         return 1
-    venv=$TARGET_DIR/interop-venv/$key
+    venv=$TARGET_DIR/$folder/$key
     if [[ ! -f $venv/.complete ]]; then
         echo "creating the Python environment in $venv"
         rm -rf "$venv"
-        mkdir -p "$TARGET_DIR/interop-venv" || fail "cannot create $TARGET_DIR/interop-venv"
+        mkdir -p "$TARGET_DIR/$folder" || fail "cannot create $TARGET_DIR/$folder"
         if ! python3 -m venv "$venv" || ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
             rm -rf "$venv"
             return 1
         fi
         "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements" ||
-            fail "pip install -r scripts/interop/requirements.txt failed (no access to PyPI?)"
+            fail "pip install -r ${requirements#"$ROOT"/} failed (no access to PyPI?)"
         touch "$venv/.complete" || fail "cannot write $venv/.complete"
     fi
     VENV_PY=$venv/bin/python
@@ -288,7 +342,7 @@ stop_hub() {
 
 test_interop() {
     banner "5/5 interoperability: Python grpcio and the Rust example against a running hub"
-    if ! interop_venv; then
+    if ! python_venv "$ROOT/scripts/interop/requirements.txt" interop-venv; then
         warn_loudly "python3 with the venv and pip modules is not available." \
             "The interoperability checks with Python grpcio are NOT run." \
             "Install python3 and python3-venv to run them."

@@ -1,0 +1,118 @@
+"""The console in a real browser: Debian's Chromium driven by Playwright, presenting members'
+client certificates to a hub the calling test started and filled (tests/api/console.rs).
+
+    python browser.py --port PORT --tls-dir DIR --period 2025-03 --shots DIR
+
+Exits 0 when every scenario holds, 1 naming the first that did not. Each scenario saves a
+screenshot in --shots for review. Needs NODE_EXTRA_CA_CERTS set to the hub's CA (Playwright's
+own TLS layer presents the certificates) and Chromium at /usr/bin/chromium (or $CHROMIUM).
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+
+from playwright.sync_api import Error, sync_playwright
+
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def check(condition, what):
+    if not condition:
+        raise AssertionError(what)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--tls-dir", required=True)
+    parser.add_argument("--period", required=True)
+    parser.add_argument("--shots", required=True)
+    args = parser.parse_args()
+    origin = f"https://localhost:{args.port}"
+    os.makedirs(args.shots, exist_ok=True)
+
+    def certificate(org):
+        return [{
+            "origin": origin,
+            "certPath": os.path.join(args.tls_dir, "clients", f"{org}.crt"),
+            "keyPath": os.path.join(args.tls_dir, "clients", f"{org}.key"),
+        }]
+
+    with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
+        browser = p.chromium.launch(
+            executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"), headless=True, args=ARGS
+        )
+
+        def page_of(org):
+            context = browser.new_context(client_certificates=certificate(org) if org else [], locale="vi-VN")
+            return context.new_page()
+
+        month = f"{origin}/console/reconciliation?period={args.period}"
+        shown = "/".join(reversed(args.period.split("-")))
+
+        # DoICT reads every operator's list of the month.
+        page = page_of("DOICT")
+        response = page.goto(month)
+        check(response.status == 200, f"DOICT: status {response.status}: {page.content()[:500]}")
+        text = page.inner_text("main")
+        check(f"Đối soát tháng {shown}" in text, f"DOICT: no heading for {shown}: {text[:500]}")
+        for expected in ["VNPT", "vn-2025-03", "VIETTEL", "vt-2025-03", "180.000 ₫", "120.000 ₫"]:
+            check(expected in text, f"DOICT: {expected!r} is not on the page")
+        check(page.locator("script").count() == 0, "DOICT: the page carries a script")
+        page.screenshot(path=os.path.join(args.shots, "reconciliation-doict.png"), full_page=True)
+        # The month before, by its link.
+        page.click("text=← ")
+        check("Đối soát tháng" in page.inner_text("h1"), "DOICT: the month before did not open")
+
+        # An operator sees its own list and not another's.
+        page = page_of("VNPT")
+        response = page.goto(month)
+        check(response.status == 200, f"VNPT: status {response.status}")
+        text = page.inner_text("main")
+        check("vn-2025-03" in text and "VIETTEL" not in text, f"VNPT: saw {text[:500]}")
+        page.screenshot(path=os.path.join(args.shots, "reconciliation-vnpt.png"), full_page=True)
+
+        # The labour department may not read monthly lists.
+        page = page_of("DOLISA")
+        response = page.goto(month)
+        check(response.status == 403, f"DOLISA: status {response.status}")
+        check("vn-2025-03" not in page.content(), "DOLISA: a list was shown")
+        page.screenshot(path=os.path.join(args.shots, "reconciliation-dolisa-refused.png"), full_page=True)
+
+        # What a caller typed is shown as text.
+        page = page_of("DOICT")
+        response = page.goto(f"{origin}/console/reconciliation?period=%3Cscript%3Ealert(1)%3C/script%3E")
+        check(response.status == 400, f"typed script: status {response.status}")
+        check("<script>alert(1)</script>" in page.inner_text("main"), "typed script: not shown as text")
+        check(page.locator("script").count() == 0, "typed script: became markup")
+        page.screenshot(path=os.path.join(args.shots, "bad-period.png"), full_page=True)
+
+        # A browser without a certificate gets no page.
+        page = page_of(None)
+        try:
+            response = page.goto(month)
+            body = page.content()
+            check(response is None or response.status != 200, f"no certificate: status {response.status}")
+            check("vn-2025-03" not in body, "no certificate: a list was shown")
+        except Error:
+            pass
+        browser.close()
+    print(f"console browser scenarios passed; screenshots in {args.shots}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except AssertionError as e:
+        print(f"console browser scenario failed: {e}", file=sys.stderr)
+        sys.exit(1)
