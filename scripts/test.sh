@@ -254,13 +254,13 @@ test_postgres() {
     echo "PostgreSQL listening on 127.0.0.1:$port"
 
     TELESUB_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres" cargo test --workspace
+    RAN+=("tests(postgres)")
     run_browser postgres env TELESUB_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
 
     as_postgres "$PG_CTL" -D "$PG_TMP/data" -m immediate stop >/dev/null 2>&1 || true
     PG_STARTED=0
     rm -rf "$PG_TMP"
     PG_TMP=""
-    RAN+=("tests(postgres)")
 }
 
 # ---------------------------------------------------------------------------------------

@@ -70,7 +70,21 @@ def main():
             check(expected in text, f"DOICT: {expected!r} is not on the page")
         check(page.locator("script").count() == 0, "DOICT: the page carries a script")
         page.screenshot(path=os.path.join(args.shots, "reconciliation-doict.png"), full_page=True)
-        # The month before, by its link.
+        # VNPT's list, by its link: filtered by a code, then its OK lines confirmed.
+        page.click("text=vn-2025-03")
+        check("Danh sách vn-2025-03 của VNPT" in page.inner_text("h1"), "DOICT: the list did not open")
+        page.select_option("select#code", "ELIGIBILITY_ENDED")
+        page.click("form.filter button")
+        text = page.inner_text("table.lines")
+        check("HH-3" in text and "0912000001" not in text, f"DOICT: the filter by code showed {text[:500]}")
+        page.screenshot(path=os.path.join(args.shots, "list-filtered-doict.png"), full_page=True)
+        page.click("text=Xác nhận >> nth=-1")
+        check(page.locator("table.summary").count() == 1, f"DOICT: after confirming: {page.inner_text('main')[:800]}")
+        check("Đã xác nhận" in page.inner_text("table.summary"), "DOICT: the list is not shown confirmed")
+        check(page.locator("input[name=csrf]").count() == 0, "DOICT: a confirmed list still offers its forms")
+        page.screenshot(path=os.path.join(args.shots, "list-confirmed-doict.png"), full_page=True)
+        # The month before, by its link on the month's page.
+        page.goto(month)
         page.click("text=← ")
         check("Đối soát tháng" in page.inner_text("h1"), "DOICT: the month before did not open")
 

@@ -252,6 +252,7 @@ impl Hub {
         let console = crate::console::router(crate::console::Console {
             reconciliation: reconciliation.clone(),
             clock: clock.clone(),
+            csrf: crate::console::csrf::Csrf::new(),
         });
         let routes = tonic::service::Routes::from(tonic::service::Routes::default().into_axum_router().merge(console));
         let reconciliation_service = ReconciliationServer::new(ReconciliationApi::new(reconciliation))

@@ -214,4 +214,127 @@ async fn in_a_real_browser_members_see_what_their_certificates_allow() {
     let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "{said}");
     assert!(shots.join("reconciliation-doict.png").exists(), "{said}");
+    // What the officer confirmed in the browser, as the hub keeps it.
+    let r = app.client("DOICT").await.get_reconciliation("VNPT", "vn-2025-03").await.unwrap();
+    assert_eq!(r.status(), proto::ReconciliationStatus::Confirmed, "{said}");
+    let confirmation = r.confirmation.unwrap();
+    assert_eq!((confirmation.confirmed_by.as_str(), confirmation.scope.as_str()), ("DOICT", "OK_LINES"));
+}
+
+/// A form sent as a browser sends it: `application/x-www-form-urlencoded`, with `origin`.
+async fn post(app: &TestApp, org: &str, path: &str, form: &str, origin: Option<&str>) -> Page {
+    let tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let stream = tls(app, Some(org)).connect(name, tcp).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(connection);
+    let mut request = http::Request::post(path)
+        .header("host", format!("localhost:{}", app.addr.port()))
+        .header("content-type", "application/x-www-form-urlencoded");
+    if let Some(origin) = origin {
+        request = request.header("origin", origin);
+    }
+    let request = request.body(http_body_util::Full::new(Bytes::from(form.to_owned()))).unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    Page { status: parts.status.as_u16(), headers: parts.headers, body: String::from_utf8(body.to_vec()).unwrap() }
+}
+
+/// The token of the forms on `page`.
+fn token(page: &Page) -> String {
+    let at = page.body.find("name=\"csrf\" value=\"").expect("a form with a token") + 19;
+    page.body[at..].split('"').next().unwrap().to_owned()
+}
+
+fn origin(app: &TestApp) -> String {
+    format!("https://localhost:{}", app.addr.port())
+}
+
+const VNPT_MARCH: &str = "/console/reconciliation/VNPT/vn%2D2025%2D03";
+
+#[tokio::test]
+async fn ict_opens_a_list_filters_a_code_and_confirms_its_ok_lines() {
+    let app = TestApp::spawn().await;
+    march(&app).await;
+    // From the month's overview to the list.
+    let month = get(&app, "DOICT", "/console/reconciliation?period=2025-03").await;
+    assert!(month.body.contains(&format!("href=\"{VNPT_MARCH}\"")), "{}", month.body);
+    let list = get(&app, "DOICT", VNPT_MARCH).await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert!(list.body.contains("HH-3") && list.body.contains("ELIGIBILITY_ENDED"), "{}", list.body);
+    assert!(!list.body.contains("0912000001"), "an OK line is listed: {}", list.body);
+    // Filtered by a code no line has: none; by the household: its line, and the look-up is
+    // in the audit trail.
+    let none = get(&app, "DOICT", &format!("{VNPT_MARCH}?code=OVER_CAP")).await;
+    assert!(none.body.contains("Không có dòng nào có sai lệch") && !none.body.contains("HH-3"), "{}", none.body);
+    let hh3 = get(&app, "DOICT", &format!("{VNPT_MARCH}?household=HH-3")).await;
+    assert!(hh3.body.contains("0912000003"), "{}", hh3.body);
+    let request_id = hh3.headers["x-request-id"].to_str().unwrap().to_owned();
+    app.audit_record(&request_id).await;
+    let ict = app.client("DOICT").await;
+    let who = ict
+        .query_audit(proto::QueryAuditRequest { household_code: "HH-3".into(), ..Default::default() })
+        .await
+        .unwrap();
+    assert!(
+        who.records.iter().any(|r| r.request_id == request_id && r.method.ends_with("?household=HH-3")),
+        "the household looked up on the page is not found by who looked it up: {:?}",
+        who.records
+    );
+
+    let confirmed = post(
+        &app,
+        "DOICT",
+        &format!("{VNPT_MARCH}/confirm"),
+        &format!("csrf={}&scope=OK_LINES&note=", token(&list)),
+        Some(&origin(&app)),
+    )
+    .await;
+    assert_eq!(confirmed.status, 303, "{}", confirmed.body);
+    assert_eq!(confirmed.headers["location"], VNPT_MARCH);
+    let record = app.audit_record(confirmed.headers["x-request-id"].to_str().unwrap()).await;
+    assert_eq!(record.entry.method, format!("POST {VNPT_MARCH}/confirm"));
+    assert_eq!(record.entry.outcome, "OK");
+    // The hub's state, through the SDK: confirmed by DoICT, the OK line only.
+    let r = app.client("DOICT").await.get_reconciliation("VNPT", "vn-2025-03").await.unwrap();
+    assert_eq!(r.status(), proto::ReconciliationStatus::Confirmed);
+    let confirmation = r.confirmation.unwrap();
+    assert_eq!(
+        (confirmation.confirmed_by.as_str(), confirmation.scope.as_str(), confirmation.lines),
+        ("DOICT", "OK_LINES", 1)
+    );
+    let after = get(&app, "DOICT", VNPT_MARCH).await;
+    assert!(after.body.contains("Đã xác nhận") && !after.body.contains("name=\"csrf\""), "{}", after.body);
+}
+
+#[tokio::test]
+async fn a_form_from_elsewhere_without_its_token_or_from_an_operator_changes_nothing() {
+    let app = TestApp::spawn().await;
+    march(&app).await;
+    let list = get(&app, "DOICT", VNPT_MARCH).await;
+    let good = token(&list);
+    let path = format!("{VNPT_MARCH}/reject");
+    let cases = [
+        ("DOICT", format!("csrf={good}&note=x"), Some("https://evil.example".to_owned()), 403),
+        ("DOICT", format!("csrf={good}&note=x"), None, 403),
+        ("DOICT", format!("csrf={}&note=x", "A".repeat(43)), Some(origin(&app)), 403),
+        ("DOICT", format!("csrf={good}&note="), Some(origin(&app)), 400),
+        // Operators may not decide lists, whatever their form says.
+        ("VNPT", format!("csrf={good}&note=x"), Some(origin(&app)), 403),
+    ];
+    for (org, form, from, status) in cases {
+        let page = post(&app, org, &path, &form, from.as_deref()).await;
+        assert_eq!(page.status, status, "{org} {form} {from:?}: {}", page.body);
+    }
+    let r = app.client("DOICT").await.get_reconciliation("VNPT", "vn-2025-03").await.unwrap();
+    assert_eq!(r.status(), proto::ReconciliationStatus::Reconciled, "a refused form changed the list");
+    // The empty note is named on the page.
+    let page = post(&app, "DOICT", &path, &format!("csrf={good}&note="), Some(&origin(&app))).await;
+    assert!(page.body.contains("<code>note</code>"), "{}", page.body);
+    let rejected =
+        post(&app, "DOICT", &path, &format!("csrf={good}&note=thi%E1%BA%BFu+d%C3%B2ng"), Some(&origin(&app))).await;
+    assert_eq!(rejected.status, 303, "{}", rejected.body);
+    let r = app.client("DOICT").await.get_reconciliation("VNPT", "vn-2025-03").await.unwrap();
+    assert_eq!((r.status(), r.rejection_note.as_str()), (proto::ReconciliationStatus::Rejected, "thiếu dòng"));
 }

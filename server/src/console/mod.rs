@@ -13,6 +13,7 @@
 //! (`server/templates/console/`, every value escaped); they need no script, and every answer
 //! carries a Content-Security-Policy that allows none ([`SECURITY_HEADERS`]).
 
+pub mod csrf;
 pub mod format;
 mod pages;
 
@@ -28,7 +29,8 @@ use crate::domain::{clock::Clock, reconciliation::ReconciliationService};
 pub const PREFIX: &str = "/console";
 
 /// What every console answer carries: no script, no frames, nothing from elsewhere, forms
-/// posted only here, nothing kept by caches, no referrer sent on.
+/// posted only here, nothing kept by caches, no referrer sent to other sites (and to this
+/// one, so that a form's `Origin` is the console's and not `null`).
 pub const SECURITY_HEADERS: &[(&str, &str)] = &[
     (
         "content-security-policy",
@@ -37,7 +39,7 @@ pub const SECURITY_HEADERS: &[(&str, &str)] = &[
     ),
     ("x-content-type-options", "nosniff"),
     ("x-frame-options", "DENY"),
-    ("referrer-policy", "no-referrer"),
+    ("referrer-policy", "same-origin"),
     ("cache-control", "no-store"),
 ];
 
@@ -48,8 +50,12 @@ pub fn permission(method: &http::Method, path: &str) -> Option<&'static str> {
     if path != PREFIX && !path.starts_with("/console/") {
         return None;
     }
-    Some(match (method.as_str(), path) {
-        ("GET", "/console/reconciliation") => "/telesub.v1.Reconciliation/ListReconciliations",
+    let segments: Vec<&str> = path.trim_start_matches(PREFIX).trim_start_matches('/').split('/').collect();
+    Some(match (method.as_str(), segments.as_slice()) {
+        ("GET", ["reconciliation"]) => "/telesub.v1.Reconciliation/ListReconciliations",
+        ("GET", ["reconciliation", _, _]) => "/telesub.v1.Reconciliation/ListDiscrepancies",
+        ("POST", ["reconciliation", _, _, "confirm"]) => "/telesub.v1.Reconciliation/Confirm",
+        ("POST", ["reconciliation", _, _, "reject"]) => "/telesub.v1.Reconciliation/Reject",
         _ => "/telesub.v1.Members/WhoAmI",
     })
 }
@@ -65,6 +71,8 @@ pub fn refusal(status: http::StatusCode, message: &str) -> axum::response::Respo
 pub struct Console {
     pub reconciliation: ReconciliationService,
     pub clock: Clock,
+    /// The key of the forms' tokens (see [`csrf`]).
+    pub csrf: csrf::Csrf,
 }
 
 /// The console's routes, to be served beside the gRPC services.
@@ -73,6 +81,8 @@ pub fn router(console: Console) -> Router {
         .route(PREFIX, get(|| async { Redirect::permanent("/console/") }))
         .route("/console/", get(pages::home))
         .route("/console/reconciliation", get(pages::reconciliation))
+        .route("/console/reconciliation/{operator}/{update_id}", get(pages::list))
+        .route("/console/reconciliation/{operator}/{update_id}/{decision}", axum::routing::post(pages::decide))
         .route("/console/static/console.css", get(pages::stylesheet))
         .route("/console/{*rest}", get(pages::not_found).post(pages::not_found))
         .with_state(Arc::new(console))

@@ -6,21 +6,22 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::{
-    Extension,
-    extract::{Query, State},
-    http::{StatusCode, header},
-    response::{Html, IntoResponse, Response},
+    Extension, Form,
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode, Uri, header},
+    response::{Html, IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
 use time::Duration;
 
 use super::{Console, format};
 use crate::{
+    audit::SubjectKind,
     domain::{
         DomainError,
         member::{Caller, Role},
-        ports::monthly::UpdateFilter,
-        reconciliation::{Code, ListStatus, Summary},
+        ports::monthly::{LineFilter, UpdateFilter},
+        reconciliation::{Code, ListStatus, Scope, Summary},
     },
     transport::CallContext,
 };
@@ -161,6 +162,7 @@ pub(super) struct MonthQuery {
 
 /// One list in the month's overview.
 struct ListRow {
+    link: String,
     operator: String,
     update_id: String,
     status: &'static str,
@@ -294,6 +296,7 @@ pub(super) async fn reconciliation(
         .map(|s| {
             let (status, status_class) = status_name(s.row.status);
             ListRow {
+                link: list_address(&s.row.operator, &s.row.update_id),
                 operator: s.row.operator.clone(),
                 update_id: s.row.update_id.clone(),
                 status,
@@ -324,6 +327,218 @@ pub(super) async fn reconciliation(
         previous,
         period,
     })
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct LinesQuery {
+    code: Option<String>,
+    commune: Option<String>,
+    household: Option<String>,
+    page: Option<String>,
+}
+
+/// Lines shown on one page of a list.
+const LINES_PER_PAGE: u32 = 100;
+
+struct LineRow {
+    line_no: i64,
+    phone_number: String,
+    citizen_id: String,
+    household_code: String,
+    commune: String,
+    amount: String,
+    problems: Vec<(&'static str, &'static str, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "console/reconciliation_list.html")]
+struct ListPage {
+    who: String,
+    operator: String,
+    update_id: String,
+    /// The list's own address (its operator and id percent-encoded).
+    here: String,
+    period_shown: String,
+    status: &'static str,
+    figures: [String; 6],
+    received: String,
+    decided: String,
+    note: String,
+    codes: Vec<(&'static str, &'static str, bool)>,
+    commune: String,
+    household: String,
+    lines: Vec<LineRow>,
+    next_page: Option<String>,
+    /// ICT on a list that awaits its decision: the forms, with their token.
+    decide: Option<String>,
+}
+
+/// The address of a list's page.
+fn list_address(operator: &str, update_id: &str) -> String {
+    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+    format!(
+        "/console/reconciliation/{}/{}",
+        utf8_percent_encode(operator, NON_ALPHANUMERIC),
+        utf8_percent_encode(update_id, NON_ALPHANUMERIC)
+    )
+}
+
+fn query_part(name: &str, value: &str) -> String {
+    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+    format!("{name}={}", utf8_percent_encode(value, NON_ALPHANUMERIC))
+}
+
+/// One list: its figures, its lines with a discrepancy (filtered by code, commune or
+/// household, a page at a time), and for ICT the forms to confirm or reject it.
+pub(super) async fn list(
+    State(console): State<Arc<Console>>,
+    Extension(call): Extension<CallContext>,
+    Path((operator, update_id)): Path<(String, String)>,
+    Query(query): Query<LinesQuery>,
+) -> Response {
+    let caller = match caller(&call) {
+        Ok(c) => c,
+        Err(e) => return failure(e),
+    };
+    let text = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    let (code, commune, household) = (text(&query.code), text(&query.commune), text(&query.household));
+    let code = match code.as_deref().map(Code::parse) {
+        Some(Err(e)) => return failure(DomainError::invalid("code", e)),
+        Some(Ok(c)) => Some(c),
+        None => None,
+    };
+    if let Some(h) = &household {
+        call.looked_up(SubjectKind::HouseholdCode, [h.as_str()]);
+    }
+    let summary = match console.reconciliation.get(caller, &operator, &update_id).await {
+        Ok(s) => s,
+        Err(e) => return failure(e),
+    };
+    let filter = LineFilter {
+        code: code.map(|c| c.as_str().to_owned()),
+        commune_code: commune.clone(),
+        household_code: household.clone(),
+        ..LineFilter::default()
+    };
+    let token = query.page.unwrap_or_default();
+    let page = match console.reconciliation.lines(caller, &operator, &update_id, filter, LINES_PER_PAGE, &token).await {
+        Ok(p) => p,
+        Err(e) => return failure(e),
+    };
+    let here = list_address(&summary.row.operator, &summary.row.update_id);
+    let next_page = page.next.map(|t| {
+        let mut parts = vec![query_part("page", &t)];
+        parts.extend(code.map(|c| query_part("code", c.as_str())));
+        parts.extend(commune.as_deref().map(|c| query_part("commune", c)));
+        parts.extend(household.as_deref().map(|h| query_part("household", h)));
+        format!("{here}?{}", parts.join("&"))
+    });
+    let f = &summary.figures;
+    let lines = page
+        .items
+        .iter()
+        .map(|l| LineRow {
+            line_no: l.line_no,
+            phone_number: l.line.phone_number.clone(),
+            citizen_id: l.line.subscriber_citizen_id.clone(),
+            household_code: l.line.household_code.clone(),
+            commune: l.commune_code.clone().unwrap_or_default(),
+            amount: format::vnd(l.line.amount_claimed),
+            problems: l
+                .discrepancies
+                .iter()
+                .map(|d| (d.code.as_str(), code_label(d.code), d.message.clone()))
+                .collect(),
+        })
+        .collect();
+    let awaiting = summary.row.status == ListStatus::Reconciled && !summary.row.stale;
+    render(&ListPage {
+        who: who(caller),
+        operator: summary.row.operator.clone(),
+        update_id: summary.row.update_id.clone(),
+        period_shown: format::period(&summary.row.period),
+        status: status_name(summary.row.status).0,
+        figures: [
+            format::number(f.lines),
+            format::number(f.claims),
+            format::number(f.lines_ok),
+            format::vnd(f.amount_claimed),
+            format::vnd(f.amount_confirmable),
+            format::number(f.enrollments_not_reported),
+        ],
+        received: format::time(summary.row.received_at),
+        decided: match (&summary.row.decided_by, summary.row.decided_at) {
+            (Some(by), Some(at)) => format!("{by}, {}", format::time(at)),
+            _ => String::new(),
+        },
+        note: summary.row.decision_note.clone().unwrap_or_default(),
+        codes: Code::ALL.iter().map(|&c| (c.as_str(), code_label(c), Some(c) == code)).collect(),
+        commune: commune.unwrap_or_default(),
+        household: household.unwrap_or_default(),
+        lines,
+        next_page,
+        decide: (awaiting && caller.member.role == Role::Ict).then(|| console.csrf.token(&caller.fingerprint)),
+        here,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct DecisionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// A form that changes something is taken only from the console's own pages (see `csrf`).
+fn forged(console: &Console, caller: &Caller, headers: &HeaderMap, uri: &Uri, token: &str) -> Option<Response> {
+    let why = if !super::csrf::same_origin(headers, uri) {
+        "the form was not sent from the console's own page"
+    } else if !console.csrf.check(&caller.fingerprint, token) {
+        "the form's token is not this certificate's (or the hub restarted since the page was shown): open the page again"
+    } else {
+        return None;
+    };
+    Some(failure(DomainError::PermissionDenied(why.into())))
+}
+
+/// ICT confirms a list (its OK lines, or the whole list) or rejects it with a note; then the
+/// list's page again.
+pub(super) async fn decide(
+    State(console): State<Arc<Console>>,
+    Extension(call): Extension<CallContext>,
+    Path((operator, update_id, decision)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    uri: Uri,
+    Form(form): Form<DecisionForm>,
+) -> Response {
+    let caller = match caller(&call) {
+        Ok(c) => c,
+        Err(e) => return failure(e),
+    };
+    if let Some(refused) = forged(&console, caller, &headers, &uri, &form.csrf) {
+        return refused;
+    }
+    let decided = match decision.as_str() {
+        "confirm" => {
+            let scope = match form.scope.as_str() {
+                "" => None,
+                s => match Scope::parse(s) {
+                    Ok(s) => Some(s),
+                    Err(e) => return failure(DomainError::invalid("scope", e)),
+                },
+            };
+            console.reconciliation.confirm(caller, &operator, &update_id, scope, &form.note).await
+        }
+        "reject" => console.reconciliation.reject(caller, &operator, &update_id, &form.note).await,
+        _ => return not_found().await,
+    };
+    match decided {
+        Ok(summary) => Redirect::to(&list_address(&summary.row.operator, &summary.row.update_id)).into_response(),
+        Err(e) => failure(e),
+    }
 }
 
 pub(super) async fn stylesheet() -> Response {

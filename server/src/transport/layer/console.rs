@@ -7,6 +7,7 @@ use std::{sync::Arc, sync::atomic::Ordering};
 
 use axum::http::StatusCode;
 use http::{HeaderValue, Request, Response};
+use http_body_util::BodyExt;
 use tonic::{Code, body::Body};
 use tower::ServiceExt;
 use tracing::Instrument;
@@ -75,12 +76,15 @@ async fn refused(call: CallRecord, refusal: Refusal, request_id: &str) -> Respon
     finish(page.map(Body::new), request_id)
 }
 
+/// The largest form a console page takes: a decision's note is at most 500 characters.
+const FORM_LIMIT: usize = 64 * 1024;
+
 const UNRECORDED: &str = "the hub could not keep the record of this request, so it was not answered: retry later";
 
 impl HubState {
     pub(super) async fn console_page<S>(
         self: Arc<Self>,
-        mut req: Request<Body>,
+        req: Request<Body>,
         inner: S,
         needs: &'static str,
     ) -> Response<Body>
@@ -140,6 +144,18 @@ impl HubState {
                     return refused(call, Refusal::new(code, full.reason(&holder)), &request_id).await;
                 }
             }
+            // A form is read whole (it is small) so that the record's request digest covers it,
+            // as a call's covers its messages.
+            let (parts, body) = req.into_parts();
+            let form = match http_body_util::Limited::new(body, FORM_LIMIT).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(_) => {
+                    let reason = format!("a form of at most {FORM_LIMIT} bytes, sent whole, is expected");
+                    return refused(call, Refusal::new(Code::InvalidArgument, reason), &request_id).await;
+                }
+            };
+            call.digest.lock().expect("request digest").update(&form);
+            let mut req = Request::from_parts(parts, Body::new(http_body_util::Full::new(form)));
             req.extensions_mut().insert(CallContext {
                 request_id: request_id.clone(),
                 caller: caller.map(Arc::new),
