@@ -3,68 +3,25 @@
 //! what the domain says; who may see it is the authorization table's; every page asked for is
 //! in the audit trail before it is answered.
 
-use std::sync::Arc;
-
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
 use telesub_client::proto;
-use telesub_tests::TestApp;
+use telesub_tests::{
+    TestApp,
+    console::{Browser, Page, tls},
+};
 
 use crate::reconciliation::{claim, enroll, list_header, submit, with_register};
 
-/// A page as a browser gets it.
-#[derive(Debug)]
-struct Page {
-    status: u16,
-    headers: http::HeaderMap,
-    body: String,
-}
-
-fn read(path: std::path::PathBuf) -> Vec<u8> {
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// TLS as a browser speaks it to the console: HTTP/1.1 by ALPN, with `org`'s certificate
-/// (none when `org` is `None`).
-fn tls(app: &TestApp, org: Option<&str>) -> tokio_rustls::TlsConnector {
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
-    let dir = app.dir();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_slice(&read(dir.ca_cert())).unwrap()).unwrap();
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots);
-    let mut config = match org {
-        Some(org) => builder
-            .with_client_auth_cert(
-                vec![CertificateDer::from_pem_slice(&read(dir.client_cert(org))).unwrap()],
-                PrivateKeyDer::from_pem_slice(&read(dir.client_key(org))).unwrap(),
-            )
-            .unwrap(),
-        None => builder.with_no_client_auth(),
-    };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-}
-
 async fn get_as(app: &TestApp, org: Option<&str>, path: &str) -> Result<Page, String> {
-    let tcp = tokio::net::TcpStream::connect(app.addr).await.map_err(|e| e.to_string())?;
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    let stream = tls(app, org).connect(name, tcp).await.map_err(|e| format!("handshake: {e}"))?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| format!("http: {e}"))?;
-    tokio::spawn(connection);
-    let request = http::Request::get(path).header("host", "localhost").body(Empty::<Bytes>::new()).unwrap();
-    let response = sender.send_request(request).await.map_err(|e| format!("request: {e}"))?;
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.map_err(|e| format!("body: {e}"))?.to_bytes();
-    Ok(Page { status: parts.status.as_u16(), headers: parts.headers, body: String::from_utf8(body.to_vec()).unwrap() })
+    Browser::connect(app, org).await?.get(path).await
 }
 
 async fn get(app: &TestApp, org: &str, path: &str) -> Page {
     get_as(app, Some(org), path).await.unwrap_or_else(|e| panic!("{org} GET {path}: {e}"))
+}
+
+async fn post(app: &TestApp, org: &str, path: &str, form: &str, origin: Option<&str>) -> Page {
+    let mut browser = Browser::connect(app, Some(org)).await.unwrap();
+    browser.post(path, form, origin).await.unwrap_or_else(|e| panic!("{org} POST {path}: {e}"))
 }
 
 /// March's lists: VIETTEL's of one line, VNPT's of two (one OK, one for a household removed in
@@ -219,26 +176,6 @@ async fn in_a_real_browser_members_see_what_their_certificates_allow() {
     assert_eq!(r.status(), proto::ReconciliationStatus::Confirmed, "{said}");
     let confirmation = r.confirmation.unwrap();
     assert_eq!((confirmation.confirmed_by.as_str(), confirmation.scope.as_str()), ("DOICT", "OK_LINES"));
-}
-
-/// A form sent as a browser sends it: `application/x-www-form-urlencoded`, with `origin`.
-async fn post(app: &TestApp, org: &str, path: &str, form: &str, origin: Option<&str>) -> Page {
-    let tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    let stream = tls(app, Some(org)).connect(name, tcp).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
-    tokio::spawn(connection);
-    let mut request = http::Request::post(path)
-        .header("host", format!("localhost:{}", app.addr.port()))
-        .header("content-type", "application/x-www-form-urlencoded");
-    if let Some(origin) = origin {
-        request = request.header("origin", origin);
-    }
-    let request = request.body(http_body_util::Full::new(Bytes::from(form.to_owned()))).unwrap();
-    let response = sender.send_request(request).await.unwrap();
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.unwrap().to_bytes();
-    Page { status: parts.status.as_u16(), headers: parts.headers, body: String::from_utf8(body.to_vec()).unwrap() }
 }
 
 /// The token of the forms on `page`.

@@ -3,6 +3,7 @@
 //! certificates, driven through the client SDK.
 
 pub mod bench;
+pub mod console;
 
 use std::{
     net::SocketAddr,

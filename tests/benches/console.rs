@@ -1,0 +1,112 @@
+//! The console's pages over a 1,000,000-household register with a month of 1,009,726 lines
+//! for one operator, submitted and reconciled through the hub: each page asked for many times
+//! by a browser's connection (HTTPS, HTTP/1.1, DoICT's client certificate), one at a time,
+//! and its time to the last byte reported as 50th and 95th percentiles and the slowest. The
+//! ceiling is the console's stylesheet, asked the same way in the same run: the cheapest page
+//! the hub serves through the same layer (certificate, permission, audit record).
+//!
+//! `cargo bench -p telesub-tests --bench console` (SQLite); with `TELESUB_TEST_POSTGRES_URL`
+//! set, on PostgreSQL. `BENCH_HOUSEHOLDS` sets the register's size (default 1,000,000),
+//! `BENCH_ASKS` how often each page is asked (default 40).
+
+use std::time::Instant;
+
+use telesub_client::proto;
+use telesub_tests::{TestApp, console::Browser, load_enrollments, load_generated};
+use telesub_tools::monthly_generator::{MonthGenerator, Shares};
+use time::macros::date;
+
+/// The hub binary's allocator, so that the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: telesub_server::Allocator = telesub_server::Allocator;
+
+const SEED: u64 = 2024;
+const PERIOD: &str = "2025-03";
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() {
+    let n: usize = std::env::var("BENCH_HOUSEHOLDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let asks: usize = std::env::var("BENCH_ASKS").ok().and_then(|s| s.parse().ok()).unwrap_or(40);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async move {
+        let app = TestApp::spawn().await;
+        let backend = app.store.backend();
+        println!("console benchmark: {n} households, {backend} store, browser and hub in one process");
+        let start = date!(2025 - 01 - 01);
+        let started = Instant::now();
+        load_generated(app.store.as_ref(), SEED, n, start).await;
+        let month = MonthGenerator::new(SEED, n, vec!["VNPT".into()], PERIOD, start, Shares::default()).unwrap();
+        load_enrollments(&app.db, month.enrollments()).await.expect("load the enrolments");
+        let vnpt = app.client("VNPT").await;
+        let header = proto::MonthlyUpdateHeader {
+            period: PERIOD.into(),
+            update_id: "bench".into(),
+            replaces_earlier: false,
+            note: String::new(),
+        };
+        let (to_send, sending) = tokio::sync::mpsc::channel(4_096);
+        let generator = month.clone();
+        std::thread::spawn(move || {
+            for line in generator.lines("VNPT") {
+                if to_send.blocking_send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let list = vnpt
+            .submit_monthly_update(header, tokio_stream::wrappers::ReceiverStream::new(sending))
+            .await
+            .expect("the list is reconciled");
+        let lines = list.figures.as_ref().map_or(0, |f| f.lines);
+        eprintln!("  register and a list of {lines} lines loaded and reconciled in {:.1} s", started.elapsed().as_secs_f64());
+        let settle: &[&str] =
+            if backend == "sqlite" { &["PRAGMA wal_checkpoint(TRUNCATE)"] } else { &["CHECKPOINT", "VACUUM ANALYZE"] };
+        for statement in settle {
+            app.db.execute(statement).await.expect("settle");
+        }
+        app.register.catch_up().await.expect("the register held in memory catches up");
+
+        let household = month.lines("VNPT").nth(lines as usize / 2).expect("a line").household_code;
+        let commune = &household[3..8];
+        let list_page = "/console/reconciliation/VNPT/bench";
+        let pages = [
+            ("stylesheet (the ceiling)", "/console/static/console.css".to_owned()),
+            ("home", "/console/".to_owned()),
+            ("month's overview", format!("/console/reconciliation?period={PERIOD}")),
+            ("a list, first page", list_page.to_owned()),
+            ("a list, by code OVER_CAP", format!("{list_page}?code=OVER_CAP")),
+            ("a list, by code UNKNOWN_SUBSCRIBER", format!("{list_page}?code=UNKNOWN_SUBSCRIBER")),
+            ("a list, by commune", format!("{list_page}?commune={commune}")),
+            ("a list, by household", format!("{list_page}?household={household}")),
+            ("a list, a page deep in it", format!("{list_page}?page=l900000")),
+        ];
+        let mut browser = Browser::connect(&app, Some("DOICT")).await.expect("connect");
+        println!();
+        println!("| page | p50 ms | p95 ms | slowest ms | ceiling p95 ÷ this p95 |");
+        println!("|---|---:|---:|---:|---:|");
+        let mut ceiling = None;
+        for (label, path) in pages {
+            let mut took = Vec::with_capacity(asks);
+            for _ in 0..asks + 3 {
+                let asked = Instant::now();
+                let page = browser.get(&path).await.expect("the page");
+                assert_eq!(page.status, 200, "{label}: {}", page.body);
+                took.push(asked.elapsed().as_secs_f64() * 1e3);
+            }
+            // The first asks warm the caches.
+            let mut took = took.split_off(3);
+            took.sort_by(f64::total_cmp);
+            let p95 = percentile(&took, 0.95);
+            let ceiling = *ceiling.get_or_insert(p95);
+            println!(
+                "| {label} | {:.1} | {p95:.1} | {:.1} | {:.2} |",
+                percentile(&took, 0.5),
+                took.last().unwrap(),
+                ceiling / p95
+            );
+        }
+    });
+}
