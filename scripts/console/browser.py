@@ -103,6 +103,15 @@ def main():
         check("vn-2025-03" not in page.content(), "DOLISA: a list was shown")
         page.screenshot(path=os.path.join(args.shots, "reconciliation-dolisa-refused.png"), full_page=True)
 
+        # The labour department finds a household from the home page and reads its timeline.
+        page.goto(f"{origin}/console/")
+        page.click("text=Tra cứu hộ")
+        page.fill("input#q", "HH-3")
+        page.click("form.search button")
+        text = page.inner_text("main")
+        check("Hộ HH-3: quá trình" in text and "Ra khỏi danh sách" in text, f"DOLISA: timeline {text[:500]}")
+        page.screenshot(path=os.path.join(args.shots, "household-dolisa.png"), full_page=True)
+
         # What a caller typed is shown as text.
         page = page_of("DOICT")
         response = page.goto(f"{origin}/console/reconciliation?period=%3Cscript%3Ealert(1)%3C/script%3E")

@@ -217,7 +217,7 @@ impl Hub {
         if let Err(e) = reconciliation.resume().await {
             tracing::error!(error = %crate::ErrorChain(&e), "monthly lists left stale could not be reconciled again");
         }
-        let households = HouseholdRegistryServer::new(HouseholdsApi::new(register))
+        let households = HouseholdRegistryServer::new(HouseholdsApi::new(register.clone()))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
         let device_service = DeviceAllocationServer::new(DevicesApi::new(DeviceService::new(&context)))
@@ -251,6 +251,7 @@ impl Hub {
         // request for a path under /console; see `console`).
         let console = crate::console::router(crate::console::Console {
             reconciliation: reconciliation.clone(),
+            registry: register.clone(),
             clock: clock.clone(),
             csrf: crate::console::csrf::Csrf::new(),
         });

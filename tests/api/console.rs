@@ -275,3 +275,70 @@ async fn a_form_from_elsewhere_without_its_token_or_from_an_operator_changes_not
     let r = app.client("DOICT").await.get_reconciliation("VNPT", "vn-2025-03").await.unwrap();
     assert_eq!((r.status(), r.rejection_note.as_str()), (proto::ReconciliationStatus::Rejected, "thiếu dòng"));
 }
+
+#[tokio::test]
+async fn the_register_shows_a_households_timeline_to_those_who_may_read_it_and_notes_the_look_up() {
+    let app = TestApp::spawn().await;
+    with_register(&app).await;
+    let page = get(&app, "DOLISA", "/console/households?by=code&q=HH-3").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    for shown in
+        ["Hộ HH-3: quá trình", "Từ 01/01/2025 đến 01/02/2025", "Ra khỏi danh sách: Chết", "Hộ nghèo", "Nguyễn Văn An"]
+    {
+        assert!(page.body.contains(shown), "{shown} is not on the page: {}", page.body);
+    }
+    let who = app
+        .client("DOICT")
+        .await
+        .query_audit(proto::QueryAuditRequest { household_code: "HH-3".into(), ..Default::default() })
+        .await
+        .unwrap();
+    assert!(
+        who.records.iter().any(|r| r.request_id == page.request_id() && r.caller == "DOLISA"),
+        "the look-up on the page is not found by who looked HH-3 up: {:?}",
+        who.records
+    );
+
+    // By a member's citizen ID: the household, linked to its timeline.
+    let spouse = crate::households::cid(1, 1985, true);
+    let found = get(&app, "DOICT", &format!("/console/households?by=citizen&q={spouse}")).await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    assert!(found.body.contains("href=\"/console/households?by=code&amp;q=HH-1\""), "{}", found.body);
+
+    // A locality reads its own unit (district 660), and outside it is told what it would be
+    // told were the household not there.
+    let inside = get(&app, "GIANGHIA", "/console/households?q=HH-1").await;
+    assert_eq!(inside.status, 200, "{}", inside.body);
+    let outside = get(&app, "GIANGHIA", "/console/households?q=HH-5").await;
+    let missing = get(&app, "GIANGHIA", "/console/households?q=HH-404").await;
+    assert_eq!((outside.status, missing.status), (404, 404), "{}", outside.body);
+    assert!(!outside.body.contains("24616"), "{}", outside.body);
+    // Operators do not read the register.
+    assert_eq!(get(&app, "VNPT", "/console/households?q=HH-1").await.status, 403);
+    // A bad code is named.
+    let bad = get(&app, "DOLISA", "/console/households?q=x%20y").await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("<code>household_code</code>"), "{}", bad.body);
+}
+
+#[tokio::test]
+async fn markup_in_what_the_register_holds_is_shown_as_text() {
+    let app = TestApp::spawn().await;
+    let labour = app.client("DOLISA").await;
+    let mut record = crate::households::household("HH-1", "24611", 1);
+    if let Some(proto::household_record::Change::Upsert(d)) = &mut record.change {
+        // Names refuse markup's characters; an address is free text.
+        d.address = "<script>alert(1)</script> Thôn 3".into();
+    }
+    crate::households::push(
+        &labour,
+        crate::households::header("b1", proto::BatchKind::Delta, "2025-01", "2025-01-01"),
+        vec![record],
+    )
+    .await
+    .unwrap();
+    let page = get(&app, "DOLISA", "/console/households?q=HH-1").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(!page.body.contains("<script>"), "{}", page.body);
+    assert!(page.body.contains("&#60;script&#62;alert(1)&#60;/script&#62; Thôn 3"), "{}", page.body);
+}

@@ -61,7 +61,10 @@ fn main() {
             .await
             .expect("the list is reconciled");
         let lines = list.figures.as_ref().map_or(0, |f| f.lines);
-        eprintln!("  register and a list of {lines} lines loaded and reconciled in {:.1} s", started.elapsed().as_secs_f64());
+        eprintln!(
+            "  register and a list of {lines} lines loaded and reconciled in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
         let settle: &[&str] =
             if backend == "sqlite" { &["PRAGMA wal_checkpoint(TRUNCATE)"] } else { &["CHECKPOINT", "VACUUM ANALYZE"] };
         for statement in settle {
@@ -82,6 +85,7 @@ fn main() {
             ("a list, by commune", format!("{list_page}?commune={commune}")),
             ("a list, by household", format!("{list_page}?household={household}")),
             ("a list, a page deep in it", format!("{list_page}?page=l900000")),
+            ("a household's timeline", format!("/console/households?q={household}")),
         ];
         let mut browser = Browser::connect(&app, Some("DOICT")).await.expect("connect");
         println!();

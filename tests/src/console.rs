@@ -80,7 +80,11 @@ impl Browser {
         let response = self.sender.send_request(request).await.map_err(|e| format!("request: {e}"))?;
         let (parts, body) = response.into_parts();
         let body = body.collect().await.map_err(|e| format!("body: {e}"))?.to_bytes();
-        Ok(Page { status: parts.status.as_u16(), headers: parts.headers, body: String::from_utf8(body.to_vec()).unwrap() })
+        Ok(Page {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body: String::from_utf8(body.to_vec()).unwrap(),
+        })
     }
 
     pub async fn get(&mut self, path: &str) -> Result<Page, String> {

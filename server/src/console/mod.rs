@@ -15,6 +15,7 @@
 
 pub mod csrf;
 pub mod format;
+mod households;
 mod pages;
 
 pub use pages::Detail;
@@ -23,7 +24,7 @@ use std::sync::Arc;
 
 use axum::{Router, response::Redirect, routing::get};
 
-use crate::domain::{clock::Clock, reconciliation::ReconciliationService};
+use crate::domain::{clock::Clock, reconciliation::ReconciliationService, registry::HouseholdRegistry};
 
 /// Where the console is served.
 pub const PREFIX: &str = "/console";
@@ -52,6 +53,7 @@ pub fn permission(method: &http::Method, path: &str) -> Option<&'static str> {
     }
     let segments: Vec<&str> = path.trim_start_matches(PREFIX).trim_start_matches('/').split('/').collect();
     Some(match (method.as_str(), segments.as_slice()) {
+        ("GET", ["households"]) => "/telesub.v1.HouseholdRegistry/GetHouseholdHistory",
         ("GET", ["reconciliation"]) => "/telesub.v1.Reconciliation/ListReconciliations",
         ("GET", ["reconciliation", _, _]) => "/telesub.v1.Reconciliation/ListDiscrepancies",
         ("POST", ["reconciliation", _, _, "confirm"]) => "/telesub.v1.Reconciliation/Confirm",
@@ -70,6 +72,7 @@ pub fn refusal(status: http::StatusCode, message: &str) -> axum::response::Respo
 #[derive(Debug, Clone)]
 pub struct Console {
     pub reconciliation: ReconciliationService,
+    pub registry: HouseholdRegistry,
     pub clock: Clock,
     /// The key of the forms' tokens (see [`csrf`]).
     pub csrf: csrf::Csrf,
@@ -80,6 +83,7 @@ pub fn router(console: Console) -> Router {
     Router::new()
         .route(PREFIX, get(|| async { Redirect::permanent("/console/") }))
         .route("/console/", get(pages::home))
+        .route("/console/households", get(households::households))
         .route("/console/reconciliation", get(pages::reconciliation))
         .route("/console/reconciliation/{operator}/{update_id}", get(pages::list))
         .route("/console/reconciliation/{operator}/{update_id}/{decision}", axum::routing::post(pages::decide))

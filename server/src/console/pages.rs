@@ -50,17 +50,17 @@ pub(super) fn refusal(status: StatusCode, message: &str) -> Response {
 const LISTS_PER_PAGE: u32 = 50;
 
 /// The name shown for the caller: the person a certificate names, else the organisation.
-fn who(caller: &Caller) -> String {
+pub(super) fn who(caller: &Caller) -> String {
     format!("{} · {}", caller.member.display_name.as_str(), caller.member.code)
 }
 
-fn caller(call: &CallContext) -> Result<&Caller, DomainError> {
+pub(super) fn caller(call: &CallContext) -> Result<&Caller, DomainError> {
     call.caller.as_deref().ok_or_else(|| {
         DomainError::PermissionDenied("the console is for members: present a member's certificate".into())
     })
 }
 
-fn render(page: &impl Template) -> Response {
+pub(super) fn render(page: &impl Template) -> Response {
     match page.render() {
         Ok(html) => Html(html).into_response(),
         Err(e) => {
@@ -125,6 +125,7 @@ struct Home {
     organisation: String,
     role: &'static str,
     reads_reconciliation: bool,
+    reads_register: bool,
 }
 
 /// Vietnamese names of the roles.
@@ -151,6 +152,7 @@ pub(super) async fn home(Extension(call): Extension<CallContext>) -> Response {
         organisation: caller.member.display_name.as_str().to_owned(),
         role: role_name(role),
         reads_reconciliation: matches!(role, Role::Ict | Role::Operator),
+        reads_register: matches!(role, Role::Ict | Role::Labour | Role::Locality),
     })
 }
 

@@ -1,0 +1,188 @@
+//! The register's page: a household found by its code, by a member's citizen ID or by its
+//! certificate number, with its history as a timeline. Who may read what is the household
+//! registry's rule (a locality its own unit), and what was looked up is noted in the audit
+//! trail as the RPCs note it.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::{
+    Extension,
+    extract::{Query, State},
+    response::Response,
+};
+use serde::Deserialize;
+
+use super::{
+    Console, format,
+    pages::{caller, failure, render, who},
+};
+use crate::{
+    audit::SubjectKind,
+    domain::{
+        DomainError,
+        household::{Category, Relationship, RemovalReason},
+        registry::{FindKey, HouseholdView},
+    },
+    transport::CallContext,
+};
+
+#[derive(Debug, Deserialize)]
+pub(super) struct Search {
+    #[serde(default)]
+    by: String,
+    #[serde(default)]
+    q: String,
+}
+
+/// Vietnamese names of the categories.
+pub(super) fn category_name(c: Category) -> &'static str {
+    match c {
+        Category::Poor => "Hộ nghèo",
+        Category::NearPoor => "Hộ cận nghèo",
+        Category::SocialPolicy => "Gia đình chính sách xã hội",
+        Category::MeritoriousService => "Gia đình người có công",
+        Category::Other => "Khác",
+    }
+}
+
+fn relationship_name(r: Relationship) -> &'static str {
+    match r {
+        Relationship::Head => "Chủ hộ",
+        Relationship::Spouse => "Vợ/chồng",
+        Relationship::Child => "Con",
+        Relationship::Parent => "Bố/mẹ",
+        Relationship::Grandchild => "Cháu",
+        Relationship::Grandparent => "Ông/bà",
+        Relationship::Sibling => "Anh/chị/em",
+        Relationship::Other => "Khác",
+    }
+}
+
+fn removal_name(r: RemovalReason) -> &'static str {
+    match r {
+        RemovalReason::OutOfPoverty => "Thoát nghèo",
+        RemovalReason::MovedAway => "Chuyển đi",
+        RemovalReason::Deceased => "Chết",
+        RemovalReason::RecordedInError => "Ghi nhầm",
+        RemovalReason::NotInReview => "Không có trong kỳ rà soát",
+    }
+}
+
+/// One state of a household, as the timeline shows it.
+struct TimelineState {
+    from: String,
+    to: String,
+    removed: Option<String>,
+    category: &'static str,
+    head_name: String,
+    commune: String,
+    address: String,
+    certificate: String,
+    members: Vec<(String, String, &'static str, i32)>,
+    batch_id: String,
+    recorded: String,
+}
+
+fn state(v: &HouseholdView) -> TimelineState {
+    TimelineState {
+        from: format::date(v.valid_from),
+        to: v.valid_to.map(format::date).unwrap_or_default(),
+        removed: v.removal.as_ref().map(|(reason, note)| match note.trim() {
+            "" => removal_name(*reason).to_owned(),
+            note => format!("{}: {note}", removal_name(*reason)),
+        }),
+        category: category_name(v.data.category),
+        head_name: v.data.head_name.clone(),
+        commune: format!("{} ({})", v.commune_name, v.data.commune_code),
+        address: v.data.address.clone(),
+        certificate: v.data.certificate.as_ref().map(|c| c.number.clone()).unwrap_or_default(),
+        members: v
+            .data
+            .members
+            .iter()
+            .map(|m| (m.full_name.clone(), m.citizen_id.clone(), relationship_name(m.relationship), m.birth_year))
+            .collect(),
+        batch_id: v.batch_id.clone(),
+        recorded: format::time(v.recorded_at),
+    }
+}
+
+/// A household found, as the list of results shows it.
+struct Found {
+    code: String,
+    head_name: String,
+    category: &'static str,
+    commune: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/households.html")]
+struct HouseholdsPage {
+    who: String,
+    by: String,
+    q: String,
+    /// A household's timeline, newest first.
+    history: Option<(String, Vec<TimelineState>)>,
+    found: Option<Vec<Found>>,
+}
+
+/// The search form, and what it found.
+pub(super) async fn households(
+    State(console): State<Arc<Console>>,
+    Extension(call): Extension<CallContext>,
+    Query(search): Query<Search>,
+) -> Response {
+    let caller = match caller(&call) {
+        Ok(c) => c,
+        Err(e) => return failure(e),
+    };
+    let q = search.q.trim().to_owned();
+    let by = match search.by.as_str() {
+        "" | "code" => "code",
+        "citizen" => "citizen",
+        "certificate" => "certificate",
+        other => {
+            return failure(DomainError::invalid("by", format!("{other:?}: search by code, citizen or certificate")));
+        }
+    };
+    let mut page = HouseholdsPage { who: who(caller), by: by.to_owned(), q: q.clone(), history: None, found: None };
+    if q.is_empty() {
+        return render(&page);
+    }
+    match by {
+        "code" => {
+            call.looked_up(SubjectKind::HouseholdCode, [q.as_str()]);
+            match console.registry.history(caller, &q).await {
+                Ok(views) => page.history = Some((views[0].code.clone(), views.iter().rev().map(state).collect())),
+                Err(e) => return failure(e),
+            }
+        }
+        _ => {
+            let key = if by == "citizen" {
+                call.looked_up(SubjectKind::CitizenId, [q.as_str()]);
+                FindKey::CitizenId(q.clone())
+            } else {
+                FindKey::CertificateNumber(q.clone())
+            };
+            match console.registry.find(caller, key, None).await {
+                Ok(views) => {
+                    call.looked_up(SubjectKind::HouseholdCode, views.iter().map(|v| v.code.as_str()));
+                    page.found = Some(
+                        views
+                            .iter()
+                            .map(|v| Found {
+                                code: v.code.clone(),
+                                head_name: v.data.head_name.clone(),
+                                category: category_name(v.data.category),
+                                commune: format!("{} ({})", v.commune_name, v.data.commune_code),
+                            })
+                            .collect(),
+                    );
+                }
+                Err(e) => return failure(e),
+            }
+        }
+    }
+    render(&page)
+}
