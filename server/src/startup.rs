@@ -252,6 +252,8 @@ impl Hub {
         let console = crate::console::router(crate::console::Console {
             reconciliation: reconciliation.clone(),
             registry: register.clone(),
+            supervision: SupervisionService::new(store.clone()),
+            verifier: tree.verifier(),
             clock: clock.clone(),
             csrf: crate::console::csrf::Csrf::new(),
         });

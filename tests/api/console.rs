@@ -342,3 +342,28 @@ async fn markup_in_what_the_register_holds_is_shown_as_text() {
     assert!(!page.body.contains("<script>"), "{}", page.body);
     assert!(page.body.contains("&#60;script&#62;alert(1)&#60;/script&#62; Thôn 3"), "{}", page.body);
 }
+
+#[tokio::test]
+async fn ict_sees_who_looked_a_household_up_and_checks_the_trail() {
+    let app = TestApp::spawn().await;
+    with_register(&app).await;
+    let looked = get(&app, "DOLISA", "/console/households?q=HH-3").await;
+    assert_eq!(looked.status, 200, "{}", looked.body);
+    app.audit_record(&looked.request_id()).await;
+    let page = get(&app, "DOICT", "/console/audit?household=HH-3").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains(&looked.request_id()), "the look-up is not listed: {}", page.body);
+    assert!(page.body.contains("GET /console/households?q=HH-3") && page.body.contains("DOLISA"), "{}", page.body);
+    // Only ICT reads the trail.
+    assert_eq!(get(&app, "DOLISA", "/console/audit?household=HH-3").await.status, 403);
+    let check = get(&app, "DOICT", "/console/audit/check").await;
+    assert_eq!(check.status, 200, "{}", check.body);
+    assert!(check.body.contains("Nhật ký toàn vẹn."), "{}", check.body);
+    // An insider changes a record: the page says where.
+    crate::audit::disable_guard(&app.db).await;
+    app.db.execute("UPDATE audit_log SET outcome = 'PERMISSION_DENIED' WHERE seq = 3").await.unwrap();
+    let broken = get(&app, "DOICT", "/console/audit/check").await;
+    assert_eq!(broken.status, 200, "{}", broken.body);
+    assert!(broken.body.contains("KHÔNG toàn vẹn") && broken.body.contains("3"), "{}", broken.body);
+    assert!(!broken.body.contains("Nhật ký toàn vẹn."), "{}", broken.body);
+}

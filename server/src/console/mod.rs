@@ -17,6 +17,7 @@ pub mod csrf;
 pub mod format;
 mod households;
 mod pages;
+mod supervision;
 
 pub use pages::Detail;
 
@@ -24,7 +25,13 @@ use std::sync::Arc;
 
 use axum::{Router, response::Redirect, routing::get};
 
-use crate::domain::{clock::Clock, reconciliation::ReconciliationService, registry::HouseholdRegistry};
+use crate::{
+    audit::checkpoint::VerifierKey,
+    domain::{
+        clock::Clock, reconciliation::ReconciliationService, registry::HouseholdRegistry,
+        supervision::SupervisionService,
+    },
+};
 
 /// Where the console is served.
 pub const PREFIX: &str = "/console";
@@ -53,6 +60,8 @@ pub fn permission(method: &http::Method, path: &str) -> Option<&'static str> {
     }
     let segments: Vec<&str> = path.trim_start_matches(PREFIX).trim_start_matches('/').split('/').collect();
     Some(match (method.as_str(), segments.as_slice()) {
+        ("GET", ["audit"]) => "/telesub.v1.Supervision/QueryAudit",
+        ("GET", ["audit", "check"]) => "/telesub.v1.Supervision/VerifyAudit",
         ("GET", ["households"]) => "/telesub.v1.HouseholdRegistry/GetHouseholdHistory",
         ("GET", ["reconciliation"]) => "/telesub.v1.Reconciliation/ListReconciliations",
         ("GET", ["reconciliation", _, _]) => "/telesub.v1.Reconciliation/ListDiscrepancies",
@@ -73,6 +82,9 @@ pub fn refusal(status: http::StatusCode, message: &str) -> axum::response::Respo
 pub struct Console {
     pub reconciliation: ReconciliationService,
     pub registry: HouseholdRegistry,
+    pub supervision: SupervisionService,
+    /// The key the trail's checkpoints are checked with.
+    pub verifier: Option<VerifierKey>,
     pub clock: Clock,
     /// The key of the forms' tokens (see [`csrf`]).
     pub csrf: csrf::Csrf,
@@ -83,6 +95,8 @@ pub fn router(console: Console) -> Router {
     Router::new()
         .route(PREFIX, get(|| async { Redirect::permanent("/console/") }))
         .route("/console/", get(pages::home))
+        .route("/console/audit", get(supervision::lookups))
+        .route("/console/audit/check", get(supervision::check))
         .route("/console/households", get(households::households))
         .route("/console/reconciliation", get(pages::reconciliation))
         .route("/console/reconciliation/{operator}/{update_id}", get(pages::list))

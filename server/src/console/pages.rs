@@ -126,6 +126,7 @@ struct Home {
     role: &'static str,
     reads_reconciliation: bool,
     reads_register: bool,
+    supervises: bool,
 }
 
 /// Vietnamese names of the roles.
@@ -153,6 +154,7 @@ pub(super) async fn home(Extension(call): Extension<CallContext>) -> Response {
         role: role_name(role),
         reads_reconciliation: matches!(role, Role::Ict | Role::Operator),
         reads_register: matches!(role, Role::Ict | Role::Labour | Role::Locality),
+        supervises: role == Role::Ict,
     })
 }
 
