@@ -155,6 +155,8 @@ async fn the_figures_of_a_generated_month_are_the_ones_planted() {
         .await
         .unwrap();
     assert_eq!(own.unit_code, "660");
+    // The name is the unit's the figures are for, not the province's.
+    assert_eq!(own.unit_name, "Thành phố Gia Nghĩa");
     // The communes of Gia Nghĩa (district 660) in the reference data.
     let gia_nghia = ["24611", "24612", "24614", "24615", "24617", "24618", "24619", "24628"];
     let in_660 = households.iter().filter(|(_, _, c)| gia_nghia.contains(&c.as_str())).count() as i64;

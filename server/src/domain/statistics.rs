@@ -192,10 +192,9 @@ impl StatisticsService {
         let before_first = month_before(first);
         let before_day = first - Duration::days(1);
         let previous_period = format!("{:04}-{:02}", before_first.year(), u8::from(before_first.month()));
-        let unit_name = match &asked {
-            None => "Toàn tỉnh".to_owned(),
-            Some(u) => match units.on(u.as_str(), day) {
-                Some(found) if found.level != UnitLevel::Province => found.name.clone(),
+        if let Some(u) = &asked {
+            match units.on(u.as_str(), day) {
+                Some(found) if found.level != UnitLevel::Province => {}
                 Some(_) => {
                     return Err(DomainError::invalid(
                         "unit_code",
@@ -208,9 +207,14 @@ impl StatisticsService {
                         format!("{u} is not a district or commune on {}", format_date(day)),
                     ));
                 }
-            },
-        };
+            }
+        }
         let unit = Self::scope(caller, asked, &units, day)?;
+        // The name of the unit the figures are for: a locality that named none reads its own.
+        let unit_name = match &unit {
+            None => "Toàn tỉnh".to_owned(),
+            Some(u) => units.on(u.as_str(), day).map_or_else(|| u.to_string(), |found| found.name.clone()),
+        };
         let in_force = policy
             .in_force(day)
             .ok_or_else(|| DomainError::FailedPrecondition(format!("no policy is in force on {}", format_date(day))))?;
