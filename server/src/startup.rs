@@ -253,6 +253,7 @@ impl Hub {
             reconciliation: reconciliation.clone(),
             registry: register.clone(),
             supervision: SupervisionService::new(store.clone()),
+            statistics: StatisticsService::new(&context),
             verifier: tree.verifier(),
             clock: clock.clone(),
             csrf: crate::console::csrf::Csrf::new(),

@@ -367,3 +367,28 @@ async fn ict_sees_who_looked_a_household_up_and_checks_the_trail() {
     assert!(broken.body.contains("KHÔNG toàn vẹn") && broken.body.contains("3"), "{}", broken.body);
     assert!(!broken.body.contains("Nhật ký toàn vẹn."), "{}", broken.body);
 }
+
+#[tokio::test]
+async fn the_months_figures_are_shown_with_a_chart_to_the_programmes_readers() {
+    let app = TestApp::spawn().await;
+    march(&app).await;
+    let page = get(&app, "DOICT", "/console/statistics?period=2025-03").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Số liệu tháng 03/2025: Toàn tỉnh"), "{}", page.body);
+    // March: HH-1, HH-2, HH-5, HH-6, HH-8 on the list (HH-3 and HH-4 removed, HH-7 from April);
+    // VNPT enrolled HH-1, VIETTEL HH-4.
+    let total = page.body.split("<tr class=\"total\"><th>Cộng</th>").nth(1).expect("a total row");
+    assert!(total.starts_with("<td class=\"n\">5</td>"), "{total}");
+    assert!(page.body.contains("<svg class=\"chart\"") && page.body.contains("<rect"), "{}", page.body);
+    assert!(page.body.contains("VNPT") && page.body.contains("VIETTEL"), "{}", page.body);
+    // A locality reads its own district; another unit is refused; operators read no statistics.
+    let own = get(&app, "GIANGHIA", "/console/statistics?period=2025-03").await;
+    assert_eq!(own.status, 200, "{}", own.body);
+    assert!(own.body.contains("Thành phố Gia Nghĩa"), "{}", own.body);
+    let other = get(&app, "GIANGHIA", "/console/statistics?period=2025-03&unit=661").await;
+    assert_eq!(other.status, 403, "{}", other.body);
+    assert_eq!(get(&app, "VNPT", "/console/statistics?period=2025-03").await.status, 403);
+    let bad = get(&app, "DOICT", "/console/statistics?period=2025-3").await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("<code>period</code>"), "{}", bad.body);
+}

@@ -17,6 +17,7 @@ pub mod csrf;
 pub mod format;
 mod households;
 mod pages;
+mod statistics;
 mod supervision;
 
 pub use pages::Detail;
@@ -29,7 +30,7 @@ use crate::{
     audit::checkpoint::VerifierKey,
     domain::{
         clock::Clock, reconciliation::ReconciliationService, registry::HouseholdRegistry,
-        supervision::SupervisionService,
+        statistics::StatisticsService, supervision::SupervisionService,
     },
 };
 
@@ -62,6 +63,7 @@ pub fn permission(method: &http::Method, path: &str) -> Option<&'static str> {
     Some(match (method.as_str(), segments.as_slice()) {
         ("GET", ["audit"]) => "/telesub.v1.Supervision/QueryAudit",
         ("GET", ["audit", "check"]) => "/telesub.v1.Supervision/VerifyAudit",
+        ("GET", ["statistics"]) => "/telesub.v1.Supervision/GetProgrammeStatistics",
         ("GET", ["households"]) => "/telesub.v1.HouseholdRegistry/GetHouseholdHistory",
         ("GET", ["reconciliation"]) => "/telesub.v1.Reconciliation/ListReconciliations",
         ("GET", ["reconciliation", _, _]) => "/telesub.v1.Reconciliation/ListDiscrepancies",
@@ -83,6 +85,7 @@ pub struct Console {
     pub reconciliation: ReconciliationService,
     pub registry: HouseholdRegistry,
     pub supervision: SupervisionService,
+    pub statistics: StatisticsService,
     /// The key the trail's checkpoints are checked with.
     pub verifier: Option<VerifierKey>,
     pub clock: Clock,
@@ -98,6 +101,7 @@ pub fn router(console: Console) -> Router {
         .route("/console/audit", get(supervision::lookups))
         .route("/console/audit/check", get(supervision::check))
         .route("/console/households", get(households::households))
+        .route("/console/statistics", get(statistics::statistics))
         .route("/console/reconciliation", get(pages::reconciliation))
         .route("/console/reconciliation/{operator}/{update_id}", get(pages::list))
         .route("/console/reconciliation/{operator}/{update_id}/{decision}", axum::routing::post(pages::decide))

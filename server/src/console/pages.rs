@@ -127,6 +127,7 @@ struct Home {
     reads_reconciliation: bool,
     reads_register: bool,
     supervises: bool,
+    reads_statistics: bool,
 }
 
 /// Vietnamese names of the roles.
@@ -155,6 +156,7 @@ pub(super) async fn home(Extension(call): Extension<CallContext>) -> Response {
         reads_reconciliation: matches!(role, Role::Ict | Role::Operator),
         reads_register: matches!(role, Role::Ict | Role::Labour | Role::Locality),
         supervises: role == Role::Ict,
+        reads_statistics: role != Role::Operator,
     })
 }
 

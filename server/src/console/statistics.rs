@@ -1,0 +1,156 @@
+//! The programme's figures for a month: by category and by operator, beside the month before,
+//! with a chart drawn by the hub as SVG (no script). The statistics service says what a caller
+//! may read (a locality its own unit) and computes every figure; this page only shows them.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::{
+    Extension,
+    extract::{Query, State},
+    response::Response,
+};
+use serde::Deserialize;
+use time::Duration;
+
+use super::{
+    Console, format,
+    households::category_name,
+    pages::{caller, failure, render, who},
+};
+use crate::transport::CallContext;
+
+#[derive(Debug, Deserialize)]
+pub(super) struct Asked {
+    #[serde(default)]
+    period: String,
+    #[serde(default)]
+    unit: String,
+}
+
+struct CategoryRow {
+    name: &'static str,
+    total: bool,
+    cells: [String; 8],
+}
+
+struct OperatorRow {
+    name: String,
+    total: bool,
+    cells: [String; 6],
+}
+
+/// One category's bars: eligible households and enrolled ones, as widths of the chart.
+struct Bars {
+    name: &'static str,
+    y: i64,
+    eligible: (i64, String),
+    enrolled: (i64, String),
+}
+
+#[derive(Template)]
+#[template(path = "console/statistics.html")]
+struct StatisticsPage {
+    who: String,
+    period: String,
+    period_shown: String,
+    previous_shown: String,
+    unit: String,
+    unit_name: String,
+    as_of: String,
+    policy_version: i64,
+    categories: Vec<CategoryRow>,
+    operators: Vec<OperatorRow>,
+    bars: Vec<Bars>,
+    chart_height: i64,
+    computed_at: String,
+}
+
+/// The chart's width for the largest bar, in SVG units.
+const BAR_WIDTH: i64 = 480;
+/// The height of one category's pair of bars (each 16 high, as the template draws them).
+const ROW_HEIGHT: i64 = 44;
+
+pub(super) async fn statistics(
+    State(console): State<Arc<Console>>,
+    Extension(call): Extension<CallContext>,
+    Query(asked): Query<Asked>,
+) -> Response {
+    let caller = match caller(&call) {
+        Ok(c) => c,
+        Err(e) => return failure(e),
+    };
+    let period = match asked.period.trim() {
+        "" => {
+            let last_month = console.clock.today().replace_day(1).expect("a first day") - Duration::days(1);
+            format!("{:04}-{:02}", last_month.year(), u8::from(last_month.month()))
+        }
+        p => p.to_owned(),
+    };
+    let s = match console.statistics.compute(Some(caller), &period, &asked.unit).await {
+        Ok(s) => s,
+        Err(e) => return failure(e),
+    };
+    let categories = s
+        .by_category
+        .iter()
+        .map(|c| CategoryRow {
+            name: c.category.map_or("Cộng", category_name),
+            total: c.category.is_none(),
+            cells: [
+                format::number(c.households),
+                format::number(c.households_before),
+                format::number(c.eligible),
+                format::number(c.eligible_before),
+                format::number(c.enrolled),
+                format::number(c.enrolled_before),
+                format::number(c.devices_allocated),
+                format::number(c.devices_handed_over),
+            ],
+        })
+        .collect();
+    let operators = s
+        .by_operator
+        .iter()
+        .map(|o| OperatorRow {
+            name: o.operator.clone().unwrap_or_else(|| "Cộng".to_owned()),
+            total: o.operator.is_none(),
+            cells: [
+                format::number(o.enrolled),
+                format::number(o.claimed),
+                format::vnd(o.amount_claimed),
+                format::vnd(o.amount_claimed_before),
+                format::number(o.confirmed),
+                format::vnd(o.amount_confirmed),
+            ],
+        })
+        .collect();
+    let shown: Vec<_> = s.by_category.iter().filter(|c| c.category.is_some()).collect();
+    let largest = shown.iter().map(|c| c.eligible.max(c.enrolled)).max().unwrap_or(0).max(1);
+    let width = |n: i64| n * BAR_WIDTH / largest;
+    let bars = shown
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Bars {
+            name: c.category.map_or("", category_name),
+            y: i as i64 * ROW_HEIGHT,
+            eligible: (width(c.eligible), format::number(c.eligible)),
+            enrolled: (width(c.enrolled), format::number(c.enrolled)),
+        })
+        .collect();
+    render(&StatisticsPage {
+        who: who(caller),
+        period_shown: format::period(&s.period),
+        previous_shown: format::period(&s.previous_period),
+        period: s.period.clone(),
+        unit: s.unit_code.clone(),
+        unit_name: s.unit_name.clone(),
+        as_of: format::date(s.as_of),
+        policy_version: s.policy_version,
+        categories,
+        operators,
+        chart_height: shown.len() as i64 * ROW_HEIGHT,
+        bars,
+        computed_at: format::time(s.computed_at),
+    })
+}
