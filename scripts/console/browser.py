@@ -83,6 +83,11 @@ def main():
         check("Đã xác nhận" in page.inner_text("table.summary"), "DOICT: the list is not shown confirmed")
         check(page.locator("input[name=csrf]").count() == 0, "DOICT: a confirmed list still offers its forms")
         page.screenshot(path=os.path.join(args.shots, "list-confirmed-doict.png"), full_page=True)
+        # The month's figures, with their chart.
+        response = page.goto(f"{origin}/console/statistics?period={args.period}")
+        check(response.status == 200, f"DOICT: statistics status {response.status}")
+        check(page.locator("svg.chart rect").count() >= 2, "DOICT: the statistics have no chart")
+        page.screenshot(path=os.path.join(args.shots, "statistics-doict.png"), full_page=True)
         # The month before, by its link on the month's page.
         page.goto(month)
         page.click("text=← ")

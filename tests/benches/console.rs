@@ -86,6 +86,8 @@ fn main() {
             ("a list, by household", format!("{list_page}?household={household}")),
             ("a list, a page deep in it", format!("{list_page}?page=l900000")),
             ("a household's timeline", format!("/console/households?q={household}")),
+            ("statistics, province", format!("/console/statistics?period={PERIOD}")),
+            ("statistics, commune", format!("/console/statistics?period={PERIOD}&unit={commune}")),
         ];
         let mut browser = Browser::connect(&app, Some("DOICT")).await.expect("connect");
         println!();
@@ -93,6 +95,8 @@ fn main() {
         println!("|---|---:|---:|---:|---:|");
         let mut ceiling = None;
         for (label, path) in pages {
+            // The statistics take seconds each: asked fewer times.
+            let asks = if path.contains("statistics") { asks.min(10) } else { asks };
             let mut took = Vec::with_capacity(asks);
             for _ in 0..asks + 3 {
                 let asked = Instant::now();
