@@ -392,3 +392,17 @@ async fn the_months_figures_are_shown_with_a_chart_to_the_programmes_readers() {
     assert_eq!(bad.status, 400, "{}", bad.body);
     assert!(bad.body.contains("<code>period</code>"), "{}", bad.body);
 }
+
+#[tokio::test]
+async fn the_batches_are_listed_with_their_receipts_for_labour_and_ict() {
+    let app = TestApp::spawn().await;
+    with_register(&app).await;
+    let page = get(&app, "DOLISA", "/console/batches").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    // Newest first: April's delta, March's, February's, then the review.
+    let at = |id: &str| page.body.find(&format!("<td>{id}</td>")).unwrap_or_else(|| panic!("{id}: {}", page.body));
+    assert!(at("2025-04") < at("2025-03") && at("2025-02") < at("review-2024"), "{}", page.body);
+    assert!(page.body.contains("Rà soát (toàn bộ danh sách)"), "{}", page.body);
+    assert_eq!(get(&app, "VNPT", "/console/batches").await.status, 403);
+    assert_eq!(get(&app, "DOICT", "/console/batches").await.status, 200);
+}

@@ -186,3 +186,62 @@ pub(super) async fn households(
     }
     render(&page)
 }
+
+#[derive(Debug, Deserialize)]
+pub(super) struct BatchesAsked {
+    #[serde(default)]
+    page: String,
+}
+
+struct BatchRow {
+    batch_id: String,
+    kind: &'static str,
+    review_period: String,
+    effective: String,
+    counts: [String; 5],
+    pushed_by: String,
+    applied: String,
+    digest: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/batches.html")]
+struct BatchesPage {
+    who: String,
+    rows: Vec<BatchRow>,
+    next_page: Option<String>,
+}
+
+/// The batches the labour department pushed, newest first, each with its receipt's figures.
+pub(super) async fn batches(
+    State(console): State<Arc<Console>>,
+    Extension(call): Extension<CallContext>,
+    Query(asked): Query<BatchesAsked>,
+) -> Response {
+    let caller = match caller(&call) {
+        Ok(c) => c,
+        Err(e) => return failure(e),
+    };
+    let page = match console.registry.list_batches(50, asked.page.trim()).await {
+        Ok(page) => page,
+        Err(e) => return failure(e),
+    };
+    let rows = page
+        .items
+        .iter()
+        .map(|r| {
+            let b = &r.batch;
+            BatchRow {
+                batch_id: b.batch_id.clone(),
+                kind: if b.kind == "SNAPSHOT" { "Rà soát (toàn bộ danh sách)" } else { "Thay đổi" },
+                review_period: b.review_period.clone(),
+                effective: format::date(b.effective_date),
+                counts: [b.records, b.added, b.changed, b.removed, b.unchanged].map(format::number),
+                pushed_by: b.pushed_by.clone(),
+                applied: b.applied_at.map(format::time).unwrap_or_default(),
+                digest: b.content_digest.as_deref().map(|d| d.chars().take(16).collect()).unwrap_or_default(),
+            }
+        })
+        .collect();
+    render(&BatchesPage { who: who(caller), rows, next_page: page.next })
+}

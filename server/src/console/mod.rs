@@ -64,6 +64,7 @@ pub fn permission(method: &http::Method, path: &str) -> Option<&'static str> {
         ("GET", ["audit"]) => "/telesub.v1.Supervision/QueryAudit",
         ("GET", ["audit", "check"]) => "/telesub.v1.Supervision/VerifyAudit",
         ("GET", ["statistics"]) => "/telesub.v1.Supervision/GetProgrammeStatistics",
+        ("GET", ["batches"]) => "/telesub.v1.HouseholdRegistry/ListBatches",
         ("GET", ["households"]) => "/telesub.v1.HouseholdRegistry/GetHouseholdHistory",
         ("GET", ["reconciliation"]) => "/telesub.v1.Reconciliation/ListReconciliations",
         ("GET", ["reconciliation", _, _]) => "/telesub.v1.Reconciliation/ListDiscrepancies",
@@ -100,6 +101,7 @@ pub fn router(console: Console) -> Router {
         .route("/console/", get(pages::home))
         .route("/console/audit", get(supervision::lookups))
         .route("/console/audit/check", get(supervision::check))
+        .route("/console/batches", get(households::batches))
         .route("/console/households", get(households::households))
         .route("/console/statistics", get(statistics::statistics))
         .route("/console/reconciliation", get(pages::reconciliation))

@@ -128,6 +128,7 @@ struct Home {
     reads_register: bool,
     supervises: bool,
     reads_statistics: bool,
+    reads_batches: bool,
 }
 
 /// Vietnamese names of the roles.
@@ -157,6 +158,7 @@ pub(super) async fn home(Extension(call): Extension<CallContext>) -> Response {
         reads_register: matches!(role, Role::Ict | Role::Labour | Role::Locality),
         supervises: role == Role::Ict,
         reads_statistics: role != Role::Operator,
+        reads_batches: matches!(role, Role::Ict | Role::Labour),
     })
 }
 
