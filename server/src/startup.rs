@@ -254,6 +254,7 @@ impl Hub {
             registry: register.clone(),
             supervision: SupervisionService::new(store.clone()),
             statistics: StatisticsService::new(&context),
+            devices: DeviceService::new(&context),
             verifier: tree.verifier(),
             clock: clock.clone(),
             csrf: crate::console::csrf::Csrf::new(),

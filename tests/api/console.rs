@@ -406,3 +406,27 @@ async fn the_batches_are_listed_with_their_receipts_for_labour_and_ict() {
     assert_eq!(get(&app, "VNPT", "/console/batches").await.status, 403);
     assert_eq!(get(&app, "DOICT", "/console/batches").await.status, 200);
 }
+
+#[tokio::test]
+async fn device_decisions_are_shown_with_their_progress_by_unit() {
+    let app = TestApp::spawn().await;
+    crate::devices::with_register(&app).await;
+    let ict = app.client("DOICT").await;
+    ict.record_allocation_decision(crate::devices::decision("101/QĐ-BTTTT")).await.unwrap();
+    ict.propose_recipients("101/QĐ-BTTTT", "2025-03-01").await.unwrap();
+    let list = get(&app, "UBND", "/console/devices").await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    let link = "/console/devices/101%2FQ%C4%90%2DBTTTT";
+    assert!(
+        list.body.contains(&format!("href=\"{link}\"")) && list.body.contains("Đã lập danh sách đề xuất"),
+        "{}",
+        list.body
+    );
+    let one = get(&app, "DOET", link).await;
+    assert_eq!(one.status, 200, "{}", one.body);
+    assert!(one.body.contains("Quyết định 101/QĐ-BTTTT ngày 01/03/2025"), "{}", one.body);
+    // 6 places in district 660, 2 in 661, none handed over yet.
+    assert!(one.body.contains("Thành phố Gia Nghĩa (660)</td><td class=\"n\">6</td>"), "{}", one.body);
+    assert_eq!(get(&app, "VNPT", "/console/devices").await.status, 403);
+    assert_eq!(get(&app, "DOICT", "/console/devices/404%2FQ%C4%90").await.status, 404);
+}

@@ -37,7 +37,7 @@ fn wants() -> proto::HouseholdFlags {
 /// near-poor; Q1 poor and Q2 near-poor in 661. Left out: X1 does not want a device, E1 had one
 /// from the earlier programme, O1 is of a category without devices, R1 left the list in
 /// February.
-async fn with_register(app: &TestApp) {
+pub(crate) async fn with_register(app: &TestApp) {
     use proto::Category::{NearPoor, Poor, SocialPolicy};
     let labour = app.client("DOLISA").await;
     let merit = proto::HouseholdFlags { meritorious_service_family: true, ..wants() };
@@ -68,7 +68,7 @@ async fn with_register(app: &TestApp) {
 }
 
 /// 6 places in district 660 (4 smartphones, 2 tablets) and 2 in 661 (one of each).
-fn decision(number: &str) -> proto::RecordAllocationDecisionRequest {
+pub(crate) fn decision(number: &str) -> proto::RecordAllocationDecisionRequest {
     proto::RecordAllocationDecisionRequest {
         decision_number: number.into(),
         decision_date: "2025-03-01".into(),

@@ -14,6 +14,7 @@
 //! carries a Content-Security-Policy that allows none ([`SECURITY_HEADERS`]).
 
 pub mod csrf;
+mod devices;
 pub mod format;
 mod households;
 mod pages;
@@ -29,7 +30,7 @@ use axum::{Router, response::Redirect, routing::get};
 use crate::{
     audit::checkpoint::VerifierKey,
     domain::{
-        clock::Clock, reconciliation::ReconciliationService, registry::HouseholdRegistry,
+        clock::Clock, devices::DeviceService, reconciliation::ReconciliationService, registry::HouseholdRegistry,
         statistics::StatisticsService, supervision::SupervisionService,
     },
 };
@@ -64,6 +65,8 @@ pub fn permission(method: &http::Method, path: &str) -> Option<&'static str> {
         ("GET", ["audit"]) => "/telesub.v1.Supervision/QueryAudit",
         ("GET", ["audit", "check"]) => "/telesub.v1.Supervision/VerifyAudit",
         ("GET", ["statistics"]) => "/telesub.v1.Supervision/GetProgrammeStatistics",
+        ("GET", ["devices"]) => "/telesub.v1.DeviceAllocation/ListAllocations",
+        ("GET", ["devices", _]) => "/telesub.v1.DeviceAllocation/GetAllocation",
         ("GET", ["batches"]) => "/telesub.v1.HouseholdRegistry/ListBatches",
         ("GET", ["households"]) => "/telesub.v1.HouseholdRegistry/GetHouseholdHistory",
         ("GET", ["reconciliation"]) => "/telesub.v1.Reconciliation/ListReconciliations",
@@ -87,6 +90,7 @@ pub struct Console {
     pub registry: HouseholdRegistry,
     pub supervision: SupervisionService,
     pub statistics: StatisticsService,
+    pub devices: DeviceService,
     /// The key the trail's checkpoints are checked with.
     pub verifier: Option<VerifierKey>,
     pub clock: Clock,
@@ -102,6 +106,8 @@ pub fn router(console: Console) -> Router {
         .route("/console/audit", get(supervision::lookups))
         .route("/console/audit/check", get(supervision::check))
         .route("/console/batches", get(households::batches))
+        .route("/console/devices", get(devices::decisions))
+        .route("/console/devices/{number}", get(devices::decision))
         .route("/console/households", get(households::households))
         .route("/console/statistics", get(statistics::statistics))
         .route("/console/reconciliation", get(pages::reconciliation))

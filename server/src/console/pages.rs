@@ -129,6 +129,7 @@ struct Home {
     supervises: bool,
     reads_statistics: bool,
     reads_batches: bool,
+    reads_devices: bool,
 }
 
 /// Vietnamese names of the roles.
@@ -159,6 +160,7 @@ pub(super) async fn home(Extension(call): Extension<CallContext>) -> Response {
         supervises: role == Role::Ict,
         reads_statistics: role != Role::Operator,
         reads_batches: matches!(role, Role::Ict | Role::Labour),
+        reads_devices: !matches!(role, Role::Operator | Role::Health),
     })
 }
 
