@@ -430,3 +430,73 @@ async fn device_decisions_are_shown_with_their_progress_by_unit() {
     assert_eq!(get(&app, "VNPT", "/console/devices").await.status, 403);
     assert_eq!(get(&app, "DOICT", "/console/devices/404%2FQ%C4%90").await.status, 404);
 }
+
+/// The value of the form field `name` on `page`.
+fn field(page: &Page, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = page.body.find(&marker).unwrap_or_else(|| panic!("no {name} on the page: {}", page.body)) + marker.len();
+    page.body[at..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_committee_approves_a_list_and_a_locality_hands_over_in_its_unit_only() {
+    const D: &str = "101/QĐ-BTTTT";
+    let link = "/console/devices/101%2FQ%C4%90%2DBTTTT";
+    let app = TestApp::spawn().await;
+    crate::devices::with_register(&app).await;
+    let ict = app.client("DOICT").await;
+    ict.record_allocation_decision(crate::devices::decision(D)).await.unwrap();
+    ict.propose_recipients(D, "2025-03-01").await.unwrap();
+    let submitted = ict.submit_for_approval(D).await.unwrap();
+    // Only the People's Committee is offered the decision.
+    assert!(!get(&app, "DOICT", link).await.body.contains("name=\"approval_number\""));
+    let page = get(&app, "UBND", link).await;
+    assert_eq!(field(&page, "list_digest"), submitted.list_digest);
+    let form = format!(
+        "csrf={}&list_digest={}&approval_number=25%2FQ%C4%90-UBND&approved_on=&note=",
+        token(&page),
+        submitted.list_digest
+    );
+    let approved = post(&app, "UBND", &format!("{link}/approve"), &form, Some(&origin(&app))).await;
+    assert_eq!(approved.status, 303, "{}", approved.body);
+    let a = ict.get_allocation(D).await.unwrap();
+    assert_eq!((a.status(), a.approval_number.as_str()), (proto::AllocationStatus::Approved, "25/QĐ-UBND"));
+
+    // Gia Nghĩa (district 660) hands a phone over to M1; Q1 lies in district 661.
+    let page = get(&app, "GIANGHIA", link).await;
+    let handover = |code: &str, imei: &str| {
+        format!(
+            "csrf={}&household_code={code}&handed_over_on={}&received_by=Nguy%E1%BB%85n+V%C4%83n+An&device_type=SMARTPHONE&serial_number=&imei={imei}",
+            token(&page),
+            field(&page, "handed_over_on")
+        )
+    };
+    let m1 = post(
+        &app,
+        "GIANGHIA",
+        &format!("{link}/handover"),
+        &handover("M1", &crate::devices::imei("35000000000001")),
+        Some(&origin(&app)),
+    )
+    .await;
+    assert_eq!(m1.status, 303, "{}", m1.body);
+    let q1 = post(
+        &app,
+        "GIANGHIA",
+        &format!("{link}/handover"),
+        &handover("Q1", &crate::devices::imei("35000000000002")),
+        Some(&origin(&app)),
+    )
+    .await;
+    assert!(matches!(q1.status, 403 | 404), "{}: {}", q1.status, q1.body);
+    let progress = get(&app, "DOICT", link).await;
+    assert!(
+        progress.body.contains("Thành phố Gia Nghĩa (660)</td><td class=\"n\">6</td><td class=\"n\">1</td>"),
+        "{}",
+        progress.body
+    );
+    assert!(progress.body.contains("(661)</td><td class=\"n\">2</td><td class=\"n\">0</td>"), "{}", progress.body);
+    // An operator may do neither.
+    let refused = post(&app, "VNPT", &format!("{link}/handover"), &handover("M1", "1"), Some(&origin(&app))).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+}

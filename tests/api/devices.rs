@@ -128,7 +128,7 @@ fn amend(
 }
 
 /// A 15-digit IMEI from 14 digits and their Luhn check digit.
-fn imei(prefix: &str) -> String {
+pub(crate) fn imei(prefix: &str) -> String {
     let sum: u32 = prefix
         .bytes()
         .rev()

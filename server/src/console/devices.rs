@@ -6,17 +6,26 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::{
-    Extension,
+    Extension, Form,
     extract::{Path, Query, State},
-    response::Response,
+    http::{HeaderMap, Uri},
+    response::{IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
 
 use super::{
     Console, format,
-    pages::{caller, failure, render, who},
+    pages::{caller, failure, forged, render, who},
 };
-use crate::{domain::devices::AllocationStatus, transport::CallContext};
+use crate::{
+    audit::SubjectKind,
+    domain::{
+        DomainError,
+        devices::{AllocationStatus, DeviceType, HandoverInput, HandoverKind},
+        member::Role,
+    },
+    transport::CallContext,
+};
 
 fn status_name(s: AllocationStatus) -> &'static str {
     match s {
@@ -112,6 +121,14 @@ struct DecisionPage {
     approval: String,
     progress: Vec<ProgressRow>,
     amendments: usize,
+    /// The page's own address, for its forms.
+    here: String,
+    /// The People's Committee on a submitted list: the forms' token, and the digest of the
+    /// list it is shown (an approval is of that list and no other).
+    committee: Option<(String, String)>,
+    /// ICT or a locality on an approved list: the hand-over form's token.
+    handover: Option<String>,
+    today: String,
 }
 
 pub(super) async fn decision(
@@ -147,8 +164,15 @@ pub(super) async fn decision(
             waiting: format::number(p.on_list - p.devices - p.cash),
         })
         .collect();
+    let token = || console.csrf.token(&caller.fingerprint);
+    let role = caller.member.role;
     render(&DecisionPage {
         who: who(caller),
+        here: address(&a.decision_number),
+        committee: (a.status == AllocationStatus::Submitted && role == Role::ProvinceCommittee)
+            .then(|| (token(), a.list_digest.clone().unwrap_or_default())),
+        handover: (a.status == AllocationStatus::Approved && matches!(role, Role::Ict | Role::Locality)).then(token),
+        today: today.to_string(),
         number: a.decision_number.clone(),
         date: format::date(a.decision_date),
         status: status_name(a.status),
@@ -161,4 +185,103 @@ pub(super) async fn decision(
         progress,
         amendments: allocation.amendments.len(),
     })
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct CommitteeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    approval_number: String,
+    #[serde(default)]
+    approved_on: String,
+    #[serde(default)]
+    note: String,
+    #[serde(default)]
+    list_digest: String,
+}
+
+/// The People's Committee approves the submitted list (with its decision's number) or
+/// returns it with a note; then the decision's page again.
+pub(super) async fn committee(
+    State(console): State<Arc<Console>>,
+    Extension(call): Extension<CallContext>,
+    Path((number, decision)): Path<(String, String)>,
+    headers: HeaderMap,
+    uri: Uri,
+    Form(form): Form<CommitteeForm>,
+) -> Response {
+    let caller = match caller(&call) {
+        Ok(c) => c,
+        Err(e) => return failure(e),
+    };
+    if let Some(refused) = forged(&console, caller, &headers, &uri, &form.csrf) {
+        return refused;
+    }
+    let approval = match decision.as_str() {
+        "approve" => Some((form.approval_number.as_str(), form.approved_on.as_str())),
+        "return" => None,
+        _ => return failure(DomainError::NotFound("the console has no such page".into())),
+    };
+    let digest = if approval.is_some() { form.list_digest.as_str() } else { "" };
+    match console.devices.decide(caller, &number, approval, &form.note, digest).await {
+        Ok(a) => Redirect::to(&address(&a.row.decision_number)).into_response(),
+        Err(e) => failure(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct HandoverForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    household_code: String,
+    #[serde(default)]
+    handed_over_on: String,
+    #[serde(default)]
+    received_by: String,
+    #[serde(default)]
+    device_type: String,
+    #[serde(default)]
+    serial_number: String,
+    #[serde(default)]
+    imei: String,
+}
+
+/// A device handed over to a household on the approved list (ICT, or a locality in its unit);
+/// then the decision's page again.
+pub(super) async fn handover(
+    State(console): State<Arc<Console>>,
+    Extension(call): Extension<CallContext>,
+    Path(number): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    Form(form): Form<HandoverForm>,
+) -> Response {
+    let caller = match caller(&call) {
+        Ok(c) => c,
+        Err(e) => return failure(e),
+    };
+    if let Some(refused) = forged(&console, caller, &headers, &uri, &form.csrf) {
+        return refused;
+    }
+    call.looked_up(SubjectKind::HouseholdCode, [form.household_code.as_str()]);
+    let device_type = match form.device_type.as_str() {
+        "" => None,
+        t => match DeviceType::parse(t) {
+            Ok(t) => Some(t),
+            Err(e) => return failure(DomainError::invalid("device_type", e)),
+        },
+    };
+    let input = HandoverInput {
+        decision_number: number,
+        household_code: form.household_code,
+        handed_over_on: form.handed_over_on,
+        received_by: form.received_by,
+        kind: Some(HandoverKind::Device { device_type, serial_number: form.serial_number, imei: form.imei }),
+    };
+    match console.devices.handover(caller, &call.request_id, &input).await {
+        Ok((row, _)) => Redirect::to(&address(&row.decision_number)).into_response(),
+        Err(e) => failure(e),
+    }
 }

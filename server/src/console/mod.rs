@@ -67,6 +67,9 @@ pub fn permission(method: &http::Method, path: &str) -> Option<&'static str> {
         ("GET", ["statistics"]) => "/telesub.v1.Supervision/GetProgrammeStatistics",
         ("GET", ["devices"]) => "/telesub.v1.DeviceAllocation/ListAllocations",
         ("GET", ["devices", _]) => "/telesub.v1.DeviceAllocation/GetAllocation",
+        ("POST", ["devices", _, "approve"]) => "/telesub.v1.DeviceAllocation/Approve",
+        ("POST", ["devices", _, "return"]) => "/telesub.v1.DeviceAllocation/ReturnForRevision",
+        ("POST", ["devices", _, "handover"]) => "/telesub.v1.DeviceAllocation/RecordHandover",
         ("GET", ["batches"]) => "/telesub.v1.HouseholdRegistry/ListBatches",
         ("GET", ["households"]) => "/telesub.v1.HouseholdRegistry/GetHouseholdHistory",
         ("GET", ["reconciliation"]) => "/telesub.v1.Reconciliation/ListReconciliations",
@@ -108,6 +111,8 @@ pub fn router(console: Console) -> Router {
         .route("/console/batches", get(households::batches))
         .route("/console/devices", get(devices::decisions))
         .route("/console/devices/{number}", get(devices::decision))
+        .route("/console/devices/{number}/handover", axum::routing::post(devices::handover))
+        .route("/console/devices/{number}/{decision}", axum::routing::post(devices::committee))
         .route("/console/households", get(households::households))
         .route("/console/statistics", get(statistics::statistics))
         .route("/console/reconciliation", get(pages::reconciliation))

@@ -503,7 +503,13 @@ pub(super) struct DecisionForm {
 }
 
 /// A form that changes something is taken only from the console's own pages (see `csrf`).
-fn forged(console: &Console, caller: &Caller, headers: &HeaderMap, uri: &Uri, token: &str) -> Option<Response> {
+pub(super) fn forged(
+    console: &Console,
+    caller: &Caller,
+    headers: &HeaderMap,
+    uri: &Uri,
+    token: &str,
+) -> Option<Response> {
     let why = if !super::csrf::same_origin(headers, uri) {
         "the form was not sent from the console's own page"
     } else if !console.csrf.check(&caller.fingerprint, token) {
