@@ -1,7 +1,8 @@
 """The console in a real browser: Debian's Chromium driven by Playwright, presenting members'
 client certificates to a hub the calling test started and filled (tests/api/console.rs).
 
-    python browser.py --port PORT --tls-dir DIR --period 2025-03 --shots DIR
+    python browser.py --port PORT --tls-dir DIR --shots DIR reconciliation --period 2025-03
+    python browser.py --port PORT --tls-dir DIR --shots DIR devices --decision NUMBER
 
 Exits 0 when every scenario holds, 1 naming the first that did not. Each scenario saves a
 screenshot in --shots for review. Needs NODE_EXTRA_CA_CERTS set to the hub's CA (Playwright's
@@ -35,8 +36,10 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--tls-dir", required=True)
-    parser.add_argument("--period", required=True)
     parser.add_argument("--shots", required=True)
+    scenarios = parser.add_subparsers(dest="scenario", required=True)
+    scenarios.add_parser("reconciliation").add_argument("--period", required=True)
+    scenarios.add_parser("devices").add_argument("--decision", required=True)
     args = parser.parse_args()
     origin = f"https://localhost:{args.port}"
     os.makedirs(args.shots, exist_ok=True)
@@ -56,6 +59,12 @@ def main():
         def page_of(org):
             context = browser.new_context(client_certificates=certificate(org) if org else [], locale="vi-VN")
             return context.new_page()
+
+        if args.scenario == "devices":
+            devices(args, origin, page_of)
+            browser.close()
+            print(f"console browser scenarios (devices) passed; screenshots in {args.shots}")
+            return
 
         month = f"{origin}/console/reconciliation?period={args.period}"
         shown = "/".join(reversed(args.period.split("-")))
@@ -136,6 +145,43 @@ def main():
             pass
         browser.close()
     print(f"console browser scenarios passed; screenshots in {args.shots}")
+
+
+def devices(args, origin, page_of):
+    """The People's Committee approves the submitted list; Gia Nghĩa hands a phone over in its
+    district and is refused one outside it."""
+    from urllib.parse import quote
+
+    decision = f"{origin}/console/devices/{quote(args.decision, safe='')}"
+    page = page_of("UBND")
+    response = page.goto(f"{origin}/console/devices")
+    check(response.status == 200, f"UBND: devices status {response.status}")
+    page.click(f"text={args.decision}")
+    check("Đã trình UBND tỉnh" in page.inner_text("table.summary"), "UBND: the list is not shown submitted")
+    page.fill("input#approval_number", "25/QĐ-UBND")
+    page.click("text=Phê duyệt >> nth=-1")
+    text = page.inner_text("table.summary")
+    check("UBND tỉnh đã phê duyệt" in text and "25/QĐ-UBND" in text, f"UBND: after approving: {text[:500]}")
+    page.screenshot(path=os.path.join(args.shots, "devices-approved-ubnd.png"), full_page=True)
+
+    page = page_of("GIANGHIA")
+    page.goto(decision)
+    for household, imei, expected in [("M1", "350000000000014", True), ("Q1", "350000000000022", False)]:
+        page.goto(decision)
+        page.fill("input#household_code", household)
+        page.fill("input#received_by", "Nguyễn Văn An")
+        page.fill("input#imei", imei)
+        with page.expect_navigation() as navigation:
+            page.click("section.handover button")
+        status = navigation.value.status if navigation.value else None
+        if expected:
+            check("Tiến độ theo đơn vị" in page.inner_text("main"), f"GIANGHIA: {household}: {page.inner_text('main')[:500]}")
+        else:
+            check(status in (403, 404), f"GIANGHIA: {household} outside its unit answered {status}")
+    page.goto(decision)
+    text = page.inner_text("table.progress")
+    check("Thành phố Gia Nghĩa (660)\t6\t1" in text, f"GIANGHIA: progress {text[:500]}")
+    page.screenshot(path=os.path.join(args.shots, "devices-handover-gianghia.png"), full_page=True)
 
 
 if __name__ == "__main__":

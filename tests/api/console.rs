@@ -156,18 +156,20 @@ async fn in_a_real_browser_members_see_what_their_certificates_allow() {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| root.join("target"))
         .join("console-screenshots");
-    let dir = app.dir();
-    let output = tokio::process::Command::new(python)
-        .arg(root.join("scripts/console/browser.py"))
-        .args(["--port", &app.addr.port().to_string(), "--period", "2025-03"])
-        .arg("--tls-dir")
-        .arg(dir.root())
-        .arg("--shots")
-        .arg(&shots)
-        .env("NODE_EXTRA_CA_CERTS", dir.ca_cert())
-        .output()
-        .await
-        .expect("run the browser");
+    let run = |app: &TestApp, scenario: &[&str]| {
+        let dir = app.dir();
+        tokio::process::Command::new(&python)
+            .arg(root.join("scripts/console/browser.py"))
+            .args(["--port", &app.addr.port().to_string()])
+            .arg("--tls-dir")
+            .arg(dir.root())
+            .arg("--shots")
+            .arg(&shots)
+            .args(scenario)
+            .env("NODE_EXTRA_CA_CERTS", dir.ca_cert())
+            .output()
+    };
+    let output = run(&app, &["reconciliation", "--period", "2025-03"]).await.expect("run the browser");
     let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "{said}");
     assert!(shots.join("reconciliation-doict.png").exists(), "{said}");
@@ -176,6 +178,20 @@ async fn in_a_real_browser_members_see_what_their_certificates_allow() {
     assert_eq!(r.status(), proto::ReconciliationStatus::Confirmed, "{said}");
     let confirmation = r.confirmation.unwrap();
     assert_eq!((confirmation.confirmed_by.as_str(), confirmation.scope.as_str()), ("DOICT", "OK_LINES"));
+
+    // Devices, on a hub of their own: the committee approves, a locality hands over.
+    const D: &str = "101/QĐ-BTTTT";
+    let devices = TestApp::spawn().await;
+    crate::devices::with_register(&devices).await;
+    let ict = devices.client("DOICT").await;
+    ict.record_allocation_decision(crate::devices::decision(D)).await.unwrap();
+    ict.propose_recipients(D, "2025-03-01").await.unwrap();
+    ict.submit_for_approval(D).await.unwrap();
+    let output = run(&devices, &["devices", "--decision", D]).await.expect("run the browser");
+    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{said}");
+    let a = ict.get_allocation(D).await.unwrap();
+    assert_eq!((a.status(), a.approval_number.as_str()), (proto::AllocationStatus::Approved, "25/QĐ-UBND"), "{said}");
 }
 
 /// The token of the forms on `page`.
