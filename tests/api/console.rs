@@ -516,3 +516,25 @@ async fn the_committee_approves_a_list_and_a_locality_hands_over_in_its_unit_onl
     let refused = post(&app, "VNPT", &format!("{link}/handover"), &handover("M1", "1"), Some(&origin(&app))).await;
     assert_eq!(refused.status, 403, "{}", refused.body);
 }
+
+#[tokio::test]
+async fn forms_that_cannot_be_read_are_refused_and_recorded_as_the_callers_fault() {
+    let app = TestApp::spawn().await;
+    march(&app).await;
+    let list = get(&app, "DOICT", VNPT_MARCH).await;
+    let path = format!("{VNPT_MARCH}/reject");
+    // Over the form limit: refused before any page runs, nothing changed.
+    let huge = format!("csrf={}&note={}", token(&list), "x".repeat(100_000));
+    let refused = post(&app, "DOICT", &path, &huge, Some(&origin(&app))).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    let record = app.audit_record(&refused.request_id()).await;
+    assert_eq!(record.entry.outcome, "INVALID_ARGUMENT");
+    // Not a form at all (a body that is not UTF-8 form encoding).
+    let mut browser = Browser::connect(&app, Some("DOICT")).await.unwrap();
+    let garbage = browser.post(&path, "csrf=%ZZ&&&=\u{0}", Some(&origin(&app))).await.unwrap();
+    assert!(garbage.status == 400 || garbage.status == 403 || garbage.status == 422, "{}", garbage.status);
+    let record = app.audit_record(&garbage.request_id()).await;
+    assert!(["INVALID_ARGUMENT", "PERMISSION_DENIED"].contains(&record.entry.outcome.as_str()), "{record:?}");
+    let r = app.client("DOICT").await.get_reconciliation("VNPT", "vn-2025-03").await.unwrap();
+    assert_eq!(r.status(), proto::ReconciliationStatus::Reconciled);
+}

@@ -42,7 +42,8 @@ fn status_of(code: Code) -> StatusCode {
 fn code_of(status: StatusCode) -> Code {
     match status.as_u16() {
         200..=399 => Code::Ok,
-        400 => Code::InvalidArgument,
+        // A form or query the page could not read (axum answers 415 or 422).
+        400 | 413 | 415 | 422 => Code::InvalidArgument,
         401 => Code::Unauthenticated,
         403 => Code::PermissionDenied,
         404 => Code::NotFound,
