@@ -195,7 +195,7 @@ impl Hub {
                 .register_encoded_file_descriptor_set(telesub_proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         };
-        let members = MembersServer::new(MembersApi::new(registry))
+        let members = MembersServer::new(MembersApi::new(registry.clone()))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
         // The services: those that only read the register read it through the read model.
@@ -255,6 +255,7 @@ impl Hub {
             supervision: SupervisionService::new(store.clone()),
             statistics: StatisticsService::new(&context),
             devices: DeviceService::new(&context),
+            members: registry.clone(),
             verifier: tree.verifier(),
             clock: clock.clone(),
             csrf: crate::console::csrf::Csrf::new(),

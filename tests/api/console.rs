@@ -538,3 +538,55 @@ async fn forms_that_cannot_be_read_are_refused_and_recorded_as_the_callers_fault
     let r = app.client("DOICT").await.get_reconciliation("VNPT", "vn-2025-03").await.unwrap();
     assert_eq!(r.status(), proto::ReconciliationStatus::Reconciled);
 }
+
+#[tokio::test]
+async fn ict_registers_and_suspends_members_by_the_registrys_rules() {
+    let app = TestApp::spawn().await;
+    let page = get(&app, "DOICT", "/console/members").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("<code>VIETTEL</code>") && page.body.contains("Đang hoạt động"), "{}", page.body);
+    let t = token(&page);
+    let o = origin(&app);
+    let registered = post(
+        &app,
+        "DOICT",
+        "/console/members",
+        &format!("csrf={t}&code=MOBIFONE&display_name=MobiFone&role=OPERATOR&unit_code="),
+        Some(&o),
+    )
+    .await;
+    assert_eq!(registered.status, 303, "{}", registered.body);
+    let ict = app.client("DOICT").await;
+    let listed = ict.list_members(proto::ListMembersRequest::default()).await.unwrap();
+    assert!(listed.members.iter().any(|m| m.code == "MOBIFONE"), "{listed:?}");
+    // A locality needs its unit; the registry names the field.
+    let bad = post(
+        &app,
+        "DOICT",
+        "/console/members",
+        &format!("csrf={t}&code=DAKMIL&display_name=Dak+Mil&role=LOCALITY&unit_code="),
+        Some(&o),
+    )
+    .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("<code>unit_code</code>"), "{}", bad.body);
+    // VIETTEL suspended: its next call is refused.
+    let viettel = app.client("VIETTEL").await;
+    viettel.who_am_i().await.unwrap();
+    let suspended = post(
+        &app,
+        "DOICT",
+        "/console/members/VIETTEL/suspend",
+        &format!("csrf={t}&reason=h%E1%BA%BFt+h%E1%BB%A3p+%C4%91%E1%BB%93ng"),
+        Some(&o),
+    )
+    .await;
+    assert_eq!(suspended.status, 303, "{}", suspended.body);
+    let err = viettel.who_am_i().await.expect_err("a suspended member is still served");
+    assert_eq!(err.code(), Some(telesub_client::Code::PermissionDenied), "{err:?}");
+    // The last active ICT member cannot lock the hub out.
+    let last = post(&app, "DOICT", "/console/members/DOICT/suspend", &format!("csrf={t}&reason=x"), Some(&o)).await;
+    assert!(matches!(last.status, 400 | 409), "{}: {}", last.status, last.body);
+    ict.who_am_i().await.unwrap();
+    assert_eq!(get(&app, "DOLISA", "/console/members").await.status, 403);
+}

@@ -17,6 +17,7 @@ pub mod csrf;
 mod devices;
 pub mod format;
 mod households;
+mod members;
 mod pages;
 mod statistics;
 mod supervision;
@@ -30,8 +31,8 @@ use axum::{Router, response::Redirect, routing::get};
 use crate::{
     audit::checkpoint::VerifierKey,
     domain::{
-        clock::Clock, devices::DeviceService, reconciliation::ReconciliationService, registry::HouseholdRegistry,
-        statistics::StatisticsService, supervision::SupervisionService,
+        clock::Clock, devices::DeviceService, members::MemberRegistry, reconciliation::ReconciliationService,
+        registry::HouseholdRegistry, statistics::StatisticsService, supervision::SupervisionService,
     },
 };
 
@@ -65,6 +66,9 @@ pub fn permission(method: &http::Method, path: &str) -> Option<&'static str> {
         ("GET", ["audit"]) => "/telesub.v1.Supervision/QueryAudit",
         ("GET", ["audit", "check"]) => "/telesub.v1.Supervision/VerifyAudit",
         ("GET", ["statistics"]) => "/telesub.v1.Supervision/GetProgrammeStatistics",
+        ("GET", ["members"]) => "/telesub.v1.Members/ListMembers",
+        ("POST", ["members"]) => "/telesub.v1.Members/RegisterMember",
+        ("POST", ["members", _, "suspend"]) => "/telesub.v1.Members/SuspendMember",
         ("GET", ["devices"]) => "/telesub.v1.DeviceAllocation/ListAllocations",
         ("GET", ["devices", _]) => "/telesub.v1.DeviceAllocation/GetAllocation",
         ("POST", ["devices", _, "approve"]) => "/telesub.v1.DeviceAllocation/Approve",
@@ -94,6 +98,7 @@ pub struct Console {
     pub supervision: SupervisionService,
     pub statistics: StatisticsService,
     pub devices: DeviceService,
+    pub members: MemberRegistry,
     /// The key the trail's checkpoints are checked with.
     pub verifier: Option<VerifierKey>,
     pub clock: Clock,
@@ -109,6 +114,8 @@ pub fn router(console: Console) -> Router {
         .route("/console/audit", get(supervision::lookups))
         .route("/console/audit/check", get(supervision::check))
         .route("/console/batches", get(households::batches))
+        .route("/console/members", get(members::members).post(members::register))
+        .route("/console/members/{code}/suspend", axum::routing::post(members::suspend))
         .route("/console/devices", get(devices::decisions))
         .route("/console/devices/{number}", get(devices::decision))
         .route("/console/devices/{number}/handover", axum::routing::post(devices::handover))

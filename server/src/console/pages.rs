@@ -133,7 +133,7 @@ struct Home {
 }
 
 /// Vietnamese names of the roles.
-fn role_name(role: Role) -> &'static str {
+pub(super) fn role_name(role: Role) -> &'static str {
     match role {
         Role::Ict => "Sở Thông tin và Truyền thông",
         Role::Labour => "Sở Lao động – Thương binh và Xã hội",

@@ -1,0 +1,176 @@
+//! The hub's members, for DoICT: who they are, their role and unit, whether active; a new
+//! member registered and a member suspended with a reason. The member registry checks every
+//! field and the rules (a locality has a unit, the last active ICT member stays), as it does
+//! for the RPCs.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::{
+    Extension, Form,
+    extract::{Path, Query, State},
+    http::{HeaderMap, Uri},
+    response::{IntoResponse, Redirect, Response},
+};
+use serde::Deserialize;
+
+use super::{
+    Console, format,
+    pages::{caller, failure, forged, render, role_name, who},
+};
+use crate::{
+    domain::{
+        DomainError, Violations,
+        member::{DisplayName, MemberFilter, MemberStatus, NewMember, OrgCode, Reason, Role, UnitCode},
+    },
+    transport::CallContext,
+};
+
+#[derive(Debug, Deserialize)]
+pub(super) struct Asked {
+    #[serde(default)]
+    page: String,
+}
+
+struct MemberRow {
+    code: String,
+    name: String,
+    role: &'static str,
+    unit: String,
+    active: bool,
+    reason: String,
+    updated: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/members.html")]
+struct MembersPage {
+    who: String,
+    token: String,
+    rows: Vec<MemberRow>,
+    roles: Vec<(&'static str, &'static str)>,
+    next_page: Option<String>,
+}
+
+pub(super) async fn members(
+    State(console): State<Arc<Console>>,
+    Extension(call): Extension<CallContext>,
+    Query(asked): Query<Asked>,
+) -> Response {
+    let caller = match caller(&call) {
+        Ok(c) => c,
+        Err(e) => return failure(e),
+    };
+    let page = match console.members.list(&MemberFilter::default(), 100, asked.page.trim()).await {
+        Ok(page) => page,
+        Err(e) => return failure(e),
+    };
+    let rows = page
+        .items
+        .iter()
+        .map(|m| MemberRow {
+            code: m.code.as_str().to_owned(),
+            name: m.display_name.as_str().to_owned(),
+            role: role_name(m.role),
+            unit: m.unit.as_ref().map(ToString::to_string).unwrap_or_default(),
+            active: m.status == MemberStatus::Active,
+            reason: m.status_reason.clone().unwrap_or_default(),
+            updated: format::time(m.updated_at),
+        })
+        .collect();
+    render(&MembersPage {
+        who: who(caller),
+        token: console.csrf.token(&caller.fingerprint),
+        rows,
+        roles: Role::ALL.iter().map(|&r| (r.as_str(), role_name(r))).collect(),
+        next_page: page.next,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct RegisterForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    unit_code: String,
+}
+
+/// A new member; then the members' page again.
+pub(super) async fn register(
+    State(console): State<Arc<Console>>,
+    Extension(call): Extension<CallContext>,
+    headers: HeaderMap,
+    uri: Uri,
+    Form(form): Form<RegisterForm>,
+) -> Response {
+    let caller = match caller(&call) {
+        Ok(c) => c,
+        Err(e) => return failure(e),
+    };
+    if let Some(refused) = forged(&console, caller, &headers, &uri, &form.csrf) {
+        return refused;
+    }
+    let mut v = Violations::new();
+    let code = v.check("code", OrgCode::parse(form.code.trim()));
+    let display_name = v.check("display_name", DisplayName::parse(&form.display_name));
+    let role = v.check("role", Role::parse(form.role.trim()));
+    let unit = match form.unit_code.trim() {
+        "" => Some(None),
+        u => v.check("unit_code", UnitCode::parse(u)).map(Some),
+    };
+    if let Err(e) = v.finish() {
+        return failure(e);
+    }
+    let (Some(code), Some(display_name), Some(role), Some(unit)) = (code, display_name, role, unit) else {
+        return failure(DomainError::invalid("code", "every field is required"));
+    };
+    match console.members.register(NewMember { code, display_name, role, unit }).await {
+        Ok(_) => Redirect::to("/console/members").into_response(),
+        Err(e) => failure(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct SuspendForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// A member suspended, with the reason; then the members' page again.
+pub(super) async fn suspend(
+    State(console): State<Arc<Console>>,
+    Extension(call): Extension<CallContext>,
+    Path(code): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    Form(form): Form<SuspendForm>,
+) -> Response {
+    let caller = match caller(&call) {
+        Ok(c) => c,
+        Err(e) => return failure(e),
+    };
+    if let Some(refused) = forged(&console, caller, &headers, &uri, &form.csrf) {
+        return refused;
+    }
+    let mut v = Violations::new();
+    let code = v.check("code", OrgCode::parse(&code));
+    let reason = v.check("reason", Reason::parse(&form.reason));
+    if let Err(e) = v.finish() {
+        return failure(e);
+    }
+    let (Some(code), Some(reason)) = (code, reason) else {
+        return failure(DomainError::invalid("reason", "a reason is required"));
+    };
+    match console.members.suspend(&code, reason).await {
+        Ok(_) => Redirect::to("/console/members").into_response(),
+        Err(e) => failure(e),
+    }
+}
