@@ -21,14 +21,15 @@
 //! calls that change data are never retried by the SDK.
 
 mod client;
-pub mod csv;
 mod error;
-pub mod monthly_csv;
 mod probe;
-mod rows;
 
 /// Checking the hub's audit trail without the hub's help (proofs, checkpoints, receipts).
 pub use telesub_proto::audit;
+/// Household lists as CSV (`docs/CSV.md`).
+pub use telesub_proto::csv;
+/// An operator's monthly list as CSV (`docs/CSV.md`).
+pub use telesub_proto::monthly_csv;
 
 pub use crate::csv::{CsvError, CsvReader, CsvWriter};
 pub use crate::monthly_csv::{MonthlyLineReader, MonthlyLineWriter};

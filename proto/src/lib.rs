@@ -1,10 +1,14 @@
 //! The telesub contract, shared by the hub and its clients: the messages and services of
 //! package `telesub.v1`, generated at build time from the `.proto` files beside this crate,
 //! and the formats both sides read and write outside protobuf: the audit trail's proofs,
-//! checkpoints and receipts ([`audit`]) and the columns of an operator's monthly list as CSV
-//! ([`MONTHLY_LIST_COLUMNS`]). The hub depends on this crate, never on the client SDK.
+//! checkpoints and receipts ([`audit`]), household lists as CSV ([`csv`]) and an operator's
+//! monthly list as CSV ([`monthly_csv`], its columns [`MONTHLY_LIST_COLUMNS`]). The hub
+//! depends on this crate, never on the client SDK.
 
 pub mod audit;
+pub mod csv;
+pub mod monthly_csv;
+mod rows;
 
 /// Package `telesub.v1`.
 pub mod v1 {

@@ -38,7 +38,10 @@ def main():
     parser.add_argument("--tls-dir", required=True)
     parser.add_argument("--shots", required=True)
     scenarios = parser.add_subparsers(dest="scenario", required=True)
-    scenarios.add_parser("reconciliation").add_argument("--period", required=True)
+    reconciliation = scenarios.add_parser("reconciliation")
+    reconciliation.add_argument("--period", required=True)
+    reconciliation.add_argument("--bad-csv", required=True, help="a household list with a bad citizen ID")
+    reconciliation.add_argument("--good-csv", required=True, help="the same list put right")
     scenarios.add_parser("devices").add_argument("--decision", required=True)
     args = parser.parse_args()
     origin = f"https://localhost:{args.port}"
@@ -125,6 +128,21 @@ def main():
         text = page.inner_text("main")
         check("Hộ HH-3: quá trình" in text and "Ra khỏi danh sách" in text, f"DOLISA: timeline {text[:500]}")
         page.screenshot(path=os.path.join(args.shots, "household-dolisa.png"), full_page=True)
+
+        # The labour department sends a household list: a bad one is refused with its field
+        # named, the good one gives its receipt.
+        page.goto(f"{origin}/console/batches/new")
+        for csv, expected in [(args.bad_csv, "citizen_id"), (args.good_csv, "Biên nhận đợt console-1")]:
+            page.goto(f"{origin}/console/batches/new")
+            page.fill("input#batch_id", "console-1")
+            page.fill("input#review_period", "2025-03")
+            page.fill("input#effective_date", "2025-03-01")
+            page.set_input_files("input#file", csv)
+            page.click("form.upload button")
+            text = page.inner_text("main")
+            check(expected in text, f"DOLISA: after sending {csv}: {text[:600]}")
+            name = "upload-refused-dolisa.png" if csv == args.bad_csv else "upload-receipt-dolisa.png"
+            page.screenshot(path=os.path.join(args.shots, name), full_page=True)
 
         # What a caller typed is shown as text.
         page = page_of("DOICT")

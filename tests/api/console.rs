@@ -169,7 +169,19 @@ async fn in_a_real_browser_members_see_what_their_certificates_allow() {
             .env("NODE_EXTRA_CA_CERTS", dir.ca_cert())
             .output()
     };
-    let output = run(&app, &["reconciliation", "--period", "2025-03"]).await.expect("run the browser");
+    let files = tempfile::tempdir().unwrap();
+    let good = crate::households::household("HH-9", "24611", 9);
+    let mut bad = good.clone();
+    if let Some(proto::household_record::Change::Upsert(d)) = &mut bad.change {
+        d.members[0].citizen_id = "067080000".into();
+    }
+    let (bad_csv, good_csv) = (files.path().join("bad.csv"), files.path().join("good.csv"));
+    std::fs::write(&bad_csv, household_csv(&[bad])).unwrap();
+    std::fs::write(&good_csv, household_csv(&[good])).unwrap();
+    let csv_args = ["--bad-csv", bad_csv.to_str().unwrap(), "--good-csv", good_csv.to_str().unwrap()];
+    let mut scenario = vec!["reconciliation", "--period", "2025-03"];
+    scenario.extend(csv_args);
+    let output = run(&app, &scenario).await.expect("run the browser");
     let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "{said}");
     assert!(shots.join("reconciliation-doict.png").exists(), "{said}");
@@ -589,4 +601,65 @@ async fn ict_registers_and_suspends_members_by_the_registrys_rules() {
     assert!(matches!(last.status, 400 | 409), "{}: {}", last.status, last.body);
     ict.who_am_i().await.unwrap();
     assert_eq!(get(&app, "DOLISA", "/console/members").await.status, 403);
+}
+
+/// A household list as the labour department's staff export it (`docs/CSV.md`).
+fn household_csv(records: &[proto::HouseholdRecord]) -> Vec<u8> {
+    let mut writer = telesub_client::CsvWriter::new(Vec::new()).unwrap();
+    for r in records {
+        writer.write(r).unwrap();
+    }
+    writer.finish().unwrap()
+}
+
+#[tokio::test]
+async fn a_clerk_uploads_a_household_list_sees_every_bad_field_named_then_the_receipt() {
+    let app = TestApp::spawn().await;
+    let form = get(&app, "DOLISA", "/console/batches/new").await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    let t = token(&form);
+    let o = origin(&app);
+    let fields = |id: &'static str| -> Vec<(&'static str, String)> {
+        vec![
+            ("csrf", t.clone()),
+            ("batch_id", id.to_owned()),
+            ("kind", "DELTA".to_owned()),
+            ("review_period", "2025-01".to_owned()),
+            ("effective_date", "2025-01-01".to_owned()),
+            ("note", String::new()),
+        ]
+    };
+    let send = |org: &'static str, id: &'static str, csv: Vec<u8>| {
+        let app = &app;
+        let o = o.clone();
+        let fields = fields(id);
+        async move {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let mut browser = Browser::connect(app, Some(org)).await.unwrap();
+            browser.post_multipart("/console/batches", &fields, ("file", &csv), Some(&o)).await.unwrap()
+        }
+    };
+    let good = crate::households::household("HH-1", "24611", 1);
+    let mut bad = crate::households::household("HH-2", "24611", 2);
+    if let Some(proto::household_record::Change::Upsert(d)) = &mut bad.change {
+        d.members[0].citizen_id = "067080000".into();
+    }
+    // A bad citizen ID: named, nothing stored.
+    let refused = send("DOLISA", "b1", household_csv(&[good.clone(), bad])).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("HH-2") && refused.body.contains("citizen_id"), "{}", refused.body);
+    let labour = app.client("DOLISA").await;
+    assert!(labour.list_batches(proto::ListBatchesRequest::default()).await.unwrap().batches.is_empty());
+    // A file not in the format: its line named.
+    let garbled = send("DOLISA", "b1", b"household_code,oops\r\nHH-1,x\r\n".to_vec()).await;
+    assert_eq!(garbled.status, 400, "{}", garbled.body);
+    assert!(garbled.body.contains("<code>line 1"), "{}", garbled.body);
+    // The good list: its receipt.
+    let receipt = send("DOLISA", "b1", household_csv(&[good])).await;
+    assert_eq!(receipt.status, 200, "{}", receipt.body);
+    assert!(receipt.body.contains("Biên nhận đợt b1") && receipt.body.contains("Đã áp dụng."), "{}", receipt.body);
+    let batches = labour.list_batches(proto::ListBatchesRequest::default()).await.unwrap().batches;
+    assert_eq!((batches.len(), batches[0].added), (1, 1), "{batches:?}");
+    // Operators may not push the register.
+    assert_eq!(send("VNPT", "b2", household_csv(&[])).await.status, 403);
 }

@@ -92,6 +92,41 @@ impl Browser {
         self.send(request).await
     }
 
+    /// A form with a file, as a browser sends it (`multipart/form-data`), from `origin`.
+    pub async fn post_multipart(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        file: (&str, &[u8]),
+        origin: Option<&str>,
+    ) -> Result<Page, String> {
+        const BOUNDARY: &str = "----telesub-test-boundary";
+        let mut body = Vec::new();
+        for (name, value) in fields {
+            body.extend_from_slice(
+                format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                    .as_bytes(),
+            );
+        }
+        let (name, bytes) = file;
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"list.csv\"\r\n\
+                 Content-Type: text/csv\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+        let mut request = http::Request::post(path)
+            .header("host", &self.host)
+            .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"));
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        self.send(request.body(Full::new(Bytes::from(body))).unwrap()).await
+    }
+
     /// A form sent as a browser sends it (`application/x-www-form-urlencoded`), from `origin`.
     pub async fn post(&mut self, path: &str, form: &str, origin: Option<&str>) -> Result<Page, String> {
         let mut request = http::Request::post(path)

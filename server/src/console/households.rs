@@ -8,23 +8,25 @@ use std::sync::Arc;
 use askama::Template;
 use axum::{
     Extension,
-    extract::{Query, State},
+    extract::{Multipart, Query, State},
+    http::{HeaderMap, Uri},
     response::Response,
 };
 use serde::Deserialize;
+use telesub_proto::csv::{CsvError, CsvReader};
 
 use super::{
     Console, format,
-    pages::{caller, failure, render, who},
+    pages::{caller, failure, forged, render, who},
 };
 use crate::{
     audit::SubjectKind,
     domain::{
-        DomainError,
-        household::{Category, Relationship, RemovalReason},
-        registry::{FindKey, HouseholdView},
+        DomainError, FieldViolation,
+        household::{BatchKind, Category, Relationship, RemovalReason},
+        registry::{FindKey, HeaderInput, HouseholdView},
     },
-    transport::CallContext,
+    transport::{CallContext, record_input},
 };
 
 #[derive(Debug, Deserialize)]
@@ -244,4 +246,139 @@ pub(super) async fn batches(
         })
         .collect();
     render(&BatchesPage { who: who(caller), rows, next_page: page.next })
+}
+
+#[derive(Template)]
+#[template(path = "console/upload.html")]
+struct UploadPage {
+    who: String,
+    token: String,
+}
+
+/// The form to send a household list as CSV (`docs/CSV.md`).
+pub(super) async fn upload_form(
+    State(console): State<Arc<Console>>,
+    Extension(call): Extension<CallContext>,
+) -> Response {
+    let caller = match caller(&call) {
+        Ok(c) => c,
+        Err(e) => return failure(e),
+    };
+    render(&UploadPage { who: who(caller), token: console.csrf.token(&caller.fingerprint) })
+}
+
+#[derive(Template)]
+#[template(path = "console/receipt.html")]
+struct ReceiptPage {
+    who: String,
+    batch_id: String,
+    replayed: bool,
+    counts: [String; 5],
+    digest: String,
+}
+
+/// Records handed to the register at a time, as the RPC's client sends them.
+const RECORDS_PER_CHUNK: usize = 1_000;
+
+/// A household list sent as a CSV file: read whole (every bad row of the file named, nothing
+/// stored), then pushed as a batch by the same service as `PushBatch` (every bad record and
+/// field named, nothing stored), then its receipt.
+pub(super) async fn upload(
+    State(console): State<Arc<Console>>,
+    Extension(call): Extension<CallContext>,
+    headers: HeaderMap,
+    uri: Uri,
+    mut form: Multipart,
+) -> Response {
+    let caller = match caller(&call) {
+        Ok(c) => c,
+        Err(e) => return failure(e),
+    };
+    let mut fields = std::collections::HashMap::new();
+    let mut file = None;
+    loop {
+        match form.next_field().await {
+            Ok(Some(field)) => {
+                let name = field.name().unwrap_or_default().to_owned();
+                let read = if name == "file" {
+                    field.bytes().await.map(|b| file = Some(b))
+                } else {
+                    field.text().await.map(|t| {
+                        fields.insert(name, t);
+                    })
+                };
+                if let Err(e) = read {
+                    return failure(DomainError::invalid("file", format!("the form could not be read: {e}")));
+                }
+            }
+            Ok(None) => break,
+            Err(e) => return failure(DomainError::invalid("file", format!("the form could not be read: {e}"))),
+        }
+    }
+    let field = |name: &str| fields.get(name).map(|s| s.trim().to_owned()).unwrap_or_default();
+    if let Some(refused) = forged(&console, caller, &headers, &uri, &field("csrf")) {
+        return refused;
+    }
+    let kind = match field("kind").as_str() {
+        "" => None,
+        k => match BatchKind::parse(k) {
+            Ok(k) => Some(k),
+            Err(e) => return failure(DomainError::invalid("kind", e)),
+        },
+    };
+    let header = match console.registry.check_header(&HeaderInput {
+        batch_id: field("batch_id"),
+        kind,
+        review_period: field("review_period"),
+        effective_date: field("effective_date"),
+        note: field("note"),
+    }) {
+        Ok(h) => h,
+        Err(e) => return failure(e),
+    };
+    let Some(file) = file.filter(|f| !f.is_empty()) else {
+        return failure(DomainError::invalid("file", "choose the CSV file of the list"));
+    };
+    let reader = match CsvReader::new(&file[..]) {
+        Ok(r) => r,
+        Err(e) => return failure(DomainError::Invalid(vec![csv_violation(&e)])),
+    };
+    let (mut records, mut bad) = (Vec::new(), Vec::new());
+    for read in reader {
+        match read {
+            Ok(record) => records.push(record_input(record)),
+            Err(e) => bad.push(csv_violation(&e)),
+        }
+    }
+    if !bad.is_empty() {
+        let total = bad.len();
+        return failure(DomainError::InvalidBatch { violations: bad, total });
+    }
+    let mut chunks = Vec::new();
+    while !records.is_empty() {
+        let rest = records.split_off(records.len().min(RECORDS_PER_CHUNK));
+        chunks.push(Ok(std::mem::replace(&mut records, rest)));
+    }
+    let receipt =
+        match console.registry.push(header, &caller.member.code, Box::pin(futures_util::stream::iter(chunks))).await {
+            Ok(r) => r,
+            Err(e) => return failure(e),
+        };
+    let b = &receipt.batch;
+    render(&ReceiptPage {
+        who: who(caller),
+        batch_id: b.batch_id.clone(),
+        replayed: receipt.replayed,
+        counts: [b.records, b.added, b.changed, b.removed, b.unchanged].map(format::number),
+        digest: b.content_digest.clone().unwrap_or_default(),
+    })
+}
+
+/// A row of the file that does not fit the format, named by its line and column.
+fn csv_violation(e: &CsvError) -> FieldViolation {
+    let field = match &e.column {
+        Some(column) => format!("line {}, {column}", e.line),
+        None => format!("line {}", e.line),
+    };
+    FieldViolation::new(field, e.message.clone())
 }

@@ -75,6 +75,7 @@ pub fn permission(method: &http::Method, path: &str) -> Option<&'static str> {
         ("POST", ["devices", _, "return"]) => "/telesub.v1.DeviceAllocation/ReturnForRevision",
         ("POST", ["devices", _, "handover"]) => "/telesub.v1.DeviceAllocation/RecordHandover",
         ("GET", ["batches"]) => "/telesub.v1.HouseholdRegistry/ListBatches",
+        ("GET", ["batches", "new"]) | ("POST", ["batches"]) => "/telesub.v1.HouseholdRegistry/PushBatch",
         ("GET", ["households"]) => "/telesub.v1.HouseholdRegistry/GetHouseholdHistory",
         ("GET", ["reconciliation"]) => "/telesub.v1.Reconciliation/ListReconciliations",
         ("GET", ["reconciliation", _, _]) => "/telesub.v1.Reconciliation/ListDiscrepancies",
@@ -89,6 +90,18 @@ pub fn permission(method: &http::Method, path: &str) -> Option<&'static str> {
 pub fn refusal(status: http::StatusCode, message: &str) -> axum::response::Response {
     pages::refusal(status, message)
 }
+
+/// The most a request to the console may send: a household list as CSV for
+/// `POST /console/batches` (a province's yearly review is some tens of MB), a small form
+/// otherwise. The hub layer reads the body whole, within this, into the record's digest.
+pub fn body_limit(method: &http::Method, path: &str) -> usize {
+    if method == http::Method::POST && path == "/console/batches" { UPLOAD_LIMIT } else { FORM_LIMIT }
+}
+
+/// A form's body: a decision's note is at most 500 characters.
+const FORM_LIMIT: usize = 64 * 1024;
+/// A household list as CSV.
+const UPLOAD_LIMIT: usize = 64 * 1024 * 1024;
 
 /// The domain services the pages call.
 #[derive(Debug, Clone)]
@@ -113,7 +126,8 @@ pub fn router(console: Console) -> Router {
         .route("/console/", get(pages::home))
         .route("/console/audit", get(supervision::lookups))
         .route("/console/audit/check", get(supervision::check))
-        .route("/console/batches", get(households::batches))
+        .route("/console/batches", get(households::batches).post(households::upload))
+        .route("/console/batches/new", get(households::upload_form))
         .route("/console/members", get(members::members).post(members::register))
         .route("/console/members/{code}/suspend", axum::routing::post(members::suspend))
         .route("/console/devices", get(devices::decisions))

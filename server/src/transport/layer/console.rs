@@ -77,9 +77,6 @@ async fn refused(call: CallRecord, refusal: Refusal, request_id: &str) -> Respon
     finish(page.map(Body::new), request_id)
 }
 
-/// The largest form a console page takes: a decision's note is at most 500 characters.
-const FORM_LIMIT: usize = 64 * 1024;
-
 const UNRECORDED: &str = "the hub could not keep the record of this request, so it was not answered: retry later";
 
 impl HubState {
@@ -147,11 +144,12 @@ impl HubState {
             }
             // A form is read whole (it is small) so that the record's request digest covers it,
             // as a call's covers its messages.
+            let limit = console::body_limit(req.method(), req.uri().path());
             let (parts, body) = req.into_parts();
-            let form = match http_body_util::Limited::new(body, FORM_LIMIT).collect().await {
+            let form = match http_body_util::Limited::new(body, limit).collect().await {
                 Ok(collected) => collected.to_bytes(),
                 Err(_) => {
-                    let reason = format!("a form of at most {FORM_LIMIT} bytes, sent whole, is expected");
+                    let reason = format!("a form of at most {limit} bytes, sent whole, is expected");
                     return refused(call, Refusal::new(Code::InvalidArgument, reason), &request_id).await;
                 }
             };

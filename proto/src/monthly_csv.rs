@@ -9,7 +9,7 @@
 //! acceptable is for the hub to say, naming the line as `lines[N].field`.
 //!
 //! ```
-//! use telesub_client::monthly_csv::{MonthlyLineReader, MonthlyLineWriter};
+//! use telesub_proto::monthly_csv::{MonthlyLineReader, MonthlyLineWriter};
 //!
 //! let text = "phone_number,subscriber_citizen_id,household_code,enrollment_id,change,service,\
 //! package_code,tariff,amount_claimed,days_of_service,used,unclaimed_reason\n\
@@ -30,12 +30,12 @@ use std::{
 
 use crate::{
     csv::CsvError,
-    proto::{self, SupportChange, SupportedService, UnclaimedReason},
     rows::{self, RowReader, RowWriter},
+    v1::{self as proto, SupportChange, SupportedService, UnclaimedReason},
 };
 
 /// The header row: exactly these columns, in this order.
-pub use telesub_proto::MONTHLY_LIST_COLUMNS as COLUMNS;
+pub use crate::MONTHLY_LIST_COLUMNS as COLUMNS;
 
 const PHONE_NUMBER: usize = 0;
 const SUBSCRIBER_CITIZEN_ID: usize = 1;

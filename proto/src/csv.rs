@@ -11,7 +11,7 @@
 //! by its index and household code.
 //!
 //! ```
-//! use telesub_client::csv::{CsvReader, CsvWriter};
+//! use telesub_proto::csv::{CsvReader, CsvWriter};
 //!
 //! let text = "household_code,change,effective_date,category,head_name,commune_code,address,\
 //! certificate_number,certificate_issued_on,certificate_issuing_unit,earlier_programme_device,\
@@ -34,8 +34,8 @@ use std::{
 };
 
 use crate::{
-    proto::{self, Category, Relationship, RemovalReason, household_record::Change},
     rows::{RowFailure, RowReader, RowWriter},
+    v1::{self as proto, Category, Relationship, RemovalReason, household_record::Change},
 };
 
 /// The header row: exactly these columns, in this order.
