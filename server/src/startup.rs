@@ -256,6 +256,7 @@ impl Hub {
             statistics: StatisticsService::new(&context),
             devices: DeviceService::new(&context),
             members: registry.clone(),
+            inspections: InspectionService::new(&context),
             verifier: tree.verifier(),
             clock: clock.clone(),
             csrf: crate::console::csrf::Csrf::new(),

@@ -663,3 +663,27 @@ async fn a_clerk_uploads_a_household_list_sees_every_bad_field_named_then_the_re
     // Operators may not push the register.
     assert_eq!(send("VNPT", "b2", household_csv(&[])).await.status, 403);
 }
+
+#[tokio::test]
+async fn inspections_and_their_findings_are_read_by_those_they_concern() {
+    let app = TestApp::spawn().await;
+    let ict = app.client("DOICT").await;
+    let in_661 = ict.create_inspection(crate::inspections::inspection(&["661"])).await.unwrap();
+    let in_660 = ict.create_inspection(crate::inspections::inspection(&["660"])).await.unwrap();
+    ict.record_finding(crate::inspections::finding(in_660.id, "VNPT")).await.unwrap();
+    let list = get(&app, "UBND", "/console/inspections").await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert!(list.body.contains(&format!("/console/inspections/{}", in_661.id)), "{}", list.body);
+    let one = get(&app, "DOLISA", &format!("/console/inspections/{}", in_660.id)).await;
+    assert_eq!(one.status, 200, "{}", one.body);
+    for shown in ["Lê Văn Tâm", "Thu hồi kinh phí đã hỗ trợ", "Cao", "30/05/2025", "Chưa xử lý"] {
+        assert!(one.body.contains(shown), "{shown}: {}", one.body);
+    }
+    // Gia Nghĩa (660) reads what concerns its unit only.
+    let own = get(&app, "GIANGHIA", "/console/inspections").await;
+    assert!(own.body.contains(&format!("/console/inspections/{}\"", in_660.id)), "{}", own.body);
+    assert!(!own.body.contains(&format!("/console/inspections/{}\"", in_661.id)), "{}", own.body);
+    assert!(matches!(get(&app, "GIANGHIA", &format!("/console/inspections/{}", in_661.id)).await.status, 403 | 404));
+    assert_eq!(get(&app, "VNPT", "/console/inspections").await.status, 403);
+    assert_eq!(get(&app, "DOICT", "/console/inspections/x").await.status, 400);
+}

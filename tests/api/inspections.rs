@@ -15,7 +15,7 @@ fn member(org: &str, name: &str, role: &str) -> proto::TeamMember {
     proto::TeamMember { organisation: org.into(), name: name.into(), role: role.into() }
 }
 
-fn inspection(units: &[&str]) -> proto::CreateInspectionRequest {
+pub(crate) fn inspection(units: &[&str]) -> proto::CreateInspectionRequest {
     proto::CreateInspectionRequest {
         title: "Kiểm tra việc hỗ trợ dịch vụ viễn thông năm 2025".into(),
         basis: proto::InspectionBasis::AuthorityRequest.into(),
@@ -29,7 +29,7 @@ fn inspection(units: &[&str]) -> proto::CreateInspectionRequest {
     }
 }
 
-fn finding(inspection_id: i64, subject: &str) -> proto::RecordFindingRequest {
+pub(crate) fn finding(inspection_id: i64, subject: &str) -> proto::RecordFindingRequest {
     proto::RecordFindingRequest {
         inspection_id,
         severity: proto::FindingSeverity::High.into(),

@@ -17,6 +17,7 @@ pub mod csrf;
 mod devices;
 pub mod format;
 mod households;
+mod inspections;
 mod members;
 mod pages;
 mod statistics;
@@ -31,8 +32,9 @@ use axum::{Router, response::Redirect, routing::get};
 use crate::{
     audit::checkpoint::VerifierKey,
     domain::{
-        clock::Clock, devices::DeviceService, members::MemberRegistry, reconciliation::ReconciliationService,
-        registry::HouseholdRegistry, statistics::StatisticsService, supervision::SupervisionService,
+        clock::Clock, devices::DeviceService, inspections::InspectionService, members::MemberRegistry,
+        reconciliation::ReconciliationService, registry::HouseholdRegistry, statistics::StatisticsService,
+        supervision::SupervisionService,
     },
 };
 
@@ -66,6 +68,8 @@ pub fn permission(method: &http::Method, path: &str) -> Option<&'static str> {
         ("GET", ["audit"]) => "/telesub.v1.Supervision/QueryAudit",
         ("GET", ["audit", "check"]) => "/telesub.v1.Supervision/VerifyAudit",
         ("GET", ["statistics"]) => "/telesub.v1.Supervision/GetProgrammeStatistics",
+        ("GET", ["inspections"]) => "/telesub.v1.Supervision/ListInspections",
+        ("GET", ["inspections", _]) => "/telesub.v1.Supervision/GetInspection",
         ("GET", ["members"]) => "/telesub.v1.Members/ListMembers",
         ("POST", ["members"]) => "/telesub.v1.Members/RegisterMember",
         ("POST", ["members", _, "suspend"]) => "/telesub.v1.Members/SuspendMember",
@@ -112,6 +116,7 @@ pub struct Console {
     pub statistics: StatisticsService,
     pub devices: DeviceService,
     pub members: MemberRegistry,
+    pub inspections: InspectionService,
     /// The key the trail's checkpoints are checked with.
     pub verifier: Option<VerifierKey>,
     pub clock: Clock,
@@ -128,6 +133,8 @@ pub fn router(console: Console) -> Router {
         .route("/console/audit/check", get(supervision::check))
         .route("/console/batches", get(households::batches).post(households::upload))
         .route("/console/batches/new", get(households::upload_form))
+        .route("/console/inspections", get(inspections::inspections))
+        .route("/console/inspections/{id}", get(inspections::inspection))
         .route("/console/members", get(members::members).post(members::register))
         .route("/console/members/{code}/suspend", axum::routing::post(members::suspend))
         .route("/console/devices", get(devices::decisions))

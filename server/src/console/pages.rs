@@ -130,6 +130,7 @@ struct Home {
     reads_statistics: bool,
     reads_batches: bool,
     reads_devices: bool,
+    reads_inspections: bool,
 }
 
 /// Vietnamese names of the roles.
@@ -161,6 +162,7 @@ pub(super) async fn home(Extension(call): Extension<CallContext>) -> Response {
         reads_statistics: role != Role::Operator,
         reads_batches: matches!(role, Role::Ict | Role::Labour),
         reads_devices: !matches!(role, Role::Operator | Role::Health),
+        reads_inspections: role != Role::Operator,
     })
 }
 
