@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::{
-    Extension, Form,
+    Form,
     extract::{Path, Query, State},
     http::{HeaderMap, Uri},
     response::{IntoResponse, Redirect, Response},
@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::{
     Console, format,
-    pages::{caller, failure, forged, render, who},
+    pages::{Visitor, failure, forged, render, who},
 };
 use crate::{
     audit::SubjectKind,
@@ -24,7 +24,6 @@ use crate::{
         devices::{AllocationStatus, DeviceType, HandoverInput, HandoverKind},
         member::Role,
     },
-    transport::CallContext,
 };
 
 fn status_name(s: AllocationStatus) -> &'static str {
@@ -70,13 +69,10 @@ struct DecisionsPage {
 
 pub(super) async fn decisions(
     State(console): State<Arc<Console>>,
-    Extension(call): Extension<CallContext>,
+    visitor: Visitor,
     Query(asked): Query<Asked>,
 ) -> Response {
-    let caller = match caller(&call) {
-        Ok(c) => c,
-        Err(e) => return failure(e),
-    };
+    let caller = &visitor.caller;
     let page = match console.devices.list(50, asked.page.trim()).await {
         Ok(page) => page,
         Err(e) => return failure(e),
@@ -133,13 +129,10 @@ struct DecisionPage {
 
 pub(super) async fn decision(
     State(console): State<Arc<Console>>,
-    Extension(call): Extension<CallContext>,
+    visitor: Visitor,
     Path(number): Path<String>,
 ) -> Response {
-    let caller = match caller(&call) {
-        Ok(c) => c,
-        Err(e) => return failure(e),
-    };
+    let caller = &visitor.caller;
     let allocation = match console.devices.get(&number).await {
         Ok(a) => a,
         Err(e) => return failure(e),
@@ -205,16 +198,13 @@ pub(super) struct CommitteeForm {
 /// returns it with a note; then the decision's page again.
 pub(super) async fn committee(
     State(console): State<Arc<Console>>,
-    Extension(call): Extension<CallContext>,
+    visitor: Visitor,
     Path((number, decision)): Path<(String, String)>,
     headers: HeaderMap,
     uri: Uri,
     Form(form): Form<CommitteeForm>,
 ) -> Response {
-    let caller = match caller(&call) {
-        Ok(c) => c,
-        Err(e) => return failure(e),
-    };
+    let caller = &visitor.caller;
     if let Some(refused) = forged(&console, caller, &headers, &uri, &form.csrf) {
         return refused;
     }
@@ -252,16 +242,13 @@ pub(super) struct HandoverForm {
 /// then the decision's page again.
 pub(super) async fn handover(
     State(console): State<Arc<Console>>,
-    Extension(call): Extension<CallContext>,
+    visitor: Visitor,
     Path(number): Path<String>,
     headers: HeaderMap,
     uri: Uri,
     Form(form): Form<HandoverForm>,
 ) -> Response {
-    let caller = match caller(&call) {
-        Ok(c) => c,
-        Err(e) => return failure(e),
-    };
+    let Visitor { call, caller } = &visitor;
     if let Some(refused) = forged(&console, caller, &headers, &uri, &form.csrf) {
         return refused;
     }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::{
-    Extension,
     extract::{Multipart, Query, State},
     http::{HeaderMap, Uri},
     response::Response,
@@ -17,7 +16,7 @@ use telesub_proto::csv::{CsvError, CsvReader};
 
 use super::{
     Console, format,
-    pages::{caller, failure, forged, render, who},
+    pages::{Visitor, failure, forged, render, who},
 };
 use crate::{
     audit::SubjectKind,
@@ -26,7 +25,7 @@ use crate::{
         household::{BatchKind, Category, Relationship, RemovalReason},
         registry::{FindKey, HeaderInput, HouseholdView},
     },
-    transport::{CallContext, record_input},
+    transport::record_input,
 };
 
 #[derive(Debug, Deserialize)]
@@ -132,13 +131,10 @@ struct HouseholdsPage {
 /// The search form, and what it found.
 pub(super) async fn households(
     State(console): State<Arc<Console>>,
-    Extension(call): Extension<CallContext>,
+    visitor: Visitor,
     Query(search): Query<Search>,
 ) -> Response {
-    let caller = match caller(&call) {
-        Ok(c) => c,
-        Err(e) => return failure(e),
-    };
+    let Visitor { call, caller } = &visitor;
     let q = search.q.trim().to_owned();
     let by = match search.by.as_str() {
         "" | "code" => "code",
@@ -217,13 +213,10 @@ struct BatchesPage {
 /// The batches the labour department pushed, newest first, each with its receipt's figures.
 pub(super) async fn batches(
     State(console): State<Arc<Console>>,
-    Extension(call): Extension<CallContext>,
+    visitor: Visitor,
     Query(asked): Query<BatchesAsked>,
 ) -> Response {
-    let caller = match caller(&call) {
-        Ok(c) => c,
-        Err(e) => return failure(e),
-    };
+    let caller = &visitor.caller;
     let page = match console.registry.list_batches(50, asked.page.trim()).await {
         Ok(page) => page,
         Err(e) => return failure(e),
@@ -256,14 +249,8 @@ struct UploadPage {
 }
 
 /// The form to send a household list as CSV (`docs/CSV.md`).
-pub(super) async fn upload_form(
-    State(console): State<Arc<Console>>,
-    Extension(call): Extension<CallContext>,
-) -> Response {
-    let caller = match caller(&call) {
-        Ok(c) => c,
-        Err(e) => return failure(e),
-    };
+pub(super) async fn upload_form(State(console): State<Arc<Console>>, visitor: Visitor) -> Response {
+    let caller = &visitor.caller;
     render(&UploadPage { who: who(caller), token: console.csrf.token(&caller.fingerprint) })
 }
 
@@ -285,15 +272,12 @@ const RECORDS_PER_CHUNK: usize = 1_000;
 /// field named, nothing stored), then its receipt.
 pub(super) async fn upload(
     State(console): State<Arc<Console>>,
-    Extension(call): Extension<CallContext>,
+    visitor: Visitor,
     headers: HeaderMap,
     uri: Uri,
     mut form: Multipart,
 ) -> Response {
-    let caller = match caller(&call) {
-        Ok(c) => c,
-        Err(e) => return failure(e),
-    };
+    let caller = &visitor.caller;
     let mut fields = std::collections::HashMap::new();
     let mut file = None;
     loop {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::{
-    Extension,
     extract::{Path, Query, State},
     response::Response,
 };
@@ -14,14 +13,11 @@ use serde::Deserialize;
 
 use super::{
     Console, format,
-    pages::{caller, failure, render, who},
+    pages::{Visitor, failure, render, who},
 };
-use crate::{
-    domain::{
-        DomainError,
-        inspections::{FindingStatus, InspectionStatus, Severity},
-    },
-    transport::CallContext,
+use crate::domain::{
+    DomainError,
+    inspections::{FindingStatus, InspectionStatus, Severity},
 };
 
 fn severity_name(s: Severity) -> &'static str {
@@ -72,13 +68,10 @@ struct InspectionsPage {
 
 pub(super) async fn inspections(
     State(console): State<Arc<Console>>,
-    Extension(call): Extension<CallContext>,
+    visitor: Visitor,
     Query(asked): Query<Asked>,
 ) -> Response {
-    let caller = match caller(&call) {
-        Ok(c) => c,
-        Err(e) => return failure(e),
-    };
+    let caller = &visitor.caller;
     let page = match console.inspections.list(caller, None, 50, asked.page.trim()).await {
         Ok(page) => page,
         Err(e) => return failure(e),
@@ -126,13 +119,10 @@ struct InspectionPage {
 
 pub(super) async fn inspection(
     State(console): State<Arc<Console>>,
-    Extension(call): Extension<CallContext>,
+    visitor: Visitor,
     Path(id): Path<String>,
 ) -> Response {
-    let caller = match caller(&call) {
-        Ok(c) => c,
-        Err(e) => return failure(e),
-    };
+    let caller = &visitor.caller;
     let Ok(id) = id.parse::<i64>() else {
         return failure(DomainError::invalid("inspection_id", format!("{id:?} is not an inspection's number")));
     };

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::{
-    Extension, Form,
+    Form,
     extract::{Path, Query, State},
     http::{HeaderMap, Uri},
     response::{IntoResponse, Redirect, Response},
@@ -16,14 +16,11 @@ use serde::Deserialize;
 
 use super::{
     Console, format,
-    pages::{caller, failure, forged, render, role_name, who},
+    pages::{Visitor, failure, forged, render, role_name, who},
 };
-use crate::{
-    domain::{
-        DomainError, Violations,
-        member::{DisplayName, MemberFilter, MemberStatus, NewMember, OrgCode, Reason, Role, UnitCode},
-    },
-    transport::CallContext,
+use crate::domain::{
+    DomainError, Violations,
+    member::{DisplayName, MemberFilter, MemberStatus, NewMember, OrgCode, Reason, Role, UnitCode},
 };
 
 #[derive(Debug, Deserialize)]
@@ -54,13 +51,10 @@ struct MembersPage {
 
 pub(super) async fn members(
     State(console): State<Arc<Console>>,
-    Extension(call): Extension<CallContext>,
+    visitor: Visitor,
     Query(asked): Query<Asked>,
 ) -> Response {
-    let caller = match caller(&call) {
-        Ok(c) => c,
-        Err(e) => return failure(e),
-    };
+    let caller = &visitor.caller;
     let page = match console.members.list(&MemberFilter::default(), 100, asked.page.trim()).await {
         Ok(page) => page,
         Err(e) => return failure(e),
@@ -104,15 +98,12 @@ pub(super) struct RegisterForm {
 /// A new member; then the members' page again.
 pub(super) async fn register(
     State(console): State<Arc<Console>>,
-    Extension(call): Extension<CallContext>,
+    visitor: Visitor,
     headers: HeaderMap,
     uri: Uri,
     Form(form): Form<RegisterForm>,
 ) -> Response {
-    let caller = match caller(&call) {
-        Ok(c) => c,
-        Err(e) => return failure(e),
-    };
+    let caller = &visitor.caller;
     if let Some(refused) = forged(&console, caller, &headers, &uri, &form.csrf) {
         return refused;
     }
@@ -147,16 +138,13 @@ pub(super) struct SuspendForm {
 /// A member suspended, with the reason; then the members' page again.
 pub(super) async fn suspend(
     State(console): State<Arc<Console>>,
-    Extension(call): Extension<CallContext>,
+    visitor: Visitor,
     Path(code): Path<String>,
     headers: HeaderMap,
     uri: Uri,
     Form(form): Form<SuspendForm>,
 ) -> Response {
-    let caller = match caller(&call) {
-        Ok(c) => c,
-        Err(e) => return failure(e),
-    };
+    let caller = &visitor.caller;
     if let Some(refused) = forged(&console, caller, &headers, &uri, &form.csrf) {
         return refused;
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::{
-    Extension, Form,
+    Form,
     extract::{Path, Query, State},
     http::{HeaderMap, StatusCode, Uri, header},
     response::{Html, IntoResponse, Redirect, Response},
@@ -54,10 +54,24 @@ pub(super) fn who(caller: &Caller) -> String {
     format!("{} · {}", caller.member.display_name.as_str(), caller.member.code)
 }
 
-pub(super) fn caller(call: &CallContext) -> Result<&Caller, DomainError> {
-    call.caller.as_deref().ok_or_else(|| {
-        DomainError::PermissionDenied("the console is for members: present a member's certificate".into())
-    })
+/// Who asks for a page: the call's context the hub layer made, with the member it identified.
+/// A page's handler takes it first; without a member the page is refused.
+pub(super) struct Visitor {
+    pub(super) call: CallContext,
+    pub(super) caller: Arc<Caller>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Visitor {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Response> {
+        let refused = || {
+            failure(DomainError::PermissionDenied("the console is for members: present a member's certificate".into()))
+        };
+        let call = parts.extensions.get::<CallContext>().cloned().ok_or_else(refused)?;
+        let caller = call.caller.clone().ok_or_else(refused)?;
+        Ok(Self { call, caller })
+    }
 }
 
 pub(super) fn render(page: &impl Template) -> Response {
@@ -146,11 +160,8 @@ pub(super) fn role_name(role: Role) -> &'static str {
     }
 }
 
-pub(super) async fn home(Extension(call): Extension<CallContext>) -> Response {
-    let caller = match caller(&call) {
-        Ok(c) => c,
-        Err(e) => return failure(e),
-    };
+pub(super) async fn home(visitor: Visitor) -> Response {
+    let caller = &visitor.caller;
     let role = caller.member.role;
     render(&Home {
         who: who(caller),
@@ -263,13 +274,10 @@ fn shift(period: &str, months: i32) -> String {
 /// A month's lists by operator, with their figures and the month before's.
 pub(super) async fn reconciliation(
     State(console): State<Arc<Console>>,
-    Extension(call): Extension<CallContext>,
+    visitor: Visitor,
     Query(query): Query<MonthQuery>,
 ) -> Response {
-    let caller = match caller(&call) {
-        Ok(c) => c,
-        Err(e) => return failure(e),
-    };
+    let caller = &visitor.caller;
     let period = match query.period.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
         Some(p) => p.to_owned(),
         // Lists come after their month ends: the month before today's.
@@ -404,14 +412,11 @@ fn query_part(name: &str, value: &str) -> String {
 /// household, a page at a time), and for ICT the forms to confirm or reject it.
 pub(super) async fn list(
     State(console): State<Arc<Console>>,
-    Extension(call): Extension<CallContext>,
+    visitor: Visitor,
     Path((operator, update_id)): Path<(String, String)>,
     Query(query): Query<LinesQuery>,
 ) -> Response {
-    let caller = match caller(&call) {
-        Ok(c) => c,
-        Err(e) => return failure(e),
-    };
+    let Visitor { call, caller } = &visitor;
     let text = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
     let (code, commune, household) = (text(&query.code), text(&query.commune), text(&query.household));
     let code = match code.as_deref().map(Code::parse) {
@@ -526,16 +531,13 @@ pub(super) fn forged(
 /// list's page again.
 pub(super) async fn decide(
     State(console): State<Arc<Console>>,
-    Extension(call): Extension<CallContext>,
+    visitor: Visitor,
     Path((operator, update_id, decision)): Path<(String, String, String)>,
     headers: HeaderMap,
     uri: Uri,
     Form(form): Form<DecisionForm>,
 ) -> Response {
-    let caller = match caller(&call) {
-        Ok(c) => c,
-        Err(e) => return failure(e),
-    };
+    let caller = &visitor.caller;
     if let Some(refused) = forged(&console, caller, &headers, &uri, &form.csrf) {
         return refused;
     }

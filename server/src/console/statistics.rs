@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::{
-    Extension,
     extract::{Query, State},
     response::Response,
 };
@@ -16,9 +15,8 @@ use time::Duration;
 use super::{
     Console, format,
     households::category_name,
-    pages::{caller, failure, render, who},
+    pages::{Visitor, failure, render, who},
 };
-use crate::transport::CallContext;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct Asked {
@@ -73,13 +71,10 @@ const ROW_HEIGHT: i64 = 44;
 
 pub(super) async fn statistics(
     State(console): State<Arc<Console>>,
-    Extension(call): Extension<CallContext>,
+    visitor: Visitor,
     Query(asked): Query<Asked>,
 ) -> Response {
-    let caller = match caller(&call) {
-        Ok(c) => c,
-        Err(e) => return failure(e),
-    };
+    let caller = &visitor.caller;
     let period = match asked.period.trim() {
         "" => {
             let last_month = console.clock.today().replace_day(1).expect("a first day") - Duration::days(1);

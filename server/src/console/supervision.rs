@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::{
-    Extension,
     extract::{Query, State},
     response::Response,
 };
@@ -14,9 +13,9 @@ use serde::Deserialize;
 
 use super::{
     Console, format,
-    pages::{caller, failure, render, who},
+    pages::{Visitor, failure, render, who},
 };
-use crate::{domain::supervision::AuditQuery, transport::CallContext};
+use crate::domain::supervision::AuditQuery;
 
 /// Records shown on one page.
 const RECORDS_PER_PAGE: u32 = 50;
@@ -55,13 +54,10 @@ struct AuditPage {
 /// Who looked up what: records filtered by a citizen ID, a household code or a member.
 pub(super) async fn lookups(
     State(console): State<Arc<Console>>,
-    Extension(call): Extension<CallContext>,
+    visitor: Visitor,
     Query(filter): Query<Filter>,
 ) -> Response {
-    let caller = match caller(&call) {
-        Ok(c) => c,
-        Err(e) => return failure(e),
-    };
+    let caller = &visitor.caller;
     let (citizen, household, member) =
         (filter.citizen.trim().to_owned(), filter.household.trim().to_owned(), filter.member.trim().to_owned());
     let mut page = AuditPage {
@@ -116,11 +112,8 @@ struct CheckPage {
 }
 
 /// The trail checked whole: the chain, the tree's checkpoints, the database's guards.
-pub(super) async fn check(State(console): State<Arc<Console>>, Extension(call): Extension<CallContext>) -> Response {
-    let caller = match caller(&call) {
-        Ok(c) => c,
-        Err(e) => return failure(e),
-    };
+pub(super) async fn check(State(console): State<Arc<Console>>, visitor: Visitor) -> Response {
+    let caller = &visitor.caller;
     let report = match console.supervision.verify(console.verifier.clone()).await {
         Ok(report) => report,
         Err(e) => return failure(e),
