@@ -86,6 +86,11 @@ fn main() {
             ("a list, by household", format!("{list_page}?household={household}")),
             ("a list, a page deep in it", format!("{list_page}?page=l900000")),
             ("a household's timeline", format!("/console/households?q={household}")),
+            ("batches", "/console/batches".to_owned()),
+            ("members", "/console/members".to_owned()),
+            ("device decisions", "/console/devices".to_owned()),
+            ("inspections", "/console/inspections".to_owned()),
+            ("who looked a household up", format!("/console/audit?household={household}")),
             ("statistics, province", format!("/console/statistics?period={PERIOD}")),
             ("statistics, commune", format!("/console/statistics?period={PERIOD}&unit={commune}")),
         ];
