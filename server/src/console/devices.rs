@@ -38,8 +38,7 @@ fn status_name(s: AllocationStatus) -> &'static str {
 
 /// The address of a decision's page.
 fn address(number: &str) -> String {
-    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-    format!("/console/devices/{}", utf8_percent_encode(number, NON_ALPHANUMERIC))
+    format!("/console/devices/{}", format::segment(number))
 }
 
 #[derive(Debug, Deserialize)]

@@ -37,6 +37,19 @@ pub fn time(t: OffsetDateTime) -> String {
     format!("{} {:02}:{:02}", date(t.date()), t.hour(), t.minute())
 }
 
+/// A value as one segment of a path or a query's value: everything but letters and digits
+/// percent-encoded (an update id or a decision number may hold `/`, `?` or `<`).
+pub fn segment(value: &str) -> percent_encoding::PercentEncode<'_> {
+    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC)
+}
+
+/// `YYYY-MM` of the month before `today`'s: the month whose lists and figures are looked at
+/// first, since they come after it ends.
+pub fn last_month(today: Date) -> String {
+    let last = today.replace_day(1).expect("a first day") - time::Duration::days(1);
+    format!("{:04}-{:02}", last.year(), u8::from(last.month()))
+}
+
 /// A period `YYYY-MM` as `MM/YYYY`.
 pub fn period(p: &str) -> String {
     match p.split_once('-') {
@@ -63,5 +76,10 @@ mod tests {
         // 23:30 UTC on 31 March is 06:30 on 1 April in the province.
         assert_eq!(time(datetime!(2025-03-31 23:30 UTC)), "01/04/2025 06:30");
         assert_eq!(period("2025-03"), "03/2025");
+        assert_eq!(
+            (last_month(date!(2025 - 03 - 15)), last_month(date!(2025 - 01 - 01))),
+            ("2025-02".into(), "2024-12".into())
+        );
+        assert_eq!(segment("101/QĐ-BTTTT").to_string(), "101%2FQ%C4%90%2DBTTTT");
     }
 }

@@ -12,7 +12,6 @@ use axum::{
     response::{Html, IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
-use time::Duration;
 
 use super::{Console, format};
 use crate::{
@@ -281,11 +280,7 @@ pub(super) async fn reconciliation(
     let period = match query.period.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
         Some(p) => p.to_owned(),
         // Lists come after their month ends: the month before today's.
-        None => {
-            let today = console.clock.today();
-            let last_month = today.replace_day(1).expect("a first day") - Duration::days(1);
-            format!("{:04}-{:02}", last_month.year(), u8::from(last_month.month()))
-        }
+        None => format::last_month(console.clock.today()),
     };
     let filter = |period: &str| UpdateFilter { period: Some(period.to_owned()), ..Default::default() };
     let token = query.page.unwrap_or_default();
@@ -395,17 +390,11 @@ struct ListPage {
 
 /// The address of a list's page.
 fn list_address(operator: &str, update_id: &str) -> String {
-    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-    format!(
-        "/console/reconciliation/{}/{}",
-        utf8_percent_encode(operator, NON_ALPHANUMERIC),
-        utf8_percent_encode(update_id, NON_ALPHANUMERIC)
-    )
+    format!("/console/reconciliation/{}/{}", format::segment(operator), format::segment(update_id))
 }
 
 fn query_part(name: &str, value: &str) -> String {
-    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-    format!("{name}={}", utf8_percent_encode(value, NON_ALPHANUMERIC))
+    format!("{name}={}", format::segment(value))
 }
 
 /// One list: its figures, its lines with a discrepancy (filtered by code, commune or

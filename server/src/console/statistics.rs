@@ -10,7 +10,6 @@ use axum::{
     response::Response,
 };
 use serde::Deserialize;
-use time::Duration;
 
 use super::{
     Console, format,
@@ -76,10 +75,7 @@ pub(super) async fn statistics(
 ) -> Response {
     let caller = &visitor.caller;
     let period = match asked.period.trim() {
-        "" => {
-            let last_month = console.clock.today().replace_day(1).expect("a first day") - Duration::days(1);
-            format!("{:04}-{:02}", last_month.year(), u8::from(last_month.month()))
-        }
+        "" => format::last_month(console.clock.today()),
         p => p.to_owned(),
     };
     let s = match console.statistics.compute(Some(caller), &period, &asked.unit).await {

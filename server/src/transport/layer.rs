@@ -300,18 +300,7 @@ impl HubState {
         );
         let mut call = CallRecord::new(
             self.clone(),
-            AuditEntry {
-                at: self.clock.now(),
-                request_id: request_id.clone(),
-                org_code: org_text,
-                cert_fingerprint: fingerprint.clone(),
-                method: method.clone(),
-                outcome: String::new(),
-                detail: String::new(),
-                request_digest: String::new(),
-                attached: None,
-                decisions_call: None,
-            },
+            self.entry(&request_id, org_text, fingerprint.clone(), method.clone()),
             span.clone(),
         );
 
@@ -401,6 +390,23 @@ impl HubState {
         }
         .instrument(span)
         .await
+    }
+
+    /// The audit record of a call or a page as it begins: who, when, what; its outcome comes
+    /// when it ends.
+    fn entry(&self, request_id: &str, org: Option<String>, fingerprint: Option<String>, method: String) -> AuditEntry {
+        AuditEntry {
+            at: self.clock.now(),
+            request_id: request_id.to_owned(),
+            org_code: org,
+            cert_fingerprint: fingerprint,
+            method,
+            outcome: String::new(),
+            detail: String::new(),
+            request_digest: String::new(),
+            attached: None,
+            decisions_call: None,
+        }
     }
 
     /// The client certificate's fingerprint, the organisation it names, and that code as text.

@@ -14,7 +14,6 @@ use tracing::Instrument;
 
 use super::{CallRecord, HubState, Refusal, new_request_id, set_request_id, truncate};
 use crate::{
-    audit::AuditEntry,
     console::{self, Detail},
     transport::{
         CallContext,
@@ -106,22 +105,8 @@ impl HubState {
             org = org_text.as_deref().unwrap_or("-"),
             request_id = %request_id,
         );
-        let mut call = CallRecord::new(
-            self.clone(),
-            AuditEntry {
-                at: self.clock.now(),
-                request_id: request_id.clone(),
-                org_code: org_text,
-                cert_fingerprint: fingerprint.clone(),
-                method: page,
-                outcome: String::new(),
-                detail: String::new(),
-                request_digest: String::new(),
-                attached: None,
-                decisions_call: None,
-            },
-            span.clone(),
-        );
+        let mut call =
+            CallRecord::new(self.clone(), self.entry(&request_id, org_text, fingerprint.clone(), page), span.clone());
         async move {
             if !self.database_up.load(Ordering::Relaxed) {
                 let reason = "the hub's database does not answer right now; nothing was done: retry later";
