@@ -11,9 +11,7 @@
 
 use std::time::Instant;
 
-use telesub_client::proto;
-use telesub_tests::{TestApp, console::Browser, load_enrollments, load_generated};
-use telesub_tools::monthly_generator::{MonthGenerator, Shares};
+use telesub_tests::{TestApp, console::Browser};
 use time::macros::date;
 
 /// The hub binary's allocator, so that the figures are the binary's.
@@ -37,40 +35,12 @@ fn main() {
         println!("console benchmark: {n} households, {backend} store, browser and hub in one process");
         let start = date!(2025 - 01 - 01);
         let started = Instant::now();
-        load_generated(app.store.as_ref(), SEED, n, start).await;
-        let month = MonthGenerator::new(SEED, n, vec!["VNPT".into()], PERIOD, start, Shares::default()).unwrap();
-        load_enrollments(&app.db, month.enrollments()).await.expect("load the enrolments");
-        let vnpt = app.client("VNPT").await;
-        let header = proto::MonthlyUpdateHeader {
-            period: PERIOD.into(),
-            update_id: "bench".into(),
-            replaces_earlier: false,
-            note: String::new(),
-        };
-        let (to_send, sending) = tokio::sync::mpsc::channel(4_096);
-        let generator = month.clone();
-        std::thread::spawn(move || {
-            for line in generator.lines("VNPT") {
-                if to_send.blocking_send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let list = vnpt
-            .submit_monthly_update(header, tokio_stream::wrappers::ReceiverStream::new(sending))
-            .await
-            .expect("the list is reconciled");
+        let (month, list) = telesub_tests::bench::reconciled_month(&app, SEED, n, PERIOD, start).await;
         let lines = list.figures.as_ref().map_or(0, |f| f.lines);
         eprintln!(
             "  register and a list of {lines} lines loaded and reconciled in {:.1} s",
             started.elapsed().as_secs_f64()
         );
-        let settle: &[&str] =
-            if backend == "sqlite" { &["PRAGMA wal_checkpoint(TRUNCATE)"] } else { &["CHECKPOINT", "VACUUM ANALYZE"] };
-        for statement in settle {
-            app.db.execute(statement).await.expect("settle");
-        }
-        app.register.catch_up().await.expect("the register held in memory catches up");
 
         let household = month.lines("VNPT").nth(lines as usize / 2).expect("a line").household_code;
         let commune = &household[3..8];

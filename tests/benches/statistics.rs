@@ -10,8 +10,7 @@
 use std::time::Instant;
 
 use telesub_client::proto;
-use telesub_tests::{TestApp, load_enrollments, load_generated};
-use telesub_tools::monthly_generator::{MonthGenerator, Shares};
+use telesub_tests::TestApp;
 use time::macros::date;
 
 /// The hub binary's allocator, so that the figures are the binary's.
@@ -30,40 +29,13 @@ fn main() {
         println!("statistics benchmark: {n} households, {backend} store, client and server in one process");
         let start = date!(2025 - 01 - 01);
         let started = Instant::now();
-        load_generated(app.store.as_ref(), SEED, n, start).await;
-        let month = MonthGenerator::new(SEED, n, vec!["VNPT".into()], PERIOD, start, Shares::default()).unwrap();
-        let enrolled = load_enrollments(&app.db, month.enrollments()).await.expect("load the enrolments");
-        let vnpt = app.client("VNPT").await;
-        let header = proto::MonthlyUpdateHeader {
-            period: PERIOD.into(),
-            update_id: "bench".into(),
-            replaces_earlier: false,
-            note: String::new(),
-        };
-        let (to_send, sending) = tokio::sync::mpsc::channel(4_096);
-        let generator = month.clone();
-        std::thread::spawn(move || {
-            for line in generator.lines("VNPT") {
-                if to_send.blocking_send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let lines = tokio_stream::wrappers::ReceiverStream::new(sending);
-        let list = vnpt.submit_monthly_update(header, lines).await.expect("the list is reconciled");
+        let (month, list) = telesub_tests::bench::reconciled_month(&app, SEED, n, PERIOD, start).await;
         let expected = month.expected("VNPT");
         eprintln!(
-            "  register, {enrolled} enrolments and a list of {} lines loaded and reconciled in {:.1} s",
+            "  register, enrolments and a list of {} lines loaded and reconciled in {:.1} s",
             list.figures.as_ref().map_or(0, |f| f.lines),
             started.elapsed().as_secs_f64()
         );
-        let settle: &[&str] =
-            if backend == "sqlite" { &["PRAGMA wal_checkpoint(TRUNCATE)"] } else { &["CHECKPOINT", "VACUUM ANALYZE"] };
-        for statement in settle {
-            app.db.execute(statement).await.expect("settle");
-        }
-        // A serving SQLite hub holds the register in memory: let it finish reading the load.
-        app.register.catch_up().await.expect("the register held in memory catches up");
         if let (Ok(to), telesub_tests::TestDb::Sqlite { path, .. }) = (std::env::var("BENCH_SAVE_DB"), &app.db) {
             std::fs::copy(path, &to).expect("save the database");
         }

@@ -118,3 +118,51 @@ pub async fn bare_tonic(app: &TestApp) -> std::net::SocketAddr {
     tokio::spawn(server.serve_with_incoming(incoming));
     addr
 }
+
+/// A register of `n` generated households (effective `start`), their enrolments, and VNPT's
+/// list for `period` (update id `bench`) submitted through the hub and reconciled; then the
+/// database settled and the held register caught up, so that what is measured next reads a
+/// quiet database. Returns the month's generator (it knows what it planted) and the list.
+pub async fn reconciled_month(
+    app: &TestApp,
+    seed: u64,
+    n: usize,
+    period: &str,
+    start: time::Date,
+) -> (telesub_tools::monthly_generator::MonthGenerator, telesub_client::proto::MonthlyReconciliation) {
+    use telesub_tools::monthly_generator::{MonthGenerator, Shares};
+    crate::load_generated(app.store.as_ref(), seed, n, start).await;
+    let month = MonthGenerator::new(seed, n, vec!["VNPT".into()], period, start, Shares::default()).unwrap();
+    crate::load_enrollments(&app.db, month.enrollments()).await.expect("load the enrolments");
+    let header = telesub_client::proto::MonthlyUpdateHeader {
+        period: period.into(),
+        update_id: "bench".into(),
+        replaces_earlier: false,
+        note: String::new(),
+    };
+    let (to_send, sending) = tokio::sync::mpsc::channel(4_096);
+    let generator = month.clone();
+    std::thread::spawn(move || {
+        for line in generator.lines("VNPT") {
+            if to_send.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let list = app
+        .client("VNPT")
+        .await
+        .submit_monthly_update(header, tokio_stream::wrappers::ReceiverStream::new(sending))
+        .await
+        .expect("the list is reconciled");
+    let settle: &[&str] = if app.store.backend() == "sqlite" {
+        &["PRAGMA wal_checkpoint(TRUNCATE)"]
+    } else {
+        &["CHECKPOINT", "VACUUM ANALYZE"]
+    };
+    for statement in settle {
+        app.db.execute(statement).await.expect("settle");
+    }
+    app.register.catch_up().await.expect("the register held in memory catches up");
+    (month, list)
+}
