@@ -358,7 +358,7 @@ test_interop() {
     INTEROP_TMP=$(mktemp -d "${TMPDIR:-/tmp}/telesub-interop.XXXXXX")
     local tls=$INTEROP_TMP/tls foreign=$INTEROP_TMP/foreign-tls database="sqlite://$INTEROP_TMP/hub.db"
     "$telesub" pki init --dir "$tls" --org DOICT:ICT --org VNPT:OPERATOR --org DOLISA:LABOUR \
-        --org UBND:PROVINCE_COMMITTEE --org DOET:EDUCATION
+        --org UBND:PROVINCE_COMMITTEE --org DOET:EDUCATION --person "DOICT:lan:Nguyễn Thị Lan"
     # A second, unrelated CA with a certificate for the same organisation: the hub must
     # refuse it even though it names a registered member.
     "$telesub" pki init --dir "$foreign" --org VNPT:OPERATOR
@@ -470,7 +470,11 @@ test_interop() {
     echo "-- audit: an export with its proof, checked in Python written from the README alone"
     local key checker=$ROOT/scripts/interop/audit_check.py export=$INTEROP_TMP/audit.csv
     key=$("$telesub" audit public-key --tls-dir "$tls")
+    # A call with a person's certificate: its record names her (`telesub-audit-v3`).
+    "$cli" --endpoint "https://localhost:$SERVER_PORT" --tls-dir "$tls" --org DOICT.lan policy show >/dev/null ||
+        fail "telesub-cli with a person's certificate failed"
     "$cli" --endpoint "https://localhost:$SERVER_PORT" --tls-dir "$tls" --org DOICT audit export --with-proof -o "$export"
+    grep -q ',Nguyễn Thị Lan$' "$export" || fail "the audit export does not name the person who called"
     "$VENV_PY" "$checker" "$export" "$export.proof" --public-key "$key" || fail "the audit export did not check in Python"
     # A field changed, or the last record (the one proven) left out: the checker says so.
     sed '0,/,OK,/s//,NOT_FOUND,/' "$export" >"$INTEROP_TMP/changed.csv"

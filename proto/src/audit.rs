@@ -391,9 +391,10 @@ impl Receipt {
 
 /// The canonical bytes of an audit record, its tree leaf's content and what its chain hash is
 /// the SHA-256 of: each field as a big-endian u64 length and its bytes, in this order: the
-/// text `telesub-audit-v2` (`-v1` when `attached` is empty), `prev_hash`, `seq` (big-endian
-/// i64), `at` (microseconds since 1970, big-endian i128), request id, caller, certificate
-/// fingerprint, method, outcome, detail, request digest, and (v2) `attached`.
+/// text `telesub-audit-v3` when the record names a person (else `-v2`, or `-v1` when
+/// `attached` is empty), `prev_hash`, `seq` (big-endian i64), `at` (microseconds since 1970,
+/// big-endian i128), request id, caller, certificate fingerprint, method, outcome, detail,
+/// request digest, then (v2, v3) `attached` and (v3) `person`.
 pub fn record_bytes(record: &proto::AuditRecord) -> Vec<u8> {
     let micros = record.at.as_ref().map_or(0i128, |t| t.seconds as i128 * 1_000_000 + (t.nanos / 1_000) as i128);
     let mut out = Vec::with_capacity(256);
@@ -401,8 +402,13 @@ pub fn record_bytes(record: &proto::AuditRecord) -> Vec<u8> {
         out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
         out.extend_from_slice(bytes);
     };
-    let v2 = !record.attached.is_empty();
-    field(if v2 { b"telesub-audit-v2" } else { b"telesub-audit-v1" });
+    let v3 = !record.person.is_empty();
+    let v2 = !v3 && !record.attached.is_empty();
+    field(match (v3, v2) {
+        (true, _) => b"telesub-audit-v3",
+        (false, true) => b"telesub-audit-v2",
+        (false, false) => b"telesub-audit-v1",
+    });
     field(record.prev_hash.as_bytes());
     field(&record.seq.to_be_bytes());
     field(&micros.to_be_bytes());
@@ -413,8 +419,11 @@ pub fn record_bytes(record: &proto::AuditRecord) -> Vec<u8> {
     field(record.outcome.as_bytes());
     field(record.detail.as_bytes());
     field(record.request_digest.as_bytes());
-    if v2 {
+    if v2 || v3 {
         field(record.attached.as_bytes());
+    }
+    if v3 {
+        field(record.person.as_bytes());
     }
     out
 }

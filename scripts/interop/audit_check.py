@@ -54,15 +54,19 @@ def record_bytes(row: dict[str, str]) -> bytes:
         out.extend(len(b).to_bytes(8, "big"))
         out.extend(b)
 
-    v2 = row["attached"] != ""
-    field(b"telesub-audit-v2" if v2 else b"telesub-audit-v1")
+    person = row.get("person", "")
+    v3 = person != ""
+    v2 = not v3 and row["attached"] != ""
+    field(b"telesub-audit-v3" if v3 else b"telesub-audit-v2" if v2 else b"telesub-audit-v1")
     field(row["prev_hash"].encode())
     field(int(row["seq"]).to_bytes(8, "big", signed=True))
     field(micros(row["at"]).to_bytes(16, "big", signed=True))
     for name in ("request_id", "caller", "cert_fingerprint", "method", "outcome", "detail", "request_digest"):
         field(row[name].encode())
-    if v2:
+    if v2 or v3:
         field(row["attached"].encode())
+    if v3:
+        field(person.encode())
     return bytes(out)
 
 

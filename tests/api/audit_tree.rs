@@ -105,7 +105,7 @@ pub(crate) mod rfc {
 }
 
 /// The record's bytes as the contract documents them.
-fn record_bytes(r: &proto::AuditRecord) -> Vec<u8> {
+pub(crate) fn record_bytes(r: &proto::AuditRecord) -> Vec<u8> {
     let mut out = Vec::new();
     let mut field = |b: &[u8]| {
         out.extend_from_slice(&(b.len() as u64).to_be_bytes());
@@ -113,15 +113,23 @@ fn record_bytes(r: &proto::AuditRecord) -> Vec<u8> {
     };
     let at = r.at.unwrap();
     let micros = i128::from(at.seconds) * 1_000_000 + i128::from(at.nanos / 1_000);
-    field(if r.attached.is_empty() { b"telesub-audit-v1" } else { b"telesub-audit-v2" });
+    let v3 = !r.person.is_empty();
+    field(match (v3, r.attached.is_empty()) {
+        (true, _) => b"telesub-audit-v3",
+        (false, true) => b"telesub-audit-v1",
+        (false, false) => b"telesub-audit-v2",
+    });
     field(r.prev_hash.as_bytes());
     field(&r.seq.to_be_bytes());
     field(&micros.to_be_bytes());
     for f in [&r.request_id, &r.caller, &r.cert_fingerprint, &r.method, &r.outcome, &r.detail, &r.request_digest] {
         field(f.as_bytes());
     }
-    if !r.attached.is_empty() {
+    if v3 || !r.attached.is_empty() {
         field(r.attached.as_bytes());
+    }
+    if v3 {
+        field(r.person.as_bytes());
     }
     out
 }
@@ -577,6 +585,7 @@ async fn proofs_hold_across_the_stored_levels_of_a_longer_trail() {
             at: time::OffsetDateTime::from_unix_timestamp(1_760_000_000 + n).unwrap(),
             request_id: format!("r{n}"),
             org_code: Some("VNPT".into()),
+            person: None,
             cert_fingerprint: None,
             method: "/telesub.v1.Members/WhoAmI".into(),
             outcome: "OK".into(),

@@ -218,6 +218,99 @@ fn origin(app: &TestApp) -> String {
 
 const VNPT_MARCH: &str = "/console/reconciliation/VNPT/vn%2D2025%2D03";
 
+/// Certificates that name a person (a DoICT officer, a committee member, a district officer):
+/// the console greets the person by name; the audit record of each page and call, and each
+/// decision (a confirmation, an approval, a hand-over), keep the name beside the organisation;
+/// the trail still verifies, and an organisation's own certificate names no one.
+#[tokio::test]
+async fn a_persons_certificate_puts_the_name_beside_the_organisation_in_the_trail_and_each_decision() {
+    let app = TestApp::spawn().await;
+    march(&app).await;
+    let lan = app.add_person("DOICT:lan:Nguyễn Thị Lan");
+    let list = get(&app, &lan, VNPT_MARCH).await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert!(list.body.contains("Nguyễn Thị Lan · "), "the page does not greet her: {}", list.body);
+    let seen = app.audit_record(list.headers["x-request-id"].to_str().unwrap()).await;
+    assert_eq!((seen.entry.org_code.as_deref(), seen.entry.person.as_deref()), (Some("DOICT"), Some("Nguyễn Thị Lan")));
+    let confirmed = post(
+        &app,
+        &lan,
+        &format!("{VNPT_MARCH}/confirm"),
+        &format!("csrf={}&scope=OK_LINES&note=", token(&list)),
+        Some(&origin(&app)),
+    )
+    .await;
+    assert_eq!(confirmed.status, 303, "{}", confirmed.body);
+    let ict = app.client("DOICT").await;
+    let confirmation = ict.get_reconciliation("VNPT", "vn-2025-03").await.unwrap().confirmation.unwrap();
+    assert_eq!(
+        (confirmation.confirmed_by.as_str(), confirmation.confirmed_by_person.as_str()),
+        ("DOICT", "Nguyễn Thị Lan")
+    );
+    let after = get(&app, "DOICT", VNPT_MARCH).await;
+    assert!(after.body.contains("Nguyễn Thị Lan · DOICT, "), "the list does not say who confirmed: {}", after.body);
+
+    // The same through the SDK: the committee's approval and a district's hand-over.
+    const D: &str = "102/QĐ-BTTTT";
+    let devices = TestApp::spawn().await;
+    crate::devices::with_register(&devices).await;
+    let ict = devices.client("DOICT").await;
+    ict.record_allocation_decision(crate::devices::decision(D)).await.unwrap();
+    ict.propose_recipients(D, "2025-03-01").await.unwrap();
+    let submitted = ict.submit_for_approval(D).await.unwrap();
+    let (hoa, binh) = (devices.add_person("UBND:hoa:Lê Thị Hoa"), devices.add_person("GIANGHIA:binh:Phạm Văn Bình"));
+    let approved = devices
+        .client(&hoa)
+        .await
+        .approve_allocation(proto::ApproveRequest {
+            decision_number: D.into(),
+            approval_number: "26/QĐ-UBND".into(),
+            list_digest: submitted.list_digest.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((approved.decided_by.as_str(), approved.decided_by_person.as_str()), ("UBND", "Lê Thị Hoa"));
+    let today = telesub_server::domain::household::format_date(telesub_server::domain::clock::Clock::system().today());
+    let handover = devices
+        .client(&binh)
+        .await
+        .record_handover(proto::RecordHandoverRequest {
+            decision_number: D.into(),
+            household_code: "M1".into(),
+            handed_over_on: today,
+            received_by: "Nguyễn Văn An".into(),
+            kind: Some(proto::record_handover_request::Kind::Device(proto::DeviceHandover {
+                device_type: proto::DeviceType::Smartphone.into(),
+                serial_number: String::new(),
+                imei: crate::devices::imei("35000000000001"),
+            })),
+        })
+        .await
+        .unwrap();
+    assert_eq!((handover.recorded_by.as_str(), handover.recorded_by_person.as_str()), ("GIANGHIA", "Phạm Văn Bình"));
+    let page = get(&devices, "DOICT", &format!("/console/devices/{}", D.replace('/', "%2F"))).await;
+    assert!(page.body.contains("Lê Thị Hoa · UBND, "), "the decision page does not say who approved: {}", page.body);
+
+    // Every record of those calls names the person; the organisations' own, no one.
+    let records = devices.client("DOICT").await.query_audit(proto::QueryAuditRequest::default()).await.unwrap().records;
+    let named = |method: &str| {
+        records.iter().find(|r| r.method.ends_with(method)).map(|r| (r.caller.clone(), r.person.clone())).unwrap()
+    };
+    assert_eq!(named("/Approve"), ("UBND".to_owned(), "Lê Thị Hoa".to_owned()));
+    assert_eq!(named("/RecordHandover"), ("GIANGHIA".to_owned(), "Phạm Văn Bình".to_owned()));
+    assert_eq!(named("/SubmitForApproval"), ("DOICT".to_owned(), String::new()));
+    // Each record's hash is the SHA-256 of its bytes as the contract documents them.
+    for r in &records {
+        let bytes = crate::audit_tree::record_bytes(r);
+        assert_eq!(telesub_client::audit::sha256_hex(&bytes), r.hash, "record {}", r.seq);
+    }
+    for app in [&app, &devices] {
+        let verified = app.client("DOICT").await.verify_audit().await.unwrap();
+        assert!(verified.intact, "{verified:?}");
+    }
+}
+
 #[tokio::test]
 async fn ict_opens_a_list_filters_a_code_and_confirms_its_ok_lines() {
     let app = TestApp::spawn().await;

@@ -175,6 +175,7 @@ async fn the_decision_port_reads_back_single_decisions_and_the_run_holding_an_in
         at: AT,
         request_id: "req-c1".into(),
         org_code: Some("VNPT".into()),
+        person: None,
         cert_fingerprint: None,
         method: "/telesub.v1.Eligibility/CheckEligibility".into(),
         outcome: "OK".into(),
@@ -561,6 +562,7 @@ async fn the_audit_ports_filter_records_and_find_who_looked_up_a_value() {
         at: AT,
         request_id: request.into(),
         org_code: Some(org.into()),
+        person: None,
         cert_fingerprint: None,
         method: method.into(),
         outcome: outcome.into(),
@@ -745,6 +747,7 @@ async fn the_monthly_list_ports_receive_replace_decide_and_keep_lists_current() 
         revision,
         verdict: Verdict::Confirmed { scope: "ALL_LINES".into(), lines: 2, amount: 120_000, digest: "c".into() },
         by: "DOICT",
+        by_person: Some("Nguyễn Thị Lan"),
         at: AT,
         note: "",
     };
@@ -769,6 +772,10 @@ async fn the_monthly_list_ports_receive_replace_decide_and_keep_lists_current() 
     assert_eq!(
         (confirmed.status, confirmed.exceptions, confirmed.confirmed_amount),
         (ListStatus::Confirmed, 1, Some(120_000))
+    );
+    assert_eq!(
+        (confirmed.decided_by.as_deref(), confirmed.decided_by_person.as_deref()),
+        (Some("DOICT"), Some("Nguyễn Thị Lan"))
     );
     assert!(!rec.note_line_exceptions(other, &[(1, None)]).await.unwrap(), "only a confirmed list");
 }
@@ -803,6 +810,7 @@ fn handover(code: &str, allocation_id: i64, imei: &str) -> Handover {
         handed_over_on: date!(2025 - 05 - 02),
         received_by: "Nguyễn Văn An".into(),
         recorded_by: "GIANGHIA".into(),
+        recorded_by_person: Some("Phạm Văn Bình".into()),
         recorded_at: AT,
         request_id: "r".into(),
     }
@@ -895,6 +903,7 @@ async fn the_allocation_and_place_ports_carry_a_list_from_proposal_to_hand_over(
         approve: true,
         approval_number: Some("99/QĐ-UBND"),
         by: "UBND",
+        by_person: None,
         at: AT,
         approved_on: Some(date!(2025 - 04 - 01)),
         note: "",
@@ -903,7 +912,8 @@ async fn the_allocation_and_place_ports_carry_a_list_from_proposal_to_hand_over(
     let err = allocations.decide_allocation(id, &decide(Some("another"))).await.unwrap_err();
     assert!(matches!(err, PortError::Conflict(Conflict::OtherDigest)), "{err:?}");
     allocations.decide_allocation(id, &decide(Some("list-digest"))).await.unwrap();
-    assert_eq!(allocations.allocation("1/QĐ").await.unwrap().unwrap().status, AllocationStatus::Approved);
+    let approved = allocations.allocation("1/QĐ").await.unwrap().unwrap();
+    assert_eq!((approved.status, approved.decided_by_person), (AllocationStatus::Approved, None));
 
     // Hand-overs: once per household, an IMEI once, only on an approved list's places.
     assert_eq!(places.record_handover(&handover(b, id, "356938035643809")).await.unwrap(), HandoverOutcome::Recorded);
@@ -937,7 +947,10 @@ async fn the_allocation_and_place_ports_carry_a_list_from_proposal_to_hand_over(
     );
     assert_eq!(places.place_of(b).await.unwrap().as_deref(), Some("1/QĐ"));
     assert_eq!(places.place_of(a).await.unwrap(), None);
-    assert_eq!(places.handover_of(b).await.unwrap().map(|h| h.allocation_id), Some(id));
+    assert_eq!(
+        places.handover_of(b).await.unwrap().map(|h| (h.allocation_id, h.recorded_by_person)),
+        Some((id, Some("Phạm Văn Bình".into())))
+    );
     assert_eq!(places.handover_of(c).await.unwrap(), None);
 }
 
@@ -1095,6 +1108,7 @@ async fn the_audit_trail_port_keeps_the_tree_beside_the_chain_and_its_checkpoint
         at: AT + time::Duration::seconds(n),
         request_id: format!("r{n}"),
         org_code: Some("VNPT".into()),
+        person: None,
         cert_fingerprint: None,
         method: "/telesub.v1.Eligibility/CheckEligibility".into(),
         outcome: "OK".into(),

@@ -31,6 +31,7 @@ fn entry(n: usize) -> AuditEntry {
         at: AT + time::Duration::seconds(n as i64),
         request_id: format!("request-{n:04}"),
         org_code: (!n.is_multiple_of(3)).then(|| "VNPT".to_owned()),
+        person: None,
         cert_fingerprint: Some("0f".repeat(32)),
         method: "/telesub.v1.Members/WhoAmI".to_owned(),
         outcome: "OK".to_owned(),

@@ -135,7 +135,7 @@ async fn ict_finds_who_did_what_and_the_chain_checks_inside_and_outside_the_hub(
     let mut rows = text.split("\r\n").filter(|l| !l.is_empty());
     assert_eq!(
         rows.next().unwrap(),
-        "seq,at,request_id,caller,cert_fingerprint,method,outcome,detail,request_digest,attached,prev_hash,hash"
+        "seq,at,request_id,caller,cert_fingerprint,method,outcome,detail,request_digest,attached,prev_hash,hash,person"
     );
     let rows: Vec<Vec<String>> = rows.map(split_csv).collect();
     assert!(rows.len() >= 6, "{text}");

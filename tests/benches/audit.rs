@@ -37,6 +37,7 @@ fn entry(n: u64) -> AuditEntry {
         at: time::OffsetDateTime::from_unix_timestamp(1_760_000_000 + (n / 100) as i64).unwrap(),
         request_id: format!("{n:032x}"),
         org_code: Some(org.to_owned()),
+        person: None,
         cert_fingerprint: Some(digest("certificate")),
         method: method.to_owned(),
         outcome: "OK".to_owned(),

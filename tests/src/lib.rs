@@ -249,7 +249,17 @@ impl TestApp {
         self.anonymous().identity_pem(read(dir.client_cert(org)), read(dir.client_key(org)))
     }
 
-    /// A connected client for `org`.
+    /// Issues into the folder a certificate naming a person of a member, as
+    /// `telesub pki init --person CODE:LOGIN:FULL NAME` does, and returns the name of its files
+    /// (`CODE.LOGIN`), with which [`Self::client`] and the console's browser connect.
+    pub fn add_person(&self, spec: &str) -> String {
+        let person: pki::PersonSpec = spec.parse().expect("person spec");
+        pki::init_with_people(self.tls_dir.path(), &[], std::slice::from_ref(&person))
+            .expect("issue the person's certificate");
+        person.file_stem()
+    }
+
+    /// A connected client for `org` (or a person's file name from [`Self::add_person`]).
     pub async fn client(&self, org: &str) -> Client {
         self.builder(org).connect().await.unwrap_or_else(|e| panic!("{org} cannot connect: {e}"))
     }

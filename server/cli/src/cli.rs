@@ -23,7 +23,7 @@ use telesub_server::{
         member::{DisplayName, NewMember, OrgCode, Role},
         members::MemberRegistry,
     },
-    pki::{self, OrgSpec},
+    pki::{self, OrgSpec, PersonSpec},
     startup::{self, Hub},
     telemetry,
 };
@@ -128,6 +128,11 @@ pub enum PkiCommand {
         /// An organisation as CODE:ROLE[:UNIT], e.g. DOICT:ICT or GIANGHIA:LOCALITY:660. Repeat per organisation.
         #[arg(long = "org", required = true)]
         orgs: Vec<OrgSpec>,
+        /// A person of an organisation as CODE:LOGIN:FULL NAME, e.g. "DOICT:lan:Nguyễn Thị Lan":
+        /// a certificate whose subject names the person, which the hub keeps beside the
+        /// organisation in its audit trail and decisions. Repeatable.
+        #[arg(long = "person")]
+        people: Vec<PersonSpec>,
     },
     /// Revoke organisations' client certificates: adds them to DIR/crl.pem.
     Revoke {
@@ -315,13 +320,14 @@ async fn dispatch(command: Command, out: &mut (dyn Write + Send)) -> Result<Exit
             let settings = Settings::load(config.as_deref(), &overrides)?;
             writeln!(out, "{}", settings.audit_key()?.verifier().to_text())?;
         }
-        Command::Pki(PkiCommand::Init { dir, orgs }) => {
-            let report = pki::init(&dir, &orgs)?;
+        Command::Pki(PkiCommand::Init { dir, orgs, people }) => {
+            let report = pki::init_with_people(&dir, &orgs, &people)?;
             let ca = if report.created_ca { "created" } else { "kept" };
             writeln!(out, "{}: CA {ca}; certificates issued for: {}", dir.display(), list(&report.issued))?;
             if !report.kept.is_empty() {
                 writeln!(out, "already present, kept: {}", list(&report.kept))?;
             }
+            writeln!(out, "for a browser: {}/clients/CODE.p12, its password in CODE.p12.password", dir.display())?;
         }
         Command::Pki(PkiCommand::Revoke { dir, orgs }) => {
             let crl = pki::revoke(&dir, &orgs)?;

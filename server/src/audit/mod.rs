@@ -28,6 +28,9 @@ pub struct AuditEntry {
     pub request_id: String,
     /// The organisation the certificate names, also when it is not a member.
     pub org_code: Option<String>,
+    /// The person the certificate names, for a person's certificate. Part of the record's
+    /// bytes from `telesub-audit-v3` on; `None` in earlier records.
+    pub person: Option<String>,
     pub cert_fingerprint: Option<String>,
     /// The gRPC path, e.g. `/telesub.v1.Members/WhoAmI`.
     pub method: String,
@@ -94,7 +97,9 @@ pub fn to_micros(t: OffsetDateTime) -> OffsetDateTime {
 /// `telesub-audit-v1` records hold the text `telesub-audit-v1`, `prev_hash`, `seq` (big-endian
 /// i64), `at` (microseconds since 1970, big-endian i128), request id, caller, fingerprint,
 /// method, outcome, detail and request digest; `telesub-audit-v2` records start with
-/// `telesub-audit-v2` and add the attached digest at the end.
+/// `telesub-audit-v2` and add the attached digest at the end; `telesub-audit-v3` records (a
+/// call made with a person's certificate) start with `telesub-audit-v3` and add the attached
+/// digest (empty when none) and the person's name.
 pub fn record_bytes(prev_hash: &str, seq: i64, entry: &AuditEntry) -> Vec<u8> {
     let micros = entry.at.unix_timestamp_nanos() / 1_000;
     let mut out = Vec::with_capacity(256);
@@ -102,7 +107,12 @@ pub fn record_bytes(prev_hash: &str, seq: i64, entry: &AuditEntry) -> Vec<u8> {
         out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
         out.extend_from_slice(bytes);
     };
-    field(if entry.attached.is_some() { b"telesub-audit-v2" } else { b"telesub-audit-v1" });
+    let version: &[u8] = match (&entry.person, &entry.attached) {
+        (Some(_), _) => b"telesub-audit-v3",
+        (None, Some(_)) => b"telesub-audit-v2",
+        (None, None) => b"telesub-audit-v1",
+    };
+    field(version);
     field(prev_hash.as_bytes());
     field(&seq.to_be_bytes());
     field(&micros.to_be_bytes());
@@ -113,8 +123,11 @@ pub fn record_bytes(prev_hash: &str, seq: i64, entry: &AuditEntry) -> Vec<u8> {
     field(entry.outcome.as_bytes());
     field(entry.detail.as_bytes());
     field(entry.request_digest.as_bytes());
-    if let Some(attached) = &entry.attached {
-        field(attached.as_bytes());
+    if entry.attached.is_some() || entry.person.is_some() {
+        field(entry.attached.as_deref().unwrap_or("").as_bytes());
+    }
+    if let Some(person) = &entry.person {
+        field(person.as_bytes());
     }
     out
 }
@@ -396,6 +409,7 @@ mod tests {
             at: to_micros(OffsetDateTime::from_unix_timestamp(1_700_000_000 + i64::from(n)).unwrap()),
             request_id: format!("req-{n}"),
             org_code: Some("DOICT".into()),
+            person: None,
             cert_fingerprint: Some("ab".repeat(32)),
             method: "/telesub.v1.Members/WhoAmI".into(),
             outcome: "OK".into(),
@@ -474,6 +488,7 @@ mod tests {
             Box::new(|e| e.request_digest.push('x')),
             Box::new(|e| e.attached = Some("00".repeat(32))),
             Box::new(|e| e.attached = None),
+            Box::new(|e| e.person = Some("Nguyễn Thị Lan".into())),
         ];
         for change in variants {
             let mut e = base.clone();

@@ -114,6 +114,8 @@ struct DecisionPage {
     note: String,
     recipients: String,
     approval: String,
+    /// Who approved or returned the list, and when.
+    decided: String,
     progress: Vec<ProgressRow>,
     amendments: usize,
     /// The page's own address, for its forms.
@@ -174,6 +176,10 @@ pub(super) async fn decision(
         note: a.note.clone(),
         recipients: format::number(a.recipients),
         approval: a.approval_number.clone().unwrap_or_default(),
+        decided: match (&a.decided_by, a.decided_at) {
+            (Some(by), Some(at)) => format!("{}, {}", format::by(by, a.decided_by_person.as_deref()), format::time(at)),
+            _ => String::new(),
+        },
         progress,
         amendments: allocation.amendments.len(),
     })

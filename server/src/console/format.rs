@@ -21,6 +21,15 @@ pub fn number(n: i64) -> String {
     out
 }
 
+/// Who did something: the person a certificate named beside the organisation
+/// (`Nguyễn Thị Lan · DOICT`), or the organisation alone.
+pub fn by(org: &str, person: Option<&str>) -> String {
+    match person {
+        Some(person) => format!("{person} · {org}"),
+        None => org.to_owned(),
+    }
+}
+
 /// An amount of đồng: `60.000 ₫`.
 pub fn vnd(amount: i64) -> String {
     format!("{} ₫", number(amount))

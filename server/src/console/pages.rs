@@ -48,9 +48,10 @@ pub(super) fn refusal(status: StatusCode, message: &str) -> Response {
 /// Lists shown on one page of a month's overview.
 const LISTS_PER_PAGE: u32 = 50;
 
-/// The name shown for the caller: the person a certificate names, else the organisation.
+/// The name shown for the caller: the person a certificate names, and the organisation.
 pub(super) fn who(caller: &Caller) -> String {
-    format!("{} · {}", caller.member.display_name.as_str(), caller.member.code)
+    let org = format!("{} · {}", caller.member.display_name.as_str(), caller.member.code);
+    format::by(&org, caller.person.as_deref())
 }
 
 /// Who asks for a page: the call's context the hub layer made, with the member it identified.
@@ -322,7 +323,9 @@ pub(super) async fn reconciliation(
                 amount_confirmable: format::vnd(s.figures.amount_confirmable),
                 received: format::time(s.row.received_at),
                 decided: match (&s.row.decided_by, s.row.decided_at) {
-                    (Some(by), Some(at)) => format!("{by}, {}", format::time(at)),
+                    (Some(by), Some(at)) => {
+                        format!("{}, {}", format::by(by, s.row.decided_by_person.as_deref()), format::time(at))
+                    }
                     _ => String::new(),
                 },
             }
@@ -474,7 +477,9 @@ pub(super) async fn list(
         ],
         received: format::time(summary.row.received_at),
         decided: match (&summary.row.decided_by, summary.row.decided_at) {
-            (Some(by), Some(at)) => format!("{by}, {}", format::time(at)),
+            (Some(by), Some(at)) => {
+                format!("{}, {}", format::by(by, summary.row.decided_by_person.as_deref()), format::time(at))
+            }
             _ => String::new(),
         },
         note: summary.row.decision_note.clone().unwrap_or_default(),

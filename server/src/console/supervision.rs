@@ -87,7 +87,10 @@ pub(super) async fn lookups(
             .iter()
             .map(|r| Row {
                 at: format::time(r.entry.at),
-                member: r.entry.org_code.clone().unwrap_or_else(|| "—".to_owned()),
+                member: match &r.entry.org_code {
+                    Some(org) => format::by(org, r.entry.person.as_deref()),
+                    None => "—".to_owned(),
+                },
                 what: r.entry.method.clone(),
                 outcome: r.entry.outcome.clone(),
                 request_id: r.entry.request_id.clone(),

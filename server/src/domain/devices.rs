@@ -732,6 +732,7 @@ impl DeviceService {
             approve: approval.is_some(),
             approval_number: approval.as_deref(),
             by: caller.member.code.as_str(),
+            by_person: caller.person.as_deref(),
             at: self.clock.now(),
             approved_on: approved_on.filter(|_| approval.is_some()),
             note: note.as_deref().unwrap_or_default(),
@@ -829,6 +830,7 @@ impl DeviceService {
             handed_over_on: on,
             received_by,
             recorded_by: caller.member.code.to_string(),
+            recorded_by_person: caller.person.clone(),
             recorded_at: self.clock.now(),
             request_id: request_id.to_owned(),
         };

@@ -252,6 +252,9 @@ pub struct Caller {
     pub member: Member,
     /// Fingerprint of the certificate the call came with.
     pub fingerprint: String,
+    /// The person the certificate names, for a person's certificate: kept beside the
+    /// organisation in the audit trail and in the decisions the call makes.
+    pub person: Option<String>,
 }
 
 #[cfg(test)]

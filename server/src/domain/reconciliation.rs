@@ -1694,7 +1694,17 @@ impl ReconciliationService {
         };
         let by = caller.member.code.as_str();
         let summary = self
-            .decide(&list, UpdateDecision { revision: list.revision, verdict, by, at: self.clock.now(), note: &note })
+            .decide(
+                &list,
+                UpdateDecision {
+                    revision: list.revision,
+                    verdict,
+                    by,
+                    by_person: caller.person.as_deref(),
+                    at: self.clock.now(),
+                    note: &note,
+                },
+            )
             .await?;
         tracing::info!(operator = %list.operator, update = %list.update_id, scope = scope.as_str(), lines, amount, "monthly list confirmed");
         Ok(summary)
@@ -1721,6 +1731,7 @@ impl ReconciliationService {
                 revision: list.revision,
                 verdict: Verdict::Rejected,
                 by,
+                by_person: caller.person.as_deref(),
                 at: self.clock.now(),
                 note: &note,
             },

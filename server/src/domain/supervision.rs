@@ -20,7 +20,7 @@ use crate::{
 pub const EXPORT_CHUNK: u32 = 5_000;
 
 /// The CSV columns of an export.
-pub const EXPORT_COLUMNS: [&str; 12] = [
+pub const EXPORT_COLUMNS: [&str; 13] = [
     "seq",
     "at",
     "request_id",
@@ -33,6 +33,7 @@ pub const EXPORT_COLUMNS: [&str; 12] = [
     "attached",
     "prev_hash",
     "hash",
+    "person",
 ];
 
 /// The gRPC status code names an outcome can have.

@@ -123,7 +123,7 @@ where
         for chunk in seqs.chunks(500) {
             let mut select = sqlx::QueryBuilder::<S::Db>::new(
                 "SELECT seq, at, request_id, org_code, cert_fingerprint, method, outcome, detail, \
-                 request_digest, prev_hash, hash, attached, decisions_call FROM audit_log WHERE seq IN (",
+                 request_digest, prev_hash, hash, attached, decisions_call, person FROM audit_log WHERE seq IN (",
             );
             let mut list = select.separated(", ");
             for seq in chunk {

@@ -20,7 +20,7 @@ macro_rules! select_allocations {
             "SELECT id, decision_number, decision_date, tablets, smartphones, quotas, cash_amount, note, status, \
              revision, recorded_by, recorded_at, proposal_as_of, policy_version, proposed_at, eligible, recipients, \
              proposal_digest, list_digest, submitted_by, submitted_at, approval_number, decided_by, decided_at, \
-             decision_note, approved_on FROM device_allocations WHERE ",
+             decision_note, approved_on, decided_by_person FROM device_allocations WHERE ",
             $condition
         )
     };
@@ -36,7 +36,7 @@ macro_rules! select_recipients {
              h.serial_number AS h_serial_number, h.imei AS h_imei, h.cash_amount AS h_cash_amount, \
              h.phone_bought_on AS h_phone_bought_on, h.receipt_reference AS h_receipt_reference, \
              h.handed_over_on AS h_handed_over_on, h.received_by AS h_received_by, h.recorded_by AS h_recorded_by, \
-             h.recorded_at AS h_recorded_at, h.request_id AS h_request_id \
+             h.recorded_by_person AS h_recorded_by_person, h.recorded_at AS h_recorded_at, h.request_id AS h_request_id \
              FROM device_recipients r \
              LEFT JOIN device_handovers h ON h.household_code = r.household_code AND h.allocation_id = r.allocation_id \
              WHERE ",
@@ -61,6 +61,7 @@ pub(super) struct RecipientRead {
     h_handed_over_on: Option<Date>,
     h_received_by: Option<String>,
     h_recorded_by: Option<String>,
+    h_recorded_by_person: Option<String>,
     h_recorded_at: Option<OffsetDateTime>,
     h_request_id: Option<String>,
 }
@@ -81,6 +82,7 @@ impl From<RecipientRead> for RecipientView {
                 handed_over_on,
                 received_by: r.h_received_by.unwrap_or_default(),
                 recorded_by: r.h_recorded_by.unwrap_or_default(),
+                recorded_by_person: r.h_recorded_by_person,
                 recorded_at,
                 request_id: r.h_request_id.unwrap_or_default(),
             }),
@@ -390,7 +392,8 @@ where
         }
         sqlx::query(
             "UPDATE device_allocations SET status = $2, approval_number = $3, decided_by = $4, \
-             decided_at = $5, decision_note = $6, approved_on = $7 WHERE id = $1 AND status = 'SUBMITTED'",
+             decided_at = $5, decision_note = $6, approved_on = $7, decided_by_person = $8 \
+             WHERE id = $1 AND status = 'SUBMITTED'",
         )
         .bind(id)
         .bind(if d.approve { "APPROVED" } else { "RETURNED" })
@@ -399,6 +402,7 @@ where
         .bind(d.at)
         .bind(d.note)
         .bind(d.approved_on)
+        .bind(d.by_person)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -446,7 +450,7 @@ where
         let earlier: Option<Handover> = sqlx::query_as(
             "SELECT household_code, allocation_id, kind, device_type, serial_number, imei, cash_amount, \
              phone_bought_on, receipt_reference, handed_over_on, received_by, recorded_by, recorded_at, \
-             request_id FROM device_handovers WHERE household_code = $1",
+             request_id, recorded_by_person FROM device_handovers WHERE household_code = $1",
         )
         .bind(&h.household_code)
         .fetch_optional(&mut *tx)
@@ -475,8 +479,8 @@ where
         sqlx::query(
             "INSERT INTO device_handovers (household_code, allocation_id, kind, device_type, serial_number, \
              imei, cash_amount, phone_bought_on, receipt_reference, handed_over_on, received_by, \
-             recorded_by, recorded_at, request_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             recorded_by, recorded_at, request_id, recorded_by_person) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(&h.household_code)
         .bind(h.allocation_id)
@@ -492,6 +496,7 @@ where
         .bind(&h.recorded_by)
         .bind(h.recorded_at)
         .bind(&h.request_id)
+        .bind(&h.recorded_by_person)
         .execute(&mut *tx)
         .await
         .map_err(PortError::from_insert)?;
@@ -578,7 +583,7 @@ where
         Ok(sqlx::query_as(
             "SELECT household_code, allocation_id, kind, device_type, serial_number, imei, cash_amount, \
              phone_bought_on, receipt_reference, handed_over_on, received_by, recorded_by, recorded_at, \
-             request_id FROM device_handovers WHERE household_code = $1",
+             request_id, recorded_by_person FROM device_handovers WHERE household_code = $1",
         )
         .bind(household_code)
         .fetch_optional(self.reader())

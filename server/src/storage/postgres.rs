@@ -30,9 +30,9 @@ use super::shared as sql;
 const LOCK_AUDIT_HEAD: &str = "SELECT seq, hash, tree FROM audit_head WHERE id = 1 FOR UPDATE";
 
 const INSERT_AUDIT: &str = "INSERT INTO audit_log (seq, at, request_id, org_code, cert_fingerprint, method, \
-     outcome, detail, request_digest, prev_hash, hash, attached, decisions_call) \
+     outcome, detail, request_digest, prev_hash, hash, attached, decisions_call, person) \
      SELECT * FROM UNNEST($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], \
-     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])";
+     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[])";
 
 const INSERT_TREE: &str = "INSERT INTO audit_tree (level, idx, hash) \
      SELECT * FROM UNNEST($1::int[], $2::bigint[], $3::text[]) ON CONFLICT DO NOTHING";
@@ -267,6 +267,7 @@ impl ports::AuditLog for PgStore {
             .bind(column(|r| r.hash.clone()))
             .bind(optional(|r| r.entry.attached.clone()))
             .bind(optional(|r| r.entry.decisions_call.clone()))
+            .bind(optional(|r| r.entry.person.clone()))
             .execute(&mut *tx)
             .await?;
         insert_tree_nodes(&mut tx, &nodes).await?;

@@ -19,7 +19,7 @@ macro_rules! select_updates {
     ($condition:literal $(,)?) => {
         concat!(
             "SELECT id, operator, update_id, period, replaces_earlier, note, status, content_digest, revision, \
-             stale, figures, received_at, reconciled_at, superseded_by, decided_by, decided_at, decision_note, \
+             stale, figures, received_at, reconciled_at, superseded_by, decided_by, decided_by_person, decided_at, decision_note, \
              confirmed_scope, confirmed_lines, confirmed_amount, confirmed_digest, exceptions, exceptions_at, \
              request_id \
              FROM monthly_updates WHERE ",
@@ -284,7 +284,8 @@ where
         // list and then sees its result.
         let done = sqlx::query(
             "UPDATE monthly_updates SET status = $2, decided_by = $3, decided_at = $4, decision_note = $5, \
-             confirmed_scope = $6, confirmed_lines = $7, confirmed_amount = $8, confirmed_digest = $9 \
+             confirmed_scope = $6, confirmed_lines = $7, confirmed_amount = $8, confirmed_digest = $9, \
+             decided_by_person = $11 \
              WHERE id = $1 AND status = 'RECONCILED' AND revision = $10 AND NOT stale",
         )
         .bind(id)
@@ -297,6 +298,7 @@ where
         .bind(amount)
         .bind(digest)
         .bind(d.revision)
+        .bind(d.by_person)
         .execute(&mut *conn)
         .await?;
         if S::rows_affected(&done) == 1 {

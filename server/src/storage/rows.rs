@@ -53,10 +53,10 @@ from_rows! {
     DecisionCall { request_id, asked_by, decided_at }
     StoredCheckpoint { tree_size, root_hash, signed_at, key_id, note }
     NotedSubject { seq, kind, value }
-    AllocationDecision { id, decision_number, decision_date, tablets, smartphones, quotas, cash_amount, note, status: String, revision, recorded_by, recorded_at, proposal_as_of, policy_version, proposed_at, eligible, recipients, proposal_digest, list_digest, submitted_by, submitted_at, approval_number, decided_by, decided_at, decision_note, approved_on }
+    AllocationDecision { id, decision_number, decision_date, tablets, smartphones, quotas, cash_amount, note, status: String, revision, recorded_by, recorded_at, proposal_as_of, policy_version, proposed_at, eligible, recipients, proposal_digest, list_digest, submitted_by, submitted_at, approval_number, decided_by, decided_by_person, decided_at, decision_note, approved_on }
     CandidateState { household_code, commune_code, data }
     ListPlace { household_code, rank, unit_code, commune_code, district_code, category, priority_group, nominated, device_type, head_name_masked, added }
-    Handover { household_code, allocation_id, kind, device_type, serial_number, imei, cash_amount, phone_bought_on, receipt_reference, handed_over_on, received_by, recorded_by, recorded_at, request_id }
+    Handover { household_code, allocation_id, kind, device_type, serial_number, imei, cash_amount, phone_bought_on, receipt_reference, handed_over_on, received_by, recorded_by, recorded_by_person, recorded_at, request_id }
     UnitProgress { unit_code, on_list, devices, cash }
     Amendment { id, revision, action, household_code, device_type, reason, amended_by, amended_at }
     Enrollment { id, operator, household_code, subscriber_citizen_id, phone_number, service, start_date, end_date, end_reason, end_note, decision_id, transfer_reference, recorded_at, ended_at }
@@ -65,7 +65,7 @@ from_rows! {
     Finding { inspection_id, number, severity: String, subject, description, evidence_reference, required_action, due_on, status: String, recorded_by, recorded_at }
     FindingUpdate { number, seq, status: String, note, updated_by, updated_at }
     SampledHousehold { inspection_id, number, commune_code, as_of, size, population, seed, body, pulled_by, pulled_at }
-    MonthlyList { id, operator, update_id, period, replaces_earlier, note, status: String, content_digest, revision, stale, figures, received_at, reconciled_at, superseded_by, decided_by, decided_at, decision_note, confirmed_scope, confirmed_lines, confirmed_amount, confirmed_digest, exceptions, exceptions_at, request_id }
+    MonthlyList { id, operator, update_id, period, replaces_earlier, note, status: String, content_digest, revision, stale, figures, received_at, reconciled_at, superseded_by, decided_by, decided_by_person, decided_at, decision_note, confirmed_scope, confirmed_lines, confirmed_amount, confirmed_digest, exceptions, exceptions_at, request_id }
     ListLine { line_no, household_code, phone_number, commune_code, line, codes, detail, amount_claimed, amount_confirmable, idle_months, later_detail }
     StoredPolicy { version, valid_from, rules, recorded_by, recorded_at, withdrawn_by, withdrawn_at, withdrawal_reason }
     StoredDecision { call_id, idx, request_id, asked_by, decided_at, query_kind, query_value, as_of, household_code, eligible, policy_version, body }

@@ -54,15 +54,15 @@ pub(super) const RECORD_CERTIFICATE: &str = "INSERT INTO member_certificates \
      ON CONFLICT (member_code, fingerprint) DO UPDATE SET last_seen = excluded.last_seen";
 
 pub(super) const AUDIT_COLUMNS: &str = "seq, at, request_id, org_code, cert_fingerprint, method, outcome, detail, \
-     request_digest, prev_hash, hash, attached, decisions_call";
+     request_digest, prev_hash, hash, attached, decisions_call, person";
 
 pub(super) const AUDIT_RECORDS: &str = "SELECT seq, at, request_id, org_code, cert_fingerprint, method, \
-     outcome, detail, request_digest, prev_hash, hash, attached, decisions_call FROM audit_log WHERE seq > $1 \
+     outcome, detail, request_digest, prev_hash, hash, attached, decisions_call, person FROM audit_log WHERE seq > $1 \
      ORDER BY seq LIMIT $2";
 
 /// Audit records after a sequence number that pass a filter (see [`crate::storage::AuditFilter`]).
 pub(super) const QUERY_AUDIT: &str = "SELECT seq, at, request_id, org_code, cert_fingerprint, method, \
-     outcome, detail, request_digest, prev_hash, hash, attached, decisions_call FROM audit_log \
+     outcome, detail, request_digest, prev_hash, hash, attached, decisions_call, person FROM audit_log \
      WHERE seq > $1 AND at >= $2 AND at < $3 \
      AND (CAST($4 AS TEXT) IS NULL OR org_code = $4) \
      AND (CAST($5 AS TEXT) IS NULL OR method = $5) \
@@ -112,6 +112,7 @@ pub(super) struct AuditRow {
     hash: String,
     attached: Option<String>,
     decisions_call: Option<String>,
+    person: Option<String>,
 }
 
 impl AuditRow {
@@ -217,6 +218,7 @@ impl From<AuditRow> for AuditRecord {
                 at: r.at,
                 request_id: r.request_id,
                 org_code: r.org_code,
+                person: r.person,
                 cert_fingerprint: r.cert_fingerprint,
                 method: r.method,
                 outcome: r.outcome,

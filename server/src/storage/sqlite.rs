@@ -299,7 +299,8 @@ impl ports::AuditLog for SqliteStore {
                     .push_bind(r.prev_hash.clone())
                     .push_bind(r.hash.clone())
                     .push_bind(r.entry.attached.clone())
-                    .push_bind(r.entry.decisions_call.clone());
+                    .push_bind(r.entry.decisions_call.clone())
+                    .push_bind(r.entry.person.clone());
             });
             insert.build().execute(&mut *tx).await?;
         }

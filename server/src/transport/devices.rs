@@ -93,6 +93,7 @@ fn allocation_to_pb(a: &crate::domain::devices::Allocation, unit_name: impl Fn(&
         submitted_at: r.submitted_at.map(timestamp),
         approval_number: r.approval_number.clone().unwrap_or_default(),
         decided_by: r.decided_by.clone().unwrap_or_default(),
+        decided_by_person: r.decided_by_person.clone().unwrap_or_default(),
         decided_at: r.decided_at.map(timestamp),
         decision_note: r.decision_note.clone().unwrap_or_default(),
         approved_on: r.approved_on.map(format_date).unwrap_or_default(),
@@ -154,6 +155,7 @@ fn handover_to_pb(decision_number: &str, h: &Handover) -> pb::Handover {
         received_by: h.received_by.clone(),
         kind: Some(kind),
         recorded_by: h.recorded_by.clone(),
+        recorded_by_person: h.recorded_by_person.clone().unwrap_or_default(),
         recorded_at: Some(timestamp(h.recorded_at)),
         replayed: false,
     }

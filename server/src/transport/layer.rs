@@ -152,7 +152,7 @@ pub struct HubState {
     admission: Admission,
     request_timeout: Duration,
     batch_timeout: Duration,
-    orgs: Mutex<HashMap<String, Result<OrgCode, String>>>,
+    orgs: Mutex<HashMap<String, Presented>>,
     /// Whether the database answers, as the hub's watch on it last found.
     database_up: Arc<AtomicBool>,
     /// The methods that take one request message.
@@ -291,25 +291,22 @@ impl HubState {
             return self.console_page(req, inner, needs).await;
         }
         let request_id = request_id_from(req.headers()).unwrap_or_else(new_request_id);
-        let (fingerprint, org, org_text) = self.identify(&req);
+        let certificate = self.identify(&req);
         let span = tracing::info_span!(
             "rpc",
             method = %method,
-            org = org_text.as_deref().unwrap_or("-"),
+            org = certificate.org_text.as_deref().unwrap_or("-"),
             request_id = %request_id,
         );
-        let mut call = CallRecord::new(
-            self.clone(),
-            self.entry(&request_id, org_text, fingerprint.clone(), method.clone()),
-            span.clone(),
-        );
+        let mut call =
+            CallRecord::new(self.clone(), self.entry(&request_id, &certificate, method.clone()), span.clone());
 
         async move {
             if !self.database_up.load(Ordering::Relaxed) {
                 let reason = "the hub's database does not answer right now; nothing was done: retry later";
                 return call.refuse(Refusal::new(Code::Unavailable, reason)).await;
             }
-            let caller = match self.authorize(&method, org, fingerprint).await {
+            let caller = match self.authorize(&method, certificate).await {
                 Ok(caller) => caller,
                 Err(refusal) => {
                     call.read_named(req, self.max_message_bytes.min(REFUSED_READ_LIMIT)).await;
@@ -394,12 +391,13 @@ impl HubState {
 
     /// The audit record of a call or a page as it begins: who, when, what; its outcome comes
     /// when it ends.
-    fn entry(&self, request_id: &str, org: Option<String>, fingerprint: Option<String>, method: String) -> AuditEntry {
+    fn entry(&self, request_id: &str, certificate: &Certificate, method: String) -> AuditEntry {
         AuditEntry {
             at: self.clock.now(),
             request_id: request_id.to_owned(),
-            org_code: org,
-            cert_fingerprint: fingerprint,
+            org_code: certificate.org_text.clone(),
+            person: certificate.person.clone(),
+            cert_fingerprint: certificate.fingerprint.clone(),
             method,
             outcome: String::new(),
             detail: String::new(),
@@ -409,29 +407,29 @@ impl HubState {
         }
     }
 
-    /// The client certificate's fingerprint, the organisation it names, and that code as text.
-    fn identify(&self, req: &Request<Body>) -> (Option<String>, Option<Result<OrgCode, String>>, Option<String>) {
+    /// What the client certificate says of the caller.
+    fn identify(&self, req: &Request<Body>) -> Certificate {
         let certificate = req
             .extensions()
             .get::<TlsConnectInfo<TcpConnectInfo>>()
             .and_then(|info| info.peer_certs())
             .and_then(|certs| certs.first().cloned());
         let fingerprint = certificate.as_ref().map(|c| certificate_fingerprint(c));
-        let org = certificate.as_ref().zip(fingerprint.as_ref()).map(|(c, fp)| self.org_of(fp, c));
+        let presented = certificate.as_ref().zip(fingerprint.as_ref()).map(|(c, fp)| self.presented(fp, c));
+        let (org, person) = match presented {
+            Some(p) => (Some(p.org), p.person),
+            None => (None, None),
+        };
         let org_text = match &org {
             Some(Ok(code)) => Some(code.as_str().to_owned()),
             _ => None,
         };
-        (fingerprint, org, org_text)
+        Certificate { fingerprint, org, org_text, person }
     }
 
     /// Decides whether the call may go ahead, and who is calling.
-    async fn authorize(
-        &self,
-        method: &str,
-        org: Option<Result<OrgCode, String>>,
-        fingerprint: Option<String>,
-    ) -> Result<Option<Caller>, Refusal> {
+    async fn authorize(&self, method: &str, certificate: Certificate) -> Result<Option<Caller>, Refusal> {
+        let Certificate { org, fingerprint, person, .. } = certificate;
         let Some(rule) = authz::rule_for(method) else {
             return Err(Refusal::new(Code::Unimplemented, format!("the hub has no method {method}")));
         };
@@ -463,15 +461,15 @@ impl HubState {
                 format!("member {} has role {}, which may not call {method}", member.code, member.role),
             ));
         }
-        Ok(Some(Caller { member, fingerprint }))
+        Ok(Some(Caller { member, fingerprint, person }))
     }
 
-    /// The organisation a certificate names, cached by fingerprint (a certificate never changes).
-    fn org_of(&self, fingerprint: &str, der: &[u8]) -> Result<OrgCode, String> {
+    /// What a certificate names, cached by fingerprint (a certificate never changes).
+    fn presented(&self, fingerprint: &str, der: &[u8]) -> Presented {
         if let Some(known) = self.orgs.lock().expect("org cache").get(fingerprint) {
             return known.clone();
         }
-        let parsed = org_from_certificate(der);
+        let parsed = Presented { org: org_from_certificate(der), person: person_from_certificate(der) };
         let mut orgs = self.orgs.lock().expect("org cache");
         if orgs.len() >= 10_000 {
             orgs.clear();
@@ -479,6 +477,41 @@ impl HubState {
         orgs.insert(fingerprint.to_owned(), parsed.clone());
         parsed
     }
+}
+
+/// What a caller's certificate says: its fingerprint, the organisation it names (or why it
+/// names none), that code as text, and the person its subject names, if any.
+struct Certificate {
+    fingerprint: Option<String>,
+    org: Option<Result<OrgCode, String>>,
+    org_text: Option<String>,
+    person: Option<String>,
+}
+
+/// What a certificate names, as cached by its fingerprint.
+#[derive(Debug, Clone)]
+struct Presented {
+    org: Result<OrgCode, String>,
+    person: Option<String>,
+}
+
+/// The person a certificate's subject names: its common name when the subject also carries a
+/// surname or a given name, as a natural person's certificate does (ETSI EN 319 412-2, and
+/// the personal digital-signature certificates of Vietnam's CAs). An organisation's or a
+/// system's certificate names none. At most 128 characters, without control characters.
+fn person_from_certificate(der: &[u8]) -> Option<String> {
+    use x509_parser::oid_registry::{OID_X509_GIVEN_NAME, OID_X509_SURNAME};
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    let subject = cert.subject();
+    let natural =
+        subject.iter_attributes().any(|a| a.attr_type() == &OID_X509_SURNAME || a.attr_type() == &OID_X509_GIVEN_NAME);
+    if !natural {
+        return None;
+    }
+    let name = subject.iter_common_name().next()?.as_str().ok()?.trim();
+    let clean = !name.is_empty() && name.chars().count() <= 128 && !name.chars().any(char::is_control);
+    clean.then(|| name.to_owned())
 }
 
 /// Reads the organisation code from the certificate's `urn:telesub:org:<CODE>` SAN URI.
@@ -970,6 +1003,23 @@ pub fn code_name(code: Code) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A person's certificate names the person; an organisation's, whose common name is its
+    /// code, names no one.
+    #[test]
+    fn the_person_a_certificate_names() {
+        use crate::pki::{DevCa, PersonSpec, Validity};
+        use rustls_pki_types::{CertificateDer, pem::PemObject};
+        let ca = DevCa::generate("test CA").unwrap();
+        let der = |pem: &str| CertificateDer::from_pem_slice(pem.as_bytes()).unwrap().to_vec();
+        let person: PersonSpec = "DOICT:lan:Nguyễn Thị Lan".parse().unwrap();
+        let issued = ca.person_certificate(&person, Validity::days(1)).unwrap();
+        assert_eq!(person_from_certificate(&der(&issued.cert_pem)).as_deref(), Some("Nguyễn Thị Lan"));
+        assert_eq!(org_from_certificate(&der(&issued.cert_pem)).unwrap().as_str(), "DOICT");
+        let org = ca.client_certificate("DOICT", Validity::days(1)).unwrap();
+        assert_eq!(person_from_certificate(&der(&org.cert_pem)), None);
+        assert_eq!(person_from_certificate(b"not a certificate"), None);
+    }
 
     #[test]
     fn every_receipted_method_is_a_write_the_hub_serves() {

@@ -295,6 +295,7 @@ fn record_to_pb(r: &AuditRecord) -> pb::AuditRecord {
         prev_hash: r.prev_hash.clone(),
         hash: r.hash.clone(),
         attached: r.entry.attached.clone().unwrap_or_default(),
+        person: r.entry.person.clone().unwrap_or_default(),
     }
 }
 
@@ -326,6 +327,7 @@ fn csv_row(w: &mut csv::Writer<Vec<u8>>, r: &AuditRecord) -> csv::Result<()> {
         r.entry.attached.as_deref().unwrap_or_default(),
         &r.prev_hash,
         &r.hash,
+        r.entry.person.as_deref().unwrap_or_default(),
     ])
 }
 

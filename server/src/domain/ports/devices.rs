@@ -32,6 +32,8 @@ pub struct AllocationDecision {
     pub submitted_at: Option<OffsetDateTime>,
     pub approval_number: Option<String>,
     pub decided_by: Option<String>,
+    /// The person the deciding member's certificate named, if any.
+    pub decided_by_person: Option<String>,
     pub decided_at: Option<OffsetDateTime>,
     pub decision_note: Option<String>,
     /// The date of the committee's approving decision.
@@ -96,6 +98,8 @@ pub struct Handover {
     pub handed_over_on: Date,
     pub received_by: String,
     pub recorded_by: String,
+    /// The person the recording member's certificate named, if any.
+    pub recorded_by_person: Option<String>,
     pub recorded_at: OffsetDateTime,
     pub request_id: String,
 }
@@ -167,6 +171,7 @@ pub struct CommitteeDecision<'a> {
     pub approve: bool,
     pub approval_number: Option<&'a str>,
     pub by: &'a str,
+    pub by_person: Option<&'a str>,
     pub at: OffsetDateTime,
     /// The date of the approving decision (`None` when returning).
     pub approved_on: Option<Date>,

@@ -25,6 +25,8 @@ pub struct MonthlyList {
     pub reconciled_at: Option<OffsetDateTime>,
     pub superseded_by: Option<String>,
     pub decided_by: Option<String>,
+    /// The person the deciding member's certificate named, if any.
+    pub decided_by_person: Option<String>,
     pub decided_at: Option<OffsetDateTime>,
     pub decision_note: Option<String>,
     pub confirmed_scope: Option<String>,
@@ -103,6 +105,7 @@ pub struct UpdateDecision<'a> {
     pub revision: i64,
     pub verdict: Verdict,
     pub by: &'a str,
+    pub by_person: Option<&'a str>,
     pub at: OffsetDateTime,
     pub note: &'a str,
 }

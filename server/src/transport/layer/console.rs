@@ -91,7 +91,7 @@ impl HubState {
     {
         // Browsers send no request id: each page gets its own.
         let request_id = new_request_id();
-        let (fingerprint, org, org_text) = self.identify(&req);
+        let certificate = self.identify(&req);
         let page = truncate(
             match req.uri().path_and_query() {
                 Some(pq) => format!("{} {}", req.method(), pq.as_str()),
@@ -102,17 +102,16 @@ impl HubState {
         let span = tracing::info_span!(
             "console",
             page = %page,
-            org = org_text.as_deref().unwrap_or("-"),
+            org = certificate.org_text.as_deref().unwrap_or("-"),
             request_id = %request_id,
         );
-        let mut call =
-            CallRecord::new(self.clone(), self.entry(&request_id, org_text, fingerprint.clone(), page), span.clone());
+        let mut call = CallRecord::new(self.clone(), self.entry(&request_id, &certificate, page), span.clone());
         async move {
             if !self.database_up.load(Ordering::Relaxed) {
                 let reason = "the hub's database does not answer right now; nothing was done: retry later";
                 return refused(call, Refusal::new(Code::Unavailable, reason), &request_id).await;
             }
-            let caller = match self.authorize(needs, org, fingerprint).await {
+            let caller = match self.authorize(needs, certificate).await {
                 Ok(caller) => caller,
                 Err(refusal) => return refused(call, refusal, &request_id).await,
             };
