@@ -1,7 +1,8 @@
 """The console in a real browser: Debian's Chromium driven by Playwright, presenting members'
 client certificates to a hub the calling test started and filled (tests/api/console.rs).
 
-    python browser.py --port PORT --tls-dir DIR --shots DIR reconciliation --period 2025-03
+    python browser.py --port PORT --tls-dir DIR --shots DIR reconciliation --period 2025-03 \
+        --officer DOICT.lan --bad-csv BAD --good-csv GOOD --script-household CODE
     python browser.py --port PORT --tls-dir DIR --shots DIR devices --decision NUMBER
 
 Exits 0 when every scenario holds, 1 naming the first that did not. Each scenario saves a
@@ -42,16 +43,30 @@ def main():
     reconciliation.add_argument("--period", required=True)
     reconciliation.add_argument("--bad-csv", required=True, help="a household list with a bad citizen ID")
     reconciliation.add_argument("--good-csv", required=True, help="the same list put right")
+    reconciliation.add_argument(
+        "--officer", required=True, help="a DoICT officer's certificate (CODE.LOGIN), presented from its PKCS#12 file"
+    )
+    reconciliation.add_argument("--officer-name", required=True, help="the name the officer's certificate gives")
+    reconciliation.add_argument(
+        "--script-household", required=True, help="a household whose address holds a <script> element"
+    )
     scenarios.add_parser("devices").add_argument("--decision", required=True)
     args = parser.parse_args()
     origin = f"https://localhost:{args.port}"
     os.makedirs(args.shots, exist_ok=True)
 
     def certificate(org):
+        clients = os.path.join(args.tls_dir, "clients")
+        if "." in org:
+            # A person's certificate, as a browser imports it: the PKCS#12 file `telesub pki
+            # init` wrote, opened with its password.
+            with open(os.path.join(clients, f"{org}.p12.password")) as f:
+                passphrase = f.read().strip()
+            return [{"origin": origin, "pfxPath": os.path.join(clients, f"{org}.p12"), "passphrase": passphrase}]
         return [{
             "origin": origin,
-            "certPath": os.path.join(args.tls_dir, "clients", f"{org}.crt"),
-            "keyPath": os.path.join(args.tls_dir, "clients", f"{org}.key"),
+            "certPath": os.path.join(clients, f"{org}.crt"),
+            "keyPath": os.path.join(clients, f"{org}.key"),
         }]
 
     with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
@@ -72,8 +87,8 @@ def main():
         month = f"{origin}/console/reconciliation?period={args.period}"
         shown = "/".join(reversed(args.period.split("-")))
 
-        # DoICT reads every operator's list of the month.
-        page = page_of("DOICT")
+        # A DoICT officer, with her own certificate, reads every operator's list of the month.
+        page = page_of(args.officer)
         response = page.goto(month)
         check(response.status == 200, f"DOICT: status {response.status}: {page.content()[:500]}")
         text = page.inner_text("main")
@@ -85,14 +100,23 @@ def main():
         # VNPT's list, by its link: filtered by a code, then its OK lines confirmed.
         page.click("text=vn-2025-03")
         check("Danh sách vn-2025-03 của VNPT" in page.inner_text("h1"), "DOICT: the list did not open")
+        check(args.officer_name in page.inner_text("header"), f"DOICT: the page does not greet {args.officer_name}")
         page.select_option("select#code", "ELIGIBILITY_ENDED")
         page.click("form.filter button")
         text = page.inner_text("table.lines")
         check("HH-3" in text and "0912000001" not in text, f"DOICT: the filter by code showed {text[:500]}")
         page.screenshot(path=os.path.join(args.shots, "list-filtered-doict.png"), full_page=True)
+        # The line, with the household's states on the days that matter; then back to the list.
+        page.click("table.lines a >> text=2")
+        text = page.inner_text("main")
+        check("Dòng 2 của danh sách vn-2025-03" in text, f"DOICT: the line did not open: {text[:500]}")
+        check("Quá trình của hộ HH-3" in text and "31/03/2025" in text, f"DOICT: the line's history: {text[:800]}")
+        page.screenshot(path=os.path.join(args.shots, "line-doict.png"), full_page=True)
+        page.click("text=← Danh sách vn-2025-03")
         page.click("text=Xác nhận >> nth=-1")
         check(page.locator("table.summary").count() == 1, f"DOICT: after confirming: {page.inner_text('main')[:800]}")
         check("Đã xác nhận" in page.inner_text("table.summary"), "DOICT: the list is not shown confirmed")
+        check(args.officer_name in page.inner_text("table.summary"), "DOICT: the confirmation does not name the officer")
         check(page.locator("input[name=csrf]").count() == 0, "DOICT: a confirmed list still offers its forms")
         page.screenshot(path=os.path.join(args.shots, "list-confirmed-doict.png"), full_page=True)
         # The month's figures, with their chart.
@@ -112,6 +136,10 @@ def main():
         text = page.inner_text("main")
         check("vn-2025-03" in text and "VIETTEL" not in text, f"VNPT: saw {text[:500]}")
         page.screenshot(path=os.path.join(args.shots, "reconciliation-vnpt.png"), full_page=True)
+        response = page.goto(f"{origin}/console/reconciliation/VIETTEL/vt-2025-03")
+        check(response.status in (403, 404), f"VNPT: VIETTEL's list answered {response.status}")
+        check("0981000004" not in page.content(), "VNPT: VIETTEL's list was shown")
+        page.screenshot(path=os.path.join(args.shots, "list-of-another-refused-vnpt.png"), full_page=True)
 
         # The labour department may not read monthly lists.
         page = page_of("DOLISA")
@@ -141,8 +169,18 @@ def main():
             page.click("form.upload button")
             text = page.inner_text("main")
             check(expected in text, f"DOLISA: after sending {csv}: {text[:600]}")
+            if csv == args.bad_csv:
+                # The bad list names its head `<script>…`: refused, and the name shown as text.
+                check("<script>alert(1)</script>" in text, f"DOLISA: the typed name is not shown: {text[:600]}")
+                check(page.locator("script").count() == 0, "DOLISA: a name became markup")
             name = "upload-refused-dolisa.png" if csv == args.bad_csv else "upload-receipt-dolisa.png"
             page.screenshot(path=os.path.join(args.shots, name), full_page=True)
+
+        # A household whose address holds a script: shown as text.
+        page.goto(f"{origin}/console/households?by=code&q={args.script_household}")
+        check("<script>alert(1)</script>" in page.inner_text("main"), "DOLISA: the address is not shown as text")
+        check(page.locator("script").count() == 0, "DOLISA: an address became markup")
+        page.screenshot(path=os.path.join(args.shots, "household-script-as-text.png"), full_page=True)
 
         # What a caller typed is shown as text.
         page = page_of("DOICT")

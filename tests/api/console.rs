@@ -169,17 +169,28 @@ async fn in_a_real_browser_members_see_what_their_certificates_allow() {
             .env("NODE_EXTRA_CA_CERTS", dir.ca_cert())
             .output()
     };
+    let officer = app.add_person("DOICT:lan:Nguyễn Thị Lan");
+    // A household whose address holds a script, on the register.
+    let mut scripted = crate::households::household("HH-8", "24611", 8);
+    if let Some(proto::household_record::Change::Upsert(d)) = &mut scripted.change {
+        d.address = "Thôn 3 <script>alert(1)</script>".into();
+    }
+    let header = crate::households::header("scripted", proto::BatchKind::Delta, "2025-04", "2025-04-02");
+    crate::households::push(&app.client("DOLISA").await, header, vec![scripted]).await.unwrap();
     let files = tempfile::tempdir().unwrap();
     let good = crate::households::household("HH-9", "24611", 9);
     let mut bad = good.clone();
     if let Some(proto::household_record::Change::Upsert(d)) = &mut bad.change {
         d.members[0].citizen_id = "067080000".into();
+        d.head_name = "<script>alert(1)</script>".into();
     }
     let (bad_csv, good_csv) = (files.path().join("bad.csv"), files.path().join("good.csv"));
     std::fs::write(&bad_csv, household_csv(&[bad])).unwrap();
     std::fs::write(&good_csv, household_csv(&[good])).unwrap();
     let csv_args = ["--bad-csv", bad_csv.to_str().unwrap(), "--good-csv", good_csv.to_str().unwrap()];
-    let mut scenario = vec!["reconciliation", "--period", "2025-03"];
+    let mut scenario =
+        vec!["reconciliation", "--period", "2025-03", "--officer", &officer, "--officer-name", "Nguyễn Thị Lan"];
+    scenario.extend(["--script-household", "HH-8"]);
     scenario.extend(csv_args);
     let output = run(&app, &scenario).await.expect("run the browser");
     let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
@@ -189,7 +200,10 @@ async fn in_a_real_browser_members_see_what_their_certificates_allow() {
     let r = app.client("DOICT").await.get_reconciliation("VNPT", "vn-2025-03").await.unwrap();
     assert_eq!(r.status(), proto::ReconciliationStatus::Confirmed, "{said}");
     let confirmation = r.confirmation.unwrap();
-    assert_eq!((confirmation.confirmed_by.as_str(), confirmation.scope.as_str()), ("DOICT", "OK_LINES"));
+    assert_eq!(
+        (confirmation.confirmed_by.as_str(), confirmation.confirmed_by_person.as_str(), confirmation.scope.as_str()),
+        ("DOICT", "Nguyễn Thị Lan", "OK_LINES")
+    );
 
     // Devices, on a hub of their own: the committee approves, a locality hands over.
     const D: &str = "101/QĐ-BTTTT";
@@ -309,6 +323,55 @@ async fn a_persons_certificate_puts_the_name_beside_the_organisation_in_the_trai
         let verified = app.client("DOICT").await.verify_audit().await.unwrap();
         assert!(verified.intact, "{verified:?}");
     }
+}
+
+/// A line's page: what was claimed, what the reconciliation found, the days that matter and,
+/// for those who read the register, the household's states on them (noted as a look-up). An
+/// operator reads its own lines without the register; another operator's are refused.
+#[tokio::test]
+async fn a_line_opens_with_the_households_states_on_the_days_that_matter() {
+    let app = TestApp::spawn().await;
+    march(&app).await;
+    let list = get(&app, "DOICT", VNPT_MARCH).await;
+    assert!(list.body.contains(&format!("href=\"{VNPT_MARCH}/lines/2\"")), "{}", list.body);
+    let line = get(&app, "DOICT", &format!("{VNPT_MARCH}/lines/2")).await;
+    assert_eq!(line.status, 200, "{}", line.body);
+    for shown in [
+        "Dòng 2 của danh sách vn-2025-03, tháng 03/2025",
+        "0912000003",
+        "ELIGIBILITY_ENDED",
+        "Đã hết diện hỗ trợ",
+        "01/03/2025: ngày đầu tháng",
+        "31/03/2025: ngày cuối tháng",
+        "Quá trình của hộ HH-3",
+        "Ra khỏi danh sách: Chết",
+    ] {
+        assert!(line.body.contains(shown), "{shown:?} is not on the line's page: {}", line.body);
+    }
+    let request_id = line.headers["x-request-id"].to_str().unwrap().to_owned();
+    let who = app
+        .client("DOICT")
+        .await
+        .query_audit(proto::QueryAuditRequest { household_code: "HH-3".into(), ..Default::default() })
+        .await
+        .unwrap();
+    assert!(who.records.iter().any(|r| r.request_id == request_id), "the line's look-up of HH-3 is not noted");
+    let ok = get(&app, "DOICT", &format!("{VNPT_MARCH}/lines/1")).await;
+    assert!(ok.body.contains("Dòng hợp lệ") && ok.body.contains("Quá trình của hộ HH-1"), "{}", ok.body);
+    // Its operator reads the line, not the register; another operator reads neither.
+    let own = get(&app, "VNPT", &format!("{VNPT_MARCH}/lines/2")).await;
+    assert_eq!(own.status, 200, "{}", own.body);
+    assert!(own.body.contains("ELIGIBILITY_ENDED") && !own.body.contains("Quá trình của hộ"), "{}", own.body);
+    let other = get(&app, "VIETTEL", &format!("{VNPT_MARCH}/lines/2")).await;
+    assert!(
+        matches!(other.status, 403 | 404) && !other.body.contains("0912000003"),
+        "{}: {}",
+        other.status,
+        other.body
+    );
+    // A line the list does not have, and one that is not a number.
+    assert_eq!(get(&app, "DOICT", &format!("{VNPT_MARCH}/lines/99")).await.status, 404);
+    assert_eq!(get(&app, "DOICT", &format!("{VNPT_MARCH}/lines/two")).await.status, 400);
 }
 
 #[tokio::test]

@@ -71,21 +71,21 @@ fn removal_name(r: RemovalReason) -> &'static str {
 }
 
 /// One state of a household, as the timeline shows it.
-struct TimelineState {
-    from: String,
-    to: String,
-    removed: Option<String>,
-    category: &'static str,
-    head_name: String,
-    commune: String,
-    address: String,
-    certificate: String,
-    members: Vec<(String, String, &'static str, i32)>,
-    batch_id: String,
-    recorded: String,
+pub(super) struct TimelineState {
+    pub(super) from: String,
+    pub(super) to: String,
+    pub(super) removed: Option<String>,
+    pub(super) category: &'static str,
+    pub(super) head_name: String,
+    pub(super) commune: String,
+    pub(super) address: String,
+    pub(super) certificate: String,
+    pub(super) members: Vec<(String, String, &'static str, i32)>,
+    pub(super) batch_id: String,
+    pub(super) recorded: String,
 }
 
-fn state(v: &HouseholdView) -> TimelineState {
+pub(super) fn state(v: &HouseholdView) -> TimelineState {
     TimelineState {
         from: format::date(v.valid_from),
         to: v.valid_to.map(format::date).unwrap_or_default(),

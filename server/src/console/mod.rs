@@ -18,6 +18,7 @@ mod devices;
 pub mod format;
 mod households;
 mod inspections;
+mod line;
 mod members;
 mod pages;
 mod statistics;
@@ -82,7 +83,9 @@ pub fn permission(method: &http::Method, path: &str) -> Option<&'static str> {
         ("GET", ["batches", "new"]) | ("POST", ["batches"]) => "/telesub.v1.HouseholdRegistry/PushBatch",
         ("GET", ["households"]) => "/telesub.v1.HouseholdRegistry/GetHouseholdHistory",
         ("GET", ["reconciliation"]) => "/telesub.v1.Reconciliation/ListReconciliations",
-        ("GET", ["reconciliation", _, _]) => "/telesub.v1.Reconciliation/ListDiscrepancies",
+        ("GET", ["reconciliation", _, _] | ["reconciliation", _, _, "lines", _]) => {
+            "/telesub.v1.Reconciliation/ListDiscrepancies"
+        }
         ("POST", ["reconciliation", _, _, "confirm"]) => "/telesub.v1.Reconciliation/Confirm",
         ("POST", ["reconciliation", _, _, "reject"]) => "/telesub.v1.Reconciliation/Reject",
         _ => "/telesub.v1.Members/WhoAmI",
@@ -146,6 +149,7 @@ pub fn router(console: Console) -> Router {
         .route("/console/reconciliation", get(pages::reconciliation))
         .route("/console/reconciliation/{operator}/{update_id}", get(pages::list))
         .route("/console/reconciliation/{operator}/{update_id}/{decision}", axum::routing::post(pages::decide))
+        .route("/console/reconciliation/{operator}/{update_id}/lines/{line_no}", get(line::line))
         .route("/console/static/console.css", get(pages::stylesheet))
         .route("/console/{*rest}", get(pages::not_found).post(pages::not_found))
         .with_state(Arc::new(console))

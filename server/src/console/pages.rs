@@ -232,7 +232,7 @@ fn status_name(s: ListStatus) -> (&'static str, &'static str) {
 }
 
 /// Vietnamese names of the discrepancy codes.
-fn code_label(c: Code) -> &'static str {
+pub(super) fn code_label(c: Code) -> &'static str {
     match c {
         Code::NotEligible => "Không thuộc diện hỗ trợ",
         Code::EligibilityEnded => "Đã hết diện hỗ trợ",
@@ -392,7 +392,7 @@ struct ListPage {
 }
 
 /// The address of a list's page.
-fn list_address(operator: &str, update_id: &str) -> String {
+pub(super) fn list_address(operator: &str, update_id: &str) -> String {
     format!("/console/reconciliation/{}/{}", format::segment(operator), format::segment(update_id))
 }
 

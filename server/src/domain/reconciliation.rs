@@ -1571,6 +1571,29 @@ impl ReconciliationService {
         Page::cut(rows, limit, |r| format!("l{}", r.line_no)).try_map(|r| ReconciledLine::from_row(&r))
     }
 
+    /// Line `line_no` of a list, with or without a discrepancy.
+    pub async fn line(
+        &self,
+        caller: &Caller,
+        operator: &str,
+        update_id: &str,
+        line_no: i64,
+    ) -> Result<ReconciledLine, DomainError> {
+        let list = self.find(caller, operator, update_id).await?;
+        if line_no < 1 {
+            return Err(DomainError::invalid("line_no", format!("{line_no}: lines are numbered from 1")));
+        }
+        let every = LineFilter { include_ok: true, ..LineFilter::default() };
+        let rows = self.reconciliation_store.monthly_lines(list.id, &every, line_no - 1, 1).await?;
+        match rows.into_iter().next().filter(|r| r.line_no == line_no) {
+            Some(row) => ReconciledLine::from_row(&row),
+            None => Err(DomainError::NotFound(format!(
+                "list {} of operator {} has no line {line_no}",
+                list.update_id, list.operator
+            ))),
+        }
+    }
+
     /// A list and a reader of its lines in order, for an export: every line, or, with
     /// `confirmed_only`, the lines its confirmation covers.
     pub async fn export(
