@@ -374,6 +374,57 @@ async fn a_line_opens_with_the_households_states_on_the_days_that_matter() {
     assert_eq!(get(&app, "DOICT", &format!("{VNPT_MARCH}/lines/two")).await.status, 400);
 }
 
+/// A list's lines as files from its page: CSV and XLSX, every line or (once confirmed) the
+/// confirmed ones, named for the list, each download in the audit trail; another operator's
+/// list and an unknown format are refused.
+#[tokio::test]
+async fn a_lists_lines_download_as_csv_and_xlsx() {
+    let app = TestApp::spawn().await;
+    march(&app).await;
+    let list = get(&app, "DOICT", VNPT_MARCH).await;
+    assert!(list.body.contains(&format!("href=\"{VNPT_MARCH}/file?format=xlsx\"")), "{}", list.body);
+    let csv = get(&app, "DOICT", &format!("{VNPT_MARCH}/file?format=csv")).await;
+    assert_eq!(csv.status, 200, "{}", csv.body);
+    assert_eq!(csv.headers["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(csv.headers["content-disposition"], "attachment; filename=\"2025-03-VNPT-vn-2025-03.csv\"");
+    let rows: Vec<&str> = csv.body.lines().collect();
+    assert!(rows[0].starts_with("line_number,"), "{}", csv.body);
+    assert_eq!(rows.len(), 3, "a header and two lines: {}", csv.body);
+    assert!(rows[2].contains("HH-3") && rows[2].contains("ELIGIBILITY_ENDED"), "{}", csv.body);
+    let record = app.audit_record(csv.headers["x-request-id"].to_str().unwrap()).await;
+    assert_eq!(
+        (record.entry.method.as_str(), record.entry.outcome.as_str()),
+        (&*format!("GET {VNPT_MARCH}/file?format=csv"), "OK")
+    );
+    let xlsx = get(&app, "DOICT", &format!("{VNPT_MARCH}/file?format=xlsx")).await;
+    assert_eq!(xlsx.status, 200);
+    let xlsx = xlsx.bytes;
+    assert!(xlsx.starts_with(b"PK\x03\x04"), "not a workbook: {:?}", &xlsx[..xlsx.len().min(16)]);
+    // Confirmed, its confirmed lines: the OK one.
+    let confirmed = post(
+        &app,
+        "DOICT",
+        &format!("{VNPT_MARCH}/confirm"),
+        &format!("csrf={}&scope=OK_LINES&note=", token(&list)),
+        Some(&origin(&app)),
+    )
+    .await;
+    assert_eq!(confirmed.status, 303, "{}", confirmed.body);
+    let after = get(&app, "DOICT", VNPT_MARCH).await;
+    assert!(after.body.contains("lines=confirmed"), "{}", after.body);
+    let ok = get(&app, "DOICT", &format!("{VNPT_MARCH}/file?format=csv&lines=confirmed")).await;
+    let rows: Vec<&str> = ok.body.lines().collect();
+    assert_eq!(rows.len(), 2, "a header and the OK line: {}", ok.body);
+    assert!(rows[1].contains("HH-1"), "{}", ok.body);
+    // Its operator downloads it; another operator does not; a format the hub does not write.
+    assert_eq!(get(&app, "VNPT", &format!("{VNPT_MARCH}/file?format=csv")).await.status, 200);
+    let other = get(&app, "VIETTEL", &format!("{VNPT_MARCH}/file?format=csv")).await;
+    assert!(matches!(other.status, 403 | 404) && !other.body.contains("0912000003"), "{}", other.body);
+    let bad = get(&app, "DOICT", &format!("{VNPT_MARCH}/file?format=pdf")).await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("<code>format</code>"), "{}", bad.body);
+}
+
 #[tokio::test]
 async fn ict_opens_a_list_filters_a_code_and_confirms_its_ok_lines() {
     let app = TestApp::spawn().await;
@@ -550,6 +601,64 @@ async fn ict_sees_who_looked_a_household_up_and_checks_the_trail() {
     assert_eq!(broken.status, 200, "{}", broken.body);
     assert!(broken.body.contains("KHÔNG toàn vẹn") && broken.body.contains("3"), "{}", broken.body);
     assert!(!broken.body.contains("Nhật ký toàn vẹn."), "{}", broken.body);
+}
+
+/// The statistics page answers from figures kept for a few minutes and says when they were
+/// counted: a change after that shows once they are counted again (in the background, the
+/// kept ones answered meanwhile), while the RPC always counts. Who may read which unit is
+/// checked on every page, kept figures or not.
+#[tokio::test]
+async fn the_statistics_page_answers_from_figures_kept_a_few_minutes_and_says_when_they_were_counted() {
+    use telesub_server::domain::clock::Clock;
+    let at = time::macros::datetime!(2025-04-10 03:00:00 UTC);
+    let clock = Clock::fixed(at);
+    let app = TestApp::spawn_on(clock.clone()).await;
+    march(&app).await;
+    let total = |page: &Page| {
+        let row = page.body.split("<tr class=\"total\"><th>Cộng</th>").nth(1).expect("a total row");
+        row.split("</tr>").next().unwrap().to_owned()
+    };
+    const PAGE: &str = "/console/statistics?period=2025-03";
+    let first = get(&app, "DOICT", PAGE).await;
+    assert!(first.body.contains("tính lúc 10/04/2025 10:00"), "{}", first.body);
+    // VNPT enrols HH-2 from March: the RPC counts it at once, the page keeps its figures.
+    let vnpt = app.client("VNPT").await;
+    vnpt.enroll(crate::reconciliation::enroll("e2", "HH-2", 2, "0912000002", "2025-03-01")).await.unwrap();
+    let ict = app.client("DOICT").await;
+    let live = ict
+        .get_programme_statistics(proto::GetProgrammeStatisticsRequest {
+            period: "2025-03".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let enrolled = |s: &proto::ProgrammeStatistics| s.by_category.iter().map(|c| c.enrolled).max().unwrap_or(0);
+    let kept = get(&app, "DOICT", PAGE).await;
+    assert_eq!(total(&kept), total(&first), "the kept figures changed before their time");
+    assert!(kept.body.contains("tính lúc 10/04/2025 10:00"), "{}", kept.body);
+    // Kept figures do not widen what a locality reads.
+    let other = get(&app, "GIANGHIA", "/console/statistics?period=2025-03&unit=661").await;
+    assert_eq!(other.status, 403, "{}", other.body);
+    // Six minutes on: the kept figures once more while they are counted again, then the new.
+    clock.set_to(at + time::Duration::minutes(6));
+    let stale = get(&app, "DOICT", PAGE).await;
+    assert_eq!(total(&stale), total(&first));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let fresh = loop {
+        let page = get(&app, "DOICT", PAGE).await;
+        if page.body.contains("tính lúc 10/04/2025 10:06") {
+            break page;
+        }
+        assert!(std::time::Instant::now() < deadline, "the figures were not counted again: {}", page.body);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_ne!(total(&fresh), total(&first), "the new enrolment is not counted");
+    assert!(
+        total(&fresh).contains(&format!(">{}</td>", enrolled(&live))),
+        "the page's total {} does not hold the RPC's {} enrolled",
+        total(&fresh),
+        enrolled(&live)
+    );
 }
 
 #[tokio::test]

@@ -1,7 +1,9 @@
 //! The console's pages over a 1,000,000-household register with a month of 1,009,726 lines
 //! for one operator, submitted and reconciled through the hub: each page asked for many times
 //! by a browser's connection (HTTPS, HTTP/1.1, DoICT's client certificate), one at a time,
-//! and its time to the last byte reported as 50th and 95th percentiles and the slowest. The
+//! and its time to the last byte reported for the first ask (before any cache holds it: the
+//! statistics pages count their figures then and keep them a few minutes), then, over the
+//! asks after three that warm caches, as 50th and 95th percentiles and the slowest. The
 //! ceiling is the console's stylesheet, asked the same way in the same run: the cheapest page
 //! the hub serves through the same layer (certificate, permission, audit record).
 //!
@@ -66,12 +68,10 @@ fn main() {
         ];
         let mut browser = Browser::connect(&app, Some("DOICT")).await.expect("connect");
         println!();
-        println!("| page | p50 ms | p95 ms | slowest ms | ceiling p95 ÷ this p95 |");
-        println!("|---|---:|---:|---:|---:|");
+        println!("| page | first ask ms | p50 ms | p95 ms | slowest ms | ceiling p95 ÷ this p95 |");
+        println!("|---|---:|---:|---:|---:|---:|");
         let mut ceiling = None;
         for (label, path) in pages {
-            // The statistics take seconds each: asked fewer times.
-            let asks = if path.contains("statistics") { asks.min(10) } else { asks };
             let mut took = Vec::with_capacity(asks);
             for _ in 0..asks + 3 {
                 let asked = Instant::now();
@@ -80,12 +80,13 @@ fn main() {
                 took.push(asked.elapsed().as_secs_f64() * 1e3);
             }
             // The first asks warm the caches.
+            let first = took[0];
             let mut took = took.split_off(3);
             took.sort_by(f64::total_cmp);
             let p95 = percentile(&took, 0.95);
             let ceiling = *ceiling.get_or_insert(p95);
             println!(
-                "| {label} | {:.1} | {p95:.1} | {:.1} | {:.2} |",
+                "| {label} | {first:.1} | {:.1} | {p95:.1} | {:.1} | {:.2} |",
                 percentile(&took, 0.5),
                 took.last().unwrap(),
                 ceiling / p95

@@ -15,7 +15,9 @@ use crate::TestApp;
 pub struct Page {
     pub status: u16,
     pub headers: http::HeaderMap,
+    /// The body as text (a download that is not text: its bytes, as `bytes`).
     pub body: String,
+    pub bytes: Bytes,
 }
 
 impl Page {
@@ -83,7 +85,8 @@ impl Browser {
         Ok(Page {
             status: parts.status.as_u16(),
             headers: parts.headers,
-            body: String::from_utf8(body.to_vec()).unwrap(),
+            body: String::from_utf8_lossy(&body).into_owned(),
+            bytes: body,
         })
     }
 

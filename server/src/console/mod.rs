@@ -15,6 +15,7 @@
 
 pub mod csrf;
 mod devices;
+mod downloads;
 pub mod format;
 mod households;
 mod inspections;
@@ -83,6 +84,7 @@ pub fn permission(method: &http::Method, path: &str) -> Option<&'static str> {
         ("GET", ["batches", "new"]) | ("POST", ["batches"]) => "/telesub.v1.HouseholdRegistry/PushBatch",
         ("GET", ["households"]) => "/telesub.v1.HouseholdRegistry/GetHouseholdHistory",
         ("GET", ["reconciliation"]) => "/telesub.v1.Reconciliation/ListReconciliations",
+        ("GET", ["reconciliation", _, _, "file"]) => "/telesub.v1.Reconciliation/ExportReconciliation",
         ("GET", ["reconciliation", _, _] | ["reconciliation", _, _, "lines", _]) => {
             "/telesub.v1.Reconciliation/ListDiscrepancies"
         }
@@ -150,6 +152,7 @@ pub fn router(console: Console) -> Router {
         .route("/console/reconciliation/{operator}/{update_id}", get(pages::list))
         .route("/console/reconciliation/{operator}/{update_id}/{decision}", axum::routing::post(pages::decide))
         .route("/console/reconciliation/{operator}/{update_id}/lines/{line_no}", get(line::line))
+        .route("/console/reconciliation/{operator}/{update_id}/file", get(downloads::download))
         .route("/console/static/console.css", get(pages::stylesheet))
         .route("/console/{*rest}", get(pages::not_found).post(pages::not_found))
         .with_state(Arc::new(console))

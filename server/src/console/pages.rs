@@ -389,6 +389,8 @@ struct ListPage {
     next_page: Option<String>,
     /// ICT on a list that awaits its decision: the forms, with their token.
     decide: Option<String>,
+    /// The list is confirmed: its confirmed lines can be downloaded.
+    confirmed: bool,
 }
 
 /// The address of a list's page.
@@ -489,6 +491,7 @@ pub(super) async fn list(
         lines,
         next_page,
         decide: (awaiting && caller.member.role == Role::Ict).then(|| console.csrf.token(&caller.fingerprint)),
+        confirmed: summary.row.status == ListStatus::Confirmed,
         here,
     })
 }

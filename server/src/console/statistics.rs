@@ -1,6 +1,7 @@
 //! The programme's figures for a month: by category and by operator, beside the month before,
 //! with a chart drawn by the hub as SVG (no script). The statistics service says what a caller
-//! may read (a locality its own unit) and computes every figure; this page only shows them.
+//! may read (a locality its own unit) and computes every figure; this page only shows them, as
+//! kept for a few minutes ([`compute_kept`](crate::domain::statistics::StatisticsService::compute_kept)), with the time they were counted.
 
 use std::sync::Arc;
 
@@ -10,6 +11,8 @@ use axum::{
     response::Response,
 };
 use serde::Deserialize;
+
+use crate::domain::statistics::KEPT_FRESH;
 
 use super::{
     Console, format,
@@ -61,6 +64,7 @@ struct StatisticsPage {
     bars: Vec<Bars>,
     chart_height: i64,
     computed_at: String,
+    fresh_minutes: i64,
 }
 
 /// The chart's width for the largest bar, in SVG units.
@@ -78,7 +82,8 @@ pub(super) async fn statistics(
         "" => format::last_month(console.clock.today()),
         p => p.to_owned(),
     };
-    let s = match console.statistics.compute(Some(caller), &period, &asked.unit).await {
+    // Kept figures: a province's month takes seconds to count; the page says when it was.
+    let s = match console.statistics.compute_kept(Some(caller), &period, &asked.unit).await {
         Ok(s) => s,
         Err(e) => return failure(e),
     };
@@ -143,5 +148,6 @@ pub(super) async fn statistics(
         chart_height: shown.len() as i64 * ROW_HEIGHT,
         bars,
         computed_at: format::time(s.computed_at),
+        fresh_minutes: KEPT_FRESH.whole_minutes(),
     })
 }

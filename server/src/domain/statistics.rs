@@ -131,6 +131,35 @@ fn month_before(first: Date) -> Date {
     Date::from_calendar_date(y, time::Month::try_from(m).expect("1 to 12"), 1).expect("a first day")
 }
 
+/// How long figures kept by [`StatisticsService::compute_kept`] are answered as they are.
+pub const KEPT_FRESH: Duration = Duration::minutes(5);
+/// How long they are answered at most, while counted again.
+pub const KEPT_AT_MOST: Duration = Duration::hours(1);
+/// Months and units kept at most.
+const KEPT_MOST: usize = 256;
+
+/// A month and a unit (`None`: the province).
+type KeptKey = (String, Option<UnitCode>);
+
+#[derive(Debug, Default)]
+struct Kept {
+    figures: std::collections::HashMap<KeptKey, Statistics>,
+    /// Those being counted again.
+    refreshing: std::collections::HashSet<KeptKey>,
+}
+
+/// A computation's inputs, checked.
+#[derive(Debug)]
+struct Plan {
+    period: String,
+    previous_period: String,
+    day: Date,
+    before_day: Date,
+    unit: Option<UnitCode>,
+    policy: Arc<PolicyTable>,
+    units: Arc<UnitTable>,
+}
+
 #[derive(Debug, Clone)]
 pub struct StatisticsService {
     register_store: Arc<dyn RegisterStore>,
@@ -138,6 +167,7 @@ pub struct StatisticsService {
     units: Arc<UnitRegistry>,
     policy: Arc<PolicyRegistry>,
     clock: Clock,
+    kept: Arc<std::sync::Mutex<Kept>>,
 }
 
 impl StatisticsService {
@@ -149,6 +179,7 @@ impl StatisticsService {
             units: context.units.clone(),
             policy: context.policy.clone(),
             clock: context.clock.clone(),
+            kept: Arc::default(),
         }
     }
 
@@ -177,6 +208,72 @@ impl StatisticsService {
     /// The figures of `period` for `unit` (empty: the province). `caller` is `None` for the
     /// public form, which any member reads for any unit.
     pub async fn compute(&self, caller: Option<&Caller>, period: &str, unit: &str) -> Result<Statistics, DomainError> {
+        let plan = self.plan(caller, period, unit).await?;
+        self.count(&plan).await
+    }
+
+    /// [`Self::compute`], answered from the figures kept for the same month and unit when they
+    /// are younger than [`KEPT_FRESH`]; figures older than that but younger than [`KEPT_AT_MOST`]
+    /// are answered too while the hub counts them again in the background (one count per month
+    /// and unit at a time). For people's pages, which say when their figures were computed: a
+    /// province's month takes seconds to count on a million households, and a page should not.
+    /// Who may read which unit is checked on every call, as by [`Self::compute`].
+    pub async fn compute_kept(
+        &self,
+        caller: Option<&Caller>,
+        period: &str,
+        unit: &str,
+    ) -> Result<Statistics, DomainError> {
+        let plan = self.plan(caller, period, unit).await?;
+        let key = (plan.period.clone(), plan.unit.clone());
+        let now = self.clock.now();
+        let (kept, refresh) = {
+            let mut kept = self.kept.lock().expect("kept statistics");
+            match kept.figures.get(&key) {
+                Some(s) if now - s.computed_at < KEPT_FRESH => return Ok(s.clone()),
+                Some(s) if now - s.computed_at < KEPT_AT_MOST => {
+                    let found = s.clone();
+                    (Some(found), kept.refreshing.insert(key.clone()))
+                }
+                _ => (None, false),
+            }
+        };
+        if let Some(found) = kept {
+            if refresh {
+                let service = self.clone();
+                tokio::spawn(async move {
+                    match service.count(&plan).await {
+                        Ok(s) => service.keep(key, s),
+                        Err(e) => {
+                            tracing::warn!(period = %key.0, error = %crate::ErrorChain(&e), "statistics not counted again");
+                            service.kept.lock().expect("kept statistics").refreshing.remove(&key);
+                        }
+                    }
+                });
+            }
+            return Ok(found);
+        }
+        let counted = self.count(&plan).await?;
+        self.keep(key, counted.clone());
+        Ok(counted)
+    }
+
+    fn keep(&self, key: KeptKey, s: Statistics) {
+        let mut kept = self.kept.lock().expect("kept statistics");
+        kept.refreshing.remove(&key);
+        if kept.figures.len() >= KEPT_MOST {
+            // Months and units asked for once, long ago, make room.
+            let oldest = kept.figures.iter().min_by_key(|(_, s)| s.computed_at).map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                kept.figures.remove(&oldest);
+            }
+        }
+        kept.figures.insert(key, s);
+    }
+
+    /// What a computation of `period` for `unit` counts, after the caller's right to read it
+    /// and the input are checked.
+    async fn plan(&self, caller: Option<&Caller>, period: &str, unit: &str) -> Result<Plan, DomainError> {
         let policy = self.policy.table().await?;
         let units = self.units.table().await?;
         let mut v = Violations::new();
@@ -210,8 +307,15 @@ impl StatisticsService {
             }
         }
         let unit = Self::scope(caller, asked, &units, day)?;
+        Ok(Plan { period, previous_period, day, before_day, unit, policy, units })
+    }
+
+    /// The figures a plan asks for.
+    async fn count(&self, plan: &Plan) -> Result<Statistics, DomainError> {
+        let Plan { period, previous_period, day, before_day, unit, policy, units } = plan;
+        let (day, before_day) = (*day, *before_day);
         // The name of the unit the figures are for: a locality that named none reads its own.
-        let unit_name = match &unit {
+        let unit_name = match unit {
             None => "Toàn tỉnh".to_owned(),
             Some(u) => units.on(u.as_str(), day).map_or_else(|| u.to_string(), |found| found.name.clone()),
         };
@@ -233,10 +337,10 @@ impl StatisticsService {
         let (households, enrolled, lines, devices, grace, grace_before) = tokio::try_join!(
             async { Ok::<_, DomainError>(self.statistics_store.household_counts(day, before_day, communes).await?) },
             async { Ok(self.statistics_store.enrolled_counts(day, before_day, communes).await?) },
-            async { Ok(self.statistics_store.line_counts(&period, &previous_period, communes).await?) },
+            async { Ok(self.statistics_store.line_counts(period, previous_period, communes).await?) },
             async { Ok(self.statistics_store.device_counts(day, communes).await?) },
-            self.in_grace(day, &policy, communes, scope.as_ref(), &units, unit.as_ref()),
-            self.in_grace(before_day, &policy, communes, scope.as_ref(), &units, unit.as_ref()),
+            self.in_grace(day, policy, communes, scope.as_ref(), units, unit.as_ref()),
+            self.in_grace(before_day, policy, communes, scope.as_ref(), units, unit.as_ref()),
         )?;
         let by_category = category_rows(
             households.iter(),
@@ -246,11 +350,11 @@ impl StatisticsService {
             &covered_before,
             (&grace, &grace_before),
         );
-        let by_operator = operator_rows(enrolled.iter(), lines.iter(), &period);
+        let by_operator = operator_rows(enrolled.iter(), lines.iter(), period);
         Ok(Statistics {
-            period,
-            previous_period,
-            unit_code: unit.map(|u| u.to_string()).unwrap_or_default(),
+            period: period.clone(),
+            previous_period: previous_period.clone(),
+            unit_code: unit.as_ref().map(|u| u.to_string()).unwrap_or_default(),
             unit_name,
             as_of: day,
             policy_version: in_force.version,

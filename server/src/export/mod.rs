@@ -7,8 +7,69 @@ pub mod published;
 pub mod statistics;
 pub mod xlsx;
 
-use crate::domain::reconciliation::{Code, ListStatus, ReconciledLine, Summary};
+use crate::domain::{
+    DomainError,
+    reconciliation::{Code, LineReader, ListStatus, ReconciledLine, Summary},
+};
 use xlsx::{Cell, XlsxWriter};
+
+/// Why a list's file stopped part way.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportFailure {
+    /// The lines could not be read.
+    #[error(transparent)]
+    Read(#[from] DomainError),
+    /// The file could not be written.
+    #[error("the file could not be written")]
+    Write(#[source] std::io::Error),
+}
+
+/// The name a list's file is given: `PERIOD-OPERATOR-ID.EXT`, with the id's characters other
+/// than ASCII letters, digits, `-` and `_` as `_`.
+pub fn file_name(summary: &Summary, format: Format) -> String {
+    let safe: String = summary
+        .row
+        .update_id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect();
+    format!("{}-{}-{safe}.{}", summary.row.period, summary.row.operator, format.extension())
+}
+
+/// A list's file a piece at a time (one per chunk of lines read, a few hundred kilobytes, then
+/// the end of the file), written by a task of its own at most `ahead` pieces before the
+/// reader. A failure is the last item; a reader that goes away stops the task.
+pub fn pieces(
+    format: Format,
+    summary: Summary,
+    mut lines: LineReader,
+    ahead: usize,
+) -> tokio::sync::mpsc::Receiver<Result<Vec<u8>, ExportFailure>> {
+    let (out, rx) = tokio::sync::mpsc::channel(ahead);
+    tokio::spawn(async move {
+        let mut renderer = match Renderer::start(format, &summary) {
+            Ok(r) => r,
+            Err(e) => return drop(out.send(Err(ExportFailure::Write(e))).await),
+        };
+        loop {
+            let piece = match lines.next().await {
+                Ok(Some(batch)) => batch
+                    .iter()
+                    .try_for_each(|l| renderer.line(l))
+                    .and_then(|()| renderer.take())
+                    .map_err(ExportFailure::Write),
+                Ok(None) => break,
+                Err(e) => Err(ExportFailure::Read(e)),
+            };
+            let failed = piece.is_err();
+            if out.send(piece).await.is_err() || failed {
+                return; // the reader went away, or was told why the file ends here
+            }
+        }
+        let _ = out.send(renderer.finish().map_err(ExportFailure::Write)).await;
+    });
+    rx
+}
 
 /// The format of an export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

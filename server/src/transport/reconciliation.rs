@@ -3,7 +3,6 @@
 
 use futures_util::StreamExt;
 use telesub_proto::v1::{self as pb, reconciliation_server::Reconciliation};
-use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -21,7 +20,7 @@ use crate::{
             ReconciliationService, Scope, Summary, UnclaimedReason,
         },
     },
-    export::{Format, Renderer},
+    export::{self, ExportFailure, Format, file_name},
 };
 
 /// Chunks of an export the hub produces ahead of a slow reader.
@@ -226,56 +225,26 @@ impl Reconciliation for ReconciliationApi {
             Ok(pb::ExportFormat::Xlsx) => Format::Xlsx,
             _ => return Err(ctx.fail(DomainError::invalid("format", "choose CSV or XLSX"))),
         };
-        let (summary, mut lines) = self
+        let (summary, lines) = self
             .service
             .export(ctx.caller()?, &r.operator, &r.update_id, r.confirmed_lines_only)
             .await
             .map_err(|e| ctx.fail(e))?;
-        let safe: String = summary
-            .row
-            .update_id
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
-            .collect();
-        let file_name = format!("{}-{}-{safe}.{}", summary.row.period, summary.row.operator, format.extension());
-        let (out, rx) = mpsc::channel(EXPORT_AHEAD);
-        tokio::spawn(async move {
-            let failed = |e: &(dyn std::error::Error + 'static)| {
-                tracing::error!(request_id = %ctx.request_id, error = %crate::ErrorChain(e), "an export failed");
-                Err(super::status::internal(&ctx.request_id))
-            };
-            let mut renderer = match Renderer::start(format, &summary) {
-                Ok(r) => r,
-                Err(e) => return drop(out.send(failed(&e)).await),
-            };
-            // The first chunk names the file, even when it carries no data yet.
-            let mut named = Some((file_name, format.content_type().to_owned()));
-            loop {
-                let piece = match lines.next().await {
-                    Ok(Some(batch)) => batch.iter().try_for_each(|l| renderer.line(l)).and_then(|()| renderer.take()),
-                    Ok(None) => break,
-                    Err(e) => return drop(out.send(Err(ctx.fail(e))).await),
-                };
-                // One message per chunk of lines read (a few hundred kilobytes).
-                let data = match piece {
-                    Ok(data) => data,
-                    Err(e) => return drop(out.send(failed(&e)).await),
-                };
+        // The first chunk names the file, even when it carries no data yet.
+        let mut named = Some((file_name(&summary, format), format.content_type().to_owned()));
+        let rx = export::pieces(format, summary, lines, EXPORT_AHEAD);
+        let chunks = ReceiverStream::new(rx).map(move |piece| match piece {
+            Ok(data) => {
                 let (file_name, content_type) = named.take().unwrap_or_default();
-                if out.send(Ok(pb::FileChunk { file_name, content_type, data })).await.is_err() {
-                    return; // the caller went away
-                }
+                Ok(pb::FileChunk { file_name, content_type, data })
             }
-            let last = match renderer.finish() {
-                Ok(data) => {
-                    let (file_name, content_type) = named.take().unwrap_or_default();
-                    Ok(pb::FileChunk { file_name, content_type, data })
-                }
-                Err(e) => failed(&e),
-            };
-            let _ = out.send(last).await;
+            Err(ExportFailure::Read(e)) => Err(ctx.fail(e)),
+            Err(ExportFailure::Write(e)) => {
+                tracing::error!(request_id = %ctx.request_id, error = %crate::ErrorChain(&e), "an export failed");
+                Err(super::status::internal(&ctx.request_id))
+            }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx)) as Self::ExportReconciliationStream))
+        Ok(Response::new(Box::pin(chunks) as Self::ExportReconciliationStream))
     }
 
     async fn submit_monthly_update(

@@ -17,7 +17,7 @@ use crate::{
     console::{self, Detail},
     transport::{
         CallContext,
-        admission::{Full, PlaceKind},
+        admission::{Full, Place, PlaceKind},
     },
 };
 
@@ -153,6 +153,8 @@ impl HubState {
             };
             let code = code_of(response.status());
             let detail = response.extensions().get::<Detail>().map(|d| d.0.clone()).unwrap_or_default();
+            // A download streams after its record is kept: it holds its place until it ends.
+            let place = call.place.take();
             // The page is whole (rendered before it is returned): it leaves once its record is kept.
             if !call.complete(code, detail).await {
                 return finish(
@@ -160,9 +162,44 @@ impl HubState {
                     &request_id,
                 );
             }
-            finish(response, &request_id)
+            finish(response.map(|inner| Body::new(Holding { inner, place })), &request_id)
         }
         .instrument(span)
         .await
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A page's body, holding its request's admission place until the last byte has left, so
+    /// that a download counts against the member's share of the hub while it streams.
+    struct Holding {
+        #[pin]
+        inner: Body,
+        place: Option<Place>,
+    }
+}
+
+impl http_body::Body for Holding {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = std::task::ready!(this.inner.poll_frame(cx));
+        if frame.is_none() {
+            this.place.take();
+        }
+        std::task::Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
