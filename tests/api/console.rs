@@ -724,6 +724,94 @@ async fn device_decisions_are_shown_with_their_progress_by_unit() {
     assert_eq!(get(&app, "DOICT", "/console/devices/404%2FQ%C4%90").await.status, 404);
 }
 
+/// DoICT draws the list up from the rules, amends it with reasons and submits it from the
+/// decision's page; the list's page shows its order with the reasons for it; once approved,
+/// the published list downloads. Bad forms name their field; other roles get no such forms.
+#[tokio::test]
+async fn ict_proposes_amends_and_submits_a_device_list_from_its_page() {
+    const D: &str = "101/QĐ-BTTTT";
+    let link = "/console/devices/101%2FQ%C4%90%2DBTTTT";
+    let app = TestApp::spawn().await;
+    crate::devices::with_register(&app).await;
+    let ict = app.client("DOICT").await;
+    ict.record_allocation_decision(crate::devices::decision(D)).await.unwrap();
+    let recorded = get(&app, "DOICT", link).await;
+    assert!(recorded.body.contains("action=\"/console/devices/101%2FQ%C4%90%2DBTTTT/propose\""), "{}", recorded.body);
+    assert!(!recorded.body.contains("/amend\""), "a list not drawn up offers amendments: {}", recorded.body);
+    assert!(!get(&app, "UBND", link).await.body.contains("/propose\""), "the committee is offered ICT's forms");
+    let at = |path: &str| format!("{link}/{path}");
+    let form = |page: &Page, rest: &str| format!("csrf={}&{rest}", token(page));
+    let proposed = post(&app, "DOICT", &at("propose"), &form(&recorded, "as_of=2025-03-01"), Some(&origin(&app))).await;
+    assert_eq!(proposed.status, 303, "{}", proposed.body);
+    assert_eq!(ict.get_allocation(D).await.unwrap().status(), proto::AllocationStatus::Proposed);
+
+    // The list in its order, with the reasons for it.
+    let places = get(&app, "DOICT", &at("places")).await;
+    assert_eq!(places.status, 200, "{}", places.body);
+    let first = places.body.split("<tbody>").nth(1).unwrap().split("</tr>").next().unwrap().to_owned();
+    assert!(first.contains(">1</td><td>M1</td>") && first.contains("Nguyễn V. A."), "{first}");
+    let own = get(&app, "GIANGHIA", &at("places")).await;
+    assert!(own.body.contains("M1") && !own.body.contains("Q1"), "a locality sees another unit's places: {}", own.body);
+
+    // Amendments: a reason is required; each is kept and shown.
+    let page = get(&app, "DOICT", link).await;
+    let bad =
+        post(&app, "DOICT", &at("amend"), &form(&page, "action=REMOVE&household_code=M1&reason="), Some(&origin(&app)))
+            .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("<code>reason</code>"), "{}", bad.body);
+    for rest in [
+        "action=REMOVE&household_code=M1&device_type=&reason=chuy%E1%BB%83n+%C4%91i",
+        "action=ADD&household_code=M1&device_type=SMARTPHONE&reason=quay+v%E1%BB%81",
+    ] {
+        let done = post(&app, "DOICT", &at("amend"), &form(&page, rest), Some(&origin(&app))).await;
+        assert_eq!(done.status, 303, "{rest}: {}", done.body);
+    }
+    let page = get(&app, "DOICT", link).await;
+    assert!(
+        page.body.contains("Các lần điều chỉnh") && page.body.contains("chuyển đi") && page.body.contains("quay về"),
+        "{}",
+        page.body
+    );
+    let submitted = post(&app, "DOICT", &at("submit"), &form(&page, ""), Some(&origin(&app))).await;
+    assert_eq!(submitted.status, 303, "{}", submitted.body);
+    let a = ict.get_allocation(D).await.unwrap();
+    assert_eq!((a.status(), a.amendments.len()), (proto::AllocationStatus::Submitted, 2));
+    assert!(!get(&app, "DOICT", link).await.body.contains("/amend\""), "a submitted list offers amendments");
+    // A forged step, and one by a role that may not take it.
+    let forged = post(&app, "DOICT", &at("propose"), "csrf=x&as_of=", Some(&origin(&app))).await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    assert_eq!(post(&app, "UBND", &at("submit"), "csrf=x", Some(&origin(&app))).await.status, 403);
+
+    // Approved, it is published: as CSV, and a commune's notice board.
+    let committee = app.client("UBND").await;
+    committee
+        .approve_allocation(proto::ApproveRequest {
+            decision_number: D.into(),
+            approval_number: "25/QĐ-UBND".into(),
+            list_digest: a.list_digest.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let page = get(&app, "DOLISA", link).await;
+    assert!(page.body.contains("/published?format=csv"), "{}", page.body);
+    let csv = get(&app, "DOLISA", &at("published?format=csv")).await;
+    assert_eq!(csv.status, 200, "{}", csv.body);
+    assert!(csv.headers["content-disposition"].to_str().unwrap().ends_with(".csv\""), "{:?}", csv.headers);
+    assert!(
+        csv.body.contains("Nguyễn V. A.") && !csv.body.contains("M1"),
+        "the public list names no household code: {}",
+        csv.body
+    );
+    let board = get(&app, "DOLISA", &at("published?format=html&commune=24611")).await;
+    assert_eq!(board.status, 200, "{}", board.body);
+    assert!(board.headers["content-disposition"].to_str().unwrap().starts_with("attachment"), "{:?}", board.headers);
+    let no_commune = get(&app, "DOLISA", &at("published?format=html")).await;
+    assert_eq!(no_commune.status, 400, "{}", no_commune.body);
+    assert!(no_commune.body.contains("<code>commune</code>"), "{}", no_commune.body);
+}
+
 /// The value of the form field `name` on `page`.
 fn field(page: &Page, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");

@@ -92,5 +92,20 @@ fn main() {
                 ceiling / p95
             );
         }
+
+        // The whole list as files, once each: time to the last byte, and size.
+        println!();
+        println!("| download | seconds | MB |");
+        println!("|---|---:|---:|");
+        for format in ["csv", "xlsx"] {
+            let asked = Instant::now();
+            let page = browser.get(&format!("{list_page}/file?format={format}")).await.expect("the file");
+            assert_eq!(page.status, 200, "{format}: {}", page.body);
+            println!(
+                "| the list's {lines} lines as {format} | {:.1} | {:.1} |",
+                asked.elapsed().as_secs_f64(),
+                page.bytes.len() as f64 / 1e6
+            );
+        }
     });
 }

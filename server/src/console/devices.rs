@@ -36,10 +36,7 @@ fn status_name(s: AllocationStatus) -> &'static str {
     }
 }
 
-/// The address of a decision's page.
-fn address(number: &str) -> String {
-    format!("/console/devices/{}", format::segment(number))
-}
+use super::device_lists::{IctForm, address, device_name, ict_step};
 
 #[derive(Debug, Deserialize)]
 pub(super) struct Asked {
@@ -101,6 +98,23 @@ struct ProgressRow {
     waiting: String,
 }
 
+struct AmendmentRow {
+    revision: i64,
+    action: &'static str,
+    household: String,
+    device: &'static str,
+    reason: String,
+    by: String,
+}
+
+struct IctForms {
+    token: String,
+    /// The list can be drawn up (again) from the rules.
+    propose: bool,
+    /// The proposed (or returned) list can be amended and submitted.
+    amend: bool,
+}
+
 #[derive(Template)]
 #[template(path = "console/device_decision.html")]
 struct DecisionPage {
@@ -117,7 +131,11 @@ struct DecisionPage {
     /// Who approved or returned the list, and when.
     decided: String,
     progress: Vec<ProgressRow>,
-    amendments: usize,
+    amendments: Vec<AmendmentRow>,
+    /// The approved list is published.
+    published: bool,
+    /// ICT on a list it may still change: the forms' token and which forms.
+    ict: Option<IctForms>,
     /// The page's own address, for its forms.
     here: String,
     /// The People's Committee on a submitted list: the forms' token, and the digest of the
@@ -166,6 +184,17 @@ pub(super) async fn decision(
         committee: (a.status == AllocationStatus::Submitted && role == Role::ProvinceCommittee)
             .then(|| (token(), a.list_digest.clone().unwrap_or_default())),
         handover: (a.status == AllocationStatus::Approved && matches!(role, Role::Ict | Role::Locality)).then(token),
+        published: a.status == AllocationStatus::Approved,
+        ict: (role == Role::Ict
+            && matches!(
+                a.status,
+                AllocationStatus::Recorded | AllocationStatus::Proposed | AllocationStatus::Returned
+            ))
+        .then(|| IctForms {
+            token: token(),
+            propose: true,
+            amend: matches!(a.status, AllocationStatus::Proposed | AllocationStatus::Returned),
+        }),
         today: today.to_string(),
         number: a.decision_number.clone(),
         date: format::date(a.decision_date),
@@ -181,14 +210,33 @@ pub(super) async fn decision(
             _ => String::new(),
         },
         progress,
-        amendments: allocation.amendments.len(),
+        amendments: allocation
+            .amendments
+            .iter()
+            .map(|m| AmendmentRow {
+                revision: m.revision,
+                action: if m.action == "ADD" { "Thêm" } else { "Bớt" },
+                household: m.household_code.clone(),
+                device: m.device_type.as_deref().map_or("", device_name),
+                reason: m.reason.clone(),
+                by: format!("{}, {}", m.amended_by, format::time(m.amended_at)),
+            })
+            .collect(),
     })
 }
 
 #[derive(Debug, Deserialize)]
-pub(super) struct CommitteeForm {
+pub(super) struct StepForm {
     #[serde(default)]
     csrf: String,
+    #[serde(flatten)]
+    committee: CommitteeForm,
+    #[serde(flatten)]
+    ict: IctForm,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct CommitteeForm {
     #[serde(default)]
     approval_number: String,
     #[serde(default)]
@@ -199,25 +247,25 @@ pub(super) struct CommitteeForm {
     list_digest: String,
 }
 
-/// The People's Committee approves the submitted list (with its decision's number) or
-/// returns it with a note; then the decision's page again.
-pub(super) async fn committee(
+/// A step on a list: DoICT's (`propose`, `amend`, `submit`) or the People's Committee's
+/// (`approve` with its decision's number, `return` with a note); then the decision's page.
+pub(super) async fn step(
     State(console): State<Arc<Console>>,
     visitor: Visitor,
-    Path((number, decision)): Path<(String, String)>,
+    Path((number, step)): Path<(String, String)>,
     headers: HeaderMap,
     uri: Uri,
-    Form(form): Form<CommitteeForm>,
+    Form(form): Form<StepForm>,
 ) -> Response {
     let caller = &visitor.caller;
     if let Some(refused) = forged(&console, caller, &headers, &uri, &form.csrf) {
         return refused;
     }
-    let approval = match decision.as_str() {
-        "approve" => Some((form.approval_number.as_str(), form.approved_on.as_str())),
-        "return" => None,
-        _ => return failure(DomainError::NotFound("the console has no such page".into())),
+    let form = match step.as_str() {
+        "approve" | "return" => form.committee,
+        _ => return ict_step(&console, caller, &number, &step, form.ict).await,
     };
+    let approval = (step == "approve").then_some((form.approval_number.as_str(), form.approved_on.as_str()));
     let digest = if approval.is_some() { form.list_digest.as_str() } else { "" };
     match console.devices.decide(caller, &number, approval, &form.note, digest).await {
         Ok(a) => Redirect::to(&address(&a.row.decision_number)).into_response(),

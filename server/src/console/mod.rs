@@ -14,6 +14,7 @@
 //! carries a Content-Security-Policy that allows none ([`SECURITY_HEADERS`]).
 
 pub mod csrf;
+mod device_lists;
 mod devices;
 mod downloads;
 pub mod format;
@@ -77,6 +78,11 @@ pub fn permission(method: &http::Method, path: &str) -> Option<&'static str> {
         ("POST", ["members", _, "suspend"]) => "/telesub.v1.Members/SuspendMember",
         ("GET", ["devices"]) => "/telesub.v1.DeviceAllocation/ListAllocations",
         ("GET", ["devices", _]) => "/telesub.v1.DeviceAllocation/GetAllocation",
+        ("GET", ["devices", _, "places"]) => "/telesub.v1.DeviceAllocation/ListAllocationRecipients",
+        ("GET", ["devices", _, "published"]) => "/telesub.v1.DeviceAllocation/PublishedRecipients",
+        ("POST", ["devices", _, "propose"]) => "/telesub.v1.DeviceAllocation/ProposeRecipients",
+        ("POST", ["devices", _, "amend"]) => "/telesub.v1.DeviceAllocation/AmendProposal",
+        ("POST", ["devices", _, "submit"]) => "/telesub.v1.DeviceAllocation/SubmitForApproval",
         ("POST", ["devices", _, "approve"]) => "/telesub.v1.DeviceAllocation/Approve",
         ("POST", ["devices", _, "return"]) => "/telesub.v1.DeviceAllocation/ReturnForRevision",
         ("POST", ["devices", _, "handover"]) => "/telesub.v1.DeviceAllocation/RecordHandover",
@@ -145,7 +151,9 @@ pub fn router(console: Console) -> Router {
         .route("/console/devices", get(devices::decisions))
         .route("/console/devices/{number}", get(devices::decision))
         .route("/console/devices/{number}/handover", axum::routing::post(devices::handover))
-        .route("/console/devices/{number}/{decision}", axum::routing::post(devices::committee))
+        .route("/console/devices/{number}/places", get(device_lists::places))
+        .route("/console/devices/{number}/published", get(device_lists::published))
+        .route("/console/devices/{number}/{step}", axum::routing::post(devices::step))
         .route("/console/households", get(households::households))
         .route("/console/statistics", get(statistics::statistics))
         .route("/console/reconciliation", get(pages::reconciliation))

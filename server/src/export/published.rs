@@ -14,6 +14,36 @@ use crate::{
     },
 };
 
+/// A published list as a file: `(bytes, file name, content type)`. HTML is one commune's
+/// notice board (`commune` names it); CSV is the commune's list, or every commune's when
+/// `commune` is empty.
+pub fn file(
+    allocation: &Allocation,
+    commune: &str,
+    places: &[RecipientView],
+    units: &UnitTable,
+    html_page: bool,
+) -> Result<(Vec<u8>, String, &'static str), csv::Error> {
+    let safe: String = allocation
+        .row
+        .decision_number
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect();
+    let commune = commune.trim();
+    Ok(if html_page {
+        (
+            html(allocation, commune, places, units),
+            format!("thiet-bi-{safe}-{commune}.html"),
+            "text/html; charset=utf-8",
+        )
+    } else {
+        let name =
+            if commune.is_empty() { format!("thiet-bi-{safe}.csv") } else { format!("thiet-bi-{safe}-{commune}.csv") };
+        (csv(allocation, places, units)?, name, "text/csv; charset=utf-8")
+    })
+}
+
 /// The CSV columns, in order.
 pub const CSV_COLUMNS: [&str; 8] =
     ["commune_code", "commune", "no", "head_name", "category", "device_type", "status", "handed_over_on"];

@@ -412,28 +412,11 @@ impl DeviceAllocation for DevicesApi {
         };
         let (allocation, places, units) =
             self.service.published(&r.decision_number, Some(&r.commune_code)).await.map_err(|e| ctx.fail(e))?;
-        let safe: String = allocation
-            .row
-            .decision_number
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
-            .collect();
-        let commune = r.commune_code.trim().to_owned();
-        let (data, file_name, content_type) = if html {
-            let data = published::html(&allocation, &commune, &places, &units);
-            (data, format!("thiet-bi-{safe}-{commune}.html"), "text/html; charset=utf-8")
-        } else {
-            let data = published::csv(&allocation, &places, &units).map_err(|e| {
+        let (data, file_name, content_type) = published::file(&allocation, &r.commune_code, &places, &units, html)
+            .map_err(|e| {
                 tracing::error!(request_id = %ctx.request_id, error = %e, "a published list failed");
                 super::status::internal(&ctx.request_id)
             })?;
-            let name = if commune.is_empty() {
-                format!("thiet-bi-{safe}.csv")
-            } else {
-                format!("thiet-bi-{safe}-{commune}.csv")
-            };
-            (data, name, "text/csv; charset=utf-8")
-        };
         Ok(Response::new(super::file_stream(data, file_name, content_type)))
     }
 }
