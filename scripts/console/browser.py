@@ -119,6 +119,13 @@ def main():
         check(args.officer_name in page.inner_text("table.summary"), "DOICT: the confirmation does not name the officer")
         check(page.locator("input[name=csrf]").count() == 0, "DOICT: a confirmed list still offers its forms")
         page.screenshot(path=os.path.join(args.shots, "list-confirmed-doict.png"), full_page=True)
+        # The header's switch: the same page in English, then in Vietnamese again.
+        page.click("header a.lang")
+        check("List vn-2025-03 of VNPT" in page.inner_text("h1"), f"DOICT: no English page: {page.inner_text('h1')}")
+        check(page.locator("html[lang=en]").count() == 1, "DOICT: the English page is not marked lang=en")
+        page.screenshot(path=os.path.join(args.shots, "list-confirmed-doict-english.png"), full_page=True)
+        page.click("header a.lang")
+        check("Danh sách vn-2025-03" in page.inner_text("h1"), f"DOICT: not back in Vietnamese: {page.inner_text('h1')}")
         # The month's figures, with their chart.
         response = page.goto(f"{origin}/console/statistics?period={args.period}")
         check(response.status == 200, f"DOICT: statistics status {response.status}")

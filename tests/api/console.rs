@@ -1040,3 +1040,81 @@ async fn inspections_and_their_findings_are_read_by_those_they_concern() {
     assert_eq!(get(&app, "VNPT", "/console/inspections").await.status, 403);
     assert_eq!(get(&app, "DOICT", "/console/inspections/x").await.status, 400);
 }
+
+/// The console is Vietnamese first, with an English switch in every page's header: the switch
+/// keeps the browser's choice in a cookie and brings it back to its page (a console page, never
+/// another site); numbers, amounts and dates read the same in both languages.
+#[tokio::test]
+async fn the_language_switch_keeps_english_in_a_cookie_and_brings_the_browser_back() {
+    let app = TestApp::spawn().await;
+    march(&app).await;
+    const MARCH: &str = "/console/reconciliation?period=2025-03";
+    let dated = |body: &str| {
+        body.as_bytes()
+            .windows(10)
+            .any(|w| w.iter().enumerate().all(|(i, b)| if i == 2 || i == 5 { *b == b'/' } else { b.is_ascii_digit() }))
+    };
+
+    // Without the cookie, Vietnamese as before, with the switch to English back to this page.
+    let vi = get(&app, "DOICT", MARCH).await;
+    assert_eq!(vi.status, 200, "{}", vi.body);
+    assert!(vi.body.contains("<html lang=\"vi\"") && vi.body.contains("Đối soát tháng 03/2025"), "{}", vi.body);
+    assert!(
+        vi.body.contains("href=\"/console/language?to=en&amp;back=%2Fconsole%2Freconciliation%3Fperiod%3D2025%2D03\"")
+            && vi.body.contains(">English</a>"),
+        "{}",
+        vi.body
+    );
+
+    let switched = get(&app, "DOICT", "/console/language?to=en&back=/console/reconciliation%3Fperiod%3D2025-03").await;
+    assert_eq!(switched.status, 303, "{}", switched.body);
+    let cookie = switched.headers["set-cookie"].to_str().unwrap();
+    for part in ["telesub_lang=en", "Path=/console", "Secure", "HttpOnly", "SameSite=Strict", "Max-Age=31536000"] {
+        assert!(cookie.contains(part), "{part}: {cookie}");
+    }
+    assert_eq!(switched.headers["location"], MARCH);
+
+    // With the cookie, the same page in English; amounts and dates as before.
+    let mut browser = Browser::connect(&app, Some("DOICT")).await.unwrap();
+    let en = browser.get_with(MARCH, &[("cookie", "telesub_lang=en")]).await.unwrap();
+    assert_eq!(en.status, 200, "{}", en.body);
+    let body = &en.body;
+    assert!(body.contains("<html lang=\"en\""), "{body}");
+    for shown in [
+        "Reconciliation for 03/2025",
+        "Reconciled, awaiting confirmation",
+        "Discrepancies by code",
+        "Eligibility ended",
+        "Amount claimed",
+        ">Tiếng Việt</a>",
+        "/console/language?to=vi&amp;back=%2Fconsole%2Freconciliation%3Fperiod%3D2025%2D03",
+    ] {
+        assert!(body.contains(shown), "{shown} is not on the page: {body}");
+    }
+    assert!(!body.contains("Đối soát tháng") && !body.contains("Đã đối soát, chờ xác nhận"), "{body}");
+    assert!(body.contains("180.000 ₫") && body.contains("120.000 ₫") && dated(body), "{body}");
+    assert!(dated(&vi.body), "{}", vi.body);
+    // Beside other cookies too; an error page in English, its message as the RPC gives it.
+    let bad = browser
+        .get_with("/console/reconciliation?period=2025-13", &[("cookie", "a=b; telesub_lang=en")])
+        .await
+        .unwrap();
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("Invalid request") && bad.body.contains("<code>period</code>"), "{}", bad.body);
+    // Back to Vietnamese.
+    let back = browser.get_with("/console/language?to=vi&back=%2Fconsole%2F", &[("cookie", "telesub_lang=en")]).await;
+    let back = back.unwrap();
+    assert_eq!(back.status, 303, "{}", back.body);
+    assert!(back.headers["set-cookie"].to_str().unwrap().starts_with("telesub_lang=vi;"), "{:?}", back.headers);
+    assert_eq!(back.headers["location"], "/console/");
+    let home = browser.get_with("/console/", &[("cookie", "telesub_lang=vi")]).await.unwrap();
+    assert!(home.body.contains("<html lang=\"vi\"") && home.body.contains("Vai trò"), "{}", home.body);
+
+    // The switch brings the browser back to console pages only.
+    for elsewhere in ["https://evil.example/", "//evil.example/", "/console//evil.example", "/elsewhere", ""] {
+        let path = format!("/console/language?to=en&back={elsewhere}");
+        let page = get(&app, "DOICT", &path).await;
+        assert_eq!(page.status, 303, "{path}: {}", page.body);
+        assert_eq!(page.headers["location"], "/console/", "{path}");
+    }
+}

@@ -91,8 +91,16 @@ impl Browser {
     }
 
     pub async fn get(&mut self, path: &str) -> Result<Page, String> {
-        let request = http::Request::get(path).header("host", &self.host).body(Full::default()).unwrap();
-        self.send(request).await
+        self.get_with(path, &[]).await
+    }
+
+    /// A page asked for with more headers, as a browser sends them (its cookie, say).
+    pub async fn get_with(&mut self, path: &str, headers: &[(&str, &str)]) -> Result<Page, String> {
+        let mut request = http::Request::get(path).header("host", &self.host);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request.body(Full::default()).unwrap()).await
     }
 
     /// A form with a file, as a browser sends it (`multipart/form-data`), from `origin`.

@@ -6,7 +6,8 @@
 //! - it carries the token the console put in the form for the same client certificate: an
 //!   HMAC-SHA256 of the certificate's fingerprint under a key the hub makes when it starts.
 //!
-//! A certificate is the session here (no cookie is set), so the token is per certificate and
+//! A certificate is the session here (the only cookie the console sets is the browser's
+//! language, which changes nothing on the hub), so the token is per certificate and
 //! per run of the hub: a form shown before a restart is refused after it, and asks to be
 //! opened again.
 

@@ -17,14 +17,14 @@ use serde::Deserialize;
 use super::{
     Console, format,
     households::category_name,
-    pages::{Visitor, failure, render, who},
+    pages::{Visitor, failure_in, render, who},
+    words::{Lang, T},
 };
 use crate::{
     domain::{
         DomainError,
         devices::{AmendAction, DeviceType},
         household::Category,
-        member::Caller,
     },
     export::published,
 };
@@ -37,10 +37,10 @@ pub(super) fn address(number: &str) -> String {
     format!("/console/devices/{}", format::segment(number))
 }
 
-pub(super) fn device_name(device_type: &str) -> &'static str {
+pub(super) fn device_name(t: T, device_type: &str) -> &'static str {
     match DeviceType::parse(device_type) {
-        Ok(DeviceType::Tablet) => "Máy tính bảng",
-        Ok(DeviceType::Smartphone) => "Điện thoại thông minh",
+        Ok(DeviceType::Tablet) => t.s("Máy tính bảng"),
+        Ok(DeviceType::Smartphone) => t.s("Điện thoại thông minh"),
         Err(_) => "—",
     }
 }
@@ -71,6 +71,8 @@ struct PlaceRow {
 #[template(path = "console/device_places.html")]
 struct PlacesPage {
     who: String,
+    t: T,
+    back: String,
     number: String,
     decision: String,
     unit: String,
@@ -85,23 +87,23 @@ pub(super) async fn places(
     Path(number): Path<String>,
     Query(asked): Query<PlacesAsked>,
 ) -> Response {
-    let caller = &visitor.caller;
+    let (caller, t) = (&visitor.caller, visitor.t());
     let page = match console
         .devices
         .recipients(caller, &number, &asked.unit, None, PLACES_PER_PAGE, asked.page.trim())
         .await
     {
         Ok(page) => page,
-        Err(e) => return failure(e),
+        Err(e) => return failure_in(visitor.lang, e),
     };
     let units = match console.devices.unit_table().await {
         Ok(units) => units,
-        Err(e) => return failure(e),
+        Err(e) => return failure_in(visitor.lang, e),
     };
     let today = console.clock.today();
     let unit_name = |code: &str| match units.on(code, today) {
         Some(u) => format!("{} ({code})", u.name),
-        None if code.is_empty() => "Toàn tỉnh".to_owned(),
+        None if code.is_empty() => t.s("Toàn tỉnh").to_owned(),
         None => code.to_owned(),
     };
     let rows = page
@@ -111,10 +113,10 @@ pub(super) async fn places(
             let p = &r.place;
             let mut notes = Vec::new();
             if p.nominated {
-                notes.push("được đề cử");
+                notes.push(t.s("được đề cử"));
             }
             if p.added {
-                notes.push("bổ sung khi điều chỉnh");
+                notes.push(t.s("bổ sung khi điều chỉnh"));
             }
             PlaceRow {
                 rank: p.rank,
@@ -122,9 +124,9 @@ pub(super) async fn places(
                 head: p.head_name_masked.clone(),
                 unit: unit_name(&p.unit_code),
                 commune: unit_name(&p.commune_code),
-                category: Category::parse(&p.category).map_or("—", category_name),
+                category: Category::parse(&p.category).map_or("—", |c| category_name(t, c)),
                 priority: p.priority_group + 1,
-                device: device_name(&p.device_type),
+                device: device_name(t, &p.device_type),
                 notes,
                 handed_over: r
                     .handover
@@ -150,6 +152,8 @@ pub(super) async fn places(
     });
     render(&PlacesPage {
         who: who(caller),
+        t,
+        back: visitor.back.clone(),
         decision: address(&number),
         number,
         unit: asked.unit.trim().to_owned(),
@@ -174,7 +178,14 @@ pub(super) struct IctForm {
 }
 
 /// DoICT's step on a list: `propose`, `amend` or `submit`; then the decision's page again.
-pub(super) async fn ict_step(console: &Console, caller: &Caller, number: &str, step: &str, form: IctForm) -> Response {
+pub(super) async fn ict_step(
+    console: &Console,
+    visitor: &Visitor,
+    number: &str,
+    step: &str,
+    form: IctForm,
+) -> Response {
+    let (caller, lang) = (&visitor.caller, visitor.lang);
     let done = match step {
         "propose" => console.devices.propose(number, &form.as_of).await,
         "amend" => {
@@ -182,23 +193,28 @@ pub(super) async fn ict_step(console: &Console, caller: &Caller, number: &str, s
                 "ADD" => Some(AmendAction::Add),
                 "REMOVE" => Some(AmendAction::Remove),
                 "" => None,
-                other => return failure(DomainError::invalid("action", format!("{other:?}: choose ADD or REMOVE"))),
+                other => {
+                    return failure_in(
+                        lang,
+                        DomainError::invalid("action", format!("{other:?}: choose ADD or REMOVE")),
+                    );
+                }
             };
             let device = match form.device_type.as_str() {
                 "" => None,
                 t => match DeviceType::parse(t) {
                     Ok(t) => Some(t),
-                    Err(e) => return failure(DomainError::invalid("device_type", e)),
+                    Err(e) => return failure_in(lang, DomainError::invalid("device_type", e)),
                 },
             };
             console.devices.amend(caller, number, action, &form.household_code, device, &form.reason).await
         }
         "submit" => console.devices.submit(caller, number).await,
-        _ => return failure(DomainError::NotFound("the console has no such page".into())),
+        _ => return failure_in(lang, DomainError::NotFound("the console has no such page".into())),
     };
     match done {
         Ok(a) => Redirect::to(&address(&a.row.decision_number)).into_response(),
-        Err(e) => failure(e),
+        Err(e) => failure_in(lang, e),
     }
 }
 
@@ -214,25 +230,26 @@ pub(super) struct PublishedAsked {
 /// list (a commune's, or all) as CSV.
 pub(super) async fn published(
     State(console): State<Arc<Console>>,
+    lang: Lang,
     Path(number): Path<String>,
     Query(asked): Query<PublishedAsked>,
 ) -> Response {
     let commune = asked.commune.trim();
     let html = match asked.format.as_str() {
         "html" if commune.is_empty() => {
-            return failure(DomainError::invalid("commune", "a notice board is for one commune: name it"));
+            return failure_in(lang, DomainError::invalid("commune", "a notice board is for one commune: name it"));
         }
         "html" => true,
         "csv" => false,
-        other => return failure(DomainError::invalid("format", format!("{other:?}: choose html or csv"))),
+        other => return failure_in(lang, DomainError::invalid("format", format!("{other:?}: choose html or csv"))),
     };
     let (allocation, places, units) = match console.devices.published(&number, Some(commune)).await {
         Ok(found) => found,
-        Err(e) => return failure(e),
+        Err(e) => return failure_in(lang, e),
     };
     let (data, name, content_type) = match published::file(&allocation, commune, &places, &units, html) {
         Ok(file) => file,
-        Err(e) => return failure(DomainError::Internal(Box::new(e))),
+        Err(e) => return failure_in(lang, DomainError::Internal(Box::new(e))),
     };
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
         .unwrap_or_else(|_| HeaderValue::from_static("attachment"));

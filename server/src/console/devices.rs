@@ -15,7 +15,8 @@ use serde::Deserialize;
 
 use super::{
     Console, format,
-    pages::{Visitor, failure, forged, render, who},
+    pages::{Visitor, failure_in, forged, render, who},
+    words::T,
 };
 use crate::{
     audit::SubjectKind,
@@ -26,13 +27,13 @@ use crate::{
     },
 };
 
-fn status_name(s: AllocationStatus) -> &'static str {
+fn status_name(t: T, s: AllocationStatus) -> &'static str {
     match s {
-        AllocationStatus::Recorded => "Đã ghi nhận quyết định",
-        AllocationStatus::Proposed => "Đã lập danh sách đề xuất",
-        AllocationStatus::Submitted => "Đã trình UBND tỉnh",
-        AllocationStatus::Returned => "UBND tỉnh trả lại",
-        AllocationStatus::Approved => "UBND tỉnh đã phê duyệt",
+        AllocationStatus::Recorded => t.s("Đã ghi nhận quyết định"),
+        AllocationStatus::Proposed => t.s("Đã lập danh sách đề xuất"),
+        AllocationStatus::Submitted => t.s("Đã trình UBND tỉnh"),
+        AllocationStatus::Returned => t.s("UBND tỉnh trả lại"),
+        AllocationStatus::Approved => t.s("UBND tỉnh đã phê duyệt"),
     }
 }
 
@@ -59,6 +60,8 @@ struct DecisionRow {
 #[template(path = "console/devices.html")]
 struct DecisionsPage {
     who: String,
+    t: T,
+    back: String,
     rows: Vec<DecisionRow>,
     next_page: Option<String>,
 }
@@ -68,10 +71,10 @@ pub(super) async fn decisions(
     visitor: Visitor,
     Query(asked): Query<Asked>,
 ) -> Response {
-    let caller = &visitor.caller;
+    let (caller, t) = (&visitor.caller, visitor.t());
     let page = match console.devices.list(50, asked.page.trim()).await {
         Ok(page) => page,
-        Err(e) => return failure(e),
+        Err(e) => return failure_in(visitor.lang, e),
     };
     let rows = page
         .items
@@ -82,12 +85,12 @@ pub(super) async fn decisions(
             date: format::date(a.row.decision_date),
             tablets: format::number(a.row.tablets),
             smartphones: format::number(a.row.smartphones),
-            status: status_name(a.row.status),
+            status: status_name(t, a.row.status),
             recipients: format::number(a.row.recipients),
             approval: a.row.approval_number.clone().unwrap_or_default(),
         })
         .collect();
-    render(&DecisionsPage { who: who(caller), rows, next_page: page.next })
+    render(&DecisionsPage { who: who(caller), t, back: visitor.back.clone(), rows, next_page: page.next })
 }
 
 struct ProgressRow {
@@ -119,6 +122,8 @@ struct IctForms {
 #[template(path = "console/device_decision.html")]
 struct DecisionPage {
     who: String,
+    t: T,
+    back: String,
     number: String,
     date: String,
     status: &'static str,
@@ -151,14 +156,14 @@ pub(super) async fn decision(
     visitor: Visitor,
     Path(number): Path<String>,
 ) -> Response {
-    let caller = &visitor.caller;
+    let (caller, t) = (&visitor.caller, visitor.t());
     let allocation = match console.devices.get(&number).await {
         Ok(a) => a,
-        Err(e) => return failure(e),
+        Err(e) => return failure_in(visitor.lang, e),
     };
     let units = match console.devices.unit_table().await {
         Ok(units) => units,
-        Err(e) => return failure(e),
+        Err(e) => return failure_in(visitor.lang, e),
     };
     let today = console.clock.today();
     let a = &allocation.row;
@@ -180,6 +185,8 @@ pub(super) async fn decision(
     let role = caller.member.role;
     render(&DecisionPage {
         who: who(caller),
+        t,
+        back: visitor.back.clone(),
         here: address(&a.decision_number),
         committee: (a.status == AllocationStatus::Submitted && role == Role::ProvinceCommittee)
             .then(|| (token(), a.list_digest.clone().unwrap_or_default())),
@@ -198,7 +205,7 @@ pub(super) async fn decision(
         today: today.to_string(),
         number: a.decision_number.clone(),
         date: format::date(a.decision_date),
-        status: status_name(a.status),
+        status: status_name(t, a.status),
         tablets: format::number(a.tablets),
         smartphones: format::number(a.smartphones),
         cash_amount: format::vnd(a.cash_amount),
@@ -215,9 +222,9 @@ pub(super) async fn decision(
             .iter()
             .map(|m| AmendmentRow {
                 revision: m.revision,
-                action: if m.action == "ADD" { "Thêm" } else { "Bớt" },
+                action: if m.action == "ADD" { t.s("Thêm") } else { t.s("Bớt") },
                 household: m.household_code.clone(),
-                device: m.device_type.as_deref().map_or("", device_name),
+                device: m.device_type.as_deref().map_or("", |d| device_name(t, d)),
                 reason: m.reason.clone(),
                 by: format!("{}, {}", m.amended_by, format::time(m.amended_at)),
             })
@@ -258,18 +265,18 @@ pub(super) async fn step(
     Form(form): Form<StepForm>,
 ) -> Response {
     let caller = &visitor.caller;
-    if let Some(refused) = forged(&console, caller, &headers, &uri, &form.csrf) {
+    if let Some(refused) = forged(&console, &visitor, &headers, &uri, &form.csrf) {
         return refused;
     }
     let form = match step.as_str() {
         "approve" | "return" => form.committee,
-        _ => return ict_step(&console, caller, &number, &step, form.ict).await,
+        _ => return ict_step(&console, &visitor, &number, &step, form.ict).await,
     };
     let approval = (step == "approve").then_some((form.approval_number.as_str(), form.approved_on.as_str()));
     let digest = if approval.is_some() { form.list_digest.as_str() } else { "" };
     match console.devices.decide(caller, &number, approval, &form.note, digest).await {
         Ok(a) => Redirect::to(&address(&a.row.decision_number)).into_response(),
-        Err(e) => failure(e),
+        Err(e) => failure_in(visitor.lang, e),
     }
 }
 
@@ -301,8 +308,8 @@ pub(super) async fn handover(
     uri: Uri,
     Form(form): Form<HandoverForm>,
 ) -> Response {
-    let Visitor { call, caller } = &visitor;
-    if let Some(refused) = forged(&console, caller, &headers, &uri, &form.csrf) {
+    let Visitor { call, caller, .. } = &visitor;
+    if let Some(refused) = forged(&console, &visitor, &headers, &uri, &form.csrf) {
         return refused;
     }
     call.looked_up(SubjectKind::HouseholdCode, [form.household_code.as_str()]);
@@ -310,7 +317,7 @@ pub(super) async fn handover(
         "" => None,
         t => match DeviceType::parse(t) {
             Ok(t) => Some(t),
-            Err(e) => return failure(DomainError::invalid("device_type", e)),
+            Err(e) => return failure_in(visitor.lang, DomainError::invalid("device_type", e)),
         },
     };
     let input = HandoverInput {
@@ -322,6 +329,6 @@ pub(super) async fn handover(
     };
     match console.devices.handover(caller, &call.request_id, &input).await {
         Ok((row, _)) => Redirect::to(&address(&row.decision_number)).into_response(),
-        Err(e) => failure(e),
+        Err(e) => failure_in(visitor.lang, e),
     }
 }

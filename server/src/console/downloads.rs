@@ -16,7 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::{
     Console,
-    pages::{Visitor, failure},
+    pages::{Visitor, failure_in},
 };
 use crate::{
     domain::DomainError,
@@ -40,22 +40,27 @@ pub(super) async fn download(
     Path((operator, update_id)): Path<(String, String)>,
     Query(asked): Query<Asked>,
 ) -> Response {
-    let Visitor { call, caller } = &visitor;
+    let Visitor { call, caller, .. } = &visitor;
     let format = match asked.format.as_str() {
         "csv" => Format::Csv,
         "xlsx" => Format::Xlsx,
-        other => return failure(DomainError::invalid("format", format!("{other:?}: choose csv or xlsx"))),
+        other => {
+            return failure_in(visitor.lang, DomainError::invalid("format", format!("{other:?}: choose csv or xlsx")));
+        }
     };
     let confirmed_only = match asked.lines.as_str() {
         "" | "all" => false,
         "confirmed" => true,
         other => {
-            return failure(DomainError::invalid("lines", format!("{other:?}: choose all or confirmed")));
+            return failure_in(
+                visitor.lang,
+                DomainError::invalid("lines", format!("{other:?}: choose all or confirmed")),
+            );
         }
     };
     let (summary, lines) = match console.reconciliation.export(caller, &operator, &update_id, confirmed_only).await {
         Ok(found) => found,
-        Err(e) => return failure(e),
+        Err(e) => return failure_in(visitor.lang, e),
     };
     let name = export::file_name(&summary, format);
     let request_id = call.request_id.clone();

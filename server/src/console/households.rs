@@ -16,7 +16,8 @@ use telesub_proto::csv::{CsvError, CsvReader};
 
 use super::{
     Console, format,
-    pages::{Visitor, failure, forged, render, who},
+    pages::{Visitor, failure_in, forged, render, who},
+    words::T,
 };
 use crate::{
     audit::SubjectKind,
@@ -36,37 +37,37 @@ pub(super) struct Search {
     q: String,
 }
 
-/// Vietnamese names of the categories.
-pub(super) fn category_name(c: Category) -> &'static str {
+/// Names of the categories.
+pub(super) fn category_name(t: T, c: Category) -> &'static str {
     match c {
-        Category::Poor => "Hộ nghèo",
-        Category::NearPoor => "Hộ cận nghèo",
-        Category::SocialPolicy => "Gia đình chính sách xã hội",
-        Category::MeritoriousService => "Gia đình người có công",
-        Category::Other => "Khác",
+        Category::Poor => t.s("Hộ nghèo"),
+        Category::NearPoor => t.s("Hộ cận nghèo"),
+        Category::SocialPolicy => t.s("Gia đình chính sách xã hội"),
+        Category::MeritoriousService => t.s("Gia đình người có công"),
+        Category::Other => t.s("Khác"),
     }
 }
 
-fn relationship_name(r: Relationship) -> &'static str {
+fn relationship_name(t: T, r: Relationship) -> &'static str {
     match r {
-        Relationship::Head => "Chủ hộ",
-        Relationship::Spouse => "Vợ/chồng",
-        Relationship::Child => "Con",
-        Relationship::Parent => "Bố/mẹ",
-        Relationship::Grandchild => "Cháu",
-        Relationship::Grandparent => "Ông/bà",
-        Relationship::Sibling => "Anh/chị/em",
-        Relationship::Other => "Khác",
+        Relationship::Head => t.s("Chủ hộ"),
+        Relationship::Spouse => t.s("Vợ/chồng"),
+        Relationship::Child => t.s("Con"),
+        Relationship::Parent => t.s("Bố/mẹ"),
+        Relationship::Grandchild => t.s("Cháu"),
+        Relationship::Grandparent => t.s("Ông/bà"),
+        Relationship::Sibling => t.s("Anh/chị/em"),
+        Relationship::Other => t.s("Khác"),
     }
 }
 
-fn removal_name(r: RemovalReason) -> &'static str {
+fn removal_name(t: T, r: RemovalReason) -> &'static str {
     match r {
-        RemovalReason::OutOfPoverty => "Thoát nghèo",
-        RemovalReason::MovedAway => "Chuyển đi",
-        RemovalReason::Deceased => "Chết",
-        RemovalReason::RecordedInError => "Ghi nhầm",
-        RemovalReason::NotInReview => "Không có trong kỳ rà soát",
+        RemovalReason::OutOfPoverty => t.s("Thoát nghèo"),
+        RemovalReason::MovedAway => t.s("Chuyển đi"),
+        RemovalReason::Deceased => t.s("Chết"),
+        RemovalReason::RecordedInError => t.s("Ghi nhầm"),
+        RemovalReason::NotInReview => t.s("Không có trong kỳ rà soát"),
     }
 }
 
@@ -85,15 +86,15 @@ pub(super) struct TimelineState {
     pub(super) recorded: String,
 }
 
-pub(super) fn state(v: &HouseholdView) -> TimelineState {
+pub(super) fn state(t: T, v: &HouseholdView) -> TimelineState {
     TimelineState {
         from: format::date(v.valid_from),
         to: v.valid_to.map(format::date).unwrap_or_default(),
         removed: v.removal.as_ref().map(|(reason, note)| match note.trim() {
-            "" => removal_name(*reason).to_owned(),
-            note => format!("{}: {note}", removal_name(*reason)),
+            "" => removal_name(t, *reason).to_owned(),
+            note => format!("{}: {note}", removal_name(t, *reason)),
         }),
-        category: category_name(v.data.category),
+        category: category_name(t, v.data.category),
         head_name: v.data.head_name.clone(),
         commune: format!("{} ({})", v.commune_name, v.data.commune_code),
         address: v.data.address.clone(),
@@ -102,7 +103,7 @@ pub(super) fn state(v: &HouseholdView) -> TimelineState {
             .data
             .members
             .iter()
-            .map(|m| (m.full_name.clone(), m.citizen_id.clone(), relationship_name(m.relationship), m.birth_year))
+            .map(|m| (m.full_name.clone(), m.citizen_id.clone(), relationship_name(t, m.relationship), m.birth_year))
             .collect(),
         batch_id: v.batch_id.clone(),
         recorded: format::time(v.recorded_at),
@@ -121,6 +122,8 @@ struct Found {
 #[template(path = "console/households.html")]
 struct HouseholdsPage {
     who: String,
+    t: T,
+    back: String,
     by: String,
     q: String,
     /// A household's timeline, newest first.
@@ -134,17 +137,29 @@ pub(super) async fn households(
     visitor: Visitor,
     Query(search): Query<Search>,
 ) -> Response {
-    let Visitor { call, caller } = &visitor;
+    let Visitor { call, caller, lang, .. } = &visitor;
+    let (lang, t) = (*lang, visitor.t());
     let q = search.q.trim().to_owned();
     let by = match search.by.as_str() {
         "" | "code" => "code",
         "citizen" => "citizen",
         "certificate" => "certificate",
         other => {
-            return failure(DomainError::invalid("by", format!("{other:?}: search by code, citizen or certificate")));
+            return failure_in(
+                lang,
+                DomainError::invalid("by", format!("{other:?}: search by code, citizen or certificate")),
+            );
         }
     };
-    let mut page = HouseholdsPage { who: who(caller), by: by.to_owned(), q: q.clone(), history: None, found: None };
+    let mut page = HouseholdsPage {
+        who: who(caller),
+        t,
+        back: visitor.back.clone(),
+        by: by.to_owned(),
+        q: q.clone(),
+        history: None,
+        found: None,
+    };
     if q.is_empty() {
         return render(&page);
     }
@@ -152,8 +167,10 @@ pub(super) async fn households(
         "code" => {
             call.looked_up(SubjectKind::HouseholdCode, [q.as_str()]);
             match console.registry.history(caller, &q).await {
-                Ok(views) => page.history = Some((views[0].code.clone(), views.iter().rev().map(state).collect())),
-                Err(e) => return failure(e),
+                Ok(views) => {
+                    page.history = Some((views[0].code.clone(), views.iter().rev().map(|v| state(t, v)).collect()))
+                }
+                Err(e) => return failure_in(visitor.lang, e),
             }
         }
         _ => {
@@ -172,13 +189,13 @@ pub(super) async fn households(
                             .map(|v| Found {
                                 code: v.code.clone(),
                                 head_name: v.data.head_name.clone(),
-                                category: category_name(v.data.category),
+                                category: category_name(t, v.data.category),
                                 commune: format!("{} ({})", v.commune_name, v.data.commune_code),
                             })
                             .collect(),
                     );
                 }
-                Err(e) => return failure(e),
+                Err(e) => return failure_in(visitor.lang, e),
             }
         }
     }
@@ -206,6 +223,8 @@ struct BatchRow {
 #[template(path = "console/batches.html")]
 struct BatchesPage {
     who: String,
+    t: T,
+    back: String,
     rows: Vec<BatchRow>,
     next_page: Option<String>,
 }
@@ -216,10 +235,10 @@ pub(super) async fn batches(
     visitor: Visitor,
     Query(asked): Query<BatchesAsked>,
 ) -> Response {
-    let caller = &visitor.caller;
+    let (caller, t) = (&visitor.caller, visitor.t());
     let page = match console.registry.list_batches(50, asked.page.trim()).await {
         Ok(page) => page,
-        Err(e) => return failure(e),
+        Err(e) => return failure_in(visitor.lang, e),
     };
     let rows = page
         .items
@@ -228,7 +247,7 @@ pub(super) async fn batches(
             let b = &r.batch;
             BatchRow {
                 batch_id: b.batch_id.clone(),
-                kind: if b.kind == "SNAPSHOT" { "Rà soát (toàn bộ danh sách)" } else { "Thay đổi" },
+                kind: if b.kind == "SNAPSHOT" { t.s("Rà soát (toàn bộ danh sách)") } else { t.s("Thay đổi") },
                 review_period: b.review_period.clone(),
                 effective: format::date(b.effective_date),
                 counts: [b.records, b.added, b.changed, b.removed, b.unchanged].map(format::number),
@@ -238,26 +257,35 @@ pub(super) async fn batches(
             }
         })
         .collect();
-    render(&BatchesPage { who: who(caller), rows, next_page: page.next })
+    render(&BatchesPage { who: who(caller), t, back: visitor.back.clone(), rows, next_page: page.next })
 }
 
 #[derive(Template)]
 #[template(path = "console/upload.html")]
 struct UploadPage {
     who: String,
+    t: T,
+    back: String,
     token: String,
 }
 
 /// The form to send a household list as CSV (`docs/CSV.md`).
 pub(super) async fn upload_form(State(console): State<Arc<Console>>, visitor: Visitor) -> Response {
     let caller = &visitor.caller;
-    render(&UploadPage { who: who(caller), token: console.csrf.token(&caller.fingerprint) })
+    render(&UploadPage {
+        who: who(caller),
+        t: visitor.t(),
+        back: visitor.back.clone(),
+        token: console.csrf.token(&caller.fingerprint),
+    })
 }
 
 #[derive(Template)]
 #[template(path = "console/receipt.html")]
 struct ReceiptPage {
     who: String,
+    t: T,
+    back: String,
     batch_id: String,
     replayed: bool,
     counts: [String; 5],
@@ -292,22 +320,30 @@ pub(super) async fn upload(
                     })
                 };
                 if let Err(e) = read {
-                    return failure(DomainError::invalid("file", format!("the form could not be read: {e}")));
+                    return failure_in(
+                        visitor.lang,
+                        DomainError::invalid("file", format!("the form could not be read: {e}")),
+                    );
                 }
             }
             Ok(None) => break,
-            Err(e) => return failure(DomainError::invalid("file", format!("the form could not be read: {e}"))),
+            Err(e) => {
+                return failure_in(
+                    visitor.lang,
+                    DomainError::invalid("file", format!("the form could not be read: {e}")),
+                );
+            }
         }
     }
     let field = |name: &str| fields.get(name).map(|s| s.trim().to_owned()).unwrap_or_default();
-    if let Some(refused) = forged(&console, caller, &headers, &uri, &field("csrf")) {
+    if let Some(refused) = forged(&console, &visitor, &headers, &uri, &field("csrf")) {
         return refused;
     }
     let kind = match field("kind").as_str() {
         "" => None,
         k => match BatchKind::parse(k) {
             Ok(k) => Some(k),
-            Err(e) => return failure(DomainError::invalid("kind", e)),
+            Err(e) => return failure_in(visitor.lang, DomainError::invalid("kind", e)),
         },
     };
     let header = match console.registry.check_header(&HeaderInput {
@@ -318,14 +354,14 @@ pub(super) async fn upload(
         note: field("note"),
     }) {
         Ok(h) => h,
-        Err(e) => return failure(e),
+        Err(e) => return failure_in(visitor.lang, e),
     };
     let Some(file) = file.filter(|f| !f.is_empty()) else {
-        return failure(DomainError::invalid("file", "choose the CSV file of the list"));
+        return failure_in(visitor.lang, DomainError::invalid("file", "choose the CSV file of the list"));
     };
     let reader = match CsvReader::new(&file[..]) {
         Ok(r) => r,
-        Err(e) => return failure(DomainError::Invalid(vec![csv_violation(&e)])),
+        Err(e) => return failure_in(visitor.lang, DomainError::Invalid(vec![csv_violation(&e)])),
     };
     let (mut records, mut bad) = (Vec::new(), Vec::new());
     for read in reader {
@@ -336,7 +372,7 @@ pub(super) async fn upload(
     }
     if !bad.is_empty() {
         let total = bad.len();
-        return failure(DomainError::InvalidBatch { violations: bad, total });
+        return failure_in(visitor.lang, DomainError::InvalidBatch { violations: bad, total });
     }
     let mut chunks = Vec::new();
     while !records.is_empty() {
@@ -346,11 +382,13 @@ pub(super) async fn upload(
     let receipt =
         match console.registry.push(header, &caller.member.code, Box::pin(futures_util::stream::iter(chunks))).await {
             Ok(r) => r,
-            Err(e) => return failure(e),
+            Err(e) => return failure_in(visitor.lang, e),
         };
     let b = &receipt.batch;
     render(&ReceiptPage {
         who: who(caller),
+        t: visitor.t(),
+        back: visitor.back.clone(),
         batch_id: b.batch_id.clone(),
         replayed: receipt.replayed,
         counts: [b.records, b.added, b.changed, b.removed, b.unchanged].map(format::number),

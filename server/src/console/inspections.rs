@@ -13,34 +13,35 @@ use serde::Deserialize;
 
 use super::{
     Console, format,
-    pages::{Visitor, failure, render, who},
+    pages::{Visitor, failure_in, render, who},
+    words::T,
 };
 use crate::domain::{
     DomainError,
     inspections::{FindingStatus, InspectionStatus, Severity},
 };
 
-fn severity_name(s: Severity) -> &'static str {
+fn severity_name(t: T, s: Severity) -> &'static str {
     match s {
-        Severity::Low => "Thấp",
-        Severity::Medium => "Trung bình",
-        Severity::High => "Cao",
-        Severity::Critical => "Nghiêm trọng",
+        Severity::Low => t.s("Thấp"),
+        Severity::Medium => t.s("Trung bình"),
+        Severity::High => t.s("Cao"),
+        Severity::Critical => t.s("Nghiêm trọng"),
     }
 }
 
-fn finding_status_name(s: FindingStatus) -> &'static str {
+fn finding_status_name(t: T, s: FindingStatus) -> &'static str {
     match s {
-        FindingStatus::Open => "Chưa xử lý",
-        FindingStatus::InProgress => "Đang khắc phục",
-        FindingStatus::Resolved => "Đã khắc phục",
+        FindingStatus::Open => t.s("Chưa xử lý"),
+        FindingStatus::InProgress => t.s("Đang khắc phục"),
+        FindingStatus::Resolved => t.s("Đã khắc phục"),
     }
 }
 
-fn status_name(s: InspectionStatus) -> &'static str {
+fn status_name(t: T, s: InspectionStatus) -> &'static str {
     match s {
-        InspectionStatus::Open => "Đang kiểm tra",
-        InspectionStatus::Closed => "Đã kết thúc",
+        InspectionStatus::Open => t.s("Đang kiểm tra"),
+        InspectionStatus::Closed => t.s("Đã kết thúc"),
     }
 }
 
@@ -62,6 +63,8 @@ struct InspectionRow {
 #[template(path = "console/inspections.html")]
 struct InspectionsPage {
     who: String,
+    t: T,
+    back: String,
     rows: Vec<InspectionRow>,
     next_page: Option<String>,
 }
@@ -71,10 +74,10 @@ pub(super) async fn inspections(
     visitor: Visitor,
     Query(asked): Query<Asked>,
 ) -> Response {
-    let caller = &visitor.caller;
+    let (caller, t) = (&visitor.caller, visitor.t());
     let page = match console.inspections.list(caller, None, 50, asked.page.trim()).await {
         Ok(page) => page,
-        Err(e) => return failure(e),
+        Err(e) => return failure_in(visitor.lang, e),
     };
     let rows = page
         .items
@@ -84,10 +87,10 @@ pub(super) async fn inspections(
             title: i.row.title.clone(),
             period: format!("{} – {}", format::date(i.row.starts_on), format::date(i.row.ends_on)),
             subjects: i.subject_units.iter().chain(&i.subject_operators).cloned().collect::<Vec<_>>().join(", "),
-            status: status_name(i.row.status),
+            status: status_name(t, i.row.status),
         })
         .collect();
-    render(&InspectionsPage { who: who(caller), rows, next_page: page.next })
+    render(&InspectionsPage { who: who(caller), t, back: visitor.back.clone(), rows, next_page: page.next })
 }
 
 struct FindingRow {
@@ -105,6 +108,8 @@ struct FindingRow {
 #[template(path = "console/inspection.html")]
 struct InspectionPage {
     who: String,
+    t: T,
+    back: String,
     id: i64,
     title: String,
     period: String,
@@ -122,20 +127,25 @@ pub(super) async fn inspection(
     visitor: Visitor,
     Path(id): Path<String>,
 ) -> Response {
-    let caller = &visitor.caller;
+    let (caller, t) = (&visitor.caller, visitor.t());
     let Ok(id) = id.parse::<i64>() else {
-        return failure(DomainError::invalid("inspection_id", format!("{id:?} is not an inspection's number")));
+        return failure_in(
+            visitor.lang,
+            DomainError::invalid("inspection_id", format!("{id:?} is not an inspection's number")),
+        );
     };
     let i = match console.inspections.get(caller, id).await {
         Ok(i) => i,
-        Err(e) => return failure(e),
+        Err(e) => return failure_in(visitor.lang, e),
     };
     render(&InspectionPage {
         who: who(caller),
+        t,
+        back: visitor.back.clone(),
         id: i.row.id,
         title: i.row.title.clone(),
         period: format!("{} – {}", format::date(i.row.starts_on), format::date(i.row.ends_on)),
-        status: status_name(i.row.status),
+        status: status_name(t, i.row.status),
         subjects: i.subject_units.iter().chain(&i.subject_operators).cloned().collect::<Vec<_>>().join(", "),
         team: i.team.iter().map(|t| (t.name.clone(), t.organisation.clone(), t.role.clone())).collect(),
         note: i.row.note.clone(),
@@ -145,15 +155,15 @@ pub(super) async fn inspection(
             .iter()
             .map(|(f, updates)| FindingRow {
                 number: f.number,
-                severity: severity_name(f.severity),
+                severity: severity_name(t, f.severity),
                 subject: f.subject.clone(),
                 description: f.description.clone(),
                 required_action: f.required_action.clone(),
                 due_on: format::date(f.due_on),
-                status: finding_status_name(f.status),
+                status: finding_status_name(t, f.status),
                 updates: updates
                     .iter()
-                    .map(|u| (format::time(u.updated_at), finding_status_name(u.status), u.note.clone()))
+                    .map(|u| (format::time(u.updated_at), finding_status_name(t, u.status), u.note.clone()))
                     .collect(),
             })
             .collect(),

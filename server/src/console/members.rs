@@ -16,7 +16,8 @@ use serde::Deserialize;
 
 use super::{
     Console, format,
-    pages::{Visitor, failure, forged, render, role_name, who},
+    pages::{Visitor, failure_in, forged, render, role_name, who},
+    words::T,
 };
 use crate::domain::{
     DomainError, Violations,
@@ -43,6 +44,8 @@ struct MemberRow {
 #[template(path = "console/members.html")]
 struct MembersPage {
     who: String,
+    t: T,
+    back: String,
     token: String,
     rows: Vec<MemberRow>,
     roles: Vec<(&'static str, &'static str)>,
@@ -54,10 +57,10 @@ pub(super) async fn members(
     visitor: Visitor,
     Query(asked): Query<Asked>,
 ) -> Response {
-    let caller = &visitor.caller;
+    let (caller, t) = (&visitor.caller, visitor.t());
     let page = match console.members.list(&MemberFilter::default(), 100, asked.page.trim()).await {
         Ok(page) => page,
-        Err(e) => return failure(e),
+        Err(e) => return failure_in(visitor.lang, e),
     };
     let rows = page
         .items
@@ -65,7 +68,7 @@ pub(super) async fn members(
         .map(|m| MemberRow {
             code: m.code.as_str().to_owned(),
             name: m.display_name.as_str().to_owned(),
-            role: role_name(m.role),
+            role: role_name(t, m.role),
             unit: m.unit.as_ref().map(ToString::to_string).unwrap_or_default(),
             active: m.status == MemberStatus::Active,
             reason: m.status_reason.clone().unwrap_or_default(),
@@ -74,9 +77,11 @@ pub(super) async fn members(
         .collect();
     render(&MembersPage {
         who: who(caller),
+        t,
+        back: visitor.back.clone(),
         token: console.csrf.token(&caller.fingerprint),
         rows,
-        roles: Role::ALL.iter().map(|&r| (r.as_str(), role_name(r))).collect(),
+        roles: Role::ALL.iter().map(|&r| (r.as_str(), role_name(t, r))).collect(),
         next_page: page.next,
     })
 }
@@ -103,8 +108,7 @@ pub(super) async fn register(
     uri: Uri,
     Form(form): Form<RegisterForm>,
 ) -> Response {
-    let caller = &visitor.caller;
-    if let Some(refused) = forged(&console, caller, &headers, &uri, &form.csrf) {
+    if let Some(refused) = forged(&console, &visitor, &headers, &uri, &form.csrf) {
         return refused;
     }
     let mut v = Violations::new();
@@ -116,14 +120,14 @@ pub(super) async fn register(
         u => v.check("unit_code", UnitCode::parse(u)).map(Some),
     };
     if let Err(e) = v.finish() {
-        return failure(e);
+        return failure_in(visitor.lang, e);
     }
     let (Some(code), Some(display_name), Some(role), Some(unit)) = (code, display_name, role, unit) else {
-        return failure(DomainError::invalid("code", "every field is required"));
+        return failure_in(visitor.lang, DomainError::invalid("code", "every field is required"));
     };
     match console.members.register(NewMember { code, display_name, role, unit }).await {
         Ok(_) => Redirect::to("/console/members").into_response(),
-        Err(e) => failure(e),
+        Err(e) => failure_in(visitor.lang, e),
     }
 }
 
@@ -144,21 +148,20 @@ pub(super) async fn suspend(
     uri: Uri,
     Form(form): Form<SuspendForm>,
 ) -> Response {
-    let caller = &visitor.caller;
-    if let Some(refused) = forged(&console, caller, &headers, &uri, &form.csrf) {
+    if let Some(refused) = forged(&console, &visitor, &headers, &uri, &form.csrf) {
         return refused;
     }
     let mut v = Violations::new();
     let code = v.check("code", OrgCode::parse(&code));
     let reason = v.check("reason", Reason::parse(&form.reason));
     if let Err(e) = v.finish() {
-        return failure(e);
+        return failure_in(visitor.lang, e);
     }
     let (Some(code), Some(reason)) = (code, reason) else {
-        return failure(DomainError::invalid("reason", "a reason is required"));
+        return failure_in(visitor.lang, DomainError::invalid("reason", "a reason is required"));
     };
     match console.members.suspend(&code, reason).await {
         Ok(_) => Redirect::to("/console/members").into_response(),
-        Err(e) => failure(e),
+        Err(e) => failure_in(visitor.lang, e),
     }
 }

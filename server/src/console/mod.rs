@@ -12,6 +12,10 @@
 //! storage. Pages are rendered on the server from templates checked at compile time
 //! (`server/templates/console/`, every value escaped); they need no script, and every answer
 //! carries a Content-Security-Policy that allows none ([`SECURITY_HEADERS`]).
+//!
+//! The pages are Vietnamese first, with an English switch in every page's header; the
+//! browser's choice is its own, kept in a cookie (`words`). Numbers, amounts, dates and times
+//! read as in Vietnam in both languages ([`format`]).
 
 pub mod csrf;
 mod device_lists;
@@ -25,6 +29,7 @@ mod members;
 mod pages;
 mod statistics;
 mod supervision;
+mod words;
 
 pub use pages::Detail;
 
@@ -68,6 +73,7 @@ pub fn permission(method: &http::Method, path: &str) -> Option<&'static str> {
     }
     let segments: Vec<&str> = path.trim_start_matches(PREFIX).trim_start_matches('/').split('/').collect();
     Some(match (method.as_str(), segments.as_slice()) {
+        ("GET", ["language"]) => "/telesub.v1.Members/WhoAmI",
         ("GET", ["audit"]) => "/telesub.v1.Supervision/QueryAudit",
         ("GET", ["audit", "check"]) => "/telesub.v1.Supervision/VerifyAudit",
         ("GET", ["statistics"]) => "/telesub.v1.Supervision/GetProgrammeStatistics",
@@ -140,6 +146,7 @@ pub fn router(console: Console) -> Router {
     Router::new()
         .route(PREFIX, get(|| async { Redirect::permanent("/console/") }))
         .route("/console/", get(pages::home))
+        .route("/console/language", get(words::switch))
         .route("/console/audit", get(supervision::lookups))
         .route("/console/audit/check", get(supervision::check))
         .route("/console/batches", get(households::batches).post(households::upload))

@@ -13,7 +13,10 @@ use axum::{
 };
 use serde::Deserialize;
 
-use super::{Console, format};
+use super::{
+    Console, format,
+    words::{Lang, T},
+};
 use crate::{
     audit::SubjectKind,
     domain::{
@@ -29,18 +32,27 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct Detail(pub String);
 
-/// The page for a refusal by the hub layer.
+/// The page for a refusal by the hub layer: no page ran, so no visitor chose a language, and
+/// the page is Vietnamese.
 pub(super) fn refusal(status: StatusCode, message: &str) -> Response {
+    let t = T(Lang::Vi);
     let title = match status {
-        StatusCode::UNAUTHORIZED => "Chưa xác định được thành viên",
-        StatusCode::FORBIDDEN => "Không có quyền",
-        StatusCode::NOT_FOUND => "Không tìm thấy",
-        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => "Hệ thống tạm thời không phục vụ được",
-        StatusCode::GATEWAY_TIMEOUT => "Quá thời gian chờ",
-        _ => "Lỗi hệ thống",
+        StatusCode::UNAUTHORIZED => t.s("Chưa xác định được thành viên"),
+        StatusCode::FORBIDDEN => t.s("Không có quyền"),
+        StatusCode::NOT_FOUND => t.s("Không tìm thấy"),
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => t.s("Hệ thống tạm thời không phục vụ được"),
+        StatusCode::GATEWAY_TIMEOUT => t.s("Quá thời gian chờ"),
+        _ => t.s("Lỗi hệ thống"),
     };
-    let mut response =
-        render(&ErrorPage { who: String::new(), title, message: message.to_owned(), fields: Vec::new() });
+    let page = ErrorPage {
+        who: String::new(),
+        t,
+        back: String::new(),
+        title,
+        message: message.to_owned(),
+        fields: Vec::new(),
+    };
+    let mut response = render(&page);
     *response.status_mut() = status;
     response
 }
@@ -54,23 +66,40 @@ pub(super) fn who(caller: &Caller) -> String {
     format::by(&org, caller.person.as_deref())
 }
 
-/// Who asks for a page: the call's context the hub layer made, with the member it identified.
-/// A page's handler takes it first; without a member the page is refused.
+/// Who asks for a page: the call's context the hub layer made, with the member it identified,
+/// and the language the browser chose. A page's handler takes it first; without a member the
+/// page is refused.
 pub(super) struct Visitor {
     pub(super) call: CallContext,
     pub(super) caller: Arc<Caller>,
+    pub(super) lang: Lang,
+    /// The page's own path and query, percent-encoded: where the header's language switch
+    /// brings the browser back to.
+    pub(super) back: String,
+}
+
+impl Visitor {
+    /// The page's words, in the visitor's language.
+    pub(super) fn t(&self) -> T {
+        T(self.lang)
+    }
 }
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Visitor {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Response> {
+        let lang = Lang::of(&parts.headers);
         let refused = || {
-            failure(DomainError::PermissionDenied("the console is for members: present a member's certificate".into()))
+            failure_in(
+                lang,
+                DomainError::PermissionDenied("the console is for members: present a member's certificate".into()),
+            )
         };
         let call = parts.extensions.get::<CallContext>().cloned().ok_or_else(refused)?;
         let caller = call.caller.clone().ok_or_else(refused)?;
-        Ok(Self { call, caller })
+        let back = parts.uri.path_and_query().map(|pq| format::segment(pq.as_str()).to_string()).unwrap_or_default();
+        Ok(Self { call, caller, lang, back })
     }
 }
 
@@ -90,29 +119,33 @@ pub(super) fn render(page: &impl Template) -> Response {
 #[template(path = "console/error.html")]
 struct ErrorPage {
     who: String,
+    t: T,
+    /// Empty: an error page offers no language switch.
+    back: String,
     title: &'static str,
     message: String,
     fields: Vec<(String, String)>,
 }
 
-/// A refusal or a failure as a page: the status a browser understands, the message the RPC
-/// would give (an internal fault's cause stays in the log).
-pub(super) fn failure(e: DomainError) -> Response {
+/// A refusal or a failure as a page in `lang`: the status a browser understands, the message
+/// the RPC would give (an internal fault's cause stays in the log).
+pub(super) fn failure_in(lang: Lang, e: DomainError) -> Response {
+    let t = T(lang);
     let (status, title) = match &e {
         DomainError::Invalid(_) | DomainError::InvalidBatch { .. } | DomainError::TooLarge(_) => {
-            (StatusCode::BAD_REQUEST, "Yêu cầu chưa hợp lệ")
+            (StatusCode::BAD_REQUEST, t.s("Yêu cầu chưa hợp lệ"))
         }
-        DomainError::NotFound(_) | DomainError::OutOfScope { .. } => (StatusCode::NOT_FOUND, "Không tìm thấy"),
-        DomainError::PermissionDenied(_) => (StatusCode::FORBIDDEN, "Không có quyền"),
+        DomainError::NotFound(_) | DomainError::OutOfScope { .. } => (StatusCode::NOT_FOUND, t.s("Không tìm thấy")),
+        DomainError::PermissionDenied(_) => (StatusCode::FORBIDDEN, t.s("Không có quyền")),
         DomainError::AlreadyExists(_) | DomainError::FailedPrecondition(_) | DomainError::Aborted(_) => {
-            (StatusCode::CONFLICT, "Không thực hiện được")
+            (StatusCode::CONFLICT, t.s("Không thực hiện được"))
         }
         DomainError::Unavailable(_) | DomainError::Cancelled(_) => {
-            (StatusCode::SERVICE_UNAVAILABLE, "Hệ thống tạm thời không phục vụ được")
+            (StatusCode::SERVICE_UNAVAILABLE, t.s("Hệ thống tạm thời không phục vụ được"))
         }
         DomainError::Internal(cause) => {
             tracing::error!(error = %crate::ErrorChain(cause.as_ref()), "a console page failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "Lỗi hệ thống")
+            (StatusCode::INTERNAL_SERVER_ERROR, t.s("Lỗi hệ thống"))
         }
     };
     let fields = match &e {
@@ -125,7 +158,7 @@ pub(super) fn failure(e: DomainError) -> Response {
         DomainError::OutOfScope { reason, .. } => reason.clone(),
         other => other.to_string(),
     };
-    let page = ErrorPage { who: String::new(), title, message: e.to_string(), fields };
+    let page = ErrorPage { who: String::new(), t, back: String::new(), title, message: e.to_string(), fields };
     let mut response = render(&page);
     *response.status_mut() = status;
     response.extensions_mut().insert(Detail(detail));
@@ -136,6 +169,8 @@ pub(super) fn failure(e: DomainError) -> Response {
 #[template(path = "console/home.html")]
 struct Home {
     who: String,
+    t: T,
+    back: String,
     organisation: String,
     role: &'static str,
     reads_reconciliation: bool,
@@ -147,16 +182,16 @@ struct Home {
     reads_inspections: bool,
 }
 
-/// Vietnamese names of the roles.
-pub(super) fn role_name(role: Role) -> &'static str {
+/// Names of the roles.
+pub(super) fn role_name(t: T, role: Role) -> &'static str {
     match role {
-        Role::Ict => "Sở Thông tin và Truyền thông",
-        Role::Labour => "Sở Lao động – Thương binh và Xã hội",
-        Role::Operator => "Doanh nghiệp viễn thông",
-        Role::Locality => "UBND huyện, thành phố",
-        Role::ProvinceCommittee => "UBND tỉnh",
-        Role::Education => "Sở Giáo dục và Đào tạo",
-        Role::Health => "Sở Y tế",
+        Role::Ict => t.s("Sở Thông tin và Truyền thông"),
+        Role::Labour => t.s("Sở Lao động – Thương binh và Xã hội"),
+        Role::Operator => t.s("Doanh nghiệp viễn thông"),
+        Role::Locality => t.s("UBND huyện, thành phố"),
+        Role::ProvinceCommittee => t.s("UBND tỉnh"),
+        Role::Education => t.s("Sở Giáo dục và Đào tạo"),
+        Role::Health => t.s("Sở Y tế"),
     }
 }
 
@@ -165,8 +200,10 @@ pub(super) async fn home(visitor: Visitor) -> Response {
     let role = caller.member.role;
     render(&Home {
         who: who(caller),
+        t: visitor.t(),
+        back: visitor.back.clone(),
         organisation: caller.member.display_name.as_str().to_owned(),
-        role: role_name(role),
+        role: role_name(visitor.t(), role),
         reads_reconciliation: matches!(role, Role::Ict | Role::Operator),
         reads_register: matches!(role, Role::Ict | Role::Labour | Role::Locality),
         supervises: role == Role::Ict,
@@ -209,6 +246,8 @@ struct CodeRow {
 #[template(path = "console/reconciliation.html")]
 struct MonthOverview {
     who: String,
+    t: T,
+    back: String,
     period: String,
     period_shown: String,
     previous: String,
@@ -221,29 +260,29 @@ struct MonthOverview {
     next_page: Option<String>,
 }
 
-fn status_name(s: ListStatus) -> (&'static str, &'static str) {
+fn status_name(t: T, s: ListStatus) -> (&'static str, &'static str) {
     match s {
-        ListStatus::Receiving => ("Đang nhận", "receiving"),
-        ListStatus::Reconciled => ("Đã đối soát, chờ xác nhận", "reconciled"),
-        ListStatus::Confirmed => ("Đã xác nhận", "confirmed"),
-        ListStatus::Rejected => ("Bị từ chối", "rejected"),
-        ListStatus::Superseded => ("Đã được thay thế", "superseded"),
+        ListStatus::Receiving => (t.s("Đang nhận"), "receiving"),
+        ListStatus::Reconciled => (t.s("Đã đối soát, chờ xác nhận"), "reconciled"),
+        ListStatus::Confirmed => (t.s("Đã xác nhận"), "confirmed"),
+        ListStatus::Rejected => (t.s("Bị từ chối"), "rejected"),
+        ListStatus::Superseded => (t.s("Đã được thay thế"), "superseded"),
     }
 }
 
-/// Vietnamese names of the discrepancy codes.
-pub(super) fn code_label(c: Code) -> &'static str {
+/// Names of the discrepancy codes.
+pub(super) fn code_label(t: T, c: Code) -> &'static str {
     match c {
-        Code::NotEligible => "Không thuộc diện hỗ trợ",
-        Code::EligibilityEnded => "Đã hết diện hỗ trợ",
-        Code::BeforeStart => "Trước ngày được hỗ trợ",
-        Code::OverCap => "Vượt số thuê bao được hỗ trợ",
-        Code::NotEnrolled => "Chưa đăng ký hỗ trợ",
-        Code::EnrolmentMismatch => "Không khớp thông tin đăng ký",
-        Code::DuplicateWithinOperator => "Trùng trong cùng doanh nghiệp",
-        Code::DuplicateAcrossOperators => "Trùng giữa các doanh nghiệp",
-        Code::NonUsage => "Không phát sinh sử dụng",
-        Code::UnknownSubscriber => "Thuê bao không xác định",
+        Code::NotEligible => t.s("Không thuộc diện hỗ trợ"),
+        Code::EligibilityEnded => t.s("Đã hết diện hỗ trợ"),
+        Code::BeforeStart => t.s("Trước ngày được hỗ trợ"),
+        Code::OverCap => t.s("Vượt số thuê bao được hỗ trợ"),
+        Code::NotEnrolled => t.s("Chưa đăng ký hỗ trợ"),
+        Code::EnrolmentMismatch => t.s("Không khớp thông tin đăng ký"),
+        Code::DuplicateWithinOperator => t.s("Trùng trong cùng doanh nghiệp"),
+        Code::DuplicateAcrossOperators => t.s("Trùng giữa các doanh nghiệp"),
+        Code::NonUsage => t.s("Không phát sinh sử dụng"),
+        Code::UnknownSubscriber => t.s("Thuê bao không xác định"),
     }
 }
 
@@ -277,7 +316,7 @@ pub(super) async fn reconciliation(
     visitor: Visitor,
     Query(query): Query<MonthQuery>,
 ) -> Response {
-    let caller = &visitor.caller;
+    let (caller, t) = (&visitor.caller, visitor.t());
     let period = match query.period.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
         Some(p) => p.to_owned(),
         // Lists come after their month ends: the month before today's.
@@ -287,12 +326,12 @@ pub(super) async fn reconciliation(
     let token = query.page.unwrap_or_default();
     let page = match console.reconciliation.list(caller, filter(&period), LISTS_PER_PAGE, &token).await {
         Ok(page) => page,
-        Err(e) => return failure(e),
+        Err(e) => return failure_in(visitor.lang, e),
     };
     let previous = shift(&period, -1);
     let before = match console.reconciliation.list(caller, filter(&previous), LISTS_PER_PAGE, "").await {
         Ok(page) => page.items,
-        Err(e) => return failure(e),
+        Err(e) => return failure_in(visitor.lang, e),
     };
     let count = |lists: &[Summary], code: Code| {
         format::number(current(lists).map(|s| s.figures.by_code.get(&code).copied().unwrap_or(0)).sum())
@@ -301,7 +340,7 @@ pub(super) async fn reconciliation(
         .iter()
         .map(|&c| CodeRow {
             name: c.as_str(),
-            label: code_label(c),
+            label: code_label(t, c),
             count: count(&page.items, c),
             before: count(&before, c),
         })
@@ -310,7 +349,7 @@ pub(super) async fn reconciliation(
         .items
         .iter()
         .map(|s| {
-            let (status, status_class) = status_name(s.row.status);
+            let (status, status_class) = status_name(t, s.row.status);
             ListRow {
                 link: list_address(&s.row.operator, &s.row.update_id),
                 operator: s.row.operator.clone(),
@@ -333,6 +372,8 @@ pub(super) async fn reconciliation(
         .collect();
     render(&MonthOverview {
         who: who(caller),
+        t,
+        back: visitor.back.clone(),
         period_shown: format::period(&period),
         previous_shown: format::period(&previous),
         next_month: shift(&period, 1),
@@ -372,6 +413,8 @@ struct LineRow {
 #[template(path = "console/reconciliation_list.html")]
 struct ListPage {
     who: String,
+    t: T,
+    back: String,
     operator: String,
     update_id: String,
     /// The list's own address (its operator and id percent-encoded).
@@ -410,11 +453,12 @@ pub(super) async fn list(
     Path((operator, update_id)): Path<(String, String)>,
     Query(query): Query<LinesQuery>,
 ) -> Response {
-    let Visitor { call, caller } = &visitor;
+    let Visitor { call, caller, lang, .. } = &visitor;
+    let (lang, t) = (*lang, visitor.t());
     let text = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
     let (code, commune, household) = (text(&query.code), text(&query.commune), text(&query.household));
     let code = match code.as_deref().map(Code::parse) {
-        Some(Err(e)) => return failure(DomainError::invalid("code", e)),
+        Some(Err(e)) => return failure_in(lang, DomainError::invalid("code", e)),
         Some(Ok(c)) => Some(c),
         None => None,
     };
@@ -423,7 +467,7 @@ pub(super) async fn list(
     }
     let summary = match console.reconciliation.get(caller, &operator, &update_id).await {
         Ok(s) => s,
-        Err(e) => return failure(e),
+        Err(e) => return failure_in(visitor.lang, e),
     };
     let filter = LineFilter {
         code: code.map(|c| c.as_str().to_owned()),
@@ -434,7 +478,7 @@ pub(super) async fn list(
     let token = query.page.unwrap_or_default();
     let page = match console.reconciliation.lines(caller, &operator, &update_id, filter, LINES_PER_PAGE, &token).await {
         Ok(p) => p,
-        Err(e) => return failure(e),
+        Err(e) => return failure_in(visitor.lang, e),
     };
     let here = list_address(&summary.row.operator, &summary.row.update_id);
     let next_page = page.next.map(|t| {
@@ -458,17 +502,19 @@ pub(super) async fn list(
             problems: l
                 .discrepancies
                 .iter()
-                .map(|d| (d.code.as_str(), code_label(d.code), d.message.clone()))
+                .map(|d| (d.code.as_str(), code_label(t, d.code), d.message.clone()))
                 .collect(),
         })
         .collect();
     let awaiting = summary.row.status == ListStatus::Reconciled && !summary.row.stale;
     render(&ListPage {
         who: who(caller),
+        t,
+        back: visitor.back.clone(),
         operator: summary.row.operator.clone(),
         update_id: summary.row.update_id.clone(),
         period_shown: format::period(&summary.row.period),
-        status: status_name(summary.row.status).0,
+        status: status_name(t, summary.row.status).0,
         figures: [
             format::number(f.lines),
             format::number(f.claims),
@@ -485,7 +531,7 @@ pub(super) async fn list(
             _ => String::new(),
         },
         note: summary.row.decision_note.clone().unwrap_or_default(),
-        codes: Code::ALL.iter().map(|&c| (c.as_str(), code_label(c), Some(c) == code)).collect(),
+        codes: Code::ALL.iter().map(|&c| (c.as_str(), code_label(t, c), Some(c) == code)).collect(),
         commune: commune.unwrap_or_default(),
         household: household.unwrap_or_default(),
         lines,
@@ -509,11 +555,12 @@ pub(super) struct DecisionForm {
 /// A form that changes something is taken only from the console's own pages (see `csrf`).
 pub(super) fn forged(
     console: &Console,
-    caller: &Caller,
+    visitor: &Visitor,
     headers: &HeaderMap,
     uri: &Uri,
     token: &str,
 ) -> Option<Response> {
+    let caller = &visitor.caller;
     let why = if !super::csrf::same_origin(headers, uri) {
         "the form was not sent from the console's own page"
     } else if !console.csrf.check(&caller.fingerprint, token) {
@@ -521,7 +568,7 @@ pub(super) fn forged(
     } else {
         return None;
     };
-    Some(failure(DomainError::PermissionDenied(why.into())))
+    Some(failure_in(visitor.lang, DomainError::PermissionDenied(why.into())))
 }
 
 /// ICT confirms a list (its OK lines, or the whole list) or rejects it with a note; then the
@@ -534,8 +581,8 @@ pub(super) async fn decide(
     uri: Uri,
     Form(form): Form<DecisionForm>,
 ) -> Response {
-    let caller = &visitor.caller;
-    if let Some(refused) = forged(&console, caller, &headers, &uri, &form.csrf) {
+    let (caller, lang) = (&visitor.caller, visitor.lang);
+    if let Some(refused) = forged(&console, &visitor, &headers, &uri, &form.csrf) {
         return refused;
     }
     let decided = match decision.as_str() {
@@ -544,17 +591,17 @@ pub(super) async fn decide(
                 "" => None,
                 s => match Scope::parse(s) {
                     Ok(s) => Some(s),
-                    Err(e) => return failure(DomainError::invalid("scope", e)),
+                    Err(e) => return failure_in(lang, DomainError::invalid("scope", e)),
                 },
             };
             console.reconciliation.confirm(caller, &operator, &update_id, scope, &form.note).await
         }
         "reject" => console.reconciliation.reject(caller, &operator, &update_id, &form.note).await,
-        _ => return not_found().await,
+        _ => return not_found(lang).await,
     };
     match decided {
         Ok(summary) => Redirect::to(&list_address(&summary.row.operator, &summary.row.update_id)).into_response(),
-        Err(e) => failure(e),
+        Err(e) => failure_in(lang, e),
     }
 }
 
@@ -563,8 +610,8 @@ pub(super) async fn stylesheet() -> Response {
         .into_response()
 }
 
-pub(super) async fn not_found() -> Response {
-    failure(DomainError::NotFound("the console has no such page".into()))
+pub(super) async fn not_found(lang: Lang) -> Response {
+    failure_in(lang, DomainError::NotFound("the console has no such page".into()))
 }
 
 #[cfg(test)]

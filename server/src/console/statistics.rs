@@ -17,7 +17,8 @@ use crate::domain::statistics::KEPT_FRESH;
 use super::{
     Console, format,
     households::category_name,
-    pages::{Visitor, failure, render, who},
+    pages::{Visitor, failure_in, render, who},
+    words::T,
 };
 
 #[derive(Debug, Deserialize)]
@@ -52,6 +53,8 @@ struct Bars {
 #[template(path = "console/statistics.html")]
 struct StatisticsPage {
     who: String,
+    t: T,
+    back: String,
     period: String,
     period_shown: String,
     previous_shown: String,
@@ -77,7 +80,7 @@ pub(super) async fn statistics(
     visitor: Visitor,
     Query(asked): Query<Asked>,
 ) -> Response {
-    let caller = &visitor.caller;
+    let (caller, t) = (&visitor.caller, visitor.t());
     let period = match asked.period.trim() {
         "" => format::last_month(console.clock.today()),
         p => p.to_owned(),
@@ -85,13 +88,13 @@ pub(super) async fn statistics(
     // Kept figures: a province's month takes seconds to count; the page says when it was.
     let s = match console.statistics.compute_kept(Some(caller), &period, &asked.unit).await {
         Ok(s) => s,
-        Err(e) => return failure(e),
+        Err(e) => return failure_in(visitor.lang, e),
     };
     let categories = s
         .by_category
         .iter()
         .map(|c| CategoryRow {
-            name: c.category.map_or("Cộng", category_name),
+            name: c.category.map_or(t.s("Cộng"), |c| category_name(t, c)),
             total: c.category.is_none(),
             cells: [
                 format::number(c.households),
@@ -109,7 +112,7 @@ pub(super) async fn statistics(
         .by_operator
         .iter()
         .map(|o| OperatorRow {
-            name: o.operator.clone().unwrap_or_else(|| "Cộng".to_owned()),
+            name: o.operator.clone().unwrap_or_else(|| t.s("Cộng").to_owned()),
             total: o.operator.is_none(),
             cells: [
                 format::number(o.enrolled),
@@ -128,7 +131,7 @@ pub(super) async fn statistics(
         .iter()
         .enumerate()
         .map(|(i, c)| Bars {
-            name: c.category.map_or("", category_name),
+            name: c.category.map_or("", |c| category_name(t, c)),
             y: i as i64 * ROW_HEIGHT,
             eligible: (width(c.eligible), format::number(c.eligible)),
             enrolled: (width(c.enrolled), format::number(c.enrolled)),
@@ -136,6 +139,8 @@ pub(super) async fn statistics(
         .collect();
     render(&StatisticsPage {
         who: who(caller),
+        t,
+        back: visitor.back.clone(),
         period_shown: format::period(&s.period),
         previous_shown: format::period(&s.previous_period),
         period: s.period.clone(),

@@ -13,7 +13,8 @@ use serde::Deserialize;
 
 use super::{
     Console, format,
-    pages::{Visitor, failure, render, who},
+    pages::{Visitor, failure_in, render, who},
+    words::T,
 };
 use crate::domain::supervision::AuditQuery;
 
@@ -44,6 +45,8 @@ struct Row {
 #[template(path = "console/audit.html")]
 struct AuditPage {
     who: String,
+    t: T,
+    back: String,
     citizen: String,
     household: String,
     member: String,
@@ -62,6 +65,8 @@ pub(super) async fn lookups(
         (filter.citizen.trim().to_owned(), filter.household.trim().to_owned(), filter.member.trim().to_owned());
     let mut page = AuditPage {
         who: who(caller),
+        t: visitor.t(),
+        back: visitor.back.clone(),
         citizen: citizen.clone(),
         household: household.clone(),
         member: member.clone(),
@@ -79,7 +84,7 @@ pub(super) async fn lookups(
     };
     let found = match console.supervision.query(&query, RECORDS_PER_PAGE, filter.page.trim()).await {
         Ok(found) => found,
-        Err(e) => return failure(e),
+        Err(e) => return failure_in(visitor.lang, e),
     };
     page.rows = Some(
         found
@@ -105,6 +110,8 @@ pub(super) async fn lookups(
 #[template(path = "console/audit_check.html")]
 struct CheckPage {
     who: String,
+    t: T,
+    back: String,
     intact: bool,
     records: String,
     last_seq: i64,
@@ -119,10 +126,12 @@ pub(super) async fn check(State(console): State<Arc<Console>>, visitor: Visitor)
     let caller = &visitor.caller;
     let report = match console.supervision.verify(console.verifier.clone()).await {
         Ok(report) => report,
-        Err(e) => return failure(e),
+        Err(e) => return failure_in(visitor.lang, e),
     };
     render(&CheckPage {
         who: who(caller),
+        t: visitor.t(),
+        back: visitor.back.clone(),
         intact: report.intact(),
         records: format::number(report.records as i64),
         last_seq: report.last_seq,
