@@ -882,6 +882,71 @@ async fn the_committee_approves_a_list_and_a_locality_hands_over_in_its_unit_onl
     assert_eq!(refused.status, 403, "{}", refused.body);
 }
 
+/// Two officers decide the same list at the same moment from two browsers, one confirming,
+/// one rejecting: one decision stands, the other is refused as already decided, and both
+/// attempts are in the trail with their outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_officers_deciding_one_list_at_once_leave_one_decision() {
+    let app = TestApp::spawn().await;
+    march(&app).await;
+    let lan = app.add_person("DOICT:lan:Nguyễn Thị Lan");
+    let (page, her_page) = (get(&app, "DOICT", VNPT_MARCH).await, get(&app, &lan, VNPT_MARCH).await);
+    let (mut one, mut two) =
+        (Browser::connect(&app, Some("DOICT")).await.unwrap(), Browser::connect(&app, Some(&lan)).await.unwrap());
+    let (confirm, reject) = (format!("{VNPT_MARCH}/confirm"), format!("{VNPT_MARCH}/reject"));
+    let (a, b) = (
+        format!("csrf={}&scope=WHOLE_LIST&note=", token(&page)),
+        format!("csrf={}&note=s%E1%BB%91+li%E1%BB%87u+sai", token(&her_page)),
+    );
+    let from = origin(&app);
+    let (first, second) = tokio::join!(one.post(&confirm, &a, Some(&from)), two.post(&reject, &b, Some(&from)));
+    let (first, second) = (first.unwrap(), second.unwrap());
+    let statuses = [first.status, second.status];
+    assert!(statuses.contains(&303) && statuses.contains(&409), "{statuses:?}: {} / {}", first.body, second.body);
+    let r = app.client("DOICT").await.get_reconciliation("VNPT", "vn-2025-03").await.unwrap();
+    let stood = if first.status == 303 {
+        proto::ReconciliationStatus::Confirmed
+    } else {
+        proto::ReconciliationStatus::Rejected
+    };
+    assert_eq!(r.status(), stood);
+    let outcomes = [app.audit_record(&first.request_id()).await, app.audit_record(&second.request_id()).await]
+        .map(|r| r.entry.outcome);
+    let expected = if first.status == 303 { ["OK", "FAILED_PRECONDITION"] } else { ["FAILED_PRECONDITION", "OK"] };
+    assert_eq!(outcomes, expected);
+}
+
+/// A query of 10 MB, and a page address of 10 MB: refused before any page runs (the HTTP
+/// layer's limit on a request's head), and the hub serves the next browser as before.
+#[tokio::test]
+async fn a_ten_megabyte_query_is_refused_and_the_hub_serves_on() {
+    let app = TestApp::spawn().await;
+    march(&app).await;
+    let before = app.audit().await.len();
+    for path in [
+        format!("/console/reconciliation?period={}", "9".repeat(10 << 20)),
+        format!("/console/{}", "a".repeat(10 << 20)),
+    ] {
+        // Written as bytes: HTTP libraries refuse to send such an address.
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let mut stream = tls(&app, Some("DOICT")).connect(name, tcp).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nhost: localhost\r\n\r\n");
+        // The hub may close the connection before it has read it all.
+        let _ = stream.write_all(request.as_bytes()).await;
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+        let head = String::from_utf8_lossy(&answer[..answer.len().min(200)]).into_owned();
+        assert!(!head.starts_with("HTTP/1.1 2"), "a 10 MB request was answered: {head}");
+    }
+    let page = get(&app, "DOICT", "/console/reconciliation?period=2025-03").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    // What never reached a page is not a member's act: no record for it.
+    let records = app.audit().await;
+    assert!(records[before..].iter().all(|r| r.entry.method.len() <= 600), "a 10 MB method was recorded");
+}
+
 #[tokio::test]
 async fn forms_that_cannot_be_read_are_refused_and_recorded_as_the_callers_fault() {
     let app = TestApp::spawn().await;

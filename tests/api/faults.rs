@@ -542,6 +542,17 @@ async fn postgres_stopped_under_traffic_and_started_again() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(not_serving, "health still says SERVING with the database stopped");
+    // A console page while the database is away: refused as unavailable, never a page
+    // without its record.
+    let dir = telesub_server::pki::PkiDir::new(&tls);
+    let page = telesub_tests::console::Browser::connect_to(hub.addr, &dir, Some("VNPT"))
+        .await
+        .unwrap()
+        .get("/console/reconciliation?period=2025-03")
+        .await
+        .unwrap();
+    assert_eq!(page.status, 503, "a console page with the database away: {}", page.body);
+    assert!(page.body.contains("Hệ thống tạm thời không phục vụ được"), "{}", page.body);
     tokio::time::sleep(Duration::from_secs(4)).await;
     cluster.start_again().await;
     let mut serving_again = false;
@@ -553,6 +564,13 @@ async fn postgres_stopped_under_traffic_and_started_again() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(serving_again, "health does not say SERVING once the database is back");
+    let page = telesub_tests::console::Browser::connect_to(hub.addr, &dir, Some("VNPT"))
+        .await
+        .unwrap()
+        .get("/console/reconciliation?period=2025-03")
+        .await
+        .unwrap();
+    assert_eq!(page.status, 200, "the console once the database is back: {}", page.body);
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
 

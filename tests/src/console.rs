@@ -34,8 +34,12 @@ fn read(path: std::path::PathBuf) -> Vec<u8> {
 /// TLS as a browser speaks it to the console: HTTP/1.1 by ALPN, with `org`'s certificate
 /// (none when `org` is `None`).
 pub fn tls(app: &TestApp, org: Option<&str>) -> tokio_rustls::TlsConnector {
+    tls_in(&app.dir(), org)
+}
+
+/// [`tls`] with the certificates of the folder `dir`.
+pub fn tls_in(dir: &telesub_server::pki::PkiDir, org: Option<&str>) -> tokio_rustls::TlsConnector {
     use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
-    let dir = app.dir();
     let mut roots = rustls::RootCertStore::empty();
     roots.add(CertificateDer::from_pem_slice(&read(dir.ca_cert())).unwrap()).unwrap();
     let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -63,13 +67,23 @@ pub struct Browser {
 
 impl Browser {
     pub async fn connect(app: &TestApp, org: Option<&str>) -> Result<Self, String> {
-        let tcp = tokio::net::TcpStream::connect(app.addr).await.map_err(|e| e.to_string())?;
+        Self::connect_to(app.addr, &app.dir(), org).await
+    }
+
+    /// A connection to the hub at `addr` (a `telesub serve` process), with a certificate of
+    /// the folder `dir`.
+    pub async fn connect_to(
+        addr: std::net::SocketAddr,
+        dir: &telesub_server::pki::PkiDir,
+        org: Option<&str>,
+    ) -> Result<Self, String> {
+        let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
         let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-        let stream = tls(app, org).connect(name, tcp).await.map_err(|e| format!("handshake: {e}"))?;
+        let stream = tls_in(dir, org).connect(name, tcp).await.map_err(|e| format!("handshake: {e}"))?;
         let (sender, connection) =
             hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| format!("http: {e}"))?;
         tokio::spawn(connection);
-        Ok(Self { sender, host: format!("localhost:{}", app.addr.port()) })
+        Ok(Self { sender, host: format!("localhost:{}", addr.port()) })
     }
 
     /// The console's origin, as a browser sends it with a form.
