@@ -259,7 +259,10 @@ impl Hub {
             inspections: InspectionService::new(&context),
             verifier: tree.verifier(),
             clock: clock.clone(),
-            csrf: crate::console::csrf::Csrf::new(),
+            csrf: crate::console::csrf::Csrf::from_secret(
+                &tree.key().expect("the hub signs with its key").sign(crate::console::csrf::KEY_LABEL),
+                clock.clone(),
+            ),
         });
         let routes = tonic::service::Routes::from(tonic::service::Routes::default().into_axum_router().merge(console));
         let reconciliation_service = ReconciliationServer::new(ReconciliationApi::new(reconciliation))

@@ -916,6 +916,23 @@ async fn two_officers_deciding_one_list_at_once_leave_one_decision() {
     assert_eq!(outcomes, expected);
 }
 
+/// A form shown by one hub is taken by another hub of the province behind the same address
+/// (their form keys come from the audit signing key they share), as after a restart.
+#[tokio::test]
+async fn a_form_shown_by_one_hub_is_taken_by_another_of_the_province() {
+    let app = TestApp::spawn().await;
+    march(&app).await;
+    let page = get(&app, "DOICT", VNPT_MARCH).await;
+    let second = app.spawn_beside().await;
+    let mut there = Browser::connect_to(second.addr, &app.dir(), Some("DOICT")).await.unwrap();
+    let form = format!("csrf={}&scope=OK_LINES&note=", token(&page));
+    let from = there.origin();
+    let confirmed = there.post(&format!("{VNPT_MARCH}/confirm"), &form, Some(&from)).await.unwrap();
+    assert_eq!(confirmed.status, 303, "{}", confirmed.body);
+    let r = app.client("DOICT").await.get_reconciliation("VNPT", "vn-2025-03").await.unwrap();
+    assert_eq!(r.status(), proto::ReconciliationStatus::Confirmed);
+}
+
 /// A query of 10 MB, and a page address of 10 MB: refused before any page runs (the HTTP
 /// layer's limit on a request's head), and the hub serves the next browser as before.
 #[tokio::test]

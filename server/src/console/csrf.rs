@@ -3,45 +3,75 @@
 //!
 //! - the browser says the request comes from the console's own origin (`Origin`, which
 //!   browsers send with every POST; else `Sec-Fetch-Site: same-origin`);
-//! - it carries the token the console put in the form for the same client certificate: an
-//!   HMAC-SHA256 of the certificate's fingerprint under a key the hub makes when it starts.
+//! - it carries the token the console put in the form for the same client certificate: the
+//!   day (UTC) it was given and an HMAC-SHA256 of that day and the certificate's fingerprint,
+//!   under a key derived from the hub's audit signing key; it holds on that day and the next.
 //!
 //! A certificate is the session here (the only cookie the console sets is the browser's
-//! language, which changes nothing on the hub), so the token is per certificate and
-//! per run of the hub: a form shown before a restart is refused after it, and asks to be
-//! opened again.
+//! language, which changes nothing on the hub). Because the key comes from the signing key,
+//! which every hub of a province shares, a form shown by one hub is taken by another behind
+//! the same address, and after a restart; a token seen by someone else stops holding within
+//! two days, and never holds for another certificate.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use http::{HeaderMap, Uri, header};
 use ring::{hmac, rand::SystemRandom};
 
+use crate::domain::clock::Clock;
+
+/// What the key is derived from: the signing key's signature of this text (Ed25519 signs
+/// deterministically, and no one without the key can make it).
+pub const KEY_LABEL: &[u8] = b"telesub console form tokens v1";
+
 #[derive(Debug, Clone)]
 pub struct Csrf {
     key: hmac::Key,
+    clock: Clock,
 }
 
 impl Csrf {
-    /// A new key, from the system's randomness.
-    pub fn new() -> Self {
+    /// A key from the system's randomness: tokens hold for this run only.
+    pub fn new(clock: Clock) -> Self {
         let key = hmac::Key::generate(hmac::HMAC_SHA256, &SystemRandom::new()).expect("the system gives randomness");
-        Self { key }
+        Self { key, clock }
+    }
+
+    /// A key from a secret every hub of the province holds (see [`KEY_LABEL`]).
+    pub fn from_secret(secret: &[u8], clock: Clock) -> Self {
+        Self { key: hmac::Key::new(hmac::HMAC_SHA256, secret), clock }
+    }
+
+    /// Days since 1970 (UTC).
+    fn day(&self) -> u32 {
+        (self.clock.now().unix_timestamp().div_euclid(86_400)).clamp(0, u32::MAX as i64) as u32
+    }
+
+    fn tag(&self, day: u32, fingerprint: &str) -> hmac::Tag {
+        let mut message = day.to_be_bytes().to_vec();
+        message.extend_from_slice(fingerprint.as_bytes());
+        hmac::sign(&self.key, &message)
     }
 
     /// The token for forms shown to the holder of the certificate with `fingerprint`.
     pub fn token(&self, fingerprint: &str) -> String {
-        B64.encode(hmac::sign(&self.key, fingerprint.as_bytes()).as_ref())
+        let day = self.day();
+        let mut bytes = day.to_be_bytes().to_vec();
+        bytes.extend_from_slice(self.tag(day, fingerprint).as_ref());
+        B64.encode(bytes)
     }
 
-    /// Whether `token` is the one given for `fingerprint` (compared in constant time).
+    /// Whether `token` is one given for `fingerprint` today or yesterday (the tag compared in
+    /// constant time).
     pub fn check(&self, fingerprint: &str, token: &str) -> bool {
-        let Ok(tag) = B64.decode(token.trim()) else { return false };
-        hmac::verify(&self.key, fingerprint.as_bytes(), &tag).is_ok()
-    }
-}
-
-impl Default for Csrf {
-    fn default() -> Self {
-        Self::new()
+        let Ok(bytes) = B64.decode(token.trim()) else { return false };
+        let Some((day, tag)) = bytes.split_first_chunk::<4>() else { return false };
+        let (day, today) = (u32::from_be_bytes(*day), self.day());
+        if day != today && day.checked_add(1) != Some(today) {
+            return false;
+        }
+        let mut message = day.to_be_bytes().to_vec();
+        message.extend_from_slice(fingerprint.as_bytes());
+        hmac::verify(&self.key, &message, tag).is_ok()
     }
 }
 
@@ -63,13 +93,32 @@ mod tests {
 
     #[test]
     fn a_token_holds_for_its_certificate_only() {
-        let csrf = Csrf::new();
+        let csrf = Csrf::new(Clock::system());
         let token = csrf.token("ab12");
         assert!(csrf.check("ab12", &token));
         assert!(!csrf.check("ab13", &token));
         assert!(!csrf.check("ab12", &token[2..]));
         assert!(!csrf.check("ab12", "zz"));
-        assert!(!Csrf::new().check("ab12", &token), "another run's key");
+        assert!(!csrf.check("ab12", ""));
+        assert!(!Csrf::new(Clock::system()).check("ab12", &token), "another run's random key");
+    }
+
+    /// Hubs with the same secret take each other's tokens, on the day given and the next only.
+    #[test]
+    fn a_token_holds_across_hubs_of_one_secret_for_its_day_and_the_next() {
+        let clock = Clock::fixed(time::macros::datetime!(2025-03-10 23:59:00 UTC));
+        let (one, other) = (Csrf::from_secret(b"secret", clock.clone()), Csrf::from_secret(b"secret", clock.clone()));
+        let token = one.token("ab12");
+        assert!(other.check("ab12", &token), "another hub of the same secret");
+        assert!(!Csrf::from_secret(b"another", clock.clone()).check("ab12", &token));
+        clock.set_to(time::macros::datetime!(2025-03-11 23:59:00 UTC));
+        assert!(other.check("ab12", &token), "the next day");
+        clock.set_to(time::macros::datetime!(2025-03-12 00:00:00 UTC));
+        assert!(!other.check("ab12", &token), "two days on");
+        // A token's day cannot be moved on: the tag covers it.
+        let mut bytes = B64.decode(&token).unwrap();
+        bytes[3] += 2;
+        assert!(!other.check("ab12", &B64.encode(bytes)));
     }
 
     #[test]

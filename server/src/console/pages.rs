@@ -564,7 +564,7 @@ pub(super) fn forged(
     let why = if !super::csrf::same_origin(headers, uri) {
         "the form was not sent from the console's own page"
     } else if !console.csrf.check(&caller.fingerprint, token) {
-        "the form's token is not this certificate's (or the hub restarted since the page was shown): open the page again"
+        "the form's token is not this certificate's (or the page was shown more than a day ago): open the page again"
     } else {
         return None;
     };
