@@ -276,7 +276,7 @@ pub(super) fn en(vi: &'static str) -> &'static str {
              each wrong line and column."
         }
         "Mã đợt" => "Batch ID",
-        "Ngày hiệu lực (YYYY-MM-DD)" => "Effective date (YYYY-MM-DD)",
+        "Ngày hiệu lực" => "Effective date",
         "Tệp CSV" => "CSV file",
 
         // Categories, relationships, removals.
@@ -404,8 +404,8 @@ pub(super) fn en(vi: &'static str) -> &'static str {
         "Danh sách công khai" => "Published list",
         "bảng niêm yết của xã (mã xã)" => "a commune’s notice board (commune code)",
         "Lập danh sách đề xuất theo quy tắc" => "Draw up the proposed list by the rules",
-        "Theo danh sách hộ ngày (YYYY-MM-DD, để trống: hôm nay)" => {
-            "From the household list as of (YYYY-MM-DD, empty: today)"
+        "Theo danh sách hộ ngày (để trống: hôm nay)" => {
+            "From the household list as of (empty: today)"
         }
         "Lập danh sách" => "Draw up the list",
         "Điều chỉnh danh sách" => "Amend the list",
@@ -418,7 +418,7 @@ pub(super) fn en(vi: &'static str) -> &'static str {
         "Trình phê duyệt" => "Submit for approval",
         "Phê duyệt danh sách" => "Approve the list",
         "Số quyết định phê duyệt" => "Number of the approval decision",
-        "Ngày (YYYY-MM-DD, để trống: hôm nay)" => "Date (YYYY-MM-DD, empty: today)",
+        "Ngày quyết định (để trống: hôm nay)" => "Date of the decision (empty: today)",
         "Phê duyệt" => "Approve",
         "Trả lại để điều chỉnh" => "Return for revision",
         "Cần điều chỉnh gì" => "What needs revising",
