@@ -1123,6 +1123,73 @@ async fn inspections_and_their_findings_are_read_by_those_they_concern() {
     assert_eq!(get(&app, "DOICT", "/console/inspections/x").await.status, 400);
 }
 
+/// DoICT opens an inspection, records a finding, notes its progress and closes the inspection
+/// from the console; each bad form names its field; what the forms did is what the SDK reads;
+/// a reader is offered no forms and may not post them.
+#[tokio::test]
+async fn ict_opens_an_inspection_records_findings_and_closes_it_from_the_console() {
+    let app = TestApp::spawn().await;
+    let list = get(&app, "DOICT", "/console/inspections").await;
+    assert!(list.body.contains("action=\"/console/inspections\""), "{}", list.body);
+    assert!(!get(&app, "UBND", "/console/inspections").await.body.contains("name=\"csrf\""));
+    let open = |team: &str, title: &str| {
+        format!(
+            "csrf={}&title={title}&basis=AUTHORITY_REQUEST&requested_by=UBND&subject_units=660&subject_operators=VNPT\
+             &team={team}&starts_on=2025-04-01&ends_on=2025-04-15&note=",
+            token(&list)
+        )
+    };
+    let team = "L%C3%AA+V%C4%83n+T%C3%A2m%3B+DOICT%3B+tr%C6%B0%E1%BB%9Fng+%C4%91o%C3%A0n%0APh%E1%BA%A1m+Th%E1%BB%8B+H%E1%BA%A1nh%3B+DOLISA";
+    for (form, field) in [(open("Ch%E1%BB%89+t%C3%AAn", "Ki%E1%BB%83m+tra"), "team"), (open(team, ""), "title")] {
+        let bad = post(&app, "DOICT", "/console/inspections", &form, Some(&origin(&app))).await;
+        assert_eq!(bad.status, 400, "{field}: {}", bad.body);
+        assert!(bad.body.contains(&format!("<code>{field}</code>")), "{field}: {}", bad.body);
+    }
+    let opened =
+        post(&app, "DOICT", "/console/inspections", &open(team, "Ki%E1%BB%83m+tra+2025"), Some(&origin(&app))).await;
+    assert_eq!(opened.status, 303, "{}", opened.body);
+    let here = opened.headers["location"].to_str().unwrap().to_owned();
+    let id: i64 = here.rsplit('/').next().unwrap().parse().unwrap();
+    let page = get(&app, "DOICT", &here).await;
+    assert!(page.body.contains("Lê Văn Tâm") && page.body.contains("<option value=\"VNPT\">"), "{}", page.body);
+
+    let finding = |description: &str| {
+        format!(
+            "csrf={}&severity=HIGH&subject=VNPT&description={description}&evidence_reference=BB+05\
+             &required_action=Thu+h%E1%BB%93i&due_on=2025-05-30",
+            token(&page)
+        )
+    };
+    let bad = post(&app, "DOICT", &format!("{here}/findings"), &finding(""), Some(&origin(&app))).await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("<code>description</code>"), "{}", bad.body);
+    let recorded =
+        post(&app, "DOICT", &format!("{here}/findings"), &finding("Hai+thu%C3%AA+bao"), Some(&origin(&app))).await;
+    assert_eq!(recorded.status, 303, "{}", recorded.body);
+    // A reader may not post the forms.
+    let refused = post(&app, "UBND", &format!("{here}/findings"), &finding("x"), Some(&origin(&app))).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let progress = format!("csrf={}&status=RESOLVED&note=%C4%90%C3%A3+thu+h%E1%BB%93i", token(&page));
+    let noted = post(&app, "DOICT", &format!("{here}/findings/1"), &progress, Some(&origin(&app))).await;
+    assert_eq!(noted.status, 303, "{}", noted.body);
+    let closed = post(
+        &app,
+        "DOICT",
+        &format!("{here}/close"),
+        &format!("csrf={}&conclusion=%C4%90%C3%BAng+quy+%C4%91%E1%BB%8Bnh", token(&page)),
+        Some(&origin(&app)),
+    )
+    .await;
+    assert_eq!(closed.status, 303, "{}", closed.body);
+    let page = get(&app, "DOICT", &here).await;
+    for shown in ["Hai thuê bao", "Đã khắc phục", "Đã thu hồi", "Đúng quy định", "Đã kết thúc"] {
+        assert!(page.body.contains(shown), "{shown}: {}", page.body);
+    }
+    assert!(!page.body.contains("name=\"csrf\""), "a closed inspection offers forms: {}", page.body);
+    let i = app.client("DOICT").await.get_inspection(id).await.unwrap();
+    assert_eq!((i.findings.len(), i.conclusion.as_str()), (1, "Đúng quy định"));
+}
+
 /// The console is Vietnamese first, with an English switch in every page's header: the switch
 /// keeps the browser's choice in a cookie and brings it back to its page (a console page, never
 /// another site); numbers, amounts and dates read the same in both languages.

@@ -79,6 +79,10 @@ pub fn permission(method: &http::Method, path: &str) -> Option<&'static str> {
         ("GET", ["statistics"]) => "/telesub.v1.Supervision/GetProgrammeStatistics",
         ("GET", ["inspections"]) => "/telesub.v1.Supervision/ListInspections",
         ("GET", ["inspections", _]) => "/telesub.v1.Supervision/GetInspection",
+        ("POST", ["inspections"]) => "/telesub.v1.Supervision/CreateInspection",
+        ("POST", ["inspections", _, "findings"]) => "/telesub.v1.Supervision/RecordFinding",
+        ("POST", ["inspections", _, "findings", _]) => "/telesub.v1.Supervision/UpdateFindingStatus",
+        ("POST", ["inspections", _, "close"]) => "/telesub.v1.Supervision/CloseInspection",
         ("GET", ["members"]) => "/telesub.v1.Members/ListMembers",
         ("POST", ["members"]) => "/telesub.v1.Members/RegisterMember",
         ("POST", ["members", _, "suspend"]) => "/telesub.v1.Members/SuspendMember",
@@ -151,8 +155,10 @@ pub fn router(console: Console) -> Router {
         .route("/console/audit/check", get(supervision::check))
         .route("/console/batches", get(households::batches).post(households::upload))
         .route("/console/batches/new", get(households::upload_form))
-        .route("/console/inspections", get(inspections::inspections))
+        .route("/console/inspections", get(inspections::inspections).post(inspections::create))
         .route("/console/inspections/{id}", get(inspections::inspection))
+        .route("/console/inspections/{id}/{step}", axum::routing::post(inspections::step))
+        .route("/console/inspections/{id}/findings/{number}", axum::routing::post(inspections::finding_progress))
         .route("/console/members", get(members::members).post(members::register))
         .route("/console/members/{code}/suspend", axum::routing::post(members::suspend))
         .route("/console/devices", get(devices::decisions))

@@ -404,9 +404,7 @@ pub(super) fn en(vi: &'static str) -> &'static str {
         "Danh sách công khai" => "Published list",
         "bảng niêm yết của xã (mã xã)" => "a commune’s notice board (commune code)",
         "Lập danh sách đề xuất theo quy tắc" => "Draw up the proposed list by the rules",
-        "Theo danh sách hộ ngày (để trống: hôm nay)" => {
-            "From the household list as of (empty: today)"
-        }
+        "Theo danh sách hộ ngày (để trống: hôm nay)" => "From the household list as of (empty: today)",
         "Lập danh sách" => "Draw up the list",
         "Điều chỉnh danh sách" => "Amend the list",
         "Thao tác" => "Action",
@@ -481,6 +479,28 @@ pub(super) fn en(vi: &'static str) -> &'static str {
         "Nội dung" => "Description",
         "Yêu cầu khắc phục" => "Required action",
         "Hạn" => "Due",
+        "Đã làm gì" => "What was done",
+        "Ghi nhận phát hiện" => "Record a finding",
+        "Tài liệu chứng minh" => "Evidence reference",
+        "Kết thúc đợt kiểm tra" => "Close the inspection",
+        "Kết thúc" => "Close",
+        "Mở đợt kiểm tra" => "Open an inspection",
+        "Tên đợt kiểm tra" => "Title",
+        "Căn cứ" => "Basis",
+        "Kế hoạch năm" => "Yearly plan",
+        "Yêu cầu của cơ quan có thẩm quyền" => "Request of an authority",
+        "Cơ quan yêu cầu" => "Requested by",
+        "Đơn vị được kiểm tra (mã, cách nhau bởi dấu phẩy)" => {
+            "Units inspected (codes, separated by commas)"
+        }
+        "Doanh nghiệp được kiểm tra (mã, cách nhau bởi dấu phẩy)" => {
+            "Operators inspected (codes, separated by commas)"
+        }
+        "Đoàn kiểm tra (mỗi dòng: họ tên; cơ quan; vai trò)" => {
+            "Team (one per line: name; organisation; role)"
+        }
+        "Từ ngày" => "From",
+        "Đến ngày" => "To",
         "Chưa có phát hiện nào." => "No findings yet.",
         "Chưa có đợt kiểm tra nào." => "No inspections yet.",
         "Thấp" => "Low",
