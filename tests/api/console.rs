@@ -684,6 +684,19 @@ async fn the_months_figures_are_shown_with_a_chart_to_the_programmes_readers() {
     let bad = get(&app, "DOICT", "/console/statistics?period=2025-3").await;
     assert_eq!(bad.status, 400, "{}", bad.body);
     assert!(bad.body.contains("<code>period</code>"), "{}", bad.body);
+    // The public table as published: March's counts under 10 shown as "< 10".
+    assert!(page.body.contains("Bảng công khai") && page.body.contains("&lt; 10"), "{}", page.body);
+    // The month's figures as files: the workbook, and the public table.
+    let xlsx = get(&app, "DOICT", "/console/statistics/file?period=2025-03&unit=&format=xlsx").await;
+    assert_eq!(xlsx.status, 200, "{}", xlsx.body);
+    assert!(xlsx.bytes.starts_with(b"PK\x03\x04"), "not a workbook");
+    let csv = get(&app, "DOICT", "/console/statistics/file?period=2025-03&unit=&format=csv").await;
+    assert_eq!(csv.status, 200, "{}", csv.body);
+    assert!(csv.body.starts_with("view,name,households"), "{}", csv.body);
+    assert!(csv.body.contains("< 10"), "{}", csv.body);
+    let theirs = get(&app, "GIANGHIA", "/console/statistics/file?period=2025-03&unit=661&format=csv").await;
+    assert_eq!(theirs.status, 403, "{}", theirs.body);
+    assert_eq!(get(&app, "VNPT", "/console/statistics/file?period=2025-03&format=csv").await.status, 403);
 }
 
 #[tokio::test]

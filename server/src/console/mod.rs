@@ -76,7 +76,7 @@ pub fn permission(method: &http::Method, path: &str) -> Option<&'static str> {
         ("GET", ["language"]) => "/telesub.v1.Members/WhoAmI",
         ("GET", ["audit"]) => "/telesub.v1.Supervision/QueryAudit",
         ("GET", ["audit", "check"]) => "/telesub.v1.Supervision/VerifyAudit",
-        ("GET", ["statistics"]) => "/telesub.v1.Supervision/GetProgrammeStatistics",
+        ("GET", ["statistics"] | ["statistics", "file"]) => "/telesub.v1.Supervision/GetProgrammeStatistics",
         ("GET", ["inspections"]) => "/telesub.v1.Supervision/ListInspections",
         ("GET", ["inspections", _]) => "/telesub.v1.Supervision/GetInspection",
         ("POST", ["inspections"]) => "/telesub.v1.Supervision/CreateInspection",
@@ -169,6 +169,7 @@ pub fn router(console: Console) -> Router {
         .route("/console/devices/{number}/{step}", axum::routing::post(devices::step))
         .route("/console/households", get(households::households))
         .route("/console/statistics", get(statistics::statistics))
+        .route("/console/statistics/file", get(statistics::file))
         .route("/console/reconciliation", get(pages::reconciliation))
         .route("/console/reconciliation/{operator}/{update_id}", get(pages::list))
         .route("/console/reconciliation/{operator}/{update_id}/{decision}", axum::routing::post(pages::decide))

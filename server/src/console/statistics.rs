@@ -12,7 +12,10 @@ use axum::{
 };
 use serde::Deserialize;
 
-use crate::domain::statistics::KEPT_FRESH;
+use crate::domain::{
+    household::Category,
+    statistics::{DEFAULT_THRESHOLD, KEPT_FRESH, public_table},
+};
 
 use super::{
     Console, format,
@@ -20,6 +23,63 @@ use super::{
     pages::{Visitor, failure_in, render, who},
     words::T,
 };
+
+#[derive(Debug, Deserialize)]
+pub(super) struct FileAsked {
+    #[serde(default)]
+    period: String,
+    #[serde(default)]
+    unit: String,
+    #[serde(default)]
+    format: String,
+}
+
+/// The month's figures as files: the internal workbook (XLSX) or the public table (CSV), of
+/// the same kept figures the page shows.
+pub(super) async fn file(
+    State(console): State<Arc<Console>>,
+    visitor: Visitor,
+    Query(asked): Query<FileAsked>,
+) -> Response {
+    use axum::{
+        http::{HeaderValue, header},
+        response::IntoResponse,
+    };
+    let caller = &visitor.caller;
+    let period = match asked.period.trim() {
+        "" => format::last_month(console.clock.today()),
+        p => p.to_owned(),
+    };
+    let xlsx = match asked.format.as_str() {
+        "xlsx" => true,
+        "csv" => false,
+        other => {
+            let e = crate::domain::DomainError::invalid("format", format!("{other:?}: choose xlsx or csv"));
+            return failure_in(visitor.lang, e);
+        }
+    };
+    let s = match console.statistics.compute_kept(Some(caller), &period, &asked.unit).await {
+        Ok(s) => s,
+        Err(e) => return failure_in(visitor.lang, e),
+    };
+    let unit = if s.unit_code.is_empty() { "tinh".to_owned() } else { s.unit_code.clone() };
+    let (data, name, content_type) = if xlsx {
+        (
+            crate::export::statistics::xlsx(&s),
+            format!("thong-ke-{}-{unit}.xlsx", s.period),
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
+    } else {
+        match crate::export::statistics::public_csv(&public_table(&s, DEFAULT_THRESHOLD)) {
+            Ok(data) => (data, format!("thong-ke-cong-khai-{}-{unit}.csv", s.period), "text/csv; charset=utf-8"),
+            Err(e) => return failure_in(visitor.lang, crate::domain::DomainError::Internal(Box::new(e))),
+        }
+    };
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
+    ([(header::CONTENT_TYPE, HeaderValue::from_static(content_type)), (header::CONTENT_DISPOSITION, disposition)], data)
+        .into_response()
+}
 
 #[derive(Debug, Deserialize)]
 pub(super) struct Asked {
@@ -68,6 +128,31 @@ struct StatisticsPage {
     chart_height: i64,
     computed_at: String,
     fresh_minutes: i64,
+    /// The public table (small counts hidden): its headings and rows.
+    public_columns: Vec<&'static str>,
+    public_rows: Vec<Vec<String>>,
+    threshold: i64,
+    /// The query of this month and unit, for the files' links.
+    query: String,
+}
+
+/// The public table's column headings.
+fn public_heading(t: T, column: &str) -> &'static str {
+    match column {
+        "view" => t.s("Nhóm"),
+        "name" => t.s("Tên"),
+        "households" => t.s("Số hộ trong danh sách"),
+        "eligible" => t.s("Đủ điều kiện hỗ trợ"),
+        "enrolled" => t.s("Đã đăng ký"),
+        "devices_allocated" => t.s("Thiết bị được phân bổ"),
+        "devices_handed_over" => t.s("Thiết bị đã bàn giao"),
+        "subscribers_claimed" => t.s("Thuê bao đề nghị"),
+        "amount_claimed" => t.s("Số tiền đề nghị"),
+        "subscribers_confirmed" => t.s("Thuê bao được xác nhận"),
+        "amount_confirmed" => t.s("Số tiền được xác nhận"),
+        "enrolled_before" => t.s("Đã đăng ký tháng trước"),
+        _ => "",
+    }
 }
 
 /// The chart's width for the largest bar, in SVG units.
@@ -90,6 +175,25 @@ pub(super) async fn statistics(
         Ok(s) => s,
         Err(e) => return failure_in(visitor.lang, e),
     };
+    let public = public_table(&s, DEFAULT_THRESHOLD);
+    let public_rows = public
+        .rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .map(|(i, cell)| match (i, cell.as_str()) {
+                    (0, "category") => t.s("Diện").to_owned(),
+                    (0, "operator") => t.s("Doanh nghiệp").to_owned(),
+                    (1, "TOTAL") => t.s("Cộng").to_owned(),
+                    (1, name) => {
+                        Category::parse(name).map_or_else(|_| name.to_owned(), |c| category_name(t, c).to_owned())
+                    }
+                    (_, n) => n.parse::<i64>().map_or_else(|_| n.to_owned(), format::number),
+                })
+                .collect()
+        })
+        .collect();
     let categories = s
         .by_category
         .iter()
@@ -154,5 +258,9 @@ pub(super) async fn statistics(
         bars,
         computed_at: format::time(s.computed_at),
         fresh_minutes: KEPT_FRESH.whole_minutes(),
+        public_columns: public.columns.iter().map(|c| public_heading(t, c)).collect(),
+        public_rows,
+        threshold: public.threshold,
+        query: format!("period={}&unit={}", format::segment(&s.period), format::segment(&s.unit_code)),
     })
 }

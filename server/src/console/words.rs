@@ -501,6 +501,18 @@ pub(super) fn en(vi: &'static str) -> &'static str {
         }
         "Từ ngày" => "From",
         "Đến ngày" => "To",
+        "Nhóm" => "View",
+        "Thiết bị được phân bổ" => "Devices allocated",
+        "Thiết bị đã bàn giao" => "Devices handed over",
+        "Đã đăng ký tháng trước" => "Enrolled the month before",
+        "Bảng công khai" => "Public table",
+        "Như được công bố: số nhỏ hơn" => "As published: counts under",
+        "được ghi" => "are shown as",
+        "ô ghi x được ẩn để không suy ra được số nhỏ từ các số khác" => {
+            "cells marked x are hidden so that a small count cannot be worked out from the others"
+        }
+        "Sổ số liệu (XLSX)" => "Workbook (XLSX)",
+        "Bảng công khai (CSV)" => "Public table (CSV)",
         "Chưa có phát hiện nào." => "No findings yet.",
         "Chưa có đợt kiểm tra nào." => "No inspections yet.",
         "Thấp" => "Low",
