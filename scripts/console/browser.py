@@ -51,6 +51,10 @@ def main():
         "--script-household", required=True, help="a household whose address holds a <script> element"
     )
     scenarios.add_parser("devices").add_argument("--decision", required=True)
+    generated = scenarios.add_parser("generated")
+    generated.add_argument("--period", required=True)
+    generated.add_argument("--officer", required=True)
+    generated.add_argument("--code", required=True, help="a discrepancy code some of the list's lines have")
     args = parser.parse_args()
     origin = f"https://localhost:{args.port}"
     os.makedirs(args.shots, exist_ok=True)
@@ -82,6 +86,11 @@ def main():
             devices(args, origin, page_of)
             browser.close()
             print(f"console browser scenarios (devices) passed; screenshots in {args.shots}")
+            return
+        if args.scenario == "generated":
+            generated_month(args, origin, page_of)
+            browser.close()
+            print(f"console browser scenario (a generated month) passed; screenshots in {args.shots}")
             return
 
         month = f"{origin}/console/reconciliation?period={args.period}"
@@ -208,6 +217,29 @@ def main():
             pass
         browser.close()
     print(f"console browser scenarios passed; screenshots in {args.shots}")
+
+
+def generated_month(args, origin, page_of):
+    """A DoICT officer opens a generated month, filters a code, opens a line, goes back and
+    confirms the list's OK lines."""
+    page = page_of(args.officer)
+    response = page.goto(f"{origin}/console/reconciliation?period={args.period}")
+    check(response.status == 200, f"officer: month status {response.status}")
+    page.click("text=bench")
+    check("Danh sách bench của VNPT" in page.inner_text("h1"), "officer: the generated list did not open")
+    page.select_option("select#code", args.code)
+    page.click("form.filter button")
+    rows = page.locator("table.lines tbody tr")
+    check(rows.count() >= 1 and args.code in rows.first.inner_text(), f"officer: filtered by {args.code}: {rows.first.inner_text()}")
+    page.screenshot(path=os.path.join(args.shots, "generated-filtered.png"), full_page=True)
+    rows.first.locator("a").first.click()
+    text = page.inner_text("main")
+    check(args.code in text and "Những ngày cần xem" in text, f"officer: the line's page: {text[:600]}")
+    page.screenshot(path=os.path.join(args.shots, "generated-line.png"), full_page=True)
+    page.click("text=← Danh sách bench")
+    page.click("text=Xác nhận >> nth=-1")
+    check("Đã xác nhận" in page.inner_text("table.summary"), f"officer: after confirming: {page.inner_text('main')[:600]}")
+    page.screenshot(path=os.path.join(args.shots, "generated-confirmed.png"), full_page=True)
 
 
 def devices(args, origin, page_of):

@@ -205,6 +205,30 @@ async fn in_a_real_browser_members_see_what_their_certificates_allow() {
         ("DOICT", "Nguyễn Thị Lan", "OK_LINES")
     );
 
+    // A generated month, on a hub of its own: the officer filters a code, opens a line and
+    // confirms the OK lines.
+    let generated = TestApp::spawn().await;
+    let (_, list) =
+        telesub_tests::bench::reconciled_month(&generated, 7, 3_000, "2025-03", time::macros::date!(2025 - 01 - 01))
+            .await;
+    let figures = list.figures.clone().unwrap();
+    let code =
+        figures.by_code.iter().filter(|c| c.lines > 0).max_by_key(|c| c.lines).expect("a code with lines").code();
+    let code = code.as_str_name().trim_start_matches("DISCREPANCY_CODE_").to_owned();
+    let officer = generated.add_person("DOICT:lan:Nguyễn Thị Lan");
+    let output = run(&generated, &["generated", "--period", "2025-03", "--officer", &officer, "--code", &code])
+        .await
+        .expect("run the browser");
+    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{said}");
+    let r = generated.client("DOICT").await.get_reconciliation("VNPT", "bench").await.unwrap();
+    let confirmation = r.confirmation.unwrap();
+    assert_eq!(
+        (confirmation.confirmed_by_person.as_str(), confirmation.scope.as_str(), confirmation.lines),
+        ("Nguyễn Thị Lan", "OK_LINES", figures.lines_ok),
+        "{said}"
+    );
+
     // Devices, on a hub of their own: the committee approves, a locality hands over.
     const D: &str = "101/QĐ-BTTTT";
     let devices = TestApp::spawn().await;
