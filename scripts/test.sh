@@ -474,7 +474,7 @@ test_interop() {
     "$cli" --endpoint "https://localhost:$SERVER_PORT" --tls-dir "$tls" --org DOICT.lan policy show >/dev/null ||
         fail "telesub-cli with a person's certificate failed"
     "$cli" --endpoint "https://localhost:$SERVER_PORT" --tls-dir "$tls" --org DOICT audit export --with-proof -o "$export"
-    grep -q ',Nguyễn Thị Lan$' "$export" || fail "the audit export does not name the person who called"
+    tr -d '\r' <"$export" | grep -q ',Nguyễn Thị Lan$' || fail "the audit export does not name the person who called"
     "$VENV_PY" "$checker" "$export" "$export.proof" --public-key "$key" || fail "the audit export did not check in Python"
     # A field changed, or the last record (the one proven) left out: the checker says so.
     sed '0,/,OK,/s//,NOT_FOUND,/' "$export" >"$INTEROP_TMP/changed.csv"
