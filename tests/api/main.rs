@@ -5,6 +5,7 @@
 mod audit;
 mod audit_tree;
 mod authz;
+mod backup;
 mod cli;
 mod clock;
 mod configuration;

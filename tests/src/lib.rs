@@ -647,6 +647,18 @@ fn is_root() -> bool {
     std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
 
+/// A PostgreSQL client tool (`pg_dump`, `pg_restore`) of the same install as `initdb` (the
+/// folder `initdb` is linked from, then its own), else the first on `PATH`.
+pub fn pg_tool(name: &str) -> Option<PathBuf> {
+    let bin = pg_bin();
+    let linked = bin
+        .as_ref()
+        .and_then(|dir| std::fs::canonicalize(dir.join("initdb")).ok())
+        .and_then(|p| p.parent().map(Path::to_owned));
+    let on_path = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).unwrap_or_default();
+    linked.into_iter().chain(bin).chain(on_path).map(|dir| dir.join(name)).find(|tool| tool.is_file())
+}
+
 /// The folder of `initdb` and `pg_ctl`: `TELESUB_TEST_PG_BIN`, then `PATH`, then the newest
 /// Debian install.
 fn pg_bin() -> Option<PathBuf> {

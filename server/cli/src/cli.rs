@@ -25,6 +25,7 @@ use telesub_server::{
     },
     pki::{self, OrgSpec, PersonSpec},
     startup::{self, Hub},
+    storage::backup,
     telemetry,
 };
 
@@ -57,6 +58,11 @@ pub enum Command {
     Bootstrap(BootstrapArgs),
     /// Set up and run a hub in a fresh folder, drive it through the client SDK, print a summary.
     Demo(DemoArgs),
+    /// A consistent copy of an embedded (SQLite) hub's database, taken while it serves; a
+    /// PostgreSQL hub is copied with pg_dump (README, Operations).
+    Backup(BackupArgs),
+    /// Put a backup in place as a new database (never over an existing one).
+    Restore(RestoreArgs),
     /// Synthetic data for demos, tests and benchmarks.
     #[command(subcommand)]
     Gen(GenCommand),
@@ -74,6 +80,25 @@ pub struct StoreArgs {
     /// Log format.
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The file to write the copy to; it must not exist yet.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup (a file `telesub backup` wrote).
+    #[arg(long)]
+    pub from: PathBuf,
+    /// Where the database goes: sqlite://PATH, where nothing is yet.
+    #[arg(long)]
+    pub database: String,
 }
 
 #[derive(Debug, Args)]
@@ -235,6 +260,16 @@ pub struct GenHouseholdsArgs {
     pub out: Option<PathBuf>,
 }
 
+/// Where a copy's audit trail ends, as `backup` and `restore` print it.
+fn trail_end(end: &backup::TrailEnd) -> String {
+    format!(
+        "audit trail to record {} (hash {}), last checkpoint of {} records",
+        end.records,
+        if end.last_hash.is_empty() { "-" } else { &end.last_hash },
+        end.checkpoint
+    )
+}
+
 fn settings(store: &StoreArgs, overrides: Overrides) -> Result<Settings, Box<dyn std::error::Error>> {
     let overrides = Overrides { database_url: store.database.clone(), log_format: store.log_format, ..overrides };
     let settings = Settings::load(store.config.as_deref(), &overrides)?;
@@ -352,6 +387,28 @@ async fn dispatch(command: Command, out: &mut (dyn Write + Send)) -> Result<Exit
             writeln!(out, "created ICT member {} ({})", member.code, member.display_name.as_str())?;
         }
         Command::Demo(args) => demo::run(args.dir, out).await?,
+        Command::Backup(args) => {
+            let settings = settings(&args.store, Overrides::default())?;
+            let Some(path) = backup::sqlite_path(&settings.database_url.0) else {
+                return Err(
+                    "a PostgreSQL hub is copied with pg_dump and pg_restore (README: Operations, backup)".into()
+                );
+            };
+            let bytes = backup::sqlite_backup(&path, &args.out).await?;
+            let end = backup::sqlite_trail_end(&args.out).await?;
+            writeln!(out, "backup of {} written to {}: {bytes} bytes", path.display(), args.out.display())?;
+            writeln!(out, "{}", trail_end(&end))?;
+        }
+        Command::Restore(args) => {
+            let Some(path) = backup::sqlite_path(&args.database) else {
+                return Err("restore writes an embedded (sqlite://) database; pg_restore a PostgreSQL one".into());
+            };
+            let bytes = backup::sqlite_restore(&args.from, &path).await?;
+            let end = backup::sqlite_trail_end(&path).await?;
+            writeln!(out, "{} restored to {}: {bytes} bytes", args.from.display(), path.display())?;
+            writeln!(out, "{}", trail_end(&end))?;
+            writeln!(out, "check it with: telesub audit verify --database {}", args.database)?;
+        }
         Command::Gen(GenCommand::Households(args)) => gen_households(&args, out)?,
         Command::Gen(GenCommand::Month(args)) => gen_month(&args, out)?,
     }

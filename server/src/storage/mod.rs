@@ -16,6 +16,7 @@
 pub mod audit_reader;
 pub mod audit_trail;
 pub(crate) mod backend;
+pub mod backup;
 pub mod devices;
 pub mod eligibility;
 pub mod enrollments;
