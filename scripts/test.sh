@@ -135,6 +135,25 @@ test_sqlite() {
 # presenting members' client certificates to a hub the test starts and fills.
 
 BROWSER=""           # "ready", or why the browser tests cannot run
+PROMTOOL=""          # promtool, once found
+PROMTOOL_WHY=""      # why promtool cannot run
+METRICS_PORT=""      # the interop hub's metrics listener
+
+# Sets PROMTOOL to Prometheus' promtool, installing Debian's prometheus package when missing
+# (as root, with apt-get); else PROMTOOL is empty and PROMTOOL_WHY says why.
+prepare_promtool() {
+    PROMTOOL=$(command -v promtool || true)
+    [[ -z $PROMTOOL ]] || return 0
+    if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing Debian's prometheus package for promtool"
+        if ! apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1; then
+            { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1; } ||
+                fail "apt-get install prometheus failed (no access to Debian's mirrors?)"
+        fi
+        PROMTOOL=$(command -v promtool || true)
+    fi
+    [[ -n $PROMTOOL ]] || PROMTOOL_WHY="promtool is not installed, and this script cannot install it (not root, or no apt-get)"
+}
 
 # Sets TELESUB_BROWSER_PYTHON to a Python with Playwright and makes sure Chromium is there,
 # installing it from Debian's packages when missing (as root, with apt-get); else BROWSER says
@@ -299,8 +318,11 @@ python_venv() {
 # Starts `telesub serve` on a free port and sets SERVER_PORT from the line it prints.
 start_hub() {
     local telesub=$1 tls=$2 database=$3 line="" _
+    # A free port for the metrics listener.
+    METRICS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     # NO_COLOR: the log goes to a file, to be shown if something fails.
     NO_COLOR=1 "$telesub" serve --tls-dir "$tls" --listen 127.0.0.1:0 --database "$database" \
+        --metrics-listen "127.0.0.1:$METRICS_PORT" \
         >"$INTEROP_TMP/serve.out" 2>"$INTEROP_TMP/serve.err" &
     SERVER_PID=$!
     for _ in $(seq 300); do
@@ -466,6 +488,27 @@ test_interop() {
     out=$("$cli" --endpoint "https://localhost:$SERVER_PORT" --tls-dir "$tls" --org VNPT watch --once --cursor-file "$INTEROP_TMP/cli.cursor" 2>&1)
     grep -Eq "^(cursor: |nothing new)" <<<"$out" || fail "telesub-cli watch --once did not stop when caught up: $out"
     RAN+=("interop(telesub-cli)")
+
+    echo "-- metrics: a scrape after the calls above, checked by Prometheus' promtool"
+    local scrape=$INTEROP_TMP/metrics.txt
+    python3 - "$METRICS_PORT" "$scrape" <<'PY' || fail "the metrics listener did not answer"
+import sys, urllib.request
+port, out = sys.argv[1], sys.argv[2]
+for path in ("/health/live", "/health/ready"):
+    assert urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5).status == 200, path
+with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+    open(out, "wb").write(r.read())
+PY
+    grep -q '^telesub_calls_total{method="/telesub.v1.Policy/GetPolicy",role="OPERATOR",outcome="OK"}' "$scrape" ||
+        fail "the scrape does not count telesub-cli's policy calls"
+    prepare_promtool
+    if [[ -n $PROMTOOL ]]; then
+        "$PROMTOOL" check metrics <"$scrape" || fail "promtool check metrics failed on the hub's scrape"
+        RAN+=("metrics(promtool)")
+    else
+        warn_loudly "promtool check metrics NOT run: $PROMTOOL_WHY."
+        SKIPPED+=("promtool check metrics ($PROMTOOL_WHY)")
+    fi
 
     echo "-- audit: an export with its proof, checked in Python written from the README alone"
     local key checker=$ROOT/scripts/interop/audit_check.py export=$INTEROP_TMP/audit.csv

@@ -67,6 +67,16 @@ pub struct Settings {
     pub tls: TlsSettings,
     pub limits: Limits,
     pub audit: AuditSettings,
+    pub metrics: MetricsSettings,
+}
+
+/// The metrics and health listener (see [`crate::metrics`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Where Prometheus' metrics and the health answers are served, in plain HTTP (no client
+    /// certificate): keep it on loopback or a monitoring network. Off when left out.
+    pub listen: Option<SocketAddr>,
 }
 
 /// The audit trail's checkpoints.
@@ -107,6 +117,7 @@ impl Default for Settings {
             tls: TlsSettings::default(),
             limits: Limits::default(),
             audit: AuditSettings::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }
@@ -191,6 +202,13 @@ pub struct Overrides {
     pub log_format: Option<LogFormat>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsOverrides>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsOverrides>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricsOverrides {
+    pub listen: SocketAddr,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

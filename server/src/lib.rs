@@ -12,6 +12,7 @@ pub mod config;
 pub mod console;
 pub mod domain;
 pub mod export;
+pub mod metrics;
 pub mod pki;
 pub mod read_model;
 pub mod startup;

@@ -111,6 +111,9 @@ pub struct Hub {
     /// log (SQLite), single questions read together otherwise.
     read_model: RegisterReadModel,
     clock: Clock,
+    /// The metrics and health listener, when `metrics.listen` is set.
+    metrics_listener: Option<(TcpListener, SocketAddr)>,
+    metrics: crate::metrics::Metrics,
 }
 
 impl Hub {
@@ -156,7 +159,35 @@ impl Hub {
         let local_addr =
             listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.listen, source })?;
         let read_model = RegisterReadModel::start(store.clone(), store.register_changes());
-        Ok(Self { settings, listener, local_addr, tls, store, identities, units, policy, tree, read_model, clock })
+        let metrics_listener = match settings.metrics.listen {
+            None => None,
+            Some(addr) => {
+                let bind = |source| StartupError::Bind { addr, source };
+                let listener = TcpListener::bind(addr).await.map_err(bind)?;
+                let bound = listener.local_addr().map_err(bind)?;
+                Some((listener, bound))
+            }
+        };
+        Ok(Self {
+            settings,
+            listener,
+            local_addr,
+            tls,
+            store,
+            identities,
+            units,
+            policy,
+            tree,
+            read_model,
+            clock,
+            metrics_listener,
+            metrics: crate::metrics::Metrics::new(),
+        })
+    }
+
+    /// Where the metrics and health answers are served, when they are.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().map(|(_, addr)| *addr)
     }
 
     /// The address the hub listens on (with the real port when 0 was asked for).
@@ -181,10 +212,23 @@ impl Hub {
     /// Serves until `shutdown` completes; then stops accepting, lets calls in flight finish,
     /// and waits until their audit records are stored.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartupError> {
-        let Hub { settings, listener, local_addr, tls, store, identities, units, policy, tree, read_model, clock } =
-            self;
+        let Hub {
+            settings,
+            listener,
+            local_addr,
+            tls,
+            store,
+            identities,
+            units,
+            policy,
+            tree,
+            read_model,
+            clock,
+            metrics_listener,
+            metrics,
+        } = self;
         let limits = &settings.limits;
-        let (audit, audit_writer) = AuditLog::start(store.clone());
+        let (audit, audit_writer) = AuditLog::start_with(store.clone(), Some(metrics.clone()));
         let registry = MemberRegistry::new(store.clone(), identities.clone(), clock.clone());
         let registry_for_reload = registry.clone();
 
@@ -217,9 +261,10 @@ impl Hub {
         if let Err(e) = reconciliation.resume().await {
             tracing::error!(error = %crate::ErrorChain(&e), "monthly lists left stale could not be reconciled again");
         }
-        let households = HouseholdRegistryServer::new(HouseholdsApi::new(register.clone()))
-            .max_decoding_message_size(limits.max_message_bytes)
-            .max_encoding_message_size(limits.max_message_bytes);
+        let households =
+            HouseholdRegistryServer::new(HouseholdsApi::new(register.clone()).with_metrics(metrics.clone()))
+                .max_decoding_message_size(limits.max_message_bytes)
+                .max_encoding_message_size(limits.max_message_bytes);
         let device_service = DeviceAllocationServer::new(DevicesApi::new(DeviceService::new(&context)))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
@@ -265,9 +310,10 @@ impl Hub {
             ),
         });
         let routes = tonic::service::Routes::from(tonic::service::Routes::default().into_axum_router().merge(console));
-        let reconciliation_service = ReconciliationServer::new(ReconciliationApi::new(reconciliation))
-            .max_decoding_message_size(limits.max_message_bytes)
-            .max_encoding_message_size(limits.max_message_bytes);
+        let reconciliation_service =
+            ReconciliationServer::new(ReconciliationApi::new(reconciliation).with_metrics(metrics.clone()))
+                .max_decoding_message_size(limits.max_message_bytes)
+                .max_encoding_message_size(limits.max_message_bytes);
         let unit_service = AdministrativeUnitsServer::new(UnitsApi::new(units))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
@@ -285,8 +331,24 @@ impl Hub {
             limits.max_message_bytes,
         )
         .with_receipts(tree.key().expect("the hub signs with its key").clone())
-        .with_clock(clock);
+        .with_clock(clock)
+        .with_metrics(metrics.clone());
         let database_up = state.database_up();
+        // Metrics and health, on a listener of their own.
+        let stopping_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watcher = metrics_listener.map(|(listener, addr)| {
+            let watched = crate::metrics::Watched {
+                metrics: metrics.clone(),
+                database_up: database_up.clone(),
+                stopping: stopping_flag.clone(),
+            };
+            tracing::info!(%addr, "metrics and health served");
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, crate::metrics::router(watched)).await {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            })
+        });
         let layer = HubLayer::new(state);
 
         let folder_members = settings.tls.dir.as_ref().map(|dir| (registry_for_reload, PkiDir::new(dir)));
@@ -307,14 +369,19 @@ impl Hub {
         // A checkpoint every few seconds while records are added (none while the trail is idle).
         let checkpoints = tokio::spawn({
             let tree = tree.clone();
+            let metrics = metrics.clone();
             let every = Duration::from_millis(settings.audit.checkpoint_interval_ms);
             async move {
                 let mut ticks = tokio::time::interval(every);
                 ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     ticks.tick().await;
-                    if let Err(e) = tree.sign_checkpoint().await {
-                        tracing::warn!(error = %crate::ErrorChain(&e), "could not sign an audit checkpoint");
+                    match tree.sign_checkpoint().await {
+                        Ok(Some(_)) => {
+                            metrics.checkpoints_signed.inc();
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(error = %crate::ErrorChain(&e), "could not sign an audit checkpoint"),
                     }
                 }
             }
@@ -325,6 +392,7 @@ impl Hub {
         let (signalled, on_signal) = oneshot::channel();
         let stopping = async move {
             shutdown.await;
+            stopping_flag.store(true, std::sync::atomic::Ordering::Relaxed);
             tracing::info!("shutting down: finishing calls in flight");
             stop_watching.abort();
             set_health(&health, ServingStatus::NotServing).await;
@@ -371,6 +439,9 @@ impl Hub {
         expiry.abort();
         database_watch.abort();
         checkpoints.abort();
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
         drop(audit);
         audit_writer.finish(Duration::from_secs(30)).await;
         // The last records get a checkpoint of their own.

@@ -487,7 +487,12 @@ async fn postgres_stopped_under_traffic_and_started_again() {
     let dir = tempfile::tempdir().unwrap();
     let tls = dir.path().join("tls");
     telesub_server::pki::init(&tls, &["DOLISA:LABOUR".parse().unwrap(), "VNPT:OPERATOR".parse().unwrap()]).unwrap();
-    let hub = ServeProcess::start(&tls, &cluster.url(), &dir.path().join("hub.log"), &[]).await.unwrap();
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let listen = metrics.to_string();
+    let hub = ServeProcess::start(&tls, &cluster.url(), &dir.path().join("hub.log"), &["--metrics-listen", &listen])
+        .await
+        .unwrap();
+    assert_eq!(telesub_tests::plain_get(metrics, "/health/ready").await.0, 200);
     let (labour, vnpt) = (hub.client("DOLISA").await, hub.client("VNPT").await);
     labour
         .push_batch(header("start", DELTA, "2024-12", "2024-12-01"), tokio_stream::iter(records(0..200)))
@@ -542,6 +547,12 @@ async fn postgres_stopped_under_traffic_and_started_again() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(not_serving, "health still says SERVING with the database stopped");
+    // The orchestrator's view: alive, not ready.
+    assert_eq!(telesub_tests::plain_get(metrics, "/health/live").await.0, 200);
+    let (status, said) = telesub_tests::plain_get(metrics, "/health/ready").await;
+    assert_eq!(status, 503, "{said}");
+    let (_, scrape) = telesub_tests::plain_get(metrics, "/metrics").await;
+    assert!(scrape.lines().any(|l| l == "telesub_database_up 0"), "{scrape}");
     // A console page while the database is away: refused as unavailable, never a page
     // without its record.
     let dir = telesub_server::pki::PkiDir::new(&tls);
@@ -564,6 +575,7 @@ async fn postgres_stopped_under_traffic_and_started_again() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(serving_again, "health does not say SERVING once the database is back");
+    assert_eq!(telesub_tests::plain_get(metrics, "/health/ready").await.0, 200);
     let page = telesub_tests::console::Browser::connect_to(hub.addr, &dir, Some("VNPT"))
         .await
         .unwrap()

@@ -24,6 +24,7 @@ mod inspections;
 mod lifecycle;
 mod limits;
 mod members;
+mod metrics;
 mod monthly_cli;
 mod ports;
 mod readme;

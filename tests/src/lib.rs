@@ -170,6 +170,8 @@ impl TestDb {
 /// A running hub with its certificate folder and database.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The metrics and health listener, when the settings asked for one.
+    pub metrics_addr: Option<SocketAddr>,
     pub tls_dir: TempDir,
     pub ca: DevCa,
     pub db: TestDb,
@@ -216,6 +218,7 @@ impl TestApp {
 
         let hub = Hub::build_on(settings, clock).await.expect("build the hub");
         let addr = hub.local_addr();
+        let metrics_addr = hub.metrics_addr();
         let store = hub.store();
         let register = hub.register();
         let tls = hub.tls();
@@ -223,7 +226,7 @@ impl TestApp {
         let serving = tokio::spawn(hub.run(async {
             let _ = stopped.await;
         }));
-        TestApp { addr, tls_dir, ca, db, store, register, tls, stop: Some(stop), serving: Some(serving) }
+        TestApp { addr, metrics_addr, tls_dir, ca, db, store, register, tls, stop: Some(stop), serving: Some(serving) }
     }
 
     pub fn dir(&self) -> PkiDir {
@@ -645,6 +648,21 @@ impl Drop for PgCluster {
 
 fn is_root() -> bool {
     std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+/// `GET path` in plain HTTP/1.1 from `addr` (the metrics and health listener): the status and
+/// the body.
+pub async fn plain_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to the listener");
+    let request = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send the request");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.expect("read the answer");
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, body.to_owned())
 }
 
 /// A PostgreSQL client tool (`pg_dump`, `pg_restore`) of the same install as `initdb` (the

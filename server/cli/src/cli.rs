@@ -16,7 +16,7 @@ use telesub_proto::v1 as proto;
 
 use telesub_server::{
     ErrorChain, audit,
-    config::{LogFormat, Overrides, Settings, TlsOverrides},
+    config::{LogFormat, MetricsOverrides, Overrides, Settings, TlsOverrides},
     domain::{
         clock::Clock,
         identity::Identities,
@@ -126,6 +126,10 @@ pub struct ServeArgs {
     /// used, and the members it lists are registered when missing.
     #[arg(long)]
     pub tls_dir: Option<PathBuf>,
+    /// Serve Prometheus' metrics (/metrics) and health answers (/health/live, /health/ready)
+    /// in plain HTTP at this address, e.g. 127.0.0.1:9464 (config `metrics.listen`).
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -300,11 +304,15 @@ async fn dispatch(command: Command, out: &mut (dyn Write + Send)) -> Result<Exit
             let overrides = Overrides {
                 listen: args.listen,
                 tls: args.tls_dir.map(|dir| TlsOverrides { dir }),
+                metrics: args.metrics_listen.map(|listen| MetricsOverrides { listen }),
                 ..Overrides::default()
             };
             let settings = settings(&args.store, overrides)?;
             let hub = Hub::build(settings).await?;
             writeln!(out, "telesub listening on {}", hub.local_addr())?;
+            if let Some(addr) = hub.metrics_addr() {
+                writeln!(out, "metrics and health on http://{addr}/metrics")?;
+            }
             out.flush()?;
             hub.run(startup::shutdown_signal()).await?;
         }

@@ -52,9 +52,14 @@ impl AuditWriter {
 impl AuditLog {
     /// Starts the writer task on the current runtime.
     pub fn start(store: Arc<dyn Store>) -> (Self, AuditWriter) {
+        Self::start_with(store, None)
+    }
+
+    /// [`Self::start`], counting each group commit's size and the records waiting in `metrics`.
+    pub fn start_with(store: Arc<dyn Store>, metrics: Option<crate::metrics::Metrics>) -> (Self, AuditWriter) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(run(store, rx, stopped));
+        let task = tokio::spawn(run(store, rx, stopped, metrics));
         (Self { tx }, AuditWriter { task, stop })
     }
 
@@ -80,7 +85,12 @@ impl AuditLog {
     }
 }
 
-async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Pending>, mut stop: oneshot::Receiver<()>) {
+async fn run(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<Pending>,
+    mut stop: oneshot::Receiver<()>,
+    metrics: Option<crate::metrics::Metrics>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut stopping = false;
     loop {
@@ -93,6 +103,10 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Pending>, mut stop: o
                 rx.close();
                 continue;
             }
+        }
+        if let Some(m) = &metrics {
+            m.audit_commit_records.observe(batch.len() as f64);
+            m.audit_waiting.set(rx.len() as i64);
         }
         let entries: Vec<AuditEntry> = batch.iter().map(|p| p.entry.clone()).collect();
         let decisions: Vec<StoredDecision> = batch.iter_mut().flat_map(|p| std::mem::take(&mut p.decisions)).collect();

@@ -87,13 +87,26 @@ impl Full {
 #[derive(Debug)]
 pub(crate) struct Place {
     _permit: OwnedSemaphorePermit,
+    /// The metrics' count of the member's calls in flight, taken down with the place.
+    gauge: Option<prometheus_client::metrics::gauge::Gauge>,
     member: String,
     kind: PlaceKind,
     held: Arc<Mutex<HashMap<String, Held>>>,
 }
 
+impl Place {
+    /// Counts the place in `gauge` while it is held.
+    pub(crate) fn track(&mut self, gauge: prometheus_client::metrics::gauge::Gauge) {
+        gauge.inc();
+        self.gauge = Some(gauge);
+    }
+}
+
 impl Drop for Place {
     fn drop(&mut self) {
+        if let Some(gauge) = &self.gauge {
+            gauge.dec();
+        }
         let mut held = self.held.lock().expect("admission counts");
         if let Some(counts) = held.get_mut(&self.member) {
             let count = counts.of(self.kind);
@@ -131,7 +144,7 @@ impl Admission {
         }
         let permit = total.clone().try_acquire_owned().map_err(|_| Full::Hub(kind))?;
         *held.entry(member.to_owned()).or_default().of(kind) += 1;
-        Ok(Place { _permit: permit, member: member.to_owned(), kind, held: self.held.clone() })
+        Ok(Place { _permit: permit, gauge: None, member: member.to_owned(), kind, held: self.held.clone() })
     }
 
     /// Members holding places now (for tests: entries must not outlive their places).

@@ -24,11 +24,18 @@ use crate::domain::{
 #[derive(Debug, Clone)]
 pub struct HouseholdsApi {
     registry: Registry,
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 impl HouseholdsApi {
     pub fn new(registry: Registry) -> Self {
-        Self { registry }
+        Self { registry, metrics: None }
+    }
+
+    /// Counts each batch applied (its time and records) in `metrics`.
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 }
 
@@ -261,7 +268,12 @@ impl HouseholdRegistry for HouseholdsApi {
             Ok(_) => Err(DomainError::invalid("header", "a batch has one header, in its first message")),
             Err(status) => Err(super::status::stream_fault(&status, "the batch")),
         });
+        let started = std::time::Instant::now();
         let receipt = self.registry.push(header, &caller, Box::pin(records)).await.map_err(|e| ctx.fail(e))?;
+        if let Some(m) = self.metrics.as_ref().filter(|_| !receipt.replayed) {
+            m.batch_seconds.observe(started.elapsed().as_secs_f64());
+            m.batch_records.observe(receipt.batch.records as f64);
+        }
         Ok(Response::new(receipt_to_pb(&receipt)))
     }
 

@@ -164,6 +164,8 @@ pub struct HubState {
     receipts: Option<Arc<SigningKey>>,
     /// What audit records are dated by.
     clock: Clock,
+    /// The hub's metrics, when it keeps them.
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 impl HubState {
@@ -187,6 +189,37 @@ impl HubState {
             max_message_bytes,
             receipts: None,
             clock: Clock::system(),
+            metrics: None,
+        }
+    }
+
+    /// Counts calls, their time, their places and refusals for capacity in `metrics`.
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// A place admitted for `holder`, counted in the metrics while it is held.
+    fn admitted(&self, mut place: Place, holder: &str, kind: PlaceKind) -> Place {
+        if let Some(m) = &self.metrics {
+            let kind = match kind {
+                PlaceKind::Call => "call",
+                PlaceKind::Stream => "stream",
+            };
+            let labels = crate::metrics::HolderLabels { member: holder.to_owned(), kind: kind.to_owned() };
+            place.track(m.in_flight.get_or_create(&labels).clone());
+        }
+        place
+    }
+
+    /// Counts a refusal for capacity.
+    fn full(&self, full: &Full) {
+        if let Some(m) = &self.metrics {
+            let scope = match full {
+                Full::Hub(_) => "hub",
+                Full::Member { .. } => "member",
+            };
+            m.capacity_refusals.get_or_create(&crate::metrics::ScopeLabels { scope: scope.to_owned() }).inc();
         }
     }
 
@@ -313,6 +346,7 @@ impl HubState {
                     return call.refuse(refusal).await;
                 }
             };
+            call.role = caller.as_ref().map(|c| c.member.role);
             if !method.starts_with(REFLECTION_PREFIX) {
                 let kind = if LONG_LIVED.contains(&method.as_str()) { PlaceKind::Stream } else { PlaceKind::Call };
                 // A member's share is counted by its code; a caller known by certificate only,
@@ -323,8 +357,9 @@ impl HubState {
                     .or_else(|| call.entry.as_ref().and_then(|e| e.org_code.clone().or(e.cert_fingerprint.clone())))
                     .unwrap_or_default();
                 match self.admission.admit(&holder, kind) {
-                    Ok(place) => call.place = Some(place),
+                    Ok(place) => call.place = Some(self.admitted(place, &holder, kind)),
                     Err(full) => {
+                        self.full(&full);
                         let refusal = match full {
                             Full::Hub(_) => Refusal::new(Code::Unavailable, full.reason(&holder)),
                             Full::Member { .. } => {
@@ -548,6 +583,8 @@ struct CallRecord {
     /// The request's bytes, for a method whose requests name citizens or households: what
     /// they name is recorded when the call does not succeed.
     named: Option<Arc<Mutex<Vec<u8>>>>,
+    /// The caller's role, once it is known to be a member.
+    role: Option<crate::domain::member::Role>,
 }
 
 impl CallRecord {
@@ -561,6 +598,7 @@ impl CallRecord {
             started: Instant::now(),
             span,
             place: None,
+            role: None,
             attached: Arc::default(),
         }
     }
@@ -622,7 +660,25 @@ impl CallRecord {
             entry.detail = truncate(kept.map_or(detail, |real| format!("answered as not found: {real}")), 500);
             let digest = self.digest.lock().expect("request digest").clone().finish();
             entry.request_digest = crate::hex(digest.as_ref());
-            let elapsed_ms = self.started.elapsed().as_secs_f64() * 1e3;
+            let elapsed = self.started.elapsed();
+            let elapsed_ms = elapsed.as_secs_f64() * 1e3;
+            if let Some(m) = &self.state.metrics {
+                // A console page is counted by its kind (`GET /console/reconciliation`), not by
+                // the list or household it names.
+                let method = match entry.method.split_once(' ') {
+                    Some((verb, path)) => {
+                        let path = path.split('?').next().unwrap_or(path);
+                        let kind: String = path.split('/').take(3).collect::<Vec<_>>().join("/");
+                        format!("{verb} {kind}")
+                    }
+                    None => entry.method.clone(),
+                };
+                let role = self.role.map_or("NONE", |r| r.as_str()).to_owned();
+                let labels =
+                    crate::metrics::CallLabels { method: method.clone(), role, outcome: entry.outcome.clone() };
+                m.calls.get_or_create(&labels).inc();
+                m.call_seconds.get_or_create(&crate::metrics::MethodLabels { method }).observe(elapsed.as_secs_f64());
+            }
             let _enter = self.span.enter();
             if matches!(code, Code::Ok) {
                 tracing::info!(outcome = entry.outcome, elapsed_ms, "rpc finished");

@@ -29,11 +29,18 @@ const EXPORT_AHEAD: usize = 4;
 #[derive(Debug, Clone)]
 pub struct ReconciliationApi {
     service: ReconciliationService,
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 impl ReconciliationApi {
+    /// Counts each monthly list reconciled (its time and lines) in `metrics`.
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
     pub fn new(service: ReconciliationService) -> Self {
-        Self { service }
+        Self { service, metrics: None }
     }
 }
 
@@ -277,8 +284,13 @@ impl Reconciliation for ReconciliationApi {
             Ok(_) => Err(DomainError::invalid("header", "a list has one header, in its first message")),
             Err(status) => Err(super::status::stream_fault(&status, "the list")),
         });
+        let started = std::time::Instant::now();
         let summary =
             self.service.submit(header, &caller, &ctx.request_id, Box::pin(lines)).await.map_err(|e| ctx.fail(e))?;
+        if let Some(m) = self.metrics.as_ref().filter(|_| !summary.replayed) {
+            m.list_seconds.observe(started.elapsed().as_secs_f64());
+            m.list_lines.observe(summary.figures.lines as f64);
+        }
         Ok(Response::new(summary_to_pb(&summary)))
     }
 

@@ -115,10 +115,12 @@ impl HubState {
                 Ok(caller) => caller,
                 Err(refusal) => return refused(call, refusal, &request_id).await,
             };
+            call.role = caller.as_ref().map(|c| c.member.role);
             let holder = caller.as_ref().map(|c| c.member.code.as_str().to_owned()).unwrap_or_default();
             match self.admission.admit(&holder, PlaceKind::Call) {
-                Ok(place) => call.place = Some(place),
+                Ok(place) => call.place = Some(self.admitted(place, &holder, PlaceKind::Call)),
                 Err(full) => {
+                    self.full(&full);
                     let code = match full {
                         Full::Hub(_) => Code::Unavailable,
                         Full::Member { .. } => Code::ResourceExhausted,
