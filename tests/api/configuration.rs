@@ -122,3 +122,48 @@ async fn the_log_format_comes_from_any_layer() {
     let out = run(d, &[("TELESUB_LOG_FORMAT", "yaml")], &["migrate"]).await;
     assert!(!out.status.success() && text(&out).contains("yaml"), "{}", text(&out));
 }
+
+/// The package's production configuration is read as the hub reads it (every key known), and
+/// its systemd unit runs commands the `telesub` binary takes: migrations, then `serve`, reloaded
+/// by SIGHUP, stopped by SIGTERM with room for the shutdown grace.
+#[tokio::test]
+async fn the_packaged_configuration_and_systemd_unit_are_what_the_hub_takes() {
+    use clap::Parser;
+    let packaging = Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/cli/packaging");
+    let settings = telesub_server::config::Settings::load(Some(&packaging.join("telesub.toml")), &Default::default())
+        .expect("the packaged configuration");
+    assert_eq!(settings.listen.port(), 50051);
+    assert!(settings.metrics.listen.is_some_and(|a| a.ip().is_loopback()), "the metrics listener off loopback");
+    let unit = std::fs::read_to_string(packaging.join("telesub.service")).unwrap();
+    let value = |key: &str| -> Vec<String> {
+        unit.lines().filter_map(|l| l.strip_prefix(&format!("{key}="))).map(str::to_owned).collect()
+    };
+    let commands: Vec<String> = value("ExecStartPre").into_iter().chain(value("ExecStart")).collect();
+    assert_eq!(commands, ["/usr/bin/telesub migrate", "/usr/bin/telesub serve"]);
+    for command in &commands {
+        let words: Vec<&str> = command.split_whitespace().collect();
+        telesub_tools::cli::Cli::try_parse_from(&words).unwrap_or_else(|e| panic!("{command}: {e}"));
+    }
+    assert_eq!(value("ExecReload"), ["/bin/kill -HUP $MAINPID"]);
+    assert_eq!(value("KillSignal"), ["SIGTERM"]);
+    let stop: u64 = value("TimeoutStopSec")[0].parse().unwrap();
+    assert!(stop * 1000 > settings.shutdown_grace_ms, "TimeoutStopSec {stop} s leaves no room for the grace");
+    assert_eq!(value("Environment"), ["TELESUB_CONFIG=/etc/telesub/telesub.toml"]);
+    // systemd's own check, where systemd is installed.
+    if let Ok(out) = std::process::Command::new("systemd-analyze").arg("--version").output()
+        && out.status.success()
+    {
+        let out = std::process::Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(packaging.join("telesub.service"))
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        // The binary and user exist only once the package is installed.
+        let real: Vec<&str> = said
+            .lines()
+            .filter(|l| !l.contains("/usr/bin/telesub") && !l.contains("telesub.toml") && !l.trim().is_empty())
+            .collect();
+        assert!(real.is_empty(), "systemd-analyze verify: {said}");
+    }
+}
