@@ -438,6 +438,22 @@ test_interop() {
     echo "$out"
     grep -q "^confirmed VNPT" <<<"$out" || fail "ict_reconciliation did not confirm VNPT's list"
     compgen -G "$INTEROP_TMP/reviews/*.xlsx" >/dev/null || fail "ict_reconciliation saved no workbook"
+    # The workbook, as an independent reader opens it (compressed parts, its sheets and rows).
+    "$VENV_PY" - "$INTEROP_TMP"/reviews/*.xlsx <<'PY' || fail "openpyxl could not read the hub's workbook"
+import sys, zipfile
+from openpyxl import load_workbook
+for path in sys.argv[1:]:
+    with zipfile.ZipFile(path) as z:
+        methods = {i.filename: i.compress_type for i in z.infolist()}
+        assert all(m == zipfile.ZIP_DEFLATED for m in methods.values()), methods
+        assert z.testzip() is None
+    book = load_workbook(path, read_only=True)
+    sheets = book.sheetnames
+    assert len(sheets) >= 2, sheets
+    rows = list(book[sheets[-1]].iter_rows(values_only=True))
+    assert len(rows) >= 2 and "EX-0001" in {str(c) for r in rows for c in r}, rows[:3]
+    print(f"openpyxl read {path}: sheets {sheets}, {len(rows)} rows on the last")
+PY
     RAN+=("interop(rust operator_monthly + ict_reconciliation)")
 
     echo "-- Rust example: device_allocation (twice: the second decision finds no household left)"

@@ -211,7 +211,8 @@ async fn the_figures_of_a_generated_month_are_the_ones_planted() {
     };
     let book = ict.export_statistics_file(export(proto::StatisticsFormat::Xlsx)).await.unwrap();
     assert!(book.file_name.ends_with(".xlsx") && book.data.starts_with(b"PK"), "{}", book.file_name);
-    let text = String::from_utf8_lossy(&book.data);
+    let text: String =
+        telesub_tests::unzip(&book.data).iter().map(|(_, data)| String::from_utf8_lossy(data).into_owned()).collect();
     assert!(text.contains("Theo diện hộ") && text.contains("Theo doanh nghiệp") && text.contains("Sai lệch"));
     let err = vnpt_client.export_statistics_file(export(proto::StatisticsFormat::Xlsx)).await.unwrap_err();
     assert_eq!(err.code(), Some(Code::PermissionDenied));

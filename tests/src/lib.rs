@@ -1026,3 +1026,35 @@ pub async fn load_enrollments(
     }
     Ok(loaded)
 }
+
+/// The parts of a ZIP archive (a workbook), inflated: read through its central directory, as
+/// any unzip does. Panics on what is not a ZIP archive the hub could have written.
+pub fn unzip(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    use std::io::Read;
+    let u16_at = |at: usize| u16::from_le_bytes([bytes[at], bytes[at + 1]]) as usize;
+    let u32_at = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+    let end = bytes.len() - 22;
+    assert_eq!(&bytes[end..end + 4], b"PK\x05\x06", "a ZIP archive ends with its directory");
+    let (count, mut at) = (u16_at(end + 10), u32_at(end + 16));
+    let mut parts = Vec::new();
+    for _ in 0..count {
+        assert_eq!(&bytes[at..at + 4], b"PK\x01\x02");
+        let (method, compressed, name_len) = (u16_at(at + 10), u32_at(at + 20), u16_at(at + 28));
+        let (extra, comment, local) = (u16_at(at + 30), u16_at(at + 32), u32_at(at + 42));
+        let name = String::from_utf8(bytes[at + 46..at + 46 + name_len].to_vec()).expect("a UTF-8 name");
+        let data_at = local + 30 + u16_at(local + 26) + u16_at(local + 28);
+        let raw = &bytes[data_at..data_at + compressed];
+        let data = match method {
+            0 => raw.to_vec(),
+            8 => {
+                let mut out = Vec::new();
+                flate2::read::DeflateDecoder::new(raw).read_to_end(&mut out).expect("inflate");
+                out
+            }
+            other => panic!("{name}: compression method {other}"),
+        };
+        parts.push((name, data));
+        at += 46 + name_len + extra + comment;
+    }
+    parts
+}
