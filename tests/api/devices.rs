@@ -554,3 +554,32 @@ async fn two_proposals_at_the_same_time_never_give_a_household_two_places() {
         assert_eq!(again.recipients, 0, "nothing is left for the second list");
     }
 }
+
+/// The notice board dates the committee's approval in the province's time: approved at 01:30
+/// on 2 April in Vietnam (18:30 UTC on 1 April) without a date given, it reads 02/04/2025.
+#[tokio::test]
+async fn the_notice_board_dates_the_approval_in_the_provinces_time() {
+    let clock = telesub_server::domain::clock::Clock::fixed(time::macros::datetime!(2025-04-01 18:30:00 UTC));
+    let app = TestApp::spawn_on(clock).await;
+    with_register(&app).await;
+    let ict = app.client("DOICT").await;
+    const D: &str = "TZ/QĐ-BTTTT";
+    ict.record_allocation_decision(decision(D)).await.unwrap();
+    ict.propose_recipients(D, "2025-03-01").await.unwrap();
+    let submitted = ict.submit_for_approval(D).await.unwrap();
+    let approved = app
+        .client("UBND")
+        .await
+        .approve_allocation(proto::ApproveRequest {
+            decision_number: D.into(),
+            approval_number: "27/QĐ-UBND".into(),
+            list_digest: submitted.list_digest,
+            approved_on: String::new(),
+            note: String::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(approved.approved_on, "2025-04-02", "{approved:?}");
+    let (_, page) = published(&ict, D, "24611", proto::PublishFormat::Html).await.unwrap();
+    assert!(page.contains("27/QĐ-UBND ngày 02/04/2025"), "{page}");
+}
