@@ -447,11 +447,18 @@ for path in sys.argv[1:]:
         methods = {i.filename: i.compress_type for i in z.infolist()}
         assert all(m == zipfile.ZIP_DEFLATED for m in methods.values()), methods
         assert z.testzip() is None
-    book = load_workbook(path, read_only=True)
+    book = load_workbook(path)
     sheets = book.sheetnames
     assert len(sheets) >= 2, sheets
-    rows = list(book[sheets[-1]].iter_rows(values_only=True))
+    lines = book["Chi tiết"]
+    rows = list(lines.iter_rows(values_only=True))
     assert len(rows) >= 2 and "EX-0001" in {str(c) for r in rows for c in r}, rows[:3]
+    # The headings stay in view, the rows can be filtered, amounts are numbers shown as #,##0.
+    assert lines.freeze_panes == "A2", lines.freeze_panes
+    assert (lines.auto_filter.ref or "").startswith("A1:"), lines.auto_filter.ref
+    headings = [c.value for c in lines[1]]
+    amount = lines.cell(row=2, column=headings.index("Số tiền đề nghị (đồng)") + 1)
+    assert isinstance(amount.value, int) and amount.number_format == "#,##0", (amount.value, amount.number_format)
     print(f"openpyxl read {path}: sheets {sheets}, {len(rows)} rows on the last")
 PY
     RAN+=("interop(rust operator_monthly + ict_reconciliation)")

@@ -147,6 +147,20 @@ fn later(line: &ReconciledLine) -> String {
     line.later.iter().flatten().map(|d| d.code.as_str()).collect::<Vec<_>>().join(" ")
 }
 
+/// A time in the province's time, as its staff read it: `07/12/2026 08:32:05 (+07:00)`.
+pub fn local_time(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(crate::domain::clock::PROVINCE_OFFSET);
+    format!(
+        "{:02}/{:02}/{} {:02}:{:02}:{:02} (+07:00)",
+        t.day(),
+        u8::from(t.month()),
+        t.year(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
 fn csv_writer() -> csv::Writer<Vec<u8>> {
     csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::new())
 }
@@ -178,7 +192,7 @@ impl Renderer {
             Format::Xlsx => {
                 let mut w = Box::new(XlsxWriter::new());
                 summary_sheet(&mut w, summary);
-                w.start_sheet("Chi tiết", &LINE_WIDTHS);
+                w.start_table("Chi tiết", &LINE_WIDTHS);
                 let headings = [
                     "STT",
                     "Số thuê bao",
@@ -255,15 +269,15 @@ impl Renderer {
                         Cell::Text(change),
                         Cell::Text(line.service.as_str()),
                         Cell::Text(&line.package_code),
-                        Cell::Number(line.tariff),
-                        Cell::Number(line.amount_claimed),
+                        Cell::Amount(line.tariff),
+                        Cell::Amount(line.amount_claimed),
                         Cell::Number(line.days_of_service),
                         Cell::Text(if line.used { "Có" } else { "Không" }),
                         Cell::Text(unclaimed),
                         Cell::Text(commune),
                         Cell::Text(&outcome),
                         Cell::Text(&messages),
-                        Cell::Number(confirmable(l)),
+                        Cell::Amount(confirmable(l)),
                         Cell::Text(&later_text),
                     ],
                     false,
@@ -304,8 +318,8 @@ fn summary_sheet(w: &mut XlsxWriter, s: &Summary) {
         ("Kỳ", r.period.clone()),
         ("Trạng thái", status_label(r.status).to_owned()),
         ("Ghi chú của doanh nghiệp", r.note.clone()),
-        ("Thời điểm nhận", r.received_at.to_string()),
-        ("Thời điểm đối soát", r.reconciled_at.map(|t| t.to_string()).unwrap_or_default()),
+        ("Thời điểm nhận", local_time(r.received_at)),
+        ("Thời điểm đối soát", r.reconciled_at.map(local_time).unwrap_or_default()),
         ("Mã băm nội dung (SHA-256)", r.content_digest.clone().unwrap_or_default()),
     ];
     for (label, value) in &text_rows {
@@ -322,7 +336,8 @@ fn summary_sheet(w: &mut XlsxWriter, s: &Summary) {
         ("Thuê bao đã đăng ký không có trong danh sách", f.enrollments_not_reported),
     ];
     for (label, value) in number_rows {
-        w.row(&[Cell::Text(label), Cell::Number(value)], false);
+        let value = if label.ends_with("(đồng)") { Cell::Amount(value) } else { Cell::Number(value) };
+        w.row(&[Cell::Text(label), value], false);
     }
     for (code, n) in &f.by_code {
         w.row(&[Cell::Text(&format!("Sai lệch: {}", code_label(*code))), Cell::Number(*n)], false);
@@ -336,7 +351,7 @@ fn summary_sheet(w: &mut XlsxWriter, s: &Summary) {
             w.row(&[Cell::Text("Xác nhận"), Cell::Text("")], true);
             let rows = [
                 ("Người xác nhận", r.decided_by.clone().unwrap_or_default()),
-                ("Thời điểm xác nhận", r.decided_at.map(|t| t.to_string()).unwrap_or_default()),
+                ("Thời điểm xác nhận", r.decided_at.map(local_time).unwrap_or_default()),
                 ("Phạm vi xác nhận", scope.to_owned()),
                 ("Ghi chú xác nhận", r.decision_note.clone().unwrap_or_default()),
                 ("Mã băm các dòng được xác nhận (SHA-256)", r.confirmed_digest.clone().unwrap_or_default()),
@@ -346,7 +361,7 @@ fn summary_sheet(w: &mut XlsxWriter, s: &Summary) {
             }
             w.row(&[Cell::Text("Số dòng được xác nhận"), Cell::Number(r.confirmed_lines.unwrap_or_default())], false);
             w.row(
-                &[Cell::Text("Số tiền được xác nhận (đồng)"), Cell::Number(r.confirmed_amount.unwrap_or_default())],
+                &[Cell::Text("Số tiền được xác nhận (đồng)"), Cell::Amount(r.confirmed_amount.unwrap_or_default())],
                 false,
             );
             w.row(&[Cell::Text("Số dòng thay đổi sau xác nhận"), Cell::Number(r.exceptions)], false);

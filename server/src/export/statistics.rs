@@ -18,7 +18,7 @@ pub fn xlsx(s: &Statistics) -> Vec<u8> {
         Cell::Text(t)
     }
     w.start_sheet("Tổng hợp", &[32.0, 40.0]);
-    let computed = s.computed_at.date().to_string();
+    let computed = super::local_time(s.computed_at);
     let version = s.policy_version.to_string();
     let as_of = format_date(s.as_of);
     for (label, value) in [
@@ -34,7 +34,7 @@ pub fn xlsx(s: &Statistics) -> Vec<u8> {
     }
     w.end_sheet();
 
-    w.start_sheet("Theo diện hộ", &[26.0, 12.0, 14.0, 16.0, 16.0, 16.0, 16.0, 18.0, 18.0]);
+    w.start_table("Theo diện hộ", &[26.0, 12.0, 14.0, 16.0, 16.0, 16.0, 16.0, 18.0, 18.0]);
     w.row(
         &[
             text("Diện hộ"),
@@ -68,7 +68,7 @@ pub fn xlsx(s: &Statistics) -> Vec<u8> {
     }
     w.end_sheet();
 
-    w.start_sheet("Theo doanh nghiệp", &[18.0, 16.0, 16.0, 18.0, 18.0, 20.0, 16.0, 16.0, 16.0, 18.0, 18.0, 20.0]);
+    w.start_table("Theo doanh nghiệp", &[18.0, 16.0, 16.0, 18.0, 18.0, 20.0, 16.0, 16.0, 16.0, 18.0, 18.0, 20.0]);
     w.row(
         &[
             text("Doanh nghiệp"),
@@ -97,22 +97,22 @@ pub fn xlsx(s: &Statistics) -> Vec<u8> {
                 Cell::Text(r.operator.as_deref().unwrap_or("Tổng cộng")),
                 Cell::Number(r.enrolled),
                 Cell::Number(r.claimed),
-                Cell::Number(r.amount_claimed),
+                Cell::Amount(r.amount_claimed),
                 Cell::Number(r.confirmed),
-                Cell::Number(r.amount_confirmed),
+                Cell::Amount(r.amount_confirmed),
                 if r.operator.is_some() { Cell::Text(status) } else { Cell::Empty },
                 Cell::Number(r.enrolled_before),
                 Cell::Number(r.claimed_before),
-                Cell::Number(r.amount_claimed_before),
+                Cell::Amount(r.amount_claimed_before),
                 Cell::Number(r.confirmed_before),
-                Cell::Number(r.amount_confirmed_before),
+                Cell::Amount(r.amount_confirmed_before),
             ],
             r.operator.is_none(),
         );
     }
     w.end_sheet();
 
-    w.start_sheet("Sai lệch", &[18.0, 32.0, 12.0]);
+    w.start_table("Sai lệch", &[18.0, 32.0, 12.0]);
     w.row(&[text("Doanh nghiệp"), text("Mã sai lệch"), text("Số dòng")], true);
     for r in &s.by_operator {
         for (code, n) in &r.discrepancies {

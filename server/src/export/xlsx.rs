@@ -54,6 +54,11 @@ pub enum Cell<'a> {
     /// An integer, written as a number. Spreadsheets store numbers as 64-bit floating point, so values beyond
     /// ±2^53 lose precision; write identifiers such as ID card numbers (or anything with leading zeros) as text.
     Number(i64),
+    /// An amount of money: a number shown with thousands grouped (`#,##0`, which the reader's locale shows as
+    /// `60.000` in Vietnamese).
+    Amount(i64),
+    /// A date: a real date (the spreadsheet's day number) shown as `dd/mm/yyyy`.
+    Date(time::Date),
     /// No value: nothing is written, and the next cell moves one column to the right.
     Empty,
 }
@@ -80,6 +85,8 @@ pub struct XlsxWriter {
     scratch: Vec<u8>,
     /// Number of rows written to the open sheet, or `None` when no sheet is open.
     open_sheet_rows: Option<u32>,
+    /// The open sheet is a table: its first row frozen and an autofilter over its rows; the most cells of a row.
+    open_table: Option<usize>,
 }
 
 impl XlsxWriter {
@@ -100,6 +107,16 @@ impl XlsxWriter {
     /// Panics if a sheet is still open (call [`end_sheet`](Self::end_sheet) first), if the workbook already has
     /// [`MAX_SHEETS`] sheets, or if the archive has grown beyond [`MAX_ARCHIVE_SIZE`].
     pub fn start_sheet(&mut self, name: &str, column_widths: &[f64]) {
+        self.start(name, column_widths, false);
+    }
+
+    /// [`start_sheet`](Self::start_sheet) for a table: its first row (the headings) stays in view as the rows
+    /// scroll, and an autofilter covers the rows when the sheet ends.
+    pub fn start_table(&mut self, name: &str, column_widths: &[f64]) {
+        self.start(name, column_widths, true);
+    }
+
+    fn start(&mut self, name: &str, column_widths: &[f64], table: bool) {
         assert!(self.open_sheet_rows.is_none(), "XlsxWriter::start_sheet: the previous sheet has not been ended");
         assert!(self.sheet_names.len() < MAX_SHEETS, "XlsxWriter::start_sheet: too many sheets");
         let index = self.sheet_names.len() + 1;
@@ -115,6 +132,12 @@ impl XlsxWriter {
         out.extend_from_slice(b"\" xmlns:r=\"");
         out.extend_from_slice(NS_REL);
         out.extend_from_slice(b"\">");
+        if table {
+            out.extend_from_slice(
+                b"<sheetViews><sheetView workbookViewId=\"0\"><pane ySplit=\"1\" topLeftCell=\"A2\" \
+                  activePane=\"bottomLeft\" state=\"frozen\"/></sheetView></sheetViews>",
+            );
+        }
         let widths: Vec<(usize, f64)> = column_widths
             .iter()
             .take(MAX_COLUMNS)
@@ -133,6 +156,7 @@ impl XlsxWriter {
         out.extend_from_slice(b"<sheetData>");
         self.account(start);
         self.open_sheet_rows = Some(0);
+        self.open_table = table.then_some(0);
     }
 
     /// Appends a row to the open sheet. The first cell goes in column A; set `bold` for a header row.
@@ -147,6 +171,9 @@ impl XlsxWriter {
         assert!(*rows < MAX_ROWS, "XlsxWriter::row: a sheet holds at most {MAX_ROWS} rows");
         assert!(cells.len() <= MAX_COLUMNS, "XlsxWriter::row: a row holds at most {MAX_COLUMNS} cells");
         *rows += 1;
+        if let Some(widest) = self.open_table.as_mut() {
+            *widest = (*widest).max(cells.len());
+        }
         let mut digits = [0u8; 20];
         let row_ref = format_u64(u64::from(*rows), &mut digits);
 
@@ -158,20 +185,16 @@ impl XlsxWriter {
         for (column, cell) in cells.iter().enumerate() {
             match *cell {
                 Cell::Text(text) => {
-                    push_cell_start(out, column, row_ref, bold);
+                    push_cell_start(out, column, row_ref, if bold { STYLE_BOLD } else { 0 });
                     out.extend_from_slice(b" t=\"inlineStr\"><is><t xml:space=\"preserve\">");
                     push_escaped(out, truncate_utf16(text, MAX_CELL_TEXT), true);
                     out.extend_from_slice(b"</t></is></c>");
                 }
-                Cell::Number(value) => {
-                    push_cell_start(out, column, row_ref, bold);
-                    out.extend_from_slice(b"><v>");
-                    if value < 0 {
-                        out.push(b'-');
-                    }
-                    let mut buf = [0u8; 20];
-                    out.extend_from_slice(format_u64(value.unsigned_abs(), &mut buf));
-                    out.extend_from_slice(b"</v></c>");
+                Cell::Number(value) => push_number(out, column, row_ref, if bold { STYLE_BOLD } else { 0 }, value),
+                Cell::Amount(value) => push_number(out, column, row_ref, STYLE_AMOUNT, value),
+                Cell::Date(date) => {
+                    let day = (date - time::macros::date!(1899 - 12 - 30)).whole_days();
+                    push_number(out, column, row_ref, STYLE_DATE, day);
                 }
                 Cell::Empty => {}
             }
@@ -186,8 +209,16 @@ impl XlsxWriter {
     ///
     /// Panics if no sheet is open or if the archive grows beyond [`MAX_ARCHIVE_SIZE`].
     pub fn end_sheet(&mut self) {
-        assert!(self.open_sheet_rows.take().is_some(), "XlsxWriter::end_sheet: no sheet is open");
-        self.write_entry_data(b"</sheetData></worksheet>");
+        let rows = self.open_sheet_rows.take().expect("XlsxWriter::end_sheet: no sheet is open");
+        let mut end = b"</sheetData>".to_vec();
+        if let Some(widest) = self.open_table.take().filter(|&w| w > 0 && rows > 0) {
+            end.extend_from_slice(b"<autoFilter ref=\"A1:");
+            push_column_name(&mut end, widest - 1);
+            end.extend_from_slice(rows.to_string().as_bytes());
+            end.extend_from_slice(b"\"/>");
+        }
+        end.extend_from_slice(b"</worksheet>");
+        self.write_entry_data(&end);
         self.end_entry();
     }
 
@@ -458,10 +489,12 @@ const ROOT_RELS: &[u8] = b"<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\
 Type=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument\" \
 Target=\"xl/workbook.xml\"/></Relationships>";
 
-/// A minimal stylesheet. Cell format 0 is the default; cell format 1 uses a bold font and is used for header rows.
-/// Excel requires the two fills (`none` and `gray125`) to be present.
+/// A minimal stylesheet. Cell format 0 is the default; 1 uses a bold font (header rows); 2 shows an amount with
+/// thousands grouped (built-in format 3, `#,##0`); 3 shows a date as `dd/mm/yyyy` (format 164). Excel requires
+/// the two fills (`none` and `gray125`) to be present.
 const STYLES: &[u8] = b"<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n\
 <styleSheet xmlns=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\">\
+<numFmts count=\"1\"><numFmt numFmtId=\"164\" formatCode=\"dd/mm/yyyy\"/></numFmts>\
 <fonts count=\"2\">\
 <font><sz val=\"11\"/><name val=\"Calibri\"/><family val=\"2\"/></font>\
 <font><b/><sz val=\"11\"/><name val=\"Calibri\"/><family val=\"2\"/></font>\
@@ -470,9 +503,11 @@ const STYLES: &[u8] = b"<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"ye
 </fills>\
 <borders count=\"1\"><border><left/><right/><top/><bottom/><diagonal/></border></borders>\
 <cellStyleXfs count=\"1\"><xf numFmtId=\"0\" fontId=\"0\" fillId=\"0\" borderId=\"0\"/></cellStyleXfs>\
-<cellXfs count=\"2\">\
+<cellXfs count=\"4\">\
 <xf numFmtId=\"0\" fontId=\"0\" fillId=\"0\" borderId=\"0\" xfId=\"0\"/>\
 <xf numFmtId=\"0\" fontId=\"1\" fillId=\"0\" borderId=\"0\" xfId=\"0\" applyFont=\"1\"/>\
+<xf numFmtId=\"3\" fontId=\"0\" fillId=\"0\" borderId=\"0\" xfId=\"0\" applyNumberFormat=\"1\"/>\
+<xf numFmtId=\"164\" fontId=\"0\" fillId=\"0\" borderId=\"0\" xfId=\"0\" applyNumberFormat=\"1\"/>\
 </cellXfs>\
 <cellStyles count=\"1\"><cellStyle name=\"Normal\" xfId=\"0\" builtinId=\"0\"/></cellStyles>\
 </styleSheet>";
@@ -567,14 +602,32 @@ fn push_column_name(out: &mut Vec<u8>, column: usize) {
 }
 
 /// Appends the start of a cell element, up to but not including the `t` attribute and the closing `>`.
-fn push_cell_start(out: &mut Vec<u8>, column: usize, row_ref: &[u8], bold: bool) {
+/// The cell formats of [`STYLES`]: bold (headings), an amount (`#,##0`), a date (`dd/mm/yyyy`).
+const STYLE_BOLD: u8 = 1;
+const STYLE_AMOUNT: u8 = 2;
+const STYLE_DATE: u8 = 3;
+
+fn push_cell_start(out: &mut Vec<u8>, column: usize, row_ref: &[u8], style: u8) {
     out.extend_from_slice(b"<c r=\"");
     push_column_name(out, column);
     out.extend_from_slice(row_ref);
     out.push(b'"');
-    if bold {
-        out.extend_from_slice(b" s=\"1\"");
+    if style != 0 {
+        out.extend_from_slice(b" s=\"");
+        out.push(b'0' + style);
+        out.push(b'"');
     }
+}
+
+fn push_number(out: &mut Vec<u8>, column: usize, row_ref: &[u8], style: u8, value: i64) {
+    push_cell_start(out, column, row_ref, style);
+    out.extend_from_slice(b"><v>");
+    if value < 0 {
+        out.push(b'-');
+    }
+    let mut buf = [0u8; 20];
+    out.extend_from_slice(format_u64(value.unsigned_abs(), &mut buf));
+    out.extend_from_slice(b"</v></c>");
 }
 
 /// Returns the longest prefix of `text` that has at most `max` UTF-16 code units.
@@ -908,7 +961,8 @@ mod tests {
         assert!(types.contains("PartName=\"/xl/worksheets/sheet2.xml\""));
         assert!(part(&entries, "_rels/.rels").contains("Target=\"xl/workbook.xml\""));
         let styles = part(&entries, "xl/styles.xml");
-        assert!(styles.contains("<cellXfs count=\"2\">") && styles.contains("fontId=\"1\""));
+        assert!(styles.contains("<cellXfs count=\"4\">") && styles.contains("fontId=\"1\""));
+        assert!(styles.contains("numFmtId=\"3\"") && styles.contains("formatCode=\"dd/mm/yyyy\""));
     }
 
     #[test]
@@ -934,6 +988,32 @@ mod tests {
         let file = [first, second, writer.finish()].concat();
         let entries = read_zip(&file);
         assert!(part(&entries, "xl/worksheets/sheet1.xml").contains("<row r=\"1\"><c r=\"A1\"><v>1</v></c></row>"));
+    }
+
+    /// A table keeps its headings in view and filters its rows; amounts and dates are numbers with formats.
+    #[test]
+    fn a_table_freezes_its_headings_filters_its_rows_and_formats_amounts_and_dates() {
+        let mut writer = XlsxWriter::new();
+        writer.start_table("Chi tiết", &[10.0, 10.0, 12.0]);
+        writer.row(&[Cell::Text("Mã"), Cell::Text("Số tiền"), Cell::Text("Ngày")], true);
+        writer.row(&[Cell::Text("HH-1"), Cell::Amount(60_000), Cell::Date(time::macros::date!(2025 - 03 - 31))], false);
+        writer.row(&[Cell::Text("HH-2"), Cell::Amount(-5_000)], false);
+        writer.end_sheet();
+        writer.start_sheet("Khác", &[]);
+        writer.row(&[Cell::Number(1)], false);
+        let entries = read_zip(&writer.finish());
+        let table = part(&entries, "xl/worksheets/sheet1.xml");
+        assert!(
+            table.contains("<pane ySplit=\"1\" topLeftCell=\"A2\" activePane=\"bottomLeft\" state=\"frozen\"/>"),
+            "{table}"
+        );
+        assert!(table.contains("</sheetData><autoFilter ref=\"A1:C3\"/></worksheet>"), "{table}");
+        assert!(table.contains("<c r=\"B2\" s=\"2\"><v>60000</v></c>"), "{table}");
+        assert!(table.contains("<c r=\"B3\" s=\"2\"><v>-5000</v></c>"), "{table}");
+        // 31 March 2025 is day 45747 of the spreadsheet's calendar.
+        assert!(table.contains("<c r=\"C2\" s=\"3\"><v>45747</v></c>"), "{table}");
+        let plain = part(&entries, "xl/worksheets/sheet2.xml");
+        assert!(!plain.contains("<pane") && !plain.contains("autoFilter"), "{plain}");
     }
 
     /// A sheet of many alike rows leaves the writer compressed to a fraction of its XML, and the
