@@ -353,6 +353,7 @@ async fn run(args: Args) -> Result<(), String> {
             decision_number: decision.clone(),
             commune_code: first.commune_code.clone(),
             format: proto::PublishFormat::Html.into(),
+            without_byte_order_mark: false,
         })
         .await
         .map_err(step("fetching the published page"))?;

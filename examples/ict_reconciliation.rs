@@ -189,6 +189,7 @@ async fn save_workbook(
         update_id: r.update_id.clone(),
         format: proto::ExportFormat::Xlsx.into(),
         confirmed_lines_only: false,
+        without_byte_order_mark: false,
     };
     let mut chunks = std::pin::pin!(client.export_reconciliation(request).await?);
     let mut file: Option<(PathBuf, std::fs::File)> = None;

@@ -183,6 +183,7 @@ async fn save_export(client: &Client, update_id: &str, dir: &Path) -> Result<Pat
         update_id: update_id.to_owned(),
         format: proto::ExportFormat::Csv.into(),
         confirmed_lines_only: false,
+        without_byte_order_mark: false,
     };
     let mut chunks = std::pin::pin!(client.export_reconciliation(request).await?);
     let mut file: Option<(PathBuf, std::fs::File)> = None;

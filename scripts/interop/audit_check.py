@@ -143,7 +143,8 @@ def open_checkpoint(note: str, key_text: str) -> tuple[int, bytes, str]:
 
 
 def check(export: str, proof_file: str, key_text: str, prev_hash: str | None) -> str:
-    with open(export, newline="", encoding="utf-8") as f:
+    # utf-8-sig: the hub starts a CSV with the byte-order mark spreadsheet programs need.
+    with open(export, newline="", encoding="utf-8-sig") as f:
         rows = list(csv.DictReader(f))
     if not rows:
         raise Broken("the export holds no record")

@@ -175,9 +175,16 @@ async fn published(
             decision_number: number.into(),
             commune_code: commune.into(),
             format: format.into(),
+            without_byte_order_mark: false,
         })
         .await?;
-    Ok((file.file_name, String::from_utf8(file.data).expect("UTF-8")))
+    let text = String::from_utf8(file.data).expect("UTF-8");
+    // A CSV file starts with the byte-order mark spreadsheet programs need.
+    let text = match format {
+        proto::PublishFormat::Csv => text.strip_prefix('\u{feff}').expect("a byte-order mark").to_owned(),
+        _ => text,
+    };
+    Ok((file.file_name, text))
 }
 
 #[tokio::test]

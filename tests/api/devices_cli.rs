@@ -91,7 +91,9 @@ async fn the_whole_allocation_runs_from_the_command_line() {
     let run = cli_run(&app, "UBND", here, &["devices", "publish", number, "--format", "csv", "-o", "list.csv"]).await;
     run.assert_ok();
     let csv = std::fs::read_to_string(here.join("list.csv")).unwrap();
-    assert!(csv.starts_with("commune_code,commune,no,head_name,category,device_type,status,handed_over_on\r\n"));
+    assert!(
+        csv.starts_with("\u{feff}commune_code,commune,no,head_name,category,device_type,status,handed_over_on\r\n")
+    );
     assert!(csv.contains(&format!(",SMARTPHONE,DEVICE_HANDED_OVER,{today}\r\n")), "{csv}");
     let run =
         cli_run(&app, "GIANGHIA", here, &["devices", "publish", number, "--commune", "24611", "--format", "html"])

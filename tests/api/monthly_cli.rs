@@ -245,7 +245,7 @@ async fn an_operator_submits_a_month_from_csv_and_ict_confirms_and_exports_it() 
     let size = grouped(csv.len());
     assert!(saved.out.starts_with(&format!("saved {name}: {size} bytes, text/csv")), "{}", saved.out);
     let rows: Vec<&str> = csv.lines().collect();
-    assert!(rows[0].starts_with("line_number,phone_number,"), "{csv}");
+    assert!(rows[0].starts_with("\u{feff}line_number,phone_number,"), "{csv}");
     let numbers: Vec<&str> = rows[1..].iter().map(|r| r.split(',').next().unwrap()).collect();
     assert_eq!(numbers, ["1", "3"], "the lines the confirmation covers:\n{csv}");
     assert!(!dir.join(format!("{name}.part")).exists());

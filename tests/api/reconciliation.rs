@@ -107,6 +107,7 @@ async fn export(
         update_id: id.into(),
         format: format.into(),
         confirmed_lines_only: confirmed_only,
+        without_byte_order_mark: false,
     };
     let mut chunks = std::pin::pin!(client.export_reconciliation(request).await.unwrap());
     let (mut name, mut bytes) = (String::new(), Vec::new());
@@ -116,6 +117,11 @@ async fn export(
             name = chunk.file_name;
         }
         bytes.extend(chunk.data);
+    }
+    // A CSV file starts with the byte-order mark spreadsheet programs need; the checks read past it.
+    if format == proto::ExportFormat::Csv {
+        assert!(bytes.starts_with(b"\xEF\xBB\xBF"), "no byte-order mark");
+        bytes.drain(..3);
     }
     (name, bytes)
 }
@@ -127,6 +133,7 @@ async fn export_err(client: &Client, operator: &str, id: &str, format: proto::Ex
         update_id: id.into(),
         format: format.into(),
         confirmed_lines_only: false,
+        without_byte_order_mark: false,
     };
     match client.export_reconciliation(request).await {
         Err(e) => e,

@@ -208,6 +208,7 @@ async fn the_figures_of_a_generated_month_are_the_ones_planted() {
         unit_code: String::new(),
         format: format.into(),
         threshold: 0,
+        without_byte_order_mark: false,
     };
     let book = ict.export_statistics_file(export(proto::StatisticsFormat::Xlsx)).await.unwrap();
     assert!(book.file_name.ends_with(".xlsx") && book.data.starts_with(b"PK"), "{}", book.file_name);
@@ -217,7 +218,7 @@ async fn the_figures_of_a_generated_month_are_the_ones_planted() {
     let err = vnpt_client.export_statistics_file(export(proto::StatisticsFormat::Xlsx)).await.unwrap_err();
     assert_eq!(err.code(), Some(Code::PermissionDenied));
     let csv = vnpt_client.export_statistics_file(export(proto::StatisticsFormat::PublicCsv)).await.unwrap();
-    assert!(String::from_utf8(csv.data).unwrap().starts_with("view,name,households,eligible,"));
+    assert!(String::from_utf8(csv.data).unwrap().starts_with("\u{feff}view,name,households,eligible,"));
 
     // Devices: places on approved lists and hand-overs, counted in the month they happen.
     let committee = app.client("UBND").await;

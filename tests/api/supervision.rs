@@ -126,7 +126,13 @@ async fn ict_finds_who_did_what_and_the_chain_checks_inside_and_outside_the_hub(
 
     // The export of a time range checks without the hub's code: every record's hash from its
     // fields and the hash before it, starting from the record before the range.
-    let request = proto::ExportAuditRequest { from: Some(ts(started)), until: None, with_proof: true };
+    // For a script: without the byte-order mark spreadsheet programs need.
+    let request = proto::ExportAuditRequest {
+        from: Some(ts(started)),
+        until: None,
+        with_proof: true,
+        without_byte_order_mark: true,
+    };
     let mut files = ict.export_audit_files(request).await.unwrap().into_iter();
     let (file, proof) = (files.next().unwrap(), files.next().expect("the proof follows the CSV"));
     assert!(file.file_name.ends_with(".csv"), "{}", file.file_name);
@@ -227,7 +233,10 @@ async fn the_audit_reader_runs_from_the_command_line() {
     assert!(run.out.starts_with("audit trail intact: "), "{}", run.out);
     cli_run(&app, "DOICT", here, &["audit", "export", "-o", "audit.csv"]).await.assert_ok();
     let csv = std::fs::read_to_string(here.join("audit.csv")).unwrap();
-    assert!(csv.starts_with("seq,at,request_id,caller,"), "{csv}");
+    assert!(csv.starts_with("\u{feff}seq,at,request_id,caller,"), "{csv}");
+    // For a script: --no-bom.
+    cli_run(&app, "DOICT", here, &["audit", "export", "--no-bom", "-o", "plain.csv"]).await.assert_ok();
+    assert!(std::fs::read_to_string(here.join("plain.csv")).unwrap().starts_with("seq,at,request_id,caller,"));
     assert!(csv.contains(",VNPT,") && csv.contains("/telesub.v1.Members/WhoAmI"), "{csv}");
     let run = cli_run(&app, "VNPT", here, &["audit", "verify"]).await;
     assert_eq!(run.code, Some(1), "only ICT reads the trail: {}{}", run.out, run.err);

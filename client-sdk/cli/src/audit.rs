@@ -60,6 +60,10 @@ pub(crate) enum AuditCommand {
         /// the README's audit section for checking it without the hub).
         #[arg(long)]
         with_proof: bool,
+        /// A CSV file without the UTF-8 byte-order mark (which spreadsheet programs need to
+        /// show Vietnamese; scripts may not want it).
+        #[arg(long)]
+        no_bom: bool,
     },
     /// Fetches the hub's latest signed checkpoint (or the one of --size) and keeps it in a
     /// file, to check later that the trail has only grown since (`audit check`).
@@ -391,8 +395,9 @@ async fn audit_online(client: &Client, command: AuditCommand) -> Result<(), Fail
                 )))
             }
         }
-        AuditCommand::Export { from, until, out, with_proof } => {
-            let chunks = client.export_audit(proto::ExportAuditRequest { from, until, with_proof }).await?;
+        AuditCommand::Export { from, until, out, with_proof, no_bom } => {
+            let request = proto::ExportAuditRequest { from, until, with_proof, without_byte_order_mark: no_bom };
+            let chunks = client.export_audit(request).await?;
             crate::reports::save_file(chunks, out, "audit.csv").await
         }
     }

@@ -411,8 +411,12 @@ async fn publish(
         number.replace(['/', '\\'], "_"),
         if commune.is_empty() { "all" } else { commune.as_str() }
     );
-    let request =
-        proto::PublishedRecipientsRequest { decision_number: number, commune_code: commune, format: format.into() };
+    let request = proto::PublishedRecipientsRequest {
+        decision_number: number,
+        commune_code: commune,
+        format: format.into(),
+        ..Default::default()
+    };
     // Decision numbers have slashes (1234/QĐ-BTTTT): kept in the name rather than taken for
     // folders.
     let chunks = client.published_recipients(request).await?.map(|chunk| {

@@ -126,6 +126,10 @@ pub(crate) enum ReconciliationCommand {
         /// A confirmed list: only the lines its confirmation covers.
         #[arg(long)]
         confirmed_lines_only: bool,
+        /// A CSV file without the UTF-8 byte-order mark (which spreadsheet programs need to
+        /// show Vietnamese; scripts may not want it).
+        #[arg(long)]
+        no_bom: bool,
         /// Where to save it; by default the name the hub suggests, in the current folder.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
@@ -260,7 +264,7 @@ pub(crate) async fn reconciliation(client: &Client, command: ReconciliationComma
         ReconciliationCommand::Reject { operator, update_id, note } => {
             show_list(&client.reject_reconciliation(&operator, &update_id, &note).await?);
         }
-        ReconciliationCommand::Export { list, format, confirmed_lines_only, out } => {
+        ReconciliationCommand::Export { list, format, confirmed_lines_only, no_bom, out } => {
             let format = match format {
                 FormatArg::Csv => proto::ExportFormat::Csv,
                 FormatArg::Xlsx => proto::ExportFormat::Xlsx,
@@ -270,6 +274,7 @@ pub(crate) async fn reconciliation(client: &Client, command: ReconciliationComma
                 update_id: list.update_id,
                 format: format.into(),
                 confirmed_lines_only,
+                without_byte_order_mark: no_bom,
             };
             export(client, request, out).await?;
         }

@@ -46,6 +46,10 @@ pub(crate) enum StatsCommand {
         format: StatsFormatArg,
         #[command(flatten)]
         threshold: Threshold,
+        /// A CSV file without the UTF-8 byte-order mark (which spreadsheet programs need to
+        /// show Vietnamese; scripts may not want it).
+        #[arg(long)]
+        no_bom: bool,
         /// Where to save it; by default the name the hub suggests, in the current folder.
         #[arg(short, long, value_name = "FILE")]
         out: Option<PathBuf>,
@@ -113,6 +117,7 @@ fn export_request(
         unit_code: scope.unit.unwrap_or_default(),
         format: proto::StatisticsFormat::from(format).into(),
         threshold: threshold.threshold.unwrap_or(0),
+        without_byte_order_mark: false,
     })
 }
 
@@ -157,10 +162,11 @@ pub(crate) async fn stats(connection: &Connection, command: StatsCommand) -> Res
             show_public(&public);
             Ok(())
         }
-        StatsCommand::Export { scope, format, threshold, out } => {
+        StatsCommand::Export { scope, format, threshold, no_bom, out } => {
             // A command line at odds with itself is a usage error, found before the hub is called.
-            let request = export_request(scope, format, threshold)
+            let mut request = export_request(scope, format, threshold)
                 .unwrap_or_else(|message| usage("export", ErrorKind::ArgumentConflict, message));
+            request.without_byte_order_mark = no_bom;
             let fallback = fallback_name(&request);
             let client = crate::connect(connection).await?;
             let chunks = match client.export_statistics(request).await {
@@ -387,18 +393,18 @@ mod tests {
 
     #[test]
     fn export_takes_a_format_and_a_file() {
-        let Ok(StatsCommand::Export { scope, format, threshold, out }) =
+        let Ok(StatsCommand::Export { scope, format, threshold, out, no_bom }) =
             parse(&["export", "--period", "2025-03", "--format", "public-csv", "--threshold", "15", "-o", "p.csv"])
         else {
             panic!("an export");
         };
-        assert_eq!(out, Some(PathBuf::from("p.csv")));
+        assert_eq!((out, no_bom), (Some(PathBuf::from("p.csv")), false));
         let request = export_request(scope, format, threshold).unwrap();
         assert_eq!(request.format(), proto::StatisticsFormat::PublicCsv);
         assert_eq!((request.period.as_str(), request.unit_code.as_str(), request.threshold), ("2025-03", "", 15));
         assert_eq!(fallback_name(&request), "public-2025-03.csv");
 
-        let Ok(StatsCommand::Export { scope, format, threshold, out }) =
+        let Ok(StatsCommand::Export { scope, format, threshold, out, .. }) =
             parse(&["export", "--period", "2025-03", "--unit", "24611", "--format", "xlsx"])
         else {
             panic!("an export");

@@ -725,6 +725,7 @@ async fn devices(
         decision_number: DECISION.into(),
         commune_code: commune.clone(),
         format: format.into(),
+        without_byte_order_mark: false,
     };
     let csv = ict.published_recipients_file(request(proto::PublishFormat::Csv)).await?;
     let page = ict.published_recipients_file(request(proto::PublishFormat::Html)).await?;

@@ -247,7 +247,7 @@ pub(super) async fn published(
         Ok(found) => found,
         Err(e) => return failure_in(lang, e),
     };
-    let (data, name, content_type) = match published::file(&allocation, commune, &places, &units, html) {
+    let (data, name, content_type) = match published::file(&allocation, commune, &places, &units, html, true) {
         Ok(file) => file,
         Err(e) => return failure_in(lang, DomainError::Internal(Box::new(e))),
     };

@@ -64,7 +64,7 @@ pub(super) async fn download(
     };
     let name = export::file_name(&summary, format);
     let request_id = call.request_id.clone();
-    let pieces = ReceiverStream::new(export::pieces(format, summary, lines, AHEAD)).map(move |piece| {
+    let pieces = ReceiverStream::new(export::pieces(format, summary, lines, AHEAD, true)).map(move |piece| {
         piece.map(bytes::Bytes::from).map_err(|e| {
             // The browser's download fails; the log says why.
             match &e {

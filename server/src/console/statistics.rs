@@ -70,7 +70,7 @@ pub(super) async fn file(
             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         )
     } else {
-        match crate::export::statistics::public_csv(&public_table(&s, DEFAULT_THRESHOLD)) {
+        match crate::export::statistics::public_csv(&public_table(&s, DEFAULT_THRESHOLD), true) {
             Ok(data) => (data, format!("thong-ke-cong-khai-{}-{unit}.csv", s.period), "text/csv; charset=utf-8"),
             Err(e) => return failure_in(visitor.lang, crate::domain::DomainError::Internal(Box::new(e))),
         }

@@ -13,6 +13,20 @@ use crate::domain::{
 };
 use xlsx::{Cell, XlsxWriter};
 
+/// UTF-8's byte-order mark: at the start of a CSV file, it tells spreadsheet programs (Excel on
+/// a double-click) that the text is UTF-8, so that Vietnamese reads right. Machine readers
+/// (the SDK's, Python's `utf-8-sig`) pass over it.
+pub const BYTE_ORDER_MARK: &[u8] = b"\xEF\xBB\xBF";
+
+/// A CSV writer into memory, with lines ended CRLF, starting with the byte-order mark when `bom`.
+pub fn csv_file(bom: bool) -> csv::Writer<Vec<u8>> {
+    csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(if bom {
+        BYTE_ORDER_MARK.to_vec()
+    } else {
+        Vec::new()
+    })
+}
+
 /// Why a list's file stopped part way.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportFailure {
@@ -44,10 +58,11 @@ pub fn pieces(
     summary: Summary,
     mut lines: LineReader,
     ahead: usize,
+    bom: bool,
 ) -> tokio::sync::mpsc::Receiver<Result<Vec<u8>, ExportFailure>> {
     let (out, rx) = tokio::sync::mpsc::channel(ahead);
     tokio::spawn(async move {
-        let mut renderer = match Renderer::start(format, &summary) {
+        let mut renderer = match Renderer::start(format, &summary, bom) {
             Ok(r) => r,
             Err(e) => return drop(out.send(Err(ExportFailure::Write(e))).await),
         };
@@ -182,10 +197,11 @@ const LINE_WIDTHS: [f64; 18] =
 impl Renderer {
     /// Starts a file: the CSV header, or the workbook's summary sheet and the lines sheet's
     /// headings.
-    pub fn start(format: Format, summary: &Summary) -> Result<Self, std::io::Error> {
+    /// A CSV file starts with the byte-order mark when `bom`.
+    pub fn start(format: Format, summary: &Summary, bom: bool) -> Result<Self, std::io::Error> {
         match format {
             Format::Csv => {
-                let mut w = csv_writer();
+                let mut w = csv_file(bom);
                 w.write_record(csv_columns())?;
                 Ok(Self { inner: Inner::Csv(Box::new(w)) })
             }

@@ -23,6 +23,7 @@ pub fn file(
     places: &[RecipientView],
     units: &UnitTable,
     html_page: bool,
+    bom: bool,
 ) -> Result<(Vec<u8>, String, &'static str), csv::Error> {
     let safe: String = allocation
         .row
@@ -40,7 +41,7 @@ pub fn file(
     } else {
         let name =
             if commune.is_empty() { format!("thiet-bi-{safe}.csv") } else { format!("thiet-bi-{safe}-{commune}.csv") };
-        (csv(allocation, places, units)?, name, "text/csv; charset=utf-8")
+        (csv(allocation, places, units, bom)?, name, "text/csv; charset=utf-8")
     })
 }
 
@@ -77,8 +78,13 @@ fn commune_name(units: &UnitTable, code: &str, allocation: &Allocation) -> Strin
 }
 
 /// The list as CSV: one row per household, communes in code order, numbered within each.
-pub fn csv(allocation: &Allocation, places: &[RecipientView], units: &UnitTable) -> Result<Vec<u8>, csv::Error> {
-    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::new());
+pub fn csv(
+    allocation: &Allocation,
+    places: &[RecipientView],
+    units: &UnitTable,
+    bom: bool,
+) -> Result<Vec<u8>, csv::Error> {
+    let mut w = super::csv_file(bom);
     w.write_record(CSV_COLUMNS)?;
     let mut commune = "";
     let mut name = String::new();

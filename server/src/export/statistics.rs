@@ -131,8 +131,8 @@ pub fn xlsx(s: &Statistics) -> Vec<u8> {
 }
 
 /// The public table as CSV (UTF-8, CRLF).
-pub fn public_csv(t: &PublicTable) -> Result<Vec<u8>, csv::Error> {
-    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::new());
+pub fn public_csv(t: &PublicTable, bom: bool) -> Result<Vec<u8>, csv::Error> {
+    let mut w = super::csv_file(bom);
     w.write_record(&t.columns)?;
     for row in &t.rows {
         w.write_record(row)?;

@@ -412,11 +412,13 @@ impl DeviceAllocation for DevicesApi {
         };
         let (allocation, places, units) =
             self.service.published(&r.decision_number, Some(&r.commune_code)).await.map_err(|e| ctx.fail(e))?;
-        let (data, file_name, content_type) = published::file(&allocation, &r.commune_code, &places, &units, html)
-            .map_err(|e| {
-                tracing::error!(request_id = %ctx.request_id, error = %e, "a published list failed");
-                super::status::internal(&ctx.request_id)
-            })?;
+        let (data, file_name, content_type) =
+            published::file(&allocation, &r.commune_code, &places, &units, html, !r.without_byte_order_mark).map_err(
+                |e| {
+                    tracing::error!(request_id = %ctx.request_id, error = %e, "a published list failed");
+                    super::status::internal(&ctx.request_id)
+                },
+            )?;
         Ok(Response::new(super::file_stream(data, file_name, content_type)))
     }
 }

@@ -239,7 +239,7 @@ impl Reconciliation for ReconciliationApi {
             .map_err(|e| ctx.fail(e))?;
         // The first chunk names the file, even when it carries no data yet.
         let mut named = Some((file_name(&summary, format), format.content_type().to_owned()));
-        let rx = export::pieces(format, summary, lines, EXPORT_AHEAD);
+        let rx = export::pieces(format, summary, lines, EXPORT_AHEAD, !r.without_byte_order_mark);
         let chunks = ReceiverStream::new(rx).map(move |piece| match piece {
             Ok(data) => {
                 let (file_name, content_type) = named.take().unwrap_or_default();

@@ -383,7 +383,7 @@ impl Supervision for SupervisionApi {
             Ok(pb::StatisticsFormat::PublicCsv) => {
                 let (s, t) =
                     self.statistics.public(&r.period, &r.unit_code, r.threshold).await.map_err(|e| ctx.fail(e))?;
-                let data = crate::export::statistics::public_csv(&t).map_err(|e| {
+                let data = crate::export::statistics::public_csv(&t, !r.without_byte_order_mark).map_err(|e| {
                     tracing::error!(request_id = %ctx.request_id, error = %e, "a statistics export failed");
                     super::status::internal(&ctx.request_id)
                 })?;
@@ -630,13 +630,14 @@ impl Supervision for SupervisionApi {
         let file_name =
             format!("audit-{}-{}.csv", export_time(filter.from), export_time(filter.until)).replace(':', "");
         let service = self.service.clone();
-        let (tree, with_proof) = (self.tree.clone(), r.with_proof);
+        let (tree, with_proof, bom) = (self.tree.clone(), r.with_proof, !r.without_byte_order_mark);
         let (out, rx) = tokio::sync::mpsc::channel(EXPORT_AHEAD);
         tokio::spawn(async move {
             let proof_name = format!("{file_name}.proof");
             let mut named = Some((file_name, "text/csv; charset=utf-8".to_owned()));
-            let writer = || csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::new());
-            let mut w = writer();
+            let writer = || crate::export::csv_file(false);
+            // The file's first piece starts with the byte-order mark.
+            let mut w = crate::export::csv_file(bom);
             let mut after = 0;
             let mut header = Some(EXPORT_COLUMNS);
             loop {
