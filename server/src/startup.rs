@@ -281,11 +281,10 @@ impl Hub {
         let policy_service = PolicyServer::new(PolicyApi::new(eligibility.clone(), units.clone()))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
-        let enrollment_service = EnrollmentsServer::new(EnrollmentsApi::new(
-            EnrollmentService::new(&context, eligibility.clone()).with_feed(feed.written()),
-        ))
-        .max_decoding_message_size(limits.max_message_bytes)
-        .max_encoding_message_size(limits.max_message_bytes);
+        let enrollments = EnrollmentService::new(&context, eligibility.clone()).with_feed(feed.written());
+        let enrollment_service = EnrollmentsServer::new(EnrollmentsApi::new(enrollments.clone()))
+            .max_decoding_message_size(limits.max_message_bytes)
+            .max_encoding_message_size(limits.max_message_bytes);
         let feed_service = ChangeFeedServer::new(FeedApi::new(feed))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
@@ -302,6 +301,7 @@ impl Hub {
             devices: DeviceService::new(&context),
             members: registry.clone(),
             inspections: InspectionService::new(&context),
+            enrollments: enrollments.clone(),
             verifier: tree.verifier(),
             clock: clock.clone(),
             csrf: crate::console::csrf::Csrf::from_secret(

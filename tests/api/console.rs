@@ -1228,6 +1228,45 @@ async fn ict_opens_an_inspection_records_findings_and_closes_it_from_the_console
     assert_eq!((i.findings.len(), i.conclusion.as_str()), (1, "Đúng quy định"));
 }
 
+/// A person's report: for a citizen ID, the household states that name them, the subsidised
+/// lines in their name and every look-up of the ID (who, when, which call, outcome), as a page
+/// and as a CSV file; making it is itself recorded as a look-up. DoICT's only.
+#[tokio::test]
+async fn a_persons_report_shows_what_the_hub_holds_and_who_looked_them_up() {
+    let app = TestApp::spawn().await;
+    march(&app).await;
+    // HH-1's head: VNPT enrolled a line in their name (march), and checks their eligibility.
+    let citizen = crate::households::cid(1, 1980, false);
+    let key = proto::check_eligibility_request::Key::CitizenId(citizen.clone());
+    app.client("VNPT").await.check_eligibility(key, "2025-03-15").await.unwrap();
+    let page = get(&app, "DOICT", &format!("/console/subject?citizen={citizen}")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    for shown in [
+        "HH-1",
+        "Nguyễn Văn An",
+        "Chủ hộ",
+        "0912000001",
+        "VNPT",
+        "/telesub.v1.Eligibility/CheckEligibility",
+        "/telesub.v1.Enrollments/Enroll",
+    ] {
+        assert!(page.body.contains(shown), "{shown} is not in the report: {}", page.body);
+    }
+    // The report itself is a look-up of the person: the next report lists it.
+    let request_id = page.headers["x-request-id"].to_str().unwrap().to_owned();
+    let file = get(&app, "DOICT", &format!("/console/subject/file?citizen={citizen}")).await;
+    assert_eq!(file.status, 200, "{}", file.body);
+    let csv = file.body.strip_prefix('\u{feff}').expect("a byte-order mark");
+    assert!(csv.starts_with("section,household,from,to,detail,by,outcome,request_id\r\n"), "{csv}");
+    assert!(csv.contains("household_state,HH-1,") && csv.contains("subsidised_line,HH-1,"), "{csv}");
+    assert!(csv.contains(&request_id), "the first report's look-up is not in the second: {csv}");
+    // Only DoICT makes it; a bad ID is named.
+    assert_eq!(get(&app, "VNPT", &format!("/console/subject?citizen={citizen}")).await.status, 403);
+    let bad = get(&app, "DOICT", "/console/subject?citizen=12345").await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("<code>citizen_id</code>"), "{}", bad.body);
+}
+
 /// The console is Vietnamese first, with an English switch in every page's header: the switch
 /// keeps the browser's choice in a cookie and brings it back to its page (a console page, never
 /// another site); numbers, amounts and dates read the same in both languages.

@@ -48,7 +48,7 @@ pub(super) fn category_name(t: T, c: Category) -> &'static str {
     }
 }
 
-fn relationship_name(t: T, r: Relationship) -> &'static str {
+pub(super) fn relationship_name(t: T, r: Relationship) -> &'static str {
     match r {
         Relationship::Head => t.s("Chủ hộ"),
         Relationship::Spouse => t.s("Vợ/chồng"),

@@ -28,6 +28,7 @@ mod line;
 mod members;
 mod pages;
 mod statistics;
+mod subject;
 mod supervision;
 mod words;
 
@@ -74,7 +75,7 @@ pub fn permission(method: &http::Method, path: &str) -> Option<&'static str> {
     let segments: Vec<&str> = path.trim_start_matches(PREFIX).trim_start_matches('/').split('/').collect();
     Some(match (method.as_str(), segments.as_slice()) {
         ("GET", ["language"]) => "/telesub.v1.Members/WhoAmI",
-        ("GET", ["audit"]) => "/telesub.v1.Supervision/QueryAudit",
+        ("GET", ["audit"] | ["subject"] | ["subject", "file"]) => "/telesub.v1.Supervision/QueryAudit",
         ("GET", ["audit", "check"]) => "/telesub.v1.Supervision/VerifyAudit",
         ("GET", ["statistics"] | ["statistics", "file"]) => "/telesub.v1.Supervision/GetProgrammeStatistics",
         ("GET", ["inspections"]) => "/telesub.v1.Supervision/ListInspections",
@@ -138,6 +139,7 @@ pub struct Console {
     pub devices: DeviceService,
     pub members: MemberRegistry,
     pub inspections: InspectionService,
+    pub enrollments: crate::domain::enrollments::EnrollmentService,
     /// The key the trail's checkpoints are checked with.
     pub verifier: Option<VerifierKey>,
     pub clock: Clock,
@@ -152,6 +154,8 @@ pub fn router(console: Console) -> Router {
         .route("/console/", get(pages::home))
         .route("/console/language", get(words::switch))
         .route("/console/audit", get(supervision::lookups))
+        .route("/console/subject", get(subject::subject))
+        .route("/console/subject/file", get(subject::file))
         .route("/console/audit/check", get(supervision::check))
         .route("/console/batches", get(households::batches).post(households::upload))
         .route("/console/batches/new", get(households::upload_form))

@@ -502,6 +502,23 @@ pub(super) fn en(vi: &'static str) -> &'static str {
         "Từ ngày" => "From",
         "Đến ngày" => "To",
         "Nhóm" => "View",
+        "Chưa ai tra cứu người này." => "Nobody has looked this person up.",
+        "Các lần tra cứu người này" => "Look-ups of this person",
+        "Dữ liệu cá nhân của một người và các lần tra cứu" => "A person's data and its look-ups",
+        "Dữ liệu cá nhân" => "Personal data",
+        "Hộ gia đình có tên người này" => "Households that name this person",
+        "Không có hộ nào có tên người này." => "No household names this person.",
+        "Không có thuê bao nào." => "No subscription.",
+        "Lập lúc" => "Made at",
+        "Thuê bao được hỗ trợ đứng tên người này" => "Subsidised lines in this person's name",
+        "Tải về (CSV)" => "Download (CSV)",
+        "Việc lập báo cáo này cũng được ghi vào nhật ký truy cập." => {
+            "Making this report is itself recorded in the audit trail."
+        }
+        "ra khỏi danh sách" => "off the list",
+        "Còn các lần tra cứu khác: thu hẹp khoảng thời gian ở trang nhật ký." => {
+            "There are more look-ups: narrow the time range on the audit page."
+        }
         "Thiết bị được phân bổ" => "Devices allocated",
         "Thiết bị đã bàn giao" => "Devices handed over",
         "Đã đăng ký tháng trước" => "Enrolled the month before",

@@ -434,6 +434,36 @@ impl HouseholdRegistry {
     }
 }
 
+impl HouseholdRegistry {
+    /// What the register holds about a person: every household the citizen ID ever belonged
+    /// to, each with its whole history (a locality: those that lie, or lay, in its unit).
+    pub async fn households_of_citizen(
+        &self,
+        caller: &Caller,
+        citizen_id: &str,
+    ) -> Result<Vec<Vec<HouseholdView>>, DomainError> {
+        let units = self.units.table().await?;
+        let id = super::household::CitizenId::parse(citizen_id.trim(), &units)
+            .map_err(|e| DomainError::invalid("citizen_id", e))?;
+        let states = self
+            .register_store
+            .states_matching(super::eligibility::QueryKind::CitizenId, &[id.as_str().to_owned()], false)
+            .await?;
+        let mut codes: Vec<String> = states.into_iter().map(|s| s.household_code).collect();
+        codes.sort();
+        codes.dedup();
+        let mut households = Vec::with_capacity(codes.len());
+        for code in codes {
+            match self.history(caller, &code).await {
+                Ok(views) => households.push(views),
+                Err(DomainError::PermissionDenied(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(households)
+    }
+}
+
 fn not_on_register(code: &impl std::fmt::Display) -> String {
     format!("household {code} is not on the register")
 }

@@ -1,0 +1,224 @@
+//! A person's report (Law 91/2025/QH15 on personal data: a person may know what is held about
+//! them and who processed it): for a citizen ID, the households the register holds the person
+//! in, with the states that name them; the subsidised lines in their name; and every look-up of
+//! the ID in the audit trail (who, when, which call, its outcome). A printable page and a CSV
+//! file a commune can hand over; asking for it is itself recorded as a look-up of the person.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::{
+    extract::{Query, State},
+    http::{HeaderValue, header},
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+
+use super::{
+    Console, format,
+    households::{category_name, relationship_name},
+    pages::{Visitor, failure_in, render, who},
+    words::T,
+};
+use crate::{
+    audit::SubjectKind,
+    domain::{DomainError, ports::enrollments::EnrollmentFilter, supervision::AuditQuery},
+};
+
+/// Look-ups read at most (in pages of the trail's largest page).
+const LOOKUPS_AT_MOST: usize = 20_000;
+
+#[derive(Debug, Deserialize)]
+pub(super) struct Asked {
+    #[serde(default)]
+    citizen: String,
+}
+
+/// One state of a household that names the person.
+struct Named {
+    household: String,
+    from: String,
+    to: String,
+    category: &'static str,
+    commune: String,
+    name: String,
+    relationship: &'static str,
+    birth_year: i32,
+    removed: bool,
+}
+
+struct Line {
+    operator: String,
+    phone: String,
+    household: String,
+    service: String,
+    from: String,
+    to: String,
+}
+
+struct Lookup {
+    at: String,
+    member: String,
+    what: String,
+    outcome: String,
+    request_id: String,
+}
+
+/// What the hub holds about the person.
+struct Report {
+    states: Vec<Named>,
+    lines: Vec<Line>,
+    lookups: Vec<Lookup>,
+    /// More look-ups than were read.
+    more: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console/subject.html")]
+struct SubjectPage {
+    who: String,
+    t: T,
+    back: String,
+    citizen: String,
+    report: Option<Report>,
+    made: String,
+}
+
+async fn report(console: &Console, visitor: &Visitor, citizen: &str) -> Result<Report, DomainError> {
+    let (caller, t) = (&visitor.caller, visitor.t());
+    visitor.call.looked_up(SubjectKind::CitizenId, [citizen]);
+    let households = console.registry.households_of_citizen(caller, citizen).await?;
+    let mut states = Vec::new();
+    let mut lines = Vec::new();
+    for views in &households {
+        for v in views {
+            for m in v.data.members.iter().filter(|m| m.citizen_id == citizen) {
+                states.push(Named {
+                    household: v.code.clone(),
+                    from: format::date(v.valid_from),
+                    to: v.valid_to.map(format::date).unwrap_or_default(),
+                    category: category_name(t, v.data.category),
+                    commune: format!("{} ({})", v.commune_name, v.data.commune_code),
+                    name: m.full_name.clone(),
+                    relationship: relationship_name(t, m.relationship),
+                    birth_year: m.birth_year,
+                    removed: v.removal.is_some(),
+                });
+            }
+        }
+        let Some(code) = views.first().map(|v| v.code.clone()) else { continue };
+        let filter = EnrollmentFilter { household_code: Some(code), ..EnrollmentFilter::default() };
+        for e in console.enrollments.list(caller, filter, 0, 1_000).await? {
+            if e.subscriber_citizen_id == citizen {
+                lines.push(Line {
+                    operator: e.operator,
+                    phone: e.phone_number,
+                    household: e.household_code,
+                    service: e.service,
+                    from: format::date(e.start_date),
+                    to: e.end_date.map(format::date).unwrap_or_default(),
+                });
+            }
+        }
+    }
+    let query = AuditQuery { citizen_id: citizen.to_owned(), ..AuditQuery::default() };
+    let (mut lookups, mut token, mut more) = (Vec::new(), String::new(), false);
+    loop {
+        let page = console.supervision.query(&query, crate::domain::paging::MAX_PAGE, &token).await?;
+        lookups.extend(page.items.iter().map(|r| Lookup {
+            at: format::time(r.entry.at),
+            member: match &r.entry.org_code {
+                Some(org) => format::by(org, r.entry.person.as_deref()),
+                None => "—".to_owned(),
+            },
+            what: r.entry.method.clone(),
+            outcome: r.entry.outcome.clone(),
+            request_id: r.entry.request_id.clone(),
+        }));
+        match page.next {
+            Some(next) if lookups.len() < LOOKUPS_AT_MOST => token = next,
+            Some(_) => {
+                more = true;
+                break;
+            }
+            None => break,
+        }
+    }
+    Ok(Report { states, lines, lookups, more })
+}
+
+/// The report's page: the form, and for a citizen ID what the hub holds about the person.
+pub(super) async fn subject(
+    State(console): State<Arc<Console>>,
+    visitor: Visitor,
+    Query(asked): Query<Asked>,
+) -> Response {
+    let citizen = asked.citizen.trim().to_owned();
+    let mut page = SubjectPage {
+        who: who(&visitor.caller),
+        t: visitor.t(),
+        back: visitor.back.clone(),
+        citizen: citizen.clone(),
+        report: None,
+        made: format::time(console.clock.now()),
+    };
+    if citizen.is_empty() {
+        return render(&page);
+    }
+    match report(&console, &visitor, &citizen).await {
+        Ok(r) => page.report = Some(r),
+        Err(e) => return failure_in(visitor.lang, e),
+    }
+    render(&page)
+}
+
+/// The report as a CSV file: a row per state, line and look-up, its kind first.
+pub(super) async fn file(
+    State(console): State<Arc<Console>>,
+    visitor: Visitor,
+    Query(asked): Query<Asked>,
+) -> Response {
+    let citizen = asked.citizen.trim().to_owned();
+    let r = match report(&console, &visitor, &citizen).await {
+        Ok(r) => r,
+        Err(e) => return failure_in(visitor.lang, e),
+    };
+    let mut w = crate::export::csv_file(true);
+    let rows = std::iter::once(
+        ["section", "household", "from", "to", "detail", "by", "outcome", "request_id"].map(str::to_owned),
+    )
+    .chain(r.states.iter().map(|s| {
+        let detail = format!("{} · {} · {} · {} · {}", s.name, s.relationship, s.birth_year, s.category, s.commune);
+        ["household_state", &s.household, &s.from, &s.to, &detail, "", if s.removed { "REMOVED" } else { "" }, ""]
+            .map(str::to_owned)
+    }))
+    .chain(r.lines.iter().map(|l| {
+        let detail = format!("{} {}", l.service, l.phone);
+        ["subsidised_line", &l.household, &l.from, &l.to, &detail, &l.operator, "", ""].map(str::to_owned)
+    }))
+    .chain(
+        r.lookups
+            .iter()
+            .map(|l| ["look_up", "", &l.at, "", &l.what, &l.member, &l.outcome, &l.request_id].map(str::to_owned)),
+    );
+    for row in rows {
+        if let Err(e) = w.write_record(&row) {
+            return failure_in(visitor.lang, DomainError::Internal(Box::new(e)));
+        }
+    }
+    let data = match w.into_inner() {
+        Ok(data) => data,
+        Err(e) => return failure_in(visitor.lang, DomainError::Internal(Box::new(e.into_error()))),
+    };
+    let name = format!("du-lieu-ca-nhan-{}.csv", citizen.chars().filter(char::is_ascii_digit).collect::<String>());
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8")),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        data,
+    )
+        .into_response()
+}
