@@ -77,3 +77,52 @@ async fn the_metrics_count_known_calls_and_health_answers_without_a_certificate(
     }
     assert!(!after.contains("HH-1") && !after.contains("0670"), "a household or citizen in the metrics: {after}");
 }
+
+/// A call that carries a W3C `traceparent` has its trace id in its log lines, in the real
+/// `telesub serve` process: a call over gRPC and a console page alike.
+#[tokio::test]
+async fn a_calls_trace_id_from_traceparent_is_in_its_log_lines() {
+    use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    telesub_server::pki::init(&tls, &["DOICT:ICT".parse().unwrap()]).unwrap();
+    let url = format!("sqlite://{}", dir.path().join("hub.db").display());
+    let hub = telesub_tests::ServeProcess::start(&tls, &url, &dir.path().join("hub.log"), &[]).await.unwrap();
+    let folder = telesub_server::pki::PkiDir::new(&tls);
+    let read = |p: std::path::PathBuf| std::fs::read(p).unwrap();
+    let config = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read(folder.ca_cert())))
+        .identity(Identity::from_pem(read(folder.client_cert("DOICT")), read(folder.client_key("DOICT"))))
+        .domain_name("localhost");
+    let channel = Channel::from_shared(format!("https://localhost:{}", hub.addr.port()))
+        .unwrap()
+        .tls_config(config)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let mut request = tonic::Request::new(Vec::new());
+    let traced = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    request.metadata_mut().insert("traceparent", traced.parse().unwrap());
+    let path = http::uri::PathAndQuery::from_static("/telesub.v1.Members/WhoAmI");
+    grpc.unary(request, path, telesub_tests::raw::RawCodec).await.expect("WhoAmI");
+    assert!(
+        hub.wait_for_log("trace_id=4bf92f3577b34da6a3ce929d0e0e4736", std::time::Duration::from_secs(5)).await,
+        "{}",
+        hub.log()
+    );
+    let page = telesub_tests::console::Browser::connect_to(hub.addr, &folder, Some("DOICT"))
+        .await
+        .unwrap()
+        .get_with("/console/", &[("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")])
+        .await
+        .unwrap();
+    assert_eq!(page.status, 200);
+    assert!(
+        hub.wait_for_log("trace_id=0af7651916cd43dd8448eb211c80319c", std::time::Duration::from_secs(5)).await,
+        "{}",
+        hub.log()
+    );
+}

@@ -330,7 +330,11 @@ impl HubState {
             method = %method,
             org = certificate.org_text.as_deref().unwrap_or("-"),
             request_id = %request_id,
+            trace_id = tracing::field::Empty,
         );
+        if let Some(trace) = trace_id(req.headers()) {
+            span.record("trace_id", tracing::field::display(trace));
+        }
         let mut call =
             CallRecord::new(self.clone(), self.entry(&request_id, &certificate, method.clone()), span.clone());
 
@@ -547,6 +551,29 @@ fn person_from_certificate(der: &[u8]) -> Option<String> {
     let name = subject.iter_common_name().next()?.as_str().ok()?.trim();
     let clean = !name.is_empty() && name.chars().count() <= 128 && !name.chars().any(char::is_control);
     clean.then(|| name.to_owned())
+}
+
+/// The trace a call belongs to, from its W3C `traceparent` header
+/// (`00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`): the trace id, so that the call's
+/// log lines can be found beside the caller's. `None` for a missing or malformed header, and
+/// for the all-zero ids the standard rules out.
+pub(crate) fn trace_id(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get("traceparent")?.to_str().ok()?.trim();
+    let mut parts = value.split('-');
+    let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let zero = |s: &str| s.bytes().all(|b| b == b'0');
+    // Version 00 has exactly four parts; a later version may add some.
+    let known = version != "00" || parts.next().is_none();
+    (hex(version, 2)
+        && version != "ff"
+        && known
+        && hex(trace, 32)
+        && !zero(trace)
+        && hex(parent, 16)
+        && !zero(parent)
+        && hex(flags, 2))
+    .then_some(trace)
 }
 
 /// Reads the organisation code from the certificate's `urn:telesub:org:<CODE>` SAN URI.
@@ -1083,6 +1110,29 @@ mod tests {
             let rule = authz::rule_for(method).unwrap_or_else(|| panic!("{method} is not served"));
             assert!(!matches!(rule.access, Access::AnyMember | Access::Certificate), "{method} is open to all");
         }
+    }
+
+    #[test]
+    fn trace_ids_come_from_well_formed_traceparent_headers_only() {
+        let with = |value: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert("traceparent", HeaderValue::from_static(value));
+            h
+        };
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(trace_id(&with(good)), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f-00f067aa0ba902b7-01",
+            "garbage",
+        ] {
+            assert_eq!(trace_id(&with(bad)), None, "{bad}");
+        }
+        assert_eq!(trace_id(&HeaderMap::new()), None);
     }
 
     #[test]

@@ -104,7 +104,11 @@ impl HubState {
             page = %page,
             org = certificate.org_text.as_deref().unwrap_or("-"),
             request_id = %request_id,
+            trace_id = tracing::field::Empty,
         );
+        if let Some(trace) = super::trace_id(req.headers()) {
+            span.record("trace_id", tracing::field::display(trace));
+        }
         let mut call = CallRecord::new(self.clone(), self.entry(&request_id, &certificate, page), span.clone());
         async move {
             if !self.database_up.load(Ordering::Relaxed) {
