@@ -15,7 +15,7 @@
 # closing summary says what was skipped. Any failure stops the script with a non-zero exit status, and everything it
 # started (database cluster, hub, temp folders) is cleaned up on the way out.
 #
-# Runs from any working directory. `scripts/test.sh interop` (or any list of fmt, clippy,
+# Runs from any working directory. `scripts/test.sh interop` (or any list of fmt, clippy, package,
 # sqlite, postgres, interop) runs only those steps, for a quicker loop while developing.
 # Uses the network only for `pip install` of the pinned packages in
 # scripts/interop/requirements.txt and scripts/console/requirements.txt (cached under target/
@@ -110,20 +110,20 @@ trap 'exit 143' TERM
 # 1-3: the Rust checks
 
 check_format() {
-    banner "1/5 formatting: cargo fmt --check"
+    banner "1/6 formatting: cargo fmt --check"
     cargo fmt --all -- --check
     RAN+=("fmt")
 }
 
 check_lints() {
-    banner "2/5 lints: cargo clippy -D warnings, and the layering check"
+    banner "2/6 lints: cargo clippy -D warnings, and the layering check"
     cargo clippy --workspace --all-targets -- -D warnings
     "$ROOT/scripts/layering.sh"
     RAN+=("clippy" "layering")
 }
 
 test_sqlite() {
-    banner "3/5 tests on SQLite: cargo test --workspace"
+    banner "3/6 tests on SQLite: cargo test --workspace"
     # The tests use PostgreSQL only when this is set; make sure it isn't inherited here.
     env -u TELESUB_TEST_POSTGRES_URL cargo test --workspace
     RAN+=("tests(sqlite)")
@@ -230,7 +230,7 @@ find_postgres() {
 }
 
 test_postgres() {
-    banner "4/5 tests on PostgreSQL: cargo test --workspace with TELESUB_TEST_POSTGRES_URL"
+    banner "4/6 tests on PostgreSQL: cargo test --workspace with TELESUB_TEST_POSTGRES_URL"
     if ! find_postgres; then
         warn_loudly "PostgreSQL (initdb, pg_ctl) not found on PATH or in /usr/lib/postgresql/*/bin." \
             "The PostgreSQL store is NOT tested. Install PostgreSQL to run these tests."
@@ -363,7 +363,7 @@ stop_hub() {
 }
 
 test_interop() {
-    banner "5/5 interoperability: Python grpcio and the Rust example against a running hub"
+    banner "5/6 interoperability: Python grpcio and the Rust example against a running hub"
     if ! python_venv "$ROOT/scripts/interop/requirements.txt" interop-venv; then
         warn_loudly "python3 with the venv and pip modules is not available." \
             "The interoperability checks with Python grpcio are NOT run." \
@@ -563,6 +563,32 @@ PY
 
 # ---------------------------------------------------------------------------------------
 
+# The Debian package, where cargo-deb is installed (`cargo install cargo-deb`): built in
+# release, then its contents and control fields checked. Not installed (as in CI, where the
+# release build would add some ten minutes): a loud skip.
+build_package() {
+    banner "6/6 the Debian package: cargo deb"
+    if ! cargo deb --version >/dev/null 2>&1; then
+        warn_loudly "The Debian package is NOT built: cargo-deb is not installed (cargo install cargo-deb)."
+        SKIPPED+=("package (cargo-deb not installed)")
+        return 0
+    fi
+    local out deb contents
+    out=$(cd "$ROOT" && cargo deb -p telesub 2>&1) || fail "cargo deb failed: $out"
+    deb=$(tail -n 1 <<<"$out")
+    [[ -f $deb ]] || fail "cargo deb did not name the package it built: $out"
+    contents=$(dpkg-deb --contents "$deb")
+    local path
+    for path in ./usr/bin/telesub ./etc/telesub/telesub.toml ./usr/lib/systemd/system/telesub.service \
+        ./usr/share/doc/telesub/README.md; do
+        grep -q " $path\$" <<<"$contents" || fail "the package has no $path"
+    done
+    dpkg-deb --field "$deb" Depends | grep -q adduser || fail "the package does not depend on adduser"
+    dpkg-deb --ctrl-tarfile "$deb" | tar -t | grep -q 'postinst' || fail "the package has no postinst"
+    echo "built $deb"
+    RAN+=("package")
+}
+
 summary() {
     CURRENT_STEP="summary"
     local ran="nothing" skipped="none"
@@ -577,17 +603,17 @@ summary() {
 usage() {
     cat <<'USAGE'
 usage: scripts/test.sh [STEP...]
-Runs every step when none is named. Steps: fmt clippy sqlite postgres interop
+Runs every step when none is named. Steps: fmt clippy sqlite postgres interop package
 USAGE
 }
 
 main() {
     local step steps=("$@")
-    [[ $# -gt 0 ]] || steps=(fmt clippy sqlite postgres interop)
+    [[ $# -gt 0 ]] || steps=(fmt clippy sqlite postgres interop package)
     # Check all names before running anything, so a typo fails fast.
     for step in "${steps[@]}"; do
         case $step in
-            fmt | clippy | sqlite | postgres | interop) ;;
+            fmt | clippy | sqlite | postgres | interop | package) ;;
             -h | --help) usage; exit 0 ;;
             *) usage >&2; exit 2 ;;
         esac
@@ -599,6 +625,7 @@ main() {
             sqlite) test_sqlite ;;
             postgres) test_postgres ;;
             interop) test_interop ;;
+            package) build_package ;;
         esac
     done
     summary
