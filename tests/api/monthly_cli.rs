@@ -15,7 +15,7 @@ use crate::households::{cid, header, household, push, removal};
 /// test only, not those of their dependencies, so it is built here, once, into the same
 /// target folder (a second or so when it is up to date). `TELESUB_CLI` names a binary to use
 /// instead.
-fn cli() -> &'static Path {
+pub(crate) fn cli() -> &'static Path {
     static CLI: OnceLock<PathBuf> = OnceLock::new();
     CLI.get_or_init(|| match std::env::var_os("TELESUB_CLI") {
         Some(path) => PathBuf::from(path),
@@ -59,6 +59,8 @@ pub(crate) async fn cli_run(app: &TestApp, org: &str, dir: &Path, args: &[&str])
         .args(args)
         .current_dir(dir)
         .env_remove("TELESUB_ENDPOINT")
+        .env_remove("TELESUB_ORG")
+        .env_remove("TELESUB_TLS_DIR")
         .output()
         .await
         .expect("run telesub-cli");
@@ -329,4 +331,33 @@ async fn a_bad_file_is_refused_naming_its_lines_and_a_corrected_one_replaces_the
     assert!(line.starts_with("by DOICT at ") && line.ends_with(": thiếu dòng"), "{line}");
     let held = vnpt.get_reconciliation("", second_id).await.unwrap();
     assert_eq!((held.status(), held.rejection_note.as_str()), (proto::ReconciliationStatus::Rejected, "thiếu dòng"));
+}
+
+/// For scripts: the hub's address and the certificate flags from the environment
+/// (`TELESUB_ENDPOINT`, `TELESUB_TLS_DIR`, `TELESUB_ORG`; `TELESUB_CERT`, `TELESUB_KEY` and
+/// `TELESUB_CA` alike), a flag still winning over its variable.
+#[tokio::test]
+async fn the_cli_takes_its_certificate_flags_from_the_environment() {
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |org_flag: Option<&str>| {
+        let mut command = tokio::process::Command::new(cli());
+        command
+            .env("TELESUB_ENDPOINT", app.endpoint())
+            .env("TELESUB_TLS_DIR", app.tls_dir.path())
+            .env("TELESUB_ORG", "VNPT")
+            .current_dir(dir.path())
+            .arg("whoami");
+        if let Some(org) = org_flag {
+            command.args(["--org", org]);
+        }
+        command.output()
+    };
+    let output = run(None).await.unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{said}");
+    assert!(said.contains("VNPT") && said.contains("OPERATOR"), "{said}");
+    let output = run(Some("DOICT")).await.unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success() && said.contains("DOICT") && said.contains("ICT"), "{said}");
 }

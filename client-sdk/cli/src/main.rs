@@ -83,19 +83,19 @@ struct Connection {
     )]
     endpoint: String,
     /// A certificate folder written by `telesub pki init` (DIR/ca.crt, DIR/clients/CODE.crt and .key).
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", env = "TELESUB_TLS_DIR")]
     tls_dir: Option<PathBuf>,
     /// The organisation whose certificate in --tls-dir to use.
-    #[arg(long, global = true, value_name = "CODE")]
+    #[arg(long, global = true, value_name = "CODE", env = "TELESUB_ORG")]
     org: Option<String>,
     /// This organisation's client certificate (PEM).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", env = "TELESUB_CERT")]
     cert: Option<PathBuf>,
     /// The key of --cert (PEM).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", env = "TELESUB_KEY")]
     key: Option<PathBuf>,
     /// The CA that issued the hub's certificate (PEM).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", env = "TELESUB_CA")]
     ca: Option<PathBuf>,
     /// Saves the hub's signed receipt of every write in DIR, as DIR/RECORD.receipt (the audit
     /// record's number); `audit receipt prove` adds its proof, `audit receipt verify` checks it.
