@@ -72,6 +72,7 @@ pub struct Metrics {
     pub list_seconds: Histogram,
     pub list_lines: Histogram,
     pub database_up: Gauge,
+    pub households_held: Gauge,
 }
 
 fn seconds() -> Histogram {
@@ -145,6 +146,12 @@ impl Metrics {
         registry.register("monthly_list_lines", "Lines of a monthly list reconciled", list_lines.clone());
         let database_up = Gauge::default();
         registry.register("database_up", "1 while the hub's database answers, else 0", database_up.clone());
+        let households_held = Gauge::default();
+        registry.register(
+            "register_households_held",
+            "Households of the register held in memory (0 where the register is read from the database)",
+            households_held.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             calls,
@@ -159,6 +166,7 @@ impl Metrics {
             list_seconds,
             list_lines,
             database_up,
+            households_held,
         }
     }
 
@@ -171,13 +179,21 @@ impl Metrics {
 }
 
 /// What the listener answers from.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Watched {
     pub metrics: Metrics,
     /// Whether the database answers, as the hub's watch last found.
     pub database_up: Arc<AtomicBool>,
     /// Set once the hub is stopping.
     pub stopping: Arc<AtomicBool>,
+    /// Households held in memory, when the register is held and its index ready.
+    pub held: Arc<dyn Fn() -> Option<usize> + Send + Sync>,
+}
+
+impl std::fmt::Debug for Watched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watched").finish_non_exhaustive()
+    }
 }
 
 /// The listener's routes.
@@ -191,6 +207,7 @@ pub fn router(watched: Watched) -> Router {
 
 async fn scrape(State(watched): State<Watched>) -> impl IntoResponse {
     watched.metrics.database_up.set(i64::from(watched.database_up.load(Ordering::Relaxed)));
+    watched.metrics.households_held.set((watched.held)().unwrap_or(0) as i64);
     ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], watched.metrics.text())
 }
 

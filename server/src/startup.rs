@@ -341,6 +341,10 @@ impl Hub {
                 metrics: metrics.clone(),
                 database_up: database_up.clone(),
                 stopping: stopping_flag.clone(),
+                held: {
+                    let register = read_model.clone();
+                    Arc::new(move || register.held())
+                },
             };
             tracing::info!(%addr, "metrics and health served");
             tokio::spawn(async move {

@@ -62,6 +62,12 @@ async fn the_metrics_count_known_calls_and_health_answers_without_a_certificate(
     assert_eq!(delta("telesub_batch_records_sum"), 25.0, "{after}");
     assert!(sample(&after, "telesub_audit_commit_records_count") >= 5.0, "{after}");
     assert_eq!(sample(&after, "telesub_database_up"), 1.0, "{after}");
+    // The register held in memory (SQLite) holds the batch's households, once caught up.
+    if app.store.backend() == "sqlite" {
+        app.register.catch_up().await.unwrap();
+        let (_, now) = plain_get(at, "/metrics").await;
+        assert_eq!(sample(&now, "telesub_register_households_held"), 25.0, "{now}");
+    }
     // Between calls nothing is in flight.
     assert!(after.contains("# TYPE telesub_calls_in_flight gauge"), "{after}");
     for line in after.lines().filter(|l| l.starts_with("telesub_calls_in_flight{")) {
