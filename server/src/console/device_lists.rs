@@ -9,7 +9,6 @@ use std::sync::Arc;
 use askama::Template;
 use axum::{
     extract::{Path, Query, State},
-    http::{HeaderValue, header},
     response::{IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
@@ -17,7 +16,7 @@ use serde::Deserialize;
 use super::{
     Console, format,
     households::category_name,
-    pages::{Visitor, failure_in, render, who},
+    pages::{Visitor, attachment, failure_in, render, who},
     words::{Lang, T},
 };
 use crate::{
@@ -251,8 +250,5 @@ pub(super) async fn published(
         Ok(file) => file,
         Err(e) => return failure_in(lang, DomainError::Internal(Box::new(e))),
     };
-    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
-        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
-    ([(header::CONTENT_TYPE, HeaderValue::from_static(content_type)), (header::CONTENT_DISPOSITION, disposition)], data)
-        .into_response()
+    attachment(&name, content_type, data)
 }

@@ -7,8 +7,7 @@ use std::sync::Arc;
 use axum::{
     body::Body,
     extract::{Path, Query, State},
-    http::{HeaderValue, header},
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -16,7 +15,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::{
     Console,
-    pages::{Visitor, failure_in},
+    pages::{Visitor, attachment, failure_in},
 };
 use crate::{
     domain::DomainError,
@@ -78,14 +77,5 @@ pub(super) async fn download(
             std::io::Error::other(e)
         })
     });
-    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
-        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
-    (
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static(format.content_type())),
-            (header::CONTENT_DISPOSITION, disposition),
-        ],
-        Body::from_stream(pieces),
-    )
-        .into_response()
+    attachment(&name, format.content_type(), Body::from_stream(pieces))
 }

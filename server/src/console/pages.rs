@@ -605,6 +605,21 @@ pub(super) async fn decide(
     }
 }
 
+/// A file to save: `body` of `content_type`, named `name` (a name a header cannot carry is
+/// left to the browser).
+pub(super) fn attachment(name: &str, content_type: &'static str, body: impl IntoResponse) -> Response {
+    let disposition = http::HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+        .unwrap_or_else(|_| http::HeaderValue::from_static("attachment"));
+    (
+        [
+            (header::CONTENT_TYPE, http::HeaderValue::from_static(content_type)),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 pub(super) async fn stylesheet() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("../../templates/console/console.css"))
         .into_response()

@@ -20,7 +20,7 @@ use crate::domain::{
 use super::{
     Console, format,
     households::category_name,
-    pages::{Visitor, failure_in, render, who},
+    pages::{Visitor, attachment, failure_in, render, who},
     words::T,
 };
 
@@ -41,10 +41,6 @@ pub(super) async fn file(
     visitor: Visitor,
     Query(asked): Query<FileAsked>,
 ) -> Response {
-    use axum::{
-        http::{HeaderValue, header},
-        response::IntoResponse,
-    };
     let caller = &visitor.caller;
     let period = match asked.period.trim() {
         "" => format::last_month(console.clock.today()),
@@ -75,10 +71,7 @@ pub(super) async fn file(
             Err(e) => return failure_in(visitor.lang, crate::domain::DomainError::Internal(Box::new(e))),
         }
     };
-    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
-        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
-    ([(header::CONTENT_TYPE, HeaderValue::from_static(content_type)), (header::CONTENT_DISPOSITION, disposition)], data)
-        .into_response()
+    attachment(&name, content_type, data)
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,15 +9,14 @@ use std::sync::Arc;
 use askama::Template;
 use axum::{
     extract::{Query, State},
-    http::{HeaderValue, header},
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use serde::Deserialize;
 
 use super::{
     Console, format,
     households::{category_name, relationship_name},
-    pages::{Visitor, failure_in, render, who},
+    pages::{Visitor, attachment, failure_in, render, who},
     words::T,
 };
 use crate::{
@@ -211,14 +210,5 @@ pub(super) async fn file(
         Err(e) => return failure_in(visitor.lang, DomainError::Internal(Box::new(e.into_error()))),
     };
     let name = format!("du-lieu-ca-nhan-{}.csv", citizen.chars().filter(char::is_ascii_digit).collect::<String>());
-    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
-        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
-    (
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8")),
-            (header::CONTENT_DISPOSITION, disposition),
-        ],
-        data,
-    )
-        .into_response()
+    attachment(&name, "text/csv; charset=utf-8", data)
 }
