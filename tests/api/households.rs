@@ -361,6 +361,21 @@ async fn a_batch_with_a_bad_record_changes_nothing_and_names_every_problem() {
 }
 
 #[tokio::test]
+async fn a_refused_batch_can_be_pushed_again_at_once() {
+    // A clerk's system retries as soon as it is told what was wrong: each push is answered on
+    // its own merits, never "being received by another stream" for a stream that has ended.
+    let app = TestApp::spawn().await;
+    let labour = app.client("DOLISA").await;
+    let bad = || vec![with(household("HH-1", "24611", 1), |d| d.members[0].citizen_id = "067080".into())];
+    for round in 0..25 {
+        let err = push(&labour, header("again", DELTA, "2024-01", "2024-01-01"), bad()).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "round {round}: {err:?}");
+    }
+    let good = vec![household("HH-1", "24611", 1)];
+    assert_eq!(push(&labour, header("again", DELTA, "2024-01", "2024-01-01"), good).await.unwrap().added, 1);
+}
+
+#[tokio::test]
 async fn the_problems_listed_are_capped_and_counted() {
     let app = TestApp::spawn().await;
     let labour = app.client("DOLISA").await;

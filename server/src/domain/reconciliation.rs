@@ -983,9 +983,14 @@ impl ReconciliationService {
         if row.status != ListStatus::Receiving {
             return Ok(false);
         }
-        let Some(_claim) = self.store.claim(&list_key(&row.operator, &row.update_id)).await? else {
+        let Some(claim) = self.store.claim(&list_key(&row.operator, &row.update_id)).await? else {
             return Ok(false);
         };
+        claim.hold(self.settle_claimed(row)).await
+    }
+
+    /// [`Self::settle_abandoned`] once the list is claimed.
+    async fn settle_claimed(&self, row: &MonthlyList) -> Result<bool, DomainError> {
         // The row may have moved on while the claim was being taken.
         let Some(row) =
             self.monthly_list_store.monthly_update_by_ref(row.id).await?.filter(|r| r.status == ListStatus::Receiving)
@@ -1056,13 +1061,26 @@ impl ReconciliationService {
             return Ok(summary);
         }
         // One stream per list at a time, across the hubs of the database.
-        let Some(_claim) = self.store.claim(&list_key(operator, &header.update_id)).await? else {
+        let Some(claim) = self.store.claim(&list_key(operator, &header.update_id)).await? else {
             return Err(DomainError::Aborted(format!(
                 "list {} is being received by another stream right now: this one is refused and changed nothing, \
                  the other goes on; wait for its answer, or submit again once it has ended",
                 header.update_id
             )));
         };
+        // Given up before the answer, so that an operator submitting again at once finds it free.
+        claim.hold(self.submit_claimed(header, operator, request_id, lines, digest)).await
+    }
+
+    /// [`Self::submit`] once the list is claimed.
+    async fn submit_claimed(
+        &self,
+        header: Header,
+        operator: &str,
+        request_id: &str,
+        mut lines: LineStream<'_>,
+        mut digest: ContentDigest,
+    ) -> Result<Summary, DomainError> {
         let replaces = self.replaced(operator, &header).await?;
         let received_at = self.clock.now();
         let id = self

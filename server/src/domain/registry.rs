@@ -171,8 +171,8 @@ impl HouseholdRegistry {
     /// streams, on this hub's database through another hub, are left alone.
     pub async fn recover(&self) -> Result<(), DomainError> {
         for id in self.batch_store.receiving_batches().await? {
-            if let Some(_claim) = self.store.claim(&batch_key(&id)).await? {
-                self.batch_store.discard_batch(&id).await?;
+            if let Some(claim) = self.store.claim(&batch_key(&id)).await? {
+                claim.hold(self.batch_store.discard_batch(&id)).await?;
                 tracing::warn!(batch = %id, "a batch was cut off by a hub that stopped: what it staged was discarded, the register is as before it; push it again");
             }
         }
@@ -205,12 +205,25 @@ impl HouseholdRegistry {
         }
         // One stream per batch id at a time, across the hubs of the database: a second one
         // (a client retrying while its first stream is still open) is refused at once.
-        let Some(_claim) = self.store.claim(&batch_key(id)).await? else {
+        let Some(claim) = self.store.claim(&batch_key(id)).await? else {
             return Err(DomainError::Aborted(format!(
                 "batch {id} is being received by another stream right now: this one is refused and changed \
                  nothing, the other goes on; wait for its receipt (GetBatch), or push again once it has ended"
             )));
         };
+        // Given up before the answer, so that a client pushing again at once finds it free.
+        claim.hold(self.push_claimed(header, pushed_by, records, digest)).await
+    }
+
+    /// [`Self::push`] once the batch is claimed.
+    async fn push_claimed(
+        &self,
+        header: BatchHeader,
+        pushed_by: &OrgCode,
+        mut records: RecordStream<'_>,
+        mut digest: BatchDigest,
+    ) -> Result<Receipt, DomainError> {
+        let id = header.batch_id.as_str();
         let receiver = crate::random_token();
         let received_at = self.clock.now();
         let new = NewBatch {

@@ -160,11 +160,9 @@ impl Store for PgStore {
         // A session-level advisory lock on a connection of the claim's own: it ends when the
         // claim is dropped (the connection closes) or when this process dies.
         let mut conn = self.pool.acquire().await?.detach();
-        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(i64::from_be_bytes(super::claim_hash(key)))
-            .fetch_one(&mut conn)
-            .await?;
-        Ok(taken.then(|| super::Claim::new(conn)))
+        let lock = i64::from_be_bytes(super::claim_hash(key));
+        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(lock).fetch_one(&mut conn).await?;
+        Ok(taken.then(|| super::Claim::new(SessionClaim { conn, lock })))
     }
 
     fn backend(&self) -> &'static str {
@@ -174,6 +172,26 @@ impl Store for PgStore {
     async fn migrate(&self) -> Result<(), PortError> {
         sqlx::migrate!("./migrations/postgres").run(&self.pool).await?;
         Ok(())
+    }
+}
+
+/// A claim as a session's advisory lock. Closing the connection alone ends it only once the
+/// server's backend has noticed, which under load comes after the next claimant asks; giving
+/// it up unlocks first and waits for the answer.
+struct SessionClaim {
+    conn: sqlx::PgConnection,
+    lock: i64,
+}
+
+#[async_trait]
+impl crate::domain::ports::Held for SessionClaim {
+    async fn release(self: Box<Self>) {
+        let Self { mut conn, lock } = *self;
+        if let Err(e) = sqlx::query("SELECT pg_advisory_unlock($1)").bind(lock).execute(&mut conn).await {
+            // The session is then broken or gone, and the lock with it once the server notices.
+            tracing::warn!(error = %crate::ErrorChain(&e), "a claim could not be given up at once; it ends with its session");
+        }
+        let _ = sqlx::Connection::close(conn).await;
     }
 }
 

@@ -235,7 +235,7 @@ impl Store for SqliteStore {
             std::fs::create_dir_all(&dir)?;
             let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
             match file.try_lock() {
-                Ok(()) => Ok(Some(super::Claim::new(file))),
+                Ok(()) => Ok(Some(super::Claim::new(FileClaim(file)))),
                 Err(std::fs::TryLockError::WouldBlock) => Ok(None),
                 Err(std::fs::TryLockError::Error(e)) => Err(e),
             }
@@ -946,6 +946,16 @@ async fn checkpoint_while_open(checkpointer: SqlitePool, mut stopped: tokio::syn
 /// seconds instead of rewriting them through the database's log. Losing it (a crash, a power
 /// cut) loses only batches not yet applied, which their senders push again.
 /// The folder of the claims' lock files, beside the database.
+/// A claim as a lock on a file: closing the file ends it at once.
+struct FileClaim(std::fs::File);
+
+#[async_trait]
+impl crate::domain::ports::Held for FileClaim {
+    async fn release(self: Box<Self>) {
+        drop(self.0);
+    }
+}
+
 fn claims_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push("-claims");

@@ -125,13 +125,33 @@ impl fmt::Display for Conflict {
 }
 
 /// The right to receive one thing (a batch, an operator's monthly list) while it is held; see
-/// [`Store::claim`]. Dropping it gives the right up.
-pub struct Claim(#[allow(dead_code)] Box<dyn Send + Sync>);
+/// [`Store::claim`]. [`Claim::release`] gives it up before it returns; a claim merely dropped
+/// (a stream cut off, a task cancelled) ends too, but only once the backend notices (a
+/// PostgreSQL session ends in its own time), so a call gives its claim up before it answers.
+pub struct Claim(Box<dyn Held>);
+
+/// What holds a claim: a lock on a file, a database session.
+#[async_trait]
+pub trait Held: Send + Sync {
+    /// Ends the claim; done when the next [`Store::claim`] of its key, from anywhere, can take it.
+    async fn release(self: Box<Self>);
+}
 
 impl Claim {
-    /// A claim held for as long as `held` lives (a lock, a database session).
-    pub fn new(held: impl Send + Sync + 'static) -> Self {
+    pub fn new(held: impl Held + 'static) -> Self {
         Self(Box::new(held))
+    }
+
+    /// Gives the claim up, and returns once it is free for the next claimant.
+    pub async fn release(self) {
+        self.0.release().await;
+    }
+
+    /// Runs `work` while the claim is held, then gives it up, whatever `work` answered.
+    pub async fn hold<T>(self, work: impl Future<Output = T>) -> T {
+        let out = work.await;
+        self.release().await;
+        out
     }
 }
 
