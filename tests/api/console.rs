@@ -372,6 +372,8 @@ async fn a_line_opens_with_the_households_states_on_the_days_that_matter() {
     ] {
         assert!(line.body.contains(shown), "{shown:?} is not on the line's page: {}", line.body);
     }
+    // What the reconciliation found, in the page's language.
+    assert!(line.body.contains("Hộ HH-3 ") && !line.body.contains("household HH-3"), "{}", line.body);
     let request_id = line.headers["x-request-id"].to_str().unwrap().to_owned();
     let who = app
         .client("DOICT")

@@ -355,6 +355,10 @@ async fn every_line_is_checked_against_the_month_and_ict_confirms_the_ok_lines()
     {
         assert!(text.contains(expected), "{expected} missing from the workbook");
     }
+    // Its notes are written for the people who open it, in Vietnamese; the CSV for machines
+    // keeps the English messages.
+    assert!(text.contains("Đề nghị 60.000 đồng; chỉ được hỗ trợ 40.645 đồng"), "the over-cap note in Vietnamese");
+    assert!(!text.contains("VND are allowed"), "no English note in the workbook");
     let err = export_err(&vnpt, "VIETTEL", "vt-2025-03", proto::ExportFormat::Csv).await;
     assert_eq!(err.code(), Some(Code::NotFound), "another operator's list: {err}");
     let err = ict.reject_reconciliation("VIETTEL", "vt-2025-03", " ").await.unwrap_err();

@@ -134,7 +134,7 @@ pub(super) async fn line(
             .iter()
             .map(|d| {
                 let allowed = d.allowed_amount.map(format::vnd).unwrap_or_default();
-                (d.code.as_str(), code_label(t, d.code), d.message.clone(), allowed)
+                (d.code.as_str(), code_label(t, d.code), t.discrepancy(d), allowed)
             })
             .collect(),
         days: days.into_iter().map(|(on, why)| (format::date(on), why)).collect(),

@@ -502,7 +502,7 @@ pub(super) async fn list(
             problems: l
                 .discrepancies
                 .iter()
-                .map(|d| (d.code.as_str(), code_label(t, d.code), d.message.clone()))
+                .map(|d| (d.code.as_str(), code_label(t, d.code), t.discrepancy(d)))
                 .collect(),
         })
         .collect();

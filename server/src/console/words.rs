@@ -87,6 +87,14 @@ impl T {
         }
     }
 
+    /// What a discrepancy says, in the page's language.
+    pub(super) fn discrepancy(&self, d: &crate::domain::reconciliation::Discrepancy) -> String {
+        match self.0 {
+            Lang::Vi => crate::export::note(d),
+            Lang::En => d.message.clone(),
+        }
+    }
+
     /// The page's language code, for `<html lang>`.
     pub(super) fn code(&self) -> &'static str {
         self.0.code()

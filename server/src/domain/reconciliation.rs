@@ -182,6 +182,10 @@ pub struct Line {
 pub struct Discrepancy {
     pub code: Code,
     pub message: String,
+    /// The same in Vietnamese, for the people who read the lists (the workbook's notes, the
+    /// console); empty for discrepancies stored before notes were kept.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub date: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -189,8 +193,43 @@ pub struct Discrepancy {
 }
 
 impl Discrepancy {
-    fn new(code: Code, message: String) -> Self {
-        Self { code, message, date: None, allowed_amount: None }
+    fn new(code: Code, message: String, note: String) -> Self {
+        Self { code, message, note, date: None, allowed_amount: None }
+    }
+}
+
+/// `dd/mm/yyyy`, as the notes write a day.
+fn ngay(d: Date) -> String {
+    format!("{:02}/{:02}/{:04}", d.day(), u8::from(d.month()), d.year())
+}
+
+/// A day kept as `YYYY-MM-DD`, as the notes write it; as kept when it is not a day.
+fn ngay_of(iso: &str) -> String {
+    Date::parse(iso, &time::format_description::well_known::Iso8601::DATE).map_or_else(|_| iso.to_owned(), ngay)
+}
+
+/// A period `YYYY-MM` as `MM/YYYY`.
+fn thang(period: &str) -> String {
+    period.split_once('-').map_or_else(|| period.to_owned(), |(y, m)| format!("{m}/{y}"))
+}
+
+/// A whole amount of đồng with dots between thousands: `60.000 đồng`.
+fn dong(amount: i64) -> String {
+    let digits = amount.unsigned_abs().to_string();
+    let mut out = String::from(if amount < 0 { "-" } else { "" });
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push('.');
+        }
+        out.push(c);
+    }
+    out + " đồng"
+}
+
+fn dich_vu(service: Service) -> &'static str {
+    match service {
+        Service::Mobile => "di động",
+        Service::FixedBroadband => "Internet băng rộng cố định",
     }
 }
 
@@ -556,19 +595,28 @@ impl Run {
         let member = states.iter().any(|s| s.facts.citizen_ids.contains(&line.subscriber_citizen_id));
         let later = history.and_then(|h| h.states.iter().map(|s| s.valid_from).find(|from| *from >= self.next));
         if let (true, Some(from)) = (states.is_empty(), later) {
-            let mut d =
-                Discrepancy::new(Code::BeforeStart, format!("household {code} is on the register only from {from}"));
+            let mut d = Discrepancy::new(
+                Code::BeforeStart,
+                format!("household {code} is on the register only from {from}"),
+                format!("Hộ {code} chỉ có trong danh sách từ ngày {}", ngay(from)),
+            );
             d.date = Some(format_date(from));
             found.push(d);
         } else if states.is_empty() {
             found.push(Discrepancy::new(
                 Code::UnknownSubscriber,
                 format!("household {code} is not on the register in {month}"),
+                format!("Hộ {code} không có trong danh sách trong tháng {}", thang(month)),
             ));
         } else if !member {
             found.push(Discrepancy::new(
                 Code::UnknownSubscriber,
                 format!("{} is not a member of household {code} in {month}", line.subscriber_citizen_id),
+                format!(
+                    "Người có số định danh {} không thuộc hộ {code} trong tháng {}",
+                    line.subscriber_citizen_id,
+                    thang(month)
+                ),
             ));
         }
 
@@ -582,6 +630,10 @@ impl Run {
                             let mut d = Discrepancy::new(
                                 Code::EligibilityEnded,
                                 format!("support for household {code} ends on {until} and the line does not stop"),
+                                format!(
+                                    "Hộ {code} hết được hỗ trợ vào ngày {}, nhưng dòng không báo ngừng hỗ trợ",
+                                    ngay(until)
+                                ),
                             );
                             d.date = Some(format_date(until));
                             found.push(d);
@@ -621,6 +673,13 @@ impl Run {
                         line.amount_claimed,
                         self.days_in_month()
                     ),
+                    format!(
+                        "Đề nghị {}; chỉ được hỗ trợ {} ({}/tháng, {days}/{} ngày)",
+                        dong(line.amount_claimed),
+                        dong(allowed),
+                        dong(monthly),
+                        self.days_in_month()
+                    ),
                 );
                 d.allowed_amount = Some(allowed);
                 found.push(d);
@@ -633,6 +692,7 @@ impl Run {
             found.push(Discrepancy::new(
                 Code::NonUsage,
                 format!("no traffic for {idle} months in a row; support stops after {limit}"),
+                format!("Thuê bao không phát sinh lưu lượng {idle} tháng liên tiếp; hỗ trợ dừng sau {limit} tháng"),
             ));
         }
 
@@ -642,6 +702,7 @@ impl Run {
                 found.push(Discrepancy::new(
                     Code::DuplicateWithinOperator,
                     format!("household {code} is claimed on line {first} too"),
+                    format!("Hộ {code} cũng được đề nghị ở dòng {first}"),
                 ));
             } else {
                 self.claimed.insert(code.as_str().into(), line_no);
@@ -651,6 +712,7 @@ impl Run {
                 found.push(Discrepancy::new(
                     Code::DuplicateAcrossOperators,
                     format!("another operator claims household {code} for {month}"),
+                    format!("Doanh nghiệp khác cũng đề nghị hỗ trợ hộ {code} trong tháng {}", thang(month)),
                 ));
             }
         }
@@ -690,32 +752,49 @@ impl Run {
                 found.push(Discrepancy::new(
                     Code::NotEnrolled,
                     format!("the line names no enrolment, and you have none of {} in {month}", line.phone_number),
+                    format!(
+                        "Dòng không ghi mã đăng ký, và doanh nghiệp không có đăng ký nào của số {} trong tháng {}",
+                        line.phone_number,
+                        thang(month)
+                    ),
                 ));
                 None
             }
             (Some(id), None) => {
-                found.push(Discrepancy::new(Code::NotEnrolled, format!("enrolment {id} is not on the register")));
+                found.push(Discrepancy::new(
+                    Code::NotEnrolled,
+                    format!("enrolment {id} is not on the register"),
+                    format!("Mã đăng ký {id} không có trong sổ đăng ký thuê bao"),
+                ));
                 None
             }
             (_, Some(e)) => {
                 let id = e.id;
-                let mut differs = Vec::new();
+                let (mut differs, mut khac) = (Vec::new(), Vec::new());
                 if e.household_code != line.household_code {
                     differs.push(format!("household {}", e.household_code));
+                    khac.push(format!("hộ {}", e.household_code));
                 }
                 if e.subscriber_citizen_id != line.subscriber_citizen_id {
                     differs.push(format!("subscriber {}", e.subscriber_citizen_id));
+                    khac.push(format!("người có số định danh {}", e.subscriber_citizen_id));
                 }
                 if e.phone_number != line.phone_number {
                     differs.push(format!("number {}", e.phone_number));
+                    khac.push(format!("số {}", e.phone_number));
                 }
                 if e.service != line.service.as_str() {
                     differs.push(format!("service {}", e.service));
+                    khac.push(match Service::parse(&e.service) {
+                        Ok(s) => format!("dịch vụ {}", dich_vu(s)),
+                        Err(_) => format!("dịch vụ {}", e.service),
+                    });
                 }
                 if !differs.is_empty() {
                     found.push(Discrepancy::new(
                         Code::EnrolmentMismatch,
                         format!("enrolment {id} is for {}", differs.join(", ")),
+                        format!("Đăng ký {id} là của {}", khac.join(", ")),
                     ));
                 }
                 let span = self.clip(e.start_date, e.end_date);
@@ -724,6 +803,7 @@ impl Run {
                         let mut d = Discrepancy::new(
                             Code::BeforeStart,
                             format!("enrolment {id} starts on {}, after {month}", e.start_date),
+                            format!("Đăng ký {id} bắt đầu từ ngày {}, sau tháng {}", ngay(e.start_date), thang(month)),
                         );
                         d.date = Some(format_date(e.start_date));
                         found.push(d);
@@ -732,6 +812,11 @@ impl Run {
                         found.push(Discrepancy::new(
                             Code::NotEnrolled,
                             format!("enrolment {id} ended on {end}, before {month}"),
+                            format!(
+                                "Đăng ký {id} đã kết thúc ngày {}, trước tháng {}",
+                                e.end_date.map(ngay).unwrap_or_default(),
+                                thang(month)
+                            ),
                         ));
                     }
                 }
@@ -752,13 +837,34 @@ fn not_entitled(answer: &eligibility::Answer, code: &str, service: Service, mont
         return Discrepancy::new(
             Code::NotEligible,
             format!("household {code} is not entitled to {service} in {month}"),
+            format!("Hộ {code} không được hỗ trợ dịch vụ {} trong tháng {}", dich_vu(service), thang(month)),
         );
     }
     let reason = answer.reasons.first();
     let message = reason.map_or_else(|| format!("household {code} is not eligible in {month}"), |r| r.message.clone());
+    let on = |day: Option<&String>| day.map(|d| format!(" từ ngày {}", ngay_of(d))).unwrap_or_default();
+    let note = match reason {
+        Some(r) => match r.code {
+            ReasonCode::NotFound => format!("Hộ {code} không có trong danh sách"),
+            ReasonCode::Removed => {
+                format!("Hộ {code} đã ra khỏi danh sách{}", on(r.support_ended.as_ref().or(r.date.as_ref())))
+            }
+            ReasonCode::CategoryNotCovered => format!(
+                "Diện của hộ {code} không thuộc đối tượng được hỗ trợ{}",
+                on(r.support_ended.as_ref().or(r.date.as_ref()))
+            ),
+            ReasonCode::NotYetValid => format!("Hộ {code} chỉ được hỗ trợ{}", on(r.date.as_ref())),
+            ReasonCode::NoLongerMember => format!("Người được hỏi không còn là thành viên của hộ {code}"),
+            ReasonCode::AlreadyEnrolledElsewhere => {
+                format!("Hộ {code} đã đăng ký thuê bao hỗ trợ ở doanh nghiệp khác")
+            }
+            ReasonCode::InvalidQuery => format!("Hộ {code} không đủ điều kiện hỗ trợ trong tháng {}", thang(month)),
+        },
+        None => format!("Hộ {code} không đủ điều kiện hỗ trợ trong tháng {}", thang(month)),
+    };
     match reason.map(|r| r.code) {
         Some(ReasonCode::NotYetValid) => {
-            let mut d = Discrepancy::new(Code::BeforeStart, message);
+            let mut d = Discrepancy::new(Code::BeforeStart, message, note);
             d.date = reason.and_then(|r| r.date.clone());
             d
         }
@@ -766,11 +872,11 @@ fn not_entitled(answer: &eligibility::Answer, code: &str, service: Service, mont
         Some(ReasonCode::Removed | ReasonCode::CategoryNotCovered)
             if reason.is_some_and(|r| r.support_ended.is_some()) =>
         {
-            let mut d = Discrepancy::new(Code::EligibilityEnded, message);
+            let mut d = Discrepancy::new(Code::EligibilityEnded, message, note);
             d.date = reason.and_then(|r| r.support_ended.clone());
             d
         }
-        _ => Discrepancy::new(Code::NotEligible, message),
+        _ => Discrepancy::new(Code::NotEligible, message, note),
     }
 }
 

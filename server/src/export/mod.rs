@@ -154,6 +154,29 @@ fn messages(line: &ReconciledLine) -> String {
     line.discrepancies.iter().map(|d| d.message.as_str()).collect::<Vec<_>>().join("; ")
 }
 
+/// The line's discrepancies as its readers' notes, in Vietnamese; a discrepancy stored before
+/// notes were kept is named by its code's label and its day.
+pub fn notes(line: &ReconciledLine) -> String {
+    line.discrepancies.iter().map(note).collect::<Vec<_>>().join("; ")
+}
+
+/// One discrepancy's note in Vietnamese (see [`notes`]).
+pub fn note(d: &crate::domain::reconciliation::Discrepancy) -> String {
+    if !d.note.is_empty() {
+        return d.note.clone();
+    }
+    match d
+        .date
+        .as_deref()
+        .and_then(|day| time::Date::parse(day, &time::format_description::well_known::Iso8601::DATE).ok())
+    {
+        Some(day) => {
+            format!("{} (ngày {:02}/{:02}/{:04})", code_label(d.code), day.day(), u8::from(day.month()), day.year())
+        }
+        None => code_label(d.code).to_owned(),
+    }
+}
+
 fn confirmable(line: &ReconciledLine) -> i64 {
     if line.discrepancies.is_empty() { line.line.amount_claimed } else { 0 }
 }
@@ -292,7 +315,7 @@ impl Renderer {
                         Cell::Text(unclaimed),
                         Cell::Text(commune),
                         Cell::Text(&outcome),
-                        Cell::Text(&messages),
+                        Cell::Text(&notes(l)),
                         Cell::Amount(confirmable(l)),
                         Cell::Text(&later_text),
                     ],
@@ -390,4 +413,33 @@ fn summary_sheet(w: &mut XlsxWriter, s: &Summary) {
         _ => {}
     }
     w.end_sheet();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::reconciliation::Discrepancy;
+
+    #[test]
+    fn a_note_is_the_vietnamese_one_kept_or_else_the_code_and_its_day() {
+        let kept = Discrepancy {
+            code: Code::OverCap,
+            message: "claimed 60000 VND; 40645 VND are allowed".into(),
+            note: "Đề nghị 60.000 đồng; chỉ được hỗ trợ 40.645 đồng".into(),
+            date: None,
+            allowed_amount: Some(40_645),
+        };
+        assert_eq!(note(&kept), kept.note);
+        // Stored before notes were kept: the code's label, and its day as people write it.
+        let older = Discrepancy {
+            code: Code::EligibilityEnded,
+            message: "support for household HH-1 ends on 2025-03-10".into(),
+            note: String::new(),
+            date: Some("2025-03-10".into()),
+            allowed_amount: None,
+        };
+        assert_eq!(note(&older), "Đã hết điều kiện hỗ trợ (ngày 10/03/2025)");
+        let bare = Discrepancy { date: None, ..older };
+        assert_eq!(note(&bare), "Đã hết điều kiện hỗ trợ");
+    }
 }
