@@ -1058,6 +1058,14 @@ impl Client {
         Ok(self.supervision.clone().verify_audit(request).await?.into_inner())
     }
 
+    /// Applies the hub's retention policy (ICT): lets go the decisions, inspections' samples
+    /// and households off the list it no longer keeps; with `dry_run`, counts them. Not
+    /// retried: a purge cut off has purged whole pieces, and the next one goes on.
+    pub async fn purge_expired(&self, dry_run: bool) -> Result<pb::PurgeExpiredResponse, Error> {
+        let request = tonic::Request::new(pb::PurgeExpiredRequest { dry_run });
+        Ok(self.supervision.clone().purge_expired(request).await?.into_inner())
+    }
+
     /// A signed checkpoint of the audit tree: of `tree_size`, or the latest (`0`).
     pub async fn get_audit_checkpoint(&self, tree_size: i64) -> Result<pb::AuditCheckpoint, Error> {
         self.read_only(|| {

@@ -68,6 +68,9 @@ pub struct Settings {
     pub limits: Limits,
     pub audit: AuditSettings,
     pub metrics: MetricsSettings,
+    /// How long what the hub keeps beyond the programme's need is kept (see
+    /// [`crate::domain::retention`]).
+    pub retention: crate::domain::retention::RetentionPolicy,
 }
 
 /// The metrics and health listener (see [`crate::metrics`]).
@@ -118,6 +121,7 @@ impl Default for Settings {
             limits: Limits::default(),
             audit: AuditSettings::default(),
             metrics: MetricsSettings::default(),
+            retention: crate::domain::retention::RetentionPolicy::default(),
         }
     }
 }
@@ -237,6 +241,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "tls",
     "limits",
     "audit",
+    "metrics",
+    "retention",
 ];
 
 impl Settings {
@@ -295,6 +301,9 @@ impl Settings {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!("{key} must be greater than 0")));
             }
+        }
+        if let Err((key, why)) = self.retention.check() {
+            return Err(ConfigError::Invalid(format!("retention.{key} {why}")));
         }
         let shares = [
             (
@@ -461,6 +470,21 @@ mod tests {
             let err = Settings::load(Some(&file), &Overrides::default()).unwrap_err().to_string();
             assert!(err.contains(key), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn the_retention_policy_is_read_and_checked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("retention.toml");
+        std::fs::write(&file, "[retention]\ndecisions_years = 10\n").unwrap();
+        let s = Settings::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!((s.retention.decisions_years, s.retention.samples_years), (10, 5));
+        std::fs::write(&file, "[retention]\nsamples_years = 0\n").unwrap();
+        let err = Settings::load(Some(&file), &Overrides::default()).unwrap_err().to_string();
+        assert!(err.contains("retention.samples_years is 0; it must be between 1 and 100 years"), "{err}");
+        std::fs::write(&file, "[retention]\nhouseholds_years = 3\n").unwrap();
+        let err = Settings::load(Some(&file), &Overrides::default()).unwrap_err().to_string();
+        assert!(err.contains("households_years"), "a key the policy does not know: {err}");
     }
 
     #[test]

@@ -33,6 +33,7 @@ use crate::{
         policy::PolicyRegistry,
         reconciliation::ReconciliationService,
         registry::HouseholdRegistry,
+        retention::RetentionService,
         statistics::StatisticsService,
         supervision::SupervisionService,
         unit_registry::UnitRegistry,
@@ -274,6 +275,7 @@ impl Hub {
             StatisticsService::new(&context),
             tree.clone(),
             units.clone(),
+            RetentionService::new(&context, settings.retention),
         ))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);

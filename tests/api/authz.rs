@@ -79,6 +79,7 @@ fn expected(method: &str) -> Option<&'static [Role]> {
         | "/telesub.v1.Supervision/GetSample" => Some(&[Labour, Ict, ProvinceCommittee, Locality, Education, Health]),
         "/telesub.v1.Supervision/QueryAudit"
         | "/telesub.v1.Supervision/VerifyAudit"
+        | "/telesub.v1.Supervision/PurgeExpired"
         | "/telesub.v1.Supervision/ExportAudit" => Some(&[Ict]),
         // Proofs of the trail: every member (an inclusion proof of its own calls only).
         "/telesub.v1.Supervision/GetAuditCheckpoint"

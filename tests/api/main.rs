@@ -29,6 +29,7 @@ mod monthly_cli;
 mod ports;
 mod readme;
 mod reconciliation;
+mod retention;
 mod statistics;
 mod storage;
 mod supervision;

@@ -160,6 +160,8 @@ fn decision(call: &str, idx: i64) -> StoredDecision {
         eligible: true,
         policy_version: 1,
         body: r#"{"eligible":true}"#.into(),
+        purged_by: None,
+        purged_at: None,
     }
 }
 
@@ -199,6 +201,9 @@ async fn the_decision_port_reads_back_single_decisions_and_the_run_holding_an_in
         decided_at: AT,
         decisions: last - first + 1,
         body: "[]".into(),
+        purged_by: None,
+        purged_at: None,
+        body_digest: None,
     };
     decisions.record_decision_runs(&[run(0, 499), run(500, 999)]).await.unwrap();
     assert_eq!(decisions.decision_run("b1", 0).await.unwrap(), Some(run(0, 499)));
@@ -273,6 +278,7 @@ async fn the_inspection_port_numbers_findings_and_samples_and_freezes_a_closed_i
         body: "[]".into(),
         pulled_by: "DOICT".into(),
         pulled_at: AT,
+        purged_at: None,
     };
     assert_eq!(port.insert_sample(&sample).await.unwrap(), 1);
     assert_eq!(port.sample(first, 1).await.unwrap(), Some(SampledHousehold { number: 1, ..sample.clone() }));
@@ -596,6 +602,9 @@ async fn the_audit_ports_filter_records_and_find_who_looked_up_a_value() {
             decided_at: AT,
             decisions: 1,
             body: r#"[{"v":"067080001234","h":"HH-1"}]"#.into(),
+            purged_by: None,
+            purged_at: None,
+            body_digest: None,
         }])
         .await
         .unwrap();
@@ -1184,6 +1193,9 @@ async fn the_audit_trail_port_keeps_the_tree_beside_the_chain_and_its_checkpoint
         decided_at: AT,
         decisions: 10,
         body: "[]".into(),
+        purged_by: None,
+        purged_at: None,
+        body_digest: None,
     };
     decisions.record_decision_runs(&[run(0), run(10), run(20)]).await.unwrap();
     let runs = trail.runs_of(&call(7), 0, 2).await.unwrap();

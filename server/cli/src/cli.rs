@@ -344,6 +344,14 @@ async fn dispatch(command: Command, out: &mut (dyn Write + Send)) -> Result<Exit
                     report.guards_missing.join(", ")
                 )?;
             }
+            if report.purged > 0 {
+                writeln!(
+                    out,
+                    "records whose calls' decisions were purged under the retention policy: {} \
+                     (each held to the purge call that marked it)",
+                    report.purged
+                )?;
+            }
             match &report.first_break {
                 None if report.guards_missing.is_empty() => writeln!(
                     out,

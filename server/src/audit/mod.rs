@@ -169,9 +169,15 @@ impl RunSummary {
             first_idx: run.first_idx,
             last_idx: run.last_idx,
             decisions: run.decisions,
-            body_digest: crate::hex(ring::digest::digest(&ring::digest::SHA256, run.body.as_bytes()).as_ref()),
+            // A run whose answers were purged kept their digest.
+            body_digest: run.body_digest.clone().unwrap_or_else(|| answers_digest(&run.body)),
         }
     }
+}
+
+/// The SHA-256 (hex) of a run's answers as stored: what a call's record holds of them.
+pub fn answers_digest(body: &str) -> String {
+    crate::hex(ring::digest::digest(&ring::digest::SHA256, body.as_bytes()).as_ref())
 }
 
 /// The SHA-256 (hex) of what a call stored beside its record, in a canonical order: the text
@@ -288,6 +294,9 @@ pub enum ChainBreak {
     /// A signed checkpoint does not match the records: the history it signed was rewritten, or
     /// records it covered were removed (`what` says which).
     Checkpoint { size: i64, what: String },
+    /// The decisions of record `seq`'s call are marked purged, but no purge in the trail may
+    /// have purged them (`what` says why).
+    Purged { seq: i64, what: String },
 }
 
 impl ChainBreak {
@@ -297,7 +306,7 @@ impl ChainBreak {
             ChainBreak::Gap { expected, .. } => expected,
             ChainBreak::PrevHash { seq } | ChainBreak::Content { seq } => seq,
             ChainBreak::Head { last_seq, .. } => last_seq + 1,
-            ChainBreak::Attached { seq } | ChainBreak::Tree { seq, .. } => seq,
+            ChainBreak::Attached { seq } | ChainBreak::Tree { seq, .. } | ChainBreak::Purged { seq, .. } => seq,
             ChainBreak::Checkpoint { size, .. } => size,
         }
     }
@@ -326,6 +335,9 @@ impl fmt::Display for ChainBreak {
             ChainBreak::Checkpoint { size, what } => {
                 write!(f, "the checkpoint of {size} records does not hold: {what}")
             }
+            ChainBreak::Purged { seq, what } => {
+                write!(f, "the decisions of record {seq}'s call are marked purged, but {what}")
+            }
         }
     }
 }
@@ -342,6 +354,9 @@ pub struct ChainReport {
     pub checkpoints: usize,
     /// The append-only guards missing or disabled (the trail may then have been changed).
     pub guards_missing: Vec<String>,
+    /// Records whose calls' decisions were purged under the retention policy: their attached
+    /// digest cannot be recomputed; each was checked against the purge that marked them.
+    pub purged: u64,
 }
 
 impl ChainReport {
@@ -394,6 +409,7 @@ impl ChainVerifier {
             first_break,
             checkpoints: 0,
             guards_missing: Vec::new(),
+            purged: 0,
         }
     }
 }

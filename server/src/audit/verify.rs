@@ -16,6 +16,21 @@ use crate::domain::ports::{PortError, Store};
 /// Records read at a time.
 const PAGE: u32 = 2_000;
 
+/// The method of the calls that apply the retention policy.
+const PURGE_METHOD: &str = "/telesub.v1.Supervision/PurgeExpired";
+
+/// The least age of a decision a purge may blank, from the purge call's arrival: the 365 days
+/// the policy and the database's guard ask, less a day for the call itself (it blanks rows
+/// a year older than its own time, which comes after its arrival).
+const PURGE_FLOOR: time::Duration = time::Duration::days(364);
+
+/// A record whose call's decisions are marked purged, checked once the trail is read.
+struct PurgedCall {
+    seq: i64,
+    purged_by: String,
+    decided_at: time::OffsetDateTime,
+}
+
 /// What to check besides the stored rows.
 #[derive(Debug, Default, Clone)]
 pub struct VerifyOptions {
@@ -141,6 +156,9 @@ pub async fn verify_with(store: &dyn Store, options: &VerifyOptions) -> Result<C
     let mut verifier = ChainVerifier::default();
     let mut range = CompactRange::default();
     let mut nodes: BTreeMap<(u32, u64), String> = BTreeMap::new();
+    // Purge calls that succeeded, by request id: their record's number and time.
+    let mut purges: HashMap<String, (i64, time::OffsetDateTime)> = HashMap::new();
+    let mut purged_calls = Vec::new();
     checkpoints.read_through(0, &mut first_break).await?;
     checkpoints.check(&range, &mut first_break);
     let mut after = 0;
@@ -160,14 +178,34 @@ pub async fn verify_with(store: &dyn Store, options: &VerifyOptions) -> Result<C
                 }
             });
             checkpoints.check(&range, &mut first_break);
+            if record.entry.method == PURGE_METHOD && record.entry.outcome == "OK" {
+                purges.insert(record.entry.request_id.clone(), (record.seq, record.entry.at));
+            }
         }
-        if let Some(seq) = attachments_break(store, &page).await? {
+        if let Some(seq) = attachments_break(store, &page, &mut purged_calls).await? {
             first_break =
                 Some(first_break.map_or(ChainBreak::Attached { seq }, |b| earlier(b, ChainBreak::Attached { seq })));
         }
         match page.last() {
             Some(last) if page.len() == PAGE as usize => after = last.seq,
             _ => break,
+        }
+    }
+    // A decision marked purged by a purge that is not in the trail, that came before it, or
+    // that was too young for it: rows blanked without the policy.
+    for call in &purged_calls {
+        let why = match purges.get(&call.purged_by) {
+            None => Some(format!("no purge call {} succeeded in the trail", call.purged_by)),
+            Some((seq, _)) if *seq <= call.seq => Some(format!("purge call {} came before it", call.purged_by)),
+            Some((_, at)) if call.decided_at > *at - PURGE_FLOOR => {
+                Some(format!("they were not a year old when purge call {} purged them", call.purged_by))
+            }
+            Some(_) => None,
+        };
+        if let Some(what) = why {
+            let brk = ChainBreak::Purged { seq: call.seq, what };
+            first_break = Some(first_break.map_or(brk.clone(), |b| earlier(b, brk)));
+            break;
         }
     }
     checkpoints.read_through(u64::MAX, &mut first_break).await?;
@@ -186,6 +224,7 @@ pub async fn verify_with(store: &dyn Store, options: &VerifyOptions) -> Result<C
         first_break: None,
         checkpoints: checkpoint_count,
         guards_missing,
+        purged: purged_calls.len() as u64,
     };
     if first_break.is_none() {
         let ended = verifier.finish(head_seq, &head_hash);
@@ -248,7 +287,12 @@ async fn nodes_break(
 }
 
 /// The first record of a page whose attached digest does not match the rows stored beside it.
-async fn attachments_break(store: &dyn Store, page: &[AuditRecord]) -> Result<Option<i64>, PortError> {
+/// A record whose decisions were purged is noted in `purged` instead, to be held to its purge.
+async fn attachments_break(
+    store: &dyn Store,
+    page: &[AuditRecord],
+    purged: &mut Vec<PurgedCall>,
+) -> Result<Option<i64>, PortError> {
     let (Some(first), Some(last)) = (page.first(), page.last()) else { return Ok(None) };
     let mut subjects: HashMap<i64, Vec<Subject>> = HashMap::new();
     for row in store.audit_subjects_between(first.seq - 1, last.seq).await? {
@@ -271,6 +315,15 @@ async fn attachments_break(store: &dyn Store, page: &[AuditRecord]) -> Result<Op
         let call = record.entry.decisions_call.as_deref();
         let single: Vec<&crate::domain::ports::policy::StoredDecision> =
             call.and_then(|c| decisions.get(c)).map(|rows| rows.iter().collect()).unwrap_or_default();
+        if let Some(d) = single.iter().find(|d| d.purged_by.is_some()) {
+            // The value asked and the answer are gone: what is left is held to the purge.
+            purged.push(PurgedCall {
+                seq: record.seq,
+                purged_by: d.purged_by.clone().unwrap_or_default(),
+                decided_at: single.iter().map(|d| d.decided_at).max().unwrap_or(d.decided_at),
+            });
+            continue;
+        }
         let mut runs = Vec::new();
         if let Some(call) = call
             && single.is_empty()

@@ -723,9 +723,27 @@ impl EligibilityService {
     pub async fn get(&self, id: &str, caller: &Caller) -> Result<Decision, DomainError> {
         let not_found = || DomainError::NotFound(format!("no decision {id:?}"));
         let (call_id, idx) = split_id(id).map_err(|e| DomainError::invalid("decision_id", e))?;
+        let purged = |asked_by: &str, at: Option<OffsetDateTime>| {
+            at.map(|at| {
+                if caller.member.role == Role::Operator && asked_by != caller.member.code.as_str() {
+                    return not_found();
+                }
+                DomainError::FailedPrecondition(format!(
+                    "decision {id} was purged on {} under the retention policy: the value asked and the answer are \
+                     no longer kept; the audit record of its call stays",
+                    format_date(at.date())
+                ))
+            })
+        };
         let decision = match self.decision_store.decision(call_id, idx).await? {
-            Some(row) => Decision::from_row(row),
+            Some(row) => match purged(&row.asked_by, row.purged_at) {
+                Some(e) => return Err(e),
+                None => Decision::from_row(row),
+            },
             None => match self.decision_store.decision_run(call_id, idx).await? {
+                Some(run) if run.purged_at.is_some() => {
+                    return Err(purged(&run.asked_by, run.purged_at).expect("purged"));
+                }
                 Some(run) => match Decision::from_run(run, idx) {
                     Ok(Some(d)) => Ok(d),
                     // The run holds no decision at idx: the question there could not be asked.
@@ -874,6 +892,9 @@ fn decision_runs(decisions: &[&Decision], request_id: &str) -> Result<Vec<Decisi
             decided_at: first.decided_at,
             decisions: len as i64,
             body: run_body(&decisions[start..end], &ids[start..end]),
+            purged_by: None,
+            purged_at: None,
+            body_digest: None,
         });
         start = end;
     }
@@ -903,6 +924,8 @@ impl Decision {
             eligible: self.answer.eligible,
             policy_version: self.answer.policy_version,
             body: serde_json::to_string(&self.answer).expect("answers serialise"),
+            purged_by: None,
+            purged_at: None,
         }
     }
 

@@ -611,6 +611,7 @@ impl InspectionService {
             body: serde_json::to_string(&households).expect("a sample serialises"),
             pulled_by: caller.member.code.to_string(),
             pulled_at: self.clock.now(),
+            purged_at: None,
         };
         let number = self.inspection_store.insert_sample(&row).await?;
         Ok(Sample { row: SampledHousehold { number, ..row }, households })

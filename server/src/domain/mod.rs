@@ -25,6 +25,7 @@ pub mod policy;
 pub mod ports;
 pub mod reconciliation;
 pub mod registry;
+pub mod retention;
 pub mod statistics;
 pub mod supervision;
 pub mod support;

@@ -18,7 +18,7 @@ use super::{
     DomainError, FieldViolation, Violations,
     household::{
         BatchHeader, BatchId, BatchKind, Change, CheckContext, HouseholdCode, HouseholdData, RecordInput,
-        RemovalReason, ReviewPeriod, check_record, free_text, name_enum, parse_date,
+        RemovalReason, ReviewPeriod, check_record, format_date, free_text, name_enum, parse_date,
     },
     member::{Caller, OrgCode, Role},
     paging::Page,
@@ -389,7 +389,7 @@ impl HouseholdRegistry {
             return Err(DomainError::NotFound(if known {
                 format!("household {code} was not yet on the register on {date}")
             } else {
-                not_on_register(&code)
+                self.not_on_register(&code).await?
             }));
         };
         let view = view(row, &units, Some(date))?;
@@ -401,13 +401,26 @@ impl HouseholdRegistry {
         Ok(view)
     }
 
+    /// Why a household has no state: never on the register, or off it for so long that its
+    /// states were purged under the retention policy.
+    async fn not_on_register(&self, code: &HouseholdCode) -> Result<String, DomainError> {
+        Ok(match self.store.purged_household(code.as_str()).await? {
+            Some(p) => format!(
+                "household {code} left the list on {} and its states were purged on {} under the retention policy",
+                format_date(p.removed_on),
+                format_date(p.purged_at.date())
+            ),
+            None => not_on_register(code),
+        })
+    }
+
     /// Every state of a household, oldest first.
     pub async fn history(&self, caller: &Caller, code: &str) -> Result<Vec<HouseholdView>, DomainError> {
         let code = HouseholdCode::parse(code).map_err(|e| DomainError::invalid("household_code", e))?;
         let units = self.units.table().await?;
         let rows = self.register_store.household_versions(code.as_str()).await?;
         if rows.is_empty() {
-            return Err(DomainError::NotFound(not_on_register(&code)));
+            return Err(DomainError::NotFound(self.not_on_register(&code).await?));
         }
         let views: Vec<HouseholdView> = rows.into_iter().map(|r| view(r, &units, None)).collect::<Result<_, _>>()?;
         // A locality may read a household that lies, or lay, in its unit.

@@ -99,7 +99,7 @@ where
     ) -> Result<Vec<crate::storage::eligibility::StoredDecision>, PortError> {
         Ok(sqlx::query_as(
             "SELECT call_id, idx, request_id, asked_by, decided_at, query_kind, query_value, as_of, \
-             household_code, eligible, policy_version, body FROM eligibility_decisions \
+             household_code, eligible, policy_version, body, purged_by, purged_at FROM eligibility_decisions \
              WHERE call_id >= $1 AND call_id <= $2",
         )
         .bind(first)
@@ -115,8 +115,8 @@ where
         limit: u32,
     ) -> Result<Vec<crate::storage::eligibility::DecisionRun>, PortError> {
         Ok(sqlx::query_as(
-            "SELECT call_id, first_idx, last_idx, request_id, asked_by, decided_at, decisions, body \
-             FROM eligibility_decision_runs WHERE call_id = $1 AND first_idx > $2 ORDER BY first_idx LIMIT $3",
+            "SELECT call_id, first_idx, last_idx, request_id, asked_by, decided_at, decisions, body, purged_by, \
+             purged_at, body_digest FROM eligibility_decision_runs WHERE call_id = $1 AND first_idx > $2 ORDER BY first_idx LIMIT $3",
         )
         .bind(call_id)
         .bind(after)

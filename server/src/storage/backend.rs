@@ -50,6 +50,17 @@ pub(crate) trait SqlStore: Send + Sync + std::fmt::Debug + 'static {
         rows: &[crate::domain::ports::policy::StoredDecision],
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 
+    /// A statement a transaction that changes households runs first, so that it and a batch
+    /// being applied wait for each other, where the backend has more than one writer.
+    const LOCK_REGISTER: Option<&'static str>;
+
+    /// A statement noting a change to household `$1` in the register's change log, where the
+    /// backend keeps one (see [`crate::domain::ports::RegisterChanges`]).
+    const NOTE_CHANGE: Option<&'static str>;
+
+    /// Tells those who hold the register that it changed (after a commit).
+    fn register_written(&self) {}
+
     /// What surrounds a parameter holding a JSON array of text to make it a list `IN` reads.
     const JSON_LIST: (&'static str, &'static str);
 

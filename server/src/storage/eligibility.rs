@@ -40,7 +40,7 @@ pub(super) const DECISION_INSERT: &str = "INSERT INTO eligibility_decisions (cal
      decided_at, query_kind, query_value, as_of, household_code, eligible, policy_version, body) ";
 
 pub(super) const DECISION: &str = "SELECT call_id, idx, request_id, asked_by, decided_at, query_kind, query_value, \
-     as_of, household_code, eligible, policy_version, body FROM eligibility_decisions \
+     as_of, household_code, eligible, policy_version, body, purged_by, purged_at FROM eligibility_decisions \
      WHERE call_id = $1 AND idx = $2";
 
 /// The start of a multi-row insert of decision runs; `VALUES` follow.
@@ -50,7 +50,8 @@ pub(super) const RUN_INSERT: &str = "INSERT INTO eligibility_decision_runs (call
 /// The run of a call that starts last at or before an index (it holds the index when it ends
 /// at or after it).
 pub(super) const RUN_AT: &str = "SELECT call_id, first_idx, last_idx, request_id, asked_by, decided_at, decisions, \
-     body FROM eligibility_decision_runs WHERE call_id = $1 AND first_idx <= $2 ORDER BY first_idx DESC LIMIT 1";
+     body, purged_by, purged_at, body_digest FROM eligibility_decision_runs \
+     WHERE call_id = $1 AND first_idx <= $2 ORDER BY first_idx DESC LIMIT 1";
 
 /// One implementation for both backends; only whether a write must lock the versions' table
 /// first differs ([`SqlStore::lock_table`]).

@@ -253,7 +253,7 @@ where
     async fn sample(&self, id: i64, number: i64) -> Result<Option<SampledHousehold>, PortError> {
         Ok(sqlx::query_as(
             "SELECT inspection_id, number, commune_code, as_of, size, population, seed, body, pulled_by, \
-             pulled_at FROM inspection_samples WHERE inspection_id = $1 AND number = $2",
+             pulled_at, purged_at FROM inspection_samples WHERE inspection_id = $1 AND number = $2",
         )
         .bind(id)
         .bind(number)
@@ -264,7 +264,7 @@ where
     async fn samples(&self, id: i64) -> Result<Vec<SampledHousehold>, PortError> {
         Ok(sqlx::query_as(
             "SELECT inspection_id, number, commune_code, as_of, size, population, seed, '' AS body, \
-             pulled_by, pulled_at FROM inspection_samples WHERE inspection_id = $1 ORDER BY number",
+             pulled_by, pulled_at, purged_at FROM inspection_samples WHERE inspection_id = $1 ORDER BY number",
         )
         .bind(id)
         .fetch_all(self.reader())

@@ -25,6 +25,7 @@ mod members;
 mod postgres;
 pub mod reconciliation;
 pub mod registry;
+pub mod retention;
 mod rows;
 mod shared;
 mod sqlite;

@@ -205,8 +205,12 @@ impl SqlStore for PgStore {
     const AUDIT_GUARDS: &'static str = "SELECT c.relname::text, k.kind FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
         JOIN pg_proc p ON p.oid = t.tgfoid CROSS JOIN (VALUES ('UPDATE', 16), ('DELETE', 8)) AS k(kind, bit) \
         WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' AND (t.tgtype & k.bit) <> 0 \
-        AND p.proname IN ('audit_log_append_only', 'audit_append_only')";
+        AND p.proname IN ('audit_log_append_only', 'audit_append_only', 'decision_purge_only')";
     const JSON_LIST: (&'static str, &'static str) = ("(SELECT jsonb_array_elements_text(CAST(", " AS jsonb)))");
+
+    // The advisory lock that serialises applying batches (0x7465_6c65_7375_6201).
+    const LOCK_REGISTER: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(8387229064031986177)");
+    const NOTE_CHANGE: Option<&'static str> = None;
 
     fn rows_affected(done: &sqlx::postgres::PgQueryResult) -> u64 {
         done.rows_affected()
@@ -437,7 +441,7 @@ impl ports::BatchStore for PgStore {
         let mut tx = self.pool.begin().await?;
         // One batch at a time across every hub on this database: outcomes are decided
         // against the register as the previous batch left it.
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(APPLY_LOCK).execute(&mut *tx).await?;
+        sqlx::query(<Self as SqlStore>::LOCK_REGISTER.expect("a lock")).execute(&mut *tx).await?;
         let applied = Households::apply_shared(&mut tx, batch, kind, effective, at, MEMBER_SQL).await?;
         match applied {
             Ok(counts) => {
@@ -769,9 +773,6 @@ type Households = super::registry::RegistryQueries<PgStore>;
 
 /// Batches that change more households than this refresh the planner's statistics.
 const LARGE_BATCH: i64 = 10_000;
-
-/// The advisory lock that serialises applying batches.
-const APPLY_LOCK: i64 = 0x7465_6c65_7375_6201;
 
 const INSERT_STAGING: &str = "INSERT INTO batch_staging (batch_id, idx, household_code, effective_date, \
      removal_reason, removal_note, data, content_hash, commune_code, certificate_number, member_ids, category, \

@@ -14,6 +14,7 @@ use crate::domain::ports::{
     monthly::{ListLine, MonthlyList},
     policy::{DecisionRun, MatchedState, StoredDecision, StoredPolicy},
     register::{Batch, HouseholdVersion, LateRecord},
+    retention::PurgedHousehold,
     statistics::{DeviceCount, EnrolledCount, HouseholdCount, LineCount},
 };
 
@@ -64,16 +65,17 @@ from_rows! {
     StoredInspection { id, title, basis, requested_by, subject_units, subject_operators, team, starts_on, ends_on, note, status: String, created_by, created_at, conclusion, closed_by, closed_at }
     Finding { inspection_id, number, severity: String, subject, description, evidence_reference, required_action, due_on, status: String, recorded_by, recorded_at }
     FindingUpdate { number, seq, status: String, note, updated_by, updated_at }
-    SampledHousehold { inspection_id, number, commune_code, as_of, size, population, seed, body, pulled_by, pulled_at }
+    SampledHousehold { inspection_id, number, commune_code, as_of, size, population, seed, body, pulled_by, pulled_at, purged_at }
     MonthlyList { id, operator, update_id, period, replaces_earlier, note, status: String, content_digest, revision, stale, figures, received_at, reconciled_at, superseded_by, decided_by, decided_by_person, decided_at, decision_note, confirmed_scope, confirmed_lines, confirmed_amount, confirmed_digest, exceptions, exceptions_at, request_id }
     ListLine { line_no, household_code, phone_number, commune_code, line, codes, detail, amount_claimed, amount_confirmable, idle_months, later_detail }
     StoredPolicy { version, valid_from, rules, recorded_by, recorded_at, withdrawn_by, withdrawn_at, withdrawal_reason }
-    StoredDecision { call_id, idx, request_id, asked_by, decided_at, query_kind, query_value, as_of, household_code, eligible, policy_version, body }
-    DecisionRun { call_id, first_idx, last_idx, request_id, asked_by, decided_at, decisions, body }
+    StoredDecision { call_id, idx, request_id, asked_by, decided_at, query_kind, query_value, as_of, household_code, eligible, policy_version, body, purged_by, purged_at }
+    DecisionRun { call_id, first_idx, last_idx, request_id, asked_by, decided_at, decisions, body, purged_by, purged_at, body_digest }
     MatchedState { matched, household_code, valid_from, valid_to, removal_reason, data, holdings }
     Batch { seq, batch_id, kind, review_period, effective_date, note, status: String, content_digest, records, added, changed, removed, unchanged, pushed_by, received_at, applied_at }
     HouseholdVersion { id, household_code, valid_from, valid_to, removal_reason, removal_note, data, content_hash, commune_code, certificate_number, batch_id, recorded_at }
     HouseholdCount { category, now, before }
+    PurgedHousehold { household_code, removed_on, removal_reason, purged_by, purged_at }
     EnrolledCount { operator, category, now, before }
     LineCount { operator, period, status: String, confirmed_scope, claims, amount, ok_claims, ok_amount, not_eligible, eligibility_ended, before_start, over_cap, not_enrolled, enrolment_mismatch, duplicate_within_operator, duplicate_across_operators, non_usage, unknown_subscriber }
     DeviceCount { category, allocated, handed_over }

@@ -415,7 +415,7 @@ impl ports::BatchStore for SqliteStore {
                 // What the batch changed, for hubs holding the register in memory (before
                 // finishing the batch clears its outcomes).
                 if counts.added + counts.changed + counts.removed > MOST_CHANGES_PATCHED as i64 {
-                    sqlx::query("INSERT INTO register_changes (household_code) VALUES ($1)")
+                    sqlx::query(<Self as super::backend::SqlStore>::NOTE_CHANGE.expect("a change log"))
                         .bind(WHOLE_REGISTER)
                         .execute(&mut *tx)
                         .await?;
@@ -429,7 +429,7 @@ impl ports::BatchStore for SqliteStore {
                 if let Err(e) = sqlx::query(PRUNE_CHANGES).bind(CHANGES_KEPT).execute(&self.write).await {
                     tracing::warn!(error = %e, "the register's change log was not pruned");
                 }
-                self.written.send_modify(|n| *n += 1);
+                super::backend::SqlStore::register_written(self);
                 Ok(Ok(counts))
             }
             // Dropping the transaction rolls back whatever was written.
@@ -450,6 +450,14 @@ impl super::backend::SqlStore for SqliteStore {
         WHEN upper(sql) LIKE '%BEFORE DELETE ON%' THEN 'DELETE' ELSE '' END \
         FROM sqlite_master WHERE type = 'trigger' AND sql LIKE '%RAISE(ABORT%append-only%'";
     const JSON_LIST: (&'static str, &'static str) = ("(SELECT value FROM json_each(", "))");
+
+    // The one writer serialises batches and purges already.
+    const LOCK_REGISTER: Option<&'static str> = None;
+    const NOTE_CHANGE: Option<&'static str> = Some("INSERT INTO register_changes (household_code) VALUES ($1)");
+
+    fn register_written(&self) {
+        self.written.send_modify(|n| *n += 1);
+    }
 
     fn rows_affected(done: &sqlx::sqlite::SqliteQueryResult) -> u64 {
         done.rows_affected()

@@ -127,6 +127,7 @@ pub const RULES: &[Rule] = &[
     rule("/telesub.v1.Supervision/GetSample", INSPECTION_READERS),
     rule("/telesub.v1.Supervision/QueryAudit", ICT_ONLY),
     rule("/telesub.v1.Supervision/VerifyAudit", ICT_ONLY),
+    rule("/telesub.v1.Supervision/PurgeExpired", ICT_ONLY),
     rule("/telesub.v1.Supervision/ExportAudit", ICT_ONLY),
     // Checkpoints and consistency proofs say nothing of anyone; an inclusion proof is
     // scoped to the caller's own records by the handler.

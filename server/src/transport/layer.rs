@@ -98,6 +98,8 @@ const LONG_RUNNING: &[&str] = &[
     // Walk or export the whole audit trail.
     "/telesub.v1.Supervision/VerifyAudit",
     "/telesub.v1.Supervision/ExportAudit",
+    // Purges a register's worth of decisions and households.
+    "/telesub.v1.Supervision/PurgeExpired",
     // Reads the commune's enrolled households.
     "/telesub.v1.Supervision/PullSample",
     // Count the whole register and a month of lines.
@@ -136,6 +138,7 @@ pub(crate) const RECEIPTED: &[&str] = &[
     "/telesub.v1.Supervision/UpdateFindingStatus",
     "/telesub.v1.Supervision/CloseInspection",
     "/telesub.v1.Supervision/PullSample",
+    "/telesub.v1.Supervision/PurgeExpired",
 ];
 
 /// The header that carries the request id, both ways.

@@ -31,6 +31,7 @@ use crate::{
             Sample, Severity, TeamMember,
         },
         registry::view,
+        retention::{PurgeSummary, RetentionService},
         statistics::{PublicTable, Statistics, StatisticsService},
         supervision::{AuditQuery, EXPORT_COLUMNS, SupervisionService, export_time},
         unit_registry::UnitRegistry,
@@ -47,6 +48,7 @@ pub struct SupervisionApi {
     statistics: StatisticsService,
     tree: crate::audit::AuditTree,
     units: Arc<UnitRegistry>,
+    retention: RetentionService,
 }
 
 impl SupervisionApi {
@@ -56,8 +58,9 @@ impl SupervisionApi {
         statistics: StatisticsService,
         tree: crate::audit::AuditTree,
         units: Arc<UnitRegistry>,
+        retention: RetentionService,
     ) -> Self {
-        Self { service, inspections, statistics, tree, units }
+        Self { service, inspections, statistics, tree, units, retention }
     }
 }
 
@@ -203,6 +206,25 @@ fn summary_to_pb(s: &SampledHousehold) -> pb::SampleSummary {
         population: i32::try_from(s.population).unwrap_or(i32::MAX),
         pulled_by: s.pulled_by.clone(),
         pulled_at: Some(timestamp(s.pulled_at)),
+        purged_at: s.purged_at.map(timestamp),
+    }
+}
+
+fn purge_to_pb(s: &PurgeSummary) -> pb::PurgeExpiredResponse {
+    let years = |y: u32| i32::try_from(y).unwrap_or(i32::MAX);
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    pb::PurgeExpiredResponse {
+        dry_run: s.dry_run,
+        decisions_years: years(s.policy.decisions_years),
+        samples_years: years(s.policy.samples_years),
+        removed_households_years: years(s.policy.removed_households_years),
+        decisions_before: Some(timestamp(s.cutoffs.decisions_before)),
+        samples_closed_before: Some(timestamp(s.cutoffs.samples_closed_before)),
+        households_removed_before: format_date(s.cutoffs.households_removed_before),
+        decisions: count(s.expired.decisions),
+        decision_runs: count(s.expired.runs),
+        samples: count(s.expired.samples),
+        households: count(s.expired.households),
     }
 }
 
@@ -611,9 +633,23 @@ impl Supervision for SupervisionApi {
             intact: report.intact(),
             checkpoints: report.checkpoints as i64,
             guards_missing: report.guards_missing.clone(),
+            purged: report.purged as i64,
             first_broken_seq: report.first_break.as_ref().map_or(0, |b| b.seq()),
             problem: report.first_break.as_ref().map(ToString::to_string).unwrap_or_default(),
         }))
+    }
+
+    async fn purge_expired(
+        &self,
+        request: Request<pb::PurgeExpiredRequest>,
+    ) -> Result<Response<pb::PurgeExpiredResponse>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let summary = self
+            .retention
+            .purge(ctx.caller()?, &ctx.request_id, request.get_ref().dry_run)
+            .await
+            .map_err(|e| ctx.fail(e))?;
+        Ok(Response::new(purge_to_pb(&summary)))
     }
 
     async fn export_audit(

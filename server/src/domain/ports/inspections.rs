@@ -80,6 +80,8 @@ pub struct SampledHousehold {
     pub body: String,
     pub pulled_by: String,
     pub pulled_at: OffsetDateTime,
+    /// When the households were let go under the retention policy (the draw stays).
+    pub purged_at: Option<OffsetDateTime>,
 }
 
 /// A finding's move from one status to another.

@@ -11,6 +11,7 @@ pub mod members;
 pub mod monthly;
 pub mod policy;
 pub mod register;
+pub mod retention;
 pub mod statistics;
 
 pub use audit::{AuditFilter, AuditLog, AuditReader, AuditTrail};
@@ -21,6 +22,7 @@ pub use members::{MemberStore, MemberWrite};
 pub use monthly::{MonthlyListStore, ReconciliationStore};
 pub use policy::{DecisionStore, PolicyStore};
 pub use register::{BatchStore, RegisterChanges, RegisterStore, UnitStore};
+pub use retention::RetentionStore;
 pub use statistics::StatisticsStore;
 
 use std::{fmt, sync::Arc};
@@ -181,6 +183,7 @@ pub trait Store:
     + audit::AuditTrail
     + inspections::InspectionStore
     + statistics::StatisticsStore
+    + retention::RetentionStore
     + Send
     + Sync
     + fmt::Debug

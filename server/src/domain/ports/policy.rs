@@ -79,8 +79,12 @@ pub struct StoredDecision {
     pub household_code: Option<String>,
     pub eligible: bool,
     pub policy_version: i64,
-    /// The answer (JSON).
+    /// The answer (JSON); empty once purged.
     pub body: String,
+    /// The request id of the purge call that blanked the value asked and the answer, under
+    /// the retention policy; `None` while kept.
+    pub purged_by: Option<String>,
+    pub purged_at: Option<OffsetDateTime>,
 }
 
 impl StoredDecision {
@@ -101,8 +105,13 @@ pub struct DecisionRun {
     pub decided_at: OffsetDateTime,
     /// How many decisions the run holds (questions that could not be asked have none).
     pub decisions: i64,
-    /// The decisions (JSON array).
+    /// The decisions (JSON array); empty once purged.
     pub body: String,
+    /// The request id of the purge call that blanked the answers; `None` while kept.
+    pub purged_by: Option<String>,
+    pub purged_at: Option<OffsetDateTime>,
+    /// The SHA-256 (hex) of the answers as they were, kept when they are purged.
+    pub body_digest: Option<String>,
 }
 
 /// One state of a household that matched a lookup value at some time: every state of every
