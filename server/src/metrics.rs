@@ -51,6 +51,14 @@ pub struct HolderLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    /// What the pool is for (`read`, `write`, `bulk`, `mapped` on SQLite; `main` on PostgreSQL).
+    pub pool: String,
+    /// `in_use`, `idle`, or `max` (the most it opens).
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ScopeLabels {
     /// `hub` (the hub is full) or `member` (the member's share is used up).
     pub scope: String,
@@ -73,6 +81,11 @@ pub struct Metrics {
     pub list_lines: Histogram,
     pub database_up: Gauge,
     pub households_held: Gauge,
+    pub held_built: Gauge,
+    pub connections: Family<PoolLabels, Gauge>,
+    pub acquire_timeouts: Counter,
+    /// The timeouts counted into `acquire_timeouts` so far.
+    timeouts_seen: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn seconds() -> Histogram {
@@ -152,8 +165,30 @@ impl Metrics {
             "Households of the register held in memory (0 where the register is read from the database)",
             households_held.clone(),
         );
+        let held_built = Gauge::default();
+        registry.register(
+            "register_held_built_timestamp_seconds",
+            "When the register held in memory was last built whole (its age is time() minus this; 0 when not held)",
+            held_built.clone(),
+        );
+        let connections = Family::<PoolLabels, Gauge>::default();
+        registry.register(
+            "database_connections",
+            "The database pools' connections: in use, idle, and the most each opens",
+            connections.clone(),
+        );
+        let acquire_timeouts = Counter::default();
+        registry.register(
+            "database_acquire_timeouts",
+            "Waits for a database connection that ran out of time (the call was answered UNAVAILABLE)",
+            acquire_timeouts.clone(),
+        );
         Self {
             registry: Arc::new(registry),
+            held_built,
+            connections,
+            acquire_timeouts,
+            timeouts_seen: Arc::default(),
             calls,
             call_seconds,
             in_flight,
@@ -186,8 +221,9 @@ pub struct Watched {
     pub database_up: Arc<AtomicBool>,
     /// Set once the hub is stopping.
     pub stopping: Arc<AtomicBool>,
-    /// Households held in memory, when the register is held and its index ready.
-    pub held: Arc<dyn Fn() -> Option<usize> + Send + Sync>,
+    /// The register as the hub holds it.
+    pub register: crate::read_model::RegisterReadModel,
+    pub store: Arc<dyn crate::domain::ports::Store>,
 }
 
 impl std::fmt::Debug for Watched {
@@ -207,7 +243,18 @@ pub fn router(watched: Watched) -> Router {
 
 async fn scrape(State(watched): State<Watched>) -> impl IntoResponse {
     watched.metrics.database_up.set(i64::from(watched.database_up.load(Ordering::Relaxed)));
-    watched.metrics.households_held.set((watched.held)().unwrap_or(0) as i64);
+    let m = &watched.metrics;
+    m.households_held.set(watched.register.held().unwrap_or(0) as i64);
+    m.held_built.set(watched.register.built_at().unwrap_or(0));
+    for pool in watched.store.pools() {
+        let label = |state: &str| PoolLabels { pool: pool.name.to_owned(), state: state.to_owned() };
+        m.connections.get_or_create(&label("in_use")).set(i64::from(pool.open.saturating_sub(pool.idle)));
+        m.connections.get_or_create(&label("idle")).set(i64::from(pool.idle));
+        m.connections.get_or_create(&label("max")).set(i64::from(pool.max));
+    }
+    let timeouts = crate::storage::pool_timeouts();
+    let seen = m.timeouts_seen.swap(timeouts, Ordering::Relaxed);
+    m.acquire_timeouts.inc_by(timeouts.saturating_sub(seen));
     ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], watched.metrics.text())
 }
 

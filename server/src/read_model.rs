@@ -71,6 +71,11 @@ impl RegisterReadModel {
         self.held.as_ref().and_then(|h| h.held())
     }
 
+    /// When the register held in memory was last built whole (seconds since 1970).
+    pub fn built_at(&self) -> Option<i64> {
+        self.held.as_ref().and_then(|h| h.built_at())
+    }
+
     async fn one(&self, kind: QueryKind, value: String) -> Result<Vec<(String, Vec<History>)>, PortError> {
         let (found, answer) = oneshot::channel();
         let gone = || PortError::fault("the register's reader of single questions has stopped");

@@ -343,10 +343,8 @@ impl Hub {
                 metrics: metrics.clone(),
                 database_up: database_up.clone(),
                 stopping: stopping_flag.clone(),
-                held: {
-                    let register = read_model.clone();
-                    Arc::new(move || register.held())
-                },
+                register: read_model.clone(),
+                store: store.clone(),
             };
             tracing::info!(%addr, "metrics and health served");
             tokio::spawn(async move {

@@ -67,7 +67,18 @@ async fn the_metrics_count_known_calls_and_health_answers_without_a_certificate(
         app.register.catch_up().await.unwrap();
         let (_, now) = plain_get(at, "/metrics").await;
         assert_eq!(sample(&now, "telesub_register_households_held"), 25.0, "{now}");
+        let built = sample(&now, "telesub_register_held_built_timestamp_seconds");
+        let now_s = time::OffsetDateTime::now_utc().unix_timestamp() as f64;
+        assert!(built > now_s - 600.0 && built <= now_s + 1.0, "built {built}, now {now_s}");
     }
+    // The database pools: what each opens at most, what is in use (between calls, none of the
+    // pool short calls read from), and waits that ran out of time (none here).
+    let pool = if app.store.backend() == "sqlite" { "read" } else { "main" };
+    let max = format!(r#"telesub_database_connections{{pool="{pool}",state="max"}}"#);
+    assert!(sample(&after, &max) >= 1.0, "{after}");
+    let idle = format!(r#"telesub_database_connections{{pool="{pool}",state="idle"}}"#);
+    assert!(after.contains(&format!("{idle} ")), "{after}");
+    assert!(after.contains("telesub_database_acquire_timeouts_total "), "{after}");
     // Between calls nothing is in flight.
     assert!(after.contains("# TYPE telesub_calls_in_flight gauge"), "{after}");
     for line in after.lines().filter(|l| l.starts_with("telesub_calls_in_flight{")) {

@@ -52,6 +52,8 @@ pub struct HeldRegister {
     unindexable: AtomicBool,
     /// When a build last failed: the next waits a while rather than scan again at once.
     failed_at: std::sync::Mutex<Option<Instant>>,
+    /// When the index was last built whole (seconds since 1970; 0 before the first).
+    built_at: std::sync::atomic::AtomicI64,
 }
 
 impl HeldRegister {
@@ -68,6 +70,7 @@ impl HeldRegister {
             building: AtomicBool::default(),
             unindexable: AtomicBool::default(),
             failed_at: std::sync::Mutex::default(),
+            built_at: std::sync::atomic::AtomicI64::default(),
         });
         this.spawn_build();
         let held: Weak<Self> = Arc::downgrade(&this);
@@ -130,6 +133,11 @@ impl HeldRegister {
     /// Households held, when the index is ready.
     pub fn held(&self) -> Option<usize> {
         self.index.read().expect("register index lock").as_ref().map(RegisterIndex::len)
+    }
+
+    /// When the index was last built whole (seconds since 1970), once it has been.
+    pub fn built_at(&self) -> Option<i64> {
+        Some(self.built_at.load(Ordering::SeqCst)).filter(|&t| t > 0 && self.held().is_some())
     }
 
     /// Waits until the index reflects every change committed so far, building it if need be.
@@ -231,6 +239,7 @@ impl HeldRegister {
         let (households, bytes) = (index.len(), index.bytes());
         let _sync = self.sync.lock().await;
         *self.index.write().expect("register index lock") = Some(index);
+        self.built_at.store(time::OffsetDateTime::now_utc().unix_timestamp(), Ordering::SeqCst);
         self.catch_up_numbered().await?;
         tracing::info!(
             households,

@@ -49,10 +49,31 @@ impl From<sqlx::migrate::MigrateError> for PortError {
     }
 }
 
+/// Waits for a pooled connection that ran out of time, since the process started.
+static POOL_TIMEOUTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many waits for a pooled connection ran out of time (every pool, every store).
+pub fn pool_timeouts() -> u64 {
+    POOL_TIMEOUTS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// How a pool is used.
+fn pool_use<DB: sqlx::Database>(name: &'static str, pool: &sqlx::Pool<DB>) -> crate::domain::ports::PoolUse {
+    crate::domain::ports::PoolUse {
+        name,
+        open: pool.size(),
+        idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+        max: pool.options().get_max_connections(),
+    }
+}
+
 impl From<sqlx::Error> for PortError {
     /// Faults of the database's reach or room become `Unavailable`; a stored value that does
     /// not read back as its type (a status no rule knows) is `Corrupt`; the rest are kept.
     fn from(err: sqlx::Error) -> Self {
+        if matches!(err, sqlx::Error::PoolTimedOut) {
+            POOL_TIMEOUTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         if let sqlx::Error::ColumnDecode { index, source } = &err {
             return PortError::Corrupt(format!("column {index}: {source}"));
         }

@@ -169,6 +169,10 @@ impl Store for PgStore {
         "postgres"
     }
 
+    fn pools(&self) -> Vec<ports::PoolUse> {
+        vec![super::pool_use("main", &self.pool)]
+    }
+
     async fn migrate(&self) -> Result<(), PortError> {
         sqlx::migrate!("./migrations/postgres").run(&self.pool).await?;
         Ok(())

@@ -249,6 +249,13 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
+    fn pools(&self) -> Vec<ports::PoolUse> {
+        [("read", &self.read), ("write", &self.write), ("bulk", &self.bulk), ("mapped", &self.mapped)]
+            .into_iter()
+            .map(|(name, pool)| super::pool_use(name, pool))
+            .collect()
+    }
+
     async fn migrate(&self) -> Result<(), PortError> {
         sqlx::migrate!("./migrations/sqlite").run(&self.write).await?;
         Ok(())

@@ -163,6 +163,18 @@ impl fmt::Debug for Claim {
     }
 }
 
+/// How one of the backend's connection pools is used, for the hub's metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolUse {
+    /// What the pool is for (`read`, `write`, `bulk`, …).
+    pub name: &'static str,
+    /// Connections open, and of those, idle.
+    pub open: u32,
+    pub idle: u32,
+    /// The most it opens.
+    pub max: u32,
+}
+
 /// Everything the hub keeps. Implementations must give the same answers for the same calls;
 /// the conformance suite in `tests/` checks that.
 #[async_trait]
@@ -208,6 +220,11 @@ pub trait Store:
 
     /// Whether the database answers a trivial query.
     async fn ping(&self) -> Result<(), PortError>;
+
+    /// How the backend's connection pools are used, now (nothing is asked of the database).
+    fn pools(&self) -> Vec<PoolUse> {
+        Vec::new()
+    }
 
     /// Takes the right to receive `key` for as long as the claim lives: `None` while a stream
     /// of this hub or of another on the same database holds it. A process that is gone holds
