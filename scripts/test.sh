@@ -4,7 +4,8 @@
 #   1. formatting          cargo fmt --check
 #   2. lints               cargo clippy, warnings are errors; scripts/layering.sh (which layer
 #                          may use which, and each port's method count)
-#   3. tests on SQLite     cargo test --workspace, then the console in a real browser
+#   3. tests on SQLite     cargo test --workspace, then the console in a real browser, then
+#                          OTLP export by a hub built with the `otlp` feature
 #   4. tests on PostgreSQL the same tests against a throwaway local cluster
 #   5. interoperability    a real hub driven by Python grpcio and by the Rust example
 #
@@ -118,6 +119,8 @@ check_format() {
 check_lints() {
     banner "2/6 lints: cargo clippy -D warnings, and the layering check"
     cargo clippy --workspace --all-targets -- -D warnings
+    # The OTLP export is compiled only with its feature.
+    cargo clippy -p telesub-server --features otlp -- -D warnings
     "$ROOT/scripts/layering.sh"
     RAN+=("clippy" "layering")
 }
@@ -128,6 +131,19 @@ test_sqlite() {
     env -u TELESUB_TEST_POSTGRES_URL cargo test --workspace
     RAN+=("tests(sqlite)")
     run_browser sqlite env -u TELESUB_TEST_POSTGRES_URL
+    test_traces
+}
+
+# Spans exported over OTLP/gRPC by `telesub serve` built with the `otlp` feature, to a
+# collector the test runs (in step 3); the default binary is put back afterwards.
+test_traces() {
+    echo "-- traces: a hub built with --features otlp exports its spans to a collector"
+    cargo build -p telesub --features otlp
+    cp "$TARGET_DIR/debug/telesub" "$TARGET_DIR/debug/telesub-otlp"
+    cargo build -p telesub
+    TELESUB_OTLP_BIN="$TARGET_DIR/debug/telesub-otlp" env -u TELESUB_TEST_POSTGRES_URL \
+        cargo test -p telesub-tests --test api -- --ignored traces::
+    RAN+=("traces(otlp)")
 }
 
 # ---------------------------------------------------------------------------------------

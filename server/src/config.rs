@@ -71,6 +71,24 @@ pub struct Settings {
     /// How long what the hub keeps beyond the programme's need is kept (see
     /// [`crate::domain::retention`]).
     pub retention: crate::domain::retention::RetentionPolicy,
+    pub traces: TraceSettings,
+}
+
+/// Spans exported to an OpenTelemetry collector (see [`crate::telemetry`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TraceSettings {
+    /// The collector's OTLP/gRPC address, e.g. `http://127.0.0.1:4317` (an agent on the
+    /// host). Left out: no spans are exported. Needs a hub built with the `otlp` feature.
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` the spans carry.
+    pub service_name: String,
+}
+
+impl Default for TraceSettings {
+    fn default() -> Self {
+        Self { otlp_endpoint: None, service_name: "telesub".to_owned() }
+    }
 }
 
 /// The metrics and health listener (see [`crate::metrics`]).
@@ -122,6 +140,7 @@ impl Default for Settings {
             audit: AuditSettings::default(),
             metrics: MetricsSettings::default(),
             retention: crate::domain::retention::RetentionPolicy::default(),
+            traces: TraceSettings::default(),
         }
     }
 }
@@ -243,6 +262,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "audit",
     "metrics",
     "retention",
+    "traces",
 ];
 
 impl Settings {

@@ -34,4 +34,5 @@ mod statistics;
 mod storage;
 mod supervision;
 mod tls;
+mod traces;
 mod units;

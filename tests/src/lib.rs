@@ -443,9 +443,20 @@ pub struct ServeProcess {
 impl ServeProcess {
     /// Starts the hub; `Err` with the end of its log when it exits before it is listening.
     pub async fn start(tls: &Path, database: &str, log: &Path, extra: &[&str]) -> Result<Self, String> {
+        Self::start_binary(hub_binary(), tls, database, log, extra).await
+    }
+
+    /// [`Self::start`] with the hub binary at `bin` (one built with other features).
+    pub async fn start_binary(
+        bin: &Path,
+        tls: &Path,
+        database: &str,
+        log: &Path,
+        extra: &[&str],
+    ) -> Result<Self, String> {
         use tokio::io::AsyncBufReadExt;
         let file = std::fs::File::create(log).expect("the hub's log file");
-        let mut child = tokio::process::Command::new(hub_binary())
+        let mut child = tokio::process::Command::new(bin)
             .args(["serve", "--listen", "127.0.0.1:0", "--database", database, "--tls-dir"])
             .arg(tls)
             .args(extra)

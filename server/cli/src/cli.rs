@@ -277,7 +277,7 @@ fn trail_end(end: &backup::TrailEnd) -> String {
 fn settings(store: &StoreArgs, overrides: Overrides) -> Result<Settings, Box<dyn std::error::Error>> {
     let overrides = Overrides { database_url: store.database.clone(), log_format: store.log_format, ..overrides };
     let settings = Settings::load(store.config.as_deref(), &overrides)?;
-    telemetry::init(settings.log_format, &settings.log_filter);
+    telemetry::init_with(settings.log_format, &settings.log_filter, &settings.traces)?;
     Ok(settings)
 }
 
@@ -314,7 +314,9 @@ async fn dispatch(command: Command, out: &mut (dyn Write + Send)) -> Result<Exit
                 writeln!(out, "metrics and health on http://{addr}/metrics")?;
             }
             out.flush()?;
-            hub.run(startup::shutdown_signal()).await?;
+            let ran = hub.run(startup::shutdown_signal()).await;
+            telemetry::flush();
+            ran?;
         }
         Command::Migrate(args) => {
             let settings = settings(&args, Overrides::default())?;

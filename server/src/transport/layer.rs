@@ -338,6 +338,7 @@ impl HubState {
         if let Some(trace) = trace_id(req.headers()) {
             span.record("trace_id", tracing::field::display(trace));
         }
+        crate::telemetry::continue_trace(&span, req.headers());
         let mut call =
             CallRecord::new(self.clone(), self.entry(&request_id, &certificate, method.clone()), span.clone());
 

@@ -109,6 +109,7 @@ impl HubState {
         if let Some(trace) = super::trace_id(req.headers()) {
             span.record("trace_id", tracing::field::display(trace));
         }
+        crate::telemetry::continue_trace(&span, req.headers());
         let mut call = CallRecord::new(self.clone(), self.entry(&request_id, &certificate, page), span.clone());
         async move {
             if !self.database_up.load(Ordering::Relaxed) {
