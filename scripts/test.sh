@@ -171,6 +171,26 @@ prepare_promtool() {
     [[ -n $PROMTOOL ]] || PROMTOOL_WHY="promtool is not installed, and this script cannot install it (not root, or no apt-get)"
 }
 
+SOFFICE=""           # LibreOffice's soffice, once found
+SOFFICE_WHY=""       # why LibreOffice cannot run
+
+# Sets SOFFICE to LibreOffice's soffice, installing Debian's libreoffice-calc-nogui when
+# missing (as root, with apt-get); else SOFFICE is empty and SOFFICE_WHY says why.
+prepare_libreoffice() {
+    SOFFICE=$(command -v soffice || true)
+    [[ -z $SOFFICE ]] || return 0
+    if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing Debian's libreoffice-calc-nogui, the workbooks' second reader"
+        if ! apt-get install -y --no-install-recommends libreoffice-calc-nogui >/dev/null 2>&1; then
+            { apt-get update >/dev/null 2>&1 &&
+                apt-get install -y --no-install-recommends libreoffice-calc-nogui >/dev/null 2>&1; } ||
+                fail "apt-get install libreoffice-calc-nogui failed (no access to Debian's mirrors?)"
+        fi
+        SOFFICE=$(command -v soffice || true)
+    fi
+    [[ -n $SOFFICE ]] || SOFFICE_WHY="LibreOffice is not installed, and this script cannot install it (not root, or no apt-get)"
+}
+
 # Sets TELESUB_BROWSER_PYTHON to a Python with Playwright and makes sure Chromium is there,
 # installing it from Debian's packages when missing (as root, with apt-get); else BROWSER says
 # why not. Playwright never downloads a browser of its own.
@@ -477,6 +497,30 @@ for path in sys.argv[1:]:
     assert isinstance(amount.value, int) and amount.number_format == "#,##0", (amount.value, amount.number_format)
     print(f"openpyxl read {path}: sheets {sheets}, {len(rows)} rows on the last")
 PY
+    # A second reader that shares no code with the first: LibreOffice converts every sheet to
+    # CSV (UTF-8; the cells as shown), as a department's staff would open it.
+    prepare_libreoffice
+    if [[ -n $SOFFICE ]]; then
+        local book sheets=$INTEROP_TMP/libreoffice
+        mkdir -p "$sheets"
+        for book in "$INTEROP_TMP"/reviews/*.xlsx; do
+            HOME=$INTEROP_TMP timeout 120 "$SOFFICE" --headless --norestore --convert-to \
+                'csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,true,false,false,-1' \
+                --outdir "$sheets" "$book" >"$INTEROP_TMP/libreoffice.log" 2>&1 ||
+                fail "LibreOffice could not read $book: $(cat "$INTEROP_TMP/libreoffice.log")"
+        done
+        compgen -G "$sheets/*Chi tiết.csv" >/dev/null || fail "LibreOffice found no sheet 'Chi tiết': $(ls "$sheets")"
+        grep -q "EX-0001" "$sheets"/*"Chi tiết.csv" || fail "LibreOffice's 'Chi tiết' does not hold the line of EX-0001"
+        grep -q "Số tiền đề nghị (đồng)" "$sheets"/*"Chi tiết.csv" ||
+            fail "LibreOffice did not read the Vietnamese headings"
+        # The tariff, a number shown with the thousands separator of #,##0.
+        grep -q '"70,000"' "$sheets"/*"Chi tiết.csv" || fail "LibreOffice does not show the amount 70,000 as #,##0"
+        echo "LibreOffice read $(ls "$sheets" | wc -l) sheets"
+        RAN+=("interop(libreoffice)")
+    else
+        warn_loudly "The workbooks' second reader (LibreOffice) did NOT run: $SOFFICE_WHY."
+        SKIPPED+=("libreoffice ($SOFFICE_WHY)")
+    fi
     RAN+=("interop(rust operator_monthly + ict_reconciliation)")
 
     echo "-- Rust example: device_allocation (twice: the second decision finds no household left)"
