@@ -37,3 +37,8 @@ pub const MONTHLY_LIST_COLUMNS: [&str; 12] = [
     "used",
     "unclaimed_reason",
 ];
+
+/// The messages of `telesub.v1` in protobuf's canonical JSON mapping (proto3 JSON), for
+/// clients that print or read JSON. Only with the `json` feature; the hub does without.
+#[cfg(feature = "json")]
+pub mod json;
