@@ -13,6 +13,8 @@ use telesub_client::{
 
 use crate::{
     Connection, Failure, connect,
+    exit::Exit,
+    output::OutputArgs,
     show::{short, table, timestamp},
 };
 
@@ -44,9 +46,14 @@ pub(crate) enum AuditCommand {
         /// Print at most this many records.
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        #[command(flatten)]
+        output: OutputArgs,
     },
-    /// Checks the whole hash chain on the hub; exits with status 1 when it is broken.
-    Verify,
+    /// Checks the whole hash chain on the hub; exits with status 8 when it is broken.
+    Verify {
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// Saves the records of a time range as CSV with their chain hashes.
     Export {
         #[arg(long, value_parser = parse_time)]
@@ -78,6 +85,8 @@ pub(crate) enum AuditCommand {
         /// it; without it the key the hub serves is used, and printed for you to keep.
         #[arg(long, value_name = "KEY")]
         public_key: Option<String>,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// The hub's signed checkpoints, smallest tree first.
     Checkpoints {
@@ -87,10 +96,12 @@ pub(crate) enum AuditCommand {
         /// Print at most this many.
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Proves that the trail has only grown since a kept checkpoint: both signed by the hub's
     /// key, and the kept tree a prefix of the latest (RFC 9162 consistency proof). Exits with
-    /// status 1, naming what is wrong, when it is not.
+    /// status 8, naming what is wrong, when it is not.
     Check {
         /// The checkpoint kept with `audit checkpoint --save`.
         #[arg(long, value_name = "FILE")]
@@ -115,7 +126,7 @@ pub(crate) enum ReceiptCommand {
     },
     /// Checks a saved receipt offline with the hub's public key: its signature and, once
     /// proven, that the record is the one promised and is in the signed checkpoint. Exits with
-    /// status 1 when it is not.
+    /// status 8 when it is not, 7 when the receipt is not proven yet.
     Verify {
         file: PathBuf,
         /// The hub's verifier key, or a file holding it.
@@ -162,7 +173,9 @@ async fn checkpoint(
         None => VerifierKey::parse(&checkpoint.verifier_key)
             .map_err(|e| Failure::Message(format!("the hub's verifier key: {e}")))?,
     };
-    let opened = key.open(&checkpoint.note).map_err(|e| Failure::Message(format!("the hub's checkpoint: {e}")))?;
+    let opened = key
+        .open(&checkpoint.note)
+        .map_err(|e| Failure::Exit(Exit::CheckFailed, format!("the hub's checkpoint: {e}")))?;
     Ok((checkpoint, opened))
 }
 
@@ -178,8 +191,9 @@ pub(crate) async fn audit(connection: &Connection, command: AuditCommand) -> Res
         AuditCommand::Receipt(ReceiptCommand::Verify { file, public_key }) => {
             let key = verifier_key(&public_key)?;
             let bundle = ReceiptBundle::parse(&read_file(&file, "receipt")?).map_err(Failure::Message)?;
-            let proven =
-                bundle.verify(&key).map_err(|e| Failure::Message(format!("{}: NOT VERIFIED: {e}", file.display())))?;
+            let proven = bundle
+                .verify(&key)
+                .map_err(|e| Failure::Exit(Exit::CheckFailed, format!("{}: NOT VERIFIED: {e}", file.display())))?;
             let r = &proven.receipt;
             match proven.checkpoint {
                 Some(c) => {
@@ -194,49 +208,61 @@ pub(crate) async fn audit(connection: &Connection, command: AuditCommand) -> Res
                     );
                     Ok(())
                 }
-                None => Err(Failure::Message(format!(
-                    "{}: the hub's signature on record {} ({}) is good, but the file holds no inclusion proof yet: \
+                None => Err(Failure::Exit(
+                    Exit::Conflict,
+                    format!(
+                        "{}: the hub's signature on record {} ({}) is good, but the file holds no inclusion proof yet: \
                      run `telesub-cli audit receipt prove {}` once a checkpoint has been signed",
-                    file.display(),
-                    r.seq,
-                    short(&r.method, "/telesub.v1."),
-                    file.display()
-                ))),
+                        file.display(),
+                        r.seq,
+                        short(&r.method, "/telesub.v1."),
+                        file.display()
+                    ),
+                )),
             }
         }
         AuditCommand::Check { against, public_key } => {
             let key = verifier_key(&public_key)?;
             let kept = key
                 .open(&read_file(&against, "kept checkpoint")?)
-                .map_err(|e| Failure::Message(format!("{}: {e}", against.display())))?;
+                .map_err(|e| Failure::Exit(Exit::CheckFailed, format!("{}: {e}", against.display())))?;
             let client = connect(connection).await?;
             let (_, latest) = checkpoint(&client, 0, Some(&key)).await?;
             if latest.size < kept.size {
-                return Err(Failure::Message(format!(
-                    "the audit trail is NOT the one of the kept checkpoint of {} records (signed at {}): \
+                return Err(Failure::Exit(
+                    Exit::CheckFailed,
+                    format!(
+                        "the audit trail is NOT the one of the kept checkpoint of {} records (signed at {}): \
                      the latest checkpoint has only {} records",
-                    kept.size, kept.time, latest.size
-                )));
+                        kept.size, kept.time, latest.size
+                    ),
+                ));
             }
             let proof = client.get_consistency_proof(kept.size as i64, latest.size as i64).await.map_err(|e| {
-                Failure::Message(format!(
-                    "the hub could NOT prove that the audit trail has only grown since the kept checkpoint of {} \
+                Failure::Exit(
+                    Exit::CheckFailed,
+                    format!(
+                        "the hub could NOT prove that the audit trail has only grown since the kept checkpoint of {} \
                      records (signed at {}): {e}",
-                    kept.size, kept.time
-                ))
+                        kept.size, kept.time
+                    ),
+                )
             })?;
             let hashes = proof
                 .hashes
                 .iter()
                 .map(|h| telesub_client::audit::parse_hash(h))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| Failure::Message(format!("the hub's consistency proof: {e}")))?;
+                .map_err(|e| Failure::Exit(Exit::CheckFailed, format!("the hub's consistency proof: {e}")))?;
             verify_consistency(kept.size, latest.size, &hashes, &kept.root, &latest.root).map_err(|e| {
-                Failure::Message(format!(
-                    "the audit trail is NOT the one of the kept checkpoint of {} records (signed at {}): \
+                Failure::Exit(
+                    Exit::CheckFailed,
+                    format!(
+                        "the audit trail is NOT the one of the kept checkpoint of {} records (signed at {}): \
                      the latest checkpoint has {} records, and {e}",
-                    kept.size, kept.time, latest.size
-                ))
+                        kept.size, kept.time, latest.size
+                    ),
+                )
             })?;
             outln!(
                 "the audit trail has only grown: the kept checkpoint of {} records (signed at {}) is a prefix of the latest, {} records signed at {}",
@@ -256,42 +282,54 @@ async fn audit_online(client: &Client, command: AuditCommand) -> Result<(), Fail
         AuditCommand::Receipt(ReceiptCommand::Verify { .. }) | AuditCommand::Check { .. } => {
             unreachable!("answered without the hub")
         }
-        AuditCommand::Checkpoint { save, size, public_key } => {
+        AuditCommand::Checkpoint { save, size, public_key, output } => {
             let key = public_key.as_deref().map(verifier_key).transpose()?;
             let (served, opened) = checkpoint(client, size.unwrap_or(0), key.as_ref()).await?;
-            outln!("checkpoint of {} records, root {}, signed at {}", opened.size, served.root_hash, opened.time);
-            if key.is_none() {
-                outln!("signed by {} (keep your own copy of this key)", served.verifier_key);
+            if let Some(path) = &save {
+                write_file(path, &served.note, "checkpoint")?;
             }
-            if let Some(path) = save {
-                write_file(&path, &served.note, "checkpoint")?;
-                outln!("kept in {}", path.display());
-            }
-            Ok(())
+            output.one(&served, |served| {
+                outln!("checkpoint of {} records, root {}, signed at {}", opened.size, served.root_hash, opened.time);
+                if key.is_none() {
+                    outln!("signed by {} (keep your own copy of this key)", served.verifier_key);
+                }
+                if let Some(path) = &save {
+                    outln!("kept in {}", path.display());
+                }
+            })
         }
-        AuditCommand::Checkpoints { mut after, limit } => {
-            let mut rows = Vec::new();
-            while rows.len() < limit {
-                let page = client.list_audit_checkpoints(after, (limit - rows.len()).min(1_000) as i32).await?;
-                rows.extend(page.checkpoints.iter().map(|c| {
-                    vec![
-                        c.tree_size.to_string(),
-                        timestamp(c.signed_at.as_ref()),
-                        c.root_hash.clone(),
-                        c.key_id.clone(),
-                    ]
-                }));
+        AuditCommand::Checkpoints { mut after, limit, output } => {
+            let mut checkpoints = Vec::new();
+            let mut next_after_size = 0;
+            while checkpoints.len() < limit {
+                let page = client.list_audit_checkpoints(after, (limit - checkpoints.len()).min(1_000) as i32).await?;
+                checkpoints.extend(page.checkpoints);
+                next_after_size = page.next_after_size;
                 if page.next_after_size == 0 {
                     break;
                 }
                 after = page.next_after_size;
             }
-            if rows.is_empty() {
-                outln!("no checkpoint signed yet");
-            } else {
-                table(&["SIZE", "SIGNED AT", "ROOT", "KEY"], rows, "");
-            }
-            Ok(())
+            let response = proto::ListAuditCheckpointsResponse { checkpoints, next_after_size };
+            output.list(&response, &response.checkpoints, || {
+                let rows: Vec<Vec<String>> = response
+                    .checkpoints
+                    .iter()
+                    .map(|c| {
+                        vec![
+                            c.tree_size.to_string(),
+                            timestamp(c.signed_at.as_ref()),
+                            c.root_hash.clone(),
+                            c.key_id.clone(),
+                        ]
+                    })
+                    .collect();
+                if rows.is_empty() {
+                    outln!("no checkpoint signed yet");
+                } else {
+                    table(&["SIZE", "SIGNED AT", "ROOT", "KEY"], rows, "");
+                }
+            })
         }
         AuditCommand::Receipt(ReceiptCommand::Prove { file, out }) => {
             let mut bundle = ReceiptBundle::parse(&read_file(&file, "receipt")?).map_err(Failure::Message)?;
@@ -339,7 +377,7 @@ async fn audit_online(client: &Client, command: AuditCommand) -> Result<(), Fail
             );
             Ok(())
         }
-        AuditCommand::Query { caller, method, from, until, outcome, citizen_id, household, limit } => {
+        AuditCommand::Query { caller, method, from, until, outcome, citizen_id, household, limit, output } => {
             let mut query = proto::QueryAuditRequest {
                 caller: caller.unwrap_or_default(),
                 method: method.unwrap_or_default(),
@@ -352,47 +390,42 @@ async fn audit_online(client: &Client, command: AuditCommand) -> Result<(), Fail
                 page_token: String::new(),
             };
             let mut records = Vec::new();
-            loop {
+            let next_page_token = loop {
+                // No more than the limit: the token then names exactly what follows.
+                query.page_size = i32::try_from(limit - records.len()).unwrap_or(i32::MAX).min(500);
                 let page = client.query_audit(query.clone()).await?;
                 records.extend(page.records);
                 if page.next_page_token.is_empty() || records.len() >= limit {
-                    break;
+                    break page.next_page_token;
                 }
                 query.page_token = page.next_page_token;
-            }
+            };
             records.truncate(limit);
-            let rows = records
-                .iter()
-                .map(|r| {
-                    vec![
-                        r.seq.to_string(),
-                        timestamp(r.at.as_ref()),
-                        if r.caller.is_empty() { "-".to_owned() } else { r.caller.clone() },
-                        short(&r.method, "/telesub.v1.").to_owned(),
-                        r.outcome.clone(),
-                        r.request_id.clone(),
-                        r.detail.clone(),
-                    ]
-                })
-                .collect();
-            table(&["SEQ", "AT", "CALLER", "METHOD", "OUTCOME", "REQUEST ID", "DETAIL"], rows, "");
-            Ok(())
+            let response = proto::QueryAuditResponse { records, next_page_token };
+            output.list(&response, &response.records, || audit_table(&response.records))
         }
-        AuditCommand::Verify => {
+        AuditCommand::Verify { output } => {
             let report = client.verify_audit().await?;
+            output.one(&report, |report| {
+                if report.intact {
+                    outln!(
+                        "audit trail intact: {} records, last record {}, last hash {}",
+                        report.records,
+                        report.last_seq,
+                        report.last_hash
+                    );
+                }
+            })?;
             if report.intact {
-                outln!(
-                    "audit trail intact: {} records, last record {}, last hash {}",
-                    report.records,
-                    report.last_seq,
-                    report.last_hash
-                );
                 Ok(())
             } else {
-                Err(Failure::Message(format!(
-                    "the audit trail is broken at record {}: {} ({} records check before it)",
-                    report.first_broken_seq, report.problem, report.records
-                )))
+                Err(Failure::Exit(
+                    Exit::CheckFailed,
+                    format!(
+                        "the audit trail is broken at record {}: {} ({} records check before it)",
+                        report.first_broken_seq, report.problem, report.records
+                    ),
+                ))
             }
         }
         AuditCommand::Export { from, until, out, with_proof, no_bom } => {
@@ -401,6 +434,25 @@ async fn audit_online(client: &Client, command: AuditCommand) -> Result<(), Fail
             crate::reports::save_file(chunks, out, "audit.csv").await
         }
     }
+}
+
+/// Audit records for people, one a row.
+fn audit_table(records: &[proto::AuditRecord]) {
+    let rows = records
+        .iter()
+        .map(|r| {
+            vec![
+                r.seq.to_string(),
+                timestamp(r.at.as_ref()),
+                if r.caller.is_empty() { "-".to_owned() } else { r.caller.clone() },
+                short(&r.method, "/telesub.v1.").to_owned(),
+                r.outcome.clone(),
+                r.request_id.clone(),
+                r.detail.clone(),
+            ]
+        })
+        .collect();
+    table(&["SEQ", "AT", "CALLER", "METHOD", "OUTCOME", "REQUEST ID", "DETAIL"], rows, "");
 }
 
 #[cfg(test)]

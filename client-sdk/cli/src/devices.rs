@@ -22,6 +22,9 @@ use telesub_client::{Client, proto};
 
 use crate::{
     Cli, Connection, Failure,
+    exit::Exit,
+    output::OutputArgs,
+    progress,
     reports::save_file,
     show::{short, table, timestamp, vnd},
 };
@@ -104,9 +107,16 @@ pub(crate) enum DevicesCommand {
     /// alternative (ICT; LOCALITY for its own unit).
     Handover(HandoverArgs),
     /// One allocation: status, figures, digests, progress per unit and amendments.
-    Show { number: String },
+    Show {
+        number: String,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// Allocations, newest first.
-    List,
+    List {
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// The households on an allocation's list, in rank order.
     Recipients {
         number: String,
@@ -115,6 +125,8 @@ pub(crate) enum DevicesCommand {
         unit: Option<String>,
         #[arg(long, value_enum)]
         status: Option<RecipientStatusArg>,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Saves an approved list as the public sees it: CSV, or one commune's HTML page.
     Publish {
@@ -284,7 +296,7 @@ pub(crate) async fn devices(connection: &Connection, command: DevicesCommand) ->
                 codes.extend(codes_in(&text));
             }
             if codes.is_empty() {
-                return Err(Failure::Message("no household code to nominate".to_owned()));
+                return Err(Failure::Exit(Exit::Invalid, "no household code to nominate".to_owned()));
             }
             let sent = codes.len();
             let answer = client.nominate_households(&number, codes, &reason).await?;
@@ -332,8 +344,10 @@ pub(crate) async fn devices(connection: &Connection, command: DevicesCommand) ->
         }
         DevicesCommand::Return { number, note } => show_allocation(&client.return_allocation(&number, &note).await?),
         DevicesCommand::Handover(args) => show_handover(&client.record_handover(handover_request(args)).await?),
-        DevicesCommand::Show { number } => show_allocation(&client.get_allocation(&number).await?),
-        DevicesCommand::List => {
+        DevicesCommand::Show { number, output } => {
+            output.one(&client.get_allocation(&number).await?, show_allocation)?
+        }
+        DevicesCommand::List { output } => {
             let mut allocations = Vec::new();
             let mut page_token = String::new();
             loop {
@@ -344,9 +358,10 @@ pub(crate) async fn devices(connection: &Connection, command: DevicesCommand) ->
                     break;
                 }
             }
-            show_allocations(&allocations);
+            let response = proto::ListAllocationsResponse { allocations, next_page_token: String::new() };
+            output.list(&response, &response.allocations, || show_allocations(&response.allocations))?;
         }
-        DevicesCommand::Recipients { number, unit, status } => {
+        DevicesCommand::Recipients { number, unit, status, output } => {
             let status = match status {
                 None => proto::RecipientStatus::Unspecified,
                 Some(RecipientStatusArg::NotYet) => proto::RecipientStatus::NotYet,
@@ -361,7 +376,8 @@ pub(crate) async fn devices(connection: &Connection, command: DevicesCommand) ->
                     page_token: String::new(),
                 })
                 .await?;
-            show_recipients(&recipients);
+            let response = proto::ListAllocationRecipientsResponse { recipients, next_page_token: String::new() };
+            output.list(&response, &response.recipients, || show_recipients(&response.recipients))?;
         }
         DevicesCommand::Publish { number, commune, format, out } => {
             publish(client, number, commune, format, out).await?
@@ -435,9 +451,11 @@ async fn publish(
 async fn to_stdout(
     chunks: impl futures_util::Stream<Item = Result<proto::FileChunk, telesub_client::Error>>,
 ) -> Result<(), Failure> {
+    let bar = progress::download();
     let mut chunks = std::pin::pin!(chunks);
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk?;
+        bar.inc(chunk.data.len() as u64);
         let mut stdout = std::io::stdout().lock();
         if let Err(e) = stdout.write_all(&chunk.data).and_then(|()| stdout.flush()) {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
@@ -446,6 +464,7 @@ async fn to_stdout(
             return Err(Failure::Message(format!("writing to standard output: {e}")));
         }
     }
+    bar.finish_and_clear();
     Ok(())
 }
 

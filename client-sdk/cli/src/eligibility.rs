@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 use telesub_client::{Client, proto};
 
-use crate::{Failure, show};
+use crate::{Failure, output::OutputArgs, show};
 
 #[derive(Subcommand)]
 pub(crate) enum EligibilityCommand {
@@ -14,11 +14,15 @@ pub(crate) enum EligibilityCommand {
         /// YYYY-MM-DD; today when left out.
         #[arg(long, value_name = "DATE")]
         as_of: Option<String>,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// A decision given earlier, by its id.
     Decision {
         /// The id the decision was given with.
         id: String,
+        #[command(flatten)]
+        output: OutputArgs,
     },
 }
 
@@ -38,7 +42,7 @@ pub(crate) struct CheckKey {
 
 pub(crate) async fn eligibility(client: &Client, command: EligibilityCommand) -> Result<(), Failure> {
     match command {
-        EligibilityCommand::Check { key, as_of } => {
+        EligibilityCommand::Check { key, as_of, output } => {
             use proto::check_eligibility_request::Key;
             let key = match (key.citizen_id, key.household, key.certificate) {
                 (Some(id), _, _) => Key::CitizenId(id),
@@ -46,9 +50,9 @@ pub(crate) async fn eligibility(client: &Client, command: EligibilityCommand) ->
                 (None, None, Some(number)) => Key::CertificateNumber(number),
                 (None, None, None) => unreachable!("clap requires one of the three"),
             };
-            show::decision(&client.check_eligibility(key, as_of.as_deref().unwrap_or("")).await?);
+            output.one(&client.check_eligibility(key, as_of.as_deref().unwrap_or("")).await?, show::decision)?;
         }
-        EligibilityCommand::Decision { id } => show::decision(&client.get_decision(&id).await?),
+        EligibilityCommand::Decision { id, output } => output.one(&client.get_decision(&id).await?, show::decision)?,
     }
     Ok(())
 }

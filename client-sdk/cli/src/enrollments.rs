@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand, ValueEnum};
 use telesub_client::{Client, proto};
 
-use crate::{Failure, show};
+use crate::{Failure, exit::Exit, output::OutputArgs, progress, show};
 
 #[derive(Subcommand)]
 pub(crate) enum EnrollmentCommand {
@@ -55,6 +55,8 @@ pub(crate) enum EnrollmentCommand {
         active_on: Option<String>,
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        #[command(flatten)]
+        output: OutputArgs,
     },
 }
 
@@ -154,7 +156,7 @@ pub(crate) async fn enrollments(client: &Client, command: EnrollmentCommand) -> 
             show::enrollments(&[e]);
         }
         EnrollmentCommand::Import { file, service } => return import_enrollments(client, &file, service).await,
-        EnrollmentCommand::List { household, active_on, limit } => {
+        EnrollmentCommand::List { household, active_on, limit, output } => {
             let mut all = Vec::new();
             let mut page_token = String::new();
             loop {
@@ -173,7 +175,9 @@ pub(crate) async fn enrollments(client: &Client, command: EnrollmentCommand) -> 
                     break;
                 }
             }
-            show::enrollments(&all);
+            all.truncate(limit);
+            let response = proto::ListEnrollmentsResponse { enrollments: all, next_page_token: page_token };
+            output.list(&response, &response.enrollments, || show::enrollments(&response.enrollments))?;
         }
     }
     Ok(())
@@ -191,15 +195,17 @@ pub(crate) async fn import_enrollments(
     use futures_util::StreamExt;
     let me = client.who_am_i().await?.member.unwrap_or_default().code;
     let cannot = |e: &dyn std::fmt::Display| Failure::Message(format!("{}: {e}", file.display()));
+    // A file that is not one of enrolments is invalid input.
+    let malformed = |e: &dyn std::fmt::Display| Failure::Exit(Exit::Invalid, format!("{}: {e}", file.display()));
     let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_path(file).map_err(|e| cannot(&e))?;
-    let header = reader.headers().map_err(|e| cannot(&e))?.clone();
+    let header = reader.headers().map_err(|e| malformed(&e))?.clone();
     if header.iter().collect::<Vec<_>>() != ENROLMENT_COLUMNS {
-        return Err(cannot(&format!("the header must be {}", ENROLMENT_COLUMNS.join(","))));
+        return Err(malformed(&format!("the header must be {}", ENROLMENT_COLUMNS.join(","))));
     }
     let mut mine = Vec::new();
     let mut others = 0;
     for (i, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| cannot(&e))?;
+        let record = record.map_err(|e| malformed(&e))?;
         let line = i + 2;
         let cell = |n: usize| record.get(n).unwrap_or_default().to_owned();
         if cell(0) != me {
@@ -242,6 +248,7 @@ pub(crate) async fn import_enrollments(
     });
     let already = before - mine.len();
     let total = mine.len();
+    let bar = progress::count(total as u64, "rows enrolled");
     let mut refused = Vec::new();
     let mut results = futures_util::stream::iter(mine)
         .map(|(line, request)| async move {
@@ -250,10 +257,12 @@ pub(crate) async fn import_enrollments(
         })
         .buffer_unordered(16);
     while let Some((line, household, result)) = results.next().await {
+        bar.inc(1);
         if let Err(e) = result {
             refused.push((line, household, e));
         }
     }
+    bar.finish_and_clear();
     refused.sort_by_key(|(line, _, _)| *line);
     for (line, household, e) in &refused {
         eprintln!("line {line}: household {household}: {e}");
@@ -271,12 +280,14 @@ pub(crate) async fn watch(
     cursor: Option<String>,
     file: Option<PathBuf>,
     once: bool,
+    output: OutputArgs,
 ) -> Result<(), Failure> {
     use futures_util::StreamExt;
     let saved = file.as_ref().and_then(|f| std::fs::read_to_string(f).ok()).map(|s| s.trim().to_owned());
     let start = cursor.or(saved).unwrap_or_default();
     let mut cursor = start.clone();
     let mut feed = client.watch_changes(&cursor, 0).await?;
+    let mut printed = output.stream::<proto::ChangeEvent>();
     while let Some(message) = feed.next().await {
         let message = message?;
         if message.events.is_empty() {
@@ -286,7 +297,7 @@ pub(crate) async fn watch(
             continue;
         }
         for e in &message.events {
-            show::change(e);
+            printed.item(e, show::change)?;
             cursor.clone_from(&e.cursor);
         }
         if let Some(f) = &file {
@@ -294,6 +305,7 @@ pub(crate) async fn watch(
                 .map_err(|e| Failure::Message(format!("cannot save the cursor in {}: {e}", f.display())))?;
         }
     }
+    printed.finish()?;
     match (cursor == start, start.is_empty()) {
         (true, true) => eprintln!("nothing new: no event yet about this operator's enrolled households"),
         (true, false) => eprintln!("nothing new since cursor {start}"),

@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand, ValueEnum};
 use telesub_client::{Client, proto};
 
-use crate::{Connection, Failure, connect, push, show};
+use crate::{Connection, Failure, connect, output::OutputArgs, push, show};
 
 #[derive(Subcommand)]
 pub(crate) enum HouseholdCommand {
@@ -16,11 +16,15 @@ pub(crate) enum HouseholdCommand {
         /// YYYY-MM-DD; today when left out.
         #[arg(long, value_name = "DATE")]
         as_of: Option<String>,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Every state a household has been in, oldest first.
     History {
         /// The household code.
         code: String,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Households by a member's citizen ID or by certificate number.
     Find {
@@ -29,6 +33,8 @@ pub(crate) enum HouseholdCommand {
         /// YYYY-MM-DD; today when left out.
         #[arg(long, value_name = "DATE")]
         as_of: Option<String>,
+        #[command(flatten)]
+        output: OutputArgs,
     },
 }
 
@@ -49,12 +55,16 @@ pub(crate) enum BatchCommand {
     Get {
         /// The batch id given when it was pushed.
         id: String,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Receipts, newest first.
     List {
         /// How many to show at most.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        #[command(flatten)]
+        output: OutputArgs,
     },
 }
 
@@ -79,15 +89,15 @@ impl From<Kind> for proto::BatchKind {
 pub(crate) async fn households(connection: &Connection, command: HouseholdCommand) -> Result<(), Failure> {
     match command {
         HouseholdCommand::Push(args) => return push::run(connection, args).await,
-        HouseholdCommand::Get { code, as_of } => {
+        HouseholdCommand::Get { code, as_of, output } => {
             let version = connect(connection).await?.get_household(&code, as_of.as_deref().unwrap_or("")).await?;
-            show::version(&version);
+            output.one(&version, show::version)?;
         }
-        HouseholdCommand::History { code } => {
+        HouseholdCommand::History { code, output } => {
             let history = connect(connection).await?.household_history(&code).await?;
-            show::history(&history);
+            output.list(&history, &history.versions, || show::history(&history))?;
         }
-        HouseholdCommand::Find { key, as_of } => {
+        HouseholdCommand::Find { key, as_of, output } => {
             let client = connect(connection).await?;
             let as_of = as_of.as_deref().unwrap_or("");
             let found = match (&key.citizen_id, &key.certificate) {
@@ -95,7 +105,8 @@ pub(crate) async fn households(connection: &Connection, command: HouseholdComman
                 (None, Some(number)) => client.find_by_certificate(number, as_of).await?,
                 (None, None) => unreachable!("clap requires one of the two"),
             };
-            show::found(&found);
+            let response = proto::FindHouseholdsResponse { households: found };
+            output.list(&response, &response.households, || show::found(&response.households))?;
         }
     }
     Ok(())
@@ -103,13 +114,13 @@ pub(crate) async fn households(connection: &Connection, command: HouseholdComman
 
 pub(crate) async fn batches(client: &Client, command: BatchCommand) -> Result<(), Failure> {
     match command {
-        BatchCommand::Get { id } => show::receipt(&client.get_batch(&id).await?),
-        BatchCommand::List { limit } => list_batches(client, limit).await?,
+        BatchCommand::Get { id, output } => output.one(&client.get_batch(&id).await?, show::receipt)?,
+        BatchCommand::List { limit, output } => list_batches(client, limit, output).await?,
     }
     Ok(())
 }
 
-pub(crate) async fn list_batches(client: &Client, limit: usize) -> Result<(), Failure> {
+pub(crate) async fn list_batches(client: &Client, limit: usize, output: OutputArgs) -> Result<(), Failure> {
     let mut batches = Vec::new();
     let mut page_token = String::new();
     loop {
@@ -122,6 +133,7 @@ pub(crate) async fn list_batches(client: &Client, limit: usize) -> Result<(), Fa
         }
     }
     batches.truncate(limit);
-    show::batches(&batches, !page_token.is_empty());
-    Ok(())
+    // Cut short by the limit: the token of what follows, for the JSON's nextPageToken.
+    let response = proto::ListBatchesResponse { batches, next_page_token: page_token };
+    output.list(&response, &response.batches, || show::batches(&response.batches, !response.next_page_token.is_empty()))
 }

@@ -18,6 +18,8 @@ use telesub_client::{Client, proto};
 
 use crate::{
     Failure,
+    output::OutputArgs,
+    rows::SampledRow,
     show::{short, table, table_lines, timestamp},
 };
 
@@ -86,18 +88,24 @@ pub(crate) enum InspectionsCommand {
     Show {
         /// The inspection's id.
         id: i64,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Inspections, newest first.
     List {
         #[arg(long, value_enum)]
         status: Option<InspectionStatusArg>,
+        #[command(flatten)]
+        output: OutputArgs,
     },
-    /// A sample as it was pulled.
+    /// A sample as it was pulled (CSV: a row per household drawn).
     ShowSample {
         /// The inspection's id.
         id: i64,
         /// The sample's number within the inspection.
         number: i64,
+        #[command(flatten)]
+        output: OutputArgs,
     },
 }
 
@@ -264,8 +272,8 @@ pub(crate) async fn inspections(client: &Client, command: InspectionsCommand) ->
                 .await?;
             show_sample(&sample);
         }
-        InspectionsCommand::Show { id } => show_inspection(&client.get_inspection(id).await?),
-        InspectionsCommand::List { status } => {
+        InspectionsCommand::Show { id, output } => output.one(&client.get_inspection(id).await?, show_inspection)?,
+        InspectionsCommand::List { status, output } => {
             let status = status.map_or(proto::InspectionStatus::Unspecified, proto::InspectionStatus::from);
             let mut inspections = Vec::new();
             let mut page_token = String::new();
@@ -277,9 +285,15 @@ pub(crate) async fn inspections(client: &Client, command: InspectionsCommand) ->
                     break;
                 }
             }
-            show_inspections(&inspections);
+            let response = proto::ListInspectionsResponse { inspections, next_page_token: String::new() };
+            output.list(&response, &response.inspections, || show_inspections(&response.inspections))?;
         }
-        InspectionsCommand::ShowSample { id, number } => show_sample(&client.get_sample(id, number).await?),
+        InspectionsCommand::ShowSample { id, number, output } => {
+            let sample = client.get_sample(id, number).await?;
+            let rows: Vec<SampledRow<'_>> =
+                sample.households.iter().map(|household| SampledRow { sample: &sample, household }).collect();
+            output.list(&sample, &rows, || show_sample(&sample))?;
+        }
     }
     Ok(())
 }
@@ -622,11 +636,14 @@ mod tests {
         };
         assert_eq!(commune, "24611");
         assert!(parse(&["sample", "7", "--commune", "24611"]).is_err(), "a size is required");
-        assert!(matches!(parse(&["show-sample", "7", "2"]), Ok(InspectionsCommand::ShowSample { id: 7, number: 2 })));
-        assert!(matches!(parse(&["list"]), Ok(InspectionsCommand::List { status: None })));
+        assert!(matches!(
+            parse(&["show-sample", "7", "2"]),
+            Ok(InspectionsCommand::ShowSample { id: 7, number: 2, .. })
+        ));
+        assert!(matches!(parse(&["list"]), Ok(InspectionsCommand::List { status: None, .. })));
         assert!(matches!(
             parse(&["list", "--status", "closed"]),
-            Ok(InspectionsCommand::List { status: Some(InspectionStatusArg::Closed) })
+            Ok(InspectionsCommand::List { status: Some(InspectionStatusArg::Closed), .. })
         ));
         assert!(parse(&["close", "7"]).is_err(), "a conclusion is required");
         assert!(parse(&["show", "seven"]).is_err());

@@ -12,13 +12,15 @@
 //! telesub-cli --tls-dir ./dev-tls --org DOICT stats show --period 2025-03 --unit 24611
 //! ```
 //!
-//! The CSV format is described in `docs/CSV.md`. Exit status: 0 done, 1 refused or failed,
-//! 2 bad command line.
+//! The CSV format is described in `docs/CSV.md`; the command line, its output for scripts and
+//! its exit statuses in `docs/CLI.md`.
 
 use std::{path::PathBuf, process::ExitCode};
 
-use clap::{Args, CommandFactory, Parser, Subcommand, error::ErrorKind};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, error::ErrorKind};
 use telesub_client::{Client, Error};
+
+use crate::{exit::Exit, output::OutputArgs};
 
 /// Prints a line on standard output, like `println!`, except that a reader that has gone
 /// (`telesub-cli … | head`) ends the program quietly instead of with a panic.
@@ -46,12 +48,17 @@ mod audit;
 mod devices;
 mod eligibility;
 mod enrollments;
+mod exit;
 mod households;
 mod inspections;
 mod members;
+mod output;
 mod policy;
+mod progress;
 mod push;
+mod reference;
 mod reports;
+mod rows;
 mod show;
 mod stats;
 
@@ -60,7 +67,7 @@ mod stats;
 /// and follow their reconciliation, allocate devices to households, record inspections, read
 /// the programme's statistics, and read the audit trail.
 #[derive(Parser)]
-#[command(name = "telesub-cli", version)]
+#[command(name = "telesub-cli", version, after_help = exit::summary(), after_long_help = exit::TABLE)]
 struct Cli {
     #[command(flatten)]
     connection: Connection,
@@ -153,19 +160,38 @@ enum Command {
         /// Stop once caught up instead of following new events.
         #[arg(long)]
         once: bool,
+        /// With json, one event a line (JSON Lines); with csv, the header then a row per event.
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Who the hub takes this certificate to be.
-    Whoami,
+    Whoami {
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Prints a completion script for a shell (installation: docs/CLI.md).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Prints the manual page (roff), or writes one page per command into a folder.
+    Man {
+        /// Writes telesub-cli.1, telesub-cli-households.1, telesub-cli-households-get.1, … here.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Why a command failed.
 enum Failure {
     /// The hub refused or failed the call, or could not be reached.
     Hub(Error),
-    /// Anything else, worded for the user.
+    /// Anything else, worded for the user (exit status 1).
     Message(String),
+    /// Worded for the user, with its exit status.
+    Exit(Exit, String),
     /// Already printed.
-    Reported,
+    Reported(Exit),
 }
 
 impl From<Error> for Failure {
@@ -174,19 +200,53 @@ impl From<Error> for Failure {
     }
 }
 
+/// The command line as clap parses it and prints its help and manual pages: [`Cli`], with the
+/// exit statuses under every command's help.
+fn command() -> clap::Command {
+    fn with_statuses(command: clap::Command, path: &str) -> clap::Command {
+        let command = if command.has_subcommands() {
+            command.mut_subcommands(|sub| {
+                let path = format!("{path} {}", sub.get_name()).trim().to_owned();
+                with_statuses(sub, &path)
+            })
+        } else {
+            command
+        };
+        if path.is_empty() {
+            return command;
+        }
+        match exit::OWN.iter().find(|(name, _)| *name == path) {
+            Some((_, own)) => command.after_help(exit::own_summary(own)),
+            None => command.after_help(exit::summary()),
+        }
+    }
+    with_statuses(Cli::command(), "")
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
     let connection = cli.connection.clone();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            match failure {
-                Failure::Hub(err) => report(&explained(err, &connection).await, |_| None),
-                Failure::Message(message) => eprintln!("error: {message}"),
-                Failure::Reported => {}
-            }
-            ExitCode::FAILURE
+            let status = match failure {
+                Failure::Hub(err) => {
+                    let err = explained(err, &connection).await;
+                    report(&err, |_| None);
+                    Exit::of(&err)
+                }
+                Failure::Message(message) => {
+                    eprintln!("error: {message}");
+                    Exit::Failed
+                }
+                Failure::Exit(status, message) => {
+                    eprintln!("error: {message}");
+                    status
+                }
+                Failure::Reported(status) => status,
+            };
+            ExitCode::from(status.code())
         }
     }
 }
@@ -206,13 +266,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Inspections(command) => inspections::inspections(&connect(&connection).await?, command).await,
         Command::Stats(command) => stats::stats(&connection, command).await,
         Command::Members(command) => members::members(&connect(&connection).await?, command).await,
-        Command::Watch { cursor, cursor_file, once } => {
-            enrollments::watch(&connect(&connection).await?, cursor, cursor_file, once).await
+        Command::Watch { cursor, cursor_file, once, output } => {
+            enrollments::watch(&connect(&connection).await?, cursor, cursor_file, once, output).await
         }
-        Command::Whoami => {
-            show::who_am_i(&connect(&connection).await?.who_am_i().await?);
-            Ok(())
-        }
+        Command::Whoami { output } => output.one(&connect(&connection).await?.who_am_i().await?, show::who_am_i),
+        Command::Completions { shell } => reference::completions(shell),
+        Command::Man { out } => reference::man(out.as_deref()),
     }
 }
 
@@ -246,7 +305,7 @@ fn builder(c: &Connection) -> Result<telesub_client::ClientBuilder, Error> {
     match (&c.tls_dir, &c.org, &c.cert, &c.key, &c.ca) {
         (Some(dir), Some(org), None, None, None) => builder.dev_folder(dir, org),
         (None, None, Some(cert), Some(key), Some(ca)) => builder.identity_files(cert, key)?.ca_file(ca),
-        _ => Cli::command()
+        _ => command()
             .error(
                 ErrorKind::ArgumentConflict,
                 "give either --tls-dir DIR --org CODE, or --cert FILE --key FILE --ca FILE",
@@ -304,7 +363,7 @@ mod tests {
 
     #[test]
     fn command_line_is_well_formed() {
-        Cli::command().debug_assert();
+        command().debug_assert();
     }
 
     #[test]
@@ -385,8 +444,10 @@ mod tests {
         "members register DAKMIL --role locality --unit 662 --name D",
         "members suspend MOBIFONE --reason r",
         "members reinstate MOBIFONE",
-        "watch --once --cursor-file c",
-        "whoami",
+        "watch --once --cursor-file c --output json",
+        "whoami --output csv --no-bom",
+        "completions zsh",
+        "man --out pages",
     ];
 
     /// The commands that take no further subcommand, as paths.
@@ -438,6 +499,23 @@ mod tests {
                 let cli = Cli::try_parse_from(&argv).unwrap();
                 assert!(cli.connection.org.is_some() || cli.connection.key.is_some(), "{argv:?}");
             }
+        }
+    }
+
+    /// The commands with statuses of their own are commands, and their help says so.
+    #[test]
+    fn own_statuses_name_real_commands() {
+        let mut all = Vec::new();
+        leaves(&Cli::command(), &mut Vec::new(), &mut all);
+        let mut cli = command();
+        for (path, own) in exit::OWN {
+            assert!(all.iter().any(|leaf| leaf == path), "no command `{path}`");
+            let mut sub = &mut cli;
+            for name in path.split(' ') {
+                sub = sub.find_subcommand_mut(name).unwrap();
+            }
+            let help = sub.render_help().to_string();
+            assert!(help.contains(own) && help.contains("4 not found"), "{help}");
         }
     }
 

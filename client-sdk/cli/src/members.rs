@@ -13,6 +13,7 @@ use telesub_client::{Client, proto};
 
 use crate::{
     Failure,
+    output::OutputArgs,
     show::{field, short, table, timestamp},
 };
 
@@ -26,6 +27,8 @@ pub(crate) enum MembersCommand {
         /// Only the suspended members.
         #[arg(long)]
         suspended: bool,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Adds an organisation; it may call the hub with a certificate naming its code.
     Register {
@@ -78,7 +81,7 @@ impl From<RoleArg> for proto::Role {
 
 pub(crate) async fn members(client: &Client, command: MembersCommand) -> Result<(), Failure> {
     match command {
-        MembersCommand::List { role, suspended } => {
+        MembersCommand::List { role, suspended, output } => {
             let mut all = Vec::new();
             let mut page_token = String::new();
             loop {
@@ -101,20 +104,24 @@ pub(crate) async fn members(client: &Client, command: MembersCommand) -> Result<
                     break;
                 }
             }
-            let rows = all
-                .iter()
-                .map(|m| {
-                    vec![
-                        m.code.clone(),
-                        short(m.role().as_str_name(), "ROLE_").to_owned(),
-                        m.unit_code.clone(),
-                        short(m.status().as_str_name(), "MEMBER_STATUS_").to_owned(),
-                        m.certificates.len().to_string(),
-                        m.display_name.clone(),
-                    ]
-                })
-                .collect();
-            table(&["code", "role", "unit", "status", "certificates", "name"], rows, "");
+            let response = proto::ListMembersResponse { members: all, next_page_token: String::new() };
+            output.list(&response, &response.members, || {
+                let rows = response
+                    .members
+                    .iter()
+                    .map(|m| {
+                        vec![
+                            m.code.clone(),
+                            short(m.role().as_str_name(), "ROLE_").to_owned(),
+                            m.unit_code.clone(),
+                            short(m.status().as_str_name(), "MEMBER_STATUS_").to_owned(),
+                            m.certificates.len().to_string(),
+                            m.display_name.clone(),
+                        ]
+                    })
+                    .collect();
+                table(&["code", "role", "unit", "status", "certificates", "name"], rows, "");
+            })?;
         }
         MembersCommand::Register { code, role, name, unit } => {
             let member = client

@@ -7,16 +7,13 @@
 
 use std::{
     fs::File,
-    io::{IsTerminal, Read},
+    io::Read,
     path::{Path, PathBuf},
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, AtomicU64, Ordering},
-    },
-    time::{Duration, Instant},
+    sync::{Arc, Mutex},
 };
 
 use clap::Args;
+use indicatif::ProgressBar;
 use telesub_client::{
     RECORDS_PER_CHUNK,
     csv::{CsvError, CsvReader},
@@ -24,7 +21,7 @@ use telesub_client::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{Connection, Failure, households::Kind, show};
+use crate::{Connection, Failure, exit::Exit, households::Kind, progress, show};
 
 #[derive(Args)]
 pub(crate) struct PushArgs {
@@ -48,22 +45,16 @@ pub(crate) struct PushArgs {
     note: Option<String>,
 }
 
-/// What the reading side has done, for the progress line.
-#[derive(Default)]
-struct Progress {
-    bytes_read: AtomicU64,
-    records_sent: AtomicU64,
-    all_sent: AtomicBool,
-}
-
 pub(crate) async fn run(connection: &Connection, args: PushArgs) -> Result<(), Failure> {
     let file = File::open(&args.file).map_err(|e| cannot_read(&args.file, &e))?;
     let size = file.metadata().map_err(|e| cannot_read(&args.file, &e))?.len();
-    let progress = Arc::new(Progress::default());
+    // The bytes read against the file's size, the records sent as its message.
+    let bar = progress::file(size);
     // The header is checked before connecting: a wrong file fails at once.
-    let reader = CsvReader::new(Counted { inner: file, progress: Arc::clone(&progress) }).map_err(|e| {
+    let reader = CsvReader::new(bar.wrap_read(file)).map_err(|e| {
+        bar.finish_and_clear();
         eprintln!("{e}");
-        Failure::Reported
+        Failure::Reported(Exit::Invalid)
     })?;
     let client = crate::connect(connection).await?;
 
@@ -83,17 +74,11 @@ pub(crate) async fn run(connection: &Connection, args: PushArgs) -> Result<(), F
         effective_date: args.effective_date,
         note: args.note.unwrap_or_default(),
     };
-    let display = tokio::spawn(show_progress(Arc::clone(&progress), size));
     let outcome = tokio::select! {
-        result = client.push_batch(header, records(records_rx, error_tx, Arc::clone(&progress))) => Ok(result),
+        result = client.push_batch(header, records(records_rx, error_tx, bar.clone())) => Ok(result),
         Ok(error) = error_rx => Err(error),
     };
-    display.abort();
-    // Once it has stopped, so that no progress line lands after the clearing.
-    let _ = display.await;
-    if std::io::stderr().is_terminal() {
-        eprint!("\r\x1b[K");
-    }
+    bar.finish_and_clear();
     match outcome {
         Err(csv_error) => Err(csv_failure(csv_error)),
         Ok(Ok(receipt)) => {
@@ -103,7 +88,7 @@ pub(crate) async fn run(connection: &Connection, args: PushArgs) -> Result<(), F
         Ok(Err(err)) => {
             let lines = lines.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             crate::report(&err, |index| lines.get(index).copied());
-            Err(Failure::Reported)
+            Err(Failure::Reported(Exit::of(&err)))
         }
     }
 }
@@ -127,20 +112,23 @@ fn read<R: Read>(
     }
 }
 
-/// The records from the channel, as the stream of the call. On a format error it hands the
-/// error over and never ends, so that the call is dropped rather than completed.
+/// The records from the channel, as the stream of the call, counted on `bar`. On a format
+/// error it hands the error over and never ends, so that the call is dropped rather than
+/// completed.
 fn records(
     rx: mpsc::Receiver<Result<proto::HouseholdRecord, CsvError>>,
     error_tx: oneshot::Sender<CsvError>,
-    progress: Arc<Progress>,
+    bar: ProgressBar,
 ) -> impl futures_util::Stream<Item = proto::HouseholdRecord> + Send + 'static {
-    futures_util::stream::unfold((rx, Some(error_tx)), move |(mut rx, mut error_tx)| {
-        let progress = Arc::clone(&progress);
+    futures_util::stream::unfold((rx, Some(error_tx), 0_u64), move |(mut rx, mut error_tx, sent)| {
+        let bar = bar.clone();
         async move {
             match rx.recv().await {
                 Some(Ok(record)) => {
-                    progress.records_sent.fetch_add(1, Ordering::Relaxed);
-                    Some((record, (rx, error_tx)))
+                    if sent % 500 == 0 {
+                        bar.set_message(format!("{sent} records sent"));
+                    }
+                    Some((record, (rx, error_tx, sent + 1)))
                 }
                 Some(Err(error)) => {
                     if let Some(tx) = error_tx.take() {
@@ -149,55 +137,12 @@ fn records(
                     std::future::pending().await
                 }
                 None => {
-                    progress.all_sent.store(true, Ordering::Relaxed);
+                    progress::waiting(&bar, format!("{sent} records sent; waiting for the hub to apply them…"));
                     None
                 }
             }
         }
     })
-}
-
-/// Shows progress on stderr until aborted: a line rewritten a few times a second on a
-/// terminal, a plain line now and then otherwise.
-async fn show_progress(progress: Arc<Progress>, size: u64) {
-    let terminal = std::io::stderr().is_terminal();
-    let start = Instant::now();
-    let mut ticks = tokio::time::interval(if terminal { Duration::from_millis(250) } else { Duration::from_secs(10) });
-    ticks.tick().await;
-    loop {
-        ticks.tick().await;
-        let line = progress_line(&progress, size, start.elapsed());
-        if terminal {
-            eprint!("\r\x1b[K{line}");
-        } else {
-            eprintln!("{line}");
-        }
-    }
-}
-
-fn progress_line(progress: &Progress, size: u64, elapsed: Duration) -> String {
-    let records = progress.records_sent.load(Ordering::Relaxed);
-    if progress.all_sent.load(Ordering::Relaxed) {
-        return format!("{records} records sent; waiting for the hub to apply them…");
-    }
-    let seconds = elapsed.as_secs_f64().max(0.001);
-    let mut line = format!("{records} records sent, {:.0} records/s", records as f64 / seconds);
-    let read = progress.bytes_read.load(Ordering::Relaxed).min(size);
-    if size > 0 && read > 0 {
-        let done = read as f64 / size as f64;
-        let left = Duration::from_secs_f64(seconds * (1.0 - done) / done);
-        line.push_str(&format!(", {:.0} %, about {} left", done * 100.0, duration(left)));
-    }
-    line
-}
-
-fn duration(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..60 => format!("{s} s"),
-        60..3600 => format!("{} min {:02} s", s / 60, s % 60),
-        _ => format!("{} h {:02} min", s / 3600, s % 3600 / 60),
-    }
 }
 
 fn cannot_read(path: &Path, err: &std::io::Error) -> Failure {
@@ -207,44 +152,12 @@ fn cannot_read(path: &Path, err: &std::io::Error) -> Failure {
 fn csv_failure(error: CsvError) -> Failure {
     eprintln!("{error}");
     eprintln!("the push was stopped there; the hub applied nothing");
-    Failure::Reported
-}
-
-/// Counts the bytes read from the file, for the share done.
-struct Counted<R> {
-    inner: R,
-    progress: Arc<Progress>,
-}
-
-impl<R: Read> Read for Counted<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.progress.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
+    Failure::Reported(Exit::Invalid)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_well() {
-        assert_eq!(duration(Duration::from_secs(42)), "42 s");
-        assert_eq!(duration(Duration::from_secs(65)), "1 min 05 s");
-        assert_eq!(duration(Duration::from_secs(7300)), "2 h 01 min");
-    }
-
-    #[test]
-    fn progress_estimates_from_bytes() {
-        let progress = Progress::default();
-        progress.records_sent.store(500, Ordering::Relaxed);
-        progress.bytes_read.store(250, Ordering::Relaxed);
-        let line = progress_line(&progress, 1000, Duration::from_secs(10));
-        assert_eq!(line, "500 records sent, 50 records/s, 25 %, about 30 s left");
-        progress.all_sent.store(true, Ordering::Relaxed);
-        assert!(progress_line(&progress, 1000, Duration::from_secs(10)).contains("waiting for the hub"));
-    }
 
     /// A format error ends reading and hands the error over; the record stream never ends.
     #[tokio::test]
@@ -265,13 +178,11 @@ mod tests {
         });
         assert_eq!(*lines.lock().unwrap(), vec![2]);
         let (error_tx, mut error_rx) = oneshot::channel();
-        let progress = Arc::new(Progress::default());
-        let mut stream = Box::pin(records(rx, error_tx, Arc::clone(&progress)));
+        let mut stream = Box::pin(records(rx, error_tx, ProgressBar::hidden()));
         assert_eq!(stream.next().await.unwrap().household_code, "001");
-        let next = tokio::time::timeout(Duration::from_millis(50), stream.next()).await;
+        let next = tokio::time::timeout(std::time::Duration::from_millis(50), stream.next()).await;
         assert!(next.is_err(), "the stream must stay open");
         let error = error_rx.try_recv().unwrap();
         assert_eq!((error.line, error.column.as_deref()), (3, Some("relationship")));
-        assert!(!progress.all_sent.load(Ordering::Relaxed));
     }
 }

@@ -10,7 +10,7 @@
 
 use std::{
     fs::File,
-    io::{IsTerminal, Read, Write},
+    io::{Read, Write},
     path::{Path, PathBuf},
 };
 
@@ -25,6 +25,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     Connection, Failure,
+    exit::Exit,
+    output::OutputArgs,
+    progress,
     show::{grouped, short, table, timestamp},
 };
 
@@ -66,6 +69,8 @@ pub(crate) enum ReconciliationCommand {
         /// received, reconciled, confirmed, rejected or superseded.
         #[arg(long, value_name = "STATUS", value_parser = status)]
         status: Option<ReconciliationStatus>,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// One list: its figures, and its confirmation or rejection.
     Show {
@@ -75,6 +80,8 @@ pub(crate) enum ReconciliationCommand {
         /// another operator's list), wait until it is done, up to two minutes.
         #[arg(long)]
         wait: bool,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// A list's lines with their outcome, in line order; by default those with a discrepancy.
     Discrepancies {
@@ -95,6 +102,8 @@ pub(crate) enum ReconciliationCommand {
         /// Only the lines of a confirmed list that a later change decides otherwise.
         #[arg(long)]
         exceptions: bool,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Confirms a reconciled list, whole or only its OK lines, and freezes it (ICT).
     Confirm {
@@ -190,7 +199,7 @@ pub(crate) async fn reports(connection: &Connection, command: ReportsCommand) ->
 
 pub(crate) async fn reconciliation(client: &Client, command: ReconciliationCommand) -> Result<(), Failure> {
     match command {
-        ReconciliationCommand::Status { period, operator, status } => {
+        ReconciliationCommand::Status { period, operator, status, output } => {
             let mut lists = Vec::new();
             let mut page_token = String::new();
             loop {
@@ -209,9 +218,11 @@ pub(crate) async fn reconciliation(client: &Client, command: ReconciliationComma
                     break;
                 }
             }
-            show_lists(&lists);
+            let response =
+                proto::ListReconciliationsResponse { reconciliations: lists, next_page_token: String::new() };
+            output.list(&response, &response.reconciliations, || show_lists(&response.reconciliations))?;
         }
-        ReconciliationCommand::Show { list, wait } => {
+        ReconciliationCommand::Show { list, wait, output } => {
             let operator = list.operator.as_deref().unwrap_or("");
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
             let mut shown = client.get_reconciliation(operator, &list.update_id).await?;
@@ -219,9 +230,9 @@ pub(crate) async fn reconciliation(client: &Client, command: ReconciliationComma
                 tokio::time::sleep(std::time::Duration::from_millis(250)).await;
                 shown = client.get_reconciliation(operator, &list.update_id).await?;
             }
-            show_list(&shown);
+            output.one(&shown, show_list)?;
         }
-        ReconciliationCommand::Discrepancies { list, code, unit, household, all, exceptions } => {
+        ReconciliationCommand::Discrepancies { list, code, unit, household, all, exceptions, output } => {
             let mut lines = Vec::new();
             let mut page_token = String::new();
             loop {
@@ -244,7 +255,8 @@ pub(crate) async fn reconciliation(client: &Client, command: ReconciliationComma
                     break;
                 }
             }
-            show_lines(&lines, all);
+            let response = proto::ListDiscrepanciesResponse { lines, next_page_token: String::new() };
+            output.list(&response, &response.lines, || show_lines(&response.lines, all))?;
         }
         ReconciliationCommand::Confirm { operator, update_id, scope, note } => {
             let scope = match scope {
@@ -299,12 +311,8 @@ async fn submit(connection: &Connection, args: SubmitArgs) -> Result<(), Failure
         .map_err(|e| Failure::Message(format!("reading {}: {e}", args.file.display())))??;
     let update_id = args.update_id.unwrap_or_else(|| default_update_id(&args.period, &checked.digest));
     let client = crate::connect(connection).await?;
-    if std::io::stderr().is_terminal() {
-        eprintln!(
-            "sending {} lines as list {update_id}; the hub answers once it has reconciled them…",
-            checked.lines.len()
-        );
-    }
+    let bar = progress::count(checked.lines.len() as u64, "lines sent");
+    bar.set_message(format!("as list {update_id}"));
 
     let (lines_tx, lines_rx) = mpsc::channel(2 * LINES_PER_CHUNK);
     // A thread of its own, not the runtime's blocking pool: should the call end while it
@@ -321,13 +329,15 @@ async fn submit(connection: &Connection, args: SubmitArgs) -> Result<(), Failure
         note: args.note.unwrap_or_default(),
     };
     let outcome = tokio::select! {
-        result = client.submit_monthly_update(header, lines(lines_rx, error_tx)) => result,
+        result = client.submit_monthly_update(header, lines(lines_rx, error_tx, bar.clone())) => result,
         Ok(message) = error_rx => {
+            bar.finish_and_clear();
             eprintln!("{message}");
             eprintln!("the submission was stopped there; the hub stored nothing");
-            return Err(Failure::Reported);
+            return Err(Failure::Reported(Exit::Failed));
         }
     };
+    bar.finish_and_clear();
     match outcome {
         Ok(list) => {
             show_list(&list);
@@ -335,7 +345,7 @@ async fn submit(connection: &Connection, args: SubmitArgs) -> Result<(), Failure
         }
         Err(err) => {
             report(&err, &checked.lines);
-            Err(Failure::Reported)
+            Err(Failure::Reported(Exit::of(&err)))
         }
     }
 }
@@ -366,7 +376,7 @@ fn check(path: &Path) -> Result<Checked, Failure> {
         }
     }
     if lines.is_empty() {
-        return Err(Failure::Message(format!("{} has no lines; a list has at least one", path.display())));
+        return Err(Failure::Exit(Exit::Invalid, format!("{} has no lines; a list has at least one", path.display())));
     }
     Ok(Checked { lines, digest: hash.finish() })
 }
@@ -380,7 +390,7 @@ fn format_errors(path: &Path, shown: &[String], total: usize) -> Failure {
     }
     let s = if total == 1 { "" } else { "s" };
     eprintln!("{total} format error{s} in {}; nothing was sent", path.display());
-    Failure::Reported
+    Failure::Reported(Exit::Invalid)
 }
 
 /// The second pass: the lines into the channel, then, should the file have changed since
@@ -413,22 +423,32 @@ fn send(path: &Path, digest: [u8; 32], lines: &mpsc::Sender<Result<proto::Monthl
     }
 }
 
-/// The lines from the channel, as the stream of the call. On an error it hands the error
-/// over and never ends, so that the call is dropped rather than completed.
+/// The lines from the channel, as the stream of the call, counted on `bar`. On an error it
+/// hands the error over and never ends, so that the call is dropped rather than completed.
 fn lines(
     rx: mpsc::Receiver<Result<proto::MonthlyLine, String>>,
     error_tx: oneshot::Sender<String>,
+    bar: indicatif::ProgressBar,
 ) -> impl futures_util::Stream<Item = proto::MonthlyLine> + Send + 'static {
-    futures_util::stream::unfold((rx, Some(error_tx)), |(mut rx, mut error_tx)| async move {
-        match rx.recv().await {
-            Some(Ok(line)) => Some((line, (rx, error_tx))),
-            Some(Err(message)) => {
-                if let Some(tx) = error_tx.take() {
-                    let _ = tx.send(message);
+    futures_util::stream::unfold((rx, Some(error_tx)), move |(mut rx, mut error_tx)| {
+        let bar = bar.clone();
+        async move {
+            match rx.recv().await {
+                Some(Ok(line)) => {
+                    bar.inc(1);
+                    Some((line, (rx, error_tx)))
                 }
-                std::future::pending().await
+                Some(Err(message)) => {
+                    if let Some(tx) = error_tx.take() {
+                        let _ = tx.send(message);
+                    }
+                    std::future::pending().await
+                }
+                None => {
+                    progress::waiting(&bar, "lines sent; the hub answers once it has reconciled them…");
+                    None
+                }
             }
-            None => None,
         }
     })
 }
@@ -507,6 +527,13 @@ pub(crate) async fn save_file(
     out: Option<PathBuf>,
     fallback: &str,
 ) -> Result<(), Failure> {
+    let bar = progress::download();
+    let chunks = chunks.map(|chunk| {
+        if let Ok(c) = &chunk {
+            bar.inc(c.data.len() as u64);
+        }
+        chunk
+    });
     let mut chunks = std::pin::pin!(chunks);
     let first = chunks.next().await.ok_or_else(|| Failure::Message("the hub sent no file".to_owned()))??;
     let mut path = out.unwrap_or_else(|| PathBuf::from(file_name(&first.file_name, fallback)));
@@ -516,7 +543,7 @@ pub(crate) async fn save_file(
         let content_type = first.content_type.clone();
         let (bytes, next) = save_one(&mut chunks, first, &path).await?;
         let kind = if content_type.is_empty() { String::new() } else { format!(", {content_type}") };
-        outln!("saved {}: {} bytes{kind}", path.display(), grouped(bytes as i64));
+        bar.suspend(|| outln!("saved {}: {} bytes{kind}", path.display(), grouped(bytes as i64)));
         chunk = next;
         if let Some(next) = &chunk {
             let name = file_name(&next.file_name, "more");
@@ -528,6 +555,7 @@ pub(crate) async fn save_file(
             };
         }
     }
+    bar.finish_and_clear();
     Ok(())
 }
 
@@ -831,9 +859,9 @@ mod tests {
 
         let bad = good.replace("MOBILE", "ADSL");
         std::fs::write(&path, bad).unwrap();
-        assert!(matches!(check(&path), Err(Failure::Reported)));
+        assert!(matches!(check(&path), Err(Failure::Reported(Exit::Invalid))));
         std::fs::write(&path, format!("{header}\n")).unwrap();
-        assert!(matches!(check(&path), Err(Failure::Message(m)) if m.contains("no lines")));
+        assert!(matches!(check(&path), Err(Failure::Exit(Exit::Invalid, m)) if m.contains("no lines")));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

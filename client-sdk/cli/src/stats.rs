@@ -17,7 +17,10 @@ use telesub_client::{Error, proto};
 
 use crate::{
     Cli, Connection, Failure,
+    exit::Exit,
+    output::OutputArgs,
     reports::save_file,
+    rows::figures,
     show::{short, table, timestamp, vnd},
 };
 
@@ -29,6 +32,9 @@ pub(crate) enum StatsCommand {
     Show {
         #[command(flatten)]
         scope: Scope,
+        /// CSV: a row per figure (period, unit, view, key, measure, value).
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// The same figures for publication, counts under the threshold shown as "< N" (every
     /// member).
@@ -37,6 +43,9 @@ pub(crate) enum StatsCommand {
         scope: Scope,
         #[command(flatten)]
         threshold: Threshold,
+        /// CSV: the public table's own columns and rows.
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Saves the figures as a file: the XLSX workbook (as `show`), or the public table as CSV.
     Export {
@@ -139,7 +148,7 @@ fn usage(subcommand: &str, kind: ErrorKind, message: &str) -> ! {
 
 pub(crate) async fn stats(connection: &Connection, command: StatsCommand) -> Result<(), Failure> {
     match command {
-        StatsCommand::Show { scope } => {
+        StatsCommand::Show { scope, output } => {
             let figures = crate::connect(connection)
                 .await?
                 .get_programme_statistics(proto::GetProgrammeStatisticsRequest {
@@ -147,10 +156,9 @@ pub(crate) async fn stats(connection: &Connection, command: StatsCommand) -> Res
                     unit_code: scope.unit.unwrap_or_default(),
                 })
                 .await?;
-            show_statistics(&figures);
-            Ok(())
+            output.list(&figures, &self::figures(&figures), || show_statistics(&figures))
         }
-        StatsCommand::Public { scope, threshold } => {
+        StatsCommand::Public { scope, threshold, output } => {
             let public = crate::connect(connection)
                 .await?
                 .public_statistics(proto::PublicStatisticsRequest {
@@ -159,8 +167,8 @@ pub(crate) async fn stats(connection: &Connection, command: StatsCommand) -> Res
                     threshold: threshold.threshold.unwrap_or(0),
                 })
                 .await?;
-            show_public(&public);
-            Ok(())
+            let header: Vec<&str> = public.columns.iter().map(String::as_str).collect();
+            output.custom(&public, &header, public.rows.iter().map(|r| r.cells.clone()), || show_public(&public))
         }
         StatsCommand::Export { scope, format, threshold, no_bom, out } => {
             // A command line at odds with itself is a usage error, found before the hub is called.
@@ -173,9 +181,10 @@ pub(crate) async fn stats(connection: &Connection, command: StatsCommand) -> Res
                 // The hub names the API's format; say it in this command's words.
                 Err(Error::PermissionDenied(r)) if format == StatsFormatArg::Xlsx => {
                     let id = r.request_id.map(|id| format!(" (request id {id})")).unwrap_or_default();
-                    return Err(Failure::Message(format!(
-                        "this organisation may read only the public statistics: use --format public-csv{id}"
-                    )));
+                    return Err(Failure::Exit(
+                        Exit::Denied,
+                        format!("this organisation may read only the public statistics: use --format public-csv{id}"),
+                    ));
                 }
                 result => result?,
             };
@@ -357,11 +366,11 @@ mod tests {
 
     #[test]
     fn show_takes_a_period_and_optionally_a_unit() {
-        let Ok(StatsCommand::Show { scope }) = parse(&["show", "--period", "2025-03"]) else {
+        let Ok(StatsCommand::Show { scope, .. }) = parse(&["show", "--period", "2025-03"]) else {
             panic!("a show");
         };
         assert_eq!((scope.period.as_str(), scope.unit), ("2025-03", None));
-        let Ok(StatsCommand::Show { scope }) = parse(&["show", "--period", "2025-03", "--unit", "24611"]) else {
+        let Ok(StatsCommand::Show { scope, .. }) = parse(&["show", "--period", "2025-03", "--unit", "24611"]) else {
             panic!("a show");
         };
         assert_eq!(scope.unit.as_deref(), Some("24611"));
@@ -374,7 +383,7 @@ mod tests {
 
     #[test]
     fn public_thresholds_are_at_least_five() {
-        let Ok(StatsCommand::Public { scope, threshold }) =
+        let Ok(StatsCommand::Public { scope, threshold, .. }) =
             parse(&["public", "--period", "2025-03", "--unit", "660", "--threshold", "20"])
         else {
             panic!("a public table");
