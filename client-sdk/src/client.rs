@@ -1058,11 +1058,18 @@ impl Client {
         Ok(self.supervision.clone().verify_audit(request).await?.into_inner())
     }
 
-    /// Applies the hub's retention policy (ICT): lets go the decisions, inspections' samples
-    /// and households off the list it no longer keeps; with `dry_run`, counts them. Not
-    /// retried: a purge cut off has purged whole pieces, and the next one goes on.
-    pub async fn purge_expired(&self, dry_run: bool) -> Result<pb::PurgeExpiredResponse, Error> {
-        let request = tonic::Request::new(pb::PurgeExpiredRequest { dry_run });
+    /// Counts what the hub's retention policy lets go (ICT), and gives the ticket
+    /// [`Client::purge_expired`] names.
+    pub async fn purge_dry_run(&self) -> Result<pb::PurgeExpiredResponse, Error> {
+        let request = tonic::Request::new(pb::PurgeExpiredRequest { dry_run: true, ticket: String::new() });
+        Ok(self.supervision.clone().purge_expired(request).await?.into_inner())
+    }
+
+    /// Applies the hub's retention policy (ICT) as at the dry run that gave `ticket`: lets go
+    /// the decisions, inspections' samples and households off the list it no longer keeps.
+    /// Not retried: a purge cut off has purged whole pieces; a new dry run and purge go on.
+    pub async fn purge_expired(&self, ticket: &str) -> Result<pb::PurgeExpiredResponse, Error> {
+        let request = tonic::Request::new(pb::PurgeExpiredRequest { dry_run: false, ticket: ticket.to_owned() });
         Ok(self.supervision.clone().purge_expired(request).await?.into_inner())
     }
 

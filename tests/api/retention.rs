@@ -1,8 +1,8 @@
 //! The retention policy: what the hub keeps beyond the programme's need goes when the policy
 //! says (decisions after five years, inspections' samples five years after the inspection
-//! closed, households five years after they left the list), marked with the purge call; the
-//! audit trail stays whole and `VerifyAudit` still holds it, and holds every purged decision
-//! to the purge that marked it.
+//! closed, households five years after they left the list), marked with the ticket of the dry
+//! run before it; the audit trail stays whole and `VerifyAudit` still holds it, also after a
+//! purge cut off half-way, and holds every purged decision to the dry run that marked it.
 
 use futures_util::{StreamExt, stream};
 use telesub_client::{Code, proto};
@@ -65,18 +65,23 @@ async fn a_purge_lets_go_what_the_policy_no_longer_keeps_and_the_trail_still_ver
 
     // March 2030: six years after the first calls; the policy keeps five.
     clock.set_to(datetime!(2030-03-15 03:00 UTC));
-    let err = vnpt.purge_expired(true).await.unwrap_err();
+    let err = vnpt.purge_dry_run().await.unwrap_err();
     assert_eq!(err.code(), Some(Code::PermissionDenied), "{err}");
-    let dry = ict.purge_expired(true).await.unwrap();
-    assert!(dry.dry_run);
+    let dry = ict.purge_dry_run().await.unwrap();
+    assert!(dry.dry_run && dry.ticket.len() == 32, "{dry:?}");
     assert_eq!((dry.decisions_years, dry.samples_years, dry.removed_households_years), (5, 5, 5));
     assert_eq!(dry.households_removed_before, "2025-03-15");
     assert!(dry.decisions >= 1, "{dry:?}");
     assert_eq!((dry.decision_runs, dry.samples, dry.households), (1, 1, 1), "{dry:?}");
     assert!(vnpt.get_decision(&old).await.is_ok(), "a dry run changes nothing");
 
-    let done = ict.purge_expired(false).await.unwrap();
-    assert!(!done.dry_run);
+    // A purge names a dry run of the last day.
+    for bad in ["", "not-a-ticket"] {
+        let err = ict.purge_expired(bad).await.unwrap_err();
+        assert_eq!(err.violations()[0].field, "ticket", "{err}");
+    }
+    let done = ict.purge_expired(&dry.ticket).await.unwrap();
+    assert!(!done.dry_run && done.ticket == dry.ticket, "{done:?}");
     assert_eq!(
         (done.decisions, done.decision_runs, done.samples, done.households),
         (dry.decisions, dry.decision_runs, dry.samples, dry.households)
@@ -105,17 +110,11 @@ async fn a_purge_lets_go_what_the_policy_no_longer_keeps_and_the_trail_still_ver
     let report = ict.verify_audit().await.unwrap();
     assert!(report.intact, "{report:?}");
     assert!(report.purged >= 1, "{report:?}");
-    let purge_call = app
-        .audit()
-        .await
-        .into_iter()
-        .rfind(|r| r.entry.method.ends_with("/PurgeExpired") && r.entry.outcome == "OK")
-        .expect("the purge's record");
     assert_eq!(
         app.db
             .count(&format!(
                 "SELECT COUNT(*) FROM eligibility_decisions WHERE purged_by = '{}' AND query_value = ''",
-                purge_call.entry.request_id
+                dry.ticket
             ))
             .await
             .unwrap(),
@@ -123,8 +122,13 @@ async fn a_purge_lets_go_what_the_policy_no_longer_keeps_and_the_trail_still_ver
     );
 
     // Again: nothing is left to go.
-    let again = ict.purge_expired(false).await.unwrap();
+    let again = ict.purge_expired(&ict.purge_dry_run().await.unwrap().ticket).await.unwrap();
     assert_eq!((again.decisions, again.decision_runs, again.samples, again.households), (0, 0, 0, 0));
+    // A ticket holds a day.
+    let ticket = ict.purge_dry_run().await.unwrap().ticket;
+    clock.set_to(datetime!(2030-03-16 04:00 UTC));
+    let err = ict.purge_expired(&ticket).await.unwrap_err();
+    assert_eq!(err.violations()[0].field, "ticket", "{err}");
 
     // An insider cannot purge a decision younger than a year…
     let fresh = vnpt.check_eligibility(proto::check_eligibility_request::Key::HouseholdCode("HH-1".into()), "").await;
@@ -136,13 +140,13 @@ async fn a_purge_lets_go_what_the_policy_no_longer_keeps_and_the_trail_still_ver
              purged_at = (SELECT MAX(purged_at) FROM eligibility_decisions) WHERE call_id = '{call}'"
         )
     };
-    assert!(app.db.execute(&blank(&fresh_call, &purge_call.entry.request_id)).await.is_err(), "the guard refuses");
+    assert!(app.db.execute(&blank(&fresh_call, &dry.ticket)).await.is_err(), "the guard refuses");
     // …and one old enough, blanked without a purge, breaks the trail at its record.
     let (kept_call, _) = kept.rsplit_once('-').unwrap();
     app.db.execute(&blank(kept_call, "forged")).await.unwrap();
     let report = ict.verify_audit().await.unwrap();
     assert!(!report.intact, "{report:?}");
-    assert!(report.problem.contains("no purge call forged"), "{report:?}");
+    assert!(report.problem.contains("their ticket forged names no purge call"), "{report:?}");
 }
 
 #[tokio::test]
@@ -162,10 +166,11 @@ async fn two_purges_at_once_each_let_go_a_share_and_the_trail_holds_both() {
     push(&labour, header("2024-04", proto::BatchKind::Delta, "2024-04", "2024-04-01"), leaving).await.unwrap();
 
     clock.set_to(datetime!(2030-03-15 03:00 UTC));
-    let dry = ict.purge_expired(true).await.unwrap();
+    let dry = ict.purge_dry_run().await.unwrap();
     assert_eq!((dry.decisions, dry.households), (20, 10), "{dry:?}");
     let other = app.client("DOICT").await;
-    let (a, b) = tokio::join!(ict.purge_expired(false), other.purge_expired(false));
+    let second = other.purge_dry_run().await.unwrap().ticket;
+    let (a, b) = tokio::join!(ict.purge_expired(&dry.ticket), other.purge_expired(&second));
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a.decisions + b.decisions, 20, "{a:?} {b:?}");
     assert_eq!(a.households + b.households, 10, "{a:?} {b:?}");
@@ -183,4 +188,34 @@ async fn two_purges_at_once_each_let_go_a_share_and_the_trail_holds_both() {
     let d = asked.await.unwrap();
     assert!(!d.eligible);
     assert_eq!(d.reasons[0].code(), proto::ReasonCode::NotFound, "{d:?}");
+}
+
+#[tokio::test]
+async fn a_purge_cut_off_half_way_leaves_a_trail_that_verifies_and_the_next_one_finishes() {
+    use telesub_server::domain::ports::retention::PurgeMark;
+    let clock = Clock::fixed(datetime!(2024-03-10 03:00 UTC));
+    let app = TestApp::spawn_on(clock.clone()).await;
+    let (labour, vnpt, ict) = (app.client("DOLISA").await, app.client("VNPT").await, app.client("DOICT").await);
+    let households: Vec<_> = (1..=5).map(|n| household(&format!("HH-{n}"), "24611", n)).collect();
+    push(&labour, header("2024-03", proto::BatchKind::Delta, "2024-03", "2024-03-01"), households).await.unwrap();
+    for n in 1..=5 {
+        let key = proto::check_eligibility_request::Key::HouseholdCode(format!("HH-{n}"));
+        vnpt.check_eligibility(key, "").await.unwrap();
+    }
+    clock.set_to(datetime!(2030-03-15 03:00 UTC));
+    let dry = ict.purge_dry_run().await.unwrap();
+    assert_eq!(dry.decisions, 5);
+    // The hub stops after the purge's first piece (two decisions), before the call's record:
+    // what it purged names the dry run, which the trail holds.
+    let before: time::OffsetDateTime = datetime!(2025-03-15 03:00 UTC);
+    let mark = PurgeMark { request_id: &dry.ticket, at: clock.now() };
+    assert_eq!(app.store.purge_decisions(before, &mark, 2).await.unwrap(), (2, 0));
+    let report = ict.verify_audit().await.unwrap();
+    assert!(report.intact && report.purged == 2, "{report:?}");
+    // A new dry run counts what is left, and its purge finishes.
+    let rest = ict.purge_dry_run().await.unwrap();
+    assert_eq!(rest.decisions, 3);
+    assert_eq!(ict.purge_expired(&rest.ticket).await.unwrap().decisions, 3);
+    let report = ict.verify_audit().await.unwrap();
+    assert!(report.intact && report.purged == 5, "{report:?}");
 }

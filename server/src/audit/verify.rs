@@ -11,17 +11,16 @@ use super::{
     leaf_of,
     merkle::{self, CompactRange},
 };
-use crate::domain::ports::{PortError, Store};
+use crate::domain::{
+    ports::{PortError, Store},
+    retention::PURGE_METHOD,
+};
 
 /// Records read at a time.
 const PAGE: u32 = 2_000;
 
-/// The method of the calls that apply the retention policy.
-const PURGE_METHOD: &str = "/telesub.v1.Supervision/PurgeExpired";
-
-/// The least age of a decision a purge may blank, from the purge call's arrival: the 365 days
-/// the policy and the database's guard ask, less a day for the call itself (it blanks rows
-/// a year older than its own time, which comes after its arrival).
+/// The least age of a decision a purge may blank, from its ticket's time (the dry run's
+/// arrival): the 365 days the policy and the database's guard ask, less a day's slack.
 const PURGE_FLOOR: time::Duration = time::Duration::days(364);
 
 /// A record whose call's decisions are marked purged, checked once the trail is read.
@@ -191,14 +190,17 @@ pub async fn verify_with(store: &dyn Store, options: &VerifyOptions) -> Result<C
             _ => break,
         }
     }
-    // A decision marked purged by a purge that is not in the trail, that came before it, or
-    // that was too young for it: rows blanked without the policy.
+    // A decision marked with a ticket that is no purge call of the trail, that was given
+    // before the decision, or when the decision was not a year old: rows blanked without the
+    // policy.
     for call in &purged_calls {
         let why = match purges.get(&call.purged_by) {
-            None => Some(format!("no purge call {} succeeded in the trail", call.purged_by)),
-            Some((seq, _)) if *seq <= call.seq => Some(format!("purge call {} came before it", call.purged_by)),
+            None => Some(format!("their ticket {} names no purge call of the trail that succeeded", call.purged_by)),
+            Some((seq, _)) if *seq <= call.seq => {
+                Some(format!("their ticket {} was given before the decisions", call.purged_by))
+            }
             Some((_, at)) if call.decided_at > *at - PURGE_FLOOR => {
-                Some(format!("they were not a year old when purge call {} purged them", call.purged_by))
+                Some(format!("they were not a year old when ticket {} was given", call.purged_by))
             }
             Some(_) => None,
         };

@@ -9,13 +9,17 @@
 //! - **households off the list** (every state, with the members' names and citizen IDs): for
 //!   `removed_households_years` after their removal took effect, when nothing brought them back.
 //!
-//! A purge (ICT, `Supervision/PurgeExpired`) lets go what the policy no longer keeps. The audit
-//! trail stays whole and verifiable: records are never touched; what they point to is marked
-//! with the purge call's request id and time (a decision keeps who asked, when, the kind of
-//! question and the outcome; a run of decisions the digest of its answers; a sample its draw;
-//! a household a marker with its code and the day it left the list). No policy may keep
-//! anything less than [`LEAST_YEARS`]: the database refuses to blank a decision younger than
-//! a year, and `telesub audit verify` refuses a purged decision that was.
+//! A purge (ICT, `Supervision/PurgeExpired`) lets go what the policy no longer keeps, in two
+//! calls: a dry run counts what would go and gives a ticket, its own request id, whose audit
+//! record is kept before it answers; the purge names the ticket and marks everything it lets go
+//! with it. The audit trail stays whole and verifiable: records are never touched; what they
+//! point to is marked with a call the trail holds before anything changed, so that a purge cut
+//! off half-way (the hub killed) leaves nothing `audit verify` cannot account for. A decision
+//! keeps who asked, when, the kind of question and the outcome; a run of decisions the digest
+//! of its answers; a sample its draw; a household a marker with its code and the day it left
+//! the list. No policy may keep anything less than [`LEAST_YEARS`]: the database refuses to
+//! blank a decision younger than a year, and `telesub audit verify` refuses a purged decision
+//! that was a year younger than its ticket.
 
 use std::sync::Arc;
 
@@ -27,8 +31,17 @@ use super::{
     clock::Clock,
     context::ServiceContext,
     member::{Caller, Role},
-    ports::retention::{Cutoffs, Expired, PurgeMark, RetentionStore},
+    ports::{
+        AuditFilter, Store,
+        retention::{Cutoffs, Expired, PurgeMark},
+    },
 };
+
+/// The method whose calls apply the policy (and whose dry runs give tickets).
+pub const PURGE_METHOD: &str = "/telesub.v1.Supervision/PurgeExpired";
+
+/// How long a dry run's ticket holds.
+const TICKET_HOLDS: time::Duration = time::Duration::days(1);
 
 /// The shortest time any policy keeps anything, in years.
 pub const LEAST_YEARS: u32 = 1;
@@ -102,12 +115,14 @@ pub struct PurgeSummary {
     pub policy: RetentionPolicy,
     pub expired: Expired,
     pub dry_run: bool,
+    /// The dry run's ticket, or the one the purge went by.
+    pub ticket: String,
 }
 
 /// Applies the retention policy.
 #[derive(Clone)]
 pub struct RetentionService {
-    store: Arc<dyn RetentionStore>,
+    store: Arc<dyn Store>,
     policy: RetentionPolicy,
     clock: Clock,
 }
@@ -127,19 +142,35 @@ impl RetentionService {
         self.policy
     }
 
-    /// Lets go what the policy no longer keeps (ICT), marked with the call's `request_id`; a
-    /// dry run counts it instead. A purge stopped half-way (the hub stopped, the database went
-    /// away) has purged whole pieces, each marked; the next one goes on where it stopped.
-    pub async fn purge(&self, caller: &Caller, request_id: &str, dry_run: bool) -> Result<PurgeSummary, DomainError> {
+    /// A dry run (`ticket` empty, `dry_run`): counts what the policy lets go now, and gives
+    /// the call's `request_id` as the ticket. A purge: lets go what the policy let go at the
+    /// ticket's time, marked with the ticket, which must be a dry run of the caller's member
+    /// in the trail, less than a day old. A purge stopped half-way (the hub stopped, the
+    /// database went away) has purged whole pieces, each marked; another ticket goes on.
+    pub async fn purge(
+        &self,
+        caller: &Caller,
+        request_id: &str,
+        dry_run: bool,
+        ticket: &str,
+    ) -> Result<PurgeSummary, DomainError> {
         if caller.member.role != Role::Ict {
             return Err(DomainError::PermissionDenied("only ICT applies the retention policy".into()));
         }
         let now = self.clock.now();
-        let cutoffs = self.policy.cutoffs(now);
-        let summary = |expired| PurgeSummary { cutoffs, policy: self.policy, expired, dry_run };
         if dry_run {
-            return Ok(summary(self.store.expired(&cutoffs).await?));
+            if !ticket.is_empty() {
+                return Err(DomainError::invalid("ticket", "a dry run gives a ticket; it takes none"));
+            }
+            let cutoffs = self.policy.cutoffs(now);
+            let expired = self.store.expired(&cutoffs).await?;
+            return Ok(PurgeSummary { cutoffs, policy: self.policy, expired, dry_run, ticket: request_id.to_owned() });
         }
+        let issued = self.ticket(caller, ticket, now).await?;
+        let cutoffs = self.policy.cutoffs(issued);
+        let summary =
+            |expired| PurgeSummary { cutoffs, policy: self.policy, expired, dry_run, ticket: ticket.to_owned() };
+        let request_id = ticket;
         // Said before anything goes: a purge cut off leaves marks naming this request id.
         tracing::info!(
             request_id,
@@ -176,6 +207,43 @@ impl RetentionService {
             "the retention policy was applied"
         );
         Ok(summary(done))
+    }
+
+    /// When the dry run `ticket` names was recorded, if it is one of the caller's member's,
+    /// succeeded, and is less than a day old.
+    async fn ticket(&self, caller: &Caller, ticket: &str, now: OffsetDateTime) -> Result<OffsetDateTime, DomainError> {
+        if ticket.trim().is_empty() {
+            return Err(DomainError::invalid(
+                "ticket",
+                "a purge names the ticket of a dry run (PurgeExpired with dry_run gives one)",
+            ));
+        }
+        let filter = AuditFilter {
+            from: now - TICKET_HOLDS,
+            until: now + time::Duration::seconds(1),
+            org_code: Some(caller.member.code.to_string()),
+            method: Some(PURGE_METHOD.to_owned()),
+            method_prefix: None,
+            outcome: Some("OK".to_owned()),
+        };
+        let mut after = 0;
+        loop {
+            let page = self.store.query_audit(&filter, after, 1_000).await?;
+            if let Some(found) = page.iter().find(|r| r.entry.request_id == ticket) {
+                return Ok(found.entry.at);
+            }
+            match page.last() {
+                Some(last) if page.len() == 1_000 => after = last.seq,
+                _ => break,
+            }
+        }
+        Err(DomainError::invalid(
+            "ticket",
+            format!(
+                "{ticket:?} is not a dry run of {} of the last day: run PurgeExpired with dry_run for a ticket",
+                caller.member.code
+            ),
+        ))
     }
 }
 

@@ -225,6 +225,7 @@ fn purge_to_pb(s: &PurgeSummary) -> pb::PurgeExpiredResponse {
         decision_runs: count(s.expired.runs),
         samples: count(s.expired.samples),
         households: count(s.expired.households),
+        ticket: s.ticket.clone(),
     }
 }
 
@@ -644,9 +645,10 @@ impl Supervision for SupervisionApi {
         request: Request<pb::PurgeExpiredRequest>,
     ) -> Result<Response<pb::PurgeExpiredResponse>, Status> {
         let ctx = CallContext::of(&request)?;
+        let r = request.get_ref();
         let summary = self
             .retention
-            .purge(ctx.caller()?, &ctx.request_id, request.get_ref().dry_run)
+            .purge(ctx.caller()?, &ctx.request_id, r.dry_run, &r.ticket)
             .await
             .map_err(|e| ctx.fail(e))?;
         Ok(Response::new(purge_to_pb(&summary)))
