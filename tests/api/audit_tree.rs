@@ -320,7 +320,7 @@ async fn tampering_is_caught_by_verify_and_by_a_kept_checkpoint() {
     vnpt.who_am_i().await.unwrap();
     checkpoint_of_at_least(&vnpt, keep as i64 + 1).await;
     let run = cli_run(&app, "VNPT", here.path(), &check).await;
-    assert_eq!(run.code, Some(1), "{}{}", run.out, run.err);
+    assert_eq!(run.code, Some(8), "{}{}", run.out, run.err);
     assert!(run.err.contains(&format!("the kept checkpoint of {size} records")), "{}", run.err);
     // Without the kept checkpoint the stored rows alone agree with each other.
     let (_, alone) = telesub_tests::run_telesub_status(&["audit", "verify", "--database", &app.db.url()]);
@@ -395,7 +395,7 @@ async fn a_rewritten_history_fails_the_kept_checkpoint_and_a_hub_without_guards_
     std::fs::write(here.path().join("hub.pub"), &kept.verifier_key).unwrap();
     let check = ["audit", "check", "--against", "kept.note", "--public-key", "hub.pub"];
     let run = crate::monthly_cli::cli_run(&app, "VNPT", here.path(), &check).await;
-    assert_eq!(run.code, Some(1), "{}{}", run.out, run.err);
+    assert_eq!(run.code, Some(8), "{}{}", run.out, run.err);
     assert!(
         run.err.contains(&format!("NOT the one of the kept checkpoint of {} records", kept.tree_size)),
         "{}",
@@ -504,7 +504,7 @@ async fn a_write_answer_carries_a_receipt_that_proves_it_offline() {
         &["--receipts", "kept", "policy", "withdraw", "99", "--reason", "no such version"],
     )
     .await;
-    assert_eq!(run.code, Some(1), "a refused write: {}{}", run.out, run.err);
+    assert_eq!(run.code, Some(4), "a refused write: {}{}", run.out, run.err);
     assert!(!here.join("kept").read_dir().unwrap().any(|_| true), "no receipt for a refused write");
     let register = ["--receipts", "kept", "members", "register", "MOBIFONE", "--role", "operator", "--name", "M"];
     let run = cli_run(&app, "DOICT", here, &register).await;
@@ -519,7 +519,7 @@ async fn a_write_answer_carries_a_receipt_that_proves_it_offline() {
     std::fs::write(&file, note).unwrap();
     let file = file.to_str().unwrap();
     let run = cli_run(&app, "DOLISA", here, &["audit", "receipt", "verify", file, "--public-key", key]).await;
-    assert_eq!(run.code, Some(1), "{}{}", run.out, run.err);
+    assert_eq!(run.code, Some(7), "{}{}", run.out, run.err);
     assert!(run.err.contains("no inclusion proof yet"), "{}", run.err);
     cli_run(&app, "DOLISA", here, &["audit", "receipt", "prove", file]).await.assert_ok();
     let run = cli_run(&app, "DOLISA", here, &["audit", "receipt", "verify", file, "--public-key", key]).await;
@@ -570,7 +570,7 @@ async fn a_write_answer_carries_a_receipt_that_proves_it_offline() {
     for changed in tampered {
         let changed = changed.to_str().unwrap();
         let run = cli_run(&app, "DOLISA", here, &["audit", "receipt", "verify", changed, "--public-key", key]).await;
-        assert_eq!(run.code, Some(1), "{}: {}{}", std::fs::read_to_string(changed).unwrap(), run.out, run.err);
+        assert_eq!(run.code, Some(8), "{}: {}{}", std::fs::read_to_string(changed).unwrap(), run.out, run.err);
         assert!(run.err.contains("NOT VERIFIED"), "{}", run.err);
     }
 }

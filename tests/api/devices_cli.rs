@@ -29,7 +29,7 @@ async fn the_whole_allocation_runs_from_the_command_line() {
     .await;
     run.assert_ok();
     assert!(run.field("status").starts_with("RECORDED"), "{}", run.out);
-    // A decision of no device is refused by the hub, naming the field; the CLI exits 1.
+    // A decision of no device is refused by the hub, naming the field: invalid input.
     let run = cli_run(
         &app,
         "DOICT",
@@ -37,7 +37,7 @@ async fn the_whole_allocation_runs_from_the_command_line() {
         &["devices", "record", "8/QĐ", "--date", "2025-03-01", "--tablets", "0", "--smartphones", "0"],
     )
     .await;
-    assert_eq!(run.code, Some(1), "{}{}", run.out, run.err);
+    assert_eq!(run.code, Some(3), "{}{}", run.out, run.err);
     assert!(run.err.contains("tablets"), "{}", run.err);
 
     let run = cli_run(&app, "DOET", here, &["devices", "nominate", number, "--reason", "học sinh", "HH-3"]).await;
@@ -82,7 +82,7 @@ async fn the_whole_allocation_runs_from_the_command_line() {
         again
     })
     .await;
-    assert_eq!(run.code, Some(1), "a second device: {}{}", run.out, run.err);
+    assert_eq!(run.code, Some(7), "a second device: {}{}", run.out, run.err);
 
     let run = cli_run(&app, "DOICT", here, &["devices", "show", number]).await;
     run.assert_ok();

@@ -223,7 +223,7 @@ async fn an_operator_submits_a_month_from_csv_and_ict_confirms_and_exports_it() 
     // Only ICT confirms.
     let confirm = ["reconciliation", "confirm", "--operator", "VNPT", "--update-id", &update_id, "--scope", "ok-lines"];
     let refused = cli_run(&app, "VNPT", dir, &confirm).await;
-    assert_eq!(refused.code, Some(1), "{}", refused.out);
+    assert_eq!(refused.code, Some(5), "{}", refused.out);
     assert!(refused.err.contains("permission denied"), "{}", refused.err);
     let confirmed = cli_run(&app, "DOICT", dir, &[&confirm[..], &["--note", "Biên bản 03/2025"]].concat()).await;
     confirmed.assert_ok();
@@ -280,7 +280,7 @@ async fn a_bad_file_is_refused_naming_its_lines_and_a_corrected_one_replaces_the
     let rows = [header, row(1, "MOBILE", "60000"), row(2, "ADSL", "60000"), row(4, "MOBILE", "60.000")];
     std::fs::write(&file, rows.join("\n")).unwrap();
     let run = cli_run(&app, "VNPT", dir, &submit).await;
-    assert_eq!(run.code, Some(1), "{}", run.out);
+    assert_eq!(run.code, Some(3), "{}", run.out);
     let errors: Vec<&str> = run.err.lines().collect();
     assert!(errors[0].starts_with("line 3, column service: \"ADSL\" is not a service"), "{}", run.err);
     assert!(errors[1].starts_with("line 4, column amount_claimed: \"60.000\" is not a whole number"), "{}", run.err);
@@ -293,7 +293,7 @@ async fn a_bad_file_is_refused_naming_its_lines_and_a_corrected_one_replaces_the
     above_tariff.amount_claimed = 80_000;
     write_csv(&file, &[claim(1, &enrolled[1]), above_tariff]);
     let run = cli_run(&app, "VNPT", dir, &submit).await;
-    assert_eq!(run.code, Some(1), "{}", run.out);
+    assert_eq!(run.code, Some(3), "{}", run.out);
     assert!(run.err.starts_with("line 3: lines[2].amount_claimed: 80000 VND is more than"), "{}", run.err);
     assert!(run.err.contains("\ninvalid request: 1 problem; the list was refused"), "{}", run.err);
     assert!(lists(&ict, "2025-03").await.is_empty());
@@ -309,7 +309,7 @@ async fn a_bad_file_is_refused_naming_its_lines_and_a_corrected_one_replaces_the
     // A second list for the month replaces the first only when asked to.
     write_csv(&file, &[claim(1, &enrolled[1]), claim(2, &enrolled[2]), claim(4, &enrolled[4])]);
     let run = cli_run(&app, "VNPT", dir, &submit).await;
-    assert_eq!(run.code, Some(1), "{}", run.out);
+    assert_eq!(run.code, Some(7), "{}", run.out);
     assert!(run.err.contains("has list vnpt-2025-03 already"), "{}", run.err);
     let second = cli_run(&app, "VNPT", dir, &[&submit[..], &["--replaces"]].concat()).await;
     second.assert_ok();

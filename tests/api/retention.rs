@@ -219,3 +219,48 @@ async fn a_purge_cut_off_half_way_leaves_a_trail_that_verifies_and_the_next_one_
     let report = ict.verify_audit().await.unwrap();
     assert!(report.intact && report.purged == 5, "{report:?}");
 }
+
+#[tokio::test]
+async fn the_purge_runs_from_the_command_line_in_two_steps() {
+    use crate::monthly_cli::{cli, cli_run};
+    cli(); // built before the hub starts
+    let clock = Clock::fixed(datetime!(2024-03-10 03:00 UTC));
+    let app = TestApp::spawn_on(clock.clone()).await;
+    let (labour, vnpt) = (app.client("DOLISA").await, app.client("VNPT").await);
+    push(
+        &labour,
+        header("2024-03", proto::BatchKind::Delta, "2024-03", "2024-03-01"),
+        vec![household("HH-1", "24611", 1)],
+    )
+    .await
+    .unwrap();
+    vnpt.check_eligibility(proto::check_eligibility_request::Key::HouseholdCode("HH-1".into()), "").await.unwrap();
+    clock.set_to(datetime!(2030-03-15 03:00 UTC));
+    let work = tempfile::tempdir().unwrap();
+
+    let dry = cli_run(&app, "DOICT", work.path(), &["audit", "purge", "--dry-run"]).await;
+    dry.assert_ok();
+    assert_eq!(dry.value("decisions would go"), Some("1 single, 0 runs of a batch call"), "{}", dry.out);
+    let ticket = dry.value("ticket").expect("the ticket").to_owned();
+    // A ticket that is not one: invalid input, nothing changed.
+    let bad = cli_run(&app, "DOICT", work.path(), &["audit", "purge", "--ticket", "nope"]).await;
+    assert_eq!(bad.code, Some(3), "{}", bad.err);
+    assert!(bad.err.contains("ticket"), "{}", bad.err);
+    // Neither step named: a usage error.
+    assert_eq!(cli_run(&app, "DOICT", work.path(), &["audit", "purge"]).await.code, Some(2));
+    // An operator may not.
+    assert_eq!(cli_run(&app, "VNPT", work.path(), &["audit", "purge", "--dry-run"]).await.code, Some(5));
+
+    let done = cli_run(&app, "DOICT", work.path(), &["audit", "purge", "--ticket", &ticket, "--output", "json"]).await;
+    done.assert_ok();
+    let answer: serde_json::Value = serde_json::from_str(&done.out).unwrap();
+    assert_eq!(
+        (answer["ticket"].as_str(), answer["decisions"].as_str()),
+        (Some(ticket.as_str()), Some("1")),
+        "{answer}"
+    );
+    let verify = cli_run(&app, "DOICT", work.path(), &["audit", "verify", "--output", "csv", "--no-bom"]).await;
+    verify.assert_ok();
+    let row = verify.out.lines().nth(1).expect("a row");
+    assert!(row.starts_with("true,") && row.ends_with(",1"), "intact, one record's decisions purged: {}", verify.out);
+}

@@ -54,6 +54,19 @@ pub(crate) enum AuditCommand {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Applies the hub's retention policy (ICT), in two steps: --dry-run counts what would go
+    /// and prints a ticket; --ticket TICKET (within a day) lets it go, each thing marked with
+    /// the ticket. The audit trail stays whole (see the README's Operations).
+    Purge {
+        /// Count what the policy lets go, change nothing, and print the ticket.
+        #[arg(long, conflicts_with = "ticket", required_unless_present = "ticket")]
+        dry_run: bool,
+        /// The ticket a dry run printed.
+        #[arg(long, value_name = "TICKET")]
+        ticket: Option<String>,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// Saves the records of a time range as CSV with their chain hashes.
     Export {
         #[arg(long, value_parser = parse_time)]
@@ -428,6 +441,13 @@ async fn audit_online(client: &Client, command: AuditCommand) -> Result<(), Fail
                 ))
             }
         }
+        AuditCommand::Purge { dry_run, ticket, output } => {
+            let answer = match ticket {
+                Some(ticket) if !dry_run => client.purge_expired(&ticket).await?,
+                _ => client.purge_dry_run().await?,
+            };
+            output.one(&answer, purge_table)
+        }
         AuditCommand::Export { from, until, out, with_proof, no_bom } => {
             let request = proto::ExportAuditRequest { from, until, with_proof, without_byte_order_mark: no_bom };
             let chunks = client.export_audit(request).await?;
@@ -453,6 +473,28 @@ fn audit_table(records: &[proto::AuditRecord]) {
         })
         .collect();
     table(&["SEQ", "AT", "CALLER", "METHOD", "OUTCOME", "REQUEST ID", "DETAIL"], rows, "");
+}
+
+/// What a purge let go, or a dry run would, and the ticket.
+fn purge_table(p: &proto::PurgeExpiredResponse) {
+    let when = |t: Option<&prost_types::Timestamp>| crate::show::timestamp(t);
+    outln!(
+        "policy                  decisions {} years, samples {} years, households off the list {} years",
+        p.decisions_years,
+        p.samples_years,
+        p.removed_households_years
+    );
+    outln!("decisions before        {}", when(p.decisions_before.as_ref()));
+    outln!("samples closed before   {}", when(p.samples_closed_before.as_ref()));
+    outln!("households left before  {}", p.households_removed_before);
+    let verb = if p.dry_run { "would go" } else { "purged" };
+    outln!("decisions {verb:<13} {} single, {} runs of a batch call", p.decisions, p.decision_runs);
+    outln!("samples {verb:<15} {}", p.samples);
+    outln!("households {verb:<12} {}", p.households);
+    if p.dry_run {
+        outln!("ticket                  {}", p.ticket);
+        outln!("purge with: telesub-cli audit purge --ticket {} (within a day)", p.ticket);
+    }
 }
 
 #[cfg(test)]

@@ -422,6 +422,8 @@ mod tests {
         "devices publish 1/QĐ --commune 24611 --format html",
         "audit query --caller VNPT",
         "audit verify",
+        "audit purge --dry-run",
+        "audit purge --ticket 4bf92f3577b34da6a3ce929d0e0e4736",
         "audit export --from 2025-03-01 --until 2025-04-01 -o a.csv",
         "audit checkpoint --save kept.note",
         "audit checkpoints --after 100",

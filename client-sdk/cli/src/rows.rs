@@ -541,8 +541,17 @@ impl Row for proto::AuditCheckpoint {
 }
 
 impl Row for proto::VerifyAuditResponse {
-    const COLUMNS: &'static [&'static str] =
-        &["intact", "records", "last_seq", "last_hash", "first_broken_seq", "problem", "checkpoints", "guards_missing"];
+    const COLUMNS: &'static [&'static str] = &[
+        "intact",
+        "records",
+        "last_seq",
+        "last_hash",
+        "first_broken_seq",
+        "problem",
+        "checkpoints",
+        "guards_missing",
+        "purged",
+    ];
 
     fn cells(&self) -> Vec<String> {
         vec![
@@ -554,6 +563,41 @@ impl Row for proto::VerifyAuditResponse {
             self.problem.clone(),
             self.checkpoints.to_string(),
             self.guards_missing.join(";"),
+            self.purged.to_string(),
+        ]
+    }
+}
+
+impl Row for proto::PurgeExpiredResponse {
+    const COLUMNS: &'static [&'static str] = &[
+        "dry_run",
+        "ticket",
+        "decisions_years",
+        "samples_years",
+        "removed_households_years",
+        "decisions_before",
+        "samples_closed_before",
+        "households_removed_before",
+        "decisions",
+        "decision_runs",
+        "samples",
+        "households",
+    ];
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.dry_run.to_string(),
+            self.ticket.clone(),
+            self.decisions_years.to_string(),
+            self.samples_years.to_string(),
+            self.removed_households_years.to_string(),
+            time(self.decisions_before.as_ref()),
+            time(self.samples_closed_before.as_ref()),
+            self.households_removed_before.clone(),
+            self.decisions.to_string(),
+            self.decision_runs.to_string(),
+            self.samples.to_string(),
+            self.households.to_string(),
         ]
     }
 }
@@ -837,6 +881,7 @@ mod tests {
             width(&proto::AuditRecord::default()),
             width(&proto::AuditCheckpoint::default()),
             width(&proto::VerifyAuditResponse::default()),
+            width(&proto::PurgeExpiredResponse::default()),
             width(&proto::Inspection::default()),
             width(&SampledRow { sample: &sample, household: &sample.households[0] }),
             width(&proto::Member::default()),
@@ -859,7 +904,7 @@ mod tests {
     #[test]
     fn the_reference_lists_every_column() {
         let doc = include_str!("../../../docs/CLI.md");
-        let all: [&[&str]; 18] = [
+        let all: [&[&str]; 19] = [
             proto::HouseholdVersion::COLUMNS,
             proto::BatchReceipt::COLUMNS,
             proto::EligibilityDecision::COLUMNS,
@@ -872,6 +917,7 @@ mod tests {
             proto::AuditRecord::COLUMNS,
             proto::AuditCheckpoint::COLUMNS,
             proto::VerifyAuditResponse::COLUMNS,
+            proto::PurgeExpiredResponse::COLUMNS,
             proto::Inspection::COLUMNS,
             SampledRow::COLUMNS,
             Figure::COLUMNS,
