@@ -1232,7 +1232,8 @@ async fn ict_opens_an_inspection_records_findings_and_closes_it_from_the_console
 
 /// A person's report: for a citizen ID, the household states that name them, the subsidised
 /// lines in their name and every look-up of the ID (who, when, which call, outcome), as a page
-/// and as a CSV file; making it is itself recorded as a look-up. DoICT's only.
+/// and as a CSV file; making it is itself recorded as a look-up. DoICT for anyone, a locality
+/// for its residents.
 #[tokio::test]
 async fn a_persons_report_shows_what_the_hub_holds_and_who_looked_them_up() {
     let app = TestApp::spawn().await;
@@ -1262,8 +1263,30 @@ async fn a_persons_report_shows_what_the_hub_holds_and_who_looked_them_up() {
     assert!(csv.starts_with("section,household,from,to,detail,by,outcome,request_id\r\n"), "{csv}");
     assert!(csv.contains("household_state,HH-1,") && csv.contains("subsidised_line,HH-1,"), "{csv}");
     assert!(csv.contains(&request_id), "the first report's look-up is not in the second: {csv}");
-    // Only DoICT makes it; a bad ID is named.
+    // A locality makes it for a person of a household in its unit (Gia Nghĩa, 660, holds
+    // 24611), and only with those households; not for a person elsewhere (24616 lies in 661).
+    let local = get(&app, "GIANGHIA", &format!("/console/subject?citizen={citizen}")).await;
+    assert_eq!(local.status, 200, "{}", local.body);
+    assert!(local.body.contains("HH-1") && local.body.contains("0912000001"), "{}", local.body);
+    let labour = app.client("DOLISA").await;
+    let elsewhere = vec![crate::households::household("HH-661", "24616", 661)];
+    crate::households::push(
+        &labour,
+        crate::households::header("b-661", proto::BatchKind::Delta, "2025-03", "2025-03-01"),
+        elsewhere,
+    )
+    .await
+    .unwrap();
+    let outsider = crate::households::cid(661, 1980, false);
+    let refused = get(&app, "GIANGHIA", &format!("/console/subject?citizen={outsider}")).await;
+    assert!(matches!(refused.status, 403 | 404) && !refused.body.contains("HH-661"), "{}", refused.body);
+    assert_eq!(get(&app, "DOICT", &format!("/console/subject?citizen={outsider}")).await.status, 200);
+    // The home page offers it to those who may make it.
+    assert!(get(&app, "GIANGHIA", "/console/").await.body.contains("href=\"/console/subject\""));
+    assert!(!get(&app, "DOLISA", "/console/").await.body.contains("href=\"/console/subject\""));
+    // Nobody else makes it; a bad ID is named.
     assert_eq!(get(&app, "VNPT", &format!("/console/subject?citizen={citizen}")).await.status, 403);
+    assert_eq!(get(&app, "DOLISA", &format!("/console/subject?citizen={citizen}")).await.status, 403);
     let bad = get(&app, "DOICT", "/console/subject?citizen=12345").await;
     assert_eq!(bad.status, 400, "{}", bad.body);
     assert!(bad.body.contains("<code>citizen_id</code>"), "{}", bad.body);

@@ -75,7 +75,10 @@ pub fn permission(method: &http::Method, path: &str) -> Option<&'static str> {
     let segments: Vec<&str> = path.trim_start_matches(PREFIX).trim_start_matches('/').split('/').collect();
     Some(match (method.as_str(), segments.as_slice()) {
         ("GET", ["language"]) => "/telesub.v1.Members/WhoAmI",
-        ("GET", ["audit"] | ["subject"] | ["subject", "file"]) => "/telesub.v1.Supervision/QueryAudit",
+        ("GET", ["audit"]) => "/telesub.v1.Supervision/QueryAudit",
+        // ICT and localities (for their residents: the report's own rule), among those who
+        // read households.
+        ("GET", ["subject"] | ["subject", "file"]) => "/telesub.v1.HouseholdRegistry/GetHouseholdHistory",
         ("GET", ["audit", "check"]) => "/telesub.v1.Supervision/VerifyAudit",
         ("GET", ["statistics"] | ["statistics", "file"]) => "/telesub.v1.Supervision/GetProgrammeStatistics",
         ("GET", ["inspections"]) => "/telesub.v1.Supervision/ListInspections",

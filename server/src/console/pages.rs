@@ -176,6 +176,8 @@ struct Home {
     reads_reconciliation: bool,
     reads_register: bool,
     supervises: bool,
+    /// Makes people's reports (ICT; a locality for its residents).
+    reports_on_people: bool,
     reads_statistics: bool,
     reads_batches: bool,
     reads_devices: bool,
@@ -207,6 +209,7 @@ pub(super) async fn home(visitor: Visitor) -> Response {
         reads_reconciliation: matches!(role, Role::Ict | Role::Operator),
         reads_register: matches!(role, Role::Ict | Role::Labour | Role::Locality),
         supervises: role == Role::Ict,
+        reports_on_people: matches!(role, Role::Ict | Role::Locality),
         reads_statistics: role != Role::Operator,
         reads_batches: matches!(role, Role::Ict | Role::Labour),
         reads_devices: !matches!(role, Role::Operator | Role::Health),

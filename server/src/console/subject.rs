@@ -1,8 +1,6 @@
-//! A person's report (Law 91/2025/QH15 on personal data: a person may know what is held about
-//! them and who processed it): for a citizen ID, the households the register holds the person
-//! in, with the states that name them; the subsidised lines in their name; and every look-up of
-//! the ID in the audit trail (who, when, which call, its outcome). A printable page and a CSV
-//! file a commune can hand over; asking for it is itself recorded as a look-up of the person.
+//! A person's report ([`crate::domain::person`]) as a printable page and a CSV file a commune
+//! can hand over: the states that name the person, the subsidised lines in their name, and
+//! every look-up of the ID; asking for it is itself recorded as a look-up of the person.
 
 use std::sync::Arc;
 
@@ -21,7 +19,7 @@ use super::{
 };
 use crate::{
     audit::SubjectKind,
-    domain::{DomainError, ports::enrollments::EnrollmentFilter, supervision::AuditQuery},
+    domain::{DomainError, person},
 };
 
 /// Look-ups read at most (in pages of the trail's largest page).
@@ -86,10 +84,11 @@ struct SubjectPage {
 async fn report(console: &Console, visitor: &Visitor, citizen: &str) -> Result<Report, DomainError> {
     let (caller, t) = (&visitor.caller, visitor.t());
     visitor.call.looked_up(SubjectKind::CitizenId, [citizen]);
-    let households = console.registry.households_of_citizen(caller, citizen).await?;
+    let found =
+        person::report(&console.registry, &console.enrollments, &console.supervision, caller, citizen, LOOKUPS_AT_MOST)
+            .await?;
     let mut states = Vec::new();
-    let mut lines = Vec::new();
-    for views in &households {
+    for views in &found.households {
         for v in views {
             for m in v.data.members.iter().filter(|m| m.citizen_id == citizen) {
                 states.push(Named {
@@ -105,26 +104,23 @@ async fn report(console: &Console, visitor: &Visitor, citizen: &str) -> Result<R
                 });
             }
         }
-        let Some(code) = views.first().map(|v| v.code.clone()) else { continue };
-        let filter = EnrollmentFilter { household_code: Some(code), ..EnrollmentFilter::default() };
-        for e in console.enrollments.list(caller, filter, 0, 1_000).await? {
-            if e.subscriber_citizen_id == citizen {
-                lines.push(Line {
-                    operator: e.operator,
-                    phone: e.phone_number,
-                    household: e.household_code,
-                    service: e.service,
-                    from: format::date(e.start_date),
-                    to: e.end_date.map(format::date).unwrap_or_default(),
-                });
-            }
-        }
     }
-    let query = AuditQuery { citizen_id: citizen.to_owned(), ..AuditQuery::default() };
-    let (mut lookups, mut token, mut more) = (Vec::new(), String::new(), false);
-    loop {
-        let page = console.supervision.query(&query, crate::domain::paging::MAX_PAGE, &token).await?;
-        lookups.extend(page.items.iter().map(|r| Lookup {
+    let lines = found
+        .lines
+        .into_iter()
+        .map(|e| Line {
+            operator: e.operator,
+            phone: e.phone_number,
+            household: e.household_code,
+            service: e.service,
+            from: format::date(e.start_date),
+            to: e.end_date.map(format::date).unwrap_or_default(),
+        })
+        .collect();
+    let lookups = found
+        .lookups
+        .iter()
+        .map(|r| Lookup {
             at: format::time(r.entry.at),
             member: match &r.entry.org_code {
                 Some(org) => format::by(org, r.entry.person.as_deref()),
@@ -133,17 +129,9 @@ async fn report(console: &Console, visitor: &Visitor, citizen: &str) -> Result<R
             what: r.entry.method.clone(),
             outcome: r.entry.outcome.clone(),
             request_id: r.entry.request_id.clone(),
-        }));
-        match page.next {
-            Some(next) if lookups.len() < LOOKUPS_AT_MOST => token = next,
-            Some(_) => {
-                more = true;
-                break;
-            }
-            None => break,
-        }
-    }
-    Ok(Report { states, lines, lookups, more })
+        })
+        .collect();
+    Ok(Report { states, lines, lookups, more: found.more })
 }
 
 /// The report's page: the form, and for a citizen ID what the hub holds about the person.

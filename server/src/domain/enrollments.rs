@@ -355,6 +355,23 @@ impl EnrollmentService {
     }
 
     /// Enrolments in id order after `after`: an operator's own, or (ICT) anyone's.
+    /// The enrolments of `household` in the name of `citizen`, whoever's they are: for a
+    /// person's report ([`crate::domain::person`]), whose caller's right to the person is
+    /// established there.
+    pub async fn in_the_name_of(&self, household: &str, citizen: &str) -> Result<Vec<Enrollment>, DomainError> {
+        let filter = EnrollmentFilter { household_code: Some(household.to_owned()), ..EnrollmentFilter::default() };
+        let mut lines = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self.enrollment_store.list_enrollments(&filter, after, 1_000).await?;
+            lines.extend(page.iter().filter(|e| e.subscriber_citizen_id == citizen).cloned());
+            match page.last() {
+                Some(last) if page.len() == 1_000 => after = last.id,
+                _ => return Ok(lines),
+            }
+        }
+    }
+
     pub async fn list(
         &self,
         caller: &Caller,

@@ -21,6 +21,7 @@ pub mod inspections;
 pub mod member;
 pub mod members;
 pub mod paging;
+pub mod person;
 pub mod policy;
 pub mod ports;
 pub mod reconciliation;

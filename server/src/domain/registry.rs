@@ -482,7 +482,8 @@ impl HouseholdRegistry {
         for code in codes {
             match self.history(caller, &code).await {
                 Ok(views) => households.push(views),
-                Err(DomainError::PermissionDenied(_)) => {}
+                // A household the caller may not read (a locality's outside its unit) is left out.
+                Err(DomainError::PermissionDenied(_) | DomainError::OutOfScope { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
