@@ -21,6 +21,24 @@ use crate::v1 as proto;
 /// A SHA-256 hash.
 pub type Hash = [u8; 32];
 
+/// The columns of an audit export (`ExportAudit`), in order: what the hub writes and what a
+/// client that reads or prints records names them.
+pub const EXPORT_COLUMNS: [&str; 13] = [
+    "seq",
+    "at",
+    "request_id",
+    "caller",
+    "cert_fingerprint",
+    "method",
+    "outcome",
+    "detail",
+    "request_digest",
+    "attached",
+    "prev_hash",
+    "hash",
+    "person",
+];
+
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
     use fmt::Write;

@@ -491,21 +491,7 @@ impl Row for proto::AllocationRecipient {
 
 impl Row for proto::AuditRecord {
     /// The columns of the hub's own audit export.
-    const COLUMNS: &'static [&'static str] = &[
-        "seq",
-        "at",
-        "request_id",
-        "caller",
-        "cert_fingerprint",
-        "method",
-        "outcome",
-        "detail",
-        "request_digest",
-        "attached",
-        "prev_hash",
-        "hash",
-        "person",
-    ];
+    const COLUMNS: &'static [&'static str] = &telesub_client::audit::EXPORT_COLUMNS;
 
     fn cells(&self) -> Vec<String> {
         vec![

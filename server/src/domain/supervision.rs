@@ -19,23 +19,6 @@ use crate::{
 /// Records read per database read of an export.
 pub const EXPORT_CHUNK: u32 = 5_000;
 
-/// The CSV columns of an export.
-pub const EXPORT_COLUMNS: [&str; 13] = [
-    "seq",
-    "at",
-    "request_id",
-    "caller",
-    "cert_fingerprint",
-    "method",
-    "outcome",
-    "detail",
-    "request_digest",
-    "attached",
-    "prev_hash",
-    "hash",
-    "person",
-];
-
 /// The gRPC status code names an outcome can have.
 const OUTCOMES: [&str; 17] = [
     "OK",

@@ -33,7 +33,7 @@ use crate::{
         registry::view,
         retention::{PurgeSummary, RetentionService},
         statistics::{PublicTable, Statistics, StatisticsService},
-        supervision::{AuditQuery, EXPORT_COLUMNS, SupervisionService, export_time},
+        supervision::{AuditQuery, SupervisionService, export_time},
         unit_registry::UnitRegistry,
     },
 };
@@ -677,7 +677,7 @@ impl Supervision for SupervisionApi {
             // The file's first piece starts with the byte-order mark.
             let mut w = crate::export::csv_file(bom);
             let mut after = 0;
-            let mut header = Some(EXPORT_COLUMNS);
+            let mut header = Some(telesub_proto::audit::EXPORT_COLUMNS);
             loop {
                 let page = match service.export_page(&filter, after).await {
                     Ok(page) => page,
