@@ -99,25 +99,14 @@ async fn the_metrics_count_known_calls_and_health_answers_without_a_certificate(
 /// `telesub serve` process: a call over gRPC and a console page alike.
 #[tokio::test]
 async fn a_calls_trace_id_from_traceparent_is_in_its_log_lines() {
-    use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
     let dir = tempfile::tempdir().unwrap();
     let tls = dir.path().join("tls");
     telesub_server::pki::init(&tls, &["DOICT:ICT".parse().unwrap()]).unwrap();
     let url = format!("sqlite://{}", dir.path().join("hub.db").display());
     let hub = telesub_tests::ServeProcess::start(&tls, &url, &dir.path().join("hub.log"), &[]).await.unwrap();
     let folder = telesub_server::pki::PkiDir::new(&tls);
-    let read = |p: std::path::PathBuf| std::fs::read(p).unwrap();
-    let config = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(read(folder.ca_cert())))
-        .identity(Identity::from_pem(read(folder.client_cert("DOICT")), read(folder.client_key("DOICT"))))
-        .domain_name("localhost");
-    let channel = Channel::from_shared(format!("https://localhost:{}", hub.addr.port()))
-        .unwrap()
-        .tls_config(config)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let endpoint = format!("https://localhost:{}", hub.addr.port());
+    let channel = telesub_tests::raw::channel_at(&endpoint, &folder, "DOICT").await;
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
     let mut request = tonic::Request::new(Vec::new());

@@ -145,20 +145,9 @@ async fn a_calls_span_goes_to_the_collector_in_the_trace_its_traceparent_names()
     let mut hub =
         ServeProcess::start_binary(&bin, &tls, &url, &dir.path().join("hub.log"), &extra).await.expect("the hub");
     // A call in a trace begun elsewhere: WhoAmI with the header set.
-    use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
     let folder = telesub_server::pki::PkiDir::new(&tls);
-    let read = |p: PathBuf| std::fs::read(p).unwrap();
-    let tls_config = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(read(folder.ca_cert())))
-        .identity(Identity::from_pem(read(folder.client_cert("DOICT")), read(folder.client_key("DOICT"))))
-        .domain_name("localhost");
-    let channel = Channel::from_shared(format!("https://localhost:{}", hub.addr.port()))
-        .unwrap()
-        .tls_config(tls_config)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let endpoint = format!("https://localhost:{}", hub.addr.port());
+    let channel = telesub_tests::raw::channel_at(&endpoint, &folder, "DOICT").await;
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
     let mut request = tonic::Request::new(Vec::new());

@@ -859,12 +859,17 @@ pub mod raw {
 
     /// A channel to the hub with `org`'s certificate.
     pub async fn channel(app: &TestApp, org: &str) -> Channel {
-        let dir = app.dir();
+        channel_at(&app.endpoint(), &app.dir(), org).await
+    }
+
+    /// A channel to the hub at `endpoint` with `org`'s certificate of the folder `dir` (a
+    /// `telesub serve` process of the test's own).
+    pub async fn channel_at(endpoint: &str, dir: &telesub_server::pki::PkiDir, org: &str) -> Channel {
         let tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(read(dir.ca_cert())))
             .identity(Identity::from_pem(read(dir.client_cert(org)), read(dir.client_key(org))))
             .domain_name("localhost");
-        Channel::from_shared(app.endpoint()).unwrap().tls_config(tls).unwrap().connect().await.expect("connect")
+        Channel::from_shared(endpoint.to_owned()).unwrap().tls_config(tls).unwrap().connect().await.expect("connect")
     }
 
     /// Opens a call to `method` sending one message, `body`, and returns the response stream

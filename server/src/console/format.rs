@@ -5,21 +5,7 @@ use time::{Date, OffsetDateTime};
 
 use crate::domain::clock::PROVINCE_OFFSET;
 
-/// A whole number with dots between thousands: `1.009.726`, `-5.000`.
-pub fn number(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
-    if n < 0 {
-        out.push('-');
-    }
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push('.');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use crate::domain::written::{date, number, period};
 
 /// Who did something: the person a certificate named beside the organisation
 /// (`Nguyễn Thị Lan · DOICT`), or the organisation alone.
@@ -33,11 +19,6 @@ pub fn by(org: &str, person: Option<&str>) -> String {
 /// An amount of đồng: `60.000 ₫`.
 pub fn vnd(amount: i64) -> String {
     format!("{} ₫", number(amount))
-}
-
-/// `dd/mm/yyyy`.
-pub fn date(d: Date) -> String {
-    format!("{:02}/{:02}/{:04}", d.day(), u8::from(d.month()), d.year())
 }
 
 /// `dd/mm/yyyy HH:MM` in the province's time.
@@ -57,14 +38,6 @@ pub fn segment(value: &str) -> percent_encoding::PercentEncode<'_> {
 pub fn last_month(today: Date) -> String {
     let last = today.replace_day(1).expect("a first day") - time::Duration::days(1);
     format!("{:04}-{:02}", last.year(), u8::from(last.month()))
-}
-
-/// A period `YYYY-MM` as `MM/YYYY`.
-pub fn period(p: &str) -> String {
-    match p.split_once('-') {
-        Some((y, m)) => format!("{m}/{y}"),
-        None => p.to_owned(),
-    }
 }
 
 #[cfg(test)]

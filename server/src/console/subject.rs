@@ -15,6 +15,7 @@ use super::{
     Console, format,
     households::{category_name, relationship_name},
     pages::{Visitor, attachment, failure_in, render, who},
+    supervision::Row,
     words::T,
 };
 use crate::{
@@ -53,19 +54,11 @@ struct Line {
     to: String,
 }
 
-struct Lookup {
-    at: String,
-    member: String,
-    what: String,
-    outcome: String,
-    request_id: String,
-}
-
 /// What the hub holds about the person.
 struct Report {
     states: Vec<Named>,
     lines: Vec<Line>,
-    lookups: Vec<Lookup>,
+    lookups: Vec<Row>,
     /// More look-ups than were read.
     more: bool,
 }
@@ -117,20 +110,7 @@ async fn report(console: &Console, visitor: &Visitor, citizen: &str) -> Result<R
             to: e.end_date.map(format::date).unwrap_or_default(),
         })
         .collect();
-    let lookups = found
-        .lookups
-        .iter()
-        .map(|r| Lookup {
-            at: format::time(r.entry.at),
-            member: match &r.entry.org_code {
-                Some(org) => format::by(org, r.entry.person.as_deref()),
-                None => "—".to_owned(),
-            },
-            what: r.entry.method.clone(),
-            outcome: r.entry.outcome.clone(),
-            request_id: r.entry.request_id.clone(),
-        })
-        .collect();
+    let lookups = found.lookups.iter().map(Row::from).collect();
     Ok(Report { states, lines, lookups, more: found.more })
 }
 

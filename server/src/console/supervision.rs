@@ -33,12 +33,28 @@ pub(super) struct Filter {
     page: String,
 }
 
-struct Row {
-    at: String,
-    member: String,
-    what: String,
-    outcome: String,
-    request_id: String,
+/// An audit record as the pages show it: when, who, which call, its outcome.
+pub(super) struct Row {
+    pub(super) at: String,
+    pub(super) member: String,
+    pub(super) what: String,
+    pub(super) outcome: String,
+    pub(super) request_id: String,
+}
+
+impl From<&crate::audit::AuditRecord> for Row {
+    fn from(r: &crate::audit::AuditRecord) -> Self {
+        Row {
+            at: format::time(r.entry.at),
+            member: match &r.entry.org_code {
+                Some(org) => format::by(org, r.entry.person.as_deref()),
+                None => "—".to_owned(),
+            },
+            what: r.entry.method.clone(),
+            outcome: r.entry.outcome.clone(),
+            request_id: r.entry.request_id.clone(),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -86,22 +102,7 @@ pub(super) async fn lookups(
         Ok(found) => found,
         Err(e) => return failure_in(visitor.lang, e),
     };
-    page.rows = Some(
-        found
-            .items
-            .iter()
-            .map(|r| Row {
-                at: format::time(r.entry.at),
-                member: match &r.entry.org_code {
-                    Some(org) => format::by(org, r.entry.person.as_deref()),
-                    None => "—".to_owned(),
-                },
-                what: r.entry.method.clone(),
-                outcome: r.entry.outcome.clone(),
-                request_id: r.entry.request_id.clone(),
-            })
-            .collect(),
-    );
+    page.rows = Some(found.items.iter().map(Row::from).collect());
     page.next_page = found.next;
     render(&page)
 }

@@ -32,5 +32,6 @@ pub mod supervision;
 pub mod support;
 pub mod unit_registry;
 pub mod units;
+pub mod written;
 
 pub use error::{DomainError, FieldViolation, Violations};

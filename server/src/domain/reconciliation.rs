@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use time::Date;
 
 use super::clock::Clock;
+use super::written;
 use super::{
     DomainError, FieldViolation, Violations,
     eligibility::{self, History, Query, QueryKind, ReasonCode},
@@ -198,32 +199,9 @@ impl Discrepancy {
     }
 }
 
-/// `dd/mm/yyyy`, as the notes write a day.
-fn ngay(d: Date) -> String {
-    format!("{:02}/{:02}/{:04}", d.day(), u8::from(d.month()), d.year())
-}
-
-/// A day kept as `YYYY-MM-DD`, as the notes write it; as kept when it is not a day.
-fn ngay_of(iso: &str) -> String {
-    Date::parse(iso, &time::format_description::well_known::Iso8601::DATE).map_or_else(|_| iso.to_owned(), ngay)
-}
-
-/// A period `YYYY-MM` as `MM/YYYY`.
-fn thang(period: &str) -> String {
-    period.split_once('-').map_or_else(|| period.to_owned(), |(y, m)| format!("{m}/{y}"))
-}
-
-/// A whole amount of đồng with dots between thousands: `60.000 đồng`.
+/// A whole amount of đồng as the notes write it: `60.000 đồng`.
 fn dong(amount: i64) -> String {
-    let digits = amount.unsigned_abs().to_string();
-    let mut out = String::from(if amount < 0 { "-" } else { "" });
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push('.');
-        }
-        out.push(c);
-    }
-    out + " đồng"
+    written::number(amount) + " đồng"
 }
 
 fn dich_vu(service: Service) -> &'static str {
@@ -598,7 +576,7 @@ impl Run {
             let mut d = Discrepancy::new(
                 Code::BeforeStart,
                 format!("household {code} is on the register only from {from}"),
-                format!("Hộ {code} chỉ có trong danh sách từ ngày {}", ngay(from)),
+                format!("Hộ {code} chỉ có trong danh sách từ ngày {}", written::date(from)),
             );
             d.date = Some(format_date(from));
             found.push(d);
@@ -606,7 +584,7 @@ impl Run {
             found.push(Discrepancy::new(
                 Code::UnknownSubscriber,
                 format!("household {code} is not on the register in {month}"),
-                format!("Hộ {code} không có trong danh sách trong tháng {}", thang(month)),
+                format!("Hộ {code} không có trong danh sách trong tháng {}", written::period(month)),
             ));
         } else if !member {
             found.push(Discrepancy::new(
@@ -615,7 +593,7 @@ impl Run {
                 format!(
                     "Người có số định danh {} không thuộc hộ {code} trong tháng {}",
                     line.subscriber_citizen_id,
-                    thang(month)
+                    written::period(month)
                 ),
             ));
         }
@@ -632,7 +610,7 @@ impl Run {
                                 format!("support for household {code} ends on {until} and the line does not stop"),
                                 format!(
                                     "Hộ {code} hết được hỗ trợ vào ngày {}, nhưng dòng không báo ngừng hỗ trợ",
-                                    ngay(until)
+                                    written::date(until)
                                 ),
                             );
                             d.date = Some(format_date(until));
@@ -712,7 +690,7 @@ impl Run {
                 found.push(Discrepancy::new(
                     Code::DuplicateAcrossOperators,
                     format!("another operator claims household {code} for {month}"),
-                    format!("Doanh nghiệp khác cũng đề nghị hỗ trợ hộ {code} trong tháng {}", thang(month)),
+                    format!("Doanh nghiệp khác cũng đề nghị hỗ trợ hộ {code} trong tháng {}", written::period(month)),
                 ));
             }
         }
@@ -755,7 +733,7 @@ impl Run {
                     format!(
                         "Dòng không ghi mã đăng ký, và doanh nghiệp không có đăng ký nào của số {} trong tháng {}",
                         line.phone_number,
-                        thang(month)
+                        written::period(month)
                     ),
                 ));
                 None
@@ -803,7 +781,11 @@ impl Run {
                         let mut d = Discrepancy::new(
                             Code::BeforeStart,
                             format!("enrolment {id} starts on {}, after {month}", e.start_date),
-                            format!("Đăng ký {id} bắt đầu từ ngày {}, sau tháng {}", ngay(e.start_date), thang(month)),
+                            format!(
+                                "Đăng ký {id} bắt đầu từ ngày {}, sau tháng {}",
+                                written::date(e.start_date),
+                                written::period(month)
+                            ),
                         );
                         d.date = Some(format_date(e.start_date));
                         found.push(d);
@@ -814,8 +796,8 @@ impl Run {
                             format!("enrolment {id} ended on {end}, before {month}"),
                             format!(
                                 "Đăng ký {id} đã kết thúc ngày {}, trước tháng {}",
-                                e.end_date.map(ngay).unwrap_or_default(),
-                                thang(month)
+                                e.end_date.map(written::date).unwrap_or_default(),
+                                written::period(month)
                             ),
                         ));
                     }
@@ -837,12 +819,12 @@ fn not_entitled(answer: &eligibility::Answer, code: &str, service: Service, mont
         return Discrepancy::new(
             Code::NotEligible,
             format!("household {code} is not entitled to {service} in {month}"),
-            format!("Hộ {code} không được hỗ trợ dịch vụ {} trong tháng {}", dich_vu(service), thang(month)),
+            format!("Hộ {code} không được hỗ trợ dịch vụ {} trong tháng {}", dich_vu(service), written::period(month)),
         );
     }
     let reason = answer.reasons.first();
     let message = reason.map_or_else(|| format!("household {code} is not eligible in {month}"), |r| r.message.clone());
-    let on = |day: Option<&String>| day.map(|d| format!(" từ ngày {}", ngay_of(d))).unwrap_or_default();
+    let on = |day: Option<&String>| day.map(|d| format!(" từ ngày {}", written::iso_date(d))).unwrap_or_default();
     let note = match reason {
         Some(r) => match r.code {
             ReasonCode::NotFound => format!("Hộ {code} không có trong danh sách"),
@@ -858,9 +840,11 @@ fn not_entitled(answer: &eligibility::Answer, code: &str, service: Service, mont
             ReasonCode::AlreadyEnrolledElsewhere => {
                 format!("Hộ {code} đã đăng ký thuê bao hỗ trợ ở doanh nghiệp khác")
             }
-            ReasonCode::InvalidQuery => format!("Hộ {code} không đủ điều kiện hỗ trợ trong tháng {}", thang(month)),
+            ReasonCode::InvalidQuery => {
+                format!("Hộ {code} không đủ điều kiện hỗ trợ trong tháng {}", written::period(month))
+            }
         },
-        None => format!("Hộ {code} không đủ điều kiện hỗ trợ trong tháng {}", thang(month)),
+        None => format!("Hộ {code} không đủ điều kiện hỗ trợ trong tháng {}", written::period(month)),
     };
     match reason.map(|r| r.code) {
         Some(ReasonCode::NotYetValid) => {

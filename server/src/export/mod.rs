@@ -165,14 +165,8 @@ pub fn note(d: &crate::domain::reconciliation::Discrepancy) -> String {
     if !d.note.is_empty() {
         return d.note.clone();
     }
-    match d
-        .date
-        .as_deref()
-        .and_then(|day| time::Date::parse(day, &time::format_description::well_known::Iso8601::DATE).ok())
-    {
-        Some(day) => {
-            format!("{} (ngày {:02}/{:02}/{:04})", code_label(d.code), day.day(), u8::from(day.month()), day.year())
-        }
+    match d.date.as_deref() {
+        Some(day) => format!("{} (ngày {})", code_label(d.code), crate::domain::written::iso_date(day)),
         None => code_label(d.code).to_owned(),
     }
 }
