@@ -257,7 +257,6 @@ impl Renderer {
         let enrollment = line.enrollment_id.map(|id| id.to_string()).unwrap_or_default();
         let change = line.change.map_or("", |c| c.as_str());
         let unclaimed = line.unclaimed_reason.map_or("", |r| r.as_str());
-        let (codes, messages, later) = (codes(l), messages(l), later(l));
         let commune = l.commune_code.as_deref().unwrap_or("");
         match &mut self.inner {
             Inner::Csv(w) => w.write_record([
@@ -275,11 +274,11 @@ impl Renderer {
                 if line.used { "true" } else { "false" },
                 unclaimed,
                 commune,
-                &codes,
-                &messages,
+                &codes(l),
+                &messages(l),
                 &confirmable(l).to_string(),
                 if l.later.is_some() { "true" } else { "false" },
-                &later,
+                &later(l),
             ])?,
             Inner::Xlsx(w) => {
                 let outcome = if l.discrepancies.is_empty() {
