@@ -167,3 +167,22 @@ async fn the_packaged_configuration_and_systemd_unit_are_what_the_hub_takes() {
         assert!(real.is_empty(), "systemd-analyze verify: {said}");
     }
 }
+
+/// Every section is read from the environment too: a bad value there is refused by its key,
+/// as in a file (the metrics listener's and the retention policy's were once passed over).
+#[tokio::test]
+async fn every_section_is_read_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (name, value, key) in [
+        ("TELESUB_METRICS__LISTEN", "not-an-address", "metrics.listen"),
+        ("TELESUB_RETENTION__SAMPLES_YEARS", "0", "retention.samples_years"),
+        ("TELESUB_TRACES__OTLP_ENDPOINT", "http://127.0.0.1:4317", "traces.otlp_endpoint"),
+    ] {
+        let out = run(d, &[(name, value)], &["migrate"]).await;
+        let said = text(&out).to_lowercase();
+        assert!(!out.status.success() && said.contains(key), "{name}: {said}");
+    }
+    let out = run(d, &[("TELESUB_RETENTION__SAMPLES_YEARS", "7")], &["migrate"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+}
