@@ -98,6 +98,9 @@ cleanup() {
     [[ -n $PG_TMP ]] && rm -rf "$PG_TMP"
     [[ -n $INTEROP_TMP ]] && rm -rf "$INTEROP_TMP"
     if [[ $status -ne 0 ]]; then
+        # A full disk shows itself in odd ways (a linker's bus error); say how much was left.
+        echo "---- disk where the builds go ----" >&2
+        df -h "$TARGET_DIR" "${TMPDIR:-/tmp}" >&2 2>/dev/null
         printf '\n%sFAILED%s during: %s (exit status %d)\n' "$RED" "$PLAIN" "$CURRENT_STEP" "$status" >&2
     fi
     exit "$status"
@@ -151,6 +154,22 @@ test_traces() {
 # presenting members' client certificates to a hub the test starts and fills.
 
 BROWSER=""           # "ready", or why the browser tests cannot run
+# Whether this script may install Debian's packages: as root, where apt-get exists.
+can_apt_get() {
+    [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null 2>&1
+}
+
+# apt-get install [OPTIONS] PACKAGE..., updating the package lists first when the install
+# fails (a fresh machine may have none); the downloaded archives are removed afterwards, so
+# that they do not take the disk the builds need.
+apt_install() {
+    if ! apt-get install -y "$@" >/dev/null 2>&1; then
+        { apt-get update >/dev/null 2>&1 && apt-get install -y "$@" >/dev/null 2>&1; } ||
+            fail "apt-get install $* failed (no access to Debian's mirrors?)"
+    fi
+    apt-get clean >/dev/null 2>&1 || true
+}
+
 PROMTOOL=""          # promtool, once found
 PROMTOOL_WHY=""      # why promtool cannot run
 METRICS_PORT=""      # the interop hub's metrics listener
@@ -160,12 +179,9 @@ METRICS_PORT=""      # the interop hub's metrics listener
 prepare_promtool() {
     PROMTOOL=$(command -v promtool || true)
     [[ -z $PROMTOOL ]] || return 0
-    if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    if can_apt_get; then
         echo "installing Debian's prometheus package for promtool"
-        if ! apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1; then
-            { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1; } ||
-                fail "apt-get install prometheus failed (no access to Debian's mirrors?)"
-        fi
+        apt_install --no-install-recommends prometheus
         PROMTOOL=$(command -v promtool || true)
     fi
     [[ -n $PROMTOOL ]] || PROMTOOL_WHY="promtool is not installed, and this script cannot install it (not root, or no apt-get)"
@@ -179,13 +195,9 @@ SOFFICE_WHY=""       # why LibreOffice cannot run
 prepare_libreoffice() {
     SOFFICE=$(command -v soffice || true)
     [[ -z $SOFFICE ]] || return 0
-    if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    if can_apt_get; then
         echo "installing Debian's libreoffice-calc-nogui, the workbooks' second reader"
-        if ! apt-get install -y --no-install-recommends libreoffice-calc-nogui >/dev/null 2>&1; then
-            { apt-get update >/dev/null 2>&1 &&
-                apt-get install -y --no-install-recommends libreoffice-calc-nogui >/dev/null 2>&1; } ||
-                fail "apt-get install libreoffice-calc-nogui failed (no access to Debian's mirrors?)"
-        fi
+        apt_install --no-install-recommends libreoffice-calc-nogui
         SOFFICE=$(command -v soffice || true)
     fi
     [[ -n $SOFFICE ]] || SOFFICE_WHY="LibreOffice is not installed, and this script cannot install it (not root, or no apt-get)"
@@ -197,12 +209,9 @@ prepare_libreoffice() {
 prepare_browser() {
     [[ -z $BROWSER ]] || return 0
     if ! command -v chromium >/dev/null 2>&1; then
-        if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        if can_apt_get; then
             echo "installing Debian's chromium for the console's browser tests"
-            if ! apt-get install -y chromium >/dev/null 2>&1; then
-                { apt-get update >/dev/null 2>&1 && apt-get install -y chromium >/dev/null 2>&1; } ||
-                    fail "apt-get install chromium failed (no access to Debian's mirrors?)"
-            fi
+            apt_install chromium
         else
             BROWSER="chromium is not installed, and this script cannot install it (not root, or no apt-get)"
             return 0
