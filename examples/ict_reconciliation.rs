@@ -35,13 +35,11 @@
 
 use std::{
     collections::BTreeMap,
-    io::Write,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
-use futures_util::StreamExt;
-use telesub_client::{Client, Error, proto};
+use telesub_client::{Client, Error, files, proto};
 
 /// Lines with a discrepancy printed per list.
 const FIRST_FEW: i32 = 5;
@@ -191,24 +189,12 @@ async fn save_workbook(
         confirmed_lines_only: false,
         without_byte_order_mark: false,
     };
-    let mut chunks = std::pin::pin!(client.export_reconciliation(request).await?);
-    let mut file: Option<(PathBuf, std::fs::File)> = None;
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk?;
-        if file.is_none() {
-            // Only the name: the hub suggests a file name, not where to put it.
-            let name = Path::new(&chunk.file_name).file_name().map(PathBuf::from);
-            let fallback = || PathBuf::from(format!("{}-{}-{}.xlsx", r.period, r.operator, r.update_id));
-            let path = dir.join(name.unwrap_or_else(fallback));
-            file = Some((path.clone(), std::fs::File::create(&path)?));
-        }
-        if let Some((_, f)) = file.as_mut() {
-            f.write_all(&chunk.data)?;
-        }
-    }
-    let (path, f) = file.ok_or("the hub sent an empty export")?;
-    f.sync_all()?;
-    Ok(path)
+    let chunks = client.export_reconciliation(request).await?;
+    // Written aside and renamed when whole, under the name the hub suggests (only its name:
+    // the hub does not choose the folder).
+    let fallback = format!("{}-{}-{}.xlsx", r.period, r.operator, r.update_id);
+    let saved = files::save(chunks, files::Destination::Folder(dir), &fallback).await?;
+    Ok(saved.into_iter().next().map(|f| f.path).unwrap_or_default())
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -28,13 +28,12 @@
 //!    current folder unless `--out` is given) under the name the hub gives it.
 
 use std::{
-    io::Write,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
-use futures_util::{StreamExt, stream};
-use telesub_client::{Client, Error, MonthlyLineReader, MonthlyLineWriter, proto};
+use futures_util::stream;
+use telesub_client::{Client, Error, MonthlyLineReader, MonthlyLineWriter, files, proto};
 
 struct Args {
     endpoint: String,
@@ -185,23 +184,11 @@ async fn save_export(client: &Client, update_id: &str, dir: &Path) -> Result<Pat
         confirmed_lines_only: false,
         without_byte_order_mark: false,
     };
-    let mut chunks = std::pin::pin!(client.export_reconciliation(request).await?);
-    let mut file: Option<(PathBuf, std::fs::File)> = None;
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk?;
-        if file.is_none() {
-            // Only the name: the hub suggests a file name, not where to put it.
-            let name = Path::new(&chunk.file_name).file_name().map(PathBuf::from);
-            let path = dir.join(name.unwrap_or_else(|| format!("{update_id}.csv").into()));
-            file = Some((path.clone(), std::fs::File::create(&path)?));
-        }
-        if let Some((_, f)) = file.as_mut() {
-            f.write_all(&chunk.data)?;
-        }
-    }
-    let (path, f) = file.ok_or("the hub sent an empty export")?;
-    f.sync_all()?;
-    Ok(path)
+    let chunks = client.export_reconciliation(request).await?;
+    // Written aside and renamed when whole, under the name the hub suggests (only its name:
+    // the hub does not choose the folder).
+    let saved = files::save(chunks, files::Destination::Folder(dir), &format!("{update_id}.csv")).await?;
+    Ok(saved.into_iter().next().map(|f| f.path).unwrap_or_default())
 }
 
 #[tokio::main(flavor = "current_thread")]

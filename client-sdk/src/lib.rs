@@ -22,6 +22,7 @@
 
 mod client;
 mod error;
+pub mod files;
 mod probe;
 
 /// Checking the hub's audit trail without the hub's help (proofs, checkpoints, receipts).

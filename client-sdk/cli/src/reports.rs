@@ -10,14 +10,14 @@
 
 use std::{
     fs::File,
-    io::{Read, Write},
+    io::Read,
     path::{Path, PathBuf},
 };
 
 use clap::{Args, Subcommand, ValueEnum};
 use futures_util::StreamExt;
 use telesub_client::{
-    Client, Error, LINES_PER_CHUNK,
+    Client, Error, LINES_PER_CHUNK, files,
     monthly_csv::MonthlyLineReader,
     proto::{self, ReconciliationStatus},
 };
@@ -520,8 +520,9 @@ async fn export(
     save_file(chunks, out, &fallback).await
 }
 
-/// Saves a file the hub sends in chunks under `out`, or by default under the name the first
-/// chunk suggests (`fallback` when it suggests none), in the current folder; prints where.
+/// Saves the files the hub sends in chunks (the SDK's [`files::save`]: written aside and
+/// renamed when whole) under `out`, or by default under the name the first chunk suggests
+/// (`fallback` when it suggests none) in the current folder; prints where.
 pub(crate) async fn save_file(
     chunks: impl futures_util::Stream<Item = Result<proto::FileChunk, Error>>,
     out: Option<PathBuf>,
@@ -534,86 +535,20 @@ pub(crate) async fn save_file(
         }
         chunk
     });
-    let mut chunks = std::pin::pin!(chunks);
-    let first = chunks.next().await.ok_or_else(|| Failure::Message("the hub sent no file".to_owned()))??;
-    let mut path = out.unwrap_or_else(|| PathBuf::from(file_name(&first.file_name, fallback)));
-    let mut chunk = Some(first);
-    // A chunk naming a file after the first begins another, saved beside the first.
-    while let Some(first) = chunk {
-        let content_type = first.content_type.clone();
-        let (bytes, next) = save_one(&mut chunks, first, &path).await?;
-        let kind = if content_type.is_empty() { String::new() } else { format!(", {content_type}") };
-        bar.suspend(|| outln!("saved {}: {} bytes{kind}", path.display(), grouped(bytes as i64)));
-        chunk = next;
-        if let Some(next) = &chunk {
-            let name = file_name(&next.file_name, "more");
-            // A proof goes beside the file it proves, under that file's name (the user's).
-            path = if name.ends_with(".proof") {
-                PathBuf::from(format!("{}.proof", path.display()))
-            } else {
-                path.parent().map_or_else(|| PathBuf::from(&name), |p| p.join(&name))
-            };
-        }
-    }
+    let to = match &out {
+        Some(path) => files::Destination::File(path),
+        None => files::Destination::Folder(Path::new("")),
+    };
+    let saved = files::save(chunks, to, fallback).await;
     bar.finish_and_clear();
+    for file in saved.map_err(|e| match e {
+        files::SaveError::Hub(e) => Failure::Hub(e),
+        other => Failure::Message(other.to_string()),
+    })? {
+        let kind = if file.content_type.is_empty() { String::new() } else { format!(", {}", file.content_type) };
+        outln!("saved {}: {} bytes{kind}", file.path.display(), grouped(file.bytes as i64));
+    }
     Ok(())
-}
-
-/// Writes one file, from `first` until the next chunk that names a file (returned) or the end.
-async fn save_one(
-    chunks: &mut std::pin::Pin<&mut impl futures_util::Stream<Item = Result<proto::FileChunk, Error>>>,
-    first: proto::FileChunk,
-    path: &std::path::Path,
-) -> Result<(usize, Option<proto::FileChunk>), Failure> {
-    // Written aside and renamed when complete: a file cut short never takes the name.
-    let partial = PathBuf::from(format!("{}.part", path.display()));
-    let cannot_write = |e: std::io::Error| Failure::Message(format!("cannot write {}: {e}", partial.display()));
-    let mut file = File::create(&partial).map_err(cannot_write)?;
-    let mut bytes = 0;
-    let mut chunk = Some(Ok(first));
-    let mut next = None;
-    let mut started = false;
-    let result = loop {
-        match chunk {
-            None => break Ok(()),
-            Some(Err(e)) => break Err(Failure::Hub(e)),
-            Some(Ok(c)) if started && !c.file_name.is_empty() => {
-                next = Some(c);
-                break Ok(());
-            }
-            Some(Ok(c)) => {
-                started = true;
-                if let Err(e) = file.write_all(&c.data) {
-                    break Err(cannot_write(e));
-                }
-                bytes += c.data.len();
-            }
-        }
-        chunk = chunks.next().await;
-    };
-    let result = result.and_then(|()| file.sync_all().map_err(cannot_write));
-    drop(file);
-    if let Err(failure) = result.and_then(|()| {
-        std::fs::rename(&partial, path).map_err(|e| Failure::Message(format!("cannot save {}: {e}", path.display())))
-    }) {
-        let _ = std::fs::remove_file(&partial);
-        return Err(failure);
-    }
-    Ok((bytes, next))
-}
-
-/// A name the hub suggests, reduced to a plain file name in the current folder.
-fn file_name(suggested: &str, fallback: &str) -> String {
-    let clean = |name: &str| -> String {
-        let last = name.rsplit(['/', '\\']).next().unwrap_or_default();
-        let name: String =
-            last.chars().map(|c| if c.is_alphanumeric() || "-_. ".contains(c) { c } else { '_' }).collect();
-        name.trim().trim_start_matches('.').to_owned()
-    };
-    match clean(suggested) {
-        name if name.is_empty() => clean(fallback),
-        name => name,
-    }
 }
 
 // How lists are printed: a label column, then the value; tables for lists of them.
@@ -822,16 +757,6 @@ mod tests {
         assert_eq!(discrepancy_code("not-enrolled"), Ok(proto::DiscrepancyCode::NotEnrolled));
         let e = discrepancy_code("LATE").unwrap_err();
         assert!(e.contains("NOT_ELIGIBLE, ") && e.ends_with("UNKNOWN_SUBSCRIBER"), "{e}");
-    }
-
-    #[test]
-    fn suggested_names_stay_in_the_current_folder() {
-        assert_eq!(file_name("VNPT-2025-03.xlsx", "x.xlsx"), "VNPT-2025-03.xlsx");
-        assert_eq!(file_name("../../etc/passwd", "x.csv"), "passwd");
-        assert_eq!(file_name("C:\\Users\\a.csv", "x.csv"), "a.csv");
-        assert_eq!(file_name("..", "2025/03.csv"), "03.csv");
-        assert_eq!(file_name("", "2025-03-ab:cd.csv"), "2025-03-ab_cd.csv");
-        assert_eq!(file_name(".hidden", "x.csv"), "hidden");
     }
 
     #[test]
