@@ -178,3 +178,72 @@ async fn a_certificate_that_expires_while_connected_loses_its_connection() {
     let err = vnpt.who_am_i().await.expect_err("an expired certificate still answered");
     assert!(err.request_id().is_none(), "the call reached the hub: {err:?}");
 }
+
+/// Every list of the API asked for a page it cannot give (a negative size, or more than that
+/// list's most) is refused the same way: INVALID_ARGUMENT naming `page_size` and the size asked,
+/// rather than a page of another size than asked.
+#[tokio::test]
+async fn every_list_refuses_a_page_size_it_cannot_give_naming_the_field() {
+    let app = TestApp::spawn().await;
+    let ict = app.client("DOICT").await;
+    for size in [-1, 100_000] {
+        let answers: Vec<(&str, Result<(), Error>)> = vec![
+            (
+                "ListMembers",
+                ict.list_members(proto::ListMembersRequest { page_size: size, ..Default::default() }).await.map(drop),
+            ),
+            (
+                "ListBatches",
+                ict.list_batches(proto::ListBatchesRequest { page_size: size, ..Default::default() }).await.map(drop),
+            ),
+            (
+                "ListEnrollments",
+                ict.list_enrollments(proto::ListEnrollmentsRequest { page_size: size, ..Default::default() })
+                    .await
+                    .map(drop),
+            ),
+            (
+                "ListReconciliations",
+                ict.list_reconciliations(proto::ListReconciliationsRequest { page_size: size, ..Default::default() })
+                    .await
+                    .map(drop),
+            ),
+            (
+                "ListDiscrepancies",
+                ict.list_discrepancies(proto::ListDiscrepanciesRequest {
+                    operator: "VNPT".into(),
+                    update_id: "none".into(),
+                    page_size: size,
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+            ),
+            ("ListAllocations", ict.list_allocations(size, "").await.map(drop)),
+            (
+                "ListAllocationRecipients",
+                ict.list_allocation_recipients(proto::ListAllocationRecipientsRequest {
+                    decision_number: "none".into(),
+                    page_size: size,
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+            ),
+            ("ListInspections", ict.list_inspections(proto::InspectionStatus::Unspecified, size, "").await.map(drop)),
+            (
+                "QueryAudit",
+                ict.query_audit(proto::QueryAuditRequest { page_size: size, ..Default::default() }).await.map(drop),
+            ),
+            ("ListAuditCheckpoints", ict.list_audit_checkpoints(0, size).await.map(drop)),
+        ];
+        for (method, answer) in answers {
+            let err = answer.expect_err(method);
+            assert_eq!(err.code(), Some(Code::InvalidArgument), "{method} with {size}: {err}");
+            let fields: Vec<_> = err.violations().iter().map(|v| v.field.as_str()).collect();
+            assert_eq!(fields, ["page_size"], "{method} with {size}: {err}");
+            let description = &err.violations()[0].description;
+            assert!(description.contains(&size.to_string()), "{method} with {size}: {description}");
+        }
+    }
+}

@@ -214,16 +214,19 @@ impl AuditTree {
     pub async fn list_checkpoints(
         &self,
         after: i64,
-        page_size: i32,
+        page_size: u32,
     ) -> Result<(Vec<StoredCheckpoint>, i64), crate::domain::DomainError> {
-        use crate::domain::DomainError;
+        use crate::domain::{
+            DomainError,
+            paging::{DEFAULT_PAGE, MAX_PAGE},
+        };
         if after < 0 {
             return Err(DomainError::invalid("after_size", format!("{after} is not a tree size")));
         }
         let limit = match page_size {
-            0 => 100,
-            1..=1_000 => page_size as u32,
-            _ => return Err(DomainError::invalid("page_size", format!("{page_size} is not from 1 to 1,000"))),
+            0 => DEFAULT_PAGE,
+            1..=MAX_PAGE => page_size,
+            _ => return Err(DomainError::invalid("page_size", format!("is {page_size}; at most {MAX_PAGE}"))),
         };
         let page = self.store.checkpoints_after(after, limit).await?;
         let next = if page.len() == limit as usize { page.last().map_or(0, |c| c.tree_size) } else { 0 };

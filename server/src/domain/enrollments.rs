@@ -14,6 +14,7 @@ use super::{
     eligibility::{Decision, EligibilityService, Query, QueryKind, new_call_id},
     household::{CitizenId, HouseholdCode, format_date, free_text, name_enum, parse_date},
     member::{Caller, Role},
+    paging::{Page, paging},
     policy::Service,
 };
 use crate::domain::ports::{
@@ -372,13 +373,16 @@ impl EnrollmentService {
         }
     }
 
+    /// A page of enrolments, oldest first: an operator's own, any for ICT. `page_size` 0 asks
+    /// for the default, more than [`MAX_PAGE`](super::paging::MAX_PAGE) is refused; `page_token` is empty for the first
+    /// page.
     pub async fn list(
         &self,
         caller: &Caller,
         mut filter: EnrollmentFilter,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<Enrollment>, DomainError> {
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<Page<Enrollment>, DomainError> {
         match caller.member.role {
             Role::Operator => {
                 if filter.operator.as_deref().is_some_and(|o| o != caller.member.code.as_str()) {
@@ -389,7 +393,11 @@ impl EnrollmentService {
             Role::Ict => {}
             _ => return Err(DomainError::PermissionDenied("only operators and ICT read enrolments".into())),
         }
-        Ok(self.enrollment_store.list_enrollments(&filter, after, limit).await?)
+        let mut v = Violations::new();
+        let (limit, after) = paging(&mut v, page_size, page_token, 'e');
+        v.finish()?;
+        let rows = self.enrollment_store.list_enrollments(&filter, after.unwrap_or(0), limit + 1).await?;
+        Ok(Page::cut(rows, limit, |e| format!("e{}", e.id)))
     }
 }
 

@@ -1667,7 +1667,7 @@ impl ReconciliationService {
         page_size: u32,
         page_token: &str,
     ) -> Result<Page<ReconciledLine>, DomainError> {
-        let list = self.find(caller, operator, update_id).await?;
+        // The request's own fields first: a bad one is refused as such whichever list it names.
         let mut v = Violations::new();
         if let Some(h) = &filter.household_code {
             v.check("household_code", HouseholdCode::parse(h));
@@ -1675,6 +1675,7 @@ impl ReconciliationService {
         let (limit, after) = paging(&mut v, page_size, page_token, 'l');
         let after = after.unwrap_or(0);
         v.finish()?;
+        let list = self.find(caller, operator, update_id).await?;
         let rows = self.reconciliation_store.monthly_lines(list.id, &filter, after, limit + 1).await?;
         Page::cut(rows, limit, |r| format!("l{}", r.line_no)).try_map(|r| ReconciledLine::from_row(&r))
     }

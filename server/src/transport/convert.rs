@@ -3,7 +3,21 @@
 use telesub_proto::v1 as pb;
 use time::OffsetDateTime;
 
-use crate::domain::member::{Member, MemberStatus, Role};
+use crate::domain::{
+    DomainError,
+    member::{Member, MemberStatus, Role},
+};
+
+/// The size of page a list request asks for, as the domain takes it: a negative one is refused
+/// naming the field, in the same words on every list (each list sets its own most).
+pub(super) fn page_size(asked: i32) -> Result<u32, String> {
+    u32::try_from(asked).map_err(|_| format!("is {asked}; a page size is not negative (0 asks for the default)"))
+}
+
+/// [`page_size`], refused as the call's error.
+pub(super) fn page_size_or_invalid(asked: i32) -> Result<u32, DomainError> {
+    page_size(asked).map_err(|e| DomainError::invalid("page_size", e))
+}
 
 pub(super) fn timestamp(t: OffsetDateTime) -> prost_types::Timestamp {
     prost_types::Timestamp { seconds: t.unix_timestamp(), nanos: t.nanosecond() as i32 }

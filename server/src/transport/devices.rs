@@ -5,7 +5,12 @@ use telesub_proto::v1::{self as pb, device_allocation_server::DeviceAllocation};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::{CallContext, convert::timestamp, eligibility::device_priority_to_pb, households::category_to_pb};
+use super::{
+    CallContext,
+    convert::{page_size_or_invalid, timestamp},
+    eligibility::device_priority_to_pb,
+    households::category_to_pb,
+};
 use crate::audit::SubjectKind;
 use crate::{
     domain::ports::devices::{AllocationDecision, Handover, RecipientView},
@@ -183,10 +188,6 @@ fn recipient_to_pb(decision_number: &str, r: &RecipientView, priority: &[DeviceP
     }
 }
 
-fn page_size(n: i32) -> Result<u32, DomainError> {
-    u32::try_from(n).map_err(|_| DomainError::invalid("page_size", format!("{n} is not a page size")))
-}
-
 #[tonic::async_trait]
 impl DeviceAllocation for DevicesApi {
     type PublishedRecipientsStream = ReceiverStream<Result<pb::FileChunk, Status>>;
@@ -355,8 +356,9 @@ impl DeviceAllocation for DevicesApi {
     ) -> Result<Response<pb::ListAllocationsResponse>, Status> {
         let ctx = CallContext::of(&request)?;
         let r = request.get_ref();
-        let page =
-            async { self.service.list(page_size(r.page_size)?, &r.page_token).await }.await.map_err(|e| ctx.fail(e))?;
+        let page = async { self.service.list(page_size_or_invalid(r.page_size)?, &r.page_token).await }
+            .await
+            .map_err(|e| ctx.fail(e))?;
         let mut allocations = Vec::with_capacity(page.items.len());
         for a in &page.items {
             allocations.push(self.to_pb(a).await);
@@ -382,7 +384,7 @@ impl DeviceAllocation for DevicesApi {
                     &r.decision_number,
                     &r.unit_code,
                     handed_over,
-                    page_size(r.page_size)?,
+                    page_size_or_invalid(r.page_size)?,
                     &r.page_token,
                 )
                 .await

@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::{
     CallContext,
-    convert::timestamp,
+    convert::{page_size_or_invalid, timestamp},
     eligibility::{service_from_pb, service_to_pb},
     households::optional_date,
 };
@@ -14,10 +14,8 @@ use crate::audit::SubjectKind;
 use crate::{
     domain::ports::enrollments::{Enrollment, EnrollmentFilter},
     domain::{
-        DomainError,
         enrollments::{DeenrollInput, EndReason, EnrollInput, EnrollmentService, Refused},
         household::format_date,
-        paging::{DEFAULT_PAGE, MAX_PAGE, Page},
         policy::Service,
     },
 };
@@ -72,20 +70,6 @@ pub(super) fn enrollment_to_pb(e: &Enrollment) -> pb::Enrollment {
         recorded_at: Some(timestamp(e.recorded_at)),
         ended_at: e.ended_at.map(timestamp),
     }
-}
-
-fn page_token(after: i64) -> String {
-    format!("e{after}")
-}
-
-fn after_token(token: &str) -> Result<i64, DomainError> {
-    if token.is_empty() {
-        return Ok(0);
-    }
-    token
-        .strip_prefix('e')
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| DomainError::invalid("page_token", "not a token this method gave"))
 }
 
 #[tonic::async_trait]
@@ -151,16 +135,14 @@ impl Enrollments for EnrollmentsApi {
         let ctx = CallContext::of(&request)?;
         let r = request.get_ref();
         let active_on = optional_date("active_on", &r.active_on).map_err(|e| ctx.fail(e))?;
-        let after = after_token(&r.page_token).map_err(|e| ctx.fail(e))?;
-        let limit = u32::try_from(r.page_size).ok().filter(|n| *n > 0).unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
+        let size = page_size_or_invalid(r.page_size).map_err(|e| ctx.fail(e))?;
         let filter = EnrollmentFilter {
             operator: (!r.operator.is_empty()).then(|| r.operator.clone()),
             household_code: (!r.household_code.is_empty()).then(|| r.household_code.clone()),
             active_on,
         };
         ctx.looked_up(SubjectKind::HouseholdCode, [r.household_code.as_str()]);
-        let rows = self.service.list(ctx.caller()?, filter, after, limit + 1).await.map_err(|e| ctx.fail(e))?;
-        let page = Page::cut(rows, limit, |e| page_token(e.id));
+        let page = self.service.list(ctx.caller()?, filter, size, &r.page_token).await.map_err(|e| ctx.fail(e))?;
         Ok(Response::new(pb::ListEnrollmentsResponse {
             enrollments: page.items.iter().map(enrollment_to_pb).collect(),
             next_page_token: page.next.unwrap_or_default(),

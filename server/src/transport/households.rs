@@ -7,7 +7,10 @@ use telesub_proto::v1::{
 };
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{CallContext, convert::timestamp};
+use super::{
+    CallContext,
+    convert::{page_size_or_invalid, timestamp},
+};
 use crate::audit::SubjectKind;
 use crate::domain::{
     DomainError,
@@ -289,8 +292,7 @@ impl HouseholdRegistry for HouseholdsApi {
     ) -> Result<Response<pb::ListBatchesResponse>, Status> {
         let ctx = CallContext::of(&request)?;
         let r = request.get_ref();
-        let size = u32::try_from(r.page_size)
-            .map_err(|_| ctx.fail(DomainError::invalid("page_size", "must not be negative")))?;
+        let size = page_size_or_invalid(r.page_size).map_err(|e| ctx.fail(e))?;
         let page = self.registry.list_batches(size, &r.page_token).await.map_err(|e| ctx.fail(e))?;
         Ok(Response::new(pb::ListBatchesResponse {
             batches: page.items.iter().map(receipt_to_pb).collect(),

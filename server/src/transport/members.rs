@@ -5,7 +5,7 @@ use tonic::{Request, Response, Status};
 
 use super::{
     CallContext,
-    convert::{member_to_pb, role_from_pb, status_from_pb},
+    convert::{member_to_pb, page_size, role_from_pb, status_from_pb},
 };
 use crate::domain::{
     DomainError, Violations,
@@ -85,7 +85,7 @@ impl Members for MembersApi {
         let ctx = CallContext::of(&request)?;
         let r = request.get_ref();
         let mut v = Violations::new();
-        let page_size = v.check("page_size", u32::try_from(r.page_size).map_err(|_| "must not be negative".to_owned()));
+        let page_size = v.check("page_size", page_size(r.page_size));
         let role = if r.role == 0 { None } else { v.check("role", role_from_pb(r.role)) };
         let status = v.check("status", status_from_pb(r.status)).flatten();
         v.finish().map_err(|e| ctx.fail(e))?;

@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{
     CallContext,
-    convert::timestamp,
+    convert::{page_size_or_invalid, timestamp},
     eligibility::{service_from_pb, service_to_pb},
 };
 use crate::{
@@ -207,10 +207,6 @@ fn summary_to_pb(s: &Summary) -> pb::MonthlyReconciliation {
     }
 }
 
-fn page_size(n: i32) -> Result<u32, DomainError> {
-    u32::try_from(n).map_err(|_| DomainError::invalid("page_size", format!("{n} is not a page size")))
-}
-
 fn text(s: &str) -> Option<String> {
     let s = s.trim();
     (!s.is_empty()).then(|| s.to_owned())
@@ -310,7 +306,7 @@ impl Reconciliation for ReconciliationApi {
                 .list(
                     ctx.caller().map_err(|_| DomainError::Internal("no caller".into()))?,
                     filter,
-                    page_size(r.page_size)?,
+                    page_size_or_invalid(r.page_size)?,
                     &r.page_token,
                 )
                 .await
@@ -357,7 +353,9 @@ impl Reconciliation for ReconciliationApi {
                 include_ok: r.include_ok,
                 exceptions_only: r.exceptions_only,
             };
-            self.service.lines(caller, &r.operator, &r.update_id, filter, page_size(r.page_size)?, &r.page_token).await
+            self.service
+                .lines(caller, &r.operator, &r.update_id, filter, page_size_or_invalid(r.page_size)?, &r.page_token)
+                .await
         }
         .await
         .map_err(|e| ctx.fail(e))?;

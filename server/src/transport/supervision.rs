@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status};
 
 use std::sync::Arc;
 
+use super::convert::page_size_or_invalid;
 use super::reconciliation::{code_to_pb, status_to_pb};
 use super::{
     CallContext,
@@ -510,8 +511,7 @@ impl Supervision for SupervisionApi {
             _ => None,
         };
         let page = async {
-            let size =
-                u32::try_from(r.page_size).map_err(|_| DomainError::invalid("page_size", "is not a page size"))?;
+            let size = page_size_or_invalid(r.page_size)?;
             let caller = ctx.caller().map_err(|_| DomainError::Internal("no caller".into()))?;
             self.inspections.list(caller, status, size, &r.page_token).await
         }
@@ -557,8 +557,7 @@ impl Supervision for SupervisionApi {
                 citizen_id: r.citizen_id.clone(),
                 household_code: r.household_code.clone(),
             };
-            let size =
-                u32::try_from(r.page_size).map_err(|_| DomainError::invalid("page_size", "is not a page size"))?;
+            let size = page_size_or_invalid(r.page_size)?;
             self.service.query(&query, size, &r.page_token).await
         }
         .await
@@ -584,7 +583,9 @@ impl Supervision for SupervisionApi {
     ) -> Result<Response<pb::ListAuditCheckpointsResponse>, Status> {
         let ctx = CallContext::of(&request)?;
         let r = request.get_ref();
-        let (page, next) = self.tree.list_checkpoints(r.after_size, r.page_size).await.map_err(|e| ctx.fail(e))?;
+        let (page, next) = async { self.tree.list_checkpoints(r.after_size, page_size_or_invalid(r.page_size)?).await }
+            .await
+            .map_err(|e| ctx.fail(e))?;
         Ok(Response::new(pb::ListAuditCheckpointsResponse {
             checkpoints: page.iter().map(|c| checkpoint_to_pb(c, &self.tree)).collect(),
             next_after_size: next,
