@@ -41,7 +41,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use telesub_client::{Client, Error, proto};
+use telesub_client::{Client, Error, display::vnd, proto};
 
 const USAGE: &str = "usage: device_allocation ENDPOINT TLS_DIR ICT_ORG COMMITTEE_ORG [EDUCATION_ORG] \
                      [--decision NUMBER] [--nominate CODE]...\n\
@@ -120,19 +120,6 @@ fn civil_date(days: i64) -> String {
 fn today() -> String {
     let seconds = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
     civil_date(i64::try_from((seconds + 7 * 3_600) / 86_400).unwrap_or_default())
-}
-
-/// An amount as `500,000 VND`.
-fn vnd(amount: i64) -> String {
-    let digits = amount.unsigned_abs().to_string();
-    let mut text = String::from(if amount < 0 { "-" } else { "" });
-    for (i, d) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            text.push(',');
-        }
-        text.push(d);
-    }
-    text + " VND"
 }
 
 fn status_name(a: &proto::Allocation) -> &'static str {

@@ -28,7 +28,7 @@
 //! Exit status: 0 done, 1 the hub refused (the error is printed) or could not be reached,
 //! 2 bad command line.
 
-use telesub_client::{Client, Error, proto};
+use telesub_client::{Client, Error, display::vnd, proto};
 
 const USAGE: &str = "usage: ict_dashboard_report ENDPOINT TLS_DIR ORG PERIOD [UNIT]\n\
                      e.g.   ict_dashboard_report https://localhost:50051 ./dev-tls DOICT 2025-03";
@@ -85,19 +85,6 @@ fn write_line(line: std::fmt::Arguments<'_>) {
         eprintln!("error: writing to standard output: {e}");
         std::process::exit(1);
     }
-}
-
-/// An amount as `1,234,567 VND`.
-fn vnd(amount: i64) -> String {
-    let digits = amount.unsigned_abs().to_string();
-    let mut text = String::from(if amount < 0 { "-" } else { "" });
-    for (i, d) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            text.push(',');
-        }
-        text.push(d);
-    }
-    text + " VND"
 }
 
 /// `+12`, `-3`, `+0`: the change from the month before.

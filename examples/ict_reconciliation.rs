@@ -39,7 +39,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use telesub_client::{Client, Error, files, proto};
+use telesub_client::{Client, Error, display::vnd, files, proto};
 
 /// Lines with a discrepancy printed per list.
 const FIRST_FEW: i32 = 5;
@@ -80,19 +80,6 @@ fn args() -> Option<Args> {
     }
     let [endpoint, tls_dir, org, period, out]: [String; 5] = positional.try_into().ok()?;
     Some(Args { endpoint, tls_dir: tls_dir.into(), org, period, out: out.into(), confirm_ok_lines, reject })
-}
-
-/// An amount as `1,234,567 VND`.
-fn vnd(amount: i64) -> String {
-    let digits = amount.unsigned_abs().to_string();
-    let mut text = String::from(if amount < 0 { "-" } else { "" });
-    for (i, d) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            text.push(',');
-        }
-        text.push(d);
-    }
-    text + " VND"
 }
 
 fn status_name(r: &proto::MonthlyReconciliation) -> &'static str {

@@ -33,7 +33,7 @@ use std::{
 };
 
 use futures_util::stream;
-use telesub_client::{Client, Error, MonthlyLineReader, MonthlyLineWriter, files, proto};
+use telesub_client::{Client, Error, MonthlyLineReader, MonthlyLineWriter, display::vnd, files, proto};
 
 struct Args {
     endpoint: String,
@@ -88,19 +88,6 @@ fn update_id(period: &str, lines: &[proto::MonthlyLine]) -> Result<String, Box<d
     let digest = ring::digest::digest(&ring::digest::SHA256, &writer.finish()?);
     let hex: String = digest.as_ref()[..6].iter().map(|b| format!("{b:02x}")).collect();
     Ok(format!("billing-{period}-{hex}"))
-}
-
-/// An amount as `1,234,567 VND`.
-fn vnd(amount: i64) -> String {
-    let digits = amount.unsigned_abs().to_string();
-    let mut text = String::from(if amount < 0 { "-" } else { "" });
-    for (i, d) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            text.push(',');
-        }
-        text.push(d);
-    }
-    text + " VND"
 }
 
 fn short(name: &str, prefix: &str) -> String {

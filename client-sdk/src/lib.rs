@@ -21,6 +21,7 @@
 //! calls that change data are never retried by the SDK.
 
 mod client;
+pub mod display;
 mod error;
 pub mod files;
 mod probe;

@@ -28,7 +28,7 @@ use crate::{
     exit::Exit,
     output::OutputArgs,
     progress,
-    show::{grouped, short, table, timestamp},
+    show::{grouped, short, table, timestamp, vnd},
 };
 
 #[derive(Subcommand)]
@@ -581,8 +581,8 @@ fn show_list(r: &proto::MonthlyReconciliation) {
     field("claims", f.claims);
     field("unclaimed", f.unclaimed);
     field("OK lines", f.lines_ok);
-    field("claimed", format!("{} VND", grouped(f.amount_claimed)));
-    field("confirmable", format!("{} VND", grouped(f.amount_confirmable)));
+    field("claimed", vnd(f.amount_claimed));
+    field("confirmable", vnd(f.amount_confirmable));
     let by_code: Vec<String> = f
         .by_code
         .iter()

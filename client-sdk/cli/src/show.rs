@@ -188,22 +188,7 @@ pub(crate) fn table_lines(header: &[&str], rows: &[Vec<String>], indent: &str) -
         .collect()
 }
 
-/// `60,000` for 60000: amounts in đồng are read at a counter.
-pub(crate) fn grouped(amount: i64) -> String {
-    let digits = amount.unsigned_abs().to_string();
-    let mut grouped = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    format!("{}{grouped}", if amount < 0 { "-" } else { "" })
-}
-
-pub(crate) fn vnd(amount: i64) -> String {
-    format!("{} VND", grouped(amount))
-}
+pub(crate) use telesub_client::display::{grouped, vnd};
 
 pub(crate) fn decision(d: &proto::EligibilityDecision) {
     field("eligible", if d.eligible { "yes" } else { "no" });

@@ -16,7 +16,7 @@ use std::{
     time::Instant,
 };
 
-use telesub_client::{Client, Error as ClientError, proto};
+use telesub_client::{Client, Error as ClientError, display::vnd, proto};
 use tokio::sync::oneshot;
 
 use telesub_server::{
@@ -330,19 +330,6 @@ fn claim(household: &str, subscriber: &str, phone: &str) -> proto::MonthlyLine {
         used: true,
         unclaimed_reason: 0,
     }
-}
-
-/// An amount as `1,234,567 VND`.
-fn vnd(amount: i64) -> String {
-    let digits = amount.unsigned_abs().to_string();
-    let mut text = String::new();
-    for (i, d) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            text.push(',');
-        }
-        text.push(d);
-    }
-    format!("{}{text} VND", if amount < 0 { "-" } else { "" })
 }
 
 fn status_name(r: &proto::MonthlyReconciliation) -> &'static str {
