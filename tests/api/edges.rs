@@ -183,6 +183,94 @@ async fn a_certificate_that_expires_while_connected_loses_its_connection() {
 /// list's most) is refused the same way: INVALID_ARGUMENT naming `page_size` and the size asked,
 /// rather than a page of another size than asked.
 #[tokio::test]
+async fn every_list_refuses_a_page_token_it_did_not_give_naming_the_field() {
+    let app = TestApp::spawn().await;
+    let ict = app.client("DOICT").await;
+    let mut wrong = Vec::new();
+    let long = "9".repeat(10_000);
+    for token in ["not a token", "-1", "+7", "e-1", "e+7", "s-1", "a-1", "r-1", "i-1", "l-1", "\u{0}", &long] {
+        let page_token = || token.to_owned();
+        let answers: Vec<(&str, Result<(), Error>)> = vec![
+            (
+                "ListMembers",
+                ict.list_members(proto::ListMembersRequest { page_token: page_token(), ..Default::default() })
+                    .await
+                    .map(drop),
+            ),
+            (
+                "ListBatches",
+                ict.list_batches(proto::ListBatchesRequest { page_token: page_token(), ..Default::default() })
+                    .await
+                    .map(drop),
+            ),
+            (
+                "ListEnrollments",
+                ict.list_enrollments(proto::ListEnrollmentsRequest { page_token: page_token(), ..Default::default() })
+                    .await
+                    .map(drop),
+            ),
+            (
+                "ListReconciliations",
+                ict.list_reconciliations(proto::ListReconciliationsRequest {
+                    page_token: page_token(),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+            ),
+            (
+                "ListDiscrepancies",
+                ict.list_discrepancies(proto::ListDiscrepanciesRequest {
+                    operator: "VNPT".into(),
+                    update_id: "none".into(),
+                    page_token: page_token(),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+            ),
+            ("ListAllocations", ict.list_allocations(0, token).await.map(drop)),
+            (
+                "ListAllocationRecipients",
+                ict.list_allocation_recipients(proto::ListAllocationRecipientsRequest {
+                    decision_number: "none".into(),
+                    page_token: page_token(),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+            ),
+            ("ListInspections", ict.list_inspections(proto::InspectionStatus::Unspecified, 0, token).await.map(drop)),
+            (
+                "QueryAudit",
+                ict.query_audit(proto::QueryAuditRequest { page_token: page_token(), ..Default::default() })
+                    .await
+                    .map(drop),
+            ),
+        ];
+        let shown: String = token.chars().take(20).collect();
+        for (method, answer) in answers {
+            match answer {
+                Ok(()) => wrong.push(format!("{method} with {shown:?}: answered")),
+                Err(err) => {
+                    let fields: Vec<_> = err.violations().iter().map(|v| v.field.as_str()).collect();
+                    if err.code() != Some(Code::InvalidArgument)
+                        || fields != ["page_token"]
+                        || err.to_string().len() > 2_000
+                    {
+                        wrong.push(format!(
+                            "{method} with {shown:?}: {}",
+                            err.to_string().chars().take(300).collect::<String>()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[tokio::test]
 async fn every_list_refuses_a_page_size_it_cannot_give_naming_the_field() {
     let app = TestApp::spawn().await;
     let ict = app.client("DOICT").await;

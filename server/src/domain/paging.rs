@@ -49,10 +49,19 @@ pub fn paging(v: &mut Violations, page_size: u32, token: &str, prefix: char) -> 
         "" => None,
         t => v.check(
             "page_token",
-            t.strip_prefix(prefix).and_then(|n| n.parse().ok()).ok_or("is not a token this hub gave out".to_owned()),
+            t.strip_prefix(prefix).and_then(position).ok_or("is not a token this hub gave out".to_owned()),
         ),
     };
     (if page_size == 0 { DEFAULT_PAGE } else { page_size }, from)
+}
+
+/// The position a token names: the key of a page's last row, as the hub writes it (digits only,
+/// so that `-1` or `+7`, which the hub never gives out, are refused rather than read).
+pub fn position(text: &str) -> Option<i64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 #[cfg(test)]
@@ -79,5 +88,14 @@ mod tests {
         paging(&mut v, MAX_PAGE + 1, "b42", 'a');
         let err = format!("{:?}", v.finish().unwrap_err());
         assert!(err.contains("page_size") && err.contains("page_token"), "{err}");
+    }
+
+    #[test]
+    fn a_token_names_a_position_in_digits_only() {
+        assert_eq!(position("42"), Some(42));
+        assert_eq!(position("0"), Some(0));
+        for refused in ["", "-1", "+7", " 7", "7 ", "1e3", "99999999999999999999"] {
+            assert_eq!(position(refused), None, "{refused:?}");
+        }
     }
 }

@@ -21,7 +21,7 @@ use super::{
         RemovalReason, ReviewPeriod, check_record, format_date, free_text, name_enum, parse_date,
     },
     member::{Caller, OrgCode, Role},
-    paging::Page,
+    paging::{self, Page},
     unit_registry::UnitRegistry,
     units::UnitTable,
 };
@@ -359,7 +359,10 @@ impl HouseholdRegistry {
         let before = if page_token.is_empty() {
             None
         } else {
-            v.check("page_token", page_token.parse::<i64>().map_err(|_| "is not a token this hub gave out".to_owned()))
+            v.check(
+                "page_token",
+                paging::position(page_token).ok_or_else(|| "is not a token this hub gave out".to_owned()),
+            )
         };
         v.finish()?;
         let limit = if page_size == 0 { 50 } else { page_size };
