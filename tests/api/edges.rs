@@ -335,3 +335,92 @@ async fn every_list_refuses_a_page_size_it_cannot_give_naming_the_field() {
         }
     }
 }
+
+/// A day that is not in the calendar and a month that is not a month get one answer from every
+/// read that takes them: INVALID_ARGUMENT naming the field, and the value in the description.
+#[tokio::test]
+async fn every_read_refuses_a_day_or_month_that_is_not_one_naming_the_field() {
+    let app = TestApp::spawn().await;
+    let ict = app.client("DOICT").await;
+    let vnpt = app.client("VNPT").await;
+    const DAY: &str = "2025-02-30";
+    const MONTH: &str = "2025-13";
+    let citizen = || proto::check_eligibility_request::Key::CitizenId("001080000001".into());
+    let answers: Vec<(&str, &str, Result<(), Error>)> = vec![
+        ("GetPolicy", "as_of", ict.get_policy(DAY).await.map(drop)),
+        ("CheckEligibility", "as_of", vnpt.check_eligibility(citizen(), DAY).await.map(drop)),
+        ("GetHousehold", "as_of", ict.get_household("HH-1", DAY).await.map(drop)),
+        ("FindHouseholds", "as_of", ict.find_by_citizen_id("001080000001", DAY).await.map(drop)),
+        (
+            "ListEnrollments",
+            "active_on",
+            ict.list_enrollments(proto::ListEnrollmentsRequest { active_on: DAY.into(), ..Default::default() })
+                .await
+                .map(drop),
+        ),
+        (
+            "ListUnits",
+            "as_of",
+            ict.list_units(proto::ListUnitsRequest { as_of: DAY.into(), ..Default::default() }).await.map(drop),
+        ),
+        (
+            "ListReconciliations",
+            "period",
+            ict.list_reconciliations(proto::ListReconciliationsRequest { period: MONTH.into(), ..Default::default() })
+                .await
+                .map(drop),
+        ),
+        (
+            "GetProgrammeStatistics",
+            "period",
+            ict.get_programme_statistics(proto::GetProgrammeStatisticsRequest {
+                period: MONTH.into(),
+                ..Default::default()
+            })
+            .await
+            .map(drop),
+        ),
+        (
+            "PublicStatistics",
+            "period",
+            ict.public_statistics(proto::PublicStatisticsRequest { period: MONTH.into(), ..Default::default() })
+                .await
+                .map(drop),
+        ),
+        ("ExportStatistics", "period", {
+            match ict
+                .export_statistics(proto::ExportStatisticsRequest {
+                    period: MONTH.into(),
+                    format: proto::StatisticsFormat::PublicCsv.into(),
+                    ..Default::default()
+                })
+                .await
+            {
+                Ok(mut chunks) => match futures_util::StreamExt::next(&mut chunks).await {
+                    Some(Err(e)) => Err(e),
+                    _ => Ok(()),
+                },
+                Err(e) => Err(e),
+            }
+        }),
+    ];
+    let mut wrong = Vec::new();
+    for (method, field, answer) in answers {
+        let value = if field == "period" { MONTH } else { DAY };
+        match answer {
+            Ok(()) => wrong.push(format!("{method}: answered")),
+            Err(err) => {
+                let named: Vec<_> =
+                    err.violations().iter().map(|v| (v.field.as_str(), v.description.as_str())).collect();
+                let right = err.code() == Some(Code::InvalidArgument)
+                    && named.len() == 1
+                    && named[0].0 == field
+                    && named[0].1.contains(value);
+                if !right {
+                    wrong.push(format!("{method}: {err} {named:?}"));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
