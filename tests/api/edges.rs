@@ -423,4 +423,15 @@ async fn every_read_refuses_a_day_or_month_that_is_not_one_naming_the_field() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // An export with neither a format nor a month names both.
+    let err = match ict
+        .export_statistics(proto::ExportStatisticsRequest { period: MONTH.into(), ..Default::default() })
+        .await
+    {
+        Ok(mut chunks) => futures_util::StreamExt::next(&mut chunks).await.and_then(Result::err),
+        Err(e) => Some(e),
+    }
+    .expect("an export without a format is refused");
+    let fields: Vec<_> = err.violations().iter().map(|v| v.field.as_str()).collect();
+    assert_eq!((err.code(), fields), (Some(Code::InvalidArgument), vec!["format", "period"]), "{err}");
 }

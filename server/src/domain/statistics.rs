@@ -271,12 +271,30 @@ impl StatisticsService {
         kept.figures.insert(key, s);
     }
 
+    /// The refusal of a request for figures with something wrong beside its period and unit
+    /// (`field`, such as an export's format), naming with it whatever is wrong with those too.
+    pub async fn refuse(&self, period: &str, unit: &str, field: &str, description: &str) -> DomainError {
+        let mut v = Violations::new();
+        v.add(field, description);
+        self.plan_after(v, None, period, unit).await.err().unwrap_or_else(|| DomainError::invalid(field, description))
+    }
+
     /// What a computation of `period` for `unit` counts, after the caller's right to read it
     /// and the input are checked.
     async fn plan(&self, caller: Option<&Caller>, period: &str, unit: &str) -> Result<Plan, DomainError> {
+        self.plan_after(Violations::new(), caller, period, unit).await
+    }
+
+    /// [`Self::plan`], with `v` holding what the caller already found wrong.
+    async fn plan_after(
+        &self,
+        mut v: Violations,
+        caller: Option<&Caller>,
+        period: &str,
+        unit: &str,
+    ) -> Result<Plan, DomainError> {
         let policy = self.policy.table().await?;
         let units = self.units.table().await?;
-        let mut v = Violations::new();
         let bounds = v.check("period", check_period(period.trim(), policy.first_day(), self.clock.today()));
         let asked = match unit.trim() {
             "" => None,

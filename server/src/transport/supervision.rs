@@ -414,7 +414,11 @@ impl Supervision for SupervisionApi {
                 let unit = if s.unit_code.is_empty() { "tinh".to_owned() } else { s.unit_code.clone() };
                 (data, format!("thong-ke-cong-khai-{}-{unit}.csv", s.period), "text/csv; charset=utf-8")
             }
-            _ => return Err(ctx.fail(DomainError::invalid("format", "choose XLSX or PUBLIC_CSV"))),
+            _ => {
+                let refusal =
+                    self.statistics.refuse(&r.period, &r.unit_code, "format", "choose XLSX or PUBLIC_CSV").await;
+                return Err(ctx.fail(refusal));
+            }
         };
         Ok(Response::new(super::file_stream(data, file_name, content_type)))
     }
