@@ -435,3 +435,86 @@ async fn every_read_refuses_a_day_or_month_that_is_not_one_naming_the_field() {
     let fields: Vec<_> = err.violations().iter().map(|v| v.field.as_str()).collect();
     assert_eq!((err.code(), fields), (Some(Code::InvalidArgument), vec!["format", "period"]), "{err}");
 }
+
+/// A list filtered by a number its enum does not have is refused naming the filter, on every
+/// list with such a filter: read as "no filter", it answered every row for a filter the caller
+/// meant to narrow.
+#[tokio::test]
+async fn every_list_refuses_a_filter_number_its_enum_does_not_have() {
+    let app = TestApp::spawn().await;
+    let ict = app.client("DOICT").await;
+    const NONE: i32 = 99;
+    let answers: Vec<(&str, &str, Result<(), Error>)> = vec![
+        (
+            "ListMembers",
+            "role",
+            ict.list_members(proto::ListMembersRequest { role: NONE, ..Default::default() }).await.map(drop),
+        ),
+        (
+            "ListMembers",
+            "status",
+            ict.list_members(proto::ListMembersRequest { status: NONE, ..Default::default() }).await.map(drop),
+        ),
+        (
+            "ListReconciliations",
+            "status",
+            ict.list_reconciliations(proto::ListReconciliationsRequest { status: NONE, ..Default::default() })
+                .await
+                .map(drop),
+        ),
+        (
+            "ListDiscrepancies",
+            "code",
+            ict.list_discrepancies(proto::ListDiscrepanciesRequest {
+                operator: "VNPT".into(),
+                update_id: "none".into(),
+                code: NONE,
+                ..Default::default()
+            })
+            .await
+            .map(drop),
+        ),
+        (
+            "ListAllocationRecipients",
+            "status",
+            ict.list_allocation_recipients(proto::ListAllocationRecipientsRequest {
+                decision_number: "none".into(),
+                status: NONE,
+                ..Default::default()
+            })
+            .await
+            .map(drop),
+        ),
+        ("ListInspections", "status", {
+            // The SDK takes the enum; the number goes by hand.
+            let request = proto::ListInspectionsRequest { status: NONE, ..Default::default() }.encode_to_vec();
+            let channel = raw::channel(&app, "DOICT").await;
+            let status =
+                raw::outcome(raw::open(channel, "/telesub.v1.Supervision/ListInspections", request).await).await;
+            if status.code() == tonic::Code::Ok { Ok(()) } else { Err(Error::from(status)) }
+        }),
+        (
+            "ListUnits",
+            "level",
+            ict.list_units(proto::ListUnitsRequest { level: NONE, ..Default::default() }).await.map(drop),
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (method, field, answer) in answers {
+        match answer {
+            Ok(()) => wrong.push(format!("{method} with {field} {NONE}: answered")),
+            Err(err) => {
+                let named: Vec<_> =
+                    err.violations().iter().map(|v| (v.field.as_str(), v.description.as_str())).collect();
+                if err.code() != Some(Code::InvalidArgument)
+                    || named.len() != 1
+                    || named[0].0 != field
+                    || !named[0].1.contains("99")
+                {
+                    wrong.push(format!("{method} with {field} {NONE}: {err} {named:?}"));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

@@ -372,12 +372,18 @@ impl DeviceAllocation for DevicesApi {
     ) -> Result<Response<pb::ListAllocationRecipientsResponse>, Status> {
         let ctx = CallContext::of(&request)?;
         let r = request.get_ref();
-        let handed_over = match pb::RecipientStatus::try_from(r.status) {
-            Ok(pb::RecipientStatus::NotYet) => Some(false),
-            Ok(pb::RecipientStatus::HandedOver) => Some(true),
-            _ => None,
-        };
         let page = async {
+            let handed_over = match pb::RecipientStatus::try_from(r.status) {
+                Ok(pb::RecipientStatus::Unspecified) => None,
+                Ok(pb::RecipientStatus::NotYet) => Some(false),
+                Ok(pb::RecipientStatus::HandedOver) => Some(true),
+                Err(_) => {
+                    return Err(DomainError::invalid(
+                        "status",
+                        format!("{} is not a recipient status: NOT_YET or HANDED_OVER, or none for all", r.status),
+                    ));
+                }
+            };
             self.service
                 .recipients(
                     ctx.caller().map_err(|_| DomainError::Internal("no caller".into()))?,

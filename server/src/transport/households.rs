@@ -360,12 +360,14 @@ impl UnitsApi {
     }
 }
 
-fn level(n: i32) -> Option<UnitLevel> {
-    match pb::UnitLevel::try_from(n).ok()? {
-        pb::UnitLevel::Unspecified => None,
-        pb::UnitLevel::Province => Some(UnitLevel::Province),
-        pb::UnitLevel::District => Some(UnitLevel::District),
-        pb::UnitLevel::Commune => Some(UnitLevel::Commune),
+/// The level a number names (`None` for none); a number the enum does not have is refused.
+fn level(n: i32) -> Result<Option<UnitLevel>, String> {
+    match pb::UnitLevel::try_from(n) {
+        Ok(pb::UnitLevel::Unspecified) => Ok(None),
+        Ok(pb::UnitLevel::Province) => Ok(Some(UnitLevel::Province)),
+        Ok(pb::UnitLevel::District) => Ok(Some(UnitLevel::District)),
+        Ok(pb::UnitLevel::Commune) => Ok(Some(UnitLevel::Commune)),
+        Err(_) => Err(format!("{n} is not a unit level: PROVINCE, DISTRICT or COMMUNE, or none for all")),
     }
 }
 
@@ -400,7 +402,8 @@ impl AdministrativeUnits for UnitsApi {
         } else {
             Some(UnitCode::parse(&r.parent_code).map_err(|e| ctx.fail(DomainError::invalid("parent_code", e)))?)
         };
-        let units = self.units.list(as_of, level(r.level), parent.as_ref()).await.map_err(|e| ctx.fail(e))?;
+        let level = level(r.level).map_err(|e| ctx.fail(DomainError::invalid("level", e)))?;
+        let units = self.units.list(as_of, level, parent.as_ref()).await.map_err(|e| ctx.fail(e))?;
         Ok(Response::new(pb::ListUnitsResponse { units: units.iter().map(unit_to_pb).collect() }))
     }
 
@@ -414,7 +417,9 @@ impl AdministrativeUnits for UnitsApi {
             .units
             .into_iter()
             .map(|u| UnitInput {
-                level: level(u.level),
+                // An unknown number is a level not given: the register names the field and
+                // the levels it takes.
+                level: level(u.level).ok().flatten(),
                 code: u.code,
                 name: u.name,
                 parent_code: u.parent_code,

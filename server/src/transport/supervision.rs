@@ -509,12 +509,18 @@ impl Supervision for SupervisionApi {
     ) -> Result<Response<pb::ListInspectionsResponse>, Status> {
         let ctx = CallContext::of(&request)?;
         let r = request.get_ref();
-        let status = match pb::InspectionStatus::try_from(r.status) {
-            Ok(pb::InspectionStatus::Open) => Some(InspectionStatus::Open),
-            Ok(pb::InspectionStatus::Closed) => Some(InspectionStatus::Closed),
-            _ => None,
-        };
         let page = async {
+            let status = match pb::InspectionStatus::try_from(r.status) {
+                Ok(pb::InspectionStatus::Unspecified) => None,
+                Ok(pb::InspectionStatus::Open) => Some(InspectionStatus::Open),
+                Ok(pb::InspectionStatus::Closed) => Some(InspectionStatus::Closed),
+                Err(_) => {
+                    return Err(DomainError::invalid(
+                        "status",
+                        format!("{} is not an inspection status: OPEN or CLOSED, or none for all", r.status),
+                    ));
+                }
+            };
             let size = page_size_or_invalid(r.page_size)?;
             let caller = ctx.caller().map_err(|_| DomainError::Internal("no caller".into()))?;
             self.inspections.list(caller, status, size, &r.page_token).await
