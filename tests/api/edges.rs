@@ -477,3 +477,25 @@ async fn every_list_refuses_a_filter_number_its_enum_does_not_have() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// A list's lines filtered by a commune that is not a commune's code are refused naming `unit`:
+/// read as given, the filter matched nothing and the list looked clean there.
+#[tokio::test]
+async fn discrepancies_filtered_by_a_unit_that_is_not_a_commune_code_are_refused() {
+    let app = TestApp::spawn().await;
+    let ict = app.client("DOICT").await;
+    for unit in ["Gia Nghĩa", "660", "67", "6604"] {
+        let err = ict
+            .list_discrepancies(proto::ListDiscrepanciesRequest {
+                operator: "VNPT".into(),
+                update_id: "none".into(),
+                unit: unit.into(),
+                ..Default::default()
+            })
+            .await
+            .expect_err(unit);
+        let named: Vec<_> = err.violations().iter().map(|v| (v.field.as_str(), v.description.as_str())).collect();
+        assert_eq!(err.code(), Some(Code::InvalidArgument), "{unit}: {err}");
+        assert!(named.len() == 1 && named[0].0 == "unit" && named[0].1.contains(unit), "{unit}: {named:?}");
+    }
+}

@@ -42,7 +42,7 @@ use super::{
     eligibility::{self, History, Query, QueryKind, ReasonCode},
     enrollments::normal_phone,
     household::{CitizenId, HouseholdCode, format_date, free_text, name_enum},
-    member::{Caller, Role},
+    member::{Caller, Role, UnitCode},
     paging::{Page, paging},
     policy::{PolicyTable, Service},
     support,
@@ -196,6 +196,16 @@ pub struct Discrepancy {
 impl Discrepancy {
     fn new(code: Code, message: String, note: String) -> Self {
         Self { code, message, note, date: None, allowed_amount: None }
+    }
+}
+
+/// A commune's code, as lines are kept by (a province's or district's code matches no line).
+fn commune_code(code: &str) -> Result<UnitCode, String> {
+    let unit = UnitCode::parse(code)?;
+    if unit.as_str().len() == 5 {
+        Ok(unit)
+    } else {
+        Err(format!("{code:?} is a province's or a district's code; lines are found by their commune's (5 digits)"))
     }
 }
 
@@ -1672,6 +1682,9 @@ impl ReconciliationService {
         if let Some(h) = &filter.household_code {
             v.check("household_code", HouseholdCode::parse(h));
         }
+        if let Some(c) = &filter.commune_code {
+            v.check("unit", commune_code(c));
+        }
         let (limit, after) = paging(&mut v, page_size, page_token, 'l');
         let after = after.unwrap_or(0);
         v.finish()?;
@@ -1875,6 +1888,14 @@ impl ReconciliationService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_are_found_by_a_communes_code_only() {
+        assert_eq!(commune_code("66001").unwrap().as_str(), "66001");
+        for refused in ["660", "66", "6600", "Gia Nghĩa", ""] {
+            assert!(commune_code(refused).unwrap_err().contains(&format!("{refused:?}")), "{refused:?}");
+        }
+    }
 
     #[test]
     fn periods_are_months_of_the_programme_up_to_this_one() {
