@@ -13,7 +13,7 @@ use super::{
     DomainError, Violations,
     eligibility::{Decision, EligibilityService, Query, QueryKind, new_call_id},
     household::{CitizenId, HouseholdCode, format_date, free_text, name_enum, parse_date},
-    member::{Caller, Role},
+    member::{Caller, OrgCode, Role},
     paging::{Page, paging},
     policy::Service,
 };
@@ -394,6 +394,12 @@ impl EnrollmentService {
             _ => return Err(DomainError::PermissionDenied("only operators and ICT read enrolments".into())),
         }
         let mut v = Violations::new();
+        if let Some(h) = &filter.household_code {
+            v.check("household_code", HouseholdCode::parse(h));
+        }
+        if let Some(o) = &filter.operator {
+            v.check("operator", OrgCode::parse(o));
+        }
         let (limit, after) = paging(&mut v, page_size, page_token, 'e');
         v.finish()?;
         let rows = self.enrollment_store.list_enrollments(&filter, after.unwrap_or(0), limit + 1).await?;
