@@ -500,23 +500,32 @@ async fn discrepancies_filtered_by_a_unit_that_is_not_a_commune_code_are_refused
     }
 }
 
-/// Enrolments filtered by a household or an operator that is not a code are refused naming the
-/// filter: read as given, they matched nothing and ICT saw a household with no lines.
+/// Enrolments and monthly lists filtered by a household or an operator that is not a code are
+/// refused naming the filter: read as given, they matched nothing and ICT saw a household with
+/// no lines, or an operator with no lists.
 #[tokio::test]
-async fn enrolments_filtered_by_what_is_not_a_code_are_refused_naming_the_filter() {
+async fn lists_filtered_by_what_is_not_a_code_are_refused_naming_the_filter() {
     let app = TestApp::spawn().await;
     let ict = app.client("DOICT").await;
-    let asked = |household_code: &str, operator: &str| proto::ListEnrollmentsRequest {
+    let enrolments = |household_code: &str, operator: &str| proto::ListEnrollmentsRequest {
         household_code: household_code.into(),
         operator: operator.into(),
         ..Default::default()
     };
+    let mut answers = Vec::new();
     for (request, field, value) in [
-        (asked("hộ 12", ""), "household_code", "hộ 12"),
-        (asked("", "vnpt"), "operator", "vnpt"),
-        (asked("", "VNPT; --"), "operator", "VNPT; --"),
+        (enrolments("hộ 12", ""), "household_code", "hộ 12"),
+        (enrolments("", "vnpt"), "operator", "vnpt"),
+        (enrolments("", "VNPT; --"), "operator", "VNPT; --"),
     ] {
-        let err = ict.list_enrollments(request).await.expect_err(value);
+        answers.push((field, value, ict.list_enrollments(request).await.map(drop)));
+    }
+    for value in ["vnpt", "VNPT; --"] {
+        let request = proto::ListReconciliationsRequest { operator: value.into(), ..Default::default() };
+        answers.push(("operator", value, ict.list_reconciliations(request).await.map(drop)));
+    }
+    for (field, value, answer) in answers {
+        let err = answer.expect_err(value);
         let named: Vec<_> = err.violations().iter().map(|v| (v.field.as_str(), v.description.as_str())).collect();
         assert_eq!(err.code(), Some(Code::InvalidArgument), "{value}: {err}");
         assert!(named.len() == 1 && named[0].0 == field && named[0].1.contains(value), "{value}: {named:?}");

@@ -42,7 +42,7 @@ use super::{
     eligibility::{self, History, Query, QueryKind, ReasonCode},
     enrollments::normal_phone,
     household::{CitizenId, HouseholdCode, format_date, free_text, name_enum},
-    member::{Caller, Role, UnitCode},
+    member::{Caller, OrgCode, Role, UnitCode},
     paging::{Page, paging},
     policy::{PolicyTable, Service},
     support,
@@ -1648,6 +1648,9 @@ impl ReconciliationService {
             }
             Role::Ict => {}
             _ => return Err(DomainError::PermissionDenied("only operators and ICT read monthly lists".into())),
+        }
+        if let Some(o) = &filter.operator {
+            v.check("operator", OrgCode::parse(o));
         }
         if let Some(p) = &filter.period
             && (p.len() != 7 || period_bounds(p).is_none())
