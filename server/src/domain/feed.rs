@@ -99,8 +99,7 @@ pub fn parse_cursor(s: &str) -> Result<i64, DomainError> {
         return Ok(0);
     }
     s.strip_prefix('f')
-        .and_then(|n| n.parse::<i64>().ok())
-        .filter(|n| *n >= 0)
+        .and_then(super::paging::position)
         .ok_or_else(|| DomainError::invalid("cursor", format!("{s:?} is not a cursor this feed gave")))
 }
 
@@ -188,6 +187,15 @@ impl ChangeFeed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cursor_is_read_as_the_feed_writes_it() {
+        assert_eq!(parse_cursor("").unwrap(), 0);
+        assert_eq!(parse_cursor(&cursor(42)).unwrap(), 42);
+        for refused in ["42", "f", "f-1", "f+1", "g1", "f1 "] {
+            assert!(parse_cursor(refused).is_err(), "{refused:?}");
+        }
+    }
 
     #[test]
     fn a_removal_is_removed_a_new_category_is_a_category_change_and_the_rest_details() {
