@@ -469,6 +469,10 @@ async fn ict_opens_a_list_filters_a_code_and_confirms_its_ok_lines() {
     assert!(none.body.contains("Không có dòng nào có sai lệch") && !none.body.contains("HH-3"), "{}", none.body);
     let hh3 = get(&app, "DOICT", &format!("{VNPT_MARCH}?household=HH-3")).await;
     assert!(hh3.body.contains("0912000003"), "{}", hh3.body);
+    // A commune box holding a district's code is refused by the box's own name.
+    let district = get(&app, "DOICT", &format!("{VNPT_MARCH}?commune=660")).await;
+    assert_eq!(district.status, 400, "{}", district.body);
+    assert!(district.body.contains("<code>commune</code>") && district.body.contains("660"), "{}", district.body);
     let request_id = hh3.headers["x-request-id"].to_str().unwrap().to_owned();
     app.audit_record(&request_id).await;
     let ict = app.client("DOICT").await;

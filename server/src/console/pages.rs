@@ -481,7 +481,8 @@ pub(super) async fn list(
     let token = query.page.unwrap_or_default();
     let page = match console.reconciliation.lines(caller, &operator, &update_id, filter, LINES_PER_PAGE, &token).await {
         Ok(p) => p,
-        Err(e) => return failure_in(visitor.lang, e),
+        // Named as the page's boxes are.
+        Err(e) => return failure_in(visitor.lang, e.renamed(&[("unit", "commune"), ("household_code", "household")])),
     };
     let here = list_address(&summary.row.operator, &summary.row.update_id);
     let next_page = page.next.map(|t| {

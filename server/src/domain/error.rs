@@ -99,6 +99,22 @@ impl DomainError {
     pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
         Self::Invalid(vec![FieldViolation::new(field, description)])
     }
+
+    /// The same error with its fields named as the asker named them (`(field, as asked)`
+    /// pairs): a page's boxes, say, rather than the request's fields.
+    pub fn renamed(self, names: &[(&str, &str)]) -> Self {
+        match self {
+            Self::Invalid(mut violations) => {
+                for v in &mut violations {
+                    if let Some((_, asked)) = names.iter().find(|(field, _)| *field == v.field) {
+                        v.field = (*asked).to_owned();
+                    }
+                }
+                Self::Invalid(violations)
+            }
+            other => other,
+        }
+    }
 }
 
 fn summary(violations: &[FieldViolation]) -> String {
