@@ -620,6 +620,12 @@ async fn ict_sees_who_looked_a_household_up_and_checks_the_trail() {
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains(&looked.request_id()), "the look-up is not listed: {}", page.body);
     assert!(page.body.contains("GET /console/households?q=HH-3") && page.body.contains("DOLISA"), "{}", page.body);
+    // A box holding what it cannot is named as the page names it.
+    let bad = get(&app, "DOICT", "/console/audit?household=h%C3%B4%CC%A3&citizen=12&member=dolisa&page=x").await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    for name in ["household", "citizen", "member", "page"] {
+        assert!(bad.body.contains(&format!("<code>{name}</code>")), "{name}: {}", bad.body);
+    }
     // Only ICT reads the trail.
     assert_eq!(get(&app, "DOLISA", "/console/audit?household=HH-3").await.status, 403);
     let check = get(&app, "DOICT", "/console/audit/check").await;

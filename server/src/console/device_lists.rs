@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::{
     Console, format,
     households::category_name,
-    pages::{Visitor, attachment, failure_in, render, who},
+    pages::{PAGE, Visitor, attachment, failure_in, render, who},
     words::{Lang, T},
 };
 use crate::{
@@ -93,7 +93,7 @@ pub(super) async fn places(
         .await
     {
         Ok(page) => page,
-        Err(e) => return failure_in(visitor.lang, e),
+        Err(e) => return failure_in(visitor.lang, e.renamed(&[("unit_code", "unit"), PAGE[0]])),
     };
     let units = match console.devices.unit_table().await {
         Ok(units) => units,

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::{
     Console, format,
-    pages::{Visitor, failure_in, forged, render, who},
+    pages::{PAGE, Visitor, failure_in, forged, render, who},
     words::T,
 };
 use crate::{
@@ -74,7 +74,7 @@ pub(super) async fn decisions(
     let (caller, t) = (&visitor.caller, visitor.t());
     let page = match console.devices.list(50, asked.page.trim()).await {
         Ok(page) => page,
-        Err(e) => return failure_in(visitor.lang, e),
+        Err(e) => return failure_in(visitor.lang, e.renamed(PAGE)),
     };
     let rows = page
         .items

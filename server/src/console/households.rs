@@ -16,7 +16,7 @@ use telesub_proto::csv::{CsvError, CsvReader};
 
 use super::{
     Console, format,
-    pages::{Visitor, failure_in, forged, render, who},
+    pages::{PAGE, Visitor, failure_in, forged, render, who},
     words::T,
 };
 use crate::{
@@ -238,7 +238,7 @@ pub(super) async fn batches(
     let (caller, t) = (&visitor.caller, visitor.t());
     let page = match console.registry.list_batches(50, asked.page.trim()).await {
         Ok(page) => page,
-        Err(e) => return failure_in(visitor.lang, e),
+        Err(e) => return failure_in(visitor.lang, e.renamed(PAGE)),
     };
     let rows = page
         .items

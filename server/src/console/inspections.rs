@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::{
     Console, format,
-    pages::{Visitor, failure_in, forged, render, who},
+    pages::{PAGE, Visitor, failure_in, forged, render, who},
     words::T,
 };
 use crate::domain::{
@@ -79,7 +79,7 @@ pub(super) async fn inspections(
     let (caller, t) = (&visitor.caller, visitor.t());
     let page = match console.inspections.list(caller, None, 50, asked.page.trim()).await {
         Ok(page) => page,
-        Err(e) => return failure_in(visitor.lang, e),
+        Err(e) => return failure_in(visitor.lang, e.renamed(PAGE)),
     };
     let rows = page
         .items

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::{
     Console, format,
-    pages::{Visitor, failure_in, forged, render, role_name, who},
+    pages::{PAGE, Visitor, failure_in, forged, render, role_name, who},
     words::T,
 };
 use crate::domain::{
@@ -60,7 +60,7 @@ pub(super) async fn members(
     let (caller, t) = (&visitor.caller, visitor.t());
     let page = match console.members.list(&MemberFilter::default(), 100, asked.page.trim()).await {
         Ok(page) => page,
-        Err(e) => return failure_in(visitor.lang, e),
+        Err(e) => return failure_in(visitor.lang, e.renamed(PAGE)),
     };
     let rows = page
         .items

@@ -129,6 +129,9 @@ struct ErrorPage {
 
 /// A refusal or a failure as a page in `lang`: the status a browser understands, the message
 /// the RPC would give (an internal fault's cause stays in the log).
+/// A list's page token as the console's addresses carry it (`?page=`), for naming a refused one.
+pub(super) const PAGE: &[(&str, &str)] = &[("page_token", "page")];
+
 pub(super) fn failure_in(lang: Lang, e: DomainError) -> Response {
     let t = T(lang);
     let (status, title) = match &e {
@@ -329,7 +332,7 @@ pub(super) async fn reconciliation(
     let token = query.page.unwrap_or_default();
     let page = match console.reconciliation.list(caller, filter(&period), LISTS_PER_PAGE, &token).await {
         Ok(page) => page,
-        Err(e) => return failure_in(visitor.lang, e),
+        Err(e) => return failure_in(visitor.lang, e.renamed(PAGE)),
     };
     let previous = shift(&period, -1);
     let before = match console.reconciliation.list(caller, filter(&previous), LISTS_PER_PAGE, "").await {
@@ -482,7 +485,12 @@ pub(super) async fn list(
     let page = match console.reconciliation.lines(caller, &operator, &update_id, filter, LINES_PER_PAGE, &token).await {
         Ok(p) => p,
         // Named as the page's boxes are.
-        Err(e) => return failure_in(visitor.lang, e.renamed(&[("unit", "commune"), ("household_code", "household")])),
+        Err(e) => {
+            return failure_in(
+                visitor.lang,
+                e.renamed(&[("unit", "commune"), ("household_code", "household"), PAGE[0]]),
+            );
+        }
     };
     let here = list_address(&summary.row.operator, &summary.row.update_id);
     let next_page = page.next.map(|t| {

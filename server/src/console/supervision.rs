@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::{
     Console, format,
-    pages::{Visitor, failure_in, render, who},
+    pages::{PAGE, Visitor, failure_in, render, who},
     words::T,
 };
 use crate::domain::supervision::AuditQuery;
@@ -100,7 +100,10 @@ pub(super) async fn lookups(
     };
     let found = match console.supervision.query(&query, RECORDS_PER_PAGE, filter.page.trim()).await {
         Ok(found) => found,
-        Err(e) => return failure_in(visitor.lang, e),
+        Err(e) => {
+            let boxes = [("caller", "member"), ("citizen_id", "citizen"), ("household_code", "household"), PAGE[0]];
+            return failure_in(visitor.lang, e.renamed(&boxes));
+        }
     };
     page.rows = Some(found.items.iter().map(Row::from).collect());
     page.next_page = found.next;
