@@ -93,7 +93,7 @@ pub(super) async fn places(
         .await
     {
         Ok(page) => page,
-        Err(e) => return failure_in(visitor.lang, e.renamed(&[("unit_code", "unit"), PAGE[0]])),
+        Err(e) => return failure_in(visitor.lang, e.renamed(&[("unit_code", "unit"), PAGE])),
     };
     let units = match console.devices.unit_table().await {
         Ok(units) => units,

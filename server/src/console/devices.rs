@@ -74,7 +74,7 @@ pub(super) async fn decisions(
     let (caller, t) = (&visitor.caller, visitor.t());
     let page = match console.devices.list(50, asked.page.trim()).await {
         Ok(page) => page,
-        Err(e) => return failure_in(visitor.lang, e.renamed(PAGE)),
+        Err(e) => return failure_in(visitor.lang, e.renamed(&[PAGE])),
     };
     let rows = page
         .items

@@ -238,7 +238,7 @@ pub(super) async fn batches(
     let (caller, t) = (&visitor.caller, visitor.t());
     let page = match console.registry.list_batches(50, asked.page.trim()).await {
         Ok(page) => page,
-        Err(e) => return failure_in(visitor.lang, e.renamed(PAGE)),
+        Err(e) => return failure_in(visitor.lang, e.renamed(&[PAGE])),
     };
     let rows = page
         .items

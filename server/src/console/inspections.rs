@@ -79,7 +79,7 @@ pub(super) async fn inspections(
     let (caller, t) = (&visitor.caller, visitor.t());
     let page = match console.inspections.list(caller, None, 50, asked.page.trim()).await {
         Ok(page) => page,
-        Err(e) => return failure_in(visitor.lang, e.renamed(PAGE)),
+        Err(e) => return failure_in(visitor.lang, e.renamed(&[PAGE])),
     };
     let rows = page
         .items

@@ -60,7 +60,7 @@ pub(super) async fn members(
     let (caller, t) = (&visitor.caller, visitor.t());
     let page = match console.members.list(&MemberFilter::default(), 100, asked.page.trim()).await {
         Ok(page) => page,
-        Err(e) => return failure_in(visitor.lang, e.renamed(PAGE)),
+        Err(e) => return failure_in(visitor.lang, e.renamed(&[PAGE])),
     };
     let rows = page
         .items

@@ -127,11 +127,11 @@ struct ErrorPage {
     fields: Vec<(String, String)>,
 }
 
+/// A list's page token as the console's addresses carry it (`?page=`), for naming a refused one.
+pub(super) const PAGE: (&str, &str) = ("page_token", "page");
+
 /// A refusal or a failure as a page in `lang`: the status a browser understands, the message
 /// the RPC would give (an internal fault's cause stays in the log).
-/// A list's page token as the console's addresses carry it (`?page=`), for naming a refused one.
-pub(super) const PAGE: &[(&str, &str)] = &[("page_token", "page")];
-
 pub(super) fn failure_in(lang: Lang, e: DomainError) -> Response {
     let t = T(lang);
     let (status, title) = match &e {
@@ -332,7 +332,7 @@ pub(super) async fn reconciliation(
     let token = query.page.unwrap_or_default();
     let page = match console.reconciliation.list(caller, filter(&period), LISTS_PER_PAGE, &token).await {
         Ok(page) => page,
-        Err(e) => return failure_in(visitor.lang, e.renamed(PAGE)),
+        Err(e) => return failure_in(visitor.lang, e.renamed(&[PAGE])),
     };
     let previous = shift(&period, -1);
     let before = match console.reconciliation.list(caller, filter(&previous), LISTS_PER_PAGE, "").await {
@@ -486,10 +486,7 @@ pub(super) async fn list(
         Ok(p) => p,
         // Named as the page's boxes are.
         Err(e) => {
-            return failure_in(
-                visitor.lang,
-                e.renamed(&[("unit", "commune"), ("household_code", "household"), PAGE[0]]),
-            );
+            return failure_in(visitor.lang, e.renamed(&[("unit", "commune"), ("household_code", "household"), PAGE]));
         }
     };
     let here = list_address(&summary.row.operator, &summary.row.update_id);

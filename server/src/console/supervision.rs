@@ -101,7 +101,7 @@ pub(super) async fn lookups(
     let found = match console.supervision.query(&query, RECORDS_PER_PAGE, filter.page.trim()).await {
         Ok(found) => found,
         Err(e) => {
-            let boxes = [("caller", "member"), ("citizen_id", "citizen"), ("household_code", "household"), PAGE[0]];
+            let boxes = [("caller", "member"), ("citizen_id", "citizen"), ("household_code", "household"), PAGE];
             return failure_in(visitor.lang, e.renamed(&boxes));
         }
     };

@@ -374,8 +374,8 @@ impl EnrollmentService {
     }
 
     /// A page of enrolments, oldest first: an operator's own, any for ICT. `page_size` 0 asks
-    /// for the default, more than [`MAX_PAGE`](super::paging::MAX_PAGE) is refused; `page_token` is empty for the first
-    /// page.
+    /// for the default, more than [`MAX_PAGE`](super::paging::MAX_PAGE) is refused;
+    /// `page_token` is empty for the first page.
     pub async fn list(
         &self,
         caller: &Caller,
