@@ -50,6 +50,13 @@ pub(crate) trait SqlStore: Send + Sync + std::fmt::Debug + 'static {
         rows: &[crate::domain::ports::policy::StoredDecision],
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 
+    /// Stores lines of a monthly list being received, many rows at a time, the backend's way.
+    fn insert_lines(
+        conn: &mut <Self::Db as Database>::Connection,
+        id: i64,
+        lines: &[crate::domain::ports::monthly::ListLine],
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
     /// A statement a transaction that changes households runs first, so that it and a batch
     /// being applied wait for each other, where the backend has more than one writer.
     const LOCK_REGISTER: Option<&'static str>;

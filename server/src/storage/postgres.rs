@@ -14,7 +14,7 @@ use super::{
     enrollments::{
         DeenrollOutcome, Ending, EnrollOutcome, Enrollment, EnrollmentFilter, FeedEntry, NewEnrollment, WriteKey,
     },
-    reconciliation::{LineFilter, ListLine, MonthlyList, NewUpdate, UpdateDecision, UpdateFilter},
+    reconciliation::ListLine,
     registry::{self, ApplyCounts, ApplyProblem, Batch, HouseholdVersion, NewBatch, StagedRecord},
 };
 use crate::domain::ports;
@@ -248,6 +248,33 @@ impl SqlStore for PgStore {
 
     async fn insert_decisions(conn: &mut sqlx::PgConnection, rows: &[StoredDecision]) -> Result<(), PortError> {
         insert_decisions(conn, rows).await
+    }
+
+    /// One statement for all the lines: arrays of their columns, unnested.
+    async fn insert_lines(conn: &mut sqlx::PgConnection, id: i64, lines: &[ListLine]) -> Result<(), PortError> {
+        let text = |f: fn(&ListLine) -> String| lines.iter().map(f).collect::<Vec<_>>();
+        let opt = |f: fn(&ListLine) -> Option<String>| lines.iter().map(f).collect::<Vec<_>>();
+        let num = |f: fn(&ListLine) -> i64| lines.iter().map(f).collect::<Vec<_>>();
+        sqlx::query(
+            "INSERT INTO monthly_lines (update_ref, line_no, household_code, phone_number, commune_code, line, codes, \
+             detail, amount_claimed, amount_confirmable, idle_months) \
+             SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+             $8::text[], $9::bigint[], $10::bigint[], $11::bigint[])",
+        )
+        .bind(id)
+        .bind(num(|l| l.line_no))
+        .bind(text(|l| l.household_code.clone()))
+        .bind(text(|l| l.phone_number.clone()))
+        .bind(opt(|l| l.commune_code.clone()))
+        .bind(text(|l| l.line.clone()))
+        .bind(text(|l| l.codes.clone()))
+        .bind(opt(|l| l.detail.clone()))
+        .bind(num(|l| l.amount_claimed))
+        .bind(num(|l| l.amount_confirmable))
+        .bind(num(|l| l.idle_months))
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
     }
 
     fn writer(&self) -> &sqlx::PgPool {
@@ -571,151 +598,6 @@ impl ports::EnrollmentStore for PgStore {
 
     async fn enrollments_running(&self, operator: &str, from: Date, until: Date) -> Result<Vec<i64>, PortError> {
         Monthly::running_between(&mut *self.bulk().await?, operator, from, until).await
-    }
-}
-
-#[async_trait]
-impl ports::MonthlyListStore for PgStore {
-    async fn monthly_update(&self, operator: &str, update_id: &str) -> Result<Option<MonthlyList>, PortError> {
-        Monthly::by_key(&mut *self.pool.acquire().await?, operator, update_id).await
-    }
-
-    async fn monthly_update_by_ref(&self, id: i64) -> Result<Option<MonthlyList>, PortError> {
-        Monthly::by_ref(&mut *self.pool.acquire().await?, id).await
-    }
-
-    async fn open_monthly_updates(&self, operator: &str, period: &str) -> Result<Vec<MonthlyList>, PortError> {
-        Monthly::open_for_period(&mut *self.pool.acquire().await?, operator, period).await
-    }
-
-    async fn list_monthly_updates(
-        &self,
-        filter: &UpdateFilter,
-        before: i64,
-        limit: u32,
-    ) -> Result<Vec<MonthlyList>, PortError> {
-        Monthly::list(&mut *self.pool.acquire().await?, filter, before, limit).await
-    }
-
-    async fn begin_monthly_update(&self, new: &NewUpdate<'_>) -> Result<i64, PortError> {
-        let mut tx = self.pool.begin().await?;
-        let id = Monthly::begin(&mut tx, new).await?;
-        tx.commit().await?;
-        Ok(id)
-    }
-
-    async fn store_monthly_lines(&self, id: i64, lines: &[ListLine]) -> Result<(), PortError> {
-        let text = |f: fn(&ListLine) -> String| lines.iter().map(f).collect::<Vec<_>>();
-        let opt = |f: fn(&ListLine) -> Option<String>| lines.iter().map(f).collect::<Vec<_>>();
-        let num = |f: fn(&ListLine) -> i64| lines.iter().map(f).collect::<Vec<_>>();
-        sqlx::query(
-            "INSERT INTO monthly_lines (update_ref, line_no, household_code, phone_number, commune_code, line, codes, \
-             detail, amount_claimed, amount_confirmable, idle_months) \
-             SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
-             $8::text[], $9::bigint[], $10::bigint[], $11::bigint[])",
-        )
-        .bind(id)
-        .bind(num(|l| l.line_no))
-        .bind(text(|l| l.household_code.clone()))
-        .bind(text(|l| l.phone_number.clone()))
-        .bind(opt(|l| l.commune_code.clone()))
-        .bind(text(|l| l.line.clone()))
-        .bind(text(|l| l.codes.clone()))
-        .bind(opt(|l| l.detail.clone()))
-        .bind(num(|l| l.amount_claimed))
-        .bind(num(|l| l.amount_confirmable))
-        .bind(num(|l| l.idle_months))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn mark_monthly_received(&self, id: i64, digest: &str) -> Result<(), PortError> {
-        sqlx::query(super::reconciliation::MARK_RECEIVED).bind(id).bind(digest).execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn discard_monthly_update(&self, id: i64) -> Result<(), PortError> {
-        let mut tx = self.pool.begin().await?;
-        Monthly::discard(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn finish_monthly_update(
-        &self,
-        id: i64,
-        digest: &str,
-        figures: &str,
-        at: OffsetDateTime,
-        replaces: Option<i64>,
-    ) -> Result<(), PortError> {
-        let mut tx = self.pool.begin().await?;
-        Monthly::finish(&mut tx, id, digest, figures, at, replaces).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl ports::ReconciliationStore for PgStore {
-    async fn rewrite_line_outcomes(&self, id: i64, lines: &[ListLine]) -> Result<bool, PortError> {
-        let mut tx = self.pool.begin().await?;
-        let open = Monthly::rewrite_outcomes(&mut tx, id, lines).await?;
-        tx.commit().await?;
-        Ok(open)
-    }
-
-    async fn refigure_monthly_update(&self, id: i64, figures: &str, at: OffsetDateTime) -> Result<bool, PortError> {
-        Monthly::refigure(&mut *self.pool.acquire().await?, id, figures, at).await
-    }
-
-    async fn note_line_exceptions(&self, id: i64, lines: &[(i64, Option<String>)]) -> Result<bool, PortError> {
-        let mut tx = self.pool.begin().await?;
-        let confirmed = Monthly::note_exceptions(&mut tx, id, lines).await?;
-        tx.commit().await?;
-        Ok(confirmed)
-    }
-
-    async fn count_exceptions(&self, id: i64, count: i64, at: OffsetDateTime) -> Result<(), PortError> {
-        Monthly::count_exceptions(&mut *self.pool.acquire().await?, id, count, at).await
-    }
-
-    async fn confirmed_updates_since(&self, first_period: &str) -> Result<Vec<i64>, PortError> {
-        Monthly::confirmed_since(&mut *self.pool.acquire().await?, first_period).await
-    }
-
-    async fn mark_stale_updates(&self, first_period: &str) -> Result<Vec<i64>, PortError> {
-        Monthly::mark_stale(&mut *self.pool.acquire().await?, first_period).await
-    }
-
-    async fn stale_monthly_updates(&self) -> Result<Vec<i64>, PortError> {
-        Monthly::stale_lists(&mut *self.pool.acquire().await?).await
-    }
-
-    async fn decide_monthly_update(&self, id: i64, decision: &UpdateDecision<'_>) -> Result<(), PortError> {
-        let mut tx = self.pool.begin().await?;
-        Monthly::decide(&mut tx, id, decision).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn monthly_lines(
-        &self,
-        id: i64,
-        filter: &LineFilter,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<ListLine>, PortError> {
-        Monthly::lines(&mut *self.pool.acquire().await?, id, filter, after, limit).await
-    }
-
-    async fn claimed_elsewhere(&self, period: &str, operator: &str) -> Result<Vec<(String, i64)>, PortError> {
-        Monthly::claimed_elsewhere(&mut *self.bulk().await?, period, operator).await
-    }
-
-    async fn idle_months(&self, id: i64) -> Result<Vec<(String, i64)>, PortError> {
-        Monthly::idle_months(&mut *self.bulk().await?, id).await
     }
 }
 

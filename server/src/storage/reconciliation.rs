@@ -1,15 +1,15 @@
 //! Storage of the operators' monthly lists and their reconciliation: rows, the SQL both
-//! dialects share, and the guarded status changes. Writing many lines at once differs per
-//! backend and lives in each backend's module.
+//! dialects share, the guarded status changes, and both ports implemented once for both
+//! backends. Writing many lines at once differs per backend ([`SqlStore::insert_lines`]).
 
 use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Type};
 use time::{Date, OffsetDateTime};
 
 use super::backend::{Column, Param, Record, SqlStore};
-use crate::domain::ports::PortError;
 pub use crate::domain::ports::monthly::{
     LineFilter, ListLine, MonthlyList, NewUpdate, UpdateDecision, UpdateFilter, Verdict, period_bounds,
 };
+use crate::domain::ports::{MonthlyListStore, PortError, ReconciliationStore};
 
 pub(super) const MARK_RECEIVED: &str =
     "UPDATE monthly_updates SET content_digest = $2 WHERE id = $1 AND status = 'RECEIVING'";
@@ -442,5 +442,179 @@ where
         .fetch_all(&mut *conn)
         .await?;
         Ok(ids.into_iter().map(|(id,)| id).collect())
+    }
+}
+
+/// One implementation for both backends: every statement but the writing of many lines
+/// ([`SqlStore::insert_lines`]) reads the same in both dialects.
+#[async_trait::async_trait]
+impl<S> MonthlyListStore for S
+where
+    S: SqlStore,
+    for<'c> &'c mut <S::Db as Database>::Connection: Executor<'c, Database = S::Db>,
+    <S::Db as Database>::Arguments: IntoArguments<S::Db>,
+    usize: ColumnIndex<<S::Db as Database>::Row>,
+    for<'a> &'a str: ColumnIndex<<S::Db as Database>::Row>,
+    for<'q> &'q str: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> Option<&'q str>: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> &'q String: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> Option<&'q String>: Encode<'q, S::Db> + Type<S::Db>,
+    i64: Param<S::Db> + Column<S::Db>,
+    String: Param<S::Db> + Column<S::Db>,
+    bool: Param<S::Db> + Column<S::Db>,
+    Date: Param<S::Db> + Column<S::Db>,
+    OffsetDateTime: Param<S::Db> + Column<S::Db>,
+    Option<i64>: Param<S::Db>,
+    Option<String>: Param<S::Db>,
+    Option<Date>: Param<S::Db>,
+    Option<OffsetDateTime>: Param<S::Db>,
+    MonthlyList: Record<S::Db>,
+    ListLine: Record<S::Db>,
+{
+    async fn monthly_update(&self, operator: &str, update_id: &str) -> Result<Option<MonthlyList>, PortError> {
+        MonthlyQueries::<S>::by_key(&mut *self.reader().acquire().await?, operator, update_id).await
+    }
+
+    async fn monthly_update_by_ref(&self, id: i64) -> Result<Option<MonthlyList>, PortError> {
+        MonthlyQueries::<S>::by_ref(&mut *self.reader().acquire().await?, id).await
+    }
+
+    async fn open_monthly_updates(&self, operator: &str, period: &str) -> Result<Vec<MonthlyList>, PortError> {
+        MonthlyQueries::<S>::open_for_period(&mut *self.reader().acquire().await?, operator, period).await
+    }
+
+    async fn list_monthly_updates(
+        &self,
+        filter: &UpdateFilter,
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<MonthlyList>, PortError> {
+        MonthlyQueries::<S>::list(&mut *self.reader().acquire().await?, filter, before, limit).await
+    }
+
+    async fn begin_monthly_update(&self, new: &NewUpdate<'_>) -> Result<i64, PortError> {
+        let mut tx = self.begin_write().await?;
+        let id = MonthlyQueries::<S>::begin(&mut tx, new).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn store_monthly_lines(&self, id: i64, lines: &[ListLine]) -> Result<(), PortError> {
+        let mut tx = self.begin_write().await?;
+        S::insert_lines(&mut tx, id, lines).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn discard_monthly_update(&self, id: i64) -> Result<(), PortError> {
+        let mut tx = self.begin_write().await?;
+        MonthlyQueries::<S>::discard(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn mark_monthly_received(&self, id: i64, digest: &str) -> Result<(), PortError> {
+        sqlx::query(MARK_RECEIVED).bind(id).bind(digest).execute(self.writer()).await?;
+        Ok(())
+    }
+
+    async fn finish_monthly_update(
+        &self,
+        id: i64,
+        digest: &str,
+        figures: &str,
+        at: OffsetDateTime,
+        replaces: Option<i64>,
+    ) -> Result<(), PortError> {
+        let mut tx = self.begin_write().await?;
+        MonthlyQueries::<S>::finish(&mut tx, id, digest, figures, at, replaces).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// One implementation for both backends. Reading a list's lines is large work (a
+/// reconciliation reads them all, a chunk at a time): it takes its connection in turn.
+#[async_trait::async_trait]
+impl<S> ReconciliationStore for S
+where
+    S: SqlStore,
+    for<'c> &'c mut <S::Db as Database>::Connection: Executor<'c, Database = S::Db>,
+    <S::Db as Database>::Arguments: IntoArguments<S::Db>,
+    usize: ColumnIndex<<S::Db as Database>::Row>,
+    for<'a> &'a str: ColumnIndex<<S::Db as Database>::Row>,
+    for<'q> &'q str: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> Option<&'q str>: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> &'q String: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> Option<&'q String>: Encode<'q, S::Db> + Type<S::Db>,
+    i64: Param<S::Db> + Column<S::Db>,
+    String: Param<S::Db> + Column<S::Db>,
+    bool: Param<S::Db> + Column<S::Db>,
+    Date: Param<S::Db> + Column<S::Db>,
+    OffsetDateTime: Param<S::Db> + Column<S::Db>,
+    Option<i64>: Param<S::Db>,
+    Option<String>: Param<S::Db>,
+    Option<Date>: Param<S::Db>,
+    Option<OffsetDateTime>: Param<S::Db>,
+    MonthlyList: Record<S::Db>,
+    ListLine: Record<S::Db>,
+{
+    async fn rewrite_line_outcomes(&self, id: i64, lines: &[ListLine]) -> Result<bool, PortError> {
+        let mut tx = self.begin_write().await?;
+        let open = MonthlyQueries::<S>::rewrite_outcomes(&mut tx, id, lines).await?;
+        tx.commit().await?;
+        Ok(open)
+    }
+
+    async fn refigure_monthly_update(&self, id: i64, figures: &str, at: OffsetDateTime) -> Result<bool, PortError> {
+        MonthlyQueries::<S>::refigure(&mut *self.writer().acquire().await?, id, figures, at).await
+    }
+
+    async fn note_line_exceptions(&self, id: i64, lines: &[(i64, Option<String>)]) -> Result<bool, PortError> {
+        let mut tx = self.begin_write().await?;
+        let confirmed = MonthlyQueries::<S>::note_exceptions(&mut tx, id, lines).await?;
+        tx.commit().await?;
+        Ok(confirmed)
+    }
+
+    async fn count_exceptions(&self, id: i64, count: i64, at: OffsetDateTime) -> Result<(), PortError> {
+        MonthlyQueries::<S>::count_exceptions(&mut *self.writer().acquire().await?, id, count, at).await
+    }
+
+    async fn confirmed_updates_since(&self, first_period: &str) -> Result<Vec<i64>, PortError> {
+        MonthlyQueries::<S>::confirmed_since(&mut *self.reader().acquire().await?, first_period).await
+    }
+
+    async fn mark_stale_updates(&self, first_period: &str) -> Result<Vec<i64>, PortError> {
+        MonthlyQueries::<S>::mark_stale(&mut *self.writer().acquire().await?, first_period).await
+    }
+
+    async fn stale_monthly_updates(&self) -> Result<Vec<i64>, PortError> {
+        MonthlyQueries::<S>::stale_lists(&mut *self.reader().acquire().await?).await
+    }
+
+    async fn decide_monthly_update(&self, id: i64, decision: &UpdateDecision<'_>) -> Result<(), PortError> {
+        let mut tx = self.begin_write().await?;
+        MonthlyQueries::<S>::decide(&mut tx, id, decision).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn monthly_lines(
+        &self,
+        id: i64,
+        filter: &LineFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<ListLine>, PortError> {
+        MonthlyQueries::<S>::lines(&mut *self.bulk().await?, id, filter, after, limit).await
+    }
+
+    async fn claimed_elsewhere(&self, period: &str, operator: &str) -> Result<Vec<(String, i64)>, PortError> {
+        MonthlyQueries::<S>::claimed_elsewhere(&mut *self.bulk().await?, period, operator).await
+    }
+
+    async fn idle_months(&self, id: i64) -> Result<Vec<(String, i64)>, PortError> {
+        MonthlyQueries::<S>::idle_months(&mut *self.bulk().await?, id).await
     }
 }

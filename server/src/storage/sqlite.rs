@@ -23,7 +23,7 @@ use super::{
     enrollments::{
         DeenrollOutcome, Ending, EnrollOutcome, Enrollment, EnrollmentFilter, FeedEntry, NewEnrollment, WriteKey,
     },
-    reconciliation::{self, LineFilter, ListLine, MonthlyList, NewUpdate, UpdateDecision, UpdateFilter},
+    reconciliation::{self, ListLine},
     registry::{self, ApplyCounts, ApplyProblem, Batch, HouseholdVersion, NewBatch, StagedRecord},
 };
 use crate::domain::ports;
@@ -502,6 +502,28 @@ impl super::backend::SqlStore for SqliteStore {
         insert_decisions(conn, rows).await
     }
 
+    async fn insert_lines(conn: &mut sqlx::SqliteConnection, id: i64, lines: &[ListLine]) -> Result<(), PortError> {
+        for chunk in lines.chunks(ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO monthly_lines (update_ref, ");
+            insert.push(reconciliation::LINE_COLUMNS).push(") ");
+            insert.push_values(chunk, |mut row, l: &ListLine| {
+                row.push_bind(id)
+                    .push_bind(l.line_no)
+                    .push_bind(l.household_code.clone())
+                    .push_bind(l.phone_number.clone())
+                    .push_bind(l.commune_code.clone())
+                    .push_bind(l.line.clone())
+                    .push_bind(l.codes.clone())
+                    .push_bind(l.detail.clone())
+                    .push_bind(l.amount_claimed)
+                    .push_bind(l.amount_confirmable)
+                    .push_bind(l.idle_months);
+            });
+            insert.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
     fn writer(&self) -> &sqlx::SqlitePool {
         &self.write
     }
@@ -654,149 +676,6 @@ impl ports::EnrollmentStore for SqliteStore {
 
     async fn enrollments_running(&self, operator: &str, from: Date, until: Date) -> Result<Vec<i64>, PortError> {
         Monthly::running_between(&mut *self.bulk.acquire().await?, operator, from, until).await
-    }
-}
-
-#[async_trait]
-impl ports::MonthlyListStore for SqliteStore {
-    async fn monthly_update(&self, operator: &str, update_id: &str) -> Result<Option<MonthlyList>, PortError> {
-        Monthly::by_key(&mut *self.read.acquire().await?, operator, update_id).await
-    }
-
-    async fn monthly_update_by_ref(&self, id: i64) -> Result<Option<MonthlyList>, PortError> {
-        Monthly::by_ref(&mut *self.read.acquire().await?, id).await
-    }
-
-    async fn open_monthly_updates(&self, operator: &str, period: &str) -> Result<Vec<MonthlyList>, PortError> {
-        Monthly::open_for_period(&mut *self.read.acquire().await?, operator, period).await
-    }
-
-    async fn list_monthly_updates(
-        &self,
-        filter: &UpdateFilter,
-        before: i64,
-        limit: u32,
-    ) -> Result<Vec<MonthlyList>, PortError> {
-        Monthly::list(&mut *self.read.acquire().await?, filter, before, limit).await
-    }
-
-    async fn begin_monthly_update(&self, new: &NewUpdate<'_>) -> Result<i64, PortError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let id = Monthly::begin(&mut tx, new).await?;
-        tx.commit().await?;
-        Ok(id)
-    }
-
-    async fn store_monthly_lines(&self, id: i64, lines: &[ListLine]) -> Result<(), PortError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        for chunk in lines.chunks(ROWS_PER_INSERT) {
-            let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO monthly_lines (update_ref, ");
-            insert.push(reconciliation::LINE_COLUMNS).push(") ");
-            insert.push_values(chunk, |mut row, l: &ListLine| {
-                row.push_bind(id)
-                    .push_bind(l.line_no)
-                    .push_bind(l.household_code.clone())
-                    .push_bind(l.phone_number.clone())
-                    .push_bind(l.commune_code.clone())
-                    .push_bind(l.line.clone())
-                    .push_bind(l.codes.clone())
-                    .push_bind(l.detail.clone())
-                    .push_bind(l.amount_claimed)
-                    .push_bind(l.amount_confirmable)
-                    .push_bind(l.idle_months);
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn mark_monthly_received(&self, id: i64, digest: &str) -> Result<(), PortError> {
-        sqlx::query(super::reconciliation::MARK_RECEIVED).bind(id).bind(digest).execute(&self.write).await?;
-        Ok(())
-    }
-
-    async fn discard_monthly_update(&self, id: i64) -> Result<(), PortError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        Monthly::discard(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn finish_monthly_update(
-        &self,
-        id: i64,
-        digest: &str,
-        figures: &str,
-        at: OffsetDateTime,
-        replaces: Option<i64>,
-    ) -> Result<(), PortError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        Monthly::finish(&mut tx, id, digest, figures, at, replaces).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl ports::ReconciliationStore for SqliteStore {
-    async fn rewrite_line_outcomes(&self, id: i64, lines: &[ListLine]) -> Result<bool, PortError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let open = Monthly::rewrite_outcomes(&mut tx, id, lines).await?;
-        tx.commit().await?;
-        Ok(open)
-    }
-
-    async fn refigure_monthly_update(&self, id: i64, figures: &str, at: OffsetDateTime) -> Result<bool, PortError> {
-        Monthly::refigure(&mut *self.write.acquire().await?, id, figures, at).await
-    }
-
-    async fn note_line_exceptions(&self, id: i64, lines: &[(i64, Option<String>)]) -> Result<bool, PortError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let confirmed = Monthly::note_exceptions(&mut tx, id, lines).await?;
-        tx.commit().await?;
-        Ok(confirmed)
-    }
-
-    async fn count_exceptions(&self, id: i64, count: i64, at: OffsetDateTime) -> Result<(), PortError> {
-        Monthly::count_exceptions(&mut *self.write.acquire().await?, id, count, at).await
-    }
-
-    async fn confirmed_updates_since(&self, first_period: &str) -> Result<Vec<i64>, PortError> {
-        Monthly::confirmed_since(&mut *self.read.acquire().await?, first_period).await
-    }
-
-    async fn mark_stale_updates(&self, first_period: &str) -> Result<Vec<i64>, PortError> {
-        Monthly::mark_stale(&mut *self.write.acquire().await?, first_period).await
-    }
-
-    async fn stale_monthly_updates(&self) -> Result<Vec<i64>, PortError> {
-        Monthly::stale_lists(&mut *self.read.acquire().await?).await
-    }
-
-    async fn decide_monthly_update(&self, id: i64, decision: &UpdateDecision<'_>) -> Result<(), PortError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        Monthly::decide(&mut tx, id, decision).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn monthly_lines(
-        &self,
-        id: i64,
-        filter: &LineFilter,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<ListLine>, PortError> {
-        Monthly::lines(&mut *self.bulk.acquire().await?, id, filter, after, limit).await
-    }
-
-    async fn claimed_elsewhere(&self, period: &str, operator: &str) -> Result<Vec<(String, i64)>, PortError> {
-        Monthly::claimed_elsewhere(&mut *self.bulk.acquire().await?, period, operator).await
-    }
-
-    async fn idle_months(&self, id: i64) -> Result<Vec<(String, i64)>, PortError> {
-        Monthly::idle_months(&mut *self.bulk.acquire().await?, id).await
     }
 }
 
