@@ -33,6 +33,7 @@ case $TARGET_DIR in /*) ;; *) TARGET_DIR=$ROOT/$TARGET_DIR ;; esac
 # What ran and what was skipped, for the summary; the step under way, for failure messages.
 RAN=()
 SKIPPED=()
+TOOK=()              # how long each step took, for the summary (CI has a time budget)
 CURRENT_STEP="setup"
 
 # Things to clean up on exit. Set as soon as they exist, so the trap sees them.
@@ -102,6 +103,8 @@ cleanup() {
         echo "---- disk where the builds go ----" >&2
         df -h "$TARGET_DIR" "${TMPDIR:-/tmp}" >&2 2>/dev/null
         printf '\n%sFAILED%s during: %s (exit status %d)\n' "$RED" "$PLAIN" "$CURRENT_STEP" "$status" >&2
+        [[ ${#TOOK[@]} -eq 0 ]] || printf 'steps before it took: %s\n' "$(IFS=,; echo "${TOOK[*]}" | sed 's/,/, /g')" >&2
+        printf 'in all %d s\n' "$SECONDS" >&2
     fi
     exit "$status"
 }
@@ -667,6 +670,7 @@ summary() {
         warn_loudly "Some checks were SKIPPED: $skipped"
     fi
     printf '\n%sPASSED%s ran: %s | skipped: %s\n' "$GREEN" "$PLAIN" "${ran//,/, }" "${skipped//;/; }"
+    printf 'took: %s | in all %d s\n' "$(IFS=,; echo "${TOOK[*]}" | sed 's/,/, /g')" "$SECONDS"
 }
 
 usage() {
@@ -688,6 +692,7 @@ main() {
         esac
     done
     for step in "${steps[@]}"; do
+        local started=$SECONDS
         case $step in
             fmt) check_format ;;
             clippy) check_lints ;;
@@ -696,6 +701,7 @@ main() {
             interop) test_interop ;;
             package) build_package ;;
         esac
+        TOOK+=("$step $((SECONDS - started)) s")
     done
     summary
 }
