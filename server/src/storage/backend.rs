@@ -71,6 +71,25 @@ pub(crate) trait SqlStore: Send + Sync + std::fmt::Debug + 'static {
     /// What surrounds a parameter holding a JSON array of text to make it a list `IN` reads.
     const JSON_LIST: (&'static str, &'static str);
 
+    /// Many values bound as one parameter: an array on PostgreSQL, a JSON array on SQLite,
+    /// as the backend's statements that take such a list read it.
+    type Texts: Param<Self::Db> + Send;
+    /// Many ids bound as one parameter, like [`SqlStore::Texts`].
+    type Ids: Param<Self::Db> + Send;
+    fn texts(values: &[String]) -> Self::Texts;
+    fn ids(values: &[i64]) -> Self::Ids;
+
+    /// For each value of a list (`$1`, [`SqlStore::Texts`]), the states of every household it
+    /// ever matched, by citizen ID, household code or certificate number; each backend's
+    /// statements are written for its planner.
+    const MATCHING: super::eligibility::MatchingSql;
+
+    /// Enrolments by a list of ids (`$1`, [`SqlStore::Ids`]).
+    const ENROLMENTS_BY_IDS: &'static str;
+
+    /// An operator's (`$1`) enrolments by a list of phone numbers (`$2`, [`SqlStore::Texts`]).
+    const ENROLMENTS_BY_PHONES: &'static str;
+
     /// How many rows a statement changed.
     fn rows_affected(done: &<Self::Db as Database>::QueryResult) -> u64;
 

@@ -1,6 +1,6 @@
 //! Storage of the policy versions and of the eligibility decisions given: rows, and the SQL
 //! both dialects share. Bulk inserts of decisions and the set lookups of households differ by
-//! dialect and live in each backend's module.
+//! dialect: each backend's [`SqlStore::insert_decisions`] and [`SqlStore::MATCHING`].
 
 use sqlx::{Database, Encode, Executor, IntoArguments, Type};
 use time::{Date, OffsetDateTime};
@@ -14,10 +14,22 @@ use crate::domain::ports::{Conflict, DecisionStore, PolicyStore, PortError};
 /// How each backend finds, for a list of values (passed its own way), every state of every
 /// household each value ever matched: rows of [`MatchedState`], in no particular order.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct MatchingSql {
-    pub(super) citizen_id: &'static str,
-    pub(super) household_code: &'static str,
-    pub(super) certificate_number: &'static str,
+pub(crate) struct MatchingSql {
+    pub(crate) citizen_id: &'static str,
+    pub(crate) household_code: &'static str,
+    pub(crate) certificate_number: &'static str,
+}
+
+impl MatchingSql {
+    /// The statement for values of `kind`.
+    pub(crate) fn of(&self, kind: crate::domain::eligibility::QueryKind) -> &'static str {
+        use crate::domain::eligibility::QueryKind;
+        match kind {
+            QueryKind::CitizenId => self.citizen_id,
+            QueryKind::HouseholdCode => self.household_code,
+            QueryKind::CertificateNumber => self.certificate_number,
+        }
+    }
 }
 
 pub(super) const POLICY_VERSIONS: &str = "SELECT version, valid_from, rules, recorded_by, recorded_at, withdrawn_by, \

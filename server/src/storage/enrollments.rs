@@ -7,7 +7,7 @@ use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Type};
 use time::{Date, OffsetDateTime};
 
 use super::backend::{Column, Param, Record, SqlStore};
-use crate::domain::ports::PortError;
+use crate::domain::ports::{EnrollmentStore, PortError};
 
 pub use crate::domain::ports::enrollments::{
     DeenrollOutcome, Ending, EnrollOutcome, Enrollment, EnrollmentFilter, FeedEntry, NewEnrollment, WriteKey,
@@ -257,5 +257,104 @@ where
             .bind(i64::from(limit))
             .fetch_all(&mut *conn)
             .await?)
+    }
+
+    /// The ids of an operator's enrolments running on some day of `[from, until)`.
+    pub(super) async fn running_between(
+        conn: &mut <S::Db as Database>::Connection,
+        operator: &str,
+        from: time::Date,
+        until: time::Date,
+    ) -> Result<Vec<i64>, PortError> {
+        let ids: Vec<(i64,)> = sqlx::query_as(
+            "SELECT id FROM enrollments WHERE operator = $1 AND start_date < $3 \
+             AND (end_date IS NULL OR end_date > $2)",
+        )
+        .bind(operator)
+        .bind(from)
+        .bind(until)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(ids.into_iter().map(|(id,)| id).collect())
+    }
+}
+
+/// One implementation for both backends; only the reads of many enrolments at once are the
+/// backend's own statements ([`SqlStore::ENROLMENTS_BY_IDS`], [`SqlStore::ENROLMENTS_BY_PHONES`]).
+#[async_trait::async_trait]
+impl<S> EnrollmentStore for S
+where
+    S: SqlStore,
+    for<'c> &'c mut <S::Db as Database>::Connection: Executor<'c, Database = S::Db>,
+    <S::Db as Database>::Arguments: IntoArguments<S::Db>,
+    usize: ColumnIndex<<S::Db as Database>::Row>,
+    for<'a> &'a str: ColumnIndex<<S::Db as Database>::Row>,
+    for<'q> &'q str: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> Option<&'q str>: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> &'q String: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> Option<&'q String>: Encode<'q, S::Db> + Type<S::Db>,
+    i64: Param<S::Db> + Column<S::Db>,
+    String: Param<S::Db> + Column<S::Db>,
+    bool: Param<S::Db> + Column<S::Db>,
+    Date: Param<S::Db> + Column<S::Db>,
+    OffsetDateTime: Param<S::Db> + Column<S::Db>,
+    Option<i64>: Param<S::Db>,
+    Option<String>: Param<S::Db>,
+    Option<Date>: Param<S::Db>,
+    Option<OffsetDateTime>: Param<S::Db>,
+    Enrollment: Record<S::Db>,
+    FeedEntry: Record<S::Db>,
+{
+    async fn enroll(
+        &self,
+        new: &NewEnrollment,
+        key: &WriteKey<'_>,
+        allowed: u32,
+        transfer: bool,
+    ) -> Result<EnrollOutcome, PortError> {
+        let mut tx = self.begin_write().await?;
+        let outcome = EnrolmentQueries::<S>::enroll_in(&mut tx, new, key, allowed, transfer).await?;
+        if matches!(outcome, EnrollOutcome::Created { .. }) {
+            tx.commit().await?;
+        }
+        Ok(outcome)
+    }
+
+    async fn deenroll(&self, key: &WriteKey<'_>, ending: &Ending<'_>) -> Result<DeenrollOutcome, PortError> {
+        let mut tx = self.begin_write().await?;
+        let outcome = EnrolmentQueries::<S>::deenroll_in(&mut tx, key, ending).await?;
+        if matches!(outcome, DeenrollOutcome::Ended(_)) {
+            tx.commit().await?;
+        }
+        Ok(outcome)
+    }
+
+    async fn list_enrollments(
+        &self,
+        filter: &EnrollmentFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<Enrollment>, PortError> {
+        EnrolmentQueries::<S>::list_enrollments(&mut *self.reader().acquire().await?, filter, after, limit).await
+    }
+
+    async fn feed_events(&self, operator: &str, after: i64, limit: u32) -> Result<Vec<FeedEntry>, PortError> {
+        EnrolmentQueries::<S>::events_after(&mut *self.reader().acquire().await?, operator, after, limit).await
+    }
+
+    async fn enrollments_by_ids(&self, ids: &[i64]) -> Result<Vec<Enrollment>, PortError> {
+        Ok(sqlx::query_as(S::ENROLMENTS_BY_IDS).bind(S::ids(ids)).fetch_all(&mut *self.bulk().await?).await?)
+    }
+
+    async fn enrollments_by_phones(&self, operator: &str, phones: &[String]) -> Result<Vec<Enrollment>, PortError> {
+        Ok(sqlx::query_as(S::ENROLMENTS_BY_PHONES)
+            .bind(operator)
+            .bind(S::texts(phones))
+            .fetch_all(&mut *self.bulk().await?)
+            .await?)
+    }
+
+    async fn enrollments_running(&self, operator: &str, from: Date, until: Date) -> Result<Vec<i64>, PortError> {
+        EnrolmentQueries::<S>::running_between(&mut *self.bulk().await?, operator, from, until).await
     }
 }

@@ -10,17 +10,14 @@ use time::{Date, OffsetDateTime};
 
 use super::{
     PortError, Store, StoreOptions,
-    eligibility::{MatchedState, StoredDecision},
-    enrollments::{
-        DeenrollOutcome, Ending, EnrollOutcome, Enrollment, EnrollmentFilter, FeedEntry, NewEnrollment, WriteKey,
-    },
+    eligibility::StoredDecision,
     reconciliation::ListLine,
-    registry::{self, ApplyCounts, ApplyProblem, Batch, HouseholdVersion, NewBatch, StagedRecord},
+    registry::{self, ApplyCounts, ApplyProblem, Batch, NewBatch, StagedRecord},
 };
 use crate::domain::ports;
 use crate::{
     audit::{self, AuditEntry, AuditRecord, Subject},
-    domain::{eligibility::QueryKind, household::BatchKind, units::AdminUnit},
+    domain::household::BatchKind,
 };
 
 use super::backend::SqlStore;
@@ -212,6 +209,27 @@ impl SqlStore for PgStore {
         AND p.proname IN ('audit_log_append_only', 'audit_append_only', 'decision_purge_only')";
     const JSON_LIST: (&'static str, &'static str) = ("(SELECT jsonb_array_elements_text(CAST(", " AS jsonb)))");
 
+    type Texts = Vec<String>;
+    type Ids = Vec<i64>;
+
+    fn texts(values: &[String]) -> Vec<String> {
+        values.to_vec()
+    }
+
+    fn ids(values: &[i64]) -> Vec<i64> {
+        values.to_vec()
+    }
+
+    const MATCHING: super::eligibility::MatchingSql = MATCHING;
+
+    const ENROLMENTS_BY_IDS: &'static str = "SELECT id, operator, household_code, subscriber_citizen_id, phone_number, \
+         service, start_date, end_date, end_reason, end_note, decision_id, transfer_reference, recorded_at, ended_at \
+         FROM enrollments WHERE id = ANY($1)";
+
+    const ENROLMENTS_BY_PHONES: &'static str = "SELECT id, operator, household_code, subscriber_citizen_id, \
+         phone_number, service, start_date, end_date, end_reason, end_note, decision_id, transfer_reference, \
+         recorded_at, ended_at FROM enrollments WHERE phone_number = ANY($2) AND operator = $1";
+
     // The advisory lock that serialises applying batches (0x7465_6c65_7375_6201).
     const LOCK_REGISTER: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(8387229064031986177)");
     const NOTE_CHANGE: Option<&'static str> = None;
@@ -366,32 +384,6 @@ impl ports::AuditLog for PgStore {
 }
 
 #[async_trait]
-impl ports::UnitStore for PgStore {
-    async fn units(&self) -> Result<Vec<AdminUnit>, PortError> {
-        Households::units(&mut *self.pool.acquire().await?).await
-    }
-
-    async fn seed_units(&self, units: &[AdminUnit]) -> Result<bool, PortError> {
-        let mut tx = self.pool.begin().await?;
-        // Several hubs may start at once on one database: one of them seeds.
-        sqlx::query("LOCK TABLE admin_units IN EXCLUSIVE MODE").execute(&mut *tx).await?;
-        if Households::count_units(&mut tx).await? > 0 {
-            return Ok(false);
-        }
-        Households::save_units(&mut tx, units, &[]).await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn save_units(&self, new: &[AdminUnit], changed: &[AdminUnit]) -> Result<(), PortError> {
-        let mut tx = self.pool.begin().await?;
-        Households::save_units(&mut tx, new, changed).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-}
-
-#[async_trait]
 impl ports::BatchStore for PgStore {
     async fn batch(&self, batch_id: &str) -> Result<Option<Batch>, PortError> {
         Households::batch(&mut *self.pool.acquire().await?, batch_id).await
@@ -499,113 +491,6 @@ impl ports::BatchStore for PgStore {
         }
     }
 }
-
-#[async_trait]
-impl ports::RegisterStore for PgStore {
-    async fn household_versions(&self, code: &str) -> Result<Vec<HouseholdVersion>, PortError> {
-        Households::versions_of(&mut *self.pool.acquire().await?, code).await
-    }
-
-    async fn household_on(&self, code: &str, date: Date) -> Result<Option<HouseholdVersion>, PortError> {
-        Households::version_on(&mut *self.pool.acquire().await?, code, date).await
-    }
-
-    async fn find_by_citizen(&self, citizen_id: &str, date: Date) -> Result<Vec<HouseholdVersion>, PortError> {
-        Households::find_by_citizen(&mut *self.pool.acquire().await?, citizen_id, date).await
-    }
-
-    async fn find_by_certificate(&self, number: &str, date: Date) -> Result<Vec<HouseholdVersion>, PortError> {
-        Households::find_by_certificate(&mut *self.pool.acquire().await?, number, date).await
-    }
-
-    async fn states_matching(
-        &self,
-        kind: QueryKind,
-        values: &[String],
-        bulk: bool,
-    ) -> Result<Vec<MatchedState>, PortError> {
-        let sql = match kind {
-            QueryKind::CitizenId => MATCHING.citizen_id,
-            QueryKind::HouseholdCode => MATCHING.household_code,
-            QueryKind::CertificateNumber => MATCHING.certificate_number,
-        };
-        let query = sqlx::query_as(sql).bind(values);
-        Ok(if bulk { query.fetch_all(&mut *self.bulk().await?).await? } else { query.fetch_all(&self.pool).await? })
-    }
-}
-
-#[async_trait]
-impl ports::EnrollmentStore for PgStore {
-    async fn enroll(
-        &self,
-        new: &NewEnrollment,
-        key: &WriteKey<'_>,
-        allowed: u32,
-        transfer: bool,
-    ) -> Result<EnrollOutcome, PortError> {
-        let mut tx = self.pool.begin().await?;
-        let outcome = Enrolling::enroll_in(&mut tx, new, key, allowed, transfer).await?;
-        if matches!(outcome, EnrollOutcome::Created { .. }) {
-            tx.commit().await?;
-        }
-        Ok(outcome)
-    }
-
-    async fn deenroll(&self, key: &WriteKey<'_>, ending: &Ending<'_>) -> Result<DeenrollOutcome, PortError> {
-        let mut tx = self.pool.begin().await?;
-        let outcome = Enrolling::deenroll_in(&mut tx, key, ending).await?;
-        if matches!(outcome, DeenrollOutcome::Ended(_)) {
-            tx.commit().await?;
-        }
-        Ok(outcome)
-    }
-
-    async fn list_enrollments(
-        &self,
-        filter: &EnrollmentFilter,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<Enrollment>, PortError> {
-        Enrolling::list_enrollments(&mut *self.pool.acquire().await?, filter, after, limit).await
-    }
-
-    async fn feed_events(&self, operator: &str, after: i64, limit: u32) -> Result<Vec<FeedEntry>, PortError> {
-        Enrolling::events_after(&mut *self.pool.acquire().await?, operator, after, limit).await
-    }
-
-    async fn enrollments_by_ids(&self, ids: &[i64]) -> Result<Vec<Enrollment>, PortError> {
-        Ok(sqlx::query_as(
-            "SELECT id, operator, household_code, subscriber_citizen_id, phone_number, service, start_date, end_date, \
-             end_reason, end_note, decision_id, transfer_reference, recorded_at, ended_at \
-             FROM enrollments WHERE id = ANY($1)",
-        )
-        .bind(ids)
-        .fetch_all(&mut *self.bulk().await?)
-        .await?)
-    }
-
-    async fn enrollments_by_phones(&self, operator: &str, phones: &[String]) -> Result<Vec<Enrollment>, PortError> {
-        Ok(sqlx::query_as(
-            "SELECT id, operator, household_code, subscriber_citizen_id, phone_number, service, start_date, end_date, \
-             end_reason, end_note, decision_id, transfer_reference, recorded_at, ended_at \
-             FROM enrollments WHERE phone_number = ANY($2) AND operator = $1",
-        )
-        .bind(operator)
-        .bind(phones)
-        .fetch_all(&mut *self.bulk().await?)
-        .await?)
-    }
-
-    async fn enrollments_running(&self, operator: &str, from: Date, until: Date) -> Result<Vec<i64>, PortError> {
-        Monthly::running_between(&mut *self.bulk().await?, operator, from, until).await
-    }
-}
-
-/// The monthly-list queries both dialects share.
-type Monthly = super::reconciliation::MonthlyQueries<PgStore>;
-
-/// The enrolment queries both dialects share.
-type Enrolling = super::enrollments::EnrolmentQueries<PgStore>;
 
 const MATCHING: super::eligibility::MatchingSql = super::eligibility::MatchingSql {
     citizen_id: "SELECT q.value AS matched, v.household_code, v.valid_from, v.valid_to, v.removal_reason, v.data, \

@@ -424,25 +424,6 @@ where
             .fetch_all(&mut *conn)
             .await?)
     }
-
-    /// The ids of an operator's enrolments running on some day of `[from, until)`.
-    pub(super) async fn running_between(
-        conn: &mut <S::Db as Database>::Connection,
-        operator: &str,
-        from: time::Date,
-        until: time::Date,
-    ) -> Result<Vec<i64>, PortError> {
-        let ids: Vec<(i64,)> = sqlx::query_as(
-            "SELECT id FROM enrollments WHERE operator = $1 AND start_date < $3 \
-             AND (end_date IS NULL OR end_date > $2)",
-        )
-        .bind(operator)
-        .bind(from)
-        .bind(until)
-        .fetch_all(&mut *conn)
-        .await?;
-        Ok(ids.into_iter().map(|(id,)| id).collect())
-    }
 }
 
 /// One implementation for both backends: every statement but the writing of many lines

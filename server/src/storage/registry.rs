@@ -14,6 +14,7 @@ use std::sync::LazyLock;
 use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Type};
 use time::{Date, OffsetDateTime};
 
+use super::eligibility::MatchedState;
 use super::{
     PortError,
     backend::{Column, Param, Record, SqlStore},
@@ -21,9 +22,11 @@ use super::{
 };
 use crate::domain::{
     batch_rules::{LatePlan, OUTCOMES, RecordFact, RecordOutcome, citizens_of, plan_late_record},
+    eligibility::QueryKind,
     feed::{FEED_KINDS, FeedFact},
     household::{Category, stored_traits},
     member::UnitCode,
+    ports::{RegisterStore, UnitStore},
     units::{AdminUnit, UnitLevel},
 };
 
@@ -649,5 +652,114 @@ where
             .execute(&mut *conn)
             .await?;
         Self::clear_staging(&mut *conn, batch_id).await
+    }
+}
+
+/// One implementation for both backends: where several hubs may seed the units at once, the
+/// table is locked first ([`SqlStore::lock_table`]); one of them seeds.
+#[async_trait::async_trait]
+impl<S> UnitStore for S
+where
+    S: SqlStore,
+    for<'c> &'c mut <S::Db as Database>::Connection: Executor<'c, Database = S::Db>,
+    <S::Db as Database>::Arguments: IntoArguments<S::Db>,
+    usize: ColumnIndex<<S::Db as Database>::Row>,
+    for<'a> &'a str: ColumnIndex<<S::Db as Database>::Row>,
+    for<'q> &'q str: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> Option<&'q str>: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> &'q String: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> Option<&'q String>: Encode<'q, S::Db> + Type<S::Db>,
+    i64: Param<S::Db> + Column<S::Db>,
+    String: Param<S::Db> + Column<S::Db>,
+    bool: Param<S::Db> + Column<S::Db>,
+    Date: Param<S::Db> + Column<S::Db>,
+    OffsetDateTime: Param<S::Db> + Column<S::Db>,
+    Option<i64>: Param<S::Db>,
+    Option<String>: Param<S::Db>,
+    Option<Date>: Param<S::Db>,
+    Option<OffsetDateTime>: Param<S::Db>,
+    HouseholdVersion: Record<S::Db>,
+    Batch: Record<S::Db>,
+    LateRecord: Record<S::Db>,
+    UnitRow: Record<S::Db>,
+{
+    async fn units(&self) -> Result<Vec<AdminUnit>, PortError> {
+        RegistryQueries::<S>::units(&mut *self.reader().acquire().await?).await
+    }
+
+    async fn seed_units(&self, units: &[AdminUnit]) -> Result<bool, PortError> {
+        let mut tx = self.begin_write().await?;
+        if let Some(lock) = S::lock_table("admin_units") {
+            sqlx::query(sqlx::AssertSqlSafe(lock)).execute(&mut *tx).await?;
+        }
+        if RegistryQueries::<S>::count_units(&mut tx).await? > 0 {
+            return Ok(false);
+        }
+        RegistryQueries::<S>::save_units(&mut tx, units, &[]).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn save_units(&self, new: &[AdminUnit], changed: &[AdminUnit]) -> Result<(), PortError> {
+        let mut tx = self.begin_write().await?;
+        RegistryQueries::<S>::save_units(&mut tx, new, changed).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// One implementation for both backends; the lookups of many values at once are the
+/// backend's own statements ([`SqlStore::MATCHING`]).
+#[async_trait::async_trait]
+impl<S> RegisterStore for S
+where
+    S: SqlStore,
+    for<'c> &'c mut <S::Db as Database>::Connection: Executor<'c, Database = S::Db>,
+    <S::Db as Database>::Arguments: IntoArguments<S::Db>,
+    usize: ColumnIndex<<S::Db as Database>::Row>,
+    for<'a> &'a str: ColumnIndex<<S::Db as Database>::Row>,
+    for<'q> &'q str: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> Option<&'q str>: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> &'q String: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> Option<&'q String>: Encode<'q, S::Db> + Type<S::Db>,
+    i64: Param<S::Db> + Column<S::Db>,
+    String: Param<S::Db> + Column<S::Db>,
+    bool: Param<S::Db> + Column<S::Db>,
+    Date: Param<S::Db> + Column<S::Db>,
+    OffsetDateTime: Param<S::Db> + Column<S::Db>,
+    Option<i64>: Param<S::Db>,
+    Option<String>: Param<S::Db>,
+    Option<Date>: Param<S::Db>,
+    Option<OffsetDateTime>: Param<S::Db>,
+    HouseholdVersion: Record<S::Db>,
+    Batch: Record<S::Db>,
+    LateRecord: Record<S::Db>,
+    UnitRow: Record<S::Db>,
+    MatchedState: Record<S::Db>,
+{
+    async fn household_versions(&self, code: &str) -> Result<Vec<HouseholdVersion>, PortError> {
+        RegistryQueries::<S>::versions_of(&mut *self.reader().acquire().await?, code).await
+    }
+
+    async fn household_on(&self, code: &str, date: Date) -> Result<Option<HouseholdVersion>, PortError> {
+        RegistryQueries::<S>::version_on(&mut *self.reader().acquire().await?, code, date).await
+    }
+
+    async fn find_by_citizen(&self, citizen_id: &str, date: Date) -> Result<Vec<HouseholdVersion>, PortError> {
+        RegistryQueries::<S>::find_by_citizen(&mut *self.reader().acquire().await?, citizen_id, date).await
+    }
+
+    async fn find_by_certificate(&self, number: &str, date: Date) -> Result<Vec<HouseholdVersion>, PortError> {
+        RegistryQueries::<S>::find_by_certificate(&mut *self.reader().acquire().await?, number, date).await
+    }
+
+    async fn states_matching(
+        &self,
+        kind: QueryKind,
+        values: &[String],
+        bulk: bool,
+    ) -> Result<Vec<MatchedState>, PortError> {
+        let query = sqlx::query_as(S::MATCHING.of(kind)).bind(S::texts(values));
+        Ok(if bulk { query.fetch_all(&mut *self.bulk().await?).await? } else { query.fetch_all(self.reader()).await? })
     }
 }

@@ -20,11 +20,8 @@ use time::{Date, OffsetDateTime};
 use super::{
     PortError, Store, StoreOptions,
     eligibility::{MatchedState, StoredDecision},
-    enrollments::{
-        DeenrollOutcome, Ending, EnrollOutcome, Enrollment, EnrollmentFilter, FeedEntry, NewEnrollment, WriteKey,
-    },
     reconciliation::{self, ListLine},
-    registry::{self, ApplyCounts, ApplyProblem, Batch, HouseholdVersion, NewBatch, StagedRecord},
+    registry::{self, ApplyCounts, ApplyProblem, Batch, NewBatch, StagedRecord},
 };
 use crate::domain::ports;
 use crate::{
@@ -33,7 +30,6 @@ use crate::{
         eligibility::{History, QueryKind},
         household::BatchKind,
         ports::register::{MOST_CHANGES_PATCHED, WHOLE_REGISTER},
-        units::AdminUnit,
     },
 };
 
@@ -351,30 +347,6 @@ impl ports::AuditLog for SqliteStore {
 }
 
 #[async_trait]
-impl ports::UnitStore for SqliteStore {
-    async fn units(&self) -> Result<Vec<AdminUnit>, PortError> {
-        Households::units(&mut *self.read.acquire().await?).await
-    }
-
-    async fn seed_units(&self, units: &[AdminUnit]) -> Result<bool, PortError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        if Households::count_units(&mut tx).await? > 0 {
-            return Ok(false);
-        }
-        Households::save_units(&mut tx, units, &[]).await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn save_units(&self, new: &[AdminUnit], changed: &[AdminUnit]) -> Result<(), PortError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        Households::save_units(&mut tx, new, changed).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-}
-
-#[async_trait]
 impl ports::BatchStore for SqliteStore {
     async fn batch(&self, batch_id: &str) -> Result<Option<Batch>, PortError> {
         Households::batch(&mut *self.read.acquire().await?, batch_id).await
@@ -457,6 +429,32 @@ impl super::backend::SqlStore for SqliteStore {
         WHEN upper(sql) LIKE '%BEFORE DELETE ON%' THEN 'DELETE' ELSE '' END \
         FROM sqlite_master WHERE type = 'trigger' AND sql LIKE '%RAISE(ABORT%append-only%'";
     const JSON_LIST: (&'static str, &'static str) = ("(SELECT value FROM json_each(", "))");
+
+    type Texts = String;
+    type Ids = String;
+
+    fn texts(values: &[String]) -> String {
+        serde_json::to_string(values).expect("strings serialise")
+    }
+
+    fn ids(values: &[i64]) -> String {
+        serde_json::to_string(values).expect("numbers serialise")
+    }
+
+    const MATCHING: super::eligibility::MatchingSql = MATCHING;
+
+    /// Enrolment by enrolment, from the list.
+    const ENROLMENTS_BY_IDS: &'static str = "SELECT e.id, e.operator, e.household_code, e.subscriber_citizen_id, \
+         e.phone_number, e.service, e.start_date, e.end_date, e.end_reason, e.end_note, e.decision_id, \
+         e.transfer_reference, e.recorded_at, e.ended_at FROM json_each($1) AS j CROSS JOIN enrollments e \
+         ON e.id = j.value";
+
+    /// Number by number (`CROSS JOIN` from the list), and `+operator` so that the operator's
+    /// index is not chosen: it would scan every enrolment of the operator for each number.
+    const ENROLMENTS_BY_PHONES: &'static str = "SELECT e.id, e.operator, e.household_code, \
+         e.subscriber_citizen_id, e.phone_number, e.service, e.start_date, e.end_date, e.end_reason, e.end_note, \
+         e.decision_id, e.transfer_reference, e.recorded_at, e.ended_at FROM json_each($2) AS j \
+         CROSS JOIN enrollments e ON e.phone_number = j.value WHERE +e.operator = $1";
 
     // The one writer serialises batches and purges already.
     const LOCK_REGISTER: Option<&'static str> = None;
@@ -575,110 +573,6 @@ impl ports::RegisterChanges for SqliteStore {
     }
 }
 
-#[async_trait]
-impl ports::RegisterStore for SqliteStore {
-    async fn household_versions(&self, code: &str) -> Result<Vec<HouseholdVersion>, PortError> {
-        Households::versions_of(&mut *self.read.acquire().await?, code).await
-    }
-
-    async fn household_on(&self, code: &str, date: Date) -> Result<Option<HouseholdVersion>, PortError> {
-        Households::version_on(&mut *self.read.acquire().await?, code, date).await
-    }
-
-    async fn find_by_citizen(&self, citizen_id: &str, date: Date) -> Result<Vec<HouseholdVersion>, PortError> {
-        Households::find_by_citizen(&mut *self.read.acquire().await?, citizen_id, date).await
-    }
-
-    async fn find_by_certificate(&self, number: &str, date: Date) -> Result<Vec<HouseholdVersion>, PortError> {
-        Households::find_by_certificate(&mut *self.read.acquire().await?, number, date).await
-    }
-
-    async fn states_matching(
-        &self,
-        kind: QueryKind,
-        values: &[String],
-        bulk: bool,
-    ) -> Result<Vec<MatchedState>, PortError> {
-        let sql = match kind {
-            QueryKind::CitizenId => MATCHING.citizen_id,
-            QueryKind::HouseholdCode => MATCHING.household_code,
-            QueryKind::CertificateNumber => MATCHING.certificate_number,
-        };
-        let values = serde_json::to_string(values).expect("strings serialise");
-        let pool = if bulk { &self.bulk } else { &self.read };
-        Ok(sqlx::query_as(sql).bind(values).fetch_all(pool).await?)
-    }
-}
-
-#[async_trait]
-impl ports::EnrollmentStore for SqliteStore {
-    async fn enroll(
-        &self,
-        new: &NewEnrollment,
-        key: &WriteKey<'_>,
-        allowed: u32,
-        transfer: bool,
-    ) -> Result<EnrollOutcome, PortError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let outcome = Enrolling::enroll_in(&mut tx, new, key, allowed, transfer).await?;
-        if matches!(outcome, EnrollOutcome::Created { .. }) {
-            tx.commit().await?;
-        }
-        Ok(outcome)
-    }
-
-    async fn deenroll(&self, key: &WriteKey<'_>, ending: &Ending<'_>) -> Result<DeenrollOutcome, PortError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let outcome = Enrolling::deenroll_in(&mut tx, key, ending).await?;
-        if matches!(outcome, DeenrollOutcome::Ended(_)) {
-            tx.commit().await?;
-        }
-        Ok(outcome)
-    }
-
-    async fn list_enrollments(
-        &self,
-        filter: &EnrollmentFilter,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<Enrollment>, PortError> {
-        Enrolling::list_enrollments(&mut *self.read.acquire().await?, filter, after, limit).await
-    }
-
-    async fn feed_events(&self, operator: &str, after: i64, limit: u32) -> Result<Vec<FeedEntry>, PortError> {
-        Enrolling::events_after(&mut *self.read.acquire().await?, operator, after, limit).await
-    }
-
-    async fn enrollments_by_ids(&self, ids: &[i64]) -> Result<Vec<Enrollment>, PortError> {
-        let ids = serde_json::to_string(ids).map_err(|e| PortError::Corrupt(e.to_string()))?;
-        Ok(sqlx::query_as(
-            "SELECT e.id, e.operator, e.household_code, e.subscriber_citizen_id, e.phone_number, e.service, \
-             e.start_date, e.end_date, e.end_reason, e.end_note, e.decision_id, e.transfer_reference, e.recorded_at, \
-             e.ended_at FROM json_each($1) AS j CROSS JOIN enrollments e ON e.id = j.value",
-        )
-        .bind(ids)
-        .fetch_all(&self.bulk)
-        .await?)
-    }
-
-    async fn enrollments_by_phones(&self, operator: &str, phones: &[String]) -> Result<Vec<Enrollment>, PortError> {
-        let phones = serde_json::to_string(phones).map_err(|e| PortError::Corrupt(e.to_string()))?;
-        Ok(sqlx::query_as(
-            "SELECT e.id, e.operator, e.household_code, e.subscriber_citizen_id, e.phone_number, e.service, \
-             e.start_date, e.end_date, e.end_reason, e.end_note, e.decision_id, e.transfer_reference, e.recorded_at, \
-             e.ended_at FROM json_each($2) AS j CROSS JOIN enrollments e ON e.phone_number = j.value WHERE +e.operator = $1",
-        )
-        .bind(operator)
-        .bind(phones)
-        .fetch_all(&self.bulk)
-        .await?)
-    }
-
-    async fn enrollments_running(&self, operator: &str, from: Date, until: Date) -> Result<Vec<i64>, PortError> {
-        Monthly::running_between(&mut *self.bulk.acquire().await?, operator, from, until).await
-    }
-}
-
 /// Stores perfect subtrees of the audit tree; one already stored is left as it is.
 async fn insert_tree_nodes(conn: &mut sqlx::SqliteConnection, nodes: &[(u32, u64, String)]) -> Result<(), PortError> {
     for chunk in nodes.chunks(ROWS_PER_INSERT) {
@@ -709,16 +603,10 @@ async fn rebuild_tree(conn: &mut sqlx::SqliteConnection, seq: i64) -> Result<aud
     sql::tree_edge(&range.encode(), seq)
 }
 
-/// The monthly-list queries both dialects share.
-type Monthly = reconciliation::MonthlyQueries<SqliteStore>;
-
-/// The enrolment queries both dialects share.
-type Enrolling = super::enrollments::EnrolmentQueries<SqliteStore>;
-
 /// For each value, the states of every household it ever matched: the households through a
 /// list subquery, so that a household's states are read once per value without a sort (the
 /// caller puts the rows in order).
-pub(super) const MATCHING: super::eligibility::MatchingSql = super::eligibility::MatchingSql {
+const MATCHING: super::eligibility::MatchingSql = super::eligibility::MatchingSql {
     citizen_id: "SELECT j.value AS matched, v.household_code, v.valid_from, v.valid_to, v.removal_reason, v.data, \
          (SELECT json_group_array(json_array(e.operator, e.start_date, e.end_date)) FROM enrollments e \
          WHERE e.household_code = v.household_code) AS holdings \
