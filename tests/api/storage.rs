@@ -242,6 +242,35 @@ async fn audit_records_round_trip_and_chain() {
     assert_eq!(audit::verify(store.as_ref()).await.unwrap().first_break, None);
 }
 
+/// A trail written before the tree was kept (no tree nodes, no right edge at the head): the next
+/// append builds the tree from every record first, then extends it, so that the head's edge and
+/// the stored nodes are those of the whole trail.
+#[tokio::test]
+async fn an_append_to_a_trail_kept_before_its_tree_builds_the_tree_first() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let entries: Vec<AuditEntry> = (1..=30).map(entry).collect();
+    store.append_audit(&entries[..20], &[], &[]).await.unwrap();
+    crate::audit::disable_guard(&db).await;
+    db.execute("DELETE FROM audit_tree").await.unwrap();
+    db.execute("UPDATE audit_head SET tree = NULL").await.unwrap();
+    store.append_audit(&entries[20..], &[], &[]).await.unwrap();
+
+    let records = store.audit_records(0, 1_000).await.unwrap();
+    assert_eq!(records, audit::link(0, GENESIS_HASH, &entries), "the chain goes on unbroken");
+    let mut range = audit::merkle::CompactRange::default();
+    let mut expected: Vec<(i64, i64, String)> = audit::extend_tree(&mut range, &records)
+        .into_iter()
+        .map(|(level, idx, hash)| (i64::from(level), idx as i64, hash))
+        .collect();
+    expected.sort();
+    let (seq, hash, edge) = store.audit_edge().await.unwrap();
+    assert_eq!((seq, hash, edge), (30, records[29].hash.clone(), Some(range.encode())), "the head's edge");
+    let mut stored = store.audit_nodes(0, 0, 1).await.unwrap().into_iter().map(|(i, h)| (0, i, h)).collect::<Vec<_>>();
+    stored.extend(store.audit_nodes_all((0, 0), 10_000).await.unwrap());
+    assert_eq!(stored, expected, "every node of the whole trail is stored");
+}
+
 /// Several hubs share one PostgreSQL database (or one SQLite file): their appends interleave
 /// into a single unbroken chain.
 #[tokio::test]

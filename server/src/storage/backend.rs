@@ -50,6 +50,30 @@ pub(crate) trait SqlStore: Send + Sync + std::fmt::Debug + 'static {
         rows: &[crate::domain::ports::policy::StoredDecision],
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 
+    /// Reads the audit chain's head (`seq, hash, tree`) for a transaction that appends to it,
+    /// holding it until the commit where the backend has more than one writer.
+    const AUDIT_HEAD_FOR_APPEND: &'static str;
+
+    /// Stores audit records, many rows at a time, the backend's way.
+    fn insert_audit(
+        conn: &mut <Self::Db as Database>::Connection,
+        records: &[crate::audit::AuditRecord],
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Stores perfect subtrees of the audit tree (`level, index, hash`); one already stored is
+    /// left as it is.
+    fn insert_tree_nodes(
+        conn: &mut <Self::Db as Database>::Connection,
+        nodes: &[(u32, u64, String)],
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Notes what records look up: `(i, subject)` is about the record numbered `after + 1 + i`.
+    fn insert_subjects(
+        conn: &mut <Self::Db as Database>::Connection,
+        after: i64,
+        subjects: &[(usize, crate::audit::Subject)],
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
     /// Stores lines of a monthly list being received, many rows at a time, the backend's way.
     fn insert_lines(
         conn: &mut <Self::Db as Database>::Connection,

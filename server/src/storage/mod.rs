@@ -6,13 +6,16 @@
 //! statements, connections and sqlx stay here, and nothing but startup (which opens a store)
 //! reaches in.
 //!
-//! SQL that reads the same in both dialects is written once: a port whose statements are the
-//! same on both is implemented once, generically over [`backend::SqlStore`] (what such SQL
-//! needs of a store: its pools, connections for large work, the few dialect differences), with
-//! bounds naming the parameter and column types it uses; the rest is shared as functions or
-//! macros (`shared.rs` and the concept modules). Migrations, bulk writes and locking differ and
-//! live in each backend's module.
+//! Every port is implemented once, generically over [`backend::SqlStore`], with bounds naming
+//! the parameter and column types its statements use; what the backends do differently is a
+//! hook of `SqlStore` in each backend's module: its pools and connections for large work, how
+//! a write transaction begins and what it locks, writing many rows at once, reading many
+//! values at once. Only receiving and applying a household batch ([`BatchStore`](crate::domain::ports::BatchStore)) stays written
+//! per backend (PostgreSQL's row locks, planner statistics and vacuum; SQLite's staging files),
+//! with the store itself ([`Store`]: opening, migrations, claims) and SQLite's change log of the
+//! register. Statements shared by several concepts live in `shared.rs`.
 
+mod audit_log;
 pub mod audit_reader;
 pub mod audit_trail;
 pub(crate) mod backend;

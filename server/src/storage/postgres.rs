@@ -16,15 +16,11 @@ use super::{
 };
 use crate::domain::ports;
 use crate::{
-    audit::{self, AuditEntry, AuditRecord, Subject},
+    audit::{AuditRecord, Subject},
     domain::household::BatchKind,
 };
 
 use super::backend::SqlStore;
-use super::shared as sql;
-
-/// Locks the chain head so that concurrent appenders (other hubs) wait their turn.
-const LOCK_AUDIT_HEAD: &str = "SELECT seq, hash, tree FROM audit_head WHERE id = 1 FOR UPDATE";
 
 const INSERT_AUDIT: &str = "INSERT INTO audit_log (seq, at, request_id, org_code, cert_fingerprint, method, \
      outcome, detail, request_digest, prev_hash, hash, attached, decisions_call, person) \
@@ -33,37 +29,6 @@ const INSERT_AUDIT: &str = "INSERT INTO audit_log (seq, at, request_id, org_code
 
 const INSERT_TREE: &str = "INSERT INTO audit_tree (level, idx, hash) \
      SELECT * FROM UNNEST($1::int[], $2::bigint[], $3::text[]) ON CONFLICT DO NOTHING";
-
-/// Stores perfect subtrees of the audit tree; one already stored is left as it is.
-async fn insert_tree_nodes(conn: &mut sqlx::PgConnection, nodes: &[(u32, u64, String)]) -> Result<(), PortError> {
-    if nodes.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(INSERT_TREE)
-        .bind(nodes.iter().map(|n| n.0 as i32).collect::<Vec<_>>())
-        .bind(nodes.iter().map(|n| n.1 as i64).collect::<Vec<_>>())
-        .bind(nodes.iter().map(|n| n.2.clone()).collect::<Vec<_>>())
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-/// Builds the audit tree's right edge (and its stored nodes) from the records, for a trail
-/// written before the tree was kept.
-async fn rebuild_tree(conn: &mut sqlx::PgConnection, seq: i64) -> Result<audit::merkle::CompactRange, PortError> {
-    let mut range = audit::merkle::CompactRange::default();
-    let mut after = 0;
-    loop {
-        let rows: Vec<sql::AuditRow> =
-            sqlx::query_as(sql::AUDIT_RECORDS).bind(after).bind(10_000i64).fetch_all(&mut *conn).await?;
-        let Some(last) = rows.last().map(|r| r.seq()) else { break };
-        let records: Vec<AuditRecord> = rows.into_iter().map(Into::into).collect();
-        let nodes = audit::extend_tree(&mut range, &records);
-        insert_tree_nodes(conn, &nodes).await?;
-        after = last;
-    }
-    sql::tree_edge(&range.encode(), seq)
-}
 
 #[derive(Debug, Clone)]
 pub struct PgStore {
@@ -268,6 +233,69 @@ impl SqlStore for PgStore {
         insert_decisions(conn, rows).await
     }
 
+    /// Locks the chain's head, so that other hubs appending wait their turn.
+    const AUDIT_HEAD_FOR_APPEND: &'static str = "SELECT seq, hash, tree FROM audit_head WHERE id = 1 FOR UPDATE";
+
+    /// One statement for all the records: arrays of their columns, unnested.
+    async fn insert_audit(conn: &mut sqlx::PgConnection, records: &[AuditRecord]) -> Result<(), PortError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let column = |f: fn(&AuditRecord) -> String| records.iter().map(f).collect::<Vec<_>>();
+        let optional = |f: fn(&AuditRecord) -> Option<String>| records.iter().map(f).collect::<Vec<_>>();
+        sqlx::query(INSERT_AUDIT)
+            .bind(records.iter().map(|r| r.seq).collect::<Vec<_>>())
+            .bind(records.iter().map(|r| r.entry.at).collect::<Vec<_>>())
+            .bind(column(|r| r.entry.request_id.clone()))
+            .bind(optional(|r| r.entry.org_code.clone()))
+            .bind(optional(|r| r.entry.cert_fingerprint.clone()))
+            .bind(column(|r| r.entry.method.clone()))
+            .bind(column(|r| r.entry.outcome.clone()))
+            .bind(column(|r| r.entry.detail.clone()))
+            .bind(column(|r| r.entry.request_digest.clone()))
+            .bind(column(|r| r.prev_hash.clone()))
+            .bind(column(|r| r.hash.clone()))
+            .bind(optional(|r| r.entry.attached.clone()))
+            .bind(optional(|r| r.entry.decisions_call.clone()))
+            .bind(optional(|r| r.entry.person.clone()))
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_tree_nodes(conn: &mut sqlx::PgConnection, nodes: &[(u32, u64, String)]) -> Result<(), PortError> {
+        if nodes.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(INSERT_TREE)
+            .bind(nodes.iter().map(|n| n.0 as i32).collect::<Vec<_>>())
+            .bind(nodes.iter().map(|n| n.1 as i64).collect::<Vec<_>>())
+            .bind(nodes.iter().map(|n| n.2.clone()).collect::<Vec<_>>())
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_subjects(
+        conn: &mut sqlx::PgConnection,
+        after: i64,
+        subjects: &[(usize, Subject)],
+    ) -> Result<(), PortError> {
+        if subjects.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO audit_subjects (kind, value, seq) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[]) ON CONFLICT DO NOTHING",
+        )
+        .bind(subjects.iter().map(|(_, s)| s.kind.as_str()).collect::<Vec<_>>())
+        .bind(subjects.iter().map(|(_, s)| s.value.clone()).collect::<Vec<_>>())
+        .bind(subjects.iter().map(|(i, _)| after + 1 + *i as i64).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
     /// One statement for all the lines: arrays of their columns, unnested.
     async fn insert_lines(conn: &mut sqlx::PgConnection, id: i64, lines: &[ListLine]) -> Result<(), PortError> {
         let text = |f: fn(&ListLine) -> String| lines.iter().map(f).collect::<Vec<_>>();
@@ -301,85 +329,6 @@ impl SqlStore for PgStore {
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, PortError> {
         Ok(self.pool.begin().await?)
-    }
-}
-
-#[async_trait]
-impl ports::AuditLog for PgStore {
-    async fn append_audit(
-        &self,
-        entries: &[AuditEntry],
-        decisions: &[StoredDecision],
-        subjects: &[(usize, Subject)],
-    ) -> Result<Vec<(i64, String)>, PortError> {
-        let mut tx = self.pool.begin().await?;
-        // Before the chain head is locked, so that other hubs wait only for the chain itself.
-        insert_decisions(&mut tx, decisions).await?;
-        let (seq, hash, tree): (i64, String, Option<String>) =
-            sqlx::query_as(LOCK_AUDIT_HEAD).fetch_one(&mut *tx).await?;
-        let mut range = match tree {
-            Some(tree) => sql::tree_edge(&tree, seq)?,
-            None => rebuild_tree(&mut tx, seq).await?,
-        };
-        let (records, nodes) = audit::link_into_tree(seq, &hash, entries, &mut range);
-        let column = |f: fn(&AuditRecord) -> String| records.iter().map(f).collect::<Vec<_>>();
-        let optional = |f: fn(&AuditRecord) -> Option<String>| records.iter().map(f).collect::<Vec<_>>();
-        sqlx::query(INSERT_AUDIT)
-            .bind(records.iter().map(|r| r.seq).collect::<Vec<_>>())
-            .bind(records.iter().map(|r| r.entry.at).collect::<Vec<_>>())
-            .bind(column(|r| r.entry.request_id.clone()))
-            .bind(optional(|r| r.entry.org_code.clone()))
-            .bind(optional(|r| r.entry.cert_fingerprint.clone()))
-            .bind(column(|r| r.entry.method.clone()))
-            .bind(column(|r| r.entry.outcome.clone()))
-            .bind(column(|r| r.entry.detail.clone()))
-            .bind(column(|r| r.entry.request_digest.clone()))
-            .bind(column(|r| r.prev_hash.clone()))
-            .bind(column(|r| r.hash.clone()))
-            .bind(optional(|r| r.entry.attached.clone()))
-            .bind(optional(|r| r.entry.decisions_call.clone()))
-            .bind(optional(|r| r.entry.person.clone()))
-            .execute(&mut *tx)
-            .await?;
-        insert_tree_nodes(&mut tx, &nodes).await?;
-        if !subjects.is_empty() {
-            sqlx::query(
-                "INSERT INTO audit_subjects (kind, value, seq) \
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[]) ON CONFLICT DO NOTHING",
-            )
-            .bind(subjects.iter().map(|(_, s)| s.kind.as_str()).collect::<Vec<_>>())
-            .bind(subjects.iter().map(|(_, s)| s.value.clone()).collect::<Vec<_>>())
-            .bind(subjects.iter().map(|(i, _)| seq + 1 + *i as i64).collect::<Vec<_>>())
-            .execute(&mut *tx)
-            .await?;
-        }
-        if let Some(last) = records.last() {
-            sqlx::query(sql::SET_AUDIT_HEAD)
-                .bind(last.seq)
-                .bind(&last.hash)
-                .bind(range.encode())
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(records.into_iter().map(|r| (r.seq, r.hash)).collect())
-    }
-
-    async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, PortError> {
-        sql::AuditReads::records(&self.pool, after, limit).await
-    }
-
-    async fn query_audit(
-        &self,
-        filter: &crate::storage::AuditFilter,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<AuditRecord>, PortError> {
-        sql::AuditReads::query(&self.pool, filter, after, limit).await
-    }
-
-    async fn audit_head(&self) -> Result<(i64, String), PortError> {
-        sql::AuditReads::head(&self.pool).await
     }
 }
 

@@ -25,7 +25,7 @@ use super::{
 };
 use crate::domain::ports;
 use crate::{
-    audit::{self, AuditEntry, AuditRecord, Subject},
+    audit::{AuditRecord, Subject},
     domain::{
         eligibility::{History, QueryKind},
         household::BatchKind,
@@ -270,83 +270,6 @@ impl Store for SqliteStore {
 }
 
 #[async_trait]
-impl ports::AuditLog for SqliteStore {
-    async fn append_audit(
-        &self,
-        entries: &[AuditEntry],
-        decisions: &[StoredDecision],
-        subjects: &[(usize, Subject)],
-    ) -> Result<Vec<(i64, String)>, PortError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        insert_decisions(&mut tx, decisions).await?;
-        let (seq, hash, tree): (i64, String, Option<String>) =
-            sqlx::query_as(sql::AUDIT_HEAD_TREE).fetch_one(&mut *tx).await?;
-        let mut range = match tree {
-            Some(tree) => sql::tree_edge(&tree, seq)?,
-            None => rebuild_tree(&mut tx, seq).await?,
-        };
-        let (records, nodes) = audit::link_into_tree(seq, &hash, entries, &mut range);
-        for chunk in records.chunks(ROWS_PER_INSERT) {
-            let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO audit_log (");
-            insert.push(sql::AUDIT_COLUMNS).push(") ");
-            insert.push_values(chunk, |mut row, r: &AuditRecord| {
-                row.push_bind(r.seq)
-                    .push_bind(r.entry.at)
-                    .push_bind(r.entry.request_id.clone())
-                    .push_bind(r.entry.org_code.clone())
-                    .push_bind(r.entry.cert_fingerprint.clone())
-                    .push_bind(r.entry.method.clone())
-                    .push_bind(r.entry.outcome.clone())
-                    .push_bind(r.entry.detail.clone())
-                    .push_bind(r.entry.request_digest.clone())
-                    .push_bind(r.prev_hash.clone())
-                    .push_bind(r.hash.clone())
-                    .push_bind(r.entry.attached.clone())
-                    .push_bind(r.entry.decisions_call.clone())
-                    .push_bind(r.entry.person.clone());
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
-        insert_tree_nodes(&mut tx, &nodes).await?;
-        for chunk in subjects.chunks(ROWS_PER_INSERT) {
-            let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO audit_subjects (kind, value, seq) ");
-            insert.push_values(chunk, |mut row, (i, s): &(usize, Subject)| {
-                row.push_bind(s.kind.as_str()).push_bind(s.value.clone()).push_bind(seq + 1 + *i as i64);
-            });
-            insert.push(" ON CONFLICT DO NOTHING");
-            insert.build().execute(&mut *tx).await?;
-        }
-        if let Some(last) = records.last() {
-            sqlx::query(sql::SET_AUDIT_HEAD)
-                .bind(last.seq)
-                .bind(&last.hash)
-                .bind(range.encode())
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(records.into_iter().map(|r| (r.seq, r.hash)).collect())
-    }
-
-    async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, PortError> {
-        sql::AuditReads::records(&self.read, after, limit).await
-    }
-
-    async fn query_audit(
-        &self,
-        filter: &crate::storage::AuditFilter,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<AuditRecord>, PortError> {
-        sql::AuditReads::query(&self.read, filter, after, limit).await
-    }
-
-    async fn audit_head(&self) -> Result<(i64, String), PortError> {
-        sql::AuditReads::head(&self.read).await
-    }
-}
-
-#[async_trait]
 impl ports::BatchStore for SqliteStore {
     async fn batch(&self, batch_id: &str) -> Result<Option<Batch>, PortError> {
         Households::batch(&mut *self.read.acquire().await?, batch_id).await
@@ -500,6 +423,65 @@ impl super::backend::SqlStore for SqliteStore {
         insert_decisions(conn, rows).await
     }
 
+    /// One writer at a time (`BEGIN IMMEDIATE`): the head needs no lock of its own.
+    const AUDIT_HEAD_FOR_APPEND: &'static str = sql::AUDIT_HEAD_TREE;
+
+    async fn insert_audit(conn: &mut sqlx::SqliteConnection, records: &[AuditRecord]) -> Result<(), PortError> {
+        for chunk in records.chunks(ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO audit_log (");
+            insert.push(sql::AUDIT_COLUMNS).push(") ");
+            insert.push_values(chunk, |mut row, r: &AuditRecord| {
+                row.push_bind(r.seq)
+                    .push_bind(r.entry.at)
+                    .push_bind(r.entry.request_id.clone())
+                    .push_bind(r.entry.org_code.clone())
+                    .push_bind(r.entry.cert_fingerprint.clone())
+                    .push_bind(r.entry.method.clone())
+                    .push_bind(r.entry.outcome.clone())
+                    .push_bind(r.entry.detail.clone())
+                    .push_bind(r.entry.request_digest.clone())
+                    .push_bind(r.prev_hash.clone())
+                    .push_bind(r.hash.clone())
+                    .push_bind(r.entry.attached.clone())
+                    .push_bind(r.entry.decisions_call.clone())
+                    .push_bind(r.entry.person.clone());
+            });
+            insert.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_tree_nodes(
+        conn: &mut sqlx::SqliteConnection,
+        nodes: &[(u32, u64, String)],
+    ) -> Result<(), PortError> {
+        for chunk in nodes.chunks(ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO audit_tree (level, idx, hash) ");
+            insert.push_values(chunk, |mut row, (level, idx, hash)| {
+                row.push_bind(i64::from(*level)).push_bind(*idx as i64).push_bind(hash.clone());
+            });
+            insert.push(" ON CONFLICT DO NOTHING");
+            insert.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_subjects(
+        conn: &mut sqlx::SqliteConnection,
+        after: i64,
+        subjects: &[(usize, Subject)],
+    ) -> Result<(), PortError> {
+        for chunk in subjects.chunks(ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO audit_subjects (kind, value, seq) ");
+            insert.push_values(chunk, |mut row, (i, s): &(usize, Subject)| {
+                row.push_bind(s.kind.as_str()).push_bind(s.value.clone()).push_bind(after + 1 + *i as i64);
+            });
+            insert.push(" ON CONFLICT DO NOTHING");
+            insert.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
     async fn insert_lines(conn: &mut sqlx::SqliteConnection, id: i64, lines: &[ListLine]) -> Result<(), PortError> {
         for chunk in lines.chunks(ROWS_PER_INSERT) {
             let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO monthly_lines (update_ref, ");
@@ -571,36 +553,6 @@ impl ports::RegisterChanges for SqliteStore {
     fn written(&self) -> tokio::sync::watch::Receiver<i64> {
         self.written.subscribe()
     }
-}
-
-/// Stores perfect subtrees of the audit tree; one already stored is left as it is.
-async fn insert_tree_nodes(conn: &mut sqlx::SqliteConnection, nodes: &[(u32, u64, String)]) -> Result<(), PortError> {
-    for chunk in nodes.chunks(ROWS_PER_INSERT) {
-        let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO audit_tree (level, idx, hash) ");
-        insert.push_values(chunk, |mut row, (level, idx, hash)| {
-            row.push_bind(i64::from(*level)).push_bind(*idx as i64).push_bind(hash.clone());
-        });
-        insert.push(" ON CONFLICT DO NOTHING");
-        insert.build().execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
-/// Builds the audit tree's right edge (and its stored nodes) from the records, for a trail
-/// written before the tree was kept.
-async fn rebuild_tree(conn: &mut sqlx::SqliteConnection, seq: i64) -> Result<audit::merkle::CompactRange, PortError> {
-    let mut range = audit::merkle::CompactRange::default();
-    let mut after = 0;
-    loop {
-        let rows: Vec<sql::AuditRow> =
-            sqlx::query_as(sql::AUDIT_RECORDS).bind(after).bind(10_000i64).fetch_all(&mut *conn).await?;
-        let Some(last) = rows.last().map(|r| r.seq()) else { break };
-        let records: Vec<AuditRecord> = rows.into_iter().map(Into::into).collect();
-        let nodes = audit::extend_tree(&mut range, &records);
-        insert_tree_nodes(conn, &nodes).await?;
-        after = last;
-    }
-    sql::tree_edge(&range.encode(), seq)
 }
 
 /// For each value, the states of every household it ever matched: the households through a
