@@ -73,6 +73,13 @@ fail() {
     exit 1
 }
 
+# The steps' times so far, as "fmt 1 s, clippy 35 s".
+took() {
+    local IFS=,
+    local joined="${TOOK[*]}"
+    echo "${joined//,/, }"
+}
+
 # A free TCP port on 127.0.0.1. Another process could take it before we use it, but
 # nothing else on a test machine is racing for random high ports.
 free_port() {
@@ -103,7 +110,7 @@ cleanup() {
         echo "---- disk where the builds go ----" >&2
         df -h "$TARGET_DIR" "${TMPDIR:-/tmp}" >&2 2>/dev/null
         printf '\n%sFAILED%s during: %s (exit status %d)\n' "$RED" "$PLAIN" "$CURRENT_STEP" "$status" >&2
-        [[ ${#TOOK[@]} -eq 0 ]] || printf 'steps before it took: %s\n' "$(IFS=,; echo "${TOOK[*]}" | sed 's/,/, /g')" >&2
+        [[ ${#TOOK[@]} -eq 0 ]] || printf 'steps before it took: %s\n' "$(took)" >&2
         printf 'in all %d s\n' "$SECONDS" >&2
     fi
     exit "$status"
@@ -670,7 +677,7 @@ summary() {
         warn_loudly "Some checks were SKIPPED: $skipped"
     fi
     printf '\n%sPASSED%s ran: %s | skipped: %s\n' "$GREEN" "$PLAIN" "${ran//,/, }" "${skipped//;/; }"
-    printf 'took: %s | in all %d s\n' "$(IFS=,; echo "${TOOK[*]}" | sed 's/,/, /g')" "$SECONDS"
+    printf 'took: %s | in all %d s\n' "$(took)" "$SECONDS"
 }
 
 usage() {

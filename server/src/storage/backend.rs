@@ -97,11 +97,11 @@ pub(crate) trait SqlStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Many values bound as one parameter: an array on PostgreSQL, a JSON array on SQLite,
     /// as the backend's statements that take such a list read it.
-    type Texts: Param<Self::Db> + Send;
+    type Texts<'a>: Param<Self::Db> + Send + 'a;
     /// Many ids bound as one parameter, like [`SqlStore::Texts`].
-    type Ids: Param<Self::Db> + Send;
-    fn texts(values: &[String]) -> Self::Texts;
-    fn ids(values: &[i64]) -> Self::Ids;
+    type Ids<'a>: Param<Self::Db> + Send + 'a;
+    fn texts(values: &[String]) -> Self::Texts<'_>;
+    fn ids(values: &[i64]) -> Self::Ids<'_>;
 
     /// For each value of a list (`$1`, [`SqlStore::Texts`]), the states of every household it
     /// ever matched, by citizen ID, household code or certificate number; each backend's

@@ -174,15 +174,16 @@ impl SqlStore for PgStore {
         AND p.proname IN ('audit_log_append_only', 'audit_append_only', 'decision_purge_only')";
     const JSON_LIST: (&'static str, &'static str) = ("(SELECT jsonb_array_elements_text(CAST(", " AS jsonb)))");
 
-    type Texts = Vec<String>;
-    type Ids = Vec<i64>;
+    /// Bound as they are: arrays.
+    type Texts<'a> = &'a [String];
+    type Ids<'a> = &'a [i64];
 
-    fn texts(values: &[String]) -> Vec<String> {
-        values.to_vec()
+    fn texts(values: &[String]) -> &[String] {
+        values
     }
 
-    fn ids(values: &[i64]) -> Vec<i64> {
-        values.to_vec()
+    fn ids(values: &[i64]) -> &[i64] {
+        values
     }
 
     const MATCHING: super::eligibility::MatchingSql = MATCHING;

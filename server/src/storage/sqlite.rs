@@ -353,8 +353,9 @@ impl super::backend::SqlStore for SqliteStore {
         FROM sqlite_master WHERE type = 'trigger' AND sql LIKE '%RAISE(ABORT%append-only%'";
     const JSON_LIST: (&'static str, &'static str) = ("(SELECT value FROM json_each(", "))");
 
-    type Texts = String;
-    type Ids = String;
+    /// JSON arrays, which `json_each` reads.
+    type Texts<'a> = String;
+    type Ids<'a> = String;
 
     fn texts(values: &[String]) -> String {
         serde_json::to_string(values).expect("strings serialise")
