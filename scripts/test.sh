@@ -151,11 +151,12 @@ test_sqlite() {
 # collector the test runs (in step 3); the default binary is put back afterwards.
 test_traces() {
     echo "-- traces: a hub built with --features otlp exports its spans to a collector"
-    cargo build -p telesub --features otlp
+    # Built as `cargo test --workspace` built the rest (see `run_browser`).
+    cargo build --workspace --bin telesub --features telesub/otlp
     cp "$TARGET_DIR/debug/telesub" "$TARGET_DIR/debug/telesub-otlp"
-    cargo build -p telesub
+    cargo build --workspace --bin telesub
     TELESUB_OTLP_BIN="$TARGET_DIR/debug/telesub-otlp" env -u TELESUB_TEST_POSTGRES_URL \
-        cargo test -p telesub-tests --test api -- --ignored traces::
+        cargo test --workspace --test api -- --ignored traces::
     RAN+=("traces(otlp)")
 }
 
@@ -248,7 +249,10 @@ run_browser() {
         return 0
     fi
     echo "-- the console in Chromium ($("$CHROMIUM" --version 2>/dev/null)), on $backend"
-    "$@" cargo test -p telesub-tests --test api -- --ignored --exact \
+    # `--workspace`, as in the whole run: with `-p telesub-tests` cargo would unify other
+    # features (the contract's `json` is asked for by telesub-cli only) and compile the
+    # contract, the hub and the tests a second time.
+    "$@" cargo test --workspace --test api -- --ignored --exact \
         console::in_a_real_browser_members_see_what_their_certificates_allow
     RAN+=("browser($backend)")
 }
@@ -427,8 +431,16 @@ test_interop() {
         return 0
     fi
 
-    # The hub binary and the example; built here because `cargo test` need not build them.
+    # The hub binary and the examples; built here because `cargo test` need not build them,
+    # and run from where they were built: `cargo run -p telesub-examples` would build one
+    # package alone, with other features than the workspace's, compiling the contract and the
+    # SDK a second time.
     cargo build --workspace --bins
+    example() {
+        local name=$1
+        shift
+        "$TARGET_DIR/debug/$name" "$@"
+    }
     local telesub=$TARGET_DIR/debug/telesub
     [[ -x $telesub ]] || fail "$telesub was not built"
 
@@ -449,30 +461,30 @@ test_interop() {
 
     echo "-- Rust example: whoami"
     local out
-    out=$(cargo run -q -p telesub-examples --bin whoami -- "https://localhost:$SERVER_PORT" "$tls" VNPT)
+    out=$(example whoami "https://localhost:$SERVER_PORT" "$tls" VNPT)
     echo "$out"
     grep -qw VNPT <<<"$out" || fail "whoami did not report VNPT"
     RAN+=("interop(rust whoami)")
 
     echo "-- Rust example: labour_push (twice: the second run must replay, not re-apply)"
-    out=$(cargo run -q -p telesub-examples --bin labour_push -- "https://localhost:$SERVER_PORT" "$tls" DOLISA)
+    out=$(example labour_push "https://localhost:$SERVER_PORT" "$tls" DOLISA)
     echo "$out"
     grep -q "example-2024-02: applied: 2 records, 0 added, 1 changed, 1 removed" <<<"$out" ||
         fail "labour_push did not apply February's changes"
-    out=$(cargo run -q -p telesub-examples --bin labour_push -- "https://localhost:$SERVER_PORT" "$tls" DOLISA)
+    out=$(example labour_push "https://localhost:$SERVER_PORT" "$tls" DOLISA)
     grep -q "example-2024-02: already applied, nothing changed" <<<"$out" || fail "labour_push's second run was not a replay"
     RAN+=("interop(rust labour_push)")
 
     echo "-- Rust example: operator_sync (twice: the second run replays the enrolment)"
     local cursor=$INTEROP_TMP/operator_sync.cursor
-    out=$(cargo run -q -p telesub-examples --bin operator_sync -- "https://localhost:$SERVER_PORT" "$tls" VNPT 067075000101 "$cursor")
+    out=$(example operator_sync "https://localhost:$SERVER_PORT" "$tls" VNPT 067075000101 "$cursor")
     echo "$out"
     grep -q "eligible: household EX-0001" <<<"$out" || fail "operator_sync did not find EX-0001 eligible"
     grep -q "enrolled: enrolment" <<<"$out" || fail "operator_sync did not enrol"
     grep -q "feed: caught up" <<<"$out" || fail "operator_sync did not catch up with the feed"
     local first_enrolment
     first_enrolment=$(grep -o "enrolled: enrolment [0-9]*" <<<"$out")
-    out=$(cargo run -q -p telesub-examples --bin operator_sync -- "https://localhost:$SERVER_PORT" "$tls" VNPT 067075000101 "$cursor")
+    out=$(example operator_sync "https://localhost:$SERVER_PORT" "$tls" VNPT 067075000101 "$cursor")
     grep -q "$first_enrolment" <<<"$out" || fail "operator_sync's second run did not replay the enrolment"
     RAN+=("interop(rust operator_sync)")
 
@@ -483,13 +495,13 @@ test_interop() {
     printf '%s\r\n' \
         "phone_number,subscriber_citizen_id,household_code,enrollment_id,change,service,package_code,tariff,amount_claimed,days_of_service,used,unclaimed_reason" \
         "0912000101,067075000101,EX-0001,,STARTED,MOBILE,ASXH60,70000,0,0,true," >"$lines"
-    out=$(cargo run -q -p telesub-examples --bin operator_monthly -- "https://localhost:$SERVER_PORT" "$tls" VNPT "$period" "$lines" --out "$INTEROP_TMP")
+    out=$(example operator_monthly "https://localhost:$SERVER_PORT" "$tls" VNPT "$period" "$lines" --out "$INTEROP_TMP")
     echo "$out"
     grep -q "$period: RECONCILED; lines: 1, of which 1 claims, 0 not claimed, 1 OK" <<<"$out" ||
         fail "operator_monthly: the list was not reconciled with its line OK"
-    out=$(cargo run -q -p telesub-examples --bin operator_monthly -- "https://localhost:$SERVER_PORT" "$tls" VNPT "$period" "$lines" --out "$INTEROP_TMP")
+    out=$(example operator_monthly "https://localhost:$SERVER_PORT" "$tls" VNPT "$period" "$lines" --out "$INTEROP_TMP")
     grep -q "already sent" <<<"$out" || fail "operator_monthly's second run was not a replay"
-    out=$(cargo run -q -p telesub-examples --bin ict_reconciliation -- "https://localhost:$SERVER_PORT" "$tls" DOICT "$period" "$INTEROP_TMP/reviews")
+    out=$(example ict_reconciliation "https://localhost:$SERVER_PORT" "$tls" DOICT "$period" "$INTEROP_TMP/reviews")
     echo "$out"
     grep -q "^confirmed VNPT" <<<"$out" || fail "ict_reconciliation did not confirm VNPT's list"
     compgen -G "$INTEROP_TMP/reviews/*.xlsx" >/dev/null || fail "ict_reconciliation saved no workbook"
@@ -543,16 +555,16 @@ PY
     RAN+=("interop(rust operator_monthly + ict_reconciliation)")
 
     echo "-- Rust example: device_allocation (twice: the second decision finds no household left)"
-    out=$(cargo run -q -p telesub-examples --bin device_allocation -- "https://localhost:$SERVER_PORT" "$tls" DOICT UBND DOET --decision "EX-1/QĐ-BTTTT")
+    out=$(example device_allocation "https://localhost:$SERVER_PORT" "$tls" DOICT UBND DOET --decision "EX-1/QĐ-BTTTT")
     echo "$out"
     grep -q "^handed over to EX-0001" <<<"$out" || fail "device_allocation did not hand a device over to EX-0001"
     grep -q "<!DOCTYPE html>" <<<"$out" || fail "device_allocation did not fetch the published page"
-    out=$(cargo run -q -p telesub-examples --bin device_allocation -- "https://localhost:$SERVER_PORT" "$tls" DOICT UBND DOET --decision "EX-2/QĐ-BTTTT")
+    out=$(example device_allocation "https://localhost:$SERVER_PORT" "$tls" DOICT UBND DOET --decision "EX-2/QĐ-BTTTT")
     grep -q "no household on the list" <<<"$out" || fail "device_allocation: a household got a place on a second list"
     RAN+=("interop(rust device_allocation)")
 
     echo "-- Rust example: ict_dashboard_report (the month's overview)"
-    out=$(cargo run -q -p telesub-examples --bin ict_dashboard_report -- "https://localhost:$SERVER_PORT" "$tls" DOICT "$period")
+    out=$(example ict_dashboard_report "https://localhost:$SERVER_PORT" "$tls" DOICT "$period")
     echo "$out"
     grep -q "^households on the list" <<<"$out" || fail "ict_dashboard_report printed no overview"
     grep -Eq "VNPT .*list CONFIRMED" <<<"$out" || fail "ict_dashboard_report did not see VNPT's confirmed list"

@@ -10,7 +10,7 @@ use std::{
 
 fn telesub() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| telesub_tests::built_binary("server/cli", "telesub"))
+    BIN.get_or_init(|| telesub_tests::built_binary("telesub"))
 }
 
 /// Runs `telesub args` in `dir` with exactly the `TELESUB_` variables given.

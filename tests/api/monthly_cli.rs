@@ -19,7 +19,7 @@ pub(crate) fn cli() -> &'static Path {
     static CLI: OnceLock<PathBuf> = OnceLock::new();
     CLI.get_or_init(|| match std::env::var_os("TELESUB_CLI") {
         Some(path) => PathBuf::from(path),
-        None => telesub_tests::built_binary("client-sdk/cli", "telesub-cli"),
+        None => telesub_tests::built_binary("telesub-cli"),
     })
 }
 

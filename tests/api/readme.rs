@@ -112,9 +112,9 @@ struct Binaries {
 fn binaries(example_names: &[String]) -> &'static Binaries {
     static BUILT: OnceLock<Binaries> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let telesub = built_binary("server/cli", "telesub");
-        built_binary("client-sdk/cli", "telesub-cli");
-        let examples = example_names.iter().map(|name| (name.clone(), built_binary("examples", name))).collect();
+        let telesub = built_binary("telesub");
+        built_binary("telesub-cli");
+        let examples = example_names.iter().map(|name| (name.clone(), built_binary(name))).collect();
         Binaries { bin_dir: telesub.parent().expect("a folder").to_owned(), examples }
     })
 }

@@ -715,13 +715,18 @@ pub fn hub_binary() -> &'static Path {
     static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BIN.get_or_init(|| match std::env::var_os("TELESUB_BIN") {
         Some(path) => PathBuf::from(path),
-        None => built_binary("server/cli", "telesub"),
+        None => built_binary("telesub"),
     })
 }
 
-/// Builds binary `bin` of the workspace package in folder `package` for the profile the
-/// tests run in, into the tests' own target folder, and gives its path.
-pub fn built_binary(package: &str, bin: &str) -> PathBuf {
+/// Builds binary `bin` of the workspace for the profile the tests run in, into the tests' own
+/// target folder, and gives its path.
+///
+/// Built as `cargo build --workspace` builds it: a build of one package alone unifies other
+/// features (the contract crate's `json`, which only `telesub-cli` asks for), so it would
+/// compile a second copy of the contract, the hub and everything between them, beside the one
+/// `cargo test --workspace` has just built (about a minute on a CI machine, in every run).
+pub fn built_binary(bin: &str) -> PathBuf {
     // Tests run as TARGET/PROFILE/deps/NAME-HASH.
     let exe = std::env::current_exe().expect("the test's own path");
     let profile_dir = exe.parent().and_then(Path::parent).expect("TARGET/PROFILE/deps");
@@ -736,8 +741,8 @@ pub fn built_binary(package: &str, bin: &str) -> PathBuf {
             build.env_remove(&*name);
         }
     }
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(package).join("Cargo.toml");
-    build.args(["build", "--quiet", "--manifest-path"]).arg(manifest);
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("Cargo.toml");
+    build.args(["build", "--quiet", "--workspace", "--manifest-path"]).arg(manifest);
     build.args(["--bin", bin, "--target-dir"]).arg(target_dir);
     match profile_dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") => {}
