@@ -285,3 +285,49 @@ async fn a_change_that_arrives_late_still_reaches_the_feed() {
         vnpt.check_eligibility(proto::check_eligibility_request::Key::HouseholdCode("HH-1".into()), "2025-04-15").await;
     assert!(later.unwrap().eligible);
 }
+
+/// A reader catching up reads the next page while the current one is made ready. Over two
+/// full pages and a part of one, then exactly two pages: every event arrives once and in
+/// order, and a change pushed after the reader has caught up still reaches it.
+#[tokio::test]
+async fn a_reader_catching_up_over_many_pages_misses_and_repeats_nothing() {
+    let page = telesub_server::domain::feed::PAGE as usize;
+    for written in [2 * page + 7, 2 * page] {
+        let app = TestApp::spawn().await;
+        let (labour, vnpt) = setup(&app).await;
+        // Events written straight into the table (the feed reads it as it is), after the two
+        // enrolments' own events, if any.
+        app.db
+            .execute(&format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {written}) \
+                 INSERT INTO feed_events (operator, enrollment_id, household_code, kind, effective_date, recorded_at) \
+                 SELECT 'VNPT', i, 'HH-' || i, 'DETAILS_CHANGED', '2025-02-01', '2025-02-01T00:00:00Z' FROM n"
+            ))
+            .await
+            .unwrap();
+        let mut feed = vnpt.watch_changes("", 60).await.unwrap();
+        let events = next_events(&mut feed, written, Duration::from_secs(30)).await;
+        assert_eq!(events.len(), written, "no more than were written");
+        let seqs: Vec<i64> = events.iter().map(|e| e.cursor[1..].parse().unwrap()).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order, none twice");
+        let codes: std::collections::BTreeSet<&str> = events.iter().map(|e| e.household_code.as_str()).collect();
+        assert_eq!(codes.len(), written, "each event once");
+        // Caught up: the heartbeat says so; then a removal pushed now arrives.
+        let beat = tokio::time::timeout(Duration::from_secs(5), feed.next()).await.unwrap().unwrap().unwrap();
+        assert!(beat.events.is_empty() && beat.heartbeat_at.is_some(), "{beat:?}");
+        push(
+            &labour,
+            header("2025-05", proto::BatchKind::Delta, "2025-05", "2025-05-01"),
+            vec![removal("HH-2", proto::RemovalReason::Deceased, "2025-05-01")],
+        )
+        .await
+        .unwrap();
+        let later = next_events(&mut feed, 1, Duration::from_secs(5)).await;
+        assert_eq!(
+            (later[0].kind(), later[0].household_code.as_str()),
+            (proto::ChangeKind::Removed, "HH-2"),
+            "{written}"
+        );
+        assert!(later[0].cursor[1..].parse::<i64>().unwrap() > *seqs.last().unwrap());
+    }
+}

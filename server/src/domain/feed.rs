@@ -130,10 +130,16 @@ impl ChangeFeed {
         self.written.clone()
     }
 
-    /// The operator's events after `after`, in order, at most [`PAGE`]. The day support ends is
-    /// the one decisions give, from the household's history as the hub holds it now.
-    pub async fn page(&self, operator: &str, after: i64) -> Result<Vec<FeedEvent>, DomainError> {
-        let rows = self.enrollment_store.feed_events(operator, after, PAGE).await?;
+    /// The operator's events after `after` as stored, in order, at most [`PAGE`]; made ready
+    /// to send by [`Self::events`]. (Two steps, so that a reader catching up reads the next
+    /// page while the current one is made ready.)
+    pub async fn stored(&self, operator: &str, after: i64) -> Result<Vec<FeedEntry>, DomainError> {
+        Ok(self.enrollment_store.feed_events(operator, after, PAGE).await?)
+    }
+
+    /// Stored events made ready to send. The day support ends is the one decisions give, from
+    /// the household's history as the hub holds it now.
+    pub async fn events(&self, rows: Vec<FeedEntry>) -> Result<Vec<FeedEvent>, DomainError> {
         let table = self.policy.table().await?;
         let mut codes: Vec<String> = rows
             .iter()

@@ -163,9 +163,7 @@ impl SqliteStore {
             // places, a page of 1,000 (the change feed's) went over in small steps, the two
             // threads waking each other in turn (switching between threads was a quarter of the
             // feed's time, profiled); with room for a page, the thread reads it in one go.
-            .connect_with(
-                base.clone().read_only(true).pragma("cache_size", "-16384").row_buffer_size(PAGE_OF_ROWS),
-            )
+            .connect_with(base.clone().read_only(true).pragma("cache_size", "-16384").row_buffer_size(PAGE_OF_ROWS))
             .await?;
         // Large calls: a month's list reads enrolments and lines through a small page cache
         // (every page read through a mapping would count in the hub's resident memory: some

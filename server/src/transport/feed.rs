@@ -18,7 +18,7 @@ use super::{
 };
 use crate::domain::{
     DomainError,
-    feed::{ChangeFeed, FeedEvent, FeedKind, POLL, cursor, parse_cursor},
+    feed::{ChangeFeed, FeedEvent, FeedKind, PAGE, POLL, cursor, parse_cursor},
     household::format_date,
 };
 
@@ -91,10 +91,31 @@ impl ChangeFeedService for FeedApi {
             let mut last_sent = tokio::time::Instant::now();
             // The first time the client is caught up it hears so at once: the subscription holds.
             let mut caught_up = false;
+            // A reader catching up: the next page, read while the current one was made ready,
+            // with the wake-up registered before its read began.
+            let mut next = None;
             loop {
-                // Registered before reading, so that a write during the read is not missed.
-                let woken = written.notified();
-                let events = match feed.page(&operator, after).await {
+                let (woken, stored) = match next.take() {
+                    Some(read) => read,
+                    None => {
+                        // Registered before reading, so that a write during the read is not missed.
+                        let woken = written.notified();
+                        (woken, feed.stored(&operator, after).await)
+                    }
+                };
+                let ready = match stored {
+                    Ok(stored) if stored.len() == PAGE as usize => {
+                        // A full page: there may be more.
+                        let after = stored.last().map_or(after, |last| last.seq);
+                        let woken = written.notified();
+                        let (ready, more) = tokio::join!(feed.events(stored), feed.stored(&operator, after));
+                        next = Some((woken, more));
+                        ready
+                    }
+                    Ok(stored) => feed.events(stored).await,
+                    Err(e) => Err(e),
+                };
+                let events = match ready {
                     Ok(events) => events,
                     Err(e) => {
                         let _ = out.send(Err(ctx.fail(e))).await;
