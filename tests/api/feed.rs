@@ -62,6 +62,17 @@ async fn setup(app: &TestApp) -> (Client, Client) {
     (labour, vnpt)
 }
 
+/// The labour department pushes HH-2's removal (reason: deceased) from 1 May 2025.
+async fn push_death_of_hh2(labour: &Client) {
+    push(
+        labour,
+        header("2025-05", proto::BatchKind::Delta, "2025-05", "2025-05-01"),
+        vec![removal("HH-2", proto::RemovalReason::Deceased, "2025-05-01")],
+    )
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn removals_and_changes_reach_the_operator_in_order_with_the_end_of_support() {
     let app = TestApp::spawn().await;
@@ -123,13 +134,7 @@ async fn a_change_pushed_while_the_operator_watches_arrives_at_once() {
     let app = TestApp::spawn().await;
     let (labour, vnpt) = setup(&app).await;
     let mut feed = vnpt.watch_changes("", 60).await.unwrap();
-    push(
-        &labour,
-        header("2025-05", proto::BatchKind::Delta, "2025-05", "2025-05-01"),
-        vec![removal("HH-2", proto::RemovalReason::Deceased, "2025-05-01")],
-    )
-    .await
-    .unwrap();
+    push_death_of_hh2(&labour).await;
     let events = next_events(&mut feed, 1, Duration::from_secs(5)).await;
     assert_eq!((events[0].kind(), events[0].support_ends.as_str()), (proto::ChangeKind::Removed, "2025-05-01"));
 
@@ -315,13 +320,7 @@ async fn a_reader_catching_up_over_many_pages_misses_and_repeats_nothing() {
         // Caught up: the heartbeat says so; then a removal pushed now arrives.
         let beat = tokio::time::timeout(Duration::from_secs(5), feed.next()).await.unwrap().unwrap().unwrap();
         assert!(beat.events.is_empty() && beat.heartbeat_at.is_some(), "{beat:?}");
-        push(
-            &labour,
-            header("2025-05", proto::BatchKind::Delta, "2025-05", "2025-05-01"),
-            vec![removal("HH-2", proto::RemovalReason::Deceased, "2025-05-01")],
-        )
-        .await
-        .unwrap();
+        push_death_of_hh2(&labour).await;
         let later = next_events(&mut feed, 1, Duration::from_secs(5)).await;
         assert_eq!(
             (later[0].kind(), later[0].household_code.as_str()),
