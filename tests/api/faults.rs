@@ -637,3 +637,80 @@ async fn postgres_stopped_under_traffic_and_started_again() {
     let mut hub = hub;
     assert!(hub.terminate().await.success());
 }
+
+/// PostgreSQL stopped while an operator's feed catches up over many pages: the stream ends with
+/// UNAVAILABLE after the pages it had in hand, in order and with none missing, never a
+/// heartbeat saying the reader is caught up; once the database is back, the reader resumes
+/// from the last cursor it holds and receives every other event exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stopped_while_a_feed_catches_up() {
+    if std::env::var(telesub_tests::POSTGRES_ENV).is_err() {
+        return; // a test of the PostgreSQL pass: its cluster is its own
+    }
+    let Some(mut cluster) = telesub_tests::PgCluster::start().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    telesub_server::pki::init(&tls, &["VNPT:OPERATOR".parse().unwrap()]).unwrap();
+    let hub = ServeProcess::start(&tls, &cluster.url(), &dir.path().join("hub.log"), &[]).await.unwrap();
+    let vnpt = hub.client("VNPT").await;
+    // A hundred pages of events (more than the connection holds for a reader that does not
+    // read), written straight into the table: the feed reads it as it is.
+    let written = 100 * telesub_server::domain::feed::PAGE as usize;
+    {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&cluster.url()).await.unwrap();
+        sqlx::query(
+            "INSERT INTO feed_events (operator, enrollment_id, household_code, kind, effective_date, recorded_at) \
+             SELECT 'VNPT', i, 'HH-' || i, 'DETAILS_CHANGED', '2025-02-01', '2025-02-01T00:00:00Z' \
+             FROM generate_series(1, $1::bigint) AS i",
+        )
+        .bind(written as i64)
+        .execute(&mut c)
+        .await
+        .unwrap();
+    }
+    // Reads a stream from the cursor until it ends or says the reader is caught up (stopping
+    // the cluster, if given, after the first message): the error it ended with, if any.
+    let mut seen: Vec<String> = Vec::new();
+    let mut cursor = String::new();
+    let read = async |seen: &mut Vec<String>, cursor: &mut String, mut stop: Option<&mut telesub_tests::PgCluster>| {
+        use tokio_stream::StreamExt;
+        let mut feed = Box::pin(vnpt.watch_changes(cursor, 60).await.unwrap());
+        loop {
+            let message = match tokio::time::timeout(Duration::from_secs(30), feed.next()).await.expect("an answer") {
+                Some(Ok(message)) => message,
+                Some(Err(e)) => return Some(e),
+                None => panic!("the stream ended without an error after {} of {written} events", seen.len()),
+            };
+            if message.events.is_empty() {
+                assert_eq!(seen.len(), written, "a heartbeat with events left unread: {message:?}");
+                return None;
+            }
+            seen.extend(message.events.iter().map(|e| e.household_code.clone()));
+            *cursor = message.events.last().unwrap().cursor.clone();
+            if let Some(cluster) = stop.take() {
+                cluster.stop().await;
+            }
+        }
+    };
+    let ended = read(&mut seen, &mut cursor, Some(&mut cluster)).await.expect("the stream ends with an error");
+    assert_eq!(ended.code(), Some(Code::Unavailable), "{ended:?}");
+    assert!(seen.len() < written, "the database stopped before the reader caught up");
+    cluster.start_again().await;
+    let mut caught_up = false;
+    for _ in 0..100 {
+        match read(&mut seen, &mut cursor, None).await {
+            None => {
+                caught_up = true;
+                break;
+            }
+            Some(e) if e.code() == Some(Code::Unavailable) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Some(e) => panic!("{e:?}"),
+        }
+    }
+    assert!(caught_up, "the feed serves again once the database is back");
+    let expected: Vec<String> = (1..=written).map(|i| format!("HH-{i}")).collect();
+    assert!(seen == expected, "{} events seen, not each once in order", seen.len());
+    let mut hub = hub;
+    assert!(hub.terminate().await.success());
+}
