@@ -1,9 +1,9 @@
 //! `telesub.v1.ChangeFeed`: streams an operator's events from its cursor, then follows new
-//! ones. Pages are read from the database one at a time and handed to the connection through
-//! a channel of two messages: a client that reads slowly holds up its own feed, never the
-//! hub's memory.
+//! ones. A reader catching up has at most [`PREPARING`] pages read and being made ready, and
+//! they are handed to the connection through a channel of two messages: a client that reads
+//! slowly holds up its own feed, never the hub's memory.
 
-use std::{pin::Pin, time::Duration};
+use std::{collections::VecDeque, pin::Pin, time::Duration};
 
 use futures_util::Stream;
 use telesub_proto::v1::{self as pb, change_feed_server::ChangeFeed as ChangeFeedService};
@@ -24,6 +24,20 @@ use crate::domain::{
 
 /// Messages decided ahead of a client that reads slowly.
 const AHEAD: usize = 2;
+
+/// Pages a reader catching up has read and is making ready at once, each on a task of its own:
+/// one page's histories are read while the page before it is turned into events. A stream
+/// holds at most this many point readers and one more for the read of the next page.
+const PREPARING: usize = 2;
+
+/// A page being made ready; its work stops with the stream.
+struct Preparing(tokio::task::JoinHandle<Result<Vec<FeedEvent>, DomainError>>);
+
+impl Drop for Preparing {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
@@ -73,7 +87,7 @@ impl ChangeFeedService for FeedApi {
         let ctx = CallContext::of(&request)?;
         let operator = ctx.caller()?.member.code.as_str().to_owned();
         let r = request.get_ref();
-        let mut after = parse_cursor(&r.cursor).map_err(|e| ctx.fail(e))?;
+        let after = parse_cursor(&r.cursor).map_err(|e| ctx.fail(e))?;
         let heartbeat = match r.heartbeat_seconds {
             0 => DEFAULT_HEARTBEAT,
             s @ 1..=300 => Duration::from_secs(s as u64),
@@ -91,28 +105,29 @@ impl ChangeFeedService for FeedApi {
             let mut last_sent = tokio::time::Instant::now();
             // The first time the client is caught up it hears so at once: the subscription holds.
             let mut caught_up = false;
-            // A reader catching up: the next page, read while the current one was made ready,
-            // with the wake-up registered before its read began.
-            let mut next = None;
+            // Pages read and being made ready, in order, each with the wake-up registered before
+            // its read began; while pages come full, the next ones are read and made ready
+            // while the first is sent.
+            let mut pending = VecDeque::new();
+            let mut read_after = after;
+            let mut full = false;
             loop {
-                let (woken, stored) = match next.take() {
-                    Some(read) => read,
-                    None => {
-                        // Registered before reading, so that a write during the read is not missed.
-                        let woken = written.notified();
-                        (woken, feed.stored(&operator, after).await)
-                    }
-                };
-                let ready = match stored {
-                    Ok(stored) if stored.len() == PAGE as usize => {
-                        // A full page: there may be more.
-                        let after = stored.last().map_or(after, |last| last.seq);
-                        let woken = written.notified();
-                        let (ready, more) = tokio::join!(feed.events(stored), feed.stored(&operator, after));
-                        next = Some((woken, more));
-                        ready
-                    }
-                    Ok(stored) => feed.events(stored).await,
+                while pending.is_empty() || (full && pending.len() < PREPARING) {
+                    let woken = written.notified();
+                    let page = feed.stored(&operator, read_after).await.map(|stored| {
+                        full = stored.len() == PAGE as usize;
+                        read_after = stored.last().map_or(read_after, |last| last.seq);
+                        let feed = feed.clone();
+                        Preparing(tokio::spawn(async move { feed.events(stored).await }))
+                    });
+                    full &= page.is_ok();
+                    pending.push_back((woken, page));
+                }
+                let (woken, page) = pending.pop_front().expect("read above");
+                let ready = match page {
+                    Ok(mut page) => (&mut page.0).await.unwrap_or_else(|e| {
+                        Err(DomainError::Internal(format!("making a page of the feed ready: {e}").into()))
+                    }),
                     Err(e) => Err(e),
                 };
                 let events = match ready {
@@ -122,8 +137,7 @@ impl ChangeFeedService for FeedApi {
                         return;
                     }
                 };
-                if let Some(last) = events.last() {
-                    after = last.row.seq;
+                if !events.is_empty() {
                     let message = pb::WatchChangesResponse {
                         events: events.iter().map(event_to_pb).collect(),
                         heartbeat_at: None,
