@@ -593,6 +593,10 @@ PY
     out=$("$cli" --endpoint "https://localhost:$SERVER_PORT" --tls-dir "$tls" --org VNPT enrollments list --household EX-0001)
     echo "$out"
     grep -Eq "^[0-9]+ +VNPT +EX-0001 +0912000101 +MOBILE" <<<"$out" || fail "telesub-cli enrollments list did not show the enrolment"
+    # The same enrolment by its id, as JSON.
+    id=$(grep -Eo "^[0-9]+ +VNPT +EX-0001" <<<"$out" | head -1 | cut -d' ' -f1)
+    out=$("$cli" --endpoint "https://localhost:$SERVER_PORT" --tls-dir "$tls" --org VNPT enrollments get "$id" --output json)
+    grep -q "\"enrollmentId\": *\"$id\"" <<<"$out" || fail "telesub-cli enrollments get $id did not show it: $out"
     # ICT sees every operator's enrolments.
     if out=$("$cli" --endpoint "https://localhost:$SERVER_PORT" --tls-dir "$tls" --org DOICT enrollments list 2>&1); then
         grep -q "EX-0001" <<<"$out" || fail "telesub-cli: ICT does not see the enrolment"

@@ -597,6 +597,18 @@ impl Client {
         Ok(self.receipted(self.enrollments.clone().transfer(request).await?))
     }
 
+    /// One enrolment by its id: the caller's own, or (ICT) anyone's.
+    pub async fn get_enrollment(&self, enrollment_id: &str) -> Result<pb::Enrollment, Error> {
+        let query = pb::GetEnrollmentRequest { enrollment_id: enrollment_id.to_owned() };
+        self.read_only(|| {
+            let mut enrollments = self.enrollments.clone();
+            let request = self.request(query.clone());
+            async move { enrollments.get_enrollment(request).await }
+        })
+        .await
+        .map(tonic::Response::into_inner)
+    }
+
     /// Enrolments, a page at a time: the caller's own, or (ICT) anyone's.
     pub async fn list_enrollments(
         &self,

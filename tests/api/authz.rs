@@ -38,6 +38,7 @@ fn expected(method: &str) -> Option<&'static [Role]> {
         | "/telesub.v1.Eligibility/CheckEligibilityBatch"
         | "/telesub.v1.Eligibility/GetDecision"
         | "/telesub.v1.Enrollments/ListEnrollments"
+        | "/telesub.v1.Enrollments/GetEnrollment"
         | "/telesub.v1.Reconciliation/ListReconciliations"
         | "/telesub.v1.Reconciliation/GetReconciliation"
         | "/telesub.v1.Reconciliation/ListDiscrepancies"

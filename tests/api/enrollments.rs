@@ -244,6 +244,45 @@ async fn operators_read_and_end_only_their_own_enrolments() {
     assert_eq!(fields(&err), ["end_date"], "{err}");
 }
 
+/// `GetEnrollment`: an operator reads its own enrolment by id, another operator's is not found
+/// (as one that does not exist), ICT reads any; the household read is on the audit record.
+#[tokio::test]
+async fn an_enrolment_is_read_by_its_id_by_its_operator_and_ict() {
+    let app = TestApp::spawn().await;
+    with_register(&app).await;
+    let (vnpt, viettel, ict) = (app.client("VNPT").await, app.client("VIETTEL").await, app.client("DOICT").await);
+    let a = vnpt.enroll(enroll_request("v1", "HH-1", 1, "0912345678", "2025-02-01")).await.unwrap();
+    assert_eq!(vnpt.get_enrollment(&a.enrollment_id).await.unwrap(), a);
+    assert_eq!(ict.get_enrollment(&format!(" {} ", a.enrollment_id)).await.unwrap(), a);
+    let err = viettel.get_enrollment(&a.enrollment_id).await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::NotFound), "{err}");
+    let missing = viettel.get_enrollment("999999").await.unwrap_err();
+    let said = |e: &Error| e.rejection().map(|r| r.message.clone()).unwrap_or_default();
+    assert_eq!((missing.code(), said(&missing)), (err.code(), "you have no enrolment 999999".into()), "{missing}");
+    let err = ict.get_enrollment("999999").await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::NotFound), "{err}");
+    for bad in ["", "0", "-3", "e1", "1.5"] {
+        let err = vnpt.get_enrollment(bad).await.unwrap_err();
+        assert_eq!(
+            (err.code(), fields(&err)),
+            (Some(Code::InvalidArgument), vec!["enrollment_id".to_owned()]),
+            "{bad:?}"
+        );
+        assert!(said(&err).contains(&format!("{bad:?}")), "{err}");
+    }
+    let err = app.client("DOLISA").await.get_enrollment(&a.enrollment_id).await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::PermissionDenied), "{err}");
+    // Who read HH-1's enrolment is on record; the refused operator read nothing of it.
+    let records = ict
+        .query_audit(proto::QueryAuditRequest { household_code: "HH-1".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .records;
+    let readers: Vec<&str> =
+        records.iter().filter(|r| r.method.ends_with("/GetEnrollment")).map(|r| r.caller.as_str()).collect();
+    assert_eq!(readers, ["VNPT", "DOICT"], "{records:?}");
+}
+
 #[tokio::test]
 async fn two_operators_enrolling_the_same_household_at_once_get_one_line() {
     let app = TestApp::spawn().await;

@@ -46,6 +46,13 @@ pub(crate) enum EnrollmentCommand {
         #[arg(long, value_enum, default_value = "mobile")]
         service: ServiceArg,
     },
+    /// One enrolment by its id: this operator's own (ICT: anyone's).
+    Get {
+        /// The enrolment id.
+        id: String,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// Enrolments: this operator's own (ICT: everyone's).
     List {
         #[arg(long, value_name = "CODE")]
@@ -156,6 +163,10 @@ pub(crate) async fn enrollments(client: &Client, command: EnrollmentCommand) -> 
             show::enrollments(&[e]);
         }
         EnrollmentCommand::Import { file, service } => return import_enrollments(client, &file, service).await,
+        EnrollmentCommand::Get { id, output } => {
+            let e = client.get_enrollment(&id).await?;
+            output.one(&e, |e| show::enrollments(std::slice::from_ref(e)))?;
+        }
         EnrollmentCommand::List { household, active_on, limit, output } => {
             let mut all = Vec::new();
             let mut page_token = String::new();

@@ -398,6 +398,7 @@ mod tests {
          --reference R1 --start 2025-03-01",
         "enrollments end 7 --reason household-request --idempotency-key k3 --date 2025-04-01",
         "enrollments import e.csv",
+        "enrollments get 7",
         "enrollments list --household HH-1",
         "reports submit --period 2025-03 --file m.csv",
         "reconciliation status --period 2025-03",

@@ -300,14 +300,7 @@ impl EnrollmentService {
         let operator = Self::operator(caller)?;
         let mut v = Violations::new();
         let key = v.check("idempotency_key", idempotency_key(&input.idempotency_key));
-        let id = v.check(
-            "enrollment_id",
-            input
-                .enrollment_id
-                .trim()
-                .parse::<i64>()
-                .map_err(|_| format!("{:?} is not an enrolment id", input.enrollment_id)),
-        );
+        let id = v.check("enrollment_id", enrollment_id(&input.enrollment_id));
         let end = date_within(&mut v, "end_date", &input.end_date, None, self.clock.today());
         let reason = match input.reason {
             Some(EndReason::Transferred) => {
@@ -355,7 +348,6 @@ impl EnrollmentService {
         }
     }
 
-    /// Enrolments in id order after `after`: an operator's own, or (ICT) anyone's.
     /// The enrolments of `household` in the name of `citizen`, whoever's they are: for a
     /// person's report ([`crate::domain::person`]), whose caller's right to the person is
     /// established there.
@@ -373,6 +365,29 @@ impl EnrollmentService {
         }
     }
 
+    /// Who reads enrolments: an operator (its own: `Some` of its code) or ICT (all: `None`).
+    fn reader(caller: &Caller) -> Result<Option<&str>, DomainError> {
+        match caller.member.role {
+            Role::Operator => Ok(Some(caller.member.code.as_str())),
+            Role::Ict => Ok(None),
+            _ => Err(DomainError::PermissionDenied("only operators and ICT read enrolments".into())),
+        }
+    }
+
+    /// One enrolment by its id: an operator's own (another operator's is not found, as one
+    /// that does not exist), any for ICT.
+    pub async fn get(&self, caller: &Caller, enrollment_id_text: &str) -> Result<Enrollment, DomainError> {
+        let own = Self::reader(caller)?;
+        let id = enrollment_id(enrollment_id_text).map_err(|e| DomainError::invalid("enrollment_id", e))?;
+        let found = self.enrollment_store.enrollments_by_ids(&[id]).await?;
+        found.into_iter().find(|e| e.id == id && own.is_none_or(|o| e.operator == o)).ok_or_else(|| {
+            DomainError::NotFound(match own {
+                Some(_) => format!("you have no enrolment {id}"),
+                None => format!("no enrolment {id}"),
+            })
+        })
+    }
+
     /// A page of enrolments, oldest first: an operator's own, any for ICT. `page_size` 0 asks
     /// for the default, more than [`MAX_PAGE`](super::paging::MAX_PAGE) is refused;
     /// `page_token` is empty for the first page.
@@ -383,15 +398,11 @@ impl EnrollmentService {
         page_size: u32,
         page_token: &str,
     ) -> Result<Page<Enrollment>, DomainError> {
-        match caller.member.role {
-            Role::Operator => {
-                if filter.operator.as_deref().is_some_and(|o| o != caller.member.code.as_str()) {
-                    return Err(DomainError::PermissionDenied("an operator reads only its own enrolments".into()));
-                }
-                filter.operator = Some(caller.member.code.as_str().to_owned());
+        if let Some(own) = Self::reader(caller)? {
+            if filter.operator.as_deref().is_some_and(|o| o != own) {
+                return Err(DomainError::PermissionDenied("an operator reads only its own enrolments".into()));
             }
-            Role::Ict => {}
-            _ => return Err(DomainError::PermissionDenied("only operators and ICT read enrolments".into())),
+            filter.operator = Some(own.to_owned());
         }
         let mut v = Violations::new();
         if let Some(h) = &filter.household_code {
@@ -405,6 +416,11 @@ impl EnrollmentService {
         let rows = self.enrollment_store.list_enrollments(&filter, after.unwrap_or(0), limit + 1).await?;
         Ok(Page::cut(rows, limit, |e| format!("e{}", e.id)))
     }
+}
+
+/// An enrolment id as callers write it (the id the hub gave, in decimal).
+fn enrollment_id(text: &str) -> Result<i64, String> {
+    text.trim().parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| format!("{text:?} is not an enrolment id"))
 }
 
 /// Whether a line may be enrolled (or, with `transfer`, taken over), by the household's
@@ -511,5 +527,17 @@ mod admission_tests {
             admit("VNPT", start, vec![own.clone(), newer], 2, true),
             Admission::HouseholdFull { own: vec![own], others: 1 }
         );
+    }
+}
+
+#[cfg(test)]
+mod id_tests {
+    #[test]
+    fn an_enrolment_id_is_a_positive_decimal_number() {
+        assert_eq!(super::enrollment_id(" 42 "), Ok(42));
+        for refused in ["", "0", "-1", "e42", "4 2", "99999999999999999999"] {
+            let said = super::enrollment_id(refused).unwrap_err();
+            assert!(said.contains(&format!("{refused:?}")), "{said}");
+        }
     }
 }

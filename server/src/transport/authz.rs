@@ -91,6 +91,7 @@ pub const RULES: &[Rule] = &[
     rule("/telesub.v1.Enrollments/Deenroll", OPERATOR_ONLY),
     rule("/telesub.v1.Enrollments/Transfer", OPERATOR_ONLY),
     rule("/telesub.v1.Enrollments/ListEnrollments", DECISION_ASKERS),
+    rule("/telesub.v1.Enrollments/GetEnrollment", DECISION_ASKERS),
     rule("/telesub.v1.ChangeFeed/WatchChanges", OPERATOR_ONLY),
     rule("/telesub.v1.Reconciliation/SubmitMonthlyUpdate", OPERATOR_ONLY),
     rule("/telesub.v1.Reconciliation/ListReconciliations", DECISION_ASKERS),

@@ -128,6 +128,16 @@ impl Enrollments for EnrollmentsApi {
         }))
     }
 
+    async fn get_enrollment(
+        &self,
+        request: Request<pb::GetEnrollmentRequest>,
+    ) -> Result<Response<pb::Enrollment>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let found = self.service.get(ctx.caller()?, &request.get_ref().enrollment_id).await.map_err(|e| ctx.fail(e))?;
+        ctx.looked_up(SubjectKind::HouseholdCode, [found.household_code.as_str()]);
+        Ok(Response::new(enrollment_to_pb(&found)))
+    }
+
     async fn list_enrollments(
         &self,
         request: Request<pb::ListEnrollmentsRequest>,
