@@ -475,23 +475,36 @@ enum Answer {
     Wrong(Error),
 }
 
+/// For the PostgreSQL pass (`None` on SQLite's, or where no cluster can be started): a real
+/// `telesub serve` with `members` (`CODE:ROLE`) and `args`, on a PostgreSQL cluster of its own
+/// that the test may stop; the folder holds its certificates (`tls`) and its log.
+async fn hub_on_its_own_cluster(
+    members: &[&str],
+    args: &[&str],
+) -> Option<(telesub_tests::PgCluster, tempfile::TempDir, ServeProcess)> {
+    std::env::var(telesub_tests::POSTGRES_ENV).ok()?;
+    let cluster = telesub_tests::PgCluster::start().await?;
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    let members: Vec<_> = members.iter().map(|m| m.parse().unwrap()).collect();
+    telesub_server::pki::init(&tls, &members).unwrap();
+    let hub = ServeProcess::start(&tls, &cluster.url(), &dir.path().join("hub.log"), args).await.unwrap();
+    Some((cluster, dir, hub))
+}
+
 /// PostgreSQL stopped under traffic and started again: calls are UNAVAILABLE within the
 /// database timeout, never OK without their record and decision; health says NOT_SERVING
 /// while the database is away and SERVING once it is back; the same hub serves again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_stopped_under_traffic_and_started_again() {
-    if std::env::var(telesub_tests::POSTGRES_ENV).is_err() {
-        return; // a test of the PostgreSQL pass: its cluster is its own
-    }
-    let Some(mut cluster) = telesub_tests::PgCluster::start().await else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let tls = dir.path().join("tls");
-    telesub_server::pki::init(&tls, &["DOLISA:LABOUR".parse().unwrap(), "VNPT:OPERATOR".parse().unwrap()]).unwrap();
     let metrics = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let listen = metrics.to_string();
-    let hub = ServeProcess::start(&tls, &cluster.url(), &dir.path().join("hub.log"), &["--metrics-listen", &listen])
-        .await
-        .unwrap();
+    let Some((mut cluster, dir, hub)) =
+        hub_on_its_own_cluster(&["DOLISA:LABOUR", "VNPT:OPERATOR"], &["--metrics-listen", &listen]).await
+    else {
+        return;
+    };
+    let tls = dir.path().join("tls");
     assert_eq!(telesub_tests::plain_get(metrics, "/health/ready").await.0, 200);
     let (labour, vnpt) = (hub.client("DOLISA").await, hub.client("VNPT").await);
     labour
@@ -644,14 +657,7 @@ async fn postgres_stopped_under_traffic_and_started_again() {
 /// from the last cursor it holds and receives every other event exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_stopped_while_a_feed_catches_up() {
-    if std::env::var(telesub_tests::POSTGRES_ENV).is_err() {
-        return; // a test of the PostgreSQL pass: its cluster is its own
-    }
-    let Some(mut cluster) = telesub_tests::PgCluster::start().await else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let tls = dir.path().join("tls");
-    telesub_server::pki::init(&tls, &["VNPT:OPERATOR".parse().unwrap()]).unwrap();
-    let hub = ServeProcess::start(&tls, &cluster.url(), &dir.path().join("hub.log"), &[]).await.unwrap();
+    let Some((mut cluster, _dir, hub)) = hub_on_its_own_cluster(&["VNPT:OPERATOR"], &[]).await else { return };
     let vnpt = hub.client("VNPT").await;
     // A hundred pages of events (more than the connection holds for a reader that does not
     // read), written straight into the table: the feed reads it as it is.

@@ -30,7 +30,8 @@ const AHEAD: usize = 2;
 /// holds at most this many point readers and one more for the read of the next page.
 const PREPARING: usize = 2;
 
-/// A page being made ready; its work stops with the stream.
+/// A page being made ready; its work stops with the stream. (tokio-util's
+/// `AbortOnDropHandle` does the same; these five lines spare the hub that dependency.)
 struct Preparing(tokio::task::JoinHandle<Result<Vec<FeedEvent>, DomainError>>);
 
 impl Drop for Preparing {
@@ -38,6 +39,7 @@ impl Drop for Preparing {
         self.0.abort();
     }
 }
+
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
