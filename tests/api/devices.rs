@@ -590,3 +590,90 @@ async fn the_notice_board_dates_the_approval_in_the_provinces_time() {
     let (_, page) = published(&ict, D, "24611", proto::PublishFormat::Html).await.unwrap();
     assert!(page.contains("27/QĐ-UBND ngày 02/04/2025"), "{page}");
 }
+
+/// Two hand-overs of one household, or of one IMEI, recorded at the same moment (a clerk's
+/// second click, an SDK's retry, two communes' clerks) get the answers they would get one
+/// after the other: the same hand-over twice is recorded once and both are told so; a second
+/// device for the household, or a second household for the device, is refused by name.
+#[tokio::test]
+async fn hand_overs_recorded_at_the_same_moment_get_the_answers_they_would_one_after_the_other() {
+    let app = TestApp::spawn().await;
+    let labour = app.client("DOLISA").await;
+    let codes: Vec<String> = (1..=16).map(|n| format!("H{n:02}")).collect();
+    let records =
+        codes.iter().zip(1..).map(|(c, n)| hh(c, "24611", n, proto::Category::Poor, wants())).collect::<Vec<_>>();
+    push(&labour, header("review-2024", proto::BatchKind::Snapshot, "2024", "2025-01-01"), records).await.unwrap();
+    let (ict, committee) = (app.client("DOICT").await, app.client("UBND").await);
+    ict.record_allocation_decision(proto::RecordAllocationDecisionRequest {
+        tablets: 0,
+        smartphones: 16,
+        unit_quotas: vec![],
+        ..decision(DECISION)
+    })
+    .await
+    .unwrap();
+    assert_eq!(ict.propose_recipients(DECISION, "2025-03-01").await.unwrap().recipients, 16);
+    let submitted = ict.submit_for_approval(DECISION).await.unwrap();
+    committee
+        .approve_allocation(proto::ApproveRequest {
+            decision_number: DECISION.into(),
+            approval_number: "55/QĐ-UBND".into(),
+            list_digest: submitted.list_digest,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (one, other) = (app.client("DOICT").await, app.client("GIANGHIA").await);
+    let device = |n: usize| imei(&format!("3500000000{n:04}"));
+    // H01–H04: the same hand-over twice; H05–H08: two devices; H09–H16 in pairs: one IMEI.
+    let races = (0..4).map(|i| (phone(&codes[i], &device(i)), phone(&codes[i], &device(i))));
+    let races = races.chain((4..8).map(|i| (phone(&codes[i], &device(i)), phone(&codes[i], &device(100 + i)))));
+    let races =
+        races.chain((8..16).step_by(2).map(|i| (phone(&codes[i], &device(i)), phone(&codes[i + 1], &device(i)))));
+    let mut answers = Vec::new();
+    for (a, b) in races {
+        // On PostgreSQL the hand-overs' table is held from outside until both of the hub's
+        // transactions wait: each has read that nothing is recorded before either writes.
+        let hold = app.db.hold_writes("device_handovers").await;
+        let released = async {
+            if let Some(hold) = hold {
+                hold.release_when_waiting(2).await;
+            }
+        };
+        let (x, y, ()) = tokio::join!(one.record_handover(a.clone()), other.record_handover(b.clone()), released);
+        answers.push(((a, x), (b, y)));
+    }
+    let mut recorded = 0;
+    for (i, ((a, x), (b, y))) in answers.into_iter().enumerate() {
+        let code = &a.household_code;
+        match i {
+            0..4 => {
+                let (x, y) = (x.unwrap(), y.unwrap());
+                assert_eq!(x.recorded_at, y.recorded_at, "{code}: one hand-over, recorded once");
+                assert!(x.replayed != y.replayed, "{code}: one of the two was recorded before: {x:?} {y:?}");
+                recorded += 1;
+            }
+            _ => {
+                let (refused, with) = match (x, y) {
+                    (Ok(_), Err(e)) => (e, &b),
+                    (Err(e), Ok(_)) => (e, &a),
+                    (x, y) => panic!("{code}: exactly one of the two is recorded: {x:?} {y:?}"),
+                };
+                assert_eq!(refused.code(), Some(Code::AlreadyExists), "{code}: {refused}");
+                let named = if i < 8 { format!("household {code}") } else { imei_of(with) };
+                assert!(refused.to_string().contains(&named), "{code}: the refusal names {named}: {refused}");
+                recorded += 1;
+            }
+        }
+    }
+    let shown = ict.get_allocation(DECISION).await.unwrap();
+    let handed: i64 = shown.progress.iter().map(|p| p.devices_handed_over).sum();
+    assert_eq!(handed, recorded, "{:?}", shown.progress);
+}
+
+fn imei_of(r: &proto::RecordHandoverRequest) -> String {
+    match &r.kind {
+        Some(proto::record_handover_request::Kind::Device(d)) => format!("IMEI {}", d.imei),
+        _ => unreachable!("a device hand-over"),
+    }
+}

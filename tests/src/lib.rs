@@ -167,6 +167,51 @@ impl TestDb {
     }
 }
 
+/// A lock on a table held from outside the hub, on PostgreSQL: the hub's transactions read
+/// the table but wait at their first write to it, so that two writers racing for one row have
+/// both read before either writes (the moment a race needs, made certain).
+pub struct WriteHold {
+    conn: sqlx::PgConnection,
+    db: String,
+}
+
+impl TestDb {
+    /// Holds `table` in `SHARE` mode until [`WriteHold::release_when_waiting`]; `None` on
+    /// SQLite, whose one writer already takes transactions one at a time.
+    pub async fn hold_writes(&self, table: &str) -> Option<WriteHold> {
+        let TestDb::Postgres { url, .. } = self else { return None };
+        let mut conn = sqlx::PgConnection::connect(url).await.expect("connect to hold a table");
+        sqlx::raw_sql(AssertSqlSafe(format!("BEGIN; LOCK TABLE {table} IN SHARE MODE")))
+            .execute(&mut conn)
+            .await
+            .expect("hold the table");
+        Some(WriteHold { conn, db: url.clone() })
+    }
+}
+
+impl WriteHold {
+    /// Lets the writers go once `n` of the hub's transactions wait for a lock (or after ten
+    /// seconds, when fewer ever do).
+    pub async fn release_when_waiting(mut self, n: i64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut watch = sqlx::PgConnection::connect(&self.db).await.expect("connect to watch the locks");
+        while tokio::time::Instant::now() < deadline {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()",
+            )
+            .fetch_one(&mut watch)
+            .await
+            .expect("read the waiting transactions");
+            if waiting >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await.expect("let the table go");
+    }
+}
+
 /// A running hub with its certificate folder and database.
 pub struct TestApp {
     pub addr: SocketAddr,

@@ -440,6 +440,13 @@ where
     async fn record_handover(&self, h: &Handover) -> Result<HandoverOutcome, PortError> {
         use {Handover, HandoverOutcome};
         let mut tx = self.begin_write().await?;
+        // A second hand-over of the household, or of the device, waits here for the first to
+        // commit, and then reads it: without the locks both read "none" and the second's insert
+        // breaks the table's keys instead of being answered.
+        S::lock_key(&mut *tx, &format!("handover:{}", h.household_code)).await?;
+        if let Some(imei) = &h.imei {
+            S::lock_key(&mut *tx, &format!("imei:{imei}")).await?;
+        }
         let status: Option<(String,)> = sqlx::query_as("SELECT status FROM device_allocations WHERE id = $1")
             .bind(h.allocation_id)
             .fetch_optional(&mut *tx)
