@@ -677,3 +677,46 @@ fn imei_of(r: &proto::RecordHandoverRequest) -> String {
         _ => unreachable!("a device hand-over"),
     }
 }
+
+/// The committee approving a list while it is returned at the same moment (two of its clerks):
+/// one decision is kept and answered so; the other is refused, never told it was kept.
+#[tokio::test]
+async fn an_approval_and_a_return_at_the_same_moment_keep_one_and_refuse_the_other() {
+    let app = TestApp::spawn().await;
+    with_register(&app).await;
+    let ict = app.client("DOICT").await;
+    ict.record_allocation_decision(decision(DECISION)).await.unwrap();
+    ict.propose_recipients(DECISION, "2025-03-01").await.unwrap();
+    let submitted = ict.submit_for_approval(DECISION).await.unwrap();
+    let (one, other) = (app.client("UBND").await, app.client("UBND").await);
+    // On PostgreSQL the allocations' table is held from outside until both decisions wait at
+    // their writes: each has read that the list is submitted.
+    let hold = app.db.hold_writes("device_allocations").await;
+    let released = async {
+        if let Some(hold) = hold {
+            hold.release_when_waiting(2).await;
+        }
+    };
+    let approve = proto::ApproveRequest {
+        decision_number: DECISION.into(),
+        approval_number: "55/QĐ-UBND".into(),
+        list_digest: submitted.list_digest,
+        ..Default::default()
+    };
+    let (approved, returned, ()) =
+        tokio::join!(one.approve_allocation(approve), other.return_allocation(DECISION, "Cần giải trình"), released);
+    let stored = ict.get_allocation(DECISION).await.unwrap();
+    match (approved, returned) {
+        (Ok(a), Err(e)) => {
+            assert_eq!((a.status(), stored.status()), (proto::AllocationStatus::Approved, a.status()));
+            assert_eq!(e.code(), Some(Code::FailedPrecondition), "{e}");
+            assert!(e.to_string().contains("APPROVED"), "the refusal says what the list is now: {e}");
+        }
+        (Err(e), Ok(r)) => {
+            assert_eq!((r.status(), stored.status()), (proto::AllocationStatus::Returned, r.status()));
+            assert_eq!(e.code(), Some(Code::FailedPrecondition), "{e}");
+            assert!(e.to_string().contains("RETURNED"), "the refusal says what the list is now: {e}");
+        }
+        (a, r) => panic!("exactly one decision is kept, the list is {:?}: {a:?} {r:?}", stored.status()),
+    }
+}

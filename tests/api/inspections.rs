@@ -2,6 +2,8 @@
 //! records findings and their follow-up, freezes a sample of the hub's data for the team, and
 //! closes it; the coordinating departments and the locality read it.
 
+use std::time::Duration;
+
 use telesub_client::{Client, Code, Error, proto};
 use telesub_tests::TestApp;
 
@@ -274,4 +276,71 @@ async fn inspections_run_from_the_command_line() {
     assert_eq!(run.code, Some(7), "a finding on a closed inspection: {}{}", run.out, run.err);
     let run = cli_run(&app, "VNPT", here, &["inspections", "list"]).await;
     assert_eq!(run.code, Some(5), "operators read no inspection: {}", run.err);
+}
+
+/// Two samples pulled from one inspection at the same moment (two of its team) are both kept,
+/// numbered one after the other; an inspection closed while a sample is being stored closes
+/// after it.
+#[tokio::test]
+async fn samples_pulled_at_the_same_moment_are_numbered_apart_and_a_closing_waits_for_them() {
+    let app = TestApp::spawn().await;
+    with_register(&app).await;
+    let (one, other) = (app.client("DOICT").await, app.client("DOICT").await);
+    let id = one.create_inspection(inspection(&["660"])).await.unwrap().id;
+    let pull = |size: i32| proto::PullSampleRequest {
+        inspection_id: id,
+        commune_code: "24611".into(),
+        size,
+        as_of: "2025-03-01".into(),
+    };
+    let held = |table: &'static str| {
+        let db = &app.db;
+        async move {
+            if let Some(hold) = db.hold_writes(table).await {
+                hold.release_when_waiting(2).await;
+            }
+        }
+    };
+    // On PostgreSQL the samples' table is held from outside until both pulls wait at their
+    // writes: each has read the inspection's samples before either is stored.
+    let (a, b, ()) = tokio::join!(one.pull_sample(pull(2)), other.pull_sample(pull(3)), held("inspection_samples"));
+    let (a, b) = (a.unwrap().summary.unwrap(), b.unwrap().summary.unwrap());
+    let mut numbers = [a.number, b.number];
+    numbers.sort();
+    assert_eq!(numbers, [1, 2]);
+    assert_eq!(one.get_sample(id, a.number).await.unwrap().summary.unwrap().size, 2);
+    assert_eq!(one.get_sample(id, b.number).await.unwrap().summary.unwrap().size, 3);
+    // Closing while a sample is being stored: the closing waits for it (on PostgreSQL the
+    // sample is held at its write until the closing has had time to finish before it).
+    let hold = app.db.hold_writes("inspection_samples").await;
+    let ordered = hold.is_some();
+    let pulling = tokio::spawn({
+        let (one, request) = (one.clone(), pull(1));
+        async move { one.pull_sample(request).await }
+    });
+    if let Some(hold) = hold {
+        assert!(hold.wait_for(1).await, "the sample waits at its write");
+        let closing = other.close_inspection(id, "Kết thúc");
+        tokio::pin!(closing);
+        let early = tokio::time::timeout(Duration::from_secs(1), &mut closing).await;
+        assert!(early.is_err(), "the inspection closed while a sample was being stored: {early:?}");
+        hold.release().await;
+        closing.await.unwrap();
+    } else {
+        other.close_inspection(id, "Kết thúc").await.unwrap();
+    }
+    let sample = pulling.await.unwrap();
+    let shown = one.get_inspection(id).await.unwrap();
+    match sample {
+        Ok(s) => {
+            let kept = s.summary.unwrap().number;
+            assert!(shown.samples.iter().any(|k| k.number == kept), "a sample answered as kept is kept");
+        }
+        // Without the hold (SQLite) the closing may come first: then the sample is refused.
+        Err(e) => {
+            assert!(!ordered, "the sample came first: {e}");
+            assert_eq!(e.code(), Some(Code::FailedPrecondition), "{e}");
+            assert_eq!(shown.samples.len(), 2, "a refused sample is not kept: {:?}", shown.samples);
+        }
+    }
 }

@@ -190,12 +190,13 @@ impl TestDb {
 }
 
 impl WriteHold {
-    /// Lets the writers go once `n` of the hub's transactions wait for a lock (or after ten
-    /// seconds, when fewer ever do).
-    pub async fn release_when_waiting(mut self, n: i64) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    /// Waits until `n` of the hub's transactions wait for a lock, or three seconds; whether
+    /// they did. (A test hub's pool is small: a call may wait for a connection the held
+    /// transaction keeps, and reach its lock only once the hold is let go.)
+    pub async fn wait_for(&self, n: i64) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
         let mut watch = sqlx::PgConnection::connect(&self.db).await.expect("connect to watch the locks");
-        while tokio::time::Instant::now() < deadline {
+        loop {
             let waiting: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
                  AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()",
@@ -204,11 +205,25 @@ impl WriteHold {
             .await
             .expect("read the waiting transactions");
             if waiting >= n {
-                break;
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Lets the writers go.
+    pub async fn release(mut self) {
         sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await.expect("let the table go");
+    }
+
+    /// Lets the writers go once `n` of the hub's transactions wait for a lock (or after three
+    /// seconds, when fewer do by then).
+    pub async fn release_when_waiting(self, n: i64) {
+        self.wait_for(n).await;
+        self.release().await;
     }
 }
 

@@ -613,7 +613,11 @@ impl InspectionService {
             pulled_at: self.clock.now(),
             purged_at: None,
         };
-        let number = self.inspection_store.insert_sample(&row).await?;
+        let number = match self.inspection_store.insert_sample(&row).await {
+            Ok(n) => n,
+            Err(PortError::Conflict(_)) => return Err(closed(id)),
+            Err(e) => return Err(e.into()),
+        };
         Ok(Sample { row: SampledHousehold { number, ..row }, households })
     }
 

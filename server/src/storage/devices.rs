@@ -390,7 +390,7 @@ where
             None => return Err(PortError::NotFound),
             Some(_) => {}
         }
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE device_allocations SET status = $2, approval_number = $3, decided_by = $4, \
              decided_at = $5, decision_note = $6, approved_on = $7, decided_by_person = $8 \
              WHERE id = $1 AND status = 'SUBMITTED'",
@@ -405,6 +405,11 @@ where
         .bind(d.by_person)
         .execute(&mut *tx)
         .await?;
+        // Another decision may have been stored since the status was read (PostgreSQL reads
+        // without holding the row): then this one is not kept, and says so.
+        if S::rows_affected(&done) != 1 {
+            return Err(PortError::Conflict(crate::domain::ports::Conflict::NotSubmitted));
+        }
         tx.commit().await?;
         Ok(())
     }

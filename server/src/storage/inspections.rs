@@ -223,6 +223,15 @@ where
 
     async fn insert_sample(&self, s: &SampledHousehold) -> Result<i64, PortError> {
         let mut tx = self.begin_write().await?;
+        // Locks the inspection's row (PostgreSQL) and checks that it is open, as a finding
+        // does: two samples are numbered one after the other, and a closing waits for them.
+        let open = sqlx::query("UPDATE inspections SET status = status WHERE id = $1 AND status = 'OPEN'")
+            .bind(s.inspection_id)
+            .execute(&mut *tx)
+            .await?;
+        if S::rows_affected(&open) != 1 {
+            return Err(PortError::Conflict(crate::domain::ports::Conflict::InspectionClosed));
+        }
         let (last,): (Option<i64>,) =
             sqlx::query_as("SELECT MAX(number) FROM inspection_samples WHERE inspection_id = $1")
                 .bind(s.inspection_id)
