@@ -119,14 +119,7 @@ where
 
     async fn add_finding(&self, f: &Finding) -> Result<i64, PortError> {
         let mut tx = self.begin_write().await?;
-        // Locks the inspection's row (PostgreSQL) and checks that it is open.
-        let open = sqlx::query("UPDATE inspections SET status = status WHERE id = $1 AND status = 'OPEN'")
-            .bind(f.inspection_id)
-            .execute(&mut *tx)
-            .await?;
-        if S::rows_affected(&open) != 1 {
-            return Err(PortError::Conflict(crate::domain::ports::Conflict::InspectionClosed));
-        }
+        lock_open::<S>(&mut tx, f.inspection_id).await?;
         let (last,): (Option<i64>,) =
             sqlx::query_as("SELECT MAX(number) FROM inspection_findings WHERE inspection_id = $1")
                 .bind(f.inspection_id)
@@ -223,15 +216,7 @@ where
 
     async fn insert_sample(&self, s: &SampledHousehold) -> Result<i64, PortError> {
         let mut tx = self.begin_write().await?;
-        // Locks the inspection's row (PostgreSQL) and checks that it is open, as a finding
-        // does: two samples are numbered one after the other, and a closing waits for them.
-        let open = sqlx::query("UPDATE inspections SET status = status WHERE id = $1 AND status = 'OPEN'")
-            .bind(s.inspection_id)
-            .execute(&mut *tx)
-            .await?;
-        if S::rows_affected(&open) != 1 {
-            return Err(PortError::Conflict(crate::domain::ports::Conflict::InspectionClosed));
-        }
+        lock_open::<S>(&mut tx, s.inspection_id).await?;
         let (last,): (Option<i64>,) =
             sqlx::query_as("SELECT MAX(number) FROM inspection_samples WHERE inspection_id = $1")
                 .bind(s.inspection_id)
@@ -279,4 +264,24 @@ where
         .fetch_all(self.reader())
         .await?)
     }
+}
+
+/// Locks inspection `id`'s row for the transaction (PostgreSQL; SQLite's one writer already
+/// waits) and checks that it is open: what is added to an inspection, a finding or a sample, is
+/// numbered after the one added before it, and a closing waits for it.
+async fn lock_open<S>(conn: &mut <S::Db as Database>::Connection, id: i64) -> Result<(), PortError>
+where
+    S: SqlStore,
+    for<'c> &'c mut <S::Db as Database>::Connection: Executor<'c, Database = S::Db>,
+    <S::Db as Database>::Arguments: IntoArguments<S::Db>,
+    i64: Param<S::Db>,
+{
+    let open = sqlx::query("UPDATE inspections SET status = status WHERE id = $1 AND status = 'OPEN'")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    if S::rows_affected(&open) != 1 {
+        return Err(PortError::Conflict(crate::domain::ports::Conflict::InspectionClosed));
+    }
+    Ok(())
 }
