@@ -720,3 +720,45 @@ async fn an_approval_and_a_return_at_the_same_moment_keep_one_and_refuse_the_oth
         (a, r) => panic!("exactly one decision is kept, the list is {:?}: {a:?} {r:?}", stored.status()),
     }
 }
+
+/// A nomination sent while the committee approves the list: the approval waits for it, so
+/// that a nomination answered as kept was made before the list was approved (on PostgreSQL
+/// the nomination is held at its write until the approval has had time to finish first).
+#[tokio::test]
+async fn a_nomination_answered_as_kept_came_before_the_approval() {
+    let app = TestApp::spawn().await;
+    with_register(&app).await;
+    let ict = app.client("DOICT").await;
+    ict.record_allocation_decision(decision(DECISION)).await.unwrap();
+    ict.propose_recipients(DECISION, "2025-03-01").await.unwrap();
+    let submitted = ict.submit_for_approval(DECISION).await.unwrap();
+    let (education, committee) = (app.client("DOET").await, app.client("UBND").await);
+    let hold = app.db.hold_writes("device_nominations").await;
+    let ordered = hold.is_some();
+    let nominating = tokio::spawn(async move { education.nominate_households(DECISION, ["N1"], "học sinh").await });
+    let approve = proto::ApproveRequest {
+        decision_number: DECISION.into(),
+        approval_number: "55/QĐ-UBND".into(),
+        list_digest: submitted.list_digest,
+        ..Default::default()
+    };
+    if let Some(hold) = hold {
+        assert!(hold.wait_for(1).await, "the nomination waits at its write");
+        let approving = committee.approve_allocation(approve);
+        tokio::pin!(approving);
+        let early = tokio::time::timeout(std::time::Duration::from_secs(1), &mut approving).await;
+        assert!(early.is_err(), "the list was approved while a nomination was being stored: {early:?}");
+        hold.release().await;
+        approving.await.unwrap();
+    } else {
+        committee.approve_allocation(approve).await.unwrap();
+    }
+    match nominating.await.unwrap() {
+        Ok(n) => assert_eq!(n.nominated, 1),
+        // Without the hold (SQLite) the approval may come first: then the nomination is refused.
+        Err(e) => {
+            assert!(!ordered, "the nomination came first: {e}");
+            assert_eq!(e.code(), Some(Code::FailedPrecondition), "{e}");
+        }
+    }
+}

@@ -923,6 +923,11 @@ async fn the_allocation_and_place_ports_carry_a_list_from_proposal_to_hand_over(
     allocations.decide_allocation(id, &decide(Some("list-digest"))).await.unwrap();
     let approved = allocations.allocation("1/QĐ").await.unwrap().unwrap();
     assert_eq!((approved.status, approved.decided_by_person), (AllocationStatus::Approved, None));
+    // Decided once: a second decision, and a nomination, find the list approved.
+    let err = allocations.decide_allocation(id, &decide(None)).await.unwrap_err();
+    assert!(matches!(err, PortError::Conflict(Conflict::NotSubmitted)), "{err:?}");
+    let err = allocations.nominate_households(id, &[c.into()], "GIANGHIA", "hộ khó khăn", AT).await.unwrap_err();
+    assert!(matches!(err, PortError::Conflict(Conflict::Approved)), "{err:?}");
 
     // Hand-overs: once per household, an IMEI once, only on an approved list's places.
     assert_eq!(places.record_handover(&handover(b, id, "356938035643809")).await.unwrap(), HandoverOutcome::Recorded);

@@ -398,10 +398,7 @@ impl DeviceService {
         v.finish()?;
         let row = self.find(number).await?;
         if row.status == AllocationStatus::Approved {
-            return Err(DomainError::FailedPrecondition(format!(
-                "the list of decision {} is approved: nominations no longer change it",
-                row.decision_number
-            )));
+            return Err(approved(&row.decision_number));
         }
         let known =
             self.register_store.states_matching(super::eligibility::QueryKind::HouseholdCode, &unique, false).await?;
@@ -422,7 +419,11 @@ impl DeviceService {
                 &reason.expect("checked"),
                 self.clock.now(),
             )
-            .await?;
+            .await
+            .map_err(|e| match e {
+                PortError::Conflict(_) => approved(&row.decision_number),
+                other => other.into(),
+            })?;
         Ok((added, unique.len() as u64 - added))
     }
 
@@ -1031,6 +1032,13 @@ impl DeviceService {
         places.sort_by(|a, b| (&a.place.commune_code, a.place.rank).cmp(&(&b.place.commune_code, b.place.rank)));
         Ok((Self::allocation(row)?, places, units))
     }
+}
+
+/// Nominations sent once the list is approved no longer change it.
+fn approved(decision_number: &str) -> DomainError {
+    DomainError::FailedPrecondition(format!(
+        "the list of decision {decision_number} is approved: nominations no longer change it"
+    ))
 }
 
 fn names(categories: &[Category]) -> String {

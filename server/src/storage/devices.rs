@@ -170,6 +170,15 @@ where
         at: time::OffsetDateTime,
     ) -> Result<u64, PortError> {
         let mut tx = self.begin_write().await?;
+        // Holds the allocation's row (PostgreSQL) and checks that it is not approved: an
+        // approval waits for the nomination, or the nomination sees the approval.
+        let open = sqlx::query("UPDATE device_allocations SET status = status WHERE id = $1 AND status <> 'APPROVED'")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if S::rows_affected(&open) != 1 {
+            return Err(PortError::Conflict(crate::domain::ports::Conflict::Approved));
+        }
         let mut added = 0;
         for chunk in codes.chunks(PLACES_PER_INSERT) {
             let mut insert = sqlx::QueryBuilder::<S::Db>::new(

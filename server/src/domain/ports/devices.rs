@@ -218,6 +218,8 @@ pub trait AllocationStore: Send + Sync + std::fmt::Debug {
     async fn list_allocations(&self, before: i64, limit: u32) -> Result<Vec<AllocationDecision>, PortError>;
 
     /// Nominates households not yet nominated for the allocation; returns how many it added.
+    /// `Conflict(Approved)` once the list is approved: an approval waits for a nomination
+    /// being stored, and a nomination for an approval.
     async fn nominate_households(
         &self,
         id: i64,

@@ -95,6 +95,8 @@ pub enum Conflict {
     NotSubmitted,
     /// The submitted device list is not the one reviewed.
     OtherDigest,
+    /// The device list is approved.
+    Approved,
     /// The inspection is closed.
     InspectionClosed,
     /// The finding's status changed meanwhile.
@@ -120,6 +122,7 @@ impl fmt::Display for Conflict {
             Conflict::ChangedSince => "the list changed since it was read",
             Conflict::NotSubmitted => "the list is not submitted",
             Conflict::OtherDigest => "the submitted list is not the one reviewed",
+            Conflict::Approved => "the list is approved",
             Conflict::InspectionClosed => "the inspection is closed",
             Conflict::StatusChanged => "the finding's status changed meanwhile",
         })
