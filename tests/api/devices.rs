@@ -678,17 +678,24 @@ fn imei_of(r: &proto::RecordHandoverRequest) -> String {
     }
 }
 
-/// The committee approving a list while it is returned at the same moment (two of its clerks):
-/// one decision is kept and answered so; the other is refused, never told it was kept.
-#[tokio::test]
-async fn an_approval_and_a_return_at_the_same_moment_keep_one_and_refuse_the_other() {
+/// A hub whose list of [`DECISION`] (from [`with_register`]) is submitted to the committee,
+/// and the list's digest.
+async fn submitted_list() -> (TestApp, String) {
     let app = TestApp::spawn().await;
     with_register(&app).await;
     let ict = app.client("DOICT").await;
     ict.record_allocation_decision(decision(DECISION)).await.unwrap();
     ict.propose_recipients(DECISION, "2025-03-01").await.unwrap();
-    let submitted = ict.submit_for_approval(DECISION).await.unwrap();
-    let (one, other) = (app.client("UBND").await, app.client("UBND").await);
+    let digest = ict.submit_for_approval(DECISION).await.unwrap().list_digest;
+    (app, digest)
+}
+
+/// The committee approving a list while it is returned at the same moment (two of its clerks):
+/// one decision is kept and answered so; the other is refused, never told it was kept.
+#[tokio::test]
+async fn an_approval_and_a_return_at_the_same_moment_keep_one_and_refuse_the_other() {
+    let (app, digest) = submitted_list().await;
+    let (ict, one, other) = (app.client("DOICT").await, app.client("UBND").await, app.client("UBND").await);
     // On PostgreSQL the allocations' table is held from outside until both decisions wait at
     // their writes: each has read that the list is submitted.
     let hold = app.db.hold_writes("device_allocations").await;
@@ -700,7 +707,7 @@ async fn an_approval_and_a_return_at_the_same_moment_keep_one_and_refuse_the_oth
     let approve = proto::ApproveRequest {
         decision_number: DECISION.into(),
         approval_number: "55/QĐ-UBND".into(),
-        list_digest: submitted.list_digest,
+        list_digest: digest,
         ..Default::default()
     };
     let (approved, returned, ()) =
@@ -726,12 +733,7 @@ async fn an_approval_and_a_return_at_the_same_moment_keep_one_and_refuse_the_oth
 /// the nomination is held at its write until the approval has had time to finish first).
 #[tokio::test]
 async fn a_nomination_answered_as_kept_came_before_the_approval() {
-    let app = TestApp::spawn().await;
-    with_register(&app).await;
-    let ict = app.client("DOICT").await;
-    ict.record_allocation_decision(decision(DECISION)).await.unwrap();
-    ict.propose_recipients(DECISION, "2025-03-01").await.unwrap();
-    let submitted = ict.submit_for_approval(DECISION).await.unwrap();
+    let (app, digest) = submitted_list().await;
     let (education, committee) = (app.client("DOET").await, app.client("UBND").await);
     let hold = app.db.hold_writes("device_nominations").await;
     let ordered = hold.is_some();
@@ -739,7 +741,7 @@ async fn a_nomination_answered_as_kept_came_before_the_approval() {
     let approve = proto::ApproveRequest {
         decision_number: DECISION.into(),
         approval_number: "55/QĐ-UBND".into(),
-        list_digest: submitted.list_digest,
+        list_digest: digest,
         ..Default::default()
     };
     if let Some(hold) = hold {

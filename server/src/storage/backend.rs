@@ -6,9 +6,9 @@
 
 use std::{future::Future, ops::DerefMut};
 
-use sqlx::{Database, Decode, Encode, FromRow, Pool, Transaction, Type};
+use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 
-use crate::domain::ports::PortError;
+use crate::domain::ports::{Conflict, PortError};
 
 /// A store whose backend runs the statements shared by both dialects.
 pub(crate) trait SqlStore: Send + Sync + std::fmt::Debug + 'static {
@@ -157,3 +157,27 @@ impl<DB: Database, T: for<'r> Decode<'r, DB> + Type<DB>> Column<DB> for T {}
 /// A row read whole into a record, on backend `DB`.
 pub(crate) trait Record<DB: Database>: for<'r> FromRow<'r, DB::Row> {}
 impl<DB: Database, T: for<'r> FromRow<'r, DB::Row>> Record<DB> for T {}
+
+/// Holds row `$1` for the rest of the transaction and checks its state: `guard` is an `UPDATE`
+/// that changes nothing (`SET status = status`) with the state the write needs in its `WHERE`;
+/// `Conflict(conflict)` when the row is not in that state. On PostgreSQL a writer of the same
+/// row (a closing, an approval) waits for the transaction, or the transaction for it, and then
+/// sees what it wrote; SQLite's one writer already takes them one at a time.
+pub(crate) async fn hold_row<S>(
+    conn: &mut <S::Db as Database>::Connection,
+    guard: &'static str,
+    id: i64,
+    conflict: Conflict,
+) -> Result<(), PortError>
+where
+    S: SqlStore,
+    for<'c> &'c mut <S::Db as Database>::Connection: Executor<'c, Database = S::Db>,
+    <S::Db as Database>::Arguments: IntoArguments<S::Db>,
+    i64: Param<S::Db>,
+{
+    let held = sqlx::query(guard).bind(id).execute(&mut *conn).await?;
+    if S::rows_affected(&held) != 1 {
+        return Err(PortError::Conflict(conflict));
+    }
+    Ok(())
+}

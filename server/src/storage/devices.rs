@@ -5,7 +5,7 @@
 use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Type};
 use time::{Date, OffsetDateTime};
 
-use super::backend::{Column, Param, Record, SqlStore};
+use super::backend::{Column, Param, Record, SqlStore, hold_row};
 use crate::domain::ports::PortError;
 
 pub use crate::domain::ports::devices::{
@@ -170,15 +170,9 @@ where
         at: time::OffsetDateTime,
     ) -> Result<u64, PortError> {
         let mut tx = self.begin_write().await?;
-        // Holds the allocation's row (PostgreSQL) and checks that it is not approved: an
-        // approval waits for the nomination, or the nomination sees the approval.
-        let open = sqlx::query("UPDATE device_allocations SET status = status WHERE id = $1 AND status <> 'APPROVED'")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        if S::rows_affected(&open) != 1 {
-            return Err(PortError::Conflict(crate::domain::ports::Conflict::Approved));
-        }
+        // An approval waits for the nomination, or the nomination sees the approval.
+        let not_approved = "UPDATE device_allocations SET status = status WHERE id = $1 AND status <> 'APPROVED'";
+        hold_row::<S>(&mut tx, not_approved, id, crate::domain::ports::Conflict::Approved).await?;
         let mut added = 0;
         for chunk in codes.chunks(PLACES_PER_INSERT) {
             let mut insert = sqlx::QueryBuilder::<S::Db>::new(

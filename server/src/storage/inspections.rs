@@ -4,8 +4,8 @@
 use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Type};
 use time::{Date, OffsetDateTime};
 
-use super::backend::{Column, Param, Record, SqlStore};
-use crate::domain::ports::PortError;
+use super::backend::{Column, Param, Record, SqlStore, hold_row};
+use crate::domain::ports::{Conflict, PortError};
 
 pub use crate::domain::ports::inspections::{
     Finding, FindingChange, FindingUpdate, InspectionStore, NewInspection, SampledHousehold, StoredInspection,
@@ -20,6 +20,10 @@ macro_rules! select_inspections {
         )
     };
 }
+
+/// What is added to an inspection (a finding, a sample) holds its row and needs it open: it is
+/// numbered after the one added before it, and a closing waits for it.
+const OPEN_INSPECTION: &str = "UPDATE inspections SET status = status WHERE id = $1 AND status = 'OPEN'";
 
 /// One implementation for both backends: every statement reads the same in both dialects.
 #[async_trait::async_trait]
@@ -119,7 +123,7 @@ where
 
     async fn add_finding(&self, f: &Finding) -> Result<i64, PortError> {
         let mut tx = self.begin_write().await?;
-        lock_open::<S>(&mut tx, f.inspection_id).await?;
+        hold_row::<S>(&mut tx, OPEN_INSPECTION, f.inspection_id, Conflict::InspectionClosed).await?;
         let (last,): (Option<i64>,) =
             sqlx::query_as("SELECT MAX(number) FROM inspection_findings WHERE inspection_id = $1")
                 .bind(f.inspection_id)
@@ -216,7 +220,7 @@ where
 
     async fn insert_sample(&self, s: &SampledHousehold) -> Result<i64, PortError> {
         let mut tx = self.begin_write().await?;
-        lock_open::<S>(&mut tx, s.inspection_id).await?;
+        hold_row::<S>(&mut tx, OPEN_INSPECTION, s.inspection_id, Conflict::InspectionClosed).await?;
         let (last,): (Option<i64>,) =
             sqlx::query_as("SELECT MAX(number) FROM inspection_samples WHERE inspection_id = $1")
                 .bind(s.inspection_id)
@@ -264,24 +268,4 @@ where
         .fetch_all(self.reader())
         .await?)
     }
-}
-
-/// Locks inspection `id`'s row for the transaction (PostgreSQL; SQLite's one writer already
-/// waits) and checks that it is open: what is added to an inspection, a finding or a sample, is
-/// numbered after the one added before it, and a closing waits for it.
-async fn lock_open<S>(conn: &mut <S::Db as Database>::Connection, id: i64) -> Result<(), PortError>
-where
-    S: SqlStore,
-    for<'c> &'c mut <S::Db as Database>::Connection: Executor<'c, Database = S::Db>,
-    <S::Db as Database>::Arguments: IntoArguments<S::Db>,
-    i64: Param<S::Db>,
-{
-    let open = sqlx::query("UPDATE inspections SET status = status WHERE id = $1 AND status = 'OPEN'")
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    if S::rows_affected(&open) != 1 {
-        return Err(PortError::Conflict(crate::domain::ports::Conflict::InspectionClosed));
-    }
-    Ok(())
 }
