@@ -301,3 +301,33 @@ async fn two_operators_enrolling_the_same_household_at_once_get_one_line() {
     let all = app.client("DOICT").await.list_enrollments(Default::default()).await.unwrap().enrollments;
     assert_eq!(all.len(), 2);
 }
+
+/// One idempotency key sent with two different enrolments at the same moment (a client that
+/// reuses its keys): one is enrolled, the other is told the key was used for another request,
+/// and nothing of it is kept. On PostgreSQL the key's table is held from outside until both
+/// wait at their writes, so that both have looked the key up before either stores it.
+#[tokio::test]
+async fn one_key_for_two_enrolments_at_the_same_moment_enrols_one_and_names_the_key_to_the_other() {
+    let app = TestApp::spawn().await;
+    with_register(&app).await;
+    let (one, other) = (app.client("VNPT").await, app.client("VNPT").await);
+    let hold = app.db.hold_writes("enrollment_writes").await;
+    let released = async {
+        if let Some(hold) = hold {
+            hold.release_when_waiting(2).await;
+        }
+    };
+    let (a, b, ()) = tokio::join!(
+        one.enroll(enroll_request("same-key", "HH-1", 1, "0912000001", "2025-02-01")),
+        other.enroll(enroll_request("same-key", "HH-2", 2, "0912000002", "2025-02-01")),
+        released
+    );
+    let (kept, refused) = match (a, b) {
+        (Ok(e), Err(r)) | (Err(r), Ok(e)) => (e, r),
+        (a, b) => panic!("exactly one enrolment is kept: {a:?} {b:?}"),
+    };
+    assert_eq!(refused.code(), Some(Code::AlreadyExists), "{refused}");
+    assert!(refused.to_string().contains("same-key"), "the refusal names the key: {refused}");
+    let other_code = if kept.household_code == "HH-1" { "HH-2" } else { "HH-1" };
+    assert!(enrollments_of(&one, other_code).await.is_empty(), "the refused enrolment is not kept");
+}

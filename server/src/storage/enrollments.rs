@@ -90,6 +90,13 @@ where
         Ok(sqlx::query_as(OF_HOUSEHOLD).bind(code).fetch_all(&mut *conn).await?)
     }
 
+    /// Holds the operator's idempotency key for the transaction, so that a second write with it
+    /// waits and then finds the first (else both find none, and the second's key breaks the
+    /// table's key instead of being answered). Taken before the household and the number.
+    async fn lock_write_key(conn: &mut <S::Db as Database>::Connection, key: &WriteKey<'_>) -> Result<(), PortError> {
+        S::lock_key(conn, &format!("write:{}:{}", key.operator, key.key)).await
+    }
+
     /// What an earlier write with the key did: `Err` when it asked something else.
     async fn earlier_write(
         conn: &mut <S::Db as Database>::Connection,
@@ -133,6 +140,7 @@ where
         allowed: u32,
         transfer: bool,
     ) -> Result<EnrollOutcome, PortError> {
+        Self::lock_write_key(&mut *conn, key).await?;
         S::lock_key(&mut *conn, &new.household_code).await?;
         S::lock_key(&mut *conn, &new.phone_number).await?;
         match Self::earlier_write(&mut *conn, key).await? {
@@ -207,6 +215,7 @@ where
         key: &WriteKey<'_>,
         ending: &Ending<'_>,
     ) -> Result<DeenrollOutcome, PortError> {
+        Self::lock_write_key(&mut *conn, key).await?;
         match Self::earlier_write(&mut *conn, key).await? {
             Some(Ok((row, _))) => return Ok(DeenrollOutcome::Replayed(Box::new(row))),
             Some(Err(())) => return Ok(DeenrollOutcome::KeyReused),
