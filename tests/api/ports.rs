@@ -77,7 +77,11 @@ async fn the_unit_port_seeds_once_and_saves_new_and_changed_versions_together() 
         name: format!("{} (cũ)", commune.name),
         ..commune.clone()
     };
-    units.save_units(std::slice::from_ref(&merged), std::slice::from_ref(&ended)).await.unwrap();
+    // Checked against units that are no longer those stored: nothing is stored.
+    let err = units.save_units(&reference[1..], std::slice::from_ref(&merged), &[]).await.unwrap_err();
+    assert!(matches!(err, PortError::Conflict(Conflict::ChangedSince)), "{err:?}");
+    assert_eq!(units.units().await.unwrap(), reference);
+    units.save_units(&reference, std::slice::from_ref(&merged), std::slice::from_ref(&ended)).await.unwrap();
     let now = units.units().await.unwrap();
     assert_eq!(now.len(), reference.len() + 1);
     assert_eq!(now.iter().find(|u| u.code == merged.code), Some(&merged));
@@ -86,7 +90,7 @@ async fn the_unit_port_seeds_once_and_saves_new_and_changed_versions_together() 
     // A new version whose code and start are taken changes nothing, the change included.
     let again = AdminUnit { name: "Xã Khác".into(), ..merged.clone() };
     let renamed = AdminUnit { name: "Tên khác".into(), ..ended.clone() };
-    assert!(units.save_units(&[again], &[renamed]).await.is_err());
+    assert!(units.save_units(&now, &[again], &[renamed]).await.is_err());
     assert_eq!(units.units().await.unwrap(), now, "nothing of a failed save is kept");
 }
 

@@ -151,3 +151,49 @@ async fn bad_unit_changes_are_refused_whole() {
     let err = app.client("DOLISA").await.record_units(vec![]).await.unwrap_err();
     assert!(matches!(err, Error::PermissionDenied(_)));
 }
+
+/// Two unit changes recorded at the same moment (two of ICT's staff) give what they would one
+/// after the other: the same new commune twice is one commune; two new versions of a commune
+/// never both stay open. On PostgreSQL the units' table is held from outside until both wait
+/// at their writes, so that both have checked against the units before either is stored.
+#[tokio::test]
+async fn unit_changes_recorded_at_the_same_moment_give_what_they_would_one_after_the_other() {
+    let app = TestApp::spawn().await;
+    let (one, other) = (app.client("DOICT").await, app.client("DOICT").await);
+    let race = |a: Vec<proto::AdministrativeUnit>, b: Vec<proto::AdministrativeUnit>| {
+        let (one, other, db) = (&one, &other, &app.db);
+        async move {
+            let hold = db.hold_writes("admin_units").await;
+            let released = async {
+                if let Some(hold) = hold {
+                    hold.release_when_waiting(2).await;
+                }
+            };
+            let (x, y, ()) = tokio::join!(one.record_units(a), other.record_units(b), released);
+            (x, y)
+        }
+    };
+    let new = || vec![unit("99901", Commune, "Xã Mới", "660", "2026-01-01", "", "")];
+    let (x, y) = race(new(), new()).await;
+    x.unwrap();
+    y.unwrap();
+    let listed = one.list_units(proto::ListUnitsRequest { parent_code: "660".into(), ..Default::default() }).await;
+    assert_eq!(listed.unwrap().iter().filter(|u| u.code == "99901").count(), 1, "one commune, one version");
+
+    let renamed = |name: &str, from: &str| vec![unit("24611", Commune, name, "660", from, "", "")];
+    let (x, y) = race(renamed("Phường Một", "2026-03-01"), renamed("Phường Hai", "2026-04-01")).await;
+    match (&x, &y) {
+        (Ok(_), Ok(_)) => {}
+        // Recorded second, the earlier date no longer follows the latest version.
+        (Err(e), Ok(_)) => assert_eq!(fields(e), ["units[0].valid_from"], "{e}"),
+        (x, y) => panic!("the later version is recorded either way: {x:?} {y:?}"),
+    }
+    for day in ["2026-02-15", "2026-03-15", "2026-04-15"] {
+        let at = one
+            .list_units(proto::ListUnitsRequest { as_of: day.into(), parent_code: "660".into(), ..Default::default() })
+            .await
+            .unwrap();
+        let versions: Vec<_> = at.iter().filter(|u| u.code == "24611").map(|u| u.name.as_str()).collect();
+        assert_eq!(versions.len(), 1, "one version of 24611 on {day}: {versions:?}");
+    }
+}

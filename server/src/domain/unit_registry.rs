@@ -18,6 +18,9 @@ use super::{
 };
 use crate::domain::ports::{PortError, UnitStore};
 
+/// How many times a unit change is checked again when another was stored meanwhile.
+const RECORD_ATTEMPTS: usize = 3;
+
 /// How long the cached table is used before it is read again (other hubs may change it).
 const CACHE_TTL: Duration = Duration::from_secs(10);
 
@@ -87,13 +90,28 @@ impl UnitRegistry {
     /// Checks and records unit versions: new units, new versions of existing units (a new
     /// name or parent from a date; the version before ends that day), and new names, end
     /// dates and successors of existing versions. All or nothing. Returns (added, changed).
+    ///
+    /// The request is checked against the units as read, and stored only if they are still
+    /// those: a change stored meanwhile (another of ICT's staff) has the request checked again
+    /// against it, as if it had come second.
     pub async fn record(&self, inputs: &[UnitInput]) -> Result<(usize, usize), DomainError> {
-        let table = UnitTable::new(self.unit_store.units().await?);
-        let (new, changed) = check_units(inputs, &table)?;
-        self.unit_store.save_units(&new, &changed).await?;
-        *self.cached.write().expect("unit cache") = None;
-        tracing::info!(added = new.len(), changed = changed.len(), "administrative units recorded");
-        Ok((new.len(), changed.len()))
+        for _ in 0..RECORD_ATTEMPTS {
+            let read = self.unit_store.units().await?;
+            let table = UnitTable::new(read.clone());
+            let (new, changed) = check_units(inputs, &table)?;
+            match self.unit_store.save_units(&read, &new, &changed).await {
+                Ok(()) => {
+                    *self.cached.write().expect("unit cache") = None;
+                    tracing::info!(added = new.len(), changed = changed.len(), "administrative units recorded");
+                    return Ok((new.len(), changed.len()));
+                }
+                Err(PortError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(DomainError::Unavailable(
+            "the units kept changing while these were checked; nothing was changed: send them again".into(),
+        ))
     }
 }
 

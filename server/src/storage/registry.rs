@@ -700,8 +700,14 @@ where
         Ok(true)
     }
 
-    async fn save_units(&self, new: &[AdminUnit], changed: &[AdminUnit]) -> Result<(), PortError> {
+    async fn save_units(&self, read: &[AdminUnit], new: &[AdminUnit], changed: &[AdminUnit]) -> Result<(), PortError> {
         let mut tx = self.begin_write().await?;
+        if let Some(lock) = S::lock_table("admin_units") {
+            sqlx::query(sqlx::AssertSqlSafe(lock)).execute(&mut *tx).await?;
+        }
+        if RegistryQueries::<S>::units(&mut tx).await? != read {
+            return Err(PortError::Conflict(crate::domain::ports::Conflict::ChangedSince));
+        }
         RegistryQueries::<S>::save_units(&mut tx, new, changed).await?;
         tx.commit().await?;
         Ok(())

@@ -157,8 +157,10 @@ pub trait UnitStore: Send + Sync + std::fmt::Debug {
     async fn seed_units(&self, units: &[AdminUnit]) -> Result<bool, PortError>;
 
     /// In one transaction: inserts `new` unit versions, and writes the name, end date and
-    /// successor of the `changed` versions (found by code and start date).
-    async fn save_units(&self, new: &[AdminUnit], changed: &[AdminUnit]) -> Result<(), PortError>;
+    /// successor of the `changed` versions (found by code and start date), if the units are
+    /// still `read` (those they were checked against); `Conflict(ChangedSince)` when another
+    /// change was stored meanwhile. Changes are stored one at a time.
+    async fn save_units(&self, read: &[AdminUnit], new: &[AdminUnit], changed: &[AdminUnit]) -> Result<(), PortError>;
 }
 
 /// Batches of household records: received, staged, applied whole or not at all.
