@@ -764,3 +764,59 @@ async fn a_nomination_answered_as_kept_came_before_the_approval() {
         }
     }
 }
+
+/// A device is handed over once: a tablet's serial number recorded for one household is
+/// refused for another, by name, also when both are recorded at the same moment (on
+/// PostgreSQL the hand-overs' table is held from outside until both wait at their writes).
+#[tokio::test]
+async fn a_serial_number_is_one_device_handed_over_once() {
+    let (app, digest) = submitted_list().await;
+    let (ict, committee) = (app.client("DOICT").await, app.client("UBND").await);
+    committee
+        .approve_allocation(proto::ApproveRequest {
+            decision_number: DECISION.into(),
+            approval_number: "55/QĐ-UBND".into(),
+            list_digest: digest,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let tablets: Vec<String> = recipients(&ict, DECISION)
+        .await
+        .into_iter()
+        .filter(|r| r.device_type() == proto::DeviceType::Tablet)
+        .map(|r| r.household_code)
+        .collect();
+    assert_eq!(tablets.len(), 3, "{tablets:?}");
+    let tablet = |code: &str, serial: &str| proto::RecordHandoverRequest {
+        kind: Some(proto::record_handover_request::Kind::Device(proto::DeviceHandover {
+            device_type: proto::DeviceType::Tablet.into(),
+            serial_number: serial.into(),
+            imei: String::new(),
+        })),
+        ..phone(code, "")
+    };
+    ict.record_handover(tablet(&tablets[0], "TAB-2025-0001")).await.unwrap();
+    let err = ict.record_handover(tablet(&tablets[1], "TAB-2025-0001")).await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::AlreadyExists), "{err}");
+    assert!(
+        err.to_string().contains("TAB-2025-0001") && err.to_string().contains(&tablets[0]),
+        "the refusal names the serial number and who has the device: {err}"
+    );
+    let other = app.client("DOICT").await;
+    let hold = app.db.hold_writes("device_handovers").await;
+    let released = async {
+        if let Some(hold) = hold {
+            hold.release_when_waiting(2).await;
+        }
+    };
+    let (x, y, ()) = tokio::join!(
+        ict.record_handover(tablet(&tablets[1], "TAB-2025-0002")),
+        other.record_handover(tablet(&tablets[2], "TAB-2025-0002")),
+        released
+    );
+    match (x, y) {
+        (Ok(_), Err(e)) | (Err(e), Ok(_)) => assert_eq!(e.code(), Some(Code::AlreadyExists), "{e}"),
+        (x, y) => panic!("one of the two is recorded: {x:?} {y:?}"),
+    }
+}

@@ -933,7 +933,8 @@ async fn the_allocation_and_place_ports_carry_a_list_from_proposal_to_hand_over(
     let err = allocations.nominate_households(id, &[c.into()], "GIANGHIA", "hộ khó khăn", AT).await.unwrap_err();
     assert!(matches!(err, PortError::Conflict(Conflict::Approved)), "{err:?}");
 
-    // Hand-overs: once per household, an IMEI once, only on an approved list's places.
+    // Hand-overs: once per household, an IMEI and a serial number once, only on an approved
+    // list's places.
     assert_eq!(places.record_handover(&handover(b, id, "356938035643809")).await.unwrap(), HandoverOutcome::Recorded);
     assert!(matches!(
         places.record_handover(&handover(b, id, "356938035643817")).await.unwrap(),
@@ -943,6 +944,11 @@ async fn the_allocation_and_place_ports_carry_a_list_from_proposal_to_hand_over(
     assert_eq!(
         places.record_handover(&handover(c, id, "356938035643809")).await.unwrap(),
         HandoverOutcome::ImeiUsed { household_code: b.into() }
+    );
+    // Another IMEI, but the serial number of b's tablet.
+    assert_eq!(
+        places.record_handover(&handover(c, id, "356938035643841")).await.unwrap(),
+        HandoverOutcome::SerialUsed { household_code: b.into() }
     );
     assert_eq!(
         places.record_handover(&handover(c, other, "356938035643833")).await.unwrap(),

@@ -925,6 +925,11 @@ impl DeviceService {
                 "IMEI {} was recorded for household {household_code}'s device",
                 handover.imei.unwrap_or_default()
             ))),
+            HandoverOutcome::SerialUsed { household_code } => Err(DomainError::AlreadyExists(format!(
+                "serial number {} was recorded for household {household_code}'s {place_device}: a device is \
+                 handed over once",
+                handover.serial_number.unwrap_or_default()
+            ))),
             HandoverOutcome::NotOnList => Err(DomainError::FailedPrecondition(format!(
                 "household {code} is not on the approved list of decision {number}"
             ))),

@@ -455,6 +455,10 @@ where
         if let Some(imei) = &h.imei {
             S::lock_key(&mut *tx, &format!("imei:{imei}")).await?;
         }
+        let serial = h.serial_number.as_ref().zip(h.device_type.as_ref());
+        if let Some((serial, device_type)) = serial {
+            S::lock_key(&mut *tx, &format!("serial:{device_type}:{serial}")).await?;
+        }
         let status: Option<(String,)> = sqlx::query_as("SELECT status FROM device_allocations WHERE id = $1")
             .bind(h.allocation_id)
             .fetch_optional(&mut *tx)
@@ -489,6 +493,18 @@ where
                 .await?;
             if let Some((household_code,)) = used {
                 return Ok(HandoverOutcome::ImeiUsed { household_code });
+            }
+        }
+        if let Some((serial, device_type)) = serial {
+            let used: Option<(String,)> = sqlx::query_as(
+                "SELECT household_code FROM device_handovers WHERE serial_number = $1 AND device_type = $2",
+            )
+            .bind(serial)
+            .bind(device_type)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((household_code,)) = used {
+                return Ok(HandoverOutcome::SerialUsed { household_code });
             }
         }
         sqlx::query(

@@ -203,6 +203,10 @@ pub enum HandoverOutcome {
     ImeiUsed {
         household_code: String,
     },
+    /// The serial number was recorded for another household's device of the same type.
+    SerialUsed {
+        household_code: String,
+    },
 }
 
 /// Device allocations: the decision, its list of places as proposed and amended, the
