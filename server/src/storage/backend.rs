@@ -181,3 +181,17 @@ where
     }
     Ok(())
 }
+
+/// Serialises writes of `table` for the rest of the transaction where the backend has more
+/// than one writer ([`SqlStore::lock_table`]); nothing where it has one.
+pub(crate) async fn hold_table<S>(conn: &mut <S::Db as Database>::Connection, table: &str) -> Result<(), PortError>
+where
+    S: SqlStore,
+    for<'c> &'c mut <S::Db as Database>::Connection: Executor<'c, Database = S::Db>,
+    <S::Db as Database>::Arguments: IntoArguments<S::Db>,
+{
+    if let Some(lock) = S::lock_table(table) {
+        sqlx::query(sqlx::AssertSqlSafe(lock)).execute(&mut *conn).await?;
+    }
+    Ok(())
+}

@@ -5,7 +5,7 @@
 use sqlx::{Database, Encode, Executor, IntoArguments, Type};
 use time::{Date, OffsetDateTime};
 
-use super::backend::{Param, Record, SqlStore};
+use super::backend::{Param, Record, SqlStore, hold_table};
 pub use crate::domain::ports::policy::{
     DecisionRun, MatchedState, StoredDecision, StoredPolicy, add_state, histories_from_states,
 };
@@ -90,7 +90,7 @@ where
     async fn seed_policy(&self, rows: &[StoredPolicy]) -> Result<bool, PortError> {
         let mut tx = self.begin_write().await?;
         // Hubs starting together on an empty database seed once.
-        lock_versions::<S>(&mut tx).await?;
+        hold_table::<S>(&mut tx, "policy_versions").await?;
         let (n,): (i64,) = sqlx::query_as(COUNT_POLICY).fetch_one(&mut *tx).await?;
         if n > 0 {
             return Ok(false);
@@ -104,7 +104,7 @@ where
 
     async fn add_policy_version(&self, row: &StoredPolicy) -> Result<(), PortError> {
         let mut tx = self.begin_write().await?;
-        lock_versions::<S>(&mut tx).await?;
+        hold_table::<S>(&mut tx, "policy_versions").await?;
         add_version::<S>(&mut tx, row).await?;
         tx.commit().await?;
         Ok(())
@@ -128,19 +128,6 @@ where
             .await?;
         Ok(S::rows_affected(&done) == 1)
     }
-}
-
-/// Serialises writes of policy versions where the backend has more than one writer.
-async fn lock_versions<S>(conn: &mut <S::Db as Database>::Connection) -> Result<(), PortError>
-where
-    S: SqlStore,
-    for<'c> &'c mut <S::Db as Database>::Connection: Executor<'c, Database = S::Db>,
-    <S::Db as Database>::Arguments: IntoArguments<S::Db>,
-{
-    if let Some(lock) = S::lock_table("policy_versions") {
-        sqlx::query(sqlx::AssertSqlSafe(lock)).execute(&mut *conn).await?;
-    }
-    Ok(())
 }
 
 /// `Conflict` when the version does not follow every stored one.

@@ -17,7 +17,7 @@ use time::{Date, OffsetDateTime};
 use super::eligibility::MatchedState;
 use super::{
     PortError,
-    backend::{Column, Param, Record, SqlStore},
+    backend::{Column, Param, Record, SqlStore, hold_table},
     shared::case_sql,
 };
 use crate::domain::{
@@ -689,9 +689,7 @@ where
 
     async fn seed_units(&self, units: &[AdminUnit]) -> Result<bool, PortError> {
         let mut tx = self.begin_write().await?;
-        if let Some(lock) = S::lock_table("admin_units") {
-            sqlx::query(sqlx::AssertSqlSafe(lock)).execute(&mut *tx).await?;
-        }
+        hold_table::<S>(&mut tx, "admin_units").await?;
         if RegistryQueries::<S>::count_units(&mut tx).await? > 0 {
             return Ok(false);
         }
@@ -702,9 +700,7 @@ where
 
     async fn save_units(&self, read: &[AdminUnit], new: &[AdminUnit], changed: &[AdminUnit]) -> Result<(), PortError> {
         let mut tx = self.begin_write().await?;
-        if let Some(lock) = S::lock_table("admin_units") {
-            sqlx::query(sqlx::AssertSqlSafe(lock)).execute(&mut *tx).await?;
-        }
+        hold_table::<S>(&mut tx, "admin_units").await?;
         if RegistryQueries::<S>::units(&mut tx).await? != read {
             return Err(PortError::Conflict(crate::domain::ports::Conflict::ChangedSince));
         }
